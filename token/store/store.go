@@ -1,0 +1,135 @@
+// Package store keeps a token on disk: its users, its token objects and the
+// key that protects secret material at rest. It is shared by many processes
+// at once (the CLI, nginx workers, a JVM): a change committed by one is seen
+// by the others' next call, and a process killed at any instant never leaves
+// a token that fails to open nor loses a committed object.
+//
+// Store is the narrow interface the token layer uses; Open returns the
+// SQLite implementation. Secret attribute values reach the store already
+// sealed (see Seal/Open helpers); the store itself never sees plaintext
+// secrets.
+package store
+
+import (
+	"errors"
+
+	"gohsm/internal/ck"
+)
+
+var (
+	ErrNotFound       = errors.New("store: not found")
+	ErrExists         = errors.New("store: already exists")
+	ErrNotInitialized = errors.New("store: token not initialized")
+)
+
+// TokenRecord is the token-wide state.
+type TokenRecord struct {
+	Label        string // CK_TOKEN_INFO.label, up to 32 bytes
+	SerialNumber string // 16 characters, fixed at init
+	// Created is set at initialisation (Unix seconds).
+	Created int64
+}
+
+// Role of a user: crypto officer (logs in as CKU_SO) or crypto user (CKU_USER).
+type Role int
+
+const (
+	RoleCO Role = 1
+	RoleCU Role = 2
+)
+
+// UserRecord is one named user. Names are stored lowercase.
+type UserRecord struct {
+	Name string
+	Role Role
+	// KDF names and parameterises the password KDF (argon2id), so the cost
+	// can change without breaking existing users.
+	KDF KDFParams
+	// Salt for the KDF.
+	Salt []byte
+	// WrappedKey is the token key sealed under the key derived from the
+	// user's password (AES-256-GCM, AAD = user name). It is empty when the
+	// user has no password yet.
+	WrappedKey []byte
+	// FailedLogins counts consecutive wrong passwords; Locked is set once the
+	// threshold is reached and cleared only by a password reset.
+	FailedLogins int
+	Locked       bool
+}
+
+// KDFParams are argon2id parameters.
+type KDFParams struct {
+	Time    uint32
+	Memory  uint32 // KiB
+	Threads uint8
+}
+
+// ObjectRecord is one token object. Attrs holds every attribute in its
+// Cryptoki encoding (CK_BBOOL 1 byte, CK_ULONG 8 bytes little-endian, byte
+// strings as is); attributes that are secret (secret-key values, private-key
+// components) are not in Attrs but in Sealed, each sealed with AAD binding it
+// to the object's UniqueID and attribute type.
+type ObjectRecord struct {
+	ID       int64  // row id; the object's handle in every process
+	UniqueID string // CKA_UNIQUE_ID
+	Owner    string // owning crypto user ("" for objects created without login)
+	Private  bool   // CKA_PRIVATE
+	Attrs    map[ck.AttributeType][]byte
+	Sealed   map[ck.AttributeType][]byte
+	// Version increases on every update of the object.
+	Version int64
+}
+
+// Query selects objects for C_FindObjects. Attributes in Match are compared
+// byte for byte and answered from an index; Viewer filters visibility: an
+// object is visible when it is not private, or Viewer owns it, or it is shared
+// with Viewer. Viewer "" sees only non-private objects.
+type Query struct {
+	Match  map[ck.AttributeType][]byte
+	Viewer string
+}
+
+// Store is the token store.
+type Store interface {
+	Close() error
+
+	// Generation changes whenever any process commits a change to the store;
+	// it is cheap enough to call on every PKCS#11 call.
+	Generation() (uint64, error)
+
+	Token() (*TokenRecord, error) // ErrNotInitialized before InitToken
+	// InitToken (re)initialises the token: every user and object is removed,
+	// then the token record and the first crypto officer are written, in one
+	// transaction.
+	InitToken(t TokenRecord, co UserRecord) error
+	SetTokenLabel(label string) error
+
+	User(name string) (*UserRecord, error)
+	Users() ([]UserRecord, error)
+	CreateUser(u UserRecord) error // ErrExists
+	// UpdateUser replaces the password material and lockout state.
+	UpdateUser(u UserRecord) error
+	DeleteUser(name string) error
+	// LoginFailed atomically increments the user's failure count, locking
+	// the user when it reaches threshold; it returns the new state.
+	LoginFailed(name string, threshold int) (failures int, locked bool, err error)
+	// LoginSucceeded resets the failure count.
+	LoginSucceeded(name string) error
+
+	// CreateObject stores a new object and returns it with ID and Version set.
+	CreateObject(o ObjectRecord) (ObjectRecord, error)
+	Object(id int64) (*ObjectRecord, error)
+	// ObjectVersion returns the object's Version without loading it.
+	ObjectVersion(id int64) (int64, error)
+	// UpdateObject replaces Attrs/Sealed/Private if the stored Version still
+	// equals o.Version, and returns the new Version.
+	UpdateObject(o ObjectRecord) (int64, error)
+	DeleteObject(id int64) error
+	Find(q Query) ([]int64, error)
+	// CountOwned is the number of objects a user owns.
+	CountOwned(owner string) (int, error)
+
+	Share(id int64, user string) error
+	Unshare(id int64, user string) error
+	SharedWith(id int64) ([]string, error)
+}
