@@ -3,762 +3,943 @@
 package ck
 
 const (
-	CK_TRUE                              ULong           = 0x1
-	CK_FALSE                             ULong           = 0x0
-	CK_UNAVAILABLE_INFORMATION           ULong           = 0xffffffffffffffff
-	CK_EFFECTIVELY_INFINITE              ULong           = 0x0
-	CK_INVALID_HANDLE                    ULong           = 0x0
-	CKN_SURRENDER                        ULong           = 0x0
-	CKN_OTP_CHANGED                      ULong           = 0x1
-	CKF_TOKEN_PRESENT                    ULong           = 0x1
-	CKF_REMOVABLE_DEVICE                 ULong           = 0x2
-	CKF_HW_SLOT                          ULong           = 0x4
-	CKF_RNG                              ULong           = 0x1
-	CKF_WRITE_PROTECTED                  ULong           = 0x2
-	CKF_LOGIN_REQUIRED                   ULong           = 0x4
-	CKF_USER_PIN_INITIALIZED             ULong           = 0x8
-	CKF_RESTORE_KEY_NOT_NEEDED           ULong           = 0x20
-	CKF_CLOCK_ON_TOKEN                   ULong           = 0x40
-	CKF_PROTECTED_AUTHENTICATION_PATH    ULong           = 0x100
-	CKF_DUAL_CRYPTO_OPERATIONS           ULong           = 0x200
-	CKF_TOKEN_INITIALIZED                ULong           = 0x400
-	CKF_SECONDARY_AUTHENTICATION         ULong           = 0x800
-	CKF_USER_PIN_COUNT_LOW               ULong           = 0x10000
-	CKF_USER_PIN_FINAL_TRY               ULong           = 0x20000
-	CKF_USER_PIN_LOCKED                  ULong           = 0x40000
-	CKF_USER_PIN_TO_BE_CHANGED           ULong           = 0x80000
-	CKF_SO_PIN_COUNT_LOW                 ULong           = 0x100000
-	CKF_SO_PIN_FINAL_TRY                 ULong           = 0x200000
-	CKF_SO_PIN_LOCKED                    ULong           = 0x400000
-	CKF_SO_PIN_TO_BE_CHANGED             ULong           = 0x800000
-	CKF_ERROR_STATE                      ULong           = 0x1000000
-	CKU_SO                               UserType        = 0x0
-	CKU_USER                             UserType        = 0x1
-	CKU_CONTEXT_SPECIFIC                 UserType        = 0x2
-	CKS_RO_PUBLIC_SESSION                State           = 0x0
-	CKS_RO_USER_FUNCTIONS                State           = 0x1
-	CKS_RW_PUBLIC_SESSION                State           = 0x2
-	CKS_RW_USER_FUNCTIONS                State           = 0x3
-	CKS_RW_SO_FUNCTIONS                  State           = 0x4
-	CKF_RW_SESSION                       ULong           = 0x2
-	CKF_SERIAL_SESSION                   ULong           = 0x4
-	CKO_DATA                             ObjectClass     = 0x0
-	CKO_CERTIFICATE                      ObjectClass     = 0x1
-	CKO_PUBLIC_KEY                       ObjectClass     = 0x2
-	CKO_PRIVATE_KEY                      ObjectClass     = 0x3
-	CKO_SECRET_KEY                       ObjectClass     = 0x4
-	CKO_HW_FEATURE                       ObjectClass     = 0x5
-	CKO_DOMAIN_PARAMETERS                ObjectClass     = 0x6
-	CKO_MECHANISM                        ObjectClass     = 0x7
-	CKO_OTP_KEY                          ObjectClass     = 0x8
-	CKO_VENDOR_DEFINED                   ObjectClass     = 0x80000000
-	CKH_MONOTONIC_COUNTER                ULong           = 0x1
-	CKH_CLOCK                            ULong           = 0x2
-	CKH_USER_INTERFACE                   ULong           = 0x3
-	CKH_VENDOR_DEFINED                   ULong           = 0x80000000
-	CKK_RSA                              KeyType         = 0x0
-	CKK_DSA                              KeyType         = 0x1
-	CKK_DH                               KeyType         = 0x2
-	CKK_ECDSA                            KeyType         = 0x3
-	CKK_EC                               KeyType         = 0x3
-	CKK_X9_42_DH                         KeyType         = 0x4
-	CKK_KEA                              KeyType         = 0x5
-	CKK_GENERIC_SECRET                   KeyType         = 0x10
-	CKK_RC2                              KeyType         = 0x11
-	CKK_RC4                              KeyType         = 0x12
-	CKK_DES                              KeyType         = 0x13
-	CKK_DES2                             KeyType         = 0x14
-	CKK_DES3                             KeyType         = 0x15
-	CKK_CAST                             KeyType         = 0x16
-	CKK_CAST3                            KeyType         = 0x17
-	CKK_CAST5                            KeyType         = 0x18
-	CKK_CAST128                          KeyType         = 0x18
-	CKK_RC5                              KeyType         = 0x19
-	CKK_IDEA                             KeyType         = 0x1a
-	CKK_SKIPJACK                         KeyType         = 0x1b
-	CKK_BATON                            KeyType         = 0x1c
-	CKK_JUNIPER                          KeyType         = 0x1d
-	CKK_CDMF                             KeyType         = 0x1e
-	CKK_AES                              KeyType         = 0x1f
-	CKK_BLOWFISH                         KeyType         = 0x20
-	CKK_TWOFISH                          KeyType         = 0x21
-	CKK_SECURID                          KeyType         = 0x22
-	CKK_HOTP                             KeyType         = 0x23
-	CKK_ACTI                             KeyType         = 0x24
-	CKK_CAMELLIA                         KeyType         = 0x25
-	CKK_ARIA                             KeyType         = 0x26
-	CKK_MD5_HMAC                         KeyType         = 0x27
-	CKK_SHA_1_HMAC                       KeyType         = 0x28
-	CKK_RIPEMD128_HMAC                   KeyType         = 0x29
-	CKK_RIPEMD160_HMAC                   KeyType         = 0x2a
-	CKK_SHA256_HMAC                      KeyType         = 0x2b
-	CKK_SHA384_HMAC                      KeyType         = 0x2c
-	CKK_SHA512_HMAC                      KeyType         = 0x2d
-	CKK_SHA224_HMAC                      KeyType         = 0x2e
-	CKK_SEED                             KeyType         = 0x2f
-	CKK_GOSTR3410                        KeyType         = 0x30
-	CKK_GOSTR3411                        KeyType         = 0x31
-	CKK_GOST28147                        KeyType         = 0x32
-	CKK_SHA3_224_HMAC                    KeyType         = 0x33
-	CKK_SHA3_256_HMAC                    KeyType         = 0x34
-	CKK_SHA3_384_HMAC                    KeyType         = 0x35
-	CKK_SHA3_512_HMAC                    KeyType         = 0x36
-	CKK_VENDOR_DEFINED                   KeyType         = 0x80000000
-	CK_CERTIFICATE_CATEGORY_UNSPECIFIED  ULong           = 0x0
-	CK_CERTIFICATE_CATEGORY_TOKEN_USER   ULong           = 0x1
-	CK_CERTIFICATE_CATEGORY_AUTHORITY    ULong           = 0x2
-	CK_CERTIFICATE_CATEGORY_OTHER_ENTITY ULong           = 0x3
-	CK_SECURITY_DOMAIN_UNSPECIFIED       ULong           = 0x0
-	CK_SECURITY_DOMAIN_MANUFACTURER      ULong           = 0x1
-	CK_SECURITY_DOMAIN_OPERATOR          ULong           = 0x2
-	CK_SECURITY_DOMAIN_THIRD_PARTY       ULong           = 0x3
-	CKC_X_509                            CertificateType = 0x0
-	CKC_X_509_ATTR_CERT                  CertificateType = 0x1
-	CKC_WTLS                             CertificateType = 0x2
-	CKC_VENDOR_DEFINED                   CertificateType = 0x80000000
-	CKF_ARRAY_ATTRIBUTE                  ULong           = 0x40000000
-	CK_OTP_FORMAT_DECIMAL                ULong           = 0x0
-	CK_OTP_FORMAT_HEXADECIMAL            ULong           = 0x1
-	CK_OTP_FORMAT_ALPHANUMERIC           ULong           = 0x2
-	CK_OTP_FORMAT_BINARY                 ULong           = 0x3
-	CK_OTP_PARAM_IGNORED                 ULong           = 0x0
-	CK_OTP_PARAM_OPTIONAL                ULong           = 0x1
-	CK_OTP_PARAM_MANDATORY               ULong           = 0x2
-	CKA_CLASS                            AttributeType   = 0x0
-	CKA_TOKEN                            AttributeType   = 0x1
-	CKA_PRIVATE                          AttributeType   = 0x2
-	CKA_LABEL                            AttributeType   = 0x3
-	CKA_APPLICATION                      AttributeType   = 0x10
-	CKA_VALUE                            AttributeType   = 0x11
-	CKA_OBJECT_ID                        AttributeType   = 0x12
-	CKA_CERTIFICATE_TYPE                 AttributeType   = 0x80
-	CKA_ISSUER                           AttributeType   = 0x81
-	CKA_SERIAL_NUMBER                    AttributeType   = 0x82
-	CKA_AC_ISSUER                        AttributeType   = 0x83
-	CKA_OWNER                            AttributeType   = 0x84
-	CKA_ATTR_TYPES                       AttributeType   = 0x85
-	CKA_TRUSTED                          AttributeType   = 0x86
-	CKA_CERTIFICATE_CATEGORY             AttributeType   = 0x87
-	CKA_JAVA_MIDP_SECURITY_DOMAIN        AttributeType   = 0x88
-	CKA_URL                              AttributeType   = 0x89
-	CKA_HASH_OF_SUBJECT_PUBLIC_KEY       AttributeType   = 0x8a
-	CKA_HASH_OF_ISSUER_PUBLIC_KEY        AttributeType   = 0x8b
-	CKA_NAME_HASH_ALGORITHM              AttributeType   = 0x8c
-	CKA_CHECK_VALUE                      AttributeType   = 0x90
-	CKA_KEY_TYPE                         AttributeType   = 0x100
-	CKA_SUBJECT                          AttributeType   = 0x101
-	CKA_ID                               AttributeType   = 0x102
-	CKA_SENSITIVE                        AttributeType   = 0x103
-	CKA_ENCRYPT                          AttributeType   = 0x104
-	CKA_DECRYPT                          AttributeType   = 0x105
-	CKA_WRAP                             AttributeType   = 0x106
-	CKA_UNWRAP                           AttributeType   = 0x107
-	CKA_SIGN                             AttributeType   = 0x108
-	CKA_SIGN_RECOVER                     AttributeType   = 0x109
-	CKA_VERIFY                           AttributeType   = 0x10a
-	CKA_VERIFY_RECOVER                   AttributeType   = 0x10b
-	CKA_DERIVE                           AttributeType   = 0x10c
-	CKA_START_DATE                       AttributeType   = 0x110
-	CKA_END_DATE                         AttributeType   = 0x111
-	CKA_MODULUS                          AttributeType   = 0x120
-	CKA_MODULUS_BITS                     AttributeType   = 0x121
-	CKA_PUBLIC_EXPONENT                  AttributeType   = 0x122
-	CKA_PRIVATE_EXPONENT                 AttributeType   = 0x123
-	CKA_PRIME_1                          AttributeType   = 0x124
-	CKA_PRIME_2                          AttributeType   = 0x125
-	CKA_EXPONENT_1                       AttributeType   = 0x126
-	CKA_EXPONENT_2                       AttributeType   = 0x127
-	CKA_COEFFICIENT                      AttributeType   = 0x128
-	CKA_PUBLIC_KEY_INFO                  AttributeType   = 0x129
-	CKA_PRIME                            AttributeType   = 0x130
-	CKA_SUBPRIME                         AttributeType   = 0x131
-	CKA_BASE                             AttributeType   = 0x132
-	CKA_PRIME_BITS                       AttributeType   = 0x133
-	CKA_SUBPRIME_BITS                    AttributeType   = 0x134
-	CKA_SUB_PRIME_BITS                   AttributeType   = 0x134
-	CKA_VALUE_BITS                       AttributeType   = 0x160
-	CKA_VALUE_LEN                        AttributeType   = 0x161
-	CKA_EXTRACTABLE                      AttributeType   = 0x162
-	CKA_LOCAL                            AttributeType   = 0x163
-	CKA_NEVER_EXTRACTABLE                AttributeType   = 0x164
-	CKA_ALWAYS_SENSITIVE                 AttributeType   = 0x165
-	CKA_KEY_GEN_MECHANISM                AttributeType   = 0x166
-	CKA_MODIFIABLE                       AttributeType   = 0x170
-	CKA_COPYABLE                         AttributeType   = 0x171
-	CKA_DESTROYABLE                      AttributeType   = 0x172
-	CKA_ECDSA_PARAMS                     AttributeType   = 0x180
-	CKA_EC_PARAMS                        AttributeType   = 0x180
-	CKA_EC_POINT                         AttributeType   = 0x181
-	CKA_SECONDARY_AUTH                   AttributeType   = 0x200
-	CKA_AUTH_PIN_FLAGS                   AttributeType   = 0x201
-	CKA_ALWAYS_AUTHENTICATE              AttributeType   = 0x202
-	CKA_WRAP_WITH_TRUSTED                AttributeType   = 0x210
-	CKA_WRAP_TEMPLATE                    AttributeType   = 0x40000211
-	CKA_UNWRAP_TEMPLATE                  AttributeType   = 0x40000212
-	CKA_DERIVE_TEMPLATE                  AttributeType   = 0x40000213
-	CKA_OTP_FORMAT                       AttributeType   = 0x220
-	CKA_OTP_LENGTH                       AttributeType   = 0x221
-	CKA_OTP_TIME_INTERVAL                AttributeType   = 0x222
-	CKA_OTP_USER_FRIENDLY_MODE           AttributeType   = 0x223
-	CKA_OTP_CHALLENGE_REQUIREMENT        AttributeType   = 0x224
-	CKA_OTP_TIME_REQUIREMENT             AttributeType   = 0x225
-	CKA_OTP_COUNTER_REQUIREMENT          AttributeType   = 0x226
-	CKA_OTP_PIN_REQUIREMENT              AttributeType   = 0x227
-	CKA_OTP_COUNTER                      AttributeType   = 0x22e
-	CKA_OTP_TIME                         AttributeType   = 0x22f
-	CKA_OTP_USER_IDENTIFIER              AttributeType   = 0x22a
-	CKA_OTP_SERVICE_IDENTIFIER           AttributeType   = 0x22b
-	CKA_OTP_SERVICE_LOGO                 AttributeType   = 0x22c
-	CKA_OTP_SERVICE_LOGO_TYPE            AttributeType   = 0x22d
-	CKA_GOSTR3410_PARAMS                 AttributeType   = 0x250
-	CKA_GOSTR3411_PARAMS                 AttributeType   = 0x251
-	CKA_GOST28147_PARAMS                 AttributeType   = 0x252
-	CKA_HW_FEATURE_TYPE                  AttributeType   = 0x300
-	CKA_RESET_ON_INIT                    AttributeType   = 0x301
-	CKA_HAS_RESET                        AttributeType   = 0x302
-	CKA_PIXEL_X                          AttributeType   = 0x400
-	CKA_PIXEL_Y                          AttributeType   = 0x401
-	CKA_RESOLUTION                       AttributeType   = 0x402
-	CKA_CHAR_ROWS                        AttributeType   = 0x403
-	CKA_CHAR_COLUMNS                     AttributeType   = 0x404
-	CKA_COLOR                            AttributeType   = 0x405
-	CKA_BITS_PER_PIXEL                   AttributeType   = 0x406
-	CKA_CHAR_SETS                        AttributeType   = 0x480
-	CKA_ENCODING_METHODS                 AttributeType   = 0x481
-	CKA_MIME_TYPES                       AttributeType   = 0x482
-	CKA_MECHANISM_TYPE                   AttributeType   = 0x500
-	CKA_REQUIRED_CMS_ATTRIBUTES          AttributeType   = 0x501
-	CKA_DEFAULT_CMS_ATTRIBUTES           AttributeType   = 0x502
-	CKA_SUPPORTED_CMS_ATTRIBUTES         AttributeType   = 0x503
-	CKA_ALLOWED_MECHANISMS               AttributeType   = 0x40000600
-	CKA_VENDOR_DEFINED                   AttributeType   = 0x80000000
-	CKM_RSA_PKCS_KEY_PAIR_GEN            MechanismType   = 0x0
-	CKM_RSA_PKCS                         MechanismType   = 0x1
-	CKM_RSA_9796                         MechanismType   = 0x2
-	CKM_RSA_X_509                        MechanismType   = 0x3
-	CKM_MD2_RSA_PKCS                     MechanismType   = 0x4
-	CKM_MD5_RSA_PKCS                     MechanismType   = 0x5
-	CKM_SHA1_RSA_PKCS                    MechanismType   = 0x6
-	CKM_RIPEMD128_RSA_PKCS               MechanismType   = 0x7
-	CKM_RIPEMD160_RSA_PKCS               MechanismType   = 0x8
-	CKM_RSA_PKCS_OAEP                    MechanismType   = 0x9
-	CKM_RSA_X9_31_KEY_PAIR_GEN           MechanismType   = 0xa
-	CKM_RSA_X9_31                        MechanismType   = 0xb
-	CKM_SHA1_RSA_X9_31                   MechanismType   = 0xc
-	CKM_RSA_PKCS_PSS                     MechanismType   = 0xd
-	CKM_SHA1_RSA_PKCS_PSS                MechanismType   = 0xe
-	CKM_DSA_KEY_PAIR_GEN                 MechanismType   = 0x10
-	CKM_DSA                              MechanismType   = 0x11
-	CKM_DSA_SHA1                         MechanismType   = 0x12
-	CKM_DSA_SHA224                       MechanismType   = 0x13
-	CKM_DSA_SHA256                       MechanismType   = 0x14
-	CKM_DSA_SHA384                       MechanismType   = 0x15
-	CKM_DSA_SHA512                       MechanismType   = 0x16
-	CKM_DSA_SHA3_224                     MechanismType   = 0x18
-	CKM_DSA_SHA3_256                     MechanismType   = 0x19
-	CKM_DSA_SHA3_384                     MechanismType   = 0x1a
-	CKM_DSA_SHA3_512                     MechanismType   = 0x1b
-	CKM_DH_PKCS_KEY_PAIR_GEN             MechanismType   = 0x20
-	CKM_DH_PKCS_DERIVE                   MechanismType   = 0x21
-	CKM_X9_42_DH_KEY_PAIR_GEN            MechanismType   = 0x30
-	CKM_X9_42_DH_DERIVE                  MechanismType   = 0x31
-	CKM_X9_42_DH_HYBRID_DERIVE           MechanismType   = 0x32
-	CKM_X9_42_MQV_DERIVE                 MechanismType   = 0x33
-	CKM_SHA256_RSA_PKCS                  MechanismType   = 0x40
-	CKM_SHA384_RSA_PKCS                  MechanismType   = 0x41
-	CKM_SHA512_RSA_PKCS                  MechanismType   = 0x42
-	CKM_SHA256_RSA_PKCS_PSS              MechanismType   = 0x43
-	CKM_SHA384_RSA_PKCS_PSS              MechanismType   = 0x44
-	CKM_SHA512_RSA_PKCS_PSS              MechanismType   = 0x45
-	CKM_SHA224_RSA_PKCS                  MechanismType   = 0x46
-	CKM_SHA224_RSA_PKCS_PSS              MechanismType   = 0x47
-	CKM_SHA512_224                       MechanismType   = 0x48
-	CKM_SHA512_224_HMAC                  MechanismType   = 0x49
-	CKM_SHA512_224_HMAC_GENERAL          MechanismType   = 0x4a
-	CKM_SHA512_224_KEY_DERIVATION        MechanismType   = 0x4b
-	CKM_SHA512_256                       MechanismType   = 0x4c
-	CKM_SHA512_256_HMAC                  MechanismType   = 0x4d
-	CKM_SHA512_256_HMAC_GENERAL          MechanismType   = 0x4e
-	CKM_SHA512_256_KEY_DERIVATION        MechanismType   = 0x4f
-	CKM_SHA512_T                         MechanismType   = 0x50
-	CKM_SHA512_T_HMAC                    MechanismType   = 0x51
-	CKM_SHA512_T_HMAC_GENERAL            MechanismType   = 0x52
-	CKM_SHA512_T_KEY_DERIVATION          MechanismType   = 0x53
-	CKM_SHA3_256_RSA_PKCS                MechanismType   = 0x60
-	CKM_SHA3_384_RSA_PKCS                MechanismType   = 0x61
-	CKM_SHA3_512_RSA_PKCS                MechanismType   = 0x62
-	CKM_SHA3_256_RSA_PKCS_PSS            MechanismType   = 0x63
-	CKM_SHA3_384_RSA_PKCS_PSS            MechanismType   = 0x64
-	CKM_SHA3_512_RSA_PKCS_PSS            MechanismType   = 0x65
-	CKM_SHA3_224_RSA_PKCS                MechanismType   = 0x66
-	CKM_SHA3_224_RSA_PKCS_PSS            MechanismType   = 0x67
-	CKM_RC2_KEY_GEN                      MechanismType   = 0x100
-	CKM_RC2_ECB                          MechanismType   = 0x101
-	CKM_RC2_CBC                          MechanismType   = 0x102
-	CKM_RC2_MAC                          MechanismType   = 0x103
-	CKM_RC2_MAC_GENERAL                  MechanismType   = 0x104
-	CKM_RC2_CBC_PAD                      MechanismType   = 0x105
-	CKM_RC4_KEY_GEN                      MechanismType   = 0x110
-	CKM_RC4                              MechanismType   = 0x111
-	CKM_DES_KEY_GEN                      MechanismType   = 0x120
-	CKM_DES_ECB                          MechanismType   = 0x121
-	CKM_DES_CBC                          MechanismType   = 0x122
-	CKM_DES_MAC                          MechanismType   = 0x123
-	CKM_DES_MAC_GENERAL                  MechanismType   = 0x124
-	CKM_DES_CBC_PAD                      MechanismType   = 0x125
-	CKM_DES2_KEY_GEN                     MechanismType   = 0x130
-	CKM_DES3_KEY_GEN                     MechanismType   = 0x131
-	CKM_DES3_ECB                         MechanismType   = 0x132
-	CKM_DES3_CBC                         MechanismType   = 0x133
-	CKM_DES3_MAC                         MechanismType   = 0x134
-	CKM_DES3_MAC_GENERAL                 MechanismType   = 0x135
-	CKM_DES3_CBC_PAD                     MechanismType   = 0x136
-	CKM_DES3_CMAC_GENERAL                MechanismType   = 0x137
-	CKM_DES3_CMAC                        MechanismType   = 0x138
-	CKM_CDMF_KEY_GEN                     MechanismType   = 0x140
-	CKM_CDMF_ECB                         MechanismType   = 0x141
-	CKM_CDMF_CBC                         MechanismType   = 0x142
-	CKM_CDMF_MAC                         MechanismType   = 0x143
-	CKM_CDMF_MAC_GENERAL                 MechanismType   = 0x144
-	CKM_CDMF_CBC_PAD                     MechanismType   = 0x145
-	CKM_DES_OFB64                        MechanismType   = 0x150
-	CKM_DES_OFB8                         MechanismType   = 0x151
-	CKM_DES_CFB64                        MechanismType   = 0x152
-	CKM_DES_CFB8                         MechanismType   = 0x153
-	CKM_MD2                              MechanismType   = 0x200
-	CKM_MD2_HMAC                         MechanismType   = 0x201
-	CKM_MD2_HMAC_GENERAL                 MechanismType   = 0x202
-	CKM_MD5                              MechanismType   = 0x210
-	CKM_MD5_HMAC                         MechanismType   = 0x211
-	CKM_MD5_HMAC_GENERAL                 MechanismType   = 0x212
-	CKM_SHA_1                            MechanismType   = 0x220
-	CKM_SHA_1_HMAC                       MechanismType   = 0x221
-	CKM_SHA_1_HMAC_GENERAL               MechanismType   = 0x222
-	CKM_RIPEMD128                        MechanismType   = 0x230
-	CKM_RIPEMD128_HMAC                   MechanismType   = 0x231
-	CKM_RIPEMD128_HMAC_GENERAL           MechanismType   = 0x232
-	CKM_RIPEMD160                        MechanismType   = 0x240
-	CKM_RIPEMD160_HMAC                   MechanismType   = 0x241
-	CKM_RIPEMD160_HMAC_GENERAL           MechanismType   = 0x242
-	CKM_SHA256                           MechanismType   = 0x250
-	CKM_SHA256_HMAC                      MechanismType   = 0x251
-	CKM_SHA256_HMAC_GENERAL              MechanismType   = 0x252
-	CKM_SHA224                           MechanismType   = 0x255
-	CKM_SHA224_HMAC                      MechanismType   = 0x256
-	CKM_SHA224_HMAC_GENERAL              MechanismType   = 0x257
-	CKM_SHA384                           MechanismType   = 0x260
-	CKM_SHA384_HMAC                      MechanismType   = 0x261
-	CKM_SHA384_HMAC_GENERAL              MechanismType   = 0x262
-	CKM_SHA512                           MechanismType   = 0x270
-	CKM_SHA512_HMAC                      MechanismType   = 0x271
-	CKM_SHA512_HMAC_GENERAL              MechanismType   = 0x272
-	CKM_SECURID_KEY_GEN                  MechanismType   = 0x280
-	CKM_SECURID                          MechanismType   = 0x282
-	CKM_HOTP_KEY_GEN                     MechanismType   = 0x290
-	CKM_HOTP                             MechanismType   = 0x291
-	CKM_ACTI                             MechanismType   = 0x2a0
-	CKM_ACTI_KEY_GEN                     MechanismType   = 0x2a1
-	CKM_SHA3_256                         MechanismType   = 0x2b0
-	CKM_SHA3_256_HMAC                    MechanismType   = 0x2b1
-	CKM_SHA3_256_HMAC_GENERAL            MechanismType   = 0x2b2
-	CKM_SHA3_256_KEY_GEN                 MechanismType   = 0x2b3
-	CKM_SHA3_224                         MechanismType   = 0x2b5
-	CKM_SHA3_224_HMAC                    MechanismType   = 0x2b6
-	CKM_SHA3_224_HMAC_GENERAL            MechanismType   = 0x2b7
-	CKM_SHA3_224_KEY_GEN                 MechanismType   = 0x2b8
-	CKM_SHA3_384                         MechanismType   = 0x2c0
-	CKM_SHA3_384_HMAC                    MechanismType   = 0x2c1
-	CKM_SHA3_384_HMAC_GENERAL            MechanismType   = 0x2c2
-	CKM_SHA3_384_KEY_GEN                 MechanismType   = 0x2c3
-	CKM_SHA3_512                         MechanismType   = 0x2d0
-	CKM_SHA3_512_HMAC                    MechanismType   = 0x2d1
-	CKM_SHA3_512_HMAC_GENERAL            MechanismType   = 0x2d2
-	CKM_SHA3_512_KEY_GEN                 MechanismType   = 0x2d3
-	CKM_CAST_KEY_GEN                     MechanismType   = 0x300
-	CKM_CAST_ECB                         MechanismType   = 0x301
-	CKM_CAST_CBC                         MechanismType   = 0x302
-	CKM_CAST_MAC                         MechanismType   = 0x303
-	CKM_CAST_MAC_GENERAL                 MechanismType   = 0x304
-	CKM_CAST_CBC_PAD                     MechanismType   = 0x305
-	CKM_CAST3_KEY_GEN                    MechanismType   = 0x310
-	CKM_CAST3_ECB                        MechanismType   = 0x311
-	CKM_CAST3_CBC                        MechanismType   = 0x312
-	CKM_CAST3_MAC                        MechanismType   = 0x313
-	CKM_CAST3_MAC_GENERAL                MechanismType   = 0x314
-	CKM_CAST3_CBC_PAD                    MechanismType   = 0x315
-	CKM_CAST5_KEY_GEN                    MechanismType   = 0x320
-	CKM_CAST128_KEY_GEN                  MechanismType   = 0x320
-	CKM_CAST5_ECB                        MechanismType   = 0x321
-	CKM_CAST128_ECB                      MechanismType   = 0x321
-	CKM_CAST5_CBC                        MechanismType   = 0x322
-	CKM_CAST128_CBC                      MechanismType   = 0x322
-	CKM_CAST5_MAC                        MechanismType   = 0x323
-	CKM_CAST128_MAC                      MechanismType   = 0x323
-	CKM_CAST5_MAC_GENERAL                MechanismType   = 0x324
-	CKM_CAST128_MAC_GENERAL              MechanismType   = 0x324
-	CKM_CAST5_CBC_PAD                    MechanismType   = 0x325
-	CKM_CAST128_CBC_PAD                  MechanismType   = 0x325
-	CKM_RC5_KEY_GEN                      MechanismType   = 0x330
-	CKM_RC5_ECB                          MechanismType   = 0x331
-	CKM_RC5_CBC                          MechanismType   = 0x332
-	CKM_RC5_MAC                          MechanismType   = 0x333
-	CKM_RC5_MAC_GENERAL                  MechanismType   = 0x334
-	CKM_RC5_CBC_PAD                      MechanismType   = 0x335
-	CKM_IDEA_KEY_GEN                     MechanismType   = 0x340
-	CKM_IDEA_ECB                         MechanismType   = 0x341
-	CKM_IDEA_CBC                         MechanismType   = 0x342
-	CKM_IDEA_MAC                         MechanismType   = 0x343
-	CKM_IDEA_MAC_GENERAL                 MechanismType   = 0x344
-	CKM_IDEA_CBC_PAD                     MechanismType   = 0x345
-	CKM_GENERIC_SECRET_KEY_GEN           MechanismType   = 0x350
-	CKM_CONCATENATE_BASE_AND_KEY         MechanismType   = 0x360
-	CKM_CONCATENATE_BASE_AND_DATA        MechanismType   = 0x362
-	CKM_CONCATENATE_DATA_AND_BASE        MechanismType   = 0x363
-	CKM_XOR_BASE_AND_DATA                MechanismType   = 0x364
-	CKM_EXTRACT_KEY_FROM_KEY             MechanismType   = 0x365
-	CKM_SSL3_PRE_MASTER_KEY_GEN          MechanismType   = 0x370
-	CKM_SSL3_MASTER_KEY_DERIVE           MechanismType   = 0x371
-	CKM_SSL3_KEY_AND_MAC_DERIVE          MechanismType   = 0x372
-	CKM_SSL3_MASTER_KEY_DERIVE_DH        MechanismType   = 0x373
-	CKM_TLS_PRE_MASTER_KEY_GEN           MechanismType   = 0x374
-	CKM_TLS_MASTER_KEY_DERIVE            MechanismType   = 0x375
-	CKM_TLS_KEY_AND_MAC_DERIVE           MechanismType   = 0x376
-	CKM_TLS_MASTER_KEY_DERIVE_DH         MechanismType   = 0x377
-	CKM_TLS_PRF                          MechanismType   = 0x378
-	CKM_SSL3_MD5_MAC                     MechanismType   = 0x380
-	CKM_SSL3_SHA1_MAC                    MechanismType   = 0x381
-	CKM_MD5_KEY_DERIVATION               MechanismType   = 0x390
-	CKM_MD2_KEY_DERIVATION               MechanismType   = 0x391
-	CKM_SHA1_KEY_DERIVATION              MechanismType   = 0x392
-	CKM_SHA256_KEY_DERIVATION            MechanismType   = 0x393
-	CKM_SHA384_KEY_DERIVATION            MechanismType   = 0x394
-	CKM_SHA512_KEY_DERIVATION            MechanismType   = 0x395
-	CKM_SHA224_KEY_DERIVATION            MechanismType   = 0x396
-	CKM_SHA3_256_KEY_DERIVE              MechanismType   = 0x397
-	CKM_SHA3_224_KEY_DERIVE              MechanismType   = 0x398
-	CKM_SHA3_384_KEY_DERIVE              MechanismType   = 0x399
-	CKM_SHA3_512_KEY_DERIVE              MechanismType   = 0x39a
-	CKM_SHAKE_128_KEY_DERIVE             MechanismType   = 0x39b
-	CKM_SHAKE_256_KEY_DERIVE             MechanismType   = 0x39c
-	CKM_PBE_MD2_DES_CBC                  MechanismType   = 0x3a0
-	CKM_PBE_MD5_DES_CBC                  MechanismType   = 0x3a1
-	CKM_PBE_MD5_CAST_CBC                 MechanismType   = 0x3a2
-	CKM_PBE_MD5_CAST3_CBC                MechanismType   = 0x3a3
-	CKM_PBE_MD5_CAST5_CBC                MechanismType   = 0x3a4
-	CKM_PBE_MD5_CAST128_CBC              MechanismType   = 0x3a4
-	CKM_PBE_SHA1_CAST5_CBC               MechanismType   = 0x3a5
-	CKM_PBE_SHA1_CAST128_CBC             MechanismType   = 0x3a5
-	CKM_PBE_SHA1_RC4_128                 MechanismType   = 0x3a6
-	CKM_PBE_SHA1_RC4_40                  MechanismType   = 0x3a7
-	CKM_PBE_SHA1_DES3_EDE_CBC            MechanismType   = 0x3a8
-	CKM_PBE_SHA1_DES2_EDE_CBC            MechanismType   = 0x3a9
-	CKM_PBE_SHA1_RC2_128_CBC             MechanismType   = 0x3aa
-	CKM_PBE_SHA1_RC2_40_CBC              MechanismType   = 0x3ab
-	CKM_PKCS5_PBKD2                      MechanismType   = 0x3b0
-	CKM_PBA_SHA1_WITH_SHA1_HMAC          MechanismType   = 0x3c0
-	CKM_WTLS_PRE_MASTER_KEY_GEN          MechanismType   = 0x3d0
-	CKM_WTLS_MASTER_KEY_DERIVE           MechanismType   = 0x3d1
-	CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC    MechanismType   = 0x3d2
-	CKM_WTLS_PRF                         MechanismType   = 0x3d3
-	CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE   MechanismType   = 0x3d4
-	CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE   MechanismType   = 0x3d5
-	CKM_TLS10_MAC_SERVER                 MechanismType   = 0x3d6
-	CKM_TLS10_MAC_CLIENT                 MechanismType   = 0x3d7
-	CKM_TLS12_MAC                        MechanismType   = 0x3d8
-	CKM_TLS12_KDF                        MechanismType   = 0x3d9
-	CKM_TLS12_MASTER_KEY_DERIVE          MechanismType   = 0x3e0
-	CKM_TLS12_KEY_AND_MAC_DERIVE         MechanismType   = 0x3e1
-	CKM_TLS12_MASTER_KEY_DERIVE_DH       MechanismType   = 0x3e2
-	CKM_TLS12_KEY_SAFE_DERIVE            MechanismType   = 0x3e3
-	CKM_TLS_MAC                          MechanismType   = 0x3e4
-	CKM_TLS_KDF                          MechanismType   = 0x3e5
-	CKM_KEY_WRAP_LYNKS                   MechanismType   = 0x400
-	CKM_KEY_WRAP_SET_OAEP                MechanismType   = 0x401
-	CKM_CMS_SIG                          MechanismType   = 0x500
-	CKM_KIP_DERIVE                       MechanismType   = 0x510
-	CKM_KIP_WRAP                         MechanismType   = 0x511
-	CKM_KIP_MAC                          MechanismType   = 0x512
-	CKM_CAMELLIA_KEY_GEN                 MechanismType   = 0x550
-	CKM_CAMELLIA_ECB                     MechanismType   = 0x551
-	CKM_CAMELLIA_CBC                     MechanismType   = 0x552
-	CKM_CAMELLIA_MAC                     MechanismType   = 0x553
-	CKM_CAMELLIA_MAC_GENERAL             MechanismType   = 0x554
-	CKM_CAMELLIA_CBC_PAD                 MechanismType   = 0x555
-	CKM_CAMELLIA_ECB_ENCRYPT_DATA        MechanismType   = 0x556
-	CKM_CAMELLIA_CBC_ENCRYPT_DATA        MechanismType   = 0x557
-	CKM_CAMELLIA_CTR                     MechanismType   = 0x558
-	CKM_ARIA_KEY_GEN                     MechanismType   = 0x560
-	CKM_ARIA_ECB                         MechanismType   = 0x561
-	CKM_ARIA_CBC                         MechanismType   = 0x562
-	CKM_ARIA_MAC                         MechanismType   = 0x563
-	CKM_ARIA_MAC_GENERAL                 MechanismType   = 0x564
-	CKM_ARIA_CBC_PAD                     MechanismType   = 0x565
-	CKM_ARIA_ECB_ENCRYPT_DATA            MechanismType   = 0x566
-	CKM_ARIA_CBC_ENCRYPT_DATA            MechanismType   = 0x567
-	CKM_SEED_KEY_GEN                     MechanismType   = 0x650
-	CKM_SEED_ECB                         MechanismType   = 0x651
-	CKM_SEED_CBC                         MechanismType   = 0x652
-	CKM_SEED_MAC                         MechanismType   = 0x653
-	CKM_SEED_MAC_GENERAL                 MechanismType   = 0x654
-	CKM_SEED_CBC_PAD                     MechanismType   = 0x655
-	CKM_SEED_ECB_ENCRYPT_DATA            MechanismType   = 0x656
-	CKM_SEED_CBC_ENCRYPT_DATA            MechanismType   = 0x657
-	CKM_SKIPJACK_KEY_GEN                 MechanismType   = 0x1000
-	CKM_SKIPJACK_ECB64                   MechanismType   = 0x1001
-	CKM_SKIPJACK_CBC64                   MechanismType   = 0x1002
-	CKM_SKIPJACK_OFB64                   MechanismType   = 0x1003
-	CKM_SKIPJACK_CFB64                   MechanismType   = 0x1004
-	CKM_SKIPJACK_CFB32                   MechanismType   = 0x1005
-	CKM_SKIPJACK_CFB16                   MechanismType   = 0x1006
-	CKM_SKIPJACK_CFB8                    MechanismType   = 0x1007
-	CKM_SKIPJACK_WRAP                    MechanismType   = 0x1008
-	CKM_SKIPJACK_PRIVATE_WRAP            MechanismType   = 0x1009
-	CKM_SKIPJACK_RELAYX                  MechanismType   = 0x100a
-	CKM_KEA_KEY_PAIR_GEN                 MechanismType   = 0x1010
-	CKM_KEA_KEY_DERIVE                   MechanismType   = 0x1011
-	CKM_KEA_DERIVE                       MechanismType   = 0x1012
-	CKM_FORTEZZA_TIMESTAMP               MechanismType   = 0x1020
-	CKM_BATON_KEY_GEN                    MechanismType   = 0x1030
-	CKM_BATON_ECB128                     MechanismType   = 0x1031
-	CKM_BATON_ECB96                      MechanismType   = 0x1032
-	CKM_BATON_CBC128                     MechanismType   = 0x1033
-	CKM_BATON_COUNTER                    MechanismType   = 0x1034
-	CKM_BATON_SHUFFLE                    MechanismType   = 0x1035
-	CKM_BATON_WRAP                       MechanismType   = 0x1036
-	CKM_ECDSA_KEY_PAIR_GEN               MechanismType   = 0x1040
-	CKM_EC_KEY_PAIR_GEN                  MechanismType   = 0x1040
-	CKM_ECDSA                            MechanismType   = 0x1041
-	CKM_ECDSA_SHA1                       MechanismType   = 0x1042
-	CKM_ECDSA_SHA224                     MechanismType   = 0x1043
-	CKM_ECDSA_SHA256                     MechanismType   = 0x1044
-	CKM_ECDSA_SHA384                     MechanismType   = 0x1045
-	CKM_ECDSA_SHA512                     MechanismType   = 0x1046
-	CKM_ECDH1_DERIVE                     MechanismType   = 0x1050
-	CKM_ECDH1_COFACTOR_DERIVE            MechanismType   = 0x1051
-	CKM_ECMQV_DERIVE                     MechanismType   = 0x1052
-	CKM_ECDH_AES_KEY_WRAP                MechanismType   = 0x1053
-	CKM_RSA_AES_KEY_WRAP                 MechanismType   = 0x1054
-	CKM_JUNIPER_KEY_GEN                  MechanismType   = 0x1060
-	CKM_JUNIPER_ECB128                   MechanismType   = 0x1061
-	CKM_JUNIPER_CBC128                   MechanismType   = 0x1062
-	CKM_JUNIPER_COUNTER                  MechanismType   = 0x1063
-	CKM_JUNIPER_SHUFFLE                  MechanismType   = 0x1064
-	CKM_JUNIPER_WRAP                     MechanismType   = 0x1065
-	CKM_FASTHASH                         MechanismType   = 0x1070
-	CKM_AES_KEY_GEN                      MechanismType   = 0x1080
-	CKM_AES_ECB                          MechanismType   = 0x1081
-	CKM_AES_CBC                          MechanismType   = 0x1082
-	CKM_AES_MAC                          MechanismType   = 0x1083
-	CKM_AES_MAC_GENERAL                  MechanismType   = 0x1084
-	CKM_AES_CBC_PAD                      MechanismType   = 0x1085
-	CKM_AES_CTR                          MechanismType   = 0x1086
-	CKM_AES_GCM                          MechanismType   = 0x1087
-	CKM_AES_CCM                          MechanismType   = 0x1088
-	CKM_AES_CTS                          MechanismType   = 0x1089
-	CKM_AES_CMAC                         MechanismType   = 0x108a
-	CKM_AES_CMAC_GENERAL                 MechanismType   = 0x108b
-	CKM_AES_XCBC_MAC                     MechanismType   = 0x108c
-	CKM_AES_XCBC_MAC_96                  MechanismType   = 0x108d
-	CKM_AES_GMAC                         MechanismType   = 0x108e
-	CKM_BLOWFISH_KEY_GEN                 MechanismType   = 0x1090
-	CKM_BLOWFISH_CBC                     MechanismType   = 0x1091
-	CKM_TWOFISH_KEY_GEN                  MechanismType   = 0x1092
-	CKM_TWOFISH_CBC                      MechanismType   = 0x1093
-	CKM_BLOWFISH_CBC_PAD                 MechanismType   = 0x1094
-	CKM_TWOFISH_CBC_PAD                  MechanismType   = 0x1095
-	CKM_DES_ECB_ENCRYPT_DATA             MechanismType   = 0x1100
-	CKM_DES_CBC_ENCRYPT_DATA             MechanismType   = 0x1101
-	CKM_DES3_ECB_ENCRYPT_DATA            MechanismType   = 0x1102
-	CKM_DES3_CBC_ENCRYPT_DATA            MechanismType   = 0x1103
-	CKM_AES_ECB_ENCRYPT_DATA             MechanismType   = 0x1104
-	CKM_AES_CBC_ENCRYPT_DATA             MechanismType   = 0x1105
-	CKM_GOSTR3410_KEY_PAIR_GEN           MechanismType   = 0x1200
-	CKM_GOSTR3410                        MechanismType   = 0x1201
-	CKM_GOSTR3410_WITH_GOSTR3411         MechanismType   = 0x1202
-	CKM_GOSTR3410_KEY_WRAP               MechanismType   = 0x1203
-	CKM_GOSTR3410_DERIVE                 MechanismType   = 0x1204
-	CKM_GOSTR3411                        MechanismType   = 0x1210
-	CKM_GOSTR3411_HMAC                   MechanismType   = 0x1211
-	CKM_GOST28147_KEY_GEN                MechanismType   = 0x1220
-	CKM_GOST28147_ECB                    MechanismType   = 0x1221
-	CKM_GOST28147                        MechanismType   = 0x1222
-	CKM_GOST28147_MAC                    MechanismType   = 0x1223
-	CKM_GOST28147_KEY_WRAP               MechanismType   = 0x1224
-	CKM_DSA_PARAMETER_GEN                MechanismType   = 0x2000
-	CKM_DH_PKCS_PARAMETER_GEN            MechanismType   = 0x2001
-	CKM_X9_42_DH_PARAMETER_GEN           MechanismType   = 0x2002
-	CKM_DSA_PROBABLISTIC_PARAMETER_GEN   MechanismType   = 0x2003
-	CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN   MechanismType   = 0x2004
-	CKM_AES_OFB                          MechanismType   = 0x2104
-	CKM_AES_CFB64                        MechanismType   = 0x2105
-	CKM_AES_CFB8                         MechanismType   = 0x2106
-	CKM_AES_CFB128                       MechanismType   = 0x2107
-	CKM_AES_CFB1                         MechanismType   = 0x2108
-	CKM_AES_KEY_WRAP                     MechanismType   = 0x2109
-	CKM_AES_KEY_WRAP_PAD                 MechanismType   = 0x210a
-	CKM_RSA_PKCS_TPM_1_1                 MechanismType   = 0x4001
-	CKM_RSA_PKCS_OAEP_TPM_1_1            MechanismType   = 0x4002
-	CKM_VENDOR_DEFINED                   MechanismType   = 0x80000000
-	CKF_HW                               ULong           = 0x1
-	CKF_ENCRYPT                          ULong           = 0x100
-	CKF_DECRYPT                          ULong           = 0x200
-	CKF_DIGEST                           ULong           = 0x400
-	CKF_SIGN                             ULong           = 0x800
-	CKF_SIGN_RECOVER                     ULong           = 0x1000
-	CKF_VERIFY                           ULong           = 0x2000
-	CKF_VERIFY_RECOVER                   ULong           = 0x4000
-	CKF_GENERATE                         ULong           = 0x8000
-	CKF_GENERATE_KEY_PAIR                ULong           = 0x10000
-	CKF_WRAP                             ULong           = 0x20000
-	CKF_UNWRAP                           ULong           = 0x40000
-	CKF_DERIVE                           ULong           = 0x80000
-	CKF_EC_F_P                           ULong           = 0x100000
-	CKF_EC_F_2M                          ULong           = 0x200000
-	CKF_EC_ECPARAMETERS                  ULong           = 0x400000
-	CKF_EC_NAMEDCURVE                    ULong           = 0x800000
-	CKF_EC_UNCOMPRESS                    ULong           = 0x1000000
-	CKF_EC_COMPRESS                      ULong           = 0x2000000
-	CKF_EXTENSION                        ULong           = 0x80000000
-	CKR_OK                               RV              = 0x0
-	CKR_CANCEL                           RV              = 0x1
-	CKR_HOST_MEMORY                      RV              = 0x2
-	CKR_SLOT_ID_INVALID                  RV              = 0x3
-	CKR_GENERAL_ERROR                    RV              = 0x5
-	CKR_FUNCTION_FAILED                  RV              = 0x6
-	CKR_ARGUMENTS_BAD                    RV              = 0x7
-	CKR_NO_EVENT                         RV              = 0x8
-	CKR_NEED_TO_CREATE_THREADS           RV              = 0x9
-	CKR_CANT_LOCK                        RV              = 0xa
-	CKR_ATTRIBUTE_READ_ONLY              RV              = 0x10
-	CKR_ATTRIBUTE_SENSITIVE              RV              = 0x11
-	CKR_ATTRIBUTE_TYPE_INVALID           RV              = 0x12
-	CKR_ATTRIBUTE_VALUE_INVALID          RV              = 0x13
-	CKR_ACTION_PROHIBITED                RV              = 0x1b
-	CKR_DATA_INVALID                     RV              = 0x20
-	CKR_DATA_LEN_RANGE                   RV              = 0x21
-	CKR_DEVICE_ERROR                     RV              = 0x30
-	CKR_DEVICE_MEMORY                    RV              = 0x31
-	CKR_DEVICE_REMOVED                   RV              = 0x32
-	CKR_ENCRYPTED_DATA_INVALID           RV              = 0x40
-	CKR_ENCRYPTED_DATA_LEN_RANGE         RV              = 0x41
-	CKR_FUNCTION_CANCELED                RV              = 0x50
-	CKR_FUNCTION_NOT_PARALLEL            RV              = 0x51
-	CKR_FUNCTION_NOT_SUPPORTED           RV              = 0x54
-	CKR_KEY_HANDLE_INVALID               RV              = 0x60
-	CKR_KEY_SIZE_RANGE                   RV              = 0x62
-	CKR_KEY_TYPE_INCONSISTENT            RV              = 0x63
-	CKR_KEY_NOT_NEEDED                   RV              = 0x64
-	CKR_KEY_CHANGED                      RV              = 0x65
-	CKR_KEY_NEEDED                       RV              = 0x66
-	CKR_KEY_INDIGESTIBLE                 RV              = 0x67
-	CKR_KEY_FUNCTION_NOT_PERMITTED       RV              = 0x68
-	CKR_KEY_NOT_WRAPPABLE                RV              = 0x69
-	CKR_KEY_UNEXTRACTABLE                RV              = 0x6a
-	CKR_MECHANISM_INVALID                RV              = 0x70
-	CKR_MECHANISM_PARAM_INVALID          RV              = 0x71
-	CKR_OBJECT_HANDLE_INVALID            RV              = 0x82
-	CKR_OPERATION_ACTIVE                 RV              = 0x90
-	CKR_OPERATION_NOT_INITIALIZED        RV              = 0x91
-	CKR_PIN_INCORRECT                    RV              = 0xa0
-	CKR_PIN_INVALID                      RV              = 0xa1
-	CKR_PIN_LEN_RANGE                    RV              = 0xa2
-	CKR_PIN_EXPIRED                      RV              = 0xa3
-	CKR_PIN_LOCKED                       RV              = 0xa4
-	CKR_SESSION_CLOSED                   RV              = 0xb0
-	CKR_SESSION_COUNT                    RV              = 0xb1
-	CKR_SESSION_HANDLE_INVALID           RV              = 0xb3
-	CKR_SESSION_PARALLEL_NOT_SUPPORTED   RV              = 0xb4
-	CKR_SESSION_READ_ONLY                RV              = 0xb5
-	CKR_SESSION_EXISTS                   RV              = 0xb6
-	CKR_SESSION_READ_ONLY_EXISTS         RV              = 0xb7
-	CKR_SESSION_READ_WRITE_SO_EXISTS     RV              = 0xb8
-	CKR_SIGNATURE_INVALID                RV              = 0xc0
-	CKR_SIGNATURE_LEN_RANGE              RV              = 0xc1
-	CKR_TEMPLATE_INCOMPLETE              RV              = 0xd0
-	CKR_TEMPLATE_INCONSISTENT            RV              = 0xd1
-	CKR_TOKEN_NOT_PRESENT                RV              = 0xe0
-	CKR_TOKEN_NOT_RECOGNIZED             RV              = 0xe1
-	CKR_TOKEN_WRITE_PROTECTED            RV              = 0xe2
-	CKR_UNWRAPPING_KEY_HANDLE_INVALID    RV              = 0xf0
-	CKR_UNWRAPPING_KEY_SIZE_RANGE        RV              = 0xf1
-	CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT RV              = 0xf2
-	CKR_USER_ALREADY_LOGGED_IN           RV              = 0x100
-	CKR_USER_NOT_LOGGED_IN               RV              = 0x101
-	CKR_USER_PIN_NOT_INITIALIZED         RV              = 0x102
-	CKR_USER_TYPE_INVALID                RV              = 0x103
-	CKR_USER_ANOTHER_ALREADY_LOGGED_IN   RV              = 0x104
-	CKR_USER_TOO_MANY_TYPES              RV              = 0x105
-	CKR_WRAPPED_KEY_INVALID              RV              = 0x110
-	CKR_WRAPPED_KEY_LEN_RANGE            RV              = 0x112
-	CKR_WRAPPING_KEY_HANDLE_INVALID      RV              = 0x113
-	CKR_WRAPPING_KEY_SIZE_RANGE          RV              = 0x114
-	CKR_WRAPPING_KEY_TYPE_INCONSISTENT   RV              = 0x115
-	CKR_RANDOM_SEED_NOT_SUPPORTED        RV              = 0x120
-	CKR_RANDOM_NO_RNG                    RV              = 0x121
-	CKR_DOMAIN_PARAMS_INVALID            RV              = 0x130
-	CKR_CURVE_NOT_SUPPORTED              RV              = 0x140
-	CKR_BUFFER_TOO_SMALL                 RV              = 0x150
-	CKR_SAVED_STATE_INVALID              RV              = 0x160
-	CKR_INFORMATION_SENSITIVE            RV              = 0x170
-	CKR_STATE_UNSAVEABLE                 RV              = 0x180
-	CKR_CRYPTOKI_NOT_INITIALIZED         RV              = 0x190
-	CKR_CRYPTOKI_ALREADY_INITIALIZED     RV              = 0x191
-	CKR_MUTEX_BAD                        RV              = 0x1a0
-	CKR_MUTEX_NOT_LOCKED                 RV              = 0x1a1
-	CKR_NEW_PIN_MODE                     RV              = 0x1b0
-	CKR_NEXT_OTP                         RV              = 0x1b1
-	CKR_EXCEEDED_MAX_ITERATIONS          RV              = 0x1b5
-	CKR_FIPS_SELF_TEST_FAILED            RV              = 0x1b6
-	CKR_LIBRARY_LOAD_FAILED              RV              = 0x1b7
-	CKR_PIN_TOO_WEAK                     RV              = 0x1b8
-	CKR_PUBLIC_KEY_INVALID               RV              = 0x1b9
-	CKR_FUNCTION_REJECTED                RV              = 0x200
-	CKR_VENDOR_DEFINED                   RV              = 0x80000000
-	CKF_LIBRARY_CANT_CREATE_OS_THREADS   ULong           = 0x1
-	CKF_OS_LOCKING_OK                    ULong           = 0x2
-	CKF_DONT_BLOCK                       ULong           = 0x1
-	CKG_MGF1_SHA1                        ULong           = 0x1
-	CKG_MGF1_SHA256                      ULong           = 0x2
-	CKG_MGF1_SHA384                      ULong           = 0x3
-	CKG_MGF1_SHA512                      ULong           = 0x4
-	CKG_MGF1_SHA224                      ULong           = 0x5
-	CKZ_DATA_SPECIFIED                   ULong           = 0x1
-	CKD_NULL                             ULong           = 0x1
-	CKD_SHA1_KDF                         ULong           = 0x2
-	CKD_SHA1_KDF_ASN1                    ULong           = 0x3
-	CKD_SHA1_KDF_CONCATENATE             ULong           = 0x4
-	CKD_SHA224_KDF                       ULong           = 0x5
-	CKD_SHA256_KDF                       ULong           = 0x6
-	CKD_SHA384_KDF                       ULong           = 0x7
-	CKD_SHA512_KDF                       ULong           = 0x8
-	CKD_CPDIVERSIFY_KDF                  ULong           = 0x9
-	CKD_SHA3_224_KDF                     ULong           = 0xa
-	CKD_SHA3_256_KDF                     ULong           = 0xb
-	CKD_SHA3_384_KDF                     ULong           = 0xc
-	CKD_SHA3_512_KDF                     ULong           = 0xd
-	CKP_PKCS5_PBKD2_HMAC_SHA1            ULong           = 0x1
-	CKP_PKCS5_PBKD2_HMAC_GOSTR3411       ULong           = 0x2
-	CKP_PKCS5_PBKD2_HMAC_SHA224          ULong           = 0x3
-	CKP_PKCS5_PBKD2_HMAC_SHA256          ULong           = 0x4
-	CKP_PKCS5_PBKD2_HMAC_SHA384          ULong           = 0x5
-	CKP_PKCS5_PBKD2_HMAC_SHA512          ULong           = 0x6
-	CKP_PKCS5_PBKD2_HMAC_SHA512_224      ULong           = 0x7
-	CKP_PKCS5_PBKD2_HMAC_SHA512_256      ULong           = 0x8
-	CKZ_SALT_SPECIFIED                   ULong           = 0x1
-	CK_OTP_VALUE                         ULong           = 0x0
-	CK_OTP_PIN                           ULong           = 0x1
-	CK_OTP_CHALLENGE                     ULong           = 0x2
-	CK_OTP_TIME                          ULong           = 0x3
-	CK_OTP_COUNTER                       ULong           = 0x4
-	CK_OTP_FLAGS                         ULong           = 0x5
-	CK_OTP_OUTPUT_LENGTH                 ULong           = 0x6
-	CK_OTP_OUTPUT_FORMAT                 ULong           = 0x7
-	CKF_NEXT_OTP                         ULong           = 0x1
-	CKF_EXCLUDE_TIME                     ULong           = 0x2
-	CKF_EXCLUDE_COUNTER                  ULong           = 0x4
-	CKF_EXCLUDE_CHALLENGE                ULong           = 0x8
-	CKF_EXCLUDE_PIN                      ULong           = 0x10
-	CKF_USER_FRIENDLY_OTP                ULong           = 0x20
+	CK_TRUE                                 ULong           = 0x1
+	CK_FALSE                                ULong           = 0x0
+	CK_UNAVAILABLE_INFORMATION              ULong           = 0xffffffffffffffff
+	CK_EFFECTIVELY_INFINITE                 ULong           = 0x0
+	CK_INVALID_HANDLE                       ULong           = 0x0
+	CKN_SURRENDER                           ULong           = 0x0
+	CKN_OTP_CHANGED                         ULong           = 0x1
+	CKF_TOKEN_PRESENT                       ULong           = 0x1
+	CKF_REMOVABLE_DEVICE                    ULong           = 0x2
+	CKF_HW_SLOT                             ULong           = 0x4
+	CKF_RNG                                 ULong           = 0x1
+	CKF_WRITE_PROTECTED                     ULong           = 0x2
+	CKF_LOGIN_REQUIRED                      ULong           = 0x4
+	CKF_USER_PIN_INITIALIZED                ULong           = 0x8
+	CKF_RESTORE_KEY_NOT_NEEDED              ULong           = 0x20
+	CKF_CLOCK_ON_TOKEN                      ULong           = 0x40
+	CKF_PROTECTED_AUTHENTICATION_PATH       ULong           = 0x100
+	CKF_DUAL_CRYPTO_OPERATIONS              ULong           = 0x200
+	CKF_TOKEN_INITIALIZED                   ULong           = 0x400
+	CKF_SECONDARY_AUTHENTICATION            ULong           = 0x800
+	CKF_USER_PIN_COUNT_LOW                  ULong           = 0x10000
+	CKF_USER_PIN_FINAL_TRY                  ULong           = 0x20000
+	CKF_USER_PIN_LOCKED                     ULong           = 0x40000
+	CKF_USER_PIN_TO_BE_CHANGED              ULong           = 0x80000
+	CKF_SO_PIN_COUNT_LOW                    ULong           = 0x100000
+	CKF_SO_PIN_FINAL_TRY                    ULong           = 0x200000
+	CKF_SO_PIN_LOCKED                       ULong           = 0x400000
+	CKF_SO_PIN_TO_BE_CHANGED                ULong           = 0x800000
+	CKF_ERROR_STATE                         ULong           = 0x1000000
+	CKU_SO                                  UserType        = 0x0
+	CKU_USER                                UserType        = 0x1
+	CKU_CONTEXT_SPECIFIC                    UserType        = 0x2
+	CKS_RO_PUBLIC_SESSION                   State           = 0x0
+	CKS_RO_USER_FUNCTIONS                   State           = 0x1
+	CKS_RW_PUBLIC_SESSION                   State           = 0x2
+	CKS_RW_USER_FUNCTIONS                   State           = 0x3
+	CKS_RW_SO_FUNCTIONS                     State           = 0x4
+	CKF_RW_SESSION                          ULong           = 0x2
+	CKF_SERIAL_SESSION                      ULong           = 0x4
+	CKO_DATA                                ObjectClass     = 0x0
+	CKO_CERTIFICATE                         ObjectClass     = 0x1
+	CKO_PUBLIC_KEY                          ObjectClass     = 0x2
+	CKO_PRIVATE_KEY                         ObjectClass     = 0x3
+	CKO_SECRET_KEY                          ObjectClass     = 0x4
+	CKO_HW_FEATURE                          ObjectClass     = 0x5
+	CKO_DOMAIN_PARAMETERS                   ObjectClass     = 0x6
+	CKO_MECHANISM                           ObjectClass     = 0x7
+	CKO_OTP_KEY                             ObjectClass     = 0x8
+	CKO_PROFILE                             ObjectClass     = 0x9
+	CKO_VENDOR_DEFINED                      ObjectClass     = 0x80000000
+	CKP_INVALID_ID                          ULong           = 0x0
+	CKP_BASELINE_PROVIDER                   ULong           = 0x1
+	CKP_EXTENDED_PROVIDER                   ULong           = 0x2
+	CKP_AUTHENTICATION_TOKEN                ULong           = 0x3
+	CKP_PUBLIC_CERTIFICATES_TOKEN           ULong           = 0x4
+	CKP_COMPLETE_PROVIDER                   ULong           = 0x5
+	CKP_HKDF_TLS_TOKEN                      ULong           = 0x6
+	CKP_VENDOR_DEFINED                      ULong           = 0x80000000
+	CKH_MONOTONIC_COUNTER                   ULong           = 0x1
+	CKH_CLOCK                               ULong           = 0x2
+	CKH_USER_INTERFACE                      ULong           = 0x3
+	CKH_VENDOR_DEFINED                      ULong           = 0x80000000
+	CKK_RSA                                 KeyType         = 0x0
+	CKK_DSA                                 KeyType         = 0x1
+	CKK_DH                                  KeyType         = 0x2
+	CKK_ECDSA                               KeyType         = 0x3
+	CKK_EC                                  KeyType         = 0x3
+	CKK_X9_42_DH                            KeyType         = 0x4
+	CKK_KEA                                 KeyType         = 0x5
+	CKK_GENERIC_SECRET                      KeyType         = 0x10
+	CKK_RC2                                 KeyType         = 0x11
+	CKK_RC4                                 KeyType         = 0x12
+	CKK_DES                                 KeyType         = 0x13
+	CKK_DES2                                KeyType         = 0x14
+	CKK_DES3                                KeyType         = 0x15
+	CKK_CAST                                KeyType         = 0x16
+	CKK_CAST3                               KeyType         = 0x17
+	CKK_CAST5                               KeyType         = 0x18
+	CKK_CAST128                             KeyType         = 0x18
+	CKK_RC5                                 KeyType         = 0x19
+	CKK_IDEA                                KeyType         = 0x1a
+	CKK_SKIPJACK                            KeyType         = 0x1b
+	CKK_BATON                               KeyType         = 0x1c
+	CKK_JUNIPER                             KeyType         = 0x1d
+	CKK_CDMF                                KeyType         = 0x1e
+	CKK_AES                                 KeyType         = 0x1f
+	CKK_BLOWFISH                            KeyType         = 0x20
+	CKK_TWOFISH                             KeyType         = 0x21
+	CKK_SECURID                             KeyType         = 0x22
+	CKK_HOTP                                KeyType         = 0x23
+	CKK_ACTI                                KeyType         = 0x24
+	CKK_CAMELLIA                            KeyType         = 0x25
+	CKK_ARIA                                KeyType         = 0x26
+	CKK_MD5_HMAC                            KeyType         = 0x27
+	CKK_SHA_1_HMAC                          KeyType         = 0x28
+	CKK_RIPEMD128_HMAC                      KeyType         = 0x29
+	CKK_RIPEMD160_HMAC                      KeyType         = 0x2a
+	CKK_SHA256_HMAC                         KeyType         = 0x2b
+	CKK_SHA384_HMAC                         KeyType         = 0x2c
+	CKK_SHA512_HMAC                         KeyType         = 0x2d
+	CKK_SHA224_HMAC                         KeyType         = 0x2e
+	CKK_SEED                                KeyType         = 0x2f
+	CKK_GOSTR3410                           KeyType         = 0x30
+	CKK_GOSTR3411                           KeyType         = 0x31
+	CKK_GOST28147                           KeyType         = 0x32
+	CKK_CHACHA20                            KeyType         = 0x33
+	CKK_POLY1305                            KeyType         = 0x34
+	CKK_AES_XTS                             KeyType         = 0x35
+	CKK_SHA3_224_HMAC                       KeyType         = 0x36
+	CKK_SHA3_256_HMAC                       KeyType         = 0x37
+	CKK_SHA3_384_HMAC                       KeyType         = 0x38
+	CKK_SHA3_512_HMAC                       KeyType         = 0x39
+	CKK_BLAKE2B_160_HMAC                    KeyType         = 0x3a
+	CKK_BLAKE2B_256_HMAC                    KeyType         = 0x3b
+	CKK_BLAKE2B_384_HMAC                    KeyType         = 0x3c
+	CKK_BLAKE2B_512_HMAC                    KeyType         = 0x3d
+	CKK_SALSA20                             KeyType         = 0x3e
+	CKK_X2RATCHET                           KeyType         = 0x3f
+	CKK_EC_EDWARDS                          KeyType         = 0x40
+	CKK_EC_MONTGOMERY                       KeyType         = 0x41
+	CKK_HKDF                                KeyType         = 0x42
+	CKK_SHA512_224_HMAC                     KeyType         = 0x43
+	CKK_SHA512_256_HMAC                     KeyType         = 0x44
+	CKK_SHA512_T_HMAC                       KeyType         = 0x45
+	CKK_HSS                                 KeyType         = 0x46
+	CKK_VENDOR_DEFINED                      KeyType         = 0x80000000
+	CK_CERTIFICATE_CATEGORY_UNSPECIFIED     ULong           = 0x0
+	CK_CERTIFICATE_CATEGORY_TOKEN_USER      ULong           = 0x1
+	CK_CERTIFICATE_CATEGORY_AUTHORITY       ULong           = 0x2
+	CK_CERTIFICATE_CATEGORY_OTHER_ENTITY    ULong           = 0x3
+	CK_SECURITY_DOMAIN_UNSPECIFIED          ULong           = 0x0
+	CK_SECURITY_DOMAIN_MANUFACTURER         ULong           = 0x1
+	CK_SECURITY_DOMAIN_OPERATOR             ULong           = 0x2
+	CK_SECURITY_DOMAIN_THIRD_PARTY          ULong           = 0x3
+	CKC_X_509                               CertificateType = 0x0
+	CKC_X_509_ATTR_CERT                     CertificateType = 0x1
+	CKC_WTLS                                CertificateType = 0x2
+	CKC_VENDOR_DEFINED                      CertificateType = 0x80000000
+	CKF_ARRAY_ATTRIBUTE                     ULong           = 0x40000000
+	CK_OTP_FORMAT_DECIMAL                   ULong           = 0x0
+	CK_OTP_FORMAT_HEXADECIMAL               ULong           = 0x1
+	CK_OTP_FORMAT_ALPHANUMERIC              ULong           = 0x2
+	CK_OTP_FORMAT_BINARY                    ULong           = 0x3
+	CK_OTP_PARAM_IGNORED                    ULong           = 0x0
+	CK_OTP_PARAM_OPTIONAL                   ULong           = 0x1
+	CK_OTP_PARAM_MANDATORY                  ULong           = 0x2
+	CKA_CLASS                               AttributeType   = 0x0
+	CKA_TOKEN                               AttributeType   = 0x1
+	CKA_PRIVATE                             AttributeType   = 0x2
+	CKA_LABEL                               AttributeType   = 0x3
+	CKA_UNIQUE_ID                           AttributeType   = 0x4
+	CKA_APPLICATION                         AttributeType   = 0x10
+	CKA_VALUE                               AttributeType   = 0x11
+	CKA_OBJECT_ID                           AttributeType   = 0x12
+	CKA_CERTIFICATE_TYPE                    AttributeType   = 0x80
+	CKA_ISSUER                              AttributeType   = 0x81
+	CKA_SERIAL_NUMBER                       AttributeType   = 0x82
+	CKA_AC_ISSUER                           AttributeType   = 0x83
+	CKA_OWNER                               AttributeType   = 0x84
+	CKA_ATTR_TYPES                          AttributeType   = 0x85
+	CKA_TRUSTED                             AttributeType   = 0x86
+	CKA_CERTIFICATE_CATEGORY                AttributeType   = 0x87
+	CKA_JAVA_MIDP_SECURITY_DOMAIN           AttributeType   = 0x88
+	CKA_URL                                 AttributeType   = 0x89
+	CKA_HASH_OF_SUBJECT_PUBLIC_KEY          AttributeType   = 0x8a
+	CKA_HASH_OF_ISSUER_PUBLIC_KEY           AttributeType   = 0x8b
+	CKA_NAME_HASH_ALGORITHM                 AttributeType   = 0x8c
+	CKA_CHECK_VALUE                         AttributeType   = 0x90
+	CKA_KEY_TYPE                            AttributeType   = 0x100
+	CKA_SUBJECT                             AttributeType   = 0x101
+	CKA_ID                                  AttributeType   = 0x102
+	CKA_SENSITIVE                           AttributeType   = 0x103
+	CKA_ENCRYPT                             AttributeType   = 0x104
+	CKA_DECRYPT                             AttributeType   = 0x105
+	CKA_WRAP                                AttributeType   = 0x106
+	CKA_UNWRAP                              AttributeType   = 0x107
+	CKA_SIGN                                AttributeType   = 0x108
+	CKA_SIGN_RECOVER                        AttributeType   = 0x109
+	CKA_VERIFY                              AttributeType   = 0x10a
+	CKA_VERIFY_RECOVER                      AttributeType   = 0x10b
+	CKA_DERIVE                              AttributeType   = 0x10c
+	CKA_START_DATE                          AttributeType   = 0x110
+	CKA_END_DATE                            AttributeType   = 0x111
+	CKA_MODULUS                             AttributeType   = 0x120
+	CKA_MODULUS_BITS                        AttributeType   = 0x121
+	CKA_PUBLIC_EXPONENT                     AttributeType   = 0x122
+	CKA_PRIVATE_EXPONENT                    AttributeType   = 0x123
+	CKA_PRIME_1                             AttributeType   = 0x124
+	CKA_PRIME_2                             AttributeType   = 0x125
+	CKA_EXPONENT_1                          AttributeType   = 0x126
+	CKA_EXPONENT_2                          AttributeType   = 0x127
+	CKA_COEFFICIENT                         AttributeType   = 0x128
+	CKA_PUBLIC_KEY_INFO                     AttributeType   = 0x129
+	CKA_PRIME                               AttributeType   = 0x130
+	CKA_SUBPRIME                            AttributeType   = 0x131
+	CKA_BASE                                AttributeType   = 0x132
+	CKA_PRIME_BITS                          AttributeType   = 0x133
+	CKA_SUB_PRIME_BITS                      AttributeType   = 0x134
+	CKA_SUBPRIME_BITS                       AttributeType   = 0x134
+	CKA_VALUE_BITS                          AttributeType   = 0x160
+	CKA_VALUE_LEN                           AttributeType   = 0x161
+	CKA_EXTRACTABLE                         AttributeType   = 0x162
+	CKA_LOCAL                               AttributeType   = 0x163
+	CKA_NEVER_EXTRACTABLE                   AttributeType   = 0x164
+	CKA_ALWAYS_SENSITIVE                    AttributeType   = 0x165
+	CKA_KEY_GEN_MECHANISM                   AttributeType   = 0x166
+	CKA_MODIFIABLE                          AttributeType   = 0x170
+	CKA_COPYABLE                            AttributeType   = 0x171
+	CKA_DESTROYABLE                         AttributeType   = 0x172
+	CKA_ECDSA_PARAMS                        AttributeType   = 0x180
+	CKA_EC_PARAMS                           AttributeType   = 0x180
+	CKA_EC_POINT                            AttributeType   = 0x181
+	CKA_SECONDARY_AUTH                      AttributeType   = 0x200
+	CKA_AUTH_PIN_FLAGS                      AttributeType   = 0x201
+	CKA_ALWAYS_AUTHENTICATE                 AttributeType   = 0x202
+	CKA_WRAP_WITH_TRUSTED                   AttributeType   = 0x210
+	CKA_WRAP_TEMPLATE                       AttributeType   = 0x40000211
+	CKA_UNWRAP_TEMPLATE                     AttributeType   = 0x40000212
+	CKA_DERIVE_TEMPLATE                     AttributeType   = 0x40000213
+	CKA_OTP_FORMAT                          AttributeType   = 0x220
+	CKA_OTP_LENGTH                          AttributeType   = 0x221
+	CKA_OTP_TIME_INTERVAL                   AttributeType   = 0x222
+	CKA_OTP_USER_FRIENDLY_MODE              AttributeType   = 0x223
+	CKA_OTP_CHALLENGE_REQUIREMENT           AttributeType   = 0x224
+	CKA_OTP_TIME_REQUIREMENT                AttributeType   = 0x225
+	CKA_OTP_COUNTER_REQUIREMENT             AttributeType   = 0x226
+	CKA_OTP_PIN_REQUIREMENT                 AttributeType   = 0x227
+	CKA_OTP_USER_IDENTIFIER                 AttributeType   = 0x22a
+	CKA_OTP_SERVICE_IDENTIFIER              AttributeType   = 0x22b
+	CKA_OTP_SERVICE_LOGO                    AttributeType   = 0x22c
+	CKA_OTP_SERVICE_LOGO_TYPE               AttributeType   = 0x22d
+	CKA_OTP_COUNTER                         AttributeType   = 0x22e
+	CKA_OTP_TIME                            AttributeType   = 0x22f
+	CKA_GOSTR3410_PARAMS                    AttributeType   = 0x250
+	CKA_GOSTR3411_PARAMS                    AttributeType   = 0x251
+	CKA_GOST28147_PARAMS                    AttributeType   = 0x252
+	CKA_HW_FEATURE_TYPE                     AttributeType   = 0x300
+	CKA_RESET_ON_INIT                       AttributeType   = 0x301
+	CKA_HAS_RESET                           AttributeType   = 0x302
+	CKA_PIXEL_X                             AttributeType   = 0x400
+	CKA_PIXEL_Y                             AttributeType   = 0x401
+	CKA_RESOLUTION                          AttributeType   = 0x402
+	CKA_CHAR_ROWS                           AttributeType   = 0x403
+	CKA_CHAR_COLUMNS                        AttributeType   = 0x404
+	CKA_COLOR                               AttributeType   = 0x405
+	CKA_BITS_PER_PIXEL                      AttributeType   = 0x406
+	CKA_CHAR_SETS                           AttributeType   = 0x480
+	CKA_ENCODING_METHODS                    AttributeType   = 0x481
+	CKA_MIME_TYPES                          AttributeType   = 0x482
+	CKA_MECHANISM_TYPE                      AttributeType   = 0x500
+	CKA_REQUIRED_CMS_ATTRIBUTES             AttributeType   = 0x501
+	CKA_DEFAULT_CMS_ATTRIBUTES              AttributeType   = 0x502
+	CKA_SUPPORTED_CMS_ATTRIBUTES            AttributeType   = 0x503
+	CKA_ALLOWED_MECHANISMS                  AttributeType   = 0x40000600
+	CKA_PROFILE_ID                          AttributeType   = 0x601
+	CKA_X2RATCHET_BAG                       AttributeType   = 0x602
+	CKA_X2RATCHET_BAGSIZE                   AttributeType   = 0x603
+	CKA_X2RATCHET_BOBS1STMSG                AttributeType   = 0x604
+	CKA_X2RATCHET_CKR                       AttributeType   = 0x605
+	CKA_X2RATCHET_CKS                       AttributeType   = 0x606
+	CKA_X2RATCHET_DHP                       AttributeType   = 0x607
+	CKA_X2RATCHET_DHR                       AttributeType   = 0x608
+	CKA_X2RATCHET_DHS                       AttributeType   = 0x609
+	CKA_X2RATCHET_HKR                       AttributeType   = 0x60a
+	CKA_X2RATCHET_HKS                       AttributeType   = 0x60b
+	CKA_X2RATCHET_ISALICE                   AttributeType   = 0x60c
+	CKA_X2RATCHET_NHKR                      AttributeType   = 0x60d
+	CKA_X2RATCHET_NHKS                      AttributeType   = 0x60e
+	CKA_X2RATCHET_NR                        AttributeType   = 0x60f
+	CKA_X2RATCHET_NS                        AttributeType   = 0x610
+	CKA_X2RATCHET_PNS                       AttributeType   = 0x611
+	CKA_X2RATCHET_RK                        AttributeType   = 0x612
+	CKA_HSS_LEVELS                          AttributeType   = 0x617
+	CKA_HSS_LMS_TYPE                        AttributeType   = 0x618
+	CKA_HSS_LMOTS_TYPE                      AttributeType   = 0x619
+	CKA_HSS_LMS_TYPES                       AttributeType   = 0x61a
+	CKA_HSS_LMOTS_TYPES                     AttributeType   = 0x61b
+	CKA_HSS_KEYS_REMAINING                  AttributeType   = 0x61c
+	CKA_VENDOR_DEFINED                      AttributeType   = 0x80000000
+	CKM_RSA_PKCS_KEY_PAIR_GEN               MechanismType   = 0x0
+	CKM_RSA_PKCS                            MechanismType   = 0x1
+	CKM_RSA_9796                            MechanismType   = 0x2
+	CKM_RSA_X_509                           MechanismType   = 0x3
+	CKM_MD2_RSA_PKCS                        MechanismType   = 0x4
+	CKM_MD5_RSA_PKCS                        MechanismType   = 0x5
+	CKM_SHA1_RSA_PKCS                       MechanismType   = 0x6
+	CKM_RIPEMD128_RSA_PKCS                  MechanismType   = 0x7
+	CKM_RIPEMD160_RSA_PKCS                  MechanismType   = 0x8
+	CKM_RSA_PKCS_OAEP                       MechanismType   = 0x9
+	CKM_RSA_X9_31_KEY_PAIR_GEN              MechanismType   = 0xa
+	CKM_RSA_X9_31                           MechanismType   = 0xb
+	CKM_SHA1_RSA_X9_31                      MechanismType   = 0xc
+	CKM_RSA_PKCS_PSS                        MechanismType   = 0xd
+	CKM_SHA1_RSA_PKCS_PSS                   MechanismType   = 0xe
+	CKM_DSA_KEY_PAIR_GEN                    MechanismType   = 0x10
+	CKM_DSA                                 MechanismType   = 0x11
+	CKM_DSA_SHA1                            MechanismType   = 0x12
+	CKM_DSA_SHA224                          MechanismType   = 0x13
+	CKM_DSA_SHA256                          MechanismType   = 0x14
+	CKM_DSA_SHA384                          MechanismType   = 0x15
+	CKM_DSA_SHA512                          MechanismType   = 0x16
+	CKM_DSA_SHA3_224                        MechanismType   = 0x18
+	CKM_DSA_SHA3_256                        MechanismType   = 0x19
+	CKM_DSA_SHA3_384                        MechanismType   = 0x1a
+	CKM_DSA_SHA3_512                        MechanismType   = 0x1b
+	CKM_DH_PKCS_KEY_PAIR_GEN                MechanismType   = 0x20
+	CKM_DH_PKCS_DERIVE                      MechanismType   = 0x21
+	CKM_X9_42_DH_KEY_PAIR_GEN               MechanismType   = 0x30
+	CKM_X9_42_DH_DERIVE                     MechanismType   = 0x31
+	CKM_X9_42_DH_HYBRID_DERIVE              MechanismType   = 0x32
+	CKM_X9_42_MQV_DERIVE                    MechanismType   = 0x33
+	CKM_SHA256_RSA_PKCS                     MechanismType   = 0x40
+	CKM_SHA384_RSA_PKCS                     MechanismType   = 0x41
+	CKM_SHA512_RSA_PKCS                     MechanismType   = 0x42
+	CKM_SHA256_RSA_PKCS_PSS                 MechanismType   = 0x43
+	CKM_SHA384_RSA_PKCS_PSS                 MechanismType   = 0x44
+	CKM_SHA512_RSA_PKCS_PSS                 MechanismType   = 0x45
+	CKM_SHA224_RSA_PKCS                     MechanismType   = 0x46
+	CKM_SHA224_RSA_PKCS_PSS                 MechanismType   = 0x47
+	CKM_SHA512_224                          MechanismType   = 0x48
+	CKM_SHA512_224_HMAC                     MechanismType   = 0x49
+	CKM_SHA512_224_HMAC_GENERAL             MechanismType   = 0x4a
+	CKM_SHA512_224_KEY_DERIVATION           MechanismType   = 0x4b
+	CKM_SHA512_256                          MechanismType   = 0x4c
+	CKM_SHA512_256_HMAC                     MechanismType   = 0x4d
+	CKM_SHA512_256_HMAC_GENERAL             MechanismType   = 0x4e
+	CKM_SHA512_256_KEY_DERIVATION           MechanismType   = 0x4f
+	CKM_SHA512_T                            MechanismType   = 0x50
+	CKM_SHA512_T_HMAC                       MechanismType   = 0x51
+	CKM_SHA512_T_HMAC_GENERAL               MechanismType   = 0x52
+	CKM_SHA512_T_KEY_DERIVATION             MechanismType   = 0x53
+	CKM_SHA3_256_RSA_PKCS                   MechanismType   = 0x60
+	CKM_SHA3_384_RSA_PKCS                   MechanismType   = 0x61
+	CKM_SHA3_512_RSA_PKCS                   MechanismType   = 0x62
+	CKM_SHA3_256_RSA_PKCS_PSS               MechanismType   = 0x63
+	CKM_SHA3_384_RSA_PKCS_PSS               MechanismType   = 0x64
+	CKM_SHA3_512_RSA_PKCS_PSS               MechanismType   = 0x65
+	CKM_SHA3_224_RSA_PKCS                   MechanismType   = 0x66
+	CKM_SHA3_224_RSA_PKCS_PSS               MechanismType   = 0x67
+	CKM_RC2_KEY_GEN                         MechanismType   = 0x100
+	CKM_RC2_ECB                             MechanismType   = 0x101
+	CKM_RC2_CBC                             MechanismType   = 0x102
+	CKM_RC2_MAC                             MechanismType   = 0x103
+	CKM_RC2_MAC_GENERAL                     MechanismType   = 0x104
+	CKM_RC2_CBC_PAD                         MechanismType   = 0x105
+	CKM_RC4_KEY_GEN                         MechanismType   = 0x110
+	CKM_RC4                                 MechanismType   = 0x111
+	CKM_DES_KEY_GEN                         MechanismType   = 0x120
+	CKM_DES_ECB                             MechanismType   = 0x121
+	CKM_DES_CBC                             MechanismType   = 0x122
+	CKM_DES_MAC                             MechanismType   = 0x123
+	CKM_DES_MAC_GENERAL                     MechanismType   = 0x124
+	CKM_DES_CBC_PAD                         MechanismType   = 0x125
+	CKM_DES2_KEY_GEN                        MechanismType   = 0x130
+	CKM_DES3_KEY_GEN                        MechanismType   = 0x131
+	CKM_DES3_ECB                            MechanismType   = 0x132
+	CKM_DES3_CBC                            MechanismType   = 0x133
+	CKM_DES3_MAC                            MechanismType   = 0x134
+	CKM_DES3_MAC_GENERAL                    MechanismType   = 0x135
+	CKM_DES3_CBC_PAD                        MechanismType   = 0x136
+	CKM_DES3_CMAC_GENERAL                   MechanismType   = 0x137
+	CKM_DES3_CMAC                           MechanismType   = 0x138
+	CKM_CDMF_KEY_GEN                        MechanismType   = 0x140
+	CKM_CDMF_ECB                            MechanismType   = 0x141
+	CKM_CDMF_CBC                            MechanismType   = 0x142
+	CKM_CDMF_MAC                            MechanismType   = 0x143
+	CKM_CDMF_MAC_GENERAL                    MechanismType   = 0x144
+	CKM_CDMF_CBC_PAD                        MechanismType   = 0x145
+	CKM_DES_OFB64                           MechanismType   = 0x150
+	CKM_DES_OFB8                            MechanismType   = 0x151
+	CKM_DES_CFB64                           MechanismType   = 0x152
+	CKM_DES_CFB8                            MechanismType   = 0x153
+	CKM_MD2                                 MechanismType   = 0x200
+	CKM_MD2_HMAC                            MechanismType   = 0x201
+	CKM_MD2_HMAC_GENERAL                    MechanismType   = 0x202
+	CKM_MD5                                 MechanismType   = 0x210
+	CKM_MD5_HMAC                            MechanismType   = 0x211
+	CKM_MD5_HMAC_GENERAL                    MechanismType   = 0x212
+	CKM_SHA_1                               MechanismType   = 0x220
+	CKM_SHA_1_HMAC                          MechanismType   = 0x221
+	CKM_SHA_1_HMAC_GENERAL                  MechanismType   = 0x222
+	CKM_RIPEMD128                           MechanismType   = 0x230
+	CKM_RIPEMD128_HMAC                      MechanismType   = 0x231
+	CKM_RIPEMD128_HMAC_GENERAL              MechanismType   = 0x232
+	CKM_RIPEMD160                           MechanismType   = 0x240
+	CKM_RIPEMD160_HMAC                      MechanismType   = 0x241
+	CKM_RIPEMD160_HMAC_GENERAL              MechanismType   = 0x242
+	CKM_SHA256                              MechanismType   = 0x250
+	CKM_SHA256_HMAC                         MechanismType   = 0x251
+	CKM_SHA256_HMAC_GENERAL                 MechanismType   = 0x252
+	CKM_SHA224                              MechanismType   = 0x255
+	CKM_SHA224_HMAC                         MechanismType   = 0x256
+	CKM_SHA224_HMAC_GENERAL                 MechanismType   = 0x257
+	CKM_SHA384                              MechanismType   = 0x260
+	CKM_SHA384_HMAC                         MechanismType   = 0x261
+	CKM_SHA384_HMAC_GENERAL                 MechanismType   = 0x262
+	CKM_SHA512                              MechanismType   = 0x270
+	CKM_SHA512_HMAC                         MechanismType   = 0x271
+	CKM_SHA512_HMAC_GENERAL                 MechanismType   = 0x272
+	CKM_SECURID_KEY_GEN                     MechanismType   = 0x280
+	CKM_SECURID                             MechanismType   = 0x282
+	CKM_HOTP_KEY_GEN                        MechanismType   = 0x290
+	CKM_HOTP                                MechanismType   = 0x291
+	CKM_ACTI                                MechanismType   = 0x2a0
+	CKM_ACTI_KEY_GEN                        MechanismType   = 0x2a1
+	CKM_SHA3_256                            MechanismType   = 0x2b0
+	CKM_SHA3_256_HMAC                       MechanismType   = 0x2b1
+	CKM_SHA3_256_HMAC_GENERAL               MechanismType   = 0x2b2
+	CKM_SHA3_256_KEY_GEN                    MechanismType   = 0x2b3
+	CKM_SHA3_224                            MechanismType   = 0x2b5
+	CKM_SHA3_224_HMAC                       MechanismType   = 0x2b6
+	CKM_SHA3_224_HMAC_GENERAL               MechanismType   = 0x2b7
+	CKM_SHA3_224_KEY_GEN                    MechanismType   = 0x2b8
+	CKM_SHA3_384                            MechanismType   = 0x2c0
+	CKM_SHA3_384_HMAC                       MechanismType   = 0x2c1
+	CKM_SHA3_384_HMAC_GENERAL               MechanismType   = 0x2c2
+	CKM_SHA3_384_KEY_GEN                    MechanismType   = 0x2c3
+	CKM_SHA3_512                            MechanismType   = 0x2d0
+	CKM_SHA3_512_HMAC                       MechanismType   = 0x2d1
+	CKM_SHA3_512_HMAC_GENERAL               MechanismType   = 0x2d2
+	CKM_SHA3_512_KEY_GEN                    MechanismType   = 0x2d3
+	CKM_CAST_KEY_GEN                        MechanismType   = 0x300
+	CKM_CAST_ECB                            MechanismType   = 0x301
+	CKM_CAST_CBC                            MechanismType   = 0x302
+	CKM_CAST_MAC                            MechanismType   = 0x303
+	CKM_CAST_MAC_GENERAL                    MechanismType   = 0x304
+	CKM_CAST_CBC_PAD                        MechanismType   = 0x305
+	CKM_CAST3_KEY_GEN                       MechanismType   = 0x310
+	CKM_CAST3_ECB                           MechanismType   = 0x311
+	CKM_CAST3_CBC                           MechanismType   = 0x312
+	CKM_CAST3_MAC                           MechanismType   = 0x313
+	CKM_CAST3_MAC_GENERAL                   MechanismType   = 0x314
+	CKM_CAST3_CBC_PAD                       MechanismType   = 0x315
+	CKM_CAST5_KEY_GEN                       MechanismType   = 0x320
+	CKM_CAST128_KEY_GEN                     MechanismType   = 0x320
+	CKM_CAST5_ECB                           MechanismType   = 0x321
+	CKM_CAST128_ECB                         MechanismType   = 0x321
+	CKM_CAST5_CBC                           MechanismType   = 0x322
+	CKM_CAST128_CBC                         MechanismType   = 0x322
+	CKM_CAST5_MAC                           MechanismType   = 0x323
+	CKM_CAST128_MAC                         MechanismType   = 0x323
+	CKM_CAST5_MAC_GENERAL                   MechanismType   = 0x324
+	CKM_CAST128_MAC_GENERAL                 MechanismType   = 0x324
+	CKM_CAST5_CBC_PAD                       MechanismType   = 0x325
+	CKM_CAST128_CBC_PAD                     MechanismType   = 0x325
+	CKM_RC5_KEY_GEN                         MechanismType   = 0x330
+	CKM_RC5_ECB                             MechanismType   = 0x331
+	CKM_RC5_CBC                             MechanismType   = 0x332
+	CKM_RC5_MAC                             MechanismType   = 0x333
+	CKM_RC5_MAC_GENERAL                     MechanismType   = 0x334
+	CKM_RC5_CBC_PAD                         MechanismType   = 0x335
+	CKM_IDEA_KEY_GEN                        MechanismType   = 0x340
+	CKM_IDEA_ECB                            MechanismType   = 0x341
+	CKM_IDEA_CBC                            MechanismType   = 0x342
+	CKM_IDEA_MAC                            MechanismType   = 0x343
+	CKM_IDEA_MAC_GENERAL                    MechanismType   = 0x344
+	CKM_IDEA_CBC_PAD                        MechanismType   = 0x345
+	CKM_GENERIC_SECRET_KEY_GEN              MechanismType   = 0x350
+	CKM_CONCATENATE_BASE_AND_KEY            MechanismType   = 0x360
+	CKM_CONCATENATE_BASE_AND_DATA           MechanismType   = 0x362
+	CKM_CONCATENATE_DATA_AND_BASE           MechanismType   = 0x363
+	CKM_XOR_BASE_AND_DATA                   MechanismType   = 0x364
+	CKM_EXTRACT_KEY_FROM_KEY                MechanismType   = 0x365
+	CKM_SSL3_PRE_MASTER_KEY_GEN             MechanismType   = 0x370
+	CKM_SSL3_MASTER_KEY_DERIVE              MechanismType   = 0x371
+	CKM_SSL3_KEY_AND_MAC_DERIVE             MechanismType   = 0x372
+	CKM_SSL3_MASTER_KEY_DERIVE_DH           MechanismType   = 0x373
+	CKM_TLS_PRE_MASTER_KEY_GEN              MechanismType   = 0x374
+	CKM_TLS_MASTER_KEY_DERIVE               MechanismType   = 0x375
+	CKM_TLS_KEY_AND_MAC_DERIVE              MechanismType   = 0x376
+	CKM_TLS_MASTER_KEY_DERIVE_DH            MechanismType   = 0x377
+	CKM_TLS_PRF                             MechanismType   = 0x378
+	CKM_SSL3_MD5_MAC                        MechanismType   = 0x380
+	CKM_SSL3_SHA1_MAC                       MechanismType   = 0x381
+	CKM_MD5_KEY_DERIVATION                  MechanismType   = 0x390
+	CKM_MD2_KEY_DERIVATION                  MechanismType   = 0x391
+	CKM_SHA1_KEY_DERIVATION                 MechanismType   = 0x392
+	CKM_SHA256_KEY_DERIVATION               MechanismType   = 0x393
+	CKM_SHA384_KEY_DERIVATION               MechanismType   = 0x394
+	CKM_SHA512_KEY_DERIVATION               MechanismType   = 0x395
+	CKM_SHA224_KEY_DERIVATION               MechanismType   = 0x396
+	CKM_SHA3_256_KEY_DERIVE                 MechanismType   = 0x397
+	CKM_SHA3_256_KEY_DERIVATION             MechanismType   = 0x397
+	CKM_SHA3_224_KEY_DERIVE                 MechanismType   = 0x398
+	CKM_SHA3_224_KEY_DERIVATION             MechanismType   = 0x398
+	CKM_SHA3_384_KEY_DERIVE                 MechanismType   = 0x399
+	CKM_SHA3_384_KEY_DERIVATION             MechanismType   = 0x399
+	CKM_SHA3_512_KEY_DERIVE                 MechanismType   = 0x39a
+	CKM_SHA3_512_KEY_DERIVATION             MechanismType   = 0x39a
+	CKM_SHAKE_128_KEY_DERIVE                MechanismType   = 0x39b
+	CKM_SHAKE_128_KEY_DERIVATION            MechanismType   = 0x39b
+	CKM_SHAKE_256_KEY_DERIVE                MechanismType   = 0x39c
+	CKM_SHAKE_256_KEY_DERIVATION            MechanismType   = 0x39c
+	CKM_PBE_MD2_DES_CBC                     MechanismType   = 0x3a0
+	CKM_PBE_MD5_DES_CBC                     MechanismType   = 0x3a1
+	CKM_PBE_MD5_CAST_CBC                    MechanismType   = 0x3a2
+	CKM_PBE_MD5_CAST3_CBC                   MechanismType   = 0x3a3
+	CKM_PBE_MD5_CAST5_CBC                   MechanismType   = 0x3a4
+	CKM_PBE_MD5_CAST128_CBC                 MechanismType   = 0x3a4
+	CKM_PBE_SHA1_CAST5_CBC                  MechanismType   = 0x3a5
+	CKM_PBE_SHA1_CAST128_CBC                MechanismType   = 0x3a5
+	CKM_PBE_SHA1_RC4_128                    MechanismType   = 0x3a6
+	CKM_PBE_SHA1_RC4_40                     MechanismType   = 0x3a7
+	CKM_PBE_SHA1_DES3_EDE_CBC               MechanismType   = 0x3a8
+	CKM_PBE_SHA1_DES2_EDE_CBC               MechanismType   = 0x3a9
+	CKM_PBE_SHA1_RC2_128_CBC                MechanismType   = 0x3aa
+	CKM_PBE_SHA1_RC2_40_CBC                 MechanismType   = 0x3ab
+	CKM_SP800_108_COUNTER_KDF               MechanismType   = 0x3ac
+	CKM_SP800_108_FEEDBACK_KDF              MechanismType   = 0x3ad
+	CKM_SP800_108_DOUBLE_PIPELINE_KDF       MechanismType   = 0x3ae
+	CKM_PKCS5_PBKD2                         MechanismType   = 0x3b0
+	CKM_PBA_SHA1_WITH_SHA1_HMAC             MechanismType   = 0x3c0
+	CKM_WTLS_PRE_MASTER_KEY_GEN             MechanismType   = 0x3d0
+	CKM_WTLS_MASTER_KEY_DERIVE              MechanismType   = 0x3d1
+	CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC       MechanismType   = 0x3d2
+	CKM_WTLS_PRF                            MechanismType   = 0x3d3
+	CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE      MechanismType   = 0x3d4
+	CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE      MechanismType   = 0x3d5
+	CKM_TLS10_MAC_SERVER                    MechanismType   = 0x3d6
+	CKM_TLS10_MAC_CLIENT                    MechanismType   = 0x3d7
+	CKM_TLS12_MAC                           MechanismType   = 0x3d8
+	CKM_TLS12_KDF                           MechanismType   = 0x3d9
+	CKM_TLS12_MASTER_KEY_DERIVE             MechanismType   = 0x3e0
+	CKM_TLS12_KEY_AND_MAC_DERIVE            MechanismType   = 0x3e1
+	CKM_TLS12_MASTER_KEY_DERIVE_DH          MechanismType   = 0x3e2
+	CKM_TLS12_KEY_SAFE_DERIVE               MechanismType   = 0x3e3
+	CKM_TLS_MAC                             MechanismType   = 0x3e4
+	CKM_TLS_KDF                             MechanismType   = 0x3e5
+	CKM_KEY_WRAP_LYNKS                      MechanismType   = 0x400
+	CKM_KEY_WRAP_SET_OAEP                   MechanismType   = 0x401
+	CKM_CMS_SIG                             MechanismType   = 0x500
+	CKM_KIP_DERIVE                          MechanismType   = 0x510
+	CKM_KIP_WRAP                            MechanismType   = 0x511
+	CKM_KIP_MAC                             MechanismType   = 0x512
+	CKM_CAMELLIA_KEY_GEN                    MechanismType   = 0x550
+	CKM_CAMELLIA_ECB                        MechanismType   = 0x551
+	CKM_CAMELLIA_CBC                        MechanismType   = 0x552
+	CKM_CAMELLIA_MAC                        MechanismType   = 0x553
+	CKM_CAMELLIA_MAC_GENERAL                MechanismType   = 0x554
+	CKM_CAMELLIA_CBC_PAD                    MechanismType   = 0x555
+	CKM_CAMELLIA_ECB_ENCRYPT_DATA           MechanismType   = 0x556
+	CKM_CAMELLIA_CBC_ENCRYPT_DATA           MechanismType   = 0x557
+	CKM_CAMELLIA_CTR                        MechanismType   = 0x558
+	CKM_ARIA_KEY_GEN                        MechanismType   = 0x560
+	CKM_ARIA_ECB                            MechanismType   = 0x561
+	CKM_ARIA_CBC                            MechanismType   = 0x562
+	CKM_ARIA_MAC                            MechanismType   = 0x563
+	CKM_ARIA_MAC_GENERAL                    MechanismType   = 0x564
+	CKM_ARIA_CBC_PAD                        MechanismType   = 0x565
+	CKM_ARIA_ECB_ENCRYPT_DATA               MechanismType   = 0x566
+	CKM_ARIA_CBC_ENCRYPT_DATA               MechanismType   = 0x567
+	CKM_SEED_KEY_GEN                        MechanismType   = 0x650
+	CKM_SEED_ECB                            MechanismType   = 0x651
+	CKM_SEED_CBC                            MechanismType   = 0x652
+	CKM_SEED_MAC                            MechanismType   = 0x653
+	CKM_SEED_MAC_GENERAL                    MechanismType   = 0x654
+	CKM_SEED_CBC_PAD                        MechanismType   = 0x655
+	CKM_SEED_ECB_ENCRYPT_DATA               MechanismType   = 0x656
+	CKM_SEED_CBC_ENCRYPT_DATA               MechanismType   = 0x657
+	CKM_SKIPJACK_KEY_GEN                    MechanismType   = 0x1000
+	CKM_SKIPJACK_ECB64                      MechanismType   = 0x1001
+	CKM_SKIPJACK_CBC64                      MechanismType   = 0x1002
+	CKM_SKIPJACK_OFB64                      MechanismType   = 0x1003
+	CKM_SKIPJACK_CFB64                      MechanismType   = 0x1004
+	CKM_SKIPJACK_CFB32                      MechanismType   = 0x1005
+	CKM_SKIPJACK_CFB16                      MechanismType   = 0x1006
+	CKM_SKIPJACK_CFB8                       MechanismType   = 0x1007
+	CKM_SKIPJACK_WRAP                       MechanismType   = 0x1008
+	CKM_SKIPJACK_PRIVATE_WRAP               MechanismType   = 0x1009
+	CKM_SKIPJACK_RELAYX                     MechanismType   = 0x100a
+	CKM_KEA_KEY_PAIR_GEN                    MechanismType   = 0x1010
+	CKM_KEA_KEY_DERIVE                      MechanismType   = 0x1011
+	CKM_KEA_DERIVE                          MechanismType   = 0x1012
+	CKM_FORTEZZA_TIMESTAMP                  MechanismType   = 0x1020
+	CKM_BATON_KEY_GEN                       MechanismType   = 0x1030
+	CKM_BATON_ECB128                        MechanismType   = 0x1031
+	CKM_BATON_ECB96                         MechanismType   = 0x1032
+	CKM_BATON_CBC128                        MechanismType   = 0x1033
+	CKM_BATON_COUNTER                       MechanismType   = 0x1034
+	CKM_BATON_SHUFFLE                       MechanismType   = 0x1035
+	CKM_BATON_WRAP                          MechanismType   = 0x1036
+	CKM_ECDSA_KEY_PAIR_GEN                  MechanismType   = 0x1040
+	CKM_EC_KEY_PAIR_GEN                     MechanismType   = 0x1040
+	CKM_ECDSA                               MechanismType   = 0x1041
+	CKM_ECDSA_SHA1                          MechanismType   = 0x1042
+	CKM_ECDSA_SHA224                        MechanismType   = 0x1043
+	CKM_ECDSA_SHA256                        MechanismType   = 0x1044
+	CKM_ECDSA_SHA384                        MechanismType   = 0x1045
+	CKM_ECDSA_SHA512                        MechanismType   = 0x1046
+	CKM_ECDSA_SHA3_224                      MechanismType   = 0x1047
+	CKM_ECDSA_SHA3_256                      MechanismType   = 0x1048
+	CKM_ECDSA_SHA3_384                      MechanismType   = 0x1049
+	CKM_ECDSA_SHA3_512                      MechanismType   = 0x104a
+	CKM_ECDH1_DERIVE                        MechanismType   = 0x1050
+	CKM_ECDH1_COFACTOR_DERIVE               MechanismType   = 0x1051
+	CKM_ECMQV_DERIVE                        MechanismType   = 0x1052
+	CKM_ECDH_AES_KEY_WRAP                   MechanismType   = 0x1053
+	CKM_RSA_AES_KEY_WRAP                    MechanismType   = 0x1054
+	CKM_EC_EDWARDS_KEY_PAIR_GEN             MechanismType   = 0x1055
+	CKM_EC_MONTGOMERY_KEY_PAIR_GEN          MechanismType   = 0x1056
+	CKM_EDDSA                               MechanismType   = 0x1057
+	CKM_JUNIPER_KEY_GEN                     MechanismType   = 0x1060
+	CKM_JUNIPER_ECB128                      MechanismType   = 0x1061
+	CKM_JUNIPER_CBC128                      MechanismType   = 0x1062
+	CKM_JUNIPER_COUNTER                     MechanismType   = 0x1063
+	CKM_JUNIPER_SHUFFLE                     MechanismType   = 0x1064
+	CKM_JUNIPER_WRAP                        MechanismType   = 0x1065
+	CKM_FASTHASH                            MechanismType   = 0x1070
+	CKM_AES_XTS                             MechanismType   = 0x1071
+	CKM_AES_XTS_KEY_GEN                     MechanismType   = 0x1072
+	CKM_AES_KEY_GEN                         MechanismType   = 0x1080
+	CKM_AES_ECB                             MechanismType   = 0x1081
+	CKM_AES_CBC                             MechanismType   = 0x1082
+	CKM_AES_MAC                             MechanismType   = 0x1083
+	CKM_AES_MAC_GENERAL                     MechanismType   = 0x1084
+	CKM_AES_CBC_PAD                         MechanismType   = 0x1085
+	CKM_AES_CTR                             MechanismType   = 0x1086
+	CKM_AES_GCM                             MechanismType   = 0x1087
+	CKM_AES_CCM                             MechanismType   = 0x1088
+	CKM_AES_CTS                             MechanismType   = 0x1089
+	CKM_AES_CMAC                            MechanismType   = 0x108a
+	CKM_AES_CMAC_GENERAL                    MechanismType   = 0x108b
+	CKM_AES_XCBC_MAC                        MechanismType   = 0x108c
+	CKM_AES_XCBC_MAC_96                     MechanismType   = 0x108d
+	CKM_AES_GMAC                            MechanismType   = 0x108e
+	CKM_BLOWFISH_KEY_GEN                    MechanismType   = 0x1090
+	CKM_BLOWFISH_CBC                        MechanismType   = 0x1091
+	CKM_TWOFISH_KEY_GEN                     MechanismType   = 0x1092
+	CKM_TWOFISH_CBC                         MechanismType   = 0x1093
+	CKM_BLOWFISH_CBC_PAD                    MechanismType   = 0x1094
+	CKM_TWOFISH_CBC_PAD                     MechanismType   = 0x1095
+	CKM_DES_ECB_ENCRYPT_DATA                MechanismType   = 0x1100
+	CKM_DES_CBC_ENCRYPT_DATA                MechanismType   = 0x1101
+	CKM_DES3_ECB_ENCRYPT_DATA               MechanismType   = 0x1102
+	CKM_DES3_CBC_ENCRYPT_DATA               MechanismType   = 0x1103
+	CKM_AES_ECB_ENCRYPT_DATA                MechanismType   = 0x1104
+	CKM_AES_CBC_ENCRYPT_DATA                MechanismType   = 0x1105
+	CKM_GOSTR3410_KEY_PAIR_GEN              MechanismType   = 0x1200
+	CKM_GOSTR3410                           MechanismType   = 0x1201
+	CKM_GOSTR3410_WITH_GOSTR3411            MechanismType   = 0x1202
+	CKM_GOSTR3410_KEY_WRAP                  MechanismType   = 0x1203
+	CKM_GOSTR3410_DERIVE                    MechanismType   = 0x1204
+	CKM_GOSTR3411                           MechanismType   = 0x1210
+	CKM_GOSTR3411_HMAC                      MechanismType   = 0x1211
+	CKM_GOST28147_KEY_GEN                   MechanismType   = 0x1220
+	CKM_GOST28147_ECB                       MechanismType   = 0x1221
+	CKM_GOST28147                           MechanismType   = 0x1222
+	CKM_GOST28147_MAC                       MechanismType   = 0x1223
+	CKM_GOST28147_KEY_WRAP                  MechanismType   = 0x1224
+	CKM_CHACHA20_KEY_GEN                    MechanismType   = 0x1225
+	CKM_CHACHA20                            MechanismType   = 0x1226
+	CKM_POLY1305_KEY_GEN                    MechanismType   = 0x1227
+	CKM_POLY1305                            MechanismType   = 0x1228
+	CKM_EC_KEY_PAIR_GEN_W_EXTRA_BITS        MechanismType   = 0x140b
+	CKM_DSA_PARAMETER_GEN                   MechanismType   = 0x2000
+	CKM_DH_PKCS_PARAMETER_GEN               MechanismType   = 0x2001
+	CKM_X9_42_DH_PARAMETER_GEN              MechanismType   = 0x2002
+	CKM_DSA_PROBABLISTIC_PARAMETER_GEN      MechanismType   = 0x2003
+	CKM_DSA_PROBABILISTIC_PARAMETER_GEN     MechanismType   = 0x2003
+	CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN      MechanismType   = 0x2004
+	CKM_DSA_FIPS_G_GEN                      MechanismType   = 0x2005
+	CKM_AES_OFB                             MechanismType   = 0x2104
+	CKM_AES_CFB64                           MechanismType   = 0x2105
+	CKM_AES_CFB8                            MechanismType   = 0x2106
+	CKM_AES_CFB128                          MechanismType   = 0x2107
+	CKM_AES_CFB1                            MechanismType   = 0x2108
+	CKM_AES_KEY_WRAP                        MechanismType   = 0x2109
+	CKM_AES_KEY_WRAP_PAD                    MechanismType   = 0x210a
+	CKM_AES_KEY_WRAP_KWP                    MechanismType   = 0x210b
+	CKM_AES_KEY_WRAP_PKCS7                  MechanismType   = 0x210c
+	CKM_RSA_PKCS_TPM_1_1                    MechanismType   = 0x4001
+	CKM_RSA_PKCS_OAEP_TPM_1_1               MechanismType   = 0x4002
+	CKM_SHA_1_KEY_GEN                       MechanismType   = 0x4003
+	CKM_SHA224_KEY_GEN                      MechanismType   = 0x4004
+	CKM_SHA256_KEY_GEN                      MechanismType   = 0x4005
+	CKM_SHA384_KEY_GEN                      MechanismType   = 0x4006
+	CKM_SHA512_KEY_GEN                      MechanismType   = 0x4007
+	CKM_SHA512_224_KEY_GEN                  MechanismType   = 0x4008
+	CKM_SHA512_256_KEY_GEN                  MechanismType   = 0x4009
+	CKM_SHA512_T_KEY_GEN                    MechanismType   = 0x400a
+	CKM_NULL                                MechanismType   = 0x400b
+	CKM_BLAKE2B_160                         MechanismType   = 0x400c
+	CKM_BLAKE2B_160_HMAC                    MechanismType   = 0x400d
+	CKM_BLAKE2B_160_HMAC_GENERAL            MechanismType   = 0x400e
+	CKM_BLAKE2B_160_KEY_DERIVE              MechanismType   = 0x400f
+	CKM_BLAKE2B_160_KEY_GEN                 MechanismType   = 0x4010
+	CKM_BLAKE2B_256                         MechanismType   = 0x4011
+	CKM_BLAKE2B_256_HMAC                    MechanismType   = 0x4012
+	CKM_BLAKE2B_256_HMAC_GENERAL            MechanismType   = 0x4013
+	CKM_BLAKE2B_256_KEY_DERIVE              MechanismType   = 0x4014
+	CKM_BLAKE2B_256_KEY_GEN                 MechanismType   = 0x4015
+	CKM_BLAKE2B_384                         MechanismType   = 0x4016
+	CKM_BLAKE2B_384_HMAC                    MechanismType   = 0x4017
+	CKM_BLAKE2B_384_HMAC_GENERAL            MechanismType   = 0x4018
+	CKM_BLAKE2B_384_KEY_DERIVE              MechanismType   = 0x4019
+	CKM_BLAKE2B_384_KEY_GEN                 MechanismType   = 0x401a
+	CKM_BLAKE2B_512                         MechanismType   = 0x401b
+	CKM_BLAKE2B_512_HMAC                    MechanismType   = 0x401c
+	CKM_BLAKE2B_512_HMAC_GENERAL            MechanismType   = 0x401d
+	CKM_BLAKE2B_512_KEY_DERIVE              MechanismType   = 0x401e
+	CKM_BLAKE2B_512_KEY_GEN                 MechanismType   = 0x401f
+	CKM_SALSA20                             MechanismType   = 0x4020
+	CKM_CHACHA20_POLY1305                   MechanismType   = 0x4021
+	CKM_SALSA20_POLY1305                    MechanismType   = 0x4022
+	CKM_X3DH_INITIALIZE                     MechanismType   = 0x4023
+	CKM_X3DH_RESPOND                        MechanismType   = 0x4024
+	CKM_X2RATCHET_INITIALIZE                MechanismType   = 0x4025
+	CKM_X2RATCHET_RESPOND                   MechanismType   = 0x4026
+	CKM_X2RATCHET_ENCRYPT                   MechanismType   = 0x4027
+	CKM_X2RATCHET_DECRYPT                   MechanismType   = 0x4028
+	CKM_XEDDSA                              MechanismType   = 0x4029
+	CKM_HKDF_DERIVE                         MechanismType   = 0x402a
+	CKM_HKDF_DATA                           MechanismType   = 0x402b
+	CKM_HKDF_KEY_GEN                        MechanismType   = 0x402c
+	CKM_SALSA20_KEY_GEN                     MechanismType   = 0x402d
+	CKM_IKE2_PRF_PLUS_DERIVE                MechanismType   = 0x402e
+	CKM_IKE_PRF_DERIVE                      MechanismType   = 0x402f
+	CKM_IKE1_PRF_DERIVE                     MechanismType   = 0x4030
+	CKM_IKE1_EXTENDED_DERIVE                MechanismType   = 0x4031
+	CKM_HSS_KEY_PAIR_GEN                    MechanismType   = 0x4032
+	CKM_HSS                                 MechanismType   = 0x4033
+	CKM_VENDOR_DEFINED                      MechanismType   = 0x80000000
+	CKF_HW                                  ULong           = 0x1
+	CKF_MESSAGE_ENCRYPT                     ULong           = 0x2
+	CKF_MESSAGE_DECRYPT                     ULong           = 0x4
+	CKF_MESSAGE_SIGN                        ULong           = 0x8
+	CKF_MESSAGE_VERIFY                      ULong           = 0x10
+	CKF_MULTI_MESSGE                        ULong           = 0x20
+	CKF_MULTI_MESSAGE                       ULong           = 0x20
+	CKF_FIND_OBJECTS                        ULong           = 0x40
+	CKF_ENCRYPT                             ULong           = 0x100
+	CKF_DECRYPT                             ULong           = 0x200
+	CKF_DIGEST                              ULong           = 0x400
+	CKF_SIGN                                ULong           = 0x800
+	CKF_SIGN_RECOVER                        ULong           = 0x1000
+	CKF_VERIFY                              ULong           = 0x2000
+	CKF_VERIFY_RECOVER                      ULong           = 0x4000
+	CKF_GENERATE                            ULong           = 0x8000
+	CKF_GENERATE_KEY_PAIR                   ULong           = 0x10000
+	CKF_WRAP                                ULong           = 0x20000
+	CKF_UNWRAP                              ULong           = 0x40000
+	CKF_DERIVE                              ULong           = 0x80000
+	CKF_EC_F_P                              ULong           = 0x100000
+	CKF_EC_F_2M                             ULong           = 0x200000
+	CKF_EC_ECPARAMETERS                     ULong           = 0x400000
+	CKF_EC_NAMEDCURVE                       ULong           = 0x800000
+	CKF_EC_OID                              ULong           = 0x800000
+	CKF_EC_UNCOMPRESS                       ULong           = 0x1000000
+	CKF_EC_COMPRESS                         ULong           = 0x2000000
+	CKF_EC_CURVENAME                        ULong           = 0x4000000
+	CKF_EXTENSION                           ULong           = 0x80000000
+	CKR_OK                                  RV              = 0x0
+	CKR_CANCEL                              RV              = 0x1
+	CKR_HOST_MEMORY                         RV              = 0x2
+	CKR_SLOT_ID_INVALID                     RV              = 0x3
+	CKR_GENERAL_ERROR                       RV              = 0x5
+	CKR_FUNCTION_FAILED                     RV              = 0x6
+	CKR_ARGUMENTS_BAD                       RV              = 0x7
+	CKR_NO_EVENT                            RV              = 0x8
+	CKR_NEED_TO_CREATE_THREADS              RV              = 0x9
+	CKR_CANT_LOCK                           RV              = 0xa
+	CKR_ATTRIBUTE_READ_ONLY                 RV              = 0x10
+	CKR_ATTRIBUTE_SENSITIVE                 RV              = 0x11
+	CKR_ATTRIBUTE_TYPE_INVALID              RV              = 0x12
+	CKR_ATTRIBUTE_VALUE_INVALID             RV              = 0x13
+	CKR_ACTION_PROHIBITED                   RV              = 0x1b
+	CKR_DATA_INVALID                        RV              = 0x20
+	CKR_DATA_LEN_RANGE                      RV              = 0x21
+	CKR_DEVICE_ERROR                        RV              = 0x30
+	CKR_DEVICE_MEMORY                       RV              = 0x31
+	CKR_DEVICE_REMOVED                      RV              = 0x32
+	CKR_ENCRYPTED_DATA_INVALID              RV              = 0x40
+	CKR_ENCRYPTED_DATA_LEN_RANGE            RV              = 0x41
+	CKR_AEAD_DECRYPT_FAILED                 RV              = 0x42
+	CKR_FUNCTION_CANCELED                   RV              = 0x50
+	CKR_FUNCTION_NOT_PARALLEL               RV              = 0x51
+	CKR_FUNCTION_NOT_SUPPORTED              RV              = 0x54
+	CKR_KEY_HANDLE_INVALID                  RV              = 0x60
+	CKR_KEY_SIZE_RANGE                      RV              = 0x62
+	CKR_KEY_TYPE_INCONSISTENT               RV              = 0x63
+	CKR_KEY_NOT_NEEDED                      RV              = 0x64
+	CKR_KEY_CHANGED                         RV              = 0x65
+	CKR_KEY_NEEDED                          RV              = 0x66
+	CKR_KEY_INDIGESTIBLE                    RV              = 0x67
+	CKR_KEY_FUNCTION_NOT_PERMITTED          RV              = 0x68
+	CKR_KEY_NOT_WRAPPABLE                   RV              = 0x69
+	CKR_KEY_UNEXTRACTABLE                   RV              = 0x6a
+	CKR_MECHANISM_INVALID                   RV              = 0x70
+	CKR_MECHANISM_PARAM_INVALID             RV              = 0x71
+	CKR_OBJECT_HANDLE_INVALID               RV              = 0x82
+	CKR_OPERATION_ACTIVE                    RV              = 0x90
+	CKR_OPERATION_NOT_INITIALIZED           RV              = 0x91
+	CKR_PIN_INCORRECT                       RV              = 0xa0
+	CKR_PIN_INVALID                         RV              = 0xa1
+	CKR_PIN_LEN_RANGE                       RV              = 0xa2
+	CKR_PIN_EXPIRED                         RV              = 0xa3
+	CKR_PIN_LOCKED                          RV              = 0xa4
+	CKR_SESSION_CLOSED                      RV              = 0xb0
+	CKR_SESSION_COUNT                       RV              = 0xb1
+	CKR_SESSION_HANDLE_INVALID              RV              = 0xb3
+	CKR_SESSION_PARALLEL_NOT_SUPPORTED      RV              = 0xb4
+	CKR_SESSION_READ_ONLY                   RV              = 0xb5
+	CKR_SESSION_EXISTS                      RV              = 0xb6
+	CKR_SESSION_READ_ONLY_EXISTS            RV              = 0xb7
+	CKR_SESSION_READ_WRITE_SO_EXISTS        RV              = 0xb8
+	CKR_SIGNATURE_INVALID                   RV              = 0xc0
+	CKR_SIGNATURE_LEN_RANGE                 RV              = 0xc1
+	CKR_TEMPLATE_INCOMPLETE                 RV              = 0xd0
+	CKR_TEMPLATE_INCONSISTENT               RV              = 0xd1
+	CKR_TOKEN_NOT_PRESENT                   RV              = 0xe0
+	CKR_TOKEN_NOT_RECOGNIZED                RV              = 0xe1
+	CKR_TOKEN_WRITE_PROTECTED               RV              = 0xe2
+	CKR_UNWRAPPING_KEY_HANDLE_INVALID       RV              = 0xf0
+	CKR_UNWRAPPING_KEY_SIZE_RANGE           RV              = 0xf1
+	CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT    RV              = 0xf2
+	CKR_USER_ALREADY_LOGGED_IN              RV              = 0x100
+	CKR_USER_NOT_LOGGED_IN                  RV              = 0x101
+	CKR_USER_PIN_NOT_INITIALIZED            RV              = 0x102
+	CKR_USER_TYPE_INVALID                   RV              = 0x103
+	CKR_USER_ANOTHER_ALREADY_LOGGED_IN      RV              = 0x104
+	CKR_USER_TOO_MANY_TYPES                 RV              = 0x105
+	CKR_WRAPPED_KEY_INVALID                 RV              = 0x110
+	CKR_WRAPPED_KEY_LEN_RANGE               RV              = 0x112
+	CKR_WRAPPING_KEY_HANDLE_INVALID         RV              = 0x113
+	CKR_WRAPPING_KEY_SIZE_RANGE             RV              = 0x114
+	CKR_WRAPPING_KEY_TYPE_INCONSISTENT      RV              = 0x115
+	CKR_RANDOM_SEED_NOT_SUPPORTED           RV              = 0x120
+	CKR_RANDOM_NO_RNG                       RV              = 0x121
+	CKR_DOMAIN_PARAMS_INVALID               RV              = 0x130
+	CKR_CURVE_NOT_SUPPORTED                 RV              = 0x140
+	CKR_BUFFER_TOO_SMALL                    RV              = 0x150
+	CKR_SAVED_STATE_INVALID                 RV              = 0x160
+	CKR_INFORMATION_SENSITIVE               RV              = 0x170
+	CKR_STATE_UNSAVEABLE                    RV              = 0x180
+	CKR_CRYPTOKI_NOT_INITIALIZED            RV              = 0x190
+	CKR_CRYPTOKI_ALREADY_INITIALIZED        RV              = 0x191
+	CKR_MUTEX_BAD                           RV              = 0x1a0
+	CKR_MUTEX_NOT_LOCKED                    RV              = 0x1a1
+	CKR_NEW_PIN_MODE                        RV              = 0x1b0
+	CKR_NEXT_OTP                            RV              = 0x1b1
+	CKR_EXCEEDED_MAX_ITERATIONS             RV              = 0x1b5
+	CKR_FIPS_SELF_TEST_FAILED               RV              = 0x1b6
+	CKR_LIBRARY_LOAD_FAILED                 RV              = 0x1b7
+	CKR_PIN_TOO_WEAK                        RV              = 0x1b8
+	CKR_PUBLIC_KEY_INVALID                  RV              = 0x1b9
+	CKR_FUNCTION_REJECTED                   RV              = 0x200
+	CKR_TOKEN_RESOURCE_EXCEEDED             RV              = 0x201
+	CKR_OPERATION_CANCEL_FAILED             RV              = 0x202
+	CKR_KEY_EXHAUSTED                       RV              = 0x203
+	CKR_VENDOR_DEFINED                      RV              = 0x80000000
+	CKF_INTERFACE_FORK_SAFE                 ULong           = 0x1
+	CKF_END_OF_MESSAGE                      ULong           = 0x1
+	CKF_LIBRARY_CANT_CREATE_OS_THREADS      ULong           = 0x1
+	CKF_OS_LOCKING_OK                       ULong           = 0x2
+	CKF_DONT_BLOCK                          ULong           = 0x1
+	CKG_MGF1_SHA1                           ULong           = 0x1
+	CKG_MGF1_SHA256                         ULong           = 0x2
+	CKG_MGF1_SHA384                         ULong           = 0x3
+	CKG_MGF1_SHA512                         ULong           = 0x4
+	CKG_MGF1_SHA224                         ULong           = 0x5
+	CKG_MGF1_SHA3_224                       ULong           = 0x6
+	CKG_MGF1_SHA3_256                       ULong           = 0x7
+	CKG_MGF1_SHA3_384                       ULong           = 0x8
+	CKG_MGF1_SHA3_512                       ULong           = 0x9
+	CKZ_DATA_SPECIFIED                      ULong           = 0x1
+	CKD_NULL                                ULong           = 0x1
+	CKD_SHA1_KDF                            ULong           = 0x2
+	CKD_SHA1_KDF_ASN1                       ULong           = 0x3
+	CKD_SHA1_KDF_CONCATENATE                ULong           = 0x4
+	CKD_SHA224_KDF                          ULong           = 0x5
+	CKD_SHA256_KDF                          ULong           = 0x6
+	CKD_SHA384_KDF                          ULong           = 0x7
+	CKD_SHA512_KDF                          ULong           = 0x8
+	CKD_CPDIVERSIFY_KDF                     ULong           = 0x9
+	CKD_SHA3_224_KDF                        ULong           = 0xa
+	CKD_SHA3_256_KDF                        ULong           = 0xb
+	CKD_SHA3_384_KDF                        ULong           = 0xc
+	CKD_SHA3_512_KDF                        ULong           = 0xd
+	CKD_SHA1_KDF_SP800                      ULong           = 0xe
+	CKD_SHA224_KDF_SP800                    ULong           = 0xf
+	CKD_SHA256_KDF_SP800                    ULong           = 0x10
+	CKD_SHA384_KDF_SP800                    ULong           = 0x11
+	CKD_SHA512_KDF_SP800                    ULong           = 0x12
+	CKD_SHA3_224_KDF_SP800                  ULong           = 0x13
+	CKD_SHA3_256_KDF_SP800                  ULong           = 0x14
+	CKD_SHA3_384_KDF_SP800                  ULong           = 0x15
+	CKD_SHA3_512_KDF_SP800                  ULong           = 0x16
+	CKD_BLAKE2B_160_KDF                     ULong           = 0x17
+	CKD_BLAKE2B_256_KDF                     ULong           = 0x18
+	CKD_BLAKE2B_384_KDF                     ULong           = 0x19
+	CKD_BLAKE2B_512_KDF                     ULong           = 0x1a
+	CKP_PKCS5_PBKD2_HMAC_SHA1               ULong           = 0x1
+	CKP_PKCS5_PBKD2_HMAC_GOSTR3411          ULong           = 0x2
+	CKP_PKCS5_PBKD2_HMAC_SHA224             ULong           = 0x3
+	CKP_PKCS5_PBKD2_HMAC_SHA256             ULong           = 0x4
+	CKP_PKCS5_PBKD2_HMAC_SHA384             ULong           = 0x5
+	CKP_PKCS5_PBKD2_HMAC_SHA512             ULong           = 0x6
+	CKP_PKCS5_PBKD2_HMAC_SHA512_224         ULong           = 0x7
+	CKP_PKCS5_PBKD2_HMAC_SHA512_256         ULong           = 0x8
+	CKZ_SALT_SPECIFIED                      ULong           = 0x1
+	CK_OTP_VALUE                            ULong           = 0x0
+	CK_OTP_PIN                              ULong           = 0x1
+	CK_OTP_CHALLENGE                        ULong           = 0x2
+	CK_OTP_TIME                             ULong           = 0x3
+	CK_OTP_COUNTER                          ULong           = 0x4
+	CK_OTP_FLAGS                            ULong           = 0x5
+	CK_OTP_OUTPUT_LENGTH                    ULong           = 0x6
+	CK_OTP_OUTPUT_FORMAT                    ULong           = 0x7
+	CKF_NEXT_OTP                            ULong           = 0x1
+	CKF_EXCLUDE_TIME                        ULong           = 0x2
+	CKF_EXCLUDE_COUNTER                     ULong           = 0x4
+	CKF_EXCLUDE_CHALLENGE                   ULong           = 0x8
+	CKF_EXCLUDE_PIN                         ULong           = 0x10
+	CKF_USER_FRIENDLY_OTP                   ULong           = 0x20
+	CKG_NO_GENERATE                         ULong           = 0x0
+	CKG_GENERATE                            ULong           = 0x1
+	CKG_GENERATE_COUNTER                    ULong           = 0x2
+	CKG_GENERATE_RANDOM                     ULong           = 0x3
+	CKG_GENERATE_COUNTER_XOR                ULong           = 0x4
+	CK_SP800_108_ITERATION_VARIABLE         ULong           = 0x1
+	CK_SP800_108_OPTIONAL_COUNTER           ULong           = 0x2
+	CK_SP800_108_DKM_LENGTH                 ULong           = 0x3
+	CK_SP800_108_BYTE_ARRAY                 ULong           = 0x4
+	CK_SP800_108_COUNTER                    ULong           = 0x2
+	CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS     ULong           = 0x1
+	CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS ULong           = 0x2
+	CKF_HKDF_SALT_NULL                      ULong           = 0x1
+	CKF_HKDF_SALT_DATA                      ULong           = 0x2
+	CKF_HKDF_SALT_KEY                       ULong           = 0x4
+	CKA_GOHSM_OWNER                         AttributeType   = 0xc7480001
+	CKA_GOHSM_SHARED_USERS                  AttributeType   = 0xc7480002
+	CKM_DES3_NIST_WRAP                      MechanismType   = 0x80008000
+	CKM_CLOUDHSM_AES_GCM                    MechanismType   = 0x80001087
+	CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD        MechanismType   = 0x80002109
+	CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD     MechanismType   = 0x8000210a
+	CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD      MechanismType   = 0x8000216f
+	CKM_CLOUDHSM_SP800_108_COUNTER_KDF      MechanismType   = 0x80000001
 )
 
 var rvNames = map[RV]string{
@@ -784,6 +965,7 @@ var rvNames = map[RV]string{
 	CKR_DEVICE_REMOVED:                   "CKR_DEVICE_REMOVED",
 	CKR_ENCRYPTED_DATA_INVALID:           "CKR_ENCRYPTED_DATA_INVALID",
 	CKR_ENCRYPTED_DATA_LEN_RANGE:         "CKR_ENCRYPTED_DATA_LEN_RANGE",
+	CKR_AEAD_DECRYPT_FAILED:              "CKR_AEAD_DECRYPT_FAILED",
 	CKR_FUNCTION_CANCELED:                "CKR_FUNCTION_CANCELED",
 	CKR_FUNCTION_NOT_PARALLEL:            "CKR_FUNCTION_NOT_PARALLEL",
 	CKR_FUNCTION_NOT_SUPPORTED:           "CKR_FUNCTION_NOT_SUPPORTED",
@@ -856,6 +1038,9 @@ var rvNames = map[RV]string{
 	CKR_PIN_TOO_WEAK:                     "CKR_PIN_TOO_WEAK",
 	CKR_PUBLIC_KEY_INVALID:               "CKR_PUBLIC_KEY_INVALID",
 	CKR_FUNCTION_REJECTED:                "CKR_FUNCTION_REJECTED",
+	CKR_TOKEN_RESOURCE_EXCEEDED:          "CKR_TOKEN_RESOURCE_EXCEEDED",
+	CKR_OPERATION_CANCEL_FAILED:          "CKR_OPERATION_CANCEL_FAILED",
+	CKR_KEY_EXHAUSTED:                    "CKR_KEY_EXHAUSTED",
 	CKR_VENDOR_DEFINED:                   "CKR_VENDOR_DEFINED",
 }
 
@@ -864,6 +1049,7 @@ var attributeTypeNames = map[AttributeType]string{
 	CKA_TOKEN:                      "CKA_TOKEN",
 	CKA_PRIVATE:                    "CKA_PRIVATE",
 	CKA_LABEL:                      "CKA_LABEL",
+	CKA_UNIQUE_ID:                  "CKA_UNIQUE_ID",
 	CKA_APPLICATION:                "CKA_APPLICATION",
 	CKA_VALUE:                      "CKA_VALUE",
 	CKA_OBJECT_ID:                  "CKA_OBJECT_ID",
@@ -910,7 +1096,7 @@ var attributeTypeNames = map[AttributeType]string{
 	CKA_SUBPRIME:                   "CKA_SUBPRIME",
 	CKA_BASE:                       "CKA_BASE",
 	CKA_PRIME_BITS:                 "CKA_PRIME_BITS",
-	CKA_SUB_PRIME_BITS:             "CKA_SUB_PRIME_BITS",
+	CKA_SUBPRIME_BITS:              "CKA_SUBPRIME_BITS",
 	CKA_VALUE_BITS:                 "CKA_VALUE_BITS",
 	CKA_VALUE_LEN:                  "CKA_VALUE_LEN",
 	CKA_EXTRACTABLE:                "CKA_EXTRACTABLE",
@@ -961,372 +1147,473 @@ var attributeTypeNames = map[AttributeType]string{
 	CKA_REQUIRED_CMS_ATTRIBUTES:    "CKA_REQUIRED_CMS_ATTRIBUTES",
 	CKA_DEFAULT_CMS_ATTRIBUTES:     "CKA_DEFAULT_CMS_ATTRIBUTES",
 	CKA_SUPPORTED_CMS_ATTRIBUTES:   "CKA_SUPPORTED_CMS_ATTRIBUTES",
+	CKA_PROFILE_ID:                 "CKA_PROFILE_ID",
+	CKA_X2RATCHET_BAG:              "CKA_X2RATCHET_BAG",
+	CKA_X2RATCHET_BAGSIZE:          "CKA_X2RATCHET_BAGSIZE",
+	CKA_X2RATCHET_BOBS1STMSG:       "CKA_X2RATCHET_BOBS1STMSG",
+	CKA_X2RATCHET_CKR:              "CKA_X2RATCHET_CKR",
+	CKA_X2RATCHET_CKS:              "CKA_X2RATCHET_CKS",
+	CKA_X2RATCHET_DHP:              "CKA_X2RATCHET_DHP",
+	CKA_X2RATCHET_DHR:              "CKA_X2RATCHET_DHR",
+	CKA_X2RATCHET_DHS:              "CKA_X2RATCHET_DHS",
+	CKA_X2RATCHET_HKR:              "CKA_X2RATCHET_HKR",
+	CKA_X2RATCHET_HKS:              "CKA_X2RATCHET_HKS",
+	CKA_X2RATCHET_ISALICE:          "CKA_X2RATCHET_ISALICE",
+	CKA_X2RATCHET_NHKR:             "CKA_X2RATCHET_NHKR",
+	CKA_X2RATCHET_NHKS:             "CKA_X2RATCHET_NHKS",
+	CKA_X2RATCHET_NR:               "CKA_X2RATCHET_NR",
+	CKA_X2RATCHET_NS:               "CKA_X2RATCHET_NS",
+	CKA_X2RATCHET_PNS:              "CKA_X2RATCHET_PNS",
+	CKA_X2RATCHET_RK:               "CKA_X2RATCHET_RK",
+	CKA_HSS_LEVELS:                 "CKA_HSS_LEVELS",
+	CKA_HSS_LMS_TYPE:               "CKA_HSS_LMS_TYPE",
+	CKA_HSS_LMOTS_TYPE:             "CKA_HSS_LMOTS_TYPE",
+	CKA_HSS_LMS_TYPES:              "CKA_HSS_LMS_TYPES",
+	CKA_HSS_LMOTS_TYPES:            "CKA_HSS_LMOTS_TYPES",
+	CKA_HSS_KEYS_REMAINING:         "CKA_HSS_KEYS_REMAINING",
 	CKA_WRAP_TEMPLATE:              "CKA_WRAP_TEMPLATE",
 	CKA_UNWRAP_TEMPLATE:            "CKA_UNWRAP_TEMPLATE",
 	CKA_DERIVE_TEMPLATE:            "CKA_DERIVE_TEMPLATE",
 	CKA_ALLOWED_MECHANISMS:         "CKA_ALLOWED_MECHANISMS",
 	CKA_VENDOR_DEFINED:             "CKA_VENDOR_DEFINED",
+	CKA_GOHSM_OWNER:                "CKA_GOHSM_OWNER",
+	CKA_GOHSM_SHARED_USERS:         "CKA_GOHSM_SHARED_USERS",
 }
 
 var mechanismTypeNames = map[MechanismType]string{
-	CKM_RSA_PKCS_KEY_PAIR_GEN:          "CKM_RSA_PKCS_KEY_PAIR_GEN",
-	CKM_RSA_PKCS:                       "CKM_RSA_PKCS",
-	CKM_RSA_9796:                       "CKM_RSA_9796",
-	CKM_RSA_X_509:                      "CKM_RSA_X_509",
-	CKM_MD2_RSA_PKCS:                   "CKM_MD2_RSA_PKCS",
-	CKM_MD5_RSA_PKCS:                   "CKM_MD5_RSA_PKCS",
-	CKM_SHA1_RSA_PKCS:                  "CKM_SHA1_RSA_PKCS",
-	CKM_RIPEMD128_RSA_PKCS:             "CKM_RIPEMD128_RSA_PKCS",
-	CKM_RIPEMD160_RSA_PKCS:             "CKM_RIPEMD160_RSA_PKCS",
-	CKM_RSA_PKCS_OAEP:                  "CKM_RSA_PKCS_OAEP",
-	CKM_RSA_X9_31_KEY_PAIR_GEN:         "CKM_RSA_X9_31_KEY_PAIR_GEN",
-	CKM_RSA_X9_31:                      "CKM_RSA_X9_31",
-	CKM_SHA1_RSA_X9_31:                 "CKM_SHA1_RSA_X9_31",
-	CKM_RSA_PKCS_PSS:                   "CKM_RSA_PKCS_PSS",
-	CKM_SHA1_RSA_PKCS_PSS:              "CKM_SHA1_RSA_PKCS_PSS",
-	CKM_DSA_KEY_PAIR_GEN:               "CKM_DSA_KEY_PAIR_GEN",
-	CKM_DSA:                            "CKM_DSA",
-	CKM_DSA_SHA1:                       "CKM_DSA_SHA1",
-	CKM_DSA_SHA224:                     "CKM_DSA_SHA224",
-	CKM_DSA_SHA256:                     "CKM_DSA_SHA256",
-	CKM_DSA_SHA384:                     "CKM_DSA_SHA384",
-	CKM_DSA_SHA512:                     "CKM_DSA_SHA512",
-	CKM_DSA_SHA3_224:                   "CKM_DSA_SHA3_224",
-	CKM_DSA_SHA3_256:                   "CKM_DSA_SHA3_256",
-	CKM_DSA_SHA3_384:                   "CKM_DSA_SHA3_384",
-	CKM_DSA_SHA3_512:                   "CKM_DSA_SHA3_512",
-	CKM_DH_PKCS_KEY_PAIR_GEN:           "CKM_DH_PKCS_KEY_PAIR_GEN",
-	CKM_DH_PKCS_DERIVE:                 "CKM_DH_PKCS_DERIVE",
-	CKM_X9_42_DH_KEY_PAIR_GEN:          "CKM_X9_42_DH_KEY_PAIR_GEN",
-	CKM_X9_42_DH_DERIVE:                "CKM_X9_42_DH_DERIVE",
-	CKM_X9_42_DH_HYBRID_DERIVE:         "CKM_X9_42_DH_HYBRID_DERIVE",
-	CKM_X9_42_MQV_DERIVE:               "CKM_X9_42_MQV_DERIVE",
-	CKM_SHA256_RSA_PKCS:                "CKM_SHA256_RSA_PKCS",
-	CKM_SHA384_RSA_PKCS:                "CKM_SHA384_RSA_PKCS",
-	CKM_SHA512_RSA_PKCS:                "CKM_SHA512_RSA_PKCS",
-	CKM_SHA256_RSA_PKCS_PSS:            "CKM_SHA256_RSA_PKCS_PSS",
-	CKM_SHA384_RSA_PKCS_PSS:            "CKM_SHA384_RSA_PKCS_PSS",
-	CKM_SHA512_RSA_PKCS_PSS:            "CKM_SHA512_RSA_PKCS_PSS",
-	CKM_SHA224_RSA_PKCS:                "CKM_SHA224_RSA_PKCS",
-	CKM_SHA224_RSA_PKCS_PSS:            "CKM_SHA224_RSA_PKCS_PSS",
-	CKM_SHA512_224:                     "CKM_SHA512_224",
-	CKM_SHA512_224_HMAC:                "CKM_SHA512_224_HMAC",
-	CKM_SHA512_224_HMAC_GENERAL:        "CKM_SHA512_224_HMAC_GENERAL",
-	CKM_SHA512_224_KEY_DERIVATION:      "CKM_SHA512_224_KEY_DERIVATION",
-	CKM_SHA512_256:                     "CKM_SHA512_256",
-	CKM_SHA512_256_HMAC:                "CKM_SHA512_256_HMAC",
-	CKM_SHA512_256_HMAC_GENERAL:        "CKM_SHA512_256_HMAC_GENERAL",
-	CKM_SHA512_256_KEY_DERIVATION:      "CKM_SHA512_256_KEY_DERIVATION",
-	CKM_SHA512_T:                       "CKM_SHA512_T",
-	CKM_SHA512_T_HMAC:                  "CKM_SHA512_T_HMAC",
-	CKM_SHA512_T_HMAC_GENERAL:          "CKM_SHA512_T_HMAC_GENERAL",
-	CKM_SHA512_T_KEY_DERIVATION:        "CKM_SHA512_T_KEY_DERIVATION",
-	CKM_SHA3_256_RSA_PKCS:              "CKM_SHA3_256_RSA_PKCS",
-	CKM_SHA3_384_RSA_PKCS:              "CKM_SHA3_384_RSA_PKCS",
-	CKM_SHA3_512_RSA_PKCS:              "CKM_SHA3_512_RSA_PKCS",
-	CKM_SHA3_256_RSA_PKCS_PSS:          "CKM_SHA3_256_RSA_PKCS_PSS",
-	CKM_SHA3_384_RSA_PKCS_PSS:          "CKM_SHA3_384_RSA_PKCS_PSS",
-	CKM_SHA3_512_RSA_PKCS_PSS:          "CKM_SHA3_512_RSA_PKCS_PSS",
-	CKM_SHA3_224_RSA_PKCS:              "CKM_SHA3_224_RSA_PKCS",
-	CKM_SHA3_224_RSA_PKCS_PSS:          "CKM_SHA3_224_RSA_PKCS_PSS",
-	CKM_RC2_KEY_GEN:                    "CKM_RC2_KEY_GEN",
-	CKM_RC2_ECB:                        "CKM_RC2_ECB",
-	CKM_RC2_CBC:                        "CKM_RC2_CBC",
-	CKM_RC2_MAC:                        "CKM_RC2_MAC",
-	CKM_RC2_MAC_GENERAL:                "CKM_RC2_MAC_GENERAL",
-	CKM_RC2_CBC_PAD:                    "CKM_RC2_CBC_PAD",
-	CKM_RC4_KEY_GEN:                    "CKM_RC4_KEY_GEN",
-	CKM_RC4:                            "CKM_RC4",
-	CKM_DES_KEY_GEN:                    "CKM_DES_KEY_GEN",
-	CKM_DES_ECB:                        "CKM_DES_ECB",
-	CKM_DES_CBC:                        "CKM_DES_CBC",
-	CKM_DES_MAC:                        "CKM_DES_MAC",
-	CKM_DES_MAC_GENERAL:                "CKM_DES_MAC_GENERAL",
-	CKM_DES_CBC_PAD:                    "CKM_DES_CBC_PAD",
-	CKM_DES2_KEY_GEN:                   "CKM_DES2_KEY_GEN",
-	CKM_DES3_KEY_GEN:                   "CKM_DES3_KEY_GEN",
-	CKM_DES3_ECB:                       "CKM_DES3_ECB",
-	CKM_DES3_CBC:                       "CKM_DES3_CBC",
-	CKM_DES3_MAC:                       "CKM_DES3_MAC",
-	CKM_DES3_MAC_GENERAL:               "CKM_DES3_MAC_GENERAL",
-	CKM_DES3_CBC_PAD:                   "CKM_DES3_CBC_PAD",
-	CKM_DES3_CMAC_GENERAL:              "CKM_DES3_CMAC_GENERAL",
-	CKM_DES3_CMAC:                      "CKM_DES3_CMAC",
-	CKM_CDMF_KEY_GEN:                   "CKM_CDMF_KEY_GEN",
-	CKM_CDMF_ECB:                       "CKM_CDMF_ECB",
-	CKM_CDMF_CBC:                       "CKM_CDMF_CBC",
-	CKM_CDMF_MAC:                       "CKM_CDMF_MAC",
-	CKM_CDMF_MAC_GENERAL:               "CKM_CDMF_MAC_GENERAL",
-	CKM_CDMF_CBC_PAD:                   "CKM_CDMF_CBC_PAD",
-	CKM_DES_OFB64:                      "CKM_DES_OFB64",
-	CKM_DES_OFB8:                       "CKM_DES_OFB8",
-	CKM_DES_CFB64:                      "CKM_DES_CFB64",
-	CKM_DES_CFB8:                       "CKM_DES_CFB8",
-	CKM_MD2:                            "CKM_MD2",
-	CKM_MD2_HMAC:                       "CKM_MD2_HMAC",
-	CKM_MD2_HMAC_GENERAL:               "CKM_MD2_HMAC_GENERAL",
-	CKM_MD5:                            "CKM_MD5",
-	CKM_MD5_HMAC:                       "CKM_MD5_HMAC",
-	CKM_MD5_HMAC_GENERAL:               "CKM_MD5_HMAC_GENERAL",
-	CKM_SHA_1:                          "CKM_SHA_1",
-	CKM_SHA_1_HMAC:                     "CKM_SHA_1_HMAC",
-	CKM_SHA_1_HMAC_GENERAL:             "CKM_SHA_1_HMAC_GENERAL",
-	CKM_RIPEMD128:                      "CKM_RIPEMD128",
-	CKM_RIPEMD128_HMAC:                 "CKM_RIPEMD128_HMAC",
-	CKM_RIPEMD128_HMAC_GENERAL:         "CKM_RIPEMD128_HMAC_GENERAL",
-	CKM_RIPEMD160:                      "CKM_RIPEMD160",
-	CKM_RIPEMD160_HMAC:                 "CKM_RIPEMD160_HMAC",
-	CKM_RIPEMD160_HMAC_GENERAL:         "CKM_RIPEMD160_HMAC_GENERAL",
-	CKM_SHA256:                         "CKM_SHA256",
-	CKM_SHA256_HMAC:                    "CKM_SHA256_HMAC",
-	CKM_SHA256_HMAC_GENERAL:            "CKM_SHA256_HMAC_GENERAL",
-	CKM_SHA224:                         "CKM_SHA224",
-	CKM_SHA224_HMAC:                    "CKM_SHA224_HMAC",
-	CKM_SHA224_HMAC_GENERAL:            "CKM_SHA224_HMAC_GENERAL",
-	CKM_SHA384:                         "CKM_SHA384",
-	CKM_SHA384_HMAC:                    "CKM_SHA384_HMAC",
-	CKM_SHA384_HMAC_GENERAL:            "CKM_SHA384_HMAC_GENERAL",
-	CKM_SHA512:                         "CKM_SHA512",
-	CKM_SHA512_HMAC:                    "CKM_SHA512_HMAC",
-	CKM_SHA512_HMAC_GENERAL:            "CKM_SHA512_HMAC_GENERAL",
-	CKM_SECURID_KEY_GEN:                "CKM_SECURID_KEY_GEN",
-	CKM_SECURID:                        "CKM_SECURID",
-	CKM_HOTP_KEY_GEN:                   "CKM_HOTP_KEY_GEN",
-	CKM_HOTP:                           "CKM_HOTP",
-	CKM_ACTI:                           "CKM_ACTI",
-	CKM_ACTI_KEY_GEN:                   "CKM_ACTI_KEY_GEN",
-	CKM_SHA3_256:                       "CKM_SHA3_256",
-	CKM_SHA3_256_HMAC:                  "CKM_SHA3_256_HMAC",
-	CKM_SHA3_256_HMAC_GENERAL:          "CKM_SHA3_256_HMAC_GENERAL",
-	CKM_SHA3_256_KEY_GEN:               "CKM_SHA3_256_KEY_GEN",
-	CKM_SHA3_224:                       "CKM_SHA3_224",
-	CKM_SHA3_224_HMAC:                  "CKM_SHA3_224_HMAC",
-	CKM_SHA3_224_HMAC_GENERAL:          "CKM_SHA3_224_HMAC_GENERAL",
-	CKM_SHA3_224_KEY_GEN:               "CKM_SHA3_224_KEY_GEN",
-	CKM_SHA3_384:                       "CKM_SHA3_384",
-	CKM_SHA3_384_HMAC:                  "CKM_SHA3_384_HMAC",
-	CKM_SHA3_384_HMAC_GENERAL:          "CKM_SHA3_384_HMAC_GENERAL",
-	CKM_SHA3_384_KEY_GEN:               "CKM_SHA3_384_KEY_GEN",
-	CKM_SHA3_512:                       "CKM_SHA3_512",
-	CKM_SHA3_512_HMAC:                  "CKM_SHA3_512_HMAC",
-	CKM_SHA3_512_HMAC_GENERAL:          "CKM_SHA3_512_HMAC_GENERAL",
-	CKM_SHA3_512_KEY_GEN:               "CKM_SHA3_512_KEY_GEN",
-	CKM_CAST_KEY_GEN:                   "CKM_CAST_KEY_GEN",
-	CKM_CAST_ECB:                       "CKM_CAST_ECB",
-	CKM_CAST_CBC:                       "CKM_CAST_CBC",
-	CKM_CAST_MAC:                       "CKM_CAST_MAC",
-	CKM_CAST_MAC_GENERAL:               "CKM_CAST_MAC_GENERAL",
-	CKM_CAST_CBC_PAD:                   "CKM_CAST_CBC_PAD",
-	CKM_CAST3_KEY_GEN:                  "CKM_CAST3_KEY_GEN",
-	CKM_CAST3_ECB:                      "CKM_CAST3_ECB",
-	CKM_CAST3_CBC:                      "CKM_CAST3_CBC",
-	CKM_CAST3_MAC:                      "CKM_CAST3_MAC",
-	CKM_CAST3_MAC_GENERAL:              "CKM_CAST3_MAC_GENERAL",
-	CKM_CAST3_CBC_PAD:                  "CKM_CAST3_CBC_PAD",
-	CKM_CAST128_KEY_GEN:                "CKM_CAST128_KEY_GEN",
-	CKM_CAST128_ECB:                    "CKM_CAST128_ECB",
-	CKM_CAST128_CBC:                    "CKM_CAST128_CBC",
-	CKM_CAST128_MAC:                    "CKM_CAST128_MAC",
-	CKM_CAST128_MAC_GENERAL:            "CKM_CAST128_MAC_GENERAL",
-	CKM_CAST128_CBC_PAD:                "CKM_CAST128_CBC_PAD",
-	CKM_RC5_KEY_GEN:                    "CKM_RC5_KEY_GEN",
-	CKM_RC5_ECB:                        "CKM_RC5_ECB",
-	CKM_RC5_CBC:                        "CKM_RC5_CBC",
-	CKM_RC5_MAC:                        "CKM_RC5_MAC",
-	CKM_RC5_MAC_GENERAL:                "CKM_RC5_MAC_GENERAL",
-	CKM_RC5_CBC_PAD:                    "CKM_RC5_CBC_PAD",
-	CKM_IDEA_KEY_GEN:                   "CKM_IDEA_KEY_GEN",
-	CKM_IDEA_ECB:                       "CKM_IDEA_ECB",
-	CKM_IDEA_CBC:                       "CKM_IDEA_CBC",
-	CKM_IDEA_MAC:                       "CKM_IDEA_MAC",
-	CKM_IDEA_MAC_GENERAL:               "CKM_IDEA_MAC_GENERAL",
-	CKM_IDEA_CBC_PAD:                   "CKM_IDEA_CBC_PAD",
-	CKM_GENERIC_SECRET_KEY_GEN:         "CKM_GENERIC_SECRET_KEY_GEN",
-	CKM_CONCATENATE_BASE_AND_KEY:       "CKM_CONCATENATE_BASE_AND_KEY",
-	CKM_CONCATENATE_BASE_AND_DATA:      "CKM_CONCATENATE_BASE_AND_DATA",
-	CKM_CONCATENATE_DATA_AND_BASE:      "CKM_CONCATENATE_DATA_AND_BASE",
-	CKM_XOR_BASE_AND_DATA:              "CKM_XOR_BASE_AND_DATA",
-	CKM_EXTRACT_KEY_FROM_KEY:           "CKM_EXTRACT_KEY_FROM_KEY",
-	CKM_SSL3_PRE_MASTER_KEY_GEN:        "CKM_SSL3_PRE_MASTER_KEY_GEN",
-	CKM_SSL3_MASTER_KEY_DERIVE:         "CKM_SSL3_MASTER_KEY_DERIVE",
-	CKM_SSL3_KEY_AND_MAC_DERIVE:        "CKM_SSL3_KEY_AND_MAC_DERIVE",
-	CKM_SSL3_MASTER_KEY_DERIVE_DH:      "CKM_SSL3_MASTER_KEY_DERIVE_DH",
-	CKM_TLS_PRE_MASTER_KEY_GEN:         "CKM_TLS_PRE_MASTER_KEY_GEN",
-	CKM_TLS_MASTER_KEY_DERIVE:          "CKM_TLS_MASTER_KEY_DERIVE",
-	CKM_TLS_KEY_AND_MAC_DERIVE:         "CKM_TLS_KEY_AND_MAC_DERIVE",
-	CKM_TLS_MASTER_KEY_DERIVE_DH:       "CKM_TLS_MASTER_KEY_DERIVE_DH",
-	CKM_TLS_PRF:                        "CKM_TLS_PRF",
-	CKM_SSL3_MD5_MAC:                   "CKM_SSL3_MD5_MAC",
-	CKM_SSL3_SHA1_MAC:                  "CKM_SSL3_SHA1_MAC",
-	CKM_MD5_KEY_DERIVATION:             "CKM_MD5_KEY_DERIVATION",
-	CKM_MD2_KEY_DERIVATION:             "CKM_MD2_KEY_DERIVATION",
-	CKM_SHA1_KEY_DERIVATION:            "CKM_SHA1_KEY_DERIVATION",
-	CKM_SHA256_KEY_DERIVATION:          "CKM_SHA256_KEY_DERIVATION",
-	CKM_SHA384_KEY_DERIVATION:          "CKM_SHA384_KEY_DERIVATION",
-	CKM_SHA512_KEY_DERIVATION:          "CKM_SHA512_KEY_DERIVATION",
-	CKM_SHA224_KEY_DERIVATION:          "CKM_SHA224_KEY_DERIVATION",
-	CKM_SHA3_256_KEY_DERIVE:            "CKM_SHA3_256_KEY_DERIVE",
-	CKM_SHA3_224_KEY_DERIVE:            "CKM_SHA3_224_KEY_DERIVE",
-	CKM_SHA3_384_KEY_DERIVE:            "CKM_SHA3_384_KEY_DERIVE",
-	CKM_SHA3_512_KEY_DERIVE:            "CKM_SHA3_512_KEY_DERIVE",
-	CKM_SHAKE_128_KEY_DERIVE:           "CKM_SHAKE_128_KEY_DERIVE",
-	CKM_SHAKE_256_KEY_DERIVE:           "CKM_SHAKE_256_KEY_DERIVE",
-	CKM_PBE_MD2_DES_CBC:                "CKM_PBE_MD2_DES_CBC",
-	CKM_PBE_MD5_DES_CBC:                "CKM_PBE_MD5_DES_CBC",
-	CKM_PBE_MD5_CAST_CBC:               "CKM_PBE_MD5_CAST_CBC",
-	CKM_PBE_MD5_CAST3_CBC:              "CKM_PBE_MD5_CAST3_CBC",
-	CKM_PBE_MD5_CAST128_CBC:            "CKM_PBE_MD5_CAST128_CBC",
-	CKM_PBE_SHA1_CAST128_CBC:           "CKM_PBE_SHA1_CAST128_CBC",
-	CKM_PBE_SHA1_RC4_128:               "CKM_PBE_SHA1_RC4_128",
-	CKM_PBE_SHA1_RC4_40:                "CKM_PBE_SHA1_RC4_40",
-	CKM_PBE_SHA1_DES3_EDE_CBC:          "CKM_PBE_SHA1_DES3_EDE_CBC",
-	CKM_PBE_SHA1_DES2_EDE_CBC:          "CKM_PBE_SHA1_DES2_EDE_CBC",
-	CKM_PBE_SHA1_RC2_128_CBC:           "CKM_PBE_SHA1_RC2_128_CBC",
-	CKM_PBE_SHA1_RC2_40_CBC:            "CKM_PBE_SHA1_RC2_40_CBC",
-	CKM_PKCS5_PBKD2:                    "CKM_PKCS5_PBKD2",
-	CKM_PBA_SHA1_WITH_SHA1_HMAC:        "CKM_PBA_SHA1_WITH_SHA1_HMAC",
-	CKM_WTLS_PRE_MASTER_KEY_GEN:        "CKM_WTLS_PRE_MASTER_KEY_GEN",
-	CKM_WTLS_MASTER_KEY_DERIVE:         "CKM_WTLS_MASTER_KEY_DERIVE",
-	CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC:  "CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC",
-	CKM_WTLS_PRF:                       "CKM_WTLS_PRF",
-	CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE: "CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE",
-	CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE: "CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE",
-	CKM_TLS10_MAC_SERVER:               "CKM_TLS10_MAC_SERVER",
-	CKM_TLS10_MAC_CLIENT:               "CKM_TLS10_MAC_CLIENT",
-	CKM_TLS12_MAC:                      "CKM_TLS12_MAC",
-	CKM_TLS12_KDF:                      "CKM_TLS12_KDF",
-	CKM_TLS12_MASTER_KEY_DERIVE:        "CKM_TLS12_MASTER_KEY_DERIVE",
-	CKM_TLS12_KEY_AND_MAC_DERIVE:       "CKM_TLS12_KEY_AND_MAC_DERIVE",
-	CKM_TLS12_MASTER_KEY_DERIVE_DH:     "CKM_TLS12_MASTER_KEY_DERIVE_DH",
-	CKM_TLS12_KEY_SAFE_DERIVE:          "CKM_TLS12_KEY_SAFE_DERIVE",
-	CKM_TLS_MAC:                        "CKM_TLS_MAC",
-	CKM_TLS_KDF:                        "CKM_TLS_KDF",
-	CKM_KEY_WRAP_LYNKS:                 "CKM_KEY_WRAP_LYNKS",
-	CKM_KEY_WRAP_SET_OAEP:              "CKM_KEY_WRAP_SET_OAEP",
-	CKM_CMS_SIG:                        "CKM_CMS_SIG",
-	CKM_KIP_DERIVE:                     "CKM_KIP_DERIVE",
-	CKM_KIP_WRAP:                       "CKM_KIP_WRAP",
-	CKM_KIP_MAC:                        "CKM_KIP_MAC",
-	CKM_CAMELLIA_KEY_GEN:               "CKM_CAMELLIA_KEY_GEN",
-	CKM_CAMELLIA_ECB:                   "CKM_CAMELLIA_ECB",
-	CKM_CAMELLIA_CBC:                   "CKM_CAMELLIA_CBC",
-	CKM_CAMELLIA_MAC:                   "CKM_CAMELLIA_MAC",
-	CKM_CAMELLIA_MAC_GENERAL:           "CKM_CAMELLIA_MAC_GENERAL",
-	CKM_CAMELLIA_CBC_PAD:               "CKM_CAMELLIA_CBC_PAD",
-	CKM_CAMELLIA_ECB_ENCRYPT_DATA:      "CKM_CAMELLIA_ECB_ENCRYPT_DATA",
-	CKM_CAMELLIA_CBC_ENCRYPT_DATA:      "CKM_CAMELLIA_CBC_ENCRYPT_DATA",
-	CKM_CAMELLIA_CTR:                   "CKM_CAMELLIA_CTR",
-	CKM_ARIA_KEY_GEN:                   "CKM_ARIA_KEY_GEN",
-	CKM_ARIA_ECB:                       "CKM_ARIA_ECB",
-	CKM_ARIA_CBC:                       "CKM_ARIA_CBC",
-	CKM_ARIA_MAC:                       "CKM_ARIA_MAC",
-	CKM_ARIA_MAC_GENERAL:               "CKM_ARIA_MAC_GENERAL",
-	CKM_ARIA_CBC_PAD:                   "CKM_ARIA_CBC_PAD",
-	CKM_ARIA_ECB_ENCRYPT_DATA:          "CKM_ARIA_ECB_ENCRYPT_DATA",
-	CKM_ARIA_CBC_ENCRYPT_DATA:          "CKM_ARIA_CBC_ENCRYPT_DATA",
-	CKM_SEED_KEY_GEN:                   "CKM_SEED_KEY_GEN",
-	CKM_SEED_ECB:                       "CKM_SEED_ECB",
-	CKM_SEED_CBC:                       "CKM_SEED_CBC",
-	CKM_SEED_MAC:                       "CKM_SEED_MAC",
-	CKM_SEED_MAC_GENERAL:               "CKM_SEED_MAC_GENERAL",
-	CKM_SEED_CBC_PAD:                   "CKM_SEED_CBC_PAD",
-	CKM_SEED_ECB_ENCRYPT_DATA:          "CKM_SEED_ECB_ENCRYPT_DATA",
-	CKM_SEED_CBC_ENCRYPT_DATA:          "CKM_SEED_CBC_ENCRYPT_DATA",
-	CKM_SKIPJACK_KEY_GEN:               "CKM_SKIPJACK_KEY_GEN",
-	CKM_SKIPJACK_ECB64:                 "CKM_SKIPJACK_ECB64",
-	CKM_SKIPJACK_CBC64:                 "CKM_SKIPJACK_CBC64",
-	CKM_SKIPJACK_OFB64:                 "CKM_SKIPJACK_OFB64",
-	CKM_SKIPJACK_CFB64:                 "CKM_SKIPJACK_CFB64",
-	CKM_SKIPJACK_CFB32:                 "CKM_SKIPJACK_CFB32",
-	CKM_SKIPJACK_CFB16:                 "CKM_SKIPJACK_CFB16",
-	CKM_SKIPJACK_CFB8:                  "CKM_SKIPJACK_CFB8",
-	CKM_SKIPJACK_WRAP:                  "CKM_SKIPJACK_WRAP",
-	CKM_SKIPJACK_PRIVATE_WRAP:          "CKM_SKIPJACK_PRIVATE_WRAP",
-	CKM_SKIPJACK_RELAYX:                "CKM_SKIPJACK_RELAYX",
-	CKM_KEA_KEY_PAIR_GEN:               "CKM_KEA_KEY_PAIR_GEN",
-	CKM_KEA_KEY_DERIVE:                 "CKM_KEA_KEY_DERIVE",
-	CKM_KEA_DERIVE:                     "CKM_KEA_DERIVE",
-	CKM_FORTEZZA_TIMESTAMP:             "CKM_FORTEZZA_TIMESTAMP",
-	CKM_BATON_KEY_GEN:                  "CKM_BATON_KEY_GEN",
-	CKM_BATON_ECB128:                   "CKM_BATON_ECB128",
-	CKM_BATON_ECB96:                    "CKM_BATON_ECB96",
-	CKM_BATON_CBC128:                   "CKM_BATON_CBC128",
-	CKM_BATON_COUNTER:                  "CKM_BATON_COUNTER",
-	CKM_BATON_SHUFFLE:                  "CKM_BATON_SHUFFLE",
-	CKM_BATON_WRAP:                     "CKM_BATON_WRAP",
-	CKM_EC_KEY_PAIR_GEN:                "CKM_EC_KEY_PAIR_GEN",
-	CKM_ECDSA:                          "CKM_ECDSA",
-	CKM_ECDSA_SHA1:                     "CKM_ECDSA_SHA1",
-	CKM_ECDSA_SHA224:                   "CKM_ECDSA_SHA224",
-	CKM_ECDSA_SHA256:                   "CKM_ECDSA_SHA256",
-	CKM_ECDSA_SHA384:                   "CKM_ECDSA_SHA384",
-	CKM_ECDSA_SHA512:                   "CKM_ECDSA_SHA512",
-	CKM_ECDH1_DERIVE:                   "CKM_ECDH1_DERIVE",
-	CKM_ECDH1_COFACTOR_DERIVE:          "CKM_ECDH1_COFACTOR_DERIVE",
-	CKM_ECMQV_DERIVE:                   "CKM_ECMQV_DERIVE",
-	CKM_ECDH_AES_KEY_WRAP:              "CKM_ECDH_AES_KEY_WRAP",
-	CKM_RSA_AES_KEY_WRAP:               "CKM_RSA_AES_KEY_WRAP",
-	CKM_JUNIPER_KEY_GEN:                "CKM_JUNIPER_KEY_GEN",
-	CKM_JUNIPER_ECB128:                 "CKM_JUNIPER_ECB128",
-	CKM_JUNIPER_CBC128:                 "CKM_JUNIPER_CBC128",
-	CKM_JUNIPER_COUNTER:                "CKM_JUNIPER_COUNTER",
-	CKM_JUNIPER_SHUFFLE:                "CKM_JUNIPER_SHUFFLE",
-	CKM_JUNIPER_WRAP:                   "CKM_JUNIPER_WRAP",
-	CKM_FASTHASH:                       "CKM_FASTHASH",
-	CKM_AES_KEY_GEN:                    "CKM_AES_KEY_GEN",
-	CKM_AES_ECB:                        "CKM_AES_ECB",
-	CKM_AES_CBC:                        "CKM_AES_CBC",
-	CKM_AES_MAC:                        "CKM_AES_MAC",
-	CKM_AES_MAC_GENERAL:                "CKM_AES_MAC_GENERAL",
-	CKM_AES_CBC_PAD:                    "CKM_AES_CBC_PAD",
-	CKM_AES_CTR:                        "CKM_AES_CTR",
-	CKM_AES_GCM:                        "CKM_AES_GCM",
-	CKM_AES_CCM:                        "CKM_AES_CCM",
-	CKM_AES_CTS:                        "CKM_AES_CTS",
-	CKM_AES_CMAC:                       "CKM_AES_CMAC",
-	CKM_AES_CMAC_GENERAL:               "CKM_AES_CMAC_GENERAL",
-	CKM_AES_XCBC_MAC:                   "CKM_AES_XCBC_MAC",
-	CKM_AES_XCBC_MAC_96:                "CKM_AES_XCBC_MAC_96",
-	CKM_AES_GMAC:                       "CKM_AES_GMAC",
-	CKM_BLOWFISH_KEY_GEN:               "CKM_BLOWFISH_KEY_GEN",
-	CKM_BLOWFISH_CBC:                   "CKM_BLOWFISH_CBC",
-	CKM_TWOFISH_KEY_GEN:                "CKM_TWOFISH_KEY_GEN",
-	CKM_TWOFISH_CBC:                    "CKM_TWOFISH_CBC",
-	CKM_BLOWFISH_CBC_PAD:               "CKM_BLOWFISH_CBC_PAD",
-	CKM_TWOFISH_CBC_PAD:                "CKM_TWOFISH_CBC_PAD",
-	CKM_DES_ECB_ENCRYPT_DATA:           "CKM_DES_ECB_ENCRYPT_DATA",
-	CKM_DES_CBC_ENCRYPT_DATA:           "CKM_DES_CBC_ENCRYPT_DATA",
-	CKM_DES3_ECB_ENCRYPT_DATA:          "CKM_DES3_ECB_ENCRYPT_DATA",
-	CKM_DES3_CBC_ENCRYPT_DATA:          "CKM_DES3_CBC_ENCRYPT_DATA",
-	CKM_AES_ECB_ENCRYPT_DATA:           "CKM_AES_ECB_ENCRYPT_DATA",
-	CKM_AES_CBC_ENCRYPT_DATA:           "CKM_AES_CBC_ENCRYPT_DATA",
-	CKM_GOSTR3410_KEY_PAIR_GEN:         "CKM_GOSTR3410_KEY_PAIR_GEN",
-	CKM_GOSTR3410:                      "CKM_GOSTR3410",
-	CKM_GOSTR3410_WITH_GOSTR3411:       "CKM_GOSTR3410_WITH_GOSTR3411",
-	CKM_GOSTR3410_KEY_WRAP:             "CKM_GOSTR3410_KEY_WRAP",
-	CKM_GOSTR3410_DERIVE:               "CKM_GOSTR3410_DERIVE",
-	CKM_GOSTR3411:                      "CKM_GOSTR3411",
-	CKM_GOSTR3411_HMAC:                 "CKM_GOSTR3411_HMAC",
-	CKM_GOST28147_KEY_GEN:              "CKM_GOST28147_KEY_GEN",
-	CKM_GOST28147_ECB:                  "CKM_GOST28147_ECB",
-	CKM_GOST28147:                      "CKM_GOST28147",
-	CKM_GOST28147_MAC:                  "CKM_GOST28147_MAC",
-	CKM_GOST28147_KEY_WRAP:             "CKM_GOST28147_KEY_WRAP",
-	CKM_DSA_PARAMETER_GEN:              "CKM_DSA_PARAMETER_GEN",
-	CKM_DH_PKCS_PARAMETER_GEN:          "CKM_DH_PKCS_PARAMETER_GEN",
-	CKM_X9_42_DH_PARAMETER_GEN:         "CKM_X9_42_DH_PARAMETER_GEN",
-	CKM_DSA_PROBABLISTIC_PARAMETER_GEN: "CKM_DSA_PROBABLISTIC_PARAMETER_GEN",
-	CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN: "CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN",
-	CKM_AES_OFB:                        "CKM_AES_OFB",
-	CKM_AES_CFB64:                      "CKM_AES_CFB64",
-	CKM_AES_CFB8:                       "CKM_AES_CFB8",
-	CKM_AES_CFB128:                     "CKM_AES_CFB128",
-	CKM_AES_CFB1:                       "CKM_AES_CFB1",
-	CKM_AES_KEY_WRAP:                   "CKM_AES_KEY_WRAP",
-	CKM_AES_KEY_WRAP_PAD:               "CKM_AES_KEY_WRAP_PAD",
-	CKM_RSA_PKCS_TPM_1_1:               "CKM_RSA_PKCS_TPM_1_1",
-	CKM_RSA_PKCS_OAEP_TPM_1_1:          "CKM_RSA_PKCS_OAEP_TPM_1_1",
-	CKM_VENDOR_DEFINED:                 "CKM_VENDOR_DEFINED",
+	CKM_RSA_PKCS_KEY_PAIR_GEN:           "CKM_RSA_PKCS_KEY_PAIR_GEN",
+	CKM_RSA_PKCS:                        "CKM_RSA_PKCS",
+	CKM_RSA_9796:                        "CKM_RSA_9796",
+	CKM_RSA_X_509:                       "CKM_RSA_X_509",
+	CKM_MD2_RSA_PKCS:                    "CKM_MD2_RSA_PKCS",
+	CKM_MD5_RSA_PKCS:                    "CKM_MD5_RSA_PKCS",
+	CKM_SHA1_RSA_PKCS:                   "CKM_SHA1_RSA_PKCS",
+	CKM_RIPEMD128_RSA_PKCS:              "CKM_RIPEMD128_RSA_PKCS",
+	CKM_RIPEMD160_RSA_PKCS:              "CKM_RIPEMD160_RSA_PKCS",
+	CKM_RSA_PKCS_OAEP:                   "CKM_RSA_PKCS_OAEP",
+	CKM_RSA_X9_31_KEY_PAIR_GEN:          "CKM_RSA_X9_31_KEY_PAIR_GEN",
+	CKM_RSA_X9_31:                       "CKM_RSA_X9_31",
+	CKM_SHA1_RSA_X9_31:                  "CKM_SHA1_RSA_X9_31",
+	CKM_RSA_PKCS_PSS:                    "CKM_RSA_PKCS_PSS",
+	CKM_SHA1_RSA_PKCS_PSS:               "CKM_SHA1_RSA_PKCS_PSS",
+	CKM_DSA_KEY_PAIR_GEN:                "CKM_DSA_KEY_PAIR_GEN",
+	CKM_DSA:                             "CKM_DSA",
+	CKM_DSA_SHA1:                        "CKM_DSA_SHA1",
+	CKM_DSA_SHA224:                      "CKM_DSA_SHA224",
+	CKM_DSA_SHA256:                      "CKM_DSA_SHA256",
+	CKM_DSA_SHA384:                      "CKM_DSA_SHA384",
+	CKM_DSA_SHA512:                      "CKM_DSA_SHA512",
+	CKM_DSA_SHA3_224:                    "CKM_DSA_SHA3_224",
+	CKM_DSA_SHA3_256:                    "CKM_DSA_SHA3_256",
+	CKM_DSA_SHA3_384:                    "CKM_DSA_SHA3_384",
+	CKM_DSA_SHA3_512:                    "CKM_DSA_SHA3_512",
+	CKM_DH_PKCS_KEY_PAIR_GEN:            "CKM_DH_PKCS_KEY_PAIR_GEN",
+	CKM_DH_PKCS_DERIVE:                  "CKM_DH_PKCS_DERIVE",
+	CKM_X9_42_DH_KEY_PAIR_GEN:           "CKM_X9_42_DH_KEY_PAIR_GEN",
+	CKM_X9_42_DH_DERIVE:                 "CKM_X9_42_DH_DERIVE",
+	CKM_X9_42_DH_HYBRID_DERIVE:          "CKM_X9_42_DH_HYBRID_DERIVE",
+	CKM_X9_42_MQV_DERIVE:                "CKM_X9_42_MQV_DERIVE",
+	CKM_SHA256_RSA_PKCS:                 "CKM_SHA256_RSA_PKCS",
+	CKM_SHA384_RSA_PKCS:                 "CKM_SHA384_RSA_PKCS",
+	CKM_SHA512_RSA_PKCS:                 "CKM_SHA512_RSA_PKCS",
+	CKM_SHA256_RSA_PKCS_PSS:             "CKM_SHA256_RSA_PKCS_PSS",
+	CKM_SHA384_RSA_PKCS_PSS:             "CKM_SHA384_RSA_PKCS_PSS",
+	CKM_SHA512_RSA_PKCS_PSS:             "CKM_SHA512_RSA_PKCS_PSS",
+	CKM_SHA224_RSA_PKCS:                 "CKM_SHA224_RSA_PKCS",
+	CKM_SHA224_RSA_PKCS_PSS:             "CKM_SHA224_RSA_PKCS_PSS",
+	CKM_SHA512_224:                      "CKM_SHA512_224",
+	CKM_SHA512_224_HMAC:                 "CKM_SHA512_224_HMAC",
+	CKM_SHA512_224_HMAC_GENERAL:         "CKM_SHA512_224_HMAC_GENERAL",
+	CKM_SHA512_224_KEY_DERIVATION:       "CKM_SHA512_224_KEY_DERIVATION",
+	CKM_SHA512_256:                      "CKM_SHA512_256",
+	CKM_SHA512_256_HMAC:                 "CKM_SHA512_256_HMAC",
+	CKM_SHA512_256_HMAC_GENERAL:         "CKM_SHA512_256_HMAC_GENERAL",
+	CKM_SHA512_256_KEY_DERIVATION:       "CKM_SHA512_256_KEY_DERIVATION",
+	CKM_SHA512_T:                        "CKM_SHA512_T",
+	CKM_SHA512_T_HMAC:                   "CKM_SHA512_T_HMAC",
+	CKM_SHA512_T_HMAC_GENERAL:           "CKM_SHA512_T_HMAC_GENERAL",
+	CKM_SHA512_T_KEY_DERIVATION:         "CKM_SHA512_T_KEY_DERIVATION",
+	CKM_SHA3_256_RSA_PKCS:               "CKM_SHA3_256_RSA_PKCS",
+	CKM_SHA3_384_RSA_PKCS:               "CKM_SHA3_384_RSA_PKCS",
+	CKM_SHA3_512_RSA_PKCS:               "CKM_SHA3_512_RSA_PKCS",
+	CKM_SHA3_256_RSA_PKCS_PSS:           "CKM_SHA3_256_RSA_PKCS_PSS",
+	CKM_SHA3_384_RSA_PKCS_PSS:           "CKM_SHA3_384_RSA_PKCS_PSS",
+	CKM_SHA3_512_RSA_PKCS_PSS:           "CKM_SHA3_512_RSA_PKCS_PSS",
+	CKM_SHA3_224_RSA_PKCS:               "CKM_SHA3_224_RSA_PKCS",
+	CKM_SHA3_224_RSA_PKCS_PSS:           "CKM_SHA3_224_RSA_PKCS_PSS",
+	CKM_RC2_KEY_GEN:                     "CKM_RC2_KEY_GEN",
+	CKM_RC2_ECB:                         "CKM_RC2_ECB",
+	CKM_RC2_CBC:                         "CKM_RC2_CBC",
+	CKM_RC2_MAC:                         "CKM_RC2_MAC",
+	CKM_RC2_MAC_GENERAL:                 "CKM_RC2_MAC_GENERAL",
+	CKM_RC2_CBC_PAD:                     "CKM_RC2_CBC_PAD",
+	CKM_RC4_KEY_GEN:                     "CKM_RC4_KEY_GEN",
+	CKM_RC4:                             "CKM_RC4",
+	CKM_DES_KEY_GEN:                     "CKM_DES_KEY_GEN",
+	CKM_DES_ECB:                         "CKM_DES_ECB",
+	CKM_DES_CBC:                         "CKM_DES_CBC",
+	CKM_DES_MAC:                         "CKM_DES_MAC",
+	CKM_DES_MAC_GENERAL:                 "CKM_DES_MAC_GENERAL",
+	CKM_DES_CBC_PAD:                     "CKM_DES_CBC_PAD",
+	CKM_DES2_KEY_GEN:                    "CKM_DES2_KEY_GEN",
+	CKM_DES3_KEY_GEN:                    "CKM_DES3_KEY_GEN",
+	CKM_DES3_ECB:                        "CKM_DES3_ECB",
+	CKM_DES3_CBC:                        "CKM_DES3_CBC",
+	CKM_DES3_MAC:                        "CKM_DES3_MAC",
+	CKM_DES3_MAC_GENERAL:                "CKM_DES3_MAC_GENERAL",
+	CKM_DES3_CBC_PAD:                    "CKM_DES3_CBC_PAD",
+	CKM_DES3_CMAC_GENERAL:               "CKM_DES3_CMAC_GENERAL",
+	CKM_DES3_CMAC:                       "CKM_DES3_CMAC",
+	CKM_CDMF_KEY_GEN:                    "CKM_CDMF_KEY_GEN",
+	CKM_CDMF_ECB:                        "CKM_CDMF_ECB",
+	CKM_CDMF_CBC:                        "CKM_CDMF_CBC",
+	CKM_CDMF_MAC:                        "CKM_CDMF_MAC",
+	CKM_CDMF_MAC_GENERAL:                "CKM_CDMF_MAC_GENERAL",
+	CKM_CDMF_CBC_PAD:                    "CKM_CDMF_CBC_PAD",
+	CKM_DES_OFB64:                       "CKM_DES_OFB64",
+	CKM_DES_OFB8:                        "CKM_DES_OFB8",
+	CKM_DES_CFB64:                       "CKM_DES_CFB64",
+	CKM_DES_CFB8:                        "CKM_DES_CFB8",
+	CKM_MD2:                             "CKM_MD2",
+	CKM_MD2_HMAC:                        "CKM_MD2_HMAC",
+	CKM_MD2_HMAC_GENERAL:                "CKM_MD2_HMAC_GENERAL",
+	CKM_MD5:                             "CKM_MD5",
+	CKM_MD5_HMAC:                        "CKM_MD5_HMAC",
+	CKM_MD5_HMAC_GENERAL:                "CKM_MD5_HMAC_GENERAL",
+	CKM_SHA_1:                           "CKM_SHA_1",
+	CKM_SHA_1_HMAC:                      "CKM_SHA_1_HMAC",
+	CKM_SHA_1_HMAC_GENERAL:              "CKM_SHA_1_HMAC_GENERAL",
+	CKM_RIPEMD128:                       "CKM_RIPEMD128",
+	CKM_RIPEMD128_HMAC:                  "CKM_RIPEMD128_HMAC",
+	CKM_RIPEMD128_HMAC_GENERAL:          "CKM_RIPEMD128_HMAC_GENERAL",
+	CKM_RIPEMD160:                       "CKM_RIPEMD160",
+	CKM_RIPEMD160_HMAC:                  "CKM_RIPEMD160_HMAC",
+	CKM_RIPEMD160_HMAC_GENERAL:          "CKM_RIPEMD160_HMAC_GENERAL",
+	CKM_SHA256:                          "CKM_SHA256",
+	CKM_SHA256_HMAC:                     "CKM_SHA256_HMAC",
+	CKM_SHA256_HMAC_GENERAL:             "CKM_SHA256_HMAC_GENERAL",
+	CKM_SHA224:                          "CKM_SHA224",
+	CKM_SHA224_HMAC:                     "CKM_SHA224_HMAC",
+	CKM_SHA224_HMAC_GENERAL:             "CKM_SHA224_HMAC_GENERAL",
+	CKM_SHA384:                          "CKM_SHA384",
+	CKM_SHA384_HMAC:                     "CKM_SHA384_HMAC",
+	CKM_SHA384_HMAC_GENERAL:             "CKM_SHA384_HMAC_GENERAL",
+	CKM_SHA512:                          "CKM_SHA512",
+	CKM_SHA512_HMAC:                     "CKM_SHA512_HMAC",
+	CKM_SHA512_HMAC_GENERAL:             "CKM_SHA512_HMAC_GENERAL",
+	CKM_SECURID_KEY_GEN:                 "CKM_SECURID_KEY_GEN",
+	CKM_SECURID:                         "CKM_SECURID",
+	CKM_HOTP_KEY_GEN:                    "CKM_HOTP_KEY_GEN",
+	CKM_HOTP:                            "CKM_HOTP",
+	CKM_ACTI:                            "CKM_ACTI",
+	CKM_ACTI_KEY_GEN:                    "CKM_ACTI_KEY_GEN",
+	CKM_SHA3_256:                        "CKM_SHA3_256",
+	CKM_SHA3_256_HMAC:                   "CKM_SHA3_256_HMAC",
+	CKM_SHA3_256_HMAC_GENERAL:           "CKM_SHA3_256_HMAC_GENERAL",
+	CKM_SHA3_256_KEY_GEN:                "CKM_SHA3_256_KEY_GEN",
+	CKM_SHA3_224:                        "CKM_SHA3_224",
+	CKM_SHA3_224_HMAC:                   "CKM_SHA3_224_HMAC",
+	CKM_SHA3_224_HMAC_GENERAL:           "CKM_SHA3_224_HMAC_GENERAL",
+	CKM_SHA3_224_KEY_GEN:                "CKM_SHA3_224_KEY_GEN",
+	CKM_SHA3_384:                        "CKM_SHA3_384",
+	CKM_SHA3_384_HMAC:                   "CKM_SHA3_384_HMAC",
+	CKM_SHA3_384_HMAC_GENERAL:           "CKM_SHA3_384_HMAC_GENERAL",
+	CKM_SHA3_384_KEY_GEN:                "CKM_SHA3_384_KEY_GEN",
+	CKM_SHA3_512:                        "CKM_SHA3_512",
+	CKM_SHA3_512_HMAC:                   "CKM_SHA3_512_HMAC",
+	CKM_SHA3_512_HMAC_GENERAL:           "CKM_SHA3_512_HMAC_GENERAL",
+	CKM_SHA3_512_KEY_GEN:                "CKM_SHA3_512_KEY_GEN",
+	CKM_CAST_KEY_GEN:                    "CKM_CAST_KEY_GEN",
+	CKM_CAST_ECB:                        "CKM_CAST_ECB",
+	CKM_CAST_CBC:                        "CKM_CAST_CBC",
+	CKM_CAST_MAC:                        "CKM_CAST_MAC",
+	CKM_CAST_MAC_GENERAL:                "CKM_CAST_MAC_GENERAL",
+	CKM_CAST_CBC_PAD:                    "CKM_CAST_CBC_PAD",
+	CKM_CAST3_KEY_GEN:                   "CKM_CAST3_KEY_GEN",
+	CKM_CAST3_ECB:                       "CKM_CAST3_ECB",
+	CKM_CAST3_CBC:                       "CKM_CAST3_CBC",
+	CKM_CAST3_MAC:                       "CKM_CAST3_MAC",
+	CKM_CAST3_MAC_GENERAL:               "CKM_CAST3_MAC_GENERAL",
+	CKM_CAST3_CBC_PAD:                   "CKM_CAST3_CBC_PAD",
+	CKM_CAST128_KEY_GEN:                 "CKM_CAST128_KEY_GEN",
+	CKM_CAST128_ECB:                     "CKM_CAST128_ECB",
+	CKM_CAST128_CBC:                     "CKM_CAST128_CBC",
+	CKM_CAST128_MAC:                     "CKM_CAST128_MAC",
+	CKM_CAST128_MAC_GENERAL:             "CKM_CAST128_MAC_GENERAL",
+	CKM_CAST128_CBC_PAD:                 "CKM_CAST128_CBC_PAD",
+	CKM_RC5_KEY_GEN:                     "CKM_RC5_KEY_GEN",
+	CKM_RC5_ECB:                         "CKM_RC5_ECB",
+	CKM_RC5_CBC:                         "CKM_RC5_CBC",
+	CKM_RC5_MAC:                         "CKM_RC5_MAC",
+	CKM_RC5_MAC_GENERAL:                 "CKM_RC5_MAC_GENERAL",
+	CKM_RC5_CBC_PAD:                     "CKM_RC5_CBC_PAD",
+	CKM_IDEA_KEY_GEN:                    "CKM_IDEA_KEY_GEN",
+	CKM_IDEA_ECB:                        "CKM_IDEA_ECB",
+	CKM_IDEA_CBC:                        "CKM_IDEA_CBC",
+	CKM_IDEA_MAC:                        "CKM_IDEA_MAC",
+	CKM_IDEA_MAC_GENERAL:                "CKM_IDEA_MAC_GENERAL",
+	CKM_IDEA_CBC_PAD:                    "CKM_IDEA_CBC_PAD",
+	CKM_GENERIC_SECRET_KEY_GEN:          "CKM_GENERIC_SECRET_KEY_GEN",
+	CKM_CONCATENATE_BASE_AND_KEY:        "CKM_CONCATENATE_BASE_AND_KEY",
+	CKM_CONCATENATE_BASE_AND_DATA:       "CKM_CONCATENATE_BASE_AND_DATA",
+	CKM_CONCATENATE_DATA_AND_BASE:       "CKM_CONCATENATE_DATA_AND_BASE",
+	CKM_XOR_BASE_AND_DATA:               "CKM_XOR_BASE_AND_DATA",
+	CKM_EXTRACT_KEY_FROM_KEY:            "CKM_EXTRACT_KEY_FROM_KEY",
+	CKM_SSL3_PRE_MASTER_KEY_GEN:         "CKM_SSL3_PRE_MASTER_KEY_GEN",
+	CKM_SSL3_MASTER_KEY_DERIVE:          "CKM_SSL3_MASTER_KEY_DERIVE",
+	CKM_SSL3_KEY_AND_MAC_DERIVE:         "CKM_SSL3_KEY_AND_MAC_DERIVE",
+	CKM_SSL3_MASTER_KEY_DERIVE_DH:       "CKM_SSL3_MASTER_KEY_DERIVE_DH",
+	CKM_TLS_PRE_MASTER_KEY_GEN:          "CKM_TLS_PRE_MASTER_KEY_GEN",
+	CKM_TLS_MASTER_KEY_DERIVE:           "CKM_TLS_MASTER_KEY_DERIVE",
+	CKM_TLS_KEY_AND_MAC_DERIVE:          "CKM_TLS_KEY_AND_MAC_DERIVE",
+	CKM_TLS_MASTER_KEY_DERIVE_DH:        "CKM_TLS_MASTER_KEY_DERIVE_DH",
+	CKM_TLS_PRF:                         "CKM_TLS_PRF",
+	CKM_SSL3_MD5_MAC:                    "CKM_SSL3_MD5_MAC",
+	CKM_SSL3_SHA1_MAC:                   "CKM_SSL3_SHA1_MAC",
+	CKM_MD5_KEY_DERIVATION:              "CKM_MD5_KEY_DERIVATION",
+	CKM_MD2_KEY_DERIVATION:              "CKM_MD2_KEY_DERIVATION",
+	CKM_SHA1_KEY_DERIVATION:             "CKM_SHA1_KEY_DERIVATION",
+	CKM_SHA256_KEY_DERIVATION:           "CKM_SHA256_KEY_DERIVATION",
+	CKM_SHA384_KEY_DERIVATION:           "CKM_SHA384_KEY_DERIVATION",
+	CKM_SHA512_KEY_DERIVATION:           "CKM_SHA512_KEY_DERIVATION",
+	CKM_SHA224_KEY_DERIVATION:           "CKM_SHA224_KEY_DERIVATION",
+	CKM_SHA3_256_KEY_DERIVATION:         "CKM_SHA3_256_KEY_DERIVATION",
+	CKM_SHA3_224_KEY_DERIVATION:         "CKM_SHA3_224_KEY_DERIVATION",
+	CKM_SHA3_384_KEY_DERIVATION:         "CKM_SHA3_384_KEY_DERIVATION",
+	CKM_SHA3_512_KEY_DERIVATION:         "CKM_SHA3_512_KEY_DERIVATION",
+	CKM_SHAKE_128_KEY_DERIVATION:        "CKM_SHAKE_128_KEY_DERIVATION",
+	CKM_SHAKE_256_KEY_DERIVATION:        "CKM_SHAKE_256_KEY_DERIVATION",
+	CKM_PBE_MD2_DES_CBC:                 "CKM_PBE_MD2_DES_CBC",
+	CKM_PBE_MD5_DES_CBC:                 "CKM_PBE_MD5_DES_CBC",
+	CKM_PBE_MD5_CAST_CBC:                "CKM_PBE_MD5_CAST_CBC",
+	CKM_PBE_MD5_CAST3_CBC:               "CKM_PBE_MD5_CAST3_CBC",
+	CKM_PBE_MD5_CAST128_CBC:             "CKM_PBE_MD5_CAST128_CBC",
+	CKM_PBE_SHA1_CAST128_CBC:            "CKM_PBE_SHA1_CAST128_CBC",
+	CKM_PBE_SHA1_RC4_128:                "CKM_PBE_SHA1_RC4_128",
+	CKM_PBE_SHA1_RC4_40:                 "CKM_PBE_SHA1_RC4_40",
+	CKM_PBE_SHA1_DES3_EDE_CBC:           "CKM_PBE_SHA1_DES3_EDE_CBC",
+	CKM_PBE_SHA1_DES2_EDE_CBC:           "CKM_PBE_SHA1_DES2_EDE_CBC",
+	CKM_PBE_SHA1_RC2_128_CBC:            "CKM_PBE_SHA1_RC2_128_CBC",
+	CKM_PBE_SHA1_RC2_40_CBC:             "CKM_PBE_SHA1_RC2_40_CBC",
+	CKM_SP800_108_COUNTER_KDF:           "CKM_SP800_108_COUNTER_KDF",
+	CKM_SP800_108_FEEDBACK_KDF:          "CKM_SP800_108_FEEDBACK_KDF",
+	CKM_SP800_108_DOUBLE_PIPELINE_KDF:   "CKM_SP800_108_DOUBLE_PIPELINE_KDF",
+	CKM_PKCS5_PBKD2:                     "CKM_PKCS5_PBKD2",
+	CKM_PBA_SHA1_WITH_SHA1_HMAC:         "CKM_PBA_SHA1_WITH_SHA1_HMAC",
+	CKM_WTLS_PRE_MASTER_KEY_GEN:         "CKM_WTLS_PRE_MASTER_KEY_GEN",
+	CKM_WTLS_MASTER_KEY_DERIVE:          "CKM_WTLS_MASTER_KEY_DERIVE",
+	CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC:   "CKM_WTLS_MASTER_KEY_DERIVE_DH_ECC",
+	CKM_WTLS_PRF:                        "CKM_WTLS_PRF",
+	CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE:  "CKM_WTLS_SERVER_KEY_AND_MAC_DERIVE",
+	CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE:  "CKM_WTLS_CLIENT_KEY_AND_MAC_DERIVE",
+	CKM_TLS10_MAC_SERVER:                "CKM_TLS10_MAC_SERVER",
+	CKM_TLS10_MAC_CLIENT:                "CKM_TLS10_MAC_CLIENT",
+	CKM_TLS12_MAC:                       "CKM_TLS12_MAC",
+	CKM_TLS12_KDF:                       "CKM_TLS12_KDF",
+	CKM_TLS12_MASTER_KEY_DERIVE:         "CKM_TLS12_MASTER_KEY_DERIVE",
+	CKM_TLS12_KEY_AND_MAC_DERIVE:        "CKM_TLS12_KEY_AND_MAC_DERIVE",
+	CKM_TLS12_MASTER_KEY_DERIVE_DH:      "CKM_TLS12_MASTER_KEY_DERIVE_DH",
+	CKM_TLS12_KEY_SAFE_DERIVE:           "CKM_TLS12_KEY_SAFE_DERIVE",
+	CKM_TLS_MAC:                         "CKM_TLS_MAC",
+	CKM_TLS_KDF:                         "CKM_TLS_KDF",
+	CKM_KEY_WRAP_LYNKS:                  "CKM_KEY_WRAP_LYNKS",
+	CKM_KEY_WRAP_SET_OAEP:               "CKM_KEY_WRAP_SET_OAEP",
+	CKM_CMS_SIG:                         "CKM_CMS_SIG",
+	CKM_KIP_DERIVE:                      "CKM_KIP_DERIVE",
+	CKM_KIP_WRAP:                        "CKM_KIP_WRAP",
+	CKM_KIP_MAC:                         "CKM_KIP_MAC",
+	CKM_CAMELLIA_KEY_GEN:                "CKM_CAMELLIA_KEY_GEN",
+	CKM_CAMELLIA_ECB:                    "CKM_CAMELLIA_ECB",
+	CKM_CAMELLIA_CBC:                    "CKM_CAMELLIA_CBC",
+	CKM_CAMELLIA_MAC:                    "CKM_CAMELLIA_MAC",
+	CKM_CAMELLIA_MAC_GENERAL:            "CKM_CAMELLIA_MAC_GENERAL",
+	CKM_CAMELLIA_CBC_PAD:                "CKM_CAMELLIA_CBC_PAD",
+	CKM_CAMELLIA_ECB_ENCRYPT_DATA:       "CKM_CAMELLIA_ECB_ENCRYPT_DATA",
+	CKM_CAMELLIA_CBC_ENCRYPT_DATA:       "CKM_CAMELLIA_CBC_ENCRYPT_DATA",
+	CKM_CAMELLIA_CTR:                    "CKM_CAMELLIA_CTR",
+	CKM_ARIA_KEY_GEN:                    "CKM_ARIA_KEY_GEN",
+	CKM_ARIA_ECB:                        "CKM_ARIA_ECB",
+	CKM_ARIA_CBC:                        "CKM_ARIA_CBC",
+	CKM_ARIA_MAC:                        "CKM_ARIA_MAC",
+	CKM_ARIA_MAC_GENERAL:                "CKM_ARIA_MAC_GENERAL",
+	CKM_ARIA_CBC_PAD:                    "CKM_ARIA_CBC_PAD",
+	CKM_ARIA_ECB_ENCRYPT_DATA:           "CKM_ARIA_ECB_ENCRYPT_DATA",
+	CKM_ARIA_CBC_ENCRYPT_DATA:           "CKM_ARIA_CBC_ENCRYPT_DATA",
+	CKM_SEED_KEY_GEN:                    "CKM_SEED_KEY_GEN",
+	CKM_SEED_ECB:                        "CKM_SEED_ECB",
+	CKM_SEED_CBC:                        "CKM_SEED_CBC",
+	CKM_SEED_MAC:                        "CKM_SEED_MAC",
+	CKM_SEED_MAC_GENERAL:                "CKM_SEED_MAC_GENERAL",
+	CKM_SEED_CBC_PAD:                    "CKM_SEED_CBC_PAD",
+	CKM_SEED_ECB_ENCRYPT_DATA:           "CKM_SEED_ECB_ENCRYPT_DATA",
+	CKM_SEED_CBC_ENCRYPT_DATA:           "CKM_SEED_CBC_ENCRYPT_DATA",
+	CKM_SKIPJACK_KEY_GEN:                "CKM_SKIPJACK_KEY_GEN",
+	CKM_SKIPJACK_ECB64:                  "CKM_SKIPJACK_ECB64",
+	CKM_SKIPJACK_CBC64:                  "CKM_SKIPJACK_CBC64",
+	CKM_SKIPJACK_OFB64:                  "CKM_SKIPJACK_OFB64",
+	CKM_SKIPJACK_CFB64:                  "CKM_SKIPJACK_CFB64",
+	CKM_SKIPJACK_CFB32:                  "CKM_SKIPJACK_CFB32",
+	CKM_SKIPJACK_CFB16:                  "CKM_SKIPJACK_CFB16",
+	CKM_SKIPJACK_CFB8:                   "CKM_SKIPJACK_CFB8",
+	CKM_SKIPJACK_WRAP:                   "CKM_SKIPJACK_WRAP",
+	CKM_SKIPJACK_PRIVATE_WRAP:           "CKM_SKIPJACK_PRIVATE_WRAP",
+	CKM_SKIPJACK_RELAYX:                 "CKM_SKIPJACK_RELAYX",
+	CKM_KEA_KEY_PAIR_GEN:                "CKM_KEA_KEY_PAIR_GEN",
+	CKM_KEA_KEY_DERIVE:                  "CKM_KEA_KEY_DERIVE",
+	CKM_KEA_DERIVE:                      "CKM_KEA_DERIVE",
+	CKM_FORTEZZA_TIMESTAMP:              "CKM_FORTEZZA_TIMESTAMP",
+	CKM_BATON_KEY_GEN:                   "CKM_BATON_KEY_GEN",
+	CKM_BATON_ECB128:                    "CKM_BATON_ECB128",
+	CKM_BATON_ECB96:                     "CKM_BATON_ECB96",
+	CKM_BATON_CBC128:                    "CKM_BATON_CBC128",
+	CKM_BATON_COUNTER:                   "CKM_BATON_COUNTER",
+	CKM_BATON_SHUFFLE:                   "CKM_BATON_SHUFFLE",
+	CKM_BATON_WRAP:                      "CKM_BATON_WRAP",
+	CKM_EC_KEY_PAIR_GEN:                 "CKM_EC_KEY_PAIR_GEN",
+	CKM_ECDSA:                           "CKM_ECDSA",
+	CKM_ECDSA_SHA1:                      "CKM_ECDSA_SHA1",
+	CKM_ECDSA_SHA224:                    "CKM_ECDSA_SHA224",
+	CKM_ECDSA_SHA256:                    "CKM_ECDSA_SHA256",
+	CKM_ECDSA_SHA384:                    "CKM_ECDSA_SHA384",
+	CKM_ECDSA_SHA512:                    "CKM_ECDSA_SHA512",
+	CKM_ECDSA_SHA3_224:                  "CKM_ECDSA_SHA3_224",
+	CKM_ECDSA_SHA3_256:                  "CKM_ECDSA_SHA3_256",
+	CKM_ECDSA_SHA3_384:                  "CKM_ECDSA_SHA3_384",
+	CKM_ECDSA_SHA3_512:                  "CKM_ECDSA_SHA3_512",
+	CKM_ECDH1_DERIVE:                    "CKM_ECDH1_DERIVE",
+	CKM_ECDH1_COFACTOR_DERIVE:           "CKM_ECDH1_COFACTOR_DERIVE",
+	CKM_ECMQV_DERIVE:                    "CKM_ECMQV_DERIVE",
+	CKM_ECDH_AES_KEY_WRAP:               "CKM_ECDH_AES_KEY_WRAP",
+	CKM_RSA_AES_KEY_WRAP:                "CKM_RSA_AES_KEY_WRAP",
+	CKM_EC_EDWARDS_KEY_PAIR_GEN:         "CKM_EC_EDWARDS_KEY_PAIR_GEN",
+	CKM_EC_MONTGOMERY_KEY_PAIR_GEN:      "CKM_EC_MONTGOMERY_KEY_PAIR_GEN",
+	CKM_EDDSA:                           "CKM_EDDSA",
+	CKM_JUNIPER_KEY_GEN:                 "CKM_JUNIPER_KEY_GEN",
+	CKM_JUNIPER_ECB128:                  "CKM_JUNIPER_ECB128",
+	CKM_JUNIPER_CBC128:                  "CKM_JUNIPER_CBC128",
+	CKM_JUNIPER_COUNTER:                 "CKM_JUNIPER_COUNTER",
+	CKM_JUNIPER_SHUFFLE:                 "CKM_JUNIPER_SHUFFLE",
+	CKM_JUNIPER_WRAP:                    "CKM_JUNIPER_WRAP",
+	CKM_FASTHASH:                        "CKM_FASTHASH",
+	CKM_AES_XTS:                         "CKM_AES_XTS",
+	CKM_AES_XTS_KEY_GEN:                 "CKM_AES_XTS_KEY_GEN",
+	CKM_AES_KEY_GEN:                     "CKM_AES_KEY_GEN",
+	CKM_AES_ECB:                         "CKM_AES_ECB",
+	CKM_AES_CBC:                         "CKM_AES_CBC",
+	CKM_AES_MAC:                         "CKM_AES_MAC",
+	CKM_AES_MAC_GENERAL:                 "CKM_AES_MAC_GENERAL",
+	CKM_AES_CBC_PAD:                     "CKM_AES_CBC_PAD",
+	CKM_AES_CTR:                         "CKM_AES_CTR",
+	CKM_AES_GCM:                         "CKM_AES_GCM",
+	CKM_AES_CCM:                         "CKM_AES_CCM",
+	CKM_AES_CTS:                         "CKM_AES_CTS",
+	CKM_AES_CMAC:                        "CKM_AES_CMAC",
+	CKM_AES_CMAC_GENERAL:                "CKM_AES_CMAC_GENERAL",
+	CKM_AES_XCBC_MAC:                    "CKM_AES_XCBC_MAC",
+	CKM_AES_XCBC_MAC_96:                 "CKM_AES_XCBC_MAC_96",
+	CKM_AES_GMAC:                        "CKM_AES_GMAC",
+	CKM_BLOWFISH_KEY_GEN:                "CKM_BLOWFISH_KEY_GEN",
+	CKM_BLOWFISH_CBC:                    "CKM_BLOWFISH_CBC",
+	CKM_TWOFISH_KEY_GEN:                 "CKM_TWOFISH_KEY_GEN",
+	CKM_TWOFISH_CBC:                     "CKM_TWOFISH_CBC",
+	CKM_BLOWFISH_CBC_PAD:                "CKM_BLOWFISH_CBC_PAD",
+	CKM_TWOFISH_CBC_PAD:                 "CKM_TWOFISH_CBC_PAD",
+	CKM_DES_ECB_ENCRYPT_DATA:            "CKM_DES_ECB_ENCRYPT_DATA",
+	CKM_DES_CBC_ENCRYPT_DATA:            "CKM_DES_CBC_ENCRYPT_DATA",
+	CKM_DES3_ECB_ENCRYPT_DATA:           "CKM_DES3_ECB_ENCRYPT_DATA",
+	CKM_DES3_CBC_ENCRYPT_DATA:           "CKM_DES3_CBC_ENCRYPT_DATA",
+	CKM_AES_ECB_ENCRYPT_DATA:            "CKM_AES_ECB_ENCRYPT_DATA",
+	CKM_AES_CBC_ENCRYPT_DATA:            "CKM_AES_CBC_ENCRYPT_DATA",
+	CKM_GOSTR3410_KEY_PAIR_GEN:          "CKM_GOSTR3410_KEY_PAIR_GEN",
+	CKM_GOSTR3410:                       "CKM_GOSTR3410",
+	CKM_GOSTR3410_WITH_GOSTR3411:        "CKM_GOSTR3410_WITH_GOSTR3411",
+	CKM_GOSTR3410_KEY_WRAP:              "CKM_GOSTR3410_KEY_WRAP",
+	CKM_GOSTR3410_DERIVE:                "CKM_GOSTR3410_DERIVE",
+	CKM_GOSTR3411:                       "CKM_GOSTR3411",
+	CKM_GOSTR3411_HMAC:                  "CKM_GOSTR3411_HMAC",
+	CKM_GOST28147_KEY_GEN:               "CKM_GOST28147_KEY_GEN",
+	CKM_GOST28147_ECB:                   "CKM_GOST28147_ECB",
+	CKM_GOST28147:                       "CKM_GOST28147",
+	CKM_GOST28147_MAC:                   "CKM_GOST28147_MAC",
+	CKM_GOST28147_KEY_WRAP:              "CKM_GOST28147_KEY_WRAP",
+	CKM_CHACHA20_KEY_GEN:                "CKM_CHACHA20_KEY_GEN",
+	CKM_CHACHA20:                        "CKM_CHACHA20",
+	CKM_POLY1305_KEY_GEN:                "CKM_POLY1305_KEY_GEN",
+	CKM_POLY1305:                        "CKM_POLY1305",
+	CKM_EC_KEY_PAIR_GEN_W_EXTRA_BITS:    "CKM_EC_KEY_PAIR_GEN_W_EXTRA_BITS",
+	CKM_DSA_PARAMETER_GEN:               "CKM_DSA_PARAMETER_GEN",
+	CKM_DH_PKCS_PARAMETER_GEN:           "CKM_DH_PKCS_PARAMETER_GEN",
+	CKM_X9_42_DH_PARAMETER_GEN:          "CKM_X9_42_DH_PARAMETER_GEN",
+	CKM_DSA_PROBABILISTIC_PARAMETER_GEN: "CKM_DSA_PROBABILISTIC_PARAMETER_GEN",
+	CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN:  "CKM_DSA_SHAWE_TAYLOR_PARAMETER_GEN",
+	CKM_DSA_FIPS_G_GEN:                  "CKM_DSA_FIPS_G_GEN",
+	CKM_AES_OFB:                         "CKM_AES_OFB",
+	CKM_AES_CFB64:                       "CKM_AES_CFB64",
+	CKM_AES_CFB8:                        "CKM_AES_CFB8",
+	CKM_AES_CFB128:                      "CKM_AES_CFB128",
+	CKM_AES_CFB1:                        "CKM_AES_CFB1",
+	CKM_AES_KEY_WRAP:                    "CKM_AES_KEY_WRAP",
+	CKM_AES_KEY_WRAP_PAD:                "CKM_AES_KEY_WRAP_PAD",
+	CKM_AES_KEY_WRAP_KWP:                "CKM_AES_KEY_WRAP_KWP",
+	CKM_AES_KEY_WRAP_PKCS7:              "CKM_AES_KEY_WRAP_PKCS7",
+	CKM_RSA_PKCS_TPM_1_1:                "CKM_RSA_PKCS_TPM_1_1",
+	CKM_RSA_PKCS_OAEP_TPM_1_1:           "CKM_RSA_PKCS_OAEP_TPM_1_1",
+	CKM_SHA_1_KEY_GEN:                   "CKM_SHA_1_KEY_GEN",
+	CKM_SHA224_KEY_GEN:                  "CKM_SHA224_KEY_GEN",
+	CKM_SHA256_KEY_GEN:                  "CKM_SHA256_KEY_GEN",
+	CKM_SHA384_KEY_GEN:                  "CKM_SHA384_KEY_GEN",
+	CKM_SHA512_KEY_GEN:                  "CKM_SHA512_KEY_GEN",
+	CKM_SHA512_224_KEY_GEN:              "CKM_SHA512_224_KEY_GEN",
+	CKM_SHA512_256_KEY_GEN:              "CKM_SHA512_256_KEY_GEN",
+	CKM_SHA512_T_KEY_GEN:                "CKM_SHA512_T_KEY_GEN",
+	CKM_NULL:                            "CKM_NULL",
+	CKM_BLAKE2B_160:                     "CKM_BLAKE2B_160",
+	CKM_BLAKE2B_160_HMAC:                "CKM_BLAKE2B_160_HMAC",
+	CKM_BLAKE2B_160_HMAC_GENERAL:        "CKM_BLAKE2B_160_HMAC_GENERAL",
+	CKM_BLAKE2B_160_KEY_DERIVE:          "CKM_BLAKE2B_160_KEY_DERIVE",
+	CKM_BLAKE2B_160_KEY_GEN:             "CKM_BLAKE2B_160_KEY_GEN",
+	CKM_BLAKE2B_256:                     "CKM_BLAKE2B_256",
+	CKM_BLAKE2B_256_HMAC:                "CKM_BLAKE2B_256_HMAC",
+	CKM_BLAKE2B_256_HMAC_GENERAL:        "CKM_BLAKE2B_256_HMAC_GENERAL",
+	CKM_BLAKE2B_256_KEY_DERIVE:          "CKM_BLAKE2B_256_KEY_DERIVE",
+	CKM_BLAKE2B_256_KEY_GEN:             "CKM_BLAKE2B_256_KEY_GEN",
+	CKM_BLAKE2B_384:                     "CKM_BLAKE2B_384",
+	CKM_BLAKE2B_384_HMAC:                "CKM_BLAKE2B_384_HMAC",
+	CKM_BLAKE2B_384_HMAC_GENERAL:        "CKM_BLAKE2B_384_HMAC_GENERAL",
+	CKM_BLAKE2B_384_KEY_DERIVE:          "CKM_BLAKE2B_384_KEY_DERIVE",
+	CKM_BLAKE2B_384_KEY_GEN:             "CKM_BLAKE2B_384_KEY_GEN",
+	CKM_BLAKE2B_512:                     "CKM_BLAKE2B_512",
+	CKM_BLAKE2B_512_HMAC:                "CKM_BLAKE2B_512_HMAC",
+	CKM_BLAKE2B_512_HMAC_GENERAL:        "CKM_BLAKE2B_512_HMAC_GENERAL",
+	CKM_BLAKE2B_512_KEY_DERIVE:          "CKM_BLAKE2B_512_KEY_DERIVE",
+	CKM_BLAKE2B_512_KEY_GEN:             "CKM_BLAKE2B_512_KEY_GEN",
+	CKM_SALSA20:                         "CKM_SALSA20",
+	CKM_CHACHA20_POLY1305:               "CKM_CHACHA20_POLY1305",
+	CKM_SALSA20_POLY1305:                "CKM_SALSA20_POLY1305",
+	CKM_X3DH_INITIALIZE:                 "CKM_X3DH_INITIALIZE",
+	CKM_X3DH_RESPOND:                    "CKM_X3DH_RESPOND",
+	CKM_X2RATCHET_INITIALIZE:            "CKM_X2RATCHET_INITIALIZE",
+	CKM_X2RATCHET_RESPOND:               "CKM_X2RATCHET_RESPOND",
+	CKM_X2RATCHET_ENCRYPT:               "CKM_X2RATCHET_ENCRYPT",
+	CKM_X2RATCHET_DECRYPT:               "CKM_X2RATCHET_DECRYPT",
+	CKM_XEDDSA:                          "CKM_XEDDSA",
+	CKM_HKDF_DERIVE:                     "CKM_HKDF_DERIVE",
+	CKM_HKDF_DATA:                       "CKM_HKDF_DATA",
+	CKM_HKDF_KEY_GEN:                    "CKM_HKDF_KEY_GEN",
+	CKM_SALSA20_KEY_GEN:                 "CKM_SALSA20_KEY_GEN",
+	CKM_IKE2_PRF_PLUS_DERIVE:            "CKM_IKE2_PRF_PLUS_DERIVE",
+	CKM_IKE_PRF_DERIVE:                  "CKM_IKE_PRF_DERIVE",
+	CKM_IKE1_PRF_DERIVE:                 "CKM_IKE1_PRF_DERIVE",
+	CKM_IKE1_EXTENDED_DERIVE:            "CKM_IKE1_EXTENDED_DERIVE",
+	CKM_HSS_KEY_PAIR_GEN:                "CKM_HSS_KEY_PAIR_GEN",
+	CKM_HSS:                             "CKM_HSS",
+	CKM_VENDOR_DEFINED:                  "CKM_VENDOR_DEFINED",
+	CKM_CLOUDHSM_SP800_108_COUNTER_KDF:  "CKM_CLOUDHSM_SP800_108_COUNTER_KDF",
+	CKM_CLOUDHSM_AES_GCM:                "CKM_CLOUDHSM_AES_GCM",
+	CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD:    "CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD",
+	CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: "CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD",
+	CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD:  "CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD",
+	CKM_DES3_NIST_WRAP:                  "CKM_DES3_NIST_WRAP",
 }
 
 var objectClassNames = map[ObjectClass]string{
@@ -1339,56 +1626,73 @@ var objectClassNames = map[ObjectClass]string{
 	CKO_DOMAIN_PARAMETERS: "CKO_DOMAIN_PARAMETERS",
 	CKO_MECHANISM:         "CKO_MECHANISM",
 	CKO_OTP_KEY:           "CKO_OTP_KEY",
+	CKO_PROFILE:           "CKO_PROFILE",
 	CKO_VENDOR_DEFINED:    "CKO_VENDOR_DEFINED",
 }
 
 var keyTypeNames = map[KeyType]string{
-	CKK_RSA:            "CKK_RSA",
-	CKK_DSA:            "CKK_DSA",
-	CKK_DH:             "CKK_DH",
-	CKK_EC:             "CKK_EC",
-	CKK_X9_42_DH:       "CKK_X9_42_DH",
-	CKK_KEA:            "CKK_KEA",
-	CKK_GENERIC_SECRET: "CKK_GENERIC_SECRET",
-	CKK_RC2:            "CKK_RC2",
-	CKK_RC4:            "CKK_RC4",
-	CKK_DES:            "CKK_DES",
-	CKK_DES2:           "CKK_DES2",
-	CKK_DES3:           "CKK_DES3",
-	CKK_CAST:           "CKK_CAST",
-	CKK_CAST3:          "CKK_CAST3",
-	CKK_CAST128:        "CKK_CAST128",
-	CKK_RC5:            "CKK_RC5",
-	CKK_IDEA:           "CKK_IDEA",
-	CKK_SKIPJACK:       "CKK_SKIPJACK",
-	CKK_BATON:          "CKK_BATON",
-	CKK_JUNIPER:        "CKK_JUNIPER",
-	CKK_CDMF:           "CKK_CDMF",
-	CKK_AES:            "CKK_AES",
-	CKK_BLOWFISH:       "CKK_BLOWFISH",
-	CKK_TWOFISH:        "CKK_TWOFISH",
-	CKK_SECURID:        "CKK_SECURID",
-	CKK_HOTP:           "CKK_HOTP",
-	CKK_ACTI:           "CKK_ACTI",
-	CKK_CAMELLIA:       "CKK_CAMELLIA",
-	CKK_ARIA:           "CKK_ARIA",
-	CKK_MD5_HMAC:       "CKK_MD5_HMAC",
-	CKK_SHA_1_HMAC:     "CKK_SHA_1_HMAC",
-	CKK_RIPEMD128_HMAC: "CKK_RIPEMD128_HMAC",
-	CKK_RIPEMD160_HMAC: "CKK_RIPEMD160_HMAC",
-	CKK_SHA256_HMAC:    "CKK_SHA256_HMAC",
-	CKK_SHA384_HMAC:    "CKK_SHA384_HMAC",
-	CKK_SHA512_HMAC:    "CKK_SHA512_HMAC",
-	CKK_SHA224_HMAC:    "CKK_SHA224_HMAC",
-	CKK_SEED:           "CKK_SEED",
-	CKK_GOSTR3410:      "CKK_GOSTR3410",
-	CKK_GOSTR3411:      "CKK_GOSTR3411",
-	CKK_GOST28147:      "CKK_GOST28147",
-	CKK_SHA3_224_HMAC:  "CKK_SHA3_224_HMAC",
-	CKK_SHA3_256_HMAC:  "CKK_SHA3_256_HMAC",
-	CKK_SHA3_384_HMAC:  "CKK_SHA3_384_HMAC",
-	CKK_SHA3_512_HMAC:  "CKK_SHA3_512_HMAC",
-	CKK_VENDOR_DEFINED: "CKK_VENDOR_DEFINED",
+	CKK_RSA:              "CKK_RSA",
+	CKK_DSA:              "CKK_DSA",
+	CKK_DH:               "CKK_DH",
+	CKK_EC:               "CKK_EC",
+	CKK_X9_42_DH:         "CKK_X9_42_DH",
+	CKK_KEA:              "CKK_KEA",
+	CKK_GENERIC_SECRET:   "CKK_GENERIC_SECRET",
+	CKK_RC2:              "CKK_RC2",
+	CKK_RC4:              "CKK_RC4",
+	CKK_DES:              "CKK_DES",
+	CKK_DES2:             "CKK_DES2",
+	CKK_DES3:             "CKK_DES3",
+	CKK_CAST:             "CKK_CAST",
+	CKK_CAST3:            "CKK_CAST3",
+	CKK_CAST128:          "CKK_CAST128",
+	CKK_RC5:              "CKK_RC5",
+	CKK_IDEA:             "CKK_IDEA",
+	CKK_SKIPJACK:         "CKK_SKIPJACK",
+	CKK_BATON:            "CKK_BATON",
+	CKK_JUNIPER:          "CKK_JUNIPER",
+	CKK_CDMF:             "CKK_CDMF",
+	CKK_AES:              "CKK_AES",
+	CKK_BLOWFISH:         "CKK_BLOWFISH",
+	CKK_TWOFISH:          "CKK_TWOFISH",
+	CKK_SECURID:          "CKK_SECURID",
+	CKK_HOTP:             "CKK_HOTP",
+	CKK_ACTI:             "CKK_ACTI",
+	CKK_CAMELLIA:         "CKK_CAMELLIA",
+	CKK_ARIA:             "CKK_ARIA",
+	CKK_MD5_HMAC:         "CKK_MD5_HMAC",
+	CKK_SHA_1_HMAC:       "CKK_SHA_1_HMAC",
+	CKK_RIPEMD128_HMAC:   "CKK_RIPEMD128_HMAC",
+	CKK_RIPEMD160_HMAC:   "CKK_RIPEMD160_HMAC",
+	CKK_SHA256_HMAC:      "CKK_SHA256_HMAC",
+	CKK_SHA384_HMAC:      "CKK_SHA384_HMAC",
+	CKK_SHA512_HMAC:      "CKK_SHA512_HMAC",
+	CKK_SHA224_HMAC:      "CKK_SHA224_HMAC",
+	CKK_SEED:             "CKK_SEED",
+	CKK_GOSTR3410:        "CKK_GOSTR3410",
+	CKK_GOSTR3411:        "CKK_GOSTR3411",
+	CKK_GOST28147:        "CKK_GOST28147",
+	CKK_CHACHA20:         "CKK_CHACHA20",
+	CKK_POLY1305:         "CKK_POLY1305",
+	CKK_AES_XTS:          "CKK_AES_XTS",
+	CKK_SHA3_224_HMAC:    "CKK_SHA3_224_HMAC",
+	CKK_SHA3_256_HMAC:    "CKK_SHA3_256_HMAC",
+	CKK_SHA3_384_HMAC:    "CKK_SHA3_384_HMAC",
+	CKK_SHA3_512_HMAC:    "CKK_SHA3_512_HMAC",
+	CKK_BLAKE2B_160_HMAC: "CKK_BLAKE2B_160_HMAC",
+	CKK_BLAKE2B_256_HMAC: "CKK_BLAKE2B_256_HMAC",
+	CKK_BLAKE2B_384_HMAC: "CKK_BLAKE2B_384_HMAC",
+	CKK_BLAKE2B_512_HMAC: "CKK_BLAKE2B_512_HMAC",
+	CKK_SALSA20:          "CKK_SALSA20",
+	CKK_X2RATCHET:        "CKK_X2RATCHET",
+	CKK_EC_EDWARDS:       "CKK_EC_EDWARDS",
+	CKK_EC_MONTGOMERY:    "CKK_EC_MONTGOMERY",
+	CKK_HKDF:             "CKK_HKDF",
+	CKK_SHA512_224_HMAC:  "CKK_SHA512_224_HMAC",
+	CKK_SHA512_256_HMAC:  "CKK_SHA512_256_HMAC",
+	CKK_SHA512_T_HMAC:    "CKK_SHA512_T_HMAC",
+	CKK_HSS:              "CKK_HSS",
+	CKK_VENDOR_DEFINED:   "CKK_VENDOR_DEFINED",
 }
 
 var userTypeNames = map[UserType]string{

@@ -20,6 +20,19 @@ var (
 	ErrNotFound       = errors.New("store: not found")
 	ErrExists         = errors.New("store: already exists")
 	ErrNotInitialized = errors.New("store: token not initialized")
+	// ErrConflict: UpdateObject was given a Version that is no longer the
+	// stored one (another session or process changed the object meanwhile).
+	ErrConflict = errors.New("store: object changed since it was read")
+	// ErrInUse: DeleteUser of a user who still owns objects.
+	ErrInUse = errors.New("store: user owns objects")
+	// ErrWrongPassword: the key derived from a password does not unwrap the
+	// token key.
+	ErrWrongPassword = errors.New("store: wrong password")
+	// ErrSealed: a sealed attribute fails authentication (wrong token key,
+	// tampered, or moved to another object or attribute).
+	ErrSealed = errors.New("store: sealed value fails authentication")
+	// ErrFormat: the token's on-disk format is not one this build reads.
+	ErrFormat = errors.New("store: unsupported token format")
 )
 
 // TokenRecord is the token-wide state.

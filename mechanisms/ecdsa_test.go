@@ -1,0 +1,84 @@
+package mechanisms
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"math/big"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+)
+
+func row(t *testing.T, mech ck.MechanismType) *Mechanism {
+	t.Helper()
+	m, ok := Lookup(mech)
+	require.True(t, ok, mech)
+	return m
+}
+
+// splitRS reads a PKCS#11 ECDSA signature: r || s, each of the curve's
+// byte length (PKCS#11 v3.0 "ECDSA signatures").
+func splitRS(sig []byte) (*big.Int, *big.Int) {
+	n := len(sig) / 2
+	return new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:])
+}
+
+func TestECDSAInterop(t *testing.T) {
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+		require.NoError(t, err)
+		msg := []byte("interoperability")
+		h256 := sha256.Sum256(msg)
+		h512 := sha512.Sum512(msg)
+
+		// CKM_ECDSA_SHA256 over msg verifies with crypto/ecdsa over SHA-256(msg).
+		s, err := row(t, ck.CKM_ECDSA_SHA256).Sign(priv, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Update(msg))
+		sig, err := s.Sign(nil)
+		require.NoError(t, err)
+		require.Len(t, sig, 2*byteLen(curve))
+		r, ss := splitRS(sig)
+		assert.True(t, ecdsa.Verify(&priv.PublicKey, h256[:], r, ss))
+
+		// CKM_ECDSA over a hash longer than the order (SHA-512 on P-256)
+		// truncates as crypto/ecdsa does (FIPS 186-5 §6.4.1).
+		s, err = row(t, ck.CKM_ECDSA).Sign(priv, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Update(h512[:]))
+		sig, err = s.Sign(nil)
+		require.NoError(t, err)
+		r, ss = splitRS(sig)
+		assert.True(t, ecdsa.Verify(&priv.PublicKey, h512[:], r, ss))
+
+		// And back: a crypto/ecdsa signature, converted to r || s with
+		// padding, verifies here, including when r or s is short.
+		for range 20 {
+			r, ss, err := ecdsa.Sign(rand.Reader, priv, h256[:])
+			require.NoError(t, err)
+			n := byteLen(curve)
+			sig := make([]byte, 2*n)
+			r.FillBytes(sig[:n])
+			ss.FillBytes(sig[n:])
+			v, err := row(t, ck.CKM_ECDSA).Verify(&priv.PublicKey, nil)
+			require.NoError(t, err)
+			require.NoError(t, v.Update(h256[:]))
+			assert.NoError(t, v.Verify(sig))
+		}
+
+		// A DER signature is not the PKCS#11 format.
+		der, err := ecdsa.SignASN1(rand.Reader, priv, h256[:])
+		require.NoError(t, err)
+		v, err := row(t, ck.CKM_ECDSA).Verify(&priv.PublicKey, nil)
+		require.NoError(t, err)
+		require.NoError(t, v.Update(h256[:]))
+		err = v.Verify(der)
+		assert.True(t, errorsIsAny(err, ck.CKR_SIGNATURE_LEN_RANGE, ck.CKR_SIGNATURE_INVALID), "%v", err)
+	}
+}

@@ -1,0 +1,307 @@
+package mechanisms
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"fmt"
+	"io"
+	"slices"
+
+	"gohsm/internal/ck"
+)
+
+var (
+	rsaKey = []ck.KeyType{ck.CKK_RSA}
+	ecKey  = []ck.KeyType{ck.CKK_EC}
+	aesKey = []ck.KeyType{ck.CKK_AES}
+)
+
+// Key size limits, in the units CK_MECHANISM_INFO uses for each key type
+// (PKCS#11 v3.0 Current Mechanisms states the unit per mechanism: bits for
+// RSA and EC, bytes for AES).
+const (
+	// rsaMinBits is the standard profile's floor: Go's own minimum. AWS
+	// CloudHSM allows only 2048..4096 in 256-bit steps; a profile knob will
+	// narrow this later.
+	rsaMinBits = 1024
+	rsaMaxBits = 4096
+	// EC: P-256 and P-384 for now; widening to P-224/P-521 (which ec.go
+	// already encodes) is a change of these two numbers.
+	ecMinBits   = 256
+	ecMaxBits   = 384
+	aesMinBytes = 16
+	aesMaxBytes = 32
+)
+
+// table is every mechanism gohsm implements, one row per CKM_* value. The
+// CKF_* flags reported by C_GetMechanismInfo are derived from which
+// constructors a row sets (Flags); key sizes and the absence of a parameter
+// are checked once for every row (guard), so constructors only check what
+// is particular to them.
+var table = []Mechanism{
+	{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+		GenerateKeyPair: generateRSA},
+	{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
+		Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0)},
+	{Type: ck.CKM_SHA256_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+		Sign: rsaPKCSSign(crypto.SHA256), Verify: rsaPKCSVerify(crypto.SHA256)},
+	{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
+		Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
+	{Type: ck.CKM_SHA256_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
+		Sign: rsaPSSSign(crypto.SHA256), Verify: rsaPSSVerify(crypto.SHA256)},
+
+	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
+		GenerateKeyPair: generateEC},
+	{Type: ck.CKM_ECDSA, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits, SinglePart: true,
+		Sign: ecdsaSign(0), Verify: ecdsaVerify(0)},
+	{Type: ck.CKM_ECDSA_SHA256, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
+		Sign: ecdsaSign(crypto.SHA256), Verify: ecdsaVerify(crypto.SHA256)},
+
+	{Type: ck.CKM_AES_KEY_GEN, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes,
+		GenerateKey: generateAES},
+	{Type: ck.CKM_AES_GCM, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes, Param: ParamGCM,
+		Encrypt: aesGCMEncrypt, Decrypt: aesGCMDecrypt},
+
+	{Type: ck.CKM_SHA256, Digest: newDigest(crypto.SHA256)},
+}
+
+// byType and sorted are built once from table, with every row guarded.
+var byType, sorted = build(table)
+
+func build(rows []Mechanism) (map[ck.MechanismType]*Mechanism, []*Mechanism) {
+	m := make(map[ck.MechanismType]*Mechanism, len(rows))
+	all := make([]*Mechanism, 0, len(rows))
+	for _, r := range rows {
+		g := guard(r)
+		m[g.Type] = g
+		all = append(all, g)
+	}
+	slices.SortFunc(all, func(a, b *Mechanism) int {
+		switch {
+		case a.Type < b.Type:
+			return -1
+		case a.Type > b.Type:
+			return 1
+		}
+		return 0
+	})
+	return m, all
+}
+
+// Lookup returns the row for a mechanism type.
+func Lookup(t ck.MechanismType) (*Mechanism, bool) {
+	m, ok := byType[t]
+	return m, ok
+}
+
+// All returns every row sorted by Type (the order of C_GetMechanismList).
+func All() []*Mechanism { return slices.Clone(sorted) }
+
+// Flags returns the CK_MECHANISM_INFO flags of the row (PKCS#11 v3.0
+// base specification, CK_MECHANISM_INFO; CKF_EC_* in Current Mechanisms,
+// "Elliptic Curve").
+func (m *Mechanism) Flags() ck.ULong {
+	f := ck.CKF_HW
+	for _, op := range []struct {
+		set  bool
+		flag ck.ULong
+	}{
+		{m.Encrypt != nil, ck.CKF_ENCRYPT},
+		{m.Decrypt != nil, ck.CKF_DECRYPT},
+		{m.Sign != nil, ck.CKF_SIGN},
+		{m.Verify != nil, ck.CKF_VERIFY},
+		{m.Digest != nil, ck.CKF_DIGEST},
+		{m.GenerateKey != nil, ck.CKF_GENERATE},
+		{m.GenerateKeyPair != nil, ck.CKF_GENERATE_KEY_PAIR},
+	} {
+		if op.set {
+			f |= op.flag
+		}
+	}
+	if slices.Contains(m.KeyTypes, ck.CKK_EC) {
+		// Prime-field curves named by OID, points uncompressed: exactly
+		// what CurveFromParams and ECPoint accept and produce.
+		f |= ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
+	}
+	return f
+}
+
+// guard returns a copy of row whose constructors first check what the row
+// itself says: the key size range and, for rows without a parameter, that
+// none was given.
+func guard(row Mechanism) *Mechanism {
+	m := row
+	if f := row.Encrypt; f != nil {
+		m.Encrypt = func(key, param any) (Cipher, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.Decrypt; f != nil {
+		m.Decrypt = func(key, param any) (Cipher, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.Sign; f != nil {
+		m.Sign = func(key, param any) (Signer, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.Verify; f != nil {
+		m.Verify = func(key, param any) (Verifier, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.Digest; f != nil {
+		m.Digest = func(param any) (Digester, error) {
+			if err := m.checkParam(param); err != nil {
+				return nil, err
+			}
+			return f(param)
+		}
+	}
+	if f := row.GenerateKey; f != nil {
+		m.GenerateKey = func(rand io.Reader, p KeyGenParams) (any, error) {
+			if err := m.checkKeyGen(p); err != nil {
+				return nil, err
+			}
+			return f(rand, p)
+		}
+	}
+	if f := row.GenerateKeyPair; f != nil {
+		m.GenerateKeyPair = func(rand io.Reader, p KeyGenParams) (any, any, error) {
+			if err := m.checkKeyGen(p); err != nil {
+				return nil, nil, err
+			}
+			return f(rand, p)
+		}
+	}
+	return &m
+}
+
+func (m *Mechanism) check(key, param any) error {
+	if err := m.checkParam(param); err != nil {
+		return err
+	}
+	class, size := keyInfo(key)
+	if class == classNone || !slices.ContainsFunc(m.KeyTypes, func(kt ck.KeyType) bool { return keyClasses[kt] == class }) {
+		return fmt.Errorf("mechanisms: %v: key of type %T: %w", m.Type, key, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if size < m.MinKeySize || size > m.MaxKeySize {
+		return fmt.Errorf("mechanisms: %v: key size %d not in %d..%d: %w", m.Type, size, m.MinKeySize, m.MaxKeySize, ck.CKR_KEY_SIZE_RANGE)
+	}
+	return nil
+}
+
+// checkParam enforces the PKCS#11 v3.0 rule (CK_MECHANISM) for mechanisms that take no
+// parameter: pParameter NULL_PTR and ulParameterLen 0. The C boundary passes
+// nil (or an empty byte string) for that.
+func (m *Mechanism) checkParam(param any) error {
+	if m.Param != ParamNone {
+		return nil
+	}
+	if b, ok := param.([]byte); param == nil || ok && len(b) == 0 {
+		return nil
+	}
+	return fmt.Errorf("mechanisms: %v takes no parameter, got %T: %w", m.Type, param, ck.CKR_MECHANISM_PARAM_INVALID)
+}
+
+// keyClass is the Go representation of a key (see the package comment).
+type keyClass int
+
+const (
+	classNone keyClass = iota
+	classRSA
+	classEC
+	classEdwards
+	classSecret
+)
+
+// keyClasses maps the key types rows name to their Go representation.
+var keyClasses = map[ck.KeyType]keyClass{
+	ck.CKK_RSA:            classRSA,
+	ck.CKK_EC:             classEC,
+	ck.CKK_AES:            classSecret,
+	ck.CKK_GENERIC_SECRET: classSecret,
+	ck.CKK_DES3:           classSecret,
+}
+
+// keyInfo classifies a key and gives its size in the unit its
+// CK_MECHANISM_INFO uses.
+func keyInfo(key any) (keyClass, uint) {
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		if k != nil && k.N != nil {
+			return classRSA, uint(k.N.BitLen())
+		}
+	case *rsa.PublicKey:
+		if k != nil && k.N != nil {
+			return classRSA, uint(k.N.BitLen())
+		}
+	case *ecdsa.PrivateKey:
+		if k != nil && k.Curve != nil {
+			return classEC, uint(k.Curve.Params().BitSize)
+		}
+	case *ecdsa.PublicKey:
+		if k != nil && k.Curve != nil {
+			return classEC, uint(k.Curve.Params().BitSize)
+		}
+	case ed25519.PrivateKey, ed25519.PublicKey:
+		return classEdwards, 256
+	case []byte:
+		return classSecret, uint(len(k))
+	}
+	return classNone, 0
+}
+
+// checkKeyGen checks the size a key generation template asks for against
+// the row. C_GenerateKey and C_GenerateKeyPair may not return
+// CKR_KEY_SIZE_RANGE (PKCS#11 v3.0 return value lists of
+// both functions): a size the token does not
+// generate is an invalid attribute value, an unsupported curve
+// CKR_CURVE_NOT_SUPPORTED, and a missing size an incomplete template.
+func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
+	if len(m.KeyTypes) == 0 {
+		return fmt.Errorf("mechanisms: %v: no key type: %w", m.Type, ck.CKR_GENERAL_ERROR)
+	}
+	var size int
+	var name string
+	tooBig := ck.CKR_ATTRIBUTE_VALUE_INVALID
+	switch keyClasses[m.KeyTypes[0]] {
+	case classRSA:
+		size, name = p.ModulusBits, "CKA_MODULUS_BITS"
+	case classEC:
+		if len(p.ECParams) == 0 {
+			return fmt.Errorf("mechanisms: %v: no CKA_EC_PARAMS: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		c, err := CurveFromParams(p.ECParams)
+		if err != nil {
+			return err
+		}
+		size, name, tooBig = c.Params().BitSize, "curve", ck.CKR_CURVE_NOT_SUPPORTED
+	case classSecret:
+		size, name = p.ValueLen, "CKA_VALUE_LEN"
+	default:
+		return fmt.Errorf("mechanisms: %v: key generation for %v: %w", m.Type, m.KeyTypes[0], ck.CKR_GENERAL_ERROR)
+	}
+	if size == 0 {
+		return fmt.Errorf("mechanisms: %v: no %s: %w", m.Type, name, ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	if size < 0 || uint(size) < m.MinKeySize || uint(size) > m.MaxKeySize {
+		return fmt.Errorf("mechanisms: %v: %s %d not in %d..%d: %w", m.Type, name, size, m.MinKeySize, m.MaxKeySize, tooBig)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package mechanisms
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+)
+
+func TestTableInvariants(t *testing.T) {
+	all := All()
+	require.Len(t, all, len(table), "duplicate mechanism types in table")
+	require.True(t, slices.IsSortedFunc(all, func(a, b *Mechanism) int { return int(a.Type) - int(b.Type) }), "All is not sorted")
+
+	generated := map[ck.KeyType]bool{}
+	for _, m := range all {
+		if m.GenerateKey != nil || m.GenerateKeyPair != nil {
+			for _, kt := range m.KeyTypes {
+				generated[kt] = true
+			}
+		}
+	}
+
+	for _, m := range all {
+		t.Run(m.Type.String(), func(t *testing.T) {
+			got, ok := Lookup(m.Type)
+			require.True(t, ok)
+			require.Same(t, m, got)
+
+			ops := m.Encrypt != nil || m.Decrypt != nil || m.Sign != nil || m.Verify != nil
+			keygen := m.GenerateKey != nil || m.GenerateKeyPair != nil
+			require.True(t, ops || keygen || m.Digest != nil, "row has no constructor")
+			assert.Equal(t, m.Encrypt != nil, m.Decrypt != nil, "encrypt without decrypt or back")
+			assert.Equal(t, m.Sign != nil, m.Verify != nil, "sign without verify or back")
+			assert.False(t, m.GenerateKey != nil && m.GenerateKeyPair != nil)
+			assert.False(t, m.Digest != nil && (ops || keygen), "digest rows do nothing else")
+			assert.False(t, keygen && ops, "key generation rows do nothing else")
+
+			// Single-part is about C_*Update, which only the four
+			// operations have (and digests, which are never single-part here).
+			if m.SinglePart {
+				assert.True(t, ops, "SinglePart on a row without encrypt/decrypt/sign/verify")
+			}
+			if keygen || m.Digest != nil {
+				assert.Equal(t, ParamNone, m.Param, "key generation and digests take no parameter here")
+			}
+
+			// Key types and sizes, in the spec's units.
+			if m.Digest != nil {
+				assert.Empty(t, m.KeyTypes)
+				assert.Zero(t, m.MinKeySize)
+				assert.Zero(t, m.MaxKeySize)
+			} else {
+				require.NotEmpty(t, m.KeyTypes)
+				assert.Positive(t, m.MinKeySize)
+				assert.LessOrEqual(t, m.MinKeySize, m.MaxKeySize)
+				for _, kt := range m.KeyTypes {
+					class, known := keyClasses[kt]
+					require.True(t, known, "key type %v has no Go representation", kt)
+					switch class {
+					case classRSA, classEC: // bits
+						assert.GreaterOrEqual(t, m.MinKeySize, uint(160), "RSA/EC sizes are bits")
+					case classSecret: // bytes
+						assert.LessOrEqual(t, m.MaxKeySize, uint(1024), "secret key sizes are bytes")
+					}
+					assert.True(t, generated[kt], "no row generates %v keys", kt)
+				}
+				if m.GenerateKey != nil {
+					assert.Equal(t, classSecret, keyClasses[m.KeyTypes[0]], "GenerateKey makes secret keys")
+				}
+				if m.GenerateKeyPair != nil {
+					assert.NotEqual(t, classSecret, keyClasses[m.KeyTypes[0]], "GenerateKeyPair makes key pairs")
+				}
+			}
+
+			// Flags: exactly the constructors, CKF_HW, and the EC capabilities.
+			f := m.Flags()
+			for _, c := range []struct {
+				set  bool
+				flag ck.ULong
+			}{
+				{m.Encrypt != nil, ck.CKF_ENCRYPT},
+				{m.Decrypt != nil, ck.CKF_DECRYPT},
+				{m.Sign != nil, ck.CKF_SIGN},
+				{m.Verify != nil, ck.CKF_VERIFY},
+				{m.Digest != nil, ck.CKF_DIGEST},
+				{m.GenerateKey != nil, ck.CKF_GENERATE},
+				{m.GenerateKeyPair != nil, ck.CKF_GENERATE_KEY_PAIR},
+				{true, ck.CKF_HW},
+				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_F_P},
+				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_NAMEDCURVE},
+				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_UNCOMPRESS},
+			} {
+				assert.Equal(t, c.set, f&c.flag != 0, "flag 0x%x", c.flag)
+				f &^= c.flag
+			}
+			assert.Zero(t, f, "unexpected flags")
+		})
+	}
+
+	_, ok := Lookup(ck.CKM_VENDOR_DEFINED)
+	assert.False(t, ok)
+}
+
+// Pinned flags of a few rows, written out from the spec rather than
+// derived, so a change in Flags itself is noticed.
+func TestFlagsPinned(t *testing.T) {
+	ec := ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
+	for mech, want := range map[ck.MechanismType]ck.ULong{
+		ck.CKM_AES_GCM:               ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT,
+		ck.CKM_AES_KEY_GEN:           ck.CKF_HW | ck.CKF_GENERATE,
+		ck.CKM_EC_KEY_PAIR_GEN:       ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR | ec,
+		ck.CKM_ECDSA:                 ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY | ec,
+		ck.CKM_RSA_PKCS:              ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_SIGN | ck.CKF_VERIFY,
+		ck.CKM_RSA_PKCS_KEY_PAIR_GEN: ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR,
+		ck.CKM_SHA256:                ck.CKF_HW | ck.CKF_DIGEST,
+	} {
+		m, ok := Lookup(mech)
+		require.True(t, ok, mech)
+		assert.Equal(t, want, m.Flags(), mech)
+	}
+}
+
+func TestLookupAllocs(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() { _, _ = Lookup(ck.CKM_AES_GCM) })
+	assert.Zero(t, allocs)
+}

@@ -1,0 +1,125 @@
+// Package pkcs11 is gohsm's C boundary: the Go half of the Cryptoki ABI.
+//
+// shim.c owns every C_* symbol, the function lists, the fork guard and the
+// functions answered without Go; it forwards the rest to the go_* exports
+// here, which take C types only. Each export views or copies its arguments,
+// makes one call into package token and turns the result into a CK_RV in
+// one place (rv). Panics are recovered into CKR_GENERAL_ERROR: an unrecovered
+// panic would kill the host process.
+package pkcs11
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../include -O2
+#include <stdlib.h>
+#include "pkcs11.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"gohsm/internal/ck"
+	"gohsm/token"
+)
+
+var (
+	// mod is the initialised module; nil between C_Finalize and C_Initialize.
+	mod atomic.Pointer[token.Module]
+	// initMu serialises C_Initialize and C_Finalize.
+	initMu sync.Mutex
+)
+
+// getModule returns the module or CKR_CRYPTOKI_NOT_INITIALIZED (the C shim
+// checks first; this covers a race with C_Finalize).
+func getModule() (*token.Module, error) {
+	m := mod.Load()
+	if m == nil {
+		return nil, ck.CKR_CRYPTOKI_NOT_INITIALIZED
+	}
+	return m, nil
+}
+
+// rv is the one place a Go error becomes a CK_RV: the ck.RV it wraps, or
+// CKR_GENERAL_ERROR for anything else (which is logged: it is a bug or an
+// environment failure).
+func rv(fn string, err error) C.CK_RV {
+	if err == nil {
+		return C.CKR_OK
+	}
+	var r ck.RV
+	m := mod.Load()
+	if errors.As(err, &r) {
+		if m != nil && r != ck.CKR_BUFFER_TOO_SMALL {
+			m.Logger().Debug("gohsm: call failed", "fn", fn, "rv", r.String(), "err", err.Error())
+		}
+		return C.CK_RV(r)
+	}
+	if m != nil {
+		m.Logger().Error("gohsm: call failed", "fn", fn, "err", err.Error())
+	} else {
+		fmt.Fprintf(os.Stderr, "gohsm: %s: %v\n", fn, err)
+	}
+	return C.CKR_GENERAL_ERROR
+}
+
+// recoverRV turns a panic into CKR_GENERAL_ERROR, logging the stack.
+func recoverRV(fn string, out *C.CK_RV) {
+	if p := recover(); p != nil {
+		msg := fmt.Sprintf("gohsm: panic in %s: %v\n%s", fn, p, debug.Stack())
+		if m := mod.Load(); m != nil {
+			m.Logger().Error(msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		*out = C.CKR_GENERAL_ERROR
+	}
+}
+
+//export go_Initialize
+func go_Initialize(config *C.char) (r C.CK_RV) {
+	defer recoverRV("C_Initialize", &r)
+	initMu.Lock()
+	defer initMu.Unlock()
+	if mod.Load() != nil {
+		return C.CKR_CRYPTOKI_ALREADY_INITIALIZED
+	}
+	reserved := ""
+	if config != nil {
+		reserved = C.GoString(config)
+	}
+	cfg, err := token.LoadConfig(reserved)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gohsm: C_Initialize: %v\n", err)
+		if reserved != "" {
+			return C.CKR_ARGUMENTS_BAD
+		}
+		return C.CKR_GENERAL_ERROR
+	}
+	m, err := token.Open(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gohsm: C_Initialize: %v\n", err)
+		return C.CKR_GENERAL_ERROR
+	}
+	mod.Store(m)
+	return C.CKR_OK
+}
+
+//export go_Finalize
+func go_Finalize() (r C.CK_RV) {
+	defer recoverRV("C_Finalize", &r)
+	initMu.Lock()
+	defer initMu.Unlock()
+	m := mod.Swap(nil)
+	if m == nil {
+		return C.CKR_CRYPTOKI_NOT_INITIALIZED
+	}
+	if err := m.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "gohsm: C_Finalize: %v\n", err)
+	}
+	return C.CKR_OK
+}

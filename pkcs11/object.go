@@ -1,0 +1,202 @@
+package pkcs11
+
+/*
+#include "pkcs11.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"unsafe"
+
+	"gohsm/internal/ck"
+)
+
+// Chapter 5.7: object management.
+
+//export go_CreateObject
+func go_CreateObject(h C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phObject C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
+	defer recoverRV("C_CreateObject", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_CreateObject", err)
+	}
+	if phObject == nil {
+		return C.CKR_ARGUMENTS_BAD
+	}
+	t, err := template(pTemplate, ulCount)
+	if err != nil {
+		return rv("C_CreateObject", err)
+	}
+	o, err := m.CreateObject(ck.ULong(h), t)
+	if err != nil {
+		return rv("C_CreateObject", err)
+	}
+	*phObject = C.CK_OBJECT_HANDLE(o)
+	return C.CKR_OK
+}
+
+//export go_CopyObject
+func go_CopyObject(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phNewObject C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
+	defer recoverRV("C_CopyObject", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_CopyObject", err)
+	}
+	if phNewObject == nil {
+		return C.CKR_ARGUMENTS_BAD
+	}
+	t, err := template(pTemplate, ulCount)
+	if err != nil {
+		return rv("C_CopyObject", err)
+	}
+	o, err := m.CopyObject(ck.ULong(h), ck.ULong(hObject), t)
+	if err != nil {
+		return rv("C_CopyObject", err)
+	}
+	*phNewObject = C.CK_OBJECT_HANDLE(o)
+	return C.CKR_OK
+}
+
+//export go_DestroyObject
+func go_DestroyObject(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE) (r C.CK_RV) {
+	defer recoverRV("C_DestroyObject", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_DestroyObject", err)
+	}
+	return rv("C_DestroyObject", m.DestroyObject(ck.ULong(h), ck.ULong(hObject)))
+}
+
+//export go_GetObjectSize
+func go_GetObjectSize(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pulSize C.CK_ULONG_PTR) (r C.CK_RV) {
+	defer recoverRV("C_GetObjectSize", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_GetObjectSize", err)
+	}
+	if pulSize == nil {
+		return C.CKR_ARGUMENTS_BAD
+	}
+	n, err := m.GetObjectSize(ck.ULong(h), ck.ULong(hObject))
+	if err != nil {
+		return rv("C_GetObjectSize", err)
+	}
+	*pulSize = C.CK_ULONG(n)
+	return C.CKR_OK
+}
+
+//export go_GetAttributeValue
+func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (r C.CK_RV) {
+	defer recoverRV("C_GetAttributeValue", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_GetAttributeValue", err)
+	}
+	as, err := attrSlice(pTemplate, ulCount)
+	if err != nil {
+		return rv("C_GetAttributeValue", err)
+	}
+	types := make([]ck.AttributeType, len(as))
+	for i, a := range as {
+		types[i] = ck.AttributeType(a._type)
+	}
+	res, err := m.GetAttributeValue(ck.ULong(h), ck.ULong(hObject), types)
+	if err != nil {
+		return rv("C_GetAttributeValue", err)
+	}
+	// Spec 5.7 C_GetAttributeValue: every attribute is processed; a failing
+	// one gets CK_UNAVAILABLE_INFORMATION and its error becomes the result
+	// (any one of several may be returned).
+	r = C.CKR_OK
+	for i := range as {
+		a := &as[i]
+		if res[i].Err != nil {
+			a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
+			var e ck.RV
+			if errors.As(res[i].Err, &e) {
+				r = C.CK_RV(e)
+			} else {
+				r = rv("C_GetAttributeValue", res[i].Err)
+			}
+			continue
+		}
+		v := res[i].Value
+		if a.pValue == nil {
+			a.ulValueLen = C.CK_ULONG(len(v))
+			continue
+		}
+		if int(a.ulValueLen) < len(v) {
+			a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
+			if r == C.CKR_OK {
+				r = C.CKR_BUFFER_TOO_SMALL
+			}
+			continue
+		}
+		copy(unsafe.Slice((*byte)(a.pValue), len(v)), v)
+		a.ulValueLen = C.CK_ULONG(len(v))
+	}
+	return r
+}
+
+//export go_SetAttributeValue
+func go_SetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (r C.CK_RV) {
+	defer recoverRV("C_SetAttributeValue", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_SetAttributeValue", err)
+	}
+	t, err := template(pTemplate, ulCount)
+	if err != nil {
+		return rv("C_SetAttributeValue", err)
+	}
+	return rv("C_SetAttributeValue", m.SetAttributeValue(ck.ULong(h), ck.ULong(hObject), t))
+}
+
+//export go_FindObjectsInit
+func go_FindObjectsInit(h C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (r C.CK_RV) {
+	defer recoverRV("C_FindObjectsInit", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_FindObjectsInit", err)
+	}
+	t, err := template(pTemplate, ulCount)
+	if err != nil {
+		return rv("C_FindObjectsInit", err)
+	}
+	return rv("C_FindObjectsInit", m.FindObjectsInit(ck.ULong(h), t))
+}
+
+//export go_FindObjects
+func go_FindObjects(h C.CK_SESSION_HANDLE, phObject C.CK_OBJECT_HANDLE_PTR, ulMaxObjectCount C.CK_ULONG, pulObjectCount C.CK_ULONG_PTR) (r C.CK_RV) {
+	defer recoverRV("C_FindObjects", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_FindObjects", err)
+	}
+	if pulObjectCount == nil || phObject == nil && ulMaxObjectCount > 0 {
+		return C.CKR_ARGUMENTS_BAD
+	}
+	hs, err := m.FindObjects(ck.ULong(h), int(ulMaxObjectCount))
+	if err != nil {
+		return rv("C_FindObjects", err)
+	}
+	if len(hs) > 0 {
+		out := unsafe.Slice(phObject, len(hs))
+		for i, o := range hs {
+			out[i] = C.CK_OBJECT_HANDLE(o)
+		}
+	}
+	*pulObjectCount = C.CK_ULONG(len(hs))
+	return C.CKR_OK
+}
+
+//export go_FindObjectsFinal
+func go_FindObjectsFinal(h C.CK_SESSION_HANDLE) (r C.CK_RV) {
+	defer recoverRV("C_FindObjectsFinal", &r)
+	m, err := getModule()
+	if err != nil {
+		return rv("C_FindObjectsFinal", err)
+	}
+	return rv("C_FindObjectsFinal", m.FindObjectsFinal(ck.ULong(h)))
+}

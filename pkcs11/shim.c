@@ -1,0 +1,409 @@
+/*
+ * shim.c - the C half of the Cryptoki boundary.
+ *
+ * This file owns every exported C_* symbol. It answers in pure C whatever
+ * does not need Go (function lists, interfaces, argument checks on
+ * C_Initialize/C_Finalize, unsupported functions, the fork guard) and
+ * forwards the rest to the Go exports go_<Name>, declared by cgo in
+ * _cgo_export.h. Which function goes where is listed once, in shim.h.
+ *
+ * Why a fork guard: fork() copies only the calling thread. The Go runtime's
+ * bookkeeping survives in the child but its threads do not, so the first Go
+ * call in the child that must block waits forever (golang/go#14767,
+ * #15538). The runtime starts when the library is loaded, so even a child
+ * of a process that only dlopen()ed us is affected. In a forked child we
+ * therefore never enter Go: every entry point answers
+ * CKR_CRYPTOKI_NOT_INITIALIZED (PKCS #11 "Applications and processes": a
+ * child process must call C_Initialize before using the library) and C_Initialize fails fast with
+ * CKR_FUNCTION_FAILED and one line on stderr, instead of hanging.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <pthread.h>
+
+#include "shim.h"
+#include "_cgo_export.h"
+
+/* ---- state ------------------------------------------------------------ */
+
+/*
+ * gohsm_state is read on every call: one acquire load and one compare.
+ * STATE_INITIALIZED is set after go_Initialize succeeded and cleared by
+ * C_Finalize; STATE_FORKED is set in a forked child and never cleared.
+ * The only state that lets a call into Go is exactly STATE_INITIALIZED.
+ */
+enum {
+	STATE_INITIALIZED = 1,
+	STATE_FORKED = 2,
+};
+static int gohsm_state;
+
+/* pid of the process that loaded the library (set by the constructor). */
+static pid_t gohsm_load_pid;
+
+/*
+ * Serialises C_Initialize and C_Finalize against each other. Never taken
+ * in a forked child (a parent thread may have held it at fork time).
+ */
+static pthread_mutex_t gohsm_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static inline int gohsm_ready(void)
+{
+	return __builtin_expect(__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) == STATE_INITIALIZED, 1);
+}
+
+static int gohsm_in_forked_child(void)
+{
+	return (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_FORKED) != 0 ||
+	       getpid() != gohsm_load_pid;
+}
+
+/* Runs in the child right after fork(), before fork() returns there. */
+static void gohsm_atfork_child(void)
+{
+	__atomic_fetch_or(&gohsm_state, STATE_FORKED, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Pure C, runs at load time in the loading thread. It does not call Go and
+ * reads no configuration ("nothing happens at load time" beyond this).
+ */
+__attribute__((constructor)) static void gohsm_shim_load(void)
+{
+	gohsm_load_pid = getpid();
+	pthread_atfork(NULL, NULL, gohsm_atfork_child);
+}
+
+/* ---- function lists and interfaces ------------------------------------ */
+
+static CK_FUNCTION_LIST gohsm_function_list_2_40;
+static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0;
+
+/*
+ * The interfaces offered by C_GetInterfaceList, default first (v3.0
+ * section 5.4.6: C_GetInterface with a NULL name returns the default).
+ * We do not set CKF_INTERFACE_FORK_SAFE: the library is not usable after
+ * fork() (see the fork guard above).
+ */
+static CK_INTERFACE gohsm_interfaces[] = {
+	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_3_0, 0 },
+	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_2_40, 0 },
+};
+#define GOHSM_INTERFACE_COUNT (sizeof(gohsm_interfaces) / sizeof(gohsm_interfaces[0]))
+
+/* The version of an interface is the version field of its function list. */
+static CK_VERSION gohsm_interface_version(const CK_INTERFACE *iface)
+{
+	return ((CK_FUNCTION_LIST *)iface->pFunctionList)->version;
+}
+
+/* v2.40 section 5.4 / v3.0 section 5.4.3. Works without C_Initialize. */
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
+{
+	if (ppFunctionList == NULL_PTR)
+		return CKR_ARGUMENTS_BAD;
+	*ppFunctionList = &gohsm_function_list_2_40;
+	return CKR_OK;
+}
+
+/*
+ * v3.0 section 5.4.5: NULL list -> count only; otherwise *pulCount is the
+ * buffer size in CK_INTERFACE elements and is set to the number of
+ * interfaces in either case; too small -> CKR_BUFFER_TOO_SMALL.
+ */
+CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
+{
+	CK_ULONG have;
+
+	if (pulCount == NULL_PTR)
+		return CKR_ARGUMENTS_BAD;
+	if (pInterfacesList == NULL_PTR) {
+		*pulCount = GOHSM_INTERFACE_COUNT;
+		return CKR_OK;
+	}
+	have = *pulCount;
+	*pulCount = GOHSM_INTERFACE_COUNT;
+	if (have < GOHSM_INTERFACE_COUNT)
+		return CKR_BUFFER_TOO_SMALL;
+	memcpy(pInterfacesList, gohsm_interfaces, sizeof(gohsm_interfaces));
+	return CKR_OK;
+}
+
+/*
+ * v3.0 section 5.4.6: NULL name -> the default interface; NULL version ->
+ * any version; flags are the interface flags the caller requires. No
+ * match -> CKR_ARGUMENTS_BAD.
+ */
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
+		     CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags)
+{
+	size_t i;
+
+	if (ppInterface == NULL_PTR)
+		return CKR_ARGUMENTS_BAD;
+	for (i = 0; i < GOHSM_INTERFACE_COUNT; i++) {
+		CK_INTERFACE *iface = &gohsm_interfaces[i];
+		CK_VERSION v = gohsm_interface_version(iface);
+
+		if (pInterfaceName != NULL_PTR &&
+		    strcmp((const char *)pInterfaceName, (const char *)iface->pInterfaceName) != 0)
+			continue;
+		if (pVersion != NULL_PTR && (pVersion->major != v.major || pVersion->minor != v.minor))
+			continue;
+		if ((iface->flags & flags) != flags)
+			continue;
+		*ppInterface = iface;
+		return CKR_OK;
+	}
+	return CKR_ARGUMENTS_BAD;
+}
+
+/* ---- C_Initialize / C_Finalize ---------------------------------------- */
+
+static void gohsm_report_fork(void)
+{
+	char line[320];
+	int n = snprintf(line, sizeof line,
+			 "gohsm: C_Initialize in a forked child (pid %ld, module loaded by pid %ld): "
+			 "a Go runtime cannot run after fork(); initialise the module in the process "
+			 "that loaded it, or load it in a fresh process (e.g. through p11-kit remoting)\n",
+			 (long)getpid(), (long)gohsm_load_pid);
+	if (n > (int)sizeof line - 1)
+		n = (int)sizeof line - 1;
+	/* write(2), not stdio: nothing here may wait for a lock held at fork time. */
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* Nothing more we can do; the return value still reports the failure. */
+	}
+}
+
+/*
+ * v3.0 section 5.4.1. pInitArgs is NULL or a CK_C_INITIALIZE_ARGS:
+ *  - the four mutex callbacks must be all NULL or all non-NULL, else
+ *    CKR_ARGUMENTS_BAD;
+ *  - CKF_OS_LOCKING_OK with or without callbacks, and callbacks without
+ *    the flag, are accepted: the library always uses its own locks, which
+ *    the spec allows in the flag case and which is safe in the other
+ *    (the callbacks would only serialise what is already serialised);
+ *  - CKF_LIBRARY_CANT_CREATE_OS_THREADS is ignored: the Go runtime has its
+ *    threads already, and NSS and GnuTLS always pass it (flags 0x3);
+ *    refusing it with CKR_NEED_TO_CREATE_THREADS breaks them;
+ *  - pReserved "should be NULL_PTR"; a non-NULL value is taken as a NUL
+ *    terminated configuration string (as NSS passes library parameters)
+ *    and handed to Go.
+ */
+CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
+{
+	char *config = NULL;
+	CK_RV rv;
+
+	if (gohsm_in_forked_child()) {
+		gohsm_report_fork();
+		return CKR_FUNCTION_FAILED;
+	}
+	if (pInitArgs != NULL_PTR) {
+		CK_C_INITIALIZE_ARGS *args = (CK_C_INITIALIZE_ARGS *)pInitArgs;
+		int callbacks = (args->CreateMutex != NULL_PTR) + (args->DestroyMutex != NULL_PTR) +
+				(args->LockMutex != NULL_PTR) + (args->UnlockMutex != NULL_PTR);
+
+		if (callbacks != 0 && callbacks != 4)
+			return CKR_ARGUMENTS_BAD;
+		config = (char *)args->pReserved;
+	}
+
+	pthread_mutex_lock(&gohsm_init_lock);
+	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_INITIALIZED) {
+		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+	} else {
+		rv = go_Initialize(config);
+		if (rv == CKR_OK)
+			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&gohsm_init_lock);
+	return rv;
+}
+
+/*
+ * v3.0 section 5.4.2. The library stays loaded (Go marks c-shared
+ * libraries NODELETE), so after C_Finalize it must accept C_Initialize
+ * again. New calls are refused before Go tears down; if Go reports a
+ * failure it is still initialised, and so is the C side.
+ */
+CK_RV C_Finalize(CK_VOID_PTR pReserved)
+{
+	CK_RV rv;
+
+	if (pReserved != NULL_PTR)
+		return CKR_ARGUMENTS_BAD;
+	if (!gohsm_ready())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+
+	pthread_mutex_lock(&gohsm_init_lock);
+	if (!gohsm_ready()) {
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+	} else {
+		__atomic_fetch_and(&gohsm_state, ~STATE_INITIALIZED, __ATOMIC_SEQ_CST);
+		rv = go_Finalize();
+		if (rv != CKR_OK)
+			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&gohsm_init_lock);
+	return rv;
+}
+
+/* ---- forwarded and unsupported entry points (tables in shim.h) -------- */
+
+#define GOHSM_FORWARD(name, params, args)                   \
+	CK_RV C_##name params                               \
+	{                                                   \
+		if (!gohsm_ready())                         \
+			return CKR_CRYPTOKI_NOT_INITIALIZED; \
+		return go_##name args;                      \
+	}
+GOHSM_GO_FUNCTIONS(GOHSM_FORWARD)
+#undef GOHSM_FORWARD
+
+/* The arguments of an unsupported function are deliberately unread. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#define GOHSM_NOT_SUPPORTED(name, params, args)             \
+	CK_RV C_##name params                               \
+	{                                                   \
+		if (!gohsm_ready())                         \
+			return CKR_CRYPTOKI_NOT_INITIALIZED; \
+		return CKR_FUNCTION_NOT_SUPPORTED;          \
+	}
+GOHSM_UNSUPPORTED_FUNCTIONS(GOHSM_NOT_SUPPORTED)
+#undef GOHSM_NOT_SUPPORTED
+#pragma GCC diagnostic pop
+
+/*
+ * Legacy parallel-function management: v2.40 section 5.16 and v3.0
+ * section 5.20 say these "should" return CKR_FUNCTION_NOT_PARALLEL.
+ */
+CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
+{
+	(void)hSession;
+	if (!gohsm_ready())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	return CKR_FUNCTION_NOT_PARALLEL;
+}
+
+CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
+{
+	(void)hSession;
+	if (!gohsm_ready())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	return CKR_FUNCTION_NOT_PARALLEL;
+}
+
+/* ---- the lists themselves --------------------------------------------- */
+
+/*
+ * Designated initialisers so that field order follows the header, not
+ * this file. The 2.40 list holds the 68 functions of CK_FUNCTION_LIST;
+ * the 3.0 list adds the 24 of CK_FUNCTION_LIST_3_0 (v3.0 section 3.6).
+ */
+#define GOHSM_LIST_2_40_FIELDS                                              \
+	.C_Initialize = C_Initialize,                                       \
+	.C_Finalize = C_Finalize,                                           \
+	.C_GetInfo = C_GetInfo,                                             \
+	.C_GetFunctionList = C_GetFunctionList,                             \
+	.C_GetSlotList = C_GetSlotList,                                     \
+	.C_GetSlotInfo = C_GetSlotInfo,                                     \
+	.C_GetTokenInfo = C_GetTokenInfo,                                   \
+	.C_GetMechanismList = C_GetMechanismList,                           \
+	.C_GetMechanismInfo = C_GetMechanismInfo,                           \
+	.C_InitToken = C_InitToken,                                         \
+	.C_InitPIN = C_InitPIN,                                             \
+	.C_SetPIN = C_SetPIN,                                               \
+	.C_OpenSession = C_OpenSession,                                     \
+	.C_CloseSession = C_CloseSession,                                   \
+	.C_CloseAllSessions = C_CloseAllSessions,                           \
+	.C_GetSessionInfo = C_GetSessionInfo,                               \
+	.C_GetOperationState = C_GetOperationState,                         \
+	.C_SetOperationState = C_SetOperationState,                         \
+	.C_Login = C_Login,                                                 \
+	.C_Logout = C_Logout,                                               \
+	.C_CreateObject = C_CreateObject,                                   \
+	.C_CopyObject = C_CopyObject,                                       \
+	.C_DestroyObject = C_DestroyObject,                                 \
+	.C_GetObjectSize = C_GetObjectSize,                                 \
+	.C_GetAttributeValue = C_GetAttributeValue,                         \
+	.C_SetAttributeValue = C_SetAttributeValue,                         \
+	.C_FindObjectsInit = C_FindObjectsInit,                             \
+	.C_FindObjects = C_FindObjects,                                     \
+	.C_FindObjectsFinal = C_FindObjectsFinal,                           \
+	.C_EncryptInit = C_EncryptInit,                                     \
+	.C_Encrypt = C_Encrypt,                                             \
+	.C_EncryptUpdate = C_EncryptUpdate,                                 \
+	.C_EncryptFinal = C_EncryptFinal,                                   \
+	.C_DecryptInit = C_DecryptInit,                                     \
+	.C_Decrypt = C_Decrypt,                                             \
+	.C_DecryptUpdate = C_DecryptUpdate,                                 \
+	.C_DecryptFinal = C_DecryptFinal,                                   \
+	.C_DigestInit = C_DigestInit,                                       \
+	.C_Digest = C_Digest,                                               \
+	.C_DigestUpdate = C_DigestUpdate,                                   \
+	.C_DigestKey = C_DigestKey,                                         \
+	.C_DigestFinal = C_DigestFinal,                                     \
+	.C_SignInit = C_SignInit,                                           \
+	.C_Sign = C_Sign,                                                   \
+	.C_SignUpdate = C_SignUpdate,                                       \
+	.C_SignFinal = C_SignFinal,                                         \
+	.C_SignRecoverInit = C_SignRecoverInit,                             \
+	.C_SignRecover = C_SignRecover,                                     \
+	.C_VerifyInit = C_VerifyInit,                                       \
+	.C_Verify = C_Verify,                                               \
+	.C_VerifyUpdate = C_VerifyUpdate,                                   \
+	.C_VerifyFinal = C_VerifyFinal,                                     \
+	.C_VerifyRecoverInit = C_VerifyRecoverInit,                         \
+	.C_VerifyRecover = C_VerifyRecover,                                 \
+	.C_DigestEncryptUpdate = C_DigestEncryptUpdate,                     \
+	.C_DecryptDigestUpdate = C_DecryptDigestUpdate,                     \
+	.C_SignEncryptUpdate = C_SignEncryptUpdate,                         \
+	.C_DecryptVerifyUpdate = C_DecryptVerifyUpdate,                     \
+	.C_GenerateKey = C_GenerateKey,                                     \
+	.C_GenerateKeyPair = C_GenerateKeyPair,                             \
+	.C_WrapKey = C_WrapKey,                                             \
+	.C_UnwrapKey = C_UnwrapKey,                                         \
+	.C_DeriveKey = C_DeriveKey,                                         \
+	.C_SeedRandom = C_SeedRandom,                                       \
+	.C_GenerateRandom = C_GenerateRandom,                               \
+	.C_GetFunctionStatus = C_GetFunctionStatus,                         \
+	.C_CancelFunction = C_CancelFunction,                               \
+	.C_WaitForSlotEvent = C_WaitForSlotEvent
+
+static CK_FUNCTION_LIST gohsm_function_list_2_40 = {
+	.version = { 2, 40 },
+	GOHSM_LIST_2_40_FIELDS,
+};
+
+static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0 = {
+	.version = { 3, 0 },
+	GOHSM_LIST_2_40_FIELDS,
+	.C_GetInterfaceList = C_GetInterfaceList,
+	.C_GetInterface = C_GetInterface,
+	.C_LoginUser = C_LoginUser,
+	.C_SessionCancel = C_SessionCancel,
+	.C_MessageEncryptInit = C_MessageEncryptInit,
+	.C_EncryptMessage = C_EncryptMessage,
+	.C_EncryptMessageBegin = C_EncryptMessageBegin,
+	.C_EncryptMessageNext = C_EncryptMessageNext,
+	.C_MessageEncryptFinal = C_MessageEncryptFinal,
+	.C_MessageDecryptInit = C_MessageDecryptInit,
+	.C_DecryptMessage = C_DecryptMessage,
+	.C_DecryptMessageBegin = C_DecryptMessageBegin,
+	.C_DecryptMessageNext = C_DecryptMessageNext,
+	.C_MessageDecryptFinal = C_MessageDecryptFinal,
+	.C_MessageSignInit = C_MessageSignInit,
+	.C_SignMessage = C_SignMessage,
+	.C_SignMessageBegin = C_SignMessageBegin,
+	.C_SignMessageNext = C_SignMessageNext,
+	.C_MessageSignFinal = C_MessageSignFinal,
+	.C_MessageVerifyInit = C_MessageVerifyInit,
+	.C_VerifyMessage = C_VerifyMessage,
+	.C_VerifyMessageBegin = C_VerifyMessageBegin,
+	.C_VerifyMessageNext = C_VerifyMessageNext,
+	.C_MessageVerifyFinal = C_MessageVerifyFinal,
+};

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: the CGO-free packages, then the tests that drive the
+# built libgohsm.so (C ABI drivers, Go end-to-end, pkcs11-tool). `make test`
+# builds the library first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./tests/deps.sh
+export GOHSM_LIB="$PWD/build/libgohsm.so"
+export GOHSM_CLI="$PWD/build/gohsm"
+test -f "$GOHSM_LIB" || { echo "tests/run.sh: $GOHSM_LIB missing: run make test" >&2; exit 1; }
+# Layers below the C boundary build and test without cgo.
+CGO_ENABLED=0 go test -count=1 ./internal/... ./mechanisms/... ./token/...
+go vet ./...
+go test -count=1 -timeout 15m ./pkcs11/... ./cmd/... ./tests/...

@@ -1,0 +1,409 @@
+package attrs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+
+	"gohsm/internal/ck"
+)
+
+// ClassAndKeyType reads the identity of the object a C_CreateObject or
+// C_UnwrapKey template describes. CKA_CLASS is required (footnote 1), as is
+// CKA_KEY_TYPE for keys and CKA_CERTIFICATE_TYPE for certificates: missing ->
+// CKR_TEMPLATE_INCOMPLETE. A class, key type or certificate type gohsm does
+// not store is CKR_ATTRIBUTE_VALUE_INVALID; a key type we support, but not
+// for this class (an AES public key), is CKR_TEMPLATE_INCONSISTENT.
+func ClassAndKeyType(t Template) (ck.ObjectClass, ck.KeyType, error) {
+	c, err := identity(t, ck.CKA_CLASS)
+	if err != nil {
+		return 0, 0, err
+	}
+	class := ck.ObjectClass(c)
+	switch {
+	case class == ck.CKO_DATA:
+		return class, NoKeyType, nil
+	case class == ck.CKO_CERTIFICATE:
+		ct, err := identity(t, ck.CKA_CERTIFICATE_TYPE)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ck.CertificateType(ct) != ck.CKC_X_509 {
+			return 0, 0, fmt.Errorf("attrs: %s: only CKC_X_509 is supported: %w", ck.CertificateType(ct), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+		return class, NoKeyType, nil
+	case isKeyClass(class):
+		kt, err := identity(t, ck.CKA_KEY_TYPE)
+		if err != nil {
+			return 0, 0, err
+		}
+		keyType := ck.KeyType(kt)
+		if _, err := lookup(class, keyType); err != nil {
+			return 0, 0, err
+		}
+		return class, keyType, nil
+	}
+	return 0, 0, fmt.Errorf("attrs: CKA_CLASS %s not supported: %w", class, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+func identity(t Template, a ck.AttributeType) (ck.ULong, error) {
+	if _, ok := t[a]; !ok {
+		return 0, fmt.Errorf("attrs: %s missing: %w", a, ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	v, ok := t.ULong(a)
+	if !ok {
+		return 0, fmt.Errorf("attrs: %s: not a CK_ULONG: %w", a, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	return v, nil
+}
+
+// lookup is Lookup with the spec's error for a miss.
+func lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, error) {
+	if s, ok := Lookup(class, keyType); ok {
+		return s, nil
+	}
+	if isKeyClass(class) {
+		for k := range schemas {
+			if k.keyType == keyType {
+				return nil, fmt.Errorf("attrs: %s is not a key type of %s: %w", keyType, class, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+		}
+		return nil, fmt.Errorf("attrs: %s %s not supported: %w", class, keyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	return nil, fmt.Errorf("attrs: %s not supported: %w", class, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+// opRules says which footnotes apply to a creating operation.
+type opRules struct {
+	must, not Flag
+}
+
+var creating = map[Op]opRules{
+	OpCreate:         {must: MustCreate, not: NotCreate},
+	OpGenerate:       {must: MustGenerate, not: NotGenerate},
+	OpGeneratePublic: {must: MustGenerate, not: NotGenerate},
+	OpUnwrap:         {must: MustUnwrap, not: NotUnwrap},
+	// The footnotes say nothing of C_DeriveKey; like generation, the
+	// mechanism supplies the key material, and the template may give
+	// CKA_VALUE_LEN (required by some mechanisms: that is theirs to check).
+	OpDerive: {not: NotGenerate},
+}
+
+// classOps is which creating operations make objects of each class.
+var classOps = map[ck.ObjectClass][]Op{
+	ck.CKO_DATA:        {OpCreate},
+	ck.CKO_CERTIFICATE: {OpCreate},
+	ck.CKO_PUBLIC_KEY:  {OpCreate, OpGeneratePublic, OpUnwrap, OpDerive},
+	ck.CKO_PRIVATE_KEY: {OpCreate, OpGenerate, OpUnwrap, OpDerive},
+	ck.CKO_SECRET_KEY:  {OpCreate, OpGenerate, OpUnwrap, OpDerive},
+}
+
+// Build validates template t for a creating operation on an object of
+// (class, keyType) and returns the object's full attribute set: t plus
+// defaults, CKA_CLASS / CKA_KEY_TYPE / CKA_CERTIFICATE_TYPE, and the
+// attributes the operation decides (§4.7, §4.9, §4.10):
+//
+//	CKA_LOCAL              CK_TRUE when generated, else CK_FALSE
+//	CKA_KEY_GEN_MECHANISM  mech when generated, else CK_UNAVAILABLE_INFORMATION
+//	CKA_ALWAYS_SENSITIVE   CKA_SENSITIVE when generated or derived, else CK_FALSE
+//	CKA_NEVER_EXTRACTABLE  !CKA_EXTRACTABLE when generated or derived, else CK_FALSE
+//
+// For C_DeriveKey the last two must also be combined with the base key's
+// (ApplyDeriveBase). On OpCreate the key material in t is validated and the
+// attributes computed from it (CKA_CHECK_VALUE, CKA_VALUE_LEN,
+// CKA_MODULUS_BITS, RSA CRT values, CKA_EC_POINT of a private key) are added;
+// for the other operations the token merges the material later with
+// WithMaterial. CKA_UNIQUE_ID is left to the token.
+//
+// Errors: an attribute foreign to the class -> CKR_ATTRIBUTE_TYPE_INVALID; a
+// malformed value -> CKR_ATTRIBUTE_VALUE_INVALID; an attribute only the token
+// sets (footnotes 2,4,6 together), or CK_TRUE for an SO-only attribute
+// (footnote 10) -> CKR_ATTRIBUTE_READ_ONLY; an attribute forbidden for this
+// operation only (CKA_VALUE on generate) or an identity that contradicts
+// (class, keyType) -> CKR_TEMPLATE_INCONSISTENT; a required attribute missing
+// -> CKR_TEMPLATE_INCOMPLETE.
+func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
+	rules, ok := creating[op]
+	if !ok {
+		return nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
+	}
+	s, err := lookup(class, keyType)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(classOps[class], op) {
+		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	for _, a := range t.Types() {
+		row, ok := s.attrs[a]
+		if !ok {
+			return nil, fmt.Errorf("attrs: %s not valid for %s: %w", a, s, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+		}
+		v := t[a]
+		if err := checkEncoding(row, v); err != nil {
+			return nil, err
+		}
+		switch {
+		case row.Has(Identity):
+			if want := s.identity(a); !bytes.Equal(v, want) {
+				return nil, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+		case row.readOnly():
+			return nil, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+		case row.Flags&rules.not != 0:
+			return nil, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
+		case row.Has(SOOnly) && v[0] == 1:
+			return nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+	}
+	for _, row := range s.sorted() {
+		if rules.must != 0 && row.Has(rules.must) && !row.Has(Identity) {
+			if _, ok := t[row.Type]; !ok {
+				return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+			}
+		}
+	}
+
+	out := t.Clone()
+	for _, row := range s.attrs {
+		if row.Has(Identity) {
+			out[row.Type] = s.identity(row.Type)
+		} else if _, ok := out[row.Type]; !ok && row.Default != nil {
+			out[row.Type] = bytes.Clone(row.Default)
+		}
+	}
+	generated := op == OpGenerate || op == OpGeneratePublic
+	if _, ok := s.attrs[ck.CKA_LOCAL]; ok {
+		out[ck.CKA_LOCAL] = Bool(generated)
+		gen := ck.CK_UNAVAILABLE_INFORMATION
+		if generated {
+			gen = ck.ULong(mech)
+		}
+		out[ck.CKA_KEY_GEN_MECHANISM] = ULong(gen)
+	}
+	if _, ok := s.attrs[ck.CKA_ALWAYS_SENSITIVE]; ok {
+		sensitive, _ := out.Bool(ck.CKA_SENSITIVE)
+		extractable, _ := out.Bool(ck.CKA_EXTRACTABLE)
+		fromMechanism := generated || op == OpDerive
+		out[ck.CKA_ALWAYS_SENSITIVE] = Bool(fromMechanism && sensitive)
+		out[ck.CKA_NEVER_EXTRACTABLE] = Bool(fromMechanism && !extractable)
+	}
+	if n, ok := out.ULong(ck.CKA_VALUE_LEN); ok {
+		if err := checkSecretLength(keyType, int(min(n, 1<<31))); err != nil {
+			return nil, err
+		}
+	}
+	if op == OpCreate {
+		return complete(s, out)
+	}
+	return out, nil
+}
+
+// identity is the encoded value of an Identity attribute of s.
+func (s *Schema) identity(a ck.AttributeType) []byte {
+	switch a {
+	case ck.CKA_CLASS:
+		return ULong(ck.ULong(s.Class))
+	case ck.CKA_KEY_TYPE:
+		return ULong(ck.ULong(s.KeyType))
+	case ck.CKA_CERTIFICATE_TYPE:
+		return ULong(ck.ULong(ck.CKC_X_509))
+	}
+	return nil
+}
+
+func (s *Schema) String() string {
+	if s.KeyType == NoKeyType {
+		return s.Class.String()
+	}
+	return s.Class.String() + "/" + s.KeyType.String()
+}
+
+// sorted returns the rows in ascending attribute order (deterministic errors).
+func (s *Schema) sorted() []Attr {
+	t := make(Template, len(s.attrs))
+	for a := range s.attrs {
+		t[a] = nil
+	}
+	out := make([]Attr, 0, len(s.attrs))
+	for _, a := range t.Types() {
+		out = append(out, s.attrs[a])
+	}
+	return out
+}
+
+// checkEncoding checks v against the C type of its attribute.
+func checkEncoding(row Attr, v []byte) error {
+	bad := func(why string) error {
+		return fmt.Errorf("attrs: %s: %s: %w", row.Type, why, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	switch row.Kind {
+	case KindBool:
+		if len(v) != 1 || v[0] > 1 {
+			return bad("not a CK_BBOOL")
+		}
+	case KindULong:
+		if len(v) != 8 {
+			return bad("not a CK_ULONG")
+		}
+	case KindBigInt:
+		if len(v) == 0 {
+			return bad("empty big integer")
+		}
+	case KindDate:
+		if len(v) == 0 {
+			return nil
+		}
+		if len(v) != 8 {
+			return bad("not a CK_DATE")
+		}
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return bad("not a CK_DATE")
+			}
+		}
+	case KindMechanisms:
+		if len(v)%8 != 0 {
+			return bad("not a CK_MECHANISM_TYPE array")
+		}
+	case KindTemplate:
+		if _, err := DecodeTemplate(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSecretLength applies secretLengths (CKR_ATTRIBUTE_VALUE_INVALID: the
+// attribute's value, not a mechanism's key size, is at fault).
+func checkSecretLength(keyType ck.KeyType, n int) error {
+	if n <= 0 {
+		return fmt.Errorf("attrs: %s key of %d bytes: %w", keyType, n, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	lens, ok := secretLengths[keyType]
+	if !ok {
+		return nil
+	}
+	for _, l := range lens {
+		if n == l {
+			return nil
+		}
+	}
+	return fmt.Errorf("attrs: %s key of %d bytes (want %v): %w", keyType, n, lens, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+// WithMaterial merges key material (TemplateFromKey's output, after
+// generation, unwrapping or derivation) into obj, an object Build made, and
+// adds the attributes computed from it. A derived attribute obj already has
+// (CKA_VALUE_LEN, CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must
+// agree with the material.
+func WithMaterial(obj, material Template) (Template, error) {
+	class, keyType, err := ClassAndKeyType(obj)
+	if err != nil {
+		return nil, err
+	}
+	s, err := lookup(class, keyType)
+	if err != nil {
+		return nil, err
+	}
+	out := obj.Clone()
+	for a, v := range material {
+		row, ok := s.attrs[a]
+		if !ok {
+			continue
+		}
+		if _, given := out[a]; given && row.Has(Derived) {
+			continue // compared by complete
+		}
+		out[a] = bytes.Clone(v)
+	}
+	return complete(s, out)
+}
+
+// complete validates the material in obj and adds what is computed from it.
+func complete(s *Schema, obj Template) (Template, error) {
+	switch s.Class {
+	case ck.CKO_DATA:
+		return obj, nil
+	case ck.CKO_CERTIFICATE:
+		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(NoKeyType, obj[ck.CKA_VALUE])); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	}
+	key, err := KeyFromTemplate(s.Class, s.KeyType, obj)
+	if err != nil {
+		return nil, err
+	}
+	m, err := TemplateFromKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if s.Class == ck.CKO_SECRET_KEY {
+		m[ck.CKA_CHECK_VALUE] = CheckValue(s.KeyType, obj[ck.CKA_VALUE])
+	}
+	for _, a := range m.Types() {
+		if _, ok := s.attrs[a]; !ok {
+			continue // e.g. CKA_MODULUS_BITS is a public-key attribute only
+		}
+		if err := setDerived(s, obj, a, m[a]); err != nil {
+			return nil, err
+		}
+	}
+	return obj, nil
+}
+
+// setDerived stores v as attribute a unless the object has it; a given
+// Derived attribute must equal v.
+func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
+	got, ok := obj[a]
+	if !ok {
+		obj[a] = v
+		return nil
+	}
+	row := s.attrs[a]
+	if !row.Has(Derived) {
+		return nil
+	}
+	equal := bytes.Equal(got, v)
+	if row.Kind == KindBigInt {
+		equal = new(big.Int).SetBytes(got).Cmp(new(big.Int).SetBytes(v)) == 0
+	}
+	if equal {
+		return nil
+	}
+	if row.Kind == KindULong {
+		// CKA_VALUE_LEN / CKA_MODULUS_BITS asked for one size, the material
+		// has another.
+		return fmt.Errorf("attrs: %s does not match the key: %w", a, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	return fmt.Errorf("attrs: %s does not match the key: %w", a, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+// ApplyDeriveBase sets CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE of a
+// key derived from base (base spec, C_DeriveKey): CK_FALSE when the base key's is
+// CK_FALSE, otherwise as Build set them from the new key's CKA_SENSITIVE and
+// CKA_EXTRACTABLE.
+func ApplyDeriveBase(base, derived Template) Template {
+	out := derived.Clone()
+	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
+		if _, ok := out[a]; !ok {
+			continue
+		}
+		if b, _ := base.Bool(a); !b {
+			out[a] = Bool(false)
+		}
+	}
+	return out
+}
+
+// rvOf returns the ck.RV err wraps, or def.
+func rvOf(err error, def ck.RV) ck.RV {
+	var rv ck.RV
+	if errors.As(err, &rv) {
+		return rv
+	}
+	return def
+}

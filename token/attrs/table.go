@@ -1,0 +1,385 @@
+package attrs
+
+import (
+	"gohsm/internal/ck"
+)
+
+// Kind is the C type of an attribute's value, which decides how its encoding
+// is checked.
+type Kind uint8
+
+const (
+	KindBytes      Kind = iota // byte array or RFC 2279 string, any length
+	KindBool                   // CK_BBOOL: exactly 1 byte, 0 or 1
+	KindULong                  // CK_ULONG and the types built on it: exactly 8 bytes
+	KindBigInt                 // Big integer: big-endian bytes, not empty
+	KindDate                   // CK_DATE: empty, or 8 ASCII digits YYYYMMDD
+	KindMechanisms             // CK_MECHANISM_TYPE array: a multiple of 8 bytes
+	KindTemplate               // CK_ATTRIBUTE array, as EncodeTemplate
+)
+
+// Flag is a rule from the footnotes of the PKCS#11 v3.0 base spec's
+// attribute tables (§4.2 "Common footnotes for object attribute tables"),
+// plus three of ours that the spec states in prose.
+type Flag uint16
+
+const (
+	MustCreate   Flag = 1 << iota // footnote 1: MUST be specified when created with C_CreateObject
+	NotCreate                     // footnote 2: MUST NOT be specified when created with C_CreateObject
+	MustGenerate                  // footnote 3: MUST be specified when generated with C_GenerateKey(Pair)
+	NotGenerate                   // footnote 4: MUST NOT be specified when generated
+	MustUnwrap                    // footnote 5: MUST be specified when unwrapped with C_UnwrapKey
+	NotUnwrap                     // footnote 6: MUST NOT be specified when unwrapped
+	Sensitive                     // footnote 7: not revealed if CKA_SENSITIVE or !CKA_EXTRACTABLE; stored encrypted
+	Modifiable                    // footnote 8: may change with C_SetAttributeValue and C_CopyObject
+	SOOnly                        // footnote 10: only the SO may set it to CK_TRUE
+	OnceTrue                      // footnote 11: read-only once CK_TRUE
+	OnceFalse                     // footnote 12: read-only once CK_FALSE
+
+	// CopyOnly: may change in C_CopyObject but not C_SetAttributeValue
+	// (§4.4 storage objects: "CKA_TOKEN, CKA_PRIVATE and CKA_MODIFIABLE
+	// attributes can be changed in the process of copying an object").
+	CopyOnly
+	// Identity: CKA_CLASS, CKA_KEY_TYPE, CKA_CERTIFICATE_TYPE. The validator
+	// checks them against the class and key type it was given rather than
+	// by footnote.
+	Identity
+	// Derived: computed by the token from the key material (check value,
+	// value length, modulus bits, the public point of a private key). When
+	// the template gives one, it must agree with the material.
+	Derived
+
+	// ReadOnly: footnotes 2, 4 and 6 together, an attribute only the token
+	// assigns (CKA_LOCAL, CKA_UNIQUE_ID, ...). Giving one is
+	// CKR_ATTRIBUTE_READ_ONLY rather than CKR_TEMPLATE_INCONSISTENT.
+	ReadOnly = NotCreate | NotGenerate | NotUnwrap
+)
+
+// Attr is one row of an attribute table.
+type Attr struct {
+	Type  ck.AttributeType
+	Kind  Kind
+	Flags Flag
+	// Default is the value given to the attribute when the template omits
+	// it; nil means no default (the attribute is required, or is supplied
+	// by the token or the key material).
+	Default []byte
+}
+
+// Has reports whether all of f are set on a.
+func (a Attr) Has(f Flag) bool { return a.Flags&f == f }
+
+func (a Attr) readOnly() bool { return a.Has(ReadOnly) }
+
+// row constructors: one line per attribute in the tables below.
+func boolean(t ck.AttributeType, f Flag, def bool) Attr {
+	return Attr{Type: t, Kind: KindBool, Flags: f, Default: Bool(def)}
+}
+
+func ulong(t ck.AttributeType, f Flag, def *ck.ULong) Attr {
+	a := Attr{Type: t, Kind: KindULong, Flags: f}
+	if def != nil {
+		a.Default = ULong(*def)
+	}
+	return a
+}
+
+func ulongDef(v ck.ULong) *ck.ULong { return &v }
+
+// empty is an attribute with an empty default ("default empty" in the spec tables).
+func empty(t ck.AttributeType, k Kind, f Flag) Attr {
+	return Attr{Type: t, Kind: k, Flags: f, Default: []byte{}}
+}
+
+// value is an attribute with no default.
+func value(t ck.AttributeType, k Kind, f Flag) Attr { return Attr{Type: t, Kind: k, Flags: f} }
+
+type table []Attr
+
+// The tables follow the spec's class hierarchy (PKCS#11 v3.0 base spec §4):
+// object -> storage -> {data, certificate -> X.509, key -> {public, private,
+// secret} -> key type}. A later table may restate an attribute of an earlier
+// one to change its flags or default for that class; compose keeps the last.
+
+// §4.3 Common attributes.
+var objectTable = table{
+	value(ck.CKA_CLASS, KindULong, Identity|MustCreate|MustUnwrap),
+}
+
+// §4.4 Storage objects. CKA_PRIVATE's default is token-specific: ours is
+// CK_FALSE for data objects, certificates and public keys, CK_TRUE for
+// private and secret keys (restated in their tables).
+var storageTable = table{
+	boolean(ck.CKA_TOKEN, CopyOnly, false),
+	boolean(ck.CKA_PRIVATE, CopyOnly, false),
+	boolean(ck.CKA_MODIFIABLE, CopyOnly, true),
+	empty(ck.CKA_LABEL, KindBytes, Modifiable),
+	// "CK_TRUE if object can be copied using C_CopyObject. Defaults to
+	// CK_TRUE. Can't be set to TRUE once it is set to FALSE."
+	boolean(ck.CKA_COPYABLE, Modifiable|OnceFalse, true),
+	boolean(ck.CKA_DESTROYABLE, 0, true),
+	// Footnotes 2,4,6: assigned by the token, never by the application.
+	value(ck.CKA_UNIQUE_ID, KindBytes, ReadOnly),
+}
+
+// §4.5 Data objects: no footnotes, so nothing changes after creation.
+var dataTable = table{
+	empty(ck.CKA_APPLICATION, KindBytes, 0),
+	empty(ck.CKA_OBJECT_ID, KindBytes, 0),
+	empty(ck.CKA_VALUE, KindBytes, 0),
+}
+
+// §4.6 Certificate objects: common certificate attributes.
+var certificateTable = table{
+	value(ck.CKA_CERTIFICATE_TYPE, KindULong, Identity|MustCreate),
+	boolean(ck.CKA_TRUSTED, SOOnly, false),
+	ulong(ck.CKA_CERTIFICATE_CATEGORY, 0, ulongDef(ck.CK_CERTIFICATE_CATEGORY_UNSPECIFIED)),
+	// "derived from the certificate by taking the first three bytes of the
+	// SHA-1 hash of the certificate object's CKA_VALUE attribute".
+	value(ck.CKA_CHECK_VALUE, KindBytes, Derived),
+	empty(ck.CKA_START_DATE, KindDate, 0),
+	empty(ck.CKA_END_DATE, KindDate, 0),
+	empty(ck.CKA_PUBLIC_KEY_INFO, KindBytes, 0),
+}
+
+// §4.6 X.509 public key certificate objects. The table's own
+// footnotes: CKA_SUBJECT must be specified; CKA_VALUE must be specified
+// (non-empty unless CKA_URL is); we store certificates, so CKA_VALUE is
+// required.
+var x509Table = table{
+	value(ck.CKA_SUBJECT, KindBytes, MustCreate),
+	empty(ck.CKA_ID, KindBytes, 0),
+	empty(ck.CKA_ISSUER, KindBytes, 0),
+	empty(ck.CKA_SERIAL_NUMBER, KindBytes, 0),
+	value(ck.CKA_VALUE, KindBytes, MustCreate),
+	empty(ck.CKA_URL, KindBytes, 0),
+	empty(ck.CKA_HASH_OF_SUBJECT_PUBLIC_KEY, KindBytes, 0),
+	empty(ck.CKA_HASH_OF_ISSUER_PUBLIC_KEY, KindBytes, 0),
+	ulong(ck.CKA_JAVA_MIDP_SECURITY_DOMAIN, 0, ulongDef(ck.CK_SECURITY_DOMAIN_UNSPECIFIED)),
+	// "Default CKM_SHA_1".
+	ulong(ck.CKA_NAME_HASH_ALGORITHM, 0, ulongDef(ck.ULong(ck.CKM_SHA_1))),
+}
+
+// §4.7 Key objects: common key attributes. CKA_LOCAL and
+// CKA_KEY_GEN_MECHANISM are set by Build from the operation.
+var keyTable = table{
+	value(ck.CKA_KEY_TYPE, KindULong, Identity|MustCreate|MustUnwrap),
+	empty(ck.CKA_ID, KindBytes, Modifiable),
+	empty(ck.CKA_START_DATE, KindDate, Modifiable),
+	empty(ck.CKA_END_DATE, KindDate, Modifiable),
+	boolean(ck.CKA_DERIVE, Modifiable, false),
+	value(ck.CKA_LOCAL, KindBool, ReadOnly),
+	value(ck.CKA_KEY_GEN_MECHANISM, KindULong, ReadOnly),
+	empty(ck.CKA_ALLOWED_MECHANISMS, KindMechanisms, 0),
+}
+
+// §4.8 Public key objects. Usage defaults are token-specific
+// (footnote 9); the key-type tables choose them.
+var publicTable = table{
+	boolean(ck.CKA_PRIVATE, CopyOnly, false),
+	empty(ck.CKA_SUBJECT, KindBytes, Modifiable),
+	boolean(ck.CKA_ENCRYPT, Modifiable, false),
+	boolean(ck.CKA_VERIFY, Modifiable, false),
+	boolean(ck.CKA_VERIFY_RECOVER, Modifiable, false),
+	boolean(ck.CKA_WRAP, Modifiable, false),
+	boolean(ck.CKA_TRUSTED, SOOnly, false),
+	empty(ck.CKA_WRAP_TEMPLATE, KindTemplate, 0),
+	empty(ck.CKA_PUBLIC_KEY_INFO, KindBytes, 0),
+}
+
+// §4.9 Private key objects. CKA_SENSITIVE and CKA_EXTRACTABLE
+// default to CK_TRUE as on AWS CloudHSM (footnote 9 leaves it to the token).
+var privateTable = table{
+	boolean(ck.CKA_PRIVATE, CopyOnly, true),
+	empty(ck.CKA_SUBJECT, KindBytes, Modifiable),
+	boolean(ck.CKA_SENSITIVE, Modifiable|OnceTrue, true),
+	boolean(ck.CKA_DECRYPT, Modifiable, false),
+	boolean(ck.CKA_SIGN, Modifiable, false),
+	boolean(ck.CKA_SIGN_RECOVER, Modifiable, false),
+	boolean(ck.CKA_UNWRAP, Modifiable, false),
+	boolean(ck.CKA_EXTRACTABLE, Modifiable|OnceFalse, true),
+	value(ck.CKA_ALWAYS_SENSITIVE, KindBool, ReadOnly),
+	value(ck.CKA_NEVER_EXTRACTABLE, KindBool, ReadOnly),
+	boolean(ck.CKA_WRAP_WITH_TRUSTED, OnceTrue, false),
+	empty(ck.CKA_UNWRAP_TEMPLATE, KindTemplate, 0),
+	boolean(ck.CKA_ALWAYS_AUTHENTICATE, 0, false),
+	empty(ck.CKA_PUBLIC_KEY_INFO, KindBytes, Modifiable),
+}
+
+// §4.10 Secret key objects; defaults as for private keys.
+var secretTable = table{
+	boolean(ck.CKA_PRIVATE, CopyOnly, true),
+	boolean(ck.CKA_SENSITIVE, Modifiable|OnceTrue, true),
+	boolean(ck.CKA_ENCRYPT, Modifiable, false),
+	boolean(ck.CKA_DECRYPT, Modifiable, false),
+	boolean(ck.CKA_SIGN, Modifiable, false),
+	boolean(ck.CKA_VERIFY, Modifiable, false),
+	boolean(ck.CKA_WRAP, Modifiable, false),
+	boolean(ck.CKA_UNWRAP, Modifiable, false),
+	boolean(ck.CKA_EXTRACTABLE, Modifiable|OnceFalse, true),
+	value(ck.CKA_ALWAYS_SENSITIVE, KindBool, ReadOnly),
+	value(ck.CKA_NEVER_EXTRACTABLE, KindBool, ReadOnly),
+	// Key checksum: computed by the token; checked when given (mechanisms
+	// spec: "the first three bytes of the ECB encryption of a single block
+	// of null (0x00) bytes").
+	value(ck.CKA_CHECK_VALUE, KindBytes, Derived),
+	boolean(ck.CKA_WRAP_WITH_TRUSTED, OnceTrue, false),
+	boolean(ck.CKA_TRUSTED, SOOnly, false),
+	empty(ck.CKA_WRAP_TEMPLATE, KindTemplate, 0),
+	empty(ck.CKA_UNWRAP_TEMPLATE, KindTemplate, 0),
+}
+
+// Usage defaults (footnote 9, token-specific): CK_TRUE for the operations the
+// key type can perform, so a key generated without usage flags (pkcs11-tool
+// --keypairgen, then --sign) is usable; CK_FALSE for the others.
+func usage(types ...ck.AttributeType) table {
+	t := make(table, 0, len(types))
+	for _, a := range types {
+		t = append(t, boolean(a, Modifiable, true))
+	}
+	return t
+}
+
+// PKCS#11 v3.0 mechanisms spec, "RSA public key objects" and "RSA private
+// key objects".
+var rsaPublicTable = table{
+	value(ck.CKA_MODULUS, KindBigInt, MustCreate|NotGenerate),
+	value(ck.CKA_MODULUS_BITS, KindULong, NotCreate|MustGenerate|Derived),
+	value(ck.CKA_PUBLIC_EXPONENT, KindBigInt, MustCreate),
+}
+
+// The spec makes only CKA_MODULUS and CKA_PRIVATE_EXPONENT mandatory on
+// create; we also need the public exponent and the primes to hold the key in
+// CRT form (every importing client we target sends them), and compute the
+// CRT exponents and coefficient when they are absent.
+var rsaPrivateTable = table{
+	value(ck.CKA_MODULUS, KindBigInt, MustCreate|NotGenerate|NotUnwrap),
+	value(ck.CKA_PUBLIC_EXPONENT, KindBigInt, MustCreate|NotGenerate|NotUnwrap),
+	value(ck.CKA_PRIVATE_EXPONENT, KindBigInt, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	value(ck.CKA_PRIME_1, KindBigInt, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	value(ck.CKA_PRIME_2, KindBigInt, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	value(ck.CKA_EXPONENT_1, KindBigInt, NotGenerate|NotUnwrap|Sensitive|Derived),
+	value(ck.CKA_EXPONENT_2, KindBigInt, NotGenerate|NotUnwrap|Sensitive|Derived),
+	value(ck.CKA_COEFFICIENT, KindBigInt, NotGenerate|NotUnwrap|Sensitive|Derived),
+}
+
+// Mechanisms spec, "Elliptic curve public/private key objects" and (new in
+// v3.0) "Edwards Elliptic curve public/private key objects", which have the
+// same attributes.
+var ecPublicTable = table{
+	value(ck.CKA_EC_PARAMS, KindBytes, MustCreate|MustGenerate),
+	value(ck.CKA_EC_POINT, KindBytes, MustCreate|NotGenerate),
+}
+
+// CKA_EC_POINT on a private key is our extension (clients such as
+// pkcs11-tool and libp11 read it to find the public half): read-only,
+// computed from CKA_VALUE.
+var ecPrivateTable = table{
+	value(ck.CKA_EC_PARAMS, KindBytes, MustCreate|NotGenerate|NotUnwrap),
+	value(ck.CKA_VALUE, KindBytes, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	value(ck.CKA_EC_POINT, KindBytes, ReadOnly|Derived),
+}
+
+// Mechanisms spec, "AES secret key objects", "Generic secret key objects"
+// and "DES3 secret key objects":
+// CKA_VALUE 1,4,6,7; CKA_VALUE_LEN 2,3 (the tables also mark it 6, but the
+// unwrap mechanisms truncate "according to ... the CKA_VALUE_LEN attribute
+// of the template", so we accept it on unwrap). DES3 has no CKA_VALUE_LEN.
+var secretValueTable = table{
+	value(ck.CKA_VALUE, KindBytes, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+}
+
+var valueLenTable = table{
+	value(ck.CKA_VALUE_LEN, KindULong, NotCreate|MustGenerate|Derived),
+}
+
+// schemaKey names one concrete kind of object.
+type schemaKey struct {
+	class   ck.ObjectClass
+	keyType ck.KeyType
+}
+
+// Schema is the composed attribute table of one (class, key type).
+type Schema struct {
+	Class   ck.ObjectClass
+	KeyType ck.KeyType // NoKeyType for data objects and certificates
+	attrs   map[ck.AttributeType]Attr
+}
+
+// Attr returns the row for a, if a belongs to the schema.
+func (s *Schema) Attr(a ck.AttributeType) (Attr, bool) {
+	r, ok := s.attrs[a]
+	return r, ok
+}
+
+// Attrs returns every row of the schema (in no particular order).
+func (s *Schema) Attrs() []Attr {
+	out := make([]Attr, 0, len(s.attrs))
+	for _, a := range s.attrs {
+		out = append(out, a)
+	}
+	return out
+}
+
+func compose(class ck.ObjectClass, keyType ck.KeyType, parts ...table) *Schema {
+	s := &Schema{Class: class, KeyType: keyType, attrs: map[ck.AttributeType]Attr{}}
+	for _, p := range parts {
+		for _, a := range p {
+			s.attrs[a.Type] = a
+		}
+	}
+	return s
+}
+
+// schemas is every (class, key type) gohsm stores.
+var schemas = func() map[schemaKey]*Schema {
+	m := map[schemaKey]*Schema{}
+	add := func(class ck.ObjectClass, kt ck.KeyType, parts ...table) {
+		m[schemaKey{class, kt}] = compose(class, kt, parts...)
+	}
+	storage := []table{objectTable, storageTable}
+	cat := func(a []table, b ...table) []table { return append(append([]table{}, a...), b...) }
+	pub := cat(storage, keyTable, publicTable)
+	priv := cat(storage, keyTable, privateTable)
+	sec := cat(storage, keyTable, secretTable)
+
+	add(ck.CKO_DATA, NoKeyType, cat(storage, dataTable)...)
+	add(ck.CKO_CERTIFICATE, NoKeyType, cat(storage, certificateTable, x509Table)...)
+
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_RSA, cat(pub, rsaPublicTable, usage(ck.CKA_ENCRYPT, ck.CKA_VERIFY, ck.CKA_WRAP))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_RSA, cat(priv, rsaPrivateTable, usage(ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_UNWRAP))...)
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC, cat(pub, ecPublicTable, usage(ck.CKA_VERIFY))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC, cat(priv, ecPrivateTable, usage(ck.CKA_SIGN))...)
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS, cat(pub, ecPublicTable, usage(ck.CKA_VERIFY))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS, cat(priv, ecPrivateTable, usage(ck.CKA_SIGN))...)
+
+	add(ck.CKO_SECRET_KEY, ck.CKK_AES, cat(sec, secretValueTable, valueLenTable,
+		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP))...)
+	add(ck.CKO_SECRET_KEY, ck.CKK_GENERIC_SECRET, cat(sec, secretValueTable, valueLenTable,
+		usage(ck.CKA_SIGN, ck.CKA_VERIFY))...)
+	add(ck.CKO_SECRET_KEY, ck.CKK_DES3, cat(sec, secretValueTable,
+		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_WRAP, ck.CKA_UNWRAP))...)
+	return m
+}()
+
+// Lookup returns the schema of (class, keyType); keyType is ignored for
+// classes that are not keys.
+func Lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, bool) {
+	if !isKeyClass(class) {
+		keyType = NoKeyType
+	}
+	s, ok := schemas[schemaKey{class, keyType}]
+	return s, ok
+}
+
+func isKeyClass(c ck.ObjectClass) bool {
+	return c == ck.CKO_PUBLIC_KEY || c == ck.CKO_PRIVATE_KEY || c == ck.CKO_SECRET_KEY
+}
+
+// secretLengths are the CKA_VALUE lengths in bytes each secret key type
+// accepts (AES: FIPS 197; DES3: three 8-byte keys). Generic secrets take any
+// non-zero length.
+var secretLengths = map[ck.KeyType][]int{
+	ck.CKK_AES:  {16, 24, 32},
+	ck.CKK_DES3: {24},
+}

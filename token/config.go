@@ -1,0 +1,279 @@
+package token
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// Config is the module configuration. It is found, in order, in the
+// C_Initialize pReserved string, $GOHSM_CONF, $XDG_CONFIG_HOME/gohsm/gohsm.conf
+// (or ~/.config/gohsm/gohsm.conf), /etc/gohsm/gohsm.conf; with none, the
+// embedded default applies (see DefaultConfig).
+//
+// The format is line based: "key = value", '#' comments, and one
+// "[slot N]" section per slot, N being the slot ID that clients see. Slot IDs
+// come from the file, so they never change (unlike SoftHSM's, which change on
+// C_InitToken).
+//
+//	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
+//	log_level = info                # error | warn | info | debug
+//	log_file  = /var/log/gohsm.log  # default: standard error
+//	lockout_threshold = 5           # consecutive wrong passwords before a user is locked
+//	kdf_time = 3                    # argon2id passes
+//	kdf_memory = 65536              # argon2id memory, KiB
+//	kdf_threads = 2
+//	min_pin_len = 4
+//	max_pin_len = 64
+//	sync = normal                   # normal: durable against process crashes; full: also power loss
+//
+//	[slot 0]
+//	label = gohsm
+//	profile = standard
+//	dir = /var/lib/gohsm/slot-0
+type Config struct {
+	Source           string // where the configuration came from, for logs
+	TokenDir         string
+	LogLevel         string
+	LogFile          string
+	LockoutThreshold int
+	KDF              store.KDFParams
+	MinPINLen        int
+	MaxPINLen        int
+	Sync             string
+	Slots            []SlotConfig
+}
+
+// SlotConfig configures one slot.
+type SlotConfig struct {
+	ID      ck.ULong
+	Label   string
+	Profile string
+	Dir     string
+}
+
+// Profiles known to this build. "cloudhsm" comes with a later change.
+var profiles = map[string]bool{"standard": true}
+
+// DefaultConfig is the embedded default: one slot (ID 0) whose token lives
+// under the user's data directory.
+func DefaultConfig() *Config {
+	return &Config{
+		Source:           "embedded default",
+		TokenDir:         defaultTokenDir(),
+		LogLevel:         "warn",
+		LockoutThreshold: 5,
+		KDF:              store.KDFParams{Time: 3, Memory: 64 * 1024, Threads: 2},
+		MinPINLen:        4,
+		MaxPINLen:        64,
+		Sync:             "normal",
+		Slots:            []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}},
+	}
+}
+
+func defaultTokenDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "gohsm")
+	}
+	home := os.Getenv("HOME")
+	if home == "" {
+		// nginx workers and other daemons run with an empty environment.
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	if home == "" {
+		return "/var/lib/gohsm"
+	}
+	return filepath.Join(home, ".local", "share", "gohsm")
+}
+
+// errConfig marks configuration errors; C_Initialize answers them with
+// CKR_ARGUMENTS_BAD when the configuration came through pReserved and
+// CKR_GENERAL_ERROR otherwise.
+var errConfig = errors.New("config")
+
+// LoadConfig finds and parses the configuration. reserved is the
+// C_Initialize pReserved string ("" when absent): either configuration text
+// (it contains '=' or a newline) or a path to a configuration file.
+func LoadConfig(reserved string) (*Config, error) {
+	if reserved != "" {
+		if strings.ContainsAny(reserved, "=\n") {
+			return ParseConfig(reserved, "C_Initialize pReserved")
+		}
+		return loadConfigFile(reserved)
+	}
+	if p := os.Getenv("GOHSM_CONF"); p != "" {
+		return loadConfigFile(p)
+	}
+	var candidates []string
+	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+		candidates = append(candidates, filepath.Join(x, "gohsm", "gohsm.conf"))
+	} else if h := os.Getenv("HOME"); h != "" {
+		candidates = append(candidates, filepath.Join(h, ".config", "gohsm", "gohsm.conf"))
+	}
+	candidates = append(candidates, "/etc/gohsm/gohsm.conf")
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return loadConfigFile(p)
+		}
+	}
+	c := DefaultConfig()
+	c.fillSlotDirs()
+	return c, nil
+}
+
+// fillSlotDirs gives each slot without a dir of its own one under TokenDir.
+func (c *Config) fillSlotDirs() {
+	for i := range c.Slots {
+		if c.Slots[i].Dir == "" {
+			c.Slots[i].Dir = filepath.Join(c.TokenDir, fmt.Sprintf("slot-%d", c.Slots[i].ID))
+		}
+	}
+}
+
+func loadConfigFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w: %v", errConfig, err)
+	}
+	return ParseConfig(string(b), path)
+}
+
+// ParseConfig parses configuration text; source names it in error messages.
+func ParseConfig(text, source string) (*Config, error) {
+	c := DefaultConfig()
+	c.Source = source
+	c.Slots = nil
+	var slot *SlotConfig
+	sc := bufio.NewScanner(strings.NewReader(text))
+	line := 0
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("config: %s:%d: %s: %w", source, line, fmt.Sprintf(format, args...), errConfig)
+	}
+	for sc.Scan() {
+		line++
+		s := sc.Text()
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if strings.HasPrefix(s, "[") {
+			if !strings.HasSuffix(s, "]") {
+				return nil, bad("unterminated section %q", s)
+			}
+			f := strings.Fields(s[1 : len(s)-1])
+			if len(f) != 2 || f[0] != "slot" {
+				return nil, bad("unknown section %q (want [slot N])", s)
+			}
+			id, err := strconv.ParseUint(f[1], 10, 32)
+			if err != nil {
+				return nil, bad("slot id %q is not a number", f[1])
+			}
+			for _, o := range c.Slots {
+				if o.ID == ck.ULong(id) {
+					return nil, bad("slot %d defined twice", id)
+				}
+			}
+			c.Slots = append(c.Slots, SlotConfig{ID: ck.ULong(id), Label: "gohsm", Profile: "standard"})
+			slot = &c.Slots[len(c.Slots)-1]
+			continue
+		}
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, bad("expected key = value, got %q", s)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		num := func(min, max int) (int, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < min || n > max {
+				return 0, bad("%s = %q: want a number from %d to %d", k, v, min, max)
+			}
+			return n, nil
+		}
+		var err error
+		var n int
+		if slot != nil {
+			switch k {
+			case "label":
+				if len(v) > 32 {
+					return nil, bad("label %q longer than 32 bytes", v)
+				}
+				slot.Label = v
+			case "profile":
+				if !profiles[v] {
+					return nil, bad("unknown profile %q (known: standard)", v)
+				}
+				slot.Profile = v
+			case "dir":
+				slot.Dir = v
+			default:
+				return nil, bad("unknown slot key %q", k)
+			}
+			continue
+		}
+		switch k {
+		case "token_dir":
+			c.TokenDir = v
+		case "log_level":
+			switch v {
+			case "error", "warn", "info", "debug":
+				c.LogLevel = v
+			default:
+				return nil, bad("log_level %q: want error, warn, info or debug", v)
+			}
+		case "log_file":
+			c.LogFile = v
+		case "lockout_threshold":
+			n, err = num(1, 1000)
+			c.LockoutThreshold = n
+		case "kdf_time":
+			n, err = num(1, 100)
+			c.KDF.Time = uint32(n)
+		case "kdf_memory":
+			n, err = num(8, 4<<20)
+			c.KDF.Memory = uint32(n)
+		case "kdf_threads":
+			n, err = num(1, 64)
+			c.KDF.Threads = uint8(n)
+		case "min_pin_len":
+			n, err = num(1, 255)
+			c.MinPINLen = n
+		case "max_pin_len":
+			n, err = num(1, 255)
+			c.MaxPINLen = n
+		case "sync":
+			if v != "normal" && v != "full" {
+				return nil, bad("sync %q: want normal or full", v)
+			}
+			c.Sync = v
+		default:
+			return nil, bad("unknown key %q", k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if c.MinPINLen > c.MaxPINLen {
+		return nil, fmt.Errorf("config: %s: min_pin_len %d > max_pin_len %d: %w", source, c.MinPINLen, c.MaxPINLen, errConfig)
+	}
+	if c.TokenDir == "" {
+		return nil, fmt.Errorf("config: %s: token_dir is empty: %w", source, errConfig)
+	}
+	if len(c.Slots) == 0 {
+		c.Slots = []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}}
+	}
+	c.fillSlotDirs()
+	return c, nil
+}

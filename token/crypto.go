@@ -1,0 +1,588 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"gohsm/internal/ck"
+	"gohsm/mechanisms"
+	"gohsm/token/attrs"
+	"gohsm/token/store"
+)
+
+// Mechanism is a CK_MECHANISM whose parameter the C boundary has decoded
+// into the Go type the mechanism's ParamKind names.
+type Mechanism struct {
+	Type  ck.MechanismType
+	Param any
+}
+
+// Mechanisms answers C_GetMechanismList.
+func (m *Module) Mechanisms(slotID ck.ULong) ([]ck.MechanismType, error) {
+	if _, err := m.Slot(slotID); err != nil {
+		return nil, err
+	}
+	all := mechanisms.All()
+	out := make([]ck.MechanismType, len(all))
+	for i, mm := range all {
+		out[i] = mm.Type
+	}
+	return out, nil
+}
+
+// MechanismInfo answers C_GetMechanismInfo.
+func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, flags ck.ULong, err error) {
+	if _, err := m.Slot(slotID); err != nil {
+		return 0, 0, 0, err
+	}
+	mm, ok := mechanisms.Lookup(t)
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
+	}
+	return ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize), mm.Flags(), nil
+}
+
+// usage is the key attribute an operation needs.
+var usage = [numOpKinds]ck.AttributeType{
+	opEncrypt: ck.CKA_ENCRYPT, opDecrypt: ck.CKA_DECRYPT, opSign: ck.CKA_SIGN, opVerify: ck.CKA_VERIFY,
+}
+
+var opNames = [numOpKinds]string{"find", "encrypt", "decrypt", "digest", "sign", "verify"}
+
+// keyLocked returns the parsed key material of an object, cached by version.
+func (s *Slot) keyLocked(o *Object) (any, error) {
+	if c, ok := s.keys[o.h]; ok && c.version == o.version {
+		return c.key, nil
+	}
+	if len(o.sealed) > 0 {
+		return nil, fmt.Errorf("token: key %d sealed without login: %w", o.h, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	k, err := attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
+	if err != nil {
+		return nil, fmt.Errorf("token: key %d: %w", o.h, err)
+	}
+	s.keys[o.h] = cachedKey{version: o.version, key: k}
+	return k, nil
+}
+
+// initOp starts an operation of a kind with a mechanism and (except for
+// digests) a key.
+func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.ops[kind] != nil {
+		return fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_ACTIVE)
+	}
+	mm, ok := mechanisms.Lookup(mech.Type)
+	if !ok {
+		return fmt.Errorf("token: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	op := &operation{mech: mm}
+	if kind == opDigest {
+		if mm.Digest == nil {
+			return fmt.Errorf("token: %v cannot digest: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+		}
+		s := se.slot
+		s.mu.Lock()
+		err := se.allowLocked(actUseKey)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if op.digester, err = mm.Digest(mech.Param); err != nil {
+			return err
+		}
+		se.ops[kind] = op
+		return nil
+	}
+	var ctor func(any, any) (any, error)
+	switch kind {
+	case opEncrypt:
+		if mm.Encrypt != nil {
+			ctor = func(k, p any) (any, error) { return mm.Encrypt(k, p) }
+		}
+	case opDecrypt:
+		if mm.Decrypt != nil {
+			ctor = func(k, p any) (any, error) { return mm.Decrypt(k, p) }
+		}
+	case opSign:
+		if mm.Sign != nil {
+			ctor = func(k, p any) (any, error) { return mm.Sign(k, p) }
+		}
+	case opVerify:
+		if mm.Verify != nil {
+			ctor = func(k, p any) (any, error) { return mm.Verify(k, p) }
+		}
+	}
+	if ctor == nil {
+		return fmt.Errorf("token: %v cannot %s: %w", mech.Type, opNames[kind], ck.CKR_MECHANISM_INVALID)
+	}
+	key, err := se.slot.useKey(se, keyH, mm, usage[kind])
+	if err != nil {
+		return err
+	}
+	impl, err := ctor(key, mech.Param)
+	if err != nil {
+		return err
+	}
+	switch v := impl.(type) {
+	case mechanisms.Cipher:
+		op.cipher = v
+	case mechanisms.Signer:
+		op.signer = v
+	case mechanisms.Verifier:
+		op.verifier = v
+	}
+	se.ops[kind] = op
+	return nil
+}
+
+// useKey checks that the session may use a key for a purpose with a
+// mechanism and returns its material.
+func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actUseKey); err != nil {
+		return nil, err
+	}
+	o, err := s.visibleObjectLocked(keyH, ck.CKR_KEY_HANDLE_INVALID)
+	if err != nil {
+		return nil, err
+	}
+	if !isKeyClass(o.class) {
+		return nil, fmt.Errorf("token: object %d is not a key: %w", keyH, ck.CKR_KEY_HANDLE_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, o.keyType) {
+		return nil, fmt.Errorf("token: %v key for %v: %w", o.keyType, mm.Type, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if ok, _ := o.attrs.Bool(purpose); !ok {
+		return nil, fmt.Errorf("token: key %d has %v false: %w", keyH, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+		return nil, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	return s.keyLocked(o)
+}
+
+func allowsMechanism(list []byte, t ck.MechanismType) bool {
+	for i := 0; i+8 <= len(list); i += 8 {
+		v := attrs.Template{0: list[i : i+8]}
+		if u, ok := v.ULong(0); ok && ck.MechanismType(u) == t {
+			return true
+		}
+	}
+	return false
+}
+
+// activeOp locks the session and returns its active operation of a kind;
+// the caller must call done(err), which ends the operation on any error but
+// a short buffer, and on success when final is set.
+func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	se.mu.Lock()
+	op := se.ops[kind]
+	if op == nil {
+		se.mu.Unlock()
+		return nil, nil, fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	return se, op, nil
+}
+
+func (se *Session) done(kind opKind, err error, final bool, query bool) {
+	if err != nil && !errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) || err == nil && final && !query {
+		se.ops[kind] = nil
+	}
+	se.mu.Unlock()
+}
+
+// singlePart rejects a single-part call after an Update (spec: the
+// operation is a multi-part one now).
+func singlePart(op *operation) error {
+	if op.multi {
+		return fmt.Errorf("token: single-part call during a multi-part operation: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	return nil
+}
+
+func multiPart(op *operation) error {
+	if op.mech.SinglePart {
+		return fmt.Errorf("token: %v is single-part only: %w", op.mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	op.multi = true
+	return nil
+}
+
+// EncryptInit answers C_EncryptInit.
+func (m *Module) EncryptInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
+	return m.initOp(h, opEncrypt, mech, key)
+}
+
+// DecryptInit answers C_DecryptInit.
+func (m *Module) DecryptInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
+	return m.initOp(h, opDecrypt, mech, key)
+}
+
+// SignInit answers C_SignInit.
+func (m *Module) SignInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
+	return m.initOp(h, opSign, mech, key)
+}
+
+// VerifyInit answers C_VerifyInit.
+func (m *Module) VerifyInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
+	return m.initOp(h, opVerify, mech, key)
+}
+
+// DigestInit answers C_DigestInit.
+func (m *Module) DigestInit(h ck.ULong, mech Mechanism) error {
+	return m.initOp(h, opDigest, mech, 0)
+}
+
+func (m *Module) cipherOnce(h ck.ULong, kind opKind, in []byte, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, kind)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(kind, err, true, out.Query) }()
+	if err = singlePart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.cipher.MaxOutput(len(in), true), func(dst []byte) ([]byte, error) {
+		return op.cipher.Once(dst, in)
+	})
+}
+
+func (m *Module) cipherUpdate(h ck.ULong, kind opKind, in []byte, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, kind)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(kind, err, false, out.Query) }()
+	if err = multiPart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.cipher.MaxOutput(len(in), false), func(dst []byte) ([]byte, error) {
+		return op.cipher.Update(dst, in)
+	})
+}
+
+func (m *Module) cipherFinal(h ck.ULong, kind opKind, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, kind)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(kind, err, true, out.Query) }()
+	if err = multiPart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.cipher.MaxOutput(0, false), func(dst []byte) ([]byte, error) {
+		return op.cipher.Final(dst)
+	})
+}
+
+// Encrypt answers C_Encrypt.
+func (m *Module) Encrypt(h ck.ULong, in []byte, out Out) (int, error) {
+	return m.cipherOnce(h, opEncrypt, in, out)
+}
+
+// EncryptUpdate answers C_EncryptUpdate.
+func (m *Module) EncryptUpdate(h ck.ULong, in []byte, out Out) (int, error) {
+	return m.cipherUpdate(h, opEncrypt, in, out)
+}
+
+// EncryptFinal answers C_EncryptFinal.
+func (m *Module) EncryptFinal(h ck.ULong, out Out) (int, error) {
+	return m.cipherFinal(h, opEncrypt, out)
+}
+
+// Decrypt answers C_Decrypt.
+func (m *Module) Decrypt(h ck.ULong, in []byte, out Out) (int, error) {
+	return m.cipherOnce(h, opDecrypt, in, out)
+}
+
+// DecryptUpdate answers C_DecryptUpdate.
+func (m *Module) DecryptUpdate(h ck.ULong, in []byte, out Out) (int, error) {
+	return m.cipherUpdate(h, opDecrypt, in, out)
+}
+
+// DecryptFinal answers C_DecryptFinal.
+func (m *Module) DecryptFinal(h ck.ULong, out Out) (int, error) {
+	return m.cipherFinal(h, opDecrypt, out)
+}
+
+// Sign answers C_Sign.
+func (m *Module) Sign(h ck.ULong, data []byte, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, opSign)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(opSign, err, true, out.Query) }()
+	if err = singlePart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.signer.Size(), func(dst []byte) ([]byte, error) {
+		if err := op.signer.Update(data); err != nil {
+			return nil, err
+		}
+		return op.signer.Sign(dst)
+	})
+}
+
+// SignUpdate answers C_SignUpdate.
+func (m *Module) SignUpdate(h ck.ULong, data []byte) (err error) {
+	se, op, err := m.activeOp(h, opSign)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opSign, err, false, false) }()
+	if err = multiPart(op); err != nil {
+		return err
+	}
+	return op.signer.Update(data)
+}
+
+// SignFinal answers C_SignFinal.
+func (m *Module) SignFinal(h ck.ULong, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, opSign)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(opSign, err, true, out.Query) }()
+	if err = multiPart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.signer.Size(), op.signer.Sign)
+}
+
+// Verify answers C_Verify.
+func (m *Module) Verify(h ck.ULong, data, sig []byte) (err error) {
+	se, op, err := m.activeOp(h, opVerify)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opVerify, err, true, false) }()
+	if err = singlePart(op); err != nil {
+		return err
+	}
+	if err = op.verifier.Update(data); err != nil {
+		return err
+	}
+	return op.verifier.Verify(sig)
+}
+
+// VerifyUpdate answers C_VerifyUpdate.
+func (m *Module) VerifyUpdate(h ck.ULong, data []byte) (err error) {
+	se, op, err := m.activeOp(h, opVerify)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opVerify, err, false, false) }()
+	if err = multiPart(op); err != nil {
+		return err
+	}
+	return op.verifier.Update(data)
+}
+
+// VerifyFinal answers C_VerifyFinal.
+func (m *Module) VerifyFinal(h ck.ULong, sig []byte) (err error) {
+	se, op, err := m.activeOp(h, opVerify)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opVerify, err, true, false) }()
+	if err = multiPart(op); err != nil {
+		return err
+	}
+	return op.verifier.Verify(sig)
+}
+
+// Digest answers C_Digest.
+func (m *Module) Digest(h ck.ULong, data []byte, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, opDigest)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(opDigest, err, true, out.Query) }()
+	if err = singlePart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.digester.Size(), func(dst []byte) ([]byte, error) {
+		if err := op.digester.Update(data); err != nil {
+			return nil, err
+		}
+		return op.digester.Sum(dst), nil
+	})
+}
+
+// DigestUpdate answers C_DigestUpdate.
+func (m *Module) DigestUpdate(h ck.ULong, data []byte) (err error) {
+	se, op, err := m.activeOp(h, opDigest)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opDigest, err, false, false) }()
+	if err = multiPart(op); err != nil {
+		return err
+	}
+	return op.digester.Update(data)
+}
+
+// DigestFinal answers C_DigestFinal.
+func (m *Module) DigestFinal(h ck.ULong, out Out) (n int, err error) {
+	se, op, err := m.activeOp(h, opDigest)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { se.done(opDigest, err, true, out.Query) }()
+	if err = multiPart(op); err != nil {
+		return 0, err
+	}
+	return deliver(op, out, op.digester.Size(), func(dst []byte) ([]byte, error) {
+		return op.digester.Sum(dst), nil
+	})
+}
+
+// keyGenMechanism looks up a generation mechanism and checks that the
+// session may create keys.
+func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Session, *mechanisms.Mechanism, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	mm, ok := mechanisms.Lookup(t)
+	if !ok || pair && mm.GenerateKeyPair == nil || !pair && mm.GenerateKey == nil || len(mm.KeyTypes) == 0 {
+		return nil, nil, fmt.Errorf("token: %v cannot generate: %w", t, ck.CKR_MECHANISM_INVALID)
+	}
+	se.slot.mu.Lock()
+	err = se.allowLocked(actCreateKey)
+	se.slot.mu.Unlock()
+	return se, mm, err
+}
+
+// GenerateKey answers C_GenerateKey.
+func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (ck.ULong, error) {
+	se, mm, err := m.keyGenMechanism(h, mech.Type, false)
+	if err != nil {
+		return 0, err
+	}
+	full, err := attrs.Build(attrs.OpGenerate, ck.CKO_SECRET_KEY, mm.KeyTypes[0], mech.Type, tmpl)
+	if err != nil {
+		return 0, err
+	}
+	vl, _ := full.ULong(ck.CKA_VALUE_LEN)
+	key, err := mm.GenerateKey(m.rand, mechanisms.KeyGenParams{ValueLen: int(vl)})
+	if err != nil {
+		return 0, err
+	}
+	mat, err := attrs.TemplateFromKey(key)
+	if err != nil {
+		return 0, err
+	}
+	if full, err = attrs.WithMaterial(full, mat); err != nil {
+		return 0, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.addObjectLocked(se, full)
+	if err != nil {
+		return 0, err
+	}
+	return o.h, nil
+}
+
+// GenerateKeyPair answers C_GenerateKeyPair.
+func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl attrs.Template) (pubH, privH ck.ULong, err error) {
+	se, mm, err := m.keyGenMechanism(h, mech.Type, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	kt := mm.KeyTypes[0]
+	pubFull, err := attrs.Build(attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
+	if err != nil {
+		return 0, 0, err
+	}
+	privFull, err := attrs.Build(attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
+	if err != nil {
+		return 0, 0, err
+	}
+	p := mechanisms.KeyGenParams{PublicExponent: pubFull[ck.CKA_PUBLIC_EXPONENT], ECParams: pubFull[ck.CKA_EC_PARAMS]}
+	if bits, ok := pubFull.ULong(ck.CKA_MODULUS_BITS); ok {
+		p.ModulusBits = int(bits)
+	}
+	if len(p.ECParams) == 0 {
+		p.ECParams = privFull[ck.CKA_EC_PARAMS]
+	}
+	pub, priv, err := mm.GenerateKeyPair(m.rand, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	pubMat, err := attrs.TemplateFromKey(pub)
+	if err != nil {
+		return 0, 0, err
+	}
+	privMat, err := attrs.TemplateFromKey(priv)
+	if err != nil {
+		return 0, 0, err
+	}
+	if pubFull, err = attrs.WithMaterial(pubFull, pubMat); err != nil {
+		return 0, 0, err
+	}
+	if privFull, err = attrs.WithMaterial(privFull, privMat); err != nil {
+		return 0, 0, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	po, err := s.addObjectLocked(se, pubFull)
+	if err != nil {
+		return 0, 0, err
+	}
+	ko, err := s.addObjectLocked(se, privFull)
+	if err != nil {
+		// Leave no half pair behind.
+		if po.token {
+			s.st.DeleteObject(int64(po.h))
+			delete(s.objs, po.h)
+		} else {
+			delete(s.sessObjs, po.h)
+		}
+		return 0, 0, err
+	}
+	return po.h, ko.h, nil
+}
+
+// Ensure the store's roles stay what the permission table assumes.
+var _ = store.RoleCU
+
+// OpKind names an operation kind, for Abort.
+type OpKind = opKind
+
+// Operation kinds, for Abort.
+const (
+	OpEncrypt = opEncrypt
+	OpDecrypt = opDecrypt
+	OpDigest  = opDigest
+	OpSign    = opSign
+	OpVerify  = opVerify
+)
+
+// Abort ends a session's active operation of a kind: the C boundary calls it
+// when a call fails before reaching the token (bad arguments), since any
+// failure but a short buffer ends the operation (spec 5.2).
+func (m *Module) Abort(h ck.ULong, kind OpKind) {
+	se, err := m.session(h)
+	if err != nil {
+		return
+	}
+	se.mu.Lock()
+	se.ops[kind] = nil
+	se.mu.Unlock()
+}

@@ -1,0 +1,158 @@
+// Package token is gohsm's token layer: slots, tokens, sessions, users and
+// roles, objects and their attribute rules, and the operations that tie
+// objects to the mechanism table. It knows nothing of C; the pkcs11 package
+// marshals Cryptoki calls into it.
+package token
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// Version of gohsm reported in CK_INFO / CK_TOKEN_INFO.
+const (
+	VersionMajor = 0
+	VersionMinor = 1
+)
+
+// Module is one process's view of gohsm: the slots of the configuration and
+// the sessions opened on them.
+type Module struct {
+	cfg     *Config
+	log     *slog.Logger
+	logFile *os.File
+	rand    io.Reader
+
+	slots    []*Slot
+	slotByID map[ck.ULong]*Slot
+
+	mu         sync.RWMutex
+	sessions   map[ck.ULong]*Session
+	nextHandle atomic.Uint64
+}
+
+// Open opens the module for a configuration: every slot's token store is
+// opened (and created empty, uninitialised, when missing).
+func Open(cfg *Config) (*Module, error) {
+	m := &Module{
+		cfg:      cfg,
+		rand:     rand.Reader,
+		slotByID: map[ck.ULong]*Slot{},
+		sessions: map[ck.ULong]*Session{},
+	}
+	if err := m.openLog(); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Slots {
+		st, err := store.Open(sc.Dir, store.Options{Sync: cfg.Sync})
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("token: slot %d: %w", sc.ID, err)
+		}
+		s := newSlot(m, sc, st)
+		m.slots = append(m.slots, s)
+		m.slotByID[sc.ID] = s
+	}
+	sort.Slice(m.slots, func(i, j int) bool { return m.slots[i].cfg.ID < m.slots[j].cfg.ID })
+	m.log.Info("gohsm: module opened", "config", cfg.Source, "slots", len(m.slots))
+	return m, nil
+}
+
+func (m *Module) openLog() error {
+	level := map[string]slog.Level{"error": slog.LevelError, "warn": slog.LevelWarn, "info": slog.LevelInfo, "debug": slog.LevelDebug}[m.cfg.LogLevel]
+	var w io.Writer = os.Stderr
+	if m.cfg.LogFile != "" {
+		f, err := os.OpenFile(m.cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("token: log file: %w", err)
+		}
+		m.logFile = f
+		w = f
+	}
+	m.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// Logger is the module's logger.
+func (m *Module) Logger() *slog.Logger { return m.log }
+
+// Config is the configuration the module was opened with.
+func (m *Module) Config() *Config { return m.cfg }
+
+// Close closes every session and store.
+func (m *Module) Close() error {
+	m.mu.Lock()
+	m.sessions = map[ck.ULong]*Session{}
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range m.slots {
+		s.mu.Lock()
+		s.dropAllSessionsLocked()
+		s.login = nil
+		s.mu.Unlock()
+		errs = append(errs, s.st.Close())
+	}
+	if m.logFile != nil {
+		errs = append(errs, m.logFile.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SlotIDs lists the slots in ID order. Every configured slot has a token
+// present (initialised or not).
+func (m *Module) SlotIDs() []ck.ULong {
+	ids := make([]ck.ULong, len(m.slots))
+	for i, s := range m.slots {
+		ids[i] = s.cfg.ID
+	}
+	return ids
+}
+
+// Slot returns a slot by ID (CKR_SLOT_ID_INVALID).
+func (m *Module) Slot(id ck.ULong) (*Slot, error) {
+	s, ok := m.slotByID[id]
+	if !ok {
+		return nil, fmt.Errorf("token: slot %d: %w", id, ck.CKR_SLOT_ID_INVALID)
+	}
+	return s, nil
+}
+
+// session looks up an open session (CKR_SESSION_HANDLE_INVALID).
+func (m *Module) session(h ck.ULong) (*Session, error) {
+	m.mu.RLock()
+	s, ok := m.sessions[h]
+	m.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("token: session %d: %w", h, ck.CKR_SESSION_HANDLE_INVALID)
+	}
+	return s, nil
+}
+
+// GenerateRandom fills p from the system's CSPRNG (C_GenerateRandom). The
+// session must exist.
+func (m *Module) GenerateRandom(h ck.ULong, p []byte) error {
+	if _, err := m.session(h); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(m.rand, p)
+	return err
+}
+
+// SeedRandom answers C_SeedRandom: the generator is the operating system's
+// and cannot be seeded.
+func (m *Module) SeedRandom(h ck.ULong) error {
+	if _, err := m.session(h); err != nil {
+		return err
+	}
+	return fmt.Errorf("token: seed random: %w", ck.CKR_RANDOM_SEED_NOT_SUPPORTED)
+}

@@ -1,0 +1,568 @@
+package token
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+	"gohsm/token/store"
+)
+
+// Object is a loaded object. Its fields never change after loading: an
+// update produces a new Object, so a pointer can be used without the slot
+// lock.
+type Object struct {
+	h       ck.ULong
+	token   bool
+	private bool
+	owner   string
+	shared  []string
+	class   ck.ObjectClass
+	keyType ck.KeyType
+	// attrs is every attribute, including secret ones once opened.
+	attrs attrs.Template
+	// sealed lists secret attributes that exist but could not be opened
+	// (nobody is logged in).
+	sealed  []ck.AttributeType
+	version int64
+	session ck.ULong // creating session, for session objects
+}
+
+// Handle is the object's handle.
+func (o *Object) Handle() ck.ULong { return o.h }
+
+// Attrs returns the object's attributes (do not modify).
+func (o *Object) Attrs() attrs.Template { return o.attrs }
+
+// Owner is the owning crypto user ("" when none).
+func (o *Object) Owner() string { return o.owner }
+
+// SharedWith lists the crypto users the object is shared with.
+func (o *Object) SharedWith() []string { return o.shared }
+
+func isKeyClass(c ck.ObjectClass) bool {
+	return c == ck.CKO_SECRET_KEY || c == ck.CKO_PRIVATE_KEY || c == ck.CKO_PUBLIC_KEY
+}
+
+// refreshLocked drops the object cache when any process changed the store.
+func (s *Slot) refreshLocked() error {
+	g, err := s.st.Generation()
+	if err != nil {
+		return storeErr(err)
+	}
+	if g != s.gen {
+		s.gen = g
+		clear(s.objs)
+	}
+	return nil
+}
+
+// objectLocked loads an object by handle whether or not it is visible.
+func (s *Slot) objectLocked(h ck.ULong) (*Object, error) {
+	if h >= sessionObjectBase {
+		if o, ok := s.sessObjs[h]; ok {
+			return o, nil
+		}
+		return nil, fmt.Errorf("token: object %d: %w", h, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
+	if err := s.refreshLocked(); err != nil {
+		return nil, err
+	}
+	if o, ok := s.objs[h]; ok {
+		return o, nil
+	}
+	rec, err := s.st.Object(int64(h))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("token: object %d: %w", h, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	o, err := s.objectFromRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	s.objs[h] = o
+	return o, nil
+}
+
+func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
+	o := &Object{
+		h: ck.ULong(rec.ID), token: true, private: rec.Private, owner: rec.Owner,
+		attrs: make(attrs.Template, len(rec.Attrs)+len(rec.Sealed)), version: rec.Version,
+	}
+	for t, v := range rec.Attrs {
+		o.attrs[t] = v
+	}
+	if c, ok := o.attrs.ULong(ck.CKA_CLASS); ok {
+		o.class = ck.ObjectClass(c)
+	}
+	if k, ok := o.attrs.ULong(ck.CKA_KEY_TYPE); ok {
+		o.keyType = ck.KeyType(k)
+	}
+	for t, v := range rec.Sealed {
+		if s.login == nil {
+			o.sealed = append(o.sealed, t)
+			continue
+		}
+		p, err := s.login.sealer.Open(rec.UniqueID, t, v)
+		if err != nil {
+			return nil, fmt.Errorf("token: object %d: opening %v: %v: %w", rec.ID, t, err, ck.CKR_DEVICE_ERROR)
+		}
+		o.attrs[t] = p
+	}
+	if rec.Private {
+		sh, err := s.st.SharedWith(rec.ID)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		o.shared = sh
+	}
+	return o, nil
+}
+
+// visibleLocked: crypto users see their own objects, objects shared with
+// them and public (CKA_PRIVATE false) objects; everyone else only public ones.
+func (s *Slot) visibleLocked(o *Object) bool {
+	if !o.private {
+		return true
+	}
+	l := s.login
+	if l == nil || l.role != store.RoleCU {
+		return false
+	}
+	return o.owner == l.user || slices.Contains(o.shared, l.user)
+}
+
+// ownsLocked: only an object's owner may modify, destroy, copy or share it
+// (CloudHSM: a user a key is shared with may only use it). Objects without
+// an owner belong to whoever may write them.
+func (s *Slot) ownsLocked(o *Object) bool {
+	if o.owner == "" {
+		return true
+	}
+	return s.login != nil && s.login.user == o.owner
+}
+
+// visibleObjectLocked loads a visible object; invisible ones do not exist.
+func (s *Slot) visibleObjectLocked(h ck.ULong, invalid ck.RV) (*Object, error) {
+	o, err := s.objectLocked(h)
+	if err != nil {
+		if errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			return nil, fmt.Errorf("token: handle %d: %w", h, invalid)
+		}
+		return nil, err
+	}
+	if !s.visibleLocked(o) {
+		return nil, fmt.Errorf("token: handle %d not visible: %w", h, invalid)
+	}
+	return o, nil
+}
+
+func newUniqueID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// addObjectLocked stores a validated, complete attribute set as a new
+// object of the session's user.
+func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error) {
+	class, keyType := ck.ObjectClass(0), ck.KeyType(0)
+	if c, ok := full.ULong(ck.CKA_CLASS); ok {
+		class = ck.ObjectClass(c)
+	}
+	if k, ok := full.ULong(ck.CKA_KEY_TYPE); ok {
+		keyType = ck.KeyType(k)
+	}
+	tok, _ := full.Bool(ck.CKA_TOKEN)
+	priv, _ := full.Bool(ck.CKA_PRIVATE)
+	if tok {
+		if err := se.allowLocked(actWriteToken); err != nil {
+			return nil, err
+		}
+	}
+	if priv && (s.login == nil || s.login.role != store.RoleCU) {
+		return nil, fmt.Errorf("token: private object without a crypto user login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	owner := ""
+	if s.login != nil && s.login.role == store.RoleCU {
+		owner = s.login.user
+	}
+	uid := newUniqueID()
+	full[ck.CKA_UNIQUE_ID] = []byte(uid)
+	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full, session: se.h}
+	if !tok {
+		o.h = s.nextSess
+		s.nextSess++
+		s.sessObjs[o.h] = o
+		return o, nil
+	}
+	rec := store.ObjectRecord{UniqueID: uid, Owner: owner, Private: priv, Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
+	for t, v := range full {
+		if !attrs.IsSecret(class, keyType, t) {
+			rec.Attrs[t] = v
+			continue
+		}
+		if s.login == nil {
+			return nil, fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+		}
+		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
+	}
+	out, err := s.st.CreateObject(rec)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	o.h = ck.ULong(out.ID)
+	o.version = out.Version
+	o.session = 0
+	s.objs[o.h] = o
+	return o, nil
+}
+
+// CreateObject answers C_CreateObject.
+func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	class, keyType, err := attrs.ClassAndKeyType(tmpl)
+	if err != nil {
+		return 0, err
+	}
+	act := actCreatePublic
+	if isKeyClass(class) {
+		act = actCreateKey
+	}
+	if err := se.allowLocked(act); err != nil {
+		return 0, err
+	}
+	full, err := attrs.Build(attrs.OpCreate, class, keyType, 0, tmpl)
+	if err != nil {
+		return 0, err
+	}
+	// Build validated the material and computed what follows from it
+	// (check value, modulus bits, the private key's EC point); parsing it
+	// now rejects keys that are well-formed bytes but not a usable key.
+	if isKeyClass(class) {
+		if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
+			return 0, err
+		}
+	}
+	o, err := s.addObjectLocked(se, full)
+	if err != nil {
+		return 0, err
+	}
+	return o.h, nil
+}
+
+// DestroyObject answers C_DestroyObject.
+func (m *Module) DestroyObject(h, obj ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	if err != nil {
+		return err
+	}
+	if err := s.checkWritableLocked(se, o); err != nil {
+		return err
+	}
+	if d, ok := o.attrs.Bool(ck.CKA_DESTROYABLE); ok && !d {
+		return fmt.Errorf("token: object %d is not destroyable: %w", obj, ck.CKR_ACTION_PROHIBITED)
+	}
+	if !o.token {
+		delete(s.sessObjs, obj)
+		delete(s.keys, obj)
+		return nil
+	}
+	if err := s.st.DeleteObject(int64(obj)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token: object %d: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
+		}
+		return storeErr(err)
+	}
+	delete(s.objs, obj)
+	delete(s.keys, obj)
+	return nil
+}
+
+// checkWritableLocked: modifying or destroying needs ownership, a crypto
+// user for keys, and a R/W session for token objects.
+func (s *Slot) checkWritableLocked(se *Session, o *Object) error {
+	if isKeyClass(o.class) {
+		if err := se.allowLocked(actCreateKey); err != nil {
+			return err
+		}
+	}
+	if !s.ownsLocked(o) {
+		return fmt.Errorf("token: object %d belongs to %q: %w", o.h, o.owner, ck.CKR_ACTION_PROHIBITED)
+	}
+	if o.token {
+		return se.allowLocked(actWriteToken)
+	}
+	return nil
+}
+
+// AttrResult is one attribute read by GetAttributeValue: a value, or the
+// per-attribute error (CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID).
+type AttrResult struct {
+	Value []byte
+	Err   error
+}
+
+// GetAttributeValue answers C_GetAttributeValue for each requested type.
+func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([]AttrResult, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	res := make([]AttrResult, len(types))
+	for i, t := range types {
+		res[i] = o.attr(t)
+	}
+	return res, nil
+}
+
+func (o *Object) attr(t ck.AttributeType) AttrResult {
+	if v, ok := vendorAttr(o, t); ok {
+		return AttrResult{Value: v}
+	}
+	if err := attrs.Readable(o.attrs, t); err != nil {
+		return AttrResult{Err: err}
+	}
+	v, ok := o.attrs[t]
+	if !ok {
+		if slices.Contains(o.sealed, t) {
+			return AttrResult{Err: fmt.Errorf("token: %v sealed without login: %w", t, ck.CKR_ATTRIBUTE_SENSITIVE)}
+		}
+		return AttrResult{Err: fmt.Errorf("token: %v: %w", t, ck.CKR_ATTRIBUTE_TYPE_INVALID)}
+	}
+	return AttrResult{Value: v}
+}
+
+// GetObjectSize answers C_GetObjectSize: the bytes the object's attributes
+// take (an approximation, as the spec allows).
+func (m *Module) GetObjectSize(h, obj ck.ULong) (ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, v := range o.attrs {
+		n += 16 + len(v)
+	}
+	return ck.ULong(n), nil
+}
+
+// SetAttributeValue answers C_SetAttributeValue.
+func (m *Module) SetAttributeValue(h, obj ck.ULong, changes attrs.Template) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	if err != nil {
+		return err
+	}
+	if err := s.checkWritableLocked(se, o); err != nil {
+		return err
+	}
+	if err := attrs.CheckSet(o.attrs, changes); err != nil {
+		return err
+	}
+	n := *o
+	n.attrs = attrs.ApplySet(o.attrs, changes)
+	if !o.token {
+		s.sessObjs[obj] = &n
+		return nil
+	}
+	return s.storeUpdateLocked(o, &n)
+}
+
+// storeUpdateLocked writes an updated token object.
+func (s *Slot) storeUpdateLocked(old, n *Object) error {
+	uid := string(old.attrs[ck.CKA_UNIQUE_ID])
+	rec := store.ObjectRecord{ID: int64(old.h), UniqueID: uid, Owner: old.owner, Private: n.private, Version: old.version,
+		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
+	if len(old.sealed) > 0 {
+		return fmt.Errorf("token: updating an object whose secrets are sealed: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	for t, v := range n.attrs {
+		if !attrs.IsSecret(n.class, n.keyType, t) {
+			rec.Attrs[t] = v
+			continue
+		}
+		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
+	}
+	v, err := s.st.UpdateObject(rec)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("token: object %d: %w", old.h, ck.CKR_OBJECT_HANDLE_INVALID)
+		}
+		return storeErr(err)
+	}
+	n.version = v
+	s.objs[old.h] = n
+	return nil
+}
+
+// CopyObject answers C_CopyObject: the copy belongs to the caller; a key
+// shared with the caller cannot be copied (that would export it).
+func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	if err != nil {
+		return 0, err
+	}
+	if len(o.sealed) > 0 {
+		return 0, fmt.Errorf("token: copy: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if isKeyClass(o.class) {
+		if err := se.allowLocked(actCreateKey); err != nil {
+			return 0, err
+		}
+		if !s.ownsLocked(o) {
+			return 0, fmt.Errorf("token: copy of a key owned by %q: %w", o.owner, ck.CKR_ACTION_PROHIBITED)
+		}
+	}
+	full, err := attrs.CheckCopy(o.attrs, tmpl)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.addObjectLocked(se, full)
+	if err != nil {
+		return 0, err
+	}
+	return n.h, nil
+}
+
+// FindObjectsInit answers C_FindObjectsInit: the matching visible objects
+// are collected now; FindObjects pages through them.
+func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.ops[opFind] != nil {
+		return fmt.Errorf("token: find: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found []ck.ULong
+	if tk, ok := tmpl.Bool(ck.CKA_TOKEN); !ok || tk {
+		viewer := ""
+		if s.login != nil && s.login.role == store.RoleCU {
+			viewer = s.login.user
+		}
+		match := map[ck.AttributeType][]byte{}
+		for t, v := range tmpl {
+			match[t] = v
+		}
+		ids, err := s.st.Find(store.Query{Match: match, Viewer: viewer})
+		if err != nil {
+			return storeErr(err)
+		}
+		for _, id := range ids {
+			found = append(found, ck.ULong(id))
+		}
+	}
+	if tk, ok := tmpl.Bool(ck.CKA_TOKEN); !ok || !tk {
+		var hs []ck.ULong
+		for oh, o := range s.sessObjs {
+			if s.visibleLocked(o) && o.matches(tmpl) {
+				hs = append(hs, oh)
+			}
+		}
+		slices.Sort(hs)
+		found = append(found, hs...)
+	}
+	se.ops[opFind] = &operation{found: found}
+	return nil
+}
+
+func (o *Object) matches(tmpl attrs.Template) bool {
+	for t, v := range tmpl {
+		have, ok := o.attrs[t]
+		if !ok {
+			if hv, vok := vendorAttr(o, t); vok {
+				have, ok = hv, true
+			}
+		}
+		if !ok || !bytes.Equal(have, v) {
+			return false
+		}
+	}
+	return true
+}
+
+// FindObjects answers C_FindObjects.
+func (m *Module) FindObjects(h ck.ULong, max int) ([]ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	op := se.ops[opFind]
+	if op == nil {
+		return nil, fmt.Errorf("token: find: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	n := min(max, len(op.found))
+	out := op.found[:n:n]
+	op.found = op.found[n:]
+	return out, nil
+}
+
+// FindObjectsFinal answers C_FindObjectsFinal.
+func (m *Module) FindObjectsFinal(h ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.ops[opFind] == nil {
+		return fmt.Errorf("token: find: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	se.ops[opFind] = nil
+	return nil
+}

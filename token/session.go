@@ -1,0 +1,436 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"gohsm/internal/ck"
+	"gohsm/mechanisms"
+	"gohsm/token/store"
+)
+
+// Session is one Cryptoki session.
+type Session struct {
+	h    ck.ULong
+	slot *Slot
+	rw   bool
+
+	mu  sync.Mutex // serialises calls on the session
+	ops [numOpKinds]*operation
+}
+
+// Handle is the session handle.
+func (se *Session) Handle() ck.ULong { return se.h }
+
+// Slot is the session's slot.
+func (se *Session) Slot() *Slot { return se.slot }
+
+// action is what a call wants to do; the permission table says, per session
+// state, whether it may.
+type action int
+
+const (
+	actUseKey      action = iota // crypto with a key: encrypt, decrypt, sign, verify, digest
+	actCreateKey                 // generate, create, copy keys
+	actWriteToken                // create, modify or destroy a token object
+	actCreatePublic              // create a non-key object (data, certificate)
+	actManageUsers               // C_InitPIN
+	numActions
+)
+
+var actionNames = [numActions]string{"use a key", "create a key", "write a token object", "create an object", "manage users"}
+
+// permissions is the role model as data: for each session state and action
+// the Cryptoki error, or 0 when allowed. Crypto officers manage users and
+// nothing else (CloudHSM's admin); crypto users own and use keys; without a
+// login only public objects can be used.
+var permissions = map[ck.State][numActions]ck.RV{
+	ck.CKS_RO_PUBLIC_SESSION: {
+		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_SESSION_READ_ONLY,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_PUBLIC_SESSION: {
+		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RO_USER_FUNCTIONS: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_USER_FUNCTIONS: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_SO_FUNCTIONS: {
+		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
+		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
+	},
+}
+
+// stateLocked is the session state; s.slot.mu must be held.
+func (se *Session) stateLocked() ck.State {
+	l := se.slot.login
+	switch {
+	case l != nil && l.role == store.RoleCO:
+		return ck.CKS_RW_SO_FUNCTIONS
+	case l != nil && se.rw:
+		return ck.CKS_RW_USER_FUNCTIONS
+	case l != nil:
+		return ck.CKS_RO_USER_FUNCTIONS
+	case se.rw:
+		return ck.CKS_RW_PUBLIC_SESSION
+	}
+	return ck.CKS_RO_PUBLIC_SESSION
+}
+
+// allowLocked checks the permission table; s.slot.mu must be held.
+func (se *Session) allowLocked(a action) error {
+	st := se.stateLocked()
+	if rv := permissions[st][a]; rv != 0 {
+		return fmt.Errorf("token: %s in state %v: %w", actionNames[a], st, rv)
+	}
+	return nil
+}
+
+// OpenSession answers C_OpenSession.
+func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) {
+	s, err := m.Slot(slotID)
+	if err != nil {
+		return 0, err
+	}
+	if flags&ck.CKF_SERIAL_SESSION == 0 {
+		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
+	}
+	if _, err := s.st.Token(); errors.Is(err, store.ErrNotInitialized) {
+		return 0, fmt.Errorf("token: open session: slot %d: %w", slotID, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	} else if err != nil {
+		return 0, storeErr(err)
+	}
+	rw := flags&ck.CKF_RW_SESSION != 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !rw && s.login != nil && s.login.role == store.RoleCO {
+		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_READ_WRITE_SO_EXISTS)
+	}
+	h := ck.ULong(m.nextHandle.Add(1))
+	se := &Session{h: h, slot: s, rw: rw}
+	s.sessions[h] = se
+	m.mu.Lock()
+	m.sessions[h] = se
+	m.mu.Unlock()
+	return h, nil
+}
+
+// CloseSession answers C_CloseSession.
+func (m *Module) CloseSession(h ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropSessionLocked(se)
+	return nil
+}
+
+// CloseAllSessions answers C_CloseAllSessions.
+func (m *Module) CloseAllSessions(slotID ck.ULong) error {
+	s, err := m.Slot(slotID)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropAllSessionsLocked()
+	return nil
+}
+
+func (s *Slot) dropAllSessionsLocked() {
+	for _, se := range s.sessions {
+		s.dropSessionLocked(se)
+	}
+}
+
+// dropSessionLocked ends a session: its session objects die with it, and
+// closing the last session logs the slot out (spec 5.6, C_CloseSession).
+func (s *Slot) dropSessionLocked(se *Session) {
+	delete(s.sessions, se.h)
+	s.m.mu.Lock()
+	delete(s.m.sessions, se.h)
+	s.m.mu.Unlock()
+	for h, o := range s.sessObjs {
+		if o.session == se.h {
+			delete(s.sessObjs, h)
+			delete(s.keys, h)
+		}
+	}
+	if len(s.sessions) == 0 {
+		s.logoutLocked()
+	}
+}
+
+// SessionInfo is CK_SESSION_INFO.
+type SessionInfo struct {
+	SlotID ck.ULong
+	State  ck.State
+	Flags  ck.ULong
+}
+
+// SessionInfo answers C_GetSessionInfo.
+func (m *Module) SessionInfo(h ck.ULong) (SessionInfo, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	se.slot.mu.Lock()
+	defer se.slot.mu.Unlock()
+	fl := ck.ULong(ck.CKF_SERIAL_SESSION)
+	if se.rw {
+		fl |= ck.CKF_RW_SESSION
+	}
+	return SessionInfo{SlotID: se.slot.cfg.ID, State: se.stateLocked(), Flags: fl}, nil
+}
+
+func roleOf(ut ck.UserType) (store.Role, error) {
+	switch ut {
+	case ck.CKU_SO:
+		return store.RoleCO, nil
+	case ck.CKU_USER:
+		return store.RoleCU, nil
+	case ck.CKU_CONTEXT_SPECIFIC:
+		// No gohsm key has CKA_ALWAYS_AUTHENTICATE set, so there is never an
+		// operation waiting for a context-specific login.
+		return 0, fmt.Errorf("token: context-specific login: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	return 0, fmt.Errorf("token: user type %d: %w", ut, ck.CKR_USER_TYPE_INVALID)
+}
+
+// Login answers C_Login: pin is "name:password" or a password for the
+// role's default user.
+func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
+	role, err := roleOf(ut)
+	if err != nil {
+		return err
+	}
+	name, password := splitPIN(pin, role)
+	return m.loginUser(h, role, name, password)
+}
+
+// LoginUser answers C_LoginUser (3.0): the user name comes separately.
+func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
+	role, err := roleOf(ut)
+	if err != nil {
+		return err
+	}
+	return m.loginUser(h, role, strings.ToLower(name), pin)
+}
+
+func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.login != nil {
+		if s.login.role == role {
+			return fmt.Errorf("token: login: %w", ck.CKR_USER_ALREADY_LOGGED_IN)
+		}
+		return fmt.Errorf("token: login: %w", ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
+	}
+	if role == store.RoleCO {
+		for _, o := range s.sessions {
+			if !o.rw {
+				return fmt.Errorf("token: login as crypto officer: %w", ck.CKR_SESSION_READ_ONLY_EXISTS)
+			}
+		}
+	}
+	tk, err := s.authenticate(name, role, password)
+	if err != nil {
+		return err
+	}
+	sealer, err := store.NewSealer(tk)
+	if err != nil {
+		clear(tk)
+		return err
+	}
+	s.login = &login{user: name, role: role, sealer: sealer, tokenKey: tk}
+	// Objects loaded while logged out lack their secrets; reload them.
+	s.objs = map[ck.ULong]*Object{}
+	s.m.log.Info("gohsm: login", "slot", s.cfg.ID, "user", name, "role", roleName(role))
+	return nil
+}
+
+// Logout answers C_Logout.
+func (m *Module) Logout(h ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.login == nil {
+		return fmt.Errorf("token: logout: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	s.logoutLocked()
+	return nil
+}
+
+// logoutLocked forgets the login: private session objects become
+// unreachable (spec: they are destroyed), and every operation ends.
+func (s *Slot) logoutLocked() {
+	if s.login == nil {
+		return
+	}
+	clear(s.login.tokenKey)
+	s.login = nil
+	for h, o := range s.sessObjs {
+		if o.private {
+			delete(s.sessObjs, h)
+			delete(s.keys, h)
+		}
+	}
+	for _, se := range s.sessions {
+		for i := range se.ops {
+			se.ops[i] = nil
+		}
+	}
+	s.objs = map[ck.ULong]*Object{}
+	s.keys = map[ck.ULong]cachedKey{}
+}
+
+// InitPIN answers C_InitPIN (crypto officer only): pin is "name:password" for
+// a crypto user, created if missing, or a password for the default crypto
+// user. Setting a password unlocks the user.
+func (m *Module) InitPIN(h ck.ULong, pin []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actManageUsers); err != nil {
+		return err
+	}
+	if !se.rw {
+		return fmt.Errorf("token: init pin: %w", ck.CKR_SESSION_READ_ONLY)
+	}
+	name, password := splitPIN(pin, store.RoleCU)
+	if err := checkUserName(name); err != nil {
+		return fmt.Errorf("%v: %w", err, ck.CKR_PIN_INVALID)
+	}
+	return s.setPasswordLocked(name, store.RoleCU, password, true)
+}
+
+// setPasswordLocked sets a user's password (creating the user when create
+// is set), re-wrapping the token key of the logged-in user.
+func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, create bool) error {
+	if err := s.checkPINLen(password); err != nil {
+		return err
+	}
+	if s.login == nil {
+		return fmt.Errorf("token: set password: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	tk := s.login.tokenKey
+	u, err := s.newUserRecord(name, role, password, tk)
+	if err != nil {
+		return err
+	}
+	old, err := s.st.User(name)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && create:
+		err = s.st.CreateUser(u)
+	case err == nil && old.Role != role:
+		return fmt.Errorf("token: user %q is a %s: %w", name, roleName(old.Role), ck.CKR_PIN_INVALID)
+	case err == nil:
+		err = s.st.UpdateUser(u)
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	s.m.log.Info("gohsm: password set", "slot", s.cfg.ID, "user", name)
+	return nil
+}
+
+// SetPIN answers C_SetPIN: logged in, it changes the logged-in user's
+// password; logged out, the user named by oldPIN (default crypto user).
+func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !se.rw {
+		return fmt.Errorf("token: set pin: %w", ck.CKR_SESSION_READ_ONLY)
+	}
+	role := store.RoleCU
+	if s.login != nil {
+		role = s.login.role
+	}
+	name, oldPass := splitPIN(oldPIN, role)
+	if s.login != nil && name != s.login.user {
+		if strings.IndexByte(string(oldPIN), ':') < 0 {
+			name = s.login.user
+		} else {
+			return fmt.Errorf("token: set pin: logged in as %q, not %q: %w", s.login.user, name, ck.CKR_PIN_INCORRECT)
+		}
+	}
+	newName, newPass := splitPIN(newPIN, role)
+	if strings.IndexByte(string(newPIN), ':') >= 0 && newName != name {
+		return fmt.Errorf("token: set pin: new pin names %q, not %q: %w", newName, name, ck.CKR_PIN_INVALID)
+	}
+	if err := s.checkPINLen(newPass); err != nil {
+		return err
+	}
+	tk, err := s.authenticate(name, role, oldPass)
+	if err != nil {
+		return err
+	}
+	defer clear(tk)
+	u, err := s.newUserRecord(name, role, newPass, tk)
+	if err != nil {
+		return err
+	}
+	if err := s.st.UpdateUser(u); err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// opKind indexes a session's active operations: Cryptoki allows one of each
+// kind at a time.
+type opKind int
+
+const (
+	opFind opKind = iota
+	opEncrypt
+	opDecrypt
+	opDigest
+	opSign
+	opVerify
+	numOpKinds
+)
+
+// operation is one active operation of a session.
+type operation struct {
+	mech     *mechanisms.Mechanism
+	cipher   mechanisms.Cipher
+	signer   mechanisms.Signer
+	verifier mechanisms.Verifier
+	digester mechanisms.Digester
+	found    []ck.ULong // find results not yet returned
+	multi    bool       // an Update was made
+	// pending holds an output computed but not yet delivered (the caller's
+	// buffer was too short): the retry gets the same bytes (ECDSA signatures
+	// are randomised, so recomputing would not do).
+	pending    []byte
+	hasPending bool
+}

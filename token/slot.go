@@ -1,0 +1,323 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// Default user names: a PIN without "name:" logs in the default user of the
+// role, so clients that know nothing of named users (pkcs11-tool, NSS) work.
+const (
+	DefaultCO = "admin"
+	DefaultCU = "user"
+)
+
+// Slot is one configured slot and its token.
+type Slot struct {
+	m   *Module
+	cfg SlotConfig
+	st  store.Store
+
+	mu       sync.Mutex
+	login    *login                 // slot-wide login state of this process, nil when logged out
+	sessions map[ck.ULong]*Session  // open sessions on this slot
+	sessObjs map[ck.ULong]*Object   // session objects by handle
+	objs     map[ck.ULong]*Object   // cache of token objects, dropped when the store changes
+	keys     map[ck.ULong]cachedKey // parsed key material by handle, checked by version
+	gen      uint64                 // store generation the cache reflects
+	nextSess ck.ULong               // next session-object handle
+	lastUser map[store.Role]string  // user named by the last login attempt per role, for token flags
+}
+
+type cachedKey struct {
+	version int64
+	key     any
+}
+
+// login is the process-wide (per slot) login state: Cryptoki logins are
+// slot-wide, not per session.
+type login struct {
+	user     string
+	role     store.Role
+	sealer   *store.Sealer
+	tokenKey []byte // to wrap the token key for users a crypto officer creates
+}
+
+// sessionObjectBase is the first session-object handle; token objects use
+// their store IDs, which stay far below it.
+const sessionObjectBase = 0x40000000
+
+func newSlot(m *Module, cfg SlotConfig, st store.Store) *Slot {
+	return &Slot{
+		m: m, cfg: cfg, st: st,
+		sessions: map[ck.ULong]*Session{},
+		sessObjs: map[ck.ULong]*Object{},
+		objs:     map[ck.ULong]*Object{},
+		keys:     map[ck.ULong]cachedKey{},
+		nextSess: sessionObjectBase,
+		lastUser: map[store.Role]string{},
+	}
+}
+
+// ID is the slot ID.
+func (s *Slot) ID() ck.ULong { return s.cfg.ID }
+
+// Config is the slot's configuration.
+func (s *Slot) Config() SlotConfig { return s.cfg }
+
+// Store is the slot's token store (for the management CLI).
+func (s *Slot) Store() store.Store { return s.st }
+
+// SlotInfo is CK_SLOT_INFO without the C layout.
+type SlotInfo struct {
+	Description, Manufacturer string
+	Flags                     ck.ULong
+}
+
+// SlotInfo answers C_GetSlotInfo: a virtual slot with its token always present.
+func (s *Slot) SlotInfo() SlotInfo {
+	return SlotInfo{
+		Description:  fmt.Sprintf("gohsm slot %d", s.cfg.ID),
+		Manufacturer: "gohsm",
+		Flags:        ck.CKF_TOKEN_PRESENT,
+	}
+}
+
+// TokenInfo is CK_TOKEN_INFO without the C layout.
+type TokenInfo struct {
+	Label, Manufacturer, Model, SerialNumber string
+	Flags                                    ck.ULong
+	MaxSessionCount, SessionCount            ck.ULong
+	MaxRwSessionCount, RwSessionCount        ck.ULong
+	MaxPinLen, MinPinLen                     ck.ULong
+	UTCTime                                  string
+}
+
+// TokenInfo answers C_GetTokenInfo.
+func (s *Slot) TokenInfo() (TokenInfo, error) {
+	ti := TokenInfo{
+		Manufacturer:      "gohsm",
+		Model:             "gohsm " + s.cfg.Profile,
+		MaxSessionCount:   ck.CK_EFFECTIVELY_INFINITE,
+		MaxRwSessionCount: ck.CK_EFFECTIVELY_INFINITE,
+		MaxPinLen:         ck.ULong(s.m.cfg.MaxPINLen),
+		MinPinLen:         ck.ULong(s.m.cfg.MinPINLen),
+		UTCTime:           time.Now().UTC().Format("20060102150405") + "00",
+		Flags:             ck.CKF_RNG | ck.CKF_CLOCK_ON_TOKEN,
+	}
+	s.mu.Lock()
+	for _, se := range s.sessions {
+		ti.SessionCount++
+		if se.rw {
+			ti.RwSessionCount++
+		}
+	}
+	s.mu.Unlock()
+	t, err := s.st.Token()
+	if errors.Is(err, store.ErrNotInitialized) {
+		ti.Label = s.cfg.Label
+		ti.SerialNumber = fmt.Sprintf("%016d", s.cfg.ID)
+		return ti, nil
+	}
+	if err != nil {
+		return ti, storeErr(err)
+	}
+	ti.Label = t.Label
+	ti.SerialNumber = t.SerialNumber
+	ti.Flags |= ck.CKF_TOKEN_INITIALIZED | ck.CKF_LOGIN_REQUIRED
+	s.mu.Lock()
+	cu, co := s.lastUserName(store.RoleCU), s.lastUserName(store.RoleCO)
+	s.mu.Unlock()
+	if u, err := s.st.User(cu); err == nil {
+		if len(u.WrappedKey) > 0 {
+			ti.Flags |= ck.CKF_USER_PIN_INITIALIZED
+		}
+		ti.Flags |= s.pinFlags(u, ck.CKF_USER_PIN_COUNT_LOW, ck.CKF_USER_PIN_FINAL_TRY, ck.CKF_USER_PIN_LOCKED)
+	} else if us, err := s.st.Users(); err == nil {
+		for _, u := range us {
+			if u.Role == store.RoleCU && len(u.WrappedKey) > 0 {
+				ti.Flags |= ck.CKF_USER_PIN_INITIALIZED
+				break
+			}
+		}
+	}
+	if u, err := s.st.User(co); err == nil {
+		ti.Flags |= s.pinFlags(u, ck.CKF_SO_PIN_COUNT_LOW, ck.CKF_SO_PIN_FINAL_TRY, ck.CKF_SO_PIN_LOCKED)
+	}
+	return ti, nil
+}
+
+func (s *Slot) pinFlags(u *store.UserRecord, low, final, locked ck.ULong) ck.ULong {
+	switch {
+	case u.Locked:
+		return locked
+	case u.FailedLogins > 0 && u.FailedLogins == s.m.cfg.LockoutThreshold-1:
+		return low | final
+	case u.FailedLogins > 0:
+		return low
+	}
+	return 0
+}
+
+func (s *Slot) lastUserName(r store.Role) string {
+	if n := s.lastUser[r]; n != "" {
+		return n
+	}
+	if r == store.RoleCO {
+		return DefaultCO
+	}
+	return DefaultCU
+}
+
+// storeErr maps store failures that are not Cryptoki errors already.
+func storeErr(err error) error {
+	var rv ck.RV
+	if errors.As(err, &rv) {
+		return err
+	}
+	return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_ERROR)
+}
+
+// splitPIN splits a CloudHSM-style "name:password" PIN; a PIN without a
+// colon names the role's default user.
+func splitPIN(pin []byte, role store.Role) (name string, password []byte) {
+	if i := strings.IndexByte(string(pin), ':'); i >= 0 {
+		return strings.ToLower(string(pin[:i])), pin[i+1:]
+	}
+	if role == store.RoleCO {
+		return DefaultCO, pin
+	}
+	return DefaultCU, pin
+}
+
+// checkUserName applies CloudHSM's rules: at most 31 characters, letters,
+// digits and underscore; names are case-insensitive and kept lowercase.
+func checkUserName(name string) error {
+	if name == "" || len(name) > 31 {
+		return fmt.Errorf("token: user name %q: 1 to 31 characters: %w", name, ck.CKR_ARGUMENTS_BAD)
+	}
+	for _, c := range name {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return fmt.Errorf("token: user name %q: only letters, digits and underscore: %w", name, ck.CKR_ARGUMENTS_BAD)
+		}
+	}
+	return nil
+}
+
+func (s *Slot) checkPINLen(p []byte) error {
+	if len(p) < s.m.cfg.MinPINLen || len(p) > s.m.cfg.MaxPINLen {
+		return fmt.Errorf("token: password of %d bytes, want %d to %d: %w", len(p), s.m.cfg.MinPINLen, s.m.cfg.MaxPINLen, ck.CKR_PIN_LEN_RANGE)
+	}
+	return nil
+}
+
+// newUserRecord derives the password KEK and wraps the token key for a user.
+func (s *Slot) newUserRecord(name string, role store.Role, password, tokenKey []byte) (store.UserRecord, error) {
+	u := store.UserRecord{Name: name, Role: role, KDF: s.m.cfg.KDF, Salt: make([]byte, 16)}
+	if _, err := s.m.rand.Read(u.Salt); err != nil {
+		return u, err
+	}
+	kek := store.DeriveKEK(password, u.Salt, u.KDF)
+	defer clear(kek)
+	w, err := store.WrapTokenKey(kek, tokenKey, name)
+	if err != nil {
+		return u, err
+	}
+	u.WrappedKey = w
+	return u, nil
+}
+
+// InitToken answers C_InitToken: pin is the first crypto officer's
+// ("name:password", or a password for the default officer "admin"). An
+// initialised token is re-initialised (every user and object removed) only
+// when pin authenticates one of its crypto officers.
+func (s *Slot) InitToken(pin []byte, label string) error {
+	name, password := splitPIN(pin, store.RoleCO)
+	if err := checkUserName(name); err != nil {
+		return fmt.Errorf("%v: %w", err, ck.CKR_PIN_INVALID)
+	}
+	if err := s.checkPINLen(password); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) > 0 {
+		return fmt.Errorf("token: init token: %w", ck.CKR_SESSION_EXISTS)
+	}
+	if _, err := s.st.Token(); err == nil {
+		if _, err := s.authenticate(name, store.RoleCO, password); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, store.ErrNotInitialized) {
+		return storeErr(err)
+	}
+	tokenKey := store.NewTokenKey()
+	defer clear(tokenKey)
+	co, err := s.newUserRecord(name, store.RoleCO, password, tokenKey)
+	if err != nil {
+		return err
+	}
+	serial := make([]byte, 8)
+	s.m.rand.Read(serial)
+	t := store.TokenRecord{Label: strings.TrimRight(label, " "), SerialNumber: fmt.Sprintf("%016x", serial), Created: time.Now().Unix()}
+	if err := s.st.InitToken(t, co); err != nil {
+		return storeErr(err)
+	}
+	s.objs = map[ck.ULong]*Object{}
+	s.keys = map[ck.ULong]cachedKey{}
+	s.m.log.Info("gohsm: token initialised", "slot", s.cfg.ID, "label", t.Label, "officer", name)
+	return nil
+}
+
+// authenticate checks a user's password against the store, counting
+// failures towards the lockout; it returns the unwrapped token key.
+func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]byte, error) {
+	s.lastUser[role] = name
+	u, err := s.st.User(name)
+	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
+		// An unknown user looks like a wrong password.
+		return nil, fmt.Errorf("token: login %q: no such %s: %w", name, roleName(role), ck.CKR_PIN_INCORRECT)
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if u.Locked {
+		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
+	}
+	if len(u.WrappedKey) == 0 {
+		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
+	}
+	kek := store.DeriveKEK(password, u.Salt, u.KDF)
+	defer clear(kek)
+	tk, err := store.UnwrapTokenKey(kek, u.WrappedKey, name)
+	if err != nil {
+		n, locked, ferr := s.st.LoginFailed(name, s.m.cfg.LockoutThreshold)
+		if ferr != nil {
+			return nil, storeErr(ferr)
+		}
+		s.m.log.Warn("gohsm: wrong password", "slot", s.cfg.ID, "user", name, "failures", n, "locked", locked)
+		if locked {
+			return nil, fmt.Errorf("token: login %q: now locked after %d failures: %w", name, n, ck.CKR_PIN_INCORRECT)
+		}
+		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_INCORRECT)
+	}
+	if u.FailedLogins > 0 {
+		if err := s.st.LoginSucceeded(name); err != nil {
+			return nil, storeErr(err)
+		}
+	}
+	return tk, nil
+}
+
+func roleName(r store.Role) string {
+	if r == store.RoleCO {
+		return "crypto officer"
+	}
+	return "crypto user"
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"bytes"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+)
+
+// go test ./token/store -run Golden -update rewrites the golden files. Do it
+// only for a deliberate format change, together with formatVersion and a
+// migration; an accidental change of the format breaks these tests.
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+const (
+	goldenDB     = "testdata/token-v1.db"
+	goldenSchema = "testdata/schema-v1.sql"
+)
+
+// The golden token: what -update writes and what the test expects to read.
+var (
+	goldenTokenKey = bytes.Repeat([]byte{0x5a}, TokenKeySize)
+	goldenToken    = TokenRecord{Label: "golden token", SerialNumber: "00000000000000g1", Created: 1735689600}
+	goldenUsers    = []struct {
+		name, password string
+		role           Role
+		failed         int
+		locked         bool
+	}{
+		{"admin", "admin-password", RoleCO, 0, false},
+		{"alice", "alice-password", RoleCU, 2, false},
+		{"bob", "bob-password", RoleCU, 5, true},
+	}
+	// goldenObjects: the third ("deleted") is created then deleted, so the
+	// golden file also pins that handles are never reused.
+	goldenObjects = []struct {
+		rec    ObjectRecord
+		secret map[ck.AttributeType][]byte // sealed under goldenTokenKey
+		shares []string
+	}{
+		{ObjectRecord{UniqueID: "1", Owner: "alice", Private: false, Attrs: map[ck.AttributeType][]byte{
+			ck.CKA_CLASS: ulong(uint64(ck.CKO_PUBLIC_KEY)), ck.CKA_LABEL: []byte("pub"), ck.CKA_TOKEN: {1}, ck.CKA_ID: {}}},
+			nil, nil},
+		{ObjectRecord{UniqueID: "2", Owner: "alice", Private: true, Attrs: map[ck.AttributeType][]byte{
+			ck.CKA_CLASS: ulong(uint64(ck.CKO_SECRET_KEY)), ck.CKA_LABEL: []byte("aes"), ck.CKA_SENSITIVE: {1}}},
+			map[ck.AttributeType][]byte{ck.CKA_VALUE: []byte("0123456789abcdef")}, []string{"bob"}},
+		{ObjectRecord{UniqueID: "deleted", Attrs: map[ck.AttributeType][]byte{}}, nil, nil},
+		{ObjectRecord{UniqueID: "4", Owner: "", Private: false, Attrs: map[ck.AttributeType][]byte{
+			ck.CKA_CLASS: ulong(uint64(ck.CKO_DATA)), ck.CKA_LABEL: []byte("data"), ck.CKA_VALUE: []byte("not secret")}},
+			nil, nil},
+	}
+	goldenIDs = []int64{1, 2, 4}
+)
+
+func writeGolden(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	users := make([]UserRecord, len(goldenUsers))
+	for i, gu := range goldenUsers {
+		salt := []byte("golden salt " + gu.name)
+		wk, err := WrapTokenKey(DeriveKEK([]byte(gu.password), salt, testKDF), goldenTokenKey, gu.name)
+		require.NoError(t, err)
+		users[i] = UserRecord{Name: gu.name, Role: gu.role, KDF: testKDF, Salt: salt, WrappedKey: wk,
+			FailedLogins: gu.failed, Locked: gu.locked}
+	}
+	require.NoError(t, s.InitToken(goldenToken, users[0]))
+	for _, u := range users[1:] {
+		require.NoError(t, s.CreateUser(u))
+	}
+	for _, g := range goldenObjects {
+		o := g.rec
+		o.Sealed = map[ck.AttributeType][]byte{}
+		for at, v := range g.secret {
+			o.Sealed[at], err = SealAttr(goldenTokenKey, o.UniqueID, at, v)
+			require.NoError(t, err)
+		}
+		o, err = s.CreateObject(o)
+		require.NoError(t, err)
+		for _, u := range g.shares {
+			require.NoError(t, s.Share(o.ID, u))
+		}
+		if o.UniqueID == "deleted" {
+			require.NoError(t, s.DeleteObject(o.ID))
+		}
+	}
+	require.NoError(t, s.Close())
+	_, err = os.Stat(filepath.Join(dir, DBName+"-wal"))
+	require.ErrorIs(t, err, os.ErrNotExist, "closing the last connection checkpoints the WAL into the file")
+	require.NoError(t, os.MkdirAll("testdata", 0o755))
+	copyFile(t, filepath.Join(dir, DBName), goldenDB)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	in, err := os.Open(from)
+	require.NoError(t, err)
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	require.NoError(t, err)
+	_, err = io.Copy(out, in)
+	require.NoError(t, err)
+	require.NoError(t, out.Close())
+}
+
+func TestGoldenTokenV1(t *testing.T) {
+	if *update {
+		writeGolden(t)
+	}
+	dir := t.TempDir()
+	copyFile(t, goldenDB, filepath.Join(dir, DBName))
+	s := openTest(t, dir)
+
+	tok, err := s.Token()
+	require.NoError(t, err)
+	assert.Equal(t, goldenToken, *tok)
+
+	users, err := s.Users()
+	require.NoError(t, err)
+	require.Len(t, users, len(goldenUsers))
+	for i, gu := range goldenUsers {
+		u := users[i]
+		assert.Equal(t, gu.name, u.Name)
+		assert.Equal(t, gu.role, u.Role)
+		assert.Equal(t, testKDF, u.KDF)
+		assert.Equal(t, []byte("golden salt "+gu.name), u.Salt)
+		assert.Equal(t, gu.failed, u.FailedLogins)
+		assert.Equal(t, gu.locked, u.Locked)
+		tk, err := UnwrapTokenKey(DeriveKEK([]byte(gu.password), u.Salt, u.KDF), u.WrappedKey, u.Name)
+		require.NoError(t, err, "user %s", gu.name)
+		assert.Equal(t, goldenTokenKey, tk)
+	}
+
+	ids, err := s.Find(Query{Viewer: "alice"})
+	require.NoError(t, err)
+	assert.Equal(t, goldenIDs, ids)
+	live := []int{0, 1, 3}
+	for i, id := range goldenIDs {
+		g := goldenObjects[live[i]]
+		o, err := s.Object(id)
+		require.NoError(t, err)
+		assert.Equal(t, g.rec.UniqueID, o.UniqueID)
+		assert.Equal(t, g.rec.Owner, o.Owner)
+		assert.Equal(t, g.rec.Private, o.Private)
+		assert.Equal(t, int64(1), o.Version)
+		assert.Equal(t, g.rec.Attrs, o.Attrs)
+		require.Len(t, o.Sealed, len(g.secret))
+		for at, want := range g.secret {
+			got, err := OpenAttr(goldenTokenKey, o.UniqueID, at, o.Sealed[at])
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+		}
+		sh, err := s.SharedWith(id)
+		require.NoError(t, err)
+		assert.Equal(t, append([]string{}, g.shares...), sh)
+	}
+	ids, err = s.Find(Query{Viewer: "bob"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2, 4}, ids, "object 2 is shared with bob")
+	ids, err = s.Find(Query{})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 4}, ids)
+
+	// The deleted handle 3 stays retired in an existing token.
+	o, err := s.CreateObject(ObjectRecord{UniqueID: "new"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), o.ID)
+}
+
+// schemaDump is the schema as SQLite records it, plus the header fields
+// that are part of the format.
+func schemaDump(t *testing.T, db *sql.DB) string {
+	var b strings.Builder
+	var appID, version int64
+	require.NoError(t, db.QueryRow(`PRAGMA application_id`).Scan(&appID))
+	require.NoError(t, db.QueryRow(`SELECT value FROM meta WHERE key = 'format_version'`).Scan(&version))
+	fmt.Fprintf(&b, "-- application_id %#x, format_version %d\n", appID, version)
+	rows, err := db.Query(`SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master ORDER BY type, name`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var typ, name, tbl, text string
+		require.NoError(t, rows.Scan(&typ, &name, &tbl, &text))
+		fmt.Fprintf(&b, "\n-- %s %s on %s\n", typ, name, tbl)
+		if text != "" {
+			fmt.Fprintf(&b, "%s;\n", text)
+		}
+	}
+	require.NoError(t, rows.Err())
+	return b.String()
+}
+
+func TestGoldenSchemaV1(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	live := schemaDump(t, s.(*sqliteStore).db)
+	if *update {
+		require.NoError(t, os.WriteFile(goldenSchema, []byte(live), 0o644))
+	}
+	want, err := os.ReadFile(goldenSchema)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), live, "schema of a new token")
+
+	dir := t.TempDir()
+	copyFile(t, goldenDB, filepath.Join(dir, DBName))
+	g := openTest(t, dir)
+	assert.Equal(t, string(want), schemaDump(t, g.(*sqliteStore).db), "schema of the golden token")
+}

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// formatVersion is the on-disk format this build writes. Open refuses a
+// token with a higher version and upgrades a lower one through migrations.
+// It is a variable only so that the migration test can pretend to be a newer
+// build.
+var formatVersion = 1
+
+// applicationID marks the SQLite file as a gohsm token ("ghs1") in the
+// database header, so Open refuses an unrelated SQLite database instead of
+// adding tables to it.
+const applicationID = 0x67687331
+
+// migrations[n] upgrades a token from format n to n+1 inside the write
+// transaction that also records the new version; Open applies them in order.
+// A format change adds an entry here, a schemaV<n+1> golden file and a golden
+// database under testdata/.
+var migrations = map[int]func(tx *sql.Tx) error{}
+
+// schemaV1 creates format 1. Its text is what sqlite_master records, so it is
+// compared against testdata/schema-v1.sql: edit both on purpose or neither.
+//
+// Owner NULL means "no owner" (objects created without a login). Attribute
+// types are stored as the CK_ULONG value; values are always blobs so that the
+// (type, value) index answers byte-for-byte matches.
+var schemaV1 = []string{
+	`CREATE TABLE meta (
+	key   TEXT PRIMARY KEY NOT NULL,
+	value NOT NULL
+)`,
+	`CREATE TABLE token (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	label   TEXT NOT NULL,
+	serial  TEXT NOT NULL,
+	created INTEGER NOT NULL
+)`,
+	`CREATE TABLE users (
+	name          TEXT PRIMARY KEY NOT NULL CHECK (name <> '' AND name = lower(name)),
+	role          INTEGER NOT NULL CHECK (role IN (1, 2)),
+	kdf_time      INTEGER NOT NULL,
+	kdf_memory    INTEGER NOT NULL,
+	kdf_threads   INTEGER NOT NULL,
+	salt          BLOB NOT NULL,
+	wrapped_key   BLOB NOT NULL,
+	failed_logins INTEGER NOT NULL DEFAULT 0,
+	locked        INTEGER NOT NULL DEFAULT 0
+)`,
+	`CREATE TABLE objects (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	unique_id TEXT NOT NULL UNIQUE,
+	owner     TEXT REFERENCES users(name),
+	private   INTEGER NOT NULL,
+	version   INTEGER NOT NULL
+)`,
+	`CREATE INDEX objects_owner ON objects(owner)`,
+	`CREATE TABLE attrs (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	type      INTEGER NOT NULL,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, type)
+) WITHOUT ROWID`,
+	`CREATE INDEX attrs_type_value ON attrs(type, value)`,
+	`CREATE TABLE sealed (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	type      INTEGER NOT NULL,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, type)
+) WITHOUT ROWID`,
+	`CREATE TABLE shares (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	PRIMARY KEY (object_id, user)
+) WITHOUT ROWID`,
+	`CREATE INDEX shares_user ON shares(user, object_id)`,
+}
+
+// schemaState is what Open finds in the file before deciding what to do.
+type schemaState struct {
+	appID   int64
+	tables  int64
+	version int64 // 0 when there is no meta table yet
+}
+
+func readSchemaState(q interface {
+	QueryRow(string, ...any) *sql.Row
+}) (schemaState, error) {
+	var st schemaState
+	if err := q.QueryRow(`PRAGMA application_id`).Scan(&st.appID); err != nil {
+		return st, fmt.Errorf("store: read application id: %w", err)
+	}
+	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&st.tables); err != nil {
+		return st, fmt.Errorf("store: read schema: %w", err)
+	}
+	if st.tables == 0 {
+		return st, nil
+	}
+	if st.appID != applicationID {
+		return st, fmt.Errorf("store: not a gohsm token (application id %#x): %w", st.appID, ErrFormat)
+	}
+	err := q.QueryRow(`SELECT value FROM meta WHERE key = 'format_version'`).Scan(&st.version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, fmt.Errorf("store: token has no format version: %w", ErrFormat)
+	}
+	if err != nil {
+		return st, fmt.Errorf("store: read format version: %w", err)
+	}
+	return st, nil
+}
+
+// needsWrite tells whether the file must be created or migrated.
+func (st schemaState) needsWrite() (bool, error) {
+	switch {
+	case st.tables == 0:
+		return true, nil
+	case st.version > int64(formatVersion):
+		return false, fmt.Errorf("store: token format version %d is newer than this build supports (%d): %w",
+			st.version, formatVersion, ErrFormat)
+	case st.version < 1:
+		return false, fmt.Errorf("store: token format version %d: %w", st.version, ErrFormat)
+	}
+	return st.version < int64(formatVersion), nil
+}
+
+// createOrMigrate runs inside a BEGIN IMMEDIATE transaction, so of several
+// processes opening a fresh token at once exactly one creates the schema and
+// the others find it done when they re-read the state here.
+func createOrMigrate(tx *sql.Tx) error {
+	st, err := readSchemaState(tx)
+	if err != nil {
+		return err
+	}
+	if _, err := st.needsWrite(); err != nil {
+		return err
+	}
+	if st.tables == 0 {
+		for _, stmt := range schemaV1 {
+			if _, err := tx.Exec(stmt); err != nil {
+				return fmt.Errorf("store: create schema: %w", err)
+			}
+		}
+		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA application_id = %d`, applicationID)); err != nil {
+			return fmt.Errorf("store: set application id: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('format_version', 1)`); err != nil {
+			return fmt.Errorf("store: set format version: %w", err)
+		}
+		st.version = 1
+	}
+	for v := int(st.version); v < formatVersion; v++ {
+		m, ok := migrations[v]
+		if !ok {
+			return fmt.Errorf("store: no migration from format version %d: %w", v, ErrFormat)
+		}
+		if err := m(tx); err != nil {
+			return fmt.Errorf("store: migrate format %d to %d: %w", v, v+1, err)
+		}
+		if _, err := tx.Exec(`UPDATE meta SET value = ? WHERE key = 'format_version'`, v+1); err != nil {
+			return fmt.Errorf("store: set format version: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,855 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"gohsm/internal/ck"
+)
+
+// DBName is the token's database file inside its directory. SQLite keeps
+// DBName-wal and DBName-shm next to it while the token is open.
+const DBName = "token.db"
+
+// Options tune Open. The zero value is the default.
+type Options struct {
+	// Sync is SQLite's synchronous level: "normal" (default) or "full".
+	// With WAL, "normal" survives any process crash (a commit is in the WAL
+	// file before CreateObject returns) but a power loss or kernel crash may
+	// drop the last commits; "full" fsyncs the WAL on every commit and
+	// survives those too, at a cost of an fsync per write.
+	Sync string
+	// BusyTimeout is how long a call waits for another process's write to
+	// finish before failing; 0 means 10 s.
+	BusyTimeout time.Duration
+}
+
+const defaultBusyTimeout = 10 * time.Second
+
+// maxBusyRetries bounds the retries of a transaction that SQLite answered
+// with SQLITE_BUSY without waiting (e.g. while another process recovers the
+// WAL); ordinary lock waits happen inside busy_timeout.
+const maxBusyRetries = 20
+
+type sqliteStore struct {
+	db    *sql.DB
+	stmts stmtCache
+
+	// Generation: a dedicated connection that never writes, so PRAGMA
+	// data_version on it changes for commits by every other connection,
+	// this process's pool included.
+	genMu   sync.Mutex
+	genConn *sql.Conn
+	genStmt *sql.Stmt
+	lastDV  int64
+	shm     *shmRef
+	shmF    *os.File // shm's descriptor once open; nil: data_version only
+	hdr     [walIndexHeaderSize]byte
+	seen    uint64        // changes observed; under genMu
+	own     atomic.Uint64 // this store's own commits
+	closed  atomic.Bool
+}
+
+// Open opens the token in dir, creating dir (0700) and an empty token
+// (no token record, no users) if missing.
+func Open(dir string, opts Options) (Store, error) {
+	dsn, err := buildDSN(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create token directory: %w", err)
+	}
+	// The file is not opened here: closing any descriptor of a file drops
+	// every POSIX lock this process holds on it, SQLite's included.
+	dbPath := filepath.Join(dir, DBName)
+	_, statErr := os.Stat(dbPath)
+	created := errors.Is(statErr, os.ErrNotExist)
+	shm, err := acquireSHM(dbPath)
+	if err != nil {
+		return nil, err
+	}
+
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		shm.release()
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	// Connections carry their own page cache; a handful is plenty for one
+	// process, and writers serialise on the database lock anyway.
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(4)
+	s := &sqliteStore{db: db, shm: shm}
+	s.stmts.db = db
+	if err := s.prepareSchema(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if created {
+		// A new token is readable by its owner only, whatever the umask;
+		// SQLite gives -wal and -shm files created later the same mode. An
+		// existing token keeps the mode its administrator chose.
+		for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+			if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.Close()
+				return nil, fmt.Errorf("store: restrict token file mode: %w", err)
+			}
+		}
+	}
+	if err := s.openGeneration(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func buildDSN(dir string, opts Options) (string, error) {
+	sync := "NORMAL"
+	switch strings.ToLower(opts.Sync) {
+	case "", "normal":
+	case "full":
+		sync = "FULL"
+	default:
+		return "", fmt.Errorf("store: unknown sync level %q (want normal or full)", opts.Sync)
+	}
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = defaultBusyTimeout
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, DBName))
+	if err != nil {
+		return "", fmt.Errorf("store: token path: %w", err)
+	}
+	// PRAGMAs are per connection, so they go in the DSN that database/sql
+	// uses for every connection it opens. busy_timeout comes first so the
+	// journal_mode switch of a fresh file already waits for other openers.
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	// Write transactions take the write lock at BEGIN, so two writers queue
+	// on busy_timeout instead of one failing with SQLITE_BUSY when it tries
+	// to upgrade a read lock.
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}
+	return u.String(), nil
+}
+
+func (s *sqliteStore) prepareSchema() error {
+	var st schemaState
+	err := s.read(func(tx *txn) error {
+		var err error
+		st, err = readSchemaState(tx.Tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	need, err := st.needsWrite()
+	if err != nil {
+		return err
+	}
+	if !need {
+		return nil
+	}
+	return s.write(func(tx *txn) error { return createOrMigrate(tx.Tx) })
+}
+
+func (s *sqliteStore) openGeneration() error {
+	ctx := context.Background()
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: generation connection: %w", err)
+	}
+	stmt, err := c.PrepareContext(ctx, `PRAGMA data_version`)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("store: generation statement: %w", err)
+	}
+	s.genConn, s.genStmt = c, stmt
+	// This read also makes SQLite create and map the -shm file, which the
+	// generation connection then keeps alive until Close.
+	if err := stmt.QueryRow().Scan(&s.lastDV); err != nil {
+		return fmt.Errorf("store: read data version: %w", err)
+	}
+	// Without the shared -shm file Generation still works, through
+	// data_version alone.
+	if f, err := s.shm.file(); err == nil {
+		if n, err := f.ReadAt(s.hdr[:], 0); n == len(s.hdr) && err == nil {
+			s.shmF = f
+		}
+	}
+	return nil
+}
+
+func (s *sqliteStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	var errs []error
+	if s.genStmt != nil {
+		errs = append(errs, s.genStmt.Close())
+	}
+	if s.genConn != nil {
+		errs = append(errs, s.genConn.Close())
+	}
+	errs = append(errs, s.stmts.close(), s.db.Close())
+	// Only after every connection of this store is gone (see shmRef).
+	errs = append(errs, s.shm.release())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Generation is seen + own: both only grow, so the sum changes whenever
+// either does.
+//
+// The fast path reads the two copies of the WAL-index header at the start of
+// the -shm file (https://www.sqlite.org/walformat.html): every commit by any
+// process rewrites them (iChange counts transactions; mxFrame and the salts
+// move), and SQLite publishes a commit to readers by writing exactly this
+// header, so a commit that returned before this call is always seen. The
+// bytes are only compared, never interpreted; a torn read or a recovery
+// rewriting the header is at worst a spurious change, which callers
+// tolerate. One pread costs ~1 us, against ~12 us for PRAGMA data_version,
+// whose read transaction takes and drops two shm locks (fcntl) every call.
+//
+// The fallback, PRAGMA data_version on the dedicated connection, changes for
+// commits by every other connection, this process's pool included, because
+// that connection never writes.
+func (s *sqliteStore) Generation() (uint64, error) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if s.closed.Load() {
+		return 0, errors.New("store: closed")
+	}
+	if s.shmF != nil {
+		var h [walIndexHeaderSize]byte
+		if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
+			if h != s.hdr {
+				s.hdr = h
+				s.seen++
+			}
+			return s.seen + s.own.Load(), nil
+		}
+	}
+	var dv int64
+	if err := s.genStmt.QueryRow().Scan(&dv); err != nil {
+		return 0, fmt.Errorf("store: read data version: %w", err)
+	}
+	if dv != s.lastDV {
+		s.lastDV = dv
+		s.seen++
+	}
+	return s.seen + s.own.Load(), nil
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// retry runs one transaction attempt until it is not refused as busy. A
+// refused attempt was rolled back entirely, so running fn again is safe.
+func retry(attempt func() error) error {
+	var err error
+	for i := 0; i <= maxBusyRetries; i++ {
+		if err = attempt(); err == nil || !isBusy(err) {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+	return err
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction (see _txlock) and counts
+// the commit towards Generation.
+func (s *sqliteStore) write(fn func(tx *txn) error) error {
+	err := retry(func() error {
+		tx, err := s.db.Begin()
+		if err != nil {
+			return err
+		}
+		t := &txn{Tx: tx, s: s}
+		defer t.warm()
+		if err := fn(t); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+	if err == nil {
+		s.own.Add(1)
+	}
+	return err
+}
+
+// read runs fn in a deferred (read-only) transaction, so a multi-statement
+// read sees one snapshot without taking the write lock.
+func (s *sqliteStore) read(fn func(tx *txn) error) error {
+	return retry(func() error {
+		tx, err := s.db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		t := &txn{Tx: tx, s: s}
+		defer t.warm() // deferred first, so it runs after the rollback
+		defer tx.Rollback()
+		return fn(t)
+	})
+}
+
+// wrapDB adds the operation to an error from the database layer; errors
+// this package made already say what failed and are returned as they are.
+func wrapDB(op string, err error) error {
+	if err == nil || strings.HasPrefix(err.Error(), "store: ") {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// --- token ---
+
+func (s *sqliteStore) Token() (*TokenRecord, error) {
+	var t TokenRecord
+	err := s.queryRow(`SELECT label, serial, created FROM token WHERE id = 1`).
+		Scan(&t.Label, &t.SerialNumber, &t.Created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotInitialized
+	}
+	if err != nil {
+		return nil, wrapDB("read token", err)
+	}
+	return &t, nil
+}
+
+func (s *sqliteStore) InitToken(t TokenRecord, co UserRecord) error {
+	if co.Role != RoleCO {
+		return fmt.Errorf("store: init token: first user %q must be a crypto officer", co.Name)
+	}
+	err := s.write(func(tx *txn) error {
+		// Children first; the foreign keys would refuse the reverse order.
+		for _, stmt := range []string{
+			`DELETE FROM shares`, `DELETE FROM sealed`, `DELETE FROM attrs`,
+			`DELETE FROM objects`, `DELETE FROM users`, `DELETE FROM token`,
+		} {
+			if _, err := tx.Exec(stmt); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created) VALUES (1, ?, ?, ?)`,
+			t.Label, t.SerialNumber, t.Created); err != nil {
+			return err
+		}
+		return insertUser(tx, co)
+	})
+	return wrapDB("init token", err)
+}
+
+func (s *sqliteStore) SetTokenLabel(label string) error {
+	err := s.write(func(tx *txn) error {
+		r, err := tx.Exec(`UPDATE token SET label = ? WHERE id = 1`, label)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, ErrNotInitialized)
+	})
+	return wrapDB("set token label", err)
+}
+
+func mustAffect(r sql.Result, none error) error {
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
+// --- users ---
+
+const userCols = `name, role, kdf_time, kdf_memory, kdf_threads, salt, wrapped_key, failed_logins, locked`
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanUser(r rowScanner) (UserRecord, error) {
+	var u UserRecord
+	err := r.Scan(&u.Name, &u.Role, &u.KDF.Time, &u.KDF.Memory, &u.KDF.Threads,
+		&u.Salt, &u.WrappedKey, &u.FailedLogins, &u.Locked)
+	return u, err
+}
+
+func blob(b []byte) []byte {
+	// A nil []byte binds as NULL; the columns are NOT NULL blobs.
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func insertUser(tx *txn, u UserRecord) error {
+	u.Name = strings.ToLower(u.Name)
+	if u.Name == "" {
+		return errors.New("store: empty user name")
+	}
+	if u.Role != RoleCO && u.Role != RoleCU {
+		return fmt.Errorf("store: user %q: invalid role %d", u.Name, u.Role)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, u.Name).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("store: user %q: %w", u.Name, ErrExists)
+	}
+	_, err := tx.Exec(`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Name, u.Role, u.KDF.Time, u.KDF.Memory, u.KDF.Threads,
+		blob(u.Salt), blob(u.WrappedKey), u.FailedLogins, u.Locked)
+	return err
+}
+
+func (s *sqliteStore) User(name string) (*UserRecord, error) {
+	u, err := scanUser(s.queryRow(`SELECT `+userCols+` FROM users WHERE name = ?`, strings.ToLower(name)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: user %q: %w", strings.ToLower(name), ErrNotFound)
+	}
+	if err != nil {
+		return nil, wrapDB("read user", err)
+	}
+	return &u, nil
+}
+
+func (s *sqliteStore) Users() ([]UserRecord, error) {
+	rows, err := s.query(`SELECT ` + userCols + ` FROM users ORDER BY name`)
+	if err != nil {
+		return nil, wrapDB("list users", err)
+	}
+	defer rows.Close()
+	var out []UserRecord
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, wrapDB("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, wrapDB("list users", rows.Err())
+}
+
+func (s *sqliteStore) CreateUser(u UserRecord) error {
+	return wrapDB("create user", s.write(func(tx *txn) error { return insertUser(tx, u) }))
+}
+
+func (s *sqliteStore) UpdateUser(u UserRecord) error {
+	name := strings.ToLower(u.Name)
+	err := s.write(func(tx *txn) error {
+		r, err := tx.Exec(`UPDATE users SET kdf_time = ?, kdf_memory = ?, kdf_threads = ?,
+			salt = ?, wrapped_key = ?, failed_logins = ?, locked = ? WHERE name = ?`,
+			u.KDF.Time, u.KDF.Memory, u.KDF.Threads, blob(u.Salt), blob(u.WrappedKey),
+			u.FailedLogins, u.Locked, name)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, fmt.Errorf("store: user %q: %w", name, ErrNotFound))
+	})
+	return wrapDB("update user", err)
+}
+
+func (s *sqliteStore) DeleteUser(name string) error {
+	name = strings.ToLower(name)
+	err := s.write(func(tx *txn) error {
+		var exists, owned int
+		if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, name).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+		}
+		if err := tx.QueryRow(`SELECT count(*) FROM objects WHERE owner = ?`, name).Scan(&owned); err != nil {
+			return err
+		}
+		if owned > 0 {
+			return fmt.Errorf("store: delete user %q: owns %d objects: %w", name, owned, ErrInUse)
+		}
+		// Its shares go with it (ON DELETE CASCADE).
+		_, err := tx.Exec(`DELETE FROM users WHERE name = ?`, name)
+		return err
+	})
+	return wrapDB("delete user", err)
+}
+
+// LoginFailed locks the user when the count reaches threshold; threshold <= 0
+// never locks.
+func (s *sqliteStore) LoginFailed(name string, threshold int) (int, bool, error) {
+	name = strings.ToLower(name)
+	var failures int
+	var locked bool
+	err := s.write(func(tx *txn) error {
+		err := tx.QueryRow(`UPDATE users SET failed_logins = failed_logins + 1,
+			locked = CASE WHEN ? > 0 AND failed_logins + 1 >= ? THEN 1 ELSE locked END
+			WHERE name = ? RETURNING failed_logins, locked`, threshold, threshold, name).
+			Scan(&failures, &locked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, false, wrapDB("record failed login", err)
+	}
+	return failures, locked, nil
+}
+
+func (s *sqliteStore) LoginSucceeded(name string) error {
+	name = strings.ToLower(name)
+	err := s.write(func(tx *txn) error {
+		r, err := tx.Exec(`UPDATE users SET failed_logins = 0 WHERE name = ?`, name)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, fmt.Errorf("store: user %q: %w", name, ErrNotFound))
+	})
+	return wrapDB("record login", err)
+}
+
+// --- objects ---
+
+func nullOwner(owner string) any {
+	if owner == "" {
+		return nil
+	}
+	return owner
+}
+
+func checkAttrs(o ObjectRecord) error {
+	for t := range o.Sealed {
+		if _, ok := o.Attrs[t]; ok {
+			return fmt.Errorf("store: object %q: attribute %#x both plain and sealed", o.UniqueID, uint64(t))
+		}
+	}
+	return nil
+}
+
+func insertAttrs(tx *txn, id int64, o ObjectRecord) error {
+	for _, tbl := range []struct {
+		name string
+		m    map[ck.AttributeType][]byte
+	}{{"attrs", o.Attrs}, {"sealed", o.Sealed}} {
+		if len(tbl.m) == 0 {
+			continue
+		}
+		q := `INSERT INTO ` + tbl.name + ` (object_id, type, value) VALUES (?, ?, ?)`
+		for t, v := range tbl.m {
+			if _, err := tx.Exec(q, id, int64(t), blob(v)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *sqliteStore) CreateObject(o ObjectRecord) (ObjectRecord, error) {
+	o.Owner = strings.ToLower(o.Owner)
+	if o.UniqueID == "" {
+		return ObjectRecord{}, errors.New("store: create object: empty unique id")
+	}
+	if err := checkAttrs(o); err != nil {
+		return ObjectRecord{}, err
+	}
+	var id int64
+	err := s.write(func(tx *txn) error {
+		var err error
+		id, err = createObjectTx(tx, o)
+		return err
+	})
+	if err != nil {
+		return ObjectRecord{}, wrapDB("create object", err)
+	}
+	o.ID, o.Version = id, 1
+	return o, nil
+}
+
+func createObjectTx(tx *txn, o ObjectRecord) (int64, error) {
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM objects WHERE unique_id = ?`, o.UniqueID).Scan(&n); err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		return 0, fmt.Errorf("store: object %q: %w", o.UniqueID, ErrExists)
+	}
+	if o.Owner != "" {
+		if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, o.Owner).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("store: object owner %q: %w", o.Owner, ErrNotFound)
+		}
+	}
+	var id int64
+	if err := tx.QueryRow(`INSERT INTO objects (unique_id, owner, private, version)
+		VALUES (?, ?, ?, 1) RETURNING id`, o.UniqueID, nullOwner(o.Owner), o.Private).Scan(&id); err != nil {
+		return 0, err
+	}
+	return id, insertAttrs(tx, id, o)
+}
+
+func readAttrs(tx *txn, table string, id int64) (map[ck.AttributeType][]byte, error) {
+	rows, err := tx.Query(`SELECT type, value FROM `+table+` WHERE object_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[ck.AttributeType][]byte{}
+	for rows.Next() {
+		var t int64
+		var v []byte
+		if err := rows.Scan(&t, &v); err != nil {
+			return nil, err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		m[ck.AttributeType(t)] = v
+	}
+	return m, rows.Err()
+}
+
+func (s *sqliteStore) Object(id int64) (*ObjectRecord, error) {
+	o := ObjectRecord{ID: id}
+	err := s.read(func(tx *txn) error {
+		var owner sql.NullString
+		err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, id).
+			Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: object %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		o.Owner = owner.String
+		if o.Attrs, err = readAttrs(tx, "attrs", id); err != nil {
+			return err
+		}
+		o.Sealed, err = readAttrs(tx, "sealed", id)
+		return err
+	})
+	if err != nil {
+		return nil, wrapDB("read object", err)
+	}
+	return &o, nil
+}
+
+func (s *sqliteStore) ObjectVersion(id int64) (int64, error) {
+	var v int64
+	err := s.queryRow(`SELECT version FROM objects WHERE id = ?`, id).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("store: object %d: %w", id, ErrNotFound)
+	}
+	return v, wrapDB("read object version", err)
+}
+
+// UpdateObject keeps UniqueID and Owner: sealed values are bound to the
+// UniqueID, and ownership never moves in the CloudHSM model.
+func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, error) {
+	if err := checkAttrs(o); err != nil {
+		return 0, err
+	}
+	var next int64
+	err := s.write(func(tx *txn) error {
+		var cur int64
+		err := tx.QueryRow(`SELECT version FROM objects WHERE id = ?`, o.ID).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: object %d: %w", o.ID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if cur != o.Version {
+			return fmt.Errorf("store: update object %d: version %d, stored %d: %w", o.ID, o.Version, cur, ErrConflict)
+		}
+		for _, stmt := range []string{`DELETE FROM attrs WHERE object_id = ?`, `DELETE FROM sealed WHERE object_id = ?`} {
+			if _, err := tx.Exec(stmt, o.ID); err != nil {
+				return err
+			}
+		}
+		if err := insertAttrs(tx, o.ID, o); err != nil {
+			return err
+		}
+		next = cur + 1
+		_, err = tx.Exec(`UPDATE objects SET private = ?, version = ? WHERE id = ?`, o.Private, next, o.ID)
+		return err
+	})
+	if err != nil {
+		return 0, wrapDB("update object", err)
+	}
+	return next, nil
+}
+
+func (s *sqliteStore) DeleteObject(id int64) error {
+	err := s.write(func(tx *txn) error {
+		r, err := tx.Exec(`DELETE FROM objects WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, fmt.Errorf("store: object %d: %w", id, ErrNotFound))
+	})
+	return wrapDB("delete object", err)
+}
+
+// findSQL builds the query for q: the Match attributes as an INTERSECT of
+// index lookups on attrs(type, value), then the visibility filter on the few
+// objects left. Attribute types are sorted so equal queries give equal SQL.
+func findSQL(q Query) (string, []any) {
+	var b strings.Builder
+	var args []any
+	b.WriteString(`SELECT o.id FROM objects o WHERE `)
+	if len(q.Match) > 0 {
+		types := make([]ck.AttributeType, 0, len(q.Match))
+		for t := range q.Match {
+			types = append(types, t)
+		}
+		sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+		b.WriteString(`o.id IN (`)
+		for i, t := range types {
+			if i > 0 {
+				b.WriteString(` INTERSECT `)
+			}
+			b.WriteString(`SELECT object_id FROM attrs WHERE type = ? AND value = ?`)
+			args = append(args, int64(t), blob(q.Match[t]))
+		}
+		b.WriteString(`) AND `)
+	}
+	viewer := strings.ToLower(q.Viewer)
+	if viewer == "" {
+		b.WriteString(`o.private = 0`)
+	} else {
+		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?))`)
+		args = append(args, viewer, viewer)
+	}
+	b.WriteString(` ORDER BY o.id`)
+	return b.String(), args
+}
+
+func (s *sqliteStore) Find(q Query) ([]int64, error) {
+	query, args := findSQL(q)
+	rows, err := s.query(query, args...)
+	if err != nil {
+		return nil, wrapDB("find", err)
+	}
+	defer rows.Close()
+	ids := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrapDB("find", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, wrapDB("find", rows.Err())
+}
+
+func (s *sqliteStore) CountOwned(owner string) (int, error) {
+	var n int
+	err := s.queryRow(`SELECT count(*) FROM objects WHERE owner = ?`, strings.ToLower(owner)).Scan(&n)
+	return n, wrapDB("count owned", err)
+}
+
+// --- shares ---
+
+func objectAndUserExist(tx *txn, id int64, user string) error {
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM objects WHERE id = ?`, id).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("store: object %d: %w", id, ErrNotFound)
+	}
+	if user == "" {
+		return nil
+	}
+	if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, user).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("store: user %q: %w", user, ErrNotFound)
+	}
+	return nil
+}
+
+// Share returns ErrExists when the object is already shared with user.
+func (s *sqliteStore) Share(id int64, user string) error {
+	user = strings.ToLower(user)
+	err := s.write(func(tx *txn) error {
+		if err := objectAndUserExist(tx, id, user); err != nil {
+			return err
+		}
+		r, err := tx.Exec(`INSERT OR IGNORE INTO shares (object_id, user) VALUES (?, ?)`, id, user)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, fmt.Errorf("store: object %d already shared with %q: %w", id, user, ErrExists))
+	})
+	return wrapDB("share", err)
+}
+
+func (s *sqliteStore) Unshare(id int64, user string) error {
+	user = strings.ToLower(user)
+	err := s.write(func(tx *txn) error {
+		r, err := tx.Exec(`DELETE FROM shares WHERE object_id = ? AND user = ?`, id, user)
+		if err != nil {
+			return err
+		}
+		return mustAffect(r, fmt.Errorf("store: object %d not shared with %q: %w", id, user, ErrNotFound))
+	})
+	return wrapDB("unshare", err)
+}
+
+func (s *sqliteStore) SharedWith(id int64) ([]string, error) {
+	users := []string{}
+	err := s.read(func(tx *txn) error {
+		if err := objectAndUserExist(tx, id, ""); err != nil {
+			return err
+		}
+		rows, err := tx.Query(`SELECT user FROM shares WHERE object_id = ? ORDER BY user`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u string
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			users = append(users, u)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapDB("list shares", err)
+	}
+	return users, nil
+}

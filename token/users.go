@@ -1,0 +1,208 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// User is a token user as the management interface shows it.
+type User struct {
+	Name     string `json:"username"`
+	Role     string `json:"role"` // "crypto-officer" or "crypto-user" (CloudHSM CLI: admin / crypto-user)
+	Locked   bool   `json:"locked"`
+	Failures int    `json:"failed_logins"`
+	HasPIN   bool   `json:"password_set"`
+}
+
+// RoleString names a role as the CLI and JSON output do.
+func RoleString(r store.Role) string {
+	if r == store.RoleCO {
+		return "crypto-officer"
+	}
+	return "crypto-user"
+}
+
+// ParseRole parses "crypto-officer"/"co"/"admin" or "crypto-user"/"cu".
+func ParseRole(s string) (store.Role, error) {
+	switch strings.ToLower(s) {
+	case "crypto-officer", "co", "admin", "so":
+		return store.RoleCO, nil
+	case "crypto-user", "cu", "user":
+		return store.RoleCU, nil
+	}
+	return 0, fmt.Errorf("token: role %q: want crypto-officer or crypto-user: %w", s, ck.CKR_ARGUMENTS_BAD)
+}
+
+// Users lists the token's users (no login needed, as CloudHSM's user list).
+func (m *Module) Users(h ck.ULong) ([]User, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	us, err := se.slot.st.Users()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make([]User, len(us))
+	for i, u := range us {
+		out[i] = User{Name: u.Name, Role: RoleString(u.Role), Locked: u.Locked, Failures: u.FailedLogins, HasPIN: len(u.WrappedKey) > 0}
+	}
+	return out, nil
+}
+
+// CreateUser creates a user (crypto officer only).
+func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	name = strings.ToLower(name)
+	if err := checkUserName(name); err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actManageUsers); err != nil {
+		return err
+	}
+	if _, err := s.st.User(name); err == nil {
+		return fmt.Errorf("token: user %q exists: %w", name, ck.CKR_ARGUMENTS_BAD)
+	}
+	if err := s.checkPINLen(password); err != nil {
+		return err
+	}
+	u, err := s.newUserRecord(name, role, password, s.login.tokenKey)
+	if err != nil {
+		return err
+	}
+	if err := s.st.CreateUser(u); err != nil {
+		return storeErr(err)
+	}
+	s.m.log.Info("gohsm: user created", "slot", s.cfg.ID, "user", name, "role", roleName(role))
+	return nil
+}
+
+// DeleteUser deletes a user (crypto officer only). Users who own objects,
+// and the logged-in user, cannot be deleted.
+func (m *Module) DeleteUser(h ck.ULong, name string) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	name = strings.ToLower(name)
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actManageUsers); err != nil {
+		return err
+	}
+	if s.login.user == name {
+		return fmt.Errorf("token: user %q is logged in: %w", name, ck.CKR_ACTION_PROHIBITED)
+	}
+	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+	}
+	if err := s.st.DeleteUser(name); err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return fmt.Errorf("token: user %q owns objects: %w", name, ck.CKR_ACTION_PROHIBITED)
+		}
+		return storeErr(err)
+	}
+	return nil
+}
+
+// ChangePassword sets a user's password: a crypto officer may set anyone's
+// (which also unlocks a locked user); a crypto user only its own.
+func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	name = strings.ToLower(name)
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.login == nil {
+		return fmt.Errorf("token: change password: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if s.login.role != store.RoleCO && s.login.user != name {
+		return fmt.Errorf("token: a crypto user may change only its own password: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	u, err := s.st.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	return s.setPasswordLocked(name, u.Role, password, false)
+}
+
+// Share shares a key with another crypto user (owner only).
+func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	user = strings.ToLower(user)
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actCreateKey); err != nil {
+		return err
+	}
+	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	if err != nil {
+		return err
+	}
+	if !o.token {
+		return fmt.Errorf("token: only token objects can be shared: %w", ck.CKR_ACTION_PROHIBITED)
+	}
+	if o.owner != s.login.user {
+		return fmt.Errorf("token: object %d belongs to %q: %w", obj, o.owner, ck.CKR_ACTION_PROHIBITED)
+	}
+	u, err := s.st.User(user)
+	if err != nil || u.Role != store.RoleCU {
+		return fmt.Errorf("token: no crypto user %q: %w", user, ck.CKR_ARGUMENTS_BAD)
+	}
+	if user == o.owner {
+		return fmt.Errorf("token: %q owns the object: %w", user, ck.CKR_ARGUMENTS_BAD)
+	}
+	if share {
+		err = s.st.Share(int64(obj), user)
+	} else {
+		err = s.st.Unshare(int64(obj), user)
+	}
+	if err != nil {
+		return storeErr(err)
+	}
+	delete(s.objs, obj)
+	return nil
+}
+
+// LoggedInUser names the slot's logged-in user ("" when none).
+func (s *Slot) LoggedInUser() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.login == nil {
+		return ""
+	}
+	return s.login.user
+}
+
+// Object returns a visible object by handle, for the management interface.
+func (m *Module) Object(h, obj ck.ULong) (*Object, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return nil, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+}
