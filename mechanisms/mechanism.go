@@ -25,12 +25,12 @@ import (
 type ParamKind int
 
 const (
-	ParamNone ParamKind = iota // no parameter (pParameter must be NULL / ulParameterLen 0)
-	ParamGCM                   // CK_GCM_PARAMS -> *GCMParams
-	ParamPSS                   // CK_RSA_PKCS_PSS_PARAMS -> *PSSParams
-	ParamOAEP                  // CK_RSA_PKCS_OAEP_PARAMS -> *OAEPParams
-	ParamIV                    // a plain byte string, e.g. an IV -> []byte
-	ParamBytes                 // any other plain byte string -> []byte
+	ParamNone  ParamKind = iota // no parameter (pParameter must be NULL / ulParameterLen 0)
+	ParamGCM                    // CK_GCM_PARAMS -> *GCMParams
+	ParamPSS                    // CK_RSA_PKCS_PSS_PARAMS -> *PSSParams
+	ParamOAEP                   // CK_RSA_PKCS_OAEP_PARAMS -> *OAEPParams
+	ParamIV                     // a plain byte string, e.g. an IV -> []byte
+	ParamBytes                  // any other plain byte string -> []byte
 )
 
 // GCMParams is CK_GCM_PARAMS decoded.

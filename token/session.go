@@ -32,11 +32,11 @@ func (se *Session) Slot() *Slot { return se.slot }
 type action int
 
 const (
-	actUseKey      action = iota // crypto with a key: encrypt, decrypt, sign, verify, digest
-	actCreateKey                 // generate, create, copy keys
-	actWriteToken                // create, modify or destroy a token object
-	actCreatePublic              // create a non-key object (data, certificate)
-	actManageUsers               // C_InitPIN
+	actUseKey       action = iota // crypto with a key: encrypt, decrypt, sign, verify, digest
+	actCreateKey                  // generate, create, copy keys
+	actWriteToken                 // create, modify or destroy a token object
+	actCreatePublic               // create a non-key object (data, certificate)
+	actManageUsers                // C_InitPIN
 	numActions
 )
 
@@ -64,7 +64,7 @@ var permissions = map[ck.State][numActions]ck.RV{
 		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
 	},
 	ck.CKS_RW_SO_FUNCTIONS: {
-		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
+		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_USER_NOT_LOGGED_IN,
 		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
 	},
 }

@@ -1,0 +1,80 @@
+// Package layering checks gohsm's import direction:
+// pkcs11 -> token -> mechanisms -> internal/ck, never back, and that only
+// pkcs11 (and test drivers) use cgo.
+package layering
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	CgoFiles   []string
+}
+
+// rank orders the layers: a package may import only packages of a lower
+// rank (or its own subpackages' rank, e.g. token -> token/attrs).
+func rank(path string) int {
+	switch {
+	case path == "gohsm/internal/ck" || strings.HasPrefix(path, "gohsm/internal/ck/"):
+		return 0
+	case path == "gohsm/mechanisms":
+		return 1
+	case path == "gohsm/token/store", path == "gohsm/token/attrs":
+		return 2
+	case path == "gohsm/token":
+		return 3
+	case path == "gohsm/pkcs11":
+		return 4
+	}
+	return -1 // commands and tests sit above everything
+}
+
+func TestImportDirection(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "gohsm/...").Output()
+	require.NoError(t, err)
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for dec.More() {
+		var p pkg
+		require.NoError(t, dec.Decode(&p))
+		seen++
+		r := rank(p.ImportPath)
+		if r < 0 {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, "gohsm/") {
+				continue
+			}
+			ir := rank(imp)
+			if ir < 0 || ir >= r {
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports must go pkcs11 -> token -> mechanisms -> internal/ck", p.ImportPath, r, imp, ir)
+			}
+		}
+		if len(p.CgoFiles) > 0 && p.ImportPath != "gohsm/pkcs11" {
+			t.Errorf("%s uses cgo; only gohsm/pkcs11 may", p.ImportPath)
+		}
+	}
+	require.Greater(t, seen, 5, "go list found too few packages")
+}
+
+// TestRanksCoverLayers makes sure a new package under a layer directory is
+// placed deliberately rather than silently exempt.
+func TestRanksCoverLayers(t *testing.T) {
+	out, err := exec.Command("go", "list", "gohsm/...").Output()
+	require.NoError(t, err)
+	for _, p := range strings.Fields(string(out)) {
+		for _, layer := range []string{"gohsm/mechanisms", "gohsm/token", "gohsm/pkcs11", "gohsm/internal/ck"} {
+			if strings.HasPrefix(p, layer) && rank(p) < 0 {
+				t.Errorf("package %s has no layer rank: add it to rank()", p)
+			}
+		}
+	}
+}
