@@ -297,6 +297,21 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 	return CKR_FUNCTION_NOT_PARALLEL;
 }
 
+/*
+ * C_GetInfo reached through the 2.40 list reports Cryptoki 2.40: a client
+ * that asked for the 2.40 interface (C_GetFunctionList) gets the version of
+ * the interface it uses; the 3.0 list reports 3.0.
+ */
+static CK_RV gohsm_GetInfo_2_40(CK_INFO_PTR pInfo)
+{
+	CK_RV rv = C_GetInfo(pInfo);
+	if (rv == CKR_OK) {
+		pInfo->cryptokiVersion.major = 2;
+		pInfo->cryptokiVersion.minor = 40;
+	}
+	return rv;
+}
+
 /* ---- the lists themselves --------------------------------------------- */
 
 /*
@@ -304,10 +319,10 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
  * this file. The 2.40 list holds the 68 functions of CK_FUNCTION_LIST;
  * the 3.0 list adds the 24 of CK_FUNCTION_LIST_3_0 (v3.0 section 3.6).
  */
-#define GOHSM_LIST_2_40_FIELDS                                              \
+#define GOHSM_LIST_2_40_FIELDS(getinfo)                                     \
 	.C_Initialize = C_Initialize,                                       \
 	.C_Finalize = C_Finalize,                                           \
-	.C_GetInfo = C_GetInfo,                                             \
+	.C_GetInfo = getinfo,                                               \
 	.C_GetFunctionList = C_GetFunctionList,                             \
 	.C_GetSlotList = C_GetSlotList,                                     \
 	.C_GetSlotInfo = C_GetSlotInfo,                                     \
@@ -376,12 +391,12 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 
 static CK_FUNCTION_LIST gohsm_function_list_2_40 = {
 	.version = { 2, 40 },
-	GOHSM_LIST_2_40_FIELDS,
+	GOHSM_LIST_2_40_FIELDS(gohsm_GetInfo_2_40),
 };
 
 static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0 = {
 	.version = { 3, 0 },
-	GOHSM_LIST_2_40_FIELDS,
+	GOHSM_LIST_2_40_FIELDS(C_GetInfo),
 	.C_GetInterfaceList = C_GetInterfaceList,
 	.C_GetInterface = C_GetInterface,
 	.C_LoginUser = C_LoginUser,

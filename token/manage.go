@@ -1,0 +1,106 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// Token-level management for the gohsm CLI: operations that have no Cryptoki
+// function.
+
+// DeleteToken removes the slot's token so that the slot holds an
+// uninitialised token again (C_InitToken can then create a new one). pin
+// must authenticate one of the token's crypto officers ("name:password", or
+// a password for "admin"); a wrong password counts towards the lockout.
+//
+// The token's files are removed, so the slot must have no open session in
+// this process (CKR_SESSION_EXISTS), and no other process may have the token
+// open: a process holding SQLite's shared-memory lock on it makes the call
+// fail with CKR_SESSION_EXISTS, with the token left as it was.
+func (s *Slot) DeleteToken(pin []byte) error {
+	name, password := splitPIN(pin, store.RoleCO)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) > 0 {
+		return fmt.Errorf("token: delete token: %w", ck.CKR_SESSION_EXISTS)
+	}
+	if _, err := s.st.Token(); errors.Is(err, store.ErrNotInitialized) {
+		return fmt.Errorf("token: delete token: slot %d: %w", s.cfg.ID, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	} else if err != nil {
+		return storeErr(err)
+	}
+	tk, err := s.authenticate(name, store.RoleCO, password)
+	if err != nil {
+		return err
+	}
+	clear(tk)
+
+	// Our own connections must be gone before probing the lock: closing the
+	// probe's descriptor would drop this process's SQLite locks on the file.
+	if err := s.st.Close(); err != nil {
+		return s.reopenAfter(storeErr(err))
+	}
+	dbPath := filepath.Join(s.cfg.Dir, store.DBName)
+	if pid, err := shmHolder(dbPath + "-shm"); err != nil {
+		return s.reopenAfter(fmt.Errorf("token: delete token: %v: %w", err, ck.CKR_DEVICE_ERROR))
+	} else if pid != 0 {
+		return s.reopenAfter(fmt.Errorf("token: delete token: in use by process %d: %w", pid, ck.CKR_SESSION_EXISTS))
+	}
+	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return s.reopenAfter(fmt.Errorf("token: delete token: %v: %w", err, ck.CKR_DEVICE_ERROR))
+		}
+	}
+	if err := s.reopenAfter(nil); err != nil {
+		return err
+	}
+	s.m.log.Info("gohsm: token deleted", "slot", s.cfg.ID, "officer", name)
+	return nil
+}
+
+// reopenAfter reopens the slot's store (empty if its files were removed)
+// and drops every cache of the old one; it returns cause, or the reopening
+// error when there is no cause. s.mu must be held.
+func (s *Slot) reopenAfter(cause error) error {
+	st, err := store.Open(s.cfg.Dir, store.Options{Sync: s.m.cfg.Sync})
+	if err != nil {
+		// The slot keeps its closed store: every later call fails with
+		// CKR_DEVICE_ERROR rather than touching a half-removed token.
+		return errors.Join(cause, storeErr(err))
+	}
+	s.st = st
+	s.objs = map[ck.ULong]*Object{}
+	s.keys = map[ck.ULong]cachedKey{}
+	s.gen = 0
+	s.lastUser = map[store.Role]string{}
+	return cause
+}
+
+// shmHolder returns the ID of a process holding a lock on SQLite's
+// wal-index file (every connection to a WAL database keeps a shared lock on
+// its "DMS" byte while open), or 0 when none does or the file is missing.
+// Only other processes' locks are reported (F_GETLK ignores the caller's).
+func shmHolder(path string) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0} // the whole file
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil {
+		return 0, fmt.Errorf("probe %s: %w", filepath.Base(path), err)
+	}
+	if lk.Type == syscall.F_UNLCK {
+		return 0, nil
+	}
+	return int(lk.Pid), nil
+}
