@@ -212,9 +212,13 @@ func singlePart(op *operation) error {
 	return nil
 }
 
+// multiPart rejects C_*Update/C_*Final for single-part mechanisms (raw RSA,
+// PSS, raw ECDSA) with CKR_FUNCTION_NOT_SUPPORTED, the code clients read as
+// "this mechanism has no multi-part form" (pkcs11-tool --test does); the
+// operation ends like after any other error.
 func multiPart(op *operation) error {
 	if op.mech.SinglePart {
-		return fmt.Errorf("token: %v is single-part only: %w", op.mech.Type, ck.CKR_MECHANISM_INVALID)
+		return fmt.Errorf("token: %v is single-part only: %w", op.mech.Type, ck.CKR_FUNCTION_NOT_SUPPORTED)
 	}
 	op.multi = true
 	return nil

@@ -357,3 +357,22 @@ func TestConfigErrors(t *testing.T) {
 	require.Equal(t, ck.ULong(2), c.Slots[1].ID)
 	require.True(t, bytes.Equal([]byte(c.Slots[0].Label), []byte("a")))
 }
+
+// TestSinglePartRejectsUpdate: raw ECDSA has no multi-part form; the
+// update fails with CKR_FUNCTION_NOT_SUPPORTED and ends the operation.
+func TestSinglePartRejectsUpdate(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	_, priv := ecKeyPair(t, m, h, "raw")
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA}, priv))
+	require.ErrorIs(t, m.SignUpdate(h, []byte("x")), ck.CKR_FUNCTION_NOT_SUPPORTED)
+	_, err := m.Sign(h, make([]byte, 32), Out{Buf: make([]byte, 64)})
+	require.ErrorIs(t, err, ck.CKR_OPERATION_NOT_INITIALIZED)
+	// The multi-part form works for the hashing mechanism.
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA_SHA256}, priv))
+	require.NoError(t, m.SignUpdate(h, []byte("x")))
+	n, err := m.SignFinal(h, Out{Buf: make([]byte, 64)})
+	require.NoError(t, err)
+	require.Equal(t, 64, n)
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"gohsm/internal/ck"
+	"gohsm/token"
+)
+
+// commands is the command table. A command is a path of words, a synopsis,
+// the login it needs and a setup that defines its flags and returns its run
+// function; adding a command (or a CloudHSM-CLI-shaped alias) is adding a
+// row.
+var commands = []command{
+	{path: []string{"token", "init"}, args: "--label L [--yes]", need: needNone,
+		help: "initialise the slot's token; the PIN becomes its first crypto officer", setup: tokenInit},
+	{path: []string{"token", "list"}, need: needNone,
+		help: "list the slots and their tokens", setup: tokenList},
+	{path: []string{"token", "delete"}, args: "--yes", need: needCO,
+		help: "delete the slot's token (every user and key) so that it is uninitialised", setup: tokenDelete},
+
+	{path: []string{"user", "list"}, need: needNone,
+		help: "list the token's users (no login)", setup: userList},
+	{path: []string{"user", "create"}, args: "--username U --role crypto-user|crypto-officer --password P", need: needCO,
+		help: "create a user (as a crypto officer)", setup: userCreate},
+	{path: []string{"user", "delete"}, args: "--username U", need: needCO,
+		help: "delete a user that owns no keys (as a crypto officer)", setup: userDelete},
+	{path: []string{"user", "change-password"}, args: "--username U --password P", need: needAny,
+		help: "set a password: a crypto officer any user's (this also unlocks it), a crypto user its own", setup: userChangePassword},
+
+	{path: []string{"key", "list"}, args: "[--label L]", need: needCU,
+		help: "list the keys a crypto user sees: its own, those shared with it, public ones", setup: keyList},
+	{path: []string{"key", "generate", "aes"}, args: "--bits 128|192|256 --label L [--id HEX] [--session]", need: needCU,
+		help: "generate an AES key", setup: keyGenerateAES},
+	{path: []string{"key", "generate", "ec"}, args: "--curve P-256|P-384 --label L [--id HEX] [--session]", need: needCU,
+		help: "generate an EC key pair", setup: keyGenerateEC},
+	{path: []string{"key", "generate", "rsa"}, args: "--bits 2048|3072|4096 --label L [--id HEX] [--session]", need: needCU,
+		help: "generate an RSA key pair (public exponent 65537)", setup: keyGenerateRSA},
+	{path: []string{"key", "delete"}, args: "--handle H | --label L [--class C]", need: needCU,
+		help: "delete a key the crypto user owns", setup: keyDelete},
+	{path: []string{"key", "share"}, args: "--handle H | --label L [--class C] --username U", need: needCU,
+		help: "share an owned key with another crypto user, who may use it", setup: keyShare(true)},
+	{path: []string{"key", "unshare"}, args: "--handle H | --label L [--class C] --username U", need: needCU,
+		help: "stop sharing an owned key with a crypto user", setup: keyShare(false)},
+}
+
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// --- token ---
+
+func tokenInit(fs *flag.FlagSet) func(*env) error {
+	label := fs.String("label", "", "token `label` (up to 32 bytes)")
+	yes := fs.Bool("yes", false, "re-initialise an initialised token, erasing every user and key")
+	return func(e *env) error {
+		if *label == "" {
+			return usagef("--label is required")
+		}
+		if len(*label) > 32 {
+			return usagef("--label: at most 32 bytes (CK_TOKEN_INFO.label)")
+		}
+		pin, err := e.pin()
+		if err != nil {
+			return err
+		}
+		s, err := e.slot()
+		if err != nil {
+			return err
+		}
+		ti, err := s.TokenInfo()
+		if err != nil {
+			return err
+		}
+		if ti.Flags&ck.CKF_TOKEN_INITIALIZED != 0 && !*yes {
+			return fmt.Errorf("slot %d holds token %q: re-initialising erases every user and key; pass --yes", s.ID(), ti.Label)
+		}
+		if err := s.InitToken(pin, *label); err != nil {
+			return err
+		}
+		if ti, err = s.TokenInfo(); err != nil {
+			return err
+		}
+		officer, _, named := strings.Cut(string(pin), ":")
+		if !named {
+			officer = token.DefaultCO
+		}
+		officer = strings.ToLower(officer)
+		return e.emit(map[string]any{"slot": s.ID(), "label": ti.Label, "serial": ti.SerialNumber, "crypto_officer": officer},
+			func(w io.Writer) {
+				fmt.Fprintf(w, "initialised token %q in slot %d (serial %s), crypto officer %q\n", ti.Label, s.ID(), ti.SerialNumber, officer)
+			})
+	}
+}
+
+// tokenFlags names the CK_TOKEN_INFO flags worth showing.
+var tokenFlags = []struct {
+	f    ck.ULong
+	name string
+}{
+	{ck.CKF_TOKEN_INITIALIZED, "initialized"},
+	{ck.CKF_LOGIN_REQUIRED, "login-required"},
+	{ck.CKF_USER_PIN_INITIALIZED, "user-pin-initialized"},
+	{ck.CKF_USER_PIN_COUNT_LOW, "user-pin-count-low"},
+	{ck.CKF_USER_PIN_FINAL_TRY, "user-pin-final-try"},
+	{ck.CKF_USER_PIN_LOCKED, "user-pin-locked"},
+	{ck.CKF_SO_PIN_COUNT_LOW, "so-pin-count-low"},
+	{ck.CKF_SO_PIN_FINAL_TRY, "so-pin-final-try"},
+	{ck.CKF_SO_PIN_LOCKED, "so-pin-locked"},
+}
+
+type tokenRow struct {
+	Slot        ck.ULong `json:"slot"`
+	Label       string   `json:"label"`
+	Serial      string   `json:"serial"`
+	Model       string   `json:"model"`
+	Initialized bool     `json:"initialized"`
+	Users       int      `json:"users"`
+	LockedUsers []string `json:"locked_users"`
+	Flags       []string `json:"flags"`
+	Dir         string   `json:"dir"`
+}
+
+func tokenList(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		m, err := e.module()
+		if err != nil {
+			return err
+		}
+		ids := m.SlotIDs()
+		if e.g.slotSet {
+			ids = []ck.ULong{e.g.slot}
+		}
+		rows := []tokenRow{}
+		for _, id := range ids {
+			s, err := m.Slot(id)
+			if err != nil {
+				return err
+			}
+			ti, err := s.TokenInfo()
+			if err != nil {
+				return err
+			}
+			r := tokenRow{Slot: id, Label: ti.Label, Serial: ti.SerialNumber, Model: ti.Model,
+				Initialized: ti.Flags&ck.CKF_TOKEN_INITIALIZED != 0, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir}
+			for _, f := range tokenFlags {
+				if ti.Flags&f.f != 0 {
+					r.Flags = append(r.Flags, f.name)
+				}
+			}
+			if r.Initialized {
+				h, err := m.OpenSession(id, ck.CKF_SERIAL_SESSION)
+				if err != nil {
+					return err
+				}
+				users, err := m.Users(h)
+				m.CloseSession(h)
+				if err != nil {
+					return err
+				}
+				r.Users = len(users)
+				for _, u := range users {
+					if u.Locked {
+						r.LockedUsers = append(r.LockedUsers, u.Name)
+					}
+				}
+			}
+			rows = append(rows, r)
+		}
+		return e.emit(map[string]any{"slots": rows}, func(w io.Writer) {
+			var t [][]string
+			for _, r := range rows {
+				label, serial, users := r.Label, r.Serial, fmt.Sprint(r.Users)
+				if !r.Initialized {
+					label, serial, users = "(uninitialised)", "-", "-"
+				}
+				t = append(t, []string{fmt.Sprint(r.Slot), label, serial, users,
+					orDash(strings.Join(r.LockedUsers, ",")), orDash(strings.Join(r.Flags, ","))})
+			}
+			table(w, "SLOT\tLABEL\tSERIAL\tUSERS\tLOCKED\tFLAGS", t)
+		})
+	}
+}
+
+func tokenDelete(fs *flag.FlagSet) func(*env) error {
+	yes := fs.Bool("yes", false, "confirm: every user and key of the token is erased")
+	return func(e *env) error {
+		if !*yes {
+			return usagef("deleting a token erases every user and key: pass --yes")
+		}
+		pin, err := e.pin()
+		if err != nil {
+			return err
+		}
+		s, err := e.slot()
+		if err != nil {
+			return err
+		}
+		if err := s.DeleteToken(pin); err != nil {
+			return err
+		}
+		return e.emit(map[string]any{"slot": s.ID()}, func(w io.Writer) {
+			fmt.Fprintf(w, "deleted the token of slot %d\n", s.ID())
+		})
+	}
+}
+
+// --- user ---
+
+func userList(fs *flag.FlagSet) func(*env) error {
+	return func(e *env) error {
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		users, err := e.m.Users(h)
+		if err != nil {
+			return err
+		}
+		return e.emit(map[string]any{"users": users}, func(w io.Writer) {
+			var t [][]string
+			for _, u := range users {
+				t = append(t, []string{u.Name, u.Role, fmt.Sprint(u.Locked), fmt.Sprint(u.Failures), fmt.Sprint(u.HasPIN)})
+			}
+			table(w, "USERNAME\tROLE\tLOCKED\tFAILED-LOGINS\tPASSWORD-SET", t)
+		})
+	}
+}
+
+func userCreate(fs *flag.FlagSet) func(*env) error {
+	name := fs.String("username", "", "user `name` (letters, digits, underscore; up to 31)")
+	roleS := fs.String("role", "", "crypto-user or crypto-officer")
+	password := fs.String("password", "", "the new user's `password`")
+	return func(e *env) error {
+		if *name == "" || *roleS == "" || *password == "" {
+			return usagef("--username, --role and --password are required")
+		}
+		role, err := token.ParseRole(*roleS)
+		if err != nil {
+			return usagef("--role %q: want crypto-user or crypto-officer", *roleS)
+		}
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		if err := e.m.CreateUser(h, *name, role, []byte(*password)); err != nil {
+			return err
+		}
+		n, r := strings.ToLower(*name), token.RoleString(role)
+		return e.emit(map[string]any{"username": n, "role": r}, func(w io.Writer) {
+			fmt.Fprintf(w, "created %s %q\n", r, n)
+		})
+	}
+}
+
+func userDelete(fs *flag.FlagSet) func(*env) error {
+	name := fs.String("username", "", "user `name`")
+	return func(e *env) error {
+		if *name == "" {
+			return usagef("--username is required")
+		}
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		if err := e.m.DeleteUser(h, *name); err != nil {
+			return err
+		}
+		n := strings.ToLower(*name)
+		return e.emit(map[string]any{"username": n}, func(w io.Writer) {
+			fmt.Fprintf(w, "deleted user %q\n", n)
+		})
+	}
+}
+
+func userChangePassword(fs *flag.FlagSet) func(*env) error {
+	name := fs.String("username", "", "user `name`")
+	password := fs.String("password", "", "the new `password`")
+	return func(e *env) error {
+		if *name == "" || *password == "" {
+			return usagef("--username and --password are required")
+		}
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		if err := e.m.ChangePassword(h, *name, []byte(*password)); err != nil {
+			return err
+		}
+		n := strings.ToLower(*name)
+		return e.emit(map[string]any{"username": n}, func(w io.Writer) {
+			fmt.Fprintf(w, "changed the password of %q\n", n)
+		})
+	}
+}

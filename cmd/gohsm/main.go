@@ -1,0 +1,476 @@
+// Command gohsm manages gohsm tokens: it initialises and deletes tokens,
+// manages crypto officers and crypto users, and generates, lists, shares and
+// deletes keys. It works on the same token store as libgohsm.so, through
+// package token (never through the C library), so it builds with
+// CGO_ENABLED=0.
+//
+//	gohsm [global flags] <command> [flags]
+//
+// Global flags (accepted before or after the command):
+//
+//	--config FILE     configuration file (default: $GOHSM_CONF, XDG, /etc, embedded default)
+//	--slot N          slot ID (default: the first slot)
+//	--pin NAME:PASS   login PIN (default: $GOHSM_PIN); a bare password names
+//	                  "admin" (crypto officer) or "user" (crypto user)
+//	--json            machine output: {"error_code":0,"data":...}
+//
+// Exit status: 0 on success, 1 on error (one line on standard error), 2 on
+// a usage error.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"gohsm/internal/ck"
+	"gohsm/token"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// globals are the flags every command accepts.
+type globals struct {
+	config  string
+	slot    ck.ULong
+	slotSet bool
+	pin     string
+	json    bool
+}
+
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.config, "config", g.config, "configuration `file` (default: $GOHSM_CONF, XDG, /etc, embedded)")
+	fs.Func("slot", "slot `ID` (default: the first slot)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return fmt.Errorf("not a slot number")
+		}
+		g.slot, g.slotSet = ck.ULong(n), true
+		return nil
+	})
+	fs.StringVar(&g.pin, "pin", g.pin, "login `name:password` (default: $GOHSM_PIN)")
+	fs.BoolVar(&g.json, "json", g.json, "machine-readable JSON output")
+}
+
+// usageError is a mistake in the command line: exit status 2 and the
+// command's usage line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// need is the login a command requires; it also words the explanation of
+// CKR_USER_NOT_LOGGED_IN.
+type need int
+
+const (
+	needNone need = iota
+	needCO        // crypto officer
+	needCU        // crypto user
+	needAny       // crypto officer, or a crypto user acting on itself
+)
+
+// command is one row of the command table. setup defines the command's own
+// flags on fs and returns the function that runs it; the flags are parsed
+// between the two.
+type command struct {
+	path  []string
+	args  string // synopsis after the path
+	help  string
+	need  need
+	setup func(fs *flag.FlagSet) func(e *env) error
+}
+
+func (c *command) name() string { return strings.Join(c.path, " ") }
+
+func (c *command) usageLine() string {
+	s := "usage: gohsm " + c.name()
+	if c.args != "" {
+		s += " " + c.args
+	}
+	return s
+}
+
+// run is the whole CLI: main only exits with its result, and tests call it
+// in-process.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	g := &globals{}
+	e := &env{g: g, stdout: stdout, stderr: stderr}
+	defer func() {
+		if r := recover(); r != nil {
+			code = e.fail(fmt.Errorf("internal error: %v", r), nil)
+		}
+	}()
+	defer e.close()
+
+	gfs := newFlagSet("gohsm")
+	g.register(gfs)
+	if err := gfs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout)
+			return exitOK
+		}
+		return e.fail(usagef("%v", err), nil)
+	}
+	rest := gfs.Args()
+	if len(rest) == 0 {
+		return e.fail(usagef("missing command"), nil)
+	}
+	if rest[0] == "help" {
+		printHelp(stdout)
+		return exitOK
+	}
+	cmd := lookup(rest)
+	if cmd == nil {
+		return e.fail(unknownCommand(rest), nil)
+	}
+	e.cmd = cmd
+	fs := newFlagSet(cmd.name())
+	g.register(fs)
+	runCmd := cmd.setup(fs)
+	if err := fs.Parse(rest[len(cmd.path):]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printCommandHelp(stdout, cmd, fs)
+			return exitOK
+		}
+		return e.fail(usagef("%v", err), cmd)
+	}
+	if fs.NArg() > 0 {
+		return e.fail(usagef("unexpected argument %q", fs.Arg(0)), cmd)
+	}
+	if err := runCmd(e); err != nil {
+		return e.fail(err, cmd)
+	}
+	return exitOK
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported by fail, help by printCommandHelp
+	return fs
+}
+
+// lookup finds the command whose path is the longest prefix of args.
+func lookup(args []string) *command {
+	var best *command
+	for i := range commands {
+		c := &commands[i]
+		if len(c.path) > len(args) || best != nil && len(c.path) <= len(best.path) {
+			continue
+		}
+		match := true
+		for j, w := range c.path {
+			if args[j] != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			best = c
+		}
+	}
+	return best
+}
+
+// unknownCommand words the error for args that name no command: a group
+// ("gohsm key") lists its subcommands.
+func unknownCommand(args []string) error {
+	for n := len(args); n > 0; n-- {
+		var subs []string
+		for _, c := range commands {
+			if len(c.path) > n && strings.Join(c.path[:n], " ") == strings.Join(args[:n], " ") {
+				if w := c.path[n]; len(subs) == 0 || subs[len(subs)-1] != w {
+					subs = append(subs, w)
+				}
+			}
+		}
+		if len(subs) > 0 {
+			group := strings.Join(args[:n], " ")
+			if n == len(args) {
+				return usagef("%s: missing subcommand (one of: %s)", group, strings.Join(subs, ", "))
+			}
+			return usagef("%s: unknown subcommand %q (one of: %s)", group, args[n], strings.Join(subs, ", "))
+		}
+	}
+	return usagef("unknown command %q", args[0])
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N] [--pin NAME:PASSWORD] [--json] <command> [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-40s %s\n", c.name()+" "+c.args, c.help)
+	}
+	fmt.Fprintln(w, "\nThe PIN comes from --pin or $GOHSM_PIN. 'gohsm <command> -h' shows a command's flags.")
+}
+
+func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintln(w, c.usageLine())
+	fmt.Fprintf(w, "\n%s\n\nflags:\n", c.help)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// env is what a command runs with: the parsed global flags, the outputs and
+// the module, opened on first use.
+type env struct {
+	g              *globals
+	cmd            *command
+	stdout, stderr io.Writer
+	m              *token.Module
+}
+
+func (e *env) close() {
+	if e.m != nil {
+		e.m.Close()
+		e.m = nil
+	}
+}
+
+// module loads the configuration and opens the module.
+func (e *env) module() (*token.Module, error) {
+	if e.m != nil {
+		return e.m, nil
+	}
+	var cfg *token.Config
+	var err error
+	if e.g.config != "" {
+		// Read the file here: token.LoadConfig takes text containing '='
+		// for configuration text, and a path may contain '='.
+		b, rerr := os.ReadFile(e.g.config)
+		if rerr != nil {
+			return nil, fmt.Errorf("config: %w", rerr)
+		}
+		cfg, err = token.ParseConfig(string(b), e.g.config)
+	} else {
+		cfg, err = token.LoadConfig("")
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The CLI reports errors itself, on one line; the module's log goes to
+	// the configured log file only, never to the terminal.
+	if cfg.LogFile == "" {
+		cfg.LogFile = os.DevNull
+	}
+	m, err := token.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.m = m
+	return m, nil
+}
+
+// slot returns the selected slot (--slot, else the first).
+func (e *env) slot() (*token.Slot, error) {
+	m, err := e.module()
+	if err != nil {
+		return nil, err
+	}
+	if e.g.slotSet {
+		return m.Slot(e.g.slot)
+	}
+	ids := m.SlotIDs()
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("configuration has no slot")
+	}
+	return m.Slot(ids[0])
+}
+
+// pin returns the login PIN from --pin or $GOHSM_PIN. There is no prompt:
+// the CLI runs in scripts and CI.
+func (e *env) pin() ([]byte, error) {
+	if e.g.pin != "" {
+		return []byte(e.g.pin), nil
+	}
+	if p := os.Getenv("GOHSM_PIN"); p != "" {
+		return []byte(p), nil
+	}
+	return nil, usagef("needs --pin NAME:PASSWORD or $GOHSM_PIN")
+}
+
+// session opens a read-write session on the selected slot and logs in as
+// the command needs. The session ends when the module closes.
+func (e *env) session() (ck.ULong, error) {
+	var pin []byte
+	if e.cmd.need != needNone {
+		p, err := e.pin() // a usage error comes before any token access
+		if err != nil {
+			return 0, err
+		}
+		pin = p
+	}
+	s, err := e.slot()
+	if err != nil {
+		return 0, err
+	}
+	h, err := e.m.OpenSession(s.ID(), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	if err != nil {
+		return 0, err
+	}
+	if e.cmd.need == needNone {
+		return h, nil
+	}
+	ut, err := e.userType(h, pin)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.m.Login(h, ut, pin); err != nil {
+		return 0, err
+	}
+	return h, nil
+}
+
+// userType picks CKU_SO or CKU_USER for a PIN: the command's role, or for
+// commands either role may run, the role of the user the PIN names. A PIN
+// naming a user of the wrong role fails before any password is tried.
+func (e *env) userType(h ck.ULong, pin []byte) (ck.UserType, error) {
+	want := e.cmd.need
+	name, _, named := strings.Cut(string(pin), ":")
+	if !named {
+		name = token.DefaultCO
+		if want == needCU {
+			name = token.DefaultCU
+		}
+	}
+	name = strings.ToLower(name)
+	users, err := e.m.Users(h)
+	if err != nil {
+		return 0, err
+	}
+	role := ""
+	for _, u := range users {
+		if u.Name == name {
+			role = u.Role
+		}
+	}
+	const co, cu = "crypto-officer", "crypto-user"
+	switch {
+	case want == needCO && role == cu:
+		return 0, fmt.Errorf("%q is a crypto user: %w", name, ck.CKR_USER_NOT_LOGGED_IN)
+	case want == needCU && role == co:
+		return 0, fmt.Errorf("%q is a crypto officer: %w", name, ck.CKR_USER_NOT_LOGGED_IN)
+	case want == needCU, want == needAny && role == cu:
+		return ck.CKU_USER, nil
+	}
+	return ck.CKU_SO, nil
+}
+
+// emit writes a command's result: JSON data, or text for people.
+func (e *env) emit(data any, text func(w io.Writer)) error {
+	if e.g.json {
+		return writeJSON(e.stdout, struct {
+			Code int `json:"error_code"`
+			Data any `json:"data"`
+		}{0, data})
+	}
+	text(e.stdout)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// fail reports err: one line on standard error (plus the usage line for a
+// usage error), and with --json the error object on standard output.
+func (e *env) fail(err error, cmd *command) int {
+	msg := "gohsm: "
+	if cmd != nil {
+		msg += cmd.name() + ": "
+	}
+	n := needNone
+	if cmd != nil {
+		n = cmd.need
+	}
+	msg += describe(err, n)
+	fmt.Fprintln(e.stderr, msg)
+	var ue *usageError
+	code := exitError
+	if errors.As(err, &ue) {
+		code = exitUsage
+		if cmd != nil {
+			fmt.Fprintln(e.stderr, cmd.usageLine())
+		} else {
+			fmt.Fprintln(e.stderr, "usage: gohsm [global flags] <command> [flags]   ('gohsm help' lists the commands)")
+		}
+	}
+	if e.g.json {
+		writeJSON(e.stdout, struct {
+			Code  int    `json:"error_code"`
+			Error string `json:"error"`
+		}{1, strings.TrimPrefix(msg, "gohsm: ")})
+	}
+	return code
+}
+
+// explanations word the Cryptoki errors people meet at the CLI.
+var explanations = map[ck.RV]string{
+	ck.CKR_PIN_INCORRECT:            "wrong name or password",
+	ck.CKR_PIN_LOCKED:               "user is locked (a crypto officer must set a new password)",
+	ck.CKR_PIN_LEN_RANGE:            "password length out of range",
+	ck.CKR_PIN_INVALID:              "invalid user name or password",
+	ck.CKR_USER_PIN_NOT_INITIALIZED: "user has no password yet",
+	ck.CKR_TOKEN_NOT_RECOGNIZED:     "token not initialised (gohsm token init)",
+	ck.CKR_SLOT_ID_INVALID:          "no such slot",
+	ck.CKR_SESSION_EXISTS:           "token in use",
+	ck.CKR_ACTION_PROHIBITED:        "not allowed",
+	ck.CKR_ARGUMENTS_BAD:            "invalid argument",
+	ck.CKR_OBJECT_HANDLE_INVALID:    "no such key (or not visible to this user)",
+	ck.CKR_TEMPLATE_INCONSISTENT:    "inconsistent key attributes",
+	ck.CKR_ATTRIBUTE_VALUE_INVALID:  "invalid key attribute",
+	ck.CKR_KEY_SIZE_RANGE:           "key size not supported",
+	ck.CKR_MECHANISM_INVALID:        "algorithm not supported",
+	ck.CKR_DEVICE_ERROR:             "token store error",
+}
+
+var loginNeeded = map[need]string{
+	needNone: "needs a login",
+	needCO:   "needs a crypto officer login",
+	needCU:   "needs a crypto user login",
+	needAny:  "needs a crypto officer login, or the user's own",
+}
+
+// describe turns an error into the text after "gohsm: <command>: ": the
+// Cryptoki code, what it means, and the token's detail.
+func describe(err error, n need) string {
+	var rv ck.RV
+	if !errors.As(err, &rv) {
+		return err.Error()
+	}
+	name := rv.String()
+	text := explanations[rv]
+	if rv == ck.CKR_USER_NOT_LOGGED_IN {
+		text = loginNeeded[n]
+	}
+	detail := strings.TrimSuffix(err.Error(), ": "+name)
+	detail = strings.TrimPrefix(detail, "token: ")
+	s := name
+	if text != "" {
+		s += ": " + text
+	}
+	if detail != "" && detail != name {
+		s += " (" + detail + ")"
+	}
+	return s
+}
