@@ -28,7 +28,7 @@ import (
 //	log_level = info                # error | warn | info | debug
 //	log_file  = /var/log/gohsm.log  # default: standard error
 //	lockout_threshold = 5           # consecutive wrong passwords before a user is locked
-//	kdf_time = 3                    # argon2id passes
+//	kdf_time = 1                    # argon2id passes
 //	kdf_memory = 65536              # argon2id memory, KiB
 //	kdf_threads = 2
 //	min_pin_len = 4
@@ -71,7 +71,7 @@ func DefaultConfig() *Config {
 		TokenDir:         defaultTokenDir(),
 		LogLevel:         "warn",
 		LockoutThreshold: 5,
-		KDF:              store.KDFParams{Time: 3, Memory: 64 * 1024, Threads: 2},
+		KDF:              store.KDFParams{Time: 1, Memory: 64 * 1024, Threads: 2},
 		MinPINLen:        4,
 		MaxPINLen:        64,
 		Sync:             "normal",

@@ -22,7 +22,10 @@ import (
 // The token's files are removed, so the slot must have no open session in
 // this process (CKR_SESSION_EXISTS), and no other process may have the token
 // open: a process holding SQLite's shared-memory lock on it makes the call
-// fail with CKR_SESSION_EXISTS, with the token left as it was.
+// fail with CKR_SESSION_EXISTS, with the token left as it was. The slot's
+// store is replaced under s.mu; TokenInfo reads it without the lock, so no
+// other goroutine of the process may call TokenInfo meanwhile (the CLI is the
+// only caller).
 func (s *Slot) DeleteToken(pin []byte) error {
 	name, password := splitPIN(pin, store.RoleCO)
 	s.mu.Lock()
