@@ -245,6 +245,9 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
+	if len(label) > 32 {
+		return fmt.Errorf("token: label of %d bytes, at most 32: %w", len(label), ck.CKR_ARGUMENTS_BAD)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.sessions) > 0 {
