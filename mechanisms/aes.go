@@ -192,3 +192,11 @@ func overlap(x, y []byte) bool {
 	x0, y0 := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
 	return x0 < y0+uintptr(len(y)) && y0 < x0+uintptr(len(x))
 }
+
+// aesRows are the AES mechanisms.
+var aesRows = []Mechanism{
+	{Type: ck.CKM_AES_KEY_GEN, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes,
+		GenerateKey: generateAES},
+	{Type: ck.CKM_AES_GCM, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes, Param: ParamGCM,
+		Encrypt: aesGCMEncrypt, Decrypt: aesGCMDecrypt},
+}

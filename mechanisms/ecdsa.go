@@ -97,3 +97,13 @@ func grow(dst []byte, n int) (whole, tail []byte) {
 	whole = dst[:len(dst)+n]
 	return whole, whole[len(dst):]
 }
+
+// ecRows are the elliptic-curve mechanisms.
+var ecRows = []Mechanism{
+	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
+		GenerateKeyPair: generateEC},
+	{Type: ck.CKM_ECDSA, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits, SinglePart: true,
+		Sign: ecdsaSign(0), Verify: ecdsaVerify(0)},
+	{Type: ck.CKM_ECDSA_SHA256, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
+		Sign: ecdsaSign(crypto.SHA256), Verify: ecdsaVerify(crypto.SHA256)},
+}

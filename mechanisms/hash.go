@@ -84,3 +84,8 @@ func (d digester) Update(p []byte) error {
 func newDigest(h crypto.Hash) func(param any) (Digester, error) {
 	return func(any) (Digester, error) { return digester{h.New()}, nil }
 }
+
+// digestRows are the digests.
+var digestRows = []Mechanism{
+	{Type: ck.CKM_SHA256, Digest: newDigest(crypto.SHA256)},
+}

@@ -25,13 +25,144 @@ import (
 type ParamKind int
 
 const (
-	ParamNone  ParamKind = iota // no parameter (pParameter must be NULL / ulParameterLen 0)
-	ParamGCM                    // CK_GCM_PARAMS -> *GCMParams
-	ParamPSS                    // CK_RSA_PKCS_PSS_PARAMS -> *PSSParams
-	ParamOAEP                   // CK_RSA_PKCS_OAEP_PARAMS -> *OAEPParams
-	ParamIV                     // a plain byte string, e.g. an IV -> []byte
-	ParamBytes                  // any other plain byte string -> []byte
+	ParamNone           ParamKind = iota // no parameter (pParameter must be NULL / ulParameterLen 0)
+	ParamGCM                             // CK_GCM_PARAMS -> *GCMParams
+	ParamPSS                             // CK_RSA_PKCS_PSS_PARAMS -> *PSSParams
+	ParamOAEP                            // CK_RSA_PKCS_OAEP_PARAMS -> *OAEPParams
+	ParamIV                              // a plain byte string, e.g. an IV -> []byte
+	ParamBytes                           // any other plain byte string (CK_KEY_DERIVATION_STRING_DATA's bytes, ...) -> []byte
+	ParamCCM                             // CK_CCM_PARAMS -> *CCMParams
+	ParamCTR                             // CK_AES_CTR_PARAMS -> *CTRParams
+	ParamULong                           // a CK_ULONG (CK_MAC_GENERAL_PARAMS, CK_EXTRACT_PARAMS) -> ck.ULong
+	ParamECDH1                           // CK_ECDH1_DERIVE_PARAMS -> *ECDH1Params
+	ParamHKDF                            // CK_HKDF_PARAMS -> *HKDFParams
+	ParamSP800108                        // CK_SP800_108_KDF_PARAMS -> *SP800108Params
+	ParamPBKD2                           // CK_PKCS5_PBKD2_PARAMS2 (or the older CK_PKCS5_PBKD2_PARAMS) -> *PBKD2Params
+	ParamKeyHandle                       // CK_OBJECT_HANDLE of a second key -> KeyHandle, replaced by the token with that key's material
+	ParamCBCEncryptData                  // CK_AES_CBC_ENCRYPT_DATA_PARAMS / CK_DES_CBC_ENCRYPT_DATA_PARAMS -> *CBCEncryptDataParams
+	ParamRSAAESKeyWrap                   // CK_RSA_AES_KEY_WRAP_PARAMS -> *RSAAESKeyWrapParams
+	ParamEdDSA                           // CK_EDDSA_PARAMS (optional: NULL means plain Ed25519) -> *EdDSAParams or nil
 )
+
+// CCMParams is CK_CCM_PARAMS decoded.
+type CCMParams struct {
+	DataLen int // ulDataLen: the length of the whole message
+	Nonce   []byte
+	AAD     []byte
+	MACLen  int // ulMACLen, bytes
+}
+
+// CTRParams is CK_AES_CTR_PARAMS decoded.
+type CTRParams struct {
+	CounterBits int      // ulCounterBits: how many low-order bits of CB are the counter
+	CB          [16]byte // the initial counter block
+}
+
+// ECDH1Params is CK_ECDH1_DERIVE_PARAMS decoded.
+type ECDH1Params struct {
+	KDF        ck.ULong // CKD_NULL, CKD_SHA256_KDF, ...
+	SharedData []byte
+	PublicData []byte // the other party's public point (raw or DER OCTET STRING)
+}
+
+// HKDFParams is CK_HKDF_PARAMS decoded.
+type HKDFParams struct {
+	Extract, Expand bool
+	PRF             ck.MechanismType // CKM_SHA256, ...
+	SaltType        ck.ULong         // CKF_HKDF_SALT_NULL / _DATA / _KEY
+	Salt            []byte           // for CKF_HKDF_SALT_DATA, or the salt key's value (resolved by the token) for _KEY
+	SaltKey         KeyHandle        // for CKF_HKDF_SALT_KEY, before the token resolves it
+	Info            []byte
+}
+
+// SP800108Params is CK_SP800_108_KDF_PARAMS decoded (counter mode).
+type SP800108Params struct {
+	PRF  ck.MechanismType // CKM_SHA256_HMAC, CKM_AES_CMAC, ...
+	Data []PRFData
+	// AdditionalKeys derived alongside are not supported (CKR_MECHANISM_PARAM_INVALID).
+}
+
+// PRFData is one CK_PRF_DATA_PARAM: its type (CK_SP800_108_ITERATION_VARIABLE,
+// CK_SP800_108_BYTE_ARRAY, CK_SP800_108_COUNTER, CK_SP800_108_DKM_LENGTH) and
+// decoded value.
+type PRFData struct {
+	Type ck.ULong
+	// Bytes for CK_SP800_108_BYTE_ARRAY.
+	Bytes []byte
+	// WidthBits / LittleEndian for counters and DKM lengths
+	// (CK_SP800_108_COUNTER_FORMAT, CK_SP800_108_DKM_LENGTH_FORMAT).
+	WidthBits    int
+	LittleEndian bool
+	DKMMethod    ck.ULong // CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS / _SUM_OF_SEGMENTS
+}
+
+// PBKD2Params is CK_PKCS5_PBKD2_PARAMS2 decoded.
+type PBKD2Params struct {
+	SaltSource ck.ULong // CKZ_SALT_SPECIFIED
+	Salt       []byte
+	Iterations int
+	PRF        ck.ULong // CKP_PKCS5_PBKD2_HMAC_SHA256, ...
+	PRFData    []byte
+	Password   []byte
+}
+
+// KeyHandle is a key handle inside a mechanism parameter. The token replaces
+// it with the key's material (KeyMaterial) after checking the caller may use it.
+type KeyHandle ck.ULong
+
+// KeyMaterial is a second key's material resolved by the token from a
+// KeyHandle parameter (CKM_CONCATENATE_BASE_AND_KEY).
+type KeyMaterial struct {
+	Key any
+}
+
+// CBCEncryptDataParams is CK_AES_CBC_ENCRYPT_DATA_PARAMS decoded.
+type CBCEncryptDataParams struct {
+	IV   []byte
+	Data []byte
+}
+
+// RSAAESKeyWrapParams is CK_RSA_AES_KEY_WRAP_PARAMS decoded.
+type RSAAESKeyWrapParams struct {
+	AESKeyBits int
+	OAEP       *OAEPParams
+}
+
+// EdDSAParams is CK_EDDSA_PARAMS decoded.
+type EdDSAParams struct {
+	PreHash bool // Ed25519ph
+	Context []byte
+}
+
+// DeriveTarget is what C_DeriveKey's template says about the key to derive.
+type DeriveTarget struct {
+	KeyType  ck.KeyType // CKA_KEY_TYPE (CKK_GENERIC_SECRET when absent)
+	ValueLen int        // CKA_VALUE_LEN, bytes; 0 when absent (the mechanism's natural length)
+}
+
+// MessageParams is CK_GCM_MESSAGE_PARAMS or CK_CCM_MESSAGE_PARAMS decoded,
+// for the 3.0 message-based AEAD functions. The IV may be generated by the
+// token (IVGenerator other than CKG_NO_GENERATE); the mechanism then writes
+// the IV it used into IV (same length) and the C layer copies it back. The
+// tag travels separately from the ciphertext: Encrypt fills Tag, Decrypt
+// checks it.
+type MessageParams struct {
+	IV          []byte
+	IVFixedBits int
+	IVGenerator ck.ULong
+	Tag         []byte
+	TagBits     int
+	// CCM only
+	DataLen int
+	MACLen  int
+}
+
+// MessageAEAD is one message-based AEAD context (C_MessageEncryptInit /
+// C_MessageDecryptInit): each message is sealed or opened whole.
+type MessageAEAD interface {
+	Encrypt(dst []byte, p *MessageParams, aad, plaintext []byte) ([]byte, error)
+	Decrypt(dst []byte, p *MessageParams, aad, ciphertext []byte) ([]byte, error)
+}
 
 // GCMParams is CK_GCM_PARAMS decoded.
 type GCMParams struct {
@@ -128,4 +259,17 @@ type Mechanism struct {
 	GenerateKey func(rand io.Reader, p KeyGenParams) (any, error)
 	// GenerateKeyPair returns (public, private).
 	GenerateKeyPair func(rand io.Reader, p KeyGenParams) (pub, priv any, err error)
+
+	// Derive computes a derived key's value (C_DeriveKey) from a base key.
+	Derive func(base any, param any, target DeriveTarget) ([]byte, error)
+	// Wrap encrypts a key's encoding (C_WrapKey): a secret key's value, or
+	// a private key's PKCS#8 DER. Unwrap reverses it (C_UnwrapKey).
+	Wrap   func(wrappingKey any, param any, material []byte) ([]byte, error)
+	Unwrap func(unwrappingKey any, param any, wrapped []byte) ([]byte, error)
+	// SignRecover / VerifyRecover: C_SignRecover / C_VerifyRecover.
+	SignRecover   func(key any, param any, data []byte) ([]byte, error)
+	VerifyRecover func(key any, param any, sig []byte) ([]byte, error)
+	// MessageEncrypt / MessageDecrypt: the 3.0 message-based AEAD API.
+	MessageEncrypt func(key any, param any) (MessageAEAD, error)
+	MessageDecrypt func(key any, param any) (MessageAEAD, error)
 }

@@ -321,3 +321,17 @@ func rsaExponent(e []byte) (int, error) {
 	}
 	return int(v), nil
 }
+
+// rsaRows are the RSA mechanisms.
+var rsaRows = []Mechanism{
+	{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+		GenerateKeyPair: generateRSA},
+	{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
+		Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0)},
+	{Type: ck.CKM_SHA256_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+		Sign: rsaPKCSSign(crypto.SHA256), Verify: rsaPKCSVerify(crypto.SHA256)},
+	{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
+		Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
+	{Type: ck.CKM_SHA256_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
+		Sign: rsaPSSSign(crypto.SHA256), Verify: rsaPSSVerify(crypto.SHA256)},
+}

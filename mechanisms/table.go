@@ -1,10 +1,6 @@
 package mechanisms
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"fmt"
 	"io"
 	"slices"
@@ -35,37 +31,13 @@ const (
 	aesMaxBytes = 32
 )
 
-// table is every mechanism gohsm implements, one row per CKM_* value. The
-// CKF_* flags reported by C_GetMechanismInfo are derived from which
-// constructors a row sets (Flags); key sizes and the absence of a parameter
-// are checked once for every row (guard), so constructors only check what
-// is particular to them.
-var table = []Mechanism{
-	{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
-		GenerateKeyPair: generateRSA},
-	{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
-		Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0)},
-	{Type: ck.CKM_SHA256_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
-		Sign: rsaPKCSSign(crypto.SHA256), Verify: rsaPKCSVerify(crypto.SHA256)},
-	{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
-		Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
-	{Type: ck.CKM_SHA256_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
-		Sign: rsaPSSSign(crypto.SHA256), Verify: rsaPSSVerify(crypto.SHA256)},
-
-	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
-		GenerateKeyPair: generateEC},
-	{Type: ck.CKM_ECDSA, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits, SinglePart: true,
-		Sign: ecdsaSign(0), Verify: ecdsaVerify(0)},
-	{Type: ck.CKM_ECDSA_SHA256, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
-		Sign: ecdsaSign(crypto.SHA256), Verify: ecdsaVerify(crypto.SHA256)},
-
-	{Type: ck.CKM_AES_KEY_GEN, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes,
-		GenerateKey: generateAES},
-	{Type: ck.CKM_AES_GCM, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes, Param: ParamGCM,
-		Encrypt: aesGCMEncrypt, Decrypt: aesGCMDecrypt},
-
-	{Type: ck.CKM_SHA256, Digest: newDigest(crypto.SHA256)},
-}
+// table is every mechanism gohsm implements, one row per CKM_* value,
+// gathered from the family files (rsaRows in rsa.go, ecRows in ecdsa.go,
+// aesRows in aes.go, digestRows in hash.go, ...). The CKF_* flags reported
+// by C_GetMechanismInfo are derived from which constructors a row sets
+// (Flags); key sizes and the absence of a parameter are checked once for
+// every row (guard), so constructors only check what is particular to them.
+var table = slices.Concat(rsaRows, ecRows, aesRows, digestRows)
 
 // byType and sorted are built once from table, with every row guarded.
 var byType, sorted = build(table)
@@ -115,6 +87,13 @@ func (m *Mechanism) Flags() ck.ULong {
 		{m.Digest != nil, ck.CKF_DIGEST},
 		{m.GenerateKey != nil, ck.CKF_GENERATE},
 		{m.GenerateKeyPair != nil, ck.CKF_GENERATE_KEY_PAIR},
+		{m.Derive != nil, ck.CKF_DERIVE},
+		{m.Wrap != nil, ck.CKF_WRAP},
+		{m.Unwrap != nil, ck.CKF_UNWRAP},
+		{m.SignRecover != nil, ck.CKF_SIGN_RECOVER},
+		{m.VerifyRecover != nil, ck.CKF_VERIFY_RECOVER},
+		{m.MessageEncrypt != nil, ck.CKF_MESSAGE_ENCRYPT},
+		{m.MessageDecrypt != nil, ck.CKF_MESSAGE_DECRYPT},
 	} {
 		if op.set {
 			f |= op.flag
@@ -189,6 +168,62 @@ func guard(row Mechanism) *Mechanism {
 			return f(rand, p)
 		}
 	}
+	if f := row.Derive; f != nil {
+		m.Derive = func(base, param any, t DeriveTarget) ([]byte, error) {
+			if err := m.check(base, param); err != nil {
+				return nil, err
+			}
+			return f(base, param, t)
+		}
+	}
+	if f := row.Wrap; f != nil {
+		m.Wrap = func(key, param any, material []byte) ([]byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param, material)
+		}
+	}
+	if f := row.Unwrap; f != nil {
+		m.Unwrap = func(key, param any, wrapped []byte) ([]byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param, wrapped)
+		}
+	}
+	if f := row.SignRecover; f != nil {
+		m.SignRecover = func(key, param any, data []byte) ([]byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param, data)
+		}
+	}
+	if f := row.VerifyRecover; f != nil {
+		m.VerifyRecover = func(key, param any, sig []byte) ([]byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param, sig)
+		}
+	}
+	if f := row.MessageEncrypt; f != nil {
+		m.MessageEncrypt = func(key, param any) (MessageAEAD, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.MessageDecrypt; f != nil {
+		m.MessageDecrypt = func(key, param any) (MessageAEAD, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param)
+		}
+	}
 	return &m
 }
 
@@ -217,54 +252,6 @@ func (m *Mechanism) checkParam(param any) error {
 		return nil
 	}
 	return fmt.Errorf("mechanisms: %v takes no parameter, got %T: %w", m.Type, param, ck.CKR_MECHANISM_PARAM_INVALID)
-}
-
-// keyClass is the Go representation of a key (see the package comment).
-type keyClass int
-
-const (
-	classNone keyClass = iota
-	classRSA
-	classEC
-	classEdwards
-	classSecret
-)
-
-// keyClasses maps the key types rows name to their Go representation.
-var keyClasses = map[ck.KeyType]keyClass{
-	ck.CKK_RSA:            classRSA,
-	ck.CKK_EC:             classEC,
-	ck.CKK_AES:            classSecret,
-	ck.CKK_GENERIC_SECRET: classSecret,
-	ck.CKK_DES3:           classSecret,
-}
-
-// keyInfo classifies a key and gives its size in the unit its
-// CK_MECHANISM_INFO uses.
-func keyInfo(key any) (keyClass, uint) {
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		if k != nil && k.N != nil {
-			return classRSA, uint(k.N.BitLen())
-		}
-	case *rsa.PublicKey:
-		if k != nil && k.N != nil {
-			return classRSA, uint(k.N.BitLen())
-		}
-	case *ecdsa.PrivateKey:
-		if k != nil && k.Curve != nil {
-			return classEC, uint(k.Curve.Params().BitSize)
-		}
-	case *ecdsa.PublicKey:
-		if k != nil && k.Curve != nil {
-			return classEC, uint(k.Curve.Params().BitSize)
-		}
-	case ed25519.PrivateKey, ed25519.PublicKey:
-		return classEdwards, 256
-	case []byte:
-		return classSecret, uint(len(k))
-	}
-	return classNone, 0
 }
 
 // checkKeyGen checks the size a key generation template asks for against

@@ -356,7 +356,7 @@ func (h *helper) wait(t testing.TB) []string {
 		out = append(out, l)
 	}
 	if err := h.cmd.Wait(); err != nil {
-		t.Fatalf("helper %v: %v; stderr:\n%s", h.cmd.Args[3:], err, h.errText())
+		t.Fatalf("helper %v: %v; stderr:\n%s", h.cmd.Args[1:], err, h.errText())
 	}
 	return out
 }

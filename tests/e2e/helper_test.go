@@ -177,13 +177,14 @@ func helperCreate(args []string) error {
 	return p.Finalize()
 }
 
-// helperList prints "HANDLE LABEL" for every token data object.
+// helperList prints "HANDLE LABEL" for every data object it can see (it
+// makes no session objects of its own).
 func helperList(args []string) error {
 	p, s, err := helperSession()
 	if err != nil {
 		return err
 	}
-	hs, err := findAll(p, s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
+	hs, err := findAll(p, s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA)})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ type pkg struct {
 // rank (or its own subpackages' rank, e.g. token -> token/attrs).
 func rank(path string) int {
 	switch {
-	case path == "gohsm/internal/ck" || strings.HasPrefix(path, "gohsm/internal/ck/"):
+	case path == "gohsm/internal/ck" || strings.HasPrefix(path, "gohsm/internal/ck/"), path == "gohsm/internal/wycheproof":
 		return 0
 	case path == "gohsm/mechanisms":
 		return 1
