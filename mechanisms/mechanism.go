@@ -30,7 +30,7 @@ const (
 	ParamPSS                             // CK_RSA_PKCS_PSS_PARAMS -> *PSSParams
 	ParamOAEP                            // CK_RSA_PKCS_OAEP_PARAMS -> *OAEPParams
 	ParamIV                              // a plain byte string, e.g. an IV -> []byte
-	ParamBytes                           // any other plain byte string (CK_KEY_DERIVATION_STRING_DATA's bytes, ...) -> []byte
+	ParamBytes                           // CK_KEY_DERIVATION_STRING_DATA -> []byte (its pData)
 	ParamCCM                             // CK_CCM_PARAMS -> *CCMParams
 	ParamCTR                             // CK_AES_CTR_PARAMS -> *CTRParams
 	ParamULong                           // a CK_ULONG (CK_MAC_GENERAL_PARAMS, CK_EXTRACT_PARAMS) -> ck.ULong

@@ -154,9 +154,216 @@ func mechanism(p C.CK_MECHANISM_PTR) (token.Mechanism, error) {
 		}
 		m.Param = &mechanisms.OAEPParams{Hash: ck.MechanismType(c.hashAlg), MGF: ck.ULong(c.mgf), Source: ck.ULong(c.source), Label: label}
 	default:
-		return m, bad("unknown parameter kind")
+		v, err := decodeParam(row.Param, pp, pl)
+		if err != nil {
+			return m, bad(err.Error())
+		}
+		m.Param = v
 	}
 	return m, nil
+}
+
+// decodeParam decodes the parameter structures of the mechanism families
+// beyond the first ones; each case checks the structure's length first.
+func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any, error) {
+	size := func(want uintptr) error {
+		if pl != want || pp == nil {
+			return fmt.Errorf("length %d, want %d", pl, want)
+		}
+		return nil
+	}
+	bytesAt := func(p C.CK_BYTE_PTR, n C.CK_ULONG, what string) ([]byte, error) {
+		b, err := copyIn(p, n)
+		if err != nil {
+			return nil, fmt.Errorf("NULL %s with length %d", what, n)
+		}
+		return b, nil
+	}
+	switch kind {
+	case mechanisms.ParamBytes:
+		// CK_KEY_DERIVATION_STRING_DATA
+		if err := size(unsafe.Sizeof(C.CK_KEY_DERIVATION_STRING_DATA{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_KEY_DERIVATION_STRING_DATA)(pp)
+		return bytesAt(c.pData, c.ulLen, "pData")
+	case mechanisms.ParamULong:
+		if err := size(unsafe.Sizeof(C.CK_ULONG(0))); err != nil {
+			return nil, err
+		}
+		return ck.ULong(*(*C.CK_ULONG)(pp)), nil
+	case mechanisms.ParamKeyHandle:
+		if err := size(unsafe.Sizeof(C.CK_OBJECT_HANDLE(0))); err != nil {
+			return nil, err
+		}
+		return mechanisms.KeyHandle(*(*C.CK_OBJECT_HANDLE)(pp)), nil
+	case mechanisms.ParamCCM:
+		if err := size(unsafe.Sizeof(C.CK_CCM_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_CCM_PARAMS)(pp)
+		nonce, err := bytesAt(c.pNonce, c.ulNonceLen, "nonce")
+		if err != nil {
+			return nil, err
+		}
+		aad, err := bytesAt(c.pAAD, c.ulAADLen, "AAD")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.CCMParams{DataLen: int(c.ulDataLen), Nonce: nonce, AAD: aad, MACLen: int(c.ulMACLen)}, nil
+	case mechanisms.ParamCTR:
+		if err := size(unsafe.Sizeof(C.CK_AES_CTR_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_AES_CTR_PARAMS)(pp)
+		p := &mechanisms.CTRParams{CounterBits: int(c.ulCounterBits)}
+		copy(p.CB[:], unsafe.Slice((*byte)(unsafe.Pointer(&c.cb[0])), 16))
+		return p, nil
+	case mechanisms.ParamECDH1:
+		if err := size(unsafe.Sizeof(C.CK_ECDH1_DERIVE_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_ECDH1_DERIVE_PARAMS)(pp)
+		shared, err := bytesAt(c.pSharedData, c.ulSharedDataLen, "shared data")
+		if err != nil {
+			return nil, err
+		}
+		pub, err := bytesAt(c.pPublicData, c.ulPublicDataLen, "public data")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.ECDH1Params{KDF: ck.ULong(c.kdf), SharedData: shared, PublicData: pub}, nil
+	case mechanisms.ParamHKDF:
+		if err := size(unsafe.Sizeof(C.CK_HKDF_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_HKDF_PARAMS)(pp)
+		salt, err := bytesAt(c.pSalt, c.ulSaltLen, "salt")
+		if err != nil {
+			return nil, err
+		}
+		info, err := bytesAt(c.pInfo, c.ulInfoLen, "info")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.HKDFParams{Extract: c.bExtract != 0, Expand: c.bExpand != 0, PRF: ck.MechanismType(c.prfHashMechanism),
+			SaltType: ck.ULong(c.ulSaltType), Salt: salt, SaltKey: mechanisms.KeyHandle(c.hSaltKey), Info: info}, nil
+	case mechanisms.ParamSP800108:
+		if err := size(unsafe.Sizeof(C.CK_SP800_108_KDF_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_SP800_108_KDF_PARAMS)(pp)
+		if c.ulAdditionalDerivedKeys != 0 {
+			return nil, fmt.Errorf("additional derived keys are not supported")
+		}
+		if c.ulNumberOfDataParams > 64 || c.ulNumberOfDataParams > 0 && c.pDataParams == nil {
+			return nil, fmt.Errorf("bad data parameter list")
+		}
+		p := &mechanisms.SP800108Params{PRF: ck.MechanismType(c.prfType)}
+		for _, d := range unsafe.Slice(c.pDataParams, int(c.ulNumberOfDataParams)) {
+			pd := mechanisms.PRFData{Type: ck.ULong(d._type)}
+			switch ck.ULong(d._type) {
+			case ck.CK_SP800_108_BYTE_ARRAY:
+				b, err := bytesAt(C.CK_BYTE_PTR(d.pValue), d.ulValueLen, "byte array")
+				if err != nil {
+					return nil, err
+				}
+				pd.Bytes = b
+			case ck.CK_SP800_108_ITERATION_VARIABLE, ck.CK_SP800_108_COUNTER:
+				if d.pValue == nil {
+					break // iteration variable without a format: the counter's defaults apply
+				}
+				if uintptr(d.ulValueLen) != unsafe.Sizeof(C.CK_SP800_108_COUNTER_FORMAT{}) {
+					return nil, fmt.Errorf("counter format of length %d", d.ulValueLen)
+				}
+				f := (*C.CK_SP800_108_COUNTER_FORMAT)(d.pValue)
+				pd.LittleEndian, pd.WidthBits = f.bLittleEndian != 0, int(f.ulWidthInBits)
+			case ck.CK_SP800_108_DKM_LENGTH:
+				if d.pValue == nil || uintptr(d.ulValueLen) != unsafe.Sizeof(C.CK_SP800_108_DKM_LENGTH_FORMAT{}) {
+					return nil, fmt.Errorf("DKM length format of length %d", d.ulValueLen)
+				}
+				f := (*C.CK_SP800_108_DKM_LENGTH_FORMAT)(d.pValue)
+				pd.DKMMethod, pd.LittleEndian, pd.WidthBits = ck.ULong(f.dkmLengthMethod), f.bLittleEndian != 0, int(f.ulWidthInBits)
+			default:
+				return nil, fmt.Errorf("data parameter type 0x%x", uint(d._type))
+			}
+			p.Data = append(p.Data, pd)
+		}
+		return p, nil
+	case mechanisms.ParamPBKD2:
+		// CK_PKCS5_PBKD2_PARAMS2 (3.0); the 2.40 CK_PKCS5_PBKD2_PARAMS has
+		// the same size on LP64 but a pointer to the password length.
+		if err := size(unsafe.Sizeof(C.CK_PKCS5_PBKD2_PARAMS2{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_PKCS5_PBKD2_PARAMS2)(pp)
+		salt, err := bytesAt(C.CK_BYTE_PTR(c.pSaltSourceData), c.ulSaltSourceDataLen, "salt")
+		if err != nil {
+			return nil, err
+		}
+		prfData, err := bytesAt(C.CK_BYTE_PTR(c.pPrfData), c.ulPrfDataLen, "PRF data")
+		if err != nil {
+			return nil, err
+		}
+		if c.ulPasswordLen > 1<<16 {
+			// Looks like a pointer: the 2.40 layout, whose ulPasswordLen
+			// is a CK_ULONG_PTR (a defect 3.0 fixed with PARAMS2).
+			return nil, fmt.Errorf("CK_PKCS5_PBKD2_PARAMS (2.40 layout) is not supported: use CK_PKCS5_PBKD2_PARAMS2")
+		}
+		pw, err := bytesAt(C.CK_BYTE_PTR(c.pPassword), c.ulPasswordLen, "password")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.PBKD2Params{SaltSource: ck.ULong(c.saltSource), Salt: salt, Iterations: int(c.iterations),
+			PRF: ck.ULong(c.prf), PRFData: prfData, Password: pw}, nil
+	case mechanisms.ParamCBCEncryptData:
+		switch pl {
+		case unsafe.Sizeof(C.CK_AES_CBC_ENCRYPT_DATA_PARAMS{}):
+			c := (*C.CK_AES_CBC_ENCRYPT_DATA_PARAMS)(pp)
+			data, err := bytesAt(c.pData, c.length, "data")
+			if err != nil {
+				return nil, err
+			}
+			return &mechanisms.CBCEncryptDataParams{IV: C.GoBytes(unsafe.Pointer(&c.iv[0]), 16), Data: data}, nil
+		case unsafe.Sizeof(C.CK_DES_CBC_ENCRYPT_DATA_PARAMS{}):
+			c := (*C.CK_DES_CBC_ENCRYPT_DATA_PARAMS)(pp)
+			data, err := bytesAt(c.pData, c.length, "data")
+			if err != nil {
+				return nil, err
+			}
+			return &mechanisms.CBCEncryptDataParams{IV: C.GoBytes(unsafe.Pointer(&c.iv[0]), 8), Data: data}, nil
+		}
+		return nil, fmt.Errorf("length %d", pl)
+	case mechanisms.ParamRSAAESKeyWrap:
+		if err := size(unsafe.Sizeof(C.CK_RSA_AES_KEY_WRAP_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_RSA_AES_KEY_WRAP_PARAMS)(pp)
+		if c.pOAEPParams == nil {
+			return nil, fmt.Errorf("NULL OAEP parameters")
+		}
+		o := c.pOAEPParams
+		label, err := bytesAt(C.CK_BYTE_PTR(o.pSourceData), o.ulSourceDataLen, "label")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.RSAAESKeyWrapParams{AESKeyBits: int(c.ulAESKeyBits),
+			OAEP: &mechanisms.OAEPParams{Hash: ck.MechanismType(o.hashAlg), MGF: ck.ULong(o.mgf), Source: ck.ULong(o.source), Label: label}}, nil
+	case mechanisms.ParamEdDSA:
+		if pp == nil && pl == 0 {
+			return nil, nil
+		}
+		if err := size(unsafe.Sizeof(C.CK_EDDSA_PARAMS{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_EDDSA_PARAMS)(pp)
+		ctx, err := bytesAt(c.pContextData, c.ulContextDataLen, "context")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.EdDSAParams{PreHash: c.phFlag != 0, Context: ctx}, nil
+	}
+	return nil, fmt.Errorf("unknown parameter kind %d", kind)
 }
 
 // gcmParams decodes CK_GCM_PARAMS in either layout, told apart by length:
