@@ -46,9 +46,12 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 // usage is the key attribute an operation needs.
 var usage = [numOpKinds]ck.AttributeType{
 	opEncrypt: ck.CKA_ENCRYPT, opDecrypt: ck.CKA_DECRYPT, opSign: ck.CKA_SIGN, opVerify: ck.CKA_VERIFY,
+	opSignRecover: ck.CKA_SIGN_RECOVER, opVerifyRecover: ck.CKA_VERIFY_RECOVER,
+	opMessageEncrypt: ck.CKA_ENCRYPT, opMessageDecrypt: ck.CKA_DECRYPT,
 }
 
-var opNames = [numOpKinds]string{"find", "encrypt", "decrypt", "digest", "sign", "verify"}
+var opNames = [numOpKinds]string{"find", "encrypt", "decrypt", "digest", "sign", "verify",
+	"sign-recover", "verify-recover", "message-encrypt", "message-decrypt"}
 
 // keyLocked returns the parsed key material of an object, cached by version.
 func (s *Slot) keyLocked(o *Object) (any, error) {
@@ -118,6 +121,22 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 		if mm.Verify != nil {
 			ctor = func(k, p any) (any, error) { return mm.Verify(k, p) }
 		}
+	case opSignRecover:
+		if mm.SignRecover != nil {
+			ctor = func(k, p any) (any, error) { return recoverOp{k, p}, nil }
+		}
+	case opVerifyRecover:
+		if mm.VerifyRecover != nil {
+			ctor = func(k, p any) (any, error) { return recoverOp{k, p}, nil }
+		}
+	case opMessageEncrypt:
+		if mm.MessageEncrypt != nil {
+			ctor = func(k, p any) (any, error) { return mm.MessageEncrypt(k, p) }
+		}
+	case opMessageDecrypt:
+		if mm.MessageDecrypt != nil {
+			ctor = func(k, p any) (any, error) { return mm.MessageDecrypt(k, p) }
+		}
 	}
 	if ctor == nil {
 		return fmt.Errorf("token: %v cannot %s: %w", mech.Type, opNames[kind], ck.CKR_MECHANISM_INVALID)
@@ -137,6 +156,10 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 		op.signer = v
 	case mechanisms.Verifier:
 		op.verifier = v
+	case recoverOp:
+		op.key, op.param = v.key, v.param
+	case mechanisms.MessageAEAD:
+		op.aead = v
 	}
 	se.ops[kind] = op
 	return nil

@@ -17,8 +17,9 @@ type Session struct {
 	slot *Slot
 	rw   bool
 
-	mu  sync.Mutex // serialises calls on the session
-	ops [numOpKinds]*operation
+	mu   sync.Mutex // serialises calls on the session
+	ops  [numOpKinds]*operation
+	wrap wrapCache // last C_WrapKey output awaiting a retry
 }
 
 // Handle is the session handle.
@@ -416,6 +417,10 @@ const (
 	opDigest
 	opSign
 	opVerify
+	opSignRecover
+	opVerifyRecover
+	opMessageEncrypt
+	opMessageDecrypt
 	numOpKinds
 )
 
@@ -426,6 +431,16 @@ type operation struct {
 	signer   mechanisms.Signer
 	verifier mechanisms.Verifier
 	digester mechanisms.Digester
+	// sign/verify recover: the key and parameter, used at the one call.
+	key   any
+	param any
+	// message-based AEAD: the context, and a multi-part message being
+	// assembled between C_*MessageBegin and the last C_*MessageNext.
+	aead     mechanisms.MessageAEAD
+	inMsg    bool
+	msgAAD   []byte
+	msgParam *mechanisms.MessageParams
+	msgBuf   []byte
 	found    []ck.ULong // find results not yet returned
 	multi    bool       // an Update was made
 	// pending holds an output computed but not yet delivered (the caller's

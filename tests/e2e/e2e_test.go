@@ -260,8 +260,8 @@ func requireRV(t testing.TB, err error, rvs ...uint) {
 
 // ---- helper processes ----------------------------------------------------
 
-// roleEnv selects a helper process's role; argsSep separates the test
-// binary's flags from the role's arguments.
+// roleEnv selects a helper process's role (its arguments follow "--" on
+// the command line); pinEnv is the PIN it logs in with.
 const (
 	roleEnv = "GOHSM_E2E_ROLE"
 	pinEnv  = "GOHSM_E2E_PIN"

@@ -1,0 +1,419 @@
+package token
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+
+	"gohsm/internal/ck"
+	"gohsm/mechanisms"
+	"gohsm/token/attrs"
+	"gohsm/token/store"
+)
+
+// Key management beyond generation: C_WrapKey, C_UnwrapKey, C_DeriveKey
+// (spec 5.18), and C_DigestKey. The attribute rules are the spec's:
+// CKA_WRAP / CKA_UNWRAP / CKA_DERIVE on the key used, CKA_EXTRACTABLE on the
+// key wrapped, CKA_WRAP_WITH_TRUSTED needing a CKA_TRUSTED wrapping key,
+// CKA_WRAP_TEMPLATE / CKA_UNWRAP_TEMPLATE / CKA_DERIVE_TEMPLATE, and
+// CKA_ALLOWED_MECHANISMS. Wrapping is the owner's alone (CloudHSM: a user
+// a key is shared with may not export it).
+
+// keyMaterial is the byte encoding a wrap mechanism encrypts: a secret key's
+// value, or a private key as PKCS#8 DER.
+func keyMaterial(o *Object, key any) ([]byte, error) {
+	switch o.class {
+	case ck.CKO_SECRET_KEY:
+		return o.attrs[ck.CKA_VALUE], nil
+	case ck.CKO_PRIVATE_KEY:
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("token: %v key cannot be encoded for wrapping: %v: %w", o.keyType, err, ck.CKR_KEY_NOT_WRAPPABLE)
+		}
+		return der, nil
+	}
+	return nil, fmt.Errorf("token: only secret and private keys can be wrapped: %w", ck.CKR_KEY_NOT_WRAPPABLE)
+}
+
+// matchesTemplate reports whether every attribute of a wrap/derive template
+// (EncodeTemplate form) has the same value in attributes a.
+func matchesTemplate(encoded []byte, a attrs.Template) (bool, error) {
+	if len(encoded) == 0 {
+		return true, nil
+	}
+	t, err := attrs.DecodeTemplate(encoded)
+	if err != nil {
+		return false, err
+	}
+	for k, v := range t {
+		if !bytes.Equal(a[k], v) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// usableKeyLocked checks a key for use with a mechanism and purpose, with the
+// caller's choice of error for a bad handle and a wrong key type.
+func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType, badHandle, badType ck.RV) (*Object, any, error) {
+	o, err := s.visibleObjectLocked(h, badHandle)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !isKeyClass(o.class) {
+		return nil, nil, fmt.Errorf("token: object %d is not a key: %w", h, badHandle)
+	}
+	if !slices.Contains(mm.KeyTypes, o.keyType) {
+		return nil, nil, fmt.Errorf("token: %v key for %v: %w", o.keyType, mm.Type, badType)
+	}
+	if ok, _ := o.attrs.Bool(purpose); !ok {
+		return nil, nil, fmt.Errorf("token: key %d has %v false: %w", h, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+		return nil, nil, fmt.Errorf("token: key %d does not allow %v: %w", h, mm.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	k, err := s.keyLocked(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, k, nil
+}
+
+// resolveParamLocked replaces key handles inside a mechanism parameter with
+// the keys' material, after the same visibility checks as any key use.
+func (s *Slot) resolveParamLocked(param any) (any, error) {
+	resolve := func(h mechanisms.KeyHandle) (*Object, any, error) {
+		o, err := s.visibleObjectLocked(ck.ULong(h), ck.CKR_MECHANISM_PARAM_INVALID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if o.class != ck.CKO_SECRET_KEY {
+			return nil, nil, fmt.Errorf("token: parameter key %d is not a secret key: %w", h, ck.CKR_MECHANISM_PARAM_INVALID)
+		}
+		k, err := s.keyLocked(o)
+		return o, k, err
+	}
+	switch p := param.(type) {
+	case mechanisms.KeyHandle:
+		_, k, err := resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.KeyMaterial{Key: k}, nil
+	case *mechanisms.HKDFParams:
+		if p.SaltType == ck.CKF_HKDF_SALT_KEY {
+			o, _, err := resolve(p.SaltKey)
+			if err != nil {
+				return nil, err
+			}
+			q := *p
+			q.Salt = o.attrs[ck.CKA_VALUE]
+			return &q, nil
+		}
+	}
+	return param, nil
+}
+
+// wrapCache keeps the last wrap output of a session for the output-buffer
+// retry rule: RSA-based wraps are randomised, so the retry after a short
+// buffer must get the bytes whose length was reported.
+type wrapCache struct {
+	mech      ck.MechanismType
+	wrapping  ck.ULong
+	wrapped   ck.ULong
+	pending   []byte
+	hasResult bool
+}
+
+// WrapKey answers C_WrapKey.
+func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, out Out) (int, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	mm, ok := mechanisms.Lookup(mech.Type)
+	if !ok || mm.Wrap == nil {
+		return 0, fmt.Errorf("token: %v cannot wrap: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	s := se.slot
+	s.mu.Lock()
+	if err := se.allowLocked(actUseKey); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	if err := se.allowLocked(actCreateKey); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	wo, wkey, err := s.usableKeyLocked(wrappingH, mm, ck.CKA_WRAP, ck.CKR_WRAPPING_KEY_HANDLE_INVALID, ck.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+	if err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	ko, err := s.visibleObjectLocked(keyH, ck.CKR_KEY_HANDLE_INVALID)
+	if err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	key, err := s.keyLocked(ko)
+	owns := s.ownsLocked(ko)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if !owns {
+		return 0, fmt.Errorf("token: key %d belongs to %q: only its owner may wrap it: %w", keyH, ko.owner, ck.CKR_KEY_UNEXTRACTABLE)
+	}
+	if x, _ := ko.attrs.Bool(ck.CKA_EXTRACTABLE); !x {
+		return 0, fmt.Errorf("token: key %d is not extractable: %w", keyH, ck.CKR_KEY_UNEXTRACTABLE)
+	}
+	if wt, _ := ko.attrs.Bool(ck.CKA_WRAP_WITH_TRUSTED); wt {
+		if tr, _ := wo.attrs.Bool(ck.CKA_TRUSTED); !tr {
+			return 0, fmt.Errorf("token: key %d may only be wrapped by a trusted key: %w", keyH, ck.CKR_KEY_NOT_WRAPPABLE)
+		}
+	}
+	if ok, err := matchesTemplate(wo.attrs[ck.CKA_WRAP_TEMPLATE], ko.attrs); err != nil || !ok {
+		return 0, fmt.Errorf("token: key %d does not match the wrapping key's CKA_WRAP_TEMPLATE: %w", keyH, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	c := &se.wrap
+	if c.hasResult && c.mech == mech.Type && c.wrapping == wrappingH && c.wrapped == keyH {
+		op := &operation{pending: c.pending, hasPending: true}
+		n, err := deliver(op, out, 0, nil)
+		if err == nil && !out.Query {
+			*c = wrapCache{}
+		}
+		return n, err
+	}
+	*c = wrapCache{}
+	material, err := keyMaterial(ko, key)
+	if err != nil {
+		return 0, err
+	}
+	wrapped, err := mm.Wrap(wkey, mech.Param, material)
+	if ko.class == ck.CKO_PRIVATE_KEY {
+		clear(material)
+	}
+	if err != nil {
+		return 0, err
+	}
+	op := &operation{pending: wrapped, hasPending: true}
+	n, err := deliver(op, out, 0, nil)
+	if out.Query || errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) {
+		*c = wrapCache{mech: mech.Type, wrapping: wrappingH, wrapped: keyH, pending: wrapped, hasResult: true}
+	}
+	return n, err
+}
+
+// UnwrapKey answers C_UnwrapKey.
+func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wrapped []byte, tmpl attrs.Template) (ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	mm, ok := mechanisms.Lookup(mech.Type)
+	if !ok || mm.Unwrap == nil {
+		return 0, fmt.Errorf("token: %v cannot unwrap: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	s := se.slot
+	s.mu.Lock()
+	if err := se.allowLocked(actCreateKey); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	uo, ukey, err := s.usableKeyLocked(unwrappingH, mm, ck.CKA_UNWRAP, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// The unwrapping key's CKA_UNWRAP_TEMPLATE applies to the new key: its
+	// attributes are added, and a template value that contradicts it fails.
+	if ut := uo.attrs[ck.CKA_UNWRAP_TEMPLATE]; len(ut) > 0 {
+		forced, err := attrs.DecodeTemplate(ut)
+		if err != nil {
+			return 0, fmt.Errorf("token: unwrap template: %v: %w", err, ck.CKR_GENERAL_ERROR)
+		}
+		tmpl = tmpl.Clone()
+		for k, v := range forced {
+			if have, ok := tmpl[k]; ok && !bytes.Equal(have, v) {
+				return 0, fmt.Errorf("token: %v contradicts the unwrapping key's CKA_UNWRAP_TEMPLATE: %w", k, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			tmpl[k] = v
+		}
+	}
+	class, keyType, err := attrs.ClassAndKeyType(tmpl)
+	if err != nil {
+		return 0, err
+	}
+	if class != ck.CKO_SECRET_KEY && class != ck.CKO_PRIVATE_KEY {
+		return 0, fmt.Errorf("token: unwrap to %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	full, err := attrs.Build(attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
+	if err != nil {
+		return 0, err
+	}
+	material, err := mm.Unwrap(ukey, mech.Param, wrapped)
+	if err != nil {
+		return 0, err
+	}
+	var mat attrs.Template
+	if class == ck.CKO_SECRET_KEY {
+		if n, ok := full.ULong(ck.CKA_VALUE_LEN); ok && n > 0 && int(n) < len(material) {
+			// Mechanisms that pad (CBC-PAD of a key, raw RSA) give the
+			// length through CKA_VALUE_LEN (spec 5.18.3).
+			material = material[:n]
+		}
+		mat = attrs.Template{ck.CKA_VALUE: material}
+	} else {
+		key, err := x509.ParsePKCS8PrivateKey(material)
+		clear(material)
+		if err != nil {
+			return 0, fmt.Errorf("token: unwrapped data is not a PKCS#8 private key: %v: %w", err, ck.CKR_WRAPPED_KEY_INVALID)
+		}
+		if mat, err = attrs.TemplateFromKey(key); err != nil {
+			return 0, err
+		}
+	}
+	if full, err = attrs.WithMaterial(full, mat); err != nil {
+		if errors.Is(err, ck.CKR_ATTRIBUTE_VALUE_INVALID) || errors.Is(err, ck.CKR_TEMPLATE_INCONSISTENT) {
+			return 0, fmt.Errorf("token: unwrapped key does not fit the template: %v: %w", err, ck.CKR_TEMPLATE_INCONSISTENT)
+		}
+		return 0, err
+	}
+	if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
+		return 0, fmt.Errorf("token: unwrapped key: %v: %w", err, ck.CKR_WRAPPED_KEY_INVALID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.addObjectLocked(se, full)
+	if err != nil {
+		return 0, err
+	}
+	return o.h, nil
+}
+
+// DeriveKey answers C_DeriveKey.
+func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	mm, ok := mechanisms.Lookup(mech.Type)
+	if !ok || mm.Derive == nil {
+		return 0, fmt.Errorf("token: %v cannot derive: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	s := se.slot
+	s.mu.Lock()
+	if err := se.allowLocked(actCreateKey); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	bo, bkey, err := s.usableKeyLocked(baseH, mm, ck.CKA_DERIVE, ck.CKR_KEY_HANDLE_INVALID, ck.CKR_KEY_TYPE_INCONSISTENT)
+	if err == nil && !s.ownsLocked(bo) {
+		// CloudHSM: a user a key is shared with may not derive from it.
+		err = fmt.Errorf("token: key %d belongs to %q: only its owner may derive from it: %w", baseH, bo.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	var param any
+	if err == nil {
+		param, err = s.resolveParamLocked(mech.Param)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// The base key's CKA_DERIVE_TEMPLATE applies like an unwrap template.
+	if dt := bo.attrs[ck.CKA_DERIVE_TEMPLATE]; len(dt) > 0 {
+		forced, err := attrs.DecodeTemplate(dt)
+		if err != nil {
+			return 0, fmt.Errorf("token: derive template: %v: %w", err, ck.CKR_GENERAL_ERROR)
+		}
+		tmpl = tmpl.Clone()
+		for k, v := range forced {
+			if have, ok := tmpl[k]; ok && !bytes.Equal(have, v) {
+				return 0, fmt.Errorf("token: %v contradicts the base key's CKA_DERIVE_TEMPLATE: %w", k, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			tmpl[k] = v
+		}
+	}
+	class := ck.CKO_SECRET_KEY
+	if mech.Type == ck.CKM_HKDF_DATA {
+		class = ck.CKO_DATA // spec 2.43.5: HKDF_DATA derives a data object
+	}
+	if c, ok := tmpl.ULong(ck.CKA_CLASS); ok && ck.ObjectClass(c) != class {
+		return 0, fmt.Errorf("token: %v derives %v, not %v: %w", mech.Type, class, ck.ObjectClass(c), ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	keyType := ck.KeyType(ck.CKK_GENERIC_SECRET)
+	if kt, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok {
+		keyType = ck.KeyType(kt)
+	}
+	target := mechanisms.DeriveTarget{KeyType: keyType}
+	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok {
+		target.ValueLen = int(vl)
+	}
+	value, err := mm.Derive(bkey, param, target)
+	if err != nil {
+		return 0, err
+	}
+	var full attrs.Template
+	if class == ck.CKO_DATA {
+		t := tmpl.Clone()
+		t[ck.CKA_CLASS] = attrs.ULong(ck.ULong(ck.CKO_DATA))
+		t[ck.CKA_VALUE] = value
+		if full, err = attrs.Build(attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
+			return 0, err
+		}
+	} else {
+		t := tmpl.Clone()
+		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
+		if full, err = attrs.Build(attrs.OpDerive, class, keyType, mech.Type, t); err != nil {
+			return 0, err
+		}
+		if full, err = attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: value}); err != nil {
+			return 0, err
+		}
+		full = attrs.ApplyDeriveBase(bo.attrs, full)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.addObjectLocked(se, full)
+	if err != nil {
+		return 0, err
+	}
+	return o.h, nil
+}
+
+// DigestKey answers C_DigestKey: a secret key's value continues the digest.
+func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
+	se, op, err := m.activeOp(h, opDigest)
+	if err != nil {
+		return err
+	}
+	defer func() { se.done(opDigest, err, false, false) }()
+	if err = multiPart(op); err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	o, err := s.visibleObjectLocked(keyH, ck.CKR_KEY_HANDLE_INVALID)
+	if err == nil && o.class != ck.CKO_SECRET_KEY {
+		err = fmt.Errorf("token: only secret keys can be digested: %w", ck.CKR_KEY_INDIGESTIBLE)
+	}
+	if err == nil && len(o.sealed) > 0 {
+		err = fmt.Errorf("token: key %d sealed without login: %w", keyH, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if x, _ := o.attrs.Bool(ck.CKA_EXTRACTABLE); !x {
+		// Digesting a key reveals a function of its value; like SoftHSM and
+		// the spec's CKR_KEY_INDIGESTIBLE, refuse keys that may not leave.
+		return fmt.Errorf("token: key %d is not extractable: %w", keyH, ck.CKR_KEY_INDIGESTIBLE)
+	}
+	return op.digester.Update(o.attrs[ck.CKA_VALUE])
+}
+
+var _ = store.RoleCU
