@@ -137,21 +137,8 @@
 	X(SeedRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen), \
 		(hSession, pSeed, ulSeedLen)) \
 	X(GenerateRandom, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen), \
-		(hSession, RandomData, ulRandomLen))
-
-/*
- * Answered in C with CKR_FUNCTION_NOT_SUPPORTED once the library is
- * initialised (v3.0 section 5.1: any function may return
- * CKR_FUNCTION_NOT_SUPPORTED when the library does not support it).
- */
-#define GOHSM_UNSUPPORTED_FUNCTIONS(X) \
-	/* v2.40 */ \
-	X(GetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, \
-		CK_ULONG_PTR pulOperationStateLen), \
-		(hSession, pOperationState, pulOperationStateLen)) \
-	X(SetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, \
-		CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey), \
-		(hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)) \
+		(hSession, RandomData, ulRandomLen)) \
+	/* Key management beyond generation, digest-key, recovery, 3.0 session cancel and messages. */ \
 	X(DigestKey, (CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey), (hSession, hKey)) \
 	X(SignRecoverInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey), \
 		(hSession, pMechanism, hKey)) \
@@ -163,18 +150,6 @@
 	X(VerifyRecover, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, \
 		CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen), \
 		(hSession, pSignature, ulSignatureLen, pData, pulDataLen)) \
-	X(DigestEncryptUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, \
-		CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen), \
-		(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)) \
-	X(DecryptDigestUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, \
-		CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen), \
-		(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)) \
-	X(SignEncryptUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, \
-		CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen), \
-		(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)) \
-	X(DecryptVerifyUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, \
-		CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen), \
-		(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)) \
 	X(WrapKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, \
 		CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen), \
 		(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen)) \
@@ -185,9 +160,6 @@
 	X(DeriveKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, \
 		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey), \
 		(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey)) \
-	X(WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved), \
-		(flags, pSlot, pReserved)) \
-	/* v3.0 */ \
 	X(SessionCancel, (CK_SESSION_HANDLE hSession, CK_FLAGS flags), (hSession, flags)) \
 	X(MessageEncryptInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey), \
 		(hSession, pMechanism, hKey)) \
@@ -220,7 +192,35 @@
 		CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags), \
 		(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, \
 		pulPlaintextPartLen, flags)) \
-	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
+	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession))
+
+/*
+ * Answered in C with CKR_FUNCTION_NOT_SUPPORTED once the library is
+ * initialised (v3.0 section 5.1: any function may return
+ * CKR_FUNCTION_NOT_SUPPORTED when the library does not support it).
+ */
+#define GOHSM_UNSUPPORTED_FUNCTIONS(X) \
+	/* v2.40 */ \
+	X(GetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, \
+		CK_ULONG_PTR pulOperationStateLen), \
+		(hSession, pOperationState, pulOperationStateLen)) \
+	X(SetOperationState, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, \
+		CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey), \
+		(hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey)) \
+	X(DigestEncryptUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, \
+		CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen), \
+		(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)) \
+	X(DecryptDigestUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, \
+		CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen), \
+		(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)) \
+	X(SignEncryptUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, \
+		CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen), \
+		(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)) \
+	X(DecryptVerifyUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, \
+		CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen), \
+		(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)) \
+	X(WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved), \
+		(flags, pSlot, pReserved)) \
 	X(MessageSignInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey), \
 		(hSession, pMechanism, hKey)) \
 	X(SignMessage, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, \

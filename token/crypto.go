@@ -613,3 +613,37 @@ func (m *Module) Abort(h ck.ULong, kind OpKind) {
 	se.ops[kind] = nil
 	se.mu.Unlock()
 }
+
+// More operation kinds, for Abort.
+const (
+	OpSignRecover   = opSignRecover
+	OpVerifyRecover = opVerifyRecover
+)
+
+// SessionCancel answers C_SessionCancel (3.0): it ends the session's active
+// operations that flags name (CKF_ENCRYPT, CKF_DECRYPT, CKF_DIGEST,
+// CKF_SIGN, CKF_SIGN_RECOVER, CKF_VERIFY, CKF_VERIFY_RECOVER, CKF_FIND_OBJECTS,
+// CKF_MESSAGE_ENCRYPT, CKF_MESSAGE_DECRYPT).
+func (m *Module) SessionCancel(h ck.ULong, flags ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	kinds := []struct {
+		flag ck.ULong
+		kind opKind
+	}{
+		{ck.CKF_ENCRYPT, opEncrypt}, {ck.CKF_DECRYPT, opDecrypt}, {ck.CKF_DIGEST, opDigest},
+		{ck.CKF_SIGN, opSign}, {ck.CKF_SIGN_RECOVER, opSignRecover}, {ck.CKF_VERIFY, opVerify},
+		{ck.CKF_VERIFY_RECOVER, opVerifyRecover}, {ck.CKF_FIND_OBJECTS, opFind},
+		{ck.CKF_MESSAGE_ENCRYPT, opMessageEncrypt}, {ck.CKF_MESSAGE_DECRYPT, opMessageDecrypt},
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	for _, k := range kinds {
+		if flags&k.flag != 0 {
+			se.ops[k.kind] = nil
+		}
+	}
+	return nil
+}

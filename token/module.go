@@ -156,3 +156,11 @@ func (m *Module) SeedRandom(h ck.ULong) error {
 	}
 	return fmt.Errorf("token: seed random: %w", ck.CKR_RANDOM_SEED_NOT_SUPPORTED)
 }
+
+// CheckSession reports CKR_SESSION_HANDLE_INVALID for a handle that is not
+// an open session (for calls that decode arguments before reaching the
+// token, so that a bad handle is reported before a bad argument).
+func (m *Module) CheckSession(h ck.ULong) error {
+	_, err := m.session(h)
+	return err
+}
