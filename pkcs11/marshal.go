@@ -90,6 +90,14 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 	}
 	t := make(attrs.Template, len(as))
 	for _, a := range as {
+		if isNestedTemplate(ck.AttributeType(a._type)) {
+			v, err := nestedTemplate(a)
+			if err != nil {
+				return nil, err
+			}
+			t[ck.AttributeType(a._type)] = v
+			continue
+		}
 		v, err := copyIn(C.CK_BYTE_PTR(a.pValue), a.ulValueLen)
 		if err != nil {
 			return nil, err
@@ -100,6 +108,42 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 		t[ck.AttributeType(a._type)] = v
 	}
 	return t, nil
+}
+
+// isNestedTemplate: attributes whose value is itself a CK_ATTRIBUTE array
+// (CKF_ARRAY_ATTRIBUTE templates; CKA_ALLOWED_MECHANISMS is an array too,
+// but of plain CK_MECHANISM_TYPEs).
+func isNestedTemplate(t ck.AttributeType) bool {
+	return t == ck.CKA_WRAP_TEMPLATE || t == ck.CKA_UNWRAP_TEMPLATE || t == ck.CKA_DERIVE_TEMPLATE
+}
+
+var attrSize = C.CK_ULONG(unsafe.Sizeof(C.CK_ATTRIBUTE{}))
+
+// nestedTemplate copies a CK_ATTRIBUTE array attribute into the token's
+// encoding (attrs.EncodeTemplate). Templates do not nest further.
+func nestedTemplate(a C.CK_ATTRIBUTE) ([]byte, error) {
+	if a.ulValueLen%attrSize != 0 {
+		return nil, fmt.Errorf("pkcs11: %v of %d bytes is not a CK_ATTRIBUTE array: %w", ck.AttributeType(a._type), a.ulValueLen, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	inner, err := attrSlice(C.CK_ATTRIBUTE_PTR(a.pValue), a.ulValueLen/attrSize)
+	if err != nil {
+		return nil, err
+	}
+	t := make(attrs.Template, len(inner))
+	for _, x := range inner {
+		if isNestedTemplate(ck.AttributeType(x._type)) {
+			return nil, fmt.Errorf("pkcs11: nested %v inside %v: %w", ck.AttributeType(x._type), ck.AttributeType(a._type), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+		v, err := copyIn(C.CK_BYTE_PTR(x.pValue), x.ulValueLen)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		t[ck.AttributeType(x._type)] = v
+	}
+	return attrs.EncodeTemplate(t), nil
 }
 
 // mechanism decodes a CK_MECHANISM and its parameter into the Go type the

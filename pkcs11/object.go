@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"gohsm/internal/ck"
+	"gohsm/token/attrs"
 )
 
 // Chapter 5.7: object management.
@@ -122,6 +123,12 @@ func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 			continue
 		}
 		v := res[i].Value
+		if isNestedTemplate(ck.AttributeType(a._type)) {
+			if rr := writeNested(a, v); rr != C.CKR_OK && r == C.CKR_OK {
+				r = rr
+			}
+			continue
+		}
 		if a.pValue == nil {
 			a.ulValueLen = C.CK_ULONG(len(v))
 			continue
@@ -199,4 +206,44 @@ func go_FindObjectsFinal(h C.CK_SESSION_HANDLE) (r C.CK_RV) {
 		return rv("C_FindObjectsFinal", err)
 	}
 	return rv("C_FindObjectsFinal", m.FindObjectsFinal(ck.ULong(h)))
+}
+
+// writeNested answers a CK_ATTRIBUTE array attribute (spec 5.7, "array
+// attributes"): with no buffer, the array's size in bytes; with one, each
+// element's type and value under the same rules as the outer template.
+func writeNested(a *C.CK_ATTRIBUTE, encoded []byte) C.CK_RV {
+	t, err := attrs.DecodeTemplate(encoded)
+	if err != nil {
+		a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
+		return rv("C_GetAttributeValue", err)
+	}
+	types := t.Types()
+	need := C.CK_ULONG(len(types)) * attrSize
+	if a.pValue == nil {
+		a.ulValueLen = need
+		return C.CKR_OK
+	}
+	if a.ulValueLen < need {
+		a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
+		return C.CKR_BUFFER_TOO_SMALL
+	}
+	out := unsafe.Slice((*C.CK_ATTRIBUTE)(a.pValue), len(types))
+	r := C.CK_RV(C.CKR_OK)
+	for i, typ := range types {
+		x := &out[i]
+		v := t[typ]
+		x._type = C.CK_ATTRIBUTE_TYPE(typ)
+		switch {
+		case x.pValue == nil:
+			x.ulValueLen = C.CK_ULONG(len(v))
+		case int(x.ulValueLen) < len(v):
+			x.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
+			r = C.CKR_BUFFER_TOO_SMALL
+		default:
+			copy(unsafe.Slice((*byte)(x.pValue), len(v)), v)
+			x.ulValueLen = C.CK_ULONG(len(v))
+		}
+	}
+	a.ulValueLen = need
+	return r
 }
