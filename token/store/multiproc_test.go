@@ -229,6 +229,7 @@ func TestGenerationSeesOtherProcess(t *testing.T) {
 			s := openTest(t, dir)
 			ss := s.(*sqliteStore)
 			require.NotNil(t, ss.shmF, "fast path available")
+			require.NotNil(t, ss.shm.mem, "the WAL-index header is mapped")
 			if mode == "data_version" {
 				ss.shmF = nil
 			}

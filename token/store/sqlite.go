@@ -244,6 +244,13 @@ func (s *sqliteStore) Generation() (uint64, error) {
 	}
 	if s.shmF != nil {
 		var h [walIndexHeaderSize]byte
+		if s.shm.header(&h) {
+			if h != s.hdr {
+				s.hdr = h
+				s.seen++
+			}
+			return s.seen + s.own.Load(), nil
+		}
 		if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
 			if h != s.hdr {
 				s.hdr = h
