@@ -5,6 +5,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"unsafe"
@@ -193,10 +194,83 @@ func overlap(x, y []byte) bool {
 	return x0 < y0+uintptr(len(y)) && y0 < x0+uintptr(len(x))
 }
 
+// wrapVia and unwrapVia make C_WrapKey / C_UnwrapKey of a single-part
+// Once (AES-GCM and AES-CCM wrap by encrypting the key's value, PKCS#11
+// v3.0 "AES-GCM", "AES-CCM"), turning data errors into unwrap errors.
+func wrapVia(enc func(key, param any) (Cipher, error)) func(key, param any, material []byte) ([]byte, error) {
+	return func(key, param any, material []byte) ([]byte, error) {
+		c, err := enc(key, param)
+		if err != nil {
+			return nil, err
+		}
+		out, err := c.Once(nil, material)
+		if errors.Is(err, ck.CKR_DATA_LEN_RANGE) {
+			return nil, fmt.Errorf("mechanisms: wrap: %w (%w)", ck.CKR_KEY_SIZE_RANGE, err)
+		}
+		return out, err
+	}
+}
+
+func unwrapVia(dec func(key, param any) (Cipher, error)) func(key, param any, wrapped []byte) ([]byte, error) {
+	return func(key, param any, wrapped []byte) ([]byte, error) {
+		c, err := dec(key, param)
+		if err != nil {
+			return nil, err
+		}
+		out, err := c.Once(nil, wrapped)
+		switch {
+		case errors.Is(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE):
+			return nil, fmt.Errorf("mechanisms: unwrap: %w", ck.CKR_WRAPPED_KEY_LEN_RANGE)
+		case err != nil:
+			return nil, fmt.Errorf("mechanisms: unwrap: %w", ck.CKR_WRAPPED_KEY_INVALID)
+		}
+		return out, nil
+	}
+}
+
+// aesRow is a row over AES keys of 16, 24 or 32 bytes.
+func aesRow(m Mechanism) Mechanism {
+	m.KeyTypes, m.MinKeySize, m.MaxKeySize = aesKey, aesMinBytes, aesMaxBytes
+	return m
+}
+
 // aesRows are the AES mechanisms.
 var aesRows = []Mechanism{
-	{Type: ck.CKM_AES_KEY_GEN, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes,
-		GenerateKey: generateAES},
-	{Type: ck.CKM_AES_GCM, KeyTypes: aesKey, MinKeySize: aesMinBytes, MaxKeySize: aesMaxBytes, Param: ParamGCM,
-		Encrypt: aesGCMEncrypt, Decrypt: aesGCMDecrypt},
+	aesRow(Mechanism{Type: ck.CKM_AES_KEY_GEN, GenerateKey: generateAES}),
+	aesRow(Mechanism{Type: ck.CKM_AES_ECB,
+		Encrypt: aesAlg.ctor(modeECB, true), Decrypt: aesAlg.ctor(modeECB, false),
+		Wrap: aesAlg.wrapper(modeECB), Unwrap: aesAlg.unwrapper(modeECB)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CBC, Param: ParamIV,
+		Encrypt: aesAlg.ctor(modeCBC, true), Decrypt: aesAlg.ctor(modeCBC, false),
+		Wrap: aesAlg.wrapper(modeCBC), Unwrap: aesAlg.unwrapper(modeCBC)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CBC_PAD, Param: ParamIV,
+		Encrypt: aesAlg.ctor(modeCBCPad, true), Decrypt: aesAlg.ctor(modeCBCPad, false),
+		Wrap: aesAlg.wrapper(modeCBCPad), Unwrap: aesAlg.unwrapper(modeCBCPad)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CTR, Param: ParamCTR,
+		Encrypt: aesCTREncrypt, Decrypt: aesCTRDecrypt}),
+	aesRow(Mechanism{Type: ck.CKM_AES_GCM, Param: ParamGCM,
+		Encrypt: aesGCMEncrypt, Decrypt: aesGCMDecrypt,
+		Wrap: wrapVia(aesGCMEncrypt), Unwrap: unwrapVia(aesGCMDecrypt),
+		MessageEncrypt: aesGCMMessageEncrypt, MessageDecrypt: aesGCMMessageDecrypt}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CCM, Param: ParamCCM,
+		Encrypt: aesCCMEncrypt, Decrypt: aesCCMDecrypt,
+		Wrap: wrapVia(aesCCMEncrypt), Unwrap: unwrapVia(aesCCMDecrypt),
+		MessageEncrypt: aesCCMMessageEncrypt, MessageDecrypt: aesCCMMessageDecrypt}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CMAC,
+		Sign: aesAlg.cmacSigner(false), Verify: aesAlg.cmacVerifier(false)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CMAC_GENERAL, Param: ParamULong,
+		Sign: aesAlg.cmacSigner(true), Verify: aesAlg.cmacVerifier(true)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_KEY_WRAP, Param: kwParam, ParamOptional: true, SinglePart: true,
+		Encrypt: kwCipher(false, true), Decrypt: kwCipher(false, false),
+		Wrap: kwWrapKey(false), Unwrap: kwUnwrapKey(false)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD, Param: kwParam, ParamOptional: true, SinglePart: true,
+		Encrypt: kwCipher(true, true), Decrypt: kwCipher(true, false),
+		Wrap: kwWrapKey(true), Unwrap: kwUnwrapKey(true)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_KEY_WRAP_KWP, Param: kwParam, ParamOptional: true, SinglePart: true,
+		Encrypt: kwCipher(true, true), Decrypt: kwCipher(true, false),
+		Wrap: kwWrapKey(true), Unwrap: kwUnwrapKey(true)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_ECB_ENCRYPT_DATA, Param: ParamBytes,
+		Derive: aesAlg.encryptDataDerive(modeECB)}),
+	aesRow(Mechanism{Type: ck.CKM_AES_CBC_ENCRYPT_DATA, Param: ParamCBCEncryptData,
+		Derive: aesAlg.encryptDataDerive(modeCBC)}),
 }

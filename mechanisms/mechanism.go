@@ -247,6 +247,9 @@ type Mechanism struct {
 	// generic secret).
 	MinKeySize, MaxKeySize uint
 	Param                  ParamKind
+	// ParamOptional rows accept an absent parameter (NULL_PTR) and use the
+	// spec's default (the AES key-wrap IVs, plain Ed25519 for EdDSA).
+	ParamOptional bool
 	// SinglePart mechanisms reject C_*Update (raw RSA, PSS, OAEP, raw ECDSA).
 	SinglePart bool
 

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	_ "crypto/sha3" // registers crypto.SHA3_* for the SHA-3 rows and parameters
+	"crypto/subtle"
 	"fmt"
 	"io"
 	"math/big"
@@ -81,7 +83,7 @@ func pssOptions(param any, h crypto.Hash, pub *rsa.PublicKey) (*rsa.PSSOptions, 
 	if !ok || p == nil {
 		return nil, fmt.Errorf("mechanisms: rsa pss: parameter %T: %w", param, ck.CKR_MECHANISM_PARAM_INVALID)
 	}
-	ph, err := hashParams(p.Hash, p.MGF)
+	ph, err := rsaHashParams(p.Hash, p.MGF)
 	if err != nil {
 		return nil, err
 	}
@@ -322,16 +324,246 @@ func rsaExponent(e []byte) (int, error) {
 	return int(v), nil
 }
 
-// rsaRows are the RSA mechanisms.
-var rsaRows = []Mechanism{
-	{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
-		GenerateKeyPair: generateRSA},
-	{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
-		Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0)},
-	{Type: ck.CKM_SHA256_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
-		Sign: rsaPKCSSign(crypto.SHA256), Verify: rsaPKCSVerify(crypto.SHA256)},
-	{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
-		Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
-	{Type: ck.CKM_SHA256_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
-		Sign: rsaPSSSign(crypto.SHA256), Verify: rsaPSSVerify(crypto.SHA256)},
+
+// sha3Hashes extends hash.go's (hash mechanism, MGF1) table with SHA-3
+// (PKCS#11 v3.0 CK_RSA_PKCS_MGF_TYPE: CKG_MGF1_SHA3_*), which PSS and OAEP
+// parameters may name. Go's crypto/rsa knows the SHA-3 DigestInfo prefixes
+// (RFC 8017 §9.2 note 1 lists SHA-2; the SHA-3 OIDs are NIST's
+// 2.16.840.1.101.3.4.2.7..10), so SHA-3 rows need nothing else.
+var sha3Hashes = []struct {
+	mech ck.MechanismType
+	mgf  ck.ULong
+	hash crypto.Hash
+}{
+	{ck.CKM_SHA3_224, ck.CKG_MGF1_SHA3_224, crypto.SHA3_224},
+	{ck.CKM_SHA3_256, ck.CKG_MGF1_SHA3_256, crypto.SHA3_256},
+	{ck.CKM_SHA3_384, ck.CKG_MGF1_SHA3_384, crypto.SHA3_384},
+	{ck.CKM_SHA3_512, ck.CKG_MGF1_SHA3_512, crypto.SHA3_512},
 }
+
+// rsaHash resolves a hash mechanism (SHA-1, SHA-2, SHA-3).
+func rsaHash(mech ck.MechanismType) (crypto.Hash, error) {
+	for _, h := range hashes {
+		if h.mech == mech {
+			return h.hash, nil
+		}
+	}
+	for _, h := range sha3Hashes {
+		if h.mech == mech {
+			return h.hash, nil
+		}
+	}
+	return 0, fmt.Errorf("mechanisms: hash %v: %w", mech, ck.CKR_MECHANISM_PARAM_INVALID)
+}
+
+// rsaMGFHash resolves a CKG_MGF1_* value to its hash.
+func rsaMGFHash(mgf ck.ULong) (crypto.Hash, error) {
+	for _, h := range hashes {
+		if h.mgf == mgf {
+			return h.hash, nil
+		}
+	}
+	for _, h := range sha3Hashes {
+		if h.mgf == mgf {
+			return h.hash, nil
+		}
+	}
+	return 0, fmt.Errorf("mechanisms: mgf 0x%x: %w", mgf, ck.CKR_MECHANISM_PARAM_INVALID)
+}
+
+// rsaHashParams is hashParams (SHA-1 and SHA-2) extended with SHA-3.
+func rsaHashParams(mech ck.MechanismType, mgf ck.ULong) (crypto.Hash, error) {
+	h, err := hashParams(mech, mgf)
+	if err == nil {
+		return h, nil
+	}
+	for _, s := range sha3Hashes {
+		if s.mech != mech {
+			continue
+		}
+		if s.mgf != mgf {
+			return 0, fmt.Errorf("mechanisms: mgf 0x%x with hash %v: %w", mgf, mech, ck.CKR_MECHANISM_PARAM_INVALID)
+		}
+		return s.hash, nil
+	}
+	return 0, err
+}
+
+// generateRSAX931 is CKM_RSA_X9_31_KEY_PAIR_GEN (PKCS#11 v3.0 "ANSI X9.31
+// RSA key pair generation"). The keys are ordinary RSA keys; what differs
+// is how the primes are found. ANSI X9.31's auxiliary-prime procedure was
+// withdrawn by FIPS 186-5; this row generates with Go's FIPS 186-5
+// Appendix A.1.3 probable primes (p, q of nlen/2 bits with the top two bits
+// set, Miller-Rabin per Appendix B.3, d > 2^(nlen/2), d = e^-1 mod
+// lcm(p-1, q-1)), which also satisfy FIPS 186-4 B.3.3, the procedure X9.31
+// key users are validated against today. X9.31 itself (§4.1.2) only allows
+// moduli of 1024 + 256*s bits, so other sizes are refused here.
+func generateRSAX931(r io.Reader, p KeyGenParams) (pub, priv any, err error) {
+	if (p.ModulusBits-1024)%256 != 0 {
+		return nil, nil, fmt.Errorf("mechanisms: rsa x9.31 key pair gen: %d bits is not 1024+256s: %w", p.ModulusBits, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	return generateRSA(r, p)
+}
+
+// rsaPKCSSignRecover is C_SignRecover with CKM_RSA_PKCS: the data (at most
+// k-11 bytes) is padded as an EMSA-PKCS1-v1_5 block of type 1 without a
+// DigestInfo and signed (PKCS#11 v3.0 "PKCS #1 v1.5 RSA", RFC 8017 §9.2
+// steps 3-5), which is what rsa.SignPKCS1v15 does for hash 0.
+func rsaPKCSSignRecover(key, _ any, data []byte) ([]byte, error) {
+	priv, err := rsaPrivate(key, "rsa pkcs sign recover")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRSAInput(data, priv.Size(), 0, nil, true); err != nil {
+		return nil, err
+	}
+	sig, err := rsa.SignPKCS1v15(nil, priv, 0, data)
+	if err != nil {
+		return nil, cryptoErr("rsa pkcs sign recover", err)
+	}
+	return sig, nil
+}
+
+// rsaPKCSVerifyRecover is C_VerifyRecover with CKM_RSA_PKCS: the signature
+// is opened with the public key and the data after a well-formed type 1
+// block (00 01 FF..FF 00, at least eight FF) is returned.
+func rsaPKCSVerifyRecover(key, _ any, sig []byte) ([]byte, error) {
+	pub, err := rsaPublic(key, "rsa pkcs verify recover")
+	if err != nil {
+		return nil, err
+	}
+	em, err := rsaRawPublicVerify(pub, sig)
+	if err != nil {
+		return nil, err
+	}
+	// The block is public (anyone can open a signature), so plain
+	// comparisons are fine here.
+	if em[0] != 0 || em[1] != 1 {
+		return nil, fmt.Errorf("mechanisms: rsa pkcs verify recover: not a type 1 block: %w", ck.CKR_SIGNATURE_INVALID)
+	}
+	i := 2
+	for i < len(em) && em[i] == 0xff {
+		i++
+	}
+	if i-2 < 8 || i == len(em) || em[i] != 0 {
+		return nil, fmt.Errorf("mechanisms: rsa pkcs verify recover: bad type 1 padding: %w", ck.CKR_SIGNATURE_INVALID)
+	}
+	return em[i+1:], nil
+}
+
+// rsaPKCSWrap is C_WrapKey with CKM_RSA_PKCS: the key's value is encrypted
+// as a PKCS#1 v1.5 type 2 block, so it may be at most k-11 bytes (PKCS#11
+// v3.0 "PKCS #1 v1.5 RSA": the mechanism wraps and unwraps secret keys).
+func rsaPKCSWrap(key, _ any, material []byte) ([]byte, error) {
+	pub, err := rsaPublic(key, "rsa pkcs wrap")
+	if err != nil {
+		return nil, err
+	}
+	if max := pub.Size() - pkcs1Overhead; len(material) > max {
+		return nil, fmt.Errorf("mechanisms: rsa pkcs wrap: key of %d bytes, max %d: %w", len(material), max, ck.CKR_KEY_SIZE_RANGE)
+	}
+	out, err := rsa.EncryptPKCS1v15(rand.Reader, pub, material)
+	if err != nil {
+		return nil, cryptoErr("rsa pkcs wrap", err)
+	}
+	return out, nil
+}
+
+func rsaPKCSUnwrap(key, _ any, wrapped []byte) ([]byte, error) {
+	priv, err := rsaPrivate(key, "rsa pkcs unwrap")
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) != priv.Size() {
+		return nil, fmt.Errorf("mechanisms: rsa pkcs unwrap: %d bytes, want %d: %w", len(wrapped), priv.Size(), ck.CKR_WRAPPED_KEY_LEN_RANGE)
+	}
+	out, err := rsa.DecryptPKCS1v15(nil, priv, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("mechanisms: rsa pkcs unwrap: %w", ck.CKR_WRAPPED_KEY_INVALID)
+	}
+	return out, nil
+}
+
+// rsaRawPublicVerify opens a signature with the public key (RSAVP1, RFC 8017
+// §5.2.2) and returns the k-byte block. A signature of the wrong length is
+// CKR_SIGNATURE_LEN_RANGE, one not below the modulus CKR_SIGNATURE_INVALID.
+// Everything here is public, so math/big's variable time is harmless.
+func rsaRawPublicVerify(pub *rsa.PublicKey, sig []byte) ([]byte, error) {
+	k := pub.Size()
+	if len(sig) != k {
+		return nil, fmt.Errorf("mechanisms: rsa signature of %d bytes, want %d: %w", len(sig), k, ck.CKR_SIGNATURE_LEN_RANGE)
+	}
+	s := new(big.Int).SetBytes(sig)
+	if s.Cmp(pub.N) >= 0 {
+		return nil, fmt.Errorf("mechanisms: rsa signature not below the modulus: %w", ck.CKR_SIGNATURE_INVALID)
+	}
+	return rsaPublicOp(pub, s), nil
+}
+
+// rsaPublicOp returns x^e mod n as a k-byte block (RSAEP / RSAVP1).
+func rsaPublicOp(pub *rsa.PublicKey, x *big.Int) []byte {
+	m := new(big.Int).Exp(x, big.NewInt(int64(pub.E)), pub.N)
+	return m.FillBytes(make([]byte, pub.Size()))
+}
+
+// equalBlocks compares two blocks in constant time.
+func equalBlocks(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// rsaHashed are the hash-and-sign rows: CKM_<hash>_RSA_PKCS and
+// CKM_<hash>_RSA_PKCS_PSS (PKCS#11 v3.0 "PKCS #1 v1.5 RSA signature with
+// ..." and "PKCS #1 RSA PSS signature with ..."; SHA-3 in "SHA-3 ...").
+var rsaHashed = []struct {
+	pkcs, pss ck.MechanismType
+	hash      crypto.Hash
+}{
+	{ck.CKM_SHA1_RSA_PKCS, ck.CKM_SHA1_RSA_PKCS_PSS, crypto.SHA1},
+	{ck.CKM_SHA224_RSA_PKCS, ck.CKM_SHA224_RSA_PKCS_PSS, crypto.SHA224},
+	{ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA256_RSA_PKCS_PSS, crypto.SHA256},
+	{ck.CKM_SHA384_RSA_PKCS, ck.CKM_SHA384_RSA_PKCS_PSS, crypto.SHA384},
+	{ck.CKM_SHA512_RSA_PKCS, ck.CKM_SHA512_RSA_PKCS_PSS, crypto.SHA512},
+	{ck.CKM_SHA3_224_RSA_PKCS, ck.CKM_SHA3_224_RSA_PKCS_PSS, crypto.SHA3_224},
+	{ck.CKM_SHA3_256_RSA_PKCS, ck.CKM_SHA3_256_RSA_PKCS_PSS, crypto.SHA3_256},
+	{ck.CKM_SHA3_384_RSA_PKCS, ck.CKM_SHA3_384_RSA_PKCS_PSS, crypto.SHA3_384},
+	{ck.CKM_SHA3_512_RSA_PKCS, ck.CKM_SHA3_512_RSA_PKCS_PSS, crypto.SHA3_512},
+}
+
+// rsaRowHash is the hash a hash-and-sign RSA row applies (0 for the others).
+func rsaRowHash(t ck.MechanismType) crypto.Hash {
+	for _, r := range rsaHashed {
+		if r.pkcs == t || r.pss == t {
+			return r.hash
+		}
+	}
+	return 0
+}
+
+// rsaRows are the RSA mechanisms. Sizes are modulus bits.
+var rsaRows = func() []Mechanism {
+	rows := []Mechanism{
+		{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+			GenerateKeyPair: generateRSA},
+		{Type: ck.CKM_RSA_X9_31_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+			GenerateKeyPair: generateRSAX931},
+		{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
+			Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0),
+			SignRecover: rsaPKCSSignRecover, VerifyRecover: rsaPKCSVerifyRecover,
+			Wrap: rsaPKCSWrap, Unwrap: rsaPKCSUnwrap},
+		{Type: ck.CKM_RSA_X_509, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
+			Encrypt: rsaRawEncrypt, Decrypt: rsaRawDecrypt, Sign: rsaRawSign, Verify: rsaRawVerify,
+			SignRecover: rsaRawSignRecover, VerifyRecover: rsaRawVerifyRecover},
+		{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
+			Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
+		{Type: ck.CKM_RSA_PKCS_OAEP, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamOAEP, SinglePart: true,
+			Encrypt: rsaOAEPEncrypt, Decrypt: rsaOAEPDecrypt, Wrap: rsaOAEPWrap, Unwrap: rsaOAEPUnwrap},
+		{Type: ck.CKM_RSA_AES_KEY_WRAP, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamRSAAESKeyWrap,
+			Wrap: rsaAESKeyWrap, Unwrap: rsaAESKeyUnwrap},
+	}
+	for _, h := range rsaHashed {
+		rows = append(rows,
+			Mechanism{Type: h.pkcs, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
+				Sign: rsaPKCSSign(h.hash), Verify: rsaPKCSVerify(h.hash)},
+			Mechanism{Type: h.pss, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
+				Sign: rsaPSSSign(h.hash), Verify: rsaPSSVerify(h.hash)})
+	}
+	return rows
+}()

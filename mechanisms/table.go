@@ -37,7 +37,7 @@ const (
 // by C_GetMechanismInfo are derived from which constructors a row sets
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
-var table = slices.Concat(rsaRows, ecRows, aesRows, digestRows)
+var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows)
 
 // byType and sorted are built once from table, with every row guarded.
 var byType, sorted = build(table)
@@ -281,6 +281,10 @@ func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
 		size, name, tooBig = c.Params().BitSize, "curve", ck.CKR_CURVE_NOT_SUPPORTED
 	case classSecret:
 		size, name = p.ValueLen, "CKA_VALUE_LEN"
+		if size == 0 && m.MinKeySize == m.MaxKeySize {
+			// Fixed-length key types (DES3) have no CKA_VALUE_LEN.
+			size = int(m.MinKeySize)
+		}
 	default:
 		return fmt.Errorf("mechanisms: %v: key generation for %v: %w", m.Type, m.KeyTypes[0], ck.CKR_GENERAL_ERROR)
 	}

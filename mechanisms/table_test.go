@@ -32,9 +32,16 @@ func TestTableInvariants(t *testing.T) {
 
 			ops := m.Encrypt != nil || m.Decrypt != nil || m.Sign != nil || m.Verify != nil
 			keygen := m.GenerateKey != nil || m.GenerateKeyPair != nil
-			require.True(t, ops || keygen || m.Digest != nil, "row has no constructor")
+			keyOps := m.Derive != nil || m.Wrap != nil || m.Unwrap != nil || m.SignRecover != nil ||
+				m.VerifyRecover != nil || m.MessageEncrypt != nil || m.MessageDecrypt != nil
+			require.True(t, ops || keygen || keyOps || m.Digest != nil, "row has no constructor")
 			assert.Equal(t, m.Encrypt != nil, m.Decrypt != nil, "encrypt without decrypt or back")
 			assert.Equal(t, m.Sign != nil, m.Verify != nil, "sign without verify or back")
+			assert.Equal(t, m.Wrap != nil, m.Unwrap != nil, "wrap without unwrap or back")
+			assert.Equal(t, m.SignRecover != nil, m.VerifyRecover != nil, "sign-recover without verify-recover or back")
+			assert.Equal(t, m.MessageEncrypt != nil, m.MessageDecrypt != nil, "message encrypt without decrypt or back")
+			assert.False(t, keygen && keyOps, "key generation rows do nothing else")
+			assert.False(t, m.Digest != nil && keyOps, "digest rows do nothing else")
 			assert.False(t, m.GenerateKey != nil && m.GenerateKeyPair != nil)
 			assert.False(t, m.Digest != nil && (ops || keygen), "digest rows do nothing else")
 			assert.False(t, keygen && ops, "key generation rows do nothing else")
@@ -89,6 +96,13 @@ func TestTableInvariants(t *testing.T) {
 				{m.Digest != nil, ck.CKF_DIGEST},
 				{m.GenerateKey != nil, ck.CKF_GENERATE},
 				{m.GenerateKeyPair != nil, ck.CKF_GENERATE_KEY_PAIR},
+				{m.Derive != nil, ck.CKF_DERIVE},
+				{m.Wrap != nil, ck.CKF_WRAP},
+				{m.Unwrap != nil, ck.CKF_UNWRAP},
+				{m.SignRecover != nil, ck.CKF_SIGN_RECOVER},
+				{m.VerifyRecover != nil, ck.CKF_VERIFY_RECOVER},
+				{m.MessageEncrypt != nil, ck.CKF_MESSAGE_ENCRYPT},
+				{m.MessageDecrypt != nil, ck.CKF_MESSAGE_DECRYPT},
 				{true, ck.CKF_HW},
 				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_F_P},
 				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_NAMEDCURVE},
@@ -110,7 +124,10 @@ func TestTableInvariants(t *testing.T) {
 func TestFlagsPinned(t *testing.T) {
 	ec := ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
 	for mech, want := range map[ck.MechanismType]ck.ULong{
-		ck.CKM_AES_GCM:               ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT,
+		ck.CKM_AES_GCM: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP |
+			ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT,
+		ck.CKM_AES_KEY_WRAP:          ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP,
+		ck.CKM_AES_ECB_ENCRYPT_DATA:  ck.CKF_HW | ck.CKF_DERIVE,
 		ck.CKM_AES_KEY_GEN:           ck.CKF_HW | ck.CKF_GENERATE,
 		ck.CKM_EC_KEY_PAIR_GEN:       ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR | ec,
 		ck.CKM_ECDSA:                 ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY | ec,
