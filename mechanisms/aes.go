@@ -2,7 +2,6 @@ package mechanisms
 
 import (
 	"bytes"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
 	"errors"
@@ -27,18 +26,6 @@ func generateAES(r io.Reader, p KeyGenParams) (any, error) {
 		return nil, fmt.Errorf("mechanisms: aes key gen: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
 	}
 	return k, nil
-}
-
-func aesBlock(key any, what string) (cipher.Block, error) {
-	k, ok := key.([]byte)
-	if !ok {
-		return nil, fmt.Errorf("mechanisms: %s with %T: %w", what, key, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	b, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, fmt.Errorf("mechanisms: %s: key of %d bytes: %w", what, len(k), ck.CKR_KEY_SIZE_RANGE)
-	}
-	return b, nil
 }
 
 const (
@@ -80,16 +67,24 @@ func newGCM(key, param any, encrypt bool) (Cipher, error) {
 	if !gcmTagBits(p.TagBits) {
 		return nil, fmt.Errorf("mechanisms: aes-gcm: tag %d bits: %w", p.TagBits, ck.CKR_MECHANISM_PARAM_INVALID)
 	}
-	b, err := aesBlock(key, "aes-gcm")
-	if err != nil {
-		return nil, err
+	var aead cipher.AEAD
+	if pk, ok := key.(*Prepared); ok && len(p.IV) == 12 {
+		if ps, ok := pk.State.(*preparedBlock); ok && ps.gcm12 != nil {
+			aead = ps.gcm12
+		}
 	}
-	// Always the full 16-byte tag: Go offers custom nonce sizes or custom
-	// tag sizes (>= 12 bytes) but not both, and a shorter tag is by
-	// definition the full tag's leftmost bits (SP 800-38D §7.1: T = MSB_t(...)).
-	aead, err := cipher.NewGCMWithNonceSize(b, len(p.IV))
-	if err != nil {
-		return nil, fmt.Errorf("mechanisms: aes-gcm: %w (%w)", ck.CKR_MECHANISM_PARAM_INVALID, err)
+	if aead == nil {
+		b, err := aesAlg.block(key, "aes-gcm")
+		if err != nil {
+			return nil, err
+		}
+		// Always the full 16-byte tag: Go offers custom nonce sizes or
+		// custom tag sizes (>= 12 bytes) but not both, and a shorter tag
+		// is by definition the full tag's leftmost bits (SP 800-38D §7.1:
+		// T = MSB_t(...)).
+		if aead, err = cipher.NewGCMWithNonceSize(b, len(p.IV)); err != nil {
+			return nil, fmt.Errorf("mechanisms: aes-gcm: %w (%w)", ck.CKR_MECHANISM_PARAM_INVALID, err)
+		}
 	}
 	// The operation outlives the call that set it up; keep our own copy of
 	// IV and AAD in case the caller's were views of C memory.
@@ -231,6 +226,9 @@ func unwrapVia(dec func(key, param any) (Cipher, error)) func(key, param any, wr
 // aesRow is a row over AES keys of 16, 24 or 32 bytes.
 func aesRow(m Mechanism) Mechanism {
 	m.KeyTypes, m.MinKeySize, m.MaxKeySize = aesKey, aesMinBytes, aesMaxBytes
+	if m.GenerateKey == nil {
+		m.Prepare = aesAlg.prepare
+	}
 	return m
 }
 

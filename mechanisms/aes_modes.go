@@ -41,7 +41,7 @@ var (
 
 // secretKey returns a secret key's bytes.
 func secretKey(key any, what string) ([]byte, error) {
-	k, ok := key.([]byte)
+	k, ok := unprepared(key).([]byte)
 	if !ok {
 		return nil, fmt.Errorf("mechanisms: %s with %T: %w", what, key, ck.CKR_KEY_TYPE_INCONSISTENT)
 	}
@@ -51,6 +51,11 @@ func secretKey(key any, what string) ([]byte, error) {
 // block makes the family's cipher from a key; a length the cipher refuses
 // is CKR_KEY_SIZE_RANGE.
 func (a *blockAlg) block(key any, what string) (cipher.Block, error) {
+	if p, ok := key.(*Prepared); ok {
+		if ps, ok := p.State.(*preparedBlock); ok && ps.alg == a {
+			return ps.block, nil
+		}
+	}
 	k, err := secretKey(key, what)
 	if err != nil {
 		return nil, err
@@ -343,4 +348,28 @@ func unaliasAny(dst, src []byte, n int) []byte {
 		return src
 	}
 	return bytes.Clone(src)
+}
+
+// preparedBlock is a block cipher key's precomputation: the key schedule,
+// and for AES the GCM instance for the usual 12-byte IV (cipher.AEAD
+// values are safe for concurrent use and keep no per-message state).
+type preparedBlock struct {
+	alg   *blockAlg
+	block cipher.Block
+	gcm12 cipher.AEAD
+}
+
+// prepare is the rows' Prepare: it runs the key schedule once per key.
+func (a *blockAlg) prepare(key any) (any, error) {
+	b, err := a.block(key, a.name)
+	if err != nil {
+		return nil, err
+	}
+	ps := &preparedBlock{alg: a, block: b}
+	if a == aesAlg {
+		if ps.gcm12, err = cipher.NewGCM(b); err != nil {
+			return nil, fmt.Errorf("mechanisms: aes-gcm: %w (%w)", ck.CKR_GENERAL_ERROR, err)
+		}
+	}
+	return ps, nil
 }

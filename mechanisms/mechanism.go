@@ -193,6 +193,9 @@ type KeyGenParams struct {
 	ModulusBits    int    // CKA_MODULUS_BITS (RSA)
 	PublicExponent []byte // CKA_PUBLIC_EXPONENT, big-endian (RSA); empty means 65537
 	ECParams       []byte // CKA_EC_PARAMS, DER (EC, EdDSA)
+	// Param is the decoded mechanism parameter, for the generation
+	// mechanisms that take one (CKM_PKCS5_PBKD2).
+	Param any
 }
 
 // Cipher is one encryption or decryption operation. Output is appended to dst
@@ -247,6 +250,11 @@ type Mechanism struct {
 	// generic secret).
 	MinKeySize, MaxKeySize uint
 	Param                  ParamKind
+	// InfoBits: CK_MECHANISM_INFO reports this row's key sizes in bits
+	// although the table keeps bytes (the spec's unit for generic secret
+	// key generation and SP 800-108, whose keys are sized in bytes
+	// elsewhere).
+	InfoBits bool
 	// ParamOptional rows accept an absent parameter (NULL_PTR) and use the
 	// spec's default (the AES key-wrap IVs, plain Ed25519 for EdDSA).
 	ParamOptional bool
@@ -272,7 +280,27 @@ type Mechanism struct {
 	// SignRecover / VerifyRecover: C_SignRecover / C_VerifyRecover.
 	SignRecover   func(key any, param any, data []byte) ([]byte, error)
 	VerifyRecover func(key any, param any, sig []byte) ([]byte, error)
+	// Prepare, when set, precomputes what the row's constructors need from a
+	// key (an AES key schedule and GCM tables, say). The caller keeps the
+	// result, wrapped in a *Prepared, for as long as it keeps the key, and
+	// passes it to the row's constructors instead of the key.
+	Prepare func(key any) (any, error)
 	// MessageEncrypt / MessageDecrypt: the 3.0 message-based AEAD API.
 	MessageEncrypt func(key any, param any) (MessageAEAD, error)
 	MessageDecrypt func(key any, param any) (MessageAEAD, error)
+}
+
+// Prepared is a key with the state a row's Prepare made from it. Rows with
+// Prepare accept it wherever they accept the key itself.
+type Prepared struct {
+	Key   any
+	State any
+}
+
+// unprepared returns the key inside a *Prepared, or key itself.
+func unprepared(key any) any {
+	if p, ok := key.(*Prepared); ok {
+		return p.Key
+	}
+	return key
 }

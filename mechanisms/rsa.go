@@ -324,7 +324,6 @@ func rsaExponent(e []byte) (int, error) {
 	return int(v), nil
 }
 
-
 // sha3Hashes extends hash.go's (hash mechanism, MGF1) table with SHA-3
 // (PKCS#11 v3.0 CK_RSA_PKCS_MGF_TYPE: CKG_MGF1_SHA3_*), which PSS and OAEP
 // parameters may name. Go's crypto/rsa knows the SHA-3 DigestInfo prefixes

@@ -493,12 +493,12 @@ func TestRSAOAEP(t *testing.T) {
 	}
 
 	for name, p := range map[string]any{
-		"unknown hash":        &OAEPParams{Hash: ck.CKM_AES_GCM, MGF: ck.CKG_MGF1_SHA256},
-		"unknown mgf":         &OAEPParams{Hash: ck.CKM_SHA256, MGF: 0x77},
+		"unknown hash":         &OAEPParams{Hash: ck.CKM_AES_GCM, MGF: ck.CKG_MGF1_SHA256},
+		"unknown mgf":          &OAEPParams{Hash: ck.CKM_SHA256, MGF: 0x77},
 		"label without source": &OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, Label: []byte("l")},
-		"unknown source":      &OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, Source: 2},
-		"nil":                 (*OAEPParams)(nil),
-		"wrong type":          &PSSParams{Hash: ck.CKM_SHA256},
+		"unknown source":       &OAEPParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, Source: 2},
+		"nil":                  (*OAEPParams)(nil),
+		"wrong type":           &PSSParams{Hash: ck.CKM_SHA256},
 	} {
 		_, err := m.Encrypt(pub, p)
 		assert.ErrorIs(t, err, ck.CKR_MECHANISM_PARAM_INVALID, name)

@@ -37,7 +37,7 @@ const (
 // by C_GetMechanismInfo are derived from which constructors a row sets
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
-var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows)
+var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows)
 
 // byType and sorted are built once from table, with every row guarded.
 var byType, sorted = build(table)
@@ -231,6 +231,7 @@ func (m *Mechanism) check(key, param any) error {
 	if err := m.checkParam(param); err != nil {
 		return err
 	}
+	key = unprepared(key)
 	class, size := keyInfo(key)
 	if class == classNone || !slices.ContainsFunc(m.KeyTypes, func(kt ck.KeyType) bool { return keyClasses[kt] == class }) {
 		return fmt.Errorf("mechanisms: %v: key of type %T: %w", m.Type, key, ck.CKR_KEY_TYPE_INCONSISTENT)

@@ -51,8 +51,8 @@ func TestTableInvariants(t *testing.T) {
 			if m.SinglePart {
 				assert.True(t, ops, "SinglePart on a row without encrypt/decrypt/sign/verify")
 			}
-			if keygen || m.Digest != nil {
-				assert.Equal(t, ParamNone, m.Param, "key generation and digests take no parameter here")
+			if (keygen && m.Type != ck.CKM_PKCS5_PBKD2) || m.Digest != nil {
+				assert.Equal(t, ParamNone, m.Param, "key generation (but PBKDF2's) and digests take no parameter")
 			}
 
 			// Key types and sizes, in the spec's units.
@@ -126,12 +126,15 @@ func TestFlagsPinned(t *testing.T) {
 	for mech, want := range map[ck.MechanismType]ck.ULong{
 		ck.CKM_AES_GCM: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP |
 			ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT,
-		ck.CKM_AES_KEY_WRAP:          ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP,
-		ck.CKM_AES_ECB_ENCRYPT_DATA:  ck.CKF_HW | ck.CKF_DERIVE,
-		ck.CKM_AES_KEY_GEN:           ck.CKF_HW | ck.CKF_GENERATE,
-		ck.CKM_EC_KEY_PAIR_GEN:       ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR | ec,
-		ck.CKM_ECDSA:                 ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY | ec,
-		ck.CKM_RSA_PKCS:              ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_SIGN | ck.CKF_VERIFY,
+		ck.CKM_AES_KEY_WRAP:         ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP,
+		ck.CKM_AES_ECB_ENCRYPT_DATA: ck.CKF_HW | ck.CKF_DERIVE,
+		ck.CKM_AES_KEY_GEN:          ck.CKF_HW | ck.CKF_GENERATE,
+		ck.CKM_EC_KEY_PAIR_GEN:      ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR | ec,
+		ck.CKM_ECDSA:                ck.CKF_HW | ck.CKF_SIGN | ck.CKF_VERIFY | ec,
+		// PKCS#11 v3.0 Current Mechanisms, table "Mechanisms vs. Functions": CKM_RSA_PKCS
+		// does encrypt/decrypt, sign/verify, sign/verify-recover and wrap/unwrap.
+		ck.CKM_RSA_PKCS: ck.CKF_HW | ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_SIGN | ck.CKF_VERIFY |
+			ck.CKF_SIGN_RECOVER | ck.CKF_VERIFY_RECOVER | ck.CKF_WRAP | ck.CKF_UNWRAP,
 		ck.CKM_RSA_PKCS_KEY_PAIR_GEN: ck.CKF_HW | ck.CKF_GENERATE_KEY_PAIR,
 		ck.CKM_SHA256:                ck.CKF_HW | ck.CKF_DIGEST,
 	} {

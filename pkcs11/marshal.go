@@ -169,7 +169,7 @@ func mechanism(p C.CK_MECHANISM_PTR) (token.Mechanism, error) {
 	case mechanisms.ParamNone:
 		// Clients pass stray parameters for mechanisms that take none
 		// (e.g. an empty buffer); the spec gives them no meaning.
-	case mechanisms.ParamIV, mechanisms.ParamBytes:
+	case mechanisms.ParamIV:
 		b, err := copyIn(C.CK_BYTE_PTR(pp), C.CK_ULONG(pl))
 		if err != nil {
 			return m, bad("NULL bytes")
@@ -230,7 +230,11 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 			return nil, err
 		}
 		c := (*C.CK_KEY_DERIVATION_STRING_DATA)(pp)
-		return bytesAt(c.pData, c.ulLen, "pData")
+		b, err := bytesAt(c.pData, c.ulLen, "pData")
+		if b == nil && err == nil {
+			b = []byte{} // present but empty, unlike an absent parameter
+		}
+		return b, err
 	case mechanisms.ParamULong:
 		if err := size(unsafe.Sizeof(C.CK_ULONG(0))); err != nil {
 			return nil, err

@@ -40,7 +40,11 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 	if !ok {
 		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
-	return ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize), mm.Flags(), nil
+	min, max = ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize)
+	if mm.InfoBits {
+		min, max = 8*min, 8*max
+	}
+	return min, max, mm.Flags(), nil
 }
 
 // usage is the key attribute an operation needs.
@@ -149,17 +153,20 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if err != nil {
 		return err
 	}
-	switch v := impl.(type) {
-	case mechanisms.Cipher:
-		op.cipher = v
-	case mechanisms.Signer:
-		op.signer = v
-	case mechanisms.Verifier:
-		op.verifier = v
-	case recoverOp:
-		op.key, op.param = v.key, v.param
-	case mechanisms.MessageAEAD:
-		op.aead = v
+	// Chosen by the operation, not by what the value implements: a MAC
+	// operation is both a Signer and a Verifier.
+	switch kind {
+	case opEncrypt, opDecrypt:
+		op.cipher = impl.(mechanisms.Cipher)
+	case opSign:
+		op.signer = impl.(mechanisms.Signer)
+	case opVerify:
+		op.verifier = impl.(mechanisms.Verifier)
+	case opSignRecover, opVerifyRecover:
+		r := impl.(recoverOp)
+		op.key, op.param = r.key, r.param
+	case opMessageEncrypt, opMessageDecrypt:
+		op.aead = impl.(mechanisms.MessageAEAD)
 	}
 	se.ops[kind] = op
 	return nil
@@ -219,7 +226,17 @@ func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error)
 	return se, op, nil
 }
 
-func (se *Session) done(kind opKind, err error, final bool, query bool) {
+//
+// done must be the deferred call itself (defer se.done(kind, &err, ...)) so
+// that a panic inside the operation also ends it before the C boundary
+// turns the panic into CKR_GENERAL_ERROR.
+func (se *Session) done(kind opKind, errp *error, final bool, query bool) {
+	if p := recover(); p != nil {
+		se.ops[kind] = nil
+		se.mu.Unlock()
+		panic(p)
+	}
+	err := *errp
 	if err != nil && !errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) || err == nil && final && !query {
 		se.ops[kind] = nil
 	}
@@ -277,7 +294,7 @@ func (m *Module) cipherOnce(h ck.ULong, kind opKind, in []byte, out Out) (n int,
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(kind, err, true, out.Query) }()
+	defer se.done(kind, &err, true, out.Query)
 	if err = singlePart(op); err != nil {
 		return 0, err
 	}
@@ -291,7 +308,7 @@ func (m *Module) cipherUpdate(h ck.ULong, kind opKind, in []byte, out Out) (n in
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(kind, err, false, out.Query) }()
+	defer se.done(kind, &err, false, out.Query)
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -305,7 +322,7 @@ func (m *Module) cipherFinal(h ck.ULong, kind opKind, out Out) (n int, err error
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(kind, err, true, out.Query) }()
+	defer se.done(kind, &err, true, out.Query)
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -350,7 +367,7 @@ func (m *Module) Sign(h ck.ULong, data []byte, out Out) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opSign, err, true, out.Query) }()
+	defer se.done(opSign, &err, true, out.Query)
 	if err = singlePart(op); err != nil {
 		return 0, err
 	}
@@ -368,7 +385,7 @@ func (m *Module) SignUpdate(h ck.ULong, data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opSign, err, false, false) }()
+	defer se.done(opSign, &err, false, false)
 	if err = multiPart(op); err != nil {
 		return err
 	}
@@ -381,7 +398,7 @@ func (m *Module) SignFinal(h ck.ULong, out Out) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opSign, err, true, out.Query) }()
+	defer se.done(opSign, &err, true, out.Query)
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -394,7 +411,7 @@ func (m *Module) Verify(h ck.ULong, data, sig []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opVerify, err, true, false) }()
+	defer se.done(opVerify, &err, true, false)
 	if err = singlePart(op); err != nil {
 		return err
 	}
@@ -410,7 +427,7 @@ func (m *Module) VerifyUpdate(h ck.ULong, data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opVerify, err, false, false) }()
+	defer se.done(opVerify, &err, false, false)
 	if err = multiPart(op); err != nil {
 		return err
 	}
@@ -423,7 +440,7 @@ func (m *Module) VerifyFinal(h ck.ULong, sig []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opVerify, err, true, false) }()
+	defer se.done(opVerify, &err, true, false)
 	if err = multiPart(op); err != nil {
 		return err
 	}
@@ -436,7 +453,7 @@ func (m *Module) Digest(h ck.ULong, data []byte, out Out) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opDigest, err, true, out.Query) }()
+	defer se.done(opDigest, &err, true, out.Query)
 	if err = singlePart(op); err != nil {
 		return 0, err
 	}
@@ -454,7 +471,7 @@ func (m *Module) DigestUpdate(h ck.ULong, data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opDigest, err, false, false) }()
+	defer se.done(opDigest, &err, false, false)
 	if err = multiPart(op); err != nil {
 		return err
 	}
@@ -467,7 +484,7 @@ func (m *Module) DigestFinal(h ck.ULong, out Out) (n int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opDigest, err, true, out.Query) }()
+	defer se.done(opDigest, &err, true, out.Query)
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -499,12 +516,21 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	if err != nil {
 		return 0, err
 	}
-	full, err := attrs.Build(attrs.OpGenerate, ck.CKO_SECRET_KEY, mm.KeyTypes[0], mech.Type, tmpl)
+	// The key type is the mechanism's, or for mechanisms that make several
+	// (PBKDF2) the template's choice among them.
+	kt := mm.KeyTypes[0]
+	if want, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok && slices.Contains(mm.KeyTypes, ck.KeyType(want)) {
+		kt = ck.KeyType(want)
+	}
+	full, err := attrs.Build(attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
 	if err != nil {
 		return 0, err
 	}
 	vl, _ := full.ULong(ck.CKA_VALUE_LEN)
-	key, err := mm.GenerateKey(m.rand, mechanisms.KeyGenParams{ValueLen: int(vl)})
+	if vl == 0 && kt == ck.CKK_DES3 {
+		vl = 24 // DES3 keys have no CKA_VALUE_LEN: their length is fixed
+	}
+	key, err := mm.GenerateKey(m.rand, mechanisms.KeyGenParams{ValueLen: int(vl), Param: mech.Param})
 	if err != nil {
 		return 0, err
 	}

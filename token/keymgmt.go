@@ -360,6 +360,9 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	var full attrs.Template
 	if class == ck.CKO_DATA {
 		t := tmpl.Clone()
+		// CKA_VALUE_LEN gave the output length; data objects have no such
+		// attribute.
+		delete(t, ck.CKA_VALUE_LEN)
 		t[ck.CKA_CLASS] = attrs.ULong(ck.ULong(ck.CKO_DATA))
 		t[ck.CKA_VALUE] = value
 		if full, err = attrs.Build(attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
@@ -391,7 +394,7 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { se.done(opDigest, err, false, false) }()
+	defer se.done(opDigest, &err, false, false)
 	if err = multiPart(op); err != nil {
 		return err
 	}

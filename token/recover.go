@@ -27,7 +27,7 @@ func (m *Module) SignRecover(h ck.ULong, data []byte, out Out) (n int, err error
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opSignRecover, err, true, out.Query) }()
+	defer se.done(opSignRecover, &err, true, out.Query)
 	max, err := recoverSize(op.key)
 	if err != nil {
 		return 0, err
@@ -44,7 +44,7 @@ func (m *Module) VerifyRecover(h ck.ULong, sig []byte, out Out) (n int, err erro
 	if err != nil {
 		return 0, err
 	}
-	defer func() { se.done(opVerifyRecover, err, true, out.Query) }()
+	defer se.done(opVerifyRecover, &err, true, out.Query)
 	max, err := recoverSize(op.key)
 	if err != nil {
 		return 0, err

@@ -15,6 +15,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -135,7 +136,8 @@ func TestNestedTemplate(t *testing.T) {
 // TestTableInvariants checks the composed tables against the footnote rules
 // they encode.
 func TestTableInvariants(t *testing.T) {
-	require.Len(t, schemas, 11)
+	// The 11 base schemas, plus the HMAC/HKDF secret key types (hmac_keys.go).
+	require.Len(t, schemas, 11+len(hmacKeyTypes)+1+extraSchemas)
 	for key, s := range schemas {
 		name := s.String()
 		for _, a := range []ck.AttributeType{ck.CKA_CLASS, ck.CKA_TOKEN, ck.CKA_PRIVATE, ck.CKA_MODIFIABLE,
@@ -751,6 +753,14 @@ func TestIsSecret(t *testing.T) {
 		{ck.CKO_PRIVATE_KEY, ck.CKK_RSA, ck.CKA_EXPONENT_2},
 		{ck.CKO_PRIVATE_KEY, ck.CKK_RSA, ck.CKA_COEFFICIENT},
 	}
+	for _, kt := range append(slices.Clone(hmacKeyTypes), ck.CKK_HKDF) {
+		secret = append(secret, struct {
+			class ck.ObjectClass
+			kt    ck.KeyType
+			a     ck.AttributeType
+		}{ck.CKO_SECRET_KEY, kt, ck.CKA_VALUE})
+	}
+	secret = append(secret, extraSecrets...)
 	n := 0
 	for _, s := range schemas {
 		for _, row := range s.Attrs() {
