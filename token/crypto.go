@@ -226,7 +226,6 @@ func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error)
 	return se, op, nil
 }
 
-//
 // done must be the deferred call itself (defer se.done(kind, &err, ...)) so
 // that a panic inside the operation also ends it before the C boundary
 // turns the panic into CKR_GENERAL_ERROR.
