@@ -2,10 +2,13 @@ package mechanisms
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/asn1"
 	"errors"
 	"math/big"
 	"slices"
@@ -102,6 +105,10 @@ func genParams(kt ck.KeyType, size int) KeyGenParams {
 		return KeyGenParams{ModulusBits: size}
 	case classEC:
 		return KeyGenParams{ECParams: ecParams(size)}
+	case classEdwards:
+		return KeyGenParams{ECParams: must(asn1.Marshal(oidEd25519))}
+	case classMontgomery:
+		return KeyGenParams{ECParams: X25519Params()}
 	}
 	return KeyGenParams{ValueLen: size}
 }
@@ -279,6 +286,10 @@ func testKeyGen(t *testing.T, m *Mechanism) {
 			case *ecdsa.PrivateKey:
 				assert.True(t, k.PublicKey.Equal(pub))
 				assert.Equal(t, p.ECParams, must(ECParams(k.Curve)))
+			case ed25519.PrivateKey:
+				assert.True(t, k.Public().(ed25519.PublicKey).Equal(pub))
+			case *ecdh.PrivateKey:
+				assert.True(t, k.PublicKey().Equal(pub))
 			default:
 				t.Fatalf("unexpected private key %T", priv)
 			}
@@ -425,8 +436,19 @@ func outOfRangeKeys(t *testing.T, m *Mechanism, kt ck.KeyType) []any {
 				out = append(out, k, &k.PublicKey)
 			}
 		}
+		// Sizes no supported curve has (secp192r1's, sect571r1's): keys on
+		// stand-in curves the guard must refuse before any arithmetic.
+		for _, bits := range []int{192, 571} {
+			if b := uint(bits); b < m.MinKeySize || b > m.MaxKeySize {
+				c := &elliptic.CurveParams{Name: "out-of-range", BitSize: bits, P: big.NewInt(1), N: big.NewInt(1)}
+				pub := ecdsa.PublicKey{Curve: c, X: big.NewInt(1), Y: big.NewInt(1)}
+				out = append(out, &ecdsa.PrivateKey{PublicKey: pub, D: big.NewInt(1)}, &pub)
+			}
+		}
 		require.NotEmpty(t, out)
 		return out
+	case classEdwards, classMontgomery:
+		return nil // one curve, one size
 	case classRSA:
 		// A public key of one bit more than the maximum needs no
 		// generation; a private key below the minimum does.

@@ -4,10 +4,16 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	_ "crypto/sha3" // registers crypto.SHA3_* for CKM_ECDSA_SHA3_*
 	"fmt"
 	"io"
 	"math/big"
 	"slices"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	secpecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"gohsm/internal/ck"
 )
@@ -18,6 +24,20 @@ func generateEC(r io.Reader, p KeyGenParams) (pub, priv any, err error) {
 	c, err := CurveFromParams(p.ECParams)
 	if err != nil {
 		return nil, nil, err
+	}
+	if isSecp256k1(c) {
+		k, err := secp256k1.GeneratePrivateKeyFromRand(r)
+		if err != nil {
+			return nil, nil, cryptoErr("ec key pair gen", err)
+		}
+		defer k.Zero()
+		d := k.Key.Bytes()
+		defer clear(d[:])
+		priv, err := ECPrivateKey(c, d[:])
+		if err != nil {
+			return nil, nil, err
+		}
+		return &priv.PublicKey, priv, nil
 	}
 	k, err := ecdsa.GenerateKey(c, r)
 	if err != nil {
@@ -48,18 +68,58 @@ type ecdsaSigner struct {
 
 func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
 
-// Sign signs the hash, which Go truncates to the bit length of the group
-// order as FIPS 186-5 §6.4.1 prescribes; any length is accepted.
+// Sign signs the hash, truncated to the bit length of the group order as
+// FIPS 186-5 §6.4.1 prescribes; any length is accepted. NIST curves use
+// crypto/ecdsa (hedged nonces); secp256k1 uses the decred library, whose
+// nonces are RFC 6979 deterministic and whose s is the low one of s and n-s
+// (BIP 62), both valid ECDSA signatures.
 func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
-	r, ss, err := ecdsa.Sign(rand.Reader, s.priv, s.message())
+	n := byteLen(s.priv.Curve)
+	if isSecp256k1(s.priv.Curve) {
+		k, err := secp256k1Private(s.priv)
+		if err != nil {
+			return dst, err
+		}
+		defer k.Zero()
+		sig := secpecdsa.Sign(k, s.message())
+		r, ss := sig.R(), sig.S()
+		dst, out := grow(dst, 2*n)
+		r.PutBytesUnchecked(out[:n])
+		ss.PutBytesUnchecked(out[n:])
+		return dst, nil
+	}
+	der, err := ecdsa.SignASN1(rand.Reader, s.priv, s.message())
 	if err != nil {
 		return dst, cryptoErr("ecdsa sign", err)
 	}
-	n := byteLen(s.priv.Curve)
-	dst, out := grow(dst, 2*n)
-	r.FillBytes(out[:n])
-	ss.FillBytes(out[n:])
-	return dst, nil
+	// crypto/ecdsa produces DER; PKCS#11 wants the two integers side by
+	// side. Reading them as bytes avoids the big.Ints ecdsa.Sign makes.
+	var inner, r, sv cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&inner, cbasn1.SEQUENCE) || !in.Empty() ||
+		!inner.ReadASN1(&r, cbasn1.INTEGER) || !inner.ReadASN1(&sv, cbasn1.INTEGER) || !inner.Empty() {
+		return dst, fmt.Errorf("mechanisms: ecdsa sign: malformed signature from crypto/ecdsa: %w", ck.CKR_FUNCTION_FAILED)
+	}
+	whole, out := grow(dst, 2*n)
+	if !putInt(out[:n], r) || !putInt(out[n:], sv) {
+		return dst, fmt.Errorf("mechanisms: ecdsa sign: integer too long: %w", ck.CKR_FUNCTION_FAILED)
+	}
+	return whole, nil
+}
+
+// putInt writes a DER INTEGER's content (positive, minimal) right-aligned
+// into out, zero-padded.
+func putInt(out []byte, v []byte) bool {
+	for len(v) > 0 && v[0] == 0 {
+		v = v[1:]
+	}
+	if len(v) > len(out) {
+		return false
+	}
+	pad := len(out) - len(v)
+	clear(out[:pad])
+	copy(out[pad:], v)
+	return true
 }
 
 func ecdsaVerify(h crypto.Hash) func(key, param any) (Verifier, error) {
@@ -82,9 +142,29 @@ func (v *ecdsaVerifier) Verify(sig []byte) error {
 	if len(sig) != 2*n {
 		return fmt.Errorf("mechanisms: ecdsa signature of %d bytes, want %d: %w", len(sig), 2*n, ck.CKR_SIGNATURE_LEN_RANGE)
 	}
+	if isSecp256k1(v.pub.Curve) {
+		return verifySecp256k1(v.pub, v.message(), sig)
+	}
 	r := new(big.Int).SetBytes(sig[:n])
 	s := new(big.Int).SetBytes(sig[n:])
 	if !ecdsa.Verify(v.pub, v.message(), r, s) {
+		return fmt.Errorf("mechanisms: ecdsa verify: %w", ck.CKR_SIGNATURE_INVALID)
+	}
+	return nil
+}
+
+// verifySecp256k1 checks r || s on secp256k1. Both halves must be in
+// [1, n-1]; high s is accepted (plain ECDSA, not BIP 62).
+func verifySecp256k1(pub *ecdsa.PublicKey, hash, sig []byte) error {
+	k, err := secp256k1Public(pub)
+	if err != nil {
+		return err
+	}
+	var r, s secp256k1.ModNScalar
+	if r.SetByteSlice(sig[:32]) || s.SetByteSlice(sig[32:]) || r.IsZero() || s.IsZero() {
+		return fmt.Errorf("mechanisms: ecdsa verify: r or s out of range: %w", ck.CKR_SIGNATURE_INVALID)
+	}
+	if !secpecdsa.NewSignature(&r, &s).Verify(hash, k) {
 		return fmt.Errorf("mechanisms: ecdsa verify: %w", ck.CKR_SIGNATURE_INVALID)
 	}
 	return nil
@@ -98,12 +178,33 @@ func grow(dst []byte, n int) (whole, tail []byte) {
 	return whole, whole[len(dst):]
 }
 
-// ecRows are the elliptic-curve mechanisms.
-var ecRows = []Mechanism{
-	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
-		GenerateKeyPair: generateEC},
-	{Type: ck.CKM_ECDSA, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits, SinglePart: true,
-		Sign: ecdsaSign(0), Verify: ecdsaVerify(0)},
-	{Type: ck.CKM_ECDSA_SHA256, KeyTypes: ecKey, MinKeySize: ecMinBits, MaxKeySize: ecMaxBits,
-		Sign: ecdsaSign(crypto.SHA256), Verify: ecdsaVerify(crypto.SHA256)},
+// Key sizes of the EC rows, in bits of the field (PKCS#11 v3.0 Current
+// Mechanisms: "the minimum and maximum supported number of bits in the
+// field sizes"): P-224 up to P-521; secp256k1 is 256.
+const (
+	ecMinFieldBits = 224
+	ecMaxFieldBits = 521
+)
+
+// ecdsaRow is one ECDSA row: h == 0 is raw CKM_ECDSA (single-part).
+func ecdsaRow(t ck.MechanismType, h crypto.Hash) Mechanism {
+	return Mechanism{Type: t, KeyTypes: ecKey, MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits,
+		SinglePart: h == 0, Sign: ecdsaSign(h), Verify: ecdsaVerify(h)}
 }
+
+// ecRows are the elliptic-curve mechanisms: prime curves (this file and
+// ecdh.go), Ed25519 (eddsa.go) and X25519 (x25519.go).
+var ecRows = slices.Concat([]Mechanism{
+	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits,
+		GenerateKeyPair: generateEC},
+	ecdsaRow(ck.CKM_ECDSA, 0),
+	ecdsaRow(ck.CKM_ECDSA_SHA1, crypto.SHA1),
+	ecdsaRow(ck.CKM_ECDSA_SHA224, crypto.SHA224),
+	ecdsaRow(ck.CKM_ECDSA_SHA256, crypto.SHA256),
+	ecdsaRow(ck.CKM_ECDSA_SHA384, crypto.SHA384),
+	ecdsaRow(ck.CKM_ECDSA_SHA512, crypto.SHA512),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_224, crypto.SHA3_224),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_256, crypto.SHA3_256),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_384, crypto.SHA3_384),
+	ecdsaRow(ck.CKM_ECDSA_SHA3_512, crypto.SHA3_512),
+}, ecdhRows, curve25519Rows)

@@ -1,6 +1,7 @@
 package mechanisms
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -30,7 +31,7 @@ func splitRS(sig []byte) (*big.Int, *big.Int) {
 }
 
 func TestECDSAInterop(t *testing.T) {
-	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+	for _, curve := range []elliptic.Curve{elliptic.P224(), elliptic.P256(), elliptic.P384(), elliptic.P521()} {
 		priv, err := ecdsa.GenerateKey(curve, rand.Reader)
 		require.NoError(t, err)
 		msg := []byte("interoperability")
@@ -80,5 +81,85 @@ func TestECDSAInterop(t *testing.T) {
 		require.NoError(t, v.Update(h256[:]))
 		err = v.Verify(der)
 		assert.True(t, errorsIsAny(err, ck.CKR_SIGNATURE_LEN_RANGE, ck.CKR_SIGNATURE_INVALID), "%v", err)
+	}
+}
+
+// secp256k1 through the decred library, cross-checked with crypto/ecdsa's
+// generic (math/big, elliptic.Curve) code on the same curve value: an
+// independent implementation both ways. The library's s is always the low
+// one (BIP 62); a high s verifies too.
+func TestSecp256k1Interop(t *testing.T) {
+	priv := genEC(t, secp256k1Curve)
+	pub := &priv.PublicKey
+	msg := []byte("interoperability")
+	h := sha256.Sum256(msg)
+	half := new(big.Int).Rsh(secp256k1Curve.Params().N, 1)
+	for range 10 {
+		s, err := row(t, ck.CKM_ECDSA_SHA256).Sign(priv, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Update(msg))
+		sig, err := s.Sign(nil)
+		require.NoError(t, err)
+		r, ss := splitRS(sig)
+		assert.True(t, ecdsa.Verify(pub, h[:], r, ss), "crypto/ecdsa generic verify")
+		assert.LessOrEqual(t, ss.Cmp(half), 0, "low s")
+
+		high := make([]byte, 64)
+		r.FillBytes(high[:32])
+		new(big.Int).Sub(secp256k1Curve.Params().N, ss).FillBytes(high[32:])
+		v, err := row(t, ck.CKM_ECDSA).Verify(pub, nil)
+		require.NoError(t, err)
+		require.NoError(t, v.Update(h[:]))
+		assert.NoError(t, v.Verify(high))
+	}
+	// Deterministic (RFC 6979): the same message gives the same signature.
+	sign := func() []byte {
+		s, err := row(t, ck.CKM_ECDSA).Sign(priv, nil)
+		require.NoError(t, err)
+		require.NoError(t, s.Update(h[:]))
+		return must(s.Sign(nil))
+	}
+	assert.Equal(t, sign(), sign())
+	for range 10 {
+		r, ss, err := ecdsa.Sign(rand.Reader, priv, h[:]) // generic path
+		require.NoError(t, err)
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		ss.FillBytes(sig[32:])
+		v, err := row(t, ck.CKM_ECDSA).Verify(pub, nil)
+		require.NoError(t, err)
+		require.NoError(t, v.Update(h[:]))
+		assert.NoError(t, v.Verify(sig))
+	}
+	// r or s of zero or >= n.
+	n := secp256k1Curve.Params().N.FillBytes(make([]byte, 32))
+	for name, sig := range map[string][]byte{
+		"r = 0": append(make([]byte, 32), n[:31]...),
+		"s = n": append(bytes.Repeat([]byte{1}, 32), n...),
+		"r = n": append(bytes.Clone(n), bytes.Repeat([]byte{1}, 32)...),
+	} {
+		if len(sig) != 64 {
+			sig = append(sig, 1)
+		}
+		v, err := row(t, ck.CKM_ECDSA).Verify(pub, nil)
+		require.NoError(t, err)
+		require.NoError(t, v.Update(h[:]))
+		assert.ErrorIs(t, v.Verify(sig), ck.CKR_SIGNATURE_INVALID, name)
+	}
+}
+
+// BenchmarkECDSAP256SignDirect is crypto/ecdsa.Sign called directly, the
+// yardstick for BenchmarkECDSAP256Sign (bench_test.go), the row's cost.
+func BenchmarkECDSAP256SignDirect(b *testing.B) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash := make([]byte, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ecdsa.Sign(rand.Reader, priv, hash); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

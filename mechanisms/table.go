@@ -21,12 +21,8 @@ const (
 	// rsaMinBits is the standard profile's floor: Go's own minimum. AWS
 	// CloudHSM allows only 2048..4096 in 256-bit steps; a profile knob will
 	// narrow this later.
-	rsaMinBits = 1024
-	rsaMaxBits = 4096
-	// EC: P-256 and P-384 for now; widening to P-224/P-521 (which ec.go
-	// already encodes) is a change of these two numbers.
-	ecMinBits   = 256
-	ecMaxBits   = 384
+	rsaMinBits  = 1024
+	rsaMaxBits  = 4096
 	aesMinBytes = 16
 	aesMaxBytes = 32
 )
@@ -271,15 +267,15 @@ func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
 	switch keyClasses[m.KeyTypes[0]] {
 	case classRSA:
 		size, name = p.ModulusBits, "CKA_MODULUS_BITS"
-	case classEC:
+	case classEC, classEdwards, classMontgomery:
 		if len(p.ECParams) == 0 {
 			return fmt.Errorf("mechanisms: %v: no CKA_EC_PARAMS: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
-		c, err := CurveFromParams(p.ECParams)
+		bits, err := keyGenCurveBits(keyClasses[m.KeyTypes[0]], p.ECParams)
 		if err != nil {
 			return err
 		}
-		size, name, tooBig = c.Params().BitSize, "curve", ck.CKR_CURVE_NOT_SUPPORTED
+		size, name, tooBig = bits, "curve", ck.CKR_CURVE_NOT_SUPPORTED
 	case classSecret:
 		size, name = p.ValueLen, "CKA_VALUE_LEN"
 		if size == 0 && m.MinKeySize == m.MaxKeySize {

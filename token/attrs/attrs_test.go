@@ -378,7 +378,7 @@ func TestBuildErrors(t *testing.T) {
 		{"aes check value mismatch", OpCreate, ck.CKO_SECRET_KEY, ck.CKK_AES, merge(aes16, Template{ck.CKA_CHECK_VALUE: {1, 2, 3}}), ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"cert check value mismatch", OpCreate, ck.CKO_CERTIFICATE, NoKeyType, Template{ck.CKA_SUBJECT: {1}, ck.CKA_VALUE: {1}, ck.CKA_CHECK_VALUE: {0, 0, 0}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"rsa even exponent", OpCreate, ck.CKO_PUBLIC_KEY, ck.CKK_RSA, merge(rsaPub, Template{ck.CKA_PUBLIC_EXPONENT: {1, 0, 0}}), ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"ec unknown curve", OpCreate, ck.CKO_PUBLIC_KEY, ck.CKK_EC, Template{ck.CKA_EC_PARAMS: mustOID(t, 1, 3, 132, 0, 10), ck.CKA_EC_POINT: {4}}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"ec unknown curve", OpCreate, ck.CKO_PUBLIC_KEY, ck.CKK_EC, Template{ck.CKA_EC_PARAMS: mustOID(t, 1, 3, 36, 3, 3, 2, 8, 1, 1, 7), ck.CKA_EC_POINT: {4}}, ck.CKR_CURVE_NOT_SUPPORTED}, // brainpoolP256r1 (secp256k1 is supported)
 		{"ec point off the curve", OpCreate, ck.CKO_PUBLIC_KEY, ck.CKK_EC, Template{ck.CKA_EC_PARAMS: p256Params(t), ck.CKA_EC_POINT: append([]byte{4}, make([]byte, 64)...)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		{"ed25519 seed of 31 bytes", OpCreate, ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS, Template{ck.CKA_EC_PARAMS: mustOID(t, 1, 3, 101, 112), ck.CKA_VALUE: make([]byte, 31)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/des"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -23,6 +24,7 @@ import (
 //	CKO_PUBLIC_KEY / CKO_PRIVATE_KEY CKK_RSA    *rsa.PublicKey / *rsa.PrivateKey
 //	CKK_EC                                      *ecdsa.PublicKey / *ecdsa.PrivateKey
 //	CKK_EC_EDWARDS (Ed25519)                    ed25519.PublicKey / ed25519.PrivateKey
+//	CKK_EC_MONTGOMERY (X25519)                  *ecdh.PublicKey / *ecdh.PrivateKey
 //
 // Missing material is CKR_TEMPLATE_INCOMPLETE; malformed material
 // CKR_ATTRIBUTE_VALUE_INVALID (or the more precise code the conversion
@@ -64,10 +66,12 @@ var converters = map[schemaKey]converter{
 	{ck.CKO_PUBLIC_KEY, ck.CKK_RSA}:            {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT}, rsaPublicFromTemplate},
 	{ck.CKO_PRIVATE_KEY, ck.CKK_RSA}: {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT,
 		ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1, ck.CKA_PRIME_2}, rsaPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_EC}:          {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, ecPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_EC}:         {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, ecPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS}:  {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, edPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, edPrivateFromTemplate},
+	{ck.CKO_PUBLIC_KEY, ck.CKK_EC}:             {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, ecPublicFromTemplate},
+	{ck.CKO_PRIVATE_KEY, ck.CKK_EC}:            {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, ecPrivateFromTemplate},
+	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS}:     {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, edPublicFromTemplate},
+	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS}:    {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, edPrivateFromTemplate},
+	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY}:  {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, x25519PublicFromTemplate},
+	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, x25519PrivateFromTemplate},
 }
 
 func secretFromTemplate(keyType ck.KeyType, t Template) (any, error) {
@@ -136,6 +140,24 @@ func edPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
+// x25519PublicFromTemplate: v3.0 mechanisms spec, Montgomery public key
+// objects: CKA_EC_POINT is the RFC 7748 public key (a DER OCTET STRING in
+// v3.0, the bare 32 bytes in v3.1; both accepted).
+func x25519PublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
+	if err := mechanisms.MontgomeryCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+		return nil, err
+	}
+	return mechanisms.ParseX25519Point(t[ck.CKA_EC_POINT])
+}
+
+// x25519PrivateFromTemplate: CKA_VALUE is the 32-byte RFC 7748 private key.
+func x25519PrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
+	if err := mechanisms.MontgomeryCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+		return nil, err
+	}
+	return mechanisms.X25519PrivateKey(t[ck.CKA_VALUE])
+}
+
 // oidEd25519 is id-Ed25519 (RFC 8410); we write CKA_EC_PARAMS of Edwards keys
 // as this OID, one of the two forms the v3.0 mechanisms spec allows.
 var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
@@ -152,6 +174,8 @@ var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 //	*ecdsa.PrivateKey   CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT (our extension)
 //	ed25519.PublicKey   CKA_EC_PARAMS, CKA_EC_POINT
 //	ed25519.PrivateKey  CKA_EC_PARAMS, CKA_VALUE (the seed), CKA_EC_POINT
+//	*ecdh.PublicKey     CKA_EC_PARAMS, CKA_EC_POINT (X25519)
+//	*ecdh.PrivateKey    CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT (X25519)
 //
 // CKA_CHECK_VALUE depends on the key type, not just the key: see CheckValue.
 func TemplateFromKey(key any) (Template, error) {
@@ -199,9 +223,12 @@ func TemplateFromKey(key any) (Template, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := k.Bytes()
+		// Not k.Bytes(): that is crypto/ecdsa's cached scalar, which a
+		// caller clearing the template would corrupt; and it refuses
+		// secp256k1.
+		d, err := mechanisms.ECPrivateValue(k)
 		if err != nil {
-			return nil, fmt.Errorf("attrs: ec private key: %v: %w", err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+			return nil, fmt.Errorf("attrs: %w", rvWrap(err))
 		}
 		t[ck.CKA_VALUE] = d
 		return t, nil
@@ -217,6 +244,20 @@ func TemplateFromKey(key any) (Template, error) {
 		t := edTemplate(k.Public().(ed25519.PublicKey))
 		t[ck.CKA_VALUE] = bytes.Clone(k.Seed())
 		return t, nil
+	case *ecdh.PublicKey:
+		if k.Curve() != ecdh.X25519() {
+			return nil, fmt.Errorf("attrs: ecdh public key on %v: %w", k.Curve(), ck.CKR_GENERAL_ERROR)
+		}
+		return Template{ck.CKA_EC_PARAMS: mechanisms.X25519Params(), ck.CKA_EC_POINT: mechanisms.X25519Point(k)}, nil
+	case *ecdh.PrivateKey:
+		if k.Curve() != ecdh.X25519() {
+			return nil, fmt.Errorf("attrs: ecdh private key on %v: %w", k.Curve(), ck.CKR_GENERAL_ERROR)
+		}
+		return Template{
+			ck.CKA_EC_PARAMS: mechanisms.X25519Params(),
+			ck.CKA_EC_POINT:  mechanisms.X25519Point(k.PublicKey()),
+			ck.CKA_VALUE:     k.Bytes(), // a copy
+		}, nil
 	}
 	return nil, fmt.Errorf("attrs: unsupported key type %T: %w", key, ck.CKR_GENERAL_ERROR)
 }

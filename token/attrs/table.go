@@ -352,6 +352,11 @@ var schemas = func() map[schemaKey]*Schema {
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC, cat(priv, ecPrivateTable, usage(ck.CKA_SIGN))...)
 	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS, cat(pub, ecPublicTable, usage(ck.CKA_VERIFY))...)
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS, cat(priv, ecPrivateTable, usage(ck.CKA_SIGN))...)
+	// Mechanisms spec, "Montgomery Elliptic curve public/private key
+	// objects": the same attributes; X25519 keys only agree keys, so the
+	// private key derives by default and the public key does nothing.
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY, cat(pub, ecPublicTable)...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY, cat(priv, ecPrivateTable, usage(ck.CKA_DERIVE))...)
 
 	add(ck.CKO_SECRET_KEY, ck.CKK_AES, cat(sec, secretValueTable, valueLenTable,
 		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP))...)

@@ -1364,7 +1364,7 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 	struct params p;
 	CK_MECHANISM mech;
 	CK_BYTE data[300], sig[1024], sig2[1024];
-	CK_ULONG n, siglen = 0, sig2len = 0;
+	CK_ULONG n, siglen = 0, sig2len = 0, tamper;
 	int single = (m->flags & M_SINGLE) != 0;
 	CK_RV rv;
 
@@ -1388,10 +1388,14 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 	abi_check(nm("C_Sign single-part, %lu-byte signature", (unsigned long)siglen), !want_len || siglen == want_len,
 		  "got %lu bytes, want %lu", (unsigned long)siglen, (unsigned long)want_len);
 	abi_check_rv(nm("C_Verify"), do_verify(&mech, vk, data, n, sig, siglen, 0), CKR_OK);
-	data[n - 1] ^= 0x01;
+	/* Tamper with the first byte: raw ECDSA uses only the hash's leftmost
+	 * bits (P-224 ignores the last 4 bytes of a 32-byte input), and raw
+	 * RSA's first byte is kept 0 (below the modulus), so use the second. */
+	tamper = (m->type == CKM_RSA_X_509) ? 1 : 0;
+	data[tamper] ^= 0x01;
 	abi_check_rv(nm("C_Verify of tampered data -> CKR_SIGNATURE_INVALID"), do_verify(&mech, vk, data, n, sig, siglen, 0),
 		     CKR_SIGNATURE_INVALID);
-	data[n - 1] ^= 0x01;
+	data[tamper] ^= 0x01;
 	sig[siglen / 2] ^= 0x10;
 	abi_check_rv(nm("C_Verify of tampered signature -> CKR_SIGNATURE_INVALID"),
 		     do_verify(&mech, vk, data, n, sig, siglen, 0), CKR_SIGNATURE_INVALID);
