@@ -99,7 +99,15 @@ func TestFindAmong10000UsesIndex(t *testing.T) {
 		assert.Contains(t, plan, "USING COVERING INDEX attrs_type_value (type=? AND value=?)", plan)
 		assert.NotContains(t, plan, "SCAN attrs", plan)
 		assert.NotRegexp(t, `SCAN o\b`, plan, plan)
+		// One selective lookup drives; the rest are checked per candidate
+		// (no set of every object of a class is built).
+		assert.NotContains(t, plan, "COMPOUND", plan)
+		assert.Regexp(t, `^SEARCH d USING COVERING INDEX attrs_type_value`, plan, plan)
 	}
+	// A label with a class every object has: the label drives.
+	query, args := findSQL(Query{Match: map[ck.AttributeType][]byte{ck.CKA_CLASS: ulong(4), ck.CKA_LABEL: []byte("x")}})
+	assert.Contains(t, query, "d.type = ? AND d.value = ?")
+	assert.Equal(t, int64(ck.CKA_LABEL), args[0], "the label, not the class, drives the search")
 }
 
 func explain(t testing.TB, s Store, q Query) string {
@@ -125,6 +133,22 @@ func BenchmarkFindByLabelAmong10000(b *testing.B) {
 	for b.Loop() {
 		ids, err := s.Find(q)
 		if err != nil || len(ids) != 1 {
+			b.Fatal(ids, err)
+		}
+	}
+}
+
+// As p11bench's find: a label together with the class every object has.
+func BenchmarkFindByLabelAndClassAmong10000(b *testing.B) {
+	s := openBig(b)
+	q := Query{Match: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("label-7777"), ck.CKA_CLASS: ulong(4)}, Viewer: "alice"}
+	ids, err := s.Find(q)
+	require.NoError(b, err)
+	want := len(ids)
+	b.ResetTimer()
+	for b.Loop() {
+		ids, err := s.Find(q)
+		if err != nil || len(ids) != want {
 			b.Fatal(ids, err)
 		}
 	}

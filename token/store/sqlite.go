@@ -734,28 +734,46 @@ func (s *sqliteStore) DeleteObject(id int64) error {
 	return wrapDB("delete object", err)
 }
 
-// findSQL builds the query for q: the Match attributes as an INTERSECT of
-// index lookups on attrs(type, value), then the visibility filter on the few
-// objects left. Attribute types are sorted so equal queries give equal SQL.
+// lowSelectivity are attributes that many objects share (classes, key
+// types, flags): a poor place to start a search.
+var lowSelectivity = map[ck.AttributeType]bool{
+	ck.CKA_CLASS: true, ck.CKA_KEY_TYPE: true, ck.CKA_TOKEN: true, ck.CKA_PRIVATE: true,
+	ck.CKA_CERTIFICATE_TYPE: true, ck.CKA_MODIFIABLE: true, ck.CKA_SENSITIVE: true,
+	ck.CKA_EXTRACTABLE: true, ck.CKA_SIGN: true, ck.CKA_VERIFY: true, ck.CKA_ENCRYPT: true,
+	ck.CKA_DECRYPT: true, ck.CKA_WRAP: true, ck.CKA_UNWRAP: true, ck.CKA_DERIVE: true,
+	ck.CKA_LOCAL: true, ck.CKA_VALUE_LEN: true, ck.CKA_MODULUS_BITS: true, ck.CKA_EC_PARAMS: true,
+}
+
+// findSQL builds the query for q. One Match attribute drives the search
+// through the attrs(type, value) index, chosen to be a selective one (a
+// label or an ID rather than a class); each other one is checked per
+// candidate through the attrs primary key; then the visibility filter.
+// CROSS JOIN keeps SQLite to that order (it has no statistics to know a
+// label is rarer than a class). Attribute types are sorted so equal queries
+// give equal SQL.
 func findSQL(q Query) (string, []any) {
 	var b strings.Builder
 	var args []any
-	b.WriteString(`SELECT o.id FROM objects o WHERE `)
-	if len(q.Match) > 0 {
-		types := make([]ck.AttributeType, 0, len(q.Match))
-		for t := range q.Match {
-			types = append(types, t)
+	types := make([]ck.AttributeType, 0, len(q.Match))
+	for t := range q.Match {
+		types = append(types, t)
+	}
+	sort.Slice(types, func(i, j int) bool {
+		if lowSelectivity[types[i]] != lowSelectivity[types[j]] {
+			return !lowSelectivity[types[i]]
 		}
-		sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
-		b.WriteString(`o.id IN (`)
-		for i, t := range types {
-			if i > 0 {
-				b.WriteString(` INTERSECT `)
-			}
-			b.WriteString(`SELECT object_id FROM attrs WHERE type = ? AND value = ?`)
+		return types[i] < types[j]
+	})
+	if len(types) > 0 {
+		b.WriteString(`SELECT o.id FROM attrs d CROSS JOIN objects o ON o.id = d.object_id WHERE d.type = ? AND d.value = ?`)
+		args = append(args, int64(types[0]), blob(q.Match[types[0]]))
+		for _, t := range types[1:] {
+			b.WriteString(` AND EXISTS (SELECT 1 FROM attrs a WHERE a.object_id = o.id AND a.type = ? AND a.value = ?)`)
 			args = append(args, int64(t), blob(q.Match[t]))
 		}
-		b.WriteString(`) AND `)
+		b.WriteString(` AND `)
+	} else {
+		b.WriteString(`SELECT o.id FROM objects o WHERE `)
 	}
 	viewer := strings.ToLower(q.Viewer)
 	if viewer == "" {
