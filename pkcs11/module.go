@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"gohsm/internal/ck"
 	"gohsm/token"
@@ -80,6 +81,19 @@ func recoverRV(fn string, out *C.CK_RV) {
 	}
 }
 
+// cGetenv reads the environment through the C library: the Go runtime's
+// copy is the environment at process start, and hosts set variables later
+// (setenv before C_Initialize).
+func cGetenv(name string) string {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	v := C.getenv(cs)
+	if v == nil {
+		return ""
+	}
+	return C.GoString(v)
+}
+
 //export go_Initialize
 func go_Initialize(config *C.char) (r C.CK_RV) {
 	defer recoverRV("C_Initialize", &r)
@@ -92,7 +106,7 @@ func go_Initialize(config *C.char) (r C.CK_RV) {
 	if config != nil {
 		reserved = C.GoString(config)
 	}
-	cfg, err := token.LoadConfig(reserved)
+	cfg, err := token.LoadConfigEnv(reserved, cGetenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gohsm: C_Initialize: %v\n", err)
 		if reserved != "" {

@@ -65,10 +65,12 @@ var profiles = map[string]bool{"standard": true}
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
 // under the user's data directory.
-func DefaultConfig() *Config {
+func DefaultConfig() *Config { return defaultConfig(os.Getenv) }
+
+func defaultConfig(getenv func(string) string) *Config {
 	return &Config{
 		Source:           "embedded default",
-		TokenDir:         defaultTokenDir(),
+		TokenDir:         defaultTokenDir(getenv),
 		LogLevel:         "warn",
 		LockoutThreshold: 5,
 		KDF:              store.KDFParams{Time: 1, Memory: 64 * 1024, Threads: 2},
@@ -79,11 +81,11 @@ func DefaultConfig() *Config {
 	}
 }
 
-func defaultTokenDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+func defaultTokenDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "gohsm")
 	}
-	home := os.Getenv("HOME")
+	home := getenv("HOME")
 	if home == "" {
 		// nginx workers and other daemons run with an empty environment.
 		if u, err := user.Current(); err == nil {
@@ -104,29 +106,35 @@ var errConfig = errors.New("config")
 // LoadConfig finds and parses the configuration. reserved is the
 // C_Initialize pReserved string ("" when absent): either configuration text
 // (it contains '=' or a newline) or a path to a configuration file.
-func LoadConfig(reserved string) (*Config, error) {
+func LoadConfig(reserved string) (*Config, error) { return LoadConfigEnv(reserved, os.Getenv) }
+
+// LoadConfigEnv is LoadConfig reading the environment through getenv. A Go
+// shared library's os.Getenv sees the environment as it was when the
+// process started; the C boundary passes the C library's getenv so that a
+// variable a host sets (setenv) before C_Initialize counts.
+func LoadConfigEnv(reserved string, getenv func(string) string) (*Config, error) {
 	if reserved != "" {
 		if strings.ContainsAny(reserved, "=\n") {
-			return ParseConfig(reserved, "C_Initialize pReserved")
+			return parseConfig(reserved, "C_Initialize pReserved", getenv)
 		}
-		return loadConfigFile(reserved)
+		return loadConfigFile(reserved, getenv)
 	}
-	if p := os.Getenv("GOHSM_CONF"); p != "" {
-		return loadConfigFile(p)
+	if p := getenv("GOHSM_CONF"); p != "" {
+		return loadConfigFile(p, getenv)
 	}
 	var candidates []string
-	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
 		candidates = append(candidates, filepath.Join(x, "gohsm", "gohsm.conf"))
-	} else if h := os.Getenv("HOME"); h != "" {
+	} else if h := getenv("HOME"); h != "" {
 		candidates = append(candidates, filepath.Join(h, ".config", "gohsm", "gohsm.conf"))
 	}
 	candidates = append(candidates, "/etc/gohsm/gohsm.conf")
 	for _, p := range candidates {
 		if _, err := os.Stat(p); err == nil {
-			return loadConfigFile(p)
+			return loadConfigFile(p, getenv)
 		}
 	}
-	c := DefaultConfig()
+	c := defaultConfig(getenv)
 	c.fillSlotDirs()
 	return c, nil
 }
@@ -140,17 +148,19 @@ func (c *Config) fillSlotDirs() {
 	}
 }
 
-func loadConfigFile(path string) (*Config, error) {
+func loadConfigFile(path string, getenv func(string) string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w: %v", errConfig, err)
 	}
-	return ParseConfig(string(b), path)
+	return parseConfig(string(b), path, getenv)
 }
 
 // ParseConfig parses configuration text; source names it in error messages.
-func ParseConfig(text, source string) (*Config, error) {
-	c := DefaultConfig()
+func ParseConfig(text, source string) (*Config, error) { return parseConfig(text, source, os.Getenv) }
+
+func parseConfig(text, source string, getenv func(string) string) (*Config, error) {
+	c := defaultConfig(getenv)
 	c.Source = source
 	c.Slots = nil
 	var slot *SlotConfig

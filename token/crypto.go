@@ -196,7 +196,30 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
 	}
-	return s.keyLocked(o)
+	k, err := s.keyLocked(o)
+	if err != nil || mm.Prepare == nil {
+		return k, err
+	}
+	return s.preparedLocked(o, k, mm)
+}
+
+// preparedLocked returns the key with the mechanism's precomputation,
+// made once per key object and mechanism and kept with the parsed key.
+func (s *Slot) preparedLocked(o *Object, k any, mm *mechanisms.Mechanism) (any, error) {
+	c := s.keys[o.h]
+	if st, ok := c.prepared[mm.Type]; ok {
+		return &mechanisms.Prepared{Key: k, State: st}, nil
+	}
+	st, err := mm.Prepare(k)
+	if err != nil {
+		return nil, err
+	}
+	if c.prepared == nil {
+		c.prepared = map[ck.MechanismType]any{}
+	}
+	c.prepared[mm.Type] = st
+	s.keys[o.h] = c
+	return &mechanisms.Prepared{Key: k, State: st}, nil
 }
 
 func allowsMechanism(list []byte, t ck.MechanismType) bool {

@@ -104,7 +104,7 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 	if flags&ck.CKF_SERIAL_SESSION == 0 {
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
 	}
-	if _, err := s.st.Token(); errors.Is(err, store.ErrNotInitialized) {
+	if _, err := s.tokenRecord(); errors.Is(err, store.ErrNotInitialized) {
 		return 0, fmt.Errorf("token: open session: slot %d: %w", slotID, ck.CKR_TOKEN_NOT_RECOGNIZED)
 	} else if err != nil {
 		return 0, storeErr(err)

@@ -31,6 +31,8 @@ type Slot struct {
 	objs     map[ck.ULong]*Object   // cache of token objects, dropped when the store changes
 	keys     map[ck.ULong]cachedKey // parsed key material by handle, checked by version
 	gen      uint64                 // store generation the cache reflects
+	tokenRec *store.TokenRecord     // the token record as of tokenGen (nil: not read)
+	tokenGen uint64
 	nextSess ck.ULong               // next session-object handle
 	lastUser map[store.Role]string  // user named by the last login attempt per role, for token flags
 }
@@ -38,6 +40,34 @@ type Slot struct {
 type cachedKey struct {
 	version int64
 	key     any
+	// prepared holds, per mechanism, what the mechanism's Prepare made of
+	// the key (an AES key schedule, say); it lives and dies with the key.
+	prepared map[ck.MechanismType]any
+}
+
+// tokenRecord returns the token record, read from the store only when the
+// store changed since the last read (C_OpenSession asks on every call).
+// A store that is not initialised gives store.ErrNotInitialized.
+func (s *Slot) tokenRecord() (*store.TokenRecord, error) {
+	g, err := s.st.Generation()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	s.mu.Lock()
+	if s.tokenRec != nil && s.tokenGen == g {
+		t := s.tokenRec
+		s.mu.Unlock()
+		return t, nil
+	}
+	s.mu.Unlock()
+	t, err := s.st.Token()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.tokenRec, s.tokenGen = t, g
+	s.mu.Unlock()
+	return t, nil
 }
 
 // login is the process-wide (per slot) login state: Cryptoki logins are

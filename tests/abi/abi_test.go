@@ -169,3 +169,9 @@ func TestFork(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_fork", 2*time.Minute)
 }
+
+// TestEnvironmentAtInitialize: GOHSM_CONF set with setenv() after the
+// module was loaded is honoured.
+func TestEnvironmentAtInitialize(t *testing.T) {
+	runDriver(t, "abi_env", 30*time.Second)
+}
