@@ -48,3 +48,9 @@ deps:
 
 clean:
 	rm -rf $(BUILD)
+
+.PHONY: bench
+# gohsm side by side with SoftHSMv2 in one run (docs/bench.md); installs
+# softhsm2 when missing. Not part of `make test`: it measures, it does not pass or fail.
+bench: $(LIB)
+	./scripts/bench.sh $(BENCH_FLAGS)

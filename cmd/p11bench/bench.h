@@ -1,0 +1,106 @@
+/*
+ * p11bench's C side: trampolines (one per function-list call the Go side
+ * makes during setup), the timed operations, and the loop that runs them
+ * with per-operation timing into a histogram. The timed loop stays in C so
+ * no cgo transition falls inside a measured operation.
+ */
+#ifndef P11BENCH_H
+#define P11BENCH_H
+
+#include <stdint.h>
+
+#include "pkcs11.h"
+
+/* Operations the C loop knows; the Go table (ops.go) names them. */
+enum {
+	OP_NOOP = 0,     /* a no-op C function through a function pointer: harness cost */
+	OP_GET_INFO,     /* C_GetInfo */
+	OP_SIGN,         /* C_SignInit + C_Sign */
+	OP_ENCRYPT_GCM,  /* C_EncryptInit (fresh 12-byte IV) + C_Encrypt */
+	OP_DIGEST,       /* C_DigestInit + C_Digest */
+	OP_GEN_KEY,      /* C_GenerateKey, handle kept for destroying later */
+	OP_GEN_KEY_PAIR, /* C_GenerateKeyPair, handles kept for destroying later */
+	OP_FIND,         /* C_FindObjectsInit(class, label) + C_FindObjects + C_FindObjectsFinal */
+	OP_OPEN_CLOSE,   /* C_OpenSession + C_CloseSession */
+	OP_RANDOM,       /* C_GenerateRandom */
+	OP_COUNT
+};
+
+/* A result the module returned with CKR_OK but that is wrong (signature of
+ * the wrong length, find count != 1): reported as an error. */
+#define P11BENCH_WRONG_RESULT (CKR_VENDOR_DEFINED | 0xBE1UL)
+
+/* Histogram: 64 linear sub-buckets per power of two of nanoseconds, so a
+ * percentile is within 1/64 (1.6%) of the true value. */
+#define HIST_SUB_BITS 6
+#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) << HIST_SUB_BITS)
+
+typedef struct bench_ctx {
+	CK_FUNCTION_LIST_PTR f;
+	CK_SLOT_ID slot;
+	CK_SESSION_HANDLE s;
+	CK_MECHANISM mech;
+	CK_GCM_PARAMS gcm;
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	CK_BYTE iv[12];
+	uint64_t ivctr;
+	CK_OBJECT_HANDLE key;
+	CK_BYTE *in;
+	CK_ULONG inLen;
+	CK_BYTE *out;
+	CK_ULONG outLen;    /* length handed to the module: exactly the expected output */
+	CK_INFO info;
+	/* key generation: templates, and handles made in this batch */
+	CK_ATTRIBUTE *t1, *t2;
+	CK_ULONG n1, n2;
+	CK_OBJECT_HANDLE *made;
+	CK_ULONG nmade, madeCap;
+	/* find: labels "<prefix><5 digits>" for indices [0, findCount) */
+	char label[64];
+	CK_ULONG prefixLen;
+	CK_ULONG findCount;
+	uint64_t findIdx;
+	CK_OBJECT_CLASS findClass;
+	CK_ATTRIBUTE findTmpl[2];
+	CK_RV (*noop)(void);
+} bench_ctx;
+
+uint64_t bench_now(void);
+CK_RV bench_run(bench_ctx *c, int op, uint64_t n, uint64_t *hist, uint64_t *done, uint64_t *elapsed);
+uint64_t bench_hist_value(int bucket);
+int bench_hist_bucket(uint64_t v);
+CK_RV bench_destroy_made(bench_ctx *c);
+void bench_set_gcm(bench_ctx *c);
+void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mgf, CK_ULONG slen);
+void bench_set_find(bench_ctx *c, const char *prefix, CK_ULONG count, CK_OBJECT_CLASS cls);
+void bench_format_label(char *dst, const char *prefix, CK_ULONG i);
+
+/* Module loading. */
+void *bench_dlopen(const char *path, char **err);
+CK_RV bench_get_function_list(void *lib, CK_FUNCTION_LIST_PTR_PTR out);
+
+/* Trampolines: each calls one function of the list, nothing more. */
+CK_RV t_Initialize(CK_FUNCTION_LIST_PTR f, CK_VOID_PTR args);
+CK_RV t_Finalize(CK_FUNCTION_LIST_PTR f);
+CK_RV t_GetInfo(CK_FUNCTION_LIST_PTR f, CK_INFO_PTR info);
+CK_RV t_GetSlotList(CK_FUNCTION_LIST_PTR f, CK_BBOOL present, CK_SLOT_ID_PTR list, CK_ULONG_PTR n);
+CK_RV t_GetTokenInfo(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info);
+CK_RV t_GetMechanismList(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR n);
+CK_RV t_InitToken(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG n, CK_UTF8CHAR_PTR label);
+CK_RV t_InitPIN(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG n);
+CK_RV t_OpenSession(CK_FUNCTION_LIST_PTR f, CK_SLOT_ID slot, CK_FLAGS flags, CK_SESSION_HANDLE_PTR s);
+CK_RV t_CloseSession(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s);
+CK_RV t_Login(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG n);
+CK_RV t_Logout(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s);
+CK_RV t_CreateObject(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR o);
+CK_RV t_DestroyObject(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o);
+CK_RV t_FindObjectsInit(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n);
+CK_RV t_FindObjects(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE_PTR o, CK_ULONG max, CK_ULONG_PTR n);
+CK_RV t_FindObjectsFinal(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s);
+CK_RV t_GenerateKey(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+		    CK_OBJECT_HANDLE_PTR o);
+CK_RV t_GenerateKeyPair(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pub,
+			CK_ULONG npub, CK_ATTRIBUTE_PTR priv, CK_ULONG npriv, CK_OBJECT_HANDLE_PTR hpub,
+			CK_OBJECT_HANDLE_PTR hpriv);
+
+#endif

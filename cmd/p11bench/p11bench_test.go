@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// gohsmLib is the built module, or the test is skipped (failed under CI).
+func gohsmLib(t *testing.T) string {
+	t.Helper()
+	lib := os.Getenv("GOHSM_LIB")
+	if lib == "" {
+		lib = "../../build/libgohsm.so"
+	}
+	abs, err := filepath.Abs(lib)
+	require.NoError(t, err)
+	if _, err := os.Stat(abs); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("p11bench: %s missing (run make lib): %v", abs, err)
+		}
+		t.Skipf("p11bench: %s missing (run make lib)", abs)
+	}
+	return abs
+}
+
+// TestSmoke runs every operation for a few milliseconds against gohsm with
+// two sessions and 20 find objects: the harness sets up a fresh token,
+// reuses it on a second pass, and reports every operation as measured or
+// (for a mechanism the module does not list) unsupported. No timing is
+// asserted.
+func TestSmoke(t *testing.T) {
+	lib := gohsmLib(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gohsm.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("token_dir = "+dir+"/tokens\n"+
+		"kdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nlabel = bench\n[slot 1]\nlabel = find\n"), 0o600))
+	// The configuration goes in through C_Initialize's pReserved: a Go
+	// c-shared library reads the environment of the process's start, so a
+	// GOHSM_CONF set here would not reach it (and the test would use the
+	// user's default token).
+
+	jsonPath := filepath.Join(dir, "out.json")
+	cfg, err := parseFlags([]string{"-module", "gohsm=" + lib, "-pin", "user:smoke-user", "-so-pin", "admin:smoke-so",
+		"-reserved", "gohsm=" + conf, "-duration", "20ms", "-warmup", "2ms", "-objects", "20", "-sessions", "1,2", "-json", jsonPath}, os.Stderr)
+	require.NoError(t, err)
+
+	rep, err := bench(cfg)
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Op] = true
+		switch r.Status {
+		case statusOK:
+			assert.Positive(t, r.Ops, "%s %d sessions", r.Op, r.Sessions)
+			assert.Positive(t, r.OpsPerSec, "%s %d sessions", r.Op, r.Sessions)
+			assert.LessOrEqual(t, r.P50us, r.P99us, "%s %d sessions", r.Op, r.Sessions)
+		case statusUnsupported:
+			// Only for a mechanism the module does not list.
+			assert.Contains(t, r.Reason, "not in C_GetMechanismList", r.Op)
+		default:
+			t.Errorf("%s %d sessions: %s: %s", r.Op, r.Sessions, r.Status, r.Reason)
+		}
+	}
+	for _, op := range opDefs {
+		assert.True(t, seen[op.name], "operation %s not run", op.name)
+	}
+	require.Len(t, rep.Modules, 1)
+	assert.Contains(t, rep.Modules[0].FindSetup, "created 20 data objects")
+	require.Len(t, rep.GoBaseline, 3)
+	for _, g := range rep.GoBaseline {
+		assert.Positive(t, g.OpsPerSec, g.Op)
+	}
+
+	var b strings.Builder
+	require.NoError(t, rep.write(cfg, &b))
+	for _, op := range opDefs {
+		assert.Contains(t, b.String(), "| "+op.name, "table row")
+	}
+	raw, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	var back report
+	require.NoError(t, json.Unmarshal(raw, &back))
+	assert.Len(t, back.Results, len(rep.Results))
+
+	// A second run on the same token directory reuses the token, keys and
+	// find objects, and a find for a label that does not exist is an error,
+	// not a measurement.
+	cfg.ops = []string{"find-label"}
+	cfg.goBaseline = false
+	cfg.jsonPath = ""
+	rep, err = bench(cfg)
+	require.NoError(t, err)
+	assert.Contains(t, rep.Modules[0].FindSetup, "reused 20 data objects")
+
+	p, err := load(lib, conf)
+	require.NoError(t, err)
+	m := &module{name: "gohsm", path: lib, p11: p, soPIN: "admin:smoke-so", pin: "user:smoke-user"}
+	require.NoError(t, m.setup(cfg))
+	require.NoError(t, m.setupFind(cfg))
+	defer func() { require.NoError(t, m.finalize()) }()
+	m.findObjects = 21 // labels 00000..00020: one is missing
+	res := run(m.findWorkers[:1], opByName("find-label"), 50*time.Millisecond)
+	require.Error(t, res.err)
+	assert.Contains(t, res.err.Error(), "wrong result")
+}
+
+func TestPinFor(t *testing.T) {
+	names := []string{"gohsm", "softhsm"}
+	raw := []string{"1234", "gohsm=user:pw"}
+	assert.Equal(t, "user:pw", pinFor(raw, "gohsm", "def", names))
+	assert.Equal(t, "1234", pinFor(raw, "softhsm", "def", names))
+	assert.Equal(t, "def", pinFor(nil, "softhsm", "def", names))
+	// A PIN containing '=' whose prefix is no module name is a PIN for all.
+	assert.Equal(t, "a=b", pinFor([]string{"a=b"}, "gohsm", "def", names))
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"-module", "a=/x/liba.so,/y/libsofthsm2.so", "-sessions", "1,2,4", "-ops", "ecdsa,gcm-1m"}, os.Stderr)
+	require.NoError(t, err)
+	require.Len(t, cfg.modules, 2)
+	assert.Equal(t, modSpec{"a", "/x/liba.so"}, cfg.modules[0])
+	assert.Equal(t, modSpec{"softhsm2", "/y/libsofthsm2.so"}, cfg.modules[1])
+	assert.Equal(t, []int{1, 2, 4}, cfg.sessions)
+	var names []string
+	for _, op := range cfg.selected() {
+		names = append(names, op.name)
+	}
+	assert.Equal(t, []string{"ecdsa-p256", "ecdsa-sha256-p256", "aes256-gcm-1m"}, names)
+
+	for _, bad := range [][]string{
+		{},
+		{"-module", "x", "-sessions", "0"},
+		{"-module", "x", "-ops", "nothing-matches"},
+		{"-module", "x", "-objects", "100000"},
+	} {
+		_, err := parseFlags(bad, &strings.Builder{})
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	// Values below 64 ns are exact; above, within 1/64.
+	assert.Equal(t, time.Duration(10), histValue(10))
+	for _, v := range []uint64{100, 1000, 123456, 5_000_000_000} {
+		got := float64(histValue(v))
+		assert.InEpsilon(t, float64(v), got, 1.0/64, "%d", v)
+	}
+	hist := make([]uint64, histBuckets)
+	for v := uint64(1); v <= 100; v++ {
+		hist[histBucket(v*1000)]++
+	}
+	assert.InEpsilon(t, 50_000.0, float64(percentile(hist, 100, 0.50)), 1.0/32)
+	assert.InEpsilon(t, 99_000.0, float64(percentile(hist, 100, 0.99)), 1.0/32)
+	assert.Zero(t, percentile(hist, 0, 0.5))
+}

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+const (
+	statusOK          = "ok"
+	statusUnsupported = "unsupported"
+	statusError       = "error"
+
+	verdictPass = "PASS"
+	verdictMiss = "MISS"
+	verdictNA   = "n/a"  // a side could not run
+	verdictInfo = "info" // no target
+
+	scalingTarget = 1.8 // 2 sessions / 1 session on sign operations
+)
+
+type result struct {
+	Op        string  `json:"op"`
+	Module    string  `json:"module"`
+	Sessions  int     `json:"sessions"`
+	Status    string  `json:"status"`
+	Reason    string  `json:"reason,omitempty"`
+	Ops       uint64  `json:"ops"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	P50us     float64 `json:"p50_us"`
+	P99us     float64 `json:"p99_us"`
+	err       error
+}
+
+type ratioRow struct {
+	Op       string  `json:"op"`
+	Sessions int     `json:"sessions"`
+	Ratio    float64 `json:"ratio"`
+	Target   float64 `json:"target,omitempty"`
+	Verdict  string  `json:"verdict"`
+}
+
+type scalingRow struct {
+	Op       string  `json:"op"`
+	Module   string  `json:"module"`
+	Sessions int     `json:"sessions"`
+	Base     float64 `json:"ops_per_sec_1"`
+	Scaled   float64 `json:"ops_per_sec_n"`
+	Scaling  float64 `json:"scaling"`
+	Target   float64 `json:"target,omitempty"`
+	Verdict  string  `json:"verdict"`
+}
+
+type goRow struct {
+	Op              string  `json:"op"`
+	What            string  `json:"what"`
+	OpsPerSec       float64 `json:"ops_per_sec"`
+	P50us           float64 `json:"p50_us"`
+	ModuleOp        string  `json:"module_op"`
+	Module          string  `json:"module,omitempty"`
+	ModuleOpsPerSec float64 `json:"module_ops_per_sec,omitempty"`
+	Overhead        float64 `json:"overhead"` // module time per op / Go time per op - 1
+	Target          float64 `json:"target,omitempty"`
+	Verdict         string  `json:"verdict"`
+}
+
+type moduleReport struct {
+	Name             string  `json:"name"`
+	Path             string  `json:"path"`
+	Info             string  `json:"info"`
+	KeySetupSeconds  float64 `json:"key_setup_seconds"`
+	FindSetup        string  `json:"find_setup"`
+	FindSetupSeconds float64 `json:"find_setup_seconds"`
+	SameFindToken    bool    `json:"same_find_token"`
+}
+
+type report struct {
+	Command    string         `json:"command"`
+	Duration   string         `json:"duration_per_op"`
+	Sessions   []int          `json:"sessions"`
+	Objects    int            `json:"find_objects"`
+	Modules    []moduleReport `json:"modules"`
+	Results    []result       `json:"results"`
+	Ratios     []ratioRow     `json:"ratios,omitempty"`
+	Scaling    []scalingRow   `json:"scaling,omitempty"`
+	GoBaseline []goRow        `json:"go_baseline,omitempty"`
+	Pass       int            `json:"pass"`
+	Miss       int            `json:"miss"`
+}
+
+func (r *report) find(op, module string, k int) *result {
+	for i := range r.Results {
+		x := &r.Results[i]
+		if x.Op == op && x.Module == module && x.Sessions == k {
+			return x
+		}
+	}
+	return nil
+}
+
+func opByName(name string) *opDef {
+	for _, op := range opDefs {
+		if op.name == name {
+			return op
+		}
+	}
+	return nil
+}
+
+func judge(v, target float64) string {
+	switch {
+	case target == 0:
+		return verdictInfo
+	case v >= target:
+		return verdictPass
+	}
+	return verdictMiss
+}
+
+// summarise computes the ratios (first module / second module), the
+// session scaling of each module and the verdicts.
+func (r *report) summarise(names []string) {
+	seen := map[string]bool{}
+	for _, res := range r.Results {
+		if seen[res.Op] {
+			continue
+		}
+		seen[res.Op] = true
+		op := opByName(res.Op)
+		if op == nil || op.harness {
+			continue
+		}
+		for _, k := range r.Sessions {
+			if len(names) >= 2 {
+				a, b := r.find(op.name, names[0], k), r.find(op.name, names[1], k)
+				row := ratioRow{Op: op.name, Sessions: k, Target: op.target, Verdict: verdictNA}
+				if a != nil && b != nil && a.Status == statusOK && b.Status == statusOK && b.OpsPerSec > 0 {
+					row.Ratio = a.OpsPerSec / b.OpsPerSec
+					row.Verdict = judge(row.Ratio, op.target)
+				}
+				r.Ratios = append(r.Ratios, row)
+			}
+			if k == 1 {
+				continue
+			}
+			for i, name := range names {
+				one, many := r.find(op.name, name, 1), r.find(op.name, name, k)
+				if one == nil || many == nil || one.Status != statusOK || many.Status != statusOK || one.OpsPerSec == 0 {
+					continue
+				}
+				row := scalingRow{Op: op.name, Module: name, Sessions: k, Base: one.OpsPerSec, Scaled: many.OpsPerSec,
+					Scaling: many.OpsPerSec / one.OpsPerSec, Verdict: verdictInfo}
+				// The scaling target is the module under test's (the first).
+				if op.scales && k == 2 && i == 0 {
+					row.Target = scalingTarget
+					row.Verdict = judge(row.Scaling, scalingTarget)
+				}
+				r.Scaling = append(r.Scaling, row)
+			}
+		}
+	}
+	for i := range r.GoBaseline {
+		g := &r.GoBaseline[i]
+		g.Verdict = verdictNA
+		if len(names) == 0 {
+			continue
+		}
+		g.Module = names[0]
+		if m := r.find(g.ModuleOp, names[0], 1); m != nil && m.Status == statusOK && m.OpsPerSec > 0 && g.OpsPerSec > 0 {
+			g.ModuleOpsPerSec = m.OpsPerSec
+			g.Overhead = g.OpsPerSec/m.OpsPerSec - 1
+			switch {
+			case g.Target == 0:
+				g.Verdict = verdictInfo
+			case g.Overhead <= g.Target:
+				g.Verdict = verdictPass
+			default:
+				g.Verdict = verdictMiss
+			}
+		}
+	}
+	r.Pass, r.Miss = 0, 0
+	count := func(v string) {
+		switch v {
+		case verdictPass:
+			r.Pass++
+		case verdictMiss:
+			r.Miss++
+		}
+	}
+	for _, x := range r.Ratios {
+		count(x.Verdict)
+	}
+	for _, x := range r.Scaling {
+		count(x.Verdict)
+	}
+	for _, x := range r.GoBaseline {
+		count(x.Verdict)
+	}
+}
+
+func (r *report) write(cfg *config, stdout io.Writer) error {
+	if cfg.jsonPath != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return fmt.Errorf("p11bench: json: %w", err)
+		}
+		b = append(b, '\n')
+		if cfg.jsonPath == "-" {
+			_, err = stdout.Write(b)
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonPath, b, 0o644); err != nil {
+			return fmt.Errorf("p11bench: %w", err)
+		}
+	}
+	_, err := io.WriteString(stdout, r.markdown())
+	return err
+}
+
+// num formats a rate or a latency with three significant digits at most,
+// and thousands separated by a thin space-free comma.
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 1000:
+		s := fmt.Sprintf("%.0f", v)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		return b.String()
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func ratio(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0fx", v)
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
+func target(t float64) string {
+	if t == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(">= %gx", t)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	var names []string
+	for _, m := range r.Modules {
+		names = append(names, m.Name)
+	}
+	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per session count; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration)
+	b.WriteString("| operation | sessions |")
+	sep := "|---|---:|"
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s ops/s | %s p50 us | %s p99 us |", n, n, n)
+		sep += "---:|---:|---:|"
+	}
+	if len(names) >= 2 {
+		fmt.Fprintf(&b, " %s/%s | target | |", names[0], names[1])
+		sep += "---:|---:|---|"
+	}
+	b.WriteString("\n" + sep + "\n")
+	for _, op := range opDefs {
+		for _, k := range r.Sessions {
+			if op.harness {
+				if x := r.find(op.name, "p11bench", k); x != nil {
+					fmt.Fprintf(&b, "| %s (harness) | %d | %s |\n", op.name, k, cell(x))
+				}
+				continue
+			}
+			if r.find(op.name, names[0], k) == nil {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %d |", op.name, k)
+			for _, n := range names {
+				fmt.Fprintf(&b, " %s |", cell(r.find(op.name, n, k)))
+			}
+			if len(names) >= 2 {
+				for _, x := range r.Ratios {
+					if x.Op == op.name && x.Sessions == k {
+						rs := "-"
+						if x.Verdict != verdictNA {
+							rs = ratio(x.Ratio)
+						}
+						fmt.Fprintf(&b, " %s | %s | %s |", rs, target(x.Target), x.Verdict)
+					}
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	var notes []string
+	for _, res := range r.Results {
+		if res.Status != statusOK {
+			notes = append(notes, fmt.Sprintf("- %s, %s, %d session(s): %s: %s", res.Op, res.Module, res.Sessions, res.Status, res.Reason))
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n" + strings.Join(notes, "\n") + "\n")
+	}
+
+	if len(r.Scaling) > 0 {
+		b.WriteString("\nSession scaling (ops/s with N sessions / ops/s with 1; the target is the first module's, on sign operations):\n\n")
+		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | target | |\n|---|---|---:|---:|---:|---:|---:|---|\n")
+		for _, x := range r.Scaling {
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
+				ratio(x.Scaling), target(x.Target), x.Verdict)
+		}
+	}
+
+	if len(r.GoBaseline) > 0 {
+		b.WriteString("\nGo's own crypto in this binary, one goroutine, against the first module at 1 session (overhead = module time per op / Go time per op - 1):\n\n")
+		b.WriteString("| Go operation | Go ops/s | Go p50 us | module operation | module ops/s | overhead | target | |\n|---|---:|---:|---|---:|---:|---:|---|\n")
+		for _, g := range r.GoBaseline {
+			mod, over := "-", "-"
+			if g.Verdict != verdictNA {
+				mod, over = num(g.ModuleOpsPerSec), fmt.Sprintf("%+.0f%%", 100*g.Overhead)
+			}
+			tgt := "-"
+			if g.Target > 0 {
+				tgt = fmt.Sprintf("<= %.0f%%", 100*g.Target)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n", g.What, num(g.OpsPerSec), num(g.P50us),
+				g.ModuleOp, g.Module, mod, over, tgt, g.Verdict)
+		}
+	}
+
+	b.WriteString("\nClient overhead: the `noop` row is the harness's own cost per timed operation (an indirect call, one clock read, one histogram increment); `get-info` is a module's cheapest entry point.\n")
+	b.WriteString("\nSetup:\n\n")
+	for _, m := range r.Modules {
+		fmt.Fprintf(&b, "- %s (`%s`): %s; token and keys ready in %.2f s", m.Name, m.Path, m.Info, m.KeySetupSeconds)
+		if m.FindSetup != "" {
+			tok := "a separate find token"
+			if m.SameFindToken {
+				tok = "the main token"
+			}
+			fmt.Fprintf(&b, "; find objects on %s: %s in %.1f s", tok, m.FindSetup, m.FindSetupSeconds)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "\nTargets: %d PASS, %d MISS.\n", r.Pass, r.Miss)
+	return b.String()
+}
+
+func cell(x *result) string {
+	if x == nil {
+		return "- | - | -"
+	}
+	if x.Status != statusOK {
+		return x.Status + " | - | -"
+	}
+	return fmt.Sprintf("%s | %s | %s", num(x.OpsPerSec), num(x.P50us), num(x.P99us))
+}
