@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"gohsm/internal/ck"
 )
@@ -52,9 +53,48 @@ func generateSecret(r io.Reader, p KeyGenParams) (any, error) {
 // "General-length SHA-256-HMAC", ...): the MAC is the first n bytes of
 // HMAC(key, data) (RFC 2104 §5, truncation to the leftmost bits).
 type hmacOp struct {
-	mac hash.Hash
-	n   int
-	sum [64]byte // the full MAC, computed here so Sign appends exactly n bytes
+	mac  hash.Hash
+	n    int
+	sum  [64]byte  // the full MAC, computed here so Sign appends exactly n bytes
+	pool *hmacPool // where mac goes back when the operation is over (prepared keys)
+}
+
+// hmacPool is an HMAC row's Prepare state: keyed HMAC instances of one key,
+// reused across operations (Reset brings one back to "keyed, no data"),
+// which saves the two key-block hashes and the allocations of hmac.New on
+// every C_SignInit. A pool, not one instance, because sessions use a key
+// concurrently.
+type hmacPool struct {
+	h    crypto.Hash
+	key  []byte
+	pool sync.Pool
+}
+
+func (p *hmacPool) get() hash.Hash {
+	if m, ok := p.pool.Get().(hash.Hash); ok {
+		m.Reset()
+		return m
+	}
+	return hmac.New(p.h.New, p.key)
+}
+
+// release hands the instance back once the MAC is computed.
+func (h *hmacOp) release() {
+	if h.pool != nil && h.mac != nil {
+		h.pool.pool.Put(h.mac)
+		h.mac = nil
+	}
+}
+
+// prepareHMAC is the HMAC rows' Prepare.
+func prepareHMAC(h crypto.Hash) func(key any) (any, error) {
+	return func(key any) (any, error) {
+		k, ok := key.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("mechanisms: hmac with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
+		}
+		return &hmacPool{h: h, key: k}, nil
+	}
 }
 
 func (h *hmacOp) Update(p []byte) error {
@@ -66,6 +106,7 @@ func (h *hmacOp) Size() int { return h.n }
 
 func (h *hmacOp) Sign(dst []byte) ([]byte, error) {
 	full := h.mac.Sum(h.sum[:0])
+	h.release()
 	return append(dst, full[:h.n]...), nil
 }
 
@@ -76,6 +117,7 @@ func (h *hmacOp) Verify(sig []byte) error {
 		return fmt.Errorf("mechanisms: hmac: mac of %d bytes, want %d: %w", len(sig), h.n, ck.CKR_SIGNATURE_LEN_RANGE)
 	}
 	full := h.mac.Sum(h.sum[:0])
+	h.release()
 	if !hmac.Equal(full[:h.n], sig) {
 		return fmt.Errorf("mechanisms: hmac: %w", ck.CKR_SIGNATURE_INVALID)
 	}
@@ -90,6 +132,15 @@ func (h *hmacOp) Reset() { h.mac.Reset() }
 
 // newHMAC sets up an HMAC over hash h with output length n (0: full).
 func newHMAC(h crypto.Hash, key any, n int) (*hmacOp, error) {
+	if n == 0 {
+		n = h.Size()
+	}
+	if pk, ok := key.(*Prepared); ok {
+		if p, ok := pk.State.(*hmacPool); ok && p.h == h {
+			return &hmacOp{mac: p.get(), n: n, pool: p}, nil
+		}
+		key = pk.Key
+	}
 	k, ok := key.([]byte)
 	if !ok {
 		return nil, fmt.Errorf("mechanisms: hmac with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
@@ -128,12 +179,13 @@ func hmacRows() []Mechanism {
 		rows = append(rows,
 			Mechanism{
 				Type: a.hmac, KeyTypes: keys, MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-				Sign:   func(key, _ any) (Signer, error) { return newHMAC(h, key, 0) },
-				Verify: func(key, _ any) (Verifier, error) { return newHMAC(h, key, 0) },
+				Prepare: prepareHMAC(h),
+				Sign:    func(key, _ any) (Signer, error) { return newHMAC(h, key, 0) },
+				Verify:  func(key, _ any) (Verifier, error) { return newHMAC(h, key, 0) },
 			},
 			Mechanism{
 				Type: a.hmacGeneral, KeyTypes: keys, MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-				Param: ParamULong,
+				Param: ParamULong, Prepare: prepareHMAC(h),
 				Sign: func(key, param any) (Signer, error) {
 					n, err := hmacGeneralLen(h, param)
 					if err != nil {

@@ -49,6 +49,13 @@ func init() {
 					return out
 				}
 				require.Equal(t, sig(f.priv), sig(prep), "prepared and plain keys MAC alike")
+				// Again: a prepared state may hand out reused instances,
+				// which must start from the key alone.
+				require.Equal(t, sig(f.priv), sig(prep), "a reused prepared instance MACs alike")
+				v, err := m.Verify(prep, param)
+				require.NoError(t, err)
+				require.NoError(t, v.Update(msg))
+				require.NoError(t, v.Verify(sig(f.priv)))
 			}
 			// A state prepared for another key must never be used for it:
 			// the row checks it was made for its own algorithm only, so a
