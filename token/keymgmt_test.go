@@ -213,3 +213,34 @@ func TestMessageAEAD(t *testing.T) {
 	require.Equal(t, plain, out2[:n])
 	require.NoError(t, m.MessageFinal(h, false))
 }
+
+// TestWrapWithTrusted: a key marked CKA_WRAP_WITH_TRUSTED can be wrapped
+// only by a key a crypto officer marked trusted.
+func TestWrapWithTrusted(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	kek, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("kek", true))
+	require.NoError(t, err)
+	wt := extractableAES("wt")
+	wt[ck.CKA_TOKEN] = attrs.Bool(true)
+	wt[ck.CKA_WRAP_WITH_TRUSTED] = attrs.Bool(true)
+	target, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, wt)
+	require.NoError(t, err)
+	kw := Mechanism{Type: ck.CKM_AES_KEY_WRAP}
+	buf := make([]byte, 40)
+	_, err = m.WrapKey(h, kw, kek, target, Out{Buf: buf})
+	require.ErrorIs(t, err, ck.CKR_KEY_NOT_WRAPPABLE)
+	require.ErrorIs(t, m.SetTrusted(h, kek, true), ck.CKR_USER_NOT_LOGGED_IN, "a crypto user cannot mark keys trusted")
+	require.ErrorIs(t, m.SetAttributeValue(h, kek, attrs.Template{ck.CKA_TRUSTED: attrs.Bool(true)}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	require.NoError(t, m.Logout(h))
+
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.SetTrusted(h, kek, true))
+	require.NoError(t, m.Logout(h))
+
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	n, err := m.WrapKey(h, kw, kek, target, Out{Buf: buf})
+	require.NoError(t, err, "a trusted key wraps it")
+	require.Equal(t, 40, n)
+}

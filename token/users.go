@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/token/attrs"
 	"gohsm/token/store"
 )
 
@@ -205,4 +206,34 @@ func (m *Module) Object(h, obj ck.ULong) (*Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+}
+
+// SetTrusted sets CKA_TRUSTED on a key: a crypto officer's act alone (CloudHSM: "CKA_TRUSTED can be set to True or False by Crypto Officer
+// only"). A trusted key may wrap keys whose CKA_WRAP_WITH_TRUSTED is set.
+// The officer need not see the key: officers manage, they do not use keys.
+func (m *Module) SetTrusted(h, obj ck.ULong, trusted bool) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := se.allowLocked(actManageUsers); err != nil {
+		return err
+	}
+	o, err := s.objectLocked(obj)
+	if err != nil {
+		return err
+	}
+	if o.class != ck.CKO_SECRET_KEY && o.class != ck.CKO_PUBLIC_KEY {
+		return fmt.Errorf("token: CKA_TRUSTED is for secret and public keys: %w", ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	}
+	n := *o
+	n.attrs = attrs.ApplySet(o.attrs, attrs.Template{ck.CKA_TRUSTED: attrs.Bool(trusted)})
+	if !o.token {
+		s.sessObjs[obj] = &n
+		return nil
+	}
+	return s.storeUpdateLocked(o, &n)
 }

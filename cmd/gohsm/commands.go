@@ -46,6 +46,8 @@ var commands = []command{
 		help: "share an owned key with another crypto user, who may use it", setup: keyShare(true)},
 	{path: []string{"key", "unshare"}, args: "--handle H | --label L [--class C] --username U", need: needCU,
 		help: "stop sharing an owned key with a crypto user", setup: keyShare(false)},
+	{path: []string{"key", "set-trusted"}, args: "--handle H [--trusted=false]", need: needCO,
+		help: "mark a key trusted (it may then wrap keys that require a trusted wrapping key)", setup: keySetTrusted},
 }
 
 func table(w io.Writer, header string, rows [][]string) {

@@ -409,3 +409,26 @@ func keyShare(share bool) func(fs *flag.FlagSet) func(*env) error {
 		}
 	}
 }
+
+// keySetTrusted sets CKA_TRUSTED, a crypto officer's act. Officers do not
+// see crypto users' private keys, so the key is named by its handle (as
+// CloudHSM names keys by reference).
+func keySetTrusted(fs *flag.FlagSet) func(*env) error {
+	handle := fs.Uint64("handle", 0, "the key's `handle`")
+	trusted := fs.Bool("trusted", true, "the value to set")
+	return func(e *env) error {
+		if *handle == 0 {
+			return usagef("--handle is required")
+		}
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		if err := e.m.SetTrusted(h, ck.ULong(*handle), *trusted); err != nil {
+			return err
+		}
+		return e.emit(map[string]any{"handle": *handle, "trusted": *trusted}, func(w io.Writer) {
+			fmt.Fprintf(w, "key %d: trusted = %v\n", *handle, *trusted)
+		})
+	}
+}

@@ -476,3 +476,17 @@ func TestDescribe(t *testing.T) {
 	c.conf = filepath.Join(t.TempDir(), "missing.conf")
 	c.fails([]string{"gohsm: user list: config: ", "missing.conf"}, "user", "list")
 }
+
+func TestSetTrusted(t *testing.T) {
+	c := newCLI(t)
+	c.setup()
+	var aes struct{ Key keyJSON }
+	c.data(&aes, "key", "generate", "aes", "--bits", "256", "--label", "kek", "--pin", alicePIN)
+	h := fmt.Sprint(aes.Key.Handle)
+	// A crypto user may not; a crypto officer may, by handle.
+	c.fails([]string{"crypto officer"}, "key", "set-trusted", "--handle", h, "--pin", alicePIN)
+	out := c.ok("key", "set-trusted", "--handle", h, "--pin", coPIN)
+	assert.Contains(t, out, "trusted = true")
+	r := c.run("key", "set-trusted", "--pin", coPIN)
+	assert.Equal(t, 2, r.code, "usage error: %s", r.stderr)
+}
