@@ -1,10 +1,11 @@
 package mechanisms
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
 	"math/big"
+
+	"filippo.io/bigmod"
 
 	"gohsm/internal/ck"
 )
@@ -18,14 +19,10 @@ import (
 // Public-key operations use math/big: their inputs and outputs are public.
 // The private-key operation cannot be had from crypto/rsa, which exposes
 // RSA only behind a padding scheme, so rsaRawPrivate computes it with
-// math/big, which is NOT constant time. It is mitigated, as crypto/rsa did
-// before Go 1.20, by blinding the base with a fresh random r^e and by
-// checking the result with the public exponent (against faults), but the
-// exponent's windows are still looked up by index. Only this row's
-// private operations use it; every padded mechanism goes through crypto/rsa's
-// constant-time bigmod. Replacing it with a constant-time modular
-// exponentiation (filippo.io/bigmod, the standalone form of Go's own
-// crypto/internal/fips140/bigmod) needs a go.mod change left to the lead.
+// filippo.io/bigmod, the standalone form of the constant-time arithmetic
+// crypto/rsa itself uses (crypto/internal/fips140/bigmod), which the
+// standard library does not export. math/big is not constant time and
+// must not touch the private values.
 
 // rawInput reads an X.509 raw input of at most k bytes as an integer below
 // the modulus; rv is the error for an input that is not.
@@ -40,46 +37,111 @@ func rawInput(pub *rsa.PublicKey, in []byte, rv ck.RV, what string) (*big.Int, e
 	return x, nil
 }
 
-// rsaRawPrivate computes c^d mod n as a k-byte block: CRT with the key's
-// precomputed values, base blinding and a public-exponent check (see the
-// comment at the top of this file for what it does not protect).
+// rsaRawPrivate computes c^d mod n (RSADP / RSASP1, RFC 8017 5.1.2 and
+// 5.2.1) as a k-byte block, c already checked to be below n. With two
+// primes and the key's CRT values it computes
+//
+//	m1 = c^dP mod p, m2 = c^dQ mod q, h = qInv (m1 - m2) mod p, m = m2 + h q
+//
+// and otherwise c^d mod n, all in constant time (bigmod leaks only the
+// sizes of the moduli, and the exponents are padded to them). The result is
+// checked with the public exponent, against faults and inconsistent CRT
+// values. There is no blinding: as in crypto/rsa since Go 1.20, the
+// constant-time arithmetic is the defence against timing, and blinding
+// would cost a modular inverse per operation for no further protection in
+// software.
 func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) ([]byte, error) {
-	n := priv.N
-	e := big.NewInt(int64(priv.E))
-	var r, rInv *big.Int
-	for {
-		var err error
-		r, err = rand.Int(rand.Reader, n)
-		if err != nil {
-			return nil, fmt.Errorf("mechanisms: rsa x.509: blinding: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
-		}
-		if r.Sign() == 0 {
-			continue
-		}
-		if rInv = new(big.Int).ModInverse(r, n); rInv != nil {
-			break
-		}
+	// bigmod's Exp panics on an even modulus; RSAPrivateKey never makes
+	// such a key, but a panic is no answer.
+	if priv.N.Bit(0) == 0 || priv.E <= 0 {
+		return nil, fmt.Errorf("mechanisms: rsa x.509: even modulus or exponent %d: %w", priv.E, ck.CKR_FUNCTION_FAILED)
 	}
-	// cb = c * r^e; cb^d = c^d * r.
-	cb := new(big.Int).Exp(r, e, n)
-	cb.Mul(cb, c).Mod(cb, n)
+	k := priv.Size()
+	N, err := bigmod.NewModulus(priv.N.FillBytes(make([]byte, k)))
+	if err != nil {
+		return nil, fmt.Errorf("mechanisms: rsa x.509: modulus: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+	}
+	cn, err := bigmod.NewNat().SetBytes(c.FillBytes(make([]byte, k)), N)
+	if err != nil { // rawInput has checked c < n
+		return nil, fmt.Errorf("mechanisms: rsa x.509: input: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+	}
 
-	var m *big.Int
-	pc := priv.Precomputed
-	if len(priv.Primes) == 2 && pc.Dp != nil && pc.Dq != nil && pc.Qinv != nil {
-		p, q := priv.Primes[0], priv.Primes[1]
-		m1 := new(big.Int).Exp(cb, pc.Dp, p)
-		m2 := new(big.Int).Exp(cb, pc.Dq, q)
-		m1.Sub(m1, m2).Mul(m1, pc.Qinv).Mod(m1, p) // h = qInv (m1 - m2) mod p
-		m = m1.Mul(m1, q).Add(m1, m2)              // m = m2 + h q
+	var m *bigmod.Nat
+	if pc := priv.Precomputed; len(priv.Primes) == 2 && pc.Dp != nil && pc.Dq != nil && pc.Qinv != nil &&
+		priv.Primes[0].Bit(0) == 1 && priv.Primes[1].Bit(0) == 1 {
+		if m, err = rsaRawCRT(N, cn, priv.Primes[0], priv.Primes[1], pc.Dp, pc.Dq, pc.Qinv); err != nil {
+			return nil, err
+		}
 	} else {
-		m = new(big.Int).Exp(cb, priv.D, n)
+		// No CRT values (or more than two primes): the plain exponent.
+		d := priv.D.FillBytes(make([]byte, max(k, (priv.D.BitLen()+7)/8)))
+		m = bigmod.NewNat().Exp(cn, d, N)
+		clear(d)
 	}
-	m.Mul(m, rInv).Mod(m, n)
-	if new(big.Int).Exp(m, e, n).Cmp(c) != 0 {
+	defer clear(m.Bits())
+
+	if bigmod.NewNat().ExpShortVarTime(m, uint(priv.E), N).Equal(cn) != 1 {
 		return nil, fmt.Errorf("mechanisms: rsa x.509: private operation failed its check: %w", ck.CKR_FUNCTION_FAILED)
 	}
-	return m.FillBytes(make([]byte, priv.Size())), nil
+	return m.Bytes(N), nil
+}
+
+// rsaRawCRT is the CRT half of rsaRawPrivate; the caller checks the
+// result. CRT values not below their primes (no key Precompute made has
+// them) are refused. The secret temporaries are cleared before returning.
+func rsaRawCRT(N *bigmod.Modulus, c *bigmod.Nat, p, q, dP, dQ, qInv *big.Int) (*bigmod.Nat, error) {
+	P, err := bigmod.NewModulus(p.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("mechanisms: rsa x.509: prime: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+	}
+	Q, err := bigmod.NewModulus(q.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("mechanisms: rsa x.509: prime: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+	}
+	// Each CRT value as a Nat below its prime (bigmod checks that in
+	// constant time); the exponents are then read back padded to their
+	// primes' sizes, so their own lengths do not show in Exp.
+	nat := func(x *big.Int, m *bigmod.Modulus) (*bigmod.Nat, error) {
+		b := x.Bytes()
+		defer clear(b)
+		n, err := bigmod.NewNat().SetBytes(b, m)
+		if err != nil {
+			return nil, fmt.Errorf("mechanisms: rsa x.509: crt value not below its prime: %w", ck.CKR_FUNCTION_FAILED)
+		}
+		return n, nil
+	}
+	dPn, err := nat(dP, P)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dPn.Bits())
+	dQn, err := nat(dQ, Q)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dQn.Bits())
+	qInvn, err := nat(qInv, P)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(qInvn.Bits())
+	eP, eQ := dPn.Bytes(P), dQn.Bytes(Q)
+	defer clear(eP)
+	defer clear(eQ)
+
+	// t is sized for n at once, so that no resize leaves a copy of a
+	// secret behind; bigmod offers no other way to clear a Nat.
+	t := bigmod.NewNat().ExpandFor(N)
+	defer func() { clear(t.Bits()) }()
+	m1 := bigmod.NewNat().Exp(t.Mod(c, P), eP, P) // m1 = c^dP mod p
+	defer func() { clear(m1.Bits()) }()
+	m2 := bigmod.NewNat().Exp(t.Mod(c, Q), eQ, Q) // m2 = c^dQ mod q
+	defer func() { clear(m2.Bits()) }()
+	m1.Sub(t.Mod(m2, P), P).Mul(qInvn, P) // h = qInv (m1 - m2) mod p
+	// m = h q + m2 mod n; h q + m2 <= (p-1) q + q-1 < n, so it is exact.
+	m := bigmod.NewNat().Mod(m1, N)
+	m.Mul(t.Mod(Q.Nat(), N), N)
+	return m.Add(t.Mod(m2, N), N), nil
 }
 
 func rsaRawEncrypt(key, _ any) (Cipher, error) {
