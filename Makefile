@@ -8,7 +8,7 @@ DEMO    := $(BUILD)/gohsm-demo
 LDMAP   := $(CURDIR)/pkcs11/libgohsm.map
 GOFILES := $(shell find . -name '*.go' -not -path './build/*') $(wildcard pkcs11/*.c pkcs11/*.h include/*.h) go.mod go.sum
 
-.PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean
+.PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean install uninstall
 
 all: $(LIB) $(CLI)
 
@@ -54,3 +54,29 @@ clean:
 # softhsm2 when missing. Not part of `make test`: it measures, it does not pass or fail.
 bench: $(LIB)
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+# Install like a native PKCS#11 module on Debian: the library in the
+# multiarch PKCS#11 directory, a p11-kit module file (p11-kit reads
+# /usr/share/p11-kit/modules whatever the PREFIX), the CLI, and a commented
+# default configuration (kept if one exists). DESTDIR stages the tree.
+PREFIX     ?= /usr/local
+MULTIARCH  ?= $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+PKCS11DIR  ?= $(PREFIX)/lib/$(MULTIARCH)/pkcs11
+P11KITDIR  ?= /usr/share/p11-kit/modules
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+
+install: $(LIB) $(CLI)
+	install -d $(DESTDIR)$(PKCS11DIR) $(DESTDIR)$(P11KITDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/gohsm
+	install -m 0644 $(LIB) $(DESTDIR)$(PKCS11DIR)/libgohsm.so
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/gohsm
+	printf 'module: %s\n' $(PKCS11DIR)/libgohsm.so > $(DESTDIR)$(P11KITDIR)/gohsm.module
+	chmod 0644 $(DESTDIR)$(P11KITDIR)/gohsm.module
+	test -e $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf || install -m 0644 packaging/gohsm.conf $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf
+
+# Removes what install put in place; a configuration changed since (or a
+# token directory) is left alone.
+uninstall:
+	rm -f $(DESTDIR)$(PKCS11DIR)/libgohsm.so $(DESTDIR)$(P11KITDIR)/gohsm.module $(DESTDIR)$(BINDIR)/gohsm
+	if cmp -s packaging/gohsm.conf $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; then rm -f $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; fi
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/gohsm 2>/dev/null
