@@ -6,6 +6,16 @@ need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v openssl >/dev/null || need+=(openssl)
 command -v gcc >/dev/null || need+=(gcc)
+# Real clients (tests/clients: GnuTLS, OpenSSL 3's libp11 engine, p11-kit).
+command -v p11tool >/dev/null && command -v certtool >/dev/null || need+=(gnutls-bin)
+test -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so || need+=(libengine-pkcs11-openssl)
+command -v p11-kit >/dev/null || need+=(p11-kit)
+test -e /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so || need+=(p11-kit-modules)
+# Java 17 SunPKCS11 and NSS clients (tests/clients/java_test.go, nss_test.go):
+# javac compiles the Java driver at test time (keytool and java come with it);
+# modutil and certutil are NSS's tools.
+command -v javac >/dev/null && command -v keytool >/dev/null || need+=(openjdk-17-jdk-headless)
+command -v modutil >/dev/null && command -v certutil >/dev/null || need+=(libnss3-tools)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
