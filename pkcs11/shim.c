@@ -12,11 +12,20 @@
  * call in the child that must block waits forever (golang/go#14767,
  * #15538). The runtime starts when the library is loaded, so even a child
  * of a process that only dlopen()ed us is affected. In a forked child we
- * therefore never enter Go: every entry point answers
- * CKR_CRYPTOKI_NOT_INITIALIZED (PKCS #11 "Applications and processes": a
- * child process must call C_Initialize before using the library) and C_Initialize fails fast with
- * CKR_FUNCTION_FAILED and one line on stderr, instead of hanging.
+ * therefore never enter this copy's Go code again:
+ *  - until the child calls C_Initialize, every entry point answers
+ *    CKR_CRYPTOKI_NOT_INITIALIZED (PKCS #11 "Applications and processes": a
+ *    child process must call C_Initialize before using the library);
+ *  - C_Initialize (glibc) loads a fresh copy of this library in a new
+ *    link-map namespace (fork.c), initialises it with the same arguments,
+ *    and from then on every entry point forwards to the copy's function
+ *    list: one extra load, compare and indirect call. A grandchild does the
+ *    same with a copy of its own. If no copy can be loaded, or without
+ *    glibc, C_Initialize fails fast with CKR_FUNCTION_FAILED and one line
+ *    on stderr, instead of hanging.
+ * docs/fork.md has the measurements and the limits.
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,12 +41,35 @@
  * STATE_INITIALIZED is set after go_Initialize succeeded and cleared by
  * C_Finalize; STATE_FORKED is set in a forked child and never cleared.
  * The only state that lets a call into Go is exactly STATE_INITIALIZED.
+ * STATE_FORWARDING (only ever with STATE_FORKED) is set while a forked
+ * child's fresh copy is initialised: calls go to gohsm_fwd. fork() clears
+ * everything but STATE_FORKED in the child (gohsm_atfork_child).
  */
 enum {
 	STATE_INITIALIZED = 1,
 	STATE_FORKED = 2,
+	STATE_FORWARDING = 4,
 };
 static int gohsm_state;
+
+/*
+ * The forked child's side (never used in the process that loaded us):
+ *  - gohsm_fwd: the function list calls are forwarded to; written before
+ *    STATE_FORWARDING is set (release), read after it was seen (acquire);
+ *  - gohsm_copy / gohsm_copy_pid: the fresh copy loaded in this process,
+ *    kept for a C_Initialize after C_Finalize; a copy inherited from a
+ *    parent (pid differs) is as unusable as the original;
+ *  - gohsm_copies: copies loaded along this process's ancestry (inherited);
+ *  - gohsm_fork_lock: serialises C_Initialize/C_Finalize in the child;
+ *    re-initialised in every child, since a parent thread may have held it.
+ */
+static CK_FUNCTION_LIST_3_0 *gohsm_fwd;
+#ifdef __GLIBC__
+static CK_FUNCTION_LIST_3_0 *gohsm_copy;
+static pid_t gohsm_copy_pid;
+static unsigned gohsm_copies;
+#endif
+static pthread_mutex_t gohsm_fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* pid of the process that loaded the library (set by the constructor). */
 static pid_t gohsm_load_pid;
@@ -59,10 +91,18 @@ static int gohsm_in_forked_child(void)
 	       getpid() != gohsm_load_pid;
 }
 
-/* Runs in the child right after fork(), before fork() returns there. */
+/*
+ * Runs in the child right after fork(), before fork() returns there, with
+ * one thread: the child starts uninitialised whatever the parent was
+ * (initialised, or itself forwarding to a copy whose runtime lost its
+ * threads in this fork just the same).
+ */
 static void gohsm_atfork_child(void)
 {
-	__atomic_fetch_or(&gohsm_state, STATE_FORKED, __ATOMIC_SEQ_CST);
+	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+
+	gohsm_fork_lock = fresh;
+	__atomic_store_n(&gohsm_state, STATE_FORKED, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -83,8 +123,9 @@ static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0;
 /*
  * The interfaces offered by C_GetInterfaceList, default first (v3.0
  * section 5.4.6: C_GetInterface with a NULL name returns the default).
- * We do not set CKF_INTERFACE_FORK_SAFE: the library is not usable after
- * fork() (see the fork guard above).
+ * We do not set CKF_INTERFACE_FORK_SAFE: that flag promises that sessions,
+ * logins and handles carry over into a forked child; ours must call
+ * C_Initialize and start afresh (see the fork guard above).
  */
 static CK_INTERFACE gohsm_interfaces[] = {
 	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_3_0, 0 },
@@ -161,13 +202,15 @@ CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
 
 /* ---- C_Initialize / C_Finalize ---------------------------------------- */
 
+#ifndef __GLIBC__
 static void gohsm_report_fork(void)
 {
-	char line[320];
+	char line[360];
 	int n = snprintf(line, sizeof line,
 			 "gohsm: C_Initialize in a forked child (pid %ld, module loaded by pid %ld): "
-			 "a Go runtime cannot run after fork(); initialise the module in the process "
-			 "that loaded it, or load it in a fresh process (e.g. through p11-kit remoting)\n",
+			 "a Go runtime cannot run after fork() and this C library has no dlmopen; "
+			 "initialise the module in the process that loaded it, or load it in a fresh "
+			 "process (e.g. through p11-kit remoting)\n",
 			 (long)getpid(), (long)gohsm_load_pid);
 	if (n > (int)sizeof line - 1)
 		n = (int)sizeof line - 1;
@@ -176,6 +219,100 @@ static void gohsm_report_fork(void)
 		/* Nothing more we can do; the return value still reports the failure. */
 	}
 }
+#endif
+
+#ifdef __GLIBC__
+/*
+ * In a forked child, the state is still the parent's when no atfork
+ * handler ran (a raw fork system call): not yet marked forked, or
+ * forwarding to a copy that another process loaded.
+ */
+static int gohsm_inherited_state(pid_t self)
+{
+	int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE);
+
+	return !(s & STATE_FORKED) || ((s & STATE_FORWARDING) && gohsm_copy_pid != self);
+}
+
+/*
+ * C_Initialize in a forked child: load (or reuse) this process's fresh copy,
+ * initialise it with the caller's arguments, and forward to it from now on.
+ */
+static CK_RV gohsm_fork_initialize(CK_VOID_PTR pInitArgs)
+{
+	pid_t self = getpid();
+	CK_FUNCTION_LIST_3_0 *copy;
+	CK_RV rv;
+
+	/*
+	 * A raw fork system call runs no pthread_atfork handler: then only the
+	 * pid tells, and the inherited state (the parent's, or its forwarding
+	 * to a copy loaded by another process) and lock are reset here.
+	 */
+	if (gohsm_inherited_state(self))
+		gohsm_atfork_child();
+
+	pthread_mutex_lock(&gohsm_fork_lock);
+	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_FORWARDING) {
+		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+		goto out;
+	}
+	copy = gohsm_copy_pid == self ? gohsm_copy : NULL;
+	if (copy == NULL) {
+		copy = gohsm_fork_load_copy(++gohsm_copies);
+		/* Forwarding to ourselves would recurse forever. */
+		if (copy == NULL || copy == &gohsm_function_list_3_0) {
+			rv = CKR_FUNCTION_FAILED;
+			goto out;
+		}
+		gohsm_copy = copy;
+		gohsm_copy_pid = self;
+	}
+	rv = copy->C_Initialize(pInitArgs);
+	if (rv == CKR_OK) {
+		gohsm_fwd = copy;
+		__atomic_fetch_or(&gohsm_state, STATE_FORWARDING, __ATOMIC_RELEASE);
+	}
+out:
+	pthread_mutex_unlock(&gohsm_fork_lock);
+	return rv;
+}
+
+/* C_Finalize in a forked child: finalise the copy; it stays for reuse. */
+static CK_RV gohsm_fork_finalize(void)
+{
+	CK_RV rv;
+
+	if (gohsm_inherited_state(getpid())) {
+		gohsm_atfork_child();
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	}
+	pthread_mutex_lock(&gohsm_fork_lock);
+	if (!(__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_FORWARDING)) {
+		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+	} else {
+		__atomic_fetch_and(&gohsm_state, ~STATE_FORWARDING, __ATOMIC_SEQ_CST);
+		rv = gohsm_fwd->C_Finalize(NULL_PTR);
+		if (rv != CKR_OK)
+			__atomic_fetch_or(&gohsm_state, STATE_FORWARDING, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&gohsm_fork_lock);
+	return rv;
+}
+#else
+/* Without glibc there is no dlmopen: a forked child cannot use the module. */
+static CK_RV gohsm_fork_initialize(CK_VOID_PTR pInitArgs)
+{
+	(void)pInitArgs;
+	gohsm_report_fork();
+	return CKR_FUNCTION_FAILED;
+}
+
+static CK_RV gohsm_fork_finalize(void)
+{
+	return CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+#endif
 
 /*
  * v3.0 section 5.4.1. pInitArgs is NULL or a CK_C_INITIALIZE_ARGS:
@@ -191,16 +328,13 @@ static void gohsm_report_fork(void)
  *  - pReserved "should be NULL_PTR"; a non-NULL value is taken as a NUL
  *    terminated configuration string (as NSS passes library parameters)
  *    and handed to Go.
+ * In a forked child the same arguments go to the child's fresh copy.
  */
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 {
 	char *config = NULL;
 	CK_RV rv;
 
-	if (gohsm_in_forked_child()) {
-		gohsm_report_fork();
-		return CKR_FUNCTION_FAILED;
-	}
 	if (pInitArgs != NULL_PTR) {
 		CK_C_INITIALIZE_ARGS *args = (CK_C_INITIALIZE_ARGS *)pInitArgs;
 		int callbacks = (args->CreateMutex != NULL_PTR) + (args->DestroyMutex != NULL_PTR) +
@@ -210,6 +344,8 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 			return CKR_ARGUMENTS_BAD;
 		config = (char *)args->pReserved;
 	}
+	if (gohsm_in_forked_child())
+		return gohsm_fork_initialize(pInitArgs);
 
 	pthread_mutex_lock(&gohsm_init_lock);
 	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_INITIALIZED) {
@@ -235,6 +371,8 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 
 	if (pReserved != NULL_PTR)
 		return CKR_ARGUMENTS_BAD;
+	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_FORWARDING)
+		return gohsm_fork_finalize();
 	if (!gohsm_ready())
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 
@@ -253,29 +391,36 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 
 /* ---- forwarded and unsupported entry points (tables in shim.h) -------- */
 
-#define GOHSM_FORWARD(name, params, args)                   \
-	CK_RV C_##name params                               \
-	{                                                   \
-		if (!gohsm_ready())                         \
-			return CKR_CRYPTOKI_NOT_INITIALIZED; \
-		return go_##name args;                      \
+/*
+ * Every entry point: the normal path is the one compare it always was;
+ * only when that fails is the forwarding flag looked at (a forked child
+ * that re-initialised: the same function of its fresh copy).
+ */
+#define GOHSM_FORWARD(name, params, args)                                \
+	CK_RV C_##name params                                            \
+	{                                                                \
+		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
+		if (__builtin_expect(s == STATE_INITIALIZED, 1))         \
+			return go_##name args;                           \
+		if (s & STATE_FORWARDING)                                \
+			return gohsm_fwd->C_##name args;                 \
+		return CKR_CRYPTOKI_NOT_INITIALIZED;                     \
 	}
 GOHSM_GO_FUNCTIONS(GOHSM_FORWARD)
 #undef GOHSM_FORWARD
 
-/* The arguments of an unsupported function are deliberately unread. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#define GOHSM_NOT_SUPPORTED(name, params, args)             \
-	CK_RV C_##name params                               \
-	{                                                   \
-		if (!gohsm_ready())                         \
-			return CKR_CRYPTOKI_NOT_INITIALIZED; \
-		return CKR_FUNCTION_NOT_SUPPORTED;          \
+#define GOHSM_NOT_SUPPORTED(name, params, args)                          \
+	CK_RV C_##name params                                            \
+	{                                                                \
+		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
+		if (__builtin_expect(s == STATE_INITIALIZED, 1))         \
+			return CKR_FUNCTION_NOT_SUPPORTED;               \
+		if (s & STATE_FORWARDING)                                \
+			return gohsm_fwd->C_##name args;                 \
+		return CKR_CRYPTOKI_NOT_INITIALIZED;                     \
 	}
 GOHSM_UNSUPPORTED_FUNCTIONS(GOHSM_NOT_SUPPORTED)
 #undef GOHSM_NOT_SUPPORTED
-#pragma GCC diagnostic pop
 
 /*
  * Legacy parallel-function management: v2.40 section 5.16 and v3.0
@@ -283,18 +428,24 @@ GOHSM_UNSUPPORTED_FUNCTIONS(GOHSM_NOT_SUPPORTED)
  */
 CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
 {
-	(void)hSession;
-	if (!gohsm_ready())
-		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	return CKR_FUNCTION_NOT_PARALLEL;
+	int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE);
+
+	if (s == STATE_INITIALIZED)
+		return CKR_FUNCTION_NOT_PARALLEL;
+	if (s & STATE_FORWARDING)
+		return gohsm_fwd->C_GetFunctionStatus(hSession);
+	return CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 {
-	(void)hSession;
-	if (!gohsm_ready())
-		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	return CKR_FUNCTION_NOT_PARALLEL;
+	int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE);
+
+	if (s == STATE_INITIALIZED)
+		return CKR_FUNCTION_NOT_PARALLEL;
+	if (s & STATE_FORWARDING)
+		return gohsm_fwd->C_CancelFunction(hSession);
+	return CKR_CRYPTOKI_NOT_INITIALIZED;
 }
 
 /*

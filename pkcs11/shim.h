@@ -8,6 +8,10 @@
  * Moving a function to Go is moving its row from GOHSM_UNSUPPORTED_FUNCTIONS
  * to GOHSM_GO_FUNCTIONS and writing the matching //export go_<Name> in Go.
  *
+ * In a forked child that called C_Initialize, every row (both tables) is
+ * forwarded instead to the same function of a fresh copy of the library
+ * (fork.c, shim.c).
+ *
  * Not listed here (written out in shim.c): C_Initialize and C_Finalize (they
  * hold the C-side initialisation state and call go_Initialize(char *config) /
  * go_Finalize(void)), C_GetFunctionList, C_GetInterfaceList, C_GetInterface
@@ -243,5 +247,13 @@
 		CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
 		(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)) \
 	X(MessageVerifyFinal, (CK_SESSION_HANDLE hSession), (hSession))
+
+/*
+ * fork.c: in a forked child, loads a fresh copy of this library with
+ * dlmopen(LM_ID_NEWLM) and returns its 3.0 function list, or NULL after
+ * one line on stderr. copy counts the copies loaded along this process's
+ * ancestry (for that line). glibc only; NULL elsewhere.
+ */
+CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy);
 
 #endif /* GOHSM_SHIM_H */

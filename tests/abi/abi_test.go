@@ -163,8 +163,10 @@ func TestBuffers(t *testing.T) {
 	runDriver(t, "abi_buffers", 2*time.Minute)
 }
 
-// TestFork: a forked child never enters Go and C_Initialize there fails
-// fast. A regression shows up as children killed after 10 s each.
+// TestFork: a forked child never enters the parent's Go runtime: calls
+// before C_Initialize are refused, C_Initialize gives a working fresh copy
+// of the module (tests/fork has the heavy harness). A regression shows up
+// as children killed after 10 s each.
 func TestFork(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_fork", 2*time.Minute)
