@@ -34,6 +34,7 @@ import (
 //	min_pin_len = 4
 //	max_pin_len = 64
 //	sync = normal                   # normal: durable against process crashes; full: also power loss
+//	token_group = www-data          # share tokens with a group (dirs 0770, files 0660)
 //
 //	[slot 0]
 //	label = gohsm
@@ -49,7 +50,11 @@ type Config struct {
 	MinPINLen        int
 	MaxPINLen        int
 	Sync             string
-	Slots            []SlotConfig
+	// TokenGroup shares token directories with a group (by name or gid):
+	// directories 0770, files 0660, so a service whose workers run as a
+	// member of the group can use the tokens. Empty: owner only.
+	TokenGroup string
+	Slots      []SlotConfig
 }
 
 // SlotConfig configures one slot.
@@ -263,6 +268,11 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 		case "max_pin_len":
 			n, err = num(1, 255)
 			c.MaxPINLen = n
+		case "token_group":
+			if _, err := lookupGroup(v); err != nil {
+				return nil, bad("token_group %q: %v", v, err)
+			}
+			c.TokenGroup = v
 		case "sync":
 			if v != "normal" && v != "full" {
 				return nil, bad("sync %q: want normal or full", v)
@@ -286,4 +296,16 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	}
 	c.fillSlotDirs()
 	return c, nil
+}
+
+// lookupGroup resolves a group name or numeric id.
+func lookupGroup(name string) (int, error) {
+	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
+		return gid, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
 }

@@ -53,8 +53,17 @@ func Open(cfg *Config) (*Module, error) {
 	if err := m.openLog(); err != nil {
 		return nil, err
 	}
+	opts := store.Options{Sync: cfg.Sync}
+	if cfg.TokenGroup != "" {
+		gid, err := lookupGroup(cfg.TokenGroup)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("token: token_group %q: %w", cfg.TokenGroup, err)
+		}
+		opts.Group = &gid
+	}
 	for _, sc := range cfg.Slots {
-		st, err := store.Open(sc.Dir, store.Options{Sync: cfg.Sync})
+		st, err := store.Open(sc.Dir, opts)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("token: slot %d: %w", sc.ID, err)

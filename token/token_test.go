@@ -2,6 +2,9 @@ package token
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"syscall"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -375,4 +378,29 @@ func TestSinglePartRejectsUpdate(t *testing.T) {
 	n, err := m.SignFinal(h, Out{Buf: make([]byte, 64)})
 	require.NoError(t, err)
 	require.Equal(t, 64, n)
+}
+
+// TestTokenGroup: token_group shares the token directory and files with a
+// group (directory 0770, files 0660).
+func TestTokenGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getegid()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\ntoken_group = %d\n", dir, gid), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	s, _ := m.Slot(0)
+	require.NoError(t, s.InitToken([]byte(soPIN), "g"))
+	require.NoError(t, m.Close())
+	slotDir := filepath.Join(dir, "slot-0")
+	st, err := os.Stat(slotDir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o770), st.Mode().Perm())
+	st, err = os.Stat(filepath.Join(slotDir, "token.db"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	require.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
+
+	_, err = ParseConfig("token_group = no-such-group-xyz\n", "test")
+	require.Error(t, err)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -36,6 +37,11 @@ type Options struct {
 	// BusyTimeout is how long a call waits for another process's write to
 	// finish before failing; 0 means 10 s.
 	BusyTimeout time.Duration
+	// Group, when not nil, shares the token with a group: the directory
+	// becomes 0770 and the files 0660, owned by that group id, so a service
+	// whose workers run as another user of the group (nginx's) can use it.
+	// Without it a new token is its owner's alone (0700 / 0600).
+	Group *int
 }
 
 const defaultBusyTimeout = 10 * time.Second
@@ -75,6 +81,11 @@ func Open(dir string, opts Options) (Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create token directory: %w", err)
 	}
+	if opts.Group != nil {
+		if err := shareWithGroup(dir, 0o770, *opts.Group); err != nil {
+			return nil, err
+		}
+	}
 	// The file is not opened here: closing any descriptor of a file drops
 	// every POSIX lock this process holds on it, SQLite's included.
 	dbPath := filepath.Join(dir, DBName)
@@ -100,7 +111,17 @@ func Open(dir string, opts Options) (Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if created {
+	switch {
+	case opts.Group != nil:
+		// SQLite gives -wal and -shm files it creates later the database
+		// file's mode (and, as root, its owner).
+		for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+			if err := shareWithGroup(p, 0o660, *opts.Group); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.Close()
+				return nil, err
+			}
+		}
+	case created:
 		// A new token is readable by its owner only, whatever the umask;
 		// SQLite gives -wal and -shm files created later the same mode. An
 		// existing token keeps the mode its administrator chose.
@@ -884,4 +905,24 @@ func (s *sqliteStore) SharedWith(id int64) ([]string, error) {
 		return nil, wrapDB("list shares", err)
 	}
 	return users, nil
+}
+
+// shareWithGroup gives path to a group with mode. A process that does not
+// own the file (a worker of the service the token is shared with) cannot
+// change it and need not: the owner's process set it up.
+func shareWithGroup(path string, mode os.FileMode, gid int) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() && os.Geteuid() != 0 {
+		return nil
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("store: give %s to group %d: %w", path, gid, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("store: share %s with its group: %w", path, err)
+	}
+	return nil
 }
