@@ -33,8 +33,8 @@ type Slot struct {
 	gen      uint64                 // store generation the cache reflects
 	tokenRec *store.TokenRecord     // the token record as of tokenGen (nil: not read)
 	tokenGen uint64
-	nextSess ck.ULong               // next session-object handle
-	lastUser map[store.Role]string  // user named by the last login attempt per role, for token flags
+	nextSess ck.ULong              // next session-object handle
+	lastUser map[store.Role]string // user named by the last login attempt per role, for token flags
 }
 
 type cachedKey struct {

@@ -2,12 +2,12 @@ package token
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
-	"syscall"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
