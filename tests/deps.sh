@@ -16,6 +16,9 @@ test -e /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so || need+=(p11-kit-mod
 # modutil and certutil are NSS's tools.
 command -v javac >/dev/null && command -v keytool >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v modutil >/dev/null && command -v certutil >/dev/null || need+=(libnss3-tools)
+# nginx TLS offload (tests/nginx): nginx, in /usr/sbin, which a non-root
+# PATH may lack (it also needs libengine-pkcs11-openssl, listed above).
+command -v nginx >/dev/null || test -x /usr/sbin/nginx || need+=(nginx)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
