@@ -175,6 +175,9 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 // useKey checks that the session may use a key for a purpose with a
 // mechanism and returns its material.
 func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, error) {
+	if k, ok := s.useKeyFast(se, keyH, mm, purpose); ok {
+		return k, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := se.allowLocked(actUseKey); err != nil {
@@ -201,6 +204,50 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 		return k, err
 	}
 	return s.preparedLocked(o, k, mm)
+}
+
+// useKeyFast is useKey for the steady state, under the read lock so that
+// sessions using keys concurrently do not queue: the store has not changed,
+// the object and its parsed (and prepared) key are cached, and every check
+// passes. Anything else (a miss, an error to report) takes the slow path,
+// which gives the precise error.
+func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
+	g, err := s.st.Generation()
+	if err != nil {
+		return nil, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if g != s.gen || permissions[se.stateLocked()][actUseKey] != 0 {
+		return nil, false
+	}
+	var o *Object
+	if keyH >= sessionObjectBase {
+		o = s.sessObjs[keyH]
+	} else {
+		o = s.objs[keyH]
+	}
+	if o == nil || !s.visibleLocked(o) || !isKeyClass(o.class) || !slices.Contains(mm.KeyTypes, o.keyType) {
+		return nil, false
+	}
+	if ok, _ := o.attrs.Bool(purpose); !ok {
+		return nil, false
+	}
+	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+		return nil, false
+	}
+	c, ok := s.keys[o.h]
+	if !ok || c.version != o.version {
+		return nil, false
+	}
+	if mm.Prepare == nil {
+		return c.key, true
+	}
+	st, ok := c.prepared[mm.Type]
+	if !ok {
+		return nil, false
+	}
+	return &mechanisms.Prepared{Key: c.key, State: st}, true
 }
 
 // preparedLocked returns the key with the mechanism's precomputation,

@@ -36,8 +36,9 @@ type Module struct {
 	slots    []*Slot
 	slotByID map[ck.ULong]*Slot
 
-	mu         sync.RWMutex
-	sessions   map[ck.ULong]*Session
+	// sessions maps handles to open sessions; a sync.Map because every call
+	// looks a session up and concurrent lookups must not contend.
+	sessions   sync.Map // ck.ULong -> *Session
 	nextHandle atomic.Uint64
 }
 
@@ -48,7 +49,6 @@ func Open(cfg *Config) (*Module, error) {
 		cfg:      cfg,
 		rand:     rand.Reader,
 		slotByID: map[ck.ULong]*Slot{},
-		sessions: map[ck.ULong]*Session{},
 	}
 	if err := m.openLog(); err != nil {
 		return nil, err
@@ -100,9 +100,7 @@ func (m *Module) Config() *Config { return m.cfg }
 
 // Close closes every session and store.
 func (m *Module) Close() error {
-	m.mu.Lock()
-	m.sessions = map[ck.ULong]*Session{}
-	m.mu.Unlock()
+	m.sessions.Clear()
 	var errs []error
 	for _, s := range m.slots {
 		s.mu.Lock()
@@ -138,13 +136,11 @@ func (m *Module) Slot(id ck.ULong) (*Slot, error) {
 
 // session looks up an open session (CKR_SESSION_HANDLE_INVALID).
 func (m *Module) session(h ck.ULong) (*Session, error) {
-	m.mu.RLock()
-	s, ok := m.sessions[h]
-	m.mu.RUnlock()
+	v, ok := m.sessions.Load(h)
 	if !ok {
 		return nil, fmt.Errorf("token: session %d: %w", h, ck.CKR_SESSION_HANDLE_INVALID)
 	}
-	return s, nil
+	return v.(*Session), nil
 }
 
 // GenerateRandom fills p from the system's CSPRNG (C_GenerateRandom). The

@@ -67,6 +67,10 @@ type sqliteStore struct {
 	shmF    *os.File // shm's descriptor once open; nil: data_version only
 	hdr     [walIndexHeaderSize]byte
 	seen    uint64        // changes observed; under genMu
+	// fastHdr / fastSeen publish hdr and seen for Generation's lock-free
+	// path (sessions of a process call it concurrently on every call).
+	fastHdr  atomic.Pointer[[walIndexHeaderSize]byte]
+	fastSeen atomic.Uint64
 	own     atomic.Uint64 // this store's own commits
 	closed  atomic.Bool
 }
@@ -258,6 +262,15 @@ func (s *sqliteStore) Close() error {
 // commits by every other connection, this process's pool included, because
 // that connection never writes.
 func (s *sqliteStore) Generation() (uint64, error) {
+	// Lock-free when nothing changed: compare the mapped header with the
+	// last one published. fastSeen is stored before fastHdr, so a reader
+	// that sees the new header sees the new count.
+	if p := s.fastHdr.Load(); p != nil && !s.closed.Load() {
+		var h [walIndexHeaderSize]byte
+		if s.shm.header(&h) && h == *p {
+			return s.fastSeen.Load() + s.own.Load(), nil
+		}
+	}
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
 	if s.closed.Load() {
@@ -270,6 +283,9 @@ func (s *sqliteStore) Generation() (uint64, error) {
 				s.hdr = h
 				s.seen++
 			}
+			hc := h
+			s.fastSeen.Store(s.seen)
+			s.fastHdr.Store(&hc)
 			return s.seen + s.own.Load(), nil
 		}
 		if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
