@@ -24,7 +24,7 @@ type Slot struct {
 	cfg SlotConfig
 	st  store.Store
 
-	mu       sync.RWMutex // writers: everything that changes the fields below; readers: useKeyFast
+	mu       sync.RWMutex           // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
 	sessions map[ck.ULong]*Session  // open sessions on this slot
 	sessObjs map[ck.ULong]*Object   // session objects by handle

@@ -66,13 +66,13 @@ type sqliteStore struct {
 	shm     *shmRef
 	shmF    *os.File // shm's descriptor once open; nil: data_version only
 	hdr     [walIndexHeaderSize]byte
-	seen    uint64        // changes observed; under genMu
+	seen    uint64 // changes observed; under genMu
 	// fastHdr / fastSeen publish hdr and seen for Generation's lock-free
 	// path (sessions of a process call it concurrently on every call).
 	fastHdr  atomic.Pointer[[walIndexHeaderSize]byte]
 	fastSeen atomic.Uint64
-	own     atomic.Uint64 // this store's own commits
-	closed  atomic.Bool
+	own      atomic.Uint64 // this store's own commits
+	closed   atomic.Bool
 }
 
 // Open opens the token in dir, creating dir (0700) and an empty token
