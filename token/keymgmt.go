@@ -55,6 +55,28 @@ func matchesTemplate(encoded []byte, a attrs.Template) (bool, error) {
 	return true, nil
 }
 
+// withKeyTemplate applies a key's CKA_UNWRAP_TEMPLATE or CKA_DERIVE_TEMPLATE
+// to the template of the key being made with it: its attributes are added,
+// and a value in tmpl that contradicts it is CKR_TEMPLATE_INCONSISTENT.
+func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Template, error) {
+	enc := key.attrs[which]
+	if len(enc) == 0 {
+		return tmpl, nil
+	}
+	forced, err := attrs.DecodeTemplate(enc)
+	if err != nil {
+		return nil, fmt.Errorf("token: key %d's %v: %v: %w", key.h, which, err, ck.CKR_GENERAL_ERROR)
+	}
+	out := tmpl.Clone()
+	for k, v := range forced {
+		if have, ok := out[k]; ok && !bytes.Equal(have, v) {
+			return nil, fmt.Errorf("token: %v contradicts key %d's %v: %w", k, key.h, which, ck.CKR_TEMPLATE_INCONSISTENT)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 // usableKeyLocked checks a key for use with a mechanism and purpose, with the
 // caller's choice of error for a bad handle and a wrong key type.
 func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType, badHandle, badType ck.RV) (*Object, any, error) {
@@ -229,20 +251,8 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	if err != nil {
 		return 0, err
 	}
-	// The unwrapping key's CKA_UNWRAP_TEMPLATE applies to the new key: its
-	// attributes are added, and a template value that contradicts it fails.
-	if ut := uo.attrs[ck.CKA_UNWRAP_TEMPLATE]; len(ut) > 0 {
-		forced, err := attrs.DecodeTemplate(ut)
-		if err != nil {
-			return 0, fmt.Errorf("token: unwrap template: %v: %w", err, ck.CKR_GENERAL_ERROR)
-		}
-		tmpl = tmpl.Clone()
-		for k, v := range forced {
-			if have, ok := tmpl[k]; ok && !bytes.Equal(have, v) {
-				return 0, fmt.Errorf("token: %v contradicts the unwrapping key's CKA_UNWRAP_TEMPLATE: %w", k, ck.CKR_TEMPLATE_INCONSISTENT)
-			}
-			tmpl[k] = v
-		}
+	if tmpl, err = withKeyTemplate(tmpl, uo, ck.CKA_UNWRAP_TEMPLATE); err != nil {
+		return 0, err
 	}
 	class, keyType, err := attrs.ClassAndKeyType(tmpl)
 	if err != nil {
@@ -324,19 +334,8 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	if err != nil {
 		return 0, err
 	}
-	// The base key's CKA_DERIVE_TEMPLATE applies like an unwrap template.
-	if dt := bo.attrs[ck.CKA_DERIVE_TEMPLATE]; len(dt) > 0 {
-		forced, err := attrs.DecodeTemplate(dt)
-		if err != nil {
-			return 0, fmt.Errorf("token: derive template: %v: %w", err, ck.CKR_GENERAL_ERROR)
-		}
-		tmpl = tmpl.Clone()
-		for k, v := range forced {
-			if have, ok := tmpl[k]; ok && !bytes.Equal(have, v) {
-				return 0, fmt.Errorf("token: %v contradicts the base key's CKA_DERIVE_TEMPLATE: %w", k, ck.CKR_TEMPLATE_INCONSISTENT)
-			}
-			tmpl[k] = v
-		}
+	if tmpl, err = withKeyTemplate(tmpl, bo, ck.CKA_DERIVE_TEMPLATE); err != nil {
+		return 0, err
 	}
 	class := ck.CKO_SECRET_KEY
 	if mech.Type == ck.CKM_HKDF_DATA {
