@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gohsm/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,58 +19,18 @@ import (
 	"time"
 )
 
-// tokenConfig is the one place that knows the configuration format
-// (token/config.go): a fresh token directory with one slot, and cheap
-// password hashing so the drivers run quickly.
-func tokenConfig(tokenDir string) string {
-	return fmt.Sprintf(`# written by tests/abi/abi_test.go
-token_dir = %s
-log_level = error
-kdf_time = 1
-kdf_memory = 64
-kdf_threads = 1
+func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "abi") }
 
-[slot 0]
-label = abi
-`, tokenDir)
-}
-
-// inCI reports whether a missing prerequisite must fail rather than skip.
-func inCI() bool { return os.Getenv("CI") == "true" }
+func inCI() bool { return testenv.InCI() }
 
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: not skipping)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
-// repoRoot is two levels up from this package's directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
-func library(t *testing.T) string {
-	t.Helper()
-	lib := os.Getenv("GOHSM_LIB")
-	if lib == "" {
-		lib = filepath.Join(repoRoot(t), "build", "libgohsm.so")
-	}
-	lib, err := filepath.Abs(lib)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(lib); err != nil {
-		missing(t, "library %s not found (run `make lib` or set GOHSM_LIB): %v", lib, err)
-	}
-	return lib
-}
+func library(t *testing.T) string { return testenv.Library(t) }
 
 // buildDriver compiles testdata/<name>.c against include/ into dir.
 func buildDriver(t *testing.T, name, dir string) string {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gohsm/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,31 +36,16 @@ const (
 	userPIN      = "user:" + userPassword
 )
 
-func inCI() bool { return os.Getenv("CI") == "true" }
+func inCI() bool { return testenv.InCI() }
 
-// missing fails in CI (a missing prerequisite is a broken CI image or a
-// tests/deps.sh gap) and skips, saying why, elsewhere.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: not skipping)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
-// built locates a build output: $envVar, else ../../build/name.
 func built(t *testing.T, envVar, name, target string) string {
 	t.Helper()
-	p := os.Getenv(envVar)
-	if p == "" {
-		p = filepath.Join("..", "..", "build", name)
-	}
-	p, err := filepath.Abs(p)
-	require.NoError(t, err)
-	if _, err := os.Stat(p); err != nil {
-		missing(t, "%s not found (run `make %s` or set %s): %v", p, target, envVar, err)
-	}
-	return p
+	return testenv.Built(t, envVar, name, target)
 }
 
 // libPath is the module under test: $GOHSM_LIB or ../../build/libgohsm.so.

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gohsm/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,53 +26,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// tokenConfig is a fresh token directory with one slot and cheap password
-// hashing (token/config.go's format).
-func tokenConfig(tokenDir string) string {
-	return fmt.Sprintf(`# written by tests/fork/fork_test.go
-token_dir = %s
-log_level = error
-kdf_time = 1
-kdf_memory = 64
-kdf_threads = 1
+func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "fork") }
 
-[slot 0]
-label = fork
-`, tokenDir)
-}
+func inCI() bool { return testenv.InCI() }
 
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// missing fails in CI (a missing prerequisite is a failure there) and
-// skips elsewhere.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: not skipping)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	require.NoError(t, err)
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
+func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
-func library(t *testing.T) string {
-	t.Helper()
-	lib := os.Getenv("GOHSM_LIB")
-	if lib == "" {
-		lib = filepath.Join(repoRoot(t), "build", "libgohsm.so")
-	}
-	lib, err := filepath.Abs(lib)
-	require.NoError(t, err)
-	if _, err := os.Stat(lib); err != nil {
-		missing(t, "library %s not found (run `make lib` or set GOHSM_LIB): %v", lib, err)
-	}
-	return lib
-}
+func library(t *testing.T) string { return testenv.Library(t) }
 
 // harness compiles testdata/fork_harness.c once per test binary run; it
 // shares tests/abi/testdata/abi.h (loading, PASS/FAIL lines, token setup).

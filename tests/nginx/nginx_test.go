@@ -28,6 +28,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"gohsm/internal/testenv"
 	"io"
 	"math/big"
 	"net"
@@ -77,31 +78,16 @@ const (
 // libp11's OpenSSL 3.0 engine (Debian libengine-pkcs11-openssl).
 const pkcs11Engine = "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
 
-func inCI() bool { return os.Getenv("CI") == "true" }
+func inCI() bool { return testenv.InCI() }
 
-// missing fails in CI (a broken image or a tests/deps.sh gap) and skips,
-// saying why, elsewhere.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: not skipping)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
-// built locates a build output: $envVar, else ../../build/name.
 func built(t *testing.T, envVar, name, target string) string {
 	t.Helper()
-	p := os.Getenv(envVar)
-	if p == "" {
-		p = filepath.Join("..", "..", "build", name)
-	}
-	p, err := filepath.Abs(p)
-	require.NoError(t, err)
-	if _, err := os.Stat(p); err != nil {
-		missing(t, "%s not found (run `make %s` or set %s): %v", p, target, envVar, err)
-	}
-	return p
+	return testenv.Built(t, envVar, name, target)
 }
 
 // lookTool finds binary on $PATH or in the sbin directories (nginx lives in

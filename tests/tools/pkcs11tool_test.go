@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gohsm/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,46 +35,16 @@ const (
 	cmdTimeout = 60 * time.Second
 )
 
-// tokenConfig: a fresh token directory and cheap password hashing so that
-// each process's login is fast (token/config.go documents the keys).
-func tokenConfig(tokenDir string) string {
-	return fmt.Sprintf(`# written by tests/tools/pkcs11tool_test.go
-token_dir = %s
-log_level = error
-kdf_time = 1
-kdf_memory = 64
-kdf_threads = 1
+func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "tools") }
 
-[slot 0]
-label = tools
-`, tokenDir)
-}
+func inCI() bool { return testenv.InCI() }
 
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// missing fails in CI (a missing prerequisite is a broken CI image) and
-// skips, saying why, elsewhere.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if inCI() {
-		t.Fatalf(format+" (CI=true: not skipping)", args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Missing(t, format, args...)
 }
 
-func library(t *testing.T) string {
-	t.Helper()
-	lib := os.Getenv("GOHSM_LIB")
-	if lib == "" {
-		lib = filepath.Join("..", "..", "build", "libgohsm.so")
-	}
-	lib, err := filepath.Abs(lib)
-	require.NoError(t, err)
-	if _, err := os.Stat(lib); err != nil {
-		missing(t, "library %s not found (run `make lib` or set GOHSM_LIB): %v", lib, err)
-	}
-	return lib
-}
+func library(t *testing.T) string { return testenv.Library(t) }
 
 func tool(t *testing.T, name string) string {
 	t.Helper()
