@@ -37,7 +37,7 @@ func truncate(what string, v []byte, t DeriveTarget) ([]byte, error) {
 // checking the caller may use that key.
 func concatBaseAndKey(base, param any, t DeriveTarget) ([]byte, error) {
 	const what = "concatenate base and key"
-	b, err := secretBytes(base, what)
+	b, err := secretKey(base, what)
 	if err != nil {
 		return nil, err
 	}
@@ -52,52 +52,41 @@ func concatBaseAndKey(base, param any, t DeriveTarget) ([]byte, error) {
 	return truncate(what, append(append(make([]byte, 0, len(b)+len(other)), b...), other...), t)
 }
 
-// concatBaseAndData is CKM_CONCATENATE_BASE_AND_DATA: base || data.
-func concatBaseAndData(base, param any, t DeriveTarget) ([]byte, error) {
-	const what = "concatenate base and data"
-	b, err := secretBytes(base, what)
-	if err != nil {
-		return nil, err
+// withData is the common shape of the derivations that combine the base
+// key's value with CK_KEY_DERIVATION_STRING_DATA.
+func withData(what string, combine func(b, d []byte) []byte) func(base, param any, t DeriveTarget) ([]byte, error) {
+	return func(base, param any, t DeriveTarget) ([]byte, error) {
+		b, err := secretKey(base, what)
+		if err != nil {
+			return nil, err
+		}
+		d, err := derivationData(param, what)
+		if err != nil {
+			return nil, err
+		}
+		return truncate(what, combine(b, d), t)
 	}
-	d, err := derivationData(param, what)
-	if err != nil {
-		return nil, err
-	}
-	return truncate(what, append(append(make([]byte, 0, len(b)+len(d)), b...), d...), t)
 }
 
+// concatBaseAndData is CKM_CONCATENATE_BASE_AND_DATA: base || data.
+var concatBaseAndData = withData("concatenate base and data", func(b, d []byte) []byte {
+	return append(append(make([]byte, 0, len(b)+len(d)), b...), d...)
+})
+
 // concatDataAndBase is CKM_CONCATENATE_DATA_AND_BASE: data || base.
-func concatDataAndBase(base, param any, t DeriveTarget) ([]byte, error) {
-	const what = "concatenate data and base"
-	b, err := secretBytes(base, what)
-	if err != nil {
-		return nil, err
-	}
-	d, err := derivationData(param, what)
-	if err != nil {
-		return nil, err
-	}
-	return truncate(what, append(append(make([]byte, 0, len(b)+len(d)), d...), b...), t)
-}
+var concatDataAndBase = withData("concatenate data and base", func(b, d []byte) []byte {
+	return append(append(make([]byte, 0, len(b)+len(d)), d...), b...)
+})
 
 // xorBaseAndData is CKM_XOR_BASE_AND_DATA: base XOR data, as long as the
 // shorter of the two.
-func xorBaseAndData(base, param any, t DeriveTarget) ([]byte, error) {
-	const what = "xor base and data"
-	b, err := secretBytes(base, what)
-	if err != nil {
-		return nil, err
-	}
-	d, err := derivationData(param, what)
-	if err != nil {
-		return nil, err
-	}
+var xorBaseAndData = withData("xor base and data", func(b, d []byte) []byte {
 	v := make([]byte, min(len(b), len(d)))
 	for i := range v {
 		v[i] = b[i] ^ d[i]
 	}
-	return truncate(what, v, t)
-}
+	return v
+})
 
 // extractKeyFromKey is CKM_EXTRACT_KEY_FROM_KEY: CKA_VALUE_LEN bytes of the
 // base key starting at bit index (CK_EXTRACT_PARAMS), bits numbered from the
@@ -106,7 +95,7 @@ func xorBaseAndData(base, param any, t DeriveTarget) ([]byte, error) {
 // the base key.
 func extractKeyFromKey(base, param any, t DeriveTarget) ([]byte, error) {
 	const what = "extract key from key"
-	b, err := secretBytes(base, what)
+	b, err := secretKey(base, what)
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ var hkdfKeys = []ck.KeyType{ck.CKK_HKDF, ck.CKK_GENERIC_SECRET}
 //   - neither: CKR_MECHANISM_PARAM_INVALID.
 func hkdfDerive(base, param any, t DeriveTarget) ([]byte, error) {
 	const what = "hkdf"
-	ikm, err := secretBytes(base, what)
+	ikm, err := secretKey(base, what)
 	if err != nil {
 		return nil, err
 	}

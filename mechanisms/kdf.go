@@ -68,14 +68,6 @@ func finishKey(t DeriveTarget, b []byte) []byte {
 	return b
 }
 
-func secretBytes(key any, what string) ([]byte, error) {
-	k, ok := key.([]byte)
-	if !ok {
-		return nil, fmt.Errorf("mechanisms: %s with %T: %w", what, key, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	return k, nil
-}
-
 // simpleDeriveKeys are the base key types of the simple derivations
 // (concatenation, XOR, extraction): any secret key.
 var simpleDeriveKeys = []ck.KeyType{ck.CKK_GENERIC_SECRET, ck.CKK_AES, ck.CKK_DES3}

@@ -60,7 +60,7 @@ func kbkdfKeys() []ck.KeyType {
 // derived keys are refused when the parameter is decoded.
 func kbkdfCounter(base, param any, t DeriveTarget) ([]byte, error) {
 	const what = "sp800-108 counter kdf"
-	key, err := secretBytes(base, what)
+	key, err := secretKey(base, what)
 	if err != nil {
 		return nil, err
 	}
