@@ -1,6 +1,7 @@
 package token
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -8,7 +9,6 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
-	"gohsm/token/store"
 )
 
 // Mechanism is a CK_MECHANISM whose parameter the C boundary has decoded
@@ -95,9 +95,9 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 			return fmt.Errorf("token: %v cannot digest: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
 		}
 		s := se.slot
-		s.mu.Lock()
+		s.mu.RLock()
 		err := se.allowLocked(actUseKey)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -107,69 +107,59 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 		se.ops[kind] = op
 		return nil
 	}
-	var ctor func(any, any) (any, error)
-	switch kind {
-	case opEncrypt:
-		if mm.Encrypt != nil {
-			ctor = func(k, p any) (any, error) { return mm.Encrypt(k, p) }
-		}
-	case opDecrypt:
-		if mm.Decrypt != nil {
-			ctor = func(k, p any) (any, error) { return mm.Decrypt(k, p) }
-		}
-	case opSign:
-		if mm.Sign != nil {
-			ctor = func(k, p any) (any, error) { return mm.Sign(k, p) }
-		}
-	case opVerify:
-		if mm.Verify != nil {
-			ctor = func(k, p any) (any, error) { return mm.Verify(k, p) }
-		}
-	case opSignRecover:
-		if mm.SignRecover != nil {
-			ctor = func(k, p any) (any, error) { return recoverOp{k, p}, nil }
-		}
-	case opVerifyRecover:
-		if mm.VerifyRecover != nil {
-			ctor = func(k, p any) (any, error) { return recoverOp{k, p}, nil }
-		}
-	case opMessageEncrypt:
-		if mm.MessageEncrypt != nil {
-			ctor = func(k, p any) (any, error) { return mm.MessageEncrypt(k, p) }
-		}
-	case opMessageDecrypt:
-		if mm.MessageDecrypt != nil {
-			ctor = func(k, p any) (any, error) { return mm.MessageDecrypt(k, p) }
-		}
-	}
-	if ctor == nil {
+	if !canDo(mm, kind) {
 		return fmt.Errorf("token: %v cannot %s: %w", mech.Type, opNames[kind], ck.CKR_MECHANISM_INVALID)
 	}
 	key, err := se.slot.useKey(se, keyH, mm, usage[kind])
 	if err != nil {
 		return err
 	}
-	impl, err := ctor(key, mech.Param)
+	// The field follows the operation, not what the value implements: a
+	// MAC operation is both a Signer and a Verifier.
+	switch kind {
+	case opEncrypt:
+		op.cipher, err = mm.Encrypt(key, mech.Param)
+	case opDecrypt:
+		op.cipher, err = mm.Decrypt(key, mech.Param)
+	case opSign:
+		op.signer, err = mm.Sign(key, mech.Param)
+	case opVerify:
+		op.verifier, err = mm.Verify(key, mech.Param)
+	case opSignRecover, opVerifyRecover:
+		op.key, op.param = key, mech.Param
+	case opMessageEncrypt:
+		op.aead, err = mm.MessageEncrypt(key, mech.Param)
+	case opMessageDecrypt:
+		op.aead, err = mm.MessageDecrypt(key, mech.Param)
+	}
 	if err != nil {
 		return err
 	}
-	// Chosen by the operation, not by what the value implements: a MAC
-	// operation is both a Signer and a Verifier.
-	switch kind {
-	case opEncrypt, opDecrypt:
-		op.cipher = impl.(mechanisms.Cipher)
-	case opSign:
-		op.signer = impl.(mechanisms.Signer)
-	case opVerify:
-		op.verifier = impl.(mechanisms.Verifier)
-	case opSignRecover, opVerifyRecover:
-		r := impl.(recoverOp)
-		op.key, op.param = r.key, r.param
-	case opMessageEncrypt, opMessageDecrypt:
-		op.aead = impl.(mechanisms.MessageAEAD)
-	}
 	se.ops[kind] = op
 	return nil
+}
+
+// canDo reports whether a row implements an operation kind.
+func canDo(mm *mechanisms.Mechanism, kind opKind) bool {
+	switch kind {
+	case opEncrypt:
+		return mm.Encrypt != nil
+	case opDecrypt:
+		return mm.Decrypt != nil
+	case opSign:
+		return mm.Sign != nil
+	case opVerify:
+		return mm.Verify != nil
+	case opSignRecover:
+		return mm.SignRecover != nil
+	case opVerifyRecover:
+		return mm.VerifyRecover != nil
+	case opMessageEncrypt:
+		return mm.MessageEncrypt != nil
+	case opMessageDecrypt:
+		return mm.MessageDecrypt != nil
+	}
+	return false
 }
 
 // useKey checks that the session may use a key for a purpose with a
@@ -269,10 +259,11 @@ func (s *Slot) preparedLocked(o *Object, k any, mm *mechanisms.Mechanism) (any, 
 	return &mechanisms.Prepared{Key: k, State: st}, nil
 }
 
+// allowsMechanism reads CKA_ALLOWED_MECHANISMS: an array of CK_ULONGs in
+// the token's encoding (8 bytes, little-endian).
 func allowsMechanism(list []byte, t ck.MechanismType) bool {
 	for i := 0; i+8 <= len(list); i += 8 {
-		v := attrs.Template{0: list[i : i+8]}
-		if u, ok := v.ULong(0); ok && ck.MechanismType(u) == t {
+		if ck.MechanismType(binary.LittleEndian.Uint64(list[i:i+8])) == t {
 			return true
 		}
 	}
@@ -680,9 +671,6 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	}
 	return po.h, ko.h, nil
 }
-
-// Ensure the store's roles stay what the permission table assumes.
-var _ = store.RoleCU
 
 // OpKind names an operation kind, for Abort.
 type OpKind = opKind

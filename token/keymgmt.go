@@ -10,7 +10,6 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
-	"gohsm/token/store"
 )
 
 // Key management beyond generation: C_WrapKey, C_UnwrapKey, C_DeriveKey
@@ -417,5 +416,3 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 	}
 	return op.digester.Update(o.attrs[ck.CKA_VALUE])
 }
-
-var _ = store.RoleCU

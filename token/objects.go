@@ -493,11 +493,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 		if s.login != nil && s.login.role == store.RoleCU {
 			viewer = s.login.user
 		}
-		match := map[ck.AttributeType][]byte{}
-		for t, v := range tmpl {
-			match[t] = v
-		}
-		ids, err := s.st.Find(store.Query{Match: match, Viewer: viewer})
+		ids, err := s.st.Find(store.Query{Match: tmpl, Viewer: viewer})
 		if err != nil {
 			return storeErr(err)
 		}

@@ -7,10 +7,6 @@ import (
 	"gohsm/mechanisms"
 )
 
-// recoverOp carries a sign/verify-recover operation's key and parameter
-// from init to the single call.
-type recoverOp struct{ key, param any }
-
 // SignRecoverInit answers C_SignRecoverInit.
 func (m *Module) SignRecoverInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
 	return m.initOp(h, opSignRecover, mech, key)
