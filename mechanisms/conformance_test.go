@@ -641,12 +641,14 @@ func testSignVerify(t *testing.T, m *Mechanism, f fixture) {
 	}
 	for _, msg := range msgs {
 		_, _ = rand.Read(msg)
-		sig := sign(f.priv, param, msg)
+		// Signing as the token does, with the row's prepared key.
+		priv := prepared(t, m, f.priv)
+		sig := sign(priv, param, msg)
 		require.NoError(t, verify(f.pub, param, sig, msg), "%v size %d", m.Type, f.size)
-		deterministic := bytes.Equal(sig, sign(f.priv, param, msg))
+		deterministic := bytes.Equal(sig, sign(priv, param, msg))
 
 		if !m.SinglePart {
-			multi := sign(f.priv, param, chunks(msg)...)
+			multi := sign(priv, param, chunks(msg)...)
 			require.NoError(t, verify(f.pub, param, multi, msg), "multi-part signature")
 			require.NoError(t, verify(f.pub, param, sig, chunks(msg)...), "multi-part verification")
 			if deterministic {

@@ -16,6 +16,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/ossl"
 )
 
 // generateEC is CKM_EC_KEY_PAIR_GEN (PKCS#11 v3.0 "Elliptic curve key pair generation") on the curve
@@ -53,17 +54,18 @@ func generateEC(r io.Reader, p KeyGenParams) (pub, priv any, err error) {
 // (PKCS#11 v3.0 "ECDSA signatures"), not DER.
 func ecdsaSign(h crypto.Hash) func(key, param any) (Signer, error) {
 	return func(key, _ any) (Signer, error) {
-		priv, ok := key.(*ecdsa.PrivateKey)
+		priv, ok := unprepared(key).(*ecdsa.PrivateKey)
 		if !ok {
 			return nil, fmt.Errorf("mechanisms: ecdsa sign with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
 		}
-		return &ecdsaSigner{input: newInput(h), priv: priv}, nil
+		return &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}, nil
 	}
 }
 
 type ecdsaSigner struct {
 	input
 	priv *ecdsa.PrivateKey
+	acc  *ossl.P256Key // non-nil: P-256 signing in libcrypto (accel.go)
 }
 
 func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
@@ -75,6 +77,13 @@ func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
 // (BIP 62), both valid ECDSA signatures.
 func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
 	n := byteLen(s.priv.Curve)
+	if s.acc != nil {
+		whole, out := grow(dst, 2*n)
+		if err := s.acc.Sign(out, s.message()); err != nil {
+			return dst, fmt.Errorf("mechanisms: ecdsa sign: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+		}
+		return whole, nil
+	}
 	if isSecp256k1(s.priv.Curve) {
 		k, err := secp256k1Private(s.priv)
 		if err != nil {
@@ -143,7 +152,7 @@ func putInt(out []byte, v []byte) bool {
 
 func ecdsaVerify(h crypto.Hash) func(key, param any) (Verifier, error) {
 	return func(key, _ any) (Verifier, error) {
-		pub, ok := key.(*ecdsa.PublicKey)
+		pub, ok := unprepared(key).(*ecdsa.PublicKey)
 		if !ok {
 			return nil, fmt.Errorf("mechanisms: ecdsa verify with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
 		}
@@ -208,7 +217,7 @@ const (
 // ecdsaRow is one ECDSA row: h == 0 is raw CKM_ECDSA (single-part).
 func ecdsaRow(t ck.MechanismType, h crypto.Hash) Mechanism {
 	return Mechanism{Type: t, KeyTypes: ecKey, MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits,
-		SinglePart: h == 0, Sign: ecdsaSign(h), Verify: ecdsaVerify(h)}
+		SinglePart: h == 0, Sign: ecdsaSign(h), Verify: ecdsaVerify(h), Prepare: prepareECDSA}
 }
 
 // ecRows are the elliptic-curve mechanisms: prime curves (this file and

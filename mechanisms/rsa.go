@@ -12,6 +12,7 @@ import (
 	"math/big"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/ossl"
 )
 
 // f4 is the public exponent 65537, the only one Go's key generation produces.
@@ -32,7 +33,7 @@ func generateRSA(r io.Reader, p KeyGenParams) (pub, priv any, err error) {
 }
 
 func rsaPrivate(key any, what string) (*rsa.PrivateKey, error) {
-	k, ok := key.(*rsa.PrivateKey)
+	k, ok := unprepared(key).(*rsa.PrivateKey)
 	if !ok {
 		return nil, fmt.Errorf("mechanisms: %s with %T: %w", what, key, ck.CKR_KEY_TYPE_INCONSISTENT)
 	}
@@ -40,7 +41,7 @@ func rsaPrivate(key any, what string) (*rsa.PrivateKey, error) {
 }
 
 func rsaPublic(key any, what string) (*rsa.PublicKey, error) {
-	k, ok := key.(*rsa.PublicKey)
+	k, ok := unprepared(key).(*rsa.PublicKey)
 	if !ok {
 		return nil, fmt.Errorf("mechanisms: %s with %T: %w", what, key, ck.CKR_KEY_TYPE_INCONSISTENT)
 	}
@@ -60,7 +61,7 @@ func rsaPKCSSign(h crypto.Hash) func(key, param any) (Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &rsaSigner{input: newInput(h), priv: priv, hash: h}, nil
+		return &rsaSigner{input: newInput(h), priv: priv, acc: rsaAccel(key), hash: h}, nil
 	}
 }
 
@@ -113,7 +114,7 @@ func rsaPSSSign(h crypto.Hash) func(key, param any) (Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &rsaSigner{input: newInput(h), priv: priv, hash: opts.Hash, pss: opts}, nil
+		return &rsaSigner{input: newInput(h), priv: priv, acc: rsaAccel(key), hash: opts.Hash, pss: opts}, nil
 	}
 }
 
@@ -134,6 +135,7 @@ func rsaPSSVerify(h crypto.Hash) func(key, param any) (Verifier, error) {
 type rsaSigner struct {
 	input
 	priv *rsa.PrivateKey
+	acc  *ossl.RSAKey    // non-nil: the private operation runs in libcrypto (accel.go)
 	hash crypto.Hash     // of the message passed to rsa (0: raw PKCS#1 v1.5)
 	pss  *rsa.PSSOptions // nil: PKCS#1 v1.5
 }
@@ -144,6 +146,22 @@ func (s *rsaSigner) Sign(dst []byte) ([]byte, error) {
 	msg := s.message()
 	if err := checkRSAInput(msg, s.priv.Size(), s.hash, s.pss, s.h == nil); err != nil {
 		return dst, err
+	}
+	if s.acc != nil {
+		var block []byte
+		var err error
+		ok := true
+		if s.pss != nil {
+			block, err = emsaPSS(rand.Reader, s.priv.Size(), s.priv.N.BitLen(), s.hash, msg, s.pss.SaltLength)
+		} else {
+			block, ok, err = emsaPKCS1(s.priv.Size(), s.hash, msg)
+		}
+		if err != nil {
+			return dst, err
+		}
+		if ok {
+			return rsaAccelSign(dst, s.acc, block)
+		}
 	}
 	var sig []byte
 	var err error
@@ -416,6 +434,13 @@ func rsaPKCSSignRecover(key, _ any, data []byte) ([]byte, error) {
 	if err := checkRSAInput(data, priv.Size(), 0, nil, true); err != nil {
 		return nil, err
 	}
+	if acc := rsaAccel(key); acc != nil {
+		block, _, err := emsaPKCS1(priv.Size(), 0, data)
+		if err != nil {
+			return nil, err
+		}
+		return rsaAccelSign(nil, acc, block)
+	}
 	sig, err := rsa.SignPKCS1v15(nil, priv, 0, data)
 	if err != nil {
 		return nil, cryptoErr("rsa pkcs sign recover", err)
@@ -546,12 +571,12 @@ var rsaRows = func() []Mechanism {
 		{Type: ck.CKM_RSA_PKCS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
 			Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, Sign: rsaPKCSSign(0), Verify: rsaPKCSVerify(0),
 			SignRecover: rsaPKCSSignRecover, VerifyRecover: rsaPKCSVerifyRecover,
-			Wrap: rsaPKCSWrap, Unwrap: rsaPKCSUnwrap},
+			Wrap: rsaPKCSWrap, Unwrap: rsaPKCSUnwrap, Prepare: prepareRSA},
 		{Type: ck.CKM_RSA_X_509, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, SinglePart: true,
 			Encrypt: rsaRawEncrypt, Decrypt: rsaRawDecrypt, Sign: rsaRawSign, Verify: rsaRawVerify,
-			SignRecover: rsaRawSignRecover, VerifyRecover: rsaRawVerifyRecover},
+			SignRecover: rsaRawSignRecover, VerifyRecover: rsaRawVerifyRecover, Prepare: prepareRSA},
 		{Type: ck.CKM_RSA_PKCS_PSS, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS, SinglePart: true,
-			Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0)},
+			Sign: rsaPSSSign(0), Verify: rsaPSSVerify(0), Prepare: prepareRSA},
 		{Type: ck.CKM_RSA_PKCS_OAEP, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamOAEP, SinglePart: true,
 			Encrypt: rsaOAEPEncrypt, Decrypt: rsaOAEPDecrypt, Wrap: rsaOAEPWrap, Unwrap: rsaOAEPUnwrap},
 		{Type: ck.CKM_RSA_AES_KEY_WRAP, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamRSAAESKeyWrap,
@@ -560,9 +585,9 @@ var rsaRows = func() []Mechanism {
 	for _, h := range rsaHashed {
 		rows = append(rows,
 			Mechanism{Type: h.pkcs, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
-				Sign: rsaPKCSSign(h.hash), Verify: rsaPKCSVerify(h.hash)},
+				Sign: rsaPKCSSign(h.hash), Verify: rsaPKCSVerify(h.hash), Prepare: prepareRSA},
 			Mechanism{Type: h.pss, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits, Param: ParamPSS,
-				Sign: rsaPSSSign(h.hash), Verify: rsaPSSVerify(h.hash)})
+				Sign: rsaPSSSign(h.hash), Verify: rsaPSSVerify(h.hash), Prepare: prepareRSA})
 	}
 	return rows
 }()

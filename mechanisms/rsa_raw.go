@@ -8,6 +8,7 @@ import (
 	"filippo.io/bigmod"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/ossl"
 )
 
 // CKM_RSA_X_509 (PKCS#11 v3.0 "X.509 (raw) RSA") is RSA itself: no
@@ -50,7 +51,11 @@ func rawInput(pub *rsa.PublicKey, in []byte, rv ck.RV, what string) (*big.Int, e
 // constant-time arithmetic is the defence against timing, and blinding
 // would cost a modular inverse per operation for no further protection in
 // software.
-func rsaRawPrivate(priv *rsa.PrivateKey, c *big.Int) ([]byte, error) {
+func rsaRawPrivate(priv *rsa.PrivateKey, acc *ossl.RSAKey, c *big.Int) ([]byte, error) {
+	if acc != nil {
+		in := c.FillBytes(make([]byte, priv.Size()))
+		return rsaAccelSign(nil, acc, in)
+	}
 	// bigmod's Exp panics on an even modulus; RSAPrivateKey never makes
 	// such a key, but a panic is no answer.
 	if priv.N.Bit(0) == 0 || priv.E <= 0 {
@@ -157,13 +162,14 @@ func rsaRawDecrypt(key, _ any) (Cipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rsaRawCipher{pub: &priv.PublicKey, priv: priv}, nil
+	return &rsaRawCipher{pub: &priv.PublicKey, priv: priv, acc: rsaAccel(key)}, nil
 }
 
 // rsaRawCipher is single-part like rsaCipher.
 type rsaRawCipher struct {
 	pub  *rsa.PublicKey
 	priv *rsa.PrivateKey // nil: encrypting
+	acc  *ossl.RSAKey    // non-nil: the private operation runs in libcrypto
 	buf  []byte
 }
 
@@ -184,7 +190,7 @@ func (c *rsaRawCipher) Once(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	out, err := rsaRawPrivate(c.priv, x)
+	out, err := rsaRawPrivate(c.priv, c.acc, x)
 	if err != nil {
 		return dst, err
 	}
@@ -217,18 +223,19 @@ func rsaRawSign(key, _ any) (Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rsaRawSigner{priv: priv}, nil
+	return &rsaRawSigner{key: key, priv: priv}, nil
 }
 
 type rsaRawSigner struct {
 	input
+	key  any // as given, perhaps prepared
 	priv *rsa.PrivateKey
 }
 
 func (s *rsaRawSigner) Size() int { return s.priv.Size() }
 
 func (s *rsaRawSigner) Sign(dst []byte) ([]byte, error) {
-	sig, err := rsaRawSignRecover(s.priv, nil, s.message())
+	sig, err := rsaRawSignRecover(s.key, nil, s.message())
 	if err != nil {
 		return dst, err
 	}
@@ -247,7 +254,7 @@ func rsaRawSignRecover(key, _ any, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rsaRawPrivate(priv, x)
+	return rsaRawPrivate(priv, rsaAccel(key), x)
 }
 
 // rsaRawVerifyRecover returns the k-byte block a signature opens to.

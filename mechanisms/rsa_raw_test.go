@@ -34,10 +34,10 @@ func TestRSARawPrivateMatchesMathBig(t *testing.T) {
 			}
 			for i, c := range inputs {
 				want := new(big.Int).Exp(c, priv.D, priv.N).FillBytes(make([]byte, k))
-				got, err := rsaRawPrivate(priv, c)
+				got, err := rsaRawPrivate(priv, nil, c)
 				require.NoError(t, err, "input %d", i)
 				assert.Equal(t, want, got, "input %d (crt)", i)
-				got, err = rsaRawPrivate(noCRT, c)
+				got, err = rsaRawPrivate(noCRT, nil, c)
 				require.NoError(t, err, "input %d", i)
 				assert.Equal(t, want, got, "input %d (d)", i)
 			}
@@ -67,7 +67,7 @@ func TestRSARawPrivateBadKeys(t *testing.T) {
 
 	// The same fields copied into a new key still work: the failures
 	// below come from the changed value alone.
-	good, err := rsaRawPrivate(withCRT(pc.Dp, pc.Dq, pc.Qinv), c)
+	good, err := rsaRawPrivate(withCRT(pc.Dp, pc.Dq, pc.Qinv), nil, c)
 	require.NoError(t, err)
 	assert.Equal(t, new(big.Int).Exp(c, priv.D, priv.N).FillBytes(make([]byte, priv.Size())), good)
 
@@ -79,7 +79,7 @@ func TestRSARawPrivateBadKeys(t *testing.T) {
 		"d wrong, no crt": {PublicKey: priv.PublicKey, D: new(big.Int).Add(priv.D, two)},
 		"even modulus":    evenN,
 	} {
-		out, err := rsaRawPrivate(key, c)
+		out, err := rsaRawPrivate(key, nil, c)
 		assert.ErrorIs(t, err, ck.CKR_FUNCTION_FAILED, name)
 		assert.Nil(t, out, name)
 	}
@@ -95,7 +95,7 @@ func BenchmarkRSARawPrivate2048(b *testing.B) {
 	c := must(rand.Int(rand.Reader, priv.N))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := rsaRawPrivate(priv, c); err != nil {
+		if _, err := rsaRawPrivate(priv, nil, c); err != nil {
 			b.Fatal(err)
 		}
 	}

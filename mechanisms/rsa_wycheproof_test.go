@@ -163,7 +163,7 @@ func TestRSASignatureGenerationWycheproof(t *testing.T) {
 			msg, want := wycheproof.Hex(t, c.Fields, "msg"), wycheproof.Hex(t, c.Fields, "sig")
 			require.True(t, wpResult(t, c), "tc %d", c.ID)
 			n.accepted++
-			sig, err := signOnce(t, m, priv, nil, msg)
+			sig, err := signOnce(t, m, prepared(t, m, priv), nil, msg)
 			require.NoError(t, err, "tc %d", c.ID)
 			assert.Equal(t, want, sig, "tc %d", c.ID)
 
@@ -171,7 +171,7 @@ func TestRSASignatureGenerationWycheproof(t *testing.T) {
 			require.NoError(t, err)
 			block := append([]byte{0, 1}, bytes.Repeat([]byte{0xff}, priv.Size()-len(em)-3)...)
 			block = append(append(block, 0), em...)
-			rs, err := raw.SignRecover(priv, nil, block)
+			rs, err := raw.SignRecover(prepared(t, raw, priv), nil, block)
 			require.NoError(t, err, "tc %d", c.ID)
 			assert.Equal(t, want, rs, "tc %d raw", c.ID)
 		}

@@ -1,0 +1,123 @@
+//go:build cgo
+
+package ossl
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"math/big"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/testenv"
+)
+
+// needLibcrypto: CI installs libssl3 (tests/deps.sh), so there a missing
+// libcrypto fails the test; elsewhere it is reported as a skip.
+func needLibcrypto(t *testing.T) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if disabled {
+			t.Skip("GOHSM_CRYPTO=go")
+		}
+		testenv.Missing(t, "libcrypto: %v", err)
+	}
+	t.Logf("libcrypto: %s", Version())
+}
+
+func TestRSAPrivateMatchesGo(t *testing.T) {
+	needLibcrypto(t)
+	for _, bits := range []int{1024, 2048, 3072} {
+		priv, err := rsa.GenerateKey(rand.Reader, bits)
+		require.NoError(t, err)
+		k := priv.Size()
+		pc := priv.Precomputed
+		key, err := NewRSAKey(priv.N.Bytes(), big.NewInt(int64(priv.E)).Bytes(), priv.D.Bytes(),
+			priv.Primes[0].Bytes(), priv.Primes[1].Bytes(), pc.Dp.Bytes(), pc.Dq.Bytes(), pc.Qinv.Bytes())
+		require.NoError(t, err)
+
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out := make([]byte, k)
+				for i := 0; i < 10; i++ {
+					m, err := rand.Int(rand.Reader, priv.N)
+					if !assert.NoError(t, err) {
+						return
+					}
+					in := m.FillBytes(make([]byte, k))
+					if !assert.NoError(t, key.Private(out, in)) {
+						return
+					}
+					want := new(big.Int).Exp(m, priv.D, priv.N).FillBytes(make([]byte, k))
+					assert.Equal(t, want, out, "%d bits: m^d mod n", bits)
+				}
+			}()
+		}
+		wg.Wait()
+
+		// Input not below the modulus, and wrong lengths, are errors.
+		out := make([]byte, k)
+		assert.Error(t, key.Private(out, priv.N.FillBytes(make([]byte, k))), "input = n")
+		assert.Error(t, key.Private(out, make([]byte, k-1)), "short input")
+		assert.Error(t, key.Private(out[:k-1], make([]byte, k)), "short output")
+	}
+}
+
+func TestRSAKeyRefusesEmptyValues(t *testing.T) {
+	needLibcrypto(t)
+	_, err := NewRSAKey([]byte{1}, nil, []byte{1}, []byte{1}, []byte{1}, []byte{1}, []byte{1}, []byte{1})
+	assert.Error(t, err, "an empty value")
+	_, err = NewP256Key(nil)
+	assert.Error(t, err, "an empty scalar")
+}
+
+func TestP256SignVerifies(t *testing.T) {
+	needLibcrypto(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	d, err := priv.Bytes()
+	require.NoError(t, err)
+	key, err := NewP256Key(d)
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	seen := sync.Map{}
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				digest := sha256.Sum256([]byte{byte(g), byte(i)})
+				sig := make([]byte, 64)
+				if !assert.NoError(t, key.Sign(sig, digest[:])) {
+					return
+				}
+				r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+				assert.True(t, ecdsa.Verify(&priv.PublicKey, digest[:], r, s), "signature verifies")
+				_, dup := seen.LoadOrStore(string(sig), true)
+				assert.False(t, dup, "fresh nonce per signature")
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Digests of other lengths are truncated or used as they are (FIPS 186-5 §6.4.1).
+	for _, n := range []int{0, 1, 20, 48, 64} {
+		digest := make([]byte, n)
+		_, _ = rand.Read(digest)
+		sig := make([]byte, 64)
+		require.NoError(t, key.Sign(sig, digest), "digest of %d bytes", n)
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		assert.True(t, ecdsa.Verify(&priv.PublicKey, digest, r, s), "digest of %d bytes verifies", n)
+	}
+	assert.Error(t, key.Sign(make([]byte, 63), make([]byte, 32)), "short signature buffer")
+}

@@ -1,0 +1,213 @@
+package mechanisms
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"hash"
+	"io"
+	"math/big"
+
+	"gohsm/internal/ck"
+	"gohsm/internal/ossl"
+)
+
+// Private-key operations in libcrypto (package internal/ossl): RSA's
+// private exponentiation and ECDSA P-256 signing, about twice as fast as
+// Go's there. The RSA rows and the ECDSA rows make the libcrypto key in
+// their Prepare, once per key object, and use it when their key comes
+// prepared; the padding (EMSA-PKCS1-v1_5, EMSA-PSS), the hashing and every
+// check stay here. Without libcrypto (no cgo, no libcrypto.so.3,
+// GOHSM_CRYPTO=go) Prepare makes nothing and Go's crypto does the work.
+
+// prepareRSA is the Prepare of the RSA rows with a private-key operation:
+// a libcrypto key for a two-prime private key, nothing otherwise.
+func prepareRSA(key any) (any, error) {
+	priv, ok := key.(*rsa.PrivateKey)
+	if !ok || len(priv.Primes) != 2 {
+		return nil, nil
+	}
+	pc := priv.Precomputed
+	if pc.Dp == nil || pc.Dq == nil || pc.Qinv == nil {
+		return nil, nil
+	}
+	vals := [][]byte{priv.N.Bytes(), big.NewInt(int64(priv.E)).Bytes(), priv.D.Bytes(),
+		priv.Primes[0].Bytes(), priv.Primes[1].Bytes(), pc.Dp.Bytes(), pc.Dq.Bytes(), pc.Qinv.Bytes()}
+	acc, err := ossl.NewRSAKey(vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], vals[7])
+	for _, v := range vals[2:] {
+		clear(v)
+	}
+	if err != nil {
+		return nil, nil // Go's crypto does the work
+	}
+	return acc, nil
+}
+
+// rsaAccel is the libcrypto key prepareRSA made for key, or nil.
+func rsaAccel(key any) *ossl.RSAKey {
+	if p, ok := key.(*Prepared); ok {
+		if a, ok := p.State.(*ossl.RSAKey); ok {
+			return a
+		}
+	}
+	return nil
+}
+
+// digestInfoPrefixes are the DER of DigestInfo (RFC 8017 §9.2) up to the
+// digest, per hash: SEQUENCE { AlgorithmIdentifier { OID, NULL }, OCTET
+// STRING }. The SHA-3 OIDs are NIST's (2.16.840.1.101.3.4.2.7..10).
+var digestInfoPrefixes = func() map[crypto.Hash][]byte {
+	nist := func(n int) asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, n} }
+	oids := map[crypto.Hash]asn1.ObjectIdentifier{
+		crypto.SHA1:       {1, 3, 14, 3, 2, 26},
+		crypto.SHA256:     nist(1),
+		crypto.SHA384:     nist(2),
+		crypto.SHA512:     nist(3),
+		crypto.SHA224:     nist(4),
+		crypto.SHA512_224: nist(5),
+		crypto.SHA512_256: nist(6),
+		crypto.SHA3_224:   nist(7),
+		crypto.SHA3_256:   nist(8),
+		crypto.SHA3_384:   nist(9),
+		crypto.SHA3_512:   nist(10),
+	}
+	out := map[crypto.Hash][]byte{}
+	for h, oid := range oids {
+		der, err := asn1.Marshal(struct {
+			Alg    pkix.AlgorithmIdentifier
+			Digest []byte
+		}{pkix.AlgorithmIdentifier{Algorithm: oid, Parameters: asn1.NullRawValue}, make([]byte, h.Size())})
+		if err != nil {
+			panic(err)
+		}
+		out[h] = der[:len(der)-h.Size()]
+	}
+	return out
+}()
+
+// emsaPKCS1 is EMSA-PKCS1-v1_5-ENCODE (RFC 8017 §9.2) into a k-byte block:
+// 00 01 FF..FF 00 DigestInfo(h, digest), or 00 01 FF..FF 00 msg for h == 0
+// (CKM_RSA_PKCS, whose caller supplies the DigestInfo). ok is false for a
+// hash without a known DigestInfo.
+func emsaPKCS1(k int, h crypto.Hash, msg []byte) (em []byte, ok bool, err error) {
+	var prefix []byte
+	if h != 0 {
+		if prefix, ok = digestInfoPrefixes[h]; !ok {
+			return nil, false, nil
+		}
+		if len(msg) != h.Size() {
+			return nil, true, fmt.Errorf("mechanisms: rsa pkcs: digest of %d bytes for %v: %w", len(msg), h, ck.CKR_DATA_LEN_RANGE)
+		}
+	}
+	tLen := len(prefix) + len(msg)
+	if k < tLen+pkcs1Overhead {
+		return nil, true, fmt.Errorf("mechanisms: rsa pkcs: %d-byte DigestInfo in a %d-byte key: %w", tLen, k, ck.CKR_KEY_SIZE_RANGE)
+	}
+	em = make([]byte, k)
+	em[1] = 1
+	for i := 2; i < k-tLen-1; i++ {
+		em[i] = 0xff
+	}
+	copy(em[k-tLen:], prefix)
+	copy(em[k-len(msg):], msg)
+	return em, true, nil
+}
+
+// emsaPSS is EMSA-PSS-ENCODE (RFC 8017 §9.1.1) of a digest for a modulus
+// of modBits bits, MGF1 with the same hash, returned as a k-byte block
+// (left-padded with a zero byte when emLen < k). The caller (pssOptions)
+// has checked emLen >= hLen + sLen + 2.
+func emsaPSS(rand io.Reader, k, modBits int, h crypto.Hash, digest []byte, sLen int) ([]byte, error) {
+	hLen := h.Size()
+	if len(digest) != hLen {
+		return nil, fmt.Errorf("mechanisms: rsa pss: digest of %d bytes for %v: %w", len(digest), h, ck.CKR_DATA_LEN_RANGE)
+	}
+	emBits := modBits - 1
+	emLen := (emBits + 7) / 8
+	if emLen < hLen+sLen+2 || emLen > k {
+		return nil, fmt.Errorf("mechanisms: rsa pss: salt of %d bytes in a %d-bit key: %w", sLen, modBits, ck.CKR_MECHANISM_PARAM_INVALID)
+	}
+	block := make([]byte, k)
+	em := block[k-emLen:]
+	db, hh := em[:emLen-hLen-1], em[emLen-hLen-1:emLen-1]
+	salt := db[len(db)-sLen:]
+	if _, err := io.ReadFull(rand, salt); err != nil {
+		return nil, cryptoErr("rsa pss salt", err)
+	}
+	hf := h.New()
+	var zeros [8]byte
+	hf.Write(zeros[:])
+	hf.Write(digest)
+	hf.Write(salt)
+	hf.Sum(hh[:0])
+	db[len(db)-sLen-1] = 1 // DB = PS || 0x01 || salt, PS all zero
+	mgf1XOR(db, hf, hh)
+	db[0] &= 0xff >> (8*emLen - emBits)
+	em[emLen-1] = 0xbc
+	return block, nil
+}
+
+// mgf1XOR XORs MGF1(seed, len(out)) (RFC 8017 B.2.1) into out.
+func mgf1XOR(out []byte, hf hash.Hash, seed []byte) {
+	var counter [4]byte
+	var sum []byte
+	for done := 0; done < len(out); {
+		hf.Reset()
+		hf.Write(seed)
+		hf.Write(counter[:])
+		sum = hf.Sum(sum[:0])
+		for i := 0; i < len(sum) && done < len(out); i++ {
+			out[done] ^= sum[i]
+			done++
+		}
+		for i := 3; i >= 0; i-- {
+			if counter[i]++; counter[i] != 0 {
+				break
+			}
+		}
+	}
+}
+
+// rsaAccelSign computes the private operation on a k-byte block with the
+// libcrypto key into dst.
+func rsaAccelSign(dst []byte, acc *ossl.RSAKey, block []byte) ([]byte, error) {
+	whole, out := grow(dst, len(block))
+	if err := acc.Private(out, block); err != nil {
+		return dst, fmt.Errorf("mechanisms: rsa private operation: %w (%w)", ck.CKR_FUNCTION_FAILED, err)
+	}
+	return whole, nil
+}
+
+// prepareECDSA is the ECDSA rows' Prepare: a libcrypto key for a P-256
+// private key, nothing otherwise (Go's P-384 and P-521 are faster than
+// libcrypto's generic code, and it has no secp256k1).
+func prepareECDSA(key any) (any, error) {
+	priv, ok := key.(*ecdsa.PrivateKey)
+	if !ok || priv.Curve != elliptic.P256() {
+		return nil, nil
+	}
+	d, err := priv.Bytes()
+	if err != nil {
+		return nil, nil
+	}
+	acc, err := ossl.NewP256Key(d)
+	clear(d)
+	if err != nil {
+		return nil, nil
+	}
+	return acc, nil
+}
+
+// ecdsaAccel is the libcrypto key prepareECDSA made for key, or nil.
+func ecdsaAccel(key any) *ossl.P256Key {
+	if p, ok := key.(*Prepared); ok {
+		if a, ok := p.State.(*ossl.P256Key); ok {
+			return a
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package mechanisms
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"math/big"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/internal/ossl"
+	"gohsm/internal/testenv"
+)
+
+// prepared returns key as the token hands it to m's constructors: with
+// the row's Prepare state when the row has one.
+func prepared(t *testing.T, m *Mechanism, key any) any {
+	t.Helper()
+	if m.Prepare == nil {
+		return key
+	}
+	st, err := m.Prepare(key)
+	require.NoError(t, err)
+	return &Prepared{Key: key, State: st}
+}
+
+// needAccel: a cgo build must reach libcrypto (CI installs libssl3), so
+// there its absence fails; a build without cgo has Go's crypto only.
+func needAccel(t *testing.T) {
+	t.Helper()
+	if !ossl.Cgo {
+		t.Skip("built without cgo: Go's crypto only (the other tests cover it)")
+	}
+	if err := ossl.Available(); err != nil {
+		testenv.Missing(t, "libcrypto: %v", err)
+	}
+}
+
+func TestAccelEngaged(t *testing.T) {
+	needAccel(t)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	for _, mech := range []ck.MechanismType{ck.CKM_RSA_PKCS, ck.CKM_RSA_X_509, ck.CKM_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA3_512_RSA_PKCS_PSS} {
+		st, err := row(t, mech).Prepare(rk)
+		require.NoError(t, err)
+		assert.IsType(t, &ossl.RSAKey{}, st, "%v prepares a libcrypto key", mech)
+		st, err = row(t, mech).Prepare(&rk.PublicKey)
+		require.NoError(t, err)
+		assert.Nil(t, st, "%v: nothing for a public key", mech)
+	}
+	for _, c := range []struct {
+		curve elliptic.Curve
+		accel bool
+	}{{elliptic.P256(), true}, {elliptic.P224(), false}, {elliptic.P384(), false}, {elliptic.P521(), false}} {
+		ek, err := ecdsa.GenerateKey(c.curve, rand.Reader)
+		require.NoError(t, err)
+		st, err := row(t, ck.CKM_ECDSA_SHA256).Prepare(ek)
+		require.NoError(t, err)
+		if c.accel {
+			assert.IsType(t, &ossl.P256Key{}, st)
+		} else {
+			assert.Nil(t, st, "%s stays in Go", c.curve.Params().Name)
+		}
+	}
+}
+
+// TestAccelRSAMatchesGo: every RSA signing row gives, with a prepared key,
+// what Go's crypto/rsa gives (PKCS#1 v1.5 and raw RSA are deterministic)
+// or what it verifies (PSS, random salt), for moduli whose bit length is
+// and is not 1 mod 8 (EMSA-PSS's emLen < k case).
+func TestAccelRSAMatchesGo(t *testing.T) {
+	needAccel(t)
+	for _, bits := range []int{1024, 2048, 2049, 3072} {
+		priv, err := rsa.GenerateKey(rand.Reader, bits)
+		require.NoError(t, err)
+		for _, m := range All() {
+			if !slices.Contains(m.KeyTypes, ck.CKK_RSA) || m.Sign == nil {
+				continue
+			}
+			h := rsaRowHash(m.Type)
+			msg := make([]byte, 32)
+			_, _ = rand.Read(msg)
+			var param any
+			switch m.Type {
+			case ck.CKM_RSA_PKCS_PSS:
+				param = &PSSParams{Hash: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, SaltLen: 32}
+			case ck.CKM_RSA_X_509:
+				msg = make([]byte, priv.Size()-1)
+				_, _ = rand.Read(msg)
+			}
+			if m.Param == ParamPSS && h != 0 {
+				hm, mgf := pssParamFor(t, h)
+				param = &PSSParams{Hash: hm, MGF: mgf, SaltLen: min(h.Size(), (bits-1+7)/8-h.Size()-2)}
+			}
+			fast, err := signOnce(t, m, prepared(t, m, priv), param, msg)
+			require.NoError(t, err, "%v %d bits", m.Type, bits)
+			slow, err := signOnce(t, m, priv, param, msg)
+			require.NoError(t, err, "%v %d bits", m.Type, bits)
+			require.Len(t, fast, priv.Size())
+			if m.Param == ParamPSS {
+				vh, digest := h, msg
+				if h == 0 {
+					vh = crypto.SHA256
+				} else {
+					hf := h.New()
+					hf.Write(msg)
+					digest = hf.Sum(nil)
+				}
+				saltLen := param.(*PSSParams).SaltLen
+				require.NoError(t, rsa.VerifyPSS(&priv.PublicKey, vh, digest, fast, &rsa.PSSOptions{SaltLength: saltLen}),
+					"%v %d bits: crypto/rsa verifies libcrypto's signature", m.Type, bits)
+				assert.NotEqual(t, fast, slow, "%v: random salts", m.Type)
+				continue
+			}
+			assert.Equal(t, slow, fast, "%v %d bits: libcrypto and Go agree", m.Type, bits)
+		}
+		// C_SignRecover with the raw rows.
+		for _, mech := range []ck.MechanismType{ck.CKM_RSA_PKCS, ck.CKM_RSA_X_509} {
+			m := row(t, mech)
+			data := []byte("recoverable")
+			fast, err := m.SignRecover(prepared(t, m, priv), nil, data)
+			require.NoError(t, err)
+			slow, err := m.SignRecover(priv, nil, data)
+			require.NoError(t, err)
+			assert.Equal(t, slow, fast, "%v sign recover", mech)
+		}
+		// Raw decryption.
+		m := row(t, ck.CKM_RSA_X_509)
+		x, err := rand.Int(rand.Reader, priv.N)
+		require.NoError(t, err)
+		ct := new(big.Int).Exp(x, big.NewInt(int64(priv.E)), priv.N).FillBytes(make([]byte, priv.Size()))
+		d, err := m.Decrypt(prepared(t, m, priv), nil)
+		require.NoError(t, err)
+		pt, err := d.Once(nil, ct)
+		require.NoError(t, err)
+		assert.Equal(t, x.FillBytes(make([]byte, priv.Size())), pt, "x.509 decrypt")
+	}
+}
+
+// pssParamFor names a hash's mechanism and MGF1 for CK_RSA_PKCS_PSS_PARAMS.
+func pssParamFor(t *testing.T, h crypto.Hash) (ck.MechanismType, ck.ULong) {
+	t.Helper()
+	for _, a := range hashes {
+		if a.hash == h {
+			return a.mech, a.mgf
+		}
+	}
+	for _, a := range sha3Hashes {
+		if a.hash == h {
+			return a.mech, a.mgf
+		}
+	}
+	t.Fatalf("no PSS parameters for %v", h)
+	return 0, 0
+}
+
+func TestAccelECDSAVerifies(t *testing.T) {
+	needAccel(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	for _, m := range All() {
+		if m.Prepare == nil || !slices.Contains(m.KeyTypes, ck.CKK_EC) || m.Sign == nil {
+			continue
+		}
+		key := prepared(t, m, priv)
+		require.IsType(t, &ossl.P256Key{}, key.(*Prepared).State, "%v", m.Type)
+		msg := make([]byte, 32)
+		_, _ = rand.Read(msg)
+		a, err := signOnce(t, m, key, nil, msg)
+		require.NoError(t, err)
+		b, err := signOnce(t, m, key, nil, msg)
+		require.NoError(t, err)
+		assert.NotEqual(t, a, b, "%v: a fresh nonce per signature", m.Type)
+		for _, sig := range [][]byte{a, b} {
+			require.Len(t, sig, 64)
+			assert.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, msg, sig), "%v", m.Type)
+			assert.NoError(t, verifyOnce(t, m, prepared(t, m, &priv.PublicKey), nil, msg, sig), "%v: prepared public key", m.Type)
+		}
+	}
+}
