@@ -71,10 +71,12 @@ type ecdsaSigner struct {
 func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
 
 // Sign signs the hash, truncated to the bit length of the group order as
-// FIPS 186-5 §6.4.1 prescribes; any length is accepted. NIST curves use
-// crypto/ecdsa (RFC 6979 nonces, see signNIST); secp256k1 uses the decred library, whose
-// nonces are RFC 6979 deterministic and whose s is the low one of s and n-s
-// (BIP 62), both valid ECDSA signatures.
+// FIPS 186-5 §6.4.1 prescribes; any length is accepted. P-256 with a
+// prepared key signs in libcrypto, with a fresh random nonce per signature
+// (accel.go); the other NIST curves (and P-256 without libcrypto) use
+// crypto/ecdsa (RFC 6979 nonces, see signNIST); secp256k1 uses the decred
+// library, whose nonces are RFC 6979 deterministic and whose s is the low
+// one of s and n-s (BIP 62). All are valid ECDSA signatures.
 func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
 	n := byteLen(s.priv.Curve)
 	if s.acc != nil {

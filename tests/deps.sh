@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v openssl >/dev/null || need+=(openssl)
+# libcrypto.so.3: the module's RSA and P-256 private operations (internal/ossl).
+ldconfig -p | grep -q 'libcrypto\.so\.3 ' || need+=(libssl3)
 command -v gcc >/dev/null || need+=(gcc)
 # Real clients (tests/clients: GnuTLS, OpenSSL 3's libp11 engine, p11-kit).
 command -v p11tool >/dev/null && command -v certtool >/dev/null || need+=(gnutls-bin)

@@ -13,6 +13,7 @@ import (
 	"crypto/sha512"
 	"encoding/asn1"
 	"math/big"
+	"os"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -233,6 +234,11 @@ func TestKeysAndCrypto(t *testing.T) {
 		// PKCS #1 v1.5 is deterministic: multi-part equals single-part.
 		sig := tk.sign(s, mech(pkcs11.CKM_SHA256_RSA_PKCS, nil), priv, msg)
 		require.NoError(t, rsa.VerifyPKCS1v15(key, crypto.SHA256, h256[:], sig), "crypto/rsa rejects CKM_SHA256_RSA_PKCS")
+		// The module signs in the system's libcrypto (internal/ossl): it
+		// is mapped in this process now (nothing else here loads it).
+		maps, err := os.ReadFile("/proc/self/maps")
+		require.NoError(t, err)
+		assert.Contains(t, string(maps), "libcrypto.so.3", "the module did not load libcrypto for RSA")
 		assert.Equal(t, sig, tk.signMulti(s, mech(pkcs11.CKM_SHA256_RSA_PKCS, nil), priv, msg), "multi-part signature differs")
 		require.NoError(t, tk.verify(s, mech(pkcs11.CKM_SHA256_RSA_PKCS, nil), pub, msg, sig))
 		require.NoError(t, tk.verifyMulti(s, mech(pkcs11.CKM_SHA256_RSA_PKCS, nil), pub, msg, sig))
