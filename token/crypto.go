@@ -233,30 +233,31 @@ func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, 
 	if mm.Prepare == nil {
 		return c.key, true
 	}
-	st, ok := c.prepared[mm.Type]
+	p, ok := c.prepared[mm.Type]
 	if !ok {
 		return nil, false
 	}
-	return &mechanisms.Prepared{Key: c.key, State: st}, true
+	return p, true
 }
 
 // preparedLocked returns the key with the mechanism's precomputation,
 // made once per key object and mechanism and kept with the parsed key.
 func (s *Slot) preparedLocked(o *Object, k any, mm *mechanisms.Mechanism) (any, error) {
 	c := s.keys[o.h]
-	if st, ok := c.prepared[mm.Type]; ok {
-		return &mechanisms.Prepared{Key: k, State: st}, nil
+	if p, ok := c.prepared[mm.Type]; ok {
+		return p, nil
 	}
 	st, err := mm.Prepare(k)
 	if err != nil {
 		return nil, err
 	}
 	if c.prepared == nil {
-		c.prepared = map[ck.MechanismType]any{}
+		c.prepared = map[ck.MechanismType]*mechanisms.Prepared{}
 	}
-	c.prepared[mm.Type] = st
+	p := &mechanisms.Prepared{Key: k, State: st}
+	c.prepared[mm.Type] = p
 	s.keys[o.h] = c
-	return &mechanisms.Prepared{Key: k, State: st}, nil
+	return p, nil
 }
 
 // allowsMechanism reads CKA_ALLOWED_MECHANISMS: an array of CK_ULONGs in

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gohsm/internal/ck"
+	"gohsm/mechanisms"
 	"gohsm/token/store"
 )
 
@@ -42,7 +43,8 @@ type cachedKey struct {
 	key     any
 	// prepared holds, per mechanism, what the mechanism's Prepare made of
 	// the key (an AES key schedule, say); it lives and dies with the key.
-	prepared map[ck.MechanismType]any
+	// The *Prepared is made once and handed out as is (never modified).
+	prepared map[ck.MechanismType]*mechanisms.Prepared
 }
 
 // tokenRecord returns the token record, read from the store only when the
