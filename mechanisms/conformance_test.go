@@ -566,7 +566,11 @@ func testCipher(t *testing.T, m *Mechanism, f fixture) {
 				}
 				return
 			}
-			assert.False(t, bytes.Equal(msg, pt), what)
+			// A stream mode's output of a few bytes matches by chance (1 in
+			// 256 for one byte): only longer messages can tell.
+			if len(msg) >= 8 {
+				assert.False(t, bytes.Equal(msg, pt), what)
+			}
 		}
 		if len(ct) > 0 {
 			pt, err = decrypt(f.priv, param, flipLast(ct))
