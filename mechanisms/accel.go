@@ -1,6 +1,7 @@
 package mechanisms
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -28,7 +29,7 @@ import (
 // a libcrypto key for a two-prime private key, nothing otherwise.
 func prepareRSA(key any) (any, error) {
 	priv, ok := key.(*rsa.PrivateKey)
-	if !ok || len(priv.Primes) != 2 {
+	if !ok || len(priv.Primes) != 2 || ossl.Available() != nil {
 		return nil, nil
 	}
 	pc := priv.Precomputed
@@ -187,13 +188,16 @@ func rsaAccelSign(dst []byte, acc *ossl.RSAKey, block []byte) ([]byte, error) {
 // libcrypto's generic code, and it has no secp256k1).
 func prepareECDSA(key any) (any, error) {
 	priv, ok := key.(*ecdsa.PrivateKey)
-	if !ok || priv.Curve != elliptic.P256() {
+	if !ok || priv.Curve != elliptic.P256() || ossl.Available() != nil {
 		return nil, nil
 	}
-	d, err := priv.Bytes()
+	// PrivateKey.Bytes returns the key's own cached scalar, not a copy:
+	// the copy is what gets cleared.
+	b, err := priv.Bytes()
 	if err != nil {
 		return nil, nil
 	}
+	d := bytes.Clone(b)
 	acc, err := ossl.NewP256Key(d)
 	clear(d)
 	if err != nil {

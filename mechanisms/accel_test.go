@@ -184,3 +184,23 @@ func TestAccelECDSAVerifies(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareLeavesTheKeyIntact: preparing a key never changes it (Go's
+// ecdsa.PrivateKey.Bytes hands out its own cached scalar; clearing that
+// once broke every later Go-path signature with the key).
+func TestPrepareLeavesTheKeyIntact(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	// The scalar a signer in progress holds: Go's cache checks it on the
+	// next lookup and rebuilds a zeroed one, but not under a running one.
+	inUse, err := priv.Bytes()
+	require.NoError(t, err)
+	want := slices.Clone(inUse)
+	m := row(t, ck.CKM_ECDSA)
+	_ = prepared(t, m, priv)
+	require.Equal(t, want, inUse, "preparing cleared the key's cached scalar")
+	digest := make([]byte, 32)
+	sig, err := signOnce(t, m, priv, nil, digest) // the Go path, unprepared
+	require.NoError(t, err)
+	require.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, digest, sig))
+}

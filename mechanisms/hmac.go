@@ -56,7 +56,8 @@ type hmacOp struct {
 	mac  hash.Hash
 	n    int
 	sum  [64]byte  // the full MAC, computed here so Sign appends exactly n bytes
-	pool *hmacPool // where mac goes back when the operation is over (prepared keys)
+	pool *hmacPool // where the operation goes back when it is over (prepared keys)
+	done bool      // released: the MAC was computed
 }
 
 // hmacPool is an HMAC row's Prepare state: keyed HMAC instances of one key,
@@ -70,19 +71,25 @@ type hmacPool struct {
 	pool sync.Pool
 }
 
-func (p *hmacPool) get() hash.Hash {
-	if m, ok := p.pool.Get().(hash.Hash); ok {
-		m.Reset()
-		return m
+// get returns a keyed operation of output length n from the pool.
+func (p *hmacPool) get(n int) *hmacOp {
+	if o, ok := p.pool.Get().(*hmacOp); ok {
+		o.mac.Reset()
+		o.n, o.done = n, false
+		return o
 	}
-	return hmac.New(p.h.New, p.key)
+	return &hmacOp{mac: hmac.New(p.h.New, p.key), n: n, pool: p}
 }
 
-// release hands the instance back once the MAC is computed.
+// release hands a pooled operation (a prepared key's) back once the MAC
+// is computed: it is done, and a later use by the same holder is refused
+// until the pool hands it out again (the token never makes one). An
+// operation of an unprepared key stays usable after Reset (SP 800-108
+// reuses one across blocks).
 func (h *hmacOp) release() {
-	if h.pool != nil && h.mac != nil {
-		h.pool.pool.Put(h.mac)
-		h.mac = nil
+	if h.pool != nil {
+		h.done = true
+		h.pool.pool.Put(h)
 	}
 }
 
@@ -97,7 +104,13 @@ func prepareHMAC(h crypto.Hash) func(key any) (any, error) {
 	}
 }
 
+// errHMACDone: the operation was used after it ended (a caller bug).
+var errHMACDone = fmt.Errorf("mechanisms: hmac: operation already ended: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+
 func (h *hmacOp) Update(p []byte) error {
+	if h.done {
+		return errHMACDone
+	}
 	h.mac.Write(p) // never fails
 	return nil
 }
@@ -105,9 +118,12 @@ func (h *hmacOp) Update(p []byte) error {
 func (h *hmacOp) Size() int { return h.n }
 
 func (h *hmacOp) Sign(dst []byte) ([]byte, error) {
-	full := h.mac.Sum(h.sum[:0])
+	if h.done {
+		return dst, errHMACDone
+	}
+	dst = append(dst, h.mac.Sum(h.sum[:0])[:h.n]...)
 	h.release()
-	return append(dst, full[:h.n]...), nil
+	return dst, nil
 }
 
 // Verify compares in constant time (hmac.Equal); a MAC of the wrong length
@@ -116,9 +132,12 @@ func (h *hmacOp) Verify(sig []byte) error {
 	if len(sig) != h.n {
 		return fmt.Errorf("mechanisms: hmac: mac of %d bytes, want %d: %w", len(sig), h.n, ck.CKR_SIGNATURE_LEN_RANGE)
 	}
-	full := h.mac.Sum(h.sum[:0])
+	if h.done {
+		return errHMACDone
+	}
+	ok := hmac.Equal(h.mac.Sum(h.sum[:0])[:h.n], sig)
 	h.release()
-	if !hmac.Equal(full[:h.n], sig) {
+	if !ok {
 		return fmt.Errorf("mechanisms: hmac: %w", ck.CKR_SIGNATURE_INVALID)
 	}
 	return nil
@@ -137,7 +156,7 @@ func newHMAC(h crypto.Hash, key any, n int) (*hmacOp, error) {
 	}
 	if pk, ok := key.(*Prepared); ok {
 		if p, ok := pk.State.(*hmacPool); ok && p.h == h {
-			return &hmacOp{mac: p.get(), n: n, pool: p}, nil
+			return p.get(n), nil
 		}
 		key = pk.Key
 	}

@@ -219,6 +219,8 @@ type Signer interface {
 	// the token layer rejects C_SignUpdate for them (Mechanism.SinglePart).
 	Update(p []byte) error
 	// Sign appends the signature over everything given to Update to dst.
+	// It ends the operation: the Signer must not be used again (an
+	// implementation may hand its memory to the next operation).
 	Sign(dst []byte) ([]byte, error)
 	// Size is the signature length in bytes.
 	Size() int
@@ -228,7 +230,8 @@ type Signer interface {
 type Verifier interface {
 	Update(p []byte) error
 	// Verify checks sig against everything given to Update; a mismatch is
-	// CKR_SIGNATURE_INVALID, a wrong length CKR_SIGNATURE_LEN_RANGE.
+	// CKR_SIGNATURE_INVALID, a wrong length CKR_SIGNATURE_LEN_RANGE. Like
+	// Signer.Sign, it ends the operation.
 	Verify(sig []byte) error
 }
 

@@ -89,7 +89,7 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if !ok {
 		return fmt.Errorf("token: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
 	}
-	op := &operation{mech: mm}
+	op := se.newOp(kind, mm)
 	if kind == opDigest {
 		if mm.Digest == nil {
 			return fmt.Errorf("token: %v cannot digest: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
@@ -293,13 +293,13 @@ func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error)
 // turns the panic into CKR_GENERAL_ERROR.
 func (se *Session) done(kind opKind, errp *error, final bool, query bool) {
 	if p := recover(); p != nil {
-		se.ops[kind] = nil
+		se.endOp(kind)
 		se.mu.Unlock()
 		panic(p)
 	}
 	err := *errp
 	if err != nil && !errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) || err == nil && final && !query {
-		se.ops[kind] = nil
+		se.endOp(kind)
 	}
 	se.mu.Unlock()
 }
@@ -694,7 +694,7 @@ func (m *Module) Abort(h ck.ULong, kind OpKind) {
 		return
 	}
 	se.mu.Lock()
-	se.ops[kind] = nil
+	se.endOp(kind)
 	se.mu.Unlock()
 }
 
@@ -726,7 +726,7 @@ func (m *Module) SessionCancel(h ck.ULong, flags ck.ULong) error {
 	defer se.mu.Unlock()
 	for _, k := range kinds {
 		if flags&k.flag != 0 {
-			se.ops[k.kind] = nil
+			se.endOp(k.kind)
 		}
 	}
 	return nil

@@ -159,7 +159,7 @@ func (m *Module) MessageFinal(h ck.ULong, encrypt bool) error {
 	if err != nil {
 		return err
 	}
-	se.ops[kind] = nil
+	se.endOp(kind)
 	se.mu.Unlock()
 	return nil
 }

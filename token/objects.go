@@ -559,6 +559,6 @@ func (m *Module) FindObjectsFinal(h ck.ULong) error {
 	if se.ops[opFind] == nil {
 		return fmt.Errorf("token: find: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 	}
-	se.ops[opFind] = nil
+	se.endOp(opFind)
 	return nil
 }

@@ -20,6 +20,27 @@ type Session struct {
 	mu   sync.Mutex // serialises calls on the session
 	ops  [numOpKinds]*operation
 	wrap wrapCache // last C_WrapKey output awaiting a retry
+	// opMem is where C_*Init puts each kind's operation: at most one
+	// operation of a kind is active on a session, so its memory is reused
+	// rather than allocated on every C_*Init (the garbage collector's share
+	// of 2 cores under small-operation load). done clears it.
+	opMem [numOpKinds]operation
+}
+
+// newOp returns the session's operation of a kind, reset (se.mu held).
+func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
+	op := &se.opMem[kind]
+	*op = operation{mech: mm}
+	return op
+}
+
+// endOp ends the operation of a kind (se.mu held) and drops what it
+// referenced.
+func (se *Session) endOp(kind opKind) {
+	if se.ops[kind] == &se.opMem[kind] {
+		se.opMem[kind] = operation{}
+	}
+	se.ops[kind] = nil
 }
 
 // Handle is the session handle.

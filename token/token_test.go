@@ -21,7 +21,7 @@ const (
 	userPIN = "user:user-pw-1"
 )
 
-func testConfig(t *testing.T, dir string) *Config {
+func testConfig(t testing.TB, dir string) *Config {
 	t.Helper()
 	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\n", dir), "test")
 	require.NoError(t, err)
@@ -30,7 +30,7 @@ func testConfig(t *testing.T, dir string) *Config {
 
 // newToken opens a module on a fresh token with a crypto officer and the
 // default crypto user.
-func newToken(t *testing.T) (*Module, string) {
+func newToken(t testing.TB) (*Module, string) {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := Open(testConfig(t, dir))
@@ -46,7 +46,7 @@ func newToken(t *testing.T) (*Module, string) {
 	return m, dir
 }
 
-func openRW(t *testing.T, m *Module) ck.ULong {
+func openRW(t testing.TB, m *Module) ck.ULong {
 	t.Helper()
 	h, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 	require.NoError(t, err)

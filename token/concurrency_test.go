@@ -1,0 +1,93 @@
+package token
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+)
+
+// BenchmarkSignHMAC64 is C_SignInit + C_Sign of CKM_SHA256_HMAC over 64
+// bytes below the C boundary, one session per goroutine (-cpu 1,2 shows
+// what the token layer itself does to 2-session scaling; -benchmem its
+// allocations).
+func BenchmarkSignHMAC64(b *testing.B) {
+	m, _ := newToken(b)
+	h := openRW(b, m)
+	require.NoError(b, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	key, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, attrs.Template{
+		ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(b, err)
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		se, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
+		require.NoError(b, err)
+		out := make([]byte, 32)
+		for pb.Next() {
+			if err := m.SignInit(se, Mechanism{Type: ck.CKM_SHA256_HMAC}, key); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.Sign(se, msg, Out{Buf: out}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestConcurrentMACs: sessions MAC and verify with one key at once; every
+// MAC equals crypto/hmac's. Operations reuse their memory (the session's
+// operation slots, the prepared key's pool of HMAC states), so a slot or
+// state handed to two operations at once would show here (and under -race).
+func TestConcurrentMACs(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	value := []byte("0123456789abcdef0123456789abcdef")
+	key, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_GENERIC_SECRET)),
+		ck.CKA_VALUE: value, ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_SIGN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true)})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			se, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
+			if !assert.NoError(t, err) {
+				return
+			}
+			out := make([]byte, 32)
+			for i := 0; i < 500; i++ {
+				msg := []byte(fmt.Sprintf("goroutine %d message %d", g, i))
+				mac := hmac.New(sha256.New, value)
+				mac.Write(msg)
+				want := mac.Sum(nil)
+				if !assert.NoError(t, m.SignInit(se, Mechanism{Type: ck.CKM_SHA256_HMAC}, key)) {
+					return
+				}
+				n, err := m.Sign(se, msg, Out{Buf: out})
+				if !assert.NoError(t, err) || !assert.Equal(t, want, out[:n]) {
+					return
+				}
+				if !assert.NoError(t, m.VerifyInit(se, Mechanism{Type: ck.CKM_SHA256_HMAC}, key)) {
+					return
+				}
+				if !assert.NoError(t, m.Verify(se, msg, want)) {
+					return
+				}
+				// A failed verification ends its operation and returns its state too.
+				require.NoError(t, m.VerifyInit(se, Mechanism{Type: ck.CKM_SHA256_HMAC}, key))
+				assert.ErrorIs(t, m.Verify(se, msg, out[:n-1]), ck.CKR_SIGNATURE_LEN_RANGE)
+			}
+		}()
+	}
+	wg.Wait()
+}
