@@ -14,9 +14,11 @@ import (
 // generation, random numbers. Inputs are viewed, outputs written straight
 // into the caller's buffer.
 
-type initFn func(h ck.ULong, mech token.Mechanism, key ck.ULong) error
+// The helpers take method expressions ((*token.Module).SignInit, ...):
+// a method value bound to the module would be allocated on every call.
+type initFn func(m *token.Module, h ck.ULong, mech token.Mechanism, key ck.ULong) error
 
-func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, f func(*token.Module) initFn) C.CK_RV {
+func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, f initFn) C.CK_RV {
 	m, err := getModule()
 	if err != nil {
 		return rv(fn, err)
@@ -25,12 +27,12 @@ func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKe
 	if err != nil {
 		return rv(fn, err)
 	}
-	return rv(fn, f(m)(ck.ULong(h), mech, ck.ULong(hKey)))
+	return rv(fn, f(m, ck.ULong(h), mech, ck.ULong(hKey)))
 }
 
-type oneShot func(h ck.ULong, in []byte, out token.Out) (int, error)
+type oneShot func(m *token.Module, h ck.ULong, in []byte, out token.Out) (int, error)
 
-func oneShotOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f func(*token.Module) oneShot) C.CK_RV {
+func oneShotOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f oneShot) C.CK_RV {
 	m, err := getModule()
 	if err != nil {
 		return rv(fn, err)
@@ -45,13 +47,13 @@ func oneShotOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYT
 		m.Abort(ck.ULong(h), kind)
 		return rv(fn, err)
 	}
-	n, err := f(m)(ck.ULong(h), in, out)
+	n, err := f(m, ck.ULong(h), in, out)
 	return setLen(fn, pOutLen, n, err)
 }
 
-type finalFn func(h ck.ULong, out token.Out) (int, error)
+type finalFn func(m *token.Module, h ck.ULong, out token.Out) (int, error)
 
-func finalOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f func(*token.Module) finalFn) C.CK_RV {
+func finalOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f finalFn) C.CK_RV {
 	m, err := getModule()
 	if err != nil {
 		return rv(fn, err)
@@ -61,13 +63,13 @@ func finalOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pOut C.CK_BYTE
 		m.Abort(ck.ULong(h), kind)
 		return rv(fn, err)
 	}
-	n, err := f(m)(ck.ULong(h), out)
+	n, err := f(m, ck.ULong(h), out)
 	return setLen(fn, pOutLen, n, err)
 }
 
-type updateFn func(h ck.ULong, in []byte) error
+type updateFn func(m *token.Module, h ck.ULong, in []byte) error
 
-func updateOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, f func(*token.Module) updateFn) C.CK_RV {
+func updateOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, f updateFn) C.CK_RV {
 	m, err := getModule()
 	if err != nil {
 		return rv(fn, err)
@@ -77,111 +79,111 @@ func updateOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE
 		m.Abort(ck.ULong(h), kind)
 		return rv(fn, err)
 	}
-	return rv(fn, f(m)(ck.ULong(h), in))
+	return rv(fn, f(m, ck.ULong(h), in))
 }
 
 //export go_EncryptInit
 func go_EncryptInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_EncryptInit", &r)
-	return initOp("C_EncryptInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.EncryptInit })
+	return initOp("C_EncryptInit", h, pMechanism, hKey, (*token.Module).EncryptInit)
 }
 
 //export go_Encrypt
 func go_Encrypt(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pEncryptedData C.CK_BYTE_PTR, pulEncryptedDataLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_Encrypt", &r)
-	return oneShotOp("C_Encrypt", token.OpEncrypt, h, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen, func(m *token.Module) oneShot { return m.Encrypt })
+	return oneShotOp("C_Encrypt", token.OpEncrypt, h, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen, (*token.Module).Encrypt)
 }
 
 //export go_EncryptUpdate
 func go_EncryptUpdate(h C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG, pEncryptedPart C.CK_BYTE_PTR, pulEncryptedPartLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_EncryptUpdate", &r)
-	return oneShotOp("C_EncryptUpdate", token.OpEncrypt, h, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen, func(m *token.Module) oneShot { return m.EncryptUpdate })
+	return oneShotOp("C_EncryptUpdate", token.OpEncrypt, h, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen, (*token.Module).EncryptUpdate)
 }
 
 //export go_EncryptFinal
 func go_EncryptFinal(h C.CK_SESSION_HANDLE, pLastEncryptedPart C.CK_BYTE_PTR, pulLastEncryptedPartLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_EncryptFinal", &r)
-	return finalOp("C_EncryptFinal", token.OpEncrypt, h, pLastEncryptedPart, pulLastEncryptedPartLen, func(m *token.Module) finalFn { return m.EncryptFinal })
+	return finalOp("C_EncryptFinal", token.OpEncrypt, h, pLastEncryptedPart, pulLastEncryptedPartLen, (*token.Module).EncryptFinal)
 }
 
 //export go_DecryptInit
 func go_DecryptInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_DecryptInit", &r)
-	return initOp("C_DecryptInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.DecryptInit })
+	return initOp("C_DecryptInit", h, pMechanism, hKey, (*token.Module).DecryptInit)
 }
 
 //export go_Decrypt
 func go_Decrypt(h C.CK_SESSION_HANDLE, pEncryptedData C.CK_BYTE_PTR, ulEncryptedDataLen C.CK_ULONG, pData C.CK_BYTE_PTR, pulDataLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_Decrypt", &r)
-	return oneShotOp("C_Decrypt", token.OpDecrypt, h, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, func(m *token.Module) oneShot { return m.Decrypt })
+	return oneShotOp("C_Decrypt", token.OpDecrypt, h, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, (*token.Module).Decrypt)
 }
 
 //export go_DecryptUpdate
 func go_DecryptUpdate(h C.CK_SESSION_HANDLE, pEncryptedPart C.CK_BYTE_PTR, ulEncryptedPartLen C.CK_ULONG, pPart C.CK_BYTE_PTR, pulPartLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_DecryptUpdate", &r)
-	return oneShotOp("C_DecryptUpdate", token.OpDecrypt, h, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen, func(m *token.Module) oneShot { return m.DecryptUpdate })
+	return oneShotOp("C_DecryptUpdate", token.OpDecrypt, h, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen, (*token.Module).DecryptUpdate)
 }
 
 //export go_DecryptFinal
 func go_DecryptFinal(h C.CK_SESSION_HANDLE, pLastPart C.CK_BYTE_PTR, pulLastPartLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_DecryptFinal", &r)
-	return finalOp("C_DecryptFinal", token.OpDecrypt, h, pLastPart, pulLastPartLen, func(m *token.Module) finalFn { return m.DecryptFinal })
+	return finalOp("C_DecryptFinal", token.OpDecrypt, h, pLastPart, pulLastPartLen, (*token.Module).DecryptFinal)
 }
 
 //export go_DigestInit
 func go_DigestInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR) (r C.CK_RV) {
 	defer recoverRV("C_DigestInit", &r)
-	return initOp("C_DigestInit", h, pMechanism, 0, func(m *token.Module) initFn {
-		return func(h ck.ULong, mech token.Mechanism, _ ck.ULong) error { return m.DigestInit(h, mech) }
+	return initOp("C_DigestInit", h, pMechanism, 0, func(m *token.Module, h ck.ULong, mech token.Mechanism, _ ck.ULong) error {
+		return m.DigestInit(h, mech)
 	})
 }
 
 //export go_Digest
 func go_Digest(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pDigest C.CK_BYTE_PTR, pulDigestLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_Digest", &r)
-	return oneShotOp("C_Digest", token.OpDigest, h, pData, ulDataLen, pDigest, pulDigestLen, func(m *token.Module) oneShot { return m.Digest })
+	return oneShotOp("C_Digest", token.OpDigest, h, pData, ulDataLen, pDigest, pulDigestLen, (*token.Module).Digest)
 }
 
 //export go_DigestUpdate
 func go_DigestUpdate(h C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_DigestUpdate", &r)
-	return updateOp("C_DigestUpdate", token.OpDigest, h, pPart, ulPartLen, func(m *token.Module) updateFn { return m.DigestUpdate })
+	return updateOp("C_DigestUpdate", token.OpDigest, h, pPart, ulPartLen, (*token.Module).DigestUpdate)
 }
 
 //export go_DigestFinal
 func go_DigestFinal(h C.CK_SESSION_HANDLE, pDigest C.CK_BYTE_PTR, pulDigestLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_DigestFinal", &r)
-	return finalOp("C_DigestFinal", token.OpDigest, h, pDigest, pulDigestLen, func(m *token.Module) finalFn { return m.DigestFinal })
+	return finalOp("C_DigestFinal", token.OpDigest, h, pDigest, pulDigestLen, (*token.Module).DigestFinal)
 }
 
 //export go_SignInit
 func go_SignInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_SignInit", &r)
-	return initOp("C_SignInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.SignInit })
+	return initOp("C_SignInit", h, pMechanism, hKey, (*token.Module).SignInit)
 }
 
 //export go_Sign
 func go_Sign(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_Sign", &r)
-	return oneShotOp("C_Sign", token.OpSign, h, pData, ulDataLen, pSignature, pulSignatureLen, func(m *token.Module) oneShot { return m.Sign })
+	return oneShotOp("C_Sign", token.OpSign, h, pData, ulDataLen, pSignature, pulSignatureLen, (*token.Module).Sign)
 }
 
 //export go_SignUpdate
 func go_SignUpdate(h C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_SignUpdate", &r)
-	return updateOp("C_SignUpdate", token.OpSign, h, pPart, ulPartLen, func(m *token.Module) updateFn { return m.SignUpdate })
+	return updateOp("C_SignUpdate", token.OpSign, h, pPart, ulPartLen, (*token.Module).SignUpdate)
 }
 
 //export go_SignFinal
 func go_SignFinal(h C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_SignFinal", &r)
-	return finalOp("C_SignFinal", token.OpSign, h, pSignature, pulSignatureLen, func(m *token.Module) finalFn { return m.SignFinal })
+	return finalOp("C_SignFinal", token.OpSign, h, pSignature, pulSignatureLen, (*token.Module).SignFinal)
 }
 
 //export go_VerifyInit
 func go_VerifyInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_VerifyInit", &r)
-	return initOp("C_VerifyInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.VerifyInit })
+	return initOp("C_VerifyInit", h, pMechanism, hKey, (*token.Module).VerifyInit)
 }
 
 //export go_Verify
@@ -206,13 +208,13 @@ func go_Verify(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG,
 //export go_VerifyUpdate
 func go_VerifyUpdate(h C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_VerifyUpdate", &r)
-	return updateOp("C_VerifyUpdate", token.OpVerify, h, pPart, ulPartLen, func(m *token.Module) updateFn { return m.VerifyUpdate })
+	return updateOp("C_VerifyUpdate", token.OpVerify, h, pPart, ulPartLen, (*token.Module).VerifyUpdate)
 }
 
 //export go_VerifyFinal
 func go_VerifyFinal(h C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_VerifyFinal", &r)
-	return updateOp("C_VerifyFinal", token.OpVerify, h, pSignature, ulSignatureLen, func(m *token.Module) updateFn { return m.VerifyFinal })
+	return updateOp("C_VerifyFinal", token.OpVerify, h, pSignature, ulSignatureLen, (*token.Module).VerifyFinal)
 }
 
 //export go_GenerateKey

@@ -106,25 +106,25 @@ func go_DigestKey(h C.CK_SESSION_HANDLE, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 //export go_SignRecoverInit
 func go_SignRecoverInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_SignRecoverInit", &r)
-	return initOp("C_SignRecoverInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.SignRecoverInit })
+	return initOp("C_SignRecoverInit", h, pMechanism, hKey, (*token.Module).SignRecoverInit)
 }
 
 //export go_SignRecover
 func go_SignRecover(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_SignRecover", &r)
-	return oneShotOp("C_SignRecover", token.OpSignRecover, h, pData, ulDataLen, pSignature, pulSignatureLen, func(m *token.Module) oneShot { return m.SignRecover })
+	return oneShotOp("C_SignRecover", token.OpSignRecover, h, pData, ulDataLen, pSignature, pulSignatureLen, (*token.Module).SignRecover)
 }
 
 //export go_VerifyRecoverInit
 func go_VerifyRecoverInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_VerifyRecoverInit", &r)
-	return initOp("C_VerifyRecoverInit", h, pMechanism, hKey, func(m *token.Module) initFn { return m.VerifyRecoverInit })
+	return initOp("C_VerifyRecoverInit", h, pMechanism, hKey, (*token.Module).VerifyRecoverInit)
 }
 
 //export go_VerifyRecover
 func go_VerifyRecover(h C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG, pData C.CK_BYTE_PTR, pulDataLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_VerifyRecover", &r)
-	return oneShotOp("C_VerifyRecover", token.OpVerifyRecover, h, pSignature, ulSignatureLen, pData, pulDataLen, func(m *token.Module) oneShot { return m.VerifyRecover })
+	return oneShotOp("C_VerifyRecover", token.OpVerifyRecover, h, pSignature, ulSignatureLen, pData, pulDataLen, (*token.Module).VerifyRecover)
 }
 
 //export go_SessionCancel

@@ -91,3 +91,56 @@ func TestConcurrentMACs(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRememberedKeyFollowsChanges: a session that used a key keeps it
+// without the slot's lock (Session.fastKey) only while nothing changed:
+// an attribute change, a logout, a destroy, and a change made by another
+// module on the same token (another process) each end it at once.
+func TestRememberedKeyFollowsChanges(t *testing.T) {
+	m, dir := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	gen := func() ck.ULong {
+		k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, attrs.Template{
+			ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+		require.NoError(t, err)
+		return k
+	}
+	mech := Mechanism{Type: ck.CKM_SHA256_HMAC}
+	use := func(k ck.ULong) error {
+		err := m.SignInit(h, mech, k)
+		if err == nil {
+			_, err = m.Sign(h, []byte("x"), Out{Buf: make([]byte, 32)})
+		}
+		return err
+	}
+
+	key := gen()
+	require.NoError(t, use(key)) // the slow path fills the slot's caches
+	require.NoError(t, use(key)) // the fast path remembers the key in the session
+	require.NoError(t, m.SetAttributeValue(h, key, attrs.Template{ck.CKA_SIGN: attrs.Bool(false)}))
+	require.ErrorIs(t, use(key), ck.CKR_KEY_FUNCTION_NOT_PERMITTED, "after CKA_SIGN=false")
+
+	key = gen()
+	require.NoError(t, use(key))
+	require.NoError(t, use(key))    // now remembered
+	require.NoError(t, m.Logout(h)) // changes the slot, not the store
+	require.ErrorIs(t, use(key), ck.CKR_KEY_HANDLE_INVALID, "after logout (a private key is invisible)")
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	require.NoError(t, use(key))
+	require.NoError(t, use(key))
+	require.NoError(t, m.DestroyObject(h, key))
+	require.ErrorIs(t, use(key), ck.CKR_KEY_HANDLE_INVALID, "after destroy")
+
+	// Another module on the same token directory: another process.
+	key = gen()
+	require.NoError(t, use(key))
+	require.NoError(t, use(key))
+	m2, err := Open(testConfig(t, dir))
+	require.NoError(t, err)
+	defer m2.Close()
+	h2 := openRW(t, m2)
+	require.NoError(t, m2.Login(h2, ck.CKU_USER, []byte(userPIN)))
+	require.NoError(t, m2.DestroyObject(h2, key)) // changes the store, not this slot
+	require.ErrorIs(t, use(key), ck.CKR_KEY_HANDLE_INVALID, "after another process destroyed it")
+}

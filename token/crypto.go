@@ -200,17 +200,34 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 // sessions using keys concurrently do not queue: the store has not changed,
 // the object and its parsed (and prepared) key are cached, and every check
 // passes. Anything else (a miss, an error to report) takes the slow path,
-// which gives the precise error.
+// which gives the precise error. The caller holds se.mu: the answer is
+// remembered in the session, and given again without the slot's lock
+// while nothing in the slot (its epoch) or the store has changed.
 func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
 	g, err := s.st.Generation()
 	if err != nil {
 		return nil, false
+	}
+	if c := &se.fastKey; c.ok && c.h == keyH && c.mech == mm.Type && c.purpose == purpose &&
+		c.gen == g && c.epoch == s.mu.epoch.Load() {
+		return c.key, true
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if g != s.gen || permissions[se.stateLocked()][actUseKey] != 0 {
 		return nil, false
 	}
+	key, ok := s.lookupKeyLocked(se, keyH, mm, purpose)
+	if ok {
+		// The epoch cannot move while the read lock is held.
+		c := &se.fastKey
+		c.ok, c.h, c.mech, c.purpose, c.epoch, c.gen, c.key = true, keyH, mm.Type, purpose, s.mu.epoch.Load(), g, key
+	}
+	return key, ok
+}
+
+// lookupKeyLocked is useKeyFast's checks and cache lookups (s.mu held).
+func (s *Slot) lookupKeyLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
 	var o *Object
 	if keyH >= sessionObjectBase {
 		o = s.sessObjs[keyH]

@@ -25,6 +25,18 @@ type Session struct {
 	// rather than allocated on every C_*Init (the garbage collector's share
 	// of 2 cores under small-operation load). done clears it.
 	opMem [numOpKinds]operation
+	// fastKey is the last key useKeyFast handed this session (se.mu held),
+	// valid while the slot's epoch and the store's generation are those
+	// it was found under: a session using one key over and over takes no
+	// slot lock at all.
+	fastKey struct {
+		ok         bool
+		h          ck.ULong
+		mech       ck.MechanismType
+		purpose    ck.AttributeType
+		epoch, gen uint64
+		key        any
+	}
 }
 
 // newOp returns the session's operation of a kind, reset (se.mu held).

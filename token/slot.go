@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gohsm/internal/ck"
@@ -25,7 +26,7 @@ type Slot struct {
 	cfg SlotConfig
 	st  store.Store
 
-	mu       sync.RWMutex           // writers: everything that changes the fields below; readers: useKeyFast
+	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
 	sessions map[ck.ULong]*Session  // open sessions on this slot
 	sessObjs map[ck.ULong]*Object   // session objects by handle
@@ -36,6 +37,22 @@ type Slot struct {
 	tokenGen uint64
 	nextSess ck.ULong              // next session-object handle
 	lastUser map[store.Role]string // user named by the last login attempt per role, for token flags
+}
+
+// slotLock is the slot's read/write lock with an epoch that every write
+// section advances as it ends: a session that remembers what the read
+// side found (Session.fastKey) knows it is still true while the epoch
+// (and the store's generation) are unchanged.
+type slotLock struct {
+	sync.RWMutex
+	epoch atomic.Uint64
+}
+
+// Unlock ends a write section, advancing the epoch before readers can
+// see the changes.
+func (l *slotLock) Unlock() {
+	l.epoch.Add(1)
+	l.RWMutex.Unlock()
 }
 
 type cachedKey struct {
