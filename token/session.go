@@ -23,8 +23,9 @@ type Session struct {
 	// opMem is where C_*Init puts each kind's operation: at most one
 	// operation of a kind is active on a session, so its memory is reused
 	// rather than allocated on every C_*Init (the garbage collector's share
-	// of 2 cores under small-operation load). done clears it.
-	opMem [numOpKinds]operation
+	// of 2 cores under small-operation load). endOp clears it. Made at the
+	// first C_*Init, so that opening a session stays cheap.
+	opMem *[numOpKinds]operation
 	// fastKey is the last key useKeyFast handed this session (se.mu held),
 	// valid while the slot's epoch and the store's generation are those
 	// it was found under: a session using one key over and over takes no
@@ -41,6 +42,9 @@ type Session struct {
 
 // newOp returns the session's operation of a kind, reset (se.mu held).
 func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
+	if se.opMem == nil {
+		se.opMem = new([numOpKinds]operation)
+	}
 	op := &se.opMem[kind]
 	*op = operation{mech: mm}
 	return op
@@ -49,7 +53,7 @@ func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
 // endOp ends the operation of a kind (se.mu held) and drops what it
 // referenced.
 func (se *Session) endOp(kind opKind) {
-	if se.ops[kind] == &se.opMem[kind] {
+	if se.opMem != nil && se.ops[kind] == &se.opMem[kind] {
 		se.opMem[kind] = operation{}
 	}
 	se.ops[kind] = nil
