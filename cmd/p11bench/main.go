@@ -40,6 +40,7 @@ type config struct {
 	ops        []string
 	jsonPath   string
 	goBaseline bool
+	osslBase   bool
 	command    string
 }
 
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	ops := fs.String("ops", "", "comma-separated substrings selecting operations (default all): "+opNames())
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file (- for standard output, replacing the tables)")
 	fs.BoolVar(&cfg.goBaseline, "go-baseline", true, "also time Go's own crypto (ECDSA P-256, AES-256-GCM 1 MiB) in this binary")
+	fs.BoolVar(&cfg.osslBase, "openssl-baseline", true, "also time OpenSSL's own ECDSA P-256 and RSA-2048 signing from 1 and 2 C threads in this binary (the scaling ceiling)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -249,6 +251,13 @@ func bench(cfg *config) (*report, error) {
 	}
 	if cfg.goBaseline {
 		rep.GoBaseline = goBaseline(cfg.duration)
+	}
+	if cfg.osslBase {
+		rows, err := osslBaseline(cfg.duration)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rep.OpenSSLBaseline = rows
 	}
 	rep.summarise(names)
 	return rep, errors.Join(errs...)

@@ -78,6 +78,12 @@ func TestSmoke(t *testing.T) {
 	for _, g := range rep.GoBaseline {
 		assert.Positive(t, g.OpsPerSec, g.Op)
 	}
+	require.Len(t, rep.OpenSSLBaseline, 2, "OpenSSL baseline (libcrypto.so.3 is installed by tests/deps.sh)")
+	for _, o := range rep.OpenSSLBaseline {
+		assert.Positive(t, o.One, o.Op)
+		assert.Positive(t, o.Two, o.Op)
+		assert.Equal(t, "gohsm", o.Module, "matched to the module's scaling row")
+	}
 
 	var b strings.Builder
 	require.NoError(t, rep.write(cfg, &b))
@@ -95,6 +101,7 @@ func TestSmoke(t *testing.T) {
 	// not a measurement.
 	cfg.ops = []string{"find-label"}
 	cfg.goBaseline = false
+	cfg.osslBase = false
 	cfg.jsonPath = ""
 	rep, err = bench(cfg)
 	require.NoError(t, err)

@@ -86,8 +86,10 @@ type report struct {
 	Ratios     []ratioRow     `json:"ratios,omitempty"`
 	Scaling    []scalingRow   `json:"scaling,omitempty"`
 	GoBaseline []goRow        `json:"go_baseline,omitempty"`
-	Pass       int            `json:"pass"`
-	Miss       int            `json:"miss"`
+	// OpenSSLBaseline is libcrypto's own signing from C threads.
+	OpenSSLBaseline []osslRow `json:"openssl_baseline,omitempty"`
+	Pass            int       `json:"pass"`
+	Miss            int       `json:"miss"`
 }
 
 func (r *report) find(op, module string, k int) *result {
@@ -178,6 +180,17 @@ func (r *report) summarise(names []string) {
 				g.Verdict = verdictPass
 			default:
 				g.Verdict = verdictMiss
+			}
+		}
+	}
+	for i := range r.OpenSSLBaseline {
+		o := &r.OpenSSLBaseline[i]
+		if len(names) == 0 {
+			continue
+		}
+		for _, x := range r.Scaling {
+			if x.Op == o.Op && x.Module == names[0] && x.Sessions == 2 {
+				o.Module, o.ModuleScaling = names[0], x.Scaling
 			}
 		}
 	}
@@ -340,6 +353,18 @@ func (r *report) markdown() string {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s (%s) | %s | %s | %s | %s |\n", g.What, num(g.OpsPerSec), num(g.P50us),
 				g.ModuleOp, g.Module, mod, over, tgt, g.Verdict)
+		}
+	}
+
+	if len(r.OpenSSLBaseline) > 0 {
+		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto): what it can reach, and this machine's ceiling for 2-session scaling:\n\n")
+		b.WriteString("| OpenSSL operation | 1 thread ops/s | 2 threads ops/s | scaling | module operation | module scaling |\n|---|---:|---:|---:|---|---:|\n")
+		for _, o := range r.OpenSSLBaseline {
+			ms := "-"
+			if o.Module != "" {
+				ms = ratio(o.ModuleScaling)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.Two), ratio(o.Scaling), o.Op, o.Module, ms)
 		}
 	}
 
