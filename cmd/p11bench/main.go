@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,6 +42,7 @@ type config struct {
 	jsonPath   string
 	goBaseline bool
 	osslBase   bool
+	rounds     int
 	command    string
 }
 
@@ -72,7 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.label, "label", "p11bench", "label of the token the benchmark uses (initialised on a free slot if missing)")
 	fs.StringVar(&cfg.findLabel, "find-label", "p11bench-find", "label of the token holding the find objects (the -label token if equal)")
 	fs.IntVar(&cfg.objects, "objects", 10000, "data objects on the find token")
-	fs.DurationVar(&cfg.duration, "duration", 2*time.Second, "measured time per operation, module and session count")
+	fs.DurationVar(&cfg.duration, "duration", time.Second, "measured time per operation, module, session count and round")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "measurements per operation, module and session count, interleaved; the median (by ops/s) is reported")
 	fs.DurationVar(&cfg.warmup, "warmup", 200*time.Millisecond, "unmeasured run before each measurement")
 	sessions := fs.String("sessions", "1,2", "concurrent session counts, each session on its own OS thread")
 	ops := fs.String("ops", "", "comma-separated substrings selecting operations (default all): "+opNames())
@@ -217,7 +220,10 @@ func bench(cfg *config) (*report, error) {
 			}
 		}
 	}()
-	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Sessions: cfg.sessions, Objects: cfg.objects}
+	if cfg.rounds < 1 {
+		return nil, fmt.Errorf("p11bench: -rounds %d: at least 1", cfg.rounds)
+	}
+	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Rounds: cfg.rounds, Sessions: cfg.sessions, Objects: cfg.objects}
 	var errs []error
 	for _, op := range cfg.selected() {
 		if op.findTok {
@@ -227,19 +233,39 @@ func bench(cfg *config) (*report, error) {
 				}
 			}
 		}
+		// Rounds interleave session counts and modules, so that a burst of
+		// other work on the machine lands in one round of one measurement,
+		// not in all of them; the median round is reported.
+		type cell struct {
+			m *module
+			k int
+		}
+		var cells []cell
 		for _, k := range cfg.sessions {
 			if op.harness {
-				r := measure(mods[0], op, k, cfg)
-				r.Module = "p11bench"
-				errs = append(errs, r.err)
-				rep.Results = append(rep.Results, r)
+				cells = append(cells, cell{mods[0], k})
 				continue
 			}
 			for _, m := range mods {
-				r := measure(m, op, k, cfg)
-				errs = append(errs, r.err)
-				rep.Results = append(rep.Results, r)
+				cells = append(cells, cell{m, k})
 			}
+		}
+		got := make([][]result, len(cells))
+		for round := 0; round < cfg.rounds; round++ {
+			for i, c := range cells {
+				if round > 0 && got[i][0].Status != statusOK {
+					continue // unsupported or failed: once is enough
+				}
+				got[i] = append(got[i], measure(c.m, op, c.k, cfg))
+			}
+		}
+		for i := range cells {
+			r := median(got[i])
+			if op.harness {
+				r.Module = "p11bench"
+			}
+			errs = append(errs, r.err)
+			rep.Results = append(rep.Results, r)
 		}
 	}
 	for _, m := range mods {
@@ -253,7 +279,7 @@ func bench(cfg *config) (*report, error) {
 		rep.GoBaseline = goBaseline(cfg.duration)
 	}
 	if cfg.osslBase {
-		rows, err := osslBaseline(cfg.duration)
+		rows, err := osslBaseline(cfg.duration, cfg.rounds)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -294,4 +320,22 @@ func measure(m *module, op *opDef, k int, cfg *config) result {
 	r.Status = statusOK
 	log.Printf("%-22s %-8s %d session(s): %12.1f ops/s  p50 %9.2f us  p99 %9.2f us", op.name, m.name, k, r.OpsPerSec, r.P50us, r.P99us)
 	return r
+}
+
+// median returns the round with the median ops/s (the upper one of an even
+// count), with the ops/s of every round; a failed round wins, so that an
+// error is never hidden by the others.
+func median(rs []result) result {
+	for _, r := range rs {
+		if r.Status != statusOK {
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.OpsPerSec, b.OpsPerSec) })
+	m := sorted[len(sorted)/2]
+	for _, r := range rs {
+		m.RoundsOpsPerSec = append(m.RoundsOpsPerSec, r.OpsPerSec)
+	}
+	return m
 }

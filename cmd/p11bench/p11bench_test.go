@@ -59,6 +59,8 @@ func TestSmoke(t *testing.T) {
 		seen[r.Op] = true
 		switch r.Status {
 		case statusOK:
+			assert.Len(t, r.RoundsOpsPerSec, 3, "%s %d sessions: three rounds (the default)", r.Op, r.Sessions)
+			assert.Contains(t, r.RoundsOpsPerSec, r.OpsPerSec, "%s %d sessions: the median is one of the rounds", r.Op, r.Sessions)
 			assert.Positive(t, r.Ops, "%s %d sessions", r.Op, r.Sessions)
 			assert.Positive(t, r.OpsPerSec, "%s %d sessions", r.Op, r.Sessions)
 			assert.LessOrEqual(t, r.P50us, r.P99us, "%s %d sessions", r.Op, r.Sessions)
@@ -167,4 +169,14 @@ func TestPercentile(t *testing.T) {
 	assert.InEpsilon(t, 50_000.0, float64(percentile(hist, 100, 0.50)), 1.0/32)
 	assert.InEpsilon(t, 99_000.0, float64(percentile(hist, 100, 0.99)), 1.0/32)
 	assert.Zero(t, percentile(hist, 0, 0.5))
+}
+
+func TestMedianRound(t *testing.T) {
+	ok := func(v float64) result { return result{Status: statusOK, OpsPerSec: v} }
+	m := median([]result{ok(30), ok(10), ok(20)})
+	assert.Equal(t, 20.0, m.OpsPerSec)
+	assert.Equal(t, []float64{30, 10, 20}, m.RoundsOpsPerSec, "every round, in order")
+	assert.Equal(t, 20.0, median([]result{ok(20)}).OpsPerSec)
+	failed := result{Status: statusError, Reason: "boom"}
+	assert.Equal(t, statusError, median([]result{ok(1), failed, ok(3)}).Status, "a failed round is never hidden")
 }

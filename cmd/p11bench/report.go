@@ -31,7 +31,10 @@ type result struct {
 	OpsPerSec float64 `json:"ops_per_sec"`
 	P50us     float64 `json:"p50_us"`
 	P99us     float64 `json:"p99_us"`
-	err       error
+	// RoundsOpsPerSec is every round's ops/s, in the order measured (the
+	// fields above are the median round's).
+	RoundsOpsPerSec []float64 `json:"rounds_ops_per_sec,omitempty"`
+	err             error
 }
 
 type ratioRow struct {
@@ -79,6 +82,7 @@ type moduleReport struct {
 type report struct {
 	Command    string         `json:"command"`
 	Duration   string         `json:"duration_per_op"`
+	Rounds     int            `json:"rounds"`
 	Sessions   []int          `json:"sessions"`
 	Objects    int            `json:"find_objects"`
 	Modules    []moduleReport `json:"modules"`
@@ -279,7 +283,7 @@ func (r *report) markdown() string {
 	for _, m := range r.Modules {
 		names = append(names, m.Name)
 	}
-	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per session count; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration)
+	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per session count, in %d interleaved rounds of which the median (by ops/s) is shown; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds)
 	b.WriteString("| operation | sessions |")
 	sep := "|---|---:|"
 	for _, n := range names {
