@@ -72,13 +72,13 @@ func (s *Slot) tokenRecord() (*store.TokenRecord, error) {
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	s.mu.Lock()
+	s.mu.RLock() // the read side: no epoch advance, no queueing behind readers
 	if s.tokenRec != nil && s.tokenGen == g {
 		t := s.tokenRec
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		return t, nil
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	t, err := s.st.Token()
 	if err != nil {
 		return nil, err
