@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"gohsm/internal/ck"
@@ -14,6 +15,13 @@ import (
 )
 
 // Chapter 5.4 (general purpose) and 5.5 (slot and token management).
+
+// go_Yield lets the scheduler run (see gohsm_tick in shim.c): it advances
+// the P's schedule tick, so the runtime does not take a calling thread's P
+// away from it as a goroutine running too long.
+//
+//export go_Yield
+func go_Yield() { runtime.Gosched() }
 
 //export go_GetInfo
 func go_GetInfo(p C.CK_INFO_PTR) (r C.CK_RV) {

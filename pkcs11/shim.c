@@ -32,6 +32,9 @@
 #include <pthread.h>
 
 #include "shim.h"
+#include <stdint.h>
+#include <time.h>
+
 #include "_cgo_export.h"
 
 /* ---- state ------------------------------------------------------------ */
@@ -396,12 +399,55 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
  * only when that fails is the forwarding flag looked at (a forked child
  * that re-initialised: the same function of its fresh copy).
  */
+/*
+ * The Go runtime advances a P's schedule tick only when its scheduler runs
+ * a goroutine, and a host thread's calls into Go never go through it: after
+ * 10 ms on one P its monitor takes the call for a goroutine running too
+ * long, preempts it, takes the P from the thread while it is in C (in
+ * libcrypto, say) and falls back to polling every 20 us - about a thousand
+ * preemptions and hand-offs a second with two signing threads. So a
+ * thread that keeps calling yields once every few milliseconds
+ * (go_Yield: runtime.Gosched), which advances the tick. The clock is the
+ * coarse one (a few ns to read, a tick of 1-4 ms).
+ */
+/*
+ * The time of each thread's last yield, in a table indexed by a hash of
+ * the thread (no thread-local variable: it would take static TLS, which
+ * every forked generation's copy of the module spends - one generation
+ * fewer in tests/fork). Two threads sharing a slot only yield a little
+ * less often; a slot per cache line keeps threads from bouncing lines.
+ */
+#define GOHSM_YIELD_SLOTS 256
+static struct {
+	int64_t ns;
+	char pad[64 - sizeof(int64_t)];
+} gohsm_last_yield[GOHSM_YIELD_SLOTS];
+
+static inline void gohsm_tick(void)
+{
+	struct timespec ts;
+	int64_t now, *last;
+	uint64_t t = (uint64_t)pthread_self();
+
+	t ^= t >> 17;
+	t *= 0x9e3779b97f4a7c15ULL;
+	last = &gohsm_last_yield[t >> 56].ns;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (__builtin_expect(now - __atomic_load_n(last, __ATOMIC_RELAXED) >= 4000000, 0)) {
+		__atomic_store_n(last, now, __ATOMIC_RELAXED);
+		go_Yield();
+	}
+}
+
 #define GOHSM_FORWARD(name, params, args)                                \
 	CK_RV C_##name params                                            \
 	{                                                                \
 		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
-		if (__builtin_expect(s == STATE_INITIALIZED, 1))         \
+		if (__builtin_expect(s == STATE_INITIALIZED, 1)) {       \
+			gohsm_tick();                                    \
 			return go_##name args;                           \
+		}                                                        \
 		if (s & STATE_FORWARDING)                                \
 			return gohsm_fwd->C_##name args;                 \
 		return CKR_CRYPTOKI_NOT_INITIALIZED;                     \
