@@ -144,3 +144,72 @@ func TestRememberedKeyFollowsChanges(t *testing.T) {
 	require.NoError(t, m2.DestroyObject(h2, key)) // changes the store, not this slot
 	require.ErrorIs(t, use(key), ck.CKR_KEY_HANDLE_INVALID, "after another process destroyed it")
 }
+
+// TestSessionTableOverflow: handles whose slot a live session holds go to
+// the overflow map, and every session is found, closed and gone as
+// expected whichever way it was stored.
+func TestSessionTableOverflow(t *testing.T) {
+	var tab sessionTable
+	var live []*Session
+	for _, h := range []ck.ULong{7, 7 + sessionSlots, 7 + 2*sessionSlots, 8} {
+		se := &Session{h: h}
+		tab.store(se)
+		live = append(live, se)
+	}
+	for _, se := range live {
+		got, ok := tab.load(se.h)
+		require.True(t, ok, "handle %d", se.h)
+		require.Same(t, se, got)
+	}
+	_, ok := tab.load(7 + 3*sessionSlots)
+	require.False(t, ok, "a handle never stored")
+	// Deleting the slot's holder frees the slot; the overflowed ones stay found.
+	tab.delete(live[0])
+	_, ok = tab.load(7)
+	require.False(t, ok)
+	for _, se := range live[1:] {
+		got, ok := tab.load(se.h)
+		require.True(t, ok, "handle %d after the slot's holder closed", se.h)
+		require.Same(t, se, got)
+	}
+	tab.delete(live[1])
+	_, ok = tab.load(live[1].h)
+	require.False(t, ok, "an overflowed session deleted")
+	tab.clear()
+	for _, se := range live {
+		_, ok := tab.load(se.h)
+		require.False(t, ok, "cleared")
+	}
+}
+
+// TestSessionsOpenAndCloseConcurrently: goroutines open and close sessions
+// at once (the table's compare-and-swaps); each sees only its own.
+func TestSessionsOpenAndCloseConcurrently(t *testing.T) {
+	m, _ := newToken(t)
+	_ = openRW(t, m) // one session stays open throughout
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				h, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
+				if !assert.NoError(t, err) {
+					return
+				}
+				se, err := m.session(h)
+				if !assert.NoError(t, err) || !assert.Equal(t, h, se.h) {
+					return
+				}
+				if !assert.NoError(t, m.CloseSession(h)) {
+					return
+				}
+				_, err = m.session(h)
+				if !assert.ErrorIs(t, err, ck.CKR_SESSION_HANDLE_INVALID) {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

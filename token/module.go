@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"gohsm/internal/ck"
@@ -38,7 +37,7 @@ type Module struct {
 
 	// sessions maps handles to open sessions; a sync.Map because every call
 	// looks a session up and concurrent lookups must not contend.
-	sessions   sync.Map // ck.ULong -> *Session
+	sessions   sessionTable // handle -> session, for every call's lookup
 	nextHandle atomic.Uint64
 }
 
@@ -100,7 +99,7 @@ func (m *Module) Config() *Config { return m.cfg }
 
 // Close closes every session and store.
 func (m *Module) Close() error {
-	m.sessions.Clear()
+	m.sessions.clear()
 	var errs []error
 	for _, s := range m.slots {
 		s.mu.Lock()
@@ -136,11 +135,11 @@ func (m *Module) Slot(id ck.ULong) (*Slot, error) {
 
 // session looks up an open session (CKR_SESSION_HANDLE_INVALID).
 func (m *Module) session(h ck.ULong) (*Session, error) {
-	v, ok := m.sessions.Load(h)
+	se, ok := m.sessions.load(h)
 	if !ok {
 		return nil, fmt.Errorf("token: session %d: %w", h, ck.CKR_SESSION_HANDLE_INVALID)
 	}
-	return v.(*Session), nil
+	return se, nil
 }
 
 // GenerateRandom fills p from the system's CSPRNG (C_GenerateRandom). The

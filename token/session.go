@@ -155,7 +155,7 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 	h := ck.ULong(m.nextHandle.Add(1))
 	se := &Session{h: h, slot: s, rw: rw}
 	s.sessions[h] = se
-	m.sessions.Store(h, se)
+	m.sessions.store(se)
 	return h, nil
 }
 
@@ -194,7 +194,7 @@ func (s *Slot) dropAllSessionsLocked() {
 // closing the last session logs the slot out (spec 5.6, C_CloseSession).
 func (s *Slot) dropSessionLocked(se *Session) {
 	delete(s.sessions, se.h)
-	s.m.sessions.Delete(se.h)
+	s.m.sessions.delete(se)
 	for h, o := range s.sessObjs {
 		if o.session == se.h {
 			delete(s.sessObjs, h)
