@@ -48,15 +48,20 @@ func prepareRSA(key any) (any, error) {
 	return acc, nil
 }
 
-// rsaAccel is the libcrypto key prepareRSA made for key, or nil.
-func rsaAccel(key any) *ossl.RSAKey {
+// preparedState is the state a row's Prepare made for key when key comes
+// prepared and the state is a T; the zero T otherwise.
+func preparedState[T any](key any) T {
+	var zero T
 	if p, ok := key.(*Prepared); ok {
-		if a, ok := p.State.(*ossl.RSAKey); ok {
-			return a
+		if st, ok := p.State.(T); ok {
+			return st
 		}
 	}
-	return nil
+	return zero
 }
+
+// rsaAccel is the libcrypto key prepareRSA made for key, or nil.
+func rsaAccel(key any) *ossl.RSAKey { return preparedState[*ossl.RSAKey](key) }
 
 // digestInfoPrefixes are the DER of DigestInfo (RFC 8017 §9.2) up to the
 // digest, per hash: SEQUENCE { AlgorithmIdentifier { OID, NULL }, OCTET
@@ -207,11 +212,4 @@ func prepareECDSA(key any) (any, error) {
 }
 
 // ecdsaAccel is the libcrypto key prepareECDSA made for key, or nil.
-func ecdsaAccel(key any) *ossl.P256Key {
-	if p, ok := key.(*Prepared); ok {
-		if a, ok := p.State.(*ossl.P256Key); ok {
-			return a
-		}
-	}
-	return nil
-}
+func ecdsaAccel(key any) *ossl.P256Key { return preparedState[*ossl.P256Key](key) }

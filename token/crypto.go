@@ -217,7 +217,7 @@ func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, 
 	if g != s.gen || permissions[se.stateLocked()][actUseKey] != 0 {
 		return nil, false
 	}
-	key, ok := s.lookupKeyLocked(se, keyH, mm, purpose)
+	key, ok := s.lookupKeyLocked(keyH, mm, purpose)
 	if ok {
 		// The epoch cannot move while the read lock is held.
 		c := &se.fastKey
@@ -227,7 +227,7 @@ func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, 
 }
 
 // lookupKeyLocked is useKeyFast's checks and cache lookups (s.mu held).
-func (s *Slot) lookupKeyLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
+func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
 	var o *Object
 	if keyH >= sessionObjectBase {
 		o = s.sessObjs[keyH]
