@@ -76,6 +76,10 @@ func TestAccelEngaged(t *testing.T) {
 // and is not 1 mod 8 (EMSA-PSS's emLen < k case).
 func TestAccelRSAMatchesGo(t *testing.T) {
 	needAccel(t)
+	before := accelMismatches.Load()
+	defer func() {
+		assert.Equal(t, before, accelMismatches.Load(), "libcrypto results recomputed in Go")
+	}()
 	for _, bits := range []int{1024, 2048, 2049, 3072} {
 		priv, err := rsa.GenerateKey(rand.Reader, bits)
 		require.NoError(t, err)
@@ -203,4 +207,27 @@ func TestPrepareLeavesTheKeyIntact(t *testing.T) {
 	sig, err := signOnce(t, m, priv, nil, digest) // the Go path, unprepared
 	require.NoError(t, err)
 	require.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, digest, sig))
+}
+
+// TestAccelResultChecked: a libcrypto result that does not verify with the
+// key's public exponent never leaves; Go recomputes it. Simulated with a
+// libcrypto key made from another key's values.
+func TestAccelResultChecked(t *testing.T) {
+	needAccel(t)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	wrong, err := prepareRSA(other)
+	require.NoError(t, err)
+	m := row(t, ck.CKM_SHA256_RSA_PKCS)
+	before := accelMismatches.Load()
+	msg := []byte("checked")
+	sig, err := signOnce(t, m, &Prepared{Key: priv, State: wrong}, nil, msg)
+	require.NoError(t, err)
+	require.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, msg, sig), "the recomputed signature verifies")
+	assert.Equal(t, before+1, accelMismatches.Load(), "the mismatch is counted")
+	want, err := signOnce(t, m, priv, nil, msg)
+	require.NoError(t, err)
+	assert.Equal(t, want, sig, "and equals Go's")
 }

@@ -160,7 +160,7 @@ func (s *rsaSigner) Sign(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 		if ok {
-			return rsaAccelSign(dst, s.acc, block)
+			return rsaAccelSign(dst, s.priv, s.acc, block)
 		}
 	}
 	var sig []byte
@@ -439,7 +439,7 @@ func rsaPKCSSignRecover(key, _ any, data []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return rsaAccelSign(nil, acc, block)
+		return rsaAccelSign(nil, priv, acc, block)
 	}
 	sig, err := rsa.SignPKCS1v15(nil, priv, 0, data)
 	if err != nil {

@@ -54,7 +54,7 @@ func rawInput(pub *rsa.PublicKey, in []byte, rv ck.RV, what string) (*big.Int, e
 func rsaRawPrivate(priv *rsa.PrivateKey, acc *ossl.RSAKey, c *big.Int) ([]byte, error) {
 	if acc != nil {
 		in := c.FillBytes(make([]byte, priv.Size()))
-		return rsaAccelSign(nil, acc, in)
+		return rsaAccelSign(nil, priv, acc, in)
 	}
 	// bigmod's Exp panics on an even modulus; RSAPrivateKey never makes
 	// such a key, but a panic is no answer.
