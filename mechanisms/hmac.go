@@ -144,9 +144,10 @@ func (h *hmacOp) Verify(sig []byte) error {
 }
 
 // Reset returns the operation to its state right after the constructor
-// (same key, same length, no data), for a token that re-initialises an
-// operation with the same key and mechanism: it saves the key schedule
-// (two hash blocks) and the allocations of a new HMAC.
+// (same key, same length, no data), for SP 800-108, which MACs block after
+// block with one key: it saves the key schedule (two hash blocks) and the
+// allocations of a new HMAC. Not for an operation of a prepared key, which
+// goes back to its pool when it ends.
 func (h *hmacOp) Reset() { h.mac.Reset() }
 
 // newHMAC sets up an HMAC over hash h with output length n (0: full).
@@ -163,9 +164,6 @@ func newHMAC(h crypto.Hash, key any, n int) (*hmacOp, error) {
 	k, ok := key.([]byte)
 	if !ok {
 		return nil, fmt.Errorf("mechanisms: hmac with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if n == 0 {
-		n = h.Size()
 	}
 	return &hmacOp{mac: hmac.New(h.New, k), n: n}, nil
 }

@@ -34,7 +34,6 @@ package ossl
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef struct bignum_st BIGNUM;
@@ -120,21 +119,23 @@ static BIGNUM *gohsm_bn(const uint8_t *b, size_t n)
 	return gohsm_ossl.BN_bin2bn(b, (int)n, NULL);
 }
 
-// gohsm_ossl_rsa builds an RSA private key with OpenSSL's own method. The
-// eight big-endian values are n, e, d, p, q, dP, dQ, qInv.
-static RSA *gohsm_ossl_rsa(const uint8_t **v, const size_t *len)
+// gohsm_ossl_rsa builds an RSA private key with OpenSSL's own method from
+// eight big-endian values laid end to end in v, of the lengths in len: n,
+// e, d, p, q, dP, dQ, qInv.
+static RSA *gohsm_ossl_rsa(const uint8_t *v, const size_t *len)
 {
 	BIGNUM *b[8] = { 0 };
 	RSA *r;
 	int i;
+	size_t off = 0;
 
 	r = gohsm_ossl.RSA_new();
 	if (r == NULL)
 		return NULL;
 	if (gohsm_ossl.RSA_set_method(r, gohsm_ossl.RSA_PKCS1_OpenSSL()) != 1)
 		goto fail;
-	for (i = 0; i < 8; i++)
-		if ((b[i] = gohsm_bn(v[i], len[i])) == NULL)
+	for (i = 0; i < 8; off += len[i], i++)
+		if ((b[i] = gohsm_bn(v + off, len[i])) == NULL)
 			goto fail;
 	if (gohsm_ossl.RSA_set0_key(r, b[0], b[1], b[2]) != 1)
 		goto fail;
@@ -276,23 +277,24 @@ func NewRSAKey(n, e, d, p, q, dP, dQ, qInv []byte) (*RSAKey, error) {
 	if err := load(); err != nil {
 		return nil, err
 	}
+	// One buffer of the values end to end: C reads it during the call,
+	// and no Go pointer has to be stored in C memory.
 	vals := [][]byte{n, e, d, p, q, dP, dQ, qInv}
-	// The pointer array lives in C memory: a Go array of Go pointers may
-	// not be passed to C.
-	cv := (*[8]*C.uint8_t)(C.malloc(C.size_t(8 * unsafe.Sizeof((*C.uint8_t)(nil)))))
-	defer C.free(unsafe.Pointer(cv))
 	var lens [8]C.size_t
-	pins := new(runtime.Pinner)
-	defer pins.Unpin()
+	total := 0
+	for _, v := range vals {
+		total += len(v)
+	}
+	buf := make([]byte, 0, total) // sized once: no stray copy of a secret
 	for i, v := range vals {
 		if len(v) == 0 {
 			return nil, fmt.Errorf("ossl: rsa key value %d is empty", i)
 		}
-		pins.Pin(&v[0])
-		cv[i] = ptr(v)
+		buf = append(buf, v...)
 		lens[i] = C.size_t(len(v))
 	}
-	r := C.gohsm_ossl_rsa(&cv[0], &lens[0])
+	defer clear(buf)
+	r := C.gohsm_ossl_rsa(ptr(buf), &lens[0])
 	if r == nil {
 		return nil, errors.New("ossl: libcrypto refused the rsa key")
 	}
