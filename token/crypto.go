@@ -672,22 +672,11 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	po, err := s.addObjectLocked(se, pubFull)
+	objs, err := s.addObjectsLocked(se, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}
-	ko, err := s.addObjectLocked(se, privFull)
-	if err != nil {
-		// Leave no half pair behind.
-		if po.token {
-			s.st.DeleteObject(int64(po.h))
-			delete(s.objs, po.h)
-		} else {
-			delete(s.sessObjs, po.h)
-		}
-		return 0, 0, err
-	}
-	return po.h, ko.h, nil
+	return objs[0].h, objs[1].h, nil
 }
 
 // OpKind names an operation kind, for Abort.

@@ -173,6 +173,72 @@ func newUniqueID() string {
 // addObjectLocked stores a validated, complete attribute set as a new
 // object of the session's user.
 func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error) {
+	objs, err := s.addObjectsLocked(se, full)
+	if err != nil {
+		return nil, err
+	}
+	return objs[0], nil
+}
+
+// addObjectsLocked stores new objects together (a key pair): the token
+// objects among them in one store transaction, and the session objects
+// only after it, so that a failure leaves none of them behind.
+func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object, error) {
+	objs := make([]*Object, len(fulls))
+	var recs []store.ObjectRecord
+	for i, full := range fulls {
+		o, rec, err := s.newObjectLocked(se, full)
+		if err != nil {
+			return nil, err
+		}
+		objs[i] = o
+		if o.token {
+			recs = append(recs, rec)
+		}
+	}
+	if len(recs) > 0 {
+		// Current before the write, so that the write can keep it current.
+		if err := s.refreshLocked(); err != nil {
+			return nil, err
+		}
+		out, c, err := s.st.CreateObjects(recs)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		i := 0
+		for _, o := range objs {
+			if o.token {
+				o.h, o.version = ck.ULong(out[i].ID), out[i].Version
+				s.objs[o.h] = o
+				i++
+			}
+		}
+		s.wroteLocked(c)
+	}
+	for _, o := range objs {
+		if !o.token {
+			o.h = s.nextSess
+			s.nextSess++
+			s.sessObjs[o.h] = o
+		}
+	}
+	return objs, nil
+}
+
+// wroteLocked follows a write of this slot's own, whose effect the caller
+// has applied to the cache: when the write's commit was the store's only
+// change since the cache was last current, the cache stays, current as of
+// the commit. Otherwise the next refreshLocked finds the store changed and
+// drops it.
+func (s *Slot) wroteLocked(c store.Commit) {
+	if c.Alone && s.gen == c.Before {
+		s.gen = c.After
+	}
+}
+
+// newObjectLocked makes the object for a validated, complete attribute set
+// (no handle yet) and, for a token object, its store record.
+func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store.ObjectRecord, error) {
 	class, keyType := ck.ObjectClass(0), ck.KeyType(0)
 	if c, ok := full.ULong(ck.CKA_CLASS); ok {
 		class = ck.ObjectClass(c)
@@ -184,11 +250,11 @@ func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error
 	priv, _ := full.Bool(ck.CKA_PRIVATE)
 	if tok {
 		if err := se.allowLocked(actWriteToken); err != nil {
-			return nil, err
+			return nil, store.ObjectRecord{}, err
 		}
 	}
 	if priv && (s.login == nil || s.login.role != store.RoleCU) {
-		return nil, fmt.Errorf("token: private object without a crypto user login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+		return nil, store.ObjectRecord{}, fmt.Errorf("token: private object without a crypto user login: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	owner := ""
 	if s.login != nil && s.login.role == store.RoleCU {
@@ -196,12 +262,10 @@ func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error
 	}
 	uid := newUniqueID()
 	full[ck.CKA_UNIQUE_ID] = []byte(uid)
-	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full, session: se.h}
+	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full}
 	if !tok {
-		o.h = s.nextSess
-		s.nextSess++
-		s.sessObjs[o.h] = o
-		return o, nil
+		o.session = se.h
+		return o, store.ObjectRecord{}, nil
 	}
 	rec := store.ObjectRecord{UniqueID: uid, Owner: owner, Private: priv, Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
 	for t, v := range full {
@@ -210,19 +274,11 @@ func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error
 			continue
 		}
 		if s.login == nil {
-			return nil, fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+			return nil, store.ObjectRecord{}, fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
 		}
 		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
 	}
-	out, err := s.st.CreateObject(rec)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	o.h = ck.ULong(out.ID)
-	o.version = out.Version
-	o.session = 0
-	s.objs[o.h] = o
-	return o, nil
+	return o, rec, nil
 }
 
 // CreateObject answers C_CreateObject.
@@ -288,7 +344,8 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 		delete(s.keys, obj)
 		return nil
 	}
-	if err := s.st.DeleteObject(int64(obj)); err != nil {
+	c, err := s.st.DeleteObject(int64(obj))
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
 		}
@@ -296,6 +353,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	}
 	delete(s.objs, obj)
 	delete(s.keys, obj)
+	s.wroteLocked(c)
 	return nil
 }
 
@@ -424,7 +482,7 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 		}
 		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
 	}
-	v, err := s.st.UpdateObject(rec)
+	v, c, err := s.st.UpdateObject(rec)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", old.h, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -433,6 +491,7 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 	}
 	n.version = v
 	s.objs[old.h] = n
+	s.wroteLocked(c)
 	return nil
 }
 

@@ -91,7 +91,8 @@ func writeGolden(t *testing.T) {
 			require.NoError(t, s.Share(o.ID, u))
 		}
 		if o.UniqueID == "deleted" {
-			require.NoError(t, s.DeleteObject(o.ID))
+			_, err = s.DeleteObject(o.ID)
+			require.NoError(t, err)
 		}
 	}
 	require.NoError(t, s.Close())

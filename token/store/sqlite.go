@@ -3,11 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +75,10 @@ type sqliteStore struct {
 	fastSeen atomic.Uint64
 	own      atomic.Uint64 // this store's own commits
 	closed   atomic.Bool
+
+	// afterCommit, when set (tests only), runs between a write's COMMIT
+	// and the header read that follows it.
+	afterCommit func()
 }
 
 // Open opens the token in dir, creating dir (0700) and an empty token
@@ -276,25 +282,8 @@ func (s *sqliteStore) Generation() (uint64, error) {
 	if s.closed.Load() {
 		return 0, errors.New("store: closed")
 	}
-	if s.shmF != nil {
-		var h [walIndexHeaderSize]byte
-		if s.shm.header(&h) {
-			if h != s.hdr {
-				s.hdr = h
-				s.seen++
-			}
-			hc := h
-			s.fastSeen.Store(s.seen)
-			s.fastHdr.Store(&hc)
-			return s.seen + s.own.Load(), nil
-		}
-		if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
-			if h != s.hdr {
-				s.hdr = h
-				s.seen++
-			}
-			return s.seen + s.own.Load(), nil
-		}
+	if _, ok := s.observeLocked(); ok {
+		return s.seen + s.own.Load(), nil
 	}
 	var dv int64
 	if err := s.genStmt.QueryRow().Scan(&dv); err != nil {
@@ -305,6 +294,57 @@ func (s *sqliteStore) Generation() (uint64, error) {
 		s.seen++
 	}
 	return s.seen + s.own.Load(), nil
+}
+
+// observeLocked (genMu held) reads the WAL-index header, counts a change
+// of it in seen and publishes it for Generation's fast path. ok is false
+// when there is no header to read (Generation then uses data_version).
+func (s *sqliteStore) observeLocked() (h [walIndexHeaderSize]byte, ok bool) {
+	if s.shmF == nil {
+		return h, false
+	}
+	if s.shm.header(&h) {
+		if h != s.hdr {
+			s.hdr = h
+			s.seen++
+		}
+		hc := h
+		s.fastSeen.Store(s.seen)
+		s.fastHdr.Store(&hc)
+		return h, true
+	}
+	if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
+		if h != s.hdr {
+			s.hdr = h
+			s.seen++
+		}
+		return h, true
+	}
+	return h, false
+}
+
+// mark is Generation for the write path: the generation and the header it
+// was read from (ok false: no header, or the store is closed).
+func (s *sqliteStore) mark() (gen uint64, h [walIndexHeaderSize]byte, ok bool) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	if s.closed.Load() {
+		return 0, h, false
+	}
+	h, ok = s.observeLocked()
+	return s.seen + s.own.Load(), h, ok
+}
+
+// iChange is the WAL-index header's transaction counter
+// (https://www.sqlite.org/walformat.html: "incremented with each
+// transaction"; SQLite adds one per commit, in native byte order), read
+// from a header whose two copies agree.
+func iChange(h *[walIndexHeaderSize]byte) (uint32, bool) {
+	const half = walIndexHeaderSize / 2
+	if [half]byte(h[:half]) != [half]byte(h[half:]) {
+		return 0, false
+	}
+	return binary.NativeEndian.Uint32(h[8:12]), true
 }
 
 func isBusy(err error) bool {
@@ -332,12 +372,31 @@ func retry(attempt func() error) error {
 // write runs fn in a BEGIN IMMEDIATE transaction (see _txlock) and counts
 // the commit towards Generation.
 func (s *sqliteStore) write(fn func(tx *txn) error) error {
+	_, err := s.commit(fn)
+	return err
+}
+
+// commit is write, saying what the commit did to Generation (see Commit).
+//
+// Alone rests on two facts: between the header read before COMMIT and the
+// COMMIT itself this transaction holds SQLite's write lock, so nothing else
+// commits; and every commit adds exactly one to the header's iChange, so a
+// header read after COMMIT whose iChange is one more was written by this
+// commit and nothing after it. A header torn by another process's commit
+// racing that read is at worst recorded as this one's; that commit's own
+// header differs from it, so the next Generation still changes. Callers
+// rely on Alone only for writes that change rows (a commit that changes
+// nothing writes no frames and leaves iChange alone).
+func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 	// One writer per process at a time: SQLite's busy handler polls with
 	// sleeps of up to 100 ms, so goroutines of one process competing for
 	// the lock convoy (12 writing goroutines took up to 30 s without this,
 	// 0.2 s with it); a Go mutex hands the turn over at once.
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	var c Commit
+	var pre [walIndexHeaderSize]byte
+	var preOK bool
 	err := retry(func() error {
 		tx, err := s.db.Begin()
 		if err != nil {
@@ -349,12 +408,25 @@ func (s *sqliteStore) write(fn func(tx *txn) error) error {
 			tx.Rollback()
 			return err
 		}
+		c.Before, pre, preOK = s.mark()
 		return tx.Commit()
 	})
-	if err == nil {
-		s.own.Add(1)
+	if err != nil {
+		return Commit{}, err
 	}
-	return err
+	s.own.Add(1)
+	if s.afterCommit != nil {
+		s.afterCommit()
+	}
+	var post [walIndexHeaderSize]byte
+	var postOK bool
+	c.After, post, postOK = s.mark()
+	if preOK && postOK {
+		a, okA := iChange(&pre)
+		b, okB := iChange(&post)
+		c.Alone = okA && okB && b == a+1
+	}
+	return c, nil
 }
 
 // read runs fn in a deferred (read-only) transaction, so a multi-statement
@@ -605,67 +677,108 @@ func checkAttrs(o ObjectRecord) error {
 	return nil
 }
 
+// attrRowsPerInsert bounds the rows of one INSERT (three parameters each;
+// SQLite allows 32766). Objects have a few dozen attributes, so one
+// statement usually writes a table's rows: a statement per row cost more
+// in database/sql and the VM than the rows themselves.
+const attrRowsPerInsert = 100
+
 func insertAttrs(tx *txn, id int64, o ObjectRecord) error {
 	for _, tbl := range []struct {
 		name string
 		m    map[ck.AttributeType][]byte
 	}{{"attrs", o.Attrs}, {"sealed", o.Sealed}} {
-		if len(tbl.m) == 0 {
-			continue
+		// In key order, so each row lands after the last in the B-tree.
+		types := make([]ck.AttributeType, 0, len(tbl.m))
+		for t := range tbl.m {
+			types = append(types, t)
 		}
-		q := `INSERT INTO ` + tbl.name + ` (object_id, type, value) VALUES (?, ?, ?)`
-		for t, v := range tbl.m {
-			if _, err := tx.Exec(q, id, int64(t), blob(v)); err != nil {
+		slices.Sort(types)
+		for len(types) > 0 {
+			n := min(len(types), attrRowsPerInsert)
+			var q strings.Builder
+			q.WriteString(`INSERT INTO ` + tbl.name + ` (object_id, type, value) VALUES (?, ?, ?)`)
+			args := make([]any, 0, 3*n)
+			for i, t := range types[:n] {
+				if i > 0 {
+					q.WriteString(`, (?, ?, ?)`)
+				}
+				args = append(args, id, int64(t), blob(tbl.m[t]))
+			}
+			if _, err := tx.Exec(q.String(), args...); err != nil {
 				return err
 			}
+			types = types[n:]
 		}
 	}
 	return nil
 }
 
 func (s *sqliteStore) CreateObject(o ObjectRecord) (ObjectRecord, error) {
-	o.Owner = strings.ToLower(o.Owner)
-	if o.UniqueID == "" {
-		return ObjectRecord{}, errors.New("store: create object: empty unique id")
-	}
-	if err := checkAttrs(o); err != nil {
+	out, _, err := s.CreateObjects([]ObjectRecord{o})
+	if err != nil {
 		return ObjectRecord{}, err
 	}
-	var id int64
-	err := s.write(func(tx *txn) error {
-		var err error
-		id, err = createObjectTx(tx, o)
-		return err
-	})
-	if err != nil {
-		return ObjectRecord{}, wrapDB("create object", err)
-	}
-	o.ID, o.Version = id, 1
-	return o, nil
+	return out[0], nil
 }
 
+func (s *sqliteStore) CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit, error) {
+	out := make([]ObjectRecord, len(objs))
+	for i, o := range objs {
+		o.Owner = strings.ToLower(o.Owner)
+		if o.UniqueID == "" {
+			return nil, Commit{}, errors.New("store: create object: empty unique id")
+		}
+		if err := checkAttrs(o); err != nil {
+			return nil, Commit{}, err
+		}
+		out[i] = o
+	}
+	c, err := s.commit(func(tx *txn) error {
+		for i := range out {
+			id, err := createObjectTx(tx, out[i])
+			if err != nil {
+				return err
+			}
+			out[i].ID = id
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Commit{}, wrapDB("create object", err)
+	}
+	for i := range out {
+		out[i].Version = 1
+	}
+	return out, c, nil
+}
+
+// createObjectTx inserts o. The schema checks what Cryptoki callers get
+// distinct errors for: a unique ID already stored (UNIQUE) and an owner
+// that is not a user (the foreign key).
 func createObjectTx(tx *txn, o ObjectRecord) (int64, error) {
-	var n int
-	if err := tx.QueryRow(`SELECT count(*) FROM objects WHERE unique_id = ?`, o.UniqueID).Scan(&n); err != nil {
-		return 0, err
-	}
-	if n > 0 {
-		return 0, fmt.Errorf("store: object %q: %w", o.UniqueID, ErrExists)
-	}
-	if o.Owner != "" {
-		if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, o.Owner).Scan(&n); err != nil {
-			return 0, err
-		}
-		if n == 0 {
-			return 0, fmt.Errorf("store: object owner %q: %w", o.Owner, ErrNotFound)
-		}
-	}
 	var id int64
-	if err := tx.QueryRow(`INSERT INTO objects (unique_id, owner, private, version)
-		VALUES (?, ?, ?, 1) RETURNING id`, o.UniqueID, nullOwner(o.Owner), o.Private).Scan(&id); err != nil {
+	err := tx.QueryRow(`INSERT INTO objects (unique_id, owner, private, version)
+		VALUES (?, ?, ?, 1) RETURNING id`, o.UniqueID, nullOwner(o.Owner), o.Private).Scan(&id)
+	switch sqliteCode(err) {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return 0, fmt.Errorf("store: object %q: %w", o.UniqueID, ErrExists)
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return 0, fmt.Errorf("store: object owner %q: %w", o.Owner, ErrNotFound)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return id, insertAttrs(tx, id, o)
+}
+
+// sqliteCode is the extended result code of an SQLite error, 0 for others.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
 }
 
 func readAttrs(tx *txn, table string, id int64) (map[ck.AttributeType][]byte, error) {
@@ -725,12 +838,12 @@ func (s *sqliteStore) ObjectVersion(id int64) (int64, error) {
 
 // UpdateObject keeps UniqueID and Owner: sealed values are bound to the
 // UniqueID, and ownership never moves in the CloudHSM model.
-func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, error) {
+func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, Commit, error) {
 	if err := checkAttrs(o); err != nil {
-		return 0, err
+		return 0, Commit{}, err
 	}
 	var next int64
-	err := s.write(func(tx *txn) error {
+	c, err := s.commit(func(tx *txn) error {
 		var cur int64
 		err := tx.QueryRow(`SELECT version FROM objects WHERE id = ?`, o.ID).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -755,20 +868,20 @@ func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, wrapDB("update object", err)
+		return 0, Commit{}, wrapDB("update object", err)
 	}
-	return next, nil
+	return next, c, nil
 }
 
-func (s *sqliteStore) DeleteObject(id int64) error {
-	err := s.write(func(tx *txn) error {
+func (s *sqliteStore) DeleteObject(id int64) (Commit, error) {
+	c, err := s.commit(func(tx *txn) error {
 		r, err := tx.Exec(`DELETE FROM objects WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
 		return mustAffect(r, fmt.Errorf("store: object %d: %w", id, ErrNotFound))
 	})
-	return wrapDB("delete object", err)
+	return c, wrapDB("delete object", err)
 }
 
 // lowSelectivity are attributes that many objects share (classes, key

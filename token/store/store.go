@@ -93,6 +93,18 @@ type ObjectRecord struct {
 	Version int64
 }
 
+// Commit describes one successful write, for caches kept above the store.
+// Before and After are Generation values just before and just after the
+// write's commit. Alone is true when that commit was the only change
+// between them (no other connection or process committed in between): a
+// cache that reflected the store at Before and applies the write itself
+// then reflects it at After. Alone false says only that this could not be
+// shown; the cache must then be checked against the store again.
+type Commit struct {
+	Before, After uint64
+	Alone         bool
+}
+
 // Query selects objects for C_FindObjects. Attributes in Match are compared
 // byte for byte and answered from an index; Viewer filters visibility: an
 // object is visible when it is not private, or Viewer owns it, or it is shared
@@ -131,13 +143,16 @@ type Store interface {
 
 	// CreateObject stores a new object and returns it with ID and Version set.
 	CreateObject(o ObjectRecord) (ObjectRecord, error)
+	// CreateObjects stores new objects in one transaction (all or none),
+	// returning them with ID and Version set, in order.
+	CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit, error)
 	Object(id int64) (*ObjectRecord, error)
 	// ObjectVersion returns the object's Version without loading it.
 	ObjectVersion(id int64) (int64, error)
 	// UpdateObject replaces Attrs/Sealed/Private if the stored Version still
 	// equals o.Version, and returns the new Version.
-	UpdateObject(o ObjectRecord) (int64, error)
-	DeleteObject(id int64) error
+	UpdateObject(o ObjectRecord) (int64, Commit, error)
+	DeleteObject(id int64) (Commit, error)
 	Find(q Query) ([]int64, error)
 	// CountOwned is the number of objects a user owns.
 	CountOwned(owner string) (int, error)

@@ -276,7 +276,7 @@ func TestObjects(t *testing.T) {
 	upd.Attrs = map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("renamed")}
 	upd.Sealed = map[ck.AttributeType][]byte{ck.CKA_VALUE: []byte("v2")}
 	upd.Private = false
-	v, err := s.UpdateObject(upd)
+	v, _, err := s.UpdateObject(upd)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), v)
 	ver, err := s.ObjectVersion(got.ID)
@@ -290,19 +290,21 @@ func TestObjects(t *testing.T) {
 	assert.Equal(t, "alice", rd2.Owner)
 
 	// A stale version is a conflict and changes nothing.
-	_, err = s.UpdateObject(upd)
+	_, _, err = s.UpdateObject(upd)
 	assert.ErrorIs(t, err, ErrConflict)
 	rd3, err := s.Object(got.ID)
 	require.NoError(t, err)
 	assert.Equal(t, rd2, rd3)
 
-	_, err = s.UpdateObject(ObjectRecord{ID: 999999, Version: 1})
+	_, _, err = s.UpdateObject(ObjectRecord{ID: 999999, Version: 1})
 	assert.ErrorIs(t, err, ErrNotFound)
 	_, err = s.ObjectVersion(999999)
 	assert.ErrorIs(t, err, ErrNotFound)
 
-	require.NoError(t, s.DeleteObject(got.ID))
-	assert.ErrorIs(t, s.DeleteObject(got.ID), ErrNotFound)
+	_, err = s.DeleteObject(got.ID)
+	require.NoError(t, err)
+	_, err = s.DeleteObject(got.ID)
+	assert.ErrorIs(t, err, ErrNotFound)
 	_, err = s.Object(got.ID)
 	assert.ErrorIs(t, err, ErrNotFound)
 	var n int
@@ -363,7 +365,8 @@ func TestShares(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNotFound)
 
 	// Shares go with the object.
-	require.NoError(t, s.DeleteObject(a.ID))
+	_, err = s.DeleteObject(a.ID)
+	require.NoError(t, err)
 	var n int
 	require.NoError(t, s.(*sqliteStore).db.QueryRow(`SELECT count(*) FROM shares`).Scan(&n))
 	assert.Zero(t, n)

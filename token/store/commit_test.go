@@ -1,0 +1,110 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCommitAlone: a write reports the generations around its commit, and
+// Alone only when its commit was the only change between them. A cache
+// above the store keeps itself across a write only when it was current at
+// Before and Alone is true; every case where another writer got in must
+// fail one of the two.
+func TestCommitAlone(t *testing.T) {
+	dir := t.TempDir()
+	a := openTest(t, dir)
+	require.NoError(t, a.InitToken(TokenRecord{Label: "t"}, user("admin", RoleCO)))
+	b := openTest(t, dir) // another connection pool, as another process has
+
+	// Own writes, one after another: each starts where the last ended.
+	g, err := a.Generation()
+	require.NoError(t, err)
+	for i := range 5 {
+		out, c, err := a.CreateObjects([]ObjectRecord{obj(fmt.Sprint("own", i), "", false, "x")})
+		require.NoError(t, err)
+		assert.True(t, c.Alone, "write %d", i)
+		assert.Equal(t, g, c.Before, "write %d", i)
+		assert.NotEqual(t, c.Before, c.After)
+		now, err := a.Generation()
+		require.NoError(t, err)
+		assert.Equal(t, c.After, now, "write %d: After is the generation after it", i)
+		g = now
+		if i%2 == 1 {
+			c, err = a.DeleteObject(out[0].ID)
+			require.NoError(t, err)
+			assert.True(t, c.Alone)
+			assert.Equal(t, g, c.Before)
+			g = c.After
+		}
+	}
+
+	// Another writer before ours: Before is not the generation the cache had.
+	_, err = b.CreateObject(obj("other-before", "", false, "x"))
+	require.NoError(t, err)
+	_, c, err := a.CreateObjects([]ObjectRecord{obj("after-other", "", false, "x")})
+	require.NoError(t, err)
+	assert.NotEqual(t, g, c.Before, "the other commit shows before ours")
+
+	// Another writer right after our COMMIT, before we read the header.
+	as := a.(*sqliteStore)
+	as.afterCommit = func() {
+		_, err := b.CreateObject(obj("other-after", "", false, "x"))
+		require.NoError(t, err)
+	}
+	_, c, err = a.CreateObjects([]ObjectRecord{obj("raced", "", false, "x")})
+	as.afterCommit = nil
+	require.NoError(t, err)
+	assert.False(t, c.Alone, "a commit right after ours is not ours")
+
+	// Updates count too; a failed write reports nothing.
+	got, err := a.CreateObject(obj("upd", "", false, "x"))
+	require.NoError(t, err)
+	g, err = a.Generation()
+	require.NoError(t, err)
+	got.Attrs[0x3] = []byte("new label")
+	v, c, err := a.UpdateObject(got)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), v)
+	assert.True(t, c.Alone)
+	assert.Equal(t, g, c.Before)
+	_, c, err = a.UpdateObject(got) // stale version
+	assert.ErrorIs(t, err, ErrConflict)
+	assert.Equal(t, Commit{}, c)
+
+	// Without the -shm header (data_version only) nothing is Alone.
+	as.shmF = nil
+	as.fastHdr.Store(nil)
+	_, c, err = a.CreateObjects([]ObjectRecord{obj("no-shm", "", false, "x")})
+	require.NoError(t, err)
+	assert.False(t, c.Alone)
+}
+
+// TestCreateObjectsAllOrNone: objects stored together are stored in one
+// transaction; one that fails leaves none of the others.
+func TestCreateObjectsAllOrNone(t *testing.T) {
+	s := initTest(t)
+	out, _, err := s.CreateObjects([]ObjectRecord{obj("p1", "alice", false, "pair"), obj("p2", "alice", true, "pair")})
+	require.NoError(t, err)
+	require.Len(t, out, 2)
+	assert.Less(t, out[0].ID, out[1].ID)
+	for i, uid := range []string{"p1", "p2"} {
+		assert.Equal(t, int64(1), out[i].Version)
+		rd, err := s.Object(out[i].ID)
+		require.NoError(t, err)
+		assert.Equal(t, uid, rd.UniqueID)
+		assert.Equal(t, out[i], *rd)
+	}
+
+	before, err := s.Find(Query{Match: nil, Viewer: "alice"})
+	require.NoError(t, err)
+	_, _, err = s.CreateObjects([]ObjectRecord{obj("q1", "", false, "x"), obj("p1", "", false, "dup")})
+	assert.ErrorIs(t, err, ErrExists)
+	_, _, err = s.CreateObjects([]ObjectRecord{obj("q2", "", false, "x"), obj("q3", "nobody", false, "x")})
+	assert.ErrorIs(t, err, ErrNotFound)
+	after, err := s.Find(Query{Match: nil, Viewer: "alice"})
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "a failed CreateObjects stores nothing")
+}
