@@ -108,3 +108,33 @@ func TestCreateObjectsAllOrNone(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "a failed CreateObjects stores nothing")
 }
+
+// TestWriterRecovers: a write transaction that fails or panics half-way
+// leaves nothing behind, and the writer connection takes the next one
+// (left inside the transaction, every later BEGIN would fail).
+func TestWriterRecovers(t *testing.T) {
+	s := initTest(t)
+	ss := s.(*sqliteStore)
+	insert := func(tx *txn, uid string) error {
+		_, err := createObjectTx(tx, obj(uid, "", false, "x"))
+		return err
+	}
+	func() {
+		defer func() { assert.NotNil(t, recover()) }()
+		ss.write(func(tx *txn) error {
+			require.NoError(t, insert(tx, "half-panic"))
+			panic("fail in the middle")
+		})
+	}()
+	err := ss.write(func(tx *txn) error {
+		require.NoError(t, insert(tx, "half-error"))
+		return ErrConflict
+	})
+	require.ErrorIs(t, err, ErrConflict)
+	out, c, err := s.CreateObjects([]ObjectRecord{obj("after", "", false, "x")})
+	require.NoError(t, err)
+	assert.True(t, c.Alone)
+	ids, err := s.Find(Query{Match: nil})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{out[0].ID}, ids, "only the object written after them")
+}

@@ -21,7 +21,7 @@ const applicationID = 0x67687331
 // transaction that also records the new version; Open applies them in order.
 // A format change adds an entry here, a schemaV<n+1> golden file and a golden
 // database under testdata/.
-var migrations = map[int]func(tx *sql.Tx) error{}
+var migrations = map[int]func(tx execer) error{}
 
 // schemaV1 creates format 1. Its text is what sqlite_master records, so it is
 // compared against testdata/schema-v1.sql: edit both on purpose or neither.
@@ -130,7 +130,7 @@ func (st schemaState) needsWrite() (bool, error) {
 // createOrMigrate runs inside a BEGIN IMMEDIATE transaction, so of several
 // processes opening a fresh token at once exactly one creates the schema and
 // the others find it done when they re-read the state here.
-func createOrMigrate(tx *sql.Tx) error {
+func createOrMigrate(tx execer) error {
 	st, err := readSchemaState(tx)
 	if err != nil {
 		return err

@@ -57,6 +57,7 @@ type sqliteStore struct {
 	db      *sql.DB
 	stmts   stmtCache
 	writeMu sync.Mutex
+	w       writer // under writeMu
 
 	// Generation: a dedicated connection that never writes, so PRAGMA
 	// data_version on it changes for commits by every other connection,
@@ -186,7 +187,7 @@ func (s *sqliteStore) prepareSchema() error {
 	var st schemaState
 	err := s.read(func(tx *txn) error {
 		var err error
-		st, err = readSchemaState(tx.Tx)
+		st, err = readSchemaState(tx)
 		return err
 	})
 	if err != nil {
@@ -199,7 +200,7 @@ func (s *sqliteStore) prepareSchema() error {
 	if !need {
 		return nil
 	}
-	return s.write(func(tx *txn) error { return createOrMigrate(tx.Tx) })
+	return s.write(func(tx *txn) error { return createOrMigrate(tx) })
 }
 
 func (s *sqliteStore) openGeneration() error {
@@ -233,9 +234,15 @@ func (s *sqliteStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	var errs []error
+	// The writer connection goes back to the pool (after any write in
+	// progress) before the pool closes. writeMu before genMu: a write takes
+	// genMu inside writeMu.
+	s.writeMu.Lock()
+	errs = append(errs, s.w.close())
+	s.writeMu.Unlock()
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
-	var errs []error
 	if s.genStmt != nil {
 		errs = append(errs, s.genStmt.Close())
 	}
@@ -397,19 +404,44 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 	var c Commit
 	var pre [walIndexHeaderSize]byte
 	var preOK bool
-	err := retry(func() error {
-		tx, err := s.db.Begin()
-		if err != nil {
+	ctx := context.Background()
+	err := retry(func() (err error) {
+		if s.w.conn == nil {
+			if s.closed.Load() {
+				return errors.New("store: closed")
+			}
+			if s.w.conn, err = s.db.Conn(ctx); err != nil {
+				return err
+			}
+		}
+		if _, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+			if !isBusy(err) {
+				// Not a lock wait: do not keep a connection that may be
+				// broken (database/sql drops a bad one when it returns).
+				s.w.close()
+			}
 			return err
 		}
-		t := &txn{Tx: tx, s: s}
-		defer t.warm()
+		t := &txn{s: s}
+		committed := false
+		defer func() {
+			// A failed fn or COMMIT (SQLite keeps a transaction open when
+			// COMMIT is busy), or a panic: end the transaction, so the
+			// connection is ready for the next one. An error here means
+			// SQLite had already rolled back.
+			if !committed {
+				s.w.conn.ExecContext(ctx, `ROLLBACK`)
+			}
+		}()
 		if err := fn(t); err != nil {
-			tx.Rollback()
 			return err
 		}
 		c.Before, pre, preOK = s.mark()
-		return tx.Commit()
+		if _, err := s.w.conn.ExecContext(ctx, `COMMIT`); err != nil {
+			return err
+		}
+		committed = true
+		return nil
 	})
 	if err != nil {
 		return Commit{}, err
@@ -437,7 +469,7 @@ func (s *sqliteStore) read(fn func(tx *txn) error) error {
 		if err != nil {
 			return err
 		}
-		t := &txn{Tx: tx, s: s}
+		t := &txn{tx: tx, s: s}
 		defer t.warm() // deferred first, so it runs after the rollback
 		defer tx.Rollback()
 		return fn(t)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"sync"
@@ -81,18 +82,32 @@ func (s *sqliteStore) query(q string, args ...any) (*sql.Rows, error) {
 
 // txn is a transaction whose statements come from the store's cache.
 //
-// A transaction holds a pool connection, and preparing through the cache
-// takes another; with every connection held by a transaction waiting to
-// prepare, none would ever come back. So a transaction only uses statements
-// already cached, runs the others directly, and the store caches those after
-// the transaction has returned its connection (warm).
+// A read transaction (tx set) holds a pool connection, and preparing through
+// the cache takes another; with every connection held by a transaction
+// waiting to prepare, none would ever come back. So a read transaction only
+// uses statements already cached, runs the others directly, and the store
+// caches those after the transaction has returned its connection (warm).
+//
+// A write transaction (tx nil) runs on the store's writer connection, which
+// it holds: its statements are prepared on that connection and kept there.
 type txn struct {
-	*sql.Tx
+	tx     *sql.Tx
 	s      *sqliteStore
 	missed map[string]bool
 }
 
+// execer is what schema code needs of a transaction; *txn and *sql.Tx are
+// both one.
+type execer interface {
+	Exec(q string, args ...any) (sql.Result, error)
+	Query(q string, args ...any) (*sql.Rows, error)
+	QueryRow(q string, args ...any) *sql.Row
+}
+
 func (t *txn) stmt(q string) *sql.Stmt {
+	if t.tx == nil {
+		return t.s.w.stmt(q)
+	}
 	st := t.s.stmts.peek(q)
 	if st == nil {
 		if t.missed == nil {
@@ -102,7 +117,7 @@ func (t *txn) stmt(q string) *sql.Stmt {
 		return nil
 	}
 	// Closed by database/sql when the transaction ends.
-	return t.Tx.Stmt(st)
+	return t.tx.Stmt(st)
 }
 
 // warm caches the statements t ran uncached; call it with no transaction
@@ -114,25 +129,77 @@ func (t *txn) warm() {
 }
 
 func (t *txn) QueryRow(q string, args ...any) *sql.Row {
-	st := t.stmt(q)
-	if st == nil {
-		return t.Tx.QueryRow(q, args...)
+	if st := t.stmt(q); st != nil {
+		return st.QueryRow(args...)
 	}
-	return st.QueryRow(args...)
+	if t.tx == nil {
+		return t.s.w.conn.QueryRowContext(context.Background(), q, args...)
+	}
+	return t.tx.QueryRow(q, args...)
 }
 
 func (t *txn) Query(q string, args ...any) (*sql.Rows, error) {
-	st := t.stmt(q)
-	if st == nil {
-		return t.Tx.Query(q, args...)
+	if st := t.stmt(q); st != nil {
+		return st.Query(args...)
 	}
-	return st.Query(args...)
+	if t.tx == nil {
+		return t.s.w.conn.QueryContext(context.Background(), q, args...)
+	}
+	return t.tx.Query(q, args...)
 }
 
 func (t *txn) Exec(q string, args ...any) (sql.Result, error) {
-	st := t.stmt(q)
-	if st == nil {
-		return t.Tx.Exec(q, args...)
+	if st := t.stmt(q); st != nil {
+		return st.Exec(args...)
 	}
-	return st.Exec(args...)
+	if t.tx == nil {
+		return t.s.w.conn.ExecContext(context.Background(), q, args...)
+	}
+	return t.tx.Exec(q, args...)
+}
+
+// writer is the connection every write transaction of a store runs on
+// (under writeMu), BEGIN IMMEDIATE to COMMIT, with the statements prepared
+// on it. Not database/sql's Tx: that starts a goroutine per transaction
+// (to roll back when a context is cancelled), and in a host process each
+// of those woke another thread: a sixth of the time of a token key
+// generation went to scheduling them.
+type writer struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns q prepared on the writer connection, or nil when it cannot
+// be (the caller then runs q directly) or the cache is full.
+func (w *writer) stmt(q string) *sql.Stmt {
+	if st, ok := w.stmts[q]; ok {
+		return st
+	}
+	if len(w.stmts) >= maxCachedStmts {
+		return nil
+	}
+	st, err := w.conn.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil
+	}
+	if w.stmts == nil {
+		w.stmts = map[string]*sql.Stmt{}
+	}
+	w.stmts[q] = st
+	return st
+}
+
+// close closes the statements and returns the connection to the pool.
+func (w *writer) close() error {
+	if w.conn == nil {
+		return nil
+	}
+	var errs []error
+	for _, st := range w.stmts {
+		errs = append(errs, st.Close())
+	}
+	w.stmts = nil
+	errs = append(errs, w.conn.Close())
+	w.conn = nil
+	return errors.Join(errs...)
 }

@@ -114,7 +114,7 @@ func TestMigrationHook(t *testing.T) {
 
 	// Pretend to be a build that writes format 2.
 	formatVersion = 2
-	migrations[1] = func(tx *sql.Tx) error {
+	migrations[1] = func(tx execer) error {
 		_, err := tx.Exec(`CREATE TABLE v2_extra (x)`)
 		return err
 	}
