@@ -175,10 +175,6 @@ func buildDSN(dir string, opts Options) (string, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
-	// Write transactions take the write lock at BEGIN, so two writers queue
-	// on busy_timeout instead of one failing with SQLITE_BUSY when it tries
-	// to upgrade a read lock.
-	q.Set("_txlock", "immediate")
 	u := url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}
 	return u.String(), nil
 }
@@ -376,8 +372,10 @@ func retry(attempt func() error) error {
 	return err
 }
 
-// write runs fn in a BEGIN IMMEDIATE transaction (see _txlock) and counts
-// the commit towards Generation.
+// write runs fn in a BEGIN IMMEDIATE transaction and counts the commit
+// towards Generation. IMMEDIATE takes the write lock at BEGIN, so two
+// writers queue on busy_timeout instead of one failing with SQLITE_BUSY
+// when it tries to upgrade a read lock.
 func (s *sqliteStore) write(fn func(tx *txn) error) error {
 	_, err := s.commit(fn)
 	return err
