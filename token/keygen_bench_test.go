@@ -1,6 +1,7 @@
 package token
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 
@@ -139,4 +140,46 @@ func TestOwnWritesKeepTheCache(t *testing.T) {
 	assert.Equal(t, "in between", l)
 	require.NoError(t, m2.DestroyObject(h2, kh))
 	assert.ErrorIs(t, m.DestroyObject(h, kh), ck.CKR_OBJECT_HANDLE_INVALID)
+}
+
+// TestKeyPairTokenAndSessionHalves: a pair whose halves differ in
+// CKA_TOKEN gets both; the token half is in the store, the session half
+// is not, and a pair the store refuses leaves no session half behind.
+func TestKeyPairTokenAndSessionHalves(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	pub := attrs.Template{ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_EC_PARAMS: p256Params, ck.CKA_VERIFY: attrs.Bool(true)}
+	priv := attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)}
+	ph, kh, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN}, pub, priv)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, uint64(ph), uint64(sessionObjectBase), "session half")
+	assert.Less(t, uint64(kh), uint64(sessionObjectBase), "token half")
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	_, err = s.st.Object(int64(kh))
+	require.NoError(t, err, "the token half is stored")
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA}, kh))
+	sig := make([]byte, 64)
+	_, err = m.Sign(h, make([]byte, 32), Out{Buf: sig})
+	require.NoError(t, err)
+	require.NoError(t, m.VerifyInit(h, Mechanism{Type: ck.CKM_ECDSA}, ph))
+	require.NoError(t, m.Verify(h, make([]byte, 32), sig))
+
+	// The store refuses the token half: no session half appears.
+	s.mu.Lock()
+	before := len(s.sessObjs)
+	s.st = failingCreates{s.st}
+	s.mu.Unlock()
+	_, _, err = m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN}, pub, priv)
+	require.Error(t, err)
+	s.mu.Lock()
+	assert.Equal(t, before, len(s.sessObjs), "no half pair left behind")
+	s.mu.Unlock()
+}
+
+type failingCreates struct{ store.Store }
+
+func (failingCreates) CreateObjects([]store.ObjectRecord) ([]store.ObjectRecord, store.Commit, error) {
+	return nil, store.Commit{}, errors.New("store: create object: disk full")
 }
