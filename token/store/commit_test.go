@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -137,4 +138,83 @@ func TestWriterRecovers(t *testing.T) {
 	ids, err := s.Find(Query{Match: nil})
 	require.NoError(t, err)
 	assert.Equal(t, []int64{out[0].ID}, ids, "only the object written after them")
+}
+
+// TestCommitAloneAcrossProcesses keeps a cache of the store's object IDs
+// the way the token layer keeps its object cache: current at a generation,
+// advanced over its own writes when Alone and current at Before, reloaded
+// otherwise. Another process commits objects all along, at random moments.
+// Whenever the store is quiet around a check, the cache that claims to be
+// current must equal the store: a commit of the other process counted as
+// ours would show as an object missing from the cache.
+func TestCommitAloneAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	require.NoError(t, s.InitToken(TokenRecord{Label: "t"}, user("admin", RoleCO)))
+	cmd := helperCmd(t, dir, "other", 0)
+	cmd.Env = append(cmd.Env, "STORE_PAUSE_US=400")
+	require.NoError(t, cmd.Start())
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+
+	cache := map[int64]bool{}
+	var gen uint64
+	reload := func() {
+		g, err := s.Generation()
+		require.NoError(t, err)
+		ids, err := s.Find(Query{})
+		require.NoError(t, err)
+		clear(cache)
+		for _, id := range ids {
+			cache[id] = true
+		}
+		gen = g
+	}
+	reload()
+	var alone, kept, checked int
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline) || checked < 20; i++ {
+		if g, err := s.Generation(); err != nil || g != gen {
+			require.NoError(t, err)
+			reload()
+		}
+		out, c, err := s.CreateObjects([]ObjectRecord{obj(fmt.Sprint("own-", i), "", false, "own")})
+		require.NoError(t, err)
+		if c.Alone {
+			alone++
+		}
+		if c.Alone && c.Before == gen {
+			cache[out[0].ID] = true
+			gen = c.After
+			kept++
+		}
+		// Check only when nothing commits around the read.
+		g1, err := s.Generation()
+		require.NoError(t, err)
+		if g1 != gen {
+			continue
+		}
+		ids, err := s.Find(Query{})
+		require.NoError(t, err)
+		g2, err := s.Generation()
+		require.NoError(t, err)
+		if g2 != g1 {
+			continue
+		}
+		checked++
+		require.Len(t, ids, len(cache), "write %d: the cache claims to be current", i)
+		for _, id := range ids {
+			require.True(t, cache[id], "write %d: object %d missing from a current cache", i, id)
+		}
+		if i > 100000 {
+			t.Fatalf("only %d quiet checks", checked)
+		}
+	}
+	t.Logf("%d quiet checks; of our writes, %d alone, %d kept the cache", checked, alone, kept)
+	assert.NotZero(t, kept, "some own writes keep the cache")
 }

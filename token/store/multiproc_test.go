@@ -50,9 +50,11 @@ func TestMain(m *testing.M) {
 // helperWriter opens STORE_DIR and creates STORE_COUNT objects (forever if
 // 0) with unique IDs STORE_PREFIX-<n>, printing each ID after CreateObject
 // returned nil. Stdout is unbuffered, so a printed ID is a committed one.
+// With STORE_PAUSE_US it sleeps up to that long between objects.
 func helperWriter() int {
 	dir, prefix := os.Getenv("STORE_DIR"), os.Getenv("STORE_PREFIX")
 	count, _ := strconv.Atoi(os.Getenv("STORE_COUNT"))
+	pause, _ := strconv.Atoi(os.Getenv("STORE_PAUSE_US"))
 	s, err := Open(dir, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -66,6 +68,9 @@ func helperWriter() int {
 			return 1
 		}
 		fmt.Printf("%d %s\n", o.ID, o.UniqueID)
+		if pause > 0 {
+			time.Sleep(time.Duration(rand.IntN(pause)) * time.Microsecond)
+		}
 	}
 	return 0
 }
