@@ -99,7 +99,7 @@ func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
 		ss.PutBytesUnchecked(out[n:])
 		return dst, nil
 	}
-	der, err := signNIST(s.priv, s.message())
+	der, err := signNIST(s.priv, digestOrZero(s.message()))
 	if err != nil {
 		return dst, cryptoErr("ecdsa sign", err)
 	}
@@ -116,6 +116,20 @@ func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("mechanisms: ecdsa sign: integer too long: %w", ck.CKR_FUNCTION_FAILED)
 	}
 	return whole, nil
+}
+
+// zeroDigest stands for an empty digest: FIPS 186-5's conversion of a
+// digest to an integer makes both the integer 0, so signatures over one
+// verify over the other. crypto/ecdsa from Go 1.27 refuses an empty digest
+// (Go 1.26 accepts it, libcrypto too); CKM_ECDSA takes any input length,
+// so an empty input goes to crypto/ecdsa as one zero byte.
+var zeroDigest = []byte{0}
+
+func digestOrZero(d []byte) []byte {
+	if len(d) == 0 {
+		return zeroDigest
+	}
+	return d
 }
 
 // rfc6979Hash picks the hash of RFC 6979's nonce generation for a digest
@@ -177,7 +191,7 @@ func (v *ecdsaVerifier) Verify(sig []byte) error {
 	}
 	r := new(big.Int).SetBytes(sig[:n])
 	s := new(big.Int).SetBytes(sig[n:])
-	if !ecdsa.Verify(v.pub, v.message(), r, s) {
+	if !ecdsa.Verify(v.pub, digestOrZero(v.message()), r, s) {
 		return fmt.Errorf("mechanisms: ecdsa verify: %w", ck.CKR_SIGNATURE_INVALID)
 	}
 	return nil

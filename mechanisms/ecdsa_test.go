@@ -163,3 +163,26 @@ func BenchmarkECDSAP256SignDirect(b *testing.B) {
 		}
 	}
 }
+
+// TestECDSAEmptyInput: CKM_ECDSA takes input of any length, the empty one
+// included (its integer is 0), on every curve and on both signing paths,
+// with the same result whichever Go toolchain builds the module (Go 1.27's
+// crypto/ecdsa refuses an empty digest; Go 1.26's and libcrypto accept it).
+func TestECDSAEmptyInput(t *testing.T) {
+	m := row(t, ck.CKM_ECDSA)
+	for _, curve := range []elliptic.Curve{elliptic.P224(), elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+		require.NoError(t, err)
+		keys := []any{priv}
+		if st, err := m.Prepare(priv); err == nil && st != nil {
+			keys = append(keys, &Prepared{Key: priv, State: st}) // P-256 in libcrypto
+		}
+		for _, key := range keys {
+			sig, err := signOnce(t, m, key, nil, nil)
+			require.NoError(t, err, "%s", curve.Params().Name)
+			assert.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, nil, sig), "%s: empty input verifies", curve.Params().Name)
+			assert.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, []byte{0, 0}, sig), "%s: as zero bytes do (the same integer)", curve.Params().Name)
+			assert.ErrorIs(t, verifyOnce(t, m, &priv.PublicKey, nil, []byte{1}, sig), ck.CKR_SIGNATURE_INVALID, "%s", curve.Params().Name)
+		}
+	}
+}

@@ -117,6 +117,11 @@ func TestP256SignVerifies(t *testing.T) {
 		sig := make([]byte, 64)
 		require.NoError(t, key.Sign(sig, digest), "digest of %d bytes", n)
 		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if n == 0 {
+			// The integer of an empty digest is 0, as is one zero byte's;
+			// crypto/ecdsa from Go 1.27 refuses an empty digest.
+			digest = []byte{0}
+		}
 		assert.True(t, ecdsa.Verify(&priv.PublicKey, digest, r, s), "digest of %d bytes verifies", n)
 	}
 	assert.Error(t, key.Sign(make([]byte, 63), make([]byte, 32)), "short signature buffer")
