@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -217,4 +218,34 @@ func TestCommitAloneAcrossProcesses(t *testing.T) {
 	}
 	t.Logf("%d quiet checks; of our writes, %d alone, %d kept the cache", checked, alone, kept)
 	assert.NotZero(t, kept, "some own writes keep the cache")
+}
+
+// TestWriterReplacesAStuckConnection: a writer connection left inside a
+// transaction (as a ROLLBACK that failed would leave it) is dropped, not
+// returned to the pool, and the write goes on on a new one.
+func TestWriterReplacesAStuckConnection(t *testing.T) {
+	s := initTest(t)
+	ss := s.(*sqliteStore)
+	_, err := s.CreateObject(obj("first", "", false, "x"))
+	require.NoError(t, err)
+	ss.writeMu.Lock()
+	stuck := ss.w.conn
+	_, err = stuck.ExecContext(context.Background(), `BEGIN`)
+	ss.writeMu.Unlock()
+	require.NoError(t, err)
+
+	_, err = s.CreateObject(obj("second", "", false, "x"))
+	require.NoError(t, err)
+	assert.NotSame(t, stuck, ss.w.conn, "a new writer connection")
+	ids, err := s.Find(Query{})
+	require.NoError(t, err)
+	assert.Len(t, ids, 2, "both writes committed, and a read sees them")
+	open := ss.db.Stats().OpenConnections
+	for i := range 20 {
+		_, err = s.CreateObject(obj(fmt.Sprint("more-", i), "", false, "x"))
+		require.NoError(t, err)
+		_, err = s.Find(Query{})
+		require.NoError(t, err)
+	}
+	assert.LessOrEqual(t, ss.db.Stats().OpenConnections, open+1, "the stuck connection is not back in the pool")
 }

@@ -413,22 +413,34 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 			}
 		}
 		if _, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-			if !isBusy(err) {
-				// Not a lock wait: do not keep a connection that may be
-				// broken (database/sql drops a bad one when it returns).
-				s.w.close()
+			if isBusy(err) {
+				return err
 			}
-			return err
+			// Not a lock wait: the connection may be broken or left inside
+			// a transaction. Once more on a new one.
+			s.w.discard()
+			if s.w.conn, err = s.db.Conn(ctx); err != nil {
+				return err
+			}
+			if _, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+				if !isBusy(err) {
+					s.w.discard()
+				}
+				return err
+			}
 		}
 		t := &txn{s: s}
 		committed := false
 		defer func() {
 			// A failed fn or COMMIT (SQLite keeps a transaction open when
 			// COMMIT is busy), or a panic: end the transaction, so the
-			// connection is ready for the next one. An error here means
-			// SQLite had already rolled back.
+			// connection is ready for the next one. If even ROLLBACK fails
+			// (SQLite may have rolled back already, or the connection is
+			// broken), the connection is not used again.
 			if !committed {
-				s.w.conn.ExecContext(ctx, `ROLLBACK`)
+				if _, err := s.w.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+					s.w.discard()
+				}
 			}
 		}()
 		if err := fn(t); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"sync"
 )
@@ -187,6 +188,23 @@ func (w *writer) stmt(q string) *sql.Stmt {
 	}
 	w.stmts[q] = st
 	return st
+}
+
+// discard closes the statements and the connection itself, which
+// database/sql then never hands out again (it may be inside a transaction
+// or broken).
+func (w *writer) discard() {
+	if w.conn == nil {
+		return
+	}
+	// Statements first: they cannot be finalised once the connection is.
+	for _, st := range w.stmts {
+		st.Close()
+	}
+	w.stmts = nil
+	w.conn.Raw(func(any) error { return driver.ErrBadConn })
+	w.conn.Close()
+	w.conn = nil
 }
 
 // close closes the statements and returns the connection to the pool.
