@@ -427,11 +427,12 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
  * making many short calls, which the monitor's polling hurts most.
  */
 #define GOHSM_YIELD_MIN_CALLS 16
-static struct {
-	int64_t ns;
-	uint32_t calls;
+struct gohsm_yield_slot {
+	int64_t ns;     /* coarse time of the last yield (or skipped yield) */
+	uint32_t calls; /* calls since then */
 	char pad[64 - sizeof(int64_t) - sizeof(uint32_t)];
-} gohsm_last_yield[GOHSM_YIELD_SLOTS];
+};
+static struct gohsm_yield_slot gohsm_last_yield[GOHSM_YIELD_SLOTS];
 
 static inline void gohsm_tick(void)
 {
@@ -441,7 +442,7 @@ static inline void gohsm_tick(void)
 
 	t ^= t >> 17;
 	t *= 0x9e3779b97f4a7c15ULL;
-	__typeof__(&gohsm_last_yield[0]) slot = &gohsm_last_yield[t >> 56];
+	struct gohsm_yield_slot *slot = &gohsm_last_yield[t >> 56];
 	uint32_t calls = __atomic_load_n(&slot->calls, __ATOMIC_RELAXED) + 1;
 	__atomic_store_n(&slot->calls, calls, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

@@ -403,29 +403,30 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 	var pre [walIndexHeaderSize]byte
 	var preOK bool
 	ctx := context.Background()
-	err := retry(func() (err error) {
-		if s.w.conn == nil {
-			if s.closed.Load() {
-				return errors.New("store: closed")
+	err := retry(func() error {
+		// A BEGIN that fails for another reason than a lock: the
+		// connection may be broken or left inside a transaction. Once
+		// more on a new one.
+		for try := 0; ; try++ {
+			if s.w.conn == nil {
+				if s.closed.Load() {
+					return errors.New("store: closed")
+				}
+				conn, err := s.db.Conn(ctx)
+				if err != nil {
+					return err
+				}
+				s.w.conn = conn
 			}
-			if s.w.conn, err = s.db.Conn(ctx); err != nil {
-				return err
+			_, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+			if err == nil {
+				break
 			}
-		}
-		if _, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 			if isBusy(err) {
 				return err
 			}
-			// Not a lock wait: the connection may be broken or left inside
-			// a transaction. Once more on a new one.
 			s.w.discard()
-			if s.w.conn, err = s.db.Conn(ctx); err != nil {
-				return err
-			}
-			if _, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-				if !isBusy(err) {
-					s.w.discard()
-				}
+			if try == 1 {
 				return err
 			}
 		}

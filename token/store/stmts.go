@@ -194,30 +194,28 @@ func (w *writer) stmt(q string) *sql.Stmt {
 // database/sql then never hands out again (it may be inside a transaction
 // or broken).
 func (w *writer) discard() {
-	if w.conn == nil {
-		return
-	}
-	// Statements first: they cannot be finalised once the connection is.
-	for _, st := range w.stmts {
-		st.Close()
-	}
-	w.stmts = nil
-	w.conn.Raw(func(any) error { return driver.ErrBadConn })
-	w.conn.Close()
-	w.conn = nil
+	w.end(true) // errors only confirm it is gone
 }
 
 // close closes the statements and returns the connection to the pool.
 func (w *writer) close() error {
+	return w.end(false)
+}
+
+func (w *writer) end(bad bool) error {
 	if w.conn == nil {
 		return nil
 	}
+	// Statements first: they cannot be finalised once the connection is.
 	var errs []error
 	for _, st := range w.stmts {
 		errs = append(errs, st.Close())
 	}
 	w.stmts = nil
-	errs = append(errs, w.conn.Close())
+	if bad {
+		w.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	errs = append(errs, w.conn.Close()) // after Raw's ErrBadConn: ErrConnDone
 	w.conn = nil
 	return errors.Join(errs...)
 }
