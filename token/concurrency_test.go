@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -212,4 +213,26 @@ func TestSessionsOpenAndCloseConcurrently(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestSessionKeepsOffNeighboursCacheLines: every call writes its session
+// (the lock, the operation), and sessions are allocated side by side, so a
+// session's fields must not share a cache line with whatever the allocator
+// put next to it: at least a cache line of padding before the first field
+// and after the last (without it, 2-session HMAC missed on se.h and
+// se.fastKey on every call).
+func TestSessionKeepsOffNeighboursCacheLines(t *testing.T) {
+	const line = 64
+	typ := reflect.TypeFor[Session]()
+	first, end := typ.Size(), uintptr(0)
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Name == "_" {
+			continue
+		}
+		first = min(first, f.Offset)
+		end = max(end, f.Offset+f.Type.Size())
+	}
+	assert.GreaterOrEqual(t, int(first), line, "padding before the first field")
+	assert.GreaterOrEqual(t, int(typ.Size()-end), line, "padding after the last field")
 }
