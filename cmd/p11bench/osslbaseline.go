@@ -30,7 +30,8 @@ type osslRow struct {
 
 // osslBaseline times libcrypto's ECDSA P-256 and RSA-2048 PKCS#1 v1.5
 // signing for d at 1 and 2 threads, in interleaved rounds (the median
-// round's rate is kept, as for the modules).
+// round's rate is kept, and the scaling is the median of the rounds'
+// ratios, as for the modules).
 func osslBaseline(d time.Duration, rounds int) ([]osslRow, error) {
 	var why [256]C.char
 	if C.ossl_base_load(&why[0], C.size_t(len(why))) == 0 {
@@ -58,13 +59,11 @@ func osslBaseline(d time.Duration, rounds int) ([]osslRow, error) {
 				log.Printf("%-22s %-8s %d thread(s):   %12.1f ops/s", "openssl-"+o.op, "openssl", n, float64(rate))
 			}
 		}
+		row.Scaling = medianRatio(rates[1], rates[0]) // paired by round, as the modules'
 		for i := range rates {
 			slices.Sort(rates[i])
 		}
 		row.One, row.Two = rates[0][len(rates[0])/2], rates[1][len(rates[1])/2]
-		if row.One > 0 {
-			row.Scaling = row.Two / row.One
-		}
 		rows = append(rows, row)
 	}
 	return rows, nil

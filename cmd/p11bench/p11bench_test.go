@@ -180,3 +180,29 @@ func TestMedianRound(t *testing.T) {
 	failed := result{Status: statusError, Reason: "boom"}
 	assert.Equal(t, statusError, median([]result{ok(1), failed, ok(3)}).Status, "a failed round is never hidden")
 }
+
+// TestPairedRatio: a ratio is the median of the rounds' own ratios, so a
+// machine that slows down in one round moves both sides of that round's
+// ratio; the ratio of the medians would mix rounds.
+func TestPairedRatio(t *testing.T) {
+	rounds := func(v ...float64) *result {
+		r := median(func() (rs []result) {
+			for _, x := range v {
+				rs = append(rs, result{Status: statusOK, OpsPerSec: x})
+			}
+			return
+		}())
+		return &r
+	}
+	// Round 2 ran on a machine half as fast for both session counts, and
+	// round 3's 2-session measurement met a busy neighbour.
+	one, two := rounds(100, 50, 100), rounds(190, 95, 120)
+	assert.InDelta(t, 1.9, pairedRatio(two, one), 1e-9, "rounds' ratios 1.9, 1.9, 1.2")
+	assert.InDelta(t, 1.2, two.OpsPerSec/one.OpsPerSec, 1e-9, "the medians (120, 100) come from different rounds")
+	// Without per-round rates (or with a different count), the medians.
+	a, b := &result{OpsPerSec: 30}, &result{OpsPerSec: 10}
+	assert.InDelta(t, 3.0, pairedRatio(a, b), 1e-9)
+	assert.InDelta(t, 4.0, pairedRatio(rounds(20, 40), rounds(10)), 1e-9, "upper median 40 over 10")
+	assert.Zero(t, medianRatio([]float64{1}, []float64{0}), "no usable round")
+	assert.InDelta(t, 3.0, medianRatio([]float64{1, 4, 9, 16}, []float64{1, 2, 3, 4}), 1e-9, "upper median of 1, 2, 3, 4")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -125,6 +126,35 @@ func judge(v, target float64) string {
 	return verdictMiss
 }
 
+// pairedRatio is a's ops/s over b's: the median over rounds of the ratio
+// within one round (measured seconds apart), so that a slow change in what
+// the machine gives (another tenant's load, say) moves both sides of each
+// ratio alike instead of landing between the two medians. Without
+// per-round rates, the ratio of the medians.
+func pairedRatio(a, b *result) float64 {
+	n := len(a.RoundsOpsPerSec)
+	if n == 0 || n != len(b.RoundsOpsPerSec) {
+		return a.OpsPerSec / b.OpsPerSec
+	}
+	return medianRatio(a.RoundsOpsPerSec, b.RoundsOpsPerSec)
+}
+
+// medianRatio is the median of a[i]/b[i] (the upper one of an even count,
+// as for rounds), over the i where b[i] > 0.
+func medianRatio(a, b []float64) float64 {
+	var rs []float64
+	for i := range a {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) == 0 {
+		return 0
+	}
+	slices.Sort(rs)
+	return rs[len(rs)/2]
+}
+
 // summarise computes the ratios (first module / second module), the
 // session scaling of each module and the verdicts.
 func (r *report) summarise(names []string) {
@@ -143,7 +173,7 @@ func (r *report) summarise(names []string) {
 				a, b := r.find(op.name, names[0], k), r.find(op.name, names[1], k)
 				row := ratioRow{Op: op.name, Sessions: k, Target: op.target, Verdict: verdictNA}
 				if a != nil && b != nil && a.Status == statusOK && b.Status == statusOK && b.OpsPerSec > 0 {
-					row.Ratio = a.OpsPerSec / b.OpsPerSec
+					row.Ratio = pairedRatio(a, b)
 					row.Verdict = judge(row.Ratio, op.target)
 				}
 				r.Ratios = append(r.Ratios, row)
@@ -157,7 +187,7 @@ func (r *report) summarise(names []string) {
 					continue
 				}
 				row := scalingRow{Op: op.name, Module: name, Sessions: k, Base: one.OpsPerSec, Scaled: many.OpsPerSec,
-					Scaling: many.OpsPerSec / one.OpsPerSec, Verdict: verdictInfo}
+					Scaling: pairedRatio(many, one), Verdict: verdictInfo}
 				// The scaling target is the module under test's (the first).
 				if op.scales && k == 2 && i == 0 {
 					row.Target = scalingTarget
@@ -335,7 +365,7 @@ func (r *report) markdown() string {
 	}
 
 	if len(r.Scaling) > 0 {
-		b.WriteString("\nSession scaling (ops/s with N sessions / ops/s with 1; the target is the first module's, on sign operations):\n\n")
+		b.WriteString("\nSession scaling (ops/s with N sessions / ops/s with 1, the median over rounds of the ratio within a round; the target is the first module's, on sign operations):\n\n")
 		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | target | |\n|---|---|---:|---:|---:|---:|---:|---|\n")
 		for _, x := range r.Scaling {
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
