@@ -1,6 +1,20 @@
 # gohsm build. `make demo` builds everything and runs the demo on the
 # embedded default configuration; `make test` runs every test.
 GO      ?= go
+
+# The toolchain is go.mod's toolchain line (Go 1.27: Go 1.26 takes a runtime
+# lock on every call from a host thread into the library; README,
+# "Toolchain"). GOTOOLCHAIN=auto lets the go command fetch it from the module
+# proxy once, even where the Go installation's go.env says local. Where it
+# cannot be fetched, the installed Go builds (1.26 passes every test), with
+# a warning. A GOTOOLCHAIN in the environment wins: GOTOOLCHAIN=local make ...
+ifeq ($(origin GOTOOLCHAIN),undefined)
+GOTOOLCHAIN := $(shell GOTOOLCHAIN=auto $(GO) version >/dev/null 2>&1 && echo auto || echo local)
+ifeq ($(GOTOOLCHAIN),local)
+$(warning go.mod's toolchain could not be fetched (GOTOOLCHAIN=auto $(GO) version failed): building with the installed Go)
+endif
+endif
+export GOTOOLCHAIN
 BUILD   := build
 LIB     := $(BUILD)/libgohsm.so
 CLI     := $(BUILD)/gohsm
@@ -52,8 +66,12 @@ clean:
 .PHONY: bench
 # gohsm side by side with SoftHSMv2 in one run (docs/bench.md); installs
 # softhsm2 when missing. Not part of `make test`: it measures, it does not pass or fail.
-bench: $(LIB)
+bench: $(LIB) $(BUILD)/p11bench
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+$(BUILD)/p11bench: $(GOFILES) $(wildcard cmd/p11bench/*.c cmd/p11bench/*.h)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -o $@ ./cmd/p11bench
 
 # Install like a native PKCS#11 module on Debian: the library in the
 # multiarch PKCS#11 directory, a p11-kit module file (p11-kit reads

@@ -2,6 +2,8 @@ module gohsm
 
 go 1.26.0
 
+toolchain go1.27.4
+
 require (
 	filippo.io/bigmod v0.1.0
 	github.com/ThalesIgnite/crypto11 v1.2.5

@@ -30,8 +30,8 @@ if [ -z "$softhsm_lib" ] || [ ! -f "$softhsm_lib" ]; then
 	exit 1
 fi
 
-make lib
-go build -o build/p11bench ./cmd/p11bench
+# Through make, so that both are built with the project's toolchain.
+make lib build/p11bench
 
 if [ -n "${BENCH_DIR:-}" ]; then
 	work=$BENCH_DIR
@@ -92,7 +92,7 @@ gen=$work/generated.md
 	echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1), $(free -g | awk '/^Mem:/ {print $2}') GiB"
 	echo "- load average (1, 5, 15 min) before: $load_before; after: $load_after (other work on the machine skews both modules' numbers)"
 	echo "- kernel: $(uname -sr)"
-	echo "- Go: $(go version | awk '{print $3}')"
+	echo "- Go: libgohsm.so built with $(go version build/libgohsm.so | awk '{print $2}'), p11bench with $(go version build/p11bench | awk '{print $2}')"
 	echo "- SoftHSM: softhsm2 $(dpkg -s softhsm2 | sed -n 's/^Version: //p') (\`$softhsm_lib\`)"
 	echo "- gohsm: commit $commit"
 	echo "- command: \`scripts/bench.sh $*\` (p11bench $(printf '%q ' "${args[@]}" | sed "s|$root/||g; s|$work|\$TMP|g"))"
