@@ -224,6 +224,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -260,6 +261,59 @@ func ptr(b []byte) *C.uint8_t {
 		return nil
 	}
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+// live is the set of libcrypto keys this package made and has not freed.
+// A key is freed only by taking it out of the set, so a cleanup that
+// comes twice for one key, or with a value that is no key of ours, frees
+// nothing (and is counted) instead of handing libcrypto a pointer it never
+// gave out. Once, a CI run of the cgo tests (built with Go 1.26.8) died in
+// RSA_free called from a key's cleanup with an argument that was no RSA at
+// all but the base of a malloc arena; not reproduced since, cause unknown.
+// A crashed host is the one outcome an HSM module must not produce.
+var live = struct {
+	sync.Mutex
+	m map[unsafe.Pointer]struct{}
+}{m: map[unsafe.Pointer]struct{}{}}
+
+// strayFrees counts cleanups whose key was not live (see live).
+var strayFrees atomic.Uint64
+
+// StrayFrees is how many key cleanups found their key already freed or
+// never made here (0 unless something went wrong).
+func StrayFrees() uint64 { return strayFrees.Load() }
+
+func track(p unsafe.Pointer) {
+	live.Lock()
+	live.m[p] = struct{}{}
+	live.Unlock()
+}
+
+// untrack takes p out of the live set and reports whether it was there.
+func untrack(p unsafe.Pointer) bool {
+	live.Lock()
+	defer live.Unlock()
+	if _, ok := live.m[p]; !ok {
+		return false
+	}
+	delete(live.m, p)
+	return true
+}
+
+func freeRSA(r *C.RSA) {
+	if !untrack(unsafe.Pointer(r)) {
+		strayFrees.Add(1)
+		return
+	}
+	C.gohsm_ossl_rsa_free(r)
+}
+
+func freeP256(k *C.EC_KEY) {
+	if !untrack(unsafe.Pointer(k)) {
+		strayFrees.Add(1)
+		return
+	}
+	C.gohsm_ossl_ec_free(k)
 }
 
 // RSAKey is an RSA private key held by libcrypto; its Montgomery contexts
@@ -299,7 +353,8 @@ func NewRSAKey(n, e, d, p, q, dP, dQ, qInv []byte) (*RSAKey, error) {
 		return nil, errors.New("ossl: libcrypto refused the rsa key")
 	}
 	key := &RSAKey{r: r, k: len(n)}
-	runtime.AddCleanup(key, func(r *C.RSA) { C.gohsm_ossl_rsa_free(r) }, r)
+	track(unsafe.Pointer(r))
+	runtime.AddCleanup(key, freeRSA, r)
 	return key, nil
 }
 
@@ -336,7 +391,8 @@ func NewP256Key(d []byte) (*P256Key, error) {
 		return nil, errors.New("ossl: libcrypto refused the p-256 key")
 	}
 	key := &P256Key{k: k}
-	runtime.AddCleanup(key, func(k *C.EC_KEY) { C.gohsm_ossl_ec_free(k) }, k)
+	track(unsafe.Pointer(k))
+	runtime.AddCleanup(key, freeP256, k)
 	return key, nil
 }
 

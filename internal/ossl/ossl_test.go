@@ -9,8 +9,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"math/big"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -125,4 +127,59 @@ func TestP256SignVerifies(t *testing.T) {
 		assert.True(t, ecdsa.Verify(&priv.PublicKey, digest, r, s), "digest of %d bytes verifies", n)
 	}
 	assert.Error(t, key.Sign(make([]byte, 63), make([]byte, 32)), "short signature buffer")
+}
+
+func liveKeys() int {
+	live.Lock()
+	defer live.Unlock()
+	return len(live.m)
+}
+
+// TestKeysFreedOnce: dropped keys go back to libcrypto through their
+// cleanups, each once; a second free of a key (a cleanup come twice, a
+// value that is no key of ours) is counted and frees nothing. Without the
+// live set, the second freeRSA is a double free, which glibc aborts on.
+func TestKeysFreedOnce(t *testing.T) {
+	needLibcrypto(t)
+	priv, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	pc := priv.Precomputed
+	newRSA := func() *RSAKey {
+		key, err := NewRSAKey(priv.N.Bytes(), big.NewInt(int64(priv.E)).Bytes(), priv.D.Bytes(),
+			priv.Primes[0].Bytes(), priv.Primes[1].Bytes(), pc.Dp.Bytes(), pc.Dq.Bytes(), pc.Qinv.Bytes())
+		require.NoError(t, err)
+		return key
+	}
+	d := make([]byte, 32)
+	d[31] = 7
+	newP256 := func() *P256Key {
+		key, err := NewP256Key(d)
+		require.NoError(t, err)
+		return key
+	}
+
+	// Dropped keys are freed by their cleanups.
+	base := liveKeys()
+	stray := StrayFrees()
+	for range 50 {
+		newRSA()
+		newP256()
+	}
+	assert.GreaterOrEqual(t, liveKeys(), base+1, "keys made are live")
+	for i := 0; i < 100 && liveKeys() > base; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	assert.LessOrEqual(t, liveKeys(), base, "every dropped key freed")
+	assert.Equal(t, stray, StrayFrees(), "each once")
+
+	// A second free frees nothing.
+	r, k := newRSA(), newP256()
+	freeRSA(r.r)
+	freeP256(k.k)
+	freeRSA(r.r)
+	freeP256(k.k)
+	assert.Equal(t, stray+2, StrayFrees(), "the second frees are counted, not done")
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(k)
 }
