@@ -28,43 +28,73 @@ type osslRow struct {
 	ModuleScaling float64 `json:"module_scaling,omitempty"`
 }
 
-// osslBaseline times libcrypto's ECDSA P-256 and RSA-2048 PKCS#1 v1.5
-// signing for d at 1 and 2 threads, in interleaved rounds (the median
-// round's rate is kept, and the scaling is the median of the rounds'
-// ratios, as for the modules).
-func osslBaseline(d time.Duration, rounds int) ([]osslRow, error) {
+// osslOps are the operations OpenSSL's own signing is measured for, by the
+// module operation they bound.
+var osslOps = map[string]struct {
+	kind C.int
+	what string
+}{
+	"ecdsa-p256":           {C.OSSL_BASE_ECDSA_P256, "ECDSA_do_sign P-256, 32-byte hash"},
+	"rsa2048-sha256-pkcs1": {C.OSSL_BASE_RSA2048_PKCS1, "RSA_private_encrypt RSA-2048 PKCS#1 v1.5, SHA-256 DigestInfo"},
+}
+
+// osslBase measures libcrypto's ECDSA P-256 and RSA-2048 PKCS#1 v1.5
+// signing from 1 and 2 plain C threads, inside the rounds of the module
+// operation each bounds: on this machine one thread's speed changes by a
+// third from one second to the next, so a ceiling measured minutes apart
+// from the module's rows says little about them.
+type osslBase struct {
+	rates map[string]*[2][]float64 // op -> per thread count (1, 2) -> rate per round
+	order []string
+}
+
+func newOSSLBase() (*osslBase, error) {
 	var why [256]C.char
 	if C.ossl_base_load(&why[0], C.size_t(len(why))) == 0 {
 		return nil, fmt.Errorf("openssl baseline: %s", C.GoString(&why[0]))
 	}
-	ops := []struct {
-		kind C.int
-		op   string
-		what string
-	}{
-		{C.OSSL_BASE_ECDSA_P256, "ecdsa-p256", "ECDSA_do_sign P-256, 32-byte hash"},
-		{C.OSSL_BASE_RSA2048_PKCS1, "rsa2048-sha256-pkcs1", "RSA_private_encrypt RSA-2048 PKCS#1 v1.5, SHA-256 DigestInfo"},
+	return &osslBase{rates: map[string]*[2][]float64{}}, nil
+}
+
+// round measures op (if it is one of osslOps) once at 1 and once at 2
+// threads, each after an unmeasured warm-up, like a module's cell.
+func (o *osslBase) round(op string, warmup, d time.Duration) error {
+	x, ok := osslOps[op]
+	if !ok {
+		return nil
 	}
+	r := o.rates[op]
+	if r == nil {
+		r = new([2][]float64)
+		o.rates[op] = r
+		o.order = append(o.order, op)
+	}
+	for i, n := range []int{1, 2} {
+		var rate C.double
+		if warmup > 0 && C.ossl_base_run(x.kind, C.int(n), C.double(warmup.Seconds()), &rate) == 0 {
+			return fmt.Errorf("openssl baseline: %s with %d threads failed", x.what, n)
+		}
+		if C.ossl_base_run(x.kind, C.int(n), C.double(d.Seconds()), &rate) == 0 {
+			return fmt.Errorf("openssl baseline: %s with %d threads failed", x.what, n)
+		}
+		r[i] = append(r[i], float64(rate))
+		log.Printf("%-22s %-8s %d thread(s):   %12.1f ops/s", "openssl-"+op, "openssl", n, float64(rate))
+	}
+	return nil
+}
+
+// rows are the measured operations: the median round's rates, and the
+// scaling as the median of the rounds' ratios (as for the modules).
+func (o *osslBase) rows() []osslRow {
 	var rows []osslRow
-	for _, o := range ops {
-		row := osslRow{Op: o.op, What: o.what}
-		var rates [2][]float64
-		for range rounds {
-			for i, n := range []int{1, 2} {
-				var rate C.double
-				if C.ossl_base_run(o.kind, C.int(n), C.double(d.Seconds()), &rate) == 0 {
-					return rows, fmt.Errorf("openssl baseline: %s with %d threads failed", o.what, n)
-				}
-				rates[i] = append(rates[i], float64(rate))
-				log.Printf("%-22s %-8s %d thread(s):   %12.1f ops/s", "openssl-"+o.op, "openssl", n, float64(rate))
-			}
-		}
-		row.Scaling = medianRatio(rates[1], rates[0]) // paired by round, as the modules'
-		for i := range rates {
-			slices.Sort(rates[i])
-		}
-		row.One, row.Two = rates[0][len(rates[0])/2], rates[1][len(rates[1])/2]
+	for _, op := range o.order {
+		r := o.rates[op]
+		row := osslRow{Op: op, What: osslOps[op].what, Scaling: medianRatio(r[1], r[0])}
+		one, two := slices.Clone(r[0]), slices.Clone(r[1])
+		slices.Sort(one)
+		slices.Sort(two)
+		row.One, row.Two = one[len(one)/2], two[len(two)/2]
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows
 }

@@ -391,7 +391,7 @@ func (r *report) markdown() string {
 	}
 
 	if len(r.OpenSSLBaseline) > 0 {
-		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto): what it can reach, and this machine's ceiling for 2-session scaling:\n\n")
+		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), measured in each round of the module operation right after the modules: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
 		b.WriteString("| OpenSSL operation | 1 thread ops/s | 2 threads ops/s | scaling | module operation | module scaling |\n|---|---:|---:|---:|---|---:|\n")
 		for _, o := range r.OpenSSLBaseline {
 			ms := "-"
