@@ -81,7 +81,8 @@ fi
 [ -n "${BENCH_NO_DOC:-}" ] && exit 0
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+# docs/bench.md itself does not count: this script rewrites it.
+if [ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/bench.md' 2>/dev/null)" ]; then
 	commit="$commit (with uncommitted changes)"
 fi
 gen=$work/generated.md
