@@ -82,3 +82,13 @@ kdf_threads = 1
 label = %s
 `, tokenDir, label)
 }
+
+// NoAllocCount skips a test that counts allocations when the race
+// detector is on: its instrumentation allocates, so the count says nothing
+// about the code.
+func NoAllocCount(t testing.TB) {
+	t.Helper()
+	if Race {
+		t.Skip("allocation counts are not the code's under the race detector")
+	}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package testenv
+
+// Race is true in a build with the race detector.
+const Race = true
