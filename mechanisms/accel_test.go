@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"filippo.io/bigmod"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -49,7 +50,7 @@ func TestAccelEngaged(t *testing.T) {
 	for _, mech := range []ck.MechanismType{ck.CKM_RSA_PKCS, ck.CKM_RSA_X_509, ck.CKM_RSA_PKCS_PSS, ck.CKM_SHA256_RSA_PKCS, ck.CKM_SHA3_512_RSA_PKCS_PSS} {
 		st, err := row(t, mech).Prepare(rk)
 		require.NoError(t, err)
-		assert.IsType(t, &ossl.RSAKey{}, st, "%v prepares a libcrypto key", mech)
+		assert.IsType(t, &rsaAccelKey{}, st, "%v prepares a libcrypto key", mech)
 		st, err = row(t, mech).Prepare(&rk.PublicKey)
 		require.NoError(t, err)
 		assert.Nil(t, st, "%v: nothing for a public key", mech)
@@ -230,4 +231,48 @@ func TestAccelResultChecked(t *testing.T) {
 	want, err := signOnce(t, m, priv, nil, msg)
 	require.NoError(t, err)
 	assert.Equal(t, want, sig, "and equals Go's")
+
+	// The same when the check runs on the prepared modulus (the state's
+	// modulus is the key's, its libcrypto key another's).
+	mixed := &rsaAccelKey{acc: wrong.(*rsaAccelKey).acc, nBig: priv.N, e: priv.E}
+	mixed.n, err = bigmod.NewModulus(priv.N.Bytes())
+	require.NoError(t, err)
+	sig, err = signOnce(t, m, &Prepared{Key: priv, State: mixed}, nil, msg)
+	require.NoError(t, err)
+	assert.Equal(t, before+2, accelMismatches.Load(), "the mismatch is counted")
+	assert.Equal(t, want, sig, "and the signature is Go's")
+}
+
+// TestAccelCheck: the check of a libcrypto result, on the prepared modulus
+// and on math/big, takes exactly the signatures of the block.
+func TestAccelCheck(t *testing.T) {
+	needAccel(t)
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	st, err := prepareRSA(priv)
+	require.NoError(t, err)
+	k := st.(*rsaAccelKey)
+	require.NotNil(t, k.n, "a bigmod modulus")
+	plain := &rsaAccelKey{acc: k.acc, nBig: priv.N, e: priv.E} // no modulus: math/big
+	size := priv.Size()
+	block := make([]byte, size)
+	block[1] = 1
+	_, _ = rand.Read(block[2:])
+	sig := new(big.Int).Exp(new(big.Int).SetBytes(block), priv.D, priv.N).FillBytes(make([]byte, size))
+	bad := slices.Clone(sig)
+	bad[size-1] ^= 1
+	over := priv.N.FillBytes(make([]byte, size)) // n itself: not below n
+	for name, c := range map[string]*rsaAccelKey{"bigmod": k, "math/big": plain} {
+		assert.True(t, c.verifies(&priv.PublicKey, sig, block), "%s: the signature", name)
+		assert.False(t, c.verifies(&priv.PublicKey, bad, block), "%s: one bit off", name)
+		assert.False(t, c.verifies(&priv.PublicKey, over, block), "%s: n", name)
+		assert.False(t, c.verifies(&priv.PublicKey, sig, over), "%s: a block not below n", name)
+		for range 3 { // scratch reused from the pool
+			assert.True(t, c.verifies(&priv.PublicKey, sig, block), "%s: again", name)
+		}
+	}
+	// Another key's public half never uses this modulus.
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	assert.False(t, k.verifies(&other.PublicKey, sig, block), "checked with the caller's key")
 }

@@ -12,7 +12,6 @@ import (
 	"math/big"
 
 	"gohsm/internal/ck"
-	"gohsm/internal/ossl"
 )
 
 // f4 is the public exponent 65537, the only one Go's key generation produces.
@@ -135,7 +134,7 @@ func rsaPSSVerify(h crypto.Hash) func(key, param any) (Verifier, error) {
 type rsaSigner struct {
 	input
 	priv *rsa.PrivateKey
-	acc  *ossl.RSAKey    // non-nil: the private operation runs in libcrypto (accel.go)
+	acc  *rsaAccelKey    // non-nil: the private operation runs in libcrypto (accel.go)
 	hash crypto.Hash     // of the message passed to rsa (0: raw PKCS#1 v1.5)
 	pss  *rsa.PSSOptions // nil: PKCS#1 v1.5
 }

@@ -8,7 +8,6 @@ import (
 	"filippo.io/bigmod"
 
 	"gohsm/internal/ck"
-	"gohsm/internal/ossl"
 )
 
 // CKM_RSA_X_509 (PKCS#11 v3.0 "X.509 (raw) RSA") is RSA itself: no
@@ -51,7 +50,7 @@ func rawInput(pub *rsa.PublicKey, in []byte, rv ck.RV, what string) (*big.Int, e
 // constant-time arithmetic is the defence against timing, and blinding
 // would cost a modular inverse per operation for no further protection in
 // software.
-func rsaRawPrivate(priv *rsa.PrivateKey, acc *ossl.RSAKey, c *big.Int) ([]byte, error) {
+func rsaRawPrivate(priv *rsa.PrivateKey, acc *rsaAccelKey, c *big.Int) ([]byte, error) {
 	if acc != nil {
 		in := c.FillBytes(make([]byte, priv.Size()))
 		return rsaAccelSign(nil, priv, acc, in)
@@ -169,7 +168,7 @@ func rsaRawDecrypt(key, _ any) (Cipher, error) {
 type rsaRawCipher struct {
 	pub  *rsa.PublicKey
 	priv *rsa.PrivateKey // nil: encrypting
-	acc  *ossl.RSAKey    // non-nil: the private operation runs in libcrypto
+	acc  *rsaAccelKey    // non-nil: the private operation runs in libcrypto
 	buf  []byte
 }
 
