@@ -306,24 +306,24 @@ func (s *sqliteStore) observeLocked() (h [walIndexHeaderSize]byte, ok bool) {
 	if s.shmF == nil {
 		return h, false
 	}
-	if s.shm.header(&h) {
-		if h != s.hdr {
-			s.hdr = h
-			s.seen++
+	// The mapped header when there is one (then also published for the
+	// fast path), else the file's first bytes.
+	mapped := s.shm.header(&h)
+	if !mapped {
+		if n, err := s.shmF.ReadAt(h[:], 0); n != len(h) || err != nil {
+			return h, false
 		}
+	}
+	if h != s.hdr {
+		s.hdr = h
+		s.seen++
+	}
+	if mapped {
 		hc := h
 		s.fastSeen.Store(s.seen)
 		s.fastHdr.Store(&hc)
-		return h, true
 	}
-	if n, err := s.shmF.ReadAt(h[:], 0); n == len(h) && err == nil {
-		if h != s.hdr {
-			s.hdr = h
-			s.seen++
-		}
-		return h, true
-	}
-	return h, false
+	return h, true
 }
 
 // mark is Generation for the write path: the generation and the header it
