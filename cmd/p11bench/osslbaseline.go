@@ -10,7 +10,6 @@ import "C"
 import (
 	"fmt"
 	"log"
-	"slices"
 	"time"
 )
 
@@ -89,12 +88,8 @@ func (o *osslBase) rows() []osslRow {
 	var rows []osslRow
 	for _, op := range o.order {
 		r := o.rates[op]
-		row := osslRow{Op: op, What: osslOps[op].what, Scaling: medianRatio(r[1], r[0])}
-		one, two := slices.Clone(r[0]), slices.Clone(r[1])
-		slices.Sort(one)
-		slices.Sort(two)
-		row.One, row.Two = one[len(one)/2], two[len(two)/2]
-		rows = append(rows, row)
+		rows = append(rows, osslRow{Op: op, What: osslOps[op].what,
+			One: medianOf(r[0]), Two: medianOf(r[1]), Scaling: medianRatio(r[1], r[0])})
 	}
 	return rows
 }

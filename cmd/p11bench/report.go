@@ -148,11 +148,18 @@ func medianRatio(a, b []float64) float64 {
 			rs = append(rs, a[i]/b[i])
 		}
 	}
-	if len(rs) == 0 {
+	return medianOf(rs)
+}
+
+// medianOf is the median of v (the upper one of an even count; 0 for
+// none), leaving v's order alone.
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
 		return 0
 	}
-	slices.Sort(rs)
-	return rs[len(rs)/2]
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // summarise computes the ratios (first module / second module), the
