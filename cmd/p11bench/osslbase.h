@@ -2,6 +2,7 @@
 #define P11BENCH_OSSLBASE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum { OSSL_BASE_ECDSA_P256 = 0, OSSL_BASE_RSA2048_PKCS1 = 1 };
 #define OSSL_BASE_MAX_THREADS 8
@@ -10,7 +11,8 @@ enum { OSSL_BASE_ECDSA_P256 = 0, OSSL_BASE_RSA2048_PKCS1 = 1 };
  * RSA-2048 key; on failure it writes why and returns 0. */
 int ossl_base_load(char *why, size_t n);
 /* ossl_base_run signs with every thread for seconds and returns the summed
- * per-thread rates; 0 on failure. */
-int ossl_base_run(int kind, int threads, double seconds, double *ops_per_sec);
+ * per-thread rates, and every signature's latency in hist (HIST_BUCKETS
+ * counters, bench.h's layout); 0 on failure. */
+int ossl_base_run(int kind, int threads, double seconds, double *ops_per_sec, uint64_t *hist);
 
 #endif

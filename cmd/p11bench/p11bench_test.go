@@ -84,6 +84,10 @@ func TestSmoke(t *testing.T) {
 	for _, o := range rep.OpenSSLBaseline {
 		assert.Positive(t, o.One, o.Op)
 		assert.Positive(t, o.Two, o.Op)
+		assert.Positive(t, o.P50One, "%s: every signature is timed", o.Op)
+		assert.LessOrEqual(t, o.P50One, o.P99One, o.Op)
+		assert.Positive(t, o.P50Two, "%s: every signature is timed", o.Op)
+		assert.LessOrEqual(t, o.P50Two, o.P99Two, o.Op)
 		assert.Equal(t, "gohsm", o.Module, "matched to the module's scaling row")
 	}
 

@@ -399,13 +399,14 @@ func (r *report) markdown() string {
 
 	if len(r.OpenSSLBaseline) > 0 {
 		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), measured in each round of the module operation right after the modules: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
-		b.WriteString("| OpenSSL operation | 1 thread ops/s | 2 threads ops/s | scaling | module operation | module scaling |\n|---|---:|---:|---:|---|---:|\n")
+		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 		for _, o := range r.OpenSSLBaseline {
 			ms := "-"
 			if o.Module != "" {
 				ms = ratio(o.ModuleScaling)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.Two), ratio(o.Scaling), o.Op, o.Module, ms)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.P50One), num(o.P99One),
+				num(o.Two), num(o.P50Two), num(o.P99Two), ratio(o.Scaling), o.Op, o.Module, ms)
 		}
 	}
 
