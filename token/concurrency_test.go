@@ -236,3 +236,33 @@ func TestSessionKeepsOffNeighboursCacheLines(t *testing.T) {
 	assert.GreaterOrEqual(t, int(first), line, "padding before the first field")
 	assert.GreaterOrEqual(t, int(typ.Size()-end), line, "padding after the last field")
 }
+
+// BenchmarkSignECDSAP256 is C_SignInit + C_Sign of CKM_ECDSA (a 32-byte
+// hash) with a token P-256 key below the C boundary, one session per
+// goroutine: with libcrypto available, the path p11bench's ecdsa-p256
+// times, without the C boundary (-benchmem: what each signature leaves
+// for the collector).
+func BenchmarkSignECDSAP256(b *testing.B) {
+	m, _ := newToken(b)
+	h := openRW(b, m)
+	require.NoError(b, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	_, key, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_EC_PARAMS: p256Params, ck.CKA_VERIFY: attrs.Bool(true)},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_PRIVATE: attrs.Bool(true), ck.CKA_SENSITIVE: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(b, err)
+	hash := make([]byte, 32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		se, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
+		require.NoError(b, err)
+		out := make([]byte, 64)
+		for pb.Next() {
+			if err := m.SignInit(se, Mechanism{Type: ck.CKM_ECDSA}, key); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.Sign(se, hash, Out{Buf: out}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
