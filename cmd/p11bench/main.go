@@ -43,6 +43,7 @@ type config struct {
 	goBaseline bool
 	osslBase   bool
 	rounds     int
+	slices     int
 	command    string
 }
 
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.duration, "duration", time.Second, "measured time per operation, module, session count and round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "measurements per operation, module and session count, interleaved; the median (by ops/s) is reported")
 	fs.DurationVar(&cfg.warmup, "warmup", 200*time.Millisecond, "unmeasured run before each measurement")
+	fs.IntVar(&cfg.slices, "slices", 4, "slices each measurement of a round is cut into; an operation's modules, session counts and OpenSSL threads take turns slice by slice, so that a ratio compares the same moments")
 	sessions := fs.String("sessions", "1,2", "concurrent session counts, each session on its own OS thread")
 	ops := fs.String("ops", "", "comma-separated substrings selecting operations (default all): "+opNames())
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file (- for standard output, replacing the tables)")
@@ -116,6 +118,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		if len(cfg.selected()) == 0 {
 			return nil, fmt.Errorf("p11bench: -ops %q selects nothing of: %s", *ops, opNames())
 		}
+	}
+	if cfg.slices < 1 || cfg.duration/time.Duration(max(cfg.slices, 1)) < time.Millisecond {
+		return nil, fmt.Errorf("p11bench: -slices %d: want at least 1, and slices of at least 1ms of -duration %s", cfg.slices, cfg.duration)
 	}
 	if cfg.objects < 1 || cfg.objects > 99999 {
 		return nil, fmt.Errorf("p11bench: -objects %d: want 1..99999", cfg.objects)
@@ -223,7 +228,7 @@ func bench(cfg *config) (*report, error) {
 	if cfg.rounds < 1 {
 		return nil, fmt.Errorf("p11bench: -rounds %d: at least 1", cfg.rounds)
 	}
-	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Rounds: cfg.rounds, Sessions: cfg.sessions, Objects: cfg.objects}
+	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Rounds: cfg.rounds, Slices: cfg.slices, Sessions: cfg.sessions, Objects: cfg.objects}
 	var errs []error
 	var ossl *osslBase
 	if cfg.osslBase {
@@ -240,35 +245,55 @@ func bench(cfg *config) (*report, error) {
 				}
 			}
 		}
-		// Rounds interleave session counts and modules, so that a burst of
-		// other work on the machine lands in one round of one measurement,
-		// not in all of them; the median round is reported.
-		type cell struct {
-			m *module
-			k int
-		}
-		var cells []cell
+		// Rounds repeat the measurement; within a round, the cells (a
+		// module at a session count, and OpenSSL's own threads where
+		// they bound the operation) take turns in slices, in alternating
+		// order, so that a ratio of two cells compares the same moments
+		// of a machine whose speed changes from one second to the next,
+		// and a burst of other work lands in all cells alike.
+		var cells []*modCell
 		for _, k := range cfg.sessions {
 			if op.harness {
-				cells = append(cells, cell{mods[0], k})
+				cells = append(cells, &modCell{m: mods[0], k: k})
 				continue
 			}
 			for _, m := range mods {
-				cells = append(cells, cell{m, k})
+				cells = append(cells, &modCell{m: m, k: k})
 			}
 		}
 		got := make([][]result, len(cells))
+		slice := cfg.duration / time.Duration(cfg.slices)
 		for round := 0; round < cfg.rounds; round++ {
+			var turns []func()
+			begun := make([]bool, len(cells))
 			for i, c := range cells {
 				if round > 0 && got[i][0].Status != statusOK {
 					continue // unsupported or failed: once is enough
 				}
-				got[i] = append(got[i], measure(c.m, op, c.k, cfg))
+				begun[i] = true
+				if c.begin(op, cfg) {
+					turns = append(turns, func() { c.slice(op, slice) })
+				}
 			}
-			// OpenSSL's own rate, seconds after the modules' in the
-			// same round (the machine's ceiling at that moment).
+			var oc []*osslCell
 			if ossl != nil {
-				if err := ossl.round(op.name, cfg.warmup, cfg.duration); err != nil {
+				oc = ossl.cells(op.name, cfg.warmup)
+				for _, o := range oc {
+					turns = append(turns, func() { o.run(slice) })
+				}
+			}
+			for s := range cfg.slices {
+				for j := range turns {
+					turns[turnOrder(s, j, len(turns))]()
+				}
+			}
+			for i, c := range cells {
+				if begun[i] {
+					got[i] = append(got[i], c.end(op))
+				}
+			}
+			for _, o := range oc {
+				if err := o.end(); err != nil {
 					errs = append(errs, err)
 					ossl = nil
 				}
@@ -300,42 +325,85 @@ func bench(cfg *config) (*report, error) {
 	return rep, errors.Join(errs...)
 }
 
-func measure(m *module, op *opDef, k int, cfg *config) result {
-	r := result{Op: op.name, Module: m.name, Sessions: k}
+// turnOrder is the cell that takes the j-th turn of slice s among n:
+// forward in even slices, backward in odd ones, so that over two slices
+// every cell has as many turns before as after each other cell, and a
+// steady drift of the machine's speed favours none.
+func turnOrder(s, j, n int) int {
+	if s%2 == 1 {
+		return n - 1 - j
+	}
+	return j
+}
+
+// modCell is one module at one session count, for one operation: its
+// result this round while the round's slices run.
+type modCell struct {
+	m   *module
+	k   int
+	ws  []*worker
+	res result
+	acc measurement
+}
+
+// begin starts a round: the result is unsupported (a mechanism the module
+// does not list), failed (in the warm-up), or to be measured (true).
+func (c *modCell) begin(op *opDef, cfg *config) bool {
+	c.res = result{Op: op.name, Module: c.m.name, Sessions: c.k}
+	c.acc = measurement{}
 	if !op.harness {
-		if why := op.unsupported(m); why != "" {
-			r.Status, r.Reason = statusUnsupported, why
-			log.Printf("%-22s %-8s %d session(s): unsupported: %s", op.name, m.name, k, why)
-			return r
+		if why := op.unsupported(c.m); why != "" {
+			c.res.Status, c.res.Reason = statusUnsupported, why
+			return false
 		}
 	}
-	ws := m.workers[:k]
+	c.ws = c.m.workers[:c.k]
 	if op.findTok {
-		ws = m.findWorkers[:k]
+		c.ws = c.m.findWorkers[:c.k]
 	}
 	if cfg.warmup > 0 {
-		if w := run(ws, op, cfg.warmup); w.err != nil {
-			r.Status, r.Reason, r.err = statusError, w.err.Error(), fmt.Errorf("p11bench: %s %s: %w", m.name, op.name, w.err)
-			log.Printf("%-22s %-8s %d session(s): error: %v", op.name, m.name, k, w.err)
-			return r
+		if w := run(c.ws, op, cfg.warmup); w.err != nil {
+			c.fail(op, w.err)
+			return false
 		}
 	}
-	res := run(ws, op, cfg.duration)
-	r.Ops, r.OpsPerSec = res.ops, res.opsPerSec
-	r.P50us, r.P99us = float64(res.p50)/1e3, float64(res.p99)/1e3
-	if res.err != nil {
-		r.Status, r.Reason, r.err = statusError, res.err.Error(), fmt.Errorf("p11bench: %s %s: %w", m.name, op.name, res.err)
-		log.Printf("%-22s %-8s %d session(s): error: %v", op.name, m.name, k, res.err)
+	return true
+}
+
+func (c *modCell) fail(op *opDef, err error) {
+	c.res.Status, c.res.Reason, c.res.err = statusError, err.Error(), fmt.Errorf("p11bench: %s %s: %w", c.m.name, op.name, err)
+}
+
+// slice measures one slice of the round (none after an error).
+func (c *modCell) slice(op *opDef, d time.Duration) {
+	if c.acc.err != nil || c.res.Status != "" {
+		return
+	}
+	c.acc.add(run(c.ws, op, d))
+}
+
+// end is the round's result, logged.
+func (c *modCell) end(op *opDef) result {
+	r := c.res
+	switch {
+	case r.Status == statusUnsupported:
+		log.Printf("%-22s %-8s %d session(s): unsupported: %s", op.name, c.m.name, c.k, r.Reason)
+		return r
+	case r.Status == statusError:
+	case c.acc.err != nil:
+		c.fail(op, c.acc.err)
+		r = c.res
+	default:
+		r.Ops, r.OpsPerSec = c.acc.ops(), c.acc.opsPerSec()
+		r.P50us, r.P99us = float64(c.acc.percentile(0.50))/1e3, float64(c.acc.percentile(0.99))/1e3
+		r.Status = statusOK
+		log.Printf("%-22s %-8s %d session(s): %12.1f ops/s  p50 %9.2f us  p99 %9.2f us", op.name, c.m.name, c.k, r.OpsPerSec, r.P50us, r.P99us)
 		return r
 	}
-	r.Status = statusOK
-	log.Printf("%-22s %-8s %d session(s): %12.1f ops/s  p50 %9.2f us  p99 %9.2f us", op.name, m.name, k, r.OpsPerSec, r.P50us, r.P99us)
+	log.Printf("%-22s %-8s %d session(s): error: %s", op.name, c.m.name, c.k, r.Reason)
 	return r
 }
 
-// median returns the round with the median ops/s (the upper one of an even
-// count), with the ops/s of every round; a failed round wins, so that an
-// error is never hidden by the others.
 func median(rs []result) result {
 	for _, r := range rs {
 		if r.Status != statusOK {

@@ -122,7 +122,7 @@ static void *work(void *arg)
 	return NULL;
 }
 
-int ossl_base_run(int kind, int threads, double seconds, double *ops_per_sec, uint64_t *hist)
+int ossl_base_run(int kind, int threads, double seconds, uint64_t *ops, uint64_t *elapsed_ns, uint64_t *hist)
 {
 	pthread_t th[OSSL_BASE_MAX_THREADS];
 	struct worker w[OSSL_BASE_MAX_THREADS];
@@ -130,8 +130,6 @@ int ossl_base_run(int kind, int threads, double seconds, double *ops_per_sec, ui
 
 	if (threads < 1 || threads > OSSL_BASE_MAX_THREADS)
 		return 0;
-	*ops_per_sec = 0;
-	memset(hist, 0, HIST_BUCKETS * sizeof hist[0]);
 	for (i = 0; i < threads; i++) {
 		memset(&w[i], 0, sizeof w[i]);
 		w[i].kind = kind;
@@ -148,8 +146,8 @@ int ossl_base_run(int kind, int threads, double seconds, double *ops_per_sec, ui
 		pthread_join(th[i], NULL);
 		if (w[i].failed || w[i].elapsed == 0)
 			ok = 0;
-		else
-			*ops_per_sec += (double)w[i].ops * 1e9 / (double)w[i].elapsed;
+		ops[i] += w[i].ops;
+		elapsed_ns[i] += w[i].elapsed;
 		for (b = 0; b < HIST_BUCKETS; b++)
 			hist[b] += w[i].hist[b];
 		free(w[i].hist);

@@ -45,14 +45,32 @@ var osslOps = map[string]struct {
 
 // osslBase measures libcrypto's ECDSA P-256 and RSA-2048 PKCS#1 v1.5
 // signing from 1 and 2 plain C threads, inside the rounds of the module
-// operation each bounds: on this machine one thread's speed changes by a
-// third from one second to the next, so a ceiling measured minutes apart
+// operation each bounds, taking turns with the modules' cells slice by
+// slice: on this machine one thread's speed changes by a third from one
+// second to the next, so a ceiling measured minutes, or even seconds, apart
 // from the module's rows says little about them.
 type osslBase struct {
-	rates map[string]*[2][]float64 // op -> per thread count (1, 2) -> rate per round
-	p50   map[string]*[2][]float64 // likewise, the round's median signature time in us
-	p99   map[string]*[2][]float64
+	ops   map[string]*osslOp
 	order []string
+}
+
+// osslOp is one OpenSSL operation's per-round results, per thread count
+// (1, 2).
+type osslOp struct {
+	rate, p50, p99 [2][]float64 // per round; latencies in us
+}
+
+// osslCell is one thread count of one OpenSSL operation in one round: what
+// its slices did so far.
+type osslCell struct {
+	base    *osslOp
+	op      string
+	kind    C.int
+	i       int // index into base's arrays: threads = i+1
+	ops     []uint64
+	elapsed []uint64
+	hist    []uint64
+	err     error
 }
 
 func newOSSLBase() (*osslBase, error) {
@@ -60,43 +78,73 @@ func newOSSLBase() (*osslBase, error) {
 	if C.ossl_base_load(&why[0], C.size_t(len(why))) == 0 {
 		return nil, fmt.Errorf("openssl baseline: %s", C.GoString(&why[0]))
 	}
-	return &osslBase{rates: map[string]*[2][]float64{}, p50: map[string]*[2][]float64{}, p99: map[string]*[2][]float64{}}, nil
+	return &osslBase{ops: map[string]*osslOp{}}, nil
 }
 
-// round measures op (if it is one of osslOps) once at 1 and once at 2
-// threads, each after an unmeasured warm-up, like a module's cell.
-func (o *osslBase) round(op string, warmup, d time.Duration) error {
+// cells starts a round of op (nil if op is none of osslOps): a cell for 1
+// and one for 2 threads, each after an unmeasured warm-up, like a module's
+// cell.
+func (o *osslBase) cells(op string, warmup time.Duration) []*osslCell {
 	x, ok := osslOps[op]
 	if !ok {
 		return nil
 	}
-	r := o.rates[op]
-	if r == nil {
-		r = new([2][]float64)
-		o.rates[op], o.p50[op], o.p99[op] = r, new([2][]float64), new([2][]float64)
+	b := o.ops[op]
+	if b == nil {
+		b = new(osslOp)
+		o.ops[op] = b
 		o.order = append(o.order, op)
 	}
-	hist := make([]uint64, histBuckets)
-	h := (*C.uint64_t)(unsafe.Pointer(&hist[0]))
-	for i, n := range []int{1, 2} {
-		var rate C.double
-		if warmup > 0 && C.ossl_base_run(x.kind, C.int(n), C.double(warmup.Seconds()), &rate, h) == 0 {
-			return fmt.Errorf("openssl baseline: %s with %d threads failed", x.what, n)
+	var cs []*osslCell
+	for i := range 2 {
+		c := &osslCell{base: b, op: op, kind: x.kind, i: i}
+		if warmup > 0 {
+			c.run(warmup)
 		}
-		if C.ossl_base_run(x.kind, C.int(n), C.double(d.Seconds()), &rate, h) == 0 {
-			return fmt.Errorf("openssl baseline: %s with %d threads failed", x.what, n)
-		}
-		var total uint64
-		for _, v := range hist {
-			total += v
-		}
-		p50, p99 := percentile(hist, total, 0.50), percentile(hist, total, 0.99)
-		r[i] = append(r[i], float64(rate))
-		o.p50[op][i] = append(o.p50[op][i], float64(p50)/1e3)
-		o.p99[op][i] = append(o.p99[op][i], float64(p99)/1e3)
-		log.Printf("%-22s %-8s %d thread(s):   %12.1f ops/s  p50 %9.2f us  p99 %9.2f us  mean %9.2f us",
-			"openssl-"+op, "openssl", n, float64(rate), float64(p50)/1e3, float64(p99)/1e3, float64(n)*1e6/float64(rate))
+		c.ops, c.elapsed, c.hist = nil, nil, nil // the warm-up is not measured
+		cs = append(cs, c)
 	}
+	return cs
+}
+
+func (c *osslCell) threads() int { return c.i + 1 }
+
+// run signs with the cell's threads for d, adding to what it did so far.
+func (c *osslCell) run(d time.Duration) {
+	if c.err != nil {
+		return
+	}
+	if c.ops == nil {
+		c.ops, c.elapsed = make([]uint64, c.threads()), make([]uint64, c.threads())
+		c.hist = make([]uint64, histBuckets)
+	}
+	if C.ossl_base_run(c.kind, C.int(c.threads()), C.double(d.Seconds()),
+		(*C.uint64_t)(unsafe.Pointer(&c.ops[0])), (*C.uint64_t)(unsafe.Pointer(&c.elapsed[0])),
+		(*C.uint64_t)(unsafe.Pointer(&c.hist[0]))) == 0 {
+		c.err = fmt.Errorf("openssl baseline: %s with %d threads failed", osslOps[c.op].what, c.threads())
+	}
+}
+
+// end records the round: the per-thread rates summed, and the latencies.
+func (c *osslCell) end() error {
+	if c.err != nil {
+		return c.err
+	}
+	var rate float64
+	var total uint64
+	for t := range c.ops {
+		if c.elapsed[t] > 0 {
+			rate += float64(c.ops[t]) * 1e9 / float64(c.elapsed[t])
+		}
+		total += c.ops[t]
+	}
+	p50, p99 := percentile(c.hist, total, 0.50), percentile(c.hist, total, 0.99)
+	b := c.base
+	b.rate[c.i] = append(b.rate[c.i], rate)
+	b.p50[c.i] = append(b.p50[c.i], float64(p50)/1e3)
+	b.p99[c.i] = append(b.p99[c.i], float64(p99)/1e3)
+	log.Printf("%-22s %-8s %d thread(s):   %12.1f ops/s  p50 %9.2f us  p99 %9.2f us  mean %9.2f us",
+		"openssl-"+c.op, "openssl", c.threads(), rate, float64(p50)/1e3, float64(p99)/1e3, float64(c.threads())*1e6/rate)
 	return nil
 }
 
@@ -105,11 +153,13 @@ func (o *osslBase) round(op string, warmup, d time.Duration) error {
 func (o *osslBase) rows() []osslRow {
 	var rows []osslRow
 	for _, op := range o.order {
-		r := o.rates[op]
-		p50, p99 := o.p50[op], o.p99[op]
+		b := o.ops[op]
+		if len(b.rate[0]) == 0 || len(b.rate[1]) != len(b.rate[0]) {
+			continue
+		}
 		rows = append(rows, osslRow{Op: op, What: osslOps[op].what,
-			One: medianOf(r[0]), Two: medianOf(r[1]), Scaling: medianRatio(r[1], r[0]),
-			P50One: medianOf(p50[0]), P99One: medianOf(p99[0]), P50Two: medianOf(p50[1]), P99Two: medianOf(p99[1])})
+			One: medianOf(b.rate[0]), Two: medianOf(b.rate[1]), Scaling: medianRatio(b.rate[1], b.rate[0]),
+			P50One: medianOf(b.p50[0]), P99One: medianOf(b.p99[0]), P50Two: medianOf(b.p50[1]), P99Two: medianOf(b.p99[1])})
 	}
 	return rows
 }

@@ -210,3 +210,17 @@ func TestPairedRatio(t *testing.T) {
 	assert.Zero(t, medianRatio([]float64{1}, []float64{0}), "no usable round")
 	assert.InDelta(t, 3.0, medianRatio([]float64{1, 4, 9, 16}, []float64{1, 2, 3, 4}), 1e-9, "upper median of 1, 2, 3, 4")
 }
+
+// TestTurnOrder: slices alternate the cells' order, each slice a
+// permutation.
+func TestTurnOrder(t *testing.T) {
+	var got [][]int
+	for s := range 3 {
+		var order []int
+		for j := range 4 {
+			order = append(order, turnOrder(s, j, 4))
+		}
+		got = append(got, order)
+	}
+	assert.Equal(t, [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {0, 1, 2, 3}}, got)
+}

@@ -84,6 +84,7 @@ type report struct {
 	Command    string         `json:"command"`
 	Duration   string         `json:"duration_per_op"`
 	Rounds     int            `json:"rounds"`
+	Slices     int            `json:"slices"`
 	Sessions   []int          `json:"sessions"`
 	Objects    int            `json:"find_objects"`
 	Modules    []moduleReport `json:"modules"`
@@ -320,7 +321,7 @@ func (r *report) markdown() string {
 	for _, m := range r.Modules {
 		names = append(names, m.Name)
 	}
-	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per session count, in %d interleaved rounds of which the median (by ops/s) is shown; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds)
+	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per module and session count, in %d rounds of which the median (by ops/s) is shown; within a round the measurements take turns in %d slices (alternating order), so that the ratios compare the same moments; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds, r.Slices)
 	b.WriteString("| operation | sessions |")
 	sep := "|---|---:|"
 	for _, n := range names {
@@ -398,7 +399,7 @@ func (r *report) markdown() string {
 	}
 
 	if len(r.OpenSSLBaseline) > 0 {
-		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), measured in each round of the module operation right after the modules: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
+		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), taking turns with the modules in the slices of each round of the module operation: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
 		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 		for _, o := range r.OpenSSLBaseline {
 			ms := "-"

@@ -57,23 +57,65 @@ func (m *module) newWorker(t token) (*worker, error) {
 	return &worker{m: m, ctx: c, hist: hist}, nil
 }
 
-// measurement is what one run of an operation on some workers gave.
-type measurement struct {
-	ops       uint64
-	opsPerSec float64
-	p50, p99  time.Duration
-	err       error
+// share is what one worker did.
+type share struct {
+	ops   uint64
+	timed time.Duration
+	err   error
 }
+
+// measurement is what runs of an operation on some workers gave, summed
+// over the runs (the slices of a round).
+type measurement struct {
+	shares []share // per worker
+	hist   []uint64
+	err    error
+}
+
+// add sums o into m.
+func (m *measurement) add(o measurement) {
+	for len(m.shares) < len(o.shares) {
+		m.shares = append(m.shares, share{})
+	}
+	for i, s := range o.shares {
+		m.shares[i].ops += s.ops
+		m.shares[i].timed += s.timed
+	}
+	if m.hist == nil {
+		m.hist = make([]uint64, histBuckets)
+	}
+	for b, v := range o.hist {
+		m.hist[b] += v
+	}
+	m.err = errors.Join(m.err, o.err)
+}
+
+// ops is the number of operations over all workers.
+func (m *measurement) ops() uint64 {
+	var n uint64
+	for _, s := range m.shares {
+		n += s.ops
+	}
+	return n
+}
+
+// opsPerSec sums the workers' rates, each over its own timed operations.
+func (m *measurement) opsPerSec() float64 {
+	var r float64
+	for _, s := range m.shares {
+		if s.timed > 0 {
+			r += float64(s.ops) / s.timed.Seconds()
+		}
+	}
+	return r
+}
+
+func (m *measurement) percentile(q float64) time.Duration { return percentile(m.hist, m.ops(), q) }
 
 // run runs op on every worker concurrently (each on its own locked OS
 // thread) for d, in batches of about 10 ms that the C loop times per
 // operation.
 func run(ws []*worker, op *opDef, d time.Duration) measurement {
-	type share struct {
-		ops   uint64
-		timed time.Duration
-		err   error
-	}
 	shares := make([]share, len(ws))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -117,21 +159,13 @@ func run(ws []*worker, op *opDef, d time.Duration) measurement {
 	close(start)
 	wg.Wait()
 
-	var res measurement
-	hist := make([]uint64, C.HIST_BUCKETS)
+	res := measurement{shares: shares, hist: make([]uint64, histBuckets)}
 	for i, w := range ws {
-		sh := shares[i]
-		res.err = errors.Join(res.err, sh.err)
-		res.ops += sh.ops
-		if sh.timed > 0 {
-			res.opsPerSec += float64(sh.ops) / sh.timed.Seconds()
-		}
+		res.err = errors.Join(res.err, shares[i].err)
 		for b, v := range unsafe.Slice((*uint64)(unsafe.Pointer(w.hist)), C.HIST_BUCKETS) {
-			hist[b] += v
+			res.hist[b] += v
 		}
 	}
-	res.p50 = percentile(hist, res.ops, 0.50)
-	res.p99 = percentile(hist, res.ops, 0.99)
 	return res
 }
 
