@@ -76,7 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.findLabel, "find-label", "p11bench-find", "label of the token holding the find objects (the -label token if equal)")
 	fs.IntVar(&cfg.objects, "objects", 10000, "data objects on the find token")
 	fs.DurationVar(&cfg.duration, "duration", time.Second, "measured time per operation, module, session count and round")
-	fs.IntVar(&cfg.rounds, "rounds", 3, "measurements per operation, module and session count, interleaved; the median (by ops/s) is reported")
+	fs.IntVar(&cfg.rounds, "rounds", 5, "measurements per operation, module and session count; the median (by ops/s) is reported, and a ratio is the median of the rounds' ratios")
 	fs.DurationVar(&cfg.warmup, "warmup", 200*time.Millisecond, "unmeasured run before each measurement")
 	fs.IntVar(&cfg.slices, "slices", 4, "slices each measurement of a round is cut into; an operation's modules, session counts and OpenSSL threads take turns slice by slice, so that a ratio compares the same moments")
 	sessions := fs.String("sessions", "1,2", "concurrent session counts, each session on its own OS thread")

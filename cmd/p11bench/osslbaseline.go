@@ -20,17 +20,18 @@ import (
 // libcrypto can reach, and this machine's ceiling for its 2-session
 // scaling. Information only: no target.
 type osslRow struct {
-	Op            string  `json:"op"`   // the module operation it bounds
-	What          string  `json:"what"` // the OpenSSL call
-	One           float64 `json:"ops_per_sec_1"`
-	Two           float64 `json:"ops_per_sec_2"`
-	Scaling       float64 `json:"scaling"`
-	P50One        float64 `json:"p50_us_1"` // per signature, median over rounds
-	P99One        float64 `json:"p99_us_1"`
-	P50Two        float64 `json:"p50_us_2"`
-	P99Two        float64 `json:"p99_us_2"`
-	Module        string  `json:"module,omitempty"`
-	ModuleScaling float64 `json:"module_scaling,omitempty"`
+	Op            string    `json:"op"`   // the module operation it bounds
+	What          string    `json:"what"` // the OpenSSL call
+	One           float64   `json:"ops_per_sec_1"`
+	Two           float64   `json:"ops_per_sec_2"`
+	Scaling       float64   `json:"scaling"`
+	ScalingRounds []float64 `json:"scaling_rounds,omitempty"`
+	P50One        float64   `json:"p50_us_1"` // per signature, median over rounds
+	P99One        float64   `json:"p99_us_1"`
+	P50Two        float64   `json:"p50_us_2"`
+	P99Two        float64   `json:"p99_us_2"`
+	Module        string    `json:"module,omitempty"`
+	ModuleScaling float64   `json:"module_scaling,omitempty"`
 }
 
 // osslOps are the operations OpenSSL's own signing is measured for, by the
@@ -158,7 +159,7 @@ func (o *osslBase) rows() []osslRow {
 			continue
 		}
 		rows = append(rows, osslRow{Op: op, What: osslOps[op].what,
-			One: medianOf(b.rate[0]), Two: medianOf(b.rate[1]), Scaling: medianRatio(b.rate[1], b.rate[0]),
+			One: medianOf(b.rate[0]), Two: medianOf(b.rate[1]), Scaling: medianRatio(b.rate[1], b.rate[0]), ScalingRounds: roundRatios(b.rate[1], b.rate[0]),
 			P50One: medianOf(b.p50[0]), P99One: medianOf(b.p99[0]), P50Two: medianOf(b.p50[1]), P99Two: medianOf(b.p99[1])})
 	}
 	return rows

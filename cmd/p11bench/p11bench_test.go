@@ -59,7 +59,7 @@ func TestSmoke(t *testing.T) {
 		seen[r.Op] = true
 		switch r.Status {
 		case statusOK:
-			assert.Len(t, r.RoundsOpsPerSec, 3, "%s %d sessions: three rounds (the default)", r.Op, r.Sessions)
+			assert.Len(t, r.RoundsOpsPerSec, 5, "%s %d sessions: five rounds (the default)", r.Op, r.Sessions)
 			assert.Contains(t, r.RoundsOpsPerSec, r.OpsPerSec, "%s %d sessions: the median is one of the rounds", r.Op, r.Sessions)
 			assert.Positive(t, r.Ops, "%s %d sessions", r.Op, r.Sessions)
 			assert.Positive(t, r.OpsPerSec, "%s %d sessions", r.Op, r.Sessions)
@@ -209,6 +209,9 @@ func TestPairedRatio(t *testing.T) {
 	assert.InDelta(t, 4.0, pairedRatio(rounds(20, 40), rounds(10)), 1e-9, "upper median 40 over 10")
 	assert.Zero(t, medianRatio([]float64{1}, []float64{0}), "no usable round")
 	assert.InDelta(t, 3.0, medianRatio([]float64{1, 4, 9, 16}, []float64{1, 2, 3, 4}), 1e-9, "upper median of 1, 2, 3, 4")
+	assert.Equal(t, []float64{1.9, 1.9, 1.2}, roundRatios(two.RoundsOpsPerSec, one.RoundsOpsPerSec), "in round order")
+	assert.Equal(t, "1.20-1.90", spread(roundRatios(two.RoundsOpsPerSec, one.RoundsOpsPerSec)))
+	assert.Equal(t, "-", spread(nil))
 }
 
 // TestTurnOrder: slices alternate the cells' order, each slice a

@@ -53,8 +53,10 @@ type scalingRow struct {
 	Base     float64 `json:"ops_per_sec_1"`
 	Scaled   float64 `json:"ops_per_sec_n"`
 	Scaling  float64 `json:"scaling"`
-	Target   float64 `json:"target,omitempty"`
-	Verdict  string  `json:"verdict"`
+	// Rounds are the per-round scalings Scaling is the median of.
+	Rounds  []float64 `json:"scaling_rounds,omitempty"`
+	Target  float64   `json:"target,omitempty"`
+	Verdict string    `json:"verdict"`
 }
 
 type goRow struct {
@@ -142,14 +144,25 @@ func pairedRatio(a, b *result) float64 {
 
 // medianRatio is the median of a[i]/b[i] (the upper one of an even count,
 // as for rounds), over the i where b[i] > 0.
-func medianRatio(a, b []float64) float64 {
+func medianRatio(a, b []float64) float64 { return medianOf(roundRatios(a, b)) }
+
+// roundRatios are a[i]/b[i], over the i where b[i] > 0.
+func roundRatios(a, b []float64) []float64 {
 	var rs []float64
 	for i := range a {
-		if b[i] > 0 {
+		if i < len(b) && b[i] > 0 {
 			rs = append(rs, a[i]/b[i])
 		}
 	}
-	return medianOf(rs)
+	return rs
+}
+
+// spread is the range of per-round ratios, "lo-hi" ("-" for none).
+func spread(rs []float64) string {
+	if len(rs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f-%.2f", slices.Min(rs), slices.Max(rs))
 }
 
 // medianOf is the median of v (the upper one of an even count; 0 for
@@ -195,7 +208,7 @@ func (r *report) summarise(names []string) {
 					continue
 				}
 				row := scalingRow{Op: op.name, Module: name, Sessions: k, Base: one.OpsPerSec, Scaled: many.OpsPerSec,
-					Scaling: pairedRatio(many, one), Verdict: verdictInfo}
+					Scaling: pairedRatio(many, one), Rounds: roundRatios(many.RoundsOpsPerSec, one.RoundsOpsPerSec), Verdict: verdictInfo}
 				// The scaling target is the module under test's (the first).
 				if op.scales && k == 2 && i == 0 {
 					row.Target = scalingTarget
@@ -374,10 +387,10 @@ func (r *report) markdown() string {
 
 	if len(r.Scaling) > 0 {
 		b.WriteString("\nSession scaling (ops/s with N sessions / ops/s with 1, the median over rounds of the ratio within a round; the target is the first module's, on sign operations):\n\n")
-		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | target | |\n|---|---|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | rounds | target | |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, x := range r.Scaling {
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
-				ratio(x.Scaling), target(x.Target), x.Verdict)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
+				ratio(x.Scaling), spread(x.Rounds), target(x.Target), x.Verdict)
 		}
 	}
 
@@ -400,14 +413,14 @@ func (r *report) markdown() string {
 
 	if len(r.OpenSSLBaseline) > 0 {
 		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), taking turns with the modules in the slices of each round of the module operation: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
-		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | rounds | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 		for _, o := range r.OpenSSLBaseline {
 			ms := "-"
 			if o.Module != "" {
 				ms = ratio(o.ModuleScaling)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.P50One), num(o.P99One),
-				num(o.Two), num(o.P50Two), num(o.P99Two), ratio(o.Scaling), o.Op, o.Module, ms)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.P50One), num(o.P99One),
+				num(o.Two), num(o.P50Two), num(o.P99Two), ratio(o.Scaling), spread(o.ScalingRounds), o.Op, o.Module, ms)
 		}
 	}
 
