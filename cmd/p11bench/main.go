@@ -404,6 +404,9 @@ func (c *modCell) end(op *opDef) result {
 	return r
 }
 
+// median returns the round with the median ops/s (the upper one of an even
+// count), with the ops/s of every round; a failed round wins, so that an
+// error is never hidden by the others.
 func median(rs []result) result {
 	for _, r := range rs {
 		if r.Status != statusOK {

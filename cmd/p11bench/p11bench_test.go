@@ -142,6 +142,8 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, modSpec{"a", "/x/liba.so"}, cfg.modules[0])
 	assert.Equal(t, modSpec{"softhsm2", "/y/libsofthsm2.so"}, cfg.modules[1])
 	assert.Equal(t, []int{1, 2, 4}, cfg.sessions)
+	assert.Equal(t, 5, cfg.rounds, "default")
+	assert.Equal(t, 4, cfg.slices, "default")
 	var names []string
 	for _, op := range cfg.selected() {
 		names = append(names, op.name)
@@ -153,6 +155,8 @@ func TestParseFlags(t *testing.T) {
 		{"-module", "x", "-sessions", "0"},
 		{"-module", "x", "-ops", "nothing-matches"},
 		{"-module", "x", "-objects", "100000"},
+		{"-module", "x", "-slices", "0"},
+		{"-module", "x", "-duration", "10ms", "-slices", "20"},
 	} {
 		_, err := parseFlags(bad, &strings.Builder{})
 		assert.Error(t, err, "%q", bad)
