@@ -58,8 +58,37 @@ func build(rows []Mechanism) (map[ck.MechanismType]*Mechanism, []*Mechanism) {
 	return m, all
 }
 
+// byPage holds the rows whose type is below 1<<16 (every one the spec
+// defines) by the type's high byte, then its low byte: Lookup runs in every
+// C_*Init, twice (the C boundary reads the parameter's shape from the row,
+// the token the operation), and two loads cost a fraction of a map's hash
+// and probe. Other types (vendor-defined) are looked up in byType.
+var byPage = pages(sorted)
+
+func pages(rows []*Mechanism) *[256]*[256]*Mechanism {
+	var p [256]*[256]*Mechanism
+	for _, r := range rows {
+		if r.Type >= 1<<16 {
+			continue
+		}
+		hi := r.Type >> 8
+		if p[hi] == nil {
+			p[hi] = new([256]*Mechanism)
+		}
+		p[hi][r.Type&0xff] = r
+	}
+	return &p
+}
+
 // Lookup returns the row for a mechanism type.
 func Lookup(t ck.MechanismType) (*Mechanism, bool) {
+	if t < 1<<16 {
+		if p := byPage[t>>8]; p != nil {
+			m := p[t&0xff]
+			return m, m != nil
+		}
+		return nil, false
+	}
 	m, ok := byType[t]
 	return m, ok
 }

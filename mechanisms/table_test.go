@@ -150,3 +150,43 @@ func TestLookupAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { _, _ = Lookup(ck.CKM_AES_GCM) })
 	assert.Zero(t, allocs)
 }
+
+// TestLookupMatchesTable: Lookup finds every row, and nothing else, for
+// every type below 1<<16 and for types above it (vendor-defined).
+func TestLookupMatchesTable(t *testing.T) {
+	for _, r := range sorted {
+		got, ok := Lookup(r.Type)
+		require.True(t, ok, "%v", r.Type)
+		require.Same(t, r, got, "%v", r.Type)
+	}
+	found := 0
+	for v := ck.MechanismType(0); v < 1<<16; v++ {
+		got, ok := Lookup(v)
+		want, wantOK := byType[v]
+		require.Equal(t, wantOK, ok, "%#x", uint64(v))
+		require.Same(t, want, got, "%#x", uint64(v))
+		if ok {
+			found++
+		}
+	}
+	for _, v := range []ck.MechanismType{1 << 16, ck.CKM_VENDOR_DEFINED, ck.CKM_VENDOR_DEFINED | 0x1087, 1<<32 | 0x1087} {
+		_, ok := Lookup(v)
+		assert.False(t, ok, "%#x", uint64(v))
+	}
+	assert.Equal(t, len(sorted), found, "every row is below 1<<16")
+}
+
+// BenchmarkLookup is the row lookup every C_*Init makes (twice: the C
+// boundary for the parameter's shape, the token for the operation).
+func BenchmarkLookup(b *testing.B) {
+	types := []ck.MechanismType{ck.CKM_SHA256_HMAC, ck.CKM_ECDSA, ck.CKM_AES_GCM, ck.CKM_SHA256_RSA_PKCS}
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		if _, ok := Lookup(types[i&3]); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		b.Fatal("no row found")
+	}
+}
