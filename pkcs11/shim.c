@@ -30,8 +30,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "shim.h"
+#include "yield.h"
 #include <stdint.h>
 #include <time.h>
 
@@ -399,40 +401,23 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
  * only when that fails is the forwarding flag looked at (a forked child
  * that re-initialised: the same function of its fresh copy).
  */
-/*
- * The Go runtime advances a P's schedule tick only when its scheduler runs
- * a goroutine, and a host thread's calls into Go never go through it: after
- * 10 ms on one P its monitor takes the call for a goroutine running too
- * long, preempts it, takes the P from the thread while it is in C (in
- * libcrypto, say) and falls back to polling every 20 us - about a thousand
- * preemptions and hand-offs a second with two signing threads. So a
- * thread that keeps calling yields once every few milliseconds
- * (go_Yield: runtime.Gosched), which advances the tick. The clock is the
- * coarse one (a few ns to read, a tick of 1-4 ms).
- */
-/*
- * The time of each thread's last yield, in a table indexed by a hash of
- * the thread (no thread-local variable: it would take static TLS, which
- * every forked generation's copy of the module spends - one generation
- * fewer in tests/fork). Two threads sharing a slot only yield a little
- * less often; a slot per cache line keeps threads from bouncing lines.
- */
-#define GOHSM_YIELD_SLOTS 256
-/*
- * A thread whose calls are long (fewer than GOHSM_YIELD_MIN_CALLS in an
- * interval: a 1 MiB digest, an RSA-4096 signature) does not yield: a yield
- * is two thread hand-offs (~70 us here), and for such calls the monitor's
- * preemption every 10 ms costs less than a yield every 4 ms (1 MiB SHA-256
- * digests ran 1.5-2% faster without the yields). The yield is for threads
- * making many short calls, which the monitor's polling hurts most.
- */
-#define GOHSM_YIELD_MIN_CALLS 16
-struct gohsm_yield_slot {
-	int64_t ns;     /* coarse time of the last yield (or skipped yield) */
-	uint32_t calls; /* calls since then */
-	char pad[64 - sizeof(int64_t) - sizeof(uint32_t)];
-};
+/* When a calling thread yields to the Go scheduler: yield.h. */
 static struct gohsm_yield_slot gohsm_last_yield[GOHSM_YIELD_SLOTS];
+static int gohsm_ncpu; /* CPUs this process may run on, found at first need */
+
+static int gohsm_cpus(void)
+{
+	int n = __atomic_load_n(&gohsm_ncpu, __ATOMIC_RELAXED);
+	cpu_set_t set;
+
+	if (n > 0)
+		return n;
+	n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+	if (n < 1)
+		n = 1;
+	__atomic_store_n(&gohsm_ncpu, n, __ATOMIC_RELAXED);
+	return n;
+}
 
 static inline void gohsm_tick(void)
 {
@@ -447,10 +432,10 @@ static inline void gohsm_tick(void)
 	__atomic_store_n(&slot->calls, calls, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (__builtin_expect(now - __atomic_load_n(&slot->ns, __ATOMIC_RELAXED) >= 4000000, 0)) {
+	if (__builtin_expect(now - __atomic_load_n(&slot->ns, __ATOMIC_RELAXED) >= GOHSM_YIELD_NS, 0)) {
 		__atomic_store_n(&slot->ns, now, __ATOMIC_RELAXED);
 		__atomic_store_n(&slot->calls, 0, __ATOMIC_RELAXED);
-		if (calls >= GOHSM_YIELD_MIN_CALLS)
+		if (gohsm_yield_due(calls, gohsm_last_yield, GOHSM_YIELD_SLOTS, now, gohsm_cpus()))
 			go_Yield();
 	}
 }

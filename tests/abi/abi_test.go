@@ -44,7 +44,7 @@ func buildDriver(t *testing.T, name, dir string) string {
 	}
 	bin := filepath.Join(dir, name)
 	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(repoRoot(t), "include"),
+		"-I", filepath.Join(repoRoot(t), "include"), "-I", filepath.Join(repoRoot(t), "pkcs11"),
 		"-o", bin, filepath.Join("testdata", name+".c"), "-ldl", "-lpthread")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("compiling %s.c: %v\n%s", name, err, out)
@@ -131,6 +131,13 @@ func TestBuffers(t *testing.T) {
 func TestFork(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_fork", 2*time.Minute)
+}
+
+// TestYieldRule: when a calling thread yields to the Go scheduler
+// (pkcs11/yield.h), checked on the rule's own functions.
+func TestYieldRule(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_yield", 30*time.Second)
 }
 
 // TestEnvironmentAtInitialize: GOHSM_CONF set with setenv() after the
