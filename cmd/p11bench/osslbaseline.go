@@ -98,11 +98,14 @@ func (o *osslBase) cells(op string, warmup time.Duration) []*osslCell {
 	}
 	var cs []*osslCell
 	for i := range 2 {
-		c := &osslCell{base: b, op: op, kind: x.kind, i: i}
+		c := &osslCell{base: b, op: op, kind: x.kind, i: i,
+			ops: make([]uint64, i+1), elapsed: make([]uint64, i+1), hist: make([]uint64, histBuckets)}
 		if warmup > 0 {
 			c.run(warmup)
+			clear(c.ops) // the warm-up is not measured
+			clear(c.elapsed)
+			clear(c.hist)
 		}
-		c.ops, c.elapsed, c.hist = nil, nil, nil // the warm-up is not measured
 		cs = append(cs, c)
 	}
 	return cs
@@ -114,10 +117,6 @@ func (c *osslCell) threads() int { return c.i + 1 }
 func (c *osslCell) run(d time.Duration) {
 	if c.err != nil {
 		return
-	}
-	if c.ops == nil {
-		c.ops, c.elapsed = make([]uint64, c.threads()), make([]uint64, c.threads())
-		c.hist = make([]uint64, histBuckets)
 	}
 	if C.ossl_base_run(c.kind, C.int(c.threads()), C.double(d.Seconds()),
 		(*C.uint64_t)(unsafe.Pointer(&c.ops[0])), (*C.uint64_t)(unsafe.Pointer(&c.elapsed[0])),
