@@ -26,17 +26,22 @@ func BenchmarkSignHMAC64(b *testing.B) {
 	key, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, attrs.Template{
 		ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
 	require.NoError(b, err)
-	msg := make([]byte, 64)
+	benchSign(b, m, ck.CKM_SHA256_HMAC, key, make([]byte, 64), 32)
+}
+
+// benchSign runs C_SignInit + C_Sign of mech with key over in, one
+// session per goroutine, into a reused buffer of outLen bytes.
+func benchSign(b *testing.B, m *Module, mech ck.MechanismType, key ck.ULong, in []byte, outLen int) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		se, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
 		require.NoError(b, err)
-		out := make([]byte, 32)
+		out := make([]byte, outLen)
 		for pb.Next() {
-			if err := m.SignInit(se, Mechanism{Type: ck.CKM_SHA256_HMAC}, key); err != nil {
+			if err := m.SignInit(se, Mechanism{Type: mech}, key); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := m.Sign(se, msg, Out{Buf: out}); err != nil {
+			if _, err := m.Sign(se, in, Out{Buf: out}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -250,19 +255,5 @@ func BenchmarkSignECDSAP256(b *testing.B) {
 		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_EC_PARAMS: p256Params, ck.CKA_VERIFY: attrs.Bool(true)},
 		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_PRIVATE: attrs.Bool(true), ck.CKA_SENSITIVE: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
 	require.NoError(b, err)
-	hash := make([]byte, 32)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		se, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION)
-		require.NoError(b, err)
-		out := make([]byte, 64)
-		for pb.Next() {
-			if err := m.SignInit(se, Mechanism{Type: ck.CKM_ECDSA}, key); err != nil {
-				b.Fatal(err)
-			}
-			if _, err := m.Sign(se, hash, Out{Buf: out}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	benchSign(b, m, ck.CKM_ECDSA, key, make([]byte, 32), 64)
 }
