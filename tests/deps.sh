@@ -21,6 +21,9 @@ command -v modutil >/dev/null && command -v certutil >/dev/null || need+=(libnss
 # nginx TLS offload (tests/nginx): nginx, in /usr/sbin, which a non-root
 # PATH may lack (it also needs libengine-pkcs11-openssl, listed above).
 command -v nginx >/dev/null || test -x /usr/sbin/nginx || need+=(nginx)
+# gdb: tests/fork prints every thread's backtrace of a child that hangs
+# before killing it (TestForkHangReport checks that it does).
+command -v gdb >/dev/null || need+=(gdb)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

@@ -176,3 +176,16 @@ func TestForkMeasure(t *testing.T) {
 	r := runCase(t, "measure", time.Minute)
 	require.NotEmpty(t, r.measures)
 }
+
+// TestForkHangReport: a hung child is described before it is killed (each
+// thread's /proc state, wait channel and system call, and with gdb every
+// thread's backtrace), so that a hang seen once says where it waited.
+func TestForkHangReport(t *testing.T) {
+	r := runCase(t, "hang", time.Minute)
+	require.Contains(t, r.stdout, "PASS hang: a child that never finishes is described and killed")
+	require.Regexp(t, `HANG pid \d+ tid \d+ \d+ \(\S+\) S `, r.stdout, "no /proc state line for the hung child")
+	if _, err := exec.LookPath("gdb"); err != nil {
+		missing(t, "gdb not found (tests/deps.sh installs it): %v", err)
+	}
+	require.Contains(t, r.stdout, "gohsm_test_hang_here", "gdb's backtrace does not show where the child waits")
+}

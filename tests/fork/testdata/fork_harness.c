@@ -36,11 +36,15 @@
  *   rawclone  a forwarding child makes a grandchild with a raw clone
  *             system call (no pthread_atfork handler runs): the grandchild
  *             still gets a copy of its own from C_Initialize.
+ *   hang      a child that re-initialises and then never finishes: the
+ *             parent describes it (/proc, gdb backtraces) and kills it -
+ *             what every case does with a hung child.
  *   measure   per-call latency in the parent and in a forwarding child
  *             (C_GetInfo, ECDSA P-256 sign p50), the child's C_Initialize
  *             time and memory. Reports; asserts only that it works.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -347,7 +351,71 @@ static CK_RV child_initialize(long long *dt, char *msg, size_t msgsz)
 	return rv;
 }
 
-/* Waits for pid until deadline_ns; a child still running then is killed. */
+/* Prints the first line of a /proc file after a prefix (nothing if unreadable). */
+static void print_proc_line(const char *prefix, const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return;
+	if (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\n")] = 0;
+		printf("HANG %s %s\n", prefix, line);
+	}
+	fclose(f);
+}
+
+/*
+ * Describes a hung child before it is killed, so that a hang seen once
+ * (in CI, say) says where it waited: each thread's state, kernel wait
+ * channel and system call from /proc, and when gdb is installed
+ * (tests/deps.sh installs it) every thread's backtrace, for the first
+ * few hung children of a run. Output goes to stdout as "HANG ..." lines,
+ * which fork_test.go prints with the rest of a failed case.
+ */
+static void describe_hang(pid_t pid)
+{
+	static int backtraces;
+	char dirpath[64], path[160], prefix[64];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(dirpath, sizeof dirpath, "/proc/%ld/task", (long)pid);
+	d = opendir(dirpath);
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			long tid = strtol(e->d_name, NULL, 10);
+
+			if (tid <= 0)
+				continue;
+			snprintf(prefix, sizeof prefix, "pid %ld tid %ld", (long)pid, tid);
+			snprintf(path, sizeof path, "%s/%ld/stat", dirpath, tid);
+			print_proc_line(prefix, path);
+			snprintf(path, sizeof path, "%s/%ld/wchan", dirpath, tid);
+			print_proc_line(prefix, path);
+			snprintf(path, sizeof path, "%s/%ld/syscall", dirpath, tid);
+			print_proc_line(prefix, path);
+		}
+		closedir(d);
+	}
+	fflush(stdout);
+	if (backtraces < 3 && system("command -v gdb >/dev/null 2>&1") == 0) {
+		char cmd[256];
+
+		backtraces++;
+		snprintf(cmd, sizeof cmd,
+			 "timeout 60 gdb -p %ld -batch -nx -ex 'info threads' -ex 'thread apply all bt 40' "
+			 "</dev/null 2>&1 | sed 's/^/HANG gdb %ld: /'",
+			 (long)pid, (long)pid);
+		if (system(cmd) != 0)
+			printf("HANG pid %ld: gdb failed\n", (long)pid);
+		fflush(stdout);
+	}
+}
+
+/* Waits for pid until deadline_ns; a child still running then is
+ * described (describe_hang) and killed. */
 static int wait_until(pid_t pid, long long deadline_ns, int *status)
 {
 	for (;;) {
@@ -358,6 +426,7 @@ static int wait_until(pid_t pid, long long deadline_ns, int *status)
 		if (r < 0 && errno != EINTR)
 			return -1;
 		if (now_ns() > deadline_ns) {
+			describe_hang(pid);
 			kill(pid, SIGKILL);
 			waitpid(pid, status, 0);
 			return 0;
@@ -945,12 +1014,55 @@ static void case_measure(void)
 	abi_check_rv("parent: C_Finalize", m.f3->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- case: hang ---------------------------------------------------------- */
+
+/* Where the hang case's child waits; its name must show in the backtrace. */
+__attribute__((noinline)) static void gohsm_test_hang_here(void)
+{
+	for (;;)
+		pause();
+}
+
+/*
+ * A forked child that re-initialises the module (a fresh copy with its Go
+ * runtime) and then never finishes: the parent must describe it (/proc
+ * lines, and gdb backtraces when gdb is installed) and kill it.
+ */
+static void case_hang(void)
+{
+	int status = 0, r;
+	pid_t pid;
+
+	if (!abi_check_rv("parent: C_Initialize", abi_initialize(&m), CKR_OK))
+		return;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		alarm(60);
+		if (m.f3->C_Initialize(NULL) != CKR_OK)
+			_exit(1);
+		printf("hang child %ld: initialised, waiting\n", (long)getpid());
+		fflush(stdout);
+		gohsm_test_hang_here();
+	}
+	if (pid < 0) {
+		abi_fail("hang: fork", "%s", strerror(errno));
+		return;
+	}
+	r = wait_until(pid, now_ns() + 3 * 1000000000LL, &status);
+	abi_check("hang: a child that never finishes is described and killed",
+		  r == 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "wait result %d, status 0x%x", r,
+		  status);
+	abi_check_rv("parent: C_Finalize", m.f3->C_Finalize(NULL), CKR_OK);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -973,6 +1085,8 @@ int main(int argc, char **argv)
 		case_rawclone();
 	else if (strcmp(argv[2], "measure") == 0)
 		case_measure();
+	else if (strcmp(argv[2], "hang") == 0)
+		case_hang();
 	else {
 		fprintf(stderr, "unknown case %s\n", argv[2]);
 		return 2;
