@@ -21,6 +21,17 @@
 // their OpenSSL 3 prototypes. Without libcrypto.so.3 (or without cgo, see
 // ossl_stub.go), Available reports why and callers use Go's crypto.
 //
+// Forks: one libcrypto serves every copy of the module in a process, so a
+// forked child uses the libcrypto memory its parent had at fork(), locks
+// included. A parent thread inside ECDSA_do_sign at that moment can hold a
+// DRBG lock, and the child's first signature (its DRBG reseeds after a
+// fork) then waits for it forever: 1-7 children of 20 hung in 4 of about
+// 170 runs of tests/fork's children case under load. So every call into
+// libcrypto, the loading included, is bracketed (gohsm_ossl_enter/leave),
+// and a fork handler registered with the process's C library waits,
+// before the fork, until no thread of this copy is inside libcrypto and
+// holds new callers back until the fork is done (docs/fork.md).
+//
 // Keys are built with OpenSSL's own methods set explicitly
 // (RSA_PKCS1_OpenSSL, EC_KEY_OpenSSL), never a default ENGINE a host may
 // have configured: a pkcs11 engine as default would route the operation
@@ -29,12 +40,14 @@
 package ossl
 
 /*
-#cgo LDFLAGS: -ldl
+#cgo LDFLAGS: -ldl -lpthread
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct bignum_st BIGNUM;
 typedef struct rsa_st RSA;
@@ -69,11 +82,137 @@ static struct {
 	const char *(*OpenSSL_version)(int);
 } gohsm_ossl;
 
+// The fork guard. A thread inside libcrypto counts itself in a slot of its
+// own (by a hash of the thread; a slot per cache line, so two signing
+// threads do not share one), then checks that no fork is being prepared;
+// if one is, it steps out and waits. The fork's prepare handler raises
+// gohsm_ossl_forking and then waits until every slot is empty. Both sides
+// write, then read the other's variable, with sequentially consistent
+// operations, so either the caller sees the fork or the fork sees the
+// caller. The parent handler lowers the flag again; the child handler
+// clears it (only the forking thread exists there, and it is not inside).
+// A prepare handler that waited more than GOHSM_OSSL_FORK_WAIT_NS lets
+// the fork go on and counts it (gohsm_ossl_fork_timeouts): a thread stuck
+// inside libcrypto must not hang the host's fork.
+#define GOHSM_OSSL_SLOTS 256
+#define GOHSM_OSSL_FORK_WAIT_NS 5000000000LL
+
+struct gohsm_ossl_slot {
+	unsigned long inside;
+	char pad[64 - sizeof(unsigned long)];
+};
+
+static struct gohsm_ossl_slot gohsm_ossl_slots[GOHSM_OSSL_SLOTS] __attribute__((aligned(64)));
+static int gohsm_ossl_forking;
+static unsigned long gohsm_ossl_fork_timeouts;
+
+static void gohsm_ossl_nap(long ns)
+{
+	struct timespec ts = { 0, ns };
+
+	nanosleep(&ts, NULL);
+}
+
+static struct gohsm_ossl_slot *gohsm_ossl_enter(void)
+{
+	uint64_t t = (uint64_t)pthread_self() * 0x9E3779B97F4A7C15ull;
+	struct gohsm_ossl_slot *s = &gohsm_ossl_slots[t >> 56];
+
+	for (;;) {
+		__atomic_add_fetch(&s->inside, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&gohsm_ossl_forking, __ATOMIC_SEQ_CST) == 0)
+			return s;
+		__atomic_sub_fetch(&s->inside, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&gohsm_ossl_forking, __ATOMIC_ACQUIRE) != 0)
+			gohsm_ossl_nap(50000);
+	}
+}
+
+static void gohsm_ossl_leave(struct gohsm_ossl_slot *s)
+{
+	__atomic_sub_fetch(&s->inside, 1, __ATOMIC_RELEASE);
+}
+
+static long long gohsm_ossl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void gohsm_ossl_fork_prepare(void)
+{
+	long long deadline = gohsm_ossl_now() + GOHSM_OSSL_FORK_WAIT_NS;
+	int i;
+
+	__atomic_add_fetch(&gohsm_ossl_forking, 1, __ATOMIC_SEQ_CST);
+	for (i = 0; i < GOHSM_OSSL_SLOTS; i++)
+		while (__atomic_load_n(&gohsm_ossl_slots[i].inside, __ATOMIC_SEQ_CST) != 0) {
+			if (gohsm_ossl_now() > deadline) {
+				__atomic_add_fetch(&gohsm_ossl_fork_timeouts, 1, __ATOMIC_RELAXED);
+				return;
+			}
+			gohsm_ossl_nap(20000);
+		}
+}
+
+static void gohsm_ossl_fork_parent(void)
+{
+	__atomic_sub_fetch(&gohsm_ossl_forking, 1, __ATOMIC_RELEASE);
+}
+
+static void gohsm_ossl_fork_child(void)
+{
+	__atomic_store_n(&gohsm_ossl_forking, 0, __ATOMIC_RELEASE);
+}
+
+static unsigned long gohsm_ossl_timeouts(void)
+{
+	return __atomic_load_n(&gohsm_ossl_fork_timeouts, __ATOMIC_RELAXED);
+}
+
+static unsigned long gohsm_ossl_inside(void)
+{
+	unsigned long n = 0;
+	int i;
+
+	for (i = 0; i < GOHSM_OSSL_SLOTS; i++)
+		n += __atomic_load_n(&gohsm_ossl_slots[i].inside, __ATOMIC_RELAXED);
+	return n;
+}
+
+// Registers the guard's handlers with the process's C library, the one
+// whose fork() the host calls: in a copy of the module in its own link-map
+// namespace, plain pthread_atfork would register them with the copy's C
+// library, whose handlers no fork() runs.
+static int gohsm_ossl_register_fork(char *why, size_t n)
+{
+#ifdef __GLIBC__
+	typedef int (*register_fn)(void (*)(void), void (*)(void), void (*)(void), void *);
+	void *libc = dlmopen(LM_ID_BASE, "libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+	register_fn reg = libc ? (register_fn)dlsym(libc, "__register_atfork") : NULL;
+
+	if (reg == NULL) {
+		snprintf(why, n, "the process's C library has no __register_atfork");
+		return 0;
+	}
+	if (reg(gohsm_ossl_fork_prepare, gohsm_ossl_fork_parent, gohsm_ossl_fork_child, NULL) != 0) {
+#else
+	if (pthread_atfork(gohsm_ossl_fork_prepare, gohsm_ossl_fork_parent, gohsm_ossl_fork_child) != 0) {
+#endif
+		snprintf(why, n, "cannot register the fork handlers");
+		return 0;
+	}
+	return 1;
+}
+
 #define GOHSM_RSA_NO_PADDING 3
 #define GOHSM_NID_X9_62_prime256v1 415
 
-// gohsm_ossl_load resolves every function; on failure it writes why.
-static int gohsm_ossl_load(char *why, size_t n)
+// gohsm_ossl_load_unguarded loads libcrypto and resolves every function;
+// on failure it writes why.
+static int gohsm_ossl_load_unguarded(char *why, size_t n)
 {
 	void *h;
 	struct { void **slot; const char *name; } syms[] = {
@@ -112,7 +251,28 @@ static int gohsm_ossl_load(char *why, size_t n)
 	return 1;
 }
 
-static const char *gohsm_ossl_version(void) { return gohsm_ossl.OpenSSL_version(0); }
+// gohsm_ossl_load registers the fork guard's handlers and then loads
+// libcrypto inside the guard: a fork() while another thread is in the
+// middle of loading it gave a child a half-relocated libcrypto, and the
+// child's first signature jumped to an unrelocated address (SIGSEGV).
+// (libcrypto 3 registers no fork handlers of its own: nothing inside the
+// guard waits for the C library's fork-handler lock, which a fork holds
+// while the prepare handler waits.)
+static int gohsm_ossl_load(char *why, size_t n)
+{
+	struct gohsm_ossl_slot *g;
+	int ok;
+
+	if (!gohsm_ossl_register_fork(why, n))
+		return 0;
+	g = gohsm_ossl_enter();
+	ok = gohsm_ossl_load_unguarded(why, n);
+	gohsm_ossl_leave(g);
+	return ok;
+}
+
+static const char *gohsm_ossl_version_unguarded(void) { return gohsm_ossl.OpenSSL_version(0); }
+
 
 static BIGNUM *gohsm_bn(const uint8_t *b, size_t n)
 {
@@ -122,7 +282,7 @@ static BIGNUM *gohsm_bn(const uint8_t *b, size_t n)
 // gohsm_ossl_rsa builds an RSA private key with OpenSSL's own method from
 // eight big-endian values laid end to end in v, of the lengths in len: n,
 // e, d, p, q, dP, dQ, qInv.
-static RSA *gohsm_ossl_rsa(const uint8_t *v, const size_t *len)
+static RSA *gohsm_ossl_rsa_unguarded(const uint8_t *v, const size_t *len)
 {
 	BIGNUM *b[8] = { 0 };
 	RSA *r;
@@ -154,10 +314,11 @@ fail:
 	return NULL;
 }
 
+
 // gohsm_ossl_rsa_private computes in^d mod n into out (both k bytes). Any
 // error OpenSSL queued is taken off this thread's queue again, so that a
 // host using the same libcrypto never sees it.
-static int gohsm_ossl_rsa_private(RSA *r, const uint8_t *in, uint8_t *out, size_t k)
+static int gohsm_ossl_rsa_private_unguarded(RSA *r, const uint8_t *in, uint8_t *out, size_t k)
 {
 	int n;
 
@@ -167,9 +328,11 @@ static int gohsm_ossl_rsa_private(RSA *r, const uint8_t *in, uint8_t *out, size_
 	return n == (int)k;
 }
 
-static void gohsm_ossl_rsa_free(RSA *r) { gohsm_ossl.RSA_free(r); }
 
-static EC_KEY *gohsm_ossl_p256(const uint8_t *d, size_t n)
+static void gohsm_ossl_rsa_free_unguarded(RSA *r) { gohsm_ossl.RSA_free(r); }
+
+
+static EC_KEY *gohsm_ossl_p256_unguarded(const uint8_t *d, size_t n)
 {
 	EC_KEY *k;
 	BIGNUM *b;
@@ -193,9 +356,10 @@ static EC_KEY *gohsm_ossl_p256(const uint8_t *d, size_t n)
 	return k;
 }
 
+
 // gohsm_ossl_ecdsa_sign signs a digest and writes r || s, each padded to
 // half bytes.
-static int gohsm_ossl_ecdsa_sign(EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half)
+static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half)
 {
 	ECDSA_SIG *sig;
 	const BIGNUM *r, *s;
@@ -215,7 +379,35 @@ static int gohsm_ossl_ecdsa_sign(EC_KEY *k, const uint8_t *dg, size_t n, uint8_t
 	return ok;
 }
 
-static void gohsm_ossl_ec_free(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k); }
+
+static void gohsm_ossl_ec_free_unguarded(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k); }
+
+// The functions Go calls: each runs its _unguarded body inside the fork
+// guard (gohsm_ossl_enter / gohsm_ossl_leave).
+#define GOHSM_GUARDED(type, name, params, args)                  \
+	static type name params                                  \
+	{                                                        \
+		struct gohsm_ossl_slot *g = gohsm_ossl_enter();  \
+		type ret = name##_unguarded args;                \
+		gohsm_ossl_leave(g);                             \
+		return ret;                                      \
+	}
+#define GOHSM_GUARDED_VOID(name, params, args)                   \
+	static void name params                                  \
+	{                                                        \
+		struct gohsm_ossl_slot *g = gohsm_ossl_enter();  \
+		name##_unguarded args;                           \
+		gohsm_ossl_leave(g);                             \
+	}
+GOHSM_GUARDED(const char *, gohsm_ossl_version, (void), ())
+GOHSM_GUARDED(RSA *, gohsm_ossl_rsa, (const uint8_t *v, const size_t *len), (v, len))
+GOHSM_GUARDED(int, gohsm_ossl_rsa_private, (RSA *r, const uint8_t *in, uint8_t *out, size_t k), (r, in, out, k))
+GOHSM_GUARDED_VOID(gohsm_ossl_rsa_free, (RSA *r), (r))
+GOHSM_GUARDED(EC_KEY *, gohsm_ossl_p256, (const uint8_t *d, size_t n), (d, n))
+GOHSM_GUARDED(int, gohsm_ossl_ecdsa_sign, (EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half),
+	      (k, dg, n, out, half))
+GOHSM_GUARDED_VOID(gohsm_ossl_ec_free, (EC_KEY *k), (k))
+
 */
 import "C"
 
@@ -372,6 +564,15 @@ func (k *RSAKey) Private(out, in []byte) error {
 	}
 	return nil
 }
+
+// The fork guard's handlers and counters, for tests (a Go test cannot
+// fork): forkPrepare and forkParent run what fork() runs around itself,
+// threadsInside counts threads inside libcrypto, forkTimeouts counts
+// prepare handlers that gave up waiting.
+func forkPrepare()          { C.gohsm_ossl_fork_prepare() }
+func forkParent()           { C.gohsm_ossl_fork_parent() }
+func threadsInside() uint64 { return uint64(C.gohsm_ossl_inside()) }
+func forkTimeouts() uint64  { return uint64(C.gohsm_ossl_timeouts()) }
 
 // P256Key is an ECDSA P-256 private key held by libcrypto. Safe for
 // concurrent use.

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,4 +183,69 @@ func TestKeysFreedOnce(t *testing.T) {
 	assert.Equal(t, stray+2, StrayFrees(), "the second frees are counted, not done")
 	runtime.KeepAlive(r)
 	runtime.KeepAlive(k)
+}
+
+// TestForkGuard runs the fork guard's handlers as fork() would, with four
+// goroutines signing: after the prepare handler returns no thread is
+// inside libcrypto and no signature completes until the parent handler
+// has run; then signing goes on.
+func TestForkGuard(t *testing.T) {
+	needLibcrypto(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	key, err := NewP256Key(priv.D.FillBytes(make([]byte, 32)))
+	require.NoError(t, err)
+	require.Zero(t, threadsInside(), "threads inside libcrypto at rest")
+
+	var signed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sig := make([]byte, 64)
+			digest := sha256.Sum256([]byte("fork guard"))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := key.Sign(sig, digest[:]); err != nil {
+					t.Error(err)
+					return
+				}
+				signed.Add(1)
+			}
+		}()
+	}
+	waitFor := func(n int64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for signed.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		require.GreaterOrEqual(t, signed.Load(), n, "signatures")
+	}
+	waitFor(100)
+	for round := 0; round < 20; round++ {
+		forkPrepare()
+		inside := threadsInside()
+		before := signed.Load()
+		time.Sleep(5 * time.Millisecond)
+		// A signature that had entered before the prepare handler
+		// returned may still be counted after it: at most one per
+		// goroutine.
+		during := signed.Load() - before
+		after := threadsInside()
+		forkParent()
+		require.Zero(t, inside, "round %d: threads inside libcrypto when prepare returned", round)
+		require.Zero(t, after, "round %d: threads inside libcrypto while a fork was prepared", round)
+		require.LessOrEqual(t, during, int64(4), "round %d: signatures completed while a fork was prepared", round)
+		waitFor(signed.Load() + 20)
+	}
+	close(stop)
+	wg.Wait()
+	require.Zero(t, forkTimeouts(), "prepare handlers that gave up waiting")
+	require.Zero(t, threadsInside(), "threads inside libcrypto at the end")
 }
