@@ -189,3 +189,12 @@ func TestForkHangReport(t *testing.T) {
 	}
 	require.Contains(t, r.stdout, "gohsm_test_hang_here", "gdb's backtrace does not show where the child waits")
 }
+
+// TestForkStorm: children forked while threads of the parent make their
+// first signatures (and so create libcrypto's per-thread state under its
+// locks) all re-initialise and sign; internal/ossl's fork guard keeps
+// fork() out while a module thread is inside libcrypto.
+func TestForkStorm(t *testing.T) {
+	r := runCase(t, "storm", 3*time.Minute)
+	require.Contains(t, r.stdout, "PASS storm: every child forked while new threads made their first signatures re-initialised and signed")
+}

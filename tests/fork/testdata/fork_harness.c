@@ -487,6 +487,34 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Waits until every worker has completed an operation (or failed), up to
+ * 60 s, then 100 ms more; reports a failure and stops them otherwise. */
+static int workers_started(struct worker *w, int n)
+{
+	long long deadline = now_ns() + 60 * 1000000000LL;
+	int i, ready;
+
+	do {
+		ready = 1;
+		for (i = 0; i < n; i++)
+			if (__atomic_load_n(&w[i].ops, __ATOMIC_RELAXED) == 0 && w[i].last == CKR_OK)
+				ready = 0;
+		if (!ready)
+			usleep(10000);
+	} while (!ready && now_ns() < deadline);
+	usleep(100000);
+	for (i = 0; i < n; i++)
+		if (w[i].ops == 0) {
+			abi_fail("parent: worker threads started", "worker %d: no operation in 60 s, last %s", i,
+				 abi_rv_name(w[i].last));
+			__atomic_store_n(&g_stop, 1, __ATOMIC_RELEASE);
+			for (i = 0; i < n; i++)
+				pthread_join(w[i].th, NULL);
+			return 0;
+		}
+	return 1;
+}
+
 static void child_children(int idx, CK_SESSION_HANDLE inherited)
 {
 	char tag[64], name[200], msg[1024];
@@ -576,7 +604,11 @@ static void case_children(void)
 		w[i].kind = i == 2;
 		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
 	}
-	usleep(300000); /* threads and goroutines busy inside the module */
+	/* Threads and goroutines busy inside the module: each has made calls
+	 * (a fixed pause was not enough on a loaded machine: a signer had
+	 * made none after 300 ms). */
+	if (!workers_started(w, 3))
+		return;
 
 	fflush(stdout);
 	fflush(stderr);
@@ -1014,6 +1046,157 @@ static void case_measure(void)
 	abi_check_rv("parent: C_Finalize", m.f3->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- case: storm --------------------------------------------------------- */
+
+#define STORM_WAVES 20
+#define STORM_CHILDREN 16 /* per wave, forked 1 ms apart */
+#define STORM_SIGNERS 4   /* threads per wave, signing for the first time */
+#define STORM_SIGNS 20    /* per signer thread */
+
+/*
+ * Forks while threads sign: a thread inside libcrypto at fork() may hold
+ * one of its locks, and a child that needs it waits forever (or finds
+ * libcrypto half loaded and crashes) unless the module keeps fork() out
+ * while it is inside libcrypto (internal/ossl's fork guard). The locks
+ * seen in such hangs are taken when a thread first uses libcrypto (its
+ * error state, its DRBG, made from the primary DRBG) and while libcrypto
+ * is being loaded, and a child's first signature takes them too. So each
+ * of STORM_WAVES waves lets STORM_SIGNERS threads that never signed
+ * before open a session and sign STORM_SIGNS times, while the parent
+ * forks STORM_CHILDREN children 1 ms apart; each child re-initialises,
+ * logs in and signs once. Every child must finish. Without the guard,
+ * four runs of four each lost 3-6 children to hangs and 0-5 to SIGSEGV.
+ * The threads stay alive to the end: libcrypto's own cleanup at thread
+ * exit runs outside any module call (docs/fork.md).
+ */
+struct storm_signer {
+	pthread_t th;
+	int wave;
+	CK_RV last;
+};
+
+/* The wave whose signer threads may start (-1: none yet), and whether
+ * every thread may exit (after the last wave's children finished). */
+static int g_storm_wave = -1, g_storm_exit;
+
+static void *storm_signer_main(void *arg)
+{
+	struct storm_signer *w = arg;
+	struct keyed k;
+	CK_BYTE sig[64];
+	int i;
+
+	while (__atomic_load_n(&g_storm_wave, __ATOMIC_ACQUIRE) < w->wave)
+		usleep(200);
+	w->last = open_keyed(&k, 0); /* the token is logged in already */
+	for (i = 0; i < STORM_SIGNS && w->last == CKR_OK; i++)
+		w->last = sign(&k, (CK_BYTE_PTR) "storm", 5, sig);
+	if (w->last == CKR_OK)
+		w->last = m.f3->C_CloseSession(k.s);
+	/* Stay alive (see above). */
+	while (!__atomic_load_n(&g_storm_exit, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	return NULL;
+}
+
+static void child_storm(int idx)
+{
+	char tag[64];
+	struct keyed k;
+	CK_BYTE sig[64];
+	CK_RV rv;
+
+	alarm(120); /* the parent kills a hung child first */
+	abi_failures = abi_passes = 0;
+	snprintf(tag, sizeof tag, "storm child %03d", idx);
+	rv = m.f3->C_Initialize(NULL);
+	if (rv == CKR_OK)
+		rv = open_keyed(&k, 1);
+	if (rv == CKR_OK)
+		rv = sign(&k, (CK_BYTE_PTR) "storm", 5, sig);
+	if (rv != CKR_OK) {
+		abi_fail(tag, "%s", abi_rv_name(rv));
+		_exit(1);
+	}
+	m.f3->C_Finalize(NULL);
+	_exit(0);
+}
+
+static void case_storm(void)
+{
+	struct storm_signer *w;
+	CK_SESSION_HANDLE sess;
+	pid_t pids[STORM_CHILDREN];
+	int wave, i, ok = 0, hung = 0, failed = 0, signer_failures = 0;
+	CK_RV signer_last = CKR_OK;
+
+	if (!abi_check_rv("parent: C_Initialize", abi_initialize(&m), CKR_OK))
+		return;
+	if (!setup_token_key(&sess))
+		return;
+	w = calloc((size_t)(STORM_WAVES * STORM_SIGNERS), sizeof *w);
+	if (w == NULL) {
+		abi_fail("storm: calloc", "out of memory");
+		return;
+	}
+	for (i = 0; i < STORM_WAVES * STORM_SIGNERS; i++) {
+		w[i].wave = i / STORM_SIGNERS;
+		pthread_create(&w[i].th, NULL, storm_signer_main, &w[i]);
+	}
+	for (wave = 0; wave < STORM_WAVES; wave++) {
+		long long deadline;
+
+		fflush(stdout);
+		fflush(stderr);
+		__atomic_store_n(&g_storm_wave, wave, __ATOMIC_RELEASE);
+		for (i = 0; i < STORM_CHILDREN; i++) {
+			pids[i] = fork();
+			if (pids[i] == 0)
+				child_storm(wave * STORM_CHILDREN + i);
+			if (pids[i] < 0)
+				abi_fail("parent: fork()", "%s", strerror(errno));
+			usleep(1000);
+		}
+		deadline = now_ns() + 30 * 1000000000LL;
+		for (i = 0; i < STORM_CHILDREN; i++) {
+			int status = 0, r;
+
+			if (pids[i] <= 0)
+				continue;
+			r = wait_until(pids[i], deadline, &status);
+			if (r == 0)
+				hung++;
+			else if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				ok++;
+			else {
+				char how[120];
+
+				failed++;
+				describe_status(how, sizeof how, status);
+				printf("storm: child %d (pid %ld): %s\n", wave * STORM_CHILDREN + i, (long)pids[i],
+				       r < 0 ? "waitpid failed" : how);
+			}
+		}
+	}
+	__atomic_store_n(&g_storm_exit, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < STORM_WAVES * STORM_SIGNERS; i++) {
+		pthread_join(w[i].th, NULL);
+		if (w[i].last != CKR_OK) {
+			signer_failures++;
+			signer_last = w[i].last;
+		}
+	}
+	free(w);
+	printf("MEASURE case=storm children=%d ok=%d hung=%d failed=%d\n", STORM_WAVES * STORM_CHILDREN, ok, hung,
+	       failed);
+	abi_check("storm: every child forked while new threads made their first signatures re-initialised and signed",
+		  ok == STORM_WAVES * STORM_CHILDREN, "%d ok, %d hung (killed), %d failed", ok, hung, failed);
+	abi_check("storm: the parent's signing threads all signed", signer_failures == 0, "%d failed, last %s",
+		  signer_failures, abi_rv_name(signer_last));
+	m.f3->C_Logout(sess);
+	abi_check_rv("parent: C_Finalize", m.f3->C_Finalize(NULL), CKR_OK);
+}
+
 /* ---- case: hang ---------------------------------------------------------- */
 
 /* Where the hang case's child waits; its name must show in the backtrace. */
@@ -1062,7 +1245,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1087,6 +1270,8 @@ int main(int argc, char **argv)
 		case_measure();
 	else if (strcmp(argv[2], "hang") == 0)
 		case_hang();
+	else if (strcmp(argv[2], "storm") == 0)
+		case_storm();
 	else {
 		fprintf(stderr, "unknown case %s\n", argv[2]);
 		return 2;
