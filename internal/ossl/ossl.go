@@ -29,8 +29,10 @@
 // 170 runs of tests/fork's children case under load. So every call into
 // libcrypto, the loading included, is bracketed (gohsm_ossl_enter/leave),
 // and a fork handler registered with the process's C library waits,
-// before the fork, until no thread of this copy is inside libcrypto and
-// holds new callers back until the fork is done (docs/fork.md).
+// before the fork, until no thread of this copy is inside libcrypto (or
+// exiting after using it: libcrypto's cleanup of a thread takes its global
+// lock) and holds new callers back until the fork is done (forkguard.h,
+// docs/fork.md).
 //
 // Keys are built with OpenSSL's own methods set explicitly
 // (RSA_PKCS1_OpenSSL, EC_KEY_OpenSSL), never a default ENGINE a host may
@@ -43,11 +45,9 @@ package ossl
 #cgo LDFLAGS: -ldl -lpthread
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct bignum_st BIGNUM;
 typedef struct rsa_st RSA;
@@ -82,130 +82,7 @@ static struct {
 	const char *(*OpenSSL_version)(int);
 } gohsm_ossl;
 
-// The fork guard. A thread inside libcrypto counts itself in a slot of its
-// own (by a hash of the thread; a slot per cache line, so two signing
-// threads do not share one), then checks that no fork is being prepared;
-// if one is, it steps out and waits. The fork's prepare handler raises
-// gohsm_ossl_forking and then waits until every slot is empty. Both sides
-// write, then read the other's variable, with sequentially consistent
-// operations, so either the caller sees the fork or the fork sees the
-// caller. The parent handler lowers the flag again; the child handler
-// clears it (only the forking thread exists there, and it is not inside).
-// A prepare handler that waited more than GOHSM_OSSL_FORK_WAIT_NS lets
-// the fork go on and counts it (gohsm_ossl_fork_timeouts): a thread stuck
-// inside libcrypto must not hang the host's fork.
-#define GOHSM_OSSL_SLOTS 256
-#define GOHSM_OSSL_FORK_WAIT_NS 5000000000LL
-
-struct gohsm_ossl_slot {
-	unsigned long inside;
-	char pad[64 - sizeof(unsigned long)];
-};
-
-static struct gohsm_ossl_slot gohsm_ossl_slots[GOHSM_OSSL_SLOTS] __attribute__((aligned(64)));
-static int gohsm_ossl_forking;
-static unsigned long gohsm_ossl_fork_timeouts;
-
-static void gohsm_ossl_nap(long ns)
-{
-	struct timespec ts = { 0, ns };
-
-	nanosleep(&ts, NULL);
-}
-
-static struct gohsm_ossl_slot *gohsm_ossl_enter(void)
-{
-	uint64_t t = (uint64_t)pthread_self() * 0x9E3779B97F4A7C15ull;
-	struct gohsm_ossl_slot *s = &gohsm_ossl_slots[t >> 56];
-
-	for (;;) {
-		__atomic_add_fetch(&s->inside, 1, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&gohsm_ossl_forking, __ATOMIC_SEQ_CST) == 0)
-			return s;
-		__atomic_sub_fetch(&s->inside, 1, __ATOMIC_SEQ_CST);
-		while (__atomic_load_n(&gohsm_ossl_forking, __ATOMIC_ACQUIRE) != 0)
-			gohsm_ossl_nap(50000);
-	}
-}
-
-static void gohsm_ossl_leave(struct gohsm_ossl_slot *s)
-{
-	__atomic_sub_fetch(&s->inside, 1, __ATOMIC_RELEASE);
-}
-
-static long long gohsm_ossl_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void gohsm_ossl_fork_prepare(void)
-{
-	long long deadline = gohsm_ossl_now() + GOHSM_OSSL_FORK_WAIT_NS;
-	int i;
-
-	__atomic_add_fetch(&gohsm_ossl_forking, 1, __ATOMIC_SEQ_CST);
-	for (i = 0; i < GOHSM_OSSL_SLOTS; i++)
-		while (__atomic_load_n(&gohsm_ossl_slots[i].inside, __ATOMIC_SEQ_CST) != 0) {
-			if (gohsm_ossl_now() > deadline) {
-				__atomic_add_fetch(&gohsm_ossl_fork_timeouts, 1, __ATOMIC_RELAXED);
-				return;
-			}
-			gohsm_ossl_nap(20000);
-		}
-}
-
-static void gohsm_ossl_fork_parent(void)
-{
-	__atomic_sub_fetch(&gohsm_ossl_forking, 1, __ATOMIC_RELEASE);
-}
-
-static void gohsm_ossl_fork_child(void)
-{
-	__atomic_store_n(&gohsm_ossl_forking, 0, __ATOMIC_RELEASE);
-}
-
-static unsigned long gohsm_ossl_timeouts(void)
-{
-	return __atomic_load_n(&gohsm_ossl_fork_timeouts, __ATOMIC_RELAXED);
-}
-
-static unsigned long gohsm_ossl_inside(void)
-{
-	unsigned long n = 0;
-	int i;
-
-	for (i = 0; i < GOHSM_OSSL_SLOTS; i++)
-		n += __atomic_load_n(&gohsm_ossl_slots[i].inside, __ATOMIC_RELAXED);
-	return n;
-}
-
-// Registers the guard's handlers with the process's C library, the one
-// whose fork() the host calls: in a copy of the module in its own link-map
-// namespace, plain pthread_atfork would register them with the copy's C
-// library, whose handlers no fork() runs.
-static int gohsm_ossl_register_fork(char *why, size_t n)
-{
-#ifdef __GLIBC__
-	typedef int (*register_fn)(void (*)(void), void (*)(void), void (*)(void), void *);
-	void *libc = dlmopen(LM_ID_BASE, "libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-	register_fn reg = libc ? (register_fn)dlsym(libc, "__register_atfork") : NULL;
-
-	if (reg == NULL) {
-		snprintf(why, n, "the process's C library has no __register_atfork");
-		return 0;
-	}
-	if (reg(gohsm_ossl_fork_prepare, gohsm_ossl_fork_parent, gohsm_ossl_fork_child, NULL) != 0) {
-#else
-	if (pthread_atfork(gohsm_ossl_fork_prepare, gohsm_ossl_fork_parent, gohsm_ossl_fork_child) != 0) {
-#endif
-		snprintf(why, n, "cannot register the fork handlers");
-		return 0;
-	}
-	return 1;
-}
+#include "forkguard.h"
 
 #define GOHSM_RSA_NO_PADDING 3
 #define GOHSM_NID_X9_62_prime256v1 415

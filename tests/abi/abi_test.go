@@ -45,6 +45,7 @@ func buildDriver(t *testing.T, name, dir string) string {
 	bin := filepath.Join(dir, name)
 	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
 		"-I", filepath.Join(repoRoot(t), "include"), "-I", filepath.Join(repoRoot(t), "pkcs11"),
+		"-I", filepath.Join(repoRoot(t), "internal", "ossl"),
 		"-o", bin, filepath.Join("testdata", name+".c"), "-ldl", "-lpthread")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("compiling %s.c: %v\n%s", name, err, out)
@@ -138,6 +139,14 @@ func TestFork(t *testing.T) {
 func TestYieldRule(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_yield", 30*time.Second)
+}
+
+// TestForkGuard: internal/ossl's fork guard with real threads and fork():
+// fork() waits for threads inside libcrypto calls and for exiting threads
+// that used it; threads entering or exiting during a fork wait for its end.
+func TestForkGuard(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_forkguard", 60*time.Second)
 }
 
 // TestEnvironmentAtInitialize: GOHSM_CONF set with setenv() after the

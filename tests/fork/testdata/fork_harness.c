@@ -1076,8 +1076,10 @@ struct storm_signer {
 };
 
 /* The wave whose signer threads may start (-1: none yet), and whether
- * every thread may exit (after the last wave's children finished). */
-static int g_storm_wave = -1, g_storm_exit;
+ * every thread may exit (after the last wave's children finished);
+ * g_storm_leave: each signer thread exits as soon as it has signed
+ * (case stormexit). */
+static int g_storm_wave = -1, g_storm_exit, g_storm_leave;
 
 static void *storm_signer_main(void *arg)
 {
@@ -1093,8 +1095,8 @@ static void *storm_signer_main(void *arg)
 		w->last = sign(&k, (CK_BYTE_PTR) "storm", 5, sig);
 	if (w->last == CKR_OK)
 		w->last = m.f3->C_CloseSession(k.s);
-	/* Stay alive (see above). */
-	while (!__atomic_load_n(&g_storm_exit, __ATOMIC_ACQUIRE))
+	/* Stay alive (see above) unless leaving is what is tested. */
+	while (!g_storm_leave && !__atomic_load_n(&g_storm_exit, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	return NULL;
 }
@@ -1149,6 +1151,8 @@ static void case_storm(void)
 		fflush(stdout);
 		fflush(stderr);
 		__atomic_store_n(&g_storm_wave, wave, __ATOMIC_RELEASE);
+		if (g_storm_leave) /* this wave's threads sign and exit while the parent forks */
+			usleep(2000);
 		for (i = 0; i < STORM_CHILDREN; i++) {
 			pids[i] = fork();
 			if (pids[i] == 0)
@@ -1245,7 +1249,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1272,6 +1276,10 @@ int main(int argc, char **argv)
 		case_hang();
 	else if (strcmp(argv[2], "storm") == 0)
 		case_storm();
+	else if (strcmp(argv[2], "stormexit") == 0) {
+		g_storm_leave = 1;
+		case_storm();
+	}
 	else {
 		fprintf(stderr, "unknown case %s\n", argv[2]);
 		return 2;
