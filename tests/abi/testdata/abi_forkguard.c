@@ -91,10 +91,31 @@ static long long timed_fork(void)
 	return dt;
 }
 
+/* Starts a thread that holds fork() back until released 300 ms later
+ * and checks that fork() took that long. */
+static void fork_waits_for(const char *name, void *(*fn)(void *))
+{
+	pthread_t th, rel;
+	long long dt;
+
+	set_flag(&g_started, 0);
+	set_flag(&g_release, 0);
+	set_flag(&g_exit, 1);
+	pthread_create(&th, NULL, fn, NULL);
+	wait_flag(&g_started);
+	gohsm_ossl_nap(50 * MS); /* an exiting thread: into its key destructors */
+	pthread_create(&rel, NULL, releaser, (void *)(intptr_t)(300 * MS));
+	dt = timed_fork();
+	abi_check(name, dt >= 250 * MS && dt < 5000 * MS, "fork took %lld ms, the thread held it back for 300 ms",
+		  dt / MS);
+	pthread_join(th, NULL);
+	pthread_join(rel, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	char why[256];
-	pthread_t th, rel;
+	pthread_t th;
 	long long dt;
 
 	(void)argc;
@@ -110,32 +131,11 @@ int main(int argc, char **argv)
 	abi_check("fork with nobody inside: no wait, the child starts with the guard open", dt >= 0 && dt < 200 * MS,
 		  "fork took %lld ms (-1: the child saw the guard closed)", dt / MS);
 
-	/* A thread inside the guard: fork() waits until it leaves. */
-	set_flag(&g_started, 0);
-	set_flag(&g_release, 0);
-	pthread_create(&th, NULL, inside_thread, NULL);
-	wait_flag(&g_started);
-	pthread_create(&rel, NULL, releaser, (void *)(intptr_t)(300 * MS));
-	dt = timed_fork();
-	abi_check("fork waits for a thread inside the guard", dt >= 250 * MS && dt < 5000 * MS,
-		  "fork took %lld ms, the thread was inside for 300 ms", dt / MS);
-	pthread_join(th, NULL);
-	pthread_join(rel, NULL);
-
-	/* A thread that used the guard, exiting (blocked in a key destructor
-	 * after the exit hook): fork() waits until it is gone. */
-	set_flag(&g_started, 0);
-	set_flag(&g_release, 0);
-	set_flag(&g_exit, 1);
-	pthread_create(&th, NULL, exiting_thread, NULL);
-	wait_flag(&g_started);
-	gohsm_ossl_nap(50 * MS); /* into its key destructors */
-	pthread_create(&rel, NULL, releaser, (void *)(intptr_t)(300 * MS));
-	dt = timed_fork();
-	abi_check("fork waits for an exiting thread that used the guard", dt >= 250 * MS && dt < 5000 * MS,
-		  "fork took %lld ms, the thread was exiting for 300+ ms", dt / MS);
-	pthread_join(th, NULL);
-	pthread_join(rel, NULL);
+	/* A thread inside the guard: fork() waits until it leaves. A thread
+	 * that used the guard, exiting (blocked in a key destructor after
+	 * the exit hook): fork() waits until it is gone. */
+	fork_waits_for("fork waits for a thread inside the guard", inside_thread);
+	fork_waits_for("fork waits for an exiting thread that used the guard", exiting_thread);
 
 	/* While a fork is being prepared, entering waits for its end. */
 	set_flag(&g_entered, 0);
