@@ -165,8 +165,15 @@ static void gohsm_ossl_fork_prepare(void)
 		for (;;) {
 			int tid = __atomic_load_n(&gohsm_ossl_leaving[i], __ATOMIC_SEQ_CST);
 
-			if (tid == 0 || gohsm_ossl_gone(tid))
+			if (tid == 0)
 				break;
+			if (gohsm_ossl_gone(tid)) {
+				// Clear it, so that a later thread given the same
+				// id is not waited for.
+				__atomic_compare_exchange_n(&gohsm_ossl_leaving[i], &tid, 0, 0, __ATOMIC_SEQ_CST,
+							    __ATOMIC_RELAXED);
+				break;
+			}
 			if (gohsm_ossl_now() > deadline) {
 				__atomic_add_fetch(&gohsm_ossl_fork_timeouts, 1, __ATOMIC_RELAXED);
 				return;

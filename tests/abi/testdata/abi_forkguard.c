@@ -136,6 +136,13 @@ int main(int argc, char **argv)
 	 * the exit hook): fork() waits until it is gone. */
 	fork_waits_for("fork waits for a thread inside the guard", inside_thread);
 	fork_waits_for("fork waits for an exiting thread that used the guard", exiting_thread);
+	{
+		int i, listed = 0;
+
+		for (i = 0; i < GOHSM_OSSL_LEAVING; i++)
+			listed += gohsm_ossl_leaving[i] != 0;
+		abi_check("the prepare handler unlists threads that are gone", listed == 0, "%d still listed", listed);
+	}
 
 	/* While a fork is being prepared, entering waits for its end. */
 	set_flag(&g_entered, 0);
