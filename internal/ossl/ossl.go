@@ -150,13 +150,12 @@ static int gohsm_ossl_load(char *why, size_t n)
 
 static const char *gohsm_ossl_version_unguarded(void) { return gohsm_ossl.OpenSSL_version(0); }
 
-
 static BIGNUM *gohsm_bn(const uint8_t *b, size_t n)
 {
 	return gohsm_ossl.BN_bin2bn(b, (int)n, NULL);
 }
 
-// gohsm_ossl_rsa builds an RSA private key with OpenSSL's own method from
+// gohsm_ossl_rsa_unguarded builds an RSA private key with OpenSSL's own method from
 // eight big-endian values laid end to end in v, of the lengths in len: n,
 // e, d, p, q, dP, dQ, qInv.
 static RSA *gohsm_ossl_rsa_unguarded(const uint8_t *v, const size_t *len)
@@ -191,8 +190,7 @@ fail:
 	return NULL;
 }
 
-
-// gohsm_ossl_rsa_private computes in^d mod n into out (both k bytes). Any
+// gohsm_ossl_rsa_private_unguarded computes in^d mod n into out (both k bytes). Any
 // error OpenSSL queued is taken off this thread's queue again, so that a
 // host using the same libcrypto never sees it.
 static int gohsm_ossl_rsa_private_unguarded(RSA *r, const uint8_t *in, uint8_t *out, size_t k)
@@ -205,9 +203,7 @@ static int gohsm_ossl_rsa_private_unguarded(RSA *r, const uint8_t *in, uint8_t *
 	return n == (int)k;
 }
 
-
 static void gohsm_ossl_rsa_free_unguarded(RSA *r) { gohsm_ossl.RSA_free(r); }
-
 
 static EC_KEY *gohsm_ossl_p256_unguarded(const uint8_t *d, size_t n)
 {
@@ -233,8 +229,7 @@ static EC_KEY *gohsm_ossl_p256_unguarded(const uint8_t *d, size_t n)
 	return k;
 }
 
-
-// gohsm_ossl_ecdsa_sign signs a digest and writes r || s, each padded to
+// gohsm_ossl_ecdsa_sign_unguarded signs a digest and writes r || s, each padded to
 // half bytes.
 static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half)
 {
@@ -255,7 +250,6 @@ static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t 
 	gohsm_ossl.ERR_pop_to_mark();
 	return ok;
 }
-
 
 static void gohsm_ossl_ec_free_unguarded(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k); }
 
@@ -284,7 +278,6 @@ GOHSM_GUARDED(EC_KEY *, gohsm_ossl_p256, (const uint8_t *d, size_t n), (d, n))
 GOHSM_GUARDED(int, gohsm_ossl_ecdsa_sign, (EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half),
 	      (k, dg, n, out, half))
 GOHSM_GUARDED_VOID(gohsm_ossl_ec_free, (EC_KEY *k), (k))
-
 */
 import "C"
 

@@ -39,6 +39,9 @@
  *   hang      a child that re-initialises and then never finishes: the
  *             parent describes it (/proc, gdb backtraces) and kills it -
  *             what every case does with a hung child.
+ *   storm     children forked while new threads make their first
+ *             signatures (libcrypto's per-thread state made under its
+ *             locks); stormexit: the same with the threads exiting.
  *   measure   per-call latency in the parent and in a forwarding child
  *             (C_GetInfo, ECDSA P-256 sign p50), the child's C_Initialize
  *             time and memory. Reports; asserts only that it works.
@@ -1066,8 +1069,10 @@ static void case_measure(void)
  * forks STORM_CHILDREN children 1 ms apart; each child re-initialises,
  * logs in and signs once. Every child must finish. Without the guard,
  * four runs of four each lost 3-6 children to hangs and 0-5 to SIGSEGV.
- * The threads stay alive to the end: libcrypto's own cleanup at thread
- * exit runs outside any module call (docs/fork.md).
+ * The threads stay alive to the end. Case stormexit: each thread exits
+ * as soon as it has signed, so libcrypto's cleanup of exiting threads
+ * (outside any module call) overlaps the forks; the guard's exit hook
+ * keeps fork() out until such a thread is gone (docs/fork.md).
  */
 struct storm_signer {
 	pthread_t th;
