@@ -95,12 +95,16 @@ func TestCrashSafety(t *testing.T) {
 	tk := newToken(t)
 	tk.initToken()
 	const kills = 50
-	deadline := time.Now().Add(60 * time.Second)
+	// A bound against a crawl, not a speed target: alone the 50 cycles
+	// take 25-35 s; beside the rest of the suite (tests/fork's storm
+	// cases fork hundreds of children) one CI run managed 47 in 60 s.
+	// Each cycle has its own bound (READY within 30 s).
+	deadline := time.Now().Add(180 * time.Second)
 	committed := map[string]string{} // label -> handle
 	var unreported int
 	for i := range kills {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d kill cycles within 60 s", i, kills)
+			t.Fatalf("only %d of %d kill cycles within 180 s", i, kills)
 		}
 		w := tk.start("writer", userPIN, fmt.Sprintf("w%d", i))
 		w.expect(t, "READY", 30*time.Second)
