@@ -26,6 +26,8 @@ type osslRow struct {
 	Two           float64   `json:"ops_per_sec_2"`
 	Scaling       float64   `json:"scaling"`
 	ScalingRounds []float64 `json:"scaling_rounds,omitempty"`
+	IntervalLo    float64   `json:"interval_lo,omitempty"` // as for the modules' scaling
+	IntervalHi    float64   `json:"interval_hi,omitempty"`
 	P50One        float64   `json:"p50_us_1"` // per signature, median over rounds
 	P99One        float64   `json:"p99_us_1"`
 	P50Two        float64   `json:"p50_us_2"`
@@ -157,9 +159,11 @@ func (o *osslBase) rows() []osslRow {
 		if len(b.rate[0]) == 0 || len(b.rate[1]) != len(b.rate[0]) {
 			continue
 		}
-		rows = append(rows, osslRow{Op: op, What: osslOps[op].what,
+		row := osslRow{Op: op, What: osslOps[op].what,
 			One: medianOf(b.rate[0]), Two: medianOf(b.rate[1]), Scaling: medianRatio(b.rate[1], b.rate[0]), ScalingRounds: roundRatios(b.rate[1], b.rate[0]),
-			P50One: medianOf(b.p50[0]), P99One: medianOf(b.p99[0]), P50Two: medianOf(b.p50[1]), P99Two: medianOf(b.p99[1])})
+			P50One: medianOf(b.p50[0]), P99One: medianOf(b.p99[0]), P50Two: medianOf(b.p50[1]), P99Two: medianOf(b.p99[1])}
+		row.IntervalLo, row.IntervalHi, _ = medianInterval(row.ScalingRounds, intervalConf)
+		rows = append(rows, row)
 	}
 	return rows
 }

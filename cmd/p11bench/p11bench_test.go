@@ -59,7 +59,11 @@ func TestSmoke(t *testing.T) {
 		seen[r.Op] = true
 		switch r.Status {
 		case statusOK:
-			assert.Len(t, r.RoundsOpsPerSec, 5, "%s %d sessions: five rounds (the default)", r.Op, r.Sessions)
+			rounds := 5 // the default
+			if opByName(r.Op).scales {
+				rounds = 15 // the default for the sign operations
+			}
+			assert.Len(t, r.RoundsOpsPerSec, rounds, "%s %d sessions", r.Op, r.Sessions)
 			assert.Contains(t, r.RoundsOpsPerSec, r.OpsPerSec, "%s %d sessions: the median is one of the rounds", r.Op, r.Sessions)
 			assert.Positive(t, r.Ops, "%s %d sessions", r.Op, r.Sessions)
 			assert.Positive(t, r.OpsPerSec, "%s %d sessions", r.Op, r.Sessions)
@@ -143,6 +147,10 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, modSpec{"softhsm2", "/y/libsofthsm2.so"}, cfg.modules[1])
 	assert.Equal(t, []int{1, 2, 4}, cfg.sessions)
 	assert.Equal(t, 5, cfg.rounds, "default")
+	assert.Equal(t, 15, cfg.roundsFor(opByName("ecdsa-p256")), "default for a sign operation")
+	assert.Equal(t, 5, cfg.roundsFor(opByName("aes256-gcm-1m")))
+	cfg.rounds = 20
+	assert.Equal(t, 20, cfg.roundsFor(opByName("ecdsa-p256")), "-rounds above -scaling-rounds wins")
 	assert.Equal(t, 4, cfg.slices, "default")
 	var names []string
 	for _, op := range cfg.selected() {
@@ -156,6 +164,8 @@ func TestParseFlags(t *testing.T) {
 		{"-module", "x", "-ops", "nothing-matches"},
 		{"-module", "x", "-objects", "100000"},
 		{"-module", "x", "-slices", "0"},
+		{"-module", "x", "-rounds", "0"},
+		{"-module", "x", "-scaling-rounds", "-1"},
 		{"-module", "x", "-duration", "10ms", "-slices", "20"},
 	} {
 		_, err := parseFlags(bad, &strings.Builder{})
@@ -216,6 +226,43 @@ func TestPairedRatio(t *testing.T) {
 	assert.Equal(t, []float64{1.9, 1.9, 1.2}, roundRatios(two.RoundsOpsPerSec, one.RoundsOpsPerSec), "in round order")
 	assert.Equal(t, "1.20-1.90", spread(roundRatios(two.RoundsOpsPerSec, one.RoundsOpsPerSec)))
 	assert.Equal(t, "-", spread(nil))
+}
+
+// TestMedianInterval: the interval is a pair of order statistics whose
+// coverage of the median (binomial, p = 1/2) is at least the confidence
+// asked for, and the narrowest such pair.
+func TestMedianInterval(t *testing.T) {
+	v := func(n int) []float64 { // n, n-1, ..., 1: unsorted on purpose
+		var out []float64
+		for i := n; i >= 1; i-- {
+			out = append(out, float64(i))
+		}
+		return out
+	}
+	// n = 5: min and max cover with 1 - 2/32 = 0.9375; the 2nd and 4th
+	// only with 1 - 2*6/32 = 0.625.
+	lo, hi, ok := medianInterval(v(5), 0.90)
+	assert.True(t, ok)
+	assert.Equal(t, []float64{1, 5}, []float64{lo, hi})
+	// n = 4: min and max cover with 1 - 2/16 = 0.875 < 0.90.
+	_, _, ok = medianInterval(v(4), 0.90)
+	assert.False(t, ok, "four rounds cannot give 90%")
+	lo, hi, ok = medianInterval(v(4), 0.85)
+	assert.True(t, ok)
+	assert.Equal(t, []float64{1, 4}, []float64{lo, hi})
+	// n = 15: P(B <= 3) = 576/32768 = 0.0176 (coverage 0.965), P(B <= 4)
+	// = 1941/32768 = 0.0592 (0.882): the 4th smallest and 4th largest.
+	lo, hi, ok = medianInterval(v(15), 0.90)
+	assert.True(t, ok)
+	assert.Equal(t, []float64{4, 12}, []float64{lo, hi})
+	// n = 25: P(B <= 7) = 0.0216 (0.957), P(B <= 8) = 0.0539 (0.892).
+	lo, hi, ok = medianInterval(v(25), 0.90)
+	assert.True(t, ok)
+	assert.Equal(t, []float64{8, 18}, []float64{lo, hi})
+	_, _, ok = medianInterval(nil, 0.90)
+	assert.False(t, ok)
+	assert.Equal(t, "-", interval(0, 0))
+	assert.Equal(t, "1.84-1.93", interval(1.84, 1.93))
 }
 
 // TestTurnOrder: slices alternate the cells' order, each slice a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -53,10 +54,14 @@ type scalingRow struct {
 	Base     float64 `json:"ops_per_sec_1"`
 	Scaled   float64 `json:"ops_per_sec_n"`
 	Scaling  float64 `json:"scaling"`
-	// Rounds are the per-round scalings Scaling is the median of.
-	Rounds  []float64 `json:"scaling_rounds,omitempty"`
-	Target  float64   `json:"target,omitempty"`
-	Verdict string    `json:"verdict"`
+	// Rounds are the per-round scalings Scaling is the median of, and
+	// IntervalLo-IntervalHi a confidence interval for that median (at
+	// least intervalConf; zero when too few rounds give one).
+	Rounds     []float64 `json:"scaling_rounds,omitempty"`
+	IntervalLo float64   `json:"interval_lo,omitempty"`
+	IntervalHi float64   `json:"interval_hi,omitempty"`
+	Target     float64   `json:"target,omitempty"`
+	Verdict    string    `json:"verdict"`
 }
 
 type goRow struct {
@@ -83,17 +88,19 @@ type moduleReport struct {
 }
 
 type report struct {
-	Command    string         `json:"command"`
-	Duration   string         `json:"duration_per_op"`
-	Rounds     int            `json:"rounds"`
-	Slices     int            `json:"slices"`
-	Sessions   []int          `json:"sessions"`
-	Objects    int            `json:"find_objects"`
-	Modules    []moduleReport `json:"modules"`
-	Results    []result       `json:"results"`
-	Ratios     []ratioRow     `json:"ratios,omitempty"`
-	Scaling    []scalingRow   `json:"scaling,omitempty"`
-	GoBaseline []goRow        `json:"go_baseline,omitempty"`
+	Command  string `json:"command"`
+	Duration string `json:"duration_per_op"`
+	Rounds   int    `json:"rounds"`
+	// ScalingRounds is the rounds of the operations with a scaling target.
+	ScalingRounds int            `json:"scaling_rounds"`
+	Slices        int            `json:"slices"`
+	Sessions      []int          `json:"sessions"`
+	Objects       int            `json:"find_objects"`
+	Modules       []moduleReport `json:"modules"`
+	Results       []result       `json:"results"`
+	Ratios        []ratioRow     `json:"ratios,omitempty"`
+	Scaling       []scalingRow   `json:"scaling,omitempty"`
+	GoBaseline    []goRow        `json:"go_baseline,omitempty"`
 	// OpenSSLBaseline is libcrypto's own signing from C threads.
 	OpenSSLBaseline []osslRow `json:"openssl_baseline,omitempty"`
 	Pass            int       `json:"pass"`
@@ -157,6 +164,52 @@ func roundRatios(a, b []float64) []float64 {
 	return rs
 }
 
+// intervalConf is the least coverage of the interval given for a median
+// scaling.
+const intervalConf = 0.90
+
+// medianInterval is a confidence interval for the median of what v's
+// values are drawn from, assuming only that they are independent: the
+// k-th smallest and the k-th largest value, for the largest k for which
+// the median of the distribution lies between them with probability at
+// least conf. (The number of values below the median is binomial with
+// p = 1/2, so the interval misses with probability 2 P(B <= k-1).) ok is
+// false when even the smallest and largest do not reach conf.
+func medianInterval(v []float64, conf float64) (lo, hi float64, ok bool) {
+	n := len(v)
+	if n == 0 {
+		return 0, 0, false
+	}
+	// cdf[j] = P(B <= j) for B ~ Binomial(n, 1/2).
+	cdf := make([]float64, n+1)
+	pj, sum := math.Pow(0.5, float64(n)), 0.0
+	for j := 0; j <= n; j++ {
+		sum += pj
+		cdf[j] = sum
+		pj = pj * float64(n-j) / float64(j+1)
+	}
+	k := 0
+	for c := 1; 2*c <= n+1; c++ {
+		if 1-2*cdf[c-1] >= conf {
+			k = c
+		}
+	}
+	if k == 0 {
+		return 0, 0, false
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[k-1], s[n-k], true
+}
+
+// interval is "lo-hi" of a median interval ("-" for none).
+func interval(lo, hi float64) string {
+	if lo == 0 && hi == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f-%.2f", lo, hi)
+}
+
 // spread is the range of per-round ratios, "lo-hi" ("-" for none).
 func spread(rs []float64) string {
 	if len(rs) == 0 {
@@ -209,6 +262,7 @@ func (r *report) summarise(names []string) {
 				}
 				row := scalingRow{Op: op.name, Module: name, Sessions: k, Base: one.OpsPerSec, Scaled: many.OpsPerSec,
 					Scaling: pairedRatio(many, one), Rounds: roundRatios(many.RoundsOpsPerSec, one.RoundsOpsPerSec), Verdict: verdictInfo}
+				row.IntervalLo, row.IntervalHi, _ = medianInterval(row.Rounds, intervalConf)
 				// The scaling target is the module under test's (the first).
 				if op.scales && k == 2 && i == 0 {
 					row.Target = scalingTarget
@@ -334,7 +388,7 @@ func (r *report) markdown() string {
 	for _, m := range r.Modules {
 		names = append(names, m.Name)
 	}
-	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per module and session count, in %d rounds of which the median (by ops/s) is shown; within a round the measurements take turns in %d slices (alternating order), so that the ratios compare the same moments; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds, r.Slices)
+	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per module and session count, in %d rounds (%d for the sign operations, which carry the scaling target) of which the median (by ops/s) is shown; within a round the measurements take turns in %d slices (alternating order), so that the ratios compare the same moments; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds, r.ScalingRounds, r.Slices)
 	b.WriteString("| operation | sessions |")
 	sep := "|---|---:|"
 	for _, n := range names {
@@ -386,11 +440,11 @@ func (r *report) markdown() string {
 	}
 
 	if len(r.Scaling) > 0 {
-		b.WriteString("\nSession scaling (ops/s with N sessions / ops/s with 1, the median over rounds of the ratio within a round; the target is the first module's, on sign operations):\n\n")
-		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | rounds | target | |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+		fmt.Fprintf(&b, "\nSession scaling (ops/s with N sessions / ops/s with 1, the median over rounds of the ratio within a round; interval: a confidence interval of at least %.0f%% for the median round's scaling, from the rounds' order alone (no assumption on their distribution); range: the lowest and highest round; the target is the first module's, on sign operations):\n\n", 100*intervalConf)
+		b.WriteString("| operation | module | N | 1 session ops/s | N sessions ops/s | scaling | interval | rounds | range | target | |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, x := range r.Scaling {
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
-				ratio(x.Scaling), spread(x.Rounds), target(x.Target), x.Verdict)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %d | %s | %s | %s |\n", x.Op, x.Module, x.Sessions, num(x.Base), num(x.Scaled),
+				ratio(x.Scaling), interval(x.IntervalLo, x.IntervalHi), len(x.Rounds), spread(x.Rounds), target(x.Target), x.Verdict)
 		}
 	}
 
@@ -413,14 +467,14 @@ func (r *report) markdown() string {
 
 	if len(r.OpenSSLBaseline) > 0 {
 		b.WriteString("\nOpenSSL's own signing from plain C threads in this binary (the module signs these in the same libcrypto), taking turns with the modules in the slices of each round of the module operation: what it can reach, and this machine's ceiling for 2-session scaling at those moments:\n\n")
-		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | rounds | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+		b.WriteString("| OpenSSL operation | 1 thread ops/s | p50 us | p99 us | 2 threads ops/s | p50 us | p99 us | scaling | interval | range | module operation | module scaling |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 		for _, o := range r.OpenSSLBaseline {
 			ms := "-"
 			if o.Module != "" {
 				ms = ratio(o.ModuleScaling)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.P50One), num(o.P99One),
-				num(o.Two), num(o.P50Two), num(o.P99Two), ratio(o.Scaling), spread(o.ScalingRounds), o.Op, o.Module, ms)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |\n", o.What, num(o.One), num(o.P50One), num(o.P99One),
+				num(o.Two), num(o.P50Two), num(o.P99Two), ratio(o.Scaling), interval(o.IntervalLo, o.IntervalHi), spread(o.ScalingRounds), o.Op, o.Module, ms)
 		}
 	}
 
