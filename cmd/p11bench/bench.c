@@ -1,6 +1,9 @@
 #include "bench.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -183,6 +186,131 @@ CK_RV bench_run(bench_ctx *c, int op, uint64_t n, uint64_t *hist, uint64_t *done
 	*done = n;
 	*elapsed = t0 - start;
 	return CKR_OK;
+}
+
+/* Session threads (bench.h). */
+enum { BT_IDLE, BT_RUN, BT_DONE, BT_QUIT };
+
+struct bench_thread {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state;
+	/* the run, set while BT_IDLE, read while BT_RUN */
+	bench_ctx *c;
+	int op;
+	uint64_t *hist, ns, cap;
+	bench_share *share;
+};
+
+#define BATCH_NS 10000000u /* a batch: about 10 ms */
+
+/* run_slice is one thread's part of bench_threads_run. */
+static void run_slice(struct bench_thread *t) {
+	bench_share *sh = t->share;
+	uint64_t n = 1, deadline = bench_now() + t->ns;
+
+	memset(sh, 0, sizeof *sh);
+	while (bench_now() < deadline) {
+		uint64_t done = 0, elapsed = 0, per;
+		CK_RV rv = bench_run(t->c, t->op, n, t->hist, &done, &elapsed);
+
+		sh->ops += done;
+		sh->timed += elapsed;
+		if (t->c->nmade > 0) {
+			CK_RV d = bench_destroy_made(t->c);
+			if (d != CKR_OK && sh->destroy_rv == CKR_OK)
+				sh->destroy_rv = d;
+		}
+		if (rv != CKR_OK) {
+			sh->rv = rv;
+			return;
+		}
+		if (sh->destroy_rv != CKR_OK)
+			return;
+		per = elapsed / (done ? done : 1);
+		n = BATCH_NS / (per ? per : 1);
+		if (n < 1)
+			n = 1;
+		if (n > t->cap)
+			n = t->cap;
+	}
+}
+
+static void *thread_main(void *arg) {
+	struct bench_thread *t = arg;
+
+	pthread_mutex_lock(&t->mu);
+	for (;;) {
+		while (t->state == BT_IDLE || t->state == BT_DONE)
+			pthread_cond_wait(&t->cv, &t->mu);
+		if (t->state == BT_QUIT)
+			break;
+		pthread_mutex_unlock(&t->mu);
+		run_slice(t);
+		pthread_mutex_lock(&t->mu);
+		t->state = BT_DONE;
+		pthread_cond_broadcast(&t->cv);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return NULL;
+}
+
+bench_thread *bench_thread_start(void) {
+	struct bench_thread *t = calloc(1, sizeof *t);
+	int err;
+
+	if (t == NULL)
+		return NULL;
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	t->state = BT_IDLE;
+	if ((err = pthread_create(&t->th, NULL, thread_main, t)) != 0) {
+		pthread_cond_destroy(&t->cv);
+		pthread_mutex_destroy(&t->mu);
+		free(t);
+		errno = err;
+		return NULL;
+	}
+	return t;
+}
+
+void bench_thread_stop(bench_thread *t) {
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->mu);
+	t->state = BT_QUIT;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	pthread_join(t->th, NULL);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+void bench_threads_run(bench_thread **ts, bench_ctx **ctxs, uint64_t **hists, bench_share *shares, int n, int op,
+		       uint64_t ns, uint64_t batch_cap) {
+	for (int i = 0; i < n; i++) {
+		struct bench_thread *t = ts[i];
+		pthread_mutex_lock(&t->mu);
+		t->c = ctxs[i];
+		t->op = op;
+		t->hist = hists[i];
+		t->ns = ns;
+		t->cap = batch_cap ? batch_cap : 1;
+		t->share = &shares[i];
+		t->state = BT_RUN;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+	}
+	for (int i = 0; i < n; i++) {
+		struct bench_thread *t = ts[i];
+		pthread_mutex_lock(&t->mu);
+		while (t->state != BT_DONE)
+			pthread_cond_wait(&t->cv, &t->mu);
+		t->state = BT_IDLE;
+		pthread_mutex_unlock(&t->mu);
+	}
 }
 
 CK_RV bench_destroy_made(bench_ctx *c) {

@@ -75,6 +75,40 @@ void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mg
 void bench_set_find(bench_ctx *c, const char *prefix, CK_ULONG count, CK_OBJECT_CLASS cls);
 void bench_format_label(char *dst, const char *prefix, CK_ULONG i);
 
+/*
+ * Session threads. Each worker session has a thread of its own, made once,
+ * that runs the timed loop when told; Go waits for a slice in one call
+ * (bench_threads_run). So while modules are measured the process's Go
+ * runtime has nothing running: with the loops on goroutines locked to their
+ * threads, every one of them sat in a cgo call with its P, and Go's monitor
+ * (no idle P left with two sessions on two CPUs) took those Ps and polled
+ * every 20 us, waking ~600 times a second on the CPUs the sessions needed.
+ * OpenSSL's own threads (osslbase.c) run the same way.
+ */
+typedef struct bench_thread bench_thread;
+
+/* What one thread did in one run. */
+typedef struct bench_share {
+	uint64_t ops;      /* operations completed */
+	uint64_t timed;    /* nanoseconds they took, from the first start to the last end */
+	CK_RV rv;          /* the failing operation's return value, or CKR_OK */
+	CK_RV destroy_rv;  /* the first failing C_DestroyObject of made handles, or CKR_OK */
+} bench_share;
+
+/* bench_thread_start makes a thread (NULL and errno set on failure). */
+bench_thread *bench_thread_start(void);
+/* bench_thread_stop ends and frees an idle thread. */
+void bench_thread_stop(bench_thread *t);
+/*
+ * bench_threads_run has ts[i] run op on ctxs[i] into hists[i] for ns
+ * nanoseconds, all n at once, in batches of about 10 ms of at most
+ * batch_cap operations (handles made are destroyed, untimed, after each
+ * batch), stopping at the first error; it returns when every thread has
+ * finished, with each one's account in shares[i].
+ */
+void bench_threads_run(bench_thread **ts, bench_ctx **ctxs, uint64_t **hists, bench_share *shares, int n, int op,
+		       uint64_t ns, uint64_t batch_cap);
+
 /* Module loading. */
 void *bench_dlopen(const char *path, char **err);
 CK_RV bench_get_function_list(void *lib, CK_FUNCTION_LIST_PTR_PTR out);

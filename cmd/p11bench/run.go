@@ -11,18 +11,19 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 )
 
-// worker is one session and its C context: input, output and histogram
-// live in C memory, allocated and touched once, reused by every operation.
+// worker is one session, its C context and its thread: input, output and
+// histogram live in C memory, allocated and touched once, reused by every
+// operation, and the thread (bench.h) runs every measurement of the
+// session.
 type worker struct {
 	m    *module
 	ctx  *C.bench_ctx
 	hist *C.uint64_t
+	th   *C.bench_thread
 }
 
 func newContext(f C.CK_FUNCTION_LIST_PTR) (*C.bench_ctx, *C.uint64_t, error) {
@@ -54,7 +55,20 @@ func (m *module) newWorker(t token) (*worker, error) {
 	}
 	c.slot = t.slot
 	c.s = s
-	return &worker{m: m, ctx: c, hist: hist}, nil
+	th, err := C.bench_thread_start()
+	if th == nil {
+		return nil, fmt.Errorf("p11bench: session thread: %w", err)
+	}
+	return &worker{m: m, ctx: c, hist: hist, th: th}, nil
+}
+
+// finalize ends the module's session threads and the module.
+func (m *module) finalize() error {
+	for _, w := range append(m.workers, m.findWorkers...) {
+		C.bench_thread_stop(w.th)
+	}
+	m.workers, m.findWorkers = nil, nil
+	return m.p11.finalize()
 }
 
 // share is what one worker did.
@@ -112,57 +126,39 @@ func (m *measurement) opsPerSec() float64 {
 
 func (m *measurement) percentile(q float64) time.Duration { return percentile(m.hist, m.ops(), q) }
 
-// run runs op on every worker concurrently (each on its own locked OS
-// thread) for d, in batches of about 10 ms that the C loop times per
-// operation.
+// run runs op on every worker concurrently, each on its session's thread,
+// for d, in batches of about 10 ms that the C loop times per operation;
+// this goroutine waits in one C call meanwhile.
 func run(ws []*worker, op *opDef, d time.Duration) measurement {
-	shares := make([]share, len(ws))
-	var wg sync.WaitGroup
-	start := make(chan struct{})
+	n := len(ws)
+	ths := make([]*C.bench_thread, n)
+	ctxs := make([]*C.bench_ctx, n)
+	hists := make([]*C.uint64_t, n)
+	// C memory: the threads write their accounts while Go waits.
+	cshares := (*C.bench_share)(C.calloc(C.size_t(n), C.sizeof_bench_share))
+	if cshares == nil {
+		return measurement{err: errors.New("p11bench: out of C memory")}
+	}
+	defer C.free(unsafe.Pointer(cshares))
 	for i, w := range ws {
 		release := op.prepare(w)
+		defer release()
 		C.memset(unsafe.Pointer(w.hist), 0, C.HIST_BUCKETS*8)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer release()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			<-start
-			sh := &shares[i]
-			batchCap := uint64(1 << 20)
-			if op.genTemplates != nil {
-				batchCap = madeCap / 2
-			}
-			n := uint64(1)
-			deadline := time.Now().Add(d)
-			for time.Now().Before(deadline) {
-				var done, elapsed C.uint64_t
-				rv := C.bench_run(w.ctx, op.cop, C.uint64_t(n), w.hist, &done, &elapsed)
-				sh.ops += uint64(done)
-				sh.timed += time.Duration(elapsed)
-				if w.ctx.nmade > 0 {
-					sh.err = errors.Join(sh.err, check("C_DestroyObject", C.bench_destroy_made(w.ctx)))
-				}
-				if err := check(op.name, rv); err != nil {
-					sh.err = errors.Join(sh.err, err)
-				}
-				if sh.err != nil {
-					return
-				}
-				// Next batch: about 10 ms.
-				per := time.Duration(elapsed) / time.Duration(max(uint64(done), 1))
-				n = min(max(uint64(10*time.Millisecond/max(per, 1)), 1), batchCap)
-			}
-		}()
+		ths[i], ctxs[i], hists[i] = w.th, w.ctx, w.hist
 	}
-	close(start)
-	wg.Wait()
+	batchCap := uint64(1 << 20)
+	if op.genTemplates != nil {
+		batchCap = madeCap / 2
+	}
+	C.bench_threads_run(&ths[0], &ctxs[0], &hists[0], cshares, C.int(n), op.cop, C.uint64_t(d), C.uint64_t(batchCap))
 
-	res := measurement{shares: shares, hist: make([]uint64, histBuckets)}
-	for i, w := range ws {
-		res.err = errors.Join(res.err, shares[i].err)
-		for b, v := range unsafe.Slice((*uint64)(unsafe.Pointer(w.hist)), C.HIST_BUCKETS) {
+	res := measurement{shares: make([]share, n), hist: make([]uint64, histBuckets)}
+	for i, cs := range unsafe.Slice(cshares, n) {
+		sh := &res.shares[i]
+		sh.ops, sh.timed = uint64(cs.ops), time.Duration(cs.timed)
+		sh.err = errors.Join(check("C_DestroyObject", cs.destroy_rv), check(op.name, cs.rv))
+		res.err = errors.Join(res.err, sh.err)
+		for b, v := range unsafe.Slice((*uint64)(unsafe.Pointer(hists[i])), C.HIST_BUCKETS) {
 			res.hist[b] += v
 		}
 	}
