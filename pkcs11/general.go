@@ -2,6 +2,9 @@ package pkcs11
 
 /*
 #include "pkcs11.h"
+
+int gohsm_test_cmark(void);
+void gohsm_test_tick(void);
 */
 import "C"
 
@@ -22,6 +25,15 @@ import (
 //
 //export go_Yield
 func go_Yield() { runtime.Gosched() }
+
+// threadCallsLibcrypto reports the calling OS thread's mark in the yield
+// table: set by internal/ossl when the thread goes into libcrypto, cleared
+// when its yield interval ends (yield.h). For tests; cgo is not allowed in
+// _test.go files.
+func threadCallsLibcrypto() bool { return C.gohsm_test_cmark() != 0 }
+
+// tickForTest runs the yield bookkeeping every module entry point runs.
+func tickForTest() { C.gohsm_test_tick() }
 
 //export go_GetInfo
 func go_GetInfo(p C.CK_INFO_PTR) (r C.CK_RV) {

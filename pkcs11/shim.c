@@ -419,26 +419,55 @@ static int gohsm_cpus(void)
 	return n;
 }
 
-static inline void gohsm_tick(void)
+static inline struct gohsm_yield_slot *gohsm_yield_slot_of_self(void)
 {
-	struct timespec ts;
-	int64_t now;
 	uint64_t t = (uint64_t)pthread_self();
 
 	t ^= t >> 17;
 	t *= 0x9e3779b97f4a7c15ULL;
-	struct gohsm_yield_slot *slot = &gohsm_last_yield[t >> 56];
+	return &gohsm_last_yield[t >> 56];
+}
+
+/*
+ * gohsm_yield_mark_c: the calling thread is going into libcrypto (called
+ * by internal/ossl on every call it makes there, through a weak reference:
+ * its own tests link without this file). Written only when not yet set,
+ * so a thread's own line is all it touches.
+ */
+__attribute__((visibility("hidden"))) void gohsm_yield_mark_c(void)
+{
+	struct gohsm_yield_slot *slot = gohsm_yield_slot_of_self();
+
+	if (__atomic_load_n(&slot->cmark, __ATOMIC_RELAXED) == 0)
+		__atomic_store_n(&slot->cmark, 1, __ATOMIC_RELAXED);
+}
+
+/* gohsm_test_cmark is the calling thread's mark (for pkcs11's tests). */
+int gohsm_test_cmark(void) { return (int)__atomic_load_n(&gohsm_yield_slot_of_self()->cmark, __ATOMIC_RELAXED); }
+
+static inline void gohsm_tick(void)
+{
+	struct timespec ts;
+	int64_t now;
+	struct gohsm_yield_slot *slot = gohsm_yield_slot_of_self();
 	uint32_t calls = __atomic_load_n(&slot->calls, __ATOMIC_RELAXED) + 1;
 	__atomic_store_n(&slot->calls, calls, __ATOMIC_RELAXED);
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	if (__builtin_expect(now - __atomic_load_n(&slot->ns, __ATOMIC_RELAXED) >= GOHSM_YIELD_NS, 0)) {
+		uint32_t cmark = __atomic_load_n(&slot->cmark, __ATOMIC_RELAXED);
+
 		__atomic_store_n(&slot->ns, now, __ATOMIC_RELAXED);
 		__atomic_store_n(&slot->calls, 0, __ATOMIC_RELAXED);
-		if (gohsm_yield_due(calls, gohsm_last_yield, GOHSM_YIELD_SLOTS, now, gohsm_cpus()))
+		if (cmark)
+			__atomic_store_n(&slot->cmark, 0, __ATOMIC_RELAXED);
+		if (gohsm_yield_due(calls, cmark, gohsm_last_yield, GOHSM_YIELD_SLOTS, now, gohsm_cpus()))
 			go_Yield();
 	}
 }
+
+/* gohsm_test_tick: an entry point's bookkeeping (for pkcs11's tests). */
+void gohsm_test_tick(void) { gohsm_tick(); }
 
 #define GOHSM_FORWARD(name, params, args)                                \
 	CK_RV C_##name params                                            \

@@ -32,14 +32,21 @@
 /*
  * A thread whose calls are long (fewer than GOHSM_YIELD_MIN_CALLS in an
  * interval: a 1 MiB digest, an RSA signature) yields only while the
- * machine is busy: a yield is two thread hand-offs (~70-150 us here), and
- * with a CPU to spare the monitor's polling costs the calling thread less
- * than a yield every 4 ms (1 MiB SHA-256 digests ran 1.5-2% faster without
- * the yields). With as many calling threads as CPUs, the polling takes
- * CPU from them instead: two RSA-2048 sessions on two CPUs gave the
- * monitor 2.3% of all samples and each session thread 1,000-2,300
- * involuntary switches a second. The yield is for threads making many
- * short calls, which the polling hurts most, and for every thread on a
+ * machine is busy, and only if its calls went into libcrypto: a yield is
+ * two thread hand-offs (~70-150 us here), and with a CPU to spare the
+ * monitor's polling costs the calling thread less than a yield every 4 ms
+ * (1 MiB SHA-256 digests ran 1.5-2% faster without the yields). With as
+ * many calling threads as CPUs, the polling takes CPU from them instead:
+ * two RSA-2048 sessions on two CPUs gave the monitor 2.3% of all samples
+ * and each session thread 1,000-2,300 involuntary switches a second. The
+ * polling follows a thread that spends its calls in C (its P sits in a
+ * system call, which the monitor takes and takes again); a long call in
+ * Go code (SHA-256, AES-GCM) is preempted once per 10 ms instead, which
+ * costs less than a yield every 4 ms (two SHA-256 1 MiB sessions: 1.3%
+ * more digests without the yield; two RSA sessions: ~5% fewer
+ * signatures). internal/ossl marks a thread that calls into libcrypto
+ * (gohsm_yield_mark_c, cmark). The yield is for threads making many short
+ * calls, which the polling hurts most, and for threads in libcrypto on a
  * busy machine.
  */
 #define GOHSM_YIELD_MIN_CALLS 16
@@ -49,7 +56,8 @@
 struct gohsm_yield_slot {
 	int64_t ns;     /* coarse time of the last interval start */
 	uint32_t calls; /* calls since then */
-	char pad[64 - sizeof(int64_t) - sizeof(uint32_t)];
+	uint32_t cmark; /* nonzero: a call since then went into libcrypto */
+	char pad[64 - sizeof(int64_t) - 2 * sizeof(uint32_t)];
 };
 
 /* gohsm_busy reports whether at least cpus threads started an interval in
@@ -67,11 +75,12 @@ static inline int gohsm_busy(const struct gohsm_yield_slot *slots, int n, int64_
 }
 
 /* gohsm_yield_due: the call that ended an interval of calls calls yields
- * if they were many, or else if the machine is busy (asked only then: it
- * reads the whole table). */
-static inline int gohsm_yield_due(uint32_t calls, const struct gohsm_yield_slot *slots, int n, int64_t now, int cpus)
+ * if they were many, or else if they went into libcrypto (cmark) and the
+ * machine is busy (asked only then: it reads the whole table). */
+static inline int gohsm_yield_due(uint32_t calls, uint32_t cmark, const struct gohsm_yield_slot *slots, int n, int64_t now,
+				  int cpus)
 {
-	return calls >= GOHSM_YIELD_MIN_CALLS || gohsm_busy(slots, n, now, cpus);
+	return calls >= GOHSM_YIELD_MIN_CALLS || (cmark && gohsm_busy(slots, n, now, cpus));
 }
 
 #endif

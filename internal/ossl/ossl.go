@@ -253,11 +253,25 @@ static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t 
 
 static void gohsm_ossl_ec_free_unguarded(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k); }
 
-// The functions Go calls: each runs its _unguarded body inside the fork
-// guard (gohsm_ossl_enter / gohsm_ossl_leave).
+// The module's entry points (pkcs11/shim.c) define gohsm_yield_mark_c: a
+// thread that calls into libcrypto yields to Go's scheduler on a busy
+// machine (pkcs11/yield.h). Weak: this package's own tests link without
+// it.
+extern void gohsm_yield_mark_c(void) __attribute__((weak, visibility("hidden")));
+
+static inline void gohsm_ossl_mark(void)
+{
+	if (gohsm_yield_mark_c)
+		gohsm_yield_mark_c();
+}
+
+// The functions Go calls: each marks the thread (above) and runs its
+// _unguarded body inside the fork guard (gohsm_ossl_enter /
+// gohsm_ossl_leave).
 #define GOHSM_GUARDED(type, name, params, args)                  \
 	static type name params                                  \
 	{                                                        \
+		gohsm_ossl_mark();                               \
 		struct gohsm_ossl_slot *g = gohsm_ossl_enter();  \
 		type ret = name##_unguarded args;                \
 		gohsm_ossl_leave(g);                             \
@@ -266,6 +280,7 @@ static void gohsm_ossl_ec_free_unguarded(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k);
 #define GOHSM_GUARDED_VOID(name, params, args)                   \
 	static void name params                                  \
 	{                                                        \
+		gohsm_ossl_mark();                               \
 		struct gohsm_ossl_slot *g = gohsm_ossl_enter();  \
 		name##_unguarded args;                           \
 		gohsm_ossl_leave(g);                             \

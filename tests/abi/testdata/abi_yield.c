@@ -1,9 +1,9 @@
 /*
  * abi_yield: the rule by which a thread calling into the module yields to
  * the Go scheduler (pkcs11/yield.h): threads making many short calls yield
- * once an interval; threads making long calls only while as many threads
- * as CPUs are calling. Pure functions of the slot table and the time; the
- * module argument is not used.
+ * once an interval; threads making long calls only if those went into
+ * libcrypto and as many threads as CPUs are calling. Pure functions of the
+ * slot table and the time; the module argument is not used.
  */
 #include "abi.h"
 #include "yield.h"
@@ -34,12 +34,16 @@ int main(int argc, char **argv)
 		  !gohsm_busy(slots, GOHSM_YIELD_SLOTS, now, 2), "busy");
 
 	abi_check("yield: many short calls, machine not busy",
-		  gohsm_yield_due(GOHSM_YIELD_MIN_CALLS, slots, GOHSM_YIELD_SLOTS, now, 2), "no yield");
-	abi_check("yield: few long calls, machine not busy",
-		  !gohsm_yield_due(GOHSM_YIELD_MIN_CALLS - 1, slots, GOHSM_YIELD_SLOTS, now, 2), "yield");
+		  gohsm_yield_due(GOHSM_YIELD_MIN_CALLS, 0, slots, GOHSM_YIELD_SLOTS, now, 2), "no yield");
+	abi_check("yield: few long calls in libcrypto, machine not busy",
+		  !gohsm_yield_due(GOHSM_YIELD_MIN_CALLS - 1, 1, slots, GOHSM_YIELD_SLOTS, now, 2), "yield");
 	slots[200].ns = now - 1 * MS;
-	abi_check("yield: few long calls, as many callers as CPUs",
-		  gohsm_yield_due(GOHSM_YIELD_MIN_CALLS - 1, slots, GOHSM_YIELD_SLOTS, now, 2), "no yield");
+	abi_check("yield: few long calls in libcrypto, as many callers as CPUs",
+		  gohsm_yield_due(GOHSM_YIELD_MIN_CALLS - 1, 1, slots, GOHSM_YIELD_SLOTS, now, 2), "no yield");
+	abi_check("yield: few long calls in Go code, as many callers as CPUs",
+		  !gohsm_yield_due(GOHSM_YIELD_MIN_CALLS - 1, 0, slots, GOHSM_YIELD_SLOTS, now, 2), "yield");
+	abi_check("yield: many short calls in Go code, as many callers as CPUs",
+		  gohsm_yield_due(GOHSM_YIELD_MIN_CALLS, 0, slots, GOHSM_YIELD_SLOTS, now, 2), "no yield");
 	abi_check("yield: the busy window spans two intervals", GOHSM_BUSY_NS >= 2 * GOHSM_YIELD_NS,
 		  "a long-call thread starts an interval every %d ns at most, the window is %d ns",
 		  GOHSM_YIELD_NS, GOHSM_BUSY_NS);
