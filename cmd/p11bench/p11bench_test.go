@@ -83,6 +83,8 @@ func TestSmoke(t *testing.T) {
 	require.Len(t, rep.GoBaseline, 3)
 	for _, g := range rep.GoBaseline {
 		assert.Positive(t, g.OpsPerSec, g.Op)
+		assert.Len(t, g.RoundsOpsPerSec, cfg.roundsFor(opByName(g.ModuleOp)), "%s: a rate in every round of %s", g.Op, g.ModuleOp)
+		assert.Contains(t, []string{verdictPass, verdictMiss, verdictInfo}, g.Verdict, "%s: judged against the module", g.Op)
 	}
 	require.Len(t, rep.OpenSSLBaseline, 2, "OpenSSL baseline (libcrypto.so.3 is installed by tests/deps.sh)")
 	for _, o := range rep.OpenSSLBaseline {
