@@ -23,18 +23,37 @@ type stmtCache struct {
 }
 
 // get returns the prepared statement for q, or nil when the cache is full.
+//
+// The lock is not held while preparing: Prepare waits for a pool
+// connection, and a read transaction holding one may be waiting in peek
+// for this lock; with every connection so held, neither would ever go on
+// (a CI run had TestConcurrentGoroutines stuck so for 9 minutes under
+// -race). Two goroutines may then prepare the same query; the second
+// closes its copy.
 func (c *stmtCache) get(q string) (*sql.Stmt, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.m[q]; ok {
+	st, ok := c.m[q]
+	full := len(c.m) >= maxCachedStmts
+	c.mu.Unlock()
+	if ok {
 		return st, nil
 	}
-	if len(c.m) >= maxCachedStmts {
+	if full {
 		return nil, nil
 	}
 	st, err := c.db.Prepare(q)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[q]; ok {
+		st.Close()
+		return old, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		st.Close()
+		return nil, nil
 	}
 	if c.m == nil {
 		c.m = map[string]*sql.Stmt{}
