@@ -146,10 +146,13 @@ func opNames() string {
 // roundsFor is the number of rounds op is measured in.
 func (c *config) roundsFor(op *opDef) int {
 	if op.scales {
-		return max(c.rounds, c.scalingRounds)
+		return c.signRounds()
 	}
 	return c.rounds
 }
+
+// signRounds is the rounds of the operations with a scaling target.
+func (c *config) signRounds() int { return max(c.rounds, c.scalingRounds) }
 
 func (c *config) selected() []*opDef {
 	var out []*opDef
@@ -240,7 +243,7 @@ func bench(cfg *config) (*report, error) {
 			}
 		}
 	}()
-	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Rounds: cfg.rounds, ScalingRounds: max(cfg.rounds, cfg.scalingRounds), Slices: cfg.slices, Sessions: cfg.sessions, Objects: cfg.objects}
+	rep := &report{Command: cfg.command, Duration: cfg.duration.String(), Rounds: cfg.rounds, ScalingRounds: cfg.signRounds(), Slices: cfg.slices, Sessions: cfg.sessions, Objects: cfg.objects}
 	var errs []error
 	var gob *goBase
 	if cfg.goBaseline {
