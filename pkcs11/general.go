@@ -4,6 +4,8 @@ package pkcs11
 #include "pkcs11.h"
 
 int gohsm_test_cmark(void);
+void gohsm_test_clear_cmarks(void);
+int gohsm_test_other_thread_cmark(void);
 void gohsm_test_tick(void);
 */
 import "C"
@@ -31,6 +33,14 @@ func go_Yield() { runtime.Gosched() }
 // when its yield interval ends (yield.h). For tests; cgo is not allowed in
 // _test.go files.
 func threadCallsLibcrypto() bool { return C.gohsm_test_cmark() != 0 }
+
+// clearLibcryptoMarks clears every thread's mark. For tests.
+func clearLibcryptoMarks() { C.gohsm_test_clear_cmarks() }
+
+// otherThreadCallsLibcrypto is the mark seen by a new C thread whose yield
+// slot is not the caller's: 1 or 0, or -1 if no such thread could be made.
+// For tests.
+func otherThreadCallsLibcrypto() int { return int(C.gohsm_test_other_thread_cmark()) }
 
 // tickForTest runs the yield bookkeeping every module entry point runs.
 func tickForTest() { C.gohsm_test_tick() }

@@ -445,6 +445,51 @@ __attribute__((visibility("hidden"))) void gohsm_yield_mark_c(void)
 /* gohsm_test_cmark is the calling thread's mark (for pkcs11's tests). */
 int gohsm_test_cmark(void) { return (int)__atomic_load_n(&gohsm_yield_slot_of_self()->cmark, __ATOMIC_RELAXED); }
 
+/* gohsm_test_clear_cmarks clears every slot's mark (for pkcs11's tests). */
+void gohsm_test_clear_cmarks(void)
+{
+	for (int i = 0; i < GOHSM_YIELD_SLOTS; i++)
+		__atomic_store_n(&gohsm_last_yield[i].cmark, 0, __ATOMIC_RELAXED);
+}
+
+struct gohsm_test_probe {
+	struct gohsm_yield_slot *slot;
+	int mark;
+};
+
+static void *gohsm_test_probe_run(void *arg)
+{
+	struct gohsm_test_probe *p = arg;
+
+	p->slot = gohsm_yield_slot_of_self();
+	p->mark = (int)__atomic_load_n(&p->slot->cmark, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/*
+ * gohsm_test_other_thread_cmark is the mark a new thread sees, one whose
+ * slot is not the caller's (slots are hashed from thread ids, so two
+ * threads can share one): up to 16 threads are started, all alive at once
+ * so that their ids differ, and the first with a slot of its own answers.
+ * -1 if none did or a thread could not be started (for pkcs11's tests).
+ */
+int gohsm_test_other_thread_cmark(void)
+{
+	struct gohsm_test_probe probes[16];
+	pthread_t threads[16];
+	int started = 0, mark = -1;
+
+	memset(probes, 0, sizeof probes);
+	while (started < 16 && pthread_create(&threads[started], NULL, gohsm_test_probe_run, &probes[started]) == 0)
+		started++;
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	for (int i = 0; i < started && mark < 0; i++)
+		if (probes[i].slot != gohsm_yield_slot_of_self())
+			mark = probes[i].mark;
+	return mark;
+}
+
 static inline void gohsm_tick(void)
 {
 	struct timespec ts;

@@ -37,17 +37,18 @@ func TestLibcryptoCallsMarkTheThread(t *testing.T) {
 	_, err = rand.Read(digest)
 	require.NoError(t, err)
 
-	// A thread that made no call into libcrypto carries no mark.
-	other := make(chan bool)
-	go func() {
-		runtime.LockOSThread() // a thread of its own, released when it exits
-		other <- threadCallsLibcrypto()
-	}()
-	require.False(t, <-other, "a fresh thread is marked")
+	// Marks are per thread. Goroutines are no way to get a thread that
+	// never called libcrypto (an idle runtime thread may have, e.g. at
+	// package init), and slots are hashed from thread ids, so the test
+	// clears every mark and asks new C threads with slots of their own.
+	clearLibcryptoMarks()
+	require.False(t, threadCallsLibcrypto(), "the mark survived clearing")
+	require.Equal(t, 0, otherThreadCallsLibcrypto(), "a new thread is marked before any call (-1: no thread with a slot of its own)")
 
 	out := make([]byte, 64)
 	require.NoError(t, k.Sign(out, digest))
 	require.True(t, threadCallsLibcrypto(), "signing in libcrypto did not mark the thread")
+	require.Equal(t, 0, otherThreadCallsLibcrypto(), "signing on one thread marked another (-1: no thread with a slot of its own)")
 
 	// The mark is cleared when the thread's interval ends: ticks until
 	// then (a module call each, without a yield: this goroutine is not a
