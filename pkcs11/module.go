@@ -10,8 +10,11 @@ package pkcs11
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include -O2
+#cgo LDFLAGS: -Wl,--wrap=pthread_create
 #include <stdlib.h>
 #include "pkcs11.h"
+
+void gohsm_signals_runtime_started(void);
 */
 import "C"
 
@@ -28,6 +31,10 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/token"
 )
+
+// The runtime's first thread takes its mask from the host's loading
+// thread; now that the runtime runs Go code it has one to fix (signals.c).
+func init() { C.gohsm_signals_runtime_started() }
 
 var (
 	// mod is the initialised module; nil between C_Finalize and C_Initialize.

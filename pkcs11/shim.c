@@ -39,6 +39,38 @@
 
 #include "_cgo_export.h"
 
+/*
+ * Whether the calling thread has been into Go: its first call keeps the
+ * host's blocked signals blocked (signals.c), later ones cost one check.
+ * A pthread key, not a __thread variable: the library's TLS block is
+ * static TLS (Go's), and every byte more of it costs a forked generation
+ * (docs/fork.md). Made at the first call, so in a forked child's copy it
+ * is one of the keys fork.c reserved. If no key can be made, every call
+ * takes the first call's path: two signal-mask calls more, still correct.
+ */
+static pthread_key_t gohsm_entered_key;
+static pthread_once_t gohsm_entered_once = PTHREAD_ONCE_INIT;
+static int gohsm_entered_key_ok;
+
+static void gohsm_entered_key_make(void)
+{
+	if (pthread_key_create(&gohsm_entered_key, NULL) == 0)
+		__atomic_store_n(&gohsm_entered_key_ok, 1, __ATOMIC_RELEASE);
+}
+
+static inline int gohsm_thread_entered(void)
+{
+	return __atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE) &&
+	       pthread_getspecific(gohsm_entered_key) != NULL;
+}
+
+static void gohsm_thread_mark_entered(void)
+{
+	pthread_once(&gohsm_entered_once, gohsm_entered_key_make);
+	if (__atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE))
+		pthread_setspecific(gohsm_entered_key, (void *)1);
+}
+
 /* ---- state ------------------------------------------------------------ */
 
 /*
@@ -356,7 +388,14 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_INITIALIZED) {
 		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	} else {
+		sigset_t saved;
+
+		gohsm_signals_save(&saved);
 		rv = go_Initialize(config);
+		if (!gohsm_thread_entered()) {
+			gohsm_signals_keep(&saved);
+			gohsm_thread_mark_entered();
+		}
 		if (rv == CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
 	}
@@ -385,8 +424,15 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 	if (!gohsm_ready()) {
 		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
 	} else {
+		sigset_t saved;
+
 		__atomic_fetch_and(&gohsm_state, ~STATE_INITIALIZED, __ATOMIC_SEQ_CST);
+		gohsm_signals_save(&saved);
 		rv = go_Finalize();
+		if (!gohsm_thread_entered()) {
+			gohsm_signals_keep(&saved);
+			gohsm_thread_mark_entered();
+		}
 		if (rv != CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
 	}
@@ -519,8 +565,18 @@ void gohsm_test_tick(void) { gohsm_tick(); }
 	{                                                                \
 		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
 		if (__builtin_expect(s == STATE_INITIALIZED, 1)) {       \
+			CK_RV rv;                                        \
+			sigset_t saved;                                  \
+			if (__builtin_expect(gohsm_thread_entered(), 1)) { \
+				gohsm_tick();                            \
+				return go_##name args;                   \
+			}                                                \
+			gohsm_signals_save(&saved);                      \
 			gohsm_tick();                                    \
-			return go_##name args;                           \
+			rv = go_##name args;                             \
+			gohsm_signals_keep(&saved);                      \
+			gohsm_thread_mark_entered();                     \
+			return rv;                                       \
 		}                                                        \
 		if (s & STATE_FORWARDING)                                \
 			return gohsm_fwd->C_##name args;                 \

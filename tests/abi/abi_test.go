@@ -154,3 +154,12 @@ func TestForkGuard(t *testing.T) {
 func TestEnvironmentAtInitialize(t *testing.T) {
 	runDriver(t, "abi_env", 30*time.Second)
 }
+
+// TestSignalsStayWithTheHost: the module's own threads block the host's
+// asynchronous signals, so a process-directed signal (a child's exit,
+// `nginx -s quit`) reaches the host's thread waiting in sigsuspend(), in
+// the process and in a forked child's fresh copy (pkcs11/signals.c).
+func TestSignalsStayWithTheHost(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_signals", 60*time.Second)
+}
