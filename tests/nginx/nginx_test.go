@@ -778,6 +778,9 @@ init = 1
 		}
 		return nil
 	})
+	check(t, "the module's threads in the master and the workers block nginx's signals", func() error {
+		return s.checkModuleThreadsMasked()
+	})
 	check(t, "nginx -s quit: the master and its workers exit", s.stop)
 	// Every worker exit so far (three reloads, the quit) ran the module's
 	// C_Finalize and exit path in a forked child.
@@ -828,6 +831,60 @@ func workerName(u *user.User) string {
 }
 
 // checkWorkers requires exactly two workers, running as s.worker.
+// nginxSignals are the signals nginx's master and workers take (in
+// sigsuspend() and epoll_wait()); on any other thread of theirs they must
+// be blocked, or the kernel may hand them to a thread of the module
+// (pkcs11/signals.c: once a module thread took the last worker's SIGCHLD,
+// the master slept on and `nginx -s quit` hung).
+var nginxSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGCHLD, syscall.SIGIO, syscall.SIGWINCH}
+
+// checkModuleThreadsMasked: in the master and each worker, every thread but
+// the main one (the module's: nginx has no others in this configuration)
+// blocks nginxSignals. The master must have such threads (its module copy
+// runs a Go runtime), so the check cannot pass by finding none.
+func (s *server) checkModuleThreadsMasked() error {
+	master := s.cmd.Process.Pid
+	others := 0
+	for _, pid := range append([]int{master}, s.workers()...) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return err
+		}
+		for _, task := range tasks {
+			tid, err := strconv.Atoi(task.Name())
+			if err != nil || tid == pid {
+				continue
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+			if err != nil {
+				continue // exited meanwhile
+			}
+			var blk uint64
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "SigBlk:"); ok {
+					blk, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+					if err != nil {
+						return fmt.Errorf("pid %d thread %d: SigBlk %q: %v", pid, tid, v, err)
+					}
+				}
+			}
+			if pid == master {
+				others++
+			}
+			for _, sig := range nginxSignals {
+				if blk&(1<<(uint(sig)-1)) == 0 {
+					return fmt.Errorf("pid %d (master %d) thread %d accepts %v (SigBlk %016x)", pid, master, tid, sig, blk)
+				}
+			}
+		}
+	}
+	if others == 0 {
+		return fmt.Errorf("the master (pid %d) has no thread but its main one: nothing was checked", master)
+	}
+	return nil
+}
+
 func (s *server) checkWorkers() error {
 	pids := s.workers()
 	if len(pids) != 2 {
