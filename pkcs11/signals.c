@@ -20,8 +20,9 @@
  *     the host's dlopen() runs its constructors, so from the host's loading
  *     thread (nginx loads modules while parsing its configuration, with
  *     nothing blocked). So, around Go's start-up and only then, the loading
- *     thread blocks every asynchronous signal (gohsm_signals_block), and its
- *     own mask is put back before dlopen() returns (gohsm_signals_restore).
+ *     thread blocks every asynchronous signal and unblocks GOHSM_SIG_MASK
+ *     (gohsm_signals_block), and its own mask is put back before dlopen()
+ *     returns (gohsm_signals_restore).
  *  2. Go unblocks SIGCHLD and SIGPROF on each thread it starts, whatever
  *     that mask says (they are "_SigUnblock" in its signal table). A
  *     signal handler can change the mask its thread returns to (the saved
@@ -163,8 +164,15 @@ __attribute__((constructor(101))) static void gohsm_signals_block(void)
 	for (int s = 32; s < SIGRTMIN; s++)
 		sigdelset(&gohsm_block, s); /* glibc's own */
 	sigdelset(&gohsm_block, GOHSM_SIG_MASK);
-	if (pthread_sigmask(SIG_BLOCK, &gohsm_block, &gohsm_host_mask) == 0)
+	if (pthread_sigmask(SIG_BLOCK, &gohsm_block, &gohsm_host_mask) == 0) {
+		sigset_t mask;
+
 		gohsm_host_mask_saved = 1;
+		/* the runtime's threads must take it, even if the host blocks it */
+		sigemptyset(&mask);
+		sigaddset(&mask, GOHSM_SIG_MASK);
+		pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	}
 	gohsm_loader_tid = gohsm_gettid();
 	gohsm_window = 1;
 }
