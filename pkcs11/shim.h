@@ -22,6 +22,8 @@
 #ifndef GOHSM_SHIM_H
 #define GOHSM_SHIM_H
 
+#include <signal.h>
+
 #include "pkcs11.h"
 
 /* Forwarded to go_<Name> with the same parameter list. */
@@ -261,7 +263,6 @@ CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy);
  * mask; the shim saves the mask before that call and blocks again, after
  * it, the asynchronous signals the host had blocked.
  */
-#include <signal.h>
 void gohsm_signals_save(sigset_t *saved);
 void gohsm_signals_keep(const sigset_t *saved);
 
