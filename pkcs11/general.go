@@ -28,6 +28,13 @@ import (
 //export go_Yield
 func go_Yield() { runtime.Gosched() }
 
+// go_Enter does nothing: a host thread's first call into Go binds the
+// thread to a Go record and sets its signal mask, which the shim then
+// mends (gohsm_thread_enter in shim.c).
+//
+//export go_Enter
+func go_Enter() {}
+
 // threadCallsLibcrypto reports the calling OS thread's mark in the yield
 // table: set by internal/ossl when the thread goes into libcrypto, cleared
 // when its yield interval ends (yield.h). For tests; cgo is not allowed in

@@ -64,8 +64,19 @@ static inline int gohsm_thread_entered(void)
 	       pthread_getspecific(gohsm_entered_key) != NULL;
 }
 
-static void gohsm_thread_mark_entered(void)
+/*
+ * A thread's first entry: an empty call into Go binds the thread to a Go
+ * record and lets Go set its mask (it keeps both for the thread's life),
+ * then the host's blocked asynchronous signals are blocked again. Out of
+ * line, so that the entry points keep their tail calls into Go.
+ */
+static __attribute__((noinline)) void gohsm_thread_enter(void)
 {
+	sigset_t saved;
+
+	gohsm_signals_save(&saved);
+	go_Enter();
+	gohsm_signals_keep(&saved);
 	pthread_once(&gohsm_entered_once, gohsm_entered_key_make);
 	if (__atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE))
 		pthread_setspecific(gohsm_entered_key, (void *)1);
@@ -388,14 +399,9 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_INITIALIZED) {
 		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	} else {
-		sigset_t saved;
-
-		gohsm_signals_save(&saved);
+		if (!gohsm_thread_entered())
+			gohsm_thread_enter();
 		rv = go_Initialize(config);
-		if (!gohsm_thread_entered()) {
-			gohsm_signals_keep(&saved);
-			gohsm_thread_mark_entered();
-		}
 		if (rv == CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
 	}
@@ -424,15 +430,10 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 	if (!gohsm_ready()) {
 		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
 	} else {
-		sigset_t saved;
-
 		__atomic_fetch_and(&gohsm_state, ~STATE_INITIALIZED, __ATOMIC_SEQ_CST);
-		gohsm_signals_save(&saved);
+		if (!gohsm_thread_entered())
+			gohsm_thread_enter();
 		rv = go_Finalize();
-		if (!gohsm_thread_entered()) {
-			gohsm_signals_keep(&saved);
-			gohsm_thread_mark_entered();
-		}
 		if (rv != CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
 	}
@@ -565,18 +566,10 @@ void gohsm_test_tick(void) { gohsm_tick(); }
 	{                                                                \
 		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
 		if (__builtin_expect(s == STATE_INITIALIZED, 1)) {       \
-			CK_RV rv;                                        \
-			sigset_t saved;                                  \
-			if (__builtin_expect(gohsm_thread_entered(), 1)) { \
-				gohsm_tick();                            \
-				return go_##name args;                   \
-			}                                                \
-			gohsm_signals_save(&saved);                      \
+			if (__builtin_expect(!gohsm_thread_entered(), 0)) \
+				gohsm_thread_enter();                    \
 			gohsm_tick();                                    \
-			rv = go_##name args;                             \
-			gohsm_signals_keep(&saved);                      \
-			gohsm_thread_mark_entered();                     \
-			return rv;                                       \
+			return go_##name args;                           \
 		}                                                        \
 		if (s & STATE_FORWARDING)                                \
 			return gohsm_fwd->C_##name args;                 \

@@ -260,8 +260,8 @@ CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy);
 
 /*
  * signals.c: a host thread's first call into Go lets Go set the thread's
- * mask; the shim saves the mask before that call and blocks again, after
- * it, the asynchronous signals the host had blocked.
+ * mask; the shim saves the mask before an empty first call and blocks
+ * again, after it, the asynchronous signals the host had blocked.
  */
 void gohsm_signals_save(sigset_t *saved);
 void gohsm_signals_keep(const sigset_t *saved);
