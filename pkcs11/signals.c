@@ -43,8 +43,10 @@
  *  - SIGURG: Go's preemption signal, sent to one thread;
  *  - GOHSM_SIG_MASK itself, and glibc's internal signals (cancellation,
  *    setxid), which pthread_sigmask never blocks.
- * Host threads that call into the module keep their own mask (tests/abi
- * abi_signals checks it).
+ * Host threads that call into the module keep the asynchronous signals
+ * they block blocked: Go sets a mask of its own on a thread's first call,
+ * and the shim mends it (gohsm_thread_enter in shim.c, with the two
+ * functions at the end of this file). tests/abi abi_signals checks it.
  *
  * GOHSM_SIG_MASK is a real-time signal hosts leave alone (SIGRTMAX - 3).
  * The handler is installed only if that signal has no disposition yet, or
