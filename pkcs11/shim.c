@@ -58,28 +58,27 @@ static void gohsm_entered_key_make(void)
 		__atomic_store_n(&gohsm_entered_key_ok, 1, __ATOMIC_RELEASE);
 }
 
-static inline int gohsm_thread_entered(void)
-{
-	return __atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE) &&
-	       pthread_getspecific(gohsm_entered_key) != NULL;
-}
-
 /*
  * A thread's first entry: an empty call into Go binds the thread to a Go
  * record and lets Go set its mask (it keeps both for the thread's life),
- * then the host's blocked asynchronous signals are blocked again. Out of
- * line, so that the entry points keep their tail calls into Go.
+ * and signals.c blocks again the host's blocked asynchronous signals. Out
+ * of line, so that the entry points keep their tail calls into Go.
  */
 static __attribute__((noinline)) void gohsm_thread_enter(void)
 {
-	sigset_t saved;
-
-	gohsm_signals_save(&saved);
-	go_Enter();
-	gohsm_signals_keep(&saved);
+	gohsm_signals_around_first_entry(go_Enter);
 	pthread_once(&gohsm_entered_once, gohsm_entered_key_make);
 	if (__atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE))
 		pthread_setspecific(gohsm_entered_key, (void *)1);
+}
+
+/* Every path into Go starts here: one key lookup once entered. */
+static inline void gohsm_thread_ensure_entered(void)
+{
+	if (__builtin_expect(!__atomic_load_n(&gohsm_entered_key_ok, __ATOMIC_ACQUIRE) ||
+				     pthread_getspecific(gohsm_entered_key) == NULL,
+			     0))
+		gohsm_thread_enter();
 }
 
 /* ---- state ------------------------------------------------------------ */
@@ -399,8 +398,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 	if (__atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE) & STATE_INITIALIZED) {
 		rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
 	} else {
-		if (!gohsm_thread_entered())
-			gohsm_thread_enter();
+		gohsm_thread_ensure_entered();
 		rv = go_Initialize(config);
 		if (rv == CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
@@ -431,8 +429,7 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 		rv = CKR_CRYPTOKI_NOT_INITIALIZED;
 	} else {
 		__atomic_fetch_and(&gohsm_state, ~STATE_INITIALIZED, __ATOMIC_SEQ_CST);
-		if (!gohsm_thread_entered())
-			gohsm_thread_enter();
+		gohsm_thread_ensure_entered();
 		rv = go_Finalize();
 		if (rv != CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
@@ -566,8 +563,7 @@ void gohsm_test_tick(void) { gohsm_tick(); }
 	{                                                                \
 		int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE); \
 		if (__builtin_expect(s == STATE_INITIALIZED, 1)) {       \
-			if (__builtin_expect(!gohsm_thread_entered(), 0)) \
-				gohsm_thread_enter();                    \
+			gohsm_thread_ensure_entered();                   \
 			gohsm_tick();                                    \
 			return go_##name args;                           \
 		}                                                        \

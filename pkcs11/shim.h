@@ -22,8 +22,6 @@
 #ifndef GOHSM_SHIM_H
 #define GOHSM_SHIM_H
 
-#include <signal.h>
-
 #include "pkcs11.h"
 
 /* Forwarded to go_<Name> with the same parameter list. */
@@ -260,10 +258,9 @@ CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy);
 
 /*
  * signals.c: a host thread's first call into Go lets Go set the thread's
- * mask; the shim saves the mask before an empty first call and blocks
- * again, after it, the asynchronous signals the host had blocked.
+ * mask; the shim makes that first call (an empty one) through this, which
+ * blocks again, after it, the asynchronous signals the host had blocked.
  */
-void gohsm_signals_save(sigset_t *saved);
-void gohsm_signals_keep(const sigset_t *saved);
+void gohsm_signals_around_first_entry(void (*enter)(void));
 
 #endif /* GOHSM_SHIM_H */

@@ -45,8 +45,9 @@
  *    setxid), which pthread_sigmask never blocks.
  * Host threads that call into the module keep the asynchronous signals
  * they block blocked: Go sets a mask of its own on a thread's first call,
- * and the shim mends it (gohsm_thread_enter in shim.c, with the two
- * functions at the end of this file). tests/abi abi_signals checks it.
+ * and the shim mends it (gohsm_thread_enter in shim.c, through
+ * gohsm_signals_around_first_entry at the end of this file). tests/abi
+ * abi_signals checks it.
  *
  * GOHSM_SIG_MASK is a real-time signal hosts leave alone (SIGRTMAX - 3).
  * The handler is installed only if that signal has no disposition yet, or
@@ -219,8 +220,7 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
 		fn = gohsm_rt0_start;
 	}
 	err = __real_pthread_create(t, attr, fn, arg);
-	if (err == 0 && blocked && __atomic_load_n(&gohsm_mask_handler, __ATOMIC_ACQUIRE) != NULL &&
-	    gohsm_mask_usable())
+	if (err == 0 && blocked && gohsm_mask_usable())
 		pthread_kill(*t, GOHSM_SIG_MASK);
 	return err;
 }
@@ -234,27 +234,21 @@ void gohsm_signals_runtime_started(void)
 		syscall(SYS_tgkill, getpid(), tid, GOHSM_SIG_MASK);
 }
 
-/* The calling thread's mask, before its first call into Go. */
-void gohsm_signals_save(sigset_t *saved)
-{
-	sigemptyset(saved);
-	pthread_sigmask(SIG_BLOCK, NULL, saved);
-}
-
 /*
- * After that call: Go bound the thread to a record of its own and set its
- * mask, unblocking SIGCHLD and SIGPROF and the synchronous signals; the
- * asynchronous ones the host had blocked are blocked again. The
- * synchronous ones and SIGURG stay unblocked: Go turns a fault in its code
- * into an error only if it gets the signal, and preempts with SIGURG.
+ * A host thread's first call into Go (enter): Go binds the thread to a
+ * record of its own and sets its mask, unblocking SIGCHLD and SIGPROF and
+ * the synchronous signals; the asynchronous ones the host had blocked are
+ * blocked again. The synchronous ones and SIGURG stay unblocked: Go turns
+ * a fault in its code into an error only if it gets the signal, and
+ * preempts with SIGURG.
  */
-void gohsm_signals_keep(const sigset_t *saved)
+void gohsm_signals_around_first_entry(void (*enter)(void))
 {
-	sigset_t again;
+	sigset_t host, again;
 
-	sigemptyset(&again);
-	for (int s = 1; s < 65; s++)
-		if (sigismember(saved, s) == 1 && sigismember(&gohsm_block, s) == 1)
-			sigaddset(&again, s);
+	sigemptyset(&host);
+	pthread_sigmask(SIG_BLOCK, NULL, &host);
+	enter();
+	sigandset(&again, &host, &gohsm_block);
 	pthread_sigmask(SIG_BLOCK, &again, NULL);
 }
