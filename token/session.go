@@ -272,7 +272,7 @@ func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) 
 	if err != nil {
 		return err
 	}
-	return m.loginUser(h, role, strings.ToLower(name), pin)
+	return m.loginUser(h, role, foldName(name), pin)
 }
 
 func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []byte) error {
