@@ -54,13 +54,13 @@ var (
 // string, ParamNone takes anything).
 var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 	l := map[mechanisms.ParamKind]*cLayout{
-		mechanisms.ParamNone: {size: 0},
-		mechanisms.ParamIV:   {size: 16},
-		mechanisms.ParamPSS:  {size: unsafe.Sizeof(C.CK_RSA_PKCS_PSS_PARAMS{})},
-		mechanisms.ParamOAEP: oaepLayout,
-		mechanisms.ParamULong: {size: unsafe.Sizeof(C.CK_ULONG(0))},
+		mechanisms.ParamNone:      {size: 0},
+		mechanisms.ParamIV:        {size: 16},
+		mechanisms.ParamPSS:       {size: unsafe.Sizeof(C.CK_RSA_PKCS_PSS_PARAMS{})},
+		mechanisms.ParamOAEP:      oaepLayout,
+		mechanisms.ParamULong:     {size: unsafe.Sizeof(C.CK_ULONG(0))},
 		mechanisms.ParamKeyHandle: {size: unsafe.Sizeof(C.CK_OBJECT_HANDLE(0))},
-		mechanisms.ParamCTR:  {size: unsafe.Sizeof(C.CK_AES_CTR_PARAMS{})},
+		mechanisms.ParamCTR:       {size: unsafe.Sizeof(C.CK_AES_CTR_PARAMS{})},
 	}
 	{
 		var c C.CK_GCM_PARAMS
