@@ -104,6 +104,7 @@ func (m *Module) Close() error {
 	for _, s := range m.slots {
 		s.mu.Lock()
 		s.dropAllSessionsLocked()
+		s.forgetSecretsLocked()
 		s.login = nil
 		s.mu.Unlock()
 		errs = append(errs, s.st.Close())

@@ -347,6 +347,7 @@ func (s *Slot) logoutLocked() {
 			se.ops[i] = nil
 		}
 	}
+	s.forgetSecretsLocked()
 	s.objs = map[ck.ULong]*Object{}
 	s.keys = map[ck.ULong]cachedKey{}
 }
