@@ -26,6 +26,7 @@ type cField struct {
 	ptr, n uintptr
 	sub    *cLayout
 	count  bool
+	bits   bool // the length is in bits (CK_GCM_MESSAGE_PARAMS.ulTagBits)
 }
 
 const noLen = ^uintptr(0)
@@ -120,6 +121,26 @@ var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 // counterFormatSize is what a CK_SP800_108 iteration variable's pValue
 // points to (its DKM length format has another size).
 var counterFormatSize = counterFormatLayout.size
+
+// messageLayouts: the C_Message* parameters (msgParams in keymgmt.go).
+var messageLayouts = func() []*cLayout {
+	var g C.CK_GCM_MESSAGE_PARAMS
+	var c C.CK_CCM_MESSAGE_PARAMS
+	return []*cLayout{
+		{unsafe.Sizeof(g), []cField{
+			{ptr: off(&g, unsafe.Pointer(&g.pIv)), n: off(&g, unsafe.Pointer(&g.ulIvLen))},
+			{ptr: off(&g, unsafe.Pointer(&g.pTag)), n: off(&g, unsafe.Pointer(&g.ulTagBits)), bits: true}}},
+		{unsafe.Sizeof(c), []cField{
+			{ptr: off(&c, unsafe.Pointer(&c.pNonce)), n: off(&c, unsafe.Pointer(&c.ulNonceLen))},
+			{ptr: off(&c, unsafe.Pointer(&c.pMAC)), n: off(&c, unsafe.Pointer(&c.ulMACLen))}}},
+	}
+}()
+
+// decodeMessageParamsAt runs the boundary's message-parameter decoder.
+func decodeMessageParamsAt(p unsafe.Pointer, n uint64) (*mechanisms.MessageParams, error) {
+	mp, _, err := msgParams(C.CK_VOID_PTR(p), C.CK_ULONG(n))
+	return mp, err
+}
 
 var attrLayout = func() *cLayout {
 	var c C.CK_ATTRIBUTE

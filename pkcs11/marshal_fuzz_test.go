@@ -80,6 +80,10 @@ func (g *fuzzGen) fill(p unsafe.Pointer, size uintptr, l *cLayout, depth int) {
 				n = int(g.byte())
 			}
 			putWord(p, f.ptr, uint64(uintptr(g.a.alloc(n, g.bytes(n)))))
+			if f.bits {
+				putWord(p, f.n, uint64(8*n-int(g.byte()%8*min(1, uint8(n)))))
+				continue
+			}
 			putWord(p, f.n, uint64(n))
 		}
 	}
@@ -219,6 +223,46 @@ func FuzzTemplate(f *testing.F) {
 		a.scribble()
 		if after := fmt.Sprintf("%v", tm); after != before {
 			t.Fatalf("the decoded template aliases the caller's memory")
+		}
+	})
+}
+
+// FuzzMessageParams: CK_GCM_MESSAGE_PARAMS and CK_CCM_MESSAGE_PARAMS (the
+// C_MessageEncrypt/Decrypt parameter, keymgmt.go msgParams) laid out from
+// fuzz bytes like FuzzMechanism's (the GCM tag's length is ulTagBits, in
+// bits). No panic, only CKR_MECHANISM_PARAM_INVALID / CKR_ARGUMENTS_BAD,
+// and the result is a copy. Seeds: testdata/fuzz/FuzzMessageParams.
+func FuzzMessageParams(f *testing.F) {
+	for i := range messageLayouts {
+		f.Add(uint8(i), []byte{}, []byte{1, 2, 1, 2})
+		f.Add(uint8(i), []byte{}, []byte{3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3})
+		f.Add(uint8(i), []byte{}, []byte{0, 0})
+	}
+	f.Add(uint8(0x81), make([]byte, 40), []byte{2, 12})
+	f.Fuzz(func(t *testing.T, which uint8, raw, inner []byte) {
+		l := messageLayouts[int(which&1)]
+		a := &cArena{}
+		defer a.free()
+		g := &fuzzGen{a: a, src: inner}
+		size := l.size
+		if which&0x80 != 0 {
+			size = uintptr(len(raw) % 128)
+		}
+		var p unsafe.Pointer
+		if which&0x40 == 0 {
+			p = a.alloc(int(size), raw)
+			g.fill(p, size, l, 0)
+		}
+		mp, err := decodeMessageParamsAt(p, uint64(size))
+		if err != nil {
+			boundaryRV(t, fmt.Sprintf("message parameter of %d bytes", size), err,
+				ck.CKR_MECHANISM_PARAM_INVALID, ck.CKR_ARGUMENTS_BAD)
+			return
+		}
+		before := fmt.Sprintf("%+v", *mp)
+		a.scribble()
+		if after := fmt.Sprintf("%+v", *mp); after != before {
+			t.Fatalf("the decoded message parameter aliases the caller's memory:\n%s\nbecame\n%s", before, after)
 		}
 	})
 }

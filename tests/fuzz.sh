@@ -17,6 +17,7 @@ targets=(
 	"0 ./token/store/ FuzzObjectRecord"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
+	"1 ./pkcs11/ FuzzMessageParams"
 )
 # Every func Fuzz* in the tree must be listed above.
 listed=$(printf '%s\n' "${targets[@]}" | awk '{print $3}' | sort)
