@@ -103,8 +103,8 @@ func (m *Module) Close() error {
 	var errs []error
 	for _, s := range m.slots {
 		s.mu.Lock()
+		s.forgetSecretsLocked() // while the sessions are there to tell busy ones
 		s.dropAllSessionsLocked()
-		s.forgetSecretsLocked()
 		s.login = nil
 		s.mu.Unlock()
 		errs = append(errs, s.st.Close())

@@ -13,7 +13,10 @@ package token
 // Bytes are cleared only when no session is in a call: a session's call
 // holds its mutex, and its fast path uses a key without the slot lock, so
 // while any session is busy its key may be in use and only the references
-// go (the garbage collector frees the rest). The opened secret attributes
+// go (the garbage collector frees the rest). A session closed while
+// another thread is in a call on it is no longer in s.sessions: closing the
+// last session (which logs out) therefore never counts as quiet, and
+// C_Finalize looks before it drops the sessions. The opened secret attributes
 // of loaded objects are dropped, not cleared: C_GetAttributeValue hands
 // the object's own bytes to the C boundary, which copies them out after
 // the session's mutex is released. libcrypto keys are left to
@@ -22,7 +25,9 @@ package token
 // ("Key material in memory") says what Go cannot clear.
 func (s *Slot) forgetSecretsLocked() {
 	var locked []*Session
-	quiet := true
+	// With no session left (the last one was just closed, which logs out)
+	// a call may still be running on the closed one: not quiet.
+	quiet := len(s.sessions) > 0
 	for _, se := range s.sessions {
 		if !se.mu.TryLock() {
 			quiet = false

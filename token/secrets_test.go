@@ -85,3 +85,20 @@ func TestFinalizeForgetsKeys(t *testing.T) {
 	require.Equal(t, [4]int{}, [4]int{keys, objs, ops, fast}, "after finalize: keys, objects, operations, session keys")
 	require.True(t, bytes.Equal(key, make([]byte, 32)), "AES key bytes: %x", key)
 }
+
+// TestCloseLastSessionDropsKeys: closing the last session logs out and
+// drops every reference, but leaves the bytes alone: a call may still be
+// running on the session just closed (another thread's), and nothing
+// tells it apart once the session is gone.
+func TestCloseLastSessionDropsKeys(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	key := useAESAndHMAC(t, m, h)
+	want := bytes.Clone(key)
+	require.NoError(t, m.CloseSession(h))
+	s, _ := m.Slot(3)
+	keys, objs, _, _ := s.testOnlyKeyRefs()
+	require.Equal(t, [2]int{}, [2]int{keys, objs}, "after the last session closed: keys, objects")
+	require.Equal(t, want, key, "the key bytes a closed session may still use")
+}
