@@ -57,16 +57,20 @@ func FuzzUserRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("reading back user %q: %v", name, err)
 		}
-		want := u
-		want.Name = got.Name
-		if want.Salt == nil {
-			want.Salt = []byte{}
+		// The fields written, compared one by one: a later format adds
+		// fields that the store fills in itself.
+		type written struct {
+			Role             Role
+			KDF              KDFParams
+			Salt, WrappedKey string
+			FailedLogins     int
+			Locked           bool
 		}
-		if want.WrappedKey == nil {
-			want.WrappedKey = []byte{}
+		w := func(u *UserRecord) written {
+			return written{u.Role, u.KDF, string(u.Salt), string(u.WrappedKey), u.FailedLogins, u.Locked}
 		}
-		if got.Name == "" || fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", want) {
-			t.Fatalf("user read back as %+v, want %+v", *got, want)
+		if got.Name == "" || w(got) != w(&u) {
+			t.Fatalf("user read back as %+v, want %+v", w(got), w(&u))
 		}
 		if _, _, err := s.LoginFailed(name, 3); err != nil {
 			t.Fatalf("LoginFailed on a user just read: %v", err)
