@@ -65,9 +65,6 @@ type SlotConfig struct {
 	Dir     string
 }
 
-// Profiles known to this build. "cloudhsm" comes with a later change.
-var profiles = map[string]bool{"standard": true}
-
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
 // under the user's data directory.
 func DefaultConfig() *Config { return defaultConfig(os.Getenv) }
@@ -227,7 +224,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 				slot.Label = v
 			case "profile":
-				if !profiles[v] {
+				if _, ok := profileTable[v]; !ok { // token/profile.go; "cloudhsm" comes later
 					return nil, bad("unknown profile %q (known: standard)", v)
 				}
 				slot.Profile = v

@@ -93,33 +93,6 @@ const (
 
 var actionNames = [numActions]string{"use a key", "create a key", "write a token object", "create an object", "manage users"}
 
-// permissions is the role model as data: for each session state and action
-// the Cryptoki error, or 0 when allowed. Crypto officers manage users and
-// nothing else (CloudHSM's admin); crypto users own and use keys; without a
-// login only public objects can be used.
-var permissions = map[ck.State][numActions]ck.RV{
-	ck.CKS_RO_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RO_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_SO_FUNCTIONS: {
-		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_USER_NOT_LOGGED_IN,
-		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
-	},
-}
-
 // stateLocked is the session state; s.slot.mu must be held.
 func (se *Session) stateLocked() ck.State {
 	l := se.slot.login
@@ -139,7 +112,7 @@ func (se *Session) stateLocked() ck.State {
 // allowLocked checks the permission table; s.slot.mu must be held.
 func (se *Session) allowLocked(a action) error {
 	st := se.stateLocked()
-	if rv := permissions[st][a]; rv != 0 {
+	if rv := se.slot.rules().permissions[st][a]; rv != 0 {
 		return fmt.Errorf("token: %s in state %v: %w", actionNames[a], st, rv)
 	}
 	return nil
