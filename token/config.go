@@ -25,7 +25,7 @@ import (
 // C_InitToken).
 //
 //	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
-//	log_level = info                # error | warn | info | debug
+//	log_level = warn                # error | warn (default) | info | debug
 //	log_file  = /var/log/gohsm.log  # default: standard error
 //	lockout_threshold = 5           # consecutive wrong passwords before a user is locked
 //	kdf_time = 1                    # argon2id passes
