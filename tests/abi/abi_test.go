@@ -55,7 +55,8 @@ func buildDriver(t *testing.T, name, dir string) string {
 
 // runDriver builds and runs one driver against a fresh token and fails the
 // test on a non-zero exit, a timeout, a FAIL line or no PASS line at all.
-func runDriver(t *testing.T, name string, timeout time.Duration) {
+// It returns the driver's standard output.
+func runDriver(t *testing.T, name string, timeout time.Duration) string {
 	t.Helper()
 	lib := library(t)
 	dir := t.TempDir()
@@ -109,6 +110,7 @@ func runDriver(t *testing.T, name string, timeout time.Duration) {
 	if testing.Verbose() {
 		t.Log("\n" + out + stderr.String())
 	}
+	return out
 }
 
 // TestBasic: lists, interfaces, C_Initialize arguments, functions answered
