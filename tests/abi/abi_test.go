@@ -120,6 +120,15 @@ func TestBasic(t *testing.T) {
 	runDriver(t, "abi_basic", 2*time.Minute)
 }
 
+// TestSessionStates: each of the five session states and each kind of call
+// the state rules govern (crypto use, key generation, session and token
+// object creation, modify and destroy of token objects, C_InitPIN,
+// C_SetPIN), with answers written in the driver from the spec.
+func TestSessionStates(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_states", 2*time.Minute)
+}
+
 // TestBuffers: length query / short buffer / retry for C_Sign, C_Encrypt
 // and C_Decrypt; end-of-operation rules; C_GetAttributeValue answers.
 func TestBuffers(t *testing.T) {
