@@ -21,9 +21,10 @@ type Session struct {
 	// sessionTable.load, useKeyFast, activeOp and done (docs/bench.md).
 	_ cacheLinePad
 
-	h    ck.ULong
-	slot *Slot
-	rw   bool
+	h     ck.ULong
+	slot  *Slot
+	rw    bool
+	rules *profileRules // the slot's profile's, looked up once at C_OpenSession
 
 	mu   sync.Mutex // serialises calls on the session
 	ops  [numOpKinds]*operation
@@ -112,7 +113,7 @@ func (se *Session) stateLocked() ck.State {
 // allowLocked checks the permission table; s.slot.mu must be held.
 func (se *Session) allowLocked(a action) error {
 	st := se.stateLocked()
-	if rv := se.slot.rules().permissions[st][a]; rv != 0 {
+	if rv := se.rules.permissions[st][a]; rv != 0 {
 		return fmt.Errorf("token: %s in state %v: %w", actionNames[a], st, rv)
 	}
 	return nil
@@ -139,7 +140,7 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_READ_WRITE_SO_EXISTS)
 	}
 	h := ck.ULong(m.nextHandle.Add(1))
-	se := &Session{h: h, slot: s, rw: rw}
+	se := &Session{h: h, slot: s, rw: rw, rules: s.rules()}
 	s.sessions[h] = se
 	m.sessions.store(se)
 	return h, nil
