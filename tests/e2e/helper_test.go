@@ -55,6 +55,7 @@ var roles = map[string]func(args []string) error{
 	"writer":  helperWriter,
 	"share":   helperShare,
 	"values":  helperValues,
+	"init":    helperInit,
 }
 
 // helperSession loads the library, initialises it from $GOHSM_CONF (NULL
@@ -232,6 +233,22 @@ func writerValue(label string) []byte {
 		return v[:]
 	}
 	return []byte("value of " + label)
+}
+
+// helperInit loads the library, calls C_Initialize ($GOHSM_CONF, NULL
+// pReserved) and prints its result: OK, or the CKR_ name.
+func helperInit(args []string) error {
+	lib := os.Getenv("GOHSM_LIB")
+	p := pkcs11.New(lib)
+	if p == nil {
+		return fmt.Errorf("dlopen %s failed", lib)
+	}
+	if err := p.Initialize(); err != nil {
+		fmt.Println(err)
+		return nil
+	}
+	fmt.Println("OK")
+	return p.Finalize()
 }
 
 // helperValues prints "HANDLE LABEL VALUE-HEX" for every token data object
