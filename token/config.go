@@ -25,7 +25,7 @@ import (
 // C_InitToken).
 //
 //	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
-//	log_level = info                # error | warn | info | debug
+//	log_level = warn                # error | warn (default) | info | debug
 //	log_file  = /var/log/gohsm.log  # default: standard error
 //	lockout_threshold = 5           # consecutive wrong passwords before a user is locked
 //	kdf_time = 1                    # argon2id passes
@@ -64,9 +64,6 @@ type SlotConfig struct {
 	Profile string
 	Dir     string
 }
-
-// Profiles known to this build. "cloudhsm" comes with a later change.
-var profiles = map[string]bool{"standard": true}
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
 // under the user's data directory.
@@ -227,7 +224,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 				slot.Label = v
 			case "profile":
-				if !profiles[v] {
+				if _, ok := profileTable[v]; !ok { // token/profile.go; "cloudhsm" comes later
 					return nil, bad("unknown profile %q (known: standard)", v)
 				}
 				slot.Profile = v

@@ -214,7 +214,7 @@ func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, 
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if g != s.gen || permissions[se.stateLocked()][actUseKey] != 0 {
+	if g != s.gen || se.rules.permissions[se.stateLocked()][actUseKey] != 0 {
 		return nil, false
 	}
 	key, ok := s.lookupKeyLocked(keyH, mm, purpose)

@@ -141,7 +141,10 @@ func (s *Slot) visibleLocked(o *Object) bool {
 
 // ownsLocked: only an object's owner may modify, destroy, copy or share it
 // (CloudHSM: a user a key is shared with may only use it). Objects without
-// an owner belong to whoever may write them.
+// an owner (made in a public session) belong to whoever may write them:
+// as the spec has it, any session that sees them and whose state allows
+// the write (R/W public, R/W user of any user; not the crypto officer, who
+// writes no objects).
 func (s *Slot) ownsLocked(o *Object) bool {
 	if o.owner == "" {
 		return true
@@ -479,6 +482,10 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 		if !attrs.IsSecret(n.class, n.keyType, t) {
 			rec.Attrs[t] = v
 			continue
+		}
+		if s.login == nil {
+			// Public sessions write ownerless objects; none has a secret.
+			return fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
 		}
 		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
 	}

@@ -21,9 +21,10 @@ type Session struct {
 	// sessionTable.load, useKeyFast, activeOp and done (docs/bench.md).
 	_ cacheLinePad
 
-	h    ck.ULong
-	slot *Slot
-	rw   bool
+	h     ck.ULong
+	slot  *Slot
+	rw    bool
+	rules *profileRules // the slot's profile's, looked up once at C_OpenSession
 
 	mu   sync.Mutex // serialises calls on the session
 	ops  [numOpKinds]*operation
@@ -93,33 +94,6 @@ const (
 
 var actionNames = [numActions]string{"use a key", "create a key", "write a token object", "create an object", "manage users"}
 
-// permissions is the role model as data: for each session state and action
-// the Cryptoki error, or 0 when allowed. Crypto officers manage users and
-// nothing else (CloudHSM's admin); crypto users own and use keys; without a
-// login only public objects can be used.
-var permissions = map[ck.State][numActions]ck.RV{
-	ck.CKS_RO_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RO_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_SO_FUNCTIONS: {
-		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_USER_NOT_LOGGED_IN,
-		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
-	},
-}
-
 // stateLocked is the session state; s.slot.mu must be held.
 func (se *Session) stateLocked() ck.State {
 	l := se.slot.login
@@ -139,7 +113,7 @@ func (se *Session) stateLocked() ck.State {
 // allowLocked checks the permission table; s.slot.mu must be held.
 func (se *Session) allowLocked(a action) error {
 	st := se.stateLocked()
-	if rv := permissions[st][a]; rv != 0 {
+	if rv := se.rules.permissions[st][a]; rv != 0 {
 		return fmt.Errorf("token: %s in state %v: %w", actionNames[a], st, rv)
 	}
 	return nil
@@ -166,7 +140,7 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_READ_WRITE_SO_EXISTS)
 	}
 	h := ck.ULong(m.nextHandle.Add(1))
-	se := &Session{h: h, slot: s, rw: rw}
+	se := &Session{h: h, slot: s, rw: rw, rules: s.rules()}
 	s.sessions[h] = se
 	m.sessions.store(se)
 	return h, nil
