@@ -204,7 +204,9 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 
 func (s *Slot) pinFlags(u *store.UserRecord, low, final, locked ck.ULong) ck.ULong {
 	switch {
-	case u.Locked:
+	case u.Locked, s.m.cfg.LockoutThreshold > 0 && u.FailedLogins >= s.m.cfg.LockoutThreshold:
+		// Failures at the threshold without the flag: attempts in flight,
+		// or left by processes that died; BeginLogin refuses further ones.
 		return locked
 	case u.FailedLogins > 0 && u.FailedLogins == s.m.cfg.LockoutThreshold-1:
 		return low | final
@@ -345,6 +347,12 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	if len(u.WrappedKey) == 0 {
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
 	}
+	// The attempt is counted as a failure before deriving (see BeginLogin).
+	if err := s.st.BeginLogin(name, s.m.cfg.LockoutThreshold); errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
+	} else if err != nil {
+		return nil, storeErr(err)
+	}
 	kek := store.DeriveKEK(password, u.Salt, u.KDF)
 	defer clear(kek)
 	tk, err := store.UnwrapTokenKey(kek, u.WrappedKey, name)
@@ -359,10 +367,14 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		}
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_INCORRECT)
 	}
-	if u.FailedLogins > 0 {
-		if err := s.st.LoginSucceeded(name); err != nil {
-			return nil, storeErr(err)
+	// Re-checked before accepting: attempts that ran meanwhile may have
+	// locked the user.
+	if err := s.st.LoginSucceeded(name); err != nil {
+		clear(tk)
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("token: login %q: locked meanwhile: %w", name, ck.CKR_PIN_LOCKED)
 		}
+		return nil, storeErr(err)
 	}
 	return tk, nil
 }

@@ -1,0 +1,150 @@
+package token
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/store"
+)
+
+// loginHelperEnv names the token directory a login helper process uses; see
+// TestLoginHelperProcess.
+const loginHelperEnv = "GOHSM_TOKEN_LOGIN_HELPER"
+
+// rvOf is the CK_RV an error carries (0 for nil, CKR_GENERAL_ERROR for an
+// error without one).
+func rvOf(err error) ck.RV {
+	if err == nil {
+		return ck.CKR_OK
+	}
+	var rv ck.RV
+	if errors.As(err, &rv) {
+		return rv
+	}
+	return ck.CKR_GENERAL_ERROR
+}
+
+// TestLoginHelperProcess is not a test: it is the entry point of the
+// processes TestParallelWrongLoginsStopAtThreshold starts. It opens the
+// token in $GOHSM_TOKEN_LOGIN_HELPER, opens a session, says "ready", waits
+// for a line on stdin, logs in as the crypto user with the PIN it was
+// given, and prints the CK_RV as a number.
+func TestLoginHelperProcess(t *testing.T) {
+	dir := os.Getenv(loginHelperEnv)
+	if dir == "" {
+		return // started by go test itself: nothing to do
+	}
+	code := func() int {
+		m, err := Open(testConfig(t, dir))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open:", err)
+			return 1
+		}
+		defer m.Close()
+		h, err := m.OpenSession(3, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open session:", err)
+			return 1
+		}
+		fmt.Println("ready")
+		if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+			fmt.Fprintln(os.Stderr, "stdin:", err)
+			return 1
+		}
+		fmt.Println(uint64(rvOf(m.Login(h, ck.CKU_USER, []byte(os.Getenv(loginHelperEnv+"_PIN"))))))
+		return 0
+	}()
+	os.Exit(code)
+}
+
+// TestParallelWrongLoginsStopAtThreshold: twelve processes try a wrong
+// password at the same moment against lockout_threshold 5. Exactly 5
+// guesses are evaluated (CKR_PIN_INCORRECT), the others are refused
+// (CKR_PIN_LOCKED), the store counts 5 failures, the user is locked, and
+// the right password is then refused. Before the attempt was reserved in
+// the store ahead of the derivation, every process read the user unlocked,
+// derived, and only then counted its failure: 12 failures, 12 guesses.
+func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
+	const procs, threshold = 12, 5
+	dir := t.TempDir()
+	// A derivation long enough (tens of ms) that every process reads the
+	// user before the first failure is recorded, as argon2id's default
+	// cost does in earnest.
+	cfg := testConfig(t, dir)
+	cfg.KDF = store.KDFParams{Time: 2, Memory: 16 << 10, Threads: 1}
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+	require.NoError(t, m.Close())
+
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Scanner
+		err   *strings.Builder
+	}
+	var children []*child
+	for range procs {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLoginHelperProcess$")
+		cmd.Env = append(os.Environ(), loginHelperEnv+"="+dir, loginHelperEnv+"_PIN=user:wrong-password")
+		c := &child{cmd: cmd, err: &strings.Builder{}}
+		c.stdin, err = cmd.StdinPipe()
+		require.NoError(t, err)
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		c.out = bufio.NewScanner(out)
+		cmd.Stderr = c.err
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		children = append(children, c)
+	}
+	for _, c := range children {
+		require.True(t, c.out.Scan(), "helper did not get ready: %s", c.err)
+		require.Equal(t, "ready", c.out.Text())
+	}
+	for _, c := range children {
+		fmt.Fprintln(c.stdin, "go")
+	}
+	got := map[ck.RV]int{}
+	for _, c := range children {
+		require.True(t, c.out.Scan(), "helper gave no answer: %s", c.err)
+		n, err := strconv.ParseUint(c.out.Text(), 10, 64)
+		require.NoError(t, err)
+		got[ck.RV(n)]++
+		require.NoError(t, c.cmd.Wait(), c.err.String())
+	}
+	t.Logf("answers: %v", got)
+
+	st, err := store.Open(filepath.Join(dir, "slot-3"), store.Options{})
+	require.NoError(t, err)
+	u, err := st.User("user")
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	assert.Equal(t, threshold, u.FailedLogins, "failures counted")
+	assert.True(t, u.Locked)
+	assert.Equal(t, threshold, got[ck.CKR_PIN_INCORRECT], "guesses evaluated")
+	assert.Equal(t, procs-threshold, got[ck.CKR_PIN_LOCKED], "guesses refused")
+
+	m, err = Open(cfg)
+	require.NoError(t, err)
+	defer m.Close()
+	h = openRW(t, m)
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), ck.CKR_PIN_LOCKED)
+}
