@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -147,4 +149,56 @@ func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
 	defer m.Close()
 	h = openRW(t, m)
 	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), ck.CKR_PIN_LOCKED)
+}
+
+// countDerivations counts authenticate's derivations while the test runs.
+func countDerivations(t *testing.T) *atomic.Int64 {
+	var n atomic.Int64
+	testOnlyDerive = func() { n.Add(1) }
+	t.Cleanup(func() { testOnlyDerive = nil })
+	return &n
+}
+
+// TestLoginCostsTheSameForUnknownUsers: a login naming no user, or a user
+// of the other role, makes one derivation with the configured parameters,
+// as a wrong password for an existing user does (before: none, 0.2 ms
+// against ~590 ms with the same CKR, which told which users exist).
+func TestLoginCostsTheSameForUnknownUsers(t *testing.T) {
+	m, _ := newToken(t)
+	n := countDerivations(t)
+	h := openRW(t, m)
+	for _, c := range []struct {
+		ut  ck.UserType
+		pin string
+	}{
+		{ck.CKU_USER, "user:wrong-password"}, // existing user, wrong password
+		{ck.CKU_USER, "nobody:wrong-password"},
+		{ck.CKU_USER, "admin:officer-pw"}, // an officer, as a crypto user
+		{ck.CKU_SO, "user:user-pw-1"},     // a crypto user, as an officer
+		{ck.CKU_SO, "nobody:wrong-password"},
+	} {
+		n.Store(0)
+		require.ErrorIs(t, m.Login(h, c.ut, []byte(c.pin)), ck.CKR_PIN_INCORRECT, c.pin)
+		assert.Equal(t, int64(1), n.Load(), "derivations for %s", c.pin)
+	}
+
+	// A coarse check of the property itself (not a performance assertion):
+	// with a real cost, an unknown user takes about as long as a known one.
+	defer func(p store.KDFParams) { m.cfg.KDF = p }(m.cfg.KDF)
+	m.cfg.KDF = store.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.InitPIN(h, []byte("carol:carol-pw-1")))
+	require.NoError(t, m.Logout(h))
+	timed := func(pin string) time.Duration {
+		best := time.Hour
+		for range 3 {
+			start := time.Now()
+			require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(pin)), ck.CKR_PIN_INCORRECT)
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	known, unknown := timed("carol:wrong-pw"), timed("nobody:wrong-pw")
+	t.Logf("wrong password %v, unknown user %v", known, unknown)
+	assert.Greater(t, unknown, known/4, "an unknown user answers much faster than a known one")
 }

@@ -329,13 +329,35 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	return nil
 }
 
+// testOnlyDerive, when set, is called for every password derivation
+// authenticate makes (the login timing test counts them).
+var testOnlyDerive func()
+
+// dummySalt salts the derivation made for a login naming no user of the
+// role: its result is thrown away.
+var dummySalt = make([]byte, 16)
+
+func (s *Slot) derive(password, salt []byte, p store.KDFParams) []byte {
+	if testOnlyDerive != nil {
+		testOnlyDerive()
+	}
+	return store.DeriveKEK(password, salt, p)
+}
+
 // authenticate checks a user's password against the store, counting
 // failures towards the lockout; it returns the unwrapped token key.
+//
+// A login naming no user of the role costs what a wrong password does: one
+// derivation with the configured parameters (before, it answered in 0.2 ms
+// against ~590 ms, with the same CKR, telling which users exist). A locked
+// user answers CKR_PIN_LOCKED at once, as CloudHSM does: the answer already
+// says the user exists, and deriving would only spend CPU for the guesser.
 func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]byte, error) {
 	s.lastUser[role] = name
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
 		// An unknown user looks like a wrong password.
+		clear(s.derive(password, dummySalt, s.m.cfg.KDF))
 		return nil, fmt.Errorf("token: login %q: no such %s: %w", name, roleName(role), ck.CKR_PIN_INCORRECT)
 	}
 	if err != nil {
@@ -353,7 +375,7 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	} else if err != nil {
 		return nil, storeErr(err)
 	}
-	kek := store.DeriveKEK(password, u.Salt, u.KDF)
+	kek := s.derive(password, u.Salt, u.KDF)
 	defer clear(kek)
 	tk, err := store.UnwrapTokenKey(kek, u.WrappedKey, name)
 	if err != nil {
