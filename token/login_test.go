@@ -202,3 +202,24 @@ func TestLoginCostsTheSameForUnknownUsers(t *testing.T) {
 	t.Logf("wrong password %v, unknown user %v", known, unknown)
 	assert.Greater(t, unknown, known/4, "an unknown user answers much faster than a known one")
 }
+
+// TestUserLoginBeforeInitPIN: before any C_InitPIN a crypto-user login
+// answers CKR_USER_PIN_NOT_INITIALIZED (before: CKR_PIN_INCORRECT, as if
+// the default user existed with another password); afterwards an unknown
+// user is CKR_PIN_INCORRECT again.
+func TestUserLoginBeforeInitPIN(t *testing.T) {
+	m, err := Open(testConfig(t, t.TempDir()))
+	require.NoError(t, err)
+	defer m.Close()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
+	h := openRW(t, m)
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("some-pin")), ck.CKR_USER_PIN_NOT_INITIALIZED)
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("bob:some-pin")), ck.CKR_USER_PIN_NOT_INITIALIZED)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+	require.NoError(t, m.Logout(h))
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("bob:some-pin")), ck.CKR_PIN_INCORRECT)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+}

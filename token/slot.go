@@ -356,6 +356,11 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	s.lastUser[role] = name
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
+		if role == store.RoleCU && !s.anyUserPIN() {
+			// Before any C_InitPIN: the spec's answer, which says nothing
+			// C_GetTokenInfo's CKF_USER_PIN_INITIALIZED does not.
+			return nil, fmt.Errorf("token: login %q: no crypto user has a password: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
+		}
 		// An unknown user looks like a wrong password.
 		clear(s.derive(password, dummySalt, s.m.cfg.KDF))
 		return nil, fmt.Errorf("token: login %q: no such %s: %w", name, roleName(role), ck.CKR_PIN_INCORRECT)
@@ -399,6 +404,21 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, storeErr(err)
 	}
 	return tk, nil
+}
+
+// anyUserPIN reports whether some crypto user has a password (a store that
+// cannot say counts as yes, so the answer stays CKR_PIN_INCORRECT).
+func (s *Slot) anyUserPIN() bool {
+	us, err := s.st.Users()
+	if err != nil {
+		return true
+	}
+	for _, u := range us {
+		if u.Role == store.RoleCU && len(u.WrappedKey) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func roleName(r store.Role) string {
