@@ -2,6 +2,7 @@ package token
 
 import (
 	"bufio"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -222,4 +223,81 @@ func TestUserLoginBeforeInitPIN(t *testing.T) {
 	require.NoError(t, m.Logout(h))
 	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("bob:some-pin")), ck.CKR_PIN_INCORRECT)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+}
+
+// TestMaximalUserRecordFields writes the largest (and smallest) values each
+// column of a user record can hold into the crypto user's record, behind
+// the module's back, and logs in with the right password: every case ends
+// quickly with its CKR, never a crash (kdf_memory 2^32-1 KiB: argon2 asked
+// for 4 TiB) nor a hang (kdf_time 2^32-1 passes, with the slot's lock
+// held). After each, the record is restored and the user logs in, so the
+// slot was left usable.
+func TestMaximalUserRecordFields(t *testing.T) {
+	m, dir := newToken(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	const cols = `kdf_time, kdf_memory, kdf_threads, salt, wrapped_key, failed_logins, locked`
+	type rec struct {
+		kt, km, kth    int64
+		salt, wk       []byte
+		failed, locked int64
+	}
+	var orig rec
+	require.NoError(t, db.QueryRow(`SELECT `+cols+` FROM users WHERE name = 'user'`).
+		Scan(&orig.kt, &orig.km, &orig.kth, &orig.salt, &orig.wk, &orig.failed, &orig.locked))
+	restore := func() {
+		_, err := db.Exec(`UPDATE users SET kdf_time = ?, kdf_memory = ?, kdf_threads = ?, salt = ?,
+			wrapped_key = ?, failed_logins = ?, locked = ? WHERE name = 'user'`,
+			orig.kt, orig.km, orig.kth, orig.salt, orig.wk, orig.failed, orig.locked)
+		require.NoError(t, err)
+	}
+	h := openRW(t, m)
+	login := func(t *testing.T) error {
+		done := make(chan error, 1)
+		go func() { done <- m.Login(h, ck.CKU_USER, []byte(userPIN)) }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("C_Login did not return within 20 s")
+			return nil
+		}
+	}
+	const max32, max64, min64 = "4294967295", "9223372036854775807", "-9223372036854775808"
+	for _, c := range []struct {
+		set  string
+		want ck.RV
+	}{
+		{"kdf_time = " + max32, ck.CKR_DEVICE_ERROR},
+		{"kdf_time = " + max64, ck.CKR_DEVICE_ERROR},
+		{"kdf_time = 0", ck.CKR_DEVICE_ERROR},
+		{"kdf_memory = " + max32, ck.CKR_DEVICE_ERROR},
+		{"kdf_memory = " + max64, ck.CKR_DEVICE_ERROR},
+		{"kdf_memory = " + min64, ck.CKR_DEVICE_ERROR},
+		{"kdf_threads = 255", ck.CKR_DEVICE_ERROR},
+		{"kdf_threads = " + max32, ck.CKR_DEVICE_ERROR},
+		{"kdf_threads = 0", ck.CKR_DEVICE_ERROR},
+		{"salt = zeroblob(16777216)", ck.CKR_DEVICE_ERROR},
+		{"wrapped_key = zeroblob(16777216)", ck.CKR_DEVICE_ERROR},
+		{"failed_logins = " + max64, ck.CKR_PIN_LOCKED},
+		{"failed_logins = " + min64, ck.CKR_DEVICE_ERROR},
+		{"locked = " + max64, ck.CKR_DEVICE_ERROR},
+	} {
+		t.Run(c.set, func(t *testing.T) {
+			_, err := db.Exec(`UPDATE users SET ` + c.set + ` WHERE name = 'user'`)
+			require.NoError(t, err)
+			defer restore()
+			start := time.Now()
+			err = login(t)
+			assert.Equal(t, c.want, rvOf(err), "%v", err)
+			assert.Less(t, time.Since(start), 5*time.Second)
+			if err == nil {
+				require.NoError(t, m.Logout(h))
+			}
+		})
+		restore()
+		require.NoError(t, login(t), "after %s", c.set)
+		require.NoError(t, m.Logout(h))
+	}
 }

@@ -374,6 +374,11 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	if len(u.WrappedKey) == 0 {
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
 	}
+	// A record out of bounds is damaged, never a crash or a hang: argon2
+	// would allocate and run as the record says, with the slot's lock held.
+	if err := checkUserRecord(u); err != nil {
+		return nil, fmt.Errorf("token: login %q: damaged user record: %v: %w", name, err, ck.CKR_DEVICE_ERROR)
+	}
 	// The attempt is counted as a failure before deriving (see BeginLogin).
 	if err := s.st.BeginLogin(name, s.m.cfg.LockoutThreshold); errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
@@ -404,6 +409,27 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, storeErr(err)
 	}
 	return tk, nil
+}
+
+// maxRecordBlob bounds a user record's salt and wrapped key: far above what
+// gohsm writes (16 and 60 bytes), low enough that hashing a salt costs
+// nothing.
+const maxRecordBlob = 64 << 10
+
+// checkUserRecord bounds what authenticate takes from a user record before
+// using it.
+func checkUserRecord(u *store.UserRecord) error {
+	if err := u.KDF.Validate(); err != nil {
+		return err
+	}
+	if len(u.Salt) > maxRecordBlob || len(u.WrappedKey) > maxRecordBlob {
+		return fmt.Errorf("token: salt of %d bytes, wrapped key of %d, at most %d", len(u.Salt), len(u.WrappedKey), maxRecordBlob)
+	}
+	if u.FailedLogins < 0 {
+		// It would grant that many more guesses.
+		return fmt.Errorf("token: failed login count %d", u.FailedLogins)
+	}
+	return nil
 }
 
 // anyUserPIN reports whether some crypto user has a password (a store that

@@ -700,7 +700,7 @@ func (s *sqliteStore) BeginLogin(name string, threshold int) error {
 				return err
 			}
 			var locked bool
-			err = tx.QueryRow(`SELECT locked FROM users WHERE name = ?`, name).Scan(&locked)
+			err = tx.QueryRow(`SELECT locked, failed_logins FROM users WHERE name = ?`, name).Scan(&locked, &n)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("store: user %q: %w", name, ErrNotFound)
@@ -708,10 +708,12 @@ func (s *sqliteStore) BeginLogin(name string, threshold int) error {
 				return err
 			case locked:
 				state = ErrLocked
-			case time.Now().After(deadline):
-				// The attempts that fill the threshold never ended: their
-				// processes died, and each counts as the failure it was
-				// recorded as.
+			case n > threshold || time.Now().After(deadline):
+				// At the threshold past the wait, the attempts that fill it
+				// never ended: their processes died, and each counts as the
+				// failure it was recorded as. Beyond it nothing is in
+				// flight (reservations stop at it): the count was made
+				// against a higher threshold, or is damaged.
 				if _, err := tx.Exec(`UPDATE users SET locked = 1 WHERE name = ?`, name); err != nil {
 					return err
 				}
