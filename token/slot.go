@@ -226,11 +226,17 @@ func (s *Slot) lastUserName(r store.Role) string {
 	return DefaultCU
 }
 
-// storeErr maps store failures that are not Cryptoki errors already.
+// storeErr maps store failures that are not Cryptoki errors already. A
+// damaged token is CKR_TOKEN_NOT_RECOGNIZED, which C_GetTokenInfo,
+// C_OpenSession and C_InitToken may return and clients show as such
+// (pkcs11-tool -L prints "(token not recognized)").
 func storeErr(err error) error {
 	var rv ck.RV
 	if errors.As(err, &rv) {
 		return err
+	}
+	if errors.Is(err, store.ErrDamaged) {
+		return fmt.Errorf("token: %v: %w", err, ck.CKR_TOKEN_NOT_RECOGNIZED)
 	}
 	return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_ERROR)
 }
@@ -287,7 +293,11 @@ func (s *Slot) newUserRecord(name string, role store.Role, password, tokenKey []
 // InitToken answers C_InitToken: pin is the first crypto officer's
 // ("name:password", or a password for the default officer "admin"). An
 // initialised token is re-initialised (every user and object removed) only
-// when pin authenticates one of its crypto officers.
+// when pin authenticates one of its crypto officers; so is a damaged one
+// (its token record lost while users or objects remain), which once looked
+// uninitialised and was wiped with any PIN. Only an empty store is
+// initialised without an officer, and the store checks it is still empty
+// in the transaction that initialises it.
 func (s *Slot) InitToken(pin []byte, label string) error {
 	name, password := splitPIN(pin, store.RoleCO)
 	if err := checkUserName(name); err != nil {
@@ -304,11 +314,16 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	if len(s.sessions) > 0 {
 		return fmt.Errorf("token: init token: %w", ck.CKR_SESSION_EXISTS)
 	}
-	if _, err := s.st.Token(); err == nil {
-		if _, err := s.authenticate(name, store.RoleCO, password); err != nil {
+	fresh := false
+	if _, err := s.st.Token(); err == nil || errors.Is(err, store.ErrDamaged) {
+		tk, err := s.authenticate(name, store.RoleCO, password)
+		if err != nil {
 			return err
 		}
-	} else if !errors.Is(err, store.ErrNotInitialized) {
+		clear(tk)
+	} else if errors.Is(err, store.ErrNotInitialized) {
+		fresh = true
+	} else {
 		return storeErr(err)
 	}
 	tokenKey := store.NewTokenKey()
@@ -320,7 +335,15 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	serial := make([]byte, 8)
 	s.m.rand.Read(serial)
 	t := store.TokenRecord{Label: strings.TrimRight(label, " "), SerialNumber: fmt.Sprintf("%016x", serial), Created: time.Now().Unix()}
-	if err := s.st.InitToken(t, co); err != nil {
+	write := s.st.InitToken
+	if fresh {
+		write = s.st.CreateToken
+	}
+	if err := write(t, co); errors.Is(err, store.ErrExists) {
+		// Another process initialised it meanwhile; a new call
+		// authenticates against that.
+		return fmt.Errorf("token: init token: initialised meanwhile by another process: %w", ck.CKR_FUNCTION_FAILED)
+	} else if err != nil {
 		return storeErr(err)
 	}
 	s.objs = map[ck.ULong]*Object{}

@@ -498,17 +498,62 @@ func wrapDB(op string, err error) error {
 
 // --- token ---
 
+// Token reads the token record. Without one, a store whose users and
+// objects tables are empty is not initialised; one that holds users or
+// objects has lost its record and is damaged, as is one whose record has
+// values of the wrong type or size: such a token must not look fresh,
+// because C_InitToken on a fresh token asks for no officer.
 func (s *sqliteStore) Token() (*TokenRecord, error) {
-	var t TokenRecord
+	var label, serial, created any
 	err := s.queryRow(`SELECT label, serial, created FROM token WHERE id = 1`).
-		Scan(&t.Label, &t.SerialNumber, &t.Created)
+		Scan(&label, &serial, &created)
 	if errors.Is(err, sql.ErrNoRows) {
+		var used bool
+		err := s.queryRow(`SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM objects)`).Scan(&used)
+		if err != nil {
+			return nil, wrapDB("read token", err)
+		}
+		if used {
+			return nil, fmt.Errorf("store: token record missing, users or objects present: %w", ErrDamaged)
+		}
 		return nil, ErrNotInitialized
 	}
 	if err != nil {
 		return nil, wrapDB("read token", err)
 	}
-	return &t, nil
+	l, ok1 := label.(string)
+	sn, ok2 := serial.(string)
+	c, ok3 := created.(int64)
+	if !ok1 || !ok2 || !ok3 || len(l) > 32 || len(sn) > 32 {
+		return nil, fmt.Errorf("store: token record: label %T, serial %T, created %T: %w", label, serial, created, ErrDamaged)
+	}
+	return &TokenRecord{Label: l, SerialNumber: sn, Created: c}, nil
+}
+
+// CreateToken initialises an empty store: in the same transaction it
+// checks that no token record, user or object is there (ErrExists
+// otherwise), so two processes initialising one fresh token cannot have
+// the second wipe what the first made.
+func (s *sqliteStore) CreateToken(t TokenRecord, co UserRecord) error {
+	if co.Role != RoleCO {
+		return fmt.Errorf("store: create token: first user %q must be a crypto officer", co.Name)
+	}
+	err := s.write(func(tx *txn) error {
+		var used bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM token) OR EXISTS (SELECT 1 FROM users)
+			OR EXISTS (SELECT 1 FROM objects)`).Scan(&used); err != nil {
+			return err
+		}
+		if used {
+			return fmt.Errorf("store: create token: not empty: %w", ErrExists)
+		}
+		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created) VALUES (1, ?, ?, ?)`,
+			t.Label, t.SerialNumber, t.Created); err != nil {
+			return err
+		}
+		return insertUser(tx, co)
+	})
+	return wrapDB("create token", err)
 }
 
 func (s *sqliteStore) InitToken(t TokenRecord, co UserRecord) error {

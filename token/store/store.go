@@ -31,6 +31,10 @@ var (
 	// ErrSealed: a sealed attribute fails authentication (wrong token key,
 	// tampered, or moved to another object or attribute).
 	ErrSealed = errors.New("store: sealed value fails authentication")
+	// ErrDamaged: the token's records are inconsistent or unreadable (the
+	// token record lost while users or objects remain, say). It is never
+	// taken for an uninitialised token.
+	ErrDamaged = errors.New("store: token damaged")
 	// ErrLocked: the user is locked after too many failed logins.
 	ErrLocked = errors.New("store: user locked")
 	// ErrFormat: the token's on-disk format is not one this build reads.
@@ -124,11 +128,16 @@ type Store interface {
 	// it is cheap enough to call on every PKCS#11 call.
 	Generation() (uint64, error)
 
-	Token() (*TokenRecord, error) // ErrNotInitialized before InitToken
+	// Token is ErrNotInitialized before InitToken, and ErrDamaged when the
+	// record is missing while users or objects are present, or unreadable.
+	Token() (*TokenRecord, error)
 	// InitToken (re)initialises the token: every user and object is removed,
 	// then the token record and the first crypto officer are written, in one
-	// transaction.
+	// transaction. The caller has authenticated one of the token's officers.
 	InitToken(t TokenRecord, co UserRecord) error
+	// CreateToken initialises a token that is empty (no record, user or
+	// object), checked in the same transaction; ErrExists otherwise.
+	CreateToken(t TokenRecord, co UserRecord) error
 	SetTokenLabel(label string) error
 
 	User(name string) (*UserRecord, error)
