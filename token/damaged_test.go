@@ -1,7 +1,10 @@
 package token
 
 import (
+	"bytes"
 	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -53,4 +56,50 @@ func TestDamagedTokenNeedsOfficer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "again", ti.Label)
 	assert.Equal(t, 0, count("objects"))
+}
+
+// TestUnreadableSlotKeepsOthers: with two slots, one whose token.db is
+// garbage, the module opens (C_Initialize succeeds), the good slot works,
+// and the bad one answers CKR_TOKEN_NOT_RECOGNIZED. Before, Open failed
+// for every slot. (chmod 000 does not stop root, so the file is corrupted
+// instead.)
+func TestUnreadableSlotKeepsOthers(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "slot-5")
+	require.NoError(t, os.MkdirAll(bad, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(bad, store.DBName), bytes.Repeat([]byte("not a token "), 1000), 0o600))
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = good\n[slot 5]\nlabel = bad\n", dir), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Equal(t, []ck.ULong{3, 5}, m.SlotIDs())
+
+	s5, err := m.Slot(5)
+	require.NoError(t, err)
+	assert.Equal(t, ck.CKF_TOKEN_PRESENT, s5.SlotInfo().Flags)
+	_, err = s5.TokenInfo()
+	assert.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	_, err = m.OpenSession(5, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	assert.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	assert.ErrorIs(t, s5.InitToken([]byte(soPIN), "x"), ck.CKR_TOKEN_NOT_RECOGNIZED)
+	_, err = m.Mechanisms(5)
+	assert.NoError(t, err, "the slot's mechanisms do not depend on its token")
+
+	s3, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s3.InitToken([]byte(soPIN), "good"))
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	_, err = m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", true))
+	require.NoError(t, err)
+	ti, err := s3.TokenInfo()
+	require.NoError(t, err)
+	assert.Equal(t, "good", ti.Label)
+	got, err := os.ReadFile(filepath.Join(bad, store.DBName))
+	require.NoError(t, err)
+	assert.True(t, bytes.HasPrefix(got, []byte("not a token ")), "the bad token's file is left as it was")
 }
