@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,8 @@ import (
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	_ "modernc.org/sqlite"
 )
 
 // initializeWith runs C_Initialize with a configuration file holding text,
@@ -63,4 +66,41 @@ func TestUnreadableSlotThroughABI(t *testing.T) {
 	ti, err := p.GetTokenInfo(0)
 	require.NoError(t, err)
 	assert.Equal(t, tokenName, strings.TrimRight(ti.Label, " "))
+}
+
+// TestDamagedTokenThroughABI: the token record of an initialised token with
+// a user and a key is deleted behind the library. C_GetTokenInfo and
+// C_OpenSession answer CKR_TOKEN_NOT_RECOGNIZED, C_InitToken with another
+// officer PIN is refused and leaves the users and objects, and the
+// officer's own PIN re-initialises. Before, the slot read "not initialised"
+// and C_InitToken with any PIN deleted every user and object.
+func TestDamagedTokenThroughABI(t *testing.T) {
+	tk := newToken(t)
+	tk.initToken()
+	s := tk.userSession(userPIN)
+	tk.genEC(s, oidP256, "keep", true)
+	require.NoError(t, tk.p.CloseSession(s))
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(tk.dir, "slot-0", "token.db")+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec(`DELETE FROM token`)
+	require.NoError(t, err)
+	count := func(table string) (n int) {
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM `+table).Scan(&n))
+		return n
+	}
+
+	_, err = tk.p.GetTokenInfo(tk.slot)
+	requireRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
+	_, err = tk.p.OpenSession(tk.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	requireRV(t, err, pkcs11.CKR_TOKEN_NOT_RECOGNIZED)
+	requireRV(t, tk.p.InitToken(tk.slot, "mallory:mallory-pw", "wiped"), pkcs11.CKR_PIN_INCORRECT)
+	requireRV(t, tk.p.InitToken(tk.slot, "admin:not-the-pw", "wiped"), pkcs11.CKR_PIN_INCORRECT)
+	assert.Equal(t, 2, count("users"))
+	assert.Equal(t, 2, count("objects"))
+	require.NoError(t, tk.p.InitToken(tk.slot, soPIN, "again"))
+	ti, err := tk.p.GetTokenInfo(tk.slot)
+	require.NoError(t, err)
+	assert.Equal(t, "again", strings.TrimRight(ti.Label, " "))
 }
