@@ -301,3 +301,28 @@ func TestMaximalUserRecordFields(t *testing.T) {
 		require.NoError(t, m.Logout(h))
 	}
 }
+
+// TestTokenInfoShowsFullThresholdAsLocked: a failure count at the threshold
+// without the locked flag (attempts in flight, or left by processes that
+// died) is shown as CKF_USER_PIN_LOCKED, since BeginLogin lets no further
+// attempt in; one below it is COUNT_LOW and FINAL_TRY.
+func TestTokenInfoShowsFullThresholdAsLocked(t *testing.T) {
+	m, dir := newToken(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	const pinFlags = ck.CKF_USER_PIN_COUNT_LOW | ck.CKF_USER_PIN_FINAL_TRY | ck.CKF_USER_PIN_LOCKED
+	for n, want := range map[int]ck.ULong{
+		0: 0,
+		4: ck.CKF_USER_PIN_COUNT_LOW | ck.CKF_USER_PIN_FINAL_TRY,
+		5: ck.CKF_USER_PIN_LOCKED,
+	} {
+		_, err := db.Exec(`UPDATE users SET failed_logins = ?, locked = 0 WHERE name = 'user'`, n)
+		require.NoError(t, err)
+		ti, err := s.TokenInfo()
+		require.NoError(t, err)
+		assert.Equal(t, want, ti.Flags&pinFlags, "%d failures", n)
+	}
+}
