@@ -72,31 +72,29 @@ func TestLoginHelperProcess(t *testing.T) {
 	os.Exit(code)
 }
 
-// TestParallelWrongLoginsStopAtThreshold: twelve processes try a wrong
-// password at the same moment against lockout_threshold 5. Exactly 5
-// guesses are evaluated (CKR_PIN_INCORRECT), the others are refused
-// (CKR_PIN_LOCKED), the store counts 5 failures, the user is locked, and
-// the right password is then refused. Before the attempt was reserved in
-// the store ahead of the derivation, every process read the user unlocked,
-// derived, and only then counted its failure: 12 failures, 12 guesses.
-func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
-	const procs, threshold = 12, 5
-	dir := t.TempDir()
-	// A derivation long enough (tens of ms) that every process reads the
-	// user before the first failure is recorded, as argon2id's default
-	// cost does in earnest.
+// slowLoginToken makes a token with the default crypto user, whose
+// argon2id derivation is long enough (tens of ms) that processes started
+// together all read the user before the first of them finishes, as the
+// default cost does in earnest. It returns the configuration.
+func slowLoginToken(t *testing.T, dir string) *Config {
 	cfg := testConfig(t, dir)
 	cfg.KDF = store.KDFParams{Time: 2, Memory: 16 << 10, Threads: 1}
 	m, err := Open(cfg)
 	require.NoError(t, err)
+	defer m.Close()
 	s, err := m.Slot(3)
 	require.NoError(t, err)
 	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
 	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
-	require.NoError(t, m.Close())
+	return cfg
+}
 
+// loginAtOnce starts n processes (TestLoginHelperProcess) on the token in
+// dir, lets them all log in with pin at one moment, and counts their
+// answers.
+func loginAtOnce(t *testing.T, dir, pin string, n int) map[ck.RV]int {
 	type child struct {
 		cmd   *exec.Cmd
 		stdin io.WriteCloser
@@ -104,10 +102,11 @@ func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
 		err   *strings.Builder
 	}
 	var children []*child
-	for range procs {
+	for range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLoginHelperProcess$")
-		cmd.Env = append(os.Environ(), loginHelperEnv+"="+dir, loginHelperEnv+"_PIN=user:wrong-password")
+		cmd.Env = append(os.Environ(), loginHelperEnv+"="+dir, loginHelperEnv+"_PIN="+pin)
 		c := &child{cmd: cmd, err: &strings.Builder{}}
+		var err error
 		c.stdin, err = cmd.StdinPipe()
 		require.NoError(t, err)
 		out, err := cmd.StdoutPipe()
@@ -134,6 +133,21 @@ func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
 		require.NoError(t, c.cmd.Wait(), c.err.String())
 	}
 	t.Logf("answers: %v", got)
+	return got
+}
+
+// TestParallelWrongLoginsStopAtThreshold: twelve processes try a wrong
+// password at the same moment against lockout_threshold 5. Exactly 5
+// guesses are evaluated (CKR_PIN_INCORRECT), the others are refused
+// (CKR_PIN_LOCKED), the store counts 5 failures, the user is locked, and
+// the right password is then refused. Before the attempt was reserved in
+// the store ahead of the derivation, every process read the user unlocked,
+// derived, and only then counted its failure: 12 failures, 12 guesses.
+func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
+	const procs, threshold = 12, 5
+	dir := t.TempDir()
+	cfg := slowLoginToken(t, dir)
+	got := loginAtOnce(t, dir, "user:wrong-password", procs)
 
 	st, err := store.Open(filepath.Join(dir, "slot-3"), store.Options{})
 	require.NoError(t, err)
@@ -145,11 +159,30 @@ func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
 	assert.Equal(t, threshold, got[ck.CKR_PIN_INCORRECT], "guesses evaluated")
 	assert.Equal(t, procs-threshold, got[ck.CKR_PIN_LOCKED], "guesses refused")
 
-	m, err = Open(cfg)
+	m, err := Open(cfg)
 	require.NoError(t, err)
 	defer m.Close()
-	h = openRW(t, m)
+	h := openRW(t, m)
 	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), ck.CKR_PIN_LOCKED)
+}
+
+// TestParallelRightLoginsAllGetIn: twelve processes logging in as one user
+// with the right password at once (nginx workers starting) all get in,
+// although no more than lockout_threshold attempts are in flight at a
+// time: the others wait for a place rather than being refused. A guard
+// for the reservation above, which refused them before it waited.
+func TestParallelRightLoginsAllGetIn(t *testing.T) {
+	dir := t.TempDir()
+	cfg := slowLoginToken(t, dir)
+	got := loginAtOnce(t, dir, userPIN, 12)
+	assert.Equal(t, map[ck.RV]int{ck.CKR_OK: 12}, got)
+	st, err := store.Open(cfg.Slots[0].Dir, store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	u, err := st.User("user")
+	require.NoError(t, err)
+	assert.False(t, u.Locked)
+	assert.Zero(t, u.FailedLogins)
 }
 
 // countDerivations counts authenticate's derivations while the test runs.
