@@ -70,3 +70,21 @@ func TestTokenDamaged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "a", tr.Label)
 }
+
+// TestTokenInitialisedMeanwhileIsNotDamaged: a token another process
+// initialises between Token's read of the token table and its look at the
+// users and objects is not reported as damaged. Without one snapshot for
+// the second look, the new officer was there and the record was not.
+func TestTokenInitialisedMeanwhileIsNotDamaged(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	other := openTest(t, dir)
+	testOnlyNoTokenRow = func() {
+		testOnlyNoTokenRow = nil
+		require.NoError(t, other.CreateToken(TokenRecord{Label: "meanwhile", SerialNumber: "1"}, user("admin", RoleCO)))
+	}
+	defer func() { testOnlyNoTokenRow = nil }()
+	tr, err := s.Token()
+	require.NoError(t, err)
+	assert.Equal(t, "meanwhile", tr.Label)
+}

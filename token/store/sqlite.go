@@ -508,12 +508,22 @@ func (s *sqliteStore) Token() (*TokenRecord, error) {
 	err := s.queryRow(`SELECT label, serial, created FROM token WHERE id = 1`).
 		Scan(&label, &serial, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		var used bool
-		err := s.queryRow(`SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM objects)`).Scan(&used)
-		if err != nil {
-			return nil, wrapDB("read token", err)
+		if testOnlyNoTokenRow != nil {
+			testOnlyNoTokenRow()
 		}
-		if used {
+		// Again in one snapshot, so that a token another process
+		// initialises meanwhile is not taken for a damaged one.
+		var exists, used bool
+		err := s.read(func(tx *txn) error {
+			return tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM token), EXISTS (SELECT 1 FROM users)
+				OR EXISTS (SELECT 1 FROM objects)`).Scan(&exists, &used)
+		})
+		switch {
+		case err != nil:
+			return nil, wrapDB("read token", err)
+		case exists:
+			return s.Token()
+		case used:
 			return nil, fmt.Errorf("store: token record missing, users or objects present: %w", ErrDamaged)
 		}
 		return nil, ErrNotInitialized
@@ -525,10 +535,15 @@ func (s *sqliteStore) Token() (*TokenRecord, error) {
 	sn, ok2 := serial.(string)
 	c, ok3 := created.(int64)
 	if !ok1 || !ok2 || !ok3 || len(l) > 32 || len(sn) > 32 {
-		return nil, fmt.Errorf("store: token record: label %T, serial %T, created %T: %w", label, serial, created, ErrDamaged)
+		return nil, fmt.Errorf("store: token record: label %T (%d bytes), serial %T (%d bytes), created %T, want text of at most 32 bytes and an integer: %w",
+			label, len(l), serial, len(sn), created, ErrDamaged)
 	}
 	return &TokenRecord{Label: l, SerialNumber: sn, Created: c}, nil
 }
+
+// testOnlyNoTokenRow, when set, runs when Token found no token record,
+// before it looks at the other tables.
+var testOnlyNoTokenRow func()
 
 // CreateToken initialises an empty store: in the same transaction it
 // checks that no token record, user or object is there (ErrExists
