@@ -359,3 +359,23 @@ func TestTokenInfoShowsFullThresholdAsLocked(t *testing.T) {
 		assert.Equal(t, want, ti.Flags&pinFlags, "%d failures", n)
 	}
 }
+
+// TestOpenRefusesKDFOutOfBounds: a Config made in code with argon2id
+// parameters out of bounds is refused by Open, as ParseConfig refuses
+// them; before, Open accepted it and the first C_InitToken never
+// returned (or crashed the host).
+func TestOpenRefusesKDFOutOfBounds(t *testing.T) {
+	for _, p := range []store.KDFParams{
+		{Time: 1<<32 - 1, Memory: 64, Threads: 1},
+		{Time: 1, Memory: 1<<32 - 1, Threads: 1},
+		{Time: 0, Memory: 64, Threads: 1},
+	} {
+		cfg := testConfig(t, t.TempDir())
+		cfg.KDF = p
+		m, err := Open(cfg)
+		if err == nil {
+			m.Close()
+		}
+		assert.ErrorIs(t, err, errConfig, "%+v", p)
+	}
+}

@@ -45,6 +45,11 @@ type Module struct {
 // opened (and created empty, uninitialised, when missing). A slot whose
 // store cannot be opened stays listed, its token not recognised.
 func Open(cfg *Config) (*Module, error) {
+	// ParseConfig checks this too; a Config made in code (the CLI, tests)
+	// must not reach argon2 with parameters that crash or never return.
+	if err := cfg.KDF.Validate(); err != nil {
+		return nil, fmt.Errorf("token: config %s: %v: %w", cfg.Source, err, errConfig)
+	}
 	m := &Module{
 		cfg:      cfg,
 		rand:     rand.Reader,
