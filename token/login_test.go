@@ -379,3 +379,24 @@ func TestOpenRefusesKDFOutOfBounds(t *testing.T) {
 		assert.ErrorIs(t, err, errConfig, "%+v", p)
 	}
 }
+
+// TestRightPasswordRefusedWhenLockedMeanwhile: a user locked by other
+// processes while this login derived its key is refused with the right
+// password (the lock is checked again before the login is accepted).
+// Before, the lock was read once, before the derivation, and the login
+// succeeded on the locked account.
+func TestRightPasswordRefusedWhenLockedMeanwhile(t *testing.T) {
+	m, dir := newToken(t)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	testOnlyDerive = func() {
+		_, err := db.Exec(`UPDATE users SET failed_logins = 5, locked = 1 WHERE name = 'user'`)
+		require.NoError(t, err)
+	}
+	defer func() { testOnlyDerive = nil }()
+	h := openRW(t, m)
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), ck.CKR_PIN_LOCKED)
+	_, err = m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", true))
+	require.ErrorIs(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+}
