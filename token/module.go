@@ -68,7 +68,6 @@ func Open(cfg *Config) (*Module, error) {
 		opts.Group = &gid
 	}
 	for _, sc := range cfg.Slots {
-		var st store.Store
 		st, err := store.Open(sc.Dir, opts)
 		if err != nil {
 			// One unreadable token no longer fails C_Initialize for every
