@@ -50,14 +50,13 @@ func (p KDFParams) Validate() error {
 	if p.Time < 1 || p.Time > MaxKDFTime || p.Threads < 1 || p.Threads > MaxKDFThreads ||
 		p.Memory < 8*uint32(p.Threads) || p.Memory > MaxKDFMemory ||
 		uint64(p.Time)*uint64(p.Memory) > MaxKDFCost {
-		return fmt.Errorf("store: argon2id parameters t=%d m=%d KiB p=%d: want t 1..%d, p 1..%d, m 8*p..%d KiB, t*m at most %d: %w",
-			p.Time, p.Memory, p.Threads, MaxKDFTime, MaxKDFThreads, MaxKDFMemory, MaxKDFCost, ErrKDFParams)
+		return fmt.Errorf("store: argon2id t=%d m=%d KiB p=%d: %w", p.Time, p.Memory, p.Threads, ErrKDFParams)
 	}
 	return nil
 }
 
 // ErrKDFParams: argon2id parameters out of bounds (KDFParams.Validate).
-var ErrKDFParams = errors.New("store: argon2id parameters out of bounds")
+var ErrKDFParams = errors.New("store: argon2id parameters out of bounds (t 1..16, p 1..64, m 8 KiB per lane to 1 GiB, t x m at most 1 GiB)")
 
 // NewTokenKey returns a fresh random token key.
 func NewTokenKey() []byte {
