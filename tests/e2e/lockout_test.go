@@ -82,3 +82,18 @@ func TestParallelWrongLoginsThroughABI(t *testing.T) {
 	s := tk.session()
 	requireRV(t, tk.p.Login(s, pkcs11.CKU_USER, userPIN), pkcs11.CKR_PIN_LOCKED)
 }
+
+// TestUserLoginBeforeInitPINThroughABI: on a token with only its officer,
+// C_Login(CKU_USER) answers CKR_USER_PIN_NOT_INITIALIZED, and
+// C_GetTokenInfo lacks CKF_USER_PIN_INITIALIZED; after C_InitPIN the user
+// logs in. Before, the login answered CKR_PIN_INCORRECT.
+func TestUserLoginBeforeInitPINThroughABI(t *testing.T) {
+	tk := newToken(t)
+	require.NoError(t, tk.p.InitToken(tk.slot, soPIN, tokenName))
+	s := tk.session()
+	requireRV(t, tk.p.Login(s, pkcs11.CKU_USER, userPIN), pkcs11.CKR_USER_PIN_NOT_INITIALIZED)
+	requireRV(t, tk.p.Login(s, pkcs11.CKU_USER, "some-pin"), pkcs11.CKR_USER_PIN_NOT_INITIALIZED)
+	assert.Zero(t, tk.tokenFlags()&pkcs11.CKF_USER_PIN_INITIALIZED)
+	tk.initPIN(userPIN)
+	require.NoError(t, tk.p.Login(s, pkcs11.CKU_USER, userPIN))
+}
