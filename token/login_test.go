@@ -26,9 +26,9 @@ import (
 // TestLoginHelperProcess.
 const loginHelperEnv = "GOHSM_TOKEN_LOGIN_HELPER"
 
-// rvOf is the CK_RV an error carries (0 for nil, CKR_GENERAL_ERROR for an
+// loginTestRV is the CK_RV an error carries (0 for nil, CKR_GENERAL_ERROR for an
 // error without one).
-func rvOf(err error) ck.RV {
+func loginTestRV(err error) ck.RV {
 	if err == nil {
 		return ck.CKR_OK
 	}
@@ -66,7 +66,7 @@ func TestLoginHelperProcess(t *testing.T) {
 			fmt.Fprintln(os.Stderr, "stdin:", err)
 			return 1
 		}
-		fmt.Println(uint64(rvOf(m.Login(h, ck.CKU_USER, []byte(os.Getenv(loginHelperEnv+"_PIN"))))))
+		fmt.Println(uint64(loginTestRV(m.Login(h, ck.CKU_USER, []byte(os.Getenv(loginHelperEnv+"_PIN"))))))
 		return 0
 	}()
 	os.Exit(code)
@@ -323,7 +323,7 @@ func TestMaximalUserRecordFields(t *testing.T) {
 			defer restore()
 			start := time.Now()
 			err = login(t)
-			assert.Equal(t, c.want, rvOf(err), "%v", err)
+			assert.Equal(t, c.want, loginTestRV(err), "%v", err)
 			assert.Less(t, time.Since(start), 5*time.Second)
 			if err == nil {
 				require.NoError(t, m.Logout(h))

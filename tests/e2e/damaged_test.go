@@ -17,19 +17,6 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// initializeWith runs C_Initialize with a configuration file holding text,
-// and C_Finalize when the test ends.
-func initializeWith(t *testing.T, p *pkcs11.Ctx, dir, text string) {
-	t.Helper()
-	conf := filepath.Join(dir, "gohsm.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
-	path := append([]byte(conf), 0)
-	err := p.Initialize(pkcs11.InitializeWithReserved(unsafe.Pointer(&path[0])))
-	runtime.KeepAlive(path)
-	require.NoError(t, err, "C_Initialize")
-	t.Cleanup(func() { p.Finalize() })
-}
-
 // TestUnreadableSlotThroughABI: two slots, one whose token.db is garbage.
 // C_Initialize succeeds, both slots are listed with their token present,
 // the bad one's C_GetTokenInfo, C_OpenSession and C_InitToken answer
@@ -42,7 +29,13 @@ func TestUnreadableSlotThroughABI(t *testing.T) {
 	bad := filepath.Join(tokens, "slot-1")
 	require.NoError(t, os.MkdirAll(bad, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(bad, "token.db"), bytes.Repeat([]byte("garbage!"), 1024), 0o600))
-	initializeWith(t, p, dir, configText(tokens)+"\n[slot 1]\nlabel = bad\n")
+	conf := filepath.Join(dir, "gohsm.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(configText(tokens)+"\n[slot 1]\nlabel = bad\n"), 0o600))
+	path := append([]byte(conf), 0)
+	err := p.Initialize(pkcs11.InitializeWithReserved(unsafe.Pointer(&path[0])))
+	runtime.KeepAlive(path)
+	require.NoError(t, err, "C_Initialize")
+	t.Cleanup(func() { p.Finalize() })
 
 	for _, present := range []bool{false, true} {
 		slots, err := p.GetSlotList(present)

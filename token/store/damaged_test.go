@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// rawDB opens a token's database behind the store's back.
-func rawDB(t *testing.T, dir string) *sql.DB {
+// damagedTestDB opens a token's database behind the store's back.
+func damagedTestDB(t *testing.T, dir string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, DBName)+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func TestTokenDamaged(t *testing.T) {
 	require.NoError(t, s.InitToken(TokenRecord{Label: "test", SerialNumber: "0123456789abcdef", Created: 1700000000}, user("admin", RoleCO)))
 	_, err = s.CreateObject(obj("uid-1", "admin", true, "k"))
 	require.NoError(t, err)
-	db := rawDB(t, dir)
+	db := damagedTestDB(t, dir)
 
 	for _, c := range []struct{ name, sql string }{
 		{"record deleted", `DELETE FROM token`},
