@@ -26,8 +26,8 @@ import (
 // TestLoginHelperProcess.
 const loginHelperEnv = "GOHSM_TOKEN_LOGIN_HELPER"
 
-// loginTestRV is the CK_RV an error carries (0 for nil, CKR_GENERAL_ERROR for an
-// error without one).
+// loginTestRV is the CK_RV an error carries (0 for nil, CKR_GENERAL_ERROR
+// for an error without one).
 func loginTestRV(err error) ck.RV {
 	if err == nil {
 		return ck.CKR_OK
@@ -40,7 +40,7 @@ func loginTestRV(err error) ck.RV {
 }
 
 // TestLoginHelperProcess is not a test: it is the entry point of the
-// processes TestParallelWrongLoginsStopAtThreshold starts. It opens the
+// processes the parallel login tests start (loginAtOnce). It opens the
 // token in $GOHSM_TOKEN_LOGIN_HELPER, opens a session, says "ready", waits
 // for a line on stdin, logs in as the crypto user with the PIN it was
 // given, and prints the CK_RV as a number.
