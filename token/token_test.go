@@ -14,6 +14,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/store"
 )
 
 const (
@@ -379,6 +380,12 @@ func TestConfigErrors(t *testing.T) {
 		"log_level = loud",
 		"min_pin_len = 10\nmax_pin_len = 5",
 		"no equals sign",
+		"kdf_time = 17",
+		"kdf_memory = 1048577",
+		"kdf_memory = 4294967295",
+		"kdf_threads = 65",
+		"kdf_memory = 8\nkdf_threads = 2",
+		"kdf_time = 2\nkdf_memory = 1048576",
 	} {
 		_, err := ParseConfig(text, "t")
 		require.Error(t, err, text)
@@ -386,6 +393,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	c, err := ParseConfig("token_dir = /x\n[slot 7]\nlabel = a\n[slot 2]\n", "t")
 	require.NoError(t, err)
+	require.Equal(t, store.DefaultKDF, c.KDF, "the documented default (docs/store.md)")
 	require.Equal(t, "/x/slot-7", c.Slots[0].Dir)
 	require.Equal(t, ck.ULong(2), c.Slots[1].ID)
 	require.True(t, bytes.Equal([]byte(c.Slots[0].Label), []byte("a")))
