@@ -102,9 +102,12 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 	return o, k, nil
 }
 
-// resolveParamLocked replaces key handles inside a mechanism parameter with
-// the keys' material, after the same visibility checks as any key use.
-func (s *Slot) resolveParamLocked(param any) (any, error) {
+// resolveParamLocked replaces key handles inside a derive mechanism's
+// parameter with the keys' material, after the same visibility checks as
+// any key use, and returns the keys so that the derived key's protection
+// can follow theirs. Their values go into the derived key, so, like the
+// base key, only their owner may use them so.
+func (s *Slot) resolveParamLocked(param any) (any, []*Object, error) {
 	resolve := func(h mechanisms.KeyHandle) (*Object, any, error) {
 		o, err := s.visibleObjectLocked(ck.ULong(h), ck.CKR_MECHANISM_PARAM_INVALID)
 		if err != nil {
@@ -113,28 +116,31 @@ func (s *Slot) resolveParamLocked(param any) (any, error) {
 		if o.class != ck.CKO_SECRET_KEY {
 			return nil, nil, fmt.Errorf("token: parameter key %d is not a secret key: %w", h, ck.CKR_MECHANISM_PARAM_INVALID)
 		}
+		if !s.ownsLocked(o) {
+			return nil, nil, fmt.Errorf("token: parameter key %d belongs to %q: only its owner may derive from it: %w", h, o.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		}
 		k, err := s.keyLocked(o)
 		return o, k, err
 	}
 	switch p := param.(type) {
 	case mechanisms.KeyHandle:
-		_, k, err := resolve(p)
+		o, k, err := resolve(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return &mechanisms.KeyMaterial{Key: k}, nil
+		return &mechanisms.KeyMaterial{Key: k}, []*Object{o}, nil
 	case *mechanisms.HKDFParams:
 		if p.SaltType == ck.CKF_HKDF_SALT_KEY {
 			o, _, err := resolve(p.SaltKey)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			q := *p
 			q.Salt = o.attrs[ck.CKA_VALUE]
-			return &q, nil
+			return &q, []*Object{o}, nil
 		}
 	}
-	return param, nil
+	return param, nil, nil
 }
 
 // wrapCache keeps the last wrap output of a session for the output-buffer
@@ -326,8 +332,9 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		err = fmt.Errorf("token: key %d belongs to %q: only its owner may derive from it: %w", baseH, bo.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
 	var param any
+	var paramKeys []*Object
 	if err == nil {
-		param, err = s.resolveParamLocked(mech.Param)
+		param, paramKeys, err = s.resolveParamLocked(mech.Param)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -335,6 +342,19 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	}
 	if tmpl, err = withKeyTemplate(tmpl, bo, ck.CKA_DERIVE_TEMPLATE); err != nil {
 		return 0, err
+	}
+	// The keys whose values the derived key comes from: their
+	// CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE bound the derived
+	// key's, and for a mechanism whose value holds their bytes, their
+	// CKA_SENSITIVE and CKA_EXTRACTABLE too (mechanisms.Mechanism.DeriveHidesBase).
+	sources := []attrs.Template{bo.attrs}
+	for _, o := range paramKeys {
+		sources = append(sources, o.attrs)
+	}
+	if !mm.DeriveHidesBase {
+		if tmpl, err = attrs.InheritProtection(tmpl, sources...); err != nil {
+			return 0, err
+		}
 	}
 	class := ck.CKO_SECRET_KEY
 	if mech.Type == ck.CKM_HKDF_DATA {
@@ -375,7 +395,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		if full, err = attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: value}); err != nil {
 			return 0, err
 		}
-		full = attrs.ApplyDeriveBase(bo.attrs, full)
+		full = attrs.ApplyDeriveBase(full, sources...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
