@@ -106,7 +106,7 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 // parameter with the keys' material, after the same visibility checks as
 // any key use, and returns the keys so that the derived key's protection
 // can follow theirs. Their values go into the derived key, so, like the
-// base key, only their owner may use them so.
+// base key, only their owner may use them so (mayExportLocked).
 func (s *Slot) resolveParamLocked(param any) (any, []*Object, error) {
 	resolve := func(h mechanisms.KeyHandle) (*Object, any, error) {
 		o, err := s.visibleObjectLocked(ck.ULong(h), ck.CKR_MECHANISM_PARAM_INVALID)
@@ -116,7 +116,7 @@ func (s *Slot) resolveParamLocked(param any) (any, []*Object, error) {
 		if o.class != ck.CKO_SECRET_KEY {
 			return nil, nil, fmt.Errorf("token: parameter key %d is not a secret key: %w", h, ck.CKR_MECHANISM_PARAM_INVALID)
 		}
-		if !s.ownsLocked(o) {
+		if !s.mayExportLocked(o) {
 			return nil, nil, fmt.Errorf("token: parameter key %d belongs to %q: only its owner may derive from it: %w", h, o.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 		}
 		k, err := s.keyLocked(o)
@@ -187,12 +187,12 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 		return 0, err
 	}
 	key, err := s.keyLocked(ko)
-	owns := s.ownsLocked(ko)
+	export := s.mayExportLocked(ko)
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	if !owns {
+	if !export {
 		return 0, fmt.Errorf("token: key %d belongs to %q: only its owner may wrap it: %w", keyH, ko.owner, ck.CKR_KEY_UNEXTRACTABLE)
 	}
 	if x, _ := ko.attrs.Bool(ck.CKA_EXTRACTABLE); !x {
@@ -327,7 +327,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		return 0, err
 	}
 	bo, bkey, err := s.usableKeyLocked(baseH, mm, ck.CKA_DERIVE, ck.CKR_KEY_HANDLE_INVALID, ck.CKR_KEY_TYPE_INCONSISTENT)
-	if err == nil && !s.ownsLocked(bo) {
+	if err == nil && !s.mayExportLocked(bo) {
 		// CloudHSM: a user a key is shared with may not derive from it.
 		err = fmt.Errorf("token: key %d belongs to %q: only its owner may derive from it: %w", baseH, bo.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
@@ -424,6 +424,9 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 	}
 	if err == nil && len(o.sealed) > 0 {
 		err = fmt.Errorf("token: key %d sealed without login: %w", keyH, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if err == nil && !s.mayExportLocked(o) {
+		err = fmt.Errorf("token: key %d belongs to %q: only its owner may digest it: %w", keyH, o.owner, ck.CKR_KEY_INDIGESTIBLE)
 	}
 	s.mu.Unlock()
 	if err != nil {
