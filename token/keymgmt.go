@@ -77,7 +77,11 @@ func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (
 }
 
 // usableKeyLocked checks a key for use with a mechanism and purpose, with the
-// caller's choice of error for a bad handle and a wrong key type.
+// caller's choice of error for a bad handle and a wrong key type. It serves
+// the one-call functions (C_WrapKey, C_UnwrapKey, C_DeriveKey), which leave
+// no point at which to log in for a CKA_ALWAYS_AUTHENTICATE key ("the user
+// has to supply the PIN for each use"): such a key is
+// CKR_USER_NOT_LOGGED_IN here.
 func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType, badHandle, badType ck.RV) (*Object, any, error) {
 	o, err := s.visibleObjectLocked(h, badHandle)
 	if err != nil {
@@ -94,6 +98,9 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 	}
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, nil, fmt.Errorf("token: key %d does not allow %v: %w", h, mm.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if o.alwaysAuth {
+		return nil, nil, fmt.Errorf("token: key %d has CKA_ALWAYS_AUTHENTICATE: no context-specific login possible for %v: %w", h, mm.Type, ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	k, err := s.keyLocked(o)
 	if err != nil {

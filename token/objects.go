@@ -31,6 +31,15 @@ type Object struct {
 	sealed  []ck.AttributeType
 	version int64
 	session ck.ULong // creating session, for session objects
+	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
+	// once here so that starting an operation checks one bool.
+	alwaysAuth bool
+}
+
+// needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
+func needsContextLogin(class ck.ObjectClass, a attrs.Template) bool {
+	v, _ := a.Bool(ck.CKA_ALWAYS_AUTHENTICATE)
+	return v && class == ck.CKO_PRIVATE_KEY
 }
 
 // Handle is the object's handle.
@@ -105,6 +114,7 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 	if k, ok := o.attrs.ULong(ck.CKA_KEY_TYPE); ok {
 		o.keyType = ck.KeyType(k)
 	}
+	o.alwaysAuth = needsContextLogin(o.class, o.attrs)
 	for t, v := range rec.Sealed {
 		if s.login == nil {
 			o.sealed = append(o.sealed, t)
@@ -273,7 +283,8 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store
 	}
 	uid := newUniqueID()
 	full[ck.CKA_UNIQUE_ID] = []byte(uid)
-	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full}
+	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
+		alwaysAuth: needsContextLogin(class, full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil

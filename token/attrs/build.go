@@ -195,10 +195,27 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 			return nil, err
 		}
 	}
+	if err := checkAlwaysAuthenticate(out); err != nil {
+		return nil, err
+	}
 	if op == OpCreate {
 		return complete(s, out)
 	}
 	return out, nil
+}
+
+// checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
+// CK_TRUE when CKA_PRIVATE is also CK_TRUE" (v2.20 §10.9): the
+// context-specific login that authorises each use needs a logged-in user,
+// and a public key object needs none.
+func checkAlwaysAuthenticate(obj Template) error {
+	if a, _ := obj.Bool(ck.CKA_ALWAYS_AUTHENTICATE); !a {
+		return nil
+	}
+	if p, _ := obj.Bool(ck.CKA_PRIVATE); !p {
+		return fmt.Errorf("attrs: CKA_ALWAYS_AUTHENTICATE without CKA_PRIVATE: %w", ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	return nil
 }
 
 // identity is the encoded value of an Identity attribute of s.
