@@ -267,3 +267,16 @@ func TestConcatenateBaseAndKeyEitherKey(t *testing.T) {
 		require.Equal(t, []bool{true, false}, boolAttrs(t, m, h, d, ck.CKA_SENSITIVE, ck.CKA_EXTRACTABLE))
 	}
 }
+
+// TestDeriveNoTemplate: C_DeriveKey with an empty template (ulAttributeCount
+// 0: a generic secret of the mechanism's natural length) from a sensitive,
+// unextractable key gets the inherited protection, not a panic.
+func TestDeriveNoTemplate(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	base, _ := createBase(t, m, h, ck.CKK_GENERIC_SECRET, protected)
+	d, err := m.DeriveKey(h, Mechanism{Type: ck.CKM_XOR_BASE_AND_DATA, Param: make([]byte, 32)}, base, nil)
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false}, boolAttrs(t, m, h, d, ck.CKA_SENSITIVE, ck.CKA_EXTRACTABLE))
+}

@@ -67,6 +67,9 @@ func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (
 		return nil, fmt.Errorf("token: key %d's %v: %v: %w", key.h, which, err, ck.CKR_GENERAL_ERROR)
 	}
 	out := tmpl.Clone()
+	if out == nil {
+		out = attrs.Template{}
+	}
 	for k, v := range forced {
 		if have, ok := out[k]; ok && !bytes.Equal(have, v) {
 			return nil, fmt.Errorf("token: %v contradicts key %d's %v: %w", k, key.h, which, ck.CKR_TEMPLATE_INCONSISTENT)
@@ -346,6 +349,9 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
+	}
+	if tmpl == nil {
+		tmpl = attrs.Template{} // no attributes: everything by default
 	}
 	if tmpl, err = withKeyTemplate(tmpl, bo, ck.CKA_DERIVE_TEMPLATE); err != nil {
 		return 0, err

@@ -589,6 +589,9 @@ func TestInheritProtection(t *testing.T) {
 	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
 	_, err = InheritProtection(Template{ck.CKA_EXTRACTABLE: Bool(true)}, plain, protected)
 	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	got, err = InheritProtection(nil, protected)
+	require.NoError(t, err)
+	assert.Equal(t, Template{ck.CKA_SENSITIVE: Bool(true), ck.CKA_EXTRACTABLE: Bool(false)}, got, "no template at all")
 	in := Template{ck.CKA_LABEL: []byte("x")}
 	_, err = InheritProtection(in, protected)
 	require.NoError(t, err)

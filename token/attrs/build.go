@@ -413,14 +413,16 @@ func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
 // CKR_TEMPLATE_INCONSISTENT rather than silently overruled: the caller
 // must not believe it holds a key it can read.
 func InheritProtection(t Template, keys ...Template) (Template, error) {
-	out := t
+	out := t.Clone()
+	if out == nil {
+		out = Template{}
+	}
 	for _, k := range keys {
 		if s, _ := k.Bool(ck.CKA_SENSITIVE); s {
 			if v, ok := out.Bool(ck.CKA_SENSITIVE); ok && !v {
 				return nil, fmt.Errorf("attrs: derive: CKA_SENSITIVE CK_FALSE from a sensitive key: %w", ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 			if _, ok := out[ck.CKA_SENSITIVE]; !ok {
-				out = out.Clone()
 				out[ck.CKA_SENSITIVE] = Bool(true)
 			}
 		}
@@ -429,7 +431,6 @@ func InheritProtection(t Template, keys ...Template) (Template, error) {
 				return nil, fmt.Errorf("attrs: derive: CKA_EXTRACTABLE CK_TRUE from an unextractable key: %w", ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 			if _, ok := out[ck.CKA_EXTRACTABLE]; !ok {
-				out = out.Clone()
 				out[ck.CKA_EXTRACTABLE] = Bool(false)
 			}
 		}
