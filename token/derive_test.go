@@ -280,3 +280,30 @@ func TestDeriveNoTemplate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []bool{true, false}, boolAttrs(t, m, h, d, ck.CKA_SENSITIVE, ck.CKA_EXTRACTABLE))
 }
+
+// TestDeriveDataObjectPrivate: CKM_HKDF_DATA makes a data object, whose
+// CKA_PRIVATE defaults to CK_FALSE like any data object's; one derived from
+// a private key would then be readable without logging in. Unless the
+// template says otherwise it is private like the base key.
+func TestDeriveDataObjectPrivate(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	base, _ := createBase(t, m, h, ck.CKK_HKDF, protected)
+	mech := Mechanism{Type: ck.CKM_HKDF_DATA, Param: deriveCases(t)[ck.CKM_HKDF_DATA].param(0)}
+	tmpl := attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_VALUE_LEN: attrs.ULong(32),
+		ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("okm")}
+	d, err := m.DeriveKey(h, mech, base, tmpl)
+	require.NoError(t, err)
+	require.Equal(t, []bool{true}, boolAttrs(t, m, h, d, ck.CKA_PRIVATE), "derived from a private key")
+	require.NoError(t, m.Logout(h))
+	_, err = m.GetAttributeValue(h, d, []ck.AttributeType{ck.CKA_VALUE})
+	require.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, "readable without a login")
+
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	base, _ = createBase(t, m, h, ck.CKK_HKDF, protected) // the logout destroyed the session key
+	tmpl[ck.CKA_PRIVATE] = attrs.Bool(false)
+	d, err = m.DeriveKey(h, mech, base, tmpl)
+	require.NoError(t, err)
+	require.Equal(t, []bool{false}, boolAttrs(t, m, h, d, ck.CKA_PRIVATE), "the template decides")
+}

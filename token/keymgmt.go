@@ -394,6 +394,14 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		// CKA_VALUE_LEN gave the output length; data objects have no such
 		// attribute.
 		delete(t, ck.CKA_VALUE_LEN)
+		if _, ok := t[ck.CKA_PRIVATE]; !ok {
+			// A data object's CKA_PRIVATE defaults to CK_FALSE (§4.4
+			// leaves it to the token), which for key material derived
+			// from a private key would make it readable by anyone: it
+			// follows the base key unless the template says.
+			priv, _ := bo.attrs.Bool(ck.CKA_PRIVATE)
+			t[ck.CKA_PRIVATE] = attrs.Bool(priv)
+		}
 		t[ck.CKA_CLASS] = attrs.ULong(ck.ULong(ck.CKO_DATA))
 		t[ck.CKA_VALUE] = value
 		if full, err = attrs.Build(attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
