@@ -46,7 +46,12 @@ type Session struct {
 		purpose    ck.AttributeType
 		epoch, gen uint64
 		key        any
+		auth       bool // the key has CKA_ALWAYS_AUTHENTICATE
 	}
+	// authKind is the kind of the operation last started with a
+	// CKA_ALWAYS_AUTHENTICATE key: the one C_Login(CKU_CONTEXT_SPECIFIC)
+	// authorises, while it still waits (operation.needAuth).
+	authKind opKind
 
 	_ cacheLinePad
 }
@@ -222,8 +227,7 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 	case ck.CKU_USER:
 		return store.RoleCU, nil
 	case ck.CKU_CONTEXT_SPECIFIC:
-		// No gohsm key has CKA_ALWAYS_AUTHENTICATE set, so there is never an
-		// operation waiting for a context-specific login.
+		// Not a role: Login and LoginUser send it to contextLogin first.
 		return 0, fmt.Errorf("token: context-specific login: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 	}
 	return 0, fmt.Errorf("token: user type %d: %w", ut, ck.CKR_USER_TYPE_INVALID)
@@ -232,6 +236,13 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 // Login answers C_Login: pin is "name:password" or a password for the
 // role's default user.
 func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
+	if ut == ck.CKU_CONTEXT_SPECIFIC {
+		name := ""
+		if i := strings.IndexByte(string(pin), ':'); i >= 0 {
+			name, pin = strings.ToLower(string(pin[:i])), pin[i+1:]
+		}
+		return m.contextLogin(h, name, pin)
+	}
 	role, err := roleOf(ut)
 	if err != nil {
 		return err
@@ -242,6 +253,9 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
 func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
+	if ut == ck.CKU_CONTEXT_SPECIFIC {
+		return m.contextLogin(h, strings.ToLower(name), pin)
+	}
 	role, err := roleOf(ut)
 	if err != nil {
 		return err
@@ -283,6 +297,62 @@ func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []
 	// Objects loaded while logged out lack their secrets; reload them.
 	s.objs = map[ck.ULong]*Object{}
 	s.m.log.Info("gohsm: login", "slot", s.cfg.ID, "user", name, "role", roleName(role))
+	return nil
+}
+
+// contextLogin answers C_Login(CKU_CONTEXT_SPECIFIC): the logged-in crypto
+// user's password again, for the operation just started with a
+// CKA_ALWAYS_AUTHENTICATE key (PKCS#11 v3.0 C_Login; v2.20 §10.9). Right,
+// it authorises that one operation until it ends; wrong, it is
+// CKR_PIN_INCORRECT, counts towards the user's lockout like any wrong
+// password, and the operation still waits; a user locked meanwhile is
+// CKR_PIN_LOCKED and is logged out. With no operation waiting for it
+// (none started, or its key lacks the attribute, or already authorised)
+// it is CKR_OPERATION_NOT_INITIALIZED and an active operation is left as
+// it was. name, when given ("name:password" or C_LoginUser), must be the
+// logged-in user's.
+func (m *Module) contextLogin(h ck.ULong, name string, password []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	op := se.ops[se.authKind]
+	if op == nil || !op.needAuth {
+		// Another kind may still wait (two started before the login).
+		op = nil
+		for _, o := range se.ops {
+			if o != nil && o.needAuth {
+				op = o
+				break
+			}
+		}
+	}
+	if op == nil {
+		return fmt.Errorf("token: context-specific login: no operation waits for one: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.login
+	if l == nil || l.role != store.RoleCU {
+		// Logging out ends every operation; this is a guard.
+		return fmt.Errorf("token: context-specific login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if name != "" && name != l.user {
+		return fmt.Errorf("token: context-specific login: logged in as %q, not %q: %w", l.user, name, ck.CKR_PIN_INCORRECT)
+	}
+	tk, err := s.authenticate(l.user, store.RoleCU, password)
+	if errors.Is(err, ck.CKR_PIN_LOCKED) {
+		s.m.log.Info("gohsm: logout: user locked", "slot", s.cfg.ID, "user", l.user)
+		s.logoutLocked()
+	}
+	if err != nil {
+		return err
+	}
+	clear(tk)
+	op.needAuth = false
 	return nil
 }
 
@@ -463,6 +533,9 @@ type operation struct {
 	msgBuf   []byte
 	found    []ck.ULong // find results not yet returned
 	multi    bool       // an Update was made
+	// needAuth: the key has CKA_ALWAYS_AUTHENTICATE and no
+	// C_Login(CKU_CONTEXT_SPECIFIC) has authorised this operation yet.
+	needAuth bool
 	// pending holds an output computed but not yet delivered (the caller's
 	// buffer was too short): the retry gets the same bytes (ECDSA signatures
 	// are randomised, so recomputing would not do).

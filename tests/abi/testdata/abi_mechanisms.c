@@ -1915,10 +1915,26 @@ static void derive_sp800108(const struct mt *m)
 	destroy(base);
 }
 
+/*
+ * The derived value holds the base key's bytes, so the derived key inherits
+ * the protection of the keys it comes from (PKCS #11 v3.0 "Miscellaneous
+ * simple key derivation mechanisms"): derive_value's template, which asks
+ * for a readable key, is refused for a sensitive, unextractable key.
+ */
+static void check_inherits(CK_MECHANISM *mech, CK_OBJECT_HANDLE base, CK_ULONG vlen)
+{
+	CK_BYTE v[64];
+	CK_ULONG n = sizeof v;
+
+	abi_check_rv(nm("readable key from a sensitive unextractable key -> CKR_TEMPLATE_INCONSISTENT"),
+		     derive_value(mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, vlen, v, &n), CKR_TEMPLATE_INCONSISTENT);
+}
+
 static void derive_concat(const struct mt *m)
 {
 	static const CK_BYTE bv[16] = "base key value!!", ov[8] = "otherkey", dv[12] = "derive data.";
-	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE), other = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_FALSE, CK_TRUE), other = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE sbase = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE), sother = CK_INVALID_HANDLE;
 	CK_KEY_DERIVATION_STRING_DATA sd = { (CK_BYTE_PTR)dv, sizeof dv };
 	CK_MECHANISM mech = { m->type, &sd, sizeof sd };
 	CK_BYTE want[64], v[64];
@@ -1928,7 +1944,12 @@ static void derive_concat(const struct mt *m)
 		return;
 	switch (m->type) {
 	case CKM_CONCATENATE_BASE_AND_KEY:
-		other = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_TRUE, CK_FALSE);
+		/* "If either of the two original keys has its CKA_SENSITIVE attribute set to CK_TRUE, so does the derived key" */
+		sother = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_TRUE, CK_FALSE);
+		mech.pParameter = &sother;
+		mech.ulParameterLen = sizeof sother;
+		check_inherits(&mech, base, 0);
+		other = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_FALSE, CK_TRUE);
 		mech.pParameter = &other;
 		mech.ulParameterLen = sizeof other;
 		memcpy(want, bv, sizeof bv);
@@ -1952,6 +1973,7 @@ static void derive_concat(const struct mt *m)
 		wn = sizeof dv;
 		break;
 	}
+	check_inherits(&mech, sbase, 0);
 	check_derived("no CKA_VALUE_LEN: whole result", derive_value(&mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 0, v, &n),
 		      v, &n, want, wn);
 	n = sizeof v;
@@ -1962,6 +1984,8 @@ static void derive_concat(const struct mt *m)
 	abi_check_rv(nm("parameter of sizeof-1 bytes -> CKR_MECHANISM_PARAM_INVALID"),
 		     derive_value(&mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 8, v, &n), CKR_MECHANISM_PARAM_INVALID);
 	destroy(other);
+	destroy(sother);
+	destroy(sbase);
 	destroy(base);
 }
 
@@ -1975,12 +1999,15 @@ static void derive_extract(const struct mt *m)
 	static const CK_BYTE bv[4] = { 0x32, 0x9f, 0x84, 0xa9 };
 	CK_EXTRACT_PARAMS bit = 21;
 	CK_MECHANISM mech = { m->type, &bit, sizeof bit };
-	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE);
+	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_FALSE, CK_TRUE);
+	CK_OBJECT_HANDLE sbase = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE);
 	CK_BYTE want[2] = { 0, 0 }, v[16];
 	CK_ULONG n = sizeof v, j;
 
 	if (base == CK_INVALID_HANDLE)
 		return;
+	check_inherits(&mech, sbase, 2);
+	destroy(sbase);
 	for (j = 0; j < 16; j++) {
 		CK_ULONG src = (bit + j) % 32;
 		int b = (bv[src / 8] >> (7 - src % 8)) & 1;
