@@ -58,7 +58,7 @@ func FuzzParseConfig(f *testing.F) {
 				t.Fatalf("slot id %d repeated or too large", s.ID)
 			}
 			seen[uint64(s.ID)] = true
-			if len(s.Label) > 32 || !profiles[s.Profile] || s.Dir == "" {
+			if len(s.Label) > 32 || profileTable[s.Profile] == nil || s.Dir == "" {
 				t.Fatalf("slot %+v", s)
 			}
 		}
