@@ -49,8 +49,8 @@ func FuzzParseConfig(f *testing.F) {
 		if c.MinPINLen < 1 || c.MinPINLen > c.MaxPINLen || c.MaxPINLen > 255 {
 			t.Fatalf("PIN lengths %d..%d", c.MinPINLen, c.MaxPINLen)
 		}
-		if c.LockoutThreshold < 1 || c.KDF.Time < 1 || c.KDF.Threads < 1 || c.KDF.Memory < 8 {
-			t.Fatalf("threshold %d, KDF %+v", c.LockoutThreshold, c.KDF)
+		if c.LockoutThreshold < 1 || c.KDF.Validate() != nil {
+			t.Fatalf("threshold %d, KDF %+v: %v", c.LockoutThreshold, c.KDF, c.KDF.Validate())
 		}
 		seen := map[uint64]bool{}
 		for _, s := range c.Slots {
