@@ -15,6 +15,7 @@ targets=(
 	"0 ./token/attrs/ FuzzKeyFromTemplate"
 	"0 ./token/store/ FuzzUserRecord"
 	"0 ./token/store/ FuzzObjectRecord"
+	"0 ./mechanisms/ FuzzMechanismParams"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"
