@@ -1,0 +1,353 @@
+package token
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+	"gohsm/token/store"
+)
+
+// offlineOpen is an attacker with a copy of every token file and one
+// user's password, and no module: it tries every route the token formats
+// offer (a format-1 token key, a format-2 user secret, what an upgrade
+// left sealed under a token key, the escrow) to open the sealed values of
+// every object in the store's records. It returns the labels of the
+// objects whose every sealed value it opened.
+func offlineOpen(t *testing.T, st store.Store, name, password string) []string {
+	t.Helper()
+	u, err := st.User(name)
+	require.NoError(t, err)
+	kek := store.DeriveKEK([]byte(password), u.Salt, u.KDF)
+	var tokenKeys [][]byte
+	rings := map[string]*store.Keyring{} // user name -> keyring opened for them
+	escrow := false
+	addSecret := func(sec []byte) {
+		kr, err := store.NewKeyring(sec)
+		require.NoError(t, err)
+		if u.Role == store.RoleCO {
+			escrow = true
+			rings["\x00escrow"] = kr
+		} else {
+			rings[name] = kr
+		}
+	}
+	if tk, err := store.UnwrapTokenKey(kek, u.WrappedKey, name); err == nil {
+		tokenKeys = append(tokenKeys, tk)
+	}
+	if sec, err := store.UnwrapUserSecret(kek, u.WrappedKey, name); err == nil {
+		addSecret(sec)
+	}
+	users, err := st.Users()
+	require.NoError(t, err)
+	for _, tk := range tokenKeys { // an upgrade's leftovers, for any user
+		for _, o := range users {
+			if sec, err := store.OpenLegacy(tk, o.Legacy, o.Name); err == nil {
+				kr, err := store.NewKeyring(sec)
+				require.NoError(t, err)
+				if o.Role == store.RoleCO {
+					escrow = true
+					rings["\x00escrow"] = kr
+				} else {
+					rings[o.Name] = kr
+				}
+			}
+		}
+	}
+	if escrow {
+		for _, o := range users {
+			if sec, err := rings["\x00escrow"].OpenEscrow(o.Escrow, o.Name); err == nil {
+				kr, err := store.NewKeyring(sec)
+				require.NoError(t, err)
+				rings[o.Name] = kr
+			}
+		}
+	}
+	var opened []string
+	for _, id := range allObjectIDs(t, st) {
+		rec, err := st.Object(id)
+		require.NoError(t, err)
+		if len(rec.Sealed) == 0 {
+			continue
+		}
+		var sealers []*store.Sealer
+		for _, tk := range tokenKeys {
+			sl, err := store.NewSealer(tk)
+			require.NoError(t, err)
+			sealers = append(sealers, sl)
+		}
+		for holder, w := range rec.Keys {
+			for rn, kr := range rings {
+				for _, owner := range []bool{true, false} {
+					if dk, err := kr.OpenDataKey(w, rec.UniqueID, holder, owner); err == nil {
+						sl, err := store.NewSealer(dk)
+						require.NoError(t, err)
+						sealers = append(sealers, sl)
+						_ = rn
+					}
+				}
+			}
+		}
+		all := true
+		for at, v := range rec.Sealed {
+			ok := false
+			for _, sl := range sealers {
+				if _, err := sl.Open(rec.UniqueID, at, v); err == nil {
+					ok = true
+				}
+			}
+			all = all && ok
+		}
+		if all {
+			opened = append(opened, string(rec.Attrs[ck.CKA_LABEL]))
+		}
+	}
+	slices.Sort(opened)
+	return opened
+}
+
+// allObjectIDs lists every object: the public ones and each user's view.
+func allObjectIDs(t *testing.T, st store.Store) []int64 {
+	users, err := st.Users()
+	require.NoError(t, err)
+	var ids []int64
+	for _, v := range append([]store.UserRecord{{}}, users...) {
+		found, err := st.Find(store.Query{Viewer: v.Name})
+		require.NoError(t, err)
+		for _, id := range found {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func logIn(t *testing.T, m *Module, h ck.ULong, ut ck.UserType, pin string) {
+	t.Helper()
+	require.NoError(t, m.Login(h, ut, []byte(pin)))
+}
+
+func genAES(t *testing.T, m *Module, h ck.ULong, label string, private bool) ck.ULong {
+	t.Helper()
+	tmpl := aesTemplate(label, true)
+	tmpl[ck.CKA_PRIVATE] = attrs.Bool(private)
+	k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+	require.NoError(t, err)
+	return k
+}
+
+// encryptZero encrypts 16 zero bytes under a key with AES-GCM and a fixed
+// IV: the same output shows the same key value.
+func encryptZero(t *testing.T, m *Module, h, key ck.ULong) ([]byte, error) {
+	t.Helper()
+	if err := m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM, Param: gcmParams()}, key); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	n, err := m.Encrypt(h, make([]byte, 16), Out{Buf: out})
+	return out[:n], err
+}
+
+// keysFixture: officers admin and admin2; crypto users alice, bob, carol.
+// alice owns "a-shared" (shared with bob), "a-own", "a-public"
+// (CKA_PRIVATE false) and an EC pair "a-ec"; bob owns "b-own".
+func keysFixture(t *testing.T) (*Module, string, map[string]ck.ULong) {
+	m, dir := newToken(t)
+	h := openRW(t, m)
+	logIn(t, m, h, ck.CKU_SO, soPIN)
+	require.NoError(t, m.CreateUser(h, "admin2", store.RoleCO, []byte("admin2-pw")))
+	for _, n := range []string{"alice", "bob", "carol"} {
+		require.NoError(t, m.CreateUser(h, n, store.RoleCU, []byte(n+"-pw")))
+	}
+	require.NoError(t, m.Logout(h))
+	keys := map[string]ck.ULong{}
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	keys["a-shared"] = genAES(t, m, h, "a-shared", true)
+	keys["a-own"] = genAES(t, m, h, "a-own", true)
+	keys["a-public"] = genAES(t, m, h, "a-public", false)
+	_, keys["a-ec"] = ecKeyPair(t, m, h, "a-ec")
+	require.NoError(t, m.Share(h, keys["a-shared"], "bob", true))
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	keys["b-own"] = genAES(t, m, h, "b-own", true)
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.CloseSession(h))
+	return m, dir, keys
+}
+
+// TestOfflineDecryption: with the token files and one password, a crypto
+// user's password opens exactly that user's objects and those shared with
+// it; an officer's password opens every crypto user's objects, through
+// the escrow (docs/store.md: the price of password resets that keep keys).
+func TestOfflineDecryption(t *testing.T) {
+	m, _, _ := keysFixture(t)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	all := []string{"a-ec", "a-own", "a-public", "a-shared", "b-own"}
+	want := map[string][]string{
+		"admin":  all,
+		"admin2": all,
+		"alice":  {"a-ec", "a-own", "a-public", "a-shared"},
+		"bob":    {"a-shared", "b-own"},
+		"carol":  nil,
+		"user":   nil,
+	}
+	passwords := map[string]string{"admin": "officer-pw", "admin2": "admin2-pw", "alice": "alice-pw",
+		"bob": "bob-pw", "carol": "carol-pw", "user": "user-pw-1"}
+	for name, w := range want {
+		assert.Equal(t, w, offlineOpen(t, s.Store(), name, passwords[name]), "password of %s", name)
+		assert.Empty(t, offlineOpen(t, s.Store(), name, "wrong-password"), "a wrong password for %s", name)
+	}
+}
+
+// TestShareUnshareKeys: sharing gives bob a copy of the key's data key;
+// unsharing removes it and re-keys the object, so the data key bob once
+// opened no longer opens what is stored; alice keeps using the key.
+func TestShareUnshareKeys(t *testing.T) {
+	m, _, keys := keysFixture(t)
+	s, _ := m.Slot(3)
+	st := s.Store()
+	h := openRW(t, m)
+	k := keys["a-shared"]
+
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	before, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	got, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, before, got, "bob uses alice's shared key")
+	require.NoError(t, m.Logout(h))
+
+	// What bob could keep: his copy of the data key, opened.
+	bob, err := st.User("bob")
+	require.NoError(t, err)
+	sec, err := store.UnwrapUserSecret(store.DeriveKEK([]byte("bob-pw"), bob.Salt, bob.KDF), bob.WrappedKey, "bob")
+	require.NoError(t, err)
+	bobKeys, err := store.NewKeyring(sec)
+	require.NoError(t, err)
+	rec, err := st.Object(int64(k))
+	require.NoError(t, err)
+	require.Contains(t, rec.Keys, "bob")
+	bobDK, err := bobKeys.OpenDataKey(rec.Keys["bob"], rec.UniqueID, "bob", false)
+	require.NoError(t, err)
+	bobSealer, err := store.NewSealer(bobDK)
+	require.NoError(t, err)
+	_, err = bobSealer.Open(rec.UniqueID, ck.CKA_VALUE, rec.Sealed[ck.CKA_VALUE])
+	require.NoError(t, err)
+
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	require.NoError(t, m.Share(h, k, "bob", false))
+	got, err = encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, before, got, "alice keeps her key")
+	require.NoError(t, m.Logout(h))
+
+	rec2, err := st.Object(int64(k))
+	require.NoError(t, err)
+	assert.NotContains(t, rec2.Keys, "bob")
+	assert.Contains(t, rec2.Keys, "alice")
+	_, err = bobSealer.Open(rec2.UniqueID, ck.CKA_VALUE, rec2.Sealed[ck.CKA_VALUE])
+	assert.ErrorIs(t, err, store.ErrSealed, "re-keyed: bob's old data key opens nothing stored")
+	assert.Equal(t, []string{"b-own"}, offlineOpen(t, st, "bob", "bob-pw"))
+
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	_, err = encryptZero(t, m, h, k)
+	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	require.NoError(t, m.Logout(h))
+
+	// Shared again: bob gets a copy of the new data key.
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	require.NoError(t, m.Share(h, k, "bob", true))
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	got, err = encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, before, got)
+}
+
+// TestPasswordChangesKeepKeys: a user's own change (C_SetPIN) and an
+// officer's reset (C_InitPIN, ChangePassword) keep the user's keys, and
+// the old password opens nothing any more.
+func TestPasswordChangesKeepKeys(t *testing.T) {
+	m, _, keys := keysFixture(t)
+	s, _ := m.Slot(3)
+	st := s.Store()
+	h := openRW(t, m)
+	k := keys["a-own"]
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	want, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	require.NoError(t, m.SetPIN(h, []byte("alice:alice-pw"), []byte("alice:alice-pw2")))
+	require.NoError(t, m.Logout(h))
+	assert.Empty(t, offlineOpen(t, st, "alice", "alice-pw"), "old password")
+	mine := []string{"a-ec", "a-own", "a-public", "a-shared"}
+	assert.Equal(t, mine, offlineOpen(t, st, "alice", "alice-pw2"))
+
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw2")
+	got, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "after the user's own change")
+	require.NoError(t, m.Logout(h))
+
+	// Locked out, then reset by an officer who never knew the password.
+	for range 5 {
+		require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("alice:nope-nope")), ck.CKR_PIN_INCORRECT)
+	}
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw2")), ck.CKR_PIN_LOCKED)
+	logIn(t, m, h, ck.CKU_SO, "admin2:admin2-pw")
+	require.NoError(t, m.InitPIN(h, []byte("alice:alice-pw3")))
+	require.NoError(t, m.Logout(h))
+	assert.Empty(t, offlineOpen(t, st, "alice", "alice-pw2"))
+	assert.Equal(t, mine, offlineOpen(t, st, "alice", "alice-pw3"))
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw3")
+	got, err = encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "after an officer's reset")
+	require.NoError(t, m.Logout(h))
+
+	logIn(t, m, h, ck.CKU_SO, soPIN)
+	require.NoError(t, m.ChangePassword(h, "alice", []byte("alice-pw4")))
+	// An officer's own change keeps the escrow: admin2 can still reset.
+	require.NoError(t, m.ChangePassword(h, "admin2", []byte("admin2-pw2")))
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_SO, "admin2:admin2-pw2")
+	require.NoError(t, m.ChangePassword(h, "bob", []byte("bob-pw2")))
+	require.NoError(t, m.Logout(h))
+	assert.Equal(t, []string{"a-shared", "b-own"}, offlineOpen(t, st, "bob", "bob-pw2"))
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw4")
+	got, err = encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "after an officer's change")
+}
+
+// TestDeleteUserDropsKeyCopies: a deleted sharee's copies of data keys go
+// with it; the owner keeps the key.
+func TestDeleteUserDropsKeyCopies(t *testing.T) {
+	m, _, keys := keysFixture(t)
+	s, _ := m.Slot(3)
+	st := s.Store()
+	h := openRW(t, m)
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	require.NoError(t, m.Share(h, keys["a-own"], "carol", true))
+	require.NoError(t, m.Logout(h))
+	assert.Equal(t, []string{"a-own"}, offlineOpen(t, st, "carol", "carol-pw"))
+
+	logIn(t, m, h, ck.CKU_SO, soPIN)
+	require.ErrorIs(t, m.DeleteUser(h, "bob"), ck.CKR_ACTION_PROHIBITED, "bob owns b-own")
+	require.NoError(t, m.DeleteUser(h, "carol"))
+	require.NoError(t, m.Logout(h))
+	rec, err := st.Object(int64(keys["a-own"]))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"alice"}, keysOf(rec.Keys))
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	_, err = encryptZero(t, m, h, keys["a-own"])
+	require.NoError(t, err)
+}
