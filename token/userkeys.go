@@ -180,13 +180,24 @@ func (s *Slot) upgradeTokenLocked(tk []byte) error {
 		if err != nil {
 			return err
 		}
+		if len(rec.Keys) > 0 {
+			// Upgraded by another process since we read the token.
+			return fmt.Errorf("token: object %d has keys: %w", id, store.ErrConflict)
+		}
+		bad := false
 		for t, v := range rec.Sealed {
 			p, err := store.OpenAttr(tk, rec.UniqueID, t, v)
 			if err != nil {
-				return fmt.Errorf("object %d: %w", id, err)
+				bad = true
+				break
 			}
 			rec.Sealed[t] = k.sealer.Seal(rec.UniqueID, t, p)
 			clear(p)
+		}
+		if bad {
+			// Damaged: left as stored rather than failing every login.
+			s.m.log.Warn("gohsm: object does not open with the token key; left as is", "slot", s.cfg.ID, "object", id)
+			continue
 		}
 		rec.Keys = map[string][]byte{rec.Owner: owner.WrapOwnDataKey(dk, rec.UniqueID, rec.Owner)}
 		sharees, err := s.st.SharedWith(id)

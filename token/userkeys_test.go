@@ -1,6 +1,9 @@
 package token
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -350,4 +353,126 @@ func TestDeleteUserDropsKeyCopies(t *testing.T) {
 	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
 	_, err = encryptZero(t, m, h, keys["a-own"])
 	require.NoError(t, err)
+}
+
+// goldenV1 opens a module on a copy of the format-1 golden token
+// (token/store/testdata/token-v1.db: officer admin, crypto users alice and
+// bob (locked), alice's secret key "aes" shared with bob, all sealed
+// under the token key 0x5a...).
+func goldenV1(t *testing.T) (*Module, store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "slot-3"), 0o700))
+	b, err := os.ReadFile("store/testdata/token-v1.db")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "slot-3", store.DBName), b, 0o600))
+	m, err := Open(testConfig(t, dir))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	return m, s.Store()
+}
+
+// sealedValue is an object's opened secret as the slot loaded it.
+func sealedValue(t *testing.T, m *Module, h ck.ULong, id ck.ULong, at ck.AttributeType) []byte {
+	t.Helper()
+	se, err := m.session(h)
+	require.NoError(t, err)
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.visibleObjectLocked(id, ck.CKR_OBJECT_HANDLE_INVALID)
+	require.NoError(t, err)
+	require.Empty(t, o.sealed, "object %d has sealed values the login cannot open", id)
+	return o.attrs[at]
+}
+
+// TestUpgradeFromV1: the first login on a format-1 token upgrades it; each
+// user keeps its password and keys, including bob, who never logs in
+// before an officer resets him; once everyone has logged in no user holds
+// the old token key, nothing is sealed under it, and the offline attacker
+// gets exactly what the format-2 threat model says.
+func TestUpgradeFromV1(t *testing.T) {
+	goldenTK := bytes.Repeat([]byte{0x5a}, store.TokenKeySize)
+	aesValue := []byte("0123456789abcdef")
+	m, st := goldenV1(t)
+	// Before any login, the format-1 exposure: every password opens "aes".
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "alice", "alice-password"))
+
+	h := openRW(t, m)
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-password")
+	assert.Equal(t, aesValue, sealedValue(t, m, h, 2, ck.CKA_VALUE))
+	require.NoError(t, m.Logout(h))
+	tok, err := st.Token()
+	require.NoError(t, err)
+	assert.NotEmpty(t, tok.EscrowPublic)
+	alice, err := st.User("alice")
+	require.NoError(t, err)
+	assert.Equal(t, store.KeyV2, alice.KeyVersion)
+	assert.Empty(t, alice.Legacy)
+	rec, err := st.Object(2)
+	require.NoError(t, err)
+	_, err = store.OpenAttr(goldenTK, rec.UniqueID, ck.CKA_VALUE, rec.Sealed[ck.CKA_VALUE])
+	assert.ErrorIs(t, err, store.ErrSealed, "re-sealed under a data key")
+	assert.ElementsMatch(t, []string{"alice", "bob"}, keysOf(rec.Keys))
+
+	// bob is locked in the golden token; the officer (still format 1)
+	// logs in, collects the escrow and resets him.
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte("bob:bob-password")), ck.CKR_PIN_LOCKED)
+	logIn(t, m, h, ck.CKU_SO, "admin:admin-password")
+	require.NoError(t, m.InitPIN(h, []byte("bob:bob-new-password")))
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-new-password")
+	assert.Equal(t, aesValue, sealedValue(t, m, h, 2, ck.CKA_VALUE), "shared with bob")
+	require.NoError(t, m.Logout(h))
+
+	users, err := st.Users()
+	require.NoError(t, err)
+	for _, u := range users {
+		assert.Equal(t, store.KeyV2, u.KeyVersion, u.Name)
+		assert.Empty(t, u.Legacy, u.Name)
+		_, err := store.UnwrapTokenKey(store.DeriveKEK([]byte(u.Name+"-password"), u.Salt, u.KDF), u.WrappedKey, u.Name)
+		assert.Error(t, err, "%s holds no token key", u.Name)
+	}
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "alice", "alice-password"))
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "bob", "bob-new-password"))
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "admin", "admin-password"), "escrow")
+	assert.Empty(t, offlineOpen(t, st, "bob", "bob-password"))
+
+	// Objects made after the upgrade, and a second module (another
+	// process) on the same token.
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-password")
+	k := genAES(t, m, h, "new", true)
+	want, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	require.NoError(t, m.Logout(h))
+	m2, err := Open(m.cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	h2 := openRW(t, m2)
+	logIn(t, m2, h2, ck.CKU_USER, "alice:alice-password")
+	got, err := encryptZero(t, m2, h2, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "bob", "bob-new-password"))
+	assert.Equal(t, []string{"aes", "new"}, offlineOpen(t, st, "alice", "alice-password"))
+}
+
+// TestUpgradeRace: two modules (two processes' worth of state) log in on
+// one format-1 token at once; the token is upgraded once and both work.
+func TestUpgradeRace(t *testing.T) {
+	m1, st := goldenV1(t)
+	m2, err := Open(m1.cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	h1, h2 := openRW(t, m1), openRW(t, m2)
+	errs := make(chan error, 2)
+	go func() { errs <- m1.Login(h1, ck.CKU_USER, []byte("alice:alice-password")) }()
+	go func() { errs <- m2.Login(h2, ck.CKU_SO, []byte("admin:admin-password")) }()
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	assert.Equal(t, []byte("0123456789abcdef"), sealedValue(t, m1, h1, 2, ck.CKA_VALUE))
+	require.NoError(t, m2.InitPIN(h2, []byte("bob:bob-new-password")))
+	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "bob", "bob-new-password"))
 }
