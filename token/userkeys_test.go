@@ -476,3 +476,43 @@ func TestUpgradeRace(t *testing.T) {
 	require.NoError(t, m2.InitPIN(h2, []byte("bob:bob-new-password")))
 	assert.Equal(t, []string{"aes"}, offlineOpen(t, st, "bob", "bob-new-password"))
 }
+
+// TestNoKeyMaterialAtRest: no user secret, escrow secret or data key
+// appears in clear in any file of the token, open or closed.
+func TestNoKeyMaterialAtRest(t *testing.T) {
+	m, dir, _ := keysFixture(t)
+	s, _ := m.Slot(3)
+	st := s.Store()
+	passwords := map[string]string{"admin": "officer-pw", "alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+	var secrets [][]byte
+	rings := map[string]*store.Keyring{}
+	for name, pw := range passwords {
+		u, err := st.User(name)
+		require.NoError(t, err)
+		sec, err := store.UnwrapUserSecret(store.DeriveKEK([]byte(pw), u.Salt, u.KDF), u.WrappedKey, name)
+		require.NoError(t, err)
+		secrets = append(secrets, sec)
+		rings[name], err = store.NewKeyring(sec)
+		require.NoError(t, err)
+	}
+	for _, id := range allObjectIDs(t, st) {
+		rec, err := st.Object(id)
+		require.NoError(t, err)
+		for holder, w := range rec.Keys {
+			dk, err := rings[holder].OpenDataKey(w, rec.UniqueID, holder, holder == rec.Owner)
+			require.NoError(t, err)
+			secrets = append(secrets, dk)
+		}
+	}
+	require.Greater(t, len(secrets), len(passwords)+4)
+	check := func(when string) {
+		for _, sec := range secrets {
+			found, marker := scanDir(t, dir, sec, []byte("a-shared"))
+			require.True(t, marker, "%s: the scan reads the data", when)
+			require.False(t, found, "%s: key material in clear", when)
+		}
+	}
+	check("open")
+	require.NoError(t, m.Close())
+	check("closed")
+}
