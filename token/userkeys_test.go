@@ -516,3 +516,23 @@ func TestNoKeyMaterialAtRest(t *testing.T) {
 	require.NoError(t, m.Close())
 	check("closed")
 }
+
+// TestNonPrivateKeyOfAnotherUser: alice's key with CKA_PRIVATE false is
+// visible to bob, who holds no copy of its data key: he reads its public
+// attributes, and neither its value nor a use of it gets through.
+func TestNonPrivateKeyOfAnotherUser(t *testing.T) {
+	m, _, keys := keysFixture(t)
+	h := openRW(t, m)
+	k := keys["a-public"]
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	res, err := m.GetAttributeValue(h, k, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_VALUE})
+	require.NoError(t, err)
+	assert.Equal(t, "a-public", string(res[0].Value))
+	assert.ErrorIs(t, res[1].Err, ck.CKR_ATTRIBUTE_SENSITIVE)
+	_, err = encryptZero(t, m, h, k)
+	assert.ErrorIs(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+	require.NoError(t, m.Logout(h))
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-pw")
+	_, err = encryptZero(t, m, h, k)
+	assert.NoError(t, err)
+}
