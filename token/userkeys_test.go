@@ -536,3 +536,41 @@ func TestNonPrivateKeyOfAnotherUser(t *testing.T) {
 	_, err = encryptZero(t, m, h, k)
 	assert.NoError(t, err)
 }
+
+// TestDataKeyCachedPerVersion: after another process's commit drops the
+// slot's objects, reloading a key reuses its opened data key (no unwrap);
+// a new version of the object (another process re-keyed it) opens anew.
+func TestDataKeyCachedPerVersion(t *testing.T) {
+	m, _, keys := keysFixture(t)
+	m2, err := Open(m.cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	h, h2 := openRW(t, m), openRW(t, m2)
+	logIn(t, m, h, ck.CKU_USER, "bob:bob-pw")
+	logIn(t, m2, h2, ck.CKU_USER, "alice:alice-pw")
+	k := keys["a-shared"]
+	s, _ := m.Slot(3)
+	cached := func() *objKey {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.login.dataKeys[int64(k)]
+	}
+	want, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	first := cached()
+	require.NotNil(t, first)
+
+	genAES(t, m2, h2, "other", true) // another process commits
+	got, err := encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.Same(t, first, cached(), "reloaded without an unwrap")
+
+	require.NoError(t, m2.Share(h2, k, "carol", true))
+	require.NoError(t, m2.Share(h2, k, "carol", false)) // re-keys: a new version
+	got, err = encryptZero(t, m, h, k)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	assert.NotSame(t, first, cached())
+	assert.NotEqual(t, first.dk, cached().dk)
+}
