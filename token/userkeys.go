@@ -133,8 +133,8 @@ func (s *Slot) upgradeTokenLocked(tk []byte) error {
 			pubs[u.Name] = u.PublicKey
 		}
 		u.Legacy, err = store.SealLegacy(tk, sec, u.Name)
-		if sec != nil && u.Role == store.RoleCU {
-			clear(sec)
+		if u.Role == store.RoleCU {
+			clear(sec) // the escrow's is cleared on return
 		}
 		if err != nil {
 			return err
