@@ -403,6 +403,15 @@ func TestUpgradeFromV1(t *testing.T) {
 	h := openRW(t, m)
 	logIn(t, m, h, ck.CKU_USER, "alice:alice-password")
 	assert.Equal(t, aesValue, sealedValue(t, m, h, 2, ck.CKA_VALUE))
+	// Objects 1 and 2 of the golden file lack CKA_KEY_TYPE, so
+	// C_GetAttributeValue refuses them (before the upgrade too): read
+	// what the slot loaded.
+	for id, label := range map[ck.ULong]string{1: "pub", 2: "aes", 4: "data"} {
+		assert.Equal(t, label, string(sealedValue(t, m, h, id, ck.CKA_LABEL)), "object %d", id)
+	}
+	res, err := m.GetAttributeValue(h, 4, []ck.AttributeType{ck.CKA_VALUE})
+	require.NoError(t, err)
+	assert.Equal(t, "not secret", string(res[0].Value))
 	require.NoError(t, m.Logout(h))
 	tok, err := st.Token()
 	require.NoError(t, err)
