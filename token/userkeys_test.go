@@ -583,3 +583,30 @@ func TestDataKeyCachedPerVersion(t *testing.T) {
 	assert.NotSame(t, first, cached())
 	assert.NotEqual(t, first.dk, cached().dk)
 }
+
+// TestUpgradeLeavesDamagedObject: a format-1 object whose sealed value no
+// longer opens with the token key does not stop the upgrade nor the login
+// (every login would fail otherwise); it is left as stored, its secret
+// unavailable, and the other objects are upgraded.
+func TestUpgradeLeavesDamagedObject(t *testing.T) {
+	m, st := goldenV1(t)
+	rec, err := st.Object(2)
+	require.NoError(t, err)
+	bad := bytes.Clone(rec.Sealed[ck.CKA_VALUE])
+	bad[len(bad)-1] ^= 1
+	rec.Sealed[ck.CKA_VALUE] = bad
+	_, _, err = st.UpdateObject(*rec)
+	require.NoError(t, err)
+
+	h := openRW(t, m)
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-password")
+	tok, err := st.Token()
+	require.NoError(t, err)
+	assert.NotEmpty(t, tok.EscrowPublic, "upgraded")
+	got, err := st.Object(2)
+	require.NoError(t, err)
+	assert.Equal(t, bad, got.Sealed[ck.CKA_VALUE], "left as stored")
+	assert.Empty(t, got.Keys)
+	_, err = m.GetAttributeValue(h, 4, []ck.AttributeType{ck.CKA_VALUE})
+	require.NoError(t, err)
+}
