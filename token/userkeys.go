@@ -260,6 +260,9 @@ func (s *Slot) userSecretForLocked(name string, role store.Role, old *store.User
 	if err != nil {
 		return nil, nil, nil, storeErr(err)
 	}
+	if len(t.EscrowPublic) == 0 {
+		return nil, nil, nil, fmt.Errorf("token: create %q: the token has no escrow key: %w", name, ck.CKR_DEVICE_ERROR)
+	}
 	sec, pub, err = store.NewUserSecret()
 	if err != nil {
 		return nil, nil, nil, err

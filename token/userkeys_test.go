@@ -192,6 +192,9 @@ func TestOfflineDecryption(t *testing.T) {
 	m, _, _ := keysFixture(t)
 	s, err := m.Slot(3)
 	require.NoError(t, err)
+	tok, err := s.Store().Token()
+	require.NoError(t, err)
+	require.NotEmpty(t, tok.EscrowPublic, "C_InitToken makes the escrow")
 	all := []string{"a-ec", "a-own", "a-public", "a-shared", "b-own"}
 	want := map[string][]string{
 		"admin":  all,

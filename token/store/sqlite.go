@@ -525,13 +525,20 @@ func (s *sqliteStore) InitToken(t TokenRecord, co UserRecord) error {
 				return err
 			}
 		}
-		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created, escrow_key) VALUES (1, ?, ?, ?, ?)`,
-			t.Label, t.SerialNumber, t.Created, nullBlob(t.EscrowPublic)); err != nil {
-			return err
-		}
-		return insertUser(tx, co)
+		return insertToken(tx, t, co)
 	})
 	return wrapDB("init token", err)
+}
+
+// insertToken writes the token record, with its escrow key, and its first
+// officer into an emptied token. Every way of making a token must write the
+// escrow key: the token layer makes crypto users only with one.
+func insertToken(tx *txn, t TokenRecord, co UserRecord) error {
+	if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created, escrow_key) VALUES (1, ?, ?, ?, ?)`,
+		t.Label, t.SerialNumber, t.Created, nullBlob(t.EscrowPublic)); err != nil {
+		return err
+	}
+	return insertUser(tx, co)
 }
 
 func (s *sqliteStore) SetTokenLabel(label string) error {
