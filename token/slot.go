@@ -427,6 +427,10 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	defer clear(kek)
 	tk, err := s.unlockLocked(kek, u)
 	if err != nil && !errors.Is(err, store.ErrWrongPassword) {
+		// The password was right but its keys could not be opened (a
+		// format-1 upgrade that failed): the reserved attempt is no
+		// failure. Its own error, if any, says less than err.
+		_ = s.st.LoginSucceeded(name)
 		return nil, err
 	}
 	if err != nil {

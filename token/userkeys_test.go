@@ -613,3 +613,27 @@ func TestUpgradeLeavesDamagedObject(t *testing.T) {
 	_, err = m.GetAttributeValue(h, 4, []ck.AttributeType{ck.CKA_VALUE})
 	require.NoError(t, err)
 }
+
+// TestUpgradeFailureIsNoWrongPassword: a right password whose format-1
+// keys cannot be upgraded (the legacy copy of the new secret is damaged)
+// answers CKR_DEVICE_ERROR and does not count towards the lockout: the
+// attempt reserved before deriving ends as no failure.
+func TestUpgradeFailureIsNoWrongPassword(t *testing.T) {
+	m, st := goldenV1(t)
+	h := openRW(t, m)
+	logIn(t, m, h, ck.CKU_USER, "alice:alice-password") // upgrades the token
+	require.NoError(t, m.Logout(h))
+	admin, err := st.User("admin")
+	require.NoError(t, err)
+	require.Equal(t, store.KeyV1, admin.KeyVersion)
+	admin.Legacy[len(admin.Legacy)-1] ^= 1
+	require.NoError(t, st.UpdateUser(*admin))
+
+	for range 6 {
+		require.ErrorIs(t, m.Login(h, ck.CKU_SO, []byte("admin:admin-password")), ck.CKR_DEVICE_ERROR)
+	}
+	admin, err = st.User("admin")
+	require.NoError(t, err)
+	assert.Zero(t, admin.FailedLogins)
+	assert.False(t, admin.Locked)
+}
