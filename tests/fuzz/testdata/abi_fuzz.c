@@ -35,6 +35,7 @@
 #define NTHREADS 3
 
 static CK_FUNCTION_LIST_PTR f;
+static CK_FUNCTION_LIST_3_0_PTR f3; /* the message-based functions */
 static CK_SLOT_ID slot;
 static atomic_int stop;
 static atomic_long calls, general_errors, ok_calls, bad_session;
@@ -366,7 +367,7 @@ static void step(struct rng *r)
 	CK_ULONG n;
 	CK_OBJECT_HANDLE h, h2;
 
-	switch (below(r, 20)) {
+	switch (below(r, 21)) {
 	case 0: {
 		CK_SESSION_HANDLE ns;
 		CK_RV rv = f->C_OpenSession(below(r, 8) ? slot : any_ulong(r),
@@ -504,6 +505,29 @@ static void step(struct rng *r)
 	case 18:
 		check("C_GenerateRandom", f->C_GenerateRandom(s, out, below(r, sizeof out)));
 		break;
+	case 19: {
+		/* 3.0 message-based AEAD: CK_GCM_MESSAGE_PARAMS (the tag's
+		 * length is ulTagBits) or CK_CCM_MESSAGE_PARAMS, same rules */
+		CK_ULONG pl;
+		void *pp = build(r, &a, below(r, 2) ? "PUUP" : "UPUUP", &pl);
+		CK_ULONG aadLen = below(r, 40);
+		CK_BYTE_PTR aad = random_bytes(r, &a, aadLen);
+		random_mechanism(r, &a, &m);
+		if (below(r, 2))
+			m.mechanism = below(r, 2) ? CKM_AES_GCM : CKM_AES_CCM;
+		if (below(r, 2)) {
+			check("C_MessageEncryptInit", f3->C_MessageEncryptInit(s, &m, any_object(r)));
+			check("C_EncryptMessage", f3->C_EncryptMessage(s, pp, below(r, 8) ? pl : (any_ulong(r) | 1), aad, aadLen,
+								       in, inLen, outP, &outLen));
+			check("C_MessageEncryptFinal", f3->C_MessageEncryptFinal(s));
+		} else {
+			check("C_MessageDecryptInit", f3->C_MessageDecryptInit(s, &m, any_object(r)));
+			check("C_DecryptMessage", f3->C_DecryptMessage(s, pp, below(r, 8) ? pl : (any_ulong(r) | 1), aad, aadLen,
+								       in, inLen, outP, &outLen));
+			check("C_MessageDecryptFinal", f3->C_MessageDecryptFinal(s));
+		}
+		break;
+	}
 	default: {
 		CK_SESSION_INFO si;
 		check("C_GetSessionInfo", f->C_GetSessionInfo(s, &si));
@@ -618,6 +642,7 @@ int main(int argc, char **argv)
 	ms = atol(argv[3]);
 	abi_load(argv[1], &mod);
 	f = mod.fl;
+	f3 = mod.f3;
 	setup();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (long i = 0; i < NTHREADS; i++)
