@@ -239,7 +239,7 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
 		name := ""
 		if i := strings.IndexByte(string(pin), ':'); i >= 0 {
-			name, pin = strings.ToLower(string(pin[:i])), pin[i+1:]
+			name, pin = foldName(string(pin[:i])), pin[i+1:]
 		}
 		return m.contextLogin(h, name, pin)
 	}
@@ -254,7 +254,7 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
 func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
-		return m.contextLogin(h, strings.ToLower(name), pin)
+		return m.contextLogin(h, foldName(name), pin)
 	}
 	role, err := roleOf(ut)
 	if err != nil {
