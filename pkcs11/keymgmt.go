@@ -171,12 +171,17 @@ func msgParams(pp C.CK_VOID_PTR, pl C.CK_ULONG) (*mechanisms.MessageParams, func
 		if err != nil {
 			return nil, nil, bad("NULL IV")
 		}
-		tagLen := (int(c.ulTagBits) + 7) / 8
+		// The tag is at most a block (GCM: 128 bits); checked before the
+		// length below reads or allocates anything.
+		if c.ulTagBits > 128 {
+			return nil, nil, bad(fmt.Sprintf("tag of %d bits", c.ulTagBits))
+		}
+		tagLen := (field(c.ulTagBits) + 7) / 8
 		if c.pTag == nil && tagLen > 0 {
 			return nil, nil, bad("NULL tag")
 		}
 		tag, _ := copyIn(c.pTag, C.CK_ULONG(tagLen))
-		p := &mechanisms.MessageParams{IV: iv, IVFixedBits: int(c.ulIvFixedBits), IVGenerator: ck.ULong(c.ivGenerator), Tag: tag, TagBits: int(c.ulTagBits)}
+		p := &mechanisms.MessageParams{IV: iv, IVFixedBits: field(c.ulIvFixedBits), IVGenerator: ck.ULong(c.ivGenerator), Tag: tag, TagBits: field(c.ulTagBits)}
 		return p, func(p *mechanisms.MessageParams) {
 			if len(p.IV) > 0 {
 				copy(unsafe.Slice((*byte)(unsafe.Pointer(c.pIv)), len(p.IV)), p.IV)
@@ -191,12 +196,15 @@ func msgParams(pp C.CK_VOID_PTR, pl C.CK_ULONG) (*mechanisms.MessageParams, func
 		if err != nil {
 			return nil, nil, bad("NULL nonce")
 		}
+		if c.ulMACLen > 16 { // CCM's MAC is at most a block (SP 800-38C)
+			return nil, nil, bad(fmt.Sprintf("MAC of %d bytes", c.ulMACLen))
+		}
 		if c.pMAC == nil && c.ulMACLen > 0 {
 			return nil, nil, bad("NULL MAC")
 		}
 		mac, _ := copyIn(c.pMAC, c.ulMACLen)
-		p := &mechanisms.MessageParams{IV: nonce, IVFixedBits: int(c.ulNonceFixedBits), IVGenerator: ck.ULong(c.nonceGenerator),
-			Tag: mac, TagBits: 8 * int(c.ulMACLen), DataLen: int(c.ulDataLen), MACLen: int(c.ulMACLen)}
+		p := &mechanisms.MessageParams{IV: nonce, IVFixedBits: field(c.ulNonceFixedBits), IVGenerator: ck.ULong(c.nonceGenerator),
+			Tag: mac, TagBits: 8 * field(c.ulMACLen), DataLen: field(c.ulDataLen), MACLen: field(c.ulMACLen)}
 		return p, func(p *mechanisms.MessageParams) {
 			if len(p.IV) > 0 {
 				copy(unsafe.Slice((*byte)(unsafe.Pointer(c.pNonce)), len(p.IV)), p.IV)

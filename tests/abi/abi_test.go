@@ -163,3 +163,11 @@ func TestSignalsStayWithTheHost(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_signals", 60*time.Second)
 }
+
+// TestBounds: maximal lengths and counts in every parameter structure,
+// template, size attribute, data buffer and PIN get a clean CK_RV and the
+// process lives (issue 13, item 9).
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_bounds", 2*time.Minute)
+}
