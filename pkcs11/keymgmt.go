@@ -27,11 +27,11 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_WrapKey", err)
+		return argRV("C_WrapKey", m, h, err)
 	}
 	out, err := outBuf(pWrappedKey, pulWrappedKeyLen)
 	if err != nil {
-		return rv("C_WrapKey", err)
+		return argRV("C_WrapKey", m, h, err)
 	}
 	n, err := m.WrapKey(ck.ULong(h), mech, ck.ULong(hWrappingKey), ck.ULong(hKey), out)
 	return setLen("C_WrapKey", pulWrappedKeyLen, n, err)
@@ -45,23 +45,23 @@ func go_UnwrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hUnwrapp
 		return rv("C_UnwrapKey", err)
 	}
 	if phKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_UnwrapKey", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	wrapped, err := view(pWrappedKey, ulWrappedKeyLen)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	t, err := template(pTemplate, ulAttributeCount)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	k, err := m.UnwrapKey(ck.ULong(h), mech, ck.ULong(hUnwrappingKey), wrapped, t)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	*phKey = C.CK_OBJECT_HANDLE(k)
 	return C.CKR_OK
@@ -75,19 +75,19 @@ func go_DeriveKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hBaseKey
 		return rv("C_DeriveKey", err)
 	}
 	if phKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_DeriveKey", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	t, err := template(pTemplate, ulAttributeCount)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	k, err := m.DeriveKey(ck.ULong(h), mech, ck.ULong(hBaseKey), t)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	*phKey = C.CK_OBJECT_HANDLE(k)
 	return C.CKR_OK
@@ -145,7 +145,7 @@ func messageInit(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 		return rv(fn, err)
 	}
 	if pMechanism == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV(fn, m, h, errArgs)
 	}
 	mech := token.Mechanism{Type: ck.MechanismType(pMechanism.mechanism)}
 	if encrypt {
@@ -222,24 +222,21 @@ func message(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.CK_VOI
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, writeBack, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	aad, err := view(pAAD, ulAADLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	in, err := view(pIn, ulInLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	out, err := outBuf(pOut, pulOutLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	n, err := m.Message(ck.ULong(h), encrypt, p, aad, in, out)
 	r := setLen(fn, pulOutLen, n, err)
@@ -254,16 +251,13 @@ func messageBegin(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.C
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, _, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	aad, err := view(pAAD, ulAADLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	return rv(fn, m.MessageBegin(ck.ULong(h), encrypt, p, aad))
 }
@@ -273,22 +267,19 @@ func messageNext(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.CK
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, writeBack, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	in, err := view(pIn, ulInLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	end := ck.ULong(flags)&ck.CKF_END_OF_MESSAGE != 0
 	var out token.Out
 	if end || pulOutLen != nil {
 		if out, err = outBuf(pOut, pulOutLen); err != nil {
-			return rv(fn, err)
+			return argRV(fn, m, h, err)
 		}
 	}
 	n, err := m.MessageNext(ck.ULong(h), encrypt, p, in, out, end)

@@ -171,3 +171,10 @@ func TestBounds(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_bounds", 2*time.Minute)
 }
+
+// TestErrorPrecedence: an invalid session handle wins over every other
+// error of the call, in every function that takes one (issue 13, item 14).
+func TestErrorPrecedence(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_precedence", time.Minute)
+}
