@@ -20,7 +20,10 @@
  * Token state: initialises the fresh token in slot index 0 and works as
  * the normal user (abi_setup_user_session in abi.h).
  */
+#include <fcntl.h>
 #include <stddef.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "abi.h"
 
@@ -50,7 +53,7 @@ enum {
 	W_ATTR = 8,     /* CKR_ATTRIBUTE_VALUE_INVALID, CKR_TEMPLATE_INCONSISTENT */
 	W_KEYSIZE = 16, /* CKR_KEY_SIZE_RANGE */
 	W_PIN = 32,     /* CKR_PIN_LEN_RANGE */
-	W_OK = 64,      /* CKR_OK: a field the module does not read */
+	W_IGNORED = 64,      /* CKR_OK: a field the module does not read */
 };
 
 static int wanted(CK_RV rv, int w)
@@ -59,7 +62,7 @@ static int wanted(CK_RV rv, int w)
 	       ((w & W_DATALEN) && rv == CKR_DATA_LEN_RANGE) ||
 	       ((w & W_ATTR) && (rv == CKR_ATTRIBUTE_VALUE_INVALID || rv == CKR_TEMPLATE_INCONSISTENT)) ||
 	       ((w & W_KEYSIZE) && rv == CKR_KEY_SIZE_RANGE) || ((w & W_PIN) && rv == CKR_PIN_LEN_RANGE) ||
-	       ((w & W_OK) && rv == CKR_OK);
+	       ((w & W_IGNORED) && rv == CKR_OK);
 }
 
 static void check(const char *name, CK_RV rv, int w)
@@ -389,7 +392,7 @@ static void check_param_structures(void)
 				c->fill(&param, fi, maxima[vi]);
 				rv = run_op(c, &param);
 				check(name, rv, W_PARAM | W_ARGS | W_DATALEN |
-						     (strstr(c->fields[fi], "(ignored)") ? W_OK : 0));
+						     (strstr(c->fields[fi], "(ignored)") ? W_IGNORED : 0));
 			}
 		}
 	}
@@ -557,6 +560,69 @@ static void check_data_lengths(void)
 	}
 }
 
+/* ---- C_Initialize's pReserved (issue 13, item 15) ------------------- */
+
+/*
+ * pReserved is taken as an NSS-style configuration string; one that is
+ * not a readable, NUL-terminated string is CKR_ARGUMENTS_BAD, with no
+ * recovered panic and no Go stack on standard error.
+ */
+static void check_reserved(struct abi_module *m, const char *what, void *reserved)
+{
+	CK_C_INITIALIZE_ARGS a;
+	char name[160], err[8192];
+	char path[] = "/tmp/abi_bounds_stderr_XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	ssize_t n = 0;
+	CK_RV rv;
+
+	snprintf(name, sizeof name, "C_Initialize(pReserved = %s)", what);
+	if (!selected(name) || fd < 0 || saved < 0) {
+		if (fd >= 0)
+			close(fd), unlink(path);
+		return;
+	}
+	announce(name);
+	memset(&a, 0, sizeof a);
+	a.flags = CKF_OS_LOCKING_OK;
+	a.pReserved = reserved;
+	fflush(stderr);
+	dup2(fd, 2);
+	rv = m->f3->C_Initialize(&a);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if (rv == CKR_OK)
+		m->f3->C_Finalize(NULL);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, err, sizeof err - 1);
+	err[n > 0 ? n : 0] = 0;
+	close(fd);
+	unlink(path);
+	abi_check(name, rv == CKR_ARGUMENTS_BAD && strstr(err, "panic") == NULL && strstr(err, "goroutine") == NULL,
+		  "rv %s, stderr:\n%s", abi_rv_name(rv), err);
+}
+
+static void check_reserved_all(struct abi_module *m)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char *two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	check_reserved(m, "(void *)1", (void *)1);
+	check_reserved(m, "(void *)0x1000", (void *)0x1000);
+	check_reserved(m, "a kernel address", (void *)0xffff800000000000UL);
+	if (two == MAP_FAILED) {
+		abi_fail("mmap", "two pages");
+		return;
+	}
+	/* A string that runs into an unreadable page without a NUL. */
+	memset(two, 'x', page);
+	mprotect(two + page, page, PROT_NONE);
+	check_reserved(m, "bytes up to an unreadable page, no NUL", two + page - 16);
+	check_reserved(m, "an unreadable page", two + page);
+	munmap(two, 2 * page);
+}
+
 /* ---- keys ------------------------------------------------------------ */
 
 static int setup_keys(void)
@@ -607,6 +673,7 @@ int main(int argc, char **argv)
 	memset(buf, 0x5a, sizeof buf);
 	abi_load(argv[1], &m);
 	f = m.f3;
+	check_reserved_all(&m);
 	if (!abi_check_rv("C_Initialize", abi_initialize(&m), CKR_OK))
 		return abi_exit();
 	if (!abi_first_slot(&m, &slot) || !abi_setup_user_session(&m, slot, &sess) || !setup_keys())
