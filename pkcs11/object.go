@@ -133,7 +133,7 @@ func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 			a.ulValueLen = C.CK_ULONG(len(v))
 			continue
 		}
-		if int(a.ulValueLen) < len(v) {
+		if a.ulValueLen < C.CK_ULONG(len(v)) { // unsigned: ~0 is a large buffer, not -1
 			a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
 			if r == C.CKR_OK {
 				r = C.CKR_BUFFER_TOO_SMALL
@@ -184,7 +184,7 @@ func go_FindObjects(h C.CK_SESSION_HANDLE, phObject C.CK_OBJECT_HANDLE_PTR, ulMa
 	if pulObjectCount == nil || phObject == nil && ulMaxObjectCount > 0 {
 		return argRV("C_FindObjects", m, h, errArgs)
 	}
-	hs, err := m.FindObjects(ck.ULong(h), int(ulMaxObjectCount))
+	hs, err := m.FindObjects(ck.ULong(h), field(ulMaxObjectCount))
 	if err != nil {
 		return argRV("C_FindObjects", m, h, err)
 	}
@@ -236,7 +236,7 @@ func writeNested(a *C.CK_ATTRIBUTE, encoded []byte) C.CK_RV {
 		switch {
 		case x.pValue == nil:
 			x.ulValueLen = C.CK_ULONG(len(v))
-		case int(x.ulValueLen) < len(v):
+		case x.ulValueLen < C.CK_ULONG(len(v)):
 			x.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
 			r = C.CKR_BUFFER_TOO_SMALL
 		default:

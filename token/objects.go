@@ -602,6 +602,9 @@ func (m *Module) FindObjects(h ck.ULong, max int) ([]ck.ULong, error) {
 		return nil, fmt.Errorf("token: find: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 	}
 	n := min(max, len(op.found))
+	if n < 0 {
+		return nil, fmt.Errorf("token: find: at most %d objects: %w", max, ck.CKR_ARGUMENTS_BAD)
+	}
 	out := op.found[:n:n]
 	op.found = op.found[n:]
 	return out, nil

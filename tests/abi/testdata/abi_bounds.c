@@ -560,6 +560,72 @@ static void check_data_lengths(void)
 	}
 }
 
+/* ---- error codes (issue 13, item 17) ---------------------------------- */
+
+static void check_codes(void)
+{
+	CK_OBJECT_CLASS data = CKO_DATA;
+	CK_BYTE label[] = "item 17";
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &data, sizeof data }, { CKA_TOKEN, &yes, sizeof yes },
+			     { CKA_LABEL, label, sizeof label - 1 }, { CKA_PRIVATE, &no, sizeof no } };
+	CK_OBJECT_HANDLE o = 0, found[4];
+	CK_ULONG n = 0;
+	CK_RV rv;
+	char name[128];
+
+	if (!abi_check_rv("setup: a token data object", f->C_CreateObject(sess, t, 4, &o), CKR_OK))
+		return;
+	for (size_t vi = 0; vi < NMAX; vi++) {
+		/* ulMaxObjectCount says how many handles fit: more than exist is fine. */
+		snprintf(name, sizeof name, "C_FindObjects ulMaxObjectCount 0x%lx -> CKR_OK, 1 object", maxima[vi]);
+		if (!selected(name))
+			continue;
+		announce(name);
+		if (f->C_FindObjectsInit(sess, t + 2, 1) != CKR_OK) {
+			abi_fail(name, "C_FindObjectsInit failed");
+			continue;
+		}
+		n = 99;
+		rv = f->C_FindObjects(sess, found, maxima[vi], &n);
+		abi_check(name, rv == CKR_OK && n == 1 && found[0] == o, "rv %s, %lu objects", abi_rv_name(rv),
+			  (unsigned long)n);
+		f->C_FindObjectsFinal(sess);
+	}
+	snprintf(name, sizeof name, "C_GetAttributeValue ulValueLen ~0 -> CKR_OK, the value");
+	if (selected(name)) {
+		CK_BYTE got[64];
+		CK_ATTRIBUTE g[] = { { CKA_LABEL, got, ~0UL } };
+		announce(name);
+		rv = f->C_GetAttributeValue(sess, o, g, 1);
+		abi_check(name, rv == CKR_OK && g[0].ulValueLen == sizeof label - 1 && memcmp(got, label, sizeof label - 1) == 0,
+			  "rv %s, ulValueLen 0x%lx", abi_rv_name(rv), (unsigned long)g[0].ulValueLen);
+	}
+	/* Templates of hundreds of attributes: a vendor attribute the object
+	 * lacks, or the object's own values and then vendor types. */
+	{
+		static CK_ATTRIBUTE wide[1200];
+		static CK_BYTE v[1200];
+		size_t counts[] = { 300, 501, 1200 };
+		for (size_t ci = 0; ci < 3; ci++) {
+			snprintf(name, sizeof name, "C_FindObjectsInit template of %zu attributes -> CKR_OK, no object",
+				 counts[ci]);
+			if (!selected(name))
+				continue;
+			announce(name);
+			wide[0] = t[2];
+			for (size_t i = 1; i < counts[ci]; i++)
+				wide[i] = (CK_ATTRIBUTE){ CKA_VENDOR_DEFINED + i, &v[i], 1 };
+			rv = f->C_FindObjectsInit(sess, wide, counts[ci]);
+			n = 99;
+			if (rv == CKR_OK)
+				rv = f->C_FindObjects(sess, found, 4, &n);
+			f->C_FindObjectsFinal(sess);
+			abi_check(name, rv == CKR_OK && n == 0, "rv %s, %lu objects", abi_rv_name(rv), (unsigned long)n);
+		}
+	}
+	f->C_DestroyObject(sess, o);
+}
+
 /* ---- C_Initialize's pReserved (issue 13, item 15) ------------------- */
 
 /*
@@ -683,6 +749,7 @@ int main(int argc, char **argv)
 	check_mechanism_length();
 	check_templates();
 	check_data_lengths();
+	check_codes();
 
 	abi_check_rv("the process is alive: C_GetInfo", f->C_GetInfo(&info), CKR_OK);
 	f->C_Finalize(NULL);
