@@ -230,6 +230,9 @@ func storeErr(err error) error {
 	if errors.As(err, &rv) {
 		return err
 	}
+	if store.IsFull(err) {
+		return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_MEMORY)
+	}
 	return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_ERROR)
 }
 
