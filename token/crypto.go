@@ -67,7 +67,12 @@ func (s *Slot) keyLocked(o *Object) (any, error) {
 	}
 	k, err := attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
 	if err != nil {
-		return nil, fmt.Errorf("token: key %d: %w", o.h, err)
+		// Every key object's material was parsed when it was made, so a
+		// stored one that no longer parses was corrupted under us: a
+		// device error, not the template codes KeyFromTemplate speaks
+		// (CKR_TEMPLATE_INCOMPLETE for missing material), which would
+		// blame a template the caller never passed.
+		return nil, fmt.Errorf("token: key %d: stored material unusable: %v: %w", o.h, err, ck.CKR_DEVICE_ERROR)
 	}
 	s.keys[o.h] = cachedKey{version: o.version, key: k}
 	return k, nil
