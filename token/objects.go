@@ -219,7 +219,7 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		if !o.token {
 			o.h = s.nextSess
 			s.nextSess++
-			s.sessObjs[o.h] = o
+			s.addSessObjLocked(o)
 		}
 	}
 	return objs, nil
@@ -340,8 +340,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 		return fmt.Errorf("token: object %d is not destroyable: %w", obj, ck.CKR_ACTION_PROHIBITED)
 	}
 	if !o.token {
-		delete(s.sessObjs, obj)
-		delete(s.keys, obj)
+		s.removeSessObjLocked(obj)
 		return nil
 	}
 	c, err := s.st.DeleteObject(int64(obj))
