@@ -288,8 +288,6 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 		return 0, err
 	}
 	s := se.slot
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	class, keyType, err := attrs.ClassAndKeyType(tmpl)
 	if err != nil {
 		return 0, err
@@ -298,20 +296,33 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	if isKeyClass(class) {
 		act = actCreateKey
 	}
-	if err := se.allowLocked(act); err != nil {
+	s.mu.RLock()
+	err = se.allowLocked(act)
+	s.mu.RUnlock()
+	if err != nil {
 		return 0, err
 	}
+	// Validation runs without the slot's lock: parsing a large RSA key
+	// (its precomputation and checks) took seconds, and every other
+	// session of the slot waited for it. Build validates the material and
+	// computes what follows from it (check value, modulus bits, the
+	// private key's EC point); parsing it rejects keys that are
+	// well-formed bytes but not a usable key.
 	full, err := attrs.Build(attrs.OpCreate, class, keyType, 0, tmpl)
 	if err != nil {
 		return 0, err
 	}
-	// Build validated the material and computed what follows from it
-	// (check value, modulus bits, the private key's EC point); parsing it
-	// now rejects keys that are well-formed bytes but not a usable key.
 	if isKeyClass(class) {
 		if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
 			return 0, err
 		}
+	}
+	testOnlyCreateValidated()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The session's state may have changed meanwhile (a logout).
+	if err := se.allowLocked(act); err != nil {
+		return 0, err
 	}
 	o, err := s.addObjectLocked(se, full)
 	if err != nil {
@@ -319,6 +330,10 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	}
 	return o.h, nil
 }
+
+// testOnlyCreateValidated runs in CreateObject after the template was
+// validated, before the object is added (tests block there).
+var testOnlyCreateValidated = func() {}
 
 // DestroyObject answers C_DestroyObject.
 func (m *Module) DestroyObject(h, obj ck.ULong) error {

@@ -1,0 +1,100 @@
+package token
+
+import (
+	"crypto/rand"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+)
+
+func oddNumber(t *testing.T, bits int) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	require.NoError(t, err)
+	n.SetBit(n, bits-1, 1)
+	return n.SetBit(n, 0, 1)
+}
+
+// TestOversizeRSAKeysRefused: RSA keys beyond 16384 bits are refused
+// before any work on them, public keys too.
+func TestOversizeRSAKeysRefused(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	e := []byte{1, 0, 1}
+	pub := func(n *big.Int) attrs.Template {
+		return attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
+			ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_MODULUS: n.Bytes(), ck.CKA_PUBLIC_EXPONENT: e}
+	}
+	_, err := m.CreateObject(h, pub(oddNumber(t, 65536)))
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, "65536-bit public key")
+	_, err = m.CreateObject(h, pub(oddNumber(t, 16385)))
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, "16385-bit public key")
+	_, err = m.CreateObject(h, pub(oddNumber(t, 16384)))
+	require.NoError(t, err, "16384-bit public key")
+
+	// A 32768-bit private key of made-up numbers: p*q is the modulus, the
+	// rest is junk that only the expensive checks would find out.
+	p, q := oddNumber(t, 16384), oddNumber(t, 16384)
+	start := time.Now()
+	_, err = m.CreateObject(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
+		ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_MODULUS: new(big.Int).Mul(p, q).Bytes(), ck.CKA_PUBLIC_EXPONENT: e,
+		ck.CKA_PRIVATE_EXPONENT: oddNumber(t, 32760).Bytes(), ck.CKA_PRIME_1: p.Bytes(), ck.CKA_PRIME_2: q.Bytes()})
+	took := time.Since(start)
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, "32768-bit private key")
+	require.Less(t, took, time.Second, "refusing a 32768-bit private key")
+	t.Logf("32768-bit private key refused in %v", took)
+}
+
+// TestCreateObjectValidatesWithoutSlotLock: while C_CreateObject validates
+// a key (parked here in testOnlyCreateValidated), another session's
+// C_FindObjects still runs: validation holds no slot lock.
+func TestCreateObjectValidatesWithoutSlotLock(t *testing.T) {
+	m, _ := newToken(t)
+	creator, finder := openRW(t, m), openRW(t, m)
+	require.NoError(t, m.Login(creator, ck.CKU_USER, []byte(userPIN)))
+
+	parked, release := make(chan struct{}), make(chan struct{})
+	testOnlyCreateValidated = func() {
+		close(parked)
+		<-release
+	}
+	t.Cleanup(func() { testOnlyCreateValidated = func() {} })
+	created := make(chan error, 1)
+	go func() {
+		_, err := m.CreateObject(creator, aesKeyTemplate())
+		created <- err
+	}()
+	<-parked
+
+	found := make(chan error, 1)
+	go func() {
+		err := m.FindObjectsInit(finder, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY))})
+		if err == nil {
+			_, err = m.FindObjects(finder, 10)
+		}
+		if err == nil {
+			err = m.FindObjectsFinal(finder)
+		}
+		found <- err
+	}()
+	select {
+	case err := <-found:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("C_FindObjects waited for C_CreateObject's validation (slot lock held)")
+	}
+	close(release)
+	require.NoError(t, <-created)
+}
+
+func aesKeyTemplate() attrs.Template {
+	return attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)),
+		ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_VALUE: make([]byte, 32)}
+}
