@@ -98,3 +98,27 @@ func aesKeyTemplate() attrs.Template {
 	return attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)),
 		ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_VALUE: make([]byte, 32)}
 }
+
+// TestCreatedKeyIsParsedOnce: the key C_CreateObject parsed (without the
+// slot's lock) is the one its first use finds, so that use does not parse
+// it again under the lock.
+func TestCreatedKeyIsParsedOnce(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	for _, tok := range []bool{false, true} {
+		tmpl := aesKeyTemplate()
+		tmpl[ck.CKA_TOKEN] = attrs.Bool(tok)
+		k, err := m.CreateObject(h, tmpl)
+		require.NoError(t, err)
+		s, err := m.Slot(3)
+		require.NoError(t, err)
+		s.mu.RLock()
+		c, ok := s.keys[k]
+		s.mu.RUnlock()
+		require.True(t, ok, "token %v: parsed key cached at create", tok)
+		require.Equal(t, make([]byte, 32), c.key, "token %v", tok)
+		require.NoError(t, m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM, Param: gcmParamsValue()}, k), "token %v", tok)
+		m.Abort(h, OpEncrypt)
+	}
+}

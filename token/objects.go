@@ -312,8 +312,9 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	if err != nil {
 		return 0, err
 	}
+	var parsed any
 	if isKeyClass(class) {
-		if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
+		if parsed, err = attrs.KeyFromTemplate(class, keyType, full); err != nil {
 			return 0, err
 		}
 	}
@@ -327,6 +328,11 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	o, err := s.addObjectLocked(se, full)
 	if err != nil {
 		return 0, err
+	}
+	if parsed != nil {
+		// Kept, so that the key's first use does not parse it again
+		// under the lock (keyLocked).
+		s.keys[o.h] = cachedKey{version: o.version, key: parsed}
 	}
 	return o.h, nil
 }
