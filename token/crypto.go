@@ -65,7 +65,28 @@ func (s *Slot) keyLocked(o *Object) (any, error) {
 	if len(o.sealed) > 0 {
 		return nil, fmt.Errorf("token: key %d sealed without login: %w", o.h, ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	k, err := attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
+	k, err := parseKey(o)
+	if err != nil {
+		return nil, err
+	}
+	s.keys[o.h] = cachedKey{version: o.version, key: k}
+	return k, nil
+}
+
+// parseKey parses an object's key material. An object's attributes are
+// never changed in place (an update makes a new Object), so this needs no
+// lock.
+func parseKey(o *Object) (k any, err error) {
+	// Callers run this without the slot's lock, which they retake: a
+	// panic must come back as an error, not unwind through their
+	// deferred unlock of a lock they do not hold.
+	defer func() {
+		if p := recover(); p != nil {
+			k, err = nil, fmt.Errorf("token: key %d: parsing panicked: %v: %w", o.h, p, ck.CKR_GENERAL_ERROR)
+		}
+	}()
+	testOnlyKeyParse()
+	k, err = attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
 	if err != nil {
 		// Every key object's material was parsed when it was made, so a
 		// stored one that no longer parses was corrupted under us: a
@@ -74,9 +95,12 @@ func (s *Slot) keyLocked(o *Object) (any, error) {
 		// blame a template the caller never passed.
 		return nil, fmt.Errorf("token: key %d: stored material unusable: %v: %w", o.h, err, ck.CKR_DEVICE_ERROR)
 	}
-	s.keys[o.h] = cachedKey{version: o.version, key: k}
 	return k, nil
 }
+
+// testOnlyKeyParse runs before a key's material is parsed (tests block
+// there).
+var testOnlyKeyParse = func() {}
 
 // initOp starts an operation of a kind with a mechanism and (except for
 // digests) a key.
@@ -175,6 +199,41 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	o, err := s.keyObjectLocked(se, keyH, mm, purpose)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := s.keys[o.h]; (!ok || c.version != o.version) && len(o.sealed) == 0 {
+		// Not parsed yet (a key another process made, or the cache was
+		// dropped): parse it without the slot's lock, which a large RSA
+		// key would hold for its precomputation and checks, then look
+		// again, since anything may have changed meanwhile.
+		parsed := o
+		s.mu.Unlock()
+		k, perr := parseKey(parsed)
+		s.mu.Lock()
+		if o, err = s.keyObjectLocked(se, keyH, mm, purpose); err != nil {
+			return nil, err
+		}
+		if o.version == parsed.version {
+			if perr != nil {
+				return nil, perr
+			}
+			if c, ok := s.keys[o.h]; !ok || c.version != o.version { // else another session was first
+				s.keys[o.h] = cachedKey{version: o.version, key: k}
+			}
+		}
+	}
+	k, err := s.keyLocked(o)
+	if err != nil || mm.Prepare == nil {
+		return k, err
+	}
+	return s.preparedLocked(o, k, mm)
+}
+
+// keyObjectLocked finds a key object a session may use for a mechanism
+// and purpose, with the precise error otherwise.
+func (s *Slot) keyObjectLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (*Object, error) {
 	if err := se.allowLocked(actUseKey); err != nil {
 		return nil, err
 	}
@@ -194,11 +253,7 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
 	}
-	k, err := s.keyLocked(o)
-	if err != nil || mm.Prepare == nil {
-		return k, err
-	}
-	return s.preparedLocked(o, k, mm)
+	return o, nil
 }
 
 // useKeyFast is useKey for the steady state, under the read lock so that

@@ -122,3 +122,62 @@ func TestCreatedKeyIsParsedOnce(t *testing.T) {
 		m.Abort(h, OpEncrypt)
 	}
 }
+
+// TestKeyParsedWithoutSlotLock: the first use of a key this process has
+// not parsed (another process made it) parses it without the slot's lock:
+// while C_EncryptInit is parked in testOnlyKeyParse, another session's
+// C_FindObjects runs.
+func TestKeyParsedWithoutSlotLock(t *testing.T) {
+	m, dir := newToken(t)
+	user, finder := openRW(t, m), openRW(t, m)
+	require.NoError(t, m.Login(user, ck.CKU_USER, []byte(userPIN)))
+
+	other, err := Open(testConfig(t, dir)) // another process, as far as the store goes
+	require.NoError(t, err)
+	defer other.Close()
+	oh := openRW(t, other)
+	require.NoError(t, other.Login(oh, ck.CKU_USER, []byte(userPIN)))
+	key, err := other.GenerateKey(oh, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("made elsewhere", true))
+	require.NoError(t, err)
+
+	parked, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	testOnlyKeyParse = func() {
+		if !once {
+			once = true
+			close(parked)
+			<-release
+		}
+	}
+	t.Cleanup(func() { testOnlyKeyParse = func() {} })
+	inited := make(chan error, 1)
+	go func() {
+		inited <- m.EncryptInit(user, Mechanism{Type: ck.CKM_AES_GCM, Param: gcmParamsValue()}, key)
+	}()
+	select {
+	case <-parked:
+	case err := <-inited:
+		t.Fatalf("C_EncryptInit did not parse the key: %v", err)
+	}
+	found := make(chan error, 1)
+	go func() {
+		err := m.FindObjectsInit(finder, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA))})
+		if err == nil {
+			_, err = m.FindObjects(finder, 10)
+		}
+		if err == nil {
+			err = m.FindObjectsFinal(finder)
+		}
+		found <- err
+	}()
+	select {
+	case err := <-found:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(release)
+		<-inited
+		t.Fatal("C_FindObjects waited while C_EncryptInit parsed a key (slot lock held)")
+	}
+	close(release)
+	require.NoError(t, <-inited)
+}
