@@ -21,7 +21,7 @@ func TestCloseSessionVisitsOnlyItsObjects(t *testing.T) {
 		return o
 	}
 	busy, small, other := openRW(t, m), openRW(t, m), openRW(t, m)
-	const many = 20_000
+	const many = 5_000
 	for range many {
 		data(busy)
 	}

@@ -7,15 +7,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 )
 
 // TestFindWideTemplate: a find template of hundreds of attributes (C_FindObjectsInit
 // takes up to 4096) is answered, not refused by SQLite's expression depth limit
-// (1000), which a chain of 500 ANDed terms exceeded: the find failed with
-// "Expression tree is too large" and the token answered CKR_DEVICE_ERROR.
+// (1000), which a flat chain of ANDed terms exceeded somewhere between 600
+// and 1000 attributes: the find failed with "Expression tree is too large"
+// and the token answered CKR_DEVICE_ERROR.
+//
+// Not under the race detector: it has one goroutine, and SQLite's parser
+// of a 1000-term statement runs 50 times slower there (6 s a find); the
+// CGO-free pass of tests/run.sh runs it.
 func TestFindWideTemplate(t *testing.T) {
+	if testenv.Race {
+		t.Skip("single goroutine; 6 s a find under the race detector; runs in the CGO-free pass")
+	}
 	s := initTest(t)
-	const n = 1500
+	const n = 1001
 	o := obj("wide", "alice", false, "wide")
 	for i := range n {
 		o.Attrs[ck.AttributeType(0x80000000+i)] = []byte(fmt.Sprint(i))
@@ -25,7 +34,7 @@ func TestFindWideTemplate(t *testing.T) {
 	_, err = s.CreateObject(obj("other", "alice", false, "other"))
 	require.NoError(t, err)
 
-	for _, k := range []int{500, 1000, n} {
+	for _, k := range []int{500, n} {
 		match := map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("wide")}
 		for i := range k - 1 {
 			match[ck.AttributeType(0x80000000+i)] = []byte(fmt.Sprint(i))
