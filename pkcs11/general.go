@@ -84,7 +84,7 @@ func go_GetSlotList(tokenPresent C.CK_BBOOL, pList C.CK_SLOT_ID_PTR, pulCount C.
 		*pulCount = C.CK_ULONG(len(ids))
 		return C.CKR_OK
 	}
-	if int(*pulCount) < len(ids) {
+	if *pulCount < C.CK_ULONG(len(ids)) { // unsigned: ~0 is a large buffer
 		*pulCount = C.CK_ULONG(len(ids))
 		return C.CKR_BUFFER_TOO_SMALL
 	}
@@ -176,7 +176,7 @@ func go_GetMechanismList(slotID C.CK_SLOT_ID, pList C.CK_MECHANISM_TYPE_PTR, pul
 		*pulCount = C.CK_ULONG(len(list))
 		return C.CKR_OK
 	}
-	if int(*pulCount) < len(list) {
+	if *pulCount < C.CK_ULONG(len(list)) {
 		*pulCount = C.CK_ULONG(len(list))
 		return C.CKR_BUFFER_TOO_SMALL
 	}

@@ -624,6 +624,35 @@ static void check_codes(void)
 		}
 	}
 	f->C_DestroyObject(sess, o);
+
+	/* A list buffer said to hold ~0 entries holds them all. */
+	{
+		CK_SLOT_ID slots[64];
+		CK_MECHANISM_TYPE mechs[512];
+		CK_ULONG want = 0;
+
+		n = 64;
+		if (f->C_GetSlotList(CK_FALSE, slots, &n) != CKR_OK || n == 0) {
+			abi_fail("C_GetSlotList", "no slot");
+			return;
+		}
+		snprintf(name, sizeof name, "C_GetSlotList *pulCount ~0 -> CKR_OK");
+		if (selected(name) && f->C_GetSlotList(CK_FALSE, NULL, &want) == CKR_OK) {
+			announce(name);
+			n = ~0UL;
+			rv = f->C_GetSlotList(CK_FALSE, slots, &n);
+			abi_check(name, rv == CKR_OK && n == want, "rv %s, count %lu (want %lu)", abi_rv_name(rv),
+				  (unsigned long)n, (unsigned long)want);
+		}
+		snprintf(name, sizeof name, "C_GetMechanismList *pulCount ~0 -> CKR_OK");
+		if (selected(name) && f->C_GetMechanismList(slots[0], NULL, &want) == CKR_OK && want <= 512) {
+			announce(name);
+			n = ~0UL;
+			rv = f->C_GetMechanismList(slots[0], mechs, &n);
+			abi_check(name, rv == CKR_OK && n == want, "rv %s, count %lu (want %lu)", abi_rv_name(rv),
+				  (unsigned long)n, (unsigned long)want);
+		}
+	}
 }
 
 /* ---- C_Initialize's pReserved (issue 13, item 15) ------------------- */
