@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 )
 
@@ -180,4 +181,32 @@ func TestKeyParsedWithoutSlotLock(t *testing.T) {
 	}
 	close(release)
 	require.NoError(t, <-inited)
+}
+
+// TestMessagePartsBounded: a multi-part message holds at most
+// maxMessageBuffered bytes of parts; beyond, CKR_DEVICE_MEMORY ends the
+// message (its parts are dropped) and the context stays usable.
+func TestMessagePartsBounded(t *testing.T) {
+	old := maxMessageBuffered
+	maxMessageBuffered = 1000
+	t.Cleanup(func() { maxMessageBuffered = old })
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	key, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("msg", false))
+	require.NoError(t, err)
+	require.NoError(t, m.MessageEncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM}, key))
+	p := &mechanisms.MessageParams{IV: make([]byte, 12), Tag: make([]byte, 16), TagBits: 128}
+	require.NoError(t, m.MessageBegin(h, true, p, nil))
+	part := make([]byte, 600)
+	_, err = m.MessageNext(h, true, p, part, Out{}, false)
+	require.NoError(t, err)
+	_, err = m.MessageNext(h, true, p, part, Out{}, false)
+	require.ErrorIs(t, err, ck.CKR_DEVICE_MEMORY)
+	_, err = m.MessageNext(h, true, p, part, Out{}, false)
+	require.ErrorIs(t, err, ck.CKR_OPERATION_NOT_INITIALIZED, "the message ended")
+	out := make([]byte, 600)
+	_, err = m.Message(h, true, p, nil, part, Out{Buf: out})
+	require.NoError(t, err, "the message context goes on")
+	require.NoError(t, m.MessageFinal(h, true))
 }
