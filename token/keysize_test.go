@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto/aes"
 	"crypto/rand"
 	"math/big"
 	"testing"
@@ -209,4 +210,27 @@ func TestMessagePartsBounded(t *testing.T) {
 	_, err = m.Message(h, true, p, nil, part, Out{Buf: out})
 	require.NoError(t, err, "the message context goes on")
 	require.NoError(t, m.MessageFinal(h, true))
+}
+
+// TestUnwrapOversizePKCS8: an unwrapped private key larger than any key
+// the token keeps is refused by its length, before it is parsed.
+func TestUnwrapOversizePKCS8(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	kek := make([]byte, 32)
+	tmpl := aesKeyTemplate()
+	tmpl[ck.CKA_VALUE], tmpl[ck.CKA_UNWRAP] = kek, attrs.Bool(true)
+	k, err := m.CreateObject(h, tmpl)
+	require.NoError(t, err)
+	b, err := aes.NewCipher(kek)
+	require.NoError(t, err)
+	wrapped := make([]byte, 12<<10) // ECB of zeros: any bytes will do
+	for i := 0; i < len(wrapped); i += 16 {
+		b.Encrypt(wrapped[i:i+16], wrapped[i:i+16])
+	}
+	_, err = m.UnwrapKey(h, Mechanism{Type: ck.CKM_AES_ECB}, k, wrapped, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
+		ck.CKA_TOKEN: attrs.Bool(false)})
+	require.ErrorIs(t, err, ck.CKR_WRAPPED_KEY_LEN_RANGE)
 }
