@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/rand"
 	"math/big"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +234,56 @@ func TestUnwrapOversizePKCS8(t *testing.T) {
 		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
 		ck.CKA_TOKEN: attrs.Bool(false)})
 	require.ErrorIs(t, err, ck.CKR_WRAPPED_KEY_LEN_RANGE)
+}
+
+// blockingReader parks the first read until released.
+type blockingReader struct {
+	once            sync.Once
+	parked, release chan struct{}
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		close(b.parked)
+		<-b.release
+	})
+	return rand.Read(p)
+}
+
+// TestGenerateKeyWithoutSlotLock: key generation holds no slot lock: while
+// C_GenerateKey waits for its randomness, another session's C_FindObjects
+// runs. (A guard: generation already ran outside the lock.)
+func TestGenerateKeyWithoutSlotLock(t *testing.T) {
+	m, _ := newToken(t)
+	gen, finder := openRW(t, m), openRW(t, m)
+	require.NoError(t, m.Login(gen, ck.CKU_USER, []byte(userPIN)))
+	r := &blockingReader{parked: make(chan struct{}), release: make(chan struct{})}
+	m.rand = r
+	made := make(chan error, 1)
+	go func() {
+		_, err := m.GenerateKey(gen, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("slow", true))
+		made <- err
+	}()
+	<-r.parked
+	found := make(chan error, 1)
+	go func() {
+		err := m.FindObjectsInit(finder, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA))})
+		if err == nil {
+			_, err = m.FindObjects(finder, 10)
+		}
+		if err == nil {
+			err = m.FindObjectsFinal(finder)
+		}
+		found <- err
+	}()
+	select {
+	case err := <-found:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(r.release)
+		<-made
+		t.Fatal("C_FindObjects waited for C_GenerateKey's generation (slot lock held)")
+	}
+	close(r.release)
+	require.NoError(t, <-made)
 }
