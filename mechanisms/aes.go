@@ -269,7 +269,7 @@ var aesRows = []Mechanism{
 		Encrypt: kwCipher(true, true), Decrypt: kwCipher(true, false),
 		Wrap: kwWrapKey(true), Unwrap: kwUnwrapKey(true)}),
 	aesRow(Mechanism{Type: ck.CKM_AES_ECB_ENCRYPT_DATA, Param: ParamBytes,
-		Derive: aesAlg.encryptDataDerive(modeECB)}),
+		Derive: aesAlg.encryptDataDerive(modeECB), DeriveHidesBase: true}),
 	aesRow(Mechanism{Type: ck.CKM_AES_CBC_ENCRYPT_DATA, Param: ParamCBCEncryptData,
-		Derive: aesAlg.encryptDataDerive(modeCBC)}),
+		Derive: aesAlg.encryptDataDerive(modeCBC), DeriveHidesBase: true}),
 }

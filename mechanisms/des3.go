@@ -73,7 +73,7 @@ var des3Rows = []Mechanism{
 	{Type: ck.CKM_DES3_CMAC_GENERAL, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamULong,
 		Sign: des3Alg.cmacSigner(true), Verify: des3Alg.cmacVerifier(true)},
 	{Type: ck.CKM_DES3_ECB_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamBytes,
-		Derive: des3Alg.encryptDataDerive(modeECB)},
+		Derive: des3Alg.encryptDataDerive(modeECB), DeriveHidesBase: true},
 	{Type: ck.CKM_DES3_CBC_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamCBCEncryptData,
-		Derive: des3Alg.encryptDataDerive(modeCBC)},
+		Derive: des3Alg.encryptDataDerive(modeCBC), DeriveHidesBase: true},
 }

@@ -90,17 +90,17 @@ var kdfRows = []Mechanism{
 	{
 		Type: ck.CKM_HKDF_DERIVE, KeyTypes: hkdfKeys,
 		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamHKDF, Derive: hkdfDerive,
+		Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
 	},
 	{
 		Type: ck.CKM_HKDF_DATA, KeyTypes: hkdfKeys,
 		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamHKDF, Derive: hkdfDerive,
+		Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
 	},
 	{
 		Type: ck.CKM_SP800_108_COUNTER_KDF, KeyTypes: kbkdfKeys(), InfoBits: true,
 		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamSP800108, Derive: kbkdfCounter,
+		Param: ParamSP800108, Derive: kbkdfCounter, DeriveHidesBase: true,
 	},
 	{
 		Type: ck.CKM_CONCATENATE_BASE_AND_KEY, KeyTypes: simpleDeriveKeys,

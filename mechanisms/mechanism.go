@@ -276,6 +276,14 @@ type Mechanism struct {
 
 	// Derive computes a derived key's value (C_DeriveKey) from a base key.
 	Derive func(base any, param any, target DeriveTarget) ([]byte, error)
+	// DeriveHidesBase: the derived value reveals nothing of the base key's
+	// bytes (a KDF, a key agreement, an encryption under the base key), and
+	// the mechanism's section lets the template choose the derived key's
+	// CKA_SENSITIVE and CKA_EXTRACTABLE ("can both be specified to be
+	// either CK_TRUE or CK_FALSE"). Unset, the derived key holds base key
+	// bits (concatenation, XOR, extraction) and inherits the base key's
+	// protection: a new derive row that says nothing gets the safe rule.
+	DeriveHidesBase bool
 	// Wrap encrypts a key's encoding (C_WrapKey): a secret key's value, or
 	// a private key's PKCS#8 DER. Unwrap reverses it (C_UnwrapKey).
 	Wrap   func(wrappingKey any, param any, material []byte) ([]byte, error)

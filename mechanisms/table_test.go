@@ -52,6 +52,9 @@ func TestTableInvariants(t *testing.T) {
 			if m.SinglePart {
 				assert.True(t, ops, "SinglePart on a row without encrypt/decrypt/sign/verify")
 			}
+			if m.DeriveHidesBase {
+				assert.NotNil(t, m.Derive, "DeriveHidesBase on a row that does not derive")
+			}
 			if (keygen && m.Type != ck.CKM_PKCS5_PBKD2) || m.Digest != nil {
 				assert.Equal(t, ParamNone, m.Param, "key generation (but PBKDF2's) and digests take no parameter")
 			}

@@ -25,10 +25,10 @@ import (
 // C_InitToken).
 //
 //	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
-//	log_level = info                # error | warn | info | debug
+//	log_level = warn                # error | warn (default) | info | debug
 //	log_file  = /var/log/gohsm.log  # default: standard error
 //	lockout_threshold = 5           # consecutive wrong passwords before a user is locked
-//	kdf_time = 1                    # argon2id passes
+//	kdf_time = 3                    # argon2id passes (store.DefaultKDF)
 //	kdf_memory = 65536              # argon2id memory, KiB
 //	kdf_threads = 2
 //	min_pin_len = 4
@@ -65,9 +65,6 @@ type SlotConfig struct {
 	Dir     string
 }
 
-// Profiles known to this build. "cloudhsm" comes with a later change.
-var profiles = map[string]bool{"standard": true}
-
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
 // under the user's data directory.
 func DefaultConfig() *Config { return defaultConfig(os.Getenv) }
@@ -78,7 +75,7 @@ func defaultConfig(getenv func(string) string) *Config {
 		TokenDir:         defaultTokenDir(getenv),
 		LogLevel:         "warn",
 		LockoutThreshold: 5,
-		KDF:              store.KDFParams{Time: 1, Memory: 64 * 1024, Threads: 2},
+		KDF:              store.DefaultKDF,
 		MinPINLen:        4,
 		MaxPINLen:        64,
 		Sync:             "normal",
@@ -227,7 +224,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 				slot.Label = v
 			case "profile":
-				if !profiles[v] {
+				if _, ok := profileTable[v]; !ok { // token/profile.go; "cloudhsm" comes later
 					return nil, bad("unknown profile %q (known: standard)", v)
 				}
 				slot.Profile = v
@@ -254,13 +251,13 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			n, err = num(1, 1000)
 			c.LockoutThreshold = n
 		case "kdf_time":
-			n, err = num(1, 100)
+			n, err = num(1, store.MaxKDFTime)
 			c.KDF.Time = uint32(n)
 		case "kdf_memory":
-			n, err = num(8, 4<<20)
+			n, err = num(8, store.MaxKDFMemory)
 			c.KDF.Memory = uint32(n)
 		case "kdf_threads":
-			n, err = num(1, 64)
+			n, err = num(1, store.MaxKDFThreads)
 			c.KDF.Threads = uint8(n)
 		case "min_pin_len":
 			n, err = num(1, 255)
@@ -287,6 +284,11 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	}
 	if c.MinPINLen > c.MaxPINLen {
 		return nil, fmt.Errorf("config: %s: min_pin_len %d > max_pin_len %d: %w", source, c.MinPINLen, c.MaxPINLen, errConfig)
+	}
+	// Each bound alone was checked above; together they may still ask for
+	// less than 8 KiB per lane or more than store.MaxKDFCost.
+	if err := c.KDF.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %s: kdf_time, kdf_memory, kdf_threads: %v: %w", source, err, errConfig)
 	}
 	if c.TokenDir == "" {
 		return nil, fmt.Errorf("config: %s: token_dir is empty: %w", source, errConfig)

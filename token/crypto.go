@@ -139,7 +139,7 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if !canDo(mm, kind) {
 		return fmt.Errorf("token: %v cannot %s: %w", mech.Type, opNames[kind], ck.CKR_MECHANISM_INVALID)
 	}
-	key, err := se.slot.useKey(se, keyH, mm, usage[kind])
+	key, auth, err := se.slot.useKey(se, keyH, mm, usage[kind])
 	if err != nil {
 		return err
 	}
@@ -163,6 +163,12 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	}
 	if err != nil {
 		return err
+	}
+	if auth {
+		// CKA_ALWAYS_AUTHENTICATE: the operation waits for
+		// C_Login(CKU_CONTEXT_SPECIFIC) (contextLogin).
+		op.needAuth = true
+		se.authKind = kind
 	}
 	se.ops[kind] = op
 	return nil
@@ -192,16 +198,17 @@ func canDo(mm *mechanisms.Mechanism, kind opKind) bool {
 }
 
 // useKey checks that the session may use a key for a purpose with a
-// mechanism and returns its material.
-func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, error) {
-	if k, ok := s.useKeyFast(se, keyH, mm, purpose); ok {
-		return k, nil
+// mechanism and returns its material, and whether the key has
+// CKA_ALWAYS_AUTHENTICATE.
+func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool, error) {
+	if k, auth, ok := s.useKeyFast(se, keyH, mm, purpose); ok {
+		return k, auth, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.keyObjectLocked(se, keyH, mm, purpose)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if c, ok := s.keys[o.h]; (!ok || c.version != o.version) && len(o.sealed) == 0 {
 		// Not parsed yet (a key another process made, or the cache was
@@ -213,11 +220,11 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 		k, perr := parseKey(parsed)
 		s.mu.Lock()
 		if o, err = s.keyObjectLocked(se, keyH, mm, purpose); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if o.version == parsed.version {
 			if perr != nil {
-				return nil, perr
+				return nil, false, perr
 			}
 			if c, ok := s.keys[o.h]; !ok || c.version != o.version { // else another session was first
 				s.keys[o.h] = cachedKey{version: o.version, key: k}
@@ -226,9 +233,10 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	}
 	k, err := s.keyLocked(o)
 	if err != nil || mm.Prepare == nil {
-		return k, err
+		return k, o.alwaysAuth, err
 	}
-	return s.preparedLocked(o, k, mm)
+	k, err = s.preparedLocked(o, k, mm)
+	return k, o.alwaysAuth, err
 }
 
 // keyObjectLocked finds a key object a session may use for a mechanism
@@ -263,31 +271,31 @@ func (s *Slot) keyObjectLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechan
 // which gives the precise error. The caller holds se.mu: the answer is
 // remembered in the session, and given again without the slot's lock
 // while nothing in the slot (its epoch) or the store has changed.
-func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
+func (s *Slot) useKeyFast(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (key any, auth, ok bool) {
 	g, err := s.st.Generation()
 	if err != nil {
-		return nil, false
+		return nil, false, false
 	}
 	if c := &se.fastKey; c.ok && c.h == keyH && c.mech == mm.Type && c.purpose == purpose &&
 		c.gen == g && c.epoch == s.mu.epoch.Load() {
-		return c.key, true
+		return c.key, c.auth, true
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if g != s.gen || permissions[se.stateLocked()][actUseKey] != 0 {
-		return nil, false
+	if g != s.gen || se.rules.permissions[se.stateLocked()][actUseKey] != 0 {
+		return nil, false, false
 	}
-	key, ok := s.lookupKeyLocked(keyH, mm, purpose)
+	key, auth, ok = s.lookupKeyLocked(keyH, mm, purpose)
 	if ok {
 		// The epoch cannot move while the read lock is held.
 		c := &se.fastKey
-		c.ok, c.h, c.mech, c.purpose, c.epoch, c.gen, c.key = true, keyH, mm.Type, purpose, s.mu.epoch.Load(), g, key
+		c.ok, c.h, c.mech, c.purpose, c.epoch, c.gen, c.key, c.auth = true, keyH, mm.Type, purpose, s.mu.epoch.Load(), g, key, auth
 	}
-	return key, ok
+	return key, auth, ok
 }
 
 // lookupKeyLocked is useKeyFast's checks and cache lookups (s.mu held).
-func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (any, bool) {
+func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (key any, auth, ok bool) {
 	var o *Object
 	if keyH >= sessionObjectBase {
 		o = s.sessObjs[keyH]
@@ -295,26 +303,26 @@ func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose 
 		o = s.objs[keyH]
 	}
 	if o == nil || !s.visibleLocked(o) || !isKeyClass(o.class) || !slices.Contains(mm.KeyTypes, o.keyType) {
-		return nil, false
+		return nil, false, false
 	}
 	if ok, _ := o.attrs.Bool(purpose); !ok {
-		return nil, false
+		return nil, false, false
 	}
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
-		return nil, false
+		return nil, false, false
 	}
 	c, ok := s.keys[o.h]
 	if !ok || c.version != o.version {
-		return nil, false
+		return nil, false, false
 	}
 	if mm.Prepare == nil {
-		return c.key, true
+		return c.key, o.alwaysAuth, true
 	}
 	p, ok := c.prepared[mm.Type]
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
-	return p, true
+	return p, o.alwaysAuth, true
 }
 
 // preparedLocked returns the key with the mechanism's precomputation,
@@ -361,6 +369,15 @@ func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error)
 	if op == nil {
 		se.mu.Unlock()
 		return nil, nil, fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	if op.needAuth {
+		// CKA_ALWAYS_AUTHENTICATE without C_Login(CKU_CONTEXT_SPECIFIC):
+		// "CKR_USER_NOT_LOGGED_IN to be returned from calls using the
+		// key" (v2.20 §10.9), and like any failed call it ends the
+		// operation.
+		se.endOp(kind)
+		se.mu.Unlock()
+		return nil, nil, fmt.Errorf("token: %s: the key needs a context-specific login: %w", opNames[kind], ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	return se, op, nil
 }

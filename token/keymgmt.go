@@ -67,6 +67,9 @@ func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (
 		return nil, fmt.Errorf("token: key %d's %v: %v: %w", key.h, which, err, ck.CKR_GENERAL_ERROR)
 	}
 	out := tmpl.Clone()
+	if out == nil {
+		out = attrs.Template{}
+	}
 	for k, v := range forced {
 		if have, ok := out[k]; ok && !bytes.Equal(have, v) {
 			return nil, fmt.Errorf("token: %v contradicts key %d's %v: %w", k, key.h, which, ck.CKR_TEMPLATE_INCONSISTENT)
@@ -77,7 +80,11 @@ func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (
 }
 
 // usableKeyLocked checks a key for use with a mechanism and purpose, with the
-// caller's choice of error for a bad handle and a wrong key type.
+// caller's choice of error for a bad handle and a wrong key type. It serves
+// the one-call functions (C_WrapKey, C_UnwrapKey, C_DeriveKey), which leave
+// no point at which to log in for a CKA_ALWAYS_AUTHENTICATE key ("the user
+// has to supply the PIN for each use"): such a key is
+// CKR_USER_NOT_LOGGED_IN here.
 func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType, badHandle, badType ck.RV) (*Object, any, error) {
 	o, err := s.visibleObjectLocked(h, badHandle)
 	if err != nil {
@@ -95,6 +102,9 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, nil, fmt.Errorf("token: key %d does not allow %v: %w", h, mm.Type, ck.CKR_MECHANISM_INVALID)
 	}
+	if o.alwaysAuth {
+		return nil, nil, fmt.Errorf("token: key %d has CKA_ALWAYS_AUTHENTICATE: no context-specific login possible for %v: %w", h, mm.Type, ck.CKR_USER_NOT_LOGGED_IN)
+	}
 	k, err := s.keyLocked(o)
 	if err != nil {
 		return nil, nil, err
@@ -102,9 +112,12 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 	return o, k, nil
 }
 
-// resolveParamLocked replaces key handles inside a mechanism parameter with
-// the keys' material, after the same visibility checks as any key use.
-func (s *Slot) resolveParamLocked(param any) (any, error) {
+// resolveParamLocked replaces key handles inside a derive mechanism's
+// parameter with the keys' material, after the same visibility checks as
+// any key use, and returns the keys so that the derived key's protection
+// can follow theirs. Their values go into the derived key, so, like the
+// base key, only their owner may use them so (mayExportLocked).
+func (s *Slot) resolveParamLocked(param any) (any, []*Object, error) {
 	resolve := func(h mechanisms.KeyHandle) (*Object, any, error) {
 		o, err := s.visibleObjectLocked(ck.ULong(h), ck.CKR_MECHANISM_PARAM_INVALID)
 		if err != nil {
@@ -113,28 +126,31 @@ func (s *Slot) resolveParamLocked(param any) (any, error) {
 		if o.class != ck.CKO_SECRET_KEY {
 			return nil, nil, fmt.Errorf("token: parameter key %d is not a secret key: %w", h, ck.CKR_MECHANISM_PARAM_INVALID)
 		}
+		if !s.mayExportLocked(o) {
+			return nil, nil, fmt.Errorf("token: parameter key %d belongs to %q: only its owner may derive from it: %w", h, o.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		}
 		k, err := s.keyLocked(o)
 		return o, k, err
 	}
 	switch p := param.(type) {
 	case mechanisms.KeyHandle:
-		_, k, err := resolve(p)
+		o, k, err := resolve(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return &mechanisms.KeyMaterial{Key: k}, nil
+		return &mechanisms.KeyMaterial{Key: k}, []*Object{o}, nil
 	case *mechanisms.HKDFParams:
 		if p.SaltType == ck.CKF_HKDF_SALT_KEY {
 			o, _, err := resolve(p.SaltKey)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			q := *p
 			q.Salt = o.attrs[ck.CKA_VALUE]
-			return &q, nil
+			return &q, []*Object{o}, nil
 		}
 	}
-	return param, nil
+	return param, nil, nil
 }
 
 // wrapCache keeps the last wrap output of a session for the output-buffer
@@ -181,12 +197,12 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 		return 0, err
 	}
 	key, err := s.keyLocked(ko)
-	owns := s.ownsLocked(ko)
+	export := s.mayExportLocked(ko)
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
-	if !owns {
+	if !export {
 		return 0, fmt.Errorf("token: key %d belongs to %q: only its owner may wrap it: %w", keyH, ko.owner, ck.CKR_KEY_UNEXTRACTABLE)
 	}
 	if x, _ := ko.attrs.Bool(ck.CKA_EXTRACTABLE); !x {
@@ -332,20 +348,37 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		return 0, err
 	}
 	bo, bkey, err := s.usableKeyLocked(baseH, mm, ck.CKA_DERIVE, ck.CKR_KEY_HANDLE_INVALID, ck.CKR_KEY_TYPE_INCONSISTENT)
-	if err == nil && !s.ownsLocked(bo) {
+	if err == nil && !s.mayExportLocked(bo) {
 		// CloudHSM: a user a key is shared with may not derive from it.
 		err = fmt.Errorf("token: key %d belongs to %q: only its owner may derive from it: %w", baseH, bo.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
 	var param any
+	var paramKeys []*Object
 	if err == nil {
-		param, err = s.resolveParamLocked(mech.Param)
+		param, paramKeys, err = s.resolveParamLocked(mech.Param)
 	}
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
+	if tmpl == nil {
+		tmpl = attrs.Template{} // no attributes: everything by default
+	}
 	if tmpl, err = withKeyTemplate(tmpl, bo, ck.CKA_DERIVE_TEMPLATE); err != nil {
 		return 0, err
+	}
+	// The keys whose values the derived key comes from: their
+	// CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE bound the derived
+	// key's, and for a mechanism whose value holds their bytes, their
+	// CKA_SENSITIVE and CKA_EXTRACTABLE too (mechanisms.Mechanism.DeriveHidesBase).
+	sources := []attrs.Template{bo.attrs}
+	for _, o := range paramKeys {
+		sources = append(sources, o.attrs)
+	}
+	if !mm.DeriveHidesBase {
+		if tmpl, err = attrs.InheritProtection(tmpl, sources...); err != nil {
+			return 0, err
+		}
 	}
 	class := ck.CKO_SECRET_KEY
 	if mech.Type == ck.CKM_HKDF_DATA {
@@ -372,6 +405,14 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		// CKA_VALUE_LEN gave the output length; data objects have no such
 		// attribute.
 		delete(t, ck.CKA_VALUE_LEN)
+		if _, ok := t[ck.CKA_PRIVATE]; !ok {
+			// A data object's CKA_PRIVATE defaults to CK_FALSE (§4.4
+			// leaves it to the token), which for key material derived
+			// from a private key would make it readable by anyone: it
+			// follows the base key unless the template says.
+			priv, _ := bo.attrs.Bool(ck.CKA_PRIVATE)
+			t[ck.CKA_PRIVATE] = attrs.Bool(priv)
+		}
 		t[ck.CKA_CLASS] = attrs.ULong(ck.ULong(ck.CKO_DATA))
 		t[ck.CKA_VALUE] = value
 		if full, err = attrs.Build(attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
@@ -386,7 +427,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		if full, err = attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: value}); err != nil {
 			return 0, err
 		}
-		full = attrs.ApplyDeriveBase(bo.attrs, full)
+		full = attrs.ApplyDeriveBase(full, sources...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -415,6 +456,9 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 	}
 	if err == nil && len(o.sealed) > 0 {
 		err = fmt.Errorf("token: key %d sealed without login: %w", keyH, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if err == nil && !s.mayExportLocked(o) {
+		err = fmt.Errorf("token: key %d belongs to %q: only its owner may digest it: %w", keyH, o.owner, ck.CKR_KEY_INDIGESTIBLE)
 	}
 	s.mu.Unlock()
 	if err != nil {

@@ -33,9 +33,10 @@ func (s *Slot) DeleteToken(pin []byte) error {
 	if len(s.sessions) > 0 {
 		return fmt.Errorf("token: delete token: %w", ck.CKR_SESSION_EXISTS)
 	}
+	// A damaged token can be deleted by one of its officers.
 	if _, err := s.st.Token(); errors.Is(err, store.ErrNotInitialized) {
 		return fmt.Errorf("token: delete token: slot %d: %w", s.cfg.ID, ck.CKR_TOKEN_NOT_RECOGNIZED)
-	} else if err != nil {
+	} else if err != nil && !errors.Is(err, store.ErrDamaged) {
 		return storeErr(err)
 	}
 	tk, err := s.authenticate(name, store.RoleCO, password)

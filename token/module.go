@@ -42,8 +42,14 @@ type Module struct {
 }
 
 // Open opens the module for a configuration: every slot's token store is
-// opened (and created empty, uninitialised, when missing).
+// opened (and created empty, uninitialised, when missing). A slot whose
+// store cannot be opened stays listed, its token not recognised.
 func Open(cfg *Config) (*Module, error) {
+	// ParseConfig checks this too; a Config made in code (the CLI, tests)
+	// must not reach argon2 with parameters that crash or never return.
+	if err := cfg.KDF.Validate(); err != nil {
+		return nil, fmt.Errorf("token: config %s: %v: %w", cfg.Source, err, errConfig)
+	}
 	m := &Module{
 		cfg:      cfg,
 		rand:     rand.Reader,
@@ -64,8 +70,10 @@ func Open(cfg *Config) (*Module, error) {
 	for _, sc := range cfg.Slots {
 		st, err := store.Open(sc.Dir, opts)
 		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("token: slot %d: %w", sc.ID, err)
+			// One unreadable token no longer fails C_Initialize for every
+			// slot: this one reports its token as not recognised.
+			m.log.Error("gohsm: slot's token cannot be opened", "slot", sc.ID, "dir", sc.Dir, "err", err)
+			st = newBrokenStore(sc.ID, err)
 		}
 		s := newSlot(m, sc, st)
 		m.slots = append(m.slots, s)

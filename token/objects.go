@@ -31,6 +31,15 @@ type Object struct {
 	sealed  []ck.AttributeType
 	version int64
 	session ck.ULong // creating session, for session objects
+	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
+	// once here so that starting an operation checks one bool.
+	alwaysAuth bool
+}
+
+// needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
+func needsContextLogin(class ck.ObjectClass, a attrs.Template) bool {
+	v, _ := a.Bool(ck.CKA_ALWAYS_AUTHENTICATE)
+	return v && class == ck.CKO_PRIVATE_KEY
 }
 
 // Handle is the object's handle.
@@ -105,6 +114,7 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 	if k, ok := o.attrs.ULong(ck.CKA_KEY_TYPE); ok {
 		o.keyType = ck.KeyType(k)
 	}
+	o.alwaysAuth = needsContextLogin(o.class, o.attrs)
 	for t, v := range rec.Sealed {
 		if s.login == nil {
 			o.sealed = append(o.sealed, t)
@@ -141,12 +151,26 @@ func (s *Slot) visibleLocked(o *Object) bool {
 
 // ownsLocked: only an object's owner may modify, destroy, copy or share it
 // (CloudHSM: a user a key is shared with may only use it). Objects without
-// an owner belong to whoever may write them.
+// an owner (made in a public session) belong to whoever may write them:
+// as the spec has it, any session that sees them and whose state allows
+// the write (R/W public, R/W user of any user; not the crypto officer, who
+// writes no objects).
 func (s *Slot) ownsLocked(o *Object) bool {
 	if o.owner == "" {
 		return true
 	}
 	return s.login != nil && s.login.user == o.owner
+}
+
+// mayExportLocked is the one rule for letting a key's value (or a function
+// of it) out to the session's user: reading a secret attribute
+// (C_GetAttributeValue), wrapping (C_WrapKey), copying (C_CopyObject),
+// digesting (C_DigestKey), and deriving from it (C_DeriveKey, the base key
+// and any key in the parameter). Only the owner may: a user a key is shared
+// with may use it, not take it away (CloudHSM's rule for shared keys). The
+// key's own CKA_SENSITIVE and CKA_EXTRACTABLE apply on top, to the owner too.
+func (s *Slot) mayExportLocked(o *Object) bool {
+	return s.ownsLocked(o)
 }
 
 // visibleObjectLocked loads a visible object; invisible ones do not exist.
@@ -262,7 +286,8 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store
 	}
 	uid := newUniqueID()
 	full[ck.CKA_UNIQUE_ID] = []byte(uid)
-	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full}
+	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
+		alwaysAuth: needsContextLogin(class, full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil
@@ -410,23 +435,33 @@ func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([
 	s := se.slot
 	s.mu.Lock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	var export bool
+	if err == nil {
+		export = s.mayExportLocked(o)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	res := make([]AttrResult, len(types))
 	for i, t := range types {
-		res[i] = o.attr(t)
+		res[i] = o.attr(t, export)
 	}
 	return res, nil
 }
 
-func (o *Object) attr(t ck.AttributeType) AttrResult {
+// attr reads one attribute; export is mayExportLocked's answer for the
+// reader: without it, key material is CKR_ATTRIBUTE_SENSITIVE whatever the
+// key's CKA_SENSITIVE says.
+func (o *Object) attr(t ck.AttributeType, export bool) AttrResult {
 	if v, ok := vendorAttr(o, t); ok {
 		return AttrResult{Value: v}
 	}
 	if err := attrs.Readable(o.attrs, t); err != nil {
 		return AttrResult{Err: err}
+	}
+	if !export && attrs.IsSecret(o.class, o.keyType, t) {
+		return AttrResult{Err: fmt.Errorf("token: %v of a key owned by %q: %w", t, o.owner, ck.CKR_ATTRIBUTE_SENSITIVE)}
 	}
 	v, ok := o.attrs[t]
 	if !ok {
@@ -500,6 +535,10 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 			rec.Attrs[t] = v
 			continue
 		}
+		if s.login == nil {
+			// Public sessions write ownerless objects; none has a secret.
+			return fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+		}
 		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
 	}
 	v, c, err := s.st.UpdateObject(rec)
@@ -536,7 +575,7 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 		if err := se.allowLocked(actCreateKey); err != nil {
 			return 0, err
 		}
-		if !s.ownsLocked(o) {
+		if !s.mayExportLocked(o) {
 			return 0, fmt.Errorf("token: copy of a key owned by %q: %w", o.owner, ck.CKR_ACTION_PROHIBITED)
 		}
 	}

@@ -21,9 +21,10 @@ type Session struct {
 	// sessionTable.load, useKeyFast, activeOp and done (docs/bench.md).
 	_ cacheLinePad
 
-	h    ck.ULong
-	slot *Slot
-	rw   bool
+	h     ck.ULong
+	slot  *Slot
+	rw    bool
+	rules *profileRules // the slot's profile's, looked up once at C_OpenSession
 
 	mu   sync.Mutex // serialises calls on the session
 	ops  [numOpKinds]*operation
@@ -45,7 +46,12 @@ type Session struct {
 		purpose    ck.AttributeType
 		epoch, gen uint64
 		key        any
+		auth       bool // the key has CKA_ALWAYS_AUTHENTICATE
 	}
+	// authKind is the kind of the operation last started with a
+	// CKA_ALWAYS_AUTHENTICATE key: the one C_Login(CKU_CONTEXT_SPECIFIC)
+	// authorises, while it still waits (operation.needAuth).
+	authKind opKind
 
 	_ cacheLinePad
 }
@@ -93,33 +99,6 @@ const (
 
 var actionNames = [numActions]string{"use a key", "create a key", "write a token object", "create an object", "manage users"}
 
-// permissions is the role model as data: for each session state and action
-// the Cryptoki error, or 0 when allowed. Crypto officers manage users and
-// nothing else (CloudHSM's admin); crypto users own and use keys; without a
-// login only public objects can be used.
-var permissions = map[ck.State][numActions]ck.RV{
-	ck.CKS_RO_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_PUBLIC_SESSION: {
-		actUseKey: 0, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RO_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_USER_FUNCTIONS: {
-		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
-		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
-	},
-	ck.CKS_RW_SO_FUNCTIONS: {
-		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_USER_NOT_LOGGED_IN,
-		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
-	},
-}
-
 // stateLocked is the session state; s.slot.mu must be held.
 func (se *Session) stateLocked() ck.State {
 	l := se.slot.login
@@ -139,7 +118,7 @@ func (se *Session) stateLocked() ck.State {
 // allowLocked checks the permission table; s.slot.mu must be held.
 func (se *Session) allowLocked(a action) error {
 	st := se.stateLocked()
-	if rv := permissions[st][a]; rv != 0 {
+	if rv := se.rules.permissions[st][a]; rv != 0 {
 		return fmt.Errorf("token: %s in state %v: %w", actionNames[a], st, rv)
 	}
 	return nil
@@ -166,7 +145,7 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_READ_WRITE_SO_EXISTS)
 	}
 	h := ck.ULong(m.nextHandle.Add(1))
-	se := &Session{h: h, slot: s, rw: rw}
+	se := &Session{h: h, slot: s, rw: rw, rules: s.rules()}
 	s.sessions[h] = se
 	m.sessions.store(se)
 	return h, nil
@@ -243,8 +222,7 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 	case ck.CKU_USER:
 		return store.RoleCU, nil
 	case ck.CKU_CONTEXT_SPECIFIC:
-		// No gohsm key has CKA_ALWAYS_AUTHENTICATE set, so there is never an
-		// operation waiting for a context-specific login.
+		// Not a role: Login and LoginUser send it to contextLogin first.
 		return 0, fmt.Errorf("token: context-specific login: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 	}
 	return 0, fmt.Errorf("token: user type %d: %w", ut, ck.CKR_USER_TYPE_INVALID)
@@ -253,6 +231,13 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 // Login answers C_Login: pin is "name:password" or a password for the
 // role's default user.
 func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
+	if ut == ck.CKU_CONTEXT_SPECIFIC {
+		name := ""
+		if i := strings.IndexByte(string(pin), ':'); i >= 0 {
+			name, pin = strings.ToLower(string(pin[:i])), pin[i+1:]
+		}
+		return m.contextLogin(h, name, pin)
+	}
 	role, err := roleOf(ut)
 	if err != nil {
 		return err
@@ -263,6 +248,9 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
 func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
+	if ut == ck.CKU_CONTEXT_SPECIFIC {
+		return m.contextLogin(h, strings.ToLower(name), pin)
+	}
 	role, err := roleOf(ut)
 	if err != nil {
 		return err
@@ -304,6 +292,62 @@ func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []
 	// Objects loaded while logged out lack their secrets; reload them.
 	s.objs = map[ck.ULong]*Object{}
 	s.m.log.Info("gohsm: login", "slot", s.cfg.ID, "user", name, "role", roleName(role))
+	return nil
+}
+
+// contextLogin answers C_Login(CKU_CONTEXT_SPECIFIC): the logged-in crypto
+// user's password again, for the operation just started with a
+// CKA_ALWAYS_AUTHENTICATE key (PKCS#11 v3.0 C_Login; v2.20 §10.9). Right,
+// it authorises that one operation until it ends; wrong, it is
+// CKR_PIN_INCORRECT, counts towards the user's lockout like any wrong
+// password, and the operation still waits; a user locked meanwhile is
+// CKR_PIN_LOCKED and is logged out. With no operation waiting for it
+// (none started, or its key lacks the attribute, or already authorised)
+// it is CKR_OPERATION_NOT_INITIALIZED and an active operation is left as
+// it was. name, when given ("name:password" or C_LoginUser), must be the
+// logged-in user's.
+func (m *Module) contextLogin(h ck.ULong, name string, password []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	op := se.ops[se.authKind]
+	if op == nil || !op.needAuth {
+		// Another kind may still wait (two started before the login).
+		op = nil
+		for _, o := range se.ops {
+			if o != nil && o.needAuth {
+				op = o
+				break
+			}
+		}
+	}
+	if op == nil {
+		return fmt.Errorf("token: context-specific login: no operation waits for one: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.login
+	if l == nil || l.role != store.RoleCU {
+		// Logging out ends every operation; this is a guard.
+		return fmt.Errorf("token: context-specific login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if name != "" && name != l.user {
+		return fmt.Errorf("token: context-specific login: logged in as %q, not %q: %w", l.user, name, ck.CKR_PIN_INCORRECT)
+	}
+	tk, err := s.authenticate(l.user, store.RoleCU, password)
+	if errors.Is(err, ck.CKR_PIN_LOCKED) {
+		s.m.log.Info("gohsm: logout: user locked", "slot", s.cfg.ID, "user", l.user)
+		s.logoutLocked()
+	}
+	if err != nil {
+		return err
+	}
+	clear(tk)
+	op.needAuth = false
 	return nil
 }
 
@@ -483,6 +527,9 @@ type operation struct {
 	msgBuf   []byte
 	found    []ck.ULong // find results not yet returned
 	multi    bool       // an Update was made
+	// needAuth: the key has CKA_ALWAYS_AUTHENTICATE and no
+	// C_Login(CKU_CONTEXT_SPECIFIC) has authorised this operation yet.
+	needAuth bool
 	// pending holds an output computed but not yet delivered (the caller's
 	// buffer was too short): the retry gets the same bytes (ECDSA signatures
 	// are randomised, so recomputing would not do).

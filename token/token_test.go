@@ -14,6 +14,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/store"
 )
 
 const (
@@ -73,7 +74,12 @@ func ecKeyPair(t *testing.T, m *Module, h ck.ULong, label string) (pub, priv ck.
 }
 
 // TestPermissionTableByState drives a real session into each of the five
-// Cryptoki session states and checks every action against the table.
+// Cryptoki session states and makes each kind of call. The expected answers
+// are written here from the spec's session-state rules (PKCS#11 v3.0 5.5,
+// and C_InitPIN's "only in the R/W SO Functions state"), with CloudHSM's
+// crypto officer who makes and uses no objects; they are deliberately not
+// read from the permission table under test. tests/e2e's
+// TestSessionStatesThroughTheABI asks the same of the built library.
 func TestPermissionTableByState(t *testing.T) {
 	m, _ := newToken(t)
 	// A key made by the user beforehand, to be used in each state.
@@ -83,45 +89,59 @@ func TestPermissionTableByState(t *testing.T) {
 	require.NoError(t, m.Logout(h))
 	require.NoError(t, m.CloseSession(h))
 
-	// Each action as a real call.
-	calls := map[action]func(h ck.ULong) error{
-		actUseKey: func(h ck.ULong) error {
+	dataObj := func(token bool) attrs.Template {
+		return attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_TOKEN: attrs.Bool(token), ck.CKA_PRIVATE: attrs.Bool(false)}
+	}
+	genKey := func(token, private bool) func(h ck.ULong) error {
+		return func(h ck.ULong) error {
+			tmpl := aesTemplate("k", token)
+			tmpl[ck.CKA_PRIVATE] = attrs.Bool(private)
+			_, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+			return err
+		}
+	}
+	calls := []struct {
+		name string
+		call func(h ck.ULong) error
+	}{
+		{"use a public key", func(h ck.ULong) error {
 			if err := m.VerifyInit(h, Mechanism{Type: ck.CKM_ECDSA}, pubKey); err != nil {
 				return err
 			}
 			m.Abort(h, OpVerify)
 			return nil
-		},
-		actCreateKey: func(h ck.ULong) error {
-			_, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", false))
-			return err
-		},
-		actWriteToken: func(h ck.ULong) error {
-			_, err := m.CreateObject(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_PRIVATE: attrs.Bool(false)})
-			return err
-		},
-		actCreatePublic: func(h ck.ULong) error {
-			_, err := m.CreateObject(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_TOKEN: attrs.Bool(false), ck.CKA_PRIVATE: attrs.Bool(false)})
-			return err
-		},
-		actManageUsers: func(h ck.ULong) error { return m.InitPIN(h, []byte("carol:carol-pw")) },
+		}},
+		{"generate a public session key", genKey(false, false)},
+		{"generate a private session key", genKey(false, true)},
+		{"generate a private token key", genKey(true, true)},
+		{"create a public token object", func(h ck.ULong) error { _, err := m.CreateObject(h, dataObj(true)); return err }},
+		{"create a public session object", func(h ck.ULong) error { _, err := m.CreateObject(h, dataObj(false)); return err }},
+		{"C_InitPIN", func(h ck.ULong) error { return m.InitPIN(h, []byte("carol:carol-pw")) }},
 	}
+	const (
+		ok  = ck.RV(0)
+		nli = ck.CKR_USER_NOT_LOGGED_IN
+		ro  = ck.CKR_SESSION_READ_ONLY
+	)
 	states := []struct {
 		state ck.State
 		rw    bool
 		login ck.UserType // meaningful only with pin
 		pin   string
+		want  []ck.RV // per call, in calls' order
 	}{
-		{ck.CKS_RO_PUBLIC_SESSION, false, 0, ""},
-		{ck.CKS_RW_PUBLIC_SESSION, true, 0, ""},
-		{ck.CKS_RO_USER_FUNCTIONS, false, ck.CKU_USER, userPIN},
-		{ck.CKS_RW_USER_FUNCTIONS, true, ck.CKU_USER, userPIN},
-		{ck.CKS_RW_SO_FUNCTIONS, true, ck.CKU_SO, soPIN},
+		// A private token key in a R/O public session breaks two rules;
+		// the write is checked first.
+		{ck.CKS_RO_PUBLIC_SESSION, false, 0, "", []ck.RV{ok, ok, nli, ro, ro, ok, nli}},
+		{ck.CKS_RW_PUBLIC_SESSION, true, 0, "", []ck.RV{ok, ok, nli, nli, ok, ok, nli}},
+		{ck.CKS_RO_USER_FUNCTIONS, false, ck.CKU_USER, userPIN, []ck.RV{ok, ok, ok, ro, ro, ok, nli}},
+		{ck.CKS_RW_USER_FUNCTIONS, true, ck.CKU_USER, userPIN, []ck.RV{ok, ok, ok, ok, ok, ok, nli}},
+		{ck.CKS_RW_SO_FUNCTIONS, true, ck.CKU_SO, soPIN, []ck.RV{nli, nli, nli, nli, nli, nli, ok}},
 	}
-	require.Len(t, permissions, len(states), "every state has a row")
 	for _, st := range states {
-		for a := action(0); a < numActions; a++ {
-			t.Run(fmt.Sprintf("%v/%s", st.state, actionNames[a]), func(t *testing.T) {
+		require.Len(t, st.want, len(calls))
+		for i, c := range calls {
+			t.Run(fmt.Sprintf("%v/%s", st.state, c.name), func(t *testing.T) {
 				flags := ck.ULong(ck.CKF_SERIAL_SESSION)
 				if st.rw {
 					flags |= ck.CKF_RW_SESSION
@@ -136,9 +156,8 @@ func TestPermissionTableByState(t *testing.T) {
 				info, err := m.SessionInfo(h)
 				require.NoError(t, err)
 				require.Equal(t, st.state, info.State)
-				err = calls[a](h)
-				want := permissions[st.state][a]
-				if want == 0 {
+				err = c.call(h)
+				if want := st.want[i]; want == ok {
 					require.NoError(t, err)
 				} else {
 					require.ErrorIs(t, err, want)
@@ -146,6 +165,18 @@ func TestPermissionTableByState(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestEveryProfileHasRules: each profile the configuration accepts has its
+// rules, and every state of each has a row.
+func TestEveryProfileHasRules(t *testing.T) {
+	for name, r := range profileTable {
+		_, err := ParseConfig("token_dir = /nonexistent\n[slot 0]\nprofile = "+name+"\n", "test")
+		require.NoError(t, err, "profile %s", name)
+		require.Len(t, r.permissions, 5, "profile %s: a row per session state", name)
+	}
+	_, err := ParseConfig("token_dir = /nonexistent\n[slot 0]\nprofile = nosuch\n", "test")
+	require.Error(t, err)
 }
 
 // TestDeliverRetryReturnsSameBytes: a short buffer keeps the computed output
@@ -349,6 +380,12 @@ func TestConfigErrors(t *testing.T) {
 		"log_level = loud",
 		"min_pin_len = 10\nmax_pin_len = 5",
 		"no equals sign",
+		"kdf_time = 17",
+		"kdf_memory = 1048577",
+		"kdf_memory = 4294967295",
+		"kdf_threads = 65",
+		"kdf_memory = 8\nkdf_threads = 2",
+		"kdf_time = 2\nkdf_memory = 1048576",
 	} {
 		_, err := ParseConfig(text, "t")
 		require.Error(t, err, text)
@@ -356,6 +393,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	c, err := ParseConfig("token_dir = /x\n[slot 7]\nlabel = a\n[slot 2]\n", "t")
 	require.NoError(t, err)
+	require.Equal(t, store.DefaultKDF, c.KDF, "the documented default (docs/store.md)")
 	require.Equal(t, "/x/slot-7", c.Slots[0].Dir)
 	require.Equal(t, ck.ULong(2), c.Slots[1].ID)
 	require.True(t, bytes.Equal([]byte(c.Slots[0].Label), []byte("a")))

@@ -157,6 +157,10 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if err := se.allowLocked(actCreateKey); err != nil {
 		return err
 	}
+	// Public sessions may create keys; only a crypto user owns and shares.
+	if s.login == nil || s.login.role != store.RoleCU {
+		return fmt.Errorf("token: share: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	if err != nil {
 		return err

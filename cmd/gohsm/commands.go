@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -133,6 +134,10 @@ type tokenRow struct {
 	Serial      string   `json:"serial"`
 	Model       string   `json:"model"`
 	Initialized bool     `json:"initialized"`
+	// Damaged: the token cannot be read, or lost its record while users
+	// or objects remain (CKR_TOKEN_NOT_RECOGNIZED); the other slots are
+	// still listed.
+	Damaged     bool     `json:"damaged"`
 	Users       int      `json:"users"`
 	LockedUsers []string `json:"locked_users"`
 	Flags       []string `json:"flags"`
@@ -156,6 +161,10 @@ func tokenList(fs *flag.FlagSet) func(*env) error {
 				return err
 			}
 			ti, err := s.TokenInfo()
+			if errors.Is(err, ck.CKR_TOKEN_NOT_RECOGNIZED) {
+				rows = append(rows, tokenRow{Slot: id, Damaged: true, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir})
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -189,7 +198,10 @@ func tokenList(fs *flag.FlagSet) func(*env) error {
 			var t [][]string
 			for _, r := range rows {
 				label, serial, users := r.Label, r.Serial, fmt.Sprint(r.Users)
-				if !r.Initialized {
+				switch {
+				case r.Damaged:
+					label, serial, users = "(damaged)", "-", "-"
+				case !r.Initialized:
 					label, serial, users = "(uninitialised)", "-", "-"
 				}
 				t = append(t, []string{fmt.Sprint(r.Slot), label, serial, users,

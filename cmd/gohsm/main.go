@@ -431,7 +431,7 @@ var explanations = map[ck.RV]string{
 	ck.CKR_PIN_LEN_RANGE:            "password length out of range",
 	ck.CKR_PIN_INVALID:              "invalid user name or password",
 	ck.CKR_USER_PIN_NOT_INITIALIZED: "user has no password yet",
-	ck.CKR_TOKEN_NOT_RECOGNIZED:     "token not initialised (gohsm token init)",
+	ck.CKR_TOKEN_NOT_RECOGNIZED:     "token not initialised (gohsm token init), or damaged",
 	ck.CKR_SLOT_ID_INVALID:          "no such slot",
 	ck.CKR_SESSION_EXISTS:           "token in use",
 	ck.CKR_ACTION_PROHIBITED:        "not allowed",

@@ -55,7 +55,8 @@ func buildDriver(t *testing.T, name, dir string) string {
 
 // runDriver builds and runs one driver against a fresh token and fails the
 // test on a non-zero exit, a timeout, a FAIL line or no PASS line at all.
-func runDriver(t *testing.T, name string, timeout time.Duration) {
+// It returns the driver's standard output.
+func runDriver(t *testing.T, name string, timeout time.Duration) string {
 	t.Helper()
 	lib := library(t)
 	dir := t.TempDir()
@@ -109,6 +110,7 @@ func runDriver(t *testing.T, name string, timeout time.Duration) {
 	if testing.Verbose() {
 		t.Log("\n" + out + stderr.String())
 	}
+	return out
 }
 
 // TestBasic: lists, interfaces, C_Initialize arguments, functions answered
@@ -116,6 +118,15 @@ func runDriver(t *testing.T, name string, timeout time.Duration) {
 func TestBasic(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_basic", 2*time.Minute)
+}
+
+// TestSessionStates: each of the five session states and each kind of call
+// the state rules govern (crypto use, key generation, session and token
+// object creation, modify and destroy of token objects, C_InitPIN,
+// C_SetPIN), with answers written in the driver from the spec.
+func TestSessionStates(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_states", 2*time.Minute)
 }
 
 // TestBuffers: length query / short buffer / retry for C_Sign, C_Encrypt

@@ -23,11 +23,13 @@ const (
 	p11KitProxy  = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
 	p11KitClient = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
 	p11KitRemote = "/usr/libexec/p11-kit/p11-kit-remote"
-	// p11-kit reads module files from here and /usr/share/p11-kit/modules;
-	// as root it ignores ~/.config/pkcs11, and it has no variable or flag
-	// naming another directory, so the test writes a uniquely named file
-	// here and removes it.
-	p11KitModuleDir = "/etc/pkcs11/modules"
+	// p11-kit reads module files from here and /usr/share/p11-kit/modules,
+	// and for a user other than root also from $XDG_CONFIG_HOME/pkcs11/modules
+	// (~/.config without it). It has no variable or flag naming another
+	// directory for root: as root the test writes a uniquely named file here
+	// and removes it; as anyone else it writes it under the test's own
+	// XDG_CONFIG_HOME (p11KitModules).
+	p11KitSystemModuleDir = "/etc/pkcs11/modules"
 )
 
 // TestP11Kit registers gohsm with p11-kit and signs through p11-kit's
@@ -40,10 +42,8 @@ func TestP11Kit(t *testing.T) {
 	needFile(t, p11KitRemote, "p11-kit")
 	p11tool := needTool(t, "pkcs11-tool", "opensc")
 	openssl := needTool(t, "openssl", "openssl")
-	if os.Geteuid() != 0 {
-		missing(t, "p11-kit ignores ~/.config/pkcs11 only for root; writing %s needs root", p11KitModuleDir)
-	}
 	h := newHSM(t, "p11kit")
+	moduleDir := p11KitModules(t, h)
 	h.gohsm(t, "key", "generate", "ec", "--curve", "P-256", "--label", "pk-ec", "--id", "11", "--pin", userPIN)
 	h.gohsm(t, "key", "generate", "rsa", "--bits", "2048", "--label", "pk-rsa", "--id", "12", "--pin", userPIN)
 	plain := []string{"OPENSSL_CONF=/dev/null"}
@@ -112,7 +112,7 @@ func TestP11Kit(t *testing.T) {
 	// C_Initialize the config file's path (pReserved), so the processes
 	// below run without GOHSM_CONF. enable-in keeps the test module out of
 	// every other p11-kit user on the machine while it is registered.
-	name, unregister := registerP11KitModule(t, fmt.Sprintf(
+	name, unregister := registerP11KitModule(t, moduleDir, fmt.Sprintf(
 		"module: %s\nx-init-reserved: %s\nenable-in: p11-kit, pkcs11-tool\n", h.Lib, h.Conf))
 	check(t, "p11-kit list-modules", func(t *testing.T) {
 		out := mustRun(t, time.Minute, noConf, p11kit, "list-modules")
@@ -131,7 +131,7 @@ func TestP11Kit(t *testing.T) {
 
 	// Remoting through the proxy: p11-kit starts p11-kit-remote, which
 	// loads the module in its own process (it inherits GOHSM_CONF).
-	name, unregister = registerP11KitModule(t, fmt.Sprintf(
+	name, unregister = registerP11KitModule(t, moduleDir, fmt.Sprintf(
 		"remote: |%s %s\nenable-in: p11-kit, pkcs11-tool\n", p11KitRemote, h.Lib))
 	check(t, "p11-kit remote: list-modules", func(t *testing.T) {
 		out := mustRun(t, time.Minute, h.Env, p11kit, "list-modules")
@@ -156,13 +156,33 @@ func TestP11Kit(t *testing.T) {
 	})
 }
 
+// p11KitModules is the directory p11-kit reads the test's module files
+// from: the system's as root (p11-kit ignores a user's files then), else
+// pkcs11/modules under the XDG_CONFIG_HOME of h.Env, which every process
+// the test starts gets.
+func p11KitModules(t *testing.T, h *hsm) string {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return p11KitSystemModuleDir
+	}
+	for _, e := range h.Env {
+		if xdg, ok := strings.CutPrefix(e, "XDG_CONFIG_HOME="); ok {
+			dir := filepath.Join(xdg, "pkcs11", "modules")
+			require.NoError(t, os.MkdirAll(dir, 0o700))
+			return dir
+		}
+	}
+	t.Fatal("the test's environment sets no XDG_CONFIG_HOME")
+	return ""
+}
+
 // registerP11KitModule writes body as a uniquely named module file in
-// p11KitModuleDir; it returns the module's name and a function removing the
+// moduleDir; it returns the module's name and a function removing the
 // file again (also run at cleanup).
-func registerP11KitModule(t *testing.T, body string) (string, func()) {
+func registerP11KitModule(t *testing.T, moduleDir, body string) (string, func()) {
 	t.Helper()
 	var created []string // directories this test made, innermost last
-	for _, d := range []string{filepath.Dir(p11KitModuleDir), p11KitModuleDir} {
+	for _, d := range []string{filepath.Dir(moduleDir), moduleDir} {
 		if _, err := os.Stat(d); os.IsNotExist(err) {
 			require.NoError(t, os.Mkdir(d, 0o755))
 			created = append(created, d)
@@ -172,7 +192,7 @@ func registerP11KitModule(t *testing.T, body string) (string, func()) {
 	_, err := rand.Read(rnd)
 	require.NoError(t, err)
 	name := "gohsm-test-" + hex.EncodeToString(rnd)
-	path := filepath.Join(p11KitModuleDir, name+".module")
+	path := filepath.Join(moduleDir, name+".module")
 	require.NoError(t, os.WriteFile(path, []byte("# written by tests/clients/p11kit_test.go; safe to delete\n"+body), 0o644))
 	t.Logf("registered p11-kit module %s:\n%s", path, body)
 	done := false

@@ -22,7 +22,8 @@ import (
 // TestNoPlaintextKeyMaterialOnDisk: key material whose value the test knows
 // (a readable AES key, and EC and RSA private keys imported from Go) must
 // not appear in any file of the token directory, while the store (with its
-// -wal and -shm files) is open and after C_Finalize.
+// -wal and -shm files) is open and after C_Finalize. token's
+// TestNoPlaintextAfterEveryWrite scans after every other kind of write.
 func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 	tk := newToken(t)
 	tk.initToken()
@@ -84,6 +85,9 @@ func TestNoPlaintextKeyMaterialOnDisk(t *testing.T) {
 		"RSA prime p":            be(rsaKey.Primes[0]),
 		"RSA prime q":            be(rsaKey.Primes[1]),
 		"RSA private exponent d": be(rsaKey.D),
+		"RSA exponent 1 (dP)":    be(rsaKey.Precomputed.Dp),
+		"RSA exponent 2 (dQ)":    be(rsaKey.Precomputed.Dq),
+		"RSA coefficient (qInv)": be(rsaKey.Precomputed.Qinv),
 	}
 	// Public object data, stored in the clear: finding it proves the scan
 	// reads the object store.

@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
-
+	"strings"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -53,6 +54,8 @@ var roles = map[string]func(args []string) error{
 	"list":    helperList,
 	"writer":  helperWriter,
 	"share":   helperShare,
+	"values":  helperValues,
+	"init":    helperInit,
 }
 
 // helperSession loads the library, initialises it from $GOHSM_CONF (NULL
@@ -202,10 +205,83 @@ func helperList(args []string) error {
 	return p.Finalize()
 }
 
-// helperWriter: writer PREFIX logs in, prints READY, then creates token data
-// objects PREFIX-0, PREFIX-1, ... until killed, printing "HANDLE LABEL"
-// once each C_CreateObject has returned CKR_OK. os.Stdout is unbuffered:
-// each line is one write(2) to the pipe.
+// writerObject is the writer's object number i labelled label: a token
+// data object for even i, a private AES token key (its value sealed at
+// rest, made readable) for odd i, each with writerValue(label) as value.
+func writerObject(label string, i int) []*pkcs11.Attribute {
+	if i%2 == 0 {
+		return dataObject(label)
+	}
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, writerValue(label)),
+	}
+}
+
+// writerValue is the CKA_VALUE of the writer's object labelled
+// PREFIX-i: dataObject's for even i, SHA-256 of the label for odd i.
+func writerValue(label string) []byte {
+	n := label[strings.LastIndexByte(label, '-')+1:]
+	if i, err := strconv.Atoi(n); err == nil && i%2 == 1 {
+		v := sha256.Sum256([]byte(label))
+		return v[:]
+	}
+	return []byte("value of " + label)
+}
+
+// helperInit loads the library, calls C_Initialize ($GOHSM_CONF, NULL
+// pReserved) and prints its result: OK, or the CKR_ name.
+func helperInit(args []string) error {
+	lib := os.Getenv("GOHSM_LIB")
+	p := pkcs11.New(lib)
+	if p == nil {
+		return fmt.Errorf("dlopen %s failed", lib)
+	}
+	if err := p.Initialize(); err != nil {
+		fmt.Println(err)
+		return nil
+	}
+	fmt.Println("OK")
+	return p.Finalize()
+}
+
+// helperValues prints "HANDLE LABEL VALUE-HEX" for every token data object
+// and secret key it can see.
+func helperValues(args []string) error {
+	p, s, err := helperSession()
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for _, class := range []uint{pkcs11.CKO_DATA, pkcs11.CKO_SECRET_KEY} {
+		hs, err := findAll(p, s, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)})
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			a, err := p.GetAttributeValue(s, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+			if err != nil {
+				return fmt.Errorf("C_GetAttributeValue %d: %w", h, err)
+			}
+			fmt.Fprintf(w, "%d %s %x\n", h, a[0].Value, a[1].Value)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return p.Finalize()
+}
+
+// helperWriter: writer PREFIX logs in, prints READY, then creates token
+// objects PREFIX-0, PREFIX-1, ... (writerObject) until killed, printing
+// "HANDLE LABEL" once each C_CreateObject has returned CKR_OK. os.Stdout
+// is unbuffered: each line is one write(2) to the pipe.
 func helperWriter(args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: writer PREFIX")
@@ -217,7 +293,7 @@ func helperWriter(args []string) error {
 	fmt.Println("READY")
 	for i := 0; ; i++ {
 		label := fmt.Sprintf("%s-%d", args[0], i)
-		h, err := p.CreateObject(s, dataObject(label))
+		h, err := p.CreateObject(s, writerObject(label, i))
 		if err != nil {
 			return fmt.Errorf("C_CreateObject %s: %w", label, err)
 		}

@@ -87,10 +87,12 @@ func TestConcurrentCreators(t *testing.T) {
 	}
 }
 
-// TestCrashSafety: a writer process creates token objects in a loop and
+// TestCrashSafety: a writer process creates token objects in a loop (data
+// objects and private AES keys, whose values are sealed at rest) and
 // reports each one after C_CreateObject returned CKR_OK; it is killed with
 // SIGKILL at a random moment, 50 times. After each kill a fresh process must
-// find every object reported so far, under the reported handle.
+// find every object reported so far, under the reported handle and with
+// its value; an object in flight at a kill may exist, whole.
 func TestCrashSafety(t *testing.T) {
 	tk := newToken(t)
 	tk.initToken()
@@ -124,9 +126,13 @@ func TestCrashSafety(t *testing.T) {
 		}
 
 		found := map[string]string{}
-		for _, l := range tk.run("list", userPIN) {
-			h, label, ok := strings.Cut(l, " ")
-			require.True(t, ok, "list line %q", l)
+		for _, l := range tk.run("values", userPIN) {
+			f := strings.Fields(l)
+			require.Len(t, f, 3, "values line %q", l)
+			h, label, value := f[0], f[1], f[2]
+			if want := hex.EncodeToString(writerValue(label)); value != want {
+				t.Fatalf("kill %d: %s (handle %s) has value %s after the crash, want %s", i, label, h, value, want)
+			}
 			found[label] = h
 		}
 		for label, h := range committed {

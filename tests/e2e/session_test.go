@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -33,15 +34,20 @@ func TestSessionObjectsDieWithTheirSession(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte("session object"), pt)
 
-	// Another process never sees session objects.
+	// Another process never sees session objects: it lists the token data
+	// object (so its listing works) and not the session one.
 	_, err = p.CreateObject(s1, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "session-data"),
 	})
 	require.NoError(t, err)
-	assert.Len(t, tk.find(s2, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA)), 1)
-	assert.Empty(t, tk.run("list", userPIN), "another process sees this one's session objects")
+	tokenData, err := p.CreateObject(s1, dataObject("token-data"))
+	require.NoError(t, err)
+	assert.Len(t, tk.find(s2, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_DATA)), 2)
+	assert.Equal(t, []string{fmt.Sprintf("%d token-data", tokenData)}, tk.run("list", userPIN),
+		"another process lists exactly this one's token data object")
+	require.NoError(t, p.DestroyObject(s1, tokenData))
 
 	require.NoError(t, p.CloseSession(s1))
 	assert.Equal(t, uint(pkcs11.CKS_RW_USER_FUNCTIONS), tk.state(s2), "closing one of two sessions keeps the login")

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -438,14 +439,34 @@ func TestPkcs11Tool(t *testing.T) {
 }
 
 // checkAESGCM encrypts and decrypts with the token's AES key. pkcs11-tool
-// gained AES-GCM (--aad, --tag-bits-len) after 0.23, whose --encrypt only
-// knows AES-ECB/CBC/CBC-PAD: with such a pkcs11-tool the check is skipped,
-// after making sure that the refusal is the tool's own and not the module's.
+// gained AES-GCM (--aad, --tag-bits-len) in OpenSC 0.24; 0.23 (Debian 12,
+// so CI) knows only AES-ECB/CBC/CBC-PAD for --encrypt. Without those
+// options the check requires that OpenSC's version is one that lacks them
+// (so a changed usage text or a tool that lost the feature fails, in CI
+// too) and that the refusal of AES-GCM is the tool's own, not the
+// module's; AES-GCM through the module is then left to tests/clients
+// (Java SunPKCS11, crypto11).
 func (e *env) checkAESGCM(dataFile string) {
 	e.t.Helper()
-	help := e.p11tool + " --help"
 	r := e.run(e.p11tool, "--help") // exits 1 after printing the usage
 	if !strings.Contains(r.out(), "--aad") || !strings.Contains(r.out(), "--tag-bits-len") {
+		var version string
+		e.check("pkcs11-tool without --aad/--tag-bits-len is OpenSC older than 0.24", false, func() error {
+			tool := filepath.Join(filepath.Dir(e.p11tool), "opensc-tool")
+			info := e.run(tool, "--info")
+			m := regexp.MustCompile(`OpenSC (\d+)\.(\d+)\.\S*`).FindStringSubmatch(info.out())
+			if m == nil {
+				return fmt.Errorf("no OpenSC version from `%s --info`\n%s", tool, info)
+			}
+			version = m[0]
+			if major, _ := strconv.Atoi(m[1]); major > 0 {
+				return fmt.Errorf("%s should have AES-GCM: `%s --help` lists no --aad/--tag-bits-len", version, e.p11tool)
+			}
+			if minor, _ := strconv.Atoi(m[2]); minor >= 24 {
+				return fmt.Errorf("%s should have AES-GCM: `%s --help` lists no --aad/--tag-bits-len", version, e.p11tool)
+			}
+			return nil
+		})
 		iv := "000102030405060708090a0b"
 		r := e.user("--encrypt", "-m", "AES-GCM", "--id", "03", "--iv", iv, "-i", dataFile, "-o", e.path("ct"))
 		e.check("AES-GCM refused by this pkcs11-tool itself", false, func() error {
@@ -454,8 +475,8 @@ func (e *env) checkAESGCM(dataFile string) {
 			}
 			return nil
 		})
-		e.t.Logf("SKIP AES-GCM encrypt/decrypt: `%s` lists no --aad/--tag-bits-len "+
-			"(OpenSC 0.23 supports only AES-ECB/CBC/CBC-PAD for --encrypt/--decrypt)", help)
+		e.t.Logf("AES-GCM encrypt/decrypt not run through %s (--aad/--tag-bits-len came with OpenSC 0.24); "+
+			"tests/clients runs AES-GCM through the module (Java SunPKCS11, crypto11)", version)
 		return
 	}
 

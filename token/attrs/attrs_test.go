@@ -560,14 +560,42 @@ func TestApplyDeriveBase(t *testing.T) {
 	obj, err := Build(OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, 0, Template{ck.CKA_VALUE_LEN: ul(16), ck.CKA_EXTRACTABLE: Bool(false)})
 	require.NoError(t, err)
 	base := Template{ck.CKA_ALWAYS_SENSITIVE: Bool(true), ck.CKA_NEVER_EXTRACTABLE: Bool(true)}
-	got := ApplyDeriveBase(base, obj)
+	got := ApplyDeriveBase(obj, base)
 	assert.Equal(t, Bool(true), got[ck.CKA_ALWAYS_SENSITIVE])
 	assert.Equal(t, Bool(true), got[ck.CKA_NEVER_EXTRACTABLE])
 	base = Template{ck.CKA_ALWAYS_SENSITIVE: Bool(false), ck.CKA_NEVER_EXTRACTABLE: Bool(false)}
-	got = ApplyDeriveBase(base, obj)
+	got = ApplyDeriveBase(obj, base)
 	assert.Equal(t, Bool(false), got[ck.CKA_ALWAYS_SENSITIVE])
 	assert.Equal(t, Bool(false), got[ck.CKA_NEVER_EXTRACTABLE])
 	assert.Equal(t, Bool(true), obj[ck.CKA_ALWAYS_SENSITIVE], "argument unchanged")
+	// Any of several keys (CKM_CONCATENATE_BASE_AND_KEY) not always
+	// sensitive makes the derived key not always sensitive.
+	always := Template{ck.CKA_ALWAYS_SENSITIVE: Bool(true), ck.CKA_NEVER_EXTRACTABLE: Bool(true)}
+	got = ApplyDeriveBase(obj, always, base)
+	assert.Equal(t, Bool(false), got[ck.CKA_ALWAYS_SENSITIVE])
+	assert.Equal(t, Bool(false), got[ck.CKA_NEVER_EXTRACTABLE])
+}
+
+func TestInheritProtection(t *testing.T) {
+	protected := Template{ck.CKA_SENSITIVE: Bool(true), ck.CKA_EXTRACTABLE: Bool(false)}
+	plain := Template{ck.CKA_SENSITIVE: Bool(false), ck.CKA_EXTRACTABLE: Bool(true)}
+	got, err := InheritProtection(Template{}, plain, protected)
+	require.NoError(t, err)
+	assert.Equal(t, Template{ck.CKA_SENSITIVE: Bool(true), ck.CKA_EXTRACTABLE: Bool(false)}, got)
+	got, err = InheritProtection(Template{ck.CKA_SENSITIVE: Bool(false)}, plain)
+	require.NoError(t, err)
+	assert.Equal(t, Template{ck.CKA_SENSITIVE: Bool(false)}, got, "a plain key leaves the template alone")
+	_, err = InheritProtection(Template{ck.CKA_SENSITIVE: Bool(false)}, protected)
+	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	_, err = InheritProtection(Template{ck.CKA_EXTRACTABLE: Bool(true)}, plain, protected)
+	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	got, err = InheritProtection(nil, protected)
+	require.NoError(t, err)
+	assert.Equal(t, Template{ck.CKA_SENSITIVE: Bool(true), ck.CKA_EXTRACTABLE: Bool(false)}, got, "no template at all")
+	in := Template{ck.CKA_LABEL: []byte("x")}
+	_, err = InheritProtection(in, protected)
+	require.NoError(t, err)
+	assert.Equal(t, Template{ck.CKA_LABEL: []byte("x")}, in, "argument unchanged")
 }
 
 // stored objects for the set / copy / read tests.

@@ -195,10 +195,27 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 			return nil, err
 		}
 	}
+	if err := checkAlwaysAuthenticate(out); err != nil {
+		return nil, err
+	}
 	if op == OpCreate {
 		return complete(s, out)
 	}
 	return out, nil
+}
+
+// checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
+// CK_TRUE when CKA_PRIVATE is also CK_TRUE" (v2.20 §10.9): the
+// context-specific login that authorises each use needs a logged-in user,
+// and a public key object needs none.
+func checkAlwaysAuthenticate(obj Template) error {
+	if a, _ := obj.Bool(ck.CKA_ALWAYS_AUTHENTICATE); !a {
+		return nil
+	}
+	if p, _ := obj.Bool(ck.CKA_PRIVATE); !p {
+		return fmt.Errorf("attrs: CKA_ALWAYS_AUTHENTICATE without CKA_PRIVATE: %w", ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	return nil
 }
 
 // identity is the encoded value of an Identity attribute of s.
@@ -382,18 +399,62 @@ func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
 	return fmt.Errorf("attrs: %s does not match the key: %w", a, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 }
 
+// InheritProtection applies to t, the template of a key being derived, the
+// rule of the derivation mechanisms whose value holds the base key's bytes
+// (PKCS#11 v3.0 Current Mechanisms, "Miscellaneous simple key derivation
+// mechanisms"; for concatenation with data, XOR and extraction: "If the base
+// key has its CKA_SENSITIVE attribute set to CK_TRUE, so does the derived
+// key. If not, then the derived key's CKA_SENSITIVE attribute is set either
+// from the supplied template or from the default value. Similarly, if the
+// base key has its CKA_EXTRACTABLE attribute set to CK_FALSE, so does the
+// derived key"; for CKM_CONCATENATE_BASE_AND_KEY the same of "either of the
+// two original keys"). Every key in keys whose value goes into the derived
+// one counts. A template that asks for less protection than inherited is
+// CKR_TEMPLATE_INCONSISTENT rather than silently overruled: the caller
+// must not believe it holds a key it can read.
+func InheritProtection(t Template, keys ...Template) (Template, error) {
+	out := t.Clone()
+	if out == nil {
+		out = Template{}
+	}
+	for _, k := range keys {
+		if s, _ := k.Bool(ck.CKA_SENSITIVE); s {
+			if v, ok := out.Bool(ck.CKA_SENSITIVE); ok && !v {
+				return nil, fmt.Errorf("attrs: derive: CKA_SENSITIVE CK_FALSE from a sensitive key: %w", ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			if _, ok := out[ck.CKA_SENSITIVE]; !ok {
+				out[ck.CKA_SENSITIVE] = Bool(true)
+			}
+		}
+		if x, ok := k.Bool(ck.CKA_EXTRACTABLE); ok && !x {
+			if v, ok := out.Bool(ck.CKA_EXTRACTABLE); ok && v {
+				return nil, fmt.Errorf("attrs: derive: CKA_EXTRACTABLE CK_TRUE from an unextractable key: %w", ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			if _, ok := out[ck.CKA_EXTRACTABLE]; !ok {
+				out[ck.CKA_EXTRACTABLE] = Bool(false)
+			}
+		}
+	}
+	return out, nil
+}
+
 // ApplyDeriveBase sets CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE of a
-// key derived from base (base spec, C_DeriveKey): CK_FALSE when the base key's is
-// CK_FALSE, otherwise as Build set them from the new key's CKA_SENSITIVE and
-// CKA_EXTRACTABLE.
-func ApplyDeriveBase(base, derived Template) Template {
+// key derived from keys (the base key, and a second key whose value a
+// mechanism takes, CKM_CONCATENATE_BASE_AND_KEY's): CK_FALSE when any key's
+// is CK_FALSE, otherwise as Build set them from the new key's CKA_SENSITIVE
+// and CKA_EXTRACTABLE (every derive mechanism's section: "If the base key
+// has its CKA_ALWAYS_SENSITIVE attribute set to CK_FALSE, then the derived
+// key will as well ...").
+func ApplyDeriveBase(derived Template, keys ...Template) Template {
 	out := derived.Clone()
 	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
 		if _, ok := out[a]; !ok {
 			continue
 		}
-		if b, _ := base.Bool(a); !b {
-			out[a] = Bool(false)
+		for _, k := range keys {
+			if b, _ := k.Bool(a); !b {
+				out[a] = Bool(false)
+			}
 		}
 	}
 	return out

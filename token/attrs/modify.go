@@ -109,6 +109,9 @@ func CheckCopy(obj, t Template) (Template, error) {
 		return nil, err
 	}
 	out := ApplySet(obj, t)
+	if err := checkAlwaysAuthenticate(out); err != nil {
+		return nil, err
+	}
 	delete(out, ck.CKA_UNIQUE_ID)
 	return out, nil
 }

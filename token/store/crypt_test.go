@@ -54,6 +54,22 @@ func TestKDFValidate(t *testing.T) {
 	assert.NoError(t, testKDF.Validate())
 	assert.Error(t, KDFParams{}.Validate())
 	assert.Error(t, KDFParams{Time: 1, Memory: 8, Threads: 2}.Validate())
+	// The bounds: the largest of each alone, the cost cap, and one past
+	// each (a record with kdf_memory 2^32-1 crashed the host, one with
+	// kdf_time 2^32-1 never returned).
+	assert.NoError(t, KDFParams{Time: MaxKDFTime, Memory: MaxKDFCost / MaxKDFTime, Threads: 1}.Validate())
+	assert.NoError(t, KDFParams{Time: 1, Memory: MaxKDFMemory, Threads: MaxKDFThreads}.Validate())
+	for _, p := range []KDFParams{
+		{Time: MaxKDFTime + 1, Memory: 64, Threads: 1},
+		{Time: 1, Memory: MaxKDFMemory + 1, Threads: 1},
+		{Time: 1, Memory: 1 << 10, Threads: MaxKDFThreads + 1},
+		{Time: 2, Memory: MaxKDFMemory, Threads: 1},
+		{Time: 1<<32 - 1, Memory: 64, Threads: 1},
+		{Time: 1, Memory: 1<<32 - 1, Threads: 1},
+		{Time: 1, Memory: 1<<32 - 1, Threads: 255},
+	} {
+		assert.ErrorIs(t, p.Validate(), ErrKDFParams, "%+v", p)
+	}
 }
 
 func TestSealAttr(t *testing.T) {

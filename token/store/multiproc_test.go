@@ -50,11 +50,15 @@ func TestMain(m *testing.M) {
 // helperWriter opens STORE_DIR and creates STORE_COUNT objects (forever if
 // 0) with unique IDs STORE_PREFIX-<n>, printing each ID after CreateObject
 // returned nil. Stdout is unbuffered, so a printed ID is a committed one.
-// With STORE_PAUSE_US it sleeps up to that long between objects.
+// With STORE_PAUSE_US it sleeps up to that long between objects; with
+// STORE_BURST and STORE_QUIET_MS it also rests that long after every
+// STORE_BURST objects.
 func helperWriter() int {
 	dir, prefix := os.Getenv("STORE_DIR"), os.Getenv("STORE_PREFIX")
 	count, _ := strconv.Atoi(os.Getenv("STORE_COUNT"))
 	pause, _ := strconv.Atoi(os.Getenv("STORE_PAUSE_US"))
+	burst, _ := strconv.Atoi(os.Getenv("STORE_BURST"))
+	quiet, _ := strconv.Atoi(os.Getenv("STORE_QUIET_MS"))
 	s, err := Open(dir, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
@@ -70,6 +74,9 @@ func helperWriter() int {
 		fmt.Printf("%d %s\n", o.ID, o.UniqueID)
 		if pause > 0 {
 			time.Sleep(time.Duration(rand.IntN(pause)) * time.Microsecond)
+		}
+		if burst > 0 && (i+1)%burst == 0 {
+			time.Sleep(time.Duration(quiet) * time.Millisecond)
 		}
 	}
 	return 0

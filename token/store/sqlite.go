@@ -498,17 +498,77 @@ func wrapDB(op string, err error) error {
 
 // --- token ---
 
+// Token reads the token record. Without one, a store whose users and
+// objects tables are empty is not initialised; one that holds users or
+// objects has lost its record and is damaged, as is one whose record has
+// values of the wrong type or size: such a token must not look fresh,
+// because C_InitToken on a fresh token asks for no officer.
 func (s *sqliteStore) Token() (*TokenRecord, error) {
-	var t TokenRecord
+	var label, serial, created any
 	err := s.queryRow(`SELECT label, serial, created FROM token WHERE id = 1`).
-		Scan(&t.Label, &t.SerialNumber, &t.Created)
+		Scan(&label, &serial, &created)
 	if errors.Is(err, sql.ErrNoRows) {
+		if testOnlyNoTokenRow != nil {
+			testOnlyNoTokenRow()
+		}
+		// Again in one snapshot, so that a token another process
+		// initialises meanwhile is not taken for a damaged one.
+		var exists, used bool
+		err := s.read(func(tx *txn) error {
+			return tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM token), EXISTS (SELECT 1 FROM users)
+				OR EXISTS (SELECT 1 FROM objects)`).Scan(&exists, &used)
+		})
+		switch {
+		case err != nil:
+			return nil, wrapDB("read token", err)
+		case exists:
+			return s.Token()
+		case used:
+			return nil, fmt.Errorf("store: token record missing, users or objects present: %w", ErrDamaged)
+		}
 		return nil, ErrNotInitialized
 	}
 	if err != nil {
 		return nil, wrapDB("read token", err)
 	}
-	return &t, nil
+	l, ok1 := label.(string)
+	sn, ok2 := serial.(string)
+	c, ok3 := created.(int64)
+	if !ok1 || !ok2 || !ok3 || len(l) > 32 || len(sn) > 32 {
+		return nil, fmt.Errorf("store: token record: label %T (%d bytes), serial %T (%d bytes), created %T, want text of at most 32 bytes and an integer: %w",
+			label, len(l), serial, len(sn), created, ErrDamaged)
+	}
+	return &TokenRecord{Label: l, SerialNumber: sn, Created: c}, nil
+}
+
+// testOnlyNoTokenRow, when set, runs when Token found no token record,
+// before it looks at the other tables.
+var testOnlyNoTokenRow func()
+
+// CreateToken initialises an empty store: in the same transaction it
+// checks that no token record, user or object is there (ErrExists
+// otherwise), so two processes initialising one fresh token cannot have
+// the second wipe what the first made.
+func (s *sqliteStore) CreateToken(t TokenRecord, co UserRecord) error {
+	if co.Role != RoleCO {
+		return fmt.Errorf("store: create token: first user %q must be a crypto officer", co.Name)
+	}
+	err := s.write(func(tx *txn) error {
+		var used bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM token) OR EXISTS (SELECT 1 FROM users)
+			OR EXISTS (SELECT 1 FROM objects)`).Scan(&used); err != nil {
+			return err
+		}
+		if used {
+			return fmt.Errorf("store: create token: not empty: %w", ErrExists)
+		}
+		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created) VALUES (1, ?, ?, ?)`,
+			t.Label, t.SerialNumber, t.Created); err != nil {
+			return err
+		}
+		return insertUser(tx, co)
+	})
+	return wrapDB("create token", err)
 }
 
 func (s *sqliteStore) InitToken(t TokenRecord, co UserRecord) error {
@@ -668,15 +728,86 @@ func (s *sqliteStore) DeleteUser(name string) error {
 	return wrapDB("delete user", err)
 }
 
-// LoginFailed locks the user when the count reaches threshold; threshold <= 0
-// never locks.
+// loginWait bounds how long BeginLogin waits for attempts in flight to end
+// when they fill the threshold; a variable so tests can shorten it.
+var loginWait = 30 * time.Second
+
+// BeginLogin reserves one login attempt: in one write transaction it refuses
+// a locked user and counts the attempt as a failure before the caller
+// derives anything, so no more than threshold guesses are ever evaluated
+// between two successes, however many processes guess at once. Before this,
+// the lock was read, argon2id ran, and only then was the failure recorded:
+// twelve processes guessing at once all had their guess evaluated against a
+// threshold of 5.
+//
+// When the failures already counted plus the attempts in flight reach
+// threshold while the user is not locked, the call waits for one of those
+// attempts to end (a correct password resets the count, so many processes
+// logging in as one user at once still all get in). An attempt whose
+// process died stays counted; once loginWait has passed with the threshold
+// still full, the user is locked. threshold <= 0 never locks.
+func (s *sqliteStore) BeginLogin(name string, threshold int) error {
+	name = strings.ToLower(name)
+	deadline := time.Now().Add(loginWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		var state error
+		err := s.write(func(tx *txn) error {
+			var n int
+			err := tx.QueryRow(`UPDATE users SET failed_logins = failed_logins + 1
+				WHERE name = ? AND locked = 0 AND (? <= 0 OR failed_logins < ?)
+				RETURNING failed_logins`, name, threshold, threshold).Scan(&n)
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			var locked bool
+			err = tx.QueryRow(`SELECT locked, failed_logins FROM users WHERE name = ?`, name).Scan(&locked, &n)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+			case err != nil:
+				return err
+			case locked:
+				state = ErrLocked
+			case n > threshold || time.Now().After(deadline):
+				// At the threshold past the wait, the attempts that fill it
+				// never ended: their processes died, and each counts as the
+				// failure it was recorded as. Beyond it nothing is in
+				// flight (reservations stop at it): the count was made
+				// against a higher threshold, or is damaged.
+				if _, err := tx.Exec(`UPDATE users SET locked = 1 WHERE name = ?`, name); err != nil {
+					return err
+				}
+				state = ErrLocked
+			default:
+				state = errFull
+			}
+			return nil
+		})
+		if err != nil {
+			return wrapDB("begin login", err)
+		}
+		switch state {
+		case nil:
+			return nil
+		case ErrLocked:
+			return fmt.Errorf("store: user %q: %w", name, ErrLocked)
+		}
+		time.Sleep(pause)
+	}
+}
+
+var errFull = errors.New("store: login attempts in flight fill the threshold")
+
+// LoginFailed ends an attempt BeginLogin reserved with a wrong password: the
+// failure is already counted, and the user is locked when the count has
+// reached threshold. It returns the new state.
 func (s *sqliteStore) LoginFailed(name string, threshold int) (int, bool, error) {
 	name = strings.ToLower(name)
 	var failures int
 	var locked bool
 	err := s.write(func(tx *txn) error {
-		err := tx.QueryRow(`UPDATE users SET failed_logins = failed_logins + 1,
-			locked = CASE WHEN ? > 0 AND failed_logins + 1 >= ? THEN 1 ELSE locked END
+		err := tx.QueryRow(`UPDATE users
+			SET locked = CASE WHEN ? > 0 AND failed_logins >= ? THEN 1 ELSE locked END
 			WHERE name = ? RETURNING failed_logins, locked`, threshold, threshold, name).
 			Scan(&failures, &locked)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -690,14 +821,29 @@ func (s *sqliteStore) LoginFailed(name string, threshold int) (int, bool, error)
 	return failures, locked, nil
 }
 
+// LoginSucceeded ends an attempt BeginLogin reserved with the right
+// password: it resets the failure count, unless the user was locked
+// meanwhile (by attempts that ran at the same time), in which case the
+// login is refused with ErrLocked.
 func (s *sqliteStore) LoginSucceeded(name string) error {
 	name = strings.ToLower(name)
 	err := s.write(func(tx *txn) error {
-		r, err := tx.Exec(`UPDATE users SET failed_logins = 0 WHERE name = ?`, name)
+		r, err := tx.Exec(`UPDATE users SET failed_logins = 0 WHERE name = ? AND locked = 0`, name)
 		if err != nil {
 			return err
 		}
-		return mustAffect(r, fmt.Errorf("store: user %q: %w", name, ErrNotFound))
+		if n, err := r.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var locked bool
+		err = tx.QueryRow(`SELECT locked FROM users WHERE name = ?`, name).Scan(&locked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: user %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("store: user %q: %w", name, ErrLocked)
 	})
 	return wrapDB("record login", err)
 }

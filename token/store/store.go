@@ -31,6 +31,12 @@ var (
 	// ErrSealed: a sealed attribute fails authentication (wrong token key,
 	// tampered, or moved to another object or attribute).
 	ErrSealed = errors.New("store: sealed value fails authentication")
+	// ErrDamaged: the token's records are inconsistent or unreadable (the
+	// token record lost while users or objects remain, say). It is never
+	// taken for an uninitialised token.
+	ErrDamaged = errors.New("store: token damaged")
+	// ErrLocked: the user is locked after too many failed logins.
+	ErrLocked = errors.New("store: user locked")
 	// ErrFormat: the token's on-disk format is not one this build reads.
 	ErrFormat = errors.New("store: unsupported token format")
 )
@@ -122,11 +128,16 @@ type Store interface {
 	// it is cheap enough to call on every PKCS#11 call.
 	Generation() (uint64, error)
 
-	Token() (*TokenRecord, error) // ErrNotInitialized before InitToken
+	// Token is ErrNotInitialized before InitToken, and ErrDamaged when the
+	// record is missing while users or objects are present, or unreadable.
+	Token() (*TokenRecord, error)
 	// InitToken (re)initialises the token: every user and object is removed,
 	// then the token record and the first crypto officer are written, in one
-	// transaction.
+	// transaction. The caller has authenticated one of the token's officers.
 	InitToken(t TokenRecord, co UserRecord) error
+	// CreateToken initialises a token that is empty (no record, user or
+	// object), checked in the same transaction; ErrExists otherwise.
+	CreateToken(t TokenRecord, co UserRecord) error
 	SetTokenLabel(label string) error
 
 	User(name string) (*UserRecord, error)
@@ -135,10 +146,18 @@ type Store interface {
 	// UpdateUser replaces the password material and lockout state.
 	UpdateUser(u UserRecord) error
 	DeleteUser(name string) error
-	// LoginFailed atomically increments the user's failure count, locking
-	// the user when it reaches threshold; it returns the new state.
+	// BeginLogin reserves a login attempt before the password is checked:
+	// it refuses a locked user (ErrLocked) and counts the attempt as a
+	// failure up front, in one transaction, so concurrent attempts never
+	// exceed threshold. Each reservation ends with LoginFailed or
+	// LoginSucceeded.
+	BeginLogin(name string, threshold int) error
+	// LoginFailed ends a reserved attempt whose password was wrong, locking
+	// the user when the count has reached threshold; it returns the state.
 	LoginFailed(name string, threshold int) (failures int, locked bool, err error)
-	// LoginSucceeded resets the failure count.
+	// LoginSucceeded ends a reserved attempt whose password was right: it
+	// resets the failure count, or answers ErrLocked when the user was
+	// locked meanwhile.
 	LoginSucceeded(name string) error
 
 	// CreateObject stores a new object and returns it with ID and Version set.

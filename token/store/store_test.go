@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -223,26 +224,78 @@ func TestUsers(t *testing.T) {
 func TestLoginCounting(t *testing.T) {
 	s := initTest(t)
 	for i := 1; i <= 3; i++ {
+		require.NoError(t, s.BeginLogin("ALICE", 3))
 		n, locked, err := s.LoginFailed("ALICE", 3)
 		require.NoError(t, err)
 		assert.Equal(t, i, n)
 		assert.Equal(t, i == 3, locked)
 	}
-	// Locked stays set after a success resets the count.
-	require.NoError(t, s.LoginSucceeded("alice"))
+	assert.ErrorIs(t, s.BeginLogin("alice", 3), ErrLocked, "a locked user gets no attempt")
+	// A success that ends after the user was locked is refused, and the
+	// lock stays.
+	assert.ErrorIs(t, s.LoginSucceeded("alice"), ErrLocked)
 	u, err := s.User("alice")
 	require.NoError(t, err)
-	assert.Equal(t, 0, u.FailedLogins)
+	assert.Equal(t, 3, u.FailedLogins)
 	assert.True(t, u.Locked)
 
+	// The attempt counts as a failure from the moment it is reserved; a
+	// success resets the count.
+	require.NoError(t, s.BeginLogin("bob", 3))
+	require.NoError(t, s.BeginLogin("bob", 3))
+	u, err = s.User("bob")
+	require.NoError(t, err)
+	assert.Equal(t, 2, u.FailedLogins)
+	n, locked, err := s.LoginFailed("bob", 3)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.False(t, locked)
+	require.NoError(t, s.LoginSucceeded("bob"))
+	u, err = s.User("bob")
+	require.NoError(t, err)
+	assert.Equal(t, 0, u.FailedLogins)
+
 	for range 10 {
+		require.NoError(t, s.BeginLogin("bob", 0))
 		_, locked, err := s.LoginFailed("bob", 0)
 		require.NoError(t, err)
 		assert.False(t, locked, "threshold 0 never locks")
 	}
+	assert.ErrorIs(t, s.BeginLogin("carol", 3), ErrNotFound)
 	_, _, err = s.LoginFailed("carol", 3)
 	assert.ErrorIs(t, err, ErrNotFound)
 	assert.ErrorIs(t, s.LoginSucceeded("carol"), ErrNotFound)
+}
+
+// TestBeginLoginWaitsForAttemptsInFlight: with the threshold filled by
+// attempts in flight, BeginLogin waits for one to end; when none ends (their
+// processes died), the user is locked.
+func TestBeginLoginWaitsForAttemptsInFlight(t *testing.T) {
+	defer func(d time.Duration) { loginWait = d }(loginWait)
+	loginWait = 300 * time.Millisecond
+	s := initTest(t)
+	require.NoError(t, s.BeginLogin("alice", 2))
+	require.NoError(t, s.BeginLogin("alice", 2))
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.BeginLogin("alice", 2) }()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("a third attempt was let in while two were in flight against threshold 2: %v", err)
+	default:
+	}
+	require.NoError(t, s.LoginSucceeded("alice"))
+	require.NoError(t, <-done, "the waiting attempt goes in once one in flight succeeded")
+	assert.Less(t, time.Since(start), loginWait)
+
+	require.NoError(t, s.BeginLogin("bob", 2))
+	require.NoError(t, s.BeginLogin("bob", 2))
+	assert.ErrorIs(t, s.BeginLogin("bob", 2), ErrLocked)
+	u, err := s.User("bob")
+	require.NoError(t, err)
+	assert.True(t, u.Locked, "attempts that never ended lock the user once the wait is over")
+	assert.Equal(t, 2, u.FailedLogins)
 }
 
 func TestObjects(t *testing.T) {

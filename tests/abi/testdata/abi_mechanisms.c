@@ -9,7 +9,10 @@
  * below). A listed mechanism without a row, or whose CK_MECHANISM_INFO
  * flags name an operation the row has no procedure for, is a FAIL ("no ABI
  * test for ..."): coverage cannot silently lag behind the module. Rows the
- * module does not list print "INFO CKM_X not listed (skipped)".
+ * module does not list print "INFO CKM_X not listed (skipped)"; every
+ * listed mechanism is printed as "LISTED CKM_X", and mechanisms_test.go
+ * compares that list with the pinned one (testdata/mechanisms-standard.txt),
+ * so a mechanism cannot silently disappear either.
  *
  * Procedures, chosen per operation flag (PKCS #11 v3.0 base specification
  * chapter 5 for the functions; "current mechanisms" for each mechanism):
@@ -230,7 +233,6 @@ struct curve {
 	const CK_BYTE *oid;
 	CK_ULONG oidlen;
 	CK_ULONG bits;
-	int optional; /* support may still be missing: CKR_CURVE_NOT_SUPPORTED is INFO, not FAIL */
 };
 
 static const CK_BYTE oid_p224[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21 };		/* 1.3.132.0.33 */
@@ -242,15 +244,15 @@ static const CK_BYTE oid_ed25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };			/* 1.3.
 static const CK_BYTE oid_x25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x6e };			/* 1.3.101.110 */
 
 static const struct curve curves[] = {
-	{ "P-224", oid_p224, sizeof oid_p224, 224, 0 },
-	{ "P-256", oid_p256, sizeof oid_p256, 256, 0 },
-	{ "P-384", oid_p384, sizeof oid_p384, 384, 0 },
-	{ "P-521", oid_p521, sizeof oid_p521, 521, 0 },
-	{ "secp256k1", oid_k256, sizeof oid_k256, 256, 1 },
+	{ "P-224", oid_p224, sizeof oid_p224, 224 },
+	{ "P-256", oid_p256, sizeof oid_p256, 256 },
+	{ "P-384", oid_p384, sizeof oid_p384, 384 },
+	{ "P-521", oid_p521, sizeof oid_p521, 521 },
+	{ "secp256k1", oid_k256, sizeof oid_k256, 256 },
 };
 #define NCURVES LEN(curves)
-static const struct curve ed25519 = { "Ed25519", oid_ed25519, sizeof oid_ed25519, 255, 0 };
-static const struct curve x25519 = { "X25519", oid_x25519, sizeof oid_x25519, 255, 0 };
+static const struct curve ed25519 = { "Ed25519", oid_ed25519, sizeof oid_ed25519, 255 };
+static const struct curve x25519 = { "X25519", oid_x25519, sizeof oid_x25519, 255 };
 
 struct kp {
 	int state; /* 0 not tried, 1 have, -1 failed / unsupported */
@@ -377,8 +379,8 @@ static struct kp *need_rsa(void)
 /*
  * The cached key pair of curve i, generated on first use. A curve outside
  * CKM_EC_KEY_PAIR_GEN's advertised size range must be refused with
- * CKR_CURVE_NOT_SUPPORTED; inside it, it must work (secp256k1 may still
- * be missing: INFO).
+ * CKR_CURVE_NOT_SUPPORTED; inside it, it must work (secp256k1 included:
+ * README lists it).
  */
 static struct kp *need_ec(size_t i)
 {
@@ -407,8 +409,6 @@ static struct kp *need_ec(size_t i)
 			destroy(k->priv);
 		}
 		k->state = -1;
-	} else if (rv == CKR_CURVE_NOT_SUPPORTED && curves[i].optional) {
-		info("%s curve not supported yet (CKR_CURVE_NOT_SUPPORTED): its checks skipped", cur);
 	} else if (rvok(rv, nm("C_GenerateKeyPair"))) {
 		check_pair_attrs(CKM_EC_KEY_PAIR_GEN, k, 'e', &curves[i]);
 	}
@@ -1008,7 +1008,7 @@ static void proc_generate_pair(const struct mt *m)
 		/* an unknown curve */
 		{
 			static const CK_BYTE bogus[] = { 0x06, 0x03, 0x2a, 0x03, 0x04 };
-			struct curve c = { "bogus", bogus, sizeof bogus, 256, 0 };
+			struct curve c = { "bogus", bogus, sizeof bogus, 256 };
 
 			memset(&k, 0, sizeof k);
 			abi_check_rv(nm("[OID 1.2.3.4] C_GenerateKeyPair"), gen_pair(sess, m->type, 'e', &c, CK_FALSE, &k),
@@ -1915,10 +1915,26 @@ static void derive_sp800108(const struct mt *m)
 	destroy(base);
 }
 
+/*
+ * The derived value holds the base key's bytes, so the derived key inherits
+ * the protection of the keys it comes from (PKCS #11 v3.0 "Miscellaneous
+ * simple key derivation mechanisms"): derive_value's template, which asks
+ * for a readable key, is refused for a sensitive, unextractable key.
+ */
+static void check_inherits(CK_MECHANISM *mech, CK_OBJECT_HANDLE base, CK_ULONG vlen)
+{
+	CK_BYTE v[64];
+	CK_ULONG n = sizeof v;
+
+	abi_check_rv(nm("readable key from a sensitive unextractable key -> CKR_TEMPLATE_INCONSISTENT"),
+		     derive_value(mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, vlen, v, &n), CKR_TEMPLATE_INCONSISTENT);
+}
+
 static void derive_concat(const struct mt *m)
 {
 	static const CK_BYTE bv[16] = "base key value!!", ov[8] = "otherkey", dv[12] = "derive data.";
-	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE), other = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_FALSE, CK_TRUE), other = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE sbase = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE), sother = CK_INVALID_HANDLE;
 	CK_KEY_DERIVATION_STRING_DATA sd = { (CK_BYTE_PTR)dv, sizeof dv };
 	CK_MECHANISM mech = { m->type, &sd, sizeof sd };
 	CK_BYTE want[64], v[64];
@@ -1928,7 +1944,12 @@ static void derive_concat(const struct mt *m)
 		return;
 	switch (m->type) {
 	case CKM_CONCATENATE_BASE_AND_KEY:
-		other = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_TRUE, CK_FALSE);
+		/* "If either of the two original keys has its CKA_SENSITIVE attribute set to CK_TRUE, so does the derived key" */
+		sother = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_TRUE, CK_FALSE);
+		mech.pParameter = &sother;
+		mech.ulParameterLen = sizeof sother;
+		check_inherits(&mech, base, 0);
+		other = make_secret(CKK_GENERIC_SECRET, ov, sizeof ov, CK_FALSE, CK_TRUE);
 		mech.pParameter = &other;
 		mech.ulParameterLen = sizeof other;
 		memcpy(want, bv, sizeof bv);
@@ -1952,6 +1973,7 @@ static void derive_concat(const struct mt *m)
 		wn = sizeof dv;
 		break;
 	}
+	check_inherits(&mech, sbase, 0);
 	check_derived("no CKA_VALUE_LEN: whole result", derive_value(&mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 0, v, &n),
 		      v, &n, want, wn);
 	n = sizeof v;
@@ -1962,6 +1984,8 @@ static void derive_concat(const struct mt *m)
 	abi_check_rv(nm("parameter of sizeof-1 bytes -> CKR_MECHANISM_PARAM_INVALID"),
 		     derive_value(&mech, base, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 8, v, &n), CKR_MECHANISM_PARAM_INVALID);
 	destroy(other);
+	destroy(sother);
+	destroy(sbase);
 	destroy(base);
 }
 
@@ -1975,12 +1999,15 @@ static void derive_extract(const struct mt *m)
 	static const CK_BYTE bv[4] = { 0x32, 0x9f, 0x84, 0xa9 };
 	CK_EXTRACT_PARAMS bit = 21;
 	CK_MECHANISM mech = { m->type, &bit, sizeof bit };
-	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE);
+	CK_OBJECT_HANDLE base = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_FALSE, CK_TRUE);
+	CK_OBJECT_HANDLE sbase = make_secret(CKK_GENERIC_SECRET, bv, sizeof bv, CK_TRUE, CK_FALSE);
 	CK_BYTE want[2] = { 0, 0 }, v[16];
 	CK_ULONG n = sizeof v, j;
 
 	if (base == CK_INVALID_HANDLE)
 		return;
+	check_inherits(&mech, sbase, 2);
+	destroy(sbase);
 	for (j = 0; j < 16; j++) {
 		CK_ULONG src = (bit + j) % 32;
 		int b = (bv[src / 8] >> (7 - src % 8)) & 1;
@@ -2478,6 +2505,8 @@ int main(int argc, char **argv)
 		return abi_exit();
 	nlisted = n;
 	abi_check("C_GetMechanismList lists mechanisms", n > 0, "empty list");
+	for (i = 0; i < nlisted; i++)
+		printf("LISTED %s\n", mech_name(listed_mechs[i]));
 
 	for (i = 0; i < nlisted; i++) {
 		const struct mt *m = row_of(listed_mechs[i]);

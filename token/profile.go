@@ -1,0 +1,61 @@
+package token
+
+import "gohsm/internal/ck"
+
+// profileRules is what a slot's profile (configuration key "profile")
+// decides: the role model as data. Everything that differs between
+// profiles lives here, so that no rule is an if on the profile's name
+// somewhere else.
+type profileRules struct {
+	// permissions: for each session state and action the Cryptoki error,
+	// or 0 when allowed.
+	permissions map[ck.State][numActions]ck.RV
+}
+
+// profiles' rules by name; token/config.go's list of known profiles names
+// the same ones (TestEveryProfileHasRules).
+var profileTable = map[string]*profileRules{
+	"standard": &standardRules,
+}
+
+// standardRules: PKCS#11's session states (v3.0 section 5.5, "Session
+// states"; 4.4 for CKA_PRIVATE) with CloudHSM's split of roles. Crypto
+// officers manage users and nothing else (CloudHSM's admin); crypto users
+// own and use keys. Without a login a session may use and create public
+// objects, keys included: a R/O public session makes session objects, a
+// R/W public session token objects too (owned by nobody, visible to all).
+// A private object (CKA_PRIVATE true) needs a crypto user (newObjectLocked),
+// and so does a token object with a secret attribute: only a login brings
+// the key that seals it.
+var standardRules = profileRules{permissions: map[ck.State][numActions]ck.RV{
+	ck.CKS_RO_PUBLIC_SESSION: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_PUBLIC_SESSION: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RO_USER_FUNCTIONS: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: ck.CKR_SESSION_READ_ONLY,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_USER_FUNCTIONS: {
+		actUseKey: 0, actCreateKey: 0, actWriteToken: 0,
+		actCreatePublic: 0, actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+	},
+	ck.CKS_RW_SO_FUNCTIONS: {
+		actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN, actWriteToken: ck.CKR_USER_NOT_LOGGED_IN,
+		actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN, actManageUsers: 0,
+	},
+}}
+
+// rules are the slot's profile's rules. The configuration admits only
+// known profiles; a slot made without one (a test's SlotConfig literal)
+// gets the standard profile.
+func (s *Slot) rules() *profileRules {
+	if r, ok := profileTable[s.cfg.Profile]; ok {
+		return r
+	}
+	return &standardRules
+}
