@@ -43,7 +43,7 @@ func (b brokenStore) CountOwned(string) (int, error)            { return 0, b.er
 func (b brokenStore) Find(store.Query) ([]int64, error)         { return nil, b.err }
 func (b brokenStore) Object(int64) (*store.ObjectRecord, error) { return nil, b.err }
 func (b brokenStore) ObjectVersion(int64) (int64, error)        { return 0, b.err }
-func (b brokenStore) Share(int64, string) error                 { return b.err }
+func (b brokenStore) Share(int64, string, []byte) error         { return b.err }
 func (b brokenStore) Unshare(int64, string) error               { return b.err }
 func (b brokenStore) SharedWith(int64) ([]string, error)        { return nil, b.err }
 
@@ -60,3 +60,6 @@ func (b brokenStore) UpdateObject(store.ObjectRecord) (int64, store.Commit, erro
 	return 0, store.Commit{}, b.err
 }
 func (b brokenStore) DeleteObject(int64) (store.Commit, error) { return store.Commit{}, b.err }
+func (b brokenStore) UpgradeKeys([]byte, []store.UserRecord, []store.ObjectRecord) error {
+	return b.err
+}

@@ -27,8 +27,13 @@ type Object struct {
 	// attrs is every attribute, including secret ones once opened.
 	attrs attrs.Template
 	// sealed lists secret attributes that exist but could not be opened
-	// (nobody is logged in).
-	sealed  []ck.AttributeType
+	// (nobody is logged in, or the login holds no copy of the object's data
+	// key: an officer, a crypto user the object is not shared with); raw
+	// keeps their sealed values, so an update can keep them as they are.
+	sealed []ck.AttributeType
+	raw    map[ck.AttributeType][]byte
+	// key is the token object's data key when the login opened it.
+	key     *objKey
 	version int64
 	session ck.ULong // creating session, for session objects
 	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
@@ -115,12 +120,23 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 		o.keyType = ck.KeyType(k)
 	}
 	o.alwaysAuth = needsContextLogin(o.class, o.attrs)
+	if len(rec.Sealed) > 0 {
+		k, err := s.objKeyLocked(rec)
+		if err != nil {
+			return nil, err
+		}
+		o.key = k
+	}
 	for t, v := range rec.Sealed {
-		if s.login == nil {
+		if o.key == nil {
 			o.sealed = append(o.sealed, t)
+			if o.raw == nil {
+				o.raw = map[ck.AttributeType][]byte{}
+			}
+			o.raw[t] = v
 			continue
 		}
-		p, err := s.login.sealer.Open(rec.UniqueID, t, v)
+		p, err := o.key.sealer.Open(rec.UniqueID, t, v)
 		if err != nil {
 			return nil, fmt.Errorf("token: object %d: opening %v: %v: %w", rec.ID, t, err, ck.CKR_DEVICE_ERROR)
 		}
@@ -233,6 +249,10 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		for _, o := range objs {
 			if o.token {
 				o.h, o.version = ck.ULong(out[i].ID), out[i].Version
+				if o.key != nil {
+					o.key.version = o.version
+					s.login.dataKeys[out[i].ID] = o.key
+				}
 				s.objs[o.h] = o
 				i++
 			}
@@ -298,10 +318,20 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store
 			rec.Attrs[t] = v
 			continue
 		}
-		if s.login == nil {
-			return nil, store.ObjectRecord{}, fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+		if owner == "" {
+			// Only a crypto user holds keys: a secret with no owner would
+			// need a key anyone could open (docs/store.md).
+			return nil, store.ObjectRecord{}, fmt.Errorf("token: secret attribute without a crypto user login: %w", ck.CKR_USER_NOT_LOGGED_IN)
 		}
-		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
+		if o.key == nil {
+			k, err := newObjKey(store.NewDataKey(), 1)
+			if err != nil {
+				return nil, store.ObjectRecord{}, err
+			}
+			o.key = k
+			rec.Keys = map[string][]byte{owner: s.login.keys.WrapOwnDataKey(k.dk, uid, owner)}
+		}
+		rec.Sealed[t] = o.key.sealer.Seal(uid, t, v)
 	}
 	return o, rec, nil
 }
@@ -527,19 +557,21 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 	uid := string(old.attrs[ck.CKA_UNIQUE_ID])
 	rec := store.ObjectRecord{ID: int64(old.h), UniqueID: uid, Owner: old.owner, Private: n.private, Version: old.version,
 		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
-	if len(old.sealed) > 0 {
-		return fmt.Errorf("token: updating an object whose secrets are sealed: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	// Secrets the login cannot open (an officer setting CKA_TRUSTED) are
+	// kept as sealed; an update never changes them.
+	for t, v := range old.raw {
+		rec.Sealed[t] = v
 	}
 	for t, v := range n.attrs {
 		if !attrs.IsSecret(n.class, n.keyType, t) {
 			rec.Attrs[t] = v
 			continue
 		}
-		if s.login == nil {
+		if old.key == nil {
 			// Public sessions write ownerless objects; none has a secret.
-			return fmt.Errorf("token: secret attribute without login: %w", ck.CKR_USER_NOT_LOGGED_IN)
+			return fmt.Errorf("token: object %d: a secret without its data key: %w", old.h, ck.CKR_USER_NOT_LOGGED_IN)
 		}
-		rec.Sealed[t] = s.login.sealer.Seal(uid, t, v)
+		rec.Sealed[t] = old.key.sealer.Seal(uid, t, v)
 	}
 	v, c, err := s.st.UpdateObject(rec)
 	if err != nil {
@@ -549,6 +581,13 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 		return storeErr(err)
 	}
 	n.version = v
+	if old.key != nil && s.login != nil {
+		// Same data key, new version.
+		k := *old.key
+		k.version = v
+		n.key = &k
+		s.login.dataKeys[int64(old.h)] = &k
+	}
 	s.objs[old.h] = n
 	s.wroteLocked(c)
 	return nil

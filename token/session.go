@@ -279,16 +279,16 @@ func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []
 			}
 		}
 	}
-	tk, err := s.authenticate(name, role, password)
+	sec, err := s.authenticate(name, role, password)
 	if err != nil {
 		return err
 	}
-	sealer, err := store.NewSealer(tk)
+	keys, err := store.NewKeyring(sec)
 	if err != nil {
-		clear(tk)
-		return err
+		clear(sec)
+		return fmt.Errorf("token: login %q: %v: %w", name, err, ck.CKR_DEVICE_ERROR)
 	}
-	s.login = &login{user: name, role: role, sealer: sealer, tokenKey: tk}
+	s.login = &login{user: name, role: role, secret: sec, keys: keys, dataKeys: map[int64]*objKey{}}
 	// Objects loaded while logged out lack their secrets; reload them.
 	s.objs = map[ck.ULong]*Object{}
 	s.m.log.Info("gohsm: login", "slot", s.cfg.ID, "user", name, "role", roleName(role))
@@ -373,7 +373,10 @@ func (s *Slot) logoutLocked() {
 	if s.login == nil {
 		return
 	}
-	clear(s.login.tokenKey)
+	clear(s.login.secret)
+	for _, k := range s.login.dataKeys {
+		clear(k.dk)
+	}
 	s.login = nil
 	for h, o := range s.sessObjs {
 		if o.private {
@@ -414,7 +417,8 @@ func (m *Module) InitPIN(h ck.ULong, pin []byte) error {
 }
 
 // setPasswordLocked sets a user's password (creating the user when create
-// is set), re-wrapping the token key of the logged-in user.
+// is set). The user keeps its secret: an officer resetting a crypto
+// user's password opens it through the escrow (userSecretForLocked).
 func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, create bool) error {
 	if err := s.checkPINLen(password); err != nil {
 		return err
@@ -422,18 +426,28 @@ func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, 
 	if s.login == nil {
 		return fmt.Errorf("token: set password: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	tk := s.login.tokenKey
-	u, err := s.newUserRecord(name, role, password, tk)
+	old, err := s.st.User(name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return storeErr(err)
+	}
+	if errors.Is(err, store.ErrNotFound) && !create {
+		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+	}
+	if old != nil && old.Role != role {
+		return fmt.Errorf("token: user %q is a %s: %w", name, roleName(old.Role), ck.CKR_PIN_INVALID)
+	}
+	sec, pub, escrow, err := s.userSecretForLocked(name, role, old)
 	if err != nil {
 		return err
 	}
-	old, err := s.st.User(name)
-	switch {
-	case errors.Is(err, store.ErrNotFound) && create:
+	defer clear(sec)
+	u, err := s.newUserRecord(name, role, password, sec, pub, escrow)
+	if err != nil {
+		return err
+	}
+	if old == nil {
 		err = s.st.CreateUser(u)
-	case err == nil && old.Role != role:
-		return fmt.Errorf("token: user %q is a %s: %w", name, roleName(old.Role), ck.CKR_PIN_INVALID)
-	case err == nil:
+	} else {
 		err = s.st.UpdateUser(u)
 	}
 	if err != nil {
@@ -475,12 +489,16 @@ func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
 	if err := s.checkPINLen(newPass); err != nil {
 		return err
 	}
-	tk, err := s.authenticate(name, role, oldPass)
+	sec, err := s.authenticate(name, role, oldPass)
 	if err != nil {
 		return err
 	}
-	defer clear(tk)
-	u, err := s.newUserRecord(name, role, newPass, tk)
+	defer clear(sec)
+	old, err := s.st.User(name)
+	if err != nil {
+		return storeErr(err)
+	}
+	u, err := s.newUserRecord(name, role, newPass, sec, old.PublicKey, old.Escrow)
 	if err != nil {
 		return err
 	}

@@ -95,10 +95,17 @@ func (s *Slot) tokenRecord() (*store.TokenRecord, error) {
 // login is the process-wide (per slot) login state: Cryptoki logins are
 // slot-wide, not per session.
 type login struct {
-	user     string
-	role     store.Role
-	sealer   *store.Sealer
-	tokenKey []byte // to wrap the token key for users a crypto officer creates
+	user string
+	role store.Role
+	// secret is the user's secret: a crypto user's private key, or the
+	// escrow's for an officer (to reset crypto users' passwords and to
+	// give new officers their copy). keys is what it opens.
+	secret []byte
+	keys   *store.Keyring
+	// dataKeys caches opened object data keys by object ID, checked by
+	// version: an object loaded again after another process's commit
+	// costs no unwrap.
+	dataKeys map[int64]*objKey
 }
 
 // sessionObjectBase is the first session-object handle; token objects use
@@ -280,15 +287,18 @@ func (s *Slot) checkPINLen(p []byte) error {
 	return nil
 }
 
-// newUserRecord derives the password KEK and wraps the token key for a user.
-func (s *Slot) newUserRecord(name string, role store.Role, password, tokenKey []byte) (store.UserRecord, error) {
-	u := store.UserRecord{Name: name, Role: role, KDF: s.m.cfg.KDF, Salt: make([]byte, 16)}
+// newUserRecord derives the password KEK and wraps the user's secret (a
+// crypto user's private key, the escrow's for an officer) under it; public
+// and escrow are the crypto user's public key and escrowed secret.
+func (s *Slot) newUserRecord(name string, role store.Role, password, secret, public, escrow []byte) (store.UserRecord, error) {
+	u := store.UserRecord{Name: name, Role: role, KDF: s.m.cfg.KDF, Salt: make([]byte, 16),
+		KeyVersion: store.KeyV2, PublicKey: public, Escrow: escrow}
 	if _, err := s.m.rand.Read(u.Salt); err != nil {
 		return u, err
 	}
 	kek := store.DeriveKEK(password, u.Salt, u.KDF)
 	defer clear(kek)
-	w, err := store.WrapTokenKey(kek, tokenKey, name)
+	w, err := store.WrapUserSecret(kek, secret, name)
 	if err != nil {
 		return u, err
 	}
@@ -332,15 +342,19 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	} else {
 		return storeErr(err)
 	}
-	tokenKey := store.NewTokenKey()
-	defer clear(tokenKey)
-	co, err := s.newUserRecord(name, store.RoleCO, password, tokenKey)
+	escrowSec, escrowPub, err := store.NewUserSecret()
+	if err != nil {
+		return err
+	}
+	defer clear(escrowSec)
+	co, err := s.newUserRecord(name, store.RoleCO, password, escrowSec, nil, nil)
 	if err != nil {
 		return err
 	}
 	serial := make([]byte, 8)
 	s.m.rand.Read(serial)
-	t := store.TokenRecord{Label: strings.TrimRight(label, " "), SerialNumber: fmt.Sprintf("%016x", serial), Created: time.Now().Unix()}
+	t := store.TokenRecord{Label: strings.TrimRight(label, " "), SerialNumber: fmt.Sprintf("%016x", serial), Created: time.Now().Unix(),
+		EscrowPublic: escrowPub}
 	write := s.st.InitToken
 	if fresh {
 		write = s.st.CreateToken
@@ -374,7 +388,8 @@ func (s *Slot) derive(password, salt []byte, p store.KDFParams) []byte {
 }
 
 // authenticate checks a user's password against the store, counting
-// failures towards the lockout; it returns the unwrapped token key.
+// failures towards the lockout; it returns the user's secret
+// (unlockLocked).
 //
 // A login naming no user of the role costs what a wrong password does: one
 // derivation with the configured parameters (before, it answered in 0.2 ms
@@ -416,7 +431,14 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	}
 	kek := s.derive(password, u.Salt, u.KDF)
 	defer clear(kek)
-	tk, err := store.UnwrapTokenKey(kek, u.WrappedKey, name)
+	tk, err := s.unlockLocked(kek, u)
+	if err != nil && !errors.Is(err, store.ErrWrongPassword) {
+		// The password was right but its keys could not be opened (a
+		// format-1 upgrade that failed): the reserved attempt is no
+		// failure. Its own error, if any, says less than err.
+		_ = s.st.LoginSucceeded(name)
+		return nil, err
+	}
 	if err != nil {
 		n, locked, ferr := s.st.LoginFailed(name, s.m.cfg.LockoutThreshold)
 		if ferr != nil {

@@ -77,7 +77,12 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
-	u, err := s.newUserRecord(name, role, password, s.login.tokenKey)
+	sec, pub, escrow, err := s.userSecretForLocked(name, role, nil)
+	if err != nil {
+		return err
+	}
+	defer clear(sec)
+	u, err := s.newUserRecord(name, role, password, sec, pub, escrow)
 	if err != nil {
 		return err
 	}
@@ -178,15 +183,75 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if user == o.owner {
 		return fmt.Errorf("token: %q owns the object: %w", user, ck.CKR_ARGUMENTS_BAD)
 	}
-	if share {
-		err = s.st.Share(int64(obj), user)
-	} else {
-		err = s.st.Unshare(int64(obj), user)
+	if !share {
+		if err := s.st.Unshare(int64(obj), user); err != nil {
+			return storeErr(err)
+		}
+		delete(s.objs, obj)
+		return s.rekeyLocked(o)
 	}
-	if err != nil {
+	var wrapped []byte
+	if o.key != nil {
+		if len(u.PublicKey) == 0 {
+			return fmt.Errorf("token: crypto user %q has no public key: %w", user, ck.CKR_DEVICE_ERROR)
+		}
+		uid := string(o.attrs[ck.CKA_UNIQUE_ID])
+		if wrapped, err = store.SealDataKey(u.PublicKey, o.key.dk, uid, user); err != nil {
+			return fmt.Errorf("token: share with %q: %v: %w", user, err, ck.CKR_DEVICE_ERROR)
+		}
+	} else if len(o.sealed) > 0 {
+		return fmt.Errorf("token: share: the object's key is not open: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if err := s.st.Share(int64(obj), user, wrapped); err != nil {
 		return storeErr(err)
 	}
 	delete(s.objs, obj)
+	return nil
+}
+
+// rekeyLocked gives an object the owner just stopped sharing a new data
+// key, wrapped for the owner and the remaining sharees: the former sharee's
+// copy (and anything it kept of it) no longer opens the object's secrets
+// as stored from now on. Object o is the owner's view before the unshare.
+func (s *Slot) rekeyLocked(o *Object) error {
+	if o.key == nil {
+		return nil // nothing sealed
+	}
+	uid := string(o.attrs[ck.CKA_UNIQUE_ID])
+	k, err := newObjKey(store.NewDataKey(), 0)
+	if err != nil {
+		return err
+	}
+	rec := store.ObjectRecord{ID: int64(o.h), UniqueID: uid, Owner: o.owner, Private: o.private, Version: o.version,
+		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{},
+		Keys: map[string][]byte{o.owner: s.login.keys.WrapOwnDataKey(k.dk, uid, o.owner)}}
+	for t, v := range o.attrs {
+		if attrs.IsSecret(o.class, o.keyType, t) {
+			rec.Sealed[t] = k.sealer.Seal(uid, t, v)
+		} else {
+			rec.Attrs[t] = v
+		}
+	}
+	sharees, err := s.st.SharedWith(int64(o.h))
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, sh := range sharees {
+		u, err := s.st.User(sh)
+		if err != nil {
+			return storeErr(err)
+		}
+		if rec.Keys[sh], err = store.SealDataKey(u.PublicKey, k.dk, uid, sh); err != nil {
+			return fmt.Errorf("token: rekey for %q: %v: %w", sh, err, ck.CKR_DEVICE_ERROR)
+		}
+	}
+	v, c, err := s.st.UpdateObject(rec)
+	if err != nil {
+		return storeErr(err)
+	}
+	k.version = v
+	s.login.dataKeys[int64(o.h)] = k
+	s.wroteLocked(c)
 	return nil
 }
 

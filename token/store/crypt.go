@@ -13,10 +13,11 @@ import (
 	"gohsm/internal/ck"
 )
 
-// Secret material at rest: one random token key per token encrypts every
-// sealed attribute; each user holds a copy of the token key wrapped under a
-// key derived from their password (argon2id). A password change rewraps one
-// copy; no object is touched.
+// Secret material at rest: the password KDF, AES-256-GCM sealing and the
+// per-attribute Sealer. Format 1 sealed every attribute under one token key
+// that each user's password unwrapped (WrapTokenKey, UnwrapTokenKey: still
+// read, to upgrade format-1 tokens); format 2 seals each object under its
+// own data key (keys.go; docs/store.md has the threat model).
 
 // TokenKeySize is the size of the token key and of every KEK (AES-256).
 const TokenKeySize = 32

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,14 +19,19 @@ import (
 	"gohsm/internal/ck"
 )
 
-// go test ./token/store -run Golden -update rewrites the golden files. Do it
-// only for a deliberate format change, together with formatVersion and a
-// migration; an accidental change of the format breaks these tests.
+// go test ./token/store -run Golden -update rewrites the golden files of
+// the current format (schema-v2.sql). Do it only for a deliberate format
+// change, together with formatVersion and a migration; an accidental change
+// of the format breaks these tests. The format-1 files were written by the
+// format-1 build (writeGolden below, with the store of that build) and are
+// never rewritten: they are what tokens in the field hold.
 var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 const (
-	goldenDB     = "testdata/token-v1.db"
-	goldenSchema = "testdata/schema-v1.sql"
+	goldenDB       = "testdata/token-v1.db"
+	goldenSchemaV1 = "testdata/schema-v1.sql"
+	goldenSchema   = "testdata/schema-v2.sql"
+	goldenDBV2     = "testdata/token-v2.db"
 )
 
 // The golden token: what -update writes and what the test expects to read.
@@ -62,6 +69,10 @@ var (
 	goldenIDs = []int64{1, 2, 4}
 )
 
+// writeGolden is how testdata/token-v1.db was written by the format-1 build
+// (whose Share took no key); kept to document the file's contents.
+var _ = writeGolden
+
 func writeGolden(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
@@ -88,7 +99,7 @@ func writeGolden(t *testing.T) {
 		o, err = s.CreateObject(o)
 		require.NoError(t, err)
 		for _, u := range g.shares {
-			require.NoError(t, s.Share(o.ID, u))
+			require.NoError(t, s.Share(o.ID, u, nil))
 		}
 		if o.UniqueID == "deleted" {
 			_, err = s.DeleteObject(o.ID)
@@ -113,17 +124,17 @@ func copyFile(t *testing.T, from, to string) {
 	require.NoError(t, out.Close())
 }
 
+// TestGoldenTokenV1 opens a copy of the format-1 golden token: Open
+// upgrades the schema to format 2 and every field reads back as written;
+// the users still hold the format-1 token key (KeyV1) until they log in.
 func TestGoldenTokenV1(t *testing.T) {
-	if *update {
-		writeGolden(t)
-	}
 	dir := t.TempDir()
 	copyFile(t, goldenDB, filepath.Join(dir, DBName))
 	s := openTest(t, dir)
 
 	tok, err := s.Token()
 	require.NoError(t, err)
-	assert.Equal(t, goldenToken, *tok)
+	assert.Equal(t, goldenToken, *tok, "no escrow key before the upgrade of the keys")
 
 	users, err := s.Users()
 	require.NoError(t, err)
@@ -136,6 +147,10 @@ func TestGoldenTokenV1(t *testing.T) {
 		assert.Equal(t, []byte("golden salt "+gu.name), u.Salt)
 		assert.Equal(t, gu.failed, u.FailedLogins)
 		assert.Equal(t, gu.locked, u.Locked)
+		assert.Equal(t, KeyV1, u.KeyVersion)
+		assert.Empty(t, u.PublicKey)
+		assert.Empty(t, u.Escrow)
+		assert.Empty(t, u.Legacy)
 		tk, err := UnwrapTokenKey(DeriveKEK([]byte(gu.password), u.Salt, u.KDF), u.WrappedKey, u.Name)
 		require.NoError(t, err, "user %s", gu.name)
 		assert.Equal(t, goldenTokenKey, tk)
@@ -154,6 +169,7 @@ func TestGoldenTokenV1(t *testing.T) {
 		assert.Equal(t, g.rec.Private, o.Private)
 		assert.Equal(t, int64(1), o.Version)
 		assert.Equal(t, g.rec.Attrs, o.Attrs)
+		assert.Empty(t, o.Keys)
 		require.Len(t, o.Sealed, len(g.secret))
 		for at, want := range g.secret {
 			got, err := OpenAttr(goldenTokenKey, o.UniqueID, at, o.Sealed[at])
@@ -200,7 +216,10 @@ func schemaDump(t *testing.T, db *sql.DB) string {
 	return b.String()
 }
 
-func TestGoldenSchemaV1(t *testing.T) {
+// TestGoldenSchema: a new token has the format-2 schema, and so has the
+// format-1 golden token once opened (the migration makes the same schema);
+// the golden file itself, read without Open, still has the format-1 one.
+func TestGoldenSchema(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	live := schemaDump(t, s.(*sqliteStore).db)
 	if *update {
@@ -212,6 +231,160 @@ func TestGoldenSchemaV1(t *testing.T) {
 
 	dir := t.TempDir()
 	copyFile(t, goldenDB, filepath.Join(dir, DBName))
+	raw, err := sql.Open("sqlite", filepath.Join(dir, DBName))
+	require.NoError(t, err)
+	wantV1, err := os.ReadFile(goldenSchemaV1)
+	require.NoError(t, err)
+	assert.Equal(t, string(wantV1), schemaDump(t, raw), "schema of the golden file as stored")
+	require.NoError(t, raw.Close())
+
 	g := openTest(t, dir)
-	assert.Equal(t, string(want), schemaDump(t, g.(*sqliteStore).db), "schema of the golden token")
+	assert.Equal(t, string(want), schemaDump(t, g.(*sqliteStore).db), "schema of the golden token once opened")
+}
+
+// writeGoldenV2 writes the format-2 golden token: the same users and
+// objects as format 1, with per-user keys (docs/store.md): an escrow held
+// by admin, key pairs for alice and bob, and object 2's data key wrapped
+// for alice (owner) and bob (sharee). Its keys are random; the test opens
+// them from the passwords.
+func writeGoldenV2(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	escrowSec, escrowPub, err := NewUserSecret()
+	require.NoError(t, err)
+	secrets := map[string][]byte{}
+	users := make([]UserRecord, len(goldenUsers))
+	for i, gu := range goldenUsers {
+		salt := []byte("golden salt " + gu.name)
+		u := UserRecord{Name: gu.name, Role: gu.role, KDF: testKDF, Salt: salt, KeyVersion: KeyV2,
+			FailedLogins: gu.failed, Locked: gu.locked}
+		sec := escrowSec
+		if gu.role == RoleCU {
+			sec, u.PublicKey, err = NewUserSecret()
+			require.NoError(t, err)
+			u.Escrow, err = SealEscrow(escrowPub, sec, gu.name)
+			require.NoError(t, err)
+		}
+		secrets[gu.name] = sec
+		u.WrappedKey, err = WrapUserSecret(DeriveKEK([]byte(gu.password), salt, testKDF), sec, gu.name)
+		require.NoError(t, err)
+		users[i] = u
+	}
+	tok := goldenToken
+	tok.EscrowPublic = escrowPub
+	require.NoError(t, s.InitToken(tok, users[0]))
+	for _, u := range users[1:] {
+		require.NoError(t, s.CreateUser(u))
+	}
+	for _, g := range goldenObjects {
+		o := g.rec
+		o.Sealed = map[ck.AttributeType][]byte{}
+		var dk []byte
+		if len(g.secret) > 0 {
+			dk = NewDataKey()
+			sl, err := NewSealer(dk)
+			require.NoError(t, err)
+			for at, v := range g.secret {
+				o.Sealed[at] = sl.Seal(o.UniqueID, at, v)
+			}
+			kr, err := NewKeyring(secrets[o.Owner])
+			require.NoError(t, err)
+			o.Keys = map[string][]byte{o.Owner: kr.WrapOwnDataKey(dk, o.UniqueID, o.Owner)}
+		}
+		o, err = s.CreateObject(o)
+		require.NoError(t, err)
+		for _, u := range g.shares {
+			var w []byte
+			if dk != nil {
+				pub := users[slices.IndexFunc(users, func(r UserRecord) bool { return r.Name == u })].PublicKey
+				w, err = SealDataKey(pub, dk, o.UniqueID, u)
+				require.NoError(t, err)
+			}
+			require.NoError(t, s.Share(o.ID, u, w))
+		}
+		if o.UniqueID == "deleted" {
+			_, err = s.DeleteObject(o.ID)
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, s.Close())
+	copyFile(t, filepath.Join(dir, DBName), goldenDBV2)
+}
+
+// TestGoldenTokenV2 opens a copy of the format-2 golden token and checks
+// every field and every key path: each password opens its secret (the
+// escrow's for admin), the escrow opens each crypto user's secret, alice's
+// and bob's copies of object 2's data key open its sealed value.
+func TestGoldenTokenV2(t *testing.T) {
+	if *update {
+		writeGoldenV2(t)
+	}
+	dir := t.TempDir()
+	copyFile(t, goldenDBV2, filepath.Join(dir, DBName))
+	s := openTest(t, dir)
+
+	tok, err := s.Token()
+	require.NoError(t, err)
+	require.NotEmpty(t, tok.EscrowPublic)
+	want := goldenToken
+	want.EscrowPublic = tok.EscrowPublic
+	assert.Equal(t, want, *tok)
+
+	rings := map[string]*Keyring{}
+	for _, gu := range goldenUsers {
+		u, err := s.User(gu.name)
+		require.NoError(t, err)
+		assert.Equal(t, gu.role, u.Role)
+		assert.Equal(t, []byte("golden salt "+gu.name), u.Salt)
+		assert.Equal(t, gu.failed, u.FailedLogins)
+		assert.Equal(t, gu.locked, u.Locked)
+		assert.Equal(t, KeyV2, u.KeyVersion)
+		assert.Empty(t, u.Legacy)
+		sec, err := UnwrapUserSecret(DeriveKEK([]byte(gu.password), u.Salt, u.KDF), u.WrappedKey, u.Name)
+		require.NoError(t, err, gu.name)
+		rings[gu.name], err = NewKeyring(sec)
+		require.NoError(t, err)
+		if gu.role == RoleCO {
+			assert.Equal(t, tok.EscrowPublic, rings[gu.name].Public(), "an officer holds the escrow")
+			assert.Empty(t, u.PublicKey)
+			continue
+		}
+		assert.Equal(t, u.PublicKey, rings[gu.name].Public())
+		esc, err := rings["admin"].OpenEscrow(u.Escrow, u.Name)
+		require.NoError(t, err)
+		assert.Equal(t, sec, esc)
+	}
+
+	live := []int{0, 1, 3}
+	for i, id := range goldenIDs {
+		g := goldenObjects[live[i]]
+		o, err := s.Object(id)
+		require.NoError(t, err)
+		assert.Equal(t, g.rec.UniqueID, o.UniqueID)
+		assert.Equal(t, g.rec.Owner, o.Owner)
+		assert.Equal(t, g.rec.Attrs, o.Attrs)
+		require.Len(t, o.Sealed, len(g.secret))
+		if len(g.secret) == 0 {
+			assert.Empty(t, o.Keys)
+			continue
+		}
+		holders := append([]string{o.Owner}, g.shares...)
+		assert.ElementsMatch(t, holders, slices.Collect(maps.Keys(o.Keys)))
+		for _, hname := range holders {
+			dk, err := rings[hname].OpenDataKey(o.Keys[hname], o.UniqueID, hname, hname == o.Owner)
+			require.NoError(t, err, hname)
+			for at, v := range g.secret {
+				got, err := OpenAttr(dk, o.UniqueID, at, o.Sealed[at])
+				require.NoError(t, err)
+				assert.Equal(t, v, got)
+			}
+		}
+		sh, err := s.SharedWith(id)
+		require.NoError(t, err)
+		assert.Equal(t, g.shares, sh)
+	}
+	o, err := s.CreateObject(ObjectRecord{UniqueID: "new"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), o.ID)
 }

@@ -10,7 +10,7 @@ import (
 // token with a higher version and upgrades a lower one through migrations.
 // It is a variable only so that the migration test can pretend to be a newer
 // build.
-var formatVersion = 1
+var formatVersion = 2
 
 // applicationID marks the SQLite file as a gohsm token ("ghs1") in the
 // database header, so Open refuses an unrelated SQLite database instead of
@@ -21,7 +21,45 @@ const applicationID = 0x67687331
 // transaction that also records the new version; Open applies them in order.
 // A format change adds an entry here, a schemaV<n+1> golden file and a golden
 // database under testdata/.
-var migrations = map[int]func(tx execer) error{}
+var migrations = map[int]func(tx execer) error{
+	1: migrateV1,
+}
+
+// schemaV2 is what format 2 adds to format 1: per-user keys. The key
+// material itself can only be made when passwords are presented, so the
+// migration adds columns and the token layer fills them at logins
+// (UpgradeKeys; docs/store.md).
+//
+//   - token.escrow_key: the escrow's public key (NULL until the upgrade);
+//   - users.key_version: what wrapped_key holds (1: the format-1 token key,
+//     2: the user's secret); public_key, escrow (a crypto user's secret
+//     sealed to the escrow), legacy (the new secret sealed under the
+//     format-1 token key until the user's next login);
+//   - object_keys: an object's data key wrapped for its owner and for each
+//     sharee.
+var schemaV2 = []string{
+	`ALTER TABLE token ADD COLUMN escrow_key BLOB`,
+	`ALTER TABLE users ADD COLUMN key_version INTEGER NOT NULL DEFAULT 1`,
+	`ALTER TABLE users ADD COLUMN public_key BLOB NOT NULL DEFAULT x''`,
+	`ALTER TABLE users ADD COLUMN escrow BLOB NOT NULL DEFAULT x''`,
+	`ALTER TABLE users ADD COLUMN legacy BLOB NOT NULL DEFAULT x''`,
+	`CREATE TABLE object_keys (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, user)
+) WITHOUT ROWID`,
+	`CREATE INDEX object_keys_user ON object_keys(user)`,
+}
+
+func migrateV1(tx execer) error {
+	for _, stmt := range schemaV2 {
+		if _, err := tx.Exec(stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // schemaV1 creates format 1. Its text is what sqlite_master records, so it is
 // compared against testdata/schema-v1.sql: edit both on purpose or neither.

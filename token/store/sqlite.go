@@ -504,9 +504,9 @@ func wrapDB(op string, err error) error {
 // values of the wrong type or size: such a token must not look fresh,
 // because C_InitToken on a fresh token asks for no officer.
 func (s *sqliteStore) Token() (*TokenRecord, error) {
-	var label, serial, created any
-	err := s.queryRow(`SELECT label, serial, created FROM token WHERE id = 1`).
-		Scan(&label, &serial, &created)
+	var label, serial, created, escrow any
+	err := s.queryRow(`SELECT label, serial, created, escrow_key FROM token WHERE id = 1`).
+		Scan(&label, &serial, &created, &escrow)
 	if errors.Is(err, sql.ErrNoRows) {
 		if testOnlyNoTokenRow != nil {
 			testOnlyNoTokenRow()
@@ -538,7 +538,11 @@ func (s *sqliteStore) Token() (*TokenRecord, error) {
 		return nil, fmt.Errorf("store: token record: label %T (%d bytes), serial %T (%d bytes), created %T, want text of at most 32 bytes and an integer: %w",
 			label, len(l), serial, len(sn), created, ErrDamaged)
 	}
-	return &TokenRecord{Label: l, SerialNumber: sn, Created: c}, nil
+	e, ok := escrow.([]byte)
+	if escrow != nil && (!ok || len(e) > 1024) {
+		return nil, fmt.Errorf("store: token record: escrow key %T (%d bytes), want a blob: %w", escrow, len(e), ErrDamaged)
+	}
+	return &TokenRecord{Label: l, SerialNumber: sn, Created: c, EscrowPublic: e}, nil
 }
 
 // testOnlyNoTokenRow, when set, runs when Token found no token record,
@@ -562,11 +566,7 @@ func (s *sqliteStore) CreateToken(t TokenRecord, co UserRecord) error {
 		if used {
 			return fmt.Errorf("store: create token: not empty: %w", ErrExists)
 		}
-		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created) VALUES (1, ?, ?, ?)`,
-			t.Label, t.SerialNumber, t.Created); err != nil {
-			return err
-		}
-		return insertUser(tx, co)
+		return insertToken(tx, t, co)
 	})
 	return wrapDB("create token", err)
 }
@@ -578,20 +578,27 @@ func (s *sqliteStore) InitToken(t TokenRecord, co UserRecord) error {
 	err := s.write(func(tx *txn) error {
 		// Children first; the foreign keys would refuse the reverse order.
 		for _, stmt := range []string{
-			`DELETE FROM shares`, `DELETE FROM sealed`, `DELETE FROM attrs`,
+			`DELETE FROM object_keys`, `DELETE FROM shares`, `DELETE FROM sealed`, `DELETE FROM attrs`,
 			`DELETE FROM objects`, `DELETE FROM users`, `DELETE FROM token`,
 		} {
 			if _, err := tx.Exec(stmt); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created) VALUES (1, ?, ?, ?)`,
-			t.Label, t.SerialNumber, t.Created); err != nil {
-			return err
-		}
-		return insertUser(tx, co)
+		return insertToken(tx, t, co)
 	})
 	return wrapDB("init token", err)
+}
+
+// insertToken writes the token record, with its escrow key, and its first
+// officer into an empty or emptied token (CreateToken, InitToken). Every way of making a token must write the
+// escrow key: the token layer makes crypto users only with one.
+func insertToken(tx *txn, t TokenRecord, co UserRecord) error {
+	if _, err := tx.Exec(`INSERT INTO token (id, label, serial, created, escrow_key) VALUES (1, ?, ?, ?, ?)`,
+		t.Label, t.SerialNumber, t.Created, nullBlob(t.EscrowPublic)); err != nil {
+		return err
+	}
+	return insertUser(tx, co)
 }
 
 func (s *sqliteStore) SetTokenLabel(label string) error {
@@ -618,15 +625,33 @@ func mustAffect(r sql.Result, none error) error {
 
 // --- users ---
 
-const userCols = `name, role, kdf_time, kdf_memory, kdf_threads, salt, wrapped_key, failed_logins, locked`
+const userCols = `name, role, kdf_time, kdf_memory, kdf_threads, salt, wrapped_key, failed_logins, locked,
+	key_version, public_key, escrow, legacy`
 
 type rowScanner interface{ Scan(...any) error }
 
 func scanUser(r rowScanner) (UserRecord, error) {
 	var u UserRecord
 	err := r.Scan(&u.Name, &u.Role, &u.KDF.Time, &u.KDF.Memory, &u.KDF.Threads,
-		&u.Salt, &u.WrappedKey, &u.FailedLogins, &u.Locked)
+		&u.Salt, &u.WrappedKey, &u.FailedLogins, &u.Locked,
+		&u.KeyVersion, &u.PublicKey, &u.Escrow, &u.Legacy)
 	return u, err
+}
+
+// nullBlob binds an empty key as NULL (the token's escrow_key before the
+// upgrade).
+func nullBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func keyVersion(u UserRecord) int {
+	if u.KeyVersion == 0 {
+		return KeyV2
+	}
+	return u.KeyVersion
 }
 
 func blob(b []byte) []byte {
@@ -652,9 +677,10 @@ func insertUser(tx *txn, u UserRecord) error {
 	if n > 0 {
 		return fmt.Errorf("store: user %q: %w", u.Name, ErrExists)
 	}
-	_, err := tx.Exec(`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.Exec(`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.Name, u.Role, u.KDF.Time, u.KDF.Memory, u.KDF.Threads,
-		blob(u.Salt), blob(u.WrappedKey), u.FailedLogins, u.Locked)
+		blob(u.Salt), blob(u.WrappedKey), u.FailedLogins, u.Locked,
+		keyVersion(u), blob(u.PublicKey), blob(u.Escrow), blob(u.Legacy))
 	return err
 }
 
@@ -694,9 +720,10 @@ func (s *sqliteStore) UpdateUser(u UserRecord) error {
 	name := strings.ToLower(u.Name)
 	err := s.write(func(tx *txn) error {
 		r, err := tx.Exec(`UPDATE users SET kdf_time = ?, kdf_memory = ?, kdf_threads = ?,
-			salt = ?, wrapped_key = ?, failed_logins = ?, locked = ? WHERE name = ?`,
+			salt = ?, wrapped_key = ?, failed_logins = ?, locked = ?,
+			key_version = ?, public_key = ?, escrow = ?, legacy = ? WHERE name = ?`,
 			u.KDF.Time, u.KDF.Memory, u.KDF.Threads, blob(u.Salt), blob(u.WrappedKey),
-			u.FailedLogins, u.Locked, name)
+			u.FailedLogins, u.Locked, keyVersion(u), blob(u.PublicKey), blob(u.Escrow), blob(u.Legacy), name)
 		if err != nil {
 			return err
 		}
@@ -958,7 +985,52 @@ func createObjectTx(tx *txn, o ObjectRecord) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return id, insertAttrs(tx, id, o)
+	if err := insertAttrs(tx, id, o); err != nil {
+		return 0, err
+	}
+	return id, insertKeys(tx, id, o.Keys)
+}
+
+// insertKeys stores an object's wrapped data keys; a user that does not
+// exist fails the foreign key (ErrNotFound).
+func insertKeys(tx *txn, id int64, keys map[string][]byte) error {
+	users := make([]string, 0, len(keys))
+	for u := range keys {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for _, u := range users {
+		_, err := tx.Exec(`INSERT INTO object_keys (object_id, user, value) VALUES (?, ?, ?)`,
+			id, strings.ToLower(u), blob(keys[u]))
+		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return fmt.Errorf("store: object key for %q: %w", u, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readKeys(tx *txn, id int64) (map[string][]byte, error) {
+	rows, err := tx.Query(`SELECT user, value FROM object_keys WHERE object_id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[string][]byte{}
+	for rows.Next() {
+		var u string
+		var v []byte
+		if err := rows.Scan(&u, &v); err != nil {
+			return nil, err
+		}
+		m[u] = v
+	}
+	if len(m) == 0 {
+		m = nil
+	}
+	return m, rows.Err()
 }
 
 // sqliteCode is the extended result code of an SQLite error, 0 for others.
@@ -1007,7 +1079,10 @@ func (s *sqliteStore) Object(id int64) (*ObjectRecord, error) {
 		if o.Attrs, err = readAttrs(tx, "attrs", id); err != nil {
 			return err
 		}
-		o.Sealed, err = readAttrs(tx, "sealed", id)
+		if o.Sealed, err = readAttrs(tx, "sealed", id); err != nil {
+			return err
+		}
+		o.Keys, err = readKeys(tx, id)
 		return err
 	})
 	if err != nil {
@@ -1051,6 +1126,14 @@ func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, Commit, error) {
 		}
 		if err := insertAttrs(tx, o.ID, o); err != nil {
 			return err
+		}
+		if o.Keys != nil {
+			if _, err := tx.Exec(`DELETE FROM object_keys WHERE object_id = ?`, o.ID); err != nil {
+				return err
+			}
+			if err := insertKeys(tx, o.ID, o.Keys); err != nil {
+				return err
+			}
 		}
 		next = cur + 1
 		_, err = tx.Exec(`UPDATE objects SET private = ?, version = ? WHERE id = ?`, o.Private, next, o.ID)
@@ -1191,7 +1274,7 @@ func objectAndUserExist(tx *txn, id int64, user string) error {
 }
 
 // Share returns ErrExists when the object is already shared with user.
-func (s *sqliteStore) Share(id int64, user string) error {
+func (s *sqliteStore) Share(id int64, user string, wrappedKey []byte) error {
 	user = strings.ToLower(user)
 	err := s.write(func(tx *txn) error {
 		if err := objectAndUserExist(tx, id, user); err != nil {
@@ -1201,7 +1284,14 @@ func (s *sqliteStore) Share(id int64, user string) error {
 		if err != nil {
 			return err
 		}
-		return mustAffect(r, fmt.Errorf("store: object %d already shared with %q: %w", id, user, ErrExists))
+		if err := mustAffect(r, fmt.Errorf("store: object %d already shared with %q: %w", id, user, ErrExists)); err != nil {
+			return err
+		}
+		if len(wrappedKey) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(`INSERT OR REPLACE INTO object_keys (object_id, user, value) VALUES (?, ?, ?)`, id, user, wrappedKey)
+		return err
 	})
 	return wrapDB("share", err)
 }
@@ -1213,7 +1303,13 @@ func (s *sqliteStore) Unshare(id int64, user string) error {
 		if err != nil {
 			return err
 		}
-		return mustAffect(r, fmt.Errorf("store: object %d not shared with %q: %w", id, user, ErrNotFound))
+		if err := mustAffect(r, fmt.Errorf("store: object %d not shared with %q: %w", id, user, ErrNotFound)); err != nil {
+			return err
+		}
+		// The owner's copy stays: an owner is never a sharee.
+		_, err = tx.Exec(`DELETE FROM object_keys WHERE object_id = ? AND user = ?
+			AND user IS NOT (SELECT owner FROM objects WHERE id = ?)`, id, user, id)
+		return err
 	})
 	return wrapDB("unshare", err)
 }
@@ -1262,4 +1358,60 @@ func shareWithGroup(path string, mode os.FileMode, gid int) error {
 		return fmt.Errorf("store: share %s with its group: %w", path, err)
 	}
 	return nil
+}
+
+// --- the upgrade to per-user keys ---
+
+func (s *sqliteStore) UpgradeKeys(escrowPublic []byte, users []UserRecord, objs []ObjectRecord) error {
+	if len(escrowPublic) == 0 {
+		return errors.New("store: upgrade keys: no escrow key")
+	}
+	for _, o := range objs {
+		if err := checkAttrs(o); err != nil {
+			return err
+		}
+	}
+	_, err := s.commit(func(tx *txn) error {
+		r, err := tx.Exec(`UPDATE token SET escrow_key = ? WHERE id = 1 AND escrow_key IS NULL`, escrowPublic)
+		if err != nil {
+			return err
+		}
+		if err := mustAffect(r, fmt.Errorf("store: keys upgraded already: %w", ErrConflict)); err != nil {
+			return err
+		}
+		for _, u := range users {
+			name := strings.ToLower(u.Name)
+			r, err := tx.Exec(`UPDATE users SET public_key = ?, escrow = ?, legacy = ? WHERE name = ?`,
+				blob(u.PublicKey), blob(u.Escrow), blob(u.Legacy), name)
+			if err != nil {
+				return err
+			}
+			if err := mustAffect(r, fmt.Errorf("store: user %q: %w", name, ErrConflict)); err != nil {
+				return err
+			}
+		}
+		for _, o := range objs {
+			r, err := tx.Exec(`UPDATE objects SET version = version + 1 WHERE id = ? AND version = ?`, o.ID, o.Version)
+			if err != nil {
+				return err
+			}
+			if err := mustAffect(r, fmt.Errorf("store: upgrade object %d: %w", o.ID, ErrConflict)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM sealed WHERE object_id = ?`, o.ID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM object_keys WHERE object_id = ?`, o.ID); err != nil {
+				return err
+			}
+			if err := insertAttrs(tx, o.ID, ObjectRecord{Sealed: o.Sealed}); err != nil {
+				return err
+			}
+			if err := insertKeys(tx, o.ID, o.Keys); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrapDB("upgrade keys", err)
 }

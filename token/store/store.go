@@ -47,6 +47,10 @@ type TokenRecord struct {
 	SerialNumber string // 16 characters, fixed at init
 	// Created is set at initialisation (Unix seconds).
 	Created int64
+	// EscrowPublic is the escrow's public key (format 2): every crypto
+	// user's secret is also sealed to it, for officers' password resets.
+	// Empty on a token upgraded from format 1 until the first login.
+	EscrowPublic []byte
 }
 
 // Role of a user: crypto officer (logs in as CKU_SO) or crypto user (CKU_USER).
@@ -66,10 +70,21 @@ type UserRecord struct {
 	KDF KDFParams
 	// Salt for the KDF.
 	Salt []byte
-	// WrappedKey is the token key sealed under the key derived from the
-	// user's password (AES-256-GCM, AAD = user name). It is empty when the
-	// user has no password yet.
+	// WrappedKey is sealed under the key derived from the user's password
+	// (AES-256-GCM, AAD = user name): with KeyVersion KeyV2 the user's
+	// secret, with KeyV1 the format-1 token key. It is empty when the user
+	// has no password yet.
 	WrappedKey []byte
+	KeyVersion int
+	// PublicKey is a crypto user's public key (empty for officers and for
+	// users of a format-1 token not yet upgraded).
+	PublicKey []byte
+	// Escrow is a crypto user's secret sealed to the token's escrow public
+	// key (empty for officers).
+	Escrow []byte
+	// Legacy is, between the upgrade from format 1 and the user's next
+	// login, the user's new secret sealed under the format-1 token key.
+	Legacy []byte
 	// FailedLogins counts consecutive wrong passwords; Locked is set once the
 	// threshold is reached and cleared only by a password reset.
 	FailedLogins int
@@ -95,6 +110,9 @@ type ObjectRecord struct {
 	Private  bool   // CKA_PRIVATE
 	Attrs    map[ck.AttributeType][]byte
 	Sealed   map[ck.AttributeType][]byte
+	// Keys holds, per user (the owner and each sharee), the object's data
+	// key wrapped for that user; empty for objects with nothing sealed.
+	Keys map[string][]byte
 	// Version increases on every update of the object.
 	Version int64
 }
@@ -168,15 +186,26 @@ type Store interface {
 	Object(id int64) (*ObjectRecord, error)
 	// ObjectVersion returns the object's Version without loading it.
 	ObjectVersion(id int64) (int64, error)
-	// UpdateObject replaces Attrs/Sealed/Private if the stored Version still
-	// equals o.Version, and returns the new Version.
+	// UpdateObject replaces Attrs/Sealed/Private, and Keys when o.Keys is
+	// not nil, if the stored Version still equals o.Version, and returns the
+	// new Version.
 	UpdateObject(o ObjectRecord) (int64, Commit, error)
 	DeleteObject(id int64) (Commit, error)
 	Find(q Query) ([]int64, error)
 	// CountOwned is the number of objects a user owns.
 	CountOwned(owner string) (int, error)
 
-	Share(id int64, user string) error
+	// Share shares an object with a user, storing the object's data key
+	// wrapped for that user (nil: the object has nothing sealed).
+	Share(id int64, user string, wrappedKey []byte) error
+	// Unshare removes the share and the user's copy of the data key.
 	Unshare(id int64, user string) error
 	SharedWith(id int64) ([]string, error)
+
+	// UpgradeKeys moves a format-1 token to per-user keys in one
+	// transaction: it sets the escrow public key (ErrConflict when one is
+	// set already), the key material of the given users (PublicKey,
+	// Escrow, Legacy; not their passwords) and the Sealed values and Keys of
+	// the given objects (ErrConflict when one's Version changed).
+	UpgradeKeys(escrowPublic []byte, users []UserRecord, objs []ObjectRecord) error
 }

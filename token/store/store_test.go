@@ -30,7 +30,7 @@ func openTest(t testing.TB, dir string) Store {
 func ulong(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
 func user(name string, role Role) UserRecord {
-	return UserRecord{Name: name, Role: role, KDF: testKDF, Salt: []byte("salt-" + name), WrappedKey: []byte("wk-" + name)}
+	return UserRecord{Name: name, Role: role, KDF: testKDF, Salt: []byte("salt-" + name), WrappedKey: []byte("wk-" + name), KeyVersion: KeyV2}
 }
 
 func obj(uid, owner string, private bool, label string) ObjectRecord {
@@ -98,7 +98,7 @@ func TestFormatVersion(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, Options{})
 	require.NoError(t, err)
-	_, err = s.(*sqliteStore).db.Exec(`UPDATE meta SET value = 2 WHERE key = 'format_version'`)
+	_, err = s.(*sqliteStore).db.Exec(`UPDATE meta SET value = ? WHERE key = 'format_version'`, formatVersion+1)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
@@ -113,13 +113,14 @@ func TestMigrationHook(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	// Pretend to be a build that writes format 2.
-	formatVersion = 2
-	migrations[1] = func(tx execer) error {
+	// Pretend to be a build that writes the next format.
+	cur := formatVersion
+	formatVersion = cur + 1
+	migrations[cur] = func(tx execer) error {
 		_, err := tx.Exec(`CREATE TABLE v2_extra (x)`)
 		return err
 	}
-	t.Cleanup(func() { formatVersion = 1; delete(migrations, 1) })
+	t.Cleanup(func() { formatVersion = cur; delete(migrations, cur) })
 
 	s, err = Open(dir, Options{})
 	require.NoError(t, err)
@@ -127,7 +128,7 @@ func TestMigrationHook(t *testing.T) {
 	var v, n int
 	db := s.(*sqliteStore).db
 	require.NoError(t, db.QueryRow(`SELECT value FROM meta WHERE key = 'format_version'`).Scan(&v))
-	assert.Equal(t, 2, v)
+	assert.Equal(t, cur+1, v)
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'v2_extra'`).Scan(&n))
 	assert.Equal(t, 1, n)
 }
@@ -137,8 +138,9 @@ func TestMissingMigration(t *testing.T) {
 	s, err := Open(dir, Options{})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
-	formatVersion = 2
-	t.Cleanup(func() { formatVersion = 1 })
+	cur := formatVersion
+	formatVersion = cur + 1
+	t.Cleanup(func() { formatVersion = cur })
 	_, err = Open(dir, Options{})
 	assert.ErrorIs(t, err, ErrFormat)
 }
@@ -387,7 +389,7 @@ func TestOwnershipAndDeleteUser(t *testing.T) {
 	assert.ErrorIs(t, err, ErrInUse)
 
 	// Deleting bob removes bob's shares.
-	require.NoError(t, s.Share(a.ID, "bob"))
+	require.NoError(t, s.Share(a.ID, "bob", nil))
 	require.NoError(t, s.DeleteUser("bob"))
 	sh, err := s.SharedWith(a.ID)
 	require.NoError(t, err)
@@ -400,11 +402,11 @@ func TestShares(t *testing.T) {
 	a, err := s.CreateObject(obj("a1", "alice", true, "a"))
 	require.NoError(t, err)
 
-	require.NoError(t, s.Share(a.ID, "Carol"))
-	require.NoError(t, s.Share(a.ID, "bob"))
-	assert.ErrorIs(t, s.Share(a.ID, "bob"), ErrExists)
-	assert.ErrorIs(t, s.Share(a.ID, "nobody"), ErrNotFound)
-	assert.ErrorIs(t, s.Share(999999, "bob"), ErrNotFound)
+	require.NoError(t, s.Share(a.ID, "Carol", nil))
+	require.NoError(t, s.Share(a.ID, "bob", nil))
+	assert.ErrorIs(t, s.Share(a.ID, "bob", nil), ErrExists)
+	assert.ErrorIs(t, s.Share(a.ID, "nobody", nil), ErrNotFound)
+	assert.ErrorIs(t, s.Share(999999, "bob", nil), ErrNotFound)
 	sh, err := s.SharedWith(a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"bob", "carol"}, sh)
@@ -437,7 +439,7 @@ func TestFindVisibility(t *testing.T) {
 	bobPriv := mk("bp", "bob", true, "k")
 	anonPriv := mk("np", "", true, "k") // private with no owner: visible to nobody by ownership
 	other := mk("o", "", false, "other")
-	require.NoError(t, s.Share(bobPriv, "alice"))
+	require.NoError(t, s.Share(bobPriv, "alice", nil))
 
 	find := func(viewer string, match map[ck.AttributeType][]byte) []int64 {
 		ids, err := s.Find(Query{Match: match, Viewer: viewer})

@@ -1,0 +1,89 @@
+-- application_id 0x67687331, format_version 2
+
+-- index attrs_type_value on attrs
+CREATE INDEX attrs_type_value ON attrs(type, value);
+
+-- index object_keys_user on object_keys
+CREATE INDEX object_keys_user ON object_keys(user);
+
+-- index objects_owner on objects
+CREATE INDEX objects_owner ON objects(owner);
+
+-- index shares_user on shares
+CREATE INDEX shares_user ON shares(user, object_id);
+
+-- index sqlite_autoindex_meta_1 on meta
+
+-- index sqlite_autoindex_objects_1 on objects
+
+-- index sqlite_autoindex_users_1 on users
+
+-- table attrs on attrs
+CREATE TABLE attrs (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	type      INTEGER NOT NULL,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, type)
+) WITHOUT ROWID;
+
+-- table meta on meta
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY NOT NULL,
+	value NOT NULL
+);
+
+-- table object_keys on object_keys
+CREATE TABLE object_keys (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, user)
+) WITHOUT ROWID;
+
+-- table objects on objects
+CREATE TABLE objects (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	unique_id TEXT NOT NULL UNIQUE,
+	owner     TEXT REFERENCES users(name),
+	private   INTEGER NOT NULL,
+	version   INTEGER NOT NULL
+);
+
+-- table sealed on sealed
+CREATE TABLE sealed (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	type      INTEGER NOT NULL,
+	value     BLOB NOT NULL,
+	PRIMARY KEY (object_id, type)
+) WITHOUT ROWID;
+
+-- table shares on shares
+CREATE TABLE shares (
+	object_id INTEGER NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	PRIMARY KEY (object_id, user)
+) WITHOUT ROWID;
+
+-- table sqlite_sequence on sqlite_sequence
+CREATE TABLE sqlite_sequence(name,seq);
+
+-- table token on token
+CREATE TABLE token (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	label   TEXT NOT NULL,
+	serial  TEXT NOT NULL,
+	created INTEGER NOT NULL
+, escrow_key BLOB);
+
+-- table users on users
+CREATE TABLE users (
+	name          TEXT PRIMARY KEY NOT NULL CHECK (name <> '' AND name = lower(name)),
+	role          INTEGER NOT NULL CHECK (role IN (1, 2)),
+	kdf_time      INTEGER NOT NULL,
+	kdf_memory    INTEGER NOT NULL,
+	kdf_threads   INTEGER NOT NULL,
+	salt          BLOB NOT NULL,
+	wrapped_key   BLOB NOT NULL,
+	failed_logins INTEGER NOT NULL DEFAULT 0,
+	locked        INTEGER NOT NULL DEFAULT 0
+, key_version INTEGER NOT NULL DEFAULT 1, public_key BLOB NOT NULL DEFAULT x'', escrow BLOB NOT NULL DEFAULT x'', legacy BLOB NOT NULL DEFAULT x'');
