@@ -163,13 +163,11 @@ static CK_BYTE p256_point[67] = { 0x04, 0x41, 0x04 }; /* DER OCTET STRING of an 
 static void fill_ecdh(void *p, int i, CK_ULONG v)
 {
 	CK_ECDH1_DERIVE_PARAMS *c = p;
-	c->kdf = CKD_NULL, c->pSharedData = buf, c->pPublicData = p256_point;
+	/* Shared data only when its length is the field under test (CKD_NULL
+	 * takes none). */
+	c->kdf = CKD_NULL, c->pSharedData = i == 0 ? buf : NULL, c->pPublicData = p256_point;
 	set(&c->ulSharedDataLen, 0, i, v, 0);
 	set(&c->ulPublicDataLen, 1, i, v, sizeof p256_point);
-	if (i == 0 && v == 0)
-		c->pSharedData = NULL;
-	if (i != 0)
-		c->pSharedData = NULL;
 }
 
 static void fill_hkdf(void *p, int i, CK_ULONG v)
@@ -304,19 +302,19 @@ static CK_ULONG len32 = 32;
 
 static CK_RV derive(CK_MECHANISM *m, CK_OBJECT_HANDLE base)
 {
+	/* CKA_VALUE_LEN last: the AES *_ENCRYPT_DATA mechanisms take the
+	 * length from the data and get the template without it. */
 	CK_ATTRIBUTE t[] = {
 		{ CKA_CLASS, &secret_class, sizeof secret_class }, { CKA_KEY_TYPE, &generic, sizeof generic },
-		{ CKA_VALUE_LEN, &len32, sizeof len32 },           { CKA_TOKEN, &no, sizeof no },
-		{ CKA_DERIVE, &yes, sizeof yes },
+		{ CKA_TOKEN, &no, sizeof no },                     { CKA_DERIVE, &yes, sizeof yes },
+		{ CKA_VALUE_LEN, &len32, sizeof len32 },
 	};
 	CK_OBJECT_HANDLE k = 0;
 	CK_ULONG n = sizeof t / sizeof t[0];
 	CK_RV rv;
 
 	if (m->mechanism == CKM_AES_ECB_ENCRYPT_DATA || m->mechanism == CKM_AES_CBC_ENCRYPT_DATA)
-		n = 4; /* the length follows from the data */
-	if (m->mechanism == CKM_AES_ECB_ENCRYPT_DATA || m->mechanism == CKM_AES_CBC_ENCRYPT_DATA)
-		t[2] = t[4];
+		n--;
 	rv = f->C_DeriveKey(sess, m, base, t, n, &k);
 	if (rv == CKR_OK)
 		f->C_DestroyObject(sess, k);
