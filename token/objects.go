@@ -672,8 +672,15 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 	return nil
 }
 
+// matches compares a find template with a session object. A secret
+// attribute (attrs.IsSecret: key material) never matches, as for token
+// objects, whose sealed values the store never searches: otherwise a find
+// would confirm a guessed value of a sensitive key.
 func (o *Object) matches(tmpl attrs.Template) bool {
 	for t, v := range tmpl {
+		if attrs.IsSecret(o.class, o.keyType, t) {
+			return false
+		}
 		have, ok := o.attrs[t]
 		if !ok {
 			if hv, vok := vendorAttr(o, t); vok {
