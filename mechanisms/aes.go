@@ -110,8 +110,9 @@ func (g *gcm) Once(dst, src []byte) ([]byte, error) {
 }
 
 func (g *gcm) Update(dst, src []byte) ([]byte, error) {
-	g.buf = append(g.buf, src...)
-	return dst, nil
+	var err error
+	g.buf, err = buffer(g.buf, src, "aes-gcm")
+	return dst, err
 }
 
 func (g *gcm) Final(dst []byte) ([]byte, error) {

@@ -83,8 +83,9 @@ func (in *eddsaInput) Update(p []byte) error {
 		in.ph.Write(p)
 		return nil
 	}
-	in.buf = append(in.buf, p...)
-	return nil
+	var err error
+	in.buf, err = buffer(in.buf, p, "eddsa")
+	return err
 }
 
 func (in *eddsaInput) message() []byte {

@@ -99,8 +99,9 @@ func (in *input) Update(p []byte) error {
 		in.h.Write(p) // hash.Hash.Write never fails
 		return nil
 	}
-	in.buf = append(in.buf, p...)
-	return nil
+	var err error
+	in.buf, err = buffer(in.buf, p, "raw input")
+	return err
 }
 
 // message returns the hash of everything given to Update, or the raw input.

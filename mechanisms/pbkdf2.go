@@ -27,6 +27,11 @@ var pbkdf2PRFs = map[ck.ULong]crypto.Hash{
 // so the token calls this directly until it does; valueLen is the key's
 // length in bytes (CKA_VALUE_LEN, or the length its key type fixes).
 //
+// pbkdf2MaxIterations bounds the work one C_GenerateKey may ask for: ten
+// times OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256 (600,000), a
+// few seconds of one core. An iteration count of 2^32-1 ran for hours.
+const pbkdf2MaxIterations = 6_000_000
+
 // PBKDF2 per RFC 8018 §5.2. The salt source must be CKZ_SALT_SPECIFIED and
 // the PRF one of pbkdf2PRFs (whose pPrfData must be empty: it exists for
 // GOST). Errors are those C_GenerateKey may return.
@@ -42,8 +47,8 @@ func PBKDF2Generate(p *PBKD2Params, valueLen int) ([]byte, error) {
 	if !ok || len(p.PRFData) != 0 {
 		return nil, fmt.Errorf("mechanisms: %s: prf 0x%x with %d bytes of prf data: %w", what, p.PRF, len(p.PRFData), ck.CKR_MECHANISM_PARAM_INVALID)
 	}
-	if p.Iterations < 1 {
-		return nil, fmt.Errorf("mechanisms: %s: %d iterations: %w", what, p.Iterations, ck.CKR_MECHANISM_PARAM_INVALID)
+	if p.Iterations < 1 || p.Iterations > pbkdf2MaxIterations {
+		return nil, fmt.Errorf("mechanisms: %s: %d iterations (1..%d): %w", what, p.Iterations, pbkdf2MaxIterations, ck.CKR_MECHANISM_PARAM_INVALID)
 	}
 	switch {
 	case valueLen == 0:

@@ -286,6 +286,14 @@ func (c *rsaCipher) MaxOutput(n int, once bool) int {
 	return c.pub.Size()
 }
 
+// RSAMaxKeyBits bounds the RSA keys the token stores (created or
+// unwrapped), checked before any work on the key: SoftHSMv2's limit. The
+// mechanisms use keys up to rsaMaxBits (4096, as CloudHSM generates);
+// larger ones may be kept, as other tokens keep them. Without a bound a
+// 32768-bit private key took 6 s to reject and a 65536-bit public key was
+// accepted.
+const RSAMaxKeyBits = 16384
+
 // RSAPublicKey builds a public key from CKA_MODULUS and
 // CKA_PUBLIC_EXPONENT (big-endian).
 func RSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
@@ -296,6 +304,9 @@ func RSAPublicKey(n, e []byte) (*rsa.PublicKey, error) {
 	N := new(big.Int).SetBytes(n)
 	if N.Sign() == 0 || N.Bit(0) == 0 {
 		return nil, fmt.Errorf("mechanisms: rsa modulus: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	if N.BitLen() > RSAMaxKeyBits {
+		return nil, fmt.Errorf("mechanisms: rsa modulus of %d bits (at most %d): %w", N.BitLen(), RSAMaxKeyBits, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
 	return &rsa.PublicKey{N: N, E: exp}, nil
 }

@@ -25,7 +25,7 @@ func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKe
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	return rv(fn, f(m, ck.ULong(h), mech, ck.ULong(hKey)))
 }
@@ -40,12 +40,12 @@ func oneShotOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYT
 	in, err := view(pIn, inLen)
 	if err != nil {
 		m.Abort(ck.ULong(h), kind)
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	out, err := outBuf(pOut, pOutLen)
 	if err != nil {
 		m.Abort(ck.ULong(h), kind)
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	n, err := f(m, ck.ULong(h), in, out)
 	return setLen(fn, pOutLen, n, err)
@@ -61,7 +61,7 @@ func finalOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pOut C.CK_BYTE
 	out, err := outBuf(pOut, pOutLen)
 	if err != nil {
 		m.Abort(ck.ULong(h), kind)
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	n, err := f(m, ck.ULong(h), out)
 	return setLen(fn, pOutLen, n, err)
@@ -77,7 +77,7 @@ func updateOp(fn string, kind token.OpKind, h C.CK_SESSION_HANDLE, pIn C.CK_BYTE
 	in, err := view(pIn, inLen)
 	if err != nil {
 		m.Abort(ck.ULong(h), kind)
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	return rv(fn, f(m, ck.ULong(h), in))
 }
@@ -199,7 +199,7 @@ func go_Verify(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG,
 	}
 	if err != nil {
 		m.Abort(ck.ULong(h), token.OpVerify)
-		return rv("C_Verify", err)
+		return argRV("C_Verify", m, h, err)
 	}
 	sig, _ := view(pSignature, ulSignatureLen)
 	return rv("C_Verify", m.Verify(ck.ULong(h), data, sig))
@@ -225,19 +225,19 @@ func go_GenerateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pTempl
 		return rv("C_GenerateKey", err)
 	}
 	if phKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_GenerateKey", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_GenerateKey", err)
+		return argRV("C_GenerateKey", m, h, err)
 	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_GenerateKey", err)
+		return argRV("C_GenerateKey", m, h, err)
 	}
 	k, err := m.GenerateKey(ck.ULong(h), mech, t)
 	if err != nil {
-		return rv("C_GenerateKey", err)
+		return argRV("C_GenerateKey", m, h, err)
 	}
 	*phKey = C.CK_OBJECT_HANDLE(k)
 	return C.CKR_OK
@@ -251,23 +251,23 @@ func go_GenerateKeyPair(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pP
 		return rv("C_GenerateKeyPair", err)
 	}
 	if phPublicKey == nil || phPrivateKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_GenerateKeyPair", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_GenerateKeyPair", err)
+		return argRV("C_GenerateKeyPair", m, h, err)
 	}
 	pub, err := template(pPublicKeyTemplate, ulPublicKeyAttributeCount)
 	if err != nil {
-		return rv("C_GenerateKeyPair", err)
+		return argRV("C_GenerateKeyPair", m, h, err)
 	}
 	priv, err := template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)
 	if err != nil {
-		return rv("C_GenerateKeyPair", err)
+		return argRV("C_GenerateKeyPair", m, h, err)
 	}
 	ph, kh, err := m.GenerateKeyPair(ck.ULong(h), mech, pub, priv)
 	if err != nil {
-		return rv("C_GenerateKeyPair", err)
+		return argRV("C_GenerateKeyPair", m, h, err)
 	}
 	*phPublicKey, *phPrivateKey = C.CK_OBJECT_HANDLE(ph), C.CK_OBJECT_HANDLE(kh)
 	return C.CKR_OK
@@ -281,7 +281,7 @@ func go_SeedRandom(h C.CK_SESSION_HANDLE, pSeed C.CK_BYTE_PTR, ulSeedLen C.CK_UL
 		return rv("C_SeedRandom", err)
 	}
 	if _, err := view(pSeed, ulSeedLen); err != nil {
-		return rv("C_SeedRandom", err)
+		return argRV("C_SeedRandom", m, h, err)
 	}
 	return rv("C_SeedRandom", m.SeedRandom(ck.ULong(h)))
 }
@@ -295,7 +295,7 @@ func go_GenerateRandom(h C.CK_SESSION_HANDLE, pRandomData C.CK_BYTE_PTR, ulRando
 	}
 	out, err := view(pRandomData, ulRandomLen)
 	if err != nil {
-		return rv("C_GenerateRandom", err)
+		return argRV("C_GenerateRandom", m, h, err)
 	}
 	return rv("C_GenerateRandom", m.GenerateRandom(ck.ULong(h), out))
 }

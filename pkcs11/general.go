@@ -84,7 +84,7 @@ func go_GetSlotList(tokenPresent C.CK_BBOOL, pList C.CK_SLOT_ID_PTR, pulCount C.
 		*pulCount = C.CK_ULONG(len(ids))
 		return C.CKR_OK
 	}
-	if int(*pulCount) < len(ids) {
+	if *pulCount < C.CK_ULONG(len(ids)) { // unsigned: ~0 is a large buffer
 		*pulCount = C.CK_ULONG(len(ids))
 		return C.CKR_BUFFER_TOO_SMALL
 	}
@@ -176,7 +176,7 @@ func go_GetMechanismList(slotID C.CK_SLOT_ID, pList C.CK_MECHANISM_TYPE_PTR, pul
 		*pulCount = C.CK_ULONG(len(list))
 		return C.CKR_OK
 	}
-	if int(*pulCount) < len(list) {
+	if *pulCount < C.CK_ULONG(len(list)) {
 		*pulCount = C.CK_ULONG(len(list))
 		return C.CKR_BUFFER_TOO_SMALL
 	}
@@ -242,7 +242,7 @@ func go_InitPIN(h C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULO
 	}
 	pin, err := copyIn(C.CK_BYTE_PTR(pPin), ulPinLen)
 	if err != nil {
-		return rv("C_InitPIN", err)
+		return argRV("C_InitPIN", m, h, err)
 	}
 	defer clear(pin)
 	return rv("C_InitPIN", m.InitPIN(ck.ULong(h), pin))
@@ -257,12 +257,12 @@ func go_SetPIN(h C.CK_SESSION_HANDLE, pOld C.CK_UTF8CHAR_PTR, ulOldLen C.CK_ULON
 	}
 	oldPIN, err := copyIn(C.CK_BYTE_PTR(pOld), ulOldLen)
 	if err != nil {
-		return rv("C_SetPIN", err)
+		return argRV("C_SetPIN", m, h, err)
 	}
 	defer clear(oldPIN)
 	newPIN, err := copyIn(C.CK_BYTE_PTR(pNew), ulNewLen)
 	if err != nil {
-		return rv("C_SetPIN", err)
+		return argRV("C_SetPIN", m, h, err)
 	}
 	defer clear(newPIN)
 	return rv("C_SetPIN", m.SetPIN(ck.ULong(h), oldPIN, newPIN))

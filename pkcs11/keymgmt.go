@@ -27,11 +27,11 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_WrapKey", err)
+		return argRV("C_WrapKey", m, h, err)
 	}
 	out, err := outBuf(pWrappedKey, pulWrappedKeyLen)
 	if err != nil {
-		return rv("C_WrapKey", err)
+		return argRV("C_WrapKey", m, h, err)
 	}
 	n, err := m.WrapKey(ck.ULong(h), mech, ck.ULong(hWrappingKey), ck.ULong(hKey), out)
 	return setLen("C_WrapKey", pulWrappedKeyLen, n, err)
@@ -45,23 +45,23 @@ func go_UnwrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hUnwrapp
 		return rv("C_UnwrapKey", err)
 	}
 	if phKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_UnwrapKey", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	wrapped, err := view(pWrappedKey, ulWrappedKeyLen)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	t, err := template(pTemplate, ulAttributeCount)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	k, err := m.UnwrapKey(ck.ULong(h), mech, ck.ULong(hUnwrappingKey), wrapped, t)
 	if err != nil {
-		return rv("C_UnwrapKey", err)
+		return argRV("C_UnwrapKey", m, h, err)
 	}
 	*phKey = C.CK_OBJECT_HANDLE(k)
 	return C.CKR_OK
@@ -75,19 +75,19 @@ func go_DeriveKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hBaseKey
 		return rv("C_DeriveKey", err)
 	}
 	if phKey == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_DeriveKey", m, h, errArgs)
 	}
 	mech, err := mechanism(pMechanism)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	t, err := template(pTemplate, ulAttributeCount)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	k, err := m.DeriveKey(ck.ULong(h), mech, ck.ULong(hBaseKey), t)
 	if err != nil {
-		return rv("C_DeriveKey", err)
+		return argRV("C_DeriveKey", m, h, err)
 	}
 	*phKey = C.CK_OBJECT_HANDLE(k)
 	return C.CKR_OK
@@ -145,7 +145,7 @@ func messageInit(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 		return rv(fn, err)
 	}
 	if pMechanism == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV(fn, m, h, errArgs)
 	}
 	mech := token.Mechanism{Type: ck.MechanismType(pMechanism.mechanism)}
 	if encrypt {
@@ -171,12 +171,17 @@ func msgParams(pp C.CK_VOID_PTR, pl C.CK_ULONG) (*mechanisms.MessageParams, func
 		if err != nil {
 			return nil, nil, bad("NULL IV")
 		}
-		tagLen := (int(c.ulTagBits) + 7) / 8
+		// The tag is at most a block (GCM: 128 bits); checked before the
+		// length below reads or allocates anything.
+		if c.ulTagBits > 128 {
+			return nil, nil, bad(fmt.Sprintf("tag of %d bits", c.ulTagBits))
+		}
+		tagLen := (field(c.ulTagBits) + 7) / 8
 		if c.pTag == nil && tagLen > 0 {
 			return nil, nil, bad("NULL tag")
 		}
 		tag, _ := copyIn(c.pTag, C.CK_ULONG(tagLen))
-		p := &mechanisms.MessageParams{IV: iv, IVFixedBits: int(c.ulIvFixedBits), IVGenerator: ck.ULong(c.ivGenerator), Tag: tag, TagBits: int(c.ulTagBits)}
+		p := &mechanisms.MessageParams{IV: iv, IVFixedBits: field(c.ulIvFixedBits), IVGenerator: ck.ULong(c.ivGenerator), Tag: tag, TagBits: field(c.ulTagBits)}
 		return p, func(p *mechanisms.MessageParams) {
 			if len(p.IV) > 0 {
 				copy(unsafe.Slice((*byte)(unsafe.Pointer(c.pIv)), len(p.IV)), p.IV)
@@ -191,12 +196,15 @@ func msgParams(pp C.CK_VOID_PTR, pl C.CK_ULONG) (*mechanisms.MessageParams, func
 		if err != nil {
 			return nil, nil, bad("NULL nonce")
 		}
+		if c.ulMACLen > 16 { // CCM's MAC is at most a block (SP 800-38C)
+			return nil, nil, bad(fmt.Sprintf("MAC of %d bytes", c.ulMACLen))
+		}
 		if c.pMAC == nil && c.ulMACLen > 0 {
 			return nil, nil, bad("NULL MAC")
 		}
 		mac, _ := copyIn(c.pMAC, c.ulMACLen)
-		p := &mechanisms.MessageParams{IV: nonce, IVFixedBits: int(c.ulNonceFixedBits), IVGenerator: ck.ULong(c.nonceGenerator),
-			Tag: mac, TagBits: 8 * int(c.ulMACLen), DataLen: int(c.ulDataLen), MACLen: int(c.ulMACLen)}
+		p := &mechanisms.MessageParams{IV: nonce, IVFixedBits: field(c.ulNonceFixedBits), IVGenerator: ck.ULong(c.nonceGenerator),
+			Tag: mac, TagBits: 8 * field(c.ulMACLen), DataLen: field(c.ulDataLen), MACLen: field(c.ulMACLen)}
 		return p, func(p *mechanisms.MessageParams) {
 			if len(p.IV) > 0 {
 				copy(unsafe.Slice((*byte)(unsafe.Pointer(c.pNonce)), len(p.IV)), p.IV)
@@ -214,24 +222,21 @@ func message(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.CK_VOI
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, writeBack, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	aad, err := view(pAAD, ulAADLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	in, err := view(pIn, ulInLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	out, err := outBuf(pOut, pulOutLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	n, err := m.Message(ck.ULong(h), encrypt, p, aad, in, out)
 	r := setLen(fn, pulOutLen, n, err)
@@ -246,16 +251,13 @@ func messageBegin(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.C
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, _, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	aad, err := view(pAAD, ulAADLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	return rv(fn, m.MessageBegin(ck.ULong(h), encrypt, p, aad))
 }
@@ -265,22 +267,19 @@ func messageNext(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.CK
 	if err != nil {
 		return rv(fn, err)
 	}
-	if err := m.CheckSession(ck.ULong(h)); err != nil {
-		return rv(fn, err)
-	}
 	p, writeBack, err := msgParams(pParameter, ulParameterLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	in, err := view(pIn, ulInLen)
 	if err != nil {
-		return rv(fn, err)
+		return argRV(fn, m, h, err)
 	}
 	end := ck.ULong(flags)&ck.CKF_END_OF_MESSAGE != 0
 	var out token.Out
 	if end || pulOutLen != nil {
 		if out, err = outBuf(pOut, pulOutLen); err != nil {
-			return rv(fn, err)
+			return argRV(fn, m, h, err)
 		}
 	}
 	n, err := m.MessageNext(ck.ULong(h), encrypt, p, in, out, end)

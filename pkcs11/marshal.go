@@ -17,6 +17,7 @@ import "C"
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"gohsm/internal/ck"
@@ -26,6 +27,31 @@ import (
 )
 
 var errArgs = ck.CKR_ARGUMENTS_BAD
+
+// Bounds on what a caller's lengths and counts may say, checked before
+// anything is read or allocated: Go's out-of-memory is fatal (no recover),
+// and so is a read far past a caller's buffer. A length beyond the bound
+// cannot describe real input.
+const (
+	// maxBuffer: no user address space (47 bits on x86-64 and arm64
+	// with 4-level page tables) holds a larger buffer, and unsafe.Slice
+	// panics beyond 2^48 bytes.
+	maxBuffer = 1 << 47
+	// maxCopyIn bounds inputs the boundary copies into the Go heap (PINs,
+	// attribute values, mechanism parameters): 16 MiB, far above any
+	// certificate, label or parameter a client sends.
+	maxCopyIn = 16 << 20
+	// maxTemplate bounds a template's attribute count: the spec defines
+	// about 200 attribute types, and a template names each once.
+	maxTemplate = 4096
+)
+
+// field converts a caller's count, length or bit size for the mechanisms:
+// values beyond 2^31-1 (never valid for any of them) become 2^31-1, so
+// that no conversion turns negative and no arithmetic on them overflows.
+func field(v C.CK_ULONG) int {
+	return int(min(v, math.MaxInt32))
+}
 
 // view returns a Go view of a caller's input buffer, valid only for the
 // call: no copy into the Go heap (1 MiB costs ~100 ns to view, ~100 us to
@@ -37,12 +63,18 @@ func view(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, error) {
 	if p == nil {
 		return nil, fmt.Errorf("pkcs11: NULL buffer of %d bytes: %w", n, errArgs)
 	}
+	if n > maxBuffer {
+		return nil, fmt.Errorf("pkcs11: buffer of %d bytes is larger than any address space: %w", n, errArgs)
+	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)), nil
 }
 
 // copyIn copies a small caller buffer (PINs, labels, parameters) that the
 // token layer may keep.
 func copyIn(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, error) {
+	if n > maxCopyIn {
+		return nil, fmt.Errorf("pkcs11: input of %d bytes (at most %d): %w", n, maxCopyIn, errArgs)
+	}
 	v, err := view(p, n)
 	if err != nil {
 		return nil, err
@@ -58,7 +90,9 @@ func outBuf(p C.CK_BYTE_PTR, pl C.CK_ULONG_PTR) (token.Out, error) {
 	if p == nil {
 		return token.Out{Query: true}, nil
 	}
-	return token.Out{Buf: unsafe.Slice((*byte)(unsafe.Pointer(p)), int(*pl))}, nil
+	// A buffer said to be larger than any address space is large enough
+	// for any output: only the output's own length is ever written.
+	return token.Out{Buf: unsafe.Slice((*byte)(unsafe.Pointer(p)), int(min(*pl, maxBuffer)))}, nil
 }
 
 // setLen stores an output length when the call succeeded or the buffer was
@@ -78,6 +112,9 @@ func attrSlice(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]C.CK_ATTRIBUTE, error) {
 	}
 	if p == nil {
 		return nil, fmt.Errorf("pkcs11: NULL template of %d attributes: %w", n, errArgs)
+	}
+	if n > maxTemplate {
+		return nil, fmt.Errorf("pkcs11: template of %d attributes (at most %d): %w", n, maxTemplate, errArgs)
 	}
 	return unsafe.Slice(p, int(n)), nil
 }
@@ -186,7 +223,7 @@ func mechanism(p C.CK_MECHANISM_PTR) (token.Mechanism, error) {
 			return m, bad(fmt.Sprintf("length %d", pl))
 		}
 		c := (*C.CK_RSA_PKCS_PSS_PARAMS)(pp)
-		m.Param = &mechanisms.PSSParams{Hash: ck.MechanismType(c.hashAlg), MGF: ck.ULong(c.mgf), SaltLen: int(c.sLen)}
+		m.Param = &mechanisms.PSSParams{Hash: ck.MechanismType(c.hashAlg), MGF: ck.ULong(c.mgf), SaltLen: field(c.sLen)}
 	case mechanisms.ParamOAEP:
 		if pl != unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{}) {
 			return m, bad(fmt.Sprintf("length %d", pl))
@@ -258,13 +295,13 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		if err != nil {
 			return nil, err
 		}
-		return &mechanisms.CCMParams{DataLen: int(c.ulDataLen), Nonce: nonce, AAD: aad, MACLen: int(c.ulMACLen)}, nil
+		return &mechanisms.CCMParams{DataLen: field(c.ulDataLen), Nonce: nonce, AAD: aad, MACLen: field(c.ulMACLen)}, nil
 	case mechanisms.ParamCTR:
 		if err := size(unsafe.Sizeof(C.CK_AES_CTR_PARAMS{})); err != nil {
 			return nil, err
 		}
 		c := (*C.CK_AES_CTR_PARAMS)(pp)
-		p := &mechanisms.CTRParams{CounterBits: int(c.ulCounterBits)}
+		p := &mechanisms.CTRParams{CounterBits: field(c.ulCounterBits)}
 		copy(p.CB[:], unsafe.Slice((*byte)(unsafe.Pointer(&c.cb[0])), 16))
 		return p, nil
 	case mechanisms.ParamECDH1:
@@ -325,13 +362,13 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 					return nil, fmt.Errorf("counter format of length %d", d.ulValueLen)
 				}
 				f := (*C.CK_SP800_108_COUNTER_FORMAT)(d.pValue)
-				pd.LittleEndian, pd.WidthBits = f.bLittleEndian != 0, int(f.ulWidthInBits)
+				pd.LittleEndian, pd.WidthBits = f.bLittleEndian != 0, field(f.ulWidthInBits)
 			case ck.CK_SP800_108_DKM_LENGTH:
 				if d.pValue == nil || uintptr(d.ulValueLen) != unsafe.Sizeof(C.CK_SP800_108_DKM_LENGTH_FORMAT{}) {
 					return nil, fmt.Errorf("DKM length format of length %d", d.ulValueLen)
 				}
 				f := (*C.CK_SP800_108_DKM_LENGTH_FORMAT)(d.pValue)
-				pd.DKMMethod, pd.LittleEndian, pd.WidthBits = ck.ULong(f.dkmLengthMethod), f.bLittleEndian != 0, int(f.ulWidthInBits)
+				pd.DKMMethod, pd.LittleEndian, pd.WidthBits = ck.ULong(f.dkmLengthMethod), f.bLittleEndian != 0, field(f.ulWidthInBits)
 			default:
 				return nil, fmt.Errorf("data parameter type 0x%x", uint(d._type))
 			}
@@ -362,7 +399,7 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		if err != nil {
 			return nil, err
 		}
-		return &mechanisms.PBKD2Params{SaltSource: ck.ULong(c.saltSource), Salt: salt, Iterations: int(c.iterations),
+		return &mechanisms.PBKD2Params{SaltSource: ck.ULong(c.saltSource), Salt: salt, Iterations: field(c.iterations),
 			PRF: ck.ULong(c.prf), PRFData: prfData, Password: pw}, nil
 	case mechanisms.ParamCBCEncryptData:
 		switch pl {
@@ -395,7 +432,7 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		if err != nil {
 			return nil, err
 		}
-		return &mechanisms.RSAAESKeyWrapParams{AESKeyBits: int(c.ulAESKeyBits),
+		return &mechanisms.RSAAESKeyWrapParams{AESKeyBits: field(c.ulAESKeyBits),
 			OAEP: &mechanisms.OAEPParams{Hash: ck.MechanismType(o.hashAlg), MGF: ck.ULong(o.mgf), Source: ck.ULong(o.source), Label: label}}, nil
 	case mechanisms.ParamEdDSA:
 		if pp == nil && pl == 0 {
@@ -430,7 +467,7 @@ func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
 	default:
 		return nil, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_gcm_params_v1{}))
 	}
-	g := &mechanisms.GCMParams{TagBits: int(tag)}
+	g := &mechanisms.GCMParams{TagBits: field(tag)}
 	var err error
 	if g.IV, err = copyIn(iv, ivLen); err != nil {
 		return nil, fmt.Errorf("NULL IV")

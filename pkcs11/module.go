@@ -76,6 +76,20 @@ func rv(fn string, err error) C.CK_RV {
 	return C.CKR_GENERAL_ERROR
 }
 
+// argRV answers a call the boundary refused before it reached the token
+// (a NULL pointer, an unknown mechanism, a malformed parameter, a length
+// out of bounds): a session handle that names no session wins over that
+// error, as it does over every error the token finds (PKCS #11 leaves the
+// order to the library; clients that reconnect test for a stale session
+// first, and SoftHSMv2 checks it first too). Only failing calls pay for
+// the lookup.
+func argRV(fn string, m *token.Module, h C.CK_SESSION_HANDLE, err error) C.CK_RV {
+	if serr := m.CheckSession(ck.ULong(h)); serr != nil {
+		return rv(fn, serr)
+	}
+	return rv(fn, err)
+}
+
 // recoverRV turns a panic into CKR_GENERAL_ERROR, logging the stack.
 func recoverRV(fn string, out *C.CK_RV) {
 	if p := recover(); p != nil {

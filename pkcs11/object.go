@@ -23,15 +23,15 @@ func go_CreateObject(h C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCoun
 		return rv("C_CreateObject", err)
 	}
 	if phObject == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_CreateObject", m, h, errArgs)
 	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_CreateObject", err)
+		return argRV("C_CreateObject", m, h, err)
 	}
 	o, err := m.CreateObject(ck.ULong(h), t)
 	if err != nil {
-		return rv("C_CreateObject", err)
+		return argRV("C_CreateObject", m, h, err)
 	}
 	*phObject = C.CK_OBJECT_HANDLE(o)
 	return C.CKR_OK
@@ -45,15 +45,15 @@ func go_CopyObject(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate 
 		return rv("C_CopyObject", err)
 	}
 	if phNewObject == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_CopyObject", m, h, errArgs)
 	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_CopyObject", err)
+		return argRV("C_CopyObject", m, h, err)
 	}
 	o, err := m.CopyObject(ck.ULong(h), ck.ULong(hObject), t)
 	if err != nil {
-		return rv("C_CopyObject", err)
+		return argRV("C_CopyObject", m, h, err)
 	}
 	*phNewObject = C.CK_OBJECT_HANDLE(o)
 	return C.CKR_OK
@@ -77,11 +77,11 @@ func go_GetObjectSize(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pulSize
 		return rv("C_GetObjectSize", err)
 	}
 	if pulSize == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_GetObjectSize", m, h, errArgs)
 	}
 	n, err := m.GetObjectSize(ck.ULong(h), ck.ULong(hObject))
 	if err != nil {
-		return rv("C_GetObjectSize", err)
+		return argRV("C_GetObjectSize", m, h, err)
 	}
 	*pulSize = C.CK_ULONG(n)
 	return C.CKR_OK
@@ -96,7 +96,7 @@ func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 	}
 	as, err := attrSlice(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_GetAttributeValue", err)
+		return argRV("C_GetAttributeValue", m, h, err)
 	}
 	types := make([]ck.AttributeType, len(as))
 	for i, a := range as {
@@ -104,7 +104,7 @@ func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 	}
 	res, err := m.GetAttributeValue(ck.ULong(h), ck.ULong(hObject), types)
 	if err != nil {
-		return rv("C_GetAttributeValue", err)
+		return argRV("C_GetAttributeValue", m, h, err)
 	}
 	// Spec 5.7 C_GetAttributeValue: every attribute is processed; a failing
 	// one gets CK_UNAVAILABLE_INFORMATION and its error becomes the result
@@ -133,7 +133,7 @@ func go_GetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 			a.ulValueLen = C.CK_ULONG(len(v))
 			continue
 		}
-		if int(a.ulValueLen) < len(v) {
+		if a.ulValueLen < C.CK_ULONG(len(v)) { // unsigned: ~0 is a large buffer, not -1
 			a.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
 			if r == C.CKR_OK {
 				r = C.CKR_BUFFER_TOO_SMALL
@@ -155,7 +155,7 @@ func go_SetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_SetAttributeValue", err)
+		return argRV("C_SetAttributeValue", m, h, err)
 	}
 	return rv("C_SetAttributeValue", m.SetAttributeValue(ck.ULong(h), ck.ULong(hObject), t))
 }
@@ -169,7 +169,7 @@ func go_FindObjectsInit(h C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulC
 	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
-		return rv("C_FindObjectsInit", err)
+		return argRV("C_FindObjectsInit", m, h, err)
 	}
 	return rv("C_FindObjectsInit", m.FindObjectsInit(ck.ULong(h), t))
 }
@@ -182,11 +182,11 @@ func go_FindObjects(h C.CK_SESSION_HANDLE, phObject C.CK_OBJECT_HANDLE_PTR, ulMa
 		return rv("C_FindObjects", err)
 	}
 	if pulObjectCount == nil || phObject == nil && ulMaxObjectCount > 0 {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_FindObjects", m, h, errArgs)
 	}
-	hs, err := m.FindObjects(ck.ULong(h), int(ulMaxObjectCount))
+	hs, err := m.FindObjects(ck.ULong(h), field(ulMaxObjectCount))
 	if err != nil {
-		return rv("C_FindObjects", err)
+		return argRV("C_FindObjects", m, h, err)
 	}
 	if len(hs) > 0 {
 		out := unsafe.Slice(phObject, len(hs))
@@ -236,7 +236,7 @@ func writeNested(a *C.CK_ATTRIBUTE, encoded []byte) C.CK_RV {
 		switch {
 		case x.pValue == nil:
 			x.ulValueLen = C.CK_ULONG(len(v))
-		case int(x.ulValueLen) < len(v):
+		case x.ulValueLen < C.CK_ULONG(len(v)):
 			x.ulValueLen = C.CK_ULONG(ck.CK_UNAVAILABLE_INFORMATION)
 			r = C.CKR_BUFFER_TOO_SMALL
 		default:

@@ -60,10 +60,10 @@ func go_GetSessionInfo(h C.CK_SESSION_HANDLE, p C.CK_SESSION_INFO_PTR) (r C.CK_R
 	}
 	si, err := m.SessionInfo(ck.ULong(h))
 	if err != nil {
-		return rv("C_GetSessionInfo", err)
+		return argRV("C_GetSessionInfo", m, h, err)
 	}
 	if p == nil {
-		return C.CKR_ARGUMENTS_BAD
+		return argRV("C_GetSessionInfo", m, h, errArgs)
 	}
 	p.slotID = C.CK_SLOT_ID(si.SlotID)
 	p.state = C.CK_STATE(si.State)
@@ -81,7 +81,7 @@ func go_Login(h C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_UTF8CHAR
 	}
 	pin, err := copyIn(C.CK_BYTE_PTR(pPin), ulPinLen)
 	if err != nil {
-		return rv("C_Login", err)
+		return argRV("C_Login", m, h, err)
 	}
 	defer clear(pin)
 	return rv("C_Login", m.Login(ck.ULong(h), ck.UserType(userType), pin))
@@ -96,12 +96,12 @@ func go_LoginUser(h C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_UTF8
 	}
 	pin, err := copyIn(C.CK_BYTE_PTR(pPin), ulPinLen)
 	if err != nil {
-		return rv("C_LoginUser", err)
+		return argRV("C_LoginUser", m, h, err)
 	}
 	defer clear(pin)
 	name, err := copyIn(C.CK_BYTE_PTR(pUsername), ulUsernameLen)
 	if err != nil {
-		return rv("C_LoginUser", err)
+		return argRV("C_LoginUser", m, h, err)
 	}
 	if len(name) == 0 {
 		return rv("C_LoginUser", m.Login(ck.ULong(h), ck.UserType(userType), pin))

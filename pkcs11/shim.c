@@ -26,6 +26,8 @@
  * docs/fork.md has the measurements and the limits.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -362,6 +364,50 @@ static CK_RV gohsm_fork_finalize(void)
 #endif
 
 /*
+ * Whether a non-NULL pReserved is a NUL-terminated string of at most
+ * GOHSM_CONFIG_MAX bytes that the process can read. Go reading an
+ * unreadable address faults: at a low address a recovered panic with a
+ * stack on stderr, elsewhere the whole process. So the bytes are first
+ * passed through a pipe, page piece by page piece: write() reports an
+ * unreadable source as EFAULT instead of faulting. Returns 0 if it is
+ * readable and terminated, else -1.
+ */
+#define GOHSM_CONFIG_MAX 65536
+
+static int gohsm_config_readable(const char *p)
+{
+	char chunk[256];
+	int fd[2], ok = -1;
+	size_t off = 0;
+
+	if (pipe2(fd, O_CLOEXEC) != 0)
+		return 0; /* cannot tell: trust the caller, as before */
+	while (off < GOHSM_CONFIG_MAX) {
+		uintptr_t a = (uintptr_t)p + off;
+		size_t n = sizeof chunk, to_page = 4096 - (a & 4095);
+		ssize_t w;
+
+		if (a < (uintptr_t)p)
+			break; /* wrapped around the address space */
+		if (n > to_page)
+			n = to_page; /* never across a page: all or nothing */
+		do
+			w = write(fd[1], (const void *)a, n);
+		while (w < 0 && errno == EINTR);
+		if (w <= 0 || read(fd[0], chunk, (size_t)w) != w)
+			break;
+		if (memchr(chunk, 0, (size_t)w) != NULL) {
+			ok = 0;
+			break;
+		}
+		off += (size_t)w;
+	}
+	close(fd[0]);
+	close(fd[1]);
+	return ok;
+}
+
+/*
  * v3.0 section 5.4.1. pInitArgs is NULL or a CK_C_INITIALIZE_ARGS:
  *  - the four mutex callbacks must be all NULL or all non-NULL, else
  *    CKR_ARGUMENTS_BAD;
@@ -374,7 +420,8 @@ static CK_RV gohsm_fork_finalize(void)
  *    refusing it with CKR_NEED_TO_CREATE_THREADS breaks them;
  *  - pReserved "should be NULL_PTR"; a non-NULL value is taken as a NUL
  *    terminated configuration string (as NSS passes library parameters)
- *    and handed to Go.
+ *    and handed to Go; one that is not a readable string of at most
+ *    64 KiB is CKR_ARGUMENTS_BAD, with one line on stderr.
  * In a forked child the same arguments go to the child's fresh copy.
  */
 CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
@@ -390,6 +437,12 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 		if (callbacks != 0 && callbacks != 4)
 			return CKR_ARGUMENTS_BAD;
 		config = (char *)args->pReserved;
+		if (config != NULL && gohsm_config_readable(config) != 0) {
+			fprintf(stderr, "gohsm: C_Initialize: pReserved %p is not a readable NUL-terminated "
+					"configuration string of at most %d bytes\n",
+				(void *)config, GOHSM_CONFIG_MAX);
+			return CKR_ARGUMENTS_BAD;
+		}
 	}
 	if (gohsm_in_forked_child())
 		return gohsm_fork_initialize(pInitArgs);

@@ -65,13 +65,42 @@ func (s *Slot) keyLocked(o *Object) (any, error) {
 	if len(o.sealed) > 0 {
 		return nil, fmt.Errorf("token: key %d sealed without login: %w", o.h, ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	k, err := attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
+	k, err := parseKey(o)
 	if err != nil {
-		return nil, fmt.Errorf("token: key %d: %w", o.h, err)
+		return nil, err
 	}
 	s.keys[o.h] = cachedKey{version: o.version, key: k}
 	return k, nil
 }
+
+// parseKey parses an object's key material. An object's attributes are
+// never changed in place (an update makes a new Object), so this needs no
+// lock.
+func parseKey(o *Object) (k any, err error) {
+	// Callers run this without the slot's lock, which they retake: a
+	// panic must come back as an error, not unwind through their
+	// deferred unlock of a lock they do not hold.
+	defer func() {
+		if p := recover(); p != nil {
+			k, err = nil, fmt.Errorf("token: key %d: parsing panicked: %v: %w", o.h, p, ck.CKR_GENERAL_ERROR)
+		}
+	}()
+	testOnlyKeyParse()
+	k, err = attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
+	if err != nil {
+		// Every key object's material was parsed when it was made, so a
+		// stored one that no longer parses was corrupted under us: a
+		// device error, not the template codes KeyFromTemplate speaks
+		// (CKR_TEMPLATE_INCOMPLETE for missing material), which would
+		// blame a template the caller never passed.
+		return nil, fmt.Errorf("token: key %d: stored material unusable: %v: %w", o.h, err, ck.CKR_DEVICE_ERROR)
+	}
+	return k, nil
+}
+
+// testOnlyKeyParse runs before a key's material is parsed (tests block
+// there).
+var testOnlyKeyParse = func() {}
 
 // initOp starts an operation of a kind with a mechanism and (except for
 // digests) a key.
@@ -177,24 +206,30 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := se.allowLocked(actUseKey); err != nil {
-		return nil, false, err
-	}
-	o, err := s.visibleObjectLocked(keyH, ck.CKR_KEY_HANDLE_INVALID)
+	o, err := s.keyObjectLocked(se, keyH, mm, purpose)
 	if err != nil {
 		return nil, false, err
 	}
-	if !isKeyClass(o.class) {
-		return nil, false, fmt.Errorf("token: object %d is not a key: %w", keyH, ck.CKR_KEY_HANDLE_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, o.keyType) {
-		return nil, false, fmt.Errorf("token: %v key for %v: %w", o.keyType, mm.Type, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if ok, _ := o.attrs.Bool(purpose); !ok {
-		return nil, false, fmt.Errorf("token: key %d has %v false: %w", keyH, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
-	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
-		return nil, false, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
+	if c, ok := s.keys[o.h]; (!ok || c.version != o.version) && len(o.sealed) == 0 {
+		// Not parsed yet (a key another process made, or the cache was
+		// dropped): parse it without the slot's lock, which a large RSA
+		// key would hold for its precomputation and checks, then look
+		// again, since anything may have changed meanwhile.
+		parsed := o
+		s.mu.Unlock()
+		k, perr := parseKey(parsed)
+		s.mu.Lock()
+		if o, err = s.keyObjectLocked(se, keyH, mm, purpose); err != nil {
+			return nil, false, err
+		}
+		if o.version == parsed.version {
+			if perr != nil {
+				return nil, false, perr
+			}
+			if c, ok := s.keys[o.h]; !ok || c.version != o.version { // else another session was first
+				s.keys[o.h] = cachedKey{version: o.version, key: k}
+			}
+		}
 	}
 	k, err := s.keyLocked(o)
 	if err != nil || mm.Prepare == nil {
@@ -202,6 +237,31 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	}
 	k, err = s.preparedLocked(o, k, mm)
 	return k, o.alwaysAuth, err
+}
+
+// keyObjectLocked finds a key object a session may use for a mechanism
+// and purpose, with the precise error otherwise.
+func (s *Slot) keyObjectLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purpose ck.AttributeType) (*Object, error) {
+	if err := se.allowLocked(actUseKey); err != nil {
+		return nil, err
+	}
+	o, err := s.visibleObjectLocked(keyH, ck.CKR_KEY_HANDLE_INVALID)
+	if err != nil {
+		return nil, err
+	}
+	if !isKeyClass(o.class) {
+		return nil, fmt.Errorf("token: object %d is not a key: %w", keyH, ck.CKR_KEY_HANDLE_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, o.keyType) {
+		return nil, fmt.Errorf("token: %v key for %v: %w", o.keyType, mm.Type, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if ok, _ := o.attrs.Bool(purpose); !ok {
+		return nil, fmt.Errorf("token: key %d has %v false: %w", keyH, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+		return nil, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	return o, nil
 }
 
 // useKeyFast is useKey for the steady state, under the read lock so that

@@ -293,6 +293,10 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 		}
 		mat = attrs.Template{ck.CKA_VALUE: material}
 	} else {
+		if len(material) > maxPKCS8 {
+			clear(material)
+			return 0, fmt.Errorf("token: unwrapped private key of %d bytes (at most %d): %w", len(material), maxPKCS8, ck.CKR_WRAPPED_KEY_LEN_RANGE)
+		}
 		key, err := x509.ParsePKCS8PrivateKey(material)
 		clear(material)
 		if err != nil {
@@ -319,6 +323,13 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	return o.h, nil
 }
+
+// maxPKCS8 bounds an unwrapped private key's PKCS#8 encoding, checked
+// before it is parsed (parsing checks the key, which for an RSA key costs
+// time that grows with the cube of its size): a 16384-bit RSA key, the
+// largest the token keeps (mechanisms.RSAMaxKeyBits), takes about 9,300
+// bytes; every EC key far less.
+const maxPKCS8 = 10 << 10
 
 // DeriveKey answers C_DeriveKey.
 func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attrs.Template) (ck.ULong, error) {

@@ -79,6 +79,11 @@ func cloneParams(p *mechanisms.MessageParams) *mechanisms.MessageParams {
 	return &q
 }
 
+// maxMessageBuffered bounds a multi-part message's parts, which are held
+// until its last part: 1 GiB, as the mechanisms bound what they buffer
+// (Go's out-of-memory is fatal to the host). Tests lower it.
+var maxMessageBuffered = 1 << 30
+
 // MessageBegin answers C_EncryptMessageBegin / C_DecryptMessageBegin.
 func (m *Module) MessageBegin(h ck.ULong, encrypt bool, p *mechanisms.MessageParams, aad []byte) error {
 	se, op, err := m.activeOp(h, msgKind(encrypt))
@@ -109,6 +114,13 @@ func (m *Module) MessageNext(h ck.ULong, encrypt bool, p *mechanisms.MessagePara
 	defer se.mu.Unlock()
 	if !op.inMsg {
 		return 0, fmt.Errorf("token: no message begun: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+	}
+	if !op.hasPending && len(part) > maxMessageBuffered-len(op.msgBuf) {
+		// The message is over: its parts are dropped.
+		op.inMsg, op.msgAAD = false, nil
+		clear(op.msgBuf)
+		op.msgBuf = op.msgBuf[:0]
+		return 0, fmt.Errorf("token: message of more than %d bytes held in memory: %w", maxMessageBuffered, ck.CKR_DEVICE_MEMORY)
 	}
 	if !end {
 		op.msgBuf = append(op.msgBuf, part...)

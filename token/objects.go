@@ -263,7 +263,7 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		if !o.token {
 			o.h = s.nextSess
 			s.nextSess++
-			s.sessObjs[o.h] = o
+			s.addSessObjLocked(o)
 		}
 	}
 	return objs, nil
@@ -343,8 +343,6 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 		return 0, err
 	}
 	s := se.slot
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	class, keyType, err := attrs.ClassAndKeyType(tmpl)
 	if err != nil {
 		return 0, err
@@ -353,27 +351,50 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	if isKeyClass(class) {
 		act = actCreateKey
 	}
-	if err := se.allowLocked(act); err != nil {
+	s.mu.RLock()
+	err = se.allowLocked(act)
+	s.mu.RUnlock()
+	if err != nil {
 		return 0, err
 	}
+	// Validation runs without the slot's lock: parsing a large RSA key
+	// (its precomputation and checks) took seconds, and every other
+	// session of the slot waited for it. Build validates the material and
+	// computes what follows from it (check value, modulus bits, the
+	// private key's EC point); parsing it rejects keys that are
+	// well-formed bytes but not a usable key.
 	full, err := attrs.Build(attrs.OpCreate, class, keyType, 0, tmpl)
 	if err != nil {
 		return 0, err
 	}
-	// Build validated the material and computed what follows from it
-	// (check value, modulus bits, the private key's EC point); parsing it
-	// now rejects keys that are well-formed bytes but not a usable key.
+	var parsed any
 	if isKeyClass(class) {
-		if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
+		if parsed, err = attrs.KeyFromTemplate(class, keyType, full); err != nil {
 			return 0, err
 		}
+	}
+	testOnlyCreateValidated()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The session's state may have changed meanwhile (a logout).
+	if err := se.allowLocked(act); err != nil {
+		return 0, err
 	}
 	o, err := s.addObjectLocked(se, full)
 	if err != nil {
 		return 0, err
 	}
+	if parsed != nil {
+		// Kept, so that the key's first use does not parse it again
+		// under the lock (keyLocked).
+		s.keys[o.h] = cachedKey{version: o.version, key: parsed}
+	}
 	return o.h, nil
 }
+
+// testOnlyCreateValidated runs in CreateObject after the template was
+// validated, before the object is added (tests block there).
+var testOnlyCreateValidated = func() {}
 
 // DestroyObject answers C_DestroyObject.
 func (m *Module) DestroyObject(h, obj ck.ULong) error {
@@ -395,8 +416,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 		return fmt.Errorf("token: object %d is not destroyable: %w", obj, ck.CKR_ACTION_PROHIBITED)
 	}
 	if !o.token {
-		delete(s.sessObjs, obj)
-		delete(s.keys, obj)
+		s.removeSessObjLocked(obj)
 		return nil
 	}
 	c, err := s.st.DeleteObject(int64(obj))
@@ -652,8 +672,15 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 	return nil
 }
 
+// matches compares a find template with a session object. A secret
+// attribute (attrs.IsSecret: key material) never matches, as for token
+// objects, whose sealed values the store never searches: otherwise a find
+// would confirm a guessed value of a sensitive key.
 func (o *Object) matches(tmpl attrs.Template) bool {
 	for t, v := range tmpl {
+		if attrs.IsSecret(o.class, o.keyType, t) {
+			return false
+		}
 		have, ok := o.attrs[t]
 		if !ok {
 			if hv, vok := vendorAttr(o, t); vok {
@@ -680,6 +707,9 @@ func (m *Module) FindObjects(h ck.ULong, max int) ([]ck.ULong, error) {
 		return nil, fmt.Errorf("token: find: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 	}
 	n := min(max, len(op.found))
+	if n < 0 {
+		return nil, fmt.Errorf("token: find: at most %d objects: %w", max, ck.CKR_ARGUMENTS_BAD)
+	}
 	out := op.found[:n:n]
 	op.found = op.found[n:]
 	return out, nil

@@ -187,12 +187,7 @@ func (s *Slot) dropAllSessionsLocked() {
 func (s *Slot) dropSessionLocked(se *Session) {
 	delete(s.sessions, se.h)
 	s.m.sessions.delete(se)
-	for h, o := range s.sessObjs {
-		if o.session == se.h {
-			delete(s.sessObjs, h)
-			delete(s.keys, h)
-		}
-	}
+	s.dropSessionObjectsLocked(se.h)
 	if len(s.sessions) == 0 {
 		s.logoutLocked()
 	}
@@ -385,8 +380,7 @@ func (s *Slot) logoutLocked() {
 	s.login = nil
 	for h, o := range s.sessObjs {
 		if o.private {
-			delete(s.sessObjs, h)
-			delete(s.keys, h)
+			s.removeSessObjLocked(h)
 		}
 	}
 	for _, se := range s.sessions {

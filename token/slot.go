@@ -37,6 +37,9 @@ type Slot struct {
 	tokenGen uint64
 	nextSess ck.ULong              // next session-object handle
 	lastUser map[store.Role]string // user named by the last login attempt per role, for token flags
+
+	// bySession: session objects by session (sessobjs.go), made at the first one.
+	bySession map[ck.ULong]map[ck.ULong]struct{}
 }
 
 // slotLock is the slot's read/write lock with an epoch that every write
@@ -244,6 +247,9 @@ func storeErr(err error) error {
 	}
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("token: %v: %w", err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	}
+	if store.IsFull(err) {
+		return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_MEMORY)
 	}
 	return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_ERROR)
 }

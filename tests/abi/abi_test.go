@@ -174,3 +174,18 @@ func TestSignalsStayWithTheHost(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_signals", 60*time.Second)
 }
+
+// TestBounds: maximal lengths and counts in every parameter structure,
+// template, size attribute, data buffer and PIN get a clean CK_RV and the
+// process lives (issue 13, item 9).
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_bounds", 2*time.Minute)
+}
+
+// TestErrorPrecedence: an invalid session handle wins over every other
+// error of the call, in every function that takes one (issue 13, item 14).
+func TestErrorPrecedence(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_precedence", time.Minute)
+}

@@ -1189,9 +1189,9 @@ func findSQL(q Query) (string, []any) {
 	if len(types) > 0 {
 		b.WriteString(`SELECT o.id FROM attrs d CROSS JOIN objects o ON o.id = d.object_id WHERE d.type = ? AND d.value = ?`)
 		args = append(args, int64(types[0]), blob(q.Match[types[0]]))
-		for _, t := range types[1:] {
-			b.WriteString(` AND EXISTS (SELECT 1 FROM attrs a WHERE a.object_id = o.id AND a.type = ? AND a.value = ?)`)
-			args = append(args, int64(t), blob(q.Match[t]))
+		if len(types) > 1 {
+			b.WriteString(` AND `)
+			args = existsTree(&b, args, q, types[1:])
 		}
 		b.WriteString(` AND `)
 	} else {
@@ -1206,6 +1206,25 @@ func findSQL(q Query) (string, []any) {
 	}
 	b.WriteString(` ORDER BY o.id`)
 	return b.String(), args
+}
+
+// existsTree writes the EXISTS terms of types ANDed as a balanced tree of
+// parentheses, in the same order: SQLite limits an expression's depth to
+// 1000, and a flat chain of terms is as deep as it is long (a template of
+// 1000 attributes failed with "Expression tree is too large"); balanced,
+// C_FindObjectsInit's 4096 attributes are 13 levels deep.
+func existsTree(b *strings.Builder, args []any, q Query, types []ck.AttributeType) []any {
+	if len(types) == 1 {
+		b.WriteString(`EXISTS (SELECT 1 FROM attrs a WHERE a.object_id = o.id AND a.type = ? AND a.value = ?)`)
+		return append(args, int64(types[0]), blob(q.Match[types[0]]))
+	}
+	h := len(types) / 2
+	b.WriteString(`(`)
+	args = existsTree(b, args, q, types[:h])
+	b.WriteString(` AND `)
+	args = existsTree(b, args, q, types[h:])
+	b.WriteString(`)`)
+	return args
 }
 
 func (s *sqliteStore) Find(q Query) ([]int64, error) {
