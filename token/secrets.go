@@ -19,10 +19,11 @@ package token
 // C_Finalize looks before it drops the sessions. The opened secret attributes
 // of loaded objects are dropped, not cleared: C_GetAttributeValue hands
 // the object's own bytes to the C boundary, which copies them out after
-// the session's mutex is released. libcrypto keys are left to
-// their cleanups (runtime.AddCleanup) for the same reason: freeing one
-// under a running operation would be a use after free. docs/design.md
-// ("Key material in memory") says what Go cannot clear.
+// the session's mutex is released. libcrypto keys are left to their
+// cleanups (runtime.AddCleanup) whether quiet or not: a call on a closed
+// session may still hold one, and freeing it under that call would be a
+// use after free. docs/design.md ("Key material in memory") says what Go
+// cannot clear.
 func (s *Slot) forgetSecretsLocked() {
 	var locked []*Session
 	// With no session left (the last one was just closed, which logs out)
