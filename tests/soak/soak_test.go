@@ -54,11 +54,13 @@ func (e *env) start(ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buff
 	return cmd, &out
 }
 
-// values parses "KEY n" lines; a "FAIL" line fails the test.
+// values parses "KEY n" lines; a "FAIL" line or an error fails the test
+// (Errorf: it runs on the goroutines that wait for the workers too).
 func (e *env) values(what string, out *bytes.Buffer, err error) map[string]int64 {
 	e.t.Helper()
 	if err != nil {
-		e.t.Fatalf("%s: %v\n%s", what, err, out)
+		e.t.Errorf("%s: %v\n%s", what, err, out)
+		return nil
 	}
 	m := map[string]int64{}
 	for _, l := range strings.Split(out.String(), "\n") {
@@ -78,7 +80,11 @@ func (e *env) values(what string, out *bytes.Buffer, err error) map[string]int64
 func (e *env) run(ctx context.Context, args ...string) map[string]int64 {
 	e.t.Helper()
 	cmd, out := e.start(ctx, args...)
-	return e.values(strings.Join(args, " "), out, cmd.Wait())
+	m := e.values(strings.Join(args, " "), out, cmd.Wait())
+	if e.t.Failed() {
+		e.t.FailNow()
+	}
+	return m
 }
 
 func TestSoak(t *testing.T) {
