@@ -60,8 +60,8 @@ test: all $(DEMO)
 deps:
 	./tests/deps.sh
 
-# Every Go fuzz target for FUZZTIME each (`make test` runs them for 5 s);
-# the C-ABI fuzzer (tests/fuzz) for FUZZ_ABI_TIME.
+# Every Go fuzz target for FUZZTIME each (`make test` runs them for 5 s),
+# then the C-ABI fuzzer (tests/fuzz) for FUZZTIME per seed (four seeds).
 FUZZTIME ?= 60s
 fuzz: all
 	FUZZTIME=$(FUZZTIME) ./tests/fuzz.sh
