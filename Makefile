@@ -22,7 +22,7 @@ DEMO    := $(BUILD)/gohsm-demo
 LDMAP   := $(CURDIR)/pkcs11/libgohsm.map
 GOFILES := $(shell find . -name '*.go' -not -path './build/*') $(wildcard pkcs11/*.c pkcs11/*.h include/*.h) go.mod go.sum
 
-.PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean install uninstall
+.PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean install uninstall fuzz
 
 all: $(LIB) $(CLI)
 
@@ -59,6 +59,14 @@ test: all $(DEMO)
 
 deps:
 	./tests/deps.sh
+
+# Every Go fuzz target for FUZZTIME each (`make test` runs them for 5 s),
+# then the C-ABI fuzzer (tests/fuzz) for FUZZTIME per seed (four seeds).
+FUZZTIME ?= 60s
+fuzz: all
+	FUZZTIME=$(FUZZTIME) ./tests/fuzz.sh
+	GOHSM_LIB=$(CURDIR)/$(LIB) GOHSM_CLI=$(CURDIR)/$(CLI) GOHSM_FUZZ_TIME=$(FUZZTIME) \
+		go test -count=1 -timeout 60m -run . ./tests/fuzz/
 
 clean:
 	rm -rf $(BUILD)

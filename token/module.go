@@ -111,6 +111,7 @@ func (m *Module) Close() error {
 	var errs []error
 	for _, s := range m.slots {
 		s.mu.Lock()
+		s.forgetSecretsLocked() // while the sessions are there to tell busy ones
 		s.dropAllSessionsLocked()
 		s.login = nil
 		s.mu.Unlock()

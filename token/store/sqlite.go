@@ -663,7 +663,7 @@ func blob(b []byte) []byte {
 }
 
 func insertUser(tx *txn, u UserRecord) error {
-	u.Name = strings.ToLower(u.Name)
+	u.Name = FoldName(u.Name)
 	if u.Name == "" {
 		return errors.New("store: empty user name")
 	}
@@ -685,9 +685,9 @@ func insertUser(tx *txn, u UserRecord) error {
 }
 
 func (s *sqliteStore) User(name string) (*UserRecord, error) {
-	u, err := scanUser(s.queryRow(`SELECT `+userCols+` FROM users WHERE name = ?`, strings.ToLower(name)))
+	u, err := scanUser(s.queryRow(`SELECT `+userCols+` FROM users WHERE name = ?`, FoldName(name)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: user %q: %w", strings.ToLower(name), ErrNotFound)
+		return nil, fmt.Errorf("store: user %q: %w", FoldName(name), ErrNotFound)
 	}
 	if err != nil {
 		return nil, wrapDB("read user", err)
@@ -717,7 +717,7 @@ func (s *sqliteStore) CreateUser(u UserRecord) error {
 }
 
 func (s *sqliteStore) UpdateUser(u UserRecord) error {
-	name := strings.ToLower(u.Name)
+	name := FoldName(u.Name)
 	err := s.write(func(tx *txn) error {
 		r, err := tx.Exec(`UPDATE users SET kdf_time = ?, kdf_memory = ?, kdf_threads = ?,
 			salt = ?, wrapped_key = ?, failed_logins = ?, locked = ?,
@@ -733,7 +733,7 @@ func (s *sqliteStore) UpdateUser(u UserRecord) error {
 }
 
 func (s *sqliteStore) DeleteUser(name string) error {
-	name = strings.ToLower(name)
+	name = FoldName(name)
 	err := s.write(func(tx *txn) error {
 		var exists, owned int
 		if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, name).Scan(&exists); err != nil {
@@ -774,7 +774,7 @@ var loginWait = 30 * time.Second
 // process died stays counted; once loginWait has passed with the threshold
 // still full, the user is locked. threshold <= 0 never locks.
 func (s *sqliteStore) BeginLogin(name string, threshold int) error {
-	name = strings.ToLower(name)
+	name = FoldName(name)
 	deadline := time.Now().Add(loginWait)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		var state error
@@ -829,7 +829,7 @@ var errFull = errors.New("store: login attempts in flight fill the threshold")
 // failure is already counted, and the user is locked when the count has
 // reached threshold. It returns the new state.
 func (s *sqliteStore) LoginFailed(name string, threshold int) (int, bool, error) {
-	name = strings.ToLower(name)
+	name = FoldName(name)
 	var failures int
 	var locked bool
 	err := s.write(func(tx *txn) error {
@@ -853,7 +853,7 @@ func (s *sqliteStore) LoginFailed(name string, threshold int) (int, bool, error)
 // meanwhile (by attempts that ran at the same time), in which case the
 // login is refused with ErrLocked.
 func (s *sqliteStore) LoginSucceeded(name string) error {
-	name = strings.ToLower(name)
+	name = FoldName(name)
 	err := s.write(func(tx *txn) error {
 		r, err := tx.Exec(`UPDATE users SET failed_logins = 0 WHERE name = ? AND locked = 0`, name)
 		if err != nil {
@@ -941,7 +941,7 @@ func (s *sqliteStore) CreateObject(o ObjectRecord) (ObjectRecord, error) {
 func (s *sqliteStore) CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit, error) {
 	out := make([]ObjectRecord, len(objs))
 	for i, o := range objs {
-		o.Owner = strings.ToLower(o.Owner)
+		o.Owner = FoldName(o.Owner)
 		if o.UniqueID == "" {
 			return nil, Commit{}, errors.New("store: create object: empty unique id")
 		}
@@ -1001,7 +1001,7 @@ func insertKeys(tx *txn, id int64, keys map[string][]byte) error {
 	slices.Sort(users)
 	for _, u := range users {
 		_, err := tx.Exec(`INSERT INTO object_keys (object_id, user, value) VALUES (?, ?, ?)`,
-			id, strings.ToLower(u), blob(keys[u]))
+			id, FoldName(u), blob(keys[u]))
 		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 			return fmt.Errorf("store: object key for %q: %w", u, ErrNotFound)
 		}
@@ -1197,7 +1197,7 @@ func findSQL(q Query) (string, []any) {
 	} else {
 		b.WriteString(`SELECT o.id FROM objects o WHERE `)
 	}
-	viewer := strings.ToLower(q.Viewer)
+	viewer := FoldName(q.Viewer)
 	if viewer == "" {
 		b.WriteString(`o.private = 0`)
 	} else {
@@ -1247,7 +1247,7 @@ func (s *sqliteStore) Find(q Query) ([]int64, error) {
 
 func (s *sqliteStore) CountOwned(owner string) (int, error) {
 	var n int
-	err := s.queryRow(`SELECT count(*) FROM objects WHERE owner = ?`, strings.ToLower(owner)).Scan(&n)
+	err := s.queryRow(`SELECT count(*) FROM objects WHERE owner = ?`, FoldName(owner)).Scan(&n)
 	return n, wrapDB("count owned", err)
 }
 
@@ -1275,7 +1275,7 @@ func objectAndUserExist(tx *txn, id int64, user string) error {
 
 // Share returns ErrExists when the object is already shared with user.
 func (s *sqliteStore) Share(id int64, user string, wrappedKey []byte) error {
-	user = strings.ToLower(user)
+	user = FoldName(user)
 	err := s.write(func(tx *txn) error {
 		if err := objectAndUserExist(tx, id, user); err != nil {
 			return err
@@ -1297,7 +1297,7 @@ func (s *sqliteStore) Share(id int64, user string, wrappedKey []byte) error {
 }
 
 func (s *sqliteStore) Unshare(id int64, user string) error {
-	user = strings.ToLower(user)
+	user = FoldName(user)
 	err := s.write(func(tx *txn) error {
 		r, err := tx.Exec(`DELETE FROM shares WHERE object_id = ? AND user = ?`, id, user)
 		if err != nil {
@@ -1380,7 +1380,7 @@ func (s *sqliteStore) UpgradeKeys(escrowPublic []byte, users []UserRecord, objs 
 			return err
 		}
 		for _, u := range users {
-			name := strings.ToLower(u.Name)
+			name := FoldName(u.Name)
 			r, err := tx.Exec(`UPDATE users SET public_key = ?, escrow = ?, legacy = ? WHERE name = ?`,
 				blob(u.PublicKey), blob(u.Escrow), blob(u.Legacy), name)
 			if err != nil {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target for FUZZTIME each (default 5s): `make test`
+# (through tests/run.sh) runs them briefly, `make fuzz` for longer
+# (FUZZTIME=60s). A failing input is written to the package's
+# testdata/fuzz/<Target>/: check it in with the fix as a regression seed.
+# The layers below the C boundary fuzz without cgo, like they test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME="${FUZZTIME:-5s}"
+targets=(
+	"0 ./token/ FuzzSplitPIN"
+	"0 ./token/ FuzzParseConfig"
+	"0 ./token/attrs/ FuzzDecodeTemplate"
+	"0 ./token/attrs/ FuzzTemplateRules"
+	"0 ./token/attrs/ FuzzKeyFromTemplate"
+	"0 ./token/store/ FuzzUserRecord"
+	"0 ./token/store/ FuzzObjectRecord"
+	"0 ./mechanisms/ FuzzMechanismParams"
+	"1 ./pkcs11/ FuzzMechanism"
+	"1 ./pkcs11/ FuzzTemplate"
+	"1 ./pkcs11/ FuzzMessageParams"
+)
+# Every func Fuzz* in the tree must be listed above.
+listed=$(printf '%s\n' "${targets[@]}" | awk '{print $3}' | sort)
+found=$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)\(f \*testing\.F\)' --include='*_test.go' . | sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' | sort)
+if [ "$listed" != "$found" ]; then
+	echo "tests/fuzz.sh: the target list differs from the tree's Fuzz functions:" >&2
+	diff <(echo "$listed") <(echo "$found") >&2 || true
+	exit 1
+fi
+for t in "${targets[@]}"; do
+	read -r cgo pkg name <<<"$t"
+	echo "fuzz: $pkg $name for $FUZZTIME"
+	CGO_ENABLED=$cgo go test -count=1 -run "^${name}\$" -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"
+done
