@@ -388,9 +388,7 @@ func (s *Slot) logoutLocked() {
 			se.ops[i] = nil
 		}
 	}
-	s.forgetSecretsLocked()
-	s.objs = map[ck.ULong]*Object{}
-	s.keys = map[ck.ULong]cachedKey{}
+	s.forgetSecretsLocked() // empties s.keys and s.objs
 }
 
 // InitPIN answers C_InitPIN (crypto officer only): pin is "name:password" for
