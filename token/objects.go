@@ -678,16 +678,15 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 // would confirm a guessed value of a sensitive key.
 func (o *Object) matches(tmpl attrs.Template) bool {
 	for t, v := range tmpl {
-		if attrs.IsSecret(o.class, o.keyType, t) {
-			return false
-		}
 		have, ok := o.attrs[t]
 		if !ok {
 			if hv, vok := vendorAttr(o, t); vok {
 				have, ok = hv, true
 			}
 		}
-		if !ok || !bytes.Equal(have, v) {
+		// The secret check only for a value that would match: most
+		// objects fail on a plain attribute first.
+		if !ok || !bytes.Equal(have, v) || attrs.IsSecret(o.class, o.keyType, t) {
 			return false
 		}
 	}
