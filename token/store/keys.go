@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hpke"
-	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 )
@@ -218,11 +217,6 @@ func (k *Keyring) OpenDataKey(wrapped []byte, uniqueID, user string, owner bool)
 	return p, nil
 }
 
-// NewDataKey returns a fresh random object data key.
-func NewDataKey() []byte {
-	k := make([]byte, TokenKeySize)
-	if _, err := rand.Read(k); err != nil {
-		panic("store: crypto/rand: " + err.Error())
-	}
-	return k
-}
+// NewDataKey returns a fresh random object data key (the same size and
+// source as a token key).
+func NewDataKey() []byte { return NewTokenKey() }
