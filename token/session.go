@@ -234,7 +234,7 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
 		name := ""
 		if i := strings.IndexByte(string(pin), ':'); i >= 0 {
-			name, pin = foldName(string(pin[:i])), pin[i+1:]
+			name, pin = store.FoldName(string(pin[:i])), pin[i+1:]
 		}
 		return m.contextLogin(h, name, pin)
 	}
@@ -249,13 +249,13 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
 func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
-		return m.contextLogin(h, foldName(name), pin)
+		return m.contextLogin(h, store.FoldName(name), pin)
 	}
 	role, err := roleOf(ut)
 	if err != nil {
 		return err
 	}
-	return m.loginUser(h, role, foldName(name), pin)
+	return m.loginUser(h, role, store.FoldName(name), pin)
 }
 
 func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []byte) error {

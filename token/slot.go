@@ -258,7 +258,7 @@ func storeErr(err error) error {
 // colon names the role's default user.
 func splitPIN(pin []byte, role store.Role) (name string, password []byte) {
 	if i := strings.IndexByte(string(pin), ':'); i >= 0 {
-		return foldName(string(pin[:i])), pin[i+1:]
+		return store.FoldName(string(pin[:i])), pin[i+1:]
 	}
 	if role == store.RoleCO {
 		return DefaultCO, pin

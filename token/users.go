@@ -61,7 +61,7 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	if err != nil {
 		return err
 	}
-	name = foldName(name)
+	name = store.FoldName(name)
 	if err := checkUserName(name); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if err != nil {
 		return err
 	}
-	name = foldName(name)
+	name = store.FoldName(name)
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,7 +129,7 @@ func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error 
 	if err != nil {
 		return err
 	}
-	name = foldName(name)
+	name = store.FoldName(name)
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,7 +155,7 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if err != nil {
 		return err
 	}
-	user = foldName(user)
+	user = store.FoldName(user)
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
