@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/token/profile"
 	"gohsm/token/store"
 )
 
@@ -38,8 +39,13 @@ import (
 //
 //	[slot 0]
 //	label = gohsm
-//	profile = standard
+//	profile = standard              # standard (PKCS#11 as specified) | cloudhsm (AWS CloudHSM, Client SDK 5)
 //	dir = /var/lib/gohsm/slot-0
+//	hsm_type = hsm2m                # cloudhsm only: hsm1 | hsm2m (quotas)
+//	fips = true                     # cloudhsm only: the cluster's mode
+//	lockout_threshold = 5           # the slot's own values of these three; without them
+//	min_pin_len = 8                 # the top-level ones when set, else the profile's
+//	max_pin_len = 32                # defaults (cloudhsm: 5, 8, 32; standard: 5, 4, 64)
 type Config struct {
 	Source           string // where the configuration came from, for logs
 	TokenDir         string
@@ -55,6 +61,9 @@ type Config struct {
 	// member of the group can use the tokens. Empty: owner only.
 	TokenGroup string
 	Slots      []SlotConfig
+
+	// which of the keys a profile has defaults for were set at the top level
+	setLockout, setMinPIN, setMaxPIN bool
 }
 
 // SlotConfig configures one slot.
@@ -63,6 +72,12 @@ type SlotConfig struct {
 	Label   string
 	Profile string
 	Dir     string
+	// Settings are the profile's settings (hsm_type, fips).
+	Settings profile.Settings
+	// The slot's lockout threshold and password lengths; zero: the
+	// module's (Config's) values.
+	LockoutThreshold     int
+	MinPINLen, MaxPINLen int
 }
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
@@ -70,7 +85,7 @@ type SlotConfig struct {
 func DefaultConfig() *Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) *Config {
-	return &Config{
+	c := &Config{
 		Source:           "embedded default",
 		TokenDir:         defaultTokenDir(getenv),
 		LogLevel:         "warn",
@@ -81,6 +96,10 @@ func defaultConfig(getenv func(string) string) *Config {
 		Sync:             "normal",
 		Slots:            []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}},
 	}
+	if err := c.resolveSlot(&c.Slots[0], nil); err != nil {
+		panic(err) // the standard profile has no settings to get wrong
+	}
+	return c
 }
 
 func defaultTokenDir(getenv func(string) string) string {
@@ -166,6 +185,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	c.Source = source
 	c.Slots = nil
 	var slot *SlotConfig
+	slotSet := map[ck.ULong]map[string]bool{} // profile settings a slot section set
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
 	bad := func(format string, args ...any) error {
@@ -200,6 +220,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			}
 			c.Slots = append(c.Slots, SlotConfig{ID: ck.ULong(id), Label: "gohsm", Profile: "standard"})
 			slot = &c.Slots[len(c.Slots)-1]
+			slotSet[slot.ID] = map[string]bool{}
 			continue
 		}
 		k, v, ok := strings.Cut(s, "=")
@@ -207,6 +228,8 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			return nil, bad("expected key = value, got %q", s)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		var err error
+		var n int
 		num := func(min, max int) (int, error) {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < min || n > max {
@@ -214,8 +237,6 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			}
 			return n, nil
 		}
-		var err error
-		var n int
 		if slot != nil {
 			switch k {
 			case "label":
@@ -224,10 +245,38 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 				slot.Label = v
 			case "profile":
-				if _, ok := profileTable[v]; !ok { // token/profile.go; "cloudhsm" comes later
-					return nil, bad("unknown profile %q (known: standard)", v)
+				if !profile.Known(v) {
+					return nil, bad("unknown profile %q (known: %s)", v, strings.Join(profile.Names, ", "))
 				}
 				slot.Profile = v
+			case "hsm_type":
+				if v != profile.HSM1 && v != profile.HSM2M {
+					return nil, bad("hsm_type %q: want hsm1 or hsm2m", v)
+				}
+				slot.Settings.HSMType = v
+				slotSet[slot.ID]["hsm_type"] = true
+			case "fips":
+				switch v {
+				case "true":
+					slot.Settings.FIPS = true
+				case "false":
+					slot.Settings.FIPS = false
+				default:
+					return nil, bad("fips %q: want true or false", v)
+				}
+				slotSet[slot.ID]["fips"] = true
+			case "lockout_threshold":
+				if slot.LockoutThreshold, err = num(1, 1000); err != nil {
+					return nil, err
+				}
+			case "min_pin_len":
+				if slot.MinPINLen, err = num(1, 255); err != nil {
+					return nil, err
+				}
+			case "max_pin_len":
+				if slot.MaxPINLen, err = num(1, 255); err != nil {
+					return nil, err
+				}
 			case "dir":
 				slot.Dir = v
 			default:
@@ -249,7 +298,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			c.LogFile = v
 		case "lockout_threshold":
 			n, err = num(1, 1000)
-			c.LockoutThreshold = n
+			c.LockoutThreshold, c.setLockout = n, true
 		case "kdf_time":
 			n, err = num(1, store.MaxKDFTime)
 			c.KDF.Time = uint32(n)
@@ -261,10 +310,10 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			c.KDF.Threads = uint8(n)
 		case "min_pin_len":
 			n, err = num(1, 255)
-			c.MinPINLen = n
+			c.MinPINLen, c.setMinPIN = n, true
 		case "max_pin_len":
 			n, err = num(1, 255)
-			c.MaxPINLen = n
+			c.MaxPINLen, c.setMaxPIN = n, true
 		case "token_group":
 			if _, err := lookupGroup(v); err != nil {
 				return nil, bad("token_group %q: %v", v, err)
@@ -296,8 +345,50 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	if len(c.Slots) == 0 {
 		c.Slots = []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}}
 	}
+	for i := range c.Slots {
+		if err := c.resolveSlot(&c.Slots[i], slotSet[c.Slots[i].ID]); err != nil {
+			return nil, fmt.Errorf("config: %s: [slot %d]: %v: %w", source, c.Slots[i].ID, err, errConfig)
+		}
+	}
 	c.fillSlotDirs()
 	return c, nil
+}
+
+// resolveSlot completes a slot's profile settings and its own lockout
+// threshold and password lengths: the slot's section wins, then the top
+// level, then the profile's defaults. set names the profile settings the
+// section gave.
+func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
+	def := profile.DefaultSettings(sc.Profile)
+	if !set["hsm_type"] {
+		sc.Settings.HSMType = def.HSMType
+	}
+	if !set["fips"] {
+		sc.Settings.FIPS = def.FIPS
+	}
+	if sc.Profile != "cloudhsm" && (set["hsm_type"] || set["fips"]) {
+		return fmt.Errorf("hsm_type and fips are settings of the cloudhsm profile, not of %q", sc.Profile)
+	}
+	if _, err := profile.New(sc.Profile, sc.Settings); err != nil {
+		return err
+	}
+	pd := profile.ConfigDefaults(sc.Profile)
+	pick := func(slotV *int, setTop bool, top, profDef int) {
+		switch {
+		case *slotV != 0:
+		case setTop:
+			*slotV = top
+		default:
+			*slotV = profDef
+		}
+	}
+	pick(&sc.LockoutThreshold, c.setLockout, c.LockoutThreshold, pd.LockoutThreshold)
+	pick(&sc.MinPINLen, c.setMinPIN, c.MinPINLen, pd.MinPINLen)
+	pick(&sc.MaxPINLen, c.setMaxPIN, c.MaxPINLen, pd.MaxPINLen)
+	if sc.MinPINLen > sc.MaxPINLen {
+		return fmt.Errorf("min_pin_len %d > max_pin_len %d", sc.MinPINLen, sc.MaxPINLen)
+	}
+	return nil
 }
 
 // lookupGroup resolves a group name or numeric id.

@@ -68,6 +68,11 @@ func Open(cfg *Config) (*Module, error) {
 		opts.Group = &gid
 	}
 	for _, sc := range cfg.Slots {
+		prof, err := newProfile(sc)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("token: slot %d: %v: %w", sc.ID, err, errConfig)
+		}
 		st, err := store.Open(sc.Dir, opts)
 		if err != nil {
 			// One unreadable token no longer fails C_Initialize for every
@@ -75,7 +80,7 @@ func Open(cfg *Config) (*Module, error) {
 			m.log.Error("gohsm: slot's token cannot be opened", "slot", sc.ID, "dir", sc.Dir, "err", err)
 			st = newBrokenStore(sc.ID, err)
 		}
-		s := newSlot(m, sc, st)
+		s := newSlot(m, sc, st, prof)
 		m.slots = append(m.slots, s)
 		m.slotByID[sc.ID] = s
 	}

@@ -1,6 +1,9 @@
 package token
 
-import "gohsm/internal/ck"
+import (
+	"gohsm/internal/ck"
+	"gohsm/token/profile"
+)
 
 // profileRules is what a slot's profile (configuration key "profile")
 // decides: the role model as data. Everything that differs between
@@ -16,7 +19,12 @@ type profileRules struct {
 // the same ones (TestEveryProfileHasRules).
 var profileTable = map[string]*profileRules{
 	"standard": &standardRules,
+	"cloudhsm": &cloudhsmRules,
 }
+
+// cloudhsmRules: CloudHSM's permission table (cloudhsm-facts §1.1).
+// (The identity work of issue 14 narrows it; until then it is standard's.)
+var cloudhsmRules = standardRules
 
 // standardRules: PKCS#11's session states (v3.0 section 5.5, "Session
 // states"; 4.4 for CKA_PRIVATE) with CloudHSM's split of roles. Crypto
@@ -50,12 +58,51 @@ var standardRules = profileRules{permissions: map[ck.State][numActions]ck.RV{
 	},
 }}
 
-// rules are the slot's profile's rules. The configuration admits only
-// known profiles; a slot made without one (a test's SlotConfig literal)
-// gets the standard profile.
+// rules are the slot's profile's permission table. The configuration
+// admits only known profiles; a slot made without one (a test's
+// SlotConfig literal) gets the standard profile.
 func (s *Slot) rules() *profileRules {
 	if r, ok := profileTable[s.cfg.Profile]; ok {
 		return r
 	}
 	return &standardRules
 }
+
+// newProfile makes a slot's profile from its configuration; a slot made
+// without one (a test's SlotConfig literal) gets the standard profile.
+func newProfile(cfg SlotConfig) (*profile.Profile, error) {
+	if cfg.Profile == "" {
+		return profile.Standard(), nil
+	}
+	st := cfg.Settings
+	if st == (profile.Settings{}) {
+		st = profile.DefaultSettings(cfg.Profile)
+	}
+	return profile.New(cfg.Profile, st)
+}
+
+// lockoutThreshold, minPINLen and maxPINLen are the slot's: its own
+// configuration's, else the module's.
+func (s *Slot) lockoutThreshold() int {
+	if s.cfg.LockoutThreshold > 0 {
+		return s.cfg.LockoutThreshold
+	}
+	return s.m.cfg.LockoutThreshold
+}
+
+func (s *Slot) minPINLen() int {
+	if s.cfg.MinPINLen > 0 {
+		return s.cfg.MinPINLen
+	}
+	return s.m.cfg.MinPINLen
+}
+
+func (s *Slot) maxPINLen() int {
+	if s.cfg.MaxPINLen > 0 {
+		return s.cfg.MaxPINLen
+	}
+	return s.m.cfg.MaxPINLen
+}
+
+// Profile is the slot's profile.
+func (s *Slot) Profile() *profile.Profile { return s.prof }

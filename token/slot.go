@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/profile"
 	"gohsm/token/store"
 )
 
@@ -22,9 +23,10 @@ const (
 
 // Slot is one configured slot and its token.
 type Slot struct {
-	m   *Module
-	cfg SlotConfig
-	st  store.Store
+	m    *Module
+	cfg  SlotConfig
+	st   store.Store
+	prof *profile.Profile // what the slot's profile decides (token/profile)
 
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
@@ -112,9 +114,9 @@ type login struct {
 // their store IDs, which stay far below it.
 const sessionObjectBase = 0x40000000
 
-func newSlot(m *Module, cfg SlotConfig, st store.Store) *Slot {
+func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *Slot {
 	return &Slot{
-		m: m, cfg: cfg, st: st,
+		m: m, cfg: cfg, st: st, prof: prof,
 		sessions: map[ck.ULong]*Session{},
 		sessObjs: map[ck.ULong]*Object{},
 		objs:     map[ck.ULong]*Object{},
@@ -165,8 +167,8 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 		Model:             "gohsm " + s.cfg.Profile,
 		MaxSessionCount:   ck.CK_EFFECTIVELY_INFINITE,
 		MaxRwSessionCount: ck.CK_EFFECTIVELY_INFINITE,
-		MaxPinLen:         ck.ULong(s.m.cfg.MaxPINLen),
-		MinPinLen:         ck.ULong(s.m.cfg.MinPINLen),
+		MaxPinLen:         ck.ULong(s.maxPINLen()),
+		MinPinLen:         ck.ULong(s.minPINLen()),
 		UTCTime:           time.Now().UTC().Format("20060102150405") + "00",
 		Flags:             ck.CKF_RNG | ck.CKF_CLOCK_ON_TOKEN,
 	}
@@ -214,11 +216,11 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 
 func (s *Slot) pinFlags(u *store.UserRecord, low, final, locked ck.ULong) ck.ULong {
 	switch {
-	case u.Locked, s.m.cfg.LockoutThreshold > 0 && u.FailedLogins >= s.m.cfg.LockoutThreshold:
+	case u.Locked, s.lockoutThreshold() > 0 && u.FailedLogins >= s.lockoutThreshold():
 		// Failures at the threshold without the flag: attempts in flight,
 		// or left by processes that died; BeginLogin refuses further ones.
 		return locked
-	case u.FailedLogins > 0 && u.FailedLogins == s.m.cfg.LockoutThreshold-1:
+	case u.FailedLogins > 0 && u.FailedLogins == s.lockoutThreshold()-1:
 		return low | final
 	case u.FailedLogins > 0:
 		return low
@@ -281,8 +283,8 @@ func checkUserName(name string) error {
 }
 
 func (s *Slot) checkPINLen(p []byte) error {
-	if len(p) < s.m.cfg.MinPINLen || len(p) > s.m.cfg.MaxPINLen {
-		return fmt.Errorf("token: password of %d bytes, want %d to %d: %w", len(p), s.m.cfg.MinPINLen, s.m.cfg.MaxPINLen, ck.CKR_PIN_LEN_RANGE)
+	if len(p) < s.minPINLen() || len(p) > s.maxPINLen() {
+		return fmt.Errorf("token: password of %d bytes, want %d to %d: %w", len(p), s.minPINLen(), s.maxPINLen(), ck.CKR_PIN_LEN_RANGE)
 	}
 	return nil
 }
@@ -424,7 +426,7 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, fmt.Errorf("token: login %q: damaged user record: %v: %w", name, err, ck.CKR_DEVICE_ERROR)
 	}
 	// The attempt is counted as a failure before deriving (see BeginLogin).
-	if err := s.st.BeginLogin(name, s.m.cfg.LockoutThreshold); errors.Is(err, store.ErrLocked) {
+	if err := s.st.BeginLogin(name, s.lockoutThreshold()); errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
 	} else if err != nil {
 		return nil, storeErr(err)
@@ -440,7 +442,7 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, err
 	}
 	if err != nil {
-		n, locked, ferr := s.st.LoginFailed(name, s.m.cfg.LockoutThreshold)
+		n, locked, ferr := s.st.LoginFailed(name, s.lockoutThreshold())
 		if ferr != nil {
 			return nil, storeErr(ferr)
 		}
