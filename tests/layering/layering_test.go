@@ -28,7 +28,7 @@ func rank(path string) int {
 		return 0
 	case path == "gohsm/mechanisms":
 		return 1
-	case path == "gohsm/token/store", path == "gohsm/token/attrs":
+	case path == "gohsm/token/store", path == "gohsm/token/attrs", path == "gohsm/token/profile":
 		return 2
 	case path == "gohsm/token":
 		return 3
