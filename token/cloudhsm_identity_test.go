@@ -148,6 +148,7 @@ func TestCloudHSMPasswordOfLoggedInUser(t *testing.T) {
 				require.NoError(t, err)
 			}
 			require.NoError(t, app.ChangePassword(ha, "alice", []byte("alice-pw-3")), "one's own password")
+			require.ErrorIs(t, app.ChangePassword(ha, "admin", []byte("admin-pw-3")), ck.CKR_USER_NOT_LOGGED_IN, "a crypto user changes only its own")
 			require.NoError(t, app.CloseSession(ha), "the last session: logged out")
 			require.NoError(t, cli.ChangePassword(hc, "alice", []byte("alice-pw-4")))
 		})
