@@ -324,10 +324,28 @@ func TestCloudHSMSessionQuota(t *testing.T) {
 	}
 }
 
-// TestCloudHSMUserQuota: the user past the profile's limit is
-// CKR_DEVICE_MEMORY (the limit lowered to 3 here; the profile's own is
-// 1,024 for both HSM types, token/profile TestCloudHSMQuotas).
+// TestCloudHSMUserQuota: the 1,025th user is CKR_DEVICE_MEMORY (1,022
+// users written straight into the store beside admin and alice; standard
+// takes it), then with the limit lowered to 3, deleting a user makes room.
 func TestCloudHSMUserQuota(t *testing.T) {
+	for _, prof := range []string{"cloudhsm", "standard"} {
+		m, h := profileToken(t, prof) // admin, alice
+		s, _ := m.Slot(3)
+		alice, err := s.Store().User("alice")
+		require.NoError(t, err)
+		for i := 0; i < 1022; i++ {
+			u := *alice
+			u.Name = fmt.Sprintf("u%d", i)
+			require.NoError(t, s.Store().CreateUser(u))
+		}
+		err = m.CreateUser(h, "one_too_many", store.RoleCU, []byte("many-pw-12"))
+		if prof == "cloudhsm" {
+			require.ErrorIs(t, err, ck.CKR_DEVICE_MEMORY)
+		} else {
+			require.NoError(t, err)
+		}
+	}
+
 	m, h := profileToken(t, "cloudhsm") // admin, alice
 	s, _ := m.Slot(3)
 	s.prof.Identity.MaxUsers = 3
