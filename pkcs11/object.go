@@ -160,12 +160,12 @@ func go_SetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 	if err != nil {
 		return rv("C_SetAttributeValue", err)
 	}
+	if err := m.UnsupportedForKey(ck.ULong(h), ck.ULong(hObject), profile.FnSetAttributeValueKey); err != nil {
+		return rv("C_SetAttributeValue", err)
+	}
 	t, err := template(pTemplate, ulCount)
 	if err != nil {
 		return argRV("C_SetAttributeValue", m, h, err)
-	}
-	if err := m.UnsupportedForKey(ck.ULong(h), ck.ULong(hObject), profile.FnSetAttributeValueKey); err != nil {
-		return rv("C_SetAttributeValue", err)
 	}
 	return rv("C_SetAttributeValue", m.SetAttributeValue(ck.ULong(h), ck.ULong(hObject), t))
 }

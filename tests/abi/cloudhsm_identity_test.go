@@ -250,7 +250,7 @@ func TestCloudHSMIdentityProfilesDiffer(t *testing.T) {
 		"C_Login with a bare password", "C_LoginUser without a name, bare password",
 		"C_OpenSession without CKF_RW_SESSION", "public session: C_GenerateKey",
 		"C_InitToken", "C_InitPIN", "C_SetPIN", "C_CopyObject", "C_GetObjectSize",
-		"C_SetAttributeValue on a key", "C_SeedRandom", "C_DigestKey", "C_SignRecoverInit",
+		"C_SetAttributeValue on a key", "C_SetAttributeValue on a key, NULL template", "C_SeedRandom", "C_DigestKey", "C_SignRecoverInit",
 		"C_VerifyRecoverInit", "C_MessageEncryptInit", "ulMaxSessionCount", "PIN lengths", "model",
 		"slot description", "the 1025th session",
 	}

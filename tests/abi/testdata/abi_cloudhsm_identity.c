@@ -175,6 +175,7 @@ static void unsupported_functions(void)
 	UNSUP("C_CopyObject", f->C_CopyObject(s, key, NULL, 0, &copy));
 	UNSUP("C_GetObjectSize", f->C_GetObjectSize(s, key, &size));
 	UNSUP("C_SetAttributeValue on a key", f->C_SetAttributeValue(s, key, &label, 1));
+	UNSUP("C_SetAttributeValue on a key, NULL template", f->C_SetAttributeValue(s, key, NULL, 1));
 	UNSUP("C_SeedRandom", f->C_SeedRandom(s, seed, sizeof seed));
 	f->C_DigestInit(s, &sha);
 	UNSUP("C_DigestKey", f->C_DigestKey(s, key));
