@@ -27,7 +27,11 @@ func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKe
 	if err != nil {
 		return argRV(fn, m, h, err)
 	}
-	return rv(fn, f(m, ck.ULong(h), mech, ck.ULong(hKey)))
+	err = f(m, ck.ULong(h), mech, ck.ULong(hKey))
+	if err == nil {
+		giveGCMIV(pMechanism, mech)
+	}
+	return rv(fn, err)
 }
 
 type oneShot func(m *token.Module, h ck.ULong, in []byte, out token.Out) (int, error)

@@ -34,7 +34,12 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 		return argRV("C_WrapKey", m, h, err)
 	}
 	n, err := m.WrapKey(ck.ULong(h), mech, ck.ULong(hWrappingKey), ck.ULong(hKey), out)
-	return setLen("C_WrapKey", pulWrappedKeyLen, n, err)
+	r = setLen("C_WrapKey", pulWrappedKeyLen, n, err)
+	if r == C.CKR_OK || r == C.CKR_BUFFER_TOO_SMALL {
+		// The wrapped bytes are kept for the retry: their IV is given now.
+		giveGCMIV(pMechanism, mech)
+	}
+	return r
 }
 
 //export go_UnwrapKey
