@@ -241,6 +241,12 @@ func TestCloudHSMGCMIVFromHSM(t *testing.T) {
 			p := &mechanisms.GCMParams{TagBits: 128}
 			err = m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM, Param: p}, k)
 			wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID, "ulIvLen 0") // both: GCM needs an IV
+			// ulIvBits must agree with ulIvLen (or be 0) where the HSM
+			// makes the IV; the standard profile goes by ulIvLen alone.
+			p = &mechanisms.GCMParams{IV: make([]byte, 12), IVBits: 128, TagBits: 128}
+			err = m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM, Param: p}, k)
+			wantRV(t, err, want, "ulIvBits 128 with ulIvLen 12")
+			m.Abort(h, OpEncrypt)
 
 			ct1, p1, err := encrypt(make([]byte, 12))
 			require.NoError(t, err)
