@@ -422,7 +422,10 @@ func TestCloudHSMSinglePart(t *testing.T) {
 			m.Abort(h, OpDecrypt)
 
 			pub, priv := mechRSA(t, m, h)
-			_, ecPriv := ecKeyPair(t, m, h, "ec")
+			_, ecPriv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+				attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_VERIFY: attrs.Bool(true)},
+				attrs.Template{ck.CKA_SIGN: attrs.Bool(true)})
+			require.NoError(t, err)
 			for _, c := range []struct {
 				mech Mechanism
 				key  ck.ULong
