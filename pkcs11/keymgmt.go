@@ -25,7 +25,7 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 	if err != nil {
 		return rv("C_WrapKey", err)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_WrapKey", m, h, err)
 	}
@@ -52,7 +52,7 @@ func go_UnwrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hUnwrapp
 	if phKey == nil {
 		return argRV("C_UnwrapKey", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_UnwrapKey", m, h, err)
 	}
@@ -82,7 +82,7 @@ func go_DeriveKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hBaseKey
 	if phKey == nil {
 		return argRV("C_DeriveKey", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_DeriveKey", m, h, err)
 	}

@@ -27,6 +27,18 @@ func (m *Module) Mechanisms(slotID ck.ULong) ([]ck.MechanismType, error) {
 	return s.prof.Mechanisms.List(), nil
 }
 
+// Offers reports whether the slot of session h offers a mechanism (true
+// for a session that does not exist: the caller's session check answers
+// for it).
+func (m *Module) Offers(h ck.ULong, t ck.MechanismType) bool {
+	se, err := m.session(h)
+	if err != nil {
+		return true
+	}
+	_, _, ok := se.slot.prof.Mechanisms.Lookup(t)
+	return ok
+}
+
 // MechanismInfo answers C_GetMechanismInfo.
 func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, flags ck.ULong, err error) {
 	s, err := m.Slot(slotID)

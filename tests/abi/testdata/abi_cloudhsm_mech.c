@@ -178,6 +178,19 @@ static void list(CK_OBJECT_HANDLE aes)
 		abi_check_rv("C_DeriveKey CKM_AES_ECB_ENCRYPT_DATA", f->C_DeriveKey(s, &ed, aes, t, LEN(t), &k),
 			     want(CKR_MECHANISM_INVALID, CKR_OK));
 	}
+	/* Outside the list, a parameter that does not decode changes nothing. */
+	{
+		CK_BYTE junk[3] = { 0 };
+		CK_MECHANISM ccm = { CKM_AES_CCM, junk, sizeof junk };
+		CK_MECHANISM hkdf = { CKM_HKDF_DERIVE, junk, sizeof junk };
+		CK_ATTRIBUTE t[] = { { CKA_TOKEN, &no, sizeof no } };
+		CK_OBJECT_HANDLE k;
+
+		abi_check_rv("C_EncryptInit CKM_AES_CCM, 3-byte parameter", f->C_EncryptInit(s, &ccm, aes),
+			     want(CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID));
+		abi_check_rv("C_DeriveKey CKM_HKDF_DERIVE, 3-byte parameter", f->C_DeriveKey(s, &hkdf, aes, t, LEN(t), &k),
+			     want(CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID));
+	}
 	/* CloudHSM has no sign-recover and no message-based functions. */
 	if (abi_check_rv("C_GetMechanismInfo CKM_RSA_X_509", f->C_GetMechanismInfo(slot, CKM_RSA_X_509, &info), CKR_OK))
 		abi_check("CKM_RSA_X_509 CKF_SIGN_RECOVER", !!(info.flags & CKF_SIGN_RECOVER) == !cloudhsm,
