@@ -169,6 +169,13 @@ type GCMParams struct {
 	IV      []byte
 	AAD     []byte
 	TagBits int
+	// IVBits is ulIvBits (the 2.40 layout only; 0 otherwise): the
+	// mechanism goes by IV's length, a profile may check it.
+	IVBits int
+	// IVGenerated: the token replaced IV with one it made (the cloudhsm
+	// profile's CKM_AES_GCM); the C boundary writes it into the caller's
+	// pIv.
+	IVGenerated bool
 }
 
 // PSSParams is CK_RSA_PKCS_PSS_PARAMS decoded.
