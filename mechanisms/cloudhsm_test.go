@@ -2,8 +2,10 @@ package mechanisms
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha512"
@@ -535,5 +537,28 @@ func TestCloudHSMKDFParams(t *testing.T) {
 	for _, d := range [][]PRFData{{ctr(16), dkm(8, sok)}, {ctr(32), dkm(64, sok), {Type: ck.CK_CLOUDHSM_PRF_LABEL}}} {
 		_, err := m.Derive(key, &CloudHSMKDFParams{PRF: ck.CKM_SHA_1_HMAC, Data: d}, DeriveTarget{KeyType: ck.CKK_GENERIC_SECRET, ValueLen: 16})
 		assert.NoError(t, err)
+	}
+}
+
+// TestCloudHSMECDHKDFs: CloudHSM's CKD_CLOUDHSM_X963_SHA*_KDF have no
+// published values (docs/cloudhsm.md), so none is defined: a KDF value in
+// the vendor range is CKR_MECHANISM_PARAM_INVALID, never a silent guess,
+// while the standard CKD_SHA*_KDF (the same X9.63 KDF, RFC 8418 §2.1 over
+// Z and the shared data) derive as TestX963KDF pins.
+func TestCloudHSMECDHKDFs(t *testing.T) {
+	m := cloudhsmRow(t, ck.CKM_ECDH1_DERIVE)
+	a, b := genEC(t, elliptic.P256()), genEC(t, elliptic.P256())
+	peer := must(pointBytes(&b.PublicKey))
+	z, err := m.Derive(a, &ECDH1Params{KDF: ck.CKD_NULL, PublicData: peer}, DeriveTarget{})
+	require.NoError(t, err)
+	for _, kdf := range []ck.ULong{0x80000001, 0x80000002, 0x80000006, 0x8000000a} {
+		_, err := m.Derive(a, &ECDH1Params{KDF: kdf, PublicData: peer}, DeriveTarget{KeyType: ck.CKK_AES, ValueLen: 32})
+		assert.ErrorIs(t, err, ck.CKR_MECHANISM_PARAM_INVALID, "kdf %#x", kdf)
+	}
+	for kdf, h := range map[ck.ULong]crypto.Hash{ck.CKD_SHA1_KDF: crypto.SHA1, ck.CKD_SHA224_KDF: crypto.SHA224,
+		ck.CKD_SHA256_KDF: crypto.SHA256, ck.CKD_SHA384_KDF: crypto.SHA384, ck.CKD_SHA512_KDF: crypto.SHA512} {
+		k, err := m.Derive(a, &ECDH1Params{KDF: kdf, SharedData: []byte("shared"), PublicData: peer}, DeriveTarget{KeyType: ck.CKK_AES, ValueLen: 32})
+		require.NoError(t, err)
+		assert.Equal(t, x963KDF(h, z, []byte("shared"), 32), k, "%v", h)
 	}
 }

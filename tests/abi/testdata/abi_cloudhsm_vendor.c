@@ -143,6 +143,8 @@ static void key_wraps(CK_OBJECT_HANDLE kek, CK_OBJECT_HANDLE target, CK_OBJECT_H
 		CK_OBJECT_HANDLE h;
 		CK_RV rv;
 
+		snprintf(name, sizeof name, "%s: wrap/unwrap only: C_EncryptInit -> CKR_MECHANISM_INVALID", kw[i].name);
+		abi_check_rv(name, f->C_EncryptInit(sess, &m, kek), CKR_MECHANISM_INVALID);
 		snprintf(name, sizeof name, "%s: C_WrapKey length query (NULL IV) -> %lu", kw[i].name, kw[i].len32);
 		rv = f->C_WrapKey(sess, &m, kek, target, NULL, &n);
 		if (!abi_check(name, rv == CKR_OK && n == kw[i].len32, "rv %s, %lu bytes", abi_rv_name(rv), (unsigned long)n))
