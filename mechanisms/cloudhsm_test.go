@@ -389,15 +389,16 @@ func TestCloudHSMKeyWrapOpenSSL(t *testing.T) {
 	}
 }
 
-// TestCloudHSMKDFCAVP: the NIST CAVP counter-mode vectors pinned for the
-// standard mechanism (kbkdfCAVP, KDFCTR_gen.rsp, counter before the fixed
-// input) through CloudHSM's layout: a 32-bit counter format and one byte
-// array, in that order. CloudHSM takes 16- and 32-bit counters only, so
-// the 8-bit vectors are refused.
+// TestCloudHSMKDFCAVP: NIST CAVP counter-mode vectors (KDFCTR_gen.rsp,
+// counter before the fixed input: those pinned for the standard mechanism,
+// kbkdfCAVP, and cloudhsmKBKDFCAVP) through CloudHSM's layout: a counter
+// format and one byte array, in that order. CloudHSM takes 16- and 32-bit
+// counters only, so the 8-bit vectors are refused.
 func TestCloudHSMKDFCAVP(t *testing.T) {
 	m := cloudhsmRow(t, ck.CKM_CLOUDHSM_SP800_108_COUNTER_KDF)
 	ran := 0
-	for _, v := range kbkdfCAVP {
+	vectors := append(slices.Clone(kbkdfCAVP), cloudhsmKBKDFCAVP...)
+	for _, v := range vectors {
 		p := &CloudHSMKDFParams{PRF: v.prf, Data: []PRFData{
 			{Type: ck.CK_CLOUDHSM_PRF_COUNTER_FORMAT, WidthBits: v.rlen},
 			{Type: ck.CK_CLOUDHSM_PRF_BYTE_ARRAY, Bytes: unhex(v.fixed)},
@@ -412,7 +413,27 @@ func TestCloudHSMKDFCAVP(t *testing.T) {
 		assert.Equal(t, ko, out, v.name)
 		ran++
 	}
-	assert.GreaterOrEqual(t, ran, 5)
+	assert.GreaterOrEqual(t, ran, 7)
+}
+
+// More of NIST CAVP's KDFCTR_gen.rsp ([CTRLOCATION=BEFORE_FIXED]): the
+// largest HMAC CloudHSM takes and a 16-bit counter, the other width it
+// takes.
+var cloudhsmKBKDFCAVP = []struct {
+	name      string
+	prf       ck.MechanismType
+	rlen      int
+	ki, fixed string
+	ko        string
+}{
+	{"HMAC_SHA512 RLEN=32 COUNT=0", ck.CKM_SHA512_HMAC, 32,
+		"dd5dbd45593ee2ac139748e7645b450f223d2ff297b73fd71cbcebe71d41653c950b88500de5322d99ef18dfdd30428294c4b3094f4c954334e593bd982ec614",
+		"b50b0c963c6b3034b8cf19cd3f5c4ebe4f4985af0c03e575db62e6fdf1ecfe4f28b95d7ce16df85843246e1557ce95bb26cc9a21974bbd2eb69e8355",
+		"e5993bf9bd2aa1c45746042e12598155"},
+	{"CMAC_AES192 RLEN=16 COUNT=0", ck.CKM_AES_CMAC, 16,
+		"d7e8eefc503a39e70d931f16645958ad06fb789f0cbc518b",
+		"b10ea2d67904a8b3b7ce5eef7d9ee49768e8deb3506ee74a2ad8dd8661146fde74137a8f6dfc69a370945d15335e0d6403fa029da19d34140c7e3da0",
+		"95278b8883852f6676c587507b0aa162"},
 }
 
 // TestCloudHSMKDFLabelLayout: the vendor header's layout, with the
