@@ -105,6 +105,9 @@ func runVendorDriver(t *testing.T, profile string) map[string][]byte {
 			passes++
 		case strings.HasPrefix(line, "FAIL "):
 			fails = append(fails, line)
+		case strings.HasPrefix(line, "INFO "):
+			// INFO 0x<mech> flags 0x<flags> min <n> max <n>
+			vals[strings.Fields(line)[1]] = []byte(strings.Join(strings.Fields(line)[2:], " "))
 		case strings.HasPrefix(line, "VAL "):
 			f := strings.Fields(line)
 			if len(f) != 3 {
@@ -164,6 +167,22 @@ func checkVendorValues(t *testing.T, vals map[string][]byte) {
 			t.Fatalf("the driver printed no value %q", name)
 		}
 		return v
+	}
+
+	// C_GetMechanismInfo: GCM encrypts, decrypts, wraps and unwraps; the
+	// key wraps only wrap and unwrap (as CloudHSM lists them); the KDF
+	// derives. CKF_HW on all; AES keys of 16..32 bytes; the KDF's base key
+	// sizes in bits, like the v3.0 SP 800-108 row.
+	for mech, want := range map[string]string{
+		"0x80001087": "flags 0x60301 min 16 max 32",
+		"0x80002109": "flags 0x60001 min 16 max 32",
+		"0x8000210a": "flags 0x60001 min 16 max 32",
+		"0x8000216f": "flags 0x60001 min 16 max 32",
+		"0x80000001": "flags 0x80001 min 8 max 8192",
+	} {
+		if got := string(get(mech)); got != want {
+			t.Errorf("C_GetMechanismInfo %s: %s, want %s", mech, got, want)
+		}
 	}
 
 	// CKM_CLOUDHSM_AES_GCM: IV || crypto/cipher's ciphertext || tag.
