@@ -42,6 +42,8 @@ const (
 	ParamCBCEncryptData                  // CK_AES_CBC_ENCRYPT_DATA_PARAMS / CK_DES_CBC_ENCRYPT_DATA_PARAMS -> *CBCEncryptDataParams
 	ParamRSAAESKeyWrap                   // CK_RSA_AES_KEY_WRAP_PARAMS -> *RSAAESKeyWrapParams
 	ParamEdDSA                           // CK_EDDSA_PARAMS (optional: NULL means plain Ed25519) -> *EdDSAParams or nil
+	ParamCloudHSMGCM                     // CK_GCM_PARAMS with pIV NULL (CKM_CLOUDHSM_AES_GCM) -> *CloudHSMGCMParams
+	ParamCloudHSMKDF                     // CloudHSM's CK_SP800_108_KDF_PARAMS (CKM_CLOUDHSM_SP800_108_COUNTER_KDF) -> *CloudHSMKDFParams
 )
 
 // CCMParams is CK_CCM_PARAMS decoded.

@@ -434,6 +434,10 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		}
 		return &mechanisms.RSAAESKeyWrapParams{AESKeyBits: field(c.ulAESKeyBits),
 			OAEP: &mechanisms.OAEPParams{Hash: ck.MechanismType(o.hashAlg), MGF: ck.ULong(o.mgf), Source: ck.ULong(o.source), Label: label}}, nil
+	case mechanisms.ParamCloudHSMGCM:
+		return cloudhsmGCMParams(pp, pl)
+	case mechanisms.ParamCloudHSMKDF:
+		return cloudhsmKDFParams(pp, pl)
 	case mechanisms.ParamEdDSA:
 		if pp == nil && pl == 0 {
 			return nil, nil
