@@ -231,4 +231,28 @@ func gcmIVWriteBack(t *testing.T, h *hsm, cloud bool) {
 		require.NoError(t, err)
 		require.Equal(t, msg, pt)
 	}
+	if !cloud {
+		return
+	}
+	// CKM_CLOUDHSM_AES_GCM, the vendor mechanism crypto11#132's answer
+	// recommends instead: pIV NULL, the HSM's IV in front of the
+	// ciphertext, and decryption takes IV||ciphertext||tag.
+	const ckmCloudHSMAESGCM = pkcs11.CKM_VENDOR_DEFINED | pkcs11.CKM_AES_GCM
+	vendor := func() []*pkcs11.Mechanism {
+		return []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmCloudHSMAESGCM, pkcs11.NewGCMParams(nil, []byte("aad"), 128))}
+	}
+	var out [2][]byte
+	for i := range out {
+		require.NoError(t, p.EncryptInit(s, vendor(), keys[0]))
+		out[i], err = p.Encrypt(s, msg)
+		require.NoError(t, err)
+		require.Len(t, out[i], 12+len(msg)+16, "IV||ciphertext||tag")
+	}
+	require.NotEqual(t, out[0][:12], out[1][:12], "two encryptions, one IV")
+	for _, ct := range out {
+		require.NoError(t, p.DecryptInit(s, vendor(), keys[0]))
+		pt, err := p.Decrypt(s, ct)
+		require.NoError(t, err)
+		require.Equal(t, msg, pt)
+	}
 }
