@@ -677,7 +677,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	if want, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok && slices.Contains(mm.KeyTypes, ck.KeyType(want)) {
 		kt = ck.KeyType(want)
 	}
-	full, err := attrs.Build(attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
+	full, err := attrs.BuildWith(se.slot.attrPolicy(), attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
 	if err != nil {
 		return 0, err
 	}
@@ -713,11 +713,12 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 		return 0, 0, err
 	}
 	kt := mm.KeyTypes[0]
-	pubFull, err := attrs.Build(attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
+	pol := se.slot.attrPolicy()
+	pubFull, err := attrs.BuildWith(pol, attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
 	if err != nil {
 		return 0, 0, err
 	}
-	privFull, err := attrs.Build(attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
+	privFull, err := attrs.BuildWith(pol, attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
 	if err != nil {
 		return 0, 0, err
 	}
