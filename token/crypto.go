@@ -33,7 +33,8 @@ func (m *Module) Mechanisms(slotID ck.ULong) ([]ck.MechanismType, error) {
 
 // MechanismInfo answers C_GetMechanismInfo.
 func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, flags ck.ULong, err error) {
-	if _, err := m.Slot(slotID); err != nil {
+	s, err := m.Slot(slotID)
+	if err != nil {
 		return 0, 0, 0, err
 	}
 	mm, ok := mechanisms.Lookup(t)
@@ -41,6 +42,11 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
 	min, max = ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize)
+	if s.prof != nil {
+		// The key sizes the slot's profile holds (cloudhsm: RSA 2048-4096).
+		lo, hi, _ := s.prof.Limits.MechanismKeySize(mm)
+		min, max = ck.ULong(lo), ck.ULong(hi)
+	}
 	if mm.InfoBits {
 		min, max = 8*min, 8*max
 	}
@@ -681,6 +687,9 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	if err != nil {
 		return 0, err
 	}
+	if err := se.slot.checkKeyLimits(ck.CKO_SECRET_KEY, kt, full); err != nil {
+		return 0, err
+	}
 	vl, _ := full.ULong(ck.CKA_VALUE_LEN)
 	if vl == 0 && kt == ck.CKK_DES3 {
 		vl = 24 // DES3 keys have no CKA_VALUE_LEN: their length is fixed
@@ -720,6 +729,9 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	}
 	privFull, err := attrs.BuildWith(pol, attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := se.slot.checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, pubFull); err != nil {
 		return 0, 0, err
 	}
 	p := mechanisms.KeyGenParams{PublicExponent: pubFull[ck.CKA_PUBLIC_EXPONENT], ECParams: pubFull[ck.CKA_EC_PARAMS]}

@@ -367,6 +367,9 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	if err != nil {
 		return 0, err
 	}
+	if err := s.checkKeyLimits(class, keyType, full); err != nil {
+		return 0, err
+	}
 	var parsed any
 	if isKeyClass(class) {
 		if parsed, err = attrs.KeyFromTemplate(class, keyType, full); err != nil {
