@@ -241,7 +241,7 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		out, c, err := s.st.CreateObjects(recs)
+		out, c, err := s.st.CreateObjects(recs, s.quotas()...)
 		if err != nil {
 			return nil, storeErr(err)
 		}

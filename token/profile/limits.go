@@ -31,9 +31,17 @@ type Limits struct {
 	// KeySizes per key type; a type without an entry has only the
 	// mechanisms' limits.
 	KeySizes map[ck.KeyType]SizeRange
-	// Quotas on token objects of the whole token (every owner); 0: none.
-	// A key pair is two keys.
-	MaxTokenKeys, MaxAsymmetricKeys, MaxCertificates int
+	Quotas   Quotas
+}
+
+// Quotas bound the token objects of the whole token (every owner); 0:
+// none. A key pair is two keys: CloudHSM counts keys, and a pair's halves
+// are two keys with their own handles and attributes (`key list` shows
+// both); hsm2m's asymmetric quota is an odd 3,333, which pairs alone
+// could not fill. Session keys are not counted (they live in one process,
+// CloudHSM keeps them apart from its key store: HsmKeysSessionOccupied).
+type Quotas struct {
+	Keys, AsymmetricKeys, Certificates int
 }
 
 func standardLimits() Limits { return Limits{} }
@@ -63,9 +71,9 @@ func cloudhsmLimits(s Settings) Limits {
 	}
 	switch s.HSMType {
 	case HSM1:
-		l.MaxTokenKeys = HSM1MaxKeys
+		l.Quotas = Quotas{Keys: HSM1MaxKeys}
 	default:
-		l.MaxTokenKeys, l.MaxAsymmetricKeys, l.MaxCertificates = HSM2MMaxKeys, HSM2MMaxAsymmetric, HSM2MMaxCertificates
+		l.Quotas = Quotas{Keys: HSM2MMaxKeys, AsymmetricKeys: HSM2MMaxAsymmetric, Certificates: HSM2MMaxCertificates}
 	}
 	return l
 }
