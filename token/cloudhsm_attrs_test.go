@@ -216,9 +216,28 @@ func TestCloudHSMReadRules(t *testing.T) {
 		for _, x := range r[9:] {
 			require.NoError(t, x.Err)
 		}
-		// Even a non-sensitive extractable key's value is readable, in
-		// both (CloudHSM marks only private components S).
 		_ = pub
+		// A private key made non-sensitive and extractable: its
+		// components are readable in standard, never in cloudhsm (the
+		// attribute table's "S"); a secret key's value follows the spec
+		// in both.
+		_, priv2, err := attrsRSAPair(m, h, nil, attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false), ck.CKA_EXTRACTABLE: attrs.Bool(true)})
+		require.NoError(t, err)
+		r, err = m.GetAttributeValue(h, priv2, []ck.AttributeType{ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1})
+		require.NoError(t, err)
+		for _, x := range r {
+			if cloudhsm {
+				attrsRV(t, x.Err, ck.CKR_ATTRIBUTE_SENSITIVE)
+			} else {
+				require.NoError(t, x.Err)
+			}
+		}
+		sec, err := m.CreateObject(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)),
+			ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_VALUE: make([]byte, 16), ck.CKA_SENSITIVE: attrs.Bool(false)})
+		require.NoError(t, err)
+		r, err = m.GetAttributeValue(h, sec, []ck.AttributeType{ck.CKA_VALUE})
+		require.NoError(t, err)
+		require.NoError(t, r[0].Err)
 	})
 }
 

@@ -3,6 +3,7 @@ package attrs
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"gohsm/internal/ck"
 )
@@ -149,6 +150,9 @@ func ReadableWith(p *Policy, obj Template, a ck.AttributeType) error {
 	if row.Has(Sensitive) {
 		sensitive, _ := obj.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := obj.Bool(ck.CKA_EXTRACTABLE)
+		if p.applies(s.Class) && slices.Contains(p.NeverRevealed, s.Class) {
+			return fmt.Errorf("attrs: %s of %s is never revealed: %w", a, s, ck.CKR_ATTRIBUTE_SENSITIVE)
+		}
 		if sensitive || !extractable {
 			return fmt.Errorf("attrs: %s of a sensitive or unextractable key: %w", a, ck.CKR_ATTRIBUTE_SENSITIVE)
 		}

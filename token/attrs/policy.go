@@ -50,6 +50,10 @@ type Policy struct {
 	// and never back (CloudHSM's CKA_TOKEN: a session key may become a
 	// token key).
 	RaiseOnly []ck.AttributeType
+	// NeverRevealed are the key classes whose key material (footnote 7)
+	// C_GetAttributeValue never returns, whatever CKA_SENSITIVE and
+	// CKA_EXTRACTABLE say (CKR_ATTRIBUTE_SENSITIVE).
+	NeverRevealed []ck.ObjectClass
 }
 
 // specDefined reports whether a is an attribute the specification defines

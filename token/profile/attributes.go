@@ -16,6 +16,7 @@ type Attributes struct {
 	RequiredToGenerate  map[ck.KeyType][]ck.AttributeType
 	Settable            []ck.AttributeType
 	RaiseOnly           []ck.AttributeType
+	NeverRevealed       []ck.ObjectClass
 }
 
 func standardAttributes() Attributes { return Attributes{} }
@@ -81,5 +82,9 @@ func cloudhsmAttributes(Settings) Attributes {
 			ck.CKA_WRAP, ck.CKA_UNWRAP, ck.CKA_SENSITIVE, ck.CKA_DERIVE, ck.CKA_WRAP_WITH_TRUSTED,
 		},
 		RaiseOnly: []ck.AttributeType{ck.CKA_TOKEN},
+		// The attribute table marks private-key components "S": never
+		// read by C_GetAttributeValue, even of a key made with
+		// CKA_SENSITIVE false (it can still be wrapped when extractable).
+		NeverRevealed: []ck.ObjectClass{ck.CKO_PRIVATE_KEY},
 	}
 }
