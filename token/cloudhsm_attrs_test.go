@@ -303,3 +303,35 @@ func TestCloudHSMChangeRules(t *testing.T) {
 		require.NoError(t, m.SetTrusted(o, k, false))
 	})
 }
+
+// TestCloudHSMSessionKeys: behaviour 11's session keys, the same in both
+// profiles: a session key (CKA_TOKEN false, the default) is usable from
+// another session of the application; once the session that made it
+// closes, any use is CKR_KEY_HANDLE_INVALID; another application (module)
+// does not see it.
+func TestCloudHSMSessionKeys(t *testing.T) {
+	attrsBothProfiles(t, func(t *testing.T, cloudhsm bool) {
+		m, h := attrsTestToken(t, map[bool]string{false: "standard", true: "cloudhsm"}[cloudhsm])
+		k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(16),
+			ck.CKA_ENCRYPT: attrs.Bool(true), ck.CKA_LABEL: []byte("sess")})
+		require.NoError(t, err)
+		other := openRW(t, m)
+		require.NoError(t, m.EncryptInit(other, Mechanism{Type: ck.CKM_AES_ECB}, k))
+		_, err = m.Encrypt(other, make([]byte, 16), Out{Buf: make([]byte, 16)})
+		require.NoError(t, err)
+
+		cfg := *m.cfg
+		m2, err := Open(&cfg)
+		require.NoError(t, err)
+		defer m2.Close()
+		h2 := openRW(t, m2)
+		require.NoError(t, m2.Login(h2, ck.CKU_USER, []byte(userPIN)))
+		require.NoError(t, m2.FindObjectsInit(h2, attrs.Template{ck.CKA_LABEL: []byte("sess")}))
+		found, err := m2.FindObjects(h2, 10)
+		require.NoError(t, err)
+		require.Empty(t, found, "another application sees no session key")
+
+		require.NoError(t, m.CloseSession(h))
+		attrsRV(t, m.EncryptInit(other, Mechanism{Type: ck.CKM_AES_ECB}, k), ck.CKR_KEY_HANDLE_INVALID)
+	})
+}
