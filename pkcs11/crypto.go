@@ -8,6 +8,7 @@ import "C"
 import (
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/profile"
 )
 
 // Chapters 5.8-5.14: encryption, decryption, digests, signatures, key
@@ -276,6 +277,9 @@ func go_GenerateKeyPair(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pP
 //export go_SeedRandom
 func go_SeedRandom(h C.CK_SESSION_HANDLE, pSeed C.CK_BYTE_PTR, ulSeedLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_SeedRandom", &r)
+	if r, no := refused("C_SeedRandom", h, profile.FnSeedRandom); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_SeedRandom", err)

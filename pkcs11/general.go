@@ -17,6 +17,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/profile"
 )
 
 // Chapter 5.4 (general purpose) and 5.5 (slot and token management).
@@ -217,6 +218,9 @@ func go_InitToken(slotID C.CK_SLOT_ID, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULO
 	if err != nil {
 		return rv("C_InitToken", err)
 	}
+	if err := m.UnsupportedOnSlot(ck.ULong(slotID), profile.FnInitToken); err != nil {
+		return rv("C_InitToken", err)
+	}
 	if pLabel == nil {
 		return C.CKR_ARGUMENTS_BAD
 	}
@@ -236,6 +240,9 @@ func go_InitToken(slotID C.CK_SLOT_ID, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULO
 //export go_InitPIN
 func go_InitPIN(h C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_InitPIN", &r)
+	if r, no := refused("C_InitPIN", h, profile.FnInitPIN); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_InitPIN", err)
@@ -251,6 +258,9 @@ func go_InitPIN(h C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULO
 //export go_SetPIN
 func go_SetPIN(h C.CK_SESSION_HANDLE, pOld C.CK_UTF8CHAR_PTR, ulOldLen C.CK_ULONG, pNew C.CK_UTF8CHAR_PTR, ulNewLen C.CK_ULONG) (r C.CK_RV) {
 	defer recoverRV("C_SetPIN", &r)
+	if r, no := refused("C_SetPIN", h, profile.FnSetPIN); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_SetPIN", err)

@@ -12,6 +12,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token"
+	"gohsm/token/profile"
 )
 
 // Chapter 5.18 (key management beyond generation), C_DigestKey, sign and
@@ -96,6 +97,9 @@ func go_DeriveKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hBaseKey
 //export go_DigestKey
 func go_DigestKey(h C.CK_SESSION_HANDLE, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_DigestKey", &r)
+	if r, no := refused("C_DigestKey", h, profile.FnDigestKey); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_DigestKey", err)
@@ -106,24 +110,36 @@ func go_DigestKey(h C.CK_SESSION_HANDLE, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 //export go_SignRecoverInit
 func go_SignRecoverInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_SignRecoverInit", &r)
+	if r, no := refused("C_SignRecoverInit", h, profile.FnSignRecover); no {
+		return r
+	}
 	return initOp("C_SignRecoverInit", h, pMechanism, hKey, (*token.Module).SignRecoverInit)
 }
 
 //export go_SignRecover
 func go_SignRecover(h C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_SignRecover", &r)
+	if r, no := refused("C_SignRecover", h, profile.FnSignRecover); no {
+		return r
+	}
 	return oneShotOp("C_SignRecover", token.OpSignRecover, h, pData, ulDataLen, pSignature, pulSignatureLen, (*token.Module).SignRecover)
 }
 
 //export go_VerifyRecoverInit
 func go_VerifyRecoverInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_VerifyRecoverInit", &r)
+	if r, no := refused("C_VerifyRecoverInit", h, profile.FnVerifyRecover); no {
+		return r
+	}
 	return initOp("C_VerifyRecoverInit", h, pMechanism, hKey, (*token.Module).VerifyRecoverInit)
 }
 
 //export go_VerifyRecover
 func go_VerifyRecover(h C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG, pData C.CK_BYTE_PTR, pulDataLen C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_VerifyRecover", &r)
+	if r, no := refused("C_VerifyRecover", h, profile.FnVerifyRecover); no {
+		return r
+	}
 	return oneShotOp("C_VerifyRecover", token.OpVerifyRecover, h, pSignature, ulSignatureLen, pData, pulDataLen, (*token.Module).VerifyRecover)
 }
 
@@ -293,6 +309,9 @@ func messageNext(fn string, encrypt bool, h C.CK_SESSION_HANDLE, pParameter C.CK
 //export go_MessageEncryptInit
 func go_MessageEncryptInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_MessageEncryptInit", &r)
+	if r, no := refused("C_MessageEncryptInit", h, profile.FnMessageEncrypt); no {
+		return r
+	}
 	return messageInit("C_MessageEncryptInit", h, pMechanism, hKey, true)
 }
 
@@ -327,6 +346,9 @@ func go_MessageEncryptFinal(h C.CK_SESSION_HANDLE) (r C.CK_RV) {
 //export go_MessageDecryptInit
 func go_MessageDecryptInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (r C.CK_RV) {
 	defer recoverRV("C_MessageDecryptInit", &r)
+	if r, no := refused("C_MessageDecryptInit", h, profile.FnMessageDecrypt); no {
+		return r
+	}
 	return messageInit("C_MessageDecryptInit", h, pMechanism, hKey, false)
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/profile"
 )
 
 // Chapter 5.7: object management.
@@ -40,6 +41,9 @@ func go_CreateObject(h C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCoun
 //export go_CopyObject
 func go_CopyObject(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phNewObject C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
 	defer recoverRV("C_CopyObject", &r)
+	if r, no := refused("C_CopyObject", h, profile.FnCopyObject); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_CopyObject", err)
@@ -72,6 +76,9 @@ func go_DestroyObject(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE) (r C.CK
 //export go_GetObjectSize
 func go_GetObjectSize(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pulSize C.CK_ULONG_PTR) (r C.CK_RV) {
 	defer recoverRV("C_GetObjectSize", &r)
+	if r, no := refused("C_GetObjectSize", h, profile.FnGetObjectSize); no {
+		return r
+	}
 	m, err := getModule()
 	if err != nil {
 		return rv("C_GetObjectSize", err)
@@ -151,6 +158,9 @@ func go_SetAttributeValue(h C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTe
 	defer recoverRV("C_SetAttributeValue", &r)
 	m, err := getModule()
 	if err != nil {
+		return rv("C_SetAttributeValue", err)
+	}
+	if err := m.UnsupportedForKey(ck.ULong(h), ck.ULong(hObject), profile.FnSetAttributeValueKey); err != nil {
 		return rv("C_SetAttributeValue", err)
 	}
 	t, err := template(pTemplate, ulCount)

@@ -28,24 +28,28 @@ func newBrokenStore(id ck.ULong, cause error) brokenStore {
 	return brokenStore{err: fmt.Errorf("token: slot %d: cannot open the token: %v: %w", id, cause, store.ErrDamaged)}
 }
 
-func (b brokenStore) Close() error                              { return nil }
-func (b brokenStore) Generation() (uint64, error)               { return 0, b.err }
-func (b brokenStore) Token() (*store.TokenRecord, error)        { return nil, b.err }
-func (b brokenStore) SetTokenLabel(string) error                { return b.err }
-func (b brokenStore) User(string) (*store.UserRecord, error)    { return nil, b.err }
-func (b brokenStore) Users() ([]store.UserRecord, error)        { return nil, b.err }
-func (b brokenStore) CreateUser(store.UserRecord) error         { return b.err }
-func (b brokenStore) UpdateUser(store.UserRecord) error         { return b.err }
-func (b brokenStore) DeleteUser(string) error                   { return b.err }
-func (b brokenStore) BeginLogin(string, int) error              { return b.err }
-func (b brokenStore) LoginSucceeded(string) error               { return b.err }
-func (b brokenStore) CountOwned(string) (int, error)            { return 0, b.err }
-func (b brokenStore) Find(store.Query) ([]int64, error)         { return nil, b.err }
-func (b brokenStore) Object(int64) (*store.ObjectRecord, error) { return nil, b.err }
-func (b brokenStore) ObjectVersion(int64) (int64, error)        { return 0, b.err }
-func (b brokenStore) Share(int64, string, []byte) error         { return b.err }
-func (b brokenStore) Unshare(int64, string) error               { return b.err }
-func (b brokenStore) SharedWith(int64) ([]string, error)        { return nil, b.err }
+func (b brokenStore) Close() error                                { return nil }
+func (b brokenStore) Generation() (uint64, error)                 { return 0, b.err }
+func (b brokenStore) Token() (*store.TokenRecord, error)          { return nil, b.err }
+func (b brokenStore) SetTokenLabel(string) error                  { return b.err }
+func (b brokenStore) User(string) (*store.UserRecord, error)      { return nil, b.err }
+func (b brokenStore) Users() ([]store.UserRecord, error)          { return nil, b.err }
+func (b brokenStore) CreateUser(store.UserRecord) error           { return b.err }
+func (b brokenStore) UpdateUser(store.UserRecord) error           { return b.err }
+func (b brokenStore) DeleteUser(string) error                     { return b.err }
+func (b brokenStore) CreateUserLimit(store.UserRecord, int) error { return b.err }
+func (b brokenStore) AddLogin(store.Login) error                  { return b.err }
+func (b brokenStore) RemoveLogin(int64) error                     { return b.err }
+func (b brokenStore) Logins(string) ([]store.Login, error)        { return nil, b.err }
+func (b brokenStore) BeginLogin(string, int) error                { return b.err }
+func (b brokenStore) LoginSucceeded(string) error                 { return b.err }
+func (b brokenStore) CountOwned(string) (int, error)              { return 0, b.err }
+func (b brokenStore) Find(store.Query) ([]int64, error)           { return nil, b.err }
+func (b brokenStore) Object(int64) (*store.ObjectRecord, error)   { return nil, b.err }
+func (b brokenStore) ObjectVersion(int64) (int64, error)          { return 0, b.err }
+func (b brokenStore) Share(int64, string, []byte) error           { return b.err }
+func (b brokenStore) Unshare(int64, string) error                 { return b.err }
+func (b brokenStore) SharedWith(int64) ([]string, error)          { return nil, b.err }
 
 func (b brokenStore) InitToken(store.TokenRecord, store.UserRecord) error   { return b.err }
 func (b brokenStore) CreateToken(store.TokenRecord, store.UserRecord) error { return b.err }

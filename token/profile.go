@@ -22,9 +22,26 @@ var profileTable = map[string]*profileRules{
 	"cloudhsm": &cloudhsmRules,
 }
 
-// cloudhsmRules: CloudHSM's permission table (cloudhsm-facts §1.1).
-// (The identity work of issue 14 narrows it; until then it is standard's.)
-var cloudhsmRules = standardRules
+// cloudhsmRules: CloudHSM's permission table (cloudhsm-facts §1.1). An
+// unauthenticated session may do nothing but read what is public: no key
+// management and no crypto (the table's last column), so it neither uses
+// nor makes keys or other objects. Officers (admin) manage users only, as
+// in standard; crypto users do everything else. Read-only sessions do not
+// exist (C_OpenSession refuses them, profile.Sessions.ReadOnlyError); their
+// rows say what the R/W ones do.
+var cloudhsmRules = profileRules{permissions: map[ck.State][numActions]ck.RV{
+	ck.CKS_RO_PUBLIC_SESSION: cloudhsmPublic,
+	ck.CKS_RW_PUBLIC_SESSION: cloudhsmPublic,
+	ck.CKS_RO_USER_FUNCTIONS: standardRules.permissions[ck.CKS_RW_USER_FUNCTIONS],
+	ck.CKS_RW_USER_FUNCTIONS: standardRules.permissions[ck.CKS_RW_USER_FUNCTIONS],
+	ck.CKS_RW_SO_FUNCTIONS:   standardRules.permissions[ck.CKS_RW_SO_FUNCTIONS],
+}}
+
+var cloudhsmPublic = [numActions]ck.RV{
+	actUseKey: ck.CKR_USER_NOT_LOGGED_IN, actCreateKey: ck.CKR_USER_NOT_LOGGED_IN,
+	actWriteToken: ck.CKR_USER_NOT_LOGGED_IN, actCreatePublic: ck.CKR_USER_NOT_LOGGED_IN,
+	actManageUsers: ck.CKR_USER_NOT_LOGGED_IN,
+}
 
 // standardRules: PKCS#11's session states (v3.0 section 5.5, "Session
 // states"; 4.4 for CKA_PRIVATE) with CloudHSM's split of roles. Crypto

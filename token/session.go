@@ -133,14 +133,26 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 	if flags&ck.CKF_SERIAL_SESSION == 0 {
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
 	}
+	rw := flags&ck.CKF_RW_SESSION != 0
+	ps := &s.prof.Sessions
+	if !rw && ps.ReadOnlyError != 0 {
+		return 0, fmt.Errorf("token: open session: read-only sessions are not supported in profile %s: %w", s.prof.Name, ps.ReadOnlyError)
+	}
 	if _, err := s.tokenRecord(); errors.Is(err, store.ErrNotInitialized) {
-		return 0, fmt.Errorf("token: open session: slot %d: %w", slotID, ck.CKR_TOKEN_NOT_RECOGNIZED)
+		// A cloudhsm token is initialised from the application's view
+		// (its first officer comes through the CLI); logins fail until
+		// then, as for an unknown user.
+		if !ps.AlwaysInitialized {
+			return 0, fmt.Errorf("token: open session: slot %d: %w", slotID, ck.CKR_TOKEN_NOT_RECOGNIZED)
+		}
 	} else if err != nil {
 		return 0, storeErr(err)
 	}
-	rw := flags&ck.CKF_RW_SESSION != 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ps.MaxSessions > 0 && len(s.sessions) >= ps.MaxSessions {
+		return 0, fmt.Errorf("token: open session: %d sessions open, the most one application may have: %w", len(s.sessions), ps.SessionCountError)
+	}
 	if !rw && s.login != nil && s.login.role == store.RoleCO {
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_READ_WRITE_SO_EXISTS)
 	}
@@ -242,8 +254,25 @@ func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := m.checkPINForm(h, pin); err != nil {
+		return err
+	}
 	name, password := splitPIN(pin, role)
 	return m.loginUser(h, role, name, password)
+}
+
+// checkPINForm applies the profile's PIN format: cloudhsm's PINs are
+// "name:password" (UG pkcs11-pin); a bare password names nobody.
+func (m *Module) checkPINForm(h ck.ULong, pin []byte) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	id := &se.slot.prof.Identity
+	if id.NamedPINOnly && strings.IndexByte(string(pin), ':') < 0 {
+		return fmt.Errorf("token: login: the PIN is not name:password: %w", id.BarePINError)
+	}
+	return nil
 }
 
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
@@ -287,6 +316,10 @@ func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []
 	if err != nil {
 		clear(sec)
 		return fmt.Errorf("token: login %q: %v: %w", name, err, ck.CKR_DEVICE_ERROR)
+	}
+	if err := s.registerLoginLocked(name); err != nil {
+		clear(sec)
+		return err
 	}
 	s.login = &login{user: name, role: role, secret: sec, keys: keys, dataKeys: map[int64]*objKey{}}
 	// Objects loaded while logged out lack their secrets; reload them.
@@ -373,6 +406,7 @@ func (s *Slot) logoutLocked() {
 	if s.login == nil {
 		return
 	}
+	s.unregisterLoginLocked()
 	clear(s.login.secret)
 	for _, k := range s.login.dataKeys {
 		clear(k.dk)
@@ -434,6 +468,11 @@ func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, 
 	}
 	if old != nil && old.Role != role {
 		return fmt.Errorf("token: user %q is a %s: %w", name, roleName(old.Role), ck.CKR_PIN_INVALID)
+	}
+	if old != nil && s.prof.Identity.NoPasswordChangeWhileLoggedIn {
+		if err := s.loggedInElsewhereLocked(name, "set password"); err != nil {
+			return err
+		}
 	}
 	sec, pub, escrow, err := s.userSecretForLocked(name, role, old)
 	if err != nil {

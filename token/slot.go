@@ -27,6 +27,9 @@ type Slot struct {
 	cfg  SlotConfig
 	st   store.Store
 	prof *profile.Profile // what the slot's profile decides (token/profile)
+	// instance names this opening of the token in the store's login
+	// registry (logins.go).
+	instance int64
 
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
@@ -116,7 +119,7 @@ const sessionObjectBase = 0x40000000
 
 func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *Slot {
 	return &Slot{
-		m: m, cfg: cfg, st: st, prof: prof,
+		m: m, cfg: cfg, st: st, prof: prof, instance: store.NewInstance(),
 		sessions: map[ck.ULong]*Session{},
 		sessObjs: map[ck.ULong]*Object{},
 		objs:     map[ck.ULong]*Object{},
@@ -143,11 +146,16 @@ type SlotInfo struct {
 
 // SlotInfo answers C_GetSlotInfo: a virtual slot with its token always present.
 func (s *Slot) SlotInfo() SlotInfo {
-	return SlotInfo{
+	si := SlotInfo{
 		Description:  fmt.Sprintf("gohsm slot %d", s.cfg.ID),
 		Manufacturer: "gohsm",
 		Flags:        ck.CKF_TOKEN_PRESENT,
 	}
+	if in := s.prof.Sessions.Info; in.SlotDescription != "" {
+		si.Description = fmt.Sprintf(in.SlotDescription, s.cfg.ID)
+		si.Manufacturer = in.Manufacturer
+	}
+	return si
 }
 
 // TokenInfo is CK_TOKEN_INFO without the C layout.
@@ -158,6 +166,9 @@ type TokenInfo struct {
 	MaxRwSessionCount, RwSessionCount        ck.ULong
 	MaxPinLen, MinPinLen                     ck.ULong
 	UTCTime                                  string
+	// Initialized: the store holds a token (an officer set it up), whatever
+	// Flags say (a cloudhsm token always says it is initialised).
+	Initialized bool
 }
 
 // TokenInfo answers C_GetTokenInfo.
@@ -171,6 +182,21 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 		MinPinLen:         ck.ULong(s.minPINLen()),
 		UTCTime:           time.Now().UTC().Format("20060102150405") + "00",
 		Flags:             ck.CKF_RNG | ck.CKF_CLOCK_ON_TOKEN,
+	}
+	ps := &s.prof.Sessions
+	if ps.Info.Manufacturer != "" {
+		ti.Manufacturer, ti.Model = ps.Info.Manufacturer, ps.Info.Model
+	}
+	if ps.MaxSessions > 0 {
+		ti.MaxSessionCount = ck.ULong(ps.MaxSessions)
+		ti.MaxRwSessionCount = ck.ULong(ps.MaxSessions)
+	}
+	if ps.AlwaysInitialized {
+		// A CloudHSM cluster's token is initialised before any
+		// application sees it, and its PINs are its crypto users' (SDK 2
+		// reported 0x404, without CKF_USER_PIN_INITIALIZED, and libp11
+		// refused the slot: "Found slot without user PIN", OpenSC/libp11#242).
+		ti.Flags |= ck.CKF_TOKEN_INITIALIZED | ck.CKF_LOGIN_REQUIRED | ck.CKF_USER_PIN_INITIALIZED
 	}
 	s.mu.Lock()
 	for _, se := range s.sessions {
@@ -191,6 +217,7 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 	}
 	ti.Label = t.Label
 	ti.SerialNumber = t.SerialNumber
+	ti.Initialized = true
 	ti.Flags |= ck.CKF_TOKEN_INITIALIZED | ck.CKF_LOGIN_REQUIRED
 	s.mu.Lock()
 	cu, co := s.lastUserName(store.RoleCU), s.lastUserName(store.RoleCO)
@@ -402,7 +429,7 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	s.lastUser[role] = name
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
-		if role == store.RoleCU && !s.anyUserPIN() {
+		if role == store.RoleCU && !s.prof.Identity.UnknownUserPINIncorrect && !s.anyUserPIN() {
 			// Before any C_InitPIN: the spec's answer, which says nothing
 			// C_GetTokenInfo's CKF_USER_PIN_INITIALIZED does not.
 			return nil, fmt.Errorf("token: login %q: no crypto user has a password: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)

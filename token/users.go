@@ -86,7 +86,10 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	if err != nil {
 		return err
 	}
-	if err := s.st.CreateUser(u); err != nil {
+	id := &s.prof.Identity
+	if err := s.st.CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
+		return fmt.Errorf("token: user %q: the token holds %d users, the most profile %s allows: %w", name, id.MaxUsers, s.prof.Name, id.QuotaError)
+	} else if err != nil {
 		return storeErr(err)
 	}
 	s.m.log.Info("gohsm: user created", "slot", s.cfg.ID, "user", name, "role", roleName(role))
@@ -94,7 +97,9 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 }
 
 // DeleteUser deletes a user (crypto officer only). Users who own objects,
-// and the logged-in user, cannot be deleted.
+// and the officer itself (CKR_ACTION_PROHIBITED), and users logged in in
+// any other process (CKR_USER_ALREADY_LOGGED_IN: try again once they
+// logged out) cannot be deleted.
 func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	se, err := m.session(h)
 	if err != nil {
@@ -108,6 +113,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 		return err
 	}
 	if s.login.user == name {
+		// Deleting oneself: never possible, not a matter of waiting.
 		return fmt.Errorf("token: user %q is logged in: %w", name, ck.CKR_ACTION_PROHIBITED)
 	}
 	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
@@ -116,6 +122,9 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if err := s.st.DeleteUser(name); err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return fmt.Errorf("token: user %q owns objects: %w", name, ck.CKR_ACTION_PROHIBITED)
+		}
+		if errors.Is(err, store.ErrLoggedIn) {
+			return fmt.Errorf("token: %v: %w", err, ck.CKR_USER_ALREADY_LOGGED_IN)
 		}
 		return storeErr(err)
 	}

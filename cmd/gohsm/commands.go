@@ -91,7 +91,7 @@ func tokenInit(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return err
 		}
-		if ti.Flags&ck.CKF_TOKEN_INITIALIZED != 0 && !*yes {
+		if ti.Initialized && !*yes {
 			return fmt.Errorf("slot %d holds token %q: re-initialising erases every user and key; pass --yes", s.ID(), ti.Label)
 		}
 		if err := s.InitToken(pin, *label); err != nil {
@@ -169,14 +169,15 @@ func tokenList(fs *flag.FlagSet) func(*env) error {
 				return err
 			}
 			r := tokenRow{Slot: id, Label: ti.Label, Serial: ti.SerialNumber, Model: ti.Model,
-				Initialized: ti.Flags&ck.CKF_TOKEN_INITIALIZED != 0, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir}
+				Initialized: ti.Initialized, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir}
 			for _, f := range tokenFlags {
 				if ti.Flags&f.f != 0 {
 					r.Flags = append(r.Flags, f.name)
 				}
 			}
 			if r.Initialized {
-				h, err := m.OpenSession(id, ck.CKF_SERIAL_SESSION)
+				// R/W: the cloudhsm profile has no read-only sessions.
+				h, err := m.OpenSession(id, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 				if err != nil {
 					return err
 				}

@@ -333,6 +333,15 @@ func (e *env) session() (ck.ULong, error) {
 	if err != nil {
 		return 0, err
 	}
+	if !strings.Contains(string(pin), ":") {
+		// A bare password is the role's default user's; said by name,
+		// since the cloudhsm profile takes only "name:password" PINs.
+		def := token.DefaultCO
+		if ut == ck.CKU_USER {
+			def = token.DefaultCU
+		}
+		pin = append([]byte(def+":"), pin...)
+	}
 	if err := e.m.Login(h, ut, pin); err != nil {
 		return 0, err
 	}

@@ -123,6 +123,7 @@ type schemaState struct {
 	appID   int64
 	tables  int64
 	version int64 // 0 when there is no meta table yet
+	logins  bool  // the login registry's table exists (logins.go)
 }
 
 func readSchemaState(q interface {
@@ -148,6 +149,11 @@ func readSchemaState(q interface {
 	if err != nil {
 		return st, fmt.Errorf("store: read format version: %w", err)
 	}
+	var n int
+	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logins'`).Scan(&n); err != nil {
+		return st, fmt.Errorf("store: read schema: %w", err)
+	}
+	st.logins = n > 0
 	return st, nil
 }
 
@@ -162,7 +168,7 @@ func (st schemaState) needsWrite() (bool, error) {
 	case st.version < 1:
 		return false, fmt.Errorf("store: token format version %d: %w", st.version, ErrFormat)
 	}
-	return st.version < int64(formatVersion), nil
+	return st.version < int64(formatVersion) || !st.logins, nil
 }
 
 // createOrMigrate runs inside a BEGIN IMMEDIATE transaction, so of several
@@ -201,6 +207,9 @@ func createOrMigrate(tx execer) error {
 		if _, err := tx.Exec(`UPDATE meta SET value = ? WHERE key = 'format_version'`, v+1); err != nil {
 			return fmt.Errorf("store: set format version: %w", err)
 		}
+	}
+	if _, err := tx.Exec(schemaLogins); err != nil {
+		return fmt.Errorf("store: create the login registry: %w", err)
 	}
 	return nil
 }

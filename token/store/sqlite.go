@@ -716,6 +716,21 @@ func (s *sqliteStore) CreateUser(u UserRecord) error {
 	return wrapDB("create user", s.write(func(tx *txn) error { return insertUser(tx, u) }))
 }
 
+func (s *sqliteStore) CreateUserLimit(u UserRecord, max int) error {
+	return wrapDB("create user", s.write(func(tx *txn) error {
+		if max > 0 {
+			var n int
+			if err := tx.QueryRow(`SELECT count(*) FROM users`).Scan(&n); err != nil {
+				return err
+			}
+			if n >= max {
+				return fmt.Errorf("store: create user %q: %d users, at most %d: %w", u.Name, n, max, ErrQuota)
+			}
+		}
+		return insertUser(tx, u)
+	}))
+}
+
 func (s *sqliteStore) UpdateUser(u UserRecord) error {
 	name := FoldName(u.Name)
 	err := s.write(func(tx *txn) error {
@@ -748,8 +763,17 @@ func (s *sqliteStore) DeleteUser(name string) error {
 		if owned > 0 {
 			return fmt.Errorf("store: delete user %q: owns %d objects: %w", name, owned, ErrInUse)
 		}
-		// Its shares go with it (ON DELETE CASCADE).
-		_, err := tx.Exec(`DELETE FROM users WHERE name = ?`, name)
+		// Checked in the deleting transaction: a login that commits
+		// after it finds the user gone (AddLogin).
+		live, err := liveLoginsTx(tx, name, true)
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return fmt.Errorf("store: delete user %q: logged in in process %d: %w", name, live[0].PID, ErrLoggedIn)
+		}
+		// Its shares and dead logins go with it (ON DELETE CASCADE).
+		_, err = tx.Exec(`DELETE FROM users WHERE name = ?`, name)
 		return err
 	})
 	return wrapDB("delete user", err)

@@ -161,9 +161,22 @@ type Store interface {
 	User(name string) (*UserRecord, error)
 	Users() ([]UserRecord, error)
 	CreateUser(u UserRecord) error // ErrExists
+	// CreateUserLimit is CreateUser that fails with ErrQuota when the token
+	// already holds max users (max 0: no limit), checked in the same
+	// transaction.
+	CreateUserLimit(u UserRecord, max int) error
 	// UpdateUser replaces the password material and lockout state.
 	UpdateUser(u UserRecord) error
+	// DeleteUser removes a user: ErrInUse while it owns objects,
+	// ErrLoggedIn while a live process has it logged in (the registry).
 	DeleteUser(name string) error
+
+	// The login registry (logins.go): AddLogin records a process's login
+	// (ErrNotFound: the user is gone), RemoveLogin forgets it, Logins
+	// lists the live logins of a user ("" : of everyone).
+	AddLogin(l Login) error
+	RemoveLogin(instance int64) error
+	Logins(user string) ([]Login, error)
 	// BeginLogin reserves a login attempt before the password is checked:
 	// it refuses a locked user (ErrLocked) and counts the attempt as a
 	// failure up front, in one transaction, so concurrent attempts never

@@ -26,6 +26,17 @@ CREATE TABLE attrs (
 	PRIMARY KEY (object_id, type)
 ) WITHOUT ROWID;
 
+-- table logins on logins
+CREATE TABLE logins (
+	instance INTEGER PRIMARY KEY NOT NULL,
+	user     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	pid      INTEGER NOT NULL,
+	started  INTEGER NOT NULL,
+	boot     TEXT NOT NULL,
+	pidns    TEXT NOT NULL,
+	since    INTEGER NOT NULL
+);
+
 -- table meta on meta
 CREATE TABLE meta (
 	key   TEXT PRIMARY KEY NOT NULL,
