@@ -42,6 +42,8 @@ const (
 	ParamCBCEncryptData                  // CK_AES_CBC_ENCRYPT_DATA_PARAMS / CK_DES_CBC_ENCRYPT_DATA_PARAMS -> *CBCEncryptDataParams
 	ParamRSAAESKeyWrap                   // CK_RSA_AES_KEY_WRAP_PARAMS -> *RSAAESKeyWrapParams
 	ParamEdDSA                           // CK_EDDSA_PARAMS (optional: NULL means plain Ed25519) -> *EdDSAParams or nil
+	ParamCloudHSMGCM                     // CK_GCM_PARAMS with pIV NULL (CKM_CLOUDHSM_AES_GCM) -> *CloudHSMGCMParams
+	ParamCloudHSMKDF                     // CloudHSM's CK_SP800_108_KDF_PARAMS (CKM_CLOUDHSM_SP800_108_COUNTER_KDF) -> *CloudHSMKDFParams
 )
 
 // CCMParams is CK_CCM_PARAMS decoded.
@@ -169,6 +171,13 @@ type GCMParams struct {
 	IV      []byte
 	AAD     []byte
 	TagBits int
+	// IVBits is ulIvBits (the 2.40 layout only; 0 otherwise): the
+	// mechanism goes by IV's length, a profile may check it.
+	IVBits int
+	// IVGenerated: the token replaced IV with one it made (the cloudhsm
+	// profile's CKM_AES_GCM); the C boundary writes it into the caller's
+	// pIv.
+	IVGenerated bool
 }
 
 // PSSParams is CK_RSA_PKCS_PSS_PARAMS decoded.

@@ -117,6 +117,18 @@ func fuzzParam(kind ParamKind, s *fuzzSrc) any {
 		return p
 	case ParamEdDSA:
 		return &EdDSAParams{PreHash: s.byte()%2 == 0, Context: s.bytes()}
+	case ParamCloudHSMGCM:
+		return &CloudHSMGCMParams{IVGiven: s.byte()%4 == 0, IVLen: s.num(), AAD: s.bytes(), TagBits: s.num()}
+	case ParamCloudHSMKDF:
+		// Types around CloudHSM's 4..8 and the v3.0 ones below them.
+		p := &CloudHSMKDFParams{PRF: s.mech()}
+		if s.byte()%2 == 0 {
+			p.PRF = []ck.MechanismType{ck.CKM_SHA_1_HMAC, ck.CKM_SHA512_HMAC, ck.CKM_AES_CMAC}[int(s.byte())%3]
+		}
+		for range s.byte() % 6 {
+			p.Data = append(p.Data, PRFData{Type: s.ulong() % 10, Bytes: s.bytes(), WidthBits: s.num(), DKMMethod: s.ulong() % 4})
+		}
+		return p
 	}
 	return s.bytes()
 }

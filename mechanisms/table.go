@@ -33,7 +33,7 @@ const (
 // by C_GetMechanismInfo are derived from which constructors a row sets
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
-var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows)
+var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows)
 
 // byType and sorted are built once from table, with every row guarded.
 var byType, sorted = build(table)

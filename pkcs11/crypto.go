@@ -6,6 +6,9 @@ package pkcs11
 import "C"
 
 import (
+	"errors"
+	"fmt"
+
 	"gohsm/internal/ck"
 	"gohsm/token"
 	"gohsm/token/profile"
@@ -24,11 +27,28 @@ func initOp(fn string, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKe
 	if err != nil {
 		return rv(fn, err)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV(fn, m, h, err)
 	}
-	return rv(fn, f(m, ck.ULong(h), mech, ck.ULong(hKey)))
+	err = f(m, ck.ULong(h), mech, ck.ULong(hKey))
+	if err == nil {
+		giveGCMIV(pMechanism, mech)
+	}
+	return rv(fn, err)
+}
+
+// mechanismIn is mechanism for a call on session h: a mechanism the
+// session's slot does not offer (its profile's list) is
+// CKR_MECHANISM_INVALID even when its parameter does not decode, as from
+// a token that lacks the mechanism. Only a failed decoding pays for the
+// look-up.
+func mechanismIn(m *token.Module, h C.CK_SESSION_HANDLE, p C.CK_MECHANISM_PTR) (token.Mechanism, error) {
+	mech, err := mechanism(p)
+	if err != nil && p != nil && errors.Is(err, ck.CKR_MECHANISM_PARAM_INVALID) && !m.Offers(ck.ULong(h), mech.Type) {
+		return mech, fmt.Errorf("pkcs11: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	return mech, err
 }
 
 type oneShot func(m *token.Module, h ck.ULong, in []byte, out token.Out) (int, error)
@@ -228,7 +248,7 @@ func go_GenerateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pTempl
 	if phKey == nil {
 		return argRV("C_GenerateKey", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_GenerateKey", m, h, err)
 	}
@@ -254,7 +274,7 @@ func go_GenerateKeyPair(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pP
 	if phPublicKey == nil || phPrivateKey == nil {
 		return argRV("C_GenerateKeyPair", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_GenerateKeyPair", m, h, err)
 	}

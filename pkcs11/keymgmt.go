@@ -26,7 +26,7 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 	if err != nil {
 		return rv("C_WrapKey", err)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_WrapKey", m, h, err)
 	}
@@ -35,7 +35,12 @@ func go_WrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingK
 		return argRV("C_WrapKey", m, h, err)
 	}
 	n, err := m.WrapKey(ck.ULong(h), mech, ck.ULong(hWrappingKey), ck.ULong(hKey), out)
-	return setLen("C_WrapKey", pulWrappedKeyLen, n, err)
+	r = setLen("C_WrapKey", pulWrappedKeyLen, n, err)
+	if r == C.CKR_OK || r == C.CKR_BUFFER_TOO_SMALL {
+		// The wrapped bytes are kept for the retry: their IV is given now.
+		giveGCMIV(pMechanism, mech)
+	}
+	return r
 }
 
 //export go_UnwrapKey
@@ -48,7 +53,7 @@ func go_UnwrapKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hUnwrapp
 	if phKey == nil {
 		return argRV("C_UnwrapKey", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_UnwrapKey", m, h, err)
 	}
@@ -78,7 +83,7 @@ func go_DeriveKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hBaseKey
 	if phKey == nil {
 		return argRV("C_DeriveKey", m, h, errArgs)
 	}
-	mech, err := mechanism(pMechanism)
+	mech, err := mechanismIn(m, h, pMechanism)
 	if err != nil {
 		return argRV("C_DeriveKey", m, h, err)
 	}

@@ -3,6 +3,7 @@ package pkcs11
 /*
 #include <stdlib.h>
 #include "pkcs11.h"
+#include "gohsm.h"
 */
 import "C"
 
@@ -110,6 +111,13 @@ var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 	{
 		var c C.CK_RSA_AES_KEY_WRAP_PARAMS
 		l[mechanisms.ParamRSAAESKeyWrap] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pOAEPParams)), n: noLen, sub: oaepLayout}}}
+	}
+	// CloudHSM's vendor mechanisms (cloudhsm_params.go).
+	l[mechanisms.ParamCloudHSMGCM] = l[mechanisms.ParamGCM]
+	{
+		var c C.CK_CLOUDHSM_SP800_108_KDF_PARAMS
+		l[mechanisms.ParamCloudHSMKDF] = &cLayout{unsafe.Sizeof(c), []cField{
+			{ptr: off(&c, unsafe.Pointer(&c.pDataParams)), n: off(&c, unsafe.Pointer(&c.ulNumberOfDataParams)), sub: prfDataLayout, count: true}}}
 	}
 	{
 		var c C.CK_EDDSA_PARAMS

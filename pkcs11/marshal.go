@@ -434,6 +434,10 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		}
 		return &mechanisms.RSAAESKeyWrapParams{AESKeyBits: field(c.ulAESKeyBits),
 			OAEP: &mechanisms.OAEPParams{Hash: ck.MechanismType(o.hashAlg), MGF: ck.ULong(o.mgf), Source: ck.ULong(o.source), Label: label}}, nil
+	case mechanisms.ParamCloudHSMGCM:
+		return cloudhsmGCMParams(pp, pl)
+	case mechanisms.ParamCloudHSMKDF:
+		return cloudhsmKDFParams(pp, pl)
 	case mechanisms.ParamEdDSA:
 		if pp == nil && pl == 0 {
 			return nil, nil
@@ -456,18 +460,19 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 // ulIvBits (40 bytes) that Java SunPKCS11 sends first.
 func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
 	var iv, aad C.CK_BYTE_PTR
-	var ivLen, aadLen, tag C.CK_ULONG
+	var ivLen, aadLen, tag, ivBits C.CK_ULONG
 	switch pl {
 	case unsafe.Sizeof(C.CK_GCM_PARAMS{}):
 		c := (*C.CK_GCM_PARAMS)(pp)
 		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
+		ivBits = c.ulIvBits
 	case unsafe.Sizeof(C.gohsm_gcm_params_v1{}):
 		c := (*C.gohsm_gcm_params_v1)(pp)
 		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
 	default:
 		return nil, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_gcm_params_v1{}))
 	}
-	g := &mechanisms.GCMParams{TagBits: field(tag)}
+	g := &mechanisms.GCMParams{TagBits: field(tag), IVBits: field(ivBits)}
 	var err error
 	if g.IV, err = copyIn(iv, ivLen); err != nil {
 		return nil, fmt.Errorf("NULL IV")
@@ -476,6 +481,34 @@ func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
 		return nil, fmt.Errorf("NULL AAD")
 	}
 	return g, nil
+}
+
+// giveGCMIV writes an IV the token made (the cloudhsm profile's
+// CKM_AES_GCM: GCMParams.IVGenerated) into the caller's CK_GCM_PARAMS.pIv,
+// at the C_EncryptInit or C_WrapKey that made it, as AWS CloudHSM does
+// ("The 12-byte IV provided by the HSM is written into the memory reference
+// pointed to by the pIV element"). Only during the call: the caller's
+// structure may be gone by the next one (Java's SunPKCS11 frees its copy
+// right after C_EncryptInit), so the pointer is never kept.
+func giveGCMIV(p C.CK_MECHANISM_PTR, mech token.Mechanism) {
+	g, ok := mech.Param.(*mechanisms.GCMParams)
+	if !ok || !g.IVGenerated {
+		return
+	}
+	var dst C.CK_BYTE_PTR
+	var n C.CK_ULONG
+	switch uintptr(p.ulParameterLen) {
+	case unsafe.Sizeof(C.CK_GCM_PARAMS{}):
+		c := (*C.CK_GCM_PARAMS)(p.pParameter)
+		dst, n = c.pIv, c.ulIvLen
+	case unsafe.Sizeof(C.gohsm_gcm_params_v1{}):
+		c := (*C.gohsm_gcm_params_v1)(p.pParameter)
+		dst, n = c.pIv, c.ulIvLen
+	}
+	if dst == nil || int(n) != len(g.IV) {
+		return // gcmParams read these same fields: cannot happen
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), len(g.IV)), g.IV)
 }
 
 // pad writes s into a blank-padded, unterminated Cryptoki string field.

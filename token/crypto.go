@@ -20,15 +20,23 @@ type Mechanism struct {
 
 // Mechanisms answers C_GetMechanismList.
 func (m *Module) Mechanisms(slotID ck.ULong) ([]ck.MechanismType, error) {
-	if _, err := m.Slot(slotID); err != nil {
+	s, err := m.Slot(slotID)
+	if err != nil {
 		return nil, err
 	}
-	all := mechanisms.All()
-	out := make([]ck.MechanismType, len(all))
-	for i, mm := range all {
-		out[i] = mm.Type
+	return s.prof.Mechanisms.List(), nil
+}
+
+// Offers reports whether the slot of session h offers a mechanism (true
+// for a session that does not exist: the caller's session check answers
+// for it).
+func (m *Module) Offers(h ck.ULong, t ck.MechanismType) bool {
+	se, err := m.session(h)
+	if err != nil {
+		return true
 	}
-	return out, nil
+	_, _, ok := se.slot.prof.Mechanisms.Lookup(t)
+	return ok
 }
 
 // MechanismInfo answers C_GetMechanismInfo.
@@ -37,7 +45,7 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	mm, ok := mechanisms.Lookup(t)
+	mm, _, ok := s.prof.Mechanisms.Lookup(t)
 	if !ok {
 		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
@@ -120,11 +128,12 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if se.ops[kind] != nil {
 		return fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_ACTIVE)
 	}
-	mm, ok := mechanisms.Lookup(mech.Type)
+	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
 	if !ok {
 		return fmt.Errorf("token: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
 	}
 	op := se.newOp(kind, mm)
+	op.rule = rule
 	if kind == opDigest {
 		if mm.Digest == nil {
 			return fmt.Errorf("token: %v cannot digest: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
@@ -148,6 +157,16 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	key, auth, err := se.slot.useKey(se, keyH, mm, usage[kind])
 	if err != nil {
 		return err
+	}
+	if rule != nil {
+		if err := rule.CheckParam(mech.Param); err != nil {
+			return err
+		}
+		if kind == opEncrypt {
+			if err := rule.TakeGCMIV(mech.Param, m.rand); err != nil {
+				return err
+			}
+		}
 	}
 	// The field follows the operation, not what the value implements: a
 	// MAC operation is both a Signer and a Verifier.
@@ -421,8 +440,37 @@ func multiPart(op *operation) error {
 	if op.mech.SinglePart {
 		return fmt.Errorf("token: %v is single-part only: %w", op.mech.Type, ck.CKR_FUNCTION_NOT_SUPPORTED)
 	}
+	if op.rule != nil && op.rule.NoUpdate != 0 {
+		// CloudHSM's CKM_AES_GCM has no multi-part form (cloudhsm-facts
+		// §2.5: C_EncryptUpdate/C_DecryptUpdate return CKR_MECHANISM_INVALID).
+		return fmt.Errorf("token: %v is single-part only in this profile: %w", op.mech.Type, op.rule.NoUpdate)
+	}
 	op.multi = true
 	return nil
+}
+
+// take counts n more input bytes of an operation against its profile's
+// cap (CloudHSM's maximum data sizes): over it is CKR_DATA_LEN_RANGE, or
+// CKR_ENCRYPTED_DATA_LEN_RANGE for decryption, and the operation ends like
+// after any error. Callers count input only when they compute, never for
+// a length query or the retry of a short buffer.
+func (op *operation) take(n int, kind opKind) error {
+	if op.rule == nil {
+		return nil
+	}
+	limit := op.rule.InputLimit(kind == opDecrypt)
+	if limit == 0 {
+		return nil
+	}
+	op.inSum += n
+	if op.inSum <= limit {
+		return nil
+	}
+	rv := ck.CKR_DATA_LEN_RANGE
+	if kind == opDecrypt {
+		rv = ck.CKR_ENCRYPTED_DATA_LEN_RANGE
+	}
+	return fmt.Errorf("token: %v: %d bytes of input, at most %d in this profile: %w", op.mech.Type, op.inSum, limit, rv)
 }
 
 // EncryptInit answers C_EncryptInit.
@@ -460,6 +508,9 @@ func (m *Module) cipherOnce(h ck.ULong, kind opKind, in []byte, out Out) (n int,
 		return 0, err
 	}
 	return deliver(op, out, op.cipher.MaxOutput(len(in), true), func(dst []byte) ([]byte, error) {
+		if err := op.take(len(in), kind); err != nil {
+			return nil, err
+		}
 		return op.cipher.Once(dst, in)
 	})
 }
@@ -474,6 +525,9 @@ func (m *Module) cipherUpdate(h ck.ULong, kind opKind, in []byte, out Out) (n in
 		return 0, err
 	}
 	return deliver(op, out, op.cipher.MaxOutput(len(in), false), func(dst []byte) ([]byte, error) {
+		if err := op.take(len(in), kind); err != nil {
+			return nil, err
+		}
 		return op.cipher.Update(dst, in)
 	})
 }
@@ -533,6 +587,9 @@ func (m *Module) Sign(h ck.ULong, data []byte, out Out) (n int, err error) {
 		return 0, err
 	}
 	return deliver(op, out, op.signer.Size(), func(dst []byte) ([]byte, error) {
+		if err := op.take(len(data), opSign); err != nil {
+			return nil, err
+		}
 		if err := op.signer.Update(data); err != nil {
 			return nil, err
 		}
@@ -548,6 +605,9 @@ func (m *Module) SignUpdate(h ck.ULong, data []byte) (err error) {
 	}
 	defer se.done(opSign, &err, false, false)
 	if err = multiPart(op); err != nil {
+		return err
+	}
+	if err = op.take(len(data), opSign); err != nil {
 		return err
 	}
 	return op.signer.Update(data)
@@ -576,6 +636,9 @@ func (m *Module) Verify(h ck.ULong, data, sig []byte) (err error) {
 	if err = singlePart(op); err != nil {
 		return err
 	}
+	if err = op.take(len(data), opVerify); err != nil {
+		return err
+	}
 	if err = op.verifier.Update(data); err != nil {
 		return err
 	}
@@ -590,6 +653,9 @@ func (m *Module) VerifyUpdate(h ck.ULong, data []byte) (err error) {
 	}
 	defer se.done(opVerify, &err, false, false)
 	if err = multiPart(op); err != nil {
+		return err
+	}
+	if err = op.take(len(data), opVerify); err != nil {
 		return err
 	}
 	return op.verifier.Update(data)
@@ -661,7 +727,7 @@ func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Se
 	if err != nil {
 		return nil, nil, err
 	}
-	mm, ok := mechanisms.Lookup(t)
+	mm, _, ok := se.slot.prof.Mechanisms.Lookup(t)
 	if !ok || pair && mm.GenerateKeyPair == nil || !pair && mm.GenerateKey == nil || len(mm.KeyTypes) == 0 {
 		return nil, nil, fmt.Errorf("token: %v cannot generate: %w", t, ck.CKR_MECHANISM_INVALID)
 	}

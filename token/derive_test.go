@@ -51,6 +51,12 @@ func deriveCases(t *testing.T) map[ck.MechanismType]deriveCase {
 				{Type: ck.CK_SP800_108_BYTE_ARRAY, Bytes: []byte("label")},
 			}}
 		}},
+		ck.CKM_CLOUDHSM_SP800_108_COUNTER_KDF: {param: func(ck.ULong) any {
+			return &mechanisms.CloudHSMKDFParams{PRF: ck.CKM_SHA256_HMAC, Data: []mechanisms.PRFData{
+				{Type: ck.CK_CLOUDHSM_PRF_COUNTER_FORMAT, WidthBits: 32},
+				{Type: ck.CK_CLOUDHSM_PRF_BYTE_ARRAY, Bytes: []byte("label")},
+			}}
+		}},
 		ck.CKM_CONCATENATE_BASE_AND_KEY:  {param: func(o ck.ULong) any { return mechanisms.KeyHandle(o) }},
 		ck.CKM_CONCATENATE_BASE_AND_DATA: {param: bytesParam([]byte("data"))},
 		ck.CKM_CONCATENATE_DATA_AND_BASE: {param: bytesParam([]byte("data"))},

@@ -170,9 +170,12 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	if err != nil {
 		return 0, err
 	}
-	mm, ok := mechanisms.Lookup(mech.Type)
+	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
 	if !ok || mm.Wrap == nil {
 		return 0, fmt.Errorf("token: %v cannot wrap: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if err := rule.CheckParam(mech.Param); err != nil {
+		return 0, err
 	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
@@ -230,6 +233,14 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	if err != nil {
 		return 0, err
 	}
+	// CloudHSM's CKM_AES_GCM makes the IV here too; a retry after a
+	// short buffer got the cached bytes above, with the IV already given.
+	if err := rule.TakeGCMIV(mech.Param, m.rand); err != nil {
+		if ko.class == ck.CKO_PRIVATE_KEY {
+			clear(material)
+		}
+		return 0, err
+	}
 	wrapped, err := mm.Wrap(wkey, mech.Param, material)
 	if ko.class == ck.CKO_PRIVATE_KEY {
 		clear(material)
@@ -251,9 +262,12 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	if err != nil {
 		return 0, err
 	}
-	mm, ok := mechanisms.Lookup(mech.Type)
+	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
 	if !ok || mm.Unwrap == nil {
 		return 0, fmt.Errorf("token: %v cannot unwrap: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if err := rule.CheckParam(mech.Param); err != nil {
+		return 0, err
 	}
 	s := se.slot
 	s.mu.Lock()
@@ -340,7 +354,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	if err != nil {
 		return 0, err
 	}
-	mm, ok := mechanisms.Lookup(mech.Type)
+	mm, _, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
 	if !ok || mm.Derive == nil {
 		return 0, fmt.Errorf("token: %v cannot derive: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/profile"
 	"gohsm/token/store"
 )
 
@@ -591,4 +592,9 @@ type operation struct {
 	// are randomised, so recomputing would not do).
 	pending    []byte
 	hasPending bool
+	// rule is what the slot's profile adds to the mechanism (nil: nothing,
+	// the standard profile), and inSum the input counted against its cap
+	// (token/crypto.go, take).
+	rule  *profile.Rule
+	inSum int
 }

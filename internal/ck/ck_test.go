@@ -57,6 +57,11 @@ func TestWellKnownValues(t *testing.T) {
 	assert.EqualValues(t, 0x80002109, CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD)
 	assert.EqualValues(t, 0x8000210a, CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD)
 	assert.EqualValues(t, 0x8000216f, CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD)
+	assert.EqualValues(t, 0x80000001, CKM_CLOUDHSM_SP800_108_COUNTER_KDF)
+	// CloudHSM's SP 800-108 data parameter types and DKM methods.
+	assert.Equal(t, []ULong{4, 5, 6, 7, 8, 1, 2}, []ULong{CK_CLOUDHSM_PRF_COUNTER_FORMAT, CK_CLOUDHSM_PRF_LABEL,
+		CK_CLOUDHSM_PRF_CONTEXT, CK_CLOUDHSM_PRF_DKM_FORMAT, CK_CLOUDHSM_PRF_BYTE_ARRAY,
+		CK_CLOUDHSM_DKM_SUM_OF_KEYS, CK_CLOUDHSM_DKM_SUM_OF_SEGMENTS})
 }
 
 func TestNames(t *testing.T) {

@@ -940,6 +940,13 @@ const (
 	CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD     MechanismType   = 0x8000210a
 	CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD      MechanismType   = 0x8000216f
 	CKM_CLOUDHSM_SP800_108_COUNTER_KDF      MechanismType   = 0x80000001
+	CK_CLOUDHSM_PRF_COUNTER_FORMAT          ULong           = 0x4
+	CK_CLOUDHSM_PRF_LABEL                   ULong           = 0x5
+	CK_CLOUDHSM_PRF_CONTEXT                 ULong           = 0x6
+	CK_CLOUDHSM_PRF_DKM_FORMAT              ULong           = 0x7
+	CK_CLOUDHSM_PRF_BYTE_ARRAY              ULong           = 0x8
+	CK_CLOUDHSM_DKM_SUM_OF_KEYS             ULong           = 0x1
+	CK_CLOUDHSM_DKM_SUM_OF_SEGMENTS         ULong           = 0x2
 )
 
 var rvNames = map[RV]string{

@@ -108,6 +108,21 @@ _Static_assert(CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD == 0x80002109UL, "CKM_CLOUDHSM_A
 _Static_assert(CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD == 0x8000210AUL, "CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD");
 _Static_assert(CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD == 0x8000216FUL, "CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD");
 
+/* CloudHSM's SP 800-108 KDF parameters (cloudhsm_pkcs11_vendor_defs.h):
+ * all CK_ULONG and pointer fields, no CK_BBOOL. */
+_Static_assert(CKM_CLOUDHSM_SP800_108_COUNTER_KDF == 0x80000001UL, "CKM_CLOUDHSM_SP800_108_COUNTER_KDF");
+_Static_assert(sizeof(CK_CLOUDHSM_SP800_108_COUNTER_FORMAT) == 8, "CK_CLOUDHSM_SP800_108_COUNTER_FORMAT");
+_Static_assert(sizeof(CK_CLOUDHSM_SP800_108_DKM_LENGTH_FORMAT) == 16, "CK_CLOUDHSM_SP800_108_DKM_LENGTH_FORMAT");
+_Static_assert(offsetof(CK_CLOUDHSM_SP800_108_DKM_LENGTH_FORMAT, ulWidthInBits) == 8, "DKM format ulWidthInBits");
+_Static_assert(sizeof(CK_CLOUDHSM_SP800_108_KDF_PARAMS) == 24, "CK_CLOUDHSM_SP800_108_KDF_PARAMS");
+_Static_assert(offsetof(CK_CLOUDHSM_SP800_108_KDF_PARAMS, ulNumberOfDataParams) == 8, "KDF params count");
+_Static_assert(offsetof(CK_CLOUDHSM_SP800_108_KDF_PARAMS, pDataParams) == 16, "KDF params pDataParams");
+_Static_assert(sizeof(CK_PRF_DATA_PARAM) == 24, "CK_PRF_DATA_PARAM {type, pValue, ulValueLen}, CloudHSM's and v3.0's");
+_Static_assert(SP800_108_COUNTER_FORMAT == 4 && SP800_108_PRF_LABEL == 5 && SP800_108_PRF_CONTEXT == 6 &&
+		       SP800_108_DKM_FORMAT == 7 && SP800_108_BYTE_ARRAY == 8,
+	       "CloudHSM's PRF data types");
+_Static_assert(SP800_108_DKM_LENGTH_SUM_OF_KEYS == 1 && SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS == 2, "DKM methods");
+
 /* The prototypes and the function-pointer types must agree: assigning each
  * function to its list member fails to compile if either is wrong. */
 CK_FUNCTION_LIST_3_0 headers_check_list = {

@@ -1873,10 +1873,26 @@ static void derive_sp800108(const struct mt *m)
 		{ CK_SP800_108_BYTE_ARRAY, (void *)context, sizeof context - 1 },
 		{ CK_SP800_108_DKM_LENGTH, &df, sizeof df },
 	};
+	/* CloudHSM's layout (gohsm.h): the same PRF input, [i]32 || label || 0x00 || context || [L]32,
+	 * from a label and a context, the data parameters in the vendor header's order */
+	CK_CLOUDHSM_SP800_108_COUNTER_FORMAT vcf = { 32 };
+	CK_CLOUDHSM_SP800_108_DKM_LENGTH_FORMAT vdf = { SP800_108_DKM_LENGTH_SUM_OF_KEYS, 32 };
+	CK_PRF_DATA_PARAM vendor[] = {
+		{ SP800_108_COUNTER_FORMAT, &vcf, sizeof vcf },
+		{ SP800_108_DKM_FORMAT, &vdf, sizeof vdf },
+		{ SP800_108_PRF_LABEL, (void *)label, sizeof label - 1 },
+		{ SP800_108_PRF_CONTEXT, (void *)context, sizeof context - 1 },
+	};
+	CK_CLOUDHSM_SP800_108_KDF_PARAMS vp = { m->hash, LEN(vendor), vendor };
 	CK_SP800_108_KDF_PARAMS kp = { m->hash, LEN(ctr), ctr, 0, NULL };
 	CK_SP800_108_FEEDBACK_KDF_PARAMS fp = { m->hash, LEN(fb), fb, sizeof fiv, (CK_BYTE_PTR)fiv, 0, NULL };
 	int feedback = m->type == CKM_SP800_108_FEEDBACK_KDF;
 	CK_MECHANISM mech = { m->type, feedback ? (void *)&fp : (void *)&kp, feedback ? sizeof fp : sizeof kp };
+
+	if (m->type == CKM_CLOUDHSM_SP800_108_COUNTER_KDF) {
+		mech.pParameter = &vp;
+		mech.ulParameterLen = sizeof vp;
+	}
 	CK_OBJECT_HANDLE base;
 	CK_ULONG i, n;
 
