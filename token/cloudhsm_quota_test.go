@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 )
@@ -155,6 +156,11 @@ func TestCloudHSMQuotaAcrossModules(t *testing.T) {
 func TestCloudHSMQuotaAtTheRealHSM1Limit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 3,300 keys")
+	}
+	if testenv.Race {
+		// 60 s under the race detector against 5 s; the quota's
+		// concurrency is TestCloudHSMQuotaAcrossModules's, which runs.
+		t.Skip("creates 3,300 keys: too slow under the race detector")
 	}
 	m, h := attrsTestToken(t, "cloudhsm", "hsm_type = hsm1")
 	start := time.Now()
