@@ -31,16 +31,56 @@ func TestCloudHSMAttributes(t *testing.T) {
 	}
 }
 
-// runProfileDriver sets up a token under profile prof through the gohsm
-// CLI (an officer, crypto user "user", and an RSA pair "trusted-kek"
-// whose public key the officer marks trusted), then runs the driver with
-// the library and the profile's name as arguments.
-func runProfileDriver(t *testing.T, name, prof string, timeout time.Duration) {
+// TestCloudHSMQuotaAcrossProcesses: two processes creating token keys at
+// once stop together at the key quota (40 with the configuration's test
+// key, 2 of them the setup's pair): the store counts in the creating
+// transaction.
+func TestCloudHSMQuotaAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	lib := library(t)
+	dir, conf, bin := setupProfileToken(t, "abi_cloudhsm_attrs", "cloudhsm", "test_max_keys = 40\n")
+	var outs [2]bytes.Buffer
+	var cmds [2]*exec.Cmd
+	for i := range cmds {
+		cmds[i] = exec.Command(bin, lib, "cloudhsm", "fill")
+		cmds[i].Dir = dir
+		cmds[i].Env = append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for i, c := range cmds {
+		err := c.Wait()
+		var n int
+		var rv string
+		for _, l := range strings.Split(outs[i].String(), "\n") {
+			if strings.HasPrefix(l, "MADE ") {
+				fmt.Sscanf(l, "MADE %d %s", &n, &rv)
+			}
+		}
+		if err != nil || rv != "CKR_FUNCTION_FAILED" {
+			t.Fatalf("process %d: %v, ended with %q:\n%s", i, err, rv, outs[i].String())
+		}
+		t.Logf("process %d made %d keys", i, n)
+		total += n
+	}
+	if total != 38 {
+		t.Fatalf("the two processes made %d token keys, want 38 (40 less the setup's pair)", total)
+	}
+}
+
+// setupProfileToken writes a configuration with one slot under profile
+// prof (plus extra slot lines) and sets its token up through the gohsm
+// CLI: an officer, crypto user "user", and an RSA pair "trusted-kek"
+// whose public key the officer marks trusted. It builds the driver and
+// returns the directory, the configuration file and the driver.
+func setupProfileToken(t *testing.T, name, prof, extra string) (dir, conf, bin string) {
 	cli := testenv.CLI(t)
-	dir := t.TempDir()
-	bin := buildDriver(t, name, dir)
-	conf := filepath.Join(dir, "gohsm.conf")
+	dir = t.TempDir()
+	bin = buildDriver(t, name, dir)
+	conf = filepath.Join(dir, "gohsm.conf")
 	text := fmt.Sprintf(`token_dir = %s
 log_level = error
 kdf_time = 1
@@ -50,11 +90,7 @@ kdf_threads = 1
 [slot 0]
 label = abi
 profile = %s
-# for tests: small quotas (standard has none, and ignores these)
-test_max_keys = 6
-test_max_asymmetric_keys = 4
-test_max_certificates = 2
-`, filepath.Join(dir, "token"), prof)
+%s`, filepath.Join(dir, "token"), prof, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +122,19 @@ test_max_certificates = 2
 		t.Fatal(err)
 	}
 	gohsm("key", "set-trusted", "--handle", fmt.Sprint(pair.Data.Pub.Handle), "--pin", co)
+	return dir, conf, bin
+}
 
+// runProfileDriver sets a token up under profile prof (setupProfileToken,
+// with small quotas: standard has none and ignores them), then runs the
+// driver with the library and the profile's name as arguments.
+func runProfileDriver(t *testing.T, name, prof string, timeout time.Duration) {
+	lib := library(t)
+	dir, conf, bin := setupProfileToken(t, name, prof, `# for tests: small quotas (standard has none, and ignores these)
+test_max_keys = 6
+test_max_asymmetric_keys = 4
+test_max_certificates = 2
+`)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, lib, prof)

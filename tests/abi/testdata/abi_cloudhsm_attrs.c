@@ -3,7 +3,11 @@
  * cloudhsm profile (docs/cloudhsm.md, "Attributes" and "Key limits and
  * quotas"), through the C ABI, run once per profile:
  *
- *   abi_cloudhsm_attrs /path/to/libgohsm.so standard|cloudhsm
+ *   abi_cloudhsm_attrs /path/to/libgohsm.so standard|cloudhsm [fill]
+ *
+ * With "fill" it only creates token AES keys until a creation fails and
+ * prints "MADE n rv": cloudhsm_attrs_test.go runs two such processes at
+ * once to check that together they stop at the key quota.
  *
  * Each check says what both profiles answer; where they differ the same
  * scenario passes in one and fails in the other with the documented
@@ -418,12 +422,27 @@ static void quotas(void)
 	}
 }
 
+/* fill creates token AES keys until one fails. */
+static void fill(void)
+{
+	CK_ATTRIBUTE tok = { CKA_TOKEN, &yes, sizeof yes };
+	CK_OBJECT_HANDLE k;
+	unsigned long n = 0;
+	CK_RV rv;
+
+	while ((rv = create_aes(&tok, 1, &k)) == CKR_OK && n < 100000)
+		n++;
+	printf("MADE %lu %s\n", n, abi_rv_name(rv));
+	abi_check_rv("fill: the creation that ended it", rv, CKR_FUNCTION_FAILED);
+}
+
 int main(int argc, char **argv)
 {
 	CK_SLOT_ID slot;
 
-	if (argc != 3 || (strcmp(argv[2], "standard") && strcmp(argv[2], "cloudhsm"))) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so standard|cloudhsm\n", argv[0]);
+	if (argc < 3 || argc > 4 || (strcmp(argv[2], "standard") && strcmp(argv[2], "cloudhsm")) ||
+	    (argc == 4 && strcmp(argv[3], "fill"))) {
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so standard|cloudhsm [fill]\n", argv[0]);
 		return 2;
 	}
 	cloudhsm = strcmp(argv[2], "cloudhsm") == 0;
@@ -433,6 +452,11 @@ int main(int argc, char **argv)
 	    !abi_check_rv("C_OpenSession RW", f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK) ||
 	    !abi_check_rv("C_Login user:password", f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)USER_PIN, strlen(USER_PIN)), CKR_OK))
 		return abi_exit();
+	if (argc == 4) {
+		fill();
+		f->C_Finalize(NULL);
+		return abi_exit();
+	}
 	quotas(); /* first: every later key is a session key */
 	attributes();
 	changes();
