@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"gohsm/internal/ck"
 	"gohsm/internal/testenv"
+	"gohsm/mechanisms"
 )
 
 // TestCloudHSMAttributes runs abi_cloudhsm_attrs once per profile: the
@@ -135,6 +137,21 @@ test_max_keys = 6
 test_max_asymmetric_keys = 4
 test_max_certificates = 2
 `)
+	// Generic secrets of 800 and 801 bytes wrapped (RFC 5649) under the
+	// driver's unwrapping key, 32 bytes of 0x11.
+	kw, ok := mechanisms.Lookup(ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD)
+	if !ok {
+		t.Fatal("no CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD")
+	}
+	for _, n := range []int{800, 801} {
+		w, err := kw.Wrap(bytes.Repeat([]byte{0x11}, 32), nil, make([]byte, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("wrapped%d.bin", n)), w, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, lib, prof)

@@ -19,6 +19,7 @@
  * 4 asymmetric, 2 certificates.
  */
 #include "abi.h"
+#include "gohsm.h"
 
 #define USER_PIN "user:user-pw-1"
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -296,6 +297,48 @@ static void sizes(void)
 		  "rv %s %lu..%lu", abi_rv_name(rv), info.ulMinKeySize, info.ulMaxKeySize);
 }
 
+/* readfile reads a file the Go test wrote into the working directory. */
+static size_t readfile(const char *path, CK_BYTE *buf, size_t max)
+{
+	FILE *fp = fopen(path, "rb");
+	size_t n;
+
+	if (fp == NULL)
+		return 0;
+	n = fread(buf, 1, max, fp);
+	fclose(fp);
+	return n;
+}
+
+/* Behaviour 14 at unwrapping: generic secrets of 800 and 801 bytes,
+ * wrapped by the Go test (RFC 5649 under 32 bytes of 0x11) and unwrapped
+ * with CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, which both profiles list. */
+static void unwrapping(void)
+{
+	static CK_BYTE kek_value[32], blob[1024];
+	CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+	CK_ATTRIBUTE kekx[] = { { CKA_VALUE, kek_value, sizeof kek_value }, { CKA_UNWRAP, &yes, sizeof yes } };
+	CK_ATTRIBUTE kekt[] = { { CKA_CLASS, &secret_class, sizeof secret_class },
+				{ CKA_KEY_TYPE, &aes_type, sizeof aes_type },
+				kekx[0],
+				kekx[1] };
+	CK_ATTRIBUTE t[] = { { CKA_CLASS, &secret_class, sizeof secret_class }, { CKA_KEY_TYPE, &generic, sizeof generic } };
+	CK_MECHANISM kwp = { CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, NULL, 0 };
+	CK_OBJECT_HANDLE kek, k;
+	size_t n;
+
+	memset(kek_value, 0x11, sizeof kek_value);
+	if (!abi_check_rv("setup: the unwrapping AES key", f->C_CreateObject(s, kekt, LEN(kekt), &kek), CKR_OK))
+		return;
+	n = readfile("wrapped800.bin", blob, sizeof blob);
+	abi_check("setup: wrapped800.bin", n == 808, "%zu bytes", n);
+	check("unwrap a generic secret of 800 bytes", f->C_UnwrapKey(s, &kwp, kek, blob, n, t, LEN(t), &k), CKR_OK, CKR_OK);
+	n = readfile("wrapped801.bin", blob, sizeof blob);
+	abi_check("setup: wrapped801.bin", n == 816, "%zu bytes", n);
+	check("unwrap a generic secret of 801 bytes", f->C_UnwrapKey(s, &kwp, kek, blob, n, t, LEN(t), &k), CKR_OK,
+	      CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
 /* Behaviour 22: the wrap rules, the same in both profiles (RSA-OAEP
  * SHA-256, an SDK 5 wrap mechanism). */
 static void wrapping(void)
@@ -461,6 +504,7 @@ int main(int argc, char **argv)
 	attributes();
 	changes();
 	sizes();
+	unwrapping();
 	wrapping();
 	f->C_Finalize(NULL);
 	return abi_exit();
