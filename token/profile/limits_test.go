@@ -65,3 +65,26 @@ func TestKeySizes(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotasByHSMType: UG:limits' system quotas per HSM type, and the
+// certificate storage limit (hsm2m only); standard has none.
+func TestQuotasByHSMType(t *testing.T) {
+	for _, tc := range []struct {
+		hsm  string
+		want Quotas
+	}{
+		{HSM1, Quotas{Keys: 3300}},
+		{HSM2M, Quotas{Keys: 16666, AsymmetricKeys: 3333, Certificates: 60}},
+	} {
+		p, err := New("cloudhsm", Settings{HSMType: tc.hsm, FIPS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Limits.Quotas != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.hsm, p.Limits.Quotas, tc.want)
+		}
+	}
+	if q := Standard().Limits.Quotas; q != (Quotas{}) {
+		t.Errorf("standard: %+v", q)
+	}
+}
