@@ -57,7 +57,7 @@ func (b brokenStore) LoginFailed(string, int) (int, bool, error)            { re
 func (b brokenStore) CreateObject(store.ObjectRecord) (store.ObjectRecord, error) {
 	return store.ObjectRecord{}, b.err
 }
-func (b brokenStore) CreateObjects([]store.ObjectRecord) ([]store.ObjectRecord, store.Commit, error) {
+func (b brokenStore) CreateObjects([]store.ObjectRecord, ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
 	return nil, store.Commit{}, b.err
 }
 func (b brokenStore) UpdateObject(store.ObjectRecord) (int64, store.Commit, error) {

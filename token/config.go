@@ -78,6 +78,12 @@ type SlotConfig struct {
 	// module's (Config's) values.
 	LockoutThreshold     int
 	MinPINLen, MaxPINLen int
+	// TestQuotas, for tests only (keys test_max_keys,
+	// test_max_asymmetric_keys, test_max_certificates, not documented
+	// for users): a value above 0 replaces a quota the profile has (it
+	// adds none), so that a test reaches CloudHSM's limits without
+	// making 16,666 keys.
+	TestQuotas profile.Quotas
 }
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
@@ -279,6 +285,18 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 			case "dir":
 				slot.Dir = v
+			case "test_max_keys":
+				if slot.TestQuotas.Keys, err = num(1, 1<<30); err != nil {
+					return nil, err
+				}
+			case "test_max_asymmetric_keys":
+				if slot.TestQuotas.AsymmetricKeys, err = num(1, 1<<30); err != nil {
+					return nil, err
+				}
+			case "test_max_certificates":
+				if slot.TestQuotas.Certificates, err = num(1, 1<<30); err != nil {
+					return nil, err
+				}
 			default:
 				return nil, bad("unknown slot key %q", k)
 			}

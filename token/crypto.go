@@ -50,6 +50,11 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
 	min, max = ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize)
+	if s.prof != nil {
+		// The key sizes the slot's profile holds (cloudhsm: RSA 2048-4096).
+		lo, hi, _ := s.prof.Limits.MechanismKeySize(mm)
+		min, max = ck.ULong(lo), ck.ULong(hi)
+	}
 	if mm.InfoBits {
 		min, max = 8*min, 8*max
 	}
@@ -744,8 +749,11 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	if want, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok && slices.Contains(mm.KeyTypes, ck.KeyType(want)) {
 		kt = ck.KeyType(want)
 	}
-	full, err := attrs.Build(attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
+	full, err := attrs.BuildWith(se.slot.attrPolicy(), attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
 	if err != nil {
+		return 0, err
+	}
+	if err := se.slot.checkKeyLimits(ck.CKO_SECRET_KEY, kt, full); err != nil {
 		return 0, err
 	}
 	vl, _ := full.ULong(ck.CKA_VALUE_LEN)
@@ -780,12 +788,16 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 		return 0, 0, err
 	}
 	kt := mm.KeyTypes[0]
-	pubFull, err := attrs.Build(attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
+	pol := se.slot.attrPolicy()
+	pubFull, err := attrs.BuildWith(pol, attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
 	if err != nil {
 		return 0, 0, err
 	}
-	privFull, err := attrs.Build(attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
+	privFull, err := attrs.BuildWith(pol, attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := se.slot.checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, pubFull); err != nil {
 		return 0, 0, err
 	}
 	p := mechanisms.KeyGenParams{PublicExponent: pubFull[ck.CKA_PUBLIC_EXPONENT], ECParams: pubFull[ck.CKA_EC_PARAMS]}

@@ -52,11 +52,11 @@ type countingStore struct {
 	beforeCreate func()
 }
 
-func (c *countingStore) CreateObjects(objs []store.ObjectRecord) ([]store.ObjectRecord, store.Commit, error) {
+func (c *countingStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
 	if c.beforeCreate != nil {
 		c.beforeCreate()
 	}
-	return c.Store.CreateObjects(objs)
+	return c.Store.CreateObjects(objs, quotas...)
 }
 
 func (c *countingStore) Object(id int64) (*store.ObjectRecord, error) {
@@ -180,6 +180,6 @@ func TestKeyPairTokenAndSessionHalves(t *testing.T) {
 
 type failingCreates struct{ store.Store }
 
-func (failingCreates) CreateObjects([]store.ObjectRecord) ([]store.ObjectRecord, store.Commit, error) {
+func (failingCreates) CreateObjects([]store.ObjectRecord, ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
 	return nil, store.Commit{}, errors.New("store: create object: disk full")
 }

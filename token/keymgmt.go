@@ -290,7 +290,7 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	if class != ck.CKO_SECRET_KEY && class != ck.CKO_PRIVATE_KEY {
 		return 0, fmt.Errorf("token: unwrap to %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	full, err := attrs.Build(attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
+	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
 	if err != nil {
 		return 0, err
 	}
@@ -328,6 +328,9 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
 		return 0, fmt.Errorf("token: unwrapped key: %v: %w", err, ck.CKR_WRAPPED_KEY_INVALID)
+	}
+	if err := s.checkKeyLimits(class, keyType, full); err != nil {
+		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -435,13 +438,16 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	} else {
 		t := tmpl.Clone()
 		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
-		if full, err = attrs.Build(attrs.OpDerive, class, keyType, mech.Type, t); err != nil {
+		if full, err = attrs.BuildWith(s.attrPolicy(), attrs.OpDerive, class, keyType, mech.Type, t); err != nil {
 			return 0, err
 		}
 		if full, err = attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: value}); err != nil {
 			return 0, err
 		}
 		full = attrs.ApplyDeriveBase(full, sources...)
+		if err := s.checkKeyLimits(class, keyType, full); err != nil {
+			return 0, err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -241,7 +241,7 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		out, c, err := s.st.CreateObjects(recs)
+		out, c, err := s.st.CreateObjects(recs, s.quotas()...)
 		if err != nil {
 			return nil, storeErr(err)
 		}
@@ -363,8 +363,11 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	// computes what follows from it (check value, modulus bits, the
 	// private key's EC point); parsing it rejects keys that are
 	// well-formed bytes but not a usable key.
-	full, err := attrs.Build(attrs.OpCreate, class, keyType, 0, tmpl)
+	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpCreate, class, keyType, 0, tmpl)
 	if err != nil {
+		return 0, err
+	}
+	if err := s.checkKeyLimits(class, keyType, full); err != nil {
 		return 0, err
 	}
 	var parsed any
@@ -474,8 +477,9 @@ func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([
 		return nil, err
 	}
 	res := make([]AttrResult, len(types))
+	pol := s.attrPolicy()
 	for i, t := range types {
-		res[i] = o.attr(t, export)
+		res[i] = o.attr(pol, t, export)
 	}
 	return res, nil
 }
@@ -483,11 +487,11 @@ func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([
 // attr reads one attribute; export is mayExportLocked's answer for the
 // reader: without it, key material is CKR_ATTRIBUTE_SENSITIVE whatever the
 // key's CKA_SENSITIVE says.
-func (o *Object) attr(t ck.AttributeType, export bool) AttrResult {
+func (o *Object) attr(pol *attrs.Policy, t ck.AttributeType, export bool) AttrResult {
 	if v, ok := vendorAttr(o, t); ok {
 		return AttrResult{Value: v}
 	}
-	if err := attrs.Readable(o.attrs, t); err != nil {
+	if err := attrs.ReadableWith(pol, o.attrs, t); err != nil {
 		return AttrResult{Err: err}
 	}
 	if !export && attrs.IsSecret(o.class, o.keyType, t) {
@@ -526,30 +530,70 @@ func (m *Module) GetObjectSize(h, obj ck.ULong) (ck.ULong, error) {
 
 // SetAttributeValue answers C_SetAttributeValue.
 func (m *Module) SetAttributeValue(h, obj ck.ULong, changes attrs.Template) error {
+	_, err := m.setAttributes(h, obj, changes)
+	return err
+}
+
+// SetKeyAttributes changes attributes of an object under the slot's
+// profile's rules, for management tools (CloudHSM's `key set-attribute`,
+// which a cloudhsm application uses instead of C_SetAttributeValue): the
+// same checks as C_SetAttributeValue, and where the profile lets CKA_TOKEN
+// go from CK_FALSE to CK_TRUE (cloudhsm), a session object becomes a
+// token object. It returns the object's handle afterwards, which is a new
+// one for an object that became a token object (session and token
+// objects have handles of their own ranges).
+func (m *Module) SetKeyAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULong, error) {
+	return m.setAttributes(h, obj, changes)
+}
+
+func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULong, error) {
 	se, err := m.session(h)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := s.checkWritableLocked(se, o); err != nil {
-		return err
+		return 0, err
 	}
-	if err := attrs.CheckSet(o.attrs, changes); err != nil {
-		return err
+	if err := attrs.CheckSetWith(s.attrPolicy(), o.attrs, changes); err != nil {
+		return 0, err
+	}
+	full := attrs.ApplySet(o.attrs, changes)
+	if tk, _ := full.Bool(ck.CKA_TOKEN); tk && !o.token {
+		// Only a profile's RaiseOnly rule lets CheckSetWith pass this.
+		return s.promoteLocked(se, o, full)
 	}
 	n := *o
-	n.attrs = attrs.ApplySet(o.attrs, changes)
+	n.attrs = full
 	if !o.token {
 		s.sessObjs[obj] = &n
-		return nil
+		return obj, nil
 	}
-	return s.storeUpdateLocked(o, &n)
+	return obj, s.storeUpdateLocked(o, &n)
+}
+
+// promoteLocked makes session object o a token object with attributes
+// full: stored as a new object of o's owner (sealed like any new token
+// object, with a new unique ID), then the session object is gone.
+func (s *Slot) promoteLocked(se *Session, o *Object, full attrs.Template) (ck.ULong, error) {
+	if o.owner != "" && (s.login == nil || s.login.user != o.owner) {
+		return 0, fmt.Errorf("token: object %d belongs to %q: %w", o.h, o.owner, ck.CKR_ACTION_PROHIBITED)
+	}
+	uid := full[ck.CKA_UNIQUE_ID]
+	delete(full, ck.CKA_UNIQUE_ID)
+	n, err := s.addObjectLocked(se, full)
+	if err != nil {
+		full[ck.CKA_UNIQUE_ID] = uid
+		return 0, err
+	}
+	s.removeSessObjLocked(o.h)
+	return n.h, nil
 }
 
 // storeUpdateLocked writes an updated token object.

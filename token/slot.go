@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/attrs"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -27,6 +28,8 @@ type Slot struct {
 	cfg  SlotConfig
 	st   store.Store
 	prof *profile.Profile // what the slot's profile decides (token/profile)
+	// attrPol is prof's attribute policy for the validator (attrpolicy.go).
+	attrPol *attrs.Policy
 	// instance names this opening of the token in the store's login
 	// registry (logins.go).
 	instance int64
@@ -119,7 +122,7 @@ const sessionObjectBase = 0x40000000
 
 func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *Slot {
 	return &Slot{
-		m: m, cfg: cfg, st: st, prof: prof, instance: store.NewInstance(),
+		m: m, cfg: cfg, st: st, prof: prof, attrPol: attrPolicyOf(prof), instance: store.NewInstance(),
 		sessions: map[ck.ULong]*Session{},
 		sessObjs: map[ck.ULong]*Object{},
 		objs:     map[ck.ULong]*Object{},

@@ -201,6 +201,7 @@ func keyGenerateAES(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		tmpl[ck.CKA_VALUE_LEN] = attrs.ULong(ck.ULong(*bits / 8))
+		setUsage(tmpl, ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP)
 		h, err := e.session()
 		if err != nil {
 			return err
@@ -236,7 +237,8 @@ func keyGenerateEC(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		pub[ck.CKA_EC_PARAMS] = params
-		return e.generatePair(ck.CKM_EC_KEY_PAIR_GEN, pub, g)
+		setUsage(pub, ck.CKA_VERIFY)
+		return e.generatePair(ck.CKM_EC_KEY_PAIR_GEN, pub, g, ck.CKA_SIGN)
 	}
 }
 
@@ -253,17 +255,29 @@ func keyGenerateRSA(fs *flag.FlagSet) func(*env) error {
 		}
 		pub[ck.CKA_MODULUS_BITS] = attrs.ULong(ck.ULong(*bits))
 		pub[ck.CKA_PUBLIC_EXPONENT] = []byte{1, 0, 1}
-		return e.generatePair(ck.CKM_RSA_PKCS_KEY_PAIR_GEN, pub, g)
+		setUsage(pub, ck.CKA_ENCRYPT, ck.CKA_VERIFY, ck.CKA_WRAP)
+		return e.generatePair(ck.CKM_RSA_PKCS_KEY_PAIR_GEN, pub, g, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_UNWRAP)
+	}
+}
+
+// setUsage sets usage flags CK_TRUE: the CLI's keys can do what their
+// type does in every profile (the cloudhsm profile defaults every usage
+// flag to CK_FALSE, as CloudHSM does; standard's defaults are these).
+func setUsage(t attrs.Template, usage ...ck.AttributeType) {
+	for _, a := range usage {
+		t[a] = attrs.Bool(true)
 	}
 }
 
 // generatePair generates a key pair; both halves get the common template
-// (label, ID, token), pub adds the algorithm's parameters.
-func (e *env) generatePair(mech ck.MechanismType, pub attrs.Template, g genFlags) error {
+// (label, ID, token), pub adds the algorithm's parameters and the private
+// half the usage flags privUsage.
+func (e *env) generatePair(mech ck.MechanismType, pub attrs.Template, g genFlags, privUsage ...ck.AttributeType) error {
 	priv, err := g.template()
 	if err != nil {
 		return err
 	}
+	setUsage(priv, privUsage...)
 	h, err := e.session()
 	if err != nil {
 		return err

@@ -144,7 +144,41 @@ func FuzzTemplateRules(f *testing.F) {
 			_, err := KeyFromTemplate(class, kt, obj)
 			rvOK(t, "KeyFromTemplate", err)
 		}
+		fuzzUnderPolicy(t, o, class, kt, ck.MechanismType(mech), tm, ch)
 	})
+}
+
+// fuzzUnderPolicy runs the template through the cloudhsm profile's
+// policy: every error carries a CK_RV; the policy only refuses more and
+// changes defaults, so what it builds the tables build too; what it
+// builds has its fixed values and none of its unsupported attributes
+// given by the template.
+func fuzzUnderPolicy(t *testing.T, o Op, class ck.ObjectClass, kt ck.KeyType, mech ck.MechanismType, tm, ch Template) {
+	p := cloudhsmPolicy(t)
+	obj, err := BuildWith(p, o, class, kt, mech, tm)
+	rvOK(t, "BuildWith", err)
+	if err != nil {
+		return
+	}
+	if _, err := Build(o, class, kt, mech, tm); err != nil {
+		t.Fatalf("the policy built what the tables refuse: %v", err)
+	}
+	for a, want := range p.Fixed[class] {
+		if v, ok := obj.Bool(a); ok && v != want {
+			t.Fatalf("built %s with %s %v, fixed at %v", class, a, v, want)
+		}
+	}
+	if isKeyClass(class) {
+		for _, a := range p.Unsupported {
+			if _, given := tm[a]; given {
+				t.Fatalf("built with unsupported %s given", a)
+			}
+		}
+	}
+	for _, a := range obj.Types() {
+		rvOK(t, "ReadableWith", ReadableWith(p, obj, a))
+	}
+	rvOK(t, "CheckSetWith", CheckSetWith(p, obj, ch))
 }
 
 // FuzzKeyFromTemplate: key material as the store holds it (or a client

@@ -125,6 +125,11 @@ var classOps = map[ck.ObjectClass][]Op{
 // (class, keyType) -> CKR_TEMPLATE_INCONSISTENT; a required attribute missing
 // -> CKR_TEMPLATE_INCOMPLETE.
 func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
+	return BuildWith(nil, op, class, keyType, mech, t)
+}
+
+// BuildWith is Build under a profile's Policy (nil: the tables' rules).
+func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
 	rules, ok := creating[op]
 	if !ok {
 		return nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
@@ -137,13 +142,18 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	for _, a := range t.Types() {
-		row, ok := s.attrs[a]
+		row, ok := p.has(s, a)
 		if !ok {
-			return nil, fmt.Errorf("attrs: %s not valid for %s: %w", a, s, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+			return nil, p.foreign(s, a)
 		}
 		v := t[a]
 		if err := checkEncoding(row, v); err != nil {
 			return nil, err
+		}
+		if !row.Has(Identity) && !row.readOnly() {
+			if err := p.checkGiven(s, a, v, true); err != nil {
+				return nil, err
+			}
 		}
 		switch {
 		case row.Has(Identity):
@@ -165,13 +175,23 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 			}
 		}
 	}
+	for _, a := range p.required(s, op) {
+		if _, ok := t[a]; !ok {
+			return nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+	}
 
 	out := t.Clone()
+	if out == nil {
+		out = Template{} // a nil template (no attributes) from a Go caller
+	}
 	for _, row := range s.attrs {
 		if row.Has(Identity) {
 			out[row.Type] = s.identity(row.Type)
-		} else if _, ok := out[row.Type]; !ok && row.Default != nil {
-			out[row.Type] = bytes.Clone(row.Default)
+		} else if _, ok := out[row.Type]; !ok {
+			if d := p.defaultOf(s, row); d != nil {
+				out[row.Type] = bytes.Clone(d)
+			}
 		}
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic

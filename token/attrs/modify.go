@@ -3,6 +3,7 @@ package attrs
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"gohsm/internal/ck"
 )
@@ -30,7 +31,13 @@ func schemaOf(obj Template) (*Schema, error) {
 //
 // CKA_TRUSTED has no footnote 8: only the admin interface sets it, with
 // ApplySet directly.
-func CheckSet(obj, changes Template) error {
+func CheckSet(obj, changes Template) error { return CheckSetWith(nil, obj, changes) }
+
+// CheckSetWith is CheckSet under a profile's Policy (nil: the tables'
+// rules): its Settable list replaces footnote 8, its RaiseOnly and Fixed
+// rules apply on top of the one-way rules, its unsupported attributes are
+// CKR_TEMPLATE_INCONSISTENT.
+func CheckSetWith(p *Policy, obj, changes Template) error {
 	s, err := schemaOf(obj)
 	if err != nil {
 		return err
@@ -41,23 +48,27 @@ func CheckSet(obj, changes Template) error {
 	if m, _ := obj.Bool(ck.CKA_MODIFIABLE); !m {
 		return fmt.Errorf("attrs: object is not modifiable: %w", ck.CKR_ACTION_PROHIBITED)
 	}
-	return checkChanges(s, obj, changes, Modifiable, OpSet)
+	return checkChanges(p, s, obj, changes, Modifiable, OpSet)
 }
 
 // checkChanges is the rule shared by set and copy: every attribute must
 // belong to s, be well formed, carry one of the flags in allowed, and respect
 // the one-way rules.
-func checkChanges(s *Schema, obj, changes Template, allowed Flag, op Op) error {
+func checkChanges(p *Policy, s *Schema, obj, changes Template, allowed Flag, op Op) error {
 	for _, a := range changes.Types() {
-		row, ok := s.attrs[a]
+		row, ok := p.has(s, a)
 		if !ok {
-			return fmt.Errorf("attrs: %s not valid for %s: %w", a, s, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+			return p.foreign(s, a)
 		}
 		v := changes[a]
 		if err := checkEncoding(row, v); err != nil {
 			return err
 		}
-		if row.Flags&allowed == 0 {
+		if p.applies(s.Class) && p.Settable != nil {
+			if err := p.checkChange(s, a, obj[a], v); err != nil {
+				return err
+			}
+		} else if row.Flags&allowed == 0 {
 			return fmt.Errorf("attrs: %s cannot change on %s: %w", a, op, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 		if row.Kind != KindBool {
@@ -105,7 +116,7 @@ func CheckCopy(obj, t Template) (Template, error) {
 	if c, _ := obj.Bool(ck.CKA_COPYABLE); !c {
 		return nil, fmt.Errorf("attrs: object is not copyable: %w", ck.CKR_ACTION_PROHIBITED)
 	}
-	if err := checkChanges(s, obj, t, Modifiable|CopyOnly, OpCopy); err != nil {
+	if err := checkChanges(nil, s, obj, t, Modifiable|CopyOnly, OpCopy); err != nil {
 		return nil, err
 	}
 	out := ApplySet(obj, t)
@@ -123,18 +134,25 @@ func CheckCopy(obj, t Template) (Template, error) {
 // CKA_EXTRACTABLE is CK_FALSE; nil otherwise. An attribute of the class that
 // obj lacks (CKA_UNIQUE_ID before assignment) is the caller's
 // CK_UNAVAILABLE_INFORMATION.
-func Readable(obj Template, a ck.AttributeType) error {
+func Readable(obj Template, a ck.AttributeType) error { return ReadableWith(nil, obj, a) }
+
+// ReadableWith is Readable under a profile's Policy (nil: the tables'
+// rules): its unsupported attributes are CKR_ATTRIBUTE_TYPE_INVALID.
+func ReadableWith(p *Policy, obj Template, a ck.AttributeType) error {
 	s, err := schemaOf(obj)
 	if err != nil {
 		return err
 	}
-	row, ok := s.attrs[a]
+	row, ok := p.has(s, a)
 	if !ok {
 		return fmt.Errorf("attrs: %s not valid for %s: %w", a, s, ck.CKR_ATTRIBUTE_TYPE_INVALID)
 	}
 	if row.Has(Sensitive) {
 		sensitive, _ := obj.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := obj.Bool(ck.CKA_EXTRACTABLE)
+		if p.applies(s.Class) && slices.Contains(p.NeverRevealed, s.Class) {
+			return fmt.Errorf("attrs: %s of %s is never revealed: %w", a, s, ck.CKR_ATTRIBUTE_SENSITIVE)
+		}
 		if sensitive || !extractable {
 			return fmt.Errorf("attrs: %s of a sensitive or unextractable key: %w", a, ck.CKR_ATTRIBUTE_SENSITIVE)
 		}

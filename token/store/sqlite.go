@@ -962,7 +962,7 @@ func (s *sqliteStore) CreateObject(o ObjectRecord) (ObjectRecord, error) {
 	return out[0], nil
 }
 
-func (s *sqliteStore) CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit, error) {
+func (s *sqliteStore) CreateObjects(objs []ObjectRecord, quotas ...Quota) ([]ObjectRecord, Commit, error) {
 	out := make([]ObjectRecord, len(objs))
 	for i, o := range objs {
 		o.Owner = FoldName(o.Owner)
@@ -975,6 +975,9 @@ func (s *sqliteStore) CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit
 		out[i] = o
 	}
 	c, err := s.commit(func(tx *txn) error {
+		if err := checkQuotasTx(tx, out, quotas); err != nil {
+			return err
+		}
 		for i := range out {
 			id, err := createObjectTx(tx, out[i])
 			if err != nil {

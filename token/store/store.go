@@ -194,8 +194,10 @@ type Store interface {
 	// CreateObject stores a new object and returns it with ID and Version set.
 	CreateObject(o ObjectRecord) (ObjectRecord, error)
 	// CreateObjects stores new objects in one transaction (all or none),
-	// returning them with ID and Version set, in order.
-	CreateObjects(objs []ObjectRecord) ([]ObjectRecord, Commit, error)
+	// returning them with ID and Version set, in order. Objects that would
+	// pass one of quotas, counted in that transaction, are not stored: the
+	// error wraps the quota's Err.
+	CreateObjects(objs []ObjectRecord, quotas ...Quota) ([]ObjectRecord, Commit, error)
 	Object(id int64) (*ObjectRecord, error)
 	// ObjectVersion returns the object's Version without loading it.
 	ObjectVersion(id int64) (int64, error)

@@ -1,0 +1,53 @@
+package token
+
+import (
+	"math/big"
+
+	"gohsm/internal/ck"
+	"gohsm/mechanisms"
+	"gohsm/token/attrs"
+)
+
+// checkKeyLimits applies the profile's key type and size limits
+// (profile.Limits.CheckKey) to a key about to be made: t is its template
+// as Build made it (the size asked for: CKA_MODULUS_BITS, CKA_VALUE_LEN)
+// or its full attributes (the size it has: CKA_MODULUS, CKA_VALUE).
+// Objects that are not keys pass. It reads only the slot's profile, which
+// never changes, so it needs no lock.
+func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Template) error {
+	if s.prof == nil || !isKeyClass(class) {
+		return nil
+	}
+	return s.prof.Limits.CheckKey(keyType, keySize(keyType, t))
+}
+
+// keySize is a key's size in profile.SizeRange's unit, 0 when t does not
+// say.
+func keySize(keyType ck.KeyType, t attrs.Template) uint {
+	switch keyType {
+	case ck.CKK_RSA:
+		if n := t[ck.CKA_MODULUS]; len(n) > 0 {
+			return uint(new(big.Int).SetBytes(n).BitLen())
+		}
+		if b, ok := t.ULong(ck.CKA_MODULUS_BITS); ok {
+			return uint(min(b, 1<<31))
+		}
+	case ck.CKK_EC:
+		if c, err := mechanisms.CurveFromParams(t[ck.CKA_EC_PARAMS]); err == nil {
+			return uint(c.Params().BitSize)
+		}
+	case ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY:
+		return 0
+	default:
+		if v, ok := t[ck.CKA_VALUE]; ok {
+			return uint(len(v))
+		}
+		if n, ok := t.ULong(ck.CKA_VALUE_LEN); ok {
+			return uint(min(n, 1<<31))
+		}
+		if keyType == ck.CKK_DES3 {
+			return 24
+		}
+	}
+	return 0
+}
