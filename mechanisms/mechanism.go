@@ -172,8 +172,10 @@ type GCMParams struct {
 	AAD     []byte
 	TagBits int
 	// IVBits is ulIvBits (the 2.40 layout only; 0 otherwise): the
-	// mechanism goes by IV's length, a profile may check it.
-	IVBits int
+	// mechanism goes by IV's length, a profile may check it. (An int32
+	// and a bool keep the structure, made at every C_EncryptInit, in
+	// 64 bytes.)
+	IVBits int32
 	// IVGenerated: the token replaced IV with one it made (the cloudhsm
 	// profile's CKM_AES_GCM); the C boundary writes it into the caller's
 	// pIv.

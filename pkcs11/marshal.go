@@ -472,7 +472,7 @@ func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
 	default:
 		return nil, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_gcm_params_v1{}))
 	}
-	g := &mechanisms.GCMParams{TagBits: field(tag), IVBits: field(ivBits)}
+	g := &mechanisms.GCMParams{TagBits: field(tag), IVBits: int32(field(ivBits))}
 	var err error
 	if g.IV, err = copyIn(iv, ivLen); err != nil {
 		return nil, fmt.Errorf("NULL IV")

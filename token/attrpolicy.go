@@ -5,14 +5,13 @@ import (
 	"gohsm/token/profile"
 )
 
-// attrPolicyOf is a profile's attribute policy for the validator
-// (profile.Attributes has attrs.Policy's layout); nil for no profile.
+// attrPolicyOf is a profile's attribute policy for the validator; nil for
+// no profile.
 func attrPolicyOf(p *profile.Profile) *attrs.Policy {
 	if p == nil {
 		return nil
 	}
-	pol := attrs.Policy(p.Attributes)
-	return &pol
+	return &p.Attributes
 }
 
 // attrPolicy is the slot's attribute policy, made once with the slot:

@@ -455,9 +455,13 @@ func multiPart(op *operation) error {
 // after any error. Callers count input only when they compute, never for
 // a length query or the retry of a short buffer.
 func (op *operation) take(n int, kind opKind) error {
-	if op.rule == nil {
+	if op.rule == nil { // inlined: the standard profile pays this test only
 		return nil
 	}
+	return op.takeLimited(n, kind)
+}
+
+func (op *operation) takeLimited(n int, kind opKind) error {
 	limit := op.rule.InputLimit(kind == opDecrypt)
 	if limit == 0 {
 		return nil

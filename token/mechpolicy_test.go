@@ -222,7 +222,7 @@ func TestCloudHSMGCMIVFromHSM(t *testing.T) {
 			k := mechAES(t, m, h)
 			cloudhsm := pr.name == "cloudhsm"
 			encrypt := func(iv []byte) ([]byte, *mechanisms.GCMParams, error) {
-				p := &mechanisms.GCMParams{IV: iv, TagBits: 128, IVBits: 8 * len(iv)}
+				p := &mechanisms.GCMParams{IV: iv, TagBits: 128, IVBits: int32(8 * len(iv))}
 				if err := m.EncryptInit(h, Mechanism{Type: ck.CKM_AES_GCM, Param: p}, k); err != nil {
 					return nil, p, err
 				}

@@ -71,11 +71,19 @@ func runDriver(t *testing.T, name string, timeout time.Duration) string {
 		t.Fatal(err)
 	}
 
+	env := append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	return execDriver(t, name, bin, dir, env, timeout, lib)
+}
+
+// execDriver runs a built driver with args in dir and environment env and
+// fails the test on a non-zero exit, a timeout, a FAIL line or no PASS line
+// at all. It returns the driver's standard output.
+func execDriver(t *testing.T, name, bin, dir string, env []string, timeout time.Duration, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, lib)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir, cmd.Env = dir, env
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -95,6 +103,7 @@ func runDriver(t *testing.T, name string, timeout time.Duration) string {
 	report := func() string {
 		return fmt.Sprintf("--- stdout\n%s--- stderr\n%s", out, stderr.String())
 	}
+	name = strings.TrimSpace(name + " " + strings.Join(args[1:], " "))
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		t.Fatalf("%s timed out after %v (a hang)\n%s", name, timeout, report())

@@ -2,7 +2,6 @@ package abi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -152,35 +151,6 @@ test_max_certificates = 2
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, lib, prof)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := stdout.String()
-	var fails []string
-	passes := 0
-	for _, line := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(line, "PASS "):
-			passes++
-		case strings.HasPrefix(line, "FAIL "):
-			fails = append(fails, line)
-		}
-	}
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("%s %s timed out after %v\n%s%s", name, prof, timeout, out, stderr.String())
-	case err != nil || len(fails) > 0 || passes == 0:
-		t.Fatalf("%s %s: %v; %d passed, %d failed:\n%s\n--- stdout\n%s--- stderr\n%s", name, prof, err, passes, len(fails),
-			strings.Join(fails, "\n"), out, stderr.String())
-	}
-	t.Logf("%s %s: %d checks passed", name, prof, passes)
-	if testing.Verbose() {
-		t.Log("\n" + out + stderr.String())
-	}
+	env := append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	execDriver(t, name, bin, dir, env, timeout, lib, prof)
 }

@@ -96,17 +96,7 @@ func (e *identityEnv) driverCmd(t *testing.T, ctx context.Context, bin string, a
 // runIdentity runs the driver in a mode and fails on any FAIL line.
 func (e *identityEnv) run(t *testing.T, bin, profile, mode string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := e.driverCmd(t, ctx, bin, profile, mode).CombinedOutput()
-	passes := strings.Count(string(out), "\nPASS ") + map[bool]int{true: 1}[strings.HasPrefix(string(out), "PASS ")]
-	if err != nil || strings.Contains(string(out), "FAIL ") || passes == 0 {
-		t.Fatalf("%s %s: %v\n%s", profile, mode, err, out)
-	}
-	t.Logf("%s %s: %d checks passed", profile, mode, passes)
-	if testing.Verbose() {
-		t.Log("\n" + string(out))
-	}
+	execDriver(t, filepath.Base(bin), bin, e.dir, append(os.Environ(), "GOHSM_CONF="+e.conf), time.Minute, e.lib, profile, mode)
 }
 
 // TestCloudHSMIdentity: PIN format, application-wide login, read-only

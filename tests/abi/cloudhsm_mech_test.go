@@ -1,9 +1,6 @@
 package abi_test
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,40 +58,8 @@ func mechSlot(t *testing.T, dir, profileLines string) string {
 // like runDriver, against the configuration conf, and returns its output.
 func mechRunDriver(t *testing.T, bin, dir, conf string, timeout time.Duration, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{library(t)}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := stdout.String()
-	var fails []string
-	passes := 0
-	for _, line := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(line, "PASS "):
-			passes++
-		case strings.HasPrefix(line, "FAIL "):
-			fails = append(fails, line)
-		}
-	}
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		t.Fatalf("timed out after %v (a hang)\n%s%s", timeout, out, stderr.String())
-	case err != nil || len(fails) > 0:
-		t.Fatalf("%v; %d passed, %d failed:\n%s\n--- stdout\n%s--- stderr\n%s", err, passes, len(fails),
-			strings.Join(fails, "\n"), out, stderr.String())
-	case passes == 0:
-		t.Fatalf("no PASS line\n%s%s", out, stderr.String())
-	}
-	t.Logf("%d checks passed", passes)
-	if testing.Verbose() {
-		t.Log("\n" + out + stderr.String())
-	}
-	return out
+	env := append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	return execDriver(t, filepath.Base(bin), bin, dir, env, timeout, append([]string{library(t)}, args...)...)
 }
 
 // mechListed reads the driver's LISTED lines as mechanism names.

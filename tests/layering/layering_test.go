@@ -28,12 +28,14 @@ func rank(path string) int {
 		return 0
 	case path == "gohsm/mechanisms":
 		return 1
-	case path == "gohsm/token/store", path == "gohsm/token/attrs", path == "gohsm/token/profile":
+	case path == "gohsm/token/store", path == "gohsm/token/attrs":
 		return 2
-	case path == "gohsm/token":
+	case path == "gohsm/token/profile": // a profile's attribute policy is an attrs.Policy
 		return 3
-	case path == "gohsm/pkcs11":
+	case path == "gohsm/token":
 		return 4
+	case path == "gohsm/pkcs11":
+		return 5
 	}
 	return -1 // commands and tests sit above everything
 }

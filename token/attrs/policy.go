@@ -10,12 +10,9 @@ import (
 
 // Policy is what a token profile changes in the tables' rules for key
 // objects (public, private and secret keys; data objects and certificates
-// keep the tables'). token/profile holds a profile's policy as data with
-// the same layout (profile.Attributes), the token converts it and hands it
-// to the validator; a nil Policy leaves the tables as the spec has them.
-//
-// The fields hold only ck types so that the two packages, which may not
-// import each other, can share the layout.
+// keep the tables'). token/profile holds each profile's (Profile.Attributes)
+// and the token hands it to the validator; a nil or zero Policy leaves the
+// tables as the spec has them.
 type Policy struct {
 	// Defaults replace the tables' defaults, per key class, for the
 	// boolean attributes the class's schema has.

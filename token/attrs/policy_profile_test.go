@@ -3,25 +3,37 @@ package attrs
 import (
 	"sync"
 	"testing"
-
-	"gohsm/token/profile"
 )
+
+// CloudHSMPolicyForTest is the cloudhsm profile's attribute policy. The
+// profile imports this package, so only an external test file
+// (policy_hook_test.go, package attrs_test) can make it; it sets this
+// before the tests run.
+var CloudHSMPolicyForTest func() (*Policy, error)
 
 var (
 	cloudhsmPolicyOnce sync.Once
 	cloudhsmPol        *Policy
+	cloudhsmPolErr     error
 )
 
-// cloudhsmPolicy is the cloudhsm profile's policy, converted as the token
-// converts it (profile.Attributes has Policy's layout).
+// cloudhsmPolicy is the cloudhsm profile's policy, as the token uses it.
 func cloudhsmPolicy(t testing.TB) *Policy {
 	cloudhsmPolicyOnce.Do(func() {
-		p, err := profile.New("cloudhsm", profile.DefaultSettings("cloudhsm"))
-		if err != nil {
-			t.Fatal(err)
+		if CloudHSMPolicyForTest == nil {
+			cloudhsmPolErr = errNoHook
+			return
 		}
-		pol := Policy(p.Attributes)
-		cloudhsmPol = &pol
+		cloudhsmPol, cloudhsmPolErr = CloudHSMPolicyForTest()
 	})
+	if cloudhsmPolErr != nil {
+		t.Fatal(cloudhsmPolErr)
+	}
 	return cloudhsmPol
 }
+
+type hookError string
+
+func (e hookError) Error() string { return string(e) }
+
+const errNoHook = hookError("attrs: CloudHSMPolicyForTest not set (policy_hook_test.go)")

@@ -1,25 +1,16 @@
 package profile
 
-import "gohsm/internal/ck"
+import (
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+)
 
-// Attributes is what the profile changes in the attribute tables' rules
-// for key objects (token/attrs; the tables follow the PKCS#11 spec). Its
-// layout is attrs.Policy's, field for field, so that the token converts
-// one into the other (the two packages may not import each other); the
-// fields are documented there. The zero value changes nothing (standard).
-type Attributes struct {
-	Defaults            map[ck.ObjectClass]map[ck.AttributeType]bool
-	Fixed               map[ck.ObjectClass]map[ck.AttributeType]bool
-	Unsupported         []ck.AttributeType
-	ForeignInconsistent bool
-	ReadOnly            []ck.AttributeType
-	RequiredToGenerate  map[ck.KeyType][]ck.AttributeType
-	Settable            []ck.AttributeType
-	RaiseOnly           []ck.AttributeType
-	NeverRevealed       []ck.ObjectClass
-}
+// A profile's Attributes are what it changes in the attribute tables'
+// rules for key objects (token/attrs; the tables follow the PKCS#11 spec),
+// as an attrs.Policy, whose fields are documented there. The zero value
+// changes nothing (standard).
 
-func standardAttributes() Attributes { return Attributes{} }
+func standardAttributes() attrs.Policy { return attrs.Policy{} }
 
 // cloudhsmUsage are the usage flags CloudHSM defaults to CK_FALSE for
 // every key (cloudhsm-facts §2.7: the SDK 5 attribute table's defaults,
@@ -34,7 +25,7 @@ var cloudhsmUsage = []ck.AttributeType{
 }
 
 // cloudhsmAttributes: cloudhsm-facts §2.7 and behaviours 11-13, 23.
-func cloudhsmAttributes(Settings) Attributes {
+func cloudhsmAttributes(Settings) attrs.Policy {
 	keyClasses := []ck.ObjectClass{ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY}
 	defaults := map[ck.ObjectClass]map[ck.AttributeType]bool{}
 	for _, c := range keyClasses {
@@ -43,7 +34,7 @@ func cloudhsmAttributes(Settings) Attributes {
 			defaults[c][a] = false
 		}
 	}
-	return Attributes{
+	return attrs.Policy{
 		Defaults: defaults,
 		// Note 1 of the attribute table: CKA_PRIVATE and CKA_MODIFIABLE
 		// "must be explicitly set only to the default value" (true).

@@ -58,10 +58,14 @@ func standardMechanisms() Mechanisms { return Mechanisms{} }
 // Lookup returns the profile's row for a mechanism type and the profile's
 // rule for it (nil when it adds none).
 func (m *Mechanisms) Lookup(t ck.MechanismType) (*mechanisms.Mechanism, *Rule, bool) {
-	if m.pages == nil {
+	if m.pages == nil { // standard: the table itself (inlined into callers)
 		row, ok := mechanisms.Lookup(t)
 		return row, nil, ok
 	}
+	return m.lookup(t)
+}
+
+func (m *Mechanisms) lookup(t ck.MechanismType) (*mechanisms.Mechanism, *Rule, bool) {
 	var e *entry
 	if t < 1<<16 {
 		if p := m.pages[t>>8]; p != nil {

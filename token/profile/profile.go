@@ -11,7 +11,11 @@
 // difference is a row in docs/cloudhsm.md with the test that proves it.
 package profile
 
-import "fmt"
+import (
+	"fmt"
+
+	"gohsm/token/attrs"
+)
 
 // Names of the known profiles, in the order the configuration lists them.
 var Names = []string{"standard", "cloudhsm"}
@@ -49,7 +53,7 @@ type Profile struct {
 
 	Identity   Identity
 	Sessions   Sessions
-	Attributes Attributes
+	Attributes attrs.Policy
 	Limits     Limits
 	Mechanisms Mechanisms
 }
