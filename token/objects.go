@@ -153,7 +153,8 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 }
 
 // visibleLocked: crypto users see their own objects, objects shared with
-// them and public (CKA_PRIVATE false) objects; everyone else only public ones.
+// them and public (CKA_PRIVATE false) objects, and in a profile that says
+// so every public key; everyone else only public objects.
 func (s *Slot) visibleLocked(o *Object) bool {
 	if !o.private {
 		return true
@@ -162,7 +163,8 @@ func (s *Slot) visibleLocked(o *Object) bool {
 	if l == nil || l.role != store.RoleCU {
 		return false
 	}
-	return o.owner == l.user || slices.Contains(o.shared, l.user)
+	return o.owner == l.user || slices.Contains(o.shared, l.user) ||
+		o.class == ck.CKO_PUBLIC_KEY && s.prof != nil && s.prof.Identity.PublicKeysSeenByAll
 }
 
 // ownsLocked: only an object's owner may modify, destroy, copy or share it
@@ -694,7 +696,11 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 		if s.login != nil && s.login.role == store.RoleCU {
 			viewer = s.login.user
 		}
-		ids, err := s.st.Find(store.Query{Match: tmpl, Viewer: viewer})
+		q := store.Query{Match: tmpl, Viewer: viewer}
+		if viewer != "" && s.prof != nil && s.prof.Identity.PublicKeysSeenByAll {
+			q.ViewerClass = attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY))
+		}
+		ids, err := s.st.Find(q)
 		if err != nil {
 			return storeErr(err)
 		}

@@ -34,16 +34,21 @@ func cloudhsmAttributes(Settings) attrs.Policy {
 			defaults[c][a] = false
 		}
 	}
+	// Public keys are private too (the attribute table's default for
+	// every key); every crypto user sees them all the same
+	// (Identity.PublicKeysSeenByAll, behaviour 9).
+	defaults[ck.CKO_PUBLIC_KEY][ck.CKA_PRIVATE] = true
 	return attrs.Policy{
 		Defaults: defaults,
 		// Note 1 of the attribute table: CKA_PRIVATE and CKA_MODIFIABLE
-		// "must be explicitly set only to the default value" (true).
-		// gohsm keeps public keys non-private (every crypto user sees
-		// them, behaviour 9), so a public key takes either value.
-		// CKA_DERIVE "must be False for all public keys and cannot be
-		// set to True" (UG:modify-attr).
+		// "must be explicitly set only to the default value" (true), for
+		// public keys too: pkcs11-tool's key generation, which puts
+		// CKA_PRIVATE false in the public template, fails against
+		// CloudHSM until --private is given (OpenSC#2747). CKA_DERIVE
+		// "must be False for all public keys and cannot be set to True"
+		// (UG:modify-attr).
 		Fixed: map[ck.ObjectClass]map[ck.AttributeType]bool{
-			ck.CKO_PUBLIC_KEY:  {ck.CKA_MODIFIABLE: true, ck.CKA_DERIVE: false},
+			ck.CKO_PUBLIC_KEY:  {ck.CKA_MODIFIABLE: true, ck.CKA_PRIVATE: true, ck.CKA_DERIVE: false},
 			ck.CKO_PRIVATE_KEY: {ck.CKA_MODIFIABLE: true, ck.CKA_PRIVATE: true},
 			ck.CKO_SECRET_KEY:  {ck.CKA_MODIFIABLE: true, ck.CKA_PRIVATE: true},
 		},

@@ -26,6 +26,10 @@ type Identity struct {
 	// 0: no limit. The user past it is QuotaError.
 	MaxUsers   int
 	QuotaError ck.RV
+	// PublicKeysSeenByAll: every crypto user sees every public key, private
+	// or not (CloudHSM's key list: "all public keys in the cluster";
+	// behaviour 9), and may use it; only its owner may change or delete it.
+	PublicKeysSeenByAll bool
 }
 
 func standardIdentity() Identity { return Identity{} }
@@ -43,6 +47,7 @@ func cloudhsmIdentity(s Settings) Identity {
 		BarePINError:                  ck.CKR_PIN_INCORRECT,
 		UnknownUserPINIncorrect:       true,
 		NoPasswordChangeWhileLoggedIn: true,
+		PublicKeysSeenByAll:           true,
 		MaxUsers:                      maxUsers[s.HSMType],
 		// The HSM's user table is full: no room on the token.
 		QuotaError: ck.CKR_DEVICE_MEMORY,

@@ -1228,8 +1228,13 @@ func findSQL(q Query) (string, []any) {
 	if viewer == "" {
 		b.WriteString(`o.private = 0`)
 	} else {
-		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?))`)
+		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
 		args = append(args, viewer, viewer)
+		if q.ViewerClass != nil {
+			b.WriteString(` OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?)`)
+			args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
+		}
+		b.WriteString(`)`)
 	}
 	b.WriteString(` ORDER BY o.id`)
 	return b.String(), args

@@ -136,6 +136,10 @@ type Commit struct {
 type Query struct {
 	Match  map[ck.AttributeType][]byte
 	Viewer string
+	// ViewerClass, with a Viewer: objects whose CKA_CLASS has this value
+	// (as stored) are visible to the viewer too, private or not (the
+	// cloudhsm profile's public keys).
+	ViewerClass []byte
 }
 
 // Store is the token store.
