@@ -21,8 +21,10 @@ import (
 // embedded default applies (see DefaultConfig).
 //
 // The format is line based: "key = value", '#' comments, and one
-// "[slot N]" section per slot, N being the slot ID that clients see. Slot IDs
-// come from the file, so they never change (unlike SoftHSM's, which change on
+// "[slot N]" section per slot, N being the slot ID that clients see. A
+// value may be written in quotes ("..." or '...', taken without them); a
+// key set twice in one section, a stray quote and a relative path
+// (token_dir, dir, log_file) are errors. Slot IDs come from the file, so they never change (unlike SoftHSM's, which change on
 // C_InitToken).
 //
 //	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
@@ -192,6 +194,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	c.Slots = nil
 	var slot *SlotConfig
 	slotSet := map[ck.ULong]map[string]bool{} // profile settings a slot section set
+	keyLine := map[string]int{}                // section and key -> the line that set it
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
 	bad := func(format string, args ...any) error {
@@ -234,6 +237,24 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			return nil, bad("expected key = value, got %q", s)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		v, qerr := unquote(v)
+		if qerr != nil {
+			return nil, bad("%s: %v", k, qerr)
+		}
+		section := "top level"
+		if slot != nil {
+			section = fmt.Sprintf("[slot %d]", slot.ID)
+		}
+		if first, dup := keyLine[section+"\x00"+k]; dup {
+			return nil, bad("%s set twice in the %s (first at line %d)", k, section, first)
+		}
+		keyLine[section+"\x00"+k] = line
+		switch k {
+		case "token_dir", "dir", "log_file":
+			if v != "" && !filepath.IsAbs(v) {
+				return nil, bad("%s %q: want an absolute path (a relative one would depend on the directory each program starts in)", k, v)
+			}
+		}
 		var err error
 		var n int
 		num := func(min, max int) (int, error) {
@@ -407,6 +428,24 @@ func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
 		return fmt.Errorf("min_pin_len %d > max_pin_len %d", sc.MinPINLen, sc.MaxPINLen)
 	}
 	return nil
+}
+
+// unquote takes a value written in double or single quotes as what is
+// between them (so a value may keep leading or trailing blanks); a quote
+// anywhere else is an error rather than part of the value (a quoted
+// token_dir once made a directory named '"').
+func unquote(v string) (string, error) {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1]
+		if strings.ContainsAny(v, "\"'") {
+			return "", fmt.Errorf("a quote inside a quoted value")
+		}
+		return v, nil
+	}
+	if strings.ContainsAny(v, "\"'") {
+		return "", fmt.Errorf("value %s: quotes go around a whole value (a '#' starts a comment even inside them)", v)
+	}
+	return v, nil
 }
 
 // lookupGroup resolves a group name or numeric id.

@@ -386,12 +386,30 @@ func TestConfigErrors(t *testing.T) {
 		"kdf_threads = 65",
 		"kdf_memory = 8\nkdf_threads = 2",
 		"kdf_time = 2\nkdf_memory = 1048576",
+		// Issue 15: a quoted token_dir made a directory named '"'; a
+		// duplicate key silently took the last value; a relative path
+		// depended on each program's working directory.
+		`token_dir = "/tmp/x`,
+		`token_dir = /tmp/"x"`,
+		`token_dir = "/tmp/"x"`,
+		"log_level = warn\nlog_level = debug",
+		"[slot 1]\nlabel = a\nlabel = b",
+		"token_dir = tokens",
+		"token_dir = ./tokens",
+		"[slot 1]\ndir = slot-1",
+		"log_file = gohsm.log",
 	} {
 		_, err := ParseConfig(text, "t")
 		require.Error(t, err, text)
 		require.True(t, errors.Is(err, errConfig), text)
 	}
-	c, err := ParseConfig("token_dir = /x\n[slot 7]\nlabel = a\n[slot 2]\n", "t")
+	// Quotes around a whole value are taken off; the same key in two
+	// sections is two settings.
+	c, err := ParseConfig("token_dir = \"/my tokens\"\n[slot 1]\nlabel = ' padded '\n[slot 2]\nlabel = ' padded '\n", "t")
+	require.NoError(t, err)
+	require.Equal(t, "/my tokens", c.TokenDir)
+	require.Equal(t, " padded ", c.Slots[0].Label)
+	c, err = ParseConfig("token_dir = /x\n[slot 7]\nlabel = a\n[slot 2]\n", "t")
 	require.NoError(t, err)
 	require.Equal(t, store.DefaultKDF, c.KDF, "the documented default (docs/store.md)")
 	require.Equal(t, "/x/slot-7", c.Slots[0].Dir)
