@@ -13,6 +13,7 @@
 //	--pin NAME:PASS   login PIN (default: $GOHSM_PIN); a bare password names
 //	                  "admin" (crypto officer) or "user" (crypto user)
 //	--json            machine output: {"error_code":0,"data":...}
+//	--version         print gohsm's version (the library's CK_INFO version) and exit
 //
 // Exit status: 0 on success, 1 on error (one line on standard error), 2 on
 // a usage error.
@@ -25,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -122,12 +124,24 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 
 	gfs := newFlagSet("gohsm")
 	g.register(gfs)
+	showVersion := gfs.Bool("version", false, "print gohsm's version and exit")
 	if err := gfs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(stdout)
 			return exitOK
 		}
 		return e.fail(usagef("%v", err), nil)
+	}
+	if *showVersion {
+		v := fmt.Sprintf("%d.%d", token.VersionMajor, token.VersionMinor)
+		if g.json {
+			b, _ := json.Marshal(map[string]any{"error_code": 0, "data": map[string]string{
+				"version": v, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH}})
+			fmt.Fprintf(stdout, "%s\n", b)
+		} else {
+			fmt.Fprintf(stdout, "gohsm %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		}
+		return exitOK
 	}
 	rest := gfs.Args()
 	if len(rest) == 0 {
@@ -214,6 +228,7 @@ func unknownCommand(args []string) error {
 
 func printHelp(w io.Writer) {
 	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N] [--pin NAME:PASSWORD] [--json] <command> [flags]")
+	fmt.Fprintln(w, "       gohsm --version")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-40s %s\n", c.name()+" "+c.args, c.help)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gohsm/token"
 )
 
 const (
@@ -441,6 +443,23 @@ func TestHelp(t *testing.T) {
 	assert.Contains(t, r.stdout, "usage: gohsm key generate ec --curve")
 	assert.Contains(t, r.stdout, "-curve")
 	assert.Contains(t, r.stdout, "-pin", "global flags are listed too")
+}
+
+// TestVersion: gohsm --version prints the version the library reports in
+// CK_INFO, as text and as JSON (issue 15, "first run").
+func TestVersion(t *testing.T) {
+	c := newCLI(t)
+	r := c.run("--version")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, fmt.Sprintf("gohsm %d.%d (go", token.VersionMajor, token.VersionMinor)), r.stdout)
+	r = c.run("--json", "--version")
+	require.Equal(t, 0, r.code, r.stderr)
+	var m struct {
+		Code int               `json:"error_code"`
+		Data map[string]string `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m), r.stdout)
+	assert.Equal(t, fmt.Sprintf("%d.%d", token.VersionMajor, token.VersionMinor), m.Data["version"])
 }
 
 func TestJSONErrors(t *testing.T) {
