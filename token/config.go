@@ -194,7 +194,7 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	c.Slots = nil
 	var slot *SlotConfig
 	slotSet := map[ck.ULong]map[string]bool{} // profile settings a slot section set
-	keyLine := map[string]int{}                // section and key -> the line that set it
+	keyLine := map[string]int{}               // section and key -> the line that set it
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
 	bad := func(format string, args ...any) error {

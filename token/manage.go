@@ -44,7 +44,34 @@ func (s *Slot) DeleteToken(pin []byte) error {
 		return err
 	}
 	clear(tk)
+	if err := s.removeStoreLocked("delete token"); err != nil {
+		return err
+	}
+	s.m.log.Info("gohsm: token deleted", "slot", s.cfg.ID, "officer", name)
+	return nil
+}
 
+// ResetToken erases the slot's token without a PIN, like softhsm2-util's
+// --delete-token: the way out when every officer is locked or the
+// passwords are lost. It asks nothing the file system does not already
+// grant (whoever may write the token directory may remove its files), and
+// like DeleteToken it refuses while any process has the token open.
+func (s *Slot) ResetToken() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.sessions) > 0 {
+		return fmt.Errorf("token: reset token: %w", ck.CKR_SESSION_EXISTS)
+	}
+	if err := s.removeStoreLocked("reset token"); err != nil {
+		return err
+	}
+	s.m.log.Info("gohsm: token reset", "slot", s.cfg.ID)
+	return nil
+}
+
+// removeStoreLocked removes the slot's store files when no other process
+// has them open, and opens a new, uninitialised store in their place.
+func (s *Slot) removeStoreLocked(what string) error {
 	// Our own connections must be gone before probing the lock: closing the
 	// probe's descriptor would drop this process's SQLite locks on the file.
 	if err := s.st.Close(); err != nil {
@@ -52,20 +79,16 @@ func (s *Slot) DeleteToken(pin []byte) error {
 	}
 	dbPath := filepath.Join(s.cfg.Dir, store.DBName)
 	if pid, err := shmHolder(dbPath + "-shm"); err != nil {
-		return s.reopenAfter(fmt.Errorf("token: delete token: %v: %w", err, ck.CKR_DEVICE_ERROR))
+		return s.reopenAfter(fmt.Errorf("token: %s: %v: %w", what, err, ck.CKR_DEVICE_ERROR))
 	} else if pid != 0 {
-		return s.reopenAfter(fmt.Errorf("token: delete token: in use by process %d: %w", pid, ck.CKR_SESSION_EXISTS))
+		return s.reopenAfter(fmt.Errorf("token: %s: in use by process %d: %w", what, pid, ck.CKR_SESSION_EXISTS))
 	}
 	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return s.reopenAfter(fmt.Errorf("token: delete token: %v: %w", err, ck.CKR_DEVICE_ERROR))
+			return s.reopenAfter(fmt.Errorf("token: %s: %v: %w", what, err, ck.CKR_DEVICE_ERROR))
 		}
 	}
-	if err := s.reopenAfter(nil); err != nil {
-		return err
-	}
-	s.m.log.Info("gohsm: token deleted", "slot", s.cfg.ID, "officer", name)
-	return nil
+	return s.reopenAfter(nil)
 }
 
 // reopenAfter reopens the slot's store (empty if its files were removed)

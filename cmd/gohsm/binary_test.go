@@ -97,6 +97,9 @@ func TestBinary(t *testing.T) {
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "CKR_SESSION_EXISTS")
 	assert.Contains(t, r.stderr, fmt.Sprintf("in use by process %d", os.Getpid()))
+	r = gohsm(nil, "token", "reset", "--yes") // nor without a PIN
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, fmt.Sprintf("reset token: in use by process %d", os.Getpid()))
 	us, err := m.Users(h)
 	require.NoError(t, err, "the token survives")
 	assert.Len(t, us, 2)

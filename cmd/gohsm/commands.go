@@ -23,6 +23,8 @@ var commands = []command{
 		help: "list the slots and their tokens", setup: tokenList},
 	{path: []string{"token", "delete"}, args: "--yes", need: needCO,
 		help: "delete the slot's token (every user and key) so that it is uninitialised", setup: tokenDelete},
+	{path: []string{"token", "reset"}, args: "--yes", need: needNone,
+		help: "erase the slot's token without a PIN (every user and key; for locked-out or forgotten officers), like softhsm2-util --delete-token", setup: tokenReset},
 
 	{path: []string{"user", "list"}, need: needNone,
 		help: "list the token's users (no login)", setup: userList},
@@ -232,6 +234,27 @@ func tokenDelete(fs *flag.FlagSet) func(*env) error {
 		}
 		return e.emit(map[string]any{"slot": s.ID()}, func(w io.Writer) {
 			fmt.Fprintf(w, "deleted the token of slot %d\n", s.ID())
+		})
+	}
+}
+
+// tokenReset erases the token with no login: whoever may write the token
+// directory could remove its files anyway.
+func tokenReset(fs *flag.FlagSet) func(*env) error {
+	yes := fs.Bool("yes", false, "confirm: every user and key of the token is erased")
+	return func(e *env) error {
+		if !*yes {
+			return usagef("resetting a token erases every user and key: pass --yes")
+		}
+		s, err := e.slot()
+		if err != nil {
+			return err
+		}
+		if err := s.ResetToken(); err != nil {
+			return err
+		}
+		return e.emit(map[string]any{"slot": s.ID()}, func(w io.Writer) {
+			fmt.Fprintf(w, "reset the token of slot %d: it is uninitialised\n", s.ID())
 		})
 	}
 }

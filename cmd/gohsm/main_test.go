@@ -445,6 +445,29 @@ func TestHelp(t *testing.T) {
 	assert.Contains(t, r.stdout, "-pin", "global flags are listed too")
 }
 
+// TestTokenReset: with every officer locked out, `token reset --yes`
+// erases the token without a PIN (issue 15: the only way out was deleting
+// a directory the README does not name) and a new one can be made; without
+// --yes it is a usage error and the token stays.
+func TestTokenReset(t *testing.T) {
+	c := newCLI(t)
+	c.setup()
+	for range 5 {
+		c.run("user", "list", "--pin", "admin:wrong-pw") // no login needed: does not count
+		c.run("token", "delete", "--yes", "--pin", "admin:wrong-pw")
+	}
+	c.fails([]string{"CKR_PIN_LOCKED"}, "token", "delete", "--yes", "--pin", coPIN)
+	r := c.run("token", "reset")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "pass --yes")
+	assert.Len(t, c.users(), 3, "the token stays without --yes")
+	var d struct{ Slot int }
+	c.data(&d, "token", "reset", "--yes")
+	c.fails([]string{"CKR_TOKEN_NOT_RECOGNIZED"}, "user", "list")
+	c.ok("token", "init", "--label", "again", "--pin", "admin:new-officer-pw")
+	assert.Len(t, c.users(), 1)
+}
+
 // TestVersion: gohsm --version prints the version the library reports in
 // CK_INFO, as text and as JSON (issue 15, "first run").
 func TestVersion(t *testing.T) {
