@@ -23,8 +23,10 @@ import (
 // The format is line based: "key = value", '#' comments, and one
 // "[slot N]" section per slot, N being the slot ID that clients see. A
 // value may be written in quotes ("..." or '...', taken without them); a
-// key set twice in one section, a stray quote and a relative path
-// (token_dir, dir, log_file) are errors. Slot IDs come from the file, so they never change (unlike SoftHSM's, which change on
+// stray quote and a relative path (token_dir, dir, log_file) are errors. A
+// key set twice in a section takes its last value, so that a file can be
+// extended by appending (a packaged file with local lines after it, tests
+// that override one setting). Slot IDs come from the file, so they never change (unlike SoftHSM's, which change on
 // C_InitToken).
 //
 //	token_dir = /var/lib/gohsm      # slot tokens live in token_dir/slot-N unless the slot says dir =
@@ -194,7 +196,6 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	c.Slots = nil
 	var slot *SlotConfig
 	slotSet := map[ck.ULong]map[string]bool{} // profile settings a slot section set
-	keyLine := map[string]int{}               // section and key -> the line that set it
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
 	bad := func(format string, args ...any) error {
@@ -241,14 +242,6 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 		if qerr != nil {
 			return nil, bad("%s: %v", k, qerr)
 		}
-		section := "top level"
-		if slot != nil {
-			section = fmt.Sprintf("[slot %d]", slot.ID)
-		}
-		if first, dup := keyLine[section+"\x00"+k]; dup {
-			return nil, bad("%s set twice in the %s (first at line %d)", k, section, first)
-		}
-		keyLine[section+"\x00"+k] = line
 		switch k {
 		case "token_dir", "dir", "log_file":
 			if v != "" && !filepath.IsAbs(v) {

@@ -387,13 +387,10 @@ func TestConfigErrors(t *testing.T) {
 		"kdf_memory = 8\nkdf_threads = 2",
 		"kdf_time = 2\nkdf_memory = 1048576",
 		// Issue 15: a quoted token_dir made a directory named '"'; a
-		// duplicate key silently took the last value; a relative path
-		// depended on each program's working directory.
+		// relative path depended on each program's working directory.
 		`token_dir = "/tmp/x`,
 		`token_dir = /tmp/"x"`,
 		`token_dir = "/tmp/"x"`,
-		"log_level = warn\nlog_level = debug",
-		"[slot 1]\nlabel = a\nlabel = b",
 		"token_dir = tokens",
 		"token_dir = ./tokens",
 		"[slot 1]\ndir = slot-1",
@@ -409,6 +406,11 @@ func TestConfigErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "/my tokens", c.TokenDir)
 	require.Equal(t, " padded ", c.Slots[0].Label)
+	// A key set twice takes its last value (appending overrides).
+	c, err = ParseConfig("token_dir = /x\nlog_level = warn\nlog_level = debug\n[slot 1]\nlabel = a\nlabel = b\n", "t")
+	require.NoError(t, err)
+	require.Equal(t, "debug", c.LogLevel)
+	require.Equal(t, "b", c.Slots[0].Label)
 	c, err = ParseConfig("token_dir = /x\n[slot 7]\nlabel = a\n[slot 2]\n", "t")
 	require.NoError(t, err)
 	require.Equal(t, store.DefaultKDF, c.KDF, "the documented default (docs/store.md)")
