@@ -2,14 +2,13 @@ package token
 
 import (
 	"errors"
-	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
-	"gohsm/token/store"
 )
 
 // attrsTestToken opens a module whose slot 3 has the given profile (and
@@ -20,22 +19,8 @@ import (
 // the crypto user.
 func attrsTestToken(t testing.TB, prof string, extra ...string) (*Module, ck.ULong) {
 	t.Helper()
-	dir := t.TempDir()
-	conf := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\nprofile = %s\n", dir, prof)
-	for _, l := range extra {
-		conf += l + "\n"
-	}
-	cfg, err := ParseConfig(conf, "test")
-	require.NoError(t, err)
-	m, err := Open(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
-	h := openRW(t, m)
-	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
-	require.NoError(t, m.CreateUser(h, "user", store.RoleCU, []byte("user-pw-1")))
+	m := profileModuleLines(t, t.TempDir(), strings.Join(append([]string{"profile = " + prof}, extra...), "\n"))
+	h := profileSetUp(t, m, soPIN, "user", "user-pw-1")
 	require.NoError(t, m.Logout(h))
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
 	return m, h

@@ -21,23 +21,40 @@ import (
 func profileToken(t *testing.T, prof string) (*Module, ck.ULong) {
 	t.Helper()
 	m := profileModule(t, t.TempDir(), prof)
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	require.NoError(t, s.InitToken([]byte("admin:officer-pw"), "t"))
-	h := openRW(t, m)
-	require.NoError(t, m.Login(h, ck.CKU_SO, []byte("admin:officer-pw")))
-	require.NoError(t, m.CreateUser(h, "alice", store.RoleCU, []byte("alice-pw-1")))
-	return m, h
+	return m, profileSetUp(t, m, "admin:officer-pw", "alice", "alice-pw-1")
 }
 
-func profileModule(t *testing.T, dir, prof string) *Module {
+func profileModule(t testing.TB, dir, prof string) *Module {
 	t.Helper()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\nprofile = %s\n", dir, prof), "test")
+	return profileModuleLines(t, dir, "profile = "+prof)
+}
+
+// profileModuleLines opens a module with a cheap KDF whose slot 3 (label
+// "t") has the given configuration lines (e.g. "profile = cloudhsm\nfips
+// = false").
+func profileModuleLines(t testing.TB, dir, slotLines string) *Module {
+	t.Helper()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\n%s\n", dir, slotLines), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// profileSetUp initialises slot 3's token as the CLI does, in every
+// profile (Slot.InitToken with officer coPIN, then CreateUser as that
+// officer: crypto user cu), and returns a R/W session logged in as the
+// officer.
+func profileSetUp(t testing.TB, m *Module, coPIN, cu, cuPassword string) ck.ULong {
+	t.Helper()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte(coPIN), "t"))
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(coPIN)))
+	require.NoError(t, m.CreateUser(h, cu, store.RoleCU, []byte(cuPassword)))
+	return h
 }
 
 // TestCloudHSMPINNeedsName: in cloudhsm a PIN is name:password (UG

@@ -12,7 +12,6 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
-	"gohsm/token/store"
 )
 
 // The cloudhsm profile's mechanism policy (docs/cloudhsm.md, "Mechanisms"
@@ -29,18 +28,8 @@ const (
 // in as the crypto user.
 func mechModule(t testing.TB, profileLines string) (*Module, ck.ULong) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\n%s\n", dir, profileLines), "test")
-	require.NoError(t, err)
-	m, err := Open(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { m.Close() })
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	require.NoError(t, s.InitToken([]byte(mechCOPIN), "t"))
-	h := openRW(t, m)
-	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(mechCOPIN)))
-	require.NoError(t, m.CreateUser(h, "cu1", store.RoleCU, []byte("crypto-pw1")))
+	m := profileModuleLines(t, t.TempDir(), profileLines)
+	h := profileSetUp(t, m, mechCOPIN, "cu1", "crypto-pw1")
 	require.NoError(t, m.Logout(h))
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(mechCUPIN)))
 	return m, h

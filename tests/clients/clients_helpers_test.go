@@ -98,6 +98,12 @@ type hsm struct {
 // newHSM sets up a fresh token labelled label for t (removed with t).
 func newHSM(t *testing.T, label string) *hsm {
 	t.Helper()
+	return newHSMWith(t, label, "")
+}
+
+// newHSMWith is newHSM with slotLines added to the slot's section.
+func newHSMWith(t *testing.T, label, slotLines string) *hsm {
+	t.Helper()
 	h := &hsm{Lib: libPath(t), CLI: cliPath(t), Label: label, Dir: t.TempDir()}
 	tokenDir := filepath.Join(h.Dir, "token")
 	require.NoError(t, os.Mkdir(tokenDir, 0o700))
@@ -111,7 +117,7 @@ kdf_threads = 1
 
 [slot 0]
 label = %s
-`, t.Name(), tokenDir, label)
+%s`, t.Name(), tokenDir, label, slotLines)
 	require.NoError(t, os.WriteFile(h.Conf, []byte(conf), 0o600))
 	h.Env = []string{"GOHSM_CONF=" + h.Conf,
 		"XDG_CONFIG_HOME=" + filepath.Join(h.Dir, "xdg-config"),
