@@ -3,16 +3,6 @@ package pkcs11
 /*
 #include "pkcs11.h"
 #include "gohsm.h"
-
-// The CK_GCM_PARAMS layout without ulIvBits (marshal.go's
-// gohsm_gcm_params_v1; a cgo preamble is seen only by its own file).
-typedef struct {
-	CK_BYTE_PTR pIv;
-	CK_ULONG ulIvLen;
-	CK_BYTE_PTR pAAD;
-	CK_ULONG ulAADLen;
-	CK_ULONG ulTagBits;
-} gohsm_cloudhsm_gcm_params_v1;
 */
 import "C"
 
@@ -28,25 +18,16 @@ import (
 // (mechanisms/cloudhsm.go); decodeParam calls them.
 
 // cloudhsmGCMParams decodes CK_GCM_PARAMS for CKM_CLOUDHSM_AES_GCM, in
-// either layout (gcmParams). pIV must be NULL: a non-NULL one is recorded,
+// either layout (readGCMLayout). pIV must be NULL: a non-NULL one is recorded,
 // not read, and the mechanism refuses it; ulIvLen may say 12 (the IV the
 // token makes) with a NULL pIV.
 func cloudhsmGCMParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.CloudHSMGCMParams, error) {
-	var iv, aad C.CK_BYTE_PTR
-	var ivLen, aadLen, tag C.CK_ULONG
-	switch pl {
-	case unsafe.Sizeof(C.CK_GCM_PARAMS{}):
-		c := (*C.CK_GCM_PARAMS)(pp)
-		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
-	case unsafe.Sizeof(C.gohsm_cloudhsm_gcm_params_v1{}):
-		c := (*C.gohsm_cloudhsm_gcm_params_v1)(pp)
-		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
-	default:
-		return nil, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_cloudhsm_gcm_params_v1{}))
+	l, err := readGCMLayout(pp, pl)
+	if err != nil {
+		return nil, err
 	}
-	g := &mechanisms.CloudHSMGCMParams{IVGiven: iv != nil, IVLen: field(ivLen), TagBits: field(tag)}
-	var err error
-	if g.AAD, err = copyIn(aad, aadLen); err != nil {
+	g := &mechanisms.CloudHSMGCMParams{IVGiven: l.iv != nil, IVLen: field(l.ivLen), TagBits: field(l.tag)}
+	if g.AAD, err = copyIn(l.aad, l.aadLen); err != nil {
 		return nil, fmt.Errorf("NULL AAD")
 	}
 	return g, nil

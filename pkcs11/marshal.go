@@ -455,29 +455,38 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 	return nil, fmt.Errorf("unknown parameter kind %d", kind)
 }
 
-// gcmParams decodes CK_GCM_PARAMS in either layout, told apart by length:
+// gcmLayout reads CK_GCM_PARAMS in either layout, told apart by length:
 // the 2.40 one (48 bytes on LP64, with ulIvBits) or the older one without
-// ulIvBits (40 bytes) that Java SunPKCS11 sends first.
-func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
-	var iv, aad C.CK_BYTE_PTR
-	var ivLen, aadLen, tag, ivBits C.CK_ULONG
+// ulIvBits (40 bytes) that Java SunPKCS11 sends first; any other length is
+// an error. CKM_AES_GCM and CKM_CLOUDHSM_AES_GCM take both.
+type gcmLayout struct {
+	iv, aad                    C.CK_BYTE_PTR
+	ivLen, aadLen, tag, ivBits C.CK_ULONG
+}
+
+func readGCMLayout(pp unsafe.Pointer, pl uintptr) (l gcmLayout, err error) {
 	switch pl {
 	case unsafe.Sizeof(C.CK_GCM_PARAMS{}):
 		c := (*C.CK_GCM_PARAMS)(pp)
-		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
-		ivBits = c.ulIvBits
+		return gcmLayout{c.pIv, c.pAAD, c.ulIvLen, c.ulAADLen, c.ulTagBits, c.ulIvBits}, nil
 	case unsafe.Sizeof(C.gohsm_gcm_params_v1{}):
 		c := (*C.gohsm_gcm_params_v1)(pp)
-		iv, ivLen, aad, aadLen, tag = c.pIv, c.ulIvLen, c.pAAD, c.ulAADLen, c.ulTagBits
-	default:
-		return nil, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_gcm_params_v1{}))
+		return gcmLayout{c.pIv, c.pAAD, c.ulIvLen, c.ulAADLen, c.ulTagBits, 0}, nil
 	}
-	g := &mechanisms.GCMParams{TagBits: field(tag), IVBits: int32(field(ivBits))}
-	var err error
-	if g.IV, err = copyIn(iv, ivLen); err != nil {
+	return l, fmt.Errorf("length %d (want %d or %d)", pl, unsafe.Sizeof(C.CK_GCM_PARAMS{}), unsafe.Sizeof(C.gohsm_gcm_params_v1{}))
+}
+
+// gcmParams decodes CK_GCM_PARAMS (either layout, readGCMLayout).
+func gcmParams(pp unsafe.Pointer, pl uintptr) (*mechanisms.GCMParams, error) {
+	l, err := readGCMLayout(pp, pl)
+	if err != nil {
+		return nil, err
+	}
+	g := &mechanisms.GCMParams{TagBits: field(l.tag), IVBits: int32(field(l.ivBits))}
+	if g.IV, err = copyIn(l.iv, l.ivLen); err != nil {
 		return nil, fmt.Errorf("NULL IV")
 	}
-	if g.AAD, err = copyIn(aad, aadLen); err != nil {
+	if g.AAD, err = copyIn(l.aad, l.aadLen); err != nil {
 		return nil, fmt.Errorf("NULL AAD")
 	}
 	return g, nil
@@ -495,20 +504,11 @@ func giveGCMIV(p C.CK_MECHANISM_PTR, mech token.Mechanism) {
 	if !ok || !g.IVGenerated {
 		return
 	}
-	var dst C.CK_BYTE_PTR
-	var n C.CK_ULONG
-	switch uintptr(p.ulParameterLen) {
-	case unsafe.Sizeof(C.CK_GCM_PARAMS{}):
-		c := (*C.CK_GCM_PARAMS)(p.pParameter)
-		dst, n = c.pIv, c.ulIvLen
-	case unsafe.Sizeof(C.gohsm_gcm_params_v1{}):
-		c := (*C.gohsm_gcm_params_v1)(p.pParameter)
-		dst, n = c.pIv, c.ulIvLen
-	}
-	if dst == nil || int(n) != len(g.IV) {
+	l, err := readGCMLayout(unsafe.Pointer(p.pParameter), uintptr(p.ulParameterLen))
+	if err != nil || l.iv == nil || int(l.ivLen) != len(g.IV) {
 		return // gcmParams read these same fields: cannot happen
 	}
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), len(g.IV)), g.IV)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(l.iv)), len(g.IV)), g.IV)
 }
 
 // pad writes s into a blank-padded, unterminated Cryptoki string field.
