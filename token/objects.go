@@ -243,7 +243,7 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		out, c, err := s.st.CreateObjects(recs, s.quotas()...)
+		out, c, err := s.st.CreateObjects(recs, s.quotas...)
 		if err != nil {
 			return nil, storeErr(err)
 		}

@@ -4,24 +4,25 @@ import (
 	"fmt"
 
 	"gohsm/internal/ck"
+	"gohsm/token/profile"
 	"gohsm/token/store"
 )
 
-// quotas are the slot's profile's object quotas (with a test
+// slotQuotas are a slot's profile's object quotas (with a test
 // configuration's replacements) for the store, which counts them in the
 // transaction that creates objects: every creating call (generate,
 // create, unwrap, derive, copy, a session key made a token key) goes
-// through addObjectsLocked.
+// through addObjectsLocked. They are made once, with the slot.
 //
 // The error is CKR_FUNCTION_FAILED, the one CloudHSM documents for an
 // object quota (certificate storage's 61st certificate: "MaxObjectsReached"
 // in the audit log); SDK 5 reports refusals the HSM makes so (throttling
 // too, cloudhsm-facts §2.8).
-func (s *Slot) quotas() []store.Quota {
-	if s.prof == nil {
+func slotQuotas(prof *profile.Profile, cfg SlotConfig) []store.Quota {
+	if prof == nil {
 		return nil
 	}
-	q, t := s.prof.Limits.Quotas, s.cfg.TestQuotas
+	q, t := prof.Limits.Quotas, cfg.TestQuotas
 	// A test value replaces a quota the profile has, never adds one.
 	if t.Keys > 0 && q.Keys > 0 {
 		q.Keys = t.Keys
