@@ -50,11 +50,9 @@ func (m *Module) MechanismInfo(slotID ck.ULong, t ck.MechanismType) (min, max, f
 		return 0, 0, 0, fmt.Errorf("token: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
 	min, max = ck.ULong(mm.MinKeySize), ck.ULong(mm.MaxKeySize)
-	if s.prof != nil {
-		// The key sizes the slot's profile holds (cloudhsm: RSA 2048-4096).
-		lo, hi, _ := s.prof.Limits.MechanismKeySize(mm)
-		min, max = ck.ULong(lo), ck.ULong(hi)
-	}
+	// The key sizes the slot's profile holds (cloudhsm: RSA 2048-4096).
+	lo, hi, _ := s.prof.Limits.MechanismKeySize(mm)
+	min, max = ck.ULong(lo), ck.ULong(hi)
 	if mm.InfoBits {
 		min, max = 8*min, 8*max
 	}

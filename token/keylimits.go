@@ -15,7 +15,7 @@ import (
 // Objects that are not keys pass. It reads only the slot's profile, which
 // never changes, so it needs no lock.
 func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Template) error {
-	if s.prof == nil || !isKeyClass(class) {
+	if !isKeyClass(class) {
 		return nil
 	}
 	return s.prof.Limits.CheckKey(keyType, keySize(keyType, t))

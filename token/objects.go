@@ -164,7 +164,7 @@ func (s *Slot) visibleLocked(o *Object) bool {
 		return false
 	}
 	return o.owner == l.user || slices.Contains(o.shared, l.user) ||
-		o.class == ck.CKO_PUBLIC_KEY && s.prof != nil && s.prof.Identity.PublicKeysSeenByAll
+		o.class == ck.CKO_PUBLIC_KEY && s.prof.Identity.PublicKeysSeenByAll
 }
 
 // ownsLocked: only an object's owner may modify, destroy, copy or share it
@@ -697,7 +697,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 			viewer = s.login.user
 		}
 		q := store.Query{Match: tmpl, Viewer: viewer}
-		if viewer != "" && s.prof != nil && s.prof.Identity.PublicKeysSeenByAll {
+		if viewer != "" && s.prof.Identity.PublicKeysSeenByAll {
 			q.ViewerClass = attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY))
 		}
 		ids, err := s.st.Find(q)

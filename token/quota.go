@@ -19,9 +19,6 @@ import (
 // in the audit log); SDK 5 reports refusals the HSM makes so (throttling
 // too, cloudhsm-facts §2.8).
 func slotQuotas(prof *profile.Profile, cfg SlotConfig) []store.Quota {
-	if prof == nil {
-		return nil
-	}
 	q, t := prof.Limits.Quotas, cfg.TestQuotas
 	// A test value replaces a quota the profile has, never adds one.
 	if t.Keys > 0 && q.Keys > 0 {

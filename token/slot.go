@@ -10,7 +10,6 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
-	"gohsm/token/attrs"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -28,8 +27,6 @@ type Slot struct {
 	cfg  SlotConfig
 	st   store.Store
 	prof *profile.Profile // what the slot's profile decides (token/profile)
-	// attrPol is prof's attribute policy for the validator (attrpolicy.go).
-	attrPol *attrs.Policy
 	// quotas are prof's object quotas for the store (quota.go).
 	quotas []store.Quota
 	// instance names this opening of the token in the store's login
@@ -124,7 +121,7 @@ const sessionObjectBase = 0x40000000
 
 func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *Slot {
 	return &Slot{
-		m: m, cfg: cfg, st: st, prof: prof, attrPol: attrPolicyOf(prof), quotas: slotQuotas(prof, cfg), instance: store.NewInstance(),
+		m: m, cfg: cfg, st: st, prof: prof, quotas: slotQuotas(prof, cfg), instance: store.NewInstance(),
 		sessions: map[ck.ULong]*Session{},
 		sessObjs: map[ck.ULong]*Object{},
 		objs:     map[ck.ULong]*Object{},
