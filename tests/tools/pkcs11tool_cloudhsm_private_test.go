@@ -42,6 +42,29 @@ func TestPkcs11ToolCloudHSMPublicKeyPrivate(t *testing.T) {
 				}
 				return ok(r, "Key pair generated")
 			})
+			// Behaviour 9: with --private the public key is private in both
+			// profiles; in cloudhsm every crypto user still lists it, in
+			// standard only its owner does.
+			e.check("keypairgen --private", true, func() error {
+				return ok(e.p11("--login", "--pin", cloudhsmUserPIN, "--session-rw", "--keypairgen", "--key-type",
+					"EC:prime256v1", "--usage-sign", "--private", "--id", "04", "--label", "ec4"), "Key pair generated")
+			})
+			e.check("another crypto user lists the private public key in cloudhsm only", false, func() error {
+				if err := ok(e.run(cli, "--config", e.conf, "--pin", soPIN, "user", "create", "--username", "bob",
+					"--role", "crypto-user", "--password", "bobpassword1")); err != nil {
+					return err
+				}
+				r := e.p11("--login", "--pin", "bob:bobpassword1", "--session-rw", "-O")
+				if err := ok(r); err != nil {
+					return err
+				}
+				pub := hasObject(parseObjects(r.stdout), "Public Key Object; EC", "ec4", "04")
+				priv := hasObject(parseObjects(r.stdout), "Private Key Object; EC", "ec4", "04")
+				if priv || pub != (profile == "cloudhsm") {
+					return fmt.Errorf("bob sees the public key: %v, the private key: %v\n%s", pub, priv, r)
+				}
+				return nil
+			})
 		})
 	}
 }
