@@ -18,13 +18,14 @@ export GOTOOLCHAIN
 BUILD   := build
 LIB     := $(BUILD)/libgohsm.so
 CLI     := $(BUILD)/gohsm
+CHCLI   := $(BUILD)/cloudhsm-cli
 DEMO    := $(BUILD)/gohsm-demo
 LDMAP   := $(CURDIR)/pkcs11/libgohsm.map
 GOFILES := $(shell find . -name '*.go' -not -path './build/*') $(wildcard pkcs11/*.c pkcs11/*.h include/*.h) go.mod go.sum
 
 .PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean install uninstall fuzz
 
-all: $(LIB) $(CLI)
+all: $(LIB) $(CLI) $(CHCLI)
 
 lib: $(LIB)
 cli: $(CLI)
@@ -39,6 +40,10 @@ $(LIB): $(GOFILES) pkcs11/libgohsm.map
 $(CLI): $(GOFILES)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/gohsm
+
+$(CHCLI): $(GOFILES)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/cloudhsm-cli
 
 $(DEMO): cmd/gohsm-demo/demo.c $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
@@ -92,10 +97,11 @@ P11KITDIR  ?= /usr/share/p11-kit/modules
 SYSCONFDIR ?= /etc
 BINDIR     ?= $(PREFIX)/bin
 
-install: $(LIB) $(CLI)
+install: $(LIB) $(CLI) $(CHCLI)
 	install -d $(DESTDIR)$(PKCS11DIR) $(DESTDIR)$(P11KITDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/gohsm
 	install -m 0644 $(LIB) $(DESTDIR)$(PKCS11DIR)/libgohsm.so
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/gohsm
+	install -m 0755 $(CHCLI) $(DESTDIR)$(BINDIR)/cloudhsm-cli
 	printf 'module: %s\n' $(PKCS11DIR)/libgohsm.so > $(DESTDIR)$(P11KITDIR)/gohsm.module
 	chmod 0644 $(DESTDIR)$(P11KITDIR)/gohsm.module
 	test -e $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf || install -m 0644 packaging/gohsm.conf $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf
@@ -103,6 +109,6 @@ install: $(LIB) $(CLI)
 # Removes what install put in place; a configuration changed since (or a
 # token directory) is left alone.
 uninstall:
-	rm -f $(DESTDIR)$(PKCS11DIR)/libgohsm.so $(DESTDIR)$(P11KITDIR)/gohsm.module $(DESTDIR)$(BINDIR)/gohsm
+	rm -f $(DESTDIR)$(PKCS11DIR)/libgohsm.so $(DESTDIR)$(P11KITDIR)/gohsm.module $(DESTDIR)$(BINDIR)/gohsm $(DESTDIR)$(BINDIR)/cloudhsm-cli
 	if cmp -s packaging/gohsm.conf $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; then rm -f $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; fi
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/gohsm 2>/dev/null

@@ -31,6 +31,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/cloudhsmcli"
 	"gohsm/token"
 )
 
@@ -150,6 +151,19 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	if rest[0] == "help" {
 		printHelp(stdout)
 		return exitOK
+	}
+	if rest[0] == "cloudhsm-cli" {
+		// CloudHSM CLI's own command set (package cloudhsmcli), on the
+		// token --config and --slot select.
+		opts := cloudhsmcli.Options{Config: g.config}
+		if opts.Config == "" {
+			opts.Config = os.Getenv("GOHSM_CONF")
+		}
+		if g.slotSet {
+			n := uint(g.slot)
+			opts.Slot = &n
+		}
+		return cloudhsmcli.Run(rest[1:], os.Stdin, stdout, stderr, opts)
 	}
 	cmd := lookup(rest)
 	if cmd == nil {

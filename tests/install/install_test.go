@@ -52,6 +52,7 @@ func TestInstallUninstall(t *testing.T) {
 		"usr/lib/x86_64-linux-gnu/pkcs11/libgohsm.so",
 		"usr/share/p11-kit/modules/gohsm.module",
 		"usr/bin/gohsm",
+		"usr/bin/cloudhsm-cli",
 		"etc/gohsm/gohsm.conf",
 	}, got)
 	mod, err := os.ReadFile(filepath.Join(dest, "usr/share/p11-kit/modules/gohsm.module"))

@@ -30,7 +30,7 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 const (
 	goldenDB       = "testdata/token-v1.db"
 	goldenSchemaV1 = "testdata/schema-v1.sql"
-	goldenSchema   = "testdata/schema-v2.sql"
+	goldenSchema   = "testdata/schema-v3.sql"
 	goldenDBV2     = "testdata/token-v2.db"
 )
 
@@ -240,6 +240,13 @@ func TestGoldenSchema(t *testing.T) {
 
 	g := openTest(t, dir)
 	assert.Equal(t, string(want), schemaDump(t, g.(*sqliteStore).db), "schema of the golden token once opened")
+
+	// testdata/schema-v2.sql stays as the record of format 2 (with the
+	// login registry that format-2 builds add at Open).
+	dir = t.TempDir()
+	copyFile(t, goldenDBV2, filepath.Join(dir, DBName))
+	g = openTest(t, dir)
+	assert.Equal(t, string(want), schemaDump(t, g.(*sqliteStore).db), "schema of the format-2 golden token once opened")
 }
 
 // writeGoldenV2 writes the format-2 golden token: the same users and

@@ -10,7 +10,7 @@ import (
 // token with a higher version and upgrades a lower one through migrations.
 // It is a variable only so that the migration test can pretend to be a newer
 // build.
-var formatVersion = 2
+var formatVersion = 3
 
 // applicationID marks the SQLite file as a gohsm token ("ghs1") in the
 // database header, so Open refuses an unrelated SQLite database instead of
@@ -23,6 +23,7 @@ const applicationID = 0x67687331
 // database under testdata/.
 var migrations = map[int]func(tx execer) error{
 	1: migrateV1,
+	2: migrateV2,
 }
 
 // schemaV2 is what format 2 adds to format 1: per-user keys. The key
@@ -54,6 +55,62 @@ var schemaV2 = []string{
 
 func migrateV1(tx execer) error {
 	for _, stmt := range schemaV2 {
+		if _, err := tx.Exec(stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// schemaV3 is what format 3 adds to format 2: the operator's plane of
+// issue 15 (docs/audit.md, docs/quorum.md).
+//
+//   - audit: the audit log, one gap-free sequence per stream (an emulated
+//     HSM's ID); record is the event as token/audit encodes it, mac chains
+//     it to the record before it (ChainMAC). Rows are appended in the
+//     transaction of the change they record (Store.Audited).
+//   - meta 'audit_key': the chain's HMAC key, made here with the table.
+//   - quorum_keys: a user's registered quorum public key (PKIX DER).
+//   - quorum_values: the M of each quorum service ("user", "quorum", ...);
+//     a missing row means 1.
+//   - quorum_tokens: outstanding quorum tokens: the approval data approvers
+//     sign, its service and requester, expiry, and the approvals so far.
+//   - key_quorum: a key's use/manage quorum values (missing row: 1, 1).
+var schemaV3 = []string{
+	`CREATE TABLE audit (
+	stream TEXT NOT NULL,
+	seq    INTEGER NOT NULL CHECK (seq >= 0),
+	record BLOB NOT NULL,
+	mac    BLOB NOT NULL,
+	PRIMARY KEY (stream, seq)
+) WITHOUT ROWID`,
+	`INSERT INTO meta (key, value) VALUES ('audit_key', randomblob(32))`,
+	`CREATE TABLE quorum_keys (
+	user       TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	public_key BLOB NOT NULL
+)`,
+	`CREATE TABLE quorum_values (
+	service TEXT PRIMARY KEY NOT NULL,
+	value   INTEGER NOT NULL CHECK (value >= 1)
+)`,
+	`CREATE TABLE quorum_tokens (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	service   TEXT NOT NULL,
+	user      TEXT NOT NULL,
+	approval  BLOB NOT NULL,
+	created   INTEGER NOT NULL,
+	expires   INTEGER NOT NULL,
+	approvals BLOB NOT NULL DEFAULT x''
+)`,
+	`CREATE TABLE key_quorum (
+	object_id INTEGER PRIMARY KEY NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
+	use_value    INTEGER NOT NULL CHECK (use_value >= 1),
+	manage_value INTEGER NOT NULL CHECK (manage_value >= 1)
+)`,
+}
+
+func migrateV2(tx execer) error {
+	for _, stmt := range schemaV3 {
 		if _, err := tx.Exec(stmt); err != nil {
 			return err
 		}

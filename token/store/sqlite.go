@@ -53,7 +53,15 @@ const defaultBusyTimeout = 10 * time.Second
 // WAL); ordinary lock waits happen inside busy_timeout.
 const maxBusyRetries = 20
 
+// sqliteStore is a view of one open token: the token's state (sqliteCore)
+// and the audit events its writes append (none for the store Open
+// returns; Audited makes views with some).
 type sqliteStore struct {
+	*sqliteCore
+	events []AuditEvent
+}
+
+type sqliteCore struct {
 	db      *sql.DB
 	stmts   stmtCache
 	writeMu sync.Mutex
@@ -116,7 +124,7 @@ func Open(dir string, opts Options) (Store, error) {
 	// process, and writers serialise on the database lock anyway.
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(4)
-	s := &sqliteStore{db: db, shm: shm}
+	s := &sqliteStore{sqliteCore: &sqliteCore{db: db, shm: shm}}
 	s.stmts.db = db
 	if err := s.prepareSchema(); err != nil {
 		s.Close()
@@ -445,6 +453,9 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 			}
 		}()
 		if err := fn(t); err != nil {
+			return err
+		}
+		if err := appendAudit(t, s.events); err != nil {
 			return err
 		}
 		c.Before, pre, preOK = s.mark()

@@ -227,4 +227,9 @@ type Store interface {
 	// Escrow, Legacy; not their passwords) and the Sealed values and Keys of
 	// the given objects (ErrConflict when one's Version changed).
 	UpgradeKeys(escrowPublic []byte, users []UserRecord, objs []ObjectRecord) error
+
+	// Audited returns a view whose writes also append events in the same
+	// transaction; Audit appends events alone (audit.go).
+	Audited(events ...AuditEvent) Store
+	Audit(events ...AuditEvent) error
 }
