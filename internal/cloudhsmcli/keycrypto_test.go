@@ -13,12 +13,14 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 	"gohsm/token"
 	"gohsm/token/attrs"
 )
@@ -266,12 +268,14 @@ func TestKeyWrapUnwrapRoundTrip(t *testing.T) {
 				require.Equal(t, "unwrapped-"+c.mech, keyAttr(t, got, "label"))
 				require.Equal(t, true, keyAttr(t, got, "encrypt"))
 			}
-			if profile == "cloudhsm" {
-				// The cloudhsm profile's aes-gcm IV is the HSM's: two wraps differ.
-				a := e.ok(cryptoAlicePIN, "key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "128")
-				b := e.ok(cryptoAlicePIN, "key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "128")
-				require.NotEqual(t, string(a), string(b))
-			}
+			// aes-gcm never reuses an IV: the HSM's in the cloudhsm
+			// profile, the CLI's random one elsewhere.
+			var a, b wrapOutput
+			gcm := []string{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "128"}
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, gcm...), &a))
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, gcm...), &b))
+			require.NotEqual(t, a.IV, b.IV)
+			require.NotEqual(t, "0x000000000000000000000000", a.IV)
 		})
 	}
 }
@@ -452,5 +456,56 @@ func TestCryptoSignVerify(t *testing.T) {
 			e.fails("", ErrNotLoggedIn.Error(), "crypto", "sign", "ecdsa", "--key-filter", "attr.label=ec-priv",
 				"--hash-function", "sha256", "--data", b64(msg))
 		})
+	}
+}
+
+// TestCryptoSignOpenSSL: openssl verifies crypto sign's signatures (ECDSA
+// re-encoded from r||s to DER, RSA-PSS as is) on the PEM that key
+// generate-file writes.
+func TestCryptoSignOpenSSL(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		testenv.Missing(t, "openssl not installed")
+	}
+	e := newCryptoEnv(t, "cloudhsm")
+	e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+		rsaPair(t, m, h, "rsa")
+		ecPair(t, m, h, "ec")
+	})
+	msg := []byte("verified by openssl")
+	data := filepath.Join(e.dir, "data")
+	require.NoError(t, os.WriteFile(data, msg, 0o600))
+	for _, c := range []struct {
+		label string
+		sign  []string
+		pkey  []string
+	}{
+		{"ec", []string{"ecdsa", "--hash-function", "sha384"}, nil},
+		{"rsa", []string{"rsa-pkcs-pss", "--hash-function", "sha384", "--mgf", "mgf1-sha384", "--salt-length", "48"},
+			[]string{"-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:48"}},
+	} {
+		pub := filepath.Join(e.dir, c.label+".pem")
+		e.ok(cryptoAlicePIN, "key", "generate-file", "--encoding", "pem", "--path", pub, "--filter", "attr.label="+c.label+"-pub")
+		var out struct{ Signature string }
+		require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, append(append([]string{"crypto", "sign"}, c.sign...),
+			"--key-filter", "attr.label="+c.label+"-priv", "--data-path", data)...), &out))
+		sig, err := base64.StdEncoding.DecodeString(out.Signature)
+		require.NoError(t, err)
+		if c.label == "ec" {
+			half := len(sig) / 2
+			sig, err = asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:half]), new(big.Int).SetBytes(sig[half:])})
+			require.NoError(t, err)
+		}
+		sigPath := filepath.Join(e.dir, c.label+".sig")
+		require.NoError(t, os.WriteFile(sigPath, sig, 0o600))
+		args := append([]string{"dgst", "-sha384", "-verify", pub, "-signature", sigPath}, c.pkey...)
+		res, err := exec.Command(openssl, append(args, data)...).CombinedOutput()
+		require.NoError(t, err, "%s", res)
+		require.Contains(t, string(res), "Verified OK")
+		// And a changed message is not.
+		other := filepath.Join(e.dir, "other")
+		require.NoError(t, os.WriteFile(other, []byte("something else"), 0o600))
+		res, err = exec.Command(openssl, append(args, other)...).CombinedOutput()
+		require.Error(t, err, "%s", res)
 	}
 }

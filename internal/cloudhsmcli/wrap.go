@@ -85,7 +85,7 @@ func (wm wrapMechanism) mechanism(c *Context) (ck.MechanismType, *token.Slot, er
 			return t, s, nil
 		}
 	}
-	return 0, nil, fmt.Errorf("cloudhsmcli: %s: this token's profile has no %v: %w", wm.name, wm.mechs[0], ck.CKR_MECHANISM_INVALID)
+	return 0, nil, fmt.Errorf("cloudhsmcli: %s: this token's profile does not offer %v for wrapping: %w", wm.name, wm.mechs[0], ck.CKR_MECHANISM_INVALID)
 }
 
 // wrapParams are the mechanism flags of one subcommand.
