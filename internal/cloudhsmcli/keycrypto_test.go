@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -508,4 +509,47 @@ func TestCryptoSignOpenSSL(t *testing.T) {
 		res, err = exec.Command(openssl, append(args, other)...).CombinedOutput()
 		require.Error(t, err, "%s", res)
 	}
+}
+
+// TestCryptoSignEd25519: where the profile has Ed25519 (standard) crypto
+// sign ed25519 signs and crypto/ed25519 verifies on the exported PEM;
+// the cloudhsm profile (SDK 5's PKCS#11 list has no EdDSA) refuses the
+// mechanism.
+func TestCryptoSignEd25519(t *testing.T) {
+	msg := []byte("edwards")
+	b64 := base64.StdEncoding.EncodeToString
+	ed, _ := CurveParams("ed25519")
+	e := newCryptoEnv(t, "standard")
+	e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+		genPair(t, m, h, ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, "ed",
+			attrs.Template{ck.CKA_EC_PARAMS: ed, ck.CKA_VERIFY: []byte{1}}, attrs.Template{ck.CKA_SIGN: []byte{1}})
+	})
+	var out struct{ Signature string }
+	require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, "crypto", "sign", "ed25519", "--key-filter", "attr.label=ed-priv", "--data", b64(msg)), &out))
+	sig, err := base64.StdEncoding.DecodeString(out.Signature)
+	require.NoError(t, err)
+	path := filepath.Join(e.dir, "ed.pem")
+	e.ok(cryptoAlicePIN, "key", "generate-file", "--encoding", "pem", "--path", path, "--filter", "attr.label=ed-pub")
+	text, err := os.ReadFile(path)
+	require.NoError(t, err)
+	b, _ := pem.Decode(text)
+	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
+	require.NoError(t, err)
+	require.True(t, ed25519.Verify(pub.(ed25519.PublicKey), msg, sig))
+	e.ok(cryptoAlicePIN, "crypto", "verify", "ed25519", "--key-filter", "attr.label=ed-pub", "--data", b64(msg), "--signature", b64(sig))
+	e.fails(cryptoAlicePIN, "Signature verification failed", "crypto", "verify", "ed25519", "--key-filter", "attr.label=ed-pub",
+		"--data", b64([]byte("other")), "--signature", b64(sig))
+	listed := e.cuContext(cryptoAlicePIN)
+	k, err := listed.FindKeyByTerms("filter", []string{"attr.label=ed-pub"})
+	require.NoError(t, err)
+	o, err := listed.KeyAttributes(k)
+	require.NoError(t, err)
+	kt, _ := o.Get("key-type")
+	cv, _ := o.Get("curve")
+	require.Equal(t, "ec-edwards", kt)
+	require.Equal(t, "ed25519", cv)
+
+	c := newCryptoEnv(t, "cloudhsm")
+	c.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) { ecPair(t, m, h, "ec") })
+	c.fails(cryptoAlicePIN, "CKR_MECHANISM_INVALID", "crypto", "sign", "ed25519", "--key-filter", "attr.label=ec-priv", "--data", b64(msg))
 }
