@@ -553,3 +553,31 @@ func TestCryptoSignEd25519(t *testing.T) {
 	c.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) { ecPair(t, m, h, "ec") })
 	c.fails(cryptoAlicePIN, "CKR_MECHANISM_INVALID", "crypto", "sign", "ed25519", "--key-filter", "attr.label=ec-priv", "--data", b64(msg))
 }
+
+// TestKeyUnwrapShare: --share-crypto-users shares the unwrapped key (bob
+// can then use it); a share the token refuses removes the new key again.
+func TestKeyUnwrapShare(t *testing.T) {
+	for _, profile := range profiles {
+		t.Run(profile, func(t *testing.T) {
+			e := newCryptoEnv(t, profile)
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				createAES(t, m, h, "kek", bytes.Repeat([]byte{0x11}, 32), nil)
+			})
+			data := base64.StdEncoding.EncodeToString(mustWrapRFC3394(t))
+			unwrap := func(label string, users ...string) []string {
+				return append([]string{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=kek", "--key-type-class", "aes",
+					"--label", label, "--data", data, "--attributes", "encrypt=true", "--share-crypto-users"}, users...)
+			}
+			got := e.ok(cryptoAlicePIN, unwrap("for-bob", "bob")...)
+			require.Contains(t, string(got), `"username": "bob"`)
+			bob := e.cuContext(cryptoBobPIN)
+			_, err := bob.FindKeyByTerms("filter", []string{"attr.label=for-bob"})
+			require.NoError(t, err, "bob sees the key shared with him")
+
+			e.fails(cryptoAlicePIN, "sharing with carol", unwrap("for-carol", "bob", "carol")...)
+			alice := e.cuContext(cryptoAlicePIN)
+			_, err = alice.FindKeyByTerms("filter", []string{"attr.label=for-carol"})
+			require.ErrorIs(t, err, ErrNoKeyMatched, "the refused command left no key behind")
+		})
+	}
+}

@@ -338,6 +338,7 @@ func (wm wrapMechanism) setupUnwrap(fs *flag.FlagSet) func(c *Context) (any, err
 	ktc := fs.String("key-type-class", "", "Key type and class of wrapped key [possible values: aes, des3, ec-private, generic-secret, rsa-private]")
 	label := fs.String("label", "", "Label for the unwrapped key")
 	session := fs.Bool("session", false, "Creates a session key that exists only in the current session. The key cannot be recovered after the session ends")
+	shareWith := Multi(fs, "share-crypto-users", "Space separated list of Crypto User usernames to share the unwrapped key with")
 	p := wm.addParams(fs, true)
 	return func(c *Context) (any, error) {
 		if err := needFlags(fs, append([]string{"filter", "key-type-class", "label"}, p.requiredFlags...)...); err != nil {
@@ -379,12 +380,30 @@ func (wm wrapMechanism) setupUnwrap(fs *flag.FlagSet) func(c *Context) (any, err
 		if err != nil {
 			return nil, err
 		}
+		if err := c.shareNew(obj, *shareWith); err != nil {
+			return nil, err
+		}
 		k, err := c.describeKey(obj)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]any{"key": k}, nil
 	}
+}
+
+// shareNew shares a key the command just made with users; if one share
+// fails the key is destroyed again, so that a refused command leaves
+// nothing behind.
+func (c *Context) shareNew(obj ck.ULong, users []string) error {
+	for _, u := range users {
+		if err := c.m.Share(c.h, obj, u, true); err != nil {
+			if derr := c.m.DestroyObject(c.h, obj); derr != nil {
+				return fmt.Errorf("cloudhsmcli: sharing with %s: %w (and the new key %s could not be removed: %v)", u, err, KeyReference(obj), derr)
+			}
+			return fmt.Errorf("cloudhsmcli: sharing with %s: %w", u, err)
+		}
+	}
+	return nil
 }
 
 // setFixed sets an attribute a flag decides, refusing an --attributes
