@@ -581,3 +581,38 @@ func TestKeyUnwrapShare(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyCryptoBadInput: hostile flag values are refused with a message,
+// never a crash, and change nothing.
+func TestKeyCryptoBadInput(t *testing.T) {
+	e := newCryptoEnv(t, "cloudhsm")
+	e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+		createAES(t, m, h, "kek", bytes.Repeat([]byte{0x11}, 32), nil)
+		createAES(t, m, h, "payload", bytes.Repeat([]byte{0x42}, 32), nil)
+		rsaPair(t, m, h, "rsa")
+	})
+	big := base64.StdEncoding.EncodeToString(make([]byte, 1<<20))
+	for _, args := range [][]string{
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "-8"},
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "4096"},
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "128", "--aad", "zz"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--path", "/nonexistent/dir/x"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "key-reference=0xffffffffffffffff", "--wrapping-filter", "attr.label=kek"},
+		{"key", "unwrap", "aes-gcm", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--tag-length-bits", "128", "--iv", "0x00", "--data", "AAAA"},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--data", big},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--data", ""},
+		{"crypto", "sign", "rsa-pkcs-pss", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--salt-length", "-1", "--data", "AAAA"},
+		{"crypto", "sign", "rsa-pkcs-pss", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--salt-length", "100000", "--data", "AAAA"},
+		{"crypto", "sign", "rsa-pkcs", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--data-type", "hex", "--data", "AAAA"},
+		{"crypto", "verify", "rsa-pkcs", "--key-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--data", "AAAA", "--signature", big},
+		{"crypto", "verify", "rsa-pkcs", "--key-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--data", "AAAA", "--signature-path", "/nonexistent"},
+	} {
+		code, out := e.run(cryptoAlicePIN, args...)
+		require.Equal(t, 1, code, "%v: %s", args, out)
+		require.Contains(t, out, `"error_code": 1`)
+	}
+	// Nothing was made: alice still has exactly her four keys.
+	keys, err := e.cuContext(cryptoAlicePIN).FindKeys(Filter{Tmpl: attrs.Template{}})
+	require.NoError(t, err)
+	require.Len(t, keys, 4)
+}
