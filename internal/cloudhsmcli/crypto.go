@@ -97,7 +97,7 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 	req := []string{"key-filter"}
 	if kind != signEd25519 {
 		hash = fs.String("hash-function", "", "Hash algorithm [possible values: sha1, sha224, sha256, sha384, sha512]")
-		dataType = fs.String("data-type", "raw", "The type of data passed in, used in conjunction with the hash function [possible values: raw, digest]")
+		dataType = fs.String("data-type", "raw", "The type of data passed in, either raw or digest [possible values: raw, digest]")
 		req = append(req, "hash-function")
 	}
 	if kind == signRSAPSS {
