@@ -101,8 +101,8 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 		req = append(req, "hash-function")
 	}
 	if kind == signRSAPSS {
-		mgf = fs.String("mgf", "", "Mask Generation Function algorithm [possible values: mgf1-sha1, mgf1-sha224, mgf1-sha256, mgf1-sha384, mgf1-sha512]")
-		salt = fs.Int("salt-length", 0, "Salt length")
+		mgf = fs.String("mgf", "", "The mask generation function [possible values: mgf1-sha1, mgf1-sha224, mgf1-sha256, mgf1-sha384, mgf1-sha512]")
+		salt = fs.Int("salt-length", 0, "The salt length")
 		req = append(req, "mgf", "salt-length")
 	}
 	verb := "signed"
@@ -110,7 +110,11 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 		verb = "verified"
 	}
 	dataPath := fs.String("data-path", "", "The path to the file containing the data to be "+verb)
-	data := fs.String("data", "", "Base64 encoded data to be "+verb)
+	dataHelp := "Base64 encoded data to be verified"
+	if !verify {
+		dataHelp = "Base64 Encoded data to be signed"
+	}
+	data := fs.String("data", "", dataHelp)
 	var sigPath, sig *string
 	if verify {
 		sigPath = fs.String("signature-path", "", "The path to where the signature is located")
@@ -205,6 +209,11 @@ func signMechanism(kind signKind, hash, mgf, dataType *string, salt *int, msg []
 	m, err := mgfByName(*mgf)
 	if err != nil {
 		return token.Mechanism{}, nil, err
+	}
+	// "The mask generation function hash function must match the signing
+	// mechanism hash function." (cloudhsm_cli-crypto-sign-rsa-pkcs-pss)
+	if *mgf != "mgf1-"+h.name {
+		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("the mask generation function %s does not match the hash function %s", *mgf, h.name)}
 	}
 	if *salt < 0 {
 		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("invalid value '%d' for '--salt-length <SALT_LENGTH>'", *salt)}

@@ -444,6 +444,8 @@ func TestCryptoSignVerify(t *testing.T) {
 				"--salt-length", "32", "--data", b64(msg), "--signature", b64(sig))
 
 			// Refusals.
+			e.fails(cryptoAlicePIN, "the mask generation function mgf1-sha1 does not match the hash function sha256", "crypto", "sign", "rsa-pkcs-pss",
+				"--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha1", "--salt-length", "32", "--data", b64(msg))
 			e.fails(cryptoAlicePIN, "a sha256 digest is 32 bytes, the data is 31", "crypto", "sign", "ecdsa", "--key-filter", "attr.label=ec-priv",
 				"--hash-function", "sha256", "--data-type", "digest", "--data", b64(digest[:31]))
 			e.fails(cryptoAlicePIN, "the following required arguments were not provided: --hash-function <HASH_FUNCTION>",
