@@ -269,6 +269,21 @@ func TestKeyWrapUnwrapRoundTrip(t *testing.T) {
 				require.Equal(t, "unwrapped-"+c.mech, keyAttr(t, got, "label"))
 				require.Equal(t, true, keyAttr(t, got, "encrypt"))
 			}
+			// A private key: an EC key wrapped with rsa-aes unwraps into a
+			// key that signs what the original public key verifies.
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) { ecPair(t, m, h, "ec") })
+			var w wrapOutput
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, "key", "wrap", "rsa-aes", "--payload-filter", "attr.label=ec-priv",
+				"--wrapping-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--mgf", "mgf1-sha256"), &w))
+			e.ok(cryptoAlicePIN, "key", "unwrap", "rsa-aes", "--filter", "attr.label=rsa-priv", "--key-type-class", "ec-private",
+				"--label", "ec-copy", "--data", w.Data, "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--attributes", "sign=true")
+			var sig struct{ Signature string }
+			data := base64.StdEncoding.EncodeToString([]byte("signed by the unwrapped copy"))
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, "crypto", "sign", "ecdsa", "--key-filter", "attr.label=ec-copy",
+				"--hash-function", "sha256", "--data", data), &sig))
+			e.ok(cryptoAlicePIN, "crypto", "verify", "ecdsa", "--key-filter", "attr.label=ec-pub", "--hash-function", "sha256",
+				"--data", data, "--signature", sig.Signature)
+
 			// aes-gcm never reuses an IV: the HSM's in the cloudhsm
 			// profile, the CLI's random one elsewhere.
 			var a, b wrapOutput
@@ -331,14 +346,29 @@ func TestKeyWrapRefusals(t *testing.T) {
 				shared := createAES(t, m, h, "shared", bytes.Repeat([]byte{0x44}, 32), nil)
 				require.NoError(t, m.Share(h, shared, "bob", true))
 			})
+			var trustedKEK ck.ULong
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				trustedKEK = createAES(t, m, h, "trusted-kek", bytes.Repeat([]byte{0x66}, 32), nil)
+			})
 			e.as(cryptoBobPIN, func(m *token.Module, h ck.ULong) {
 				createAES(t, m, h, "bob-kek", bytes.Repeat([]byte{0x55}, 32), nil)
 			})
+			// An admin marks one wrapping key trusted (CloudHSM: only admins set trusted).
+			func() {
+				m := e.open()
+				defer m.Close()
+				h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+				require.NoError(t, err)
+				require.NoError(t, m.Login(h, ck.CKU_SO, []byte(cryptoAdminPIN)))
+				require.NoError(t, m.SetTrusted(h, trustedKEK, true))
+			}()
 			wrap := func(pin, payload, wrapping string) []string {
 				return []string{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=" + payload, "--wrapping-filter", "attr.label=" + wrapping}
 			}
 			e.fails(cryptoAlicePIN, "CKR_KEY_UNEXTRACTABLE", wrap(cryptoAlicePIN, "stuck", "kek")...)
 			e.fails(cryptoAlicePIN, "CKR_KEY_NOT_WRAPPABLE", wrap(cryptoAlicePIN, "guarded", "kek")...)
+			require.Contains(t, string(e.ok(cryptoAlicePIN, wrap(cryptoAlicePIN, "guarded", "trusted-kek")...)), "wrapped_key_data",
+				"a wrap-with-trusted key wraps under a trusted key")
 			// bob sees alice's shared key (he may use it) but may not export it.
 			bobShared := e.ok(cryptoBobPIN, "key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=bob-kek", "--wrapping-filter", "attr.label=shared")
 			require.Contains(t, string(bobShared), "wrapped_key_data")
