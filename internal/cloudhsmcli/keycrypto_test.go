@@ -648,3 +648,25 @@ func TestKeyCryptoBadInput(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, keys, 4)
 }
+
+// TestKeyCryptoCommandsAreCryptoUsers: the key and crypto commands of
+// this file are crypto-user commands (CloudHSM's "User type: Crypto users
+// (CUs)"): an admin is refused before the token is touched.
+func TestKeyCryptoCommandsAreCryptoUsers(t *testing.T) {
+	e := newCryptoEnv(t, "cloudhsm")
+	t.Setenv("CLOUDHSM_ROLE", "admin")
+	t.Setenv("CLOUDHSM_PIN", cryptoAdminPIN)
+	for _, args := range [][]string{
+		{"key", "import", "pem", "--path", filepath.Join("testdata", "rsa2048-public.pem"), "--label", "x", "--key-type-class", "rsa-public"},
+		{"key", "generate-file", "--encoding", "pem", "--path", filepath.Join(e.dir, "x"), "--filter", "attr.label=x"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=x", "--wrapping-filter", "attr.label=y"},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=x", "--key-type-class", "aes", "--label", "x", "--data", "AAAA"},
+		{"crypto", "sign", "ecdsa", "--key-filter", "attr.label=x", "--hash-function", "sha256", "--data", "AAAA"},
+		{"crypto", "verify", "ed25519", "--key-filter", "attr.label=x", "--data", "AAAA", "--signature", "AAAA"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(args, bytes.NewReader(nil), &out, &errb, Options{Config: e.conf})
+		require.Equal(t, 1, code, "%v: %s", args, out.String())
+		require.Contains(t, out.String(), ErrWrongRole.Error(), args)
+	}
+}
