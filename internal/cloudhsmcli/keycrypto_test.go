@@ -670,3 +670,40 @@ func TestKeyCryptoCommandsAreCryptoUsers(t *testing.T) {
 		require.Contains(t, out.String(), ErrWrongRole.Error(), args)
 	}
 }
+
+// TestCryptoSignGolden: crypto sign rsa-pkcs (deterministic) with a fixed
+// test key gives the golden output, and the signature is the one Go's
+// crypto/rsa makes with the same key.
+func TestCryptoSignGolden(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("testdata", "rsa2048-private.pem"))
+	require.NoError(t, err)
+	b, _ := pem.Decode(text)
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	require.NoError(t, err)
+	priv := k.(*rsa.PrivateKey)
+	for _, profile := range profiles {
+		t.Run(profile, func(t *testing.T) {
+			e := newCryptoEnv(t, profile)
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				_, err := m.CreateObject(h, attrs.Template{
+					ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
+					ck.CKA_TOKEN: []byte{1}, ck.CKA_LABEL: []byte("fixed"), ck.CKA_SIGN: []byte{1},
+					ck.CKA_MODULUS: priv.N.Bytes(), ck.CKA_PUBLIC_EXPONENT: big.NewInt(int64(priv.E)).Bytes(),
+					ck.CKA_PRIVATE_EXPONENT: priv.D.Bytes(), ck.CKA_PRIME_1: priv.Primes[0].Bytes(), ck.CKA_PRIME_2: priv.Primes[1].Bytes(),
+					ck.CKA_EXPONENT_1: priv.Precomputed.Dp.Bytes(), ck.CKA_EXPONENT_2: priv.Precomputed.Dq.Bytes(),
+					ck.CKA_COEFFICIENT: priv.Precomputed.Qinv.Bytes(),
+				})
+				require.NoError(t, err)
+			})
+			msg := []byte("golden")
+			code, out := e.run(cryptoAlicePIN, "crypto", "sign", "rsa-pkcs", "--key-filter", "attr.label=fixed",
+				"--hash-function", "sha256", "--data", base64.StdEncoding.EncodeToString(msg))
+			require.Equal(t, 0, code, out)
+			cryptoGolden(t, "crypto-sign-rsa-pkcs", out)
+			digest := sha256.Sum256(msg)
+			want, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+			require.NoError(t, err)
+			require.Contains(t, out, base64.StdEncoding.EncodeToString(want))
+		})
+	}
+}
