@@ -258,7 +258,7 @@ func (s *sqliteStore) SetKeyQuorum(objectID int64, use, manage int) error {
 			return err
 		}
 		_, err := tx.Exec(`INSERT OR REPLACE INTO key_quorum (object_id, use_value, manage_value) VALUES (?, ?, ?)`,
-			objectID, max(use, 1), max(manage, 1))
+			objectID, use, manage)
 		return err
 	})
 	return wrapDB("set key quorum", err)
