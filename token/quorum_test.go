@@ -311,6 +311,9 @@ func TestKeyQuorumGates(t *testing.T) {
 	_, err = m.Sign(h, make([]byte, 32), Out{Buf: make([]byte, 128)})
 	require.NoError(t, err)
 	assert.ErrorIs(t, m.SignInit(h, ecdsa, priv), ck.CKR_FUNCTION_REJECTED, "one token, one signature")
+	// Refused again once nothing in the store changed: the session's
+	// fast key cache does not let the key through.
+	assert.ErrorIs(t, m.SignInit(h, ecdsa, priv), ck.CKR_FUNCTION_REJECTED, "not from the fast key cache")
 	require.NoError(t, m.SetKeyQuorumValues(h, plain, 0, 0))
 
 	// Manage: share, unshare, set attribute, wrap (as wrapping key and as
