@@ -477,6 +477,27 @@ func (s *Slot) userGateLocked() error {
 	return s.quorumGateLocked(quorum.User, v, officers, quorum.ErrApprovalRequired)
 }
 
+// quorumDeleteGuardLocked refuses to delete an officer whose registered
+// key the admin services' values need: with fewer registered officers
+// than a value, nobody could approve that service again (CloudHSM's
+// lockout that its M+1 advice is about).
+func (s *Slot) quorumDeleteGuardLocked(name string) error {
+	_, registered, _, err := s.officersLocked()
+	if err != nil || !slices.Contains(registered, name) {
+		return err
+	}
+	vs, err := s.quorumValuesLocked()
+	if err != nil {
+		return err
+	}
+	for _, svc := range quorum.Services(s.prof.Identity.QuorumCluster) {
+		if v := quorum.Value(vs, svc); v > 1 && len(registered)-1 < v {
+			return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Deleting %s would leave %d admins with registered quorum keys, fewer than the %s service's quorum value %d: nobody could approve it again", name, len(registered)-1, svc, v), RV: ck.CKR_ACTION_PROHIBITED})
+		}
+	}
+	return nil
+}
+
 // keyUsersLocked are the users a key is associated with: its owner and the
 // users it is shared with.
 func keyUsers(o *Object) []string {

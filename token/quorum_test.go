@@ -174,6 +174,19 @@ func TestQuorumUserService(t *testing.T) {
 	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.User, "admin2", "admin3")))
 	require.NoError(t, m.DeleteUser(h, "carol"))
 
+	// An approver the values need cannot be deleted: with user and
+	// quorum at 2, deleting one of three registered admins leaves 2 (fine),
+	// the next would leave 1.
+	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.User, "admin2", "admin3")))
+	require.NoError(t, m.CreateUser(h, "admin4", store.RoleCO, []byte("officer-pw4")))
+	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.User, "admin2", "admin3")))
+	require.NoError(t, m.DeleteUser(h, "admin4"), "no key registered: not an approver")
+	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.User, "admin2", "admin3")))
+	require.NoError(t, m.DeleteUser(h, "admin3"))
+	err = m.DeleteUser(h, "admin2")
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "nobody could approve")
+	assert.Contains(t, err.Error(), "fewer than")
+
 	// Changing another's password is gated; one's own is not.
 	assert.ErrorIs(t, m.ChangePassword(h, "bob", []byte("bob-pw-456")), quorum.ErrApprovalRequired)
 	require.NoError(t, m.ChangePassword(h, "admin", []byte("officer-pw")))

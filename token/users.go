@@ -123,6 +123,9 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
 	}
+	if err := s.quorumDeleteGuardLocked(name); err != nil {
+		return err
+	}
 	if err := s.userGateLocked(); err != nil {
 		return err
 	}
