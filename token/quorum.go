@@ -530,8 +530,10 @@ func (m *Module) SetKeyQuorumValues(h, obj ck.ULong, use, manage int) error {
 	if err != nil {
 		return err
 	}
-	if !o.token || !isKeyClass(o.class) {
-		return fmt.Errorf("token: key quorum values are for token keys: %w", ck.CKR_ACTION_PROHIBITED)
+	if !o.token || o.class != ck.CKO_PRIVATE_KEY && o.class != ck.CKO_SECRET_KEY {
+		// Public keys sign nothing and are never wrapped, shared or
+		// changed under a quorum: their values are not read.
+		return fmt.Errorf("token: key quorum values are for token secret and private keys: %w", ck.CKR_ACTION_PROHIBITED)
 	}
 	if o.owner != s.login.user {
 		return fmt.Errorf("token: object %d belongs to %q: %w", obj, o.owner, ck.CKR_ACTION_PROHIBITED)
@@ -570,7 +572,7 @@ func (m *Module) KeyQuorumValues(h, obj ck.ULong) (use, manage int, err error) {
 
 // loadKeyQuorumLocked reads a token key's quorum values into o.
 func (s *Slot) loadKeyQuorumLocked(o *Object) error {
-	if !isKeyClass(o.class) {
+	if o.class != ck.CKO_PRIVATE_KEY && o.class != ck.CKO_SECRET_KEY {
 		return nil
 	}
 	u, mg, err := s.st.KeyQuorum(int64(o.h))

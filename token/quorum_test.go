@@ -307,6 +307,8 @@ func TestKeyQuorumGates(t *testing.T) {
 	assert.ErrorIs(t, m.SetKeyQuorumValues(h, priv, 3, 0), ck.CKR_ARGUMENTS_BAD, "two users")
 	require.NoError(t, m.SetKeyQuorumValues(h, priv, 2, 0))
 	require.NoError(t, m.SetKeyQuorumValues(h, aes, 0, 2))
+	pubKey, _ := ecKeyPair(t, m, h, "other")
+	assert.ErrorIs(t, m.SetKeyQuorumValues(h, pubKey, 2, 0), ck.CKR_ACTION_PROHIBITED, "public keys have none")
 	assert.ErrorIs(t, m.SetKeyQuorumValues(h, aes, 0, 1), ck.CKR_ACTION_PROHIBITED, "set once")
 	u, mg, err := m.KeyQuorumValues(h, priv)
 	require.NoError(t, err)
