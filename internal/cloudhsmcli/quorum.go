@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"gohsm/internal/ck"
 	"gohsm/token/quorum"
 )
 
@@ -60,6 +61,37 @@ func (c *Context) approval(path string) error {
 		return err
 	}
 	return c.m.ApproveQuorumToken(h, b)
+}
+
+// keyQuorumFlags are a key-making command's --manage-key-quorum-value and
+// --use-key-quorum-value (UG:cloudhsm_cli-key-generate-symmetric-aes).
+type keyQuorumFlags struct{ manage, use *int }
+
+func addKeyQuorumFlags(fs *flag.FlagSet) keyQuorumFlags {
+	return keyQuorumFlags{
+		manage: fs.Int("manage-key-quorum-value", 0, "The quorum value for key management operations"),
+		use:    fs.Int("use-key-quorum-value", 0, "The quorum value for key usage operations"),
+	}
+}
+
+// setKeyQuorum sets a new key's quorum values, after it was shared (a
+// value may not exceed owner plus shared users); refused, the key is
+// destroyed again, so that a refused command leaves nothing behind.
+func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags) error {
+	if *f.manage == 0 && *f.use == 0 {
+		return nil
+	}
+	h, err := c.Session()
+	if err != nil {
+		return err
+	}
+	if err := c.m.SetKeyQuorumValues(h, obj, *f.use, *f.manage); err != nil {
+		if derr := c.m.DestroyObject(h, obj); derr != nil {
+			return fmt.Errorf("%w (and the new key %s could not be removed: %v)", err, KeyReference(obj), derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // quorumText is the CloudHSM CLI text of a quorum refusal, without the

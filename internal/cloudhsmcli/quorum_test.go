@@ -23,6 +23,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/attrs"
 	"gohsm/token/store"
 )
 
@@ -48,9 +49,11 @@ type quorumCLI struct {
 	conf string
 	keys map[string]*rsa.PrivateKey
 	log  bytes.Buffer // the transcript compared with the golden file
+	cfg  *token.Config
 }
 
-var quorumPINs = map[string]string{"admin": "admin:officer-pw", "admin2": "admin2:officer-pw2", "admin3": "admin3:officer-pw3", "cu1": "cu1:cu1-password"}
+var quorumPINs = map[string]string{"admin": "admin:officer-pw", "admin2": "admin2:officer-pw2", "admin3": "admin3:officer-pw3",
+	"cu1": "cu1:cu1-password", "cu2": "cu2:cu2-password"}
 
 func newQuorumCLI(t *testing.T, profile string) *quorumCLI {
 	qKeysOnce.Do(func() {
@@ -83,6 +86,8 @@ func newQuorumCLI(t *testing.T, profile string) *quorumCLI {
 		require.NoError(t, m.CreateUser(h, u, store.RoleCO, []byte(strings.SplitN(quorumPINs[u], ":", 2)[1])))
 	}
 	require.NoError(t, m.CreateUser(h, "cu1", store.RoleCU, []byte("cu1-password")))
+	require.NoError(t, m.CreateUser(h, "cu2", store.RoleCU, []byte("cu2-password")))
+	e.cfg = cfg
 	return e
 }
 
@@ -92,7 +97,7 @@ func (e *quorumCLI) run(user string, args ...string) (int, string) {
 	e.t.Helper()
 	role := ""
 	switch {
-	case user == "cu1":
+	case strings.HasPrefix(user, "cu"):
 		role = "crypto-user"
 	case user != "":
 		role = "admin"
@@ -268,4 +273,99 @@ func TestQuorumFlowCLI(t *testing.T) {
 			e.golden("quorum-flow-" + prof + ".golden")
 		})
 	}
+}
+
+// TestKeyQuorumCLI: a key's use value gates crypto sign (--approval), its
+// manage value key wrap (--payload-approval) and key unwrap (--approval);
+// approvers are the key's owner and sharees, crypto users who registered
+// keys; key unwrap's --use-key-quorum-value above the key's users is
+// refused and leaves no key behind.
+func TestKeyQuorumCLI(t *testing.T) {
+	e := newQuorumCLI(t, "cloudhsm")
+	e.keys["cu1"], e.keys["cu2"] = qKeys[0], qKeys[1]
+	e.register("cu1")
+	e.register("cu2")
+	// Keys made through the token API (key generation commands are
+	// cli-core's): an EC signing key and an AES wrapping key, shared
+	// with cu2, use value 2 and manage value 2.
+	m, err := token.Open(e.cfg)
+	require.NoError(t, err)
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
+	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+	_, priv, err := m.GenerateKeyPair(h, token.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec")},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec"), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(t, err)
+	aesTmpl := func(label string) attrs.Template {
+		return attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte(label),
+			ck.CKA_WRAP: attrs.Bool(true), ck.CKA_UNWRAP: attrs.Bool(true), ck.CKA_EXTRACTABLE: attrs.Bool(true)}
+	}
+	wrapper, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-wrapper"))
+	require.NoError(t, err)
+	payload, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-payload"))
+	require.NoError(t, err)
+	for _, k := range []ck.ULong{priv, wrapper, payload} {
+		require.NoError(t, m.Share(h, k, "cu2", true))
+	}
+	require.NoError(t, m.SetKeyQuorumValues(h, priv, 2, 0))
+	require.NoError(t, m.SetKeyQuorumValues(h, payload, 0, 2))
+	m.Close()
+
+	data := base64.StdEncoding.EncodeToString([]byte("quorum"))
+	sign := []string{"crypto", "sign", "ecdsa", "--key-filter", "key-reference=" + KeyReference(priv), "--hash-function", "sha256", "--data", data}
+	code, out := e.run("cu1", sign...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`, "UG key-quorum-auth-chsm-cli-crypto-user")
+	tf := e.path("sign.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-usage", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu1", "cu2")
+	code, out = e.run("cu1", append(sign, "--approval", tf)...)
+	require.Zero(t, code, out)
+	code, out = e.run("cu1", append(sign, "--approval", tf)...)
+	assert.Equal(t, 1, code, "used once")
+
+	wrap := []string{"key", "wrap", "aes-no-pad", "--payload-filter", "key-reference=" + KeyReference(payload),
+		"--wrapping-filter", "key-reference=" + KeyReference(wrapper)}
+	code, out = e.run("cu1", wrap...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`)
+	tf = e.path("wrap.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-management", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu2", "cu1")
+	code, out = e.run("cu1", append(wrap, "--payload-approval", tf)...)
+	require.Zero(t, code, out)
+	var w struct {
+		Data string `json:"wrapped_key_data"`
+	}
+	e.data(out, &w)
+
+	// The unwrapped key gets values; its users are cu1 alone, so 1 at most
+	// unless shared: shared with cu2, 2 is allowed.
+	code, out = e.run("cu1", "key", "unwrap", "aes-no-pad", "--filter", "key-reference="+KeyReference(wrapper),
+		"--key-type-class", "aes", "--label", "unwrapped", "--data", w.Data, "--share-crypto-users", "cu2", "--use-key-quorum-value", "2")
+	require.Zero(t, code, out)
+	var k struct {
+		Key struct {
+			Info keyInfo `json:"key-info"`
+		} `json:"key"`
+	}
+	e.data(out, &k)
+	assert.Equal(t, keyQuorumValue{Manage: 0, Use: 2}, k.Key.Info.Quorum)
+	code, out = e.run("cu1", "key", "unwrap", "aes-no-pad", "--filter", "key-reference="+KeyReference(wrapper),
+		"--key-type-class", "aes", "--label", "too-many", "--data", w.Data, "--manage-key-quorum-value", "2")
+	assert.Equal(t, 1, code, "one user, value 2")
+	m, err = token.Open(e.cfg)
+	require.NoError(t, err)
+	defer m.Close()
+	h, err = m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
+	require.NoError(t, m.FindObjectsInit(h, attrs.Template{ck.CKA_LABEL: []byte("too-many")}))
+	found, err := m.FindObjects(h, 10)
+	require.NoError(t, err)
+	assert.Empty(t, found, "the refused key was removed")
 }
