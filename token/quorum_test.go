@@ -2,6 +2,8 @@ package token
 
 import (
 	"crypto/rand"
+	"database/sql"
+	"path/filepath"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -16,6 +18,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
@@ -53,11 +56,12 @@ type quorumEnv struct {
 	h    ck.ULong
 	keys map[string]*rsa.PrivateKey
 	pins map[string]string
+	dir  string
 }
 
 func newQuorumEnv(t *testing.T) *quorumEnv {
-	m, _ := newToken(t)
-	e := &quorumEnv{t: t, m: m, h: openRW(t, m),
+	m, dir := newToken(t)
+	e := &quorumEnv{t: t, m: m, h: openRW(t, m), dir: dir,
 		keys: map[string]*rsa.PrivateKey{"admin": approverKey(t, 0), "admin2": approverKey(t, 1), "admin3": approverKey(t, 2), "user": approverKey(t, 3), "bob": approverKey(t, 4)},
 		pins: map[string]string{"admin": soPIN, "admin2": "admin2:officer-pw2", "admin3": "admin3:officer-pw3", "user": userPIN, "bob": "bob:bob-pw-123"}}
 	e.login("admin")
@@ -374,4 +378,45 @@ func TestKeyQuorumGates(t *testing.T) {
 	assert.ErrorIs(t, unwrap(), quorum.ErrQuorumFailed)
 	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.KeyManagement, "bob", "user")))
 	require.NoError(t, unwrap())
+}
+
+// TestQuorumAuditEvents: each quorum action leaves its record, with the
+// user who acted, in the transaction of its change; a refused one leaves
+// none.
+func TestQuorumAuditEvents(t *testing.T) {
+	e := newQuorumEnv(t)
+	e.setUserQuorum2()
+	_, err := e.m.DeleteQuorumTokens(e.h, true)
+	require.NoError(t, err)
+	_, err = e.m.SetQuorumValue(e.h, quorum.User, 1)
+	require.Error(t, err, "refused: no approval")
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	rows, err := db.Query(`SELECT record FROM audit ORDER BY seq`)
+	require.NoError(t, err)
+	defer rows.Close()
+	count := map[audit.Opcode]int{}
+	actors := map[audit.Opcode][]string{}
+	var details []string
+	for rows.Next() {
+		var b []byte
+		require.NoError(t, rows.Scan(&b))
+		var ev audit.Event
+		require.NoError(t, json.Unmarshal(b, &ev))
+		count[ev.Opcode]++
+		actors[ev.Opcode] = append(actors[ev.Opcode], ev.Actor)
+		if ev.Opcode == audit.CN_SET_M_VALUE {
+			details = append(details, ev.Detail)
+		}
+	}
+	require.NoError(t, rows.Err())
+	// Five registrations (each a registration token, then the key).
+	assert.Equal(t, 6, count[audit.CN_GET_TOKEN], "5 registration tokens and the quorum token")
+	assert.Equal(t, 5, count[audit.CN_REGISTER_QUORUM_PUBKEY])
+	assert.Equal(t, []string{"admin", "admin2", "admin3", "user", "bob"}, actors[audit.CN_REGISTER_QUORUM_PUBKEY])
+	assert.Equal(t, 1, count[audit.CN_APPROVE_TOKEN])
+	assert.Equal(t, []string{"service quorum value 2", "service user value 2"}, details, "the refused change is not recorded")
+	assert.Equal(t, 1, count[audit.CN_DELETE_TOKEN])
 }
