@@ -2,13 +2,13 @@ package token
 
 import (
 	"crypto/rand"
-	"database/sql"
-	"path/filepath"
 	"crypto/rsa"
 	"crypto/x509"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
