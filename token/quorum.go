@@ -504,6 +504,20 @@ func keyUsers(o *Object) []string {
 	return append([]string{o.owner}, o.shared...)
 }
 
+// keyUnshareGuard refuses an unshare that would leave a key fewer users
+// than its quorum values: nobody could approve its use or management
+// again (values must not exceed owner plus sharees, UG:quorum-auth-chsm-
+// cli-service-names).
+func keyUnshareGuard(o *Object, user string) error {
+	if !slices.Contains(o.shared, user) {
+		return nil
+	}
+	if left, v := len(keyUsers(o))-1, max(o.useQuorum, o.manageQuorum); v > 1 && left < v {
+		return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Unsharing would leave the key %d users, fewer than its quorum value %d: nobody could approve it again", left, v), RV: ck.CKR_ACTION_PROHIBITED})
+	}
+	return nil
+}
+
 // keyGateLocked is a key's gate for a key service (value: the key's
 // manage or use value).
 func (s *Slot) keyGateLocked(o *Object, svc quorum.Service, value int) error {

@@ -314,6 +314,10 @@ func TestKeyQuorumGates(t *testing.T) {
 	pubKey, _ := ecKeyPair(t, m, h, "other")
 	assert.ErrorIs(t, m.SetKeyQuorumValues(h, pubKey, 2, 0), ck.CKR_ACTION_PROHIBITED, "public keys have none")
 	assert.ErrorIs(t, m.SetKeyQuorumValues(h, aes, 0, 1), ck.CKR_ACTION_PROHIBITED, "set once")
+	// Unsharing bob would leave one user for a value of 2.
+	err = m.Share(h, aes, "bob", false)
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED)
+	assert.Contains(t, err.Error(), "fewer than its quorum value")
 	u, mg, err := m.KeyQuorumValues(h, priv)
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{2, 0}, [2]int{u, mg})

@@ -209,6 +209,11 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if user == o.owner {
 		return fmt.Errorf("token: %q owns the object: %w", user, ck.CKR_ARGUMENTS_BAD)
 	}
+	if !share {
+		if err := keyUnshareGuard(o, user); err != nil {
+			return err
+		}
+	}
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return err
 	}
