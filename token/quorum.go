@@ -482,6 +482,16 @@ func (s *Slot) userGateLocked() error {
 // than a value, nobody could approve that service again (CloudHSM's
 // lockout that its M+1 advice is about).
 func (s *Slot) quorumDeleteGuardLocked(name string) error {
+	// A sharee takes its share with it: not below a key's values.
+	ks, err := s.st.SharedKeyQuorums(name)
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, k := range ks {
+		if v := max(k.Use, k.Manage); v > 1 && k.Users-1 < v {
+			return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Deleting %s would leave key %#x %d users, fewer than its quorum value %d: nobody could approve it again", name, k.ObjectID, k.Users-1, v), RV: ck.CKR_ACTION_PROHIBITED})
+		}
+	}
 	_, registered, _, err := s.officersLocked()
 	if err != nil || !slices.Contains(registered, name) {
 		return err
@@ -611,3 +621,6 @@ func (b brokenStore) ConsumeQuorumToken(int64) error             { return b.err 
 func (b brokenStore) DeleteQuorumTokens(string) (int, error)     { return 0, b.err }
 func (b brokenStore) KeyQuorum(int64) (int, int, error)          { return 0, 0, b.err }
 func (b brokenStore) SetKeyQuorum(int64, int, int) error         { return b.err }
+func (b brokenStore) SharedKeyQuorums(string) ([]store.KeyQuorumUsers, error) {
+	return nil, b.err
+}

@@ -318,6 +318,12 @@ func TestKeyQuorumGates(t *testing.T) {
 	err = m.Share(h, aes, "bob", false)
 	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED)
 	assert.Contains(t, err.Error(), "fewer than its quorum value")
+	// Nor may bob be deleted, which would take his share with him.
+	e.login("admin")
+	err = m.DeleteUser(h, "bob")
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED)
+	assert.Contains(t, err.Error(), "fewer than its quorum value")
+	e.login("user")
 	u, mg, err := m.KeyQuorumValues(h, priv)
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{2, 0}, [2]int{u, mg})

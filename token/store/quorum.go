@@ -55,6 +55,16 @@ type Quorum interface {
 	// were set); SetKeyQuorum sets them.
 	KeyQuorum(objectID int64) (use, manage int, err error)
 	SetKeyQuorum(objectID int64, use, manage int) error
+	// SharedKeyQuorums lists the keys with quorum values shared with user:
+	// their values and how many users (owner and sharees) they have.
+	SharedKeyQuorums(user string) ([]KeyQuorumUsers, error)
+}
+
+// KeyQuorumUsers is a key's quorum values and its number of users.
+type KeyQuorumUsers struct {
+	ObjectID    int64
+	Use, Manage int
+	Users       int
 }
 
 func (s *sqliteStore) QuorumKeys() (map[string][]byte, error) {
@@ -262,4 +272,29 @@ func (s *sqliteStore) SetKeyQuorum(objectID int64, use, manage int) error {
 		return err
 	})
 	return wrapDB("set key quorum", err)
+}
+
+func (s *sqliteStore) SharedKeyQuorums(user string) ([]KeyQuorumUsers, error) {
+	out := []KeyQuorumUsers{}
+	err := s.read(func(tx *txn) error {
+		rows, err := tx.Query(`SELECT k.object_id, k.use_value, k.manage_value,
+	1 + (SELECT count(*) FROM shares a WHERE a.object_id = k.object_id)
+FROM key_quorum k JOIN shares s ON s.object_id = k.object_id WHERE s.user = ? ORDER BY k.object_id`, FoldName(user))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k KeyQuorumUsers
+			if err := rows.Scan(&k.ObjectID, &k.Use, &k.Manage, &k.Users); err != nil {
+				return err
+			}
+			out = append(out, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapDB("shared key quorums", err)
+	}
+	return out, nil
 }
