@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -39,6 +40,9 @@ type Object struct {
 	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
 	// once here so that starting an operation checks one bool.
 	alwaysAuth bool
+	// useQuorum and manageQuorum are a token key's quorum values (0: none;
+	// quorum.go), read when the object is loaded.
+	useQuorum, manageQuorum int
 }
 
 // needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
@@ -148,6 +152,9 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 			return nil, storeErr(err)
 		}
 		o.shared = sh
+	}
+	if err := s.loadKeyQuorumLocked(o); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -564,6 +571,9 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 		return 0, err
 	}
 	if err := attrs.CheckSetWith(s.attrPolicy(), o.attrs, changes); err != nil {
+		return 0, err
+	}
+	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return 0, err
 	}
 	full := attrs.ApplySet(o.attrs, changes)

@@ -7,6 +7,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -77,6 +78,9 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
+	if err := s.userGateLocked(); err != nil {
+		return err
+	}
 	sec, pub, escrow, err := s.userSecretForLocked(name, role, nil)
 	if err != nil {
 		return err
@@ -119,6 +123,12 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
 	}
+	if err := s.quorumDeleteGuardLocked(name); err != nil {
+		return err
+	}
+	if err := s.userGateLocked(); err != nil {
+		return err
+	}
 	if err := s.st.DeleteUser(name); err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return fmt.Errorf("token: user %q owns objects: %w", name, ck.CKR_ACTION_PROHIBITED)
@@ -154,6 +164,13 @@ func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error 
 	}
 	if err != nil {
 		return storeErr(err)
+	}
+	if name != s.login.user {
+		// The user service gates changing another user's password
+		// (UG:quorum-auth-chsm-cli); one's own needs no approval.
+		if err := s.userGateLocked(); err != nil {
+			return err
+		}
 	}
 	return s.setPasswordLocked(name, u.Role, password, false)
 }
@@ -191,6 +208,14 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	}
 	if user == o.owner {
 		return fmt.Errorf("token: %q owns the object: %w", user, ck.CKR_ARGUMENTS_BAD)
+	}
+	if !share {
+		if err := keyUnshareGuard(o, user); err != nil {
+			return err
+		}
+	}
+	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
+		return err
 	}
 	if !share {
 		if err := s.st.Unshare(int64(obj), user); err != nil {

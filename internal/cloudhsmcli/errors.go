@@ -29,6 +29,10 @@ func (e usageErr) Error() string { return e.msg }
 // fail writes an error's envelope ({"error_code":1,"data":"<text>"}, the
 // shape CloudHSM CLI prints) and returns the exit status.
 func (c *Context) fail(err error) int {
+	if text, ok := quorumText(err); ok { // quorum.go
+		writeEnvelope(c.stdout, 1, text)
+		return 1
+	}
 	writeEnvelope(c.stdout, 1, errorText(err))
 	return 1
 }

@@ -30,6 +30,10 @@ type Identity struct {
 	// or not (CloudHSM's key list: "all public keys in the cluster";
 	// behaviour 9), and may use it; only its owner may change or delete it.
 	PublicKeysSeenByAll bool
+	// QuorumCluster: the quorum service "cluster" exists (CloudHSM:
+	// "Cluster service is exclusively available on hsm2m.medium",
+	// UG:quorum-auth-chsm-cli-service-names); list-quorum-values shows it.
+	QuorumCluster bool
 }
 
 func standardIdentity() Identity { return Identity{} }
@@ -49,6 +53,7 @@ func cloudhsmIdentity(s Settings) Identity {
 		NoPasswordChangeWhileLoggedIn: true,
 		PublicKeysSeenByAll:           true,
 		MaxUsers:                      maxUsers[s.HSMType],
+		QuorumCluster:                 s.HSMType == HSM2M,
 		// The HSM's user table is full: no room on the token.
 		QuotaError: ck.CKR_DEVICE_MEMORY,
 	}

@@ -232,4 +232,7 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
+
+	// Quorum authentication's records (quorum.go).
+	Quorum
 }

@@ -1,0 +1,371 @@
+package cloudhsmcli
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token"
+	"gohsm/token/attrs"
+	"gohsm/token/store"
+)
+
+// -update-quorum rewrites testdata/quorum-*.golden (named apart from
+// other tests' -update flags of this package).
+var updateQuorum = flag.Bool("update-quorum", false, "rewrite the quorum golden files")
+
+// timeoutRE finds token list's seconds to expiry, which the transcript
+// does not keep (a second may pass).
+var timeoutRE = regexp.MustCompile(`("token-timeout-seconds": \{\s*"value": )\d+`)
+
+var (
+	qKeysOnce sync.Once
+	qKeys     []*rsa.PrivateKey
+)
+
+// quorumCLI is a token with officers admin, admin2, admin3 and crypto user
+// cu1, driven through Run with CLOUDHSM_ROLE/CLOUDHSM_PIN; each officer has
+// an RSA-2048 approver key made here, as `openssl genrsa` would.
+type quorumCLI struct {
+	t    *testing.T
+	dir  string
+	conf string
+	keys map[string]*rsa.PrivateKey
+	log  bytes.Buffer // the transcript compared with the golden file
+	cfg  *token.Config
+}
+
+var quorumPINs = map[string]string{"admin": "admin:officer-pw", "admin2": "admin2:officer-pw2", "admin3": "admin3:officer-pw3",
+	"cu1": "cu1:cu1-password", "cu2": "cu2:cu2-password"}
+
+func newQuorumCLI(t *testing.T, profile string) *quorumCLI {
+	qKeysOnce.Do(func() {
+		for range 3 {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			qKeys = append(qKeys, k)
+		}
+	})
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gohsm.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nprofile = %s\n",
+		filepath.Join(dir, "tokens"), profile)), 0o600))
+	e := &quorumCLI{t: t, dir: dir, conf: conf, keys: map[string]*rsa.PrivateKey{"admin": qKeys[0], "admin2": qKeys[1], "admin3": qKeys[2]}}
+	cfg, err := token.ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 0]\nprofile = %s\n",
+		filepath.Join(dir, "tokens"), os.DevNull, profile), conf)
+	require.NoError(t, err)
+	m, err := token.Open(cfg)
+	require.NoError(t, err)
+	defer m.Close()
+	s, err := m.Slot(0)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte(quorumPINs["admin"]), "quorum"))
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(quorumPINs["admin"])))
+	for _, u := range []string{"admin2", "admin3"} {
+		require.NoError(t, m.CreateUser(h, u, store.RoleCO, []byte(strings.SplitN(quorumPINs[u], ":", 2)[1])))
+	}
+	require.NoError(t, m.CreateUser(h, "cu1", store.RoleCU, []byte("cu1-password")))
+	require.NoError(t, m.CreateUser(h, "cu2", store.RoleCU, []byte("cu2-password")))
+	e.cfg = cfg
+	return e
+}
+
+// run runs one command as user ("" logged out) and returns its exit
+// status and output; the transcript records both.
+func (e *quorumCLI) run(user string, args ...string) (int, string) {
+	e.t.Helper()
+	role := ""
+	switch {
+	case strings.HasPrefix(user, "cu"):
+		role = "crypto-user"
+	case user != "":
+		role = "admin"
+	}
+	e.t.Setenv("CLOUDHSM_ROLE", role)
+	e.t.Setenv("CLOUDHSM_PIN", quorumPINs[user])
+	var out, errOut bytes.Buffer
+	code := Run(args, nil, &out, &errOut, Options{Config: e.conf})
+	line := strings.ReplaceAll(strings.Join(args, " "), e.dir, "$DIR")
+	fmt.Fprintf(&e.log, "$ [%s] cloudhsm-cli %s\n%s", user, line, timeoutRE.ReplaceAllString(strings.ReplaceAll(out.String(), e.dir, "$DIR"), "${1}N"))
+	if errOut.Len() > 0 {
+		fmt.Fprintf(&e.log, "(stderr) %s", errOut.String())
+	}
+	fmt.Fprintf(&e.log, "(exit %d)\n", code)
+	return code, out.String()
+}
+
+// data decodes an envelope's data.
+func (e *quorumCLI) data(out string, v any) {
+	e.t.Helper()
+	var env struct {
+		Code int             `json:"error_code"`
+		Data json.RawMessage `json:"data"`
+	}
+	require.NoError(e.t, json.Unmarshal([]byte(out), &env), out)
+	require.NoError(e.t, json.Unmarshal(env.Data, v), out)
+}
+
+func (e *quorumCLI) path(name string) string { return filepath.Join(e.dir, name) }
+
+// openSSLSign is what `openssl pkeyutl -sign -inkey KEY -pkeyopt
+// digest:sha256 -in token.bin` does with the decoded token: PKCS#1 v1.5
+// with SHA-256's DigestInfo around the 32 bytes given.
+func openSSLSign(t *testing.T, k *rsa.PrivateKey, b64 string) string {
+	t.Helper()
+	tok, err := base64.StdEncoding.DecodeString(b64)
+	require.NoError(t, err)
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, tok)
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(sig)
+}
+
+// register is the first-time setup of UG quorum-auth-chsm-cli-first-time
+// for one user: a registration token, signed, and the public key.
+func (e *quorumCLI) register(user string) {
+	t := e.t
+	t.Helper()
+	tf := e.path(user + ".reg")
+	code, out := e.run(user, "quorum", "token-sign", "generate", "--service", "registration", "--token", tf)
+	require.Zero(t, code, out)
+	var reg map[string]any
+	b, err := os.ReadFile(tf)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &reg))
+	assert.Equal(t, "2.0", reg["version"])
+	tok := reg["tokens"].([]any)[0].(map[string]any)
+	assert.Equal(t, "", tok["signed"])
+	tok["signed"] = openSSLSign(t, e.keys[user], tok["unsigned"].(string))
+	b, _ = json.MarshalIndent(reg, "", "  ")
+	require.NoError(t, os.WriteFile(tf, b, 0o600))
+	der, err := x509.MarshalPKIXPublicKey(&e.keys[user].PublicKey)
+	require.NoError(t, err)
+	pub := e.path(user + ".pub")
+	require.NoError(t, os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	code, out = e.run(user, "user", "change-quorum", "token-sign", "register", "--public-key", pub, "--signed-token", tf)
+	require.Zero(t, code, out)
+}
+
+// approve adds approvers' signatures to a token file, as approvers do by
+// hand (UG quorum-auth-chsm-cli-admin, "Get signatures").
+func (e *quorumCLI) approve(file string, approvers ...string) {
+	t := e.t
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var f map[string]any
+	require.NoError(t, json.Unmarshal(b, &f))
+	sigs := f["signatures"].([]any)
+	for _, a := range approvers {
+		sigs = append(sigs, map[string]any{"username": a, "signature": openSSLSign(t, e.keys[a], f["token"].(string))})
+	}
+	f["signatures"] = sigs
+	b, _ = json.MarshalIndent(f, "", "  ")
+	require.NoError(t, os.WriteFile(file, b, 0o600))
+}
+
+func (e *quorumCLI) golden(name string) {
+	t := e.t
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *updateQuorum {
+		require.NoError(t, os.WriteFile(p, e.log.Bytes(), 0o644))
+		return
+	}
+	want, err := os.ReadFile(p)
+	require.NoError(t, err, "run with -update-quorum to create it")
+	assert.Equal(t, string(want), e.log.String())
+}
+
+// TestQuorumFlowCLI: CloudHSM CLI's quorum flow for admins in both
+// profiles: three admins register keys, quorum and user values go to 2 (the
+// user value needs a quorum token approved by two admins), a token is used
+// once, and the texts and JSON are CloudHSM's (golden transcript).
+func TestQuorumFlowCLI(t *testing.T) {
+	for _, prof := range []string{"standard", "cloudhsm"} {
+		t.Run(prof, func(t *testing.T) {
+			e := newQuorumCLI(t, prof)
+			code, out := e.run("", "quorum", "token-sign", "list-quorum-values")
+			require.Zero(t, code, out)
+			var vs map[string]int
+			e.data(out, &vs)
+			if prof == "cloudhsm" {
+				assert.Equal(t, map[string]int{"user": 1, "quorum": 1, "cluster": 1}, vs, "hsm2m has the cluster service")
+			} else {
+				assert.Equal(t, map[string]int{"user": 1, "quorum": 1}, vs)
+			}
+			for _, u := range []string{"admin", "admin2", "admin3"} {
+				e.register(u)
+			}
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "2")
+			assert.Equal(t, 1, code, "user may not exceed quorum")
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "quorum", "--value", "2")
+			require.Zero(t, code, out)
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "2")
+			assert.Equal(t, 1, code)
+			assert.Contains(t, out, `"Quorum approval is required for this operation"`)
+
+			tf := e.path("admin.token")
+			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "quorum", "--token", tf)
+			require.Zero(t, code, out)
+			code, out = e.run("admin", "quorum", "token-sign", "list")
+			require.Zero(t, code, out)
+			var list struct {
+				Tokens []quorumTokenJSON `json:"tokens"`
+			}
+			e.data(out, &list)
+			require.Len(t, list.Tokens, 1)
+			tok := list.Tokens[0]
+			assert.Equal(t, "admin", tok.Username)
+			assert.Equal(t, "quorum", tok.Service)
+			assert.Equal(t, 2, tok.Required.Value)
+			assert.Zero(t, tok.Approvals.Value)
+			assert.InDelta(t, 600, tok.Timeout.Value, 5)
+
+			e.approve(tf, "admin2")
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "2", "--approval", tf)
+			assert.Equal(t, 1, code, "one approval of two")
+			e.approve(tf, "admin3")
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "2", "--approval", tf)
+			require.Zero(t, code, out)
+			code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "1", "--approval", tf)
+			assert.Equal(t, 1, code, "a token is used once")
+			code, out = e.run("", "quorum", "token-sign", "list-quorum-values")
+			require.Zero(t, code, out)
+			e.data(out, &vs)
+			assert.Equal(t, 2, vs["user"])
+			assert.Equal(t, 2, vs["quorum"])
+
+			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "user", "--token", e.path("u.token"))
+			require.Zero(t, code, out)
+			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "user", "--token", e.path("u2.token"))
+			assert.Equal(t, 1, code, "one live user token per admin")
+			code, out = e.run("admin", "quorum", "token-sign", "delete", "--scope", "all")
+			require.Zero(t, code, out)
+			code, out = e.run("cu1", "quorum", "token-sign", "delete", "--scope", "all")
+			assert.Equal(t, 1, code, "admins only")
+			code, out = e.run("admin", "quorum", "token-sign", "list")
+			require.Zero(t, code, out)
+			e.data(out, &list)
+			assert.Empty(t, list.Tokens)
+			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "bogus", "--token", e.path("b.token"))
+			assert.Equal(t, 1, code)
+			e.golden("quorum-flow-" + prof + ".golden")
+		})
+	}
+}
+
+// TestKeyQuorumCLI: a key's use value gates crypto sign (--approval), its
+// manage value key wrap (--payload-approval) and key unwrap (--approval);
+// approvers are the key's owner and sharees, crypto users who registered
+// keys; key unwrap's --use-key-quorum-value above the key's users is
+// refused and leaves no key behind.
+func TestKeyQuorumCLI(t *testing.T) {
+	e := newQuorumCLI(t, "cloudhsm")
+	e.keys["cu1"], e.keys["cu2"] = qKeys[0], qKeys[1]
+	e.register("cu1")
+	e.register("cu2")
+	// Keys made through the token API (key generation commands are
+	// cli-core's): an EC signing key and an AES wrapping key, shared
+	// with cu2, use value 2 and manage value 2.
+	m, err := token.Open(e.cfg)
+	require.NoError(t, err)
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
+	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+	_, priv, err := m.GenerateKeyPair(h, token.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec")},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec"), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(t, err)
+	aesTmpl := func(label string) attrs.Template {
+		return attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte(label),
+			ck.CKA_WRAP: attrs.Bool(true), ck.CKA_UNWRAP: attrs.Bool(true), ck.CKA_EXTRACTABLE: attrs.Bool(true)}
+	}
+	wrapper, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-wrapper"))
+	require.NoError(t, err)
+	payload, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-payload"))
+	require.NoError(t, err)
+	for _, k := range []ck.ULong{priv, wrapper, payload} {
+		require.NoError(t, m.Share(h, k, "cu2", true))
+	}
+	require.NoError(t, m.SetKeyQuorumValues(h, priv, 2, 0))
+	require.NoError(t, m.SetKeyQuorumValues(h, payload, 0, 2))
+	m.Close()
+
+	data := base64.StdEncoding.EncodeToString([]byte("quorum"))
+	sign := []string{"crypto", "sign", "ecdsa", "--key-filter", "key-reference=" + KeyReference(priv), "--hash-function", "sha256", "--data", data}
+	code, out := e.run("cu1", sign...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`, "UG key-quorum-auth-chsm-cli-crypto-user")
+	tf := e.path("sign.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-usage", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu1", "cu2")
+	code, out = e.run("cu1", append(sign, "--approval", tf)...)
+	require.Zero(t, code, out)
+	code, out = e.run("cu1", append(sign, "--approval", tf)...)
+	assert.Equal(t, 1, code, "used once")
+
+	wrap := []string{"key", "wrap", "aes-no-pad", "--payload-filter", "key-reference=" + KeyReference(payload),
+		"--wrapping-filter", "key-reference=" + KeyReference(wrapper)}
+	code, out = e.run("cu1", wrap...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`)
+	tf = e.path("wrap.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-management", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu2", "cu1")
+	code, out = e.run("cu1", append(wrap, "--payload-approval", tf)...)
+	require.Zero(t, code, out)
+	var w struct {
+		Data string `json:"wrapped_key_data"`
+	}
+	e.data(out, &w)
+
+	// The unwrapped key gets values; its users are cu1 alone, so 1 at most
+	// unless shared: shared with cu2, 2 is allowed.
+	code, out = e.run("cu1", "key", "unwrap", "aes-no-pad", "--filter", "key-reference="+KeyReference(wrapper),
+		"--key-type-class", "aes", "--label", "unwrapped", "--data", w.Data, "--share-crypto-users", "cu2", "--use-key-quorum-value", "2")
+	require.Zero(t, code, out)
+	var k struct {
+		Key struct {
+			Info keyInfo `json:"key-info"`
+		} `json:"key"`
+	}
+	e.data(out, &k)
+	assert.Equal(t, keyQuorumValue{Manage: 0, Use: 2}, k.Key.Info.Quorum)
+	code, out = e.run("cu1", "key", "unwrap", "aes-no-pad", "--filter", "key-reference="+KeyReference(wrapper),
+		"--key-type-class", "aes", "--label", "too-many", "--data", w.Data, "--manage-key-quorum-value", "2")
+	assert.Equal(t, 1, code, "one user, value 2")
+	m, err = token.Open(e.cfg)
+	require.NoError(t, err)
+	defer m.Close()
+	h, err = m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
+	require.NoError(t, m.FindObjectsInit(h, attrs.Template{ck.CKA_LABEL: []byte("too-many")}))
+	found, err := m.FindObjects(h, 10)
+	require.NoError(t, err)
+	assert.Empty(t, found, "the refused key was removed")
+}
