@@ -39,7 +39,7 @@ func (s *Slot) DeleteToken(pin []byte) error {
 	} else if err != nil && !errors.Is(err, store.ErrDamaged) {
 		return storeErr(err)
 	}
-	tk, err := s.authenticate(name, store.RoleCO, password)
+	tk, err := s.authenticate(nil, name, store.RoleCO, password)
 	if err != nil {
 		return err
 	}
