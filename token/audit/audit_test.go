@@ -258,3 +258,17 @@ func TestRotation(t *testing.T) {
 	_, err = st.RotateAudit(store.DefaultStream, 8, []byte("not the mac"))
 	assert.ErrorIs(t, err, store.ErrConflict)
 }
+
+// TestOpcodeValues pins the values docs/audit.md's table gives: the
+// published ones as CloudHSM shows them, gohsm's from 0x1000.
+func TestOpcodeValues(t *testing.T) {
+	for o, v := range map[Opcode]uint16{CN_INIT_TOKEN: 0x1, CN_CREATE_USER: 0x3, CN_CREATE_CO: 0x4, CN_CHANGE_PSWD: 0x9,
+		CN_LOGIN: 0xd, CN_LOGOUT: 0xe, CN_DESTROY_OBJECT: 0x11, CN_SHARE_OBJECT: 0x12, CN_GENERATE_KEY: 0x17,
+		CN_GENERATE_KEY_PAIR: 0x19, CN_WRAP_KEY: 0x1a, CN_UNWRAP_KEY: 0x1b, CN_DELETE_USER: 0xa1,
+		CN_CREATE_OBJECT: 0x1000, CN_MODIFY_OBJECT: 0x1001, CN_TOMBSTONE_OBJECT: 0x1002, CN_DERIVE_KEY: 0x1003,
+		CN_SET_M_VALUE: 0x1004, CN_RESTORE_END: 0x100c, CN_APP_FINALIZE: 0x100d, CN_CLOSE_SESSION: 0x100e,
+		CN_QUOTA_EXCEEDED: 0x1010} {
+		assert.Equal(t, v, uint16(o), o.String())
+		assert.Equal(t, v < 0x1000, o.Published(), o.String())
+	}
+}
