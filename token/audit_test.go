@@ -390,3 +390,38 @@ func TestAuditQuotaRefusal(t *testing.T) {
 	assert.Equal(t, audit.RespQuota, e.Code)
 	assert.NotEmpty(t, e.Detail)
 }
+
+// TestAuditSetPINAndReset: C_SetPIN checks the old password (a login
+// attempt, which counts towards the lockout and is recorded as one) and
+// changes the password; a token deleted and made again starts a new log from
+// sequence 0 with a reboot counter of its own (the log goes with the
+// token's file: deleting a token deletes its audit log).
+func TestAuditSetPINAndReset(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	n := auditMark(t, m)
+	require.NoError(t, m.SetPIN(h, []byte("user-pw-1"), []byte("user-pw-2")))
+	evs := auditSince(t, m, n)
+	require.Equal(t, []string{"CN_LOGIN", "CN_CHANGE_PSWD"}, opcodes(evs))
+	assert.Equal(t, "user", evs[1].User)
+	require.NoError(t, m.Close())
+
+	// A second opening (reboot counter 2) deletes the token and makes it
+	// again: the new token's first opening is 1.
+	m2, err := Open(m.cfg)
+	require.NoError(t, err)
+	defer m2.Close()
+	h2 := openRW(t, m2)
+	e := oneEvent(t, m2, func() { require.NoError(t, m2.Login(h2, ck.CKU_USER, []byte("user:user-pw-2"))) })
+	require.Equal(t, uint32(2), e.Reboot)
+	require.NoError(t, m2.CloseSession(h2))
+	s, err := m2.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteToken([]byte(soPIN)))
+	require.NoError(t, s.InitToken([]byte(soPIN), "again"))
+	recs := auditLog(t, m2)
+	require.Len(t, recs, 2)
+	assert.Equal(t, audit.CN_INIT_TOKEN, recs[0].Event.Opcode)
+	assert.Equal(t, uint32(1), recs[0].Event.Reboot)
+}
