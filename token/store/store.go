@@ -235,4 +235,11 @@ type Store interface {
 
 	// Quorum authentication's records (quorum.go).
 	Quorum
+	// Readers of the audit log and its rotation (audit.go).
+	AuditKey() ([]byte, error)
+	AuditStreams() ([]string, error)
+	AuditRecords(stream string, from uint64, limit int) ([]AuditRecord, error)
+	AuditState(stream string) (AuditState, error)
+	RotateAudit(stream string, through uint64, mac []byte) (int, error)
+	AuditBoot() (uint32, error)
 }
