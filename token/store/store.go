@@ -145,6 +145,9 @@ type Query struct {
 // Store is the token store.
 type Store interface {
 	Close() error
+	// Backup writes a consistent snapshot of the token to a file, while
+	// other processes use it (backup.go; Restore puts one back).
+	Backup(path string) (BackupInfo, error)
 
 	// Generation changes whenever any process commits a change to the store;
 	// it is cheap enough to call on every PKCS#11 call.
