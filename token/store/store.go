@@ -148,6 +148,9 @@ type Store interface {
 	// Backup writes a consistent snapshot of the token to a file, while
 	// other processes use it (backup.go; Restore puts one back).
 	Backup(path string) (BackupInfo, error)
+	// CreateReplica stores a key copied from another token with its
+	// shares, in one transaction (replicate.go).
+	CreateReplica(o ObjectRecord, sharees []string, quotas ...Quota) (ObjectRecord, Commit, error)
 
 	// Generation changes whenever any process commits a change to the store;
 	// it is cheap enough to call on every PKCS#11 call.
