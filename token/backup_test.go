@@ -107,6 +107,17 @@ func loginAs(t *testing.T, m *Module, h ck.ULong, ut ck.UserType, pin string) {
 	require.NoError(t, m.Login(h, ut, []byte(pin)))
 }
 
+// signingPair is an EC P-256 token key pair that signs and verifies in
+// every profile (cloudhsm's default CKA_SIGN is false).
+func signingPair(t *testing.T, m *Module, h ck.ULong, label string) (pub, priv ck.ULong) {
+	t.Helper()
+	pub, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_LABEL: []byte(label), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true)},
+		attrs.Template{ck.CKA_LABEL: []byte(label), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(t, err)
+	return pub, priv
+}
+
 // secondToken opens a module on an empty token directory of its own.
 func secondToken(t *testing.T) (*Module, *Slot) {
 	t.Helper()
@@ -126,12 +137,17 @@ func secondToken(t *testing.T) (*Module, *Slot) {
 // continues with CN_RESTORE_BEGIN/END; the backup file holds no secret in
 // plaintext (issue 15 item 4, behaviour 33).
 func TestBackupRestoreIdentical(t *testing.T) {
-	m, _ := newToken(t)
+	for _, prof := range []string{"standard", "cloudhsm"} {
+		t.Run(prof, func(t *testing.T) { testBackupRestoreIdentical(t, prof) })
+	}
+}
+
+func testBackupRestoreIdentical(t *testing.T, prof string) {
+	m := profileModule(t, t.TempDir(), prof)
+	h := profileSetUp(t, m, soPIN, "user", "user-pw-1")
 	s, err := m.Slot(3)
 	require.NoError(t, err)
 	dir := s.Config().Dir
-	h := openRW(t, m)
-	loginAs(t, m, h, ck.CKU_SO, soPIN)
 	require.NoError(t, m.CreateUser(h, "bob", store.RoleCU, []byte("bob-pw-12")))
 	require.NoError(t, m.CreateUser(h, "carol", store.RoleCU, []byte("carol-pw-12")))
 	require.NoError(t, m.CreateUser(h, "officer2", store.RoleCO, []byte("officer2-pw")))
@@ -142,7 +158,7 @@ func TestBackupRestoreIdentical(t *testing.T) {
 		}
 	}
 	loginAs(t, m, h, ck.CKU_USER, userPIN)
-	pub, priv := ecKeyPair(t, m, h, "signer")
+	pub, priv := signingPair(t, m, h, "signer")
 	require.NoError(t, m.Share(h, priv, "bob", true))
 	secret := []byte("0123456789abcdef-known-plaintext") // 32 bytes
 	aes, err := m.CreateObject(h, attrs.Template{
@@ -173,7 +189,9 @@ func TestBackupRestoreIdentical(t *testing.T) {
 	assert.False(t, bytes.Contains(b, secret), "the backup holds a secret in plaintext")
 	assert.True(t, bytes.Contains(b, []byte("marker-label-aes")), "the scan sees the token's data")
 
-	m2, s2 := secondToken(t)
+	m2 := profileModule(t, t.TempDir(), prof)
+	s2, err := m2.Slot(3)
+	require.NoError(t, err)
 	dir2 := s2.Config().Dir
 	got, err := s2.Restore(file, false)
 	require.NoError(t, err)

@@ -16,10 +16,10 @@ import (
 // twoTokens opens a module with slots 3 and 4, each an initialised token
 // with officer "admin", crypto user "user" (userPIN), and the given crypto
 // users (password name+"-pw-12").
-func twoTokens(t *testing.T, users3, users4 []string) *Module {
+func twoTokens(t *testing.T, prof string, users3, users4 []string) *Module {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = a\n[slot 4]\nlabel = b\n", dir), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = a\nprofile = %s\n[slot 4]\nlabel = b\nprofile = %s\n", dir, prof, prof), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func twoTokens(t *testing.T, users3, users4 []string) *Module {
 		h, err := m.OpenSession(slot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 		require.NoError(t, err)
 		require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
-		require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+		require.NoError(t, m.CreateUser(h, "user", store.RoleCU, []byte("user-pw-1")))
 		for _, u := range users {
 			require.NoError(t, m.CreateUser(h, u, store.RoleCU, []byte(u+"-pw-12")))
 		}
@@ -54,10 +54,16 @@ func session(t *testing.T, m *Module, slot ck.ULong, ut ck.UserType, pin string)
 // a sharee signs with the replicated private key (CloudHSM key replicate,
 // behaviour 33).
 func TestReplicateKey(t *testing.T) {
-	m := twoTokens(t, []string{"bob"}, []string{"bob"})
+	for _, prof := range []string{"standard", "cloudhsm"} {
+		t.Run(prof, func(t *testing.T) { testReplicateKey(t, prof) })
+	}
+}
+
+func testReplicateKey(t *testing.T, prof string) {
+	m := twoTokens(t, prof, []string{"bob"}, []string{"bob"})
 	src := session(t, m, 3, ck.CKU_USER, userPIN)
 	dst := session(t, m, 4, ck.CKU_USER, userPIN)
-	pub, priv := ecKeyPair(t, m, src, "rep")
+	pub, priv := signingPair(t, m, src, "rep")
 	require.NoError(t, m.Share(src, priv, "bob", true))
 	secret, err := m.CreateObject(src, attrs.Template{
 		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)),
@@ -127,10 +133,16 @@ func TestReplicateKey(t *testing.T) {
 // the destination, else nothing is copied; a crypto user must own the key;
 // an officer may replicate any crypto user's key.
 func TestReplicateKeyMissingUsers(t *testing.T) {
-	m := twoTokens(t, []string{"bob", "carol"}, []string{"bob"})
+	for _, prof := range []string{"standard", "cloudhsm"} {
+		t.Run(prof, func(t *testing.T) { testReplicateKeyMissingUsers(t, prof) })
+	}
+}
+
+func testReplicateKeyMissingUsers(t *testing.T, prof string) {
+	m := twoTokens(t, prof, []string{"bob", "carol"}, []string{"bob"})
 	src := session(t, m, 3, ck.CKU_USER, userPIN)
-	_, priv := ecKeyPair(t, m, src, "rep")
-	_, lonely := ecKeyPair(t, m, src, "lonely")
+	_, priv := signingPair(t, m, src, "rep")
+	_, lonely := signingPair(t, m, src, "lonely")
 	require.NoError(t, m.Share(src, priv, "bob", true))
 	require.NoError(t, m.Share(src, priv, "carol", true))
 	s4, _ := m.Slot(4)
@@ -145,9 +157,9 @@ func TestReplicateKeyMissingUsers(t *testing.T) {
 
 	// The owner missing: a key of bob's, replicated by an officer, to a
 	// token without bob.
-	m2 := twoTokens(t, []string{"bob"}, nil)
+	m2 := twoTokens(t, prof, []string{"bob"}, nil)
 	bob := session(t, m2, 3, ck.CKU_USER, "bob:bob-pw-12")
-	_, bobKey := ecKeyPair(t, m2, bob, "bobs")
+	_, bobKey := signingPair(t, m2, bob, "bobs")
 	require.NoError(t, m2.Logout(bob))
 	co := session(t, m2, 3, ck.CKU_SO, soPIN)
 	dst2 := session(t, m2, 4, ck.CKU_SO, soPIN)
