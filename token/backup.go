@@ -31,28 +31,28 @@ import (
 //     open, and replaces an initialised token only when told to.
 
 // Backup writes a consistent snapshot of the slot's token to path while
-// other processes keep using it. pin authenticates one of the token's
-// crypto officers ("name:password", or a password for "admin"); a wrong
-// password counts towards the lockout. The audit log gets CN_BACKUP_BEGIN
+// other processes keep using it. pin logs in one of the token's crypto
+// officers ("name:password", or a password for "admin") on a session of
+// its own; a wrong password counts towards the lockout, and the slot must
+// have no login of this process already (CKR_USER_ALREADY_LOGGED_IN). The audit log gets CN_BACKUP_BEGIN
 // (inside the snapshot) and CN_BACKUP_END (after it, not inside).
 func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
-	name, password := splitPIN(pin, store.RoleCO)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.st.Token(); errors.Is(err, store.ErrNotInitialized) {
-		return store.BackupInfo{}, fmt.Errorf("token: backup: slot %d: %w", s.cfg.ID, ck.CKR_TOKEN_NOT_RECOGNIZED)
-	} else if err != nil {
-		return store.BackupInfo{}, storeErr(err)
-	}
-	tk, err := s.authenticate(name, store.RoleCO, password)
-	if err != nil {
-		return store.BackupInfo{}, err
-	}
-	clear(tk)
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return store.BackupInfo{}, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
 	}
+	// The officer logs in as on any session (the login and its failures
+	// are the slot's as usual), for the duration of the backup.
+	h, err := s.m.OpenSession(s.cfg.ID, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	if err != nil {
+		return store.BackupInfo{}, err
+	}
+	defer s.m.CloseSession(h)
+	if err := s.m.Login(h, ck.CKU_SO, pin); err != nil {
+		return store.BackupInfo{}, err
+	}
+	defer s.m.Logout(h)
+	name := s.LoggedInUser()
 	if err := s.st.Audit(mgmtEvent(audit.CN_BACKUP_BEGIN, name, nil, "to "+abs)); err != nil {
 		return store.BackupInfo{}, storeErr(err)
 	}
@@ -144,4 +144,13 @@ func mgmtEvent(op audit.Opcode, user string, err error, detail string) store.Aud
 	}
 	rec, _ := ev.Encode() // an Event always encodes
 	return store.AuditEvent{Record: rec}
+}
+
+// A slot whose token could not be opened (broken.go) answers these as it
+// answers everything; a restore replaces its store without asking it.
+
+func (b brokenStore) Backup(string) (store.BackupInfo, error) { return store.BackupInfo{}, b.err }
+
+func (b brokenStore) CreateReplica(store.ObjectRecord, []string, ...store.Quota) (store.ObjectRecord, store.Commit, error) {
+	return store.ObjectRecord{}, store.Commit{}, b.err
 }

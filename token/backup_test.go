@@ -302,3 +302,56 @@ func TestRestoreRefusalsToken(t *testing.T) {
 }
 
 func trimLabel(l string) string { return string(bytes.TrimRight([]byte(l), " ")) }
+
+// TestRestoreRepairsDamagedSlot: a slot whose token.db cannot be opened
+// (the module lists its token as not recognised) is restored from a
+// backup with replace, and works again; without replace it is refused.
+func TestRestoreRepairsDamagedSlot(t *testing.T) {
+	m, _ := newToken(t)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "b")
+	_, err = s.Backup([]byte(soPIN), file)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	require.NoError(t, os.MkdirAll(cfg.Slots[0].Dir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Slots[0].Dir, store.DBName), bytes.Repeat([]byte("garbage!"), 512), 0o600))
+	m2, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	s2, err := m2.Slot(3)
+	require.NoError(t, err)
+	_, err = s2.TokenInfo()
+	require.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+
+	_, err = s2.Restore(file, false)
+	require.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED)
+	assert.Contains(t, err.Error(), "not a usable token")
+	_, err = s2.Restore(file, true)
+	require.NoError(t, err)
+	h := openRW(t, m2)
+	require.NoError(t, m2.Login(h, ck.CKU_USER, []byte(userPIN)))
+	ti, err := s2.TokenInfo()
+	require.NoError(t, err)
+	assert.Equal(t, "t", trimLabel(ti.Label))
+}
+
+// TestBackupNeedsOfficer: a crypto user's PIN, a wrong password and an
+// uninitialised token are refused, and nothing is written.
+func TestBackupNeedsOfficer(t *testing.T) {
+	m, _ := newToken(t)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "b")
+	_, err = s.Backup([]byte(userPIN), file)
+	require.ErrorIs(t, err, ck.CKR_PIN_INCORRECT)
+	_, err = s.Backup([]byte("admin:wrong"), file)
+	require.ErrorIs(t, err, ck.CKR_PIN_INCORRECT)
+	_, s2 := secondToken(t)
+	_, err = s2.Backup([]byte(soPIN), file)
+	require.Error(t, err)
+	_, err = os.Stat(file)
+	require.ErrorIs(t, err, os.ErrNotExist)
+}

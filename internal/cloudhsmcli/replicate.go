@@ -154,8 +154,8 @@ var replicateAttrs = map[string]ck.AttributeType{
 	"label": ck.CKA_LABEL, "id": ck.CKA_ID, "class": ck.CKA_CLASS, "key-type": ck.CKA_KEY_TYPE,
 }
 
-var classNames = map[string]ck.ObjectClass{"secret-key": ck.CKO_SECRET_KEY, "private-key": ck.CKO_PRIVATE_KEY, "public-key": ck.CKO_PUBLIC_KEY}
-var keyTypeNames = map[string]ck.KeyType{"aes": ck.CKK_AES, "rsa": ck.CKK_RSA, "ec": ck.CKK_EC, "generic-secret": ck.CKK_GENERIC_SECRET}
+var replicaClassNames = map[string]ck.ObjectClass{"secret-key": ck.CKO_SECRET_KEY, "private-key": ck.CKO_PRIVATE_KEY, "public-key": ck.CKO_PUBLIC_KEY}
+var replicaKeyTypeNames = map[string]ck.KeyType{"aes": ck.CKK_AES, "rsa": ck.CKK_RSA, "ec": ck.CKK_EC, "generic-secret": ck.CKK_GENERIC_SECRET}
 
 // findOneKey finds the one key the filters select on the session's token.
 func findOneKey(m *token.Module, h ck.ULong, filters []string) (ck.ULong, error) {
@@ -181,13 +181,13 @@ func findOneKey(m *token.Module, h ck.ULong, filters []string) (ck.ULong, error)
 		}
 		switch a {
 		case ck.CKA_CLASS:
-			cl, ok := classNames[v]
+			cl, ok := replicaClassNames[v]
 			if !ok {
 				return 0, usageErr{fmt.Sprintf("invalid value '%s' for attr.class", v)}
 			}
 			tmpl[a] = attrs.ULong(ck.ULong(cl))
 		case ck.CKA_KEY_TYPE:
-			kt, ok := keyTypeNames[v]
+			kt, ok := replicaKeyTypeNames[v]
 			if !ok {
 				return 0, usageErr{fmt.Sprintf("invalid value '%s' for attr.key-type", v)}
 			}
@@ -262,7 +262,7 @@ func replicaJSON(h ck.ULong, o *token.Object) any {
 	}
 	var at ordered
 	if kt, ok := a.ULong(ck.CKA_KEY_TYPE); ok {
-		for n, v := range keyTypeNames {
+		for n, v := range replicaKeyTypeNames {
 			if v == ck.KeyType(kt) {
 				at = append(at, kv{"key-type", n})
 			}
@@ -270,7 +270,7 @@ func replicaJSON(h ck.ULong, o *token.Object) any {
 	}
 	at = append(at, kv{"label", string(a[ck.CKA_LABEL])}, kv{"id", "0x" + hex.EncodeToString(a[ck.CKA_ID])})
 	if c, ok := a.ULong(ck.CKA_CLASS); ok {
-		for n, v := range classNames {
+		for n, v := range replicaClassNames {
 			if v == ck.ObjectClass(c) {
 				at = append(at, kv{"class", n})
 			}
