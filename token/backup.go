@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -61,7 +62,11 @@ func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
 	if aerr := s.st.Audit(mgmtEvent(audit.CN_BACKUP_END, name, err, detail)); err == nil && aerr != nil {
 		err = aerr
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrExists), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		// --out names something not to replace, or a place not to write.
+		return info, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
+	case err != nil:
 		return info, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_DEVICE_ERROR)
 	}
 	s.m.log.Info("gohsm: token backed up", "slot", s.cfg.ID, "officer", name, "file", abs, "sha256", info.SHA256)

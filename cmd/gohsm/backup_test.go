@@ -42,6 +42,13 @@ func TestTokenBackupRestore(t *testing.T) {
 	c.fails([]string{"token backup", "crypto officer"}, "token", "backup", "--out", file, "--pin", alicePIN)
 	r := c.run("token", "backup", "--pin", coPIN)
 	assert.Equal(t, 2, r.code, "usage: %s", r.stderr)
+	conf, err := os.ReadFile(c.conf)
+	require.NoError(t, err)
+	c.fails([]string{"CKR_ARGUMENTS_BAD", "is not a gohsm backup; refusing to replace it"}, "token", "backup", "--out", c.conf, "--pin", coPIN)
+	after, err := os.ReadFile(c.conf)
+	require.NoError(t, err)
+	require.Equal(t, conf, after, "the configuration file is kept")
+	c.fails([]string{"CKR_ARGUMENTS_BAD", "no such file or directory"}, "token", "backup", "--out", filepath.Join(t.TempDir(), "no", "dir"), "--pin", coPIN)
 	var b backupJSONOut
 	c.data(&b, "token", "backup", "--out", file, "--pin", coPIN)
 	assert.Equal(t, "cli-test", b.Label)

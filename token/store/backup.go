@@ -73,9 +73,14 @@ type rawBackup interface {
 	NewBackup(dstURI string) (*sqlite.Backup, error)
 }
 
-// Backup writes a consistent snapshot of the token to path (replaced
-// atomically if it exists; mode 0600) and returns its header.
+// Backup writes a consistent snapshot of the token to path (mode 0600)
+// and returns its header. An existing file at path is replaced atomically
+// only when it is empty or a backup itself: anything else (a token's
+// token.db, a configuration file) is refused with ErrExists, never lost.
 func (s *sqliteStore) Backup(path string) (BackupInfo, error) {
+	if err := replaceableBackup(path); err != nil {
+		return BackupInfo{}, err
+	}
 	dir := filepath.Dir(path)
 	snap, err := os.CreateTemp(dir, ".gohsm-snapshot-*")
 	if err != nil {
@@ -95,6 +100,32 @@ func (s *sqliteStore) Backup(path string) (BackupInfo, error) {
 		return BackupInfo{}, err
 	}
 	return info, nil
+}
+
+// replaceableBackup refuses a path holding a file that is not empty and
+// not a backup file.
+func replaceableBackup(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("store: backup: %s is not a regular file: %w", path, ErrExists)
+	}
+	head := make([]byte, len(BackupMagic))
+	n, _ := io.ReadFull(f, head)
+	if n == 0 || string(head[:n]) == BackupMagic {
+		return nil
+	}
+	return fmt.Errorf("store: backup: %s exists and is not a gohsm backup; refusing to replace it: %w", path, ErrExists)
 }
 
 // snapshot copies every page of the database to dst in one backup step.

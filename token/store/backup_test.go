@@ -282,3 +282,40 @@ func TestRestoreMigratesOlderFormat(t *testing.T) {
 	_, err = r.Token()
 	require.NoError(t, err)
 }
+
+// TestBackupReplacesOnlyBackups: --out naming a token's own database, or
+// any file that is not a backup, is refused and the file kept; an older
+// backup is replaced.
+func TestBackupReplacesOnlyBackups(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	require.NoError(t, s.InitToken(TokenRecord{Label: "self", SerialNumber: "1"}, user("admin", RoleCO)))
+	own := filepath.Join(dir, DBName)
+	_, err := s.Backup(own)
+	require.ErrorIs(t, err, ErrExists)
+	tk, err := s.Token()
+	require.NoError(t, err, "the token survives")
+	assert.Equal(t, "self", tk.Label)
+
+	other := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(other, []byte("keep me"), 0o600))
+	_, err = s.Backup(other)
+	require.ErrorIs(t, err, ErrExists)
+	b, _ := os.ReadFile(other)
+	assert.Equal(t, "keep me", string(b))
+	_, err = s.Backup(t.TempDir())
+	require.ErrorIs(t, err, ErrExists, "a directory")
+
+	file := filepath.Join(t.TempDir(), "b")
+	first, err := s.Backup(file)
+	require.NoError(t, err)
+	require.NoError(t, s.SetTokenLabel("renamed"))
+	second, err := s.Backup(file)
+	require.NoError(t, err)
+	assert.Equal(t, "self", first.Label)
+	assert.Equal(t, "renamed", second.Label)
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	_, err = s.Backup(empty)
+	require.NoError(t, err)
+}
