@@ -156,6 +156,8 @@ func mgmtEvent(op audit.Opcode, user string, err error, detail string) store.Aud
 
 func (b brokenStore) Backup(string) (store.BackupInfo, error) { return store.BackupInfo{}, b.err }
 
-func (b brokenStore) CreateReplica(store.ObjectRecord, []string, ...store.Quota) (store.ObjectRecord, store.Commit, error) {
+func (b brokenStore) ReplicaOf(int64) (store.Replica, error) { return store.Replica{}, b.err }
+
+func (b brokenStore) CreateReplica(store.Replica, ...store.Quota) (store.ObjectRecord, store.Commit, error) {
 	return store.ObjectRecord{}, store.Commit{}, b.err
 }

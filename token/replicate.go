@@ -3,7 +3,6 @@ package token
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"gohsm/internal/ck"
@@ -23,7 +22,7 @@ import (
 //     on the destination, else nothing is copied.
 //
 // The copy keeps the key's attributes (CKA_UNIQUE_ID included: it is the
-// same key), owner and shares; its handle on the destination is the
+// same key), owner, shares and key quorum values; its handle on the destination is the
 // destination's own. Its secret values are copied sealed as they are (the
 // seal binds them to the unique ID, not to the token); only the object's
 // data key is wrapped anew, for the destination's owner and sharees.
@@ -36,44 +35,54 @@ var ErrReplicaUser = errors.New("must exist on the destination cluster")
 
 // replica is what the source side hands to the destination side.
 type replica struct {
-	rec     store.ObjectRecord
-	sharees []string
-	dk      []byte // the object's data key; nil when nothing is sealed
+	store.Replica
+	dk []byte // the object's data key; nil when nothing is sealed
 	// extracted is the source's audit record, appended once the copy is
 	// stored (CN_EXTRACT_MASKED_OBJECT_USER, as a CloudHSM HSM logs a key
 	// it sends to another).
 	extracted store.AuditEvent
 }
 
-// ReplicateKey copies token key key, as session src sees it, to the token
-// of session dst's slot, and returns its handle there.
-func (m *Module) ReplicateKey(src, key, dst ck.ULong) (ck.ULong, error) {
+// Replicated is a key key replicate stored: its handle on the destination
+// and its key quorum values (0: none).
+type Replicated struct {
+	Handle                  ck.ULong
+	UseQuorum, ManageQuorum int
+}
+
+// ReplicateKey copies token key key, as session src sees it, with its
+// shares and key quorum values, to the token of session dst's slot.
+func (m *Module) ReplicateKey(src, key, dst ck.ULong) (Replicated, error) {
 	ss, err := m.session(src)
 	if err != nil {
-		return 0, err
+		return Replicated{}, err
 	}
 	ds, err := m.session(dst)
 	if err != nil {
-		return 0, err
+		return Replicated{}, err
 	}
 	if ss.slot == ds.slot || ss.slot.cfg.Dir == ds.slot.cfg.Dir {
-		return 0, fmt.Errorf("token: replicate: source and destination are the same token: %w", ck.CKR_ARGUMENTS_BAD)
+		return Replicated{}, fmt.Errorf("token: replicate: source and destination are the same token: %w", ck.CKR_ARGUMENTS_BAD)
 	}
 	// One slot locked at a time: two replications in opposite directions
 	// must not deadlock.
 	r, err := ss.slot.replicaSource(key)
 	if err != nil {
-		return 0, err
+		return Replicated{}, err
 	}
 	defer clear(r.dk)
 	h, err := ds.slot.insertReplica(r)
 	if err != nil {
-		return 0, err
+		return Replicated{}, err
+	}
+	out := Replicated{Handle: h}
+	if q := r.Quorum; q != nil {
+		out.UseQuorum, out.ManageQuorum = q[0], q[1]
 	}
 	if err := ss.slot.st.Audit(r.extracted); err != nil {
-		return h, storeErr(err)
+		return out, storeErr(err)
 	}
-	return h, nil
+	return out, nil
 }
 
 // replicaSource reads key and opens its data key with the slot's login:
@@ -89,12 +98,13 @@ func (s *Slot) replicaSource(key ck.ULong) (*replica, error) {
 	if key >= sessionObjectBase {
 		return nil, fmt.Errorf("token: replicate: key %d is a session object; only token keys replicate: %w", key, ck.CKR_KEY_HANDLE_INVALID)
 	}
-	rec, err := s.st.Object(int64(key))
+	sr, err := s.st.ReplicaOf(int64(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("token: replicate: key %d: %w", key, ck.CKR_KEY_HANDLE_INVALID)
 	} else if err != nil {
 		return nil, storeErr(err)
 	}
+	rec := &sr.Object
 	class, _ := attrs.Template(rec.Attrs).ULong(ck.CKA_CLASS)
 	switch ck.ObjectClass(class) {
 	case ck.CKO_SECRET_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_PUBLIC_KEY:
@@ -105,11 +115,7 @@ func (s *Slot) replicaSource(key ck.ULong) (*replica, error) {
 		// "Crypto Users must own the key to use this command."
 		return nil, fmt.Errorf("token: replicate: key %d belongs to %q; crypto users must own the key: %w", key, rec.Owner, ck.CKR_ACTION_PROHIBITED)
 	}
-	sharees, err := s.st.SharedWith(rec.ID)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	r := &replica{rec: *rec, sharees: sharees, extracted: replicaEvent(audit.CN_EXTRACT_MASKED_OBJECT_USER, l, *rec)}
+	r := &replica{Replica: sr, extracted: replicaEvent(audit.CN_EXTRACT_MASKED_OBJECT_USER, l, *rec)}
 	if len(rec.Sealed) == 0 {
 		return r, nil
 	}
@@ -164,8 +170,8 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	if l == nil {
 		return 0, fmt.Errorf("token: replicate: not logged in on the destination: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	rec := r.rec
-	users := append([]string{rec.Owner}, r.sharees...)
+	rec := r.Object
+	users := append([]string{rec.Owner}, r.Sharees...)
 	if rec.Owner == "" {
 		users = users[1:]
 	}
@@ -192,7 +198,7 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		}
 		defer done()
 		out.Keys[rec.Owner] = kr.WrapOwnDataKey(r.dk, rec.UniqueID, rec.Owner)
-		for _, sh := range r.sharees {
+		for _, sh := range r.Sharees {
 			w, err := store.SealDataKey(found[sh].PublicKey, r.dk, rec.UniqueID, sh)
 			if err != nil {
 				return 0, fmt.Errorf("token: replicate: wrap for %q: %v: %w", sh, err, ck.CKR_DEVICE_ERROR)
@@ -204,7 +210,7 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		return 0, err
 	}
 	ev := replicaEvent(audit.CN_INSERT_MASKED_OBJECT_USER, l, rec)
-	got, c, err := s.st.Audited(ev).CreateReplica(out, slices.Clone(r.sharees), s.quotas...)
+	got, c, err := s.st.Audited(ev).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees, Quorum: r.Quorum}, s.quotas...)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return 0, fmt.Errorf("token: replicate: the destination holds this key already (unique ID %s): %w", rec.UniqueID, ck.CKR_ARGUMENTS_BAD)

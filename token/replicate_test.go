@@ -71,15 +71,26 @@ func testReplicateKey(t *testing.T, prof string) {
 		ck.CKA_LABEL: []byte("aes-rep"), ck.CKA_SENSITIVE: attrs.Bool(false), ck.CKA_EXTRACTABLE: attrs.Bool(true)})
 	require.NoError(t, err)
 
-	rpriv, err := m.ReplicateKey(src, priv, dst)
-	require.NoError(t, err)
-	rpub, err := m.ReplicateKey(src, pub, dst)
-	require.NoError(t, err)
-	rsec, err := m.ReplicateKey(src, secret, dst)
-	require.NoError(t, err)
-
+	// A key quorum on the private key, as engineer B's table keeps it.
 	s3, _ := m.Slot(3)
 	s4, _ := m.Slot(4)
+	execSQL(t, s3.Config().Dir, fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 2, 3)`, priv))
+
+	rp, err := m.ReplicateKey(src, priv, dst)
+	require.NoError(t, err)
+	assert.Equal(t, 2, rp.UseQuorum)
+	assert.Equal(t, 3, rp.ManageQuorum)
+	rpriv := rp.Handle
+	rq, err := m.ReplicateKey(src, pub, dst)
+	require.NoError(t, err)
+	assert.Zero(t, rq.UseQuorum, "no key quorum")
+	rpub := rq.Handle
+	rs, err := m.ReplicateKey(src, secret, dst)
+	require.NoError(t, err)
+	rsec := rs.Handle
+	assert.Equal(t, []string{fmt.Sprintf("%x", fmt.Sprint(rpriv, 2, 3))},
+		rows(t, s4.Config().Dir, `SELECT object_id, use_value, manage_value FROM key_quorum`), "the key quorum row is copied")
+
 	for from, to := range map[ck.ULong]ck.ULong{priv: rpriv, pub: rpub, secret: rsec} {
 		a, err := s3.Store().Object(int64(from))
 		require.NoError(t, err)
@@ -178,8 +189,9 @@ func testReplicateKeyMissingUsers(t *testing.T, prof string) {
 	require.NoError(t, m.Login(src, ck.CKU_SO, []byte(soPIN)))
 	require.NoError(t, m.Logout(dst))
 	require.NoError(t, m.Login(dst, ck.CKU_SO, []byte(soPIN)))
-	h, err := m.ReplicateKey(src, lonely, dst)
+	r, err := m.ReplicateKey(src, lonely, dst)
 	require.NoError(t, err)
+	h := r.Handle
 	require.NoError(t, m.Logout(dst))
 	require.NoError(t, m.Login(dst, ck.CKU_USER, []byte(userPIN)))
 	require.NoError(t, m.SignInit(dst, Mechanism{Type: ck.CKM_ECDSA_SHA256}, h))

@@ -82,10 +82,11 @@ func replicateKey(c *Context, filters []string, srcID, dstID string) (any, error
 	if err != nil {
 		return nil, err
 	}
-	h, err := m.ReplicateKey(sh, key, dh)
+	r, err := m.ReplicateKey(sh, key, dh)
 	if err != nil {
 		return nil, err
 	}
+	h := r.Handle
 	o, err := m.Object(dh, h)
 	if err != nil {
 		// An admin sees no private key: answer from the source's copy, the
@@ -93,7 +94,7 @@ func replicateKey(c *Context, filters []string, srcID, dstID string) (any, error
 		// alone.
 		o, _ = m.Object(sh, key)
 	}
-	return ordered{{"key", replicaJSON(h, o)}, {"message", "Successfully replicated key"}}, nil
+	return ordered{{"key", replicaJSON(r, o)}, {"message", "Successfully replicated key"}}, nil
 }
 
 // clusterSlot resolves a cluster ID: a slot ID, or the label of exactly
@@ -246,8 +247,8 @@ func findOneKey(m *token.Module, h ck.ULong, filters []string) (ck.ULong, error)
 
 // replicaJSON is the replicated key as the command's documented output
 // shows it, fields in the page's order.
-func replicaJSON(h ck.ULong, o *token.Object) any {
-	ref := fmt.Sprintf("0x%016x", uint64(h))
+func replicaJSON(r token.Replicated, o *token.Object) any {
+	ref := fmt.Sprintf("0x%016x", uint64(r.Handle))
 	if o == nil {
 		return ordered{{"key-reference", ref}}
 	}
@@ -299,8 +300,7 @@ func replicaJSON(h ck.ULong, o *token.Object) any {
 		{"key-info", ordered{
 			{"key-owners", owners},
 			{"shared-users", shared},
-			// The key's quorum values are not replicated yet (docs/backup.md).
-			{"key-quorum-values", ordered{{"manage-key-quorum-value", 0}, {"use-key-quorum-value", 0}}},
+			{"key-quorum-values", ordered{{"manage-key-quorum-value", r.ManageQuorum}, {"use-key-quorum-value", r.UseQuorum}}},
 			{"cluster-coverage", "full"},
 		}},
 		{"attributes", at},

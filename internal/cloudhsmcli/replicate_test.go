@@ -2,6 +2,7 @@ package cloudhsmcli
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -90,6 +91,14 @@ func twoClusters(t *testing.T) (string, map[string]ck.ULong) {
 	keys["example-key"] = gen("alice:alice-pw", "example-key")
 	keys["shared-key"] = gen("alice:alice-pw", "shared-key")
 	keys["bobs-key"] = gen("bob:bob-pw", "bobs-key")
+	// A key quorum on example-key, in the table quorum's commands keep.
+	s0, err := m.Slot(0)
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", filepath.Join(s0.Config().Dir, store.DBName))
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (?, 2, 1)`, keys["example-key"])
+	require.NoError(t, err)
 	return conf, keys
 }
 
@@ -106,7 +115,7 @@ func replicateRun(t *testing.T, conf string, env map[string]string, args ...stri
 }
 
 // TestKeyReplicate: key replicate copies alice's key to the other cluster
-// with the documented JSON (golden file); a key shared with a user missing
+// with the documented JSON (golden file), its key quorum values included; a key shared with a user missing
 // on the destination, and a key whose owner is missing there, fail with
 // error_code 1 and copy nothing.
 func TestKeyReplicate(t *testing.T) {
