@@ -73,6 +73,7 @@ func TestBackupWhileAnotherProcessWrites(t *testing.T) {
 		}
 	}
 	out := t.TempDir()
+	var snapshots [][]int64 // the writer's objects in each backup
 	for round := range 3 {
 		wait(20 * (round + 1))
 		before := append([]int64(nil), committed...)
@@ -99,11 +100,23 @@ func TestBackupWhileAnotherProcessWrites(t *testing.T) {
 		for _, id := range before {
 			assert.True(t, have[id], "object %d was committed before the backup began, but is not in it", id)
 		}
+		snapshots = append(snapshots, found)
 		var check string
 		require.NoError(t, r.(*sqliteStore).db.QueryRow(`PRAGMA integrity_check`).Scan(&check))
 		assert.Equal(t, "ok", check)
 	}
-	wait(len(committed) + 5) // the writer never waited on the backups
+	longest := 0
+	for _, got := range snapshots {
+		longest = max(longest, len(got))
+	}
+	wait(max(longest, len(committed)) + 5) // the writer never waited on the backups
+	// The database as of one commit: the writer commits one object at a
+	// time, so each backup holds a prefix of its sequence, never a later
+	// object without an earlier one.
+	for i, got := range snapshots {
+		require.LessOrEqual(t, len(got), len(committed))
+		assert.ElementsMatch(t, committed[:len(got)], got, "backup %d is not a prefix of the writer's commits", i)
+	}
 }
 
 // backupOf returns a backup file of a small token (a user, an object).
