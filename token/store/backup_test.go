@@ -332,3 +332,36 @@ func TestBackupReplacesOnlyBackups(t *testing.T) {
 	_, err = s.Backup(empty)
 	require.NoError(t, err)
 }
+
+// BenchmarkBackupRestore10k: a backup and a restore of a token holding
+// 10,000 objects (docs/store.md, "Measured numbers").
+func BenchmarkBackupRestore10k(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(b, err)
+	defer s.Close()
+	require.NoError(b, s.InitToken(TokenRecord{Label: "bench", SerialNumber: "1"}, user("admin", RoleCO)))
+	objs := make([]ObjectRecord, 1000)
+	for batch := range 10 {
+		for i := range objs {
+			objs[i] = obj(fmt.Sprintf("o-%d-%d", batch, i), "", false, "bench")
+		}
+		_, _, err := s.CreateObjects(objs)
+		require.NoError(b, err)
+	}
+	file := filepath.Join(b.TempDir(), "b")
+	b.Run("backup", func(b *testing.B) {
+		var info BackupInfo
+		for b.Loop() {
+			info, err = s.Backup(file)
+			require.NoError(b, err)
+		}
+		b.ReportMetric(float64(info.Size), "db-bytes")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for b.Loop() {
+			_, err := Restore(filepath.Join(b.TempDir(), "t"), file, RestoreOptions{})
+			require.NoError(b, err)
+		}
+	})
+}
