@@ -213,7 +213,7 @@ func TestUsersAndKeys(t *testing.T) {
 	// A label naming both halves of a pair is ambiguous for delete.
 	c.fails([]string{`label "k-rsa" names 2 keys`, "--class"}, "key", "delete", "--label", "k-rsa", "--pin", alicePIN)
 	c.fails([]string{"CKR_OBJECT_HANDLE_INVALID", `no key labelled "nope"`}, "key", "delete", "--label", "nope", "--pin", alicePIN)
-	c.fails([]string{"key share: CKR_ARGUMENTS_BAD", `no crypto user "admin"`},
+	c.fails([]string{"key share: CKR_USER_TYPE_INVALID", `"admin" is not a crypto user`},
 		"key", "share", "--label", "k-aes", "--username", "admin", "--pin", alicePIN)
 
 	c.ok("key", "unshare", "--label", "k-ec", "--username", "bob", "--pin", alicePIN)
@@ -292,7 +292,7 @@ func TestRoles(t *testing.T) {
 		"key", "generate", "aes", "--label", "x", "--pin", coPIN)
 	c.fails([]string{"user create: CKR_PIN_INCORRECT: wrong name or password"},
 		"user", "create", "--username", "carol", "--role", "cu", "--password", "carol-pw", "--pin", "admin:wrong")
-	c.fails([]string{"user create: CKR_ARGUMENTS_BAD", "exists"},
+	c.fails([]string{"user create: CKR_ACTION_PROHIBITED", `user "alice" exists`},
 		"user", "create", "--username", "alice", "--role", "cu", "--password", "carol-pw", "--pin", coPIN)
 	c.fails([]string{"user create: CKR_ARGUMENTS_BAD", "only letters"},
 		"user", "create", "--username", "car-ol", "--role", "cu", "--password", "carol-pw", "--pin", coPIN)
