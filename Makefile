@@ -3,7 +3,7 @@
 GO      ?= go
 
 # The toolchain is go.mod's toolchain line (Go 1.27: Go 1.26 takes a runtime
-# lock on every call from a host thread into the library; README,
+# lock on every call from a host thread into the library; docs/building.md,
 # "Toolchain"). GOTOOLCHAIN=auto lets the go command fetch it from the module
 # proxy once, even where the Go installation's go.env says local. Where it
 # cannot be fetched, the installed Go builds (1.26 passes every test), with
@@ -59,7 +59,7 @@ DEMODIR  := $(CURDIR)/$(BUILD)/demo
 DEMOCONF := $(DEMODIR)/gohsm.conf
 
 demo: $(LIB) $(CLI) $(DEMO) $(DEMOCONF)
-	GOHSM_CONF=$(DEMOCONF) $(DEMO) $(CURDIR)/$(LIB)
+	GOHSM_CONF=$(DEMOCONF) $(DEMO) $(abspath $(LIB))
 
 demo-reset: $(CLI) $(DEMOCONF)
 	$(CLI) --config $(DEMOCONF) token reset --yes
