@@ -19,6 +19,8 @@ const (
 	CodeAlreadyShared = "already_shared"  // sharing a key again with the same user
 	CodeNotShared     = "not_shared"      // unsharing a key not shared with that user
 	CodeOwnKey        = "own_key"         // sharing or unsharing a key with its owner
+	CodeDeleteSelf    = "delete_self"     // an officer deleting itself
+	CodeUserOwnsKeys  = "user_owns_keys"  // deleting a user who still owns objects
 )
 
 // A Mistake is a management request refused for what it asks. It wraps

@@ -13,7 +13,7 @@ import (
 // TestUserMistakesGetTheirCode: management requests that are a user's
 // mistake (a user that exists, a user that does not, a key shared twice,
 // unshared when not shared, shared with an officer or its owner, a bad
-// role) answer a Mistake with a stable code and the nearest CKR, never
+// role, an officer deleting itself, a user who owns keys) answer a Mistake with a stable code and the nearest CKR, never
 // CKR_DEVICE_ERROR (sharing twice and unsharing twice were
 // CKR_DEVICE_ERROR, the store's conflict passed on as a broken token) and
 // never CKR_ARGUMENTS_BAD (the others were). Both profiles.
@@ -34,6 +34,7 @@ func TestUserMistakesGetTheirCode(t *testing.T) {
 			check("create an existing officer", m.CreateUser(h, "admin", store.RoleCO, []byte("officer-pw-2")), CodeUserExists, ck.CKR_ACTION_PROHIBITED)
 			check("delete a missing user", m.DeleteUser(h, "nobody"), CodeNoSuchUser, ck.CKR_ACTION_PROHIBITED)
 			check("change a missing user's password", m.ChangePassword(h, "nobody", []byte("nobody-pw-1")), CodeNoSuchUser, ck.CKR_ACTION_PROHIBITED)
+			check("delete oneself", m.DeleteUser(h, "admin"), CodeDeleteSelf, ck.CKR_ACTION_PROHIBITED)
 			_, err := ParseRole("root")
 			check("a bad role", err, CodeBadRole, ck.CKR_USER_TYPE_INVALID)
 			require.NoError(t, m.Logout(h))
@@ -48,6 +49,11 @@ func TestUserMistakesGetTheirCode(t *testing.T) {
 			check("share with nobody", m.Share(h, k, "nobody", true), CodeNoSuchUser, ck.CKR_ACTION_PROHIBITED)
 			check("share with the owner", m.Share(h, k, "alice", true), CodeOwnKey, ck.CKR_ACTION_PROHIBITED)
 			require.NoError(t, m.Share(h, k, "bob", false))
+			require.NoError(t, m.Logout(h))
+			require.NoError(t, m.Login(h, ck.CKU_SO, []byte("admin:officer-pw")))
+			check("delete a user who owns keys", m.DeleteUser(h, "alice"), CodeUserOwnsKeys, ck.CKR_ACTION_PROHIBITED)
+			require.NoError(t, m.Logout(h))
+			require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw-1")))
 			check("unshare a key again", m.Share(h, k, "bob", false), CodeNotShared, ck.CKR_ACTION_PROHIBITED)
 			// The message names the mistake; the CKR stays last, as the
 			// token's other errors have it.

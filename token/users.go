@@ -116,7 +116,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	}
 	if s.login.user == name {
 		// Deleting oneself: never possible, not a matter of waiting.
-		return fmt.Errorf("token: user %q is logged in: %w", name, ck.CKR_ACTION_PROHIBITED)
+		return mistake(CodeDeleteSelf, ck.CKR_ACTION_PROHIBITED, "user %q is logged in: a user cannot delete itself", name)
 	}
 	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
 		return errNoSuchUser(name)
@@ -126,7 +126,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 			return errNoSuchUser(name) // deleted by another process since the check
 		}
 		if errors.Is(err, store.ErrInUse) {
-			return fmt.Errorf("token: user %q owns objects: %w", name, ck.CKR_ACTION_PROHIBITED)
+			return mistake(CodeUserOwnsKeys, ck.CKR_ACTION_PROHIBITED, "user %q owns objects", name)
 		}
 		if errors.Is(err, store.ErrLoggedIn) {
 			return fmt.Errorf("token: %v: %w", err, ck.CKR_USER_ALREADY_LOGGED_IN)
