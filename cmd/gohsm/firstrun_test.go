@@ -43,6 +43,8 @@ func TestTokenByLabel(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m), r.stdout)
 	assert.Equal(t, "ambiguous_token", m["code"])
+	// cloudhsm-cli gets the slot --token names, or does not start.
+	c.fails([]string{`no token labelled "nope"`}, "--token", "nope", "cloudhsm-cli", "user", "list")
 }
 
 // TestNewPasswordSources: user create and change-password take the new

@@ -286,13 +286,14 @@ func unknownCommand(args []string) error {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N] [--pin NAME:PASSWORD] [--json] <command> [flags]")
+	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N | --token LABEL] [--pin NAME:PASSWORD] [--json] <command> [flags]")
 	fmt.Fprintln(w, "       gohsm --version")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-40s %s\n", c.name()+" "+c.args, c.help)
 	}
-	fmt.Fprintln(w, "\nThe PIN comes from --pin or $GOHSM_PIN. 'gohsm <command> -h' shows a command's flags.")
+	fmt.Fprintln(w, "\nThe PIN comes from --pin, $GOHSM_PIN or the terminal. 'gohsm <command> -h' shows a command's flags;")
+	fmt.Fprintln(w, "docs/cli.md has the rest, the error codes of --json among it.")
 }
 
 func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
