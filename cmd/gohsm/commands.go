@@ -81,7 +81,7 @@ func tokenInit(fs *flag.FlagSet) func(*env) error {
 		if len(*label) > 32 {
 			return usagef("--label: at most 32 bytes (CK_TOKEN_INFO.label)")
 		}
-		pin, err := e.pin()
+		pin, err := e.newPIN()
 		if err != nil {
 			return err
 		}

@@ -102,20 +102,20 @@ func (p *promptLog) String() string {
 
 // TestPromptsDoNotEcho: without --pin, $GOHSM_PIN or a new password, and
 // with a terminal on standard input, gohsm asks for the PIN and for the
-// new password twice, with echo off: the terminal shows none of them, nor
-// does anything gohsm writes. A mismatched confirmation is refused.
+// new password twice (token init: the new officer's PIN twice), with echo
+// off: the terminal shows none of them, nor does anything gohsm writes. A
+// mismatched confirmation is refused.
 func TestPromptsDoNotEcho(t *testing.T) {
 	c := newCLI(t)
 	c.setup()
 	master, slave := testenv.OpenPTY(t)
 	testOnlyStdin = slave
 
-	run := func(answers []string, args ...string) (int, string, string) {
+	run := func(prompts, answers []string, args ...string) (int, string, string) {
 		var out bytes.Buffer
 		errLog := &promptLog{}
 		done := make(chan int, 1)
 		go func() { done <- run(append([]string{"--config", c.conf}, args...), &out, errLog) }()
-		prompts := []string{"PIN (name:password): ", "New password: ", "Confirm password: "}
 		for i, a := range answers {
 			// Type only once the prompt is out and echo is off: the
 			// line discipline echoes what is typed before.
@@ -131,21 +131,32 @@ func TestPromptsDoNotEcho(t *testing.T) {
 		code := <-done
 		return code, out.String(), errLog.String()
 	}
-	code, out, errOut := run([]string{coPIN, "erin-pw-1", "erin-pw-1"},
+	user := []string{"PIN (name:password): ", "New password: ", "Confirm password: "}
+	code, out, errOut := run(user, []string{coPIN, "erin-pw-1", "erin-pw-1"},
 		"--json", "user", "create", "--username", "erin", "--role", "cu")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, `"username": "erin"`)
 	c.ok("key", "list", "--pin", "erin:erin-pw-1")
 
-	code, _, errOut = run([]string{coPIN, "erin-pw-2", "erin-pw-X"}, "user", "change-password", "--username", "erin")
+	code, _, errOut = run(user, []string{coPIN, "erin-pw-2", "erin-pw-X"}, "user", "change-password", "--username", "erin")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "the passwords do not match")
+
+	// token init asks for the new officer's PIN twice.
+	c.ok("token", "reset", "--yes")
+	initP := []string{"PIN of the new crypto officer (name:password): ", "Confirm PIN: "}
+	code, _, errOut = run(initP, []string{"admin:officer-pw2", "admin:officer-pwX"}, "token", "init", "--label", "again")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "the PINs do not match")
+	code, _, errOut = run(initP, []string{"admin:officer-pw2", "admin:officer-pw2"}, "token", "init", "--label", "again")
+	require.Equal(t, 0, code, errOut)
+	c.ok("user", "create", "--username", "fay", "--role", "cu", "--password", "fay-pw-1", "--pin", "admin:officer-pw2")
 
 	testenv.WaitEcho(t, slave, true)
 	_, err := master.Write([]byte("marker\n"))
 	require.NoError(t, err)
 	shown := testenv.ReadUntil(t, master, "marker")
-	for _, secret := range []string{"officer-pw", "erin-pw"} {
+	for _, secret := range []string{"officer-pw", "erin-pw", "officer-pw2"} {
 		assert.NotContains(t, shown, secret, "echoed on the terminal")
 		assert.NotContains(t, out+errOut, secret, "written by gohsm")
 	}

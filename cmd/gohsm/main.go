@@ -438,6 +438,34 @@ func (e *env) pin() ([]byte, error) {
 	return nil, usagef("needs --pin NAME:PASSWORD or $GOHSM_PIN (or a terminal to ask on)")
 }
 
+// newPIN is pin for a PIN that a command sets (token init's first
+// officer): asked on the terminal, it is asked twice, since a typo there
+// locks everyone out.
+func (e *env) newPIN() ([]byte, error) {
+	if e.g.pin != "" || os.Getenv("GOHSM_PIN") != "" || !termpw.IsTerminal(e.stdin) {
+		return e.pin()
+	}
+	p, err := termpw.Read(e.stdin, e.stderr, "PIN of the new crypto officer (name:password): ")
+	if err != nil {
+		return nil, err
+	}
+	again, err := termpw.Read(e.stdin, e.stderr, "Confirm PIN: ")
+	if err != nil {
+		clear(p)
+		return nil, err
+	}
+	same := string(p) == string(again)
+	clear(again)
+	switch {
+	case !same:
+		clear(p)
+		return nil, usagef("the PINs do not match")
+	case len(p) == 0:
+		return nil, usagef("empty PIN")
+	}
+	return p, nil
+}
+
 // session opens a read-write session on the selected slot and logs in as
 // the command needs. The session ends when the module closes.
 func (e *env) session() (ck.ULong, error) {
