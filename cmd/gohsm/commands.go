@@ -234,7 +234,7 @@ func tokenDelete(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		if err := s.DeleteToken(pin); err != nil {
-			return err
+			return notInitialized(s, err)
 		}
 		return e.emit(map[string]any{"slot": s.ID()}, func(w io.Writer) {
 			fmt.Fprintf(w, "deleted the token of slot %d\n", s.ID())

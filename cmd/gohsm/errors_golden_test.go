@@ -18,11 +18,19 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 // ckr and code; a change here is a change for them.
 func TestJSONErrorsGolden(t *testing.T) {
 	c := newCLI(t)
+	var b strings.Builder
+	add := func(args ...string) {
+		t.Helper()
+		r := c.run(append([]string{"--json"}, args...)...)
+		require.NotEqual(t, 0, r.code, "%v", args)
+		b.WriteString("$ gohsm --json " + strings.Join(args, " ") + "\n" + r.stdout)
+	}
+	// A newcomer's first command, before token init.
+	add("user", "create", "--username", "alice", "--role", "cu", "--password", "alice-pw", "--pin", coPIN)
 	c.setup()
 	c.ok("key", "generate", "aes", "--bits", "128", "--label", "k-aes", "--pin", alicePIN)
 	c.ok("key", "share", "--label", "k-aes", "--username", "bob", "--pin", alicePIN)
 	c.ok("key", "generate", "aes", "--bits", "128", "--label", "k-two", "--pin", alicePIN)
-	var b strings.Builder
 	for _, args := range [][]string{
 		{"user", "create", "--username", "alice", "--role", "cu", "--password", "alice-pw2", "--pin", coPIN},
 		{"user", "delete", "--username", "nobody", "--pin", coPIN},
@@ -38,9 +46,7 @@ func TestJSONErrorsGolden(t *testing.T) {
 		{"token", "init", "--label", "again", "--pin", coPIN},
 		{"--token", "nope", "user", "list"},
 	} {
-		r := c.run(append([]string{"--json"}, args...)...)
-		require.NotEqual(t, 0, r.code, "%v", args)
-		b.WriteString("$ gohsm --json " + strings.Join(args, " ") + "\n" + r.stdout)
+		add(args...)
 	}
 	golden := filepath.Join("testdata", "json-errors.golden")
 	if *update {

@@ -86,26 +86,33 @@ func usagef(format string, args ...any) error {
 }
 
 // cliError is an error of the CLI's own with a stable code for scripts
-// (docs/cli.md, "Errors for scripts").
-type cliError struct{ code, msg string }
+// (docs/cli.md, "Errors for scripts"), wrapping the Cryptoki error behind
+// it when there is one.
+type cliError struct {
+	code, msg string
+	err       error
+}
 
 func (e *cliError) Error() string { return e.msg }
 
+func (e *cliError) Unwrap() error { return e.err }
+
 func cliErrorf(code, format string, args ...any) error {
-	return &cliError{code, fmt.Sprintf(format, args...)}
+	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 // The CLI's own error codes; a Cryptoki error's code is its CKR name, a
 // token.Mistake's its Code.
 const (
-	codeUsage            = "usage"             // a mistake in the command line (exit status 2)
-	codeConfig           = "config"            // the configuration cannot be read or is invalid
-	codeNoSuchToken      = "no_such_token"     // --token names no token
-	codeAmbiguousToken   = "ambiguous_token"   // --token names several tokens
-	codeTokenInitialized = "token_initialized" // token init on an initialised token without --yes
-	codeAmbiguousKey     = "ambiguous_key"     // a label names several keys
-	codeInternal         = "internal"          // a bug: please report it
-	codeError            = "error"             // anything else
+	codeUsage            = "usage"                 // a mistake in the command line (exit status 2)
+	codeConfig           = "config"                // the configuration cannot be read or is invalid
+	codeNoSuchToken      = "no_such_token"         // --token names no token
+	codeAmbiguousToken   = "ambiguous_token"       // --token names several tokens
+	codeTokenInitialized = "token_initialized"     // token init on an initialised token without --yes
+	codeNotInitialized   = "token_not_initialized" // a command that needs a token before token init
+	codeAmbiguousKey     = "ambiguous_key"         // a label names several keys
+	codeInternal         = "internal"              // a bug: please report it
+	codeError            = "error"                 // anything else
 )
 
 // need is the login a command requires; it also words the explanation of
@@ -358,7 +365,7 @@ func (e *env) module() (*token.Module, error) {
 // configErr gives a configuration error its code; other errors pass.
 func configErr(err error) error {
 	if token.IsConfigError(err) {
-		return &cliError{codeConfig, err.Error()}
+		return &cliError{code: codeConfig, msg: err.Error()}
 	}
 	return err
 }
@@ -483,7 +490,7 @@ func (e *env) session() (ck.ULong, error) {
 	}
 	h, err := e.m.OpenSession(s.ID(), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 	if err != nil {
-		return 0, err
+		return 0, notInitialized(s, err)
 	}
 	if e.cmd.need == needNone {
 		return h, nil
@@ -505,6 +512,20 @@ func (e *env) session() (ck.ULong, error) {
 		return 0, err
 	}
 	return h, nil
+}
+
+// notInitialized tells an uninitialised token (a newcomer's first command
+// before token init) from a damaged one: both are CKR_TOKEN_NOT_RECOGNIZED
+// to Cryptoki, but only the first has an obvious next step.
+func notInitialized(s *token.Slot, err error) error {
+	if !errors.Is(err, ck.CKR_TOKEN_NOT_RECOGNIZED) {
+		return err
+	}
+	if ti, terr := s.TokenInfo(); terr != nil || ti.Initialized {
+		return err // damaged, or initialised since
+	}
+	return &cliError{code: codeNotInitialized, err: ck.CKR_TOKEN_NOT_RECOGNIZED,
+		msg: fmt.Sprintf("slot %d has no token yet: make one with 'gohsm token init --label LABEL'", s.ID())}
 }
 
 // userType picks CKU_SO or CKU_USER for a PIN: the command's role, or for
@@ -668,6 +689,10 @@ func describe(err error, n need) string {
 	if token.MistakeCode(err) != "" {
 		// The mistake says what is wrong; the CKR's gloss would not.
 		return s + ": " + detail
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return s + ": " + ce.msg // the same: the CLI's own words
 	}
 	if text != "" {
 		s += ": " + text

@@ -354,7 +354,7 @@ func TestTokenInitListDelete(t *testing.T) {
 	assert.Len(t, s[1].Serial, 16)
 	assert.Equal(t, 1, s[1].Users)
 	assert.Contains(t, s[1].Flags, "initialized")
-	c.fails([]string{"user list: CKR_TOKEN_NOT_RECOGNIZED: token not initialised"}, "user", "list")
+	c.fails([]string{"user list: CKR_TOKEN_NOT_RECOGNIZED: slot 0 has no token yet", "gohsm token init"}, "user", "list")
 	c.ok("user", "list", "--slot", "7")
 	c.fails([]string{"CKR_SLOT_ID_INVALID: no such slot"}, "user", "list", "--slot", "3")
 
