@@ -61,6 +61,9 @@ type result struct {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
+	if testOnlyStdin == nil {
+		noStdin(c.t) // never the terminal go test may run on
+	}
 	var out, errb bytes.Buffer
 	code := run(append([]string{"--config", c.conf}, args...), &out, &errb)
 	return result{code, out.String(), errb.String()}
