@@ -32,27 +32,6 @@ func init() {
 	)
 }
 
-// keyUser is an entry of key-owners and shared-users.
-type keyUser struct {
-	Username    string `json:"username"`
-	KeyCoverage string `json:"key-coverage"`
-}
-
-// keyQuorum is key-info's key-quorum-values.
-type keyQuorum struct {
-	Manage int `json:"manage-key-quorum-value"`
-	Use    int `json:"use-key-quorum-value"`
-}
-
-// keyInfo is a key's "key-info" (the verbose key list example of
-// UG:manage-keys-cloudhsm-cli-filtering).
-type keyInfo struct {
-	Owners          []keyUser  `json:"key-owners"`
-	SharedUsers     []keyUser  `json:"shared-users"`
-	Quorum          *keyQuorum `json:"key-quorum-values,omitempty"`
-	ClusterCoverage string     `json:"cluster-coverage"`
-}
-
 // keyEntry is one key as key list and the generate commands print it;
 // key list without --verbose prints the reference and label only.
 type keyEntry struct {
@@ -61,52 +40,22 @@ type keyEntry struct {
 	Attributes AttributeObject `json:"attributes"`
 }
 
-// keyQuorumValues, when set (quorum.go), reads a key's manage and use
-// quorum values; nil: both 0, CloudHSM's default.
-var keyQuorumValues func(c *Context, obj ck.ULong) (manage, use int, err error)
-
-var ownerAttrs = []ck.AttributeType{ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS, ck.CKA_TOKEN}
-
-// keyEntry reads a key's entry; verbose adds key-info and every attribute.
+// keyEntry reads a key's entry: describeKey's (keyobject.go) when
+// verbose, else the reference and label.
 func (c *Context) keyEntry(obj ck.ULong, verbose bool) (keyEntry, error) {
+	if verbose {
+		k, err := c.describeKey(obj)
+		if err != nil {
+			return keyEntry{}, err
+		}
+		return keyEntry{Reference: k.Reference, Info: &k.Info, Attributes: k.Attributes}, nil
+	}
 	all, err := c.KeyAttributes(obj)
 	if err != nil {
 		return keyEntry{}, err
 	}
-	e := keyEntry{Reference: KeyReference(obj), Attributes: all}
-	if !verbose {
-		label, _ := all.Get("label")
-		e.Attributes = AttributeObject{{"label", label}}
-		return e, nil
-	}
-	res, err := c.m.GetAttributeValue(c.h, obj, ownerAttrs)
-	if err != nil && !errors.Is(err, ck.CKR_ATTRIBUTE_TYPE_INVALID) {
-		return keyEntry{}, err
-	}
-	info := &keyInfo{Owners: []keyUser{}, SharedUsers: []keyUser{}, ClusterCoverage: "full",
-		Quorum: &keyQuorum{}}
-	if res[0].Err == nil && len(res[0].Value) > 0 {
-		info.Owners = append(info.Owners, keyUser{string(res[0].Value), "full"})
-	}
-	if res[1].Err == nil && len(res[1].Value) > 0 {
-		for _, u := range strings.Split(string(res[1].Value), ",") {
-			info.SharedUsers = append(info.SharedUsers, keyUser{u, "full"})
-		}
-	}
-	if res[2].Err == nil {
-		if tok, _ := (attrs.Template{ck.CKA_TOKEN: res[2].Value}).Bool(ck.CKA_TOKEN); !tok {
-			// A session key lives in this session only (the
-			// generate-symmetric example with --session).
-			info.ClusterCoverage = "session"
-		}
-	}
-	if keyQuorumValues != nil {
-		if info.Quorum.Manage, info.Quorum.Use, err = keyQuorumValues(c, obj); err != nil {
-			return keyEntry{}, err
-		}
-	}
-	e.Info = info
-	return e, nil
+	label, _ := all.Get("label")
+	return keyEntry{Reference: KeyReference(obj), Attributes: AttributeObject{{"label", label}}}, nil
 }
 
 // keyList pages through the keys a filter selects: --max-items (default
@@ -195,10 +144,10 @@ func merge(t attrs.Template, kvs []string, flagOf map[ck.AttributeType]string) e
 	return nil
 }
 
-// shareNew shares a just-generated key with --share-crypto-users; when a
-// share fails the key is destroyed: a command either does all it was
-// asked or nothing.
-func (c *Context) shareNew(g genFlags, obj ck.ULong, also ...ck.ULong) error {
+// shareGenerated shares a just-generated key with --share-crypto-users;
+// when a share fails the key (and a pair's other half) is destroyed: a
+// command either does all it was asked or nothing.
+func (c *Context) shareGenerated(g genFlags, obj ck.ULong, also ...ck.ULong) error {
 	for _, u := range *g.share {
 		if err := c.m.Share(c.h, obj, strings.ToLower(u), true); err != nil {
 			for _, o := range append([]ck.ULong{obj}, also...) {
@@ -241,14 +190,14 @@ func keyGenSymmetric(kt ck.KeyType, mech ck.MechanismType) func(fs *flag.FlagSet
 			if err != nil {
 				return nil, err
 			}
-			if err := c.shareNew(g, obj); err != nil {
+			if err := c.shareGenerated(g, obj); err != nil {
 				return nil, err
 			}
-			e, err := c.keyEntry(obj, true)
+			k, err := c.describeKey(obj)
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"key": e}, nil
+			return map[string]any{"key": k}, nil
 		}
 	}
 }
@@ -302,20 +251,20 @@ func (p pairFlags) generate(c *Context, mech ck.MechanismType, kt ck.KeyType, pu
 	if err != nil {
 		return nil, err
 	}
-	if err := c.shareNew(p.genFlags, privH, pubH); err != nil {
+	if err := c.shareGenerated(p.genFlags, privH, pubH); err != nil {
 		return nil, err
 	}
-	pk, err := c.keyEntry(pubH, true)
+	pk, err := c.describeKey(pubH)
 	if err != nil {
 		return nil, err
 	}
-	sk, err := c.keyEntry(privH, true)
+	sk, err := c.describeKey(privH)
 	if err != nil {
 		return nil, err
 	}
 	return struct {
-		Public  keyEntry `json:"public_key"`
-		Private keyEntry `json:"private_key"`
+		Public  *keyObject `json:"public_key"`
+		Private *keyObject `json:"private_key"`
 	}{pk, sk}, nil
 }
 

@@ -37,7 +37,13 @@ type keyQuorumValue struct {
 	Use    int `json:"use-key-quorum-value"`
 }
 
-// describeKey builds a key's keyObject (one HSM: coverage is "full").
+// keyQuorumValues, when set (quorum), reads a key's manage and use quorum
+// values; nil: both 0, CloudHSM's default.
+var keyQuorumValues func(c *Context, obj ck.ULong) (manage, use int, err error)
+
+// describeKey builds a key's keyObject (one HSM: coverage is "full", or
+// "session" for a session key, as the generate-symmetric --session
+// example shows).
 func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 	m, _, err := c.Module()
 	if err != nil {
@@ -47,7 +53,7 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS})
+	res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS, ck.CKA_TOKEN})
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +68,14 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 	if sh := string(res[1].Value); sh != "" {
 		for _, u := range strings.Split(sh, ",") {
 			k.Info.SharedUsers = append(k.Info.SharedUsers, keyUser{u, "full"})
+		}
+	}
+	if res[2].Err == nil && len(res[2].Value) == 1 && res[2].Value[0] == 0 {
+		k.Info.Coverage = "session"
+	}
+	if keyQuorumValues != nil {
+		if k.Info.Quorum.Manage, k.Info.Quorum.Use, err = keyQuorumValues(c, obj); err != nil {
+			return nil, err
 		}
 	}
 	if k.Attributes, err = c.KeyAttributes(obj); err != nil {
