@@ -58,6 +58,16 @@ func (c *Context) keyEntry(obj ck.ULong, verbose bool) (keyEntry, error) {
 	return keyEntry{Reference: KeyReference(obj), Attributes: AttributeObject{{"label", label}}}, nil
 }
 
+// coverage is a key's cluster-coverage from its CKA_TOKEN: "full" for a
+// token key (one HSM holds it all), "session" for a session key (the
+// generate-symmetric example with --session).
+func coverage(tok token.AttrResult) string {
+	if tok.Err == nil && len(tok.Value) == 1 && tok.Value[0] == 0 {
+		return "session"
+	}
+	return "full"
+}
+
 // keyList pages through the keys a filter selects: --max-items (default
 // 10) per call, next_token to resume ("next_token": "10" after the first
 // ten), as UG:cloudhsm_cli-key-list documents.

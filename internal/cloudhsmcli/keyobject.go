@@ -37,10 +37,6 @@ type keyQuorumValue struct {
 	Use    int `json:"use-key-quorum-value"`
 }
 
-// keyQuorumValues, when set (quorum), reads a key's manage and use quorum
-// values; nil: both 0, CloudHSM's default.
-var keyQuorumValues func(c *Context, obj ck.ULong) (manage, use int, err error)
-
 // describeKey builds a key's keyObject (one HSM: coverage is "full", or
 // "session" for a session key, as the generate-symmetric --session
 // example shows).
@@ -61,21 +57,13 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 		return nil, errors.Join(res[0].Err, res[1].Err)
 	}
 	k := &keyObject{Reference: KeyReference(obj),
-		Info: keyInfo{Owners: []keyUser{}, SharedUsers: []keyUser{}, Coverage: "full"}}
+		Info: keyInfo{Owners: []keyUser{}, SharedUsers: []keyUser{}, Coverage: coverage(res[2])}}
 	if o := string(res[0].Value); o != "" {
 		k.Info.Owners = append(k.Info.Owners, keyUser{o, "full"})
 	}
 	if sh := string(res[1].Value); sh != "" {
 		for _, u := range strings.Split(sh, ",") {
 			k.Info.SharedUsers = append(k.Info.SharedUsers, keyUser{u, "full"})
-		}
-	}
-	if res[2].Err == nil && len(res[2].Value) == 1 && res[2].Value[0] == 0 {
-		k.Info.Coverage = "session"
-	}
-	if keyQuorumValues != nil {
-		if k.Info.Quorum.Manage, k.Info.Quorum.Use, err = keyQuorumValues(c, obj); err != nil {
-			return nil, err
 		}
 	}
 	if k.Attributes, err = c.KeyAttributes(obj); err != nil {
