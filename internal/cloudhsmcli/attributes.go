@@ -249,13 +249,16 @@ func RenderAttributes(t attrs.Template) (AttributeObject, error) {
 	return o, nil
 }
 
-// keyLengthBytes is key-length-bytes for keys without CKA_VALUE_LEN: the
-// modulus length of an RSA key, the uncompressed point length of an EC key
-// (57 for secp224r1, as the key generate-asymmetric-pair ec example
-// shows); -1 when it cannot be told.
+// keyLengthBytes is key-length-bytes for keys without CKA_VALUE_LEN: for
+// RSA twice the modulus length (512 for RSA-2048, as the key import pem
+// example shows for a public key; CloudHSM prints its internal size for
+// private keys, about 1217 for RSA-2048, which gohsm cannot reproduce and
+// prints the same 512), for EC the uncompressed point length (57 for
+// secp224r1, as the key generate-asymmetric-pair ec example shows); -1
+// when it cannot be told.
 func keyLengthBytes(t attrs.Template) int {
 	if m, ok := t[ck.CKA_MODULUS]; ok {
-		return len(m)
+		return 2 * len(m)
 	}
 	if p, ok := t[ck.CKA_EC_POINT]; ok {
 		return len(ecPointRaw(p))

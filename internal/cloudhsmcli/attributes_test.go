@@ -123,7 +123,7 @@ func TestRenderAttributesShape(t *testing.T) {
 		"never-extractable", "private", "sensitive", "sign", "trusted", "unwrap", "verify", "wrap",
 		"wrap-with-trusted", "key-length-bytes", "public-exponent", "modulus", "modulus-size-bits"}, names)
 	v, _ := o.Get("key-length-bytes")
-	require.Equal(t, 256, v)
+	require.Equal(t, 512, v)
 	v, _ = o.Get("verify")
 	require.Equal(t, true, v)
 	v, _ = o.Get("sign")

@@ -97,12 +97,12 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 	req := []string{"key-filter"}
 	if kind != signEd25519 {
 		hash = fs.String("hash-function", "", "Hash algorithm [possible values: sha1, sha224, sha256, sha384, sha512]")
-		dataType = fs.String("data-type", "raw", "The type of data passed in, used in conjunction with the hash function [possible values: raw, digest]")
+		dataType = fs.String("data-type", "raw", "The type of data passed in, either raw or digest [possible values: raw, digest]")
 		req = append(req, "hash-function")
 	}
 	if kind == signRSAPSS {
-		mgf = fs.String("mgf", "", "Mask Generation Function algorithm [possible values: mgf1-sha1, mgf1-sha224, mgf1-sha256, mgf1-sha384, mgf1-sha512]")
-		salt = fs.Int("salt-length", 0, "Salt length")
+		mgf = fs.String("mgf", "", "The mask generation function [possible values: mgf1-sha1, mgf1-sha224, mgf1-sha256, mgf1-sha384, mgf1-sha512]")
+		salt = fs.Int("salt-length", 0, "The salt length")
 		req = append(req, "mgf", "salt-length")
 	}
 	verb := "signed"
@@ -110,7 +110,11 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 		verb = "verified"
 	}
 	dataPath := fs.String("data-path", "", "The path to the file containing the data to be "+verb)
-	data := fs.String("data", "", "Base64 encoded data to be "+verb)
+	dataHelp := "Base64 encoded data to be verified"
+	if !verify {
+		dataHelp = "Base64 Encoded data to be signed"
+	}
+	data := fs.String("data", "", dataHelp)
 	var sigPath, sig *string
 	approval := new(string)
 	if verify {
@@ -211,6 +215,11 @@ func signMechanism(kind signKind, hash, mgf, dataType *string, salt *int, msg []
 	m, err := mgfByName(*mgf)
 	if err != nil {
 		return token.Mechanism{}, nil, err
+	}
+	// "The mask generation function hash function must match the signing
+	// mechanism hash function." (cloudhsm_cli-crypto-sign-rsa-pkcs-pss)
+	if *mgf != "mgf1-"+h.name {
+		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("the mask generation function %s does not match the hash function %s", *mgf, h.name)}
 	}
 	if *salt < 0 {
 		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("invalid value '%d' for '--salt-length <SALT_LENGTH>'", *salt)}

@@ -169,14 +169,17 @@ func ParseFilter(terms []string) (Filter, error) {
 func (f Filter) Empty() bool { return !f.HasRef && len(f.Tmpl) == 0 }
 
 // The errors of selecting one key. CloudHSM CLI's key commands that work
-// on one key refuse a filter matching none or several.
+// on one key refuse a filter matching none or several: "Key selection
+// criteria matched 48 keys. Refine selection criteria to select a single
+// key." ("Filtration Errors", manage-keys-cloudhsm-cli-filtering.html).
+// The page shows no text for no match; ours says what happened.
 var (
 	ErrNoKeyMatched = errors.New("No keys matched the key selection criteria. Verify the key reference or attributes and try again")
 )
 
 // errManyKeysMatched is the refusal of a filter that matches n > 1 keys.
 func errManyKeysMatched(n int) error {
-	return fmt.Errorf("Key selection criteria matched %d keys. Refine selection criteria to select a single key", n)
+	return fmt.Errorf("Key selection criteria matched %d keys. Refine selection criteria to select a single key.", n)
 }
 
 // keyClasses are the object classes that are keys: filters see only them.

@@ -93,7 +93,7 @@ func TestFindKey(t *testing.T) {
 			_, err = find(alice, "key-reference="+KeyReference(kb))
 			require.ErrorIs(t, err, ErrNoKeyMatched, "bob's key is not alice's to select")
 			_, err = find(alice, "attr.key-type=aes")
-			require.EqualError(t, err, "Key selection criteria matched 2 keys. Refine selection criteria to select a single key")
+			require.EqualError(t, err, "Key selection criteria matched 2 keys. Refine selection criteria to select a single key.")
 			_, err = find(alice)
 			require.ErrorContains(t, err, "--filter <FILTER>")
 

@@ -269,6 +269,21 @@ func TestKeyWrapUnwrapRoundTrip(t *testing.T) {
 				require.Equal(t, "unwrapped-"+c.mech, keyAttr(t, got, "label"))
 				require.Equal(t, true, keyAttr(t, got, "encrypt"))
 			}
+			// A private key: an EC key wrapped with rsa-aes unwraps into a
+			// key that signs what the original public key verifies.
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) { ecPair(t, m, h, "ec") })
+			var w wrapOutput
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, "key", "wrap", "rsa-aes", "--payload-filter", "attr.label=ec-priv",
+				"--wrapping-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--mgf", "mgf1-sha256"), &w))
+			e.ok(cryptoAlicePIN, "key", "unwrap", "rsa-aes", "--filter", "attr.label=rsa-priv", "--key-type-class", "ec-private",
+				"--label", "ec-copy", "--data", w.Data, "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--attributes", "sign=true")
+			var sig struct{ Signature string }
+			data := base64.StdEncoding.EncodeToString([]byte("signed by the unwrapped copy"))
+			require.NoError(t, json.Unmarshal(e.ok(cryptoAlicePIN, "crypto", "sign", "ecdsa", "--key-filter", "attr.label=ec-copy",
+				"--hash-function", "sha256", "--data", data), &sig))
+			e.ok(cryptoAlicePIN, "crypto", "verify", "ecdsa", "--key-filter", "attr.label=ec-pub", "--hash-function", "sha256",
+				"--data", data, "--signature", sig.Signature)
+
 			// aes-gcm never reuses an IV: the HSM's in the cloudhsm
 			// profile, the CLI's random one elsewhere.
 			var a, b wrapOutput
@@ -331,14 +346,29 @@ func TestKeyWrapRefusals(t *testing.T) {
 				shared := createAES(t, m, h, "shared", bytes.Repeat([]byte{0x44}, 32), nil)
 				require.NoError(t, m.Share(h, shared, "bob", true))
 			})
+			var trustedKEK ck.ULong
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				trustedKEK = createAES(t, m, h, "trusted-kek", bytes.Repeat([]byte{0x66}, 32), nil)
+			})
 			e.as(cryptoBobPIN, func(m *token.Module, h ck.ULong) {
 				createAES(t, m, h, "bob-kek", bytes.Repeat([]byte{0x55}, 32), nil)
 			})
+			// An admin marks one wrapping key trusted (CloudHSM: only admins set trusted).
+			func() {
+				m := e.open()
+				defer m.Close()
+				h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+				require.NoError(t, err)
+				require.NoError(t, m.Login(h, ck.CKU_SO, []byte(cryptoAdminPIN)))
+				require.NoError(t, m.SetTrusted(h, trustedKEK, true))
+			}()
 			wrap := func(pin, payload, wrapping string) []string {
 				return []string{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=" + payload, "--wrapping-filter", "attr.label=" + wrapping}
 			}
 			e.fails(cryptoAlicePIN, "CKR_KEY_UNEXTRACTABLE", wrap(cryptoAlicePIN, "stuck", "kek")...)
 			e.fails(cryptoAlicePIN, "CKR_KEY_NOT_WRAPPABLE", wrap(cryptoAlicePIN, "guarded", "kek")...)
+			require.Contains(t, string(e.ok(cryptoAlicePIN, wrap(cryptoAlicePIN, "guarded", "trusted-kek")...)), "wrapped_key_data",
+				"a wrap-with-trusted key wraps under a trusted key")
 			// bob sees alice's shared key (he may use it) but may not export it.
 			bobShared := e.ok(cryptoBobPIN, "key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=bob-kek", "--wrapping-filter", "attr.label=shared")
 			require.Contains(t, string(bobShared), "wrapped_key_data")
@@ -444,6 +474,8 @@ func TestCryptoSignVerify(t *testing.T) {
 				"--salt-length", "32", "--data", b64(msg), "--signature", b64(sig))
 
 			// Refusals.
+			e.fails(cryptoAlicePIN, "the mask generation function mgf1-sha1 does not match the hash function sha256", "crypto", "sign", "rsa-pkcs-pss",
+				"--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha1", "--salt-length", "32", "--data", b64(msg))
 			e.fails(cryptoAlicePIN, "a sha256 digest is 32 bytes, the data is 31", "crypto", "sign", "ecdsa", "--key-filter", "attr.label=ec-priv",
 				"--hash-function", "sha256", "--data-type", "digest", "--data", b64(digest[:31]))
 			e.fails(cryptoAlicePIN, "the following required arguments were not provided: --hash-function <HASH_FUNCTION>",
@@ -578,6 +610,100 @@ func TestKeyUnwrapShare(t *testing.T) {
 			alice := e.cuContext(cryptoAlicePIN)
 			_, err = alice.FindKeyByTerms("filter", []string{"attr.label=for-carol"})
 			require.ErrorIs(t, err, ErrNoKeyMatched, "the refused command left no key behind")
+		})
+	}
+}
+
+// TestKeyCryptoBadInput: hostile flag values are refused with a message,
+// never a crash, and change nothing.
+func TestKeyCryptoBadInput(t *testing.T) {
+	e := newCryptoEnv(t, "cloudhsm")
+	e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+		createAES(t, m, h, "kek", bytes.Repeat([]byte{0x11}, 32), nil)
+		createAES(t, m, h, "payload", bytes.Repeat([]byte{0x42}, 32), nil)
+		rsaPair(t, m, h, "rsa")
+	})
+	big := base64.StdEncoding.EncodeToString(make([]byte, 1<<20))
+	for _, args := range [][]string{
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "-8"},
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "4096"},
+		{"key", "wrap", "aes-gcm", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--tag-length-bits", "128", "--aad", "zz"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=payload", "--wrapping-filter", "attr.label=kek", "--path", "/nonexistent/dir/x"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "key-reference=0xffffffffffffffff", "--wrapping-filter", "attr.label=kek"},
+		{"key", "unwrap", "aes-gcm", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--tag-length-bits", "128", "--iv", "0x00", "--data", "AAAA"},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--data", big},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=kek", "--key-type-class", "aes", "--label", "x", "--data", ""},
+		{"crypto", "sign", "rsa-pkcs-pss", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--salt-length", "-1", "--data", "AAAA"},
+		{"crypto", "sign", "rsa-pkcs-pss", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--mgf", "mgf1-sha256", "--salt-length", "100000", "--data", "AAAA"},
+		{"crypto", "sign", "rsa-pkcs", "--key-filter", "attr.label=rsa-priv", "--hash-function", "sha256", "--data-type", "hex", "--data", "AAAA"},
+		{"crypto", "verify", "rsa-pkcs", "--key-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--data", "AAAA", "--signature", big},
+		{"crypto", "verify", "rsa-pkcs", "--key-filter", "attr.label=rsa-pub", "--hash-function", "sha256", "--data", "AAAA", "--signature-path", "/nonexistent"},
+	} {
+		code, out := e.run(cryptoAlicePIN, args...)
+		require.Equal(t, 1, code, "%v: %s", args, out)
+		require.Contains(t, out, `"error_code": 1`)
+	}
+	// Nothing was made: alice still has exactly her four keys.
+	keys, err := e.cuContext(cryptoAlicePIN).FindKeys(Filter{Tmpl: attrs.Template{}})
+	require.NoError(t, err)
+	require.Len(t, keys, 4)
+}
+
+// TestKeyCryptoCommandsAreCryptoUsers: the key and crypto commands of
+// this file are crypto-user commands (CloudHSM's "User type: Crypto users
+// (CUs)"): an admin is refused before the token is touched.
+func TestKeyCryptoCommandsAreCryptoUsers(t *testing.T) {
+	e := newCryptoEnv(t, "cloudhsm")
+	t.Setenv("CLOUDHSM_ROLE", "admin")
+	t.Setenv("CLOUDHSM_PIN", cryptoAdminPIN)
+	for _, args := range [][]string{
+		{"key", "import", "pem", "--path", filepath.Join("testdata", "rsa2048-public.pem"), "--label", "x", "--key-type-class", "rsa-public"},
+		{"key", "generate-file", "--encoding", "pem", "--path", filepath.Join(e.dir, "x"), "--filter", "attr.label=x"},
+		{"key", "wrap", "aes-no-pad", "--payload-filter", "attr.label=x", "--wrapping-filter", "attr.label=y"},
+		{"key", "unwrap", "aes-no-pad", "--filter", "attr.label=x", "--key-type-class", "aes", "--label", "x", "--data", "AAAA"},
+		{"crypto", "sign", "ecdsa", "--key-filter", "attr.label=x", "--hash-function", "sha256", "--data", "AAAA"},
+		{"crypto", "verify", "ed25519", "--key-filter", "attr.label=x", "--data", "AAAA", "--signature", "AAAA"},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(args, bytes.NewReader(nil), &out, &errb, Options{Config: e.conf})
+		require.Equal(t, 1, code, "%v: %s", args, out.String())
+		require.Contains(t, out.String(), ErrWrongRole.Error(), args)
+	}
+}
+
+// TestCryptoSignGolden: crypto sign rsa-pkcs (deterministic) with a fixed
+// test key gives the golden output, and the signature is the one Go's
+// crypto/rsa makes with the same key.
+func TestCryptoSignGolden(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join("testdata", "rsa2048-private.pem"))
+	require.NoError(t, err)
+	b, _ := pem.Decode(text)
+	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	require.NoError(t, err)
+	priv := k.(*rsa.PrivateKey)
+	for _, profile := range profiles {
+		t.Run(profile, func(t *testing.T) {
+			e := newCryptoEnv(t, profile)
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				_, err := m.CreateObject(h, attrs.Template{
+					ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_RSA)),
+					ck.CKA_TOKEN: []byte{1}, ck.CKA_LABEL: []byte("fixed"), ck.CKA_SIGN: []byte{1},
+					ck.CKA_MODULUS: priv.N.Bytes(), ck.CKA_PUBLIC_EXPONENT: big.NewInt(int64(priv.E)).Bytes(),
+					ck.CKA_PRIVATE_EXPONENT: priv.D.Bytes(), ck.CKA_PRIME_1: priv.Primes[0].Bytes(), ck.CKA_PRIME_2: priv.Primes[1].Bytes(),
+					ck.CKA_EXPONENT_1: priv.Precomputed.Dp.Bytes(), ck.CKA_EXPONENT_2: priv.Precomputed.Dq.Bytes(),
+					ck.CKA_COEFFICIENT: priv.Precomputed.Qinv.Bytes(),
+				})
+				require.NoError(t, err)
+			})
+			msg := []byte("golden")
+			code, out := e.run(cryptoAlicePIN, "crypto", "sign", "rsa-pkcs", "--key-filter", "attr.label=fixed",
+				"--hash-function", "sha256", "--data", base64.StdEncoding.EncodeToString(msg))
+			require.Equal(t, 0, code, out)
+			cryptoGolden(t, "crypto-sign-rsa-pkcs", out)
+			digest := sha256.Sum256(msg)
+			want, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+			require.NoError(t, err)
+			require.Contains(t, out, base64.StdEncoding.EncodeToString(want))
 		})
 	}
 }

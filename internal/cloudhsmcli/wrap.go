@@ -93,7 +93,6 @@ type wrapParams struct {
 	aad, iv       *string
 	tagBits       *int
 	hash, mgf     *string
-	needsIV       bool
 	requiredFlags []string
 }
 
