@@ -508,7 +508,7 @@ func (s *Slot) quorumDeleteGuardLocked(name string) error {
 	return nil
 }
 
-// keyUsersLocked are the users a key is associated with: its owner and the
+// keyUsers are the users a key is associated with: its owner and the
 // users it is shared with.
 func keyUsers(o *Object) []string {
 	return append([]string{o.owner}, o.shared...)

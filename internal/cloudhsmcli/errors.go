@@ -29,10 +29,6 @@ func (e usageErr) Error() string { return e.msg }
 // fail writes an error's envelope ({"error_code":1,"data":"<text>"}, the
 // shape CloudHSM CLI prints) and returns the exit status.
 func (c *Context) fail(err error) int {
-	if text, ok := quorumText(err); ok { // quorum.go
-		writeEnvelope(c.stdout, 1, text)
-		return 1
-	}
 	writeEnvelope(c.stdout, 1, errorText(err))
 	return 1
 }
@@ -63,10 +59,15 @@ func errorText(err error) string {
 	if errors.As(err, &u) {
 		return u.msg
 	}
+	if text, ok := quorumText(err); ok { // CloudHSM's words (quorum.go)
+		return text
+	}
+	var re rvError // CloudHSM's words for a CKR (crypto.go)
+	if errors.As(err, &re) {
+		return re.msg
+	}
 	var rv ck.RV
-	if !errors.As(err, &rv) || !strings.HasSuffix(err.Error(), rv.Error()) {
-		// No CKR, or a CLI text that carries one for errors.Is only
-		// (crypto.go's rvError).
+	if !errors.As(err, &rv) {
 		return err.Error()
 	}
 	detail := strings.TrimSuffix(err.Error(), ": "+rv.Error())

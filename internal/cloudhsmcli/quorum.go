@@ -104,21 +104,11 @@ func quorumText(err error) (string, bool) {
 	return "", false
 }
 
-func requiredValue(name, v string) error {
-	if v == "" {
-		return usageErr{fmt.Sprintf("the following required arguments were not provided: --%s", name)}
-	}
-	return nil
-}
-
 func setupQuorumGenerate(fs *flag.FlagSet) func(*Context) (any, error) {
 	service := fs.String("service", "", "Service the token will be used for: user, quorum, cluster (hsm2m), key-management, key-usage, registration")
 	path := fs.String("token", "", "Filepath where the unsigned token file will be written")
 	return func(c *Context) (any, error) {
-		if err := requiredValue("service", *service); err != nil {
-			return nil, err
-		}
-		if err := requiredValue("token", *path); err != nil {
+		if err := required(fs, "service", "token"); err != nil {
 			return nil, err
 		}
 		h, err := c.Session()
@@ -213,13 +203,8 @@ func setupQuorumSet(fs *flag.FlagSet) func(*Context) (any, error) {
 	value := fs.Int("value", 0, "Value to set for service")
 	approval := addApprovalFlag(fs)
 	return func(c *Context) (any, error) {
-		if err := requiredValue("service", *service); err != nil {
+		if err := required(fs, "service", "value"); err != nil {
 			return nil, err
-		}
-		set := false
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "value" })
-		if !set {
-			return nil, requiredValue("value", "")
 		}
 		if _, err := c.Session(); err != nil {
 			return nil, err
@@ -245,7 +230,7 @@ func setupQuorumSet(fs *flag.FlagSet) func(*Context) (any, error) {
 func setupQuorumDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 	scope := fs.String("scope", "", "Scope of which token(s) will be deleted: user (the logged-in user's), all")
 	return func(c *Context) (any, error) {
-		if err := requiredValue("scope", *scope); err != nil {
+		if err := required(fs, "scope"); err != nil {
 			return nil, err
 		}
 		if *scope != "user" && *scope != "all" {
@@ -266,10 +251,7 @@ func setupQuorumRegister(fs *flag.FlagSet) func(*Context) (any, error) {
 	pub := fs.String("public-key", "", "Filepath to public key PEM file")
 	signed := fs.String("signed-token", "", "Filepath with token signed by user private key")
 	return func(c *Context) (any, error) {
-		if err := requiredValue("public-key", *pub); err != nil {
-			return nil, err
-		}
-		if err := requiredValue("signed-token", *signed); err != nil {
+		if err := required(fs, "public-key", "signed-token"); err != nil {
 			return nil, err
 		}
 		p, err := os.ReadFile(*pub)

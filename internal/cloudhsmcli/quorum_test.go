@@ -256,6 +256,37 @@ func TestQuorumFlowCLI(t *testing.T) {
 			assert.Equal(t, 2, vs["user"])
 			assert.Equal(t, 2, vs["quorum"])
 
+			// Behaviour 27: user create without approval fails; with two
+			// admins' signatures it succeeds, once.
+			create := []string{"user", "create", "--username", "alice", "--role", "crypto-user", "--password", "alice-pw-1"}
+			code, out = e.run("admin", create...)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, out, `"Quorum approval is required for this operation"`)
+			uf := e.path("user.token")
+			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "user", "--token", uf)
+			require.Zero(t, code, out)
+			e.approve(uf, "admin2", "admin3")
+			code, out = e.run("admin", append(create, "--approval", uf)...)
+			require.Zero(t, code, out)
+			var created map[string]string
+			e.data(out, &created)
+			assert.Equal(t, map[string]string{"username": "alice", "role": "crypto-user"}, created)
+			code, out = e.run("admin", "user", "delete", "--username", "alice", "--role", "crypto-user", "--approval", uf)
+			assert.Equal(t, 1, code, "the token was used")
+			code, out = e.run("", "user", "list")
+			require.Zero(t, code, out)
+			var ul struct {
+				Users []listedUser `json:"users"`
+			}
+			e.data(out, &ul)
+			for _, u := range ul.Users {
+				if u.Role == "admin" {
+					assert.Equal(t, []strategy{{"token-sign", "enabled"}}, u.Quorum, u.Username)
+				} else {
+					assert.Empty(t, u.Quorum, u.Username)
+				}
+			}
+
 			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "user", "--token", e.path("u.token"))
 			require.Zero(t, code, out)
 			code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "user", "--token", e.path("u2.token"))

@@ -3,6 +3,7 @@ package cloudhsmcli
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gohsm/internal/ck"
@@ -80,10 +81,18 @@ func userList(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		registered, err := c.m.QuorumRegistered(h) // quorum.go
+		if err != nil {
+			return nil, err
+		}
 		for _, u := range us {
 			r, _ := token.ParseRole(u.Role)
+			q := []strategy{}
+			if slices.Contains(registered, u.Name) {
+				q = append(q, strategy{Strategy: "token-sign", Status: "enabled"})
+			}
 			users = append(users, listedUser{Username: u.Name, Role: cliRole(r), Locked: fmt.Sprint(u.Locked),
-				MFA: []strategy{}, Quorum: []strategy{}, ClusterCoverage: "full"})
+				MFA: []strategy{}, Quorum: q, ClusterCoverage: "full"})
 		}
 		return map[string]any{"users": users}, nil
 	}
@@ -142,6 +151,7 @@ func article(role string) string {
 func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -156,6 +166,9 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		defer clear(pw)
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
 		if err := c.m.CreateUser(h, u.Username, storeRole(u.Role), pw); err != nil {
 			return nil, err
 		}
@@ -165,6 +178,7 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 
 func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -175,6 +189,9 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		if err := c.existing(h, u); err != nil {
+			return nil, err
+		}
+		if err := c.approval(*approval); err != nil {
 			return nil, err
 		}
 		if err := c.m.DeleteUser(h, u.Username); err != nil {
@@ -191,6 +208,7 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username of the user that will be modified")
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -208,6 +226,9 @@ func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		defer clear(pw)
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
 		if err := c.m.ChangePassword(h, u.Username, pw); err != nil {
 			return nil, err
 		}
