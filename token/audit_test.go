@@ -425,3 +425,44 @@ func TestAuditSetPINAndReset(t *testing.T) {
 	assert.Equal(t, audit.CN_INIT_TOKEN, recs[0].Event.Opcode)
 	assert.Equal(t, uint32(1), recs[0].Event.Reboot)
 }
+
+// TestAuditKeysCloudHSM: the key events in the cloudhsm profile, as its
+// tools make them (key set-attribute is SetKeyAttributes), and no event
+// for its crypto calls.
+func TestAuditKeysCloudHSM(t *testing.T) {
+	m, so := profileToken(t, "cloudhsm")
+	require.NoError(t, m.CreateUser(so, "bob", store.RoleCU, []byte("bob-pw-12")))
+	require.NoError(t, m.Logout(so))
+	h := so
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw-1")))
+	n := auditMark(t, m)
+	tmpl := aesTemplate("k", true)
+	tmpl[ck.CKA_ENCRYPT] = attrs.Bool(true)
+	k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+	require.NoError(t, err)
+	pub, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true)},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(t, err)
+	_, err = m.SetKeyAttributes(h, k, attrs.Template{ck.CKA_LABEL: []byte("k2")})
+	require.NoError(t, err)
+	require.NoError(t, m.Share(h, k, "bob", true))
+	require.NoError(t, m.Share(h, k, "bob", false))
+
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA}, priv))
+	_, err = m.Sign(h, make([]byte, 32), Out{Buf: make([]byte, 64)})
+	require.NoError(t, err)
+	gcm := Mechanism{Type: ck.CKM_AES_GCM, Param: &mechanisms.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	require.NoError(t, m.EncryptInit(h, gcm, k))
+	_, err = m.Encrypt(h, []byte("x"), Out{Buf: make([]byte, 64)})
+	require.NoError(t, err)
+
+	require.NoError(t, m.DestroyObject(h, pub))
+	evs := auditSince(t, m, n)
+	require.Equal(t, []string{"CN_GENERATE_KEY", "CN_GENERATE_KEY_PAIR", "CN_MODIFY_OBJECT", "CN_SHARE_OBJECT", "CN_SHARE_OBJECT",
+		"CN_TOMBSTONE_OBJECT"}, opcodes(evs))
+	assert.Equal(t, uint64(k), evs[0].Key)
+	assert.Equal(t, uint64(priv), evs[1].Key)
+	assert.Equal(t, uint64(pub), evs[1].PublicKey)
+	assert.Equal(t, uint64(pub), evs[5].Key)
+}
