@@ -13,9 +13,10 @@ import (
 // it records (s.st.Audited(ev).X(...)), or on its own for what changes
 // nothing (a refusal, a session key, a wrap). Crypto calls record nothing.
 
-// rebootLocked is the slot's reboot counter: meta 'audit_boot' counted up
-// once, at this opening's first event (s.mu held). A process that records
-// nothing writes nothing for it; a counter that cannot be written is 0.
+// rebootLocked is the slot's reboot counter (Store.AuditBoot: the host's
+// boots the token recorded events in), asked once, at this opening's
+// first event (s.mu held). A process that records nothing never asks; a
+// counter that cannot be read is 0.
 func (s *Slot) rebootLocked() uint32 {
 	if s.boot == 0 {
 		n, err := s.st.AuditBoot()

@@ -1,6 +1,8 @@
 package token
 
 import (
+	"database/sql"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -77,9 +79,9 @@ func TestAuditTokenInit(t *testing.T) {
 	assert.Equal(t, audit.MGMT_USER_DETAILS_LOG, init.LogType)
 	assert.Equal(t, "HSM Return: SUCCESS", init.Response)
 	assert.NotZero(t, init.TimeUS)
-	assert.NotZero(t, init.Reboot, "the reboot counter is set")
+	assert.Equal(t, uint32(1), init.Reboot, "the token's first boot")
 	for _, r := range recs {
-		assert.Equal(t, init.Reboot, r.Event.Reboot, "one opening, one reboot counter")
+		assert.Equal(t, init.Reboot, r.Event.Reboot, "one boot, one reboot counter")
 	}
 	cu := recs[3].Event
 	assert.Equal(t, "user", cu.User)
@@ -87,14 +89,14 @@ func TestAuditTokenInit(t *testing.T) {
 	assert.Equal(t, "admin", cu.Actor)
 	assert.NotZero(t, cu.Session)
 
-	// A second opening of the token counts one more reboot.
+	// A second opening in the same boot of the host: the same counter.
 	m.Close()
 	m2, err := Open(m.cfg)
 	require.NoError(t, err)
 	defer m2.Close()
 	h := openRW(t, m2)
 	e := oneEvent(t, m2, func() { require.NoError(t, m2.Login(h, ck.CKU_USER, []byte(userPIN))) })
-	assert.Equal(t, init.Reboot+1, e.Reboot)
+	assert.Equal(t, init.Reboot, e.Reboot)
 }
 
 // TestAuditLogins: behaviour 28's responses: a wrong password is 163, an
@@ -407,8 +409,13 @@ func TestAuditSetPINAndReset(t *testing.T) {
 	assert.Equal(t, "user", evs[1].User)
 	require.NoError(t, m.Close())
 
-	// A second opening (reboot counter 2) deletes the token and makes it
-	// again: the new token's first opening is 1.
+	// As if the host rebooted since: the next opening counts 2. It deletes
+	// the token and makes it again: the new token's counter starts at 1.
+	raw, err := sql.Open("sqlite", filepath.Join(m.cfg.Slots[0].Dir, store.DBName))
+	require.NoError(t, err)
+	_, err = raw.Exec(`UPDATE meta SET value = 'a boot before' WHERE key = 'audit_boot_id'`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
 	m2, err := Open(m.cfg)
 	require.NoError(t, err)
 	defer m2.Close()
@@ -424,4 +431,45 @@ func TestAuditSetPINAndReset(t *testing.T) {
 	require.Len(t, recs, 2)
 	assert.Equal(t, audit.CN_INIT_TOKEN, recs[0].Event.Opcode)
 	assert.Equal(t, uint32(1), recs[0].Event.Reboot)
+}
+
+// TestAuditKeysCloudHSM: the key events in the cloudhsm profile, as its
+// tools make them (key set-attribute is SetKeyAttributes), and no event
+// for its crypto calls.
+func TestAuditKeysCloudHSM(t *testing.T) {
+	m, so := profileToken(t, "cloudhsm")
+	require.NoError(t, m.CreateUser(so, "bob", store.RoleCU, []byte("bob-pw-12")))
+	require.NoError(t, m.Logout(so))
+	h := so
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw-1")))
+	n := auditMark(t, m)
+	tmpl := aesTemplate("k", true)
+	tmpl[ck.CKA_ENCRYPT] = attrs.Bool(true)
+	k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+	require.NoError(t, err)
+	pub, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true)},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(t, err)
+	_, err = m.SetKeyAttributes(h, k, attrs.Template{ck.CKA_LABEL: []byte("k2")})
+	require.NoError(t, err)
+	require.NoError(t, m.Share(h, k, "bob", true))
+	require.NoError(t, m.Share(h, k, "bob", false))
+
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA}, priv))
+	_, err = m.Sign(h, make([]byte, 32), Out{Buf: make([]byte, 64)})
+	require.NoError(t, err)
+	gcm := Mechanism{Type: ck.CKM_AES_GCM, Param: &mechanisms.GCMParams{IV: make([]byte, 12), TagBits: 128}}
+	require.NoError(t, m.EncryptInit(h, gcm, k))
+	_, err = m.Encrypt(h, []byte("x"), Out{Buf: make([]byte, 64)})
+	require.NoError(t, err)
+
+	require.NoError(t, m.DestroyObject(h, pub))
+	evs := auditSince(t, m, n)
+	require.Equal(t, []string{"CN_GENERATE_KEY", "CN_GENERATE_KEY_PAIR", "CN_MODIFY_OBJECT", "CN_SHARE_OBJECT", "CN_SHARE_OBJECT",
+		"CN_TOMBSTONE_OBJECT"}, opcodes(evs))
+	assert.Equal(t, uint64(k), evs[0].Key)
+	assert.Equal(t, uint64(priv), evs[1].Key)
+	assert.Equal(t, uint64(pub), evs[1].PublicKey)
+	assert.Equal(t, uint64(pub), evs[5].Key)
 }

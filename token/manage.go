@@ -106,7 +106,7 @@ func (s *Slot) reopenAfter(cause error) error {
 	s.keys = map[ck.ULong]cachedKey{}
 	s.gen = 0
 	s.lastUser = map[store.Role]string{}
-	s.boot = 0 // a new token (or the old one again) counts its own openings
+	s.boot = 0 // a new token (or the old one again) has a reboot counter of its own
 	return cause
 }
 

@@ -153,7 +153,13 @@ func auditVerify(fs *flag.FlagSet) func(*env) error {
 			}
 			reps = append(reps, rep)
 		}
+		if reps == nil {
+			reps = []audit.Report{}
+		}
 		return e.emit(map[string]any{"verified": true, "streams": reps}, func(w io.Writer) {
+			if len(reps) == 0 {
+				fmt.Fprintln(w, "no audit records")
+			}
 			for _, r := range reps {
 				from := fmt.Sprintf("from %d", r.First)
 				if r.Unchecked {

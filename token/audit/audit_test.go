@@ -240,6 +240,18 @@ func TestRotation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Report{Stream: store.DefaultStream, First: 0, Last: 12, Count: 13, Archived: 6, Anchors: 1}, rep)
 
+	// The same archive twice, or overlapping archives: each record once.
+	c.Archive = append(append([]Record(nil), arch...), arch[3:]...)
+	_, err = Verify(c)
+	require.NoError(t, err)
+	// Two different records with one number.
+	c.Archive = append([]Record(nil), arch...)
+	forged := arch[4]
+	forged.Raw = []byte(`{}`)
+	c.Archive = append(c.Archive, forged)
+	_, err = Verify(c)
+	badAt(t, err, 4, "")
+
 	// An edited archive record.
 	c.Archive = append([]Record(nil), arch...)
 	c.Archive[2].Raw = bytes.Replace(c.Archive[2].Raw, []byte(`"uc"`), []byte(`"ux"`), 1)

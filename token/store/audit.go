@@ -285,20 +285,48 @@ func (s *sqliteStore) RotateAudit(stream string, through uint64, mac []byte) (in
 	return int(n), wrapDB("audit rotate", err)
 }
 
-// AuditBoot counts the openings of the token that record events: it adds
-// one to meta 'audit_boot' and returns the new value, CloudHSM's "reboot
-// counter" of the records this opening writes. The token calls it once,
-// before its first event, so that a process that records nothing (an
-// application that only signs) writes nothing for it.
+// AuditBoot is the token's reboot counter, CloudHSM's "32-bit persistent
+// ordinal counter that is incremented when the HSM hardware is rebooted"
+// (UG:interpreting-audit-logs): the emulated HSM's hardware is the host,
+// so meta 'audit_boot' counts the host's boots (its kernel boot ID, meta
+// 'audit_boot_id') in which the token recorded events. It is read, and
+// written only by the first call after a reboot. The token calls it once
+// per opening, before its first event: a process that records nothing
+// (an application that only signs) neither reads nor writes it.
 func (s *sqliteStore) AuditBoot() (uint32, error) {
+	id := bootID()
 	var n int64
-	err := s.write(func(tx *txn) error {
+	var have string
+	get := func(tx *txn) error {
+		n, have = 0, ""
 		err := tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_boot'`).Scan(&n)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		err = tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_boot_id'`).Scan(&have)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return nil
+	}
+	if err := s.read(get); err != nil {
+		return 0, wrapDB("audit boot", err)
+	}
+	if n > 0 && have == id {
+		return uint32(n), nil
+	}
+	err := s.write(func(tx *txn) error {
+		if err := get(tx); err != nil {
+			return err
+		}
+		if n > 0 && have == id {
+			return nil // another process counted this boot meanwhile
+		}
 		n++
-		_, err = tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_boot', ?)`, n)
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_boot', ?)`, n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_boot_id', ?)`, id)
 		return err
 	})
 	return uint32(n), wrapDB("audit boot", err)

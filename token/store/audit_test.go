@@ -1,7 +1,9 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,8 +41,10 @@ func TestAuditFillNamesCreatedObjects(t *testing.T) {
 	assert.Nil(t, st.Base)
 }
 
-// TestAuditBootCounts: each call counts one more opening; the counter
-// is the token's, seen by every opening.
+// TestAuditBootCounts: the reboot counter counts the host's boots the
+// token recorded events in: every opening in one boot reads the same
+// value, and writes nothing once it is set; a token last used in another
+// boot counts one more.
 func TestAuditBootCounts(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
@@ -48,9 +52,23 @@ func TestAuditBootCounts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(1), n)
 	s2 := openTest(t, dir)
+	g, err := s2.Generation()
+	require.NoError(t, err)
 	n, err = s2.AuditBoot()
 	require.NoError(t, err)
-	assert.Equal(t, uint32(2), n)
+	assert.Equal(t, uint32(1), n, "the same boot")
+	g2, err := s2.Generation()
+	require.NoError(t, err)
+	assert.Equal(t, g, g2, "no write")
+
+	raw, err := sql.Open("sqlite", filepath.Join(dir, DBName))
+	require.NoError(t, err)
+	defer raw.Close()
+	_, err = raw.Exec(`UPDATE meta SET value = 'a boot before' WHERE key = 'audit_boot_id'`)
+	require.NoError(t, err)
+	n, err = s2.AuditBoot()
+	require.NoError(t, err)
+	assert.Equal(t, uint32(2), n, "after a reboot")
 }
 
 // TestAuditStreamsAndRange: streams are listed by name, records read by
