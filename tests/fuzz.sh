@@ -16,6 +16,7 @@ targets=(
 	"0 ./token/store/ FuzzUserRecord"
 	"0 ./token/store/ FuzzObjectRecord"
 	"0 ./mechanisms/ FuzzMechanismParams"
+	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"

@@ -157,7 +157,7 @@ func (c *Context) exec(args []string) int {
 	fs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	run := cmd.Setup(fs)
-	if err := fs.Parse(args[n:]); err != nil {
+	if err := fs.Parse(expandMulti(fs, args[n:])); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(c.stdout, "%s\n\nUsage: %s [OPTIONS]\n\nOptions:\n", cmd.Help, cmd.Name())
 			fs.SetOutput(c.stdout)
