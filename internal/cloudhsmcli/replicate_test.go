@@ -47,7 +47,8 @@ func replicateGolden(t *testing.T, name string, got []byte) {
 // officer admin and crypto user alice on both, bob on the source only; on
 // the source alice owns "example-key" (AES) and "shared-key" (shared with
 // bob), and bob owns "bobs-key". It returns the configuration file and the
-// keys' handles by label.
+// keys' handles by label. The keys are imported with a fixed value (their
+// check values are in the golden file).
 func twoClusters(t *testing.T) (string, map[string]ck.ULong) {
 	t.Helper()
 	dir := t.TempDir()
@@ -78,8 +79,10 @@ func twoClusters(t *testing.T) (string, map[string]ck.ULong) {
 		require.NoError(t, err)
 		defer m.CloseSession(h)
 		require.NoError(t, m.Login(h, ck.CKU_USER, []byte(pin)))
-		k, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, attrs.Template{
-			ck.CKA_VALUE_LEN: attrs.ULong(16), ck.CKA_LABEL: []byte(label), ck.CKA_TOKEN: attrs.Bool(true),
+		// A fixed value, so that the golden file's check-value is too.
+		k, err := m.CreateObject(h, attrs.Template{
+			ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)),
+			ck.CKA_VALUE: []byte("0123456789abcdef"), ck.CKA_LABEL: []byte(label), ck.CKA_TOKEN: attrs.Bool(true),
 			ck.CKA_SIGN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true)})
 		require.NoError(t, err)
 		if label == "shared-key" {
@@ -127,8 +130,8 @@ func TestKeyReplicate(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	replicateGolden(t, "key-replicate.json", []byte(out))
 
-	// Again: the destination has it.
-	code, m, out := replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label=example-key",
+	// Again, with a filter of two terms: the destination has it.
+	code, m, out := replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label=example-key", "attr.class=secret-key",
 		"--source-cluster-id", "0", "--destination-cluster-id", "dst")
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, m["data"], "holds this key already")
@@ -150,7 +153,7 @@ func TestKeyReplicate(t *testing.T) {
 	code, _, out = replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label=no-such-key",
 		"--source-cluster-id", "0", "--destination-cluster-id", "1")
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "Key not found")
+	assert.Contains(t, out, ErrNoKeyMatched.Error())
 
 	code, m, _ = replicateRun(t, conf, map[string]string{"DESTINATION_CLOUDHSM_PIN": ""}, "key", "replicate", "--filter", "attr.label=example-key",
 		"--source-cluster-id", "0", "--destination-cluster-id", "1")
