@@ -141,6 +141,11 @@ func TestPromptsDoNotEcho(t *testing.T) {
 	code, _, errOut = run(user, []string{coPIN, "erin-pw-2", "erin-pw-X"}, "user", "change-password", "--username", "erin")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "the passwords do not match")
+	// --password - on a terminal asks without echo too, rather than
+	// reading an echoed line.
+	code, _, errOut = run(user, []string{coPIN, "erin-pw-3", "erin-pw-3"}, "user", "change-password", "--username", "erin", "--password", "-")
+	require.Equal(t, 0, code, errOut)
+	c.ok("key", "list", "--pin", "erin:erin-pw-3")
 
 	// token init asks for the new officer's PIN twice.
 	c.ok("token", "reset", "--yes")

@@ -23,6 +23,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -461,7 +462,7 @@ func (e *env) newPIN() ([]byte, error) {
 		clear(p)
 		return nil, err
 	}
-	same := string(p) == string(again)
+	same := bytes.Equal(p, again)
 	clear(again)
 	switch {
 	case !same:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 
@@ -11,7 +12,7 @@ import (
 // newPassword is where a command that sets a password (user create, user
 // change-password) takes it from, first match wins:
 //
-//	--password -          one line from standard input
+//	--password -          one line from standard input (a terminal: asked)
 //	--password-file FILE  the file's first line
 //	--password PASSWORD   the flag itself (visible in ps and shell history)
 //	$GOHSM_NEW_PASSWORD
@@ -48,7 +49,8 @@ func (p newPassword) get(e *env) ([]byte, error) {
 		return nil, err
 	}
 	switch {
-	case *p.flag == "-":
+	case *p.flag == "-" && !termpw.IsTerminal(e.stdin):
+		// A terminal is asked below, without echo; a pipe is read.
 		pw, err := termpw.ReadLine(e.stdin)
 		if err != nil {
 			return nil, usagef("--password -: no password line on standard input")
@@ -59,13 +61,16 @@ func (p newPassword) get(e *env) ([]byte, error) {
 		if err != nil {
 			return nil, usagef("--password-file: %v", err)
 		}
-		pw, _ := termpw.ReadLine(bytes.NewReader(b))
+		pw, err := termpw.ReadLine(bytes.NewReader(b))
 		clear(b)
+		if errors.Is(err, termpw.ErrTooLong) {
+			return nil, usagef("--password-file: first line longer than %d bytes", termpw.MaxLen)
+		}
 		return nonEmpty(pw)
-	case *p.flag != "":
+	case *p.flag != "" && *p.flag != "-":
 		return []byte(*p.flag), nil
 	}
-	if pw := os.Getenv("GOHSM_NEW_PASSWORD"); pw != "" {
+	if pw := os.Getenv("GOHSM_NEW_PASSWORD"); pw != "" && *p.flag != "-" {
 		return []byte(pw), nil
 	}
 	pw, err := termpw.Read(e.stdin, e.stderr, "New password: ")
