@@ -135,7 +135,7 @@ func (c *Context) clusterContext(m *token.Module, slot ck.ULong, role string, pi
 		return nil, err
 	}
 	name, _, _ := strings.Cut(string(pin), ":")
-	return &Context{opts: c.opts, stdin: c.stdin, stdout: c.stdout, stderr: c.stderr,
+	return &Context{opts: c.opts, stdinFile: c.stdinFile, in: c.in, stdout: c.stdout, stderr: c.stderr,
 		m: m, slot: s, h: h, user: strings.ToLower(name), role: role, pin: pin}, nil
 }
 
