@@ -472,7 +472,12 @@ func compareGolden(t *testing.T, profile string, norm map[string]string) {
 	dir := filepath.Join("testdata", "golden", profile)
 	names := make([]string, 0, len(norm))
 	for step := range norm {
-		names = append(names, step)
+		// The whole audit log is compared between the two runs only:
+		// checkAudit holds what it must contain, and a new kind of record
+		// elsewhere in the log is not this test's business.
+		if step != "audit-show-original" {
+			names = append(names, step)
+		}
 	}
 	slices.Sort(names)
 	if *update {
