@@ -101,7 +101,19 @@ step quorum-token-list cloudhsm-cli quorum token-sign list
 step user-create-carol cloudhsm-cli user create --username carol --role crypto-user --password carol-password --approval user.token
 step user-list cloudhsm-cli user list
 
-# 6. Keys (cloudhsm_cli-key-generate-symmetric-aes,
+# 6. carol in interactive mode (cloudhsm_cli-interactive, cloudhsm_cli-login):
+#    login asks for the password (read here from the same input), then
+#    an AES key shared with bob at generation, her key list, logout.
+unset CLOUDHSM_ROLE CLOUDHSM_PIN
+step interactive-carol cloudhsm-cli interactive <<'EOF'
+login --username carol --role crypto-user
+carol-password
+key generate-symmetric aes --label carol-aes --key-length-bytes 16 --share-crypto-users bob
+key list
+logout
+EOF
+
+# 7. Keys (cloudhsm_cli-key-generate-symmetric-aes,
 #    cloudhsm_cli-key-generate-asymmetric-pair-ec, cloudhsm_cli-key-share,
 #    cloudhsm_cli-key-list): alice makes an AES key and an EC signing pair
 #    and shares the private key with bob, who then sees and uses it.
@@ -120,14 +132,33 @@ signature=$(jq -r .data.signature "$OUT/crypto-sign-bob.json")
 export CLOUDHSM_PIN=alice:alice-password
 step crypto-verify-alice cloudhsm-cli crypto verify ecdsa --key-filter attr.label=signing-ec-pub --hash-function sha256 \
 	--data "$message" --signature "$signature"
+# The public key, exported for whoever checks signatures outside the HSM
+# (cloudhsm_cli-key-generate-file).
+step key-generate-file cloudhsm-cli key generate-file --encoding pem --path signing-ec.pem --filter attr.label=signing-ec-pub
 
-# 7. Backup by an officer (docs/backup.md), restore into the second token
+# verify_outside SIGNATURE: OpenSSL checks an ECDSA signature of $message
+# with the exported public key. crypto sign ecdsa gives r and s side by
+# side (PKCS #11's form); OpenSSL wants them in a DER SEQUENCE.
+verify_outside() {
+	echo "$1" | base64 -d >sig.raw
+	local r s
+	r=$(head -c 32 sig.raw | od -An -tx1 | tr -d ' \n')
+	s=$(tail -c 32 sig.raw | od -An -tx1 | tr -d ' \n')
+	printf 'asn1=SEQUENCE:sig\n[sig]\nr=INTEGER:0x%s\ns=INTEGER:0x%s\n' "$r" "$s" >sig.cnf
+	openssl asn1parse -genconf sig.cnf -out sig.der -noout
+	echo "$message" | base64 -d >message.bin
+	openssl dgst -sha256 -verify signing-ec.pem -signature sig.der message.bin
+}
+verify_outside "$signature"
+
+# 8. Backup by an officer (docs/backup.md), restore into the second token
 #    directory.
 step token-backup gohsm --json token backup --out session.gohsm-backup --pin admin:admin-password
 step token-restore gohsm --config "$RESTORED_CONF" --json token restore --from session.gohsm-backup
 
-# 8. The restored token: the same users and keys; bob still signs with the
-#    key alice shared.
+# 9. The restored token: the same users and keys; bob still signs with the
+#    key alice shared, and the signature verifies outside the HSM with the
+#    public key exported from the original token: the same key pair.
 original_conf=$GOHSM_CONF
 export GOHSM_CONF=$RESTORED_CONF
 step restored-user-list cloudhsm-cli user list
@@ -140,9 +171,10 @@ step restored-crypto-sign-bob cloudhsm-cli crypto sign ecdsa --key-filter attr.l
 signature=$(jq -r .data.signature "$OUT/restored-crypto-sign-bob.json")
 step restored-crypto-verify-bob cloudhsm-cli crypto verify ecdsa --key-filter attr.label=signing-ec-pub --hash-function sha256 \
 	--data "$message" --signature "$signature"
+verify_outside "$signature"
 
-# 9. The audit log (docs/audit.md): its chain verifies on both tokens;
-#    the original's records, as JSON lines, for the test to read.
+# 10. The audit log (docs/audit.md): its chain verifies on both tokens;
+#     the original's records, as JSON lines, for the test to read.
 step audit-verify-original gohsm --config "$original_conf" --json audit verify
 step audit-verify-restored gohsm --config "$RESTORED_CONF" --json audit verify
 step audit-show-original gohsm --config "$original_conf" audit show --json
