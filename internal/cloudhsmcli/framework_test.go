@@ -75,6 +75,10 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, r.stdout, "--username <USERNAME>")
 		require.NotContains(t, r.stdout, "error_code")
 	}
+	r = e.run("", "", "", "help", "key", "list")
+	require.Contains(t, r.stdout, "\n      -v  ")
+	require.Contains(t, r.stdout, "--filter [<FILTER>...]")
+	require.Contains(t, r.stdout, "[default: 10]")
 	r = e.run("", "", "", "help", "user")
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "user change-password")
