@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
 targets=(
+	"0 ./internal/cloudhsmcli/ FuzzCommandLine"
 	"0 ./token/ FuzzSplitPIN"
 	"0 ./token/ FuzzParseConfig"
 	"0 ./token/attrs/ FuzzDecodeTemplate"

@@ -154,12 +154,16 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 
 // visibleLocked: crypto users see their own objects, objects shared with
 // them and public (CKA_PRIVATE false) objects, and in a profile that says
-// so every public key; everyone else only public objects.
+// so every public key (so does an officer there: CloudHSM's admin lists
+// "all public keys in the cluster"); everyone else only public objects.
 func (s *Slot) visibleLocked(o *Object) bool {
 	if !o.private {
 		return true
 	}
 	l := s.login
+	if l != nil && l.role == store.RoleCO {
+		return o.class == ck.CKO_PUBLIC_KEY && s.prof.Identity.PublicKeysSeenByAll
+	}
 	if l == nil || l.role != store.RoleCU {
 		return false
 	}
@@ -697,7 +701,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 			viewer = s.login.user
 		}
 		q := store.Query{Match: tmpl, Viewer: viewer}
-		if viewer != "" && s.prof.Identity.PublicKeysSeenByAll {
+		if s.login != nil && s.prof.Identity.PublicKeysSeenByAll {
 			q.ViewerClass = attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY))
 		}
 		ids, err := s.st.Find(q)
