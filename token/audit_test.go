@@ -319,6 +319,10 @@ func TestAuditKeys(t *testing.T) {
 	e = oneEvent(t, m, func() { require.NoError(t, m.DestroyObject(h, created)) })
 	assert.Equal(t, audit.CN_TOMBSTONE_OBJECT, e.Opcode)
 	assert.Equal(t, uint64(created), e.Key)
+	e = oneEvent(t, m, func() { require.ErrorIs(t, m.DestroyObject(h, created), ck.CKR_OBJECT_HANDLE_INVALID) })
+	assert.Equal(t, audit.CN_TOMBSTONE_OBJECT, e.Opcode)
+	assert.Equal(t, 0xa8, e.Code)
+	assert.Equal(t, "HSM Error: Invalid object handle is passed to this operation", e.Response)
 
 	// bob, a sharee, may not delete alice's key: refused, recorded.
 	require.NoError(t, m.Logout(h))

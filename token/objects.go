@@ -449,6 +449,15 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	if err != nil {
+		if errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			// key_mgmt_util's deleteKey answers 0xa8 for a handle it does
+			// not know (UG:key_mgmt_util-deleteKey).
+			op := audit.CN_TOMBSTONE_OBJECT
+			if obj >= sessionObjectBase {
+				op = audit.CN_DESTROY_OBJECT
+			}
+			s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespInvalidHandle))
+		}
 		return err
 	}
 	op := audit.CN_TOMBSTONE_OBJECT
