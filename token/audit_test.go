@@ -253,6 +253,19 @@ func TestAuditKeys(t *testing.T) {
 	assert.Equal(t, uint64(priv), e.Key)
 	assert.Equal(t, uint64(pub), e.PublicKey)
 
+	// A pair whose halves differ in CKA_TOKEN: the token half's handle is
+	// made in the store's transaction, the session half's before it.
+	e = oneEvent(t, m, func() {
+		var err error
+		pub, priv, err = m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(false)}, attrs.Template{ck.CKA_TOKEN: attrs.Bool(true)})
+		require.NoError(t, err)
+	})
+	assert.Equal(t, uint64(priv), e.Key)
+	assert.Equal(t, uint64(pub), e.PublicKey)
+	assert.GreaterOrEqual(t, e.PublicKey, uint64(sessionObjectBase))
+	assert.Less(t, e.Key, uint64(sessionObjectBase))
+
 	var created ck.ULong
 	e = oneEvent(t, m, func() {
 		var err error
