@@ -253,6 +253,19 @@ func TestAuditKeys(t *testing.T) {
 	assert.Equal(t, uint64(priv), e.Key)
 	assert.Equal(t, uint64(pub), e.PublicKey)
 
+	// A pair whose halves differ in CKA_TOKEN: the token half's handle is
+	// made in the store's transaction, the session half's before it.
+	e = oneEvent(t, m, func() {
+		var err error
+		pub, priv, err = m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+			attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(false)}, attrs.Template{ck.CKA_TOKEN: attrs.Bool(true)})
+		require.NoError(t, err)
+	})
+	assert.Equal(t, uint64(priv), e.Key)
+	assert.Equal(t, uint64(pub), e.PublicKey)
+	assert.GreaterOrEqual(t, e.PublicKey, uint64(sessionObjectBase))
+	assert.Less(t, e.Key, uint64(sessionObjectBase))
+
 	var created ck.ULong
 	e = oneEvent(t, m, func() {
 		var err error
@@ -319,6 +332,10 @@ func TestAuditKeys(t *testing.T) {
 	e = oneEvent(t, m, func() { require.NoError(t, m.DestroyObject(h, created)) })
 	assert.Equal(t, audit.CN_TOMBSTONE_OBJECT, e.Opcode)
 	assert.Equal(t, uint64(created), e.Key)
+	e = oneEvent(t, m, func() { require.ErrorIs(t, m.DestroyObject(h, created), ck.CKR_OBJECT_HANDLE_INVALID) })
+	assert.Equal(t, audit.CN_TOMBSTONE_OBJECT, e.Opcode)
+	assert.Equal(t, 0xa8, e.Code)
+	assert.Equal(t, "HSM Error: Invalid object handle is passed to this operation", e.Response)
 
 	// bob, a sharee, may not delete alice's key: refused, recorded.
 	require.NoError(t, m.Logout(h))

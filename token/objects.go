@@ -164,12 +164,16 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 
 // visibleLocked: crypto users see their own objects, objects shared with
 // them and public (CKA_PRIVATE false) objects, and in a profile that says
-// so every public key; everyone else only public objects.
+// so every public key (so does an officer there: CloudHSM's admin lists
+// "all public keys in the cluster"); everyone else only public objects.
 func (s *Slot) visibleLocked(o *Object) bool {
 	if !o.private {
 		return true
 	}
 	l := s.login
+	if l != nil && l.role == store.RoleCO {
+		return o.class == ck.CKO_PUBLIC_KEY && s.prof.Identity.PublicKeysSeenByAll
+	}
 	if l == nil || l.role != store.RoleCU {
 		return false
 	}
@@ -456,6 +460,15 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	if err != nil {
+		if errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			// key_mgmt_util's deleteKey answers 0xa8 for a handle it does
+			// not know (UG:key_mgmt_util-deleteKey).
+			op := audit.CN_TOMBSTONE_OBJECT
+			if obj >= sessionObjectBase {
+				op = audit.CN_DESTROY_OBJECT
+			}
+			s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespInvalidHandle))
+		}
 		return err
 	}
 	op := audit.CN_TOMBSTONE_OBJECT
@@ -767,7 +780,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 			viewer = s.login.user
 		}
 		q := store.Query{Match: tmpl, Viewer: viewer}
-		if viewer != "" && s.prof.Identity.PublicKeysSeenByAll {
+		if s.login != nil && s.prof.Identity.PublicKeysSeenByAll {
 			q.ViewerClass = attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY))
 		}
 		ids, err := s.st.Find(q)

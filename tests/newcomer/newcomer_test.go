@@ -102,22 +102,24 @@ func TestNewcomer(t *testing.T) {
 	}
 	// `make demo` as the README's first command, on the binaries given
 	// (-o: never rebuilt here) and a demo directory of the test's own.
-	makeDemo := func(when string) {
+	makeArgs := []string{"--no-print-directory", "-o", lib, "-o", cli, "-o", demo,
+		"LIB=" + lib, "CLI=" + cli, "DEMO=" + demo, "DEMODIR=" + demoDir}
+	makeDemo := func(when string) string {
 		t.Helper()
-		out := runIn(root, "make demo "+when, mk, "--no-print-directory", "-o", lib, "-o", cli, "-o", demo,
-			"LIB="+lib, "CLI="+cli, "DEMO="+demo, "DEMODIR="+demoDir, "demo")
+		out := runIn(root, "make demo "+when, mk, append(makeArgs, "demo")...)
 		require.Contains(t, out, "demo OK", "make demo %s", when)
 		t.Logf("make demo %s: passed", when)
+		return out
 	}
 	userToken := filepath.Join(home, ".local", "share", "gohsm")
 
-	makeDemo("first")
+	require.Contains(t, makeDemo("first"), "token not initialised", "the first run makes the demo's token")
 	require.NoDirExists(t, userToken, "make demo touched the user's default token")
 	require.FileExists(t, filepath.Join(demoDir, "gohsm.conf"))
 
 	runIn(work, "the README's first steps", bash, "-c", script)
 	require.DirExists(t, filepath.Join(userToken, "slot-0"), "the first steps use the default token")
-	makeDemo("after the first steps, on the token it made before")
+	require.NotContains(t, makeDemo("after the first steps, on the token it made before"), "token not initialised")
 
 	// Lock the only officer out, as a newcomer guessing passwords does.
 	locked := false
@@ -141,6 +143,12 @@ func TestNewcomer(t *testing.T) {
 	runIn(work, "the README's \"Starting over\"", bash, "-euxo", "pipefail", "-c", reset[0])
 	runIn(work, "the README's first steps after starting over", bash, "-c", script)
 	makeDemo("after starting over")
+
+	// make demo-reset erases the demo's token (and only that): the next
+	// make demo makes it anew; the user's token is still there.
+	runIn(root, "make demo-reset", mk, append(makeArgs, "demo-reset")...)
+	require.Contains(t, makeDemo("after make demo-reset"), "token not initialised")
+	runIn(work, "the user's token after make demo-reset", cli, "--pin", "alice:alice-pw", "key", "list")
 }
 
 // TestReadmeLinks: every docs/ file the README sends a reader to exists.

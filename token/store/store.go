@@ -136,9 +136,10 @@ type Commit struct {
 type Query struct {
 	Match  map[ck.AttributeType][]byte
 	Viewer string
-	// ViewerClass, with a Viewer: objects whose CKA_CLASS has this value
-	// (as stored) are visible to the viewer too, private or not (the
-	// cloudhsm profile's public keys).
+	// ViewerClass: objects whose CKA_CLASS has this value (as stored) are
+	// visible to the viewer too, private or not (the cloudhsm profile's
+	// public keys); with Viewer "" (an officer), they and the non-private
+	// objects.
 	ViewerClass []byte
 }
 
