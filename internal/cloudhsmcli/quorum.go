@@ -77,7 +77,7 @@ func addKeyQuorumFlags(fs *flag.FlagSet) keyQuorumFlags {
 // setKeyQuorum sets a new key's quorum values, after it was shared (a
 // value may not exceed owner plus shared users); refused, the key is
 // destroyed again, so that a refused command leaves nothing behind.
-func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags) error {
+func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags, also ...ck.ULong) error {
 	if *f.manage == 0 && *f.use == 0 {
 		return nil
 	}
@@ -86,8 +86,10 @@ func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags) error {
 		return err
 	}
 	if err := c.m.SetKeyQuorumValues(h, obj, *f.use, *f.manage); err != nil {
-		if derr := c.m.DestroyObject(h, obj); derr != nil {
-			return fmt.Errorf("%w (and the new key %s could not be removed: %v)", err, KeyReference(obj), derr)
+		for _, o := range append([]ck.ULong{obj}, also...) {
+			if derr := c.m.DestroyObject(h, o); derr != nil {
+				return fmt.Errorf("%w (and the new key %s could not be removed: %v)", err, KeyReference(o), derr)
+			}
 		}
 		return err
 	}
