@@ -425,3 +425,27 @@ func TestKeyQuorumCLI(t *testing.T) {
 	require.Zero(t, code, out)
 	assert.Contains(t, out, `"total_key_count": 0`, "the refused key was removed")
 }
+
+// TestQuorumFilesBadInput: a missing, special or oversized approval file
+// is refused with a clear message, never read forever.
+func TestQuorumFilesBadInput(t *testing.T) {
+	e := newQuorumCLI(t, "standard")
+	big := e.path("big.token")
+	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte{' '}, maxQuorumFile+1), 0o600))
+	junk := e.path("junk.token")
+	require.NoError(t, os.WriteFile(junk, []byte(`{"version":"2.0","approval_data":"!!","token":"","signatures":[]}`), 0o600))
+	for _, c := range []struct{ file, want string }{
+		{e.path("missing.token"), "failed to read approval file"},
+		{"/dev/zero", "not a regular file"},
+		{e.dir, "not a regular file"},
+		{big, "larger than"},
+		{junk, "Quorum token file is malformed"},
+	} {
+		code, out := e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "quorum", "--value", "2", "--approval", c.file)
+		assert.Equal(t, 1, code, c.file)
+		assert.Contains(t, out, c.want, c.file)
+	}
+	code, out := e.run("admin", "user", "change-quorum", "token-sign", "register", "--public-key", "/dev/zero", "--signed-token", junk)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "not a regular file")
+}
