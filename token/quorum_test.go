@@ -334,6 +334,12 @@ func TestKeyQuorumGates(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{2, 0}, [2]int{u, mg})
 
+	// A copy would carry no values: refused.
+	_, err = m.CopyObject(h, priv, attrs.Template{ck.CKA_LABEL: []byte("copy")})
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "a copy would escape the use value")
+	_, err = m.CopyObject(h, aes, nil)
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "a copy would escape the manage value")
+
 	// Use.
 	ecdsa := Mechanism{Type: ck.CKM_ECDSA}
 	err = m.SignInit(h, ecdsa, priv)
