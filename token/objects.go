@@ -746,6 +746,10 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 		if !s.mayExportLocked(o) {
 			return 0, fmt.Errorf("token: copy of a key owned by %q: %w", o.owner, ck.CKR_ACTION_PROHIBITED)
 		}
+		if o.useQuorum > 1 || o.manageQuorum > 1 {
+			// A copy would carry none of its values (quorum.go).
+			return 0, fmt.Errorf("token: key %d has quorum values: it cannot be copied: %w", obj, ck.CKR_ACTION_PROHIBITED)
+		}
 	}
 	full, err := attrs.CheckCopy(o.attrs, tmpl)
 	if err != nil {

@@ -191,6 +191,12 @@ func TestQuorumUserService(t *testing.T) {
 	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "nobody could approve")
 	assert.Contains(t, err.Error(), "fewer than")
 
+	// C_InitPIN (create a crypto user, or set its password) is no way
+	// around the user service.
+	err = m.InitPIN(h, []byte("dave:dave-pw-1"))
+	assert.ErrorIs(t, err, ck.CKR_FUNCTION_REJECTED)
+	assert.ErrorIs(t, err, quorum.ErrApprovalRequired)
+
 	// Changing another's password is gated; one's own is not.
 	assert.ErrorIs(t, m.ChangePassword(h, "bob", []byte("bob-pw-456")), quorum.ErrApprovalRequired)
 	require.NoError(t, m.ChangePassword(h, "admin", []byte("officer-pw")))
@@ -327,6 +333,12 @@ func TestKeyQuorumGates(t *testing.T) {
 	u, mg, err := m.KeyQuorumValues(h, priv)
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{2, 0}, [2]int{u, mg})
+
+	// A copy would carry no values: refused.
+	_, err = m.CopyObject(h, priv, attrs.Template{ck.CKA_LABEL: []byte("copy")})
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "a copy would escape the use value")
+	_, err = m.CopyObject(h, aes, nil)
+	assert.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "a copy would escape the manage value")
 
 	// Use.
 	ecdsa := Mechanism{Type: ck.CKM_ECDSA}

@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gohsm/internal/ck"
@@ -243,6 +244,15 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		ev.Detail = "unshared from " + user
 		if err := keyUnshareGuard(o, user); err != nil {
 			return err
+		}
+	}
+	if o.manageQuorum > 1 {
+		// Mistakes before the gate, which would use up the token.
+		switch shared := slices.Contains(o.shared, user); {
+		case share && shared:
+			return mistake(CodeAlreadyShared, ck.CKR_ACTION_PROHIBITED, "object %d is already shared with %q", obj, user)
+		case !share && !shared:
+			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
 		}
 	}
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {

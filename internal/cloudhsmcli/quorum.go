@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"gohsm/internal/ck"
@@ -52,9 +53,9 @@ func (c *Context) approval(path string) error {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := readQuorumFile(path)
 	if err != nil {
-		return fmt.Errorf("failed to read approval file %s: %w", path, errors.Unwrap(err))
+		return fmt.Errorf("failed to read approval file %s: %w", path, err)
 	}
 	h, err := c.Session()
 	if err != nil {
@@ -77,7 +78,7 @@ func addKeyQuorumFlags(fs *flag.FlagSet) keyQuorumFlags {
 // setKeyQuorum sets a new key's quorum values, after it was shared (a
 // value may not exceed owner plus shared users); refused, the key is
 // destroyed again, so that a refused command leaves nothing behind.
-func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags) error {
+func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags, also ...ck.ULong) error {
 	if *f.manage == 0 && *f.use == 0 {
 		return nil
 	}
@@ -86,12 +87,42 @@ func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags) error {
 		return err
 	}
 	if err := c.m.SetKeyQuorumValues(h, obj, *f.use, *f.manage); err != nil {
-		if derr := c.m.DestroyObject(h, obj); derr != nil {
-			return fmt.Errorf("%w (and the new key %s could not be removed: %v)", err, KeyReference(obj), derr)
+		for _, o := range append([]ck.ULong{obj}, also...) {
+			if derr := c.m.DestroyObject(h, o); derr != nil {
+				return fmt.Errorf("%w (and the new key %s could not be removed: %v)", err, KeyReference(o), derr)
+			}
 		}
 		return err
 	}
 	return nil
+}
+
+// maxQuorumFile bounds what a token or key file may hold: a token file
+// with eight RSA-2048 signatures is under 4 KiB.
+const maxQuorumFile = 1 << 20
+
+// readQuorumFile reads a token or public key file: a regular file of at
+// most maxQuorumFile bytes (a FIFO or /dev/zero given by mistake is
+// refused, not read forever).
+func readQuorumFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxQuorumFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxQuorumFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxQuorumFile)
+	}
+	return b, nil
 }
 
 // quorumText is the CloudHSM CLI text of a quorum refusal, without the
@@ -254,13 +285,13 @@ func setupQuorumRegister(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err := required(fs, "public-key", "signed-token"); err != nil {
 			return nil, err
 		}
-		p, err := os.ReadFile(*pub)
+		p, err := readQuorumFile(*pub)
 		if err != nil {
-			return nil, fmt.Errorf("failed to read public key file %s: %w", *pub, errors.Unwrap(err))
+			return nil, fmt.Errorf("failed to read public key file %s: %w", *pub, err)
 		}
-		s, err := os.ReadFile(*signed)
+		s, err := readQuorumFile(*signed)
 		if err != nil {
-			return nil, fmt.Errorf("failed to read signed token file %s: %w", *signed, errors.Unwrap(err))
+			return nil, fmt.Errorf("failed to read signed token file %s: %w", *signed, err)
 		}
 		h, err := c.Session()
 		if err != nil {

@@ -23,7 +23,6 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
-	"gohsm/token/attrs"
 	"gohsm/token/store"
 )
 
@@ -316,37 +315,45 @@ func TestKeyQuorumCLI(t *testing.T) {
 	e.keys["cu1"], e.keys["cu2"] = qKeys[0], qKeys[1]
 	e.register("cu1")
 	e.register("cu2")
-	// Keys made through the token API (key generation commands are
-	// cli-core's): an EC signing key and an AES wrapping key, shared
-	// with cu2, use value 2 and manage value 2.
-	m, err := token.Open(e.cfg)
-	require.NoError(t, err)
-	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-	require.NoError(t, err)
-	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
-	p256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
-	_, priv, err := m.GenerateKeyPair(h, token.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec")},
-		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("q-ec"), ck.CKA_SIGN: attrs.Bool(true)})
-	require.NoError(t, err)
-	aesTmpl := func(label string) attrs.Template {
-		return attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte(label),
-			ck.CKA_WRAP: attrs.Bool(true), ck.CKA_UNWRAP: attrs.Bool(true), ck.CKA_EXTRACTABLE: attrs.Bool(true)}
+	// Keys made with the generate commands: an EC signing key with use
+	// value 2, an AES wrapping key, an AES payload key with manage value
+	// 2, all shared with cu2 (values may not exceed owner + sharees).
+	ref := func(out string, path ...string) ck.ULong {
+		t.Helper()
+		var v any
+		e.data(out, &v)
+		for _, p := range path {
+			v = v.(map[string]any)[p]
+		}
+		var h uint64
+		_, err := fmt.Sscanf(v.(string), "0x%x", &h)
+		require.NoError(t, err)
+		return ck.ULong(h)
 	}
-	wrapper, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-wrapper"))
-	require.NoError(t, err)
-	payload, err := m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTmpl("q-payload"))
-	require.NoError(t, err)
-	for _, k := range []ck.ULong{priv, wrapper, payload} {
-		require.NoError(t, m.Share(h, k, "cu2", true))
+	code, out := e.run("cu1", "key", "generate-asymmetric-pair", "ec", "--public-label", "q-ec", "--private-label", "q-ec",
+		"--curve", "secp256r1", "--share-crypto-users", "cu2", "--use-key-quorum-value", "3")
+	assert.Equal(t, 1, code, "3 > owner + 1 sharee")
+	code, out = e.run("cu1", "key", "list", "--filter", "attr.label=q-ec")
+	require.Zero(t, code, out)
+	assert.Contains(t, out, `"total_key_count": 0`, "the refused pair was removed, both halves")
+	code, out = e.run("cu1", "key", "generate-asymmetric-pair", "ec", "--public-label", "q-ec", "--private-label", "q-ec",
+		"--curve", "secp256r1", "--private-attributes", "sign=true", "--share-crypto-users", "cu2", "--use-key-quorum-value", "2")
+	require.Zero(t, code, out)
+	assert.Contains(t, out, `"use-key-quorum-value": 2`)
+	priv := ref(out, "private_key", "key-reference")
+	gen := func(label string, extra ...string) ck.ULong {
+		t.Helper()
+		code, out := e.run("cu1", append([]string{"key", "generate-symmetric", "aes", "--label", label, "--key-length-bytes", "32",
+			"--attributes", "wrap=true", "unwrap=true", "extractable=true", "--share-crypto-users", "cu2"}, extra...)...)
+		require.Zero(t, code, out)
+		return ref(out, "key", "key-reference")
 	}
-	require.NoError(t, m.SetKeyQuorumValues(h, priv, 2, 0))
-	require.NoError(t, m.SetKeyQuorumValues(h, payload, 0, 2))
-	m.Close()
+	wrapper := gen("q-wrapper")
+	payload := gen("q-payload", "--manage-key-quorum-value", "2")
 
 	data := base64.StdEncoding.EncodeToString([]byte("quorum"))
 	sign := []string{"crypto", "sign", "ecdsa", "--key-filter", "key-reference=" + KeyReference(priv), "--hash-function", "sha256", "--data", data}
-	code, out := e.run("cu1", sign...)
+	code, out = e.run("cu1", sign...)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, `"Quorum Failed"`, "UG key-quorum-auth-chsm-cli-crypto-user")
 	tf := e.path("sign.token")
@@ -386,17 +393,59 @@ func TestKeyQuorumCLI(t *testing.T) {
 	}
 	e.data(out, &k)
 	assert.Equal(t, keyQuorumValue{Manage: 0, Use: 2}, k.Key.Info.Quorum)
+	// key share and set-attribute of the payload key need key-management
+	// tokens too.
+	code, out = e.run("admin", "user", "create", "--username", "cu3", "--role", "crypto-user", "--password", "cu3-password")
+	require.Zero(t, code, out)
+	share := []string{"key", "share", "--filter", "key-reference=" + KeyReference(payload), "--username", "cu3", "--role", "crypto-user"}
+	code, out = e.run("cu1", share...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`)
+	setAttr := []string{"key", "set-attribute", "--filter", "key-reference=" + KeyReference(payload), "--name", "label", "--value", "renamed"}
+	code, out = e.run("cu1", setAttr...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"Quorum Failed"`)
+	tf = e.path("attr.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-management", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu2", "cu1")
+	code, out = e.run("cu1", append(setAttr, "--approval", tf)...)
+	require.Zero(t, code, out)
+	tf = e.path("share.token")
+	code, out = e.run("cu1", "quorum", "token-sign", "generate", "--service", "key-management", "--token", tf)
+	require.Zero(t, code, out)
+	e.approve(tf, "cu2", "cu1")
+	code, out = e.run("cu1", append(share, "--approval", tf)...)
+	require.Zero(t, code, out)
+
 	code, out = e.run("cu1", "key", "unwrap", "aes-no-pad", "--filter", "key-reference="+KeyReference(wrapper),
 		"--key-type-class", "aes", "--label", "too-many", "--data", w.Data, "--manage-key-quorum-value", "2")
 	assert.Equal(t, 1, code, "one user, value 2")
-	m, err = token.Open(e.cfg)
-	require.NoError(t, err)
-	defer m.Close()
-	h, err = m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-	require.NoError(t, err)
-	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(quorumPINs["cu1"])))
-	require.NoError(t, m.FindObjectsInit(h, attrs.Template{ck.CKA_LABEL: []byte("too-many")}))
-	found, err := m.FindObjects(h, 10)
-	require.NoError(t, err)
-	assert.Empty(t, found, "the refused key was removed")
+	code, out = e.run("cu1", "key", "list", "--filter", "attr.label=too-many")
+	require.Zero(t, code, out)
+	assert.Contains(t, out, `"total_key_count": 0`, "the refused key was removed")
+}
+
+// TestQuorumFilesBadInput: a missing, special or oversized approval file
+// is refused with a clear message, never read forever.
+func TestQuorumFilesBadInput(t *testing.T) {
+	e := newQuorumCLI(t, "standard")
+	big := e.path("big.token")
+	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte{' '}, maxQuorumFile+1), 0o600))
+	junk := e.path("junk.token")
+	require.NoError(t, os.WriteFile(junk, []byte(`{"version":"2.0","approval_data":"!!","token":"","signatures":[]}`), 0o600))
+	for _, c := range []struct{ file, want string }{
+		{e.path("missing.token"), "failed to read approval file"},
+		{"/dev/zero", "not a regular file"},
+		{e.dir, "not a regular file"},
+		{big, "larger than"},
+		{junk, "Quorum token file is malformed"},
+	} {
+		code, out := e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "quorum", "--value", "2", "--approval", c.file)
+		assert.Equal(t, 1, code, c.file)
+		assert.Contains(t, out, c.want, c.file)
+	}
+	code, out := e.run("admin", "user", "change-quorum", "token-sign", "register", "--public-key", "/dev/zero", "--signed-token", junk)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "not a regular file")
 }
