@@ -71,14 +71,15 @@ func testReplicateKey(t *testing.T, prof string) {
 		ck.CKA_LABEL: []byte("aes-rep"), ck.CKA_SENSITIVE: attrs.Bool(false), ck.CKA_EXTRACTABLE: attrs.Bool(true)})
 	require.NoError(t, err)
 
-	// A key quorum on the private key, as engineer B's table keeps it.
+	// A key quorum on the private key, as engineer B's table keeps it
+	// (use 1: the replica is still used below without approvals).
 	s3, _ := m.Slot(3)
 	s4, _ := m.Slot(4)
-	execSQL(t, s3.Config().Dir, fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 2, 3)`, priv))
+	execSQL(t, s3.Config().Dir, fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 1, 3)`, priv))
 
 	rp, err := m.ReplicateKey(src, priv, dst)
 	require.NoError(t, err)
-	assert.Equal(t, 2, rp.UseQuorum)
+	assert.Equal(t, 1, rp.UseQuorum)
 	assert.Equal(t, 3, rp.ManageQuorum)
 	rpriv := rp.Handle
 	rq, err := m.ReplicateKey(src, pub, dst)
@@ -88,7 +89,7 @@ func testReplicateKey(t *testing.T, prof string) {
 	rs, err := m.ReplicateKey(src, secret, dst)
 	require.NoError(t, err)
 	rsec := rs.Handle
-	assert.Equal(t, []string{fmt.Sprintf("%x", fmt.Sprint(rpriv, 2, 3))},
+	assert.Equal(t, []string{fmt.Sprintf("%x", fmt.Sprint(rpriv, 1, 3))},
 		rows(t, s4.Config().Dir, `SELECT object_id, use_value, manage_value FROM key_quorum`), "the key quorum row is copied")
 
 	for from, to := range map[ck.ULong]ck.ULong{priv: rpriv, pub: rpub, secret: rsec} {
