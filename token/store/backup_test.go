@@ -184,6 +184,12 @@ func TestRestoreRefusals(t *testing.T) {
 	_, err = Restore(busy, file, RestoreOptions{Replace: true})
 	require.ErrorIs(t, err, ErrTokenOpen)
 
+	for _, notFile := range []string{t.TempDir(), "/dev/zero"} {
+		_, err := Restore(t.TempDir(), notFile, RestoreOptions{})
+		require.ErrorIs(t, err, ErrBackup, notFile)
+		assert.Contains(t, err.Error(), "is not a regular file")
+	}
+
 	bad := map[string][]byte{
 		"empty file":      {},
 		"text":            []byte("hello, this is not a backup at all\n"),
