@@ -1,9 +1,9 @@
-# gohsm build. `make demo` builds everything and runs the demo on the
-# embedded default configuration; `make test` runs every test.
+# gohsm build. `make demo` builds everything and runs the demo on a token
+# of its own under build/demo; `make test` runs every test.
 GO      ?= go
 
 # The toolchain is go.mod's toolchain line (Go 1.27: Go 1.26 takes a runtime
-# lock on every call from a host thread into the library; README,
+# lock on every call from a host thread into the library; docs/building.md,
 # "Toolchain"). GOTOOLCHAIN=auto lets the go command fetch it from the module
 # proxy once, even where the Go installation's go.env says local. Where it
 # cannot be fetched, the installed Go builds (1.26 passes every test), with
@@ -23,7 +23,7 @@ DEMO    := $(BUILD)/gohsm-demo
 LDMAP   := $(CURDIR)/pkcs11/libgohsm.map
 GOFILES := $(shell find . -name '*.go' -not -path './build/*') $(wildcard pkcs11/*.c pkcs11/*.h include/*.h) go.mod go.sum
 
-.PHONY: all lib cli demo test test-unit test-lib test-clients deps generate clean install uninstall fuzz
+.PHONY: all lib cli demo demo-reset test test-unit test-lib test-clients deps generate clean install uninstall fuzz
 
 all: $(LIB) $(CLI) $(CHCLI)
 
@@ -49,10 +49,24 @@ $(DEMO): cmd/gohsm-demo/demo.c $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 
-# The demo loads libgohsm.so through dlopen and its C ABI, with no config:
-# the embedded default token under the user's data directory.
-demo: $(LIB) $(CLI) $(DEMO)
-	$(DEMO) $(CURDIR)/$(LIB)
+# The demo loads libgohsm.so through dlopen and its C ABI, on a token of
+# its own: make writes build/demo/gohsm.conf (token_dir build/demo/tokens)
+# and hands it to the module through GOHSM_CONF, so the user's default
+# token (~/.local/share/gohsm) is never touched and the user configures
+# nothing. Run again, the demo logs in to the token it made before;
+# `make demo-reset` erases that token (`make clean` too).
+DEMODIR  := $(CURDIR)/$(BUILD)/demo
+DEMOCONF := $(DEMODIR)/gohsm.conf
+
+demo: $(LIB) $(CLI) $(DEMO) $(DEMOCONF)
+	GOHSM_CONF=$(DEMOCONF) $(DEMO) $(abspath $(LIB))
+
+demo-reset: $(CLI) $(DEMOCONF)
+	$(CLI) --config $(DEMOCONF) token reset --yes
+
+$(DEMOCONF):
+	@mkdir -p $(DEMODIR)/tokens
+	printf '# written by make demo: the demo token, apart from your own\ntoken_dir = "%s"\n\n[slot 0]\nlabel = gohsm-demo\n' '$(DEMODIR)/tokens' > $@
 
 generate:
 	cd internal/ck && $(GO) generate

@@ -11,11 +11,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readmeNote returns the README's "Notes" bullet that starts with prefix,
-// joined into one line.
+// readmeNote returns the "Notes" bullet of docs/mechanisms.md (once in
+// the README) that starts with prefix, joined into one line.
 func readmeNote(t *testing.T, prefix string) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/mechanisms.md")
 	require.NoError(t, err)
 	for _, item := range strings.Split(string(b), "\n- ") {
 		if strings.HasPrefix(item, prefix) {
@@ -23,11 +23,11 @@ func readmeNote(t *testing.T, prefix string) string {
 			return strings.Join(strings.Fields(item), " ")
 		}
 	}
-	t.Fatalf("README.md has no note starting %q", prefix)
+	t.Fatalf("docs/mechanisms.md has no note starting %q", prefix)
 	return ""
 }
 
-// TestReadmeSinglePartList: the README names exactly the mechanisms the
+// TestReadmeSinglePartList: docs/mechanisms.md names exactly the mechanisms the
 // table marks single-part.
 func TestReadmeSinglePartList(t *testing.T) {
 	note := readmeNote(t, "Single-part mechanisms (")
@@ -43,15 +43,15 @@ func TestReadmeSinglePartList(t *testing.T) {
 	}
 	slices.Sort(doc)
 	slices.Sort(table)
-	require.Equal(t, table, doc, "README's single-part list against the table's SinglePart rows")
+	require.Equal(t, table, doc, "docs/mechanisms.md's single-part list against the table's SinglePart rows")
 }
 
-// TestReadmeGCMTagLengths: the README lists exactly the tag lengths
+// TestReadmeGCMTagLengths: docs/mechanisms.md lists exactly the tag lengths
 // gcmTagBits accepts.
 func TestReadmeGCMTagLengths(t *testing.T) {
 	note := readmeNote(t, "AES-GCM takes")
 	m := regexp.MustCompile(`tags of ([0-9, or]+) bits`).FindStringSubmatch(note)
-	require.NotNil(t, m, "README's AES-GCM note names no tag lengths: %q", note)
+	require.NotNil(t, m, "docs/mechanisms.md's AES-GCM note names no tag lengths: %q", note)
 	var doc, code []int
 	for _, f := range strings.FieldsFunc(m[1], func(r rune) bool { return r == ',' || r == ' ' }) {
 		if f == "or" {

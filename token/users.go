@@ -35,7 +35,7 @@ func ParseRole(s string) (store.Role, error) {
 	case "crypto-user", "cu", "user":
 		return store.RoleCU, nil
 	}
-	return 0, fmt.Errorf("token: role %q: want crypto-officer or crypto-user: %w", s, ck.CKR_ARGUMENTS_BAD)
+	return 0, mistake(CodeBadRole, ck.CKR_USER_TYPE_INVALID, "role %q: want crypto-officer or crypto-user", s)
 }
 
 // Users lists the token's users (no login needed, as CloudHSM's user list).
@@ -72,7 +72,7 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 		return err
 	}
 	if _, err := s.st.User(name); err == nil {
-		return fmt.Errorf("token: user %q exists: %w", name, ck.CKR_ARGUMENTS_BAD)
+		return errUserExists(name)
 	}
 	if err := s.checkPINLen(password); err != nil {
 		return err
@@ -89,6 +89,8 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	id := &s.prof.Identity
 	if err := s.st.CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
 		return fmt.Errorf("token: user %q: the token holds %d users, the most profile %s allows: %w", name, id.MaxUsers, s.prof.Name, id.QuotaError)
+	} else if errors.Is(err, store.ErrExists) {
+		return errUserExists(name) // made by another process since the check
 	} else if err != nil {
 		return storeErr(err)
 	}
@@ -114,14 +116,17 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	}
 	if s.login.user == name {
 		// Deleting oneself: never possible, not a matter of waiting.
-		return fmt.Errorf("token: user %q is logged in: %w", name, ck.CKR_ACTION_PROHIBITED)
+		return mistake(CodeDeleteSelf, ck.CKR_ACTION_PROHIBITED, "user %q is logged in: a user cannot delete itself", name)
 	}
 	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+		return errNoSuchUser(name)
 	}
 	if err := s.st.DeleteUser(name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNoSuchUser(name) // deleted by another process since the check
+		}
 		if errors.Is(err, store.ErrInUse) {
-			return fmt.Errorf("token: user %q owns objects: %w", name, ck.CKR_ACTION_PROHIBITED)
+			return mistake(CodeUserOwnsKeys, ck.CKR_ACTION_PROHIBITED, "user %q owns objects", name)
 		}
 		if errors.Is(err, store.ErrLoggedIn) {
 			return fmt.Errorf("token: %v: %w", err, ck.CKR_USER_ALREADY_LOGGED_IN)
@@ -150,7 +155,7 @@ func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error 
 	}
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+		return errNoSuchUser(name)
 	}
 	if err != nil {
 		return storeErr(err)
@@ -186,14 +191,20 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		return fmt.Errorf("token: object %d belongs to %q: %w", obj, o.owner, ck.CKR_ACTION_PROHIBITED)
 	}
 	u, err := s.st.User(user)
-	if err != nil || u.Role != store.RoleCU {
-		return fmt.Errorf("token: no crypto user %q: %w", user, ck.CKR_ARGUMENTS_BAD)
-	}
-	if user == o.owner {
-		return fmt.Errorf("token: %q owns the object: %w", user, ck.CKR_ARGUMENTS_BAD)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNoSuchUser(user)
+	case err != nil:
+		return storeErr(err)
+	case u.Role != store.RoleCU:
+		return mistake(CodeNotCryptoUser, ck.CKR_USER_TYPE_INVALID, "%q is not a crypto user: keys are shared with crypto users", user)
+	case user == o.owner:
+		return mistake(CodeOwnKey, ck.CKR_ACTION_PROHIBITED, "%q owns the object", user)
 	}
 	if !share {
-		if err := s.st.Unshare(int64(obj), user); err != nil {
+		if err := s.st.Unshare(int64(obj), user); errors.Is(err, store.ErrNotFound) {
+			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
+		} else if err != nil {
 			return storeErr(err)
 		}
 		delete(s.objs, obj)
@@ -211,7 +222,9 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	} else if len(o.sealed) > 0 {
 		return fmt.Errorf("token: share: the object's key is not open: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	if err := s.st.Share(int64(obj), user, wrapped); err != nil {
+	if err := s.st.Share(int64(obj), user, wrapped); errors.Is(err, store.ErrExists) {
+		return mistake(CodeAlreadyShared, ck.CKR_ACTION_PROHIBITED, "object %d is already shared with %q", obj, user)
+	} else if err != nil {
 		return storeErr(err)
 	}
 	delete(s.objs, obj)

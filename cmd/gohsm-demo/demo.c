@@ -8,6 +8,11 @@
  *
  * The demo's token uses fixed demo passwords (below). A token initialised
  * otherwise is left alone: the demo then asks for GOHSM_DEMO_PIN.
+ *
+ * `make demo` runs it with GOHSM_CONF=build/demo/gohsm.conf, a token of its
+ * own under build/demo/tokens, so the user's default token is never
+ * touched; run again, it logs in to the token it made. `make demo-reset`
+ * erases that token.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -72,6 +77,7 @@ int main(int argc, char **argv) {
 	CHECK(p11->C_GetInfo(&info));
 	printf("module: %.32s, Cryptoki %d.%d\n", info.libraryDescription, info.cryptokiVersion.major,
 	       info.cryptokiVersion.minor);
+	printf("configuration: %s\n", getenv("GOHSM_CONF") ? getenv("GOHSM_CONF") : "(the module's search order)");
 
 	CK_SLOT_ID slots[8];
 	CK_ULONG nslots = 8;
@@ -106,7 +112,8 @@ int main(int argc, char **argv) {
 	CK_RV rv = p11->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)userPin, strlen(userPin));
 	if (rv != CKR_OK) {
 		fprintf(stderr, "gohsm-demo: C_Login as crypto user failed: 0x%lx (%s); "
-				"a token not made by this demo needs GOHSM_DEMO_PIN=name:password\n",
+				"a token not made by this demo needs GOHSM_DEMO_PIN=name:password "
+				"(`make demo-reset` erases the demo's own token)\n",
 			rv, rvname(rv));
 		return 1;
 	}

@@ -28,11 +28,11 @@ var commands = []command{
 
 	{path: []string{"user", "list"}, need: needNone,
 		help: "list the token's users (no login)", setup: userList},
-	{path: []string{"user", "create"}, args: "--username U --role crypto-user|crypto-officer --password P", need: needCO,
+	{path: []string{"user", "create"}, args: "--username U --role crypto-user|crypto-officer [--password P|-|--password-file F]", need: needCO,
 		help: "create a user (as a crypto officer)", setup: userCreate},
 	{path: []string{"user", "delete"}, args: "--username U", need: needCO,
 		help: "delete a user that owns no keys (as a crypto officer)", setup: userDelete},
-	{path: []string{"user", "change-password"}, args: "--username U --password P", need: needAny,
+	{path: []string{"user", "change-password"}, args: "--username U [--password P|-|--password-file F]", need: needAny,
 		help: "set a password: a crypto officer any user's (this also unlocks it), a crypto user its own", setup: userChangePassword},
 
 	{path: []string{"key", "list"}, args: "[--label L]", need: needCU,
@@ -81,7 +81,7 @@ func tokenInit(fs *flag.FlagSet) func(*env) error {
 		if len(*label) > 32 {
 			return usagef("--label: at most 32 bytes (CK_TOKEN_INFO.label)")
 		}
-		pin, err := e.pin()
+		pin, err := e.newPIN()
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func tokenInit(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		if ti.Initialized && !*yes {
-			return fmt.Errorf("slot %d holds token %q: re-initialising erases every user and key; pass --yes", s.ID(), ti.Label)
+			return cliErrorf(codeTokenInitialized, "slot %d holds token %q: re-initialising erases every user and key; pass --yes", s.ID(), ti.Label)
 		}
 		if err := s.InitToken(pin, *label); err != nil {
 			return err
@@ -153,8 +153,12 @@ func tokenList(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		ids := m.SlotIDs()
-		if e.g.slotSet {
-			ids = []ck.ULong{e.g.slot}
+		if e.g.slotSet || e.g.label != "" {
+			s, err := e.slot()
+			if err != nil {
+				return err
+			}
+			ids = []ck.ULong{s.ID()}
 		}
 		rows := []tokenRow{}
 		for _, id := range ids {
@@ -230,7 +234,7 @@ func tokenDelete(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		if err := s.DeleteToken(pin); err != nil {
-			return err
+			return notInitialized(s, err)
 		}
 		return e.emit(map[string]any{"slot": s.ID()}, func(w io.Writer) {
 			fmt.Fprintf(w, "deleted the token of slot %d\n", s.ID())
@@ -284,20 +288,28 @@ func userList(fs *flag.FlagSet) func(*env) error {
 func userCreate(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name` (letters, digits, underscore; up to 31)")
 	roleS := fs.String("role", "", "crypto-user or crypto-officer")
-	password := fs.String("password", "", "the new user's `password`")
+	password := newPasswordFlags(fs, "the new user's")
 	return func(e *env) error {
-		if *name == "" || *roleS == "" || *password == "" {
-			return usagef("--username, --role and --password are required")
+		if *name == "" || *roleS == "" {
+			return usagef("--username and --role are required")
 		}
 		role, err := token.ParseRole(*roleS)
 		if err != nil {
 			return usagef("--role %q: want crypto-user or crypto-officer", *roleS)
 		}
+		if err := password.check(e); err != nil {
+			return err
+		}
 		h, err := e.session()
 		if err != nil {
 			return err
 		}
-		if err := e.m.CreateUser(h, *name, role, []byte(*password)); err != nil {
+		pw, err := password.get(e)
+		if err != nil {
+			return err
+		}
+		defer clear(pw)
+		if err := e.m.CreateUser(h, *name, role, pw); err != nil {
 			return err
 		}
 		n, r := strings.ToLower(*name), token.RoleString(role)
@@ -329,16 +341,24 @@ func userDelete(fs *flag.FlagSet) func(*env) error {
 
 func userChangePassword(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name`")
-	password := fs.String("password", "", "the new `password`")
+	password := newPasswordFlags(fs, "the new")
 	return func(e *env) error {
-		if *name == "" || *password == "" {
-			return usagef("--username and --password are required")
+		if *name == "" {
+			return usagef("--username is required")
+		}
+		if err := password.check(e); err != nil {
+			return err
 		}
 		h, err := e.session()
 		if err != nil {
 			return err
 		}
-		if err := e.m.ChangePassword(h, *name, []byte(*password)); err != nil {
+		pw, err := password.get(e)
+		if err != nil {
+			return err
+		}
+		defer clear(pw)
+		if err := e.m.ChangePassword(h, *name, pw); err != nil {
 			return err
 		}
 		n := strings.ToLower(*name)

@@ -361,7 +361,7 @@ func (ks keySelector) resolve(e *env, h ck.ULong, privateOnly bool) (ck.ULong, e
 	case 1:
 		return found, nil
 	}
-	return 0, fmt.Errorf("label %q names %d keys (handles %s): use --handle or --class", *ks.label, len(hs), strings.Join(hs, ", "))
+	return 0, cliErrorf(codeAmbiguousKey, "label %q names %d keys (handles %s): use --handle or --class", *ks.label, len(hs), strings.Join(hs, ", "))
 }
 
 func keyDelete(fs *flag.FlagSet) func(*env) error {

@@ -10,16 +10,20 @@
 //
 //	--config FILE     configuration file (default: $GOHSM_CONF, XDG, /etc, embedded default)
 //	--slot N          slot ID (default: the first slot)
-//	--pin NAME:PASS   login PIN (default: $GOHSM_PIN); a bare password names
+//	--token LABEL     the slot whose token has this label (error if none or several)
+//	--pin NAME:PASS   login PIN (default: $GOHSM_PIN, else asked on the
+//	                  terminal without echo); a bare password names
 //	                  "admin" (crypto officer) or "user" (crypto user)
-//	--json            machine output: {"error_code":0,"data":...}
+//	--json            machine output: {"error_code":0,"data":...}, errors
+//	                  {"error_code":1,"error":...,"ckr":...,"code":...}
 //	--version         print gohsm's version (the library's CK_INFO version) and exit
 //
 // Exit status: 0 on success, 1 on error (one line on standard error), 2 on
-// a usage error.
+// a usage error. docs/cli.md lists the error codes.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,6 +36,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/internal/cloudhsmcli"
+	"gohsm/internal/termpw"
 	"gohsm/token"
 )
 
@@ -51,6 +56,7 @@ type globals struct {
 	config  string
 	slot    ck.ULong
 	slotSet bool
+	label   string // --token
 	pin     string
 	json    bool
 }
@@ -65,7 +71,8 @@ func (g *globals) register(fs *flag.FlagSet) {
 		g.slot, g.slotSet = ck.ULong(n), true
 		return nil
 	})
-	fs.StringVar(&g.pin, "pin", g.pin, "login `name:password` (default: $GOHSM_PIN)")
+	fs.StringVar(&g.label, "token", g.label, "the slot whose token has this `label`")
+	fs.StringVar(&g.pin, "pin", g.pin, "login `name:password` (default: $GOHSM_PIN, else asked on the terminal)")
 	fs.BoolVar(&g.json, "json", g.json, "machine-readable JSON output")
 }
 
@@ -78,6 +85,36 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
+
+// cliError is an error of the CLI's own with a stable code for scripts
+// (docs/cli.md, "Errors for scripts"), wrapping the Cryptoki error behind
+// it when there is one.
+type cliError struct {
+	code, msg string
+	err       error
+}
+
+func (e *cliError) Error() string { return e.msg }
+
+func (e *cliError) Unwrap() error { return e.err }
+
+func cliErrorf(code, format string, args ...any) error {
+	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// The CLI's own error codes; a Cryptoki error's code is its CKR name, a
+// token.Mistake's its Code.
+const (
+	codeUsage            = "usage"                 // a mistake in the command line (exit status 2)
+	codeConfig           = "config"                // the configuration cannot be read or is invalid
+	codeNoSuchToken      = "no_such_token"         // --token names no token
+	codeAmbiguousToken   = "ambiguous_token"       // --token names several tokens
+	codeTokenInitialized = "token_initialized"     // token init on an initialised token without --yes
+	codeNotInitialized   = "token_not_initialized" // a command that needs a token before token init
+	codeAmbiguousKey     = "ambiguous_key"         // a label names several keys
+	codeInternal         = "internal"              // a bug: please report it
+	codeError            = "error"                 // anything else
+)
 
 // need is the login a command requires; it also words the explanation of
 // CKR_USER_NOT_LOGGED_IN.
@@ -111,14 +148,20 @@ func (c *command) usageLine() string {
 	return s
 }
 
+// testOnlyStdin replaces standard input in tests (a terminal, or none).
+var testOnlyStdin *os.File
+
 // run is the whole CLI: main only exits with its result, and tests call it
 // in-process.
 func run(args []string, stdout, stderr io.Writer) (code int) {
 	g := &globals{}
-	e := &env{g: g, stdout: stdout, stderr: stderr}
+	e := &env{g: g, stdout: stdout, stderr: stderr, stdin: os.Stdin}
+	if testOnlyStdin != nil {
+		e.stdin = testOnlyStdin
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			code = e.fail(fmt.Errorf("internal error: %v", r), nil)
+			code = e.fail(cliErrorf(codeInternal, "internal error: %v", r), nil)
 		}
 	}()
 	defer e.close()
@@ -158,6 +201,16 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		opts := cloudhsmcli.Options{Config: g.config}
 		if opts.Config == "" {
 			opts.Config = os.Getenv("GOHSM_CONF")
+		}
+		if g.label != "" {
+			// The label names the slot; cloudhsm-cli opens the module
+			// itself, after this one is closed.
+			s, err := e.slot()
+			if err != nil {
+				return e.fail(err, nil)
+			}
+			g.slot, g.slotSet = s.ID(), true
+			e.close()
 		}
 		if g.slotSet {
 			n := uint(g.slot)
@@ -241,13 +294,14 @@ func unknownCommand(args []string) error {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N] [--pin NAME:PASSWORD] [--json] <command> [flags]")
+	fmt.Fprintln(w, "usage: gohsm [--config FILE] [--slot N | --token LABEL] [--pin NAME:PASSWORD] [--json] <command> [flags]")
 	fmt.Fprintln(w, "       gohsm --version")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-40s %s\n", c.name()+" "+c.args, c.help)
 	}
-	fmt.Fprintln(w, "\nThe PIN comes from --pin or $GOHSM_PIN. 'gohsm <command> -h' shows a command's flags.")
+	fmt.Fprintln(w, "\nThe PIN comes from --pin, $GOHSM_PIN or the terminal. 'gohsm <command> -h' shows a command's flags;")
+	fmt.Fprintln(w, "docs/cli.md has the rest, the error codes of --json among it.")
 }
 
 func printCommandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
@@ -264,6 +318,7 @@ type env struct {
 	g              *globals
 	cmd            *command
 	stdout, stderr io.Writer
+	stdin          *os.File // passwords: a terminal is asked, a pipe read
 	m              *token.Module
 }
 
@@ -286,14 +341,14 @@ func (e *env) module() (*token.Module, error) {
 		// for configuration text, and a path may contain '='.
 		b, rerr := os.ReadFile(e.g.config)
 		if rerr != nil {
-			return nil, fmt.Errorf("config: %w", rerr)
+			return nil, cliErrorf(codeConfig, "config: %v", rerr)
 		}
 		cfg, err = token.ParseConfig(string(b), e.g.config)
 	} else {
 		cfg, err = token.LoadConfig("")
 	}
 	if err != nil {
-		return nil, err
+		return nil, configErr(err)
 	}
 	// The CLI reports errors itself, on one line; the module's log goes to
 	// the configured log file only, never to the terminal.
@@ -302,20 +357,34 @@ func (e *env) module() (*token.Module, error) {
 	}
 	m, err := token.Open(cfg)
 	if err != nil {
-		return nil, err
+		return nil, configErr(err)
 	}
 	e.m = m
 	return m, nil
 }
 
-// slot returns the selected slot (--slot, else the first).
+// configErr gives a configuration error its code; other errors pass.
+func configErr(err error) error {
+	if token.IsConfigError(err) {
+		return &cliError{code: codeConfig, msg: err.Error()}
+	}
+	return err
+}
+
+// slot returns the selected slot (--slot, --token, else the first).
 func (e *env) slot() (*token.Slot, error) {
+	if e.g.slotSet && e.g.label != "" {
+		return nil, usagef("--slot and --token both select a slot: give one")
+	}
 	m, err := e.module()
 	if err != nil {
 		return nil, err
 	}
 	if e.g.slotSet {
 		return m.Slot(e.g.slot)
+	}
+	if e.g.label != "" {
+		return e.slotByLabel(m)
 	}
 	ids := m.SlotIDs()
 	if len(ids) == 0 {
@@ -324,8 +393,39 @@ func (e *env) slot() (*token.Slot, error) {
 	return m.Slot(ids[0])
 }
 
-// pin returns the login PIN from --pin or $GOHSM_PIN. There is no prompt:
-// the CLI runs in scripts and CI.
+// slotByLabel finds the slot whose token has label --token, as
+// C_GetTokenInfo reports it (an uninitialised token: its slot's configured
+// label), as pkcs11-tool's --token-label does. A token that cannot be read
+// matches nothing.
+func (e *env) slotByLabel(m *token.Module) (*token.Slot, error) {
+	var found []*token.Slot
+	var ids []string
+	for _, id := range m.SlotIDs() {
+		s, err := m.Slot(id)
+		if err != nil {
+			return nil, err
+		}
+		ti, err := s.TokenInfo()
+		if err != nil {
+			continue
+		}
+		if strings.TrimRight(ti.Label, " ") == e.g.label {
+			found = append(found, s)
+			ids = append(ids, fmt.Sprint(id))
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, cliErrorf(codeNoSuchToken, "no token labelled %q ('gohsm token list' shows the labels)", e.g.label)
+	case 1:
+		return found[0], nil
+	}
+	return nil, cliErrorf(codeAmbiguousToken, "%d tokens are labelled %q (slots %s): use --slot", len(found), e.g.label, strings.Join(ids, ", "))
+}
+
+// pin returns the login PIN from --pin or $GOHSM_PIN, else asks for it on
+// the terminal without echo; without a terminal (a script, CI) it is a
+// usage error, never a wait for input.
 func (e *env) pin() ([]byte, error) {
 	if e.g.pin != "" {
 		return []byte(e.g.pin), nil
@@ -333,7 +433,45 @@ func (e *env) pin() ([]byte, error) {
 	if p := os.Getenv("GOHSM_PIN"); p != "" {
 		return []byte(p), nil
 	}
-	return nil, usagef("needs --pin NAME:PASSWORD or $GOHSM_PIN")
+	if termpw.IsTerminal(e.stdin) {
+		p, err := termpw.Read(e.stdin, e.stderr, "PIN (name:password): ")
+		if err != nil {
+			return nil, err
+		}
+		if len(p) == 0 {
+			return nil, usagef("empty PIN")
+		}
+		return p, nil
+	}
+	return nil, usagef("needs --pin NAME:PASSWORD or $GOHSM_PIN (or a terminal to ask on)")
+}
+
+// newPIN is pin for a PIN that a command sets (token init's first
+// officer): asked on the terminal, it is asked twice, since a typo there
+// locks everyone out.
+func (e *env) newPIN() ([]byte, error) {
+	if e.g.pin != "" || os.Getenv("GOHSM_PIN") != "" || !termpw.IsTerminal(e.stdin) {
+		return e.pin()
+	}
+	p, err := termpw.Read(e.stdin, e.stderr, "PIN of the new crypto officer (name:password): ")
+	if err != nil {
+		return nil, err
+	}
+	again, err := termpw.Read(e.stdin, e.stderr, "Confirm PIN: ")
+	if err != nil {
+		clear(p)
+		return nil, err
+	}
+	same := bytes.Equal(p, again)
+	clear(again)
+	switch {
+	case !same:
+		clear(p)
+		return nil, usagef("the PINs do not match")
+	case len(p) == 0:
+		return nil, usagef("empty PIN")
+	}
+	return p, nil
 }
 
 // session opens a read-write session on the selected slot and logs in as
@@ -353,7 +491,7 @@ func (e *env) session() (ck.ULong, error) {
 	}
 	h, err := e.m.OpenSession(s.ID(), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 	if err != nil {
-		return 0, err
+		return 0, notInitialized(s, err)
 	}
 	if e.cmd.need == needNone {
 		return h, nil
@@ -375,6 +513,20 @@ func (e *env) session() (ck.ULong, error) {
 		return 0, err
 	}
 	return h, nil
+}
+
+// notInitialized tells an uninitialised token (a newcomer's first command
+// before token init) from a damaged one: both are CKR_TOKEN_NOT_RECOGNIZED
+// to Cryptoki, but only the first has an obvious next step.
+func notInitialized(s *token.Slot, err error) error {
+	if !errors.Is(err, ck.CKR_TOKEN_NOT_RECOGNIZED) {
+		return err
+	}
+	if ti, terr := s.TokenInfo(); terr != nil || ti.Initialized {
+		return err // damaged, or initialised since
+	}
+	return &cliError{code: codeNotInitialized, err: ck.CKR_TOKEN_NOT_RECOGNIZED,
+		msg: fmt.Sprintf("slot %d has no token yet: make one with 'gohsm token init --label LABEL'", s.ID())}
 }
 
 // userType picks CKU_SO or CKU_USER for a PIN: the command's role, or for
@@ -454,12 +606,43 @@ func (e *env) fail(err error, cmd *command) int {
 		}
 	}
 	if e.g.json {
-		writeJSON(e.stdout, struct {
-			Code  int    `json:"error_code"`
-			Error string `json:"error"`
-		}{1, strings.TrimPrefix(msg, "gohsm: ")})
+		ckr, c := errorCode(err)
+		writeJSON(e.stdout, jsonError{1, strings.TrimPrefix(msg, "gohsm: "), ckr, c})
 	}
 	return code
+}
+
+// jsonError is --json's error object. error_code stays 1 for every error,
+// as before, and error the text of the line on standard error; ckr and
+// code are for scripts (docs/cli.md, "Errors for scripts").
+type jsonError struct {
+	Code  int    `json:"error_code"`
+	Error string `json:"error"`
+	CKR   string `json:"ckr,omitempty"` // the Cryptoki return value's name, when one is involved
+	Kind  string `json:"code"`          // stable: a mistake's code, else the CKR name, else the CLI's own
+}
+
+// errorCode returns the CKR name in err (if any) and its stable code: a
+// token.Mistake's code (a user that exists, a key already shared: the CKR
+// alone would not say which), else the CKR name, else the CLI's own.
+func errorCode(err error) (ckr, code string) {
+	var rv ck.RV
+	if errors.As(err, &rv) {
+		ckr = rv.String()
+	}
+	var ue *usageError
+	var ce *cliError
+	switch {
+	case errors.As(err, &ue):
+		return ckr, codeUsage
+	case token.MistakeCode(err) != "":
+		return ckr, token.MistakeCode(err)
+	case errors.As(err, &ce):
+		return ckr, ce.code
+	case ckr != "":
+		return ckr, ckr
+	}
+	return "", codeError
 }
 
 // explanations word the Cryptoki errors people meet at the CLI.
@@ -504,6 +687,14 @@ func describe(err error, n need) string {
 	detail := strings.TrimSuffix(err.Error(), ": "+name)
 	detail = strings.TrimPrefix(detail, "token: ")
 	s := name
+	if token.MistakeCode(err) != "" {
+		// The mistake says what is wrong; the CKR's gloss would not.
+		return s + ": " + detail
+	}
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return s + ": " + ce.msg // the same: the CLI's own words
+	}
 	if text != "" {
 		s += ": " + text
 	}

@@ -39,7 +39,19 @@ func testConfig(t *testing.T, extra string) string {
 
 func newCLI(t *testing.T) *cli {
 	t.Setenv("GOHSM_PIN", "") // the caller's environment must not log anyone in
+	t.Setenv("GOHSM_NEW_PASSWORD", "")
+	noStdin(t)
 	return &cli{t: t, conf: testConfig(t, "")}
+}
+
+// noStdin gives run an empty standard input that is no terminal, as in CI,
+// also when go test runs on one.
+func noStdin(t *testing.T) {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	testOnlyStdin = f
+	t.Cleanup(func() { testOnlyStdin = nil; f.Close() })
 }
 
 type result struct {
@@ -49,6 +61,9 @@ type result struct {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
+	if testOnlyStdin == nil {
+		noStdin(c.t) // never the terminal go test may run on
+	}
 	var out, errb bytes.Buffer
 	code := run(append([]string{"--config", c.conf}, args...), &out, &errb)
 	return result{code, out.String(), errb.String()}
@@ -213,7 +228,7 @@ func TestUsersAndKeys(t *testing.T) {
 	// A label naming both halves of a pair is ambiguous for delete.
 	c.fails([]string{`label "k-rsa" names 2 keys`, "--class"}, "key", "delete", "--label", "k-rsa", "--pin", alicePIN)
 	c.fails([]string{"CKR_OBJECT_HANDLE_INVALID", `no key labelled "nope"`}, "key", "delete", "--label", "nope", "--pin", alicePIN)
-	c.fails([]string{"key share: CKR_ARGUMENTS_BAD", `no crypto user "admin"`},
+	c.fails([]string{"key share: CKR_USER_TYPE_INVALID", `"admin" is not a crypto user`},
 		"key", "share", "--label", "k-aes", "--username", "admin", "--pin", alicePIN)
 
 	c.ok("key", "unshare", "--label", "k-ec", "--username", "bob", "--pin", alicePIN)
@@ -292,7 +307,7 @@ func TestRoles(t *testing.T) {
 		"key", "generate", "aes", "--label", "x", "--pin", coPIN)
 	c.fails([]string{"user create: CKR_PIN_INCORRECT: wrong name or password"},
 		"user", "create", "--username", "carol", "--role", "cu", "--password", "carol-pw", "--pin", "admin:wrong")
-	c.fails([]string{"user create: CKR_ARGUMENTS_BAD", "exists"},
+	c.fails([]string{"user create: CKR_ACTION_PROHIBITED", `user "alice" exists`},
 		"user", "create", "--username", "alice", "--role", "cu", "--password", "carol-pw", "--pin", coPIN)
 	c.fails([]string{"user create: CKR_ARGUMENTS_BAD", "only letters"},
 		"user", "create", "--username", "car-ol", "--role", "cu", "--password", "carol-pw", "--pin", coPIN)
@@ -342,7 +357,7 @@ func TestTokenInitListDelete(t *testing.T) {
 	assert.Len(t, s[1].Serial, 16)
 	assert.Equal(t, 1, s[1].Users)
 	assert.Contains(t, s[1].Flags, "initialized")
-	c.fails([]string{"user list: CKR_TOKEN_NOT_RECOGNIZED: token not initialised"}, "user", "list")
+	c.fails([]string{"user list: CKR_TOKEN_NOT_RECOGNIZED: slot 0 has no token yet", "gohsm token init"}, "user", "list")
 	c.ok("user", "list", "--slot", "7")
 	c.fails([]string{"CKR_SLOT_ID_INVALID: no such slot"}, "user", "list", "--slot", "3")
 
@@ -393,7 +408,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--bogus", "user", "list"}, "gohsm: flag provided but not defined: -bogus", "usage: gohsm "},
 		{[]string{"user", "list", "--bogus"}, "gohsm: user list: flag provided but not defined: -bogus", "usage: gohsm user list"},
 		{[]string{"user", "list", "extra"}, `gohsm: user list: unexpected argument "extra"`, "usage: gohsm user list"},
-		{[]string{"user", "create", "--username", "x"}, "gohsm: user create: --username, --role and --password are required", "usage: gohsm user create --username U"},
+		{[]string{"user", "create", "--username", "x"}, "gohsm: user create: --username and --role are required", "usage: gohsm user create --username U"},
+		{[]string{"user", "create", "--username", "x", "--role", "cu", "--pin", coPIN}, "needs --password, --password-file, --password - or $GOHSM_NEW_PASSWORD", "usage: gohsm user create"},
+		{[]string{"user", "create", "--username", "x", "--role", "cu", "--password", "p", "--password-file", "f", "--pin", coPIN}, "give one", "usage: gohsm user create"},
+		{[]string{"user", "change-password", "--username", "x", "--pin", coPIN}, "needs --password", "usage: gohsm user change-password"},
+		{[]string{"--slot", "0", "--token", "t", "user", "list"}, "--slot and --token both select a slot", "usage: gohsm user list"},
 		{[]string{"user", "create", "--username", "x", "--role", "boss", "--password", "p", "--pin", coPIN}, `--role "boss"`, "usage: gohsm user create"},
 		{[]string{"user", "create", "--username", "x", "--role", "cu", "--password", "x-pw-123"}, "needs --pin NAME:PASSWORD or $GOHSM_PIN", "usage: gohsm user create"},
 		{[]string{"key", "list"}, "gohsm: key list: needs --pin", "usage: gohsm key list"},
@@ -488,24 +507,51 @@ func TestVersion(t *testing.T) {
 func TestJSONErrors(t *testing.T) {
 	c := newCLI(t)
 	c.setup()
-	check := func(wantCode int, wantErr string, args ...string) {
+	// error_code (1) and error as before, for existing callers; ckr and
+	// code for scripts (docs/cli.md, "Errors for scripts"): ckr only when
+	// a Cryptoki error is involved.
+	check := func(wantCode int, wantErr, wantCKR, wantKind string, args ...string) {
 		t.Helper()
 		r := c.run(append([]string{"--json"}, args...)...)
 		assert.Equal(t, wantCode, r.code)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &m), r.stdout)
-		assert.Len(t, m, 2, "exactly error_code and error: %v", m)
-		assert.Equal(t, float64(1), m["error_code"])
+		want := map[string]any{"error_code": float64(1), "code": wantKind}
+		if wantCKR != "" {
+			want["ckr"] = wantCKR
+		}
 		assert.Contains(t, m["error"], wantErr)
-		assert.NotContains(t, m["error"], "gohsm: ")
+		delete(m, "error")
+		assert.Equal(t, want, m)
 		assert.True(t, strings.HasPrefix(r.stderr, "gohsm: "), r.stderr)
 	}
-	check(1, "user create: CKR_PIN_INCORRECT: wrong name or password",
+	check(1, "user create: CKR_PIN_INCORRECT: wrong name or password", "CKR_PIN_INCORRECT", "CKR_PIN_INCORRECT",
 		"user", "create", "--username", "carol", "--role", "cu", "--password", "carol-pw", "--pin", "admin:wrong")
-	check(1, "key delete: CKR_OBJECT_HANDLE_INVALID", "key", "delete", "--handle", "999", "--pin", alicePIN)
-	check(2, "user create: --username, --role and --password are required", "user", "create")
+	check(1, "key delete: CKR_OBJECT_HANDLE_INVALID", "CKR_OBJECT_HANDLE_INVALID", "CKR_OBJECT_HANDLE_INVALID",
+		"key", "delete", "--handle", "999", "--pin", alicePIN)
+	check(2, "user create: --username and --role are required", "", "usage", "user", "create")
+	// User mistakes: the token's code, and the CKR it answers with.
+	c.ok("key", "generate", "aes", "--bits", "128", "--label", "k-aes", "--pin", alicePIN)
+	c.ok("key", "generate", "ec", "--curve", "P-256", "--label", "k-ec", "--pin", alicePIN)
+	c.ok("key", "share", "--label", "k-aes", "--username", "bob", "--pin", alicePIN)
+	check(1, `user create: CKR_ACTION_PROHIBITED: user "alice" exists`, "CKR_ACTION_PROHIBITED", "user_exists",
+		"user", "create", "--username", "alice", "--role", "cu", "--password", "alice-pw2", "--pin", coPIN)
+	check(1, `user delete: CKR_ACTION_PROHIBITED: no user "nobody"`, "CKR_ACTION_PROHIBITED", "no_such_user",
+		"user", "delete", "--username", "nobody", "--pin", coPIN)
+	check(1, "already shared", "CKR_ACTION_PROHIBITED", "already_shared",
+		"key", "share", "--label", "k-aes", "--username", "bob", "--pin", alicePIN)
+	check(1, "not shared", "CKR_ACTION_PROHIBITED", "not_shared",
+		"key", "unshare", "--label", "k-ec", "--class", "private-key", "--username", "bob", "--pin", alicePIN)
+	check(2, `--role "boss"`, "", "usage",
+		"user", "create", "--username", "x", "--role", "boss", "--password", "p", "--pin", coPIN)
+	check(1, "pass --yes", "", "token_initialized", "token", "init", "--label", "again", "--pin", coPIN)
+	check(1, `no token labelled "nope"`, "", "no_such_token", "--token", "nope", "user", "list")
+	// No password in an error, whatever failed.
+	r := c.run("--json", "user", "create", "--username", "carol", "--role", "cu", "--password", "s3cret-pw", "--pin", "admin:wr0ng-pw")
+	assert.NotContains(t, r.stdout+r.stderr, "s3cret-pw")
+	assert.NotContains(t, r.stdout+r.stderr, "wr0ng-pw")
 	// --json after the command works the same.
-	r := c.run("user", "list", "--json")
+	r = c.run("user", "list", "--json")
 	require.Equal(t, 0, r.code)
 	assert.True(t, strings.HasPrefix(r.stdout, "{\n  \"error_code\": 0,\n  \"data\": {"), r.stdout)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestConfigErrorOnStandardError: README says a bad configuration is
+// TestConfigErrorOnStandardError: docs/config.md says a bad configuration is
 // reported in one line on standard error, not in log_file (the
 // configuration naming it failed), and that C_Initialize answers
 // CKR_GENERAL_ERROR when the configuration came from $GOHSM_CONF.

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReadmeCloudHSM runs README.md's "gohsm as a CloudHSM stand-in" as a
-// reader would paste it: its configuration (with a temporary token
+// TestReadmeCloudHSM runs docs/clients.md's "gohsm as a CloudHSM stand-in"
+// (the README's until it moved there) as a reader would paste it: its configuration (with a temporary token
 // directory and cheap password hashing added) and its shell blocks in
 // order, in bash with -e, the gohsm CLI on $PATH and the module built here.
 // The lines the README marks with `!` (refused, as CloudHSM refuses them)
@@ -22,11 +22,11 @@ func TestReadmeCloudHSM(t *testing.T) {
 	lib, cli := library(t), testenv.CLI(t)
 	tool(t, "pkcs11-tool")
 	bash := tool(t, "bash")
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "clients.md"))
 	require.NoError(t, err)
 	section := string(b)
 	start := strings.Index(section, "\n## gohsm as a CloudHSM stand-in\n")
-	require.GreaterOrEqual(t, start, 0, "README.md has no section \"gohsm as a CloudHSM stand-in\"")
+	require.GreaterOrEqual(t, start, 0, "docs/clients.md has no section \"gohsm as a CloudHSM stand-in\"")
 	section = section[start+1:]
 	if end := strings.Index(section, "\n## "); end >= 0 {
 		section = section[:end]

@@ -380,7 +380,7 @@ static struct kp *need_rsa(void)
  * The cached key pair of curve i, generated on first use. A curve outside
  * CKM_EC_KEY_PAIR_GEN's advertised size range must be refused with
  * CKR_CURVE_NOT_SUPPORTED; inside it, it must work (secp256k1 included:
- * README lists it).
+ * docs/mechanisms.md lists it).
  */
 static struct kp *need_ec(size_t i)
 {
