@@ -199,6 +199,24 @@ func testReplicateKeyMissingUsers(t *testing.T, prof string) {
 	_, err = m.Sign(dst, []byte("x"), Out{Buf: make([]byte, 64)})
 	require.NoError(t, err, "the owner uses the key an officer replicated")
 
+	// Only token keys: not a session key, not a data object.
+	require.NoError(t, m.Logout(src))
+	require.NoError(t, m.Login(src, ck.CKU_USER, []byte(userPIN)))
+	require.NoError(t, m.Logout(dst))
+	require.NoError(t, m.Login(dst, ck.CKU_USER, []byte(userPIN)))
+	sess, err := m.GenerateKey(src, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("session", false))
+	require.NoError(t, err)
+	_, err = m.ReplicateKey(src, sess, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	data, err := m.CreateObject(src, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_TOKEN: attrs.Bool(true)})
+	require.NoError(t, err)
+	_, err = m.ReplicateKey(src, data, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	_, err = m.ReplicateKey(src, 4242, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	_, err = m.ReplicateKey(src, lonely, src)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD, "the same token")
+
 	// Not logged in on the destination.
 	require.NoError(t, m.Logout(dst))
 	_, err = m.ReplicateKey(src, lonely, dst)
