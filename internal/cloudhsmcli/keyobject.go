@@ -37,7 +37,9 @@ type keyQuorumValue struct {
 	Use    int `json:"use-key-quorum-value"`
 }
 
-// describeKey builds a key's keyObject (one HSM: coverage is "full").
+// describeKey builds a key's keyObject (one HSM: coverage is "full", or
+// "session" for a session key, as the generate-symmetric --session
+// example shows).
 func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 	m, _, err := c.Module()
 	if err != nil {
@@ -47,7 +49,7 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS})
+	res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS, ck.CKA_TOKEN})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,7 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 		return nil, errors.Join(res[0].Err, res[1].Err)
 	}
 	k := &keyObject{Reference: KeyReference(obj),
-		Info: keyInfo{Owners: []keyUser{}, SharedUsers: []keyUser{}, Coverage: "full"}}
+		Info: keyInfo{Owners: []keyUser{}, SharedUsers: []keyUser{}, Coverage: coverage(res[2])}}
 	if o := string(res[0].Value); o != "" {
 		k.Info.Owners = append(k.Info.Owners, keyUser{o, "full"})
 	}

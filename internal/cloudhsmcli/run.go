@@ -1,12 +1,14 @@
 package cloudhsmcli
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"gohsm/internal/ck"
@@ -17,8 +19,10 @@ import (
 // the session logged in as the command's role needs, and the outputs.
 type Context struct {
 	opts           Options
-	stdin          io.Reader
+	stdinFile      io.Reader     // the stdin given (a terminal or not)
+	in             *bufio.Reader // reads it: commands and passwords share the buffer
 	stdout, stderr io.Writer
+	interactive    bool
 
 	m    *token.Module
 	slot *token.Slot
@@ -28,6 +32,7 @@ type Context struct {
 	// CLOUDHSM_PIN/CLOUDHSM_ROLE in single-command mode); "" when no one.
 	user, role string
 	pin        []byte
+	loggedIn   bool // the session is logged in as user
 }
 
 // Module opens the token's module on first use.
@@ -75,38 +80,38 @@ func (c *Context) Module() (*token.Module, *token.Slot, error) {
 }
 
 // Session returns a read-write session, logged in when someone is (the
-// role a command needs is checked before it runs).
+// role a command needs is checked before it runs). The login happens on
+// the first command that needs the session, and stays.
 func (c *Context) Session() (ck.ULong, error) {
-	if c.h != 0 {
-		return c.h, nil
-	}
 	m, s, err := c.Module()
 	if err != nil {
 		return 0, err
 	}
-	h, err := m.OpenSession(s.ID(), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-	if err != nil {
-		return 0, err
+	if c.h == 0 {
+		h, err := m.OpenSession(s.ID(), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+		if err != nil {
+			return 0, err
+		}
+		c.h = h
 	}
-	if c.user != "" {
+	if c.user != "" && !c.loggedIn {
 		ut := ck.CKU_USER
 		if c.role == "admin" {
 			ut = ck.CKU_SO
 		}
-		if err := m.Login(h, ut, c.pin); err != nil {
-			m.CloseSession(h)
+		if err := m.Login(c.h, ut, c.pin); err != nil {
 			return 0, err
 		}
+		c.loggedIn = true
 	}
-	c.h = h
-	return h, nil
+	return c.h, nil
 }
 
 // Close ends the session and closes the module.
 func (c *Context) Close() {
 	if c.m != nil {
 		c.m.Close()
-		c.m, c.h = nil, 0
+		c.m, c.h, c.loggedIn = nil, 0, false
 	}
 }
 
@@ -114,13 +119,20 @@ func (c *Context) Close() {
 func (c *Context) User() string { return c.user }
 func (c *Context) Role() string { return c.role }
 
-// Stdin is where a command reads what it is given on standard input.
-func (c *Context) Stdin() io.Reader { return c.stdin }
+// Stdin is where a command reads what it is given on standard input
+// (buffered: interactive mode reads its command lines from it too).
+func (c *Context) Stdin() io.Reader { return c.in }
 
 func runCLI(args []string, stdin io.Reader, stdout, stderr io.Writer, opts Options) int {
-	c := &Context{opts: opts, stdin: stdin, stdout: stdout, stderr: stderr}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	c := &Context{opts: opts, stdinFile: stdin, in: bufio.NewReader(stdin), stdout: stdout, stderr: stderr}
 	defer c.Close()
 	if len(args) == 0 || args[0] == "interactive" {
+		if len(args) > 1 {
+			return c.fail(usageErr{fmt.Sprintf("unexpected argument '%s' found", args[1])})
+		}
 		return interactive(c)
 	}
 	if err := c.loginFromEnv(); err != nil {
@@ -148,8 +160,17 @@ func (c *Context) loginFromEnv() error {
 }
 
 // exec runs one command line (single-command mode, or a line of
-// interactive mode) and writes its envelope.
-func (c *Context) exec(args []string) int {
+// interactive mode) and writes its envelope. A panic in a command becomes
+// an error envelope: bad input never kills an interactive session.
+func (c *Context) exec(args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			code = c.fail(fmt.Errorf("internal error: %v", r))
+		}
+	}()
+	if args[0] == "help" {
+		return c.help(args[1:])
+	}
 	cmd, n := lookup(args)
 	if cmd == nil {
 		return c.fail(unknownCommand(args))
@@ -159,12 +180,10 @@ func (c *Context) exec(args []string) int {
 	run := cmd.Setup(fs)
 	if err := fs.Parse(expandMulti(fs, args[n:])); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(c.stdout, "%s\n\nUsage: %s [OPTIONS]\n\nOptions:\n", cmd.Help, cmd.Name())
-			fs.SetOutput(c.stdout)
-			fs.PrintDefaults()
+			c.commandHelp(cmd, fs)
 			return 0
 		}
-		return c.fail(usageErr{err.Error()})
+		return c.fail(parseErr(err))
 	}
 	if fs.NArg() > 0 {
 		return c.fail(usageErr{fmt.Sprintf("unexpected argument '%s' found", fs.Arg(0))})
@@ -186,8 +205,10 @@ func (c *Context) allowed(r Role) error {
 	case r == Anyone:
 	case c.user == "":
 		return ErrNotLoggedIn
-	case r == Admin && c.role != "admin", r == CryptoUser && c.role != "crypto-user":
-		return ErrWrongRole
+	case r == Admin && c.role != "admin":
+		return errOnlyRole("admin")
+	case r == CryptoUser && c.role != "crypto-user":
+		return errOnlyRole("crypto-user")
 	}
 	return nil
 }
@@ -217,8 +238,25 @@ func lookup(args []string) (*Command, int) {
 	return best, len(best.Path)
 }
 
+// unknownCommand is clap's "unrecognized subcommand" naming the first word
+// that no command's path continues with.
 func unknownCommand(args []string) error {
-	return usageErr{fmt.Sprintf("unrecognized subcommand '%s'", strings.Join(args, " "))}
+	for i := 1; i <= len(args); i++ {
+		if !isGroup(args[:i]) {
+			return usageErr{fmt.Sprintf("unrecognized subcommand '%s'", args[i-1])}
+		}
+	}
+	return usageErr{fmt.Sprintf("'%s' requires a subcommand (see: help %s)", strings.Join(args, " "), strings.Join(args, " "))}
+}
+
+// isGroup reports whether path begins some command's path.
+func isGroup(path []string) bool {
+	for _, cmd := range table {
+		if len(cmd.Path) >= len(path) && slices.Equal(cmd.Path[:len(path)], path) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeEnvelope writes CloudHSM CLI's JSON: {"error_code":N,"data":...},
@@ -233,8 +271,34 @@ func writeEnvelope(w io.Writer, code int, data any) {
 	}{code, data})
 }
 
+// prompt is CloudHSM CLI's (UG:cloudhsm_cli-modes: "aws-cloudhsm > ").
+const prompt = "aws-cloudhsm > "
+
 // interactive is CloudHSM CLI's interactive mode: one command per line,
-// "login", "logout", "quit". (To be completed: prompts without echo.)
+// "login" (kept across commands), "logout", "quit" or "exit" (or end of
+// input), which exits 0: a command's failure is in its envelope.
 func interactive(c *Context) int {
-	return c.fail(usageErr{"interactive mode is not available yet"})
+	c.interactive = true
+	for {
+		fmt.Fprint(c.stdout, prompt)
+		line, err := c.in.ReadString('\n')
+		if line == "" && err != nil {
+			fmt.Fprintln(c.stdout)
+			return 0
+		}
+		args, perr := splitLine(line)
+		switch {
+		case perr != nil:
+			c.fail(usageErr{perr.Error()})
+		case len(args) == 0:
+		case len(args) == 1 && (args[0] == "quit" || args[0] == "exit"):
+			return 0
+		default:
+			c.exec(args)
+		}
+		if err != nil {
+			fmt.Fprintln(c.stdout)
+			return 0
+		}
+	}
 }

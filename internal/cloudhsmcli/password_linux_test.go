@@ -1,0 +1,83 @@
+//go:build linux
+
+package cloudhsmcli
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"gohsm/internal/testenv"
+)
+
+// openPTY opens a pseudo-terminal pair: what the test writes to master
+// the line discipline hands to a reader of slave, echoing it back to
+// master unless echo is off.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		testenv.Missing(t, "no pseudo-terminals here: %v", err) // containers without devpts
+	}
+	t.Cleanup(func() { master.Close() })
+	var unlock int32
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock)))
+	require.Zero(t, errno)
+	n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
+	require.NoError(t, err)
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
+}
+
+// TestPasswordNoEcho: typed at a terminal, the password is not echoed
+// (the terminal echoes the command line typed before it), and echo is on
+// again afterwards.
+func TestPasswordNoEcho(t *testing.T) {
+	master, slave := openPTY(t)
+	var stderr bytes.Buffer
+	c := &Context{stdinFile: slave, in: bufio.NewReader(slave), stderr: &stderr}
+	testOnlyEchoOff = func() { master.Write([]byte("s3cret-pw\n")) }
+	t.Cleanup(func() { testOnlyEchoOff = nil })
+
+	master.Write([]byte("echoed-line\n")) // echo on: comes back
+	line, err := c.in.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "echoed-line\n", line)
+
+	pw, err := c.readPassword("Enter password:")
+	require.NoError(t, err)
+	require.Equal(t, "s3cret-pw", string(pw))
+	require.Equal(t, "Enter password:\n", stderr.String())
+
+	tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	require.NoError(t, err)
+	require.NotZero(t, tio.Lflag&unix.ECHO, "echo is back on")
+
+	// Everything the terminal echoed to master: the first line only.
+	// (A pty master is not pollable by Go's runtime: poll(2) it.)
+	var echoed []byte
+	buf := make([]byte, 256)
+	fd := int(master.Fd())
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(200*time.Millisecond/time.Millisecond))
+		if n <= 0 || err != nil {
+			break
+		}
+		k, err := unix.Read(fd, buf)
+		if k <= 0 || err != nil {
+			break
+		}
+		echoed = append(echoed, buf[:k]...)
+	}
+	require.Contains(t, string(echoed), "echoed-line")
+	require.NotContains(t, string(echoed), "s3cret-pw")
+}
