@@ -35,8 +35,9 @@ import (
 // other processes keep using it. pin logs in one of the token's crypto
 // officers ("name:password", or a password for "admin") on a session of
 // its own; a wrong password counts towards the lockout, and the slot must
-// have no login of this process already (CKR_USER_ALREADY_LOGGED_IN). The audit log gets CN_BACKUP_BEGIN
-// (inside the snapshot) and CN_BACKUP_END (after it, not inside).
+// have no login of this process already (CKR_USER_ALREADY_LOGGED_IN).
+// The audit log gets CN_BACKUP_BEGIN (inside the snapshot) and
+// CN_BACKUP_END (after it, not inside).
 func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {

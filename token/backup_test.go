@@ -174,9 +174,10 @@ func testBackupRestoreIdentical(t *testing.T, prof string) {
 	require.NoError(t, err)
 	sig = sig[:n]
 	require.NoError(t, m.CloseSession(h))
-	// Quorum settings as engineer B's tables keep them.
+	// Quorum settings as engineer B's tables keep them (the key's use
+	// value 1, since bob signs with it after the restore).
 	execSQL(t, dir, `INSERT INTO quorum_values (service, value) VALUES ('user', 2), ('quorum', 1)`,
-		fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 2, 3)`, priv))
+		fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 1, 3)`, priv))
 
 	file := filepath.Join(t.TempDir(), "token.gohsm-backup")
 	_, err = s.Backup([]byte(userPIN), file)

@@ -71,14 +71,15 @@ func testReplicateKey(t *testing.T, prof string) {
 		ck.CKA_LABEL: []byte("aes-rep"), ck.CKA_SENSITIVE: attrs.Bool(false), ck.CKA_EXTRACTABLE: attrs.Bool(true)})
 	require.NoError(t, err)
 
-	// A key quorum on the private key, as engineer B's table keeps it.
+	// A key quorum on the private key, as engineer B's table keeps it
+	// (use 1: the replica is still used below without approvals).
 	s3, _ := m.Slot(3)
 	s4, _ := m.Slot(4)
-	execSQL(t, s3.Config().Dir, fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 2, 3)`, priv))
+	execSQL(t, s3.Config().Dir, fmt.Sprintf(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (%d, 1, 3)`, priv))
 
 	rp, err := m.ReplicateKey(src, priv, dst)
 	require.NoError(t, err)
-	assert.Equal(t, 2, rp.UseQuorum)
+	assert.Equal(t, 1, rp.UseQuorum)
 	assert.Equal(t, 3, rp.ManageQuorum)
 	rpriv := rp.Handle
 	rq, err := m.ReplicateKey(src, pub, dst)
@@ -88,7 +89,7 @@ func testReplicateKey(t *testing.T, prof string) {
 	rs, err := m.ReplicateKey(src, secret, dst)
 	require.NoError(t, err)
 	rsec := rs.Handle
-	assert.Equal(t, []string{fmt.Sprintf("%x", fmt.Sprint(rpriv, 2, 3))},
+	assert.Equal(t, []string{fmt.Sprintf("%x", fmt.Sprint(rpriv, 1, 3))},
 		rows(t, s4.Config().Dir, `SELECT object_id, use_value, manage_value FROM key_quorum`), "the key quorum row is copied")
 
 	for from, to := range map[ck.ULong]ck.ULong{priv: rpriv, pub: rpub, secret: rsec} {
@@ -197,6 +198,24 @@ func testReplicateKeyMissingUsers(t *testing.T, prof string) {
 	require.NoError(t, m.SignInit(dst, Mechanism{Type: ck.CKM_ECDSA_SHA256}, h))
 	_, err = m.Sign(dst, []byte("x"), Out{Buf: make([]byte, 64)})
 	require.NoError(t, err, "the owner uses the key an officer replicated")
+
+	// Only token keys: not a session key, not a data object.
+	require.NoError(t, m.Logout(src))
+	require.NoError(t, m.Login(src, ck.CKU_USER, []byte(userPIN)))
+	require.NoError(t, m.Logout(dst))
+	require.NoError(t, m.Login(dst, ck.CKU_USER, []byte(userPIN)))
+	sess, err := m.GenerateKey(src, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("session", false))
+	require.NoError(t, err)
+	_, err = m.ReplicateKey(src, sess, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	data, err := m.CreateObject(src, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_DATA)), ck.CKA_TOKEN: attrs.Bool(true)})
+	require.NoError(t, err)
+	_, err = m.ReplicateKey(src, data, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	_, err = m.ReplicateKey(src, 4242, dst)
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	_, err = m.ReplicateKey(src, lonely, src)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD, "the same token")
 
 	// Not logged in on the destination.
 	require.NoError(t, m.Logout(dst))

@@ -118,25 +118,19 @@ func (c *Context) clusterContext(m *token.Module, slot ck.ULong, role string, pi
 	if err != nil {
 		return nil, err
 	}
-	ut := ck.CKU_USER
-	switch role {
-	case "admin":
-		ut = ck.CKU_SO
-	case "crypto-user":
-	default:
+	if role != "admin" && role != "crypto-user" {
 		return nil, fmt.Errorf("invalid value '%s' for role: expected admin or crypto-user", role)
 	}
-	h, err := m.OpenSession(slot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Login(h, ut, pin); err != nil {
-		m.CloseSession(h)
-		return nil, err
-	}
 	name, _, _ := strings.Cut(string(pin), ":")
-	return &Context{opts: c.opts, stdinFile: c.stdinFile, in: c.in, stdout: c.stdout, stderr: c.stderr,
-		m: m, slot: s, h: h, user: strings.ToLower(name), role: role, pin: pin}, nil
+	sub := &Context{opts: c.opts, stdout: c.stdout, stderr: c.stderr, m: m, slot: s,
+		user: strings.ToLower(name), role: role, pin: pin}
+	if _, err := sub.Session(); err != nil { // opens and logs in
+		if sub.h != 0 {
+			m.CloseSession(sub.h)
+		}
+		return nil, err
+	}
+	return sub, nil
 }
 
 // clusterSlot resolves a cluster ID: a slot ID, or the label of exactly

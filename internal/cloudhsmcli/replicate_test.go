@@ -155,6 +155,20 @@ func TestKeyReplicate(t *testing.T) {
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, ErrNoKeyMatched.Error())
 
+	for _, ids := range [][2]string{{"nope", "1"}, {"0", "7"}, {"src", "0"}} {
+		code, m, out = replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label=example-key",
+			"--source-cluster-id", ids[0], "--destination-cluster-id", ids[1])
+		assert.Equal(t, 1, code, out)
+		if ids[0] == "src" {
+			assert.Contains(t, m["data"], "the source and destination clusters are the same")
+		} else {
+			assert.Contains(t, m["data"], "not found: a cluster ID is a slot ID or a token label")
+		}
+	}
+	code, _, out = replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label=example-key")
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "the following required arguments were not provided")
+
 	code, m, _ = replicateRun(t, conf, map[string]string{"DESTINATION_CLOUDHSM_PIN": ""}, "key", "replicate", "--filter", "attr.label=example-key",
 		"--source-cluster-id", "0", "--destination-cluster-id", "1")
 	assert.Equal(t, 1, code)

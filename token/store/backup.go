@@ -432,6 +432,13 @@ func stageBackup(from, dst string) (BackupInfo, error) {
 		return BackupInfo{}, fmt.Errorf("store: restore: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return BackupInfo{}, fmt.Errorf("store: restore: %w", err)
+	} else if !st.Mode().IsRegular() {
+		// A directory, a device, a pipe: nothing a backup is written as,
+		// and a pipe or device could feed the copy without end.
+		return BackupInfo{}, fmt.Errorf("%w: %s is not a regular file", ErrBackup, from)
+	}
 	r := bufio.NewReader(f)
 	info, raw, err := readBackupHeader(r)
 	if err != nil {

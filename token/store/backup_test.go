@@ -184,6 +184,12 @@ func TestRestoreRefusals(t *testing.T) {
 	_, err = Restore(busy, file, RestoreOptions{Replace: true})
 	require.ErrorIs(t, err, ErrTokenOpen)
 
+	for _, notFile := range []string{t.TempDir(), "/dev/zero"} {
+		_, err := Restore(t.TempDir(), notFile, RestoreOptions{})
+		require.ErrorIs(t, err, ErrBackup, notFile)
+		assert.Contains(t, err.Error(), "is not a regular file")
+	}
+
 	bad := map[string][]byte{
 		"empty file":      {},
 		"text":            []byte("hello, this is not a backup at all\n"),
@@ -195,6 +201,7 @@ func TestRestoreRefusals(t *testing.T) {
 		"header only":     good[:hdrEnd],
 		"empty database":  emptySQLite(t),
 		"not a token":     foreignSQLite(t),
+		"newer format":    newerFormat(t),
 		"truncated raw":   good[hdrEnd : hdrEnd+(len(good)-hdrEnd)/2],
 	}
 	for name, b := range bad {
@@ -235,6 +242,21 @@ func emptySQLite(t *testing.T) []byte {
 	require.NoError(t, err)
 	db.Close()
 	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return b
+}
+
+// newerFormat is a bare token database whose format version is one this
+// build does not know.
+func newerFormat(t *testing.T) []byte {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken(TokenRecord{Label: "future", SerialNumber: "9"}, user("admin", RoleCO)))
+	_, err = s.(*sqliteStore).db.Exec(`UPDATE meta SET value = 99 WHERE key = 'format_version'`)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	b, err := os.ReadFile(filepath.Join(dir, DBName))
 	require.NoError(t, err)
 	return b
 }
