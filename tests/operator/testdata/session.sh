@@ -174,7 +174,8 @@ step restored-crypto-verify-bob cloudhsm-cli crypto verify ecdsa --key-filter at
 verify_outside "$signature"
 
 # 10. The audit log (docs/audit.md): its chain verifies on both tokens;
-#     the original's records, as JSON lines, for the test to read.
+#     both logs' records, as JSON lines, for the test to read.
 step audit-verify-original gohsm --config "$original_conf" --json audit verify
 step audit-verify-restored gohsm --config "$RESTORED_CONF" --json audit verify
 step audit-show-original gohsm --config "$original_conf" audit show --json
+step audit-show-restored gohsm --config "$RESTORED_CONF" audit show --json
