@@ -18,6 +18,7 @@ targets=(
 	"0 ./token/store/ FuzzObjectRecord"
 	"0 ./mechanisms/ FuzzMechanismParams"
 	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
+	"0 ./token/audit/ FuzzArchive"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"

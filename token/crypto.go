@@ -9,6 +9,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 )
 
 // Mechanism is a CK_MECHANISM whose parameter the C boundary has decoded
@@ -776,7 +777,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, full)
+	o, err := s.addObjectLocked(se, audit.CN_GENERATE_KEY, full)
 	if err != nil {
 		return 0, err
 	}
@@ -830,7 +831,7 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addObjectsLocked(se, pubFull, privFull)
+	objs, err := s.addObjectsLocked(se, audit.CN_GENERATE_KEY_PAIR, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}

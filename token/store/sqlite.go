@@ -1026,6 +1026,7 @@ func createObjectTx(tx *txn, o ObjectRecord) (int64, error) {
 	if err := insertAttrs(tx, id, o); err != nil {
 		return 0, err
 	}
+	tx.created = append(tx.created, id)
 	return id, insertKeys(tx, id, o.Keys)
 }
 

@@ -233,4 +233,11 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
+	// Readers of the audit log and its rotation (audit.go).
+	AuditKey() ([]byte, error)
+	AuditStreams() ([]string, error)
+	AuditRecords(stream string, from uint64, limit int) ([]AuditRecord, error)
+	AuditState(stream string) (AuditState, error)
+	RotateAudit(stream string, through uint64, mac []byte) (int, error)
+	AuditBoot() (uint32, error)
 }
