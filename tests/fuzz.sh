@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
 targets=(
+	"0 ./internal/cloudhsmcli/ FuzzCommandLine"
 	"0 ./token/ FuzzSplitPIN"
 	"0 ./token/ FuzzParseConfig"
 	"0 ./token/attrs/ FuzzDecodeTemplate"
@@ -17,7 +18,7 @@ targets=(
 	"0 ./token/store/ FuzzObjectRecord"
 	"0 ./mechanisms/ FuzzMechanismParams"
 	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
-	"0 ./internal/cloudhsmcli/ FuzzCommandLine"
+	"0 ./token/audit/ FuzzArchive"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"

@@ -67,3 +67,14 @@ func (b brokenStore) DeleteObject(int64) (store.Commit, error) { return store.Co
 func (b brokenStore) UpgradeKeys([]byte, []store.UserRecord, []store.ObjectRecord) error {
 	return b.err
 }
+
+func (b brokenStore) Audited(...store.AuditEvent) store.Store { return b }
+func (b brokenStore) Audit(...store.AuditEvent) error         { return b.err }
+func (b brokenStore) AuditKey() ([]byte, error)               { return nil, b.err }
+func (b brokenStore) AuditStreams() ([]string, error)         { return nil, b.err }
+func (b brokenStore) AuditRecords(string, uint64, int) ([]store.AuditRecord, error) {
+	return nil, b.err
+}
+func (b brokenStore) AuditState(string) (store.AuditState, error)     { return store.AuditState{}, b.err }
+func (b brokenStore) RotateAudit(string, uint64, []byte) (int, error) { return 0, b.err }
+func (b brokenStore) AuditBoot() (uint32, error)                      { return 0, b.err }

@@ -9,6 +9,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 	"gohsm/token/quorum"
 )
 
@@ -782,7 +783,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, full)
+	o, err := s.addObjectLocked(se, audit.CN_GENERATE_KEY, full)
 	if err != nil {
 		return 0, err
 	}
@@ -836,7 +837,7 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addObjectsLocked(se, pubFull, privFull)
+	objs, err := s.addObjectsLocked(se, audit.CN_GENERATE_KEY_PAIR, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}

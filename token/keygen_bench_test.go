@@ -64,6 +64,29 @@ func (c *countingStore) Object(id int64) (*store.ObjectRecord, error) {
 	return c.Store.Object(id)
 }
 
+// Audited keeps counting through the views the slot writes with (its
+// writes carry their audit records).
+func (c *countingStore) Audited(ev ...store.AuditEvent) store.Store {
+	return countingView{Store: c.Store.Audited(ev...), c: c}
+}
+
+type countingView struct {
+	store.Store
+	c *countingStore
+}
+
+func (v countingView) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
+	if v.c.beforeCreate != nil {
+		v.c.beforeCreate()
+	}
+	return v.Store.CreateObjects(objs, quotas...)
+}
+
+func (v countingView) Object(id int64) (*store.ObjectRecord, error) {
+	v.c.reads.Add(1)
+	return v.Store.Object(id)
+}
+
 // TestOwnWritesKeepTheCache: the slot's object cache survives the slot's
 // own writes (it applies them itself), so generating, changing and
 // destroying objects reads none of them back from the store; a write by
@@ -179,6 +202,10 @@ func TestKeyPairTokenAndSessionHalves(t *testing.T) {
 }
 
 type failingCreates struct{ store.Store }
+
+func (f failingCreates) Audited(ev ...store.AuditEvent) store.Store {
+	return failingCreates{f.Store.Audited(ev...)}
+}
 
 func (failingCreates) CreateObjects([]store.ObjectRecord, ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
 	return nil, store.Commit{}, errors.New("store: create object: disk full")

@@ -10,6 +10,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 	"gohsm/token/quorum"
 )
 
@@ -214,6 +215,7 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 		return 0, err
 	}
 	if !export {
+		s.auditAlone(se, wrapEvent(keyH, wrappingH, audit.RespKeyDenied))
 		return 0, fmt.Errorf("token: key %d belongs to %q: only its owner may wrap it: %w", keyH, ko.owner, ck.CKR_KEY_UNEXTRACTABLE)
 	}
 	if x, _ := ko.attrs.Bool(ck.CKA_EXTRACTABLE); !x {
@@ -256,12 +258,22 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	if err != nil {
 		return 0, err
 	}
+	// Recorded once per wrap: a retry with a larger buffer gets the
+	// cached bytes above and records nothing more.
+	s.auditAlone(se, wrapEvent(keyH, wrappingH, audit.RespSuccess))
 	op := &operation{pending: wrapped, hasPending: true}
 	n, err := deliver(op, out, 0, nil)
 	if out.Query || errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) {
 		*c = wrapCache{mech: mech.Type, wrapping: wrappingH, wrapped: keyH, pending: wrapped, hasResult: true}
 	}
 	return n, err
+}
+
+// wrapEvent records a wrap of key by wrapping (CN_WRAP_KEY).
+func wrapEvent(key, wrapping ck.ULong, code int) audit.Event {
+	e := keyEvent(audit.CN_WRAP_KEY, uint64(key), 0, code)
+	e.Detail = fmt.Sprintf("wrapped by key %d", wrapping)
+	return e
 }
 
 // UnwrapKey answers C_UnwrapKey.
@@ -345,7 +357,7 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, full)
+	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, full)
 	if err != nil {
 		return 0, err
 	}
@@ -462,7 +474,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, full)
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, full)
 	if err != nil {
 		return 0, err
 	}

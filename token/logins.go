@@ -35,8 +35,8 @@ func (s *Slot) registerLoginLocked(name string) error {
 // unregisterLoginLocked removes the slot's entry. A failure only leaves an
 // entry that dies with the process, so it is logged, not returned: logging
 // out always succeeds.
-func (s *Slot) unregisterLoginLocked() {
-	if err := s.st.RemoveLogin(s.instance); err != nil {
+func (s *Slot) unregisterLoginLocked(ev store.AuditEvent) {
+	if err := s.st.Audited(ev).RemoveLogin(s.instance); err != nil {
 		s.m.log.Warn("gohsm: logout: login registry", "slot", s.cfg.ID, "err", err)
 	}
 }

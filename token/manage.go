@@ -39,7 +39,7 @@ func (s *Slot) DeleteToken(pin []byte) error {
 	} else if err != nil && !errors.Is(err, store.ErrDamaged) {
 		return storeErr(err)
 	}
-	tk, err := s.authenticate(name, store.RoleCO, password)
+	tk, err := s.authenticate(nil, name, store.RoleCO, password)
 	if err != nil {
 		return err
 	}
@@ -106,6 +106,7 @@ func (s *Slot) reopenAfter(cause error) error {
 	s.keys = map[ck.ULong]cachedKey{}
 	s.gen = 0
 	s.lastUser = map[store.Role]string{}
+	s.boot = 0 // a new token (or the old one again) has a reboot counter of its own
 	return cause
 }
 

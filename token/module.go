@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"gohsm/internal/ck"
+	"gohsm/token/audit"
 	"gohsm/token/store"
 )
 
@@ -117,6 +118,7 @@ func (m *Module) Close() error {
 	for _, s := range m.slots {
 		s.mu.Lock()
 		s.forgetSecretsLocked() // while the sessions are there to tell busy ones
+		s.logoutLocked(nil, audit.CN_APP_FINALIZE)
 		s.dropAllSessionsLocked()
 		s.login = nil
 		s.mu.Unlock()

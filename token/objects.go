@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
@@ -161,12 +164,16 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 
 // visibleLocked: crypto users see their own objects, objects shared with
 // them and public (CKA_PRIVATE false) objects, and in a profile that says
-// so every public key; everyone else only public objects.
+// so every public key (so does an officer there: CloudHSM's admin lists
+// "all public keys in the cluster"); everyone else only public objects.
 func (s *Slot) visibleLocked(o *Object) bool {
 	if !o.private {
 		return true
 	}
 	l := s.login
+	if l != nil && l.role == store.RoleCO {
+		return o.class == ck.CKO_PUBLIC_KEY && s.prof.Identity.PublicKeysSeenByAll
+	}
 	if l == nil || l.role != store.RoleCU {
 		return false
 	}
@@ -220,9 +227,9 @@ func newUniqueID() string {
 }
 
 // addObjectLocked stores a validated, complete attribute set as a new
-// object of the session's user.
-func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error) {
-	objs, err := s.addObjectsLocked(se, full)
+// object of the session's user, recording op in the audit log.
+func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, full attrs.Template) (*Object, error) {
+	objs, err := s.addObjectsLocked(se, op, full)
 	if err != nil {
 		return nil, err
 	}
@@ -230,9 +237,11 @@ func (s *Slot) addObjectLocked(se *Session, full attrs.Template) (*Object, error
 }
 
 // addObjectsLocked stores new objects together (a key pair): the token
-// objects among them in one store transaction, and the session objects
-// only after it, so that a failure leaves none of them behind.
-func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object, error) {
+// objects among them in one store transaction, with op's audit record,
+// and the session objects only after it, so that a failure leaves none of
+// them behind. Session objects, which the store never sees, have their
+// record on its own.
+func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, fulls ...attrs.Template) ([]*Object, error) {
 	objs := make([]*Object, len(fulls))
 	var recs []store.ObjectRecord
 	for i, full := range fulls {
@@ -245,13 +254,28 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 			recs = append(recs, rec)
 		}
 	}
+	// Session objects' handles are taken first, so that the record made
+	// in the store's transaction can name them (a number skipped by a
+	// write that fails is never seen).
+	next := s.nextSess
+	for _, o := range objs {
+		if !o.token {
+			o.h = next
+			next++
+		}
+	}
 	if len(recs) > 0 {
 		// Current before the write, so that the write can keep it current.
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		out, c, err := s.st.CreateObjects(recs, s.quotas...)
+		out, c, err := s.st.Audited(s.objectsEvent(se, op, objs)).CreateObjects(recs, s.quotas...)
 		if err != nil {
+			if s.quotaErr(err) {
+				e := keyEvent(op, 0, 0, audit.RespQuota)
+				e.Detail = err.Error()
+				s.auditAloneLocked(se, e)
+			}
 			return nil, storeErr(err)
 		}
 		i := 0
@@ -267,15 +291,32 @@ func (s *Slot) addObjectsLocked(se *Session, fulls ...attrs.Template) ([]*Object
 			}
 		}
 		s.wroteLocked(c)
+	} else {
+		e := keyEvent(op, 0, 0, audit.RespSuccess)
+		hs := make([]uint64, len(objs))
+		for j, o := range objs {
+			hs[j] = uint64(o.h)
+		}
+		setKeyHandles(&e, objs, hs)
+		s.auditAloneLocked(se, e)
 	}
+	s.nextSess = next
 	for _, o := range objs {
 		if !o.token {
-			o.h = s.nextSess
-			s.nextSess++
 			s.addSessObjLocked(o)
 		}
 	}
 	return objs, nil
+}
+
+// quotaErr reports whether err is one of the slot's quotas' refusals.
+func (s *Slot) quotaErr(err error) bool {
+	for _, q := range s.quotas {
+		if q.Err != nil && errors.Is(err, q.Err) {
+			return true
+		}
+	}
+	return false
 }
 
 // wroteLocked follows a write of this slot's own, whose effect the caller
@@ -392,7 +433,7 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 	if err := se.allowLocked(act); err != nil {
 		return 0, err
 	}
-	o, err := s.addObjectLocked(se, full)
+	o, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, full)
 	if err != nil {
 		return 0, err
 	}
@@ -419,19 +460,37 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	if err != nil {
+		if errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+			// key_mgmt_util's deleteKey answers 0xa8 for a handle it does
+			// not know (UG:key_mgmt_util-deleteKey).
+			op := audit.CN_TOMBSTONE_OBJECT
+			if obj >= sessionObjectBase {
+				op = audit.CN_DESTROY_OBJECT
+			}
+			s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespInvalidHandle))
+		}
 		return err
 	}
+	op := audit.CN_TOMBSTONE_OBJECT
+	if !o.token {
+		op = audit.CN_DESTROY_OBJECT
+	}
 	if err := s.checkWritableLocked(se, o); err != nil {
+		if errors.Is(err, ck.CKR_ACTION_PROHIBITED) {
+			s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespKeyDenied))
+		}
 		return err
 	}
 	if d, ok := o.attrs.Bool(ck.CKA_DESTROYABLE); ok && !d {
+		s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespKeyDenied))
 		return fmt.Errorf("token: object %d is not destroyable: %w", obj, ck.CKR_ACTION_PROHIBITED)
 	}
 	if !o.token {
 		s.removeSessObjLocked(obj)
+		s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
 		return nil
 	}
-	c, err := s.st.DeleteObject(int64(obj))
+	c, err := s.st.Audited(s.auditEvent(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))).DeleteObject(int64(obj))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -585,9 +644,10 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	n.attrs = full
 	if !o.token {
 		s.sessObjs[obj] = &n
+		s.auditAloneLocked(se, modifyEvent(obj, changes))
 		return obj, nil
 	}
-	return obj, s.storeUpdateLocked(o, &n)
+	return obj, s.storeUpdateLocked(se, o, &n, modifyEvent(obj, changes))
 }
 
 // promoteLocked makes session object o a token object with attributes
@@ -599,7 +659,7 @@ func (s *Slot) promoteLocked(se *Session, o *Object, full attrs.Template) (ck.UL
 	}
 	uid := full[ck.CKA_UNIQUE_ID]
 	delete(full, ck.CKA_UNIQUE_ID)
-	n, err := s.addObjectLocked(se, full)
+	n, err := s.addObjectLocked(se, audit.CN_MODIFY_OBJECT, full)
 	if err != nil {
 		full[ck.CKA_UNIQUE_ID] = uid
 		return 0, err
@@ -608,8 +668,21 @@ func (s *Slot) promoteLocked(se *Session, o *Object, full attrs.Template) (ck.UL
 	return n.h, nil
 }
 
-// storeUpdateLocked writes an updated token object.
-func (s *Slot) storeUpdateLocked(old, n *Object) error {
+// modifyEvent records an attribute change (CN_MODIFY_OBJECT), naming the
+// attributes changed.
+func modifyEvent(obj ck.ULong, changes attrs.Template) audit.Event {
+	e := keyEvent(audit.CN_MODIFY_OBJECT, uint64(obj), 0, audit.RespSuccess)
+	names := make([]string, 0, len(changes))
+	for t := range changes {
+		names = append(names, t.String())
+	}
+	sort.Strings(names)
+	e.Detail = strings.Join(names, ",")
+	return e
+}
+
+// storeUpdateLocked writes an updated token object, with its audit record.
+func (s *Slot) storeUpdateLocked(se *Session, old, n *Object, ev audit.Event) error {
 	uid := string(old.attrs[ck.CKA_UNIQUE_ID])
 	rec := store.ObjectRecord{ID: int64(old.h), UniqueID: uid, Owner: old.owner, Private: n.private, Version: old.version,
 		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
@@ -629,7 +702,7 @@ func (s *Slot) storeUpdateLocked(old, n *Object) error {
 		}
 		rec.Sealed[t] = old.key.sealer.Seal(uid, t, v)
 	}
-	v, c, err := s.st.UpdateObject(rec)
+	v, c, err := s.st.Audited(s.auditEvent(se, ev)).UpdateObject(rec)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", old.h, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -682,7 +755,7 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.addObjectLocked(se, full)
+	n, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, full)
 	if err != nil {
 		return 0, err
 	}
@@ -711,7 +784,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 			viewer = s.login.user
 		}
 		q := store.Query{Match: tmpl, Viewer: viewer}
-		if viewer != "" && s.prof.Identity.PublicKeysSeenByAll {
+		if s.login != nil && s.prof.Identity.PublicKeysSeenByAll {
 			q.ViewerClass = attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY))
 		}
 		ids, err := s.st.Find(q)

@@ -8,6 +8,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/audit"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -202,7 +203,7 @@ func (s *Slot) dropSessionLocked(se *Session) {
 	s.m.sessions.delete(se)
 	s.dropSessionObjectsLocked(se.h)
 	if len(s.sessions) == 0 {
-		s.logoutLocked()
+		s.logoutLocked(se, audit.CN_CLOSE_SESSION)
 	}
 }
 
@@ -309,7 +310,7 @@ func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []
 			}
 		}
 	}
-	sec, err := s.authenticate(name, role, password)
+	sec, err := s.authenticate(se, name, role, password)
 	if err != nil {
 		return err
 	}
@@ -372,10 +373,10 @@ func (m *Module) contextLogin(h ck.ULong, name string, password []byte) error {
 	if name != "" && name != l.user {
 		return fmt.Errorf("token: context-specific login: logged in as %q, not %q: %w", l.user, name, ck.CKR_PIN_INCORRECT)
 	}
-	tk, err := s.authenticate(l.user, store.RoleCU, password)
+	tk, err := s.authenticate(se, l.user, store.RoleCU, password)
 	if errors.Is(err, ck.CKR_PIN_LOCKED) {
 		s.m.log.Info("gohsm: logout: user locked", "slot", s.cfg.ID, "user", l.user)
-		s.logoutLocked()
+		s.logoutLocked(se, audit.CN_LOGOUT)
 	}
 	if err != nil {
 		return err
@@ -397,17 +398,20 @@ func (m *Module) Logout(h ck.ULong) error {
 	if s.login == nil {
 		return fmt.Errorf("token: logout: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	s.logoutLocked()
+	s.logoutLocked(se, audit.CN_LOGOUT)
 	return nil
 }
 
 // logoutLocked forgets the login: private session objects become
-// unreachable (spec: they are destroyed), and every operation ends.
-func (s *Slot) logoutLocked() {
+// unreachable (spec: they are destroyed), and every operation ends. op is
+// the audit record of the logout: CN_LOGOUT for C_Logout, CN_CLOSE_SESSION
+// when the last session closed, CN_APP_FINALIZE at C_Finalize (CloudHSM
+// logs those when an application ends without logging out).
+func (s *Slot) logoutLocked(se *Session, op audit.Opcode) {
 	if s.login == nil {
 		return
 	}
-	s.unregisterLoginLocked()
+	s.unregisterLoginLocked(s.auditEvent(se, userEvent(op, s.login.user, s.login.role, audit.RespSuccess)))
 	clear(s.login.secret)
 	for _, k := range s.login.dataKeys {
 		clear(k.dk)
@@ -452,13 +456,13 @@ func (m *Module) InitPIN(h ck.ULong, pin []byte) error {
 	if err := s.userGateLocked(); err != nil {
 		return err
 	}
-	return s.setPasswordLocked(name, store.RoleCU, password, true)
+	return s.setPasswordLocked(se, name, store.RoleCU, password, true)
 }
 
 // setPasswordLocked sets a user's password (creating the user when create
 // is set). The user keeps its secret: an officer resetting a crypto
 // user's password opens it through the escrow (userSecretForLocked).
-func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, create bool) error {
+func (s *Slot) setPasswordLocked(se *Session, name string, role store.Role, password []byte, create bool) error {
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
@@ -477,6 +481,9 @@ func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, 
 	}
 	if old != nil && s.prof.Identity.NoPasswordChangeWhileLoggedIn {
 		if err := s.loggedInElsewhereLocked(name, "set password"); err != nil {
+			e := userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespUserInUse)
+			e.Detail = "logged in"
+			s.auditAloneLocked(se, e)
 			return err
 		}
 	}
@@ -490,9 +497,9 @@ func (s *Slot) setPasswordLocked(name string, role store.Role, password []byte, 
 		return err
 	}
 	if old == nil {
-		err = s.st.CreateUser(u)
+		err = s.st.Audited(s.auditEvent(se, userEvent(createOp(role), name, role, audit.RespSuccess))).CreateUser(u)
 	} else {
-		err = s.st.UpdateUser(u)
+		err = s.st.Audited(s.auditEvent(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))).UpdateUser(u)
 	}
 	if err != nil {
 		return storeErr(err)
@@ -533,7 +540,7 @@ func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
 	if err := s.checkPINLen(newPass); err != nil {
 		return err
 	}
-	sec, err := s.authenticate(name, role, oldPass)
+	sec, err := s.authenticate(se, name, role, oldPass)
 	if err != nil {
 		return err
 	}
@@ -546,7 +553,7 @@ func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := s.st.UpdateUser(u); err != nil {
+	if err := s.st.Audited(s.auditEvent(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))).UpdateUser(u); err != nil {
 		return storeErr(err)
 	}
 	return nil

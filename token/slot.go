@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/audit"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -32,6 +33,9 @@ type Slot struct {
 	// instance names this opening of the token in the store's login
 	// registry (logins.go).
 	instance int64
+	// boot is this opening's audit reboot counter, 0 until its first
+	// event (audit.go).
+	boot uint32
 
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
@@ -366,7 +370,7 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	}
 	fresh := false
 	if _, err := s.st.Token(); err == nil || errors.Is(err, store.ErrDamaged) {
-		tk, err := s.authenticate(name, store.RoleCO, password)
+		tk, err := s.authenticate(nil, name, store.RoleCO, password)
 		if err != nil {
 			return err
 		}
@@ -389,9 +393,14 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	s.m.rand.Read(serial)
 	t := store.TokenRecord{Label: strings.TrimRight(label, " "), SerialNumber: fmt.Sprintf("%016x", serial), Created: time.Now().Unix(),
 		EscrowPublic: escrowPub}
-	write := s.st.InitToken
+	// CloudHSM's first HSM logs CN_INIT_TOKEN, then the officer's
+	// creation (UG-2023:interpreting-audit-logs.md).
+	init := userEvent(audit.CN_INIT_TOKEN, name, store.RoleCO, audit.RespSuccess)
+	init.Detail = "label " + t.Label
+	audited := s.st.Audited(s.auditEvent(nil, init), s.auditEvent(nil, userEvent(audit.CN_CREATE_CO, name, store.RoleCO, audit.RespSuccess)))
+	write := audited.InitToken
 	if fresh {
-		write = s.st.CreateToken
+		write = audited.CreateToken
 	}
 	if err := write(t, co); errors.Is(err, store.ErrExists) {
 		// Another process initialised it meanwhile; a new call
@@ -430,10 +439,12 @@ func (s *Slot) derive(password, salt []byte, p store.KDFParams) []byte {
 // against ~590 ms, with the same CKR, telling which users exist). A locked
 // user answers CKR_PIN_LOCKED at once, as CloudHSM does: the answer already
 // says the user exists, and deriving would only spend CPU for the guesser.
-func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]byte, error) {
+func (s *Slot) authenticate(se *Session, name string, role store.Role, password []byte) ([]byte, error) {
 	s.lastUser[role] = name
+	ev := func(code int) audit.Event { return userEvent(audit.CN_LOGIN, name, role, code) }
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
+		s.auditAloneLocked(se, ev(audit.RespNoUser))
 		if role == store.RoleCU && !s.prof.Identity.UnknownUserPINIncorrect && !s.anyUserPIN() {
 			// Before any C_InitPIN: the spec's answer, which says nothing
 			// C_GetTokenInfo's CKF_USER_PIN_INITIALIZED does not.
@@ -447,9 +458,11 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, storeErr(err)
 	}
 	if u.Locked {
+		s.auditAloneLocked(se, ev(audit.RespUserLocked))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
 	}
 	if len(u.WrappedKey) == 0 {
+		s.auditAloneLocked(se, ev(audit.RespNoUser))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
 	}
 	// A record out of bounds is damaged, never a crash or a hang: argon2
@@ -459,6 +472,7 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	}
 	// The attempt is counted as a failure before deriving (see BeginLogin).
 	if err := s.st.BeginLogin(name, s.lockoutThreshold()); errors.Is(err, store.ErrLocked) {
+		s.auditAloneLocked(se, ev(audit.RespUserLocked))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
 	} else if err != nil {
 		return nil, storeErr(err)
@@ -474,9 +488,15 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 		return nil, err
 	}
 	if err != nil {
-		n, locked, ferr := s.st.LoginFailed(name, s.lockoutThreshold())
+		n, locked, ferr := s.st.Audited(s.auditEvent(se, ev(audit.RespLoginFailure))).LoginFailed(name, s.lockoutThreshold())
 		if ferr != nil {
 			return nil, storeErr(ferr)
+		}
+		if locked {
+			// The lockout, after the failure that caused it.
+			le := ev(audit.RespUserLocked)
+			le.Detail = fmt.Sprintf("locked after %d failed logins", n)
+			s.auditAloneLocked(se, le)
 		}
 		s.m.log.Warn("gohsm: wrong password", "slot", s.cfg.ID, "user", name, "failures", n, "locked", locked)
 		if locked {
@@ -486,9 +506,10 @@ func (s *Slot) authenticate(name string, role store.Role, password []byte) ([]by
 	}
 	// Re-checked before accepting: attempts that ran meanwhile may have
 	// locked the user.
-	if err := s.st.LoginSucceeded(name); err != nil {
+	if err := s.st.Audited(s.auditEvent(se, ev(audit.RespSuccess))).LoginSucceeded(name); err != nil {
 		clear(tk)
 		if errors.Is(err, store.ErrLocked) {
+			s.auditAloneLocked(se, ev(audit.RespUserLocked))
 			return nil, fmt.Errorf("token: login %q: locked meanwhile: %w", name, ck.CKR_PIN_LOCKED)
 		}
 		return nil, storeErr(err)

@@ -8,6 +8,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
+	"gohsm/token/audit"
 	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
@@ -74,6 +75,7 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 		return err
 	}
 	if _, err := s.st.User(name); err == nil {
+		s.auditAloneLocked(se, userEvent(createOp(role), name, role, audit.RespFailure))
 		return errUserExists(name)
 	}
 	if err := s.checkPINLen(password); err != nil {
@@ -92,7 +94,10 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 		return err
 	}
 	id := &s.prof.Identity
-	if err := s.st.CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
+	if err := s.st.Audited(s.auditEvent(se, userEvent(createOp(role), name, role, audit.RespSuccess))).CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
+		e := userEvent(createOp(role), name, role, audit.RespQuota)
+		e.Detail = fmt.Sprintf("the token holds %d users, the most profile %s allows", id.MaxUsers, s.prof.Name)
+		s.auditAloneLocked(se, e)
 		return fmt.Errorf("token: user %q: the token holds %d users, the most profile %s allows: %w", name, id.MaxUsers, s.prof.Name, id.QuotaError)
 	} else if errors.Is(err, store.ErrExists) {
 		return errUserExists(name) // made by another process since the check
@@ -121,10 +126,16 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	}
 	if s.login.user == name {
 		// Deleting oneself: never possible, not a matter of waiting.
+		s.auditAloneLocked(se, userEvent(audit.CN_DELETE_USER, name, store.RoleCO, audit.RespUserInUse))
 		return mistake(CodeDeleteSelf, ck.CKR_ACTION_PROHIBITED, "user %q is logged in: a user cannot delete itself", name)
 	}
-	if _, err := s.st.User(name); errors.Is(err, store.ErrNotFound) {
+	u, err := s.st.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.auditAloneLocked(se, userEvent(audit.CN_DELETE_USER, name, store.RoleCU, audit.RespNoUser))
 		return errNoSuchUser(name)
+	}
+	if err != nil {
+		return storeErr(err)
 	}
 	if err := s.quorumDeleteGuardLocked(name); err != nil {
 		return err
@@ -132,7 +143,12 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if err := s.userGateLocked(); err != nil {
 		return err
 	}
-	if err := s.st.DeleteUser(name); err != nil {
+	if err := s.st.Audited(s.auditEvent(se, userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespSuccess))).DeleteUser(name); err != nil {
+		if errors.Is(err, store.ErrInUse) || errors.Is(err, store.ErrLoggedIn) {
+			e := userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespUserInUse)
+			e.Detail = err.Error()
+			s.auditAloneLocked(se, e)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return errNoSuchUser(name) // deleted by another process since the check
 		}
@@ -178,7 +194,7 @@ func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error 
 			return err
 		}
 	}
-	return s.setPasswordLocked(name, u.Role, password, false)
+	return s.setPasswordLocked(se, name, u.Role, password, false)
 }
 
 // Share shares a key with another crypto user (owner only).
@@ -206,6 +222,9 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		return fmt.Errorf("token: only token objects can be shared: %w", ck.CKR_ACTION_PROHIBITED)
 	}
 	if o.owner != s.login.user {
+		e := keyEvent(audit.CN_SHARE_OBJECT, uint64(obj), 0, audit.RespKeyDenied)
+		e.User = user
+		s.auditAloneLocked(se, e)
 		return fmt.Errorf("token: object %d belongs to %q: %w", obj, o.owner, ck.CKR_ACTION_PROHIBITED)
 	}
 	u, err := s.st.User(user)
@@ -219,7 +238,10 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	case user == o.owner:
 		return mistake(CodeOwnKey, ck.CKR_ACTION_PROHIBITED, "%q owns the object", user)
 	}
+	ev := keyEvent(audit.CN_SHARE_OBJECT, uint64(obj), 0, audit.RespSuccess)
+	ev.User, ev.Detail = user, "shared with "+user
 	if !share {
+		ev.Detail = "unshared from " + user
 		if err := keyUnshareGuard(o, user); err != nil {
 			return err
 		}
@@ -236,8 +258,9 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return err
 	}
+	audited := s.st.Audited(s.auditEvent(se, ev))
 	if !share {
-		if err := s.st.Unshare(int64(obj), user); errors.Is(err, store.ErrNotFound) {
+		if err := audited.Unshare(int64(obj), user); errors.Is(err, store.ErrNotFound) {
 			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
 		} else if err != nil {
 			return storeErr(err)
@@ -257,7 +280,7 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	} else if len(o.sealed) > 0 {
 		return fmt.Errorf("token: share: the object's key is not open: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	if err := s.st.Share(int64(obj), user, wrapped); errors.Is(err, store.ErrExists) {
+	if err := audited.Share(int64(obj), user, wrapped); errors.Is(err, store.ErrExists) {
 		return mistake(CodeAlreadyShared, ck.CKR_ACTION_PROHIBITED, "object %d is already shared with %q", obj, user)
 	} else if err != nil {
 		return storeErr(err)
@@ -356,10 +379,21 @@ func (m *Module) SetTrusted(h, obj ck.ULong, trusted bool) error {
 		return fmt.Errorf("token: CKA_TRUSTED is for secret and public keys: %w", ck.CKR_ATTRIBUTE_TYPE_INVALID)
 	}
 	n := *o
-	n.attrs = attrs.ApplySet(o.attrs, attrs.Template{ck.CKA_TRUSTED: attrs.Bool(trusted)})
+	change := attrs.Template{ck.CKA_TRUSTED: attrs.Bool(trusted)}
+	n.attrs = attrs.ApplySet(o.attrs, change)
 	if !o.token {
 		s.sessObjs[obj] = &n
+		s.auditAloneLocked(se, modifyEvent(obj, change))
 		return nil
 	}
-	return s.storeUpdateLocked(o, &n)
+	return s.storeUpdateLocked(se, o, &n, modifyEvent(obj, change))
+}
+
+// createOp is the opcode of creating a user of a role: CloudHSM logs a
+// crypto user's as CN_CREATE_USER and an officer's as CN_CREATE_CO.
+func createOp(r store.Role) audit.Opcode {
+	if r == store.RoleCO {
+		return audit.CN_CREATE_CO
+	}
+	return audit.CN_CREATE_USER
 }

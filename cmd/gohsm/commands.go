@@ -51,6 +51,16 @@ var commands = []command{
 		help: "stop sharing an owned key with a crypto user", setup: keyShare(false)},
 	{path: []string{"key", "set-trusted"}, args: "--handle H [--trusted=false]", need: needCO,
 		help: "mark a key trusted (it may then wrap keys that require a trusted wrapping key)", setup: keySetTrusted},
+
+	// audit.go
+	{path: []string{"audit", "show"}, args: "[--stream S] [--since SEQ] [--opcode NAME] [--user U] [--json]", need: needNone,
+		help: "print the audit log as CloudHSM does (or JSON lines)", setup: auditShow},
+	{path: []string{"audit", "verify"}, args: "[--stream S] [--archive FILE]... [--anchor SEQ:MAC]...", need: needNone,
+		help: "check the audit log's chain; names the first bad record", setup: auditVerify},
+	{path: []string{"audit", "rotate"}, args: "--out FILE [--keep N] [--stream S]", need: needNone,
+		help: "move the audit log's older records to an archive file, keeping the chain", setup: auditRotate},
+	{path: []string{"audit", "head"}, args: "[--stream S]", need: needNone,
+		help: "print each stream's last sequence number and MAC (an anchor for audit verify)", setup: auditHead},
 }
 
 func table(w io.Writer, header string, rows [][]string) {

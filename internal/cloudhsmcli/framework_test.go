@@ -3,6 +3,7 @@ package cloudhsmcli
 import (
 	"bytes"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 
@@ -75,6 +76,10 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, r.stdout, "--username <USERNAME>")
 		require.NotContains(t, r.stdout, "error_code")
 	}
+	r = e.run("", "", "", "help", "key", "list")
+	require.Contains(t, r.stdout, "\n      -v  ")
+	require.Contains(t, r.stdout, "--filter [<FILTER>...]")
+	require.Contains(t, r.stdout, "[default: 10]")
 	r = e.run("", "", "", "help", "user")
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "user change-password")
@@ -111,4 +116,24 @@ func TestPanicBecomesEnvelope(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out.String(), "internal error")
 	require.Contains(t, out.String(), `"role": "unactivated-admin"`)
+}
+
+// TestSlotOption: Options.Slot (gohsm --slot N cloudhsm-cli ...) picks the
+// token; without it the first slot's.
+func TestSlotOption(t *testing.T) {
+	e := newCLIEnv(t, "standard")
+	b, err := os.ReadFile(e.conf)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(e.conf, append(b, []byte("[slot 3]\nlabel = other\nprofile = cloudhsm\n")...), 0o600))
+	three := uint(3)
+	var out bytes.Buffer
+	require.Equal(t, 0, Run([]string{"cluster", "activate", "--password", "admin-pass1"}, strings.NewReader(""), &out, &bytes.Buffer{}, Options{Config: e.conf, Slot: &three}))
+	out.Reset()
+	require.Equal(t, 0, Run([]string{"user", "list"}, strings.NewReader(""), &out, &bytes.Buffer{}, Options{Config: e.conf, Slot: &three}))
+	require.Contains(t, out.String(), `"role": "admin"`)
+	require.Contains(t, e.run("", "", "", "user", "list").stdout, `"role": "unactivated-admin"`, "slot 0 is untouched")
+	seven := uint(7)
+	out.Reset()
+	require.Equal(t, 1, Run([]string{"user", "list"}, strings.NewReader(""), &out, &bytes.Buffer{}, Options{Config: e.conf, Slot: &seven}))
+	require.Contains(t, out.String(), "CKR_SLOT_ID_INVALID")
 }

@@ -50,9 +50,13 @@ func (c *Context) commandHelp(cmd *Command, fs *flag.FlagSet) {
 	fmt.Fprintf(c.stdout, "%s\n\nUsage: %s [OPTIONS]\n\nOptions:\n", cmd.Help, cmd.Name())
 	tw := tabwriter.NewWriter(c.stdout, 2, 8, 2, ' ', 0)
 	fs.VisitAll(func(f *flag.Flag) {
-		arg := fmt.Sprintf("--%s <%s>", f.Name, valueName(f.Name))
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-" // a short form: -v for --verbose
+		}
+		arg := fmt.Sprintf("%s%s <%s>", dash, f.Name, valueName(f.Name))
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			arg = "--" + f.Name
+			arg = dash + f.Name
 		} else if isMulti(fs, f.Name) {
 			arg = fmt.Sprintf("--%s [<%s>...]", f.Name, valueName(f.Name))
 		}

@@ -23,7 +23,9 @@ func init() {
 	)
 }
 
-// listedUser is a row of user list (UG-2023:cloudhsm_cli-user-list.md):
+// listedUser is a row of user list (UG-2023:cloudhsm_cli-user-list.md;
+// the members and their order as in the current guide's example, with
+// quorum, on https://docs.aws.amazon.com/cloudhsm/latest/userguide/troubleshoot-sdk5-user-replicate-failures.html):
 // locked is the string "true" or "false", as there. quorum lists the
 // user's registered quorum keys (user change-quorum token-sign register).
 type listedUser struct {

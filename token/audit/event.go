@@ -39,10 +39,14 @@ const (
 	CN_EXTRACT_MASKED_OBJECT_USER Opcode = 0xf0
 	CN_INSERT_MASKED_OBJECT_USER  Opcode = 0xf1
 	CN_CREATE_APPLIANCE_USER      Opcode = 0xfc
+)
 
-	CN_CREATE_OBJECT    Opcode = 0x1000 + iota // unpublished values from here
-	CN_MODIFY_OBJECT                           // attribute change
-	CN_TOMBSTONE_OBJECT                        // a token key deleted
+// Opcodes whose values CloudHSM does not publish: gohsm's numbering, from
+// 0x1000 (docs/audit.md lists them; a reader matches names).
+const (
+	CN_CREATE_OBJECT    Opcode = 0x1000 + iota
+	CN_MODIFY_OBJECT           // attribute change
+	CN_TOMBSTONE_OBJECT        // a token key deleted
 	CN_DERIVE_KEY
 	CN_SET_M_VALUE // quorum value
 	CN_APPROVE_TOKEN

@@ -29,6 +29,8 @@ type Identity struct {
 	// PublicKeysSeenByAll: every crypto user sees every public key, private
 	// or not (CloudHSM's key list: "all public keys in the cluster";
 	// behaviour 9), and may use it; only its owner may change or delete it.
+	// An officer sees them too (an admin's key list; it may set trusted)
+	// and uses none.
 	PublicKeysSeenByAll bool
 	// QuorumCluster: the quorum service "cluster" exists (CloudHSM:
 	// "Cluster service is exclusively available on hsm2m.medium",

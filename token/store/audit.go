@@ -16,6 +16,27 @@ import (
 type AuditEvent struct {
 	Stream string
 	Record []byte
+	// Fill, when set, makes the record inside the transaction from the
+	// IDs of the objects the transaction created, in order (a generated
+	// key's handle is known only once it is stored). Its error rolls the
+	// transaction back.
+	Fill func(created []int64) ([]byte, error)
+}
+
+// AuditMark is a position in a stream's chain: a sequence number and the
+// MAC of the record there.
+type AuditMark struct {
+	Seq uint64
+	MAC []byte
+}
+
+// AuditState is where a stream's chain starts in the token and where it
+// ends. Base is the last record rotated out (nil: the token holds the
+// stream from sequence 0); Head is the last record appended (nil: none
+// yet), kept in meta 'audit_head/<stream>' by the transaction of each
+// append, so that a tail deleted from the table shows.
+type AuditState struct {
+	Base, Head *AuditMark
 }
 
 // AuditRecord is an appended event as stored.
@@ -81,43 +102,243 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 		if ev.Stream == "" {
 			ev.Stream = DefaultStream
 		}
-		var seq uint64
-		var prev []byte
-		err := tx.QueryRow(`SELECT seq, mac FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1`, ev.Stream).Scan(&seq, &prev)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			seq, prev, err = auditBase(tx, ev.Stream)
+		if ev.Fill != nil {
+			rec, err := ev.Fill(tx.created)
 			if err != nil {
 				return err
 			}
-		case err != nil:
-			return wrapDB("audit", err)
-		default:
-			seq++
+			ev.Record = rec
+		}
+		seq, prev, err := auditNext(tx, ev.Stream)
+		if err != nil {
+			return err
 		}
 		mac := ChainMAC(key, ev.Stream, seq, prev, ev.Record)
 		if _, err := tx.Exec(`INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`,
 			ev.Stream, int64(seq), blob(ev.Record), mac); err != nil {
 			return wrapDB("audit", err)
 		}
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`,
+			"audit_head/"+ev.Stream, markBytes(seq, mac)); err != nil {
+			return wrapDB("audit", err)
+		}
 	}
 	return nil
+}
+
+// auditNext is the sequence number and previous MAC of a stream's next
+// record: after the head in meta, which a deleted tail does not move back
+// (the next record then leaves a gap that verify reports, rather than
+// closing over it); a token without a head continues after its last row,
+// or from the base.
+func auditNext(tx *txn, stream string) (uint64, []byte, error) {
+	head, err := auditMark(tx, "audit_head/"+stream)
+	if err != nil {
+		return 0, nil, err
+	}
+	if head != nil {
+		return head.Seq + 1, head.MAC, nil
+	}
+	var seq uint64
+	var prev []byte
+	err = tx.QueryRow(`SELECT seq, mac FROM audit WHERE stream = ? ORDER BY seq DESC LIMIT 1`, stream).Scan(&seq, &prev)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return auditBase(tx, stream)
+	case err != nil:
+		return 0, nil, wrapDB("audit", err)
+	}
+	return seq + 1, prev, nil
+}
+
+func markBytes(seq uint64, mac []byte) []byte {
+	b := binary.BigEndian.AppendUint64(nil, seq)
+	return append(b, mac...)
+}
+
+// auditMark reads a meta row holding seq || mac (nil: no such row).
+func auditMark(q execer, key string) (*AuditMark, error) {
+	var b []byte
+	err := q.QueryRow(`SELECT value FROM meta WHERE key = ?`, key).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrapDB("audit", err)
+	}
+	if len(b) < 8 {
+		return nil, fmt.Errorf("store: audit %s: %w", key, ErrDamaged)
+	}
+	return &AuditMark{Seq: binary.BigEndian.Uint64(b[:8]), MAC: append([]byte(nil), b[8:]...)}, nil
+}
+
+// AuditKey is the chain's HMAC key (meta 'audit_key'). Anyone who can read
+// the token file can read it too (docs/audit.md, the threat model).
+func (s *sqliteStore) AuditKey() ([]byte, error) {
+	var key []byte
+	err := s.read(func(tx *txn) error {
+		return tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_key'`).Scan(&key)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: audit key: %w", wrapDB("audit", err))
+	}
+	return key, nil
+}
+
+// AuditStreams lists the streams the token has records, a base or a head
+// of, in name order.
+func (s *sqliteStore) AuditStreams() ([]string, error) {
+	var out []string
+	err := s.read(func(tx *txn) error {
+		rows, err := tx.Query(`SELECT DISTINCT stream FROM audit
+			UNION SELECT substr(key, 12) FROM meta WHERE key LIKE 'audit_head/%'
+			UNION SELECT substr(key, 12) FROM meta WHERE key LIKE 'audit_base/%'
+			ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			out = append(out, n)
+		}
+		return rows.Err()
+	})
+	return out, wrapDB("audit streams", err)
+}
+
+// AuditRecords returns up to limit records of a stream (limit <= 0: all)
+// from sequence from on, in sequence order.
+func (s *sqliteStore) AuditRecords(stream string, from uint64, limit int) ([]AuditRecord, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	var out []AuditRecord
+	err := s.read(func(tx *txn) error {
+		out = out[:0]
+		rows, err := tx.Query(`SELECT seq, record, mac FROM audit WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+			stream, int64(from), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r := AuditRecord{Stream: stream}
+			var seq int64
+			if err := rows.Scan(&seq, &r.Record, &r.MAC); err != nil {
+				return err
+			}
+			r.Seq = uint64(seq)
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	return out, wrapDB("audit records", err)
+}
+
+// AuditState returns a stream's base and head.
+func (s *sqliteStore) AuditState(stream string) (AuditState, error) {
+	var st AuditState
+	err := s.read(func(tx *txn) error {
+		var err error
+		if st.Base, err = auditMark(tx, "audit_base/"+stream); err != nil {
+			return err
+		}
+		st.Head, err = auditMark(tx, "audit_head/"+stream)
+		return err
+	})
+	return st, wrapDB("audit state", err)
+}
+
+// RotateAudit deletes a stream's records up to and including sequence
+// through, whose MAC must still be mac (the one the caller archived: a
+// record changed since it was read is not deleted), and makes that record
+// the stream's base, so that the chain goes on from it. It returns how
+// many records it deleted.
+func (s *sqliteStore) RotateAudit(stream string, through uint64, mac []byte) (int, error) {
+	var n int64
+	err := s.write(func(tx *txn) error {
+		var got []byte
+		err := tx.QueryRow(`SELECT mac FROM audit WHERE stream = ? AND seq = ?`, stream, int64(through)).Scan(&got)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: rotate %s: no record %d: %w", stream, through, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !hmac.Equal(got, mac) {
+			return fmt.Errorf("store: rotate %s: record %d changed since it was archived: %w", stream, through, ErrConflict)
+		}
+		res, err := tx.Exec(`DELETE FROM audit WHERE stream = ? AND seq <= ?`, stream, int64(through))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`, "audit_base/"+stream, markBytes(through, mac))
+		return err
+	})
+	return int(n), wrapDB("audit rotate", err)
+}
+
+// AuditBoot is the token's reboot counter, CloudHSM's "32-bit persistent
+// ordinal counter that is incremented when the HSM hardware is rebooted"
+// (UG:interpreting-audit-logs): the emulated HSM's hardware is the host,
+// so meta 'audit_boot' counts the host's boots (its kernel boot ID, meta
+// 'audit_boot_id') in which the token recorded events. It is read, and
+// written only by the first call after a reboot. The token calls it once
+// per opening, before its first event: a process that records nothing
+// (an application that only signs) neither reads nor writes it.
+func (s *sqliteStore) AuditBoot() (uint32, error) {
+	id := bootID()
+	var n int64
+	var have string
+	get := func(tx *txn) error {
+		n, have = 0, ""
+		err := tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_boot'`).Scan(&n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_boot_id'`).Scan(&have)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		return nil
+	}
+	if err := s.read(get); err != nil {
+		return 0, wrapDB("audit boot", err)
+	}
+	if n > 0 && have == id {
+		return uint32(n), nil
+	}
+	err := s.write(func(tx *txn) error {
+		if err := get(tx); err != nil {
+			return err
+		}
+		if n > 0 && have == id {
+			return nil // another process counted this boot meanwhile
+		}
+		n++
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_boot', ?)`, n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_boot_id', ?)`, id)
+		return err
+	})
+	return uint32(n), wrapDB("audit boot", err)
 }
 
 // auditBase is where an empty stream continues: sequence 0 with no previous
 // MAC, or after a rotation the next number and the last rotated record's
 // MAC, kept in meta as 'audit_base/<stream>' (8-byte seq || mac).
 func auditBase(tx *txn, stream string) (uint64, []byte, error) {
-	var b []byte
-	err := tx.QueryRow(`SELECT value FROM meta WHERE key = ?`, "audit_base/"+stream).Scan(&b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, nil
+	m, err := auditMark(tx, "audit_base/"+stream)
+	if err != nil || m == nil {
+		return 0, nil, err
 	}
-	if err != nil {
-		return 0, nil, wrapDB("audit", err)
-	}
-	if len(b) < 8 {
-		return 0, nil, fmt.Errorf("store: audit base of %q: %w", stream, ErrDamaged)
-	}
-	return binary.BigEndian.Uint64(b[:8]) + 1, b[8:], nil
+	return m.Seq + 1, m.MAC, nil
 }

@@ -395,3 +395,102 @@ func TestGoldenTokenV2(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), o.ID)
 }
+
+const goldenDBV3 = "testdata/token-v3.db"
+
+// goldenAudit is the audit log of the format-3 golden token, as
+// token/audit encodes events: the first two records were rotated out
+// (the base is record 1), record 4 was appended with a user's creation
+// in the same transaction, and stream hsm-1 has one record.
+var goldenAudit = []string{
+	`{"time_us":1735689600000000,"reboot_counter":1,"opcode":1,"session_handle":0,"response_code":0,"response":"HSM Return: SUCCESS","log_type":2,"user_name":"admin","user_type":2}`,
+	`{"time_us":1735689600000001,"reboot_counter":1,"opcode":4,"session_handle":0,"response_code":0,"response":"HSM Return: SUCCESS","log_type":2,"user_name":"admin","user_type":2}`,
+	`{"time_us":1735689600000002,"reboot_counter":1,"opcode":13,"session_handle":1,"response_code":163,"response":"HSM Error: RET_USER_LOGIN_FAILURE","log_type":2,"user_name":"bob","user_type":1}`,
+	`{"time_us":1735689600000003,"reboot_counter":1,"opcode":13,"session_handle":1,"response_code":0,"response":"HSM Return: SUCCESS","log_type":2,"user_name":"admin","user_type":2}`,
+	`{"time_us":1735689600000004,"reboot_counter":1,"opcode":3,"session_handle":1,"response_code":0,"response":"HSM Return: SUCCESS","log_type":2,"user_name":"carol","user_type":1,"actor":"admin"}`,
+}
+
+// writeGoldenV3 writes the format-3 golden token: the format-2 golden
+// token opened by this build (migrated to format 3, with its audit key),
+// user carol created with her audit record in the same transaction, the
+// other records appended alone, the first two rotated out.
+func writeGoldenV3(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, goldenDBV2, filepath.Join(dir, DBName))
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	for i, r := range goldenAudit {
+		if i == 4 {
+			carol := UserRecord{Name: "carol", Role: RoleCU, KDF: testKDF, Salt: []byte("golden salt carol")}
+			require.NoError(t, s.Audited(AuditEvent{Record: []byte(r)}).CreateUser(carol))
+			continue
+		}
+		require.NoError(t, s.Audit(AuditEvent{Record: []byte(r)}))
+	}
+	require.NoError(t, s.Audit(AuditEvent{Stream: "hsm-1", Record: []byte(goldenAudit[3])}))
+	recs, err := s.AuditRecords(DefaultStream, 0, 2)
+	require.NoError(t, err)
+	_, err = s.RotateAudit(DefaultStream, 1, recs[1].MAC)
+	require.NoError(t, err)
+	// A reboot counter of 1 from a boot of no host: every machine that
+	// opens the file is in another boot.
+	require.NoError(t, s.(*sqliteStore).write(func(tx *txn) error {
+		_, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('audit_boot', 1)`)
+		return err
+	}))
+	require.NoError(t, s.Close())
+	copyFile(t, filepath.Join(dir, DBName), goldenDBV3)
+}
+
+// TestGoldenTokenV3 opens a copy of the format-3 golden token: its audit
+// records read back as written, their chain verifies from the rotation
+// base to the head under the token's key, and the chain goes on from the
+// head. (go test ./token/store -run 'GoldenTokenV3$' -update rewrites it.)
+func TestGoldenTokenV3(t *testing.T) {
+	if *update {
+		writeGoldenV3(t)
+	}
+	dir := t.TempDir()
+	copyFile(t, goldenDBV3, filepath.Join(dir, DBName))
+	s := openTest(t, dir)
+	_, err := s.User("carol")
+	require.NoError(t, err, "the user created with its record")
+
+	key, err := s.AuditKey()
+	require.NoError(t, err)
+	require.Len(t, key, 32)
+	streams, err := s.AuditStreams()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"hsm-0", "hsm-1"}, streams)
+
+	st, err := s.AuditState(DefaultStream)
+	require.NoError(t, err)
+	require.NotNil(t, st.Base)
+	require.NotNil(t, st.Head)
+	assert.Equal(t, uint64(1), st.Base.Seq)
+	assert.Equal(t, uint64(4), st.Head.Seq)
+	recs, err := s.AuditRecords(DefaultStream, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	prev := st.Base.MAC
+	for i, r := range recs {
+		assert.Equal(t, uint64(i+2), r.Seq)
+		assert.Equal(t, goldenAudit[i+2], string(r.Record))
+		assert.Equal(t, ChainMAC(key, DefaultStream, r.Seq, prev, r.Record), r.MAC, "record %d", r.Seq)
+		prev = r.MAC
+	}
+	assert.Equal(t, st.Head.MAC, prev)
+	other, err := s.AuditRecords("hsm-1", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, other, 1)
+	assert.Equal(t, ChainMAC(key, "hsm-1", 0, nil, other[0].Record), other[0].MAC)
+
+	require.NoError(t, s.Audit(AuditEvent{Record: []byte("next")}))
+	next, err := s.AuditRecords(DefaultStream, 5, 0)
+	require.NoError(t, err)
+	require.Len(t, next, 1)
+	assert.Equal(t, ChainMAC(key, DefaultStream, 5, prev, []byte("next")), next[0].MAC)
+	n, err := s.AuditBoot()
+	require.NoError(t, err)
+	assert.Equal(t, uint32(2), n, "this host's boot is not the golden file's")
+}

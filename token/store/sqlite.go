@@ -1026,6 +1026,7 @@ func createObjectTx(tx *txn, o ObjectRecord) (int64, error) {
 	if err := insertAttrs(tx, id, o); err != nil {
 		return 0, err
 	}
+	tx.created = append(tx.created, id)
 	return id, insertKeys(tx, id, o.Keys)
 }
 
@@ -1236,9 +1237,13 @@ func findSQL(q Query) (string, []any) {
 		b.WriteString(`SELECT o.id FROM objects o WHERE `)
 	}
 	viewer := FoldName(q.Viewer)
-	if viewer == "" {
+	switch {
+	case viewer == "" && q.ViewerClass != nil:
+		b.WriteString(`(o.private = 0 OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?))`)
+		args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
+	case viewer == "":
 		b.WriteString(`o.private = 0`)
-	} else {
+	default:
 		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
 		args = append(args, viewer, viewer)
 		if q.ViewerClass != nil {

@@ -114,6 +114,9 @@ type txn struct {
 	tx     *sql.Tx
 	s      *sqliteStore
 	missed map[string]bool
+	// created lists the objects this write transaction inserted, in order,
+	// for audit events that name them (AuditEvent.Fill).
+	created []int64
 }
 
 // execer is what schema code needs of a transaction; *txn and *sql.Tx are

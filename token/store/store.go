@@ -136,9 +136,10 @@ type Commit struct {
 type Query struct {
 	Match  map[ck.AttributeType][]byte
 	Viewer string
-	// ViewerClass, with a Viewer: objects whose CKA_CLASS has this value
-	// (as stored) are visible to the viewer too, private or not (the
-	// cloudhsm profile's public keys).
+	// ViewerClass: objects whose CKA_CLASS has this value (as stored) are
+	// visible to the viewer too, private or not (the cloudhsm profile's
+	// public keys); with Viewer "" (an officer), they and the non-private
+	// objects.
 	ViewerClass []byte
 }
 
@@ -232,6 +233,13 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
+	// Readers of the audit log and its rotation (audit.go).
+	AuditKey() ([]byte, error)
+	AuditStreams() ([]string, error)
+	AuditRecords(stream string, from uint64, limit int) ([]AuditRecord, error)
+	AuditState(stream string) (AuditState, error)
+	RotateAudit(stream string, through uint64, mac []byte) (int, error)
+	AuditBoot() (uint32, error)
 
 	// Quorum authentication's records (quorum.go).
 	Quorum

@@ -1,0 +1,131 @@
+package token
+
+import (
+	"time"
+
+	"gohsm/internal/ck"
+	"gohsm/token/audit"
+	"gohsm/token/store"
+)
+
+// The audit log (docs/audit.md): every management event of the slot is
+// recorded through these helpers, in the store transaction of the change
+// it records (s.st.Audited(ev).X(...)), or on its own for what changes
+// nothing (a refusal, a session key, a wrap). Crypto calls record nothing.
+
+// rebootLocked is the slot's reboot counter (Store.AuditBoot: the host's
+// boots the token recorded events in), asked once, at this opening's
+// first event (s.mu held). A process that records nothing never asks; a
+// counter that cannot be read is 0.
+func (s *Slot) rebootLocked() uint32 {
+	if s.boot == 0 {
+		n, err := s.st.AuditBoot()
+		if err != nil {
+			s.m.log.Warn("gohsm: audit reboot counter", "slot", s.cfg.ID, "err", err)
+			return 0
+		}
+		s.boot = n
+	}
+	return s.boot
+}
+
+// auditEvent completes an event (time, reboot counter, session, the
+// logged-in user as actor, the response text) and encodes it for the
+// store (s.mu held; se may be nil).
+func (s *Slot) auditEvent(se *Session, e audit.Event) store.AuditEvent {
+	s.completeEvent(se, &e)
+	return store.AuditEvent{Record: encodeEvent(s, e)}
+}
+
+func (s *Slot) completeEvent(se *Session, e *audit.Event) {
+	e.TimeUS = time.Now().UnixMicro()
+	e.Reboot = s.rebootLocked()
+	if se != nil {
+		e.Session = uint64(se.h)
+	}
+	if e.Actor == "" && s.login != nil {
+		e.Actor = s.login.user
+	}
+	if e.Response == "" {
+		e.Respond(e.Code)
+	}
+}
+
+func encodeEvent(s *Slot, e audit.Event) []byte {
+	b, err := e.Encode()
+	if err != nil {
+		// An Event always encodes; an empty record would show in verify.
+		s.m.log.Error("gohsm: audit", "slot", s.cfg.ID, "err", err)
+	}
+	return b
+}
+
+// auditAloneLocked records an event that goes with no change of the
+// store. A record that cannot be written is logged: the refusal it
+// records stands anyway.
+func (s *Slot) auditAloneLocked(se *Session, e audit.Event) {
+	if err := s.st.Audit(s.auditEvent(se, e)); err != nil {
+		s.m.log.Error("gohsm: audit: event not recorded", "slot", s.cfg.ID, "opcode", e.Opcode.String(), "err", err)
+	}
+}
+
+// auditAlone is auditAloneLocked for a caller without the slot's lock.
+func (s *Slot) auditAlone(se *Session, e audit.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.auditAloneLocked(se, e)
+}
+
+// userEvent is an event about a user (MGMT_USER_DETAILS_LOG).
+func userEvent(op audit.Opcode, name string, role store.Role, code int) audit.Event {
+	ut := audit.CN_CRYPTO_USER
+	if role == store.RoleCO {
+		ut = audit.CN_CRYPTO_OFFICER
+	}
+	e := audit.Event{Opcode: op, LogType: audit.MGMT_USER_DETAILS_LOG, User: name, UserType: ut}
+	e.Respond(code)
+	return e
+}
+
+// keyEvent is an event about a key, or a key pair (MGMT_KEY_DETAILS_LOG).
+func keyEvent(op audit.Opcode, key, public uint64, code int) audit.Event {
+	e := audit.Event{Opcode: op, LogType: audit.MGMT_KEY_DETAILS_LOG, Key: key, PublicKey: public}
+	e.Respond(code)
+	return e
+}
+
+// objectsEvent records the creation of objs (a key, or a key pair's
+// public then private key) by op: the handles of token objects are the
+// IDs the store gives them in the transaction (created, in order), so the
+// record is made there.
+func (s *Slot) objectsEvent(se *Session, op audit.Opcode, objs []*Object) store.AuditEvent {
+	e := keyEvent(op, 0, 0, audit.RespSuccess)
+	s.completeEvent(se, &e)
+	return store.AuditEvent{Fill: func(created []int64) ([]byte, error) {
+		ev := e
+		hs := make([]uint64, len(objs))
+		i := 0
+		for j, o := range objs {
+			if o.token && i < len(created) {
+				hs[j] = uint64(created[i])
+				i++
+			} else {
+				hs[j] = uint64(o.h)
+			}
+		}
+		setKeyHandles(&ev, objs, hs)
+		return encodeEvent(s, ev), nil
+	}}
+}
+
+// setKeyHandles puts a pair's private key in Key and its public key in
+// PublicKey, or a single object in Key.
+func setKeyHandles(e *audit.Event, objs []*Object, hs []uint64) {
+	for j, o := range objs {
+		if len(objs) > 1 && o.class == ck.CKO_PUBLIC_KEY {
+			e.PublicKey = hs[j]
+		} else {
+			e.Key = hs[j]
+		}
+	}
+}
