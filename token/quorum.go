@@ -52,23 +52,17 @@ type QuorumToken struct {
 }
 
 // quorumEvent is the audit record of a quorum action by the logged-in
-// user (s.mu held).
+// user (s.mu held), completed by the audit helpers (audit.go).
 func (s *Slot) quorumEvent(op audit.Opcode, detail string) []store.AuditEvent {
-	ev := audit.Event{TimeUS: quorumNow().UnixMicro(), Opcode: op, Response: "HSM Return: SUCCESS",
-		LogType: audit.MINIMAL_LOG_ENTRY, Detail: detail}
+	e := audit.Event{Opcode: op, LogType: audit.MINIMAL_LOG_ENTRY, Detail: detail}
+	e.Respond(audit.RespSuccess)
 	if s.login != nil {
-		ev.Actor = s.login.user
-		ev.User = s.login.user
-		ev.UserType = audit.CN_CRYPTO_USER
+		e.User, e.UserType = s.login.user, audit.CN_CRYPTO_USER
 		if s.login.role == store.RoleCO {
-			ev.UserType = audit.CN_CRYPTO_OFFICER
+			e.UserType = audit.CN_CRYPTO_OFFICER
 		}
 	}
-	b, err := ev.Encode()
-	if err != nil {
-		return nil
-	}
-	return []store.AuditEvent{{Record: b}}
+	return []store.AuditEvent{s.auditEvent(nil, e)}
 }
 
 // quorumLoginLocked is the logged-in user, or CKR_USER_NOT_LOGGED_IN.
