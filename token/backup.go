@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"gohsm/internal/ck"
 	"gohsm/token/audit"
@@ -54,13 +53,17 @@ func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
 		return store.BackupInfo{}, err
 	}
 	defer s.m.Logout(h)
+	se, err := s.m.session(h)
+	if err != nil {
+		return store.BackupInfo{}, err
+	}
 	name := s.LoggedInUser()
-	if err := s.st.Audit(mgmtEvent(audit.CN_BACKUP_BEGIN, name, nil, "to "+abs)); err != nil {
+	if err := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_BEGIN, name, nil, "to "+abs)); err != nil {
 		return store.BackupInfo{}, storeErr(err)
 	}
 	info, err := s.st.Backup(abs)
 	detail := fmt.Sprintf("to %s, sha256 %s", abs, info.SHA256)
-	if aerr := s.st.Audit(mgmtEvent(audit.CN_BACKUP_END, name, err, detail)); err == nil && aerr != nil {
+	if aerr := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_END, name, err, detail)); err == nil && aerr != nil {
 		err = aerr
 	}
 	switch {
@@ -96,7 +99,7 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 		return store.BackupInfo{}, fmt.Errorf("token: restore: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
 	}
 	who := fmt.Sprintf("uid %d", os.Getuid())
-	begin := mgmtEvent(audit.CN_RESTORE_BEGIN, "", nil, fmt.Sprintf("from %s by %s", abs, who))
+	begin := s.backupEventLocked(nil, audit.CN_RESTORE_BEGIN, "", nil, fmt.Sprintf("from %s by %s", abs, who))
 	// Our own connections go first: the restore must see other processes'
 	// locks only, and replaces the file they have open.
 	if err := s.st.Close(); err != nil {
@@ -110,7 +113,7 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 		return info, err
 	}
 	s.tokenRec = nil
-	end := mgmtEvent(audit.CN_RESTORE_END, "", nil, fmt.Sprintf("token %q serial %s, taken %s, sha256 %s", info.Label, info.Serial, info.Created, info.SHA256))
+	end := s.backupEventLocked(nil, audit.CN_RESTORE_END, "", nil, fmt.Sprintf("token %q serial %s, taken %s, sha256 %s", info.Label, info.Serial, info.Created, info.SHA256))
 	if err := s.st.Audit(end); err != nil {
 		return info, storeErr(err)
 	}
@@ -132,24 +135,30 @@ func restoreErr(err error) error {
 	return storeErr(err)
 }
 
-// mgmtEvent is an audit record of a management action that is not a
-// Cryptoki call (backup, restore, replicate): by an officer when user
-// names one, failed when err is not nil. (Engineer A's helper for events
-// recorded from package token may replace this one.)
-func mgmtEvent(op audit.Opcode, user string, err error, detail string) store.AuditEvent {
-	ev := audit.Event{
-		TimeUS: time.Now().UnixMicro(), Opcode: op,
-		Code: 0, Response: "HSM Return: SUCCESS", LogType: audit.MINIMAL_LOG_ENTRY,
-		Detail: detail,
+// backupEventLocked is the audit record of a backup or restore step (s.mu
+// held; se may be nil), completed as every event of the slot (audit.go):
+// about the officer who took a backup (MGMT_USER_DETAILS_LOG), or with no
+// user for a restore, which needs no login (MINIMAL_LOG_ENTRY); failed
+// with RespFailure and the error in Detail when err is not nil.
+func (s *Slot) backupEventLocked(se *Session, op audit.Opcode, officer string, err error, detail string) store.AuditEvent {
+	e := audit.Event{Opcode: op, LogType: audit.MINIMAL_LOG_ENTRY}
+	if officer != "" {
+		e = userEvent(op, officer, store.RoleCO, audit.RespSuccess)
 	}
-	if user != "" {
-		ev.LogType, ev.User, ev.UserType, ev.Actor = audit.MGMT_USER_DETAILS_LOG, user, audit.CN_CRYPTO_OFFICER, user
-	}
+	e.Detail = detail
+	e.Respond(audit.RespSuccess)
 	if err != nil {
-		ev.Code, ev.Response = 1, "HSM Error: "+err.Error()
+		e.Respond(audit.RespFailure)
+		e.Detail += ": " + err.Error()
 	}
-	rec, _ := ev.Encode() // an Event always encodes
-	return store.AuditEvent{Record: rec}
+	return s.auditEvent(se, e)
+}
+
+// backupEvent is backupEventLocked for a caller without the slot's lock.
+func (s *Slot) backupEvent(se *Session, op audit.Opcode, officer string, err error, detail string) store.AuditEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backupEventLocked(se, op, officer, err, detail)
 }
 
 // A slot whose token could not be opened (broken.go) answers these as it

@@ -3,7 +3,6 @@ package token
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
@@ -115,7 +114,7 @@ func (s *Slot) replicaSource(key ck.ULong) (*replica, error) {
 		// "Crypto Users must own the key to use this command."
 		return nil, fmt.Errorf("token: replicate: key %d belongs to %q; crypto users must own the key: %w", key, rec.Owner, ck.CKR_ACTION_PROHIBITED)
 	}
-	r := &replica{Replica: sr, extracted: replicaEvent(audit.CN_EXTRACT_MASKED_OBJECT_USER, l, *rec)}
+	r := &replica{Replica: sr, extracted: store.AuditEvent{Record: encodeEvent(s, s.replicaEventLocked(audit.CN_EXTRACT_MASKED_OBJECT_USER, uint64(key), *rec))}}
 	if len(rec.Sealed) == 0 {
 		return r, nil
 	}
@@ -209,7 +208,16 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	if err := s.refreshLocked(); err != nil { // current before the write, as addObjectsLocked
 		return 0, err
 	}
-	ev := replicaEvent(audit.CN_INSERT_MASKED_OBJECT_USER, l, rec)
+	// The replica's handle is known once stored: the record is made in
+	// the transaction from the ID the store gives it.
+	e := s.replicaEventLocked(audit.CN_INSERT_MASKED_OBJECT_USER, 0, rec)
+	ev := store.AuditEvent{Fill: func(created []int64) ([]byte, error) {
+		d := e
+		if len(created) == 1 {
+			d.Key = uint64(created[0])
+		}
+		return encodeEvent(s, d), nil
+	}}
 	got, c, err := s.st.Audited(ev).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees, Quorum: r.Quorum}, s.quotas...)
 	switch {
 	case errors.Is(err, store.ErrExists):
@@ -221,18 +229,14 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	return ck.ULong(got.ID), nil
 }
 
-// replicaEvent records a replicated key leaving the source or arriving on
-// the destination, as CloudHSM's HSMs log keys they exchange
-// (CN_EXTRACT_MASKED_OBJECT_USER, CN_INSERT_MASKED_OBJECT_USER;
-// UG-2023:interpreting-audit-logs.md).
-func replicaEvent(op audit.Opcode, l *login, rec store.ObjectRecord) store.AuditEvent {
-	ut := audit.CN_CRYPTO_USER
-	if l.role == store.RoleCO {
-		ut = audit.CN_CRYPTO_OFFICER
-	}
-	ev := audit.Event{TimeUS: time.Now().UnixMicro(), Opcode: op, Code: 0, Response: "HSM Return: SUCCESS",
-		LogType: audit.MGMT_KEY_DETAILS_LOG, User: l.user, UserType: ut, Actor: l.user,
-		Detail: fmt.Sprintf("key replicate: unique id %s, owner %q", rec.UniqueID, rec.Owner)}
-	b, _ := ev.Encode()
-	return store.AuditEvent{Record: b}
+// replicaEventLocked records a replicated key leaving the source or
+// arriving on the destination (key handle key on this slot), as
+// CloudHSM's HSMs log keys they exchange (CN_EXTRACT_MASKED_OBJECT_USER,
+// CN_INSERT_MASKED_OBJECT_USER; UG-2023:interpreting-audit-logs.md),
+// completed as every event of the slot (audit.go; s.mu held).
+func (s *Slot) replicaEventLocked(op audit.Opcode, key uint64, rec store.ObjectRecord) audit.Event {
+	e := keyEvent(op, key, 0, audit.RespSuccess)
+	e.Detail = fmt.Sprintf("key replicate: unique id %s, owner %q", rec.UniqueID, rec.Owner)
+	s.completeEvent(nil, &e)
+	return e
 }

@@ -129,16 +129,18 @@ func testReplicateKey(t *testing.T, prof string) {
 	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
 	assert.Contains(t, err.Error(), "holds this key already")
 
-	// Audited on both sides.
-	ops := func(s *Slot) []audit.Opcode {
-		var out []audit.Opcode
-		for _, ev := range auditRecords(t, s.Config().Dir) {
-			out = append(out, ev.Opcode)
+	// Audited on both sides, with each side's handle of the key.
+	keysOf := func(s *Slot, op audit.Opcode) []ck.ULong {
+		var out []ck.ULong
+		for _, ev := range auditRecords(t, s.Store()) {
+			if ev.Opcode == op {
+				out = append(out, ck.ULong(ev.Key))
+			}
 		}
 		return out
 	}
-	assert.Subset(t, ops(s3), []audit.Opcode{audit.CN_EXTRACT_MASKED_OBJECT_USER})
-	assert.Subset(t, ops(s4), []audit.Opcode{audit.CN_INSERT_MASKED_OBJECT_USER})
+	assert.Equal(t, []ck.ULong{priv, pub, secret}, keysOf(s3, audit.CN_EXTRACT_MASKED_OBJECT_USER))
+	assert.Equal(t, []ck.ULong{rpriv, rpub, rsec}, keysOf(s4, audit.CN_INSERT_MASKED_OBJECT_USER))
 }
 
 // TestReplicateKeyMissingUsers: the owner and every sharee must exist on

@@ -74,16 +74,16 @@ func replicateKey(c *Context, f Filter, srcID, dstID string) (any, error) {
 	if dstRole == "" || dstPIN == "" {
 		return nil, errors.New("log in to the destination cluster: set DESTINATION_CLOUDHSM_ROLE and DESTINATION_CLOUDHSM_PIN")
 	}
-	sc, err := c.clusterContext(m, src, c.role, c.pin)
+	sc, closeSrc, err := c.clusterContext(m, src, c.role, c.pin)
 	if err != nil {
 		return nil, err
 	}
-	defer m.CloseSession(sc.h)
-	dc, err := c.clusterContext(m, dst, dstRole, []byte(dstPIN))
+	defer closeSrc()
+	dc, closeDst, err := c.clusterContext(m, dst, dstRole, []byte(dstPIN))
 	if err != nil {
 		return nil, fmt.Errorf("destination cluster: %w", err)
 	}
-	defer m.CloseSession(dc.h)
+	defer closeDst()
 	key, err := sc.FindKey(f)
 	if errors.Is(err, ErrNoKeyMatched) && f.HasRef && c.role == "admin" {
 		// An admin sees no private key; the replication itself checks
@@ -110,27 +110,35 @@ func replicateKey(c *Context, f Filter, srcID, dstID string) (any, error) {
 	return replicated{Key: k, Message: "Successfully replicated key"}, nil
 }
 
-// clusterContext is a context on one slot of c's module with its own
-// session, logged in as role with pin; the caller closes the session
-// (never the context: the module is c's).
-func (c *Context) clusterContext(m *token.Module, slot ck.ULong, role string, pin []byte) (*Context, error) {
+// clusterContext is a context on one slot of c's module with a session
+// logged in as role with pin, and what ends it. On the slot c itself is
+// logged in on (interactive mode after login), it is c: a login is
+// slot-wide, so the slot cannot log in anyone else meanwhile.
+func (c *Context) clusterContext(m *token.Module, slot ck.ULong, role string, pin []byte) (*Context, func(), error) {
 	s, err := m.Slot(slot)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if role != "admin" && role != "crypto-user" {
-		return nil, fmt.Errorf("invalid value '%s' for role: expected admin or crypto-user", role)
+		return nil, nil, fmt.Errorf("invalid value '%s' for role: expected admin or crypto-user", role)
 	}
 	name, _, _ := strings.Cut(string(pin), ":")
+	name = strings.ToLower(name)
+	if c.loggedIn && c.slot == s {
+		if c.user != name || c.role != role {
+			return nil, nil, fmt.Errorf("cluster %d is logged in as %s (%s) in this session: log out first", slot, c.user, c.role)
+		}
+		return c, func() {}, nil
+	}
 	sub := &Context{opts: c.opts, stdout: c.stdout, stderr: c.stderr, m: m, slot: s,
-		user: strings.ToLower(name), role: role, pin: pin}
+		user: name, role: role, pin: pin}
 	if _, err := sub.Session(); err != nil { // opens and logs in
 		if sub.h != 0 {
 			m.CloseSession(sub.h)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return sub, nil
+	return sub, func() { m.CloseSession(sub.h) }, nil
 }
 
 // clusterSlot resolves a cluster ID: a slot ID, or the label of exactly

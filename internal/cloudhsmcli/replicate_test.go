@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -173,4 +174,26 @@ func TestKeyReplicate(t *testing.T) {
 		"--source-cluster-id", "0", "--destination-cluster-id", "1")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, m["data"], "DESTINATION_CLOUDHSM_PIN")
+}
+
+// TestKeyReplicateInteractive: after an interactive login on the source
+// cluster's slot, key replicate uses that login there (a login is
+// slot-wide) and DESTINATION_CLOUDHSM_* on the destination.
+func TestKeyReplicateInteractive(t *testing.T) {
+	conf, _ := twoClusters(t)
+	t.Setenv("CLOUDHSM_ROLE", "")
+	t.Setenv("CLOUDHSM_PIN", "")
+	t.Setenv("DESTINATION_CLOUDHSM_ROLE", "crypto-user")
+	t.Setenv("DESTINATION_CLOUDHSM_PIN", "alice:alice-pw")
+	in := strings.NewReader("login --username alice --role crypto-user --password alice-pw\n" +
+		"key replicate --filter attr.label=example-key --source-cluster-id 0 --destination-cluster-id 1\n" +
+		"key replicate --filter attr.label=example-key --source-cluster-id 1 --destination-cluster-id 0\n" +
+		"quit\n")
+	var out, errb bytes.Buffer
+	code := Run([]string{"interactive"}, in, &out, &errb, Options{Config: conf})
+	require.Equal(t, 0, code, errb.String())
+	assert.Contains(t, out.String(), "Successfully replicated key")
+	// Back the other way: the destination is the logged-in slot now, as the
+	// same user, and the key is there already.
+	assert.Contains(t, out.String(), "holds this key already")
 }
