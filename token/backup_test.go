@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -344,4 +345,32 @@ func TestBackupNeedsOfficer(t *testing.T) {
 	require.Error(t, err)
 	_, err = os.Stat(file)
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestRestoreKeepsTokenGroup: a slot shared with token_group gets a
+// restored token.db with the group's mode (0660, the group's gid), as
+// Open gives the one it replaces; the restore used to leave it 0600.
+func TestRestoreKeepsTokenGroup(t *testing.T) {
+	m, _ := newToken(t)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "b")
+	_, err = s.Backup([]byte(soPIN), file)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	gid := os.Getegid()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	require.NoError(t, err)
+	m2, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	s2, err := m2.Slot(3)
+	require.NoError(t, err)
+	_, err = s2.Restore(file, false)
+	require.NoError(t, err)
+	st, err := os.Stat(filepath.Join(s2.Config().Dir, store.DBName))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
 }
