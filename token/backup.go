@@ -105,17 +105,10 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 	if err := s.st.Close(); err != nil {
 		return store.BackupInfo{}, s.reopenAfter(storeErr(err))
 	}
-	ropts := store.RestoreOptions{Replace: replace, Sync: s.m.cfg.Sync, Events: []store.AuditEvent{begin}}
-	if g := s.m.cfg.TokenGroup; g != "" {
-		// The restored file is shared with token_group as the one it
-		// replaces was (Open did that); else the group's processes could
-		// no longer open it.
-		gid, err := lookupGroup(g)
-		if err != nil {
-			return store.BackupInfo{}, fmt.Errorf("token: restore: token_group %q: %v: %w", g, err, ck.CKR_ARGUMENTS_BAD)
-		}
-		ropts.Group = &gid
-	}
+	// The restored file is shared with token_group as the one it replaces
+	// was (Open did that); else the group's processes could no longer open it.
+	ropts := store.RestoreOptions{Replace: replace, Sync: s.m.storeOpts.Sync, Group: s.m.storeOpts.Group,
+		Events: []store.AuditEvent{begin}}
 	info, err := store.Restore(s.cfg.Dir, abs, ropts)
 	if err != nil {
 		return info, s.reopenAfter(restoreErr(err))

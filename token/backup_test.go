@@ -374,3 +374,26 @@ func TestRestoreKeepsTokenGroup(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
 	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
 }
+
+// TestResetKeepsTokenGroup: a token made again after a reset is shared
+// with token_group like the one Open made (reopenAfter once opened it
+// without the group, so the group's processes lost the token).
+func TestResetKeepsTokenGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getegid()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte("admin:"+soPIN), "t"))
+	db := filepath.Join(s.Config().Dir, store.DBName)
+	require.NoError(t, os.Chmod(db, 0o600)) // so that only the reopen can make it 0660 again
+	require.NoError(t, s.ResetToken())
+	st, err := os.Stat(db)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
+}
