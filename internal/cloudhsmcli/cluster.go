@@ -26,7 +26,9 @@ func init() {
 }
 
 // unactivatedAdmin is the user of a never-activated cluster, as user list
-// shows it before cluster activate.
+// shows it before cluster activate: the guide names it "unactivated admin"
+// (UG:manage-hsm-users-chsm-cli) and shows no such list; the hyphenated
+// role string is ours.
 const unactivatedAdmin = "unactivated-admin"
 
 // ErrActivated refuses a second cluster activate.

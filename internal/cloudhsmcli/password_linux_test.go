@@ -5,8 +5,11 @@ package cloudhsmcli
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"os"
+	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -80,4 +83,44 @@ func TestPasswordNoEcho(t *testing.T) {
 	}
 	require.Contains(t, string(echoed), "echoed-line")
 	require.NotContains(t, string(echoed), "s3cret-pw")
+}
+
+// TestPasswordPromptInterrupted: Ctrl-C (SIGINT) at the password prompt
+// of the built cloudhsm-cli ends it by the signal with the terminal's echo
+// back on, not a shell left typing blind.
+func TestPasswordPromptInterrupted(t *testing.T) {
+	bin := testenv.Built(t, "GOHSM_CLOUDHSM_CLI", "cloudhsm-cli", "all")
+	master, slave := openPTY(t)
+	e := newCLIEnv(t, "standard")
+	cmd := exec.Command(bin, "interactive")
+	cmd.Env = append(os.Environ(), "GOHSM_CONF="+e.conf)
+	cmd.Stdin, cmd.Stdout = slave, io.Discard
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill() })
+	echo := func() bool {
+		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		require.NoError(t, err)
+		return tio.Lflag&unix.ECHO != 0
+	}
+	require.True(t, echo())
+	master.Write([]byte("login --username admin --role admin\n"))
+	r := bufio.NewReader(stderr)
+	prompt := make([]byte, len("Enter password:"))
+	_, err = io.ReadFull(r, prompt)
+	require.NoError(t, err)
+	require.Equal(t, "Enter password:", string(prompt))
+	deadline := time.Now().Add(5 * time.Second)
+	for echo() && time.Now().Before(deadline) { // the prompt is printed just before echo goes off
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.False(t, echo(), "echo off at the prompt")
+	require.NoError(t, cmd.Process.Signal(unix.SIGINT))
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	ws := ee.Sys().(syscall.WaitStatus)
+	require.True(t, ws.Signaled() && ws.Signal() == unix.SIGINT, "ended by SIGINT: %v", err)
+	require.True(t, echo(), "echo is back on after the interrupt")
 }

@@ -22,7 +22,6 @@ type Context struct {
 	stdinFile      io.Reader     // the stdin given (a terminal or not)
 	in             *bufio.Reader // reads it: commands and passwords share the buffer
 	stdout, stderr io.Writer
-	interactive    bool
 
 	m    *token.Module
 	slot *token.Slot
@@ -278,7 +277,6 @@ const prompt = "aws-cloudhsm > "
 // "login" (kept across commands), "logout", "quit" or "exit" (or end of
 // input), which exits 0: a command's failure is in its envelope.
 func interactive(c *Context) int {
-	c.interactive = true
 	for {
 		fmt.Fprint(c.stdout, prompt)
 		line, err := c.in.ReadString('\n')
