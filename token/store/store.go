@@ -248,4 +248,7 @@ type Store interface {
 	AuditState(stream string) (AuditState, error)
 	RotateAudit(stream string, through uint64, mac []byte) (int, error)
 	AuditBoot() (uint32, error)
+
+	// Quorum authentication's records (quorum.go).
+	Quorum
 }
