@@ -105,7 +105,11 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 	if err := s.st.Close(); err != nil {
 		return store.BackupInfo{}, s.reopenAfter(storeErr(err))
 	}
-	info, err := store.Restore(s.cfg.Dir, abs, store.RestoreOptions{Replace: replace, Sync: s.m.cfg.Sync, Events: []store.AuditEvent{begin}})
+	// The restored file is shared with token_group as the one it replaces
+	// was (Open did that); else the group's processes could no longer open it.
+	ropts := store.RestoreOptions{Replace: replace, Sync: s.m.storeOpts.Sync, Group: s.m.storeOpts.Group,
+		Events: []store.AuditEvent{begin}}
+	info, err := store.Restore(s.cfg.Dir, abs, ropts)
 	if err != nil {
 		return info, s.reopenAfter(restoreErr(err))
 	}

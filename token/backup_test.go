@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -344,4 +345,55 @@ func TestBackupNeedsOfficer(t *testing.T) {
 	require.Error(t, err)
 	_, err = os.Stat(file)
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestRestoreKeepsTokenGroup: a slot shared with token_group gets a
+// restored token.db with the group's mode (0660, the group's gid), as
+// Open gives the one it replaces; the restore used to leave it 0600.
+func TestRestoreKeepsTokenGroup(t *testing.T) {
+	m, _ := newToken(t)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	file := filepath.Join(t.TempDir(), "b")
+	_, err = s.Backup([]byte(soPIN), file)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	gid := os.Getegid()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	require.NoError(t, err)
+	m2, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m2.Close() })
+	s2, err := m2.Slot(3)
+	require.NoError(t, err)
+	_, err = s2.Restore(file, false)
+	require.NoError(t, err)
+	st, err := os.Stat(filepath.Join(s2.Config().Dir, store.DBName))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
+}
+
+// TestResetKeepsTokenGroup: a token made again after a reset is shared
+// with token_group like the one Open made (reopenAfter once opened it
+// without the group, so the group's processes lost the token).
+func TestResetKeepsTokenGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getegid()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte("admin:"+soPIN), "t"))
+	db := filepath.Join(s.Config().Dir, store.DBName)
+	require.NoError(t, os.Chmod(db, 0o600)) // so that only the reopen can make it 0660 again
+	require.NoError(t, s.ResetToken())
+	st, err := os.Stat(db)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
 }

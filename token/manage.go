@@ -94,7 +94,7 @@ func (s *Slot) removeStoreLocked(what string) error {
 // and drops every cache of the old one; it returns cause, or the reopening
 // error when there is no cause. s.mu must be held.
 func (s *Slot) reopenAfter(cause error) error {
-	st, err := store.Open(s.cfg.Dir, store.Options{Sync: s.m.cfg.Sync})
+	st, err := store.Open(s.cfg.Dir, s.m.storeOpts)
 	if err != nil {
 		// The slot keeps its closed store: every later call fails with
 		// CKR_DEVICE_ERROR rather than touching a half-removed token.

@@ -65,6 +65,21 @@ func (s *Slot) quorumEvent(op audit.Opcode, detail string) []store.AuditEvent {
 	return []store.AuditEvent{s.auditEvent(nil, e)}
 }
 
+// quorumRefusedLocked records a refused quorum action (a forged or
+// expired approval, an operation without one, a value refused) on its own:
+// it changes nothing, but an auditor sees the attempt (s.mu held).
+func (s *Slot) quorumRefusedLocked(se *Session, op audit.Opcode, detail string, err error) {
+	e := audit.Event{Opcode: op, LogType: audit.MINIMAL_LOG_ENTRY, Detail: detail + ": " + err.Error()}
+	e.Respond(audit.RespFailure)
+	if s.login != nil {
+		e.User, e.UserType = s.login.user, audit.CN_CRYPTO_USER
+		if s.login.role == store.RoleCO {
+			e.UserType = audit.CN_CRYPTO_OFFICER
+		}
+	}
+	s.auditAloneLocked(se, e)
+}
+
 // quorumLoginLocked is the logged-in user, or CKR_USER_NOT_LOGGED_IN.
 func (s *Slot) quorumLoginLocked() (*login, error) {
 	if s.login == nil {
@@ -153,6 +168,11 @@ func (m *Module) SetQuorumValue(h ck.ULong, svc quorum.Service, value int) (warn
 	if err := se.allowLocked(actManageUsers); err != nil {
 		return "", err
 	}
+	defer func() {
+		if err != nil {
+			s.quorumRefusedLocked(se, audit.CN_SET_M_VALUE, fmt.Sprintf("service %s value %d", svc, value), err)
+		}
+	}()
 	if !svc.Admin() || svc == quorum.Cluster && !s.prof.Identity.QuorumCluster {
 		return "", fmt.Errorf("token: set quorum value of %q: %w", svc, &quorum.Error{Text: fmt.Sprintf("Quorum value of service %s cannot be set", svc), RV: ck.CKR_ARGUMENTS_BAD})
 	}
@@ -313,7 +333,7 @@ func (s *Slot) findQuorumTokenLocked(l *login, approval []byte) (*store.QuorumTo
 // RegisterQuorumKey registers the logged-in user's quorum public key
 // (PEM): the signed registration token proves the user holds its private
 // key. The registration token is used up.
-func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration []byte) error {
+func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration []byte) (err error) {
 	se, err := m.session(h)
 	if err != nil {
 		return err
@@ -325,6 +345,11 @@ func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration 
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			s.quorumRefusedLocked(se, audit.CN_REGISTER_QUORUM_PUBKEY, "registration", err)
+		}
+	}()
 	pub, der, err := quorum.ParsePublicKey(publicKeyPEM)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
@@ -375,7 +400,7 @@ func (m *Module) QuorumRegistered(h ck.ULong) ([]string, error) {
 // this login: the next operation gated by its service uses it up. A token
 // is the logged-in user's own, not expired, and may carry no signature
 // that fails (a forged approval fails the whole token).
-func (m *Module) ApproveQuorumToken(h ck.ULong, signed []byte) error {
+func (m *Module) ApproveQuorumToken(h ck.ULong, signed []byte) (err error) {
 	se, err := m.session(h)
 	if err != nil {
 		return err
@@ -387,6 +412,11 @@ func (m *Module) ApproveQuorumToken(h ck.ULong, signed []byte) error {
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			s.quorumRefusedLocked(se, audit.CN_APPROVE_TOKEN, "approval", err)
+		}
+	}()
 	f, err := quorum.ParseTokenFile(signed)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
@@ -423,7 +453,9 @@ func (s *Slot) quorumGateLocked(svc quorum.Service, value int, eligible []string
 		return nil
 	}
 	if s.login == nil || len(s.login.approved) == 0 {
-		return fmt.Errorf("token: %s quorum %d: %w", svc, value, refusal)
+		err := fmt.Errorf("token: %s quorum %d: %w", svc, value, refusal)
+		s.quorumRefusedLocked(nil, audit.CN_APPROVE_TOKEN, "service "+string(svc), err)
+		return err
 	}
 	ts, err := s.st.QuorumTokens()
 	if err != nil {
@@ -451,7 +483,9 @@ func (s *Slot) quorumGateLocked(svc quorum.Service, value int, eligible []string
 		s.login.approved = slices.DeleteFunc(s.login.approved, func(id int64) bool { return id == t.ID })
 		return nil
 	}
-	return fmt.Errorf("token: %s quorum %d: %w", svc, value, why)
+	err = fmt.Errorf("token: %s quorum %d: %w", svc, value, why)
+	s.quorumRefusedLocked(nil, audit.CN_APPROVE_TOKEN, "service "+string(svc), err)
+	return err
 }
 
 // userGateLocked is the user service's gate (officers approve).

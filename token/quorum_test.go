@@ -407,11 +407,17 @@ func TestKeyQuorumGates(t *testing.T) {
 // none.
 func TestQuorumAuditEvents(t *testing.T) {
 	e := newQuorumEnv(t)
-	e.setUserQuorum2()
+	e.setUserQuorum2() // one refused set (no approval) on the way
 	_, err := e.m.DeleteQuorumTokens(e.h, true)
 	require.NoError(t, err)
 	_, err = e.m.SetQuorumValue(e.h, quorum.User, 1)
 	require.Error(t, err, "refused: no approval")
+	approval, err := e.m.GenerateQuorumToken(e.h, quorum.User)
+	require.NoError(t, err)
+	f := quorum.NewTokenFile(approval)
+	f.Signatures = []quorum.Signature{{Username: "admin2", Signature: base64.StdEncoding.EncodeToString(make([]byte, 256))}}
+	forged, _ := json.Marshal(f)
+	require.ErrorIs(t, e.m.ApproveQuorumToken(e.h, forged), quorum.ErrBadSig)
 
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)
@@ -419,26 +425,39 @@ func TestQuorumAuditEvents(t *testing.T) {
 	rows, err := db.Query(`SELECT record FROM audit ORDER BY seq`)
 	require.NoError(t, err)
 	defer rows.Close()
-	count := map[audit.Opcode]int{}
-	actors := map[audit.Opcode][]string{}
-	var details []string
+	type key struct {
+		op audit.Opcode
+		ok bool
+	}
+	count := map[key]int{}
+	var registered, setOK, setRefused, refusals []string
 	for rows.Next() {
 		var b []byte
 		require.NoError(t, rows.Scan(&b))
 		var ev audit.Event
 		require.NoError(t, json.Unmarshal(b, &ev))
-		count[ev.Opcode]++
-		actors[ev.Opcode] = append(actors[ev.Opcode], ev.Actor)
-		if ev.Opcode == audit.CN_SET_M_VALUE {
-			details = append(details, ev.Detail)
+		ok := ev.Code == audit.RespSuccess
+		count[key{ev.Opcode, ok}]++
+		switch {
+		case ev.Opcode == audit.CN_REGISTER_QUORUM_PUBKEY && ok:
+			registered = append(registered, ev.Actor)
+		case ev.Opcode == audit.CN_SET_M_VALUE && ok:
+			setOK = append(setOK, ev.Detail)
+		case ev.Opcode == audit.CN_SET_M_VALUE:
+			setRefused = append(setRefused, ev.Detail)
+		case ev.Opcode == audit.CN_APPROVE_TOKEN && !ok:
+			refusals = append(refusals, ev.Detail)
 		}
 	}
 	require.NoError(t, rows.Err())
-	// Five registrations (each a registration token, then the key).
-	assert.Equal(t, 6, count[audit.CN_GET_TOKEN], "5 registration tokens and the quorum token")
-	assert.Equal(t, 5, count[audit.CN_REGISTER_QUORUM_PUBKEY])
-	assert.Equal(t, []string{"admin", "admin2", "admin3", "user", "bob"}, actors[audit.CN_REGISTER_QUORUM_PUBKEY])
-	assert.Equal(t, 1, count[audit.CN_APPROVE_TOKEN])
-	assert.Equal(t, []string{"service quorum value 2", "service user value 2"}, details, "the refused change is not recorded")
-	assert.Equal(t, 1, count[audit.CN_DELETE_TOKEN])
+	assert.Equal(t, 7, count[key{audit.CN_GET_TOKEN, true}], "5 registration tokens, the quorum token, the user token")
+	assert.Equal(t, []string{"admin", "admin2", "admin3", "user", "bob"}, registered)
+	assert.Equal(t, 1, count[key{audit.CN_APPROVE_TOKEN, true}])
+	assert.Equal(t, []string{"service quorum value 2", "service user value 2"}, setOK)
+	require.Len(t, setRefused, 2, "the two refused changes, as refusals")
+	assert.Contains(t, setRefused[1], "service user value 1")
+	assert.Contains(t, setRefused[1], "Quorum approval is required")
+	require.Len(t, refusals, 3, "two operations without approval, one forged approval")
+	assert.Contains(t, refusals[2], "signature is invalid")
+	assert.Equal(t, 1, count[key{audit.CN_DELETE_TOKEN, true}])
 }

@@ -73,6 +73,15 @@ func TestTokenBackupRestore(t *testing.T) {
 	d.fails([]string{"CKR_DATA_INVALID", "not a valid gohsm backup"}, "token", "restore", "--from", junk, "--yes")
 	d.ok("token", "restore", "--from", file, "--yes")
 	assert.Equal(t, c.users(), d.users())
+
+	// The audit chain verifies on both tokens, and the restored one ends
+	// with the restore.
+	assert.Contains(t, c.ok("audit", "verify"), "records verified")
+	assert.Contains(t, d.ok("audit", "verify"), "records verified")
+	shown := d.ok("audit", "show")
+	assert.Contains(t, shown, "CN_RESTORE_BEGIN")
+	assert.Contains(t, shown, "CN_RESTORE_END")
+	assert.Contains(t, c.ok("audit", "show"), "CN_BACKUP_END")
 }
 
 // TestBackupWhileKeysAreCreated: build/gohsm processes keep generating key

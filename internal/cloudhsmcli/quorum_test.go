@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 	"gohsm/token"
 	"gohsm/token/store"
 )
@@ -448,4 +450,73 @@ func TestQuorumFilesBadInput(t *testing.T) {
 	code, out := e.run("admin", "user", "change-quorum", "token-sign", "register", "--public-key", "/dev/zero", "--signed-token", junk)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "not a regular file")
+}
+
+// TestQuorumOpenSSLRecipe: docs/quorum.md's recipe with the real openssl:
+// a key from `openssl genrsa`, its public half from `openssl rsa -pubout`,
+// the registration token and an approval signed with `openssl pkeyutl
+// -sign -pkeyopt digest:sha256` over the decoded token, as the AWS pages
+// show it. The token accepts both.
+func TestQuorumOpenSSLRecipe(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		testenv.Missing(t, "openssl not installed")
+	}
+	e := newQuorumCLI(t, "standard")
+	ossl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(openssl, args...).CombinedOutput()
+		require.NoError(t, err, "openssl %v: %s", args, out)
+	}
+	for _, u := range []string{"admin", "admin2"} {
+		ossl("genrsa", "-out", e.path(u+".key"), "2048")
+		ossl("rsa", "-in", e.path(u+".key"), "-outform", "PEM", "-pubout", "-out", e.path(u+".pub"))
+	}
+	// sign is the pages' three steps: base64 -d, pkeyutl -sign, base64.
+	sign := func(user, b64 string) string {
+		t.Helper()
+		tok, err := base64.StdEncoding.DecodeString(b64)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(e.path("token.bin"), tok, 0o600))
+		ossl("pkeyutl", "-sign", "-inkey", e.path(user+".key"), "-pkeyopt", "digest:sha256", "-keyform", "PEM",
+			"-in", e.path("token.bin"), "-out", e.path("sig.bin"))
+		sig, err := os.ReadFile(e.path("sig.bin"))
+		require.NoError(t, err)
+		return base64.StdEncoding.EncodeToString(sig)
+	}
+	edit := func(file string, f func(map[string]any)) {
+		t.Helper()
+		b, err := os.ReadFile(file)
+		require.NoError(t, err)
+		var doc map[string]any
+		require.NoError(t, json.Unmarshal(b, &doc))
+		f(doc)
+		b, _ = json.Marshal(doc)
+		require.NoError(t, os.WriteFile(file, b, 0o600))
+	}
+	for _, u := range []string{"admin", "admin2"} {
+		reg := e.path(u + ".reg")
+		code, out := e.run(u, "quorum", "token-sign", "generate", "--service", "registration", "--token", reg)
+		require.Zero(t, code, out)
+		edit(reg, func(doc map[string]any) {
+			tok := doc["tokens"].([]any)[0].(map[string]any)
+			tok["signed"] = sign(u, tok["unsigned"].(string))
+		})
+		code, out = e.run(u, "user", "change-quorum", "token-sign", "register", "--public-key", e.path(u+".pub"), "--signed-token", reg)
+		require.Zero(t, code, out)
+	}
+	code, out := e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "quorum", "--value", "2")
+	require.Zero(t, code, out)
+	tf := e.path("q.token")
+	code, out = e.run("admin", "quorum", "token-sign", "generate", "--service", "quorum", "--token", tf)
+	require.Zero(t, code, out)
+	edit(tf, func(doc map[string]any) {
+		var sigs []any
+		for _, u := range []string{"admin", "admin2"} {
+			sigs = append(sigs, map[string]any{"username": u, "signature": sign(u, doc["token"].(string))})
+		}
+		doc["signatures"] = sigs
+	})
+	code, out = e.run("admin", "quorum", "token-sign", "set-quorum-value", "--service", "user", "--value", "2", "--approval", tf)
+	require.Zero(t, code, out)
 }

@@ -333,8 +333,11 @@ type RestoreOptions struct {
 	// file that is not a token); without it such a directory is refused
 	// with ErrExists.
 	Replace bool
-	// Sync is the target's synchronous level, as in Options.
-	Sync string
+	// Sync is the target's synchronous level, and Group its group
+	// sharing, as in Options: the restored file gets the group's mode
+	// before it is moved into place.
+	Sync  string
+	Group *int
 	// Events are appended to the restored token's audit log before it is
 	// moved into place, in the transaction that also empties its login
 	// registry (CN_RESTORE_BEGIN).
@@ -491,7 +494,7 @@ func stageBackup(from, dst string) (BackupInfo, error) {
 // token it was taken from), appends opts.Events, and closes it, so that
 // the file is complete on its own, synced to disk.
 func prepareRestored(stage string, opts RestoreOptions) error {
-	st, err := Open(stage, Options{Sync: opts.Sync})
+	st, err := Open(stage, Options{Sync: opts.Sync, Group: opts.Group})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBackup, err)
 	}
