@@ -67,7 +67,9 @@ func errorText(err error) string {
 		return re.msg
 	}
 	var rv ck.RV
-	if !errors.As(err, &rv) {
+	if !errors.As(err, &rv) || !strings.HasSuffix(err.Error(), rv.Error()) {
+		// No CKR, or a CLI text that carries one for errors.Is only
+		// (crypto.go's rvError).
 		return err.Error()
 	}
 	detail := strings.TrimSuffix(err.Error(), ": "+rv.Error())

@@ -241,9 +241,6 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
-
-	// Quorum authentication's records (quorum.go).
-	Quorum
 	// Readers of the audit log and its rotation (audit.go).
 	AuditKey() ([]byte, error)
 	AuditStreams() ([]string, error)
@@ -251,4 +248,7 @@ type Store interface {
 	AuditState(stream string) (AuditState, error)
 	RotateAudit(stream string, through uint64, mac []byte) (int, error)
 	AuditBoot() (uint32, error)
+
+	// Quorum authentication's records (quorum.go).
+	Quorum
 }
