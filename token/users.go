@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gohsm/internal/ck"
@@ -235,6 +236,9 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		delete(s.objs, obj)
 		return s.rekeyLocked(o)
 	}
+	if err := s.checkShareesLocked(o, user); err != nil {
+		return err
+	}
 	var wrapped []byte
 	if o.key != nil {
 		if len(u.PublicKey) == 0 {
@@ -253,6 +257,25 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		return storeErr(err)
 	}
 	delete(s.objs, obj)
+	return nil
+}
+
+// checkShareesLocked refuses a new sharee of o beyond the profile's limit
+// (profile.Limits.Sharees). Sharing again with a sharee is not a new one:
+// the store answers that it is already shared.
+func (s *Slot) checkShareesLocked(o *Object, user string) error {
+	max := s.prof.Limits.Sharees
+	if max == 0 {
+		return nil
+	}
+	sharees, err := s.st.SharedWith(int64(o.h))
+	if err != nil {
+		return storeErr(err)
+	}
+	if len(sharees) >= max && !slices.Contains(sharees, user) {
+		return mistake(CodeShareLimit, ck.CKR_ACTION_PROHIBITED,
+			"object %d is shared with %d crypto users, the most a key may be shared with besides its owner", o.h, len(sharees))
+	}
 	return nil
 }
 
