@@ -19,6 +19,7 @@ targets=(
 	"0 ./mechanisms/ FuzzMechanismParams"
 	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
 	"0 ./token/audit/ FuzzArchive"
+	"0 ./token/quorum/ FuzzQuorumFiles"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"

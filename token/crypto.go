@@ -10,6 +10,7 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/quorum"
 )
 
 // Mechanism is a CK_MECHANISM whose parameter the C boundary has decoded
@@ -256,6 +257,9 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 		}
 	}
 	k, err := s.keyLocked(o)
+	if err == nil && purpose == ck.CKA_SIGN && o.useQuorum > 1 {
+		err = s.keyGateLocked(o, quorum.KeyUsage, o.useQuorum)
+	}
 	if err != nil || mm.Prepare == nil {
 		return k, o.alwaysAuth, err
 	}
@@ -329,7 +333,9 @@ func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose 
 	if o == nil || !s.visibleLocked(o) || !isKeyClass(o.class) || !slices.Contains(mm.KeyTypes, o.keyType) {
 		return nil, false, false
 	}
-	if ok, _ := o.attrs.Bool(purpose); !ok {
+	if ok, _ := o.attrs.Bool(purpose); !ok || purpose == ck.CKA_SIGN && o.useQuorum > 1 {
+		// A key with a use quorum takes the slow path, which asks for
+		// an approved token each time (quorum.go).
 		return nil, false, false
 	}
 	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {

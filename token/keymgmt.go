@@ -11,6 +11,7 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/quorum"
 )
 
 // Key management beyond generation: C_WrapKey, C_UnwrapKey, C_DeriveKey
@@ -202,6 +203,13 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	}
 	key, err := s.keyLocked(ko)
 	export := s.mayExportLocked(ko)
+	if x, _ := ko.attrs.Bool(ck.CKA_EXTRACTABLE); err == nil && export && x {
+		// Both keys' manage values (CloudHSM CLI: --wrapping-approval,
+		// --payload-approval), once the wrap is otherwise allowed.
+		if err = s.keyGateLocked(wo, quorum.KeyManagement, wo.manageQuorum); err == nil {
+			err = s.keyGateLocked(ko, quorum.KeyManagement, ko.manageQuorum)
+		}
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -288,6 +296,9 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 		return 0, err
 	}
 	uo, ukey, err := s.usableKeyLocked(unwrappingH, mm, ck.CKA_UNWRAP, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+	if err == nil {
+		err = s.keyGateLocked(uo, quorum.KeyManagement, uo.manageQuorum)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return 0, err

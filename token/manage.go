@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"gohsm/internal/ck"
 	"gohsm/token/store"
@@ -78,7 +77,7 @@ func (s *Slot) removeStoreLocked(what string) error {
 		return s.reopenAfter(storeErr(err))
 	}
 	dbPath := filepath.Join(s.cfg.Dir, store.DBName)
-	if pid, err := shmHolder(dbPath + "-shm"); err != nil {
+	if pid, err := store.HeldBy(dbPath); err != nil {
 		return s.reopenAfter(fmt.Errorf("token: %s: %v: %w", what, err, ck.CKR_DEVICE_ERROR))
 	} else if pid != 0 {
 		return s.reopenAfter(fmt.Errorf("token: %s: in use by process %d: %w", what, pid, ck.CKR_SESSION_EXISTS))
@@ -95,7 +94,7 @@ func (s *Slot) removeStoreLocked(what string) error {
 // and drops every cache of the old one; it returns cause, or the reopening
 // error when there is no cause. s.mu must be held.
 func (s *Slot) reopenAfter(cause error) error {
-	st, err := store.Open(s.cfg.Dir, store.Options{Sync: s.m.cfg.Sync})
+	st, err := store.Open(s.cfg.Dir, s.m.storeOpts)
 	if err != nil {
 		// The slot keeps its closed store: every later call fails with
 		// CKR_DEVICE_ERROR rather than touching a half-removed token.
@@ -108,27 +107,4 @@ func (s *Slot) reopenAfter(cause error) error {
 	s.lastUser = map[store.Role]string{}
 	s.boot = 0 // a new token (or the old one again) has a reboot counter of its own
 	return cause
-}
-
-// shmHolder returns the ID of a process holding a lock on SQLite's
-// wal-index file (every connection to a WAL database keeps a shared lock on
-// its "DMS" byte while open), or 0 when none does or the file is missing.
-// Only other processes' locks are reported (F_GETLK ignores the caller's).
-func shmHolder(path string) (int, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0} // the whole file
-	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil {
-		return 0, fmt.Errorf("probe %s: %w", filepath.Base(path), err)
-	}
-	if lk.Type == syscall.F_UNLCK {
-		return 0, nil
-	}
-	return int(lk.Pid), nil
 }

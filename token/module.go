@@ -36,6 +36,10 @@ type Module struct {
 	slots    []*Slot
 	slotByID map[ck.ULong]*Slot
 
+	// storeOpts is how every slot's store is opened: at Open, and again
+	// when a reset or delete reopens a token (reopenAfter).
+	storeOpts store.Options
+
 	// sessions maps handles to open sessions; a sync.Map because every call
 	// looks a session up and concurrent lookups must not contend.
 	sessions   sessionTable // handle -> session, for every call's lookup
@@ -68,6 +72,7 @@ func Open(cfg *Config) (*Module, error) {
 		}
 		opts.Group = &gid
 	}
+	m.storeOpts = opts
 	for _, sc := range cfg.Slots {
 		prof, err := newProfile(sc)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -42,6 +43,9 @@ type Object struct {
 	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
 	// once here so that starting an operation checks one bool.
 	alwaysAuth bool
+	// useQuorum and manageQuorum are a token key's quorum values (0: none;
+	// quorum.go), read when the object is loaded.
+	useQuorum, manageQuorum int
 }
 
 // needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
@@ -151,6 +155,9 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 			return nil, storeErr(err)
 		}
 		o.shared = sh
+	}
+	if err := s.loadKeyQuorumLocked(o); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -625,6 +632,9 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	if err := attrs.CheckSetWith(s.attrPolicy(), o.attrs, changes); err != nil {
 		return 0, err
 	}
+	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
+		return 0, err
+	}
 	full := attrs.ApplySet(o.attrs, changes)
 	if tk, _ := full.Bool(ck.CKA_TOKEN); tk && !o.token {
 		// Only a profile's RaiseOnly rule lets CheckSetWith pass this.
@@ -735,6 +745,10 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 		}
 		if !s.mayExportLocked(o) {
 			return 0, fmt.Errorf("token: copy of a key owned by %q: %w", o.owner, ck.CKR_ACTION_PROHIBITED)
+		}
+		if o.useQuorum > 1 || o.manageQuorum > 1 {
+			// A copy would carry none of its values (quorum.go).
+			return 0, fmt.Errorf("token: key %d has quorum values: it cannot be copied: %w", obj, ck.CKR_ACTION_PROHIBITED)
 		}
 	}
 	full, err := attrs.CheckCopy(o.attrs, tmpl)

@@ -451,6 +451,11 @@ func (m *Module) InitPIN(h ck.ULong, pin []byte) error {
 	if err := checkUserName(name); err != nil {
 		return fmt.Errorf("%v: %w", err, ck.CKR_PIN_INVALID)
 	}
+	// An officer creating a user or setting its password: the user
+	// quorum service's, which Cryptoki cannot approve (quorum.go).
+	if err := s.userGateLocked(); err != nil {
+		return err
+	}
 	return s.setPasswordLocked(se, name, store.RoleCU, password, true)
 }
 

@@ -117,6 +117,9 @@ type login struct {
 	// version: an object loaded again after another process's commit
 	// costs no unwrap.
 	dataKeys map[int64]*objKey
+	// approved lists the quorum tokens this login approved and has not
+	// used yet (quorum.go).
+	approved []int64
 }
 
 // sessionObjectBase is the first session-object handle; token objects use

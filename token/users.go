@@ -9,6 +9,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -80,6 +81,9 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
+	if err := s.userGateLocked(); err != nil {
+		return err
+	}
 	sec, pub, escrow, err := s.userSecretForLocked(name, role, nil)
 	if err != nil {
 		return err
@@ -133,6 +137,12 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if err != nil {
 		return storeErr(err)
 	}
+	if err := s.quorumDeleteGuardLocked(name); err != nil {
+		return err
+	}
+	if err := s.userGateLocked(); err != nil {
+		return err
+	}
 	if err := s.st.Audited(s.auditEvent(se, userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespSuccess))).DeleteUser(name); err != nil {
 		if errors.Is(err, store.ErrInUse) || errors.Is(err, store.ErrLoggedIn) {
 			e := userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespUserInUse)
@@ -176,6 +186,13 @@ func (m *Module) ChangePassword(h ck.ULong, name string, password []byte) error 
 	}
 	if err != nil {
 		return storeErr(err)
+	}
+	if name != s.login.user {
+		// The user service gates changing another user's password
+		// (UG:quorum-auth-chsm-cli); one's own needs no approval.
+		if err := s.userGateLocked(); err != nil {
+			return err
+		}
 	}
 	return s.setPasswordLocked(se, name, u.Role, password, false)
 }
@@ -225,6 +242,21 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	ev.User, ev.Detail = user, "shared with "+user
 	if !share {
 		ev.Detail = "unshared from " + user
+		if err := keyUnshareGuard(o, user); err != nil {
+			return err
+		}
+	}
+	if o.manageQuorum > 1 {
+		// Mistakes before the gate, which would use up the token.
+		switch shared := slices.Contains(o.shared, user); {
+		case share && shared:
+			return mistake(CodeAlreadyShared, ck.CKR_ACTION_PROHIBITED, "object %d is already shared with %q", obj, user)
+		case !share && !shared:
+			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
+		}
+	}
+	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
+		return err
 	}
 	audited := s.st.Audited(s.auditEvent(se, ev))
 	if !share {

@@ -100,6 +100,15 @@ func TestBinary(t *testing.T) {
 	r = gohsm(nil, "token", "reset", "--yes") // nor without a PIN
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, fmt.Sprintf("reset token: in use by process %d", os.Getpid()))
+	// A backup is taken while the token is open; a restore over it is
+	// refused (docs/backup.md).
+	bk := filepath.Join(t.TempDir(), "open.gohsm-backup")
+	r = gohsm(nil, "token", "backup", "--out", bk, "--pin", coPIN)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = gohsm(nil, "token", "restore", "--from", bk, "--yes")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "CKR_SESSION_EXISTS")
+	assert.Contains(t, r.stderr, fmt.Sprintf("is open in process %d", os.Getpid()))
 	us, err := m.Users(h)
 	require.NoError(t, err, "the token survives")
 	assert.Len(t, us, 2)

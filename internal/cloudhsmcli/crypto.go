@@ -116,9 +116,12 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 	}
 	data := fs.String("data", "", dataHelp)
 	var sigPath, sig *string
+	approval := new(string)
 	if verify {
 		sigPath = fs.String("signature-path", "", "The path to where the signature is located")
 		sig = fs.String("signature", "", "Base64 encoded signature to be verified")
+	} else {
+		approval = addApprovalFlag(fs) // the key's use quorum (quorum.go)
 	}
 	return func(c *Context) (any, error) {
 		if err := needFlags(fs, req...); err != nil {
@@ -154,6 +157,9 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 				return nil, err
 			}
 			return map[string]string{"message": "Signature verified successfully"}, nil
+		}
+		if err := c.approval(*approval); err != nil {
+			return nil, err
 		}
 		if err := c.m.SignInit(c.h, mech, key); err != nil {
 			return nil, err

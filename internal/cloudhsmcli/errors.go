@@ -59,6 +59,13 @@ func errorText(err error) string {
 	if errors.As(err, &u) {
 		return u.msg
 	}
+	if text, ok := quorumText(err); ok { // CloudHSM's words (quorum.go)
+		return text
+	}
+	var re rvError // CloudHSM's words for a CKR (crypto.go)
+	if errors.As(err, &re) {
+		return re.msg
+	}
 	var rv ck.RV
 	if !errors.As(err, &rv) || !strings.HasSuffix(err.Error(), rv.Error()) {
 		// No CKR, or a CLI text that carries one for errors.Is only

@@ -123,12 +123,14 @@ func keyList(fs *flag.FlagSet) func(*Context) (any, error) {
 type genFlags struct {
 	session *bool
 	share   *[]string
+	quorum  keyQuorumFlags // --manage-key-quorum-value, --use-key-quorum-value (quorum.go)
 }
 
 func addGenFlags(fs *flag.FlagSet) genFlags {
 	return genFlags{
 		session: fs.Bool("session", false, "Creates a session key that exists only in the current session. The key cannot be recovered after the session ends"),
 		share:   Multi(fs, "share-crypto-users", "Space separated list of Crypto User usernames to share the key with"),
+		quorum:  addKeyQuorumFlags(fs),
 	}
 }
 
@@ -203,6 +205,9 @@ func keyGenSymmetric(kt ck.KeyType, mech ck.MechanismType) func(fs *flag.FlagSet
 			if err := c.shareGenerated(g, obj); err != nil {
 				return nil, err
 			}
+			if err := c.setKeyQuorum(obj, g.quorum); err != nil {
+				return nil, err
+			}
 			k, err := c.describeKey(obj)
 			if err != nil {
 				return nil, err
@@ -262,6 +267,9 @@ func (p pairFlags) generate(c *Context, mech ck.MechanismType, kt ck.KeyType, pu
 		return nil, err
 	}
 	if err := c.shareGenerated(p.genFlags, privH, pubH); err != nil {
+		return nil, err
+	}
+	if err := c.setKeyQuorum(privH, p.quorum, pubH); err != nil {
 		return nil, err
 	}
 	pk, err := c.describeKey(pubH)
@@ -344,6 +352,7 @@ func keyShare(share bool) func(fs *flag.FlagSet) func(*Context) (any, error) {
 	return func(fs *flag.FlagSet) func(*Context) (any, error) {
 		filter := Multi(fs, "filter", "Key reference (e.g. key-reference=0xabc) or space separated list of key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE to select a matching key to "+verb)
 		uf := addUserFlags(fs, "A username with which the key will be "+verb+"d")
+		approval := addApprovalFlag(fs) // the key's manage quorum (quorum.go)
 		return func(c *Context) (any, error) {
 			u, err := uf.parse()
 			if err != nil {
@@ -354,6 +363,9 @@ func keyShare(share bool) func(fs *flag.FlagSet) func(*Context) (any, error) {
 			}
 			obj, err := c.FindKeyByTerms("filter", *filter)
 			if err != nil {
+				return nil, err
+			}
+			if err := c.approval(*approval); err != nil {
 				return nil, err
 			}
 			if err := c.m.Share(c.h, obj, u.Username, share); err != nil {
@@ -372,6 +384,7 @@ func keySetAttribute(fs *flag.FlagSet) func(*Context) (any, error) {
 	filter := Multi(fs, "filter", "Key reference (e.g. key-reference=0xabc) or space separated list of key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE to select a matching key to modify")
 	name := fs.String("name", "", "Name of the attribute to set")
 	value := fs.String("value", "", "Value to set the attribute to")
+	approval := addApprovalFlag(fs) // the key's manage quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		if err := required(fs, "filter", "name", "value"); err != nil {
 			return nil, err
@@ -407,6 +420,9 @@ func keySetAttribute(fs *flag.FlagSet) func(*Context) (any, error) {
 			}
 			obj = f.Ref
 		} else if obj, err = c.FindKey(f); err != nil {
+			return nil, err
+		}
+		if err := c.approval(*approval); err != nil {
 			return nil, err
 		}
 		if trusted {

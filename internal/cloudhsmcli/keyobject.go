@@ -30,8 +30,7 @@ type keyUser struct {
 	Coverage string `json:"key-coverage"`
 }
 
-// keyQuorumValue: key-level quorum is engineer B's; until it lands the
-// values print as a key without quorum has them.
+// keyQuorumValue is a key's quorum values (0: none; quorum.go).
 type keyQuorumValue struct {
 	Manage int `json:"manage-key-quorum-value"`
 	Use    int `json:"use-key-quorum-value"`
@@ -65,6 +64,9 @@ func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
 		for _, u := range strings.Split(sh, ",") {
 			k.Info.SharedUsers = append(k.Info.SharedUsers, keyUser{u, "full"})
 		}
+	}
+	if k.Info.Quorum.Use, k.Info.Quorum.Manage, err = m.KeyQuorumValues(h, obj); err != nil {
+		return nil, err
 	}
 	if k.Attributes, err = c.KeyAttributes(obj); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package cloudhsmcli
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gohsm/internal/ck"
@@ -82,10 +83,18 @@ func userList(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		registered, err := c.m.QuorumRegistered(h) // quorum.go
+		if err != nil {
+			return nil, err
+		}
 		for _, u := range us {
 			r, _ := token.ParseRole(u.Role)
+			q := []strategy{}
+			if slices.Contains(registered, u.Name) {
+				q = append(q, strategy{Strategy: "token-sign", Status: "enabled"})
+			}
 			users = append(users, listedUser{Username: u.Name, Role: cliRole(r), Locked: fmt.Sprint(u.Locked),
-				MFA: []strategy{}, Quorum: []strategy{}, ClusterCoverage: "full"})
+				MFA: []strategy{}, Quorum: q, ClusterCoverage: "full"})
 		}
 		return map[string]any{"users": users}, nil
 	}
@@ -144,6 +153,7 @@ func article(role string) string {
 func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -158,6 +168,9 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		defer clear(pw)
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
 		if err := c.m.CreateUser(h, u.Username, storeRole(u.Role), pw); err != nil {
 			return nil, err
 		}
@@ -167,6 +180,7 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 
 func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -177,6 +191,9 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		if err := c.existing(h, u); err != nil {
+			return nil, err
+		}
+		if err := c.approval(*approval); err != nil {
 			return nil, err
 		}
 		if err := c.m.DeleteUser(h, u.Username); err != nil {
@@ -193,6 +210,7 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username of the user that will be modified")
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
+	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
 		u, err := uf.parse()
 		if err != nil {
@@ -210,6 +228,9 @@ func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 			return nil, err
 		}
 		defer clear(pw)
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
 		if err := c.m.ChangePassword(h, u.Username, pw); err != nil {
 			return nil, err
 		}

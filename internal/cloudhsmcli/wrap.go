@@ -249,6 +249,8 @@ func (wm wrapMechanism) setupWrap(fs *flag.FlagSet) func(c *Context) (any, error
 	payload := Multi(fs, "payload-filter", "Key reference (e.g. key-reference=0xabc) or space separated list of key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE to select a payload key")
 	wrapping := Multi(fs, "wrapping-filter", "Key reference (e.g. key-reference=0xabc) or space separated list of key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE to select a wrapping key")
 	path := fs.String("path", "", "Path to the binary file where the wrapped key data will be saved")
+	wrappingApproval := addApprovalFlagNamed(fs, "wrapping-approval") // the keys' manage quorum (quorum.go)
+	payloadApproval := addApprovalFlagNamed(fs, "payload-approval")
 	p := wm.addParams(fs, false)
 	return func(c *Context) (any, error) {
 		if err := needFlags(fs, append([]string{"payload-filter", "wrapping-filter"}, p.requiredFlags...)...); err != nil {
@@ -269,6 +271,11 @@ func (wm wrapMechanism) setupWrap(fs *flag.FlagSet) func(c *Context) (any, error
 		wk, err := c.FindKeyByTerms("wrapping-filter", *wrapping)
 		if err != nil {
 			return nil, err
+		}
+		for _, a := range []string{*wrappingApproval, *payloadApproval} {
+			if err := c.approval(a); err != nil {
+				return nil, err
+			}
 		}
 		buf := make([]byte, maxWrapped)
 		n, err := c.m.WrapKey(c.h, mech, wk, pk, token.Out{Buf: buf})
@@ -338,6 +345,8 @@ func (wm wrapMechanism) setupUnwrap(fs *flag.FlagSet) func(c *Context) (any, err
 	label := fs.String("label", "", "Label for the unwrapped key")
 	session := fs.Bool("session", false, "Creates a session key that exists only in the current session. The key cannot be recovered after the session ends")
 	shareWith := Multi(fs, "share-crypto-users", "Space separated list of Crypto User usernames to share the unwrapped key with")
+	approval := addApprovalFlag(fs) // the unwrapping key's manage quorum (quorum.go)
+	kq := addKeyQuorumFlags(fs)
 	p := wm.addParams(fs, true)
 	return func(c *Context) (any, error) {
 		if err := needFlags(fs, append([]string{"filter", "key-type-class", "label"}, p.requiredFlags...)...); err != nil {
@@ -375,11 +384,17 @@ func (wm wrapMechanism) setupUnwrap(fs *flag.FlagSet) func(c *Context) (any, err
 		if err != nil {
 			return nil, err
 		}
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
 		obj, err := c.m.UnwrapKey(c.h, mech, uk, wrapped, tmpl)
 		if err != nil {
 			return nil, err
 		}
 		if err := c.shareNew(obj, *shareWith); err != nil {
+			return nil, err
+		}
+		if err := c.setKeyQuorum(obj, kq); err != nil {
 			return nil, err
 		}
 		k, err := c.describeKey(obj)

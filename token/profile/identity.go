@@ -32,6 +32,10 @@ type Identity struct {
 	// An officer sees them too (an admin's key list; it may set trusted)
 	// and uses none.
 	PublicKeysSeenByAll bool
+	// QuorumCluster: the quorum service "cluster" exists (CloudHSM:
+	// "Cluster service is exclusively available on hsm2m.medium",
+	// UG:quorum-auth-chsm-cli-service-names); list-quorum-values shows it.
+	QuorumCluster bool
 }
 
 func standardIdentity() Identity { return Identity{} }
@@ -51,6 +55,7 @@ func cloudhsmIdentity(s Settings) Identity {
 		NoPasswordChangeWhileLoggedIn: true,
 		PublicKeysSeenByAll:           true,
 		MaxUsers:                      maxUsers[s.HSMType],
+		QuorumCluster:                 s.HSMType == HSM2M,
 		// The HSM's user table is full: no room on the token.
 		QuotaError: ck.CKR_DEVICE_MEMORY,
 	}

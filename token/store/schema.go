@@ -75,7 +75,8 @@ func migrateV1(tx execer) error {
 //     a missing row means 1.
 //   - quorum_tokens: outstanding quorum tokens: the approval data approvers
 //     sign, its service and requester, expiry, and the approvals so far.
-//   - key_quorum: a key's use/manage quorum values (missing row: 1, 1).
+//   - key_quorum: a key's use/manage quorum values, 0 (none) to 8
+//     (missing row: 0, 0, as CloudHSM CLI's key list shows a key without).
 var schemaV3 = []string{
 	`CREATE TABLE audit (
 	stream TEXT NOT NULL,
@@ -104,8 +105,8 @@ var schemaV3 = []string{
 )`,
 	`CREATE TABLE key_quorum (
 	object_id INTEGER PRIMARY KEY NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
-	use_value    INTEGER NOT NULL CHECK (use_value >= 1),
-	manage_value INTEGER NOT NULL CHECK (manage_value >= 1)
+	use_value    INTEGER NOT NULL CHECK (use_value >= 0 AND use_value <= 8),
+	manage_value INTEGER NOT NULL CHECK (manage_value >= 0 AND manage_value <= 8)
 )`,
 }
 

@@ -146,6 +146,14 @@ type Query struct {
 // Store is the token store.
 type Store interface {
 	Close() error
+	// Backup writes a consistent snapshot of the token to a file, while
+	// other processes use it (backup.go; Restore puts one back).
+	Backup(path string) (BackupInfo, error)
+	// ReplicaOf reads a key with its shares and key quorum values in one
+	// snapshot; CreateReplica stores such a key copied from another token,
+	// in one transaction (replicate.go).
+	ReplicaOf(id int64) (Replica, error)
+	CreateReplica(r Replica, quotas ...Quota) (ObjectRecord, Commit, error)
 
 	// Generation changes whenever any process commits a change to the store;
 	// it is cheap enough to call on every PKCS#11 call.
@@ -240,4 +248,7 @@ type Store interface {
 	AuditState(stream string) (AuditState, error)
 	RotateAudit(stream string, through uint64, mac []byte) (int, error)
 	AuditBoot() (uint32, error)
+
+	// Quorum authentication's records (quorum.go).
+	Quorum
 }

@@ -42,8 +42,8 @@ CREATE TABLE audit (
 -- table key_quorum on key_quorum
 CREATE TABLE key_quorum (
 	object_id INTEGER PRIMARY KEY NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
-	use_value    INTEGER NOT NULL CHECK (use_value >= 1),
-	manage_value INTEGER NOT NULL CHECK (manage_value >= 1)
+	use_value    INTEGER NOT NULL CHECK (use_value >= 0 AND use_value <= 8),
+	manage_value INTEGER NOT NULL CHECK (manage_value >= 0 AND manage_value <= 8)
 );
 
 -- table logins on logins

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Replica is a key as key replicate copies it from one token to another
+// (token/replicate.go): the object, the users it is shared with, and its
+// key quorum values.
+type Replica struct {
+	Object  ObjectRecord
+	Sharees []string
+	// Quorum is the key's key_quorum row (use, manage) when it has one;
+	// nil when it has none (no key quorum).
+	Quorum *[2]int
+}
+
+// ReplicaOf reads object id, its shares and its key quorum values in one
+// snapshot.
+func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
+	r := Replica{Object: ObjectRecord{ID: id}, Sharees: []string{}}
+	o := &r.Object
+	err := s.read(func(tx *txn) error {
+		var owner sql.NullString
+		err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, id).
+			Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: object %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		o.Owner = owner.String
+		if o.Attrs, err = readAttrs(tx, "attrs", id); err != nil {
+			return err
+		}
+		if o.Sealed, err = readAttrs(tx, "sealed", id); err != nil {
+			return err
+		}
+		if o.Keys, err = readKeys(tx, id); err != nil {
+			return err
+		}
+		rows, err := tx.Query(`SELECT user FROM shares WHERE object_id = ? ORDER BY user`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u string
+			if err := rows.Scan(&u); err != nil {
+				return err
+			}
+			r.Sharees = append(r.Sharees, u)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var q [2]int
+		err = tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, id).Scan(&q[0], &q[1])
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			r.Quorum = &q
+		}
+		return nil
+	})
+	if err != nil {
+		return Replica{}, wrapDB("read replica", err)
+	}
+	return r, nil
+}
+
+// CreateReplica stores a key replicated from another token in one
+// transaction: r.Object as CreateObjects stores it, its Keys holding the
+// data key wrapped for the owner and for each sharee; a share for each of
+// r.Sharees; and r.Quorum's key_quorum row. A user missing meanwhile fails
+// the whole (ErrNotFound); so does a key whose unique ID the token holds
+// already (ErrExists).
+func (s *sqliteStore) CreateReplica(r Replica, quotas ...Quota) (ObjectRecord, Commit, error) {
+	o := r.Object
+	o.ID, o.Version = 0, 0
+	o.Owner = FoldName(o.Owner)
+	if o.UniqueID == "" {
+		return ObjectRecord{}, Commit{}, fmt.Errorf("store: replicate: empty unique id")
+	}
+	if err := checkAttrs(o); err != nil {
+		return ObjectRecord{}, Commit{}, err
+	}
+	c, err := s.commit(func(tx *txn) error {
+		if err := checkQuotasTx(tx, []ObjectRecord{o}, quotas); err != nil {
+			return err
+		}
+		id, err := createObjectTx(tx, o)
+		if err != nil {
+			return err
+		}
+		o.ID = id
+		for _, u := range r.Sharees {
+			if err := objectAndUserExist(tx, id, FoldName(u)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`INSERT INTO shares (object_id, user) VALUES (?, ?)`, id, FoldName(u)); err != nil {
+				return err
+			}
+		}
+		if r.Quorum != nil {
+			if _, err := tx.Exec(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (?, ?, ?)`,
+				id, r.Quorum[0], r.Quorum[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ObjectRecord{}, Commit{}, wrapDB("replicate", err)
+	}
+	o.Version = 1
+	return o, c, nil
+}
