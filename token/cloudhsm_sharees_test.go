@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto/rsa"
 	"fmt"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/profile"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -54,4 +56,38 @@ func TestCloudHSMShareLimit(t *testing.T) {
 		require.NoError(t, m.Share(h, k, eighth, true), "an unshare makes room")
 		require.Len(t, shared(), profile.MaxSharees)
 	})
+}
+
+// TestCloudHSMShareLimitKeepsApproval: a share the limit refuses is
+// refused before the key's management quorum gate, so it does not use up
+// the approved token: the next management operation still has it.
+func TestCloudHSMShareLimitKeepsApproval(t *testing.T) {
+	m := profileModuleLines(t, t.TempDir(), "profile = cloudhsm")
+	h := profileSetUp(t, m, soPIN, "user", "user-pw-1")
+	e := &quorumEnv{t: t, m: m, h: h,
+		keys: map[string]*rsa.PrivateKey{"admin": approverKey(t, 0), "user": approverKey(t, 3), "bob": approverKey(t, 4)},
+		pins: map[string]string{"admin": soPIN, "user": userPIN, "bob": "bob:bob-pw-123"}}
+	require.NoError(t, m.CreateUser(h, "bob", store.RoleCU, []byte("bob-pw-123")))
+	sharees := []string{"bob"}
+	for i := 1; i <= profile.MaxSharees; i++ {
+		u := fmt.Sprintf("cu%d", i)
+		require.NoError(t, m.CreateUser(h, u, store.RoleCU, []byte("cu-pw-1234")))
+		sharees = append(sharees, u)
+	}
+	for _, u := range []string{"user", "bob"} {
+		e.login(u)
+		e.register(u)
+	}
+	e.login("user")
+	k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("k", true))
+	require.NoError(t, err)
+	for _, u := range sharees[:profile.MaxSharees] {
+		require.NoError(t, m.Share(h, k, u, true))
+	}
+	require.NoError(t, m.SetKeyQuorumValues(h, k, 0, 2))
+	require.NoError(t, m.ApproveQuorumToken(h, e.token(quorum.KeyManagement, "user", "bob")))
+	err = m.Share(h, k, sharees[profile.MaxSharees], true)
+	require.Equal(t, CodeShareLimit, MistakeCode(err), "%v", err)
+	require.NoError(t, m.Share(h, k, "cu1", false), "the approval is still there")
+	require.ErrorIs(t, m.Share(h, k, "cu2", false), quorum.ErrQuorumFailed, "and was used once")
 }

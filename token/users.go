@@ -255,6 +255,12 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
 		}
 	}
+	if share {
+		// Before the gate too: a refused share must not use up an approval.
+		if err := s.checkShareesLocked(o, user); err != nil {
+			return err
+		}
+	}
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return err
 	}
@@ -267,9 +273,6 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		}
 		delete(s.objs, obj)
 		return s.rekeyLocked(o)
-	}
-	if err := s.checkShareesLocked(o, user); err != nil {
-		return err
 	}
 	var wrapped []byte
 	if o.key != nil {
