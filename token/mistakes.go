@@ -18,6 +18,7 @@ const (
 	CodeNotCryptoUser = "not_crypto_user" // sharing with a user who is not a crypto user
 	CodeAlreadyShared = "already_shared"  // sharing a key again with the same user
 	CodeNotShared     = "not_shared"      // unsharing a key not shared with that user
+	CodeShareLimit    = "share_limit"     // sharing a key with more users than the profile allows
 	CodeOwnKey        = "own_key"         // sharing or unsharing a key with its owner
 	CodeDeleteSelf    = "delete_self"     // an officer deleting itself
 	CodeUserOwnsKeys  = "user_owns_keys"  // deleting a user who still owns objects
@@ -28,7 +29,7 @@ const (
 // names the kind of mistake in Code. No CKR says "this user exists", so the
 // CKR is the nearest one: CKR_ACTION_PROHIBITED where a well-formed request
 // conflicts with the token's users and shares (exists, no such user,
-// already shared, not shared, own key), CKR_USER_TYPE_INVALID where a role
+// already shared, not shared, own key, share limit), CKR_USER_TYPE_INVALID where a role
 // is wrong; never CKR_DEVICE_ERROR, which says the token broke, and not
 // CKR_ARGUMENTS_BAD, which stays for malformed input (a bad user name).
 type Mistake struct {

@@ -462,7 +462,23 @@ func (m *Module) InitPIN(h ck.ULong, pin []byte) error {
 // setPasswordLocked sets a user's password (creating the user when create
 // is set). The user keeps its secret: an officer resetting a crypto
 // user's password opens it through the escrow (userSecretForLocked).
+//
+// Another process may create or delete the user between the read and the
+// write (the slot's lock is this process's only). With create set, the
+// call is then tried once more, and ends as if it had come after the
+// other process's: it sets the password of the user that now exists, or
+// creates the one that no longer does. Without create, or when the user
+// changes again, the answer is the mistake (user_exists, no_such_user),
+// never CKR_DEVICE_ERROR: the token is not broken.
 func (s *Slot) setPasswordLocked(se *Session, name string, role store.Role, password []byte, create bool) error {
+	err := s.setPasswordOnceLocked(se, name, role, password, create)
+	if c := MistakeCode(err); create && (c == CodeUserExists || c == CodeNoSuchUser) {
+		err = s.setPasswordOnceLocked(se, name, role, password, create)
+	}
+	return err
+}
+
+func (s *Slot) setPasswordOnceLocked(se *Session, name string, role store.Role, password []byte, create bool) error {
 	if err := s.checkPINLen(password); err != nil {
 		return err
 	}
@@ -474,7 +490,7 @@ func (s *Slot) setPasswordLocked(se *Session, name string, role store.Role, pass
 		return storeErr(err)
 	}
 	if errors.Is(err, store.ErrNotFound) && !create {
-		return fmt.Errorf("token: no user %q: %w", name, ck.CKR_ARGUMENTS_BAD)
+		return errNoSuchUser(name)
 	}
 	if old != nil && old.Role != role {
 		return fmt.Errorf("token: user %q is a %s: %w", name, roleName(old.Role), ck.CKR_PIN_INVALID)
@@ -501,7 +517,12 @@ func (s *Slot) setPasswordLocked(se *Session, name string, role store.Role, pass
 	} else {
 		err = s.st.Audited(s.auditEvent(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))).UpdateUser(u)
 	}
-	if err != nil {
+	switch {
+	case old == nil && errors.Is(err, store.ErrExists):
+		return errUserExists(name) // made by another process since the read
+	case old != nil && errors.Is(err, store.ErrNotFound):
+		return errNoSuchUser(name) // deleted by another process since the read
+	case err != nil:
 		return storeErr(err)
 	}
 	s.m.log.Info("gohsm: password set", "slot", s.cfg.ID, "user", name)

@@ -255,6 +255,12 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
 		}
 	}
+	if share {
+		// Before the gate too: a refused share must not use up an approval.
+		if err := s.checkShareesLocked(o, user); err != nil {
+			return err
+		}
+	}
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return err
 	}
@@ -286,6 +292,25 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		return storeErr(err)
 	}
 	delete(s.objs, obj)
+	return nil
+}
+
+// checkShareesLocked refuses a new sharee of o beyond the profile's limit
+// (profile.Limits.Sharees). Sharing again with a sharee is not a new one:
+// the store answers that it is already shared.
+func (s *Slot) checkShareesLocked(o *Object, user string) error {
+	max := s.prof.Limits.Sharees
+	if max == 0 {
+		return nil
+	}
+	sharees, err := s.st.SharedWith(int64(o.h))
+	if err != nil {
+		return storeErr(err)
+	}
+	if len(sharees) >= max && !slices.Contains(sharees, user) {
+		return mistake(CodeShareLimit, ck.CKR_ACTION_PROHIBITED,
+			"object %d is shared with %d crypto users, the most a key may be shared with besides its owner", o.h, len(sharees))
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -218,9 +219,10 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		}
 		return cloudhsmcli.Run(rest[1:], os.Stdin, stdout, stderr, opts)
 	}
+	before := args[:len(args)-len(rest)] // the global flags
 	cmd := lookup(rest)
 	if cmd == nil {
-		return e.fail(unknownCommand(rest), nil)
+		return e.fail(unknownCommand(before, rest), nil)
 	}
 	e.cmd = cmd
 	fs := newFlagSet(cmd.name())
@@ -234,7 +236,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return e.fail(usagef("%v", err), cmd)
 	}
 	if fs.NArg() > 0 {
-		return e.fail(usagef("unexpected argument %q", fs.Arg(0)), cmd)
+		return e.fail(usagef("unexpected argument %s", shownWord(fs.Arg(0), before, rest[:len(rest)-fs.NArg()])), cmd)
 	}
 	if err := runCmd(e); err != nil {
 		return e.fail(err, cmd)
@@ -270,9 +272,33 @@ func lookup(args []string) *command {
 	return best
 }
 
+// secretFlags take a password as their value.
+var secretFlags = []string{"pin", "password"}
+
+// shownWord is how a usage error names word, an argument gohsm did not
+// expect, given the arguments before it (in any number of slices):
+// quoted, unless a --pin or --password came before it. A password
+// with a space, or a PIN typed as "--pin admin officer-pw", splits into
+// words, and the one after the flag's value lands where a command or an
+// argument was expected; echoing it would print part of a password on the
+// terminal, into logs and into --json output. The error then says where
+// the word was instead of what it was.
+func shownWord(word string, before ...[]string) string {
+	for _, args := range before {
+		for _, a := range args {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if strings.HasPrefix(a, "-") && slices.Contains(secretFlags, name) {
+				return "(not shown: it comes after --" + name + " and may be part of a password)"
+			}
+		}
+	}
+	return strconv.Quote(word)
+}
+
 // unknownCommand words the error for args that name no command: a group
-// ("gohsm key") lists its subcommands.
-func unknownCommand(args []string) error {
+// ("gohsm key") lists its subcommands. before are the arguments ahead of
+// args (the global flags), for shownWord.
+func unknownCommand(before, args []string) error {
 	for n := len(args); n > 0; n-- {
 		var subs []string
 		for _, c := range commands {
@@ -287,10 +313,10 @@ func unknownCommand(args []string) error {
 			if n == len(args) {
 				return usagef("%s: missing subcommand (one of: %s)", group, strings.Join(subs, ", "))
 			}
-			return usagef("%s: unknown subcommand %q (one of: %s)", group, args[n], strings.Join(subs, ", "))
+			return usagef("%s: unknown subcommand %s (one of: %s)", group, shownWord(args[n], before, args[:n]), strings.Join(subs, ", "))
 		}
 	}
-	return usagef("unknown command %q", args[0])
+	return usagef("unknown command %s", shownWord(args[0], before))
 }
 
 func printHelp(w io.Writer) {

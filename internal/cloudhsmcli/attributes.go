@@ -231,6 +231,16 @@ func RenderAttributes(t attrs.Template) (AttributeObject, error) {
 			}
 			o = append(o, AttributeValue{a.Name, n})
 			continue
+		case !ok && a.Type == ck.CKA_EXTRACTABLE && publicKey(t):
+			// PKCS#11 public keys have no CKA_EXTRACTABLE: their material
+			// is never secret. CloudHSM's attribute table gives
+			// extractable "Default: True" for every key
+			// (UG:cloudhsm_cli-key-attributes) and its key import pem
+			// example shows a public key with "extractable": true
+			// (UG:cloudhsm_cli-key-import-pem); false would say the key
+			// cannot be exported, and `key generate-file` exports it.
+			o = append(o, AttributeValue{a.Name, true})
+			continue
 		case !ok && a.Codec.Bool:
 			o = append(o, AttributeValue{a.Name, false})
 			continue
@@ -247,6 +257,12 @@ func RenderAttributes(t attrs.Template) (AttributeObject, error) {
 		o = append(o, AttributeValue{a.Name, v})
 	}
 	return o, nil
+}
+
+// publicKey reports whether t is a public key's (CKA_CLASS).
+func publicKey(t attrs.Template) bool {
+	c, ok := t[ck.CKA_CLASS]
+	return ok && bytes.Equal(c, attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)))
 }
 
 // keyLengthBytes is key-length-bytes for keys without CKA_VALUE_LEN: for

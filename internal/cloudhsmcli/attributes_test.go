@@ -161,3 +161,24 @@ func TestMultiValueFlags(t *testing.T) {
 	require.Empty(t, *filter)
 	require.True(t, MultiGiven(fs, "filter"))
 }
+
+// TestRenderPublicKeyExtractable: a public key, which has no
+// CKA_EXTRACTABLE in PKCS#11, shows "extractable": true as CloudHSM's
+// key import pem example does (it showed false); a secret or private key
+// without the attribute still shows false.
+func TestRenderPublicKeyExtractable(t *testing.T) {
+	get := func(class ck.ObjectClass) any {
+		o, err := RenderAttributes(attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(class))})
+		require.NoError(t, err)
+		for _, v := range o {
+			if v.Name == "extractable" {
+				return v.Value
+			}
+		}
+		t.Fatalf("no extractable for %v", class)
+		return nil
+	}
+	require.Equal(t, true, get(ck.CKO_PUBLIC_KEY))
+	require.Equal(t, false, get(ck.CKO_SECRET_KEY))
+	require.Equal(t, false, get(ck.CKO_PRIVATE_KEY))
+}

@@ -201,7 +201,14 @@ func (c *Context) FindKeys(f Filter) ([]ck.ULong, error) {
 	if f.HasRef {
 		handles = []ck.ULong{f.Ref}
 	} else {
-		if err := m.FindObjectsInit(h, f.Tmpl); err != nil {
+		find := f.Tmpl
+		if _, ok := find[ck.CKA_EXTRACTABLE]; ok {
+			// Public keys have no CKA_EXTRACTABLE and show true
+			// (RenderAttributes): keyMatches compares it.
+			find = find.Clone()
+			delete(find, ck.CKA_EXTRACTABLE)
+		}
+		if err := m.FindObjectsInit(h, find); err != nil {
 			return nil, err
 		}
 		for {
@@ -261,6 +268,9 @@ func (c *Context) keyMatches(obj ck.ULong, tmpl attrs.Template) (bool, error) {
 	}
 	for i, t := range types {
 		want, ok := tmpl[t]
+		if ok && t == ck.CKA_EXTRACTABLE && res[i].Err != nil && ck.ObjectClass(cl) == ck.CKO_PUBLIC_KEY {
+			res[i].Value, res[i].Err = attrs.Bool(true), nil // as RenderAttributes shows it
+		}
 		if ok && (res[i].Err != nil || !bytes.Equal(res[i].Value, want)) {
 			return false, nil
 		}

@@ -177,7 +177,8 @@ func (c *Context) exec(args []string) (code int) {
 	fs := flag.NewFlagSet(cmd.Name(), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	run := cmd.Setup(fs)
-	if err := fs.Parse(expandMulti(fs, args[n:])); err != nil {
+	flags := expandMulti(fs, args[n:])
+	if err := fs.Parse(flags); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.commandHelp(cmd, fs)
 			return 0
@@ -185,7 +186,7 @@ func (c *Context) exec(args []string) (code int) {
 		return c.fail(parseErr(err))
 	}
 	if fs.NArg() > 0 {
-		return c.fail(usageErr{fmt.Sprintf("unexpected argument '%s' found", fs.Arg(0))})
+		return c.fail(unexpectedArgument(flags[:len(flags)-fs.NArg()], fs.Arg(0)))
 	}
 	if err := c.allowed(cmd.Role); err != nil {
 		return c.fail(err)

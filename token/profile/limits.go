@@ -32,6 +32,9 @@ type Limits struct {
 	// mechanisms' limits.
 	KeySizes map[ck.KeyType]SizeRange
 	Quotas   Quotas
+	// Sharees is how many crypto users besides its owner a key may be
+	// shared with; 0: any number.
+	Sharees int
 }
 
 // Quotas bound the token objects of the whole token (every owner); 0:
@@ -53,6 +56,7 @@ const (
 	HSM2MMaxKeys         = 16666
 	HSM2MMaxAsymmetric   = 3333
 	HSM2MMaxCertificates = 60
+	MaxSharees           = 7
 )
 
 func cloudhsmLimits(s Settings) Limits {
@@ -69,6 +73,9 @@ func cloudhsmLimits(s Settings) Limits {
 			ck.CKK_GENERIC_SECRET: {Min: 1, Max: 800},
 		},
 	}
+	// "You can share a key with up to seven CUs in addition to the key
+	// owner" (UG:cloudhsm_cli-key-share).
+	l.Sharees = MaxSharees
 	switch s.HSMType {
 	case HSM1:
 		l.Quotas = Quotas{Keys: HSM1MaxKeys}
