@@ -124,6 +124,26 @@ func (u userFlags) parse() (userRole, error) {
 	return userRole{strings.ToLower(*u.name), r}, nil
 }
 
+// target checks the user flags and opens the logged-in session; with
+// exists, the user must exist with the role given (delete,
+// change-password), as existing checks.
+func (c *Context) target(uf userFlags, exists bool) (userRole, ck.ULong, error) {
+	u, err := uf.parse()
+	if err != nil {
+		return userRole{}, 0, err
+	}
+	h, err := c.Session()
+	if err != nil {
+		return userRole{}, 0, err
+	}
+	if exists {
+		if err := c.existing(h, u); err != nil {
+			return userRole{}, 0, err
+		}
+	}
+	return u, h, nil
+}
+
 // existing checks that the user exists with the role given: --role names
 // the user (CloudHSM keys users by name and role).
 func (c *Context) existing(h ck.ULong, u userRole) error {
@@ -155,11 +175,7 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, err := uf.parse()
-		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
+		u, h, err := c.target(uf, false)
 		if err != nil {
 			return nil, err
 		}
@@ -182,15 +198,8 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, err := uf.parse()
+		u, h, err := c.target(uf, true)
 		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.existing(h, u); err != nil {
 			return nil, err
 		}
 		if err := c.approval(*approval); err != nil {
@@ -212,15 +221,8 @@ func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, err := uf.parse()
+		u, h, err := c.target(uf, true)
 		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.existing(h, u); err != nil {
 			return nil, err
 		}
 		pw, err := c.newPassword(*password)
