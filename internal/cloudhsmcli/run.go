@@ -106,6 +106,15 @@ func (c *Context) Session() (ck.ULong, error) {
 	return c.h, nil
 }
 
+// moduleSession is the module and Session's session.
+func (c *Context) moduleSession() (*token.Module, ck.ULong, error) {
+	h, err := c.Session()
+	if err != nil {
+		return nil, 0, err
+	}
+	return c.m, h, nil
+}
+
 // Close ends the session and closes the module.
 func (c *Context) Close() {
 	if c.m != nil {
