@@ -360,28 +360,7 @@ func (e *env) module() (*token.Module, error) {
 	if e.m != nil {
 		return e.m, nil
 	}
-	var cfg *token.Config
-	var err error
-	if e.g.config != "" {
-		// Read the file here: token.LoadConfig takes text containing '='
-		// for configuration text, and a path may contain '='.
-		b, rerr := os.ReadFile(e.g.config)
-		if rerr != nil {
-			return nil, cliErrorf(codeConfig, "config: %v", rerr)
-		}
-		cfg, err = token.ParseConfig(string(b), e.g.config)
-	} else {
-		cfg, err = token.LoadConfig("")
-	}
-	if err != nil {
-		return nil, configErr(err)
-	}
-	// The CLI reports errors itself, on one line; the module's log goes to
-	// the configured log file only, never to the terminal.
-	if cfg.LogFile == "" {
-		cfg.LogFile = os.DevNull
-	}
-	m, err := token.Open(cfg)
+	m, err := token.OpenTool(e.g.config)
 	if err != nil {
 		return nil, configErr(err)
 	}

@@ -39,24 +39,7 @@ func (c *Context) Module() (*token.Module, *token.Slot, error) {
 	if c.m != nil {
 		return c.m, c.slot, nil
 	}
-	var cfg *token.Config
-	var err error
-	if c.opts.Config != "" {
-		b, rerr := os.ReadFile(c.opts.Config)
-		if rerr != nil {
-			return nil, nil, fmt.Errorf("config: %w", rerr)
-		}
-		cfg, err = token.ParseConfig(string(b), c.opts.Config)
-	} else {
-		cfg, err = token.LoadConfig("")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.LogFile == "" {
-		cfg.LogFile = os.DevNull
-	}
-	m, err := token.Open(cfg)
+	m, err := token.OpenTool(c.opts.Config)
 	if err != nil {
 		return nil, nil, err
 	}
