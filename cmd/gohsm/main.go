@@ -37,6 +37,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/internal/cloudhsmcli"
+	"gohsm/internal/cmdpath"
 	"gohsm/internal/termpw"
 	"gohsm/token"
 )
@@ -252,24 +253,11 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // lookup finds the command whose path is the longest prefix of args.
 func lookup(args []string) *command {
-	var best *command
-	for i := range commands {
-		c := &commands[i]
-		if len(c.path) > len(args) || best != nil && len(c.path) <= len(best.path) {
-			continue
-		}
-		match := true
-		for j, w := range c.path {
-			if args[j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			best = c
-		}
+	i := cmdpath.Longest(args, len(commands), func(i int) []string { return commands[i].path })
+	if i < 0 {
+		return nil
 	}
-	return best
+	return &commands[i]
 }
 
 // secretFlags take a password as their value.

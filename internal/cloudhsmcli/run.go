@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/cmdpath"
 	"gohsm/token"
 )
 
@@ -208,26 +209,11 @@ func (c *Context) allowed(r Role) error {
 // lookup finds the command whose path is the longest prefix of args, and
 // how many words it took.
 func lookup(args []string) (*Command, int) {
-	var best *Command
-	for _, cmd := range table {
-		if len(cmd.Path) > len(args) || best != nil && len(cmd.Path) <= len(best.Path) {
-			continue
-		}
-		match := true
-		for j, w := range cmd.Path {
-			if args[j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			best = cmd
-		}
-	}
-	if best == nil {
+	i := cmdpath.Longest(args, len(table), func(i int) []string { return table[i].Path })
+	if i < 0 {
 		return nil, 0
 	}
-	return best, len(best.Path)
+	return table[i], len(table[i].Path)
 }
 
 // unknownCommand is clap's "unrecognized subcommand" naming the first word
