@@ -144,6 +144,21 @@ func (c *Context) target(uf userFlags, exists bool) (userRole, ck.ULong, error) 
 	return u, h, nil
 }
 
+// approvedPassword is the new password (--password, or asked for) once
+// the --approval token, if any, is approved (quorum.go); the caller clears
+// it.
+func (c *Context) approvedPassword(password, approval string) ([]byte, error) {
+	pw, err := c.newPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.approval(approval); err != nil {
+		clear(pw)
+		return nil, err
+	}
+	return pw, nil
+}
+
 // existing checks that the user exists with the role given: --role names
 // the user (CloudHSM keys users by name and role).
 func (c *Context) existing(h ck.ULong, u userRole) error {
@@ -179,14 +194,11 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		pw, err := c.newPassword(*password)
+		pw, err := c.approvedPassword(*password, *approval)
 		if err != nil {
 			return nil, err
 		}
 		defer clear(pw)
-		if err := c.approval(*approval); err != nil {
-			return nil, err
-		}
 		if err := c.m.CreateUser(h, u.Username, storeRole(u.Role), pw); err != nil {
 			return nil, err
 		}
@@ -225,14 +237,11 @@ func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		pw, err := c.newPassword(*password)
+		pw, err := c.approvedPassword(*password, *approval)
 		if err != nil {
 			return nil, err
 		}
 		defer clear(pw)
-		if err := c.approval(*approval); err != nil {
-			return nil, err
-		}
 		if err := c.m.ChangePassword(h, u.Username, pw); err != nil {
 			return nil, err
 		}
