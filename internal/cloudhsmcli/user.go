@@ -144,21 +144,6 @@ func (c *Context) target(uf userFlags, exists bool) (userRole, ck.ULong, error) 
 	return u, h, nil
 }
 
-// approvedPassword is the new password (--password, or asked for) once
-// the --approval token, if any, is approved (quorum.go); the caller clears
-// it.
-func (c *Context) approvedPassword(password, approval string) ([]byte, error) {
-	pw, err := c.newPassword(password)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.approval(approval); err != nil {
-		clear(pw)
-		return nil, err
-	}
-	return pw, nil
-}
-
 // existing checks that the user exists with the role given: --role names
 // the user (CloudHSM keys users by name and role).
 func (c *Context) existing(h ck.ULong, u userRole) error {
@@ -186,20 +171,32 @@ func article(role string) string {
 }
 
 func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
-	uf := addUserFlags(fs, "Username to access the HSM cluster")
+	return userWithPassword(fs, "Username to access the HSM cluster", false, func(c *Context, h ck.ULong, u userRole, pw []byte) error {
+		return c.m.CreateUser(h, u.Username, storeRole(u.Role), pw)
+	})
+}
+
+// userWithPassword is a user command that sets a password (create,
+// change-password): --username and --role (with exists, of an existing
+// user), --password (else asked for) and --approval, then set.
+func userWithPassword(fs *flag.FlagSet, nameHelp string, exists bool, set func(c *Context, h ck.ULong, u userRole, pw []byte) error) func(*Context) (any, error) {
+	uf := addUserFlags(fs, nameHelp)
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, h, err := c.target(uf, false)
+		u, h, err := c.target(uf, exists)
 		if err != nil {
 			return nil, err
 		}
-		pw, err := c.approvedPassword(*password, *approval)
+		pw, err := c.newPassword(*password)
 		if err != nil {
 			return nil, err
 		}
 		defer clear(pw)
-		if err := c.m.CreateUser(h, u.Username, storeRole(u.Role), pw); err != nil {
+		if err := c.approval(*approval); err != nil {
+			return nil, err
+		}
+		if err := set(c, h, u, pw); err != nil {
 			return nil, err
 		}
 		return u, nil
@@ -229,27 +226,15 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 // cannot change the password of a user who is currently logged in"
 // (UG-2023:cloudhsm_cli-user-change-password.md). The token decides both.
 func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
-	uf := addUserFlags(fs, "Username of the user that will be modified")
-	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
-	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
-	return func(c *Context) (any, error) {
-		u, h, err := c.target(uf, true)
-		if err != nil {
-			return nil, err
-		}
-		pw, err := c.approvedPassword(*password, *approval)
-		if err != nil {
-			return nil, err
-		}
-		defer clear(pw)
+	return userWithPassword(fs, "Username of the user that will be modified", true, func(c *Context, h ck.ULong, u userRole, pw []byte) error {
 		if err := c.m.ChangePassword(h, u.Username, pw); err != nil {
-			return nil, err
+			return err
 		}
 		if u.Username == c.user {
 			// Our own: a later login (after logout) needs the new one.
 			clear(c.pin)
 			c.pin = append([]byte(c.user+":"), pw...)
 		}
-		return u, nil
-	}
+		return nil
+	})
 }
