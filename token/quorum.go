@@ -54,30 +54,28 @@ type QuorumToken struct {
 // quorumEvent is the audit record of a quorum action by the logged-in
 // user (s.mu held), completed by the audit helpers (audit.go).
 func (s *Slot) quorumEvent(op audit.Opcode, detail string) []store.AuditEvent {
+	return []store.AuditEvent{s.auditEvent(nil, s.quorumAuditLocked(op, detail, audit.RespSuccess))}
+}
+
+// quorumAuditLocked is the event of a quorum action by the logged-in user
+// (none: no user), answered resp (s.mu held).
+func (s *Slot) quorumAuditLocked(op audit.Opcode, detail string, resp int) audit.Event {
 	e := audit.Event{Opcode: op, LogType: audit.MINIMAL_LOG_ENTRY, Detail: detail}
-	e.Respond(audit.RespSuccess)
+	e.Respond(resp)
 	if s.login != nil {
 		e.User, e.UserType = s.login.user, audit.CN_CRYPTO_USER
 		if s.login.role == store.RoleCO {
 			e.UserType = audit.CN_CRYPTO_OFFICER
 		}
 	}
-	return []store.AuditEvent{s.auditEvent(nil, e)}
+	return e
 }
 
 // quorumRefusedLocked records a refused quorum action (a forged or
 // expired approval, an operation without one, a value refused) on its own:
 // it changes nothing, but an auditor sees the attempt (s.mu held).
 func (s *Slot) quorumRefusedLocked(se *Session, op audit.Opcode, detail string, err error) {
-	e := audit.Event{Opcode: op, LogType: audit.MINIMAL_LOG_ENTRY, Detail: detail + ": " + err.Error()}
-	e.Respond(audit.RespFailure)
-	if s.login != nil {
-		e.User, e.UserType = s.login.user, audit.CN_CRYPTO_USER
-		if s.login.role == store.RoleCO {
-			e.UserType = audit.CN_CRYPTO_OFFICER
-		}
-	}
-	s.auditAloneLocked(se, e)
+	s.auditAloneLocked(se, s.quorumAuditLocked(op, detail+": "+err.Error(), audit.RespFailure))
 }
 
 // quorumLoginLocked is the logged-in user, or CKR_USER_NOT_LOGGED_IN.
@@ -307,6 +305,28 @@ func (m *Module) DeleteQuorumTokens(h ck.ULong, all bool) (int, error) {
 	return n, nil
 }
 
+// quorumAct runs act with session h's slot locked, for its logged-in user
+// (none: CKR_USER_NOT_LOGGED_IN); an error act returns is recorded as the
+// refused action op (quorumRefusedLocked).
+func (m *Module) quorumAct(h ck.ULong, op audit.Opcode, detail string, act func(s *Slot, l *login) error) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	s := se.slot
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, err := s.quorumLoginLocked()
+	if err != nil {
+		return err
+	}
+	if err := act(s, l); err != nil {
+		s.quorumRefusedLocked(se, op, detail, err)
+		return err
+	}
+	return nil
+}
+
 // findQuorumTokenLocked finds the stored token with the given approval
 // data, checking it is the logged-in user's and not expired.
 func (s *Slot) findQuorumTokenLocked(l *login, approval []byte) (*store.QuorumToken, error) {
@@ -333,48 +353,34 @@ func (s *Slot) findQuorumTokenLocked(l *login, approval []byte) (*store.QuorumTo
 // RegisterQuorumKey registers the logged-in user's quorum public key
 // (PEM): the signed registration token proves the user holds its private
 // key. The registration token is used up.
-func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration []byte) (err error) {
-	se, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s := se.slot
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, err := s.quorumLoginLocked()
-	if err != nil {
-		return err
-	}
-	defer func() {
+func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration []byte) error {
+	return m.quorumAct(h, audit.CN_REGISTER_QUORUM_PUBKEY, "registration", func(s *Slot, l *login) error {
+		pub, der, err := quorum.ParsePublicKey(publicKeyPEM)
 		if err != nil {
-			s.quorumRefusedLocked(se, audit.CN_REGISTER_QUORUM_PUBKEY, "registration", err)
+			return fmt.Errorf("token: %w", err)
 		}
-	}()
-	pub, der, err := quorum.ParsePublicKey(publicKeyPEM)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	approval, sig, err := quorum.ParseRegistrationFile(signedRegistration)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	t, err := s.findQuorumTokenLocked(l, approval)
-	if err != nil {
-		return err
-	}
-	if quorum.Service(t.Service) != quorum.Registration {
-		return fmt.Errorf("token: %w", &quorum.Error{Text: "Quorum token is not a registration token", RV: ck.CKR_ARGUMENTS_BAD})
-	}
-	if err := quorum.Verify(pub, approval, sig); err != nil {
-		return fmt.Errorf("token: registration: %w", err)
-	}
-	if err := s.st.ConsumeQuorumToken(t.ID); err != nil {
-		return fmt.Errorf("token: %w", quorum.ErrUnknown)
-	}
-	if err := s.st.Audited(s.quorumEvent(audit.CN_REGISTER_QUORUM_PUBKEY, "")...).SetQuorumKey(l.user, der); err != nil {
-		return storeErr(err)
-	}
-	return nil
+		approval, sig, err := quorum.ParseRegistrationFile(signedRegistration)
+		if err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		t, err := s.findQuorumTokenLocked(l, approval)
+		if err != nil {
+			return err
+		}
+		if quorum.Service(t.Service) != quorum.Registration {
+			return fmt.Errorf("token: %w", &quorum.Error{Text: "Quorum token is not a registration token", RV: ck.CKR_ARGUMENTS_BAD})
+		}
+		if err := quorum.Verify(pub, approval, sig); err != nil {
+			return fmt.Errorf("token: registration: %w", err)
+		}
+		if err := s.st.ConsumeQuorumToken(t.ID); err != nil {
+			return fmt.Errorf("token: %w", quorum.ErrUnknown)
+		}
+		if err := s.st.Audited(s.quorumEvent(audit.CN_REGISTER_QUORUM_PUBKEY, "")...).SetQuorumKey(l.user, der); err != nil {
+			return storeErr(err)
+		}
+		return nil
+	})
 }
 
 // QuorumRegistered lists the users with a registered quorum key.
@@ -400,47 +406,33 @@ func (m *Module) QuorumRegistered(h ck.ULong) ([]string, error) {
 // this login: the next operation gated by its service uses it up. A token
 // is the logged-in user's own, not expired, and may carry no signature
 // that fails (a forged approval fails the whole token).
-func (m *Module) ApproveQuorumToken(h ck.ULong, signed []byte) (err error) {
-	se, err := m.session(h)
-	if err != nil {
-		return err
-	}
-	s := se.slot
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, err := s.quorumLoginLocked()
-	if err != nil {
-		return err
-	}
-	defer func() {
+func (m *Module) ApproveQuorumToken(h ck.ULong, signed []byte) error {
+	return m.quorumAct(h, audit.CN_APPROVE_TOKEN, "approval", func(s *Slot, l *login) error {
+		f, err := quorum.ParseTokenFile(signed)
 		if err != nil {
-			s.quorumRefusedLocked(se, audit.CN_APPROVE_TOKEN, "approval", err)
+			return fmt.Errorf("token: %w", err)
 		}
-	}()
-	f, err := quorum.ParseTokenFile(signed)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	t, err := s.findQuorumTokenLocked(l, f.Approval)
-	if err != nil {
-		return err
-	}
-	keys, err := s.st.QuorumKeys()
-	if err != nil {
-		return storeErr(err)
-	}
-	approvers, err := quorum.Approvers(f, keys)
-	if err != nil {
-		return fmt.Errorf("token: %w", err)
-	}
-	ev := s.quorumEvent(audit.CN_APPROVE_TOKEN, fmt.Sprintf("service %s approvers %v", t.Service, approvers))
-	if err := s.st.Audited(ev...).ApproveQuorumToken(t.ID, approvers); err != nil {
-		return storeErr(err)
-	}
-	if !slices.Contains(l.approved, t.ID) {
-		l.approved = append(l.approved, t.ID)
-	}
-	return nil
+		t, err := s.findQuorumTokenLocked(l, f.Approval)
+		if err != nil {
+			return err
+		}
+		keys, err := s.st.QuorumKeys()
+		if err != nil {
+			return storeErr(err)
+		}
+		approvers, err := quorum.Approvers(f, keys)
+		if err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		ev := s.quorumEvent(audit.CN_APPROVE_TOKEN, fmt.Sprintf("service %s approvers %v", t.Service, approvers))
+		if err := s.st.Audited(ev...).ApproveQuorumToken(t.ID, approvers); err != nil {
+			return storeErr(err)
+		}
+		if !slices.Contains(l.approved, t.ID) {
+			l.approved = append(l.approved, t.ID)
+		}
+		return nil
+	})
 }
 
 // quorumGateLocked lets an operation of service svc through when value is

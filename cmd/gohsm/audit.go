@@ -28,21 +28,19 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-// auditStore is the selected slot's store.
-func (e *env) auditStore() (store.Store, error) {
+// auditStreams is the selected slot's store, and the stream asked for or
+// every stream of the token.
+func (e *env) auditStreams(stream string) (store.Store, []string, error) {
 	s, err := e.slot()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.Store(), nil
-}
-
-// auditStreams is the stream asked for, or every stream of the token.
-func auditStreams(st store.Store, stream string) ([]string, error) {
+	st := s.Store()
 	if stream != "" {
-		return []string{stream}, nil
+		return st, []string{stream}, nil
 	}
-	return st.AuditStreams()
+	streams, err := st.AuditStreams()
+	return st, streams, err
 }
 
 func auditShow(fs *flag.FlagSet) func(*env) error {
@@ -59,11 +57,7 @@ func auditShow(fs *flag.FlagSet) func(*env) error {
 			}
 		}
 		who := strings.ToLower(*user)
-		st, err := e.auditStore()
-		if err != nil {
-			return err
-		}
-		streams, err := auditStreams(st, *stream)
+		st, streams, err := e.auditStreams(*stream)
 		if err != nil {
 			return err
 		}
@@ -127,11 +121,7 @@ func auditVerify(fs *flag.FlagSet) func(*env) error {
 			}
 			arch = append(arch, recs...)
 		}
-		st, err := e.auditStore()
-		if err != nil {
-			return err
-		}
-		streams, err := auditStreams(st, *stream)
+		st, streams, err := e.auditStreams(*stream)
 		if err != nil {
 			return err
 		}
@@ -202,11 +192,7 @@ func auditRotate(fs *flag.FlagSet) func(*env) error {
 		if *keep < 0 {
 			return usagef("--keep: not a count")
 		}
-		st, err := e.auditStore()
-		if err != nil {
-			return err
-		}
-		streams, err := auditStreams(st, *stream)
+		st, streams, err := e.auditStreams(*stream)
 		if err != nil {
 			return err
 		}
@@ -280,11 +266,7 @@ type headRow struct {
 func auditHead(fs *flag.FlagSet) func(*env) error {
 	stream := fs.String("stream", "", "only this `stream` (default: every stream)")
 	return func(e *env) error {
-		st, err := e.auditStore()
-		if err != nil {
-			return err
-		}
-		streams, err := auditStreams(st, *stream)
+		st, streams, err := e.auditStreams(*stream)
 		if err != nil {
 			return err
 		}

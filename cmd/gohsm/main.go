@@ -37,6 +37,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/internal/cloudhsmcli"
+	"gohsm/internal/cmdpath"
 	"gohsm/internal/termpw"
 	"gohsm/token"
 )
@@ -252,24 +253,11 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // lookup finds the command whose path is the longest prefix of args.
 func lookup(args []string) *command {
-	var best *command
-	for i := range commands {
-		c := &commands[i]
-		if len(c.path) > len(args) || best != nil && len(c.path) <= len(best.path) {
-			continue
-		}
-		match := true
-		for j, w := range c.path {
-			if args[j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			best = c
-		}
+	i := cmdpath.Longest(args, len(commands), func(i int) []string { return commands[i].path })
+	if i < 0 {
+		return nil
 	}
-	return best
+	return &commands[i]
 }
 
 // secretFlags take a password as their value.
@@ -360,28 +348,7 @@ func (e *env) module() (*token.Module, error) {
 	if e.m != nil {
 		return e.m, nil
 	}
-	var cfg *token.Config
-	var err error
-	if e.g.config != "" {
-		// Read the file here: token.LoadConfig takes text containing '='
-		// for configuration text, and a path may contain '='.
-		b, rerr := os.ReadFile(e.g.config)
-		if rerr != nil {
-			return nil, cliErrorf(codeConfig, "config: %v", rerr)
-		}
-		cfg, err = token.ParseConfig(string(b), e.g.config)
-	} else {
-		cfg, err = token.LoadConfig("")
-	}
-	if err != nil {
-		return nil, configErr(err)
-	}
-	// The CLI reports errors itself, on one line; the module's log goes to
-	// the configured log file only, never to the terminal.
-	if cfg.LogFile == "" {
-		cfg.LogFile = os.DevNull
-	}
-	m, err := token.Open(cfg)
+	m, err := token.OpenTool(e.g.config)
 	if err != nil {
 		return nil, configErr(err)
 	}

@@ -189,11 +189,7 @@ var keyClasses = []ck.ObjectClass{ck.CKO_SECRET_KEY, ck.CKO_PUBLIC_KEY, ck.CKO_P
 // reference order. Visibility (owned, shared, public) is the token's:
 // C_FindObjects and C_GetAttributeValue as this session.
 func (c *Context) FindKeys(f Filter) ([]ck.ULong, error) {
-	m, _, err := c.Module()
-	if err != nil {
-		return nil, err
-	}
-	h, err := c.Session()
+	m, h, err := c.moduleSession()
 	if err != nil {
 		return nil, err
 	}
@@ -310,11 +306,7 @@ func (c *Context) FindKeyByTerms(flag string, terms []string) (ck.ULong, error) 
 // KeyAttributes reads a key's attributes and renders them as key list's
 // "attributes" object.
 func (c *Context) KeyAttributes(obj ck.ULong) (AttributeObject, error) {
-	m, _, err := c.Module()
-	if err != nil {
-		return nil, err
-	}
-	h, err := c.Session()
+	m, h, err := c.moduleSession()
 	if err != nil {
 		return nil, err
 	}

@@ -40,11 +40,7 @@ type keyQuorumValue struct {
 // "session" for a session key, as the generate-symmetric --session
 // example shows).
 func (c *Context) describeKey(obj ck.ULong) (*keyObject, error) {
-	m, _, err := c.Module()
-	if err != nil {
-		return nil, err
-	}
-	h, err := c.Session()
+	m, h, err := c.moduleSession()
 	if err != nil {
 		return nil, err
 	}

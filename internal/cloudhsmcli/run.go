@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/cmdpath"
 	"gohsm/token"
 )
 
@@ -39,24 +40,7 @@ func (c *Context) Module() (*token.Module, *token.Slot, error) {
 	if c.m != nil {
 		return c.m, c.slot, nil
 	}
-	var cfg *token.Config
-	var err error
-	if c.opts.Config != "" {
-		b, rerr := os.ReadFile(c.opts.Config)
-		if rerr != nil {
-			return nil, nil, fmt.Errorf("config: %w", rerr)
-		}
-		cfg, err = token.ParseConfig(string(b), c.opts.Config)
-	} else {
-		cfg, err = token.LoadConfig("")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.LogFile == "" {
-		cfg.LogFile = os.DevNull
-	}
-	m, err := token.Open(cfg)
+	m, err := token.OpenTool(c.opts.Config)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,6 +88,15 @@ func (c *Context) Session() (ck.ULong, error) {
 		c.loggedIn = true
 	}
 	return c.h, nil
+}
+
+// moduleSession is the module and Session's session.
+func (c *Context) moduleSession() (*token.Module, ck.ULong, error) {
+	h, err := c.Session()
+	if err != nil {
+		return nil, 0, err
+	}
+	return c.m, h, nil
 }
 
 // Close ends the session and closes the module.
@@ -216,26 +209,11 @@ func (c *Context) allowed(r Role) error {
 // lookup finds the command whose path is the longest prefix of args, and
 // how many words it took.
 func lookup(args []string) (*Command, int) {
-	var best *Command
-	for _, cmd := range table {
-		if len(cmd.Path) > len(args) || best != nil && len(cmd.Path) <= len(best.Path) {
-			continue
-		}
-		match := true
-		for j, w := range cmd.Path {
-			if args[j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			best = cmd
-		}
-	}
-	if best == nil {
+	i := cmdpath.Longest(args, len(table), func(i int) []string { return table[i].Path })
+	if i < 0 {
 		return nil, 0
 	}
-	return best, len(best.Path)
+	return table[i], len(table[i].Path)
 }
 
 // unknownCommand is clap's "unrecognized subcommand" naming the first word

@@ -124,6 +124,26 @@ func (u userFlags) parse() (userRole, error) {
 	return userRole{strings.ToLower(*u.name), r}, nil
 }
 
+// target checks the user flags and opens the logged-in session; with
+// exists, the user must exist with the role given (delete,
+// change-password), as existing checks.
+func (c *Context) target(uf userFlags, exists bool) (userRole, ck.ULong, error) {
+	u, err := uf.parse()
+	if err != nil {
+		return userRole{}, 0, err
+	}
+	h, err := c.Session()
+	if err != nil {
+		return userRole{}, 0, err
+	}
+	if exists {
+		if err := c.existing(h, u); err != nil {
+			return userRole{}, 0, err
+		}
+	}
+	return u, h, nil
+}
+
 // existing checks that the user exists with the role given: --role names
 // the user (CloudHSM keys users by name and role).
 func (c *Context) existing(h ck.ULong, u userRole) error {
@@ -151,15 +171,20 @@ func article(role string) string {
 }
 
 func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
-	uf := addUserFlags(fs, "Username to access the HSM cluster")
+	return userWithPassword(fs, "Username to access the HSM cluster", false, func(c *Context, h ck.ULong, u userRole, pw []byte) error {
+		return c.m.CreateUser(h, u.Username, storeRole(u.Role), pw)
+	})
+}
+
+// userWithPassword is a user command that sets a password (create,
+// change-password): --username and --role (with exists, of an existing
+// user), --password (else asked for) and --approval, then set.
+func userWithPassword(fs *flag.FlagSet, nameHelp string, exists bool, set func(c *Context, h ck.ULong, u userRole, pw []byte) error) func(*Context) (any, error) {
+	uf := addUserFlags(fs, nameHelp)
 	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, err := uf.parse()
-		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
+		u, h, err := c.target(uf, exists)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +196,7 @@ func userCreate(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err := c.approval(*approval); err != nil {
 			return nil, err
 		}
-		if err := c.m.CreateUser(h, u.Username, storeRole(u.Role), pw); err != nil {
+		if err := set(c, h, u, pw); err != nil {
 			return nil, err
 		}
 		return u, nil
@@ -182,15 +207,8 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 	uf := addUserFlags(fs, "Username to access the HSM cluster")
 	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
 	return func(c *Context) (any, error) {
-		u, err := uf.parse()
+		u, h, err := c.target(uf, true)
 		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.existing(h, u); err != nil {
 			return nil, err
 		}
 		if err := c.approval(*approval); err != nil {
@@ -208,37 +226,15 @@ func userDelete(fs *flag.FlagSet) func(*Context) (any, error) {
 // cannot change the password of a user who is currently logged in"
 // (UG-2023:cloudhsm_cli-user-change-password.md). The token decides both.
 func userChangePassword(fs *flag.FlagSet) func(*Context) (any, error) {
-	uf := addUserFlags(fs, "Username of the user that will be modified")
-	password := fs.String("password", "", "Optional: Plaintext user's password. If you do not include this argument you will be prompted for it")
-	approval := addApprovalFlag(fs) // the user service's quorum (quorum.go)
-	return func(c *Context) (any, error) {
-		u, err := uf.parse()
-		if err != nil {
-			return nil, err
-		}
-		h, err := c.Session()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.existing(h, u); err != nil {
-			return nil, err
-		}
-		pw, err := c.newPassword(*password)
-		if err != nil {
-			return nil, err
-		}
-		defer clear(pw)
-		if err := c.approval(*approval); err != nil {
-			return nil, err
-		}
+	return userWithPassword(fs, "Username of the user that will be modified", true, func(c *Context, h ck.ULong, u userRole, pw []byte) error {
 		if err := c.m.ChangePassword(h, u.Username, pw); err != nil {
-			return nil, err
+			return err
 		}
 		if u.Username == c.user {
 			// Our own: a later login (after logout) needs the new one.
 			clear(c.pin)
 			c.pin = append([]byte(c.user+":"), pw...)
 		}
-		return u, nil
-	}
+		return nil
+	})
 }

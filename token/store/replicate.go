@@ -21,40 +21,12 @@ type Replica struct {
 // snapshot.
 func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
 	r := Replica{Object: ObjectRecord{ID: id}, Sharees: []string{}}
-	o := &r.Object
 	err := s.read(func(tx *txn) error {
-		var owner sql.NullString
-		err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, id).
-			Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: object %d: %w", id, ErrNotFound)
-		}
-		if err != nil {
+		if err := readObject(tx, &r.Object); err != nil {
 			return err
 		}
-		o.Owner = owner.String
-		if o.Attrs, err = readAttrs(tx, "attrs", id); err != nil {
-			return err
-		}
-		if o.Sealed, err = readAttrs(tx, "sealed", id); err != nil {
-			return err
-		}
-		if o.Keys, err = readKeys(tx, id); err != nil {
-			return err
-		}
-		rows, err := tx.Query(`SELECT user FROM shares WHERE object_id = ? ORDER BY user`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			r.Sharees = append(r.Sharees, u)
-		}
-		if err := rows.Err(); err != nil {
+		var err error
+		if r.Sharees, err = readSharees(tx, id); err != nil {
 			return err
 		}
 		var q [2]int

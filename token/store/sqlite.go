@@ -1102,28 +1102,32 @@ func readAttrs(tx *txn, table string, id int64) (map[ck.AttributeType][]byte, er
 	return m, rows.Err()
 }
 
+// readObject reads object o.ID's row, attributes, sealed attributes and
+// keys into o; ErrNotFound when there is no such object.
+func readObject(tx *txn, o *ObjectRecord) error {
+	var owner sql.NullString
+	err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, o.ID).
+		Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("store: object %d: %w", o.ID, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	o.Owner = owner.String
+	if o.Attrs, err = readAttrs(tx, "attrs", o.ID); err != nil {
+		return err
+	}
+	if o.Sealed, err = readAttrs(tx, "sealed", o.ID); err != nil {
+		return err
+	}
+	o.Keys, err = readKeys(tx, o.ID)
+	return err
+}
+
 func (s *sqliteStore) Object(id int64) (*ObjectRecord, error) {
 	o := ObjectRecord{ID: id}
-	err := s.read(func(tx *txn) error {
-		var owner sql.NullString
-		err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, id).
-			Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("store: object %d: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		o.Owner = owner.String
-		if o.Attrs, err = readAttrs(tx, "attrs", id); err != nil {
-			return err
-		}
-		if o.Sealed, err = readAttrs(tx, "sealed", id); err != nil {
-			return err
-		}
-		o.Keys, err = readKeys(tx, id)
-		return err
-	})
+	err := s.read(func(tx *txn) error { return readObject(tx, &o) })
 	if err != nil {
 		return nil, wrapDB("read object", err)
 	}
@@ -1362,25 +1366,34 @@ func (s *sqliteStore) Unshare(id int64, user string) error {
 	return wrapDB("unshare", err)
 }
 
+// readSharees lists the users object id is shared with, by name (an empty
+// list when none).
+func readSharees(tx *txn, id int64) ([]string, error) {
+	users := []string{}
+	rows, err := tx.Query(`SELECT user FROM shares WHERE object_id = ? ORDER BY user`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
 func (s *sqliteStore) SharedWith(id int64) ([]string, error) {
 	users := []string{}
 	err := s.read(func(tx *txn) error {
 		if err := objectAndUserExist(tx, id, ""); err != nil {
 			return err
 		}
-		rows, err := tx.Query(`SELECT user FROM shares WHERE object_id = ? ORDER BY user`, id)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var u string
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			users = append(users, u)
-		}
-		return rows.Err()
+		var err error
+		users, err = readSharees(tx, id)
+		return err
 	})
 	if err != nil {
 		return nil, wrapDB("list shares", err)
