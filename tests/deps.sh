@@ -5,6 +5,9 @@ set -euo pipefail
 need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v openssl >/dev/null || need+=(openssl)
+# jq: tests/operator's operator session edits quorum token files with it, as
+# the AWS pages do.
+command -v jq >/dev/null || need+=(jq)
 # libcrypto.so.3: the module's RSA and P-256 private operations (internal/ossl).
 ldconfig -p | grep -q 'libcrypto\.so\.3 ' || need+=(libssl3)
 command -v gcc >/dev/null || need+=(gcc)

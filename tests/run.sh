@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 ./tests/deps.sh
 export GOHSM_LIB="$PWD/build/libgohsm.so"
 export GOHSM_CLI="$PWD/build/gohsm"
+# cloudhsm-cli: tests/operator (the operator session, in ./tests/... below).
+export GOHSM_CHCLI="$PWD/build/cloudhsm-cli"
 test -f "$GOHSM_LIB" || { echo "tests/run.sh: $GOHSM_LIB missing: run make test" >&2; exit 1; }
 # Layers below the C boundary build and test without cgo.
 CGO_ENABLED=0 go test -count=1 ./internal/... ./mechanisms/... ./token/...
