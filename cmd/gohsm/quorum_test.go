@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -125,4 +126,52 @@ func TestQuorumRefusalCode(t *testing.T) {
 	require.Equal(t, "CKR_FUNCTION_REJECTED", ckr)
 	require.Equal(t, quorum.CodeApprovalRequired, code)
 	require.NotContains(t, c.users(), "carol")
+}
+
+// officerToken generates, as officer, a token of the user service signed
+// by approvers, and writes it to a file in the test's directory.
+func (c *cli) officerToken(officer string, approvers ...string) string {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), officer+"-token.json")
+	c.withModule(func(m *token.Module, h ck.ULong) {
+		require.NoError(c.t, m.Login(h, ck.CKU_SO, []byte(officerPINs[officer])))
+		require.NoError(c.t, os.WriteFile(path, signedToken(c.t, m, h, quorum.User, approvers...), 0o600))
+	})
+	return path
+}
+
+// TestUserApproval: with the user service's quorum value at 2, gohsm's
+// user create, change-password and delete take --approval FILE, the
+// token file cloudhsm-cli uses: one approver is too few
+// (quorum_too_few_approvals), two registered officers let the operation
+// through, and the token is then used up (quorum_token_unknown).
+func TestUserApproval(t *testing.T) {
+	c := quorumCLI(t)
+	create := []string{"user", "create", "--username", "carol", "--role", "crypto-user", "--password", "carol-pw"}
+
+	few := c.officerToken("admin", "admin2")
+	ckr, code := c.jsonErr(append(create, "--approval", few, "--pin", coPIN)...)
+	require.Equal(t, "CKR_FUNCTION_REJECTED", ckr)
+	require.Equal(t, quorum.CodeTooFewApprovals, code)
+	require.NotContains(t, c.users(), "carol")
+
+	ok := c.officerToken("admin2", "admin", "admin3")
+	c.ok(append(create, "--approval", ok, "--pin", officerPINs["admin2"])...)
+	require.Contains(t, c.users(), "carol")
+	_, code = c.jsonErr("user", "delete", "--username", "carol", "--approval", ok, "--pin", officerPINs["admin2"])
+	require.Equal(t, quorum.CodeTokenUnknown, code, "a token approves one operation")
+
+	_, code = c.jsonErr("user", "change-password", "--username", "carol", "--password", "carol-pw2", "--pin", officerPINs["admin3"])
+	require.Equal(t, quorum.CodeApprovalRequired, code)
+	c.ok("user", "change-password", "--username", "carol", "--password", "carol-pw2",
+		"--approval", c.officerToken("admin3", "admin", "admin2"), "--pin", officerPINs["admin3"])
+	c.ok("key", "list", "--pin", "carol:carol-pw2")
+
+	c.ok("user", "delete", "--username", "carol",
+		"--approval", c.officerToken("admin3", "admin", "admin2"), "--pin", officerPINs["admin3"])
+	require.NotContains(t, c.users(), "carol")
+
+	r := c.run("user", "delete", "--username", "admin2", "--approval", filepath.Join(t.TempDir(), "missing.json"), "--pin", coPIN)
+	require.Equal(t, 2, r.code, "an unreadable --approval file is a usage error: %s", r.stderr)
+	require.Contains(t, r.stderr, "--approval")
 }
