@@ -29,8 +29,9 @@ var officerPINs = map[string]string{"admin": coPIN, "admin2": "admin2:officer-pw
 
 // quorumCLI is a CLI token with officers admin, admin2 and admin3, each
 // with a registered approver key, and the user service's quorum value at 2
-// (the quorum service's too, as the user's may not exceed it).
-func quorumCLI(t *testing.T) *cli {
+// (the quorum service's too, as the user's may not exceed it), in a slot
+// of the given profile.
+func quorumCLI(t *testing.T, profile string) *cli {
 	t.Helper()
 	approverOnce.Do(func() {
 		approverKeys = map[string]*rsa.PrivateKey{}
@@ -43,6 +44,7 @@ func quorumCLI(t *testing.T) *cli {
 		}
 	})
 	c := newCLI(t)
+	c.conf = testConfig(t, "[slot 0]\nprofile = "+profile+"\n")
 	c.ok("token", "init", "--label", "quorum", "--pin", coPIN)
 	c.ok("user", "create", "--username", "admin2", "--role", "crypto-officer", "--password", "officer-pw2", "--pin", coPIN)
 	c.ok("user", "create", "--username", "admin3", "--role", "crypto-officer", "--password", "officer-pw3", "--pin", coPIN)
@@ -119,9 +121,15 @@ func (c *cli) jsonErr(args ...string) (ckr, code string) {
 // TestQuorumRefusalCode: with the user service's quorum value at 2, gohsm
 // user create without an approval is refused with the stable code
 // quorum_approval_required and the CKR it always had
-// (CKR_FUNCTION_REJECTED), and creates nobody.
+// (CKR_FUNCTION_REJECTED), and creates nobody, in both profiles.
 func TestQuorumRefusalCode(t *testing.T) {
-	c := quorumCLI(t)
+	for _, profile := range []string{"standard", "cloudhsm"} {
+		t.Run(profile, func(t *testing.T) { testQuorumRefusalCode(t, profile) })
+	}
+}
+
+func testQuorumRefusalCode(t *testing.T, profile string) {
+	c := quorumCLI(t, profile)
 	ckr, code := c.jsonErr("user", "create", "--username", "carol", "--role", "crypto-user", "--password", "carol-pw", "--pin", coPIN)
 	require.Equal(t, "CKR_FUNCTION_REJECTED", ckr)
 	require.Equal(t, quorum.CodeApprovalRequired, code)
@@ -144,9 +152,16 @@ func (c *cli) officerToken(officer string, approvers ...string) string {
 // user create, change-password and delete take --approval FILE, the
 // token file cloudhsm-cli uses: one approver is too few
 // (quorum_too_few_approvals), two registered officers let the operation
-// through, and the token is then used up (quorum_token_unknown).
+// through, and the token is then used up (quorum_token_unknown). Both
+// profiles.
 func TestUserApproval(t *testing.T) {
-	c := quorumCLI(t)
+	for _, profile := range []string{"standard", "cloudhsm"} {
+		t.Run(profile, func(t *testing.T) { testUserApproval(t, profile) })
+	}
+}
+
+func testUserApproval(t *testing.T, profile string) {
+	c := quorumCLI(t, profile)
 	create := []string{"user", "create", "--username", "carol", "--role", "crypto-user", "--password", "carol-pw"}
 
 	few := c.officerToken("admin", "admin2")
