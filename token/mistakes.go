@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"gohsm/internal/ck"
+	"gohsm/token/quorum"
 )
 
 // Stable names of the management requests the token refuses because of
@@ -46,12 +47,17 @@ func mistake(code string, rv ck.RV, format string, args ...any) error {
 	return &Mistake{Code: code, Detail: fmt.Sprintf(format, args...), RV: rv}
 }
 
-// MistakeCode returns the stable code of a refused request, or "" when err
-// is not a Mistake.
+// MistakeCode returns the stable code of a refused request: a Mistake's,
+// or a quorum refusal's (quorum.Error.Code, token/quorum/codes.go); ""
+// when err is neither.
 func MistakeCode(err error) string {
 	var m *Mistake
 	if errors.As(err, &m) {
 		return m.Code
+	}
+	var q *quorum.Error
+	if errors.As(err, &q) {
+		return q.Code
 	}
 	return ""
 }

@@ -172,7 +172,7 @@ func (m *Module) SetQuorumValue(h ck.ULong, svc quorum.Service, value int) (warn
 		}
 	}()
 	if !svc.Admin() || svc == quorum.Cluster && !s.prof.Identity.QuorumCluster {
-		return "", fmt.Errorf("token: set quorum value of %q: %w", svc, &quorum.Error{Text: fmt.Sprintf("Quorum value of service %s cannot be set", svc), RV: ck.CKR_ARGUMENTS_BAD})
+		return "", fmt.Errorf("token: set quorum value of %q: %w", svc, &quorum.Error{Code: quorum.CodeBadValue, Text: fmt.Sprintf("Quorum value of service %s cannot be set", svc), RV: ck.CKR_ARGUMENTS_BAD})
 	}
 	vs, err := s.quorumValuesLocked()
 	if err != nil {
@@ -226,7 +226,7 @@ func (m *Module) GenerateQuorumToken(h ck.ULong, svc quorum.Service) ([]byte, er
 	case svc.Admin() && l.role != store.RoleCO, svc.Key() && l.role != store.RoleCU:
 		return nil, fmt.Errorf("token: a %s may not ask for a %s token: %w", roleName(l.role), svc, ck.CKR_USER_TYPE_INVALID)
 	case !svc.Admin() && !svc.Key() && svc != quorum.Registration:
-		return nil, fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("no quorum service %q", svc), RV: ck.CKR_ARGUMENTS_BAD})
+		return nil, fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeBadService, Text: fmt.Sprintf("no quorum service %q", svc), RV: ck.CKR_ARGUMENTS_BAD})
 	}
 	approval := quorum.NewApprovalData()
 	now := quorumNow()
@@ -236,9 +236,9 @@ func (m *Module) GenerateQuorumToken(h ck.ULong, svc quorum.Service) ([]byte, er
 	_, err = s.st.Audited(ev...).AddQuorumToken(t, now.Unix(), svc.Admin() || svc == quorum.Registration, quorum.MaxTokens)
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return nil, fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("User %s already has an active %s token: delete it with quorum token-sign delete --scope user, or wait for it to expire", l.user, svc), RV: ck.CKR_FUNCTION_REJECTED})
+		return nil, fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeTokenActive, Text: fmt.Sprintf("User %s already has an active %s token: delete it with quorum token-sign delete --scope user, or wait for it to expire", l.user, svc), RV: ck.CKR_FUNCTION_REJECTED})
 	case errors.Is(err, store.ErrQuota):
-		return nil, fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("The HSM holds %d quorum tokens, none expired", quorum.MaxTokens), RV: ck.CKR_DEVICE_MEMORY})
+		return nil, fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeTokenLimit, Text: fmt.Sprintf("The HSM holds %d quorum tokens, none expired", quorum.MaxTokens), RV: ck.CKR_DEVICE_MEMORY})
 	case err != nil:
 		return nil, storeErr(err)
 	}
@@ -368,7 +368,7 @@ func (m *Module) RegisterQuorumKey(h ck.ULong, publicKeyPEM, signedRegistration 
 			return err
 		}
 		if quorum.Service(t.Service) != quorum.Registration {
-			return fmt.Errorf("token: %w", &quorum.Error{Text: "Quorum token is not a registration token", RV: ck.CKR_ARGUMENTS_BAD})
+			return fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeBadTokenFile, Text: "Quorum token is not a registration token", RV: ck.CKR_ARGUMENTS_BAD})
 		}
 		if err := quorum.Verify(pub, approval, sig); err != nil {
 			return fmt.Errorf("token: registration: %w", err)
@@ -509,7 +509,7 @@ func (s *Slot) quorumDeleteGuardLocked(name string) error {
 	}
 	for _, k := range ks {
 		if v := max(k.Use, k.Manage); v > 1 && k.Users-1 < v {
-			return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Deleting %s would leave key %#x %d users, fewer than its quorum value %d: nobody could approve it again", name, k.ObjectID, k.Users-1, v), RV: ck.CKR_ACTION_PROHIBITED})
+			return fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeLockout, Text: fmt.Sprintf("Deleting %s would leave key %#x %d users, fewer than its quorum value %d: nobody could approve it again", name, k.ObjectID, k.Users-1, v), RV: ck.CKR_ACTION_PROHIBITED})
 		}
 	}
 	_, registered, _, err := s.officersLocked()
@@ -522,7 +522,7 @@ func (s *Slot) quorumDeleteGuardLocked(name string) error {
 	}
 	for _, svc := range quorum.Services(s.prof.Identity.QuorumCluster) {
 		if v := quorum.Value(vs, svc); v > 1 && len(registered)-1 < v {
-			return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Deleting %s would leave %d admins with registered quorum keys, fewer than the %s service's quorum value %d: nobody could approve it again", name, len(registered)-1, svc, v), RV: ck.CKR_ACTION_PROHIBITED})
+			return fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeLockout, Text: fmt.Sprintf("Deleting %s would leave %d admins with registered quorum keys, fewer than the %s service's quorum value %d: nobody could approve it again", name, len(registered)-1, svc, v), RV: ck.CKR_ACTION_PROHIBITED})
 		}
 	}
 	return nil
@@ -543,7 +543,7 @@ func keyUnshareGuard(o *Object, user string) error {
 		return nil
 	}
 	if left, v := len(keyUsers(o))-1, max(o.useQuorum, o.manageQuorum); v > 1 && left < v {
-		return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Unsharing would leave the key %d users, fewer than its quorum value %d: nobody could approve it again", left, v), RV: ck.CKR_ACTION_PROHIBITED})
+		return fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeLockout, Text: fmt.Sprintf("Unsharing would leave the key %d users, fewer than its quorum value %d: nobody could approve it again", left, v), RV: ck.CKR_ACTION_PROHIBITED})
 	}
 	return nil
 }
@@ -585,7 +585,7 @@ func (m *Module) SetKeyQuorumValues(h, obj ck.ULong, use, manage int) error {
 	users := len(keyUsers(o))
 	for _, v := range []int{use, manage} {
 		if v < 0 || v > quorum.MaxValue || v > users && v > 1 {
-			return fmt.Errorf("token: %w", &quorum.Error{Text: fmt.Sprintf("Key quorum value %d must be 0 to %d and at most the key's %d associated users (owner and shared users)", v, quorum.MaxValue, users), RV: ck.CKR_ARGUMENTS_BAD})
+			return fmt.Errorf("token: %w", &quorum.Error{Code: quorum.CodeBadValue, Text: fmt.Sprintf("Key quorum value %d must be 0 to %d and at most the key's %d associated users (owner and shared users)", v, quorum.MaxValue, users), RV: ck.CKR_ARGUMENTS_BAD})
 		}
 	}
 	if o.useQuorum > 1 || o.manageQuorum > 1 {

@@ -42,10 +42,13 @@ func stringConsts(t *testing.T, file, prefix string) map[string]string {
 }
 
 // TestErrorCodesDocumented: every stable error code (token's Mistake
-// codes, the CLI's own) has a row in docs/cli.md's table, and every row
+// codes, the quorum refusals' codes, the CLI's own) has a row in docs/cli.md's table, and every row
 // names a code that exists, so the table is what scripts may rely on.
 func TestErrorCodesDocumented(t *testing.T) {
 	codes := stringConsts(t, filepath.Join("..", "..", "token", "mistakes.go"), "Code")
+	for k, v := range stringConsts(t, filepath.Join("..", "..", "token", "quorum", "codes.go"), "Code") {
+		codes["quorum."+k] = v
+	}
 	for k, v := range stringConsts(t, "main.go", "code") {
 		codes[k] = v
 	}

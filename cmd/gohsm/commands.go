@@ -28,11 +28,11 @@ var commands = []command{
 
 	{path: []string{"user", "list"}, need: needNone,
 		help: "list the token's users (no login)", setup: userList},
-	{path: []string{"user", "create"}, args: "--username U --role crypto-user|crypto-officer [--password P|-|--password-file F]", need: needCO,
+	{path: []string{"user", "create"}, args: "--username U --role crypto-user|crypto-officer [--password P|-|--password-file F] [--approval FILE]", need: needCO,
 		help: "create a user (as a crypto officer)", setup: userCreate},
-	{path: []string{"user", "delete"}, args: "--username U", need: needCO,
+	{path: []string{"user", "delete"}, args: "--username U [--approval FILE]", need: needCO,
 		help: "delete a user that owns no keys (as a crypto officer)", setup: userDelete},
-	{path: []string{"user", "change-password"}, args: "--username U [--password P|-|--password-file F]", need: needAny,
+	{path: []string{"user", "change-password"}, args: "--username U [--password P|-|--password-file F] [--approval FILE]", need: needAny,
 		help: "set a password: a crypto officer any user's (this also unlocks it), a crypto user its own", setup: userChangePassword},
 
 	{path: []string{"key", "list"}, args: "[--label L]", need: needCU,
@@ -299,6 +299,7 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name` (letters, digits, underscore; up to 31)")
 	roleS := fs.String("role", "", "crypto-user or crypto-officer")
 	password := newPasswordFlags(fs, "the new user's")
+	approval := addApprovalFlag(fs)
 	return func(e *env) error {
 		if *name == "" || *roleS == "" {
 			return usagef("--username and --role are required")
@@ -310,6 +311,10 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 		if err := password.check(e); err != nil {
 			return err
 		}
+		signed, err := approval.read()
+		if err != nil {
+			return err
+		}
 		h, err := e.session()
 		if err != nil {
 			return err
@@ -319,6 +324,9 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		defer clear(pw)
+		if err := approval.approve(e, h, signed); err != nil {
+			return err
+		}
 		if err := e.m.CreateUser(h, *name, role, pw); err != nil {
 			return err
 		}
@@ -331,12 +339,20 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 
 func userDelete(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name`")
+	approval := addApprovalFlag(fs)
 	return func(e *env) error {
 		if *name == "" {
 			return usagef("--username is required")
 		}
+		signed, err := approval.read()
+		if err != nil {
+			return err
+		}
 		h, err := e.session()
 		if err != nil {
+			return err
+		}
+		if err := approval.approve(e, h, signed); err != nil {
 			return err
 		}
 		if err := e.m.DeleteUser(h, *name); err != nil {
@@ -352,11 +368,16 @@ func userDelete(fs *flag.FlagSet) func(*env) error {
 func userChangePassword(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name`")
 	password := newPasswordFlags(fs, "the new")
+	approval := addApprovalFlag(fs)
 	return func(e *env) error {
 		if *name == "" {
 			return usagef("--username is required")
 		}
 		if err := password.check(e); err != nil {
+			return err
+		}
+		signed, err := approval.read()
+		if err != nil {
 			return err
 		}
 		h, err := e.session()
@@ -368,6 +389,9 @@ func userChangePassword(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		defer clear(pw)
+		if err := approval.approve(e, h, signed); err != nil {
+			return err
+		}
 		if err := e.m.ChangePassword(h, *name, pw); err != nil {
 			return err
 		}

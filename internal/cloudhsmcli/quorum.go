@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	"gohsm/internal/ck"
@@ -53,7 +52,7 @@ func (c *Context) approval(path string) error {
 	if path == "" {
 		return nil
 	}
-	b, err := readQuorumFile(path)
+	b, err := quorum.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("failed to read approval file %s: %w", path, err)
 	}
@@ -95,34 +94,6 @@ func (c *Context) setKeyQuorum(obj ck.ULong, f keyQuorumFlags, also ...ck.ULong)
 		return err
 	}
 	return nil
-}
-
-// maxQuorumFile bounds what a token or key file may hold: a token file
-// with eight RSA-2048 signatures is under 4 KiB.
-const maxQuorumFile = 1 << 20
-
-// readQuorumFile reads a token or public key file: a regular file of at
-// most maxQuorumFile bytes (a FIFO or /dev/zero given by mistake is
-// refused, not read forever).
-func readQuorumFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxQuorumFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxQuorumFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxQuorumFile)
-	}
-	return b, nil
 }
 
 // quorumText is the CloudHSM CLI text of a quorum refusal, without the
@@ -285,11 +256,11 @@ func setupQuorumRegister(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err := required(fs, "public-key", "signed-token"); err != nil {
 			return nil, err
 		}
-		p, err := readQuorumFile(*pub)
+		p, err := quorum.ReadFile(*pub)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read public key file %s: %w", *pub, err)
 		}
-		s, err := readQuorumFile(*signed)
+		s, err := quorum.ReadFile(*signed)
 		if err != nil {
 			return nil, fmt.Errorf("failed to read signed token file %s: %w", *signed, err)
 		}

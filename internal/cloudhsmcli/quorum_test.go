@@ -25,6 +25,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/internal/testenv"
 	"gohsm/token"
+	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
 
@@ -433,7 +434,7 @@ func TestKeyQuorumCLI(t *testing.T) {
 func TestQuorumFilesBadInput(t *testing.T) {
 	e := newQuorumCLI(t, "standard")
 	big := e.path("big.token")
-	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte{' '}, maxQuorumFile+1), 0o600))
+	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte{' '}, quorum.MaxFile+1), 0o600))
 	junk := e.path("junk.token")
 	require.NoError(t, os.WriteFile(junk, []byte(`{"version":"2.0","approval_data":"!!","token":"","signatures":[]}`), 0o600))
 	for _, c := range []struct{ file, want string }{
