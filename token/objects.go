@@ -156,8 +156,10 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 		}
 		o.shared = sh
 	}
-	if err := s.loadKeyQuorumLocked(o); err != nil {
-		return nil, err
+	if q := rec.Quorum; q != nil && (o.class == ck.CKO_PRIVATE_KEY || o.class == ck.CKO_SECRET_KEY) {
+		// Read with the object (store.ObjectRecord.Quorum): a key's quorum
+		// values cost no query of their own when it loads.
+		o.useQuorum, o.manageQuorum = q[0], q[1]
 	}
 	return o, nil
 }

@@ -614,19 +614,6 @@ func (m *Module) KeyQuorumValues(h, obj ck.ULong) (use, manage int, err error) {
 	return o.useQuorum, o.manageQuorum, nil
 }
 
-// loadKeyQuorumLocked reads a token key's quorum values into o.
-func (s *Slot) loadKeyQuorumLocked(o *Object) error {
-	if o.class != ck.CKO_PRIVATE_KEY && o.class != ck.CKO_SECRET_KEY {
-		return nil
-	}
-	u, mg, err := s.st.KeyQuorum(int64(o.h))
-	if err != nil {
-		return storeErr(err)
-	}
-	o.useQuorum, o.manageQuorum = u, mg
-	return nil
-}
-
 // The broken store has no quorum either.
 func (b brokenStore) QuorumKeys() (map[string][]byte, error) { return nil, b.err }
 func (b brokenStore) SetQuorumKey(string, []byte) error      { return b.err }
@@ -639,7 +626,6 @@ func (b brokenStore) QuorumTokens() ([]store.QuorumToken, error) { return nil, b
 func (b brokenStore) ApproveQuorumToken(int64, []string) error   { return b.err }
 func (b brokenStore) ConsumeQuorumToken(int64) error             { return b.err }
 func (b brokenStore) DeleteQuorumTokens(string) (int, error)     { return 0, b.err }
-func (b brokenStore) KeyQuorum(int64) (int, int, error)          { return 0, 0, b.err }
 func (b brokenStore) SetKeyQuorum(int64, int, int) error         { return b.err }
 func (b brokenStore) SharedKeyQuorums(string) ([]store.KeyQuorumUsers, error) {
 	return nil, b.err

@@ -75,7 +75,7 @@ func (m *Module) ReplicateKey(src, key, dst ck.ULong) (Replicated, error) {
 		return Replicated{}, err
 	}
 	out := Replicated{Handle: h}
-	if q := r.Quorum; q != nil {
+	if q := r.Object.Quorum; q != nil {
 		out.UseQuorum, out.ManageQuorum = q[0], q[1]
 	}
 	if err := ss.slot.st.Audit(r.extracted); err != nil {
@@ -189,7 +189,7 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		found[name] = u
 	}
 	out := store.ObjectRecord{UniqueID: rec.UniqueID, Owner: rec.Owner, Private: rec.Private,
-		Attrs: rec.Attrs, Sealed: rec.Sealed, Keys: map[string][]byte{}}
+		Attrs: rec.Attrs, Sealed: rec.Sealed, Keys: map[string][]byte{}, Quorum: rec.Quorum}
 	if r.dk != nil {
 		kr, done, err := s.ownerKeyringLocked(rec.Owner, "destination")
 		if err != nil {
@@ -218,7 +218,7 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		}
 		return encodeEvent(s, d), nil
 	}}
-	got, c, err := s.st.Audited(ev).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees, Quorum: r.Quorum}, s.quotas...)
+	got, c, err := s.st.Audited(ev).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees}, s.quotas...)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return 0, fmt.Errorf("token: replicate: the destination holds this key already (unique ID %s): %w", rec.UniqueID, ck.CKR_ARGUMENTS_BAD)

@@ -3,7 +3,6 @@ package store
 import (
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -51,9 +50,8 @@ type Quorum interface {
 	// returning how many.
 	DeleteQuorumTokens(user string) (int, error)
 
-	// KeyQuorum is a key's use and manage quorum values (0, 0 when none
-	// were set); SetKeyQuorum sets them.
-	KeyQuorum(objectID int64) (use, manage int, err error)
+	// SetKeyQuorum sets a key's use and manage quorum values; Object
+	// reads them (ObjectRecord.Quorum).
 	SetKeyQuorum(objectID int64, use, manage int) error
 	// SharedKeyQuorums lists the keys with quorum values shared with user:
 	// their values and how many users (owner and sharees) they have.
@@ -244,18 +242,6 @@ func (s *sqliteStore) DeleteQuorumTokens(user string) (int, error) {
 		return err
 	})
 	return int(n), wrapDB("delete quorum tokens", err)
-}
-
-func (s *sqliteStore) KeyQuorum(objectID int64) (use, manage int, err error) {
-	err = s.read(func(tx *txn) error {
-		err := tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, objectID).Scan(&use, &manage)
-		if errors.Is(err, sql.ErrNoRows) {
-			use, manage = 0, 0
-			return nil
-		}
-		return err
-	})
-	return use, manage, wrapDB("key quorum", err)
 }
 
 func (s *sqliteStore) SetKeyQuorum(objectID int64, use, manage int) error {

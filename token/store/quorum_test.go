@@ -1,6 +1,8 @@
 package store
 
 import (
+	"database/sql"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,18 +75,31 @@ func TestQuorumTokens(t *testing.T) {
 	assert.Empty(t, ts)
 }
 
+// keyQuorum reads a key's key_quorum row as it is stored (0, 0 when it
+// has none, e.g. once the key is deleted).
+func keyQuorum(s Store, id int64) (use, manage int, err error) {
+	err = s.(*sqliteStore).db.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, id).Scan(&use, &manage)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil
+	}
+	return use, manage, err
+}
+
 // TestKeyQuorum: values go with the key; none set reads 0, 0.
 func TestKeyQuorum(t *testing.T) {
 	s := initTest(t)
 	a, err := s.CreateObject(obj("a1", "alice", true, "a"))
 	require.NoError(t, err)
-	u, m, err := s.KeyQuorum(a.ID)
+	u, m, err := keyQuorum(s, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{0, 0}, [2]int{u, m})
 	require.NoError(t, s.SetKeyQuorum(a.ID, 2, 0))
-	u, m, err = s.KeyQuorum(a.ID)
+	u, m, err = keyQuorum(s, a.ID)
 	require.NoError(t, err)
 	assert.Equal(t, [2]int{2, 0}, [2]int{u, m})
+	o, err := s.Object(a.ID)
+	require.NoError(t, err)
+	assert.Equal(t, &[2]int{2, 0}, o.Quorum, "Object reads the values with the key")
 	assert.Error(t, s.SetKeyQuorum(a.ID, 9, 0), "the table refuses values above 8")
 	assert.ErrorIs(t, s.SetKeyQuorum(999999, 2, 2), ErrNotFound)
 	require.NoError(t, s.Share(a.ID, "bob", nil))
@@ -96,7 +111,7 @@ func TestKeyQuorum(t *testing.T) {
 	assert.Empty(t, ks, "the owner is no sharee")
 	_, err = s.DeleteObject(a.ID)
 	require.NoError(t, err)
-	u, _, err = s.KeyQuorum(a.ID)
+	u, _, err = keyQuorum(s, a.ID)
 	require.NoError(t, err)
 	assert.Zero(t, u)
 }

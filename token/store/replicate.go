@@ -1,23 +1,18 @@
 package store
 
 import (
-	"database/sql"
-	"errors"
 	"fmt"
 )
 
 // Replica is a key as key replicate copies it from one token to another
-// (token/replicate.go): the object, the users it is shared with, and its
-// key quorum values.
+// (token/replicate.go): the object, with its key quorum values
+// (Object.Quorum), and the users it is shared with.
 type Replica struct {
 	Object  ObjectRecord
 	Sharees []string
-	// Quorum is the key's key_quorum row (use, manage) when it has one;
-	// nil when it has none (no key quorum).
-	Quorum *[2]int
 }
 
-// ReplicaOf reads object id, its shares and its key quorum values in one
+// ReplicaOf reads object id, its key quorum values and its shares in one
 // snapshot.
 func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
 	r := Replica{Object: ObjectRecord{ID: id}, Sharees: []string{}}
@@ -26,19 +21,8 @@ func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
 			return err
 		}
 		var err error
-		if r.Sharees, err = readSharees(tx, id); err != nil {
-			return err
-		}
-		var q [2]int
-		err = tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, id).Scan(&q[0], &q[1])
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			r.Quorum = &q
-		}
-		return nil
+		r.Sharees, err = readSharees(tx, id)
+		return err
 	})
 	if err != nil {
 		return Replica{}, wrapDB("read replica", err)
@@ -49,7 +33,7 @@ func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
 // CreateReplica stores a key replicated from another token in one
 // transaction: r.Object as CreateObjects stores it, its Keys holding the
 // data key wrapped for the owner and for each sharee; a share for each of
-// r.Sharees; and r.Quorum's key_quorum row. A user missing meanwhile fails
+// r.Sharees; and r.Object.Quorum's key_quorum row. A user missing meanwhile fails
 // the whole (ErrNotFound); so does a key whose unique ID the token holds
 // already (ErrExists).
 func (s *sqliteStore) CreateReplica(r Replica, quotas ...Quota) (ObjectRecord, Commit, error) {
@@ -79,9 +63,9 @@ func (s *sqliteStore) CreateReplica(r Replica, quotas ...Quota) (ObjectRecord, C
 				return err
 			}
 		}
-		if r.Quorum != nil {
+		if q := r.Object.Quorum; q != nil {
 			if _, err := tx.Exec(`INSERT INTO key_quorum (object_id, use_value, manage_value) VALUES (?, ?, ?)`,
-				id, r.Quorum[0], r.Quorum[1]); err != nil {
+				id, q[0], q[1]); err != nil {
 				return err
 			}
 		}

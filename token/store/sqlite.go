@@ -1106,8 +1106,10 @@ func readAttrs(tx *txn, table string, id int64) (map[ck.AttributeType][]byte, er
 // keys into o; ErrNotFound when there is no such object.
 func readObject(tx *txn, o *ObjectRecord) error {
 	var owner sql.NullString
-	err := tx.QueryRow(`SELECT unique_id, owner, private, version FROM objects WHERE id = ?`, o.ID).
-		Scan(&o.UniqueID, &owner, &o.Private, &o.Version)
+	var use, manage sql.NullInt64
+	err := tx.QueryRow(`SELECT o.unique_id, o.owner, o.private, o.version, q.use_value, q.manage_value
+		FROM objects o LEFT JOIN key_quorum q ON q.object_id = o.id WHERE o.id = ?`, o.ID).
+		Scan(&o.UniqueID, &owner, &o.Private, &o.Version, &use, &manage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: object %d: %w", o.ID, ErrNotFound)
 	}
@@ -1115,6 +1117,9 @@ func readObject(tx *txn, o *ObjectRecord) error {
 		return err
 	}
 	o.Owner = owner.String
+	if use.Valid {
+		o.Quorum = &[2]int{int(use.Int64), int(manage.Int64)}
+	}
 	if o.Attrs, err = readAttrs(tx, "attrs", o.ID); err != nil {
 		return err
 	}

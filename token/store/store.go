@@ -115,6 +115,10 @@ type ObjectRecord struct {
 	Keys map[string][]byte
 	// Version increases on every update of the object.
 	Version int64
+	// Quorum is the key's key quorum values (use, manage) as Object reads
+	// them, with the object's other rows; nil when it has none. Writes
+	// of the object ignore it (SetKeyQuorum, CreateReplica set it).
+	Quorum *[2]int
 }
 
 // Commit describes one successful write, for caches kept above the store.
