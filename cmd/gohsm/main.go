@@ -446,11 +446,18 @@ func (e *env) newPIN() ([]byte, error) {
 	if e.g.pin != "" || os.Getenv("GOHSM_PIN") != "" || !termpw.IsTerminal(e.stdin) {
 		return e.pin()
 	}
-	p, err := termpw.Read(e.stdin, e.stderr, "PIN of the new crypto officer (name:password): ")
+	return e.askTwice("PIN of the new crypto officer (name:password): ", "Confirm PIN: ", "PIN")
+}
+
+// askTwice asks for a new secret (what: "PIN", "password") on the
+// terminal, then again to confirm it: a typo in a secret that is being
+// set would lock its owner out.
+func (e *env) askTwice(prompt, confirm, what string) ([]byte, error) {
+	p, err := termpw.Read(e.stdin, e.stderr, prompt)
 	if err != nil {
 		return nil, err
 	}
-	again, err := termpw.Read(e.stdin, e.stderr, "Confirm PIN: ")
+	again, err := termpw.Read(e.stdin, e.stderr, confirm)
 	if err != nil {
 		clear(p)
 		return nil, err
@@ -460,9 +467,9 @@ func (e *env) newPIN() ([]byte, error) {
 	switch {
 	case !same:
 		clear(p)
-		return nil, usagef("the PINs do not match")
+		return nil, usagef("the %ss do not match", what)
 	case len(p) == 0:
-		return nil, usagef("empty PIN")
+		return nil, usagef("empty %s", what)
 	}
 	return p, nil
 }
