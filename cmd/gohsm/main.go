@@ -31,7 +31,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -273,11 +272,8 @@ var secretFlags = []string{"pin", "password"}
 // the word was instead of what it was.
 func shownWord(word string, before ...[]string) string {
 	for _, args := range before {
-		for _, a := range args {
-			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if strings.HasPrefix(a, "-") && slices.Contains(secretFlags, name) {
-				return "(not shown: it comes after --" + name + " and may be part of a password)"
-			}
+		if name := cmdpath.SecretFlag(args, secretFlags...); name != "" {
+			return "(not shown: it comes after --" + name + " and may be part of a password)"
 		}
 	}
 	return strconv.Quote(word)
