@@ -31,7 +31,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -273,11 +272,8 @@ var secretFlags = []string{"pin", "password"}
 // the word was instead of what it was.
 func shownWord(word string, before ...[]string) string {
 	for _, args := range before {
-		for _, a := range args {
-			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			if strings.HasPrefix(a, "-") && slices.Contains(secretFlags, name) {
-				return "(not shown: it comes after --" + name + " and may be part of a password)"
-			}
+		if name := cmdpath.SecretFlag(args, secretFlags...); name != "" {
+			return "(not shown: it comes after --" + name + " and may be part of a password)"
 		}
 	}
 	return strconv.Quote(word)
@@ -446,11 +442,18 @@ func (e *env) newPIN() ([]byte, error) {
 	if e.g.pin != "" || os.Getenv("GOHSM_PIN") != "" || !termpw.IsTerminal(e.stdin) {
 		return e.pin()
 	}
-	p, err := termpw.Read(e.stdin, e.stderr, "PIN of the new crypto officer (name:password): ")
+	return e.askTwice("PIN of the new crypto officer (name:password): ", "Confirm PIN: ", "PIN")
+}
+
+// askTwice asks for a new secret (what: "PIN", "password") on the
+// terminal, then again to confirm it: a typo in a secret that is being
+// set would lock its owner out.
+func (e *env) askTwice(prompt, confirm, what string) ([]byte, error) {
+	p, err := termpw.Read(e.stdin, e.stderr, prompt)
 	if err != nil {
 		return nil, err
 	}
-	again, err := termpw.Read(e.stdin, e.stderr, "Confirm PIN: ")
+	again, err := termpw.Read(e.stdin, e.stderr, confirm)
 	if err != nil {
 		clear(p)
 		return nil, err
@@ -460,9 +463,9 @@ func (e *env) newPIN() ([]byte, error) {
 	switch {
 	case !same:
 		clear(p)
-		return nil, usagef("the PINs do not match")
+		return nil, usagef("the %ss do not match", what)
 	case len(p) == 0:
-		return nil, usagef("empty PIN")
+		return nil, usagef("empty %s", what)
 	}
 	return p, nil
 }

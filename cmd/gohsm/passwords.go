@@ -73,22 +73,7 @@ func (p newPassword) get(e *env) ([]byte, error) {
 	if pw := os.Getenv("GOHSM_NEW_PASSWORD"); pw != "" && *p.flag != "-" {
 		return []byte(pw), nil
 	}
-	pw, err := termpw.Read(e.stdin, e.stderr, "New password: ")
-	if err != nil {
-		return nil, err
-	}
-	again, err := termpw.Read(e.stdin, e.stderr, "Confirm password: ")
-	if err != nil {
-		clear(pw)
-		return nil, err
-	}
-	same := bytes.Equal(pw, again)
-	clear(again)
-	if !same {
-		clear(pw)
-		return nil, usagef("the passwords do not match")
-	}
-	return nonEmpty(pw)
+	return e.askTwice("New password: ", "Confirm password: ", "password")
 }
 
 func nonEmpty(pw []byte) ([]byte, error) {

@@ -8,11 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -20,32 +18,11 @@ import (
 	"gohsm/internal/testenv"
 )
 
-// openPTY opens a pseudo-terminal pair: what the test writes to master
-// the line discipline hands to a reader of slave, echoing it back to
-// master unless echo is off.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		testenv.Missing(t, "no pseudo-terminals here: %v", err) // containers without devpts
-	}
-	t.Cleanup(func() { master.Close() })
-	var unlock int32
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, master.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock)))
-	require.Zero(t, errno)
-	n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
-	require.NoError(t, err)
-	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { slave.Close() })
-	return master, slave
-}
-
 // TestPasswordNoEcho: typed at a terminal, the password is not echoed
 // (the terminal echoes the command line typed before it), and echo is on
 // again afterwards.
 func TestPasswordNoEcho(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testenv.OpenPTY(t)
 	var stderr bytes.Buffer
 	c := &Context{stdinFile: slave, in: bufio.NewReader(slave), stderr: &stderr}
 	testOnlyEchoOff = func() { master.Write([]byte("s3cret-pw\n")) }
@@ -90,7 +67,7 @@ func TestPasswordNoEcho(t *testing.T) {
 // back on, not a shell left typing blind.
 func TestPasswordPromptInterrupted(t *testing.T) {
 	bin := testenv.Built(t, "GOHSM_CLOUDHSM_CLI", "cloudhsm-cli", "all")
-	master, slave := openPTY(t)
+	master, slave := testenv.OpenPTY(t)
 	e := newCLIEnv(t, "standard")
 	cmd := exec.Command(bin, "interactive")
 	cmd.Env = append(os.Environ(), "GOHSM_CONF="+e.conf)

@@ -2,7 +2,8 @@ package cloudhsmcli
 
 import (
 	"fmt"
-	"strings"
+
+	"gohsm/internal/cmdpath"
 )
 
 // unexpectedArgument is clap's "unexpected argument '<word>' found", but
@@ -12,11 +13,8 @@ import (
 // terminal and in the JSON envelope. gohsm's own CLI has the same rule
 // (cmd/gohsm shownWord).
 func unexpectedArgument(before []string, word string) error {
-	for _, a := range before {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && name == "password" {
-			return usageErr{"unexpected argument found (not shown: it comes after --password and may be part of a password)"}
-		}
+	if cmdpath.SecretFlag(before, "password") != "" {
+		return usageErr{"unexpected argument found (not shown: it comes after --password and may be part of a password)"}
 	}
 	return usageErr{fmt.Sprintf("unexpected argument '%s' found", word)}
 }

@@ -22,3 +22,20 @@ func TestLongest(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--slot", "1", "--pin", "admin", "pw"}, "pin"},
+		{[]string{"-password=a", "b"}, "password"},
+		{[]string{"--json", "pin", "password"}, ""}, // words, not flags
+		{[]string{"--pins"}, ""},
+		{nil, ""},
+	} {
+		if got := SecretFlag(c.args, "pin", "password"); got != c.want {
+			t.Errorf("SecretFlag(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}

@@ -22,6 +22,10 @@ var ErrTooLong = errors.New("termpw: line too long")
 // IsTerminal reports whether f is a terminal.
 func IsTerminal(f *os.File) bool { return f != nil && isTerminal(f.Fd()) }
 
+// NoEcho turns off echo on the terminal f and returns the function that
+// turns it back on; f no terminal, it is an error.
+func NoEcho(f *os.File) (restore func(), err error) { return noEcho(f.Fd()) }
+
 // Read writes prompt to w and reads one line from the terminal f with
 // echo off (restored afterwards, also on error), then ends the prompt's
 // line on w, since the user's Enter was not echoed either.
