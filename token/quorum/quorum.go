@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -414,10 +413,4 @@ func Count(approvers, eligible []string) int {
 		}
 	}
 	return n
-}
-
-// IsQuorumError says whether err is a quorum refusal.
-func IsQuorumError(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }
