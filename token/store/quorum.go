@@ -247,15 +247,30 @@ func (s *sqliteStore) DeleteQuorumTokens(user string) (int, error) {
 }
 
 func (s *sqliteStore) KeyQuorum(objectID int64) (use, manage int, err error) {
+	var q *[2]int
 	err = s.read(func(tx *txn) error {
-		err := tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, objectID).Scan(&use, &manage)
-		if errors.Is(err, sql.ErrNoRows) {
-			use, manage = 0, 0
-			return nil
-		}
+		var err error
+		q, err = readKeyQuorum(tx, objectID)
 		return err
 	})
-	return use, manage, wrapDB("key quorum", err)
+	if err != nil || q == nil {
+		return 0, 0, wrapDB("key quorum", err)
+	}
+	return q[0], q[1], nil
+}
+
+// readKeyQuorum reads object id's key_quorum row (use, manage); nil when
+// it has none.
+func readKeyQuorum(tx *txn, id int64) (*[2]int, error) {
+	var q [2]int
+	err := tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, id).Scan(&q[0], &q[1])
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &q, nil
 }
 
 func (s *sqliteStore) SetKeyQuorum(objectID int64, use, manage int) error {

@@ -1,10 +1,6 @@
 package store
 
-import (
-	"database/sql"
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Replica is a key as key replicate copies it from one token to another
 // (token/replicate.go): the object, the users it is shared with, and its
@@ -29,16 +25,8 @@ func (s *sqliteStore) ReplicaOf(id int64) (Replica, error) {
 		if r.Sharees, err = readSharees(tx, id); err != nil {
 			return err
 		}
-		var q [2]int
-		err = tx.QueryRow(`SELECT use_value, manage_value FROM key_quorum WHERE object_id = ?`, id).Scan(&q[0], &q[1])
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			r.Quorum = &q
-		}
-		return nil
+		r.Quorum, err = readKeyQuorum(tx, id)
+		return err
 	})
 	if err != nil {
 		return Replica{}, wrapDB("read replica", err)
