@@ -1240,23 +1240,18 @@ func findSQL(q Query) (string, []any) {
 	} else {
 		b.WriteString(`SELECT o.id FROM objects o WHERE `)
 	}
-	viewer := FoldName(q.Viewer)
-	switch {
-	case viewer == "" && q.ViewerClass != nil:
-		b.WriteString(`(o.private = 0 OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?))`)
-		args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
-	case viewer == "":
-		b.WriteString(`o.private = 0`)
-	default:
-		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
+	// What the viewer sees: public objects, its own and those shared with
+	// it (a user), and objects of ViewerClass.
+	b.WriteString(`(o.private = 0`)
+	if viewer := FoldName(q.Viewer); viewer != "" {
+		b.WriteString(` OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
 		args = append(args, viewer, viewer)
-		if q.ViewerClass != nil {
-			b.WriteString(` OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?)`)
-			args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
-		}
-		b.WriteString(`)`)
 	}
-	b.WriteString(` ORDER BY o.id`)
+	if q.ViewerClass != nil {
+		b.WriteString(` OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?)`)
+		args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
+	}
+	b.WriteString(`) ORDER BY o.id`)
 	return b.String(), args
 }
 
