@@ -218,13 +218,9 @@ func ParsePublicKey(pemData []byte) (*rsa.PublicKey, []byte, error) {
 	var pub *rsa.PublicKey
 	switch b.Type {
 	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(b.Bytes)
+		r, err := PublicKeyFromDER(b.Bytes)
 		if err != nil {
-			return nil, nil, ErrBadKey
-		}
-		r, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return nil, nil, ErrBadKey
+			return nil, nil, err
 		}
 		pub = r
 	case "RSA PUBLIC KEY":
