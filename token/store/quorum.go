@@ -94,12 +94,8 @@ func (s *sqliteStore) QuorumKeys() (map[string][]byte, error) {
 func (s *sqliteStore) SetQuorumKey(user string, der []byte) error {
 	user = FoldName(user)
 	err := s.write(func(tx *txn) error {
-		var n int
-		if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, user).Scan(&n); err != nil {
+		if err := userExists(tx, user); err != nil {
 			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("store: user %q: %w", user, ErrNotFound)
 		}
 		_, err := tx.Exec(`INSERT OR REPLACE INTO quorum_keys (user, public_key) VALUES (?, ?)`, user, blob(der))
 		return err

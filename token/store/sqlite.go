@@ -1311,6 +1311,12 @@ func objectAndUserExist(tx *txn, id int64, user string) error {
 	if user == "" {
 		return nil
 	}
+	return userExists(tx, user)
+}
+
+// userExists returns ErrNotFound when there is no user named user (folded).
+func userExists(tx *txn, user string) error {
+	var n int
 	if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, user).Scan(&n); err != nil {
 		return err
 	}
