@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -219,13 +218,9 @@ func ParsePublicKey(pemData []byte) (*rsa.PublicKey, []byte, error) {
 	var pub *rsa.PublicKey
 	switch b.Type {
 	case "PUBLIC KEY":
-		k, err := x509.ParsePKIXPublicKey(b.Bytes)
+		r, err := PublicKeyFromDER(b.Bytes)
 		if err != nil {
-			return nil, nil, ErrBadKey
-		}
-		r, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return nil, nil, ErrBadKey
+			return nil, nil, err
 		}
 		pub = r
 	case "RSA PUBLIC KEY":
@@ -414,10 +409,4 @@ func Count(approvers, eligible []string) int {
 		}
 	}
 	return n
-}
-
-// IsQuorumError says whether err is a quorum refusal.
-func IsQuorumError(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }

@@ -94,9 +94,9 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var key []byte
-	if err := tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_key'`).Scan(&key); err != nil {
-		return fmt.Errorf("store: audit key: %w", wrapDB("audit", err))
+	key, err := auditKey(tx)
+	if err != nil {
+		return err
 	}
 	for _, ev := range events {
 		if ev.Stream == "" {
@@ -177,9 +177,17 @@ func auditMark(q execer, key string) (*AuditMark, error) {
 func (s *sqliteStore) AuditKey() ([]byte, error) {
 	var key []byte
 	err := s.read(func(tx *txn) error {
-		return tx.QueryRow(`SELECT value FROM meta WHERE key = 'audit_key'`).Scan(&key)
+		var err error
+		key, err = auditKey(tx)
+		return err
 	})
-	if err != nil {
+	return key, wrapDB("audit key", err)
+}
+
+// auditKey reads meta 'audit_key'.
+func auditKey(q execer) ([]byte, error) {
+	var key []byte
+	if err := q.QueryRow(`SELECT value FROM meta WHERE key = 'audit_key'`).Scan(&key); err != nil {
 		return nil, fmt.Errorf("store: audit key: %w", wrapDB("audit", err))
 	}
 	return key, nil

@@ -1,8 +1,6 @@
 package store
 
-import (
-	"fmt"
-)
+import "fmt"
 
 // Replica is a key as key replicate copies it from one token to another
 // (token/replicate.go): the object, with its key quorum values

@@ -1245,23 +1245,18 @@ func findSQL(q Query) (string, []any) {
 	} else {
 		b.WriteString(`SELECT o.id FROM objects o WHERE `)
 	}
-	viewer := FoldName(q.Viewer)
-	switch {
-	case viewer == "" && q.ViewerClass != nil:
-		b.WriteString(`(o.private = 0 OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?))`)
-		args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
-	case viewer == "":
-		b.WriteString(`o.private = 0`)
-	default:
-		b.WriteString(`(o.private = 0 OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
+	// What the viewer sees: public objects, its own and those shared with
+	// it (a user), and objects of ViewerClass.
+	b.WriteString(`(o.private = 0`)
+	if viewer := FoldName(q.Viewer); viewer != "" {
+		b.WriteString(` OR o.owner = ? OR EXISTS (SELECT 1 FROM shares s WHERE s.object_id = o.id AND s.user = ?)`)
 		args = append(args, viewer, viewer)
-		if q.ViewerClass != nil {
-			b.WriteString(` OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?)`)
-			args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
-		}
-		b.WriteString(`)`)
 	}
-	b.WriteString(` ORDER BY o.id`)
+	if q.ViewerClass != nil {
+		b.WriteString(` OR EXISTS (SELECT 1 FROM attrs c WHERE c.object_id = o.id AND c.type = ? AND c.value = ?)`)
+		args = append(args, int64(ck.CKA_CLASS), blob(q.ViewerClass))
+	}
+	b.WriteString(`) ORDER BY o.id`)
 	return b.String(), args
 }
 
@@ -1321,6 +1316,12 @@ func objectAndUserExist(tx *txn, id int64, user string) error {
 	if user == "" {
 		return nil
 	}
+	return userExists(tx, user)
+}
+
+// userExists returns ErrNotFound when there is no user named user (folded).
+func userExists(tx *txn, user string) error {
+	var n int
 	if err := tx.QueryRow(`SELECT count(*) FROM users WHERE name = ?`, user).Scan(&n); err != nil {
 		return err
 	}
