@@ -76,5 +76,6 @@ func (b brokenStore) AuditRecords(string, uint64, int) ([]store.AuditRecord, err
 	return nil, b.err
 }
 func (b brokenStore) AuditState(string) (store.AuditState, error)     { return store.AuditState{}, b.err }
+func (b brokenStore) AuditChain(string) (store.AuditChain, error)     { return store.AuditChain{}, b.err }
 func (b brokenStore) RotateAudit(string, uint64, []byte) (int, error) { return 0, b.err }
 func (b brokenStore) AuditBoot() (uint32, error)                      { return 0, b.err }

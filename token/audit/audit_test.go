@@ -284,3 +284,26 @@ func TestOpcodeValues(t *testing.T) {
 		assert.Equal(t, v < 0x1000, o.Published(), o.String())
 	}
 }
+
+// racingStore is another process appending an audit record while Load
+// reads: between its reads of a stream's head and of its records.
+type racingStore struct {
+	store.Store
+	t *testing.T
+}
+
+func (r racingStore) AuditState(stream string) (store.AuditState, error) {
+	st, err := r.Store.AuditState(stream)
+	appendN(r.t, r.Store, 100, 1)
+	return st, err
+}
+
+// TestLoadIsOneSnapshot: a record appended while Load reads is not an
+// alarm; Load reads key, base, head and records in one snapshot (three
+// reads took the head before the record and reported it "appended
+// behind the token's back").
+func TestLoadIsOneSnapshot(t *testing.T) {
+	st, _ := logStore(t, 3)
+	_, err := verifyStore(t, racingStore{st, t})
+	require.NoError(t, err)
+}

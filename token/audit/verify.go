@@ -187,27 +187,18 @@ func FormatAnchor(m store.AuditMark) string {
 	return fmt.Sprintf("%d:%s", m.Seq, hex.EncodeToString(m.MAC))
 }
 
-// Load reads a stream of a store into a Chain (the caller adds archives
-// and anchors).
+// Load reads a stream of a store into a Chain, in one snapshot of the
+// store (the caller adds archives and anchors).
 func Load(st interface {
-	AuditKey() ([]byte, error)
-	AuditRecords(string, uint64, int) ([]store.AuditRecord, error)
-	AuditState(string) (store.AuditState, error)
+	AuditChain(string) (store.AuditChain, error)
 }, stream string) (Chain, error) {
 	c := Chain{Stream: stream}
-	var err error
-	if c.Key, err = st.AuditKey(); err != nil {
-		return c, err
-	}
-	state, err := st.AuditState(stream)
+	sc, err := st.AuditChain(stream)
 	if err != nil {
 		return c, err
 	}
-	c.Base, c.Head = state.Base, state.Head
-	recs, err := st.AuditRecords(stream, 0, 0)
-	if err != nil {
-		return c, err
-	}
+	c.Key, c.Base, c.Head = sc.Key, sc.State.Base, sc.State.Head
+	recs := sc.Records
 	for _, r := range recs {
 		d, _ := Decode(r)
 		c.Records = append(c.Records, d)

@@ -226,23 +226,9 @@ func (s *sqliteStore) AuditRecords(stream string, from uint64, limit int) ([]Aud
 	}
 	var out []AuditRecord
 	err := s.read(func(tx *txn) error {
-		out = out[:0]
-		rows, err := tx.Query(`SELECT seq, record, mac FROM audit WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT ?`,
-			stream, int64(from), limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := AuditRecord{Stream: stream}
-			var seq int64
-			if err := rows.Scan(&seq, &r.Record, &r.MAC); err != nil {
-				return err
-			}
-			r.Seq = uint64(seq)
-			out = append(out, r)
-		}
-		return rows.Err()
+		var err error
+		out, err = readAuditRecords(tx, stream, from, limit)
+		return err
 	})
 	return out, wrapDB("audit records", err)
 }
@@ -252,13 +238,68 @@ func (s *sqliteStore) AuditState(stream string) (AuditState, error) {
 	var st AuditState
 	err := s.read(func(tx *txn) error {
 		var err error
-		if st.Base, err = auditMark(tx, "audit_base/"+stream); err != nil {
-			return err
-		}
-		st.Head, err = auditMark(tx, "audit_head/"+stream)
+		st, err = readAuditState(tx, stream)
 		return err
 	})
 	return st, wrapDB("audit state", err)
+}
+
+// AuditChain is what verifying a stream needs: the key, the stream's base
+// and head, and all its records.
+type AuditChain struct {
+	Key     []byte
+	State   AuditState
+	Records []AuditRecord
+}
+
+// AuditChain reads a stream's key, base, head and records in one snapshot,
+// so that a record another process appends meanwhile is either in all of
+// them or in none (read apart, a head read before it looked truncated, or
+// the record appended behind the token's back).
+func (s *sqliteStore) AuditChain(stream string) (AuditChain, error) {
+	var c AuditChain
+	err := s.read(func(tx *txn) error {
+		var err error
+		if c.Key, err = auditKey(tx); err != nil {
+			return err
+		}
+		if c.State, err = readAuditState(tx, stream); err != nil {
+			return err
+		}
+		c.Records, err = readAuditRecords(tx, stream, 0, -1)
+		return err
+	})
+	return c, wrapDB("audit chain", err)
+}
+
+func readAuditRecords(tx *txn, stream string, from uint64, limit int) ([]AuditRecord, error) {
+	rows, err := tx.Query(`SELECT seq, record, mac FROM audit WHERE stream = ? AND seq >= ? ORDER BY seq LIMIT ?`,
+		stream, int64(from), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []AuditRecord
+	for rows.Next() {
+		r := AuditRecord{Stream: stream}
+		var seq int64
+		if err := rows.Scan(&seq, &r.Record, &r.MAC); err != nil {
+			return nil, err
+		}
+		r.Seq = uint64(seq)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func readAuditState(tx *txn, stream string) (AuditState, error) {
+	var st AuditState
+	var err error
+	if st.Base, err = auditMark(tx, "audit_base/"+stream); err != nil {
+		return st, err
+	}
+	st.Head, err = auditMark(tx, "audit_head/"+stream)
+	return st, err
 }
 
 // RotateAudit deletes a stream's records up to and including sequence

@@ -250,6 +250,7 @@ type Store interface {
 	AuditStreams() ([]string, error)
 	AuditRecords(stream string, from uint64, limit int) ([]AuditRecord, error)
 	AuditState(stream string) (AuditState, error)
+	AuditChain(stream string) (AuditChain, error)
 	RotateAudit(stream string, through uint64, mac []byte) (int, error)
 	AuditBoot() (uint32, error)
 
