@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/token/cluster"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -88,6 +89,9 @@ type SlotConfig struct {
 	// adds none), so that a test reaches CloudHSM's limits without
 	// making 16,666 keys.
 	TestQuotas profile.Quotas
+	// Cluster is the slot's emulated cluster (token/cluster, keys hsms,
+	// throttle, latency, fault_plan, ...; docs/cluster.md).
+	Cluster cluster.Config
 }
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives

@@ -31,7 +31,8 @@ func rank(path string) int {
 	case path == "gohsm/token/store", path == "gohsm/token/attrs":
 		return 2
 	case path == "gohsm/token/profile", // a profile's attribute policy is an attrs.Policy
-		path == "gohsm/token/audit", path == "gohsm/token/quorum": // over the store's records
+		path == "gohsm/token/audit", path == "gohsm/token/quorum", // over the store's records
+		path == "gohsm/token/cluster": // the emulated cluster's shared state
 		return 3
 	case path == "gohsm/token":
 		return 4

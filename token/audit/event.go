@@ -61,6 +61,11 @@ const (
 	CN_CLOSE_SESSION
 	CN_ZEROIZE
 	CN_QUOTA_EXCEEDED // gohsm's own: a quota refusal
+	// gohsm's own, for the emulated cluster (token/cluster, docs/cluster.md):
+	GOHSM_HSM_STATE      // an emulated HSM went down, came up, was degraded
+	GOHSM_FAULT_INJECTED // a fault plan failed a call
+	GOHSM_FAULT_PLAN     // a fault plan was loaded or cleared
+	GOHSM_STORE_FAULT    // a fault plan dropped or restored the store
 )
 
 // UserType is CloudHSM's user type in MGMT_USER_DETAILS_LOG events.

@@ -44,6 +44,10 @@ var opcodeNames = map[Opcode]string{
 	CN_CLOSE_SESSION:              "CN_CLOSE_SESSION",
 	CN_ZEROIZE:                    "CN_ZEROIZE",
 	CN_QUOTA_EXCEEDED:             "CN_QUOTA_EXCEEDED",
+	GOHSM_HSM_STATE:               "GOHSM_HSM_STATE",
+	GOHSM_FAULT_INJECTED:          "GOHSM_FAULT_INJECTED",
+	GOHSM_FAULT_PLAN:              "GOHSM_FAULT_PLAN",
+	GOHSM_STORE_FAULT:             "GOHSM_STORE_FAULT",
 }
 
 // Published reports whether CloudHSM's documentation shows the opcode's
@@ -62,7 +66,7 @@ func (o Opcode) String() string {
 // by value ("0xd").
 func ParseOpcode(s string) (Opcode, error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
-	if !strings.HasPrefix(u, "CN_") && !strings.HasPrefix(u, "0X") {
+	if !strings.HasPrefix(u, "CN_") && !strings.HasPrefix(u, "GOHSM_") && !strings.HasPrefix(u, "0X") {
 		u = "CN_" + u
 	}
 	for o, n := range opcodeNames {
