@@ -11,6 +11,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -28,6 +29,9 @@ type Slot struct {
 	cfg  SlotConfig
 	st   store.Store
 	prof *profile.Profile // what the slot's profile decides (token/profile)
+	// cl is the slot's emulated cluster (token/cluster), nil when the
+	// slot's configuration has none: then nothing cluster-related runs.
+	cl *cluster.Cluster
 	// quotas are prof's object quotas for the store (quota.go).
 	quotas []store.Quota
 	// instance names this opening of the token in the store's login

@@ -327,26 +327,48 @@ func (c *Cluster) Reachable() []int {
 	return out
 }
 
-// Route picks the HSM for an operation, round robin over reachable HSMs
-// (the SDK spreads operations across its connections). key is the token
-// key's object ID (0: no token key): an HSM the key has not reached yet is
-// skipped. ErrNoHSM when none can take it.
-func (c *Cluster) Route(key int64) (int, error) { return 0, nil }
+// Route is where an operation runs: the HSM, and what it needs there.
+type Route struct {
+	HSM int
+	// Key is the token key's object ID (0: none): a fail-over goes only
+	// to an HSM the key has reached.
+	Key int64
+	// Pinned: the operation uses a session key, which lives on HSM alone
+	// and is lost when that HSM goes down (Epoch moved).
+	Pinned bool
+	Epoch  uint32
+}
+
+// Route picks the HSM for an operation at C_*Init, round robin over
+// reachable HSMs (the SDK spreads operations across its connections). key
+// is the token key's object ID (0: none): an HSM the key has not reached
+// yet is skipped. ErrNoHSM when none can take it.
+func (c *Cluster) Route(key int64) (Route, error) { return Route{Key: key}, nil }
+
+// Pin is the route of an operation on a session key made on HSM hsm at
+// epoch (SessionKeyHSM).
+func Pin(hsm int, epoch uint32) Route { return Route{HSM: hsm, Pinned: true, Epoch: epoch} }
 
 // SessionKeyHSM picks the HSM a new session key is made on (it stays
-// there, never replicated); Epoch then tells whether that HSM has been
-// down since (the key is lost).
+// there, never replicated), with that HSM's epoch: when the HSM has been
+// down since, the key is lost.
 func (c *Cluster) SessionKeyHSM() (hsm int, epoch uint32, err error) { return 0, 0, nil }
 
 // Epoch is HSM hsm's down counter: it moves each time the HSM goes down.
 func (c *Cluster) Epoch(hsm int) uint32 { return 0 }
 
-// Admit lets one call of class cl through HSM hsm: it counts it, applies
-// the HSM's state (down: ErrNoHSM; degraded: the added latency), the
-// throttling budget (with the retry mode's back-off and retries) and the
-// latency model, and returns nil or the error the call fails with.
-// Length queries are not admitted (they never reach an HSM).
-func (c *Cluster) Admit(hsm int, cl Class) error { return nil }
+// ErrKeyLost: the session key's HSM went down since the key was made
+// (CKR_KEY_HANDLE_INVALID, as for a destroyed key).
+var ErrKeyLost = fmt.Errorf("cluster: the session key's HSM went down and the key with it: %w", ck.CKR_KEY_HANDLE_INVALID)
+
+// Admit lets one call of class cl through r: it counts it, applies the
+// HSM's state (down: fail over to another reachable HSM that has r.Key,
+// updating r; a pinned route fails with ErrKeyLost; none left: ErrNoHSM;
+// degraded: the added latency), the throttling budget (with the retry
+// mode's back-off and retries) and the latency model, and returns nil or
+// the error the call fails with. Length queries are not admitted (they
+// never reach an HSM); ClassNone calls are not either.
+func (c *Cluster) Admit(r *Route, cl Class) error { return nil }
 
 // Fault is the error a fault plan injects into this call of fn, or nil.
 func (c *Cluster) Fault(fn Func) error { return nil }
