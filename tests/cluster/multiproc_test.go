@@ -1,0 +1,259 @@
+//go:build cluster_wip
+
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/pkcs11"
+	"github.com/stretchr/testify/require"
+)
+
+// helperEnv marks a helper process (the test binary re-executed): its
+// value is the label of the private key it signs with.
+const helperEnv = "GOHSM_CLUSTER_HELPER"
+
+// TestHelperProcess is not a test: it is the entry point of the helper
+// processes (os.Args[0] -test.run=^TestHelperProcess$, $helperEnv set).
+// The helper loads the library itself, initialises it from $GOHSM_CONF,
+// logs in as alice, finds the private key labelled $helperEnv, prints
+// READY, then runs the commands it reads on stdin, one a line, printing
+// one line for each:
+//
+//	create          try to generate a token AES key: OK or the CKR name
+//	sign N          sign N times: "ok K" (K of the N worked)
+//	load TOTAL WARM one signer for TOTAL, counted after WARM: loadResult as JSON
+//	quit            C_Finalize and exit
+func TestHelperProcess(t *testing.T) {
+	label := os.Getenv(helperEnv)
+	if label == "" {
+		t.Skip("helper process entry point; runs only when started by another test")
+	}
+	if err := helper(label); err != nil {
+		fmt.Fprintf(os.Stderr, "helper: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func helper(label string) error {
+	lib := os.Getenv("GOHSM_LIB")
+	p := pkcs11.New(lib)
+	if p == nil {
+		return fmt.Errorf("dlopen %s failed", lib)
+	}
+	if err := p.Initialize(); err != nil {
+		return fmt.Errorf("C_Initialize: %w", err)
+	}
+	slots, err := p.GetSlotList(true)
+	if err != nil || len(slots) != 1 {
+		return fmt.Errorf("C_GetSlotList: %v %v", slots, err)
+	}
+	s, err := p.OpenSession(slots[0], pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return fmt.Errorf("C_OpenSession: %w", err)
+	}
+	if err := p.Login(s, pkcs11.CKU_USER, userPIN); err != nil {
+		return fmt.Errorf("C_Login: %w", err)
+	}
+	tk := &tok{p: p}
+	hs, err := tk.find(s, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
+	if err != nil {
+		return err
+	}
+	if len(hs) != 1 {
+		return fmt.Errorf("%d private keys labelled %q", len(hs), label)
+	}
+	k := hs[0]
+	if err := tk.sign(s, k); err != nil {
+		return fmt.Errorf("first sign: %w", err)
+	}
+	fmt.Println("READY")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "create":
+			_, err := tk.tryAES(s, true, "from-helper")
+			fmt.Println(rvName(err))
+		case "sign":
+			n, _ := strconv.Atoi(f[1])
+			ok := 0
+			for i := 0; i < n; i++ {
+				if tk.sign(s, k) == nil {
+					ok++
+				}
+			}
+			fmt.Println("ok", ok)
+		case "load":
+			total, err1 := time.ParseDuration(f[1])
+			warm, err2 := time.ParseDuration(f[2])
+			if err := errors.Join(err1, err2); err != nil {
+				return err
+			}
+			b, err := json.Marshal(signLoad(p, []pkcs11.SessionHandle{s}, k, total, warm))
+			if err != nil {
+				return err
+			}
+			fmt.Println(string(b))
+		case "quit":
+			return p.Finalize()
+		default:
+			return fmt.Errorf("unknown command %q", f[0])
+		}
+	}
+	return errors.New("stdin closed before quit")
+}
+
+// child is a running helper process.
+type child struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr *strings.Builder
+}
+
+// startChild starts a helper process on the token, signing with the
+// private key labelled label, and waits for its READY.
+func (tk *tok) startChild(label string) *child {
+	tk.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	tk.t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+label, "GOHSM_CONF="+tk.conf, "GOHSM_LIB="+libPath)
+	c := &child{t: tk.t, cmd: cmd, lines: make(chan string, 16), stderr: &strings.Builder{}}
+	var err error
+	c.stdin, err = cmd.StdinPipe()
+	require.NoError(tk.t, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(tk.t, err)
+	cmd.Stderr = c.stderr
+	require.NoError(tk.t, cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	tk.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	require.Equal(tk.t, "READY", c.next())
+	return c
+}
+
+// next is the child's next line (a failure when it ends or takes over
+// 30 s).
+func (c *child) next() string {
+	c.t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			c.cmd.Wait()
+			c.t.Fatalf("helper ended: %s", c.stderr.String())
+		}
+		return l
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("helper silent for 30 s")
+	}
+	return ""
+}
+
+// do sends a command (without waiting for its answer).
+func (c *child) do(cmd string) {
+	c.t.Helper()
+	_, err := io.WriteString(c.stdin, cmd+"\n")
+	require.NoError(c.t, err)
+}
+
+// quit ends the child, which must exit 0.
+func (c *child) quit() {
+	c.t.Helper()
+	c.do("quit")
+	for range c.lines {
+	}
+	require.NoError(c.t, c.cmd.Wait(), "helper: %s", c.stderr.String())
+}
+
+// TestTwoProcessesSeeHSMState: a child process, initialised while both
+// HSMs are up, sees HSM 1 go down (set by the operator's CLI while it
+// runs): it can no longer make a token key (the key availability quorum
+// counts reachable HSMs), its signs go on, all on HSM 0; and it sees HSM 1
+// come back. The state lives in the token's shared file, not in a
+// process.
+func TestTwoProcessesSeeHSMState(t *testing.T) {
+	tk := newCluster(t, "hsms = 2")
+	s := tk.login()
+	tk.genEC(s, true, "shared")
+	c := tk.startChild("shared")
+	c.do("create")
+	require.Equal(t, "OK", c.next(), "the child makes a token key, both HSMs up")
+
+	tk.gohsm("cluster", "hsm", "down", "1")
+	before := tk.status()
+	c.do("create")
+	require.Equal(t, "CKR_FUNCTION_FAILED", c.next(), "the child makes a token key, HSM 1 down")
+	c.do("sign 20")
+	require.Equal(t, "ok 20", c.next(), "the child signs, HSM 1 down")
+	after := tk.status()
+	require.Equal(t, classOf(before, 1, "ec-sign").Calls, classOf(after, 1, "ec-sign").Calls, "the child's signs on HSM 1 while it is down")
+	require.GreaterOrEqual(t, classOf(after, 0, "ec-sign").Calls, classOf(before, 0, "ec-sign").Calls+20, "the child's signs on HSM 0")
+	_, err := tk.tryAES(s, true, "from-parent")
+	requireRV(t, err, pkcs11.CKR_FUNCTION_FAILED, "this process too sees HSM 1 down")
+
+	tk.gohsm("cluster", "hsm", "up", "1")
+	c.do("create")
+	require.Equal(t, "OK", c.next(), "the child makes a token key once HSM 1 is up")
+	c.do("sign 20")
+	require.Equal(t, "ok 20", c.next())
+	require.Greater(t, classOf(tk.status(), 1, "ec-sign").Calls, classOf(after, 1, "ec-sign").Calls, "the child's signs reach HSM 1 again")
+	c.quit()
+}
+
+// TestTwoProcessesShareBudget: this process and a child sign with one
+// signer each, retry off, as fast as they can, at the same time, on a
+// cluster of 2 HSMs x 150 signs/s. Each alone would pass 300/s; together
+// they share the budget (it lives in the token's shared file): the sum of
+// their OK rates, each over its own counted window (about 1.2 s, after
+// 0.3 s), is 300/s within 75%-125% (as TestThrottleAtConfiguredRate);
+// per-process budgets would give 600/s.
+func TestTwoProcessesShareBudget(t *testing.T) {
+	tk := newCluster(t, "hsms = 2", "throttle.ec-sign = 150", "retry_mode = off")
+	s := tk.login()
+	k := tk.genEC(s, true, "shared")
+	require.NoError(t, tk.sign(s, k))
+	c := tk.startChild("shared")
+
+	c.do("load 1500ms 300ms")
+	mine := signLoad(tk.p, []pkcs11.SessionHandle{s}, k, 1500*time.Millisecond, 300*time.Millisecond)
+	var theirs loadResult
+	line := c.next()
+	require.NoError(t, json.Unmarshal([]byte(line), &theirs), "helper said %q", line)
+	c.quit()
+	t.Logf("this process: %+v (%.1f/s); child: %+v (%.1f/s)", mine, mine.Rate(), theirs, theirs.Rate())
+	require.Zero(t, mine.Other, mine.FirstOther)
+	require.Zero(t, theirs.Other, theirs.FirstOther)
+	require.Positive(t, mine.OK, "this process signed")
+	require.Positive(t, theirs.OK, "the child signed")
+	require.Positive(t, mine.Failed+theirs.Failed, "throttled")
+	within(t, "OK signs per second, both processes (2 HSMs x 150)", mine.Rate()+theirs.Rate(), 300, 0.75, 1.25)
+}

@@ -1,0 +1,85 @@
+//go:build cluster_wip
+
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/pkcs11"
+	"github.com/stretchr/testify/require"
+)
+
+// TestThrottleAtConfiguredRate: 2 HSMs with a budget of 200 P-256 signs/s
+// each and the SDK's retry off; two signers, each in its own session, ask
+// far more than that. The signs that pass do so at 400/s (2 x 200), the
+// others fail with CKR_FUNCTION_FAILED (HSM response 187, SDK 5's code:
+// UG:troubleshoot-hsm-throttling), which the module logs.
+//
+// Tolerance 75%-125% of 400/s over a window of about 1.2 s that starts
+// after 0.3 s (the budgets' burst allowance, 1/10 s of budget per HSM, and
+// the start-up are spent by then): the burst can add at most 40 calls
+// (8%), the rest is scheduling on a loaded machine. With the budget
+// ignored the signers pass thousands per second and none fails: both
+// checks fail.
+func TestThrottleAtConfiguredRate(t *testing.T) {
+	tk := newCluster(t, "hsms = 2", "throttle.ec-sign = 200", "retry_mode = off")
+	s := tk.login()
+	k := tk.genEC(s, true, "throttled")
+	require.NoError(t, tk.sign(s, k), "one sign within the budget")
+
+	r := signLoad(tk.p, []pkcs11.SessionHandle{tk.session(), tk.session()}, k, 1500*time.Millisecond, 300*time.Millisecond)
+	t.Logf("retry off: %+v", r)
+	require.Zero(t, r.Other, "only CKR_OK and CKR_FUNCTION_FAILED: first other %s", r.FirstOther)
+	require.Positive(t, r.Failed, "calls over the budget fail with CKR_FUNCTION_FAILED")
+	within(t, "OK signs per second (2 HSMs x 200)", r.Rate(), 400, 0.75, 1.25)
+
+	st := tk.status()
+	for i := 0; i < 2; i++ {
+		c := classOf(st, i, "ec-sign")
+		require.Positive(t, c.Calls, "HSM %d served signs", i)
+		require.Positive(t, c.Throttled, "HSM %d throttled signs", i)
+		require.Equal(t, float64(200), c.Budget, "HSM %d's ec-sign budget", i)
+		require.Zero(t, c.Retried, "HSM %d: retry_mode = off retries nothing", i)
+	}
+	require.Contains(t, tk.logText(), throttleLogLine, "the module logs the throttled calls")
+}
+
+// TestThrottleRetryAbsorbs: one signer signing as fast as it can exceeds a
+// budget of 2 x 100 signs/s. With retry_mode = off some of its signs fail
+// (the control: the load does exceed the budget); with retry_mode =
+// standard (SDK 5.8's default, UG:pkcs11-library-configs-retry) none does:
+// a throttled call waits and retries, up to 3 times, and may fail over to
+// the other HSM. The bound is exactly 0 failures: a single signer that
+// waits 5+10+20 ms before giving up always finds a budget of 100/s per HSM
+// refilled (one call per 10 ms). The retries are counted in the status,
+// and the retried signer still passes no more than the budget.
+func TestThrottleRetryAbsorbs(t *testing.T) {
+	lines := []string{"hsms = 2", "throttle.ec-sign = 100"}
+	tk := newCluster(t, append(lines, "retry_mode = off")...)
+	s := tk.login()
+	k := tk.genEC(s, true, "retried")
+
+	off := signLoad(tk.p, []pkcs11.SessionHandle{s}, k, 1000*time.Millisecond, 200*time.Millisecond)
+	t.Logf("retry off: %+v", off)
+	require.Zero(t, off.Other, "first other %s", off.FirstOther)
+	require.Positive(t, off.Failed, "control: one unpaced signer exceeds the budget")
+	require.Zero(t, sumClass(tk.status(), "ec-sign", retried), "retry_mode = off retries nothing")
+
+	tk.reconfigure(append(lines, "retry_mode = standard")...)
+	s = tk.login()
+	k = tk.privateKey(s, "retried")
+	std := signLoad(tk.p, []pkcs11.SessionHandle{s}, k, 1200*time.Millisecond, 200*time.Millisecond)
+	t.Logf("retry standard: %+v", std)
+	require.Zero(t, std.Other, "first other %s", std.FirstOther)
+	require.Zero(t, std.Failed, "retry_mode = standard absorbs a single signer's overload")
+	require.Positive(t, std.OK)
+	if r := std.Rate(); r > 1.25*200 {
+		t.Fatalf("retried signs passed at %.1f/s, over the budget of 200/s (+25%%)", r)
+	}
+	st := tk.status()
+	require.Positive(t, sumClass(st, "ec-sign", retried), "the status counts the retries")
+	require.Positive(t, sumClass(st, "ec-sign", throttled), "the retried calls were throttled first")
+	require.True(t, strings.Contains(st.Retry, "standard"), "status retry_mode %q", st.Retry)
+}
