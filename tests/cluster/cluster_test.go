@@ -43,6 +43,8 @@
 //     to HSM 0) and up again.
 //   - TestTwoProcessesShareBudget: two processes, one signer each, share
 //     one budget: the sum of their OK rates is the budget, not twice it.
+//   - TestCertificateReadThrottled: a throttled certificate read through
+//     C_GetAttributeValue answers CKR_DEVICE_ERROR at once: never retried.
 //   - TestLatency: latency.ec-sign = 20ms makes each C_Sign take 20 ms or
 //     more (median of 10), other classes and the default configuration add
 //     nothing measurable (median under 2 ms); a degraded HSM adds

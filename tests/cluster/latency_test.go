@@ -68,7 +68,7 @@ func TestLatency(t *testing.T) {
 	tk.reconfigure("hsms = 2", "degraded_latency = 30ms")
 	s = tk.login()
 	k = tk.privateKey(s, "timed")
-	tk.gohsm("cluster", "hsm", "degraded", "1")
+	tk.gohsm("cluster", "hsm", "degrade", "1")
 	require.Equal(t, "degraded", hsmOf(t, tk.status(), 1).State)
 	ds = tk.signTimes(s, k, 10)
 	slow, fast := 0, 0

@@ -83,3 +83,56 @@ func TestThrottleRetryAbsorbs(t *testing.T) {
 	require.Positive(t, sumClass(st, "ec-sign", throttled), "the retried calls were throttled first")
 	require.True(t, strings.Contains(st.Retry, "standard"), "status retry_mode %q", st.Retry)
 }
+
+// TestCertificateReadThrottled: certificate storage reads through
+// C_GetAttributeValue are throttled per HSM (cert-read, 10/s on hsm2m
+// when throttling is on; 3/s here) and answer CKR_DEVICE_ERROR, not
+// CKR_FUNCTION_FAILED, and are never retried, even with retry_mode =
+// standard (UG:pkcs11-certificate-storage-limits; cloudhsm-facts §2.8 #4,
+// behaviour 31). 40 reads in a row from one session within well under a
+// second: more fail than pass (2 HSMs x 3/s, a burst of 1 each), none
+// waits for a retry's back-off, and the status counts no retry.
+func TestCertificateReadThrottled(t *testing.T) {
+	tk := newCluster(t, "hsms = 2", "throttle.cert-read = 3", "retry_mode = standard")
+	s := tk.login()
+	cert, err := tk.p.CreateObject(s, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
+		pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, []byte("cn=throttled")),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, []byte("not really DER")),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "cert"),
+	})
+	require.NoError(t, err, "C_CreateObject of a certificate")
+
+	var ok, refused int
+	var refusals []time.Duration
+	start := time.Now()
+	for i := 0; i < 40; i++ {
+		t0 := time.Now()
+		_, err := tk.p.GetAttributeValue(s, cert, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+		d := time.Since(t0)
+		switch {
+		case err == nil:
+			ok++
+		case isRV(err, pkcs11.CKR_DEVICE_ERROR):
+			refused++
+			refusals = append(refusals, d)
+		default:
+			t.Fatalf("read %d: %v, want CKR_OK or CKR_DEVICE_ERROR", i, err)
+		}
+	}
+	elapsed := time.Since(start)
+	t.Logf("40 certificate reads in %v: %d OK, %d CKR_DEVICE_ERROR", elapsed, ok, refused)
+	require.Positive(t, ok, "reads within the budget pass")
+	// At 6/s with a burst of 2, 40 reads in under a second pass at most 8.
+	if budget := 2 + int(6*elapsed.Seconds()) + 1; ok > budget {
+		t.Fatalf("%d reads passed in %v, over the budget (%d)", ok, elapsed, budget)
+	}
+	require.Positive(t, refused)
+	// Retried, each refusal would take 35 ms (5 + 10 + 20 ms of back-off).
+	require.Less(t, median(refusals), 5*time.Millisecond, "refused certificate reads waited: %v", refusals)
+	st := tk.status()
+	require.Positive(t, sumClass(st, "cert-read", throttled))
+	require.Zero(t, sumClass(st, "cert-read", retried), "certificate reads are never retried")
+}
