@@ -352,7 +352,8 @@ type Plan struct {
 type Step struct {
 	At  Duration `json:"at"`
 	For Duration `json:"for,omitempty"`
-	// HSM state: take HSM k down, bring it up, degrade it.
+	// HSM state: take HSM k down, bring it up, degrade it; with For,
+	// the HSM is brought back up when the step ends.
 	HSM   *int   `json:"hsm,omitempty"`
 	State string `json:"state,omitempty"`
 	// Fail calls of a function: the next Count calls (0: every call while
@@ -364,7 +365,7 @@ type Step struct {
 	// Latency on a class ("all" for every class): a Dist as ParseDist reads it.
 	Latency string `json:"latency,omitempty"`
 	Class   string `json:"class,omitempty"`
-	// Store: "down" drops the store for For.
+	// Store: "down" drops the store for For (For > 0 required).
 	Store string `json:"store,omitempty"`
 }
 
