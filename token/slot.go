@@ -151,6 +151,10 @@ func (s *Slot) Config() SlotConfig { return s.cfg }
 // Store is the slot's token store (for the management CLI).
 func (s *Slot) Store() store.Store { return s.st }
 
+// Cluster is the slot's emulated cluster, nil when it has none (for the
+// management CLI: `gohsm cluster ...` reads the state the library shares).
+func (s *Slot) Cluster() *cluster.Cluster { return s.cl }
+
 // SlotInfo is CK_SLOT_INFO without the C layout.
 type SlotInfo struct {
 	Description, Manufacturer string
