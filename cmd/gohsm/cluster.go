@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -160,7 +161,7 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 		}
 		p, err := cluster.ParsePlan(b)
 		if err != nil {
-			return cliErrorf(codeBadPlan, "%s: %v", name, err)
+			return cliErrorf(codeBadPlan, "%s%s: %v", name, position(b, err), err)
 		}
 		if err := c.LoadPlan(p); err != nil {
 			return err
@@ -169,6 +170,33 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 			fmt.Fprintf(w, "loaded the fault plan %s: %d steps, seed %d; its clock starts now\n", name, len(p.Steps), p.Seed)
 		})
 	}
+}
+
+// position is ":LINE:COLUMN" of a JSON syntax or type error in b, the
+// last byte the decoder read (it gives a byte offset, people want a
+// line), else "".
+func position(b []byte, err error) string {
+	var off int64
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	default:
+		return ""
+	}
+	off = min(max(off-1, 0), int64(len(b)))
+	line, col := 1, 1
+	for _, c := range b[:off] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf(":%d:%d", line, col)
 }
 
 func clusterPlanClear(fs *flag.FlagSet) func(*env) error {

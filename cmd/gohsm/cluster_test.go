@@ -117,3 +117,22 @@ func TestClusterStatusText(t *testing.T) {
 	require.NoError(t, err, "go test ./cmd/gohsm -run ClusterStatusText -update writes it")
 	require.Equal(t, string(want), b.String())
 }
+
+// TestPlanErrorPosition: a plan's JSON mistakes are placed by line and
+// column (the byte the decoder stopped at).
+func TestPlanErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{`{"steps": x}`, ":1:11"},
+		{"{\"steps\": [\n  {\"at\": \"1s\",, }\n]}", ":2:15"},
+		{"{\n\"seed\": \"7\"}", ":2:11"},
+	} {
+		var p struct {
+			Seed  uint64
+			Steps []map[string]string
+		}
+		err := json.Unmarshal([]byte(tc.doc), &p)
+		require.Error(t, err, tc.doc)
+		assert.Equal(t, tc.want, position([]byte(tc.doc), err), "%s: %v", tc.doc, err)
+	}
+	assert.Equal(t, "", position(nil, os.ErrNotExist))
+}
