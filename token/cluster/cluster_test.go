@@ -493,3 +493,5 @@ func TestAdmitNoAlloc(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func getenv(k string) string { return os.Getenv(k) }

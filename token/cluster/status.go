@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -26,14 +27,18 @@ func (c *Cluster) Status() Status {
 			if cs.Budget == 0 && cs.Calls == 0 && cs.Failed == 0 {
 				continue
 			}
-			// Calls admitted in the last whole second (counted only for
-			// classes with a budget, the only ones that need time).
+			// Calls admitted over the last second (counted only for
+			// classes with a budget, the only ones that read the time):
+			// this second's count plus the share of the second before
+			// that the window still covers.
+			frac := float64(now%int64(time.Second)) / float64(time.Second)
 			switch int64(ld(clsSec)) {
 			case sec:
-				cs.Used = float64(ld(clsPrevCount))
+				cs.Used = float64(ld(clsSecCount)) + (1-frac)*float64(ld(clsPrevCount))
 			case sec - 1:
-				cs.Used = float64(ld(clsSecCount))
+				cs.Used = (1 - frac) * float64(ld(clsSecCount))
 			}
+			cs.Used = math.Round(cs.Used*10) / 10
 			hs.Classes = append(hs.Classes, cs)
 		}
 		s.HSMs = append(s.HSMs, hs)
