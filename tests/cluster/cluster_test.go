@@ -1,5 +1,3 @@
-//go:build cluster_wip
-
 // Package cluster proves the emulated CloudHSM cluster (token/cluster,
 // docs/cluster.md) through the C ABI: the built libgohsm.so driven through
 // github.com/miekg/pkcs11 in this process and in helper processes that
@@ -374,7 +372,9 @@ func rvName(err error) string {
 	}
 	var e pkcs11.Error
 	if errors.As(err, &e) {
-		return e.Error()
+		// "pkcs11: 0x30: CKR_DEVICE_ERROR"
+		msg := e.Error()
+		return msg[strings.LastIndex(msg, " ")+1:]
 	}
 	return err.Error()
 }

@@ -1,5 +1,3 @@
-//go:build cluster_wip
-
 package cluster
 
 import (
@@ -46,9 +44,17 @@ func (tk *tok) replaySequence(s pkcs11.SessionHandle, signKey, aesKey pkcs11.Obj
 	return sign, enc, failed
 }
 
-// faultsInjected counts the GOHSM_FAULT_INJECTED records of every stream.
-func (tk *tok) faultsInjected() int {
-	return count(tk.audit(""), audit.GOHSM_FAULT_INJECTED)
+// faultsInjected counts the GOHSM_FAULT_INJECTED records of each stream,
+// and the faults the status counts on each HSM (signs and encryptions).
+func (tk *tok) faultsInjected() (records, counted [2]int) {
+	for i := range records {
+		records[i] = count(tk.audit(fmt.Sprintf("hsm-%d", i)), audit.GOHSM_FAULT_INJECTED)
+	}
+	st := tk.status()
+	for i := range counted {
+		counted[i] = int(classOf(st, i, "ec-sign").Failed + classOf(st, i, "symmetric").Failed)
+	}
+	return records, counted
 }
 
 // TestFaultPlanReplay: a fault plan is deterministic (the same plan, seed
@@ -69,10 +75,21 @@ func TestFaultPlanReplay(t *testing.T) {
 
 	run := func(name string) (sign, enc []string) {
 		t.Helper()
-		before := tk.faultsInjected()
+		recs0, counted0 := tk.faultsInjected()
 		sign, enc, failed := tk.replaySequence(s, signKey, aesKey)
 		t.Logf("%s: %s\n%s", name, strings.Join(sign, " "), strings.Join(enc, " "))
-		require.Equal(t, before+failed, tk.faultsInjected(), "%s: one GOHSM_FAULT_INJECTED record per injected fault", name)
+		recs1, counted1 := tk.faultsInjected()
+		// Each fault has one record, in the stream of the HSM the call
+		// was routed to (decision 6), which counts it in the status.
+		var recs, counted [2]int
+		for i := range recs {
+			recs[i], counted[i] = recs1[i]-recs0[i], counted1[i]-counted0[i]
+		}
+		t.Logf("%s: GOHSM_FAULT_INJECTED records by stream %v, faults counted by HSM %v", name, recs, counted)
+		require.Equal(t, failed, recs[0]+recs[1], "%s: one GOHSM_FAULT_INJECTED record per injected fault", name)
+		require.Equal(t, counted, recs, "%s: each fault's record is in the stream of the HSM that counts it", name)
+		require.Positive(t, recs[0], "%s: faults on HSM 0 (round robin)", name)
+		require.Positive(t, recs[1], "%s: faults on HSM 1 (round robin)", name)
 		return sign, enc
 	}
 	sign1, enc1 := run("seed 7, from the configuration")
@@ -130,7 +147,8 @@ func TestFaultPlanReplay(t *testing.T) {
 
 // TestFaultPlanStoreDown: a plan step that drops the store for 2 s makes
 // every call that reads or writes the token store answer CKR_DEVICE_ERROR
-// (C_FindObjectsInit, C_Login), while crypto with a session key goes on;
+// (C_FindObjectsInit, C_Login, a token key's generation), while crypto
+// with a session key or a token key this process has cached goes on;
 // the same calls work once the step is over and not before (measured from
 // before the plan was loaded, so never later than the step's own start;
 // 50 ms of tolerance covers the clocks). The drop and the return are
@@ -142,6 +160,8 @@ func TestFaultPlanStoreDown(t *testing.T) {
 	s := tk.login()
 	aesKey := tk.genAES(s, false, "session-aes")
 	require.NoError(t, tk.encrypt(s, aesKey))
+	signKey := tk.genEC(s, true, "cached")
+	require.NoError(t, tk.sign(s, signKey))
 
 	// Logged in: finding objects needs the store, session crypto does not.
 	start := time.Now()
@@ -150,6 +170,9 @@ func TestFaultPlanStoreDown(t *testing.T) {
 	require.Less(t, time.Since(start), down, "too slow to observe the store down: the test proves nothing")
 	requireRV(t, err, pkcs11.CKR_DEVICE_ERROR, "C_FindObjectsInit while the store is down")
 	require.NoError(t, tk.encrypt(s, aesKey), "session-key crypto while the store is down")
+	require.NoError(t, tk.sign(s, signKey), "a token key this process has cached, while the store is down")
+	_, err = tk.tryAES(s, true, "not-while-down")
+	requireRV(t, err, pkcs11.CKR_DEVICE_ERROR, "a new token key while the store is down")
 	back := pollUntil(t, start, down, func() error {
 		_, err := tk.find(s, pkcs11.NewAttribute(pkcs11.CKA_LABEL, "session-aes"))
 		if err != nil && !isRV(err, pkcs11.CKR_DEVICE_ERROR) {
@@ -158,6 +181,7 @@ func TestFaultPlanStoreDown(t *testing.T) {
 		return err
 	})
 	t.Logf("C_FindObjectsInit works again after %v", back)
+	require.Empty(t, tk.findLabel(s, "not-while-down"), "the token key refused while the store was down was stored")
 
 	// Logged out: logging in needs the store.
 	require.NoError(t, tk.p.Logout(s))

@@ -1,5 +1,3 @@
-//go:build cluster_wip
-
 package cluster
 
 import (
