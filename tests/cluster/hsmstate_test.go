@@ -59,8 +59,9 @@ func (tk *tok) logins() [2]int {
 // TestHSMDownAndUp: a 2-HSM cluster, HSM 1 taken down and brought back by
 // the operator (`gohsm cluster hsm down|up 1`, another process) while
 // this process signs with a token key:
-//   - signing goes on without an error (the SDK fails over); calls land
-//     only on HSM 0 while 1 is down, on both after it is up;
+//   - signing goes on without an error (the SDK fails over), signs begun
+//     before HSM 1 went down included; calls land only on HSM 0 while 1
+//     is down, on both after it is up;
 //   - a session key made on HSM 1 is lost with it (CKR_KEY_HANDLE_INVALID)
 //     and stays lost once the HSM is back (it rebooted); those on HSM 0
 //     keep working;
@@ -112,11 +113,24 @@ func TestHSMDownAndUp(t *testing.T) {
 		require.NoError(t, tk.encrypt(s, sk.h), "session key on HSM %d, both up", sk.hsm)
 	}
 
+	// Operations begun before HSM 1 goes down: round robin routed about
+	// half of them to it at C_SignInit; their C_Sign fails over.
+	var pending []pkcs11.SessionHandle
+	for i := 0; i < 4; i++ {
+		ps := tk.session()
+		require.NoError(t, tk.p.SignInit(ps, mech(pkcs11.CKM_ECDSA, nil), k))
+		pending = append(pending, ps)
+	}
+
 	// HSM 1 goes down while a signer signs.
 	sg := tk.startSigner(k)
 	time.Sleep(100 * time.Millisecond)
 	tk.gohsm("cluster", "hsm", "down", "1")
 	a := tk.status()
+	for i, ps := range pending {
+		_, err := tk.p.Sign(ps, digest)
+		require.NoError(t, err, "C_Sign %d, begun before HSM 1 went down", i)
+	}
 	time.Sleep(300 * time.Millisecond)
 	b := tk.status()
 	sg.end(t, "HSM 1 going down")
