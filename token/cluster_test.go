@@ -623,3 +623,27 @@ func TestClusterStoreDown(t *testing.T) {
 		assert.Contains(t, ops, "GOHSM_FAULT_PLAN", "stream %d", i)
 	}
 }
+
+// TestClusterOpenError: a cluster that cannot be opened (its state file
+// is no file; its fault plan does not parse) fails C_Initialize with
+// CKR_GENERAL_ERROR and a log line, and opens nothing.
+func TestClusterOpenError(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "slot-3", clusterStateFile), 0o700))
+	logf := filepath.Join(t.TempDir(), "log")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 3]\nhsms = 2\n", dir, logf), "test")
+	require.NoError(t, err)
+	_, err = Open(cfg)
+	require.ErrorIs(t, err, ck.CKR_GENERAL_ERROR)
+	assert.Contains(t, err.Error(), "cluster")
+	b, err := os.ReadFile(logf)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "cluster state cannot be opened")
+
+	plan := writePlan(t, t.TempDir(), `{"steps":[{"at":"soon"}]}`)
+	cfg, err = ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nfault_plan = %s\n", t.TempDir(), plan), "test")
+	require.NoError(t, err)
+	_, err = Open(cfg)
+	require.ErrorIs(t, err, ck.CKR_GENERAL_ERROR)
+	assert.Contains(t, err.Error(), "fault_plan")
+}
