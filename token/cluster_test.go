@@ -647,3 +647,25 @@ func TestClusterOpenError(t *testing.T) {
 	require.ErrorIs(t, err, ck.CKR_GENERAL_ERROR)
 	assert.Contains(t, err.Error(), "fault_plan")
 }
+
+// BenchmarkSignHMAC64Cluster is BenchmarkSignHMAC64 in a slot with a
+// cluster of 2 HSMs and nothing configured (the cloudhsm profile's
+// default): C_SignInit routes the key and checks its availability, C_Sign
+// is admitted. On the 2-core test machine, -cpu 1, 4 runs each
+// interleaved: 320-450 ns/op without a cluster, 380-590 ns/op with, no
+// allocation in either.
+func BenchmarkSignHMAC64Cluster(b *testing.B) {
+	m := profileModuleLines(b, b.TempDir(), "hsms = 2")
+	s, err := m.Slot(3)
+	require.NoError(b, err)
+	require.NoError(b, s.InitToken([]byte(soPIN), "t"))
+	h := openRW(b, m)
+	require.NoError(b, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(b, m.InitPIN(h, []byte(userPIN)))
+	require.NoError(b, m.Logout(h))
+	require.NoError(b, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	key, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, attrs.Template{
+		ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
+	require.NoError(b, err)
+	benchSign(b, m, ck.CKM_SHA256_HMAC, key, make([]byte, 64), 32)
+}
