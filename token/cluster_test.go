@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -668,4 +669,33 @@ func BenchmarkSignHMAC64Cluster(b *testing.B) {
 		ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true)})
 	require.NoError(b, err)
 	benchSign(b, m, ck.CKM_SHA256_HMAC, key, make([]byte, 64), 32)
+}
+
+// TestClusterStateTokenGroup: the cluster's state file is shared like the
+// token's files: 0660 and token_group's gid with it, 0600 without. As
+// root (CI) the group is one the process is not in, so that only the
+// chown gives it.
+func TestClusterStateTokenGroup(t *testing.T) {
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 65534
+	}
+	for _, group := range []bool{true, false} {
+		dir := t.TempDir()
+		top := ""
+		if group {
+			top = fmt.Sprintf("token_group = %d", gid)
+		}
+		m, _ := clusterTokenTop(t, dir, top, "hsms = 2")
+		s, err := m.Slot(3)
+		require.NoError(t, err)
+		st, err := os.Stat(filepath.Join(s.Config().Dir, clusterStateFile))
+		require.NoError(t, err)
+		if group {
+			assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+			assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
+		} else {
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+		}
+	}
 }
