@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
@@ -697,5 +698,36 @@ func TestClusterStateTokenGroup(t *testing.T) {
 		} else {
 			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 		}
+	}
+}
+
+// TestClusterOpClasses: the class each call of an operation is counted
+// in, from the mechanism's key type (decision 3): RSA's private-key
+// operations apart from its public ones, ECDSA sign and verify, ciphers,
+// MACs (CMAC too); an RSA or EC signature's Updates reach no HSM (SDK 5
+// hashes locally), a cipher's and a MAC's do; digests never.
+func TestClusterOpClasses(t *testing.T) {
+	for _, c := range []struct {
+		kind          opKind
+		mech          ck.MechanismType
+		whole, update cluster.Class
+	}{
+		{opSign, ck.CKM_SHA256_RSA_PKCS, cluster.ClassRSASign, cluster.ClassNone},
+		{opDecrypt, ck.CKM_RSA_PKCS_OAEP, cluster.ClassRSASign, cluster.ClassRSASign},
+		{opVerify, ck.CKM_SHA256_RSA_PKCS_PSS, cluster.ClassRSAVerify, cluster.ClassNone},
+		{opEncrypt, ck.CKM_RSA_PKCS_OAEP, cluster.ClassRSAVerify, cluster.ClassRSAVerify},
+		{opSign, ck.CKM_ECDSA_SHA256, cluster.ClassECSign, cluster.ClassNone},
+		{opVerify, ck.CKM_ECDSA, cluster.ClassECVerify, cluster.ClassNone},
+		{opEncrypt, ck.CKM_AES_GCM, cluster.ClassSymmetric, cluster.ClassSymmetric},
+		{opDecrypt, ck.CKM_AES_CBC_PAD, cluster.ClassSymmetric, cluster.ClassSymmetric},
+		{opSign, ck.CKM_SHA256_HMAC, cluster.ClassHMAC, cluster.ClassHMAC},
+		{opVerify, ck.CKM_AES_CMAC, cluster.ClassHMAC, cluster.ClassHMAC},
+		{opDigest, ck.CKM_SHA256, cluster.ClassNone, cluster.ClassNone},
+	} {
+		mm, ok := mechanisms.Lookup(c.mech)
+		require.True(t, ok, "%v", c.mech)
+		whole, update := opClass(c.kind, mm)
+		assert.Equal(t, c.whole, whole, "%s %v", opNames[c.kind], c.mech)
+		assert.Equal(t, c.update, update, "%s %v: its Updates", opNames[c.kind], c.mech)
 	}
 }
