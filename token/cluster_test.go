@@ -731,3 +731,18 @@ func TestClusterOpClasses(t *testing.T) {
 		assert.Equal(t, c.update, update, "%s %v: its Updates", opNames[c.kind], c.mech)
 	}
 }
+
+// TestClusterAllDownStillAudited: with every HSM down a change that needs
+// no HSM of the emulation (a user created by the officer) is still
+// recorded, in hsm-0's stream: never a change without its record.
+func TestClusterAllDownStillAudited(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2")
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	cl := slotCluster(t, m)
+	require.NoError(t, cl.SetState(0, cluster.Down))
+	require.NoError(t, cl.SetState(1, cluster.Down))
+	n := len(streamEvents(t, m, 0))
+	require.NoError(t, m.CreateUser(h, "carol", store.RoleCU, []byte("carol-pw-12")))
+	assert.Equal(t, []string{"CN_CREATE_USER"}, opcodes(streamEvents(t, m, 0)[n:]))
+}
