@@ -55,7 +55,8 @@ func (m *Module) openCluster(s *Slot) error {
 		return err
 	}
 	if g := m.storeOpts.Group; g != nil {
-		// As the store's own files: the group's workers map it too.
+		// As the store's own files: the group's workers map it too
+		// (cluster.Open gave it the mode).
 		if err := os.Chown(filepath.Join(s.cfg.Dir, clusterStateFile), -1, *g); err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("gohsm: cluster state: cannot give it to token_group", "slot", s.cfg.ID, "err", err)
 		}

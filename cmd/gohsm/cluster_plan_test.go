@@ -111,3 +111,28 @@ func TestClusterPlanCommands(t *testing.T) {
 	p.ok("cluster", "reset")
 	assert.Nil(t, p.status().Plan)
 }
+
+// TestClusterPlanOverFaultPlanFile: with fault_plan in the slot's
+// section, every gohsm run opens the cluster with it; a plan loaded or
+// cleared by one run must still be so in the next.
+func TestClusterPlanOverFaultPlanFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"seed": 1, "steps": [{"at": "1h", "hsm": 1, "state": "down"}]}`), 0o600))
+	other := filepath.Join(dir, "other.json")
+	require.NoError(t, os.WriteFile(other, []byte(`{"seed": 2, "steps": [{"at": "2h", "hsm": 0, "state": "down"}]}`), 0o600))
+	p := newProc(t, "[slot 0]\nprofile = cloudhsm\nfault_plan = "+file+"\n")
+	var shown struct{ Plan *cluster.Plan }
+	p.data(&shown, "cluster", "plan", "show")
+	require.NotNil(t, shown.Plan)
+	assert.Equal(t, uint64(1), shown.Plan.Seed, "the file's plan")
+
+	p.ok("cluster", "plan", "load", other)
+	p.data(&shown, "cluster", "plan", "show")
+	require.NotNil(t, shown.Plan)
+	assert.Equal(t, uint64(2), shown.Plan.Seed, "the loaded plan, not the file's again")
+
+	p.ok("cluster", "plan", "clear")
+	p.data(&shown, "cluster", "plan", "show")
+	assert.Nil(t, shown.Plan, "cleared, not the file's again")
+}
