@@ -39,6 +39,9 @@
 //   - TestTwoProcessesSeeHSMState: a child process, started before the
 //     change, sees HSM 1 go down (it cannot make a token key, its calls go
 //     to HSM 0) and up again.
+//   - TestTwoProcessesFireStepsOnce: a plan's HSM down and up steps fire
+//     once across two signing processes (one epoch, two records), and
+//     neither process sees a failure.
 //   - TestTwoProcessesShareBudget: two processes, one signer each, share
 //     one budget: the sum of their OK rates is the budget, not twice it.
 //   - TestCertificateReadThrottled: a throttled certificate read through

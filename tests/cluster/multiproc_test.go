@@ -16,6 +16,8 @@ import (
 
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
+
+	"gohsm/token/audit"
 )
 
 // helperEnv marks a helper process (the test binary re-executed): its
@@ -254,4 +256,44 @@ func TestTwoProcessesShareBudget(t *testing.T) {
 	require.Positive(t, theirs.OK, "the child signed")
 	require.Positive(t, mine.Failed+theirs.Failed, "throttled")
 	within(t, "OK signs per second, both processes (2 HSMs x 150)", mine.Rate()+theirs.Rate(), 300, 0.75, 1.25)
+}
+
+// TestTwoProcessesFireStepsOnce: a plan takes HSM 1 down at 300 ms and
+// brings it up at 600 ms while this process and a child sign as fast as
+// they can: every sign succeeds (routed around HSM 1, failing over), and
+// each step fires once across both processes: HSM 1's epoch moves by
+// one, and its stream gets exactly two GOHSM_HSM_STATE records, written
+// by whichever process fired each step.
+func TestTwoProcessesFireStepsOnce(t *testing.T) {
+	tk := newCluster(t, "hsms = 2")
+	s := tk.login()
+	k := tk.genEC(s, true, "shared")
+	require.NoError(t, tk.sign(s, k))
+	c := tk.startChild("shared")
+	plan := tk.writePlan("down-up.json", `{"seed": 3, "steps": [
+  {"at": "300ms", "hsm": 1, "state": "down"},
+  {"at": "600ms", "hsm": 1, "state": "up"}
+]}`)
+	statesBefore := count(tk.audit("hsm-1"), audit.GOHSM_HSM_STATE)
+	epochBefore := hsmOf(t, tk.status(), 1).Epoch
+
+	tk.gohsm("cluster", "plan", "load", plan)
+	c.do("load 1s 0s")
+	mine := signLoad(tk.p, []pkcs11.SessionHandle{s}, k, time.Second, 0)
+	var theirs loadResult
+	line := c.next()
+	require.NoError(t, json.Unmarshal([]byte(line), &theirs), "helper said %q", line)
+	c.quit()
+	t.Logf("this process: %+v; child: %+v", mine, theirs)
+	for _, r := range []loadResult{mine, theirs} {
+		require.Zero(t, r.Failed+r.Other, "a sign failed while HSM 1 went down and up: %s", r.FirstOther)
+		require.Positive(t, r.OK)
+	}
+	st := tk.status()
+	require.Equal(t, "up", hsmOf(t, st, 1).State, "the plan brought HSM 1 back")
+	require.Equal(t, epochBefore+1, hsmOf(t, st, 1).Epoch, "HSM 1 went down once")
+	require.Equal(t, statesBefore+2, count(tk.audit("hsm-1"), audit.GOHSM_HSM_STATE), "each step recorded once, by one process")
+	for _, p := range st.Plan.Steps {
+		require.Equal(t, "done", p.State, "step %d: %s", p.Index, p.Step)
+	}
 }
