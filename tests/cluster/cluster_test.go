@@ -8,6 +8,8 @@
 //     CKR_FUNCTION_FAILED, and the calls that pass do so at the configured
 //     rate (2 HSMs x throttle.ec-sign), measured over a counted window; the
 //     module's log holds "HSM response 187 (0xBB)".
+//   - TestThrottlePreset: `throttle = on` on an hsm1 slot passes AWS's
+//     figure, 250 P-256 signs/s per HSM, and shows its budgets.
 //   - TestThrottleRetryAbsorbs: the same overload that fails with
 //     retry_mode = off is absorbed by retry_mode = standard (no failure,
 //     the status's retried counter moves), without passing more than the

@@ -44,6 +44,27 @@ func TestThrottleAtConfiguredRate(t *testing.T) {
 	require.Contains(t, tk.logText(), throttleLogLine, "the module logs the throttled calls")
 }
 
+// TestThrottlePreset: `throttle = on` follows the slot's hsm_type, with
+// AWS's published figures per HSM (UG:performance, cloudhsm-facts §3.1):
+// on hsm1, 250 P-256 signs/s and 1,000 RSA-2048 signs/s. Two signers
+// against 2 HSMs pass 500 signs/s (same window and tolerance as above).
+func TestThrottlePreset(t *testing.T) {
+	tk := newCluster(t, "hsm_type = hsm1", "hsms = 2", "throttle = on", "retry_mode = off")
+	s := tk.login()
+	k := tk.genEC(s, true, "preset")
+	require.NoError(t, tk.sign(s, k))
+	r := signLoad(tk.p, []pkcs11.SessionHandle{tk.session(), tk.session()}, k, 1500*time.Millisecond, 300*time.Millisecond)
+	t.Logf("hsm1 preset: %+v", r)
+	require.Zero(t, r.Other, r.FirstOther)
+	require.Positive(t, r.Failed)
+	within(t, "OK signs per second (2 hsm1 HSMs x 250)", r.Rate(), 500, 0.75, 1.25)
+	st := tk.status()
+	for i := 0; i < 2; i++ {
+		require.Equal(t, float64(250), classOf(st, i, "ec-sign").Budget, "HSM %d's ec-sign budget", i)
+		require.Equal(t, float64(1000), classOf(st, i, "rsa-sign").Budget, "HSM %d's rsa-sign budget", i)
+	}
+}
+
 // TestThrottleRetryAbsorbs: one signer signing as fast as it can exceeds a
 // budget of 2 x 100 signs/s. With retry_mode = off some of its signs fail
 // (the control: the load does exceed the budget); with retry_mode =
