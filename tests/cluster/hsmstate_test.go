@@ -69,7 +69,7 @@ func (tk *tok) logins() [2]int {
 //     availability quorum);
 //   - the audit streams (CloudHSM's multi-HSM events, behaviour 29): a
 //     login while HSM 1 is down (a second time) is in hsm-0 only, one
-//     after it is up in both; hsm-1 has its GOHSM_HSM_STATE records; a token key generated
+//     after it is up in both, a logout in one stream only; hsm-1 has its GOHSM_HSM_STATE records; a token key generated
 //     on HSM X is CN_GENERATE_KEY + CN_EXTRACT_MASKED_OBJECT_USER in X's
 //     stream and CN_INSERT_MASKED_OBJECT_USER in the other, same handle.
 func TestHSMDownAndUp(t *testing.T) {
@@ -178,7 +178,12 @@ func TestHSMDownAndUp(t *testing.T) {
 	require.Equal(t, loginsBefore[0]+1, loginsDown[0], "hsm-0 records the login while HSM 1 is down")
 	require.Equal(t, loginsBefore[1], loginsDown[1], "hsm-1 records nothing while it is down")
 	tk.gohsm("cluster", "hsm", "up", "1")
+	logouts := func() int {
+		return count(tk.audit("hsm-0"), audit.CN_LOGOUT) + count(tk.audit("hsm-1"), audit.CN_LOGOUT)
+	}
+	before := logouts()
 	require.NoError(t, tk.p.Logout(s))
+	require.Equal(t, before+1, logouts(), "a logout with both up is in one stream: the executing HSM's")
 	require.NoError(t, tk.p.Login(s, pkcs11.CKU_USER, userPIN), "C_Login with both up")
 	loginsUp := tk.logins()
 	require.Equal(t, loginsDown[0]+1, loginsUp[0], "hsm-0 records the login")

@@ -41,7 +41,8 @@ func (tk *tok) randomTimes(s pkcs11.SessionHandle, n int) []time.Duration {
 // 20ms makes each C_Sign take 20 ms or more (median of 10; under 200 ms,
 // or the model is wrong) and leaves other classes alone
 // (C_GenerateRandom); a degraded HSM answers after degraded_latency
-// (30 ms here): round robin sends half the signs to it.
+// (30 ms here): round robin sends half the signs to it; a fault plan's
+// latency step adds its latency while it lasts, and nothing after.
 func TestLatency(t *testing.T) {
 	tk := newCluster(t, "hsms = 2")
 	s := tk.login()
@@ -83,4 +84,15 @@ func TestLatency(t *testing.T) {
 	require.GreaterOrEqual(t, fast, 3, "signs on the HSM that is up do not")
 	tk.gohsm("cluster", "hsm", "up", "1")
 	require.Less(t, median(tk.signTimes(s, k, 10)), 2*time.Millisecond, "HSM 1 back up")
+
+	// A plan's latency step: 20 ms on ec-sign for 1 s, nothing after.
+	plan := tk.writePlan("latency.json", `{"seed": 5, "steps": [{"at": "0s", "for": "1s", "latency": "20ms", "class": "ec-sign"}]}`)
+	start := time.Now()
+	tk.gohsm("cluster", "plan", "load", plan)
+	ds = tk.signTimes(s, k, 10)
+	require.Less(t, time.Since(start), time.Second, "too slow to measure within the step")
+	t.Logf("plan latency step: C_Sign %v", ds)
+	require.GreaterOrEqual(t, median(ds), 20*time.Millisecond, "the plan's latency step")
+	time.Sleep(time.Until(start.Add(time.Second + 50*time.Millisecond)))
+	require.Less(t, median(tk.signTimes(s, k, 10)), 2*time.Millisecond, "the latency step is over")
 }
