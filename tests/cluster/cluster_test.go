@@ -46,6 +46,8 @@
 //     neither process sees a failure.
 //   - TestTwoProcessesShareBudget: two processes, one signer each, share
 //     one budget: the sum of their OK rates is the budget, not twice it.
+//   - TestStandardSlot: a standard slot has no cluster unless its section
+//     turns it on; then it throttles the same, with the check off.
 //   - TestCertificateReadThrottled: a throttled certificate read through
 //     C_GetAttributeValue answers CKR_DEVICE_ERROR at once: never retried.
 //   - TestLatency: latency.ec-sign = 20ms makes each C_Sign take 20 ms or
@@ -142,13 +144,15 @@ type tok struct {
 	conf   string // configuration file
 	log    string // log_file
 	slot   uint
+	// profile is the slot's profile (cloudhsm unless a test says).
+	profile string
 	// slotLines are the [slot 0] lines of the configuration in force.
 	slotLines []string
 }
 
-// configText is the configuration of a cloudhsm slot with the cluster
+// configText is the configuration of a slot of profile with the cluster
 // keys slotLines (docs/config.md), logging warnings to logFile.
-func configText(tokenDir, logFile string, slotLines ...string) string {
+func configText(tokenDir, logFile, profile string, slotLines ...string) string {
 	return fmt.Sprintf(`# written by tests/cluster
 token_dir = %s
 log_level = warn
@@ -159,9 +163,9 @@ kdf_threads = 1
 
 [slot 0]
 label = %s
-profile = cloudhsm
+profile = %s
 %s
-`, tokenDir, logFile, tokenName, strings.Join(slotLines, "\n"))
+`, tokenDir, logFile, tokenName, profile, strings.Join(slotLines, "\n"))
 }
 
 // newCluster makes a token on a cloudhsm slot with the cluster keys
@@ -170,9 +174,15 @@ profile = cloudhsm
 // the test ends.
 func newCluster(t *testing.T, slotLines ...string) *tok {
 	t.Helper()
+	return newProfileCluster(t, "cloudhsm", slotLines...)
+}
+
+// newProfileCluster is newCluster on a slot of profile.
+func newProfileCluster(t *testing.T, profile string, slotLines ...string) *tok {
+	t.Helper()
 	p := module(t)
 	dir := t.TempDir()
-	tk := &tok{t: t, p: p, cli: testenv.CLI(t), tokens: filepath.Join(dir, "tokens"),
+	tk := &tok{t: t, p: p, cli: testenv.CLI(t), tokens: filepath.Join(dir, "tokens"), profile: profile,
 		conf: filepath.Join(dir, "gohsm.conf"), log: filepath.Join(dir, "gohsm.log")}
 	tk.writeConfig(slotLines...)
 	tk.gohsm("token", "init", "--label", tokenName, "--pin", soPIN)
@@ -189,7 +199,7 @@ func newCluster(t *testing.T, slotLines ...string) *tok {
 func (tk *tok) writeConfig(slotLines ...string) {
 	tk.t.Helper()
 	tk.slotLines = slotLines
-	require.NoError(tk.t, os.WriteFile(tk.conf, []byte(configText(tk.tokens, tk.log, slotLines...)), 0o600))
+	require.NoError(tk.t, os.WriteFile(tk.conf, []byte(configText(tk.tokens, tk.log, tk.profile, slotLines...)), 0o600))
 }
 
 // initialize calls C_Initialize with the configuration file's path as
