@@ -56,6 +56,11 @@ func (s *Slot) auditAll(se *Session, e audit.Event) []store.AuditEvent {
 		return []store.AuditEvent{{Record: rec}}
 	}
 	hs := s.cl.Reachable()
+	if len(hs) == 0 {
+		// No HSM reachable: a change is still never stored without its
+		// record (execHSM's choice, HSM 0).
+		hs = []int{0}
+	}
 	out := make([]store.AuditEvent, len(hs))
 	for i, h := range hs {
 		out[i] = store.AuditEvent{Stream: cluster.StreamName(h), Record: rec}

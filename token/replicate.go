@@ -7,6 +7,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/store"
 )
 
@@ -114,7 +115,8 @@ func (s *Slot) replicaSource(key ck.ULong) (*replica, error) {
 		// "Crypto Users must own the key to use this command."
 		return nil, fmt.Errorf("token: replicate: key %d belongs to %q; crypto users must own the key: %w", key, rec.Owner, ck.CKR_ACTION_PROHIBITED)
 	}
-	r := &replica{Replica: sr, extracted: store.AuditEvent{Record: encodeEvent(s, s.replicaEventLocked(audit.CN_EXTRACT_MASKED_OBJECT_USER, uint64(key), *rec))}}
+	r := &replica{Replica: sr, extracted: store.AuditEvent{Stream: streamOf(s.execHSM()),
+		Record: encodeEvent(s, s.replicaEventLocked(audit.CN_EXTRACT_MASKED_OBJECT_USER, uint64(key), *rec))}}
 	if len(rec.Sealed) == 0 {
 		return r, nil
 	}
@@ -211,14 +213,26 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	// The replica's handle is known once stored: the record is made in
 	// the transaction from the ID the store gives it.
 	e := s.replicaEventLocked(audit.CN_INSERT_MASKED_OBJECT_USER, 0, rec)
-	ev := store.AuditEvent{Fill: func(created []int64) ([]byte, error) {
+	fill := func(created []int64) ([]byte, error) {
 		d := e
 		if len(created) == 1 {
 			d.Key = uint64(created[0])
 		}
 		return encodeEvent(s, d), nil
-	}}
-	got, c, err := s.st.Audited(ev).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees}, s.quotas...)
+	}
+	// Inserted into every reachable HSM of the destination's cluster
+	// (the token's one stream without a cluster).
+	evs := []store.AuditEvent{{Fill: fill}}
+	if s.cl != nil {
+		evs = evs[:0]
+		for _, h := range s.cl.Reachable() {
+			evs = append(evs, store.AuditEvent{Stream: cluster.StreamName(h), Fill: fill})
+		}
+		if err := s.cl.CanCreateKey(); err != nil {
+			return 0, err
+		}
+	}
+	got, c, err := s.st.Audited(evs...).CreateReplica(store.Replica{Object: out, Sharees: r.Sharees}, s.quotas...)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return 0, fmt.Errorf("token: replicate: the destination holds this key already (unique ID %s): %w", rec.UniqueID, ck.CKR_ARGUMENTS_BAD)
@@ -226,6 +240,11 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		return 0, storeErr(err) // a quota's error keeps its CKR
 	}
 	s.wroteLocked(c)
+	if s.cl != nil {
+		// Made on the first HSM, as the cluster's other new keys it
+		// reaches the others after replication_delay.
+		s.cl.KeyCreated(got.ID, s.execHSM())
+	}
 	return ck.ULong(got.ID), nil
 }
 
