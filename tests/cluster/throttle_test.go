@@ -110,7 +110,9 @@ func TestThrottleRetryAbsorbs(t *testing.T) {
 // standard (UG:pkcs11-certificate-storage-limits; cloudhsm-facts §2.8 #4,
 // behaviour 31). 40 reads in a row from one session within well under a
 // second: more fail than pass (2 HSMs x 3/s, a burst of 1 each), none
-// waits for a retry's back-off, and the status counts no retry.
+// waits for a retry's back-off, and the status counts no retry. A
+// search that may match a certificate is a read too (CKR_FUNCTION_FAILED
+// when throttled); one for keys is not.
 func TestCertificateReadThrottled(t *testing.T) {
 	tk := newCluster(t, "hsms = 2", "throttle.cert-read = 3", "retry_mode = standard")
 	s := tk.login()
@@ -151,6 +153,22 @@ func TestCertificateReadThrottled(t *testing.T) {
 	require.Positive(t, refused)
 	// Retried, each refusal would take 35 ms (5 + 10 + 20 ms of back-off).
 	require.Less(t, median(refusals), 5*time.Millisecond, "refused certificate reads waited: %v", refusals)
+
+	// A search that may match a certificate reads certificate storage
+	// too: throttled, C_FindObjectsInit answers CKR_FUNCTION_FAILED; one
+	// that cannot match a certificate is not counted.
+	var findRefused int
+	for i := 0; i < 10; i++ {
+		_, err := tk.find(s, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE))
+		if err != nil {
+			requireRV(t, err, pkcs11.CKR_FUNCTION_FAILED, "a throttled certificate search")
+			findRefused++
+		}
+		_, err = tk.find(s, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY))
+		require.NoError(t, err, "a search for keys reads no certificate storage")
+	}
+	require.Positive(t, findRefused, "certificate searches over the budget")
+
 	st := tk.status()
 	require.Positive(t, sumClass(st, "cert-read", throttled))
 	require.Zero(t, sumClass(st, "cert-read", retried), "certificate reads are never retried")
