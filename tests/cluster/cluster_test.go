@@ -44,6 +44,10 @@
 //   - TestTwoProcessesFireStepsOnce: a plan's HSM down and up steps fire
 //     once across two signing processes (one epoch, two records), and
 //     neither process sees a failure.
+//   - TestTwoProcessesKeyAvailability: a token key made here is new to a
+//     child too: its first uses fail until the replication delay passed.
+//   - TestTwoProcessesShareFaultPlan: the configuration's plan is loaded
+//     once; its count of faults is spent across both processes.
 //   - TestTwoProcessesShareBudget: two processes, one signer each, share
 //     one budget: the sum of their OK rates is the budget, not twice it.
 //   - TestStandardSlot: a standard slot has no cluster unless its section

@@ -27,11 +27,12 @@ const helperEnv = "GOHSM_CLUSTER_HELPER"
 // TestHelperProcess is not a test: it is the entry point of the helper
 // processes (os.Args[0] -test.run=^TestHelperProcess$, $helperEnv set).
 // The helper loads the library itself, initialises it from $GOHSM_CONF,
-// logs in as alice, finds the private key labelled $helperEnv, prints
-// READY, then runs the commands it reads on stdin, one a line, printing
-// one line for each:
+// logs in as alice, finds the private key labelled $helperEnv (it does
+// not use it yet), prints READY, then runs the commands it reads on
+// stdin, one a line, printing one line for each:
 //
 //	create          try to generate a token AES key: OK or the CKR name
+//	try             sign once: OK or the CKR name
 //	sign N          sign N times: "ok K" (K of the N worked)
 //	load TOTAL WARM one signer for TOTAL, counted after WARM: loadResult as JSON
 //	quit            C_Finalize and exit
@@ -76,9 +77,6 @@ func helper(label string) error {
 		return fmt.Errorf("%d private keys labelled %q", len(hs), label)
 	}
 	k := hs[0]
-	if err := tk.sign(s, k); err != nil {
-		return fmt.Errorf("first sign: %w", err)
-	}
 	fmt.Println("READY")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -90,6 +88,8 @@ func helper(label string) error {
 		case "create":
 			_, err := tk.tryAES(s, true, "from-helper")
 			fmt.Println(rvName(err))
+		case "try":
+			fmt.Println(rvName(tk.sign(s, k)))
 		case "sign":
 			n, _ := strconv.Atoi(f[1])
 			ok := 0
@@ -198,17 +198,27 @@ func (c *child) quit() {
 // HSMs are up, sees HSM 1 go down (set by the operator's CLI while it
 // runs): it can no longer make a token key (the key availability quorum
 // counts reachable HSMs), its signs go on, all on HSM 0; and it sees HSM 1
-// come back. The state lives in the token's shared file, not in a
+// come back. A process started while HSM 1 is down cannot use the key
+// at all: it checks the key at first use, and finds it on one HSM. The state lives in the token's shared file, not in a
 // process.
 func TestTwoProcessesSeeHSMState(t *testing.T) {
 	tk := newCluster(t, "hsms = 2")
 	s := tk.login()
 	tk.genEC(s, true, "shared")
 	c := tk.startChild("shared")
+	c.do("try")
+	require.Equal(t, "OK", c.next(), "the child signs, both HSMs up (it checks the key)")
 	c.do("create")
 	require.Equal(t, "OK", c.next(), "the child makes a token key, both HSMs up")
 
 	tk.gohsm("cluster", "hsm", "down", "1")
+	// A process that had not checked the key before cannot now: it is on
+	// one reachable HSM.
+	late := tk.startChild("shared")
+	late.do("try")
+	require.Equal(t, "CKR_FUNCTION_FAILED", late.next(), "a new process's first use of a key, one HSM up")
+	late.quit()
+
 	before := tk.status()
 	c.do("create")
 	require.Equal(t, "CKR_FUNCTION_FAILED", c.next(), "the child makes a token key, HSM 1 down")
@@ -296,4 +306,71 @@ func TestTwoProcessesFireStepsOnce(t *testing.T) {
 	for _, p := range st.Plan.Steps {
 		require.Equal(t, "done", p.State, "step %d: %s", p.Index, p.Step)
 	}
+}
+
+// TestTwoProcessesKeyAvailability: a token key this process makes with
+// replication_delay = 1s is new to a child process too (the ring of recent
+// keys is in the shared file): the child's first uses fail with
+// CKR_FUNCTION_FAILED until the delay has passed, then succeed; a key made
+// long before works in the child at once.
+func TestTwoProcessesKeyAvailability(t *testing.T) {
+	const delay = time.Second
+	tk := newCluster(t, "hsms = 2", "replication_delay = 1s")
+	s := tk.login()
+	old := tk.genEC(s, true, "old")
+	time.Sleep(delay)
+	require.NoError(t, tk.sign(s, old))
+
+	start := time.Now()
+	tk.genEC(s, true, "new")
+	c := tk.startChild("new")
+	var fails int
+	var usable time.Duration
+	for {
+		c.do("try")
+		got := c.next()
+		if got == "OK" {
+			usable = time.Since(start)
+			break
+		}
+		require.Equal(t, "CKR_FUNCTION_FAILED", got, "the child's C_SignInit of a new key")
+		fails++
+		if time.Since(start) > delay+3*time.Second {
+			t.Fatalf("the key is still unusable in the child %v after it was made", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.quit()
+	t.Logf("usable in the child after %v, %d failed tries", usable, fails)
+	require.Positive(t, fails, "the child's first use of the new key fails")
+	require.GreaterOrEqual(t, usable, delay-50*time.Millisecond, "usable in the child before the replication delay")
+
+	c = tk.startChild("old")
+	c.do("try")
+	require.Equal(t, "OK", c.next(), "a key made before the delay, in a new process")
+	c.quit()
+}
+
+// TestTwoProcessesShareFaultPlan: the configuration's fault_plan (fail
+// the next 3 C_Sign) is loaded by the first process that opens the token
+// and followed, not loaded again, by the next: this process's 2 signs
+// fail, then 1 of the child's 2, then no more; 3 GOHSM_FAULT_INJECTED
+// records in all, each written by the process that injected the fault.
+func TestTwoProcessesShareFaultPlan(t *testing.T) {
+	tk := newCluster(t, "hsms = 2")
+	plan := tk.writePlan("count.json", `{"seed": 9, "steps": [{"at": "0s", "fail": "C_Sign", "count": 3, "rv": "CKR_DEVICE_ERROR"}]}`)
+	tk.reconfigure("hsms = 2", "fault_plan = "+plan)
+	s := tk.login()
+	k := tk.genEC(s, true, "shared")
+	for i := 0; i < 2; i++ {
+		requireRV(t, tk.sign(s, k), pkcs11.CKR_DEVICE_ERROR, "this process's sign ", i)
+	}
+	c := tk.startChild("shared")
+	c.do("try")
+	require.Equal(t, "CKR_DEVICE_ERROR", c.next(), "the child's first sign: the plan's third fault")
+	c.do("try")
+	require.Equal(t, "OK", c.next(), "the child's second sign: the count is spent")
+	c.quit()
+	require.NoError(t, tk.sign(s, k), "the count is spent for this process too")
+	require.Equal(t, 3, count(tk.audit(""), audit.GOHSM_FAULT_INJECTED), "one record per fault, across processes")
 }
