@@ -22,25 +22,27 @@
 //     stores nothing, using one fails too; session keys work;
 //     key_availability_check = false removes the failure.
 //   - TestHSMDownAndUp: `gohsm cluster hsm down 1` while this process signs:
-//     signing fails over to HSM 0 (no error), calls land only on HSM 0
-//     until `up`, then on both; a session key made on HSM 1 is lost
-//     (CKR_KEY_HANDLE_INVALID) and stays lost; a token key cannot be made
-//     while one of two HSMs is down; audit streams: a login while HSM 1
-//     is down is not in hsm-1, one after is; GOHSM_HSM_STATE records; a
-//     token key is generate + extract on one stream, insert on the other,
-//     same handle.
+//     signing fails over to HSM 0 (no error, signs begun before included),
+//     calls land only on HSM 0 until `up`, then on both; a session key
+//     made on HSM 1 is lost (CKR_KEY_HANDLE_INVALID) and stays lost; a
+//     token key cannot be made while one of two HSMs is down; audit
+//     streams: a login while HSM 1 is down is not in hsm-1, one after is,
+//     a logout is in one stream; GOHSM_HSM_STATE records; a token key is
+//     generate + extract on one stream, insert on the other, same handle.
 //   - TestFaultPlanReplay: a plan (count step on C_Sign, probability step
 //     on C_Encrypt, a seed) loaded from the configuration fails the same
 //     calls with the same CKR when reloaded by `gohsm cluster plan load`
 //     after `gohsm cluster reset`; another seed fails other C_Encrypt
 //     calls; each injected fault has its GOHSM_FAULT_INJECTED record.
 //   - TestFaultPlanStoreDown: while a plan has dropped the store,
-//     C_FindObjectsInit and C_Login get CKR_DEVICE_ERROR and session-key
-//     crypto goes on; both work again once the step is over, not before;
+//     C_FindObjectsInit, C_Login and a token key's generation get
+//     CKR_DEVICE_ERROR, crypto with a session key or a cached token key
+//     goes on; they work again once the step is over, not before;
 //     GOHSM_STORE_FAULT is in every stream.
 //   - TestTwoProcessesSeeHSMState: a child process, started before the
 //     change, sees HSM 1 go down (it cannot make a token key, its calls go
-//     to HSM 0) and up again.
+//     to HSM 0) and up again; a process started while HSM 1 is down
+//     cannot use a token key it never checked.
 //   - TestTwoProcessesFireStepsOnce: a plan's HSM down and up steps fire
 //     once across two signing processes (one epoch, two records), and
 //     neither process sees a failure.
@@ -53,11 +55,13 @@
 //   - TestStandardSlot: a standard slot has no cluster unless its section
 //     turns it on; then it throttles the same, with the check off.
 //   - TestCertificateReadThrottled: a throttled certificate read through
-//     C_GetAttributeValue answers CKR_DEVICE_ERROR at once: never retried.
+//     C_GetAttributeValue answers CKR_DEVICE_ERROR at once: never retried;
+//     a search that may match a certificate, CKR_FUNCTION_FAILED.
 //   - TestLatency: latency.ec-sign = 20ms makes each C_Sign take 20 ms or
 //     more (median of 10), other classes and the default configuration add
 //     nothing measurable (median under 2 ms); a degraded HSM adds
-//     degraded_latency.
+//     degraded_latency; a plan's latency step adds its latency while it
+//     lasts.
 //
 // Loading a Go c-shared library into a Go test binary puts a second Go
 // runtime in the process: it works, but is unsupported upstream, so these
