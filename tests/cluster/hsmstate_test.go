@@ -80,6 +80,9 @@ func TestHSMDownAndUp(t *testing.T) {
 		require.NoError(t, tk.sign(s, k))
 	}
 	st := tk.status()
+	// miekg/pkcs11 asks C_Sign for the signature's length first: length
+	// queries never reach an HSM (decision 3), so 10 signs are 10 calls.
+	require.Equal(t, uint64(10), sumClass(st, "ec-sign", calls), "10 C_Sign after their length queries")
 	for i := 0; i < 2; i++ {
 		require.Equal(t, "up", hsmOf(t, st, i).State)
 		require.Positive(t, classOf(st, i, "ec-sign").Calls, "round robin: HSM %d signed", i)
