@@ -13,10 +13,12 @@ import (
 )
 
 // replayPlan fails the next 3 C_Sign calls and, while it lasts, each
-// C_Encrypt with probability 0.3, both with CKR_DEVICE_ERROR.
+// C_Encrypt with probability 0.3, both with CKR_DEVICE_ERROR; its last
+// step is for later (pending while the test runs).
 const replayPlan = `{"seed": %d, "steps": [
   {"at": "0s", "fail": "C_Sign", "count": 3, "rv": "CKR_DEVICE_ERROR"},
-  {"at": "0s", "for": "10m", "fail": "C_Encrypt", "probability": 0.3, "rv": "CKR_DEVICE_ERROR"}
+  {"at": "0s", "for": "10m", "fail": "C_Encrypt", "probability": 0.3, "rv": "CKR_DEVICE_ERROR"},
+  {"at": "10m", "hsm": 1, "state": "down"}
 ]}`
 
 // replaySequence is the fixed call sequence of TestFaultPlanReplay: 8
@@ -136,7 +138,9 @@ func TestFaultPlanReplay(t *testing.T) {
 	st := tk.status()
 	require.NotNil(t, st.Plan, "the loaded plan is in the status")
 	require.Equal(t, uint64(8), st.Plan.Seed)
-	require.Len(t, st.Plan.Steps, 2)
+	require.Len(t, st.Plan.Steps, 3)
+	require.Equal(t, "active", st.Plan.Steps[1].State, "the probability step lasts 10 minutes: %+v", st.Plan.Steps[1])
+	require.Equal(t, "pending", st.Plan.Steps[2].State, "a step due in 10 minutes: %+v", st.Plan.Steps[2])
 	require.Positive(t, count(tk.audit(""), audit.GOHSM_FAULT_PLAN), "plan loads are audited")
 
 	tk.gohsm("cluster", "plan", "clear")
