@@ -62,10 +62,14 @@
 //     nothing measurable (median under 2 ms); a degraded HSM adds
 //     degraded_latency; a plan's latency step adds its latency while it
 //     lasts.
+//   - TestCDriverThrottle, TestCDriverKeyAvailability: the throttling rate
+//     and the one-HSM refusals again, from a C program (testdata/
+//     cluster_driver.c) that reaches the library through its function list.
 //
 // Loading a Go c-shared library into a Go test binary puts a second Go
 // runtime in the process: it works, but is unsupported upstream, so these
-// tests live in their own package (tests/e2e says the same).
+// tests live in their own package (tests/e2e says the same), and the C
+// driver repeats the central checks without it.
 //
 // The library and the CLI must be built (`make all`); $GOHSM_LIB and
 // $GOHSM_CLI name other files. Without them the tests skip, or fail when
