@@ -69,9 +69,10 @@ func (tk *tok) logins() [2]int {
 //     availability quorum);
 //   - the audit streams (CloudHSM's multi-HSM events, behaviour 29): a
 //     login while HSM 1 is down (a second time) is in hsm-0 only, one
-//     after it is up in both, a logout in one stream only; hsm-1 has its GOHSM_HSM_STATE records; a token key generated
-//     on HSM X is CN_GENERATE_KEY + CN_EXTRACT_MASKED_OBJECT_USER in X's
-//     stream and CN_INSERT_MASKED_OBJECT_USER in the other, same handle.
+//     after it is up in both, a logout in one stream only; hsm-1 has its
+//     GOHSM_HSM_STATE records; a token key generated on HSM X is
+//     CN_GENERATE_KEY + CN_EXTRACT_MASKED_OBJECT_USER in X's stream and
+//     CN_INSERT_MASKED_OBJECT_USER in the other, same handle.
 func TestHSMDownAndUp(t *testing.T) {
 	tk := newCluster(t, "hsms = 2")
 	s := tk.login()
