@@ -62,6 +62,10 @@
 //     nothing measurable (median under 2 ms); a degraded HSM adds
 //     degraded_latency; a plan's latency step adds its latency while it
 //     lasts.
+//   - TestBadClusterInput: bad cluster keys fail C_Initialize with
+//     CKR_ARGUMENTS_BAD, a missing or malformed fault_plan fails it with
+//     the reason in the log, a damaged cluster.state is rebuilt; the
+//     token's key survives all of it.
 //   - TestCDriverThrottle, TestCDriverKeyAvailability: the throttling rate
 //     and the one-HSM refusals again, from a C program (testdata/
 //     cluster_driver.c) that reaches the library through its function list.
