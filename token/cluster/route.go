@@ -23,6 +23,7 @@ type Cluster struct {
 
 	rr       atomic.Uint64 // round robin over HSMs (process-local, as the SDK's)
 	verified sync.Map      // token key object IDs this process verified (int64 -> struct{})
+	limited  [numLimitedLogs]limitedLog
 
 	planMu sync.Mutex
 	plan   atomic.Pointer[compiled] // the plan of generation plan.gen; nil plan: none
@@ -312,7 +313,7 @@ func (c *Cluster) CanCreateKey() error {
 		return nil
 	}
 	msg := "New key " + availabilityMsg
-	c.log(msg)
+	c.logLimited(logAvailability, msg)
 	return fmt.Errorf("%w: %s: %w", ErrKeyAvailability, msg, ck.CKR_FUNCTION_FAILED)
 }
 
@@ -343,7 +344,7 @@ func (c *Cluster) KeyAvailable(id int64) error {
 		return nil
 	}
 	msg := fmt.Sprintf("Key %d %s", id, availabilityMsg)
-	c.log(msg)
+	c.logLimited(logAvailability, msg)
 	return fmt.Errorf("%w: %s: %w", ErrKeyAvailability, msg, ck.CKR_FUNCTION_FAILED)
 }
 

@@ -112,10 +112,10 @@ func (c *Cluster) throttle(r *Route, cl Class, rate float64, now int64) (int64, 
 	}
 	atomic.AddUint64(c.st.u64(c.st.class(r.HSM, cl, clsThrottled)), 1)
 	if cl == ClassCertRead {
-		c.log(fmt.Sprintf("cluster: hsm %d: certificate read throttled: HSM response 187 (0xBB), not retried", r.HSM), "hsm", r.HSM, "class", cl.String())
+		c.logLimited(logCertThrottled, fmt.Sprintf("cluster: hsm %d: certificate read throttled: HSM response 187 (0xBB), not retried", r.HSM), "hsm", r.HSM, "class", cl.String())
 		return now, ErrCertThrottled
 	}
 	// The SDK's log names the HSM's answer (UG:troubleshoot-hsm-throttling).
-	c.log(fmt.Sprintf("cluster: hsm %d: %s throttled at %g ops/s: HSM response 187 (0xBB)", r.HSM, cl, rate), "hsm", r.HSM, "class", cl.String())
+	c.logLimited(logThrottled, fmt.Sprintf("cluster: hsm %d: %s throttled at %g ops/s: HSM response 187 (0xBB)", r.HSM, cl, rate), "hsm", r.HSM, "class", cl.String())
 	return now, ErrThrottled
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -341,4 +342,23 @@ func BenchmarkAdmit(b *testing.B) {
 			c.Admit(&r, ClassRSASign)
 		}
 	})
+}
+
+// A refused call's log line is written at most once a second; the next
+// one says how many were left out (a host's log is not flooded).
+func TestThrottleLogLimited(t *testing.T) {
+	c, rec := open(t, t.TempDir(), throttled(t, 1, "throttle.ec-sign", "1", "retry_mode", "off"))
+	clk := newClock().install(c)
+	r := Route{HSM: 0}
+	require.NoError(t, c.Admit(&r, ClassECSign))
+	for range 1000 {
+		require.ErrorIs(t, c.Admit(&r, ClassECSign), ErrThrottled)
+	}
+	assert.Equal(t, 1, strings.Count(rec.Logs(), "HSM response 187 (0xBB)"), "one line in the first second")
+	clk.add(1500 * time.Millisecond) // the budget refills one call
+	require.NoError(t, c.Admit(&r, ClassECSign))
+	require.ErrorIs(t, c.Admit(&r, ClassECSign), ErrThrottled)
+	assert.Equal(t, 2, strings.Count(rec.Logs(), "HSM response 187 (0xBB)"))
+	assert.Contains(t, rec.Logs(), "(and 999 more such lines in the last 1s)")
+	assert.Equal(t, uint64(1001), classStatus(c.Status(), 0, ClassECSign).Throttled, "every refusal is counted, logged or not")
 }
