@@ -1,7 +1,7 @@
 // Package cluster proves the emulated CloudHSM cluster (token/cluster,
 // docs/cluster.md) through the C ABI: the built libgohsm.so driven through
 // github.com/miekg/pkcs11 in this process and in helper processes that
-// re-execute the test binary (TestHelperProcess), with the gohsm CLI, a
+// re-execute the test binary (TestMain), with the gohsm CLI, a
 // process of its own, as the operator. What each test proves:
 //
 //   - TestThrottleAtConfiguredRate: a throttled P-256 signer gets

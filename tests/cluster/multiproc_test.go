@@ -24,28 +24,27 @@ import (
 // value is the label of the private key it signs with.
 const helperEnv = "GOHSM_CLUSTER_HELPER"
 
-// TestHelperProcess is not a test: it is the entry point of the helper
-// processes (os.Args[0] -test.run=^TestHelperProcess$, $helperEnv set).
-// The helper loads the library itself, initialises it from $GOHSM_CONF,
-// logs in as alice, finds the private key labelled $helperEnv (it does
-// not use it yet), prints READY, then runs the commands it reads on
-// stdin, one a line, printing one line for each:
+// TestMain runs the tests, or, in a helper process (the test binary
+// re-executed with $helperEnv set), the helper instead of any test. The
+// helper loads the library itself, initialises it from $GOHSM_CONF, logs
+// in as alice, finds the private key labelled $helperEnv (it does not use
+// it yet), prints READY, then runs the commands it reads on stdin, one a
+// line, printing one line for each:
 //
 //	create          try to generate a token AES key: OK or the CKR name
 //	try             sign once: OK or the CKR name
 //	sign N          sign N times: "ok K" (K of the N worked)
 //	load TOTAL WARM one signer for TOTAL, counted after WARM: loadResult as JSON
 //	quit            C_Finalize and exit
-func TestHelperProcess(t *testing.T) {
-	label := os.Getenv(helperEnv)
-	if label == "" {
-		t.Skip("helper process entry point; runs only when started by another test")
+func TestMain(m *testing.M) {
+	if label := os.Getenv(helperEnv); label != "" {
+		if err := helper(label); err != nil {
+			fmt.Fprintf(os.Stderr, "helper: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	if err := helper(label); err != nil {
-		fmt.Fprintf(os.Stderr, "helper: %v\n", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(m.Run())
 }
 
 func helper(label string) error {
@@ -134,7 +133,7 @@ func (tk *tok) startChild(label string) *child {
 	tk.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	tk.t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), helperEnv+"="+label, "GOHSM_CONF="+tk.conf, "GOHSM_LIB="+libPath)
 	c := &child{t: tk.t, cmd: cmd, lines: make(chan string, 16), stderr: &strings.Builder{}}
 	var err error
