@@ -271,9 +271,10 @@ func (c *Cluster) StoreDown() error {
 func (c *Cluster) LoadPlan(p *Plan) error { return c.loadPlan(p, false) }
 
 // loadPlan stores p with a new generation, its steps pending, its clock
-// starting now. ifOther (a fault_plan file at Open): only when the state
-// holds no plan or a plan of other contents, checked under the lock so
-// that processes starting together load it once.
+// starting now. ifOther (a fault_plan file at Open): only when the file's
+// contents are not the ones last loaded from it, checked under the lock
+// so that processes starting together load it once; a plan loaded or
+// cleared since (gohsm cluster plan) is left as it is.
 func (c *Cluster) loadPlan(p *Plan, ifOther bool) error {
 	if p == nil {
 		return fmt.Errorf("cluster: plan: none: %w", ck.CKR_ARGUMENTS_BAD)
@@ -301,9 +302,12 @@ func (c *Cluster) loadPlan(p *Plan, ifOther bool) error {
 	if err := c.st.lock(syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("cluster: lock state: %w", err)
 	}
-	if ifOther && atomic.LoadUint64(c.st.u64(offPlanGen)) != 0 && atomic.LoadUint64(c.st.u64(offPlanHash)) == h {
-		c.st.unlock()
-		return nil
+	if ifOther {
+		if atomic.LoadUint64(c.st.u64(offFilePlan)) == h {
+			c.st.unlock()
+			return nil
+		}
+		atomic.StoreUint64(c.st.u64(offFilePlan), h)
 	}
 	c.clearPlanLocked()
 	for i, st := range p.Steps {

@@ -426,6 +426,7 @@ func (c *Cluster) Reset() error {
 		atomic.StoreUint64(c.st.u64(c.st.ring(k, ringSeq)), 0)
 	}
 	atomic.StoreUint64(c.st.u64(offRingHead), 0)
+	atomic.StoreUint64(c.st.u64(offFilePlan), 0) // the next Open loads fault_plan again
 	hadPlan := c.clearPlanLocked()
 	c.st.unlock()
 	if hadPlan {

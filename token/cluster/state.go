@@ -24,7 +24,7 @@ import (
 //	0       64     header: magic "GOHSMCL\x00", version, HSM count, file size
 //	64      64     hot word: current plan generation (0: no plan)
 //	128     128    plan: load time, length, hash, generation counter;
-//	               store down until; key ring head
+//	               store down until; key ring head; fault_plan file's hash
 //	256     32*832 per HSM: a line {state+epoch word, since, up since},
 //	               then a line per class {calls, throttled, retried,
 //	               faults, GCRA theoretical arrival time, second, count
@@ -58,6 +58,11 @@ const (
 	offPlanSeq    = 152
 	offStoreDown  = 160
 	offRingHead   = 168
+	// offFilePlan is the hash of the fault_plan file's plan last loaded
+	// at Open (0: none since the file was made or reset): the file is
+	// loaded again only when its contents change, so that a plan loaded
+	// or cleared with the CLI stays so when the next process opens.
+	offFilePlan = 176
 
 	offHSM0      = 256
 	hsmStride    = line * (1 + int(NumClasses))
