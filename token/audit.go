@@ -5,6 +5,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/store"
 )
 
@@ -31,10 +32,57 @@ func (s *Slot) rebootLocked() uint32 {
 
 // auditEvent completes an event (time, reboot counter, session, the
 // logged-in user as actor, the response text) and encodes it for the
-// store (s.mu held; se may be nil).
+// store (s.mu held; se may be nil), in the stream of the HSM that ran the
+// command (execHSM): a logout, a refusal, a session key, a wrap.
 func (s *Slot) auditEvent(se *Session, e audit.Event) store.AuditEvent {
+	return s.auditOn(s.execHSM(), se, e)
+}
+
+// auditOn is auditEvent in the stream of HSM hsm (-1: the token's one
+// stream, the slot has no cluster).
+func (s *Slot) auditOn(hsm int, se *Session, e audit.Event) store.AuditEvent {
 	s.completeEvent(se, &e)
-	return store.AuditEvent{Record: encodeEvent(s, e)}
+	return store.AuditEvent{Stream: streamOf(hsm), Record: encodeEvent(s, e)}
+}
+
+// auditAll is an event in the stream of every reachable HSM (a login,
+// user and quorum management, a change to a token key), as CloudHSM's
+// cluster records them (UG-2023:interpreting-audit-logs.md); without a
+// cluster, the one stream.
+func (s *Slot) auditAll(se *Session, e audit.Event) []store.AuditEvent {
+	s.completeEvent(se, &e)
+	rec := encodeEvent(s, e)
+	if s.cl == nil {
+		return []store.AuditEvent{{Record: rec}}
+	}
+	hs := s.cl.Reachable()
+	out := make([]store.AuditEvent, len(hs))
+	for i, h := range hs {
+		out[i] = store.AuditEvent{Stream: cluster.StreamName(h), Record: rec}
+	}
+	return out
+}
+
+// execHSM is the HSM that runs a command that uses no key: the next
+// reachable one, as the SDK spreads commands (-1: the slot has no
+// cluster; HSM 0 when none is reachable, where the command failed).
+func (s *Slot) execHSM() int {
+	if s.cl == nil {
+		return -1
+	}
+	r, err := s.cl.Route(0)
+	if err != nil {
+		return 0
+	}
+	return r.HSM
+}
+
+// streamOf is HSM hsm's stream name ("": the store's default, one HSM).
+func streamOf(hsm int) string {
+	if hsm < 0 {
+		return ""
+	}
+	return cluster.StreamName(hsm)
 }
 
 func (s *Slot) completeEvent(se *Session, e *audit.Event) {
@@ -76,6 +124,21 @@ func (s *Slot) auditAlone(se *Session, e audit.Event) {
 	s.auditAloneLocked(se, e)
 }
 
+// auditOnAloneLocked is auditAloneLocked in HSM hsm's stream.
+func (s *Slot) auditOnAloneLocked(hsm int, se *Session, e audit.Event) {
+	if err := s.st.Audit(s.auditOn(hsm, se, e)); err != nil {
+		s.m.log.Error("gohsm: audit: event not recorded", "slot", s.cfg.ID, "opcode", e.Opcode.String(), "err", err)
+	}
+}
+
+// auditAllAloneLocked is auditAloneLocked in every reachable HSM's
+// stream (a failed login).
+func (s *Slot) auditAllAloneLocked(se *Session, e audit.Event) {
+	if err := s.st.Audit(s.auditAll(se, e)...); err != nil {
+		s.m.log.Error("gohsm: audit: event not recorded", "slot", s.cfg.ID, "opcode", e.Opcode.String(), "err", err)
+	}
+}
+
 // userEvent is an event about a user (MGMT_USER_DETAILS_LOG).
 func userEvent(op audit.Opcode, name string, role store.Role, code int) audit.Event {
 	ut := audit.CN_CRYPTO_USER
@@ -94,28 +157,48 @@ func keyEvent(op audit.Opcode, key, public uint64, code int) audit.Event {
 	return e
 }
 
-// objectsEvent records the creation of objs (a key, or a key pair's
+// objectsEvents records the creation of objs (a key, or a key pair's
 // public then private key) by op: the handles of token objects are the
 // IDs the store gives them in the transaction (created, in order), so the
-// record is made there.
-func (s *Slot) objectsEvent(se *Session, op audit.Opcode, objs []*Object) store.AuditEvent {
+// records are made there. In a cluster (origin: the HSM that made them),
+// the origin's stream has op then CN_EXTRACT_MASKED_OBJECT_USER, every
+// other reachable HSM's CN_INSERT_MASKED_OBJECT_USER with the same
+// handles: the new token objects are copied to them
+// (UG-2023:interpreting-audit-logs.md).
+func (s *Slot) objectsEvents(se *Session, op audit.Opcode, objs []*Object, origin int) []store.AuditEvent {
 	e := keyEvent(op, 0, 0, audit.RespSuccess)
 	s.completeEvent(se, &e)
-	return store.AuditEvent{Fill: func(created []int64) ([]byte, error) {
-		ev := e
-		hs := make([]uint64, len(objs))
-		i := 0
-		for j, o := range objs {
-			if o.token && i < len(created) {
-				hs[j] = uint64(created[i])
-				i++
-			} else {
-				hs[j] = uint64(o.h)
+	fill := func(op audit.Opcode) func(created []int64) ([]byte, error) {
+		return func(created []int64) ([]byte, error) {
+			ev := e
+			ev.Opcode = op
+			hs := make([]uint64, len(objs))
+			i := 0
+			for j, o := range objs {
+				if o.token && i < len(created) {
+					hs[j] = uint64(created[i])
+					i++
+				} else {
+					hs[j] = uint64(o.h)
+				}
 			}
+			setKeyHandles(&ev, objs, hs)
+			return encodeEvent(s, ev), nil
 		}
-		setKeyHandles(&ev, objs, hs)
-		return encodeEvent(s, ev), nil
-	}}
+	}
+	if s.cl == nil || origin < 0 {
+		return []store.AuditEvent{{Fill: fill(op)}}
+	}
+	out := []store.AuditEvent{
+		{Stream: cluster.StreamName(origin), Fill: fill(op)},
+		{Stream: cluster.StreamName(origin), Fill: fill(audit.CN_EXTRACT_MASKED_OBJECT_USER)},
+	}
+	for _, h := range s.cl.Reachable() {
+		if h != origin {
+			out = append(out, store.AuditEvent{Stream: cluster.StreamName(h), Fill: fill(audit.CN_INSERT_MASKED_OBJECT_USER)})
+		}
+	}
+	return out
 }
 
 // setKeyHandles puts a pair's private key in Key and its public key in

@@ -459,7 +459,7 @@ func TestAuditKeysCloudHSM(t *testing.T) {
 	require.NoError(t, m.Logout(so))
 	h := so
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw-1")))
-	n := auditMark(t, m)
+	n0, n1 := len(streamLog(t, m, "hsm-0")), len(streamLog(t, m, "hsm-1"))
 	tmpl := aesTemplate("k", true)
 	tmpl[ck.CKA_ENCRYPT] = attrs.Bool(true)
 	k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
@@ -482,11 +482,56 @@ func TestAuditKeysCloudHSM(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, m.DestroyObject(h, pub))
-	evs := auditSince(t, m, n)
-	require.Equal(t, []string{"CN_GENERATE_KEY", "CN_GENERATE_KEY_PAIR", "CN_MODIFY_OBJECT", "CN_SHARE_OBJECT", "CN_SHARE_OBJECT",
-		"CN_TOMBSTONE_OBJECT"}, opcodes(evs))
-	assert.Equal(t, uint64(k), evs[0].Key)
-	assert.Equal(t, uint64(priv), evs[1].Key)
-	assert.Equal(t, uint64(pub), evs[1].PublicKey)
-	assert.Equal(t, uint64(pub), evs[5].Key)
+	// The cloudhsm profile's cluster has 2 HSMs: each new token key is
+	// made on one (the creating opcode, then CN_EXTRACT_MASKED_OBJECT_USER)
+	// and inserted into the other; changes to token keys are in both.
+	streams := [][]audit.Event{streamLog(t, m, "hsm-0")[n0:], streamLog(t, m, "hsm-1")[n1:]}
+	made := map[string][]audit.Event{}
+	for i, evs := range streams {
+		var mgmt []audit.Event
+		for j := 0; j < len(evs); j++ {
+			switch e := evs[j]; e.Opcode {
+			case audit.CN_GENERATE_KEY, audit.CN_GENERATE_KEY_PAIR:
+				require.Less(t, j+1, len(evs), "stream %d", i)
+				assert.Equal(t, audit.CN_EXTRACT_MASKED_OBJECT_USER, evs[j+1].Opcode, "stream %d", i)
+				assert.Equal(t, [2]uint64{e.Key, e.PublicKey}, [2]uint64{evs[j+1].Key, evs[j+1].PublicKey})
+				made[e.Opcode.String()] = append(made[e.Opcode.String()], e)
+				j++
+			case audit.CN_INSERT_MASKED_OBJECT_USER:
+				made["insert"] = append(made["insert"], e)
+			default:
+				mgmt = append(mgmt, e)
+			}
+		}
+		require.Equal(t, []string{"CN_MODIFY_OBJECT", "CN_SHARE_OBJECT", "CN_SHARE_OBJECT", "CN_TOMBSTONE_OBJECT"}, opcodes(mgmt), "stream %d", i)
+		assert.Equal(t, uint64(pub), mgmt[3].Key)
+	}
+	require.Len(t, made["CN_GENERATE_KEY"], 1)
+	require.Len(t, made["CN_GENERATE_KEY_PAIR"], 1)
+	require.Len(t, made["insert"], 2, "each new key inserted into the other HSM")
+	assert.Equal(t, uint64(k), made["CN_GENERATE_KEY"][0].Key)
+	assert.Equal(t, uint64(priv), made["CN_GENERATE_KEY_PAIR"][0].Key)
+	assert.Equal(t, uint64(pub), made["CN_GENERATE_KEY_PAIR"][0].PublicKey)
+	inserted := map[[2]uint64]bool{}
+	for _, e := range made["insert"] {
+		inserted[[2]uint64{e.Key, e.PublicKey}] = true
+	}
+	assert.Equal(t, map[[2]uint64]bool{{uint64(k), 0}: true, {uint64(priv), uint64(pub)}: true}, inserted)
+}
+
+// streamLog is one audit stream of slot 3, verified, gap-free from 0.
+func streamLog(t *testing.T, m *Module, stream string) []audit.Event {
+	t.Helper()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	c, err := audit.Load(s.Store(), stream)
+	require.NoError(t, err)
+	_, err = audit.Verify(c)
+	require.NoError(t, err)
+	out := make([]audit.Event, len(c.Records))
+	for i, r := range c.Records {
+		require.Equal(t, uint64(i), r.Seq, "gap-free from 0")
+		out[i] = r.Event
+	}
+	return out
 }

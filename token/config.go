@@ -51,6 +51,24 @@ import (
 //	lockout_threshold = 5           # the slot's own values of these three; without them
 //	min_pin_len = 8                 # the top-level ones when set, else the profile's
 //	max_pin_len = 32                # defaults (cloudhsm: 5, 8, 32; standard: 5, 4, 64)
+//
+// A slot's emulated cluster (token/cluster, docs/cluster.md) takes these
+// keys in its section; any of them but "cluster = off" turns it on (the
+// cloudhsm profile has one by default: 2 HSMs, the key availability check
+// on; standard has none):
+//
+//	cluster = on                    # on | off
+//	hsms = 2                        # emulated HSMs, 1 to 32
+//	key_availability_check = true   # a token key is usable once on 2 HSMs
+//	replication_delay = 0s          # how long a new token key takes to reach the other HSMs
+//	throttle = off                  # off | on (follows hsm_type) | hsm1 | hsm2m: ops/s per HSM
+//	throttle.rsa-sign = 1000        # ops/s per HSM for a class, 0 = unlimited
+//	retry_mode = standard           # standard (the SDK's retry of throttled calls) | off
+//	latency = off                   # off | cloudhsm
+//	latency.ec-sign = 1ms..3ms      # added per call: 2ms, 1ms..3ms, normal(2ms,500us); class all
+//	degraded_latency = 50ms         # added by a degraded HSM
+//	fault_plan = /etc/gohsm/plan.json
+//	fault_seed = 1
 type Config struct {
 	Source           string // where the configuration came from, for logs
 	TokenDir         string
@@ -200,6 +218,10 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	c.Slots = nil
 	var slot *SlotConfig
 	slotSet := map[ck.ULong]map[string]bool{} // profile settings a slot section set
+	// A slot's cluster keys wait until its section is read: their
+	// defaults follow the profile, and throttle = on the hsm_type, which
+	// may come later in the section.
+	slotCluster := map[ck.ULong][]clusterKey{}
 	sc := bufio.NewScanner(strings.NewReader(text))
 	line := 0
 	bad := func(format string, args ...any) error {
@@ -316,6 +338,10 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 					return nil, err
 				}
 			default:
+				if isClusterKey(k) {
+					slotCluster[slot.ID] = append(slotCluster[slot.ID], clusterKey{k, v, line})
+					continue
+				}
 				return nil, bad("unknown slot key %q", k)
 			}
 			continue
@@ -385,6 +411,12 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 		if err := c.resolveSlot(&c.Slots[i], slotSet[c.Slots[i].ID]); err != nil {
 			return nil, fmt.Errorf("config: %s: [slot %d]: %v: %w", source, c.Slots[i].ID, err, errConfig)
 		}
+		sc := &c.Slots[i]
+		for _, kv := range slotCluster[sc.ID] {
+			if err := sc.Cluster.Set(kv.key, kv.value, sc.Settings.HSMType); err != nil {
+				return nil, fmt.Errorf("config: %s:%d: %v: %w", source, kv.line, err, errConfig)
+			}
+		}
 	}
 	c.fillSlotDirs()
 	return c, nil
@@ -418,6 +450,9 @@ func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
 			*slotV = profDef
 		}
 	}
+	// The profile's cluster (cloudhsm: 2 HSMs, the key availability
+	// check on); the section's cluster keys go over it (parseConfig).
+	sc.Cluster = cluster.DefaultConfig(sc.Profile)
 	pick(&sc.LockoutThreshold, c.setLockout, c.LockoutThreshold, pd.LockoutThreshold)
 	pick(&sc.MinPINLen, c.setMinPIN, c.MinPINLen, pd.MinPINLen)
 	pick(&sc.MaxPINLen, c.setMaxPIN, c.MaxPINLen, pd.MaxPINLen)
@@ -425,6 +460,24 @@ func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
 		return fmt.Errorf("min_pin_len %d > max_pin_len %d", sc.MinPINLen, sc.MaxPINLen)
 	}
 	return nil
+}
+
+// clusterKey is a cluster key of a slot's section, applied once the
+// section is read.
+type clusterKey struct {
+	key, value string
+	line       int
+}
+
+// isClusterKey reports whether k is one of cluster.Keys (a key ending in
+// '.' there is a prefix: throttle.<class>, latency.<class>).
+func isClusterKey(k string) bool {
+	for _, name := range cluster.Keys {
+		if k == name || strings.HasSuffix(name, ".") && strings.HasPrefix(k, name) && len(k) > len(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // unquote takes a value written in double or single quotes as what is

@@ -10,6 +10,7 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/quorum"
 )
 
@@ -123,6 +124,11 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if err != nil {
 		return err
 	}
+	if cl := se.slot.cl; cl != nil && initFuncs[kind] != cluster.FuncNone {
+		if err := cl.Fault(initFuncs[kind]); err != nil {
+			return err
+		}
+	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	if se.ops[kind] != nil {
@@ -148,6 +154,7 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 		if op.digester, err = mm.Digest(mech.Param); err != nil {
 			return err
 		}
+		op.cl = s.cl // C_Digest's faults; digests reach no HSM
 		se.ops[kind] = op
 		return nil
 	}
@@ -157,6 +164,11 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	key, auth, err := se.slot.useKey(se, keyH, mm, usage[kind])
 	if err != nil {
 		return err
+	}
+	if se.slot.cl != nil {
+		if err := se.slot.clusterInit(op, kind, keyH); err != nil {
+			return err
+		}
 	}
 	if rule != nil {
 		if err := rule.CheckParam(mech.Param); err != nil {
@@ -517,6 +529,11 @@ func (m *Module) cipherOnce(h ck.ULong, kind opKind, in []byte, out Out) (n int,
 		return 0, err
 	}
 	return deliver(op, out, op.cipher.MaxOutput(len(in), true), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(onceFuncs[kind], op.cls); err != nil {
+				return nil, err
+			}
+		}
 		if err := op.take(len(in), kind); err != nil {
 			return nil, err
 		}
@@ -534,6 +551,11 @@ func (m *Module) cipherUpdate(h ck.ULong, kind opKind, in []byte, out Out) (n in
 		return 0, err
 	}
 	return deliver(op, out, op.cipher.MaxOutput(len(in), false), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(updateFuncs[kind], op.updCls); err != nil {
+				return nil, err
+			}
+		}
 		if err := op.take(len(in), kind); err != nil {
 			return nil, err
 		}
@@ -551,6 +573,11 @@ func (m *Module) cipherFinal(h ck.ULong, kind opKind, out Out) (n int, err error
 		return 0, err
 	}
 	return deliver(op, out, op.cipher.MaxOutput(0, false), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(finalFuncs[kind], op.cls); err != nil {
+				return nil, err
+			}
+		}
 		return op.cipher.Final(dst)
 	})
 }
@@ -596,6 +623,11 @@ func (m *Module) Sign(h ck.ULong, data []byte, out Out) (n int, err error) {
 		return 0, err
 	}
 	return deliver(op, out, op.signer.Size(), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncSign, op.cls); err != nil {
+				return nil, err
+			}
+		}
 		if err := op.take(len(data), opSign); err != nil {
 			return nil, err
 		}
@@ -616,6 +648,11 @@ func (m *Module) SignUpdate(h ck.ULong, data []byte) (err error) {
 	if err = multiPart(op); err != nil {
 		return err
 	}
+	if op.cl != nil {
+		if err = op.clusterCall(cluster.FuncSignUpdate, op.updCls); err != nil {
+			return err
+		}
+	}
 	if err = op.take(len(data), opSign); err != nil {
 		return err
 	}
@@ -632,7 +669,11 @@ func (m *Module) SignFinal(h ck.ULong, out Out) (n int, err error) {
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
-	return deliver(op, out, op.signer.Size(), op.signer.Sign)
+	compute := op.signer.Sign
+	if op.cl != nil {
+		compute = op.clustered(cluster.FuncSignFinal, op.cls, compute)
+	}
+	return deliver(op, out, op.signer.Size(), compute)
 }
 
 // Verify answers C_Verify.
@@ -644,6 +685,11 @@ func (m *Module) Verify(h ck.ULong, data, sig []byte) (err error) {
 	defer se.done(opVerify, &err, true, false)
 	if err = singlePart(op); err != nil {
 		return err
+	}
+	if op.cl != nil {
+		if err = op.clusterCall(cluster.FuncVerify, op.cls); err != nil {
+			return err
+		}
 	}
 	if err = op.take(len(data), opVerify); err != nil {
 		return err
@@ -664,6 +710,11 @@ func (m *Module) VerifyUpdate(h ck.ULong, data []byte) (err error) {
 	if err = multiPart(op); err != nil {
 		return err
 	}
+	if op.cl != nil {
+		if err = op.clusterCall(cluster.FuncVerifyUpdate, op.updCls); err != nil {
+			return err
+		}
+	}
 	if err = op.take(len(data), opVerify); err != nil {
 		return err
 	}
@@ -680,6 +731,11 @@ func (m *Module) VerifyFinal(h ck.ULong, sig []byte) (err error) {
 	if err = multiPart(op); err != nil {
 		return err
 	}
+	if op.cl != nil {
+		if err = op.clusterCall(cluster.FuncVerifyFinal, op.cls); err != nil {
+			return err
+		}
+	}
 	return op.verifier.Verify(sig)
 }
 
@@ -694,6 +750,11 @@ func (m *Module) Digest(h ck.ULong, data []byte, out Out) (n int, err error) {
 		return 0, err
 	}
 	return deliver(op, out, op.digester.Size(), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncDigest, cluster.ClassNone); err != nil {
+				return nil, err
+			}
+		}
 		if err := op.digester.Update(data); err != nil {
 			return nil, err
 		}
@@ -736,6 +797,13 @@ func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Se
 	if err != nil {
 		return nil, nil, err
 	}
+	fn := cluster.FuncGenerateKey
+	if pair {
+		fn = cluster.FuncGenerateKeyPair
+	}
+	if err := se.slot.fault(fn); err != nil {
+		return nil, nil, err
+	}
 	mm, _, ok := se.slot.prof.Mechanisms.Lookup(t)
 	if !ok || pair && mm.GenerateKeyPair == nil || !pair && mm.GenerateKey == nil || len(mm.KeyTypes) == 0 {
 		return nil, nil, fmt.Errorf("token: %v cannot generate: %w", t, ck.CKR_MECHANISM_INVALID)
@@ -769,6 +837,10 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	if vl == 0 && kt == ck.CKK_DES3 {
 		vl = 24 // DES3 keys have no CKA_VALUE_LEN: their length is fixed
 	}
+	origin, err := se.slot.admitAny(cluster.ClassKeyGen)
+	if err != nil {
+		return 0, err
+	}
 	key, err := mm.GenerateKey(m.rand, mechanisms.KeyGenParams{ValueLen: int(vl), Param: mech.Param})
 	if err != nil {
 		return 0, err
@@ -783,7 +855,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_GENERATE_KEY, full)
+	o, err := s.addObjectLocked(se, audit.CN_GENERATE_KEY, origin, full)
 	if err != nil {
 		return 0, err
 	}
@@ -816,6 +888,10 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	if len(p.ECParams) == 0 {
 		p.ECParams = privFull[ck.CKA_EC_PARAMS]
 	}
+	origin, err := se.slot.admitAny(cluster.ClassKeyGen)
+	if err != nil {
+		return 0, 0, err
+	}
 	pub, priv, err := mm.GenerateKeyPair(m.rand, p)
 	if err != nil {
 		return 0, 0, err
@@ -837,7 +913,7 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addObjectsLocked(se, audit.CN_GENERATE_KEY_PAIR, pubFull, privFull)
+	objs, err := s.addObjectsLocked(se, audit.CN_GENERATE_KEY_PAIR, origin, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}

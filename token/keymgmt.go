@@ -11,6 +11,7 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/quorum"
 )
 
@@ -172,6 +173,9 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	if err != nil {
 		return 0, err
 	}
+	if err := se.slot.fault(cluster.FuncWrapKey); err != nil {
+		return 0, err
+	}
 	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
 	if !ok || mm.Wrap == nil {
 		return 0, fmt.Errorf("token: %v cannot wrap: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
@@ -239,6 +243,11 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 		return n, err
 	}
 	*c = wrapCache{}
+	// The wrap runs on an HSM that holds the wrapping key.
+	hsm, err := s.admitKey(wrappingH, useClass(opEncrypt, wo.keyType))
+	if err != nil {
+		return 0, err
+	}
 	material, err := keyMaterial(ko, key)
 	if err != nil {
 		return 0, err
@@ -260,7 +269,9 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 	}
 	// Recorded once per wrap: a retry with a larger buffer gets the
 	// cached bytes above and records nothing more.
-	s.auditAlone(se, wrapEvent(keyH, wrappingH, audit.RespSuccess))
+	s.mu.Lock()
+	s.auditOnAloneLocked(hsm, se, wrapEvent(keyH, wrappingH, audit.RespSuccess))
+	s.mu.Unlock()
 	op := &operation{pending: wrapped, hasPending: true}
 	n, err := deliver(op, out, 0, nil)
 	if out.Query || errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) {
@@ -280,6 +291,9 @@ func wrapEvent(key, wrapping ck.ULong, code int) audit.Event {
 func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wrapped []byte, tmpl attrs.Template) (ck.ULong, error) {
 	se, err := m.session(h)
 	if err != nil {
+		return 0, err
+	}
+	if err := se.slot.fault(cluster.FuncUnwrapKey); err != nil {
 		return 0, err
 	}
 	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
@@ -314,6 +328,11 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 		return 0, fmt.Errorf("token: unwrap to %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
+	if err != nil {
+		return 0, err
+	}
+	// The new key is made on an HSM that holds the unwrapping key.
+	origin, err := s.admitKey(unwrappingH, useClass(opDecrypt, uo.keyType))
 	if err != nil {
 		return 0, err
 	}
@@ -357,7 +376,7 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, full)
+	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, full)
 	if err != nil {
 		return 0, err
 	}
@@ -375,6 +394,9 @@ const maxPKCS8 = 10 << 10
 func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
 	se, err := m.session(h)
 	if err != nil {
+		return 0, err
+	}
+	if err := se.slot.fault(cluster.FuncDeriveKey); err != nil {
 		return 0, err
 	}
 	mm, _, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
@@ -435,6 +457,11 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok {
 		target.ValueLen = int(vl)
 	}
+	// The new key is made on an HSM that holds the base key.
+	origin, err := s.admitKey(baseH, useClass(opDecrypt, bo.keyType))
+	if err != nil {
+		return 0, err
+	}
 	value, err := mm.Derive(bkey, param, target)
 	if err != nil {
 		return 0, err
@@ -474,7 +501,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, full)
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
 	if err != nil {
 		return 0, err
 	}

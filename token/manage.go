@@ -100,7 +100,7 @@ func (s *Slot) reopenAfter(cause error) error {
 		// CKR_DEVICE_ERROR rather than touching a half-removed token.
 		return errors.Join(cause, storeErr(err))
 	}
-	s.st = st
+	s.setStore(st)
 	s.objs = map[ck.ULong]*Object{}
 	s.keys = map[ck.ULong]cachedKey{}
 	s.gen = 0

@@ -5,6 +5,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/cluster"
 )
 
 // The 3.0 message-based encryption functions (spec 5.13-5.14 of v3.0):
@@ -59,6 +60,11 @@ func (m *Module) Message(h ck.ULong, encrypt bool, p *mechanisms.MessageParams, 
 	}
 	restoreParams(op, p)
 	n, err := deliver(op, out, len(in), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncNone, op.cls); err != nil {
+				return nil, err
+			}
+		}
 		if encrypt {
 			return op.aead.Encrypt(dst, p, aad, in)
 		}
@@ -134,6 +140,11 @@ func (m *Module) MessageNext(h ck.ULong, encrypt bool, p *mechanisms.MessagePara
 	}
 	restoreParams(op, p)
 	n, err := deliver(op, out, len(op.msgBuf), func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncNone, op.cls); err != nil {
+				return nil, err
+			}
+		}
 		q := op.msgParam
 		q.Tag = p.Tag
 		if len(q.Tag) == 0 {

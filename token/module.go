@@ -16,6 +16,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/store"
 )
 
@@ -89,6 +90,14 @@ func Open(cfg *Config) (*Module, error) {
 		s := newSlot(m, sc, st, prof)
 		m.slots = append(m.slots, s)
 		m.slotByID[sc.ID] = s
+		if _, broken := st.(brokenStore); broken {
+			continue // its token is not recognised; no cluster either
+		}
+		if err := m.openCluster(s); err != nil {
+			m.log.Error("gohsm: slot's cluster state cannot be opened", "slot", sc.ID, "dir", sc.Dir, "err", err)
+			m.Close()
+			return nil, fmt.Errorf("token: slot %d: cluster: %v: %w", sc.ID, err, ck.CKR_GENERAL_ERROR)
+		}
 	}
 	sort.Slice(m.slots, func(i, j int) bool { return m.slots[i].cfg.ID < m.slots[j].cfg.ID })
 	m.log.Info("gohsm: module opened", "config", cfg.Source, "slots", len(m.slots))
@@ -127,7 +136,7 @@ func (m *Module) Close() error {
 		s.dropAllSessionsLocked()
 		s.login = nil
 		s.mu.Unlock()
-		errs = append(errs, s.st.Close())
+		errs = append(errs, s.st.Close(), s.closeCluster())
 	}
 	if m.logFile != nil {
 		errs = append(errs, m.logFile.Close())
@@ -166,10 +175,19 @@ func (m *Module) session(h ck.ULong) (*Session, error) {
 // GenerateRandom fills p from the system's CSPRNG (C_GenerateRandom). The
 // session must exist.
 func (m *Module) GenerateRandom(h ck.ULong, p []byte) error {
-	if _, err := m.session(h); err != nil {
+	se, err := m.session(h)
+	if err != nil {
 		return err
 	}
-	_, err := io.ReadFull(m.rand, p)
+	if s := se.slot; s.cl != nil {
+		if err := s.cl.Fault(cluster.FuncGenerateRandom); err != nil {
+			return err
+		}
+		if _, err := s.admitAny(cluster.ClassRandom); err != nil {
+			return err
+		}
+	}
+	_, err = io.ReadFull(m.rand, p)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/quorum"
 	"gohsm/token/store"
 )
@@ -46,6 +47,11 @@ type Object struct {
 	// useQuorum and manageQuorum are a token key's quorum values (0: none;
 	// quorum.go), read when the object is loaded.
 	useQuorum, manageQuorum int
+	// hsm and epoch: the emulated HSM a session object was made on, and
+	// that HSM's epoch then (cluster.go): it is lost when the HSM goes
+	// down.
+	hsm   int
+	epoch uint32
 }
 
 // needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
@@ -229,9 +235,10 @@ func newUniqueID() string {
 }
 
 // addObjectLocked stores a validated, complete attribute set as a new
-// object of the session's user, recording op in the audit log.
-func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, full attrs.Template) (*Object, error) {
-	objs, err := s.addObjectsLocked(se, op, full)
+// object of the session's user, recording op in the audit log; origin is
+// the emulated HSM that made it (-1: the slot has no cluster).
+func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full attrs.Template) (*Object, error) {
+	objs, err := s.addObjectsLocked(se, op, origin, full)
 	if err != nil {
 		return nil, err
 	}
@@ -242,8 +249,10 @@ func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, full attrs.Template
 // objects among them in one store transaction, with op's audit record,
 // and the session objects only after it, so that a failure leaves none of
 // them behind. Session objects, which the store never sees, have their
-// record on its own.
-func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, fulls ...attrs.Template) ([]*Object, error) {
+// record on its own. In a cluster, a new token key needs the key
+// availability quorum before anything is stored, and the cluster learns
+// of it once stored; session objects stay on origin.
+func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
 	objs := make([]*Object, len(fulls))
 	var recs []store.ObjectRecord
 	for i, full := range fulls {
@@ -267,16 +276,21 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, fulls ...attrs.Tem
 		}
 	}
 	if len(recs) > 0 {
+		if s.cl != nil {
+			if err := s.canCreateKeyLocked(objs); err != nil {
+				return nil, err
+			}
+		}
 		// Current before the write, so that the write can keep it current.
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		out, c, err := s.st.Audited(s.objectsEvent(se, op, objs)).CreateObjects(recs, s.quotas...)
+		out, c, err := s.st.Audited(s.objectsEvents(se, op, objs, origin)...).CreateObjects(recs, s.quotas...)
 		if err != nil {
 			if s.quotaErr(err) {
 				e := keyEvent(op, 0, 0, audit.RespQuota)
 				e.Detail = err.Error()
-				s.auditAloneLocked(se, e)
+				s.auditOnAloneLocked(origin, se, e)
 			}
 			return nil, storeErr(err)
 		}
@@ -293,15 +307,20 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, fulls ...attrs.Tem
 			}
 		}
 		s.wroteLocked(c)
+		if s.cl != nil {
+			s.createdLocked(objs, origin)
+		}
 	} else {
+		// Session keys: on the HSM that made them only.
 		e := keyEvent(op, 0, 0, audit.RespSuccess)
 		hs := make([]uint64, len(objs))
 		for j, o := range objs {
 			hs[j] = uint64(o.h)
 		}
 		setKeyHandles(&e, objs, hs)
-		s.auditAloneLocked(se, e)
+		s.auditOnAloneLocked(origin, se, e)
 	}
+	s.placeSessionObjects(objs, origin)
 	s.nextSess = next
 	for _, o := range objs {
 		if !o.token {
@@ -395,6 +414,9 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 		return 0, err
 	}
 	s := se.slot
+	if err := s.fault(cluster.FuncCreateObject); err != nil {
+		return 0, err
+	}
 	class, keyType, err := attrs.ClassAndKeyType(tmpl)
 	if err != nil {
 		return 0, err
@@ -429,13 +451,17 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 		}
 	}
 	testOnlyCreateValidated()
+	origin, err := s.admitAny(objectClass(class))
+	if err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The session's state may have changed meanwhile (a logout).
 	if err := se.allowLocked(act); err != nil {
 		return 0, err
 	}
-	o, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, full)
+	o, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, origin, full)
 	if err != nil {
 		return 0, err
 	}
@@ -458,6 +484,14 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 		return err
 	}
 	s := se.slot
+	if s.cl != nil {
+		if err := s.cl.Fault(cluster.FuncDestroyObject); err != nil {
+			return err
+		}
+		if err := s.admitObject(obj); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -489,10 +523,10 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	}
 	if !o.token {
 		s.removeSessObjLocked(obj)
-		s.auditAloneLocked(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
+		s.auditOnAloneLocked(s.originOf(o), se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
 		return nil
 	}
-	c, err := s.st.Audited(s.auditEvent(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))).DeleteObject(int64(obj))
+	c, err := s.st.Audited(s.auditAll(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))...).DeleteObject(int64(obj))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -536,6 +570,9 @@ func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([
 		return nil, err
 	}
 	s := se.slot
+	if err := s.fault(cluster.FuncGetAttributeValue); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	var export bool
@@ -545,6 +582,11 @@ func (m *Module) GetAttributeValue(h, obj ck.ULong, types []ck.AttributeType) ([
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if s.cl != nil && o.token && o.class == ck.CKO_CERTIFICATE {
+		if err := s.admitCertRead(true); err != nil {
+			return nil, err
+		}
 	}
 	res := make([]AttrResult, len(types))
 	pol := s.attrPolicy()
@@ -622,6 +664,14 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 		return 0, err
 	}
 	s := se.slot
+	if s.cl != nil {
+		if err := s.cl.Fault(cluster.FuncSetAttributeValue); err != nil {
+			return 0, err
+		}
+		if err := s.admitObject(obj); err != nil {
+			return 0, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.visibleObjectLocked(obj, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -646,7 +696,7 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	n.attrs = full
 	if !o.token {
 		s.sessObjs[obj] = &n
-		s.auditAloneLocked(se, modifyEvent(obj, changes))
+		s.auditOnAloneLocked(s.originOf(o), se, modifyEvent(obj, changes))
 		return obj, nil
 	}
 	return obj, s.storeUpdateLocked(se, o, &n, modifyEvent(obj, changes))
@@ -661,7 +711,7 @@ func (s *Slot) promoteLocked(se *Session, o *Object, full attrs.Template) (ck.UL
 	}
 	uid := full[ck.CKA_UNIQUE_ID]
 	delete(full, ck.CKA_UNIQUE_ID)
-	n, err := s.addObjectLocked(se, audit.CN_MODIFY_OBJECT, full)
+	n, err := s.addObjectLocked(se, audit.CN_MODIFY_OBJECT, s.originOf(o), full)
 	if err != nil {
 		full[ck.CKA_UNIQUE_ID] = uid
 		return 0, err
@@ -704,7 +754,7 @@ func (s *Slot) storeUpdateLocked(se *Session, old, n *Object, ev audit.Event) er
 		}
 		rec.Sealed[t] = old.key.sealer.Seal(uid, t, v)
 	}
-	v, c, err := s.st.Audited(s.auditEvent(se, ev)).UpdateObject(rec)
+	v, c, err := s.st.Audited(s.auditAll(se, ev)...).UpdateObject(rec)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", old.h, ck.CKR_OBJECT_HANDLE_INVALID)
@@ -757,7 +807,7 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, full)
+	n, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, s.originOf(o), full)
 	if err != nil {
 		return 0, err
 	}
@@ -770,6 +820,16 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
 	se, err := m.session(h)
 	if err != nil {
 		return err
+	}
+	if s := se.slot; s.cl != nil {
+		if err := s.cl.Fault(cluster.FuncFindObjectsInit); err != nil {
+			return err
+		}
+		if mayFindCertificates(tmpl) {
+			if err := s.admitCertRead(false); err != nil {
+				return err
+			}
+		}
 	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
@@ -836,6 +896,9 @@ func (o *Object) matches(tmpl attrs.Template) bool {
 func (m *Module) FindObjects(h ck.ULong, max int) ([]ck.ULong, error) {
 	se, err := m.session(h)
 	if err != nil {
+		return nil, err
+	}
+	if err := se.slot.fault(cluster.FuncFindObjects); err != nil {
 		return nil, err
 	}
 	se.mu.Lock()

@@ -54,7 +54,7 @@ type QuorumToken struct {
 // quorumEvent is the audit record of a quorum action by the logged-in
 // user (s.mu held), completed by the audit helpers (audit.go).
 func (s *Slot) quorumEvent(op audit.Opcode, detail string) []store.AuditEvent {
-	return []store.AuditEvent{s.auditEvent(nil, s.quorumAuditLocked(op, detail, audit.RespSuccess))}
+	return s.auditAll(nil, s.quorumAuditLocked(op, detail, audit.RespSuccess))
 }
 
 // quorumAuditLocked is the event of a quorum action by the logged-in user

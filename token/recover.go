@@ -5,6 +5,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/cluster"
 )
 
 // SignRecoverInit answers C_SignRecoverInit.
@@ -29,6 +30,11 @@ func (m *Module) SignRecover(h ck.ULong, data []byte, out Out) (n int, err error
 		return 0, err
 	}
 	return deliver(op, out, max, func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncNone, op.cls); err != nil {
+				return nil, err
+			}
+		}
 		sig, err := op.mech.SignRecover(op.key, op.param, data)
 		return append(dst, sig...), err
 	})
@@ -46,6 +52,11 @@ func (m *Module) VerifyRecover(h ck.ULong, sig []byte, out Out) (n int, err erro
 		return 0, err
 	}
 	return deliver(op, out, max, func(dst []byte) ([]byte, error) {
+		if op.cl != nil {
+			if err := op.clusterCall(cluster.FuncNone, op.cls); err != nil {
+				return nil, err
+			}
+		}
 		data, err := op.mech.VerifyRecover(op.key, op.param, sig)
 		return append(dst, data...), err
 	})

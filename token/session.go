@@ -9,6 +9,7 @@ import (
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
 	"gohsm/token/audit"
+	"gohsm/token/cluster"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -132,6 +133,9 @@ func (m *Module) OpenSession(slotID ck.ULong, flags ck.ULong) (ck.ULong, error) 
 	if err != nil {
 		return 0, err
 	}
+	if err := s.fault(cluster.FuncOpenSession); err != nil {
+		return 0, err
+	}
 	if flags&ck.CKF_SERIAL_SESSION == 0 {
 		return 0, fmt.Errorf("token: open session: %w", ck.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
 	}
@@ -245,6 +249,9 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 // Login answers C_Login: pin is "name:password" or a password for the
 // role's default user.
 func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
+	if err := m.loginFault(h); err != nil {
+		return err
+	}
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
 		name := ""
 		if i := strings.IndexByte(string(pin), ':'); i >= 0 {
@@ -279,6 +286,9 @@ func (m *Module) checkPINForm(h ck.ULong, pin []byte) error {
 
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
 func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
+	if err := m.loginFault(h); err != nil {
+		return err
+	}
 	if ut == ck.CKU_CONTEXT_SPECIFIC {
 		return m.contextLogin(h, store.FoldName(name), pin)
 	}
@@ -289,12 +299,25 @@ func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) 
 	return m.loginUser(h, role, store.FoldName(name), pin)
 }
 
+// loginFault is a fault plan's failure of C_Login on the session's slot.
+func (m *Module) loginFault(h ck.ULong) error {
+	se, err := m.session(h)
+	if err != nil {
+		return err
+	}
+	return se.slot.fault(cluster.FuncLogin)
+}
+
 func (m *Module) loginUser(h ck.ULong, role store.Role, name string, password []byte) error {
 	se, err := m.session(h)
 	if err != nil {
 		return err
 	}
 	s := se.slot
+	// A login reaches the cluster's HSMs (none reachable: CKR_DEVICE_ERROR).
+	if _, err := s.admitAny(cluster.ClassManage); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.login != nil {
@@ -393,6 +416,9 @@ func (m *Module) Logout(h ck.ULong) error {
 		return err
 	}
 	s := se.slot
+	if err := s.fault(cluster.FuncLogout); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.login == nil {
@@ -499,7 +525,7 @@ func (s *Slot) setPasswordOnceLocked(se *Session, name string, role store.Role, 
 		if err := s.loggedInElsewhereLocked(name, "set password"); err != nil {
 			e := userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespUserInUse)
 			e.Detail = "logged in"
-			s.auditAloneLocked(se, e)
+			s.auditAloneLocked(se, e) // a refusal: the HSM that ran it
 			return err
 		}
 	}
@@ -513,9 +539,9 @@ func (s *Slot) setPasswordOnceLocked(se *Session, name string, role store.Role, 
 		return err
 	}
 	if old == nil {
-		err = s.st.Audited(s.auditEvent(se, userEvent(createOp(role), name, role, audit.RespSuccess))).CreateUser(u)
+		err = s.st.Audited(s.auditAll(se, userEvent(createOp(role), name, role, audit.RespSuccess))...).CreateUser(u)
 	} else {
-		err = s.st.Audited(s.auditEvent(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))).UpdateUser(u)
+		err = s.st.Audited(s.auditAll(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))...).UpdateUser(u)
 	}
 	switch {
 	case old == nil && errors.Is(err, store.ErrExists):
@@ -574,7 +600,7 @@ func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := s.st.Audited(s.auditEvent(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))).UpdateUser(u); err != nil {
+	if err := s.st.Audited(s.auditAll(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))...).UpdateUser(u); err != nil {
 		return storeErr(err)
 	}
 	return nil
@@ -630,4 +656,11 @@ type operation struct {
 	// (token/crypto.go, take).
 	rule  *profile.Rule
 	inSum int
+	// cl is the slot's cluster when it has one (nil: the one comparison
+	// a call pays without a cluster), route where the operation runs,
+	// cls the class of its single-part calls and Finals, updCls of its
+	// Updates (token/cluster.go).
+	cl          *cluster.Cluster
+	route       cluster.Route
+	cls, updCls cluster.Class
 }

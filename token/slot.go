@@ -40,6 +40,9 @@ type Slot struct {
 	// boot is this opening's audit reboot counter, 0 until its first
 	// event (audit.go).
 	boot uint32
+	// auditSt is the store the cluster's events are written to, read
+	// without s.mu (cluster.go).
+	auditSt atomic.Pointer[store.Store]
 
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
@@ -401,7 +404,7 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	// creation (UG-2023:interpreting-audit-logs.md).
 	init := userEvent(audit.CN_INIT_TOKEN, name, store.RoleCO, audit.RespSuccess)
 	init.Detail = "label " + t.Label
-	audited := s.st.Audited(s.auditEvent(nil, init), s.auditEvent(nil, userEvent(audit.CN_CREATE_CO, name, store.RoleCO, audit.RespSuccess)))
+	audited := s.st.Audited(append(s.auditAll(nil, init), s.auditAll(nil, userEvent(audit.CN_CREATE_CO, name, store.RoleCO, audit.RespSuccess))...)...)
 	write := audited.InitToken
 	if fresh {
 		write = audited.CreateToken
@@ -448,7 +451,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	ev := func(code int) audit.Event { return userEvent(audit.CN_LOGIN, name, role, code) }
 	u, err := s.st.User(name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && u.Role != role {
-		s.auditAloneLocked(se, ev(audit.RespNoUser))
+		s.auditAllAloneLocked(se, ev(audit.RespNoUser))
 		if role == store.RoleCU && !s.prof.Identity.UnknownUserPINIncorrect && !s.anyUserPIN() {
 			// Before any C_InitPIN: the spec's answer, which says nothing
 			// C_GetTokenInfo's CKF_USER_PIN_INITIALIZED does not.
@@ -462,11 +465,11 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 		return nil, storeErr(err)
 	}
 	if u.Locked {
-		s.auditAloneLocked(se, ev(audit.RespUserLocked))
+		s.auditAllAloneLocked(se, ev(audit.RespUserLocked))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
 	}
 	if len(u.WrappedKey) == 0 {
-		s.auditAloneLocked(se, ev(audit.RespNoUser))
+		s.auditAllAloneLocked(se, ev(audit.RespNoUser))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_USER_PIN_NOT_INITIALIZED)
 	}
 	// A record out of bounds is damaged, never a crash or a hang: argon2
@@ -476,7 +479,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	}
 	// The attempt is counted as a failure before deriving (see BeginLogin).
 	if err := s.st.BeginLogin(name, s.lockoutThreshold()); errors.Is(err, store.ErrLocked) {
-		s.auditAloneLocked(se, ev(audit.RespUserLocked))
+		s.auditAllAloneLocked(se, ev(audit.RespUserLocked))
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_LOCKED)
 	} else if err != nil {
 		return nil, storeErr(err)
@@ -492,7 +495,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 		return nil, err
 	}
 	if err != nil {
-		n, locked, ferr := s.st.Audited(s.auditEvent(se, ev(audit.RespLoginFailure))).LoginFailed(name, s.lockoutThreshold())
+		n, locked, ferr := s.st.Audited(s.auditAll(se, ev(audit.RespLoginFailure))...).LoginFailed(name, s.lockoutThreshold())
 		if ferr != nil {
 			return nil, storeErr(ferr)
 		}
@@ -500,7 +503,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 			// The lockout, after the failure that caused it.
 			le := ev(audit.RespUserLocked)
 			le.Detail = fmt.Sprintf("locked after %d failed logins", n)
-			s.auditAloneLocked(se, le)
+			s.auditAllAloneLocked(se, le)
 		}
 		s.m.log.Warn("gohsm: wrong password", "slot", s.cfg.ID, "user", name, "failures", n, "locked", locked)
 		if locked {
@@ -510,10 +513,10 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	}
 	// Re-checked before accepting: attempts that ran meanwhile may have
 	// locked the user.
-	if err := s.st.Audited(s.auditEvent(se, ev(audit.RespSuccess))).LoginSucceeded(name); err != nil {
+	if err := s.st.Audited(s.auditAll(se, ev(audit.RespSuccess))...).LoginSucceeded(name); err != nil {
 		clear(tk)
 		if errors.Is(err, store.ErrLocked) {
-			s.auditAloneLocked(se, ev(audit.RespUserLocked))
+			s.auditAllAloneLocked(se, ev(audit.RespUserLocked))
 			return nil, fmt.Errorf("token: login %q: locked meanwhile: %w", name, ck.CKR_PIN_LOCKED)
 		}
 		return nil, storeErr(err)

@@ -94,7 +94,7 @@ func (m *Module) CreateUser(h ck.ULong, name string, role store.Role, password [
 		return err
 	}
 	id := &s.prof.Identity
-	if err := s.st.Audited(s.auditEvent(se, userEvent(createOp(role), name, role, audit.RespSuccess))).CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
+	if err := s.st.Audited(s.auditAll(se, userEvent(createOp(role), name, role, audit.RespSuccess))...).CreateUserLimit(u, id.MaxUsers); errors.Is(err, store.ErrQuota) {
 		e := userEvent(createOp(role), name, role, audit.RespQuota)
 		e.Detail = fmt.Sprintf("the token holds %d users, the most profile %s allows", id.MaxUsers, s.prof.Name)
 		s.auditAloneLocked(se, e)
@@ -143,7 +143,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 	if err := s.userGateLocked(); err != nil {
 		return err
 	}
-	if err := s.st.Audited(s.auditEvent(se, userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespSuccess))).DeleteUser(name); err != nil {
+	if err := s.st.Audited(s.auditAll(se, userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespSuccess))...).DeleteUser(name); err != nil {
 		if errors.Is(err, store.ErrInUse) || errors.Is(err, store.ErrLoggedIn) {
 			e := userEvent(audit.CN_DELETE_USER, name, u.Role, audit.RespUserInUse)
 			e.Detail = err.Error()
@@ -264,7 +264,7 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return err
 	}
-	audited := s.st.Audited(s.auditEvent(se, ev))
+	audited := s.st.Audited(s.auditAll(se, ev)...)
 	if !share {
 		if err := audited.Unshare(int64(obj), user); errors.Is(err, store.ErrNotFound) {
 			return mistake(CodeNotShared, ck.CKR_ACTION_PROHIBITED, "object %d is not shared with %q", obj, user)
@@ -408,7 +408,7 @@ func (m *Module) SetTrusted(h, obj ck.ULong, trusted bool) error {
 	n.attrs = attrs.ApplySet(o.attrs, change)
 	if !o.token {
 		s.sessObjs[obj] = &n
-		s.auditAloneLocked(se, modifyEvent(obj, change))
+		s.auditOnAloneLocked(s.originOf(o), se, modifyEvent(obj, change))
 		return nil
 	}
 	return s.storeUpdateLocked(se, o, &n, modifyEvent(obj, change))

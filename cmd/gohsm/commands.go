@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/cluster"
 )
 
 // commands is the command table. A command is a path of words, a synopsis,
@@ -61,6 +62,24 @@ var commands = []command{
 		help: "move the audit log's older records to an archive file, keeping the chain", setup: auditRotate},
 	{path: []string{"audit", "head"}, args: "[--stream S]", need: needNone,
 		help: "print each stream's last sequence number and MAC (an anchor for audit verify)", setup: auditHead},
+
+	// cluster.go: the emulated cluster's control plane (no login).
+	{path: []string{"cluster", "status"}, need: needNone,
+		help: "show the emulated HSMs, their states, budgets and counters, and the fault plan's steps", setup: clusterStatus},
+	{path: []string{"cluster", "hsm", "down"}, args: "K", operands: []string{"K"}, need: needNone,
+		help: "take HSM K down: nothing is routed to it, its session keys are lost", setup: clusterHSM(cluster.Down)},
+	{path: []string{"cluster", "hsm", "up"}, args: "K", operands: []string{"K"}, need: needNone,
+		help: "bring HSM K up", setup: clusterHSM(cluster.Up)},
+	{path: []string{"cluster", "hsm", "degrade"}, args: "K", operands: []string{"K"}, need: needNone,
+		help: "degrade HSM K: it answers, degraded_latency later", setup: clusterHSM(cluster.Degraded)},
+	{path: []string{"cluster", "plan", "load"}, args: "FILE", operands: []string{"FILE"}, need: needNone,
+		help: "load a fault plan (JSON) that every process follows, its clock starting now", setup: clusterPlanLoad},
+	{path: []string{"cluster", "plan", "clear"}, need: needNone,
+		help: "remove the fault plan (HSM states stay)", setup: clusterPlanClear},
+	{path: []string{"cluster", "plan", "show"}, need: needNone,
+		help: "print the loaded fault plan", setup: clusterPlanShow},
+	{path: []string{"cluster", "reset"}, need: needNone,
+		help: "bring every HSM up, zero the counters and budgets, remove the fault plan", setup: clusterReset},
 }
 
 func table(w io.Writer, header string, rows [][]string) {

@@ -113,6 +113,9 @@ const (
 	codeTokenInitialized = "token_initialized"     // token init on an initialised token without --yes
 	codeNotInitialized   = "token_not_initialized" // a command that needs a token before token init
 	codeAmbiguousKey     = "ambiguous_key"         // a label names several keys
+	codeNoCluster        = "no_cluster"            // a cluster command on a slot without an emulated cluster
+	codeNoSuchHSM        = "no_such_hsm"           // cluster hsm: K names no HSM of the cluster
+	codeBadPlan          = "bad_plan"              // cluster plan load: the file is not a valid fault plan
 	codeInternal         = "internal"              // a bug: please report it
 	codeError            = "error"                 // anything else
 )
@@ -137,6 +140,9 @@ type command struct {
 	help  string
 	need  need
 	setup func(fs *flag.FlagSet) func(e *env) error
+	// operands name the words the command takes after its path ("K",
+	// "FILE"), each required; the run function finds them in env.operands.
+	operands []string
 }
 
 func (c *command) name() string { return strings.Join(c.path, " ") }
@@ -228,15 +234,29 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	fs := newFlagSet(cmd.name())
 	g.register(fs)
 	runCmd := cmd.setup(fs)
-	if err := fs.Parse(rest[len(cmd.path):]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			printCommandHelp(stdout, cmd, fs)
-			return exitOK
+	words := rest[len(cmd.path):]
+	for {
+		// Flags may come before, between and after the operands: the
+		// flag package stops at the first operand, so parsing resumes
+		// after each one.
+		if err := fs.Parse(words); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				printCommandHelp(stdout, cmd, fs)
+				return exitOK
+			}
+			return e.fail(usagef("%v", err), cmd)
 		}
-		return e.fail(usagef("%v", err), cmd)
+		if fs.NArg() == 0 || len(e.operands) == len(cmd.operands) {
+			break
+		}
+		e.operands = append(e.operands, fs.Arg(0))
+		words = fs.Args()[1:]
 	}
 	if fs.NArg() > 0 {
 		return e.fail(usagef("unexpected argument %s", shownWord(fs.Arg(0), before, rest[:len(rest)-fs.NArg()])), cmd)
+	}
+	if n := len(e.operands); n < len(cmd.operands) {
+		return e.fail(usagef("missing %s", cmd.operands[n]), cmd)
 	}
 	if err := runCmd(e); err != nil {
 		return e.fail(err, cmd)
@@ -330,6 +350,7 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          *os.File // passwords: a terminal is asked, a pipe read
 	m              *token.Module
+	operands       []string // the command's operands, as command.operands names them
 }
 
 func (e *env) close() {

@@ -90,6 +90,12 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, CKM_EDDSA, m)
 	_, ok = MechanismByName("CKM_NO_SUCH_THING")
 	assert.False(t, ok)
+
+	r, ok := RVByName("CKR_DEVICE_ERROR")
+	require.True(t, ok)
+	assert.Equal(t, CKR_DEVICE_ERROR, r)
+	_, ok = RVByName("CKR_NO_SUCH_THING")
+	assert.False(t, ok)
 }
 
 // Every entry of every value->name table names a constant of its own family

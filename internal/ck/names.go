@@ -27,3 +27,14 @@ func MechanismByName(s string) (MechanismType, bool) {
 	}
 	return 0, false
 }
+
+// RVByName returns the return value with the given spec name (e.g.
+// "CKR_DEVICE_ERROR").
+func RVByName(s string) (RV, bool) {
+	for k, v := range rvNames {
+		if v == s {
+			return k, true
+		}
+	}
+	return 0, false
+}

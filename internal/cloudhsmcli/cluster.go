@@ -8,6 +8,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/cluster"
 )
 
 // cluster activate and cluster hsm-info.
@@ -73,7 +74,12 @@ func clusterActivate(fs *flag.FlagSet) func(*Context) (any, error) {
 }
 
 // hsmInfo is one HSM of cluster hsm-info (UG:cloudhsm_cli-cluster-hsm-info):
-// every value a string, as there.
+// every value a string, as there. The page's ten fields, then three of
+// gohsm's for the emulated cluster (docs/cluster.md): hsm-id, the HSM's
+// audit stream ("hsm-0": CloudHSM names a stream after its HSM's ID),
+// and state and state-message in the words of the cloudhsmv2 API's Hsm
+// (API_Hsm: State ACTIVE, DEGRADED, ...; StateMessage "a description of
+// the HSM's state").
 type hsmInfo struct {
 	Vendor               string `json:"vendor"`
 	Model                string `json:"model"`
@@ -85,6 +91,9 @@ type hsmInfo struct {
 	FirmwareBuildNumber  string `json:"firmware-build-number"`
 	FirmwareID           string `json:"firmware-id"`
 	FIPSState            string `json:"fips-state"`
+	HSMID                string `json:"hsm-id"`
+	State                string `json:"state"`
+	StateMessage         string `json:"state-message,omitempty"`
 }
 
 // fipsStates are hsm-info's fips-state for the slot's fips setting
@@ -93,6 +102,16 @@ type hsmInfo struct {
 var fipsStates = map[bool]string{
 	true:  "2 [FIPS mode with single factor authentication]",
 	false: "0 [non-FIPS mode with single factor authentication]",
+}
+
+// apiStates are the cloudhsmv2 API's HSM states for an emulated HSM's:
+// the API has no word for an HSM the client cannot reach, and AWS calls
+// an unhealthy HSM DEGRADED until it replaces it; the message tells the
+// two apart.
+var apiStates = map[string][2]string{
+	"up":       {"ACTIVE", ""},
+	"degraded": {"DEGRADED", "degraded: answers every call after degraded_latency"},
+	"down":     {"DEGRADED", "down: unreachable, nothing is routed to it"},
 }
 
 func clusterHSMInfo(fs *flag.FlagSet) func(*Context) (any, error) {
@@ -105,13 +124,24 @@ func clusterHSMInfo(fs *flag.FlagSet) func(*Context) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A slot without an emulated cluster is one HSM, always up.
+		states := []cluster.HSMStatus{{ID: cluster.StreamName(0), State: "up"}}
+		if cl := s.Cluster(); cl != nil {
+			states = cl.Status().HSMs
+		}
 		major, minor := strconv.Itoa(token.VersionMajor), strconv.Itoa(token.VersionMinor)
-		h := hsmInfo{Vendor: ti.Manufacturer, Model: ti.Model, SerialNumber: ti.SerialNumber,
-			HardwareVersionMajor: major, HardwareVersionMinor: minor,
-			FirmwareVersionMajor: major, FirmwareVersionMinor: minor, FirmwareBuildNumber: "0",
-			FirmwareID: fmt.Sprintf("gohsm-%s-%s.%s", s.Config().Profile, major, minor),
-			FIPSState:  fipsStates[s.Config().Settings.FIPS]}
-		return map[string]any{"hsms": []hsmInfo{h}}, nil
+		hsms := []hsmInfo{}
+		for i, st := range states {
+			api := apiStates[st.State]
+			hsms = append(hsms, hsmInfo{Vendor: ti.Manufacturer, Model: ti.Model,
+				SerialNumber:         fmt.Sprintf("%s-%d", ti.SerialNumber, i),
+				HardwareVersionMajor: major, HardwareVersionMinor: minor,
+				FirmwareVersionMajor: major, FirmwareVersionMinor: minor, FirmwareBuildNumber: "0",
+				FirmwareID: fmt.Sprintf("gohsm-%s-%s.%s", s.Config().Profile, major, minor),
+				FIPSState:  fipsStates[s.Config().Settings.FIPS],
+				HSMID:      st.ID, State: api[0], StateMessage: api[1]})
+		}
+		return map[string]any{"hsms": hsms}, nil
 	}
 }
 

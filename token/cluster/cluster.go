@@ -254,6 +254,14 @@ type Config struct {
 	// Log receives lines for the module's log (the SDK's log lines: the
 	// key availability message, throttling); nil: dropped.
 	Log func(msg string, args ...any)
+
+	// What Set read, kept so that a class key wins over its preset in
+	// any order (resolve).
+	budgetSet     [NumClasses]bool
+	budgetOver    [NumClasses]float64
+	latencyPreset string
+	latencyAll    *Dist
+	latencyOver   [NumClasses]*Dist
 }
 
 // DefaultConfig is a profile's cluster before the slot's keys: cloudhsm
@@ -268,13 +276,6 @@ func DefaultConfig(profile string) Config {
 
 // Keys are the slot keys Set takes (prefixes end in '.').
 var Keys = []string{"cluster", "hsms", "key_availability_check", "replication_delay", "throttle", "throttle.", "retry_mode", "latency", "latency.", "degraded_latency", "fault_plan", "fault_seed"}
-
-// Set applies one slot key (one of Keys) to c; hsmType is the slot's
-// hsm_type (the throttle preset "on" follows it). Any key but
-// "cluster = off" turns the cluster on.
-func (c *Config) Set(key, value, hsmType string) error {
-	return fmt.Errorf("cluster: %s: not implemented yet", key)
-}
 
 // Dist is a latency distribution: fixed, uniform between two values, or
 // normal (truncated at 0), drawn deterministically from the seed.
@@ -291,125 +292,6 @@ const (
 	Uniform
 	Normal
 )
-
-// ParseDist reads "2ms", "1ms..3ms" or "normal(2ms,500us)".
-func ParseDist(s string) (*Dist, error) {
-	return nil, fmt.Errorf("cluster: latency %q: not implemented yet", s)
-}
-
-// Cluster is one process's handle on a slot's emulated cluster.
-type Cluster struct {
-	cfg Config
-}
-
-// Open maps (creating it if needed, with perm) the shared state file in
-// dir and loads cfg.FaultPlan when the state holds no plan from it.
-func Open(dir string, cfg Config, perm uint32) (*Cluster, error) {
-	return &Cluster{cfg: cfg}, nil
-}
-
-// Close unmaps the file.
-func (c *Cluster) Close() error { return nil }
-
-// Config is the configuration the cluster was opened with.
-func (c *Cluster) Config() Config { return c.cfg }
-
-// HSMs is the number of emulated HSMs.
-func (c *Cluster) HSMs() int { return c.cfg.HSMs }
-
-// Reachable lists the HSMs that are up or degraded, in order: the audit
-// streams a cluster-wide event goes to.
-func (c *Cluster) Reachable() []int {
-	out := make([]int, c.cfg.HSMs)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}
-
-// Route is where an operation runs: the HSM, and what it needs there.
-type Route struct {
-	HSM int
-	// Key is the token key's object ID (0: none): a fail-over goes only
-	// to an HSM the key has reached.
-	Key int64
-	// Pinned: the operation uses a session key, which lives on HSM alone
-	// and is lost when that HSM goes down (Epoch moved).
-	Pinned bool
-	Epoch  uint32
-}
-
-// Route picks the HSM for an operation at C_*Init, round robin over
-// reachable HSMs (the SDK spreads operations across its connections). key
-// is the token key's object ID (0: none): an HSM the key has not reached
-// yet is skipped. ErrNoHSM when none can take it.
-func (c *Cluster) Route(key int64) (Route, error) { return Route{Key: key}, nil }
-
-// Pin is the route of an operation on a session key made on HSM hsm at
-// epoch (SessionKeyHSM).
-func Pin(hsm int, epoch uint32) Route { return Route{HSM: hsm, Pinned: true, Epoch: epoch} }
-
-// SessionKeyHSM picks the HSM a new session key is made on (it stays
-// there, never replicated), with that HSM's epoch: when the HSM has been
-// down since, the key is lost.
-func (c *Cluster) SessionKeyHSM() (hsm int, epoch uint32, err error) { return 0, 0, nil }
-
-// Epoch is HSM hsm's down counter: it moves each time the HSM goes down.
-func (c *Cluster) Epoch(hsm int) uint32 { return 0 }
-
-// ErrKeyLost: the session key's HSM went down since the key was made
-// (CKR_KEY_HANDLE_INVALID, as for a destroyed key).
-var ErrKeyLost = fmt.Errorf("cluster: the session key's HSM went down and the key with it: %w", ck.CKR_KEY_HANDLE_INVALID)
-
-// Admit lets one call of class cl through r: it counts it, applies the
-// HSM's state (down: fail over to another reachable HSM that has r.Key,
-// updating r; a pinned route fails with ErrKeyLost; none left: ErrNoHSM;
-// degraded: the added latency), the throttling budget (with the retry
-// mode's back-off and retries) and the latency model, and returns nil or
-// the error the call fails with. Length queries are not admitted (they
-// never reach an HSM); ClassNone calls are not either.
-func (c *Cluster) Admit(r *Route, cl Class) error { return nil }
-
-// Fault is the error a fault plan injects into this call of fn, or nil.
-func (c *Cluster) Fault(fn Func) error { return nil }
-
-// StoreDown is ErrStoreDown while a fault plan has dropped the store.
-func (c *Cluster) StoreDown() error { return nil }
-
-// KeyCreated records a new token key (its object ID) made on HSM origin
-// now, for routing and the key availability check of every process.
-func (c *Cluster) KeyCreated(id int64, origin int) {}
-
-// CanCreateKey is nil when a new token key could meet the key
-// availability quorum (the check is off, or 2 HSMs are reachable), else
-// ErrKeyAvailability wrapping CKR_FUNCTION_FAILED with the SDK's message.
-func (c *Cluster) CanCreateKey() error { return nil }
-
-// KeyAvailable checks the key availability quorum for a token key as this
-// process sees it: once a key has been found on 2 reachable HSMs the
-// process keeps using it (the SDK checks when it learns of a key); before
-// that, it is ErrKeyAvailability wrapping CKR_FUNCTION_FAILED with the
-// SDK's message "Key <handle> does not meet the availability requirements
-// - The key must be available on at least 2 HSMs before being used.".
-func (c *Cluster) KeyAvailable(id int64) error { return nil }
-
-// Forget drops what this process verified (C_Finalize, a new SDK instance).
-func (c *Cluster) Forget() {}
-
-// SetState sets HSM hsm's state (a CLI command; step -1).
-func (c *Cluster) SetState(hsm int, s State) error { return nil }
-
-// LoadPlan makes p the plan every process follows, starting now.
-func (c *Cluster) LoadPlan(p *Plan) error { return nil }
-
-// ClearPlan removes the plan (pending steps never fire; states stay).
-func (c *Cluster) ClearPlan() error { return nil }
-
-// Reset brings every HSM up, zeroes counters and budgets, clears the plan.
-func (c *Cluster) Reset() error { return nil }
-
-// Status is a snapshot of the shared state for `gohsm cluster status`.
-func (c *Cluster) Status() Status { return Status{} }
 
 // Status is the cluster as `gohsm cluster status --json` prints it.
 type Status struct {
@@ -488,8 +370,3 @@ type Step struct {
 
 // Duration is a time.Duration written as "2s", "150ms" in JSON.
 type Duration time.Duration
-
-// ParsePlan reads and checks a plan (JSON, unknown fields refused).
-func ParsePlan(b []byte) (*Plan, error) {
-	return nil, fmt.Errorf("cluster: plan: not implemented yet")
-}

@@ -1,0 +1,232 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The shared state file ("cluster.state" in the slot's token directory),
+// mapped MAP_SHARED by every process of the slot. Fixed layout, little
+// endian (the mapping is read in place: the platforms we build for are
+// all little endian), every word naturally aligned and read and written
+// with atomics:
+//
+//	offset  size   contents
+//	0       64     header: magic "GOHSMCL\x00", version, HSM count, file size
+//	64      64     hot word: current plan generation (0: no plan)
+//	128     128    plan: load time, length, hash, generation counter;
+//	               store down until; key ring head
+//	256     32*832 per HSM: a line {state+epoch word, since, up since},
+//	               then a line per class {calls, throttled, retried,
+//	               faults, GCRA theoretical arrival time, second, count
+//	               this second, count the second before}
+//	26880   64*32  plan step cursors {fired, remaining, matching calls}
+//	28928   1024*32 ring of the token keys created last {seq, object ID,
+//	               created, origin HSM}
+//	61696   16384  the plan's JSON
+//	78080          end (the file is 80 KiB)
+//
+// A file of another size, magic, version or HSM count is rebuilt (zeroed:
+// every HSM up, no plan) under the file's flock, with a log line. Every
+// HSM's hot words (its state, each class's counter) sit on their own
+// cache line so that HSMs do not slow each other.
+const (
+	stateFile    = "cluster.state"
+	stateMagic   = 0x004c434d53484f47 // "GOHSMCL\x00"
+	stateVersion = 1
+	line         = 64
+
+	offMagic   = 0
+	offVersion = 8
+	offHSMs    = 12
+	offSize    = 16
+
+	offPlanGen = 64 // hot: 0 when no plan is loaded
+
+	offPlanLoaded = 128
+	offPlanLen    = 136
+	offPlanHash   = 144
+	offPlanSeq    = 152
+	offStoreDown  = 160
+	offRingHead   = 168
+
+	offHSM0      = 256
+	hsmStride    = line * (1 + int(NumClasses))
+	hsmState     = 0  // uint64: state (low 32 bits), epoch (high 32 bits)
+	hsmSince     = 8  // int64 ns: entered the state
+	hsmUpSince   = 16 // int64 ns: became reachable after being down (0: always was)
+	clsCalls     = 0
+	clsThrottled = 8
+	clsRetried   = 16
+	clsFaults    = 24
+	clsTAT       = 32
+	clsSec       = 40
+	clsSecCount  = 48
+	clsPrevCount = 56
+
+	offSteps      = offHSM0 + MaxHSMs*hsmStride
+	stepStride    = 32
+	stepFired     = 0 // 0 pending, 1 active, 2 done
+	stepRemaining = 8
+	stepCalls     = 16
+
+	offRing     = offSteps + maxSteps*stepStride
+	ringSize    = 1024
+	ringStride  = 32
+	ringSeq     = 0 // k+1 for the k-th key created, 0 while being written
+	ringID      = 8
+	ringCreated = 16
+	ringOrigin  = 24
+
+	offPlan   = offRing + ringSize*ringStride
+	stateSize = offPlan + planCap
+)
+
+// state is this process's mapping of the file.
+type state struct {
+	f   *os.File
+	mem []byte
+}
+
+func (s *state) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
+func (s *state) i64(off int) *int64  { return (*int64)(unsafe.Pointer(&s.mem[off])) }
+
+func (s *state) hsm(h, off int) int { return offHSM0 + h*hsmStride + off }
+func (s *state) class(h int, cl Class, off int) int {
+	return offHSM0 + h*hsmStride + line*(1+int(cl)) + off
+}
+func (s *state) step(i, off int) int        { return offSteps + i*stepStride + off }
+func (s *state) ring(k uint64, off int) int { return offRing + int(k%ringSize)*ringStride + off }
+
+func (s *state) lock(how int) error {
+	for {
+		err := syscall.Flock(int(s.f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+func (s *state) unlock() { syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN) }
+
+// openState maps dir/cluster.state, creating it with perm, and rebuilds
+// it when it was made for another layout or HSM count. It is safe to call
+// from several processes at once: the check and the rebuild happen under
+// an exclusive flock.
+func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*state, error) {
+	path := filepath.Join(dir, stateFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, os.FileMode(perm)&os.ModePerm)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open state: %w", err)
+	}
+	s := &state{f: f}
+	if err := s.lock(syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cluster: lock state: %w", err)
+	}
+	defer s.unlock()
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cluster: open state: %w", err)
+	}
+	size := st.Size()
+	if size != int64(stateSize) {
+		// Only a file of the wrong size is resized: one of the right size
+		// may be mapped by other processes, and truncating a mapped file
+		// under them would fault their next access.
+		if err := f.Truncate(int64(stateSize)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("cluster: size state: %w", err)
+		}
+		if size == 0 {
+			// A new file: the creator makes it the token files' mode
+			// whatever its umask.
+			f.Chmod(os.FileMode(perm) & os.ModePerm)
+		}
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, stateSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cluster: map state: %w", err)
+	}
+	s.mem = mem
+	var why string
+	switch {
+	case size == 0:
+	case size != int64(stateSize):
+		why = fmt.Sprintf("%d bytes, want %d", size, stateSize)
+	case binary.LittleEndian.Uint64(mem[offMagic:]) != stateMagic:
+		why = "bad magic"
+	case binary.LittleEndian.Uint32(mem[offVersion:]) != stateVersion:
+		why = fmt.Sprintf("version %d, want %d", binary.LittleEndian.Uint32(mem[offVersion:]), stateVersion)
+	case binary.LittleEndian.Uint32(mem[offHSMs:]) != uint32(hsms):
+		why = fmt.Sprintf("made for %d HSMs, the slot has %d", binary.LittleEndian.Uint32(mem[offHSMs:]), hsms)
+	case binary.LittleEndian.Uint64(mem[offSize:]) != uint64(stateSize):
+		why = "bad size word"
+	default:
+		return s, nil
+	}
+	if why != "" && log != nil {
+		log("cluster: rebuilding the shared state file", "path", path, "reason", why)
+	}
+	s.rebuild(hsms)
+	return s, nil
+}
+
+// rebuild zeroes the state (every HSM up, no plan, no counters) and
+// writes the header last. The caller holds the exclusive lock.
+func (s *state) rebuild(hsms int) {
+	clear(s.mem)
+	binary.LittleEndian.PutUint32(s.mem[offVersion:], stateVersion)
+	binary.LittleEndian.PutUint32(s.mem[offHSMs:], uint32(hsms))
+	binary.LittleEndian.PutUint64(s.mem[offSize:], uint64(stateSize))
+	now := time.Now().UnixNano()
+	for h := range MaxHSMs {
+		binary.LittleEndian.PutUint64(s.mem[s.hsm(h, hsmSince):], uint64(now))
+	}
+	atomic.StoreUint64(s.u64(offMagic), stateMagic)
+}
+
+func (s *state) close() error {
+	var err error
+	if s.mem != nil {
+		err = syscall.Munmap(s.mem)
+		s.mem = nil
+	}
+	if e := s.f.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// planBytes copies the stored plan; the caller holds a lock.
+func (s *state) planBytes() []byte {
+	n := atomic.LoadUint64(s.u64(offPlanLen))
+	if n > planCap {
+		return nil
+	}
+	return bytes.Clone(s.mem[offPlan : offPlan+int(n)])
+}
+
+func planHash(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+// The HSM state word: state in the low 32 bits, epoch in the high.
+func stateOf(w uint64) State  { return State(uint32(w)) }
+func epochOf(w uint64) uint32 { return uint32(w >> 32) }
+func word(s State, epoch uint32) uint64 {
+	return uint64(epoch)<<32 | uint64(s)
+}
