@@ -63,18 +63,18 @@ func (s *Slot) auditAll(se *Session, e audit.Event) []store.AuditEvent {
 	return out
 }
 
-// execHSM is the HSM that runs a command that uses no key: the next
-// reachable one, as the SDK spreads commands (-1: the slot has no
-// cluster; HSM 0 when none is reachable, where the command failed).
+// execHSM is the HSM that runs a command that uses no key (a logout, a
+// refusal, a backup): the first reachable one, so that a command's record
+// is found in one predictable stream (-1: the slot has no cluster; HSM 0
+// when none is reachable, where the command failed).
 func (s *Slot) execHSM() int {
 	if s.cl == nil {
 		return -1
 	}
-	r, err := s.cl.Route(0)
-	if err != nil {
-		return 0
+	if r := s.cl.Reachable(); len(r) > 0 {
+		return r[0]
 	}
-	return r.HSM
+	return 0
 }
 
 // streamOf is HSM hsm's stream name ("": the store's default, one HSM).

@@ -290,6 +290,12 @@ func (s *Slot) routeKey(h ck.ULong) (cluster.Route, error) {
 	if o == nil {
 		return cluster.Route{}, fmt.Errorf("token: key %d: %w", h, ck.CKR_KEY_HANDLE_INVALID)
 	}
+	if s.cl.Epoch(o.hsm) != o.epoch {
+		// Its HSM went down since the key was made (and may be back,
+		// rebooted): the key is gone (C_*Init answers as for a
+		// destroyed key; a call admitted later, as Admit does).
+		return cluster.Route{}, cluster.ErrKeyLost
+	}
 	return cluster.Pin(o.hsm, o.epoch), nil
 }
 

@@ -191,6 +191,7 @@ type auditLine struct {
 	Opcode  string `json:"opcode"`
 	LogType string `json:"log_type"`
 	Event   struct {
+		TimeUS    int64  `json:"time_us"`
 		UserName  string `json:"user_name"`
 		Actor     string `json:"actor"`
 		KeyHandle uint64 `json:"key_handle"`

@@ -5,15 +5,45 @@
 // latency model, and a fault plan replayed deterministically from a seed.
 //
 // Everything that processes must agree on lives in one shared-memory file
-// next to the token (State, file "cluster.state" in the slot directory):
+// next to the token (state.go, file "cluster.state" in the slot directory):
 // HSM states, budgets, counters, the loaded fault plan and its cursors, and
 // the token keys created recently with the HSM each was made on. Nothing
 // here writes the token store per operation; the token records audit
 // events the cluster reports through Config.Notify.
 //
+// The decisions the package implements (issue 16):
+//
+//   - Routing (route.go): an operation gets a Route at C_*Init, round
+//     robin (a process-local counter, as the SDK's) over the reachable
+//     HSMs that hold its token key. Each call that reaches an HSM is
+//     Admitted: a down HSM fails over to another reachable one holding
+//     the key (the SDK fails over); a session key's route is pinned and
+//     fails with ErrKeyLost once its HSM went down (its epoch moved, even
+//     if it is back: the HSM rebooted).
+//   - Key availability (route.go): a token key created now is on its
+//     origin HSM at once and on each other reachable HSM after
+//     replication_delay, counted from max(created, that HSM's up-since).
+//     A process verifies a key at its first use and keeps using it
+//     (UG:troubleshoot-key-availability-check); fewer than 2 reachable
+//     HSMs holding it fails with CKR_FUNCTION_FAILED and the SDK's line.
+//     Creating a token key with fewer than 2 reachable HSMs fails before
+//     anything is stored.
+//   - Throttling (throttle.go): a GCRA budget per HSM and class in the
+//     file, burst a tenth of a second of budget; retry standard retries
+//     3 times after 5, 10, 20 ms, each free to fail over; certificate
+//     storage is never retried (a read: CKR_DEVICE_ERROR).
+//   - Latency (config.go, faults.go): per-class distributions, the
+//     `cloudhsm` preset derived from AWS's published rates plus a network
+//     round trip of our choosing; degraded HSMs add degraded_latency.
+//   - Fault plan (faults.go, plan.go): steps relative to the plan's load,
+//     fired lazily by the first call of any process after their time,
+//     once across processes (CAS); draws are a pure function of (seed,
+//     step, n-th matching call).
+//
 // The hot path: a slot whose cluster is off has no *Cluster at all (one
-// nil comparison per call). With it on and nothing configured, Admit is a
-// few atomic operations on the mapped file.
+// nil comparison per call). With it on and nothing configured, Admit is
+// three atomic loads and one atomic add on the mapped file, with no clock
+// read, lock or allocation; Fault and StoreDown are one atomic load.
 package cluster
 
 import (
@@ -352,7 +382,8 @@ type Plan struct {
 type Step struct {
 	At  Duration `json:"at"`
 	For Duration `json:"for,omitempty"`
-	// HSM state: take HSM k down, bring it up, degrade it.
+	// HSM state: take HSM k down, bring it up, degrade it; with For,
+	// the HSM is brought back up when the step ends.
 	HSM   *int   `json:"hsm,omitempty"`
 	State string `json:"state,omitempty"`
 	// Fail calls of a function: the next Count calls (0: every call while
@@ -364,7 +395,7 @@ type Step struct {
 	// Latency on a class ("all" for every class): a Dist as ParseDist reads it.
 	Latency string `json:"latency,omitempty"`
 	Class   string `json:"class,omitempty"`
-	// Store: "down" drops the store for For.
+	// Store: "down" drops the store for For (For > 0 required).
 	Store string `json:"store,omitempty"`
 }
 

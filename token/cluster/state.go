@@ -33,7 +33,7 @@ import (
 //	28928   1024*32 ring of the token keys created last {seq, object ID,
 //	               created, origin HSM}
 //	61696   16384  the plan's JSON
-//	78080          end (the file is 80 KiB)
+//	78080          end (the file is 78,080 bytes)
 //
 // A file of another size, magic, version or HSM count is rebuilt (zeroed:
 // every HSM up, no plan) under the file's flock, with a log line. Every

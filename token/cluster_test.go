@@ -1,0 +1,498 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+	"gohsm/token/audit"
+	"gohsm/token/cluster"
+	"gohsm/token/store"
+)
+
+// clusterToken opens a module whose slot 3 has the given configuration
+// lines (the standard profile unless they say; cluster keys), with an
+// initialised token, and the default crypto user logged in on session h.
+func clusterToken(t *testing.T, dir, lines string) (*Module, ck.ULong) {
+	t.Helper()
+	return clusterTokenTop(t, dir, "", lines)
+}
+
+// clusterTokenTop is clusterToken with top-level configuration lines too.
+func clusterTokenTop(t *testing.T, dir, top, lines string) (*Module, ck.ULong) {
+	t.Helper()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, lines), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	return m, h
+}
+
+// clusterLogin opens a second module on dir (another SDK instance: it has
+// verified no key yet) with the user logged in.
+func clusterLogin(t *testing.T, dir, lines string) (*Module, ck.ULong) {
+	t.Helper()
+	m := profileModuleLines(t, dir, lines)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	return m, h
+}
+
+// hmacKey generates an HMAC key (a token or a session object).
+func hmacKey(t *testing.T, m *Module, h ck.ULong, token bool) (ck.ULong, error) {
+	t.Helper()
+	return m.GenerateKey(h, Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, attrs.Template{
+		ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(token), ck.CKA_SIGN: attrs.Bool(true),
+		ck.CKA_VERIFY: attrs.Bool(true), ck.CKA_LABEL: []byte("hmac")})
+}
+
+// hmacSign is C_SignInit + C_Sign of CKM_SHA256_HMAC with key.
+func hmacSign(m *Module, h, key ck.ULong) error {
+	if err := m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, key); err != nil {
+		return err
+	}
+	_, err := m.Sign(h, []byte("data"), Out{Buf: make([]byte, 32)})
+	return err
+}
+
+func slotCluster(t *testing.T, m *Module) *cluster.Cluster {
+	t.Helper()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	require.NotNil(t, s.Cluster())
+	return s.Cluster()
+}
+
+// streamEvents is an audit stream of slot 3's token, verified.
+func streamEvents(t *testing.T, m *Module, hsm int) []audit.Event {
+	t.Helper()
+	return streamLog(t, m, cluster.StreamName(hsm))
+}
+
+// TestClusterConfig: the cluster keys of a slot's section go to its
+// cluster.Config over the profile's defaults, whatever their place in the
+// section; an error names its line.
+func TestClusterConfig(t *testing.T) {
+	parse := func(slot string) (*Config, error) {
+		return ParseConfig("token_dir = /tmp/x\n[slot 1]\n"+slot, "test")
+	}
+	c, err := parse("profile = standard\n")
+	require.NoError(t, err)
+	assert.False(t, c.Slots[0].Cluster.On, "standard: no cluster by default")
+	c, err = parse("profile = cloudhsm\n")
+	require.NoError(t, err)
+	cc := c.Slots[0].Cluster
+	assert.True(t, cc.On)
+	assert.Equal(t, 2, cc.HSMs)
+	assert.True(t, cc.KeyAvailabilityCheck)
+	assert.Zero(t, cc.Budgets[cluster.ClassRSASign], "throttling is off by default")
+
+	// throttle = on follows hsm_type, set after it; the profile comes last.
+	c, err = parse("throttle = on\nthrottle.hmac = 7\nhsm_type = hsm1\nhsms = 3\nprofile = cloudhsm\n")
+	require.NoError(t, err)
+	cc = c.Slots[0].Cluster
+	assert.Equal(t, 3, cc.HSMs)
+	assert.Equal(t, 250.0, cc.Budgets[cluster.ClassECSign], "hsm1's P-256 signs per HSM")
+	assert.Equal(t, 7.0, cc.Budgets[cluster.ClassHMAC])
+	c, err = parse("throttle = on\nprofile = cloudhsm\nhsm_type = hsm2m\n")
+	require.NoError(t, err)
+	assert.Equal(t, 1500.0, c.Slots[0].Cluster.Budgets[cluster.ClassECSign], "hsm2m's")
+
+	// A standard slot may have one: any key but cluster = off turns it on.
+	c, err = parse("hsms = 2\n")
+	require.NoError(t, err)
+	assert.True(t, c.Slots[0].Cluster.On)
+	assert.False(t, c.Slots[0].Cluster.KeyAvailabilityCheck)
+	c, err = parse("profile = cloudhsm\ncluster = off\n")
+	require.NoError(t, err)
+	assert.False(t, c.Slots[0].Cluster.On)
+
+	for _, bad := range []string{"hsms = 33", "throttle.nonsense = 3", "replication_delay = soon", "latency.ec-sign = fast"} {
+		_, err := parse("label = x\n" + bad + "\n")
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "test:4:", "%s: the line is named", bad)
+		assert.True(t, errors.Is(err, errConfig), bad)
+	}
+}
+
+// TestClusterStandardUnchanged: a standard slot without cluster keys has
+// no cluster, no state file, and its audit log is as before: one stream.
+func TestClusterStandardUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "profile = standard")
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	assert.Nil(t, s.Cluster())
+	_, isCluster := s.st.(clusterStore)
+	assert.False(t, isCluster)
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	require.NoError(t, hmacSign(m, h, k))
+	require.NoError(t, m.Logout(h))
+	streams, err := s.Store().AuditStreams()
+	require.NoError(t, err)
+	assert.Equal(t, []string{store.DefaultStream}, streams)
+	assert.Equal(t, []string{"CN_INIT_TOKEN", "CN_CREATE_CO", "CN_LOGIN", "CN_CREATE_USER", "CN_LOGOUT", "CN_LOGIN", "CN_GENERATE_KEY", "CN_LOGOUT"},
+		opcodes(streamEvents(t, m, 0)), "no extract/insert, each event once")
+	_, err = os.Stat(filepath.Join(s.cfg.Dir, clusterStateFile))
+	assert.True(t, errors.Is(err, os.ErrNotExist), "no cluster state: %v", err)
+
+	// The cloudhsm profile's slot has one, of 2 HSMs, by default.
+	mc := profileModule(t, t.TempDir(), "cloudhsm")
+	assert.Equal(t, 2, slotCluster(t, mc).HSMs())
+}
+
+// TestClusterThrottledSign: over the HMAC budget with the SDK's retry off,
+// C_Sign answers CKR_FUNCTION_FAILED (HSM response 187, in the log); with
+// standard retry the same calls are absorbed by retries and fail-over.
+func TestClusterThrottledSign(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "gohsm.log")
+	lines := "hsms = 2\nkey_availability_check = false\nthrottle.hmac = 20\nretry_mode = off"
+	m, h := clusterTokenTop(t, dir, "log_level = warn\nlog_file = "+logf, lines)
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	// 2 HSMs x 20/s: over 500 ms about 20 calls pass (plus a burst of 2
+	// per HSM); the rest, as fast as they come, are refused.
+	var ok, throttled int
+	for start := time.Now(); time.Since(start) < 500*time.Millisecond; {
+		err := hmacSign(m, h, k)
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ck.CKR_FUNCTION_FAILED) && errors.Is(err, cluster.ErrThrottled):
+			throttled++
+		default:
+			require.NoError(t, err)
+		}
+	}
+	t.Logf("500 ms: %d signed, %d throttled", ok, throttled)
+	assert.Greater(t, throttled, 0, "over budget calls are refused")
+	assert.GreaterOrEqual(t, ok, 10, "the budget passes (2 HSMs x 20/s for 0.5 s, at least half)")
+	assert.LessOrEqual(t, ok, 30, "no more than the budget (20 in 0.5 s + bursts), with slack")
+	// A length query never reaches an HSM: never throttled.
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, k))
+	for range 50 {
+		n, err := m.Sign(h, []byte("data"), Out{Query: true})
+		require.NoError(t, err)
+		require.Equal(t, 32, n)
+	}
+	require.NoError(t, m.Close())
+	// The module's log has the HSM's answer, as the SDK logs it.
+	b, err := os.ReadFile(logf)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "HSM response 187 (0xBB)")
+
+	// Standard retry: 60 calls back to back against 2 x 100/s (bursts of
+	// 10): beyond the bursts each call waits for budget, which the SDK's
+	// retries (5, 10, 20 ms, and the other HSM) find; none is refused.
+	dir = t.TempDir()
+	m, h = clusterToken(t, dir, "hsms = 2\nkey_availability_check = false\nthrottle.hmac = 100\nretry_mode = standard")
+	k, err = hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	for range 60 {
+		require.NoError(t, hmacSign(m, h, k), "absorbed by the retry")
+	}
+	var retried uint64
+	for _, hs := range slotCluster(t, m).Status().HSMs {
+		for _, c := range hs.Classes {
+			if c.Class == "hmac" {
+				retried += c.Retried
+				assert.Zero(t, c.Throttled)
+			}
+		}
+	}
+	t.Logf("retried %d times", retried)
+	assert.Greater(t, retried, uint64(0), "the load was over budget: the retry absorbed it")
+}
+
+// TestClusterFailover: the HSM an operation was routed to at C_SignInit
+// goes down before C_Sign: the call fails over to the other HSM (the SDK
+// does), and the change is recorded in the HSM's stream.
+func TestClusterFailover(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "hsms = 2")
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	cl := slotCluster(t, m)
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, k))
+	se, err := m.session(h)
+	require.NoError(t, err)
+	routed := se.ops[opSign].route.HSM
+	require.NoError(t, cl.SetState(routed, cluster.Down))
+	_, err = m.Sign(h, []byte("data"), Out{Buf: make([]byte, 32)})
+	require.NoError(t, err, "failed over to the other HSM")
+	evs := streamEvents(t, m, routed)
+	require.Equal(t, audit.GOHSM_HSM_STATE, evs[len(evs)-1].Opcode)
+	assert.Contains(t, evs[len(evs)-1].Detail, "down")
+
+	// With both down there is nowhere to go.
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, k))
+	require.NoError(t, cl.SetState(1-routed, cluster.Down))
+	_, err = m.Sign(h, []byte("data"), Out{Buf: make([]byte, 32)})
+	require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR)
+	require.ErrorIs(t, err, cluster.ErrNoHSM)
+	require.ErrorIs(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, k), cluster.ErrNoHSM)
+}
+
+// TestClusterSessionKeyLost: a session key lives on the HSM it was made
+// on; once that HSM went down, even if it is back, the key is gone
+// (CKR_KEY_HANDLE_INVALID), at C_SignInit or at a call already routed.
+// Token keys fail over.
+func TestClusterSessionKeyLost(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "hsms = 2")
+	cl := slotCluster(t, m)
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	tk, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, hmacSign(m, h, sk))
+
+	// Routed, then its HSM goes down: the call fails.
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, sk))
+	require.NoError(t, cl.SetState(home, cluster.Down))
+	_, err = m.Sign(h, []byte("data"), Out{Buf: make([]byte, 32)})
+	require.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID)
+	require.ErrorIs(t, err, cluster.ErrKeyLost)
+	// Back up (rebooted): still gone.
+	require.NoError(t, cl.SetState(home, cluster.Up))
+	require.ErrorIs(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, sk), ck.CKR_KEY_HANDLE_INVALID)
+	require.NoError(t, hmacSign(m, h, tk), "a token key is on every HSM")
+
+	// A session key made now, on an HSM that stays up, works.
+	sk2, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	require.NoError(t, hmacSign(m, h, sk2))
+}
+
+// TestClusterKeyAvailability: with the check on, a new token key is
+// refused (CKR_FUNCTION_FAILED, the SDK's message) until it is on 2 HSMs,
+// replication_delay after it was made; a process that verified it keeps
+// using it. With one reachable HSM no token key is made or used; session
+// keys are never checked; key_availability_check = false removes it all.
+func TestClusterKeyAvailability(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	dir := t.TempDir()
+	lines := "hsms = 2\nkey_availability_check = true\nreplication_delay = 400ms"
+	m, h := clusterToken(t, dir, lines)
+	made := time.Now()
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	err = hmacSign(m, h, k)
+	require.ErrorIs(t, err, ck.CKR_FUNCTION_FAILED)
+	require.ErrorIs(t, err, cluster.ErrKeyAvailability)
+	assert.Contains(t, err.Error(), "must be available on at least 2 HSMs")
+	var first time.Duration
+	for {
+		if err := hmacSign(m, h, k); err == nil {
+			first = time.Since(made)
+			break
+		}
+		require.ErrorIs(t, err, cluster.ErrKeyAvailability)
+		require.Less(t, time.Since(made), 5*time.Second, "the key never became available")
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.GreaterOrEqual(t, first, delay, "not before the replication delay")
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	require.NoError(t, hmacSign(m, h, sk), "session keys are not checked")
+
+	// One HSM down: a process that verified the key keeps using it; a new
+	// one (a new SDK instance) does not; no token key can be made, and
+	// nothing is stored.
+	cl := slotCluster(t, m)
+	require.NoError(t, cl.SetState(1, cluster.Down))
+	require.NoError(t, hmacSign(m, h, k), "verified by this process")
+	m2, h2 := clusterLogin(t, dir, lines)
+	require.ErrorIs(t, hmacSign(m2, h2, k), ck.CKR_FUNCTION_FAILED)
+	before := countObjects(t, m2, h2)
+	n0 := len(streamEvents(t, m2, 0))
+	_, err = hmacKey(t, m2, h2, true)
+	require.ErrorIs(t, err, ck.CKR_FUNCTION_FAILED)
+	require.ErrorIs(t, err, cluster.ErrKeyAvailability)
+	assert.Equal(t, before, countObjects(t, m2, h2), "nothing stored")
+	assert.Empty(t, streamEvents(t, m2, 0)[n0:], "nothing recorded")
+	sk2, err := hmacKey(t, m2, h2, false)
+	require.NoError(t, err, "session keys are made")
+	require.NoError(t, hmacSign(m2, h2, sk2))
+	require.NoError(t, cl.SetState(1, cluster.Up))
+
+	// A cluster of one HSM: every token key use and creation fails...
+	dir1 := t.TempDir()
+	_, err = os.Stat(dir1)
+	require.NoError(t, err)
+	m1, h1 := clusterToken(t, dir1, "hsms = 1\nkey_availability_check = false")
+	k1, err := hmacKey(t, m1, h1, true)
+	require.NoError(t, err)
+	require.NoError(t, hmacSign(m1, h1, k1), "check off: used")
+	require.NoError(t, m1.Close())
+	m1, h1 = clusterLogin(t, dir1, "hsms = 1\nkey_availability_check = true")
+	require.ErrorIs(t, hmacSign(m1, h1, k1), cluster.ErrKeyAvailability)
+	_, err = hmacKey(t, m1, h1, true)
+	require.ErrorIs(t, err, cluster.ErrKeyAvailability)
+}
+
+// countObjects is how many objects session h finds.
+func countObjects(t *testing.T, m *Module, h ck.ULong) int {
+	t.Helper()
+	require.NoError(t, m.FindObjectsInit(h, nil))
+	objs, err := m.FindObjects(h, 1000)
+	require.NoError(t, err)
+	require.NoError(t, m.FindObjectsFinal(h))
+	return len(objs)
+}
+
+// TestClusterAuditStreams: CloudHSM's multi-HSM audit (decision 6,
+// behaviour 29): a login in every reachable stream, a logout on the HSM
+// that ran it, a user created in every stream, a new token key as
+// generate + extract on the HSM that made it and insert on the others
+// (same handles), a session key on its HSM alone, a share in every
+// stream, and nothing in a down HSM's stream.
+func TestClusterAuditStreams(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "hsms = 3")
+	cl := slotCluster(t, m)
+	marks := func() [3]int {
+		var n [3]int
+		for i := range n {
+			n[i] = len(streamEvents(t, m, i))
+		}
+		return n
+	}
+	since := func(n [3]int) [3][]string {
+		var out [3][]string
+		for i := range out {
+			out[i] = opcodes(streamEvents(t, m, i)[n[i]:])
+		}
+		return out
+	}
+	n := marks()
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+	require.NoError(t, m.CreateUser(h, "bob", store.RoleCU, []byte("bob-pw-12")))
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	got := since(n)
+	// Logouts on the first HSM (it runs commands that use no key).
+	assert.Equal(t, []string{"CN_LOGOUT", "CN_LOGIN", "CN_CREATE_USER", "CN_LOGOUT", "CN_LOGIN"}, got[0])
+	for i := 1; i < 3; i++ {
+		assert.Equal(t, []string{"CN_LOGIN", "CN_CREATE_USER", "CN_LOGIN"}, got[i], "stream %d", i)
+	}
+
+	// A token key: made on one HSM, inserted into the others.
+	n = marks()
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	origin := -1
+	for i := range 3 {
+		evs := streamEvents(t, m, i)[n[i]:]
+		if len(evs) == 2 {
+			require.Equal(t, []string{"CN_GENERATE_KEY", "CN_EXTRACT_MASKED_OBJECT_USER"}, opcodes(evs), "stream %d", i)
+			require.Equal(t, -1, origin, "one origin")
+			origin = i
+		} else {
+			require.Equal(t, []string{"CN_INSERT_MASKED_OBJECT_USER"}, opcodes(evs), "stream %d", i)
+		}
+		for _, e := range evs {
+			assert.Equal(t, uint64(k), e.Key, "stream %d: the same handle", i)
+		}
+	}
+	require.NotEqual(t, -1, origin)
+
+	// A session key: on the HSM that made it alone.
+	n = marks()
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	home := s.sessObjs[sk].hsm
+	got = since(n)
+	for i := range 3 {
+		if i == home {
+			assert.Equal(t, []string{"CN_GENERATE_KEY"}, got[i])
+		} else {
+			assert.Empty(t, got[i], "stream %d", i)
+		}
+	}
+
+	// A share: every stream. Then HSM 2 goes down: a login is in the
+	// streams of the reachable HSMs only, after the state change.
+	n = marks()
+	require.NoError(t, m.Share(h, k, "bob", true))
+	require.NoError(t, cl.SetState(2, cluster.Down))
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	got = since(n)
+	assert.Equal(t, []string{"CN_SHARE_OBJECT", "CN_LOGOUT", "CN_LOGIN"}, got[0])
+	assert.Equal(t, []string{"CN_SHARE_OBJECT", "CN_LOGIN"}, got[1])
+	assert.Equal(t, []string{"CN_SHARE_OBJECT", "GOHSM_HSM_STATE"}, got[2], "nothing once down but the state change")
+}
+
+// TestClusterCertificateReads: C_GetAttributeValue on a token
+// certificate is a certificate-storage read: throttled, it answers
+// CKR_DEVICE_ERROR, never retried; C_FindObjectsInit that may match a
+// certificate answers CKR_FUNCTION_FAILED; a key's attributes are free.
+func TestClusterCertificateReads(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "hsms = 2\nkey_availability_check = false\nthrottle.cert-read = 1\nthrottle.cert-write = 1")
+	cert, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_CERTIFICATE)), ck.CKA_CERTIFICATE_TYPE: attrs.ULong(ck.ULong(ck.CKC_X_509)),
+		ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SUBJECT: []byte("s"), ck.CKA_VALUE: []byte("c"), ck.CKA_LABEL: []byte("cert")})
+	require.NoError(t, err)
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	var ok, refused int
+	for range 6 {
+		_, err := m.GetAttributeValue(h, cert, []ck.AttributeType{ck.CKA_LABEL})
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ck.CKR_DEVICE_ERROR) && errors.Is(err, cluster.ErrCertThrottled):
+			refused++
+		default:
+			require.NoError(t, err)
+		}
+	}
+	assert.LessOrEqual(t, ok, 3, "1/s per HSM, a burst of 1 each")
+	assert.Greater(t, refused, 2)
+	for range 20 {
+		_, err := m.GetAttributeValue(h, k, []ck.AttributeType{ck.CKA_LABEL})
+		require.NoError(t, err, "a key is no certificate read")
+	}
+	err = m.FindObjectsInit(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_CERTIFICATE))})
+	require.ErrorIs(t, err, ck.CKR_FUNCTION_FAILED)
+	for range 5 {
+		require.NoError(t, m.FindObjectsInit(h, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY))}), "finds no certificate")
+		require.NoError(t, m.FindObjectsFinal(h))
+	}
+	// Writes: the same certificate changed thrice at once, beyond 1/s.
+	var werr error
+	for i := range 4 {
+		if werr = m.SetAttributeValue(h, cert, attrs.Template{ck.CKA_LABEL: []byte(strings.Repeat("x", i+1))}); werr != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, werr, ck.CKR_FUNCTION_FAILED)
+}
