@@ -134,12 +134,13 @@ func newPhase(name string, keys []*tlsKey) *phaseTally {
 //
 // Two clusters: 2 HSMs with HSM 1 going down (the minimal cluster), and 3
 // HSMs with HSMs 1 and 2 going down. The second is the one that fails when
-// routing ignores down HSMs: OpenSSL 3 with libp11 0.4.12 makes a second
-// C_SignInit and C_Sign after a C_Sign that failed (seen with pkcs11-spy,
-// in nginx and in `openssl s_server`), and a worker's round robin sends
-// that second attempt to the next HSM; with one HSM of two down it is the
-// up one, so every handshake still succeeds and only two down HSMs in a
-// row make one fail.
+// routing ignores down HSMs: in a TLS handshake, OpenSSL 3 with libp11
+// 0.4.12 makes a second C_SignInit and C_Sign after a C_Sign that failed
+// (pkcs11-spy under `openssl s_server`; in nginx, thousands of refused
+// signatures and no failed handshake), and a worker's round robin sends
+// that second attempt to the next HSM. With one HSM of two down it is the
+// up one, so every handshake still succeeds; two down HSMs in a row make
+// one fail.
 //
 // The slot's profile is standard with the cluster turned on: libp11 (the
 // engine nginx uses) opens read-only sessions, which the cloudhsm profile
