@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -430,4 +431,97 @@ func clusterFailover(t *testing.T, n int, down []int) {
 	check(t, "nginx -s quit: the master and its workers exit", s.stop)
 	check(t, "error.log has no alert, emerg, crit or module error", s.checkErrorLog)
 	t.Logf("nginx cluster test (%d HSMs) took %v", n, time.Since(testStart).Round(time.Millisecond))
+}
+
+// TestNginxClusterReloadDuringOutage: `nginx -s reload` while HSM 1 of a
+// 2-HSM cluster (key availability check on) is down. The new workers are
+// new processes: their first use of each key checks its availability,
+// finds it on one reachable HSM and fails with CKR_FUNCTION_FAILED (the
+// SDK's "The key must be available on at least 2 HSMs before being
+// used"), so every handshake fails (the client sees a TLS internal error
+// alert, nginx logs the PKCS#11 error) until HSM 1 is back; then the same
+// workers serve. On CloudHSM it is why AWS recommends three HSMs
+// (UG:troubleshoot-key-availability-check): with two, restarting a client
+// during one HSM's outage takes its keys away.
+func TestNginxClusterReloadDuringOutage(t *testing.T) {
+	s, ca, gohsm := startNginx(t, "cluster = on\nhsms = 2\nkey_availability_check = true\n")
+	c := &client{cfg: &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const tries = 5 // handshakes per key while the keys cannot be used
+
+	check(t, "gohsm cluster hsm down 1", func() error {
+		_, err := gohsm("cluster", "hsm", "down", "1")
+		return err
+	})
+	var workers []int
+	check(t, "nginx -s reload: the old workers exit", func() error {
+		old := s.workers()
+		s.writeConf(1)
+		if _, err := s.nginxCmd("-s", "reload"); err != nil {
+			return fmt.Errorf("%w\n%s", err, s.errorLog())
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			left := 0
+			for _, pid := range old {
+				if alive(pid) {
+					left++
+				}
+			}
+			workers = s.workers()
+			if left == 0 && len(workers) == 2 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("a minute after the reload: %d old workers left, workers %v\n%s", left, workers, s.errorLog())
+			}
+		}
+	})
+	check(t, "HSM 1 down: the new workers' handshakes fail (key availability)", func() error {
+		for _, k := range s.keys {
+			for range tries {
+				pid, err := c.getPID(ctx, k, s.gen)
+				if err == nil {
+					return fmt.Errorf("%s: worker %d answered with one HSM reachable", k.name, pid)
+				}
+				if !strings.Contains(err.Error(), "tls: internal error") {
+					return fmt.Errorf("%s: %w (want a TLS internal error alert)", k.name, err)
+				}
+			}
+		}
+		b, err := os.ReadFile(s.errLog)
+		if err != nil {
+			return err
+		}
+		// libp11 reports CKR_FUNCTION_FAILED (0x6) as 41800006.
+		const want = "SSL_do_handshake() failed (SSL: error:41800006:PKCS#11 module::Function failed"
+		if n := strings.Count(string(b), want); n != 2*tries {
+			return fmt.Errorf("%d lines with %q in error.log, want %d\n%s", n, want, 2*tries, s.errorLog())
+		}
+		return nil
+	})
+	check(t, "the workers are still running", func() error {
+		if now := s.workers(); fmt.Sprint(now) != fmt.Sprint(workers) {
+			return fmt.Errorf("workers %v, then %v", workers, now)
+		}
+		return nil
+	})
+	check(t, "gohsm cluster hsm up 1", func() error {
+		_, err := gohsm("cluster", "hsm", "up", "1")
+		return err
+	})
+	check(t, "HSM 1 up: the same workers serve", func() error {
+		for _, k := range s.keys {
+			for range tries {
+				if _, err := c.getPID(ctx, k, s.gen); err != nil {
+					return fmt.Errorf("%s: %w\n%s", k.name, err, s.errorLog())
+				}
+			}
+		}
+		if now := s.workers(); fmt.Sprint(now) != fmt.Sprint(workers) {
+			return fmt.Errorf("workers %v, then %v", workers, now)
+		}
+		return nil
+	})
+	check(t, "nginx -s quit: the master and its workers exit", s.stop)
 }
