@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,6 +81,19 @@ func TestClusterJavaThrottling(t *testing.T) {
 			t.Logf("%s: %d signatures in %v (%.1f/s, budget %d/s), %d failed: %v; first failure: %s",
 				t.Name(), r.signed, r.elapsed, rate, javaBudget, r.failed, r.errors, r.first)
 
+			// The cluster's own counters (gohsm cluster status) agree with
+			// what Java saw: every refusal counted as throttled, and with
+			// the retry on, retries made.
+			signed, throttled, retried := clusterECSign(t, h)
+			t.Logf("cluster status: ec-sign calls %d, throttled %d, retried %d", signed, throttled, retried)
+			check(t, "java/cluster-status-agrees", func(t *testing.T) {
+				require.Equal(t, r.failed, throttled, "throttled calls in cluster status vs refusals Java saw")
+				if tc.retry == "off" {
+					require.Zero(t, retried)
+				} else {
+					require.Positive(t, retried, "the retry was never needed: no throttling to absorb")
+				}
+			})
 			check(t, "java/first-signature-verifies", func(t *testing.T) {
 				require.Contains(t, out, "\nVERIFIED\n", out)
 			})
@@ -112,6 +126,37 @@ func TestClusterJavaThrottling(t *testing.T) {
 			})
 		})
 	}
+}
+
+// clusterECSign sums the ec-sign counters of h's HSMs from `gohsm cluster
+// status --json`.
+func clusterECSign(t *testing.T, h *hsm) (calls, throttled, retried int64) {
+	t.Helper()
+	out := h.gohsm(t, "cluster", "status", "--json")
+	var st struct {
+		Data struct {
+			HSMs []struct {
+				Classes []struct {
+					Class     string `json:"class"`
+					Calls     int64  `json:"calls"`
+					Throttled int64  `json:"throttled"`
+					Retried   int64  `json:"retried"`
+				} `json:"classes"`
+			} `json:"hsms"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	require.NotEmpty(t, st.Data.HSMs, out)
+	for _, hs := range st.Data.HSMs {
+		for _, c := range hs.Classes {
+			if c.Class == "ec-sign" {
+				calls += c.Calls
+				throttled += c.Throttled
+				retried += c.Retried
+			}
+		}
+	}
+	return calls, throttled, retried
 }
 
 // throttledSigner is what ThrottledSigner.java printed.
