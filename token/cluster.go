@@ -126,9 +126,13 @@ func (s *Slot) clusterEvent(ev cluster.Event) {
 	e.Respond(audit.RespSuccess)
 	rec := encodeEvent(s, e)
 	var evs []store.AuditEvent
-	if ev.HSM >= 0 {
+	switch {
+	case ev.HSM >= 0:
 		evs = []store.AuditEvent{{Stream: cluster.StreamName(ev.HSM), Record: rec}}
-	} else {
+	case ev.Kind == cluster.FaultInjected:
+		// A call that had no HSM yet (C_SignInit, a login).
+		evs = []store.AuditEvent{{Stream: cluster.StreamName(0), Record: rec}}
+	default:
 		for i := range s.cfg.Cluster.HSMs {
 			evs = append(evs, store.AuditEvent{Stream: cluster.StreamName(i), Record: rec})
 		}
@@ -233,16 +237,20 @@ var (
 )
 
 // clusterCall is what the cluster says about one call of an operation (op.cl
-// set): a fault the plan injects into fn, then the call admitted on the
+// set): a fault the plan injects into fn (counted on, and recorded in the
+// stream of, the operation's HSM), then the call admitted on the
 // operation's route when it reaches an HSM (class none: it does not).
 func (op *operation) clusterCall(fn cluster.Func, cls cluster.Class) error {
+	if cls == cluster.ClassNone {
+		if fn == cluster.FuncNone {
+			return nil
+		}
+		return op.cl.Fault(fn) // a digest: no HSM
+	}
 	if fn != cluster.FuncNone {
-		if err := op.cl.Fault(fn); err != nil {
+		if err := op.cl.FaultAt(fn, &op.route, cls); err != nil {
 			return err
 		}
-	}
-	if cls == cluster.ClassNone {
-		return nil
 	}
 	return op.cl.Admit(&op.route, cls)
 }

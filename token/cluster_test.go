@@ -496,3 +496,130 @@ func TestClusterCertificateReads(t *testing.T) {
 	}
 	require.ErrorIs(t, werr, ck.CKR_FUNCTION_FAILED)
 }
+
+// writePlan writes a fault plan file in dir.
+func writePlan(t *testing.T, dir, plan string) string {
+	t.Helper()
+	p := filepath.Join(dir, "plan.json")
+	require.NoError(t, os.WriteFile(p, []byte(plan), 0o600))
+	return p
+}
+
+// faultEvents is every GOHSM_FAULT_INJECTED record of slot 3's streams,
+// by stream.
+func faultEvents(t *testing.T, m *Module, hsms int) [][]audit.Event {
+	t.Helper()
+	out := make([][]audit.Event, hsms)
+	for i := range hsms {
+		for _, e := range streamEvents(t, m, i) {
+			if e.Opcode == audit.GOHSM_FAULT_INJECTED {
+				out[i] = append(out[i], e)
+			}
+		}
+	}
+	return out
+}
+
+// TestClusterFaultPlan: a plan (fault_plan) fails the next 3 C_Sign with
+// CKR_DEVICE_ERROR, each recorded as GOHSM_FAULT_INJECTED in the stream
+// of the HSM the call was routed to; a length query is no call that
+// reaches an HSM. The plan's load is in every stream.
+func TestClusterFaultPlan(t *testing.T) {
+	dir := t.TempDir()
+	plan := writePlan(t, dir, `{"seed":1,"steps":[{"at":"0s","fail":"C_Sign","count":3,"rv":"CKR_DEVICE_ERROR"}]}`)
+	m, h := clusterToken(t, dir, "hsms = 2\nkey_availability_check = false\nfault_plan = "+plan)
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	var routed []int
+	for i := range 3 {
+		require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_SHA256_HMAC}, k))
+		_, err := m.Sign(h, []byte("data"), Out{Query: true})
+		require.NoError(t, err, "a length query")
+		se, err := m.session(h)
+		require.NoError(t, err)
+		routed = append(routed, se.ops[opSign].route.HSM)
+		_, err = m.Sign(h, []byte("data"), Out{Buf: make([]byte, 32)})
+		require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR, "call %d", i)
+	}
+	require.NoError(t, hmacSign(m, h, k), "the fourth passes")
+	require.NoError(t, hmacSign(m, h, k))
+	want := make([]int, 2)
+	for _, r := range routed {
+		want[r]++
+	}
+	got := faultEvents(t, m, 2)
+	for i := range 2 {
+		assert.Len(t, got[i], want[i], "stream %d: its HSM's faults", i)
+		for _, e := range got[i] {
+			assert.Contains(t, e.Detail, "C_Sign failed with CKR_DEVICE_ERROR")
+		}
+		evs := streamEvents(t, m, i)
+		assert.Contains(t, opcodes(evs), "GOHSM_FAULT_PLAN", "stream %d: the plan's load", i)
+	}
+}
+
+// TestClusterFaultPlanReplays: the same plan, seed and calls give the same
+// faults (decision 7), on fresh tokens.
+func TestClusterFaultPlanReplays(t *testing.T) {
+	run := func() []bool {
+		dir := t.TempDir()
+		plan := writePlan(t, dir, `{"seed":42,"steps":[{"at":"0s","for":"1m","fail":"C_Sign","probability":0.3,"rv":"CKR_FUNCTION_FAILED"}]}`)
+		m, h := clusterToken(t, dir, "hsms = 2\nkey_availability_check = false\nfault_plan = "+plan)
+		k, err := hmacKey(t, m, h, true)
+		require.NoError(t, err)
+		var failed []bool
+		for range 40 {
+			err := hmacSign(m, h, k)
+			if err != nil {
+				require.ErrorIs(t, err, ck.CKR_FUNCTION_FAILED)
+			}
+			failed = append(failed, err != nil)
+		}
+		return failed
+	}
+	a, b := run(), run()
+	assert.Equal(t, a, b)
+	n := 0
+	for _, f := range a {
+		if f {
+			n++
+		}
+	}
+	assert.True(t, n > 3 && n < 25, "about 30%% of 40 fail: %d", n)
+}
+
+// TestClusterStoreDown: while a plan has dropped the store, what reads or
+// writes it answers CKR_DEVICE_ERROR (a login, a find, a new token key);
+// a cached key keeps signing and session keys are made and used. The
+// drop and the plan are in every stream.
+func TestClusterStoreDown(t *testing.T) {
+	dir := t.TempDir()
+	m, h := clusterToken(t, dir, "hsms = 2\nkey_availability_check = false")
+	k, err := hmacKey(t, m, h, true)
+	require.NoError(t, err)
+	require.NoError(t, hmacSign(m, h, k))
+	cl := slotCluster(t, m)
+	require.NoError(t, cl.LoadPlan(&cluster.Plan{Steps: []cluster.Step{{Store: "down", For: cluster.Duration(time.Minute)}}}))
+
+	require.NoError(t, hmacSign(m, h, k), "a cached key")
+	require.NoError(t, hmacSign(m, openRW(t, m), k), "a cached key, in another session")
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err, "a session key")
+	require.NoError(t, hmacSign(m, h, sk))
+	err = m.FindObjectsInit(h, attrs.Template{ck.CKA_LABEL: []byte("hmac")})
+	require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR)
+	require.ErrorIs(t, err, cluster.ErrStoreDown)
+	_, err = hmacKey(t, m, h, true)
+	require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR)
+	require.NoError(t, m.Logout(h), "a logout forgets the login even so")
+	require.ErrorIs(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), ck.CKR_DEVICE_ERROR)
+
+	require.NoError(t, cl.ClearPlan())
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)), "the store is back")
+	require.NoError(t, m.FindObjectsInit(h, attrs.Template{ck.CKA_LABEL: []byte("hmac")}))
+	for i := range 2 {
+		ops := opcodes(streamEvents(t, m, i))
+		assert.Contains(t, ops, "GOHSM_STORE_FAULT", "stream %d", i)
+		assert.Contains(t, ops, "GOHSM_FAULT_PLAN", "stream %d", i)
+	}
+}

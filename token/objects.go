@@ -83,6 +83,12 @@ func (s *Slot) refreshLocked() error {
 		return storeErr(err)
 	}
 	if g != s.gen {
+		if s.cl != nil && s.cl.StoreDown() != nil {
+			// While a plan has dropped the store nothing is written to it
+			// but the cluster's own audit records (token/cluster.go): the
+			// cache stays, and is checked again once the store is back.
+			return nil
+		}
 		s.gen = g
 		clear(s.objs)
 	}

@@ -94,7 +94,8 @@ func (s *Slot) tokenRecord() (*store.TokenRecord, error) {
 		return nil, storeErr(err)
 	}
 	s.mu.RLock() // the read side: no epoch advance, no queueing behind readers
-	if s.tokenRec != nil && s.tokenGen == g {
+	if s.tokenRec != nil && (s.tokenGen == g || s.cl != nil && s.cl.StoreDown() != nil) {
+		// (A dropped store: as refreshLocked, the record read before.)
 		t := s.tokenRec
 		s.mu.RUnlock()
 		return t, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"gohsm/internal/ck"
@@ -164,6 +165,11 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 			return cliErrorf(codeBadPlan, "%s%s: %v", name, position(b, err), err)
 		}
 		if err := c.LoadPlan(p); err != nil {
+			// What LoadPlan checks beyond ParsePlan (an HSM the cluster
+			// does not have) is the plan's mistake too; a lock error is not.
+			if strings.HasPrefix(err.Error(), "cluster: plan:") {
+				return cliErrorf(codeBadPlan, "%s: %v", name, err)
+			}
 			return err
 		}
 		return e.emit(map[string]any{"loaded": name, "steps": len(p.Steps), "seed": p.Seed}, func(w io.Writer) {

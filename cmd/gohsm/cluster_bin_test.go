@@ -235,3 +235,46 @@ func TestClusterHSMCommands(t *testing.T) {
 	assert.Equal(t, []string{"up", "up", "up"}, hsmStates(st))
 	assert.Equal(t, uint32(2), st.HSMs[1].Epoch, "reset keeps epochs: a session key lost stays lost")
 }
+
+// TestClusterJSONGolden: every cluster command's --json output, success
+// and error, byte for byte with times normalised
+// (testdata/cluster-json.golden; -update rewrites it). Scripts read these.
+func TestClusterJSONGolden(t *testing.T) {
+	p := newProc(t, "[slot 0]\nprofile = cloudhsm\nthrottle.rsa-sign = 100\n[slot 1]\nprofile = standard\n")
+	dir := t.TempDir()
+	plan := filepath.Join(dir, "plan.json")
+	require.NoError(t, os.WriteFile(plan, []byte(`{"seed": 3, "steps": [
+  {"at": "0s", "fail": "C_Sign", "count": 2, "rv": "CKR_DEVICE_ERROR"},
+  {"at": "1h", "for": "1s", "store": "down"}
+]}`), 0o600))
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"steps": [{"at": "1s"}]}`), 0o600))
+	var b strings.Builder
+	add := func(args ...string) {
+		t.Helper()
+		r := p.run(append([]string{"--json"}, args...)...)
+		out := times.ReplaceAllString(r.stdout, `"<time>"`)
+		out = strings.ReplaceAll(out, dir, "<dir>")
+		b.WriteString("$ gohsm --json " + strings.ReplaceAll(strings.Join(args, " "), dir, "<dir>") + "\n" + out)
+	}
+	add("cluster", "hsm", "down", "1")
+	add("cluster", "hsm", "degrade", "0")
+	add("cluster", "hsm", "up", "1")
+	add("cluster", "hsm", "down", "2")
+	add("cluster", "plan", "show")
+	add("cluster", "plan", "load", plan)
+	add("cluster", "plan", "show")
+	add("cluster", "plan", "load", bad)
+	add("cluster", "status")
+	add("cluster", "plan", "clear")
+	add("cluster", "reset")
+	add("--slot", "1", "cluster", "status")
+	add("--slot", "7", "cluster", "status")
+	golden := filepath.Join("testdata", "cluster-json.golden")
+	if *update {
+		require.NoError(t, os.WriteFile(golden, []byte(b.String()), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err, "go test ./cmd/gohsm -run ClusterJSONGolden -update writes it")
+	require.Equal(t, string(want), b.String())
+}
