@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,7 +211,7 @@ http {
         ssl_certificate %s;
         ssl_certificate_key "engine:pkcs11:%s";
         location / {
-            return 200 "%s gen=%d\n";
+            return 200 "%s gen=%d pid=$pid\n";
         }
     }
 `, k.addr(), k.cert, k.uri(), k.label, gen)
@@ -392,12 +393,22 @@ type client struct {
 // get connects to k, does the handshake and a GET, and requires the
 // response of generation gen.
 func (c *client) get(ctx context.Context, k *tlsKey, gen int) error {
+	_, err := c.getPID(ctx, k, gen)
+	return err
+}
+
+// responseRE is a response body: the key's label, the generation, the PID
+// of the worker that answered.
+var responseRE = regexp.MustCompile(`\r\n\r\n(\w+) gen=(\d+) pid=(\d+)\n$`)
+
+// getPID is get that returns the PID of the worker that answered.
+func (c *client) getPID(ctx context.Context, k *tlsKey, gen int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	d := &tls.Dialer{NetDialer: &net.Dialer{}, Config: c.cfg}
 	nc, err := d.DialContext(ctx, "tcp", k.addr())
 	if err != nil {
-		return fmt.Errorf("handshake: %w", err)
+		return 0, fmt.Errorf("handshake: %w", err)
 	}
 	defer nc.Close()
 	conn := nc.(*tls.Conn)
@@ -405,20 +416,21 @@ func (c *client) get(ctx context.Context, k *tlsKey, gen int) error {
 		_ = conn.SetDeadline(dl)
 	}
 	if conn.ConnectionState().DidResume {
-		return errors.New("the session was resumed: not a full handshake")
+		return 0, errors.New("the session was resumed: not a full handshake")
 	}
 	if _, err := io.WriteString(conn, "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
-		return fmt.Errorf("request: %w", err)
+		return 0, fmt.Errorf("request: %w", err)
 	}
 	resp, err := io.ReadAll(io.LimitReader(conn, 4096))
 	if err != nil {
-		return fmt.Errorf("response: %w", err)
+		return 0, fmt.Errorf("response: %w", err)
 	}
-	want := fmt.Sprintf("%s gen=%d\n", k.label, gen)
-	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(resp, []byte("\r\n\r\n"+want)) {
-		return fmt.Errorf("unexpected response (want body %q): %q", want, resp)
+	m := responseRE.FindSubmatch(resp)
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 200 ")) || m == nil || string(m[1]) != k.label || string(m[2]) != strconv.Itoa(gen) {
+		return 0, fmt.Errorf("unexpected response (want body \"%s gen=%d pid=...\"): %q", k.label, gen, resp)
 	}
-	return nil
+	pid, err := strconv.Atoi(string(m[3]))
+	return pid, err
 }
 
 // load makes n connections to k from concurrency goroutines and returns
@@ -547,6 +559,96 @@ func (ca *testCA) issue(serial int64, cn string, pubPEM []byte) ([]byte, error) 
 // unprivileged user, an EC P-256 and an RSA-2048 key in gohsm, 20,000 full
 // handshakes per key, then three reloads each followed by 2,000 more.
 func TestNginxTLSOffload(t *testing.T) {
+	testStart := time.Now()
+	s, ca, _ := startNginx(t, "")
+	keys := s.keys
+	c := &client{cfg: &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), testBudget)
+	defer cancel()
+	type total struct {
+		n       int
+		elapsed time.Duration
+	}
+	totals := map[*tlsKey]*total{}
+	loadAll := func(phase string, n int) {
+		t.Helper()
+		for _, k := range keys {
+			name := fmt.Sprintf("%s: %d full handshakes, %s key, %d concurrent clients", phase, n, k.name, concurrency)
+			check(t, name, func() error {
+				t0 := time.Now()
+				rate, err := c.load(ctx, k, s.gen, n)
+				if totals[k] == nil {
+					totals[k] = &total{}
+				}
+				totals[k].n += n
+				totals[k].elapsed += time.Since(t0)
+				if err != nil {
+					return fmt.Errorf("%w\n%s", err, s.errorLog())
+				}
+				t.Logf("%s: %.0f handshakes/s", name, rate)
+				return nil
+			})
+		}
+	}
+	loadAll("before reloads", fullHandshakes)
+
+	for r := 1; r <= reloads; r++ {
+		check(t, fmt.Sprintf("nginx -s reload %d: new workers serve", r), func() error {
+			old := s.workers()
+			s.writeConf(r)
+			if out, err := s.nginxCmd("-s", "reload"); err != nil {
+				return fmt.Errorf("%w\n%s", err, s.errorLog())
+			} else if strings.TrimSpace(out) != "" {
+				t.Logf("nginx -s reload: %s", strings.TrimSpace(out))
+			}
+			if err := s.waitServing(ctx, ca, old); err != nil {
+				return err
+			}
+			return s.checkWorkers()
+		})
+		loadAll(fmt.Sprintf("after reload %d", r), reloadHandshakes)
+	}
+
+	check(t, "the master is still running", func() error {
+		if !s.running() {
+			return fmt.Errorf("the master exited\n%s", s.errorLog())
+		}
+		return nil
+	})
+	check(t, "the module's threads in the master and the workers block nginx's signals", func() error {
+		return s.checkModuleThreadsMasked()
+	})
+	check(t, "nginx -s quit: the master and its workers exit", s.stop)
+	// Every worker exit so far (three reloads, the quit) ran the module's
+	// C_Finalize and exit path in a forked child.
+	check(t, "error.log has no alert, emerg, crit or module error", s.checkErrorLog)
+	check(t, "workers exited with code 0", func() error {
+		b, err := os.ReadFile(s.errLog)
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(string(b), "exited with code 0"); n < 2*(reloads+1) {
+			return fmt.Errorf("%d worker exits with code 0 logged, want %d (2 per reload and 2 at quit)\n%s",
+				n, 2*(reloads+1), s.errorLog())
+		}
+		return nil
+	})
+	for _, k := range keys {
+		if tot := totals[k]; tot != nil {
+			t.Logf("%s key: %d full handshakes in %v, %.0f handshakes/s", k.name, tot.n,
+				tot.elapsed.Round(time.Millisecond), float64(tot.n)/tot.elapsed.Seconds())
+		}
+	}
+	t.Logf("nginx test took %v", time.Since(testStart).Round(time.Millisecond))
+}
+
+// startNginx sets up a token with an EC P-256 and an RSA-2048 key (slotLines
+// added to its slot section), certifies them, and starts nginx with two
+// workers serving them. It returns the server, the CA its certificates
+// chain to, and a runner of the gohsm CLI on the token (its output).
+func startNginx(t *testing.T, slotLines string) (*server, *testCA, func(args ...string) (string, error)) {
+	t.Helper()
 	lib := built(t, "GOHSM_LIB", "libgohsm.so", "lib")
 	cli := built(t, "GOHSM_CLI", "gohsm", "cli")
 	nginxBin := lookTool(t, "nginx", "nginx")
@@ -554,7 +656,6 @@ func TestNginxTLSOffload(t *testing.T) {
 	if _, err := os.Stat(pkcs11Engine); err != nil {
 		missing(t, "%s not found: install Debian package libengine-pkcs11-openssl (tests/deps.sh does as root)", pkcs11Engine)
 	}
-	testStart := time.Now()
 
 	// Not t.TempDir: its parent directory is 0700, which the workers'
 	// user could not traverse.
@@ -588,7 +689,7 @@ kdf_threads = 1
 
 [slot 0]
 label = %s
-`, filepath.Join(dir, "token"), tokenLabel)), 0o644))
+%s`, filepath.Join(dir, "token"), tokenLabel, slotLines)), 0o644))
 	// OpenSSL's configuration: libp11's engine with MODULE_PATH set to
 	// libgohsm.so itself (without it libp11 goes through p11-kit-proxy.so),
 	// INIT_ARGS handed to C_Initialize as pReserved (gohsm reads a path
@@ -620,21 +721,20 @@ init = 1
 	}
 	s.keys = keys
 	cliEnv := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	gohsm := func(args ...string) error {
-		_, err := run(cliEnv, cli, append([]string{"--config", gohsmConf}, args...)...)
-		return err
+	gohsm := func(args ...string) (string, error) {
+		return run(cliEnv, cli, append([]string{"--config", gohsmConf}, args...)...)
 	}
 	check(t, "token, crypto user and keys (gohsm CLI)", func() error {
-		if err := gohsm("token", "init", "--label", tokenLabel, "--pin", soPIN); err != nil {
+		if _, err := gohsm("token", "init", "--label", tokenLabel, "--pin", soPIN); err != nil {
 			return err
 		}
-		if err := gohsm("user", "create", "--username", "user", "--role", "crypto-user",
+		if _, err := gohsm("user", "create", "--username", "user", "--role", "crypto-user",
 			"--password", userPassword, "--pin", soPIN); err != nil {
 			return err
 		}
 		for _, k := range keys {
 			args := append(append([]string{"key", "generate"}, k.gen...), "--label", k.label, "--id", k.id, "--pin", userPIN)
-			if err := gohsm(args...); err != nil {
+			if _, err := gohsm(args...); err != nil {
 				return err
 			}
 		}
@@ -721,106 +821,32 @@ init = 1
 		return err
 	})
 
-	c := &client{cfg: &tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}}
 	check(t, "2 workers running as "+workerName(s.worker), func() error {
 		return s.checkWorkers()
 	})
+	return s, ca, gohsm
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), testBudget)
-	defer cancel()
-	type total struct {
-		n       int
-		elapsed time.Duration
+// checkErrorLog requires an error log without alert, emerg or crit lines,
+// workers killed by a signal, or lines of the module's log.
+func (s *server) checkErrorLog() error {
+	b, err := os.ReadFile(s.errLog)
+	if err != nil {
+		return err
 	}
-	totals := map[*tlsKey]*total{}
-	loadAll := func(phase string, n int) {
-		t.Helper()
-		for _, k := range keys {
-			name := fmt.Sprintf("%s: %d full handshakes, %s key, %d concurrent clients", phase, n, k.name, concurrency)
-			check(t, name, func() error {
-				t0 := time.Now()
-				rate, err := c.load(ctx, k, s.gen, n)
-				if totals[k] == nil {
-					totals[k] = &total{}
-				}
-				totals[k].n += n
-				totals[k].elapsed += time.Since(t0)
-				if err != nil {
-					return fmt.Errorf("%w\n%s", err, s.errorLog())
-				}
-				t.Logf("%s: %.0f handshakes/s", name, rate)
-				return nil
-			})
-		}
-	}
-	loadAll("before reloads", fullHandshakes)
-
-	for r := 1; r <= reloads; r++ {
-		check(t, fmt.Sprintf("nginx -s reload %d: new workers serve", r), func() error {
-			old := s.workers()
-			s.writeConf(r)
-			if out, err := s.nginxCmd("-s", "reload"); err != nil {
-				return fmt.Errorf("%w\n%s", err, s.errorLog())
-			} else if strings.TrimSpace(out) != "" {
-				t.Logf("nginx -s reload: %s", strings.TrimSpace(out))
-			}
-			if err := s.waitServing(ctx, ca, old); err != nil {
-				return err
-			}
-			return s.checkWorkers()
-		})
-		loadAll(fmt.Sprintf("after reload %d", r), reloadHandshakes)
-	}
-
-	check(t, "the master is still running", func() error {
-		if !s.running() {
-			return fmt.Errorf("the master exited\n%s", s.errorLog())
-		}
-		return nil
-	})
-	check(t, "the module's threads in the master and the workers block nginx's signals", func() error {
-		return s.checkModuleThreadsMasked()
-	})
-	check(t, "nginx -s quit: the master and its workers exit", s.stop)
-	// Every worker exit so far (three reloads, the quit) ran the module's
-	// C_Finalize and exit path in a forked child.
-	check(t, "error.log has no alert, emerg, crit or module error", func() error {
-		b, err := os.ReadFile(s.errLog)
-		if err != nil {
-			return err
-		}
-		var bad []string
-		for _, line := range strings.Split(string(b), "\n") {
-			for _, w := range []string{"[emerg]", "[alert]", "[crit]", "exited on signal", "gohsm:"} {
-				if strings.Contains(line, w) {
-					bad = append(bad, line)
-					break
-				}
+	var bad []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, w := range []string{"[emerg]", "[alert]", "[crit]", "exited on signal", "gohsm:"} {
+			if strings.Contains(line, w) {
+				bad = append(bad, line)
+				break
 			}
 		}
-		if len(bad) > 0 {
-			return fmt.Errorf("%d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
-		}
-		return nil
-	})
-	check(t, "workers exited with code 0", func() error {
-		b, err := os.ReadFile(s.errLog)
-		if err != nil {
-			return err
-		}
-		if n := strings.Count(string(b), "exited with code 0"); n < 2*(reloads+1) {
-			return fmt.Errorf("%d worker exits with code 0 logged, want %d (2 per reload and 2 at quit)\n%s",
-				n, 2*(reloads+1), s.errorLog())
-		}
-		return nil
-	})
-	for _, k := range keys {
-		if tot := totals[k]; tot != nil {
-			t.Logf("%s key: %d full handshakes in %v, %.0f handshakes/s", k.name, tot.n,
-				tot.elapsed.Round(time.Millisecond), float64(tot.n)/tot.elapsed.Seconds())
-		}
 	}
-	t.Logf("nginx test took %v", time.Since(testStart).Round(time.Millisecond))
+	if len(bad) > 0 {
+		return fmt.Errorf("%d bad lines:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	return nil
 }
 
 func workerName(u *user.User) string {
