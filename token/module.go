@@ -96,7 +96,7 @@ func Open(cfg *Config) (*Module, error) {
 		if err := m.openCluster(s); err != nil {
 			m.log.Error("gohsm: slot's cluster state cannot be opened", "slot", sc.ID, "dir", sc.Dir, "err", err)
 			m.Close()
-			return nil, fmt.Errorf("token: slot %d: cluster: %v: %w", sc.ID, err, ck.CKR_GENERAL_ERROR)
+			return nil, fmt.Errorf("token: slot %d: %v: %w", sc.ID, err, ck.CKR_GENERAL_ERROR) // err says "cluster: ..."
 		}
 	}
 	sort.Slice(m.slots, func(i, j int) bool { return m.slots[i].cfg.ID < m.slots[j].cfg.ID })

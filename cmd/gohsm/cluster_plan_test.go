@@ -136,3 +136,14 @@ func TestClusterPlanOverFaultPlanFile(t *testing.T) {
 	p.data(&shown, "cluster", "plan", "show")
 	assert.Nil(t, shown.Plan, "cleared, not the file's again")
 }
+
+// TestClusterBadFaultPlanFile: a fault_plan the parser refuses stops
+// every command on the slot with one line naming the file and the
+// parser's reason (the module cannot open the slot's cluster).
+func TestClusterBadFaultPlanFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "broken.json")
+	require.NoError(t, os.WriteFile(file, []byte(`{"steps": [`), 0o600))
+	p := newProc(t, "[slot 0]\nprofile = cloudhsm\nfault_plan = "+file+"\n")
+	p.fails("CKR_GENERAL_ERROR", []string{"cluster status: CKR_GENERAL_ERROR (slot 0: cluster: fault_plan " + file + ": cluster: plan: unexpected EOF)"},
+		"cluster", "status")
+}
