@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,7 +337,12 @@ func TestStateFileRebuilt(t *testing.T) {
 	for name, damage := range map[string]func(path string){
 		"truncated": func(p string) { require.NoError(t, os.Truncate(p, 100)) },
 		"empty":     func(p string) { require.NoError(t, os.Truncate(p, 0)) },
-		"longer":    func(p string) { require.NoError(t, os.Truncate(p, int64(stateSize)+4096)) },
+		"longer, other version": func(p string) {
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			b[offVersion] = 9
+			require.NoError(t, os.WriteFile(p, append(b, make([]byte, 4096)...), 0o600))
+		},
 		"garbage": func(p string) {
 			b := make([]byte, stateSize)
 			for i := range b {
@@ -370,7 +377,11 @@ func TestStateFileRebuilt(t *testing.T) {
 			assert.Equal(t, []int{0, 1}, c2.Reachable(), "rebuilt: every HSM up")
 			st, err := os.Stat(filepath.Join(dir, stateFile))
 			require.NoError(t, err)
-			assert.Equal(t, int64(stateSize), st.Size())
+			want := int64(stateSize)
+			if strings.HasPrefix(name, "longer") {
+				want += 4096 // rebuilt in place: another process may map it all
+			}
+			assert.Equal(t, want, st.Size())
 			r, err := c2.Route(0)
 			require.NoError(t, err)
 			require.NoError(t, c2.Admit(&r, ClassRSASign))
@@ -382,6 +393,35 @@ func TestStateFileRebuilt(t *testing.T) {
 	require.NoError(t, c.SetState(1, Down))
 	c2, rec := open(t, dir, testConfig(2))
 	assert.Empty(t, rec.Logs())
+	assert.Equal(t, []int{0}, c2.Reachable())
+}
+
+// A process of another layout may have a longer file mapped: opening it
+// rebuilds it in place and never shrinks it (an access past a truncated
+// end would fault that process with SIGBUS). Opening again keeps what the
+// rebuilt file holds.
+func TestStateFileNeverShrunk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, stateFile)
+	size := stateSize + 8192
+	require.NoError(t, os.WriteFile(path, make([]byte, size), 0o600))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	other, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	defer syscall.Munmap(other)
+
+	c, rec := open(t, dir, testConfig(2))
+	assert.Contains(t, rec.Logs(), "rebuilding the shared state file")
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	func() {
+		defer func() { require.Nil(t, recover(), "the other mapping faults past the end") }()
+		other[size-1] = 1
+	}()
+	require.NoError(t, c.SetState(1, Down))
+	c2, rec2 := open(t, dir, testConfig(2))
+	assert.Empty(t, rec2.Logs(), "a longer file with our header is not rebuilt again")
 	assert.Equal(t, []int{0}, c2.Reachable())
 }
 

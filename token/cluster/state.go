@@ -35,8 +35,10 @@ import (
 //	61696   16384  the plan's JSON
 //	78080          end (the file is 78,080 bytes)
 //
-// A file of another size, magic, version or HSM count is rebuilt (zeroed:
-// every HSM up, no plan) under the file's flock, with a log line. Every
+// A file too short, or of another magic, version or HSM count is rebuilt
+// in place (zeroed: every HSM up, no plan) under the file's flock, with a
+// log line; it is grown when short and never shrunk (another process may
+// map all of it). Every
 // HSM's hot words (its state, each class's counter) sit on their own
 // cache line so that HSMs do not slow each other.
 const (
@@ -145,10 +147,11 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 		return nil, fmt.Errorf("cluster: open state: %w", err)
 	}
 	size := st.Size()
-	if size != int64(stateSize) {
-		// Only a file of the wrong size is resized: one of the right size
-		// may be mapped by other processes, and truncating a mapped file
-		// under them would fault their next access.
+	if size < int64(stateSize) {
+		// A short file is grown; a file is never shrunk: other processes
+		// (of another layout, for a longer one) may map all of it, and an
+		// access past a truncated end faults them (SIGBUS). A longer file
+		// is used in place, rebuilt when its header is not ours.
 		if err := f.Truncate(int64(stateSize)); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cluster: size state: %w", err)
@@ -168,7 +171,7 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 	var why string
 	switch {
 	case size == 0:
-	case size != int64(stateSize):
+	case size < int64(stateSize):
 		why = fmt.Sprintf("%d bytes, want %d", size, stateSize)
 	case binary.LittleEndian.Uint64(mem[offMagic:]) != stateMagic:
 		why = "bad magic"
