@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,4 +386,33 @@ func TestStatusJSON(t *testing.T) {
 	assert.Contains(t, string(b), `"step":"at 0s: fail C_Sign with CKR_DEVICE_ERROR, 2 calls","state":"active","remaining":2`)
 	assert.Contains(t, string(b), `"store_down_until"`)
 	assert.Contains(t, string(b), `"seed":5`)
+}
+
+// The file's flock belongs to the open file, not to a goroutine: a second
+// flock on the same descriptor converts the lock instead of waiting, and
+// its unlock drops the first holder's. While one goroutine of a process
+// holds the exclusive lock (loadPlan writing the plan's bytes, Reset), a
+// goroutine re-reading the plan must wait.
+func TestPlanReadWaitsForWriterInProcess(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := open(t, dir, testConfig(2))
+	other, _ := open(t, dir, testConfig(2))
+	require.NoError(t, other.LoadPlan(mustPlan(t, `{"steps":[{"at":"0s","fail":"C_Sign","count":1,"rv":"CKR_DEVICE_ERROR"}]}`)))
+
+	require.NoError(t, c.st.lock(syscall.LOCK_EX))
+	done := make(chan error, 1)
+	go func() { done <- c.Fault(FuncSign) }()
+	select {
+	case <-done:
+		c.st.unlock()
+		t.Fatal("the plan was read while another goroutine held the exclusive lock")
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.st.unlock()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, ck.CKR_DEVICE_ERROR, "the plan, read once the lock was released")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader never got the lock")
+	}
 }

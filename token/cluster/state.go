@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -102,6 +103,11 @@ const (
 type state struct {
 	f   *os.File
 	mem []byte
+	// mu serialises this process's holders of the flock: a flock belongs
+	// to the open file, so a second goroutine's flock on f would convert
+	// the lock instead of waiting, and its unlock would drop the first's.
+	// Only the slow paths lock (a plan loaded or re-read, a reset).
+	mu sync.Mutex
 }
 
 func (s *state) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
@@ -114,16 +120,25 @@ func (s *state) class(h int, cl Class, off int) int {
 func (s *state) step(i, off int) int        { return offSteps + i*stepStride + off }
 func (s *state) ring(k uint64, off int) int { return offRing + int(k%ringSize)*ringStride + off }
 
+// lock takes the file's flock (how: LOCK_SH or LOCK_EX) for this
+// goroutine; unlock releases it.
 func (s *state) lock(how int) error {
+	s.mu.Lock()
 	for {
 		err := syscall.Flock(int(s.f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				s.mu.Unlock()
+			}
 			return err
 		}
 	}
 }
 
-func (s *state) unlock() { syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN) }
+func (s *state) unlock() {
+	syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+	s.mu.Unlock()
+}
 
 // openState maps dir/cluster.state, creating it with perm, and rebuilds
 // it when it was made for another layout or HSM count. It is safe to call
