@@ -365,6 +365,18 @@ func (s *Slot) originOf(o *Object) int {
 	return s.execHSM()
 }
 
+// auditSessionLocked records e, a change to session object o (destroy,
+// set attributes), in the stream of the HSM that holds o. An object lost
+// with its HSM (down since it was made, or back rebooted) is recorded
+// nowhere: a down HSM writes nothing and no other HSM ran the change
+// (decision 6). s.mu held.
+func (s *Slot) auditSessionLocked(se *Session, o *Object, e audit.Event) {
+	if s.cl != nil && s.cl.Epoch(o.hsm) != o.epoch {
+		return
+	}
+	s.auditOnAloneLocked(s.originOf(o), se, e)
+}
+
 // objectClass is the class of a write of objects of class c: certificates
 // have their own budget (certificate storage, hsm2m), other objects are
 // management.

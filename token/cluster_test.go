@@ -746,3 +746,43 @@ func TestClusterAllDownStillAudited(t *testing.T) {
 	require.NoError(t, m.CreateUser(h, "carol", store.RoleCU, []byte("carol-pw-12")))
 	assert.Equal(t, []string{"CN_CREATE_USER"}, opcodes(streamEvents(t, m, 0)[n:]))
 }
+
+// TestClusterLostSessionKeyDestroyAudit: a down HSM writes nothing
+// (decision 6), not even the destroy of a session key it held: the
+// handle is freed, and no HSM ran the destroy, so no stream records it.
+// Once the HSM is back (rebooted) it no longer has the key either.
+func TestClusterLostSessionKeyDestroyAudit(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	destroyed := func(hsm int, key ck.ULong) bool {
+		for _, e := range streamEvents(t, m, hsm) {
+			if e.Opcode == audit.CN_DESTROY_OBJECT && e.Key == uint64(key) && e.Code == audit.RespSuccess {
+				return true
+			}
+		}
+		return false
+	}
+	for _, back := range []bool{false, true} {
+		sk, err := hmacKey(t, m, h, false)
+		require.NoError(t, err)
+		home := s.sessObjs[sk].hsm
+		require.NoError(t, cl.SetState(home, cluster.Down))
+		if back {
+			require.NoError(t, cl.SetState(home, cluster.Up))
+		}
+		require.NoError(t, m.DestroyObject(h, sk))
+		assert.ErrorIs(t, m.DestroyObject(h, sk), ck.CKR_OBJECT_HANDLE_INVALID, "the handle is freed")
+		for i := range 2 {
+			assert.False(t, destroyed(i, sk), "back %v: hsm-%d records the destroy of a key lost with hsm-%d", back, i, home)
+		}
+		require.NoError(t, cl.SetState(home, cluster.Up))
+	}
+	// A session key whose HSM stayed up: its destroy is in that stream.
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, m.DestroyObject(h, sk))
+	assert.True(t, destroyed(home, sk))
+}

@@ -529,7 +529,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	}
 	if !o.token {
 		s.removeSessObjLocked(obj)
-		s.auditOnAloneLocked(s.originOf(o), se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
+		s.auditSessionLocked(se, o, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
 		return nil
 	}
 	c, err := s.st.Audited(s.auditAll(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))...).DeleteObject(int64(obj))
@@ -702,7 +702,7 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	n.attrs = full
 	if !o.token {
 		s.sessObjs[obj] = &n
-		s.auditOnAloneLocked(s.originOf(o), se, modifyEvent(obj, changes))
+		s.auditSessionLocked(se, o, modifyEvent(obj, changes))
 		return obj, nil
 	}
 	return obj, s.storeUpdateLocked(se, o, &n, modifyEvent(obj, changes))
