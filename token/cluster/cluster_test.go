@@ -535,3 +535,26 @@ func TestAdmitNoAlloc(t *testing.T) {
 }
 
 func getenv(k string) string { return os.Getenv(k) }
+
+// Two configurations of one token with different hsms: the second to
+// open rebuilds the file in place under the first, which keeps working
+// (no fault, no index past its HSMs) and ignores a plan naming an HSM it
+// does not have.
+func TestStateRebuiltUnderOpenCluster(t *testing.T) {
+	dir := t.TempDir()
+	c2, rec2 := open(t, dir, testConfig(2))
+	require.NoError(t, c2.SetState(1, Down))
+	c3, rec3 := open(t, dir, testConfig(3))
+	assert.Contains(t, rec3.Logs(), "rebuilding the shared state file")
+	assert.Equal(t, []int{0, 1}, c2.Reachable(), "rebuilt: every HSM up")
+	require.NoError(t, c3.LoadPlan(mustPlan(t, `{"steps":[{"at":"0s","hsm":2,"state":"down"}]}`)))
+	r, err := c2.Route(0)
+	require.NoError(t, err)
+	require.NoError(t, c2.Admit(&r, ClassRSASign))
+	require.NoError(t, c2.Fault(FuncSign))
+	assert.Len(t, c2.Status().HSMs, 2)
+	assert.Contains(t, rec2.Logs(), "ignoring the stored fault plan")
+	c3.Status() // fires the step: HSM 2 down
+	assert.Equal(t, []int{0, 1}, c3.Reachable())
+	assert.Equal(t, []int{0, 1}, c2.Reachable())
+}
