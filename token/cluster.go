@@ -365,13 +365,24 @@ func (s *Slot) originOf(o *Object) int {
 	return s.execHSM()
 }
 
+// lost is cluster.ErrKeyLost (CKR_KEY_HANDLE_INVALID) when o is a session
+// object whose HSM has gone down since it was made (decision 3): it is
+// gone with it, for a use that is not routed on it too (the key a wrap
+// exports).
+func (s *Slot) lost(o *Object) error {
+	if s.cl != nil && !o.token && s.cl.Epoch(o.hsm) != o.epoch {
+		return cluster.ErrKeyLost
+	}
+	return nil
+}
+
 // auditSessionLocked records e, a change to session object o (destroy,
 // set attributes), in the stream of the HSM that holds o. An object lost
 // with its HSM (down since it was made, or back rebooted) is recorded
 // nowhere: a down HSM writes nothing and no other HSM ran the change
 // (decision 6). s.mu held.
 func (s *Slot) auditSessionLocked(se *Session, o *Object, e audit.Event) {
-	if s.cl != nil && s.cl.Epoch(o.hsm) != o.epoch {
+	if s.lost(o) != nil {
 		return
 	}
 	s.auditOnAloneLocked(s.originOf(o), se, e)

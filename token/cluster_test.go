@@ -786,3 +786,33 @@ func TestClusterLostSessionKeyDestroyAudit(t *testing.T) {
 	require.NoError(t, m.DestroyObject(h, sk))
 	assert.True(t, destroyed(home, sk))
 }
+
+// TestClusterLostSessionKeyNotWrapped: a session key lost with its HSM
+// (decision 3) cannot be wrapped out either, before or after the HSM is
+// back: C_WrapKey answers CKR_KEY_HANDLE_INVALID, as for any other use.
+func TestClusterLostSessionKeyNotWrapped(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2\nkey_availability_check = false")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	aes := func(token bool, wrap bool) ck.ULong {
+		k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, attrs.Template{
+			ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(token), ck.CKA_WRAP: attrs.Bool(wrap),
+			ck.CKA_EXTRACTABLE: attrs.Bool(true)})
+		require.NoError(t, err)
+		return k
+	}
+	kek := aes(true, true)
+	kw := Mechanism{Type: ck.CKM_AES_KEY_WRAP}
+	sk := aes(false, false)
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	require.NoError(t, err, "a live session key wraps")
+	sk = aes(false, false)
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, cl.SetState(home, cluster.Down))
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID, "its HSM is down")
+	require.NoError(t, cl.SetState(home, cluster.Up))
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID, "its HSM rebooted")
+}
