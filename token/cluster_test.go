@@ -816,3 +816,25 @@ func TestClusterLostSessionKeyNotWrapped(t *testing.T) {
 	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
 	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID, "its HSM rebooted")
 }
+
+// TestClusterLostSessionKeyNotCopied: a copy of a session key lost with
+// its HSM would be a live key made from a dead one: C_CopyObject answers
+// CKR_OBJECT_HANDLE_INVALID (the handle names nothing any HSM holds).
+func TestClusterLostSessionKeyNotCopied(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	cp, err := m.CopyObject(h, sk, nil)
+	require.NoError(t, err, "a live session key copies")
+	require.NoError(t, hmacSign(m, h, cp))
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, cl.SetState(home, cluster.Down))
+	require.NoError(t, cl.SetState(home, cluster.Up))
+	_, err = m.CopyObject(h, sk, nil)
+	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
+	_, err = m.CopyObject(h, sk, attrs.Template{ck.CKA_TOKEN: attrs.Bool(true)})
+	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, "nor into a token key")
+}

@@ -797,6 +797,9 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 	if len(o.sealed) > 0 {
 		return 0, fmt.Errorf("token: copy: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
+	if s.lost(o) != nil {
+		return 0, fmt.Errorf("token: copy of object %d: lost with its HSM: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	if isKeyClass(o.class) {
 		if err := se.allowLocked(actCreateKey); err != nil {
 			return 0, err
