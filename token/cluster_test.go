@@ -837,4 +837,6 @@ func TestClusterLostSessionKeyNotCopied(t *testing.T) {
 	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
 	_, err = m.CopyObject(h, sk, attrs.Template{ck.CKA_TOKEN: attrs.Bool(true)})
 	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, "nor into a token key")
+	// Nor changed (a change of CKA_TOKEN would make it a token key).
+	assert.ErrorIs(t, m.SetAttributeValue(h, sk, attrs.Template{ck.CKA_LABEL: []byte("x")}), ck.CKR_OBJECT_HANDLE_INVALID)
 }

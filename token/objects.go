@@ -684,6 +684,9 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	if err != nil {
 		return 0, err
 	}
+	if s.lost(o) != nil {
+		return 0, fmt.Errorf("token: object %d: lost with its HSM: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	if err := s.checkWritableLocked(se, o); err != nil {
 		return 0, err
 	}
