@@ -558,3 +558,25 @@ func TestStateRebuiltUnderOpenCluster(t *testing.T) {
 	assert.Equal(t, []int{0, 1}, c3.Reachable())
 	assert.Equal(t, []int{0, 1}, c2.Reachable())
 }
+
+// A call still in the cluster when the module closes it (C_Finalize on
+// one thread while another is in C_Sign, sleeping in a retry or a
+// latency) must not fault on an unmapped file: Close leaves the mapping,
+// and a new Open of the same file in the process reuses it.
+func TestCloseKeepsMapping(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, testConfig(2), 0o600)
+	require.NoError(t, err)
+	r, err := c.Route(0)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	func() {
+		defer func() { require.Nil(t, recover(), "a call after Close faulted") }()
+		assert.NoError(t, c.Admit(&r, ClassRSASign))
+		assert.Len(t, c.Status().HSMs, 2)
+	}()
+	c2, _ := open(t, dir, testConfig(2))
+	assert.Same(t, &c.st.mem[0], &c2.st.mem[0], "one mapping per file and process")
+	assert.Equal(t, uint64(1), classStatus(c2.Status(), r.HSM, ClassRSASign).Calls, "the call after Close counted")
+}

@@ -177,10 +177,10 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 			f.Chmod(os.FileMode(perm) & os.ModePerm)
 		}
 	}
-	mem, err := syscall.Mmap(int(f.Fd()), 0, stateSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	mem, err := mapState(f, st)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cluster: map state: %w", err)
+		return nil, err
 	}
 	s.mem = mem
 	var why string
@@ -220,16 +220,42 @@ func (s *state) rebuild(hsms int) {
 	atomic.StoreUint64(s.u64(offMagic), stateMagic)
 }
 
+// The process's mappings of state files, by device and inode. A mapping
+// is never unmapped: a call still running in a Cluster when it is closed
+// (C_Finalize on one thread while another sleeps in a retry) keeps
+// working instead of faulting on unmapped memory, and an Open of the same
+// file again (C_Initialize after C_Finalize) reuses it, so a process holds
+// at most one mapping (78 KB) per state file it ever opened.
+var (
+	mappingsMu sync.Mutex
+	mappings   = map[[2]uint64][]byte{}
+)
+
+// mapState is the process's mapping of the open file f (fi: its stat).
+func mapState(f *os.File, fi os.FileInfo) ([]byte, error) {
+	var key [2]uint64
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if ok {
+		key = [2]uint64{uint64(sys.Dev), uint64(sys.Ino)}
+	}
+	mappingsMu.Lock()
+	defer mappingsMu.Unlock()
+	if mem := mappings[key]; ok && mem != nil {
+		return mem, nil
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, stateSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: map state: %w", err)
+	}
+	if ok {
+		mappings[key] = mem
+	}
+	return mem, nil
+}
+
+// close closes the file; the mapping stays (mappings).
 func (s *state) close() error {
-	var err error
-	if s.mem != nil {
-		err = syscall.Munmap(s.mem)
-		s.mem = nil
-	}
-	if e := s.f.Close(); err == nil {
-		err = e
-	}
-	return err
+	return s.f.Close()
 }
 
 // planBytes copies the stored plan; the caller holds a lock.
