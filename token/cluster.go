@@ -365,6 +365,16 @@ func (s *Slot) originOf(o *Object) int {
 	return s.execHSM()
 }
 
+// anyHSM is cluster.ErrNoHSM (CKR_DEVICE_ERROR) when the slot's cluster
+// has no reachable HSM, nil otherwise or without a cluster: for work that
+// needs an HSM but is not routed (a key replication).
+func (s *Slot) anyHSM() error {
+	if s.cl != nil && len(s.cl.Reachable()) == 0 {
+		return cluster.ErrNoHSM
+	}
+	return nil
+}
+
 // lost is cluster.ErrKeyLost (CKR_KEY_HANDLE_INVALID) when o is a session
 // object whose HSM has gone down since it was made (decision 3): it is
 // gone with it, for a use that is not routed on it too (the key a wrap

@@ -840,3 +840,51 @@ func TestClusterLostSessionKeyNotCopied(t *testing.T) {
 	// Nor changed (a change of CKA_TOKEN would make it a token key).
 	assert.ErrorIs(t, m.SetAttributeValue(h, sk, attrs.Template{ck.CKA_LABEL: []byte("x")}), ck.CKR_OBJECT_HANDLE_INVALID)
 }
+
+// TestClusterReplicateNeedsAnHSM: CloudHSM CLI's key replicate extracts
+// the key from an HSM of the source cluster and inserts it into the
+// destination's: with no reachable HSM on either side it fails with
+// CKR_DEVICE_ERROR (cluster.ErrNoHSM) and stores nothing, instead of
+// copying a key no HSM took part in (and, on the destination with the
+// key availability check off, storing it with no audit record at all).
+func TestClusterReplicateNeedsAnHSM(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n"+
+		"[slot 3]\nlabel = a\nprofile = cloudhsm\n[slot 4]\nlabel = b\nprofile = cloudhsm\nkey_availability_check = false\n", dir), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	for _, slot := range []ck.ULong{3, 4} {
+		s, err := m.Slot(slot)
+		require.NoError(t, err)
+		require.NoError(t, s.InitToken([]byte(soPIN), fmt.Sprint("tok", slot)))
+		h := session(t, m, slot, ck.CKU_SO, soPIN)
+		require.NoError(t, m.CreateUser(h, "user", store.RoleCU, []byte("user-pw-1")))
+		require.NoError(t, m.CloseSession(h))
+	}
+	src := session(t, m, 3, ck.CKU_USER, userPIN)
+	dst := session(t, m, 4, ck.CKU_USER, userPIN)
+	key, err := hmacKey(t, m, src, true)
+	require.NoError(t, err)
+	s3, _ := m.Slot(3)
+	s4, _ := m.Slot(4)
+	count := func() int {
+		n, err := s4.Store().CountOwned("user")
+		require.NoError(t, err)
+		return n
+	}
+	before := count()
+	for _, down := range []*Slot{s3, s4} {
+		for i := range 2 {
+			require.NoError(t, down.Cluster().SetState(i, cluster.Down))
+		}
+		_, err = m.ReplicateKey(src, key, dst)
+		assert.ErrorIs(t, err, cluster.ErrNoHSM, "slot %d all down", down.cfg.ID)
+		assert.Equal(t, before, count(), "nothing stored")
+		require.NoError(t, down.Cluster().Reset())
+	}
+	_, err = m.ReplicateKey(src, key, dst)
+	require.NoError(t, err)
+	assert.Equal(t, before+1, count())
+}
