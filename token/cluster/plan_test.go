@@ -416,3 +416,25 @@ func TestPlanReadWaitsForWriterInProcess(t *testing.T) {
 		t.Fatal("the reader never got the lock")
 	}
 }
+
+// A process holding the plan it read a moment ago while another process
+// loads a new one (the window between currentPlan and the firing of due
+// steps) must not fire its old steps on the new plan's cursors: the old
+// step would act (an HSM down no plan asks for) and the new step with its
+// index would count as fired and never run.
+func TestStalePlanCannotFireNewSteps(t *testing.T) {
+	dir := t.TempDir()
+	c1, _ := open(t, dir, testConfig(2))
+	clk := newClock().install(c1)
+	c2, _ := open(t, dir, testConfig(2))
+	clk.install(c2)
+	require.NoError(t, c1.LoadPlan(mustPlan(t, `{"steps":[{"at":"1s","hsm":1,"state":"down"}]}`)))
+	old := c1.currentPlan()
+	require.NotNil(t, old)
+	require.NoError(t, c2.LoadPlan(mustPlan(t, `{"steps":[{"at":"1s","fail":"C_Sign","count":1,"rv":"CKR_DEVICE_ERROR"}]}`)))
+	clk.add(2 * time.Second)
+	c1.fire(old, clk.now())
+	assert.Equal(t, []int{0, 1}, c1.Reachable(), "the replaced plan's step did not fire")
+	assert.ErrorIs(t, c2.Fault(FuncSign), ck.CKR_DEVICE_ERROR, "the new plan's step 0 runs")
+	assert.NoError(t, c1.Fault(FuncSign), "once")
+}

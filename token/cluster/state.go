@@ -45,7 +45,7 @@ import (
 const (
 	stateFile    = "cluster.state"
 	stateMagic   = 0x004c434d53484f47 // "GOHSMCL\x00"
-	stateVersion = 1
+	stateVersion = 2                  // 2: step cursors carry their plan's generation
 	line         = 64
 
 	offMagic   = 0
@@ -83,7 +83,7 @@ const (
 
 	offSteps      = offHSM0 + MaxHSMs*hsmStride
 	stepStride    = 32
-	stepFired     = 0 // 0 pending, 1 active, 2 done
+	stepFired     = 0 // plan generation << 8 | 0 pending, 1 active, 2 done
 	stepRemaining = 8
 	stepCalls     = 16
 
@@ -217,6 +217,11 @@ func (s *state) rebuild(hsms int) {
 	for h := range MaxHSMs {
 		binary.LittleEndian.PutUint64(s.mem[s.hsm(h, hsmSince):], uint64(now))
 	}
+	// Plan generations go on from the time (in ms, far below 2^56 so that
+	// cursorWord has room) rather than from 0: a process that had compiled
+	// generation g of the file before the rebuild does not take another
+	// plan of generation g for its own.
+	binary.LittleEndian.PutUint64(s.mem[offPlanSeq:], uint64(now/int64(time.Millisecond)))
 	atomic.StoreUint64(s.u64(offMagic), stateMagic)
 }
 
