@@ -365,6 +365,39 @@ func (s *Slot) originOf(o *Object) int {
 	return s.execHSM()
 }
 
+// anyHSM is cluster.ErrNoHSM (CKR_DEVICE_ERROR) when the slot's cluster
+// has no reachable HSM, nil otherwise or without a cluster: for work that
+// needs an HSM but is not routed (a key replication).
+func (s *Slot) anyHSM() error {
+	if s.cl != nil && len(s.cl.Reachable()) == 0 {
+		return cluster.ErrNoHSM
+	}
+	return nil
+}
+
+// lost is cluster.ErrKeyLost (CKR_KEY_HANDLE_INVALID) when o is a session
+// object whose HSM has gone down since it was made (decision 3): it is
+// gone with it, for a use that is not routed on it too (the key a wrap
+// exports).
+func (s *Slot) lost(o *Object) error {
+	if s.cl != nil && !o.token && s.cl.Epoch(o.hsm) != o.epoch {
+		return cluster.ErrKeyLost
+	}
+	return nil
+}
+
+// auditSessionLocked records e, a change to session object o (destroy,
+// set attributes), in the stream of the HSM that holds o. An object lost
+// with its HSM (down since it was made, or back rebooted) is recorded
+// nowhere: a down HSM writes nothing and no other HSM ran the change
+// (decision 6). s.mu held.
+func (s *Slot) auditSessionLocked(se *Session, o *Object, e audit.Event) {
+	if s.lost(o) != nil {
+		return
+	}
+	s.auditOnAloneLocked(s.originOf(o), se, e)
+}
+
 // objectClass is the class of a write of objects of class c: certificates
 // have their own budget (certificate storage, hsm2m), other objects are
 // management.

@@ -746,3 +746,145 @@ func TestClusterAllDownStillAudited(t *testing.T) {
 	require.NoError(t, m.CreateUser(h, "carol", store.RoleCU, []byte("carol-pw-12")))
 	assert.Equal(t, []string{"CN_CREATE_USER"}, opcodes(streamEvents(t, m, 0)[n:]))
 }
+
+// TestClusterLostSessionKeyDestroyAudit: a down HSM writes nothing
+// (decision 6), not even the destroy of a session key it held: the
+// handle is freed, and no HSM ran the destroy, so no stream records it.
+// Once the HSM is back (rebooted) it no longer has the key either.
+func TestClusterLostSessionKeyDestroyAudit(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	destroyed := func(hsm int, key ck.ULong) bool {
+		for _, e := range streamEvents(t, m, hsm) {
+			if e.Opcode == audit.CN_DESTROY_OBJECT && e.Key == uint64(key) && e.Code == audit.RespSuccess {
+				return true
+			}
+		}
+		return false
+	}
+	for _, back := range []bool{false, true} {
+		sk, err := hmacKey(t, m, h, false)
+		require.NoError(t, err)
+		home := s.sessObjs[sk].hsm
+		require.NoError(t, cl.SetState(home, cluster.Down))
+		if back {
+			require.NoError(t, cl.SetState(home, cluster.Up))
+		}
+		require.NoError(t, m.DestroyObject(h, sk))
+		assert.ErrorIs(t, m.DestroyObject(h, sk), ck.CKR_OBJECT_HANDLE_INVALID, "the handle is freed")
+		for i := range 2 {
+			assert.False(t, destroyed(i, sk), "back %v: hsm-%d records the destroy of a key lost with hsm-%d", back, i, home)
+		}
+		require.NoError(t, cl.SetState(home, cluster.Up))
+	}
+	// A session key whose HSM stayed up: its destroy is in that stream.
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, m.DestroyObject(h, sk))
+	assert.True(t, destroyed(home, sk))
+}
+
+// TestClusterLostSessionKeyNotWrapped: a session key lost with its HSM
+// (decision 3) cannot be wrapped out either, before or after the HSM is
+// back: C_WrapKey answers CKR_KEY_HANDLE_INVALID, as for any other use.
+func TestClusterLostSessionKeyNotWrapped(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2\nkey_availability_check = false")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	aes := func(token bool, wrap bool) ck.ULong {
+		k, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, attrs.Template{
+			ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(token), ck.CKA_WRAP: attrs.Bool(wrap),
+			ck.CKA_EXTRACTABLE: attrs.Bool(true)})
+		require.NoError(t, err)
+		return k
+	}
+	kek := aes(true, true)
+	kw := Mechanism{Type: ck.CKM_AES_KEY_WRAP}
+	sk := aes(false, false)
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	require.NoError(t, err, "a live session key wraps")
+	sk = aes(false, false)
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, cl.SetState(home, cluster.Down))
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID, "its HSM is down")
+	require.NoError(t, cl.SetState(home, cluster.Up))
+	_, err = m.WrapKey(h, kw, kek, sk, Out{Buf: make([]byte, 64)})
+	assert.ErrorIs(t, err, ck.CKR_KEY_HANDLE_INVALID, "its HSM rebooted")
+}
+
+// TestClusterLostSessionKeyNotCopied: a copy of a session key lost with
+// its HSM would be a live key made from a dead one: C_CopyObject answers
+// CKR_OBJECT_HANDLE_INVALID (the handle names nothing any HSM holds).
+func TestClusterLostSessionKeyNotCopied(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "hsms = 2")
+	cl := slotCluster(t, m)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	sk, err := hmacKey(t, m, h, false)
+	require.NoError(t, err)
+	cp, err := m.CopyObject(h, sk, nil)
+	require.NoError(t, err, "a live session key copies")
+	require.NoError(t, hmacSign(m, h, cp))
+	home := s.sessObjs[sk].hsm
+	require.NoError(t, cl.SetState(home, cluster.Down))
+	require.NoError(t, cl.SetState(home, cluster.Up))
+	_, err = m.CopyObject(h, sk, nil)
+	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
+	_, err = m.CopyObject(h, sk, attrs.Template{ck.CKA_TOKEN: attrs.Bool(true)})
+	assert.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, "nor into a token key")
+	// Nor changed (a change of CKA_TOKEN would make it a token key).
+	assert.ErrorIs(t, m.SetAttributeValue(h, sk, attrs.Template{ck.CKA_LABEL: []byte("x")}), ck.CKR_OBJECT_HANDLE_INVALID)
+}
+
+// TestClusterReplicateNeedsAnHSM: CloudHSM CLI's key replicate extracts
+// the key from an HSM of the source cluster and inserts it into the
+// destination's: with no reachable HSM on either side it fails with
+// CKR_DEVICE_ERROR (cluster.ErrNoHSM) and stores nothing, instead of
+// copying a key no HSM took part in (and, on the destination with the
+// key availability check off, storing it with no audit record at all).
+func TestClusterReplicateNeedsAnHSM(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n"+
+		"[slot 3]\nlabel = a\nprofile = cloudhsm\n[slot 4]\nlabel = b\nprofile = cloudhsm\nkey_availability_check = false\n", dir), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	for _, slot := range []ck.ULong{3, 4} {
+		s, err := m.Slot(slot)
+		require.NoError(t, err)
+		require.NoError(t, s.InitToken([]byte(soPIN), fmt.Sprint("tok", slot)))
+		h := session(t, m, slot, ck.CKU_SO, soPIN)
+		require.NoError(t, m.CreateUser(h, "user", store.RoleCU, []byte("user-pw-1")))
+		require.NoError(t, m.CloseSession(h))
+	}
+	src := session(t, m, 3, ck.CKU_USER, userPIN)
+	dst := session(t, m, 4, ck.CKU_USER, userPIN)
+	key, err := hmacKey(t, m, src, true)
+	require.NoError(t, err)
+	s3, _ := m.Slot(3)
+	s4, _ := m.Slot(4)
+	count := func() int {
+		n, err := s4.Store().CountOwned("user")
+		require.NoError(t, err)
+		return n
+	}
+	before := count()
+	for _, down := range []*Slot{s3, s4} {
+		for i := range 2 {
+			require.NoError(t, down.Cluster().SetState(i, cluster.Down))
+		}
+		_, err = m.ReplicateKey(src, key, dst)
+		assert.ErrorIs(t, err, cluster.ErrNoHSM, "slot %d all down", down.cfg.ID)
+		assert.Equal(t, before, count(), "nothing stored")
+		require.NoError(t, down.Cluster().Reset())
+	}
+	_, err = m.ReplicateKey(src, key, dst)
+	require.NoError(t, err)
+	assert.Equal(t, before+1, count())
+}

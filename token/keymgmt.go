@@ -243,6 +243,9 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 		return n, err
 	}
 	*c = wrapCache{}
+	if err := s.lost(ko); err != nil {
+		return 0, err
+	}
 	// The wrap runs on an HSM that holds the wrapping key.
 	hsm, err := s.admitKey(wrappingH, useClass(opEncrypt, wo.keyType))
 	if err != nil {

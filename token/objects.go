@@ -529,7 +529,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) error {
 	}
 	if !o.token {
 		s.removeSessObjLocked(obj)
-		s.auditOnAloneLocked(s.originOf(o), se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
+		s.auditSessionLocked(se, o, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
 		return nil
 	}
 	c, err := s.st.Audited(s.auditAll(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))...).DeleteObject(int64(obj))
@@ -684,6 +684,9 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	if err != nil {
 		return 0, err
 	}
+	if s.lost(o) != nil {
+		return 0, fmt.Errorf("token: object %d: lost with its HSM: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	if err := s.checkWritableLocked(se, o); err != nil {
 		return 0, err
 	}
@@ -702,7 +705,7 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULon
 	n.attrs = full
 	if !o.token {
 		s.sessObjs[obj] = &n
-		s.auditOnAloneLocked(s.originOf(o), se, modifyEvent(obj, changes))
+		s.auditSessionLocked(se, o, modifyEvent(obj, changes))
 		return obj, nil
 	}
 	return obj, s.storeUpdateLocked(se, o, &n, modifyEvent(obj, changes))
@@ -796,6 +799,9 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 	}
 	if len(o.sealed) > 0 {
 		return 0, fmt.Errorf("token: copy: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if s.lost(o) != nil {
+		return 0, fmt.Errorf("token: copy of object %d: lost with its HSM: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)
 	}
 	if isKeyClass(o.class) {
 		if err := se.allowLocked(actCreateKey); err != nil {

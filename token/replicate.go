@@ -98,6 +98,9 @@ func (s *Slot) replicaSource(key ck.ULong) (*replica, error) {
 	if key >= sessionObjectBase {
 		return nil, fmt.Errorf("token: replicate: key %d is a session object; only token keys replicate: %w", key, ck.CKR_KEY_HANDLE_INVALID)
 	}
+	if err := s.anyHSM(); err != nil {
+		return nil, err // the key is extracted from an HSM of the source
+	}
 	sr, err := s.st.ReplicaOf(int64(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("token: replicate: key %d: %w", key, ck.CKR_KEY_HANDLE_INVALID)
@@ -223,6 +226,9 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	// Inserted into every reachable HSM of the destination's cluster
 	// (the token's one stream without a cluster).
 	evs := []store.AuditEvent{{Fill: fill}}
+	if err := s.anyHSM(); err != nil {
+		return 0, err // and inserted into the destination's
+	}
 	if s.cl != nil {
 		evs = evs[:0]
 		for _, h := range s.cl.Reachable() {

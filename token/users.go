@@ -408,7 +408,7 @@ func (m *Module) SetTrusted(h, obj ck.ULong, trusted bool) error {
 	n.attrs = attrs.ApplySet(o.attrs, change)
 	if !o.token {
 		s.sessObjs[obj] = &n
-		s.auditOnAloneLocked(s.originOf(o), se, modifyEvent(obj, change))
+		s.auditSessionLocked(se, o, modifyEvent(obj, change))
 		return nil
 	}
 	return s.storeUpdateLocked(se, o, &n, modifyEvent(obj, change))

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -156,7 +155,7 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 			return err
 		}
 		name := e.operands[0]
-		b, err := os.ReadFile(name)
+		b, err := cluster.ReadPlanFile(name)
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}

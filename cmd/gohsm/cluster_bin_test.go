@@ -77,6 +77,13 @@ func (p *proc) run(args ...string) result {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	return runCmd(p.t, cmd)
+}
+
+// runCmd runs a process to its end: its exit code and output (a process
+// that cannot start fails the test).
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -85,7 +92,7 @@ func (p *proc) run(args ...string) result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else {
-		require.NoError(p.t, err)
+		require.NoError(t, err)
 	}
 	return result{code, stdout.String(), stderr.String()}
 }
@@ -178,13 +185,7 @@ func TestClusterStatusFresh(t *testing.T) {
 	assert.Nil(t, st.StoreDownUntil)
 
 	out := times.ReplaceAllString(p.ok("--json", "cluster", "status"), `"<time>"`)
-	golden := filepath.Join("testdata", "cluster-status-fresh.json")
-	if *update {
-		require.NoError(t, os.WriteFile(golden, []byte(out), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "go test ./cmd/gohsm -run ClusterStatusFresh -update writes it")
-	require.Equal(t, string(want), out)
+	checkGolden(t, "cluster-status-fresh.json", out)
 
 	text := p.ok("cluster", "status")
 	assert.Contains(t, text, "2 HSMs, key availability check on, retry mode standard\n")
@@ -270,11 +271,5 @@ func TestClusterJSONGolden(t *testing.T) {
 	add("cluster", "reset")
 	add("--slot", "1", "cluster", "status")
 	add("--slot", "7", "cluster", "status")
-	golden := filepath.Join("testdata", "cluster-json.golden")
-	if *update {
-		require.NoError(t, os.WriteFile(golden, []byte(b.String()), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "go test ./cmd/gohsm -run ClusterJSONGolden -update writes it")
-	require.Equal(t, string(want), b.String())
+	checkGolden(t, "cluster-json.golden", b.String())
 }

@@ -76,6 +76,8 @@ func TestClusterPlanCommands(t *testing.T) {
 	p.data(&shown, "cluster", "plan", "show")
 	assert.Equal(t, want, shown.Plan, "the refused plans changed nothing")
 	p.fails("error", []string{"no-such-file.json"}, "cluster", "plan", "load", filepath.Join(dir, "no-such-file.json"))
+	// A file that never ends is refused after 16 KiB, not read whole.
+	p.fails("bad_plan", []string{"/dev/zero: cluster: plan: more than 16384 bytes"}, "cluster", "plan", "load", "/dev/zero")
 
 	assert.Equal(t, "cleared the fault plan: its pending steps will not fire; HSM states stay as they are\n", p.ok("cluster", "plan", "clear"))
 	p.data(&none, "cluster", "plan", "show")

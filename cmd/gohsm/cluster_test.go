@@ -109,13 +109,7 @@ func TestClusterStatusText(t *testing.T) {
 	printStatus(&b, st, t0.Add(2500*time.Millisecond))
 	b.WriteString("---\n")
 	printStatus(&b, cluster.Status{HSMs: []cluster.HSMStatus{{ID: "hsm-0", State: "up", Since: t0}}, Retry: "off"}, t0.Add(time.Hour))
-	golden := filepath.Join("testdata", "cluster-status.golden")
-	if *update {
-		require.NoError(t, os.WriteFile(golden, []byte(b.String()), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "go test ./cmd/gohsm -run ClusterStatusText -update writes it")
-	require.Equal(t, string(want), b.String())
+	checkGolden(t, "cluster-status.golden", b.String())
 }
 
 // TestPlanErrorPosition: a plan's JSON mistakes are placed by line and

@@ -48,12 +48,19 @@ func TestJSONErrorsGolden(t *testing.T) {
 	} {
 		add(args...)
 	}
-	golden := filepath.Join("testdata", "json-errors.golden")
+	checkGolden(t, "json-errors.golden", b.String())
+}
+
+// checkGolden compares got with testdata/name, which `go test -update`
+// (re)writes.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *update {
 		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(golden, []byte(b.String()), 0o644))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
 	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "go test ./cmd/gohsm -run JSONErrorsGolden -update writes it")
-	require.Equal(t, string(want), b.String())
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "go test ./cmd/gohsm -run '^%s$' -update writes it", t.Name())
+	require.Equal(t, string(want), got)
 }

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,7 +337,12 @@ func TestStateFileRebuilt(t *testing.T) {
 	for name, damage := range map[string]func(path string){
 		"truncated": func(p string) { require.NoError(t, os.Truncate(p, 100)) },
 		"empty":     func(p string) { require.NoError(t, os.Truncate(p, 0)) },
-		"longer":    func(p string) { require.NoError(t, os.Truncate(p, int64(stateSize)+4096)) },
+		"longer, other version": func(p string) {
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			b[offVersion] = 9
+			require.NoError(t, os.WriteFile(p, append(b, make([]byte, 4096)...), 0o600))
+		},
 		"garbage": func(p string) {
 			b := make([]byte, stateSize)
 			for i := range b {
@@ -370,7 +377,11 @@ func TestStateFileRebuilt(t *testing.T) {
 			assert.Equal(t, []int{0, 1}, c2.Reachable(), "rebuilt: every HSM up")
 			st, err := os.Stat(filepath.Join(dir, stateFile))
 			require.NoError(t, err)
-			assert.Equal(t, int64(stateSize), st.Size())
+			want := int64(stateSize)
+			if strings.HasPrefix(name, "longer") {
+				want += 4096 // rebuilt in place: another process may map it all
+			}
+			assert.Equal(t, want, st.Size())
 			r, err := c2.Route(0)
 			require.NoError(t, err)
 			require.NoError(t, c2.Admit(&r, ClassRSASign))
@@ -382,6 +393,35 @@ func TestStateFileRebuilt(t *testing.T) {
 	require.NoError(t, c.SetState(1, Down))
 	c2, rec := open(t, dir, testConfig(2))
 	assert.Empty(t, rec.Logs())
+	assert.Equal(t, []int{0}, c2.Reachable())
+}
+
+// A process of another layout may have a longer file mapped: opening it
+// rebuilds it in place and never shrinks it (an access past a truncated
+// end would fault that process with SIGBUS). Opening again keeps what the
+// rebuilt file holds.
+func TestStateFileNeverShrunk(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, stateFile)
+	size := stateSize + 8192
+	require.NoError(t, os.WriteFile(path, make([]byte, size), 0o600))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	other, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	require.NoError(t, err)
+	defer syscall.Munmap(other)
+
+	c, rec := open(t, dir, testConfig(2))
+	assert.Contains(t, rec.Logs(), "rebuilding the shared state file")
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	func() {
+		defer func() { require.Nil(t, recover(), "the other mapping faults past the end") }()
+		other[size-1] = 1
+	}()
+	require.NoError(t, c.SetState(1, Down))
+	c2, rec2 := open(t, dir, testConfig(2))
+	assert.Empty(t, rec2.Logs(), "a longer file with our header is not rebuilt again")
 	assert.Equal(t, []int{0}, c2.Reachable())
 }
 
@@ -495,3 +535,48 @@ func TestAdmitNoAlloc(t *testing.T) {
 }
 
 func getenv(k string) string { return os.Getenv(k) }
+
+// Two configurations of one token with different hsms: the second to
+// open rebuilds the file in place under the first, which keeps working
+// (no fault, no index past its HSMs) and ignores a plan naming an HSM it
+// does not have.
+func TestStateRebuiltUnderOpenCluster(t *testing.T) {
+	dir := t.TempDir()
+	c2, rec2 := open(t, dir, testConfig(2))
+	require.NoError(t, c2.SetState(1, Down))
+	c3, rec3 := open(t, dir, testConfig(3))
+	assert.Contains(t, rec3.Logs(), "rebuilding the shared state file")
+	assert.Equal(t, []int{0, 1}, c2.Reachable(), "rebuilt: every HSM up")
+	require.NoError(t, c3.LoadPlan(mustPlan(t, `{"steps":[{"at":"0s","hsm":2,"state":"down"}]}`)))
+	r, err := c2.Route(0)
+	require.NoError(t, err)
+	require.NoError(t, c2.Admit(&r, ClassRSASign))
+	require.NoError(t, c2.Fault(FuncSign))
+	assert.Len(t, c2.Status().HSMs, 2)
+	assert.Contains(t, rec2.Logs(), "ignoring the stored fault plan")
+	c3.Status() // fires the step: HSM 2 down
+	assert.Equal(t, []int{0, 1}, c3.Reachable())
+	assert.Equal(t, []int{0, 1}, c2.Reachable())
+}
+
+// A call still in the cluster when the module closes it (C_Finalize on
+// one thread while another is in C_Sign, sleeping in a retry or a
+// latency) must not fault on an unmapped file: Close leaves the mapping,
+// and a new Open of the same file in the process reuses it.
+func TestCloseKeepsMapping(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, testConfig(2), 0o600)
+	require.NoError(t, err)
+	r, err := c.Route(0)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	func() {
+		defer func() { require.Nil(t, recover(), "a call after Close faulted") }()
+		assert.NoError(t, c.Admit(&r, ClassRSASign))
+		assert.Len(t, c.Status().HSMs, 2)
+	}()
+	c2, _ := open(t, dir, testConfig(2))
+	assert.Same(t, &c.st.mem[0], &c2.st.mem[0], "one mapping per file and process")
+	assert.Equal(t, uint64(1), classStatus(c2.Status(), r.HSM, ClassRSASign).Calls, "the call after Close counted")
+}

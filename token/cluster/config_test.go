@@ -223,7 +223,7 @@ func TestParsePlan(t *testing.T) {
 		{`{"steps":[`, "unexpected EOF"},
 		{`[1,2]`, "cannot unmarshal"},
 		{`{"steps":[` + strings.Repeat(`{"at":"1s","hsm":0,"state":"up"},`, 64) + `{"at":"1s","hsm":0,"state":"up"}]}`, "65 steps"},
-		{`{"seed":1,"steps":[]}` + strings.Repeat(" ", planCap), "bytes, the most is"},
+		{`{"seed":1,"steps":[]}` + strings.Repeat(" ", planCap), "more than 16384 bytes, the most is 16384"},
 	} {
 		_, err := ParsePlan([]byte(tc.plan))
 		if assert.Error(t, err, tc.plan) {

@@ -46,12 +46,18 @@ func (c *Cluster) admitSlow(r *Route, cl Class, w uint64, n uint64) error {
 // a pure function of (seed, step, n-th matching call), n counted in the
 // file across processes.
 
-// Step cursor states.
+// Step cursor states. A step's cursor word holds the generation of the
+// plan it belongs to above them (cursorWord): a process still running a
+// plan another process has just replaced cannot fire, end or count the
+// new plan's steps with its old plan's (its compare-and-swaps expect its
+// own generation and fail).
 const (
 	stepPending = 0
 	stepActive  = 1
 	stepDone    = 2
 )
+
+func cursorWord(gen, state uint64) uint64 { return gen<<8 | state }
 
 // currentPlan is the loaded plan compiled, or nil.
 func (c *Cluster) currentPlan() *compiled {
@@ -108,28 +114,35 @@ func (c *Cluster) tick(now int64) *compiled {
 	if cp == nil {
 		return nil
 	}
+	c.fire(cp, now)
+	return cp
+}
+
+// fire starts and ends cp's steps that are due at now. cp may have been
+// replaced since it was read: then its compare-and-swaps fail.
+func (c *Cluster) fire(cp *compiled, now int64) {
 	for _, i := range cp.order {
 		st := &cp.steps[i]
 		if now < st.start {
 			break // the rest start later
 		}
 		fired := c.cursor(i, stepFired)
+		pending, active, done := cursorWord(cp.gen, stepPending), cursorWord(cp.gen, stepActive), cursorWord(cp.gen, stepDone)
 		f := atomic.LoadUint64(fired)
-		if f == stepPending {
-			next := uint64(stepActive)
+		if f == pending {
+			next := active
 			if st.end == 0 && st.kind == stepState {
-				next = stepDone // nothing to end
+				next = done // nothing to end
 			}
-			if atomic.CompareAndSwapUint64(fired, stepPending, next) {
+			if atomic.CompareAndSwapUint64(fired, pending, next) {
 				c.startStep(cp, i)
 			}
 			f = atomic.LoadUint64(fired)
 		}
-		if f == stepActive && st.end != 0 && now >= st.end && atomic.CompareAndSwapUint64(fired, stepActive, stepDone) {
+		if f == active && st.end != 0 && now >= st.end && atomic.CompareAndSwapUint64(fired, active, done) {
 			c.endStep(cp, i)
 		}
 	}
-	return cp
 }
 
 func (c *Cluster) startStep(cp *compiled, i int) {
@@ -175,7 +188,7 @@ func (c *Cluster) planLatency(cl Class, n uint64, now int64) time.Duration {
 	var d time.Duration
 	for i := range cp.steps {
 		st := &cp.steps[i]
-		if st.kind != stepLatency || (!st.allClass && st.class != cl) || atomic.LoadUint64(c.cursor(i, stepFired)) != stepActive {
+		if st.kind != stepLatency || (!st.allClass && st.class != cl) || atomic.LoadUint64(c.cursor(i, stepFired)) != cursorWord(cp.gen, stepActive) {
 			continue
 		}
 		stream := 1<<32 + uint64(i)<<8 + uint64(cl)
@@ -202,7 +215,7 @@ func (c *Cluster) FaultAt(fn Func, r *Route, cl Class) error {
 	}
 	for i := range cp.steps {
 		st := &cp.steps[i]
-		if st.kind != stepFail || st.fn != fn || atomic.LoadUint64(c.cursor(i, stepFired)) != stepActive {
+		if st.kind != stepFail || st.fn != fn || atomic.LoadUint64(c.cursor(i, stepFired)) != cursorWord(cp.gen, stepActive) {
 			continue
 		}
 		if st.end != 0 && now >= st.end {
@@ -219,7 +232,7 @@ func (c *Cluster) FaultAt(fn Func, r *Route, cl Class) error {
 				}
 				if atomic.CompareAndSwapUint64(rem, v, v-1) {
 					if v == 1 {
-						atomic.CompareAndSwapUint64(c.cursor(i, stepFired), stepActive, stepDone)
+						atomic.CompareAndSwapUint64(c.cursor(i, stepFired), cursorWord(cp.gen, stepActive), cursorWord(cp.gen, stepDone))
 					}
 					hit = true
 					break
@@ -310,14 +323,15 @@ func (c *Cluster) loadPlan(p *Plan, ifOther bool) error {
 		atomic.StoreUint64(c.st.u64(offFilePlan), h)
 	}
 	c.clearPlanLocked()
+	gen := atomic.AddUint64(c.st.u64(offPlanSeq), 1)
 	for i, st := range p.Steps {
 		atomic.StoreUint64(c.cursor(i, stepRemaining), uint64(st.Count))
+		atomic.StoreUint64(c.cursor(i, stepFired), cursorWord(gen, stepPending))
 	}
 	copy(c.st.mem[offPlan:], b)
 	atomic.StoreUint64(c.st.u64(offPlanLen), uint64(len(b)))
 	atomic.StoreUint64(c.st.u64(offPlanHash), h)
 	atomic.StoreInt64(c.st.i64(offPlanLoaded), c.now())
-	gen := atomic.AddUint64(c.st.u64(offPlanSeq), 1)
 	atomic.StoreUint64(c.st.u64(offPlanGen), gen)
 	c.st.unlock()
 	seed := p.Seed
@@ -366,9 +380,9 @@ func (c *Cluster) planStatus(cp *compiled, now int64) *PlanStatus {
 	for i := range cp.plan.Steps {
 		ss := StepStatus{Index: i, Step: cp.plan.Steps[i].String(), State: "pending"}
 		switch atomic.LoadUint64(c.cursor(i, stepFired)) {
-		case stepActive:
+		case cursorWord(cp.gen, stepActive):
 			ss.State = "active"
-		case stepDone:
+		case cursorWord(cp.gen, stepDone):
 			ss.State = "done"
 		}
 		if cs := &cp.steps[i]; cs.kind == stepFail && cs.count > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,11 +52,24 @@ const (
 	stepStore
 )
 
+// ReadPlanFile reads a plan file for ParsePlan: at most one byte more
+// than a plan may hold, so that a larger file, or one that never ends
+// (/dev/zero, a device), is refused by ParsePlan instead of read whole
+// into memory.
+func ReadPlanFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, planCap+1))
+}
+
 // ParsePlan reads and checks a plan (JSON, unknown fields refused). HSM
 // numbers are checked against the cluster when the plan is loaded.
 func ParsePlan(b []byte) (*Plan, error) {
 	if len(b) > planCap {
-		return nil, fmt.Errorf("cluster: plan: %d bytes, the most is %d", len(b), planCap)
+		return nil, fmt.Errorf("cluster: plan: more than %d bytes, the most is %d", planCap, planCap)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -385,4 +386,55 @@ func TestStatusJSON(t *testing.T) {
 	assert.Contains(t, string(b), `"step":"at 0s: fail C_Sign with CKR_DEVICE_ERROR, 2 calls","state":"active","remaining":2`)
 	assert.Contains(t, string(b), `"store_down_until"`)
 	assert.Contains(t, string(b), `"seed":5`)
+}
+
+// The file's flock belongs to the open file, not to a goroutine: a second
+// flock on the same descriptor converts the lock instead of waiting, and
+// its unlock drops the first holder's. While one goroutine of a process
+// holds the exclusive lock (loadPlan writing the plan's bytes, Reset), a
+// goroutine re-reading the plan must wait.
+func TestPlanReadWaitsForWriterInProcess(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := open(t, dir, testConfig(2))
+	other, _ := open(t, dir, testConfig(2))
+	require.NoError(t, other.LoadPlan(mustPlan(t, `{"steps":[{"at":"0s","fail":"C_Sign","count":1,"rv":"CKR_DEVICE_ERROR"}]}`)))
+
+	require.NoError(t, c.st.lock(syscall.LOCK_EX))
+	done := make(chan error, 1)
+	go func() { done <- c.Fault(FuncSign) }()
+	select {
+	case <-done:
+		c.st.unlock()
+		t.Fatal("the plan was read while another goroutine held the exclusive lock")
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.st.unlock()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, ck.CKR_DEVICE_ERROR, "the plan, read once the lock was released")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader never got the lock")
+	}
+}
+
+// A process holding the plan it read a moment ago while another process
+// loads a new one (the window between currentPlan and the firing of due
+// steps) must not fire its old steps on the new plan's cursors: the old
+// step would act (an HSM down no plan asks for) and the new step with its
+// index would count as fired and never run.
+func TestStalePlanCannotFireNewSteps(t *testing.T) {
+	dir := t.TempDir()
+	c1, _ := open(t, dir, testConfig(2))
+	clk := newClock().install(c1)
+	c2, _ := open(t, dir, testConfig(2))
+	clk.install(c2)
+	require.NoError(t, c1.LoadPlan(mustPlan(t, `{"steps":[{"at":"1s","hsm":1,"state":"down"}]}`)))
+	old := c1.currentPlan()
+	require.NotNil(t, old)
+	require.NoError(t, c2.LoadPlan(mustPlan(t, `{"steps":[{"at":"1s","fail":"C_Sign","count":1,"rv":"CKR_DEVICE_ERROR"}]}`)))
+	clk.add(2 * time.Second)
+	c1.fire(old, clk.now())
+	assert.Equal(t, []int{0, 1}, c1.Reachable(), "the replaced plan's step did not fire")
+	assert.ErrorIs(t, c2.Fault(FuncSign), ck.CKR_DEVICE_ERROR, "the new plan's step 0 runs")
+	assert.NoError(t, c1.Fault(FuncSign), "once")
 }

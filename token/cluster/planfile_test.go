@@ -53,3 +53,17 @@ func TestPlanFileYieldsToCLI(t *testing.T) {
 	c5, _ := open(t, dir, cfg)
 	assert.Equal(t, uint64(4), seed(c5), "after a reset the file loads again")
 }
+
+// A fault_plan that never ends (a device) or is too large is refused at
+// Open after reading one byte more than a plan may hold.
+func TestPlanFileBounded(t *testing.T) {
+	for _, path := range []string{"/dev/zero", "/dev/urandom"} {
+		cfg := testConfig(2)
+		require.NoError(t, cfg.Set("fault_plan", path, ""))
+		_, err := Open(t.TempDir(), cfg, 0o600)
+		assert.ErrorContains(t, err, "more than 16384 bytes", path)
+	}
+	b, err := ReadPlanFile("/dev/zero")
+	require.NoError(t, err)
+	assert.Len(t, b, planCap+1)
+}

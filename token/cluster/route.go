@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,7 +43,7 @@ func Open(dir string, cfg Config, perm uint32) (*Cluster, error) {
 	}
 	var filePlan *Plan
 	if cfg.FaultPlan != "" {
-		b, err := os.ReadFile(cfg.FaultPlan)
+		b, err := ReadPlanFile(cfg.FaultPlan)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: fault_plan: %w", err)
 		}

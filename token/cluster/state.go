@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,14 +36,16 @@ import (
 //	61696   16384  the plan's JSON
 //	78080          end (the file is 78,080 bytes)
 //
-// A file of another size, magic, version or HSM count is rebuilt (zeroed:
-// every HSM up, no plan) under the file's flock, with a log line. Every
+// A file too short, or of another magic, version or HSM count is rebuilt
+// in place (zeroed: every HSM up, no plan) under the file's flock, with a
+// log line; it is grown when short and never shrunk (another process may
+// map all of it). Every
 // HSM's hot words (its state, each class's counter) sit on their own
 // cache line so that HSMs do not slow each other.
 const (
 	stateFile    = "cluster.state"
 	stateMagic   = 0x004c434d53484f47 // "GOHSMCL\x00"
-	stateVersion = 1
+	stateVersion = 2                  // 2: step cursors carry their plan's generation
 	line         = 64
 
 	offMagic   = 0
@@ -80,7 +83,7 @@ const (
 
 	offSteps      = offHSM0 + MaxHSMs*hsmStride
 	stepStride    = 32
-	stepFired     = 0 // 0 pending, 1 active, 2 done
+	stepFired     = 0 // plan generation << 8 | 0 pending, 1 active, 2 done
 	stepRemaining = 8
 	stepCalls     = 16
 
@@ -100,6 +103,11 @@ const (
 type state struct {
 	f   *os.File
 	mem []byte
+	// mu serialises this process's holders of the flock: a flock belongs
+	// to the open file, so a second goroutine's flock on f would convert
+	// the lock instead of waiting, and its unlock would drop the first's.
+	// Only the slow paths lock (a plan loaded or re-read, a reset).
+	mu sync.Mutex
 }
 
 func (s *state) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
@@ -112,16 +120,25 @@ func (s *state) class(h int, cl Class, off int) int {
 func (s *state) step(i, off int) int        { return offSteps + i*stepStride + off }
 func (s *state) ring(k uint64, off int) int { return offRing + int(k%ringSize)*ringStride + off }
 
+// lock takes the file's flock (how: LOCK_SH or LOCK_EX) for this
+// goroutine; unlock releases it.
 func (s *state) lock(how int) error {
+	s.mu.Lock()
 	for {
 		err := syscall.Flock(int(s.f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				s.mu.Unlock()
+			}
 			return err
 		}
 	}
 }
 
-func (s *state) unlock() { syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN) }
+func (s *state) unlock() {
+	syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
+	s.mu.Unlock()
+}
 
 // openState maps dir/cluster.state, creating it with perm, and rebuilds
 // it when it was made for another layout or HSM count. It is safe to call
@@ -145,10 +162,11 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 		return nil, fmt.Errorf("cluster: open state: %w", err)
 	}
 	size := st.Size()
-	if size != int64(stateSize) {
-		// Only a file of the wrong size is resized: one of the right size
-		// may be mapped by other processes, and truncating a mapped file
-		// under them would fault their next access.
+	if size < int64(stateSize) {
+		// A short file is grown; a file is never shrunk: other processes
+		// (of another layout, for a longer one) may map all of it, and an
+		// access past a truncated end faults them (SIGBUS). A longer file
+		// is used in place, rebuilt when its header is not ours.
 		if err := f.Truncate(int64(stateSize)); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cluster: size state: %w", err)
@@ -159,16 +177,16 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 			f.Chmod(os.FileMode(perm) & os.ModePerm)
 		}
 	}
-	mem, err := syscall.Mmap(int(f.Fd()), 0, stateSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	mem, err := mapState(f, st)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cluster: map state: %w", err)
+		return nil, err
 	}
 	s.mem = mem
 	var why string
 	switch {
 	case size == 0:
-	case size != int64(stateSize):
+	case size < int64(stateSize):
 		why = fmt.Sprintf("%d bytes, want %d", size, stateSize)
 	case binary.LittleEndian.Uint64(mem[offMagic:]) != stateMagic:
 		why = "bad magic"
@@ -199,19 +217,50 @@ func (s *state) rebuild(hsms int) {
 	for h := range MaxHSMs {
 		binary.LittleEndian.PutUint64(s.mem[s.hsm(h, hsmSince):], uint64(now))
 	}
+	// Plan generations go on from the time (in ms, far below 2^56 so that
+	// cursorWord has room) rather than from 0: a process that had compiled
+	// generation g of the file before the rebuild does not take another
+	// plan of generation g for its own.
+	binary.LittleEndian.PutUint64(s.mem[offPlanSeq:], uint64(now/int64(time.Millisecond)))
 	atomic.StoreUint64(s.u64(offMagic), stateMagic)
 }
 
+// The process's mappings of state files, by device and inode. A mapping
+// is never unmapped: a call still running in a Cluster when it is closed
+// (C_Finalize on one thread while another sleeps in a retry) keeps
+// working instead of faulting on unmapped memory, and an Open of the same
+// file again (C_Initialize after C_Finalize) reuses it, so a process holds
+// at most one mapping (78 KB) per state file it ever opened.
+var (
+	mappingsMu sync.Mutex
+	mappings   = map[[2]uint64][]byte{}
+)
+
+// mapState is the process's mapping of the open file f (fi: its stat).
+func mapState(f *os.File, fi os.FileInfo) ([]byte, error) {
+	var key [2]uint64
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if ok {
+		key = [2]uint64{uint64(sys.Dev), uint64(sys.Ino)}
+	}
+	mappingsMu.Lock()
+	defer mappingsMu.Unlock()
+	if mem := mappings[key]; ok && mem != nil {
+		return mem, nil
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, stateSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: map state: %w", err)
+	}
+	if ok {
+		mappings[key] = mem
+	}
+	return mem, nil
+}
+
+// close closes the file; the mapping stays (mappings).
 func (s *state) close() error {
-	var err error
-	if s.mem != nil {
-		err = syscall.Munmap(s.mem)
-		s.mem = nil
-	}
-	if e := s.f.Close(); err == nil {
-		err = e
-	}
-	return err
+	return s.f.Close()
 }
 
 // planBytes copies the stored plan; the caller holds a lock.

@@ -20,6 +20,10 @@ import (
 // doubling, is our choice [check].
 var retryBackoff = [...]time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}
 
+// maxInterval is the longest interval between two calls of a budget
+// (about 36 years): TAT = now + interval stays far from overflowing.
+const maxInterval = time.Duration(1 << 60)
+
 // gcra is a class's budget in ns: the interval between calls and the
 // tolerance.
 type gcra struct{ interval, tolerance int64 }
@@ -28,9 +32,13 @@ func budgetOf(rate float64) gcra {
 	if rate <= 0 {
 		return gcra{}
 	}
-	t := int64(float64(time.Second) / rate)
-	if t < 1 {
-		t = 1
+	// A tiny rate's interval (1e9/1e-12 ns) does not fit an int64 and
+	// would convert to a negative one, read as unlimited: it is capped at
+	// maxInterval, which still leaves room for now + interval.
+	iv := float64(time.Second) / rate
+	t := int64(maxInterval)
+	if iv < float64(maxInterval) {
+		t = max(int64(iv), 1)
 	}
 	burst := int64(rate / 10)
 	if burst < 1 {

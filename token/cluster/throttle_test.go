@@ -378,3 +378,27 @@ func TestThrottleLogLimited(t *testing.T) {
 	assert.Contains(t, rec.Logs(), "(and 999 more such lines in the last 1s)")
 	assert.Equal(t, uint64(1001), classStatus(c.Status(), 0, ClassECSign).Throttled, "every refusal is counted, logged or not")
 }
+
+// Budgets at the ends of the range Set accepts: 1e9 ops/s admits a
+// tenth of a second's burst; a tiny budget (1e-3, 1e-12 ops/s) admits one
+// call and then nothing for its interval, which must not overflow into
+// "unlimited" (1e9/1e-12 ns does not fit an int64).
+func TestThrottleBudgetExtremes(t *testing.T) {
+	for _, rate := range []string{"1e-3", "1e-12", "1e-300"} {
+		c, _ := open(t, t.TempDir(), throttled(t, 1, "throttle.rsa-sign", rate, "retry_mode", "off"))
+		clk := newClock().install(c)
+		r := Route{HSM: 0}
+		require.NoError(t, c.Admit(&r, ClassRSASign), rate)
+		assert.ErrorIs(t, c.Admit(&r, ClassRSASign), ErrThrottled, rate)
+		clk.add(10 * time.Minute) // under 1e-3's interval of 1000 s
+		assert.ErrorIs(t, c.Admit(&r, ClassRSASign), ErrThrottled, "%s: 10 minutes later", rate)
+	}
+	c, _ := open(t, t.TempDir(), throttled(t, 1, "throttle.rsa-sign", "1e9", "retry_mode", "off"))
+	newClock().install(c)
+	r := Route{HSM: 0}
+	for i := range 100_000 {
+		require.NoError(t, c.Admit(&r, ClassRSASign), "call %d of a 1e8 burst", i)
+	}
+	g := budgetOf(1e9)
+	assert.Equal(t, gcra{interval: 1, tolerance: 1e8}, g)
+}
