@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,6 +74,7 @@ type Server struct {
 	Version string
 
 	bin  string
+	boot string              // the superuser initdb made, which is User or templateUser
 	cred *syscall.Credential // nil: run as the test process's user
 	log  *os.File
 
@@ -100,11 +102,14 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// underMain: Main (or Run) is running the tests and will stop the Shared
+// server and remove the template cluster.
+var underMain atomic.Bool
+
 var shared struct {
-	mu   sync.Mutex
-	main bool // Main is running the tests
-	s    *Server
-	err  error
+	mu  sync.Mutex
+	s   *Server
+	err error
 }
 
 // Shared is the test binary's one server, started on first use and
@@ -114,11 +119,11 @@ func Shared(t testing.TB) *Server {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if !shared.main {
+	if !underMain.Load() {
 		t.Fatal("pgtest.Shared needs the package's TestMain to call pgtest.Main(m) or pgtest.Run(m), which stop the server")
 	}
 	if shared.s == nil && shared.err == nil {
-		shared.s, shared.err = start("gohsm")
+		shared.s, shared.err = start(templateUser)
 	}
 	if errors.Is(shared.err, errMissing) {
 		testenv.Missing(t, "%v", shared.err)
@@ -140,9 +145,7 @@ func Main(m *testing.M) { os.Exit(Run(m)) }
 //	os.RemoveAll(processTempDir)
 //	os.Exit(code)
 func Run(m *testing.M) int {
-	shared.mu.Lock()
-	shared.main = true
-	shared.mu.Unlock()
+	underMain.Store(true)
 	code := m.Run()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -150,7 +153,8 @@ func Run(m *testing.M) int {
 		shared.s.remove()
 		shared.s = nil
 	}
-	shared.main = false
+	underMain.Store(false)
+	removeTemplate()
 	return code
 }
 
@@ -164,11 +168,11 @@ func (s *Server) NewDatabase(t testing.TB, name string) string {
 	s.dbSeq++
 	db := fmt.Sprintf("%s_%d", identifier(name, 40), s.dbSeq)
 	s.mu.Unlock()
-	if err := s.exec("CREATE DATABASE " + pgx.Identifier{db}.Sanitize()); err != nil {
+	if err := s.exec(s.User, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
 		t.Fatalf("pgtest: create database %s: %v", db, err)
 	}
 	t.Cleanup(func() {
-		_ = s.exec("DROP DATABASE IF EXISTS " + pgx.Identifier{db}.Sanitize() + " WITH (FORCE)")
+		_ = s.exec(s.User, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
 	})
 	return s.DSN(db)
 }
@@ -181,8 +185,10 @@ func (s *Server) DSN(db string) string {
 }
 
 // SocketDSN is the connection string for database db over the Unix socket.
-func (s *Server) SocketDSN(db string) string {
-	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", s.Dir, s.Port, s.User, db)
+func (s *Server) SocketDSN(db string) string { return s.socketDSN(s.User, db) }
+
+func (s *Server) socketDSN(user, db string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", s.Dir, s.Port, user, db)
 }
 
 // Running reports whether the postgres process is up (it may not yet, or
@@ -269,7 +275,7 @@ func start(superuser string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{User: superuser, Version: version, bin: bin}
+	s := &Server{User: superuser, Version: version, bin: bin, boot: superuser}
 	if os.Geteuid() == 0 {
 		if s.cred, err = unprivileged(); err != nil {
 			return nil, err
@@ -297,10 +303,24 @@ func start(superuser string) (*Server, error) {
 	if s.log, err = os.Create(filepath.Join(s.Dir, "postgres.log")); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	initdb := s.command("initdb", "-D", s.dataDir(), "-U", s.User, "--auth=trust", "-E", "UTF8",
-		"--locale=C", "--no-sync", "--no-instructions")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+	// Under Main a copy of one initdb per process serves every server:
+	// copying the cluster takes a fraction of initdb's time. Without Main
+	// nothing would remove the template, so each server runs initdb.
+	tmpl, err := template(s)
+	if err != nil {
+		return nil, err
+	}
+	if tmpl == "" {
+		if err := s.initdb(s.dataDir(), s.boot); err != nil {
+			return nil, err
+		}
+	} else {
+		s.boot = templateUser
+		cp := exec.Command("cp", "-a", tmpl, s.dataDir())
+		cp.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+		if out, err := cp.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("pgtest: copy the template cluster: %v\n%s", err, out)
+		}
 	}
 	// The port is free when chosen but another process may take it before
 	// postgres binds it: choose again a few times.
@@ -316,8 +336,81 @@ func start(superuser string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.User != s.boot {
+		// The template's superuser is templateUser; the test's own
+		// superuser is made in the copy.
+		if err := s.exec(s.boot, "CREATE ROLE "+pgx.Identifier{s.User}.Sanitize()+" SUPERUSER LOGIN"); err != nil {
+			_ = s.stopLocked(syscall.SIGQUIT)
+			return nil, fmt.Errorf("pgtest: create superuser %s: %w", s.User, err)
+		}
+	}
 	ok = true
 	return s, nil
+}
+
+// initdb makes a cluster in dir whose superuser is user.
+func (s *Server) initdb(dir, user string) error {
+	cmd := s.command("initdb", "-D", dir, "-U", user, "--auth=trust", "-E", "UTF8",
+		"--locale=C", "--no-sync", "--no-instructions")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// templateUser is the template cluster's superuser (and the Shared
+// server's).
+const templateUser = "gohsm"
+
+var tmpl struct {
+	mu  sync.Mutex
+	dir string // holds data/, the cluster
+	err error
+}
+
+// template is the process's template cluster, made on first use by s's
+// binaries and account, or "" when Main (or Run) is not running to remove
+// it at the end.
+func template(s *Server) (string, error) {
+	if !underMain.Load() {
+		return "", nil
+	}
+	tmpl.mu.Lock()
+	defer tmpl.mu.Unlock()
+	if tmpl.dir == "" && tmpl.err == nil {
+		tmpl.err = func() error {
+			dir, err := os.MkdirTemp("", "gohsm-pgtemplate-")
+			if err != nil {
+				return fmt.Errorf("pgtest: %w", err)
+			}
+			if s.cred != nil {
+				if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+					_ = os.RemoveAll(dir)
+					return fmt.Errorf("pgtest: %w", err)
+				}
+			}
+			if err := s.initdb(filepath.Join(dir, "data"), templateUser); err != nil {
+				_ = os.RemoveAll(dir)
+				return err
+			}
+			tmpl.dir = dir
+			return nil
+		}()
+	}
+	if tmpl.err != nil {
+		return "", tmpl.err
+	}
+	return filepath.Join(tmpl.dir, "data"), nil
+}
+
+// removeTemplate deletes the template cluster, at the end of Run.
+func removeTemplate() {
+	tmpl.mu.Lock()
+	defer tmpl.mu.Unlock()
+	if tmpl.dir != "" {
+		_ = os.RemoveAll(tmpl.dir)
+	}
+	tmpl.dir, tmpl.err = "", nil
 }
 
 // startLocked starts postgres on the existing cluster and waits until it
@@ -344,7 +437,7 @@ func (s *Server) startLocked() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, s.SocketDSN("postgres"))
+		conn, err := pgx.Connect(ctx, s.socketDSN(s.boot, "postgres"))
 		if err == nil {
 			_ = conn.Close(ctx)
 			cancel()
@@ -392,11 +485,11 @@ func spawn(cmd *exec.Cmd) error {
 	return <-done
 }
 
-// exec runs one statement as the superuser in the postgres database.
-func (s *Server) exec(sql string) error {
+// exec runs one statement as user in the postgres database.
+func (s *Server) exec(user, sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, s.SocketDSN("postgres"))
+	conn, err := pgx.Connect(ctx, s.socketDSN(user, "postgres"))
 	if err != nil {
 		return err
 	}

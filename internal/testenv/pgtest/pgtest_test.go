@@ -18,10 +18,8 @@ func TestMain(m *testing.M) { Main(m) }
 // TestSharedNeedsMain: Shared outside Main (or Run) refuses rather than leak
 // a server nothing stops.
 func TestSharedNeedsMain(t *testing.T) {
-	shared.mu.Lock()
-	shared.main = false
-	shared.mu.Unlock()
-	defer func() { shared.mu.Lock(); shared.main = true; shared.mu.Unlock() }()
+	underMain.Store(false)
+	defer underMain.Store(true)
 	ft := &fatalRecorder{TB: t}
 	done := make(chan struct{})
 	go func() { defer close(done); Shared(ft) }()
@@ -45,7 +43,8 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 func TestServer(t *testing.T) {
 	t0 := time.Now()
 	s := Start(t)
-	t.Logf("PostgreSQL %s: initdb and start in %v (dir %s, port %d)", s.Version, time.Since(t0), s.Dir, s.Port)
+	t.Logf("PostgreSQL %s: cluster and start in %v (dir %s, port %d)", s.Version, time.Since(t0), s.Dir, s.Port)
+	require.Equal(t, templateUser, s.boot, "under Main the cluster is a copy of the template")
 	ctx := context.Background()
 
 	conn := connect(t, s.DSN("postgres"))
@@ -159,4 +158,18 @@ func (f *fatalRecorder) Fatal(args ...any) { f.msg = fmt.Sprint(args...); runtim
 func (f *fatalRecorder) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	runtime.Goexit()
+}
+
+// TestStartWithoutMain: with no Main to remove a template, Start runs
+// initdb itself, with the test's superuser as the bootstrap one.
+func TestStartWithoutMain(t *testing.T) {
+	underMain.Store(false)
+	defer underMain.Store(true)
+	t0 := time.Now()
+	s := Start(t)
+	t.Logf("initdb and start in %v", time.Since(t0))
+	require.Equal(t, s.User, s.boot)
+	var user string
+	require.NoError(t, connect(t, s.SocketDSN("postgres")).QueryRow(context.Background(), "SELECT current_user").Scan(&user))
+	require.Equal(t, "teststartwithoutmain", user)
 }
