@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"gohsm/internal/testenv"
 )
@@ -444,6 +445,13 @@ func (s *Server) startLocked() error {
 			return nil
 		}
 		cancel()
+		// The server answering with anything but "starting up" will not
+		// change its mind: say so now rather than at the deadline.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code != "57P03" { // cannot_connect_now
+			_ = s.stopLocked(syscall.SIGQUIT)
+			return fmt.Errorf("pgtest: postgres refuses the superuser's connection: %w%s", err, s.logTail())
+		}
 		select {
 		case <-exit:
 			return fmt.Errorf("pgtest: postgres exited at start (%v)%s", cmd.ProcessState, s.logTail())
