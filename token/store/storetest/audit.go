@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/ck"
 	"gohsm/token/store"
 )
 
@@ -142,4 +143,33 @@ func testAuditStreamsAndRange(t *testing.T, b Backend) {
 	assert.Equal(t, uint64(2), recs[0].Seq)
 	assert.Equal(t, uint64(3), recs[1].Seq)
 	assert.Equal(t, []byte{2}, recs[0].Record)
+}
+
+// testAuditedWrites: a write through Audited appends its events when it
+// commits and only then.
+func testAuditedWrites(t *testing.T, b Backend) {
+	s := initialized(t, b)
+	ev := func(r string) store.AuditEvent { return store.AuditEvent{Record: []byte(r)} }
+	o, err := s.Audited(ev("create")).CreateObject(obj("a", "alice", true, "a"))
+	require.NoError(t, err)
+	upd := o
+	upd.Attrs = map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("b")}
+	_, _, err = s.Audited(ev("update")).UpdateObject(upd)
+	require.NoError(t, err)
+	_, _, err = s.Audited(ev("stale update")).UpdateObject(upd)
+	require.ErrorIs(t, err, store.ErrConflict)
+	require.NoError(t, s.Audited(ev("user")).CreateUser(user("carol", store.RoleCU)))
+	require.ErrorIs(t, s.Audited(ev("dup user")).CreateUser(user("carol", store.RoleCU)), store.ErrExists)
+	require.ErrorIs(t, s.Audited(ev("in use")).DeleteUser("alice"), store.ErrInUse)
+	_, err = s.Audited(ev("delete")).DeleteObject(o.ID)
+	require.NoError(t, err)
+	_, err = s.Audited(ev("delete again")).DeleteObject(o.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	recs, err := b.Reopen(t, s).AuditRecords(store.DefaultStream, 0, 0)
+	require.NoError(t, err)
+	var got []string
+	for _, r := range recs {
+		got = append(got, string(r.Record))
+	}
+	assert.Equal(t, []string{"create", "update", "user", "delete"}, got)
 }

@@ -60,9 +60,12 @@ var tests = []test{
 	{"AuditFill", testAuditFill},
 	{"AuditChain", testAuditChain},
 	{"AuditStreamsAndRange", testAuditStreamsAndRange},
+	{"AuditedWrites", testAuditedWrites},
 	{"QuorumKeysAndValues", testQuorumKeysAndValues},
 	{"QuorumTokens", testQuorumTokens},
 	{"KeyQuorum", testKeyQuorum},
+	{"Replica", testReplica},
+	{"UpgradeKeys", testUpgradeKeys},
 }
 
 // kdf keeps records small; the store never runs the KDF itself.
