@@ -18,7 +18,9 @@ import (
 // brokenEnv names the promise TestBrokenBackend's stores break.
 const brokenEnv = "GOHSM_STORETEST_BROKEN"
 
-// broken is a SQLite store that breaks one promise of store.Store.
+// broken is a SQLite store that breaks one promise of store.Store. The
+// views Audited returns are the SQLite store's own: the suite's tests of
+// the broken promises call the store itself.
 type broken struct {
 	store.Store
 	how string
