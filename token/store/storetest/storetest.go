@@ -46,6 +46,7 @@ var tests = []test{
 	{"CreateUserLimit", testCreateUserLimit},
 	{"LoginCounting", testLoginCounting},
 	{"LockoutAcrossOpenings", testLockoutAcrossOpenings},
+	{"ConcurrentWrongPasswords", testConcurrentWrongPasswords},
 	{"LoginRegistry", testLoginRegistry},
 	{"Objects", testObjects},
 	{"ObjectsAcrossOpenings", testObjectsAcrossOpenings},
