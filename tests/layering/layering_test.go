@@ -32,7 +32,8 @@ func rank(path string) int {
 		return 2
 	case path == "gohsm/token/profile", // a profile's attribute policy is an attrs.Policy
 		path == "gohsm/token/audit", path == "gohsm/token/quorum", // over the store's records
-		path == "gohsm/token/cluster": // the emulated cluster's shared state
+		path == "gohsm/token/cluster",         // the emulated cluster's shared state
+		path == "gohsm/token/store/storetest": // the conformance suite over store.Store
 		return 3
 	case path == "gohsm/token":
 		return 4

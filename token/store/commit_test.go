@@ -84,33 +84,6 @@ func TestCommitAlone(t *testing.T) {
 	assert.False(t, c.Alone)
 }
 
-// TestCreateObjectsAllOrNone: objects stored together are stored in one
-// transaction; one that fails leaves none of the others.
-func TestCreateObjectsAllOrNone(t *testing.T) {
-	s := initTest(t)
-	out, _, err := s.CreateObjects([]ObjectRecord{obj("p1", "alice", false, "pair"), obj("p2", "alice", true, "pair")})
-	require.NoError(t, err)
-	require.Len(t, out, 2)
-	assert.Less(t, out[0].ID, out[1].ID)
-	for i, uid := range []string{"p1", "p2"} {
-		assert.Equal(t, int64(1), out[i].Version)
-		rd, err := s.Object(out[i].ID)
-		require.NoError(t, err)
-		assert.Equal(t, uid, rd.UniqueID)
-		assert.Equal(t, out[i], *rd)
-	}
-
-	before, err := s.Find(Query{Match: nil, Viewer: "alice"})
-	require.NoError(t, err)
-	_, _, err = s.CreateObjects([]ObjectRecord{obj("q1", "", false, "x"), obj("p1", "", false, "dup")})
-	assert.ErrorIs(t, err, ErrExists)
-	_, _, err = s.CreateObjects([]ObjectRecord{obj("q2", "", false, "x"), obj("q3", "nobody", false, "x")})
-	assert.ErrorIs(t, err, ErrNotFound)
-	after, err := s.Find(Query{Match: nil, Viewer: "alice"})
-	require.NoError(t, err)
-	assert.Equal(t, before, after, "a failed CreateObjects stores nothing")
-}
-
 // TestWriterRecovers: a write transaction that fails or panics half-way
 // leaves nothing behind, and the writer connection takes the next one
 // (left inside the transaction, every later BEGIN would fail).
