@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go and gcc, from Debian's
-# packages: OpenSC's pkcs11-tool and OpenSSL (for cross-checks).
+# packages: OpenSC's pkcs11-tool and OpenSSL (for cross-checks), real
+# clients, PostgreSQL.
 set -euo pipefail
 need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
@@ -27,6 +28,10 @@ command -v nginx >/dev/null || test -x /usr/sbin/nginx || need+=(nginx)
 # gdb: tests/fork prints every thread's backtrace of a child that hangs
 # before killing it (TestForkHangReport checks that it does).
 command -v gdb >/dev/null || need+=(gdb)
+# PostgreSQL's binaries (initdb, postgres) for the PostgreSQL token store's
+# tests: internal/testenv/pgtest runs its own throwaway server as an
+# unprivileged user; a system cluster the package may start goes unused.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

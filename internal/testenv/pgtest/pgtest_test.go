@@ -1,0 +1,127 @@
+package pgtest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err, dsn)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// TestServer walks a server through its life: up, a database of its own,
+// a restart that keeps the data, and a stop after which nothing answers.
+func TestServer(t *testing.T) {
+	t0 := time.Now()
+	s := Start(t)
+	t.Logf("PostgreSQL %s: initdb and start in %v (dir %s, port %d)", s.Version, time.Since(t0), s.Dir, s.Port)
+	ctx := context.Background()
+
+	conn := connect(t, s.DSN("postgres"))
+	var version string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT version()").Scan(&version))
+	require.True(t, strings.HasPrefix(version, "PostgreSQL "+s.Version), version)
+	var user, fsync string
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_user, current_setting('fsync')").Scan(&user, &fsync))
+	require.Equal(t, s.User, user)
+	require.Equal(t, "off", fsync)
+	if os.Geteuid() == 0 {
+		var superuser bool
+		require.NoError(t, conn.QueryRow(ctx, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&superuser))
+		require.True(t, superuser)
+	}
+
+	dsn := s.NewDatabase(t, "Life Cycle")
+	require.Contains(t, dsn, "/life_cycle_")
+	db := connect(t, dsn)
+	_, err := db.Exec(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before restart')")
+	require.NoError(t, err)
+	// The socket answers too.
+	sock := connect(t, s.SocketDSN(strings.TrimPrefix(dsn[strings.LastIndex(dsn, "/"):strings.Index(dsn, "?")], "/")))
+	require.NoError(t, sock.Ping(ctx))
+
+	t1 := time.Now()
+	require.NoError(t, s.Restart())
+	t.Logf("restart in %v", time.Since(t1))
+	require.Error(t, db.Ping(ctx), "a connection from before the restart is gone")
+	db = connect(t, dsn)
+	var v string
+	require.NoError(t, db.QueryRow(ctx, "SELECT v FROM kept").Scan(&v))
+	require.Equal(t, "before restart", v)
+
+	require.NoError(t, s.Stop())
+	require.False(t, s.Running())
+	t2 := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = pgx.Connect(cctx, dsn)
+	require.Error(t, err, "connect to a stopped server")
+	require.Less(t, time.Since(t2), 2*time.Second, "a connect to a stopped server fails fast (refused), not by timeout")
+	require.NoError(t, s.Stop(), "stopping a stopped server")
+
+	// Restart after Stop starts it again, on the same port.
+	require.NoError(t, s.Restart())
+	db = connect(t, dsn)
+	require.NoError(t, db.QueryRow(ctx, "SELECT v FROM kept").Scan(&v))
+}
+
+// TestCrash: an immediate shutdown loses no committed row (the WAL is
+// replayed at the next start; fsync=off only risks an OS crash).
+func TestCrash(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	dsn := s.NewDatabase(t, "crash")
+	db := connect(t, dsn)
+	_, err := db.Exec(ctx, "CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+	require.NoError(t, err)
+	require.NoError(t, s.Crash())
+	require.NoError(t, s.Restart())
+	db = connect(t, dsn)
+	var n int
+	require.NoError(t, db.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+// TestShared: one server for the binary, a fresh database per call.
+func TestShared(t *testing.T) {
+	s := Shared(t)
+	require.Same(t, s, Shared(t))
+	a, b := s.NewDatabase(t, "x"), s.NewDatabase(t, "x")
+	require.NotEqual(t, a, b)
+	ctx := context.Background()
+	_, err := connect(t, a).Exec(ctx, "CREATE TABLE only_in_a (v int)")
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, connect(t, b).QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'").Scan(&n))
+	require.Zero(t, n, "databases are separate")
+}
+
+// TestMissing: without binaries the harness says so (and Start skips, or
+// fails under CI=true, through testenv.Missing).
+func TestMissing(t *testing.T) {
+	t.Setenv("GOHSM_PG_BIN", t.TempDir())
+	_, err := start("nobody_here")
+	require.ErrorIs(t, err, errMissing)
+	require.Contains(t, err.Error(), "GOHSM_PG_BIN")
+}
+
+func TestIdentifier(t *testing.T) {
+	require.Equal(t, "testserver_sub_case", identifier("TestServer/sub case", 60))
+	require.Equal(t, "t1abc", identifier("1abc", 60))
+	require.Equal(t, "t", identifier("///", 60))
+	require.Len(t, identifier(strings.Repeat("a", 100), 40), 40)
+}
