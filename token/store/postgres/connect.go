@@ -20,11 +20,11 @@ const DefaultConnectTimeout = 5 * time.Second
 // to each host address tried, as in libpq.
 func ParseURL(url string) (*pgx.ConnConfig, error) {
 	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
-		return nil, fmt.Errorf("token store: the setting is not a postgres:// URL") // it may hold a password
+		return nil, fmt.Errorf("postgres: the setting is not a postgres:// URL") // it may hold a password
 	}
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("token store: %w", err) // pgx leaves the password out
+		return nil, fmt.Errorf("postgres: %w", err) // pgx leaves the password out
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
@@ -43,7 +43,7 @@ func Connect(ctx context.Context, url string) (*pgx.Conn, error) {
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("token store: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return c, nil
 }

@@ -79,11 +79,11 @@ func migrateTo(ctx context.Context, db DB, target int) error {
 func step(ctx context.Context, db DB, target int) (int, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("token store: migrate: %w", err)
+		return 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
-		return 0, fmt.Errorf("token store: migration lock: %w", err)
+		return 0, fmt.Errorf("postgres: migration lock: %w", err)
 	}
 	v, err := version(ctx, tx)
 	if err != nil {
@@ -100,25 +100,25 @@ func step(ctx context.Context, db DB, target int) (int, error) {
 	version INTEGER PRIMARY KEY CHECK (version >= 1),
 	applied TIMESTAMPTZ NOT NULL DEFAULT now()
 )`); err != nil {
-			return 0, fmt.Errorf("token store: create schema_version: %w", err)
+			return 0, fmt.Errorf("postgres: create schema_version: %w", err)
 		}
 	}
 	m := migrations[v]
 	for _, s := range m.stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return 0, fmt.Errorf("token store: migrate schema %d to %d: %w", v, v+1, err)
+			return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
 		}
 	}
 	if m.fill != nil {
 		if err := m.fill(ctx, tx); err != nil {
-			return 0, fmt.Errorf("token store: migrate schema %d to %d: %w", v, v+1, err)
+			return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
-		return 0, fmt.Errorf("token store: record schema version %d: %w", v+1, err)
+		return 0, fmt.Errorf("postgres: record schema version %d: %w", v+1, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("token store: migrate schema %d to %d: %w", v, v+1, err)
+		return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
 	}
 	return v + 1, nil
 }
@@ -140,19 +140,19 @@ func version(ctx context.Context, q queryRower) (int, error) {
 	EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version')`).
 		Scan(&schema, &rels, &have)
 	if err != nil {
-		return 0, fmt.Errorf("token store: read schema version: %w", err)
+		return 0, fmt.Errorf("postgres: read schema version: %w", err)
 	}
 	switch {
 	case schema == nil:
-		return 0, fmt.Errorf("token store: no schema to use (search_path names none that exists)")
+		return 0, fmt.Errorf("postgres: no schema to use (search_path names none that exists)")
 	case !have && rels > 0:
-		return 0, fmt.Errorf("token store: schema %q holds %d relations but no schema_version: %w", *schema, rels, ErrNotStore)
+		return 0, fmt.Errorf("postgres: schema %q holds %d relations but no schema_version: %w", *schema, rels, ErrNotStore)
 	case !have:
 		return 0, nil
 	}
 	var v int
 	if err := q.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("token store: read schema version: %w", err)
+		return 0, fmt.Errorf("postgres: read schema version: %w", err)
 	}
 	return v, nil
 }
