@@ -114,7 +114,7 @@ func Shared(t testing.TB) *Server {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if !shared.main {
-		t.Fatal("pgtest.Shared needs the package's TestMain to call pgtest.Main(m), which stops the server")
+		t.Fatal("pgtest.Shared needs the package's TestMain to call pgtest.Main(m) or pgtest.Run(m), which stop the server")
 	}
 	if shared.s == nil && shared.err == nil {
 		shared.s, shared.err = start("gohsm")
@@ -128,19 +128,29 @@ func Shared(t testing.TB) *Server {
 	return shared.s
 }
 
-// Main runs the tests and then stops and removes the Shared server, if any
-// test started it: call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests, stops and removes the Shared server if a test
+// started it, and exits: a package's whole TestMain can be
+// `func TestMain(m *testing.M) { pgtest.Main(m) }`.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain that does more:
+//
+//	code := pgtest.Run(m)
+//	os.RemoveAll(processTempDir)
+//	os.Exit(code)
+func Run(m *testing.M) int {
 	shared.mu.Lock()
 	shared.main = true
 	shared.mu.Unlock()
 	code := m.Run()
 	shared.mu.Lock()
+	defer shared.mu.Unlock()
 	if shared.s != nil {
 		shared.s.remove()
+		shared.s = nil
 	}
-	shared.mu.Unlock()
-	os.Exit(code)
+	shared.main = false
+	return code
 }
 
 // NewDatabase creates a fresh database (named after name, made unique) and

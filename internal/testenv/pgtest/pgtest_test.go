@@ -2,7 +2,9 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,20 @@ import (
 )
 
 func TestMain(m *testing.M) { Main(m) }
+
+// TestSharedNeedsMain: Shared outside Main (or Run) refuses rather than leak
+// a server nothing stops.
+func TestSharedNeedsMain(t *testing.T) {
+	shared.mu.Lock()
+	shared.main = false
+	shared.mu.Unlock()
+	defer func() { shared.mu.Lock(); shared.main = true; shared.mu.Unlock() }()
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); Shared(ft) }()
+	<-done
+	require.Contains(t, ft.msg, "pgtest.Main(m)")
+}
 
 func connect(t *testing.T, dsn string) *pgx.Conn {
 	t.Helper()
@@ -124,4 +140,17 @@ func TestIdentifier(t *testing.T) {
 	require.Equal(t, "t1abc", identifier("1abc", 60))
 	require.Equal(t, "t", identifier("///", 60))
 	require.Len(t, identifier(strings.Repeat("a", 100), 40), 40)
+}
+
+// fatalRecorder keeps what Fatal says and ends the goroutine, as Fatal
+// does, without failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.msg = fmt.Sprint(args...); runtime.Goexit() }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
