@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -330,4 +331,32 @@ func TestSchemaConstraints(t *testing.T) {
 	var n int
 	require.NoError(t, c.QueryRow(ctx, `SELECT count(*) FROM attrs WHERE object_id = $1`, o).Scan(&n))
 	require.Zero(t, n)
+}
+
+// TestMigrateSchemas: the store lives in the current schema, so one
+// database can hold several tokens (search_path in the URL); a search_path
+// naming no existing schema is an error, not tables in some other schema.
+func TestMigrateSchemas(t *testing.T) {
+	ctx := context.Background()
+	dsn := newDB(t)
+	admin := connect(t, dsn)
+	_, err := admin.Exec(ctx, `CREATE SCHEMA slot1; CREATE SCHEMA slot2`)
+	require.NoError(t, err)
+	with := func(path string) string {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return dsn + sep + "search_path=" + path
+	}
+	one, two := connect(t, with("slot1")), connect(t, with("slot2"))
+	require.NoError(t, Migrate(ctx, one))
+	require.Equal(t, &VersionError{Database: 0, Code: Version}, CheckVersion(ctx, two), "slot2 is still empty")
+	require.NoError(t, Migrate(ctx, two))
+	checkOneSchema(t, one)
+	checkOneSchema(t, two)
+	require.Empty(t, tables(t, admin), "public holds nothing")
+
+	err = Migrate(ctx, connect(t, with("nosuch")))
+	require.ErrorContains(t, err, "no schema to use")
 }
