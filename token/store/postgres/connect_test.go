@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -70,6 +72,14 @@ func TestParseURL(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2*time.Second, cfg.ConnectTimeout)
 	require.Equal(t, "fleet", cfg.RuntimeParams["application_name"])
+
+	t.Setenv("PGPASSWORD", "")
+	pass := filepath.Join(t.TempDir(), "pgpass")
+	require.NoError(t, os.WriteFile(pass, []byte("db.example:5432:tokens:alice:from-file\n"), 0o600))
+	t.Setenv("PGPASSFILE", pass)
+	cfg, err = ParseURL("postgres://alice@db.example/tokens")
+	require.NoError(t, err)
+	require.Equal(t, "from-file", cfg.Password, "~/.pgpass (here PGPASSFILE) is honoured")
 
 	for _, bad := range []string{"host=db.example password=hunter2", "sqlite", "mysql://u:hunter2@h/db"} {
 		_, err := ParseURL(bad)
