@@ -36,6 +36,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -333,7 +334,7 @@ func (s *Server) startLocked() error {
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT // set after the uid change: kept
 	cmd.SysProcAttr.Setpgid = true              // a ^C to go test is the harness's to pass on
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	exit := make(chan struct{})
@@ -360,6 +361,35 @@ func (s *Server) startLocked() error {
 			return fmt.Errorf("pgtest: postgres not accepting connections after %v: %v%s", startTimeout, err, s.logTail())
 		}
 	}
+}
+
+// The parent-death signal is sent when the thread that forked the child
+// ends, not the process: a Go thread ends when a goroutine that locked it
+// returns without unlocking (pkcs11's tests do lock threads). So postgres is
+// forked from one thread, locked by a goroutine that never returns.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func spawn(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // for the life of the process
+			for r := range spawner.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error)
+	spawner.reqs <- spawnReq{cmd, done}
+	return <-done
 }
 
 // exec runs one statement as the superuser in the postgres database.
