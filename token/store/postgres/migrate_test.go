@@ -233,7 +233,7 @@ func TestMigrateNotStore(t *testing.T) {
 	require.Equal(t, []string{"invoices"}, tables(t, c))
 }
 
-// TestMigrateTimeout: a migration waiting for the lock gives up with its
+// TestMigrateLockWait: a migration waiting for the lock gives up with its
 // context, holding nothing.
 func TestMigrateLockWait(t *testing.T) {
 	ctx := context.Background()
