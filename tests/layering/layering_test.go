@@ -28,7 +28,8 @@ func rank(path string) int {
 		return 0
 	case path == "gohsm/mechanisms":
 		return 1
-	case path == "gohsm/token/store", path == "gohsm/token/attrs":
+	case path == "gohsm/token/store", path == "gohsm/token/attrs",
+		path == "gohsm/token/store/postgres": // the PostgreSQL backend, beside the store
 		return 2
 	case path == "gohsm/token/profile", // a profile's attribute policy is an attrs.Policy
 		path == "gohsm/token/audit", path == "gohsm/token/quorum", // over the store's records
