@@ -32,17 +32,10 @@ func clusterToken(t *testing.T, dir, lines string) (*Module, ck.ULong) {
 // clusterTokenTop is clusterToken with top-level configuration lines too.
 func clusterTokenTop(t *testing.T, dir, top, lines string) (*Module, ck.ULong) {
 	t.Helper()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, lines), "test")
-	require.NoError(t, err)
-	m, err := Open(cfg)
+	m, err := Open(testConfigLines(t, dir, top, lines))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
-	h := openRW(t, m)
-	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
-	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
+	h := initTestToken(t, m)
 	require.NoError(t, m.Logout(h))
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
 	return m, h

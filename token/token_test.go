@@ -22,9 +22,13 @@ const (
 	userPIN = "user:user-pw-1"
 )
 
-func testConfig(t testing.TB, dir string) *Config {
+func testConfig(t testing.TB, dir string) *Config { return testConfigLines(t, dir, "", "") }
+
+// testConfigLines is testConfig with top-level lines and lines of the
+// slot's section.
+func testConfigLines(t testing.TB, dir, top, slot string) *Config {
 	t.Helper()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\n", dir), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, slot), "test")
 	require.NoError(t, err)
 	return cfg
 }
@@ -37,14 +41,22 @@ func newToken(t testing.TB) (*Module, string) {
 	m, err := Open(testConfig(t, dir))
 	require.NoError(t, err)
 	t.Cleanup(func() { m.Close() })
+	require.NoError(t, m.CloseSession(initTestToken(t, m)))
+	return m, dir
+}
+
+// initTestToken initialises slot 3's token with the crypto officer and
+// sets the default crypto user's password, returning the R/W session on
+// which the officer is still logged in.
+func initTestToken(t testing.TB, m *Module) ck.ULong {
+	t.Helper()
 	s, err := m.Slot(3)
 	require.NoError(t, err)
 	require.NoError(t, s.InitToken([]byte(soPIN), "t"))
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
 	require.NoError(t, m.InitPIN(h, []byte(userPIN)))
-	require.NoError(t, m.CloseSession(h))
-	return m, dir
+	return h
 }
 
 func openRW(t testing.TB, m *Module) ck.ULong {
