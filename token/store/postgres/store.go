@@ -373,10 +373,8 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 		cancel()
 		switch {
 		case err == nil:
-			if g, ok := strings.CutPrefix(nt.Payload, schema+":"); ok {
-				if n, err := strconv.ParseUint(g, 10, 64); err == nil {
-					s.core.raise(n)
-				}
+			if !s.notified(ctx, conn, schema, nt.Payload) {
+				return true
 			}
 		case ctx.Err() != nil:
 			return true
@@ -393,6 +391,25 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 			return true
 		}
 	}
+}
+
+// notified takes a notification: "<schema>:<n>" of this store's schema
+// raises the generation to n, another schema's is ignored, and anything
+// else (a bare number from a tool or an operator bumping the generation
+// by hand) makes the listener read its own schema's generation. ok is
+// false when that read failed (the connection is lost).
+func (s *pgStore) notified(ctx context.Context, conn *pgx.Conn, schema, payload string) (ok bool) {
+	if i := strings.LastIndexByte(payload, ':'); i >= 0 {
+		if n, err := strconv.ParseUint(payload[i+1:], 10, 64); err == nil {
+			if payload[:i] == schema {
+				s.core.raise(n)
+			}
+			return true
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.core.sync(sctx, conn) == nil
 }
 
 // sync reads the generation on conn and raises gen to it.

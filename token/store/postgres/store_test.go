@@ -617,3 +617,29 @@ func TestSchemasApart(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, ids)
 }
+
+// TestBareNotification: a tool that bumps the generation by hand and
+// notifies the bare number (tests/e2e's damage does) moves every
+// listener of the database to its own schema's generation.
+func TestBareNotification(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "bare")
+	s := initStore(t, dsn)
+	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
+	g, err := s.Generation()
+	require.NoError(t, err)
+	c := connect(t, dsn)
+	ctx := context.Background()
+	tx, err := c.Begin(ctx)
+	require.NoError(t, err)
+	var n int64
+	require.NoError(t, tx.QueryRow(ctx, `UPDATE generation SET n = n + 5 RETURNING n`).Scan(&n))
+	_, err = tx.Exec(ctx, `SELECT pg_notify('gohsm_generation', $1)`, fmt.Sprint(n))
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	eventually(t, 2*time.Second, "bare notification", func() error {
+		if got, _ := s.Generation(); got != uint64(n) {
+			return fmt.Errorf("generation %d, want %d (was %d)", got, n, g)
+		}
+		return nil
+	})
+}
