@@ -67,6 +67,9 @@ var tests = []test{
 	{"KeyQuorum", testKeyQuorum},
 	{"Replica", testReplica},
 	{"UpgradeKeys", testUpgradeKeys},
+	{"MoveRoundTrip", testMoveRoundTrip},
+	{"MoveRefusesNonEmpty", testMoveRefusesNonEmpty},
+	{"MoveBadSnapshot", testMoveBadSnapshot},
 }
 
 // kdf keeps records small; the store never runs the KDF itself.
