@@ -23,7 +23,9 @@ import (
 func Populate(t *testing.T, s store.Store) {
 	t.Helper()
 	tr := store.TokenRecord{Label: "moved", SerialNumber: "fedcba9876543210", Created: 1700000001, EscrowPublic: []byte("escrow-pub")}
-	ev := func(stream, rec string) store.AuditEvent { return store.AuditEvent{Stream: stream, Record: []byte(rec)} }
+	ev := func(stream, rec string) store.AuditEvent {
+		return store.AuditEvent{Stream: stream, Record: []byte(rec)}
+	}
 	require.NoError(t, s.Audited(ev("", "init")).InitToken(tr, user("admin", store.RoleCO)))
 	a := s.Audited(ev("", "users"), ev("hsm-1", "users"))
 	require.NoError(t, a.CreateUser(user("alice", store.RoleCU)))
