@@ -144,7 +144,7 @@ func streamOf(ev store.AuditEvent) string {
 	return ev.Stream
 }
 
-// nonNil binds an empty byte string as '' (the columns are NOT NULL).
+// nonNil binds an empty byte string as ” (the columns are NOT NULL).
 func nonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
