@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/rand"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
@@ -213,6 +214,21 @@ func (s *Snapshot) Check() error {
 		return fmt.Errorf("store: snapshot: negative sequence: %w", ErrDamaged)
 	}
 	return nil
+}
+
+// WithAuditKey returns s, or when s has no audit key (an empty snapshot,
+// which resets a token) a copy of it with a new random one: every token
+// has the key its chain needs.
+func (s *Snapshot) WithAuditKey() (*Snapshot, error) {
+	if len(s.AuditKey) > 0 {
+		return s, nil
+	}
+	c := *s
+	c.AuditKey = make([]byte, 32)
+	if _, err := rand.Read(c.AuditKey); err != nil {
+		return nil, fmt.Errorf("store: import: audit key: %w", err)
+	}
+	return &c, nil
 }
 
 // MarkBytes and ParseMark are the encoding of an AuditMark in meta
@@ -622,7 +638,11 @@ func (s *sqliteStore) Import(snap *Snapshot, replace bool) error {
 	if err := snap.Check(); err != nil {
 		return err
 	}
-	err := s.write(func(tx *txn) error {
+	snap, err := snap.WithAuditKey()
+	if err != nil {
+		return err
+	}
+	err = s.write(func(tx *txn) error {
 		if !replace {
 			var used bool
 			if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM token) OR EXISTS (SELECT 1 FROM users)

@@ -231,7 +231,11 @@ func (s *pgStore) Import(snap *store.Snapshot, replace bool) error {
 	if err := snap.Check(); err != nil {
 		return err
 	}
-	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
+	snap, err := snap.WithAuditKey()
+	if err != nil {
+		return err
+	}
+	err = s.write(func(ctx context.Context, tx pgx.Tx) error {
 		if !replace {
 			var used bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM token) OR EXISTS (SELECT 1 FROM users)

@@ -245,6 +245,25 @@ func testMoveRefusesNonEmpty(t *testing.T, b Backend) {
 	assert.Empty(t, logins, "the replaced token's logins are gone")
 }
 
+// testMoveEmptySnapshot: importing an empty snapshot with replace resets
+// the token: nothing of it stays, and it works on with a new audit key.
+func testMoveEmptySnapshot(t *testing.T, b Backend) {
+	s := b.Open(t)
+	Populate(t, s)
+	old := export(t, s)
+	require.NoError(t, s.(store.Mover).Import(&store.Snapshot{}, true))
+	_, err := s.Token()
+	assert.ErrorIs(t, err, store.ErrNotInitialized)
+	got := export(t, s)
+	assert.NotEmpty(t, got.AuditKey)
+	assert.NotEqual(t, old.AuditKey, got.AuditKey, "a new key")
+	got.AuditKey = nil
+	assert.Equal(t, &store.Snapshot{ObjectSeq: got.ObjectSeq, QuorumTokenSeq: got.QuorumTokenSeq}, got)
+	assert.GreaterOrEqual(t, got.ObjectSeq, old.ObjectSeq, "IDs are not handed out again")
+	require.NoError(t, s.Audit(store.AuditEvent{Record: []byte("after reset")}))
+	VerifyAuditChains(t, export(t, s))
+}
+
 // testMoveBadSnapshot: a snapshot no token could hold is refused before
 // anything is written.
 func testMoveBadSnapshot(t *testing.T, b Backend) {

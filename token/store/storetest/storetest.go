@@ -70,6 +70,7 @@ var tests = []test{
 	{"MoveRoundTrip", testMoveRoundTrip},
 	{"MoveRefusesNonEmpty", testMoveRefusesNonEmpty},
 	{"MoveBadSnapshot", testMoveBadSnapshot},
+	{"MoveEmptySnapshot", testMoveEmptySnapshot},
 }
 
 // kdf keeps records small; the store never runs the KDF itself.
