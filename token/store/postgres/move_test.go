@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/ck"
 	"gohsm/token/store"
 	"gohsm/token/store/storetest"
 )
@@ -208,4 +209,44 @@ func TestAuditConcurrent(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{store.DefaultStream: 8 * per, "hsm-1": 8 * per / 5}, n)
 	assert.Equal(t, uint64(8*per-1), snap.AuditHeads[store.DefaultStream].Seq)
+}
+
+// TestMoveLarge: 2,000 objects of 10 attributes each move to PostgreSQL
+// and back in one transaction each; the times are logged (the figures in
+// docs/store-postgres.md).
+func TestMoveLarge(t *testing.T) {
+	src := openSQLite(t)
+	storetest.Populate(t, src)
+	const n = 2000
+	for i := 0; i < n; i += 200 {
+		var objs []store.ObjectRecord
+		for j := i; j < i+200; j++ {
+			o := store.ObjectRecord{UniqueID: fmt.Sprint("bulk-", j), Owner: "alice", Private: true,
+				Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{ck.CKA_VALUE: []byte(fmt.Sprint("v", j))},
+				Keys: map[string][]byte{"alice": []byte("dk")}}
+			for a := range 9 {
+				o.Attrs[ck.AttributeType(0x100+a)] = []byte(fmt.Sprint(a, "-", j))
+			}
+			objs = append(objs, o)
+		}
+		_, _, err := src.CreateObjects(objs)
+		require.NoError(t, err)
+	}
+	pg := openPG(t, newDB(t))
+	_, err := pg.Generation() // the schema is made at the first call
+	require.NoError(t, err)
+	t0 := time.Now()
+	want := exportOf(t, src)
+	t1 := time.Now()
+	require.NoError(t, pg.(store.Mover).Import(want, false))
+	t2 := time.Now()
+	got := exportOf(t, pg)
+	t3 := time.Now()
+	back := openSQLite(t)
+	require.NoError(t, back.(store.Mover).Import(got, false))
+	t4 := time.Now()
+	require.Equal(t, want, got)
+	require.Len(t, got.Objects, n+5)
+	t.Logf("%d objects: SQLite export %v, PostgreSQL import %v, PostgreSQL export %v, SQLite import %v",
+		len(want.Objects), t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t4.Sub(t3))
 }
