@@ -144,14 +144,6 @@ func streamOf(ev store.AuditEvent) string {
 	return ev.Stream
 }
 
-// nonNil binds an empty byte string as ” (the columns are NOT NULL).
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
 // AuditKey is the chain's HMAC key (meta 'audit_key').
 func (s *pgStore) AuditKey() ([]byte, error) {
 	var key []byte
