@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,48 +133,13 @@ func TestMoveSQLiteToPostgresAndBack(t *testing.T) {
 	assert.Equal(t, want, final)
 }
 
-// TestMoveConformance runs the suite's move tests on PostgreSQL (the whole
-// suite runs in TestConformance once every method is there).
-func TestMoveConformance(t *testing.T) {
-	b := &moveBackend{}
-	for _, name := range []string{"MoveRoundTrip", "MoveRefusesNonEmpty", "MoveBadSnapshot"} {
-		t.Run(name, func(t *testing.T) { storetest.RunOne(t, b, name) })
-	}
-}
-
-type moveBackend struct {
-	mu   sync.Mutex
-	dsns map[store.Store]string
-}
-
-func (b *moveBackend) Open(t *testing.T) store.Store {
-	dsn := newDB(t)
-	s := openPG(t, dsn)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dsns == nil {
-		b.dsns = map[store.Store]string{}
-	}
-	b.dsns[s] = dsn
-	return s
-}
-
-func (b *moveBackend) Reopen(t *testing.T, s store.Store) store.Store {
-	b.mu.Lock()
-	dsn, ok := b.dsns[s]
-	b.mu.Unlock()
-	require.True(t, ok)
-	return openPG(t, dsn)
-}
-
-func (b *moveBackend) GenerationLag() time.Duration { return 2 * time.Second }
-
-// TestAuditConcurrent: 2 Stores x 4 goroutines appending at once to two
-// streams (and creating audited objects) leave each stream one sequence,
-// no gap, no duplicate, every record chained to the one before.
+// TestAuditConcurrent: 2 Stores x 4 goroutines appending at once, alone
+// (Audit) and with the objects they create (Audited, Fill naming the
+// new object's ID), to two streams, leave each stream one sequence: no
+// gap, no duplicate, every record chained to the one before, and each
+// creation's record naming its object.
 func TestAuditConcurrent(t *testing.T) {
-	dsn := newDB(t)
-	stores := []store.Store{openPG(t, dsn), openPG(t, dsn)}
+	stores := twoHosts(t)
 	const per = 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 8*per)
@@ -188,7 +154,17 @@ func TestAuditConcurrent(t *testing.T) {
 				if j%5 == 0 {
 					ev = append(ev, store.AuditEvent{Stream: "hsm-1", Record: []byte(fmt.Sprint("b ", i, "/", j))})
 				}
-				errs <- s.Audit(ev...)
+				if j%3 != 0 {
+					errs <- s.Audit(ev...)
+					continue
+				}
+				uid := fmt.Sprint("obj-", i, "-", j)
+				ev[0].Fill = func(created []int64) ([]byte, error) {
+					return []byte(fmt.Sprint(uid, "=", created)), nil
+				}
+				_, err := s.Audited(ev...).CreateObject(store.ObjectRecord{UniqueID: uid,
+					Attrs: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte(uid)}})
+				errs <- err
 			}
 		}()
 	}
@@ -197,16 +173,28 @@ func TestAuditConcurrent(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	t.Logf("%d audited writes from 2 stores x 4 goroutines in %v", 8*per, time.Since(start))
+	t.Logf("%d audited writes (%d creating an object) from 2 stores x 4 goroutines in %v",
+		8*per, 8*((per+2)/3), time.Since(start))
 	snap := exportOf(t, stores[0])
 	storetest.VerifyAuditChains(t, snap)
 	n := map[string]int{}
 	seen := map[string]bool{}
+	ids := map[string]int64{}
+	for _, o := range snap.Objects {
+		ids[o.UniqueID] = o.ID
+	}
+	fills := 0
 	for _, r := range snap.Audit {
 		n[r.Stream]++
 		require.False(t, seen[string(r.Record)], "record %q once", r.Record)
 		seen[string(r.Record)] = true
+		if uid, created, ok := strings.Cut(string(r.Record), "="); ok {
+			fills++
+			assert.Equal(t, fmt.Sprint([]int64{ids[uid]}), created, "the record names its object")
+		}
 	}
+	assert.Equal(t, 8*((per+2)/3), fills)
+	assert.Len(t, snap.Objects, fills)
 	assert.Equal(t, map[string]int{store.DefaultStream: 8 * per, "hsm-1": 8 * per / 5}, n)
 	assert.Equal(t, uint64(8*per-1), snap.AuditHeads[store.DefaultStream].Seq)
 }

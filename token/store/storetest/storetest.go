@@ -161,15 +161,3 @@ func generation(t *testing.T, s store.Store) uint64 {
 	require.NoError(t, err)
 	return g
 }
-
-// RunOne runs the suite's test named name against b (a backend whose
-// other methods are not all there yet).
-func RunOne(t *testing.T, b Backend, name string) {
-	for _, tc := range tests {
-		if tc.name == name {
-			tc.run(t, b)
-			return
-		}
-	}
-	t.Fatalf("storetest: no test %q", name)
-}
