@@ -247,7 +247,7 @@ func (s *pgStore) Import(snap *store.Snapshot, replace bool) error {
 		for _, tbl := range tokenTables {
 			b.Queue(`DELETE FROM ` + tbl)
 		}
-		b.Queue(`DELETE FROM meta WHERE key IN ('audit_key', 'audit_boot', 'audit_boot_id')
+		b.Queue(`DELETE FROM meta WHERE key = 'audit_key' OR starts_with(key, 'audit_boot')
 			OR starts_with(key, 'audit_head/') OR starts_with(key, 'audit_base/')`)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err

@@ -152,11 +152,37 @@ func TestAuditRotateAcrossHosts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"hsm-2"}, streams)
 
-	// The boot counter: counted once per boot, whichever host asks.
-	b1, err := hosts[0].AuditBoot()
-	require.NoError(t, err)
-	b2, err := hosts[1].AuditBoot()
-	require.NoError(t, err)
-	assert.Equal(t, uint32(1), b1)
-	assert.Equal(t, b1, b2)
+}
+
+// TestAuditBootAcrossHosts: each boot of each host gets its ordinal once,
+// however the hosts take turns; a host's next boot gets the next one; a
+// token moved from SQLite keeps its boot's ordinal.
+func TestAuditBootAcrossHosts(t *testing.T) {
+	hosts := twoHosts(t)
+	boot := "boot-a"
+	testOnlyBootID = func() string { return boot }
+	defer func() { testOnlyBootID = nil }()
+	ask := func(s store.Store, b string) uint32 {
+		t.Helper()
+		boot = b
+		n, err := s.AuditBoot()
+		require.NoError(t, err)
+		return n
+	}
+	assert.Equal(t, uint32(1), ask(hosts[0], "boot-a"))
+	assert.Equal(t, uint32(2), ask(hosts[1], "boot-b"))
+	assert.Equal(t, uint32(1), ask(hosts[1], "boot-a"), "host a's boot, asked again")
+	assert.Equal(t, uint32(2), ask(hosts[0], "boot-b"))
+	assert.Equal(t, uint32(3), ask(hosts[0], "boot-a2"), "host a rebooted")
+	snap := exportOf(t, hosts[0])
+	assert.Equal(t, int64(3), snap.AuditBoot)
+	assert.Equal(t, "boot-a2", snap.AuditBootID)
+
+	// Moved: the last boot keeps its ordinal, the others count anew.
+	dst := openPG(t, newDB(t))
+	require.NoError(t, dst.(store.Mover).Import(snap, false))
+	assert.Equal(t, uint32(3), ask(dst, "boot-a2"))
+	assert.Equal(t, uint32(4), ask(dst, "boot-b"))
+	require.NoError(t, hosts[0].(store.Mover).Import(snap, true))
+	assert.Equal(t, uint32(4), ask(hosts[0], "boot-a"), "replace forgets the replaced token's boots")
 }
