@@ -458,6 +458,9 @@ func registryPID(t *testing.T, dsn string, instance int64) int {
 // terminated by the server is dead for everyone (pruned, the user can be
 // deleted) until the Store takes it again, which it does by itself.
 func TestLoginTerminated(t *testing.T) {
+	was := loginCheck
+	t.Cleanup(func() { loginCheck = was }) // after the Stores' Close
+	loginCheck = 200 * time.Millisecond    // before any keeper starts
 	dsn := pgtest.Shared(t).NewDatabase(t, "terminated")
 	a := initStore(t, dsn)
 	b := openStore(t, dsn, 0)
