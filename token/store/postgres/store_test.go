@@ -206,6 +206,7 @@ func TestServerSilent(t *testing.T) {
 type proxy struct {
 	url    string
 	frozen atomic.Bool
+	sends  atomic.Int64 // reads from clients: about one per round trip
 }
 
 func newProxy(t *testing.T, dsn string) *proxy {
@@ -243,8 +244,8 @@ func newProxy(t *testing.T, dsn string) *proxy {
 				}
 				defer up.Close()
 				done := make(chan struct{}, 2)
-				go func() { p.copy(up, c, stop); done <- struct{}{} }()
-				go func() { p.copy(c, up, stop); done <- struct{}{} }()
+				go func() { p.copy(up, c, stop, &p.sends); done <- struct{}{} }()
+				go func() { p.copy(c, up, stop, nil); done <- struct{}{} }()
 				select {
 				case <-done:
 				case <-stop:
@@ -258,10 +259,13 @@ func newProxy(t *testing.T, dsn string) *proxy {
 func (p *proxy) freeze(on bool) { p.frozen.Store(on) }
 
 // copy forwards src to dst, holding what it read while frozen.
-func (p *proxy) copy(dst io.Writer, src net.Conn, stop chan struct{}) {
+func (p *proxy) copy(dst io.Writer, src net.Conn, stop chan struct{}, count *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if count != nil && n > 0 {
+			count.Add(1)
+		}
 		for p.frozen.Load() {
 			select {
 			case <-stop:
@@ -645,4 +649,79 @@ func TestBareNotification(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRoundTrips counts what each call of the hot paths sends to the
+// server once its statements are prepared: a client sends once per round
+// trip (pipelined messages go together), so this is the number of round
+// trips, which on a real network is what a call costs.
+func TestRoundTrips(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "roundtrips")
+	initStore(t, dsn).Close()
+	p := newProxy(t, dsn+"&pool_max_conns=1")
+	s := openStore(t, p.url, 0)
+	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
+	o, err := s.CreateObject(testObject("first", "alice"))
+	require.NoError(t, err)
+	id := func(i int) []byte { return []byte(fmt.Sprint("rt", i)) }
+	quota := store.Quota{Classes: []ck.ObjectClass{ck.CKO_SECRET_KEY}, Max: 1000, Err: errors.New("full")}
+	i := 0
+	for _, c := range []struct {
+		name string
+		want int64
+		f    func() error
+	}{
+		{"Generation", 0, func() error { _, err := s.Generation(); return err }},
+		{"Token", 1, func() error { _, err := s.Token(); return err }},
+		{"Object", 1, func() error { _, err := s.Object(o.ID); return err }},
+		{"ObjectVersion", 1, func() error { _, err := s.ObjectVersion(o.ID); return err }},
+		{"Find", 1, func() error {
+			_, err := s.Find(store.Query{Viewer: "alice", Match: map[ck.AttributeType][]byte{ck.CKA_ID: []byte("first"), ck.CKA_CLASS: o.Attrs[ck.CKA_CLASS]}})
+			return err
+		}},
+		{"CreateObject", 3, func() error {
+			i++
+			ob := testObject(string(id(i)), "alice")
+			ob.Keys = map[string][]byte{"alice": []byte("k")}
+			_, err := s.CreateObject(ob)
+			return err
+		}},
+		{"CreateObjects with a quota", 3, func() error {
+			i++
+			_, _, err := s.CreateObjects([]store.ObjectRecord{testObject(string(id(i)), "alice")}, quota)
+			return err
+		}},
+		{"UpdateObject", 3, func() error {
+			cur, err := s.ObjectVersion(o.ID)
+			if err != nil {
+				return err
+			}
+			u := o
+			u.Version = cur
+			u.Attrs = map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte(fmt.Sprint(cur))}
+			_, _, err = s.UpdateObject(u)
+			return err
+		}},
+		{"SetTokenLabel", 3, func() error { return s.SetTokenLabel("x") }},
+		{"BeginLogin", 3, func() error { return s.BeginLogin("alice", 10) }},
+		{"LoginSucceeded", 3, func() error { return s.LoginSucceeded("alice") }},
+	} {
+		for range 2 { // prepares the statements on the connection
+			require.NoError(t, c.f(), c.name)
+		}
+		// The least of three: the pool pings a connection idle for a
+		// second before handing it out, which a loaded machine may cause.
+		got := int64(1 << 62)
+		for range 3 {
+			before := p.sends.Load()
+			require.NoError(t, c.f(), c.name)
+			n := p.sends.Load() - before
+			if c.name == "UpdateObject" {
+				n-- // its ObjectVersion
+			}
+			got = min(got, n)
+		}
+		t.Logf("%s: %d round trips", c.name, got)
+		assert.Equal(t, c.want, got, c.name)
+	}
 }
