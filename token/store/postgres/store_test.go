@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -723,5 +725,44 @@ func TestRoundTrips(t *testing.T) {
 		}
 		t.Logf("%s: %d round trips", c.name, got)
 		assert.Equal(t, c.want, got, c.name)
+	}
+}
+
+// TestFindUsesIndex: a Find by a selective attribute is answered from the
+// attrs (type, sha256(value)) index, not by reading every object, and
+// more match attributes add primary-key lookups, not scans.
+func TestFindUsesIndex(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "findindex")
+	s := initStore(t, dsn)
+	objs := make([]store.ObjectRecord, 2000)
+	for i := range objs {
+		objs[i] = testObject(fmt.Sprint("k", i), "alice")
+	}
+	start := time.Now()
+	_, _, err := s.CreateObjects(objs)
+	require.NoError(t, err)
+	t.Logf("2000 objects created in one call in %v", time.Since(start))
+	c := connect(t, dsn)
+	ctx := context.Background()
+	_, err = c.Exec(ctx, `ANALYZE attrs, objects, shares`)
+	require.NoError(t, err)
+	class := objs[0].Attrs[ck.CKA_CLASS]
+	for _, m := range []map[ck.AttributeType][]byte{
+		{ck.CKA_ID: []byte("k1234")},
+		{ck.CKA_CLASS: class, ck.CKA_LABEL: []byte("label-k1234"), ck.CKA_ID: []byte("k1234")},
+	} {
+		q := store.Query{Viewer: "alice", Match: m}
+		sql, args := findSQL(q)
+		rows, err := c.Query(ctx, `EXPLAIN `+sql, args...)
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		plan := strings.Join(lines, "\n")
+		assert.Contains(t, plan, "attrs_type_value", plan)
+		assert.NotContains(t, plan, "Seq Scan on attrs", plan)
+		assert.NotContains(t, plan, "Seq Scan on objects", plan)
+		ids, err := s.Find(q)
+		require.NoError(t, err)
+		require.Len(t, ids, 1)
 	}
 }
