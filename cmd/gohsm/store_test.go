@@ -177,3 +177,27 @@ func TestExportImportBackends(t *testing.T) {
 	pg.fails([]string{"CKR_DATA_INVALID"}, "token", "import", pg.conf, "--replace")
 	require.Equal(t, keys, pg.keys(alicePIN))
 }
+
+// TestExportImportSQLite: the same commands between two SQLite slots
+// (no server needed), and their refusals.
+func TestExportImportSQLite(t *testing.T) {
+	src := newCLI(t)
+	src.setup()
+	src.ok("key", "generate", "ec", "--curve", "P-256", "--label", "k1", "--pin", alicePIN)
+	f := filepath.Join(t.TempDir(), "t.gohsm-backup")
+	r := src.run("token", "export", "--pin", coPIN)
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "--out is required")
+	src.fails([]string{"CKR_PIN_INCORRECT", "no such crypto officer"}, "token", "export", "--out", f, "--pin", alicePIN)
+	src.ok("token", "export", "--out", f, "--pin", coPIN)
+	dst := newCLI(t)
+	r = dst.run("token", "import")
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.stderr, "missing FILE")
+	require.Contains(t, dst.ok("token", "import", f), "imported token \"cli-test\"")
+	require.Equal(t, src.users(), dst.users())
+	require.Equal(t, src.keys(alicePIN), dst.keys(alicePIN))
+	signOnce(t, dst)
+	require.Contains(t, dst.ok("audit", "verify"), "verified")
+	dst.fails([]string{"CKR_ARGUMENTS_BAD"}, "token", "import", filepath.Join(t.TempDir(), "missing"), "--replace")
+}
