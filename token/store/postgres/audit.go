@@ -144,14 +144,6 @@ func streamOf(ev store.AuditEvent) string {
 	return ev.Stream
 }
 
-// nonNil binds an empty byte string as ” (the columns are NOT NULL).
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
 // AuditKey is the chain's HMAC key (meta 'audit_key').
 func (s *pgStore) AuditKey() ([]byte, error) {
 	var key []byte
@@ -314,18 +306,24 @@ func (s *pgStore) RotateAudit(stream string, through uint64, mac []byte) (int, e
 }
 
 // AuditBoot is the token's reboot counter (token/store/audit.go says what
-// it counts). On PostgreSQL the token is shared by hosts: 'audit_boot'
-// counts the boots of the hosts that record events in turn, a host whose
-// boot ID is not the last one recorded counting one more (meta
-// 'audit_boot' as decimal text, 'audit_boot_id'). Read in one statement;
-// written only when the boot ID differs.
+// it counts: the boots of the emulated HSM's hardware, the host, in which
+// the token recorded events). On PostgreSQL many hosts share the token:
+// each boot of each host gets the next ordinal once, kept in meta
+// 'audit_boot/<boot ID>' (decimal text), so hosts taking turns do not
+// count a boot at every turn; 'audit_boot' is the last ordinal given and
+// 'audit_boot_id' its boot, as SQLite keeps them (a token moved from
+// SQLite keeps its boot's ordinal). Read in one statement; written once
+// per host boot.
 func (s *pgStore) AuditBoot() (uint32, error) {
 	id := store.ThisProcess().Boot
-	var n int64
-	var have string
+	if testOnlyBootID != nil {
+		id = testOnlyBootID()
+	}
+	var last, mine int64
+	var lastID string
 	get := func(ctx context.Context, q querier) error {
-		n, have = 0, ""
-		rows, err := q.Query(ctx, `SELECT key, value FROM meta WHERE key IN ('audit_boot', 'audit_boot_id')`)
+		last, mine, lastID = 0, 0, ""
+		rows, err := q.Query(ctx, `SELECT key, value FROM meta WHERE key IN ('audit_boot', 'audit_boot_id', $1)`, "audit_boot/"+id)
 		if err != nil {
 			return err
 		}
@@ -336,32 +334,45 @@ func (s *pgStore) AuditBoot() (uint32, error) {
 			if err := rows.Scan(&k, &v); err != nil {
 				return err
 			}
-			if k == "audit_boot_id" {
-				have = string(v)
-			} else if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-				return fmt.Errorf("store: audit boot %q: %w", v, store.ErrDamaged)
+			switch k {
+			case "audit_boot_id":
+				lastID = string(v)
+			case "audit_boot":
+				if last, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+					return fmt.Errorf("store: audit boot %q: %w", v, store.ErrDamaged)
+				}
+			default:
+				if mine, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+					return fmt.Errorf("store: audit boot %q: %w", v, store.ErrDamaged)
+				}
 			}
+		}
+		if mine == 0 && last > 0 && lastID == id {
+			mine = last
 		}
 		return rows.Err()
 	}
 	if err := s.stmt(get); err != nil {
 		return 0, wrapErr("audit boot", err)
 	}
-	if n > 0 && have == id {
-		return uint32(n), nil
+	if mine > 0 {
+		return uint32(mine), nil
 	}
 	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
 		if err := get(ctx, tx); err != nil {
 			return err
 		}
-		if n > 0 && have == id {
-			return nil // another process counted this boot meanwhile
+		if mine > 0 {
+			return nil // another process of this boot counted it meanwhile
 		}
-		n++
-		_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('audit_boot', $1), ('audit_boot_id', $2)
-			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
-			[]byte(strconv.FormatInt(n, 10)), []byte(id))
+		mine = last + 1
+		n := []byte(strconv.FormatInt(mine, 10))
+		_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('audit_boot', $1), ('audit_boot_id', $2), ($3, $1)
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, n, []byte(id), "audit_boot/"+id)
 		return err
 	})
-	return uint32(n), wrapErr("audit boot", err)
+	return uint32(mine), wrapErr("audit boot", err)
 }
+
+// testOnlyBootID, when set, stands for the host's boot ID.
+var testOnlyBootID func() string

@@ -43,9 +43,6 @@ func (s *pgStore) Export() (*store.Snapshot, error) {
 	return snap, nil
 }
 
-const userCols = `name, role, kdf_time, kdf_memory, kdf_threads, salt, wrapped_key, failed_logins, locked,
-	key_version, public_key, escrow, legacy`
-
 // each runs fn on every row of q.
 func each(ctx context.Context, tx pgx.Tx, q string, fn func(pgx.Rows) error) error {
 	rows, err := tx.Query(ctx, q)
@@ -72,10 +69,7 @@ func exportTx(ctx context.Context, tx pgx.Tx, snap *store.Snapshot) error {
 		return err
 	}
 	err = each(ctx, tx, `SELECT `+userCols+` FROM users ORDER BY name`, func(r pgx.Rows) error {
-		var u store.UserRecord
-		err := r.Scan(&u.Name, &u.Role, &u.KDF.Time, &u.KDF.Memory, &u.KDF.Threads,
-			&u.Salt, &u.WrappedKey, &u.FailedLogins, &u.Locked,
-			&u.KeyVersion, &u.PublicKey, &u.Escrow, &u.Legacy)
+		u, err := scanUser(r)
 		snap.Users = append(snap.Users, u)
 		return err
 	})
@@ -253,7 +247,7 @@ func (s *pgStore) Import(snap *store.Snapshot, replace bool) error {
 		for _, tbl := range tokenTables {
 			b.Queue(`DELETE FROM ` + tbl)
 		}
-		b.Queue(`DELETE FROM meta WHERE key IN ('audit_key', 'audit_boot', 'audit_boot_id')
+		b.Queue(`DELETE FROM meta WHERE key = 'audit_key' OR starts_with(key, 'audit_boot')
 			OR starts_with(key, 'audit_head/') OR starts_with(key, 'audit_base/')`)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err

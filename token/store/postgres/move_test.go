@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/ck"
 	"gohsm/token/store"
 	"gohsm/token/store/storetest"
 )
@@ -131,48 +133,13 @@ func TestMoveSQLiteToPostgresAndBack(t *testing.T) {
 	assert.Equal(t, want, final)
 }
 
-// TestMoveConformance runs the suite's move tests on PostgreSQL (the whole
-// suite runs in TestConformance once every method is there).
-func TestMoveConformance(t *testing.T) {
-	b := &moveBackend{}
-	for _, name := range []string{"MoveRoundTrip", "MoveRefusesNonEmpty", "MoveBadSnapshot"} {
-		t.Run(name, func(t *testing.T) { storetest.RunOne(t, b, name) })
-	}
-}
-
-type moveBackend struct {
-	mu   sync.Mutex
-	dsns map[store.Store]string
-}
-
-func (b *moveBackend) Open(t *testing.T) store.Store {
-	dsn := newDB(t)
-	s := openPG(t, dsn)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dsns == nil {
-		b.dsns = map[store.Store]string{}
-	}
-	b.dsns[s] = dsn
-	return s
-}
-
-func (b *moveBackend) Reopen(t *testing.T, s store.Store) store.Store {
-	b.mu.Lock()
-	dsn, ok := b.dsns[s]
-	b.mu.Unlock()
-	require.True(t, ok)
-	return openPG(t, dsn)
-}
-
-func (b *moveBackend) GenerationLag() time.Duration { return 2 * time.Second }
-
-// TestAuditConcurrent: 2 Stores x 4 goroutines appending at once to two
-// streams (and creating audited objects) leave each stream one sequence,
-// no gap, no duplicate, every record chained to the one before.
+// TestAuditConcurrent: 2 Stores x 4 goroutines appending at once, alone
+// (Audit) and with the objects they create (Audited, Fill naming the
+// new object's ID), to two streams, leave each stream one sequence: no
+// gap, no duplicate, every record chained to the one before, and each
+// creation's record naming its object.
 func TestAuditConcurrent(t *testing.T) {
-	dsn := newDB(t)
-	stores := []store.Store{openPG(t, dsn), openPG(t, dsn)}
+	stores := twoHosts(t)
 	const per = 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 8*per)
@@ -187,7 +154,17 @@ func TestAuditConcurrent(t *testing.T) {
 				if j%5 == 0 {
 					ev = append(ev, store.AuditEvent{Stream: "hsm-1", Record: []byte(fmt.Sprint("b ", i, "/", j))})
 				}
-				errs <- s.Audit(ev...)
+				if j%3 != 0 {
+					errs <- s.Audit(ev...)
+					continue
+				}
+				uid := fmt.Sprint("obj-", i, "-", j)
+				ev[0].Fill = func(created []int64) ([]byte, error) {
+					return []byte(fmt.Sprint(uid, "=", created)), nil
+				}
+				_, err := s.Audited(ev...).CreateObject(store.ObjectRecord{UniqueID: uid,
+					Attrs: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte(uid)}})
+				errs <- err
 			}
 		}()
 	}
@@ -196,16 +173,93 @@ func TestAuditConcurrent(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	t.Logf("%d audited writes from 2 stores x 4 goroutines in %v", 8*per, time.Since(start))
+	t.Logf("%d audited writes (%d creating an object) from 2 stores x 4 goroutines in %v",
+		8*per, 8*((per+2)/3), time.Since(start))
 	snap := exportOf(t, stores[0])
 	storetest.VerifyAuditChains(t, snap)
 	n := map[string]int{}
 	seen := map[string]bool{}
+	ids := map[string]int64{}
+	for _, o := range snap.Objects {
+		ids[o.UniqueID] = o.ID
+	}
+	fills := 0
 	for _, r := range snap.Audit {
 		n[r.Stream]++
 		require.False(t, seen[string(r.Record)], "record %q once", r.Record)
 		seen[string(r.Record)] = true
+		if uid, created, ok := strings.Cut(string(r.Record), "="); ok {
+			fills++
+			assert.Equal(t, fmt.Sprint([]int64{ids[uid]}), created, "the record names its object")
+		}
 	}
+	assert.Equal(t, 8*((per+2)/3), fills)
+	assert.Len(t, snap.Objects, fills)
 	assert.Equal(t, map[string]int{store.DefaultStream: 8 * per, "hsm-1": 8 * per / 5}, n)
 	assert.Equal(t, uint64(8*per-1), snap.AuditHeads[store.DefaultStream].Seq)
+}
+
+// TestMoveLarge: 2,000 objects of 10 attributes each move to PostgreSQL
+// and back in one transaction each; the times are logged (the figures in
+// docs/store-postgres.md).
+func TestMoveLarge(t *testing.T) {
+	src := openSQLite(t)
+	storetest.Populate(t, src)
+	const n = 2000
+	for i := 0; i < n; i += 200 {
+		var objs []store.ObjectRecord
+		for j := i; j < i+200; j++ {
+			o := store.ObjectRecord{UniqueID: fmt.Sprint("bulk-", j), Owner: "alice", Private: true,
+				Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{ck.CKA_VALUE: []byte(fmt.Sprint("v", j))},
+				Keys: map[string][]byte{"alice": []byte("dk")}}
+			for a := range 9 {
+				o.Attrs[ck.AttributeType(0x100+a)] = []byte(fmt.Sprint(a, "-", j))
+			}
+			objs = append(objs, o)
+		}
+		_, _, err := src.CreateObjects(objs)
+		require.NoError(t, err)
+	}
+	pg := openPG(t, newDB(t))
+	_, err := pg.Generation() // the schema is made at the first call
+	require.NoError(t, err)
+	t0 := time.Now()
+	want := exportOf(t, src)
+	t1 := time.Now()
+	require.NoError(t, pg.(store.Mover).Import(want, false))
+	t2 := time.Now()
+	got := exportOf(t, pg)
+	t3 := time.Now()
+	back := openSQLite(t)
+	require.NoError(t, back.(store.Mover).Import(got, false))
+	t4 := time.Now()
+	require.Equal(t, want, got)
+	require.Len(t, got.Objects, n+5)
+	t.Logf("%d objects: SQLite export %v, PostgreSQL import %v, PostgreSQL export %v, SQLite import %v",
+		len(want.Objects), t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t4.Sub(t3))
+}
+
+// TestImportOlderFormats: a bare token.db of each SQLite format (the
+// golden files) imports into PostgreSQL as ReadSnapshot reads it,
+// migrated as Open migrates it.
+func TestImportOlderFormats(t *testing.T) {
+	for _, v := range []int{1, 2, 3} {
+		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
+			file := filepath.Join("..", "testdata", fmt.Sprintf("token-v%d.db", v))
+			want, _, err := store.ReadSnapshot(file)
+			require.NoError(t, err)
+			require.NotNil(t, want.Token)
+			pg := openPG(t, newDB(t))
+			info, err := store.ImportFile(pg, file, false)
+			require.NoError(t, err)
+			assert.Equal(t, want.Token.SerialNumber, info.Serial)
+			got := exportOf(t, pg)
+			if v < 3 { // migrating to format 3 makes a new audit key each time
+				assert.NotEmpty(t, got.AuditKey)
+				got.AuditKey = want.AuditKey
+			}
+			assert.Equal(t, want, got)
+			assert.NotEmpty(t, got.Objects)
+		})
+	}
 }
