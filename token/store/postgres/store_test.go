@@ -194,8 +194,10 @@ func TestServerSilent(t *testing.T) {
 	} {
 		start := time.Now()
 		err := call.f()
+		d := time.Since(start)
 		require.ErrorIs(t, err, store.ErrUnavailable, call.name)
-		within(t, call.name, time.Since(start), timeout+500*time.Millisecond)
+		within(t, call.name, d, timeout+500*time.Millisecond)
+		t.Logf("silent server: %s failed after %v (timeout %v)", call.name, d, timeout)
 	}
 	p.freeze(false)
 	eventually(t, 10*time.Second, "reads after the silence", func() error { _, err := s.Token(); return err })
