@@ -79,7 +79,7 @@ func (b *pgBackend) url(t *testing.T) string {
 		schema = fmt.Sprintf("store_%d", b.seq)
 	}
 	b.mu.Unlock()
-	c := connect(t, b.db)
+	c := connect(t, b.db+"&application_name=gohsm-tests") // not a store's (TestConnectionsTerminated)
 	_, err := c.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema)
 	require.NoError(t, err)
 	t.Cleanup(func() { // after the stores' Close (cleanups run last first)
