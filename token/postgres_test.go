@@ -29,6 +29,23 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
+// testStoreLine is the slot line that puts a test's token where
+// GOHSM_TEST_STORE says (D8): "postgres" gives every slot that
+// testConfigLines writes a fresh database of pgtest's shared server;
+// absent (or "sqlite"), the slot's directory as always.
+func testStoreLine(t testing.TB) string {
+	t.Helper()
+	switch v := os.Getenv("GOHSM_TEST_STORE"); v {
+	case "", "sqlite":
+		return ""
+	case "postgres":
+		return "store = " + pgtest.Shared(t).NewDatabase(t, "t") + "\n"
+	default:
+		t.Fatalf("GOHSM_TEST_STORE=%q: want sqlite or postgres", v)
+		return ""
+	}
+}
+
 // pgModule opens a module whose slot 3 keeps its token in the database of
 // dsn, in a token directory of its own; slot holds more lines of the slot's
 // section.
