@@ -42,6 +42,9 @@ func testStoreLine(t testing.TB, dir string) string {
 	case "", "sqlite":
 		return ""
 	case "postgres":
+		if dsn := os.Getenv(testStoreDSNEnv); dsn != "" {
+			return "store = " + dsn + "\n" // a helper process: its parent's database
+		}
 		testDBs.Lock()
 		defer testDBs.Unlock()
 		dsn, ok := testDBs.m[dir]
@@ -59,6 +62,21 @@ func testStoreLine(t testing.TB, dir string) string {
 		t.Fatalf("GOHSM_TEST_STORE=%q: want sqlite or postgres", v)
 		return ""
 	}
+}
+
+// testStoreDSNEnv gives a helper process (loginAtOnce's) the database of
+// its parent's token directory.
+const testStoreDSNEnv = "GOHSM_TEST_STORE_DSN"
+
+// testStoreEnv is the environment a helper process opening the token of
+// dir needs to find it: nothing on SQLite, its database on PostgreSQL.
+func testStoreEnv(dir string) []string {
+	testDBs.Lock()
+	defer testDBs.Unlock()
+	if dsn, ok := testDBs.m[dir]; ok {
+		return []string{testStoreDSNEnv + "=" + dsn}
+	}
+	return nil
 }
 
 var testDBs = struct {
