@@ -257,17 +257,23 @@ func checkQuotas(ctx context.Context, q querier, objs []store.ObjectRecord, quot
 }
 
 // objectSQL reads an object's row, key quorum values, attributes, sealed
-// attributes and keys in one statement (one snapshot).
+// attributes and keys in one statement (one snapshot); readObject adds
+// more columns (tail) and the FROM clause.
 const objectSQL = `SELECT o.unique_id, o.owner, o.private, o.version, q.use_value, q.manage_value,
-	ARRAY(SELECT type FROM attrs WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT value FROM attrs WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT type FROM sealed WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT value FROM sealed WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT username FROM object_keys WHERE object_id = o.id ORDER BY username),
-	ARRAY(SELECT value FROM object_keys WHERE object_id = o.id ORDER BY username)`
+	a.t, a.v, s.t, s.v, k.u, k.v`
+
+const objectFrom = `
+	FROM objects o LEFT JOIN key_quorum q ON q.object_id = o.id
+	LEFT JOIN LATERAL (SELECT array_agg(type ORDER BY type) t, array_agg(value ORDER BY type) v
+		FROM attrs WHERE object_id = o.id) a ON true
+	LEFT JOIN LATERAL (SELECT array_agg(type ORDER BY type) t, array_agg(value ORDER BY type) v
+		FROM sealed WHERE object_id = o.id) s ON true
+	LEFT JOIN LATERAL (SELECT array_agg(username ORDER BY username) u, array_agg(value ORDER BY username) v
+		FROM object_keys WHERE object_id = o.id) k ON true
+	WHERE o.id = $1`
 
 // readObject fills o (o.ID set) from objectSQL's row; extra are more
-// columns of the same row to scan.
+// columns of the same row to scan (tail selects them).
 func readObject(ctx context.Context, q querier, o *store.ObjectRecord, tail string, extra ...any) error {
 	var owner *string
 	var use, manage *int32
@@ -275,8 +281,7 @@ func readObject(ctx context.Context, q querier, o *store.ObjectRecord, tail stri
 	var av, sv, kv [][]byte
 	var ku []string
 	dest := append([]any{&o.UniqueID, &owner, &o.Private, &o.Version, &use, &manage, &at, &av, &st, &sv, &ku, &kv}, extra...)
-	err := q.QueryRow(ctx, objectSQL+tail+`
-		FROM objects o LEFT JOIN key_quorum q ON q.object_id = o.id WHERE o.id = $1`, o.ID).Scan(dest...)
+	err := q.QueryRow(ctx, objectSQL+tail+objectFrom, o.ID).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store: object %d: %w", o.ID, store.ErrNotFound)
 	}
