@@ -30,12 +30,12 @@
 //     than store_timeout + outageMargin; after the server is back the same
 //     processes work again by themselves, and every object whose create
 //     returned CKR_OK is there.
-//   - TestKillNineMidWrite: a writer host creating objects in a loop is
-//     killed with SIGKILL at a random moment, 20 times: every object it
+//   - TestKillNineMidWrite: a writer host creating objects in a loop (a C
+//     program: testdata/writer.c) is killed with SIGKILL at a random
+//     moment, 20 times: every object it
 //     reported (after CKR_OK) is there with its handle and value, the
-//     database holds no advisory lock of the dead process, the next writer
-//     writes at once, and the officer can delete the writer's user (no
-//     dead login in the registry) while a live login still prevents it.
+//     database holds no advisory lock of the dead process, the login
+//     registry no login of it, and the next writer writes at once.
 //   - TestNoPlaintextInDump: pg_dump of the database holds neither the
 //     AES and EC private key values created with known bytes (raw, hex,
 //     base64) nor the passwords; the users' salts and the sealed values
@@ -216,8 +216,16 @@ type proc struct {
 // spawn starts a helper process on the host without waiting for it.
 func (h *host) spawn() *proc {
 	h.t.Helper()
+	return h.spawnCmd(os.Args[0])
+}
+
+// spawnCmd starts the program bin with args as a process of the host (its
+// environment, $GOHSM_LIB and $GOHSM_HOSTS_HELPER set) without waiting for
+// it; its stdout lines arrive on the proc's lines.
+func (h *host) spawnCmd(bin string, args ...string) *proc {
+	h.t.Helper()
 	lib := testenv.Library(h.t)
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append([]string{}, h.env...), helperEnv+"=1", "GOHSM_LIB="+lib)
 	cmd.Dir = filepath.Join(h.dir, "home")
 	p := &proc{h: h, cmd: cmd, lines: make(chan string, 1<<16), exited: make(chan struct{})}

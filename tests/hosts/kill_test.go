@@ -2,6 +2,10 @@ package hosts
 
 import (
 	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/testenv"
 	"gohsm/internal/testenv/pgtest"
 	"gohsm/token/store"
 	"gohsm/token/store/postgres"
@@ -19,9 +24,9 @@ import (
 // writerUser is the crypto user the writers log in as.
 const writerPIN = "bob:bob-Secret-pa55word"
 
-// TestKillNineMidWrite: a writer host creates token objects in a loop and
-// reports each after C_CreateObject returned CKR_OK (one line through a
-// pipe); it is killed with SIGKILL at a random moment, 20 times, while
+// TestKillNineMidWrite: a writer host (a C program, testdata/writer.c)
+// creates token objects in a loop and reports each after C_CreateObject
+// returned CKR_OK (one line through a pipe); it is killed with SIGKILL at a random moment, 20 times, while
 // host C, logged in all along, watches. After each kill:
 //
 //   - C finds every reported object under its reported handle with its
@@ -73,21 +78,19 @@ func TestKillNineMidWrite(t *testing.T) {
 		firstWrite = 2 * time.Second
 	)
 	w := newHost(t, "w", dsn)
+	writer := buildC(t, "writer.c")
 	committed := map[string]string{} // label -> handle
 	var gone, firsts []time.Duration
 	var unreported int
 	deadline := time.Now().Add(120 * time.Second)
 	for i := range kills {
 		require.False(t, time.Now().After(deadline), "only %d of %d kill cycles within 120 s", i, kills)
-		p := w.start()
-		p.must("open 1")
-		p.must("login user %s", writerPIN)
-		require.Len(t, bobLogins(), 1, "the live writer's login in the registry")
-		require.Equal(t, base+1, advisory(), "advisory locks with a live writer")
-		p.send("writer w%d", i)
-		require.Equal(t, "OK 0 WRITING", p.read(30*time.Second).line)
+		p := w.spawnCmd(writer, testenv.Library(t), fmt.Sprintf("w%d", i), writerPIN)
+		require.Equal(t, "READY", p.read(30*time.Second).line, "writer %d%s", i, p.diag())
 		began := time.Now()
 		first := p.read(30 * time.Second)
+		require.Len(t, bobLogins(), 1, "the live writer's login in the registry")
+		require.Greater(t, advisory(), base, "advisory locks with a live writer")
 		require.True(t, strings.HasPrefix(first.line, "W "), "writer %d: %s%s", i, first, p.diag())
 		firsts = append(firsts, time.Since(began))
 		lines := []string{first.line}
@@ -163,4 +166,24 @@ func (h *host) values(p *proc) [][3]string {
 		out = append(out, [3]string{parts[0], parts[1], parts[2]})
 	}
 	return out
+}
+
+// buildC compiles testdata/src (plain C reaching the library through its
+// function list) and returns the program's path.
+func buildC(t *testing.T, src string) string {
+	t.Helper()
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
+	}
+	bin := filepath.Join(t.TempDir(), strings.TrimSuffix(src, ".c"))
+	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror",
+		"-I", filepath.Join(testenv.RepoRoot(t), "include"), "-o", bin, filepath.Join("testdata", src), "-ldl")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("compiling %s: %v\n%s", src, err, out)
+	}
+	return bin
 }

@@ -1,14 +1,21 @@
 package hosts
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/testenv"
 	"gohsm/internal/testenv/pgtest"
 )
 
@@ -22,13 +29,12 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestSchemaRace(t *testing.T) {
 	srv := pgtest.Shared(t)
 	const hosts = 4
+	want := goldenTables(t)
 	for round := range 3 {
 		dsn := srv.NewDatabase(t, fmt.Sprintf("race%d", round))
-		var hs []*host
 		var ps []*proc
 		for i := range hosts {
 			h := newHost(t, fmt.Sprintf("r%d-%d", round, i), dsn)
-			hs = append(hs, h)
 			// The helper waits in front of C_Initialize for the line
 			// on its stdin.
 			ps = append(ps, h.spawnGated())
@@ -60,9 +66,8 @@ func TestSchemaRace(t *testing.T) {
 		top := queryInt(t, db, `SELECT max(version) FROM schema_version`)
 		require.Equal(t, versions, distinct, "round %d: a migration recorded twice", round)
 		require.Equal(t, top, versions, "round %d: versions 1..%d each once", round, top)
-		tables := queryInt(t, db, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`)
-		require.Equal(t, int64(1), queryInt(t, db, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'objects'`))
-		t.Logf("round %d: %d hosts' C_Initialize in %v; schema version %d, %d tables", round, hosts, took, top, tables)
+		require.Equal(t, want, tableNames(t, db), "round %d: the tables are those of the golden schema", round)
+		t.Logf("round %d: %d hosts' C_Initialize in %v; schema version %d, %d tables", round, hosts, took, top, len(want))
 
 		// Every host works on the one schema.
 		ps[0].must("inittoken %s %s", soPIN, tokenLabel)
@@ -83,7 +88,6 @@ func TestSchemaRace(t *testing.T) {
 			}
 			p.quit()
 		}
-		_ = hs
 	}
 }
 
@@ -95,4 +99,39 @@ func (h *host) spawnGated() *proc {
 	h.env = append(append([]string{}, h.env...), gateEnv+"=1")
 	defer func() { h.env = saved }()
 	return h.spawn()
+}
+
+// goldenTables are the tables of token/store/postgres's golden schema
+// (testdata/schema-v3.txt: "column TABLE.COLUMN ..." lines).
+func goldenTables(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "token", "store", "postgres", "testdata", "schema-v3.txt"))
+	require.NoError(t, err)
+	set := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "column "); ok {
+			table, _, _ := strings.Cut(rest, ".")
+			set[table] = true
+		}
+	}
+	var names []string
+	for n := range set {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	require.NotEmpty(t, names)
+	return names
+}
+
+// tableNames are the tables of the connection's current schema, sorted.
+func tableNames(t *testing.T, db *pgx.Conn) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := db.Query(ctx, `SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1`)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	slices.Sort(names)
+	return names
 }
