@@ -3,10 +3,10 @@ package hosts
 import (
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"syscall"
