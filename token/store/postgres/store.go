@@ -161,6 +161,14 @@ func (s *pgStore) ready(ctx context.Context) error {
 	if err != nil {
 		return wrapErr("open", err)
 	}
+	if v > 0 && v < Version {
+		// Another opener may be creating the schema, one migration per
+		// transaction, so that versions 1.. show on the way: once its
+		// lock is ours the version is final.
+		if v, err = settledVersion(ctx, s.pool); err != nil {
+			return wrapErr("open", err)
+		}
+	}
 	switch {
 	case v == 0:
 		if err := Migrate(ctx, s.pool); err != nil {
