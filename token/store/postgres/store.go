@@ -66,6 +66,10 @@ type core struct {
 	gen       atomic.Uint64
 	listening atomic.Bool
 
+	// timedOut is when (Unix nanoseconds) a call last gave up on the
+	// database after the whole timeout (breaker.go).
+	timedOut atomic.Int64
+
 	closed atomic.Bool
 	stop   context.CancelFunc // ends the listener
 	done   chan struct{}      // closed when the listener has ended
@@ -191,9 +195,13 @@ type querier interface {
 
 // stmt runs fn, which reads with one statement, on the pool under the
 // timeout: no transaction, so one round trip.
-func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) error {
+func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -203,9 +211,13 @@ func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) error {
 // read runs fn in one READ ONLY REPEATABLE READ transaction (one snapshot)
 // under the timeout. fn's errors are returned as they are; callers wrap
 // them (wrapErr).
-func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) error {
+func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -256,9 +268,13 @@ func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
 // them). The same statement notifies the listeners of every Store, which
 // receive it when the transaction commits. Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction.
-func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (store.Commit, error) {
+func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return store.Commit{}, err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return store.Commit{}, err
 	}
