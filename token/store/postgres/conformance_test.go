@@ -1,6 +1,9 @@
 package postgres
 
 import (
+	"context"
+	"fmt"
+	neturl "net/url"
 	"sync"
 	"testing"
 	"time"
@@ -12,11 +15,15 @@ import (
 	"gohsm/token/store/storetest"
 )
 
-// pgBackend opens stores on fresh databases of the shared test server;
-// another opening is another Store (another pool, listener and registry
-// connection) on the same URL, as another host has.
+// pgBackend opens stores on fresh schemas of one database of the shared
+// test server (a schema is made in milliseconds, a database in up to a
+// second on a loaded machine); another opening is another Store (another
+// pool, listener and registry connection) on the same URL, as another
+// host has.
 type pgBackend struct {
+	db   string // the database's URL
 	mu   sync.Mutex
+	seq  int
 	urls map[store.Store]string
 }
 
@@ -35,7 +42,28 @@ func (b *pgBackend) open(t *testing.T, url string) store.Store {
 }
 
 func (b *pgBackend) Open(t *testing.T) store.Store {
-	return b.open(t, pgtest.Shared(t).NewDatabase(t, "conf"))
+	b.mu.Lock()
+	b.seq++
+	schema := fmt.Sprintf("conf_%d", b.seq)
+	b.mu.Unlock()
+	c := connect(t, b.db)
+	_, err := c.Exec(context.Background(), `CREATE SCHEMA `+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { // after the stores' Close (cleanups run last first)
+		_, err := c.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+		require.NoError(t, err)
+	})
+	return b.open(t, withSchema(t, b.db, schema))
+}
+
+// withSchema is url with search_path set to schema.
+func withSchema(t *testing.T, db, schema string) string {
+	u, err := neturl.Parse(db)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func (b *pgBackend) Reopen(t *testing.T, s store.Store) store.Store {
@@ -49,7 +77,7 @@ func (b *pgBackend) Reopen(t *testing.T, s store.Store) store.Store {
 // GenerationLag bounds the notification's travel from one Store's commit
 // to another's Generation (TestNotificationLatency measures it: well
 // under a millisecond on loopback); generous for a loaded CI machine.
-func (b *pgBackend) GenerationLag() time.Duration { return 2 * time.Second }
+func (b *pgBackend) GenerationLag() time.Duration { return time.Second }
 
 // AddDeadLogin records l through another opening that is then closed
 // without logging out: its connection, and so the login's lock, is gone,
@@ -62,5 +90,5 @@ func (b *pgBackend) AddDeadLogin(t *testing.T, s store.Store, l store.Login) {
 
 // TestConformance runs the store conformance suite against PostgreSQL.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, &pgBackend{})
+	storetest.Run(t, &pgBackend{db: pgtest.Shared(t).NewDatabase(t, "conformance")})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,10 @@ import (
 // loginCheck is how often a Store with logins checks its registry
 // connection; a variable so that tests can shorten it.
 var loginCheck = 2 * time.Second
+
+// testOnlyNoRetake, while set, keeps the keeper from taking lost logins
+// again.
+var testOnlyNoRetake atomic.Bool
 
 // heldSQL is true for a logins row l whose lock some backend holds.
 const heldSQL = `EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
@@ -118,7 +123,7 @@ func (l *loginConn) keep() {
 		case <-t.C:
 		}
 		l.mu.Lock()
-		if len(l.held) > 0 {
+		if len(l.held) > 0 && !testOnlyNoRetake.Load() {
 			ctx, cancel := l.s.ctx()
 			if l.conn == nil || l.conn.Ping(ctx) != nil {
 				l.retake(ctx)

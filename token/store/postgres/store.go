@@ -37,8 +37,16 @@ type Options struct {
 const defaultMaxConns = 8
 
 // notifyChannel is the channel every write transaction notifies with its
-// generation (D3); each Store listens on it (D4).
+// generation (D3); each Store listens on it (D4). Notifications are per
+// database, and a database may hold several tokens, one per schema
+// (search_path), so the payload is "<schema>:<n>" and a listener takes
+// only its own schema's.
 const notifyChannel = "gohsm_generation"
+
+// genSQL is a write transaction's first statement: the bump and its
+// notification.
+const genSQL = `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
+	SELECT n FROM g, pg_notify('` + notifyChannel + `', current_schema() || ':' || n)`
 
 // pgStore is a view of one token store on PostgreSQL: the shared state
 // (core) and the audit events its writes append (none for the store Open
@@ -266,7 +274,8 @@ func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
 // earlier commit, and the number it returns is this commit's place in
 // one sequence: Before n-1, After n, Alone (nothing else committed between
 // them). The same statement notifies the listeners of every Store, which
-// receive it when the transaction commits. Then fn, then the view's audit
+// receive it when the transaction commits. BEGIN and the bump take one
+// round trip (beginWith). Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction.
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	if err := s.core.justTimedOut(s.timeout); err != nil {
@@ -279,16 +288,12 @@ func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store
 		return store.Commit{}, err
 	}
 	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
-	tx, err := s.pool.Begin(ctx)
+	var n int64
+	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
 	if err != nil {
 		return store.Commit{}, wrapErr("begin", err)
 	}
 	defer tx.Rollback(ctx)
-	var n int64
-	if err := tx.QueryRow(ctx, `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
-		SELECT n FROM g, pg_notify('`+notifyChannel+`', n::text)`).Scan(&n); err != nil {
-		return store.Commit{}, wrapErr("generation", err)
-	}
 	if err := fn(ctx, tx); err != nil {
 		return store.Commit{}, err
 	}
@@ -373,7 +378,11 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 	}
 	defer conn.Close(context.Background())
 	defer s.core.listening.Store(false)
+	var schema string
 	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
+		return false
+	}
+	if err := conn.QueryRow(cctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return false
 	}
 	// Read after LISTEN: a commit before it is in n, one after it is
@@ -388,8 +397,8 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 		cancel()
 		switch {
 		case err == nil:
-			if g, err := strconv.ParseUint(nt.Payload, 10, 64); err == nil {
-				s.core.raise(g)
+			if !s.notified(ctx, conn, schema, nt.Payload) {
+				return true
 			}
 		case ctx.Err() != nil:
 			return true
@@ -406,6 +415,25 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 			return true
 		}
 	}
+}
+
+// notified takes a notification: "<schema>:<n>" of this store's schema
+// raises the generation to n, another schema's is ignored, and anything
+// else (a bare number from a tool or an operator bumping the generation
+// by hand) makes the listener read its own schema's generation. ok is
+// false when that read failed (the connection is lost).
+func (s *pgStore) notified(ctx context.Context, conn *pgx.Conn, schema, payload string) (ok bool) {
+	if i := strings.LastIndexByte(payload, ':'); i >= 0 {
+		if n, err := strconv.ParseUint(payload[i+1:], 10, 64); err == nil {
+			if payload[:i] == schema {
+				s.core.raise(n)
+			}
+			return true
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.core.sync(sctx, conn) == nil
 }
 
 // sync reads the generation on conn and raises gen to it.
