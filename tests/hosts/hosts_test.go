@@ -36,6 +36,12 @@
 //     reported (after CKR_OK) is there with its handle and value, the
 //     database holds no advisory lock of the dead process, the login
 //     registry no login of it, and the next writer writes at once.
+//   - TestPartitionedHost: host B reaches the database through a relay
+//     the test cuts silently (every packet lost, nothing reset); a key
+//     host A deletes meanwhile is no longer used by B within
+//     partitionBound (B's listener lease runs out and B asks the
+//     database, failing with CKR_DEVICE_ERROR within the timeout); A is
+//     not held up; mended, B answers CKR_KEY_HANDLE_INVALID by itself.
 //   - TestNoPlaintextInDump: pg_dump of the database holds neither the
 //     AES and EC private key values created with known bytes (raw, hex,
 //     base64) nor the passwords; the users' salts and the sealed values

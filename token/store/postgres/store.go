@@ -340,10 +340,20 @@ func (s *pgStore) Generation() (uint64, error) {
 	return s.core.raise(uint64(n)), nil
 }
 
-// listenPing bounds how long the listener waits for a notification before
-// it checks that its connection still answers, so that a connection lost
-// without a word (a network gone silent) falls back to queries.
-const listenPing = 10 * time.Second
+// listenBeat is how often the listener reads the generation on its own
+// connection, notifications or not, and listenLease how long after the
+// last such read Generation still trusts the listener. A connection gone
+// silent (a network path that drops every packet: no reset, no error)
+// thus stops being trusted within listenLease, and Generation asks the
+// database, which fails within the timeout, instead of answering from
+// caches that miss other hosts' commits. (With a check only after 10 s
+// without a notification, tests/hosts TestPartitionedHost measured a host
+// cut off from the database signing for 10.9 s with a key another host
+// had deleted.) The cost: one small query per beat per opening.
+const (
+	listenBeat  = 250 * time.Millisecond
+	listenLease = time.Second
+)
 
 // listen keeps a connection LISTENing on notifyChannel until ctx ends,
 // raising the generation to each notification's payload; a lost connection
@@ -390,9 +400,14 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 	if err := s.core.sync(cctx, conn); err != nil {
 		return false
 	}
+	// The lease: unless a read on the connection renews it, the listener
+	// is no longer trusted after listenLease.
+	lease := time.AfterFunc(listenLease, func() { s.core.listening.Store(false) })
+	defer lease.Stop()
 	s.core.listening.Store(true)
+	beat := time.Now().Add(listenBeat)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		wctx, cancel := context.WithDeadline(ctx, beat)
 		nt, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
@@ -403,14 +418,18 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 		case ctx.Err() != nil:
 			return true
 		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
-			// Nothing for a while: check that the connection still
-			// answers (and catch up, should anything have been missed).
+			// The beat: check that the connection still answers (and
+			// catch up, should anything have been missed), then renew
+			// the lease.
 			pctx, cancel := context.WithTimeout(ctx, s.timeout)
 			err := s.core.sync(pctx, conn)
 			cancel()
 			if err != nil {
 				return true
 			}
+			lease.Reset(listenLease)
+			s.core.listening.Store(true)
+			beat = time.Now().Add(listenBeat)
 		default:
 			return true
 		}
