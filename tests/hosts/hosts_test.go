@@ -42,6 +42,11 @@
 //     partitionBound (B's listener lease runs out and B asks the
 //     database, failing with CKR_DEVICE_ERROR within the timeout); A is
 //     not held up; mended, B answers CKR_KEY_HANDLE_INVALID by itself.
+//   - TestPartitionMidTransaction: the same cut, made while host B (the C
+//     writer) is inside a write transaction, which holds the generation
+//     row every writer takes: host A writes again within stallBound (the
+//     server ends the abandoned transaction), not hours later when TCP
+//     keepalives would notice.
 //   - TestNoPlaintextInDump: pg_dump of the database holds neither the
 //     AES and EC private key values created with known bytes (raw, hex,
 //     base64) nor the passwords; the users' salts and the sealed values

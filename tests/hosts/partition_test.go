@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/testenv"
 	"gohsm/internal/testenv/pgtest"
 )
 
@@ -221,3 +223,77 @@ func TestPartitionedHost(t *testing.T) {
 	pa.quit()
 	pb.quit()
 }
+
+// TestPartitionMidTransaction: host B, a C writer creating objects in a
+// loop, reaches the database through a relay the test cuts while B's
+// backend is inside a write transaction ("idle in transaction" in
+// pg_stat_activity, holding the generation row that every writer takes).
+// Nothing tells the server that B is gone. Host A's creates may fail
+// (CKR_DEVICE_ERROR, within store_timeout) only until the server ends B's
+// abandoned transaction; they must succeed again within stallBound of the
+// cut, not when TCP keepalives notice (hours by default).
+func TestPartitionMidTransaction(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t, "midtx")
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	ln := newLink(t, u.Host)
+	viaLink := *u
+	viaLink.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(ln.port()))
+	timeoutLine := "store_timeout = " + outageTimeout.String()
+	a := newHost(t, "a", dsn, timeoutLine)
+	b := newHost(t, "b", viaLink.String(), timeoutLine)
+	initToken(t, a)
+	pa := a.start()
+	pa.must("open 1")
+	pa.must("login user %s", userPIN)
+	db := sqlConn(t, dsn)
+	writer := buildC(t, "writer.c")
+
+	// Cut B's link until it catches B inside a transaction.
+	var w *proc
+	caught, attempts := false, 0
+	for attempt := 0; attempt < 20 && !caught; attempt++ {
+		attempts = attempt + 1
+		w = b.spawnCmd(writer, testenv.Library(t), fmt.Sprintf("b%d", attempt), userPIN)
+		require.Equal(t, "READY", w.read(30*time.Second).line, "writer%s", w.diag())
+		w.read(30 * time.Second)
+		time.Sleep(time.Duration(attempt%5) * 7 * time.Millisecond)
+		ln.setCut(true)
+		time.Sleep(20 * time.Millisecond)
+		caught = queryInt(t, db, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'idle in transaction'`) > 0
+		if !caught {
+			ln.setCut(false)
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+	}
+	require.True(t, caught, "never caught host B inside a transaction in 20 cuts")
+	t.Logf("host B caught inside a transaction at cut %d", attempts)
+	cutAt := time.Now()
+	t.Cleanup(func() { ln.setCut(false) })
+	// B itself is gone for good, as a host whose network died.
+	_ = w.cmd.Process.Kill()
+
+	var failed int
+	for {
+		r := pa.do("create a-while-b-is-cut")
+		if r.ok() {
+			break
+		}
+		requireRV(t, r, pkcs11.CKR_DEVICE_ERROR, "host A's create while B's transaction hangs")
+		require.LessOrEqual(t, r.elapsed(), outageTimeout+outageMargin, "host A's create while B's transaction hangs")
+		failed++
+		require.Less(t, time.Since(cutAt), 30*time.Second, "host A cannot write: host B's abandoned transaction still holds the token")
+	}
+	stall := time.Since(cutAt)
+	t.Logf("host B cut off inside a transaction: host A's creates failed %d times, wrote again %v after the cut", failed, stall.Round(time.Millisecond))
+	require.LessOrEqual(t, stall, stallBound, "host A could not write for too long")
+	pa.quit()
+}
+
+// stallBound is the longest a host cut off inside a write transaction may
+// keep the others from writing: the server ends a transaction idle for
+// longer than store_timeout, which no live client's call can be.
+const stallBound = 3*outageTimeout + outageMargin

@@ -109,6 +109,7 @@ func Open(url string, opts Options) (store.Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err) // pgx leaves the password out
 	}
 	defaults(pcfg.ConnConfig)
+	abandonIdle(pcfg.ConnConfig, opts.Timeout)
 	if !strings.Contains(url, "pool_max_conns") {
 		pcfg.MaxConns = defaultMaxConns
 	}
@@ -133,6 +134,26 @@ func Open(url string, opts Options) (store.Store, error) {
 	}
 	go s.listen(ctx)
 	return s, nil
+}
+
+// idleMargin is how much longer than a call may last a transaction may sit
+// idle before the server ends it (abandonIdle).
+const idleMargin = 500 * time.Millisecond
+
+// abandonIdle has the server end a transaction of this store's connections
+// that sits idle longer than a store call may last (timeout + idleMargin),
+// unless the URL sets idle_in_transaction_session_timeout itself. No live
+// call leaves a transaction idle that long (its context ends first), so
+// such a transaction was abandoned by a client that vanished without a
+// word, a host whose network died: without this, its hold on the
+// generation row that every write takes first kept every host from
+// writing until TCP keepalives noticed, two hours and more by default
+// (tests/hosts TestPartitionMidTransaction: still stuck after 30 s).
+func abandonIdle(cfg *pgx.ConnConfig, timeout time.Duration) {
+	const key = "idle_in_transaction_session_timeout"
+	if _, ok := cfg.RuntimeParams[key]; !ok {
+		cfg.RuntimeParams[key] = strconv.FormatInt((timeout + idleMargin).Milliseconds(), 10)
+	}
 }
 
 // defaults are ParseURL's: a connect timeout and the application name.
