@@ -313,3 +313,52 @@ func freeze(t *testing.T, srv *pgtest.Server) func() {
 	t.Cleanup(thaw)
 	return thaw
 }
+
+// TestPostgresBackupRestore: token backup and restore on a PostgreSQL slot
+// (an export in one snapshot; an import that replaces the token), the
+// audit chain continuing through CN_RESTORE_BEGIN/END; a restore is
+// refused while another host is logged in.
+func TestPostgresBackupRestore(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "backup")
+	m, s, _ := pgModule(t, dsn, "")
+	require.NoError(t, m.CloseSession(initTestToken(t, m)))
+	h := openRW(t, m)
+	loginAs(t, m, h, ck.CKU_USER, userPIN)
+	_, priv := signingPair(t, m, h, "kept")
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.CloseSession(h))
+
+	file := filepath.Join(t.TempDir(), "pg.gohsm-backup")
+	info, err := s.Backup([]byte(soPIN), file)
+	require.NoError(t, err)
+	require.Equal(t, "t", info.Label)
+
+	h = openRW(t, m)
+	loginAs(t, m, h, ck.CKU_USER, userPIN)
+	_, lost := signingPair(t, m, h, "lost")
+	require.NoError(t, m.Logout(h))
+	require.NoError(t, m.CloseSession(h))
+
+	other, _, _ := pgModule(t, dsn, "")
+	ho := openRW(t, other)
+	loginAs(t, other, ho, ck.CKU_USER, userPIN)
+	_, err = s.Restore(file, true)
+	require.ErrorIs(t, err, ck.CKR_SESSION_EXISTS)
+	require.NoError(t, other.Logout(ho))
+
+	_, err = s.Restore(file, false)
+	require.ErrorIs(t, err, ck.CKR_ACTION_PROHIBITED, "an initialised token needs replace")
+	_, err = s.Restore(file, true)
+	require.NoError(t, err)
+	evs := auditLog(t, m) // the chain verifies
+	require.Equal(t, "CN_RESTORE_END", evs[len(evs)-1].Event.Opcode.String())
+
+	h = openRW(t, m)
+	loginAs(t, m, h, ck.CKU_USER, userPIN)
+	require.NoError(t, signWith(t, m, h, priv))
+	require.ErrorIs(t, signWith(t, m, h, lost), ck.CKR_KEY_HANDLE_INVALID)
+	// The other host sees the restored token too.
+	loginAs(t, other, ho, ck.CKU_USER, userPIN)
+	require.NoError(t, signWith(t, other, ho, priv))
+	require.Error(t, signWith(t, other, ho, lost))
+}

@@ -41,10 +41,12 @@ var loginCheck = 2 * time.Second
 // again.
 var testOnlyNoRetake atomic.Bool
 
-// heldSQL is true for a logins row l whose lock some backend holds.
-const heldSQL = `EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
-	AND k.objsubid = 1 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND ((k.classid::int8 << 32) | k.objid::int8) = l.instance)`
+// heldSQL is true for a logins row l whose lock some backend holds. The
+// subquery does not depend on l, so the lock table is read once per
+// statement (hashed), not once per row.
+const heldSQL = `l.instance IN (SELECT (k.classid::int8 << 32) | k.objid::int8 FROM pg_locks k
+	WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+	AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`
 
 type loginConn struct {
 	s    *pgStore
@@ -258,7 +260,7 @@ func (s *pgStore) Logins(user string) ([]store.Login, error) {
 
 func queryLogins(ctx context.Context, q querier, user string) ([]store.Login, error) {
 	rows, err := q.Query(ctx, `SELECT instance, username, pid, started, boot, pidns, since FROM logins l
-		WHERE ($1 = '' OR username = $1) AND `+heldSQL+` ORDER BY since, instance`, user)
+		WHERE ($1 = '' OR username = $1) AND `+heldSQL+` ORDER BY instance`, user)
 	if err != nil {
 		return nil, err
 	}

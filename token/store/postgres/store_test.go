@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -174,9 +176,9 @@ func listening(s store.Store) error {
 // ErrUnavailable within the timeout, never hangs them; once it answers
 // again the Store works without reopening.
 func TestServerSilent(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "silent")
+	dsn := freshURL(t)
 	p := newProxy(t, dsn)
-	const timeout = 700 * time.Millisecond
+	const timeout = 300 * time.Millisecond
 	s := openStore(t, p.url, timeout)
 	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
 	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
@@ -192,8 +194,10 @@ func TestServerSilent(t *testing.T) {
 	} {
 		start := time.Now()
 		err := call.f()
+		d := time.Since(start)
 		require.ErrorIs(t, err, store.ErrUnavailable, call.name)
-		within(t, call.name, time.Since(start), timeout+500*time.Millisecond)
+		within(t, call.name, d, timeout+500*time.Millisecond)
+		t.Logf("silent server: %s failed after %v (timeout %v)", call.name, d, timeout)
 	}
 	p.freeze(false)
 	eventually(t, 10*time.Second, "reads after the silence", func() error { _, err := s.Token(); return err })
@@ -287,7 +291,7 @@ func (p *proxy) copy(dst io.Writer, src net.Conn, stop chan struct{}, count *ato
 // TestNotificationLatency measures the time from a commit returning on
 // one Store to another Store's Generation showing it (D4's bound).
 func TestNotificationLatency(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "latency")
+	dsn := freshURL(t)
 	a := initStore(t, dsn)
 	b := openStore(t, dsn, 0)
 	eventually(t, 5*time.Second, "listening", func() error { return listening(b) })
@@ -329,7 +333,7 @@ func TestNotificationLatency(t *testing.T) {
 // create objects at once; every handle is unique and every object is seen
 // by both Stores.
 func TestConcurrentCreatesTwoStores(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "concurrent")
+	dsn := freshURL(t)
 	a := initStore(t, dsn)
 	stores := []store.Store{a, openStore(t, dsn, 0)}
 	const workers, each = 8, 25
@@ -394,7 +398,7 @@ func TestConcurrentCreatesTwoStores(t *testing.T) {
 // wrong passwords through one Store and 2 through another lock the user
 // at a threshold of 5, for both.
 func TestLockoutAcrossStores(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "lockout")
+	dsn := freshURL(t)
 	a := initStore(t, dsn)
 	b := openStore(t, dsn, 0)
 	const threshold = 5
@@ -465,7 +469,7 @@ func TestLoginTerminated(t *testing.T) {
 	was := loginCheck
 	t.Cleanup(func() { loginCheck = was }) // after the Stores' Close
 	loginCheck = 200 * time.Millisecond    // before any keeper starts
-	dsn := pgtest.Shared(t).NewDatabase(t, "terminated")
+	dsn := freshURL(t)
 	a := initStore(t, dsn)
 	b := openStore(t, dsn, 0)
 	lg := store.ThisProcess()
@@ -512,7 +516,7 @@ func TestLoginTerminated(t *testing.T) {
 // registry row that is dead as soon as the server sees its connection
 // close: no lease to wait out.
 func TestLoginKilled(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "killed")
+	dsn := freshURL(t)
 	a := initStore(t, dsn)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "GOHSM_PG_LOGIN_HELPER="+dsn)
@@ -593,15 +597,10 @@ func TestURLPasswordNotInErrors(t *testing.T) {
 // on one database) are two stores: each one's commits move its own
 // Generation only, though notifications are per database.
 func TestSchemasApart(t *testing.T) {
-	db := pgtest.Shared(t).NewDatabase(t, "schemas")
-	c := connect(t, db)
-	for _, s := range []string{"slot1", "slot2"} {
-		_, err := c.Exec(context.Background(), `CREATE SCHEMA `+s)
-		require.NoError(t, err)
-	}
-	one := initStore(t, withSchema(t, db, "slot1"))
-	two := initStore(t, withSchema(t, db, "slot2"))
-	oneAgain := openStore(t, withSchema(t, db, "slot1"), 0)
+	slot1, slot2 := freshURL(t), freshURL(t) // two schemas of one database
+	one := initStore(t, slot1)
+	two := initStore(t, slot2)
+	oneAgain := openStore(t, slot1, 0)
 	eventually(t, 5*time.Second, "listening", func() error { return listening(two) })
 	eventually(t, 5*time.Second, "listening", func() error { return listening(oneAgain) })
 	g2, err := two.Generation()
@@ -629,7 +628,7 @@ func TestSchemasApart(t *testing.T) {
 // notifies the bare number (tests/e2e's damage does) moves every
 // listener of the database to its own schema's generation.
 func TestBareNotification(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "bare")
+	dsn := freshURL(t)
 	s := initStore(t, dsn)
 	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
 	g, err := s.Generation()
@@ -656,9 +655,9 @@ func TestBareNotification(t *testing.T) {
 // trip (pipelined messages go together), so this is the number of round
 // trips, which on a real network is what a call costs.
 func TestRoundTrips(t *testing.T) {
-	dsn := pgtest.Shared(t).NewDatabase(t, "roundtrips")
+	dsn := freshURL(t)
 	initStore(t, dsn).Close()
-	p := newProxy(t, dsn+"&pool_max_conns=1")
+	p := newProxy(t, dsn+"&pool_max_conns=1") // dsn has a query (search_path)
 	s := openStore(t, p.url, 0)
 	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
 	o, err := s.CreateObject(testObject("first", "alice"))
@@ -723,5 +722,44 @@ func TestRoundTrips(t *testing.T) {
 		}
 		t.Logf("%s: %d round trips", c.name, got)
 		assert.Equal(t, c.want, got, c.name)
+	}
+}
+
+// TestFindUsesIndex: a Find by a selective attribute is answered from the
+// attrs (type, sha256(value)) index, not by reading every object, and
+// more match attributes add primary-key lookups, not scans.
+func TestFindUsesIndex(t *testing.T) {
+	dsn := freshURL(t)
+	s := initStore(t, dsn)
+	objs := make([]store.ObjectRecord, 2000)
+	for i := range objs {
+		objs[i] = testObject(fmt.Sprint("k", i), "alice")
+	}
+	start := time.Now()
+	_, _, err := s.CreateObjects(objs)
+	require.NoError(t, err)
+	t.Logf("2000 objects created in one call in %v", time.Since(start))
+	c := connect(t, dsn)
+	ctx := context.Background()
+	_, err = c.Exec(ctx, `ANALYZE attrs, objects, shares`)
+	require.NoError(t, err)
+	class := objs[0].Attrs[ck.CKA_CLASS]
+	for _, m := range []map[ck.AttributeType][]byte{
+		{ck.CKA_ID: []byte("k1234")},
+		{ck.CKA_CLASS: class, ck.CKA_LABEL: []byte("label-k1234"), ck.CKA_ID: []byte("k1234")},
+	} {
+		q := store.Query{Viewer: "alice", Match: m}
+		sql, args := findSQL(q)
+		rows, err := c.Query(ctx, `EXPLAIN `+sql, args...)
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		plan := strings.Join(lines, "\n")
+		assert.Contains(t, plan, "attrs_type_value", plan)
+		assert.NotContains(t, plan, "Seq Scan on attrs", plan)
+		assert.NotContains(t, plan, "Seq Scan on objects", plan)
+		ids, err := s.Find(q)
+		require.NoError(t, err)
+		require.Len(t, ids, 1)
 	}
 }
