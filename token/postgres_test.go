@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,42 @@ import (
 // every call while the server is down, and the module recovers by itself.
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// testStoreLine is the slot line that puts the token of a test's token
+// directory where GOHSM_TEST_STORE says (D8): "postgres" gives each token
+// directory that testConfigLines is called with a database of pgtest's
+// shared server, fresh at its first use and the same for every module
+// opened on that directory later (two modules on one directory share a
+// token, as with SQLite); absent (or "sqlite"), the directory as always.
+func testStoreLine(t testing.TB, dir string) string {
+	t.Helper()
+	switch v := os.Getenv("GOHSM_TEST_STORE"); v {
+	case "", "sqlite":
+		return ""
+	case "postgres":
+		testDBs.Lock()
+		defer testDBs.Unlock()
+		dsn, ok := testDBs.m[dir]
+		if !ok {
+			dsn = pgtest.Shared(t).NewDatabase(t, "t")
+			testDBs.m[dir] = dsn
+			t.Cleanup(func() {
+				testDBs.Lock()
+				delete(testDBs.m, dir)
+				testDBs.Unlock()
+			})
+		}
+		return "store = " + dsn + "\n"
+	default:
+		t.Fatalf("GOHSM_TEST_STORE=%q: want sqlite or postgres", v)
+		return ""
+	}
+}
+
+var testDBs = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
 
 // pgModule opens a module whose slot 3 keeps its token in the database of
 // dsn, in a token directory of its own; slot holds more lines of the slot's
