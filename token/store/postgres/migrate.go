@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"gohsm/token/store"
 )
 
 // DB is what Migrate and CheckVersion need of a connection: a *pgx.Conn or a
@@ -30,8 +32,11 @@ func (e *VersionError) Error() string {
 	if e.Database > e.Code {
 		return fmt.Sprintf("token store schema version %d is newer than this gohsm's %d: upgrade gohsm", e.Database, e.Code)
 	}
-	return fmt.Sprintf("token store schema version %d is older than this gohsm's %d: migrate it", e.Database, e.Code)
+	return fmt.Sprintf("token store schema version %d is older than this gohsm's %d: migrate it with `gohsm store migrate`", e.Database, e.Code)
 }
+
+// Unwrap makes a VersionError a store.ErrFormat (errors.Is).
+func (e *VersionError) Unwrap() error { return store.ErrFormat }
 
 // ErrNotStore is returned for a database schema that holds tables but no
 // schema_version: not a token store, so nothing is added to it.

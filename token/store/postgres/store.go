@@ -1,0 +1,465 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gohsm/token/store"
+)
+
+// DefaultTimeout bounds every store call (connecting included) when
+// Options.Timeout is 0.
+const DefaultTimeout = 5 * time.Second
+
+// Options tune Open. The zero value is the default.
+type Options struct {
+	// Timeout bounds every store call, connecting included: past it the
+	// call fails with an error wrapping store.ErrUnavailable (0:
+	// DefaultTimeout).
+	Timeout time.Duration
+}
+
+// defaultMaxConns is the pool's size unless the URL sets pool_max_conns:
+// writers serialise on the generation row anyway, so more connections
+// only help concurrent readers.
+const defaultMaxConns = 8
+
+// notifyChannel is the channel every write transaction notifies with its
+// generation (D3); each Store listens on it (D4).
+const notifyChannel = "gohsm_generation"
+
+// pgStore is a view of one token store on PostgreSQL: the shared state
+// (core) and the audit events its writes append (none for the store Open
+// returns; Audited makes views with some).
+type pgStore struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	core    *core
+	events  []store.AuditEvent
+}
+
+// core is what every view of one opening shares.
+type core struct {
+	cfg *pgx.ConnConfig // for the dedicated connections (listener, logins)
+
+	// schemaOK is set once the database's schema was checked (and made,
+	// on an empty database); until then every call checks it first.
+	schemaOK atomic.Bool
+	schemaMu sync.Mutex
+
+	// gen is the highest generation seen: notified, read, or committed by
+	// this store. listening is true while the listener connection is up
+	// and has read the generation after its LISTEN: only then is gen
+	// current without asking the database.
+	gen       atomic.Uint64
+	listening atomic.Bool
+
+	closed atomic.Bool
+	stop   context.CancelFunc // ends the listener
+	done   chan struct{}      // closed when the listener has ended
+
+	// logins is the login registry's connection and its advisory locks
+	// (logins.go).
+	logins loginConn
+}
+
+// Open opens the token store in the database url names. A bad URL fails,
+// and so does a reachable database whose schema is not this build's
+// (*VersionError, wrapping store.ErrFormat) or that is not a token store;
+// an empty database gets the schema. An unreachable database is not an
+// error here: the store is returned, its calls fail with
+// store.ErrUnavailable until the database answers, and the first call
+// that reaches it checks the schema.
+func Open(url string, opts Options) (store.Store, error) {
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("postgres: negative timeout %v", opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
+		return nil, fmt.Errorf("postgres: the setting is not a postgres:// URL") // it may hold a password
+	}
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err) // pgx leaves the password out
+	}
+	defaults(pcfg.ConnConfig)
+	if !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = defaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &pgStore{pool: pool, timeout: opts.Timeout, core: &core{
+		cfg:  pcfg.ConnConfig.Copy(),
+		stop: stop,
+		done: make(chan struct{}),
+	}}
+	s.core.logins.init(s)
+	cctx, cancel := s.ctx()
+	err = s.ready(cctx)
+	cancel()
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		stop()
+		pool.Close()
+		return nil, err
+	}
+	go s.listen(ctx)
+	return s, nil
+}
+
+// defaults are ParseURL's: a connect timeout and the application name.
+func defaults(cfg *pgx.ConnConfig) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "gohsm"
+	}
+}
+
+// ctx is a call's context: it ends after the store's timeout.
+func (s *pgStore) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+var errClosed = errors.New("store: closed")
+
+var _ store.Store = (*pgStore)(nil)
+
+// ready checks the schema once per opening: an empty database gets it
+// (Migrate, under its advisory lock), a current one is used, another
+// version is refused.
+func (s *pgStore) ready(ctx context.Context) error {
+	if s.core.closed.Load() {
+		return errClosed
+	}
+	if s.core.schemaOK.Load() {
+		return nil
+	}
+	s.core.schemaMu.Lock()
+	defer s.core.schemaMu.Unlock()
+	if s.core.schemaOK.Load() {
+		return nil
+	}
+	v, err := version(ctx, s.pool)
+	if err != nil {
+		return wrapErr("open", err)
+	}
+	switch {
+	case v == 0:
+		if err := Migrate(ctx, s.pool); err != nil {
+			return wrapErr("create schema", err)
+		}
+	case v != Version:
+		return fmt.Errorf("store: open: %w", &VersionError{Database: v, Code: Version})
+	}
+	s.core.schemaOK.Store(true)
+	return nil
+}
+
+// querier is what a single statement runs on: the pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, arguments ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// stmt runs fn, which reads with one statement, on the pool under the
+// timeout: no transaction, so one round trip.
+func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	return fn(ctx, s.pool)
+}
+
+// read runs fn in one READ ONLY REPEATABLE READ transaction (one snapshot)
+// under the timeout. fn's errors are returned as they are; callers wrap
+// them (wrapErr).
+func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return wrapErr("begin", err)
+	}
+	defer tx.Rollback(ctx)
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// txState is what a write transaction collects for the audit events it
+// appends: the IDs of the objects it created, in order (AuditEvent.Fill).
+type txState struct{ created []int64 }
+
+type txStateKey struct{}
+
+// noteCreated records objects the write transaction of ctx created.
+func noteCreated(ctx context.Context, ids ...int64) {
+	if st, ok := ctx.Value(txStateKey{}).(*txState); ok {
+		st.created = append(st.created, ids...)
+	}
+}
+
+// createdIn is what noteCreated recorded in the transaction of ctx.
+func createdIn(ctx context.Context) []int64 {
+	if st, ok := ctx.Value(txStateKey{}).(*txState); ok {
+		return st.created
+	}
+	return nil
+}
+
+// write is commit without the report.
+func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	_, err := s.commit(fn)
+	return err
+}
+
+// commit runs fn in a write transaction and reports the commit (D3). The
+// transaction's first statement bumps the one-row generation table: its
+// row lock makes writers of every host take turns, as SQLite's BEGIN
+// IMMEDIATE does, so the READ COMMITTED statements after it see every
+// earlier commit, and the number it returns is this commit's place in
+// one sequence: Before n-1, After n, Alone (nothing else committed between
+// them). The same statement notifies the listeners of every Store, which
+// receive it when the transaction commits. Then fn, then the view's audit
+// events (appendAudit, audit.go), in the same transaction.
+func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (store.Commit, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return store.Commit{}, err
+	}
+	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return store.Commit{}, wrapErr("begin", err)
+	}
+	defer tx.Rollback(ctx)
+	var n int64
+	if err := tx.QueryRow(ctx, `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
+		SELECT n FROM g, pg_notify('`+notifyChannel+`', n::text)`).Scan(&n); err != nil {
+		return store.Commit{}, wrapErr("generation", err)
+	}
+	if err := fn(ctx, tx); err != nil {
+		return store.Commit{}, err
+	}
+	if len(s.events) > 0 {
+		if err := s.appendAudit(ctx, tx); err != nil {
+			return store.Commit{}, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return store.Commit{}, wrapErr("commit", err)
+	}
+	s.core.raise(uint64(n))
+	return store.Commit{Before: uint64(n) - 1, After: uint64(n), Alone: true}, nil
+}
+
+// raise lifts the generation seen to at least n.
+func (c *core) raise(n uint64) uint64 {
+	for {
+		g := c.gen.Load()
+		if g >= n {
+			return g
+		}
+		if c.gen.CompareAndSwap(g, n) {
+			return n
+		}
+	}
+}
+
+// Generation is an atomic load while the listener is up (D4): its
+// connection receives every commit's notification, and this store's own
+// commits raise it at once. While the listener is down, each call reads
+// the generation from the database, under the timeout.
+func (s *pgStore) Generation() (uint64, error) {
+	if s.core.listening.Load() {
+		return s.core.gen.Load(), nil
+	}
+	var n int64
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		return q.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n)
+	})
+	if err != nil {
+		return 0, wrapErr("read generation", err)
+	}
+	return s.core.raise(uint64(n)), nil
+}
+
+// listenPing bounds how long the listener waits for a notification before
+// it checks that its connection still answers, so that a connection lost
+// without a word (a network gone silent) falls back to queries.
+const listenPing = 10 * time.Second
+
+// listen keeps a connection LISTENing on notifyChannel until ctx ends,
+// raising the generation to each notification's payload; a lost connection
+// is made again with a growing pause (at most 1 s), and while it is down
+// Generation asks the database.
+func (s *pgStore) listen(ctx context.Context) {
+	defer close(s.core.done)
+	pause := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		if s.listenOnce(ctx) {
+			pause = 10 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// listenOnce runs one listener connection until it fails; ok is whether
+// it got as far as listening.
+func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.ready(cctx); err != nil {
+		return false
+	}
+	conn, err := pgx.ConnectConfig(cctx, s.core.cfg)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	defer s.core.listening.Store(false)
+	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
+		return false
+	}
+	// Read after LISTEN: a commit before it is in n, one after it is
+	// notified.
+	if err := s.core.sync(cctx, conn); err != nil {
+		return false
+	}
+	s.core.listening.Store(true)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		nt, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if g, err := strconv.ParseUint(nt.Payload, 10, 64); err == nil {
+				s.core.raise(g)
+			}
+		case ctx.Err() != nil:
+			return true
+		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
+			// Nothing for a while: check that the connection still
+			// answers (and catch up, should anything have been missed).
+			pctx, cancel := context.WithTimeout(ctx, s.timeout)
+			err := s.core.sync(pctx, conn)
+			cancel()
+			if err != nil {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+}
+
+// sync reads the generation on conn and raises gen to it.
+func (c *core) sync(ctx context.Context, conn *pgx.Conn) error {
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return err
+	}
+	c.raise(uint64(n))
+	return nil
+}
+
+// Close ends the listener and the login registry's connection (releasing
+// its logins' locks) and closes the pool. Views share the opening: closing
+// one closes it.
+func (s *pgStore) Close() error {
+	if s.core.closed.Swap(true) {
+		return nil
+	}
+	s.core.stop()
+	<-s.core.done
+	err := s.core.logins.close()
+	s.pool.Close()
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// wrapErr adds the operation to an error and maps the database's errors
+// onto the store's: a unique violation is store.ErrExists, no rows
+// store.ErrNotFound, a lost or refused connection, a timeout or a server
+// shutting down store.ErrUnavailable. Errors this package made (they start
+// "store: ") are returned as they are.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if strings.HasPrefix(err.Error(), "store: ") {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: %s: %w", op, store.ErrNotFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		return fmt.Errorf("store: %s: %s: %w", op, pe.Message, store.ErrExists)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("store: %s: %w: %v", op, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// unavailable tells the errors of a database that cannot be reached or
+// used now from those of a request it refused.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"): // connection_exception
+			return true
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin, crash shutdown; cannot connect now
+			return true
+		case pe.Code == "53300": // too_many_connections
+			return true
+		case pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock: try again later
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") ||
+		strings.Contains(err.Error(), "closed pool")
+}
