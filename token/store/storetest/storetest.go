@@ -117,6 +117,10 @@ var tests = []test{
 	{"KeyQuorum", testKeyQuorum},
 	{"Replica", testReplica},
 	{"UpgradeKeys", testUpgradeKeys},
+	{"MoveRoundTrip", testMoveRoundTrip},
+	{"MoveRefusesNonEmpty", testMoveRefusesNonEmpty},
+	{"MoveBadSnapshot", testMoveBadSnapshot},
+	{"MoveEmptySnapshot", testMoveEmptySnapshot},
 }
 
 // kdf keeps records small; the store never runs the KDF itself.
