@@ -124,6 +124,20 @@ func (s *Slot) MigrateStore() (before, after int, err error) {
 		return before, after, fmt.Errorf("token: store migrate: %s: %w", redactIn(err.Error(), s.cfg.Store), ck.CKR_DEVICE_ERROR)
 	}
 	s.m.log.Info("gohsm: store migrated", "slot", s.cfg.ID, "store", RedactURL(s.cfg.Store), "from", before, "to", after)
+	// A store the module could not open for its version opens now.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, broken := s.st.(brokenStore); broken {
+		st, err := openStore(s.cfg, s.m.storeOpts)
+		if err != nil {
+			return before, after, storeErr(err)
+		}
+		s.setStore(st)
+		s.dropCachesLocked()
+		if err := s.m.openCluster(s); err != nil {
+			return before, after, fmt.Errorf("token: slot %d: %v: %w", s.cfg.ID, err, ck.CKR_DEVICE_ERROR)
+		}
+	}
 	return before, after, nil
 }
 

@@ -1,0 +1,233 @@
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/internal/testenv/pgtest"
+	"gohsm/token/attrs"
+	"gohsm/token/store/postgres"
+)
+
+// Slots whose store is PostgreSQL (store = postgres://...), through the
+// token layer: a slot works end to end and two modules ("hosts": token
+// directories of their own, only the database shared) see one token; a
+// database of another schema version makes the slot's token not
+// recognised with a message that says what to do; store_timeout bounds
+// every call while the server is down, and the module recovers by itself.
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// pgModule opens a module whose slot 3 keeps its token in the database of
+// dsn, in a token directory of its own; slot holds more lines of the slot's
+// section.
+func pgModule(t *testing.T, dsn, slot string) (*Module, *Slot, string) {
+	t.Helper()
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "gohsm.log")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 3]\nlabel = t\nstore = %s\n%s\n",
+		dir, logf, dsn, slot), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	return m, s, logf
+}
+
+func signWith(t *testing.T, m *Module, h, key ck.ULong) error {
+	t.Helper()
+	if err := m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA}, key); err != nil {
+		return err
+	}
+	digest := sha256.Sum256([]byte("hello"))
+	sig := make([]byte, 64)
+	_, err := m.Sign(h, digest[:], Out{Buf: sig})
+	return err
+}
+
+func TestPostgresSlot(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "slot")
+	a, sa, _ := pgModule(t, dsn, "")
+	require.True(t, sa.Config().Postgres())
+	require.NoError(t, a.CloseSession(initTestToken(t, a)))
+	ha := openRW(t, a)
+	loginAs(t, a, ha, ck.CKU_USER, userPIN)
+	pub, priv := signingPair(t, a, ha, "pg-key")
+	require.NoError(t, signWith(t, a, ha, priv))
+	// The slot's directory holds nothing of the token: no token.db.
+	_, err := os.Stat(filepath.Join(sa.Config().Dir, "token.db"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	// Another host: its own token directory, the same database. The key
+	// has the same handle there, and signs.
+	b, _, _ := pgModule(t, dsn, "")
+	hb := openRW(t, b)
+	loginAs(t, b, hb, ck.CKU_USER, userPIN)
+	require.NoError(t, b.FindObjectsInit(hb, attrs.Template{ck.CKA_LABEL: []byte("pg-key")}))
+	found, err := b.FindObjects(hb, 10)
+	require.NoError(t, err)
+	require.NoError(t, b.FindObjectsFinal(hb))
+	require.ElementsMatch(t, []ck.ULong{pub, priv}, found)
+	require.NoError(t, signWith(t, b, hb, priv))
+
+	// A key made on b is known to a by its handle at once (a handle
+	// unknown locally is looked up in the database).
+	_, priv2 := signingPair(t, b, hb, "from-b")
+	require.NoError(t, signWith(t, a, ha, priv2))
+}
+
+// TestPostgresSlotSchemaVersion: a database of a newer or older schema
+// version leaves the slot's token not recognised, the module log and
+// the error saying what to do; store migrate mends the older one and the
+// slot works again in the same module.
+func TestPostgresSlotSchemaVersion(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+
+	newer := srv.NewDatabase(t, "newer")
+	c, err := postgres.Connect(ctx, newer)
+	require.NoError(t, err)
+	require.NoError(t, postgres.Migrate(ctx, c))
+	_, err = c.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, postgres.Version+1)
+	require.NoError(t, err)
+	c.Close(ctx)
+	m, s, logf := pgModule(t, newer, "")
+	_, err = s.TokenInfo()
+	require.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	want := fmt.Sprintf("schema version %d is newer than this gohsm's %d: upgrade gohsm", postgres.Version+1, postgres.Version)
+	require.ErrorContains(t, err, want)
+	_, err = m.OpenSession(3, ck.CKF_SERIAL_SESSION)
+	require.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	log, err := os.ReadFile(logf)
+	require.NoError(t, err)
+	require.Contains(t, string(log), want)
+	_, _, err = s.MigrateStore()
+	require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR)
+	require.ErrorContains(t, err, "newer")
+
+	older := srv.NewDatabase(t, "older")
+	c, err = postgres.Connect(ctx, older)
+	require.NoError(t, err)
+	require.NoError(t, postgres.MigrateTo(ctx, c, 2))
+	c.Close(ctx)
+	m, s, _ = pgModule(t, older, "")
+	_, err = s.TokenInfo()
+	require.ErrorIs(t, err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	require.ErrorContains(t, err, "older than this gohsm's")
+	require.ErrorContains(t, err, "gohsm store migrate")
+	st := s.StoreStatus()
+	require.Equal(t, 2, st.SchemaVersion)
+	require.True(t, st.Reachable)
+	require.Contains(t, st.Error, "older")
+
+	before, after, err := s.MigrateStore()
+	require.NoError(t, err)
+	require.Equal(t, [2]int{2, postgres.Version}, [2]int{before, after})
+	before, after, err = s.MigrateStore()
+	require.NoError(t, err)
+	require.Equal(t, [2]int{postgres.Version, postgres.Version}, [2]int{before, after})
+	// The slot opened its store again: the token is usable in this module.
+	require.NoError(t, m.CloseSession(initTestToken(t, m)))
+	require.Empty(t, s.StoreStatus().Error)
+}
+
+// TestPostgresSlotTimeout: with the server stopped, calls that need the
+// database fail with CKR_DEVICE_ERROR within store_timeout (plus a
+// margin), never hang; a key already in use keeps signing (its material is
+// cached); after the server is back the same module works again, without
+// reopening. A module opened while the server is down starts as well and
+// recovers the same way.
+func TestPostgresSlotTimeout(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t, "timeout")
+	const timeout = 500 * time.Millisecond
+	m, _, _ := pgModule(t, dsn, "store_timeout = 500ms")
+	require.NoError(t, m.CloseSession(initTestToken(t, m)))
+	h := openRW(t, m)
+	loginAs(t, m, h, ck.CKU_USER, userPIN)
+	_, priv := signingPair(t, m, h, "k")
+	require.NoError(t, signWith(t, m, h, priv))
+
+	require.NoError(t, srv.Stop())
+	var worst time.Duration
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		_, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN},
+			attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("aes")})
+		took := time.Since(start)
+		require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR, "call %d", i)
+		worst = max(worst, took)
+	}
+	t.Logf("server stopped: worst failing call %v (store_timeout %v)", worst, timeout)
+	require.Less(t, worst, timeout+time.Second, "a call outlived store_timeout")
+
+	m2, s2, _ := pgModule(t, dsn, "store_timeout = 500ms") // opened while the server is down
+	start := time.Now()
+	_, err := s2.TokenInfo()
+	require.ErrorIs(t, err, ck.CKR_DEVICE_ERROR)
+	require.Less(t, time.Since(start), timeout+time.Second)
+
+	require.NoError(t, srv.Restart())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err = m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN},
+			attrs.Template{ck.CKA_VALUE_LEN: attrs.ULong(32), ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_LABEL: []byte("aes")})
+		if err == nil || !errors.Is(err, ck.CKR_DEVICE_ERROR) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(t, err, "no recovery after the restart")
+	require.NoError(t, signWith(t, m, h, priv))
+	ti, err := s2.TokenInfo()
+	require.NoError(t, err)
+	require.True(t, ti.Initialized)
+	h2 := openRW(t, m2)
+	loginAs(t, m2, h2, ck.CKU_USER, userPIN)
+	require.NoError(t, signWith(t, m2, h2, priv))
+}
+
+// TestPostgresDeleteToken: deleting (or resetting) a PostgreSQL token
+// empties the database in one transaction; refused while another host is
+// logged in.
+func TestPostgresDeleteToken(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "delete")
+	a, sa, _ := pgModule(t, dsn, "")
+	require.NoError(t, a.CloseSession(initTestToken(t, a)))
+	b, _, _ := pgModule(t, dsn, "")
+	hb := openRW(t, b)
+	loginAs(t, b, hb, ck.CKU_USER, userPIN)
+
+	err := sa.DeleteToken([]byte(soPIN))
+	require.ErrorIs(t, err, ck.CKR_SESSION_EXISTS)
+	require.ErrorContains(t, err, "logged in")
+	require.ErrorIs(t, sa.ResetToken(), ck.CKR_SESSION_EXISTS)
+	ti, err := sa.TokenInfo()
+	require.NoError(t, err)
+	require.True(t, ti.Initialized)
+
+	require.NoError(t, b.Logout(hb))
+	require.NoError(t, sa.DeleteToken([]byte(soPIN)))
+	ti, err = sa.TokenInfo()
+	require.NoError(t, err)
+	require.False(t, ti.Initialized)
+	// The other host sees the token gone.
+	_, err = b.OpenSession(3, ck.CKF_SERIAL_SESSION)
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "CKR_TOKEN_NOT_RECOGNIZED") || errors.Is(err, ck.CKR_TOKEN_NOT_RECOGNIZED), err.Error())
+	// And a new token can be made in its place.
+	require.NoError(t, a.CloseSession(initTestToken(t, a)))
+	require.NoError(t, sa.ResetToken())
+}
