@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ func (db *tokenDB) exec(t *testing.T, stmt string) {
 		if err := tx.QueryRow(ctx, `UPDATE generation SET n = n + 1 RETURNING n`).Scan(&n); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT pg_notify('gohsm_generation', $1::text)`, n); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify('gohsm_generation', $1)`, strconv.FormatInt(n, 10)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, stmt)
