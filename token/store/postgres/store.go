@@ -234,7 +234,7 @@ func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) (err error
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	err := fn(ctx, s.pool)
+	err = fn(ctx, s.pool)
 	if s.again(ctx, err) {
 		err = fn(ctx, s.pool)
 	}
@@ -271,7 +271,7 @@ func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) (err error
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	err := s.readOnce(ctx, fn)
+	err = s.readOnce(ctx, fn)
 	if s.again(ctx, err) {
 		err = s.readOnce(ctx, fn)
 	}
