@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,10 +37,16 @@ import (
 // connection; a variable so that tests can shorten it.
 var loginCheck = 2 * time.Second
 
-// heldSQL is true for a logins row l whose lock some backend holds.
-const heldSQL = `EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
-	AND k.objsubid = 1 AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND ((k.classid::int8 << 32) | k.objid::int8) = l.instance)`
+// testOnlyNoRetake, while set, keeps the keeper from taking lost logins
+// again.
+var testOnlyNoRetake atomic.Bool
+
+// heldSQL is true for a logins row l whose lock some backend holds. The
+// subquery does not depend on l, so the lock table is read once per
+// statement (hashed), not once per row.
+const heldSQL = `l.instance IN (SELECT (k.classid::int8 << 32) | k.objid::int8 FROM pg_locks k
+	WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+	AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`
 
 type loginConn struct {
 	s    *pgStore
@@ -118,7 +125,7 @@ func (l *loginConn) keep() {
 		case <-t.C:
 		}
 		l.mu.Lock()
-		if len(l.held) > 0 {
+		if len(l.held) > 0 && !testOnlyNoRetake.Load() {
 			ctx, cancel := l.s.ctx()
 			if l.conn == nil || l.conn.Ping(ctx) != nil {
 				l.retake(ctx)
@@ -253,7 +260,7 @@ func (s *pgStore) Logins(user string) ([]store.Login, error) {
 
 func queryLogins(ctx context.Context, q querier, user string) ([]store.Login, error) {
 	rows, err := q.Query(ctx, `SELECT instance, username, pid, started, boot, pidns, since FROM logins l
-		WHERE ($1 = '' OR username = $1) AND `+heldSQL+` ORDER BY since, instance`, user)
+		WHERE ($1 = '' OR username = $1) AND `+heldSQL+` ORDER BY instance`, user)
 	if err != nil {
 		return nil, err
 	}

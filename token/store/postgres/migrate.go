@@ -128,6 +128,21 @@ func step(ctx context.Context, db DB, target int) (int, error) {
 	return v + 1, nil
 }
 
+// settledVersion reads the schema version under the migration lock: a
+// migration under way in another opener has then committed (or rolled
+// back), so the version read is no intermediate step of it.
+func settledVersion(ctx context.Context, db DB) (int, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+		return 0, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	return version(ctx, tx)
+}
+
 type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if dsn := os.Getenv("GOHSM_PG_MIGRATE"); dsn != "" {
 		migrateHelper(dsn) // a process of TestMigrateProcesses
 	}
+	if dsn := os.Getenv("GOHSM_PG_LOGIN_HELPER"); dsn != "" {
+		loginHelper(dsn) // the process TestLoginKilled kills
+	}
 	pgtest.Main(m)
 }
 

@@ -243,14 +243,14 @@ func TestMoveLarge(t *testing.T) {
 // golden files) imports into PostgreSQL as ReadSnapshot reads it,
 // migrated as Open migrates it.
 func TestImportOlderFormats(t *testing.T) {
+	pg := openPG(t, newDB(t))
 	for _, v := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
 			file := filepath.Join("..", "testdata", fmt.Sprintf("token-v%d.db", v))
 			want, _, err := store.ReadSnapshot(file)
 			require.NoError(t, err)
 			require.NotNil(t, want.Token)
-			pg := openPG(t, newDB(t))
-			info, err := store.ImportFile(pg, file, false)
+			info, err := store.ImportFile(pg, file, v > 1) // each over the one before
 			require.NoError(t, err)
 			assert.Equal(t, want.Token.SerialNumber, info.Serial)
 			got := exportOf(t, pg)
@@ -258,8 +258,54 @@ func TestImportOlderFormats(t *testing.T) {
 				assert.NotEmpty(t, got.AuditKey)
 				got.AuditKey = want.AuditKey
 			}
+			assert.GreaterOrEqual(t, got.ObjectSeq, want.ObjectSeq)
+			got.ObjectSeq = want.ObjectSeq // the token replaced handed out IDs too
 			assert.Equal(t, want, got)
 			assert.NotEmpty(t, got.Objects)
 		})
 	}
+}
+
+// TestExportIsOneSnapshot: exports taken on one host while another
+// creates objects with audit events naming them each hold the objects
+// their records name and chains that verify: one snapshot, never a
+// record without its object or a head before its record.
+func TestExportIsOneSnapshot(t *testing.T) {
+	hosts := twoHosts(t)
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			uid := fmt.Sprint("o", i)
+			ev := store.AuditEvent{Fill: func(created []int64) ([]byte, error) { return []byte(fmt.Sprint(uid, "=", created)), nil }}
+			if _, err := hosts[1].Audited(ev).CreateObject(store.ObjectRecord{UniqueID: uid,
+				Attrs: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte(uid)}}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	exports := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); exports++ {
+		snap := exportOf(t, hosts[0])
+		storetest.VerifyAuditChains(t, snap)
+		ids := map[string]int64{}
+		for _, o := range snap.Objects {
+			ids[o.UniqueID] = o.ID
+		}
+		require.Len(t, snap.Audit, len(snap.Objects), "a record for each object, an object for each record")
+		for _, r := range snap.Audit {
+			uid, created, _ := strings.Cut(string(r.Record), "=")
+			require.Equal(t, fmt.Sprint([]int64{ids[uid]}), created)
+		}
+	}
+	close(stop)
+	require.NoError(t, <-done)
+	t.Logf("%d consistent exports while another host wrote", exports)
 }

@@ -96,10 +96,12 @@ const createSQL = `WITH n AS (
 SELECT id FROM m ORDER BY i`
 
 // createObjects inserts objs (folded, checked) in the transaction and
-// returns their IDs; the errors callers tell apart are mapped: a unique
-// ID already stored (ErrExists), an owner or key holder that is not a
-// user (ErrNotFound).
-func createObjects(ctx context.Context, q querier, objs []store.ObjectRecord) ([]int64, error) {
+// returns their IDs, after checking quotas in the same round trip (the
+// count and the insert are pipelined; a quota passed fails the call, and
+// the caller's transaction rolls the insert back). The errors callers
+// tell apart are mapped: a unique ID already stored (ErrExists), an owner
+// or key holder that is not a user (ErrNotFound).
+func createObjects(ctx context.Context, q querier, objs []store.ObjectRecord, quotas []store.Quota) ([]int64, error) {
 	uids := make([]string, len(objs))
 	owners := make([]*string, len(objs))
 	private := make([]bool, len(objs))
@@ -111,13 +113,33 @@ func createObjects(ctx context.Context, q querier, objs []store.ObjectRecord) ([
 		}
 		r.add(int64(i+1), o, true)
 	}
-	cr, err := q.Query(ctx, createSQL, uids, owners, private,
+	b := &pgx.Batch{}
+	qsql, qargs, qcheck := quotaQuery(objs, quotas)
+	if qsql != "" {
+		b.Queue(qsql, qargs...)
+	}
+	b.Queue(createSQL, uids, owners, private,
 		r.attrObj, r.attrType, r.attrValue, r.sealObj, r.sealType, r.sealValue, r.keyObj, r.keyUser, r.keyVal)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	if qsql != "" {
+		rs, err := br.Query()
+		if err == nil {
+			err = qcheck(rs)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	cr, err := br.Query()
 	if err != nil {
 		return nil, createErr(err, objs)
 	}
 	ids, err := pgx.CollectRows(cr, pgx.RowTo[int64])
 	if err != nil {
+		return nil, createErr(err, objs)
+	}
+	if err := br.Close(); err != nil {
 		return nil, createErr(err, objs)
 	}
 	if len(ids) != len(objs) {
@@ -160,7 +182,7 @@ func (s *pgStore) CreateObject(o store.ObjectRecord) (store.ObjectRecord, error)
 }
 
 // CreateObjects stores objs in one transaction: the quota count and the
-// insert are sent together (one round trip), after the generation bump
+// insert are pipelined (one round trip), after the generation bump
 // whose lock keeps every other host's writer out until the commit, so
 // hosts creating at once never pass a quota together.
 func (s *pgStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
@@ -179,10 +201,7 @@ func (s *pgStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota
 		return out, store.Commit{}, nil
 	}
 	c, err := s.commit(func(ctx context.Context, tx pgx.Tx) error {
-		if err := checkQuotas(ctx, tx, out, quotas); err != nil {
-			return err
-		}
-		ids, err := createObjects(ctx, tx, out)
+		ids, err := createObjects(ctx, tx, out, quotas)
 		if err != nil {
 			return err
 		}
@@ -200,10 +219,12 @@ func (s *pgStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota
 	return out, c, nil
 }
 
-// checkQuotas fails when creating objs would pass one of quotas, counting
-// the stored objects of every class the quotas name with one statement
-// (each class answered from the attrs (type, sha256(value)) index).
-func checkQuotas(ctx context.Context, q querier, objs []store.ObjectRecord, quotas []store.Quota) error {
+// quotaQuery is the statement that counts the stored objects of every
+// class the quotas that objs would add to name (each class answered from
+// the attrs (type, sha256(value)) index), and check, which reads its rows
+// and fails when objs would pass one of quotas. sql is "" when no quota
+// counts objs.
+func quotaQuery(objs []store.ObjectRecord, quotas []store.Quota) (sql string, args []any, check func(pgx.Rows) error) {
 	adding := map[ck.ObjectClass]int{}
 	for _, o := range objs {
 		if v, ok := o.Attrs[ck.CKA_CLASS]; ok && len(v) == 8 {
@@ -222,52 +243,57 @@ func checkQuotas(ctx context.Context, q querier, objs []store.ObjectRecord, quot
 		}
 	}
 	if len(classes) == 0 {
-		return nil
+		return "", nil, nil
 	}
 	vals := make([][]byte, len(classes))
 	for i, c := range classes {
 		vals[i] = binary.LittleEndian.AppendUint64(nil, uint64(c))
 	}
-	rs, err := q.Query(ctx, `SELECT m.v, (SELECT count(*) FROM attrs a
-			WHERE a.type = $1 AND sha256(a.value) = sha256(m.v) AND a.value = m.v)
-		FROM unnest($2::bytea[]) AS m(v)`, int64(ck.CKA_CLASS), vals)
-	if err != nil {
-		return err
-	}
-	have := map[ck.ObjectClass]int{}
-	var v []byte
-	var n int
-	if _, err := pgx.ForEachRow(rs, []any{&v, &n}, func() error {
-		have[ck.ObjectClass(binary.LittleEndian.Uint64(v))] = n
+	check = func(rs pgx.Rows) error {
+		have := map[ck.ObjectClass]int{}
+		var v []byte
+		var n int
+		if _, err := pgx.ForEachRow(rs, []any{&v, &n}, func() error {
+			have[ck.ObjectClass(binary.LittleEndian.Uint64(v))] = n
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, qu := range quotas {
+			held, more := 0, 0
+			for _, c := range qu.Classes {
+				held += have[c]
+				more += adding[c]
+			}
+			if more > 0 && held+more > qu.Max {
+				return fmt.Errorf("store: %d objects of %v held, %d more would pass the quota of %d: %w", held, qu.Classes, more, qu.Max, qu.Err)
+			}
+		}
 		return nil
-	}); err != nil {
-		return err
 	}
-	for _, qu := range quotas {
-		held, more := 0, 0
-		for _, c := range qu.Classes {
-			held += have[c]
-			more += adding[c]
-		}
-		if more > 0 && held+more > qu.Max {
-			return fmt.Errorf("store: %d objects of %v held, %d more would pass the quota of %d: %w", held, qu.Classes, more, qu.Max, qu.Err)
-		}
-	}
-	return nil
+	return `SELECT m.v, (SELECT count(*) FROM attrs a
+			WHERE a.type = $1 AND sha256(a.value) = sha256(m.v) AND a.value = m.v)
+		FROM unnest($2::bytea[]) AS m(v)`, []any{int64(ck.CKA_CLASS), vals}, check
 }
 
 // objectSQL reads an object's row, key quorum values, attributes, sealed
-// attributes and keys in one statement (one snapshot).
+// attributes and keys in one statement (one snapshot); readObject adds
+// more columns (tail) and the FROM clause.
 const objectSQL = `SELECT o.unique_id, o.owner, o.private, o.version, q.use_value, q.manage_value,
-	ARRAY(SELECT type FROM attrs WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT value FROM attrs WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT type FROM sealed WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT value FROM sealed WHERE object_id = o.id ORDER BY type),
-	ARRAY(SELECT username FROM object_keys WHERE object_id = o.id ORDER BY username),
-	ARRAY(SELECT value FROM object_keys WHERE object_id = o.id ORDER BY username)`
+	a.t, a.v, s.t, s.v, k.u, k.v`
+
+const objectFrom = `
+	FROM objects o LEFT JOIN key_quorum q ON q.object_id = o.id
+	LEFT JOIN LATERAL (SELECT array_agg(type ORDER BY type) t, array_agg(value ORDER BY type) v
+		FROM attrs WHERE object_id = o.id) a ON true
+	LEFT JOIN LATERAL (SELECT array_agg(type ORDER BY type) t, array_agg(value ORDER BY type) v
+		FROM sealed WHERE object_id = o.id) s ON true
+	LEFT JOIN LATERAL (SELECT array_agg(username ORDER BY username) u, array_agg(value ORDER BY username) v
+		FROM object_keys WHERE object_id = o.id) k ON true
+	WHERE o.id = $1`
 
 // readObject fills o (o.ID set) from objectSQL's row; extra are more
-// columns of the same row to scan.
+// columns of the same row to scan (tail selects them).
 func readObject(ctx context.Context, q querier, o *store.ObjectRecord, tail string, extra ...any) error {
 	var owner *string
 	var use, manage *int32
@@ -275,8 +301,7 @@ func readObject(ctx context.Context, q querier, o *store.ObjectRecord, tail stri
 	var av, sv, kv [][]byte
 	var ku []string
 	dest := append([]any{&o.UniqueID, &owner, &o.Private, &o.Version, &use, &manage, &at, &av, &st, &sv, &ku, &kv}, extra...)
-	err := q.QueryRow(ctx, objectSQL+tail+`
-		FROM objects o LEFT JOIN key_quorum q ON q.object_id = o.id WHERE o.id = $1`, o.ID).Scan(dest...)
+	err := q.QueryRow(ctx, objectSQL+tail+objectFrom, o.ID).Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store: object %d: %w", o.ID, store.ErrNotFound)
 	}
@@ -698,10 +723,7 @@ func (s *pgStore) CreateReplica(r store.Replica, quotas ...store.Quota) (store.O
 		sharees[i] = store.FoldName(u)
 	}
 	c, err := s.commit(func(ctx context.Context, tx pgx.Tx) error {
-		if err := checkQuotas(ctx, tx, []store.ObjectRecord{o}, quotas); err != nil {
-			return err
-		}
-		ids, err := createObjects(ctx, tx, []store.ObjectRecord{o})
+		ids, err := createObjects(ctx, tx, []store.ObjectRecord{o}, quotas)
 		if err != nil {
 			return err
 		}

@@ -37,8 +37,16 @@ type Options struct {
 const defaultMaxConns = 8
 
 // notifyChannel is the channel every write transaction notifies with its
-// generation (D3); each Store listens on it (D4).
+// generation (D3); each Store listens on it (D4). Notifications are per
+// database, and a database may hold several tokens, one per schema
+// (search_path), so the payload is "<schema>:<n>" and a listener takes
+// only its own schema's.
 const notifyChannel = "gohsm_generation"
+
+// genSQL is a write transaction's first statement: the bump and its
+// notification.
+const genSQL = `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
+	SELECT n FROM g, pg_notify('` + notifyChannel + `', current_schema() || ':' || n)`
 
 // pgStore is a view of one token store on PostgreSQL: the shared state
 // (core) and the audit events its writes append (none for the store Open
@@ -65,6 +73,10 @@ type core struct {
 	// current without asking the database.
 	gen       atomic.Uint64
 	listening atomic.Bool
+
+	// timedOut is when (Unix nanoseconds) a call last gave up on the
+	// database after the whole timeout (breaker.go).
+	timedOut atomic.Int64
 
 	closed atomic.Bool
 	stop   context.CancelFunc // ends the listener
@@ -97,6 +109,7 @@ func Open(url string, opts Options) (store.Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err) // pgx leaves the password out
 	}
 	defaults(pcfg.ConnConfig)
+	abandonIdle(pcfg.ConnConfig, opts.Timeout)
 	if !strings.Contains(url, "pool_max_conns") {
 		pcfg.MaxConns = defaultMaxConns
 	}
@@ -121,6 +134,26 @@ func Open(url string, opts Options) (store.Store, error) {
 	}
 	go s.listen(ctx)
 	return s, nil
+}
+
+// idleMargin is how much longer than a call may last a transaction may sit
+// idle before the server ends it (abandonIdle).
+const idleMargin = 500 * time.Millisecond
+
+// abandonIdle has the server end a transaction of this store's connections
+// that sits idle longer than a store call may last (timeout + idleMargin),
+// unless the URL sets idle_in_transaction_session_timeout itself. No live
+// call leaves a transaction idle that long (its context ends first), so
+// such a transaction was abandoned by a client that vanished without a
+// word, a host whose network died: without this, its hold on the
+// generation row that every write takes first kept every host from
+// writing until TCP keepalives noticed, two hours and more by default
+// (tests/hosts TestPartitionMidTransaction: still stuck after 30 s).
+func abandonIdle(cfg *pgx.ConnConfig, timeout time.Duration) {
+	const key = "idle_in_transaction_session_timeout"
+	if _, ok := cfg.RuntimeParams[key]; !ok {
+		cfg.RuntimeParams[key] = strconv.FormatInt((timeout + idleMargin).Milliseconds(), 10)
+	}
 }
 
 // defaults are ParseURL's: a connect timeout and the application name.
@@ -161,6 +194,14 @@ func (s *pgStore) ready(ctx context.Context) error {
 	if err != nil {
 		return wrapErr("open", err)
 	}
+	if v > 0 && v < Version {
+		// Another opener may be creating the schema, one migration per
+		// transaction, so that versions 1.. show on the way: once its
+		// lock is ours the version is final.
+		if v, err = settledVersion(ctx, s.pool); err != nil {
+			return wrapErr("open", err)
+		}
+	}
 	switch {
 	case v == 0:
 		if err := Migrate(ctx, s.pool); err != nil {
@@ -183,9 +224,13 @@ type querier interface {
 
 // stmt runs fn, which reads with one statement, on the pool under the
 // timeout: no transaction, so one round trip.
-func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) error {
+func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -195,9 +240,13 @@ func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) error {
 // read runs fn in one READ ONLY REPEATABLE READ transaction (one snapshot)
 // under the timeout. fn's errors are returned as they are; callers wrap
 // them (wrapErr).
-func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) error {
+func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
@@ -246,25 +295,26 @@ func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
 // earlier commit, and the number it returns is this commit's place in
 // one sequence: Before n-1, After n, Alone (nothing else committed between
 // them). The same statement notifies the listeners of every Store, which
-// receive it when the transaction commits. Then fn, then the view's audit
+// receive it when the transaction commits. BEGIN and the bump take one
+// round trip (beginWith). Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction.
-func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (store.Commit, error) {
+func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return store.Commit{}, err
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return store.Commit{}, err
 	}
 	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
-	tx, err := s.pool.Begin(ctx)
+	var n int64
+	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
 	if err != nil {
 		return store.Commit{}, wrapErr("begin", err)
 	}
 	defer tx.Rollback(ctx)
-	var n int64
-	if err := tx.QueryRow(ctx, `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
-		SELECT n FROM g, pg_notify('`+notifyChannel+`', n::text)`).Scan(&n); err != nil {
-		return store.Commit{}, wrapErr("generation", err)
-	}
 	if err := fn(ctx, tx); err != nil {
 		return store.Commit{}, err
 	}
@@ -311,10 +361,20 @@ func (s *pgStore) Generation() (uint64, error) {
 	return s.core.raise(uint64(n)), nil
 }
 
-// listenPing bounds how long the listener waits for a notification before
-// it checks that its connection still answers, so that a connection lost
-// without a word (a network gone silent) falls back to queries.
-const listenPing = 10 * time.Second
+// listenBeat is how often the listener reads the generation on its own
+// connection, notifications or not, and listenLease how long after the
+// last such read Generation still trusts the listener. A connection gone
+// silent (a network path that drops every packet: no reset, no error)
+// thus stops being trusted within listenLease, and Generation asks the
+// database, which fails within the timeout, instead of answering from
+// caches that miss other hosts' commits. (With a check only after 10 s
+// without a notification, tests/hosts TestPartitionedHost measured a host
+// cut off from the database signing for 10.9 s with a key another host
+// had deleted.) The cost: one small query per beat per opening.
+const (
+	listenBeat  = 250 * time.Millisecond
+	listenLease = time.Second
+)
 
 // listen keeps a connection LISTENing on notifyChannel until ctx ends,
 // raising the generation to each notification's payload; a lost connection
@@ -349,7 +409,11 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 	}
 	defer conn.Close(context.Background())
 	defer s.core.listening.Store(false)
+	var schema string
 	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
+		return false
+	}
+	if err := conn.QueryRow(cctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return false
 	}
 	// Read after LISTEN: a commit before it is in n, one after it is
@@ -357,31 +421,59 @@ func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
 	if err := s.core.sync(cctx, conn); err != nil {
 		return false
 	}
+	// The lease: unless a read on the connection renews it, the listener
+	// is no longer trusted after listenLease.
+	lease := time.AfterFunc(listenLease, func() { s.core.listening.Store(false) })
+	defer lease.Stop()
 	s.core.listening.Store(true)
+	beat := time.Now().Add(listenBeat)
 	for {
-		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		wctx, cancel := context.WithDeadline(ctx, beat)
 		nt, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
 		case err == nil:
-			if g, err := strconv.ParseUint(nt.Payload, 10, 64); err == nil {
-				s.core.raise(g)
+			if !s.notified(ctx, conn, schema, nt.Payload) {
+				return true
 			}
 		case ctx.Err() != nil:
 			return true
 		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
-			// Nothing for a while: check that the connection still
-			// answers (and catch up, should anything have been missed).
+			// The beat: check that the connection still answers (and
+			// catch up, should anything have been missed), then renew
+			// the lease.
 			pctx, cancel := context.WithTimeout(ctx, s.timeout)
 			err := s.core.sync(pctx, conn)
 			cancel()
 			if err != nil {
 				return true
 			}
+			lease.Reset(listenLease)
+			s.core.listening.Store(true)
+			beat = time.Now().Add(listenBeat)
 		default:
 			return true
 		}
 	}
+}
+
+// notified takes a notification: "<schema>:<n>" of this store's schema
+// raises the generation to n, another schema's is ignored, and anything
+// else (a bare number from a tool or an operator bumping the generation
+// by hand) makes the listener read its own schema's generation. ok is
+// false when that read failed (the connection is lost).
+func (s *pgStore) notified(ctx context.Context, conn *pgx.Conn, schema, payload string) (ok bool) {
+	if i := strings.LastIndexByte(payload, ':'); i >= 0 {
+		if n, err := strconv.ParseUint(payload[i+1:], 10, 64); err == nil {
+			if payload[:i] == schema {
+				s.core.raise(n)
+			}
+			return true
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.core.sync(sctx, conn) == nil
 }
 
 // sync reads the generation on conn and raises gen to it.

@@ -198,6 +198,9 @@ func testMoveRefusesNonEmpty(t *testing.T, b Backend) {
 	Populate(t, src)
 	snap := export(t, src)
 
+	// One target, reset (an empty snapshot, replaced) before each case,
+	// so that each case alone is what refuses the import.
+	dst := b.Open(t)
 	for name, fill := range map[string]func(s store.Store){
 		"initialised": func(s store.Store) {
 			require.NoError(t, s.InitToken(store.TokenRecord{Label: "other", SerialNumber: "1111111111111111"}, user("root", store.RoleCO)))
@@ -206,7 +209,7 @@ func testMoveRefusesNonEmpty(t *testing.T, b Backend) {
 		"quorum":  func(s store.Store) { require.NoError(t, s.SetQuorumValue("user", 2)) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			dst := b.Open(t)
+			require.NoError(t, dst.(store.Mover).Import(&store.Snapshot{}, true))
 			fill(dst)
 			before := export(t, dst)
 			g := generation(t, dst)
@@ -217,7 +220,7 @@ func testMoveRefusesNonEmpty(t *testing.T, b Backend) {
 		})
 	}
 
-	dst := b.Open(t)
+	require.NoError(t, dst.(store.Mover).Import(&store.Snapshot{}, true))
 	require.NoError(t, dst.InitToken(store.TokenRecord{Label: "other", SerialNumber: "1111111111111111"}, user("root", store.RoleCO)))
 	_, err := dst.CreateObject(obj("mine", "", false, "mine"))
 	require.NoError(t, err)
