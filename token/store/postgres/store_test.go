@@ -782,7 +782,10 @@ func TestConnectionsTerminated(t *testing.T) {
 	}{
 		{"Token", func() error { _, err := s.Token(); return err }},
 		{"Object", func() error { _, err := s.Object(o.ID); return err }},
-		{"CreateObject", func() error { _, err := s.CreateObject(testObject(fmt.Sprint("y", time.Now().UnixNano()), "")); return err }},
+		{"CreateObject", func() error {
+			_, err := s.CreateObject(testObject(fmt.Sprint("y", time.Now().UnixNano()), ""))
+			return err
+		}},
 		{"Users", func() error { _, err := s.Users(); return err }},
 	} {
 		// Several idle connections in the pool.
