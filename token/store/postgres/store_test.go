@@ -795,13 +795,20 @@ func TestConnectionsTerminated(t *testing.T) {
 			go func() { defer wg.Done(); s.Find(store.Query{Viewer: "alice"}) }()
 		}
 		wg.Wait()
-		_, err := c.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		rows, err := c.Query(ctx, `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'gohsm'`)
 		require.NoError(t, err)
+		var pids []int32
+		var pid int32
+		var ok bool
+		_, err = pgx.ForEachRow(rows, []any{&pid, &ok}, func() error { pids = append(pids, pid); return nil })
+		require.NoError(t, err)
+		require.NotEmpty(t, pids)
+		// Gone once the server has ended them (the listener's new
+		// connection may be there already).
 		eventually(t, 5*time.Second, "backends gone", func() error {
 			var n int
-			if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-				AND pid <> pg_backend_pid() AND application_name = 'gohsm'`).Scan(&n); err != nil || n > 0 {
+			if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)`, pids).Scan(&n); err != nil || n > 0 {
 				return fmt.Errorf("%d left, %v", n, err)
 			}
 			return nil
