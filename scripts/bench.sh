@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Benchmarks gohsm side by side with SoftHSMv2 in one run (cmd/p11bench),
-# prints the table and writes it, with the machine's description, into the
-# generated section of docs/bench.md.
+# with a third column, gohsm-pg: gohsm with its tokens in PostgreSQL (a
+# throwaway server this script starts and stops), prints the table and
+# writes it, with the machine's description, into the generated section
+# of docs/bench.md.
 #
 #   scripts/bench.sh [p11bench flags...]     e.g. -duration 1s -ops ecdsa,gcm
 #
 # Environment:
-#   BENCH_DIR=DIR   keep the token directories in DIR and reuse them on the
-#                   next run (the 10,000 find objects are made once); the
-#                   default is a fresh temporary directory, removed afterwards
+#   BENCH_DIR=DIR   keep the token directories (and the PostgreSQL cluster)
+#                   in DIR and reuse them on the next run (the 10,000 find
+#                   objects are made once); the default is a fresh
+#                   temporary directory, removed afterwards
 #   BENCH_NO_DOC=1  do not touch docs/bench.md
+#   BENCH_NO_PG=1   leave the gohsm-pg column out (no PostgreSQL)
+#   BENCH_PG_FSYNC  the server's fsync setting: off (default; a commit is
+#                   written to the kernel, not flushed, as gohsm's SQLite
+#                   does with synchronous=normal) or on
 #   SOFTHSM_LIB     path of libsofthsm2.so (found through dpkg by default)
+#   GOHSM_PG_BIN    PostgreSQL's binaries (default: the newest
+#                   /usr/lib/postgresql/*/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -30,16 +39,63 @@ if [ -z "$softhsm_lib" ] || [ ! -f "$softhsm_lib" ]; then
 	exit 1
 fi
 
+# Debian's PostgreSQL binaries, for the gohsm-pg column.
+pg_bin=
+find_pg() {
+	if [ -n "${GOHSM_PG_BIN:-}" ]; then
+		pg_bin=$GOHSM_PG_BIN
+	else
+		pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n | tail -n1 || true)
+	fi
+}
+if [ -z "${BENCH_NO_PG:-}" ]; then
+	find_pg
+	if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+		if [ "$(id -u)" != 0 ]; then
+			echo "scripts/bench.sh: PostgreSQL is not installed and this is not root: apt-get install postgresql (or BENCH_NO_PG=1)" >&2
+			exit 1
+		fi
+		echo "scripts/bench.sh: installing postgresql" >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+		find_pg
+	fi
+	if [ ! -x "$pg_bin/initdb" ] || [ ! -x "$pg_bin/pg_ctl" ]; then
+		echo "scripts/bench.sh: no initdb and pg_ctl in '$pg_bin' (set GOHSM_PG_BIN)" >&2
+		exit 1
+	fi
+	case "${BENCH_PG_FSYNC:-off}" in
+	on | off) ;;
+	*)
+		echo "scripts/bench.sh: BENCH_PG_FSYNC=$BENCH_PG_FSYNC: want on or off" >&2
+		exit 1
+		;;
+	esac
+fi
+
 # Through make, so that both are built with the project's toolchain.
 make lib build/p11bench
 
+pg_dir=
+pg_as=()
+pg_ctl_as() { "${pg_as[@]}" "$pg_bin/pg_ctl" "$@"; }
+cleanup() {
+	if [ -n "$pg_dir" ] && [ -f "$pg_dir/data/postmaster.pid" ]; then
+		pg_ctl_as -D "$pg_dir/data" -m fast -w stop >/dev/null || true
+	fi
+	if [ -z "${BENCH_DIR:-}" ]; then
+		rm -rf "$work"
+		if [ -n "$pg_dir" ]; then rm -rf "$pg_dir"; fi
+	fi
+	return 0
+}
 if [ -n "${BENCH_DIR:-}" ]; then
 	work=$BENCH_DIR
 	mkdir -p "$work"
 else
 	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
 fi
+trap cleanup EXIT
 mkdir -p "$work/softhsm" "$work/gohsm"
 cat >"$work/softhsm2.conf" <<EOF
 directories.tokendir = $work/softhsm
@@ -62,9 +118,63 @@ export SOFTHSM2_CONF=$work/softhsm2.conf GOHSM_CONF=$work/gohsm.conf
 args=(
 	-module "gohsm=$root/build/libgohsm.so" -so-pin gohsm=admin:p11bench-so -pin gohsm=user:p11bench-user
 	-module "softhsm=$softhsm_lib" -so-pin softhsm=p11bench-so -pin softhsm=p11bench-user
-	-json "$root/build/bench.json"
-	"$@"
 )
+
+# gohsm-pg: the same library with both tokens in databases of a throwaway
+# PostgreSQL cluster (initdb and pg_ctl as an unprivileged user under root;
+# trust authentication, TCP on 127.0.0.1 and a socket in its directory),
+# stopped at exit. The library is loaded a second time from a copy (dlopen
+# keeps one copy per file): its own Go runtime, configuration and caches.
+pg_version=
+if [ -n "$pg_bin" ]; then
+	pg_user=$(id -un)
+	if [ "$(id -u)" = 0 ]; then
+		pg_user=postgres
+		id -u postgres >/dev/null 2>&1 || pg_user=nobody
+		pg_as=(setpriv --reuid="$pg_user" --regid="$(id -g "$pg_user")" --init-groups --)
+	fi
+	if [ -n "${BENCH_DIR:-}" ]; then
+		pg_dir=$work/pg
+		chmod a+x "$work"
+		mkdir -p "$pg_dir"
+	else
+		pg_dir=$(mktemp -d /tmp/gohsm-bench-pg.XXXXXX)
+	fi
+	chmod 755 "$pg_dir"
+	if [ "$(id -u)" = 0 ]; then chown "$pg_user" "$pg_dir"; fi
+	if [ ! -f "$pg_dir/data/PG_VERSION" ]; then
+		"${pg_as[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U gohsm --auth=trust -E UTF8 --locale=C \
+			--no-instructions >"$pg_dir/initdb.log" 2>&1 || {
+			cat "$pg_dir/initdb.log" >&2
+			exit 1
+		}
+	fi
+	pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	pg_ctl_as -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 60 \
+		-o "-k $pg_dir -h 127.0.0.1 -p $pg_port -c fsync=${BENCH_PG_FSYNC:-off} -c max_connections=100" start >/dev/null || {
+		tail -n 20 "$pg_dir/postgres.log" >&2
+		exit 1
+	}
+	pg_version=$("$pg_bin/postgres" --version)
+	for db in p11bench p11bench_find; do
+		if ! "${pg_as[@]}" "$pg_bin/psql" -h "$pg_dir" -p "$pg_port" -U gohsm -d postgres -qAt \
+			-c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+			"${pg_as[@]}" "$pg_bin/createdb" -h "$pg_dir" -p "$pg_port" -U gohsm "$db"
+		fi
+	done
+	mkdir -p "$work/gohsm-pg"
+	dsn="postgres://gohsm@127.0.0.1:$pg_port"
+	printf '%s\n' "token_dir = $work/gohsm-pg" "log_level = warn" \
+		"[slot 0]" "label = p11bench" "store = $dsn/p11bench?sslmode=disable" \
+		"[slot 1]" "label = p11bench-find" "store = $dsn/p11bench_find?sslmode=disable" >"$work/gohsm-pg.conf"
+	cp "$root/build/libgohsm.so" "$work/libgohsm-pg.so"
+	args+=(
+		-module "gohsm-pg=$work/libgohsm-pg.so" -reserved "gohsm-pg=$work/gohsm-pg.conf"
+		-so-pin gohsm-pg=admin:p11bench-so -pin gohsm-pg=user:p11bench-user
+		-pair gohsm-pg/gohsm=0.95 -pair gohsm-pg/softhsm
+	)
+fi
+args+=(-json "$root/build/bench.json" "$@")
 echo "scripts/bench.sh: build/p11bench ${args[*]}" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
@@ -95,6 +205,9 @@ gen=$work/generated.md
 	echo "- kernel: $(uname -sr)"
 	echo "- Go: libgohsm.so built with $(go version build/libgohsm.so | awk '{print $2}'), p11bench with $(go version build/p11bench | awk '{print $2}')"
 	echo "- SoftHSM: softhsm2 $(dpkg -s softhsm2 | sed -n 's/^Version: //p') (\`$softhsm_lib\`)"
+	if [ -n "$pg_version" ]; then
+		echo "- gohsm-pg: the same library (a copy) with both tokens in a PostgreSQL server on this machine ($pg_version, TCP on 127.0.0.1, fsync=${BENCH_PG_FSYNC:-off}), started for the run"
+	fi
 	echo "- gohsm: commit $commit"
 	echo "- command: \`scripts/bench.sh $*\` (p11bench $(printf '%q ' "${args[@]}" | sed "s|$root/||g; s|$work|\$TMP|g"))"
 	echo

@@ -26,3 +26,7 @@ go vet ./...
 # in the go test runs above and below.
 FUZZTIME=5s ./tests/fuzz.sh
 go test -count=1 -timeout 15m ./pkcs11/... ./cmd/... ./tests/...
+# The end-to-end tests again with each test's token in a PostgreSQL
+# database (issue 17, D8: GOHSM_TEST_STORE chooses the backend of the test
+# helpers that write slot configurations; pgtest starts the server).
+GOHSM_TEST_STORE=postgres go test -count=1 -timeout 10m ./tests/e2e/

@@ -4,16 +4,19 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"gohsm/internal/ck"
 	"gohsm/token/cluster"
 	"gohsm/token/profile"
 	"gohsm/token/store"
+	"gohsm/token/store/postgres"
 )
 
 // Config is the module configuration. It is found, in order, in the
@@ -41,6 +44,8 @@ import (
 //	max_pin_len = 64
 //	sync = normal                   # normal: durable against process crashes; full: also power loss
 //	token_group = www-data          # share tokens with a group (dirs 0770, files 0660)
+//	store = sqlite                  # default store of every slot: sqlite | postgres://...
+//	store_timeout = 5s              # default for every slot (100ms to 5m)
 //
 //	[slot 0]
 //	label = gohsm
@@ -51,6 +56,8 @@ import (
 //	lockout_threshold = 5           # the slot's own values of these three; without them
 //	min_pin_len = 8                 # the top-level ones when set, else the profile's
 //	max_pin_len = 32                # defaults (cloudhsm: 5, 8, 32; standard: 5, 4, 64)
+//	store = postgres://gohsm@db.example/gohsm?sslmode=verify-full  # docs/store-postgres.md
+//	store_timeout = 5s              # a PostgreSQL store call gives up after this
 //
 // A slot's emulated cluster (token/cluster, docs/cluster.md) takes these
 // keys in its section; any of them but "cluster = off" turns it on (the
@@ -83,7 +90,11 @@ type Config struct {
 	// directories 0770, files 0660, so a service whose workers run as a
 	// member of the group can use the tokens. Empty: owner only.
 	TokenGroup string
-	Slots      []SlotConfig
+	// Store and StoreTimeout are the top-level store and store_timeout,
+	// the default of every slot (SlotConfig.Store).
+	Store        string
+	StoreTimeout time.Duration
+	Slots        []SlotConfig
 
 	// which of the keys a profile has defaults for were set at the top level
 	setLockout, setMinPIN, setMaxPIN bool
@@ -110,7 +121,28 @@ type SlotConfig struct {
 	// Cluster is the slot's emulated cluster (token/cluster, keys hsms,
 	// throttle, latency, fault_plan, ...; docs/cluster.md).
 	Cluster cluster.Config
+	// Store is where the slot's token lives: StoreSQLite (token.db in
+	// Dir) or a postgres:// URL (token/store/postgres; Dir then keeps
+	// what is per host: cluster.state). It may hold a password: print
+	// RedactURL(Store), never Store.
+	Store string
+	// StoreTimeout bounds every call of a PostgreSQL store (connecting
+	// included): past it the call fails with CKR_DEVICE_ERROR.
+	StoreTimeout time.Duration
 }
+
+// StoreSQLite is SlotConfig.Store for a token in the slot's directory.
+const StoreSQLite = "sqlite"
+
+// Store timeout bounds and default (store_timeout).
+const (
+	MinStoreTimeout     = 100 * time.Millisecond
+	MaxStoreTimeout     = 5 * time.Minute
+	DefaultStoreTimeout = 5 * time.Second
+)
+
+// Postgres reports whether the slot's token lives in PostgreSQL.
+func (sc SlotConfig) Postgres() bool { return sc.Store != "" && sc.Store != StoreSQLite }
 
 // DefaultConfig is the embedded default: one slot (ID 0) whose token lives
 // under the user's data directory.
@@ -126,6 +158,8 @@ func defaultConfig(getenv func(string) string) *Config {
 		MinPINLen:        4,
 		MaxPINLen:        64,
 		Sync:             "normal",
+		Store:            StoreSQLite,
+		StoreTimeout:     DefaultStoreTimeout,
 		Slots:            []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}},
 	}
 	if err := c.resolveSlot(&c.Slots[0], nil); err != nil {
@@ -325,6 +359,15 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				}
 			case "dir":
 				slot.Dir = v
+			case "store":
+				if err := checkStore(v); err != nil {
+					return nil, bad("%v", err)
+				}
+				slot.Store = v
+			case "store_timeout":
+				if slot.StoreTimeout, err = parseStoreTimeout(v); err != nil {
+					return nil, bad("%v", err)
+				}
 			case "test_max_keys":
 				if slot.TestQuotas.Keys, err = num(1, 1<<30); err != nil {
 					return nil, err
@@ -386,6 +429,17 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				return nil, bad("sync %q: want normal or full", v)
 			}
 			c.Sync = v
+		case "store":
+			if err := checkStore(v); err != nil {
+				return nil, bad("%v", err)
+			}
+			c.Store = v
+		case "store_timeout":
+			var d time.Duration
+			if d, err = parseStoreTimeout(v); err != nil {
+				return nil, bad("%v", err)
+			}
+			c.StoreTimeout = d
 		default:
 			return nil, bad("unknown key %q", k)
 		}
@@ -422,6 +476,96 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 	return c, nil
 }
 
+// checkStore checks a store value: sqlite or a postgres:// URL that pgx
+// reads. The value may hold a password, so no error quotes it.
+func checkStore(v string) error {
+	if v == StoreSQLite {
+		return nil
+	}
+	if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+		return fmt.Errorf("store: want sqlite or a postgres:// URL")
+	}
+	if _, err := postgres.ParseURL(v); err != nil {
+		// pgx writes the URL's password as xxxxx in its errors; say it
+		// again in case a later pgx does not.
+		return fmt.Errorf("store: %s", redactIn(err.Error(), v))
+	}
+	return nil
+}
+
+// parseStoreTimeout reads store_timeout: a Go duration from
+// MinStoreTimeout to MaxStoreTimeout.
+func parseStoreTimeout(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < MinStoreTimeout || d > MaxStoreTimeout {
+		return 0, fmt.Errorf("store_timeout = %q: want a Go duration from %v to %v (5s, 500ms)", v, MinStoreTimeout, MaxStoreTimeout)
+	}
+	return d, nil
+}
+
+// RedactURL is a store value fit to print: a postgres:// URL without its
+// password (in the user part or a password= parameter); sqlite as is.
+func RedactURL(v string) string {
+	if !strings.Contains(v, "://") {
+		return v
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		// Not a URL net/url reads (pgx reads some, e.g. several hosts
+		// with ports): keep the scheme only rather than risk a password.
+		scheme, _, _ := strings.Cut(v, "://")
+		return scheme + "://(unparsable URL, not shown)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redactIn removes from msg the password of the store URL v, if it has one.
+func redactIn(msg, v string) string {
+	for _, pw := range urlPasswords(v) {
+		if pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
+}
+
+func urlPasswords(v string) []string {
+	var pws []string
+	u, err := url.Parse(v)
+	if err != nil {
+		// Best effort on what net/url refuses: user:password@ by hand.
+		if _, rest, ok := strings.Cut(v, "://"); ok {
+			if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+				if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+					pws = append(pws, pw)
+				}
+			}
+		}
+		return pws
+	}
+	if u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			pws = append(pws, pw)
+			if _, esc, _ := strings.Cut(u.User.String(), ":"); esc != pw {
+				pws = append(pws, esc) // as written in the URL
+			}
+		}
+	}
+	if pw := u.Query().Get("password"); pw != "" {
+		pws = append(pws, pw, url.QueryEscape(pw))
+	}
+	return pws
+}
+
 // resolveSlot completes a slot's profile settings and its own lockout
 // threshold and password lengths: the slot's section wins, then the top
 // level, then the profile's defaults. set names the profile settings the
@@ -453,6 +597,12 @@ func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
 	// The profile's cluster (cloudhsm: 2 HSMs, the key availability
 	// check on); the section's cluster keys go over it (parseConfig).
 	sc.Cluster = cluster.DefaultConfig(sc.Profile)
+	if sc.Store == "" {
+		sc.Store = c.Store
+	}
+	if sc.StoreTimeout == 0 {
+		sc.StoreTimeout = c.StoreTimeout
+	}
 	pick(&sc.LockoutThreshold, c.setLockout, c.LockoutThreshold, pd.LockoutThreshold)
 	pick(&sc.MinPINLen, c.setMinPIN, c.MinPINLen, pd.MinPINLen)
 	pick(&sc.MaxPINLen, c.setMaxPIN, c.MaxPINLen, pd.MaxPINLen)

@@ -23,6 +23,8 @@ func FuzzParseConfig(f *testing.F) {
 		"log_level = debug\nlog_file = /dev/null\ntoken_group = 0\n",
 		"label = " + strings.Repeat("x", 33) + "\n",
 		"=\n",
+		"store = postgres://u:pw@h:5432/db?sslmode=disable\nstore_timeout = 1s\n[slot 1]\nstore = sqlite\nstore_timeout = 100ms\n",
+		"[slot 2]\nstore = postgresql://h/db?password=pw\n",
 	} {
 		f.Add(s)
 	}
@@ -60,6 +62,10 @@ func FuzzParseConfig(f *testing.F) {
 			seen[uint64(s.ID)] = true
 			if len(s.Label) > 32 || profileTable[s.Profile] == nil || s.Dir == "" {
 				t.Fatalf("slot %+v", s)
+			}
+			if s.StoreTimeout < MinStoreTimeout || s.StoreTimeout > MaxStoreTimeout ||
+				s.Store != StoreSQLite && !strings.HasPrefix(s.Store, "postgres://") && !strings.HasPrefix(s.Store, "postgresql://") {
+				t.Fatalf("slot %d: store %q, store_timeout %v", s.ID, RedactURL(s.Store), s.StoreTimeout)
 			}
 		}
 	})

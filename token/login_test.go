@@ -105,6 +105,7 @@ func loginAtOnce(t *testing.T, dir, pin string, n int) map[ck.RV]int {
 	for range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLoginHelperProcess$")
 		cmd.Env = append(os.Environ(), loginHelperEnv+"="+dir, loginHelperEnv+"_PIN="+pin)
+		cmd.Env = append(cmd.Env, testStoreEnv(dir)...)
 		c := &child{cmd: cmd, err: &strings.Builder{}}
 		var err error
 		c.stdin, err = cmd.StdinPipe()
@@ -149,7 +150,7 @@ func TestParallelWrongLoginsStopAtThreshold(t *testing.T) {
 	cfg := slowLoginToken(t, dir)
 	got := loginAtOnce(t, dir, "user:wrong-password", procs)
 
-	st, err := store.Open(filepath.Join(dir, "slot-3"), store.Options{})
+	st, err := openStore(cfg.Slots[0], store.Options{}) // either backend
 	require.NoError(t, err)
 	u, err := st.User("user")
 	require.NoError(t, err)
@@ -176,7 +177,7 @@ func TestParallelRightLoginsAllGetIn(t *testing.T) {
 	cfg := slowLoginToken(t, dir)
 	got := loginAtOnce(t, dir, userPIN, 12)
 	assert.Equal(t, map[ck.RV]int{ck.CKR_OK: 12}, got)
-	st, err := store.Open(cfg.Slots[0].Dir, store.Options{})
+	st, err := openStore(cfg.Slots[0], store.Options{}) // either backend
 	require.NoError(t, err)
 	defer st.Close()
 	u, err := st.User("user")

@@ -43,7 +43,7 @@ func (s *Slot) DeleteToken(pin []byte) error {
 		return err
 	}
 	clear(tk)
-	if err := s.removeStoreLocked("delete token"); err != nil {
+	if err := s.removeTokenLocked("delete token"); err != nil {
 		return err
 	}
 	s.m.log.Info("gohsm: token deleted", "slot", s.cfg.ID, "officer", name)
@@ -61,11 +61,22 @@ func (s *Slot) ResetToken() error {
 	if len(s.sessions) > 0 {
 		return fmt.Errorf("token: reset token: %w", ck.CKR_SESSION_EXISTS)
 	}
-	if err := s.removeStoreLocked("reset token"); err != nil {
+	if err := s.removeTokenLocked("reset token"); err != nil {
 		return err
 	}
 	s.m.log.Info("gohsm: token reset", "slot", s.cfg.ID)
 	return nil
+}
+
+// removeTokenLocked leaves the slot with an uninitialised token: a SQLite
+// token's files are removed (removeStoreLocked); a PostgreSQL token has
+// none, so everything it holds is replaced with nothing in one transaction,
+// refused while another process or host is logged in to it.
+func (s *Slot) removeTokenLocked(what string) error {
+	if s.cfg.Postgres() {
+		return s.emptyStoreLocked(what)
+	}
+	return s.removeStoreLocked(what)
 }
 
 // removeStoreLocked removes the slot's store files when no other process
@@ -94,17 +105,13 @@ func (s *Slot) removeStoreLocked(what string) error {
 // and drops every cache of the old one; it returns cause, or the reopening
 // error when there is no cause. s.mu must be held.
 func (s *Slot) reopenAfter(cause error) error {
-	st, err := store.Open(s.cfg.Dir, s.m.storeOpts)
+	st, err := openStore(s.cfg, s.m.storeOpts)
 	if err != nil {
 		// The slot keeps its closed store: every later call fails with
 		// CKR_DEVICE_ERROR rather than touching a half-removed token.
 		return errors.Join(cause, storeErr(err))
 	}
 	s.setStore(st)
-	s.objs = map[ck.ULong]*Object{}
-	s.keys = map[ck.ULong]cachedKey{}
-	s.gen = 0
-	s.lastUser = map[store.Role]string{}
-	s.boot = 0 // a new token (or the old one again) has a reboot counter of its own
+	s.dropCachesLocked() // a new token (or the old one again) has a reboot counter of its own
 	return cause
 }

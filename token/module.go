@@ -18,6 +18,7 @@ import (
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
 	"gohsm/token/store"
+	"gohsm/token/store/postgres"
 )
 
 // Version of gohsm reported in CK_INFO / CK_TOKEN_INFO.
@@ -80,11 +81,11 @@ func Open(cfg *Config) (*Module, error) {
 			m.Close()
 			return nil, fmt.Errorf("token: slot %d: %v: %w", sc.ID, err, errConfig)
 		}
-		st, err := store.Open(sc.Dir, opts)
+		st, err := openStore(sc, opts)
 		if err != nil {
 			// One unreadable token no longer fails C_Initialize for every
 			// slot: this one reports its token as not recognised.
-			m.log.Error("gohsm: slot's token cannot be opened", "slot", sc.ID, "dir", sc.Dir, "err", err)
+			m.log.Error("gohsm: slot's token cannot be opened", "slot", sc.ID, "dir", sc.Dir, "store", RedactURL(sc.Store), "err", err)
 			st = newBrokenStore(sc.ID, err)
 		}
 		s := newSlot(m, sc, st, prof)
@@ -102,6 +103,49 @@ func Open(cfg *Config) (*Module, error) {
 	sort.Slice(m.slots, func(i, j int) bool { return m.slots[i].cfg.ID < m.slots[j].cfg.ID })
 	m.log.Info("gohsm: module opened", "config", cfg.Source, "slots", len(m.slots))
 	return m, nil
+}
+
+// openStore opens a slot's token store: SQLite's token.db in the slot's
+// directory, or the PostgreSQL database of its store URL. A database that
+// does not answer is no error here (postgres.Open checks the schema at the
+// first call that reaches it); a bad URL or a schema of another version
+// is, and its message says what to do.
+func openStore(sc SlotConfig, opts store.Options) (store.Store, error) {
+	if !sc.Postgres() {
+		return store.Open(sc.Dir, opts)
+	}
+	// The slot's directory keeps what is per host (cluster.state).
+	if err := os.MkdirAll(sc.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if opts.Group != nil {
+		_ = os.Chown(sc.Dir, -1, *opts.Group)
+		_ = os.Chmod(sc.Dir, 0o770)
+	}
+	timeout := sc.StoreTimeout
+	if timeout == 0 {
+		timeout = DefaultStoreTimeout
+	}
+	st, err := postgres.Open(sc.Store, postgres.Options{Timeout: timeout})
+	if err != nil {
+		return nil, fmt.Errorf("%s%s", redactIn(err.Error(), sc.Store), storeAdvice(err))
+	}
+	return st, nil
+}
+
+// storeAdvice is what to do about a store that cannot be used, after the
+// error saying why (the VersionError says it for an older or newer schema).
+func storeAdvice(err error) string {
+	var ve *postgres.VersionError
+	switch {
+	case errors.As(err, &ve):
+		return ""
+	case errors.Is(err, postgres.ErrNotStore):
+		return " (the database's schema holds other tables: give gohsm a database or schema of its own)"
+	case errors.Is(err, store.ErrUnavailable):
+		return " (check the store URL, the server and the credentials: PGPASSWORD, ~/.pgpass)"
+	}
+	return ""
 }
 
 func (m *Module) openLog() error {

@@ -291,8 +291,16 @@ func storeErr(err error) error {
 	if errors.As(err, &rv) {
 		return err
 	}
-	if errors.Is(err, store.ErrDamaged) {
+	if errors.Is(err, store.ErrDamaged) || errors.Is(err, store.ErrFormat) {
+		// ErrFormat: a token (or PostgreSQL schema) of another version,
+		// which a store that opened before its database answered finds at
+		// its first call; the error says what to do.
 		return fmt.Errorf("token: %v: %w", err, ck.CKR_TOKEN_NOT_RECOGNIZED)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The database does not answer (within store_timeout): the
+		// device failed this call; the next may work.
+		return fmt.Errorf("token: %v: %w", err, ck.CKR_DEVICE_ERROR)
 	}
 	if store.IsFull(err) {
 		return fmt.Errorf("token: store: %v: %w", err, ck.CKR_DEVICE_MEMORY)

@@ -28,6 +28,7 @@ func testConfig(t testing.TB, dir string) *Config { return testConfigLines(t, di
 // slot's section.
 func testConfigLines(t testing.TB, dir, top, slot string) *Config {
 	t.Helper()
+	slot = testStoreLine(t, dir) + slot
 	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, slot), "test")
 	require.NoError(t, err)
 	return cfg

@@ -23,6 +23,10 @@ func init() {
 			help: "write a consistent snapshot of the token (sealed as at rest) to FILE while others use it", setup: tokenBackup},
 		command{path: []string{"token", "restore"}, args: "--from FILE [--yes]", need: needNone,
 			help: "put a backup into the slot's token directory (--yes: replace the token there); no process may have it open", setup: tokenRestore},
+		command{path: []string{"token", "export"}, args: "--out FILE", need: needCO,
+			help: "write every record of the token (sealed as at rest) to FILE, in the backup format, from either backend", setup: tokenExport},
+		command{path: []string{"token", "import"}, args: "FILE [--replace]", operands: []string{"FILE"}, need: needNone,
+			help: "put the token of an export or backup FILE into the slot's token, SQLite or PostgreSQL (--replace: in place of the one there)", setup: tokenImport},
 	)
 }
 
@@ -82,6 +86,57 @@ func tokenRestore(fs *flag.FlagSet) func(*env) error {
 		}
 		return e.emit(backupJSON(s.ID(), *from, info), func(w io.Writer) {
 			fmt.Fprintf(w, "restored token %q (serial %s, taken %s) into slot %d\n", info.Label, info.Serial, info.Created, s.ID())
+		})
+	}
+}
+
+// tokenExport needs an officer's PIN, as token backup: the export is
+// recorded in the audit log under the officer's name.
+func tokenExport(fs *flag.FlagSet) func(*env) error {
+	out := fs.String("out", "", "the `file` to write (replaced if it is a backup already)")
+	return func(e *env) error {
+		if *out == "" {
+			return usagef("--out is required")
+		}
+		pin, err := e.pin()
+		if err != nil {
+			return err
+		}
+		s, err := e.slot()
+		if err != nil {
+			return err
+		}
+		info, err := s.Export(pin, *out)
+		if err != nil {
+			return err
+		}
+		return e.emit(backupJSON(s.ID(), *out, info), func(w io.Writer) {
+			fmt.Fprintf(w, "exported token %q (serial %s) of slot %d to %s (%d bytes, sha256 %s)\n",
+				info.Label, info.Serial, s.ID(), *out, info.Size, info.SHA256)
+		})
+	}
+}
+
+// tokenImport needs no PIN, as token restore; it refuses an initialised
+// token without --replace.
+func tokenImport(fs *flag.FlagSet) func(*env) error {
+	replace := fs.Bool("replace", false, "replace the slot's token (its users and keys are lost)")
+	return func(e *env) error {
+		from := e.operands[0]
+		s, err := e.slot()
+		if err != nil {
+			return err
+		}
+		ti, err := s.TokenInfo()
+		if err == nil && ti.Initialized && !*replace {
+			return usagef("slot %d holds token %q: importing replaces every user and key; pass --replace", s.ID(), ti.Label)
+		}
+		info, err := s.Import(from, *replace)
+		if err != nil {
+			return err
+		}
+		return e.emit(backupJSON(s.ID(), from, info), func(w io.Writer) {
+			fmt.Fprintf(w, "imported token %q (serial %s, taken %s) into slot %d\n", info.Label, info.Serial, info.Created, s.ID())
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/testenv/pgtest"
 	"gohsm/token/cluster"
 )
 
@@ -29,7 +30,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Run(m) // the PostgreSQL server of store_test.go, if one started
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

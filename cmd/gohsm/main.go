@@ -116,6 +116,8 @@ const (
 	codeNoCluster        = "no_cluster"            // a cluster command on a slot without an emulated cluster
 	codeNoSuchHSM        = "no_such_hsm"           // cluster hsm: K names no HSM of the cluster
 	codeBadPlan          = "bad_plan"              // cluster plan load: the file is not a valid fault plan
+	codeStoreUnreachable = "store_unreachable"     // store status: the slot's database does not answer
+	codeStoreVersion     = "store_version"         // store status: the database's schema is not this gohsm's (or not a token store)
 	codeInternal         = "internal"              // a bug: please report it
 	codeError            = "error"                 // anything else
 )

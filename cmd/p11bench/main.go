@@ -7,7 +7,8 @@
 //	p11bench -module gohsm=build/libgohsm.so -pin gohsm=user:pw -so-pin gohsm=admin:pw \
 //	         -module softhsm=/usr/lib/softhsm/libsofthsm2.so -pin softhsm=1234 -so-pin softhsm=5678
 //
-// Ratios are first module / second module. See docs/bench.md.
+// Ratios are first module / second module, and each -pair A/B. See
+// docs/bench.md.
 package main
 
 import (
@@ -27,11 +28,23 @@ import (
 
 type modSpec struct{ name, path string }
 
+// pairSpec is a -pair: a ratio column a/b beside the first/second one.
+// target, when set, is the minimum ratio on the operations that use a
+// token key (signing, MAC, encryption: keys the modules cache); the others
+// (key generation, find, sessions) are shown for information.
+type pairSpec struct {
+	a, b   string
+	target float64
+}
+
+func (p pairSpec) name() string { return p.a + "/" + p.b }
+
 type config struct {
 	modules    []modSpec
 	soPINs     []string // raw "name=value" or "value"
 	pins       []string
 	reserved   []string // raw "name=value"
+	pairs      []pairSpec
 	label      string
 	findLabel  string
 	objects    int
@@ -69,11 +82,12 @@ func (l listFlag) Set(s string) error {
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("p11bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var mods []string
+	var mods, pairs []string
 	cfg := &config{command: "p11bench " + strings.Join(args, " ")}
 	fs.Var(listFlag{&mods}, "module", "module to load, NAME=PATH or PATH; repeatable or comma-separated (ratios are first/second)")
 	fs.Var(listFlag{&cfg.soPINs}, "so-pin", "security officer PIN, NAME=PIN for one module or PIN for all; repeatable (used only to initialise a token)")
 	fs.Var(listFlag{&cfg.pins}, "pin", "user PIN, NAME=PIN for one module or PIN for all; repeatable")
+	fs.Var(listFlag{&pairs}, "pair", "A/B or A/B=TARGET: another ratio column, module A over module B (the first is always first/second); TARGET is the minimum ratio on the operations that use a token key; repeatable")
 	fs.Var(listFlag{&cfg.reserved}, "reserved", "NAME=STRING: C_Initialize pReserved for one module (gohsm: configuration text or file); repeatable")
 	fs.StringVar(&cfg.label, "label", "p11bench", "label of the token the benchmark uses (initialised on a free slot if missing)")
 	fs.StringVar(&cfg.findLabel, "find-label", "p11bench-find", "label of the token holding the find objects (the -label token if equal)")
@@ -110,6 +124,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if len(cfg.modules) == 0 {
 		return nil, errors.New("p11bench: no -module given")
 	}
+	for _, p := range pairs {
+		ps, err := parsePair(p, cfg.modules)
+		if err != nil {
+			return nil, err
+		}
+		if len(cfg.modules) >= 2 && ps.a == cfg.modules[0].name && ps.b == cfg.modules[1].name {
+			return nil, fmt.Errorf("p11bench: -pair %q: the first column is already %s", p, ps.name())
+		}
+		cfg.pairs = append(cfg.pairs, ps)
+	}
 	for _, s := range strings.Split(*sessions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > maxSessions {
@@ -133,6 +157,31 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("p11bench: -objects %d: want 1..99999", cfg.objects)
 	}
 	return cfg, nil
+}
+
+// parsePair reads a -pair value: A/B or A/B=TARGET, A and B two of the
+// modules, TARGET a ratio in (0, 100].
+func parsePair(v string, mods []modSpec) (pairSpec, error) {
+	ab, tgt, hasTarget := strings.Cut(v, "=")
+	a, b, ok := strings.Cut(ab, "/")
+	var p pairSpec
+	if !ok || a == "" || b == "" || a == b {
+		return p, fmt.Errorf("p11bench: -pair %q: want A/B or A/B=TARGET, two different module names", v)
+	}
+	for _, n := range []string{a, b} {
+		if !slices.ContainsFunc(mods, func(m modSpec) bool { return m.name == n }) {
+			return p, fmt.Errorf("p11bench: -pair %q: no -module named %q", v, n)
+		}
+	}
+	p.a, p.b = a, b
+	if hasTarget {
+		t, err := strconv.ParseFloat(tgt, 64)
+		if err != nil || !(t > 0 && t <= 100) {
+			return p, fmt.Errorf("p11bench: -pair %q: target %q: want a ratio above 0, at most 100", v, tgt)
+		}
+		p.target = t
+	}
+	return p, nil
 }
 
 func opNames() string {
@@ -355,7 +404,7 @@ func bench(cfg *config) (*report, error) {
 	if ossl != nil {
 		rep.OpenSSLBaseline = ossl.rows()
 	}
-	rep.summarise(names)
+	rep.summarise(names, cfg.pairs)
 	return rep, errors.Join(errs...)
 }
 

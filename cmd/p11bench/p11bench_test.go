@@ -169,10 +169,66 @@ func TestParseFlags(t *testing.T) {
 		{"-module", "x", "-rounds", "0"},
 		{"-module", "x", "-scaling-rounds", "-1"},
 		{"-module", "x", "-duration", "10ms", "-slices", "20"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "a/c"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "a/a"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "a-b"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "a/b"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "b/a=0"},
+		{"-module", "a=/a.so,b=/b.so", "-pair", "b/a=x"},
 	} {
 		_, err := parseFlags(bad, &strings.Builder{})
 		assert.Error(t, err, "%q", bad)
 	}
+}
+
+// TestPairs: -pair adds a ratio column whose target holds on the
+// operations that use a token key only.
+func TestPairs(t *testing.T) {
+	cfg, err := parseFlags([]string{"-module", "gohsm=/a.so,softhsm=/b.so,gohsm-pg=/c.so", "-pair", "gohsm-pg/gohsm=0.95", "-pair", "gohsm-pg/softhsm"}, os.Stderr)
+	require.NoError(t, err)
+	require.Equal(t, []pairSpec{{"gohsm-pg", "gohsm", 0.95}, {"gohsm-pg", "softhsm", 0}}, cfg.pairs)
+
+	r := &report{Sessions: []int{1}}
+	add := func(op, mod string, rate float64) {
+		r.Results = append(r.Results, result{Op: op, Module: mod, Sessions: 1, Status: statusOK, OpsPerSec: rate})
+	}
+	for _, m := range []struct {
+		name       string
+		sign, kgen float64
+	}{{"gohsm", 1000, 500}, {"softhsm", 400, 20}, {"gohsm-pg", 960, 100}} {
+		r.Modules = append(r.Modules, moduleReport{Name: m.name})
+		add("ecdsa-p256", m.name, m.sign)
+		add("keygen-aes256-token", m.name, m.kgen)
+	}
+	r.summarise([]string{"gohsm", "softhsm", "gohsm-pg"}, cfg.pairs)
+	row := func(pair, op string) ratioRow {
+		for _, x := range r.Ratios {
+			if x.Pair == pair && x.Op == op {
+				return x
+			}
+		}
+		t.Fatalf("no ratio %s %s in %+v", pair, op, r.Ratios)
+		return ratioRow{}
+	}
+	assert.InDelta(t, 2.5, row("gohsm/softhsm", "ecdsa-p256").Ratio, 1e-9)
+	assert.Equal(t, verdictPass, row("gohsm/softhsm", "ecdsa-p256").Verdict)
+	sign := row("gohsm-pg/gohsm", "ecdsa-p256")
+	assert.InDelta(t, 0.96, sign.Ratio, 1e-9)
+	assert.Equal(t, 0.95, sign.Target)
+	assert.Equal(t, verdictPass, sign.Verdict)
+	kgen := row("gohsm-pg/gohsm", "keygen-aes256-token")
+	assert.InDelta(t, 0.2, kgen.Ratio, 1e-9)
+	assert.Equal(t, verdictInfo, kgen.Verdict, "key generation writes: no target")
+	assert.InDelta(t, 5.0, row("gohsm-pg/softhsm", "keygen-aes256-token").Ratio, 1e-9)
+	assert.Equal(t, verdictInfo, row("gohsm-pg/softhsm", "ecdsa-p256").Verdict)
+	r.find("ecdsa-p256", "gohsm-pg", 1).OpsPerSec = 900
+	r.Ratios = nil
+	r.summarise([]string{"gohsm", "softhsm", "gohsm-pg"}, cfg.pairs)
+	assert.Equal(t, verdictMiss, row("gohsm-pg/gohsm", "ecdsa-p256").Verdict, "0.90x < 0.95x")
+
+	md := r.markdown()
+	assert.Contains(t, md, "| gohsm/softhsm | target | | gohsm-pg/gohsm | target | | gohsm-pg/softhsm | target | |")
+	assert.Contains(t, md, "| 0.90x | >= 0.95x | MISS |")
 }
 
 func TestPercentile(t *testing.T) {

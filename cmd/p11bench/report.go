@@ -40,6 +40,9 @@ type result struct {
 }
 
 type ratioRow struct {
+	// Pair is "A/B": module A's ops/s over module B's (the first pair is
+	// the first module over the second; -pair adds others).
+	Pair     string  `json:"pair"`
 	Op       string  `json:"op"`
 	Sessions int     `json:"sessions"`
 	Ratio    float64 `json:"ratio"`
@@ -233,9 +236,9 @@ func medianOf(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-// summarise computes the ratios (first module / second module), the
-// session scaling of each module and the verdicts.
-func (r *report) summarise(names []string) {
+// summarise computes the ratios (first module / second module, and each
+// -pair), the session scaling of each module and the verdicts.
+func (r *report) summarise(names []string, pairs []pairSpec) {
 	seen := map[string]bool{}
 	for _, res := range r.Results {
 		if seen[res.Op] {
@@ -248,13 +251,13 @@ func (r *report) summarise(names []string) {
 		}
 		for _, k := range r.Sessions {
 			if len(names) >= 2 {
-				a, b := r.find(op.name, names[0], k), r.find(op.name, names[1], k)
-				row := ratioRow{Op: op.name, Sessions: k, Target: op.target, Verdict: verdictNA}
-				if a != nil && b != nil && a.Status == statusOK && b.Status == statusOK && b.OpsPerSec > 0 {
-					row.Ratio = pairedRatio(a, b)
-					row.Verdict = judge(row.Ratio, op.target)
+				r.Ratios = append(r.Ratios, r.ratioRow(op, k, pairSpec{a: names[0], b: names[1], target: op.target}))
+			}
+			for _, p := range pairs {
+				if op.key == nil {
+					p.target = 0
 				}
-				r.Ratios = append(r.Ratios, row)
+				r.Ratios = append(r.Ratios, r.ratioRow(op, k, p))
 			}
 			if k == 1 {
 				continue
@@ -327,6 +330,18 @@ func (r *report) summarise(names []string) {
 	}
 }
 
+// ratioRow is p.a's ops/s over p.b's on op at k sessions, judged against
+// p.target.
+func (r *report) ratioRow(op *opDef, k int, p pairSpec) ratioRow {
+	a, b := r.find(op.name, p.a, k), r.find(op.name, p.b, k)
+	row := ratioRow{Pair: p.name(), Op: op.name, Sessions: k, Target: p.target, Verdict: verdictNA}
+	if a != nil && b != nil && a.Status == statusOK && b.Status == statusOK && b.OpsPerSec > 0 {
+		row.Ratio = pairedRatio(a, b)
+		row.Verdict = judge(row.Ratio, p.target)
+	}
+	return row
+}
+
 func (r *report) write(cfg *config, stdout io.Writer) error {
 	if cfg.jsonPath != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
@@ -388,9 +403,17 @@ func target(t float64) string {
 
 func (r *report) markdown() string {
 	var b strings.Builder
-	var names []string
+	var names, pairs []string
 	for _, m := range r.Modules {
 		names = append(names, m.Name)
+	}
+	if len(names) >= 2 {
+		pairs = append(pairs, names[0]+"/"+names[1])
+	}
+	for _, x := range r.Ratios {
+		if !slices.Contains(pairs, x.Pair) {
+			pairs = append(pairs, x.Pair)
+		}
 	}
 	fmt.Fprintf(&b, "Per operation: %s measured after a short warm-up, per module and session count, in %d rounds (%d for the sign operations, which carry the scaling target) of which the median (by ops/s) is shown; within a round the measurements take turns in %d slices (alternating order), so that the ratios compare the same moments; ops/s summed over the sessions; p50/p99 per operation.\n\n", r.Duration, r.Rounds, r.ScalingRounds, r.Slices)
 	b.WriteString("| operation | sessions |")
@@ -399,8 +422,8 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, " %s ops/s | %s p50 us | %s p99 us |", n, n, n)
 		sep += "---:|---:|---:|"
 	}
-	if len(names) >= 2 {
-		fmt.Fprintf(&b, " %s/%s | target | |", names[0], names[1])
+	for _, p := range pairs {
+		fmt.Fprintf(&b, " %s | target | |", p)
 		sep += "---:|---:|---|"
 	}
 	b.WriteString("\n" + sep + "\n")
@@ -419,9 +442,9 @@ func (r *report) markdown() string {
 			for _, n := range names {
 				fmt.Fprintf(&b, " %s |", cell(r.find(op.name, n, k)))
 			}
-			if len(names) >= 2 {
+			for _, p := range pairs {
 				for _, x := range r.Ratios {
-					if x.Op == op.name && x.Sessions == k {
+					if x.Pair == p && x.Op == op.name && x.Sessions == k {
 						rs := "-"
 						if x.Verdict != verdictNA {
 							rs = ratio(x.Ratio)

@@ -14,6 +14,13 @@
 // Every test gets its own token directory and configuration file, with a
 // cheap KDF so logins are fast. The library is loaded once per process and
 // re-initialised per test: C_Initialize reads the configuration each time.
+//
+// With GOHSM_TEST_STORE=postgres (pgtest.StoreEnv) each test's slot keeps
+// its token in a fresh database of one PostgreSQL server for the package
+// (pgtest.Shared; `store = <DSN>` in the slot section), and the token
+// directory keeps only what is per host. The tests that reach behind the
+// library into the store (a damaged token, the plaintext scan) do it on
+// either backend.
 package e2e
 
 import (
@@ -33,7 +40,14 @@ import (
 
 	"github.com/miekg/pkcs11"
 	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/testenv/pgtest"
 )
+
+// TestMain runs the tests under pgtest.Run, which stops the Shared
+// PostgreSQL server when they are done (started only if a test asked for
+// it: on PostgreSQL, or never). Helper processes start no server.
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 // PINs every test token uses. The CO is the default officer "admin" (a PIN
 // without "name:"), crypto users are named.
@@ -96,8 +110,9 @@ func module(t testing.TB) *pkcs11.Ctx {
 }
 
 // configText is the one place that knows the configuration format
-// (token/config.go).
-func configText(tokenDir string, extra ...string) string {
+// (token/config.go): extra goes to the global section, slot0 (a store line
+// from pgtest.SlotStore, or "") to slot 0's.
+func configText(tokenDir, slot0 string, extra ...string) string {
 	return fmt.Sprintf(`# written by tests/e2e
 token_dir = %s
 log_level = error
@@ -108,7 +123,8 @@ kdf_threads = 1
 
 [slot 0]
 label = %s
-`, tokenDir, strings.Join(extra, "\n"), tokenName)
+%s
+`, tokenDir, strings.Join(extra, "\n"), tokenName, slot0)
 }
 
 // tok is one test's token: its directory, configuration file and the
@@ -119,6 +135,8 @@ type tok struct {
 	dir  string // token_dir
 	conf string // configuration file
 	slot uint
+	// store is slot 0's store line: "" (SQLite in dir) or "store = DSN".
+	store string
 }
 
 // newToken writes a configuration for a fresh token directory and
@@ -129,7 +147,8 @@ func newToken(t *testing.T, extra ...string) *tok {
 	p := module(t)
 	dir := t.TempDir()
 	tk := &tok{t: t, p: p, dir: filepath.Join(dir, "tokens"), conf: filepath.Join(dir, "gohsm.conf")}
-	require.NoError(t, os.WriteFile(tk.conf, []byte(configText(tk.dir, extra...)), 0o600))
+	tk.store = pgtest.SlotStore(t, "e2e")
+	require.NoError(t, os.WriteFile(tk.conf, []byte(configText(tk.dir, tk.store, extra...)), 0o600))
 	tk.initialize()
 	t.Cleanup(func() {
 		if err := p.Finalize(); err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED) {

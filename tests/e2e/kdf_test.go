@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/miekg/pkcs11"
+
+	"gohsm/internal/testenv/pgtest"
 )
 
 // TestInitializeRefusesKDFOutOfBounds: argon2id settings out of bounds in
@@ -17,13 +19,14 @@ import (
 func TestInitializeRefusesKDFOutOfBounds(t *testing.T) {
 	p := module(t)
 	dir := filepath.Join(t.TempDir(), "tokens")
+	store := pgtest.SlotStore(t, "kdf")
 	for _, extra := range []string{
 		"kdf_time = 17",
 		"kdf_time = 100",
 		"kdf_memory = 4194304",
 		"kdf_time = 2\nkdf_memory = 1048576",
 	} {
-		text := append([]byte(configText(dir, extra)), 0)
+		text := append([]byte(configText(dir, store, extra)), 0)
 		err := p.Initialize(pkcs11.InitializeWithReserved(unsafe.Pointer(&text[0])))
 		runtime.KeepAlive(text)
 		if err == nil {

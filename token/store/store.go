@@ -39,6 +39,10 @@ var (
 	ErrLocked = errors.New("store: user locked")
 	// ErrFormat: the token's on-disk format is not one this build reads.
 	ErrFormat = errors.New("store: unsupported token format")
+	// ErrUnavailable: the store's database cannot be reached or used now
+	// (PostgreSQL down, a lost connection, a call past its timeout); the
+	// same call may succeed later. The token answers CKR_DEVICE_ERROR.
+	ErrUnavailable = errors.New("store: database unreachable")
 )
 
 // TokenRecord is the token-wide state.

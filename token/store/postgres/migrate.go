@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"gohsm/token/store"
 )
 
 // DB is what Migrate and CheckVersion need of a connection: a *pgx.Conn or a
@@ -30,8 +32,11 @@ func (e *VersionError) Error() string {
 	if e.Database > e.Code {
 		return fmt.Sprintf("token store schema version %d is newer than this gohsm's %d: upgrade gohsm", e.Database, e.Code)
 	}
-	return fmt.Sprintf("token store schema version %d is older than this gohsm's %d: migrate it", e.Database, e.Code)
+	return fmt.Sprintf("token store schema version %d is older than this gohsm's %d: migrate it with `gohsm store migrate`", e.Database, e.Code)
 }
+
+// Unwrap makes a VersionError a store.ErrFormat (errors.Is).
+func (e *VersionError) Unwrap() error { return store.ErrFormat }
 
 // ErrNotStore is returned for a database schema that holds tables but no
 // schema_version: not a token store, so nothing is added to it.
@@ -121,6 +126,21 @@ func step(ctx context.Context, db DB, target int) (int, error) {
 		return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
 	}
 	return v + 1, nil
+}
+
+// settledVersion reads the schema version under the migration lock: a
+// migration under way in another opener has then committed (or rolled
+// back), so the version read is no intermediate step of it.
+func settledVersion(ctx context.Context, db DB) (int, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+		return 0, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	return version(ctx, tx)
 }
 
 type queryRower interface {

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if dsn := os.Getenv("GOHSM_PG_MIGRATE"); dsn != "" {
 		migrateHelper(dsn) // a process of TestMigrateProcesses
 	}
+	if dsn := os.Getenv("GOHSM_PG_LOGIN_HELPER"); dsn != "" {
+		loginHelper(dsn) // the process TestLoginKilled kills
+	}
 	pgtest.Main(m)
 }
 
@@ -62,8 +65,8 @@ func versions(t *testing.T, c *pgx.Conn) []int {
 }
 
 // format3 is every table of token format 3 (token/store/schema.go,
-// logins.go) and schema_version.
-var format3 = []string{"attrs", "audit", "key_quorum", "logins", "meta", "object_keys", "objects",
+// logins.go), schema_version and generation.
+var format3 = []string{"attrs", "audit", "generation", "key_quorum", "logins", "meta", "object_keys", "objects",
 	"quorum_keys", "quorum_tokens", "quorum_values", "schema_version", "sealed", "shares", "token", "users"}
 
 func TestMigrateEmpty(t *testing.T) {
@@ -206,7 +209,7 @@ func TestMigrateOlder(t *testing.T) {
 	c := connect(t, newDB(t))
 	require.NoError(t, migrateTo(ctx, c, 1))
 	require.Equal(t, []int{1}, versions(t, c))
-	require.EqualError(t, CheckVersion(ctx, c), "token store schema version 1 is older than this gohsm's 3: migrate it")
+	require.EqualError(t, CheckVersion(ctx, c), "token store schema version 1 is older than this gohsm's 3: migrate it with `gohsm store migrate`")
 	_, err := c.Exec(ctx, `INSERT INTO users (name, role, kdf_time, kdf_memory, kdf_threads, salt, wrapped_key)
 		VALUES ('alice', 2, 1, 64, 1, '\x01', '\x02')`)
 	require.NoError(t, err)

@@ -1,6 +1,6 @@
 // Package postgres is the token store on PostgreSQL (issue 17,
-// docs/store-postgres.md). So far it holds the schema, its migrations and
-// the connection settings; the Store methods come next.
+// docs/store-postgres.md): Open returns a store.Store kept in a
+// PostgreSQL database, shared by processes on many hosts.
 package postgres
 
 import (
@@ -125,6 +125,12 @@ var schemaV2 = []string{
 
 // schemaV3 is what format 3 adds: the operator's plane (audit log, quorum).
 // meta 'audit_key' is made by fillV3.
+//
+// And what only PostgreSQL has: generation, one row whose n every write
+// transaction bumps first (its row lock serialises writers across hosts
+// as SQLite's BEGIN IMMEDIATE does; the new n is notified on channel
+// gohsm_generation). It joined version 3 before any PostgreSQL store
+// shipped.
 var schemaV3 = []string{
 	`CREATE TABLE audit (
 	stream TEXT NOT NULL,
@@ -155,6 +161,11 @@ var schemaV3 = []string{
 	use_value    INTEGER NOT NULL CHECK (use_value >= 0 AND use_value <= 8),
 	manage_value INTEGER NOT NULL CHECK (manage_value >= 0 AND manage_value <= 8)
 )`,
+	`CREATE TABLE generation (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  BIGINT NOT NULL CHECK (n >= 0)
+)`,
+	`INSERT INTO generation (id, n) VALUES (1, 0)`,
 }
 
 // fillV3 makes the audit chain's HMAC key here, in the process, as SQLite's

@@ -8,6 +8,7 @@ package storetest
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -24,6 +25,55 @@ type Backend interface {
 	// process (or host) has: nothing cached in s is shared with it but
 	// the token itself. Closed when the test ends.
 	Reopen(t *testing.T, s store.Store) store.Store
+}
+
+// GenerationLagger is a Backend whose stores see another opening's commit
+// in Generation only after a delay (PostgreSQL's notifications travel
+// after the commit). GenerationLag bounds that delay: the checks of a
+// commit by another opening wait up to it for Generation to move. A
+// Backend without it, or with 0, is held to immediate visibility.
+type GenerationLagger interface {
+	GenerationLag() time.Duration
+}
+
+func generationLag(b Backend) time.Duration {
+	if l, ok := b.(GenerationLagger); ok {
+		return l.GenerationLag()
+	}
+	return 0
+}
+
+// generationOtherThan is s's generation once it differs from prev, or,
+// past the backend's lag, whatever it is then.
+func generationOtherThan(t *testing.T, b Backend, s store.Store, prev uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(generationLag(b))
+	for {
+		g := generation(t, s)
+		if g != prev || !time.Now().Before(deadline) {
+			return g
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// DeadLoginAdder is a Backend whose logins live by something else than
+// the process that made them (PostgreSQL: a lock its Store's connection
+// holds). AddDeadLogin records l in s's token as the entry of a login
+// whose holder is gone. Without it, the entry is l with a start time that
+// is not its process's: the pid, started at another time.
+type DeadLoginAdder interface {
+	AddDeadLogin(t *testing.T, s store.Store, l store.Login)
+}
+
+func addDeadLogin(t *testing.T, b Backend, s store.Store, l store.Login) {
+	t.Helper()
+	if d, ok := b.(DeadLoginAdder); ok {
+		d.AddDeadLogin(t, s, l)
+		return
+	}
+	l.Started++
+	require.NoError(t, s.AddLogin(l))
 }
 
 // A test of the suite.
@@ -67,6 +117,10 @@ var tests = []test{
 	{"KeyQuorum", testKeyQuorum},
 	{"Replica", testReplica},
 	{"UpgradeKeys", testUpgradeKeys},
+	{"MoveRoundTrip", testMoveRoundTrip},
+	{"MoveRefusesNonEmpty", testMoveRefusesNonEmpty},
+	{"MoveBadSnapshot", testMoveBadSnapshot},
+	{"MoveEmptySnapshot", testMoveEmptySnapshot},
 }
 
 // kdf keeps records small; the store never runs the KDF itself.

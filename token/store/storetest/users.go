@@ -260,8 +260,8 @@ func testLoginRegistry(t *testing.T, b Backend) {
 	assert.ErrorIs(t, s.AddLogin(store.Login{User: "carol", Instance: 2}), store.ErrNotFound)
 
 	dead := a
-	dead.Instance, dead.Started = 3, a.Started+1 // the pid, started at another time
-	require.NoError(t, s.AddLogin(dead))
+	dead.Instance = 3
+	addDeadLogin(t, b, s, dead)
 	c := a
 	c.Instance = 4
 	require.NoError(t, s.AddLogin(c))

@@ -1,0 +1,378 @@
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"gohsm/token/store"
+)
+
+// The audit log on PostgreSQL: the SQLite token's (token/store/audit.go),
+// with the same tables, meta rows and chain. The appends of a write
+// transaction come after its first statement, the generation bump, whose
+// row lock makes writers of every host take turns: the head each append
+// reads is the last committed one, so every stream's sequence has no gap
+// and no duplicate across hosts, as BEGIN IMMEDIATE gives SQLite.
+
+// Audited returns a view of the store whose writes also append events in
+// the same transaction (commit calls appendAudit). Views share the
+// opening: closing one closes it.
+func (s *pgStore) Audited(events ...store.AuditEvent) store.Store {
+	return &pgStore{pool: s.pool, timeout: s.timeout, core: s.core,
+		events: append(s.events[:len(s.events):len(s.events)], events...)}
+}
+
+// Audit appends events on their own: what was refused (a failed login, a
+// denied delete) changes nothing but is recorded.
+func (s *pgStore) Audit(events ...store.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	v := s.Audited(events...).(*pgStore)
+	return wrapErr("audit", v.write(func(context.Context, pgx.Tx) error { return nil }))
+}
+
+// appendAudit appends the view's events inside the write transaction tx,
+// in two round trips whatever their number: one reads the key and the
+// marks of the streams named, one batch writes the records and heads.
+func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx) error {
+	streams := map[string]bool{}
+	for _, ev := range s.events {
+		streams[streamOf(ev)] = true
+	}
+	keys := []string{"audit_key"}
+	for st := range streams {
+		keys = append(keys, "audit_head/"+st, "audit_base/"+st)
+	}
+	rows, err := tx.Query(ctx, `SELECT key, value FROM meta WHERE key = ANY($1)`, keys)
+	if err != nil {
+		return wrapErr("audit", err)
+	}
+	meta, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		K string
+		V []byte
+	}])
+	if err != nil {
+		return wrapErr("audit", err)
+	}
+	var key []byte
+	next := map[string]store.AuditMark{} // per stream: the next seq, the MAC before it
+	heads := map[string]bool{}
+	for _, m := range meta {
+		switch {
+		case m.K == "audit_key":
+			key = m.V
+		case len(m.K) > 11 && m.K[:11] == "audit_head/":
+			mk, err := store.ParseMark(m.K, m.V)
+			if err != nil {
+				return err
+			}
+			next[m.K[11:]] = store.AuditMark{Seq: mk.Seq + 1, MAC: mk.MAC}
+			heads[m.K[11:]] = true
+		}
+	}
+	if len(key) == 0 {
+		return fmt.Errorf("store: audit key: %w", store.ErrNotFound)
+	}
+	for _, m := range meta { // a base counts only for a stream without a head
+		if len(m.K) > 11 && m.K[:11] == "audit_base/" && !heads[m.K[11:]] {
+			mk, err := store.ParseMark(m.K, m.V)
+			if err != nil {
+				return err
+			}
+			next[m.K[11:]] = store.AuditMark{Seq: mk.Seq + 1, MAC: mk.MAC}
+		}
+	}
+	// A stream without a head: after its last record when it has one (a
+	// head is written with every append, so only a token written
+	// otherwise lacks it).
+	for st := range streams {
+		if heads[st] {
+			continue
+		}
+		var seq int64
+		var mac []byte
+		err := tx.QueryRow(ctx, `SELECT seq, mac FROM audit WHERE stream = $1 ORDER BY seq DESC LIMIT 1`, st).Scan(&seq, &mac)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return wrapErr("audit", err)
+		default:
+			next[st] = store.AuditMark{Seq: uint64(seq) + 1, MAC: mac}
+		}
+	}
+	created := createdIn(ctx)
+	b := &pgx.Batch{}
+	for _, ev := range s.events {
+		st := streamOf(ev)
+		rec := ev.Record
+		if ev.Fill != nil {
+			if rec, err = ev.Fill(created); err != nil {
+				return err
+			}
+		}
+		n := next[st]
+		mac := store.ChainMAC(key, st, n.Seq, n.MAC, rec)
+		if n.Seq > math.MaxInt64 {
+			return fmt.Errorf("store: audit %s: sequence exhausted", st)
+		}
+		b.Queue(`INSERT INTO audit (stream, seq, record, mac) VALUES ($1, $2, $3, $4)`, st, int64(n.Seq), nonNil(rec), mac)
+		next[st] = store.AuditMark{Seq: n.Seq + 1, MAC: mac}
+	}
+	for st := range streams {
+		n := next[st]
+		b.Queue(`INSERT INTO meta (key, value) VALUES ($1, $2)
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+			"audit_head/"+st, store.MarkBytes(store.AuditMark{Seq: n.Seq - 1, MAC: n.MAC}))
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrapErr("audit", err)
+	}
+	return nil
+}
+
+func streamOf(ev store.AuditEvent) string {
+	if ev.Stream == "" {
+		return store.DefaultStream
+	}
+	return ev.Stream
+}
+
+// AuditKey is the chain's HMAC key (meta 'audit_key').
+func (s *pgStore) AuditKey() ([]byte, error) {
+	var key []byte
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		var err error
+		key, err = auditKey(ctx, q)
+		return err
+	})
+	return key, wrapErr("audit key", err)
+}
+
+func auditKey(ctx context.Context, q querier) ([]byte, error) {
+	var key []byte
+	err := q.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'audit_key'`).Scan(&key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store: audit key: %w", store.ErrNotFound)
+	}
+	return key, err
+}
+
+// AuditStreams lists the streams the token has records, a base or a head
+// of, in name order.
+func (s *pgStore) AuditStreams() ([]string, error) {
+	var out []string
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		rows, err := q.Query(ctx, `SELECT DISTINCT stream FROM audit
+			UNION SELECT substr(key, 12) FROM meta WHERE starts_with(key, 'audit_head/') OR starts_with(key, 'audit_base/')
+			ORDER BY 1`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return out, wrapErr("audit streams", err)
+}
+
+// AuditRecords returns up to limit records of a stream (limit <= 0: all)
+// from sequence from on, in sequence order.
+func (s *pgStore) AuditRecords(stream string, from uint64, limit int) ([]store.AuditRecord, error) {
+	var out []store.AuditRecord
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		var err error
+		out, err = readAuditRecords(ctx, q, stream, from, limit)
+		return err
+	})
+	return out, wrapErr("audit records", err)
+}
+
+func readAuditRecords(ctx context.Context, q querier, stream string, from uint64, limit int) ([]store.AuditRecord, error) {
+	if from > math.MaxInt64 {
+		return nil, nil
+	}
+	var lim *int64
+	if limit > 0 {
+		l := int64(limit)
+		lim = &l
+	}
+	rows, err := q.Query(ctx, `SELECT seq, record, mac FROM audit WHERE stream = $1 AND seq >= $2 ORDER BY seq LIMIT $3`,
+		stream, int64(from), lim)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditRecord, error) {
+		a := store.AuditRecord{Stream: stream}
+		var seq int64
+		err := r.Scan(&seq, &a.Record, &a.MAC)
+		a.Seq = uint64(seq)
+		return a, err
+	})
+}
+
+// AuditState returns a stream's base and head, in one statement.
+func (s *pgStore) AuditState(stream string) (store.AuditState, error) {
+	var st store.AuditState
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		var err error
+		st, err = readAuditState(ctx, q, stream)
+		return err
+	})
+	return st, wrapErr("audit state", err)
+}
+
+func readAuditState(ctx context.Context, q querier, stream string) (store.AuditState, error) {
+	var st store.AuditState
+	rows, err := q.Query(ctx, `SELECT key, value FROM meta WHERE key = $1 OR key = $2`, "audit_base/"+stream, "audit_head/"+stream)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			return st, err
+		}
+		m, err := store.ParseMark(k, v)
+		if err != nil {
+			return st, err
+		}
+		if k == "audit_base/"+stream {
+			st.Base = &m
+		} else {
+			st.Head = &m
+		}
+	}
+	return st, rows.Err()
+}
+
+// AuditChain reads a stream's key, base, head and records in one
+// snapshot, so that a record another host appends meanwhile is either in
+// all of them or in none.
+func (s *pgStore) AuditChain(stream string) (store.AuditChain, error) {
+	var c store.AuditChain
+	err := s.read(func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		if c.Key, err = auditKey(ctx, tx); err != nil {
+			return err
+		}
+		if c.State, err = readAuditState(ctx, tx, stream); err != nil {
+			return err
+		}
+		c.Records, err = readAuditRecords(ctx, tx, stream, 0, 0)
+		return err
+	})
+	return c, wrapErr("audit chain", err)
+}
+
+// RotateAudit deletes a stream's records up to and including sequence
+// through, whose MAC must still be mac, and makes that record the
+// stream's base.
+func (s *pgStore) RotateAudit(stream string, through uint64, mac []byte) (int, error) {
+	var n int64
+	if through > math.MaxInt64 {
+		return 0, fmt.Errorf("store: rotate %s: no record %d: %w", stream, through, store.ErrNotFound)
+	}
+	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
+		var got []byte
+		err := tx.QueryRow(ctx, `SELECT mac FROM audit WHERE stream = $1 AND seq = $2`, stream, int64(through)).Scan(&got)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("store: rotate %s: no record %d: %w", stream, through, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !hmac.Equal(got, mac) {
+			return fmt.Errorf("store: rotate %s: record %d changed since it was archived: %w", stream, through, store.ErrConflict)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit WHERE stream = $1 AND seq <= $2`, stream, int64(through))
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+			"audit_base/"+stream, store.MarkBytes(store.AuditMark{Seq: through, MAC: mac}))
+		return err
+	})
+	return int(n), wrapErr("audit rotate", err)
+}
+
+// AuditBoot is the token's reboot counter (token/store/audit.go says what
+// it counts: the boots of the emulated HSM's hardware, the host, in which
+// the token recorded events). On PostgreSQL many hosts share the token:
+// each boot of each host gets the next ordinal once, kept in meta
+// 'audit_boot/<boot ID>' (decimal text), so hosts taking turns do not
+// count a boot at every turn; 'audit_boot' is the last ordinal given and
+// 'audit_boot_id' its boot, as SQLite keeps them (a token moved from
+// SQLite keeps its boot's ordinal). Read in one statement; written once
+// per host boot.
+func (s *pgStore) AuditBoot() (uint32, error) {
+	id := store.ThisProcess().Boot
+	if testOnlyBootID != nil {
+		id = testOnlyBootID()
+	}
+	var last, mine int64
+	var lastID string
+	get := func(ctx context.Context, q querier) error {
+		last, mine, lastID = 0, 0, ""
+		rows, err := q.Query(ctx, `SELECT key, value FROM meta WHERE key IN ('audit_boot', 'audit_boot_id', $1)`, "audit_boot/"+id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var v []byte
+			if err := rows.Scan(&k, &v); err != nil {
+				return err
+			}
+			switch k {
+			case "audit_boot_id":
+				lastID = string(v)
+			case "audit_boot":
+				if last, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+					return fmt.Errorf("store: audit boot %q: %w", v, store.ErrDamaged)
+				}
+			default:
+				if mine, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+					return fmt.Errorf("store: audit boot %q: %w", v, store.ErrDamaged)
+				}
+			}
+		}
+		if mine == 0 && last > 0 && lastID == id {
+			mine = last
+		}
+		return rows.Err()
+	}
+	if err := s.stmt(get); err != nil {
+		return 0, wrapErr("audit boot", err)
+	}
+	if mine > 0 {
+		return uint32(mine), nil
+	}
+	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
+		if err := get(ctx, tx); err != nil {
+			return err
+		}
+		if mine > 0 {
+			return nil // another process of this boot counted it meanwhile
+		}
+		mine = last + 1
+		n := []byte(strconv.FormatInt(mine, 10))
+		_, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ('audit_boot', $1), ('audit_boot_id', $2), ($3, $1)
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, n, []byte(id), "audit_boot/"+id)
+		return err
+	})
+	return uint32(mine), wrapErr("audit boot", err)
+}
+
+// testOnlyBootID, when set, stands for the host's boot ID.
+var testOnlyBootID func() string

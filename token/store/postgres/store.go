@@ -1,0 +1,589 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"gohsm/token/store"
+)
+
+// DefaultTimeout bounds every store call (connecting included) when
+// Options.Timeout is 0.
+const DefaultTimeout = 5 * time.Second
+
+// Options tune Open. The zero value is the default.
+type Options struct {
+	// Timeout bounds every store call, connecting included: past it the
+	// call fails with an error wrapping store.ErrUnavailable (0:
+	// DefaultTimeout).
+	Timeout time.Duration
+}
+
+// defaultMaxConns is the pool's size unless the URL sets pool_max_conns:
+// writers serialise on the generation row anyway, so more connections
+// only help concurrent readers.
+const defaultMaxConns = 8
+
+// notifyChannel is the channel every write transaction notifies with its
+// generation (D3); each Store listens on it (D4). Notifications are per
+// database, and a database may hold several tokens, one per schema
+// (search_path), so the payload is "<schema>:<n>" and a listener takes
+// only its own schema's.
+const notifyChannel = "gohsm_generation"
+
+// genSQL is a write transaction's first statement: the bump and its
+// notification.
+const genSQL = `WITH g AS (UPDATE generation SET n = n + 1 RETURNING n)
+	SELECT n FROM g, pg_notify('` + notifyChannel + `', current_schema() || ':' || n)`
+
+// pgStore is a view of one token store on PostgreSQL: the shared state
+// (core) and the audit events its writes append (none for the store Open
+// returns; Audited makes views with some).
+type pgStore struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+	core    *core
+	events  []store.AuditEvent
+}
+
+// core is what every view of one opening shares.
+type core struct {
+	cfg *pgx.ConnConfig // for the dedicated connections (listener, logins)
+
+	// schemaOK is set once the database's schema was checked (and made,
+	// on an empty database); until then every call checks it first.
+	schemaOK atomic.Bool
+	schemaMu sync.Mutex
+
+	// gen is the highest generation seen: notified, read, or committed by
+	// this store. listening is true while the listener connection is up
+	// and has read the generation after its LISTEN: only then is gen
+	// current without asking the database.
+	gen       atomic.Uint64
+	listening atomic.Bool
+
+	// timedOut is when (Unix nanoseconds) a call last gave up on the
+	// database after the whole timeout (breaker.go).
+	timedOut atomic.Int64
+
+	closed atomic.Bool
+	stop   context.CancelFunc // ends the listener
+	done   chan struct{}      // closed when the listener has ended
+
+	// logins is the login registry's connection and its advisory locks
+	// (logins.go).
+	logins loginConn
+}
+
+// Open opens the token store in the database url names. A bad URL fails,
+// and so does a reachable database whose schema is not this build's
+// (*VersionError, wrapping store.ErrFormat) or that is not a token store;
+// an empty database gets the schema. An unreachable database is not an
+// error here: the store is returned, its calls fail with
+// store.ErrUnavailable until the database answers, and the first call
+// that reaches it checks the schema.
+func Open(url string, opts Options) (store.Store, error) {
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("postgres: negative timeout %v", opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
+		return nil, fmt.Errorf("postgres: the setting is not a postgres:// URL") // it may hold a password
+	}
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err) // pgx leaves the password out
+	}
+	defaults(pcfg.ConnConfig)
+	abandonIdle(pcfg.ConnConfig, opts.Timeout)
+	if !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = defaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &pgStore{pool: pool, timeout: opts.Timeout, core: &core{
+		cfg:  pcfg.ConnConfig.Copy(),
+		stop: stop,
+		done: make(chan struct{}),
+	}}
+	s.core.logins.init(s)
+	cctx, cancel := s.ctx()
+	err = s.ready(cctx)
+	cancel()
+	if err != nil && !errors.Is(err, store.ErrUnavailable) {
+		stop()
+		pool.Close()
+		return nil, err
+	}
+	go s.listen(ctx)
+	return s, nil
+}
+
+// idleMargin is how much longer than a call may last a transaction may sit
+// idle before the server ends it (abandonIdle).
+const idleMargin = 500 * time.Millisecond
+
+// abandonIdle has the server end a transaction of this store's connections
+// that sits idle longer than a store call may last (timeout + idleMargin),
+// unless the URL sets idle_in_transaction_session_timeout itself. No live
+// call leaves a transaction idle that long (its context ends first), so
+// such a transaction was abandoned by a client that vanished without a
+// word, a host whose network died: without this, its hold on the
+// generation row that every write takes first kept every host from
+// writing until TCP keepalives noticed, two hours and more by default
+// (tests/hosts TestPartitionMidTransaction: still stuck after 30 s).
+func abandonIdle(cfg *pgx.ConnConfig, timeout time.Duration) {
+	const key = "idle_in_transaction_session_timeout"
+	if _, ok := cfg.RuntimeParams[key]; !ok {
+		cfg.RuntimeParams[key] = strconv.FormatInt((timeout + idleMargin).Milliseconds(), 10)
+	}
+}
+
+// defaults are ParseURL's: a connect timeout and the application name.
+func defaults(cfg *pgx.ConnConfig) {
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "gohsm"
+	}
+}
+
+// ctx is a call's context: it ends after the store's timeout.
+func (s *pgStore) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+var errClosed = errors.New("store: closed")
+
+var _ store.Store = (*pgStore)(nil)
+
+// ready checks the schema once per opening: an empty database gets it
+// (Migrate, under its advisory lock), a current one is used, another
+// version is refused.
+func (s *pgStore) ready(ctx context.Context) error {
+	if s.core.closed.Load() {
+		return errClosed
+	}
+	if s.core.schemaOK.Load() {
+		return nil
+	}
+	s.core.schemaMu.Lock()
+	defer s.core.schemaMu.Unlock()
+	if s.core.schemaOK.Load() {
+		return nil
+	}
+	v, err := version(ctx, s.pool)
+	if err != nil {
+		return wrapErr("open", err)
+	}
+	if v > 0 && v < Version {
+		// Another opener may be creating the schema, one migration per
+		// transaction, so that versions 1.. show on the way: once its
+		// lock is ours the version is final.
+		if v, err = settledVersion(ctx, s.pool); err != nil {
+			return wrapErr("open", err)
+		}
+	}
+	switch {
+	case v == 0:
+		if err := Migrate(ctx, s.pool); err != nil {
+			return wrapErr("create schema", err)
+		}
+	case v != Version:
+		return fmt.Errorf("store: open: %w", &VersionError{Database: v, Code: Version})
+	}
+	s.core.schemaOK.Store(true)
+	return nil
+}
+
+// querier is what a single statement runs on: the pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, arguments ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// stmt runs fn, which reads with one statement, on the pool under the
+// timeout: no transaction, so one round trip.
+func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	err = fn(ctx, s.pool)
+	if s.again(ctx, err) {
+		err = fn(ctx, s.pool)
+	}
+	return err
+}
+
+// again reports whether a call that failed with err should run once more:
+// err says the connection was lost (the server restarted or failed over,
+// or closed an idle connection) and the call's time is not up. The pool's
+// other idle connections are likely dead too, so they are dropped first
+// (the pool checks a connection only after a second of idleness). Only
+// what is safe to run twice is: a read, or a write transaction whose
+// BEGIN failed.
+func (s *pgStore) again(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	if err == nil || ctx.Err() != nil || !unavailable(err) || s.core.closed.Load() ||
+		(errors.As(err, &pe) && strings.HasPrefix(pe.Code, "40")) {
+		return false
+	}
+	s.pool.Reset()
+	return true
+}
+
+// read runs fn in one READ ONLY REPEATABLE READ transaction (one snapshot)
+// under the timeout. fn's errors are returned as they are; callers wrap
+// them (wrapErr).
+func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) (err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	err = s.readOnce(ctx, fn)
+	if s.again(ctx, err) {
+		err = s.readOnce(ctx, fn)
+	}
+	return err
+}
+
+func (s *pgStore) readOnce(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return wrapErr("begin", err)
+	}
+	defer tx.Rollback(ctx)
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// txState is what a write transaction collects for the audit events it
+// appends: the IDs of the objects it created, in order (AuditEvent.Fill).
+type txState struct{ created []int64 }
+
+type txStateKey struct{}
+
+// noteCreated records objects the write transaction of ctx created.
+func noteCreated(ctx context.Context, ids ...int64) {
+	if st, ok := ctx.Value(txStateKey{}).(*txState); ok {
+		st.created = append(st.created, ids...)
+	}
+}
+
+// createdIn is what noteCreated recorded in the transaction of ctx.
+func createdIn(ctx context.Context) []int64 {
+	if st, ok := ctx.Value(txStateKey{}).(*txState); ok {
+		return st.created
+	}
+	return nil
+}
+
+// write is commit without the report.
+func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
+	_, err := s.commit(fn)
+	return err
+}
+
+// commit runs fn in a write transaction and reports the commit (D3). The
+// transaction's first statement bumps the one-row generation table: its
+// row lock makes writers of every host take turns, as SQLite's BEGIN
+// IMMEDIATE does, so the READ COMMITTED statements after it see every
+// earlier commit, and the number it returns is this commit's place in
+// one sequence: Before n-1, After n, Alone (nothing else committed between
+// them). The same statement notifies the listeners of every Store, which
+// receive it when the transaction commits. BEGIN and the bump take one
+// round trip (beginWith). Then fn, then the view's audit
+// events (appendAudit, audit.go), in the same transaction.
+func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	if err := s.core.justTimedOut(s.timeout); err != nil {
+		return store.Commit{}, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
+	if err := s.ready(ctx); err != nil {
+		return store.Commit{}, err
+	}
+	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
+	var n int64
+	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+	if s.again(ctx, err) {
+		tx, err = beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+	}
+	if err != nil {
+		return store.Commit{}, wrapErr("begin", err)
+	}
+	defer tx.Rollback(ctx)
+	if err := fn(ctx, tx); err != nil {
+		return store.Commit{}, err
+	}
+	if len(s.events) > 0 {
+		if err := s.appendAudit(ctx, tx); err != nil {
+			return store.Commit{}, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return store.Commit{}, wrapErr("commit", err)
+	}
+	s.core.raise(uint64(n))
+	return store.Commit{Before: uint64(n) - 1, After: uint64(n), Alone: true}, nil
+}
+
+// raise lifts the generation seen to at least n.
+func (c *core) raise(n uint64) uint64 {
+	for {
+		g := c.gen.Load()
+		if g >= n {
+			return g
+		}
+		if c.gen.CompareAndSwap(g, n) {
+			return n
+		}
+	}
+}
+
+// Generation is an atomic load while the listener is up (D4): its
+// connection receives every commit's notification, and this store's own
+// commits raise it at once. While the listener is down, each call reads
+// the generation from the database, under the timeout.
+func (s *pgStore) Generation() (uint64, error) {
+	if s.core.listening.Load() {
+		return s.core.gen.Load(), nil
+	}
+	var n int64
+	err := s.stmt(func(ctx context.Context, q querier) error {
+		return q.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n)
+	})
+	if err != nil {
+		return 0, wrapErr("read generation", err)
+	}
+	return s.core.raise(uint64(n)), nil
+}
+
+// listenBeat is how often the listener reads the generation on its own
+// connection, notifications or not, and listenLease how long after the
+// last such read Generation still trusts the listener. A connection gone
+// silent (a network path that drops every packet: no reset, no error)
+// thus stops being trusted within listenLease, and Generation asks the
+// database, which fails within the timeout, instead of answering from
+// caches that miss other hosts' commits. (With a check only after 10 s
+// without a notification, tests/hosts TestPartitionedHost measured a host
+// cut off from the database signing for 10.9 s with a key another host
+// had deleted.) The cost: one small query per beat per opening.
+const (
+	listenBeat  = 250 * time.Millisecond
+	listenLease = time.Second
+)
+
+// listen keeps a connection LISTENing on notifyChannel until ctx ends,
+// raising the generation to each notification's payload; a lost connection
+// is made again with a growing pause (at most 1 s), and while it is down
+// Generation asks the database.
+func (s *pgStore) listen(ctx context.Context) {
+	defer close(s.core.done)
+	pause := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		if s.listenOnce(ctx) {
+			pause = 10 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// listenOnce runs one listener connection until it fails; ok is whether
+// it got as far as listening.
+func (s *pgStore) listenOnce(ctx context.Context) (ok bool) {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.ready(cctx); err != nil {
+		return false
+	}
+	conn, err := pgx.ConnectConfig(cctx, s.core.cfg)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(context.Background())
+	defer s.core.listening.Store(false)
+	var schema string
+	if _, err := conn.Exec(cctx, `LISTEN `+notifyChannel); err != nil {
+		return false
+	}
+	if err := conn.QueryRow(cctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return false
+	}
+	// Read after LISTEN: a commit before it is in n, one after it is
+	// notified.
+	if err := s.core.sync(cctx, conn); err != nil {
+		return false
+	}
+	// The lease: unless a read on the connection renews it, the listener
+	// is no longer trusted after listenLease.
+	lease := time.AfterFunc(listenLease, func() { s.core.listening.Store(false) })
+	defer lease.Stop()
+	s.core.listening.Store(true)
+	beat := time.Now().Add(listenBeat)
+	for {
+		wctx, cancel := context.WithDeadline(ctx, beat)
+		nt, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if !s.notified(ctx, conn, schema, nt.Payload) {
+				return true
+			}
+		case ctx.Err() != nil:
+			return true
+		case errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
+			// The beat: check that the connection still answers (and
+			// catch up, should anything have been missed), then renew
+			// the lease.
+			pctx, cancel := context.WithTimeout(ctx, s.timeout)
+			err := s.core.sync(pctx, conn)
+			cancel()
+			if err != nil {
+				return true
+			}
+			lease.Reset(listenLease)
+			s.core.listening.Store(true)
+			beat = time.Now().Add(listenBeat)
+		default:
+			return true
+		}
+	}
+}
+
+// notified takes a notification: "<schema>:<n>" of this store's schema
+// raises the generation to n, another schema's is ignored, and anything
+// else (a bare number from a tool or an operator bumping the generation
+// by hand) makes the listener read its own schema's generation. ok is
+// false when that read failed (the connection is lost).
+func (s *pgStore) notified(ctx context.Context, conn *pgx.Conn, schema, payload string) (ok bool) {
+	if i := strings.LastIndexByte(payload, ':'); i >= 0 {
+		if n, err := strconv.ParseUint(payload[i+1:], 10, 64); err == nil {
+			if payload[:i] == schema {
+				s.core.raise(n)
+			}
+			return true
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.core.sync(sctx, conn) == nil
+}
+
+// sync reads the generation on conn and raises gen to it.
+func (c *core) sync(ctx context.Context, conn *pgx.Conn) error {
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return err
+	}
+	c.raise(uint64(n))
+	return nil
+}
+
+// Close ends the listener and the login registry's connection (releasing
+// its logins' locks) and closes the pool. Views share the opening: closing
+// one closes it.
+func (s *pgStore) Close() error {
+	if s.core.closed.Swap(true) {
+		return nil
+	}
+	s.core.stop()
+	<-s.core.done
+	err := s.core.logins.close()
+	s.pool.Close()
+	if err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// wrapErr adds the operation to an error and maps the database's errors
+// onto the store's: a unique violation is store.ErrExists, no rows
+// store.ErrNotFound, a lost or refused connection, a timeout or a server
+// shutting down store.ErrUnavailable. Errors this package made (they start
+// "store: ") are returned as they are.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if strings.HasPrefix(err.Error(), "store: ") {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: %s: %w", op, store.ErrNotFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+		return fmt.Errorf("store: %s: %s: %w", op, pe.Message, store.ErrExists)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("store: %s: %w: %v", op, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// unavailable tells the errors of a database that cannot be reached or
+// used now from those of a request it refused.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"): // connection_exception
+			return true
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03": // admin, crash shutdown; cannot connect now
+			return true
+		case pe.Code == "53300": // too_many_connections
+			return true
+		case pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock: try again later
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") ||
+		strings.Contains(err.Error(), "closed pool")
+}
