@@ -18,8 +18,9 @@
 // With GOHSM_TEST_STORE=postgres (pgtest.StoreEnv) each test's slot keeps
 // its token in a fresh database of one PostgreSQL server for the package
 // (pgtest.Shared; `store = <DSN>` in the slot section), and the token
-// directory keeps only what is per host. Tests about SQLite's files skip
-// on PostgreSQL, saying so.
+// directory keeps only what is per host. The tests that reach behind the
+// library into the store (a damaged token, the plaintext scan) do it on
+// either backend.
 package e2e
 
 import (

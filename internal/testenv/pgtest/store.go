@@ -49,16 +49,6 @@ func SlotStore(t testing.TB, name string) string {
 	return "store = " + Shared(t).NewDatabase(t, name)
 }
 
-// SkipOnPostgres skips a test about SQLite's token files (damaged files,
-// file modes, a full disk) when StoreEnv chooses PostgreSQL: that backend
-// has no such files. The reason is the test's log line.
-func SkipOnPostgres(t testing.TB, reason string) {
-	t.Helper()
-	if OnPostgres(t) {
-		t.Skipf("%s=postgres: %s", StoreEnv, reason)
-	}
-}
-
 // Bin is the path of one of the server's PostgreSQL programs (pg_dump,
 // psql, ...), from the same directory as its postgres.
 func (s *Server) Bin(name string) string { return filepath.Join(s.bin, name) }

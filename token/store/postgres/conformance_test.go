@@ -79,7 +79,7 @@ func (b *pgBackend) url(t *testing.T) string {
 		schema = fmt.Sprintf("store_%d", b.seq)
 	}
 	b.mu.Unlock()
-	c := connect(t, b.db)
+	c := connect(t, b.db+"&application_name=gohsm-tests") // not a store's (TestConnectionsTerminated)
 	_, err := c.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema)
 	require.NoError(t, err)
 	t.Cleanup(func() { // after the stores' Close (cleanups run last first)
@@ -128,7 +128,7 @@ func (b *pgBackend) Reopen(t *testing.T, s store.Store) store.Store {
 // GenerationLag bounds the notification's travel from one Store's commit
 // to another's Generation (TestNotificationLatency measures it: well
 // under a millisecond on loopback); generous for a loaded CI machine.
-func (b *pgBackend) GenerationLag() time.Duration { return 500 * time.Millisecond }
+func (b *pgBackend) GenerationLag() time.Duration { return time.Second }
 
 // AddDeadLogin records l through another opening that is then closed
 // without logging out: its connection, and so the login's lock, is gone,

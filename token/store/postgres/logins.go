@@ -166,7 +166,15 @@ func (l *loginConn) close() error {
 	defer l.mu.Unlock()
 	var err error
 	if l.conn != nil {
-		err = l.conn.Close(context.Background()) // releases every lock
+		// Closing the connection releases every lock, but only once the
+		// server has seen it close: until then another Store would still
+		// see these logins alive. Released here, they are gone when Close
+		// returns. (A connection that fails this is lost, its locks with
+		// it.)
+		ctx, cancel := l.s.ctx()
+		_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+		cancel()
+		err = l.conn.Close(context.Background())
 		l.conn = nil
 	}
 	l.held = map[int64]store.Login{}

@@ -234,7 +234,28 @@ func (s *pgStore) stmt(fn func(ctx context.Context, q querier) error) (err error
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	return fn(ctx, s.pool)
+	err = fn(ctx, s.pool)
+	if s.again(ctx, err) {
+		err = fn(ctx, s.pool)
+	}
+	return err
+}
+
+// again reports whether a call that failed with err should run once more:
+// err says the connection was lost (the server restarted or failed over,
+// or closed an idle connection) and the call's time is not up. The pool's
+// other idle connections are likely dead too, so they are dropped first
+// (the pool checks a connection only after a second of idleness). Only
+// what is safe to run twice is: a read, or a write transaction whose
+// BEGIN failed.
+func (s *pgStore) again(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	if err == nil || ctx.Err() != nil || !unavailable(err) || s.core.closed.Load() ||
+		(errors.As(err, &pe) && strings.HasPrefix(pe.Code, "40")) {
+		return false
+	}
+	s.pool.Reset()
+	return true
 }
 
 // read runs fn in one READ ONLY REPEATABLE READ transaction (one snapshot)
@@ -250,6 +271,14 @@ func (s *pgStore) read(fn func(ctx context.Context, tx pgx.Tx) error) (err error
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
+	err = s.readOnce(ctx, fn)
+	if s.again(ctx, err) {
+		err = s.readOnce(ctx, fn)
+	}
+	return err
+}
+
+func (s *pgStore) readOnce(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return wrapErr("begin", err)
@@ -311,6 +340,9 @@ func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store
 	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
 	var n int64
 	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+	if s.again(ctx, err) {
+		tx, err = beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+	}
 	if err != nil {
 		return store.Commit{}, wrapErr("begin", err)
 	}

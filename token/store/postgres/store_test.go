@@ -763,3 +763,56 @@ func TestFindUsesIndex(t *testing.T) {
 		require.Len(t, ids, 1)
 	}
 }
+
+// TestConnectionsTerminated: when the server ends every connection of a
+// Store (a restart or failover under traffic, an idle-connection reaper),
+// the next calls succeed: the pool's idle connections, which it checks
+// only after a second of idleness, are dropped at the first failure and
+// the call runs once more on a new one.
+func TestConnectionsTerminated(t *testing.T) {
+	dsn := freshURL(t)
+	s := initStore(t, dsn)
+	o, err := s.CreateObject(testObject("x", "alice"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	c := connect(t, dsn)
+	for _, call := range []struct {
+		name string
+		f    func() error
+	}{
+		{"Token", func() error { _, err := s.Token(); return err }},
+		{"Object", func() error { _, err := s.Object(o.ID); return err }},
+		{"CreateObject", func() error {
+			_, err := s.CreateObject(testObject(fmt.Sprint("y", time.Now().UnixNano()), ""))
+			return err
+		}},
+		{"Users", func() error { _, err := s.Users(); return err }},
+	} {
+		// Several idle connections in the pool.
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Find(store.Query{Viewer: "alice"}) }()
+		}
+		wg.Wait()
+		rows, err := c.Query(ctx, `SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'gohsm'`)
+		require.NoError(t, err)
+		var pids []int32
+		var pid int32
+		var ok bool
+		_, err = pgx.ForEachRow(rows, []any{&pid, &ok}, func() error { pids = append(pids, pid); return nil })
+		require.NoError(t, err)
+		require.NotEmpty(t, pids)
+		// Gone once the server has ended them (the listener's new
+		// connection may be there already).
+		eventually(t, 5*time.Second, "backends gone", func() error {
+			var n int
+			if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)`, pids).Scan(&n); err != nil || n > 0 {
+				return fmt.Errorf("%d left, %v", n, err)
+			}
+			return nil
+		})
+		require.NoError(t, call.f(), call.name)
+	}
+}
