@@ -412,3 +412,14 @@ func TestPostgresBackupRestore(t *testing.T) {
 	require.NoError(t, signWith(t, other, ho, priv))
 	require.Error(t, signWith(t, other, ho, lost))
 }
+
+// skipOnPostgres skips a test about SQLite's token files (damaged files, a
+// full disk, format upgrades, records edited in token.db) when
+// GOHSM_TEST_STORE chooses PostgreSQL, which has no such files; the
+// reason is the test's log line.
+func skipOnPostgres(t testing.TB, reason string) {
+	t.Helper()
+	if pgtest.OnPostgres(t) {
+		t.Skipf("%s=postgres: %s", pgtest.StoreEnv, reason)
+	}
+}

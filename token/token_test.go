@@ -378,7 +378,7 @@ func TestLockout(t *testing.T) {
 
 // TestNoPlaintextSecretsInTokenDir: secret values never reach the disk.
 func TestNoPlaintextSecretsInTokenDir(t *testing.T) {
-	pgtest.SkipOnPostgres(t, "it scans the SQLite token files (tests/hosts scans a pg_dump)")
+	skipOnPostgres(t, "it scans the SQLite token files (tests/hosts scans a pg_dump)")
 	m, dir := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
