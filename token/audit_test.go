@@ -416,6 +416,7 @@ func TestAuditQuotaRefusal(t *testing.T) {
 // sequence 0 with a reboot counter of its own (the log goes with the
 // token's file: deleting a token deletes its audit log).
 func TestAuditSetPINAndReset(t *testing.T) {
+	skipOnPostgres(t, "it edits the SQLite token file")
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))

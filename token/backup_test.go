@@ -131,6 +131,7 @@ func TestBackupRestoreIdentical(t *testing.T) {
 }
 
 func testBackupRestoreIdentical(t *testing.T, prof string) {
+	skipOnPostgres(t, "it sets quorum values in the SQLite token file (TestPostgresBackupRestore covers the backend)")
 	m := profileModule(t, t.TempDir(), prof)
 	h := profileSetUp(t, m, soPIN, "user", "user-pw-1")
 	s, err := m.Slot(3)
@@ -298,6 +299,7 @@ func trimLabel(l string) string { return string(bytes.TrimRight([]byte(l), " "))
 // (the module lists its token as not recognised) is restored from a
 // backup with replace, and works again; without replace it is refused.
 func TestRestoreRepairsDamagedSlot(t *testing.T) {
+	skipOnPostgres(t, "it damages the SQLite token file")
 	m, _ := newToken(t)
 	s, err := m.Slot(3)
 	require.NoError(t, err)

@@ -267,6 +267,7 @@ func TestUserLoginBeforeInitPIN(t *testing.T) {
 // held). After each, the record is restored and the user logs in, so the
 // slot was left usable.
 func TestMaximalUserRecordFields(t *testing.T) {
+	skipOnPostgres(t, "it writes a user record into the SQLite token file")
 	m, dir := newToken(t)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)
@@ -341,6 +342,7 @@ func TestMaximalUserRecordFields(t *testing.T) {
 // died) is shown as CKF_USER_PIN_LOCKED, since BeginLogin lets no further
 // attempt in; one below it is COUNT_LOW and FINAL_TRY.
 func TestTokenInfoShowsFullThresholdAsLocked(t *testing.T) {
+	skipOnPostgres(t, "it edits a user record in the SQLite token file")
 	m, dir := newToken(t)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)
@@ -387,6 +389,7 @@ func TestOpenRefusesKDFOutOfBounds(t *testing.T) {
 // Before, the lock was read once, before the derivation, and the login
 // succeeded on the locked account.
 func TestRightPasswordRefusedWhenLockedMeanwhile(t *testing.T) {
+	skipOnPostgres(t, "it locks the user in the SQLite token file")
 	m, dir := newToken(t)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "slot-3", store.DBName)+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)

@@ -38,30 +38,25 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 // token, as with SQLite); absent (or "sqlite"), the directory as always.
 func testStoreLine(t testing.TB, dir string) string {
 	t.Helper()
-	switch v := os.Getenv("GOHSM_TEST_STORE"); v {
-	case "", "sqlite":
-		return ""
-	case "postgres":
-		if dsn := os.Getenv(testStoreDSNEnv); dsn != "" {
-			return "store = " + dsn + "\n" // a helper process: its parent's database
-		}
-		testDBs.Lock()
-		defer testDBs.Unlock()
-		dsn, ok := testDBs.m[dir]
-		if !ok {
-			dsn = pgtest.Shared(t).NewDatabase(t, "t")
-			testDBs.m[dir] = dsn
-			t.Cleanup(func() {
-				testDBs.Lock()
-				delete(testDBs.m, dir)
-				testDBs.Unlock()
-			})
-		}
-		return "store = " + dsn + "\n"
-	default:
-		t.Fatalf("GOHSM_TEST_STORE=%q: want sqlite or postgres", v)
+	if !pgtest.OnPostgres(t) {
 		return ""
 	}
+	if dsn := os.Getenv(testStoreDSNEnv); dsn != "" {
+		return "store = " + dsn + "\n" // a helper process: its parent's database
+	}
+	testDBs.Lock()
+	defer testDBs.Unlock()
+	dsn, ok := testDBs.m[dir]
+	if !ok {
+		dsn = pgtest.Shared(t).NewDatabase(t, "t")
+		testDBs.m[dir] = dsn
+		t.Cleanup(func() {
+			testDBs.Lock()
+			delete(testDBs.m, dir)
+			testDBs.Unlock()
+		})
+	}
+	return "store = " + dsn + "\n"
 }
 
 // testStoreDSNEnv gives a helper process (loginAtOnce's) the database of
@@ -416,4 +411,15 @@ func TestPostgresBackupRestore(t *testing.T) {
 	loginAs(t, other, ho, ck.CKU_USER, userPIN)
 	require.NoError(t, signWith(t, other, ho, priv))
 	require.Error(t, signWith(t, other, ho, lost))
+}
+
+// skipOnPostgres skips a test about SQLite's token files (damaged files, a
+// full disk, format upgrades, records edited in token.db) when
+// GOHSM_TEST_STORE chooses PostgreSQL, which has no such files; the
+// reason is the test's log line.
+func skipOnPostgres(t testing.TB, reason string) {
+	t.Helper()
+	if pgtest.OnPostgres(t) {
+		t.Skipf("%s=postgres: %s", pgtest.StoreEnv, reason)
+	}
 }

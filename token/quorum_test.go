@@ -406,6 +406,7 @@ func TestKeyQuorumGates(t *testing.T) {
 // user who acted, in the transaction of its change; a refused one leaves
 // none.
 func TestQuorumAuditEvents(t *testing.T) {
+	skipOnPostgres(t, "it reads the SQLite token file")
 	e := newQuorumEnv(t)
 	e.setUserQuorum2() // one refused set (no approval) on the way
 	_, err := e.m.DeleteQuorumTokens(e.h, true)

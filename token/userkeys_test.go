@@ -397,6 +397,7 @@ func sealedValue(t *testing.T, m *Module, h ck.ULong, id ck.ULong, at ck.Attribu
 // the old token key, nothing is sealed under it, and the offline attacker
 // gets exactly what the format-2 threat model says.
 func TestUpgradeFromV1(t *testing.T) {
+	skipOnPostgres(t, "it upgrades a SQLite token of format 1")
 	goldenTK := bytes.Repeat([]byte{0x5a}, store.TokenKeySize)
 	aesValue := []byte("0123456789abcdef")
 	m, st := goldenV1(t)
@@ -474,6 +475,7 @@ func TestUpgradeFromV1(t *testing.T) {
 // TestUpgradeRace: two modules (two processes' worth of state) log in on
 // one format-1 token at once; the token is upgraded once and both work.
 func TestUpgradeRace(t *testing.T) {
+	skipOnPostgres(t, "it upgrades a SQLite token of format 1")
 	m1, st := goldenV1(t)
 	m2, err := Open(m1.cfg)
 	require.NoError(t, err)
@@ -492,6 +494,7 @@ func TestUpgradeRace(t *testing.T) {
 // TestNoKeyMaterialAtRest: no user secret, escrow secret or data key
 // appears in clear in any file of the token, open or closed.
 func TestNoKeyMaterialAtRest(t *testing.T) {
+	skipOnPostgres(t, "it scans the SQLite token file")
 	m, dir, _ := keysFixture(t)
 	s, _ := m.Slot(3)
 	st := s.Store()
@@ -592,6 +595,7 @@ func TestDataKeyCachedPerVersion(t *testing.T) {
 // (every login would fail otherwise); it is left as stored, its secret
 // unavailable, and the other objects are upgraded.
 func TestUpgradeLeavesDamagedObject(t *testing.T) {
+	skipOnPostgres(t, "it upgrades a SQLite token of format 1")
 	m, st := goldenV1(t)
 	rec, err := st.Object(2)
 	require.NoError(t, err)
@@ -619,6 +623,7 @@ func TestUpgradeLeavesDamagedObject(t *testing.T) {
 // answers CKR_DEVICE_ERROR and does not count towards the lockout: the
 // attempt reserved before deriving ends as no failure.
 func TestUpgradeFailureIsNoWrongPassword(t *testing.T) {
+	skipOnPostgres(t, "it upgrades a SQLite token of format 1")
 	m, st := goldenV1(t)
 	h := openRW(t, m)
 	logIn(t, m, h, ck.CKU_USER, "alice:alice-password") // upgrades the token
