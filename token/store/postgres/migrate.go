@@ -56,7 +56,7 @@ func CheckVersion(ctx context.Context, db DB) error {
 }
 
 // Migrate brings the database to this build's schema: an empty one gets it
-// all, an older one the migrations it lacks, each in its own transaction
+// all, an older one the migrations it lacks, together in one transaction
 // under the advisory lock; a newer one is refused with a *VersionError.
 // A current one costs one query and no lock.
 func Migrate(ctx context.Context, db DB) error {
@@ -79,8 +79,13 @@ func migrateTo(ctx context.Context, db DB, target int) error {
 	return nil
 }
 
-// step applies the next migration, if any is still missing once the lock is
-// held, and returns the version it leaves.
+// step applies every migration still missing once the lock is held, in
+// that one transaction, and returns the version it leaves. One
+// transaction: an opener that finds no schema_version lock-free and an
+// opener that reads the version under the lock never see an intermediate
+// version of another opener's migration (tests/hosts:TestSchemaRace caught
+// version 2 of a database being created, when each migration had a
+// transaction of its own and the lock was let go between them).
 func step(ctx context.Context, db DB, target int) (int, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -108,24 +113,27 @@ func step(ctx context.Context, db DB, target int) (int, error) {
 			return 0, fmt.Errorf("postgres: create schema_version: %w", err)
 		}
 	}
-	m := migrations[v]
-	for _, s := range m.stmts {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
+	from := v
+	for ; v < target; v++ {
+		m := migrations[v]
+		for _, s := range m.stmts {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
+			}
 		}
-	}
-	if m.fill != nil {
-		if err := m.fill(ctx, tx); err != nil {
-			return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
+		if m.fill != nil {
+			if err := m.fill(ctx, tx); err != nil {
+				return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
+			}
 		}
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
-		return 0, fmt.Errorf("postgres: record schema version %d: %w", v+1, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+			return 0, fmt.Errorf("postgres: record schema version %d: %w", v+1, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", v, v+1, err)
+		return 0, fmt.Errorf("postgres: migrate schema %d to %d: %w", from, target, err)
 	}
-	return v + 1, nil
+	return v, nil
 }
 
 // settledVersion reads the schema version under the migration lock: a
