@@ -30,3 +30,6 @@ go test -count=1 -timeout 15m ./pkcs11/... ./cmd/... ./tests/...
 # database (issue 17, D8: GOHSM_TEST_STORE chooses the backend of the test
 # helpers that write slot configurations; pgtest starts the server).
 GOHSM_TEST_STORE=postgres go test -count=1 -timeout 10m ./tests/e2e/
+# And the token package's multi-process tests (12 processes logging in at
+# once against the lockout threshold) on PostgreSQL.
+GOHSM_TEST_STORE=postgres CGO_ENABLED=0 go test -count=1 ./token/ -run '^TestParallel(WrongLoginsStopAtThreshold|RightLoginsAllGetIn)$'
