@@ -101,9 +101,17 @@ func TestForkPostgresLogin(t *testing.T) {
 			}
 		}
 	}
-	next("READY parent", time.Minute)
-	child, err := strconv.Atoi(strings.TrimPrefix(next("READY child ", time.Minute), "READY child "))
-	require.NoError(t, err)
+	pids := map[string]int{}
+	for len(pids) < 3 {
+		l := next("READY ", time.Minute)
+		f := strings.Fields(l)
+		require.Len(t, f, 3, "harness line %q", l)
+		pid, err := strconv.Atoi(f[2])
+		require.NoError(t, err, "harness line %q", l)
+		pids[f[1]] = pid
+	}
+	require.Equal(t, parent, pids["parent"])
+	child, grandchild := pids["child"], pids["grandchild"]
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -113,74 +121,117 @@ func TestForkPostgresLogin(t *testing.T) {
 
 	live, err := liveLogins(ctx, db)
 	require.NoError(t, err)
-	require.Contains(t, live, parent, "the parent's login is not alive before the kill (live: %v)", live)
-	require.Contains(t, live, child, "the child's login is not alive (live: %v)", live)
+	for who, pid := range pids {
+		require.Contains(t, live, pid, "the %s's login is not alive (live: %v)", who, live)
+	}
 
+	// Every process's sockets to the server are its own.
 	conns, err := tcpConnsTo(srv.Port)
 	require.NoError(t, err)
-	parentSocks, err := socketsOf(parent, conns)
-	require.NoError(t, err)
-	childSocks, err := socketsOf(child, conns)
-	require.NoError(t, err)
-	var inherited []uint64
-	for _, ino := range childSocks {
-		if slices.Contains(parentSocks, ino) {
-			inherited = append(inherited, ino)
+	socks := map[string][]uint64{}
+	for who, pid := range pids {
+		socks[who], err = socketsOf(pid, conns)
+		require.NoError(t, err)
+		require.NotEmpty(t, socks[who], "the %s has no connection of its own to PostgreSQL", who)
+	}
+	owners := map[uint64][]string{}
+	for who, ss := range socks {
+		for _, ino := range ss {
+			owners[ino] = append(owners[ino], who)
 		}
 	}
-	t.Logf("sockets to PostgreSQL: parent %d, child %d (%d of them its parent's)",
-		len(parentSocks), len(childSocks), len(inherited))
-	require.NotEmpty(t, parentSocks, "the parent has no connection to PostgreSQL")
-	// Not fatal: the kill below shows what inheriting them costs.
-	assert.Empty(t, inherited, "the child holds %d of its parent's %d sockets to PostgreSQL", len(inherited), len(parentSocks))
-	require.NotEmpty(t, childSocks, "the child has no connection of its own to PostgreSQL")
-	var parentPorts []int32
-	for _, ino := range parentSocks {
-		parentPorts = append(parentPorts, int32(conns[ino]))
+	shared := 0
+	for ino, who := range owners {
+		if len(who) > 1 {
+			shared++
+			// Not fatal: the kills below show what inheriting them costs.
+			assert.Fail(t, "a socket to PostgreSQL in more than one process", "socket %d held by %v", ino, who)
+		}
 	}
+	t.Logf("sockets to PostgreSQL: parent %d, child %d, grandchild %d; %d held by more than one",
+		len(socks["parent"]), len(socks["child"]), len(socks["grandchild"]), shared)
 
-	start := time.Now()
-	require.NoError(t, syscall.Kill(parent, syscall.SIGKILL))
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the parent did not die of SIGKILL")
+	// killed kills pid with SIGKILL and waits until its login and backends
+	// are gone; it returns how long that took.
+	killed := func(who string, wait func()) time.Duration {
+		t.Helper()
+		pid := pids[who]
+		var ports []int32
+		for _, ino := range socks[who] {
+			ports = append(ports, int32(conns[ino]))
+		}
+		start := time.Now()
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		wait()
+		var why string
+		for {
+			why = ""
+			live, err := liveLogins(ctx, db)
+			require.NoError(t, err)
+			var backends int
+			require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY($1)`,
+				ports).Scan(&backends))
+			if slices.Contains(live, pid) {
+				why = "its login lock is still held"
+			} else if backends > 0 {
+				why = fmt.Sprintf("%d of its backends still run", backends)
+			}
+			if why == "" || time.Since(start) > 5*time.Second {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		require.Empty(t, why, "5 s after the %s's SIGKILL", who)
+		took := time.Since(start)
+		t.Logf("%s killed: its login and backends gone after %v", who, took.Round(time.Millisecond))
+		require.LessOrEqual(t, took, loginGone, "the %s's login took %v to go", who, took)
+		return took
 	}
-	var took time.Duration
-	var why string
-	for {
-		why = ""
+	alive := func(who string) {
+		t.Helper()
+		require.NoError(t, syscall.Kill(pids[who], 0), "the %s died", who)
 		live, err := liveLogins(ctx, db)
 		require.NoError(t, err)
-		var backends int
-		require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY($1)`,
-			parentPorts).Scan(&backends))
-		if slices.Contains(live, parent) {
-			why = "the parent's login lock is still held"
-		} else if backends > 0 {
-			why = fmt.Sprintf("%d of the parent's backends still run", backends)
-		}
-		if why == "" {
-			took = time.Since(start)
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+		require.Contains(t, live, pids[who], "the %s's login went too", who)
 	}
-	require.Empty(t, why, "5 s after the parent's SIGKILL")
-	t.Logf("parent killed: its login and backends gone after %v", took.Round(time.Millisecond))
-	require.LessOrEqual(t, took, loginGone, "the parent's login took %v to go", took)
 
-	require.NoError(t, syscall.Kill(child, 0), "the child died with its parent")
-	live, err = liveLogins(ctx, db)
-	require.NoError(t, err)
-	require.Contains(t, live, child, "the child's login went with its parent's")
-
+	killed("parent", func() {
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the parent did not die of SIGKILL")
+		}
+	})
+	alive("child")
+	alive("grandchild")
 	require.NoError(t, syscall.Kill(child, syscall.SIGUSR1))
 	next("PASS pgkill child: signs after its parent was killed", 30*time.Second)
-	next("PASS pgkill child: C_Finalize", 30*time.Second)
+	next("WAITING child", 30*time.Second)
+
+	// A generation further: the child's copy registered its own sockets.
+	killed("child", func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for syscall.Kill(child, 0) == nil && !zombie(child) {
+			if time.Now().After(deadline) {
+				t.Fatal("the child did not die of SIGKILL")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	alive("grandchild")
+	require.NoError(t, syscall.Kill(grandchild, syscall.SIGUSR1))
+	next("PASS pgkill grandchild: signs after its parent was killed", 30*time.Second)
+	next("PASS pgkill grandchild: C_Finalize", 30*time.Second)
+}
+
+// zombie reports whether pid has exited and waits for its reaper.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z")
 }
 
 // liveLogins is the pids of the logins rows whose advisory lock a backend
