@@ -114,7 +114,8 @@ func pgCount(ctx context.Context, dsn, q string) (int, error) {
 
 // checkOwnConnections: every worker holds at least one TCP connection to
 // the PostgreSQL server's port that neither the master nor another worker
-// holds (a socket inherited through fork() is the same inode in both).
+// holds, and none of its master's (a socket inherited through fork() is
+// the same inode in both).
 func (s *server) checkOwnConnections(pgPort int) error {
 	conns, err := tcpConnsTo(pgPort)
 	if err != nil {
@@ -135,11 +136,19 @@ func (s *server) checkOwnConnections(pgPort int) error {
 		if err != nil {
 			return err
 		}
-		var own []uint64
+		var own, inherited []uint64
 		for _, ino := range socks {
-			if !slices.Contains(master, ino) {
+			if slices.Contains(master, ino) {
+				inherited = append(inherited, ino)
+			} else {
 				own = append(own, ino)
 			}
+		}
+		// pkcs11/fds.c closes the master copy's sockets in every forked
+		// child: a worker holding one would keep the master's backend,
+		// and its login lock, alive after the master died.
+		if len(inherited) > 0 {
+			return fmt.Errorf("worker %d holds %d of its master's sockets to PostgreSQL %v", pid, len(inherited), inherited)
 		}
 		if len(own) == 0 {
 			return fmt.Errorf("worker %d has no connection to PostgreSQL of its own (%d sockets to port %d, all its master's)", pid, len(socks), pgPort)
@@ -150,7 +159,7 @@ func (s *server) checkOwnConnections(pgPort int) error {
 			}
 			seen[ino] = pid
 		}
-		report = append(report, fmt.Sprintf("worker %d: %d own (+%d inherited)", pid, len(own), len(socks)-len(own)))
+		report = append(report, fmt.Sprintf("worker %d: %d own, none of its master's", pid, len(own)))
 	}
 	s.t.Logf("connections to PostgreSQL: master %d: %d; %s", s.cmd.Process.Pid, len(master), strings.Join(report, "; "))
 	return nil

@@ -1250,12 +1250,107 @@ static void case_hang(void)
 	abi_check_rv("parent: C_Finalize", m.f3->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- case: pgkill -------------------------------------------------------- */
+
+/*
+ * The token is on PostgreSQL (the test's configuration). The parent logs
+ * in (its login is held by an advisory lock on a connection of its copy)
+ * and forks a child that re-initialises, logs in and signs, and forks a
+ * grandchild that does the same (with a copy of its own: the child's copy
+ * registered its sockets too). Each prints "READY <who> <pid>" and waits
+ * for SIGUSR1; the parent never ends by itself. The test counts their
+ * sockets to the server, kills the parent with SIGKILL and checks that
+ * its login and backends go while the others live, sends the child
+ * SIGUSR1 (it signs again and waits to be killed), kills it, checks the
+ * same for its login, and sends the grandchild SIGUSR1 (it signs and
+ * exits). alarm() is the safety net.
+ */
+__attribute__((noreturn)) static void pgkill_descendant(const char *who, int generation)
+{
+	char msg[1024], name[160];
+	struct keyed k;
+	long long dt;
+	CK_BYTE sig[64];
+	CK_RV last;
+	sigset_t set;
+	int signo = 0, good;
+	pid_t pid;
+
+	alarm(60);
+	abi_failures = abi_passes = 0;
+	snprintf(name, sizeof name, "pgkill %s: C_Initialize -> CKR_OK", who);
+	if (!abi_check_rv(name, child_initialize(&dt, msg, sizeof msg), CKR_OK))
+		_exit(1);
+	snprintf(name, sizeof name, "pgkill %s: login and sign", who);
+	if (!abi_check_rv(name, open_keyed(&k, 1) == CKR_OK ? sign(&k, (CK_BYTE_PTR) "c", 1, sig) : CKR_GENERAL_ERROR,
+			  CKR_OK))
+		_exit(1);
+	if (generation == 1) {
+		fflush(stdout);
+		fflush(stderr);
+		pid = fork();
+		if (pid == 0)
+			pgkill_descendant("grandchild", 2); /* never returns */
+		if (pid < 0) {
+			abi_fail("pgkill child: fork", "%s", strerror(errno));
+			_exit(1);
+		}
+	}
+	printf("READY %s %ld\n", who, (long)getpid());
+	fflush(stdout);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	if (sigwait(&set, &signo) != 0 || signo != SIGUSR1)
+		_exit(1);
+	good = sign_many(&k, 20, 7, &last);
+	snprintf(name, sizeof name, "pgkill %s: signs after its parent was killed", who);
+	abi_check(name, good == 20, "%d good, then %s", good, abi_rv_name(last));
+	if (generation == 1) {
+		printf("WAITING child\n");
+		fflush(stdout);
+		for (;;)
+			pause(); /* until the test's SIGKILL */
+	}
+	snprintf(name, sizeof name, "pgkill %s: C_Finalize", who);
+	abi_check_rv(name, m.f3->C_Finalize(NULL), CKR_OK);
+	fflush(stdout);
+	_exit(abi_failures ? 1 : 0);
+}
+
+static void case_pgkill(void)
+{
+	CK_SESSION_HANDLE sess;
+	sigset_t set;
+	pid_t pid;
+
+	/* Blocked before fork(): the child inherits the mask and sigwaits. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!abi_check_rv("parent: C_Initialize", abi_initialize(&m), CKR_OK) || !setup_token_key(&sess))
+		return;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0)
+		pgkill_descendant("child", 1);
+	if (pid < 0) {
+		abi_fail("pgkill: fork", "%s", strerror(errno));
+		return;
+	}
+	printf("READY parent %ld\n", (long)getpid());
+	fflush(stdout);
+	alarm(90);
+	for (;;)
+		pause(); /* until the test's SIGKILL */
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit|pgkill\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1282,6 +1377,8 @@ int main(int argc, char **argv)
 		case_hang();
 	else if (strcmp(argv[2], "storm") == 0)
 		case_storm();
+	else if (strcmp(argv[2], "pgkill") == 0)
+		case_pgkill();
 	else if (strcmp(argv[2], "stormexit") == 0) {
 		g_storm_leave = 1;
 		case_storm();

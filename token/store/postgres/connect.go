@@ -32,6 +32,7 @@ func ParseURL(url string) (*pgx.ConnConfig, error) {
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "gohsm"
 	}
+	watchDial(&cfg.Config)
 	return cfg, nil
 }
 

@@ -110,6 +110,7 @@ func Open(url string, opts Options) (store.Store, error) {
 	}
 	defaults(pcfg.ConnConfig)
 	abandonIdle(pcfg.ConnConfig, opts.Timeout)
+	watchDial(&pcfg.ConnConfig.Config)
 	if !strings.Contains(url, "pool_max_conns") {
 		pcfg.MaxConns = defaultMaxConns
 	}
