@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,8 +48,12 @@ const heldSQL = `l.instance IN (SELECT (k.classid::int8 << 32) | k.objid::int8 F
 	AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`
 
 type loginConn struct {
-	s    *pgStore
-	mu   sync.Mutex
+	s *pgStore
+	// mu guards the rest: a lock of one slot, taken with a deadline
+	// (acquire), because the keeper holds it while it waits on the
+	// database, up to the timeout: AddLogin and RemoveLogin waiting for
+	// it behind a silent server must still give up within theirs.
+	mu   chan struct{}
 	conn *pgx.Conn             // nil until the first login, or after a loss
 	held map[int64]store.Login // the logins this Store holds, by instance
 	stop chan struct{}         // ends the keeper
@@ -61,7 +64,20 @@ func (l *loginConn) init(s *pgStore) {
 	l.s = s
 	l.held = map[int64]store.Login{}
 	l.stop = make(chan struct{})
+	l.mu = make(chan struct{}, 1)
 }
+
+// acquire takes mu, or fails when ctx ends first.
+func (l *loginConn) acquire(ctx context.Context) error {
+	select {
+	case l.mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *loginConn) release() { <-l.mu }
 
 // connect (mu held) makes the registry connection if there is none.
 func (l *loginConn) connect(ctx context.Context) error {
@@ -124,15 +140,16 @@ func (l *loginConn) keep() {
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		if len(l.held) > 0 && !testOnlyNoRetake.Load() {
-			ctx, cancel := l.s.ctx()
-			if l.conn == nil || l.conn.Ping(ctx) != nil {
-				l.retake(ctx)
+		ctx, cancel := l.s.ctx()
+		if l.acquire(ctx) == nil {
+			if len(l.held) > 0 && !testOnlyNoRetake.Load() {
+				if l.conn == nil || l.conn.Ping(ctx) != nil {
+					l.retake(ctx)
+				}
 			}
-			cancel()
+			l.release()
 		}
-		l.mu.Unlock()
+		cancel()
 	}
 }
 
@@ -146,7 +163,7 @@ func (l *loginConn) retake(ctx context.Context) {
 		if err := l.lock(ctx, inst); err != nil {
 			return // the next check tries again
 		}
-		err := l.s.write(func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
+		err := l.s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
 		if errors.Is(err, store.ErrNotFound) {
 			delete(l.held, inst) // the user is gone
 			l.unlock(ctx, inst)
@@ -156,14 +173,14 @@ func (l *loginConn) retake(ctx context.Context) {
 
 func (l *loginConn) close() error {
 	close(l.stop)
-	l.mu.Lock()
+	l.mu <- struct{}{}
 	done := l.done
-	l.mu.Unlock()
+	l.release()
 	if done != nil {
 		<-done
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu <- struct{}{}
+	defer l.release()
 	var err error
 	if l.conn != nil {
 		// Closing the connection releases every lock, but only once the
@@ -207,13 +224,15 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 		lg.Since = time.Now().Unix()
 	}
 	l := &s.core.logins
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := l.acquire(ctx); err != nil {
+		return wrapErr("add login", err)
+	}
+	defer l.release()
 	if s.core.closed.Load() {
 		return errClosed
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
 	_, had := l.held[lg.Instance]
 	had = had && l.conn != nil // a lost connection lost the lock
 	if !had {
@@ -221,7 +240,7 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 			return wrapErr("add login", err)
 		}
 	}
-	err := s.write(func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
+	err := s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
 	if err != nil {
 		if !had {
 			l.unlock(ctx, lg.Instance)
@@ -236,9 +255,13 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 // releases its lock.
 func (s *pgStore) RemoveLogin(instance int64) error {
 	l := &s.core.logins
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := l.acquire(ctx); err != nil {
+		return wrapErr("remove login", err)
+	}
+	defer l.release()
+	err := s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM logins WHERE instance = $1`, instance)
 		return err
 	})
@@ -247,9 +270,7 @@ func (s *pgStore) RemoveLogin(instance int64) error {
 	}
 	if _, ok := l.held[instance]; ok {
 		delete(l.held, instance)
-		ctx, cancel := s.ctx()
 		l.unlock(ctx, instance)
-		cancel()
 	}
 	return nil
 }

@@ -313,7 +313,14 @@ func createdIn(ctx context.Context) []int64 {
 
 // write is commit without the report.
 func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
-	_, err := s.commit(fn)
+	_, err := s.commitIn(context.Background(), fn)
+	return err
+}
+
+// writeIn is write within parent's deadline too: for a call that spent
+// part of its timeout before its transaction (AddLogin, RemoveLogin).
+func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	_, err := s.commitIn(parent, fn)
 	return err
 }
 
@@ -328,10 +335,15 @@ func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
 // round trip (beginWith). Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction.
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	return s.commitIn(context.Background(), fn)
+}
+
+// commitIn is commit under parent's deadline as well as the timeout.
+func (s *pgStore) commitIn(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	if err := s.core.justTimedOut(s.timeout); err != nil {
 		return store.Commit{}, err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
 	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
