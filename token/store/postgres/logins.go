@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,15 +57,42 @@ type loginConn struct {
 	mu   chan struct{}
 	conn *pgx.Conn             // nil until the first login, or after a loss
 	held map[int64]store.Login // the logins this Store holds, by instance
-	stop chan struct{}         // ends the keeper
-	done chan struct{}         // closed when the keeper has ended; nil: none started
+
+	// gone are the logins RemoveLogin could not forget itself (mu was not
+	// had in time): whoever takes mu next releases them (forgetGone).
+	goneMu sync.Mutex
+	gone   map[int64]bool
+	stop   chan struct{} // ends the keeper
+	done   chan struct{} // closed when the keeper has ended; nil: none started
 }
 
 func (l *loginConn) init(s *pgStore) {
 	l.s = s
 	l.held = map[int64]store.Login{}
+	l.gone = map[int64]bool{}
 	l.stop = make(chan struct{})
 	l.mu = make(chan struct{}, 1)
+}
+
+// forget (mu held) ends a login here: no longer held, so never taken
+// again, and its lock released (with the connection, if that fails), so
+// its row is dead for every host whether or not it was deleted.
+func (l *loginConn) forget(ctx context.Context, instance int64) {
+	if _, ok := l.held[instance]; ok {
+		delete(l.held, instance)
+		l.unlock(ctx, instance)
+	}
+}
+
+// forgetGone (mu held) forgets the logins RemoveLogin left to it.
+func (l *loginConn) forgetGone(ctx context.Context) {
+	l.goneMu.Lock()
+	gone := l.gone
+	l.gone = map[int64]bool{}
+	l.goneMu.Unlock()
+	for inst := range gone {
+		l.forget(ctx, inst)
+	}
 }
 
 // acquire takes mu, or fails when ctx ends first.
@@ -142,6 +170,7 @@ func (l *loginConn) keep() {
 		}
 		ctx, cancel := l.s.ctx()
 		if l.acquire(ctx) == nil {
+			l.forgetGone(ctx)
 			if len(l.held) > 0 && !testOnlyNoRetake.Load() {
 				if l.conn == nil || l.conn.Ping(ctx) != nil {
 					l.retake(ctx)
@@ -233,6 +262,7 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 	if s.core.closed.Load() {
 		return errClosed
 	}
+	l.forgetGone(ctx)
 	_, had := l.held[lg.Instance]
 	had = had && l.conn != nil // a lost connection lost the lock
 	if !had {
@@ -252,27 +282,32 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 }
 
 // RemoveLogin forgets the instance's login (none is no error) and
-// releases its lock.
+// releases its lock. The login ends even when the database cannot be
+// reached (the error says so): the caller logs out whatever this
+// returns, and a login kept would be taken again by the keeper once the
+// database is back, alive for every host until the process ends. Its
+// row, if it could not be deleted, is dead once the lock is gone.
 func (s *pgStore) RemoveLogin(instance int64) error {
 	l := &s.core.logins
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if err := l.acquire(ctx); err != nil {
+		l.goneMu.Lock()
+		l.gone[instance] = true
+		l.goneMu.Unlock()
 		return wrapErr("remove login", err)
 	}
 	defer l.release()
+	l.forgetGone(ctx)
 	err := s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM logins WHERE instance = $1`, instance)
 		return err
 	})
-	if err != nil {
-		return wrapErr("remove login", err)
-	}
-	if _, ok := l.held[instance]; ok {
-		delete(l.held, instance)
-		l.unlock(ctx, instance)
-	}
-	return nil
+	// The lock goes even so: with the call's time up, the unlock fails at
+	// once and the connection is dropped, its locks with it (the keeper
+	// takes any other login it held again).
+	l.forget(ctx, instance)
+	return wrapErr("remove login", err)
 }
 
 // Logins lists the live logins of user (every user when ""): the rows
