@@ -538,10 +538,16 @@ func RedactURL(v string) string {
 }
 
 // redactIn removes from msg the password of the store URL v, if it has one.
+// A password with a raw '@' is also removed from its first '@' on: pgx's
+// redaction masks the user part only up to the first '@', and prints the
+// rest of the password as if it began the host.
 func redactIn(msg, v string) string {
 	for _, pw := range urlPasswords(v) {
 		if pw != "" {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		if _, rest, ok := strings.Cut(pw, "@"); ok && rest != "" {
+			msg = strings.ReplaceAll(msg, "@"+rest, "@xxxxx")
 		}
 	}
 	return msg

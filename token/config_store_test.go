@@ -81,4 +81,8 @@ func TestRedactURL(t *testing.T) {
 	if got := redactIn("dial: postgres://u@h/db?sslpassword=k3yp4ss", "postgres://u@h/db?sslpassword=k3yp4ss"); strings.Contains(got, "k3yp4ss") {
 		t.Errorf("redactIn left the key's passphrase: %s", got)
 	}
+	// pgx masks up to the first '@' of a password that holds a raw one.
+	if err := checkStore("postgres://u:p@w9f3a@db/tokens?sslmode=bogus"); err == nil || strings.Contains(err.Error(), "w9f3a") {
+		t.Errorf("checkStore's error shows the password's end: %v", err)
+	}
 }
