@@ -503,8 +503,13 @@ func parseStoreTimeout(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// urlSecretParams are the URL parameters that hold secrets: the password
+// and the passphrase of the client key (sslkey), as pgx reads them.
+var urlSecretParams = []string{"password", "sslpassword"}
+
 // RedactURL is a store value fit to print: a postgres:// URL without its
-// password (in the user part or a password= parameter); sqlite as is.
+// password (in the user part or a password= parameter) nor its client
+// key's passphrase (sslpassword=); sqlite as is.
 func RedactURL(v string) string {
 	if !strings.Contains(v, "://") {
 		return v
@@ -521,18 +526,28 @@ func RedactURL(v string) string {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
+	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
+		for _, k := range urlSecretParams {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+			}
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
 
 // redactIn removes from msg the password of the store URL v, if it has one.
+// A password with a raw '@' is also removed from its first '@' on: pgx's
+// redaction masks the user part only up to the first '@', and prints the
+// rest of the password as if it began the host.
 func redactIn(msg, v string) string {
 	for _, pw := range urlPasswords(v) {
 		if pw != "" {
 			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		if _, rest, ok := strings.Cut(pw, "@"); ok && rest != "" {
+			msg = strings.ReplaceAll(msg, "@"+rest, "@xxxxx")
 		}
 	}
 	return msg
@@ -560,8 +575,10 @@ func urlPasswords(v string) []string {
 			}
 		}
 	}
-	if pw := u.Query().Get("password"); pw != "" {
-		pws = append(pws, pw, url.QueryEscape(pw))
+	for _, k := range urlSecretParams {
+		if pw := u.Query().Get(k); pw != "" {
+			pws = append(pws, pw, url.QueryEscape(pw))
+		}
 	}
 	return pws
 }

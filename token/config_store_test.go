@@ -64,11 +64,12 @@ func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"sqlite":                     "sqlite",
 		"postgres://gohsm@db/tokens": "postgres://gohsm@db/tokens",
-		"postgres://gohsm:s3cret@db/tokens?sslmode=require": "postgres://gohsm:xxxxx@db/tokens?sslmode=require",
-		"postgresql://db/tokens?password=s3cret&user=gohsm": "postgresql://db/tokens?password=xxxxx&user=gohsm",
-		"postgres://u:s3cret@h1:5432,h2:5432/db":            "postgres://u:xxxxx@h1:5432,h2:5432/db",
-		"postgres://u:s3cret@h/db%zz":                       "postgres://(unparsable URL, not shown)",
-		"postgres://u:p%40ss@db/tokens":                     "postgres://u:xxxxx@db/tokens",
+		"postgres://gohsm:s3cret@db/tokens?sslmode=require":       "postgres://gohsm:xxxxx@db/tokens?sslmode=require",
+		"postgresql://db/tokens?password=s3cret&user=gohsm":       "postgresql://db/tokens?password=xxxxx&user=gohsm",
+		"postgres://u:s3cret@h1:5432,h2:5432/db":                  "postgres://u:xxxxx@h1:5432,h2:5432/db",
+		"postgres://u:s3cret@h/db%zz":                             "postgres://(unparsable URL, not shown)",
+		"postgres://u:p%40ss@db/tokens":                           "postgres://u:xxxxx@db/tokens",
+		"postgres://u@db/tokens?sslkey=/k.pem&sslpassword=s3cret": "postgres://u@db/tokens?sslkey=%2Fk.pem&sslpassword=xxxxx",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
@@ -76,5 +77,12 @@ func TestRedactURL(t *testing.T) {
 	}
 	if got := redactIn("cannot parse postgres://u:p%40ss@h and p@ss", "postgres://u:p%40ss@h"); strings.Contains(got, "p@ss") || strings.Contains(got, "p%40ss") {
 		t.Errorf("redactIn left the password: %s", got)
+	}
+	if got := redactIn("dial: postgres://u@h/db?sslpassword=k3yp4ss", "postgres://u@h/db?sslpassword=k3yp4ss"); strings.Contains(got, "k3yp4ss") {
+		t.Errorf("redactIn left the key's passphrase: %s", got)
+	}
+	// pgx masks up to the first '@' of a password that holds a raw one.
+	if err := checkStore("postgres://u:p@w9f3a@db/tokens?sslmode=bogus"); err == nil || strings.Contains(err.Error(), "w9f3a") {
+		t.Errorf("checkStore's error shows the password's end: %v", err)
 	}
 }

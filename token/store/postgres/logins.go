@@ -49,19 +49,63 @@ const heldSQL = `l.instance IN (SELECT (k.classid::int8 << 32) | k.objid::int8 F
 	AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`
 
 type loginConn struct {
-	s    *pgStore
-	mu   sync.Mutex
+	s *pgStore
+	// mu guards the rest: a lock of one slot, taken with a deadline
+	// (acquire), because the keeper holds it while it waits on the
+	// database, up to the timeout: AddLogin and RemoveLogin waiting for
+	// it behind a silent server must still give up within theirs.
+	mu   chan struct{}
 	conn *pgx.Conn             // nil until the first login, or after a loss
 	held map[int64]store.Login // the logins this Store holds, by instance
-	stop chan struct{}         // ends the keeper
-	done chan struct{}         // closed when the keeper has ended; nil: none started
+
+	// gone are the logins RemoveLogin could not forget itself (mu was not
+	// had in time): whoever takes mu next releases them (forgetGone).
+	goneMu sync.Mutex
+	gone   map[int64]bool
+	stop   chan struct{} // ends the keeper
+	done   chan struct{} // closed when the keeper has ended; nil: none started
 }
 
 func (l *loginConn) init(s *pgStore) {
 	l.s = s
 	l.held = map[int64]store.Login{}
+	l.gone = map[int64]bool{}
 	l.stop = make(chan struct{})
+	l.mu = make(chan struct{}, 1)
 }
+
+// forget (mu held) ends a login here: no longer held, so never taken
+// again, and its lock released (with the connection, if that fails), so
+// its row is dead for every host whether or not it was deleted.
+func (l *loginConn) forget(ctx context.Context, instance int64) {
+	if _, ok := l.held[instance]; ok {
+		delete(l.held, instance)
+		l.unlock(ctx, instance)
+	}
+}
+
+// forgetGone (mu held) forgets the logins RemoveLogin left to it.
+func (l *loginConn) forgetGone(ctx context.Context) {
+	l.goneMu.Lock()
+	gone := l.gone
+	l.gone = map[int64]bool{}
+	l.goneMu.Unlock()
+	for inst := range gone {
+		l.forget(ctx, inst)
+	}
+}
+
+// acquire takes mu, or fails when ctx ends first.
+func (l *loginConn) acquire(ctx context.Context) error {
+	select {
+	case l.mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *loginConn) release() { <-l.mu }
 
 // connect (mu held) makes the registry connection if there is none.
 func (l *loginConn) connect(ctx context.Context) error {
@@ -124,15 +168,17 @@ func (l *loginConn) keep() {
 			return
 		case <-t.C:
 		}
-		l.mu.Lock()
-		if len(l.held) > 0 && !testOnlyNoRetake.Load() {
-			ctx, cancel := l.s.ctx()
-			if l.conn == nil || l.conn.Ping(ctx) != nil {
-				l.retake(ctx)
+		ctx, cancel := l.s.ctx()
+		if l.acquire(ctx) == nil {
+			l.forgetGone(ctx)
+			if len(l.held) > 0 && !testOnlyNoRetake.Load() {
+				if l.conn == nil || l.conn.Ping(ctx) != nil {
+					l.retake(ctx)
+				}
 			}
-			cancel()
+			l.release()
 		}
-		l.mu.Unlock()
+		cancel()
 	}
 }
 
@@ -146,7 +192,7 @@ func (l *loginConn) retake(ctx context.Context) {
 		if err := l.lock(ctx, inst); err != nil {
 			return // the next check tries again
 		}
-		err := l.s.write(func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
+		err := l.s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
 		if errors.Is(err, store.ErrNotFound) {
 			delete(l.held, inst) // the user is gone
 			l.unlock(ctx, inst)
@@ -156,14 +202,14 @@ func (l *loginConn) retake(ctx context.Context) {
 
 func (l *loginConn) close() error {
 	close(l.stop)
-	l.mu.Lock()
+	l.mu <- struct{}{}
 	done := l.done
-	l.mu.Unlock()
+	l.release()
 	if done != nil {
 		<-done
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu <- struct{}{}
+	defer l.release()
 	var err error
 	if l.conn != nil {
 		// Closing the connection releases every lock, but only once the
@@ -207,13 +253,16 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 		lg.Since = time.Now().Unix()
 	}
 	l := &s.core.logins
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := l.acquire(ctx); err != nil {
+		return wrapErr("add login", err)
+	}
+	defer l.release()
 	if s.core.closed.Load() {
 		return errClosed
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
+	l.forgetGone(ctx)
 	_, had := l.held[lg.Instance]
 	had = had && l.conn != nil // a lost connection lost the lock
 	if !had {
@@ -221,7 +270,7 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 			return wrapErr("add login", err)
 		}
 	}
-	err := s.write(func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
+	err := s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error { return putLogin(ctx, tx, lg) })
 	if err != nil {
 		if !had {
 			l.unlock(ctx, lg.Instance)
@@ -233,25 +282,32 @@ func (s *pgStore) AddLogin(lg store.Login) error {
 }
 
 // RemoveLogin forgets the instance's login (none is no error) and
-// releases its lock.
+// releases its lock. The login ends even when the database cannot be
+// reached (the error says so): the caller logs out whatever this
+// returns, and a login kept would be taken again by the keeper once the
+// database is back, alive for every host until the process ends. Its
+// row, if it could not be deleted, is dead once the lock is gone.
 func (s *pgStore) RemoveLogin(instance int64) error {
 	l := &s.core.logins
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := s.write(func(ctx context.Context, tx pgx.Tx) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := l.acquire(ctx); err != nil {
+		l.goneMu.Lock()
+		l.gone[instance] = true
+		l.goneMu.Unlock()
+		return wrapErr("remove login", err)
+	}
+	defer l.release()
+	l.forgetGone(ctx)
+	err := s.writeIn(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM logins WHERE instance = $1`, instance)
 		return err
 	})
-	if err != nil {
-		return wrapErr("remove login", err)
-	}
-	if _, ok := l.held[instance]; ok {
-		delete(l.held, instance)
-		ctx, cancel := s.ctx()
-		l.unlock(ctx, instance)
-		cancel()
-	}
-	return nil
+	// The lock goes even so: with the call's time up, the unlock fails at
+	// once and the connection is dropped, its locks with it (the keeper
+	// takes any other login it held again).
+	l.forget(ctx, instance)
+	return wrapErr("remove login", err)
 }
 
 // Logins lists the live logins of user (every user when ""): the rows

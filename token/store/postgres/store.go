@@ -314,7 +314,14 @@ func createdIn(ctx context.Context) []int64 {
 
 // write is commit without the report.
 func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
-	_, err := s.commit(fn)
+	_, err := s.commitIn(context.Background(), fn)
+	return err
+}
+
+// writeIn is write within parent's deadline too: for a call that spent
+// part of its timeout before its transaction (AddLogin, RemoveLogin).
+func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	_, err := s.commitIn(parent, fn)
 	return err
 }
 
@@ -329,16 +336,22 @@ func (s *pgStore) write(fn func(ctx context.Context, tx pgx.Tx) error) error {
 // round trip (beginWith). Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction.
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	return s.commitIn(context.Background(), fn)
+}
+
+// commitIn is commit under parent's deadline as well as the timeout.
+func (s *pgStore) commitIn(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	if err := s.core.justTimedOut(s.timeout); err != nil {
 		return store.Commit{}, err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
 	defer func() { s.core.noteTimeout(ctx, err) }()
 	if err := s.ready(ctx); err != nil {
 		return store.Commit{}, err
 	}
 	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
+	seen := s.core.gen.Load() // committed before the bump: below n unless the database went back
 	var n int64
 	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
 	if s.again(ctx, err) {
@@ -360,7 +373,9 @@ func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store
 		return store.Commit{}, wrapErr("commit", err)
 	}
 	s.core.raise(uint64(n))
-	return store.Commit{Before: uint64(n) - 1, After: uint64(n), Alone: true}, nil
+	// A generation that went back (readGeneration) is no sequence the
+	// caller's cache can follow: not Alone, so it is dropped.
+	return store.Commit{Before: uint64(n) - 1, After: uint64(n), Alone: uint64(n) > seen}, nil
 }
 
 // raise lifts the generation seen to at least n.
@@ -384,14 +399,16 @@ func (s *pgStore) Generation() (uint64, error) {
 	if s.core.listening.Load() {
 		return s.core.gen.Load(), nil
 	}
-	var n int64
+	var n uint64
 	err := s.stmt(func(ctx context.Context, q querier) error {
-		return q.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n)
+		var err error
+		n, err = s.core.readGeneration(ctx, q)
+		return err
 	})
 	if err != nil {
 		return 0, wrapErr("read generation", err)
 	}
-	return s.core.raise(uint64(n)), nil
+	return s.core.raise(n), nil
 }
 
 // listenBeat is how often the listener reads the generation on its own
@@ -511,12 +528,40 @@ func (s *pgStore) notified(ctx context.Context, conn *pgx.Conn, schema, payload 
 
 // sync reads the generation on conn and raises gen to it.
 func (c *core) sync(ctx context.Context, conn *pgx.Conn) error {
-	var n int64
-	if err := conn.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+	n, err := c.readGeneration(ctx, conn)
+	if err != nil {
 		return err
 	}
-	c.raise(uint64(n))
+	c.raise(n)
 	return nil
+}
+
+// aheadSQL moves a generation that went back past $1, the highest this
+// store saw, and notifies it as a commit does.
+const aheadSQL = `WITH g AS (UPDATE generation SET n = greatest(n, $1) + 1 RETURNING n)
+	SELECT n FROM g, pg_notify('` + notifyChannel + `', current_schema() || ':' || n)`
+
+// readGeneration reads the database's generation. One below what this
+// store saw before the read went back: every number seen was committed
+// before the read began, and commits only raise it, unless the database
+// lost commits (a failover to a standby that lacked them, a restored
+// dump). Left so, every Store's Generation would stay at the higher
+// number it saw while the database's commits climbed back to it, their
+// caches never dropped (and the handles of the lost commits are handed
+// out again, for other objects). So it is moved past what this store saw,
+// with a notification: every Store's generation then changes.
+func (c *core) readGeneration(ctx context.Context, q queryRower) (uint64, error) {
+	seen := c.gen.Load()
+	var n int64
+	if err := q.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return 0, err
+	}
+	if uint64(n) < seen {
+		if err := q.QueryRow(ctx, aheadSQL, int64(seen)).Scan(&n); err != nil {
+			return 0, err
+		}
+	}
+	return uint64(n), nil
 }
 
 // Close ends the listener and the login registry's connection (releasing

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"gohsm/token/store"
+)
+
+// TestLoginCallsBoundedWhileKeeperWaits: while the login keeper waits on a
+// silent server (its connection check holds the registry), RemoveLogin
+// and AddLogin still give up within the store's timeout, not after the
+// keeper's wait plus their own.
+func TestLoginCallsBoundedWhileKeeperWaits(t *testing.T) {
+	was := loginCheck
+	t.Cleanup(func() { loginCheck = was }) // after the Store's Close
+	loginCheck = 50 * time.Millisecond     // before any keeper starts
+	dsn := freshURL(t)
+	p := newProxy(t, dsn)
+	const timeout = 600 * time.Millisecond
+	s := openStore(t, p.url, timeout)
+	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	require.NoError(t, s.CreateUser(testUser("alice", store.RoleCU)))
+	lg := store.ThisProcess()
+	lg.User, lg.Instance = "alice", 7373
+	require.NoError(t, s.AddLogin(lg))
+
+	p.freeze(true)
+	t.Cleanup(func() { p.freeze(false) })
+	time.Sleep(2*loginCheck + 20*time.Millisecond) // the keeper is checking the silent connection
+	start := time.Now()
+	err := s.RemoveLogin(lg.Instance)
+	d := time.Since(start)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	within(t, "RemoveLogin", d, timeout+200*time.Millisecond)
+
+	time.Sleep(2 * loginCheck)
+	lg.Instance = 7474
+	start = time.Now()
+	err = s.AddLogin(lg)
+	d = time.Since(start)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	within(t, "AddLogin", d, timeout+200*time.Millisecond)
+}
+
+// TestLogoutDuringOutage: a RemoveLogin that fails because the database
+// does not answer still ends the login: the token logs out anyway (its
+// logout always succeeds), so the lock must go and the keeper must not
+// take the login again, or the user would stay logged in for every host
+// (not deletable, its token not importable) until the process exits.
+func TestLogoutDuringOutage(t *testing.T) {
+	was := loginCheck
+	t.Cleanup(func() { loginCheck = was })
+	loginCheck = 100 * time.Millisecond
+	dsn := freshURL(t)
+	p := newProxy(t, dsn)
+	const timeout = 400 * time.Millisecond
+	s := openStore(t, p.url, timeout)
+	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	require.NoError(t, s.CreateUser(testUser("alice", store.RoleCU)))
+	other := openStore(t, dsn, 0)
+	for i, inst := range []int64{8181, 8282, 8383} {
+		lg := store.ThisProcess()
+		lg.User, lg.Instance = "alice", inst
+		require.NoError(t, s.AddLogin(lg))
+		live, err := other.Logins("alice")
+		require.NoError(t, err)
+		require.Len(t, live, 1, "login %d", i)
+
+		switch i {
+		case 0: // the registry write fails
+			p.freeze(true)
+		case 1: // the keeper waits on the silent server
+			p.freeze(true)
+			time.Sleep(loginCheck + 20*time.Millisecond)
+		case 2: // the registry is busy past the call's time
+			s.(*pgStore).core.logins.mu <- struct{}{}
+		}
+		require.ErrorIs(t, s.RemoveLogin(inst), store.ErrUnavailable)
+		p.freeze(false)
+		if i == 2 {
+			s.(*pgStore).core.logins.release()
+		}
+		eventually(t, 5*time.Second, "login ended", func() error {
+			live, err := other.Logins("alice")
+			if err != nil || len(live) > 0 {
+				return fmt.Errorf("live %v, %v", live, err)
+			}
+			return nil
+		})
+		time.Sleep(5 * loginCheck) // the keeper's turns: nothing taken again
+		live, err = other.Logins("alice")
+		require.NoError(t, err)
+		require.Empty(t, live, "login %d taken again after its logout", i)
+	}
+}
