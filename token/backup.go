@@ -132,7 +132,7 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 
 func restoreErr(err error) error {
 	switch {
-	case errors.Is(err, store.ErrTokenOpen):
+	case errors.Is(err, store.ErrTokenOpen), errors.Is(err, store.ErrLoggedIn):
 		return fmt.Errorf("token: %v: %w", err, ck.CKR_SESSION_EXISTS)
 	case errors.Is(err, store.ErrExists):
 		return fmt.Errorf("token: %v: %w", err, ck.CKR_ACTION_PROHIBITED)

@@ -148,7 +148,7 @@ func (s *Slot) emptyStoreLocked(what string) error {
 		return err
 	}
 	if err := mv.Import(&store.Snapshot{}, true); err != nil {
-		return storeErr(err)
+		return restoreErr(err) // a login begun since the check: CKR_SESSION_EXISTS
 	}
 	s.dropCachesLocked()
 	return nil

@@ -347,3 +347,40 @@ func liveLogins(ctx context.Context, tx pgx.Tx, user string, write bool) ([]stor
 	}
 	return queryLogins(ctx, tx, user)
 }
+
+// ownLogins lists the instances whose logins this Store holds.
+func (s *pgStore) ownLogins() (map[int64]bool, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	l := &s.core.logins
+	if err := l.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer l.release()
+	own := make(map[int64]bool, len(l.held))
+	for inst := range l.held {
+		own[inst] = true
+	}
+	return own, nil
+}
+
+// noLiveLoginsBut (in a write transaction) fails with store.ErrLoggedIn
+// when a login other than own is alive.
+func noLiveLoginsBut(ctx context.Context, tx pgx.Tx, own map[int64]bool) error {
+	rows, err := tx.Query(ctx, `SELECT instance, username FROM logins l WHERE `+heldSQL)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var inst int64
+		var user string
+		if err := rows.Scan(&inst, &user); err != nil {
+			return err
+		}
+		if !own[inst] {
+			return fmt.Errorf("store: %q is logged in to the token: %w", user, store.ErrLoggedIn)
+		}
+	}
+	return rows.Err()
+}

@@ -97,3 +97,34 @@ func TestLogoutDuringOutage(t *testing.T) {
 		require.Empty(t, live, "login %d taken again after its logout", i)
 	}
 }
+
+// TestImportRefusesLiveLogin: an import with replace deletes every row of
+// the token, the login registry's too, so a live login of another
+// opening (another process or host) refuses it inside its transaction,
+// where no login can begin unseen; the importer's own logins do not.
+// (The token checks before too, but a login could start in between.)
+func TestImportRefusesLiveLogin(t *testing.T) {
+	dsn := freshURL(t)
+	a := openStore(t, dsn, 5*time.Second)
+	b := openStore(t, dsn, 5*time.Second)
+	require.NoError(t, a.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	require.NoError(t, a.CreateUser(testUser("alice", store.RoleCU)))
+	lg := store.ThisProcess()
+	lg.User, lg.Instance = "alice", 8181
+	require.NoError(t, a.AddLogin(lg))
+	own := lg
+	own.User, own.Instance = "admin", 8282
+	require.NoError(t, b.AddLogin(own))
+
+	err := b.(store.Mover).Import(&store.Snapshot{}, true)
+	require.ErrorIs(t, err, store.ErrLoggedIn)
+	require.ErrorContains(t, err, `"alice"`)
+	tr, err := b.Token()
+	require.NoError(t, err, "nothing was replaced")
+	require.Equal(t, "t", tr.Label)
+
+	require.NoError(t, a.RemoveLogin(lg.Instance))
+	require.NoError(t, b.(store.Mover).Import(&store.Snapshot{}, true), "only the importer's own login is left")
+	_, err = b.Token()
+	require.ErrorIs(t, err, store.ErrNotInitialized)
+}

@@ -229,7 +229,18 @@ func (s *pgStore) Import(snap *store.Snapshot, replace bool) error {
 	if err != nil {
 		return err
 	}
+	own, err := s.ownLogins()
+	if err != nil {
+		return wrapErr("import", err)
+	}
 	err = s.write(func(ctx context.Context, tx pgx.Tx) error {
+		// A live login of another process or host would lose its row
+		// (the caller checks before, but a login can start between its
+		// check and this transaction; AddLogin, a write, waits for this
+		// one's generation lock, so the check here has no such gap).
+		if err := noLiveLoginsBut(ctx, tx, own); err != nil {
+			return err
+		}
 		if !replace {
 			var used bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM token) OR EXISTS (SELECT 1 FROM users)
