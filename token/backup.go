@@ -38,9 +38,17 @@ import (
 // The audit log gets CN_BACKUP_BEGIN (inside the snapshot) and
 // CN_BACKUP_END (after it, not inside).
 func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
+	return s.writeTokenFile(pin, path, "backup", "", "gohsm: token backed up", s.st.Backup)
+}
+
+// writeTokenFile is Backup and Export (move.go): an officer's session for
+// the duration, CN_BACKUP_BEGIN and CN_BACKUP_END around write (their
+// detail prefixed with prefix, the error's with verb), and the log line
+// msg.
+func (s *Slot) writeTokenFile(pin []byte, path, verb, prefix, msg string, write func(abs string) (store.BackupInfo, error)) (store.BackupInfo, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return store.BackupInfo{}, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
+		return store.BackupInfo{}, fmt.Errorf("token: %s: %v: %w", verb, err, ck.CKR_ARGUMENTS_BAD)
 	}
 	// The officer logs in as on any session (the login and its failures
 	// are the slot's as usual), for the duration of the backup.
@@ -58,22 +66,24 @@ func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
 		return store.BackupInfo{}, err
 	}
 	name := s.LoggedInUser()
-	if err := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_BEGIN, name, nil, "to "+abs)); err != nil {
+	if err := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_BEGIN, name, nil, prefix+"to "+abs)); err != nil {
 		return store.BackupInfo{}, storeErr(err)
 	}
-	info, err := s.st.Backup(abs)
-	detail := fmt.Sprintf("to %s, sha256 %s", abs, info.SHA256)
+	info, err := write(abs)
+	detail := fmt.Sprintf("%sto %s, sha256 %s", prefix, abs, info.SHA256)
 	if aerr := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_END, name, err, detail)); err == nil && aerr != nil {
 		err = aerr
 	}
 	switch {
 	case errors.Is(err, store.ErrExists), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		// --out names something not to replace, or a place not to write.
-		return info, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
+		return info, fmt.Errorf("token: %s: %v: %w", verb, err, ck.CKR_ARGUMENTS_BAD)
+	case errors.Is(err, store.ErrUnavailable):
+		return info, storeErr(err)
 	case err != nil:
-		return info, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_DEVICE_ERROR)
+		return info, fmt.Errorf("token: %s: %v: %w", verb, err, ck.CKR_DEVICE_ERROR)
 	}
-	s.m.log.Info("gohsm: token backed up", "slot", s.cfg.ID, "officer", name, "file", abs, "sha256", info.SHA256)
+	s.m.log.Info(msg, "slot", s.cfg.ID, "officer", name, "file", abs, "sha256", info.SHA256)
 	return info, nil
 }
 

@@ -3,7 +3,6 @@ package token
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -26,42 +25,9 @@ import (
 // as Backup does; the audit log gets CN_BACKUP_BEGIN (inside the file) and
 // CN_BACKUP_END, their detail saying "export".
 func (s *Slot) Export(pin []byte, path string) (store.BackupInfo, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return store.BackupInfo{}, fmt.Errorf("token: export: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
-	}
-	h, err := s.m.OpenSession(s.cfg.ID, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-	if err != nil {
-		return store.BackupInfo{}, err
-	}
-	defer s.m.CloseSession(h)
-	if err := s.m.Login(h, ck.CKU_SO, pin); err != nil {
-		return store.BackupInfo{}, err
-	}
-	defer s.m.Logout(h)
-	se, err := s.m.session(h)
-	if err != nil {
-		return store.BackupInfo{}, err
-	}
-	name := s.LoggedInUser()
-	if err := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_BEGIN, name, nil, "export to "+abs)); err != nil {
-		return store.BackupInfo{}, storeErr(err)
-	}
-	info, err := store.ExportFile(s.st, abs)
-	detail := fmt.Sprintf("export to %s, sha256 %s", abs, info.SHA256)
-	if aerr := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_END, name, err, detail)); err == nil && aerr != nil {
-		err = aerr
-	}
-	switch {
-	case errors.Is(err, store.ErrExists), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
-		return info, fmt.Errorf("token: export: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
-	case errors.Is(err, store.ErrUnavailable):
-		return info, storeErr(err)
-	case err != nil:
-		return info, fmt.Errorf("token: export: %v: %w", err, ck.CKR_DEVICE_ERROR)
-	}
-	s.m.log.Info("gohsm: token exported", "slot", s.cfg.ID, "officer", name, "file", abs, "sha256", info.SHA256)
-	return info, nil
+	return s.writeTokenFile(pin, path, "export", "export ", "gohsm: token exported", func(abs string) (store.BackupInfo, error) {
+		return store.ExportFile(s.st, abs)
+	})
 }
 
 // Import puts the token in file from (written by Export or Backup, or a

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 
+	"gohsm/token"
 	"gohsm/token/store"
 )
 
@@ -38,7 +39,13 @@ func backupJSON(slot any, file string, info store.BackupInfo) map[string]any {
 // tokenBackup needs an officer's PIN: the backup is recorded in the audit
 // log under the officer's name (token/backup.go says why).
 func tokenBackup(fs *flag.FlagSet) func(*env) error {
-	out := fs.String("out", "", "the backup `file` to write (replaced if it exists)")
+	return tokenWrite(fs, "the backup `file` to write (replaced if it exists)", "backed up", (*token.Slot).Backup)
+}
+
+// tokenWrite is token backup and token export: an officer's PIN, --out,
+// and write's BackupInfo reported as done ("backed up", "exported").
+func tokenWrite(fs *flag.FlagSet, usage, done string, write func(s *token.Slot, pin []byte, path string) (store.BackupInfo, error)) func(*env) error {
+	out := fs.String("out", "", usage)
 	return func(e *env) error {
 		if *out == "" {
 			return usagef("--out is required")
@@ -51,13 +58,13 @@ func tokenBackup(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return err
 		}
-		info, err := s.Backup(pin, *out)
+		info, err := write(s, pin, *out)
 		if err != nil {
 			return err
 		}
 		return e.emit(backupJSON(s.ID(), *out, info), func(w io.Writer) {
-			fmt.Fprintf(w, "backed up token %q (serial %s) of slot %d to %s (%d bytes, sha256 %s)\n",
-				info.Label, info.Serial, s.ID(), *out, info.Size, info.SHA256)
+			fmt.Fprintf(w, "%s token %q (serial %s) of slot %d to %s (%d bytes, sha256 %s)\n",
+				done, info.Label, info.Serial, s.ID(), *out, info.Size, info.SHA256)
 		})
 	}
 }
@@ -93,28 +100,7 @@ func tokenRestore(fs *flag.FlagSet) func(*env) error {
 // tokenExport needs an officer's PIN, as token backup: the export is
 // recorded in the audit log under the officer's name.
 func tokenExport(fs *flag.FlagSet) func(*env) error {
-	out := fs.String("out", "", "the `file` to write (replaced if it is a backup already)")
-	return func(e *env) error {
-		if *out == "" {
-			return usagef("--out is required")
-		}
-		pin, err := e.pin()
-		if err != nil {
-			return err
-		}
-		s, err := e.slot()
-		if err != nil {
-			return err
-		}
-		info, err := s.Export(pin, *out)
-		if err != nil {
-			return err
-		}
-		return e.emit(backupJSON(s.ID(), *out, info), func(w io.Writer) {
-			fmt.Fprintf(w, "exported token %q (serial %s) of slot %d to %s (%d bytes, sha256 %s)\n",
-				info.Label, info.Serial, s.ID(), *out, info.Size, info.SHA256)
-		})
-	}
+	return tokenWrite(fs, "the `file` to write (replaced if it is a backup already)", "exported", (*token.Slot).Export)
 }
 
 // tokenImport needs no PIN, as token restore; it refuses an initialised
