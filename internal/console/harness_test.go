@@ -306,6 +306,10 @@ func (c *client) send(method, path string, body any, hdr map[string]string, stri
 		req.Header.Set("Origin", c.origin)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		if v == "" {
 			req.Header.Del(k)
 		} else {

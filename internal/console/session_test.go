@@ -83,9 +83,9 @@ func TestSessionLifecycle(t *testing.T) {
 
 	c.do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
 	c.do("GET", "/api/v1/session", nil).want(t, http.StatusUnauthorized, "")
-	c.do("GET", "/api/v1/keys", nil).want(t, http.StatusUnauthorized, "")
+	c.do("GET", "/api/v1/users", nil).want(t, http.StatusUnauthorized, "")
 	// The other session lives on.
-	c2.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+	c2.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 }
 
 // TestLoginRefusals: a wrong password is 401 CKR_PIN_INCORRECT, an unknown
@@ -155,16 +155,16 @@ func TestSessionIdleExpiry(t *testing.T) {
 	co.do("DELETE", "/api/v1/users/bob", nil).want(t, http.StatusConflict, "", "CKR_USER_ALREADY_LOGGED_IN")
 
 	e.clock.Advance(30 * time.Second)
-	bob.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil) // use renews idle
+	bob.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil) // use renews idle
 	co.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 	e.clock.Advance(45 * time.Second)
-	bob.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+	bob.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 	co.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 	e.clock.Advance(61 * time.Second)
 	co.do("GET", "/api/v1/users", nil).want(t, http.StatusUnauthorized, "session_expired")
 	// bob's expired session is closed by the sweeper (within a second)
 	// or at its next request: either way bob's login leaves the registry.
-	bob.do("GET", "/api/v1/keys", nil).want(t, http.StatusUnauthorized, "session_expired")
+	bob.do("GET", "/api/v1/users", nil).want(t, http.StatusUnauthorized, "session_expired")
 	co = e.officer()
 	co.do("DELETE", "/api/v1/users/bob", nil).ok(t, http.StatusNoContent, nil)
 }
@@ -195,10 +195,10 @@ func TestSessionAbsoluteExpiry(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		e.clock.Advance(50 * time.Second)
 		if i < 3 {
-			a.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+			a.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 		}
 	}
-	a.do("GET", "/api/v1/keys", nil).want(t, http.StatusUnauthorized, "session_expired")
+	a.do("GET", "/api/v1/users", nil).want(t, http.StatusUnauthorized, "session_expired")
 	a.do("GET", "/api/v1/session", nil).want(t, http.StatusUnauthorized, "")
 }
 
@@ -272,7 +272,7 @@ func TestSecurityHeaders(t *testing.T) {
 	for _, r := range []*resp{
 		c.raw("GET", "/", nil, nil),
 		c.raw("GET", "/api/v1/slots", nil, nil),
-		c.raw("GET", "/api/v1/keys", nil, nil),
+		c.raw("GET", "/api/v1/users", nil, nil),
 		c.raw("GET", "/api/v1/nope", nil, nil),
 		c.raw("POST", "/api/v1/session", `{`, nil),
 	} {
@@ -284,5 +284,52 @@ func TestSecurityHeaders(t *testing.T) {
 		if strings.Contains(r.req, "/api/") {
 			assert.Contains(t, r.Header.Get("Cache-Control"), "no-store", r.req)
 		}
+	}
+}
+
+// TestDNSRebinding: a page of another site whose name has been rebound to
+// 127.0.0.1 is same-origin with itself (Origin and Host agree), so
+// comparing Origin with Host does not stop it: the console must refuse
+// requests whose Host is not its own (a loopback name or address, or the
+// --listen host). Else any web page can drive logins (and lock users out
+// by wrong passwords) and read /slots.
+func TestDNSRebinding(t *testing.T) {
+	e := newEnv(t)
+	port := e.base[strings.LastIndex(e.base, ":"):]
+	evil := map[string]string{"Host": "evil.example" + port, "Origin": "http://evil.example" + port}
+	c := e.client()
+	for i := 0; i < 3; i++ {
+		c.raw("POST", "/api/v1/session", map[string]any{"username": "bob", "password": "guess"}, evil).
+			want(t, http.StatusForbidden, "")
+	}
+	c.raw("GET", "/api/v1/slots", nil, map[string]string{"Host": "evil.example" + port}).want(t, http.StatusForbidden, "")
+	_ = e.bob() // bob is not locked out
+	// The server's own names pass.
+	for _, h := range []string{"127.0.0.1" + port, "localhost" + port} {
+		c.raw("GET", "/api/v1/slots", nil, map[string]string{"Host": h}).ok(t, http.StatusOK, nil)
+	}
+}
+
+// TestSessionReplaced: a login from a browser that holds a session ends
+// that session (its module is closed: the officer may then delete the
+// user); logging out twice, a stale cookie or a forged one are 401.
+func TestSessionReplaced(t *testing.T) {
+	e := newEnv(t)
+	c := e.alice()
+	old := c.csrf
+	c.do("POST", "/api/v1/session", map[string]any{"username": "bob", "password": bobPW}).ok(t, http.StatusCreated, nil)
+	var s sessionJSON
+	c.do("GET", "/api/v1/session", nil).ok(t, http.StatusOK, &s)
+	assert.Equal(t, "bob", s.Username)
+	assert.NotEqual(t, old, s.CSRF)
+	co := e.officer()
+	co.do("DELETE", "/api/v1/users/alice", nil).ok(t, http.StatusNoContent, nil)
+
+	c.csrf = s.CSRF
+	c.do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+	c.raw("DELETE", "/api/v1/session", nil, nil).want(t, http.StatusUnauthorized, "")
+	for _, v := range []string{"x", strings.Repeat("A", 43), strings.Repeat("A", 4000), "%00"} {
+		e.client().raw("GET", "/api/v1/users", nil, map[string]string{"Cookie": "gohsm_session=" + v}).
+			want(t, http.StatusUnauthorized, "not_logged_in")
 	}
 }

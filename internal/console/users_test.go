@@ -108,7 +108,7 @@ func TestUsersBadInput(t *testing.T) {
 	for _, body := range []string{`{`, `{"password": 12345678}`, `{"password": "newpassword", "x": 1}`, ``} {
 		co.raw("PUT", "/api/v1/users/alice/password", body, nil).want(t, http.StatusBadRequest, "")
 	}
-	for _, name := range []string{"%00", "..", "a%2Fb", strings.Repeat("n", 300)} {
+	for _, name := range []string{"%00", "a%2Fb", strings.Repeat("n", 300)} {
 		r := co.raw("DELETE", "/api/v1/users/"+name, nil, nil)
 		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "%s: %s", name, r.Body)
 	}
