@@ -233,8 +233,26 @@ func (s *Server) Handler() http.Handler {
 					Message: "internal error (a bug in the console: please report it)"}})
 			}
 		}()
+		if s.tls == nil && !isLoopback(hostOnly(r.Host)) {
+			// Plain http is loopback only (listenPolicy), so a request
+			// naming another host is a page whose name was rebound to
+			// 127.0.0.1 (DNS rebinding): to itself it is same-origin, so
+			// the Origin check passes it. Under TLS the certificate
+			// stops it.
+			s.writeError(w, r, errorf(http.StatusForbidden, codeCSRF,
+				"request for host %q refused: the console answers its loopback address or localhost", r.Host))
+			return
+		}
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// hostOnly is a Host header's host: without its port and brackets.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
 }
 
 // Routes is the API's route table.
