@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 )
 
 // TestAPIOpenAPIDocument: openapi.yaml is OpenAPI 3.0.3, loads and validates,
