@@ -333,3 +333,48 @@ func TestAPISessionReplaced(t *testing.T) {
 			want(t, http.StatusUnauthorized, "not_logged_in")
 	}
 }
+
+// TestAPILoginUninitialised: a login on a slot without a token is a clear
+// 409 token_not_initialized, and /slots says it is not initialised.
+func TestAPILoginUninitialised(t *testing.T) {
+	e := newEnvOpts(t, envOpts{extra: "[slot 2]\n"})
+	var slots []struct {
+		Slot        int  `json:"slot"`
+		Initialized bool `json:"initialized"`
+	}
+	e.client().do("GET", "/api/v1/slots", nil).ok(t, http.StatusOK, &slots)
+	require.Len(t, slots, 3)
+	assert.False(t, slots[2].Initialized)
+	e.client().do("POST", "/api/v1/session", map[string]any{"slot": 2, "username": "admin", "password": officerPW}).
+		want(t, http.StatusConflict, "token_not_initialized")
+	for _, slot := range []string{"-1", "1.5", `"0"`, "18446744073709551616", "4294967296"} {
+		r := e.client().raw("POST", "/api/v1/session", `{"slot": `+slot+`, "username": "alice", "password": "alice-pw"}`, nil)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "slot %s: %s", slot, r.Body)
+	}
+}
+
+// TestAPIConcurrentSessions: requests in parallel, on one session and on
+// several, all answer (the session serialises its own), none is a 5xx.
+func TestAPIConcurrentSessions(t *testing.T) {
+	e := newEnv(t)
+	cs := []*client{e.alice(), e.bob(), e.officer(), e.alice(clusterID)}
+	done := make(chan struct{})
+	for i := 0; i < 16; i++ {
+		c := cs[i%len(cs)]
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := 0; j < 10; j++ {
+				for _, p := range []string{"/api/v1/users", "/api/v1/session", "/api/v1/slots"} {
+					r := c.raw("GET", p, nil, nil)
+					if r.Status != http.StatusOK {
+						t.Errorf("%s: %d %s", p, r.Status, r.Body)
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		<-done
+	}
+	cs[0].do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+}
