@@ -151,6 +151,10 @@ func classify(err error) (status int, ckr, code string) {
 		code = token.MistakeCode(err)
 	case ckr != "":
 		code = ckr
+	case token.IsConfigError(err):
+		// The configuration changed under the console (a login opens it
+		// anew): the service is unavailable until it is mended.
+		return http.StatusServiceUnavailable, "", "config"
 	default:
 		return http.StatusInternalServerError, "", codeError
 	}

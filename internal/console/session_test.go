@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/base64"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -377,4 +378,15 @@ func TestAPIConcurrentSessions(t *testing.T) {
 		<-done
 	}
 	cs[0].do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+}
+
+// TestAPIBrokenConfig: the configuration file damaged under a running
+// console: a login is refused with a clear error, not a 500.
+func TestAPIBrokenConfig(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	require.NoError(t, os.WriteFile(e.conf, []byte("token_dir = relative/path\n[slot x\n"), 0o600))
+	r := e.client().raw("POST", "/api/v1/session", map[string]any{"username": "bob", "password": bobPW}, nil)
+	assert.NotEqual(t, http.StatusCreated, r.Status)
+	a.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil) // a live session goes on
 }
