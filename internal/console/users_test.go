@@ -108,9 +108,12 @@ func TestAPIUsersBadInput(t *testing.T) {
 	for _, body := range []string{`{`, `{"password": 12345678}`, `{"password": "newpassword", "x": 1}`, ``} {
 		co.raw("PUT", "/api/v1/users/alice/password", body, nil).want(t, http.StatusBadRequest, "")
 	}
-	for _, name := range []string{"%00", "a%2Fb", strings.Repeat("n", 300)} {
+	for _, name := range []string{"", "%00", "a%2Fb", "%20", "ALICE%00", strings.Repeat("n", 300)} {
 		r := co.raw("DELETE", "/api/v1/users/"+name, nil, nil)
-		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "%s: %s", name, r.Body)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed}, r.Status, "%s: %s", name, r.Body)
+		r = co.raw("PUT", "/api/v1/users/"+name+"/password", map[string]any{"password": "whatever-pw"}, nil)
+		// "" is users//password: ServeMux redirects to the cleaned path.
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusTemporaryRedirect}, r.Status, "%s: %s", name, r.Body)
 	}
 	e.alice() // alice's password is unchanged
 	assert.Len(t, co.users(t), 3)
