@@ -89,6 +89,7 @@ type Server struct {
 	tool   *token.Module // for what needs no login (slots)
 
 	sessions *sessions
+	samplers samplers
 
 	srvMu   sync.Mutex
 	servers []*http.Server
@@ -292,6 +293,7 @@ func (s *Server) Close() error {
 	close(s.done)
 	s.wg.Wait()
 	s.sessions.closeAll()
+	s.closeSamplers()
 	s.toolMu.Lock()
 	defer s.toolMu.Unlock()
 	return s.tool.Close()
