@@ -52,6 +52,8 @@ func (s *Server) register() {
 		{"PUT", "/cluster/plan", true, s.clusterPlanLoad},
 		{"DELETE", "/cluster/plan", true, s.clusterPlanClear},
 		{"POST", "/cluster/reset", true, s.clusterReset},
+
+		{"GET", "/metrics", true, s.getMetrics},
 	} {
 		s.routes = append(s.routes, Route{rt.method, v1 + rt.path})
 		s.mux.Handle(rt.method+" "+v1+rt.path, s.api(rt.auth, rt.h))

@@ -89,6 +89,7 @@ type Server struct {
 	tool   *token.Module // for what needs no login (slots)
 
 	sessions *sessions
+	samplers samplers
 
 	srvMu   sync.Mutex
 	servers []*http.Server
@@ -222,6 +223,11 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("Cache-Control", "no-store")
+			if !s.hostAllowed(r.Host) {
+				s.writeError(w, r, errorf(http.StatusForbidden, codeCSRF,
+					"Host %q is not this console's: use a loopback address or the --listen host", r.Host))
+				return
+			}
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -233,26 +239,25 @@ func (s *Server) Handler() http.Handler {
 					Message: "internal error (a bug in the console: please report it)"}})
 			}
 		}()
-		if s.tls == nil && !isLoopback(hostOnly(r.Host)) {
-			// Plain http is loopback only (listenPolicy), so a request
-			// naming another host is a page whose name was rebound to
-			// 127.0.0.1 (DNS rebinding): to itself it is same-origin, so
-			// the Origin check passes it. Under TLS the certificate
-			// stops it.
-			s.writeError(w, r, errorf(http.StatusForbidden, codeCSRF,
-				"request for host %q refused: the console answers its loopback address or localhost", r.Host))
-			return
-		}
 		s.mux.ServeHTTP(w, r)
 	})
 }
 
-// hostOnly is a Host header's host: without its port and brackets.
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
+// hostAllowed guards against DNS rebinding: a page of evil.example whose
+// name comes to resolve to 127.0.0.1 is same-origin with the console by
+// its Origin and Host, so only the Host's name tells it apart. Loopback
+// names and addresses and the --listen host are the console's own; under
+// TLS the certificate binds the name (a browser refuses another).
+func (s *Server) hostAllowed(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 	}
-	return strings.Trim(hostport, "[]")
+	if isLoopback(host) || s.tls != nil {
+		return true
+	}
+	lh, _, _ := net.SplitHostPort(s.opts.Listen)
+	return lh != "" && strings.EqualFold(host, lh)
 }
 
 // Routes is the API's route table.
@@ -310,6 +315,7 @@ func (s *Server) Close() error {
 	close(s.done)
 	s.wg.Wait()
 	s.sessions.closeAll()
+	s.closeSamplers()
 	s.toolMu.Lock()
 	defer s.toolMu.Unlock()
 	return s.tool.Close()

@@ -18,6 +18,8 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token"
+	"gohsm/token/cluster"
+	"gohsm/token/metrics"
 	"gohsm/token/store"
 )
 
@@ -357,4 +359,37 @@ func TestLoginLockout(t *testing.T) {
 	require.Equal(t, 0, f.srv.sessions.count())
 	st, out = c.login("nobody", "pw")
 	require.Equal(t, 401, st, "%v", out)
+}
+
+// A session starts the slot's sampler, whose lease turns on the
+// publishing of a process in mode auto; its calls show as rates.
+func TestMetricsSampler(t *testing.T) {
+	f := newFixture(t, "", Options{})
+	c := f.client()
+	st, _ := c.login("alice", "alice-pw")
+	require.Equal(t, 201, st)
+	sl, err := f.srv.tool.Slot(0)
+	require.NoError(t, err)
+	p, err := metrics.Open(sl.Config().Dir, 0o600, metrics.Auto, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := p.Begin(); return ok }, 3*time.Second, 20*time.Millisecond, "no lease")
+	var last float64
+	require.Eventually(t, func() bool {
+		for range 50 {
+			t0, ok := p.Begin()
+			require.True(t, ok)
+			p.Record(cluster.ClassECSign, t0, nil, false)
+		}
+		st, out := c.do("GET", "/api/v1/metrics", nil)
+		require.Equal(t, 200, st)
+		require.Equal(t, true, out["enabled"])
+		for _, smp := range out["samples"].([]any) {
+			if cl, ok := smp.(map[string]any)["classes"].(map[string]any)["ec-sign"]; ok {
+				last = cl.(map[string]any)["ops"].(float64)
+			}
+		}
+		return last > 0
+	}, 5*time.Second, 100*time.Millisecond)
+	st, _ = c.do("GET", "/api/v1/metrics?since=1e99", nil)
+	require.Equal(t, 400, st)
 }

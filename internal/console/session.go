@@ -204,10 +204,14 @@ func (s *Server) sweep() {
 	defer s.wg.Done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	sample := time.NewTicker(sampleInterval)
+	defer sample.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-sample.C:
+			s.watch()
 		case <-tick.C:
 			s.sessions.sweepOnce(s.now())
 
