@@ -151,6 +151,10 @@ func classify(err error) (status int, ckr, code string) {
 		if ae.status != 0 {
 			return ae.status, ckr, code
 		}
+	} else if token.IsConfigError(err) {
+		// The configuration changed under the console (a login opens it
+		// anew): the service is unavailable until it is mended.
+		return http.StatusServiceUnavailable, "", "config"
 	} else {
 		ckr, code = admin.ErrorCode(err)
 	}
