@@ -390,3 +390,22 @@ func TestAPIBrokenConfig(t *testing.T) {
 	assert.NotEqual(t, http.StatusCreated, r.Status)
 	a.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil) // a live session goes on
 }
+
+// TestAPIConcurrentLogins: 40 logins at once: exactly 32 get a session,
+// the rest 429 too_many_sessions; none is a 5xx.
+func TestAPIConcurrentLogins(t *testing.T) {
+	e := newEnv(t)
+	statuses := make(chan int, 40)
+	for i := 0; i < 40; i++ {
+		go func() {
+			c := e.client()
+			r := c.raw("POST", "/api/v1/session", map[string]any{"username": "alice", "password": alicePW}, nil)
+			statuses <- r.Status
+		}()
+	}
+	n := map[int]int{}
+	for i := 0; i < 40; i++ {
+		n[<-statuses]++
+	}
+	assert.Equal(t, map[int]int{http.StatusCreated: 32, http.StatusTooManyRequests: 8}, n)
+}
