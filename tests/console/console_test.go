@@ -32,9 +32,9 @@ import (
 )
 
 const (
-	officerPIN = "officer:officer-pw"
-	alicePass  = "alice-pw"
-	bobPass    = "bob-pw"
+	officerPIN = "officer:officer-password"
+	alicePass  = "alice-password"
+	bobPass    = "bob-password"
 	tokenLabel = "console"
 )
 
@@ -254,9 +254,9 @@ func (f *fixture) startBrowser(chromium string) error {
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	cleanups = append(cleanups, func() { cancelBrowser(); cancelAlloc() })
-	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
+	// The first Do starts the browser, which lives as long as the context
+	// of that call: browser itself, with no timeout.
+	if err := chromedp.Do(browser); err != nil {
 		return fmt.Errorf("starting %s: %w", chromium, err)
 	}
 	f.browser = browser
@@ -369,7 +369,7 @@ func (f *fixture) login(t *testing.T, ctx context.Context, user, password string
 		chromedp.SendKeys(css(`[data-test="login-username"]`), user),
 		chromedp.SendKeys(css(`[data-test="login-password"]`), password),
 		chromedp.Click(css(`[data-test="login-submit"]`)),
-		chromedp.WaitVisible(css(`#view[data-page="keys"] [data-test="key-table"], #view[data-page="keys"] [data-test="keys-empty"]`)))
+		chromedp.WaitVisible(css(`#view[data-page="keys"] [data-test="key-list-box"] > [data-test]`)))
 }
 
 // eval evaluates a JavaScript expression in the page.

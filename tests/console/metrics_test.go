@@ -60,7 +60,7 @@ func TestLiveChart(t *testing.T) {
 	signer := buildSigner(t)
 
 	ctx := f.tab(t)
-	f.login(t, ctx, "officer", "officer-pw")
+	f.login(t, ctx, "officer", "officer-password")
 	f.do(t, ctx, "open the metrics page",
 		chromedp.Navigate(f.base+"#/metrics"),
 		chromedp.WaitVisible(css(`[data-test="chart-ops"] canvas`)))
