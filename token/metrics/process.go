@@ -157,30 +157,20 @@ func (p *Process) Region() int {
 	return p.region
 }
 
-// Begin starts measuring a call: ok is false when the slot's metrics are
-// off, which costs one atomic load (inlined); t0 is the call's start for
-// Record.
-func (p *Process) Begin() (t0 int64, ok bool) {
-	if p == nil || atomic.LoadInt64(p.lease) == 0 {
-		return 0, false
-	}
-	return p.begin()
-}
-
-// begin is Begin when a lease is set: on until it, and a lease found
+// begin is Begin when a lease is set (0: off): on until it, and a lease found
 // expired is cleared so that the next calls pay one load again (a console
 // renewing it at the same moment wins: the swap fails).
-func (p *Process) begin() (int64, bool) {
+func (p *Process) begin() int64 {
 	now := time.Now().UnixNano()
 	l := atomic.LoadInt64(p.lease)
 	if l == 0 {
-		return 0, false
+		return 0
 	}
 	if now/int64(time.Millisecond) >= l {
 		atomic.CompareAndSwapInt64(p.lease, l, 0)
-		return 0, false
+		return 0
 	}
-	return now, true
+	return now
 }
 
 // Record counts one call of class c started at t0 (Begin): failed when it
