@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
 	"gohsm/token"
 )
@@ -103,7 +104,7 @@ func (s *Server) login(c *call) (int, any, error) {
 
 // open is a login: its own module (as the CLI opens one), a R/W session,
 // C_Login as CKU_SO for a crypto officer and CKU_USER for a crypto user
-// (the CLI's rule: the role of the user the name names).
+// (admin.Login: the CLI's rule, the role of the user the name names).
 func (s *Server) open(slot ck.ULong, name, password string) (ws *webSession, err error) {
 	m, err := token.OpenTool(s.opts.Config)
 	if err != nil {
@@ -128,20 +129,15 @@ func (s *Server) open(slot ck.ULong, name, password string) (ws *webSession, err
 		}
 		return nil, err
 	}
-	users, err := m.Users(h)
+	pin := []byte(name + ":" + password)
+	defer clear(pin)
+	ut, err := admin.Login(m, h, pin, admin.NeedAny)
 	if err != nil {
 		return nil, err
 	}
-	role, ut := "crypto-officer", ck.CKU_SO
-	for _, u := range users {
-		if u.Name == name && u.Role == "crypto-user" {
-			role, ut = u.Role, ck.CKU_USER
-		}
-	}
-	pin := []byte(name + ":" + password)
-	defer clear(pin)
-	if err := m.Login(h, ut, pin); err != nil {
-		return nil, err
+	role := admin.RoleCO
+	if ut == ck.CKU_USER {
+		role = admin.RoleCU
 	}
 	now := s.now()
 	return &webSession{id: randomToken(), csrf: randomToken(), username: name, role: role, slot: slot,

@@ -25,9 +25,9 @@ func (c *client) cluster(t *testing.T) clusterJSON {
 	return s
 }
 
-// TestCluster: either role takes HSMs down, degrades and brings them up,
+// TestAPICluster: either role takes HSMs down, degrades and brings them up,
 // loads, shows and clears a plan, and resets; the status follows.
-func TestCluster(t *testing.T) {
+func TestAPICluster(t *testing.T) {
 	e := newEnv(t)
 	co, a := e.officer(clusterID), e.alice(clusterID)
 	s := co.cluster(t)
@@ -93,9 +93,9 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// TestClusterNone: on a slot without a cluster every cluster route is
+// TestAPIClusterNone: on a slot without a cluster every cluster route is
 // 404 no_cluster.
-func TestClusterNone(t *testing.T) {
+func TestAPIClusterNone(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	a.do("GET", "/api/v1/cluster", nil).want(t, http.StatusNotFound, "no_cluster")

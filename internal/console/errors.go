@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
 	"gohsm/token"
 )
@@ -76,8 +77,9 @@ var statusByCode = map[string]int{
 	codeNoSuchHSM:        http.StatusNotFound,
 	codeBadPlan:          http.StatusBadRequest,
 	codeNotInitialized:   http.StatusConflict,
-	"ambiguous_key":      http.StatusConflict,
 	"store_unreachable":  http.StatusServiceUnavailable,
+
+	admin.CodeAmbiguousKey: http.StatusConflict,
 
 	token.CodeUserExists:    http.StatusConflict,
 	token.CodeNoSuchUser:    http.StatusNotFound,
@@ -134,25 +136,27 @@ var statusByCKR = map[ck.RV]int{
 	ck.CKR_GENERAL_ERROR:                  http.StatusServiceUnavailable,
 }
 
-// classify returns err's status, CKR name and stable code.
+// classify returns err's status, CKR name and stable code: the
+// console's own errors say theirs; others are named by admin.ErrorCode
+// (the CLI's mapping) and given a status by their code, else their CKR.
 func classify(err error) (status int, ckr, code string) {
 	var rv ck.RV
-	if errors.As(err, &rv) {
-		ckr = rv.String()
-	}
+	errors.As(err, &rv)
 	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
+	if errors.As(err, &ae) {
+		if rv != 0 {
+			ckr = rv.String()
+		}
 		code = ae.code
 		if ae.status != 0 {
 			return ae.status, ckr, code
 		}
-	case token.MistakeCode(err) != "":
-		code = token.MistakeCode(err)
-	case ckr != "":
-		code = ckr
-	default:
-		return http.StatusInternalServerError, "", codeError
+	} else if token.IsConfigError(err) {
+		// The configuration changed under the console (a login opens it
+		// anew): the service is unavailable until it is mended.
+		return http.StatusServiceUnavailable, "", "config"
+	} else {
+		ckr, code = admin.ErrorCode(err)
 	}
 	if s, ok := statusByCode[code]; ok {
 		return s, ckr, code
@@ -161,14 +165,14 @@ func classify(err error) (status int, ckr, code string) {
 		// A quorum refusal: the operation needs (other) approvals.
 		return http.StatusConflict, ckr, code
 	}
-	if s, ok := statusByCKR[rv]; ok {
+	if s, ok := statusByCKR[rv]; ok && ckr != "" {
 		return s, ckr, code
 	}
 	if ckr != "" {
 		// Any other refusal of the token's is a request it will not do.
 		return http.StatusBadRequest, ckr, code
 	}
-	return http.StatusInternalServerError, ckr, code
+	return http.StatusInternalServerError, ckr, codeInternal
 }
 
 // message words err for the response: the token's detail without its

@@ -78,11 +78,11 @@ func hpath(h uint64, rest ...string) string {
 	return fmt.Sprintf("/api/v1/keys/%d%s", h, strings.Join(rest, ""))
 }
 
-// TestKeysGenerateListGet: alice generates AES, EC and RSA keys; the list
+// TestAPIKeysGenerateListGet: alice generates AES, EC and RSA keys; the list
 // and its filters show them with owner alice; one key's detail names its
 // attributes (bools as bools, enums as names, bytes as hex), never a
 // secret's value.
-func TestKeysGenerateListGet(t *testing.T) {
+func TestAPIKeysGenerateListGet(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	aes := a.gen(t, map[string]any{"type": "aes", "label": "k-aes", "bits": 256, "id": "0a0b"})
@@ -142,10 +142,10 @@ func TestKeysGenerateListGet(t *testing.T) {
 	co.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
 }
 
-// TestKeysOwnership: bob never sees, reads, deletes or shares alice's
+// TestAPIKeysOwnership: bob never sees, reads, deletes or shares alice's
 // unshared key; sharing it with bob shows it to him (still alice's), and
 // unsharing hides it again.
-func TestKeysOwnership(t *testing.T) {
+func TestAPIKeysOwnership(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.alice(), e.bob()
 	ks := a.gen(t, map[string]any{"type": "ec", "label": "alice-ec", "curve": "P-256"})
@@ -201,9 +201,9 @@ func TestKeysOwnership(t *testing.T) {
 
 func bobList(t *testing.T, b *client) []keyJSON { return b.list(t, "") }
 
-// TestKeysRoles: an officer cannot generate, import, delete or share keys
+// TestAPIKeysRoles: an officer cannot generate, import, delete or share keys
 // (the token refuses: 403 with its CKR); a crypto user can.
-func TestKeysRoles(t *testing.T) {
+func TestAPIKeysRoles(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	k := a.gen(t, map[string]any{"type": "aes", "label": "a", "bits": 128})[0]
@@ -220,9 +220,9 @@ func TestKeysRoles(t *testing.T) {
 	assert.Len(t, a.list(t, "label=a"), 1)
 }
 
-// TestKeysBadInput: bad specs are 400 with the token's CKR where one
+// TestAPIKeysBadInput: bad specs are 400 with the token's CKR where one
 // applies; bad handles are 400 or 404, never a 500.
-func TestKeysBadInput(t *testing.T) {
+func TestAPIKeysBadInput(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	for _, spec := range []map[string]any{
@@ -267,10 +267,10 @@ func TestKeysBadInput(t *testing.T) {
 	a.raw("GET", "/api/v1/keys?key_type=%ff%fe", nil, nil)
 }
 
-// TestKeysImport: PEM private keys (PKCS#8, SEC1, PKCS#1) and SPKI public
+// TestAPIKeysImport: PEM private keys (PKCS#8, SEC1, PKCS#1) and SPKI public
 // keys for EC and RSA, and raw AES keys, import as alice's; bad PEM, bad
 // hex, wrong sizes and both-or-neither are 400.
-func TestKeysImport(t *testing.T) {
+func TestAPIKeysImport(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

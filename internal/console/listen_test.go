@@ -51,9 +51,9 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	return certFile, keyFile, pool
 }
 
-// TestListenPolicy: a host that is not loopback needs TLS; loopback does
+// TestAPIListenPolicy: a host that is not loopback needs TLS; loopback does
 // not.
-func TestListenPolicy(t *testing.T) {
+func TestAPIListenPolicy(t *testing.T) {
 	conf, _ := testConfig(t, "")
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:8611", "[::]:0", "example.com:8611"} {
 		_, err := console.New(console.Options{Config: conf, Listen: addr, Stdout: &bytes.Buffer{}})
@@ -75,9 +75,9 @@ func TestListenPolicy(t *testing.T) {
 	s.Close()
 }
 
-// TestTLS: with a certificate the console serves https only (TLS 1.2+),
+// TestAPITLS: with a certificate the console serves https only (TLS 1.2+),
 // sets Secure on its cookie, and logs in as over http.
-func TestTLS(t *testing.T) {
+func TestAPITLS(t *testing.T) {
 	conf, _ := testConfig(t, "")
 	initToken(t, conf, 0)
 	cert, key, pool := selfSigned(t)
@@ -119,8 +119,8 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// TestStartLine: New/Serve print one line naming the URL (via Stdout).
-func TestStartLine(t *testing.T) {
+// TestAPIStartLine: New/Serve print one line naming the URL (via Stdout).
+func TestAPIStartLine(t *testing.T) {
 	e := newEnv(t)
 	deadline := time.Now().Add(2 * time.Second)
 	for e.out.String() == "" && time.Now().Before(deadline) {

@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestMetricsShape: GET /metrics answers D5's shape (validated against the
+// TestAPIMetricsShape: GET /metrics answers D5's shape (validated against the
 // document by the harness) to either role; a bad since is 400.
-func TestMetricsShape(t *testing.T) {
+func TestAPIMetricsShape(t *testing.T) {
 	e := newEnv(t)
 	e.client().do("GET", "/api/v1/metrics", nil).want(t, http.StatusUnauthorized, "")
 	for _, c := range []*client{e.alice(), e.officer()} {

@@ -10,12 +10,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 )
 
-// TestOpenAPIDocument: openapi.yaml is OpenAPI 3.0.3, loads and validates,
+// TestAPIOpenAPIDocument: openapi.yaml is OpenAPI 3.0.3, loads and validates,
 // and declares D2's error shape.
-func TestOpenAPIDocument(t *testing.T) {
+func TestAPIOpenAPIDocument(t *testing.T) {
 	doc := openapiDoc(t)
 	assert.Equal(t, "3.0.3", doc.OpenAPI)
 	require.NotNil(t, doc.Components)
@@ -65,10 +64,10 @@ func docRoutes(t *testing.T) map[string]bool {
 	return set
 }
 
-// TestRoutesMatchDocument: the server's route table under /api/ and the
+// TestAPIRoutesMatchDocument: the server's route table under /api/ and the
 // document's paths and methods are the same set; an extra on either side
 // fails.
-func TestRoutesMatchDocument(t *testing.T) {
+func TestAPIRoutesMatchDocument(t *testing.T) {
 	e := newEnv(t)
 	server := map[string]bool{}
 	for _, r := range e.srv.Routes() {
@@ -111,9 +110,9 @@ func TestRoutesMatchDocument(t *testing.T) {
 	assert.Len(t, server, 27, "D2 has 27 routes")
 }
 
-// TestOpenAPIServed: the document is served without a session, the same
+// TestAPIOpenAPIServed: the document is served without a session, the same
 // bytes as the checked-in file.
-func TestOpenAPIServed(t *testing.T) {
+func TestAPIOpenAPIServed(t *testing.T) {
 	e := newEnv(t)
 	openapiDoc(t)
 	r := e.client().do("GET", "/api/v1/openapi.yaml", nil)
@@ -122,10 +121,10 @@ func TestOpenAPIServed(t *testing.T) {
 	assert.Contains(t, r.Header.Get("Content-Type"), "yaml")
 }
 
-// TestUnknownRoutes: anything else under /api/ is a 404 JSON error, a
+// TestAPIUnknownRoutes: anything else under /api/ is a 404 JSON error, a
 // known path with another method a 405 JSON error; neither ever a 500;
 // other paths serve the UI.
-func TestUnknownRoutes(t *testing.T) {
+func TestAPIUnknownRoutes(t *testing.T) {
 	e := newEnv(t)
 	for _, c := range []*client{e.client(), e.alice()} {
 		for _, p := range []string{"/api/v1/nope", "/api/v1/", "/api/v2/keys", "/api/", "/api/v1/keys/1/2/3",

@@ -46,6 +46,13 @@ func (s *Server) register() {
 		{"DELETE", "/users/{username}", true, s.deleteUser},
 		{"PUT", "/users/{username}/password", true, s.setPassword},
 
+		{"GET", "/keys", true, s.listKeys},
+		{"POST", "/keys", true, s.generateKey},
+		{"GET", "/keys/{handle}", true, s.getKey},
+		{"DELETE", "/keys/{handle}", true, s.deleteKey},
+		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},
+		{"DELETE", "/keys/{handle}/shares/{username}", true, s.shareKey(false)},
+
 		{"GET", "/cluster", true, s.clusterStatus},
 		{"PUT", "/cluster/hsms/{k}", true, s.clusterHSM},
 		{"GET", "/cluster/plan", true, s.clusterPlan},

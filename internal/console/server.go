@@ -223,6 +223,11 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			h.Set("Cache-Control", "no-store")
+			if !s.hostAllowed(r.Host) {
+				s.writeError(w, r, errorf(http.StatusForbidden, codeCSRF,
+					"Host %q is not this console's: use a loopback address or the --listen host", r.Host))
+				return
+			}
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -236,6 +241,23 @@ func (s *Server) Handler() http.Handler {
 		}()
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// hostAllowed guards against DNS rebinding: a page of evil.example whose
+// name comes to resolve to 127.0.0.1 is same-origin with the console by
+// its Origin and Host, so only the Host's name tells it apart. Loopback
+// names and addresses and the --listen host are the console's own; under
+// TLS the certificate binds the name (a browser refuses another).
+func (s *Server) hostAllowed(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+	}
+	if isLoopback(host) || s.tls != nil {
+		return true
+	}
+	lh, _, _ := net.SplitHostPort(s.opts.Listen)
+	return lh != "" && strings.EqualFold(host, lh)
 }
 
 // Routes is the API's route table.

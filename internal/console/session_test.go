@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/base64"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,10 +36,10 @@ func setCookie(t *testing.T, r *resp) *http.Cookie {
 	return nil
 }
 
-// TestSessionLifecycle: login answers 201 with the D2 shape and a cookie
+// TestAPISessionLifecycle: login answers 201 with the D2 shape and a cookie
 // with D3's flags; GET /session answers the same CSRF token; logout ends
 // the session for every later request.
-func TestSessionLifecycle(t *testing.T) {
+func TestAPISessionLifecycle(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	r := c.do("POST", "/api/v1/session", map[string]any{"username": "Alice", "password": alicePW})
@@ -88,9 +89,9 @@ func TestSessionLifecycle(t *testing.T) {
 	c2.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil)
 }
 
-// TestLoginRefusals: a wrong password is 401 CKR_PIN_INCORRECT, an unknown
+// TestAPILoginRefusals: a wrong password is 401 CKR_PIN_INCORRECT, an unknown
 // user is refused the same way, bad bodies are 400.
-func TestLoginRefusals(t *testing.T) {
+func TestAPILoginRefusals(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	c.do("POST", "/api/v1/session", map[string]any{"username": "alice", "password": "wrong-pw"}).
@@ -106,10 +107,10 @@ func TestLoginRefusals(t *testing.T) {
 	c.do("GET", "/api/v1/session", nil).want(t, http.StatusUnauthorized, "")
 }
 
-// TestLoginLockout: wrong passwords through the console count toward the
+// TestAPILoginLockout: wrong passwords through the console count toward the
 // token's lockout; at the threshold (3 in the harness) the user is locked
 // for the library too, and the right password is then refused.
-func TestLoginLockout(t *testing.T) {
+func TestAPILoginLockout(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	for i := 0; i < 3; i++ {
@@ -145,10 +146,10 @@ func TestLoginLockout(t *testing.T) {
 	assert.True(t, found, "bob listed")
 }
 
-// TestSessionIdleExpiry: a session unused for --session-idle answers 401
+// TestAPISessionIdleExpiry: a session unused for --session-idle answers 401
 // session_expired; its module is closed (the user's login is gone from the
 // token's registry, so the officer may delete the user).
-func TestSessionIdleExpiry(t *testing.T) {
+func TestAPISessionIdleExpiry(t *testing.T) {
 	e := newEnvOpts(t, envOpts{idle: time.Minute, max: time.Hour})
 	bob := e.bob()
 	co := e.officer()
@@ -169,9 +170,9 @@ func TestSessionIdleExpiry(t *testing.T) {
 	co.do("DELETE", "/api/v1/users/bob", nil).ok(t, http.StatusNoContent, nil)
 }
 
-// TestSessionSweeper: an expired session's module is closed by the
+// TestAPISessionSweeper: an expired session's module is closed by the
 // sweeper without any request of its own.
-func TestSessionSweeper(t *testing.T) {
+func TestAPISessionSweeper(t *testing.T) {
 	e := newEnvOpts(t, envOpts{idle: time.Minute, max: time.Hour})
 	_ = e.bob()
 	e.clock.Advance(2 * time.Minute)
@@ -188,8 +189,8 @@ func TestSessionSweeper(t *testing.T) {
 	}
 }
 
-// TestSessionAbsoluteExpiry: however busy, a session ends at --session-max.
-func TestSessionAbsoluteExpiry(t *testing.T) {
+// TestAPISessionAbsoluteExpiry: however busy, a session ends at --session-max.
+func TestAPISessionAbsoluteExpiry(t *testing.T) {
 	e := newEnvOpts(t, envOpts{idle: time.Minute, max: 3 * time.Minute})
 	a := e.alice()
 	for i := 0; i < 5; i++ {
@@ -202,9 +203,9 @@ func TestSessionAbsoluteExpiry(t *testing.T) {
 	a.do("GET", "/api/v1/session", nil).want(t, http.StatusUnauthorized, "")
 }
 
-// TestTooManySessions: 32 live web sessions at most; the 33rd login is
+// TestAPITooManySessions: 32 live web sessions at most; the 33rd login is
 // 429 too_many_sessions; a logout frees a place.
-func TestTooManySessions(t *testing.T) {
+func TestAPITooManySessions(t *testing.T) {
 	e := newEnv(t)
 	var cs []*client
 	for i := 0; i < 32; i++ {
@@ -217,10 +218,10 @@ func TestTooManySessions(t *testing.T) {
 	_ = e.bob()
 }
 
-// TestCSRF: a change without the header, with a wrong token, with another
+// TestAPICSRF: a change without the header, with a wrong token, with another
 // session's token, or from a foreign Origin is refused 403 csrf and
 // changes nothing; the same request with the right token passes.
-func TestCSRF(t *testing.T) {
+func TestAPICSRF(t *testing.T) {
 	e := newEnv(t)
 	co := e.officer()
 	other := e.alice()
@@ -264,9 +265,9 @@ func TestCSRF(t *testing.T) {
 	assert.Equal(t, "bad_request", r.apiErr(t).Error.Code)
 }
 
-// TestSecurityHeaders: every response, API or UI, carries D3's headers;
+// TestAPISecurityHeaders: every response, API or UI, carries D3's headers;
 // API responses are not cached.
-func TestSecurityHeaders(t *testing.T) {
+func TestAPISecurityHeaders(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	for _, r := range []*resp{
@@ -287,13 +288,13 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
-// TestDNSRebinding: a page of another site whose name has been rebound to
+// TestAPIDNSRebinding: a page of another site whose name has been rebound to
 // 127.0.0.1 is same-origin with itself (Origin and Host agree), so
 // comparing Origin with Host does not stop it: the console must refuse
 // requests whose Host is not its own (a loopback name or address, or the
 // --listen host). Else any web page can drive logins (and lock users out
 // by wrong passwords) and read /slots.
-func TestDNSRebinding(t *testing.T) {
+func TestAPIDNSRebinding(t *testing.T) {
 	e := newEnv(t)
 	port := e.base[strings.LastIndex(e.base, ":"):]
 	evil := map[string]string{"Host": "evil.example" + port, "Origin": "http://evil.example" + port}
@@ -310,10 +311,10 @@ func TestDNSRebinding(t *testing.T) {
 	}
 }
 
-// TestSessionReplaced: a login from a browser that holds a session ends
+// TestAPISessionReplaced: a login from a browser that holds a session ends
 // that session (its module is closed: the officer may then delete the
 // user); logging out twice, a stale cookie or a forged one are 401.
-func TestSessionReplaced(t *testing.T) {
+func TestAPISessionReplaced(t *testing.T) {
 	e := newEnv(t)
 	c := e.alice()
 	old := c.csrf
@@ -332,4 +333,60 @@ func TestSessionReplaced(t *testing.T) {
 		e.client().raw("GET", "/api/v1/users", nil, map[string]string{"Cookie": "gohsm_session=" + v}).
 			want(t, http.StatusUnauthorized, "not_logged_in")
 	}
+}
+
+// TestAPILoginUninitialised: a login on a slot without a token is a clear
+// 409 token_not_initialized, and /slots says it is not initialised.
+func TestAPILoginUninitialised(t *testing.T) {
+	e := newEnvOpts(t, envOpts{extra: "[slot 2]\n"})
+	var slots []struct {
+		Slot        int  `json:"slot"`
+		Initialized bool `json:"initialized"`
+	}
+	e.client().do("GET", "/api/v1/slots", nil).ok(t, http.StatusOK, &slots)
+	require.Len(t, slots, 3)
+	assert.False(t, slots[2].Initialized)
+	e.client().do("POST", "/api/v1/session", map[string]any{"slot": 2, "username": "admin", "password": officerPW}).
+		want(t, http.StatusConflict, "token_not_initialized")
+	for _, slot := range []string{"-1", "1.5", `"0"`, "18446744073709551616", "4294967296"} {
+		r := e.client().raw("POST", "/api/v1/session", `{"slot": `+slot+`, "username": "alice", "password": "alice-pw"}`, nil)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "slot %s: %s", slot, r.Body)
+	}
+}
+
+// TestAPIConcurrentSessions: requests in parallel, on one session and on
+// several, all answer (the session serialises its own), none is a 5xx.
+func TestAPIConcurrentSessions(t *testing.T) {
+	e := newEnv(t)
+	cs := []*client{e.alice(), e.bob(), e.officer(), e.alice(clusterID)}
+	done := make(chan struct{})
+	for i := 0; i < 16; i++ {
+		c := cs[i%len(cs)]
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for j := 0; j < 10; j++ {
+				for _, p := range []string{"/api/v1/users", "/api/v1/session", "/api/v1/slots"} {
+					r := c.raw("GET", p, nil, nil)
+					if r.Status != http.StatusOK {
+						t.Errorf("%s: %d %s", p, r.Status, r.Body)
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 16; i++ {
+		<-done
+	}
+	cs[0].do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+}
+
+// TestAPIBrokenConfig: the configuration file damaged under a running
+// console: a login is refused with a clear error, not a 500.
+func TestAPIBrokenConfig(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	require.NoError(t, os.WriteFile(e.conf, []byte("token_dir = relative/path\n[slot x\n"), 0o600))
+	r := e.client().raw("POST", "/api/v1/session", map[string]any{"username": "bob", "password": bobPW}, nil)
+	assert.NotEqual(t, http.StatusCreated, r.Status)
+	a.do("GET", "/api/v1/users", nil).ok(t, http.StatusOK, nil) // a live session goes on
 }

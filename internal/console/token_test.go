@@ -17,8 +17,8 @@ import (
 	"gohsm/token/store"
 )
 
-// TestSlots: GET /slots needs no session and lists both slots.
-func TestSlots(t *testing.T) {
+// TestAPISlots: GET /slots needs no session and lists both slots.
+func TestAPISlots(t *testing.T) {
 	e := newEnv(t)
 	var slots []struct {
 		Slot        int    `json:"slot"`
@@ -35,8 +35,8 @@ func TestSlots(t *testing.T) {
 	assert.Equal(t, clusterID, slots[1].Slot)
 }
 
-// TestTokenStatus: both roles read the token's row; no session is 401.
-func TestTokenStatus(t *testing.T) {
+// TestAPITokenStatus: both roles read the token's row; no session is 401.
+func TestAPITokenStatus(t *testing.T) {
 	e := newEnv(t)
 	e.client().do("GET", "/api/v1/token", nil).want(t, http.StatusUnauthorized, "")
 	for _, c := range []*client{e.officer(), e.alice()} {
@@ -63,10 +63,10 @@ func TestTokenStatus(t *testing.T) {
 	assert.Equal(t, "slot-1", row.Label)
 }
 
-// TestTokenBackup: the officer downloads a backup that token.Restore
+// TestAPITokenBackup: the officer downloads a backup that token.Restore
 // accepts into an empty slot, with alice's key in it; a crypto user is
 // refused by the token.
-func TestTokenBackup(t *testing.T) {
+func TestAPITokenBackup(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	a.gen(t, map[string]any{"type": "aes", "label": "kept", "bits": 128})
@@ -100,10 +100,10 @@ func TestTokenBackup(t *testing.T) {
 	assert.Len(t, objs, 1, "alice's key is in the backup")
 }
 
-// TestAudit: records of the console's own work are there, filters narrow
+// TestAPIAudit: records of the console's own work are there, filters narrow
 // them, verify is ok; after a record is tampered with in the database,
 // verify is not ok and names it.
-func TestAudit(t *testing.T) {
+func TestAPIAudit(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	k := a.gen(t, map[string]any{"type": "aes", "label": "audited", "bits": 128})[0]

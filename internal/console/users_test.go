@@ -29,9 +29,9 @@ func (c *client) users(t *testing.T) map[string]userJSON {
 	return m
 }
 
-// TestUsers: the officer lists, creates, deletes users and sets their
+// TestAPIUsers: the officer lists, creates, deletes users and sets their
 // passwords; the new password logs in and the old one does not.
-func TestUsers(t *testing.T) {
+func TestAPIUsers(t *testing.T) {
 	e := newEnv(t)
 	co := e.officer()
 	us := co.users(t)
@@ -65,9 +65,9 @@ func TestUsers(t *testing.T) {
 	co.do("PUT", "/api/v1/users/carol/password", map[string]any{"password": "whatever1"}).want(t, http.StatusNotFound, "")
 }
 
-// TestUsersRoles: a crypto user may read the user list but not create or
+// TestAPIUsersRoles: a crypto user may read the user list but not create or
 // delete users nor set another's password: 403 from the token.
-func TestUsersRoles(t *testing.T) {
+func TestAPIUsersRoles(t *testing.T) {
 	e := newEnv(t)
 	a := e.alice()
 	us := a.users(t)
@@ -87,8 +87,8 @@ func TestUsersRoles(t *testing.T) {
 	e.login("alice", "alice-new")
 }
 
-// TestUsersBadInput: bad names, roles, passwords and bodies are 400.
-func TestUsersBadInput(t *testing.T) {
+// TestAPIUsersBadInput: bad names, roles, passwords and bodies are 400.
+func TestAPIUsersBadInput(t *testing.T) {
 	e := newEnv(t)
 	co := e.officer()
 	for _, body := range []map[string]any{
@@ -108,9 +108,12 @@ func TestUsersBadInput(t *testing.T) {
 	for _, body := range []string{`{`, `{"password": 12345678}`, `{"password": "newpassword", "x": 1}`, ``} {
 		co.raw("PUT", "/api/v1/users/alice/password", body, nil).want(t, http.StatusBadRequest, "")
 	}
-	for _, name := range []string{"%00", "a%2Fb", strings.Repeat("n", 300)} {
+	for _, name := range []string{"", "%00", "a%2Fb", "%20", "ALICE%00", strings.Repeat("n", 300)} {
 		r := co.raw("DELETE", "/api/v1/users/"+name, nil, nil)
-		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "%s: %s", name, r.Body)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed}, r.Status, "%s: %s", name, r.Body)
+		r = co.raw("PUT", "/api/v1/users/"+name+"/password", map[string]any{"password": "whatever-pw"}, nil)
+		// "" is users//password: ServeMux redirects to the cleaned path.
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound, http.StatusTemporaryRedirect}, r.Status, "%s: %s", name, r.Body)
 	}
 	e.alice() // alice's password is unchanged
 	assert.Len(t, co.users(t), 3)
