@@ -67,6 +67,9 @@ func (s *Server) register() {
 		{"GET", "/session", true, s.getSession},
 		{"DELETE", "/session", true, s.logout},
 
+		{"GET", "/token", true, s.getToken},
+		{"GET", "/token/backup", true, s.backup},
+
 		{"GET", "/users", true, s.listUsers},
 		{"POST", "/users", true, s.createUser},
 		{"DELETE", "/users/{username}", true, s.deleteUser},
@@ -78,6 +81,9 @@ func (s *Server) register() {
 		{"DELETE", "/keys/{handle}", true, s.deleteKey},
 		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},
 		{"DELETE", "/keys/{handle}/shares/{username}", true, s.shareKey(false)},
+
+		{"GET", "/audit", true, s.getAudit},
+		{"GET", "/audit/verify", true, s.verifyAudit},
 
 		{"GET", "/cluster", true, s.clusterStatus},
 		{"PUT", "/cluster/hsms/{k}", true, s.clusterHSM},

@@ -30,8 +30,9 @@ export async function render(view, arg) {
   async function load() {
     listBox.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
-      const { keys } = await get('/keys' + query(filter));
-      listBox.replaceChildren(keyTable(keys));
+      const r = await get('/keys' + query(filter));
+      // {"keys": [...]} (D2); the CLI's key list --json says matched_keys.
+      listBox.replaceChildren(keyTable(r.keys || r.matched_keys || []));
     } catch (e) {
       listBox.replaceChildren(errorBox('keys-error', e));
     }

@@ -33,10 +33,13 @@ export async function render(view) {
     stat('Operations since opened', 'ops-total'), stat('Operations/s', 'ops-rate'),
     stat('Failed/s', 'failed-rate'), stat('Throttled/s', 'throttled-rate'), stat('Samples', 'samples'));
   const rates = h('div', { test: 'class-rates', class: 'rates' });
+  let windowS = 60;
+  const winSel = select({ test: 'metrics-window' }, [['60', 'last minute'], ['300', 'last 5 minutes'], ['600', 'last 10 minutes']], '60');
+  winSel.addEventListener('change', () => { windowS = Number(winSel.value); rebuild(true); });
   const latSel = select({ test: 'latency-class' }, [['', 'busiest class']], '');
   latSel.addEventListener('change', () => { latencyClass = latSel.value; rebuild(true); });
   const boxes = [h('div', { class: 'chart', test: 'chart-ops' }), h('div', { class: 'chart', test: 'chart-errors' }), h('div', { class: 'chart', test: 'chart-latency' })];
-  view.append(h('h1', null, 'Metrics'), note, err, totals, rates,
+  view.append(h('h1', null, 'Metrics ', winSel), note, err, totals, rates,
     h('section', { class: 'card' }, h('h2', null, 'Operations per second by class'), boxes[0]),
     h('section', { class: 'card' }, h('h2', null, 'Failed and throttled calls per second'), boxes[1]),
     h('section', { class: 'card' }, h('h2', null, 'Latency (µs) ', latSel), boxes[2]));
@@ -92,7 +95,8 @@ export async function render(view) {
     charts = boxes.map((box, i) => new uPlot({
       width: width(box),
       height: 220,
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      // A window that ends at the last sample: the charts scroll.
+      scales: { x: { time: true, range: (u, min, max) => [max - windowS, max] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       series: [{}, ...series[i]],
       axes: [{}, { size: 70 }],
       legend: { live: true },
@@ -114,17 +118,22 @@ export async function render(view) {
       ? `Sampled every ${intervalMS / 1000} s from the counters the slot's library processes publish.`
       : 'Metrics are off for this slot (metrics = off in the configuration): no process publishes counters.';
     note.dataset.enabled = String(!!r.enabled);
+    // A class gets a series once it has calls: the token has a dozen
+    // classes and an application uses two or three.
     let changed = false;
-    for (const c of r.classes || []) if (!classes.includes(c)) { classes.push(c); changed = true; }
     for (const s of r.samples || []) {
       if (s.t <= since) continue;
       since = s.t;
       s.classes = s.classes || {};
       for (const [c, m] of Object.entries(s.classes)) {
-        if (!classes.includes(c)) { classes.push(c); changed = true; }
+        if (!classes.includes(c) && (m.ops || m.failed || m.throttled)) { classes.push(c); changed = true; }
         opsTotal += (m.ops || 0) * intervalMS / 1000;
       }
       samples.push(s);
+    }
+    if (changed) {
+      const order = r.classes || [];
+      classes.sort((a, b) => order.indexOf(a) - order.indexOf(b));
     }
     while (samples.length > KEEP) samples.shift();
     if (changed) {
@@ -138,7 +147,9 @@ export async function render(view) {
     setStat('failed-rate', sum('failed'));
     setStat('throttled-rate', sum('throttled'));
     setStat('samples', samples.length);
-    rates.replaceChildren(...classes.map((c) => {
+    if (classes.length === 0) {
+      rates.replaceChildren(h('span', { class: 'muted', test: 'no-calls' }, 'No calls yet: a class appears with its first call.'));
+    } else rates.replaceChildren(...classes.map((c) => {
       const m = cs[c] || {};
       return h('span', { class: 'rate', test: `rate-${c}`, 'data-class': c, 'data-value': String(m.ops || 0) },
         `${c}: ${fmt(m.ops || 0)}/s`, m.ops ? ` p50 ${fmt(m.p50_us)} µs` : '');
