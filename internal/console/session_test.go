@@ -201,6 +201,8 @@ func TestAPISessionAbsoluteExpiry(t *testing.T) {
 	}
 	a.do("GET", "/api/v1/users", nil).want(t, http.StatusUnauthorized, "session_expired")
 	a.do("GET", "/api/v1/session", nil).want(t, http.StatusUnauthorized, "")
+	// Its module is closed: alice is logged in nowhere, so she may go.
+	e.officer().do("DELETE", "/api/v1/users/alice", nil).ok(t, http.StatusNoContent, nil)
 }
 
 // TestAPITooManySessions: 32 live web sessions at most; the 33rd login is
