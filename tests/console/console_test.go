@@ -108,6 +108,11 @@ func newFixture(t *testing.T, cli, chromium string) (*fixture, error) {
 	if err := os.MkdirAll(f.artefacts, 0o755); err != nil {
 		return nil, err
 	}
+	// The screenshots of this run only: the last run's go.
+	old, _ := filepath.Glob(filepath.Join(f.artefacts, "*.png"))
+	for _, p := range old {
+		os.Remove(p)
+	}
 	fmt.Printf("tests/console: screenshots in %s\n", f.artefacts)
 
 	// A cloudhsm slot: an emulated cluster of 2 HSMs (docs/cluster.md).

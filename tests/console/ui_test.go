@@ -294,6 +294,30 @@ func TestHSMDown(t *testing.T) {
 		t.Errorf("after the second click, gohsm cluster status shows hsm 1 %q, want up", got)
 	}
 
+	// A fault plan: the example in the text box (hsm 1 down at 5 s, up at
+	// 20 s) loads, shows its steps, and clears.
+	f.do(t, ctx, "load the example plan",
+		chromedp.Click(css(`[data-test="plan-load"]`)),
+		chromedp.WaitVisible(css(`[data-test="plan-status"] [data-test="plan-step"]`)))
+	f.shot(t, ctx, "cluster-4-plan-loaded")
+	var st struct {
+		Plan *struct {
+			Steps []struct{ Step string } `json:"steps"`
+		} `json:"plan"`
+	}
+	f.cliJSON(t, &st, "cluster", "status")
+	if st.Plan == nil || len(st.Plan.Steps) != 2 {
+		t.Errorf("gohsm cluster status after loading the plan in the UI: %+v, want a plan of 2 steps", st.Plan)
+	}
+	f.do(t, ctx, "clear the plan",
+		chromedp.Click(css(`[data-test="plan-clear"]`)),
+		chromedp.WaitVisible(css(`[data-test="plan-none"]`)))
+	st.Plan = nil
+	f.cliJSON(t, &st, "cluster", "status")
+	if st.Plan != nil {
+		t.Errorf("gohsm cluster status after clearing the plan in the UI: %+v, want none", st.Plan)
+	}
+
 	// A change made elsewhere (the CLI) shows in the page within its 2 s
 	// refresh.
 	if _, err := f.run("cluster", "hsm", "degrade", "0"); err != nil {
