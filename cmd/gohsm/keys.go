@@ -115,7 +115,7 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 func usageOf(err error) error {
 	var ie *admin.InputError
 	if errors.As(err, &ie) {
-		return usagef("--%s %s", strings.ReplaceAll(ie.Field, "_", "-"), ie.Msg)
+		return usagef("%s", ie.FlagText())
 	}
 	return err
 }

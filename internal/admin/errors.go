@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"gohsm/internal/ck"
 	"gohsm/token"
@@ -37,10 +38,23 @@ func Errorf(code, format string, args ...any) error {
 // 400 bad_request. It wraps CKR_ARGUMENTS_BAD.
 type InputError struct {
 	Field string // the field or flag name, without dashes: "bits", "id"
-	Msg   string // what is wrong, after the field's name: "100: want 128, 192 or 256"
+	Msg   string // what is wrong, after the field's name: "100: want 128, 192 or 256" (or ": ...")
 }
 
-func (e *InputError) Error() string { return e.Field + " " + e.Msg }
+func (e *InputError) Error() string { return joinField(e.Field, e.Msg) }
+
+// FlagText is the error worded for the command line: the field as its
+// flag (--key-type for key_type).
+func (e *InputError) FlagText() string {
+	return joinField("--"+strings.ReplaceAll(e.Field, "_", "-"), e.Msg)
+}
+
+func joinField(field, msg string) string {
+	if strings.HasPrefix(msg, ":") {
+		return field + msg
+	}
+	return field + " " + msg
+}
 
 func (e *InputError) Unwrap() error { return ck.CKR_ARGUMENTS_BAD }
 

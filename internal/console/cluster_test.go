@@ -106,3 +106,25 @@ func TestAPIClusterNone(t *testing.T) {
 	a.do("POST", "/api/v1/cluster/reset", nil).want(t, http.StatusNotFound, "no_cluster")
 	e.client().do("GET", "/api/v1/cluster", nil).want(t, http.StatusUnauthorized, "")
 }
+
+// TestAPIClusterStoreDown: a plan that takes the store down makes the
+// token answer CKR_DEVICE_ERROR: the console says 503 with that CKR
+// (never 500), for logins and for sessions' work; clearing the plan
+// brings the service back.
+func TestAPIClusterStoreDown(t *testing.T) {
+	e := newEnv(t)
+	co, a := e.officer(clusterID), e.alice(clusterID)
+	co.do("PUT", "/api/v1/cluster/plan", map[string]any{"steps": []any{
+		map[string]any{"at": "0s", "for": "1h", "store": "down"}}}).ok(t, http.StatusOK, nil)
+	r := e.client().do("POST", "/api/v1/session", map[string]any{"slot": clusterID, "username": "bob", "password": bobPW})
+	r.want(t, http.StatusServiceUnavailable, "", "CKR_DEVICE_ERROR")
+	r = a.do("POST", "/api/v1/keys", map[string]any{"type": "aes", "label": "down", "bits": 128})
+	r.want(t, http.StatusServiceUnavailable, "", "CKR_DEVICE_ERROR")
+	for _, p := range []string{"/api/v1/users", "/api/v1/keys", "/api/v1/cluster"} {
+		r := a.do("GET", p, nil)
+		assert.Contains(t, []int{http.StatusOK, http.StatusServiceUnavailable}, r.Status, "%s: %s", p, r.Body)
+	}
+	a.do("DELETE", "/api/v1/cluster/plan", nil).ok(t, http.StatusOK, nil)
+	a.gen(t, map[string]any{"type": "aes", "label": "up-again", "bits": 128})
+	e.bob(clusterID)
+}

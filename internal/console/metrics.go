@@ -63,6 +63,8 @@ func (s *Server) watch() {
 			r, err := s.openReader(id)
 			if err != nil {
 				s.log.Warn("console: metrics", "slot", id, "err", err)
+			}
+			if r == nil {
 				continue
 			}
 			r.Watch(now.Add(leaseAhead))
@@ -84,12 +86,13 @@ func (s *Server) watch() {
 	}
 }
 
-// openReader maps the metrics file of slot id's directory.
+// openReader maps the metrics file of slot id's directory; nil for a
+// slot configured with metrics = off, whose processes never publish.
 func (s *Server) openReader(id ck.ULong) (*metrics.Reader, error) {
 	s.toolMu.Lock()
 	sl, err := s.tool.Slot(id)
 	s.toolMu.Unlock()
-	if err != nil {
+	if err != nil || sl.Config().Metrics == metrics.Off {
 		return nil, err
 	}
 	return metrics.OpenReader(sl.Config().Dir)

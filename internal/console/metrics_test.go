@@ -3,6 +3,7 @@ package console_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 )
@@ -39,4 +40,35 @@ func TestAPIMetricsShape(t *testing.T) {
 			c.raw("GET", "/api/v1/metrics?since="+q, nil, nil).want(t, http.StatusBadRequest, "bad_request")
 		}
 	}
+}
+
+// TestAPIMetricsCount: work done through the token while a console
+// watches shows up in its samples: alice's key generations are keygen
+// operations per second in some sample (rates over 1 s intervals).
+func TestAPIMetricsCount(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	deadline := time.Now().Add(8 * time.Second)
+	type body struct {
+		Enabled bool `json:"enabled"`
+		Samples []struct {
+			T       int64                         `json:"t"`
+			Classes map[string]map[string]float64 `json:"classes"`
+		} `json:"samples"`
+	}
+	var seen float64
+	for time.Now().Before(deadline) && seen == 0 {
+		for i := 0; i < 3; i++ {
+			a.gen(t, map[string]any{"type": "aes", "label": "m", "bits": 128})
+		}
+		time.Sleep(500 * time.Millisecond)
+		var m body
+		a.do("GET", "/api/v1/metrics", nil).ok(t, http.StatusOK, &m)
+		for _, s := range m.Samples {
+			if c, ok := s.Classes["keygen"]; ok && c["ops"] > seen {
+				seen = c["ops"]
+			}
+		}
+	}
+	assert.Positive(t, seen, "no keygen rate in 8 s of samples")
 }

@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -149,4 +152,31 @@ func TestAPIUnknownRoutes(t *testing.T) {
 	ui := e.client().raw("GET", "/", nil, nil)
 	assert.Equal(t, http.StatusOK, ui.Status)
 	assert.Contains(t, ui.Header.Get("Content-Type"), "text/html")
+}
+
+// TestAPIValidatorBites: the harness's validation is not a formality:
+// kin-openapi refuses a response that breaks the document (a login answer
+// without its csrf_token, a slot list that is an object, an error without
+// its code) and an undocumented status.
+func TestAPIValidatorBites(t *testing.T) {
+	e := &env{t: t, base: "http://127.0.0.1:1"}
+	r := e.router()
+	check := func(method, path string, status int, body string) error {
+		req, err := http.NewRequest(method, e.base+path, strings.NewReader(`{"username": "a", "password": "b"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		route, params, err := r.FindRoute(req)
+		require.NoError(t, err, "%s %s", method, path)
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+		h := http.Header{"Content-Type": {"application/json"}}
+		return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in, Status: status, Header: h, Body: io.NopCloser(strings.NewReader(body)),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true}})
+	}
+	assert.Error(t, check("POST", "/api/v1/session", 201, `{"username": "a", "role": "crypto-user", "slot": 0}`))
+	assert.Error(t, check("GET", "/api/v1/slots", 200, `{"slot": 0}`))
+	assert.Error(t, check("GET", "/api/v1/users", 404, `{"error": {"message": "x"}}`))
+	assert.Error(t, check("GET", "/api/v1/slots", 418, `{}`))
+	assert.NoError(t, check("GET", "/api/v1/slots", 200, `[]`))
 }

@@ -26,6 +26,32 @@ type rawBody struct {
 	data        []byte
 }
 
+// streamBody is a download written as it is made (a backup): its
+// headers go out with its first byte, so an error before that is still
+// answered as JSON.
+type streamBody struct {
+	contentType string
+	filename    string
+	write       func(w *lazyWriter) error
+}
+
+// lazyWriter sends the status and headers at the first Write.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	status  int
+	header  func(http.Header)
+	started bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.header(l.w.Header())
+		l.w.WriteHeader(l.status)
+	}
+	return l.w.Write(p)
+}
+
 // register is the route table: every route of D2, the handler and
 // whether it needs a session.
 func (s *Server) register() {
@@ -41,6 +67,9 @@ func (s *Server) register() {
 		{"GET", "/session", true, s.getSession},
 		{"DELETE", "/session", true, s.logout},
 
+		{"GET", "/token", true, s.getToken},
+		{"GET", "/token/backup", true, s.backup},
+
 		{"GET", "/users", true, s.listUsers},
 		{"POST", "/users", true, s.createUser},
 		{"DELETE", "/users/{username}", true, s.deleteUser},
@@ -52,6 +81,9 @@ func (s *Server) register() {
 		{"DELETE", "/keys/{handle}", true, s.deleteKey},
 		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},
 		{"DELETE", "/keys/{handle}/shares/{username}", true, s.shareKey(false)},
+
+		{"GET", "/audit", true, s.getAudit},
+		{"GET", "/audit/verify", true, s.verifyAudit},
 
 		{"GET", "/cluster", true, s.clusterStatus},
 		{"PUT", "/cluster/hsms/{k}", true, s.clusterHSM},
@@ -91,6 +123,24 @@ func (s *Server) api(auth bool, h handler) http.Handler {
 		switch b := body.(type) {
 		case nil:
 			w.WriteHeader(status)
+		case streamBody:
+			lw := &lazyWriter{w: w, status: status, header: func(h http.Header) {
+				h.Set("Content-Type", b.contentType)
+				h.Set("Content-Disposition", `attachment; filename="`+b.filename+`"`)
+			}}
+			if err := b.write(lw); err != nil {
+				if !lw.started {
+					s.writeError(w, r, err)
+					return
+				}
+				// Half a file is sent: cut the connection so that the
+				// client sees a failed download, not a short one.
+				s.log.Error("console: download failed", "path", r.URL.Path, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			if !lw.started {
+				lw.Write(nil)
+			}
 		case rawBody:
 			w.Header().Set("Content-Type", b.contentType)
 			if b.filename != "" {

@@ -393,3 +393,17 @@ func TestMetricsSampler(t *testing.T) {
 	st, _ = c.do("GET", "/api/v1/metrics?since=1e99", nil)
 	require.Equal(t, 400, st)
 }
+
+// A slot with metrics = off is not sampled: enabled is false.
+func TestMetricsOff(t *testing.T) {
+	f := newFixture(t, "metrics = off\n", Options{})
+	c := f.client()
+	st, _ := c.login("alice", "alice-pw")
+	require.Equal(t, 201, st)
+	f.srv.watch() // a sampler tick, now
+	f.srv.watch()
+	st, out := c.do("GET", "/api/v1/metrics", nil)
+	require.Equal(t, 200, st)
+	require.Equal(t, false, out["enabled"])
+	require.Empty(t, out["samples"])
+}

@@ -118,3 +118,28 @@ func TestAPIUsersBadInput(t *testing.T) {
 	e.alice() // alice's password is unchanged
 	assert.Len(t, co.users(t), 3)
 }
+
+// TestAPIUsersConflicts: the token's own refusals keep their codes and
+// statuses: an officer deleting itself, a user who owns keys, a user
+// logged in elsewhere.
+func TestAPIUsersConflicts(t *testing.T) {
+	e := newEnv(t)
+	co := e.officer()
+	r := co.do("DELETE", "/api/v1/users/admin", nil)
+	assert.Contains(t, []int{http.StatusForbidden, http.StatusConflict}, r.Status, "%s", r.Body)
+	a := e.alice()
+	a.gen(t, map[string]any{"type": "aes", "label": "owned", "bits": 128})
+	co.do("DELETE", "/api/v1/users/alice", nil).want(t, http.StatusConflict, "")
+	a.do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+	r = co.do("DELETE", "/api/v1/users/alice", nil)
+	assert.Equal(t, http.StatusConflict, r.Status, "alice still owns a key: %s", r.Body)
+	assert.Contains(t, co.users(t), "alice")
+	// Session keys die with their web session.
+	b := e.bob()
+	ks := b.gen(t, map[string]any{"type": "aes", "label": "ephemeral", "bits": 128, "session": true})
+	require.Len(t, ks, 1)
+	assert.False(t, ks[0].Token, "a session key")
+	assert.Len(t, b.list(t, "label=ephemeral"), 1)
+	b.do("DELETE", "/api/v1/session", nil).ok(t, http.StatusNoContent, nil)
+	assert.Empty(t, e.bob().list(t, "label=ephemeral"))
+}
