@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,7 +26,8 @@ func consoleCmd(fs *flag.FlagSet) func(*env) error {
 			return usagef("--session-idle and --session-max must be positive")
 		}
 		opts := console.Options{Config: e.g.config, Label: e.g.label, Listen: *listen,
-			TLSCert: *cert, TLSKey: *key, SessionIdle: *idle, SessionMax: *max, Stdout: e.stdout}
+			TLSCert: *cert, TLSKey: *key, SessionIdle: *idle, SessionMax: *max, Stdout: e.stdout,
+			Log: slog.New(slog.NewTextHandler(e.stderr, nil))}
 		if e.g.slotSet {
 			n := uint(e.g.slot)
 			opts.Slot = &n

@@ -32,22 +32,30 @@ func (f *fixture) users(t *testing.T) map[string]cliUser {
 
 type cliKey struct {
 	Handle     uint64   `json:"handle"`
+	Class      string   `json:"class"`
 	Label      string   `json:"label"`
 	Owner      string   `json:"owner"`
 	SharedWith []string `json:"shared_with"`
 }
 
-// handle is the handle of the key labelled label that pin's user sees.
+// handle is the handle of the secret or private key labelled label that
+// pin's user sees.
 func (f *fixture) handle(t *testing.T, pin, label string) uint64 {
 	t.Helper()
 	var data struct {
 		Keys []cliKey `json:"matched_keys"`
 	}
 	f.cliJSON(t, &data, "key", "list", "--label", label, "--pin", pin)
-	if len(data.Keys) != 1 {
-		t.Fatalf("gohsm key list --label %s: %d keys, want 1", label, len(data.Keys))
+	var found []uint64
+	for _, k := range data.Keys {
+		if k.Class != "public-key" {
+			found = append(found, k.Handle)
+		}
 	}
-	return data.Keys[0].Handle
+	if len(found) != 1 {
+		t.Fatalf("gohsm key list --label %s: %+v, want one secret or private key", label, data.Keys)
+	}
+	return found[0]
 }
 
 // TestLogin: a wrong password shows the token's error on the login page
@@ -79,7 +87,7 @@ func TestLogin(t *testing.T) {
 	}
 
 	f.do(t, ctx, "log in with the right password",
-		chromedp.SetValue(css(`[data-test="login-password"]`), ""),
+		chromedp.Clear(css(`[data-test="login-password"]`)),
 		chromedp.SendKeys(css(`[data-test="login-password"]`), alicePass),
 		chromedp.Click(css(`[data-test="login-submit"]`)),
 		chromedp.WaitVisible(css(`#view[data-page="keys"] [data-test="key-table"]`)))
@@ -150,7 +158,8 @@ func TestKeyList(t *testing.T) {
 	f.do(t, ctx, "filter by owner bob",
 		chromedp.SendKeys(css(`[data-test="filter-owner"]`), "bob"),
 		chromedp.Click(css(`[data-test="filter-apply"]`)),
-		chromedp.WaitNotPresent(css(`[data-test="key-row"][data-owner="alice"]`)))
+		chromedp.WaitNotPresent(css(`[data-test="key-row"][data-owner="alice"]`)),
+		chromedp.WaitVisible(css(`[data-test="key-list-box"] > [data-test]`)))
 	rows = f.keyRows(t, ctx)
 	if _, ok := rows["bob-shared"]; !ok || len(rows) != 1 {
 		t.Errorf("alice's keys owned by bob: %v, want bob-shared only", rows)
@@ -283,6 +292,30 @@ func TestHSMDown(t *testing.T) {
 	f.shot(t, ctx, "cluster-3-hsm-1-up")
 	if got := f.hsmState(t, 1); got != "up" {
 		t.Errorf("after the second click, gohsm cluster status shows hsm 1 %q, want up", got)
+	}
+
+	// A fault plan: the example in the text box (hsm 1 down at 5 s, up at
+	// 20 s) loads, shows its steps, and clears.
+	f.do(t, ctx, "load the example plan",
+		chromedp.Click(css(`[data-test="plan-load"]`)),
+		chromedp.WaitVisible(css(`[data-test="plan-status"] [data-test="plan-step"]`)))
+	f.shot(t, ctx, "cluster-4-plan-loaded")
+	var st struct {
+		Plan *struct {
+			Steps []struct{ Step string } `json:"steps"`
+		} `json:"plan"`
+	}
+	f.cliJSON(t, &st, "cluster", "status")
+	if st.Plan == nil || len(st.Plan.Steps) != 2 {
+		t.Errorf("gohsm cluster status after loading the plan in the UI: %+v, want a plan of 2 steps", st.Plan)
+	}
+	f.do(t, ctx, "clear the plan",
+		chromedp.Click(css(`[data-test="plan-clear"]`)),
+		chromedp.WaitVisible(css(`[data-test="plan-none"]`)))
+	st.Plan = nil
+	f.cliJSON(t, &st, "cluster", "status")
+	if st.Plan != nil {
+		t.Errorf("gohsm cluster status after clearing the plan in the UI: %+v, want none", st.Plan)
 	}
 
 	// A change made elsewhere (the CLI) shows in the page within its 2 s

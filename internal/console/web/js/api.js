@@ -15,7 +15,7 @@ export class ApiError extends Error {
   }
   // text is the error as the page shows it: the message, then the CKR.
   get text() {
-    return this.ckr ? `${this.message} (${this.ckr})` : this.message;
+    return this.ckr && !this.message.includes(this.ckr) ? `${this.message} (${this.ckr})` : this.message;
   }
 }
 

@@ -9,7 +9,8 @@ import { flash } from './app.js';
 const EXAMPLE = `{
   "seed": 1,
   "steps": [
-    {"at": "0s", "hsm": 1, "state": "down", "for": "10s"}
+    {"at": "5s", "hsm": 1, "state": "down"},
+    {"at": "20s", "hsm": 1, "state": "up"}
   ]
 }`;
 
@@ -65,9 +66,12 @@ export async function render(view) {
         : h('p', { class: 'muted', test: 'plan-none' }, 'No plan loaded.'));
   }
 
+  let planLoaded = false;
   async function refresh() {
     try {
-      draw(await get('/cluster'));
+      const st = await get('/cluster');
+      planLoaded = !!st.plan;
+      draw(st);
       return true;
     } catch (e) {
       if (e.status === 404) {
@@ -83,7 +87,9 @@ export async function render(view) {
 
   const planText = h('textarea', { test: 'plan-text', rows: 8, class: 'mono', spellcheck: 'false' });
   planText.value = EXAMPLE;
-  try { planText.value = JSON.stringify(await get('/cluster/plan'), null, 2); } catch (e) { /* none loaded */ }
+  if (planLoaded) {
+    try { planText.value = JSON.stringify(await get('/cluster/plan'), null, 2); } catch (e) { /* cleared meanwhile */ }
+  }
   const planErr = h('div');
   const planForm = h('form', { class: 'card', test: 'plan-form' },
     h('h2', null, 'Load a plan'),

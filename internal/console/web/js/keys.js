@@ -13,7 +13,7 @@ export async function render(view, arg) {
   view.append(h('h1', null, 'Keys'));
   const label = h('input', { name: 'label', test: 'filter-label', value: filter.label, placeholder: 'any' });
   const cls = select({ name: 'class', test: 'filter-class' }, [['', 'any'], 'secret', 'private', 'public'], filter.class);
-  const type = select({ name: 'key_type', test: 'filter-key-type' }, [['', 'any'], 'aes', 'ec', 'rsa', 'generic'], filter.key_type);
+  const type = select({ name: 'key_type', test: 'filter-key-type' }, [['', 'any'], 'aes', 'ec', 'rsa', 'generic_secret', 'des3', 'ec_edwards', 'ec_montgomery'], filter.key_type);
   const owner = h('input', { name: 'owner', test: 'filter-owner', value: filter.owner, placeholder: 'any' });
   const listBox = h('div', { test: 'key-list-box' });
   const form = h('form', { class: 'filters', test: 'key-filter' },
