@@ -339,3 +339,44 @@ func TestAPIKeysImport(t *testing.T) {
 	}
 	assert.Empty(t, a.list(t, "label=bad"))
 }
+
+// TestAPIKeysImportHostile: keys the token does not take and PEM that is
+// not what it says are 400, never 500, and leave nothing behind.
+func TestAPIKeysImportHostile(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	require.NoError(t, err)
+	p521der, err := x509.MarshalPKCS8PrivateKey(p521)
+	require.NoError(t, err)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	p256, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	p8, err := x509.MarshalPKCS8PrivateKey(p256)
+	require.NoError(t, err)
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	for name, body := range map[string]map[string]any{
+		"P-521":            {"label": "bad", "pem": pemOf("PRIVATE KEY", p521der)},
+		"RSA-1024":         {"label": "bad", "pem": pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(small))},
+		"encrypted":        {"label": "bad", "pem": pemOf("ENCRYPTED PRIVATE KEY", p8)},
+		"type mislabelled": {"label": "bad", "pem": pemOf("RSA PRIVATE KEY", p8)},
+		"truncated":        {"label": "bad", "pem": pemOf("PRIVATE KEY", p8[:len(p8)/2])},
+		"two keys":         {"label": "bad", "pem": pemOf("PRIVATE KEY", p8) + pemOf("PRIVATE KEY", p8)},
+		"huge":             {"label": "bad", "pem": pemOf("PRIVATE KEY", make([]byte, 700<<10))},
+		"bad id":           {"label": "bad", "id": "xyz", "aes_key_hex": strings.Repeat("ab", 16)},
+		"AES 8 bytes":      {"label": "bad", "aes_key_hex": strings.Repeat("ab", 8)},
+		"AES odd hex":      {"label": "bad", "aes_key_hex": strings.Repeat("a", 33)},
+		"pem number":       {"label": "bad", "pem": 5},
+	} {
+		r := a.raw("POST", "/api/v1/keys/import", body, nil)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, r.Status, "%s: %s", name, truncate(r.Body))
+	}
+	assert.Empty(t, a.list(t, "label=bad"), "nothing made")
+	// (Bytes after a PKCS#8 key's DER are ignored, as crypto/x509 ignores
+	// them: the key itself is whole.) Upper-case hex is hex.
+	var out keysJSON
+	a.do("POST", "/api/v1/keys/import", map[string]any{"label": "upper", "aes_key_hex": strings.Repeat("AB", 16)}).ok(t, http.StatusCreated, &out)
+}
