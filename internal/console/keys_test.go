@@ -196,8 +196,14 @@ func TestAPIKeysOwnership(t *testing.T) {
 	assert.Contains(t, []int{http.StatusForbidden, http.StatusNotFound}, r.Status, "%s", r.Body)
 	assert.Len(t, a.list(t, "label=alice-aes"), 1, "still there")
 
+	r = a.do("PUT", hpath(secret.Handle, "/shares/bob"), nil)
+	assert.Equal(t, http.StatusConflict, r.Status, "shared twice: %s", r.Body)
+	r = a.do("PUT", hpath(secret.Handle, "/shares/alice"), nil)
+	assert.Equal(t, http.StatusBadRequest, r.Status, "shared with its owner: %s", r.Body)
 	a.do("DELETE", hpath(secret.Handle, "/shares/bob"), nil).ok(t, http.StatusOK, &one)
 	assert.Empty(t, one.Key.SharedWith)
+	r = a.do("DELETE", hpath(secret.Handle, "/shares/bob"), nil)
+	assert.Equal(t, http.StatusConflict, r.Status, "unshared twice: %s", r.Body)
 	assert.Empty(t, b.list(t, "label=alice-aes"))
 
 	// Sharing with nobody, or with an officer.
