@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -100,6 +102,21 @@ func TestLogin(t *testing.T) {
 	if got := f.users(t)["alice"].Failures; got != 0 {
 		t.Errorf("after the right password the CLI shows %d failed logins for alice, want 0", got)
 	}
+
+	// A session the server no longer knows (here: the browser lost its
+	// cookie; an expired session answers the same 401) sends the page
+	// back to the login form at its next request, saying why.
+	f.do(t, ctx, "lose the cookie, then open the users page",
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
+			return err
+		}),
+		chromedp.Navigate(f.base+"#/users"),
+		chromedp.WaitVisible(css(`[data-test="login-form"]`)),
+		chromedp.WaitVisible(css(`[data-test="flash"]`)))
+	f.shot(t, ctx, "login-4-session-gone")
+	t.Logf("after the session was lost the page says %q", f.text(t, ctx, `[data-test="flash"]`))
+	f.login(t, ctx, "alice", alicePass)
 
 	// Logging out returns to the login page, and the session is gone:
 	// the keys page sends the browser back to #/login.
