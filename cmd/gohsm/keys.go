@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"gohsm/internal/admin"
@@ -108,6 +109,63 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			return e.emit(data, func(w io.Writer) { printKeys(w, keys) })
 		}
 	}
+}
+
+// keyImport is key import (admin.Import): the key in a PEM file, or a raw
+// AES key in hex, created as C_CreateObject would.
+func keyImport(fs *flag.FlagSet) func(*env) error {
+	label := fs.String("label", "", "key `label` (CKA_LABEL)")
+	id := fs.String("id", "", "key ID in `hex` (CKA_ID; a pair's halves share it)")
+	pemFile := fs.String("pem", "", "a PEM `file`: PKCS#8, SEC 1 or PKCS#1 private key, or SPKI public key")
+	aesHex := fs.String("aes-key-hex", "", "a raw AES key of 16, 24 or 32 bytes in `hex`")
+	return func(e *env) error {
+		if (*pemFile == "") == (*aesHex == "") {
+			return usagef("give exactly one of --pem and --aes-key-hex")
+		}
+		spec := admin.ImportSpec{Label: *label, ID: *id}
+		if *aesHex != "" {
+			key, err := admin.DecodeHex("aes_key_hex", *aesHex)
+			if err != nil {
+				return usageOf(err)
+			}
+			spec.AESKey = key
+		} else {
+			text, err := readSmall(*pemFile, 64<<10)
+			if err != nil {
+				return usagef("--pem: %v", err)
+			}
+			spec.PEM = text
+		}
+		if err := spec.Check(); err != nil {
+			return usageOf(err)
+		}
+		h, err := e.session()
+		if err != nil {
+			return err
+		}
+		keys, err := admin.Import(e.m, h, spec)
+		if err != nil {
+			return err
+		}
+		return e.emit(map[string]any{"keys": keys}, func(w io.Writer) { printKeys(w, keys) })
+	}
+}
+
+// readSmall reads a file of at most max bytes (a key, not a disk image).
+func readSmall(name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, max)
+	}
+	return b, nil
 }
 
 // usageOf words an admin.InputError as the usage error of its flag;

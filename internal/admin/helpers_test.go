@@ -16,7 +16,7 @@ import (
 const (
 	coPIN    = "admin:officer-pw"
 	alicePIN = "alice:alice-pw"
-	bobPIN   = "bob:bob-pw"
+	bobPIN   = "bob:bob-pass"
 )
 
 // tok is a temporary token with a crypto officer (admin) and two crypto
@@ -44,7 +44,7 @@ func newTok(t *testing.T, extra string) *tok {
 	_, err = Login(m, h, []byte(coPIN), NeedCO)
 	require.NoError(t, err)
 	require.NoError(t, m.CreateUser(h, "alice", store.RoleCU, []byte("alice-pw")))
-	require.NoError(t, m.CreateUser(h, "bob", store.RoleCU, []byte("bob-pw")))
+	require.NoError(t, m.CreateUser(h, "bob", store.RoleCU, []byte("bob-pass")))
 	return k
 }
 

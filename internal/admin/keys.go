@@ -224,9 +224,9 @@ func (g GenSpec) template() (attrs.Template, error) {
 		ck.CKA_LABEL: []byte(g.Label),
 	}
 	if g.ID != "" {
-		id, err := hex.DecodeString(g.ID)
+		id, err := DecodeHex("id", g.ID)
 		if err != nil {
-			return nil, inputf("id", "%q: not hex", g.ID)
+			return nil, err
 		}
 		t[ck.CKA_ID] = id
 	}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/hex"
 	"net/http"
 	"strconv"
 
@@ -59,6 +60,41 @@ func (s *Server) generateKey(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	keys, err := admin.Generate(c.ws.m, c.ws.h, g)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, map[string]any{"keys": keys}, nil
+}
+
+// importRequest is POST /keys/import: a key in PEM or a raw AES key in
+// hex, one of the two.
+type importRequest struct {
+	Label     string  `json:"label"`
+	ID        string  `json:"id"`
+	PEM       *string `json:"pem"`
+	AESKeyHex *string `json:"aes_key_hex"`
+}
+
+func (s *Server) importKey(c *call) (int, any, error) {
+	var req importRequest
+	if err := decodeJSON(c.r, maxBody, &req); err != nil {
+		return 0, nil, err
+	}
+	if (req.PEM == nil) == (req.AESKeyHex == nil) {
+		return 0, nil, badRequest("give one of pem and aes_key_hex")
+	}
+	spec := admin.ImportSpec{Label: req.Label, ID: req.ID}
+	if req.PEM != nil {
+		spec.PEM = []byte(*req.PEM)
+	} else {
+		k, err := hex.DecodeString(*req.AESKeyHex)
+		if err != nil {
+			return 0, nil, badRequest("aes_key_hex: not hex")
+		}
+		defer clear(k)
+		spec.AESKey = k
+	}
+	keys, err := admin.Import(c.ws.m, c.ws.h, spec)
 	if err != nil {
 		return 0, nil, err
 	}

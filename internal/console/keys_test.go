@@ -136,6 +136,11 @@ func TestAPIKeysGenerateListGet(t *testing.T) {
 	assert.Contains(t, d.Attrs, "CKA_EC_POINT", "a public key's point is readable")
 	a.do("GET", hpath(private(ec).Handle), nil).ok(t, http.StatusOK, &d)
 	assert.NotContains(t, d.Attrs, "CKA_VALUE")
+	a.do("GET", hpath(private(rsaK).Handle), nil).ok(t, http.StatusOK, &d)
+	assert.Contains(t, d.Attrs, "CKA_MODULUS")
+	for _, secret := range []string{"CKA_PRIVATE_EXPONENT", "CKA_PRIME_1", "CKA_PRIME_2", "CKA_EXPONENT_1", "CKA_EXPONENT_2", "CKA_COEFFICIENT", "CKA_VALUE"} {
+		assert.NotContains(t, d.Attrs, secret, "an RSA private key's secret parts are never shown")
+	}
 
 	// The officer sees keys too (what the token shows it).
 	co := e.officer()

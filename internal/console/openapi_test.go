@@ -149,6 +149,11 @@ func TestAPIUnknownRoutes(t *testing.T) {
 	}
 	r := e.alice().raw("GET", "/api/v1/nope", nil, nil)
 	r.want(t, http.StatusNotFound, "not_found")
+	for _, p := range []string{"/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/assets.go", "/openapi.yaml/../../etc/passwd"} {
+		r := e.client().raw("GET", p, nil, nil)
+		assert.NotContains(t, string(r.Body), "root:", "GET %s", p)
+		assert.NotContains(t, string(r.Body), "package console", "GET %s serves source", p)
+	}
 	ui := e.client().raw("GET", "/", nil, nil)
 	assert.Equal(t, http.StatusOK, ui.Status)
 	assert.Contains(t, ui.Header.Get("Content-Type"), "text/html")

@@ -77,6 +77,7 @@ func (s *Server) register() {
 
 		{"GET", "/keys", true, s.listKeys},
 		{"POST", "/keys", true, s.generateKey},
+		{"POST", "/keys/import", true, s.importKey},
 		{"GET", "/keys/{handle}", true, s.getKey},
 		{"DELETE", "/keys/{handle}", true, s.deleteKey},
 		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},

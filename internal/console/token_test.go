@@ -180,7 +180,27 @@ func TestAPIAudit(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, "verify answers a result, not an error: %s", r.Body)
 	r.decode(t, &v)
 	assert.False(t, v.OK, "%s", r.Body)
-	assert.Contains(t, string(r.Body), itoa(target.Seq), "names the record")
+	var bad struct {
+		Streams []struct {
+			Stream string `json:"stream"`
+			OK     bool   `json:"ok"`
+			BadSeq uint64 `json:"bad_seq"`
+			Reason string `json:"reason"`
+		} `json:"streams"`
+	}
+	r.decode(t, &bad)
+	named := false
+	for _, s := range bad.Streams {
+		if s.Stream == target.Stream {
+			assert.False(t, s.OK)
+			assert.Equal(t, target.Seq, s.BadSeq, "names the record: %s", r.Body)
+			assert.NotEmpty(t, s.Reason)
+			named = true
+		} else {
+			assert.True(t, s.OK, "stream %s untouched", s.Stream)
+		}
+	}
+	assert.True(t, named, "stream %s in %s", target.Stream, r.Body)
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -142,9 +142,11 @@ func TestDeadRegionReclaimed(t *testing.T) {
 	p, err := Open(dir, 0o600, On, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 0, p.Region())
-	out, err := child(t, dir, 1, 10).Output()
+	c := child(t, dir, 1, 10)
+	out, err := c.Output()
 	require.NoError(t, err)
 	assert.Equal(t, "1", strings.TrimSpace(string(out)))
+	assert.Equal(t, []int{os.Getpid(), c.Process.Pid}, r.Owners())
 	// Opening again in this process keeps its region.
 	p2, err := Open(dir, 0o600, Auto, nil)
 	require.NoError(t, err)

@@ -157,21 +157,38 @@ func (p *Process) Region() int {
 	return p.region
 }
 
-// begin is Begin when a lease is set (0: off): on until it, and a lease found
-// expired is cleared so that the next calls pay one load again (a console
-// renewing it at the same moment wins: the swap fails).
+// begin is Begin when a lease is set (0: off): on until it, and a lease
+// found expired is cleared so that the next calls pay one load again (a
+// console renewing it at the same moment wins: the swap fails).
 func (p *Process) begin() int64 {
-	now := time.Now().UnixNano()
+	now := mono()
 	l := atomic.LoadInt64(p.lease)
 	if l == 0 {
 		return 0
 	}
-	if now/int64(time.Millisecond) >= l {
+	if wallMS(now) >= l {
 		atomic.CompareAndSwapInt64(p.lease, l, 0)
 		return 0
 	}
 	return now
 }
+
+// The clock of a call's latency is the monotonic one, read once at each
+// end: time.Since of a time with a monotonic reading is one clock read,
+// where time.Now is two (wall and monotonic), each about 60 ns on the
+// 2-CPU VM of docs/bench.md (kvm-clock). The lease's wall time is derived
+// from it (the process's start in both clocks): a wall clock stepped
+// since makes a lease end early or late by the step, no more.
+var (
+	start   = time.Now()
+	startMS = start.UnixMilli()
+)
+
+// mono is the monotonic time in ns since the package's start, plus 1 (so
+// never 0, Begin's "off").
+func mono() int64 { return int64(time.Since(start)) + 1 }
+
+func wallMS(mono int64) int64 { return startMS + mono/int64(time.Millisecond) }
 
 // Record counts one call of class c started at t0 (Begin): failed when it
 // returned an error, throttled when the cluster's throttling refused it,
@@ -180,10 +197,7 @@ func (p *Process) Record(c cluster.Class, t0 int64, err error, throttled bool) {
 	if c >= cluster.NumClasses {
 		return
 	}
-	d := time.Now().UnixNano() - t0
-	if d < 0 {
-		d = 0 // the wall clock stepped back
-	}
+	d := mono() - t0
 	o := classOff(p.region, c)
 	m := p.m
 	atomic.AddUint64(m.u64(o+clsCalls), 1)

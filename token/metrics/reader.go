@@ -78,6 +78,21 @@ func (r *Reader) Sample() Sample {
 	return s
 }
 
+// Owners are the pids that hold a region now (live or not yet found
+// dead), in region order: which processes publish.
+func (r *Reader) Owners() []int {
+	var out []int
+	for reg := range Regions {
+		if atomic.LoadUint64(r.m.u64(regionOff(reg)+ownClaims)) == 0 {
+			continue
+		}
+		if pid := atomic.LoadUint64(r.m.u64(regionOff(reg) + ownPID)); pid != 0 {
+			out = append(out, int(pid))
+		}
+	}
+	return out
+}
+
 // Close ends the reader; the mapping stays with the process (a later
 // OpenReader of the same file reuses it).
 func (r *Reader) Close() error { return nil }
