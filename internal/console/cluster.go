@@ -89,7 +89,7 @@ func (s *Server) clusterPlanLoad(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	_, err = clusterplan.Load(cl, "plan", b)
+	_, err = clusterplan.Load(cl, "body", b)
 	var pe *clusterplan.Error
 	if errors.As(err, &pe) {
 		return 0, nil, errorf(http.StatusBadRequest, codeBadPlan, "%s", pe.Msg)

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -353,6 +354,25 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// kind words a Go kind for a JSON value's reader.
+func kind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer of 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
 func jsonContent(r *http.Request) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
@@ -371,5 +391,9 @@ func bodyError(err error, limit int64) error {
 	case errors.Is(err, io.EOF):
 		return badRequest("body: empty (want a JSON object)")
 	}
-	return badRequest("body: %v", err)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return badRequest("body: %s: %s is not %s", te.Field, te.Value, kind(te.Type.Kind()))
+	}
+	return badRequest("body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
 	"gohsm/token"
 	"gohsm/token/cluster"
@@ -406,4 +407,41 @@ func TestMetricsOff(t *testing.T) {
 	require.Equal(t, 200, st)
 	require.Equal(t, false, out["enabled"])
 	require.Empty(t, out["samples"])
+}
+
+// A process signing through the token (as the library does) shows in the
+// console's metrics as ec-sign calls, without metrics = on: the console's
+// lease turns the default auto on.
+func TestMetricsFromTokenCalls(t *testing.T) {
+	f := newFixture(t, "", Options{})
+	c := f.client()
+	st, _ := c.login("alice", "alice-pw")
+	require.Equal(t, 201, st)
+
+	m, err := token.OpenTool(f.conf)
+	require.NoError(t, err)
+	defer m.Close()
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:alice-pw")))
+	keys, err := admin.Generate(m, h, admin.GenSpec{Type: "ec", Label: "signer", Session: true})
+	require.NoError(t, err)
+	priv := keys[1].Handle
+	digest := make([]byte, 32)
+	sig := make([]byte, 64)
+	require.Eventually(t, func() bool {
+		for range 20 {
+			require.NoError(t, m.SignInit(h, token.Mechanism{Type: ck.CKM_ECDSA}, priv))
+			_, err := m.Sign(h, digest, token.Out{Buf: sig})
+			require.NoError(t, err)
+		}
+		_, out := c.do("GET", "/api/v1/metrics", nil)
+		for _, smp := range out["samples"].([]any) {
+			if cl, ok := smp.(map[string]any)["classes"].(map[string]any)["ec-sign"]; ok {
+				r := cl.(map[string]any)
+				return r["ops"].(float64) > 0 && r["p50_us"].(float64) > 0
+			}
+		}
+		return false
+	}, 8*time.Second, 100*time.Millisecond, "no ec-sign rate in the console's metrics")
 }

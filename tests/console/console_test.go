@@ -116,7 +116,11 @@ func newFixture(t *testing.T, cli, chromium string) (*fixture, error) {
 	fmt.Printf("tests/console: screenshots in %s\n", f.artefacts)
 
 	// A cloudhsm slot: an emulated cluster of 2 HSMs (docs/cluster.md).
-	conf := testenv.TokenConfig(filepath.Join(dir, "tokens"), tokenLabel) + "profile = cloudhsm\n"
+	// Each HSM signs at most 2000 ECDSA/s and the SDK does not retry, so
+	// the signer of TestLiveChart is throttled (the metrics page's
+	// throttled and failed series have something to show).
+	conf := testenv.TokenConfig(filepath.Join(dir, "tokens"), tokenLabel) +
+		"profile = cloudhsm\nthrottle.ec-sign = 2000\nretry_mode = off\n"
 	if err := os.WriteFile(f.conf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

@@ -69,7 +69,12 @@ func TestLiveChart(t *testing.T) {
 
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(sctx, signer, lib, "30")
+	update := os.Getenv("GOHSM_UPDATE_SCREENSHOT") == "1"
+	seconds := "30"
+	if update {
+		seconds = "50" // the picture for docs/console.png has more of a line
+	}
+	cmd := exec.CommandContext(sctx, signer, lib, seconds)
 	cmd.Env = append(os.Environ(), "GOHSM_CONF="+f.conf, "SIGNER_PIN=alice:"+alicePass)
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
@@ -129,9 +134,12 @@ func TestLiveChart(t *testing.T) {
 	total2 := f.figure(t, ctx, "ops-total")
 	rate2 := f.figure(t, ctx, "rate-ec-sign")
 	samples := f.figure(t, ctx, "samples")
+	throttled := f.figure(t, ctx, "throttled-rate")
+	failed := f.figure(t, ctx, "failed-rate")
 	chart2 := get(t, f, ctx, "capture the ops chart again", chromedp.Screenshot(css(`[data-test="chart-ops"]`)))
-	png := f.shot(t, ctx, "metrics-2-signing-later")
-	t.Logf("ops total %.0f -> %.0f over 3 s; ec-sign %.0f/s -> %.0f/s; %.0f samples", total1, total2, rate1, rate2, samples)
+	f.shot(t, ctx, "metrics-2-signing-later")
+	t.Logf("ops total %.0f -> %.0f over 3 s; ec-sign %.0f/s -> %.0f/s; throttled %.0f/s, failed %.0f/s; %.0f samples",
+		total1, total2, rate1, rate2, throttled, failed, samples)
 
 	if rate0 != 0 {
 		t.Errorf("ec-sign rate before signing: %v, want 0", rate0)
@@ -142,11 +150,21 @@ func TestLiveChart(t *testing.T) {
 	if !(rate2 > 0) {
 		t.Errorf("the page's ec-sign rate after 3 more seconds of signing: %v", rate2)
 	}
+	// Over the budget of 2 x 2000/s with no retry: throttled calls, which
+	// are failed calls too.
+	if !(throttled > 0) || !(failed >= throttled) {
+		t.Errorf("the page shows %v throttled/s and %v failed/s, want throttled > 0 and failed >= throttled", throttled, failed)
+	}
 	if bytes.Equal(chart1, chart2) {
 		t.Errorf("the ops chart's canvas did not change in 3 s of signing")
 	}
-	if os.Getenv("GOHSM_UPDATE_SCREENSHOT") == "1" && png != nil {
+	if update {
+		time.Sleep(20 * time.Second)
+		png := f.shot(t, ctx, "metrics-3-for-docs")
 		p := filepath.Join(testenv.RepoRoot(t), "docs", "console.png")
+		if png == nil {
+			t.Fatal("no screenshot for docs/console.png")
+		}
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			t.Fatal(err)
 		}

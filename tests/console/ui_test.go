@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -100,6 +102,21 @@ func TestLogin(t *testing.T) {
 	if got := f.users(t)["alice"].Failures; got != 0 {
 		t.Errorf("after the right password the CLI shows %d failed logins for alice, want 0", got)
 	}
+
+	// A session the server no longer knows (here: the browser lost its
+	// cookie; an expired session answers the same 401) sends the page
+	// back to the login form at its next request, saying why.
+	f.do(t, ctx, "lose the cookie, then open the users page",
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, network.ClearBrowserCookies, cdp.Empty{})
+			return err
+		}),
+		chromedp.Navigate(f.base+"#/users"),
+		chromedp.WaitVisible(css(`[data-test="login-form"]`)),
+		chromedp.WaitVisible(css(`[data-test="flash"]`)))
+	f.shot(t, ctx, "login-4-session-gone")
+	t.Logf("after the session was lost the page says %q", f.text(t, ctx, `[data-test="flash"]`))
+	f.login(t, ctx, "alice", alicePass)
 
 	// Logging out returns to the login page, and the session is gone:
 	// the keys page sends the browser back to #/login.
@@ -328,4 +345,38 @@ func TestHSMDown(t *testing.T) {
 	f.do(t, ctx, "see the CLI's change",
 		chromedp.WaitVisible(css(`[data-test="hsm-row"][data-index="0"][data-state="degraded"]`)))
 	t.Logf("the CLI's degrade showed in the page after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestGenerateDelete: alice generates an EC key pair in the UI (both
+// halves appear, and in the CLI's list), then deletes the private key
+// from its page.
+func TestGenerateDelete(t *testing.T) {
+	f := setup(t)
+	ctx := f.tab(t)
+	f.login(t, ctx, "alice", alicePass)
+	f.do(t, ctx, "generate an EC pair",
+		chromedp.SendKeys(css(`[data-test="gen-label"]`), "ui-made"),
+		chromedp.Click(css(`[data-test="gen-submit"]`)),
+		chromedp.WaitVisible(css(`[data-test="key-row"][data-label="ui-made"]`)))
+	f.shot(t, ctx, "generate-1-made")
+	n := eval[int](t, f, ctx, `document.querySelectorAll('[data-test="key-row"][data-label="ui-made"]').length`)
+	if n != 2 {
+		t.Errorf("after generating an EC pair the list has %d rows labelled ui-made, want 2", n)
+	}
+	h := f.handle(t, "alice:"+alicePass, "ui-made")
+	f.do(t, ctx, "open the private key",
+		chromedp.Navigate(fmt.Sprintf("%s#/keys/%d", f.base, h)),
+		chromedp.WaitVisible(css(`[data-test="key-delete"]`)))
+	eval[bool](t, f, ctx, `(window.confirm = () => true, true)`)
+	f.do(t, ctx, "delete it",
+		chromedp.Click(css(`[data-test="key-delete"]`)),
+		chromedp.WaitVisible(css(`[data-test="key-table"]`)))
+	f.shot(t, ctx, "generate-2-deleted")
+	var data struct {
+		Keys []cliKey `json:"matched_keys"`
+	}
+	f.cliJSON(t, &data, "key", "list", "--label", "ui-made", "--pin", "alice:"+alicePass)
+	if len(data.Keys) != 1 || data.Keys[0].Class != "public-key" {
+		t.Errorf("after deleting the private key in the UI the CLI lists %+v, want the public key only", data.Keys)
+	}
 }

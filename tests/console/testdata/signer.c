@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 	CK_BYTE digest[32] = {1, 2, 3};
 	CK_BYTE sig[128];
 	unsigned long ok = 0, failed = 0;
+	struct timespec backoff = {0, 1000000};
 	printf("READY\n");
 	fflush(stdout);
 	double start = now();
@@ -102,10 +103,14 @@ int main(int argc, char **argv)
 		CK_RV rv = f->C_SignInit(s, &ecdsa, priv);
 		if (rv == CKR_OK)
 			rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
-		if (rv == CKR_OK)
+		if (rv == CKR_OK) {
 			ok++;
-		else
+		} else {
+			/* Throttled (or failed): back off a millisecond, as an
+			 * application would, rather than spin on refusals. */
 			failed++;
+			nanosleep(&backoff, NULL);
+		}
 	}
 	printf("RESULT ok=%lu failed=%lu\n", ok, failed);
 	f->C_Logout(s);

@@ -1,7 +1,7 @@
 // #/audit: the token's audit log (docs/audit.md) with the CLI's filters,
 // and whether its MAC chains verify.
 import { get, query } from './api.js';
-import { h, table, field, errorBox, fmtTimeUS, show } from './dom.js';
+import { h, table, field, errorBox, fmtTimeUS } from './dom.js';
 
 let filter = { stream: '', since: '', opcode: '', user: '', limit: '200' };
 
@@ -34,8 +34,8 @@ export async function render(view) {
       verifyBox.dataset.ok = String(!!r.ok);
       verifyBox.replaceChildren(
         h('h2', null, 'Verification: ', h('span', { class: r.ok ? 'good' : 'bad', test: 'audit-verify-status' }, r.ok ? 'every chain verifies' : 'FAILED')),
-        r.error ? h('p', { class: 'bad' }, show(r.error)) : null,
-        table(['Stream', 'Result'], (r.streams || []).map((s) => [s.stream || '', streamText(s)]), { class: 'list' }));
+        table(['Stream', 'Result'], (r.streams || []).map((s) => h('tr', { test: 'audit-stream-result', 'data-stream': s.stream, 'data-ok': String(s.ok !== false) },
+          h('td', null, s.stream || ''), h('td', { class: s.ok === false ? 'bad' : null }, streamText(s)))), { class: 'list' }));
     } catch (e) {
       verifyBox.dataset.ok = 'false';
       verifyBox.replaceChildren(errorBox('audit-verify-error', e));
@@ -67,12 +67,13 @@ export async function render(view) {
 }
 
 function streamText(s) {
-  if (s.error || s.reason) return show(s.error || s.reason);
+  if (s.ok === false || s.reason) {
+    return `FAILED${s.bad_seq ? ` at seq ${s.bad_seq}` : ''}${s.reason ? `: ${s.reason}` : ''}`;
+  }
   const parts = [];
   if (s.records !== undefined) parts.push(`${s.records} records`);
   if (s.first !== undefined) parts.push(`seq ${s.first}..${s.last}`);
   if (s.archived) parts.push(`${s.archived} from archives`);
   if (s.unchecked_before_first) parts.push('records before the first not checked (rotated)');
-  if (s.ok === false) parts.push('FAILED');
   return parts.join(', ') || JSON.stringify(s);
 }

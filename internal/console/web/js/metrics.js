@@ -89,7 +89,7 @@ export async function render(view) {
     const lc = busiest();
     const series = [
       classes.map((c, i) => ({ label: c, stroke: PALETTE[i % PALETTE.length], width: 2, value: (u, v) => fmt(v) })),
-      [{ label: 'failed/s', stroke: '#d62728', width: 2 }, { label: 'throttled/s', stroke: '#ff7f0e', width: 2 }],
+      [{ label: 'failed/s', stroke: '#d62728', width: 4 }, { label: 'throttled/s', stroke: '#ff7f0e', width: 2, dash: [6, 3] }],
       [{ label: `${lc || '—'} p50`, stroke: '#2ca02c', width: 2 }, { label: 'p95', stroke: '#ff7f0e', width: 2 }, { label: 'p99', stroke: '#d62728', width: 2 }],
     ];
     charts = boxes.map((box, i) => new uPlot({

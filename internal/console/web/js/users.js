@@ -36,7 +36,7 @@ export async function render(view) {
             h('td', { class: u.locked ? 'bad' : 'good', test: 'user-state' }, u.locked ? 'locked' : 'active'),
             h('td', { test: 'user-failures' }, String(u.failed_logins)),
             h('td', null, u.password_set ? 'yes' : 'no'),
-            h('td', null, actions, err));
+            h('td', { class: 'actions' }, actions, err));
         }), { test: 'user-table', class: 'list' }));
     } catch (e) {
       listBox.replaceChildren(errorBox('users-error', e));
