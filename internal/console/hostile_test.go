@@ -55,3 +55,40 @@ func TestAPIHostileBodies(t *testing.T) {
 	// The token is intact: alice still logs in, her key is there.
 	assert.Len(t, e.alice().list(t, "label=target"), 1)
 }
+
+// TestAPIHostilePaths: every route with a path parameter, every method,
+// with hostile values in it, and every query parameter with hostile
+// values: 2xx, 3xx (ServeMux cleaning a path) or 4xx, never a 5xx.
+func TestAPIHostilePaths(t *testing.T) {
+	e := newEnv(t)
+	a, co, ca := e.alice(), e.officer(), e.alice(clusterID)
+	vals := []string{"", "-1", "0", "abc", "18446744073709551616", "99999999999999999999999", "%00", "%ff", "..", "%2e%2e", "a%2Fb", "%20", strings.Repeat("z", 3000), "1e3", "+1", "0x1"}
+	for _, v := range vals {
+		for _, c := range []struct {
+			c            *client
+			method, path string
+		}{
+			{a, "GET", "/api/v1/keys/" + v},
+			{a, "DELETE", "/api/v1/keys/" + v},
+			{a, "PUT", "/api/v1/keys/" + v + "/shares/bob"},
+			{a, "DELETE", "/api/v1/keys/1/shares/" + v},
+			{co, "DELETE", "/api/v1/users/" + v},
+			{co, "PUT", "/api/v1/users/" + v + "/password"},
+			{ca, "PUT", "/api/v1/cluster/hsms/" + v},
+		} {
+			var body any
+			if c.method == "PUT" {
+				body = map[string]any{"password": "long-enough-pw", "state": "up"}
+			}
+			r := c.c.raw(c.method, c.path, body, nil)
+			assert.True(t, r.Status < 500, "%s %.80s: %d", c.method, c.path, r.Status)
+		}
+		for _, q := range []string{"/api/v1/keys?label=", "/api/v1/keys?class=", "/api/v1/keys?key_type=", "/api/v1/keys?owner=",
+			"/api/v1/audit?stream=", "/api/v1/audit?since=", "/api/v1/audit?opcode=", "/api/v1/audit?user=", "/api/v1/audit?limit=",
+			"/api/v1/audit/verify?stream=", "/api/v1/metrics?since="} {
+			r := a.raw("GET", q+v, nil, nil)
+			assert.True(t, r.Status < 500, "GET %.80s: %d", q+v, r.Status)
+		}
+	}
+	assert.Len(t, co.users(t), 3, "no user went")
+}
