@@ -414,3 +414,24 @@ func TestAPIConcurrentLogins(t *testing.T) {
 	}
 	assert.Equal(t, map[int]int{http.StatusCreated: 32, http.StatusTooManyRequests: 8}, n)
 }
+
+// TestAPICloseEndsSessions: closing the console logs out and closes every
+// web session's module: the users it had logged in are logged in nowhere
+// (an officer may delete them), and the port answers no more.
+func TestAPICloseEndsSessions(t *testing.T) {
+	e := newEnv(t)
+	e.alice()
+	e.bob()
+	require.NoError(t, e.srv.Close())
+	_, err := http.Get(e.base + "/api/v1/slots")
+	assert.Error(t, err, "nothing listens after Close")
+
+	m, err := token.OpenTool(e.conf)
+	require.NoError(t, err)
+	defer m.Close()
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_SO, []byte(officer+":"+officerPW)))
+	require.NoError(t, m.DeleteUser(h, "alice"), "alice's web session logged out")
+	require.NoError(t, m.DeleteUser(h, "bob"))
+}
