@@ -96,9 +96,15 @@ func TestAPILoginRefusals(t *testing.T) {
 	c := e.client()
 	c.do("POST", "/api/v1/session", map[string]any{"username": "alice", "password": "wrong-pw"}).
 		want(t, http.StatusUnauthorized, "", "CKR_PIN_INCORRECT")
-	// An unknown user is answered as a wrong password: no enumeration.
-	c.do("POST", "/api/v1/session", map[string]any{"username": "nobody", "password": "whatever"}).
+	// An unknown user is answered as a wrong password, word for word: the
+	// console is on the network, so no enumeration of users by message.
+	wrong := c.do("POST", "/api/v1/session", map[string]any{"username": "alice", "password": "wrong-pw"}).
 		want(t, http.StatusUnauthorized, "", "CKR_PIN_INCORRECT")
+	for _, name := range []string{"nobody", "admin", " alice"} {
+		e := c.do("POST", "/api/v1/session", map[string]any{"username": name, "password": "whatever"}).
+			want(t, http.StatusUnauthorized, "", "CKR_PIN_INCORRECT")
+		assert.Equal(t, wrong.Error.Message, e.Error.Message, "%q", name)
+	}
 	for _, body := range []string{`{`, `[]`, `{"username": 1, "password": "x"}`, `{"username": "alice", "password": "alice-pw", "extra": 1}`, `{"username":"alice","password":"alice-pw"} {}`} {
 		c.raw("POST", "/api/v1/session", body, nil).want(t, http.StatusBadRequest, "")
 	}
