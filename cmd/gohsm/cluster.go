@@ -128,8 +128,8 @@ func clusterHSM(to cluster.State) func(fs *flag.FlagSet) func(*env) error {
 				return err
 			}
 			if k >= c.HSMs() {
-				return &cliError{code: codeNoSuchHSM, err: ck.CKR_ARGUMENTS_BAD,
-					msg: fmt.Sprintf("the cluster has %d HSMs (0 to %d): there is no HSM %d", c.HSMs(), c.HSMs()-1, k)}
+				return &cliError{Code: codeNoSuchHSM, Err: ck.CKR_ARGUMENTS_BAD,
+					Msg: fmt.Sprintf("the cluster has %d HSMs (0 to %d): there is no HSM %d", c.HSMs(), c.HSMs()-1, k)}
 			}
 			if err := c.SetState(k, to); err != nil {
 				return err
