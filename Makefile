@@ -93,8 +93,16 @@ clean:
 .PHONY: bench
 # gohsm side by side with SoftHSMv2 in one run (docs/bench.md); installs
 # softhsm2 when missing. Not part of `make test`: it measures, it does not pass or fail.
-bench: $(LIB) $(BUILD)/p11bench
+bench: $(LIB) $(BUILD)/libgohsm-nohook.so $(BUILD)/p11bench
 	./scripts/bench.sh $(BENCH_FLAGS)
+
+# The library with the metrics hook compiled out (-tags nometrics), for the
+# bench's gohsm-nohook column (docs/metrics.md).
+$(BUILD)/libgohsm-nohook.so: $(GOFILES) pkcs11/libgohsm.map
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -tags nometrics -buildmode=c-shared -trimpath \
+		-ldflags "-extldflags -Wl,--version-script=$(LDMAP)" -o $@ ./cmd/libgohsm
+	@rm -f $(BUILD)/libgohsm-nohook.h
 
 $(BUILD)/p11bench: $(GOFILES) $(wildcard cmd/p11bench/*.c cmd/p11bench/*.h)
 	@mkdir -p $(BUILD)

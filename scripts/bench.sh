@@ -14,6 +14,7 @@
 #                   temporary directory, removed afterwards
 #   BENCH_NO_DOC=1  do not touch docs/bench.md
 #   BENCH_NO_PG=1   leave the gohsm-pg column out (no PostgreSQL)
+#   BENCH_NO_METRICS=1  leave the gohsm-nohook and gohsm-metrics columns out
 #   BENCH_PG_FSYNC  the server's fsync setting: off (default; a commit is
 #                   written to the kernel, not flushed, as gohsm's SQLite
 #                   does with synchronous=normal) or on
@@ -73,8 +74,8 @@ if [ -z "${BENCH_NO_PG:-}" ]; then
 	esac
 fi
 
-# Through make, so that both are built with the project's toolchain.
-make lib build/p11bench
+# Through make, so that all are built with the project's toolchain.
+make lib build/libgohsm-nohook.so build/p11bench
 
 pg_dir=
 pg_as=()
@@ -174,6 +175,28 @@ if [ -n "$pg_bin" ]; then
 		-pair gohsm-pg/gohsm=0.95 -pair gohsm-pg/softhsm
 	)
 fi
+# gohsm-nohook and gohsm-metrics (issue 18, docs/metrics.md): the library
+# built with the metrics hook compiled out (-tags nometrics), and a copy of
+# build/libgohsm.so with `metrics = on`, each on tokens of its own, on the
+# operations that use a token key (signing, HMAC, AES-GCM), as ratios to
+# gohsm (whose metrics are `auto`, nobody watching: off, the hook's one
+# load). What they show: the cost of the hook when off (gohsm-nohook/gohsm
+# above 1) and of counting (gohsm-metrics/gohsm below 1).
+if [ -z "${BENCH_NO_METRICS:-}" ]; then
+	metrics_ops=ecdsa,rsa2048,hmac,aes256-gcm
+	for v in nohook metrics; do
+		mkdir -p "$work/gohsm-$v"
+		printf '%s\n' "token_dir = $work/gohsm-$v" "log_level = warn" "metrics = $([ $v = metrics ] && echo on || echo auto)" \
+			"[slot 0]" "label = p11bench" "[slot 1]" "label = p11bench-find" >"$work/gohsm-$v.conf"
+		args+=(
+			-reserved "gohsm-$v=$work/gohsm-$v.conf" -module-ops "gohsm-$v=$metrics_ops"
+			-so-pin gohsm-$v=admin:p11bench-so -pin gohsm-$v=user:p11bench-user -pair gohsm-$v/gohsm
+		)
+	done
+	cp "$root/build/libgohsm-nohook.so" "$work/libgohsm-nohook.so"
+	cp "$root/build/libgohsm.so" "$work/libgohsm-metrics.so"
+	args+=(-module "gohsm-nohook=$work/libgohsm-nohook.so" -module "gohsm-metrics=$work/libgohsm-metrics.so")
+fi
 args+=(-json "$root/build/bench.json" "$@")
 echo "scripts/bench.sh: build/p11bench ${args[*]}" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -207,6 +230,9 @@ gen=$work/generated.md
 	echo "- SoftHSM: softhsm2 $(dpkg -s softhsm2 | sed -n 's/^Version: //p') (\`$softhsm_lib\`)"
 	if [ -n "$pg_version" ]; then
 		echo "- gohsm-pg: the same library (a copy) with both tokens in a PostgreSQL server on this machine ($pg_version, TCP on 127.0.0.1, fsync=${BENCH_PG_FSYNC:-off}), started for the run"
+	fi
+	if [ -z "${BENCH_NO_METRICS:-}" ]; then
+		echo "- gohsm-nohook: the library built with \`-tags nometrics\` (the metrics hook compiled out); gohsm-metrics: a copy of the library with \`metrics = on\`; each with tokens of its own, on $metrics_ops only (docs/metrics.md)"
 	fi
 	echo "- gohsm: commit $commit"
 	echo "- command: \`scripts/bench.sh $*\` (p11bench $(printf '%q ' "${args[@]}" | sed "s|$root/||g; s|$work|\$TMP|g"))"

@@ -14,6 +14,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/cluster"
+	"gohsm/token/metrics"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 	"gohsm/token/store/postgres"
@@ -46,6 +47,7 @@ import (
 //	token_group = www-data          # share tokens with a group (dirs 0770, files 0660)
 //	store = sqlite                  # default store of every slot: sqlite | postgres://...
 //	store_timeout = 5s              # default for every slot (100ms to 5m)
+//	metrics = auto                  # default for every slot: auto (while a console watches) | on | off
 //
 //	[slot 0]
 //	label = gohsm
@@ -58,6 +60,7 @@ import (
 //	max_pin_len = 32                # defaults (cloudhsm: 5, 8, 32; standard: 5, 4, 64)
 //	store = postgres://gohsm@db.example/gohsm?sslmode=verify-full  # docs/store-postgres.md
 //	store_timeout = 5s              # a PostgreSQL store call gives up after this
+//	metrics = on                    # the slot's own: auto | on | off (docs/metrics.md)
 //
 // A slot's emulated cluster (token/cluster, docs/cluster.md) takes these
 // keys in its section; any of them but "cluster = off" turns it on (the
@@ -94,7 +97,10 @@ type Config struct {
 	// the default of every slot (SlotConfig.Store).
 	Store        string
 	StoreTimeout time.Duration
-	Slots        []SlotConfig
+	// Metrics is the top-level metrics, the default of every slot
+	// (SlotConfig.Metrics).
+	Metrics metrics.Mode
+	Slots   []SlotConfig
 
 	// which of the keys a profile has defaults for were set at the top level
 	setLockout, setMinPIN, setMaxPIN bool
@@ -129,6 +135,10 @@ type SlotConfig struct {
 	// StoreTimeout bounds every call of a PostgreSQL store (connecting
 	// included): past it the call fails with CKR_DEVICE_ERROR.
 	StoreTimeout time.Duration
+	// Metrics says when the slot publishes its operation counters
+	// (token/metrics, docs/metrics.md): auto (while a console watches),
+	// on or off.
+	Metrics metrics.Mode
 }
 
 // StoreSQLite is SlotConfig.Store for a token in the slot's directory.
@@ -368,6 +378,11 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				if slot.StoreTimeout, err = parseStoreTimeout(v); err != nil {
 					return nil, bad("%v", err)
 				}
+			case "metrics":
+				if slot.Metrics, err = metrics.ParseMode(v); err != nil {
+					return nil, bad("metrics %q: want auto, on or off", v)
+				}
+				slotSet[slot.ID]["metrics"] = true
 			case "test_max_keys":
 				if slot.TestQuotas.Keys, err = num(1, 1<<30); err != nil {
 					return nil, err
@@ -440,6 +455,10 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 				return nil, bad("%v", err)
 			}
 			c.StoreTimeout = d
+		case "metrics":
+			if c.Metrics, err = metrics.ParseMode(v); err != nil {
+				return nil, bad("metrics %q: want auto, on or off", v)
+			}
 		default:
 			return nil, bad("unknown key %q", k)
 		}
@@ -466,6 +485,9 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			return nil, fmt.Errorf("config: %s: [slot %d]: %v: %w", source, c.Slots[i].ID, err, errConfig)
 		}
 		sc := &c.Slots[i]
+		if !slotSet[sc.ID]["metrics"] {
+			sc.Metrics = c.Metrics
+		}
 		for _, kv := range slotCluster[sc.ID] {
 			if err := sc.Cluster.Set(kv.key, kv.value, sc.Settings.HSMType); err != nil {
 				return nil, fmt.Errorf("config: %s:%d: %v: %w", source, kv.line, err, errConfig)

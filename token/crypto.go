@@ -140,6 +140,9 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	}
 	op := se.newOp(kind, mm)
 	op.rule = rule
+	// The classes count the operation's calls in the slot's metrics, and
+	// route them in its cluster (clusterInit).
+	op.cls, op.updCls = opClass(kind, mm)
 	if kind == opDigest {
 		if mm.Digest == nil {
 			return fmt.Errorf("token: %v cannot digest: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
@@ -525,6 +528,9 @@ func (m *Module) cipherOnce(h ck.ULong, kind opKind, in []byte, out Out) (n int,
 		return 0, err
 	}
 	defer se.done(kind, &err, true, out.Query)
+	if t0, on := se.slot.mt.Begin(); on && !out.Query {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = singlePart(op); err != nil {
 		return 0, err
 	}
@@ -569,6 +575,9 @@ func (m *Module) cipherFinal(h ck.ULong, kind opKind, out Out) (n int, err error
 		return 0, err
 	}
 	defer se.done(kind, &err, true, out.Query)
+	if t0, on := se.slot.mt.Begin(); on && !out.Query {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -619,6 +628,9 @@ func (m *Module) Sign(h ck.ULong, data []byte, out Out) (n int, err error) {
 		return 0, err
 	}
 	defer se.done(opSign, &err, true, out.Query)
+	if t0, on := se.slot.mt.Begin(); on && !out.Query {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = singlePart(op); err != nil {
 		return 0, err
 	}
@@ -666,6 +678,9 @@ func (m *Module) SignFinal(h ck.ULong, out Out) (n int, err error) {
 		return 0, err
 	}
 	defer se.done(opSign, &err, true, out.Query)
+	if t0, on := se.slot.mt.Begin(); on && !out.Query {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = multiPart(op); err != nil {
 		return 0, err
 	}
@@ -683,6 +698,9 @@ func (m *Module) Verify(h ck.ULong, data, sig []byte) (err error) {
 		return err
 	}
 	defer se.done(opVerify, &err, true, false)
+	if t0, on := se.slot.mt.Begin(); on {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = singlePart(op); err != nil {
 		return err
 	}
@@ -728,6 +746,9 @@ func (m *Module) VerifyFinal(h ck.ULong, sig []byte) (err error) {
 		return err
 	}
 	defer se.done(opVerify, &err, true, false)
+	if t0, on := se.slot.mt.Begin(); on {
+		defer se.slot.record(op.cls, t0, &err)
+	}
 	if err = multiPart(op); err != nil {
 		return err
 	}
@@ -815,7 +836,10 @@ func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Se
 }
 
 // GenerateKey answers C_GenerateKey.
-func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (ck.ULong, error) {
+func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassKeyGen, t0, &err)
+	}
 	se, mm, err := m.keyGenMechanism(h, mech.Type, false)
 	if err != nil {
 		return 0, err
@@ -864,6 +888,9 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (c
 
 // GenerateKeyPair answers C_GenerateKeyPair.
 func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl attrs.Template) (pubH, privH ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassKeyGen, t0, &err)
+	}
 	se, mm, err := m.keyGenMechanism(h, mech.Type, true)
 	if err != nil {
 		return 0, 0, err

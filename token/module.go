@@ -99,6 +99,7 @@ func Open(cfg *Config) (*Module, error) {
 			m.Close()
 			return nil, fmt.Errorf("token: slot %d: %v: %w", sc.ID, err, ck.CKR_GENERAL_ERROR) // err says "cluster: ..."
 		}
+		m.openMetrics(s)
 	}
 	sort.Slice(m.slots, func(i, j int) bool { return m.slots[i].cfg.ID < m.slots[j].cfg.ID })
 	m.log.Info("gohsm: module opened", "config", cfg.Source, "slots", len(m.slots))
@@ -218,7 +219,10 @@ func (m *Module) session(h ck.ULong) (*Session, error) {
 
 // GenerateRandom fills p from the system's CSPRNG (C_GenerateRandom). The
 // session must exist.
-func (m *Module) GenerateRandom(h ck.ULong, p []byte) error {
+func (m *Module) GenerateRandom(h ck.ULong, p []byte) (err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassRandom, t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return err

@@ -414,7 +414,11 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store
 }
 
 // CreateObject answers C_CreateObject.
-func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		c, _ := tmpl.ULong(ck.CKA_CLASS)
+		defer s.record(objectClass(ck.ObjectClass(c)), t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err
@@ -484,7 +488,10 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (ck.ULong, error)
 var testOnlyCreateValidated = func() {}
 
 // DestroyObject answers C_DestroyObject.
-func (m *Module) DestroyObject(h, obj ck.ULong) error {
+func (m *Module) DestroyObject(h, obj ck.ULong) (err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return err
@@ -664,7 +671,10 @@ func (m *Module) SetKeyAttributes(h, obj ck.ULong, changes attrs.Template) (ck.U
 	return m.setAttributes(h, obj, changes)
 }
 
-func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (ck.ULong, error) {
+func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err
@@ -785,7 +795,10 @@ func (s *Slot) storeUpdateLocked(se *Session, old, n *Object, ev audit.Event) er
 
 // CopyObject answers C_CopyObject: the copy belongs to the caller; a key
 // shared with the caller cannot be copied (that would export it).
-func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err
@@ -828,7 +841,10 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (ck.ULong, err
 
 // FindObjectsInit answers C_FindObjectsInit: the matching visible objects
 // are collected now; FindObjects pages through them.
-func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) error {
+func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) (err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return err

@@ -248,7 +248,10 @@ func roleOf(ut ck.UserType) (store.Role, error) {
 
 // Login answers C_Login: pin is "name:password" or a password for the
 // role's default user.
-func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) error {
+func (m *Module) Login(h ck.ULong, ut ck.UserType, pin []byte) (err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	if err := m.loginFault(h); err != nil {
 		return err
 	}
@@ -285,7 +288,10 @@ func (m *Module) checkPINForm(h ck.ULong, pin []byte) error {
 }
 
 // LoginUser answers C_LoginUser (3.0): the user name comes separately.
-func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) error {
+func (m *Module) LoginUser(h ck.ULong, ut ck.UserType, pin []byte, name string) (err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(cluster.ClassManage, t0, &err)
+	}
 	if err := m.loginFault(h); err != nil {
 		return err
 	}

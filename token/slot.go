@@ -12,6 +12,7 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
+	"gohsm/token/metrics"
 	"gohsm/token/profile"
 	"gohsm/token/store"
 )
@@ -32,6 +33,9 @@ type Slot struct {
 	// cl is the slot's emulated cluster (token/cluster), nil when the
 	// slot's configuration has none: then nothing cluster-related runs.
 	cl *cluster.Cluster
+	// mt publishes the slot's operation counters (metrics.go), nil when
+	// its metrics are off.
+	mt *metrics.Process
 	// quotas are prof's object quotas for the store (quota.go).
 	quotas []store.Quota
 	// instance names this opening of the token in the store's login

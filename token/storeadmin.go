@@ -137,6 +137,9 @@ func (s *Slot) MigrateStore() (before, after int, err error) {
 		if err := s.m.openCluster(s); err != nil {
 			return before, after, fmt.Errorf("token: slot %d: %v: %w", s.cfg.ID, err, ck.CKR_DEVICE_ERROR)
 		}
+		if s.mt == nil {
+			s.m.openMetrics(s)
+		}
 	}
 	return before, after, nil
 }

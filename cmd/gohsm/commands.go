@@ -82,6 +82,10 @@ var commands = []command{
 		help: "print the loaded fault plan", setup: clusterPlanShow},
 	{path: []string{"cluster", "reset"}, need: needNone,
 		help: "bring every HSM up, zero the counters and budgets, remove the fault plan", setup: clusterReset},
+
+	// console.go: the local web UI and JSON API (docs/console.md).
+	{path: []string{"console"}, args: "[--listen ADDR] [--tls-cert F --tls-key F] [--session-idle D] [--session-max D]", need: needNone,
+		help: "serve the web console and its JSON API (127.0.0.1:8611) until interrupted", setup: consoleCmd},
 }
 
 func table(w io.Writer, header string, rows [][]string) {

@@ -40,10 +40,13 @@ type pairSpec struct {
 func (p pairSpec) name() string { return p.a + "/" + p.b }
 
 type config struct {
-	modules    []modSpec
-	soPINs     []string // raw "name=value" or "value"
-	pins       []string
-	reserved   []string // raw "name=value"
+	modules  []modSpec
+	soPINs   []string // raw "name=value" or "value"
+	pins     []string
+	reserved []string // raw "name=value"
+	// moduleOps restricts a module to the operations whose names hold
+	// one of its substrings (-module-ops); a module absent runs all.
+	moduleOps  map[string][]string
 	pairs      []pairSpec
 	label      string
 	findLabel  string
@@ -82,12 +85,13 @@ func (l listFlag) Set(s string) error {
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("p11bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var mods, pairs []string
+	var mods, pairs, modOps []string
 	cfg := &config{command: "p11bench " + strings.Join(args, " ")}
 	fs.Var(listFlag{&mods}, "module", "module to load, NAME=PATH or PATH; repeatable or comma-separated (ratios are first/second)")
 	fs.Var(listFlag{&cfg.soPINs}, "so-pin", "security officer PIN, NAME=PIN for one module or PIN for all; repeatable (used only to initialise a token)")
 	fs.Var(listFlag{&cfg.pins}, "pin", "user PIN, NAME=PIN for one module or PIN for all; repeatable")
 	fs.Var(listFlag{&pairs}, "pair", "A/B or A/B=TARGET: another ratio column, module A over module B (the first is always first/second); TARGET is the minimum ratio on the operations that use a token key; repeatable")
+	fs.Var(listFlag{&modOps}, "module-ops", "NAME=SUBSTR[,SUBSTR...]: module NAME runs only the operations whose names hold one of the substrings (the others are shown as skipped); repeatable")
 	fs.Var(listFlag{&cfg.reserved}, "reserved", "NAME=STRING: C_Initialize pReserved for one module (gohsm: configuration text or file); repeatable")
 	fs.StringVar(&cfg.label, "label", "p11bench", "label of the token the benchmark uses (initialised on a free slot if missing)")
 	fs.StringVar(&cfg.findLabel, "find-label", "p11bench-find", "label of the token holding the find objects (the -label token if equal)")
@@ -133,6 +137,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			return nil, fmt.Errorf("p11bench: -pair %q: the first column is already %s", p, ps.name())
 		}
 		cfg.pairs = append(cfg.pairs, ps)
+	}
+	for _, v := range modOps {
+		name, list, ok := strings.Cut(v, "=")
+		if !ok || list == "" || !slices.ContainsFunc(cfg.modules, func(m modSpec) bool { return m.name == name }) {
+			return nil, fmt.Errorf("p11bench: -module-ops %q: want NAME=SUBSTR[,SUBSTR...] for a -module NAME", v)
+		}
+		if cfg.moduleOps == nil {
+			cfg.moduleOps = map[string][]string{}
+		}
+		cfg.moduleOps[name] = append(cfg.moduleOps[name], strings.Split(list, ",")...)
 	}
 	for _, s := range strings.Split(*sessions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -202,6 +216,12 @@ func (c *config) roundsFor(op *opDef) int {
 
 // signRounds is the rounds of the operations with a scaling target.
 func (c *config) signRounds() int { return max(c.rounds, c.scalingRounds) }
+
+// runs reports whether module name runs op (-module-ops).
+func (c *config) runs(name string, op *opDef) bool {
+	subs, ok := c.moduleOps[name]
+	return !ok || slices.ContainsFunc(subs, func(f string) bool { return f != "" && strings.Contains(op.name, f) })
+}
 
 func (c *config) selected() []*opDef {
 	var out []*opDef
@@ -311,6 +331,9 @@ func bench(cfg *config) (*report, error) {
 	for _, op := range cfg.selected() {
 		if op.findTok {
 			for _, m := range mods {
+				if !cfg.runs(m.name, op) {
+					continue
+				}
 				if err := m.setupFind(cfg); err != nil {
 					return nil, fmt.Errorf("p11bench: %s setup: %w", m.name, err)
 				}
@@ -434,6 +457,10 @@ type modCell struct {
 func (c *modCell) begin(op *opDef, cfg *config) bool {
 	c.res = result{Op: op.name, Module: c.m.name, Sessions: c.k}
 	c.acc = measurement{}
+	if !op.harness && !cfg.runs(c.m.name, op) {
+		c.res.Status, c.res.Reason = statusSkipped, "not in -module-ops"
+		return false
+	}
 	if !op.harness {
 		if why := op.unsupported(c.m); why != "" {
 			c.res.Status, c.res.Reason = statusUnsupported, why
@@ -469,6 +496,8 @@ func (c *modCell) slice(op *opDef, d time.Duration) {
 func (c *modCell) end(op *opDef) result {
 	r := c.res
 	switch {
+	case r.Status == statusSkipped:
+		return r
 	case r.Status == statusUnsupported:
 		log.Printf("%-22s %-8s %d session(s): unsupported: %s", op.name, c.m.name, c.k, r.Reason)
 		return r

@@ -336,3 +336,25 @@ func TestTurnOrder(t *testing.T) {
 	}
 	assert.Equal(t, [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {0, 1, 2, 3}}, got)
 }
+
+// -module-ops restricts a module to some operations: the others are
+// skipped, shown as such, with no note and no ratio.
+func TestModuleOps(t *testing.T) {
+	cfg, err := parseFlags([]string{"-module", "gohsm=/a.so,softhsm=/b.so,gohsm-nohook=/c.so", "-module-ops", "gohsm-nohook=ecdsa,hmac"}, os.Stderr)
+	require.NoError(t, err)
+	assert.True(t, cfg.runs("gohsm-nohook", opByName("ecdsa-p256")))
+	assert.True(t, cfg.runs("gohsm-nohook", opByName("hmac-sha256-64")))
+	assert.False(t, cfg.runs("gohsm-nohook", opByName("aes256-gcm-64")))
+	assert.True(t, cfg.runs("gohsm", opByName("aes256-gcm-64")))
+	for _, bad := range [][]string{{"-module", "a=/a.so", "-module-ops", "b=ecdsa"}, {"-module", "a=/a.so", "-module-ops", "a="}, {"-module", "a=/a.so", "-module-ops", "ecdsa"}} {
+		_, err := parseFlags(bad, &strings.Builder{})
+		assert.ErrorContains(t, err, "-module-ops", "%q", bad)
+	}
+	r := &report{Sessions: []int{1}, Modules: []moduleReport{{Name: "gohsm"}, {Name: "gohsm-nohook"}}}
+	r.Results = []result{{Op: "aes256-gcm-64", Module: "gohsm", Sessions: 1, Status: statusOK, OpsPerSec: 10},
+		{Op: "aes256-gcm-64", Module: "gohsm-nohook", Sessions: 1, Status: statusSkipped, Reason: "not in -module-ops"}}
+	r.summarise([]string{"gohsm", "gohsm-nohook"}, nil)
+	md := r.markdown()
+	assert.Contains(t, md, "| skipped | - | - |")
+	assert.NotContains(t, md, "not in -module-ops")
+}

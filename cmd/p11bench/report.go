@@ -14,6 +14,8 @@ const (
 	statusOK          = "ok"
 	statusUnsupported = "unsupported"
 	statusError       = "error"
+	// statusSkipped: the module does not run the operation (-module-ops).
+	statusSkipped = "skipped"
 
 	verdictPass = "PASS"
 	verdictMiss = "MISS"
@@ -458,7 +460,7 @@ func (r *report) markdown() string {
 	}
 	var notes []string
 	for _, res := range r.Results {
-		if res.Status != statusOK {
+		if res.Status != statusOK && res.Status != statusSkipped {
 			notes = append(notes, fmt.Sprintf("- %s, %s, %d session(s): %s: %s", res.Op, res.Module, res.Sessions, res.Status, res.Reason))
 		}
 	}

@@ -23,7 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gohsm/token/cluster"
+	"gohsm/token/metrics"
 )
 
 func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "fork") }
@@ -73,13 +77,19 @@ type result struct {
 // a timeout, a non-zero exit, a FAIL line or no PASS line.
 func runCase(t *testing.T, name string, timeout time.Duration) result {
 	t.Helper()
+	return runCaseIn(t, t.TempDir(), "", name, timeout)
+}
+
+// runCaseIn is runCase in dir (the token in dir/token), with lines added
+// to the token's slot section.
+func runCaseIn(t *testing.T, dir, slotLines, name string, timeout time.Duration) result {
+	t.Helper()
 	lib := library(t)
-	dir := t.TempDir()
 	bin := harness(t, dir)
 	tokenDir := filepath.Join(dir, "token")
 	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
 	conf := filepath.Join(dir, "gohsm.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(tokenConfig(tokenDir)), 0o600))
+	require.NoError(t, os.WriteFile(conf, []byte(tokenConfig(tokenDir)+slotLines), 0o600))
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -140,6 +150,28 @@ func runCase(t *testing.T, name string, timeout time.Duration) result {
 func TestForkChildren(t *testing.T) {
 	r := runCase(t, "children", 3*time.Minute)
 	require.Contains(t, r.stdout, "PASS parent: 20/20 forked children re-initialised and signed 2000 times")
+}
+
+// TestForkMetrics: with metrics = on, a child that re-initialises
+// publishes in a region of its own, one that does not adds nothing, and
+// the parent's counts go on: the signatures of both processes, exactly.
+func TestForkMetrics(t *testing.T) {
+	dir := t.TempDir()
+	r := runCaseIn(t, dir, "metrics = on\n", "metrics", time.Minute)
+	var parent, child, signs int
+	for _, m := range r.measures {
+		if n, _ := fmt.Sscanf(m, "case=metrics parent_pid=%d child_pid=%d signs=%d", &parent, &child, &signs); n == 3 {
+			break
+		}
+	}
+	require.Equal(t, 120, signs, "the harness's MEASURE line:\n%s", r.stdout)
+	rd, err := metrics.OpenReader(filepath.Join(dir, "token", "slot-0"))
+	require.NoError(t, err)
+	s := rd.Sample()
+	assert.Equal(t, uint64(signs), s.Classes[cluster.ClassECSign].Calls)
+	assert.Zero(t, s.Classes[cluster.ClassECSign].Failed)
+	assert.Equal(t, uint64(1), s.Classes[cluster.ClassKeyGen].Calls, "the parent's key pair")
+	assert.ElementsMatch(t, []int{parent, child}, rd.Owners(), "a region per process that initialised")
 }
 
 // TestForkDepth: generations of forked children, each with its own fresh

@@ -34,6 +34,7 @@ func rank(path string) int {
 	case path == "gohsm/token/profile", // a profile's attribute policy is an attrs.Policy
 		path == "gohsm/token/audit", path == "gohsm/token/quorum", // over the store's records
 		path == "gohsm/token/cluster",         // the emulated cluster's shared state
+		path == "gohsm/token/metrics",         // operation counters, by the cluster's classes
 		path == "gohsm/token/store/storetest": // the conformance suite over store.Store
 		return 3
 	case path == "gohsm/token":
@@ -49,6 +50,8 @@ func rank(path string) int {
 // (decided for issue 17: postgres imports store, never the reverse).
 var sameRank = map[[2]string]bool{
 	{"gohsm/token/store/postgres", "gohsm/token/store"}: true,
+	// Metrics count by the cluster's operation classes (issue 18, D5).
+	{"gohsm/token/metrics", "gohsm/token/cluster"}: true,
 }
 
 func TestImportDirection(t *testing.T) {

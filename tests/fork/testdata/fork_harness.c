@@ -1345,12 +1345,80 @@ static void case_pgkill(void)
 		pause(); /* until the test's SIGKILL */
 }
 
+/* ---- case: metrics ------------------------------------------------------- */
+
+/*
+ * With metrics = on (fork_test.go's TestForkMetrics reads the file): the
+ * parent signs METRICS_SIGNS times, a child that never calls C_Initialize
+ * is refused in C (nothing reaches Go, nothing is counted), a child that
+ * re-initialises signs METRICS_SIGNS times in its fresh copy (its own
+ * region), and the parent signs METRICS_SIGNS times again: 3 x
+ * METRICS_SIGNS ECDSA signatures in all, in two processes' regions.
+ */
+#define METRICS_SIGNS 40
+
+static int sign_n(struct keyed *k, int n)
+{
+	CK_BYTE sig[64];
+	int i;
+
+	for (i = 0; i < n && sign(k, (CK_BYTE_PTR) "metrics", 7, sig) == CKR_OK; i++)
+		;
+	return i;
+}
+
+static void case_metrics(void)
+{
+	CK_SESSION_HANDLE sess;
+	struct keyed k;
+	CK_BYTE sig[64];
+	pid_t pid, child;
+	int status = -1;
+
+	if (!abi_check_rv("parent: C_Initialize", abi_initialize(&m), CKR_OK) || !setup_token_key(&sess) ||
+	    !abi_check_rv("parent: finds the token key", open_keyed(&k, 0), CKR_OK))
+		return;
+	abi_check("parent: signs before forking", sign_n(&k, METRICS_SIGNS) == METRICS_SIGNS, "a signature failed");
+
+	pid = fork();
+	if (pid == 0)
+		exit(sign(&k, (CK_BYTE_PTR) "a", 1, sig) == CKR_CRYPTOKI_NOT_INITIALIZED ? 0 : 1);
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	abi_check("child without C_Initialize: C_Sign -> CKR_CRYPTOKI_NOT_INITIALIZED",
+		  pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+
+	child = fork();
+	if (child == 0) {
+		long long dt;
+		char msg[1024];
+		struct keyed kc;
+		int good = 0;
+
+		alarm(CHILD_TIMEOUT_S);
+		if (child_initialize(&dt, msg, sizeof msg) == CKR_OK && open_keyed(&kc, 1) == CKR_OK)
+			good = sign_n(&kc, METRICS_SIGNS);
+		m.f3->C_Finalize(NULL);
+		fflush(stdout);
+		_exit(good == METRICS_SIGNS ? 0 : 1);
+	}
+	status = -1;
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	abi_check("re-initialised child: signs in its fresh copy",
+		  child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	abi_check("parent: signs after the children", sign_n(&k, METRICS_SIGNS) == METRICS_SIGNS, "a signature failed");
+	printf("MEASURE case=metrics parent_pid=%d child_pid=%d signs=%d\n", (int)getpid(), (int)child,
+	       3 * METRICS_SIGNS);
+	m.f3->C_CloseSession(k.s);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit|pgkill\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit|pgkill|metrics\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1379,6 +1447,8 @@ int main(int argc, char **argv)
 		case_storm();
 	else if (strcmp(argv[2], "pgkill") == 0)
 		case_pgkill();
+	else if (strcmp(argv[2], "metrics") == 0)
+		case_metrics();
 	else if (strcmp(argv[2], "stormexit") == 0) {
 		g_storm_leave = 1;
 		case_storm();
