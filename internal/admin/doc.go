@@ -13,9 +13,9 @@
 //     from which the CLI's --json error and the console's HTTP error are
 //     both made.
 //
-// Users need no helpers here: token.Module's Users, CreateUser, DeleteUser
-// and ChangePassword are the operations, and their refusals are the
-// token's. Every operation is the token's to allow or refuse (roles,
+// Users are token.Module's Users, CreateUser, DeleteUser and
+// ChangePassword, their refusals the token's; users.go adds only a
+// lookup by name and CreateUser with a role word, as the CLI takes it. Every operation is the token's to allow or refuse (roles,
 // ownership, quorum, the profile's rules); admin only shapes requests and
 // results. The types keep the JSON tags of `gohsm --json` output.
 package admin

@@ -241,3 +241,26 @@ func TestErrorCode(t *testing.T) {
 		assert.Equal(t, c.code, code, "%v", c.err)
 	}
 }
+
+// TestOfficerSeesPublicKeys: an officer lists what the token shows it
+// (public keys, no private or secret one) and reads their attributes.
+func TestOfficerSeesPublicKeys(t *testing.T) {
+	for _, profile := range []string{"", "[slot 0]\nprofile = cloudhsm\n"} {
+		k := newTok(t, profile)
+		m, h := k.login(alicePIN)
+		_, err := Generate(m, h, GenSpec{Type: "aes", Label: "a"})
+		require.NoError(t, err)
+		ec, err := Generate(m, h, GenSpec{Type: "ec", Label: "e"})
+		require.NoError(t, err)
+		om, oh := k.login(coPIN)
+		keys, err := ListKeys(om, oh, Filter{})
+		require.NoError(t, err, profile)
+		require.Len(t, keys, 1, profile)
+		assert.Equal(t, ec[0].Handle, keys[0].Handle)
+		_, at, err := Attributes(om, oh, ec[0].Handle)
+		require.NoError(t, err)
+		assert.Equal(t, "CKO_PUBLIC_KEY", at["CKA_CLASS"])
+		_, _, err = Attributes(om, oh, ec[1].Handle)
+		require.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, profile)
+	}
+}

@@ -196,8 +196,14 @@ func TestAPIKeysOwnership(t *testing.T) {
 	assert.Contains(t, []int{http.StatusForbidden, http.StatusNotFound}, r.Status, "%s", r.Body)
 	assert.Len(t, a.list(t, "label=alice-aes"), 1, "still there")
 
+	r = a.do("PUT", hpath(secret.Handle, "/shares/bob"), nil)
+	assert.Equal(t, http.StatusConflict, r.Status, "shared twice: %s", r.Body)
+	r = a.do("PUT", hpath(secret.Handle, "/shares/alice"), nil)
+	assert.Equal(t, http.StatusBadRequest, r.Status, "shared with its owner: %s", r.Body)
 	a.do("DELETE", hpath(secret.Handle, "/shares/bob"), nil).ok(t, http.StatusOK, &one)
 	assert.Empty(t, one.Key.SharedWith)
+	r = a.do("DELETE", hpath(secret.Handle, "/shares/bob"), nil)
+	assert.Equal(t, http.StatusConflict, r.Status, "unshared twice: %s", r.Body)
 	assert.Empty(t, b.list(t, "label=alice-aes"))
 
 	// Sharing with nobody, or with an officer.
@@ -320,7 +326,9 @@ func TestAPIKeysImport(t *testing.T) {
 	a.do("GET", hpath(aesK[0].Handle), nil).ok(t, http.StatusOK, &d)
 	assert.NotContains(t, d.Attrs, "CKA_VALUE", "an imported secret is sensitive")
 	assert.Equal(t, true, d.Attrs["CKA_SENSITIVE"])
-	assert.Empty(t, bobList(t, e.bob()), "bob sees none of alice's imports")
+	for _, k := range bobList(t, e.bob()) {
+		assert.Equal(t, "public-key", k.Class, "bob sees alice's imported %+v", k)
+	}
 
 	for _, body := range []map[string]any{
 		{"label": "bad", "pem": "not a pem"},
@@ -336,4 +344,45 @@ func TestAPIKeysImport(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, r.Status, "%v: %s", body["pem"], r.Body)
 	}
 	assert.Empty(t, a.list(t, "label=bad"))
+}
+
+// TestAPIKeysImportHostile: keys the token does not take and PEM that is
+// not what it says are 400, never 500, and leave nothing behind.
+func TestAPIKeysImportHostile(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	p521, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	require.NoError(t, err)
+	p521der, err := x509.MarshalPKCS8PrivateKey(p521)
+	require.NoError(t, err)
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	p256, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	p8, err := x509.MarshalPKCS8PrivateKey(p256)
+	require.NoError(t, err)
+	pemOf := func(typ string, der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
+	}
+	for name, body := range map[string]map[string]any{
+		"P-521":            {"label": "bad", "pem": pemOf("PRIVATE KEY", p521der)},
+		"RSA-1024":         {"label": "bad", "pem": pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(small))},
+		"encrypted":        {"label": "bad", "pem": pemOf("ENCRYPTED PRIVATE KEY", p8)},
+		"type mislabelled": {"label": "bad", "pem": pemOf("RSA PRIVATE KEY", p8)},
+		"truncated":        {"label": "bad", "pem": pemOf("PRIVATE KEY", p8[:len(p8)/2])},
+		"two keys":         {"label": "bad", "pem": pemOf("PRIVATE KEY", p8) + pemOf("PRIVATE KEY", p8)},
+		"huge":             {"label": "bad", "pem": pemOf("PRIVATE KEY", make([]byte, 700<<10))},
+		"bad id":           {"label": "bad", "id": "xyz", "aes_key_hex": strings.Repeat("ab", 16)},
+		"AES 8 bytes":      {"label": "bad", "aes_key_hex": strings.Repeat("ab", 8)},
+		"AES odd hex":      {"label": "bad", "aes_key_hex": strings.Repeat("a", 33)},
+		"pem number":       {"label": "bad", "pem": 5},
+	} {
+		r := a.raw("POST", "/api/v1/keys/import", body, nil)
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, r.Status, "%s: %s", name, truncate(r.Body))
+	}
+	assert.Empty(t, a.list(t, "label=bad"), "nothing made")
+	// (Bytes after a PKCS#8 key's DER are ignored, as crypto/x509 ignores
+	// them: the key itself is whole.) Upper-case hex is hex.
+	var out keysJSON
+	a.do("POST", "/api/v1/keys/import", map[string]any{"label": "upper", "aes_key_hex": strings.Repeat("AB", 16)}).ok(t, http.StatusCreated, &out)
 }

@@ -44,9 +44,11 @@ func TestAPIMetricsShape(t *testing.T) {
 
 // TestAPIMetricsCount: work done through the token while a console
 // watches shows up in its samples: alice's key generations are keygen
-// operations per second in some sample (rates over 1 s intervals).
+// operations per second in some sample (rates over 1 s intervals). A slot
+// with metrics = off is not sampled: enabled false, no samples.
 func TestAPIMetricsCount(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvOpts(t, envOpts{extra: "metrics = off\n"}) // in [slot 1]
+	off := e.alice(clusterID)
 	a := e.alice()
 	deadline := time.Now().Add(8 * time.Second)
 	type body struct {
@@ -71,4 +73,16 @@ func TestAPIMetricsCount(t *testing.T) {
 		}
 	}
 	assert.Positive(t, seen, "no keygen rate in 8 s of samples")
+
+	var m struct {
+		Enabled bool  `json:"enabled"`
+		Samples []any `json:"samples"`
+	}
+	off.do("GET", "/api/v1/metrics", nil).ok(t, http.StatusOK, &m)
+	assert.False(t, m.Enabled)
+	assert.Empty(t, m.Samples)
+	a.do("GET", "/api/v1/metrics?since=99999999999999", nil).ok(t, http.StatusOK, &m)
+	assert.True(t, m.Enabled)
+	assert.Empty(t, m.Samples, "since the far future: nothing")
 }
+

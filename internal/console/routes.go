@@ -1,9 +1,12 @@
 package console
 
 import (
+	"errors"
 	"io/fs"
 	"net/http"
 	"strings"
+
+	"gohsm/internal/ck"
 )
 
 // call is one API request: its session (nil on the routes that need
@@ -118,6 +121,14 @@ func (s *Server) api(auth bool, h handler) http.Handler {
 		}
 		status, body, err := h(c)
 		if err != nil {
+			if c.ws != nil && (errors.Is(err, ck.CKR_SESSION_HANDLE_INVALID) || errors.Is(err, ck.CKR_SESSION_CLOSED)) {
+				// The token ended the PKCS#11 session under the web
+				// session (its token was reset): so ends the web session.
+				s.sessions.remove(c.ws)
+				s.setCookie(w, r, nil)
+				err = &apiError{status: http.StatusUnauthorized, code: codeSessionExpired, err: err,
+					msg: "the token ended this session (" + message(err) + "): log in again"}
+			}
 			s.writeError(w, r, err)
 			return
 		}
