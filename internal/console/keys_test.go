@@ -143,8 +143,16 @@ func TestAPIKeysGenerateListGet(t *testing.T) {
 	}
 
 	// The officer sees keys too (what the token shows it).
+	// An officer sees public objects only, and reads none of alice's
+	// private or secret keys.
 	co := e.officer()
-	co.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+	for _, k := range co.list(t, "") {
+		assert.False(t, k.Private, "the officer sees %+v", k)
+	}
+	for _, k := range []keyJSON{aes[0], private(ec), private(rsaK)} {
+		r := co.do("GET", hpath(k.Handle), nil)
+		assert.Contains(t, []int{http.StatusNotFound, http.StatusForbidden}, r.Status, "%s", r.Body)
+	}
 }
 
 // TestAPIKeysOwnership: bob never sees, reads, deletes or shares alice's

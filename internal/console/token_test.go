@@ -165,7 +165,6 @@ func TestAPIAudit(t *testing.T) {
 	assert.True(t, v.OK, "%+v", v)
 	require.NotEmpty(t, v.Streams)
 
-
 	// Tamper: change one record's bytes under its MAC.
 	target := all.Records[len(all.Records)/2]
 	db, err := sql.Open("sqlite", filepath.Join(e.dir, "slot-0", store.DBName))
