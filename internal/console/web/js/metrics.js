@@ -5,8 +5,9 @@
 // every second and appends; the charts are uPlot's (vendor/uplot).
 //
 // For tests and people alike the page also keeps figures in the DOM:
-// data-test="ops-total" data-value = operations counted since the page
-// opened; "ops-rate" the last sample's operations per second; one
+// data-test="ops-total" data-value = operations in every sample the page
+// received (the console's last 10 minutes at the first poll, then each
+// new second); "ops-rate" the last sample's operations per second; one
 // "rate-CLASS" per class with its last rate; "samples" how many samples
 // the charts hold.
 import { get, query } from './api.js';
@@ -30,7 +31,7 @@ export async function render(view) {
   const note = h('p', { class: 'muted', test: 'metrics-note' });
   const err = h('div');
   const totals = h('div', { class: 'totals' },
-    stat('Operations since opened', 'ops-total'), stat('Operations/s', 'ops-rate'),
+    stat('Operations (received samples)', 'ops-total'), stat('Operations/s', 'ops-rate'),
     stat('Failed/s', 'failed-rate'), stat('Throttled/s', 'throttled-rate'),
     stat('p50 µs', 'latency-p50'), stat('p95 µs', 'latency-p95'), stat('p99 µs', 'latency-p99'), stat('Samples', 'samples'));
   const rates = h('div', { test: 'class-rates', class: 'rates' });
