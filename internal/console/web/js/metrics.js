@@ -31,7 +31,7 @@ export async function render(view) {
   const note = h('p', { class: 'muted', test: 'metrics-note' });
   const err = h('div');
   const totals = h('div', { class: 'totals' },
-    stat('Operations (received samples)', 'ops-total'), stat('Operations/s', 'ops-rate'),
+    stat('Operations seen', 'ops-total'), stat('Operations/s', 'ops-rate'),
     stat('Failed/s', 'failed-rate'), stat('Throttled/s', 'throttled-rate'),
     stat('p50 µs', 'latency-p50'), stat('p95 µs', 'latency-p95'), stat('p99 µs', 'latency-p99'), stat('Samples', 'samples'));
   const rates = h('div', { test: 'class-rates', class: 'rates' });
