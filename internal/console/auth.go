@@ -86,6 +86,13 @@ func (s *Server) login(c *call) (int, any, error) {
 	ws, err := s.open(slot, strings.ToLower(req.Username), req.Password)
 	if err != nil {
 		s.sessions.release()
+		if errors.Is(err, ck.CKR_PIN_INCORRECT) {
+			// The token's words tell an unknown user from a wrong
+			// password ("no such crypto officer"): fine for a local
+			// CLI, an oracle for names on the network.
+			return 0, nil, &apiError{status: http.StatusUnauthorized, code: ck.CKR_PIN_INCORRECT.String(),
+				err: ck.CKR_PIN_INCORRECT, msg: "login: wrong user name or password"}
+		}
 		return 0, nil, err
 	}
 	if old, err := c.r.Cookie(cookieName); err == nil {

@@ -128,3 +128,29 @@ func TestAPIClusterStoreDown(t *testing.T) {
 	a.gen(t, map[string]any{"type": "aes", "label": "up-again", "bits": 128})
 	e.bob(clusterID)
 }
+
+// TestAPIClusterFailover: taking each HSM down in turn, and both, never
+// ends a web session: its PKCS#11 session fails over as the SDK's does;
+// with every HSM down the token's refusal is a 503, not a 401 or 500.
+func TestAPIClusterFailover(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice(clusterID)
+	a.gen(t, map[string]any{"type": "aes", "label": "sess", "bits": 128, "session": true})
+	a.gen(t, map[string]any{"type": "aes", "label": "tok", "bits": 128})
+	for _, k := range []string{"0", "1"} {
+		a.do("PUT", "/api/v1/cluster/hsms/"+k, map[string]any{"state": "down"}).ok(t, http.StatusOK, nil)
+		a.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+		a.do("PUT", "/api/v1/cluster/hsms/"+k, map[string]any{"state": "up"}).ok(t, http.StatusOK, nil)
+	}
+	a.do("PUT", "/api/v1/cluster/hsms/0", map[string]any{"state": "down"}).ok(t, http.StatusOK, nil)
+	a.do("PUT", "/api/v1/cluster/hsms/1", map[string]any{"state": "down"}).ok(t, http.StatusOK, nil)
+	for _, p := range []string{"/api/v1/keys", "/api/v1/users", "/api/v1/token"} {
+		r := a.do("GET", p, nil)
+		assert.Contains(t, []int{http.StatusOK, http.StatusServiceUnavailable}, r.Status, "%s with every HSM down: %s", p, r.Body)
+	}
+	r := a.do("POST", "/api/v1/keys", map[string]any{"type": "aes", "label": "nohsm", "bits": 128})
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status, "%s", r.Body)
+	a.do("POST", "/api/v1/cluster/reset", nil).ok(t, http.StatusOK, nil)
+	assert.Len(t, a.list(t, "label=tok"), 1)
+	a.do("GET", "/api/v1/session", nil).ok(t, http.StatusOK, nil)
+}

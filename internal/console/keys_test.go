@@ -16,6 +16,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/admin"
+	"gohsm/internal/ck"
+	"gohsm/token"
 )
 
 // keyJSON is the CLI's keyInfo, as `gohsm key list --json` prints it.
@@ -143,8 +147,16 @@ func TestAPIKeysGenerateListGet(t *testing.T) {
 	}
 
 	// The officer sees keys too (what the token shows it).
+	// An officer sees public objects only, and reads none of alice's
+	// private or secret keys.
 	co := e.officer()
-	co.do("GET", "/api/v1/keys", nil).ok(t, http.StatusOK, nil)
+	for _, k := range co.list(t, "") {
+		assert.False(t, k.Private, "the officer sees %+v", k)
+	}
+	for _, k := range []keyJSON{aes[0], private(ec), private(rsaK)} {
+		r := co.do("GET", hpath(k.Handle), nil)
+		assert.Contains(t, []int{http.StatusNotFound, http.StatusForbidden}, r.Status, "%s", r.Body)
+	}
 }
 
 // TestAPIKeysOwnership: bob never sees, reads, deletes or shares alice's
@@ -385,4 +397,29 @@ func TestAPIKeysImportHostile(t *testing.T) {
 	// them: the key itself is whole.) Upper-case hex is hex.
 	var out keysJSON
 	a.do("POST", "/api/v1/keys/import", map[string]any{"label": "upper", "aes_key_hex": strings.Repeat("AB", 16)}).ok(t, http.StatusCreated, &out)
+}
+
+// TestAPIKeysSeeOtherProcesses: a key another opening of the token makes
+// (the library in an application, the CLI) is in the console's list at
+// once, and a key the console deletes is gone for that opening: the
+// console shows the token, not a copy of it.
+func TestAPIKeysSeeOtherProcesses(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	m, err := token.OpenTool(e.conf)
+	require.NoError(t, err)
+	defer m.Close()
+	h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+	require.NoError(t, err)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte("alice:"+alicePW)))
+	made, err := admin.Generate(m, h, admin.GenSpec{Type: "aes", Label: "from-app", Bits: 128})
+	require.NoError(t, err)
+	got := a.list(t, "label=from-app")
+	require.Len(t, got, 1, "the console sees the application's new key")
+	assert.EqualValues(t, made[0].Handle, got[0].Handle, "one handle for the token's object everywhere")
+
+	a.do("DELETE", hpath(got[0].Handle), nil).ok(t, http.StatusNoContent, nil)
+	ks, err := admin.ListKeys(m, h, admin.Filter{Label: "from-app"})
+	require.NoError(t, err)
+	assert.Empty(t, ks, "the application no longer finds the key the console deleted")
 }

@@ -107,6 +107,27 @@ func TestAPITLS(t *testing.T) {
 	}
 	assert.True(t, found)
 
+	// The Origin check holds under TLS: http:// of the same host is
+	// another origin, and so is another site.
+	for _, origin := range []string{"http://" + ln.Addr().String(), "https://evil.example"} {
+		req, err := http.NewRequest("POST", base+"/api/v1/session", strings.NewReader(`{"username": "alice", "password": "`+alicePW+`"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		res, err := hc.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, "Origin %s", origin)
+	}
+	req, err := http.NewRequest("POST", base+"/api/v1/session", strings.NewReader(`{"username": "alice", "password": "`+alicePW+`"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	res, err = hc.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusCreated, res.StatusCode, "its own https origin")
+
 	old := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
 	_, err = old.Get(base + "/api/v1/slots")
 	assert.Error(t, err, "TLS 1.1 refused")

@@ -85,4 +85,3 @@ func TestAPIMetricsCount(t *testing.T) {
 	assert.True(t, m.Enabled)
 	assert.Empty(t, m.Samples, "since the far future: nothing")
 }
-

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -184,4 +185,55 @@ func TestAPIValidatorBites(t *testing.T) {
 	assert.Error(t, check("GET", "/api/v1/users", 404, `{"error": {"message": "x"}}`))
 	assert.Error(t, check("GET", "/api/v1/slots", 418, `{}`))
 	assert.NoError(t, check("GET", "/api/v1/slots", 200, `[]`))
+}
+
+// TestAPIDocumentParameters: the document declares D2's query parameters
+// and request bodies (kin-openapi lets undeclared query parameters pass,
+// so this is checked by name).
+func TestAPIDocumentParameters(t *testing.T) {
+	for _, c := range []struct {
+		path, method string
+		query        []string
+	}{
+		{"/keys", "GET", []string{"label", "class", "key_type", "owner"}},
+		{"/audit", "GET", []string{"stream", "since", "opcode", "user", "limit"}},
+		{"/audit/verify", "GET", []string{"stream"}},
+		{"/metrics", "GET", []string{"since"}},
+	} {
+		op := findOp(t, c.path, c.method)
+		if op == nil {
+			continue
+		}
+		have := map[string]bool{}
+		for _, p := range op.Parameters {
+			if p.Value != nil && p.Value.In == "query" {
+				have[p.Value.Name] = true
+			}
+		}
+		for _, q := range c.query {
+			assert.True(t, have[q], "%s %s: query parameter %s", c.method, c.path, q)
+		}
+	}
+	for _, c := range [][2]string{{"/session", "POST"}, {"/users", "POST"}, {"/users/{username}/password", "PUT"},
+		{"/keys", "POST"}, {"/keys/import", "POST"}, {"/cluster/hsms/{k}", "PUT"}, {"/cluster/plan", "PUT"}} {
+		if op := findOp(t, c[0], c[1]); op != nil {
+			assert.NotNil(t, op.RequestBody, "%s %s: a request body", c[1], c[0])
+		}
+	}
+}
+
+// findOp is the document's operation for a D2 path (with or without the
+// /api/v1 prefix in the document's paths).
+func findOp(t *testing.T, path, method string) *openapi3.Operation {
+	t.Helper()
+	doc := openapiDoc(t)
+	for _, p := range []string{path, "/api/v1" + path} {
+		if item := doc.Paths.Find(p); item != nil {
+			if op := item.GetOperation(method); op != nil {
+				return op
+			}
+		}
+	}
+	t.Errorf("openapi.yaml: no %s %s", method, path)
+	return nil
 }

@@ -58,9 +58,13 @@ func TestAPITokenStatus(t *testing.T) {
 		Slot  int    `json:"slot"`
 		Label string `json:"label"`
 	}
-	e.alice(clusterID).do("GET", "/api/v1/token", nil).ok(t, http.StatusOK, &row)
+	a1 := e.alice(clusterID)
+	a1.do("GET", "/api/v1/token", nil).ok(t, http.StatusOK, &row)
 	assert.Equal(t, clusterID, row.Slot)
 	assert.Equal(t, "slot-1", row.Label)
+	a1.gen(t, map[string]any{"type": "aes", "label": "on-slot-1", "bits": 128})
+	assert.Len(t, a1.list(t, "label=on-slot-1"), 1)
+	assert.Empty(t, e.alice().list(t, "label=on-slot-1"), "a slot-0 session sees slot 0 only")
 }
 
 // TestAPITokenBackup: the officer downloads a backup that token.Restore
@@ -164,7 +168,6 @@ func TestAPIAudit(t *testing.T) {
 	co.do("GET", "/api/v1/audit/verify", nil).ok(t, http.StatusOK, &v)
 	assert.True(t, v.OK, "%+v", v)
 	require.NotEmpty(t, v.Streams)
-
 
 	// Tamper: change one record's bytes under its MAC.
 	target := all.Records[len(all.Records)/2]
