@@ -120,7 +120,7 @@ func newFixture(t *testing.T, cli, chromium string) (*fixture, error) {
 	// the signer of TestLiveChart is throttled (the metrics page's
 	// throttled and failed series have something to show).
 	conf := testenv.TokenConfig(filepath.Join(dir, "tokens"), tokenLabel) +
-		"profile = cloudhsm\nthrottle.ec-sign = 2000\nretry_mode = off\n"
+		"profile = cloudhsm\nhsms = 2\nthrottle.ec-sign = 2000\nretry_mode = off\n"
 	if err := os.WriteFile(f.conf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

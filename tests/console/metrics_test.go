@@ -135,6 +135,7 @@ func TestLiveChart(t *testing.T) {
 	rate2 := f.figure(t, ctx, "rate-ec-sign")
 	samples := f.figure(t, ctx, "samples")
 	throttled := f.figure(t, ctx, "throttled-rate")
+	p50, p95, p99 := f.figure(t, ctx, "latency-p50"), f.figure(t, ctx, "latency-p95"), f.figure(t, ctx, "latency-p99")
 	failed := f.figure(t, ctx, "failed-rate")
 	chart2 := get(t, f, ctx, "capture the ops chart again", chromedp.Screenshot(css(`[data-test="chart-ops"]`)))
 	f.shot(t, ctx, "metrics-2-signing-later")
@@ -154,6 +155,12 @@ func TestLiveChart(t *testing.T) {
 	// are failed calls too.
 	if !(throttled > 0) || !(failed >= throttled) {
 		t.Errorf("the page shows %v throttled/s and %v failed/s, want throttled > 0 and failed >= throttled", throttled, failed)
+	}
+	// The latency chart's last point: ECDSA P-256 signing takes tens of
+	// microseconds, not nothing and not seconds.
+	t.Logf("ec-sign latency p50 %.1f µs, p95 %.1f µs, p99 %.1f µs", p50, p95, p99)
+	if !(p50 > 0 && p50 <= p95 && p95 <= p99 && p99 < 1e6) {
+		t.Errorf("the page's ec-sign latency: p50 %v, p95 %v, p99 %v µs, want 0 < p50 <= p95 <= p99 < 1 s", p50, p95, p99)
 	}
 	if bytes.Equal(chart1, chart2) {
 		t.Errorf("the ops chart's canvas did not change in 3 s of signing")

@@ -17,6 +17,12 @@ func TestOfficerPages(t *testing.T) {
 	ctx := f.tab(t)
 	f.login(t, ctx, "officer", "officer-password")
 
+	// An officer makes no keys: the keys page offers no generate or
+	// import form (the token would refuse them anyway).
+	if n := eval[int](t, f, ctx, `document.querySelectorAll('[data-test="gen-form"], [data-test="import-form"]').length`); n != 0 {
+		t.Errorf("the officer's keys page offers %d key forms", n)
+	}
+
 	f.do(t, ctx, "open the users page",
 		chromedp.Navigate(f.base+"#/users"),
 		chromedp.WaitVisible(css(`[data-test="user-row"][data-user="alice"]`)))
@@ -76,5 +82,35 @@ func TestOfficerPages(t *testing.T) {
 	t.Logf("backup download: %s", dl)
 	if !strings.HasPrefix(dl, "200 attachment") || strings.HasSuffix(dl, " 0") {
 		t.Errorf("the backup link answers %q, want 200, an attachment, bytes", dl)
+	}
+}
+
+// TestUserPageAsCryptoUser: a crypto user's users page lists the users
+// but offers no create or delete, and a password form for itself only.
+func TestUserPageAsCryptoUser(t *testing.T) {
+	f := setup(t)
+	ctx := f.tab(t)
+	f.login(t, ctx, "bob", bobPass)
+	f.do(t, ctx, "open the users page",
+		chromedp.Navigate(f.base+"#/users"),
+		chromedp.WaitVisible(css(`[data-test="user-row"][data-user="alice"]`)))
+	f.shot(t, ctx, "pages-6-users-as-bob")
+	controls := eval[[]string](t, f, ctx, `[...document.querySelectorAll('[data-test="user-create-form"], [data-test="user-delete"], [data-test="user-password"]')].map(e => e.dataset.test + ':' + (e.dataset.user || ''))`)
+	if len(controls) != 1 || controls[0] != "user-password:bob" {
+		t.Errorf("bob's users page offers %v, want only his own password", controls)
+	}
+
+	// His own password: set in the page, then the CLI logs in with it;
+	// set back the same way (the other tests log in as bob).
+	for _, pw := range []string{"bob-password-2", bobPass} {
+		f.do(t, ctx, "bob sets his password",
+			chromedp.Click(css(`[data-test="user-password"][data-user="bob"]`)),
+			chromedp.WaitVisible(css(`[data-test="new-password"]`)),
+			chromedp.SendKeys(css(`[data-test="new-password"]`), pw),
+			chromedp.Click(css(`[data-test="password-submit"]`)),
+			chromedp.WaitNotPresent(css(`[data-test="password-form"]`)))
+		if _, err := f.run("key", "list", "--pin", "bob:"+pw); err != nil {
+			t.Fatalf("after bob set his password in the UI the CLI cannot log in with it: %v", err)
+		}
 	}
 }

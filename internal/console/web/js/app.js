@@ -61,6 +61,8 @@ function showChrome() {
 
 export function loggedIn(s) {
   session.current = s;
+  keys.reset();
+  audit.reset();
   location.hash = '#/keys';
 }
 

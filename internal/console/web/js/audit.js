@@ -5,6 +5,9 @@ import { h, table, field, errorBox, fmtTimeUS } from './dom.js';
 
 let filter = { stream: '', since: '', opcode: '', user: '', limit: '200' };
 
+// reset forgets the filter: a new login starts unfiltered.
+export function reset() { filter = { stream: '', since: '', opcode: '', user: '', limit: '200' }; }
+
 export async function render(view) {
   view.append(h('h1', null, 'Audit log'));
   const verifyBox = h('section', { class: 'card', test: 'audit-verify' }, h('p', { class: 'muted' }, 'Verifying…'));

@@ -8,6 +8,9 @@ import { flash, isOfficer } from './app.js';
 
 let filter = { label: '', class: '', key_type: '', owner: '' };
 
+// reset forgets the filter: a new login starts unfiltered.
+export function reset() { filter = { label: '', class: '', key_type: '', owner: '' }; }
+
 export async function render(view, arg) {
   if (arg) return detail(view, arg);
   view.append(h('h1', null, 'Keys'));

@@ -5,8 +5,9 @@
 // every second and appends; the charts are uPlot's (vendor/uplot).
 //
 // For tests and people alike the page also keeps figures in the DOM:
-// data-test="ops-total" data-value = operations counted since the page
-// opened; "ops-rate" the last sample's operations per second; one
+// data-test="ops-total" data-value = operations in every sample the page
+// received (the console's last 10 minutes at the first poll, then each
+// new second); "ops-rate" the last sample's operations per second; one
 // "rate-CLASS" per class with its last rate; "samples" how many samples
 // the charts hold.
 import { get, query } from './api.js';
@@ -30,8 +31,9 @@ export async function render(view) {
   const note = h('p', { class: 'muted', test: 'metrics-note' });
   const err = h('div');
   const totals = h('div', { class: 'totals' },
-    stat('Operations since opened', 'ops-total'), stat('Operations/s', 'ops-rate'),
-    stat('Failed/s', 'failed-rate'), stat('Throttled/s', 'throttled-rate'), stat('Samples', 'samples'));
+    stat('Operations seen', 'ops-total'), stat('Operations/s', 'ops-rate'),
+    stat('Failed/s', 'failed-rate'), stat('Throttled/s', 'throttled-rate'),
+    stat('p50 µs', 'latency-p50'), stat('p95 µs', 'latency-p95'), stat('p99 µs', 'latency-p99'), stat('Samples', 'samples'));
   const rates = h('div', { test: 'class-rates', class: 'rates' });
   let windowS = 60;
   const winSel = select({ test: 'metrics-window' }, [['60', 'last minute'], ['300', 'last 5 minutes'], ['600', 'last 10 minutes']], '60');
@@ -147,6 +149,16 @@ export async function render(view) {
     setStat('failed-rate', sum('failed'));
     setStat('throttled-rate', sum('throttled'));
     setStat('samples', samples.length);
+    // The latency figures are the last sample's, of the class the latency
+    // chart shows (the busiest, or the one chosen).
+    const lc = busiest();
+    const lm = cs[lc] || {};
+    for (const q of ['p50', 'p95', 'p99']) {
+      totals.querySelector(`[data-test="latency-${q}"]`).previousSibling.textContent = lc ? `${lc} ${q} µs` : `${q} µs`;
+    }
+    setStat('latency-p50', lm.ops ? lm.p50_us : 0);
+    setStat('latency-p95', lm.ops ? lm.p95_us : 0);
+    setStat('latency-p99', lm.ops ? lm.p99_us : 0);
     if (classes.length === 0) {
       rates.replaceChildren(h('span', { class: 'muted', test: 'no-calls' }, 'No calls yet: a class appears with its first call.'));
     } else rates.replaceChildren(...classes.map((c) => {
