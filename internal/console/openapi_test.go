@@ -185,6 +185,16 @@ func TestAPIValidatorBites(t *testing.T) {
 	assert.Error(t, check("GET", "/api/v1/users", 404, `{"error": {"message": "x"}}`))
 	assert.Error(t, check("GET", "/api/v1/slots", 418, `{}`))
 	assert.NoError(t, check("GET", "/api/v1/slots", 200, `[]`))
+
+	// Requests too: a login whose username is a number breaks the document.
+	req, err := http.NewRequest("POST", e.base+"/api/v1/session", strings.NewReader(`{"username": 1, "password": "b"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	route, params, err := r.FindRoute(req)
+	require.NoError(t, err)
+	assert.Error(t, openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}))
 }
 
 // TestAPIDocumentParameters: the document declares D2's query parameters
