@@ -32,6 +32,9 @@ command -v gdb >/dev/null || need+=(gdb)
 # tests: internal/testenv/pgtest runs its own throwaway server as an
 # unprivileged user; a system cluster the package may start goes unused.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# Chromium, headless: tests/console drives the console's web UI in it
+# (chromedp over the DevTools protocol; Debian's build, no download).
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi

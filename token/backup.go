@@ -38,8 +38,10 @@ import (
 // The audit log gets CN_BACKUP_BEGIN (inside the snapshot) and
 // CN_BACKUP_END (after it, not inside).
 func (s *Slot) Backup(pin []byte, path string) (store.BackupInfo, error) {
-	return s.writeTokenFile(pin, path, "backup", "", "gohsm: token backed up", s.st.Backup)
+	return s.writeTokenFile(pin, path, "backup", "", backupMsg, s.st.Backup)
 }
+
+const backupMsg = "gohsm: token backed up"
 
 // writeTokenFile is Backup and Export (move.go): an officer's session for
 // the duration, CN_BACKUP_BEGIN and CN_BACKUP_END around write (their
@@ -65,6 +67,34 @@ func (s *Slot) writeTokenFile(pin []byte, path, verb, prefix, msg string, write 
 	if err != nil {
 		return store.BackupInfo{}, err
 	}
+	return s.writeTokenFileAs(se, abs, verb, prefix, msg, write)
+}
+
+// BackupSession is Backup on session h of this module, logged in as a
+// crypto officer already (the console's web session): no second login,
+// the same snapshot, audit records and log line. A session that is not
+// an officer's is CKR_USER_NOT_LOGGED_IN.
+func (m *Module) BackupSession(h ck.ULong, path string) (store.BackupInfo, error) {
+	se, err := m.session(h)
+	if err != nil {
+		return store.BackupInfo{}, err
+	}
+	s := se.slot
+	s.mu.Lock()
+	officer := s.login != nil && s.login.role == store.RoleCO
+	s.mu.Unlock()
+	if !officer {
+		return store.BackupInfo{}, fmt.Errorf("token: backup needs a crypto officer: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return store.BackupInfo{}, fmt.Errorf("token: backup: %v: %w", err, ck.CKR_ARGUMENTS_BAD)
+	}
+	return s.writeTokenFileAs(se, abs, "backup", "", backupMsg, s.st.Backup)
+}
+
+// writeTokenFileAs is writeTokenFile once session se is an officer's.
+func (s *Slot) writeTokenFileAs(se *Session, abs, verb, prefix, msg string, write func(abs string) (store.BackupInfo, error)) (store.BackupInfo, error) {
 	name := s.LoggedInUser()
 	if err := s.st.Audit(s.backupEvent(se, audit.CN_BACKUP_BEGIN, name, nil, prefix+"to "+abs)); err != nil {
 		return store.BackupInfo{}, storeErr(err)

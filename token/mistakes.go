@@ -70,6 +70,10 @@ func errNoSuchUser(name string) error {
 	return mistake(CodeNoSuchUser, ck.CKR_ACTION_PROHIBITED, "no user %q", name)
 }
 
+// NoSuchUser is the token's no_such_user mistake, for a tool that looks a
+// user up in Users (internal/admin) and finds none.
+func NoSuchUser(name string) error { return errNoSuchUser(name) }
+
 // IsConfigError reports whether err is a configuration error (a file
 // that cannot be parsed, a value out of range), which C_Initialize answers
 // with CKR_GENERAL_ERROR and the CLI with its "config" code.

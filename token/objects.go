@@ -958,3 +958,30 @@ func (m *Module) FindObjectsFinal(h ck.ULong) error {
 	se.endOp(opFind)
 	return nil
 }
+
+// FindAll is C_FindObjectsInit, C_FindObjects until none are left and
+// C_FindObjectsFinal: every object session h sees that matches tmpl, in
+// handle order. The management tools (gohsm, cloudhsm-cli, the console)
+// list with it.
+func (m *Module) FindAll(h ck.ULong, tmpl attrs.Template) ([]ck.ULong, error) {
+	if err := m.FindObjectsInit(h, tmpl); err != nil {
+		return nil, err
+	}
+	var handles []ck.ULong
+	for {
+		hs, err := m.FindObjects(h, 256)
+		if err != nil {
+			m.FindObjectsFinal(h)
+			return nil, err
+		}
+		if len(hs) == 0 {
+			break
+		}
+		handles = append(handles, hs...)
+	}
+	if err := m.FindObjectsFinal(h); err != nil {
+		return nil, err
+	}
+	slices.Sort(handles)
+	return handles, nil
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gohsm/internal/admin"
 	"gohsm/token/audit"
 	"gohsm/token/store"
 )
@@ -29,18 +30,13 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // auditStreams is the selected slot's store, and the stream asked for or
-// every stream of the token.
+// every stream of the token (admin.AuditStreams).
 func (e *env) auditStreams(stream string) (store.Store, []string, error) {
 	s, err := e.slot()
 	if err != nil {
 		return nil, nil, err
 	}
-	st := s.Store()
-	if stream != "" {
-		return st, []string{stream}, nil
-	}
-	streams, err := st.AuditStreams()
-	return st, streams, err
+	return admin.AuditStreams(s, stream)
 }
 
 func auditShow(fs *flag.FlagSet) func(*env) error {
@@ -48,35 +44,19 @@ func auditShow(fs *flag.FlagSet) func(*env) error {
 	since := fs.Uint64("since", 0, "from sequence number `SEQ` on")
 	opcode := fs.String("opcode", "", "only events of this opcode (`NAME` like CN_LOGIN, or 0xd)")
 	user := fs.String("user", "", "only events naming this `user` (acted on, or acting)")
+	limit := fs.Int("limit", 0, "only each stream's last `N` matching records (0: all)")
 	return func(e *env) error {
-		var op audit.Opcode
-		if *opcode != "" {
-			var err error
-			if op, err = audit.ParseOpcode(*opcode); err != nil {
-				return usagef("--opcode: %v", err)
-			}
+		q := admin.AuditQuery{Stream: *stream, Since: *since, Opcode: *opcode, User: *user, Limit: *limit}
+		if err := q.Check(); err != nil {
+			return usageOf(err)
 		}
-		who := strings.ToLower(*user)
-		st, streams, err := e.auditStreams(*stream)
+		s, err := e.slot()
 		if err != nil {
 			return err
 		}
-		var out []audit.Record
-		for _, s := range streams {
-			recs, err := st.AuditRecords(s, *since, 0)
-			if err != nil {
-				return err
-			}
-			for _, r := range recs {
-				d, _ := audit.Decode(r)
-				if *opcode != "" && d.Event.Opcode != op {
-					continue
-				}
-				if who != "" && d.Event.User != who && d.Event.Actor != who {
-					continue
-				}
-				out = append(out, d)
-			}
+		out, streams, err := admin.QueryAudit(s, q)
+		if err != nil {
+			return err
 		}
 		if e.g.json {
 			// JSON lines, one record each (the format of rotation
@@ -121,30 +101,20 @@ func auditVerify(fs *flag.FlagSet) func(*env) error {
 			}
 			arch = append(arch, recs...)
 		}
-		st, streams, err := e.auditStreams(*stream)
+		s, err := e.slot()
 		if err != nil {
 			return err
 		}
-		var reps []audit.Report
-		for _, s := range streams {
-			c, err := audit.Load(st, s)
-			if err != nil {
-				return err
-			}
-			for _, r := range arch {
-				if r.Stream == s {
-					c.Archive = append(c.Archive, r)
-				}
-			}
-			c.Anchors = marks
-			rep, err := audit.Verify(c)
-			if err != nil {
-				return err
-			}
-			reps = append(reps, rep)
+		v, err := admin.VerifyAudit(s, admin.VerifyOptions{Stream: *stream, Archive: arch, Anchors: marks})
+		if err != nil {
+			return err
 		}
-		if reps == nil {
-			reps = []audit.Report{}
+		if err := v.Err(); err != nil {
+			return err
+		}
+		reps := []audit.Report{}
+		for _, r := range v.Streams {
+			reps = append(reps, r.Report)
 		}
 		return e.emit(map[string]any{"verified": true, "streams": reps}, func(w io.Writer) {
 			if len(reps) == 0 {

@@ -80,8 +80,15 @@ func TestAuditShow(t *testing.T) {
 	since := c.auditLines("--since", fmt.Sprint(len(all)-2))
 	assert.Len(t, since, 2)
 	assert.Empty(t, c.auditLines("--stream", "hsm-9"))
+	newest := c.auditLines("--opcode", "CN_LOGIN", "--user", "alice", "--limit", "1")
+	require.Len(t, newest, 1)
+	assert.Equal(t, logins[1].Seq, newest[0].Seq, "--limit keeps the newest")
 	r := c.run("audit", "show", "--opcode", "CN_NOPE")
 	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `gohsm: audit show: --opcode: audit: unknown opcode "CN_NOPE"`)
+	r = c.run("audit", "show", "--limit", "-1")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "--limit: not a count")
 }
 
 // TestAuditVerifyCLI: verify passes on an untouched log and, after a

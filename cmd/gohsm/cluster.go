@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/clusterplan"
 	"gohsm/token/cluster"
 )
 
@@ -128,8 +128,8 @@ func clusterHSM(to cluster.State) func(fs *flag.FlagSet) func(*env) error {
 				return err
 			}
 			if k >= c.HSMs() {
-				return &cliError{code: codeNoSuchHSM, err: ck.CKR_ARGUMENTS_BAD,
-					msg: fmt.Sprintf("the cluster has %d HSMs (0 to %d): there is no HSM %d", c.HSMs(), c.HSMs()-1, k)}
+				return &cliError{Code: codeNoSuchHSM, Err: ck.CKR_ARGUMENTS_BAD,
+					Msg: fmt.Sprintf("the cluster has %d HSMs (0 to %d): there is no HSM %d", c.HSMs(), c.HSMs()-1, k)}
 			}
 			if err := c.SetState(k, to); err != nil {
 				return err
@@ -159,16 +159,12 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
-		p, err := cluster.ParsePlan(b)
-		if err != nil {
-			return cliErrorf(codeBadPlan, "%s%s: %v", name, position(b, err), err)
+		p, err := clusterplan.Load(c, name, b)
+		var pe *clusterplan.Error
+		if errors.As(err, &pe) {
+			return cliErrorf(codeBadPlan, "%s", pe.Msg)
 		}
-		if err := c.LoadPlan(p); err != nil {
-			// What LoadPlan checks beyond ParsePlan (an HSM the cluster
-			// does not have) is the plan's mistake too; a lock error is not.
-			if strings.HasPrefix(err.Error(), "cluster: plan:") {
-				return cliErrorf(codeBadPlan, "%s: %v", name, err)
-			}
+		if err != nil {
 			return err
 		}
 		return e.emit(map[string]any{"loaded": name, "steps": len(p.Steps), "seed": p.Seed}, func(w io.Writer) {
@@ -177,32 +173,8 @@ func clusterPlanLoad(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
-// position is ":LINE:COLUMN" of a JSON syntax or type error in b, the
-// last byte the decoder read (it gives a byte offset, people want a
-// line), else "".
-func position(b []byte, err error) string {
-	var off int64
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	default:
-		return ""
-	}
-	off = min(max(off-1, 0), int64(len(b)))
-	line, col := 1, 1
-	for _, c := range b[:off] {
-		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Sprintf(":%d:%d", line, col)
-}
+// position is where in b a JSON error is (clusterplan.Position).
+var position = clusterplan.Position
 
 func clusterPlanClear(fs *flag.FlagSet) func(*env) error {
 	return func(e *env) error {

@@ -42,7 +42,7 @@ func stringConsts(t *testing.T, file, prefix string) map[string]string {
 }
 
 // TestErrorCodesDocumented: every stable error code (token's Mistake
-// codes, the quorum refusals' codes, the CLI's own) has a row in docs/cli.md's table, and every row
+// codes, the quorum refusals' codes, the CLI's and admin's own) has a row in docs/cli.md's table, and every row
 // names a code that exists, so the table is what scripts may rely on.
 func TestErrorCodesDocumented(t *testing.T) {
 	codes := stringConsts(t, filepath.Join("..", "..", "token", "mistakes.go"), "Code")
@@ -51,6 +51,9 @@ func TestErrorCodesDocumented(t *testing.T) {
 	}
 	for k, v := range stringConsts(t, "main.go", "code") {
 		codes[k] = v
+	}
+	for k, v := range stringConsts(t, filepath.Join("..", "..", "internal", "admin", "errors.go"), "Code") {
+		codes["admin."+k] = v // the codes the CLI and the console share
 	}
 	require.GreaterOrEqual(t, len(codes), 15)
 	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "cli.md"))

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
 	"gohsm/token"
 	"gohsm/token/cluster"
@@ -36,14 +36,16 @@ var commands = []command{
 	{path: []string{"user", "change-password"}, args: "--username U [--password P|-|--password-file F] [--approval FILE]", need: needAny,
 		help: "set a password: a crypto officer any user's (this also unlocks it), a crypto user its own", setup: userChangePassword},
 
-	{path: []string{"key", "list"}, args: "[--label L]", need: needCU,
+	{path: []string{"key", "list"}, args: "[--label L] [--class C] [--key-type T] [--owner U]", need: needCU,
 		help: "list the keys a crypto user sees: its own, those shared with it, public ones", setup: keyList},
 	{path: []string{"key", "generate", "aes"}, args: "--bits 128|192|256 --label L [--id HEX] [--session]", need: needCU,
-		help: "generate an AES key", setup: keyGenerateAES},
+		help: "generate an AES key", setup: keyGenerate("aes")},
 	{path: []string{"key", "generate", "ec"}, args: "--curve P-256|P-384 --label L [--id HEX] [--session]", need: needCU,
-		help: "generate an EC key pair", setup: keyGenerateEC},
+		help: "generate an EC key pair", setup: keyGenerate("ec")},
 	{path: []string{"key", "generate", "rsa"}, args: "--bits 2048|3072|4096 --label L [--id HEX] [--session]", need: needCU,
-		help: "generate an RSA key pair (public exponent 65537)", setup: keyGenerateRSA},
+		help: "generate an RSA key pair (public exponent 65537)", setup: keyGenerate("rsa")},
+	{path: []string{"key", "import"}, args: "--label L [--id HEX] (--pem FILE | --aes-key-hex HEX)", need: needCU,
+		help: "import a key: a PEM private key (with its public key) or public key, EC P-256/P-384 or RSA 2048-4096, or a raw AES key", setup: keyImport},
 	{path: []string{"key", "delete"}, args: "--handle H | --label L [--class C]", need: needCU,
 		help: "delete a key the crypto user owns", setup: keyDelete},
 	{path: []string{"key", "share"}, args: "--handle H | --label L [--class C] --username U", need: needCU,
@@ -54,7 +56,7 @@ var commands = []command{
 		help: "mark a key trusted (it may then wrap keys that require a trusted wrapping key)", setup: keySetTrusted},
 
 	// audit.go
-	{path: []string{"audit", "show"}, args: "[--stream S] [--since SEQ] [--opcode NAME] [--user U] [--json]", need: needNone,
+	{path: []string{"audit", "show"}, args: "[--stream S] [--since SEQ] [--opcode NAME] [--user U] [--limit N] [--json]", need: needNone,
 		help: "print the audit log as CloudHSM does (or JSON lines)", setup: auditShow},
 	{path: []string{"audit", "verify"}, args: "[--stream S] [--archive FILE]... [--anchor SEQ:MAC]...", need: needNone,
 		help: "check the audit log's chain; names the first bad record", setup: auditVerify},
@@ -80,6 +82,10 @@ var commands = []command{
 		help: "print the loaded fault plan", setup: clusterPlanShow},
 	{path: []string{"cluster", "reset"}, need: needNone,
 		help: "bring every HSM up, zero the counters and budgets, remove the fault plan", setup: clusterReset},
+
+	// console.go: the local web UI and JSON API (docs/console.md).
+	{path: []string{"console"}, args: "[--listen ADDR] [--tls-cert F --tls-key F] [--session-idle D] [--session-max D]", need: needNone,
+		help: "serve the web console and its JSON API (127.0.0.1:8611) until interrupted", setup: consoleCmd},
 }
 
 func table(w io.Writer, header string, rows [][]string) {
@@ -143,38 +149,6 @@ func tokenInit(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
-// tokenFlags names the CK_TOKEN_INFO flags worth showing.
-var tokenFlags = []struct {
-	f    ck.ULong
-	name string
-}{
-	{ck.CKF_TOKEN_INITIALIZED, "initialized"},
-	{ck.CKF_LOGIN_REQUIRED, "login-required"},
-	{ck.CKF_USER_PIN_INITIALIZED, "user-pin-initialized"},
-	{ck.CKF_USER_PIN_COUNT_LOW, "user-pin-count-low"},
-	{ck.CKF_USER_PIN_FINAL_TRY, "user-pin-final-try"},
-	{ck.CKF_USER_PIN_LOCKED, "user-pin-locked"},
-	{ck.CKF_SO_PIN_COUNT_LOW, "so-pin-count-low"},
-	{ck.CKF_SO_PIN_FINAL_TRY, "so-pin-final-try"},
-	{ck.CKF_SO_PIN_LOCKED, "so-pin-locked"},
-}
-
-type tokenRow struct {
-	Slot        ck.ULong `json:"slot"`
-	Label       string   `json:"label"`
-	Serial      string   `json:"serial"`
-	Model       string   `json:"model"`
-	Initialized bool     `json:"initialized"`
-	// Damaged: the token cannot be read, or lost its record while users
-	// or objects remain (CKR_TOKEN_NOT_RECOGNIZED); the other slots are
-	// still listed.
-	Damaged     bool     `json:"damaged"`
-	Users       int      `json:"users"`
-	LockedUsers []string `json:"locked_users"`
-	Flags       []string `json:"flags"`
-	Dir         string   `json:"dir"`
-}
-
 func tokenList(fs *flag.FlagSet) func(*env) error {
 	return func(e *env) error {
 		m, err := e.module()
@@ -189,44 +163,11 @@ func tokenList(fs *flag.FlagSet) func(*env) error {
 			}
 			ids = []ck.ULong{s.ID()}
 		}
-		rows := []tokenRow{}
+		rows := []admin.TokenStatus{}
 		for _, id := range ids {
-			s, err := m.Slot(id)
+			r, err := admin.Status(m, id)
 			if err != nil {
 				return err
-			}
-			ti, err := s.TokenInfo()
-			if errors.Is(err, ck.CKR_TOKEN_NOT_RECOGNIZED) {
-				rows = append(rows, tokenRow{Slot: id, Damaged: true, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir})
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			r := tokenRow{Slot: id, Label: ti.Label, Serial: ti.SerialNumber, Model: ti.Model,
-				Initialized: ti.Initialized, LockedUsers: []string{}, Flags: []string{}, Dir: s.Config().Dir}
-			for _, f := range tokenFlags {
-				if ti.Flags&f.f != 0 {
-					r.Flags = append(r.Flags, f.name)
-				}
-			}
-			if r.Initialized {
-				// R/W: the cloudhsm profile has no read-only sessions.
-				h, err := m.OpenSession(id, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
-				if err != nil {
-					return err
-				}
-				users, err := m.Users(h)
-				m.CloseSession(h)
-				if err != nil {
-					return err
-				}
-				r.Users = len(users)
-				for _, u := range users {
-					if u.Locked {
-						r.LockedUsers = append(r.LockedUsers, u.Name)
-					}
-				}
 			}
 			rows = append(rows, r)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/testenv"
 )
 
@@ -29,7 +30,7 @@ func TestTokenByLabel(t *testing.T) {
 	c.ok("--token", "payments", "user", "create", "--username", "alice", "--role", "cu", "--password", "alice-pw", "--pin", coPIN)
 	c.ok("user", "list", "--token", "payments")
 
-	var tl struct{ Slots []tokenRow }
+	var tl struct{ Slots []admin.TokenStatus }
 	c.data(&tl, "--token", "payments", "token", "list")
 	require.Len(t, tl.Slots, 1)
 	assert.Equal(t, 4, int(tl.Slots[0].Slot))

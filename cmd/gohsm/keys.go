@@ -1,125 +1,18 @@
 package main
 
 import (
-	"crypto/elliptic"
-	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"slices"
+	"os"
 	"strings"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
-	"gohsm/mechanisms"
-	"gohsm/token"
-	"gohsm/token/attrs"
 )
 
-// keyInfo is a key as key list, generate and share show it.
-type keyInfo struct {
-	Handle     ck.ULong `json:"handle"`
-	Class      string   `json:"class"`
-	KeyType    string   `json:"key_type"`
-	Label      string   `json:"label"`
-	ID         string   `json:"id"` // hex
-	Owner      string   `json:"owner"`
-	SharedWith []string `json:"shared_with"`
-	Token      bool     `json:"token"`
-	Private    bool     `json:"private"`
-}
-
-var classNames = map[ck.ObjectClass]string{
-	ck.CKO_SECRET_KEY:  "secret-key",
-	ck.CKO_PRIVATE_KEY: "private-key",
-	ck.CKO_PUBLIC_KEY:  "public-key",
-}
-
-// classFlag maps --class values to classes.
-var classFlag = map[string]ck.ObjectClass{
-	"secret": ck.CKO_SECRET_KEY, "secret-key": ck.CKO_SECRET_KEY,
-	"private": ck.CKO_PRIVATE_KEY, "private-key": ck.CKO_PRIVATE_KEY,
-	"public": ck.CKO_PUBLIC_KEY, "public-key": ck.CKO_PUBLIC_KEY,
-}
-
-func keyTypeName(k ck.KeyType) string {
-	switch k {
-	case ck.CKK_AES:
-		return "aes"
-	case ck.CKK_EC:
-		return "ec"
-	case ck.CKK_RSA:
-		return "rsa"
-	}
-	return strings.ToLower(strings.TrimPrefix(k.String(), "CKK_"))
-}
-
-var keyInfoAttrs = []ck.AttributeType{ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_LABEL, ck.CKA_ID,
-	ck.CKA_TOKEN, ck.CKA_PRIVATE, ck.CKA_GOHSM_OWNER, ck.CKA_GOHSM_SHARED_USERS}
-
-// keyInfo reads a visible object's attributes; ok is false for objects that
-// are not keys.
-func (e *env) keyInfo(h, obj ck.ULong) (k keyInfo, ok bool, err error) {
-	res, err := e.m.GetAttributeValue(h, obj, keyInfoAttrs)
-	if err != nil {
-		return k, false, err
-	}
-	t := attrs.Template{}
-	for i, r := range res {
-		if r.Err == nil {
-			t[keyInfoAttrs[i]] = r.Value
-		}
-	}
-	class, _ := t.ULong(ck.CKA_CLASS)
-	name, isKey := classNames[ck.ObjectClass(class)]
-	if !isKey {
-		return k, false, nil
-	}
-	kt, _ := t.ULong(ck.CKA_KEY_TYPE)
-	k = keyInfo{Handle: obj, Class: name, KeyType: keyTypeName(ck.KeyType(kt)), Label: string(t[ck.CKA_LABEL]),
-		ID: hex.EncodeToString(t[ck.CKA_ID]), Owner: string(t[ck.CKA_GOHSM_OWNER]), SharedWith: []string{}}
-	k.Token, _ = t.Bool(ck.CKA_TOKEN)
-	k.Private, _ = t.Bool(ck.CKA_PRIVATE)
-	if sh := string(t[ck.CKA_GOHSM_SHARED_USERS]); sh != "" {
-		k.SharedWith = strings.Split(sh, ",")
-	}
-	return k, true, nil
-}
-
-// findKeys lists the visible keys matching a template, in handle order.
-func (e *env) findKeys(h ck.ULong, tmpl attrs.Template) ([]keyInfo, error) {
-	if err := e.m.FindObjectsInit(h, tmpl); err != nil {
-		return nil, err
-	}
-	var handles []ck.ULong
-	for {
-		hs, err := e.m.FindObjects(h, 256)
-		if err != nil {
-			e.m.FindObjectsFinal(h)
-			return nil, err
-		}
-		if len(hs) == 0 {
-			break
-		}
-		handles = append(handles, hs...)
-	}
-	if err := e.m.FindObjectsFinal(h); err != nil {
-		return nil, err
-	}
-	slices.Sort(handles)
-	keys := []keyInfo{}
-	for _, obj := range handles {
-		k, ok, err := e.keyInfo(h, obj)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			keys = append(keys, k)
-		}
-	}
-	return keys, nil
-}
-
-func printKeys(w io.Writer, keys []keyInfo) {
+func printKeys(w io.Writer, keys []admin.Key) {
 	var t [][]string
 	for _, k := range keys {
 		kind := k.Class
@@ -134,16 +27,19 @@ func printKeys(w io.Writer, keys []keyInfo) {
 
 func keyList(fs *flag.FlagSet) func(*env) error {
 	label := fs.String("label", "", "only keys with this `label`")
+	class := fs.String("class", "", "only keys of this `class`: secret, private or public")
+	keyType := fs.String("key-type", "", "only keys of this `type`: aes, ec, rsa, generic_secret, ...")
+	owner := fs.String("owner", "", "only keys this crypto `user` owns")
 	return func(e *env) error {
+		f := admin.Filter{Label: *label, Class: *class, KeyType: *keyType, Owner: *owner}
+		if err := f.Check(); err != nil {
+			return usageOf(err)
+		}
 		h, err := e.session()
 		if err != nil {
 			return err
 		}
-		tmpl := attrs.Template{}
-		if *label != "" {
-			tmpl[ck.CKA_LABEL] = []byte(*label)
-		}
-		keys, err := e.findKeys(h, tmpl)
+		keys, err := admin.ListKeys(e.m, h, f)
 		if err != nil {
 			return err
 		}
@@ -170,133 +66,116 @@ func addGenFlags(fs *flag.FlagSet) genFlags {
 	}
 }
 
-// template is the common part of a generated key's template.
-func (g genFlags) template() (attrs.Template, error) {
-	if *g.label == "" {
-		return nil, usagef("--label is required")
-	}
-	t := attrs.Template{
-		ck.CKA_TOKEN: attrs.Bool(!*g.session),
-		ck.CKA_LABEL: []byte(*g.label),
-	}
-	if *g.id != "" {
-		id, err := hex.DecodeString(*g.id)
-		if err != nil {
-			return nil, usagef("--id %q: not hex", *g.id)
+// keyGenerate is key generate aes, ec and rsa (admin.Generate): the
+// type's own flag (--bits or --curve) and the common ones.
+func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
+	return func(fs *flag.FlagSet) func(*env) error {
+		var bits *int
+		var curve *string
+		switch typ {
+		case "aes":
+			bits = fs.Int("bits", 256, "key size: 128, 192 or 256")
+		case "rsa":
+			bits = fs.Int("bits", 2048, "modulus size: 2048, 3072 or 4096")
+		case "ec":
+			curve = fs.String("curve", "P-256", "curve: P-256 or P-384")
 		}
-		t[ck.CKA_ID] = id
+		g := addGenFlags(fs)
+		return func(e *env) error {
+			spec := admin.GenSpec{Type: typ, Label: *g.label, ID: *g.id, Session: *g.session}
+			if bits != nil {
+				spec.Bits = *bits
+			}
+			if curve != nil {
+				spec.Curve = *curve
+			}
+			if err := spec.Check(); err != nil {
+				return usageOf(err)
+			}
+			h, err := e.session()
+			if err != nil {
+				return err
+			}
+			keys, err := admin.Generate(e.m, h, spec)
+			if err != nil {
+				return err
+			}
+			var data map[string]any
+			if len(keys) == 1 {
+				data = map[string]any{"key": keys[0]}
+			} else {
+				data = map[string]any{"public_key": keys[0], "private_key": keys[1]}
+			}
+			return e.emit(data, func(w io.Writer) { printKeys(w, keys) })
+		}
 	}
-	return t, nil
 }
 
-func keyGenerateAES(fs *flag.FlagSet) func(*env) error {
-	bits := fs.Int("bits", 256, "key size: 128, 192 or 256")
-	g := addGenFlags(fs)
+// keyImport is key import (admin.Import): the key in a PEM file, or a raw
+// AES key in hex, created as C_CreateObject would.
+func keyImport(fs *flag.FlagSet) func(*env) error {
+	label := fs.String("label", "", "key `label` (CKA_LABEL)")
+	id := fs.String("id", "", "key ID in `hex` (CKA_ID; a pair's halves share it)")
+	pemFile := fs.String("pem", "", "a PEM `file`: PKCS#8, SEC 1 or PKCS#1 private key, or SPKI public key")
+	aesHex := fs.String("aes-key-hex", "", "a raw AES key of 16, 24 or 32 bytes in `hex`")
 	return func(e *env) error {
-		if *bits != 128 && *bits != 192 && *bits != 256 {
-			return usagef("--bits %d: want 128, 192 or 256", *bits)
+		if (*pemFile == "") == (*aesHex == "") {
+			return usagef("give exactly one of --pem and --aes-key-hex")
 		}
-		tmpl, err := g.template()
-		if err != nil {
-			return err
+		spec := admin.ImportSpec{Label: *label, ID: *id}
+		if *aesHex != "" {
+			key, err := admin.DecodeHex("aes_key_hex", *aesHex)
+			if err != nil {
+				return usageOf(err)
+			}
+			spec.AESKey = key
+		} else {
+			text, err := readSmall(*pemFile, 64<<10)
+			if err != nil {
+				return usagef("--pem: %v", err)
+			}
+			spec.PEM = text
 		}
-		tmpl[ck.CKA_VALUE_LEN] = attrs.ULong(ck.ULong(*bits / 8))
-		setUsage(tmpl, ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP)
+		if err := spec.Check(); err != nil {
+			return usageOf(err)
+		}
 		h, err := e.session()
 		if err != nil {
 			return err
 		}
-		obj, err := e.m.GenerateKey(h, token.Mechanism{Type: ck.CKM_AES_KEY_GEN}, tmpl)
+		keys, err := admin.Import(e.m, h, spec)
 		if err != nil {
 			return err
 		}
-		k, _, err := e.keyInfo(h, obj)
-		if err != nil {
-			return err
-		}
-		return e.emit(map[string]any{"key": k}, func(w io.Writer) { printKeys(w, []keyInfo{k}) })
+		return e.emit(map[string]any{"keys": keys}, func(w io.Writer) { printKeys(w, keys) })
 	}
 }
 
-var curves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384()}
-
-func keyGenerateEC(fs *flag.FlagSet) func(*env) error {
-	curve := fs.String("curve", "P-256", "curve: P-256 or P-384")
-	g := addGenFlags(fs)
-	return func(e *env) error {
-		c, ok := curves[strings.ToUpper(*curve)]
-		if !ok {
-			return usagef("--curve %q: want P-256 or P-384", *curve)
-		}
-		params, err := mechanisms.ECParams(c)
-		if err != nil {
-			return err
-		}
-		pub, err := g.template()
-		if err != nil {
-			return err
-		}
-		pub[ck.CKA_EC_PARAMS] = params
-		setUsage(pub, ck.CKA_VERIFY)
-		return e.generatePair(ck.CKM_EC_KEY_PAIR_GEN, pub, g, ck.CKA_SIGN)
+// readSmall reads a file of at most max bytes (a key, not a disk image).
+func readSmall(name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, max)
+	}
+	return b, nil
 }
 
-func keyGenerateRSA(fs *flag.FlagSet) func(*env) error {
-	bits := fs.Int("bits", 2048, "modulus size: 2048, 3072 or 4096")
-	g := addGenFlags(fs)
-	return func(e *env) error {
-		if *bits != 2048 && *bits != 3072 && *bits != 4096 {
-			return usagef("--bits %d: want 2048, 3072 or 4096", *bits)
-		}
-		pub, err := g.template()
-		if err != nil {
-			return err
-		}
-		pub[ck.CKA_MODULUS_BITS] = attrs.ULong(ck.ULong(*bits))
-		pub[ck.CKA_PUBLIC_EXPONENT] = []byte{1, 0, 1}
-		setUsage(pub, ck.CKA_ENCRYPT, ck.CKA_VERIFY, ck.CKA_WRAP)
-		return e.generatePair(ck.CKM_RSA_PKCS_KEY_PAIR_GEN, pub, g, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_UNWRAP)
+// usageOf words an admin.InputError as the usage error of its flag;
+// other errors pass.
+func usageOf(err error) error {
+	var ie *admin.InputError
+	if errors.As(err, &ie) {
+		return usagef("%s", ie.FlagText())
 	}
-}
-
-// setUsage sets usage flags CK_TRUE: the CLI's keys can do what their
-// type does in every profile (the cloudhsm profile defaults every usage
-// flag to CK_FALSE, as CloudHSM does; standard's defaults are these).
-func setUsage(t attrs.Template, usage ...ck.AttributeType) {
-	for _, a := range usage {
-		t[a] = attrs.Bool(true)
-	}
-}
-
-// generatePair generates a key pair; both halves get the common template
-// (label, ID, token), pub adds the algorithm's parameters and the private
-// half the usage flags privUsage.
-func (e *env) generatePair(mech ck.MechanismType, pub attrs.Template, g genFlags, privUsage ...ck.AttributeType) error {
-	priv, err := g.template()
-	if err != nil {
-		return err
-	}
-	setUsage(priv, privUsage...)
-	h, err := e.session()
-	if err != nil {
-		return err
-	}
-	pubH, privH, err := e.m.GenerateKeyPair(h, token.Mechanism{Type: mech}, pub, priv)
-	if err != nil {
-		return err
-	}
-	pk, _, err := e.keyInfo(h, pubH)
-	if err != nil {
-		return err
-	}
-	sk, _, err := e.keyInfo(h, privH)
-	if err != nil {
-		return err
-	}
-	return e.emit(map[string]any{"public_key": pk, "private_key": sk}, func(w io.Writer) {
-		printKeys(w, []keyInfo{pk, sk})
-	})
+	return err
 }
 
 // --- delete, share ---
@@ -325,7 +204,7 @@ func (ks keySelector) check() error {
 		if *ks.label == "" {
 			return usagef("--class goes with --label")
 		}
-		if _, ok := classFlag[strings.ToLower(*ks.class)]; !ok {
+		if _, ok := admin.ParseClass(*ks.class); !ok {
 			return usagef("--class %q: want secret, private or public", *ks.class)
 		}
 	}
@@ -338,30 +217,7 @@ func (ks keySelector) resolve(e *env, h ck.ULong, privateOnly bool) (ck.ULong, e
 	if *ks.handle != 0 {
 		return ck.ULong(*ks.handle), nil
 	}
-	tmpl := attrs.Template{ck.CKA_LABEL: []byte(*ks.label)}
-	if *ks.class != "" {
-		tmpl[ck.CKA_CLASS] = attrs.ULong(ck.ULong(classFlag[strings.ToLower(*ks.class)]))
-	}
-	keys, err := e.findKeys(h, tmpl)
-	if err != nil {
-		return 0, err
-	}
-	var hs []string
-	var found ck.ULong
-	for _, k := range keys {
-		if privateOnly && !k.Private {
-			continue
-		}
-		hs = append(hs, fmt.Sprint(k.Handle))
-		found = k.Handle
-	}
-	switch len(hs) {
-	case 0:
-		return 0, fmt.Errorf("no key labelled %q: %w", *ks.label, ck.CKR_OBJECT_HANDLE_INVALID)
-	case 1:
-		return found, nil
-	}
-	return 0, cliErrorf(codeAmbiguousKey, "label %q names %d keys (handles %s): use --handle or --class", *ks.label, len(hs), strings.Join(hs, ", "))
+	return admin.FindKey(e.m, h, *ks.label, *ks.class, privateOnly)
 }
 
 func keyDelete(fs *flag.FlagSet) func(*env) error {
@@ -378,7 +234,7 @@ func keyDelete(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return err
 		}
-		if err := e.m.DestroyObject(h, obj); err != nil {
+		if err := admin.Delete(e.m, h, obj); err != nil {
 			return err
 		}
 		return e.emit(map[string]any{"handle": obj}, func(w io.Writer) {
@@ -406,10 +262,7 @@ func keyShare(share bool) func(fs *flag.FlagSet) func(*env) error {
 			if err != nil {
 				return err
 			}
-			if err := e.m.Share(h, obj, *user, share); err != nil {
-				return err
-			}
-			k, _, err := e.keyInfo(h, obj)
+			k, err := admin.Share(e.m, h, obj, *user, share)
 			if err != nil {
 				return err
 			}
@@ -438,7 +291,7 @@ func keySetTrusted(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return err
 		}
-		if err := e.m.SetTrusted(h, ck.ULong(*handle), *trusted); err != nil {
+		if err := admin.SetTrusted(e.m, h, ck.ULong(*handle), *trusted); err != nil {
 			return err
 		}
 		return e.emit(map[string]any{"handle": *handle, "trusted": *trusted}, func(w io.Writer) {

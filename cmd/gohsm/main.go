@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gohsm/internal/admin"
 	"gohsm/internal/ck"
 	"gohsm/internal/cloudhsmcli"
 	"gohsm/internal/cmdpath"
@@ -89,18 +90,11 @@ func usagef(format string, args ...any) error {
 
 // cliError is an error of the CLI's own with a stable code for scripts
 // (docs/cli.md, "Errors for scripts"), wrapping the Cryptoki error behind
-// it when there is one.
-type cliError struct {
-	code, msg string
-	err       error
-}
-
-func (e *cliError) Error() string { return e.msg }
-
-func (e *cliError) Unwrap() error { return e.err }
+// it when there is one: admin's, which the console shares.
+type cliError = admin.Error
 
 func cliErrorf(code, format string, args ...any) error {
-	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
+	return admin.Errorf(code, format, args...)
 }
 
 // The CLI's own error codes; a Cryptoki error's code is its CKR name, a
@@ -112,25 +106,23 @@ const (
 	codeAmbiguousToken   = "ambiguous_token"       // --token names several tokens
 	codeTokenInitialized = "token_initialized"     // token init on an initialised token without --yes
 	codeNotInitialized   = "token_not_initialized" // a command that needs a token before token init
-	codeAmbiguousKey     = "ambiguous_key"         // a label names several keys
 	codeNoCluster        = "no_cluster"            // a cluster command on a slot without an emulated cluster
 	codeNoSuchHSM        = "no_such_hsm"           // cluster hsm: K names no HSM of the cluster
 	codeBadPlan          = "bad_plan"              // cluster plan load: the file is not a valid fault plan
 	codeStoreUnreachable = "store_unreachable"     // store status: the slot's database does not answer
 	codeStoreVersion     = "store_version"         // store status: the database's schema is not this gohsm's (or not a token store)
 	codeInternal         = "internal"              // a bug: please report it
-	codeError            = "error"                 // anything else
 )
 
 // need is the login a command requires; it also words the explanation of
 // CKR_USER_NOT_LOGGED_IN.
-type need int
+type need = admin.Need
 
 const (
-	needNone need = iota
-	needCO        // crypto officer
-	needCU        // crypto user
-	needAny       // crypto officer, or a crypto user acting on itself
+	needNone = admin.NeedNone
+	needCO   = admin.NeedCO  // crypto officer
+	needCU   = admin.NeedCU  // crypto user
+	needAny  = admin.NeedAny // crypto officer, or a crypto user acting on itself
 )
 
 // command is one row of the command table. setup defines the command's own
@@ -378,7 +370,7 @@ func (e *env) module() (*token.Module, error) {
 // configErr gives a configuration error its code; other errors pass.
 func configErr(err error) error {
 	if token.IsConfigError(err) {
-		return &cliError{code: codeConfig, msg: err.Error()}
+		return &cliError{Code: codeConfig, Msg: err.Error()}
 	}
 	return err
 }
@@ -515,20 +507,9 @@ func (e *env) session() (ck.ULong, error) {
 	if e.cmd.need == needNone {
 		return h, nil
 	}
-	ut, err := e.userType(h, pin)
-	if err != nil {
-		return 0, err
-	}
-	if !strings.Contains(string(pin), ":") {
-		// A bare password is the role's default user's; said by name,
-		// since the cloudhsm profile takes only "name:password" PINs.
-		def := token.DefaultCO
-		if ut == ck.CKU_USER {
-			def = token.DefaultCU
-		}
-		pin = append([]byte(def+":"), pin...)
-	}
-	if err := e.m.Login(h, ut, pin); err != nil {
+	// The role's user type (admin.UserType); a bare password is the
+	// role's default user's.
+	if _, err := admin.Login(e.m, h, pin, e.cmd.need); err != nil {
 		return 0, err
 	}
 	return h, nil
@@ -544,43 +525,8 @@ func notInitialized(s *token.Slot, err error) error {
 	if ti, terr := s.TokenInfo(); terr != nil || ti.Initialized {
 		return err // damaged, or initialised since
 	}
-	return &cliError{code: codeNotInitialized, err: ck.CKR_TOKEN_NOT_RECOGNIZED,
-		msg: fmt.Sprintf("slot %d has no token yet: make one with 'gohsm token init --label LABEL'", s.ID())}
-}
-
-// userType picks CKU_SO or CKU_USER for a PIN: the command's role, or for
-// commands either role may run, the role of the user the PIN names. A PIN
-// naming a user of the wrong role fails before any password is tried.
-func (e *env) userType(h ck.ULong, pin []byte) (ck.UserType, error) {
-	want := e.cmd.need
-	name, _, named := strings.Cut(string(pin), ":")
-	if !named {
-		name = token.DefaultCO
-		if want == needCU {
-			name = token.DefaultCU
-		}
-	}
-	name = strings.ToLower(name)
-	users, err := e.m.Users(h)
-	if err != nil {
-		return 0, err
-	}
-	role := ""
-	for _, u := range users {
-		if u.Name == name {
-			role = u.Role
-		}
-	}
-	const co, cu = "crypto-officer", "crypto-user"
-	switch {
-	case want == needCO && role == cu:
-		return 0, fmt.Errorf("%q is a crypto user: %w", name, ck.CKR_USER_NOT_LOGGED_IN)
-	case want == needCU && role == co:
-		return 0, fmt.Errorf("%q is a crypto officer: %w", name, ck.CKR_USER_NOT_LOGGED_IN)
-	case want == needCU, want == needAny && role == cu:
-		return ck.CKU_USER, nil
-	}
-	return ck.CKU_SO, nil
+	return &cliError{Code: codeNotInitialized, Err: ck.CKR_TOKEN_NOT_RECOGNIZED,
+		Msg: fmt.Sprintf("slot %d has no token yet: make one with 'gohsm token init --label LABEL'", s.ID())}
 }
 
 // emit writes a command's result: JSON data, or text for people.
@@ -641,27 +587,15 @@ type jsonError struct {
 	Kind  string `json:"code"`          // stable: a mistake's code, else the CKR name, else the CLI's own
 }
 
-// errorCode returns the CKR name in err (if any) and its stable code: a
-// token.Mistake's code (a user that exists, a key already shared: the CKR
-// alone would not say which), else the CKR name, else the CLI's own.
+// errorCode returns the CKR name in err (if any) and its stable code:
+// "usage" for a mistake in the command line, else admin.ErrorCode's.
 func errorCode(err error) (ckr, code string) {
-	var rv ck.RV
-	if errors.As(err, &rv) {
-		ckr = rv.String()
-	}
 	var ue *usageError
-	var ce *cliError
-	switch {
-	case errors.As(err, &ue):
+	if errors.As(err, &ue) {
+		ckr, _ = admin.ErrorCode(err)
 		return ckr, codeUsage
-	case token.MistakeCode(err) != "":
-		return ckr, token.MistakeCode(err)
-	case errors.As(err, &ce):
-		return ckr, ce.code
-	case ckr != "":
-		return ckr, ckr
 	}
-	return "", codeError
+	return admin.ErrorCode(err)
 }
 
 // explanations word the Cryptoki errors people meet at the CLI.
@@ -712,7 +646,7 @@ func describe(err error, n need) string {
 	}
 	var ce *cliError
 	if errors.As(err, &ce) {
-		return s + ": " + ce.msg // the same: the CLI's own words
+		return s + ": " + ce.Msg // the same: the CLI's own words
 	}
 	if text != "" {
 		s += ": " + text

@@ -393,6 +393,30 @@ func TestTokenInitListDelete(t *testing.T) {
 	c.fails([]string{"CKR_PIN_INCORRECT"}, "user", "create", "--slot", "7", "--username", "x", "--role", "cu", "--password", "x-pw-123", "--pin", coPIN)
 }
 
+// TestKeyListFilters: key list's --class, --key-type and --owner
+// (admin.Filter, which the console's GET /keys takes too).
+func TestKeyListFilters(t *testing.T) {
+	c := newCLI(t)
+	c.setup()
+	c.ok("key", "generate", "aes", "--label", "k-aes", "--pin", alicePIN)
+	c.ok("key", "generate", "ec", "--label", "k-ec", "--pin", alicePIN)
+	c.ok("key", "generate", "rsa", "--label", "k-rsa", "--pin", bobPIN)
+	count := func(pin string, filter ...string) int {
+		var d struct {
+			Total int `json:"total_key_count"`
+		}
+		c.data(&d, append([]string{"key", "list", "--pin", pin}, filter...)...)
+		return d.Total
+	}
+	assert.Equal(t, 4, count(alicePIN), "her three and bob's public key")
+	assert.Equal(t, 2, count(alicePIN, "--class", "public"))
+	assert.Equal(t, 1, count(alicePIN, "--class", "private-key"))
+	assert.Equal(t, 1, count(alicePIN, "--key-type", "AES"))
+	assert.Equal(t, 1, count(alicePIN, "--owner", "bob"))
+	assert.Equal(t, 0, count(alicePIN, "--owner", "bob", "--class", "private"), "bob's private key is not hers to see")
+	assert.Equal(t, 1, count(alicePIN, "--key-type", "ec", "--class", "public", "--label", "k-ec"))
+}
+
 func TestUsageErrors(t *testing.T) {
 	c := newCLI(t)
 	c.setup()
@@ -403,7 +427,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, "gohsm: missing command", "usage: gohsm "},
 		{[]string{"frob"}, `gohsm: unknown command "frob"`, "usage: gohsm "},
-		{[]string{"key"}, "gohsm: key: missing subcommand (one of: list, generate, delete, share, unshare, set-trusted)", "usage: gohsm "},
+		{[]string{"key"}, "gohsm: key: missing subcommand (one of: list, generate, import, delete, share, unshare, set-trusted)", "usage: gohsm "},
 		{[]string{"key", "generate", "des"}, `unknown subcommand "des" (one of: aes, ec, rsa)`, "usage: gohsm "},
 		{[]string{"--bogus", "user", "list"}, "gohsm: flag provided but not defined: -bogus", "usage: gohsm "},
 		{[]string{"user", "list", "--bogus"}, "gohsm: user list: flag provided but not defined: -bogus", "usage: gohsm user list"},
@@ -430,6 +454,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"key", "delete", "--label", "x", "--class", "weird", "--pin", alicePIN}, `--class "weird"`, "usage:"},
 		{[]string{"key", "share", "--handle", "3", "--pin", alicePIN}, "--username is required", "usage: gohsm key share"},
 		{[]string{"--slot", "x", "user", "list"}, "invalid value", "usage:"},
+		{[]string{"key", "list", "--class", "cert", "--pin", alicePIN}, `--class "cert": want secret, private or public`, "usage: gohsm key list"},
+		{[]string{"key", "list", "--key-type", "dsa", "--pin", alicePIN}, `--key-type "dsa": want one of aes, ec, rsa`, "usage: gohsm key list"},
 	} {
 		r := c.run(tc.args...)
 		name := strings.Join(tc.args, " ")

@@ -204,24 +204,10 @@ func (c *Context) FindKeys(f Filter) ([]ck.ULong, error) {
 			find = find.Clone()
 			delete(find, ck.CKA_EXTRACTABLE)
 		}
-		if err := m.FindObjectsInit(h, find); err != nil {
+		var err error
+		if handles, err = m.FindAll(h, find); err != nil {
 			return nil, err
 		}
-		for {
-			hs, err := m.FindObjects(h, 256)
-			if err != nil {
-				m.FindObjectsFinal(h)
-				return nil, err
-			}
-			if len(hs) == 0 {
-				break
-			}
-			handles = append(handles, hs...)
-		}
-		if err := m.FindObjectsFinal(h); err != nil {
-			return nil, err
-		}
-		slices.Sort(handles)
 	}
 	keys := []ck.ULong{}
 	for _, obj := range handles {
