@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"gohsm/internal/ck"
 	"gohsm/token/cluster"
@@ -44,9 +45,16 @@ func (m *Module) openMetrics(s *Slot) {
 		return
 	}
 	if g := m.storeOpts.Group; g != nil {
-		// As cluster.state: the group's workers map it too.
-		if err := os.Chown(filepath.Join(s.cfg.Dir, metricsFile), -1, *g); err != nil && !errors.Is(err, os.ErrNotExist) {
-			log("gohsm: metrics file: cannot give it to token_group", "err", err)
+		// As cluster.state: the group's workers map it too. Only when
+		// it is not the group's yet: a worker that does not own the file
+		// cannot chown it, and need not.
+		path := filepath.Join(s.cfg.Dir, metricsFile)
+		if fi, err := os.Stat(path); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) != *g {
+				if err := os.Chown(path, -1, *g); err != nil {
+					log("gohsm: metrics file: cannot give it to token_group", "err", err)
+				}
+			}
 		}
 	}
 	s.mt = p

@@ -2,8 +2,10 @@ package token
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,4 +232,23 @@ func TestMetricsSignAllocs(t *testing.T) {
 	}
 	t.Logf("allocations per SignInit+Sign: %v", allocs)
 	assert.Equal(t, allocs["off"], allocs["on"])
+}
+
+// With token_group the metrics file is the token files' mode and group
+// (another group than the process's when running as root).
+func TestMetricsFileTokenGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 65534 // nogroup: root can give files to it
+	}
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\ntoken_group = %d\nmetrics = on\n", dir, gid), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+	st, err := os.Stat(filepath.Join(dir, "slot-0", metricsFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
 }
