@@ -168,7 +168,10 @@ type wrapCache struct {
 }
 
 // WrapKey answers C_WrapKey.
-func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, out Out) (int, error) {
+func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, out Out) (_ int, err error) {
+	if s, t0 := m.begin(h); s != nil && !out.Query {
+		defer s.record(s.mechClass(opEncrypt, mech.Type), t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err
@@ -291,7 +294,10 @@ func wrapEvent(key, wrapping ck.ULong, code int) audit.Event {
 }
 
 // UnwrapKey answers C_UnwrapKey.
-func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wrapped []byte, tmpl attrs.Template) (ck.ULong, error) {
+func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wrapped []byte, tmpl attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(s.mechClass(opDecrypt, mech.Type), t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err
@@ -394,7 +400,10 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 const maxPKCS8 = 10 << 10
 
 // DeriveKey answers C_DeriveKey.
-func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attrs.Template) (ck.ULong, error) {
+func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attrs.Template) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(s.mechClass(opDecrypt, mech.Type), t0, &err)
+	}
 	se, err := m.session(h)
 	if err != nil {
 		return 0, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"gohsm/internal/ck"
 	"gohsm/token/cluster"
@@ -18,8 +19,9 @@ import (
 //
 // Counted: single-part calls and Finals of encrypt, decrypt, sign and
 // verify (digests reach no HSM: class none, not counted), key and key-pair
-// generation, random, login, and object management (create, copy,
-// destroy, set attributes, find). A length query and a call answered
+// generation, random, login, object management (create, copy, destroy,
+// set attributes, find), and wrap, unwrap and derive (by the mechanism's
+// key family, as the cluster admits them). A length query and a call answered
 // CKR_BUFFER_TOO_SMALL compute nothing the caller gets: not counted (the
 // retry is). Updates are not counted.
 
@@ -44,9 +46,16 @@ func (m *Module) openMetrics(s *Slot) {
 		return
 	}
 	if g := m.storeOpts.Group; g != nil {
-		// As cluster.state: the group's workers map it too.
-		if err := os.Chown(filepath.Join(s.cfg.Dir, metricsFile), -1, *g); err != nil && !errors.Is(err, os.ErrNotExist) {
-			log("gohsm: metrics file: cannot give it to token_group", "err", err)
+		// As cluster.state: the group's workers map it too. Only when
+		// it is not the group's yet: a worker that does not own the file
+		// cannot chown it, and need not.
+		path := filepath.Join(s.cfg.Dir, metricsFile)
+		if fi, err := os.Stat(path); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) != *g {
+				if err := os.Chown(path, -1, *g); err != nil {
+					log("gohsm: metrics file: cannot give it to token_group", "err", err)
+				}
+			}
 		}
 	}
 	s.mt = p
@@ -70,6 +79,22 @@ func (m *Module) begin(h ck.ULong) (*Slot, int64) {
 		return nil, 0
 	}
 	return se.slot, t0
+}
+
+// mechClass is the class of a one-call use (wrap as encrypt, unwrap and
+// derive as decrypt: the kinds admitKey's callers give useClass) of a key
+// of mechanism t's first key type, which is the used key's family
+// (keyObjectLocked refuses another); manage for a mechanism the slot does
+// not know (the call fails, and counts as failed).
+func (s *Slot) mechClass(kind opKind, t ck.MechanismType) cluster.Class {
+	mm, _, ok := s.prof.Mechanisms.Lookup(t)
+	if !ok || len(mm.KeyTypes) == 0 {
+		return cluster.ClassManage
+	}
+	if c := useClass(kind, mm.KeyTypes[0]); c != cluster.ClassNone {
+		return c
+	}
+	return cluster.ClassManage
 }
 
 // record counts a call of class cls started at t0 that returned *errp.

@@ -1,9 +1,13 @@
 package token
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
+	"gohsm/mechanisms"
 	"gohsm/token/attrs"
 	"gohsm/token/cluster"
 	"gohsm/token/metrics"
@@ -202,6 +208,9 @@ func TestMetricsConfigError(t *testing.T) {
 // The hook adds no allocation to C_SignInit + C_Sign: on costs what off
 // costs.
 func TestMetricsSignAllocs(t *testing.T) {
+	if testenv.Race {
+		t.Skip("the race detector's instrumentation allocates, and not the same each run")
+	}
 	allocs := map[string]float64{}
 	for _, mode := range []string{"off", "on"} {
 		m, h := clusterToken(t, t.TempDir(), "metrics = "+mode)
@@ -226,4 +235,57 @@ func TestMetricsSignAllocs(t *testing.T) {
 	}
 	t.Logf("allocations per SignInit+Sign: %v", allocs)
 	assert.Equal(t, allocs["off"], allocs["on"])
+}
+
+// With token_group the metrics file is the token files' mode and group
+// (another group than the process's when running as root).
+func TestMetricsFileTokenGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 65534 // nogroup: root can give files to it
+	}
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\ntoken_group = %d\nmetrics = on\n", dir, gid), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+	st, err := os.Stat(filepath.Join(dir, "slot-0", metricsFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), st.Mode().Perm())
+	assert.Equal(t, uint32(gid), st.Sys().(*syscall.Stat_t).Gid)
+}
+
+// Wrap, unwrap and derive count in their key family's class (AES key
+// wrap: symmetric; ECDH: ec-sign); a wrap's length query does not.
+func TestMetricsWrapUnwrapDerive(t *testing.T) {
+	m, h := clusterToken(t, t.TempDir(), "metrics = on")
+	kek, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("kek", false))
+	require.NoError(t, err)
+	target, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, extractableAES("target"))
+	require.NoError(t, err)
+	_, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_EC_PARAMS: p256}, attrs.Template{ck.CKA_DERIVE: attrs.Bool(true)})
+	require.NoError(t, err)
+	peer, err := ecdh.P256().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	r := metricsReader(t, m)
+	s0 := r.Sample()
+
+	kw := Mechanism{Type: ck.CKM_AES_KEY_WRAP}
+	n, err := m.WrapKey(h, kw, kek, target, Out{Query: true})
+	require.NoError(t, err)
+	wrapped := make([]byte, n)
+	_, err = m.WrapKey(h, kw, kek, target, Out{Buf: wrapped})
+	require.NoError(t, err)
+	_, err = m.UnwrapKey(h, kw, kek, wrapped, attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)),
+		ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES))})
+	require.NoError(t, err)
+	_, err = m.UnwrapKey(h, kw, kek, wrapped[1:], attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)),
+		ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES))})
+	require.Error(t, err)
+	_, err = m.DeriveKey(h, Mechanism{Type: ck.CKM_ECDH1_DERIVE, Param: &mechanisms.ECDH1Params{KDF: ck.CKD_NULL, PublicData: peer.PublicKey().Bytes()}}, priv,
+		attrs.Template{ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_GENERIC_SECRET)), ck.CKA_VALUE_LEN: attrs.ULong(32)})
+	require.NoError(t, err)
+	assert.Equal(t, map[string][3]uint64{"symmetric": {3, 1, 0}, "ec-sign": {1, 0, 0}}, delta(s0, r.Sample()))
 }
