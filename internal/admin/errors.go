@@ -14,6 +14,7 @@ import (
 const (
 	CodeAmbiguousKey = "ambiguous_key" // a label names several keys
 	CodeBadRequest   = "bad_request"   // a request's field is invalid (the CLI reports it as a usage error)
+	CodeNotFound     = "not_found"     // a named thing does not exist (an audit stream)
 	CodeError        = "error"         // anything else
 )
 
