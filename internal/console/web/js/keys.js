@@ -34,8 +34,8 @@ export async function render(view, arg) {
     listBox.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
       const r = await get('/keys' + query(filter));
-      // {"keys": [...]} (D2); the CLI's key list --json says matched_keys.
-      listBox.replaceChildren(keyTable(r.keys || r.matched_keys || []));
+      // The API's shape is {"keys": [...]} (D2, openapi.yaml).
+      listBox.replaceChildren(keyTable(r.keys));
     } catch (e) {
       listBox.replaceChildren(errorBox('keys-error', e));
     }
