@@ -85,6 +85,7 @@ func (s *Server) register() {
 		{"DELETE", "/keys/{handle}", true, s.deleteKey},
 		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},
 		{"DELETE", "/keys/{handle}/shares/{username}", true, s.shareKey(false)},
+		{"PUT", "/keys/{handle}/trusted", true, s.setTrusted},
 
 		{"GET", "/audit", true, s.getAudit},
 		{"GET", "/audit/verify", true, s.verifyAudit},
