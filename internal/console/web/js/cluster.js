@@ -90,7 +90,9 @@ export async function render(view) {
   const planText = h('textarea', { test: 'plan-text', rows: 8, class: 'mono', spellcheck: 'false' });
   planText.value = EXAMPLE;
   if (planLoaded) {
-    try { planText.value = JSON.stringify(await get('/cluster/plan'), null, 2); } catch (e) { /* cleared meanwhile */ }
+    // GET /cluster/plan answers {"plan": {...}}: the editor holds the
+    // plan file itself, which PUT /cluster/plan takes back.
+    try { planText.value = JSON.stringify((await get('/cluster/plan')).plan, null, 2); } catch (e) { /* cleared meanwhile */ }
   }
   const planErr = h('div');
   const planForm = h('form', { class: 'card', test: 'plan-form' },
