@@ -12,12 +12,6 @@ import (
 // `gohsm cluster ...` and the console so that each refusal has one code
 // and one wording.
 
-// Stable codes of the cluster commands (docs/cli.md, "Errors for scripts").
-const (
-	CodeNoCluster = "no_cluster"  // a cluster command on a slot without an emulated cluster
-	CodeNoSuchHSM = "no_such_hsm" // an HSM index the cluster does not have
-)
-
 // Cluster is slot s's emulated cluster, or a no_cluster error saying how
 // to configure one.
 func Cluster(s *token.Slot) (*cluster.Cluster, error) {
