@@ -122,6 +122,8 @@ func TestAPIFieldNamesExact(t *testing.T) {
 		{a, "POST", "/api/v1/keys", map[string]any{"type": "aes", "Label": "cased", "bits": 128}},
 		{a, "POST", "/api/v1/keys/import", map[string]any{"label": "cased", "AES_KEY_HEX": "00112233445566778899aabbccddeeff"}},
 		{ca, "PUT", "/api/v1/cluster/hsms/0", map[string]any{"State": "down"}},
+		{ca, "PUT", "/api/v1/cluster/plan", map[string]any{"Steps": []any{map[string]any{"at": "0s", "hsm": 0, "state": "down"}}}},
+		{ca, "PUT", "/api/v1/cluster/plan", map[string]any{"steps": []any{map[string]any{"at": "0s", "HSM": 0, "state": "down"}}}},
 	} {
 		r := c.c.raw(c.method, c.path, c.body, nil)
 		er := r.want(t, 400, "bad_request")
