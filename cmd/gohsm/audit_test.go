@@ -138,6 +138,19 @@ func TestAuditVerifyCLI(t *testing.T) {
 	assert.Equal(t, 2, r.code)
 }
 
+// TestAuditVerifyUnknownStream: --stream naming a stream the token never
+// wrote (a typo) fails, naming the streams that exist, rather than
+// verifying nothing.
+func TestAuditVerifyUnknownStream(t *testing.T) {
+	c := newCLI(t)
+	c.setup()
+	c.fails([]string{`no audit stream "hsm-9"`, "the token's streams: hsm-0"}, "audit", "verify", "--stream", "hsm-9")
+	r := c.run("--json", "audit", "verify", "--stream", "hsm-9")
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"code": "not_found"`)
+	assert.Contains(t, c.ok("audit", "verify", "--stream", "hsm-0"), "stream hsm-0: 8 records verified")
+}
+
 // TestAuditRotateCLI: rotate archives the older records and deletes them
 // from the token; verify passes on the token alone (saying what it did
 // not check) and with the archives on the whole chain; the archive file

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"gohsm/internal/ck"
+	"gohsm/internal/admin"
 	"gohsm/internal/clusterplan"
 	"gohsm/token/cluster"
 )
@@ -28,11 +28,7 @@ func (e *env) cluster() (*cluster.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := s.Cluster()
-	if c == nil {
-		return nil, cliErrorf(codeNoCluster, "slot %d has no emulated cluster: set hsms = N (or cluster = on) in its section", s.ID())
-	}
-	return c, nil
+	return admin.Cluster(s)
 }
 
 func clusterStatus(fs *flag.FlagSet) func(*env) error {
@@ -127,11 +123,7 @@ func clusterHSM(to cluster.State) func(fs *flag.FlagSet) func(*env) error {
 			if err != nil {
 				return err
 			}
-			if k >= c.HSMs() {
-				return &cliError{Code: codeNoSuchHSM, Err: ck.CKR_ARGUMENTS_BAD,
-					Msg: fmt.Sprintf("the cluster has %d HSMs (0 to %d): there is no HSM %d", c.HSMs(), c.HSMs()-1, k)}
-			}
-			if err := c.SetState(k, to); err != nil {
+			if err := admin.SetHSMState(c, k, to); err != nil {
 				return err
 			}
 			h := cluster.HSMStatus{Index: k, ID: cluster.StreamName(k), State: to.String()}

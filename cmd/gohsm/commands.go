@@ -268,26 +268,10 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 		if err != nil {
 			return usagef("--role %q: want crypto-user or crypto-officer", *roleS)
 		}
-		if err := password.check(e); err != nil {
-			return err
-		}
-		signed, err := approval.read()
+		err = e.approvedUserOp(&password, approval, func(h ck.ULong, pw []byte) error {
+			return e.m.CreateUser(h, *name, role, pw)
+		})
 		if err != nil {
-			return err
-		}
-		h, err := e.session()
-		if err != nil {
-			return err
-		}
-		pw, err := password.get(e)
-		if err != nil {
-			return err
-		}
-		defer clear(pw)
-		if err := approval.approve(e, h, signed); err != nil {
-			return err
-		}
-		if err := e.m.CreateUser(h, *name, role, pw); err != nil {
 			return err
 		}
 		n, r := strings.ToLower(*name), token.RoleString(role)
@@ -297,6 +281,38 @@ func userCreate(fs *flag.FlagSet) func(*env) error {
 	}
 }
 
+// approvedUserOp is the sequence the user commands share: the new
+// password's source checked (password nil: none), the quorum approval
+// file read, the session opened, the password read, the approval applied
+// to the session, then op. A mistake in the flags is found before the
+// token is touched; the password is cleared after op.
+func (e *env) approvedUserOp(password *newPassword, approval approvalFlag, op func(h ck.ULong, pw []byte) error) error {
+	if password != nil {
+		if err := password.check(e); err != nil {
+			return err
+		}
+	}
+	signed, err := approval.read()
+	if err != nil {
+		return err
+	}
+	h, err := e.session()
+	if err != nil {
+		return err
+	}
+	var pw []byte
+	if password != nil {
+		if pw, err = password.get(e); err != nil {
+			return err
+		}
+		defer clear(pw)
+	}
+	if err := approval.approve(e, h, signed); err != nil {
+		return err
+	}
+	return op(h, pw)
+}
+
 func userDelete(fs *flag.FlagSet) func(*env) error {
 	name := fs.String("username", "", "user `name`")
 	approval := addApprovalFlag(fs)
@@ -304,18 +320,10 @@ func userDelete(fs *flag.FlagSet) func(*env) error {
 		if *name == "" {
 			return usagef("--username is required")
 		}
-		signed, err := approval.read()
+		err := e.approvedUserOp(nil, approval, func(h ck.ULong, _ []byte) error {
+			return e.m.DeleteUser(h, *name)
+		})
 		if err != nil {
-			return err
-		}
-		h, err := e.session()
-		if err != nil {
-			return err
-		}
-		if err := approval.approve(e, h, signed); err != nil {
-			return err
-		}
-		if err := e.m.DeleteUser(h, *name); err != nil {
 			return err
 		}
 		n := strings.ToLower(*name)
@@ -333,26 +341,10 @@ func userChangePassword(fs *flag.FlagSet) func(*env) error {
 		if *name == "" {
 			return usagef("--username is required")
 		}
-		if err := password.check(e); err != nil {
-			return err
-		}
-		signed, err := approval.read()
+		err := e.approvedUserOp(&password, approval, func(h ck.ULong, pw []byte) error {
+			return e.m.ChangePassword(h, *name, pw)
+		})
 		if err != nil {
-			return err
-		}
-		h, err := e.session()
-		if err != nil {
-			return err
-		}
-		pw, err := password.get(e)
-		if err != nil {
-			return err
-		}
-		defer clear(pw)
-		if err := approval.approve(e, h, signed); err != nil {
-			return err
-		}
-		if err := e.m.ChangePassword(h, *name, pw); err != nil {
 			return err
 		}
 		n := strings.ToLower(*name)

@@ -106,8 +106,8 @@ const (
 	codeAmbiguousToken   = "ambiguous_token"       // --token names several tokens
 	codeTokenInitialized = "token_initialized"     // token init on an initialised token without --yes
 	codeNotInitialized   = "token_not_initialized" // a command that needs a token before token init
-	codeNoCluster        = "no_cluster"            // a cluster command on a slot without an emulated cluster
-	codeNoSuchHSM        = "no_such_hsm"           // cluster hsm: K names no HSM of the cluster
+	codeNoCluster        = admin.CodeNoCluster     // a cluster command on a slot without an emulated cluster
+	codeNoSuchHSM        = admin.CodeNoSuchHSM     // cluster hsm: K names no HSM of the cluster
 	codeBadPlan          = "bad_plan"              // cluster plan load: the file is not a valid fault plan
 	codeStoreUnreachable = "store_unreachable"     // store status: the slot's database does not answer
 	codeStoreVersion     = "store_version"         // store status: the database's schema is not this gohsm's (or not a token store)

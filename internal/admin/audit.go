@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"gohsm/token"
@@ -140,11 +141,20 @@ func (v Verification) Err() error {
 // VerifyAudit checks the chain of each stream (audit.Verify). A chain that
 // does not verify is reported in the result, not as an error; the error is
 // for a log that cannot be read (store unreachable).
+//
+// A stream the token has never written (a typo: --stream hsm-9 on a
+// two-HSM cluster) is an error naming the streams that exist, code
+// not_found: verifying nothing must not read as a verified log.
 func VerifyAudit(s *token.Slot, o VerifyOptions) (Verification, error) {
 	v := Verification{OK: true, Streams: []StreamReport{}}
 	st, streams, err := AuditStreams(s, o.Stream)
 	if err != nil {
 		return v, err
+	}
+	if o.Stream != "" {
+		if err := knownStream(st, o.Stream, o.Archive); err != nil {
+			return v, err
+		}
 	}
 	for _, name := range streams {
 		c, err := audit.Load(st, name)
@@ -176,4 +186,27 @@ func VerifyAudit(s *token.Slot, o VerifyOptions) (Verification, error) {
 		v.Streams = append(v.Streams, sr)
 	}
 	return v, nil
+}
+
+// knownStream is nil when the token has stream (records, a base or a
+// head of it) or the archives hold records of it, else a not_found error
+// naming the token's streams.
+func knownStream(st store.Store, stream string, archive []audit.Record) error {
+	all, err := st.AuditStreams()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(all, stream) {
+		return nil
+	}
+	for _, r := range archive {
+		if r.Stream == stream {
+			return nil
+		}
+	}
+	have := "none: the token has no audit records yet"
+	if len(all) > 0 {
+		have = strings.Join(all, ", ")
+	}
+	return Errorf(CodeNotFound, "no audit stream %q (the token's streams: %s)", stream, have)
 }

@@ -14,6 +14,9 @@ import (
 const (
 	CodeAmbiguousKey = "ambiguous_key" // a label names several keys
 	CodeBadRequest   = "bad_request"   // a request's field is invalid (the CLI reports it as a usage error)
+	CodeNotFound     = "not_found"     // a named thing does not exist (an audit stream)
+	CodeNoCluster    = "no_cluster"    // a cluster command on a slot without an emulated cluster
+	CodeNoSuchHSM    = "no_such_hsm"   // an HSM index the cluster does not have
 	CodeError        = "error"         // anything else
 )
 

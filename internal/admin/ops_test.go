@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
@@ -109,6 +110,28 @@ func TestVerifyAudit(t *testing.T) {
 	var ve *audit.VerifyError
 	require.True(t, errors.As(v.Err(), &ve))
 	assert.Equal(t, uint64(2), ve.Seq)
+}
+
+// TestVerifyAuditUnknownStream: a stream the token never wrote is an
+// error naming the streams it has, not a green verification of nothing.
+func TestVerifyAuditUnknownStream(t *testing.T) {
+	k := newTok(t, "")
+	k.login(alicePIN)
+	m, _ := k.module()
+	s := k.slot(m)
+	v, err := VerifyAudit(s, VerifyOptions{Stream: "hsm-9"})
+	require.Error(t, err)
+	assert.Empty(t, v.Streams)
+	assert.Contains(t, err.Error(), `"hsm-9"`)
+	assert.Contains(t, err.Error(), store.DefaultStream, "names the streams that exist")
+	_, code := ErrorCode(err)
+	assert.Equal(t, CodeNotFound, code)
+	// A stream the token has, or one the archives hold, verifies.
+	_, err = VerifyAudit(s, VerifyOptions{Stream: store.DefaultStream})
+	require.NoError(t, err)
+	arch := audit.Record{Stream: "old-hsm"}
+	_, err = VerifyAudit(s, VerifyOptions{Stream: "old-hsm", Archive: []audit.Record{arch}})
+	assert.NotContains(t, fmt.Sprint(err), "no audit stream", "an archived stream is known")
 }
 
 func TestStatus(t *testing.T) {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"io/fs"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -104,5 +105,39 @@ func TestAssetsVendoredUPlot(t *testing.T) {
 		if f == "vendor/uplot/uPlot.iife.min.js" && !strings.Contains(string(b[:min(len(b), 200)]), "v1.6.32") {
 			t.Errorf("%s is not uPlot 1.6.32 (scripts/vendor-uplot.sh)", f)
 		}
+	}
+}
+
+// TestAssetsReadsAPIShapes: the UI reads the API's shapes, not the CLI's:
+// every snake_case property a module reads (k.shared_with, st.retry_mode)
+// is a name openapi.yaml declares. A fallback to a CLI-only name (the
+// key list's matched_keys) would hide a break in the API's shape.
+func TestAssetsReadsAPIShapes(t *testing.T) {
+	doc, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*([a-z0-9_]+):`).FindAllStringSubmatch(string(doc), -1) {
+		declared[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*- name: ([a-z0-9_]+)`).FindAllStringSubmatch(string(doc), -1) {
+		declared[m[1]] = true
+	}
+	a := Assets()
+	mods, _ := fs.Glob(a, "js/*.js")
+	prop := regexp.MustCompile(`\.([a-z][a-z0-9]*_[a-z0-9_]+)\b`)
+	seen := 0
+	for _, mod := range mods {
+		src, _ := fs.ReadFile(a, mod)
+		for _, m := range prop.FindAllStringSubmatch(string(src), -1) {
+			seen++
+			if !declared[m[1]] {
+				t.Errorf("%s reads .%s, which openapi.yaml does not declare", mod, m[1])
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no snake_case property read found: the pattern is broken")
 	}
 }

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -153,4 +154,30 @@ func TestAPIClusterFailover(t *testing.T) {
 	a.do("POST", "/api/v1/cluster/reset", nil).ok(t, http.StatusOK, nil)
 	assert.Len(t, a.list(t, "label=tok"), 1)
 	a.do("GET", "/api/v1/session", nil).ok(t, http.StatusOK, nil)
+}
+
+// TestAPIClusterPlanRoundTrip: the plan GET /cluster/plan answers, taken
+// from its "plan" member, is a plan PUT /cluster/plan loads again (the
+// UI's editor saves what it loaded); the whole body is not a plan.
+func TestAPIClusterPlanRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice(clusterID)
+	a.do("PUT", "/api/v1/cluster/plan", map[string]any{"seed": 7, "steps": []any{
+		map[string]any{"at": "1h", "hsm": 1, "state": "down", "for": "10m"},
+		map[string]any{"at": "2h", "store": "down", "for": "1s"}}}).ok(t, http.StatusOK, nil)
+	var got struct {
+		Plan json.RawMessage `json:"plan"`
+	}
+	a.do("GET", "/api/v1/cluster/plan", nil).ok(t, http.StatusOK, &got)
+	require.NotEmpty(t, got.Plan)
+	a.do("PUT", "/api/v1/cluster/plan", []byte(got.Plan)).ok(t, http.StatusOK, nil)
+	var again struct {
+		Plan json.RawMessage `json:"plan"`
+	}
+	a.do("GET", "/api/v1/cluster/plan", nil).ok(t, http.StatusOK, &again)
+	assert.JSONEq(t, string(got.Plan), string(again.Plan), "the plan survives the round trip")
+	whole := a.do("GET", "/api/v1/cluster/plan", nil).Body
+	er := a.raw("PUT", "/api/v1/cluster/plan", whole, nil).want(t, http.StatusBadRequest, "")
+	assert.Contains(t, er.Error.Message, `unknown field "plan"`)
+	a.do("DELETE", "/api/v1/cluster/plan", nil).ok(t, http.StatusOK, nil)
 }

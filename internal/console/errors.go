@@ -22,8 +22,8 @@ const (
 	codeNotLoggedIn      = "not_logged_in"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeTooManySessions  = "too_many_sessions"
-	codeNoCluster        = "no_cluster"
-	codeNoSuchHSM        = "no_such_hsm"
+	codeNoCluster        = admin.CodeNoCluster
+	codeNoSuchHSM        = admin.CodeNoSuchHSM
 	codeBadPlan          = "bad_plan"
 	codeNotInitialized   = "token_not_initialized"
 	codeInternal         = "internal"

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestAPIHostileBodies: every endpoint that takes a body gets bodies of
@@ -91,4 +92,56 @@ func TestAPIHostilePaths(t *testing.T) {
 		}
 	}
 	assert.Len(t, co.users(t), 3, "no user went")
+}
+
+// TestAPIFieldNamesExact: encoding/json matches field names without
+// regard to case; the console does not. A body whose field differs from
+// the declared name only in case is 400 bad_request naming the field, on
+// every route with a JSON body, and changes nothing; the exact names
+// still work, and unknown fields and trailing values are still refused.
+func TestAPIFieldNamesExact(t *testing.T) {
+	e := newEnv(t)
+	// {"USERNAME": ...} would log in without the check.
+	r := e.client().raw("POST", "/api/v1/session", map[string]any{"USERNAME": "alice", "Password": alicePW}, nil)
+	er := r.want(t, 400, "bad_request")
+	assert.Regexp(t, `"(USERNAME|Password)"`, er.Error.Message)
+	r = e.client().raw("POST", "/api/v1/session", map[string]any{"username": "alice", "password": alicePW, "username ": "x"}, nil)
+	r.want(t, 400, "bad_request")
+	r = e.client().raw("POST", "/api/v1/session", `{"username": "alice", "password": "`+alicePW+`"} {}`, nil)
+	assert.Contains(t, r.want(t, 400, "bad_request").Error.Message, "more than one JSON value")
+
+	a, co := e.alice(), e.officer()
+	ca := e.alice(clusterID)
+	for _, c := range []struct {
+		c            *client
+		method, path string
+		body         map[string]any
+	}{
+		{co, "POST", "/api/v1/users", map[string]any{"username": "carol", "Role": "crypto-user", "password": "carol-pw1"}},
+		{co, "PUT", "/api/v1/users/bob/password", map[string]any{"PASSWORD": "new-bob-pw"}},
+		{a, "POST", "/api/v1/keys", map[string]any{"type": "aes", "Label": "cased", "bits": 128}},
+		{a, "POST", "/api/v1/keys/import", map[string]any{"label": "cased", "AES_KEY_HEX": "00112233445566778899aabbccddeeff"}},
+		{ca, "PUT", "/api/v1/cluster/hsms/0", map[string]any{"State": "down"}},
+		{ca, "PUT", "/api/v1/cluster/plan", map[string]any{"Steps": []any{map[string]any{"at": "0s", "hsm": 0, "state": "down"}}}},
+		{ca, "PUT", "/api/v1/cluster/plan", map[string]any{"steps": []any{map[string]any{"at": "0s", "HSM": 0, "state": "down"}}}},
+	} {
+		r := c.c.raw(c.method, c.path, c.body, nil)
+		er := r.want(t, 400, "bad_request")
+		assert.Contains(t, er.Error.Message, "names are matched exactly", "%s %s: %s", c.method, c.path, r.Body)
+	}
+	// Nothing changed: no carol, bob's password, no key "cased", HSM 0 up.
+	assert.NotContains(t, co.users(t), "carol")
+	e.bob()
+	assert.Empty(t, a.list(t, "label=cased"))
+	var st struct {
+		HSMs []struct {
+			State string `json:"state"`
+		} `json:"hsms"`
+	}
+	ca.do("GET", "/api/v1/cluster", nil).ok(t, 200, &st)
+	require.NotEmpty(t, st.HSMs)
+	assert.Equal(t, "up", st.HSMs[0].State)
+	// The exact names work.
+	co.do("POST", "/api/v1/users", map[string]any{"username": "carol", "role": "crypto-user", "password": "carol-pw1"}).ok(t, 201, nil)
+	ca.do("PUT", "/api/v1/cluster/hsms/0", map[string]any{"state": "down"}).ok(t, 200, nil)
 }

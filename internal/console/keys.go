@@ -127,3 +127,30 @@ func (s *Server) shareKey(share bool) handler {
 		return http.StatusOK, map[string]any{"key": k}, nil
 	}
 }
+
+// trustedRequest is PUT /keys/{handle}/trusted.
+type trustedRequest struct {
+	Trusted *bool `json:"trusted"`
+}
+
+// setTrusted is `gohsm key set-trusted`: a crypto officer sets a secret or
+// public key's CKA_TRUSTED (admin.SetTrusted: the token refuses anyone
+// else). It answers 204: an officer may mark a key it cannot read (a
+// crypto user's secret key, by handle), as the CLI's command does.
+func (s *Server) setTrusted(c *call) (int, any, error) {
+	obj, err := handle(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req trustedRequest
+	if err := decodeJSON(c.r, maxBody, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Trusted == nil {
+		return 0, nil, badRequest("trusted is required (true or false)")
+	}
+	if err := admin.SetTrusted(c.ws.m, c.ws.h, obj, *req.Trusted); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

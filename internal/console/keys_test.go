@@ -423,3 +423,48 @@ func TestAPIKeysSeeOtherProcesses(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, ks, "the application no longer finds the key the console deleted")
 }
+
+// TestAPIKeysSetTrusted: PUT /keys/{handle}/trusted is `gohsm key
+// set-trusted`: an officer sets CKA_TRUSTED (on a crypto user's key it
+// cannot read, by handle, and on a public key it sees); the token refuses
+// a crypto user, even the key's owner; bad bodies are 400.
+func TestAPIKeysSetTrusted(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice()
+	aes := a.gen(t, map[string]any{"type": "aes", "label": "kek", "bits": 256})[0]
+	ec := a.gen(t, map[string]any{"type": "ec", "label": "pair"})
+	pub := ec[0]
+	if pub.Class == private(ec).Class {
+		pub = ec[1]
+	}
+	trusted := func(h uint64) any {
+		var d struct {
+			Attrs map[string]any `json:"attributes"`
+		}
+		a.do("GET", hpath(h), nil).ok(t, http.StatusOK, &d)
+		return d.Attrs["CKA_TRUSTED"]
+	}
+	require.Equal(t, false, trusted(aes.Handle))
+
+	a.do("PUT", hpath(aes.Handle, "/trusted"), map[string]any{"trusted": true}).want(t, http.StatusForbidden, "")
+	assert.Equal(t, false, trusted(aes.Handle), "a crypto user's refusal changed nothing")
+
+	co := e.officer()
+	co.do("PUT", hpath(aes.Handle, "/trusted"), map[string]any{"trusted": true}).ok(t, http.StatusNoContent, nil)
+	assert.Equal(t, true, trusted(aes.Handle))
+	co.do("PUT", hpath(aes.Handle, "/trusted"), map[string]any{"trusted": false}).ok(t, http.StatusNoContent, nil)
+	assert.Equal(t, false, trusted(aes.Handle))
+	co.do("PUT", hpath(pub.Handle, "/trusted"), map[string]any{"trusted": true}).ok(t, http.StatusNoContent, nil)
+	assert.Equal(t, true, trusted(pub.Handle))
+
+	// A private key has no CKA_TRUSTED to set; no such handle is 404.
+	r := co.do("PUT", hpath(private(ec).Handle, "/trusted"), map[string]any{"trusted": true})
+	assert.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, r.Status, "%s", r.Body)
+	co.do("PUT", hpath(999999, "/trusted"), map[string]any{"trusted": true}).want(t, http.StatusNotFound, "")
+	for _, body := range []string{`{}`, `{"trusted": "yes"}`, `{"trusted": true, "x": 1}`, `{"TRUSTED": true}`, ``} {
+		co.raw("PUT", hpath(aes.Handle, "/trusted"), body, nil).want(t, http.StatusBadRequest, "")
+	}
+	co.raw("PUT", "/api/v1/keys/x/trusted", map[string]any{"trusted": true}, nil).want(t, http.StatusBadRequest, "bad_request")
+	co.raw("PUT", hpath(aes.Handle, "/trusted"), map[string]any{"trusted": true}, map[string]string{"X-CSRF-Token": ""}).want(t, http.StatusForbidden, "csrf")
+	assert.Equal(t, false, trusted(aes.Handle))
+}

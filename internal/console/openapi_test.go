@@ -103,7 +103,8 @@ func TestAPIRoutesMatchDocument(t *testing.T) {
 		"DELETE /api/v1/session", "GET /api/v1/token", "GET /api/v1/token/backup", "GET /api/v1/users",
 		"POST /api/v1/users", "DELETE /api/v1/users/{}", "PUT /api/v1/users/{}/password", "GET /api/v1/keys",
 		"GET /api/v1/keys/{}", "POST /api/v1/keys", "POST /api/v1/keys/import", "DELETE /api/v1/keys/{}",
-		"PUT /api/v1/keys/{}/shares/{}", "DELETE /api/v1/keys/{}/shares/{}", "GET /api/v1/audit",
+		"PUT /api/v1/keys/{}/shares/{}", "DELETE /api/v1/keys/{}/shares/{}", "PUT /api/v1/keys/{}/trusted",
+		"GET /api/v1/audit",
 		"GET /api/v1/audit/verify", "GET /api/v1/cluster", "PUT /api/v1/cluster/hsms/{}",
 		"GET /api/v1/cluster/plan", "PUT /api/v1/cluster/plan", "DELETE /api/v1/cluster/plan",
 		"POST /api/v1/cluster/reset", "GET /api/v1/metrics",
@@ -111,7 +112,7 @@ func TestAPIRoutesMatchDocument(t *testing.T) {
 		assert.True(t, server[want], "server lacks %s", want)
 		assert.True(t, doc[want], "openapi.yaml lacks %s", want)
 	}
-	assert.Len(t, server, 27, "D2 has 27 routes")
+	assert.Len(t, server, 28, "D2 has 27 routes, and set-trusted (D4)")
 }
 
 // TestAPIOpenAPIServed: the document is served without a session, the same

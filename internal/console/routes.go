@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"gohsm/internal/ck"
+	"gohsm/token/cluster"
 )
 
 // call is one API request: its session (nil on the routes that need
@@ -85,16 +86,17 @@ func (s *Server) register() {
 		{"DELETE", "/keys/{handle}", true, s.deleteKey},
 		{"PUT", "/keys/{handle}/shares/{username}", true, s.shareKey(true)},
 		{"DELETE", "/keys/{handle}/shares/{username}", true, s.shareKey(false)},
+		{"PUT", "/keys/{handle}/trusted", true, s.setTrusted},
 
 		{"GET", "/audit", true, s.getAudit},
 		{"GET", "/audit/verify", true, s.verifyAudit},
 
-		{"GET", "/cluster", true, s.clusterStatus},
+		{"GET", "/cluster", true, s.clusterAct(nil)},
 		{"PUT", "/cluster/hsms/{k}", true, s.clusterHSM},
 		{"GET", "/cluster/plan", true, s.clusterPlan},
 		{"PUT", "/cluster/plan", true, s.clusterPlanLoad},
-		{"DELETE", "/cluster/plan", true, s.clusterPlanClear},
-		{"POST", "/cluster/reset", true, s.clusterReset},
+		{"DELETE", "/cluster/plan", true, s.clusterAct((*cluster.Cluster).ClearPlan)},
+		{"POST", "/cluster/reset", true, s.clusterAct((*cluster.Cluster).Reset)},
 
 		{"GET", "/metrics", true, s.getMetrics},
 	} {

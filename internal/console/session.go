@@ -227,7 +227,10 @@ func randomToken() string {
 
 // authenticate finds the request's session and, for a request that
 // changes something, checks its origin and CSRF token. It returns the
-// session locked (the caller unlocks it) and marks it used.
+// session locked (the caller unlocks it) and marks it used, unless the
+// request is a page's background poll (header X-Gohsm-Poll: 1): a poll is
+// served but does not renew the idle deadline, so that an open metrics or
+// cluster page does not keep an unattended session alive.
 func (s *Server) authenticate(r *http.Request) (*webSession, error) {
 	c, err := r.Cookie(cookieName)
 	if err != nil || c.Value == "" {
@@ -252,8 +255,19 @@ func (s *Server) authenticate(r *http.Request) (*webSession, error) {
 		ws.mu.Unlock()
 		return nil, errorf(http.StatusUnauthorized, codeSessionExpired, "the session has ended: log in again")
 	}
-	ws.last = now
+	if !isPoll(r) {
+		ws.last = now
+	}
 	return ws, nil
+}
+
+// pollHeader marks a background poll (F4): served, but not activity.
+const pollHeader = "X-Gohsm-Poll"
+
+// isPoll: a GET sent by a page's timer, not by its user. Only a GET may
+// be one: a change is always the user's activity.
+func isPoll(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.Header.Get(pollHeader) == "1"
 }
 
 // changes: the methods that change state, which need the CSRF token.

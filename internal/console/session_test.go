@@ -441,3 +441,33 @@ func TestAPICloseEndsSessions(t *testing.T) {
 	require.NoError(t, m.DeleteUser(h, "alice"), "alice's web session logged out")
 	require.NoError(t, m.DeleteUser(h, "bob"))
 }
+
+// TestAPISessionPollDoesNotRenew: a GET marked X-Gohsm-Poll: 1 (a page's
+// timer) is served but does not renew the idle timer, so a page left open
+// on the metrics or cluster view does not keep its session alive; the
+// same GET without the header does renew it.
+func TestAPISessionPollDoesNotRenew(t *testing.T) {
+	e := newEnvOpts(t, envOpts{idle: time.Minute, max: time.Hour})
+	poll := map[string]string{"X-Gohsm-Poll": "1"}
+	bob, co := e.bob(), e.officer()
+	for i := 0; i < 5; i++ { // 50 s of polls, 10 s apart
+		e.clock.Advance(10 * time.Second)
+		bob.send("GET", "/api/v1/metrics", nil, poll, true).ok(t, http.StatusOK, nil)
+		co.send("GET", "/api/v1/metrics", nil, nil, true).ok(t, http.StatusOK, nil)
+	}
+	var s sessionJSON
+	bob.send("GET", "/api/v1/session", nil, poll, true).ok(t, http.StatusOK, &s)
+	exp, err := time.Parse(time.RFC3339, s.ExpiresAt)
+	require.NoError(t, err)
+	assert.Equal(t, e.clock.Now().Add(10*time.Second).Unix(), exp.Unix(),
+		"polls left bob's idle deadline at the login's (+1 min)")
+	e.clock.Advance(11 * time.Second) // 61 s after bob's last real request
+	bob.send("GET", "/api/v1/metrics", nil, poll, true).want(t, http.StatusUnauthorized, "session_expired")
+	// The officer's plain GETs renewed its deadline.
+	co.send("GET", "/api/v1/metrics", nil, poll, true).ok(t, http.StatusOK, nil)
+	// A poll header on a change is not a poll: it renews.
+	e.clock.Advance(30 * time.Second)
+	co.send("POST", "/api/v1/cluster/reset", nil, poll, false)
+	e.clock.Advance(40 * time.Second)
+	co.send("GET", "/api/v1/metrics", nil, poll, true).ok(t, http.StatusOK, nil)
+}

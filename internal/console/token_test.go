@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"database/sql"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -168,6 +169,11 @@ func TestAPIAudit(t *testing.T) {
 	co.do("GET", "/api/v1/audit/verify", nil).ok(t, http.StatusOK, &v)
 	assert.True(t, v.OK, "%+v", v)
 	require.NotEmpty(t, v.Streams)
+	// A stream the token never wrote is not a green verify of nothing.
+	e404 := co.do("GET", "/api/v1/audit/verify?stream=hsm-9", nil).want(t, http.StatusNotFound, "not_found")
+	assert.Contains(t, e404.Error.Message, `"hsm-9"`)
+	assert.Contains(t, e404.Error.Message, v.Streams[0]["stream"], "names the streams that exist")
+	co.do("GET", "/api/v1/audit/verify?stream="+fmt.Sprint(v.Streams[0]["stream"]), nil).ok(t, http.StatusOK, nil)
 
 	// Tamper: change one record's bytes under its MAC.
 	target := all.Records[len(all.Records)/2]

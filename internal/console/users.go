@@ -2,8 +2,8 @@ package console
 
 import (
 	"net/http"
-	"strings"
 
+	"gohsm/internal/admin"
 	"gohsm/token"
 )
 
@@ -35,23 +35,13 @@ func (s *Server) createUser(c *call) (int, any, error) {
 	if req.Username == "" || req.Role == "" || req.Password == "" {
 		return 0, nil, badRequest("username, role and password are required")
 	}
-	role, err := token.ParseRole(req.Role)
-	if err != nil {
-		return 0, nil, badRequest("role %q: want crypto-user or crypto-officer", req.Role)
-	}
 	pw := []byte(req.Password)
 	defer clear(pw)
-	if err := c.ws.m.CreateUser(c.ws.h, req.Username, role, pw); err != nil {
+	// admin.CreateUser is `gohsm user create`: the role word's rule and
+	// the user as user list shows it are the CLI's.
+	u, err := admin.CreateUser(c.ws.m, c.ws.h, req.Username, req.Role, pw)
+	if err != nil {
 		return 0, nil, err
-	}
-	name := strings.ToLower(req.Username)
-	u := token.User{Name: name, Role: token.RoleString(role), HasPIN: true}
-	if users, err := c.ws.m.Users(c.ws.h); err == nil {
-		for _, x := range users {
-			if x.Name == name {
-				u = x
-			}
-		}
 	}
 	return http.StatusCreated, map[string]any{"user": u}, nil
 }

@@ -24,8 +24,8 @@ export class ApiError extends Error {
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(f) { onUnauthorized = f; }
 
-export async function api(method, path, body) {
-  const headers = { 'Accept': 'application/json' };
+export async function api(method, path, body, extra) {
+  const headers = { 'Accept': 'application/json', ...(extra || {}) };
   const opts = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -58,6 +58,10 @@ export async function api(method, path, body) {
 }
 
 export const get = (p) => api('GET', p);
+// poll is a GET sent by a page's timer, not its user: the header
+// X-Gohsm-Poll: 1 has the server answer it without renewing the web
+// session's idle timer (so an open metrics page does not keep it alive).
+export const poll = (p) => api('GET', p, undefined, { 'X-Gohsm-Poll': '1' });
 export const post = (p, b) => api('POST', p, b === undefined ? {} : b);
 export const put = (p, b) => api('PUT', p, b === undefined ? {} : b);
 export const del = (p) => api('DELETE', p);

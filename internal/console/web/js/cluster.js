@@ -2,7 +2,7 @@
 // take one down, degrade it or bring it up; each HSM's budgets and
 // counters per class; the fault plan (load, clear) and a reset. The
 // status refreshes every 2 s while the page is open.
-import { get, put, del, post } from './api.js';
+import { get, poll, put, del, post } from './api.js';
 import { h, table, field, errorBox } from './dom.js';
 import { flash } from './app.js';
 
@@ -67,9 +67,11 @@ export async function render(view) {
   }
 
   let planLoaded = false;
-  async function refresh() {
+  // refresh reads the status: get for the page's first look, poll (which
+  // does not renew the session's idle timer) for the timer's.
+  async function refresh(read = poll) {
     try {
-      const st = await get('/cluster');
+      const st = await read('/cluster');
       planLoaded = !!st.plan;
       draw(st);
       return true;
@@ -83,12 +85,14 @@ export async function render(view) {
       return e.status !== 401;
     }
   }
-  if (!(await refresh())) return null;
+  if (!(await refresh(get))) return null;
 
   const planText = h('textarea', { test: 'plan-text', rows: 8, class: 'mono', spellcheck: 'false' });
   planText.value = EXAMPLE;
   if (planLoaded) {
-    try { planText.value = JSON.stringify(await get('/cluster/plan'), null, 2); } catch (e) { /* cleared meanwhile */ }
+    // GET /cluster/plan answers {"plan": {...}}: the editor holds the
+    // plan file itself, which PUT /cluster/plan takes back.
+    try { planText.value = JSON.stringify((await get('/cluster/plan')).plan, null, 2); } catch (e) { /* cleared meanwhile */ }
   }
   const planErr = h('div');
   const planForm = h('form', { class: 'card', test: 'plan-form' },
@@ -119,7 +123,7 @@ export async function render(view) {
   });
   view.append(planForm);
 
-  const timer = setInterval(refresh, 2000);
+  const timer = setInterval(() => refresh(), 2000);
   return () => clearInterval(timer);
 }
 

@@ -34,8 +34,8 @@ export async function render(view, arg) {
     listBox.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
       const r = await get('/keys' + query(filter));
-      // {"keys": [...]} (D2); the CLI's key list --json says matched_keys.
-      listBox.replaceChildren(keyTable(r.keys || r.matched_keys || []));
+      // The API's shape is {"keys": [...]} (D2, openapi.yaml).
+      listBox.replaceChildren(keyTable(r.keys));
     } catch (e) {
       listBox.replaceChildren(errorBox('keys-error', e));
     }
@@ -166,6 +166,9 @@ async function detail(view, handle) {
           h('tr', { test: 'attr', 'data-attr': name }, h('td', { class: 'mono' }, name), h('td', { class: 'mono wrap' }, show(v)))),
         { test: 'attr-table', class: 'list' }))),
   );
+  if (isOfficer() && (k.class === 'secret-key' || k.class === 'public-key')) {
+    view.append(trustedBox(k, data.attributes || {}));
+  }
   if (mine) {
     const err = h('div');
     const delBtn = h('button', { type: 'button', class: 'danger', test: 'key-delete' }, 'Delete this key');
@@ -214,4 +217,33 @@ function sharesBox(k, mine) {
   };
   draw(k);
   return box;
+}
+
+// trustedBox is an officer's control for CKA_TRUSTED (gohsm key
+// set-trusted): a trusted key may wrap keys that require a trusted
+// wrapping key. The token refuses anyone but a crypto officer.
+function trustedBox(k, attributes) {
+  let trusted = attributes.CKA_TRUSTED === true;
+  const state = h('strong', { test: 'key-trusted' });
+  const btn = h('button', { type: 'button', test: 'key-trust-toggle' });
+  const err = h('div');
+  const draw = () => {
+    state.textContent = trusted ? 'trusted' : 'not trusted';
+    state.dataset.trusted = String(trusted);
+    btn.textContent = trusted ? 'Mark not trusted' : 'Mark trusted';
+  };
+  btn.addEventListener('click', async () => {
+    err.replaceChildren();
+    try {
+      await put(`/keys/${k.handle}/trusted`, { trusted: !trusted });
+      trusted = !trusted;
+      draw();
+      flash(`Key ${k.handle} is ${trusted ? 'trusted' : 'no longer trusted'}.`);
+    } catch (e) {
+      err.replaceChildren(errorBox('trusted-error', e));
+    }
+  });
+  draw();
+  return h('section', { class: 'card', test: 'trusted-box' },
+    h('h2', null, 'Trusted (CKA_TRUSTED)'), h('p', null, 'This key is ', state, '. ', btn), err);
 }

@@ -10,7 +10,7 @@
 // new second); "ops-rate" the last sample's operations per second; one
 // "rate-CLASS" per class with its last rate; "samples" how many samples
 // the charts hold.
-import { get, query } from './api.js';
+import { get, poll as pollGet, query } from './api.js';
 import { h, select, errorBox, clear } from './dom.js';
 
 const KEEP = 600; // samples kept: 10 minutes at the console's 1 s interval
@@ -169,24 +169,26 @@ export async function render(view) {
     rebuild(changed);
   }
 
-  async function poll() {
+  // poll reads the series: get on opening the page, then the timer's
+  // polls, which do not renew the session's idle timer.
+  async function poll(read = pollGet) {
     // The page left while a request was out (before render returned
     // its stop function): stop here.
     if (!view.contains(totals)) stopped = true;
     if (stopped) return;
     try {
-      ingest(await get('/metrics' + query({ since: since || '' })));
+      ingest(await read('/metrics' + query({ since: since || '' })));
       err.replaceChildren();
     } catch (e) {
       if (e.status === 401) return;
       err.replaceChildren(errorBox('metrics-error', e));
     }
-    if (!stopped) timer = setTimeout(poll, 1000);
+    if (!stopped) timer = setTimeout(() => poll(), 1000);
   }
 
   const onResize = () => charts.forEach((c, i) => c.setSize({ width: width(boxes[i]), height: 220 }));
   window.addEventListener('resize', onResize);
-  await poll();
+  await poll(get);
   return () => {
     stopped = true;
     clearTimeout(timer);
