@@ -24,7 +24,8 @@ type pkg struct {
 func rank(path string) int {
 	switch {
 	case path == "gohsm/internal/ck" || strings.HasPrefix(path, "gohsm/internal/ck/"), path == "gohsm/internal/wycheproof",
-		path == "gohsm/internal/ossl":
+		path == "gohsm/internal/ossl",
+		path == "gohsm/internal/mapfile": // shared-mapping files grown with storage behind them
 		return 0
 	case path == "gohsm/mechanisms":
 		return 1

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"gohsm/internal/mapfile"
 )
 
 // The shared state file ("cluster.state" in the slot's token directory),
@@ -167,7 +169,8 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 		// (of another layout, for a longer one) may map all of it, and an
 		// access past a truncated end faults them (SIGBUS). A longer file
 		// is used in place, rebuilt when its header is not ours.
-		if err := f.Truncate(int64(stateSize)); err != nil {
+		// Allocated, not a sparse truncate: see internal/mapfile.
+		if err := mapfile.Grow(f, int64(stateSize)); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("cluster: size state: %w", err)
 		}

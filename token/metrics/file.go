@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"gohsm/internal/mapfile"
 	"gohsm/token/cluster"
 )
 
@@ -174,15 +175,16 @@ func openFile(dir string, perm uint32, log func(string, ...any)) (*mapping, erro
 		return nil, fmt.Errorf("metrics: lock: %w", err)
 	}
 	size := fi.Size()
-	if size < fileSize {
-		if err := f.Truncate(fileSize); err != nil {
-			m.unlock()
-			f.Close()
-			return nil, fmt.Errorf("metrics: size: %w", err)
-		}
-		if size == 0 {
-			f.Chmod(os.FileMode(perm) & os.ModePerm)
-		}
+	// Every byte allocated, not a sparse truncate: a write through the
+	// mapping to a page a full disk cannot back would kill the process
+	// (SIGBUS); a full disk is an open error instead (no metrics).
+	if err := mapfile.Grow(f, fileSize); err != nil {
+		m.unlock()
+		f.Close()
+		return nil, fmt.Errorf("metrics: size: %w", err)
+	}
+	if size == 0 {
+		f.Chmod(os.FileMode(perm) & os.ModePerm)
 	}
 	mem, err := syscall.Mmap(int(f.Fd()), 0, int(fileSize), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
@@ -209,10 +211,8 @@ func (m *mapping) check(size int64, log func(string, ...any)) error {
 		return fmt.Errorf("metrics: lock: %w", err)
 	}
 	defer m.unlock()
-	if size < fileSize {
-		if err := m.f.Truncate(fileSize); err != nil {
-			return fmt.Errorf("metrics: size: %w", err)
-		}
+	if err := mapfile.Grow(m.f, fileSize); err != nil {
+		return fmt.Errorf("metrics: size: %w", err)
 	}
 	m.checkLocked(size, log)
 	return nil

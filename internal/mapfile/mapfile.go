@@ -1,0 +1,49 @@
+// Package mapfile grows the files that processes share through mmap
+// (token/cluster's cluster.state, token/metrics' metrics file).
+//
+// A shared mapping of a sparse file faults (SIGBUS) when a write reaches a
+// page the file system cannot back: on a full disk, a store to the mapping
+// kills the process hosting the module instead of failing a call. Growing
+// the file with every byte allocated moves that failure to open time, as
+// an error the caller can log and live without.
+package mapfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Grow makes f at least size bytes long with storage allocated for its
+// first size bytes: fallocate(2) where the file system has it, else zeros
+// written over the missing tail. It never shrinks f (other processes may
+// map all of a longer file). A full file system is an error wrapping
+// unix.ENOSPC.
+func Grow(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("allocate %d bytes: %w", size, err)
+	}
+	// No fallocate here (some network and FUSE file systems): write the
+	// zeros, which allocates as the write goes. A sparse hole inside a
+	// full-length file stays possible on such a file system; none of the
+	// files mapped this way are made sparse by us.
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 64<<10)
+	for off := fi.Size(); off < size; {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return fmt.Errorf("allocate %d bytes: %w", size, err)
+		}
+		off += n
+	}
+	return nil
+}
