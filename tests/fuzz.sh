@@ -20,6 +20,7 @@ targets=(
 	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
 	"0 ./token/audit/ FuzzArchive"
 	"0 ./token/quorum/ FuzzQuorumFiles"
+	"0 ./token/metrics/ FuzzHeader"
 	"1 ./pkcs11/ FuzzMechanism"
 	"1 ./pkcs11/ FuzzTemplate"
 	"1 ./pkcs11/ FuzzMessageParams"
