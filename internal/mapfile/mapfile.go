@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,4 +48,37 @@ func Grow(f *os.File, size int64) error {
 		off += n
 	}
 	return nil
+}
+
+// Flock is the flock(2) of a shared file, taken by one goroutine of the
+// process at a time. A flock belongs to the open file, not to a thread:
+// a second goroutine's LOCK_EX would convert the first one's lock instead
+// of waiting for it, so a mutex makes them take turns.
+type Flock struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+// NewFlock is the flock of f.
+func NewFlock(f *os.File) *Flock { return &Flock{f: f} }
+
+// Lock takes the flock (how: syscall.LOCK_SH or LOCK_EX), retrying an
+// interrupted wait. On error nothing is held.
+func (l *Flock) Lock(how int) error {
+	l.mu.Lock()
+	for {
+		err := syscall.Flock(int(l.f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				l.mu.Unlock()
+			}
+			return err
+		}
+	}
+}
+
+// Unlock releases what Lock took.
+func (l *Flock) Unlock() {
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.mu.Unlock()
 }

@@ -6,6 +6,7 @@ package testenv
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -59,6 +60,33 @@ func Built(t testing.TB, envVar, name, makeTarget string) string {
 		Missing(t, "%s not found (run `make %s` or set %s): %v", p, makeTarget, envVar, err)
 	}
 	return p
+}
+
+// CompileC compiles the C test program src (a path relative to the test's
+// directory, usually testdata/NAME.c) into bin with $CC (gcc by default):
+// gnu11, warnings as errors, debug symbols, the repository's include/
+// and the extra include directories (relative to the repository), linked
+// with libdl and libpthread. A missing compiler fails in CI and skips
+// elsewhere; a compile error fails with the compiler's output.
+func CompileC(t testing.TB, src, bin string, includes ...string) string {
+	t.Helper()
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "gcc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		Missing(t, "C compiler %q not found: %v", cc, err)
+	}
+	root := RepoRoot(t)
+	args := []string{"-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-I", filepath.Join(root, "include")}
+	for _, dir := range includes {
+		args = append(args, "-I", filepath.Join(root, dir))
+	}
+	args = append(args, "-o", bin, src, "-ldl", "-lpthread")
+	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("compiling %s: %v\n%s", src, err, out)
+	}
+	return bin
 }
 
 // Library is the built libgohsm.so ($GOHSM_LIB or build/libgohsm.so).

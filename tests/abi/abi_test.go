@@ -35,22 +35,7 @@ func library(t *testing.T) string { return testenv.Library(t) }
 // buildDriver compiles testdata/<name>.c against include/ into dir.
 func buildDriver(t *testing.T, name, dir string) string {
 	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	bin := filepath.Join(dir, name)
-	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(repoRoot(t), "include"), "-I", filepath.Join(repoRoot(t), "pkcs11"),
-		"-I", filepath.Join(repoRoot(t), "internal", "ossl"),
-		"-o", bin, filepath.Join("testdata", name+".c"), "-ldl", "-lpthread")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compiling %s.c: %v\n%s", name, err, out)
-	}
-	return bin
+	return testenv.CompileC(t, filepath.Join("testdata", name+".c"), filepath.Join(dir, name), "pkcs11", filepath.Join("internal", "ossl"))
 }
 
 // runDriver builds and runs one driver against a fresh token and fails the

@@ -21,21 +21,7 @@ import (
 // reached through its function list, no Go runtime but the library's).
 func buildCDriver(t *testing.T) string {
 	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	bin := filepath.Join(t.TempDir(), "cluster_driver")
-	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(testenv.RepoRoot(t), "include"),
-		"-o", bin, filepath.Join("testdata", "cluster_driver.c"), "-ldl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compiling cluster_driver.c: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.CompileC(t, filepath.Join("testdata", "cluster_driver.c"), filepath.Join(t.TempDir(), "cluster_driver"))
 }
 
 // runCDriver runs the driver on the token with args and fails the test

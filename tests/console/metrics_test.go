@@ -21,21 +21,7 @@ import (
 // library, through dlopen and the function list.
 func buildSigner(t *testing.T) string {
 	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	bin := filepath.Join(t.TempDir(), "signer")
-	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(testenv.RepoRoot(t), "include"),
-		"-o", bin, filepath.Join("testdata", "signer.c"), "-ldl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compiling signer.c: %v\n%s", err, out)
-	}
-	return bin
+	return testenv.CompileC(t, filepath.Join("testdata", "signer.c"), filepath.Join(t.TempDir(), "signer"))
 }
 
 // figure reads a metrics figure's data-value.

@@ -47,21 +47,8 @@ func library(t *testing.T) string { return testenv.Library(t) }
 // shares tests/abi/testdata/abi.h (loading, PASS/FAIL lines, token setup).
 func harness(t *testing.T, dir string) string {
 	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	root := repoRoot(t)
-	bin := filepath.Join(dir, "fork_harness")
-	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(root, "include"), "-I", filepath.Join(root, "tests", "abi", "testdata"),
-		"-o", bin, filepath.Join("testdata", "fork_harness.c"), "-ldl", "-lpthread")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "compiling fork_harness.c:\n%s", out)
-	return bin
+	return testenv.CompileC(t, filepath.Join("testdata", "fork_harness.c"), filepath.Join(dir, "fork_harness"),
+		filepath.Join("tests", "abi", "testdata"))
 }
 
 // result is one harness run, parsed.

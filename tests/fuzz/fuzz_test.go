@@ -37,19 +37,7 @@ func TestABIFuzz(t *testing.T) {
 		seedList = append(seedList, uint64(time.Now().UnixNano()))
 	}
 	dir := t.TempDir()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	bin := filepath.Join(dir, "abi_fuzz")
-	if out, err := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(testenv.RepoRoot(t), "include"), "-o", bin, filepath.Join("testdata", "abi_fuzz.c"),
-		"-ldl", "-lpthread").CombinedOutput(); err != nil {
-		t.Fatalf("compiling abi_fuzz.c: %v\n%s", err, out)
-	}
+	bin := testenv.CompileC(t, filepath.Join("testdata", "abi_fuzz.c"), filepath.Join(dir, "abi_fuzz"))
 	for _, seed := range seedList {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			d := t.TempDir()

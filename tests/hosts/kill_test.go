@@ -4,8 +4,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -172,18 +170,5 @@ func (h *host) values(p *proc) [][3]string {
 // function list) and returns the program's path.
 func buildC(t *testing.T, src string) string {
 	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	bin := filepath.Join(t.TempDir(), strings.TrimSuffix(src, ".c"))
-	cmd := exec.Command(cc, "-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(testenv.RepoRoot(t), "include"), "-o", bin, filepath.Join("testdata", src), "-ldl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compiling %s: %v\n%s", src, err, out)
-	}
-	return bin
+	return testenv.CompileC(t, filepath.Join("testdata", src), filepath.Join(t.TempDir(), strings.TrimSuffix(src, ".c")))
 }

@@ -90,19 +90,7 @@ func (e *env) run(ctx context.Context, args ...string) map[string]int64 {
 func TestSoak(t *testing.T) {
 	lib, cli := testenv.Library(t), testenv.CLI(t)
 	dir := t.TempDir()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "gcc"
-	}
-	if _, err := exec.LookPath(cc); err != nil {
-		testenv.Missing(t, "C compiler %q not found: %v", cc, err)
-	}
-	root := testenv.RepoRoot(t)
-	bin := filepath.Join(dir, "soak")
-	if out, err := exec.Command(cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I", filepath.Join(root, "include"), "-o", bin, filepath.Join("testdata", "soak.c"), "-ldl", "-lpthread").CombinedOutput(); err != nil {
-		t.Fatalf("compiling soak.c: %v\n%s", err, out)
-	}
+	bin := testenv.CompileC(t, filepath.Join("testdata", "soak.c"), filepath.Join(dir, "soak"))
 	tokenDir := filepath.Join(dir, "token")
 	conf := filepath.Join(dir, "gohsm.conf")
 	if err := os.MkdirAll(tokenDir, 0o700); err != nil {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -105,11 +104,9 @@ const (
 type state struct {
 	f   *os.File
 	mem []byte
-	// mu serialises this process's holders of the flock: a flock belongs
-	// to the open file, so a second goroutine's flock on f would convert
-	// the lock instead of waiting, and its unlock would drop the first's.
-	// Only the slow paths lock (a plan loaded or re-read, a reset).
-	mu sync.Mutex
+	// fl is this process's turns at f's flock (internal/mapfile). Only
+	// the slow paths lock (a plan loaded or re-read, a reset).
+	fl *mapfile.Flock
 }
 
 func (s *state) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&s.mem[off])) }
@@ -124,23 +121,8 @@ func (s *state) ring(k uint64, off int) int { return offRing + int(k%ringSize)*r
 
 // lock takes the file's flock (how: LOCK_SH or LOCK_EX) for this
 // goroutine; unlock releases it.
-func (s *state) lock(how int) error {
-	s.mu.Lock()
-	for {
-		err := syscall.Flock(int(s.f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			if err != nil {
-				s.mu.Unlock()
-			}
-			return err
-		}
-	}
-}
-
-func (s *state) unlock() {
-	syscall.Flock(int(s.f.Fd()), syscall.LOCK_UN)
-	s.mu.Unlock()
-}
+func (s *state) lock(how int) error { return s.fl.Lock(how) }
+func (s *state) unlock()            { s.fl.Unlock() }
 
 // openState maps dir/cluster.state, creating it with perm, and rebuilds
 // it when it was made for another layout or HSM count. It is safe to call
@@ -152,7 +134,7 @@ func openState(dir string, hsms int, perm uint32, log func(string, ...any)) (*st
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open state: %w", err)
 	}
-	s := &state{f: f}
+	s := &state{f: f, fl: mapfile.NewFlock(f)}
 	if err := s.lock(syscall.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("cluster: lock state: %w", err)

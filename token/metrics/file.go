@@ -11,7 +11,6 @@ package metrics
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -97,36 +96,19 @@ func classOff(r int, c cluster.Class) int { return regionOff(r) + line + int(c)*
 // of the process (as token/cluster's state: a call still running after a
 // C_Finalize must not fault), with the region this process claimed in it.
 type mapping struct {
-	path string
-	f    *os.File
-	mem  []byte
-	// mu serialises this process's holders of the flock (a flock belongs
-	// to the open file: a second goroutine's would convert, not wait).
-	mu     sync.Mutex
-	region int // claimed region, -1 none
+	path   string
+	f      *os.File
+	mem    []byte
+	fl     *mapfile.Flock // this process's turns at f's flock
+	region int            // claimed region, -1 none
 	logged bool
 }
 
 func (m *mapping) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&m.mem[off])) }
 func (m *mapping) i64(off int) *int64  { return (*int64)(unsafe.Pointer(&m.mem[off])) }
 
-func (m *mapping) lock() error {
-	m.mu.Lock()
-	for {
-		err := syscall.Flock(int(m.f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			if err != nil {
-				m.mu.Unlock()
-			}
-			return err
-		}
-	}
-}
-
-func (m *mapping) unlock() {
-	syscall.Flock(int(m.f.Fd()), syscall.LOCK_UN)
-	m.mu.Unlock()
-}
+func (m *mapping) lock() error { return m.fl.Lock(syscall.LOCK_EX) }
+func (m *mapping) unlock()     { m.fl.Unlock() }
 
 var (
 	mappingsMu sync.Mutex
@@ -169,7 +151,7 @@ func openFile(dir string, perm uint32, log func(string, ...any)) (*mapping, erro
 		}
 		return m, nil
 	}
-	m := &mapping{path: path, f: f, region: -1}
+	m := &mapping{path: path, f: f, fl: mapfile.NewFlock(f), region: -1}
 	if err := m.lock(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("metrics: lock: %w", err)
