@@ -126,7 +126,11 @@ func TestAPIFieldNamesExact(t *testing.T) {
 		{ca, "PUT", "/api/v1/cluster/plan", map[string]any{"steps": []any{map[string]any{"at": "0s", "HSM": 0, "state": "down"}}}},
 	} {
 		r := c.c.raw(c.method, c.path, c.body, nil)
-		er := r.want(t, 400, "bad_request")
+		code := "bad_request"
+		if c.path == "/api/v1/cluster/plan" {
+			code = "bad_plan" // the plan's own parser refuses it, for the CLI too
+		}
+		er := r.want(t, 400, code)
 		assert.Contains(t, er.Error.Message, "names are matched exactly", "%s %s: %s", c.method, c.path, r.Body)
 	}
 	// Nothing changed: no carol, bob's password, no key "cased", HSM 0 up.

@@ -9,7 +9,6 @@
 package console
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/strictjson"
 	"gohsm/token"
 )
 
@@ -332,113 +332,17 @@ func decodeJSON(r *http.Request, limit int64, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err, limit)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return bodyError(err, limit)
-		}
+	err = strictjson.Decode(b, v)
+	var ne *strictjson.NameError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ne):
+		return badRequest("body: %v", ne)
+	case errors.Is(err, strictjson.ErrTrailing):
 		return badRequest("body: more than one JSON value")
 	}
-	return exactNames(b, reflect.TypeOf(v), "")
-}
-
-// exactNames refuses a member of a JSON object in data whose name is not
-// exactly the name of a field of t (a struct, or a pointer, slice or map
-// of them), at any depth; path names where it is for the message. data
-// has been decoded into t already, so it is valid JSON of t's shape.
-func exactNames(data []byte, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
-		return nil
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		var members map[string]json.RawMessage
-		if json.Unmarshal(data, &members) != nil {
-			return nil // not an object: a type with its own UnmarshalJSON
-		}
-		fields := jsonFields(t)
-		for name, raw := range members {
-			ft, ok := fields[name]
-			if !ok {
-				return badRequest("body: unknown field %q%s (names are matched exactly)", name, where(path))
-			}
-			if err := exactNames(raw, ft, path+"."+name); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		var items []json.RawMessage
-		if json.Unmarshal(data, &items) != nil {
-			return nil
-		}
-		for i, raw := range items {
-			if err := exactNames(raw, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	case reflect.Map:
-		var members map[string]json.RawMessage
-		if json.Unmarshal(data, &members) != nil {
-			return nil
-		}
-		for name, raw := range members {
-			if err := exactNames(raw, t.Elem(), path+"."+name); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func where(path string) string {
-	if path == "" {
-		return ""
-	}
-	return " in " + strings.TrimPrefix(path, ".")
-}
-
-// jsonFields maps the JSON names of struct t's fields (as encoding/json
-// names them: the tag's name, else the Go name; embedded structs'
-// fields promoted) to their types.
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" {
-			ft := f.Type
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				for n, typ := range jsonFields(ft) {
-					if _, ok := out[n]; !ok {
-						out[n] = typ
-					}
-				}
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	return out
+	return bodyError(err, limit)
 }
 
 // readBody reads r's JSON body whole (at most limit bytes).

@@ -220,6 +220,10 @@ func TestParsePlan(t *testing.T) {
 		{`{"steps":[{"store":"up","for":"1s"}]}`, "want down"},
 		{`{"steps":[{"store":"down"}]}`, "longer than 0s"},
 		{`{"steps":[]} {}`, "data after"},
+		// Names are matched exactly (internal/strictjson): encoding/json
+		// alone loaded these as an empty plan and as hsm 0 going down.
+		{`{"Steps":[{"at":"1s","hsm":0,"state":"down"}]}`, `unknown field "Steps" (names are matched exactly)`},
+		{`{"steps":[{"at":"1s","HSM":0,"state":"down"}]}`, `unknown field "HSM" in steps[0]`},
 		{`{"steps":[`, "unexpected EOF"},
 		{`[1,2]`, "cannot unmarshal"},
 		{`{"steps":[` + strings.Repeat(`{"at":"1s","hsm":0,"state":"up"},`, 64) + `{"at":"1s","hsm":0,"state":"up"}]}`, "65 steps"},

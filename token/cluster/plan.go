@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/strictjson"
 )
 
 // Plan limits: the plan lives in the state file (planCap bytes of JSON,
@@ -71,14 +71,13 @@ func ParsePlan(b []byte) (*Plan, error) {
 	if len(b) > planCap {
 		return nil, fmt.Errorf("cluster: plan: more than %d bytes, the most is %d", planCap, planCap)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var p Plan
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("cluster: plan: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	// Names are matched exactly: encoding/json alone would take "Steps"
+	// for "steps" (internal/strictjson).
+	if err := strictjson.Decode(b, &p); errors.Is(err, strictjson.ErrTrailing) {
 		return nil, errors.New("cluster: plan: data after the plan's JSON object")
+	} else if err != nil {
+		return nil, fmt.Errorf("cluster: plan: %w", err)
 	}
 	if len(p.Steps) > maxSteps {
 		return nil, fmt.Errorf("cluster: plan: %d steps, the most is %d", len(p.Steps), maxSteps)
