@@ -79,7 +79,7 @@ func TestAuditShow(t *testing.T) {
 	assert.Equal(t, logins[1].Record, string(logins[1].Event), "the event is the record the MAC covers")
 	since := c.auditLines("--since", fmt.Sprint(len(all)-2))
 	assert.Len(t, since, 2)
-	assert.Empty(t, c.auditLines("--stream", "hsm-9"))
+	assert.Empty(t, c.auditLines("--user", "nobody"))
 	newest := c.auditLines("--opcode", "CN_LOGIN", "--user", "alice", "--limit", "1")
 	require.Len(t, newest, 1)
 	assert.Equal(t, logins[1].Seq, newest[0].Seq, "--limit keeps the newest")
@@ -149,6 +149,13 @@ func TestAuditVerifyUnknownStream(t *testing.T) {
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Contains(t, r.stdout, `"code": "not_found"`)
 	assert.Contains(t, c.ok("audit", "verify", "--stream", "hsm-0"), "stream hsm-0: 8 records verified")
+	// show, head and rotate take the same streams: a typo is the same
+	// error, not an empty answer (and rotate writes no archive).
+	c.fails([]string{`no audit stream "hsm-9"`}, "audit", "show", "--stream", "hsm-9")
+	c.fails([]string{`no audit stream "hsm-9"`}, "audit", "head", "--stream", "hsm-9")
+	out := filepath.Join(t.TempDir(), "a.jsonl")
+	c.fails([]string{`no audit stream "hsm-9"`}, "audit", "rotate", "--out", out, "--stream", "hsm-9")
+	assert.NoFileExists(t, out)
 }
 
 // TestAuditRotateCLI: rotate archives the older records and deletes them

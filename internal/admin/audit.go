@@ -14,10 +14,22 @@ import (
 // the slot, not a session.
 
 // AuditStreams is the slot's store, and stream, or every stream of the
-// token when stream is "".
+// token when stream is "". A stream the token has never written (a typo:
+// --stream hsm-9 on a two-HSM cluster) is a not_found error naming the
+// streams that exist: showing, rotating or verifying nothing must not
+// read as an empty or verified log.
 func AuditStreams(s *token.Slot, stream string) (store.Store, []string, error) {
+	return auditStreams(s, stream, nil)
+}
+
+// auditStreams is AuditStreams where a stream also counts as known when
+// the archive holds records of it (audit verify --archive).
+func auditStreams(s *token.Slot, stream string, archive []audit.Record) (store.Store, []string, error) {
 	st := s.Store()
 	if stream != "" {
+		if err := knownStream(st, stream, archive); err != nil {
+			return nil, nil, err
+		}
 		return st, []string{stream}, nil
 	}
 	streams, err := st.AuditStreams()
@@ -142,19 +154,12 @@ func (v Verification) Err() error {
 // does not verify is reported in the result, not as an error; the error is
 // for a log that cannot be read (store unreachable).
 //
-// A stream the token has never written (a typo: --stream hsm-9 on a
-// two-HSM cluster) is an error naming the streams that exist, code
-// not_found: verifying nothing must not read as a verified log.
+// An unknown stream is AuditStreams' not_found error.
 func VerifyAudit(s *token.Slot, o VerifyOptions) (Verification, error) {
 	v := Verification{OK: true, Streams: []StreamReport{}}
-	st, streams, err := AuditStreams(s, o.Stream)
+	st, streams, err := auditStreams(s, o.Stream, o.Archive)
 	if err != nil {
 		return v, err
-	}
-	if o.Stream != "" {
-		if err := knownStream(st, o.Stream, o.Archive); err != nil {
-			return v, err
-		}
 	}
 	for _, name := range streams {
 		c, err := audit.Load(st, name)

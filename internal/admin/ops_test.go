@@ -60,10 +60,12 @@ func TestQueryAudit(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, since, len(all)-3)
 
-	none, _, err := QueryAudit(s, AuditQuery{Stream: "nope"})
+	none, _, err := QueryAudit(s, AuditQuery{User: "nobody"})
 	require.NoError(t, err)
-	assert.NotNil(t, none)
+	assert.NotNil(t, none, "no match is an empty list, not null")
 	assert.Empty(t, none)
+	_, _, err = QueryAudit(s, AuditQuery{Stream: "nope"})
+	assert.ErrorContains(t, err, `no audit stream "nope"`)
 
 	lines := Lines(logins)
 	assert.Equal(t, "CN_LOGIN", lines[0].Opcode)
@@ -132,6 +134,17 @@ func TestVerifyAuditUnknownStream(t *testing.T) {
 	arch := audit.Record{Stream: "old-hsm"}
 	_, err = VerifyAudit(s, VerifyOptions{Stream: "old-hsm", Archive: []audit.Record{arch}})
 	assert.NotContains(t, fmt.Sprint(err), "no audit stream", "an archived stream is known")
+	// Showing (and so rotating and reading heads, which take the same
+	// streams) refuses it too: an empty list would read as a quiet log.
+	_, _, err = QueryAudit(s, AuditQuery{Stream: "hsm-9"})
+	require.Error(t, err)
+	_, code = ErrorCode(err)
+	assert.Equal(t, CodeNotFound, code)
+	_, _, err = AuditStreams(s, "hsm-9")
+	assert.Contains(t, fmt.Sprint(err), `no audit stream "hsm-9"`)
+	recs, _, err := QueryAudit(s, AuditQuery{Stream: store.DefaultStream})
+	require.NoError(t, err)
+	assert.NotEmpty(t, recs)
 }
 
 func TestStatus(t *testing.T) {
