@@ -98,7 +98,6 @@ head -c 32 /dev/urandom >"$work/hash"
 
 spec=$work/spec.tsv
 : >"$spec"
-verify=()
 for m in gohsm gohsm-testkdf softhsm; do
 	d=$work/$m
 	mkdir -p "$d"
@@ -115,9 +114,12 @@ for m in gohsm gohsm-testkdf softhsm; do
 		-o "$d/pub.der" >/dev/null 2>&1
 	OPENSSL_CONF=/dev/null openssl pkey -pubin -inform DER -in "$d/pub.der" -out "$d/pub.pem"
 	uri="pkcs11:token=$label;object=eck;type=private"
+	# The commands are run by sh -c: paths quoted for it.
+	lib=$(printf %q "$lib") d=$(printf %q "$d")
+	hash=$(printf %q "$work/hash") env=$(printf %q "$env")
 	sign=(
-		"pkcs11-tool login+sign|env $env pkcs11-tool --module $lib --token-label $label --login --pin $pin --sign --mechanism ECDSA --id 01 --signature-format openssl -i $work/hash -o $d/tool.sig"
-		"openssl pkeyutl (libp11) login+sign|env $env OPENSSL_CONF=$d/openssl.cnf openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey '$uri;pin-value=$pin' -in $work/hash -out $d/ossl.sig"
+		"pkcs11-tool login+sign|env $env pkcs11-tool --module $lib --token-label $label --login --pin $pin --sign --mechanism ECDSA --id 01 --signature-format openssl -i $hash -o $d/tool.sig"
+		"openssl pkeyutl (libp11) login+sign|env $env OPENSSL_CONF=$d/openssl.cnf openssl pkeyutl -engine pkcs11 -keyform engine -sign -inkey '$uri;pin-value=$pin' -in $hash -out $d/ossl.sig"
 		"p11tool --test-sign|env $env GNUTLS_PIN=$pin p11tool --provider $lib --login --test-sign '$uri'"
 		"pkcs11-tool -L (no login)|env $env pkcs11-tool --module $lib -L"
 	)
@@ -128,7 +130,6 @@ for m in gohsm gohsm-testkdf softhsm; do
 		[ $m = gohsm-testkdf ] && [[ $row == *"no login"* ]] && continue
 		printf 'cmd\t%s\t%s\t%s\n' "$row" "$m" "${s#*|}" >>"$spec"
 	done
-	verify+=("$m")
 done
 printf 'target\t%s\t2\t2\n' "pkcs11-tool login+sign" "openssl pkeyutl (libp11) login+sign" "p11tool --test-sign" >>"$spec"
 printf 'target\t%s\t1.3\t0\n' "pkcs11-tool -L (no login)" >>"$spec"
