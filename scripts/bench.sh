@@ -15,6 +15,10 @@
 #   BENCH_NO_DOC=1  do not touch docs/bench.md
 #   BENCH_NO_PG=1   leave the gohsm-pg column out (no PostgreSQL)
 #   BENCH_NO_METRICS=1  leave the gohsm-nohook and gohsm-metrics columns out
+#   BENCH_NO_PROC=1 leave the whole-process benchmark out (scripts/bench-proc.sh:
+#                   pkcs11-tool, openssl with libp11 and p11tool, one process
+#                   per sign)
+#   BENCH_PROC_RUNS=N  runs of each whole-process command (default 10)
 #   BENCH_PG_FSYNC  the server's fsync setting: off (default; a commit is
 #                   written to the kernel, not flushed, as gohsm's SQLite
 #                   does with synchronous=normal) or on
@@ -211,6 +215,19 @@ if [ "$status" != 0 ]; then
 	echo "scripts/bench.sh: p11bench failed: docs/bench.md left as it was" >&2
 	exit "$status"
 fi
+# After p11bench, not beside it: two cores, and each measures the other's load.
+proc=
+if [ -z "${BENCH_NO_PROC:-}" ]; then
+	proc=$work/proc-table.md
+	pstart=$(date +%s)
+	scripts/bench-proc.sh -runs "${BENCH_PROC_RUNS:-10}" "$proc" >/dev/null || {
+		echo "scripts/bench.sh: scripts/bench-proc.sh failed: docs/bench.md left as it was" >&2
+		exit 1
+	}
+	cat "$proc"
+	elapsed=$(($(date +%s) - start))
+	echo "scripts/bench.sh: bench-proc.sh ran $(($(date +%s) - pstart)) s" >&2
+fi
 [ -n "${BENCH_NO_DOC:-}" ] && exit 0
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -239,6 +256,16 @@ gen=$work/generated.md
 	echo
 	sed "s|$root/||g" "$work/table.md"
 	echo
+	if [ -n "$proc" ]; then
+		echo "### Whole process (scripts/bench-proc.sh)"
+		echo
+		echo "One client process per sign, gohsm and SoftHSMv2 each on a token of its own with an EC P-256"
+		echo "key; gohsm-testkdf is gohsm with its user made under the tests' KDF (argon2id t=1, 64 KiB)"
+		echo "instead of the default (t=3, 64 MiB, 2 lanes). Every tool's signature is checked."
+		echo
+		cat "$proc"
+		echo
+	fi
 } >"$gen"
 
 doc=docs/bench.md

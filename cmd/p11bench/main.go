@@ -261,6 +261,16 @@ func reservedFor(raw []string, name string) string {
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("p11bench: ")
+	if len(os.Args) > 1 && os.Args[1] == "proc" {
+		if err := procMain(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(0)
+			}
+			fmt.Fprintln(os.Stderr, "p11bench proc:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
