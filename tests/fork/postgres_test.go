@@ -131,11 +131,11 @@ func TestForkPostgresLogin(t *testing.T) {
 	}
 
 	// Every process's sockets to the server are its own.
-	conns, err := tcpConnsTo(srv.Port)
+	conns, err := pgtest.TCPConnsTo(srv.Port)
 	require.NoError(t, err)
 	socks := map[string][]uint64{}
 	for who, pid := range pids {
-		socks[who], err = socketsOf(pid, conns)
+		socks[who], err = pgtest.SocketsOf(pid, conns)
 		require.NoError(t, err)
 		require.NotEmpty(t, socks[who], "the %s has no connection of its own to PostgreSQL", who)
 	}
@@ -248,54 +248,4 @@ func liveLogins(ctx context.Context, db *pgx.Conn) ([]int, error) {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[int])
-}
-
-// tcpConnsTo is the established TCP connections to 127.0.0.1:port (client
-// side) from /proc/net/tcp: socket inode -> local port.
-func tcpConnsTo(port int) (map[uint64]int, error) {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return nil, err
-	}
-	want := fmt.Sprintf("0100007F:%04X", port)
-	out := map[uint64]int{}
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-		f := strings.Fields(l)
-		if len(f) < 10 || f[2] != want || f[3] != "01" {
-			continue
-		}
-		_, lp, ok := strings.Cut(f[1], ":")
-		local, err1 := strconv.ParseUint(lp, 16, 16)
-		ino, err2 := strconv.ParseUint(f[9], 10, 64)
-		if ok && err1 == nil && err2 == nil && ino != 0 {
-			out[ino] = int(local)
-		}
-	}
-	return out, nil
-}
-
-// socketsOf is the inodes among conns that pid has open.
-func socketsOf(pid int, conns map[uint64]int) ([]uint64, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	for _, fd := range fds {
-		l, err := os.Readlink(filepath.Join(dir, fd.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		n, ok := strings.CutPrefix(l, "socket:[")
-		if !ok {
-			continue
-		}
-		ino, err := strconv.ParseUint(strings.TrimSuffix(n, "]"), 10, 64)
-		if _, mine := conns[ino]; err == nil && mine {
-			out = append(out, ino)
-		}
-	}
-	return out, nil
 }

@@ -25,7 +25,7 @@ func rank(path string) int {
 	switch {
 	case path == "gohsm/internal/ck" || strings.HasPrefix(path, "gohsm/internal/ck/"), path == "gohsm/internal/wycheproof",
 		path == "gohsm/internal/ossl",
-		path == "gohsm/internal/mapfile", // shared-mapping files grown with storage behind them
+		path == "gohsm/internal/mapfile",    // shared-mapping files grown with storage behind them
 		path == "gohsm/internal/strictjson": // JSON with exact member names (plans, console bodies)
 		return 0
 	case path == "gohsm/mechanisms":

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,11 +115,11 @@ func pgCount(ctx context.Context, dsn, q string) (int, error) {
 // holds, and none of its master's (a socket inherited through fork() is
 // the same inode in both).
 func (s *server) checkOwnConnections(pgPort int) error {
-	conns, err := tcpConnsTo(pgPort)
+	conns, err := pgtest.TCPConnsTo(pgPort)
 	if err != nil {
 		return err
 	}
-	master, err := socketsOf(s.cmd.Process.Pid, conns)
+	master, err := pgtest.SocketsOf(s.cmd.Process.Pid, conns)
 	if err != nil {
 		return err
 	}
@@ -132,7 +130,7 @@ func (s *server) checkOwnConnections(pgPort int) error {
 	seen := map[uint64]int{}
 	var report []string
 	for _, pid := range workers {
-		socks, err := socketsOf(pid, conns)
+		socks, err := pgtest.SocketsOf(pid, conns)
 		if err != nil {
 			return err
 		}
@@ -163,52 +161,4 @@ func (s *server) checkOwnConnections(pgPort int) error {
 	}
 	s.t.Logf("connections to PostgreSQL: master %d: %d; %s", s.cmd.Process.Pid, len(master), strings.Join(report, "; "))
 	return nil
-}
-
-// tcpConnsTo is the socket inodes of the established TCP connections to
-// 127.0.0.1:port (client side), from /proc/net/tcp.
-func tcpConnsTo(port int) (map[uint64]bool, error) {
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return nil, err
-	}
-	want := fmt.Sprintf("0100007F:%04X", port)
-	out := map[uint64]bool{}
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-		f := strings.Fields(l)
-		if len(f) < 10 || f[2] != want || f[3] != "01" {
-			continue
-		}
-		ino, err := strconv.ParseUint(f[9], 10, 64)
-		if err == nil && ino != 0 {
-			out[ino] = true
-		}
-	}
-	return out, nil
-}
-
-// socketsOf is the inodes among conns that pid has open.
-func socketsOf(pid int, conns map[uint64]bool) ([]uint64, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	for _, fd := range fds {
-		l, err := os.Readlink(filepath.Join(dir, fd.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		n, ok := strings.CutPrefix(l, "socket:[")
-		if !ok {
-			continue
-		}
-		ino, err := strconv.ParseUint(strings.TrimSuffix(n, "]"), 10, 64)
-		if err == nil && conns[ino] {
-			out = append(out, ino)
-		}
-	}
-	return out, nil
 }
