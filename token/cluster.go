@@ -271,8 +271,7 @@ func (op *operation) clustered(fn cluster.Func, cls cluster.Class, compute func(
 // set): a token key runs round robin on the HSMs it has reached, once it
 // meets the key availability quorum; a session key on its one HSM.
 func (s *Slot) clusterInit(op *operation, kind opKind, keyH ck.ULong) error {
-	op.cl = s.cl
-	op.cls, op.updCls = opClass(kind, op.mech)
+	op.cl = s.cl // op.cls and op.updCls: set by initOp (metrics count by them too)
 	if kind == opDigest {
 		return nil
 	}
