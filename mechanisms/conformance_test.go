@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/asn1"
@@ -109,6 +110,8 @@ func genParams(kt ck.KeyType, size int) KeyGenParams {
 		return KeyGenParams{ECParams: must(asn1.Marshal(oidEd25519))}
 	case classMontgomery:
 		return KeyGenParams{ECParams: X25519Params()}
+	case classMLKEM:
+		return KeyGenParams{ParameterSet: map[int]ck.ULong{768: ck.CKP_ML_KEM_768, 1024: ck.CKP_ML_KEM_1024}[size]}
 	}
 	return KeyGenParams{ValueLen: size}
 }
@@ -290,6 +293,11 @@ func testKeyGen(t *testing.T, m *Mechanism) {
 				assert.True(t, k.Public().(ed25519.PublicKey).Equal(pub))
 			case *ecdh.PrivateKey:
 				assert.True(t, k.PublicKey().Equal(pub))
+			case *mlkem.DecapsulationKey768, *mlkem.DecapsulationKey1024:
+				set, ek, _, _ := MLKEMKeyMaterial(priv)
+				pset, pek, _, _ := MLKEMKeyMaterial(pub)
+				assert.Equal(t, p.ParameterSet, set)
+				assert.Equal(t, []any{set, ek}, []any{pset, pek})
 			default:
 				t.Fatalf("unexpected private key %T", priv)
 			}

@@ -207,6 +207,9 @@ type KeyGenParams struct {
 	// Param is the decoded mechanism parameter, for the generation
 	// mechanisms that take one (CKM_PKCS5_PBKD2).
 	Param any
+	// ParameterSet is CKA_PARAMETER_SET (the 3.2 post-quantum key types:
+	// CKP_ML_KEM_768, ...).
+	ParameterSet ck.ULong
 }
 
 // Cipher is one encryption or decryption operation. Output is appended to dst
@@ -310,6 +313,13 @@ type Mechanism struct {
 	// MessageEncrypt / MessageDecrypt: the 3.0 message-based AEAD API.
 	MessageEncrypt func(key any, param any) (MessageAEAD, error)
 	MessageDecrypt func(key any, param any) (MessageAEAD, error)
+	// Encapsulate / Decapsulate: the 3.2 key encapsulation functions
+	// (C_EncapsulateKey with a public key, C_DecapsulateKey with a private
+	// key); the secret becomes the value of the new key. CiphertextSize is
+	// the ciphertext length for a key, for the output-length query.
+	Encapsulate    func(pub any, param any) (secret, ciphertext []byte, err error)
+	Decapsulate    func(priv any, param any, ciphertext []byte) ([]byte, error)
+	CiphertextSize func(key any) int
 }
 
 // Prepared is a key with the state a row's Prepare made from it. Rows with

@@ -915,6 +915,11 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	if len(p.ECParams) == 0 {
 		p.ECParams = privFull[ck.CKA_EC_PARAMS]
 	}
+	if set, ok := pubFull.ULong(ck.CKA_PARAMETER_SET); ok {
+		p.ParameterSet = set
+	} else if set, ok := privFull.ULong(ck.CKA_PARAMETER_SET); ok {
+		p.ParameterSet = set
+	}
 	origin, err := se.slot.admitAny(cluster.ClassKeyGen)
 	if err != nil {
 		return 0, 0, err
