@@ -66,12 +66,14 @@ func addGenFlags(fs *flag.FlagSet) genFlags {
 	}
 }
 
-// keyGenerate is key generate aes, ec and rsa (admin.Generate): the
-// type's own flag (--bits or --curve) and the common ones.
+// keyGenerate is key generate aes, ec, rsa and ml-kem (admin.Generate):
+// the type's own flag (--bits, --curve or --parameter-set) and the common
+// ones.
 func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 	return func(fs *flag.FlagSet) func(*env) error {
 		var bits *int
 		var curve *string
+		var set *int
 		switch typ {
 		case "aes":
 			bits = fs.Int("bits", 256, "key size: 128, 192 or 256")
@@ -79,6 +81,8 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			bits = fs.Int("bits", 2048, "modulus size: 2048, 3072 or 4096")
 		case "ec":
 			curve = fs.String("curve", "P-256", "curve: P-256 or P-384")
+		case "ml-kem":
+			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 768 or 1024")
 		}
 		g := addGenFlags(fs)
 		return func(e *env) error {
@@ -88,6 +92,9 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			}
 			if curve != nil {
 				spec.Curve = *curve
+			}
+			if set != nil {
+				spec.ParameterSet = *set
 			}
 			if err := spec.Check(); err != nil {
 				return usageOf(err)
