@@ -173,3 +173,46 @@ func TestMLKEMUsageAndDefaults(t *testing.T) {
 	require.NoError(t, err)
 	requireRV(t, res[0].Err, ck.CKR_ATTRIBUTE_SENSITIVE)
 }
+
+// TestMLKEMImport: C_CreateObject takes an ML-KEM private key as its seed
+// and a public key as its encapsulation key; the expanded private key
+// (CKA_VALUE) is not a form gohsm holds.
+func TestMLKEMImport(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	dk, err := mlkem.GenerateKey768()
+	require.NoError(t, err)
+	priv, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768), ck.CKA_SEED: dk.Bytes(), ck.CKA_DECAPSULATE: attrs.Bool(true),
+	})
+	require.NoError(t, err)
+	pub, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768), ck.CKA_VALUE: dk.EncapsulationKey().Bytes(),
+	})
+	require.NoError(t, err)
+	ct := make([]byte, mlkem.CiphertextSize768)
+	_, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}, Out{Buf: ct})
+	require.NoError(t, err)
+	want, err := dk.Decapsulate(ct)
+	require.NoError(t, err)
+	assert.Equal(t, want, attrBytes(t, m, h, ek, ck.CKA_VALUE))
+	_, err = m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, nil, ct)
+	require.NoError(t, err)
+
+	res, err := m.GetAttributeValue(h, priv, []ck.AttributeType{ck.CKA_VALUE})
+	require.NoError(t, err)
+	requireRV(t, res[0].Err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	_, err = m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768), ck.CKA_VALUE: make([]byte, 2400),
+	})
+	requireRV(t, err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	_, err = m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_1024), ck.CKA_VALUE: dk.EncapsulationKey().Bytes(),
+	})
+	requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+}
