@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -66,6 +67,15 @@ func newGoBase() (*goBase, error) {
 	}
 	out := make([]byte, 0, mib+16)
 	var ctr uint64
+	dk, err := mlkem.GenerateKey768()
+	if err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
+	ek := dk.EncapsulationKey()
+	ct := make([]byte, mlkem.CiphertextSize768)
+	if _, err := rand.Read(ct); err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
 	return &goBase{ops: []*goOp{
 		{row: goRow{Op: "go-ecdsa-p256", What: "ecdsa.Sign P-256, 32-byte hash", ModuleOp: "ecdsa-p256", Target: 0.10},
 			f: func() error {
@@ -85,6 +95,16 @@ func newGoBase() (*goBase, error) {
 				nonce[4], nonce[5], nonce[6], nonce[7] = byte(ctr), byte(ctr>>8), byte(ctr>>16), byte(ctr>>24)
 				out = aead.Seal(out[:0], nonce, in, nil)
 				return nil
+			}},
+		{row: goRow{Op: "go-ml-kem-768-encaps", What: "mlkem.EncapsulationKey768.Encapsulate", ModuleOp: "ml-kem-768-encaps", Target: 0.10},
+			f: func() error {
+				ek.Encapsulate()
+				return nil
+			}},
+		{row: goRow{Op: "go-ml-kem-768-decaps", What: "mlkem.DecapsulationKey768.Decapsulate, random 1088-byte ciphertext", ModuleOp: "ml-kem-768-decaps", Target: 0.10},
+			f: func() error {
+				_, err := dk.Decapsulate(ct)
+				return err
 			}},
 	}}, nil
 }
