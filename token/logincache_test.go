@@ -392,3 +392,25 @@ func TestLoginCacheEntryOfAnotherPassword(t *testing.T) {
 	require.EqualValues(t, 1, n.Load(), "the derived KEK replaced it")
 	require.False(t, strings.Contains(e, userPIN))
 }
+
+// TestLoginCacheLeavesFullThresholdToTheStore: failures counted up to the
+// threshold and past it without the lock (attempts in flight, or left by
+// processes that died) are the store's to settle (BeginLogin): the right
+// password with a live entry is not answered from the cache, and the store
+// locks the user (a count past the threshold). Before the check the cache
+// logged the user in and reset the count.
+func TestLoginCacheLeavesFullThresholdToTheStore(t *testing.T) {
+	requireKeyring(t)
+	m, _ := cacheToken(t, "5m")
+	require.NoError(t, loginOnce(m, ck.CKU_USER, userPIN))
+	require.True(t, inKeyring(t, entryOf(t, m, "user")))
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	for range s.lockoutThreshold() + 1 {
+		require.NoError(t, s.st.BeginLogin("user", 1000)) // reserved, never ended
+	}
+	require.ErrorIs(t, loginOnce(m, ck.CKU_USER, userPIN), ck.CKR_PIN_LOCKED)
+	u, err := s.st.User("user")
+	require.NoError(t, err)
+	require.True(t, u.Locked)
+}

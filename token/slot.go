@@ -506,9 +506,15 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	}
 	// The login cache: an entry that opens with this password holds the
 	// KEK argon2 would derive. A wrong password never opens one, and goes
-	// the whole way below, counted.
+	// the whole way below, counted. Failures already at the threshold
+	// (attempts in flight, or left by dead processes) are BeginLogin's to
+	// settle, never the cache's.
 	entry := s.cacheEntryLocked(u)
-	if kek := s.cachedKEKLocked(entry, password); kek != nil {
+	var kek []byte
+	if t := s.lockoutThreshold(); t <= 0 || u.FailedLogins < t {
+		kek = s.cachedKEKLocked(entry, password)
+	}
+	if kek != nil {
 		tk, err := s.unlockLocked(kek, u)
 		clear(kek)
 		if err == nil {
@@ -523,7 +529,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	} else if err != nil {
 		return nil, storeErr(err)
 	}
-	kek := s.derive(password, u.Salt, u.KDF)
+	kek = s.derive(password, u.Salt, u.KDF)
 	defer clear(kek)
 	tk, err := s.unlockLocked(kek, u)
 	if err != nil && !errors.Is(err, store.ErrWrongPassword) {
