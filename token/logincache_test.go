@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -413,4 +414,25 @@ func TestLoginCacheLeavesFullThresholdToTheStore(t *testing.T) {
 	u, err := s.st.User("user")
 	require.NoError(t, err)
 	require.True(t, u.Locked)
+}
+
+// TestTokenPlace: a token reached through a symbolic link has the place of
+// its directory; PostgreSQL tokens are told apart by database, host and
+// port, never by the password or the user.
+func TestTokenPlace(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	require.NoError(t, os.Mkdir(real, 0o700))
+	link := filepath.Join(dir, "link")
+	require.NoError(t, os.Symlink(real, link))
+	require.Equal(t, tokenPlace(SlotConfig{Dir: real}), tokenPlace(SlotConfig{Dir: link}))
+	require.NotEqual(t, tokenPlace(SlotConfig{Dir: real}), tokenPlace(SlotConfig{Dir: dir}))
+
+	pg := func(url string) string { return tokenPlace(SlotConfig{Store: url}) }
+	a := pg("postgres://u:secret@db.example:5432/gohsm")
+	require.Equal(t, a, pg("postgres://other:pw2@db.example:5432/gohsm?sslmode=require"))
+	require.NotEqual(t, a, pg("postgres://u:secret@db.example:5432/gohsm2"))
+	require.NotEqual(t, a, pg("postgres://u:secret@db2.example:5432/gohsm"))
+	require.NotEqual(t, a, pg("postgres://u:secret@db.example:5433/gohsm"))
+	require.NotContains(t, a, "secret")
 }

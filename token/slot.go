@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -671,11 +672,14 @@ func tokenPlace(sc SlotConfig) string {
 		if err != nil {
 			return "postgres:" + RedactURL(sc.Store)
 		}
-		p := fmt.Sprintf("postgres:%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+		// The hosts, each once: pgx adds a fallback per TLS mode
+		// (sslmode=prefer tries TLS, then the same host without).
+		hosts := []string{fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)}
 		for _, f := range cfg.Fallbacks {
-			p += fmt.Sprintf(",%s:%d", f.Host, f.Port)
+			hosts = append(hosts, fmt.Sprintf("%s:%d", f.Host, f.Port))
 		}
-		return p
+		slices.Sort(hosts)
+		return "postgres:" + strings.Join(slices.Compact(hosts), ",") + "/" + cfg.Database
 	}
 	d, err := filepath.EvalSymlinks(sc.Dir)
 	if err != nil {
