@@ -104,6 +104,12 @@ $(BUILD)/libgohsm-nohook.so: $(GOFILES) pkcs11/libgohsm.map
 		-ldflags "-extldflags -Wl,--version-script=$(LDMAP)" -o $@ ./cmd/libgohsm
 	@rm -f $(BUILD)/libgohsm-nohook.h
 
+# The start-up probe `p11bench startup` runs: a C process that only loads a
+# module and asks for its token (docs/bench.md, "Start-up").
+$(BUILD)/startprobe: cmd/p11bench/startprobe/startprobe.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
 $(BUILD)/p11bench: $(GOFILES) $(wildcard cmd/p11bench/*.c cmd/p11bench/*.h)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -o $@ ./cmd/p11bench
