@@ -120,6 +120,13 @@ $(BUILD)/startprobe: cmd/p11bench/startprobe/startprobe.c $(wildcard include/*.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 
+# The floor under any Go module's start-up: the smallest Go c-shared
+# library startprobe can load (cmd/p11bench/startprobe/floor).
+$(BUILD)/libfloor.so: $(wildcard cmd/p11bench/startprobe/floor/*) $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -o $@ ./cmd/p11bench/startprobe/floor
+	@rm -f $(BUILD)/libfloor.h
+
 $(BUILD)/p11bench: $(GOFILES) $(wildcard cmd/p11bench/*.c cmd/p11bench/*.h)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -o $@ ./cmd/p11bench

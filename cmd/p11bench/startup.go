@@ -10,18 +10,29 @@ package main
 // wait4), of each step's time as the probe saw it, of the peak RSS (the
 // probe's own VmHWM: ru_maxrss would carry p11bench's peak across exec,
 // docs/bench.md), and of smaps_rollup read right after C_Initialize (Rss,
-// Pss, Private). The environment passes through: GOHSM_CONF and
-// SOFTHSM2_CONF say which tokens. docs/bench.md, "Start-up".
+// Pss, Private), and the process's CPU time (user + system, from wait4:
+// less sensitive than wall time to a loaded machine). With -evict (the
+// default) each module's file is dropped from the page cache
+// (POSIX_FADV_DONTNEED) before the warm-up run, so that every library is
+// read back the same way: how many of a library's file pages a process
+// maps depends on the page-cache folios the kernel made when it read the
+// file (a library just written by the linker maps more). The environment
+// passes through: GOHSM_CONF and SOFTHSM2_CONF say which tokens.
+// docs/bench.md, "Start-up".
 
 import (
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // startupKeys are the probe's numeric fields the table uses.
@@ -55,12 +66,12 @@ func parseProbe(out string) (map[string]int64, error) {
 }
 
 type startupStats struct {
-	wall  time.Duration
-	field map[string]int64 // medians
+	wall, cpu time.Duration
+	field     map[string]int64 // medians
 }
 
-func summariseStartup(walls []time.Duration, runs []map[string]int64) startupStats {
-	s := startupStats{wall: procMedian(walls), field: map[string]int64{}}
+func summariseStartup(walls, cpus []time.Duration, runs []map[string]int64) startupStats {
+	s := startupStats{wall: procMedian(walls), cpu: procMedian(cpus), field: map[string]int64{}}
 	for _, k := range startupKeys {
 		v := make([]int64, len(runs))
 		for i, r := range runs {
@@ -75,20 +86,20 @@ func writeStartupTable(w io.Writer, names []string, st map[string]startupStats, 
 	ms := func(us int64) string { return fmt.Sprintf("%.1f", float64(us)/1000) }
 	mib := func(kb int64) string { return fmt.Sprintf("%.1f", float64(kb)/1024) }
 	fmt.Fprintf(w, "Start-up, medians of %d runs (times in ms, memory in MiB; Rss/Pss/Private read after C_Initialize)\n\n", runs)
-	fmt.Fprintln(w, "| module | wall | dlopen | C_Initialize | slots+token info | C_Finalize | peak RSS | Rss | Pss | Private clean | Private dirty |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| module | wall | CPU | dlopen | C_Initialize | slots+token info | C_Finalize | peak RSS | Rss | Pss | Private clean | Private dirty |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, n := range names {
 		s := st[n]
 		f := s.field
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
-			ms(s.wall.Microseconds()), ms(f["open_us"]), ms(f["init_us"]-f["open_us"]), ms(f["info_us"]), ms(f["fin_us"]),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
+			ms(s.wall.Microseconds()), ms(s.cpu.Microseconds()), ms(f["open_us"]), ms(f["init_us"]-f["open_us"]), ms(f["info_us"]), ms(f["fin_us"]),
 			mib(f["hwm_kb"]), mib(f["init_Rss_kb"]), mib(f["init_Pss_kb"]), mib(f["init_Private_Clean_kb"]), mib(f["init_Private_Dirty_kb"]))
 	}
 	if len(names) >= 2 {
 		a, b := st[names[0]], st[names[1]]
 		if b.wall > 0 && b.field["hwm_kb"] > 0 {
-			fmt.Fprintf(w, "\n%s/%s: wall %.2fx, peak RSS %.2fx\n", names[0], names[1],
-				float64(a.wall)/float64(b.wall), float64(a.field["hwm_kb"])/float64(b.field["hwm_kb"]))
+			fmt.Fprintf(w, "\n%s/%s: wall %.2fx, CPU %.2fx, peak RSS %.2fx\n", names[0], names[1],
+				float64(a.wall)/float64(b.wall), float64(a.cpu)/float64(b.cpu), float64(a.field["hwm_kb"])/float64(b.field["hwm_kb"]))
 		}
 	}
 }
@@ -98,6 +109,7 @@ func startupMain(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	runs := fs.Int("runs", 20, "runs per module")
 	probe := fs.String("probe", "build/startprobe", "the probe (make build/startprobe)")
+	evict := fs.Bool("evict", true, "drop each module file from the page cache before the warm-up")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: p11bench startup [-runs N] [-probe PATH] NAME=MODULE.so...")
 		fs.PrintDefaults()
@@ -117,7 +129,15 @@ func startupMain(args []string, stdout, stderr io.Writer) error {
 		}
 		names, paths = append(names, n), append(paths, p)
 	}
+	if *evict {
+		for _, p := range paths {
+			if err := evictFile(p); err != nil {
+				return err
+			}
+		}
+	}
 	walls := make([][]time.Duration, len(names))
+	cpus := make([][]time.Duration, len(names))
 	samples := make([][]map[string]int64, len(names))
 	for r := -1; r < *runs; r++ { // run -1: the untimed warm-up
 		for i := range names {
@@ -134,16 +154,35 @@ func startupMain(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", names[i], err)
 			}
+			ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
+			if !ok {
+				return errors.New("no rusage")
+			}
 			if r >= 0 {
 				walls[i] = append(walls[i], wall)
+				cpus[i] = append(cpus[i], time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 				samples[i] = append(samples[i], m)
 			}
 		}
 	}
 	st := map[string]startupStats{}
 	for i, n := range names {
-		st[n] = summariseStartup(walls[i], samples[i])
+		st[n] = summariseStartup(walls[i], cpus[i], samples[i])
 	}
 	writeStartupTable(stdout, names, st, *runs)
+	return nil
+}
+
+// evictFile drops path's clean pages from the page cache (a hint: pages
+// another process maps stay).
+func evictFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("%s: fadvise: %w", path, err)
+	}
 	return nil
 }

@@ -35,8 +35,9 @@ func TestStartupTable(t *testing.T) {
 	b, _ := parseProbe(strings.Replace(probeLine, "hwm_kb=21504", "hwm_kb=10752", 1))
 	c, _ := parseProbe(strings.Replace(probeLine, "init_us=30000", "init_us=50000", 1))
 	st := map[string]startupStats{
-		"x": summariseStartup([]time.Duration{40 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond}, []map[string]int64{a, c, a}),
-		"y": summariseStartup([]time.Duration{15 * time.Millisecond}, []map[string]int64{b}),
+		"x": summariseStartup([]time.Duration{40 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond},
+			[]time.Duration{20 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond}, []map[string]int64{a, c, a}),
+		"y": summariseStartup([]time.Duration{15 * time.Millisecond}, []time.Duration{5 * time.Millisecond}, []map[string]int64{b}),
 	}
 	if st["x"].wall != 30*time.Millisecond || st["x"].field["init_us"] != 30000 {
 		t.Fatalf("medians: %v", st["x"])
@@ -45,8 +46,8 @@ func TestStartupTable(t *testing.T) {
 	writeStartupTable(&sb, []string{"x", "y"}, st, 3)
 	out := sb.String()
 	for _, want := range []string{
-		"| x | 30.0 | 10.0 | 20.0 | 2.0 | 1.0 | 21.0 | 20.0 | 19.0 | 15.0 | 3.0 |",
-		"x/y: wall 2.00x, peak RSS 2.00x",
+		"| x | 30.0 | 20.0 | 10.0 | 20.0 | 2.0 | 1.0 | 21.0 | 20.0 | 19.0 | 15.0 | 3.0 |",
+		"x/y: wall 2.00x, CPU 4.00x, peak RSS 2.00x",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
