@@ -450,9 +450,9 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	return nil
 }
 
-// testOnlyDerive, when set, is called for every password derivation
-// authenticate makes (the login timing test counts them).
-var testOnlyDerive func()
+// testOnlyDerive, when set, is called with the parameters of every
+// password derivation authenticate makes (the login tests count them).
+var testOnlyDerive func(store.KDFParams)
 
 // dummySalt salts the derivation made for a login naming no user of the
 // role: its result is thrown away.
@@ -460,7 +460,7 @@ var dummySalt = make([]byte, 16)
 
 func (s *Slot) derive(password, salt []byte, p store.KDFParams) []byte {
 	if testOnlyDerive != nil {
-		testOnlyDerive()
+		testOnlyDerive(p)
 	}
 	return store.DeriveKEK(password, salt, p)
 }
