@@ -129,7 +129,9 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 			rows = append(rows, row)
 		}
 	}
-	for run := range *runs {
+	// One untimed run of each first (run 0): the page cache, and a token
+	// made by an older build gets what Open adds once.
+	for run := range *runs + 1 {
 		for _, r := range rows {
 			if r.cmd == "" || r.note != "" {
 				continue
@@ -142,7 +144,7 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 			s, err := runLimited(r.cmd, &out, stderr, limit)
 			if err != nil {
 				if r.module == "softhsm" {
-					r.note = fmt.Sprintf("run %d: %v", run+1, err)
+					r.note = fmt.Sprintf("run %d: %v", run, err)
 					continue
 				}
 				return fmt.Errorf("%s: %w (%s)", r.cmd, err, strings.TrimSpace(out.String()))
@@ -150,6 +152,9 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 			ph, err := parseProbe(out.String())
 			if err != nil {
 				return err
+			}
+			if run == 0 {
+				continue
 			}
 			r.samples = append(r.samples, s)
 			r.phases = append(r.phases, ph)
@@ -291,7 +296,7 @@ type keygenResult struct {
 // and 1 (big), and generates token keys in alternating slices; the keys
 // made are destroyed afterwards, so the tokens keep their counts.
 func keygenAtSizes(lib, emptyDir, bigDir string, big int, d time.Duration) (*keygenResult, error) {
-	conf := fmt.Sprintf("log_level = warn\n[slot 0]\ndir = %s\n[slot 1]\ndir = %s\n",
+	conf := fmt.Sprintf("log_level = warn\n%s[slot 0]\ndir = %s\n[slot 1]\ndir = %s\n", bigtokenConfExtra,
 		filepath.Join(emptyDir, "gohsm", "slot-0"), filepath.Join(bigDir, "gohsm", "slot-0"))
 	p, err := load(lib, conf)
 	if err != nil {
