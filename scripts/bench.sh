@@ -27,8 +27,9 @@
 #                   the largest); BENCH_BIG_SOFTHSM the SoftHSM ones (default
 #                   1000,10000); BENCH_BIG_RUNS probe runs per size (default 5)
 #   BENCH_BIG_DIR   where the big tokens are kept and reused across runs
-#                   (default build/bigtoken: built once per machine; the
-#                   10^6-object gohsm token takes minutes and about 0.5 GB)
+#                   (default build/bigtoken: built once per machine; at load
+#                   12-15 the 10^6-object gohsm token (646 MB) took 17 minutes
+#                   and SoftHSM's 10^4 7; later runs take 2-3 minutes)
 #   BENCH_PG_FSYNC  the server's fsync setting: off (default; a commit is
 #                   written to the kernel, not flushed, as gohsm's SQLite
 #                   does with synchronous=normal) or on
