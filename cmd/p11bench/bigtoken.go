@@ -59,6 +59,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/store"
+	"gohsm/token/store/postgres"
 )
 
 const (
@@ -85,9 +86,26 @@ type bigtokenRecord struct {
 // write (the test's cheap KDF); empty: the defaults.
 var bigtokenConfExtra = ""
 
+// bigtokenStore, when set, is the postgres:// URL the big token's slot
+// keeps its objects in (bigtoken-make -store); empty: SQLite in the
+// directory.
+var bigtokenStore = ""
+
 // bigtokenConf is the module configuration of a big token in dir.
 func bigtokenConf(dir string) string {
-	return fmt.Sprintf("token_dir = %s\nlog_level = warn\n%s[slot 0]\nlabel = %s\n", filepath.Join(dir, "gohsm"), bigtokenConfExtra, bigtokenLabel)
+	c := fmt.Sprintf("token_dir = %s\nlog_level = warn\n%s[slot 0]\nlabel = %s\n", filepath.Join(dir, "gohsm"), bigtokenConfExtra, bigtokenLabel)
+	if bigtokenStore != "" {
+		c += "store = " + bigtokenStore + "\n"
+	}
+	return c
+}
+
+// openBigtokenStore opens slot 0's store as the module does.
+func openBigtokenStore(dir string) (store.Store, error) {
+	if bigtokenStore != "" {
+		return postgres.Open(bigtokenStore, postgres.Options{})
+	}
+	return store.Open(filepath.Join(dir, "gohsm", "slot-0"), store.Options{})
 }
 
 // bigtokenKeys is how many of n objects are keys: a tenth.
@@ -111,6 +129,7 @@ func bigtokenMakeMain(args []string, stdout, stderr io.Writer) error {
 	lib := fs.String("lib", "build/libgohsm.so", "gohsm module")
 	dir := fs.String("dir", "", "directory of the token (reused when its bigtoken.json matches)")
 	n := fs.Int("objects", 1000000, "objects on the token, the find object included")
+	fs.StringVar(&bigtokenStore, "store", "", "postgres:// URL of an empty database to keep the token in (default: SQLite in -dir); bigtoken-probe -conf then needs the same store line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,7 +165,7 @@ func makeBigtoken(lib, dir string, n int, log io.Writer) (bigtokenRecord, error)
 	if err != nil {
 		return bigtokenRecord{}, err
 	}
-	st, err := store.Open(filepath.Join(dir, "gohsm", "slot-0"), store.Options{})
+	st, err := openBigtokenStore(dir)
 	if err != nil {
 		return bigtokenRecord{}, err
 	}
@@ -336,8 +355,13 @@ func bigtokenProbeMain(args []string, stdout, stderr io.Writer) error {
 	pin := fs.String("pin", bigtokenUser+":"+bigtokenPIN, "user PIN")
 	find := fs.String("find", bigtokenFind, "label to find")
 	n := fs.Int("objects", 0, "objects on the token: the 10 touched are spread over obj-0000000 .. obj-(N-2)")
+	confDir := fs.String("dir", "", "instead of -conf: the configuration bigtoken-make writes for this directory (with -store)")
+	fs.StringVar(&bigtokenStore, "store", "", "with -dir: the postgres:// URL bigtoken-make was given")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *confDir != "" {
+		*conf = bigtokenConf(*confDir)
 	}
 	ph, err := bigtokenProbe(*lib, *conf, *label, *pin, *find, *n)
 	if err != nil {
