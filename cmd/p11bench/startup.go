@@ -39,8 +39,8 @@ import (
 var startupKeys = []string{"open_us", "init_us", "info_us", "fin_us", "hwm_kb",
 	"init_Rss_kb", "init_Pss_kb", "init_Private_Clean_kb", "init_Private_Dirty_kb", "tokens"}
 
-// parseProbe reads the probe's first output line (key=value pairs).
-func parseProbe(out string) (map[string]int64, error) {
+// parseStartProbe reads the start-up probe's first output line (key=value pairs).
+func parseStartProbe(out string) (map[string]int64, error) {
 	line, _, _ := strings.Cut(out, "\n")
 	m := map[string]int64{}
 	for _, f := range strings.Fields(line) {
@@ -104,6 +104,8 @@ func writeStartupTable(w io.Writer, names []string, st map[string]startupStats, 
 	}
 }
 
+func init() { subcommands["startup"] = startupMain }
+
 func startupMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("p11bench startup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -150,7 +152,7 @@ func startupMain(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w: %s", names[i], err, strings.TrimSpace(errb.String()))
 			}
-			m, err := parseProbe(out.String())
+			m, err := parseStartProbe(out.String())
 			if err != nil {
 				return fmt.Errorf("%s: %w", names[i], err)
 			}

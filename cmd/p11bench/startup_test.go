@@ -10,7 +10,7 @@ const probeLine = "open_us=10000 init_us=30000 init_Rss_kb=20480 init_Pss_kb=194
 	"init_Private_Clean_kb=15360 init_Private_Dirty_kb=3072 info_us=2000 fin_us=1000 tokens=1 hwm_kb=21504\nmap rss_kb=1 x\n"
 
 func TestParseProbe(t *testing.T) {
-	m, err := parseProbe(probeLine)
+	m, err := parseStartProbe(probeLine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,16 +24,16 @@ func TestParseProbe(t *testing.T) {
 		strings.Replace(probeLine, "tokens=1", "tokens=0", 1),
 		"open_us",
 	} {
-		if _, err := parseProbe(bad); err == nil {
-			t.Errorf("parseProbe(%q): no error", bad)
+		if _, err := parseStartProbe(bad); err == nil {
+			t.Errorf("parseStartProbe(%q): no error", bad)
 		}
 	}
 }
 
 func TestStartupTable(t *testing.T) {
-	a, _ := parseProbe(probeLine)
-	b, _ := parseProbe(strings.Replace(probeLine, "hwm_kb=21504", "hwm_kb=10752", 1))
-	c, _ := parseProbe(strings.Replace(probeLine, "init_us=30000", "init_us=50000", 1))
+	a, _ := parseStartProbe(probeLine)
+	b, _ := parseStartProbe(strings.Replace(probeLine, "hwm_kb=21504", "hwm_kb=10752", 1))
+	c, _ := parseStartProbe(strings.Replace(probeLine, "init_us=30000", "init_us=50000", 1))
 	st := map[string]startupStats{
 		"x": summariseStartup([]time.Duration{40 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond},
 			[]time.Duration{20 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond}, []map[string]int64{a, c, a}),
