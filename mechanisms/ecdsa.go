@@ -58,7 +58,11 @@ func ecdsaSign(h crypto.Hash) func(key, param any) (Signer, error) {
 		if !ok {
 			return nil, fmt.Errorf("mechanisms: ecdsa sign with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
 		}
-		return &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}, nil
+		s := &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}
+		if h == 0 {
+			s.buf = s.raw[:0]
+		}
+		return s, nil
 	}
 }
 
@@ -66,6 +70,11 @@ type ecdsaSigner struct {
 	input
 	priv *ecdsa.PrivateKey
 	acc  *ossl.P256Key // non-nil: P-256 signing in libcrypto (accel.go)
+	// raw holds CKM_ECDSA's input (a hash: 64 bytes at most for
+	// SHA-512) inside the signer, so that C_SignInit + C_Sign allocates
+	// the signer only (a separate buffer was a second allocation per
+	// signature); a longer input moves to the heap as before.
+	raw [64]byte
 }
 
 func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }

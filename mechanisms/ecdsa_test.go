@@ -186,3 +186,42 @@ func TestECDSAEmptyInput(t *testing.T) {
 		}
 	}
 }
+
+// TestECDSARawInputHeldInSigner: CKM_ECDSA keeps its raw input in the
+// signer up to 64 bytes and on the heap beyond; either way, in one part or
+// several, on Go's curves and libcrypto's P-256, the signature is over
+// exactly that input, and two signers of one key never share it.
+func TestECDSARawInputHeldInSigner(t *testing.T) {
+	m := row(t, ck.CKM_ECDSA)
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+		require.NoError(t, err)
+		for _, key := range []any{priv, prepared(t, m, priv)} {
+			for _, n := range []int{0, 1, 32, 63, 64, 65, 66, 200} {
+				msg := make([]byte, n)
+				_, _ = rand.Read(msg)
+				s1, err := m.Sign(key, nil)
+				require.NoError(t, err)
+				s2, err := m.Sign(key, nil)
+				require.NoError(t, err)
+				other := bytes.Clone(msg) // differs in its first byte, which every curve reads
+				if n > 0 {
+					other[0] ^= 0xff
+				}
+				require.NoError(t, s2.Update(other))
+				half := n / 2
+				require.NoError(t, s1.Update(msg[:half]))
+				require.NoError(t, s1.Update(msg[half:]))
+				sig, err := s1.Sign(nil)
+				require.NoError(t, err, "%s, %d bytes", curve.Params().Name, n)
+				assert.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, msg, sig), "%s, %d bytes", curve.Params().Name, n)
+				sig2, err := s2.Sign(nil)
+				require.NoError(t, err)
+				assert.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, other, sig2), "%s, %d bytes: the other signer", curve.Params().Name, n)
+				if n > 0 {
+					assert.Error(t, verifyOnce(t, m, &priv.PublicKey, nil, other, sig), "%s, %d bytes: not over the other's input", curve.Params().Name, n)
+				}
+			}
+		}
+	}
+}

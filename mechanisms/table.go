@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"gohsm/internal/ck"
 )
@@ -27,17 +29,55 @@ const (
 	aesMaxBytes = 32
 )
 
-// table is every mechanism gohsm implements, one row per CKM_* value,
+// rows is every mechanism gohsm implements, one row per CKM_* value,
 // gathered from the family files (rsaRows in rsa.go, ecRows in ecdsa.go,
 // aesRows in aes.go, digestRows in hash.go, ...). The CKF_* flags reported
 // by C_GetMechanismInfo are derived from which constructors a row sets
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
-var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows,
-	mlkemRows)
+func rows() []Mechanism {
+	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows, mlkemRows)
+}
 
-// byType and sorted are built once from table, with every row guarded.
-var byType, sorted = build(table)
+// tables are the guarded rows by type, sorted, and by page (Lookup). They
+// are built on first use, not at package init: a process that loads the
+// library and never starts an operation (pkcs11-tool -L) does not pay for
+// 123 guarded rows (376 allocations, 78 KB; docs/bench.md, "Start-up").
+type tables struct {
+	byType map[ck.MechanismType]*Mechanism
+	sorted []*Mechanism
+	// byPage holds the rows whose type is below 1<<16 (every one the spec
+	// defines) by the type's high byte, then its low byte: Lookup runs in
+	// every C_*Init, twice (the C boundary reads the parameter's shape from
+	// the row, the token the operation), and two loads cost a fraction of a
+	// map's hash and probe. Other types (vendor-defined) are looked up in
+	// byType.
+	byPage *[256]*[256]*Mechanism
+}
+
+var (
+	builtTables atomic.Pointer[tables]
+	buildOnce   sync.Once
+)
+
+// loaded returns the tables, building them on the first call. After that
+// it is one atomic load (a plain load on amd64 and arm64) and a branch.
+func loaded() *tables {
+	if t := builtTables.Load(); t != nil {
+		return t
+	}
+	return buildTables()
+}
+
+// buildTables is loaded's first call, apart so that loaded stays small
+// enough to be inlined into Lookup.
+func buildTables() *tables {
+	buildOnce.Do(func() {
+		byType, sorted := build(rows())
+		builtTables.Store(&tables{byType: byType, sorted: sorted, byPage: pages(sorted)})
+	})
+	return builtTables.Load()
+}
 
 func build(rows []Mechanism) (map[ck.MechanismType]*Mechanism, []*Mechanism) {
 	m := make(map[ck.MechanismType]*Mechanism, len(rows))
@@ -59,13 +99,6 @@ func build(rows []Mechanism) (map[ck.MechanismType]*Mechanism, []*Mechanism) {
 	return m, all
 }
 
-// byPage holds the rows whose type is below 1<<16 (every one the spec
-// defines) by the type's high byte, then its low byte: Lookup runs in every
-// C_*Init, twice (the C boundary reads the parameter's shape from the row,
-// the token the operation), and two loads cost a fraction of a map's hash
-// and probe. Other types (vendor-defined) are looked up in byType.
-var byPage = pages(sorted)
-
 func pages(rows []*Mechanism) *[256]*[256]*Mechanism {
 	var p [256]*[256]*Mechanism
 	for _, r := range rows {
@@ -81,21 +114,26 @@ func pages(rows []*Mechanism) *[256]*[256]*Mechanism {
 	return &p
 }
 
-// Lookup returns the row for a mechanism type.
+// Lookup returns the row for a mechanism type. Once the tables are built
+// it costs, besides the two array loads, an atomic load (a plain load on
+// amd64 and arm64) and a call: the load puts it over the inliner's budget,
+// so callers no longer inline it (about 1 ns a call; Lookup runs twice per
+// C_*Init; docs/bench.md, "Start-up").
 func Lookup(t ck.MechanismType) (*Mechanism, bool) {
+	tb := loaded()
 	if t < 1<<16 {
-		if p := byPage[t>>8]; p != nil {
+		if p := tb.byPage[t>>8]; p != nil {
 			m := p[t&0xff]
 			return m, m != nil
 		}
 		return nil, false
 	}
-	m, ok := byType[t]
+	m, ok := tb.byType[t]
 	return m, ok
 }
 
 // All returns every row sorted by Type (the order of C_GetMechanismList).
-func All() []*Mechanism { return slices.Clone(sorted) }
+func All() []*Mechanism { return slices.Clone(loaded().sorted) }
 
 // Flags returns the CK_MECHANISM_INFO flags of the row (PKCS#11 v3.0
 // base specification, CK_MECHANISM_INFO; CKF_EC_* in Current Mechanisms,

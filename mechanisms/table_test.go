@@ -13,7 +13,7 @@ import (
 
 func TestTableInvariants(t *testing.T) {
 	all := All()
-	require.Len(t, all, len(table), "duplicate mechanism types in table")
+	require.Len(t, all, len(rows()), "duplicate mechanism types in table")
 	require.True(t, slices.IsSortedFunc(all, func(a, b *Mechanism) int { return int(a.Type) - int(b.Type) }), "All is not sorted")
 
 	generated := map[ck.KeyType]bool{}
@@ -162,7 +162,7 @@ func TestLookupAllocs(t *testing.T) {
 // TestLookupMatchesTable: Lookup finds every row, and nothing else, for
 // every type below 1<<16 and for types above it (vendor-defined).
 func TestLookupMatchesTable(t *testing.T) {
-	for _, r := range sorted {
+	for _, r := range loaded().sorted {
 		got, ok := Lookup(r.Type)
 		require.True(t, ok, "%v", r.Type)
 		require.Same(t, r, got, "%v", r.Type)
@@ -170,7 +170,7 @@ func TestLookupMatchesTable(t *testing.T) {
 	found := 0
 	for v := ck.MechanismType(0); v < 1<<16; v++ {
 		got, ok := Lookup(v)
-		want, wantOK := byType[v]
+		want, wantOK := loaded().byType[v]
 		require.Equal(t, wantOK, ok, "%#x", uint64(v))
 		require.Same(t, want, got, "%#x", uint64(v))
 		if ok {
@@ -182,12 +182,12 @@ func TestLookupMatchesTable(t *testing.T) {
 		assert.False(t, ok, "%#x", uint64(v))
 	}
 	vendor := 0
-	for _, r := range sorted {
+	for _, r := range loaded().sorted {
 		if r.Type >= 1<<16 {
 			vendor++
 		}
 	}
-	assert.Equal(t, len(sorted)-vendor, found, "every row below 1<<16 is found, and nothing else")
+	assert.Equal(t, len(loaded().sorted)-vendor, found, "every row below 1<<16 is found, and nothing else")
 }
 
 // BenchmarkLookup is the row lookup every C_*Init makes (twice: the C

@@ -19,6 +19,17 @@
 #                   pkcs11-tool, openssl with libp11 and p11tool, one process
 #                   per sign)
 #   BENCH_PROC_RUNS=N  runs of each whole-process command (default 10)
+#   BENCH_NO_BIG=1  leave the big-token measurements out (p11bench bigtoken:
+#                   fresh processes that log in and find one object on tokens
+#                   of up to 10^6 objects, and key generation on them)
+#   BENCH_BIG_OBJECTS  comma-separated token sizes (default
+#                   0,10000,100000,1000000; key generation compares 0 with
+#                   the largest); BENCH_BIG_SOFTHSM the SoftHSM ones (default
+#                   1000,10000); BENCH_BIG_RUNS probe runs per size (default 5)
+#   BENCH_BIG_DIR   where the big tokens are kept and reused across runs
+#                   (default build/bigtoken: built once per machine; at load
+#                   12-15 the 10^6-object gohsm token (646 MB) took 17 minutes
+#                   and SoftHSM's 10^4 7; later runs take 2-3 minutes)
 #   BENCH_PG_FSYNC  the server's fsync setting: off (default; a commit is
 #                   written to the kernel, not flushed, as gohsm's SQLite
 #                   does with synchronous=normal) or on
@@ -228,6 +239,21 @@ if [ -z "${BENCH_NO_PROC:-}" ]; then
 	elapsed=$(($(date +%s) - start))
 	echo "scripts/bench.sh: bench-proc.sh ran $(($(date +%s) - pstart)) s" >&2
 fi
+# Big tokens (issue 19, target 2), last: they read and write large files.
+big=
+if [ -z "${BENCH_NO_BIG:-}" ]; then
+	big=$work/big-table.md
+	bstart=$(date +%s)
+	build/p11bench bigtoken -lib "$root/build/libgohsm.so" -softhsm "$softhsm_lib" \
+		-dir "${BENCH_BIG_DIR:-$root/build/bigtoken}" -sizes "${BENCH_BIG_OBJECTS:-0,10000,100000,1000000}" \
+		-softhsm-sizes "${BENCH_BIG_SOFTHSM:-1000,10000}" -runs "${BENCH_BIG_RUNS:-5}" >"$big" || {
+		echo "scripts/bench.sh: p11bench bigtoken failed: docs/bench.md left as it was" >&2
+		exit 1
+	}
+	cat "$big"
+	elapsed=$(($(date +%s) - start))
+	echo "scripts/bench.sh: p11bench bigtoken ran $(($(date +%s) - bstart)) s" >&2
+fi
 [ -n "${BENCH_NO_DOC:-}" ] && exit 0
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -264,6 +290,12 @@ gen=$work/generated.md
 		echo "instead of the default (t=3, 64 MiB, 2 lanes). Every tool's signature is checked."
 		echo
 		cat "$proc"
+		echo
+	fi
+	if [ -n "$big" ]; then
+		echo "### Big tokens (p11bench bigtoken)"
+		echo
+		sed "s|$root/||g" "$big"
 		echo
 	fi
 } >"$gen"

@@ -362,7 +362,7 @@ func TestRestoreKeepsTokenGroup(t *testing.T) {
 
 	dir := t.TempDir()
 	gid := os.Getegid()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
 	require.NoError(t, err)
 	m2, err := Open(cfg)
 	require.NoError(t, err)
@@ -383,7 +383,7 @@ func TestRestoreKeepsTokenGroup(t *testing.T) {
 func TestResetKeepsTokenGroup(t *testing.T) {
 	dir := t.TempDir()
 	gid := os.Getegid()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\ntoken_group = %d\n[slot 3]\nlabel = t\n", dir, gid), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

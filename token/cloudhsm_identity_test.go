@@ -35,7 +35,7 @@ func profileModule(t testing.TB, dir, prof string) *Module {
 func profileModuleLines(t testing.TB, dir, slotLines string) *Module {
 	t.Helper()
 	slotLines = testStoreLine(t, dir) + slotLines
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\n%s\n", dir, slotLines), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 3]\nlabel = t\n%s\n", dir, slotLines), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

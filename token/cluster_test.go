@@ -626,7 +626,7 @@ func TestClusterOpenError(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "slot-3", clusterStateFile), 0o700))
 	logf := filepath.Join(t.TempDir(), "log")
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 3]\nhsms = 2\n", dir, logf), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_file = %s\n[slot 3]\nhsms = 2\n", dir, logf), "test")
 	require.NoError(t, err)
 	_, err = Open(cfg)
 	require.ErrorIs(t, err, ck.CKR_GENERAL_ERROR)
@@ -636,7 +636,7 @@ func TestClusterOpenError(t *testing.T) {
 	assert.Contains(t, string(b), "cluster state cannot be opened")
 
 	plan := writePlan(t, t.TempDir(), `{"steps":[{"at":"soon"}]}`)
-	cfg, err = ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nfault_plan = %s\n", t.TempDir(), plan), "test")
+	cfg, err = ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 3]\nfault_plan = %s\n", t.TempDir(), plan), "test")
 	require.NoError(t, err)
 	_, err = Open(cfg)
 	require.ErrorIs(t, err, ck.CKR_GENERAL_ERROR)
@@ -842,7 +842,7 @@ func TestClusterLostSessionKeyNotCopied(t *testing.T) {
 // key availability check off, storing it with no audit record at all).
 func TestClusterReplicateNeedsAnHSM(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n"+
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n"+
 		"[slot 3]\nlabel = a\nprofile = cloudhsm\n[slot 4]\nlabel = b\nprofile = cloudhsm\nkey_availability_check = false\n", dir), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)

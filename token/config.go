@@ -14,6 +14,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/token/cluster"
+	"gohsm/token/logincache"
 	"gohsm/token/metrics"
 	"gohsm/token/profile"
 	"gohsm/token/store"
@@ -48,6 +49,8 @@ import (
 //	store = sqlite                  # default store of every slot: sqlite | postgres://...
 //	store_timeout = 5s              # default for every slot (100ms to 5m)
 //	metrics = auto                  # default for every slot: auto (while a console watches) | on | off
+//	login_cache = keyring           # default for every slot: keyring (docs/store.md, "The login cache") | off
+//	login_cache_ttl = 5m            # default for every slot: how long an entry lives (1s to 24h)
 //
 //	[slot 0]
 //	label = gohsm
@@ -61,6 +64,8 @@ import (
 //	store = postgres://gohsm@db.example/gohsm?sslmode=verify-full  # docs/store-postgres.md
 //	store_timeout = 5s              # a PostgreSQL store call gives up after this
 //	metrics = on                    # the slot's own: auto | on | off (docs/metrics.md)
+//	login_cache = off               # the slot's own: keyring | off
+//	login_cache_ttl = 1m            # the slot's own
 //
 // A slot's emulated cluster (token/cluster, docs/cluster.md) takes these
 // keys in its section; any of them but "cluster = off" turns it on (the
@@ -100,7 +105,11 @@ type Config struct {
 	// Metrics is the top-level metrics, the default of every slot
 	// (SlotConfig.Metrics).
 	Metrics metrics.Mode
-	Slots   []SlotConfig
+	// LoginCache and LoginCacheTTL are the top-level login_cache and
+	// login_cache_ttl, the default of every slot (SlotConfig.LoginCache).
+	LoginCache    string
+	LoginCacheTTL time.Duration
+	Slots         []SlotConfig
 
 	// which of the keys a profile has defaults for were set at the top level
 	setLockout, setMinPIN, setMaxPIN bool
@@ -139,7 +148,18 @@ type SlotConfig struct {
 	// (token/metrics, docs/metrics.md): auto (while a console watches),
 	// on or off.
 	Metrics metrics.Mode
+	// LoginCache is where a login keeps what the password KDF unlocked
+	// for the next process of the OS user (token/logincache): LoginCacheKeyring
+	// or LoginCacheOff; LoginCacheTTL is how long an entry lives.
+	LoginCache    string
+	LoginCacheTTL time.Duration
 }
+
+// login_cache values.
+const (
+	LoginCacheKeyring = "keyring"
+	LoginCacheOff     = "off"
+)
 
 // StoreSQLite is SlotConfig.Store for a token in the slot's directory.
 const StoreSQLite = "sqlite"
@@ -170,6 +190,8 @@ func defaultConfig(getenv func(string) string) *Config {
 		Sync:             "normal",
 		Store:            StoreSQLite,
 		StoreTimeout:     DefaultStoreTimeout,
+		LoginCache:       LoginCacheKeyring,
+		LoginCacheTTL:    logincache.DefaultTTL,
 		Slots:            []SlotConfig{{ID: 0, Label: "gohsm", Profile: "standard"}},
 	}
 	if err := c.resolveSlot(&c.Slots[0], nil); err != nil {
@@ -383,6 +405,14 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 					return nil, bad("metrics %q: want auto, on or off", v)
 				}
 				slotSet[slot.ID]["metrics"] = true
+			case "login_cache":
+				if slot.LoginCache, err = parseLoginCache(v); err != nil {
+					return nil, bad("%v", err)
+				}
+			case "login_cache_ttl":
+				if slot.LoginCacheTTL, err = parseLoginCacheTTL(v); err != nil {
+					return nil, bad("%v", err)
+				}
 			case "test_max_keys":
 				if slot.TestQuotas.Keys, err = num(1, 1<<30); err != nil {
 					return nil, err
@@ -459,6 +489,14 @@ func parseConfig(text, source string, getenv func(string) string) (*Config, erro
 			if c.Metrics, err = metrics.ParseMode(v); err != nil {
 				return nil, bad("metrics %q: want auto, on or off", v)
 			}
+		case "login_cache":
+			if c.LoginCache, err = parseLoginCache(v); err != nil {
+				return nil, bad("%v", err)
+			}
+		case "login_cache_ttl":
+			if c.LoginCacheTTL, err = parseLoginCacheTTL(v); err != nil {
+				return nil, bad("%v", err)
+			}
 		default:
 			return nil, bad("unknown key %q", k)
 		}
@@ -521,6 +559,24 @@ func parseStoreTimeout(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < MinStoreTimeout || d > MaxStoreTimeout {
 		return 0, fmt.Errorf("store_timeout = %q: want a Go duration from %v to %v (5s, 500ms)", v, MinStoreTimeout, MaxStoreTimeout)
+	}
+	return d, nil
+}
+
+// parseLoginCache reads login_cache: keyring or off.
+func parseLoginCache(v string) (string, error) {
+	if v != LoginCacheKeyring && v != LoginCacheOff {
+		return "", fmt.Errorf("login_cache = %q: want keyring or off", v)
+	}
+	return v, nil
+}
+
+// parseLoginCacheTTL reads login_cache_ttl: a Go duration from
+// logincache.MinTTL to logincache.MaxTTL.
+func parseLoginCacheTTL(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < logincache.MinTTL || d > logincache.MaxTTL {
+		return 0, fmt.Errorf("login_cache_ttl = %q: want a Go duration from %v to %v (5m, 30s)", v, logincache.MinTTL, logincache.MaxTTL)
 	}
 	return d, nil
 }
@@ -641,6 +697,12 @@ func (c *Config) resolveSlot(sc *SlotConfig, set map[string]bool) error {
 	}
 	if sc.StoreTimeout == 0 {
 		sc.StoreTimeout = c.StoreTimeout
+	}
+	if sc.LoginCache == "" {
+		sc.LoginCache = c.LoginCache
+	}
+	if sc.LoginCacheTTL == 0 {
+		sc.LoginCacheTTL = c.LoginCacheTTL
 	}
 	pick(&sc.LockoutThreshold, c.setLockout, c.LockoutThreshold, pd.LockoutThreshold)
 	pick(&sc.MinPINLen, c.setMinPIN, c.MinPINLen, pd.MinPINLen)

@@ -69,7 +69,7 @@ func TestUnreadableSlotKeepsOthers(t *testing.T) {
 	bad := filepath.Join(dir, "slot-5")
 	require.NoError(t, os.MkdirAll(bad, 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(bad, store.DBName), bytes.Repeat([]byte("not a token "), 1000), 0o600))
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = good\n[slot 5]\nlabel = bad\n", dir), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 3]\nlabel = good\n[slot 5]\nlabel = bad\n", dir), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

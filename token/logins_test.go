@@ -19,7 +19,7 @@ func TestDeleteUserLoggedInElsewhere(t *testing.T) {
 	for _, prof := range []string{"standard", "cloudhsm"} {
 		t.Run(prof, func(t *testing.T) {
 			dir := t.TempDir()
-			cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = t\nprofile = %s\n", dir, prof), "test")
+			cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 3]\nlabel = t\nprofile = %s\n", dir, prof), "test")
 			require.NoError(t, err)
 			app, err := Open(cfg)
 			require.NoError(t, err)

@@ -245,7 +245,7 @@ func TestMetricsFileTokenGroup(t *testing.T) {
 	if os.Geteuid() == 0 {
 		gid = 65534 // nogroup: root can give files to it
 	}
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\ntoken_group = %d\nmetrics = on\n", dir, gid), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\ntoken_group = %d\nmetrics = on\n", dir, gid), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

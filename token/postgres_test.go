@@ -86,7 +86,7 @@ func pgModule(t *testing.T, dsn, slot string) (*Module, *Slot, string) {
 	t.Helper()
 	dir := t.TempDir()
 	logf := filepath.Join(dir, "gohsm.log")
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 3]\nlabel = t\nstore = %s\n%s\n",
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_file = %s\n[slot 3]\nlabel = t\nstore = %s\n%s\n",
 		dir, logf, dsn, slot), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)

@@ -20,7 +20,7 @@ import (
 func twoTokens(t *testing.T, prof string, users3, users4 []string) *Module {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 3]\nlabel = a\nprofile = %s\n[slot 4]\nlabel = b\nprofile = %s\n", dir, prof, prof), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 3]\nlabel = a\nprofile = %s\n[slot 4]\nlabel = b\nprofile = %s\n", dir, prof, prof), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

@@ -557,6 +557,7 @@ func (s *Slot) setPasswordOnceLocked(se *Session, name string, role store.Role, 
 	case err != nil:
 		return storeErr(err)
 	}
+	s.lc.Drop(s.cacheEntryLocked(old)) // the old password's entry, if any
 	s.m.log.Info("gohsm: password set", "slot", s.cfg.ID, "user", name)
 	return nil
 }
@@ -609,6 +610,7 @@ func (m *Module) SetPIN(h ck.ULong, oldPIN, newPIN []byte) error {
 	if err := s.st.Audited(s.auditAll(se, userEvent(audit.CN_CHANGE_PSWD, name, role, audit.RespSuccess))...).UpdateUser(u); err != nil {
 		return storeErr(err)
 	}
+	s.lc.Drop(s.cacheEntryLocked(old)) // the old password's entry
 	return nil
 }
 

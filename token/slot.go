@@ -3,6 +3,8 @@ package token
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,9 +14,11 @@ import (
 	"gohsm/mechanisms"
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
+	"gohsm/token/logincache"
 	"gohsm/token/metrics"
 	"gohsm/token/profile"
 	"gohsm/token/store"
+	"gohsm/token/store/postgres"
 )
 
 // Default user names: a PIN without "name:" logs in the default user of the
@@ -47,6 +51,11 @@ type Slot struct {
 	// auditSt is the store the cluster's events are written to, read
 	// without s.mu (cluster.go).
 	auditSt atomic.Pointer[store.Store]
+	// lc is the slot's login cache (token/logincache), nil when its
+	// login_cache is off; lcPlace names the token's place in its
+	// entries, made at the first use (under mu).
+	lc      *logincache.Cache
+	lcPlace string
 
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
@@ -147,6 +156,7 @@ func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *
 		keys:     map[ck.ULong]cachedKey{},
 		nextSess: sessionObjectBase,
 		lastUser: map[store.Role]string{},
+		lc:       newLoginCache(m, cfg),
 	}
 }
 
@@ -389,12 +399,14 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 		return fmt.Errorf("token: init token: %w", ck.CKR_SESSION_EXISTS)
 	}
 	fresh := false
+	var entries []string // the login cache's entries of the token's users
 	if _, err := s.st.Token(); err == nil || errors.Is(err, store.ErrDamaged) {
 		tk, err := s.authenticate(nil, name, store.RoleCO, password)
 		if err != nil {
 			return err
 		}
 		clear(tk)
+		entries = s.cacheEntriesLocked()
 	} else if errors.Is(err, store.ErrNotInitialized) {
 		fresh = true
 	} else {
@@ -431,13 +443,16 @@ func (s *Slot) InitToken(pin []byte, label string) error {
 	}
 	s.objs = map[ck.ULong]*Object{}
 	s.keys = map[ck.ULong]cachedKey{}
+	for _, e := range entries {
+		s.lc.Drop(e)
+	}
 	s.m.log.Info("gohsm: token initialised", "slot", s.cfg.ID, "label", t.Label, "officer", name)
 	return nil
 }
 
-// testOnlyDerive, when set, is called for every password derivation
-// authenticate makes (the login timing test counts them).
-var testOnlyDerive func()
+// testOnlyDerive, when set, is called with the parameters of every
+// password derivation authenticate makes (the login tests count them).
+var testOnlyDerive func(store.KDFParams)
 
 // dummySalt salts the derivation made for a login naming no user of the
 // role: its result is thrown away.
@@ -445,7 +460,7 @@ var dummySalt = make([]byte, 16)
 
 func (s *Slot) derive(password, salt []byte, p store.KDFParams) []byte {
 	if testOnlyDerive != nil {
-		testOnlyDerive()
+		testOnlyDerive(p)
 	}
 	return store.DeriveKEK(password, salt, p)
 }
@@ -490,6 +505,24 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	if err := checkUserRecord(u); err != nil {
 		return nil, fmt.Errorf("token: login %q: damaged user record: %v: %w", name, err, ck.CKR_DEVICE_ERROR)
 	}
+	// The login cache: an entry that opens with this password holds the
+	// KEK argon2 would derive. A wrong password never opens one, and goes
+	// the whole way below, counted. Failures already at the threshold
+	// (attempts in flight, or left by dead processes) are BeginLogin's to
+	// settle, never the cache's.
+	entry := s.cacheEntryLocked(u)
+	var kek []byte
+	if t := s.lockoutThreshold(); t <= 0 || u.FailedLogins < t {
+		kek = s.cachedKEKLocked(entry, password)
+	}
+	if kek != nil {
+		tk, err := s.unlockLocked(kek, u)
+		clear(kek)
+		if err == nil {
+			return s.acceptLoginLocked(se, name, ev, tk)
+		}
+		s.lc.Drop(entry) // not what the record opens with: derive
+	}
 	// The attempt is counted as a failure before deriving (see BeginLogin).
 	if err := s.st.BeginLogin(name, s.lockoutThreshold()); errors.Is(err, store.ErrLocked) {
 		s.auditAllAloneLocked(se, ev(audit.RespUserLocked))
@@ -497,7 +530,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 	} else if err != nil {
 		return nil, storeErr(err)
 	}
-	kek := s.derive(password, u.Salt, u.KDF)
+	kek = s.derive(password, u.Salt, u.KDF)
 	defer clear(kek)
 	tk, err := s.unlockLocked(kek, u)
 	if err != nil && !errors.Is(err, store.ErrWrongPassword) {
@@ -513,6 +546,7 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 			return nil, storeErr(ferr)
 		}
 		if locked {
+			s.lc.Drop(entry)
 			// The lockout, after the failure that caused it.
 			le := ev(audit.RespUserLocked)
 			le.Detail = fmt.Sprintf("locked after %d failed logins", n)
@@ -524,8 +558,17 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 		}
 		return nil, fmt.Errorf("token: login %q: %w", name, ck.CKR_PIN_INCORRECT)
 	}
-	// Re-checked before accepting: attempts that ran meanwhile may have
-	// locked the user.
+	tk, err = s.acceptLoginLocked(se, name, ev, tk)
+	if err == nil && entry != "" {
+		s.lc.Store(entry, password, kek)
+	}
+	return tk, err
+}
+
+// acceptLoginLocked ends a login whose password was right, returning the
+// user's secret tk: the audited success, after a re-check of the lock
+// (attempts that ran meanwhile may have locked the user).
+func (s *Slot) acceptLoginLocked(se *Session, name string, ev func(int) audit.Event, tk []byte) ([]byte, error) {
 	if err := s.st.Audited(s.auditAll(se, ev(audit.RespSuccess))...).LoginSucceeded(name); err != nil {
 		clear(tk)
 		if errors.Is(err, store.ErrLocked) {
@@ -535,6 +578,114 @@ func (s *Slot) authenticate(se *Session, name string, role store.Role, password 
 		return nil, storeErr(err)
 	}
 	return tk, nil
+}
+
+// testOnlyKeyring, when set, is the keyring of the login caches made
+// after (the tests' unusable keyring).
+var testOnlyKeyring logincache.Keyring
+
+// newLoginCache makes a slot's login cache: nil when its login_cache is
+// off.
+func newLoginCache(m *Module, cfg SlotConfig) *logincache.Cache {
+	if cfg.LoginCache != LoginCacheKeyring {
+		return nil
+	}
+	kr := logincache.Kernel
+	if testOnlyKeyring != nil {
+		kr = testOnlyKeyring
+	}
+	return logincache.New(kr, cfg.LoginCacheTTL, func(msg string, args ...any) {
+		if m.log != nil {
+			m.log.Info(msg, append(args, "slot", cfg.ID)...)
+		}
+	})
+}
+
+// cacheEntryLocked names u's login cache entry: "" when the slot has no
+// cache, when u is a format-1 user (its first login rewrites its record)
+// or when the token record cannot be read.
+func (s *Slot) cacheEntryLocked(u *store.UserRecord) string {
+	if s.lc == nil || u == nil || u.KeyVersion == store.KeyV1 {
+		return ""
+	}
+	t, err := s.tokenRecordLocked()
+	if err != nil {
+		return ""
+	}
+	if s.lcPlace == "" {
+		s.lcPlace = tokenPlace(s.cfg)
+	}
+	return logincache.Describe(logincache.Token{Place: s.lcPlace, Serial: t.SerialNumber}, u.Name, u.Salt, u.WrappedKey)
+}
+
+// cachedKEKLocked is the KEK of the login cache's entry when there is one
+// and it opens with password, else nil.
+func (s *Slot) cachedKEKLocked(entry string, password []byte) []byte {
+	if entry == "" {
+		return nil
+	}
+	return s.lc.Lookup(entry, password)
+}
+
+// cacheEntriesLocked names the login cache entries of every user of the
+// token (best effort: none when the store cannot list them).
+func (s *Slot) cacheEntriesLocked() []string {
+	if s.lc == nil {
+		return nil
+	}
+	us, err := s.st.Users()
+	if err != nil {
+		return nil
+	}
+	var es []string
+	for i := range us {
+		if e := s.cacheEntryLocked(&us[i]); e != "" {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
+// tokenRecordLocked is tokenRecord for a caller holding s.mu.
+func (s *Slot) tokenRecordLocked() (*store.TokenRecord, error) {
+	g, err := s.st.Generation()
+	if err != nil {
+		return nil, err
+	}
+	if s.tokenRec != nil && s.tokenGen == g {
+		return s.tokenRec, nil
+	}
+	t, err := s.st.Token()
+	if err != nil {
+		return nil, err
+	}
+	s.tokenRec, s.tokenGen = t, g
+	return t, nil
+}
+
+// tokenPlace names where a slot's token lives, for its login cache
+// entries: the directory with its symbolic links resolved, or the
+// PostgreSQL database (hosts, ports, database name; never the password).
+func tokenPlace(sc SlotConfig) string {
+	if sc.Postgres() {
+		cfg, err := postgres.ParseURL(sc.Store)
+		if err != nil {
+			return "postgres:" + RedactURL(sc.Store)
+		}
+		// The hosts, each once: pgx adds a fallback per TLS mode
+		// (sslmode=prefer tries TLS, then the same host without).
+		hosts := []string{fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)}
+		for _, f := range cfg.Fallbacks {
+			hosts = append(hosts, fmt.Sprintf("%s:%d", f.Host, f.Port))
+		}
+		slices.Sort(hosts)
+		return "postgres:" + strings.Join(slices.Compact(hosts), ",") + "/" + cfg.Database
+	}
+	d, err := filepath.EvalSymlinks(sc.Dir)
+	if err != nil {
+		d, _ = filepath.Abs(sc.Dir)
+	}
+	return "dir:" + d
 }
 
 // maxRecordBlob bounds a user record's salt and wrapped key: far above what

@@ -31,7 +31,7 @@ func testConfig(t testing.TB, dir string) *Config { return testConfigLines(t, di
 func testConfigLines(t testing.TB, dir, top, slot string) *Config {
 	t.Helper()
 	slot = testStoreLine(t, dir) + slot
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, slot), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n%s\n[slot 3]\nlabel = t\n%s\n", dir, top, slot), "test")
 	require.NoError(t, err)
 	return cfg
 }
@@ -470,7 +470,7 @@ func TestSinglePartRejectsUpdate(t *testing.T) {
 func TestTokenGroup(t *testing.T) {
 	dir := t.TempDir()
 	gid := os.Getegid()
-	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\ntoken_group = %d\n", dir, gid), "test")
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\ntoken_group = %d\n", dir, gid), "test")
 	require.NoError(t, err)
 	m, err := Open(cfg)
 	require.NoError(t, err)

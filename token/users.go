@@ -160,6 +160,7 @@ func (m *Module) DeleteUser(h ck.ULong, name string) error {
 		}
 		return storeErr(err)
 	}
+	s.lc.Drop(s.cacheEntryLocked(u))
 	return nil
 }
 

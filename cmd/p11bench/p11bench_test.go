@@ -40,7 +40,7 @@ func TestSmoke(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
 	require.NoError(t, os.WriteFile(conf, []byte("token_dir = "+dir+"/tokens\n"+
-		"kdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nlabel = bench\n[slot 1]\nlabel = find\n"), 0o600))
+		"kdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n[slot 0]\nlabel = bench\n[slot 1]\nlabel = find\n"), 0o600))
 	// The configuration goes in through C_Initialize's pReserved: a Go
 	// c-shared library reads the environment of the process's start, so a
 	// GOHSM_CONF set here would not reach it (and the test would use the

@@ -31,7 +31,7 @@ func newTok(t *testing.T, extra string) *tok {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n%s", filepath.Join(dir, "tokens"), extra)
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n%s", filepath.Join(dir, "tokens"), extra)
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	k := &tok{t: t, conf: conf}
 	m, err := token.OpenTool(conf)

@@ -28,7 +28,7 @@ func newCLIEnv(t *testing.T, profile string) *cliEnv {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nlabel = golden\nprofile = %s\n",
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n[slot 0]\nlabel = golden\nprofile = %s\n",
 		filepath.Join(dir, "tokens"), profile)
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	t.Setenv("CLOUDHSM_ROLE", "")

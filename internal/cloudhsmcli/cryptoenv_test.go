@@ -35,7 +35,7 @@ func newCryptoEnv(t *testing.T, profile string) *cryptoEnv {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nprofile = %s\n",
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n[slot 0]\nprofile = %s\n",
 		filepath.Join(dir, "tokens"), profile)
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	e := &cryptoEnv{t: t, conf: conf, dir: dir}

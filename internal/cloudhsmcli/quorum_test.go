@@ -69,10 +69,10 @@ func newQuorumCLI(t *testing.T, profile string) *quorumCLI {
 	})
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 0]\nprofile = %s\n",
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n[slot 0]\nprofile = %s\n",
 		filepath.Join(dir, "tokens"), profile)), 0o600))
 	e := &quorumCLI{t: t, dir: dir, conf: conf, keys: map[string]*rsa.PrivateKey{"admin": qKeys[0], "admin2": qKeys[1], "admin3": qKeys[2]}}
-	cfg, err := token.ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_file = %s\n[slot 0]\nprofile = %s\n",
+	cfg, err := token.ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_file = %s\n[slot 0]\nprofile = %s\n",
 		filepath.Join(dir, "tokens"), os.DevNull, profile), conf)
 	require.NoError(t, err)
 	m, err := token.Open(cfg)

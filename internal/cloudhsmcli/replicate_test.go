@@ -54,7 +54,7 @@ func twoClusters(t *testing.T) (string, map[string]ck.ULong) {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlog_level = error\n[slot 0]\nlabel = src\n[slot 1]\nlabel = dst\n", filepath.Join(dir, "tokens"))
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n[slot 0]\nlabel = src\n[slot 1]\nlabel = dst\n", filepath.Join(dir, "tokens"))
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	cfg, err := token.ParseConfig(text, conf)
 	require.NoError(t, err)

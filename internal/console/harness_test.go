@@ -101,7 +101,7 @@ func testConfig(t *testing.T, extra string) (conf, dir string) {
 	d := t.TempDir()
 	dir = filepath.Join(d, "tokens")
 	conf = filepath.Join(d, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlockout_threshold = 3\n[slot 0]\n[slot 1]\nhsms = 2\n%s", dir, extra)
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlockout_threshold = 3\n[slot 0]\n[slot 1]\nhsms = 2\n%s", dir, extra)
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	return conf, dir
 }

@@ -47,7 +47,7 @@ func newFixture(t *testing.T, extra string, opts Options) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "gohsm.conf")
-	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlockout_threshold = 3\n%s", filepath.Join(dir, "tokens"), extra)
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlockout_threshold = 3\n%s", filepath.Join(dir, "tokens"), extra)
 	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
 	m, err := token.OpenTool(conf)
 	require.NoError(t, err)

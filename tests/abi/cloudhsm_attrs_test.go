@@ -86,6 +86,7 @@ func setupProfileToken(t *testing.T, name, prof, extra string) (dir, conf, bin s
 log_level = error
 kdf_time = 1
 kdf_memory = 64
+login_cache = off
 kdf_threads = 1
 
 [slot 0]

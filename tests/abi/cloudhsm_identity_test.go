@@ -40,6 +40,7 @@ func newIdentityEnv(t *testing.T, profile string) *identityEnv {
 log_level = error
 kdf_time = 1
 kdf_memory = 64
+login_cache = off
 kdf_threads = 1
 
 [slot 1]

@@ -125,6 +125,7 @@ log_level = warn
 log_file = %s
 kdf_time = 1
 kdf_memory = 64
+login_cache = off
 kdf_threads = 1
 
 [slot 0]

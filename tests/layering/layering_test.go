@@ -31,7 +31,8 @@ func rank(path string) int {
 	case path == "gohsm/mechanisms":
 		return 1
 	case path == "gohsm/token/store", path == "gohsm/token/attrs",
-		path == "gohsm/token/store/postgres": // the PostgreSQL backend, beside the store
+		path == "gohsm/token/store/postgres", // the PostgreSQL backend, beside the store
+		path == "gohsm/token/logincache":     // the login cache in the kernel keyring
 		return 2
 	case path == "gohsm/token/profile", // a profile's attribute policy is an attrs.Policy
 		path == "gohsm/token/audit", path == "gohsm/token/quorum", // over the store's records

@@ -685,6 +685,7 @@ token_dir = %s
 log_level = error
 kdf_time = 1
 kdf_memory = 64
+login_cache = off
 kdf_threads = 1
 
 [slot 0]

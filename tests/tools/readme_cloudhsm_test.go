@@ -54,7 +54,7 @@ func TestReadmeCloudHSM(t *testing.T) {
 	config := paths.Replace(ini[0])
 	require.Contains(t, config, "token_dir = "+tokenDir+"\n")
 	config = strings.Replace(config, "token_dir = "+tokenDir+"\n",
-		"token_dir = "+tokenDir+"\nlog_level = error\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n", 1)
+		"token_dir = "+tokenDir+"\nlog_level = error\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n", 1)
 	require.NoError(t, os.WriteFile(conf, []byte(config), 0o600))
 	// bash -e does not stop on a negated command that succeeds: each `!`
 	// line becomes an explicit check.

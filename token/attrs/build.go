@@ -185,7 +185,7 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 	if out == nil {
 		out = Template{} // a nil template (no attributes) from a Go caller
 	}
-	for _, row := range s.attrs {
+	for _, row := range s.table() {
 		if row.Has(Identity) {
 			out[row.Type] = s.identity(row.Type)
 		} else if _, ok := out[row.Type]; !ok {
@@ -195,7 +195,7 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		}
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic
-	if _, ok := s.attrs[ck.CKA_LOCAL]; ok {
+	if _, ok := s.table()[ck.CKA_LOCAL]; ok {
 		out[ck.CKA_LOCAL] = Bool(generated)
 		gen := ck.CK_UNAVAILABLE_INFORMATION
 		if generated {
@@ -203,7 +203,7 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		}
 		out[ck.CKA_KEY_GEN_MECHANISM] = ULong(gen)
 	}
-	if _, ok := s.attrs[ck.CKA_ALWAYS_SENSITIVE]; ok {
+	if _, ok := s.table()[ck.CKA_ALWAYS_SENSITIVE]; ok {
 		sensitive, _ := out.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := out.Bool(ck.CKA_EXTRACTABLE)
 		fromMechanism := generated || op == OpDerive
@@ -260,13 +260,13 @@ func (s *Schema) String() string {
 
 // sorted returns the rows in ascending attribute order (deterministic errors).
 func (s *Schema) sorted() []Attr {
-	t := make(Template, len(s.attrs))
-	for a := range s.attrs {
+	t := make(Template, len(s.table()))
+	for a := range s.table() {
 		t[a] = nil
 	}
-	out := make([]Attr, 0, len(s.attrs))
+	out := make([]Attr, 0, len(s.table()))
 	for _, a := range t.Types() {
-		out = append(out, s.attrs[a])
+		out = append(out, s.table()[a])
 	}
 	return out
 }
@@ -347,7 +347,7 @@ func WithMaterial(obj, material Template) (Template, error) {
 	}
 	out := obj.Clone()
 	for a, v := range material {
-		row, ok := s.attrs[a]
+		row, ok := s.table()[a]
 		if !ok {
 			continue
 		}
@@ -382,7 +382,7 @@ func complete(s *Schema, obj Template) (Template, error) {
 		m[ck.CKA_CHECK_VALUE] = CheckValue(s.KeyType, obj[ck.CKA_VALUE])
 	}
 	for _, a := range m.Types() {
-		if _, ok := s.attrs[a]; !ok {
+		if _, ok := s.table()[a]; !ok {
 			continue // e.g. CKA_MODULUS_BITS is a public-key attribute only
 		}
 		if err := setDerived(s, obj, a, m[a]); err != nil {
@@ -400,7 +400,7 @@ func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
 		obj[a] = v
 		return nil
 	}
-	row := s.attrs[a]
+	row := s.table()[a]
 	if !row.Has(Derived) {
 		return nil
 	}

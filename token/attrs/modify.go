@@ -169,6 +169,6 @@ func IsSecret(class ck.ObjectClass, keyType ck.KeyType, a ck.AttributeType) bool
 	if !ok {
 		return false
 	}
-	row, ok := s.attrs[a]
+	row, ok := s.table()[a]
 	return ok && row.Has(Sensitive)
 }

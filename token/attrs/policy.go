@@ -67,7 +67,7 @@ func (p *Policy) applies(class ck.ObjectClass) bool {
 // has looks a up in s, with p's unsupported attributes removed from key
 // schemas.
 func (p *Policy) has(s *Schema, a ck.AttributeType) (Attr, bool) {
-	row, ok := s.attrs[a]
+	row, ok := s.table()[a]
 	if ok && p.applies(s.Class) && slices.Contains(p.Unsupported, a) {
 		return Attr{}, false
 	}

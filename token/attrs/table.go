@@ -1,6 +1,9 @@
 package attrs
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"gohsm/internal/ck"
 )
 
@@ -322,32 +325,60 @@ type schemaKey struct {
 type Schema struct {
 	Class   ck.ObjectClass
 	KeyType ck.KeyType // NoKeyType for data objects and certificates
-	attrs   map[ck.AttributeType]Attr
+	// parts are the tables the schema is composed of; attrs, their rows by
+	// type, is built from them on first use (table), not at package init:
+	// the 25-odd schemas' maps are 157 KB and most of this package's
+	// start-up, which a process that makes or reads no object does not
+	// need (docs/bench.md, "Start-up").
+	parts []table
+	attrs atomic.Pointer[map[ck.AttributeType]Attr]
+	mu    sync.Mutex // serialises the build
+}
+
+// table returns the schema's rows by attribute type, building them on the
+// first call; after that, one atomic load (a plain load on amd64 and
+// arm64) and a branch.
+func (s *Schema) table() map[ck.AttributeType]Attr {
+	if m := s.attrs.Load(); m != nil {
+		return *m
+	}
+	return s.build()
+}
+
+func (s *Schema) build() map[ck.AttributeType]Attr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.attrs.Load(); m != nil {
+		return *m
+	}
+	m := map[ck.AttributeType]Attr{}
+	for _, p := range s.parts {
+		for _, a := range p {
+			m[a.Type] = a
+		}
+	}
+	s.attrs.Store(&m)
+	return m
 }
 
 // Attr returns the row for a, if a belongs to the schema.
 func (s *Schema) Attr(a ck.AttributeType) (Attr, bool) {
-	r, ok := s.attrs[a]
+	r, ok := s.table()[a]
 	return r, ok
 }
 
 // Attrs returns every row of the schema (in no particular order).
 func (s *Schema) Attrs() []Attr {
-	out := make([]Attr, 0, len(s.attrs))
-	for _, a := range s.attrs {
+	t := s.table()
+	out := make([]Attr, 0, len(t))
+	for _, a := range t {
 		out = append(out, a)
 	}
 	return out
 }
 
 func compose(class ck.ObjectClass, keyType ck.KeyType, parts ...table) *Schema {
-	s := &Schema{Class: class, KeyType: keyType, attrs: map[ck.AttributeType]Attr{}}
-	for _, p := range parts {
-		for _, a := range p {
-			s.attrs[a.Type] = a
-		}
-	}
-	return s
+	return &Schema{Class: class, KeyType: keyType, parts: parts}
 }
 
 // schemas is every (class, key type) gohsm stores.

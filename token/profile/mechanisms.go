@@ -58,7 +58,7 @@ func standardMechanisms() Mechanisms { return Mechanisms{} }
 // Lookup returns the profile's row for a mechanism type and the profile's
 // rule for it (nil when it adds none).
 func (m *Mechanisms) Lookup(t ck.MechanismType) (*mechanisms.Mechanism, *Rule, bool) {
-	if m.pages == nil { // standard: the table itself (inlined into callers)
+	if m.pages == nil { // standard: the table itself
 		row, ok := mechanisms.Lookup(t)
 		return row, nil, ok
 	}

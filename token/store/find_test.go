@@ -191,3 +191,24 @@ func BenchmarkCreateObject(b *testing.B) {
 		})
 	}
 }
+
+// TestFindVisibilityFilterPlan: on a token of 10,000 objects the
+// visibility filter (owner, shares, ViewerClass) is checked per candidate
+// by primary key, never by scanning shares or attrs, so a find by label
+// stays a few index lookups whatever the token holds (issue 19: 10^6
+// objects).
+func TestFindVisibilityFilterPlan(t *testing.T) {
+	s := openBig(t)
+	for _, q := range []Query{
+		{Match: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("label-1")}, Viewer: "alice"},
+		{Match: map[ck.AttributeType][]byte{ck.CKA_LABEL: []byte("label-1"), ck.CKA_CLASS: ulong(4)}, Viewer: "alice", ViewerClass: ulong(2)},
+	} {
+		plan := explain(t, s, q)
+		assert.Contains(t, plan, "SEARCH s USING PRIMARY KEY (object_id=? AND user=?)", plan)
+		assert.Contains(t, plan, "SEARCH o USING INTEGER PRIMARY KEY (rowid=?)", plan)
+		assert.NotContains(t, plan, "SCAN", plan)
+		if q.ViewerClass != nil {
+			assert.Contains(t, plan, "SEARCH c USING PRIMARY KEY (object_id=? AND type=?)", plan)
+		}
+	}
+}

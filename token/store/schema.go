@@ -182,6 +182,9 @@ type schemaState struct {
 	tables  int64
 	version int64 // 0 when there is no meta table yet
 	logins  bool  // the login registry's table exists (logins.go)
+	// classCounts: the class counts table and its triggers exist
+	// (classcount.go).
+	classCounts bool
 }
 
 func readSchemaState(q interface {
@@ -212,6 +215,11 @@ func readSchemaState(q interface {
 		return st, fmt.Errorf("store: read schema: %w", err)
 	}
 	st.logins = n > 0
+	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN (?, ?, ?, ?)`,
+		classCountsNames[0], classCountsNames[1], classCountsNames[2], classCountsNames[3]).Scan(&n); err != nil {
+		return st, fmt.Errorf("store: read schema: %w", err)
+	}
+	st.classCounts = n == len(classCountsNames)
 	return st, nil
 }
 
@@ -226,7 +234,7 @@ func (st schemaState) needsWrite() (bool, error) {
 	case st.version < 1:
 		return false, fmt.Errorf("store: token format version %d: %w", st.version, ErrFormat)
 	}
-	return st.version < int64(formatVersion) || !st.logins, nil
+	return st.version < int64(formatVersion) || !st.logins || !st.classCounts, nil
 }
 
 // createOrMigrate runs inside a BEGIN IMMEDIATE transaction, so of several
@@ -268,6 +276,11 @@ func createOrMigrate(tx execer) error {
 	}
 	if _, err := tx.Exec(schemaLogins); err != nil {
 		return fmt.Errorf("store: create the login registry: %w", err)
+	}
+	if !st.classCounts {
+		if err := createClassCounts(tx); err != nil {
+			return fmt.Errorf("store: create the class counts: %w", err)
+		}
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 	f = fopen(conf, "w");
 	if (!f)
 		return 2;
-	fprintf(f, "token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\n[slot 5]\n[slot 6]\n[slot 7]\n", tokdir);
+	fprintf(f, "token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\n[slot 5]\n[slot 6]\n[slot 7]\n", tokdir);
 	fclose(f);
 	setenv("GOHSM_CONF", conf, 1);
 	abi_load(argv[1], &m);

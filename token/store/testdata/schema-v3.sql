@@ -39,6 +39,12 @@ CREATE TABLE audit (
 	PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
 
+-- table class_counts on class_counts
+CREATE TABLE class_counts (
+	value BLOB PRIMARY KEY NOT NULL,
+	n     INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- table key_quorum on key_quorum
 CREATE TABLE key_quorum (
 	object_id INTEGER PRIMARY KEY NOT NULL REFERENCES objects(id) ON DELETE CASCADE,
@@ -141,3 +147,19 @@ CREATE TABLE users (
 	failed_logins INTEGER NOT NULL DEFAULT 0,
 	locked        INTEGER NOT NULL DEFAULT 0
 , key_version INTEGER NOT NULL DEFAULT 1, public_key BLOB NOT NULL DEFAULT x'', escrow BLOB NOT NULL DEFAULT x'', legacy BLOB NOT NULL DEFAULT x'');
+
+-- trigger class_counts_delete on attrs
+CREATE TRIGGER class_counts_delete AFTER DELETE ON attrs WHEN OLD.type = 0 BEGIN
+	UPDATE class_counts SET n = n - 1 WHERE value = OLD.value;
+END;
+
+-- trigger class_counts_insert on attrs
+CREATE TRIGGER class_counts_insert AFTER INSERT ON attrs WHEN NEW.type = 0 BEGIN
+	INSERT INTO class_counts (value, n) VALUES (NEW.value, 1) ON CONFLICT (value) DO UPDATE SET n = n + 1;
+END;
+
+-- trigger class_counts_update on attrs
+CREATE TRIGGER class_counts_update AFTER UPDATE OF type, value ON attrs WHEN OLD.type = 0 OR NEW.type = 0 BEGIN
+	UPDATE class_counts SET n = n - 1 WHERE OLD.type = 0 AND value = OLD.value;
+	INSERT INTO class_counts (value, n) SELECT NEW.value, 1 WHERE NEW.type = 0 ON CONFLICT (value) DO UPDATE SET n = n + 1;
+END;

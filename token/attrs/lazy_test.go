@@ -1,0 +1,30 @@
+package attrs
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+)
+
+// TestSchemasLazy: the package's initialisation builds no schema's table
+// (a process that makes or reads no object does not pay for them), and
+// concurrent first uses of a schema all see one table.
+func TestSchemasLazy(t *testing.T) {
+	require.Empty(t, builtAtInit, "schemas built during package initialisation")
+	s := compose(ck.CKO_DATA, NoKeyType, objectTable, storageTable, dataTable)
+	var wg sync.WaitGroup
+	got := make([]Attr, 8)
+	for i := range got {
+		wg.Go(func() { got[i], _ = s.Attr(ck.CKA_LABEL) })
+	}
+	wg.Wait()
+	for _, a := range got {
+		require.Equal(t, ck.CKA_LABEL, a.Type)
+	}
+	require.Equal(t, len(s.table()), len(s.Attrs()))
+	_, ok := s.Attr(ck.CKA_MODULUS)
+	require.False(t, ok, "a data object has no CKA_MODULUS")
+}
