@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/rsa"
 
 	"gohsm/internal/ck"
@@ -21,6 +22,7 @@ const (
 	classEdwards    // ed25519.PrivateKey / ed25519.PublicKey
 	classMontgomery // *ecdh.PrivateKey / *ecdh.PublicKey on ecdh.X25519()
 	classSecret
+	classMLDSA // *mldsa.PrivateKey / *mldsa.PublicKey
 )
 
 // keyClasses maps the key types rows name to their Go representation.
@@ -32,6 +34,7 @@ var keyClasses = map[ck.KeyType]keyClass{
 	ck.CKK_AES:            classSecret,
 	ck.CKK_GENERIC_SECRET: classSecret,
 	ck.CKK_DES3:           classSecret,
+	ck.CKK_ML_DSA:         classMLDSA,
 }
 
 // curve25519Bits is the size of Ed25519 and X25519 keys in CK_MECHANISM_INFO:
@@ -79,6 +82,14 @@ func keyInfo(key any) (keyClass, uint) {
 		}
 	case []byte:
 		return classSecret, uint(len(k))
+	case *mldsa.PrivateKey:
+		if k != nil {
+			return classMLDSA, uint(k.PublicKey().Parameters().PublicKeySize())
+		}
+	case *mldsa.PublicKey:
+		if k != nil {
+			return classMLDSA, uint(k.Parameters().PublicKeySize())
+		}
 	}
 	return classNone, 0
 }

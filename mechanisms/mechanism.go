@@ -8,6 +8,7 @@
 //	RSA                                        *rsa.PrivateKey / *rsa.PublicKey
 //	EC (NIST curves)                           *ecdsa.PrivateKey / *ecdsa.PublicKey
 //	EdDSA                                      ed25519.PrivateKey / ed25519.PublicKey
+//	ML-DSA                                     *mldsa.PrivateKey / *mldsa.PublicKey
 //
 // Mechanism parameters arrive already decoded from their C structures by the
 // C boundary (see ParamKind and the *Params types); mechanisms never see a C
@@ -44,6 +45,7 @@ const (
 	ParamEdDSA                           // CK_EDDSA_PARAMS (optional: NULL means plain Ed25519) -> *EdDSAParams or nil
 	ParamCloudHSMGCM                     // CK_GCM_PARAMS with pIV NULL (CKM_CLOUDHSM_AES_GCM) -> *CloudHSMGCMParams
 	ParamCloudHSMKDF                     // CloudHSM's CK_SP800_108_KDF_PARAMS (CKM_CLOUDHSM_SP800_108_COUNTER_KDF) -> *CloudHSMKDFParams
+	ParamSignContext                     // CK_SIGN_ADDITIONAL_CONTEXT (optional: NULL means hedged, no context) -> *SignContextParams or nil
 )
 
 // CCMParams is CK_CCM_PARAMS decoded.
@@ -200,10 +202,11 @@ type OAEPParams struct {
 // KeyGenParams carries what key generation needs, taken from the template by
 // the token layer.
 type KeyGenParams struct {
-	ValueLen       int    // CKA_VALUE_LEN, bytes (secret keys)
-	ModulusBits    int    // CKA_MODULUS_BITS (RSA)
-	PublicExponent []byte // CKA_PUBLIC_EXPONENT, big-endian (RSA); empty means 65537
-	ECParams       []byte // CKA_EC_PARAMS, DER (EC, EdDSA)
+	ValueLen       int      // CKA_VALUE_LEN, bytes (secret keys)
+	ModulusBits    int      // CKA_MODULUS_BITS (RSA)
+	PublicExponent []byte   // CKA_PUBLIC_EXPONENT, big-endian (RSA); empty means 65537
+	ECParams       []byte   // CKA_EC_PARAMS, DER (EC, EdDSA)
+	ParameterSet   ck.ULong // CKA_PARAMETER_SET (ML-DSA); 0 when absent
 	// Param is the decoded mechanism parameter, for the generation
 	// mechanisms that take one (CKM_PKCS5_PBKD2).
 	Param any
@@ -274,6 +277,9 @@ type Mechanism struct {
 	ParamOptional bool
 	// SinglePart mechanisms reject C_*Update (raw RSA, PSS, OAEP, raw ECDSA).
 	SinglePart bool
+	// VerifySinglePart rows reject C_VerifyUpdate/C_VerifyFinal only
+	// (CKM_ML_DSA: multi-part signing, single-part verification).
+	VerifySinglePart bool
 
 	Encrypt func(key any, param any) (Cipher, error)
 	Decrypt func(key any, param any) (Cipher, error)

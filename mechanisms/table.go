@@ -33,7 +33,7 @@ const (
 // by C_GetMechanismInfo are derived from which constructors a row sets
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
-var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows)
+var table = slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows, mldsaRows)
 
 // byType and sorted are built once from table, with every row guarded.
 var byType, sorted = build(table)
@@ -305,6 +305,15 @@ func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
 			return err
 		}
 		size, name, tooBig = bits, "curve", ck.CKR_CURVE_NOT_SUPPORTED
+	case classMLDSA:
+		if p.ParameterSet == 0 {
+			return fmt.Errorf("mechanisms: %v: no CKA_PARAMETER_SET: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		params, err := MLDSAParameters(p.ParameterSet)
+		if err != nil {
+			return err
+		}
+		size, name = params.PublicKeySize(), "public key size"
 	case classSecret:
 		size, name = p.ValueLen, "CKA_VALUE_LEN"
 		if size == 0 && m.MinKeySize == m.MaxKeySize {

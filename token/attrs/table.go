@@ -358,6 +358,9 @@ var schemas = func() map[schemaKey]*Schema {
 	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY, cat(pub, ecPublicTable)...)
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY, cat(priv, ecPrivateTable, usage(ck.CKA_DERIVE))...)
 
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA, cat(pub, mldsaPublicTable, usage(ck.CKA_VERIFY))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA, cat(priv, mldsaPrivateTable, usage(ck.CKA_SIGN))...)
+
 	add(ck.CKO_SECRET_KEY, ck.CKK_AES, cat(sec, secretValueTable, valueLenTable,
 		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP))...)
 	add(ck.CKO_SECRET_KEY, ck.CKK_GENERIC_SECRET, cat(sec, secretValueTable, valueLenTable,
