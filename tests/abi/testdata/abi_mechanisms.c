@@ -43,7 +43,7 @@
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 /*
  * keysess holds the cached key pairs for the whole run; each mechanism runs
  * in a fresh session sess (closed afterwards, destroying its session
