@@ -49,15 +49,6 @@ const (
 // field converts a caller's count, length or bit size for the mechanisms:
 // values beyond 2^31-1 (never valid for any of them) become 2^31-1, so
 // that no conversion turns negative and no arithmetic on them overflows.
-// cSignAdditionalContext is PKCS#11 3.2's CK_SIGN_ADDITIONAL_CONTEXT
-// (hedgeVariant, pContext, ulContextLen). Temporary Go mirror until the 3.2
-// headers in include/ define it for cgo.
-type cSignAdditionalContext struct {
-	hedgeVariant C.CK_ULONG
-	pContext     C.CK_BYTE_PTR
-	ulContextLen C.CK_ULONG
-}
-
 func field(v C.CK_ULONG) int {
 	return int(min(v, math.MaxInt32))
 }
@@ -464,10 +455,10 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 		if pp == nil && pl == 0 {
 			return nil, nil
 		}
-		if err := size(unsafe.Sizeof(cSignAdditionalContext{})); err != nil {
+		if err := size(unsafe.Sizeof(C.CK_SIGN_ADDITIONAL_CONTEXT{})); err != nil {
 			return nil, err
 		}
-		c := (*cSignAdditionalContext)(pp)
+		c := (*C.CK_SIGN_ADDITIONAL_CONTEXT)(pp)
 		ctx, err := bytesAt(c.pContext, c.ulContextLen, "context")
 		if err != nil {
 			return nil, err

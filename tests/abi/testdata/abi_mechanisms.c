@@ -261,27 +261,6 @@ struct kp {
 
 static struct kp rsa_kp, ec_kp[NCURVES], ed_kp, x_kp, mldsa_kp;
 
-/* PKCS #11 3.2 ML-DSA names, for headers that predate 3.2 (values from the
- * OASIS 3.2 pkcs11t.h), and CK_SIGN_ADDITIONAL_CONTEXT's layout under a
- * name of our own so a 3.2 header's typedef does not clash. */
-#ifndef CKK_ML_DSA
-#define CKK_ML_DSA 0x4aUL
-#define CKA_PARAMETER_SET 0x61dUL
-#define CKA_SEED 0x637UL
-#define CKM_ML_DSA_KEY_PAIR_GEN 0x1cUL
-#define CKM_ML_DSA 0x1dUL
-#define CKP_ML_DSA_44 1UL
-#define CKP_ML_DSA_65 2UL
-#define CKP_ML_DSA_87 3UL
-#define CKH_HEDGE_PREFERRED 0UL
-#define CKH_HEDGE_REQUIRED 1UL
-#define CKH_DETERMINISTIC_REQUIRED 2UL
-#endif
-struct sign_ctx {
-	CK_ULONG hedgeVariant;
-	CK_BYTE_PTR pContext;
-	CK_ULONG ulContextLen;
-};
 static const CK_BYTE mldsa_context[] = "gohsm ml-dsa";
 
 static CK_ULONG der_len_hdr(const CK_BYTE *p, CK_ULONG n, CK_ULONG *len)
@@ -817,7 +796,7 @@ struct params {
 	CK_RSA_AES_KEY_WRAP_PARAMS rsaaes;
 	CK_MAC_GENERAL_PARAMS macgen;
 	CK_EDDSA_PARAMS eddsa;
-	struct sign_ctx mldsa;
+	CK_SIGN_ADDITIONAL_CONTEXT mldsa;
 };
 
 static const CK_BYTE oaep_label[] = "gohsm oaep label";
@@ -910,7 +889,7 @@ static void build_param(const struct mt *m, struct params *p, CK_MECHANISM *mech
 		/* pure Ed25519: no parameter (CK_EDDSA_PARAMS is optional) */
 		break;
 	case P_MLDSA:
-		p->mldsa = (struct sign_ctx){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+		p->mldsa = (CK_SIGN_ADDITIONAL_CONTEXT){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
 		mech->pParameter = &p->mldsa;
 		mech->ulParameterLen = sizeof p->mldsa;
 		break;
@@ -1600,11 +1579,11 @@ static void proc_sign(const struct mt *m)
 		break;
 	case K_MLDSA:
 		if ((k = need_mldsa()) != NULL) {
-			struct sign_ctx hedged = { CKH_HEDGE_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
-			struct sign_ctx other = { CKH_HEDGE_PREFERRED, (CK_BYTE_PTR)"other", 5 };
-			struct sign_ctx badhedge = { 7, NULL, 0 };
+			CK_SIGN_ADDITIONAL_CONTEXT hedged = { CKH_HEDGE_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+			CK_SIGN_ADDITIONAL_CONTEXT other = { CKH_HEDGE_PREFERRED, (CK_BYTE_PTR)"other", 5 };
+			CK_SIGN_ADDITIONAL_CONTEXT badhedge = { 7, NULL, 0 };
 			CK_BYTE longctx[256];
-			struct sign_ctx toolong = { CKH_HEDGE_PREFERRED, longctx, sizeof longctx };
+			CK_SIGN_ADDITIONAL_CONTEXT toolong = { CKH_HEDGE_PREFERRED, longctx, sizeof longctx };
 			CK_MECHANISM hm = { m->type, &hedged, sizeof hedged }, om = { m->type, &other, sizeof other },
 				     none = { m->type, NULL, 0 }, bad = { m->type, &badhedge, sizeof badhedge },
 				     lm = { m->type, &toolong, sizeof toolong }, small = { m->type, &hedged, sizeof hedged - 1 };
