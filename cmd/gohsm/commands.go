@@ -44,6 +44,8 @@ var commands = []command{
 		help: "generate an EC key pair", setup: keyGenerate("ec")},
 	{path: []string{"key", "generate", "rsa"}, args: "--bits 2048|3072|4096 --label L [--id HEX] [--session]", need: needCU,
 		help: "generate an RSA key pair (public exponent 65537)", setup: keyGenerate("rsa")},
+	{path: []string{"key", "generate", "ml-dsa"}, args: "--parameter-set 44|65|87 --label L [--id HEX] [--session]", need: needCU,
+		help: "generate an ML-DSA key pair (FIPS 204)", setup: keyGenerate("ml-dsa")},
 	{path: []string{"key", "import"}, args: "--label L [--id HEX] (--pem FILE | --aes-key-hex HEX)", need: needCU,
 		help: "import a key: a PEM private key (with its public key) or public key, EC P-256/P-384 or RSA 2048-4096, or a raw AES key", setup: keyImport},
 	{path: []string{"key", "delete"}, args: "--handle H | --label L [--class C]", need: needCU,

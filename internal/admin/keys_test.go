@@ -113,7 +113,7 @@ func TestGenSpecErrors(t *testing.T) {
 		{GenSpec{Type: "ec", Label: "x", Curve: "P-521"}, "curve", `"P-521": want P-256 or P-384`},
 		{GenSpec{Type: "ec"}, "label", "is required"},
 		{GenSpec{Type: "aes", Label: "x", ID: "zz"}, "id", `"zz": not hex`},
-		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec or rsa`},
+		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa or ml-dsa`},
 	} {
 		err := c.spec.Check()
 		var ie *InputError
