@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/mldsa"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/asn1"
@@ -129,6 +130,8 @@ func genParams(kt ck.KeyType, size int) KeyGenParams {
 				return KeyGenParams{ParameterSet: set}
 			}
 		}
+	case classMLKEM:
+		return KeyGenParams{ParameterSet: map[int]ck.ULong{768: ck.CKP_ML_KEM_768, 1024: ck.CKP_ML_KEM_1024}[size]}
 	}
 	return KeyGenParams{ValueLen: size}
 }
@@ -313,6 +316,11 @@ func testKeyGen(t *testing.T, m *Mechanism) {
 			case *mldsa.PrivateKey:
 				assert.True(t, k.PublicKey().Equal(pub))
 				assert.Equal(t, p.ParameterSet, MLDSAParameterSet(k.PublicKey().Parameters()))
+			case *mlkem.DecapsulationKey768, *mlkem.DecapsulationKey1024:
+				set, ek, _, _ := MLKEMKeyMaterial(priv)
+				pset, pek, _, _ := MLKEMKeyMaterial(pub)
+				assert.Equal(t, p.ParameterSet, set)
+				assert.Equal(t, []any{set, ek}, []any{pset, pek})
 			default:
 				t.Fatalf("unexpected private key %T", priv)
 			}

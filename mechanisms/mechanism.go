@@ -202,14 +202,16 @@ type OAEPParams struct {
 // KeyGenParams carries what key generation needs, taken from the template by
 // the token layer.
 type KeyGenParams struct {
-	ValueLen       int      // CKA_VALUE_LEN, bytes (secret keys)
-	ModulusBits    int      // CKA_MODULUS_BITS (RSA)
-	PublicExponent []byte   // CKA_PUBLIC_EXPONENT, big-endian (RSA); empty means 65537
-	ECParams       []byte   // CKA_EC_PARAMS, DER (EC, EdDSA)
-	ParameterSet   ck.ULong // CKA_PARAMETER_SET (ML-DSA); 0 when absent
+	ValueLen       int    // CKA_VALUE_LEN, bytes (secret keys)
+	ModulusBits    int    // CKA_MODULUS_BITS (RSA)
+	PublicExponent []byte // CKA_PUBLIC_EXPONENT, big-endian (RSA); empty means 65537
+	ECParams       []byte // CKA_EC_PARAMS, DER (EC, EdDSA)
 	// Param is the decoded mechanism parameter, for the generation
 	// mechanisms that take one (CKM_PKCS5_PBKD2).
 	Param any
+	// ParameterSet is CKA_PARAMETER_SET (the 3.2 post-quantum key types:
+	// CKP_ML_KEM_768, CKP_ML_DSA_65, ...); 0 when absent.
+	ParameterSet ck.ULong
 }
 
 // Cipher is one encryption or decryption operation. Output is appended to dst
@@ -316,6 +318,13 @@ type Mechanism struct {
 	// MessageEncrypt / MessageDecrypt: the 3.0 message-based AEAD API.
 	MessageEncrypt func(key any, param any) (MessageAEAD, error)
 	MessageDecrypt func(key any, param any) (MessageAEAD, error)
+	// Encapsulate / Decapsulate: the 3.2 key encapsulation functions
+	// (C_EncapsulateKey with a public key, C_DecapsulateKey with a private
+	// key); the secret becomes the value of the new key. CiphertextSize is
+	// the ciphertext length for a key, for the output-length query.
+	Encapsulate    func(pub any, param any) (secret, ciphertext []byte, err error)
+	Decapsulate    func(priv any, param any, ciphertext []byte) ([]byte, error)
+	CiphertextSize func(key any) int
 }
 
 // Prepared is a key with the state a row's Prepare made from it. Rows with

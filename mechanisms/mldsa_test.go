@@ -74,7 +74,7 @@ func TestMLDSAWycheproofSign(t *testing.T) {
 	for _, vs := range mldsaVectorSets {
 		t.Run(vs.name, func(t *testing.T) {
 			t.Parallel()
-			f := wycheproof.LoadV1(t, "mldsa_"+vs.name+"_sign_seed_test.json")
+			f := wycheproof.LoadC2SP(t, "mldsa_"+vs.name+"_sign_seed_test.json")
 			var n, valid, internal, randomized int
 			for _, g := range f.Groups {
 				seed := wycheproof.Hex(t, g.Fields, "privateSeed")
@@ -144,7 +144,7 @@ func TestMLDSAWycheproofVerify(t *testing.T) {
 	for _, vs := range mldsaVectorSets {
 		t.Run(vs.name, func(t *testing.T) {
 			t.Parallel()
-			f := wycheproof.LoadV1(t, "mldsa_"+vs.name+"_verify_test.json")
+			f := wycheproof.LoadC2SP(t, "mldsa_"+vs.name+"_verify_test.json")
 			var n, valid, invalid int
 			for _, g := range f.Groups {
 				pk, keyErr := MLDSAPublicKey(vs.set, wycheproof.Hex(t, g.Fields, "publicKey"))

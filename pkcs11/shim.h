@@ -196,7 +196,16 @@
 		CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags), \
 		(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, \
 		pulPlaintextPartLen, flags)) \
-	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession))
+	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
+	/* Key encapsulation (v3.2 5.18). */ \
+	X(EncapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, \
+		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
+		CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+		(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)) \
+	X(DecapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, \
+		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
+		CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+		(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey))
 
 /*
  * Answered in C with CKR_FUNCTION_NOT_SUPPORTED once the library is
@@ -247,16 +256,7 @@
 		CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
 		(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)) \
 	X(MessageVerifyFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
-	/* v3.2 */ \
-	/* Key encapsulation (v3.2 5.18). */ \
-	X(EncapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, \
-		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
-		CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
-		(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)) \
-	X(DecapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, \
-		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
-		CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
-		(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey)) \
+	/* v3.2 (the KEM functions are in Go, above) */ \
 	X(VerifySignatureInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, \
 		CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
 		(hSession, pMechanism, hKey, pSignature, ulSignatureLen)) \

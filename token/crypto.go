@@ -930,6 +930,8 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 		p.ParameterSet = set
 	} else if len(pubFull[ck.CKA_PARAMETER_SET]) != 0 {
 		return 0, 0, fmt.Errorf("token: CKA_PARAMETER_SET not a CK_ULONG: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	} else if set, ok := privFull.ULong(ck.CKA_PARAMETER_SET); ok {
+		p.ParameterSet = set
 	}
 	origin, err := se.slot.admitAny(cluster.ClassKeyGen)
 	if err != nil {

@@ -86,6 +86,8 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			curve = fs.String("curve", "P-256", "curve: P-256 or P-384")
 		case "ml-dsa":
 			set = fs.Int("parameter-set", 65, "ML-DSA parameter set: 44, 65 or 87")
+		case "ml-kem":
+			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 768 or 1024")
 		}
 		g := addGenFlags(fs)
 		return func(e *env) error {

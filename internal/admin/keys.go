@@ -51,7 +51,7 @@ func ParseClass(s string) (ck.ObjectClass, bool) {
 
 // keyTypes are the key types a filter names (KeyTypeName's words).
 var keyTypes = []ck.KeyType{ck.CKK_AES, ck.CKK_EC, ck.CKK_RSA, ck.CKK_GENERIC_SECRET, ck.CKK_DES3,
-	ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_DSA}
+	ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_DSA, ck.CKK_ML_KEM}
 
 // KeyTypeName names a key type as Key.KeyType does: aes, ec, rsa, else the
 // CKK name in lower case without its prefix (generic_secret).
@@ -63,6 +63,10 @@ func KeyTypeName(k ck.KeyType) string {
 		return "ec"
 	case ck.CKK_RSA:
 		return "rsa"
+	case ck.CKK_ML_KEM:
+		return "ml-kem"
+	case ck.CKK_ML_DSA:
+		return "ml-dsa"
 	}
 	return strings.ToLower(strings.TrimPrefix(k.String(), "CKK_"))
 }
@@ -220,12 +224,12 @@ func FindKey(m *token.Module, h ck.ULong, label, class string, privateOnly bool)
 
 // GenSpec is a key to generate: the CLI's key generate flags.
 type GenSpec struct {
-	Type  string `json:"type"`  // aes, ec, rsa or ml-dsa
+	Type  string `json:"type"`  // aes, ec, rsa, ml-dsa or ml-kem
 	Label string `json:"label"` // CKA_LABEL, required
 	ID    string `json:"id"`    // CKA_ID in hex (a pair's halves share it)
 	Bits  int    `json:"bits"`  // aes: 128, 192, 256 (0: 256); rsa: 2048, 3072, 4096 (0: 2048)
 	Curve string `json:"curve"` // ec: P-256 or P-384 ("": P-256)
-	// ParameterSet is ml-dsa's: 44, 65 or 87 (0: 65).
+	// ParameterSet: ml-dsa: 44, 65 or 87 (0: 65); ml-kem: 768 or 1024 (0: 768).
 	ParameterSet int  `json:"parameter_set,omitempty"`
 	Session      bool `json:"session"` // a session key, gone when the session's module closes
 }
@@ -308,6 +312,25 @@ func (g GenSpec) templates() (pub, priv attrs.Template, err error) {
 		priv, _ = g.template()
 		setUsage(priv, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_UNWRAP)
 		return pub, priv, nil
+	case "ml-kem":
+		var set ck.ULong
+		switch g.ParameterSet {
+		case 0, 768:
+			set = ck.CKP_ML_KEM_768
+		case 1024:
+			set = ck.CKP_ML_KEM_1024
+		default:
+			// 512 too: crypto/mlkem has no ML-KEM-512.
+			return nil, nil, inputf("parameter_set", "%d: want 768 or 1024", g.ParameterSet)
+		}
+		if pub, err = g.template(); err != nil {
+			return nil, nil, err
+		}
+		pub[ck.CKA_PARAMETER_SET] = attrs.ULong(set)
+		setUsage(pub, ck.CKA_ENCAPSULATE)
+		priv, _ = g.template()
+		setUsage(priv, ck.CKA_DECAPSULATE)
+		return pub, priv, nil
 	case "ml-dsa":
 		set, ok := mldsaSets[g.ParameterSet]
 		if !ok {
@@ -322,7 +345,7 @@ func (g GenSpec) templates() (pub, priv attrs.Template, err error) {
 		setUsage(priv, ck.CKA_SIGN)
 		return pub, priv, nil
 	}
-	return nil, nil, inputf("type", "%q: want aes, ec, rsa or ml-dsa", g.Type)
+	return nil, nil, inputf("type", "%q: want aes, ec, rsa, ml-dsa or ml-kem", g.Type)
 }
 
 // size is a spec's bits: one of the three sizes, def when 0 (the CLI's
@@ -347,7 +370,7 @@ func setUsage(t attrs.Template, usage ...ck.AttributeType) {
 }
 
 var genMechs = map[string]ck.MechanismType{"ec": ck.CKM_EC_KEY_PAIR_GEN, "rsa": ck.CKM_RSA_PKCS_KEY_PAIR_GEN,
-	"ml-dsa": ck.CKM_ML_DSA_KEY_PAIR_GEN}
+	"ml-dsa": ck.CKM_ML_DSA_KEY_PAIR_GEN, "ml-kem": ck.CKM_ML_KEM_KEY_PAIR_GEN}
 
 // mldsaSets are --parameter-set's values (0: the default, ML-DSA-65).
 var mldsaSets = map[int]ck.ULong{0: ck.CKP_ML_DSA_65, 44: ck.CKP_ML_DSA_44, 65: ck.CKP_ML_DSA_65, 87: ck.CKP_ML_DSA_87}

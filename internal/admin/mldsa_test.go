@@ -9,9 +9,9 @@ import (
 )
 
 // TestGenerateMLDSA: key generate ml-dsa makes a pair of the asked
-// parameter set (ML-DSA-65 by default); key list shows type ml_dsa and the
+// parameter set (ML-DSA-65 by default); key list shows type ml-dsa and the
 // set, which JSON gives as parameter_set only for ML-DSA keys (other keys'
-// JSON is unchanged); --key-type ml_dsa filters; a bad set is refused
+// JSON is unchanged); --key-type ml-dsa filters; a bad set is refused
 // before the token is touched.
 func TestGenerateMLDSA(t *testing.T) {
 	k := newTok(t, "")
@@ -25,7 +25,7 @@ func TestGenerateMLDSA(t *testing.T) {
 		require.Len(t, keys, 2)
 		for i, class := range []string{"public-key", "private-key"} {
 			assert.Equal(t, class, keys[i].Class)
-			assert.Equal(t, "ml_dsa", keys[i].KeyType)
+			assert.Equal(t, "ml-dsa", keys[i].KeyType)
 			assert.Equal(t, c.name, keys[i].ParameterSet)
 			assert.Equal(t, c.name, keys[i].Label)
 		}
@@ -36,7 +36,7 @@ func TestGenerateMLDSA(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "parameter_set")
 
-	keys, err := ListKeys(m, h, Filter{KeyType: "ml_dsa", Class: "private"})
+	keys, err := ListKeys(m, h, Filter{KeyType: "ml-dsa", Class: "private"})
 	require.NoError(t, err)
 	require.Len(t, keys, 3)
 	b, err = json.Marshal(keys[0])

@@ -27,6 +27,7 @@ import (
 //	CKK_EC_EDWARDS (Ed25519)                    ed25519.PublicKey / ed25519.PrivateKey
 //	CKK_EC_MONTGOMERY (X25519)                  *ecdh.PublicKey / *ecdh.PrivateKey
 //	CKK_ML_DSA                                  *mldsa.PublicKey / *mldsa.PrivateKey
+//	CKK_ML_KEM                                  *mlkem.EncapsulationKey768/1024 / *mlkem.DecapsulationKey768/1024
 //
 // Missing material is CKR_TEMPLATE_INCOMPLETE; malformed material
 // CKR_ATTRIBUTE_VALUE_INVALID (or the more precise code the conversion
@@ -76,6 +77,18 @@ var converters = map[schemaKey]converter{
 	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, x25519PrivateFromTemplate},
 	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mldsaPublicFromTemplate},
 	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mldsaPrivateFromTemplate},
+	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mlkemPublicFromTemplate},
+	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mlkemPrivateFromTemplate},
+}
+
+func mlkemPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
+	set, _ := t.ULong(ck.CKA_PARAMETER_SET)
+	return mechanisms.MLKEMPublicKey(set, t[ck.CKA_VALUE])
+}
+
+func mlkemPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
+	set, _ := t.ULong(ck.CKA_PARAMETER_SET)
+	return mechanisms.MLKEMPrivateKey(set, t[ck.CKA_SEED])
 }
 
 func secretFromTemplate(keyType ck.KeyType, t Template) (any, error) {
@@ -268,6 +281,15 @@ func TemplateFromKey(key any) (Template, error) {
 			ck.CKA_EC_POINT:  mechanisms.X25519Point(k.PublicKey()),
 			ck.CKA_VALUE:     k.Bytes(), // a copy
 		}, nil
+	}
+	if set, ek, seed, ok := mechanisms.MLKEMKeyMaterial(key); ok {
+		t := Template{ck.CKA_PARAMETER_SET: ULong(set)}
+		if seed != nil {
+			t[ck.CKA_SEED] = seed
+		} else {
+			t[ck.CKA_VALUE] = ek
+		}
+		return t, nil
 	}
 	return nil, fmt.Errorf("attrs: unsupported key type %T: %w", key, ck.CKR_GENERAL_ERROR)
 }

@@ -483,6 +483,7 @@ static struct kp *need_curve25519(int kind)
  * --------------------------------------------------------------------- */
 
 enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLDSA };
+enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM };
 
 enum paramkind {
 	P_NONE,
@@ -533,6 +534,7 @@ struct mt {
 #define WRAPS (CKF_WRAP | CKF_UNWRAP)
 #define MSG (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
 #define RECOVER (CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER)
+#define KEM (CKF_ENCAPSULATE | CKF_DECAPSULATE)
 
 static void derive_ecdh(const struct mt *m);
 static void derive_hkdf(const struct mt *m);
@@ -541,6 +543,7 @@ static void derive_concat(const struct mt *m);
 static void derive_extract(const struct mt *m);
 static void derive_encrypt_data(const struct mt *m);
 static void derive_digest(const struct mt *m);
+static void proc_mlkem_pairs(const struct mt *m);
 
 #define ROW(t) t, #t
 
@@ -567,6 +570,9 @@ static const struct mt rows[] = {
 	{ ROW(CKM_EC_KEY_PAIR_GEN), K_EC, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC, NULL, NULL, 0 },
 	{ ROW(CKM_EC_EDWARDS_KEY_PAIR_GEN), K_ED, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC_EDWARDS, NULL, NULL, 0 },
 	{ ROW(CKM_EC_MONTGOMERY_KEY_PAIR_GEN), K_X, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC_MONTGOMERY, NULL, NULL, 0 },
+	/* ML-KEM (PKCS #11 3.2) */
+	{ ROW(CKM_ML_KEM_KEY_PAIR_GEN), K_MLKEM, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_ML_KEM, NULL, NULL, 0 },
+	{ ROW(CKM_ML_KEM), K_MLKEM, P_NONE, 0, 0, KEM, 0, NULL, NULL, 0 },
 
 	/* AES */
 	{ ROW(CKM_AES_ECB), K_AES, P_NONE, 0, M_BLOCK, ENCDEC | WRAPS, 0, NULL, NULL, 0 },
@@ -1088,6 +1094,9 @@ static void proc_generate_pair(const struct mt *m)
 			     f->C_GenerateKeyPair(sess, &mech, pub, 1, priv, 1, &h1, &h2), CKR_TEMPLATE_INCOMPLETE);
 		return;
 	}
+	case K_MLKEM:
+		proc_mlkem_pairs(m);
+		return;
 	}
 	abi_fail(nm("key pair generation"), "no procedure for key kind %d", m->key);
 }
@@ -2555,6 +2564,161 @@ out:
 }
 
 /* ---------------------------------------------------------------------
+ * ML-KEM (PKCS #11 3.2): key pairs, C_EncapsulateKey / C_DecapsulateKey
+ * --------------------------------------------------------------------- */
+
+struct mlkem_set {
+	const char *tag;
+	CK_ULONG set, eklen, ctlen;
+};
+
+static const struct mlkem_set mlkem_sets[] = {
+	{ "[ML-KEM-768]", CKP_ML_KEM_768, 1184, 1088 },
+	{ "[ML-KEM-1024]", CKP_ML_KEM_1024, 1568, 1568 },
+};
+
+static CK_RV mlkem_pair(CK_ULONG set, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	CK_MECHANISM mech = { CKM_ML_KEM_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_PARAMETER_SET, &set, sizeof set } };
+	CK_ATTRIBUTE kt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_SENSITIVE, &yes, sizeof yes } };
+
+	return f->C_GenerateKeyPair(sess, &mech, pt, LEN(pt), kt, LEN(kt), pub, priv);
+}
+
+static void proc_mlkem_pairs(const struct mt *m)
+{
+	CK_MECHANISM_INFO mi = mech_info(m->type);
+	CK_OBJECT_HANDLE pub, priv;
+	size_t i;
+
+	abi_check(nm("CK_MECHANISM_INFO sizes 768..1024"), mi.ulMinKeySize == 768 && mi.ulMaxKeySize == 1024,
+		  "%lu..%lu", (unsigned long)mi.ulMinKeySize, (unsigned long)mi.ulMaxKeySize);
+	for (i = 0; i < LEN(mlkem_sets); i++) {
+		const struct mlkem_set *ms = &mlkem_sets[i];
+		CK_BYTE buf[2000];
+		CK_ULONG n = sizeof buf, v;
+		CK_BBOOL b;
+
+		if (!rvok(mlkem_pair(ms->set, &pub, &priv), nm("%s C_GenerateKeyPair", ms->tag)))
+			continue;
+		abi_check(nm("%s public CKA_VALUE is the encapsulation key", ms->tag),
+			  get_attr(pub, CKA_VALUE, buf, &n) == CKR_OK && n == ms->eklen, "len %lu", (unsigned long)n);
+		abi_check(nm("%s private CKA_PARAMETER_SET", ms->tag), get_ulong(priv, CKA_PARAMETER_SET, &v) && v == ms->set,
+			  "got %lu", (unsigned long)v);
+		abi_check(nm("%s CKA_LOCAL, CKA_KEY_GEN_MECHANISM", ms->tag),
+			  get_bool(priv, CKA_LOCAL, &b) && b && get_ulong(priv, CKA_KEY_GEN_MECHANISM, &v) && v == m->type,
+			  "not local or mechanism 0x%lx", (unsigned long)v);
+		abi_check(nm("%s CKA_DECAPSULATE / CKA_ENCAPSULATE default true", ms->tag),
+			  get_bool(priv, CKA_DECAPSULATE, &b) && b && get_bool(pub, CKA_ENCAPSULATE, &b) && b, "false");
+		n = sizeof buf;
+		abi_check_rv(nm("%s sensitive CKA_SEED", ms->tag), get_attr(priv, CKA_SEED, buf, &n), CKR_ATTRIBUTE_SENSITIVE);
+		destroy(pub);
+		destroy(priv);
+	}
+	{
+		CK_ULONG set = CKP_ML_KEM_512;
+
+		abi_check_rv(nm("[ML-KEM-512] C_GenerateKeyPair (crypto/mlkem has none)"), mlkem_pair(set, &pub, &priv),
+			     CKR_PARAMETER_SET_NOT_SUPPORTED);
+	}
+}
+
+/* A secret-key template for the new key: kt, readable, usable for HMAC or AES. */
+#define KEM_TEMPLATE(name, kt)                                                                            \
+	CK_OBJECT_CLASS name##_cls = CKO_SECRET_KEY;                                                      \
+	CK_KEY_TYPE name##_kt = (kt);                                                                     \
+	CK_ATTRIBUTE name[] = {                                                                           \
+		{ CKA_CLASS, &name##_cls, sizeof name##_cls }, { CKA_KEY_TYPE, &name##_kt, sizeof name##_kt }, \
+		{ CKA_TOKEN, &no, sizeof no },                 { CKA_SENSITIVE, &no, sizeof no },             \
+		{ CKA_EXTRACTABLE, &yes, sizeof yes },         { CKA_SIGN, &yes, sizeof yes },                \
+		{ CKA_VERIFY, &yes, sizeof yes },              { CKA_ENCRYPT, &yes, sizeof yes },             \
+		{ CKA_DECRYPT, &yes, sizeof yes },                                                            \
+	}
+
+static void proc_kem(const struct mt *m)
+{
+	size_t i;
+
+	for (i = 0; i < LEN(mlkem_sets); i++) {
+		const struct mlkem_set *ms = &mlkem_sets[i];
+		CK_MECHANISM mech = { m->type, NULL, 0 };
+		CK_OBJECT_HANDLE pub, priv, h1 = CK_INVALID_HANDLE, h2 = CK_INVALID_HANDLE, h3, a1, a2;
+		CK_BYTE ct[1600], v1[64], v2[64], v3[64], mac[32], block[16], enc[16], dec[16];
+		CK_ULONG n, n1 = sizeof v1, n2 = sizeof v2, n3 = sizeof v3, nmac = sizeof mac, nb;
+		CK_MECHANISM hmac = { CKM_SHA256_HMAC, NULL, 0 }, ecb = { CKM_AES_ECB, NULL, 0 };
+		KEM_TEMPLATE(gen, CKK_GENERIC_SECRET);
+		KEM_TEMPLATE(aes, CKK_AES);
+
+		if (!rvok(mlkem_pair(ms->set, &pub, &priv), nm("%s C_GenerateKeyPair", ms->tag)))
+			continue;
+		/* Output length rules: a query and a short buffer make no key. */
+		n = 0;
+		abi_check(nm("%s C_EncapsulateKey length query", ms->tag),
+			  f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), NULL, &n, &h1) == CKR_OK && n == ms->ctlen &&
+				  h1 == CK_INVALID_HANDLE,
+			  "len %lu handle %lu", (unsigned long)n, (unsigned long)h1);
+		n = ms->ctlen - 1;
+		abi_check(nm("%s C_EncapsulateKey short buffer", ms->tag),
+			  f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, &n, &h1) == CKR_BUFFER_TOO_SMALL &&
+				  n == ms->ctlen && h1 == CK_INVALID_HANDLE,
+			  "len %lu handle %lu", (unsigned long)n, (unsigned long)h1);
+		n = sizeof ct;
+		if (!rvok(f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, &n, &h1), nm("%s C_EncapsulateKey", ms->tag)))
+			goto out;
+		abi_check(nm("%s ciphertext length", ms->tag), n == ms->ctlen, "len %lu", (unsigned long)n);
+		if (!rvok(f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n, &h2), nm("%s C_DecapsulateKey", ms->tag)))
+			goto out;
+		if (get_value(h1, v1, &n1) && get_value(h2, v2, &n2))
+			abi_check(nm("%s the two keys are equal (32 bytes)", ms->tag), n1 == 32 && same(nm("%s values", ms->tag), v1, n1, v2, n2),
+				  "len %lu", (unsigned long)n1);
+		/* The secret as an HMAC key: signed with one, verified with the other. */
+		if (rvok(f->C_SignInit(sess, &hmac, h1), nm("%s C_SignInit HMAC with the encapsulated key", ms->tag)) &&
+		    rvok(f->C_Sign(sess, (CK_BYTE_PTR) "abc", 3, mac, &nmac), nm("%s C_Sign", ms->tag)) &&
+		    rvok(f->C_VerifyInit(sess, &hmac, h2), nm("%s C_VerifyInit with the decapsulated key", ms->tag)))
+			rvok(f->C_Verify(sess, (CK_BYTE_PTR) "abc", 3, mac, nmac), nm("%s C_Verify", ms->tag));
+		/* As an AES key. */
+		n = sizeof ct;
+		if (rvok(f->C_EncapsulateKey(sess, &mech, pub, aes, LEN(aes), ct, &n, &a1), nm("%s C_EncapsulateKey AES", ms->tag)) &&
+		    rvok(f->C_DecapsulateKey(sess, &mech, priv, aes, LEN(aes), ct, n, &a2), nm("%s C_DecapsulateKey AES", ms->tag))) {
+			fill(block, sizeof block, 7);
+			nb = sizeof enc;
+			if (rvok(f->C_EncryptInit(sess, &ecb, a1), nm("%s C_EncryptInit AES-ECB", ms->tag)) &&
+			    rvok(f->C_Encrypt(sess, block, sizeof block, enc, &nb), nm("%s C_Encrypt", ms->tag)) &&
+			    rvok(f->C_DecryptInit(sess, &ecb, a2), nm("%s C_DecryptInit", ms->tag))) {
+				nb = sizeof dec;
+				if (rvok(f->C_Decrypt(sess, enc, sizeof enc, dec, &nb), nm("%s C_Decrypt", ms->tag)))
+					same(nm("%s AES round trip across the two keys", ms->tag), dec, nb, block, sizeof block);
+			}
+			destroy(a1);
+			destroy(a2);
+		}
+		/* Implicit rejection: a tampered ciphertext gives another key, no error. */
+		n = ms->ctlen;
+		ct[5] ^= 0x40;
+		if (rvok(f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n, &h3), nm("%s tampered ciphertext decapsulates", ms->tag))) {
+			abi_check(nm("%s tampered ciphertext: a different key", ms->tag),
+				  get_value(h3, v3, &n3) && (n3 != n1 || memcmp(v3, v1, n1) != 0), "same value");
+			destroy(h3);
+		}
+		abi_check_rv(nm("%s ciphertext one byte short", ms->tag),
+			     f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n - 1, &h3), CKR_ENCRYPTED_DATA_LEN_RANGE);
+		abi_check_rv(nm("%s C_DecapsulateKey with the public key", ms->tag),
+			     f->C_DecapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, n, &h3), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		n = sizeof ct;
+		abi_check_rv(nm("%s C_EncapsulateKey with the private key", ms->tag),
+			     f->C_EncapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, &n, &h3), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	out:
+		if (h1 != CK_INVALID_HANDLE)
+			destroy(h1);
+		if (h2 != CK_INVALID_HANDLE)
+			destroy(h2);
+		destroy(pub);
+		destroy(priv);
+	}
+}
+
+/* ---------------------------------------------------------------------
  * Driver
  * --------------------------------------------------------------------- */
 
@@ -2564,7 +2728,8 @@ static void run_procs(const struct mt *m, CK_FLAGS ops, CK_FLAGS untested, CK_FL
 #define OPS                                                                                                   \
 	(CKF_ENCRYPT | CKF_DECRYPT | CKF_DIGEST | CKF_SIGN | CKF_SIGN_RECOVER | CKF_VERIFY | CKF_VERIFY_RECOVER | \
 	 CKF_GENERATE | CKF_GENERATE_KEY_PAIR | CKF_WRAP | CKF_UNWRAP | CKF_DERIVE | CKF_MESSAGE_ENCRYPT |       \
-	 CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY | CKF_MULTI_MESSAGE)
+	 CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY | CKF_MULTI_MESSAGE | CKF_ENCAPSULATE |     \
+	 CKF_DECAPSULATE)
 
 static void run(const struct mt *m)
 {
@@ -2610,6 +2775,9 @@ static void run_procs(const struct mt *m, CK_FLAGS ops, CK_FLAGS untested, CK_FL
 	snprintf(cur, sizeof cur, "%s", m->name);
 	if (ops & (CKF_WRAP | CKF_UNWRAP))
 		proc_wrap(m);
+	snprintf(cur, sizeof cur, "%s", m->name);
+	if (ops & KEM)
+		proc_kem(m);
 	snprintf(cur, sizeof cur, "%s", m->name);
 	if (ops & (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT))
 		proc_message(m);
