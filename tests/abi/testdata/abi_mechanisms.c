@@ -482,8 +482,7 @@ static struct kp *need_curve25519(int kind)
  * The table
  * --------------------------------------------------------------------- */
 
-enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLDSA };
-enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM };
+enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM, K_MLDSA };
 
 enum paramkind {
 	P_NONE,
