@@ -1,10 +1,10 @@
 /*
  * pkcs11.h - Cryptoki (PKCS #11) interface for gohsm.
  *
- * Written for gohsm from the definitions of the OASIS "PKCS #11 Cryptographic
- * Token Interface Base Specification Version 3.0": section 2 (platform
- * directives), section 3 (types, in pkcs11t.h) and section 5 (functions, in
- * pkcs11f.h). Names, values and layouts are the standard's.
+ * Written for gohsm from the definitions of the OASIS "PKCS #11 Specification
+ * Version 3.2": section 2 (platform directives), section 3 (types, in
+ * pkcs11t.h) and section 5 (functions, in pkcs11f.h). Names, values and
+ * layouts are the standard's.
  *
  * Before including this file an application may define the five platform
  * macros of spec section 2; the defaults below are the ones for Linux/gcc
@@ -69,13 +69,23 @@ extern "C" {
 #define CK_PKCS11_FUNCTION_INFO(name) \
 	GOHSM_CK_PASTE(CK_, name) name;
 
+/* CK_FUNCTION_LIST_3_2 (v3.2): the v3.0 list followed by the 10 functions
+ * added in v3.2. Returned through C_GetInterface / C_GetInterfaceList with
+ * version 3.2. */
+struct CK_FUNCTION_LIST_3_2 {
+	CK_VERSION version;  /* Cryptoki version of this list: 3.2 */
+#include "pkcs11f.h"
+};
+
 /* CK_FUNCTION_LIST_3_0 (v3.0): the v2.40 list followed by the 24 functions
  * added in v3.0. Returned through C_GetInterface / C_GetInterfaceList with
  * version 3.0. */
+#define CK_PKCS11_3_0_ONLY 1
 struct CK_FUNCTION_LIST_3_0 {
 	CK_VERSION version;  /* Cryptoki version of this list: 3.0 */
 #include "pkcs11f.h"
 };
+#undef CK_PKCS11_3_0_ONLY
 
 /* CK_FUNCTION_LIST: the v2.40 list (C_Initialize .. C_WaitForSlotEvent),
  * returned by C_GetFunctionList. */

@@ -2,7 +2,7 @@
  * pkcs11f.h - Cryptoki (PKCS #11) function prototypes for gohsm.
  *
  * Written for gohsm from the function definitions of the OASIS "PKCS #11
- * Cryptographic Token Interface Base Specification Version 3.0" (section 5).
+ * Specification Version 3.2" (section 5).
  *
  * This file has no include guard on purpose: pkcs11.h includes it several
  * times, each time with a different definition of
@@ -10,10 +10,11 @@
  * pointer types and the members of the function-list structures. With
  * CK_NEED_ARG_LIST defined each entry is followed by its argument list.
  *
- * The order of the entries is the order of the members of CK_FUNCTION_LIST
- * and CK_FUNCTION_LIST_3_0, and therefore part of the ABI. With
- * CK_PKCS11_2_0_ONLY defined, only the v2.x functions (C_Initialize ..
- * C_WaitForSlotEvent) are listed.
+ * The order of the entries is the order of the members of CK_FUNCTION_LIST,
+ * CK_FUNCTION_LIST_3_0 and CK_FUNCTION_LIST_3_2, and therefore part of the
+ * ABI. With CK_PKCS11_2_0_ONLY defined, only the v2.x functions
+ * (C_Initialize .. C_WaitForSlotEvent) are listed; with CK_PKCS11_3_0_ONLY,
+ * the v2.x and v3.0 ones (.. C_MessageVerifyFinal).
  */
 
 /* 5.4 General-purpose functions */
@@ -956,4 +957,119 @@ CK_PKCS11_FUNCTION_INFO(C_MessageVerifyFinal)
 );
 #endif
 
+#ifndef CK_PKCS11_3_0_ONLY
+
+/* ---- Functions added in v3.2, in CK_FUNCTION_LIST_3_2 order ---- */
+
+/* Key encapsulation (KEMs such as ML-KEM) */
+
+CK_PKCS11_FUNCTION_INFO(C_EncapsulateKey)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE    hSession,
+	CK_MECHANISM_PTR     pMechanism,
+	CK_OBJECT_HANDLE     hPublicKey,        /* encapsulating (public) key */
+	CK_ATTRIBUTE_PTR     pTemplate,         /* template of the new key */
+	CK_ULONG             ulAttributeCount,
+	CK_BYTE_PTR          pCiphertext,       /* receives the ciphertext */
+	CK_ULONG_PTR         pulCiphertextLen,
+	CK_OBJECT_HANDLE_PTR phKey              /* receives the new key */
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_DecapsulateKey)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE    hSession,
+	CK_MECHANISM_PTR     pMechanism,
+	CK_OBJECT_HANDLE     hPrivateKey,       /* decapsulating (private) key */
+	CK_ATTRIBUTE_PTR     pTemplate,         /* template of the new key */
+	CK_ULONG             ulAttributeCount,
+	CK_BYTE_PTR          pCiphertext,
+	CK_ULONG             ulCiphertextLen,
+	CK_OBJECT_HANDLE_PTR phKey              /* receives the new key */
+);
+#endif
+
+/* Verification with the signature given first */
+
+CK_PKCS11_FUNCTION_INFO(C_VerifySignatureInit)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_MECHANISM_PTR  pMechanism,
+	CK_OBJECT_HANDLE  hKey,
+	CK_BYTE_PTR       pSignature,
+	CK_ULONG          ulSignatureLen
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_VerifySignature)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_BYTE_PTR       pData,
+	CK_ULONG          ulDataLen
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_VerifySignatureUpdate)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_BYTE_PTR       pPart,
+	CK_ULONG          ulPartLen
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_VerifySignatureFinal)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession
+);
+#endif
+
+/* Validation state of a session */
+
+CK_PKCS11_FUNCTION_INFO(C_GetSessionValidationFlags)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE                hSession,
+	CK_SESSION_VALIDATION_FLAGS_TYPE type,
+	CK_FLAGS_PTR                     pFlags
+);
+#endif
+
+/* Asynchronous functions */
+
+CK_PKCS11_FUNCTION_INFO(C_AsyncComplete)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_UTF8CHAR_PTR   pFunctionName,
+	CK_ASYNC_DATA_PTR pResult
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_AsyncGetID)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_UTF8CHAR_PTR   pFunctionName,
+	CK_ULONG_PTR      pulID
+);
+#endif
+
+CK_PKCS11_FUNCTION_INFO(C_AsyncJoin)
+#ifdef CK_NEED_ARG_LIST
+(
+	CK_SESSION_HANDLE hSession,
+	CK_UTF8CHAR_PTR   pFunctionName,
+	CK_ULONG          ulID,
+	CK_BYTE_PTR       pData,
+	CK_ULONG          ulData
+);
+#endif
+
+#endif /* CK_PKCS11_3_0_ONLY */
 #endif /* CK_PKCS11_2_0_ONLY */

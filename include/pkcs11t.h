@@ -1,11 +1,11 @@
 /*
  * pkcs11t.h - Cryptoki (PKCS #11) types, structures and constants for gohsm.
  *
- * Written for gohsm from the definitions of the OASIS "PKCS #11 Cryptographic
- * Token Interface Base Specification Version 3.0" (and Current Mechanisms
- * Specification 3.0); a few names added by Version 3.1 are included and marked
- * as such. Names, numeric values and structure layouts are the standard's;
- * the layout of this file and its comments are ours.
+ * Written for gohsm from the definitions of the OASIS "PKCS #11 Specification
+ * Version 3.2" (base functions and mechanisms), which contains Version 3.0 and
+ * 3.1; names added after 3.0 are marked "v3.1" or "v3.2". Names, numeric
+ * values and structure layouts are the standard's; the layout of this file
+ * and its comments are ours.
  *
  * Conventions (spec section 2, "Platform- and compiler-dependent directives"):
  * pkcs11.h defines CK_PTR, CK_DECLARE_FUNCTION, CK_DECLARE_FUNCTION_POINTER,
@@ -21,7 +21,7 @@
 #define GOHSM_PKCS11T_H 1
 
 #define CRYPTOKI_VERSION_MAJOR      3
-#define CRYPTOKI_VERSION_MINOR      0
+#define CRYPTOKI_VERSION_MINOR      2
 #define CRYPTOKI_VERSION_AMENDMENT  0
 
 #define CK_TRUE   (1UL)
@@ -56,6 +56,7 @@ typedef CK_BYTE     CK_PTR CK_BYTE_PTR;
 typedef CK_CHAR     CK_PTR CK_CHAR_PTR;
 typedef CK_UTF8CHAR CK_PTR CK_UTF8CHAR_PTR;
 typedef CK_ULONG    CK_PTR CK_ULONG_PTR;
+typedef CK_FLAGS    CK_PTR CK_FLAGS_PTR;  /* v3.2 */
 typedef void        CK_PTR CK_VOID_PTR;
 typedef CK_VOID_PTR CK_PTR CK_VOID_PTR_PTR;
 
@@ -149,6 +150,8 @@ typedef CK_TOKEN_INFO CK_PTR CK_TOKEN_INFO_PTR;
 #define CKF_SO_PIN_LOCKED                  (0x00400000UL)
 #define CKF_SO_PIN_TO_BE_CHANGED           (0x00800000UL)
 #define CKF_ERROR_STATE                    (0x01000000UL)
+#define CKF_SEED_RANDOM_REQUIRED           (0x02000000UL)  /* v3.2 */
+#define CKF_ASYNC_SESSION_SUPPORTED        (0x04000000UL)  /* v3.2 */
 
 /* ------------------------------------------------------------------------
  * 3.4 Sessions
@@ -162,6 +165,12 @@ typedef CK_ULONG CK_USER_TYPE;
 #define CKU_SO                (0UL)  /* security officer */
 #define CKU_USER              (1UL)  /* normal user */
 #define CKU_CONTEXT_SPECIFIC  (2UL)  /* re-authentication for CKA_ALWAYS_AUTHENTICATE */
+
+/* CK_SESSION_VALIDATION_FLAGS_TYPE (v3.2): the type argument of
+ * C_GetSessionValidationFlags. Defined before CK_STATE because it shares the
+ * CKS_ prefix: internal/ck/gen names a value after the last definition. */
+typedef CK_ULONG CK_SESSION_VALIDATION_FLAGS_TYPE;
+#define CKS_LAST_VALIDATION_OK  (1UL)  /* v3.2 */
 
 /* CK_STATE */
 typedef CK_ULONG CK_STATE;
@@ -182,6 +191,7 @@ typedef CK_SESSION_INFO CK_PTR CK_SESSION_INFO_PTR;
 /* CK_SESSION_INFO.flags */
 #define CKF_RW_SESSION      (0x00000002UL)
 #define CKF_SERIAL_SESSION  (0x00000004UL)
+#define CKF_ASYNC_SESSION   (0x00000008UL)  /* v3.2 */
 
 /* ------------------------------------------------------------------------
  * 3.5 Objects
@@ -203,6 +213,8 @@ typedef CK_OBJECT_CLASS CK_PTR CK_OBJECT_CLASS_PTR;
 #define CKO_MECHANISM          (0x00000007UL)
 #define CKO_OTP_KEY            (0x00000008UL)
 #define CKO_PROFILE            (0x00000009UL)  /* v3.0 */
+#define CKO_VALIDATION         (0x0000000AUL)  /* v3.2 */
+#define CKO_TRUST              (0x0000000BUL)  /* v3.2 */
 #define CKO_VENDOR_DEFINED     (0x80000000UL)
 
 /* CK_PROFILE_ID (v3.0): value of CKA_PROFILE_ID on a CKO_PROFILE object. */
@@ -223,6 +235,13 @@ typedef CK_ULONG CK_HW_FEATURE_TYPE;
 #define CKH_CLOCK              (0x00000002UL)
 #define CKH_USER_INTERFACE     (0x00000003UL)
 #define CKH_VENDOR_DEFINED     (0x80000000UL)
+
+/* CK_HEDGE_TYPE (v3.2): hedgeVariant of CK_SIGN_ADDITIONAL_CONTEXT and
+ * CK_HASH_SIGN_ADDITIONAL_CONTEXT (ML-DSA, SLH-DSA). */
+typedef CK_ULONG CK_HEDGE_TYPE;
+#define CKH_HEDGE_PREFERRED         (0x00000000UL)
+#define CKH_HEDGE_REQUIRED          (0x00000001UL)
+#define CKH_DETERMINISTIC_REQUIRED  (0x00000002UL)
 
 /* CK_KEY_TYPE */
 typedef CK_ULONG CK_KEY_TYPE;
@@ -289,6 +308,11 @@ typedef CK_ULONG CK_KEY_TYPE;
 #define CKK_SHA512_256_HMAC   (0x00000044UL)  /* v3.0 */
 #define CKK_SHA512_T_HMAC     (0x00000045UL)  /* v3.0 */
 #define CKK_HSS               (0x00000046UL)  /* v3.1 */
+#define CKK_XMSS              (0x00000047UL)  /* v3.2 */
+#define CKK_XMSSMT            (0x00000048UL)  /* v3.2 */
+#define CKK_ML_KEM            (0x00000049UL)  /* v3.2 */
+#define CKK_ML_DSA            (0x0000004AUL)  /* v3.2 */
+#define CKK_SLH_DSA           (0x0000004BUL)  /* v3.2 */
 #define CKK_VENDOR_DEFINED    (0x80000000UL)
 
 /* Certificate categories (CKA_CERTIFICATE_CATEGORY) and Java MIDP security
@@ -461,6 +485,33 @@ typedef CK_ULONG CK_ATTRIBUTE_TYPE;
 #define CKA_HSS_LMS_TYPES               (0x0000061AUL)  /* v3.1 */
 #define CKA_HSS_LMOTS_TYPES             (0x0000061BUL)  /* v3.1 */
 #define CKA_HSS_KEYS_REMAINING          (0x0000061CUL)  /* v3.1 */
+#define CKA_PARAMETER_SET               (0x0000061DUL)  /* v3.2 */
+#define CKA_OBJECT_VALIDATION_FLAGS     (0x0000061EUL)  /* v3.2 */
+#define CKA_VALIDATION_TYPE             (0x0000061FUL)  /* v3.2 */
+#define CKA_VALIDATION_VERSION          (0x00000620UL)  /* v3.2 */
+#define CKA_VALIDATION_LEVEL            (0x00000621UL)  /* v3.2 */
+#define CKA_VALIDATION_MODULE_ID        (0x00000622UL)  /* v3.2 */
+#define CKA_VALIDATION_FLAG             (0x00000623UL)  /* v3.2 */
+#define CKA_VALIDATION_AUTHORITY_TYPE   (0x00000624UL)  /* v3.2 */
+#define CKA_VALIDATION_COUNTRY          (0x00000625UL)  /* v3.2 */
+#define CKA_VALIDATION_CERTIFICATE_IDENTIFIER (0x00000626UL)  /* v3.2 */
+#define CKA_VALIDATION_CERTIFICATE_URI  (0x00000627UL)  /* v3.2 */
+#define CKA_VALIDATION_VENDOR_URI       (0x00000628UL)  /* v3.2 */
+#define CKA_VALIDATION_PROFILE          (0x00000629UL)  /* v3.2 */
+#define CKA_ENCAPSULATE_TEMPLATE        (0x0000062AUL)  /* v3.2: no CKF_ARRAY_ATTRIBUTE bit in the 3.2 header */
+#define CKA_DECAPSULATE_TEMPLATE        (0x0000062BUL)  /* v3.2: likewise */
+#define CKA_TRUST_SERVER_AUTH           (0x0000062CUL)  /* v3.2 */
+#define CKA_TRUST_CLIENT_AUTH           (0x0000062DUL)  /* v3.2 */
+#define CKA_TRUST_CODE_SIGNING          (0x0000062EUL)  /* v3.2 */
+#define CKA_TRUST_EMAIL_PROTECTION      (0x0000062FUL)  /* v3.2 */
+#define CKA_TRUST_IPSEC_IKE             (0x00000630UL)  /* v3.2 */
+#define CKA_TRUST_TIME_STAMPING         (0x00000631UL)  /* v3.2 */
+#define CKA_TRUST_OCSP_SIGNING          (0x00000632UL)  /* v3.2 */
+#define CKA_ENCAPSULATE                 (0x00000633UL)  /* v3.2 */
+#define CKA_DECAPSULATE                 (0x00000634UL)  /* v3.2 */
+#define CKA_HASH_OF_CERTIFICATE         (0x00000635UL)  /* v3.2 */
+#define CKA_PUBLIC_CRC64_VALUE          (0x00000636UL)  /* v3.2 */
+#define CKA_SEED                        (0x00000637UL)  /* v3.2 */
 #define CKA_VENDOR_DEFINED              (0x80000000UL)
 
 typedef struct CK_ATTRIBUTE {
@@ -498,6 +549,7 @@ typedef CK_MECHANISM_TYPE CK_PTR CK_MECHANISM_TYPE_PTR;
 #define CKM_SHA1_RSA_X9_31                  (0x0000000CUL)
 #define CKM_RSA_PKCS_PSS                    (0x0000000DUL)
 #define CKM_SHA1_RSA_PKCS_PSS               (0x0000000EUL)
+#define CKM_ML_KEM_KEY_PAIR_GEN             (0x0000000FUL)  /* v3.2 */
 #define CKM_DSA_KEY_PAIR_GEN                (0x00000010UL)
 #define CKM_DSA                             (0x00000011UL)
 #define CKM_DSA_SHA1                        (0x00000012UL)
@@ -505,16 +557,43 @@ typedef CK_MECHANISM_TYPE CK_PTR CK_MECHANISM_TYPE_PTR;
 #define CKM_DSA_SHA256                      (0x00000014UL)
 #define CKM_DSA_SHA384                      (0x00000015UL)
 #define CKM_DSA_SHA512                      (0x00000016UL)
+#define CKM_ML_KEM                          (0x00000017UL)  /* v3.2 */
 #define CKM_DSA_SHA3_224                    (0x00000018UL)  /* v3.0 */
 #define CKM_DSA_SHA3_256                    (0x00000019UL)  /* v3.0 */
 #define CKM_DSA_SHA3_384                    (0x0000001AUL)  /* v3.0 */
 #define CKM_DSA_SHA3_512                    (0x0000001BUL)  /* v3.0 */
+#define CKM_ML_DSA_KEY_PAIR_GEN             (0x0000001CUL)  /* v3.2 */
+#define CKM_ML_DSA                          (0x0000001DUL)  /* v3.2 */
+#define CKM_HASH_ML_DSA                     (0x0000001FUL)  /* v3.2 */
 #define CKM_DH_PKCS_KEY_PAIR_GEN            (0x00000020UL)
 #define CKM_DH_PKCS_DERIVE                  (0x00000021UL)
+#define CKM_HASH_ML_DSA_SHA224              (0x00000023UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA256              (0x00000024UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA384              (0x00000025UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA512              (0x00000026UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA3_224            (0x00000027UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA3_256            (0x00000028UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA3_384            (0x00000029UL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHA3_512            (0x0000002AUL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHAKE128            (0x0000002BUL)  /* v3.2 */
+#define CKM_HASH_ML_DSA_SHAKE256            (0x0000002CUL)  /* v3.2 */
+#define CKM_SLH_DSA_KEY_PAIR_GEN            (0x0000002DUL)  /* v3.2 */
+#define CKM_SLH_DSA                         (0x0000002EUL)  /* v3.2 */
 #define CKM_X9_42_DH_KEY_PAIR_GEN           (0x00000030UL)
 #define CKM_X9_42_DH_DERIVE                 (0x00000031UL)
 #define CKM_X9_42_DH_HYBRID_DERIVE          (0x00000032UL)
 #define CKM_X9_42_MQV_DERIVE                (0x00000033UL)
+#define CKM_HASH_SLH_DSA                    (0x00000034UL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA224             (0x00000036UL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA256             (0x00000037UL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA384             (0x00000038UL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA512             (0x00000039UL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_224           (0x0000003AUL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_256           (0x0000003BUL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_384           (0x0000003CUL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_512           (0x0000003DUL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHAKE128           (0x0000003EUL)  /* v3.2 */
+#define CKM_HASH_SLH_DSA_SHAKE256           (0x0000003FUL)  /* v3.2 */
 #define CKM_SHA256_RSA_PKCS                 (0x00000040UL)
 #define CKM_SHA384_RSA_PKCS                 (0x00000041UL)
 #define CKM_SHA512_RSA_PKCS                 (0x00000042UL)
@@ -928,6 +1007,13 @@ typedef CK_MECHANISM_TYPE CK_PTR CK_MECHANISM_TYPE_PTR;
 #define CKM_IKE1_EXTENDED_DERIVE            (0x00004031UL)  /* v3.1 */
 #define CKM_HSS_KEY_PAIR_GEN                (0x00004032UL)  /* v3.1 */
 #define CKM_HSS                             (0x00004033UL)  /* v3.1 */
+#define CKM_XMSS_KEY_PAIR_GEN               (0x00004034UL)  /* v3.2 */
+#define CKM_XMSSMT_KEY_PAIR_GEN             (0x00004035UL)  /* v3.2 */
+#define CKM_XMSS                            (0x00004036UL)  /* v3.2 */
+#define CKM_XMSSMT                          (0x00004037UL)  /* v3.2 */
+#define CKM_ECDH_X_AES_KEY_WRAP             (0x00004038UL)  /* v3.2 */
+#define CKM_ECDH_COF_AES_KEY_WRAP           (0x00004039UL)  /* v3.2 */
+#define CKM_PUB_KEY_FROM_PRIV_KEY           (0x0000403AUL)  /* v3.2 */
 #define CKM_VENDOR_DEFINED                  (0x80000000UL)
 
 typedef struct CK_MECHANISM {
@@ -974,6 +1060,8 @@ typedef CK_MECHANISM_INFO CK_PTR CK_MECHANISM_INFO_PTR;
 #define CKF_EC_UNCOMPRESS      (0x01000000UL)
 #define CKF_EC_COMPRESS        (0x02000000UL)
 #define CKF_EC_CURVENAME       (0x04000000UL)  /* v3.0 */
+#define CKF_ENCAPSULATE        (0x10000000UL)  /* v3.2 */
+#define CKF_DECAPSULATE        (0x20000000UL)  /* v3.2 */
 #define CKF_EXTENSION          (0x80000000UL)
 
 /* ------------------------------------------------------------------------
@@ -1080,6 +1168,12 @@ typedef CK_ULONG CK_RV;
 #define CKR_TOKEN_RESOURCE_EXCEEDED           (0x00000201UL)  /* v3.0 */
 #define CKR_OPERATION_CANCEL_FAILED           (0x00000202UL)  /* v3.0 */
 #define CKR_KEY_EXHAUSTED                     (0x00000203UL)  /* v3.1 */
+#define CKR_PENDING                           (0x00000204UL)  /* v3.2 */
+#define CKR_SESSION_ASYNC_NOT_SUPPORTED       (0x00000205UL)  /* v3.2 */
+#define CKR_SEED_RANDOM_REQUIRED              (0x00000206UL)  /* v3.2 */
+#define CKR_OPERATION_NOT_VALIDATED           (0x00000207UL)  /* v3.2 */
+#define CKR_TOKEN_NOT_INITIALIZED             (0x00000208UL)  /* v3.2 */
+#define CKR_PARAMETER_SET_NOT_SUPPORTED       (0x00000209UL)  /* v3.2 */
 #define CKR_VENDOR_DEFINED                    (0x80000000UL)
 
 /* ------------------------------------------------------------------------
@@ -1095,14 +1189,17 @@ typedef CK_CALLBACK_FUNCTION(CK_RV, CK_NOTIFY)(
 /* The function lists are defined in pkcs11.h; only their names are needed here. */
 typedef struct CK_FUNCTION_LIST CK_FUNCTION_LIST;
 typedef struct CK_FUNCTION_LIST_3_0 CK_FUNCTION_LIST_3_0;
+typedef struct CK_FUNCTION_LIST_3_2 CK_FUNCTION_LIST_3_2;  /* v3.2 */
 typedef CK_FUNCTION_LIST CK_PTR CK_FUNCTION_LIST_PTR;
 typedef CK_FUNCTION_LIST_3_0 CK_PTR CK_FUNCTION_LIST_3_0_PTR;
+typedef CK_FUNCTION_LIST_3_2 CK_PTR CK_FUNCTION_LIST_3_2_PTR;
 typedef CK_FUNCTION_LIST_PTR CK_PTR CK_FUNCTION_LIST_PTR_PTR;
 typedef CK_FUNCTION_LIST_3_0_PTR CK_PTR CK_FUNCTION_LIST_3_0_PTR_PTR;
+typedef CK_FUNCTION_LIST_3_2_PTR CK_PTR CK_FUNCTION_LIST_3_2_PTR_PTR;
 
 /* CK_INTERFACE (v3.0): one entry of C_GetInterfaceList. pFunctionList points
- * to a CK_FUNCTION_LIST or CK_FUNCTION_LIST_3_0 whose version field tells
- * which. */
+ * to a CK_FUNCTION_LIST, CK_FUNCTION_LIST_3_0 or CK_FUNCTION_LIST_3_2 whose
+ * version field tells which. */
 typedef struct CK_INTERFACE {
 	CK_CHAR     *pInterfaceName;
 	CK_VOID_PTR  pFunctionList;
@@ -1116,6 +1213,16 @@ typedef CK_INTERFACE_PTR CK_PTR CK_INTERFACE_PTR_PTR;
 
 /* flags argument of C_EncryptMessageNext / C_DecryptMessageNext. */
 #define CKF_END_OF_MESSAGE  (0x00000001UL)
+
+/* CK_ASYNC_DATA (v3.2): result of C_AsyncComplete. */
+typedef struct CK_ASYNC_DATA {
+	CK_ULONG         ulVersion;  /* 0 */
+	CK_BYTE_PTR      pValue;
+	CK_ULONG         ulValue;    /* bytes in pValue */
+	CK_OBJECT_HANDLE hObject;
+	CK_OBJECT_HANDLE hAdditionalObject;
+} CK_ASYNC_DATA;
+typedef CK_ASYNC_DATA CK_PTR CK_ASYNC_DATA_PTR;
 
 /* ------------------------------------------------------------------------
  * 3.8 Locking
@@ -2017,5 +2124,80 @@ typedef CK_IKE1_EXTENDED_DERIVE_PARAMS CK_PTR CK_IKE1_EXTENDED_DERIVE_PARAMS_PTR
 typedef CK_ULONG CK_HSS_LEVELS;
 typedef CK_ULONG CK_LMS_TYPE;
 typedef CK_ULONG CK_LMOTS_TYPE;
+
+/* ------------------------------------------------------------------------
+ * Post-quantum mechanisms (v3.2)
+ * ------------------------------------------------------------------------ */
+
+/* XMSS / XMSS^MT parameter sets (CKA_PARAMETER_SET of CKK_XMSS / CKK_XMSSMT). */
+typedef CK_ULONG CK_XMSS_PARAMETER_SET_TYPE;
+typedef CK_ULONG CK_XMSSMT_PARAMETER_SET_TYPE;
+
+/* ML-DSA (FIPS 204): CKA_PARAMETER_SET of a CKK_ML_DSA key. */
+typedef CK_ULONG CK_ML_DSA_PARAMETER_SET_TYPE;
+#define CKP_ML_DSA_44  (0x00000001UL)
+#define CKP_ML_DSA_65  (0x00000002UL)
+#define CKP_ML_DSA_87  (0x00000003UL)
+
+/* ML-KEM (FIPS 203): CKA_PARAMETER_SET of a CKK_ML_KEM key. */
+typedef CK_ULONG CK_ML_KEM_PARAMETER_SET_TYPE;
+#define CKP_ML_KEM_512   (0x00000001UL)
+#define CKP_ML_KEM_768   (0x00000002UL)
+#define CKP_ML_KEM_1024  (0x00000003UL)
+
+/* SLH-DSA (FIPS 205): CKA_PARAMETER_SET of a CKK_SLH_DSA key. */
+typedef CK_ULONG CK_SLH_DSA_PARAMETER_SET_TYPE;
+#define CKP_SLH_DSA_SHA2_128S   (0x00000001UL)
+#define CKP_SLH_DSA_SHAKE_128S  (0x00000002UL)
+#define CKP_SLH_DSA_SHA2_128F   (0x00000003UL)
+#define CKP_SLH_DSA_SHAKE_128F  (0x00000004UL)
+#define CKP_SLH_DSA_SHA2_192S   (0x00000005UL)
+#define CKP_SLH_DSA_SHAKE_192S  (0x00000006UL)
+#define CKP_SLH_DSA_SHA2_192F   (0x00000007UL)
+#define CKP_SLH_DSA_SHAKE_192F  (0x00000008UL)
+#define CKP_SLH_DSA_SHA2_256S   (0x00000009UL)
+#define CKP_SLH_DSA_SHAKE_256S  (0x0000000AUL)
+#define CKP_SLH_DSA_SHA2_256F   (0x0000000BUL)
+#define CKP_SLH_DSA_SHAKE_256F  (0x0000000CUL)
+
+/* Parameter of CKM_ML_DSA and CKM_SLH_DSA (and their HASH_*_<hash> forms):
+ * hedging and a context string of at most 255 bytes. */
+typedef struct CK_SIGN_ADDITIONAL_CONTEXT {
+	CK_HEDGE_TYPE hedgeVariant;
+	CK_BYTE_PTR   pContext;
+	CK_ULONG      ulContextLen;
+} CK_SIGN_ADDITIONAL_CONTEXT;
+typedef CK_SIGN_ADDITIONAL_CONTEXT CK_PTR CK_SIGN_ADDITIONAL_CONTEXT_PTR;
+
+/* Parameter of CKM_HASH_ML_DSA and CKM_HASH_SLH_DSA: as above, plus the
+ * pre-hash mechanism. */
+typedef struct CK_HASH_SIGN_ADDITIONAL_CONTEXT {
+	CK_HEDGE_TYPE     hedgeVariant;
+	CK_BYTE_PTR       pContext;
+	CK_ULONG          ulContextLen;
+	CK_MECHANISM_TYPE hash;
+} CK_HASH_SIGN_ADDITIONAL_CONTEXT;
+typedef CK_HASH_SIGN_ADDITIONAL_CONTEXT CK_PTR CK_HASH_SIGN_ADDITIONAL_CONTEXT_PTR;
+
+/* Trust objects (CKO_TRUST): values of the CKA_TRUST_* attributes. */
+typedef CK_ULONG CK_TRUST;
+#define CKT_TRUST_UNKNOWN            (0x00000000UL)
+#define CKT_TRUSTED                  (0x00000001UL)
+#define CKT_TRUST_ANCHOR             (0x00000002UL)
+#define CKT_NOT_TRUSTED              (0x00000003UL)
+#define CKT_TRUST_MUST_VERIFY_TRUST  (0x00000004UL)
+
+/* Validation objects (CKO_VALIDATION). */
+typedef CK_ULONG CK_VALIDATION_TYPE;
+#define CKV_TYPE_UNSPECIFIED  (0x00000000UL)
+#define CKV_TYPE_SOFTWARE     (0x00000001UL)
+#define CKV_TYPE_HARDWARE     (0x00000002UL)
+#define CKV_TYPE_FIRMWARE     (0x00000003UL)
+#define CKV_TYPE_HYBRID       (0x00000004UL)
+
+typedef CK_ULONG CK_VALIDATION_AUTHORITY_TYPE;
+#define CKV_AUTHORITY_TYPE_UNSPECIFIED      (0x00000000UL)
+#define CKV_AUTHORITY_TYPE_NIST_CMVP        (0x00000001UL)
+#define CKV_AUTHORITY_TYPE_COMMON_CRITERIA  (0x00000002UL)
 
 #endif /* GOHSM_PKCS11T_H */

@@ -6,6 +6,8 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
+	"crypto/mlkem"
 	"crypto/rsa"
 
 	"gohsm/internal/ck"
@@ -21,6 +23,8 @@ const (
 	classEdwards    // ed25519.PrivateKey / ed25519.PublicKey
 	classMontgomery // *ecdh.PrivateKey / *ecdh.PublicKey on ecdh.X25519()
 	classSecret
+	classMLDSA // *mldsa.PrivateKey / *mldsa.PublicKey
+	classMLKEM // *mlkem.DecapsulationKey768/1024 / *mlkem.EncapsulationKey768/1024
 )
 
 // keyClasses maps the key types rows name to their Go representation.
@@ -32,6 +36,8 @@ var keyClasses = map[ck.KeyType]keyClass{
 	ck.CKK_AES:            classSecret,
 	ck.CKK_GENERIC_SECRET: classSecret,
 	ck.CKK_DES3:           classSecret,
+	ck.CKK_ML_DSA:         classMLDSA,
+	ck.CKK_ML_KEM:         classMLKEM,
 }
 
 // curve25519Bits is the size of Ed25519 and X25519 keys in CK_MECHANISM_INFO:
@@ -79,6 +85,22 @@ func keyInfo(key any) (keyClass, uint) {
 		}
 	case []byte:
 		return classSecret, uint(len(k))
+	case *mldsa.PrivateKey:
+		if k != nil {
+			return classMLDSA, uint(k.PublicKey().Parameters().PublicKeySize())
+		}
+	case *mldsa.PublicKey:
+		if k != nil {
+			return classMLDSA, uint(k.Parameters().PublicKeySize())
+		}
+	case *mlkem.DecapsulationKey768, *mlkem.EncapsulationKey768:
+		if k != nil {
+			return classMLKEM, 768
+		}
+	case *mlkem.DecapsulationKey1024, *mlkem.EncapsulationKey1024:
+		if k != nil {
+			return classMLKEM, 1024
+		}
 	}
 	return classNone, 0
 }

@@ -36,7 +36,8 @@ const (
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
 func rows() []Mechanism {
-	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows)
+	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows,
+		mlkemRows, mldsaRows)
 }
 
 // tables are the guarded rows by type, sorted, and by page (Lookup). They
@@ -158,6 +159,8 @@ func (m *Mechanism) Flags() ck.ULong {
 		{m.VerifyRecover != nil, ck.CKF_VERIFY_RECOVER},
 		{m.MessageEncrypt != nil, ck.CKF_MESSAGE_ENCRYPT},
 		{m.MessageDecrypt != nil, ck.CKF_MESSAGE_DECRYPT},
+		{m.Encapsulate != nil, ck.CKF_ENCAPSULATE},
+		{m.Decapsulate != nil, ck.CKF_DECAPSULATE},
 	} {
 		if op.set {
 			f |= op.flag
@@ -288,6 +291,22 @@ func guard(row Mechanism) *Mechanism {
 			return f(key, param)
 		}
 	}
+	if f := row.Encapsulate; f != nil {
+		m.Encapsulate = func(key, param any) ([]byte, []byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, nil, err
+			}
+			return f(key, param)
+		}
+	}
+	if f := row.Decapsulate; f != nil {
+		m.Decapsulate = func(key, param any, ciphertext []byte) ([]byte, error) {
+			if err := m.check(key, param); err != nil {
+				return nil, err
+			}
+			return f(key, param, ciphertext)
+		}
+	}
 	return &m
 }
 
@@ -344,6 +363,24 @@ func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
 			return err
 		}
 		size, name, tooBig = bits, "curve", ck.CKR_CURVE_NOT_SUPPORTED
+	case classMLDSA:
+		if p.ParameterSet == 0 {
+			return fmt.Errorf("mechanisms: %v: no CKA_PARAMETER_SET: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		params, err := MLDSAParameters(p.ParameterSet)
+		if err != nil {
+			return err
+		}
+		size, name = params.PublicKeySize(), "public key size"
+	case classMLKEM:
+		if p.ParameterSet == 0 {
+			return fmt.Errorf("mechanisms: %v: no CKA_PARAMETER_SET: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		bits, err := MLKEMParameterSetBits(p.ParameterSet)
+		if err != nil {
+			return err
+		}
+		size, name, tooBig = bits, "CKA_PARAMETER_SET", ck.CKR_PARAMETER_SET_NOT_SUPPORTED
 	case classSecret:
 		size, name = p.ValueLen, "CKA_VALUE_LEN"
 		if size == 0 && m.MinKeySize == m.MaxKeySize {

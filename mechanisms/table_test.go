@@ -34,13 +34,16 @@ func TestTableInvariants(t *testing.T) {
 			ops := m.Encrypt != nil || m.Decrypt != nil || m.Sign != nil || m.Verify != nil
 			keygen := m.GenerateKey != nil || m.GenerateKeyPair != nil
 			keyOps := m.Derive != nil || m.Wrap != nil || m.Unwrap != nil || m.SignRecover != nil ||
-				m.VerifyRecover != nil || m.MessageEncrypt != nil || m.MessageDecrypt != nil
+				m.VerifyRecover != nil || m.MessageEncrypt != nil || m.MessageDecrypt != nil ||
+				m.Encapsulate != nil || m.Decapsulate != nil
 			require.True(t, ops || keygen || keyOps || m.Digest != nil, "row has no constructor")
 			assert.Equal(t, m.Encrypt != nil, m.Decrypt != nil, "encrypt without decrypt or back")
 			assert.Equal(t, m.Sign != nil, m.Verify != nil, "sign without verify or back")
 			assert.Equal(t, m.Wrap != nil, m.Unwrap != nil, "wrap without unwrap or back")
 			assert.Equal(t, m.SignRecover != nil, m.VerifyRecover != nil, "sign-recover without verify-recover or back")
 			assert.Equal(t, m.MessageEncrypt != nil, m.MessageDecrypt != nil, "message encrypt without decrypt or back")
+			assert.Equal(t, m.Encapsulate != nil, m.Decapsulate != nil, "encapsulate without decapsulate or back")
+			assert.Equal(t, m.Encapsulate != nil, m.CiphertextSize != nil, "encapsulate without a ciphertext size")
 			assert.False(t, keygen && keyOps, "key generation rows do nothing else")
 			assert.False(t, m.Digest != nil && keyOps, "digest rows do nothing else")
 			assert.False(t, m.GenerateKey != nil && m.GenerateKeyPair != nil)
@@ -107,6 +110,8 @@ func TestTableInvariants(t *testing.T) {
 				{m.VerifyRecover != nil, ck.CKF_VERIFY_RECOVER},
 				{m.MessageEncrypt != nil, ck.CKF_MESSAGE_ENCRYPT},
 				{m.MessageDecrypt != nil, ck.CKF_MESSAGE_DECRYPT},
+				{m.Encapsulate != nil, ck.CKF_ENCAPSULATE},
+				{m.Decapsulate != nil, ck.CKF_DECAPSULATE},
 				{true, ck.CKF_HW},
 				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_F_P},
 				{slices.Contains(m.KeyTypes, ck.CKK_EC), ck.CKF_EC_NAMEDCURVE},

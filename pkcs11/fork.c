@@ -8,7 +8,7 @@
  * new link-map namespace with its own C state, its own libc and its own Go
  * runtime, which starts at load time in the child, with all its threads.
  * shim.c then forwards every C_* call of the original copy to the new
- * copy's 3.0 function list; the original's Go code is never entered again
+ * copy's 3.2 function list; the original's Go code is never entered again
  * in this process.
  *
  * Costs and limits (docs/fork.md): each forked generation that initialises
@@ -117,10 +117,10 @@ static const char *gohsm_fork_align_keys(void *handle)
 	return NULL;
 }
 
-CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy)
+CK_FUNCTION_LIST_3_2 *gohsm_fork_load_copy(unsigned copy)
 {
 	const char *why;
-	CK_VERSION v30 = { 3, 0 };
+	CK_VERSION v32 = { 3, 2 };
 	CK_INTERFACE_PTR iface = NULL;
 	CK_C_GetInterface get_interface;
 	void *handle;
@@ -153,22 +153,22 @@ CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy)
 		gohsm_fork_report(copy, "dlsym C_GetInterface", dlerror());
 		return NULL;
 	}
-	rv = get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &iface, 0);
+	rv = get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &iface, 0);
 	if (rv != CKR_OK || iface == NULL || iface->pFunctionList == NULL) {
-		gohsm_fork_report(copy, "C_GetInterface(\"PKCS 11\", 3.0)", "no 3.0 function list");
+		gohsm_fork_report(copy, "C_GetInterface(\"PKCS 11\", 3.2)", "no 3.2 function list");
 		return NULL;
 	}
 	/*
 	 * The handle is deliberately kept open: the copy serves this process
 	 * until it exits (and Go marks the library NODELETE anyway).
 	 */
-	return (CK_FUNCTION_LIST_3_0 *)iface->pFunctionList;
+	return (CK_FUNCTION_LIST_3_2 *)iface->pFunctionList;
 }
 
 #else /* !__GLIBC__ */
 
 /* dlmopen is a glibc extension (and musl cannot load a Go library twice). */
-CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy)
+CK_FUNCTION_LIST_3_2 *gohsm_fork_load_copy(unsigned copy)
 {
 	(void)copy;
 	return NULL;

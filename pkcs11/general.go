@@ -62,7 +62,7 @@ func go_GetInfo(p C.CK_INFO_PTR) (r C.CK_RV) {
 	if p == nil {
 		return C.CKR_ARGUMENTS_BAD
 	}
-	version(&p.cryptokiVersion, 3, 0)
+	version(&p.cryptokiVersion, 3, 2)
 	pad(unsafe.Pointer(&p.manufacturerID[0]), len(p.manufacturerID), "gohsm")
 	p.flags = 0
 	pad(unsafe.Pointer(&p.libraryDescription[0]), len(p.libraryDescription), "gohsm PKCS#11 HSM emulator")

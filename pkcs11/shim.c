@@ -112,9 +112,9 @@ static int gohsm_state;
  *  - gohsm_fork_lock: serialises C_Initialize/C_Finalize in the child;
  *    re-initialised in every child, since a parent thread may have held it.
  */
-static CK_FUNCTION_LIST_3_0 *gohsm_fwd;
+static CK_FUNCTION_LIST_3_2 *gohsm_fwd;
 #ifdef __GLIBC__
-static CK_FUNCTION_LIST_3_0 *gohsm_copy;
+static CK_FUNCTION_LIST_3_2 *gohsm_copy;
 static pid_t gohsm_copy_pid;
 static unsigned gohsm_copies;
 #endif
@@ -168,6 +168,7 @@ __attribute__((constructor)) static void gohsm_shim_load(void)
 
 static CK_FUNCTION_LIST gohsm_function_list_2_40;
 static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0;
+static CK_FUNCTION_LIST_3_2 gohsm_function_list_3_2;
 
 /*
  * The interfaces offered by C_GetInterfaceList, default first (v3.0
@@ -177,6 +178,7 @@ static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0;
  * C_Initialize and start afresh (see the fork guard above).
  */
 static CK_INTERFACE gohsm_interfaces[] = {
+	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_3_2, 0 },
 	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_3_0, 0 },
 	{ (CK_CHAR *)"PKCS 11", &gohsm_function_list_2_40, 0 },
 };
@@ -290,7 +292,7 @@ static int gohsm_inherited_state(pid_t self)
 static CK_RV gohsm_fork_initialize(CK_VOID_PTR pInitArgs)
 {
 	pid_t self = getpid();
-	CK_FUNCTION_LIST_3_0 *copy;
+	CK_FUNCTION_LIST_3_2 *copy;
 	CK_RV rv;
 
 	/*
@@ -310,7 +312,7 @@ static CK_RV gohsm_fork_initialize(CK_VOID_PTR pInitArgs)
 	if (copy == NULL) {
 		copy = gohsm_fork_load_copy(++gohsm_copies);
 		/* Forwarding to ourselves would recurse forever. */
-		if (copy == NULL || copy == &gohsm_function_list_3_0) {
+		if (copy == NULL || copy == &gohsm_function_list_3_2) {
 			rv = CKR_FUNCTION_FAILED;
 			goto out;
 		}
@@ -667,19 +669,23 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 }
 
 /*
- * C_GetInfo reached through the 2.40 list reports Cryptoki 2.40: a client
- * that asked for the 2.40 interface (C_GetFunctionList) gets the version of
- * the interface it uses; the 3.0 list reports 3.0.
+ * C_GetInfo reports the Cryptoki version of the list it was reached
+ * through: a client that asked for the 2.40 interface (C_GetFunctionList)
+ * gets 2.40, the 3.0 list 3.0; the 3.2 list (and the exported C_GetInfo
+ * symbol) 3.2.
  */
-static CK_RV gohsm_GetInfo_2_40(CK_INFO_PTR pInfo)
+static CK_RV gohsm_GetInfo_version(CK_INFO_PTR pInfo, CK_BYTE major, CK_BYTE minor)
 {
 	CK_RV rv = C_GetInfo(pInfo);
 	if (rv == CKR_OK) {
-		pInfo->cryptokiVersion.major = 2;
-		pInfo->cryptokiVersion.minor = 40;
+		pInfo->cryptokiVersion.major = major;
+		pInfo->cryptokiVersion.minor = minor;
 	}
 	return rv;
 }
+
+static CK_RV gohsm_GetInfo_2_40(CK_INFO_PTR pInfo) { return gohsm_GetInfo_version(pInfo, 2, 40); }
+static CK_RV gohsm_GetInfo_3_0(CK_INFO_PTR pInfo) { return gohsm_GetInfo_version(pInfo, 3, 0); }
 
 /* ---- the lists themselves --------------------------------------------- */
 
@@ -763,31 +769,50 @@ static CK_FUNCTION_LIST gohsm_function_list_2_40 = {
 	GOHSM_LIST_2_40_FIELDS(gohsm_GetInfo_2_40),
 };
 
+#define GOHSM_LIST_3_0_FIELDS(getinfo)                                      \
+	GOHSM_LIST_2_40_FIELDS(getinfo),                                    \
+	.C_GetInterfaceList = C_GetInterfaceList,                           \
+	.C_GetInterface = C_GetInterface,                                   \
+	.C_LoginUser = C_LoginUser,                                         \
+	.C_SessionCancel = C_SessionCancel,                                 \
+	.C_MessageEncryptInit = C_MessageEncryptInit,                       \
+	.C_EncryptMessage = C_EncryptMessage,                               \
+	.C_EncryptMessageBegin = C_EncryptMessageBegin,                     \
+	.C_EncryptMessageNext = C_EncryptMessageNext,                       \
+	.C_MessageEncryptFinal = C_MessageEncryptFinal,                     \
+	.C_MessageDecryptInit = C_MessageDecryptInit,                       \
+	.C_DecryptMessage = C_DecryptMessage,                               \
+	.C_DecryptMessageBegin = C_DecryptMessageBegin,                     \
+	.C_DecryptMessageNext = C_DecryptMessageNext,                       \
+	.C_MessageDecryptFinal = C_MessageDecryptFinal,                     \
+	.C_MessageSignInit = C_MessageSignInit,                             \
+	.C_SignMessage = C_SignMessage,                                     \
+	.C_SignMessageBegin = C_SignMessageBegin,                           \
+	.C_SignMessageNext = C_SignMessageNext,                             \
+	.C_MessageSignFinal = C_MessageSignFinal,                           \
+	.C_MessageVerifyInit = C_MessageVerifyInit,                         \
+	.C_VerifyMessage = C_VerifyMessage,                                 \
+	.C_VerifyMessageBegin = C_VerifyMessageBegin,                       \
+	.C_VerifyMessageNext = C_VerifyMessageNext,                         \
+	.C_MessageVerifyFinal = C_MessageVerifyFinal
+
 static CK_FUNCTION_LIST_3_0 gohsm_function_list_3_0 = {
 	.version = { 3, 0 },
-	GOHSM_LIST_2_40_FIELDS(C_GetInfo),
-	.C_GetInterfaceList = C_GetInterfaceList,
-	.C_GetInterface = C_GetInterface,
-	.C_LoginUser = C_LoginUser,
-	.C_SessionCancel = C_SessionCancel,
-	.C_MessageEncryptInit = C_MessageEncryptInit,
-	.C_EncryptMessage = C_EncryptMessage,
-	.C_EncryptMessageBegin = C_EncryptMessageBegin,
-	.C_EncryptMessageNext = C_EncryptMessageNext,
-	.C_MessageEncryptFinal = C_MessageEncryptFinal,
-	.C_MessageDecryptInit = C_MessageDecryptInit,
-	.C_DecryptMessage = C_DecryptMessage,
-	.C_DecryptMessageBegin = C_DecryptMessageBegin,
-	.C_DecryptMessageNext = C_DecryptMessageNext,
-	.C_MessageDecryptFinal = C_MessageDecryptFinal,
-	.C_MessageSignInit = C_MessageSignInit,
-	.C_SignMessage = C_SignMessage,
-	.C_SignMessageBegin = C_SignMessageBegin,
-	.C_SignMessageNext = C_SignMessageNext,
-	.C_MessageSignFinal = C_MessageSignFinal,
-	.C_MessageVerifyInit = C_MessageVerifyInit,
-	.C_VerifyMessage = C_VerifyMessage,
-	.C_VerifyMessageBegin = C_VerifyMessageBegin,
-	.C_VerifyMessageNext = C_VerifyMessageNext,
-	.C_MessageVerifyFinal = C_MessageVerifyFinal,
+	GOHSM_LIST_3_0_FIELDS(gohsm_GetInfo_3_0),
+};
+
+/* The 3.2 list: the 3.0 list and the 10 functions added in 3.2. */
+static CK_FUNCTION_LIST_3_2 gohsm_function_list_3_2 = {
+	.version = { 3, 2 },
+	GOHSM_LIST_3_0_FIELDS(C_GetInfo),
+	.C_EncapsulateKey = C_EncapsulateKey,
+	.C_DecapsulateKey = C_DecapsulateKey,
+	.C_VerifySignatureInit = C_VerifySignatureInit,
+	.C_VerifySignature = C_VerifySignature,
+	.C_VerifySignatureUpdate = C_VerifySignatureUpdate,
+	.C_VerifySignatureFinal = C_VerifySignatureFinal,
+	.C_GetSessionValidationFlags = C_GetSessionValidationFlags,
+	.C_AsyncComplete = C_AsyncComplete,
+	.C_AsyncGetID = C_AsyncGetID,
+	.C_AsyncJoin = C_AsyncJoin,
 };

@@ -196,7 +196,16 @@
 		CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags), \
 		(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, \
 		pulPlaintextPartLen, flags)) \
-	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession))
+	X(MessageDecryptFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
+	/* Key encapsulation (v3.2 5.18). */ \
+	X(EncapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, \
+		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
+		CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+		(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey)) \
+	X(DecapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, \
+		CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, \
+		CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), \
+		(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey))
 
 /*
  * Answered in C with CKR_FUNCTION_NOT_SUPPORTED once the library is
@@ -246,15 +255,34 @@
 	X(VerifyMessageNext, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, \
 		CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
 		(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen)) \
-	X(MessageVerifyFinal, (CK_SESSION_HANDLE hSession), (hSession))
+	X(MessageVerifyFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
+	/* v3.2 (the KEM functions are in Go, above) */ \
+	X(VerifySignatureInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, \
+		CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), \
+		(hSession, pMechanism, hKey, pSignature, ulSignatureLen)) \
+	X(VerifySignature, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen), \
+		(hSession, pData, ulDataLen)) \
+	X(VerifySignatureUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen), \
+		(hSession, pPart, ulPartLen)) \
+	X(VerifySignatureFinal, (CK_SESSION_HANDLE hSession), (hSession)) \
+	X(GetSessionValidationFlags, (CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, \
+		CK_FLAGS_PTR pFlags), \
+		(hSession, type, pFlags)) \
+	X(AsyncComplete, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA_PTR pResult), \
+		(hSession, pFunctionName, pResult)) \
+	X(AsyncGetID, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID), \
+		(hSession, pFunctionName, pulID)) \
+	X(AsyncJoin, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, \
+		CK_ULONG ulData), \
+		(hSession, pFunctionName, ulID, pData, ulData))
 
 /*
  * fork.c: in a forked child, loads a fresh copy of this library with
- * dlmopen(LM_ID_NEWLM) and returns its 3.0 function list, or NULL after
+ * dlmopen(LM_ID_NEWLM) and returns its 3.2 function list, or NULL after
  * one line on stderr. copy counts the copies loaded along this process's
  * ancestry (for that line). glibc only; NULL elsewhere.
  */
-CK_FUNCTION_LIST_3_0 *gohsm_fork_load_copy(unsigned copy);
+CK_FUNCTION_LIST_3_2 *gohsm_fork_load_copy(unsigned copy);
 
 /*
  * signals.c: a host thread's first call into Go lets Go set the thread's

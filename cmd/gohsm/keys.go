@@ -19,7 +19,11 @@ func printKeys(w io.Writer, keys []admin.Key) {
 		if !k.Token {
 			kind += " (session)"
 		}
-		t = append(t, []string{fmt.Sprint(k.Handle), kind, k.KeyType, orDash(k.Label), orDash(k.ID),
+		typ := k.KeyType
+		if k.ParameterSet != "" {
+			typ += " (" + k.ParameterSet + ")"
+		}
+		t = append(t, []string{fmt.Sprint(k.Handle), kind, typ, orDash(k.Label), orDash(k.ID),
 			orDash(k.Owner), orDash(strings.Join(k.SharedWith, ","))})
 	}
 	table(w, "HANDLE\tCLASS\tTYPE\tLABEL\tID\tOWNER\tSHARED-WITH", t)
@@ -72,6 +76,7 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 	return func(fs *flag.FlagSet) func(*env) error {
 		var bits *int
 		var curve *string
+		var set *int
 		switch typ {
 		case "aes":
 			bits = fs.Int("bits", 256, "key size: 128, 192 or 256")
@@ -79,6 +84,10 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			bits = fs.Int("bits", 2048, "modulus size: 2048, 3072 or 4096")
 		case "ec":
 			curve = fs.String("curve", "P-256", "curve: P-256 or P-384")
+		case "ml-dsa":
+			set = fs.Int("parameter-set", 65, "ML-DSA parameter set: 44, 65 or 87")
+		case "ml-kem":
+			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 768 or 1024")
 		}
 		g := addGenFlags(fs)
 		return func(e *env) error {
@@ -88,6 +97,9 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			}
 			if curve != nil {
 				spec.Curve = *curve
+			}
+			if set != nil {
+				spec.ParameterSet = *set
 			}
 			if err := spec.Check(); err != nil {
 				return usageOf(err)

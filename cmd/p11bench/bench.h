@@ -23,6 +23,7 @@ enum {
 	OP_FIND,         /* C_FindObjectsInit(class, label) + C_FindObjects + C_FindObjectsFinal */
 	OP_OPEN_CLOSE,   /* C_OpenSession + C_CloseSession */
 	OP_RANDOM,       /* C_GenerateRandom */
+	OP_VERIFY,       /* C_VerifyInit + C_Verify of the signature bench_prepare_verify made */
 	OP_COUNT
 };
 
@@ -72,6 +73,7 @@ int bench_hist_bucket(uint64_t v);
 CK_RV bench_destroy_made(bench_ctx *c);
 void bench_set_gcm(bench_ctx *c);
 void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mgf, CK_ULONG slen);
+CK_RV bench_prepare_verify(bench_ctx *c, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);
 void bench_set_find(bench_ctx *c, const char *prefix, CK_ULONG count, CK_OBJECT_CLASS cls);
 void bench_format_label(char *dst, const char *prefix, CK_ULONG i);
 

@@ -113,7 +113,8 @@ func TestGenSpecErrors(t *testing.T) {
 		{GenSpec{Type: "ec", Label: "x", Curve: "P-521"}, "curve", `"P-521": want P-256 or P-384`},
 		{GenSpec{Type: "ec"}, "label", "is required"},
 		{GenSpec{Type: "aes", Label: "x", ID: "zz"}, "id", `"zz": not hex`},
-		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec or rsa`},
+		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa, ml-dsa or ml-kem`},
+		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 512}, "parameter_set", "512: want 768 or 1024"},
 	} {
 		err := c.spec.Check()
 		var ie *InputError

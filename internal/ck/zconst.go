@@ -32,9 +32,12 @@ const (
 	CKF_SO_PIN_LOCKED                       ULong           = 0x400000
 	CKF_SO_PIN_TO_BE_CHANGED                ULong           = 0x800000
 	CKF_ERROR_STATE                         ULong           = 0x1000000
+	CKF_SEED_RANDOM_REQUIRED                ULong           = 0x2000000
+	CKF_ASYNC_SESSION_SUPPORTED             ULong           = 0x4000000
 	CKU_SO                                  UserType        = 0x0
 	CKU_USER                                UserType        = 0x1
 	CKU_CONTEXT_SPECIFIC                    UserType        = 0x2
+	CKS_LAST_VALIDATION_OK                  State           = 0x1
 	CKS_RO_PUBLIC_SESSION                   State           = 0x0
 	CKS_RO_USER_FUNCTIONS                   State           = 0x1
 	CKS_RW_PUBLIC_SESSION                   State           = 0x2
@@ -42,6 +45,7 @@ const (
 	CKS_RW_SO_FUNCTIONS                     State           = 0x4
 	CKF_RW_SESSION                          ULong           = 0x2
 	CKF_SERIAL_SESSION                      ULong           = 0x4
+	CKF_ASYNC_SESSION                       ULong           = 0x8
 	CKO_DATA                                ObjectClass     = 0x0
 	CKO_CERTIFICATE                         ObjectClass     = 0x1
 	CKO_PUBLIC_KEY                          ObjectClass     = 0x2
@@ -52,6 +56,8 @@ const (
 	CKO_MECHANISM                           ObjectClass     = 0x7
 	CKO_OTP_KEY                             ObjectClass     = 0x8
 	CKO_PROFILE                             ObjectClass     = 0x9
+	CKO_VALIDATION                          ObjectClass     = 0xa
+	CKO_TRUST                               ObjectClass     = 0xb
 	CKO_VENDOR_DEFINED                      ObjectClass     = 0x80000000
 	CKP_INVALID_ID                          ULong           = 0x0
 	CKP_BASELINE_PROVIDER                   ULong           = 0x1
@@ -65,6 +71,9 @@ const (
 	CKH_CLOCK                               ULong           = 0x2
 	CKH_USER_INTERFACE                      ULong           = 0x3
 	CKH_VENDOR_DEFINED                      ULong           = 0x80000000
+	CKH_HEDGE_PREFERRED                     ULong           = 0x0
+	CKH_HEDGE_REQUIRED                      ULong           = 0x1
+	CKH_DETERMINISTIC_REQUIRED              ULong           = 0x2
 	CKK_RSA                                 KeyType         = 0x0
 	CKK_DSA                                 KeyType         = 0x1
 	CKK_DH                                  KeyType         = 0x2
@@ -128,6 +137,11 @@ const (
 	CKK_SHA512_256_HMAC                     KeyType         = 0x44
 	CKK_SHA512_T_HMAC                       KeyType         = 0x45
 	CKK_HSS                                 KeyType         = 0x46
+	CKK_XMSS                                KeyType         = 0x47
+	CKK_XMSSMT                              KeyType         = 0x48
+	CKK_ML_KEM                              KeyType         = 0x49
+	CKK_ML_DSA                              KeyType         = 0x4a
+	CKK_SLH_DSA                             KeyType         = 0x4b
 	CKK_VENDOR_DEFINED                      KeyType         = 0x80000000
 	CK_CERTIFICATE_CATEGORY_UNSPECIFIED     ULong           = 0x0
 	CK_CERTIFICATE_CATEGORY_TOKEN_USER      ULong           = 0x1
@@ -281,6 +295,33 @@ const (
 	CKA_HSS_LMS_TYPES                       AttributeType   = 0x61a
 	CKA_HSS_LMOTS_TYPES                     AttributeType   = 0x61b
 	CKA_HSS_KEYS_REMAINING                  AttributeType   = 0x61c
+	CKA_PARAMETER_SET                       AttributeType   = 0x61d
+	CKA_OBJECT_VALIDATION_FLAGS             AttributeType   = 0x61e
+	CKA_VALIDATION_TYPE                     AttributeType   = 0x61f
+	CKA_VALIDATION_VERSION                  AttributeType   = 0x620
+	CKA_VALIDATION_LEVEL                    AttributeType   = 0x621
+	CKA_VALIDATION_MODULE_ID                AttributeType   = 0x622
+	CKA_VALIDATION_FLAG                     AttributeType   = 0x623
+	CKA_VALIDATION_AUTHORITY_TYPE           AttributeType   = 0x624
+	CKA_VALIDATION_COUNTRY                  AttributeType   = 0x625
+	CKA_VALIDATION_CERTIFICATE_IDENTIFIER   AttributeType   = 0x626
+	CKA_VALIDATION_CERTIFICATE_URI          AttributeType   = 0x627
+	CKA_VALIDATION_VENDOR_URI               AttributeType   = 0x628
+	CKA_VALIDATION_PROFILE                  AttributeType   = 0x629
+	CKA_ENCAPSULATE_TEMPLATE                AttributeType   = 0x62a
+	CKA_DECAPSULATE_TEMPLATE                AttributeType   = 0x62b
+	CKA_TRUST_SERVER_AUTH                   AttributeType   = 0x62c
+	CKA_TRUST_CLIENT_AUTH                   AttributeType   = 0x62d
+	CKA_TRUST_CODE_SIGNING                  AttributeType   = 0x62e
+	CKA_TRUST_EMAIL_PROTECTION              AttributeType   = 0x62f
+	CKA_TRUST_IPSEC_IKE                     AttributeType   = 0x630
+	CKA_TRUST_TIME_STAMPING                 AttributeType   = 0x631
+	CKA_TRUST_OCSP_SIGNING                  AttributeType   = 0x632
+	CKA_ENCAPSULATE                         AttributeType   = 0x633
+	CKA_DECAPSULATE                         AttributeType   = 0x634
+	CKA_HASH_OF_CERTIFICATE                 AttributeType   = 0x635
+	CKA_PUBLIC_CRC64_VALUE                  AttributeType   = 0x636
+	CKA_SEED                                AttributeType   = 0x637
 	CKA_VENDOR_DEFINED                      AttributeType   = 0x80000000
 	CKM_RSA_PKCS_KEY_PAIR_GEN               MechanismType   = 0x0
 	CKM_RSA_PKCS                            MechanismType   = 0x1
@@ -297,6 +338,7 @@ const (
 	CKM_SHA1_RSA_X9_31                      MechanismType   = 0xc
 	CKM_RSA_PKCS_PSS                        MechanismType   = 0xd
 	CKM_SHA1_RSA_PKCS_PSS                   MechanismType   = 0xe
+	CKM_ML_KEM_KEY_PAIR_GEN                 MechanismType   = 0xf
 	CKM_DSA_KEY_PAIR_GEN                    MechanismType   = 0x10
 	CKM_DSA                                 MechanismType   = 0x11
 	CKM_DSA_SHA1                            MechanismType   = 0x12
@@ -304,16 +346,43 @@ const (
 	CKM_DSA_SHA256                          MechanismType   = 0x14
 	CKM_DSA_SHA384                          MechanismType   = 0x15
 	CKM_DSA_SHA512                          MechanismType   = 0x16
+	CKM_ML_KEM                              MechanismType   = 0x17
 	CKM_DSA_SHA3_224                        MechanismType   = 0x18
 	CKM_DSA_SHA3_256                        MechanismType   = 0x19
 	CKM_DSA_SHA3_384                        MechanismType   = 0x1a
 	CKM_DSA_SHA3_512                        MechanismType   = 0x1b
+	CKM_ML_DSA_KEY_PAIR_GEN                 MechanismType   = 0x1c
+	CKM_ML_DSA                              MechanismType   = 0x1d
+	CKM_HASH_ML_DSA                         MechanismType   = 0x1f
 	CKM_DH_PKCS_KEY_PAIR_GEN                MechanismType   = 0x20
 	CKM_DH_PKCS_DERIVE                      MechanismType   = 0x21
+	CKM_HASH_ML_DSA_SHA224                  MechanismType   = 0x23
+	CKM_HASH_ML_DSA_SHA256                  MechanismType   = 0x24
+	CKM_HASH_ML_DSA_SHA384                  MechanismType   = 0x25
+	CKM_HASH_ML_DSA_SHA512                  MechanismType   = 0x26
+	CKM_HASH_ML_DSA_SHA3_224                MechanismType   = 0x27
+	CKM_HASH_ML_DSA_SHA3_256                MechanismType   = 0x28
+	CKM_HASH_ML_DSA_SHA3_384                MechanismType   = 0x29
+	CKM_HASH_ML_DSA_SHA3_512                MechanismType   = 0x2a
+	CKM_HASH_ML_DSA_SHAKE128                MechanismType   = 0x2b
+	CKM_HASH_ML_DSA_SHAKE256                MechanismType   = 0x2c
+	CKM_SLH_DSA_KEY_PAIR_GEN                MechanismType   = 0x2d
+	CKM_SLH_DSA                             MechanismType   = 0x2e
 	CKM_X9_42_DH_KEY_PAIR_GEN               MechanismType   = 0x30
 	CKM_X9_42_DH_DERIVE                     MechanismType   = 0x31
 	CKM_X9_42_DH_HYBRID_DERIVE              MechanismType   = 0x32
 	CKM_X9_42_MQV_DERIVE                    MechanismType   = 0x33
+	CKM_HASH_SLH_DSA                        MechanismType   = 0x34
+	CKM_HASH_SLH_DSA_SHA224                 MechanismType   = 0x36
+	CKM_HASH_SLH_DSA_SHA256                 MechanismType   = 0x37
+	CKM_HASH_SLH_DSA_SHA384                 MechanismType   = 0x38
+	CKM_HASH_SLH_DSA_SHA512                 MechanismType   = 0x39
+	CKM_HASH_SLH_DSA_SHA3_224               MechanismType   = 0x3a
+	CKM_HASH_SLH_DSA_SHA3_256               MechanismType   = 0x3b
+	CKM_HASH_SLH_DSA_SHA3_384               MechanismType   = 0x3c
+	CKM_HASH_SLH_DSA_SHA3_512               MechanismType   = 0x3d
+	CKM_HASH_SLH_DSA_SHAKE128               MechanismType   = 0x3e
+	CKM_HASH_SLH_DSA_SHAKE256               MechanismType   = 0x3f
 	CKM_SHA256_RSA_PKCS                     MechanismType   = 0x40
 	CKM_SHA384_RSA_PKCS                     MechanismType   = 0x41
 	CKM_SHA512_RSA_PKCS                     MechanismType   = 0x42
@@ -724,6 +793,13 @@ const (
 	CKM_IKE1_EXTENDED_DERIVE                MechanismType   = 0x4031
 	CKM_HSS_KEY_PAIR_GEN                    MechanismType   = 0x4032
 	CKM_HSS                                 MechanismType   = 0x4033
+	CKM_XMSS_KEY_PAIR_GEN                   MechanismType   = 0x4034
+	CKM_XMSSMT_KEY_PAIR_GEN                 MechanismType   = 0x4035
+	CKM_XMSS                                MechanismType   = 0x4036
+	CKM_XMSSMT                              MechanismType   = 0x4037
+	CKM_ECDH_X_AES_KEY_WRAP                 MechanismType   = 0x4038
+	CKM_ECDH_COF_AES_KEY_WRAP               MechanismType   = 0x4039
+	CKM_PUB_KEY_FROM_PRIV_KEY               MechanismType   = 0x403a
 	CKM_VENDOR_DEFINED                      MechanismType   = 0x80000000
 	CKF_HW                                  ULong           = 0x1
 	CKF_MESSAGE_ENCRYPT                     ULong           = 0x2
@@ -753,6 +829,8 @@ const (
 	CKF_EC_UNCOMPRESS                       ULong           = 0x1000000
 	CKF_EC_COMPRESS                         ULong           = 0x2000000
 	CKF_EC_CURVENAME                        ULong           = 0x4000000
+	CKF_ENCAPSULATE                         ULong           = 0x10000000
+	CKF_DECAPSULATE                         ULong           = 0x20000000
 	CKF_EXTENSION                           ULong           = 0x80000000
 	CKR_OK                                  RV              = 0x0
 	CKR_CANCEL                              RV              = 0x1
@@ -852,6 +930,12 @@ const (
 	CKR_TOKEN_RESOURCE_EXCEEDED             RV              = 0x201
 	CKR_OPERATION_CANCEL_FAILED             RV              = 0x202
 	CKR_KEY_EXHAUSTED                       RV              = 0x203
+	CKR_PENDING                             RV              = 0x204
+	CKR_SESSION_ASYNC_NOT_SUPPORTED         RV              = 0x205
+	CKR_SEED_RANDOM_REQUIRED                RV              = 0x206
+	CKR_OPERATION_NOT_VALIDATED             RV              = 0x207
+	CKR_TOKEN_NOT_INITIALIZED               RV              = 0x208
+	CKR_PARAMETER_SET_NOT_SUPPORTED         RV              = 0x209
 	CKR_VENDOR_DEFINED                      RV              = 0x80000000
 	CKF_INTERFACE_FORK_SAFE                 ULong           = 0x1
 	CKF_END_OF_MESSAGE                      ULong           = 0x1
@@ -932,6 +1016,37 @@ const (
 	CKF_HKDF_SALT_NULL                      ULong           = 0x1
 	CKF_HKDF_SALT_DATA                      ULong           = 0x2
 	CKF_HKDF_SALT_KEY                       ULong           = 0x4
+	CKP_ML_DSA_44                           ULong           = 0x1
+	CKP_ML_DSA_65                           ULong           = 0x2
+	CKP_ML_DSA_87                           ULong           = 0x3
+	CKP_ML_KEM_512                          ULong           = 0x1
+	CKP_ML_KEM_768                          ULong           = 0x2
+	CKP_ML_KEM_1024                         ULong           = 0x3
+	CKP_SLH_DSA_SHA2_128S                   ULong           = 0x1
+	CKP_SLH_DSA_SHAKE_128S                  ULong           = 0x2
+	CKP_SLH_DSA_SHA2_128F                   ULong           = 0x3
+	CKP_SLH_DSA_SHAKE_128F                  ULong           = 0x4
+	CKP_SLH_DSA_SHA2_192S                   ULong           = 0x5
+	CKP_SLH_DSA_SHAKE_192S                  ULong           = 0x6
+	CKP_SLH_DSA_SHA2_192F                   ULong           = 0x7
+	CKP_SLH_DSA_SHAKE_192F                  ULong           = 0x8
+	CKP_SLH_DSA_SHA2_256S                   ULong           = 0x9
+	CKP_SLH_DSA_SHAKE_256S                  ULong           = 0xa
+	CKP_SLH_DSA_SHA2_256F                   ULong           = 0xb
+	CKP_SLH_DSA_SHAKE_256F                  ULong           = 0xc
+	CKT_TRUST_UNKNOWN                       ULong           = 0x0
+	CKT_TRUSTED                             ULong           = 0x1
+	CKT_TRUST_ANCHOR                        ULong           = 0x2
+	CKT_NOT_TRUSTED                         ULong           = 0x3
+	CKT_TRUST_MUST_VERIFY_TRUST             ULong           = 0x4
+	CKV_TYPE_UNSPECIFIED                    ULong           = 0x0
+	CKV_TYPE_SOFTWARE                       ULong           = 0x1
+	CKV_TYPE_HARDWARE                       ULong           = 0x2
+	CKV_TYPE_FIRMWARE                       ULong           = 0x3
+	CKV_TYPE_HYBRID                         ULong           = 0x4
+	CKV_AUTHORITY_TYPE_UNSPECIFIED          ULong           = 0x0
+	CKV_AUTHORITY_TYPE_NIST_CMVP            ULong           = 0x1
+	CKV_AUTHORITY_TYPE_COMMON_CRITERIA      ULong           = 0x2
 	CKA_GOHSM_OWNER                         AttributeType   = 0xc7480001
 	CKA_GOHSM_SHARED_USERS                  AttributeType   = 0xc7480002
 	CKM_DES3_NIST_WRAP                      MechanismType   = 0x80008000
@@ -1048,143 +1163,176 @@ var rvNames = map[RV]string{
 	CKR_TOKEN_RESOURCE_EXCEEDED:          "CKR_TOKEN_RESOURCE_EXCEEDED",
 	CKR_OPERATION_CANCEL_FAILED:          "CKR_OPERATION_CANCEL_FAILED",
 	CKR_KEY_EXHAUSTED:                    "CKR_KEY_EXHAUSTED",
+	CKR_PENDING:                          "CKR_PENDING",
+	CKR_SESSION_ASYNC_NOT_SUPPORTED:      "CKR_SESSION_ASYNC_NOT_SUPPORTED",
+	CKR_SEED_RANDOM_REQUIRED:             "CKR_SEED_RANDOM_REQUIRED",
+	CKR_OPERATION_NOT_VALIDATED:          "CKR_OPERATION_NOT_VALIDATED",
+	CKR_TOKEN_NOT_INITIALIZED:            "CKR_TOKEN_NOT_INITIALIZED",
+	CKR_PARAMETER_SET_NOT_SUPPORTED:      "CKR_PARAMETER_SET_NOT_SUPPORTED",
 	CKR_VENDOR_DEFINED:                   "CKR_VENDOR_DEFINED",
 }
 
 var attributeTypeNames = map[AttributeType]string{
-	CKA_CLASS:                      "CKA_CLASS",
-	CKA_TOKEN:                      "CKA_TOKEN",
-	CKA_PRIVATE:                    "CKA_PRIVATE",
-	CKA_LABEL:                      "CKA_LABEL",
-	CKA_UNIQUE_ID:                  "CKA_UNIQUE_ID",
-	CKA_APPLICATION:                "CKA_APPLICATION",
-	CKA_VALUE:                      "CKA_VALUE",
-	CKA_OBJECT_ID:                  "CKA_OBJECT_ID",
-	CKA_CERTIFICATE_TYPE:           "CKA_CERTIFICATE_TYPE",
-	CKA_ISSUER:                     "CKA_ISSUER",
-	CKA_SERIAL_NUMBER:              "CKA_SERIAL_NUMBER",
-	CKA_AC_ISSUER:                  "CKA_AC_ISSUER",
-	CKA_OWNER:                      "CKA_OWNER",
-	CKA_ATTR_TYPES:                 "CKA_ATTR_TYPES",
-	CKA_TRUSTED:                    "CKA_TRUSTED",
-	CKA_CERTIFICATE_CATEGORY:       "CKA_CERTIFICATE_CATEGORY",
-	CKA_JAVA_MIDP_SECURITY_DOMAIN:  "CKA_JAVA_MIDP_SECURITY_DOMAIN",
-	CKA_URL:                        "CKA_URL",
-	CKA_HASH_OF_SUBJECT_PUBLIC_KEY: "CKA_HASH_OF_SUBJECT_PUBLIC_KEY",
-	CKA_HASH_OF_ISSUER_PUBLIC_KEY:  "CKA_HASH_OF_ISSUER_PUBLIC_KEY",
-	CKA_NAME_HASH_ALGORITHM:        "CKA_NAME_HASH_ALGORITHM",
-	CKA_CHECK_VALUE:                "CKA_CHECK_VALUE",
-	CKA_KEY_TYPE:                   "CKA_KEY_TYPE",
-	CKA_SUBJECT:                    "CKA_SUBJECT",
-	CKA_ID:                         "CKA_ID",
-	CKA_SENSITIVE:                  "CKA_SENSITIVE",
-	CKA_ENCRYPT:                    "CKA_ENCRYPT",
-	CKA_DECRYPT:                    "CKA_DECRYPT",
-	CKA_WRAP:                       "CKA_WRAP",
-	CKA_UNWRAP:                     "CKA_UNWRAP",
-	CKA_SIGN:                       "CKA_SIGN",
-	CKA_SIGN_RECOVER:               "CKA_SIGN_RECOVER",
-	CKA_VERIFY:                     "CKA_VERIFY",
-	CKA_VERIFY_RECOVER:             "CKA_VERIFY_RECOVER",
-	CKA_DERIVE:                     "CKA_DERIVE",
-	CKA_START_DATE:                 "CKA_START_DATE",
-	CKA_END_DATE:                   "CKA_END_DATE",
-	CKA_MODULUS:                    "CKA_MODULUS",
-	CKA_MODULUS_BITS:               "CKA_MODULUS_BITS",
-	CKA_PUBLIC_EXPONENT:            "CKA_PUBLIC_EXPONENT",
-	CKA_PRIVATE_EXPONENT:           "CKA_PRIVATE_EXPONENT",
-	CKA_PRIME_1:                    "CKA_PRIME_1",
-	CKA_PRIME_2:                    "CKA_PRIME_2",
-	CKA_EXPONENT_1:                 "CKA_EXPONENT_1",
-	CKA_EXPONENT_2:                 "CKA_EXPONENT_2",
-	CKA_COEFFICIENT:                "CKA_COEFFICIENT",
-	CKA_PUBLIC_KEY_INFO:            "CKA_PUBLIC_KEY_INFO",
-	CKA_PRIME:                      "CKA_PRIME",
-	CKA_SUBPRIME:                   "CKA_SUBPRIME",
-	CKA_BASE:                       "CKA_BASE",
-	CKA_PRIME_BITS:                 "CKA_PRIME_BITS",
-	CKA_SUBPRIME_BITS:              "CKA_SUBPRIME_BITS",
-	CKA_VALUE_BITS:                 "CKA_VALUE_BITS",
-	CKA_VALUE_LEN:                  "CKA_VALUE_LEN",
-	CKA_EXTRACTABLE:                "CKA_EXTRACTABLE",
-	CKA_LOCAL:                      "CKA_LOCAL",
-	CKA_NEVER_EXTRACTABLE:          "CKA_NEVER_EXTRACTABLE",
-	CKA_ALWAYS_SENSITIVE:           "CKA_ALWAYS_SENSITIVE",
-	CKA_KEY_GEN_MECHANISM:          "CKA_KEY_GEN_MECHANISM",
-	CKA_MODIFIABLE:                 "CKA_MODIFIABLE",
-	CKA_COPYABLE:                   "CKA_COPYABLE",
-	CKA_DESTROYABLE:                "CKA_DESTROYABLE",
-	CKA_EC_PARAMS:                  "CKA_EC_PARAMS",
-	CKA_EC_POINT:                   "CKA_EC_POINT",
-	CKA_SECONDARY_AUTH:             "CKA_SECONDARY_AUTH",
-	CKA_AUTH_PIN_FLAGS:             "CKA_AUTH_PIN_FLAGS",
-	CKA_ALWAYS_AUTHENTICATE:        "CKA_ALWAYS_AUTHENTICATE",
-	CKA_WRAP_WITH_TRUSTED:          "CKA_WRAP_WITH_TRUSTED",
-	CKA_OTP_FORMAT:                 "CKA_OTP_FORMAT",
-	CKA_OTP_LENGTH:                 "CKA_OTP_LENGTH",
-	CKA_OTP_TIME_INTERVAL:          "CKA_OTP_TIME_INTERVAL",
-	CKA_OTP_USER_FRIENDLY_MODE:     "CKA_OTP_USER_FRIENDLY_MODE",
-	CKA_OTP_CHALLENGE_REQUIREMENT:  "CKA_OTP_CHALLENGE_REQUIREMENT",
-	CKA_OTP_TIME_REQUIREMENT:       "CKA_OTP_TIME_REQUIREMENT",
-	CKA_OTP_COUNTER_REQUIREMENT:    "CKA_OTP_COUNTER_REQUIREMENT",
-	CKA_OTP_PIN_REQUIREMENT:        "CKA_OTP_PIN_REQUIREMENT",
-	CKA_OTP_USER_IDENTIFIER:        "CKA_OTP_USER_IDENTIFIER",
-	CKA_OTP_SERVICE_IDENTIFIER:     "CKA_OTP_SERVICE_IDENTIFIER",
-	CKA_OTP_SERVICE_LOGO:           "CKA_OTP_SERVICE_LOGO",
-	CKA_OTP_SERVICE_LOGO_TYPE:      "CKA_OTP_SERVICE_LOGO_TYPE",
-	CKA_OTP_COUNTER:                "CKA_OTP_COUNTER",
-	CKA_OTP_TIME:                   "CKA_OTP_TIME",
-	CKA_GOSTR3410_PARAMS:           "CKA_GOSTR3410_PARAMS",
-	CKA_GOSTR3411_PARAMS:           "CKA_GOSTR3411_PARAMS",
-	CKA_GOST28147_PARAMS:           "CKA_GOST28147_PARAMS",
-	CKA_HW_FEATURE_TYPE:            "CKA_HW_FEATURE_TYPE",
-	CKA_RESET_ON_INIT:              "CKA_RESET_ON_INIT",
-	CKA_HAS_RESET:                  "CKA_HAS_RESET",
-	CKA_PIXEL_X:                    "CKA_PIXEL_X",
-	CKA_PIXEL_Y:                    "CKA_PIXEL_Y",
-	CKA_RESOLUTION:                 "CKA_RESOLUTION",
-	CKA_CHAR_ROWS:                  "CKA_CHAR_ROWS",
-	CKA_CHAR_COLUMNS:               "CKA_CHAR_COLUMNS",
-	CKA_COLOR:                      "CKA_COLOR",
-	CKA_BITS_PER_PIXEL:             "CKA_BITS_PER_PIXEL",
-	CKA_CHAR_SETS:                  "CKA_CHAR_SETS",
-	CKA_ENCODING_METHODS:           "CKA_ENCODING_METHODS",
-	CKA_MIME_TYPES:                 "CKA_MIME_TYPES",
-	CKA_MECHANISM_TYPE:             "CKA_MECHANISM_TYPE",
-	CKA_REQUIRED_CMS_ATTRIBUTES:    "CKA_REQUIRED_CMS_ATTRIBUTES",
-	CKA_DEFAULT_CMS_ATTRIBUTES:     "CKA_DEFAULT_CMS_ATTRIBUTES",
-	CKA_SUPPORTED_CMS_ATTRIBUTES:   "CKA_SUPPORTED_CMS_ATTRIBUTES",
-	CKA_PROFILE_ID:                 "CKA_PROFILE_ID",
-	CKA_X2RATCHET_BAG:              "CKA_X2RATCHET_BAG",
-	CKA_X2RATCHET_BAGSIZE:          "CKA_X2RATCHET_BAGSIZE",
-	CKA_X2RATCHET_BOBS1STMSG:       "CKA_X2RATCHET_BOBS1STMSG",
-	CKA_X2RATCHET_CKR:              "CKA_X2RATCHET_CKR",
-	CKA_X2RATCHET_CKS:              "CKA_X2RATCHET_CKS",
-	CKA_X2RATCHET_DHP:              "CKA_X2RATCHET_DHP",
-	CKA_X2RATCHET_DHR:              "CKA_X2RATCHET_DHR",
-	CKA_X2RATCHET_DHS:              "CKA_X2RATCHET_DHS",
-	CKA_X2RATCHET_HKR:              "CKA_X2RATCHET_HKR",
-	CKA_X2RATCHET_HKS:              "CKA_X2RATCHET_HKS",
-	CKA_X2RATCHET_ISALICE:          "CKA_X2RATCHET_ISALICE",
-	CKA_X2RATCHET_NHKR:             "CKA_X2RATCHET_NHKR",
-	CKA_X2RATCHET_NHKS:             "CKA_X2RATCHET_NHKS",
-	CKA_X2RATCHET_NR:               "CKA_X2RATCHET_NR",
-	CKA_X2RATCHET_NS:               "CKA_X2RATCHET_NS",
-	CKA_X2RATCHET_PNS:              "CKA_X2RATCHET_PNS",
-	CKA_X2RATCHET_RK:               "CKA_X2RATCHET_RK",
-	CKA_HSS_LEVELS:                 "CKA_HSS_LEVELS",
-	CKA_HSS_LMS_TYPE:               "CKA_HSS_LMS_TYPE",
-	CKA_HSS_LMOTS_TYPE:             "CKA_HSS_LMOTS_TYPE",
-	CKA_HSS_LMS_TYPES:              "CKA_HSS_LMS_TYPES",
-	CKA_HSS_LMOTS_TYPES:            "CKA_HSS_LMOTS_TYPES",
-	CKA_HSS_KEYS_REMAINING:         "CKA_HSS_KEYS_REMAINING",
-	CKA_WRAP_TEMPLATE:              "CKA_WRAP_TEMPLATE",
-	CKA_UNWRAP_TEMPLATE:            "CKA_UNWRAP_TEMPLATE",
-	CKA_DERIVE_TEMPLATE:            "CKA_DERIVE_TEMPLATE",
-	CKA_ALLOWED_MECHANISMS:         "CKA_ALLOWED_MECHANISMS",
-	CKA_VENDOR_DEFINED:             "CKA_VENDOR_DEFINED",
-	CKA_GOHSM_OWNER:                "CKA_GOHSM_OWNER",
-	CKA_GOHSM_SHARED_USERS:         "CKA_GOHSM_SHARED_USERS",
+	CKA_CLASS:                             "CKA_CLASS",
+	CKA_TOKEN:                             "CKA_TOKEN",
+	CKA_PRIVATE:                           "CKA_PRIVATE",
+	CKA_LABEL:                             "CKA_LABEL",
+	CKA_UNIQUE_ID:                         "CKA_UNIQUE_ID",
+	CKA_APPLICATION:                       "CKA_APPLICATION",
+	CKA_VALUE:                             "CKA_VALUE",
+	CKA_OBJECT_ID:                         "CKA_OBJECT_ID",
+	CKA_CERTIFICATE_TYPE:                  "CKA_CERTIFICATE_TYPE",
+	CKA_ISSUER:                            "CKA_ISSUER",
+	CKA_SERIAL_NUMBER:                     "CKA_SERIAL_NUMBER",
+	CKA_AC_ISSUER:                         "CKA_AC_ISSUER",
+	CKA_OWNER:                             "CKA_OWNER",
+	CKA_ATTR_TYPES:                        "CKA_ATTR_TYPES",
+	CKA_TRUSTED:                           "CKA_TRUSTED",
+	CKA_CERTIFICATE_CATEGORY:              "CKA_CERTIFICATE_CATEGORY",
+	CKA_JAVA_MIDP_SECURITY_DOMAIN:         "CKA_JAVA_MIDP_SECURITY_DOMAIN",
+	CKA_URL:                               "CKA_URL",
+	CKA_HASH_OF_SUBJECT_PUBLIC_KEY:        "CKA_HASH_OF_SUBJECT_PUBLIC_KEY",
+	CKA_HASH_OF_ISSUER_PUBLIC_KEY:         "CKA_HASH_OF_ISSUER_PUBLIC_KEY",
+	CKA_NAME_HASH_ALGORITHM:               "CKA_NAME_HASH_ALGORITHM",
+	CKA_CHECK_VALUE:                       "CKA_CHECK_VALUE",
+	CKA_KEY_TYPE:                          "CKA_KEY_TYPE",
+	CKA_SUBJECT:                           "CKA_SUBJECT",
+	CKA_ID:                                "CKA_ID",
+	CKA_SENSITIVE:                         "CKA_SENSITIVE",
+	CKA_ENCRYPT:                           "CKA_ENCRYPT",
+	CKA_DECRYPT:                           "CKA_DECRYPT",
+	CKA_WRAP:                              "CKA_WRAP",
+	CKA_UNWRAP:                            "CKA_UNWRAP",
+	CKA_SIGN:                              "CKA_SIGN",
+	CKA_SIGN_RECOVER:                      "CKA_SIGN_RECOVER",
+	CKA_VERIFY:                            "CKA_VERIFY",
+	CKA_VERIFY_RECOVER:                    "CKA_VERIFY_RECOVER",
+	CKA_DERIVE:                            "CKA_DERIVE",
+	CKA_START_DATE:                        "CKA_START_DATE",
+	CKA_END_DATE:                          "CKA_END_DATE",
+	CKA_MODULUS:                           "CKA_MODULUS",
+	CKA_MODULUS_BITS:                      "CKA_MODULUS_BITS",
+	CKA_PUBLIC_EXPONENT:                   "CKA_PUBLIC_EXPONENT",
+	CKA_PRIVATE_EXPONENT:                  "CKA_PRIVATE_EXPONENT",
+	CKA_PRIME_1:                           "CKA_PRIME_1",
+	CKA_PRIME_2:                           "CKA_PRIME_2",
+	CKA_EXPONENT_1:                        "CKA_EXPONENT_1",
+	CKA_EXPONENT_2:                        "CKA_EXPONENT_2",
+	CKA_COEFFICIENT:                       "CKA_COEFFICIENT",
+	CKA_PUBLIC_KEY_INFO:                   "CKA_PUBLIC_KEY_INFO",
+	CKA_PRIME:                             "CKA_PRIME",
+	CKA_SUBPRIME:                          "CKA_SUBPRIME",
+	CKA_BASE:                              "CKA_BASE",
+	CKA_PRIME_BITS:                        "CKA_PRIME_BITS",
+	CKA_SUBPRIME_BITS:                     "CKA_SUBPRIME_BITS",
+	CKA_VALUE_BITS:                        "CKA_VALUE_BITS",
+	CKA_VALUE_LEN:                         "CKA_VALUE_LEN",
+	CKA_EXTRACTABLE:                       "CKA_EXTRACTABLE",
+	CKA_LOCAL:                             "CKA_LOCAL",
+	CKA_NEVER_EXTRACTABLE:                 "CKA_NEVER_EXTRACTABLE",
+	CKA_ALWAYS_SENSITIVE:                  "CKA_ALWAYS_SENSITIVE",
+	CKA_KEY_GEN_MECHANISM:                 "CKA_KEY_GEN_MECHANISM",
+	CKA_MODIFIABLE:                        "CKA_MODIFIABLE",
+	CKA_COPYABLE:                          "CKA_COPYABLE",
+	CKA_DESTROYABLE:                       "CKA_DESTROYABLE",
+	CKA_EC_PARAMS:                         "CKA_EC_PARAMS",
+	CKA_EC_POINT:                          "CKA_EC_POINT",
+	CKA_SECONDARY_AUTH:                    "CKA_SECONDARY_AUTH",
+	CKA_AUTH_PIN_FLAGS:                    "CKA_AUTH_PIN_FLAGS",
+	CKA_ALWAYS_AUTHENTICATE:               "CKA_ALWAYS_AUTHENTICATE",
+	CKA_WRAP_WITH_TRUSTED:                 "CKA_WRAP_WITH_TRUSTED",
+	CKA_OTP_FORMAT:                        "CKA_OTP_FORMAT",
+	CKA_OTP_LENGTH:                        "CKA_OTP_LENGTH",
+	CKA_OTP_TIME_INTERVAL:                 "CKA_OTP_TIME_INTERVAL",
+	CKA_OTP_USER_FRIENDLY_MODE:            "CKA_OTP_USER_FRIENDLY_MODE",
+	CKA_OTP_CHALLENGE_REQUIREMENT:         "CKA_OTP_CHALLENGE_REQUIREMENT",
+	CKA_OTP_TIME_REQUIREMENT:              "CKA_OTP_TIME_REQUIREMENT",
+	CKA_OTP_COUNTER_REQUIREMENT:           "CKA_OTP_COUNTER_REQUIREMENT",
+	CKA_OTP_PIN_REQUIREMENT:               "CKA_OTP_PIN_REQUIREMENT",
+	CKA_OTP_USER_IDENTIFIER:               "CKA_OTP_USER_IDENTIFIER",
+	CKA_OTP_SERVICE_IDENTIFIER:            "CKA_OTP_SERVICE_IDENTIFIER",
+	CKA_OTP_SERVICE_LOGO:                  "CKA_OTP_SERVICE_LOGO",
+	CKA_OTP_SERVICE_LOGO_TYPE:             "CKA_OTP_SERVICE_LOGO_TYPE",
+	CKA_OTP_COUNTER:                       "CKA_OTP_COUNTER",
+	CKA_OTP_TIME:                          "CKA_OTP_TIME",
+	CKA_GOSTR3410_PARAMS:                  "CKA_GOSTR3410_PARAMS",
+	CKA_GOSTR3411_PARAMS:                  "CKA_GOSTR3411_PARAMS",
+	CKA_GOST28147_PARAMS:                  "CKA_GOST28147_PARAMS",
+	CKA_HW_FEATURE_TYPE:                   "CKA_HW_FEATURE_TYPE",
+	CKA_RESET_ON_INIT:                     "CKA_RESET_ON_INIT",
+	CKA_HAS_RESET:                         "CKA_HAS_RESET",
+	CKA_PIXEL_X:                           "CKA_PIXEL_X",
+	CKA_PIXEL_Y:                           "CKA_PIXEL_Y",
+	CKA_RESOLUTION:                        "CKA_RESOLUTION",
+	CKA_CHAR_ROWS:                         "CKA_CHAR_ROWS",
+	CKA_CHAR_COLUMNS:                      "CKA_CHAR_COLUMNS",
+	CKA_COLOR:                             "CKA_COLOR",
+	CKA_BITS_PER_PIXEL:                    "CKA_BITS_PER_PIXEL",
+	CKA_CHAR_SETS:                         "CKA_CHAR_SETS",
+	CKA_ENCODING_METHODS:                  "CKA_ENCODING_METHODS",
+	CKA_MIME_TYPES:                        "CKA_MIME_TYPES",
+	CKA_MECHANISM_TYPE:                    "CKA_MECHANISM_TYPE",
+	CKA_REQUIRED_CMS_ATTRIBUTES:           "CKA_REQUIRED_CMS_ATTRIBUTES",
+	CKA_DEFAULT_CMS_ATTRIBUTES:            "CKA_DEFAULT_CMS_ATTRIBUTES",
+	CKA_SUPPORTED_CMS_ATTRIBUTES:          "CKA_SUPPORTED_CMS_ATTRIBUTES",
+	CKA_PROFILE_ID:                        "CKA_PROFILE_ID",
+	CKA_X2RATCHET_BAG:                     "CKA_X2RATCHET_BAG",
+	CKA_X2RATCHET_BAGSIZE:                 "CKA_X2RATCHET_BAGSIZE",
+	CKA_X2RATCHET_BOBS1STMSG:              "CKA_X2RATCHET_BOBS1STMSG",
+	CKA_X2RATCHET_CKR:                     "CKA_X2RATCHET_CKR",
+	CKA_X2RATCHET_CKS:                     "CKA_X2RATCHET_CKS",
+	CKA_X2RATCHET_DHP:                     "CKA_X2RATCHET_DHP",
+	CKA_X2RATCHET_DHR:                     "CKA_X2RATCHET_DHR",
+	CKA_X2RATCHET_DHS:                     "CKA_X2RATCHET_DHS",
+	CKA_X2RATCHET_HKR:                     "CKA_X2RATCHET_HKR",
+	CKA_X2RATCHET_HKS:                     "CKA_X2RATCHET_HKS",
+	CKA_X2RATCHET_ISALICE:                 "CKA_X2RATCHET_ISALICE",
+	CKA_X2RATCHET_NHKR:                    "CKA_X2RATCHET_NHKR",
+	CKA_X2RATCHET_NHKS:                    "CKA_X2RATCHET_NHKS",
+	CKA_X2RATCHET_NR:                      "CKA_X2RATCHET_NR",
+	CKA_X2RATCHET_NS:                      "CKA_X2RATCHET_NS",
+	CKA_X2RATCHET_PNS:                     "CKA_X2RATCHET_PNS",
+	CKA_X2RATCHET_RK:                      "CKA_X2RATCHET_RK",
+	CKA_HSS_LEVELS:                        "CKA_HSS_LEVELS",
+	CKA_HSS_LMS_TYPE:                      "CKA_HSS_LMS_TYPE",
+	CKA_HSS_LMOTS_TYPE:                    "CKA_HSS_LMOTS_TYPE",
+	CKA_HSS_LMS_TYPES:                     "CKA_HSS_LMS_TYPES",
+	CKA_HSS_LMOTS_TYPES:                   "CKA_HSS_LMOTS_TYPES",
+	CKA_HSS_KEYS_REMAINING:                "CKA_HSS_KEYS_REMAINING",
+	CKA_PARAMETER_SET:                     "CKA_PARAMETER_SET",
+	CKA_OBJECT_VALIDATION_FLAGS:           "CKA_OBJECT_VALIDATION_FLAGS",
+	CKA_VALIDATION_TYPE:                   "CKA_VALIDATION_TYPE",
+	CKA_VALIDATION_VERSION:                "CKA_VALIDATION_VERSION",
+	CKA_VALIDATION_LEVEL:                  "CKA_VALIDATION_LEVEL",
+	CKA_VALIDATION_MODULE_ID:              "CKA_VALIDATION_MODULE_ID",
+	CKA_VALIDATION_FLAG:                   "CKA_VALIDATION_FLAG",
+	CKA_VALIDATION_AUTHORITY_TYPE:         "CKA_VALIDATION_AUTHORITY_TYPE",
+	CKA_VALIDATION_COUNTRY:                "CKA_VALIDATION_COUNTRY",
+	CKA_VALIDATION_CERTIFICATE_IDENTIFIER: "CKA_VALIDATION_CERTIFICATE_IDENTIFIER",
+	CKA_VALIDATION_CERTIFICATE_URI:        "CKA_VALIDATION_CERTIFICATE_URI",
+	CKA_VALIDATION_VENDOR_URI:             "CKA_VALIDATION_VENDOR_URI",
+	CKA_VALIDATION_PROFILE:                "CKA_VALIDATION_PROFILE",
+	CKA_ENCAPSULATE_TEMPLATE:              "CKA_ENCAPSULATE_TEMPLATE",
+	CKA_DECAPSULATE_TEMPLATE:              "CKA_DECAPSULATE_TEMPLATE",
+	CKA_TRUST_SERVER_AUTH:                 "CKA_TRUST_SERVER_AUTH",
+	CKA_TRUST_CLIENT_AUTH:                 "CKA_TRUST_CLIENT_AUTH",
+	CKA_TRUST_CODE_SIGNING:                "CKA_TRUST_CODE_SIGNING",
+	CKA_TRUST_EMAIL_PROTECTION:            "CKA_TRUST_EMAIL_PROTECTION",
+	CKA_TRUST_IPSEC_IKE:                   "CKA_TRUST_IPSEC_IKE",
+	CKA_TRUST_TIME_STAMPING:               "CKA_TRUST_TIME_STAMPING",
+	CKA_TRUST_OCSP_SIGNING:                "CKA_TRUST_OCSP_SIGNING",
+	CKA_ENCAPSULATE:                       "CKA_ENCAPSULATE",
+	CKA_DECAPSULATE:                       "CKA_DECAPSULATE",
+	CKA_HASH_OF_CERTIFICATE:               "CKA_HASH_OF_CERTIFICATE",
+	CKA_PUBLIC_CRC64_VALUE:                "CKA_PUBLIC_CRC64_VALUE",
+	CKA_SEED:                              "CKA_SEED",
+	CKA_WRAP_TEMPLATE:                     "CKA_WRAP_TEMPLATE",
+	CKA_UNWRAP_TEMPLATE:                   "CKA_UNWRAP_TEMPLATE",
+	CKA_DERIVE_TEMPLATE:                   "CKA_DERIVE_TEMPLATE",
+	CKA_ALLOWED_MECHANISMS:                "CKA_ALLOWED_MECHANISMS",
+	CKA_VENDOR_DEFINED:                    "CKA_VENDOR_DEFINED",
+	CKA_GOHSM_OWNER:                       "CKA_GOHSM_OWNER",
+	CKA_GOHSM_SHARED_USERS:                "CKA_GOHSM_SHARED_USERS",
 }
 
 var mechanismTypeNames = map[MechanismType]string{
@@ -1203,6 +1351,7 @@ var mechanismTypeNames = map[MechanismType]string{
 	CKM_SHA1_RSA_X9_31:                  "CKM_SHA1_RSA_X9_31",
 	CKM_RSA_PKCS_PSS:                    "CKM_RSA_PKCS_PSS",
 	CKM_SHA1_RSA_PKCS_PSS:               "CKM_SHA1_RSA_PKCS_PSS",
+	CKM_ML_KEM_KEY_PAIR_GEN:             "CKM_ML_KEM_KEY_PAIR_GEN",
 	CKM_DSA_KEY_PAIR_GEN:                "CKM_DSA_KEY_PAIR_GEN",
 	CKM_DSA:                             "CKM_DSA",
 	CKM_DSA_SHA1:                        "CKM_DSA_SHA1",
@@ -1210,16 +1359,43 @@ var mechanismTypeNames = map[MechanismType]string{
 	CKM_DSA_SHA256:                      "CKM_DSA_SHA256",
 	CKM_DSA_SHA384:                      "CKM_DSA_SHA384",
 	CKM_DSA_SHA512:                      "CKM_DSA_SHA512",
+	CKM_ML_KEM:                          "CKM_ML_KEM",
 	CKM_DSA_SHA3_224:                    "CKM_DSA_SHA3_224",
 	CKM_DSA_SHA3_256:                    "CKM_DSA_SHA3_256",
 	CKM_DSA_SHA3_384:                    "CKM_DSA_SHA3_384",
 	CKM_DSA_SHA3_512:                    "CKM_DSA_SHA3_512",
+	CKM_ML_DSA_KEY_PAIR_GEN:             "CKM_ML_DSA_KEY_PAIR_GEN",
+	CKM_ML_DSA:                          "CKM_ML_DSA",
+	CKM_HASH_ML_DSA:                     "CKM_HASH_ML_DSA",
 	CKM_DH_PKCS_KEY_PAIR_GEN:            "CKM_DH_PKCS_KEY_PAIR_GEN",
 	CKM_DH_PKCS_DERIVE:                  "CKM_DH_PKCS_DERIVE",
+	CKM_HASH_ML_DSA_SHA224:              "CKM_HASH_ML_DSA_SHA224",
+	CKM_HASH_ML_DSA_SHA256:              "CKM_HASH_ML_DSA_SHA256",
+	CKM_HASH_ML_DSA_SHA384:              "CKM_HASH_ML_DSA_SHA384",
+	CKM_HASH_ML_DSA_SHA512:              "CKM_HASH_ML_DSA_SHA512",
+	CKM_HASH_ML_DSA_SHA3_224:            "CKM_HASH_ML_DSA_SHA3_224",
+	CKM_HASH_ML_DSA_SHA3_256:            "CKM_HASH_ML_DSA_SHA3_256",
+	CKM_HASH_ML_DSA_SHA3_384:            "CKM_HASH_ML_DSA_SHA3_384",
+	CKM_HASH_ML_DSA_SHA3_512:            "CKM_HASH_ML_DSA_SHA3_512",
+	CKM_HASH_ML_DSA_SHAKE128:            "CKM_HASH_ML_DSA_SHAKE128",
+	CKM_HASH_ML_DSA_SHAKE256:            "CKM_HASH_ML_DSA_SHAKE256",
+	CKM_SLH_DSA_KEY_PAIR_GEN:            "CKM_SLH_DSA_KEY_PAIR_GEN",
+	CKM_SLH_DSA:                         "CKM_SLH_DSA",
 	CKM_X9_42_DH_KEY_PAIR_GEN:           "CKM_X9_42_DH_KEY_PAIR_GEN",
 	CKM_X9_42_DH_DERIVE:                 "CKM_X9_42_DH_DERIVE",
 	CKM_X9_42_DH_HYBRID_DERIVE:          "CKM_X9_42_DH_HYBRID_DERIVE",
 	CKM_X9_42_MQV_DERIVE:                "CKM_X9_42_MQV_DERIVE",
+	CKM_HASH_SLH_DSA:                    "CKM_HASH_SLH_DSA",
+	CKM_HASH_SLH_DSA_SHA224:             "CKM_HASH_SLH_DSA_SHA224",
+	CKM_HASH_SLH_DSA_SHA256:             "CKM_HASH_SLH_DSA_SHA256",
+	CKM_HASH_SLH_DSA_SHA384:             "CKM_HASH_SLH_DSA_SHA384",
+	CKM_HASH_SLH_DSA_SHA512:             "CKM_HASH_SLH_DSA_SHA512",
+	CKM_HASH_SLH_DSA_SHA3_224:           "CKM_HASH_SLH_DSA_SHA3_224",
+	CKM_HASH_SLH_DSA_SHA3_256:           "CKM_HASH_SLH_DSA_SHA3_256",
+	CKM_HASH_SLH_DSA_SHA3_384:           "CKM_HASH_SLH_DSA_SHA3_384",
+	CKM_HASH_SLH_DSA_SHA3_512:           "CKM_HASH_SLH_DSA_SHA3_512",
+	CKM_HASH_SLH_DSA_SHAKE128:           "CKM_HASH_SLH_DSA_SHAKE128",
+	CKM_HASH_SLH_DSA_SHAKE256:           "CKM_HASH_SLH_DSA_SHAKE256",
 	CKM_SHA256_RSA_PKCS:                 "CKM_SHA256_RSA_PKCS",
 	CKM_SHA384_RSA_PKCS:                 "CKM_SHA384_RSA_PKCS",
 	CKM_SHA512_RSA_PKCS:                 "CKM_SHA512_RSA_PKCS",
@@ -1614,6 +1790,13 @@ var mechanismTypeNames = map[MechanismType]string{
 	CKM_IKE1_EXTENDED_DERIVE:            "CKM_IKE1_EXTENDED_DERIVE",
 	CKM_HSS_KEY_PAIR_GEN:                "CKM_HSS_KEY_PAIR_GEN",
 	CKM_HSS:                             "CKM_HSS",
+	CKM_XMSS_KEY_PAIR_GEN:               "CKM_XMSS_KEY_PAIR_GEN",
+	CKM_XMSSMT_KEY_PAIR_GEN:             "CKM_XMSSMT_KEY_PAIR_GEN",
+	CKM_XMSS:                            "CKM_XMSS",
+	CKM_XMSSMT:                          "CKM_XMSSMT",
+	CKM_ECDH_X_AES_KEY_WRAP:             "CKM_ECDH_X_AES_KEY_WRAP",
+	CKM_ECDH_COF_AES_KEY_WRAP:           "CKM_ECDH_COF_AES_KEY_WRAP",
+	CKM_PUB_KEY_FROM_PRIV_KEY:           "CKM_PUB_KEY_FROM_PRIV_KEY",
 	CKM_VENDOR_DEFINED:                  "CKM_VENDOR_DEFINED",
 	CKM_CLOUDHSM_SP800_108_COUNTER_KDF:  "CKM_CLOUDHSM_SP800_108_COUNTER_KDF",
 	CKM_CLOUDHSM_AES_GCM:                "CKM_CLOUDHSM_AES_GCM",
@@ -1634,6 +1817,8 @@ var objectClassNames = map[ObjectClass]string{
 	CKO_MECHANISM:         "CKO_MECHANISM",
 	CKO_OTP_KEY:           "CKO_OTP_KEY",
 	CKO_PROFILE:           "CKO_PROFILE",
+	CKO_VALIDATION:        "CKO_VALIDATION",
+	CKO_TRUST:             "CKO_TRUST",
 	CKO_VENDOR_DEFINED:    "CKO_VENDOR_DEFINED",
 }
 
@@ -1699,6 +1884,11 @@ var keyTypeNames = map[KeyType]string{
 	CKK_SHA512_256_HMAC:  "CKK_SHA512_256_HMAC",
 	CKK_SHA512_T_HMAC:    "CKK_SHA512_T_HMAC",
 	CKK_HSS:              "CKK_HSS",
+	CKK_XMSS:             "CKK_XMSS",
+	CKK_XMSSMT:           "CKK_XMSSMT",
+	CKK_ML_KEM:           "CKK_ML_KEM",
+	CKK_ML_DSA:           "CKK_ML_DSA",
+	CKK_SLH_DSA:          "CKK_SLH_DSA",
 	CKK_VENDOR_DEFINED:   "CKK_VENDOR_DEFINED",
 }
 

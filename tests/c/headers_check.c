@@ -69,6 +69,19 @@ _Static_assert(offsetof(CK_FUNCTION_LIST_3_0, C_MessageSignInit) == PTR * 83, "C
 _Static_assert(offsetof(CK_FUNCTION_LIST_3_0, C_MessageVerifyInit) == PTR * 88, "C_MessageVerifyInit");
 _Static_assert(offsetof(CK_FUNCTION_LIST_3_0, C_MessageVerifyFinal) == PTR * 92, "C_MessageVerifyFinal is last");
 
+/* The 3.2 list: the 3.0 list followed by the 10 functions added in 3.2, in
+ * the spec's order (C_EncapsulateKey .. C_AsyncJoin). */
+_Static_assert(sizeof(CK_FUNCTION_LIST_3_2) == PTR * (1 + 68 + 24 + 10), "CK_FUNCTION_LIST_3_2 has 102 functions");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_MessageVerifyFinal) == offsetof(CK_FUNCTION_LIST_3_0, C_MessageVerifyFinal),
+               "the 3.2 list starts with the 3.0 list");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_EncapsulateKey) == PTR * 93, "C_EncapsulateKey follows C_MessageVerifyFinal");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_DecapsulateKey) == PTR * 94, "C_DecapsulateKey");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_VerifySignatureInit) == PTR * 95, "C_VerifySignatureInit");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_VerifySignatureFinal) == PTR * 98, "C_VerifySignatureFinal");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_GetSessionValidationFlags) == PTR * 99, "C_GetSessionValidationFlags");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_AsyncComplete) == PTR * 100, "C_AsyncComplete");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_AsyncJoin) == PTR * 102, "C_AsyncJoin is last");
+
 /* Mechanism parameters. */
 _Static_assert(sizeof(CK_GCM_PARAMS) == 48, "CK_GCM_PARAMS with ulIvBits");
 _Static_assert(offsetof(CK_GCM_PARAMS, ulIvBits) == 16, "CK_GCM_PARAMS.ulIvBits");
@@ -90,6 +103,12 @@ _Static_assert(sizeof(CK_KEY_DERIVATION_STRING_DATA) == 16, "CK_KEY_DERIVATION_S
 _Static_assert(sizeof(CK_PKCS5_PBKD2_PARAMS2) == 72, "CK_PKCS5_PBKD2_PARAMS2");
 _Static_assert(sizeof(CK_SP800_108_KDF_PARAMS) == 40, "CK_SP800_108_KDF_PARAMS");
 _Static_assert(sizeof(CK_PRF_DATA_PARAM) == 24, "CK_PRF_DATA_PARAM");
+_Static_assert(sizeof(CK_SIGN_ADDITIONAL_CONTEXT) == 24, "CK_SIGN_ADDITIONAL_CONTEXT");
+_Static_assert(offsetof(CK_SIGN_ADDITIONAL_CONTEXT, ulContextLen) == 16, "CK_SIGN_ADDITIONAL_CONTEXT.ulContextLen");
+_Static_assert(sizeof(CK_HASH_SIGN_ADDITIONAL_CONTEXT) == 32, "CK_HASH_SIGN_ADDITIONAL_CONTEXT");
+_Static_assert(offsetof(CK_HASH_SIGN_ADDITIONAL_CONTEXT, hash) == 24, "CK_HASH_SIGN_ADDITIONAL_CONTEXT.hash");
+_Static_assert(sizeof(CK_ASYNC_DATA) == 40, "CK_ASYNC_DATA");
+_Static_assert(offsetof(CK_ASYNC_DATA, hAdditionalObject) == 32, "CK_ASYNC_DATA.hAdditionalObject");
 
 /* A few values that clients hard-code. */
 _Static_assert(CKA_WRAP_TEMPLATE == 0x40000211UL, "CKA_WRAP_TEMPLATE");
@@ -99,6 +118,19 @@ _Static_assert(CKM_EDDSA == 0x1057UL, "CKM_EDDSA");
 _Static_assert(CKM_AES_KEY_WRAP_KWP == 0x210BUL, "CKM_AES_KEY_WRAP_KWP");
 _Static_assert(CKR_FUNCTION_REJECTED == 0x200UL, "CKR_FUNCTION_REJECTED");
 _Static_assert(CKK_EC == CKK_ECDSA, "CKK_EC alias");
+
+/* Post-quantum values (v3.2). */
+_Static_assert(CKK_ML_KEM == 0x49UL && CKK_ML_DSA == 0x4AUL && CKK_SLH_DSA == 0x4BUL, "CKK_ML_*");
+_Static_assert(CKM_ML_KEM_KEY_PAIR_GEN == 0x0FUL && CKM_ML_KEM == 0x17UL, "CKM_ML_KEM*");
+_Static_assert(CKM_ML_DSA_KEY_PAIR_GEN == 0x1CUL && CKM_ML_DSA == 0x1DUL && CKM_HASH_ML_DSA == 0x1FUL, "CKM_ML_DSA*");
+_Static_assert(CKM_HASH_ML_DSA_SHA224 == 0x23UL && CKM_HASH_ML_DSA_SHAKE256 == 0x2CUL, "CKM_HASH_ML_DSA_*");
+_Static_assert(CKA_PARAMETER_SET == 0x61DUL && CKA_SEED == 0x637UL, "CKA_PARAMETER_SET, CKA_SEED");
+_Static_assert(CKA_ENCAPSULATE == 0x633UL && CKA_DECAPSULATE == 0x634UL, "CKA_ENCAPSULATE, CKA_DECAPSULATE");
+_Static_assert(CKF_ENCAPSULATE == 0x10000000UL && CKF_DECAPSULATE == 0x20000000UL, "CKF_(EN|DE)CAPSULATE");
+_Static_assert(CKP_ML_KEM_512 == 1 && CKP_ML_KEM_768 == 2 && CKP_ML_KEM_1024 == 3, "CKP_ML_KEM_*");
+_Static_assert(CKP_ML_DSA_44 == 1 && CKP_ML_DSA_65 == 2 && CKP_ML_DSA_87 == 3, "CKP_ML_DSA_*");
+_Static_assert(CKH_HEDGE_PREFERRED == 0 && CKH_HEDGE_REQUIRED == 1 && CKH_DETERMINISTIC_REQUIRED == 2, "CKH_*");
+_Static_assert(CKR_PARAMETER_SET_NOT_SUPPORTED == 0x209UL, "CKR_PARAMETER_SET_NOT_SUPPORTED");
 
 /* Vendor values (gohsm.h). */
 _Static_assert(CKA_GOHSM_OWNER == 0xC7480001UL, "CKA_GOHSM_OWNER");
@@ -138,3 +170,19 @@ CK_FUNCTION_LIST_3_0 headers_check_list = {
 	.C_MessageVerifyFinal = C_MessageVerifyFinal,
 };
 CK_C_GetInterface headers_check_get_interface = C_GetInterface;
+
+CK_FUNCTION_LIST_3_2 headers_check_list_3_2 = {
+	.version = {3, 2},
+	.C_Initialize = C_Initialize,
+	.C_MessageVerifyFinal = C_MessageVerifyFinal,
+	.C_EncapsulateKey = C_EncapsulateKey,
+	.C_DecapsulateKey = C_DecapsulateKey,
+	.C_VerifySignatureInit = C_VerifySignatureInit,
+	.C_VerifySignature = C_VerifySignature,
+	.C_VerifySignatureUpdate = C_VerifySignatureUpdate,
+	.C_VerifySignatureFinal = C_VerifySignatureFinal,
+	.C_GetSessionValidationFlags = C_GetSessionValidationFlags,
+	.C_AsyncComplete = C_AsyncComplete,
+	.C_AsyncGetID = C_AsyncGetID,
+	.C_AsyncJoin = C_AsyncJoin,
+};

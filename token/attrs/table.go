@@ -296,6 +296,25 @@ var valueLenTable = table{
 	value(ck.CKA_VALUE_LEN, KindULong, NotCreate|MustGenerate|Derived),
 }
 
+// PKCS #11 3.2, "ML-KEM public key objects" and "ML-KEM private key
+// objects". CKA_PARAMETER_SET: MUST on create, MUST on generate for the
+// public key (the private key takes the pair's). The public CKA_VALUE is
+// FIPS 203's encapsulation key. The private key is held as CKA_SEED (d || z,
+// 64 bytes); crypto/mlkem cannot produce or take the expanded decapsulation
+// key the spec's private CKA_VALUE holds, so that attribute is not part of
+// our ML-KEM private key (docs/design.md, "ML-KEM").
+var mlkemPublicTable = table{
+	value(ck.CKA_PARAMETER_SET, KindULong, MustCreate|MustGenerate),
+	value(ck.CKA_VALUE, KindBytes, MustCreate|NotGenerate),
+	empty(ck.CKA_ENCAPSULATE_TEMPLATE, KindTemplate, 0),
+}
+
+var mlkemPrivateTable = table{
+	value(ck.CKA_PARAMETER_SET, KindULong, MustCreate|Derived),
+	value(ck.CKA_SEED, KindBytes, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	empty(ck.CKA_DECAPSULATE_TEMPLATE, KindTemplate, 0),
+}
+
 // schemaKey names one concrete kind of object.
 type schemaKey struct {
 	class   ck.ObjectClass
@@ -388,6 +407,12 @@ var schemas = func() map[schemaKey]*Schema {
 	// private key derives by default and the public key does nothing.
 	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY, cat(pub, ecPublicTable)...)
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY, cat(priv, ecPrivateTable, usage(ck.CKA_DERIVE))...)
+
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA, cat(pub, mldsaPublicTable, usage(ck.CKA_VERIFY))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA, cat(priv, mldsaPrivateTable, usage(ck.CKA_SIGN))...)
+	// ML-KEM keys encapsulate and decapsulate by default, and nothing else.
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM, cat(pub, mlkemPublicTable, usage(ck.CKA_ENCAPSULATE))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM, cat(priv, mlkemPrivateTable, usage(ck.CKA_DECAPSULATE))...)
 
 	add(ck.CKO_SECRET_KEY, ck.CKK_AES, cat(sec, secretValueTable, valueLenTable,
 		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP, ck.CKA_UNWRAP))...)

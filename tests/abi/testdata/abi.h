@@ -158,7 +158,8 @@ static inline int abi_exit(void)
 struct abi_module {
 	void *handle;
 	CK_FUNCTION_LIST_PTR fl;   /* from C_GetFunctionList (2.40) */
-	CK_FUNCTION_LIST_3_0_PTR f3; /* from C_GetInterface(NULL...) (3.0) */
+	CK_FUNCTION_LIST_3_2_PTR f3; /* from C_GetInterface(NULL...): the default, 3.2 */
+	CK_FUNCTION_LIST_3_0_PTR f30; /* from C_GetInterface("PKCS 11", 3.0) */
 	CK_C_GetFunctionList get_function_list;
 	CK_C_GetInterfaceList get_interface_list;
 	CK_C_GetInterface get_interface;
@@ -194,7 +195,18 @@ static inline void abi_load(const char *path, struct abi_module *m)
 		abi_fail("C_GetInterface default", "rv %s", abi_rv_name(rv));
 		exit(abi_exit());
 	}
-	m->f3 = (CK_FUNCTION_LIST_3_0_PTR)iface->pFunctionList;
+	m->f3 = (CK_FUNCTION_LIST_3_2_PTR)iface->pFunctionList;
+	{
+		CK_VERSION v30 = { 3, 0 };
+
+		iface = NULL;
+		rv = m->get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &iface, 0);
+		if (rv != CKR_OK || iface == NULL || iface->pFunctionList == NULL) {
+			abi_fail("C_GetInterface 3.0", "rv %s", abi_rv_name(rv));
+			exit(abi_exit());
+		}
+		m->f30 = (CK_FUNCTION_LIST_3_0_PTR)iface->pFunctionList;
+	}
 }
 
 /* A CK_C_INITIALIZE_ARGS that only says "use OS locking" (libp11, Java). */

@@ -44,9 +44,15 @@
 	X(C_SignMessageNext) X(C_MessageSignFinal) X(C_MessageVerifyInit) X(C_VerifyMessage)   \
 	X(C_VerifyMessageBegin) X(C_VerifyMessageNext) X(C_MessageVerifyFinal)
 
+/* The 10 entries CK_FUNCTION_LIST_3_2 adds (v3.2 section 3.6). */
+#define FIELDS_3_2(X)                                                                        \
+	X(C_EncapsulateKey) X(C_DecapsulateKey) X(C_VerifySignatureInit) X(C_VerifySignature)  \
+	X(C_VerifySignatureUpdate) X(C_VerifySignatureFinal) X(C_GetSessionValidationFlags)    \
+	X(C_AsyncComplete) X(C_AsyncGetID) X(C_AsyncJoin)
+
 static void check_lists(struct abi_module *m)
 {
-	int n240 = 0, n30 = 0, null240 = 0, null30 = 0, differ = 0;
+	int n240 = 0, n30 = 0, n32 = 0, null240 = 0, null30 = 0, null32 = 0, differ = 0;
 	char missing[2048] = "";
 
 #define COUNT(f) n240++;
@@ -54,6 +60,9 @@ static void check_lists(struct abi_module *m)
 #undef COUNT
 #define COUNT(f) n30++;
 	FIELDS_3_0(COUNT)
+#undef COUNT
+#define COUNT(f) n32++;
+	FIELDS_3_2(COUNT)
 #undef COUNT
 	/* The header layout matches the spec's entry count (guards the lists above). */
 	abi_check("header: CK_FUNCTION_LIST has 68 entries",
@@ -64,11 +73,17 @@ static void check_lists(struct abi_module *m)
 		  n30 == 24 && (sizeof(CK_FUNCTION_LIST_3_0) - offsetof(CK_FUNCTION_LIST_3_0, C_Initialize)) /
 					sizeof(CK_C_Initialize) == 92,
 		  "fields %d, size %zu", n30, sizeof(CK_FUNCTION_LIST_3_0));
+	abi_check("header: CK_FUNCTION_LIST_3_2 has 102 entries",
+		  n32 == 10 && (sizeof(CK_FUNCTION_LIST_3_2) - offsetof(CK_FUNCTION_LIST_3_2, C_Initialize)) /
+					sizeof(CK_C_Initialize) == 102,
+		  "fields %d, size %zu", n32, sizeof(CK_FUNCTION_LIST_3_2));
 
 	abi_check("C_GetFunctionList version 2.40", m->fl->version.major == 2 && m->fl->version.minor == 40,
 		  "got %d.%d", m->fl->version.major, m->fl->version.minor);
-	abi_check("C_GetInterface default version 3.0", m->f3->version.major == 3 && m->f3->version.minor == 0,
+	abi_check("C_GetInterface default version 3.2", m->f3->version.major == 3 && m->f3->version.minor == 2,
 		  "got %d.%d", m->f3->version.major, m->f3->version.minor);
+	abi_check("C_GetInterface(\"PKCS 11\", 3.0) version 3.0", m->f30->version.major == 3 && m->f30->version.minor == 0,
+		  "got %d.%d", m->f30->version.major, m->f30->version.minor);
 
 #define NONNULL_240(f)                                                        \
 	if (m->fl->f == NULL) {                                               \
@@ -91,9 +106,26 @@ static void check_lists(struct abi_module *m)
 	}
 	FIELDS_3_0(NONNULL_30)
 #undef NONNULL_30
-	abi_check("every function pointer of both lists is set", null240 == 0 && null30 == 0, "NULL:%s",
-		  missing);
-	abi_check("both lists share the 2.40 entry points (but C_GetInfo)", differ == 0, "%d entries differ", differ);
+	/* The 3.0 list has the same entry points as the 3.2 list but C_GetInfo. */
+#define SAME_30(f)                                                            \
+	if (m->f30->f == NULL) {                                              \
+		null30++;                                                     \
+		strncat(missing, " 3.0:" #f, sizeof missing - strlen(missing) - 1); \
+	} else if ((void *)m->f30->f != (void *)m->f3->f && strcmp(#f, "C_GetInfo") != 0) \
+		differ++;
+	FIELDS_2_40(SAME_30)
+	FIELDS_3_0(SAME_30)
+#undef SAME_30
+#define NONNULL_32(f)                                                         \
+	if (m->f3->f == NULL) {                                               \
+		null32++;                                                     \
+		strncat(missing, " 3.2:" #f, sizeof missing - strlen(missing) - 1); \
+	}
+	FIELDS_3_2(NONNULL_32)
+#undef NONNULL_32
+	abi_check("every function pointer of the three lists is set", null240 == 0 && null30 == 0 && null32 == 0,
+		  "NULL:%s", missing);
+	abi_check("the lists share their entry points (but C_GetInfo)", differ == 0, "%d entries differ", differ);
 	abi_check_rv("C_GetFunctionList(NULL)", m->get_function_list(NULL), CKR_ARGUMENTS_BAD);
 }
 
@@ -104,36 +136,43 @@ static void check_interfaces(struct abi_module *m)
 	CK_INTERFACE list[4];
 	CK_INTERFACE_PTR ip = NULL;
 	CK_ULONG n;
-	CK_VERSION v240 = { 2, 40 }, v30 = { 3, 0 }, v31 = { 3, 1 };
+	CK_VERSION v240 = { 2, 40 }, v30 = { 3, 0 }, v31 = { 3, 1 }, v32 = { 3, 2 };
 	CK_RV rv;
 
 	abi_check_rv("C_GetInterfaceList(list, NULL)", m->get_interface_list(list, NULL), CKR_ARGUMENTS_BAD);
 	n = 0;
 	rv = m->get_interface_list(NULL, &n);
-	abi_check("C_GetInterfaceList count query", rv == CKR_OK && n == 2, "rv %s count %lu", abi_rv_name(rv),
+	abi_check("C_GetInterfaceList count query", rv == CKR_OK && n == 3, "rv %s count %lu", abi_rv_name(rv),
 		  (unsigned long)n);
-	n = 1;
+	n = 2;
 	rv = m->get_interface_list(list, &n);
-	abi_check("C_GetInterfaceList short buffer", rv == CKR_BUFFER_TOO_SMALL && n == 2, "rv %s count %lu",
+	abi_check("C_GetInterfaceList short buffer", rv == CKR_BUFFER_TOO_SMALL && n == 3, "rv %s count %lu",
 		  abi_rv_name(rv), (unsigned long)n);
 	n = 4;
 	memset(list, 0, sizeof list);
 	rv = m->get_interface_list(list, &n);
-	if (abi_check("C_GetInterfaceList full", rv == CKR_OK && n == 2, "rv %s count %lu", abi_rv_name(rv),
+	if (abi_check("C_GetInterfaceList full", rv == CKR_OK && n == 3, "rv %s count %lu", abi_rv_name(rv),
 		      (unsigned long)n)) {
-		CK_VERSION *a = (CK_VERSION *)list[0].pFunctionList, *b = (CK_VERSION *)list[1].pFunctionList;
+		CK_VERSION *a = (CK_VERSION *)list[0].pFunctionList, *b = (CK_VERSION *)list[1].pFunctionList,
+			   *c = (CK_VERSION *)list[2].pFunctionList;
 
-		abi_check("interface 0 is \"PKCS 11\" 3.0",
+		abi_check("interface 0 is \"PKCS 11\" 3.2",
 			  list[0].pInterfaceName && strcmp((char *)list[0].pInterfaceName, "PKCS 11") == 0 && a &&
-				  a->major == 3 && a->minor == 0,
+				  a->major == 3 && a->minor == 2 && list[0].pFunctionList == (void *)m->f3,
 			  "name %s", list[0].pInterfaceName ? (char *)list[0].pInterfaceName : "(null)");
-		abi_check("interface 1 is \"PKCS 11\" 2.40",
+		abi_check("interface 1 is \"PKCS 11\" 3.0",
 			  list[1].pInterfaceName && strcmp((char *)list[1].pInterfaceName, "PKCS 11") == 0 && b &&
-				  b->major == 2 && b->minor == 40,
+				  b->major == 3 && b->minor == 0,
 			  "name %s", list[1].pInterfaceName ? (char *)list[1].pInterfaceName : "(null)");
+		abi_check("interface 2 is \"PKCS 11\" 2.40",
+			  list[2].pInterfaceName && strcmp((char *)list[2].pInterfaceName, "PKCS 11") == 0 && c &&
+				  c->major == 2 && c->minor == 40 && list[2].pFunctionList == (void *)m->fl,
+			  "name %s", list[2].pInterfaceName ? (char *)list[2].pInterfaceName : "(null)");
 		abi_check("interfaces do not claim CKF_INTERFACE_FORK_SAFE",
-			  !(list[0].flags & CKF_INTERFACE_FORK_SAFE) && !(list[1].flags & CKF_INTERFACE_FORK_SAFE),
-			  "flags 0x%lx 0x%lx", (unsigned long)list[0].flags, (unsigned long)list[1].flags);
+			  !(list[0].flags & CKF_INTERFACE_FORK_SAFE) && !(list[1].flags & CKF_INTERFACE_FORK_SAFE) &&
+				  !(list[2].flags & CKF_INTERFACE_FORK_SAFE),
+			  "flags 0x%lx 0x%lx 0x%lx", (unsigned long)list[0].flags, (unsigned long)list[1].flags,
+			  (unsigned long)list[2].flags);
 	}
 
 	rv = m->get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v240, &ip, 0);
@@ -141,7 +180,11 @@ static void check_interfaces(struct abi_module *m)
 		  rv == CKR_OK && ip && ip->pFunctionList == (void *)m->fl, "rv %s", abi_rv_name(rv));
 	ip = NULL;
 	rv = m->get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &ip, 0);
-	abi_check("C_GetInterface(\"PKCS 11\", 3.0) is the default list",
+	abi_check("C_GetInterface(\"PKCS 11\", 3.0) is the 3.0 list",
+		  rv == CKR_OK && ip && ip->pFunctionList == (void *)m->f30, "rv %s", abi_rv_name(rv));
+	ip = NULL;
+	rv = m->get_interface((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &ip, 0);
+	abi_check("C_GetInterface(\"PKCS 11\", 3.2) is the default list",
 		  rv == CKR_OK && ip && ip->pFunctionList == (void *)m->f3, "rv %s", abi_rv_name(rv));
 	ip = NULL;
 	rv = m->get_interface(NULL, &v240, &ip, 0);
@@ -149,7 +192,7 @@ static void check_interfaces(struct abi_module *m)
 		  abi_rv_name(rv));
 	ip = NULL;
 	rv = m->get_interface((CK_UTF8CHAR_PTR) "PKCS 11", NULL, &ip, 0);
-	abi_check("C_GetInterface(\"PKCS 11\", any version) is 3.0",
+	abi_check("C_GetInterface(\"PKCS 11\", any version) is 3.2",
 		  rv == CKR_OK && ip && ip->pFunctionList == (void *)m->f3, "rv %s", abi_rv_name(rv));
 	abi_check_rv("C_GetInterface(\"PKCS 12\")", m->get_interface((CK_UTF8CHAR_PTR) "PKCS 12", NULL, &ip, 0),
 		     CKR_ARGUMENTS_BAD);
@@ -157,10 +200,14 @@ static void check_interfaces(struct abi_module *m)
 	abi_check_rv("C_GetInterface(CKF_INTERFACE_FORK_SAFE)",
 		     m->get_interface(NULL, NULL, &ip, CKF_INTERFACE_FORK_SAFE), CKR_ARGUMENTS_BAD);
 	abi_check_rv("C_GetInterface(ppInterface NULL)", m->get_interface(NULL, NULL, NULL, 0), CKR_ARGUMENTS_BAD);
-	/* The 3.0 list reaches the same functions. */
+	/* The 3.0 and 3.2 lists reach the same functions. */
 	n = 0;
 	rv = m->f3->C_GetInterfaceList(NULL, &n);
-	abi_check("3.0 list C_GetInterfaceList", rv == CKR_OK && n == 2, "rv %s count %lu", abi_rv_name(rv),
+	abi_check("3.2 list C_GetInterfaceList", rv == CKR_OK && n == 3, "rv %s count %lu", abi_rv_name(rv),
+		  (unsigned long)n);
+	n = 0;
+	rv = m->f30->C_GetInterfaceList(NULL, &n);
+	abi_check("3.0 list C_GetInterfaceList", rv == CKR_OK && n == 3, "rv %s count %lu", abi_rv_name(rv),
 		  (unsigned long)n);
 }
 
@@ -177,7 +224,10 @@ static void check_uninitialised(struct abi_module *m, const char *when)
 	snprintf(name, sizeof name, "%s: %s", when, label);                             \
 	abi_check_rv(name, call, CKR_CRYPTOKI_NOT_INITIALIZED);
 	UNINIT(m->fl->C_GetInfo(&info), "C_GetInfo (2.40 list)")
-	UNINIT(m->f3->C_GetInfo(&info), "C_GetInfo (3.0 list)")
+	UNINIT(m->f30->C_GetInfo(&info), "C_GetInfo (3.0 list)")
+	UNINIT(m->f3->C_GetInfo(&info), "C_GetInfo (3.2 list)")
+	UNINIT(m->f3->C_VerifySignatureFinal(1), "C_VerifySignatureFinal (3.2, unsupported)")
+	UNINIT(m->f3->C_EncapsulateKey(1, NULL, 1, NULL, 0, NULL, &n, &s), "C_EncapsulateKey (3.2)")
 	UNINIT(m->f3->C_GetSlotList(CK_FALSE, NULL, &n), "C_GetSlotList")
 	UNINIT(m->f3->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &s), "C_OpenSession")
 	UNINIT(m->f3->C_Sign(1, NULL, 0, NULL, &n), "C_Sign")
@@ -312,8 +362,10 @@ static void check_initialize_config(struct abi_module *m)
 
 static void check_not_supported(struct abi_module *m)
 {
-	CK_FUNCTION_LIST_3_0_PTR f = m->f3;
+	CK_FUNCTION_LIST_3_2_PTR f = m->f3;
 	CK_MECHANISM mech = { CKM_SHA256, NULL, 0 };
+	CK_FLAGS flags;
+	CK_ASYNC_DATA async;
 	CK_BYTE buf[64];
 	CK_ULONG n = sizeof buf;
 	CK_OBJECT_HANDLE h;
@@ -360,6 +412,17 @@ static void check_not_supported(struct abi_module *m)
 	NS(f->C_VerifyMessageNext(s, NULL, 0, buf, 1, buf, 1), "C_VerifyMessageNext")
 	NS(f->C_MessageVerifyFinal(s), "C_MessageVerifyFinal")
 	GO(m->fl->C_DigestKey(s, 1), "C_DigestKey (2.40 list)")
+	/* The 3.2 functions, through the 3.2 list: the KEM ones are in Go. */
+	GO(f->C_EncapsulateKey(s, &mech, 1, NULL, 0, NULL, &n, &h), "C_EncapsulateKey")
+	GO(f->C_DecapsulateKey(s, &mech, 1, NULL, 0, buf, 1, &h), "C_DecapsulateKey")
+	NS(f->C_VerifySignatureInit(s, &mech, 1, buf, 1), "C_VerifySignatureInit")
+	NS(f->C_VerifySignature(s, buf, 1), "C_VerifySignature")
+	NS(f->C_VerifySignatureUpdate(s, buf, 1), "C_VerifySignatureUpdate")
+	NS(f->C_VerifySignatureFinal(s), "C_VerifySignatureFinal")
+	NS(f->C_GetSessionValidationFlags(s, CKS_LAST_VALIDATION_OK, &flags), "C_GetSessionValidationFlags")
+	NS(f->C_AsyncComplete(s, (CK_UTF8CHAR_PTR) "C_Sign", &async), "C_AsyncComplete")
+	NS(f->C_AsyncGetID(s, (CK_UTF8CHAR_PTR) "C_Sign", &n), "C_AsyncGetID")
+	NS(f->C_AsyncJoin(s, (CK_UTF8CHAR_PTR) "C_Sign", 1, buf, sizeof buf), "C_AsyncJoin")
 #undef NS
 #undef GO
 	/* Legacy parallel functions (v3.0 section 5.20). */
@@ -382,7 +445,7 @@ static int blank_padded(const CK_UTF8CHAR *p, size_t n)
 
 static void check_queries(struct abi_module *m, CK_SLOT_ID *first)
 {
-	CK_FUNCTION_LIST_3_0_PTR f = m->f3;
+	CK_FUNCTION_LIST_3_2_PTR f = m->f3;
 	CK_INFO info;
 	CK_SLOT_ID slots[32];
 	CK_SLOT_INFO si;
@@ -403,14 +466,16 @@ static void check_queries(struct abi_module *m, CK_SLOT_ID *first)
 		  "rv %s flags 0x%lx (fields must be blank padded)", abi_rv_name(rv), (unsigned long)info.flags);
 	/* Each list reports the version of the interface it belongs to. */
 	{
-		CK_INFO i2, i3;
-		CK_RV r2 = m->fl->C_GetInfo(&i2), r3 = m->f3->C_GetInfo(&i3);
-		abi_check("C_GetInfo version per interface (2.40 list -> 2.40, 3.0 list -> 3.0)",
-			  r2 == CKR_OK && r3 == CKR_OK && i2.cryptokiVersion.major == 2 &&
+		CK_INFO i2, i3, i32;
+		CK_RV r2 = m->fl->C_GetInfo(&i2), r3 = m->f30->C_GetInfo(&i3), r32 = m->f3->C_GetInfo(&i32);
+		abi_check("C_GetInfo version per interface (2.40 -> 2.40, 3.0 -> 3.0, 3.2 -> 3.2)",
+			  r2 == CKR_OK && r3 == CKR_OK && r32 == CKR_OK && i2.cryptokiVersion.major == 2 &&
 				  i2.cryptokiVersion.minor == 40 && i3.cryptokiVersion.major == 3 &&
-				  i3.cryptokiVersion.minor == 0,
-			  "2.40 list %d.%d, 3.0 list %d.%d", i2.cryptokiVersion.major, i2.cryptokiVersion.minor,
-			  i3.cryptokiVersion.major, i3.cryptokiVersion.minor);
+				  i3.cryptokiVersion.minor == 0 && i32.cryptokiVersion.major == 3 &&
+				  i32.cryptokiVersion.minor == 2,
+			  "2.40 list %d.%d, 3.0 list %d.%d, 3.2 list %d.%d", i2.cryptokiVersion.major,
+			  i2.cryptokiVersion.minor, i3.cryptokiVersion.major, i3.cryptokiVersion.minor,
+			  i32.cryptokiVersion.major, i32.cryptokiVersion.minor);
 	}
 
 	/* Slot list: v3.0 section 5.2 convention. */
@@ -511,7 +576,7 @@ static void check_queries(struct abi_module *m, CK_SLOT_ID *first)
 
 static void check_token_state(struct abi_module *m, CK_SLOT_ID slot)
 {
-	CK_FUNCTION_LIST_3_0_PTR f = m->f3;
+	CK_FUNCTION_LIST_3_2_PTR f = m->f3;
 	CK_TOKEN_INFO ti;
 	CK_SESSION_HANDLE ro, rw;
 	CK_SESSION_INFO si;

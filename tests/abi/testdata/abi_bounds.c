@@ -27,7 +27,7 @@
 
 #include "abi.h"
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 static CK_SESSION_HANDLE sess;
 static const char *only;
 

@@ -11,7 +11,7 @@
  */
 #include "abi.h"
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 static CK_SESSION_HANDLE sess;
 
 static const CK_BYTE data[] = "gohsm abi buffers: the message to sign";

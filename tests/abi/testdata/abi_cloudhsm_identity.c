@@ -26,7 +26,7 @@
 #define USER_PASSWORD "user-pw-12"
 #define SLOT_ID 1
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 static int cloudhsm;
 static char name[200];
 

@@ -18,7 +18,7 @@
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct abi_module m;
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 static CK_SLOT_ID slot;
 static CK_SESSION_HANDLE s;
 static int cloudhsm, fips;

@@ -108,9 +108,9 @@ static void child_check_working(const char *tag, int can_sign)
 	CK_ULONG n = sizeof sig;
 	CK_RV rv;
 
-	snprintf(name, sizeof name, "%s child: C_GetInfo (3.0 list) -> CKR_OK, version 3.0", tag);
+	snprintf(name, sizeof name, "%s child: C_GetInfo (3.2 list) -> CKR_OK, version 3.2", tag);
 	rv = m.f3->C_GetInfo(&info);
-	abi_check(name, rv == CKR_OK && info.cryptokiVersion.major == 3 && info.cryptokiVersion.minor == 0,
+	abi_check(name, rv == CKR_OK && info.cryptokiVersion.major == 3 && info.cryptokiVersion.minor == 2,
 		  "rv %s version %d.%d", abi_rv_name(rv), info.cryptokiVersion.major, info.cryptokiVersion.minor);
 	snprintf(name, sizeof name, "%s child: C_GetInfo (2.40 list) -> CKR_OK, version 2.40", tag);
 	rv = m.fl->C_GetInfo(&info);
@@ -155,7 +155,7 @@ static void child_check_pure_c(const char *tag)
 	abi_check(name, m.get_interface(NULL, NULL, &ip, 0) == CKR_OK && ip && ip->pFunctionList == (void *)m.f3,
 		  "interface %p", (void *)ip);
 	snprintf(name, sizeof name, "%s child: C_GetInterfaceList works", tag);
-	abi_check(name, m.get_interface_list(NULL, &n) == CKR_OK && n == 2, "count %lu", (unsigned long)n);
+	abi_check(name, m.get_interface_list(NULL, &n) == CKR_OK && n == 3, "count %lu", (unsigned long)n);
 }
 
 static void child_check_not_initialised(const char *tag, CK_SESSION_HANDLE sess)

@@ -43,7 +43,7 @@
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 /*
  * keysess holds the cached key pairs for the whole run; each mechanism runs
  * in a fresh session sess (closed afterwards, destroying its session
@@ -259,7 +259,9 @@ struct kp {
 	CK_OBJECT_HANDLE pub, priv;
 };
 
-static struct kp rsa_kp, ec_kp[NCURVES], ed_kp, x_kp;
+static struct kp rsa_kp, ec_kp[NCURVES], ed_kp, x_kp, mldsa_kp;
+
+static const CK_BYTE mldsa_context[] = "gohsm ml-dsa";
 
 static CK_ULONG der_len_hdr(const CK_BYTE *p, CK_ULONG n, CK_ULONG *len)
 {
@@ -288,11 +290,13 @@ static CK_RV gen_pair(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE gen, int kind, cons
 	CK_BYTE e[] = { 0x01, 0x00, 0x01 };
 	CK_BBOOL sign = kind != 'x', enc = kind == 'r', derive = kind == 'e' || kind == 'x';
 	CK_ATTRIBUTE pub[8], priv[12];
-	CK_ULONG np = 0, nv = 0;
+	CK_ULONG np = 0, nv = 0, set = CKP_ML_DSA_65;
 	CK_RV rv;
 
 	pub[np++] = (CK_ATTRIBUTE){ CKA_TOKEN, &no, sizeof no };
-	if (kind == 'r') {
+	if (kind == 'm') {
+		pub[np++] = (CK_ATTRIBUTE){ CKA_PARAMETER_SET, &set, sizeof set };
+	} else if (kind == 'r') {
 		pub[np++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof bits };
 		pub[np++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, e, sizeof e };
 	} else {
@@ -345,6 +349,28 @@ static void check_pair_attrs(CK_MECHANISM_TYPE gen, const struct kp *k, int kind
 		n = sizeof point;
 		abi_check(nm("CKA_MODULUS 256 bytes"), get_attr(k->pub, CKA_MODULUS, point, &n) == CKR_OK && n == 256,
 			  "got %lu bytes", (unsigned long)n);
+		return;
+	}
+	if (kind == 'm') {
+		/* ML-DSA-65: public CKA_VALUE 1952 bytes, CKA_PARAMETER_SET on both
+		 * halves (the private one contributed by the mechanism), the
+		 * private CKA_SEED and CKA_VALUE sensitive. */
+		CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
+
+		abi_check(nm("public CKA_PARAMETER_SET CKP_ML_DSA_65"),
+			  get_ulong(k->pub, CKA_PARAMETER_SET, &v) && v == CKP_ML_DSA_65, "got %lu", (unsigned long)v);
+		abi_check(nm("private CKA_PARAMETER_SET CKP_ML_DSA_65"),
+			  get_ulong(k->priv, CKA_PARAMETER_SET, &v) && v == CKP_ML_DSA_65, "got %lu", (unsigned long)v);
+		abi_check(nm("public CKA_VALUE 1952 bytes"),
+			  f->C_GetAttributeValue(sess, k->pub, &a, 1) == CKR_OK && a.ulValueLen == 1952, "got %lu bytes",
+			  (unsigned long)a.ulValueLen);
+		a.type = CKA_SEED;
+		a.ulValueLen = 0;
+		abi_check_rv(nm("sensitive private CKA_SEED -> CKR_ATTRIBUTE_SENSITIVE"),
+			     f->C_GetAttributeValue(sess, k->priv, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
+		a.type = CKA_VALUE;
+		abi_check_rv(nm("sensitive private CKA_VALUE -> CKR_ATTRIBUTE_SENSITIVE"),
+			     f->C_GetAttributeValue(sess, k->priv, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
 		return;
 	}
 	/* CKA_EC_POINT: DER OCTET STRING of 04||X||Y (Weierstrass) or the 32-byte u / A (RFC 7748/8032). */
@@ -417,6 +443,22 @@ out:
 	return k->state == 1 ? k : NULL;
 }
 
+static struct kp *need_mldsa(void)
+{
+	char saved[sizeof cur];
+	CK_RV rv;
+
+	if (mldsa_kp.state != 0)
+		return mldsa_kp.state == 1 ? &mldsa_kp : NULL;
+	memcpy(saved, cur, sizeof cur);
+	snprintf(cur, sizeof cur, "%s [ML-DSA-65]", mech_name(CKM_ML_DSA_KEY_PAIR_GEN));
+	rv = gen_pair(keysess, CKM_ML_DSA_KEY_PAIR_GEN, 'm', NULL, CK_FALSE, &mldsa_kp);
+	if (rvok(rv, nm("C_GenerateKeyPair%s", listed(CKM_ML_DSA_KEY_PAIR_GEN) ? "" : " (mechanism not listed)")))
+		check_pair_attrs(CKM_ML_DSA_KEY_PAIR_GEN, &mldsa_kp, 'm', NULL);
+	memcpy(cur, saved, sizeof cur);
+	return mldsa_kp.state == 1 ? &mldsa_kp : NULL;
+}
+
 static struct kp *need_curve25519(int kind)
 {
 	struct kp *k = kind == 'd' ? &ed_kp : &x_kp;
@@ -440,7 +482,7 @@ static struct kp *need_curve25519(int kind)
  * The table
  * --------------------------------------------------------------------- */
 
-enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2 };
+enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM, K_MLDSA };
 
 enum paramkind {
 	P_NONE,
@@ -455,6 +497,7 @@ enum paramkind {
 	P_RSAAES,
 	P_MACGEN,
 	P_EDDSA,
+	P_MLDSA, /* CK_SIGN_ADDITIONAL_CONTEXT: deterministic, with a context */
 };
 
 /* flags */
@@ -465,6 +508,7 @@ enum paramkind {
 #define M_RAW 0x10	/* raw primitive input (CKM_RSA_X_509, CKM_ECDSA, CKM_RSA_PKCS_PSS) */
 #define M_WRAPPRIV 0x20 /* wraps private keys (PKCS #8) too */
 #define M_MAYBESINGLE 0x40 /* multi-part optional (CKM_EDDSA): either refused or equal to single-part */
+#define M_VERIFYSINGLE 0x80 /* multi-part signing, single-part verification (CKM_ML_DSA) */
 
 struct mt;
 typedef void (*proc_fn)(const struct mt *);
@@ -489,6 +533,7 @@ struct mt {
 #define WRAPS (CKF_WRAP | CKF_UNWRAP)
 #define MSG (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
 #define RECOVER (CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER)
+#define KEM (CKF_ENCAPSULATE | CKF_DECAPSULATE)
 
 static void derive_ecdh(const struct mt *m);
 static void derive_hkdf(const struct mt *m);
@@ -497,6 +542,7 @@ static void derive_concat(const struct mt *m);
 static void derive_extract(const struct mt *m);
 static void derive_encrypt_data(const struct mt *m);
 static void derive_digest(const struct mt *m);
+static void proc_mlkem_pairs(const struct mt *m);
 
 #define ROW(t) t, #t
 
@@ -523,6 +569,9 @@ static const struct mt rows[] = {
 	{ ROW(CKM_EC_KEY_PAIR_GEN), K_EC, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC, NULL, NULL, 0 },
 	{ ROW(CKM_EC_EDWARDS_KEY_PAIR_GEN), K_ED, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC_EDWARDS, NULL, NULL, 0 },
 	{ ROW(CKM_EC_MONTGOMERY_KEY_PAIR_GEN), K_X, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_EC_MONTGOMERY, NULL, NULL, 0 },
+	/* ML-KEM (PKCS #11 3.2) */
+	{ ROW(CKM_ML_KEM_KEY_PAIR_GEN), K_MLKEM, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_ML_KEM, NULL, NULL, 0 },
+	{ ROW(CKM_ML_KEM), K_MLKEM, P_NONE, 0, 0, KEM, 0, NULL, NULL, 0 },
 
 	/* AES */
 	{ ROW(CKM_AES_ECB), K_AES, P_NONE, 0, M_BLOCK, ENCDEC | WRAPS, 0, NULL, NULL, 0 },
@@ -595,6 +644,9 @@ static const struct mt rows[] = {
 	{ ROW(CKM_ECDH1_DERIVE), K_EC, P_NONE, 0, 0, CKF_DERIVE, 0, derive_ecdh, NULL, 0 },
 	{ ROW(CKM_ECDH1_COFACTOR_DERIVE), K_EC, P_NONE, 0, 0, CKF_DERIVE, 0, derive_ecdh, NULL, 0 },
 	{ ROW(CKM_EDDSA), K_ED, P_EDDSA, 0, M_MAYBESINGLE, SIGVER, 0, NULL, NULL, 0 },
+	/* ML-DSA (PKCS #11 3.2) */
+	{ ROW(CKM_ML_DSA_KEY_PAIR_GEN), K_MLDSA, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_ML_DSA, NULL, NULL, 0 },
+	{ ROW(CKM_ML_DSA), K_MLDSA, P_MLDSA, 0, M_VERIFYSINGLE, SIGVER, 0, NULL, NULL, 0 },
 
 	/* digests */
 	{ ROW(CKM_MD5), K_NONE, P_NONE, 0, 0, CKF_DIGEST, 0, NULL, KA(ka_abc_md5) },
@@ -749,6 +801,7 @@ struct params {
 	CK_RSA_AES_KEY_WRAP_PARAMS rsaaes;
 	CK_MAC_GENERAL_PARAMS macgen;
 	CK_EDDSA_PARAMS eddsa;
+	CK_SIGN_ADDITIONAL_CONTEXT mldsa;
 };
 
 static const CK_BYTE oaep_label[] = "gohsm oaep label";
@@ -839,6 +892,11 @@ static void build_param(const struct mt *m, struct params *p, CK_MECHANISM *mech
 		break;
 	case P_EDDSA:
 		/* pure Ed25519: no parameter (CK_EDDSA_PARAMS is optional) */
+		break;
+	case P_MLDSA:
+		p->mldsa = (CK_SIGN_ADDITIONAL_CONTEXT){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+		mech->pParameter = &p->mldsa;
+		mech->ulParameterLen = sizeof p->mldsa;
 		break;
 	}
 }
@@ -1020,6 +1078,23 @@ static void proc_generate_pair(const struct mt *m)
 		return;
 	case K_X:
 		need_curve25519('x');
+		return;
+	case K_MLDSA: {
+		CK_MECHANISM mech = { m->type, NULL, 0 };
+		CK_ULONG bad = 4;
+		CK_ATTRIBUTE pub[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_PARAMETER_SET, &bad, sizeof bad } };
+		CK_ATTRIBUTE priv[] = { { CKA_TOKEN, &no, sizeof no } };
+		CK_OBJECT_HANDLE h1, h2;
+
+		need_mldsa();
+		abi_check_rv(nm("[parameter set 4] C_GenerateKeyPair -> CKR_ATTRIBUTE_VALUE_INVALID"),
+			     f->C_GenerateKeyPair(sess, &mech, pub, 2, priv, 1, &h1, &h2), CKR_ATTRIBUTE_VALUE_INVALID);
+		abi_check_rv(nm("[no CKA_PARAMETER_SET] C_GenerateKeyPair -> CKR_TEMPLATE_INCOMPLETE"),
+			     f->C_GenerateKeyPair(sess, &mech, pub, 1, priv, 1, &h1, &h2), CKR_TEMPLATE_INCOMPLETE);
+		return;
+	}
+	case K_MLKEM:
+		proc_mlkem_pairs(m);
 		return;
 	}
 	abi_fail(nm("key pair generation"), "no procedure for key kind %d", m->key);
@@ -1363,7 +1438,7 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 {
 	struct params p;
 	CK_MECHANISM mech;
-	CK_BYTE data[300], sig[1024], sig2[1024];
+	CK_BYTE data[300], sig[5000], sig2[5000];
 	CK_ULONG n, siglen = 0, sig2len = 0, tamper;
 	int single = (m->flags & M_SINGLE) != 0;
 	CK_RV rv;
@@ -1418,6 +1493,16 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 				  "update %s", abi_rv_name(rv));
 			return;
 		}
+	}
+	if (m->flags & M_VERIFYSINGLE) {
+		/* CKM_ML_DSA: C_SignUpdate is allowed, C_VerifyUpdate is not
+		 * (3.2: multi-part verification is C_VerifySignatureInit's). */
+		if (do_sign(&mech, sk, data, n, sig2, &sig2len, 1, "multi-part") == CKR_OK)
+			same(nm("multi-part signature equals single-part (deterministic)"), sig2, sig2len, sig, siglen);
+		if (rvok(f->C_VerifyInit(sess, &mech, vk), nm("C_VerifyInit for C_VerifyUpdate")))
+			abi_check_rv(nm("single-part verification: C_VerifyUpdate -> CKR_FUNCTION_NOT_SUPPORTED"),
+				     f->C_VerifyUpdate(sess, data, n), CKR_FUNCTION_NOT_SUPPORTED);
+		return;
 	}
 	if (single) {
 		if (rvok(f->C_SignInit(sess, &mech, sk), nm("C_SignInit for C_SignUpdate")))
@@ -1498,6 +1583,62 @@ static void proc_sign(const struct mt *m)
 				abi_check_rv(nm("Ed25519ph signature as pure Ed25519 -> CKR_SIGNATURE_INVALID"),
 					     do_verify(&pure, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
 			}
+		}
+		break;
+	case K_MLDSA:
+		if ((k = need_mldsa()) != NULL) {
+			CK_SIGN_ADDITIONAL_CONTEXT hedged = { CKH_HEDGE_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+			CK_SIGN_ADDITIONAL_CONTEXT other = { CKH_HEDGE_PREFERRED, (CK_BYTE_PTR)"other", 5 };
+			CK_SIGN_ADDITIONAL_CONTEXT badhedge = { 7, NULL, 0 };
+			CK_BYTE longctx[256];
+			CK_SIGN_ADDITIONAL_CONTEXT toolong = { CKH_HEDGE_PREFERRED, longctx, sizeof longctx };
+			CK_MECHANISM hm = { m->type, &hedged, sizeof hedged }, om = { m->type, &other, sizeof other },
+				     none = { m->type, NULL, 0 }, bad = { m->type, &badhedge, sizeof badhedge },
+				     lm = { m->type, &toolong, sizeof toolong }, small = { m->type, &hedged, sizeof hedged - 1 };
+			static CK_BYTE data[100], sig[3309], sig2[3309];
+			CK_ULONG n1 = sizeof sig, n2 = sizeof sig2, q = 0;
+
+			memset(longctx, 'c', sizeof longctx);
+			strcat(cur, " [ML-DSA-65]");
+			sign_with(m, k->priv, k->pub, 3309);
+			fill(data, sizeof data, 9);
+			/* Hedged signing: two signatures differ, both verify (the
+			 * hedge variant is ignored on verification). */
+			if (do_sign(&hm, k->priv, data, sizeof data, sig, &n1, 0, "hedged") == CKR_OK &&
+			    do_sign(&hm, k->priv, data, sizeof data, sig2, &n2, 0, "hedged again") == CKR_OK) {
+				abi_check(nm("two hedged signatures differ"), n1 == n2 && memcmp(sig, sig2, n1), "identical");
+				abi_check_rv(nm("hedged signature C_Verify"), do_verify(&hm, k->pub, data, sizeof data, sig, n1, 0),
+					     CKR_OK);
+				abi_check_rv(nm("another context -> CKR_SIGNATURE_INVALID"),
+					     do_verify(&om, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
+				abi_check_rv(nm("no parameter (empty context) -> CKR_SIGNATURE_INVALID"),
+					     do_verify(&none, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
+				abi_check_rv(nm("signature one byte short -> CKR_SIGNATURE_LEN_RANGE"),
+					     do_verify(&hm, k->pub, data, sizeof data, sig, n1 - 1, 0), CKR_SIGNATURE_LEN_RANGE);
+			}
+			/* No parameter: hedged, empty context. */
+			n1 = sizeof sig;
+			if (do_sign(&none, k->priv, data, sizeof data, sig, &n1, 0, "no parameter") == CKR_OK)
+				abi_check_rv(nm("no-parameter signature C_Verify"),
+					     do_verify(&none, k->pub, data, sizeof data, sig, n1, 0), CKR_OK);
+			/* Length query, then a short buffer. */
+			if (rvok(f->C_SignInit(sess, &hm, k->priv), nm("C_SignInit for the length query"))) {
+				abi_check(nm("C_Sign length query -> 3309"),
+					  f->C_Sign(sess, data, sizeof data, NULL, &q) == CKR_OK && q == 3309, "got %lu",
+					  (unsigned long)q);
+				q = 100;
+				abi_check_rv(nm("C_Sign into 100 bytes -> CKR_BUFFER_TOO_SMALL"),
+					     f->C_Sign(sess, data, sizeof data, sig, &q), CKR_BUFFER_TOO_SMALL);
+				q = sizeof sig;
+				abi_check_rv(nm("C_Sign after CKR_BUFFER_TOO_SMALL"), f->C_Sign(sess, data, sizeof data, sig, &q),
+					     CKR_OK);
+			}
+			abi_check_rv(nm("hedgeVariant 7 -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &bad, k->priv),
+				     CKR_MECHANISM_PARAM_INVALID);
+			abi_check_rv(nm("256-byte context -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &lm, k->priv),
+				     CKR_MECHANISM_PARAM_INVALID);
+			abi_check_rv(nm("parameter of sizeof-1 bytes -> CKR_MECHANISM_PARAM_INVALID"),
+				     f->C_SignInit(sess, &small, k->priv), CKR_MECHANISM_PARAM_INVALID);
 		}
 		break;
 	case K_GENERIC:
@@ -2422,6 +2563,161 @@ out:
 }
 
 /* ---------------------------------------------------------------------
+ * ML-KEM (PKCS #11 3.2): key pairs, C_EncapsulateKey / C_DecapsulateKey
+ * --------------------------------------------------------------------- */
+
+struct mlkem_set {
+	const char *tag;
+	CK_ULONG set, eklen, ctlen;
+};
+
+static const struct mlkem_set mlkem_sets[] = {
+	{ "[ML-KEM-768]", CKP_ML_KEM_768, 1184, 1088 },
+	{ "[ML-KEM-1024]", CKP_ML_KEM_1024, 1568, 1568 },
+};
+
+static CK_RV mlkem_pair(CK_ULONG set, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+	CK_MECHANISM mech = { CKM_ML_KEM_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_PARAMETER_SET, &set, sizeof set } };
+	CK_ATTRIBUTE kt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_SENSITIVE, &yes, sizeof yes } };
+
+	return f->C_GenerateKeyPair(sess, &mech, pt, LEN(pt), kt, LEN(kt), pub, priv);
+}
+
+static void proc_mlkem_pairs(const struct mt *m)
+{
+	CK_MECHANISM_INFO mi = mech_info(m->type);
+	CK_OBJECT_HANDLE pub, priv;
+	size_t i;
+
+	abi_check(nm("CK_MECHANISM_INFO sizes 768..1024"), mi.ulMinKeySize == 768 && mi.ulMaxKeySize == 1024,
+		  "%lu..%lu", (unsigned long)mi.ulMinKeySize, (unsigned long)mi.ulMaxKeySize);
+	for (i = 0; i < LEN(mlkem_sets); i++) {
+		const struct mlkem_set *ms = &mlkem_sets[i];
+		CK_BYTE buf[2000];
+		CK_ULONG n = sizeof buf, v;
+		CK_BBOOL b;
+
+		if (!rvok(mlkem_pair(ms->set, &pub, &priv), nm("%s C_GenerateKeyPair", ms->tag)))
+			continue;
+		abi_check(nm("%s public CKA_VALUE is the encapsulation key", ms->tag),
+			  get_attr(pub, CKA_VALUE, buf, &n) == CKR_OK && n == ms->eklen, "len %lu", (unsigned long)n);
+		abi_check(nm("%s private CKA_PARAMETER_SET", ms->tag), get_ulong(priv, CKA_PARAMETER_SET, &v) && v == ms->set,
+			  "got %lu", (unsigned long)v);
+		abi_check(nm("%s CKA_LOCAL, CKA_KEY_GEN_MECHANISM", ms->tag),
+			  get_bool(priv, CKA_LOCAL, &b) && b && get_ulong(priv, CKA_KEY_GEN_MECHANISM, &v) && v == m->type,
+			  "not local or mechanism 0x%lx", (unsigned long)v);
+		abi_check(nm("%s CKA_DECAPSULATE / CKA_ENCAPSULATE default true", ms->tag),
+			  get_bool(priv, CKA_DECAPSULATE, &b) && b && get_bool(pub, CKA_ENCAPSULATE, &b) && b, "false");
+		n = sizeof buf;
+		abi_check_rv(nm("%s sensitive CKA_SEED", ms->tag), get_attr(priv, CKA_SEED, buf, &n), CKR_ATTRIBUTE_SENSITIVE);
+		destroy(pub);
+		destroy(priv);
+	}
+	{
+		CK_ULONG set = CKP_ML_KEM_512;
+
+		abi_check_rv(nm("[ML-KEM-512] C_GenerateKeyPair (crypto/mlkem has none)"), mlkem_pair(set, &pub, &priv),
+			     CKR_PARAMETER_SET_NOT_SUPPORTED);
+	}
+}
+
+/* A secret-key template for the new key: kt, readable, usable for HMAC or AES. */
+#define KEM_TEMPLATE(name, kt)                                                                            \
+	CK_OBJECT_CLASS name##_cls = CKO_SECRET_KEY;                                                      \
+	CK_KEY_TYPE name##_kt = (kt);                                                                     \
+	CK_ATTRIBUTE name[] = {                                                                           \
+		{ CKA_CLASS, &name##_cls, sizeof name##_cls }, { CKA_KEY_TYPE, &name##_kt, sizeof name##_kt }, \
+		{ CKA_TOKEN, &no, sizeof no },                 { CKA_SENSITIVE, &no, sizeof no },             \
+		{ CKA_EXTRACTABLE, &yes, sizeof yes },         { CKA_SIGN, &yes, sizeof yes },                \
+		{ CKA_VERIFY, &yes, sizeof yes },              { CKA_ENCRYPT, &yes, sizeof yes },             \
+		{ CKA_DECRYPT, &yes, sizeof yes },                                                            \
+	}
+
+static void proc_kem(const struct mt *m)
+{
+	size_t i;
+
+	for (i = 0; i < LEN(mlkem_sets); i++) {
+		const struct mlkem_set *ms = &mlkem_sets[i];
+		CK_MECHANISM mech = { m->type, NULL, 0 };
+		CK_OBJECT_HANDLE pub, priv, h1 = CK_INVALID_HANDLE, h2 = CK_INVALID_HANDLE, h3, a1, a2;
+		CK_BYTE ct[1600], v1[64], v2[64], v3[64], mac[32], block[16], enc[16], dec[16];
+		CK_ULONG n, n1 = sizeof v1, n2 = sizeof v2, n3 = sizeof v3, nmac = sizeof mac, nb;
+		CK_MECHANISM hmac = { CKM_SHA256_HMAC, NULL, 0 }, ecb = { CKM_AES_ECB, NULL, 0 };
+		KEM_TEMPLATE(gen, CKK_GENERIC_SECRET);
+		KEM_TEMPLATE(aes, CKK_AES);
+
+		if (!rvok(mlkem_pair(ms->set, &pub, &priv), nm("%s C_GenerateKeyPair", ms->tag)))
+			continue;
+		/* Output length rules: a query and a short buffer make no key. */
+		n = 0;
+		abi_check(nm("%s C_EncapsulateKey length query", ms->tag),
+			  f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), NULL, &n, &h1) == CKR_OK && n == ms->ctlen &&
+				  h1 == CK_INVALID_HANDLE,
+			  "len %lu handle %lu", (unsigned long)n, (unsigned long)h1);
+		n = ms->ctlen - 1;
+		abi_check(nm("%s C_EncapsulateKey short buffer", ms->tag),
+			  f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, &n, &h1) == CKR_BUFFER_TOO_SMALL &&
+				  n == ms->ctlen && h1 == CK_INVALID_HANDLE,
+			  "len %lu handle %lu", (unsigned long)n, (unsigned long)h1);
+		n = sizeof ct;
+		if (!rvok(f->C_EncapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, &n, &h1), nm("%s C_EncapsulateKey", ms->tag)))
+			goto out;
+		abi_check(nm("%s ciphertext length", ms->tag), n == ms->ctlen, "len %lu", (unsigned long)n);
+		if (!rvok(f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n, &h2), nm("%s C_DecapsulateKey", ms->tag)))
+			goto out;
+		if (get_value(h1, v1, &n1) && get_value(h2, v2, &n2))
+			abi_check(nm("%s the two keys are equal (32 bytes)", ms->tag), n1 == 32 && same(nm("%s values", ms->tag), v1, n1, v2, n2),
+				  "len %lu", (unsigned long)n1);
+		/* The secret as an HMAC key: signed with one, verified with the other. */
+		if (rvok(f->C_SignInit(sess, &hmac, h1), nm("%s C_SignInit HMAC with the encapsulated key", ms->tag)) &&
+		    rvok(f->C_Sign(sess, (CK_BYTE_PTR) "abc", 3, mac, &nmac), nm("%s C_Sign", ms->tag)) &&
+		    rvok(f->C_VerifyInit(sess, &hmac, h2), nm("%s C_VerifyInit with the decapsulated key", ms->tag)))
+			rvok(f->C_Verify(sess, (CK_BYTE_PTR) "abc", 3, mac, nmac), nm("%s C_Verify", ms->tag));
+		/* As an AES key. */
+		n = sizeof ct;
+		if (rvok(f->C_EncapsulateKey(sess, &mech, pub, aes, LEN(aes), ct, &n, &a1), nm("%s C_EncapsulateKey AES", ms->tag)) &&
+		    rvok(f->C_DecapsulateKey(sess, &mech, priv, aes, LEN(aes), ct, n, &a2), nm("%s C_DecapsulateKey AES", ms->tag))) {
+			fill(block, sizeof block, 7);
+			nb = sizeof enc;
+			if (rvok(f->C_EncryptInit(sess, &ecb, a1), nm("%s C_EncryptInit AES-ECB", ms->tag)) &&
+			    rvok(f->C_Encrypt(sess, block, sizeof block, enc, &nb), nm("%s C_Encrypt", ms->tag)) &&
+			    rvok(f->C_DecryptInit(sess, &ecb, a2), nm("%s C_DecryptInit", ms->tag))) {
+				nb = sizeof dec;
+				if (rvok(f->C_Decrypt(sess, enc, sizeof enc, dec, &nb), nm("%s C_Decrypt", ms->tag)))
+					same(nm("%s AES round trip across the two keys", ms->tag), dec, nb, block, sizeof block);
+			}
+			destroy(a1);
+			destroy(a2);
+		}
+		/* Implicit rejection: a tampered ciphertext gives another key, no error. */
+		n = ms->ctlen;
+		ct[5] ^= 0x40;
+		if (rvok(f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n, &h3), nm("%s tampered ciphertext decapsulates", ms->tag))) {
+			abi_check(nm("%s tampered ciphertext: a different key", ms->tag),
+				  get_value(h3, v3, &n3) && (n3 != n1 || memcmp(v3, v1, n1) != 0), "same value");
+			destroy(h3);
+		}
+		abi_check_rv(nm("%s ciphertext one byte short", ms->tag),
+			     f->C_DecapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, n - 1, &h3), CKR_ENCRYPTED_DATA_LEN_RANGE);
+		abi_check_rv(nm("%s C_DecapsulateKey with the public key", ms->tag),
+			     f->C_DecapsulateKey(sess, &mech, pub, gen, LEN(gen), ct, n, &h3), CKR_KEY_FUNCTION_NOT_PERMITTED);
+		n = sizeof ct;
+		abi_check_rv(nm("%s C_EncapsulateKey with the private key", ms->tag),
+			     f->C_EncapsulateKey(sess, &mech, priv, gen, LEN(gen), ct, &n, &h3), CKR_KEY_FUNCTION_NOT_PERMITTED);
+	out:
+		if (h1 != CK_INVALID_HANDLE)
+			destroy(h1);
+		if (h2 != CK_INVALID_HANDLE)
+			destroy(h2);
+		destroy(pub);
+		destroy(priv);
+	}
+}
+
+/* ---------------------------------------------------------------------
  * Driver
  * --------------------------------------------------------------------- */
 
@@ -2431,7 +2727,8 @@ static void run_procs(const struct mt *m, CK_FLAGS ops, CK_FLAGS untested, CK_FL
 #define OPS                                                                                                   \
 	(CKF_ENCRYPT | CKF_DECRYPT | CKF_DIGEST | CKF_SIGN | CKF_SIGN_RECOVER | CKF_VERIFY | CKF_VERIFY_RECOVER | \
 	 CKF_GENERATE | CKF_GENERATE_KEY_PAIR | CKF_WRAP | CKF_UNWRAP | CKF_DERIVE | CKF_MESSAGE_ENCRYPT |       \
-	 CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY | CKF_MULTI_MESSAGE)
+	 CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY | CKF_MULTI_MESSAGE | CKF_ENCAPSULATE |     \
+	 CKF_DECAPSULATE)
 
 static void run(const struct mt *m)
 {
@@ -2477,6 +2774,9 @@ static void run_procs(const struct mt *m, CK_FLAGS ops, CK_FLAGS untested, CK_FL
 	snprintf(cur, sizeof cur, "%s", m->name);
 	if (ops & (CKF_WRAP | CKF_UNWRAP))
 		proc_wrap(m);
+	snprintf(cur, sizeof cur, "%s", m->name);
+	if (ops & KEM)
+		proc_kem(m);
 	snprintf(cur, sizeof cur, "%s", m->name);
 	if (ops & (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT))
 		proc_message(m);

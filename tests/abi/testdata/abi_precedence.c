@@ -16,7 +16,7 @@
  */
 #include "abi.h"
 
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 
 int main(int argc, char **argv)
 {

@@ -43,7 +43,7 @@ static const struct {
 };
 
 static struct abi_module m;
-static CK_FUNCTION_LIST_3_0_PTR f;
+static CK_FUNCTION_LIST_3_2_PTR f;
 static CK_SLOT_ID slot;
 static CK_OBJECT_HANDLE user_pub, user_priv; /* the user's token EC key pair */
 static char cur[160];                        /* the case being run, for failures inside calls */

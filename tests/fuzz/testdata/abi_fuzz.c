@@ -35,7 +35,7 @@
 #define NTHREADS 3
 
 static CK_FUNCTION_LIST_PTR f;
-static CK_FUNCTION_LIST_3_0_PTR f3; /* the message-based functions */
+static CK_FUNCTION_LIST_3_2_PTR f3; /* the message-based functions */
 static CK_SLOT_ID slot;
 static atomic_int stop;
 static atomic_long calls, general_errors, ok_calls, bad_session;

@@ -1,0 +1,185 @@
+package token
+
+import (
+	"fmt"
+
+	"gohsm/internal/ck"
+	"gohsm/mechanisms"
+	"gohsm/token/attrs"
+	"gohsm/token/audit"
+)
+
+// Key encapsulation (PKCS #11 3.2, C_EncapsulateKey / C_DecapsulateKey):
+// a KEM public key makes a ciphertext and a new secret key; the matching
+// private key turns the ciphertext back into the same secret. The new key
+// is made like a derived key (DeriveKey): the caller's template, completed
+// by the key's CKA_ENCAPSULATE_TEMPLATE / CKA_DECAPSULATE_TEMPLATE, checked
+// by the attribute tables for C_DeriveKey, CKA_LOCAL CK_FALSE, owned and
+// sealed like any key the user makes. Its value is the KEM's shared secret
+// (32 bytes for ML-KEM): CKA_VALUE_LEN, if given, must say so.
+//
+// CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE: a decapsulated key's follow
+// the private key's (CK_FALSE when the private key's are), as a derived
+// key's follow its base key's; an encapsulated key's follow its own
+// CKA_SENSITIVE / CKA_EXTRACTABLE, as for a generated key, since a public
+// key protects nothing.
+
+// EncapsulateKey answers C_EncapsulateKey. A length query (out.Query) or a
+// short buffer answers the ciphertext length and makes no key.
+func (m *Module) EncapsulateKey(h ck.ULong, mech Mechanism, pubH ck.ULong, tmpl attrs.Template, out Out) (n int, keyH ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(s.mechClass(opEncrypt, mech.Type), t0, &err)
+	}
+	se, err := m.session(h)
+	if err != nil {
+		return 0, 0, err
+	}
+	mm, _, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
+	if !ok || mm.Encapsulate == nil {
+		return 0, 0, fmt.Errorf("token: %v cannot encapsulate: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	s := se.slot
+	s.mu.Lock()
+	if err := se.allowLocked(actCreateKey); err != nil {
+		s.mu.Unlock()
+		return 0, 0, err
+	}
+	po, pkey, err := s.usableKeyLocked(pubH, mm, ck.CKA_ENCAPSULATE, ck.CKR_KEY_HANDLE_INVALID, ck.CKR_KEY_TYPE_INCONSISTENT)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, 0, err
+	}
+	if po.class != ck.CKO_PUBLIC_KEY {
+		return 0, 0, fmt.Errorf("token: key %d is not a public key: %w", pubH, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	size := mm.CiphertextSize(pkey)
+	if out.Query {
+		return size, 0, nil
+	}
+	if len(out.Buf) < size {
+		return size, 0, fmt.Errorf("token: ciphertext of %d bytes, buffer of %d: %w", size, len(out.Buf), ck.CKR_BUFFER_TOO_SMALL)
+	}
+	full, keyType, err := kemKeyTemplate(s, mech.Type, tmpl, po, ck.CKA_ENCAPSULATE_TEMPLATE)
+	if err != nil {
+		return 0, 0, err
+	}
+	origin, err := s.admitKey(pubH, useClass(opEncrypt, po.keyType))
+	if err != nil {
+		return 0, 0, err
+	}
+	secret, ct, err := mm.Encapsulate(pkey, mech.Param)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer clear(secret)
+	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
+		return 0, 0, err
+	}
+	s.mu.Lock()
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, 0, err
+	}
+	return copy(out.Buf, ct), o.h, nil
+}
+
+// DecapsulateKey answers C_DecapsulateKey.
+func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl attrs.Template, ciphertext []byte) (_ ck.ULong, err error) {
+	if s, t0 := m.begin(h); s != nil {
+		defer s.record(s.mechClass(opDecrypt, mech.Type), t0, &err)
+	}
+	se, err := m.session(h)
+	if err != nil {
+		return 0, err
+	}
+	mm, _, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
+	if !ok || mm.Decapsulate == nil {
+		return 0, fmt.Errorf("token: %v cannot decapsulate: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	s := se.slot
+	s.mu.Lock()
+	if err := se.allowLocked(actCreateKey); err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	ko, key, err := s.usableKeyLocked(privH, mm, ck.CKA_DECAPSULATE, ck.CKR_KEY_HANDLE_INVALID, ck.CKR_KEY_TYPE_INCONSISTENT)
+	if err == nil && ko.class != ck.CKO_PRIVATE_KEY {
+		err = fmt.Errorf("token: key %d is not a private key: %w", privH, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if err == nil && !s.mayExportLocked(ko) {
+		// As for C_DeriveKey: a user a key is shared with may use it, but
+		// not turn it into key material of their own.
+		err = fmt.Errorf("token: key %d belongs to %q: only its owner may decapsulate with it: %w", privH, ko.owner, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	full, keyType, err := kemKeyTemplate(s, mech.Type, tmpl, ko, ck.CKA_DECAPSULATE_TEMPLATE)
+	if err != nil {
+		return 0, err
+	}
+	origin, err := s.admitKey(privH, useClass(opDecrypt, ko.keyType))
+	if err != nil {
+		return 0, err
+	}
+	secret, err := mm.Decapsulate(key, mech.Param, ciphertext)
+	if err != nil {
+		return 0, err
+	}
+	defer clear(secret)
+	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
+		return 0, err
+	}
+	full = attrs.ApplyDeriveBase(full, ko.attrs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
+	if err != nil {
+		return 0, err
+	}
+	return o.h, nil
+}
+
+// kemKeyTemplate builds the new secret key's attributes from the caller's
+// template and the KEM key's template attribute (which), before its value
+// is known.
+func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Template, ck.KeyType, error) {
+	if tmpl == nil {
+		tmpl = attrs.Template{}
+	}
+	tmpl, err := withKeyTemplate(tmpl, key, which)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c, ok := tmpl.ULong(ck.CKA_CLASS); ok && ck.ObjectClass(c) != ck.CKO_SECRET_KEY {
+		return nil, 0, fmt.Errorf("token: %v makes a secret key, not %v: %w", mech, ck.ObjectClass(c), ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	keyType := ck.KeyType(ck.CKK_GENERIC_SECRET)
+	if kt, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok {
+		keyType = ck.KeyType(kt)
+	}
+	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok && vl != mechanisms.MLKEMSharedKeySize {
+		return nil, 0, fmt.Errorf("token: %v makes a %d-byte secret, CKA_VALUE_LEN says %d: %w", mech, mechanisms.MLKEMSharedKeySize, vl, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	t := tmpl.Clone()
+	t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
+	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, t)
+	if err != nil {
+		return nil, 0, err
+	}
+	return full, keyType, nil
+}
+
+// kemWithSecret completes a new key's attributes with its value.
+func kemWithSecret(s *Slot, full attrs.Template, keyType ck.KeyType, secret []byte) (attrs.Template, error) {
+	full, err := attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: secret})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkKeyLimits(ck.CKO_SECRET_KEY, keyType, full); err != nil {
+		return nil, err
+	}
+	return full, nil
+}
