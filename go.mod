@@ -1,6 +1,6 @@
 module gohsm
 
-go 1.26.0
+go 1.27.0
 
 toolchain go1.27.4
 
@@ -9,6 +9,7 @@ require (
 	github.com/ThalesIgnite/crypto11 v1.2.5
 	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.24.0
+	github.com/cloudflare/circl v1.6.3
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/jackc/pgx/v5 v5.13.0

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/mldsa"
 	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/rsa"
@@ -32,6 +33,8 @@ var fixtureSizes = map[ck.KeyType][]int{
 	ck.CKK_RSA: {2048},
 	ck.CKK_EC:  {256, 384},
 	ck.CKK_AES: {16, 24, 32},
+	// ML-DSA: public key bytes of ML-DSA-44 and ML-DSA-87.
+	ck.CKK_ML_DSA: {1312, 2592},
 }
 
 // keyGenCases are per key type: good parameters for a quick generation
@@ -89,6 +92,17 @@ func init() {
 			{KeyGenParams{ValueLen: -1}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		},
 	}
+	keyGenCases[ck.CKK_ML_DSA] = struct {
+		good []KeyGenParams
+		bad  []bad
+	}{
+		good: []KeyGenParams{{ParameterSet: ck.CKP_ML_DSA_44}, {ParameterSet: ck.CKP_ML_DSA_65}, {ParameterSet: ck.CKP_ML_DSA_87}},
+		bad: []bad{
+			{KeyGenParams{}, ck.CKR_TEMPLATE_INCOMPLETE},
+			{KeyGenParams{ParameterSet: 4}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+			{KeyGenParams{ParameterSet: ^ck.ULong(0)}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		},
+	}
 }
 
 func ecParams(bits int) []byte {
@@ -110,6 +124,12 @@ func genParams(kt ck.KeyType, size int) KeyGenParams {
 		return KeyGenParams{ECParams: must(asn1.Marshal(oidEd25519))}
 	case classMontgomery:
 		return KeyGenParams{ECParams: X25519Params()}
+	case classMLDSA:
+		for set, p := range mldsaSets {
+			if p.PublicKeySize() == size {
+				return KeyGenParams{ParameterSet: set}
+			}
+		}
 	case classMLKEM:
 		return KeyGenParams{ParameterSet: map[int]ck.ULong{768: ck.CKP_ML_KEM_768, 1024: ck.CKP_ML_KEM_1024}[size]}
 	}
@@ -293,6 +313,9 @@ func testKeyGen(t *testing.T, m *Mechanism) {
 				assert.True(t, k.Public().(ed25519.PublicKey).Equal(pub))
 			case *ecdh.PrivateKey:
 				assert.True(t, k.PublicKey().Equal(pub))
+			case *mldsa.PrivateKey:
+				assert.True(t, k.PublicKey().Equal(pub))
+				assert.Equal(t, p.ParameterSet, MLDSAParameterSet(k.PublicKey().Parameters()))
 			case *mlkem.DecapsulationKey768, *mlkem.DecapsulationKey1024:
 				set, ek, _, _ := MLKEMKeyMaterial(priv)
 				pset, pek, _, _ := MLKEMKeyMaterial(pub)
@@ -457,6 +480,8 @@ func outOfRangeKeys(t *testing.T, m *Mechanism, kt ck.KeyType) []any {
 		return out
 	case classEdwards, classMontgomery:
 		return nil // one curve, one size
+	case classMLDSA:
+		return nil // every parameter set is in range
 	case classRSA:
 		// A public key of one bit more than the maximum needs no
 		// generation; a private key below the minimum does.

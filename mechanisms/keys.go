@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/mlkem"
 	"crypto/rsa"
 
@@ -22,6 +23,7 @@ const (
 	classEdwards    // ed25519.PrivateKey / ed25519.PublicKey
 	classMontgomery // *ecdh.PrivateKey / *ecdh.PublicKey on ecdh.X25519()
 	classSecret
+	classMLDSA // *mldsa.PrivateKey / *mldsa.PublicKey
 	classMLKEM // *mlkem.DecapsulationKey768/1024 / *mlkem.EncapsulationKey768/1024
 )
 
@@ -34,6 +36,7 @@ var keyClasses = map[ck.KeyType]keyClass{
 	ck.CKK_AES:            classSecret,
 	ck.CKK_GENERIC_SECRET: classSecret,
 	ck.CKK_DES3:           classSecret,
+	ck.CKK_ML_DSA:         classMLDSA,
 	ck.CKK_ML_KEM:         classMLKEM,
 }
 
@@ -82,6 +85,14 @@ func keyInfo(key any) (keyClass, uint) {
 		}
 	case []byte:
 		return classSecret, uint(len(k))
+	case *mldsa.PrivateKey:
+		if k != nil {
+			return classMLDSA, uint(k.PublicKey().Parameters().PublicKeySize())
+		}
+	case *mldsa.PublicKey:
+		if k != nil {
+			return classMLDSA, uint(k.Parameters().PublicKeySize())
+		}
 	case *mlkem.DecapsulationKey768, *mlkem.EncapsulationKey768:
 		if k != nil {
 			return classMLKEM, 768

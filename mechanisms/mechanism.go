@@ -8,6 +8,7 @@
 //	RSA                                        *rsa.PrivateKey / *rsa.PublicKey
 //	EC (NIST curves)                           *ecdsa.PrivateKey / *ecdsa.PublicKey
 //	EdDSA                                      ed25519.PrivateKey / ed25519.PublicKey
+//	ML-DSA                                     *mldsa.PrivateKey / *mldsa.PublicKey
 //
 // Mechanism parameters arrive already decoded from their C structures by the
 // C boundary (see ParamKind and the *Params types); mechanisms never see a C
@@ -44,6 +45,7 @@ const (
 	ParamEdDSA                           // CK_EDDSA_PARAMS (optional: NULL means plain Ed25519) -> *EdDSAParams or nil
 	ParamCloudHSMGCM                     // CK_GCM_PARAMS with pIV NULL (CKM_CLOUDHSM_AES_GCM) -> *CloudHSMGCMParams
 	ParamCloudHSMKDF                     // CloudHSM's CK_SP800_108_KDF_PARAMS (CKM_CLOUDHSM_SP800_108_COUNTER_KDF) -> *CloudHSMKDFParams
+	ParamSignContext                     // CK_SIGN_ADDITIONAL_CONTEXT (optional: NULL means hedged, no context) -> *SignContextParams or nil
 )
 
 // CCMParams is CK_CCM_PARAMS decoded.
@@ -208,7 +210,7 @@ type KeyGenParams struct {
 	// mechanisms that take one (CKM_PKCS5_PBKD2).
 	Param any
 	// ParameterSet is CKA_PARAMETER_SET (the 3.2 post-quantum key types:
-	// CKP_ML_KEM_768, ...).
+	// CKP_ML_KEM_768, CKP_ML_DSA_65, ...); 0 when absent.
 	ParameterSet ck.ULong
 }
 
@@ -277,6 +279,9 @@ type Mechanism struct {
 	ParamOptional bool
 	// SinglePart mechanisms reject C_*Update (raw RSA, PSS, OAEP, raw ECDSA).
 	SinglePart bool
+	// VerifySinglePart rows reject C_VerifyUpdate/C_VerifyFinal only
+	// (CKM_ML_DSA: multi-part signing, single-part verification).
+	VerifySinglePart bool
 
 	Encrypt func(key any, param any) (Cipher, error)
 	Decrypt func(key any, param any) (Cipher, error)

@@ -117,6 +117,8 @@ func fuzzParam(kind ParamKind, s *fuzzSrc) any {
 		return p
 	case ParamEdDSA:
 		return &EdDSAParams{PreHash: s.byte()%2 == 0, Context: s.bytes()}
+	case ParamSignContext:
+		return &SignContextParams{Hedge: s.ulong() % 4, Context: s.bytes()}
 	case ParamCloudHSMGCM:
 		return &CloudHSMGCMParams{IVGiven: s.byte()%4 == 0, IVLen: s.num(), AAD: s.bytes(), TagBits: s.num()}
 	case ParamCloudHSMKDF:

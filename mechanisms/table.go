@@ -36,7 +36,8 @@ const (
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
 func rows() []Mechanism {
-	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows, mlkemRows)
+	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows,
+		mlkemRows, mldsaRows)
 }
 
 // tables are the guarded rows by type, sorted, and by page (Lookup). They
@@ -362,6 +363,15 @@ func (m *Mechanism) checkKeyGen(p KeyGenParams) error {
 			return err
 		}
 		size, name, tooBig = bits, "curve", ck.CKR_CURVE_NOT_SUPPORTED
+	case classMLDSA:
+		if p.ParameterSet == 0 {
+			return fmt.Errorf("mechanisms: %v: no CKA_PARAMETER_SET: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		params, err := MLDSAParameters(p.ParameterSet)
+		if err != nil {
+			return err
+		}
+		size, name = params.PublicKeySize(), "public key size"
 	case classMLKEM:
 		if p.ParameterSet == 0 {
 			return fmt.Errorf("mechanisms: %v: no CKA_PARAMETER_SET: %w", m.Type, ck.CKR_TEMPLATE_INCOMPLETE)

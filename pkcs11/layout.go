@@ -123,6 +123,10 @@ var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 		var c C.CK_EDDSA_PARAMS
 		l[mechanisms.ParamEdDSA] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContextData)), n: off(&c, unsafe.Pointer(&c.ulContextDataLen))}}}
 	}
+	{
+		var c C.CK_SIGN_ADDITIONAL_CONTEXT
+		l[mechanisms.ParamSignContext] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContext)), n: off(&c, unsafe.Pointer(&c.ulContextLen))}}}
+	}
 	return l
 }()
 

@@ -451,6 +451,19 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 			return nil, err
 		}
 		return &mechanisms.EdDSAParams{PreHash: c.phFlag != 0, Context: ctx}, nil
+	case mechanisms.ParamSignContext:
+		if pp == nil && pl == 0 {
+			return nil, nil
+		}
+		if err := size(unsafe.Sizeof(C.CK_SIGN_ADDITIONAL_CONTEXT{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_SIGN_ADDITIONAL_CONTEXT)(pp)
+		ctx, err := bytesAt(c.pContext, c.ulContextLen, "context")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.SignContextParams{Hedge: ck.ULong(c.hedgeVariant), Context: ctx}, nil
 	}
 	return nil, fmt.Errorf("unknown parameter kind %d", kind)
 }

@@ -469,6 +469,17 @@ func multiPart(op *operation) error {
 	return nil
 }
 
+// verifyMultiPart is multiPart for C_VerifyUpdate/C_VerifyFinal: rows
+// that sign in parts but verify in one (CKM_ML_DSA, whose multi-part
+// verification belongs to C_VerifySignatureInit) answer
+// CKR_FUNCTION_NOT_SUPPORTED like single-part rows.
+func verifyMultiPart(op *operation) error {
+	if op.mech.VerifySinglePart {
+		return fmt.Errorf("token: %v verifies in one part only: %w", op.mech.Type, ck.CKR_FUNCTION_NOT_SUPPORTED)
+	}
+	return multiPart(op)
+}
+
 // take counts n more input bytes of an operation against its profile's
 // cap (CloudHSM's maximum data sizes): over it is CKR_DATA_LEN_RANGE, or
 // CKR_ENCRYPTED_DATA_LEN_RANGE for decryption, and the operation ends like
@@ -725,7 +736,7 @@ func (m *Module) VerifyUpdate(h ck.ULong, data []byte) (err error) {
 		return err
 	}
 	defer se.done(opVerify, &err, false, false)
-	if err = multiPart(op); err != nil {
+	if err = verifyMultiPart(op); err != nil {
 		return err
 	}
 	if op.cl != nil {
@@ -749,7 +760,7 @@ func (m *Module) VerifyFinal(h ck.ULong, sig []byte) (err error) {
 	if t0, on := se.slot.mt.Begin(); on {
 		defer se.slot.record(op.cls, t0, &err)
 	}
-	if err = multiPart(op); err != nil {
+	if err = verifyMultiPart(op); err != nil {
 		return err
 	}
 	if op.cl != nil {
@@ -917,6 +928,8 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	}
 	if set, ok := pubFull.ULong(ck.CKA_PARAMETER_SET); ok {
 		p.ParameterSet = set
+	} else if len(pubFull[ck.CKA_PARAMETER_SET]) != 0 {
+		return 0, 0, fmt.Errorf("token: CKA_PARAMETER_SET not a CK_ULONG: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	} else if set, ok := privFull.ULong(ck.CKA_PARAMETER_SET); ok {
 		p.ParameterSet = set
 	}

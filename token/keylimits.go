@@ -36,7 +36,7 @@ func keySize(keyType ck.KeyType, t attrs.Template) uint {
 		if c, err := mechanisms.CurveFromParams(t[ck.CKA_EC_PARAMS]); err == nil {
 			return uint(c.Params().BitSize)
 		}
-	case ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY:
+	case ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_DSA:
 		return 0
 	default:
 		if v, ok := t[ck.CKA_VALUE]; ok {

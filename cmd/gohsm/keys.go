@@ -19,7 +19,11 @@ func printKeys(w io.Writer, keys []admin.Key) {
 		if !k.Token {
 			kind += " (session)"
 		}
-		t = append(t, []string{fmt.Sprint(k.Handle), kind, k.KeyType, orDash(k.Label), orDash(k.ID),
+		typ := k.KeyType
+		if k.ParameterSet != "" {
+			typ += " (" + k.ParameterSet + ")"
+		}
+		t = append(t, []string{fmt.Sprint(k.Handle), kind, typ, orDash(k.Label), orDash(k.ID),
 			orDash(k.Owner), orDash(strings.Join(k.SharedWith, ","))})
 	}
 	table(w, "HANDLE\tCLASS\tTYPE\tLABEL\tID\tOWNER\tSHARED-WITH", t)
@@ -66,9 +70,8 @@ func addGenFlags(fs *flag.FlagSet) genFlags {
 	}
 }
 
-// keyGenerate is key generate aes, ec, rsa and ml-kem (admin.Generate):
-// the type's own flag (--bits, --curve or --parameter-set) and the common
-// ones.
+// keyGenerate is key generate aes, ec and rsa (admin.Generate): the
+// type's own flag (--bits or --curve) and the common ones.
 func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 	return func(fs *flag.FlagSet) func(*env) error {
 		var bits *int
@@ -81,6 +84,8 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 			bits = fs.Int("bits", 2048, "modulus size: 2048, 3072 or 4096")
 		case "ec":
 			curve = fs.String("curve", "P-256", "curve: P-256 or P-384")
+		case "ml-dsa":
+			set = fs.Int("parameter-set", 65, "ML-DSA parameter set: 44, 65 or 87")
 		case "ml-kem":
 			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 768 or 1024")
 		}

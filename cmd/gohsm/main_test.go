@@ -428,7 +428,7 @@ func TestUsageErrors(t *testing.T) {
 		{nil, "gohsm: missing command", "usage: gohsm "},
 		{[]string{"frob"}, `gohsm: unknown command "frob"`, "usage: gohsm "},
 		{[]string{"key"}, "gohsm: key: missing subcommand (one of: list, generate, import, delete, share, unshare, set-trusted)", "usage: gohsm "},
-		{[]string{"key", "generate", "des"}, `unknown subcommand "des" (one of: aes, ec, ml-kem, rsa)`, "usage: gohsm "},
+		{[]string{"key", "generate", "des"}, `unknown subcommand "des" (one of: aes, ec, ml-dsa, ml-kem, rsa)`, "usage: gohsm "},
 		{[]string{"--bogus", "user", "list"}, "gohsm: flag provided but not defined: -bogus", "usage: gohsm "},
 		{[]string{"user", "list", "--bogus"}, "gohsm: user list: flag provided but not defined: -bogus", "usage: gohsm user list"},
 		{[]string{"user", "list", "extra"}, `gohsm: user list: unexpected argument "extra"`, "usage: gohsm user list"},

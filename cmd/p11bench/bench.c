@@ -56,6 +56,15 @@ static CK_RV op_sign(bench_ctx *c) {
 	return n == c->outLen ? CKR_OK : P11BENCH_WRONG_RESULT;
 }
 
+/* op_verify checks the signature in out (outLen bytes) over in with key,
+ * the public key: bench_prepare_verify put them there. */
+static CK_RV op_verify(bench_ctx *c) {
+	CK_RV rv = c->f->C_VerifyInit(c->s, &c->mech, c->key);
+	if (rv != CKR_OK)
+		return rv;
+	return c->f->C_Verify(c->s, c->in, c->inLen, c->out, c->outLen);
+}
+
 static CK_RV op_encrypt_gcm(bench_ctx *c) {
 	/* A fresh IV per operation: 4 fixed bytes, 8 bytes of counter. */
 	uint64_t ctr = ++c->ivctr;
@@ -203,6 +212,7 @@ static const op_fn ops[OP_COUNT] = {
 	[OP_RANDOM] = op_random,
 	[OP_ENCAPSULATE] = op_encapsulate,
 	[OP_DECAPSULATE] = op_decapsulate,
+	[OP_VERIFY] = op_verify,
 };
 
 /* bench_run runs op n times, timing each with one clock read between
@@ -386,6 +396,15 @@ void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mg
 	c->pss.sLen = slen;
 	c->mech.pParameter = &c->pss;
 	c->mech.ulParameterLen = sizeof c->pss;
+}
+
+/* bench_prepare_verify signs in with priv into out (untimed), then points
+ * the context at pub for OP_VERIFY. */
+CK_RV bench_prepare_verify(bench_ctx *c, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub) {
+	c->key = priv;
+	CK_RV rv = op_sign(c);
+	c->key = pub;
+	return rv;
 }
 
 void bench_set_find(bench_ctx *c, const char *prefix, CK_ULONG count, CK_OBJECT_CLASS cls) {

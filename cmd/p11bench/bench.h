@@ -25,6 +25,7 @@ enum {
 	OP_RANDOM,       /* C_GenerateRandom */
 	OP_ENCAPSULATE,  /* C_EncapsulateKey (3.2 list), new key kept for destroying later */
 	OP_DECAPSULATE,  /* C_DecapsulateKey (3.2 list) of in, new key kept for destroying later */
+	OP_VERIFY,       /* C_VerifyInit + C_Verify of the signature bench_prepare_verify made */
 	OP_COUNT
 };
 
@@ -76,6 +77,7 @@ CK_RV bench_destroy_made(bench_ctx *c);
 CK_FUNCTION_LIST_3_2_PTR bench_get_interface_3_2(void *lib);
 void bench_set_gcm(bench_ctx *c);
 void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mgf, CK_ULONG slen);
+CK_RV bench_prepare_verify(bench_ctx *c, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);
 void bench_set_find(bench_ctx *c, const char *prefix, CK_ULONG count, CK_OBJECT_CLASS cls);
 void bench_format_label(char *dst, const char *prefix, CK_ULONG i);
 

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/mldsa"
 	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
@@ -76,6 +77,15 @@ func newGoBase() (*goBase, error) {
 	if _, err := rand.Read(ct); err != nil {
 		return nil, fmt.Errorf("go baseline: %w", err)
 	}
+	mlKey, err := mldsa.GenerateKey(mldsa.MLDSA65())
+	if err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
+	mlMsg := in[:64]
+	mlSig, err := mlKey.Sign(nil, mlMsg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
 	return &goBase{ops: []*goOp{
 		{row: goRow{Op: "go-ecdsa-p256", What: "ecdsa.Sign P-256, 32-byte hash", ModuleOp: "ecdsa-p256", Target: 0.10},
 			f: func() error {
@@ -106,6 +116,15 @@ func newGoBase() (*goBase, error) {
 				_, err := dk.Decapsulate(ct)
 				return err
 			}},
+		// ML-DSA-65 (crypto/mldsa, which the module's CKM_ML_DSA calls):
+		// hedged signing, as CKM_ML_DSA without a parameter.
+		{row: goRow{Op: "go-mldsa65-sign", What: "mldsa.PrivateKey.Sign ML-DSA-65 (hedged), 64 bytes", ModuleOp: "mldsa65-sign", Target: 0.10},
+			f: func() error {
+				_, err := mlKey.Sign(nil, mlMsg, nil)
+				return err
+			}},
+		{row: goRow{Op: "go-mldsa65-verify", What: "mldsa.Verify ML-DSA-65, 64 bytes", ModuleOp: "mldsa65-verify", Target: 0.10},
+			f: func() error { return mldsa.Verify(mlKey.PublicKey(), mlMsg, mlSig, nil) }},
 	}}, nil
 }
 

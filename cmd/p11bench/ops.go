@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"log"
 	"unsafe"
 
 	"gohsm/internal/ck"
@@ -35,6 +36,7 @@ type opDef struct {
 	key     func(*module) key  // nil: no key
 	in, out int
 	pss     bool
+	verify  bool // OP_VERIFY: sign once with the key, verify with its public half
 	gcm     bool
 	findTok bool
 	harness bool // no module involved: measures p11bench itself
@@ -46,12 +48,13 @@ type opDef struct {
 	genTemplates func() (t1, t2 []attr)
 }
 
-func ecKey(m *module) key   { return m.ec }
-func rsaKey(m *module) key  { return m.rsa }
-func aesKey(m *module) key  { return m.aes }
-func hmacKey(m *module) key { return m.hmac }
-func kemPub(m *module) key  { return m.mlkemPub }
-func kemPriv(m *module) key { return m.mlkemPriv }
+func ecKey(m *module) key    { return m.ec }
+func rsaKey(m *module) key   { return m.rsa }
+func aesKey(m *module) key   { return m.aes }
+func hmacKey(m *module) key  { return m.hmac }
+func mldsaKey(m *module) key { return m.mldsa }
+func kemPub(m *module) key   { return m.mlkemPub }
+func kemPriv(m *module) key  { return m.mlkemPriv }
 
 // opDefs in the order they run; find-label is last (see setupFind).
 var opDefs = []*opDef{
@@ -66,6 +69,10 @@ var opDefs = []*opDef{
 		mech: ck.CKM_SHA256_RSA_PKCS, needs: []ck.MechanismType{ck.CKM_SHA256_RSA_PKCS}, key: rsaKey, in: 64, out: 256, target: 1.2, scales: true},
 	{name: "rsa2048-sha256-pss", what: "C_SignInit+C_Sign CKM_SHA256_RSA_PKCS_PSS (MGF1-SHA256, salt 32), 64 bytes", cop: C.OP_SIGN,
 		mech: ck.CKM_SHA256_RSA_PKCS_PSS, needs: []ck.MechanismType{ck.CKM_SHA256_RSA_PKCS_PSS}, key: rsaKey, in: 64, out: 256, pss: true, target: 1.2, scales: true},
+	{name: "mldsa65-sign", what: "C_SignInit+C_Sign CKM_ML_DSA (no parameter: hedged, empty context), ML-DSA-65, 64 bytes", cop: C.OP_SIGN,
+		mech: ck.CKM_ML_DSA, needs: []ck.MechanismType{ck.CKM_ML_DSA}, key: mldsaKey, in: 64, out: 3309},
+	{name: "mldsa65-verify", what: "C_VerifyInit+C_Verify CKM_ML_DSA, ML-DSA-65, 64 bytes", cop: C.OP_VERIFY,
+		mech: ck.CKM_ML_DSA, needs: []ck.MechanismType{ck.CKM_ML_DSA}, key: mldsaKey, in: 64, out: 3309, verify: true},
 	{name: "hmac-sha256-64", what: "C_SignInit+C_Sign CKM_SHA256_HMAC, 64 bytes", cop: C.OP_SIGN,
 		mech: ck.CKM_SHA256_HMAC, needs: []ck.MechanismType{ck.CKM_SHA256_HMAC}, key: hmacKey, in: 64, out: 32, target: 20, scales: true},
 	{name: "aes256-gcm-64", what: "C_EncryptInit+C_Encrypt CKM_AES_GCM, fresh 12-byte IV, 64 bytes", cop: C.OP_ENCRYPT_GCM,
@@ -130,6 +137,14 @@ func (op *opDef) prepare(w *worker) func() {
 	}
 	if op.pss {
 		C.bench_set_pss(c, C.CKM_SHA256, C.CKG_MGF1_SHA256, 32)
+	}
+	if op.verify {
+		k := op.key(w.m)
+		// A failure here makes every timed C_Verify fail, which the run
+		// reports as the row's error.
+		if rv := C.bench_prepare_verify(c, k.h, k.pub); rv != C.CKR_OK {
+			log.Printf("p11bench: %s: signing for %s: %v", w.m.name, op.name, ck.RV(rv))
+		}
 	}
 	if op.cop == C.OP_FIND {
 		p := C.CString(findPrefix)

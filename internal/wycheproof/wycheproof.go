@@ -35,24 +35,25 @@ var (
 // Dir returns the directory holding testvectors/, downloading the module
 // into the module cache when needed.
 func Dir() (string, error) {
-	dirOnce.Do(func() {
-		out, err := exec.Command("go", "mod", "download", "-json", Module+"@"+Version).Output()
-		if err != nil {
-			dirErr = fmt.Errorf("wycheproof: go mod download %s@%s: %v", Module, Version, err)
-			return
-		}
-		var info struct{ Dir, Error string }
-		if err := json.Unmarshal(out, &info); err != nil {
-			dirErr = fmt.Errorf("wycheproof: go mod download output: %v", err)
-			return
-		}
-		if info.Error != "" || info.Dir == "" {
-			dirErr = fmt.Errorf("wycheproof: go mod download: %s", info.Error)
-			return
-		}
-		dir = info.Dir
-	})
+	dirOnce.Do(func() { dir, dirErr = download(Module, Version) })
 	return dir, dirErr
+}
+
+// download fetches module@version into the module cache and returns its
+// directory.
+func download(module, version string) (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", module+"@"+version).Output()
+	if err != nil {
+		return "", fmt.Errorf("wycheproof: go mod download %s@%s: %v", module, version, err)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("wycheproof: go mod download output: %v", err)
+	}
+	if info.Error != "" || info.Dir == "" {
+		return "", fmt.Errorf("wycheproof: go mod download: %s", info.Error)
+	}
+	return info.Dir, nil
 }
 
 // File is one vector file.
@@ -111,7 +112,13 @@ func Load(t testing.TB, name string) *File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(d, "testvectors", name))
+	return load(t, filepath.Join(d, "testvectors", name))
+}
+
+func load(t testing.TB, path string) *File {
+	t.Helper()
+	name := filepath.Base(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("wycheproof: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/mldsa"
 	"crypto/rsa"
 	"crypto/sha1"
 	"encoding/asn1"
@@ -25,6 +26,7 @@ import (
 //	CKK_EC                                      *ecdsa.PublicKey / *ecdsa.PrivateKey
 //	CKK_EC_EDWARDS (Ed25519)                    ed25519.PublicKey / ed25519.PrivateKey
 //	CKK_EC_MONTGOMERY (X25519)                  *ecdh.PublicKey / *ecdh.PrivateKey
+//	CKK_ML_DSA                                  *mldsa.PublicKey / *mldsa.PrivateKey
 //	CKK_ML_KEM                                  *mlkem.EncapsulationKey768/1024 / *mlkem.DecapsulationKey768/1024
 //
 // Missing material is CKR_TEMPLATE_INCOMPLETE; malformed material
@@ -73,6 +75,8 @@ var converters = map[schemaKey]converter{
 	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS}:    {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, edPrivateFromTemplate},
 	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY}:  {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, x25519PublicFromTemplate},
 	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, x25519PrivateFromTemplate},
+	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mldsaPublicFromTemplate},
+	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mldsaPrivateFromTemplate},
 	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mlkemPublicFromTemplate},
 	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mlkemPrivateFromTemplate},
 }
@@ -189,6 +193,8 @@ var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 //	ed25519.PrivateKey  CKA_EC_PARAMS, CKA_VALUE (the seed), CKA_EC_POINT
 //	*ecdh.PublicKey     CKA_EC_PARAMS, CKA_EC_POINT (X25519)
 //	*ecdh.PrivateKey    CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT (X25519)
+//	*mldsa.PublicKey    CKA_PARAMETER_SET, CKA_VALUE
+//	*mldsa.PrivateKey   CKA_PARAMETER_SET, CKA_SEED, CKA_VALUE (the expanded key)
 //
 // CKA_CHECK_VALUE depends on the key type, not just the key: see CheckValue.
 func TemplateFromKey(key any) (Template, error) {
@@ -257,6 +263,10 @@ func TemplateFromKey(key any) (Template, error) {
 		t := edTemplate(k.Public().(ed25519.PublicKey))
 		t[ck.CKA_VALUE] = bytes.Clone(k.Seed())
 		return t, nil
+	case *mldsa.PublicKey:
+		return mldsaPublicTemplate(k), nil
+	case *mldsa.PrivateKey:
+		return mldsaPrivateTemplate(k), nil
 	case *ecdh.PublicKey:
 		if k.Curve() != ecdh.X25519() {
 			return nil, fmt.Errorf("attrs: ecdh public key on %v: %w", k.Curve(), ck.CKR_GENERAL_ERROR)

@@ -408,6 +408,8 @@ var schemas = func() map[schemaKey]*Schema {
 	add(ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY, cat(pub, ecPublicTable)...)
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY, cat(priv, ecPrivateTable, usage(ck.CKA_DERIVE))...)
 
+	add(ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA, cat(pub, mldsaPublicTable, usage(ck.CKA_VERIFY))...)
+	add(ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA, cat(priv, mldsaPrivateTable, usage(ck.CKA_SIGN))...)
 	// ML-KEM keys encapsulate and decapsulate by default, and nothing else.
 	add(ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM, cat(pub, mlkemPublicTable, usage(ck.CKA_ENCAPSULATE))...)
 	add(ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM, cat(priv, mlkemPrivateTable, usage(ck.CKA_DECAPSULATE))...)

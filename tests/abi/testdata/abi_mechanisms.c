@@ -259,7 +259,9 @@ struct kp {
 	CK_OBJECT_HANDLE pub, priv;
 };
 
-static struct kp rsa_kp, ec_kp[NCURVES], ed_kp, x_kp;
+static struct kp rsa_kp, ec_kp[NCURVES], ed_kp, x_kp, mldsa_kp;
+
+static const CK_BYTE mldsa_context[] = "gohsm ml-dsa";
 
 static CK_ULONG der_len_hdr(const CK_BYTE *p, CK_ULONG n, CK_ULONG *len)
 {
@@ -288,11 +290,13 @@ static CK_RV gen_pair(CK_SESSION_HANDLE s, CK_MECHANISM_TYPE gen, int kind, cons
 	CK_BYTE e[] = { 0x01, 0x00, 0x01 };
 	CK_BBOOL sign = kind != 'x', enc = kind == 'r', derive = kind == 'e' || kind == 'x';
 	CK_ATTRIBUTE pub[8], priv[12];
-	CK_ULONG np = 0, nv = 0;
+	CK_ULONG np = 0, nv = 0, set = CKP_ML_DSA_65;
 	CK_RV rv;
 
 	pub[np++] = (CK_ATTRIBUTE){ CKA_TOKEN, &no, sizeof no };
-	if (kind == 'r') {
+	if (kind == 'm') {
+		pub[np++] = (CK_ATTRIBUTE){ CKA_PARAMETER_SET, &set, sizeof set };
+	} else if (kind == 'r') {
 		pub[np++] = (CK_ATTRIBUTE){ CKA_MODULUS_BITS, &bits, sizeof bits };
 		pub[np++] = (CK_ATTRIBUTE){ CKA_PUBLIC_EXPONENT, e, sizeof e };
 	} else {
@@ -345,6 +349,28 @@ static void check_pair_attrs(CK_MECHANISM_TYPE gen, const struct kp *k, int kind
 		n = sizeof point;
 		abi_check(nm("CKA_MODULUS 256 bytes"), get_attr(k->pub, CKA_MODULUS, point, &n) == CKR_OK && n == 256,
 			  "got %lu bytes", (unsigned long)n);
+		return;
+	}
+	if (kind == 'm') {
+		/* ML-DSA-65: public CKA_VALUE 1952 bytes, CKA_PARAMETER_SET on both
+		 * halves (the private one contributed by the mechanism), the
+		 * private CKA_SEED and CKA_VALUE sensitive. */
+		CK_ATTRIBUTE a = { CKA_VALUE, NULL, 0 };
+
+		abi_check(nm("public CKA_PARAMETER_SET CKP_ML_DSA_65"),
+			  get_ulong(k->pub, CKA_PARAMETER_SET, &v) && v == CKP_ML_DSA_65, "got %lu", (unsigned long)v);
+		abi_check(nm("private CKA_PARAMETER_SET CKP_ML_DSA_65"),
+			  get_ulong(k->priv, CKA_PARAMETER_SET, &v) && v == CKP_ML_DSA_65, "got %lu", (unsigned long)v);
+		abi_check(nm("public CKA_VALUE 1952 bytes"),
+			  f->C_GetAttributeValue(sess, k->pub, &a, 1) == CKR_OK && a.ulValueLen == 1952, "got %lu bytes",
+			  (unsigned long)a.ulValueLen);
+		a.type = CKA_SEED;
+		a.ulValueLen = 0;
+		abi_check_rv(nm("sensitive private CKA_SEED -> CKR_ATTRIBUTE_SENSITIVE"),
+			     f->C_GetAttributeValue(sess, k->priv, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
+		a.type = CKA_VALUE;
+		abi_check_rv(nm("sensitive private CKA_VALUE -> CKR_ATTRIBUTE_SENSITIVE"),
+			     f->C_GetAttributeValue(sess, k->priv, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
 		return;
 	}
 	/* CKA_EC_POINT: DER OCTET STRING of 04||X||Y (Weierstrass) or the 32-byte u / A (RFC 7748/8032). */
@@ -417,6 +443,22 @@ out:
 	return k->state == 1 ? k : NULL;
 }
 
+static struct kp *need_mldsa(void)
+{
+	char saved[sizeof cur];
+	CK_RV rv;
+
+	if (mldsa_kp.state != 0)
+		return mldsa_kp.state == 1 ? &mldsa_kp : NULL;
+	memcpy(saved, cur, sizeof cur);
+	snprintf(cur, sizeof cur, "%s [ML-DSA-65]", mech_name(CKM_ML_DSA_KEY_PAIR_GEN));
+	rv = gen_pair(keysess, CKM_ML_DSA_KEY_PAIR_GEN, 'm', NULL, CK_FALSE, &mldsa_kp);
+	if (rvok(rv, nm("C_GenerateKeyPair%s", listed(CKM_ML_DSA_KEY_PAIR_GEN) ? "" : " (mechanism not listed)")))
+		check_pair_attrs(CKM_ML_DSA_KEY_PAIR_GEN, &mldsa_kp, 'm', NULL);
+	memcpy(cur, saved, sizeof cur);
+	return mldsa_kp.state == 1 ? &mldsa_kp : NULL;
+}
+
 static struct kp *need_curve25519(int kind)
 {
 	struct kp *k = kind == 'd' ? &ed_kp : &x_kp;
@@ -440,7 +482,7 @@ static struct kp *need_curve25519(int kind)
  * The table
  * --------------------------------------------------------------------- */
 
-enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM };
+enum keykind { K_NONE, K_AES, K_DES3, K_GENERIC, K_RSA, K_EC, K_ED, K_X, K_PBKD2, K_MLKEM, K_MLDSA };
 
 enum paramkind {
 	P_NONE,
@@ -455,6 +497,7 @@ enum paramkind {
 	P_RSAAES,
 	P_MACGEN,
 	P_EDDSA,
+	P_MLDSA, /* CK_SIGN_ADDITIONAL_CONTEXT: deterministic, with a context */
 };
 
 /* flags */
@@ -465,6 +508,7 @@ enum paramkind {
 #define M_RAW 0x10	/* raw primitive input (CKM_RSA_X_509, CKM_ECDSA, CKM_RSA_PKCS_PSS) */
 #define M_WRAPPRIV 0x20 /* wraps private keys (PKCS #8) too */
 #define M_MAYBESINGLE 0x40 /* multi-part optional (CKM_EDDSA): either refused or equal to single-part */
+#define M_VERIFYSINGLE 0x80 /* multi-part signing, single-part verification (CKM_ML_DSA) */
 
 struct mt;
 typedef void (*proc_fn)(const struct mt *);
@@ -600,6 +644,9 @@ static const struct mt rows[] = {
 	{ ROW(CKM_ECDH1_DERIVE), K_EC, P_NONE, 0, 0, CKF_DERIVE, 0, derive_ecdh, NULL, 0 },
 	{ ROW(CKM_ECDH1_COFACTOR_DERIVE), K_EC, P_NONE, 0, 0, CKF_DERIVE, 0, derive_ecdh, NULL, 0 },
 	{ ROW(CKM_EDDSA), K_ED, P_EDDSA, 0, M_MAYBESINGLE, SIGVER, 0, NULL, NULL, 0 },
+	/* ML-DSA (PKCS #11 3.2) */
+	{ ROW(CKM_ML_DSA_KEY_PAIR_GEN), K_MLDSA, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_ML_DSA, NULL, NULL, 0 },
+	{ ROW(CKM_ML_DSA), K_MLDSA, P_MLDSA, 0, M_VERIFYSINGLE, SIGVER, 0, NULL, NULL, 0 },
 
 	/* digests */
 	{ ROW(CKM_MD5), K_NONE, P_NONE, 0, 0, CKF_DIGEST, 0, NULL, KA(ka_abc_md5) },
@@ -754,6 +801,7 @@ struct params {
 	CK_RSA_AES_KEY_WRAP_PARAMS rsaaes;
 	CK_MAC_GENERAL_PARAMS macgen;
 	CK_EDDSA_PARAMS eddsa;
+	CK_SIGN_ADDITIONAL_CONTEXT mldsa;
 };
 
 static const CK_BYTE oaep_label[] = "gohsm oaep label";
@@ -844,6 +892,11 @@ static void build_param(const struct mt *m, struct params *p, CK_MECHANISM *mech
 		break;
 	case P_EDDSA:
 		/* pure Ed25519: no parameter (CK_EDDSA_PARAMS is optional) */
+		break;
+	case P_MLDSA:
+		p->mldsa = (CK_SIGN_ADDITIONAL_CONTEXT){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+		mech->pParameter = &p->mldsa;
+		mech->ulParameterLen = sizeof p->mldsa;
 		break;
 	}
 }
@@ -1026,6 +1079,20 @@ static void proc_generate_pair(const struct mt *m)
 	case K_X:
 		need_curve25519('x');
 		return;
+	case K_MLDSA: {
+		CK_MECHANISM mech = { m->type, NULL, 0 };
+		CK_ULONG bad = 4;
+		CK_ATTRIBUTE pub[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_PARAMETER_SET, &bad, sizeof bad } };
+		CK_ATTRIBUTE priv[] = { { CKA_TOKEN, &no, sizeof no } };
+		CK_OBJECT_HANDLE h1, h2;
+
+		need_mldsa();
+		abi_check_rv(nm("[parameter set 4] C_GenerateKeyPair -> CKR_ATTRIBUTE_VALUE_INVALID"),
+			     f->C_GenerateKeyPair(sess, &mech, pub, 2, priv, 1, &h1, &h2), CKR_ATTRIBUTE_VALUE_INVALID);
+		abi_check_rv(nm("[no CKA_PARAMETER_SET] C_GenerateKeyPair -> CKR_TEMPLATE_INCOMPLETE"),
+			     f->C_GenerateKeyPair(sess, &mech, pub, 1, priv, 1, &h1, &h2), CKR_TEMPLATE_INCOMPLETE);
+		return;
+	}
 	case K_MLKEM:
 		proc_mlkem_pairs(m);
 		return;
@@ -1371,7 +1438,7 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 {
 	struct params p;
 	CK_MECHANISM mech;
-	CK_BYTE data[300], sig[1024], sig2[1024];
+	CK_BYTE data[300], sig[5000], sig2[5000];
 	CK_ULONG n, siglen = 0, sig2len = 0, tamper;
 	int single = (m->flags & M_SINGLE) != 0;
 	CK_RV rv;
@@ -1426,6 +1493,16 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 				  "update %s", abi_rv_name(rv));
 			return;
 		}
+	}
+	if (m->flags & M_VERIFYSINGLE) {
+		/* CKM_ML_DSA: C_SignUpdate is allowed, C_VerifyUpdate is not
+		 * (3.2: multi-part verification is C_VerifySignatureInit's). */
+		if (do_sign(&mech, sk, data, n, sig2, &sig2len, 1, "multi-part") == CKR_OK)
+			same(nm("multi-part signature equals single-part (deterministic)"), sig2, sig2len, sig, siglen);
+		if (rvok(f->C_VerifyInit(sess, &mech, vk), nm("C_VerifyInit for C_VerifyUpdate")))
+			abi_check_rv(nm("single-part verification: C_VerifyUpdate -> CKR_FUNCTION_NOT_SUPPORTED"),
+				     f->C_VerifyUpdate(sess, data, n), CKR_FUNCTION_NOT_SUPPORTED);
+		return;
 	}
 	if (single) {
 		if (rvok(f->C_SignInit(sess, &mech, sk), nm("C_SignInit for C_SignUpdate")))
@@ -1506,6 +1583,62 @@ static void proc_sign(const struct mt *m)
 				abi_check_rv(nm("Ed25519ph signature as pure Ed25519 -> CKR_SIGNATURE_INVALID"),
 					     do_verify(&pure, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
 			}
+		}
+		break;
+	case K_MLDSA:
+		if ((k = need_mldsa()) != NULL) {
+			CK_SIGN_ADDITIONAL_CONTEXT hedged = { CKH_HEDGE_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+			CK_SIGN_ADDITIONAL_CONTEXT other = { CKH_HEDGE_PREFERRED, (CK_BYTE_PTR)"other", 5 };
+			CK_SIGN_ADDITIONAL_CONTEXT badhedge = { 7, NULL, 0 };
+			CK_BYTE longctx[256];
+			CK_SIGN_ADDITIONAL_CONTEXT toolong = { CKH_HEDGE_PREFERRED, longctx, sizeof longctx };
+			CK_MECHANISM hm = { m->type, &hedged, sizeof hedged }, om = { m->type, &other, sizeof other },
+				     none = { m->type, NULL, 0 }, bad = { m->type, &badhedge, sizeof badhedge },
+				     lm = { m->type, &toolong, sizeof toolong }, small = { m->type, &hedged, sizeof hedged - 1 };
+			static CK_BYTE data[100], sig[3309], sig2[3309];
+			CK_ULONG n1 = sizeof sig, n2 = sizeof sig2, q = 0;
+
+			memset(longctx, 'c', sizeof longctx);
+			strcat(cur, " [ML-DSA-65]");
+			sign_with(m, k->priv, k->pub, 3309);
+			fill(data, sizeof data, 9);
+			/* Hedged signing: two signatures differ, both verify (the
+			 * hedge variant is ignored on verification). */
+			if (do_sign(&hm, k->priv, data, sizeof data, sig, &n1, 0, "hedged") == CKR_OK &&
+			    do_sign(&hm, k->priv, data, sizeof data, sig2, &n2, 0, "hedged again") == CKR_OK) {
+				abi_check(nm("two hedged signatures differ"), n1 == n2 && memcmp(sig, sig2, n1), "identical");
+				abi_check_rv(nm("hedged signature C_Verify"), do_verify(&hm, k->pub, data, sizeof data, sig, n1, 0),
+					     CKR_OK);
+				abi_check_rv(nm("another context -> CKR_SIGNATURE_INVALID"),
+					     do_verify(&om, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
+				abi_check_rv(nm("no parameter (empty context) -> CKR_SIGNATURE_INVALID"),
+					     do_verify(&none, k->pub, data, sizeof data, sig, n1, 0), CKR_SIGNATURE_INVALID);
+				abi_check_rv(nm("signature one byte short -> CKR_SIGNATURE_LEN_RANGE"),
+					     do_verify(&hm, k->pub, data, sizeof data, sig, n1 - 1, 0), CKR_SIGNATURE_LEN_RANGE);
+			}
+			/* No parameter: hedged, empty context. */
+			n1 = sizeof sig;
+			if (do_sign(&none, k->priv, data, sizeof data, sig, &n1, 0, "no parameter") == CKR_OK)
+				abi_check_rv(nm("no-parameter signature C_Verify"),
+					     do_verify(&none, k->pub, data, sizeof data, sig, n1, 0), CKR_OK);
+			/* Length query, then a short buffer. */
+			if (rvok(f->C_SignInit(sess, &hm, k->priv), nm("C_SignInit for the length query"))) {
+				abi_check(nm("C_Sign length query -> 3309"),
+					  f->C_Sign(sess, data, sizeof data, NULL, &q) == CKR_OK && q == 3309, "got %lu",
+					  (unsigned long)q);
+				q = 100;
+				abi_check_rv(nm("C_Sign into 100 bytes -> CKR_BUFFER_TOO_SMALL"),
+					     f->C_Sign(sess, data, sizeof data, sig, &q), CKR_BUFFER_TOO_SMALL);
+				q = sizeof sig;
+				abi_check_rv(nm("C_Sign after CKR_BUFFER_TOO_SMALL"), f->C_Sign(sess, data, sizeof data, sig, &q),
+					     CKR_OK);
+			}
+			abi_check_rv(nm("hedgeVariant 7 -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &bad, k->priv),
+				     CKR_MECHANISM_PARAM_INVALID);
+			abi_check_rv(nm("256-byte context -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &lm, k->priv),
+				     CKR_MECHANISM_PARAM_INVALID);
+			abi_check_rv(nm("parameter of sizeof-1 bytes -> CKR_MECHANISM_PARAM_INVALID"),
+				     f->C_SignInit(sess, &small, k->priv), CKR_MECHANISM_PARAM_INVALID);
 		}
 		break;
 	case K_GENERIC:
