@@ -161,4 +161,3 @@ func TestMLKEMWycheproofEncaps(t *testing.T) {
 		assert.Equal(t, f.NumberOfTests, n, vs.name)
 	}
 }
-

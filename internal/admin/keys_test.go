@@ -114,7 +114,7 @@ func TestGenSpecErrors(t *testing.T) {
 		{GenSpec{Type: "ec"}, "label", "is required"},
 		{GenSpec{Type: "aes", Label: "x", ID: "zz"}, "id", `"zz": not hex`},
 		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa, ml-dsa or ml-kem`},
-		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 512}, "parameter_set", "512: want 768 or 1024"},
+		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 256}, "parameter_set", "256: want 512, 768 or 1024"},
 	} {
 		err := c.spec.Check()
 		var ie *InputError
