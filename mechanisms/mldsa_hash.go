@@ -252,7 +252,7 @@ func hashMLDSAVerify(mech ck.MechanismType) func(key, param any) (Verifier, erro
 // sizes and flags of CKM_ML_DSA.
 var hashMLDSARows = func() []Mechanism {
 	rows := []Mechanism{{Type: ck.CKM_HASH_ML_DSA, KeyTypes: mldsaKey,
-		MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey, Param: ParamHashSignContext, SinglePart: true,
+		MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey, Param: ParamHashContext, SinglePart: true,
 		Sign: hashMLDSASign(ck.CKM_HASH_ML_DSA), Verify: hashMLDSAVerify(ck.CKM_HASH_ML_DSA)}}
 	for _, h := range mldsaPreHashes {
 		if h.variant == 0 {

@@ -21,7 +21,7 @@ import (
 // a context, deterministic; another context, none, or another hash of the
 // same length (another OID in M') must not verify what it signed.
 func init() {
-	paramCases[ParamHashSignContext] = func(*testing.T, *Mechanism, *fixture) (any, []any) {
+	paramCases[ParamHashContext] = func(*testing.T, *Mechanism, *fixture) (any, []any) {
 		ctx := []byte("gohsm")
 		return &HashSignContextParams{Hedge: ck.CKH_DETERMINISTIC_REQUIRED, Context: ctx, Hash: ck.CKM_SHA256}, []any{
 			&HashSignContextParams{Context: []byte("gohsM"), Hash: ck.CKM_SHA256},
@@ -278,6 +278,6 @@ func TestHashMLDSARows(t *testing.T) {
 	assert.Equal(t, uint(1312), m.MinKeySize)
 	assert.Equal(t, uint(2592), m.MaxKeySize)
 	assert.True(t, m.SinglePart)
-	assert.Equal(t, ParamHashSignContext, m.Param)
+	assert.Equal(t, ParamHashContext, m.Param)
 	assert.False(t, m.ParamOptional)
 }

@@ -129,7 +129,7 @@ var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 	}
 	{
 		var c C.CK_HASH_SIGN_ADDITIONAL_CONTEXT
-		l[mechanisms.ParamHashSignContext] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContext)), n: off(&c, unsafe.Pointer(&c.ulContextLen))}}}
+		l[mechanisms.ParamHashContext] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContext)), n: off(&c, unsafe.Pointer(&c.ulContextLen))}}}
 	}
 	return l
 }()

@@ -464,7 +464,7 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 			return nil, err
 		}
 		return &mechanisms.SignContextParams{Hedge: ck.ULong(c.hedgeVariant), Context: ctx}, nil
-	case mechanisms.ParamHashSignContext:
+	case mechanisms.ParamHashContext:
 		if err := size(unsafe.Sizeof(C.CK_HASH_SIGN_ADDITIONAL_CONTEXT{})); err != nil {
 			return nil, err
 		}
