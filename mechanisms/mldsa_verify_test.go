@@ -172,3 +172,29 @@ func FuzzMLDSAVerifyMu(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMLDSAVerify: verifyMu against crypto/mldsa.Verify on the same
+// ML-DSA-65 signature (informational: HashML-DSA verification runs
+// verifyMu, pure CKM_ML_DSA crypto/mldsa).
+func BenchmarkMLDSAVerify(b *testing.B) {
+	sk, err := mldsa.NewPrivateKey(mldsa.MLDSA65(), make([]byte, 32))
+	require.NoError(b, err)
+	msg := []byte("benchmark message")
+	sig, err := sk.SignDeterministic(msg, &mldsa.Options{})
+	require.NoError(b, err)
+	pkb := sk.PublicKey().Bytes()
+	b.Run("verifyMu", func(b *testing.B) {
+		for b.Loop() {
+			if !verifyMu(mldsa.MLDSA65(), pkb, pureMu(pkb, nil, msg), sig) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("crypto-mldsa", func(b *testing.B) {
+		for b.Loop() {
+			if mldsa.Verify(sk.PublicKey(), msg, sig, nil) != nil {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}
