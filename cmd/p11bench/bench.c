@@ -156,6 +156,47 @@ static CK_RV op_open_close(bench_ctx *c) {
 
 static CK_RV op_random(bench_ctx *c) { return c->f->C_GenerateRandom(c->s, c->out, c->outLen); }
 
+/* ML-KEM: the new secret key's template is t1; key is the public key
+ * (encapsulate) or the private key (decapsulate, of the in bytes: any
+ * ciphertext of the right length decapsulates, a random one to the
+ * implicit-rejection key, at the same cost). */
+static CK_RV op_encapsulate(bench_ctx *c) {
+	if (c->f32 == NULL)
+		return CKR_FUNCTION_NOT_SUPPORTED;
+	if (c->nmade >= c->madeCap)
+		return CKR_HOST_MEMORY;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ULONG n = c->outLen;
+	CK_RV rv = c->f32->C_EncapsulateKey(c->s, &c->mech, c->key, c->t1, c->n1, c->out, &n, &h);
+	if (rv != CKR_OK)
+		return rv;
+	c->made[c->nmade++] = h;
+	return n == c->outLen ? CKR_OK : P11BENCH_WRONG_RESULT;
+}
+
+static CK_RV op_decapsulate(bench_ctx *c) {
+	if (c->f32 == NULL)
+		return CKR_FUNCTION_NOT_SUPPORTED;
+	if (c->nmade >= c->madeCap)
+		return CKR_HOST_MEMORY;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_RV rv = c->f32->C_DecapsulateKey(c->s, &c->mech, c->key, c->t1, c->n1, c->in, c->inLen, &h);
+	if (rv != CKR_OK)
+		return rv;
+	c->made[c->nmade++] = h;
+	return CKR_OK;
+}
+
+CK_FUNCTION_LIST_3_2_PTR bench_get_interface_3_2(void *lib) {
+	CK_C_GetInterface get = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+	CK_VERSION v32 = { 3, 2 };
+	CK_INTERFACE_PTR iface = NULL;
+
+	if (!get || get((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &iface, 0) != CKR_OK || iface == NULL)
+		return NULL;
+	return (CK_FUNCTION_LIST_3_2_PTR)iface->pFunctionList;
+}
+
 typedef CK_RV (*op_fn)(bench_ctx *);
 
 static const op_fn ops[OP_COUNT] = {
@@ -169,6 +210,8 @@ static const op_fn ops[OP_COUNT] = {
 	[OP_FIND] = op_find,
 	[OP_OPEN_CLOSE] = op_open_close,
 	[OP_RANDOM] = op_random,
+	[OP_ENCAPSULATE] = op_encapsulate,
+	[OP_DECAPSULATE] = op_decapsulate,
 	[OP_VERIFY] = op_verify,
 };
 

@@ -23,6 +23,8 @@ enum {
 	OP_FIND,         /* C_FindObjectsInit(class, label) + C_FindObjects + C_FindObjectsFinal */
 	OP_OPEN_CLOSE,   /* C_OpenSession + C_CloseSession */
 	OP_RANDOM,       /* C_GenerateRandom */
+	OP_ENCAPSULATE,  /* C_EncapsulateKey (3.2 list), new key kept for destroying later */
+	OP_DECAPSULATE,  /* C_DecapsulateKey (3.2 list) of in, new key kept for destroying later */
 	OP_VERIFY,       /* C_VerifyInit + C_Verify of the signature bench_prepare_verify made */
 	OP_COUNT
 };
@@ -38,6 +40,7 @@ enum {
 
 typedef struct bench_ctx {
 	CK_FUNCTION_LIST_PTR f;
+	CK_FUNCTION_LIST_3_2_PTR f32; /* NULL when the module offers no 3.2 interface */
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE s;
 	CK_MECHANISM mech;
@@ -71,6 +74,7 @@ CK_RV bench_run(bench_ctx *c, int op, uint64_t n, uint64_t *hist, uint64_t *done
 uint64_t bench_hist_value(int bucket);
 int bench_hist_bucket(uint64_t v);
 CK_RV bench_destroy_made(bench_ctx *c);
+CK_FUNCTION_LIST_3_2_PTR bench_get_interface_3_2(void *lib);
 void bench_set_gcm(bench_ctx *c);
 void bench_set_pss(bench_ctx *c, CK_MECHANISM_TYPE hash, CK_RSA_PKCS_MGF_TYPE mgf, CK_ULONG slen);
 CK_RV bench_prepare_verify(bench_ctx *c, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub);

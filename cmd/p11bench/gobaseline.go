@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/mldsa"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -67,6 +68,15 @@ func newGoBase() (*goBase, error) {
 	}
 	out := make([]byte, 0, mib+16)
 	var ctr uint64
+	dk, err := mlkem.GenerateKey768()
+	if err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
+	ek := dk.EncapsulationKey()
+	ct := make([]byte, mlkem.CiphertextSize768)
+	if _, err := rand.Read(ct); err != nil {
+		return nil, fmt.Errorf("go baseline: %w", err)
+	}
 	mlKey, err := mldsa.GenerateKey(mldsa.MLDSA65())
 	if err != nil {
 		return nil, fmt.Errorf("go baseline: %w", err)
@@ -95,6 +105,16 @@ func newGoBase() (*goBase, error) {
 				nonce[4], nonce[5], nonce[6], nonce[7] = byte(ctr), byte(ctr>>8), byte(ctr>>16), byte(ctr>>24)
 				out = aead.Seal(out[:0], nonce, in, nil)
 				return nil
+			}},
+		{row: goRow{Op: "go-ml-kem-768-encaps", What: "mlkem.EncapsulationKey768.Encapsulate", ModuleOp: "ml-kem-768-encaps", Target: 0.10},
+			f: func() error {
+				ek.Encapsulate()
+				return nil
+			}},
+		{row: goRow{Op: "go-ml-kem-768-decaps", What: "mlkem.DecapsulationKey768.Decapsulate, random 1088-byte ciphertext", ModuleOp: "ml-kem-768-decaps", Target: 0.10},
+			f: func() error {
+				_, err := dk.Decapsulate(ct)
+				return err
 			}},
 		// ML-DSA-65 (crypto/mldsa, which the module's CKM_ML_DSA calls):
 		// hedged signing, as CKM_ML_DSA without a parameter.

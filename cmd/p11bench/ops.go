@@ -53,6 +53,8 @@ func rsaKey(m *module) key   { return m.rsa }
 func aesKey(m *module) key   { return m.aes }
 func hmacKey(m *module) key  { return m.hmac }
 func mldsaKey(m *module) key { return m.mldsa }
+func kemPub(m *module) key   { return m.mlkemPub }
+func kemPriv(m *module) key  { return m.mlkemPriv }
 
 // opDefs in the order they run; find-label is last (see setupFind).
 var opDefs = []*opDef{
@@ -87,6 +89,16 @@ var opDefs = []*opDef{
 	{name: "keygen-aes256-token", what: "C_GenerateKey CKM_AES_KEY_GEN 32 bytes, token object (destroyed between batches, untimed)",
 		cop: C.OP_GEN_KEY, mech: ck.CKM_AES_KEY_GEN, needs: []ck.MechanismType{ck.CKM_AES_KEY_GEN}, target: 10,
 		genTemplates: func() ([]attr, []attr) { return aesKeyAttrs(labelGen), nil }},
+	// ML-KEM-768 (PKCS #11 3.2): each operation makes a session AES key,
+	// destroyed between batches (untimed). Decapsulation takes random
+	// bytes as the ciphertext: the implicit-rejection path costs what a
+	// genuine ciphertext does (FIPS 203 re-encrypts either way).
+	{name: "ml-kem-768-encaps", what: "C_EncapsulateKey CKM_ML_KEM, ML-KEM-768, new session AES key (destroyed between batches, untimed)",
+		cop: C.OP_ENCAPSULATE, mech: ck.CKM_ML_KEM, needs: []ck.MechanismType{ck.CKM_ML_KEM, ck.CKM_ML_KEM_KEY_PAIR_GEN},
+		key: kemPub, out: 1088, genTemplates: func() ([]attr, []attr) { return kemSecretAttrs(), nil }},
+	{name: "ml-kem-768-decaps", what: "C_DecapsulateKey CKM_ML_KEM, ML-KEM-768, 1088-byte ciphertext, new session AES key (destroyed between batches, untimed)",
+		cop: C.OP_DECAPSULATE, mech: ck.CKM_ML_KEM, needs: []ck.MechanismType{ck.CKM_ML_KEM, ck.CKM_ML_KEM_KEY_PAIR_GEN},
+		key: kemPriv, in: 1088, genTemplates: func() ([]attr, []attr) { return kemSecretAttrs(), nil }},
 	{name: "open-close-session", what: "C_OpenSession+C_CloseSession (read-only)", cop: C.OP_OPEN_CLOSE, target: 1},
 	{name: "random-32", what: "C_GenerateRandom 32 bytes", cop: C.OP_RANDOM, out: 32, target: 1},
 	{name: "find-label", what: "C_FindObjectsInit(CKA_CLASS, CKA_LABEL)+C_FindObjects+C_FindObjectsFinal, one match among the find token's data objects",

@@ -51,6 +51,7 @@ type p11 struct {
 	path string
 	lib  unsafe.Pointer
 	f    C.CK_FUNCTION_LIST_PTR
+	f32  C.CK_FUNCTION_LIST_3_2_PTR // nil: no PKCS #11 3.2 interface
 }
 
 // load opens the module and initialises it; reserved, when not empty, is
@@ -68,6 +69,7 @@ func load(path, reserved string) (*p11, error) {
 	if err := check("C_GetFunctionList", C.bench_get_function_list(lib, &p.f)); err != nil {
 		return nil, err
 	}
+	p.f32 = C.bench_get_interface_3_2(lib)
 	// CKF_OS_LOCKING_OK: the benchmark calls from several threads (a NULL
 	// argument would let a module such as SoftHSM drop its locks).
 	args := (*C.CK_C_INITIALIZE_ARGS)(C.calloc(1, C.sizeof_CK_C_INITIALIZE_ARGS))

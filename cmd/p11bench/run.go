@@ -55,6 +55,7 @@ func (m *module) newWorker(t token) (*worker, error) {
 	}
 	c.slot = t.slot
 	c.s = s
+	c.f32 = m.f32
 	th, err := C.bench_thread_start()
 	if th == nil {
 		return nil, fmt.Errorf("p11bench: session thread: %w", err)

@@ -25,6 +25,7 @@ const (
 	labelRSA     = "p11bench-rsa-2048"
 	labelAES     = "p11bench-aes-256"
 	labelHMAC    = "p11bench-hmac-32"
+	labelMLKEM   = "p11bench-ml-kem-768"
 	labelMLDSA   = "p11bench-mldsa-65"
 	labelGen     = "p11bench-generated"
 	findPrefix   = "p11bench-obj-"
@@ -55,18 +56,20 @@ type module struct {
 	soPIN, pin string
 	info       string
 	*p11
-	mechs           map[ck.MechanismType]bool
-	main, find      token
-	ec, rsa, mldsa  key
-	aes, hmac       key
-	findObjects     int
-	findSetup       string // how the find objects came to be, for the report
-	findSetupTime   time.Duration
-	mainSetupTime   time.Duration
-	sameFindToken   bool
-	workers         []*worker // sessions on the main token
-	findWorkers     []*worker // sessions on the find token
-	harnessOverhead time.Duration
+	mechs          map[ck.MechanismType]bool
+	main, find     token
+	ec, rsa, mldsa key
+	aes, hmac      key
+	// ML-KEM-768 (PKCS #11 3.2): the pair's halves.
+	mlkemPub, mlkemPriv key
+	findObjects         int
+	findSetup           string // how the find objects came to be, for the report
+	findSetupTime       time.Duration
+	mainSetupTime       time.Duration
+	sameFindToken       bool
+	workers             []*worker // sessions on the main token
+	findWorkers         []*worker // sessions on the find token
+	harnessOverhead     time.Duration
 }
 
 // openToken finds the token labelled label or initialises a fresh one,
@@ -222,6 +225,56 @@ func (m *module) secretKey(gen ck.MechanismType, keyType uint, label string, usa
 
 func mechName(m ck.MechanismType) string { return m.String() }
 
+// kemPair finds the ML-KEM-768 pair labelled labelMLKEM or generates it.
+func (m *module) kemPair() (pub, priv key, err error) {
+	if !m.mechs[ck.CKM_ML_KEM_KEY_PAIR_GEN] || !m.mechs[ck.CKM_ML_KEM] || m.f32 == nil {
+		why := key{unsupported: "no ML-KEM (CKM_ML_KEM_KEY_PAIR_GEN, CKM_ML_KEM and a 3.2 interface)"}
+		return why, why, nil
+	}
+	s := m.main.admin
+	ph, pok, err := m.findOne(s, C.CKO_PUBLIC_KEY, labelMLKEM)
+	if err != nil {
+		return key{}, key{}, err
+	}
+	kh, kok, err := m.findOne(s, C.CKO_PRIVATE_KEY, labelMLKEM)
+	if err != nil {
+		return key{}, key{}, err
+	}
+	if pok && kok {
+		return key{h: ph}, key{h: kh}, nil
+	}
+	ph, kh, err = m.generateKeyPair(s, ck.CKM_ML_KEM_KEY_PAIR_GEN, []attr{
+		{ck.CKA_TOKEN, boolean(true)},
+		{ck.CKA_PARAMETER_SET, ulong(C.CKP_ML_KEM_768)},
+		{ck.CKA_ENCAPSULATE, boolean(true)},
+		{ck.CKA_LABEL, []byte(labelMLKEM)},
+	}, []attr{
+		{ck.CKA_TOKEN, boolean(true)},
+		{ck.CKA_PRIVATE, boolean(true)},
+		{ck.CKA_SENSITIVE, boolean(true)},
+		{ck.CKA_DECAPSULATE, boolean(true)},
+		{ck.CKA_LABEL, []byte(labelMLKEM)},
+	})
+	if unsupportedMech(err) {
+		why := key{unsupported: err.Error()}
+		return why, why, nil
+	}
+	return key{h: ph}, key{h: kh}, err
+}
+
+// kemSecretAttrs is the template of the key C_EncapsulateKey and
+// C_DecapsulateKey make: a session AES-256 key.
+func kemSecretAttrs() []attr {
+	return []attr{
+		{ck.CKA_CLASS, ulong(C.CKO_SECRET_KEY)},
+		{ck.CKA_KEY_TYPE, ulong(C.CKK_AES)},
+		{ck.CKA_TOKEN, boolean(false)},
+		{ck.CKA_SENSITIVE, boolean(true)},
+		{ck.CKA_ENCRYPT, boolean(true)},
+		{ck.CKA_DECRYPT, boolean(true)},
+	}
+}
+
 func privateKeyAttrs(label string) []attr {
 	return []attr{
 		{ck.CKA_TOKEN, boolean(true)},
@@ -300,6 +353,9 @@ func (m *module) setup(cfg *config) error {
 		}
 	} else {
 		m.hmac = key{unsupported: "CKM_SHA256_HMAC not in C_GetMechanismList"}
+	}
+	if m.mlkemPub, m.mlkemPriv, err = m.kemPair(); err != nil {
+		return fmt.Errorf("p11bench: %s: ML-KEM key: %w", m.name, err)
 	}
 	m.mainSetupTime = time.Since(start)
 

@@ -17,7 +17,7 @@ func TestBasics(t *testing.T) {
 	require.NoError(t, err, "C_GetInfo")
 	assert.Equal(t, "gohsm", strings.TrimRight(info.ManufacturerID, " "))
 	// miekg/pkcs11 uses C_GetFunctionList, whose list reports 2.40
-	// (C_GetInterface gives the 3.0 one).
+	// (C_GetInterface gives the 3.2 one by default).
 	assert.Equal(t, pkcs11.Version{Major: 2, Minor: 40}, info.CryptokiVersion, "Cryptoki version through the 2.40 function list")
 	assert.NotEmpty(t, strings.TrimSpace(info.LibraryDescription))
 
