@@ -11,6 +11,7 @@ import (
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
+	"gohsm/token/profile"
 	"gohsm/token/quorum"
 )
 
@@ -140,12 +141,13 @@ func (m *Module) initOpVia(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULon
 	if se.ops[kind] != nil {
 		return fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_ACTIVE)
 	}
-	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
-	if via != nil {
-		if mm, rule, err = via(se.slot.prof, mech.Type); err != nil {
-			return err
-		}
-		ok = true
+	var mm *mechanisms.Mechanism
+	var rule *profile.Rule
+	ok := true
+	if via == nil {
+		mm, rule, ok = se.slot.prof.Mechanisms.Lookup(mech.Type)
+	} else if mm, rule, err = via(se.slot.prof, mech.Type); err != nil {
+		return err
 	}
 	if !ok {
 		return fmt.Errorf("token: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
@@ -848,12 +850,12 @@ func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool, via 
 	if err := se.slot.fault(fn); err != nil {
 		return nil, nil, err
 	}
-	mm, _, ok := se.slot.prof.Mechanisms.Lookup(t)
-	if via != nil {
-		if mm, _, err = via(se.slot.prof, t); err != nil {
-			return nil, nil, err
-		}
-		ok = true
+	var mm *mechanisms.Mechanism
+	ok := true
+	if via == nil {
+		mm, _, ok = se.slot.prof.Mechanisms.Lookup(t)
+	} else if mm, _, err = via(se.slot.prof, t); err != nil {
+		return nil, nil, err
 	}
 	if !ok || pair && mm.GenerateKeyPair == nil || !pair && mm.GenerateKey == nil || len(mm.KeyTypes) == 0 {
 		return nil, nil, fmt.Errorf("token: %v cannot generate: %w", t, ck.CKR_MECHANISM_INVALID)
