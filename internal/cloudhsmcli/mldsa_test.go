@@ -124,7 +124,7 @@ func TestMLDSARefusedOnHSM1(t *testing.T) {
 	e := newCryptoEnv(t, "cloudhsm\nhsm_type = hsm1")
 	data := e.fails(cryptoAlicePIN, "ML-DSA is available on hsm2m.medium clusters only", "key", "generate-asymmetric-pair", "ml-dsa",
 		"--mldsa-algorithm", "ML-DSA-65", "--public-label", "p", "--private-label", "q")
-	require.Contains(t, data, "CKR_MECHANISM_INVALID")
+	require.Equal(t, "CKM_ML_DSA_KEY_PAIR_GEN: ML-DSA is available on hsm2m.medium clusters only, this HSM is hsm1.medium (CKR_MECHANISM_INVALID)", data)
 	code, out := e.run(cryptoAlicePIN, "key", "generate-asymmetric-pair", "ec", "--curve", "secp256r1",
 		"--public-label", "ec-pub", "--private-label", "ec", "--private-attributes", "sign=true")
 	require.Equal(t, 0, code, out)
