@@ -120,6 +120,13 @@ $(BUILD)/startprobe: cmd/p11bench/startprobe/startprobe.c $(wildcard include/*.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 
+# The login+sign probe: the memory and time of each step of a one-shot
+# login and ECDSA signature (docs/bench.md, "Login and sign: where the
+# memory goes").
+$(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
 # The floor under any Go module's start-up: the smallest Go c-shared
 # library startprobe can load (cmd/p11bench/startprobe/floor).
 $(BUILD)/libfloor.so: $(wildcard cmd/p11bench/startprobe/floor/*) $(wildcard include/*.h)
