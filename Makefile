@@ -114,6 +114,16 @@ $(BUILD)/libgohsm-nohook.so: $(GOFILES) pkcs11/libgohsm.map
 		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
 	@rm -f $(BUILD)/libgohsm-nohook.h
 
+# The library without the PostgreSQL store (-tags nopostgres): pgx and its
+# dependencies left out, a third of the file; a postgres:// store in the
+# configuration is refused when it is read (docs/bench.md, "Login and sign:
+# where the memory goes").
+$(BUILD)/libgohsm-nopg.so: $(GOFILES) pkcs11/libgohsm.map
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -tags nopostgres -buildmode=c-shared -trimpath \
+		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
+	@rm -f $(BUILD)/libgohsm-nopg.h
+
 # The start-up probe `p11bench startup` runs: a C process that only loads a
 # module and asks for its token (docs/bench.md, "Start-up").
 $(BUILD)/startprobe: cmd/p11bench/startprobe/startprobe.c $(wildcard include/*.h)

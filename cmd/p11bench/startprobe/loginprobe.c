@@ -2,7 +2,7 @@
  * loginprobe: where a one-shot login+sign process's memory goes, step by
  * step, in a C process of its own (no Go runtime of the caller's).
  *
- *   loginprobe MODULE.so PIN [KEY_ID_HEX]
+ *   loginprobe [-maps] MODULE.so PIN [KEY_ID_HEX]
  *
  * dlopen, C_Initialize, C_OpenSession (first slot with a token, R/O),
  * C_Login(CKU_USER, PIN), C_FindObjects (the private key with CKA_ID
@@ -21,7 +21,10 @@
  * places its arenas on amd64/arm64), other anonymous mappings (Go's
  * off-heap metadata, thread stacks, malloc's mmap arenas), [stack], and
  * every other file. docs/bench.md, "Login and sign: where the memory
- * goes". The Makefile builds it as build/loginprobe.
+ * goes". With -maps it then prints every mapping with resident pages as it
+ * was before C_Finalize, one line each (address range, size, Rss,
+ * Private_Dirty, Anonymous kB, name). The Makefile builds it as
+ * build/loginprobe.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -105,6 +108,46 @@ static void report(const char *step, long us) {
 	fflush(stdout);
 }
 
+/* dump_maps copies the mappings of /proc/self/smaps with resident pages. */
+static char *dump_maps(void) {
+	static char out[1 << 18];
+	size_t used = 0;
+	char line[512], head[512] = "";
+	long rss = 0, pd = 0, an = 0, v;
+	unsigned long a = 0, b = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	while (f) {
+		char *ok = fgets(line, sizeof line, f);
+		char perms[8], path[400] = "";
+		unsigned long na, nb;
+		int isHead = ok && sscanf(line, "%lx-%lx %7s %*s %*s %*s %399[^\n]", &na, &nb, perms, path) >= 3 &&
+			     strchr(line, '-') < strchr(line, ' ');
+		if (!ok || isHead) {
+			if (head[0] && rss > 0 && used < sizeof out - 600)
+				used += snprintf(out + used, sizeof out - used,
+						 "map %lx-%lx size_kb=%lu rss_kb=%ld private_dirty_kb=%ld anon_kb=%ld %s\n", a, b,
+						 (b - a) / 1024, rss, pd, an, head);
+			if (!ok)
+				break;
+			const char *p = path;
+			while (*p == ' ')
+				p++;
+			snprintf(head, sizeof head, "%s %s", perms, *p ? p : "[anon]");
+			a = na, b = nb, rss = pd = an = 0;
+			continue;
+		}
+		if (sscanf(line, "Rss: %ld", &v) == 1)
+			rss = v;
+		else if (sscanf(line, "Private_Dirty: %ld", &v) == 1)
+			pd = v;
+		else if (sscanf(line, "Anonymous: %ld", &v) == 1)
+			an = v;
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
 static int fail(const char *what, CK_RV rv) {
 	fprintf(stderr, "loginprobe: %s: CKR 0x%lx\n", what, (unsigned long)rv);
 	return 1;
@@ -131,12 +174,20 @@ int main(int argc, char **argv) {
 	CK_BYTE id[64], digest[32], sig[512];
 	CK_ULONG idlen = 0;
 	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-	const char *idhex = argc > 3 ? argv[3] : "01";
+	const char *idhex;
+	char *maps = NULL;
+	int want_maps = 0;
 	long t;
 	void *h;
 
+	if (argc > 1 && strcmp(argv[1], "-maps") == 0) {
+		want_maps = 1;
+		argc--, argv++;
+	}
+	idhex = argc > 3 ? argv[3] : "01";
+
 	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: loginprobe MODULE.so PIN [KEY_ID_HEX]\n");
+		fprintf(stderr, "usage: loginprobe [-maps] MODULE.so PIN [KEY_ID_HEX]\n");
 		return 2;
 	}
 	module_path = argv[1];
@@ -180,6 +231,10 @@ int main(int argc, char **argv) {
 	STEP("C_SignInit", p->C_SignInit(s, &mech, key));
 	siglen = sizeof sig;
 	STEP("C_Sign", p->C_Sign(s, digest, sizeof digest, sig, &siglen));
+	if (want_maps)
+		maps = dump_maps();
 	STEP("C_Finalize", p->C_Finalize(NULL));
+	if (maps)
+		fputs(maps, stdout);
 	return 0;
 }
