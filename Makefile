@@ -137,6 +137,12 @@ $(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 
+# The launcher `p11bench proc -launcher` times commands through, so that
+# their peak RSS is their own (docs/bench.md, "Whole process").
+$(BUILD)/maxrss: cmd/p11bench/startprobe/maxrss.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -o $@ $<
+
 # The floor under any Go module's start-up: the smallest Go c-shared
 # library startprobe can load (cmd/p11bench/startprobe/floor).
 $(BUILD)/libfloor.so: $(wildcard cmd/p11bench/startprobe/floor/*) $(wildcard include/*.h)
