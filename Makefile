@@ -114,11 +114,34 @@ $(BUILD)/libgohsm-nohook.so: $(GOFILES) pkcs11/libgohsm.map
 		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
 	@rm -f $(BUILD)/libgohsm-nohook.h
 
+# The library without the PostgreSQL store (-tags nopostgres): pgx and its
+# dependencies left out, a third of the file; a postgres:// store in the
+# configuration is refused when it is read (docs/bench.md, "Login and sign:
+# where the memory goes").
+$(BUILD)/libgohsm-nopg.so: $(GOFILES) pkcs11/libgohsm.map
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -tags nopostgres -buildmode=c-shared -trimpath \
+		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
+	@rm -f $(BUILD)/libgohsm-nopg.h
+
 # The start-up probe `p11bench startup` runs: a C process that only loads a
 # module and asks for its token (docs/bench.md, "Start-up").
 $(BUILD)/startprobe: cmd/p11bench/startprobe/startprobe.c $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
+# The login+sign probe: the memory and time of each step of a one-shot
+# login and ECDSA signature (docs/bench.md, "Login and sign: where the
+# memory goes").
+$(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
+# The launcher `p11bench proc -launcher` times commands through, so that
+# their peak RSS is their own (docs/bench.md, "Whole process").
+$(BUILD)/maxrss: cmd/p11bench/startprobe/maxrss.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -o $@ $<
 
 # The floor under any Go module's start-up: the smallest Go c-shared
 # library startprobe can load (cmd/p11bench/startprobe/floor).

@@ -46,6 +46,7 @@ const (
 	ParamCloudHSMGCM                     // CK_GCM_PARAMS with pIV NULL (CKM_CLOUDHSM_AES_GCM) -> *CloudHSMGCMParams
 	ParamCloudHSMKDF                     // CloudHSM's CK_SP800_108_KDF_PARAMS (CKM_CLOUDHSM_SP800_108_COUNTER_KDF) -> *CloudHSMKDFParams
 	ParamSignContext                     // CK_SIGN_ADDITIONAL_CONTEXT (optional: NULL means hedged, no context) -> *SignContextParams or nil
+	ParamHashContext                     // CK_HASH_SIGN_ADDITIONAL_CONTEXT -> *HashSignContextParams
 )
 
 // CCMParams is CK_CCM_PARAMS decoded.

@@ -37,7 +37,7 @@ const (
 // every row (guard), so constructors only check what is particular to them.
 func rows() []Mechanism {
 	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows,
-		mlkemRows, mldsaRows)
+		mlkemRows, mldsaRows, hashMLDSARows)
 }
 
 // tables are the guarded rows by type, sorted, and by page (Lookup). They

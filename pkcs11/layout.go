@@ -127,6 +127,10 @@ var paramLayouts = func() map[mechanisms.ParamKind]*cLayout {
 		var c C.CK_SIGN_ADDITIONAL_CONTEXT
 		l[mechanisms.ParamSignContext] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContext)), n: off(&c, unsafe.Pointer(&c.ulContextLen))}}}
 	}
+	{
+		var c C.CK_HASH_SIGN_ADDITIONAL_CONTEXT
+		l[mechanisms.ParamHashContext] = &cLayout{unsafe.Sizeof(c), []cField{{ptr: off(&c, unsafe.Pointer(&c.pContext)), n: off(&c, unsafe.Pointer(&c.ulContextLen))}}}
+	}
 	return l
 }()
 

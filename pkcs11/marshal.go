@@ -464,6 +464,16 @@ func decodeParam(kind mechanisms.ParamKind, pp unsafe.Pointer, pl uintptr) (any,
 			return nil, err
 		}
 		return &mechanisms.SignContextParams{Hedge: ck.ULong(c.hedgeVariant), Context: ctx}, nil
+	case mechanisms.ParamHashContext:
+		if err := size(unsafe.Sizeof(C.CK_HASH_SIGN_ADDITIONAL_CONTEXT{})); err != nil {
+			return nil, err
+		}
+		c := (*C.CK_HASH_SIGN_ADDITIONAL_CONTEXT)(pp)
+		ctx, err := bytesAt(c.pContext, c.ulContextLen, "context")
+		if err != nil {
+			return nil, err
+		}
+		return &mechanisms.HashSignContextParams{Hedge: ck.ULong(c.hedgeVariant), Context: ctx, Hash: ck.MechanismType(c.hash)}, nil
 	}
 	return nil, fmt.Errorf("unknown parameter kind %d", kind)
 }

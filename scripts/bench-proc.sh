@@ -54,7 +54,7 @@ softhsm_lib=${SOFTHSM_LIB:-$(dpkg -L libsofthsm2 softhsm2 2>/dev/null | grep '/l
 	exit 1
 }
 
-make -s lib build/gohsm build/p11bench
+make -s lib build/gohsm build/p11bench build/maxrss
 
 if [ -n "${BENCH_PROC_DIR:-}" ]; then
 	work=$BENCH_PROC_DIR
@@ -184,7 +184,7 @@ check() {
 check "before the runs"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-build/p11bench proc -runs "$runs" -log "$work/proc.log" "$spec" >"$work/proc.md"
+build/p11bench proc -runs "$runs" -launcher build/maxrss -log "$work/proc.log" "$spec" >"$work/proc.md"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # The timed runs' last signatures, verified too.
 check "after the runs"

@@ -17,6 +17,7 @@ targets=(
 	"0 ./token/store/ FuzzUserRecord"
 	"0 ./token/store/ FuzzObjectRecord"
 	"0 ./mechanisms/ FuzzMechanismParams"
+	"0 ./mechanisms/ FuzzMLDSAVerifyMu"
 	"0 ./internal/cloudhsmcli/ FuzzParseFilter"
 	"0 ./token/audit/ FuzzArchive"
 	"0 ./token/quorum/ FuzzQuorumFiles"

@@ -21,6 +21,9 @@ go test -count=1 ./internal/ossl/... ./mechanisms/...
 # allocates), having run above.
 go test -race -count=1 ./internal/ossl/... ./mechanisms/... ./token/...
 go vet ./...
+# The library without the PostgreSQL store (make build/libgohsm-nopg.so):
+# its stand-in package refuses every use, and the configuration says so.
+go test -count=1 -tags nopostgres ./token/store/postgres/
 # Each Go fuzz target for a few seconds (tests/fuzz.sh; `make fuzz` runs
 # them longer); the seed corpora in testdata/fuzz also run as plain tests
 # in the go test runs above and below.

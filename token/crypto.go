@@ -11,6 +11,7 @@ import (
 	"gohsm/token/attrs"
 	"gohsm/token/audit"
 	"gohsm/token/cluster"
+	"gohsm/token/profile"
 	"gohsm/token/quorum"
 )
 
@@ -120,6 +121,12 @@ var testOnlyKeyParse = func() {}
 // initOp starts an operation of a kind with a mechanism and (except for
 // digests) a key.
 func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) error {
+	return m.initOpVia(h, kind, mech, keyH, nil)
+}
+
+// initOpVia is initOp with the mechanism looked up by via (cliops.go's
+// CLI entry points) instead of the profile's PKCS#11 list (nil).
+func (m *Module) initOpVia(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong, via offer) error {
 	se, err := m.session(h)
 	if err != nil {
 		return err
@@ -134,7 +141,14 @@ func (m *Module) initOp(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULong) 
 	if se.ops[kind] != nil {
 		return fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_ACTIVE)
 	}
-	mm, rule, ok := se.slot.prof.Mechanisms.Lookup(mech.Type)
+	var mm *mechanisms.Mechanism
+	var rule *profile.Rule
+	ok := true
+	if via == nil {
+		mm, rule, ok = se.slot.prof.Mechanisms.Lookup(mech.Type)
+	} else if mm, rule, err = via(se.slot.prof, mech.Type); err != nil {
+		return err
+	}
 	if !ok {
 		return fmt.Errorf("token: %v: %w", mech.Type, ck.CKR_MECHANISM_INVALID)
 	}
@@ -824,7 +838,7 @@ func (m *Module) DigestFinal(h ck.ULong, out Out) (n int, err error) {
 
 // keyGenMechanism looks up a generation mechanism and checks that the
 // session may create keys.
-func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Session, *mechanisms.Mechanism, error) {
+func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool, via offer) (*Session, *mechanisms.Mechanism, error) {
 	se, err := m.session(h)
 	if err != nil {
 		return nil, nil, err
@@ -836,7 +850,13 @@ func (m *Module) keyGenMechanism(h ck.ULong, t ck.MechanismType, pair bool) (*Se
 	if err := se.slot.fault(fn); err != nil {
 		return nil, nil, err
 	}
-	mm, _, ok := se.slot.prof.Mechanisms.Lookup(t)
+	var mm *mechanisms.Mechanism
+	ok := true
+	if via == nil {
+		mm, _, ok = se.slot.prof.Mechanisms.Lookup(t)
+	} else if mm, _, err = via(se.slot.prof, t); err != nil {
+		return nil, nil, err
+	}
 	if !ok || pair && mm.GenerateKeyPair == nil || !pair && mm.GenerateKey == nil || len(mm.KeyTypes) == 0 {
 		return nil, nil, fmt.Errorf("token: %v cannot generate: %w", t, ck.CKR_MECHANISM_INVALID)
 	}
@@ -851,7 +871,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	if s, t0 := m.begin(h); s != nil {
 		defer s.record(cluster.ClassKeyGen, t0, &err)
 	}
-	se, mm, err := m.keyGenMechanism(h, mech.Type, false)
+	se, mm, err := m.keyGenMechanism(h, mech.Type, false, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -899,10 +919,16 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 
 // GenerateKeyPair answers C_GenerateKeyPair.
 func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl attrs.Template) (pubH, privH ck.ULong, err error) {
+	return m.generateKeyPairVia(h, mech, pubTmpl, privTmpl, nil)
+}
+
+// generateKeyPairVia is GenerateKeyPair with the mechanism looked up by
+// via (nil: the profile's PKCS#11 list).
+func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmpl attrs.Template, via offer) (pubH, privH ck.ULong, err error) {
 	if s, t0 := m.begin(h); s != nil {
 		defer s.record(cluster.ClassKeyGen, t0, &err)
 	}
-	se, mm, err := m.keyGenMechanism(h, mech.Type, true)
+	se, mm, err := m.keyGenMechanism(h, mech.Type, true, via)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -916,7 +942,11 @@ func (m *Module) GenerateKeyPair(h ck.ULong, mech Mechanism, pubTmpl, privTmpl a
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := se.slot.checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, pubFull); err != nil {
+	checkKeyLimits := se.slot.checkKeyLimits
+	if via != nil {
+		checkKeyLimits = se.slot.cliCheckKeyLimits // cliops.go
+	}
+	if err := checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, pubFull); err != nil {
 		return 0, 0, err
 	}
 	p := mechanisms.KeyGenParams{PublicExponent: pubFull[ck.CKA_PUBLIC_EXPONENT], ECParams: pubFull[ck.CKA_EC_PARAMS]}

@@ -178,6 +178,42 @@ func runOnce(command string, log io.Writer) (procSample, error) {
 	return procSample{wall: wall, rss: ru.Maxrss * 1024}, nil // Linux: KiB
 }
 
+// runLaunched is runOnce through launcher (build/maxrss): the command's
+// peak RSS without p11bench's own under it, and its wall time from the
+// launcher's fork to its wait4.
+func runLaunched(launcher, command string, log io.Writer) (procSample, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return procSample{}, err
+	}
+	defer r.Close()
+	c := exec.Command(launcher, "/bin/sh", "-c", "exec "+command)
+	c.Stdout, c.Stderr = log, log
+	c.ExtraFiles = []*os.File{w} // descriptor 3
+	err = c.Start()
+	w.Close()
+	if err != nil {
+		return procSample{}, fmt.Errorf("%s: %w", launcher, err)
+	}
+	out, rerr := io.ReadAll(r)
+	if err := c.Wait(); err != nil {
+		return procSample{}, fmt.Errorf("%s: %w", command, err)
+	}
+	if rerr != nil {
+		return procSample{}, rerr
+	}
+	return parseLaunched(string(out))
+}
+
+// parseLaunched reads the launcher's "maxrss_kb=N wall_us=T" line.
+func parseLaunched(line string) (procSample, error) {
+	var kb, us int64
+	if n, err := fmt.Sscanf(strings.TrimSpace(line), "maxrss_kb=%d wall_us=%d", &kb, &us); n != 2 || err != nil || kb <= 0 || us < 0 {
+		return procSample{}, fmt.Errorf("launcher said %q, want maxrss_kb=N wall_us=T", line)
+	}
+	return procSample{wall: time.Duration(us) * time.Microsecond, rss: kb * 1024}, nil
+}
+
 func fmtMiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func secs(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + " s"
@@ -236,17 +272,18 @@ func writeProcTable(w io.Writer, s *procSpec, stats map[[2]string]procStats, run
 	return miss
 }
 
-// procMain is `p11bench proc [-runs N] [-log FILE] SPEC`.
+// procMain is `p11bench proc [-runs N] [-log FILE] [-launcher MAXRSS] SPEC`.
 func procMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("p11bench proc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runs := fs.Int("runs", 10, "timed runs of each command (after one untimed warm-up)")
 	logPath := fs.String("log", "", "append the commands' output to this file (default: discarded)")
+	launcher := fs.String("launcher", "", "run each command through this build/maxrss, so its peak RSS is its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *runs < 1 {
-		return errors.New("usage: p11bench proc [-runs N] [-log FILE] SPEC")
+		return errors.New("usage: p11bench proc [-runs N] [-log FILE] [-launcher MAXRSS] SPEC")
 	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
@@ -275,7 +312,13 @@ func procMain(args []string, stdout, stderr io.Writer) error {
 				if !ok {
 					continue
 				}
-				s, err := runOnce(c, log)
+				var s procSample
+				var err error
+				if *launcher != "" {
+					s, err = runLaunched(*launcher, c, log)
+				} else {
+					s, err = runOnce(c, log)
+				}
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", row, m, err)
 				}

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"gohsm/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,4 +101,38 @@ func TestProcMain(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(spec, []byte("cmd\tfalse\ta\tfalse\n"), 0o600))
 	assert.Error(t, procMain([]string{spec}, &out, &errb))
+}
+
+// TestProcLauncher: through build/maxrss a command's peak RSS is its own.
+// Run directly, `true` reads at least this test's own peak (the floor
+// docs/bench.md describes: the child shares this process's memory until
+// its exec); through the launcher it reads what `true` uses, and a
+// command that touches 32 MiB reads at least that.
+func TestProcLauncher(t *testing.T) {
+	launcher := testenv.CompileC(t, "startprobe/maxrss.c", filepath.Join(t.TempDir(), "maxrss"))
+	ballast := make([]byte, 64<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	direct, err := runOnce("true", io.Discard)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, direct.rss, int64(64<<20), "the floor under runOnce")
+	launched, err := runLaunched(launcher, "true", io.Discard)
+	require.NoError(t, err)
+	assert.Less(t, launched.rss, int64(16<<20), "true through the launcher")
+	assert.Greater(t, launched.rss, int64(0))
+	big, err := runLaunched(launcher, "dd if=/dev/zero of=/dev/null bs=32M count=1 status=none", io.Discard)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, big.rss, int64(32<<20), "dd's 32 MiB buffer")
+	runtime.KeepAlive(ballast)
+
+	_, err = runLaunched(launcher, "false", io.Discard)
+	assert.Error(t, err, "a failing command fails")
+	for _, bad := range []string{"", "maxrss_kb=0 wall_us=1", "maxrss_kb=12", "wall_us=3 maxrss_kb=4"} {
+		_, err := parseLaunched(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	s, err := parseLaunched("maxrss_kb=984 wall_us=1500\n")
+	require.NoError(t, err)
+	assert.Equal(t, procSample{wall: 1500 * time.Microsecond, rss: 984 * 1024}, s)
 }

@@ -50,6 +50,7 @@ func TestAttributeRows(t *testing.T) {
 		{"modulus-size-bits", "2048", attrs.ULong(2048), float64(2048)},
 		{"ec-point", "0x0441", []byte{0x04, 0x41}, "0x0441"},
 		{"curve", "prime256v1", p256, "secp256r1"},
+		{"mldsa-algorithm", "ml-dsa-87", attrs.ULong(ck.CKP_ML_DSA_87), "ML-DSA-87"},
 	}
 	seen := map[string]bool{}
 	for _, c := range cases {

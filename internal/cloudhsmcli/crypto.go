@@ -20,7 +20,10 @@ import (
 // cloudhsm_cli-crypto-sign-ed25519.html and cloudhsm_cli-crypto-verify-*.html):
 // the data comes as base64 (--data) or a file (--data-path), raw or
 // already hashed (--data-type digest); the signature prints in base64.
-// ECDSA signatures are PKCS #11's r||s. Which mechanisms a slot offers
+// ECDSA signatures are PKCS #11's r||s. ML-DSA (cloudhsm_cli-crypto-sign-mldsa)
+// is pure ML-DSA with the empty context; its operations go through the
+// token's CLI entry points (token/cliops.go), the only way to ML-DSA in
+// the cloudhsm profile. Which mechanisms a slot offers
 // (ed25519 only where its profile has CKM_EDDSA), key usage flags and
 // sharing are the token's.
 
@@ -31,6 +34,7 @@ const (
 	signRSAPKCS
 	signRSAPSS
 	signEd25519
+	signMLDSA
 )
 
 var signMechanisms = []struct {
@@ -42,6 +46,7 @@ var signMechanisms = []struct {
 	{"rsa-pkcs", signRSAPKCS, "the RSA-PKCS mechanism"},
 	{"rsa-pkcs-pss", signRSAPSS, "the RSA-PKCS-PSS mechanism"},
 	{"ed25519", signEd25519, "the Ed25519 mechanism"},
+	{"ml-dsa", signMLDSA, "the ML-DSA mechanism"},
 }
 
 func init() {
@@ -87,15 +92,21 @@ type rvError struct {
 func (e rvError) Error() string { return e.msg }
 func (e rvError) Unwrap() error { return e.rv }
 
-// maxSignature bounds a signature (RSA-8192: 1024 bytes).
-const maxSignature = 2048
+// maxSignature bounds a signature (ML-DSA-87: 4627 bytes).
+const maxSignature = 8192
 
 func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any, error) {
 	keyFilter := Multi(fs, "key-filter", "Key reference (e.g. key-reference=0xabc) or space separated list of key attributes in the form of attr.KEY_ATTRIBUTE_NAME=KEY_ATTRIBUTE_VALUE to select a matching key")
 	var hash, mgf, dataType *string
 	var salt *int
 	req := []string{"key-filter"}
-	if kind != signEd25519 {
+	switch kind {
+	case signMLDSA:
+		// "You can generate a signature using two data types: raw data or
+		// computed external mu data." (UG:cloudhsm_cli-crypto-sign-mldsa)
+		dataType = fs.String("data-type", "raw", "The type of data passed in, either raw or external-mu [possible values: raw, external-mu]")
+	case signEd25519:
+	default:
 		hash = fs.String("hash-function", "", "Hash algorithm [possible values: sha1, sha224, sha256, sha384, sha512]")
 		dataType = fs.String("data-type", "raw", "The type of data passed in, either raw or digest [possible values: raw, digest]")
 		req = append(req, "hash-function")
@@ -146,7 +157,7 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 			return nil, err
 		}
 		if verify {
-			if err := c.m.VerifyInit(c.h, mech, key); err != nil {
+			if err := c.m.CLIVerifyInit(c.h, mech, key); err != nil {
 				return nil, err
 			}
 			err := c.m.Verify(c.h, msg, signature)
@@ -161,7 +172,7 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 		if err := c.approval(*approval); err != nil {
 			return nil, err
 		}
-		if err := c.m.SignInit(c.h, mech, key); err != nil {
+		if err := c.m.CLISignInit(c.h, mech, key); err != nil {
 			return nil, err
 		}
 		buf := make([]byte, maxSignature)
@@ -181,8 +192,23 @@ func setupSign(fs *flag.FlagSet, kind signKind, verify bool) func(*Context) (any
 // or (--data-type digest) the digest with the plain mechanism (for
 // rsa-pkcs, behind its DigestInfo header).
 func signMechanism(kind signKind, hash, mgf, dataType *string, salt *int, msg []byte) (token.Mechanism, []byte, error) {
-	if kind == signEd25519 {
+	switch kind {
+	case signEd25519:
 		return token.Mechanism{Type: ck.CKM_EDDSA}, msg, nil
+	case signMLDSA:
+		// Pure ML-DSA (FIPS 204 ML-DSA.Sign), hedged, with the empty
+		// context: the CLI has no context flag (the external-mu steps
+		// give "the length of any context, and the context", zero by
+		// default). external-mu signs a 64-byte mu the caller computed,
+		// which needs CKM_ML_DSA_EXTERNAL_MU: not offered by the
+		// mechanism table (docs/design.md, "ML-DSA").
+		switch *dataType {
+		case "raw":
+			return token.Mechanism{Type: ck.CKM_ML_DSA}, msg, nil
+		case "external-mu":
+			return token.Mechanism{}, nil, usageErr{"--data-type external-mu is not supported by this emulator (no external-mu ML-DSA in gohsm): sign the raw data"}
+		}
+		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("invalid value '%s' for '--data-type <DATA_TYPE>' [possible values: raw, external-mu]", *dataType)}
 	}
 	hi, err := hashByName(*hash)
 	if err != nil {

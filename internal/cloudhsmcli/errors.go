@@ -52,7 +52,7 @@ var rvTexts = map[ck.RV]string{
 
 // errorText is an error's text in the envelope: usage and CLI errors as
 // they are; a token error as rvTexts' sentence for its CKR followed by the
-// token's detail ("token: " and the CKR name dropped: a script matches
+// token's detail ("token: " or "profile: " and the CKR name dropped: a script matches
 // the sentence, a person reads the detail).
 func errorText(err error) string {
 	var u usageErr
@@ -74,6 +74,7 @@ func errorText(err error) string {
 	}
 	detail := strings.TrimSuffix(err.Error(), ": "+rv.Error())
 	detail = strings.TrimPrefix(detail, "token: ")
+	detail = strings.TrimPrefix(detail, "profile: ") // the slot's profile refused (ML-DSA on hsm1)
 	text, ok := rvTexts[rv]
 	if !ok {
 		return fmt.Sprintf("%s (%s)", detail, rv.Error())

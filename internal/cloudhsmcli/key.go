@@ -25,6 +25,7 @@ func init() {
 		Command{Path: []string{"key", "generate-symmetric", "generic-secret"}, Help: "Generate a generic secret key", Role: CryptoUser, Setup: keyGenSymmetric(ck.CKK_GENERIC_SECRET, ck.CKM_GENERIC_SECRET_KEY_GEN)},
 		Command{Path: []string{"key", "generate-asymmetric-pair", "rsa"}, Help: "Generate an RSA key pair", Role: CryptoUser, Setup: keyGenRSA},
 		Command{Path: []string{"key", "generate-asymmetric-pair", "ec"}, Help: "Generate an Elliptic-Curve Cryptography (ECC) key pair", Role: CryptoUser, Setup: keyGenEC},
+		Command{Path: []string{"key", "generate-asymmetric-pair", "ml-dsa"}, Help: "Generate an ML-DSA key pair", Role: CryptoUser, Setup: keyGenMLDSA},
 		Command{Path: []string{"key", "delete"}, Help: "Delete a key in the HSM cluster", Role: CryptoUser, Setup: keyDelete},
 		Command{Path: []string{"key", "share"}, Help: "Share a key in the HSM cluster with another user", Role: CryptoUser, Setup: keyShare(true)},
 		Command{Path: []string{"key", "unshare"}, Help: "Unshare a key in the HSM cluster with another user", Role: CryptoUser, Setup: keyShare(false)},
@@ -262,7 +263,9 @@ func (p pairFlags) generate(c *Context, mech ck.MechanismType, kt ck.KeyType, pu
 	if err != nil {
 		return nil, err
 	}
-	pubH, privH, err := c.m.GenerateKeyPair(h, token.Mechanism{Type: mech}, pub, priv)
+	// The CLI's entry point: CloudHSM CLI generates ML-DSA pairs, which
+	// the cloudhsm profile's PKCS#11 list does not offer (token/cliops.go).
+	pubH, privH, err := c.m.CLIGenerateKeyPair(h, token.Mechanism{Type: mech}, pub, priv)
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +324,25 @@ func keyGenEC(fs *flag.FlagSet) func(*Context) (any, error) {
 		}
 		return p.generate(c, ck.CKM_EC_KEY_PAIR_GEN, ck.CKK_EC, attrs.Template{ck.CKA_EC_PARAMS: params},
 			map[ck.AttributeType]string{ck.CKA_EC_PARAMS: "--curve"})
+	}
+}
+
+// keyGenMLDSA: key generate-asymmetric-pair ml-dsa --mldsa-algorithm
+// ML-DSA-44|ML-DSA-65|ML-DSA-87 (UG:cloudhsm_cli-key-generate-asymmetric-pair-mldsa);
+// the set is CKA_PARAMETER_SET of both halves, shown as mldsa-algorithm.
+func keyGenMLDSA(fs *flag.FlagSet) func(*Context) (any, error) {
+	p := addPairFlags(fs)
+	alg := fs.String("mldsa-algorithm", "", "ML-DSA algorithm [possible values: ML-DSA-44, ML-DSA-65, ML-DSA-87]")
+	return func(c *Context) (any, error) {
+		if err := required(fs, "public-label", "private-label", "mldsa-algorithm"); err != nil {
+			return nil, err
+		}
+		set, err := mldsaAlgorithmCodec.Parse(*alg)
+		if err != nil {
+			return nil, usageErr{fmt.Sprintf("invalid value '%s' for '--mldsa-algorithm <MLDSA_ALGORITHM>' [possible values: ML-DSA-44, ML-DSA-65, ML-DSA-87]", *alg)}
+		}
+		return p.generate(c, ck.CKM_ML_DSA_KEY_PAIR_GEN, ck.CKK_ML_DSA, attrs.Template{ck.CKA_PARAMETER_SET: set},
+			map[ck.AttributeType]string{ck.CKA_PARAMETER_SET: "--mldsa-algorithm"})
 	}
 }
 

@@ -188,6 +188,18 @@ func setupGenerateFile(fs *flag.FlagSet) func(*Context) (any, error) {
 		if ck.ObjectClass(class) == ck.CKO_SECRET_KEY {
 			return nil, usageErr{"key generate-file takes an asymmetric key: the selected key is a secret key"}
 		}
+		if kt, _ := t.ULong(ck.CKA_KEY_TYPE); ck.KeyType(kt) == ck.CKK_ML_DSA {
+			// An ML-DSA private key holds its seed and expanded key
+			// (both sensitive), not the public key's encoding.
+			if ck.ObjectClass(class) != ck.CKO_PUBLIC_KEY {
+				return nil, usageErr{"key generate-file takes the public key of an ML-DSA pair: select it with its filter"}
+			}
+			v, err := c.readAttrs(obj, ck.CKA_VALUE, ck.CKA_PARAMETER_SET)
+			if err != nil {
+				return nil, err
+			}
+			t[ck.CKA_VALUE], t[ck.CKA_PARAMETER_SET] = v[ck.CKA_VALUE], v[ck.CKA_PARAMETER_SET]
+		}
 		pub, err := publicKeyOf(t)
 		if err != nil {
 			return nil, err
@@ -254,6 +266,11 @@ func publicKeyOf(t attrs.Template) (any, error) {
 			return nil, errors.New("cloudhsmcli: the Ed25519 key's point cannot be read")
 		}
 		return ed25519.PublicKey(p), nil
+	case ck.CKK_ML_DSA:
+		// crypto/x509 marshals *mldsa.PublicKey as SPKI (id-ml-dsa-*,
+		// RFC 9881).
+		set, _ := t.ULong(ck.CKA_PARAMETER_SET)
+		return mechanisms.MLDSAPublicKey(set, t[ck.CKA_VALUE])
 	}
 	return nil, usageErr{fmt.Sprintf("key generate-file takes an RSA or EC key, not %v", ck.KeyType(kt))}
 }

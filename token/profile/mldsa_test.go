@@ -9,14 +9,18 @@ import (
 	"gohsm/internal/ck"
 )
 
-// TestMLDSAOffers: the standard profile offers ML-DSA like the table; the
+// TestMLDSAOffers: the standard profile offers ML-DSA (pure and HashML-DSA)
+// like the table; the
 // cloudhsm profile offers it on no HSM type and in no mode, FIPS or not:
 // CloudHSM's PKCS#11 library (Client SDK 5) lists no ML-DSA key type or
 // mechanism (AWS CloudHSM user guide, "Supported mechanisms for the
 // PKCS #11 library"; cloudhsm-facts.md §2.4: ML-DSA is CloudHSM CLI only),
 // so a real SDK 5 client sees CKR_MECHANISM_INVALID.
 func TestMLDSAOffers(t *testing.T) {
-	mlDSA := []ck.MechanismType{ck.CKM_ML_DSA_KEY_PAIR_GEN, ck.CKM_ML_DSA}
+	mlDSA := []ck.MechanismType{ck.CKM_ML_DSA_KEY_PAIR_GEN, ck.CKM_ML_DSA, ck.CKM_HASH_ML_DSA,
+		ck.CKM_HASH_ML_DSA_SHA224, ck.CKM_HASH_ML_DSA_SHA256, ck.CKM_HASH_ML_DSA_SHA384, ck.CKM_HASH_ML_DSA_SHA512,
+		ck.CKM_HASH_ML_DSA_SHA3_224, ck.CKM_HASH_ML_DSA_SHA3_256, ck.CKM_HASH_ML_DSA_SHA3_384, ck.CKM_HASH_ML_DSA_SHA3_512,
+		ck.CKM_HASH_ML_DSA_SHAKE128, ck.CKM_HASH_ML_DSA_SHAKE256}
 	std := Standard()
 	for _, mt := range mlDSA {
 		_, _, ok := std.Mechanisms.Lookup(mt)

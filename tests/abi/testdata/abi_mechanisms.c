@@ -498,6 +498,7 @@ enum paramkind {
 	P_MACGEN,
 	P_EDDSA,
 	P_MLDSA, /* CK_SIGN_ADDITIONAL_CONTEXT: deterministic, with a context */
+	P_HASHMLDSA, /* CK_HASH_SIGN_ADDITIONAL_CONTEXT: deterministic, with a context, hash m->hash */
 };
 
 /* flags */
@@ -647,6 +648,20 @@ static const struct mt rows[] = {
 	/* ML-DSA (PKCS #11 3.2) */
 	{ ROW(CKM_ML_DSA_KEY_PAIR_GEN), K_MLDSA, P_NONE, 0, 0, CKF_GENERATE_KEY_PAIR, CKK_ML_DSA, NULL, NULL, 0 },
 	{ ROW(CKM_ML_DSA), K_MLDSA, P_MLDSA, 0, M_VERIFYSINGLE, SIGVER, 0, NULL, NULL, 0 },
+	/* HashML-DSA: CKM_HASH_ML_DSA signs the caller's SHA-256 hash, single-part;
+	 * the variants hash themselves, in parts too (one with a context and
+	 * deterministic, the others hedged without a parameter). */
+	{ ROW(CKM_HASH_ML_DSA), K_MLDSA, P_HASHMLDSA, CKM_SHA256, M_SINGLE, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA224), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA256), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA384), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA512), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA3_224), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA3_256), K_MLDSA, P_MLDSA, 0, 0, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA3_384), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHA3_512), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHAKE128), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
+	{ ROW(CKM_HASH_ML_DSA_SHAKE256), K_MLDSA, P_NONE, 0, M_RANDOM, SIGVER, 0, NULL, NULL, 0 },
 
 	/* digests */
 	{ ROW(CKM_MD5), K_NONE, P_NONE, 0, 0, CKF_DIGEST, 0, NULL, KA(ka_abc_md5) },
@@ -802,6 +817,7 @@ struct params {
 	CK_MAC_GENERAL_PARAMS macgen;
 	CK_EDDSA_PARAMS eddsa;
 	CK_SIGN_ADDITIONAL_CONTEXT mldsa;
+	CK_HASH_SIGN_ADDITIONAL_CONTEXT hashmldsa;
 };
 
 static const CK_BYTE oaep_label[] = "gohsm oaep label";
@@ -897,6 +913,12 @@ static void build_param(const struct mt *m, struct params *p, CK_MECHANISM *mech
 		p->mldsa = (CK_SIGN_ADDITIONAL_CONTEXT){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
 		mech->pParameter = &p->mldsa;
 		mech->ulParameterLen = sizeof p->mldsa;
+		break;
+	case P_HASHMLDSA:
+		p->hashmldsa = (CK_HASH_SIGN_ADDITIONAL_CONTEXT){ CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context,
+								  sizeof mldsa_context - 1, m->hash };
+		mech->pParameter = &p->hashmldsa;
+		mech->ulParameterLen = sizeof p->hashmldsa;
 		break;
 	}
 }
@@ -1449,7 +1471,7 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 		n = 35; /* the size of a SHA-1 DigestInfo */
 	else if (m->type == CKM_ECDSA)
 		n = 32;
-	else if (m->type == CKM_RSA_PKCS_PSS)
+	else if (m->type == CKM_RSA_PKCS_PSS || m->type == CKM_HASH_ML_DSA)
 		n = hash_len(m->hash);
 	else
 		n = 100;
@@ -1528,6 +1550,46 @@ static void sign_with(const struct mt *m, CK_OBJECT_HANDLE sk, CK_OBJECT_HANDLE 
 	data[0] ^= 0x80;
 }
 
+/* hashmldsa_checks: CKM_HASH_ML_DSA over SHA-256(M) (C_Digest) signs what
+ * CKM_HASH_ML_DSA_SHA256 signs over M with the same context, both
+ * deterministic; pure CKM_ML_DSA does not verify it; a wrong input length,
+ * another hash or no parameter are refused. */
+static void hashmldsa_checks(struct kp *k)
+{
+	static CK_BYTE msg[200], ph[32], sig[3309], sig2[3309];
+	CK_HASH_SIGN_ADDITIONAL_CONTEXT hp = { CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context,
+					       sizeof mldsa_context - 1, CKM_SHA256 };
+	CK_HASH_SIGN_ADDITIONAL_CONTEXT md5 = hp;
+	CK_SIGN_ADDITIONAL_CONTEXT sp = { CKH_DETERMINISTIC_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
+	CK_MECHANISM hm = { CKM_HASH_ML_DSA, &hp, sizeof hp }, vm = { CKM_HASH_ML_DSA_SHA256, &sp, sizeof sp },
+		     pm = { CKM_ML_DSA, &sp, sizeof sp }, dm = { CKM_SHA256, NULL, 0 },
+		     bm = { CKM_HASH_ML_DSA, &md5, sizeof md5 }, nm0 = { CKM_HASH_ML_DSA, NULL, 0 };
+	CK_ULONG n1 = sizeof sig, n2 = sizeof sig2, pl = sizeof ph;
+
+	md5.hash = CKM_MD5;
+	fill(msg, sizeof msg, 13);
+	if (!rvok(f->C_DigestInit(sess, &dm), nm("C_DigestInit CKM_SHA256")) ||
+	    !rvok(f->C_Digest(sess, msg, sizeof msg, ph, &pl), nm("C_Digest SHA-256 of the message")))
+		return;
+	if (do_sign(&hm, k->priv, ph, pl, sig, &n1, 0, "CKM_HASH_ML_DSA of SHA-256(M)") == CKR_OK &&
+	    do_sign(&vm, k->priv, msg, sizeof msg, sig2, &n2, 1, "CKM_HASH_ML_DSA_SHA256 of M, multi-part") == CKR_OK) {
+		same(nm("CKM_HASH_ML_DSA(SHA-256(M)) equals CKM_HASH_ML_DSA_SHA256(M)"), sig, n1, sig2, n2);
+		abi_check_rv(nm("CKM_HASH_ML_DSA_SHA256 C_Verify of CKM_HASH_ML_DSA's signature"),
+			     do_verify(&vm, k->pub, msg, sizeof msg, sig, n1, 0), CKR_OK);
+		abi_check_rv(nm("CKM_ML_DSA C_Verify of a HashML-DSA signature -> CKR_SIGNATURE_INVALID"),
+			     do_verify(&pm, k->pub, msg, sizeof msg, sig, n1, 0), CKR_SIGNATURE_INVALID);
+	}
+	if (rvok(f->C_SignInit(sess, &hm, k->priv), nm("C_SignInit for a 31-byte hash"))) {
+		n1 = sizeof sig;
+		abi_check_rv(nm("C_Sign of a 31-byte SHA-256 hash -> CKR_DATA_LEN_RANGE"),
+			     f->C_Sign(sess, ph, 31, sig, &n1), CKR_DATA_LEN_RANGE);
+	}
+	abi_check_rv(nm("hash CKM_MD5 -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &bm, k->priv),
+		     CKR_MECHANISM_PARAM_INVALID);
+	abi_check_rv(nm("no parameter -> CKR_MECHANISM_PARAM_INVALID"), f->C_SignInit(sess, &nm0, k->priv),
+		     CKR_MECHANISM_PARAM_INVALID);
+}
+
 static void proc_sign(const struct mt *m)
 {
 	CK_MECHANISM_INFO mi = mech_info(m->type);
@@ -1586,6 +1648,21 @@ static void proc_sign(const struct mt *m)
 		}
 		break;
 	case K_MLDSA:
+		if (m->type == CKM_HASH_ML_DSA) {
+			if ((k = need_mldsa()) != NULL) {
+				strcat(cur, " [ML-DSA-65]");
+				sign_with(m, k->priv, k->pub, 3309);
+				hashmldsa_checks(k);
+			}
+			break;
+		}
+		if (m->type != CKM_ML_DSA) {
+			if ((k = need_mldsa()) != NULL) {
+				strcat(cur, " [ML-DSA-65]");
+				sign_with(m, k->priv, k->pub, 3309);
+			}
+			break;
+		}
 		if ((k = need_mldsa()) != NULL) {
 			CK_SIGN_ADDITIONAL_CONTEXT hedged = { CKH_HEDGE_REQUIRED, (CK_BYTE_PTR)mldsa_context, sizeof mldsa_context - 1 };
 			CK_SIGN_ADDITIONAL_CONTEXT other = { CKH_HEDGE_PREFERRED, (CK_BYTE_PTR)"other", 5 };

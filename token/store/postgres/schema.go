@@ -1,3 +1,5 @@
+//go:build !nopostgres
+
 // Package postgres is the token store on PostgreSQL (issue 17,
 // docs/store-postgres.md): Open returns a store.Store kept in a
 // PostgreSQL database, shared by processes on many hosts.
