@@ -131,7 +131,7 @@ func genParams(kt ck.KeyType, size int) KeyGenParams {
 			}
 		}
 	case classMLKEM:
-		return KeyGenParams{ParameterSet: map[int]ck.ULong{768: ck.CKP_ML_KEM_768, 1024: ck.CKP_ML_KEM_1024}[size]}
+		return KeyGenParams{ParameterSet: map[int]ck.ULong{512: ck.CKP_ML_KEM_512, 768: ck.CKP_ML_KEM_768, 1024: ck.CKP_ML_KEM_1024}[size]}
 	}
 	return KeyGenParams{ValueLen: size}
 }
@@ -316,7 +316,7 @@ func testKeyGen(t *testing.T, m *Mechanism) {
 			case *mldsa.PrivateKey:
 				assert.True(t, k.PublicKey().Equal(pub))
 				assert.Equal(t, p.ParameterSet, MLDSAParameterSet(k.PublicKey().Parameters()))
-			case *mlkem.DecapsulationKey768, *mlkem.DecapsulationKey1024:
+			case *mlkem.DecapsulationKey768, *mlkem.DecapsulationKey1024, *mlkem512Private:
 				set, ek, _, _ := MLKEMKeyMaterial(priv)
 				pset, pek, _, _ := MLKEMKeyMaterial(pub)
 				assert.Equal(t, p.ParameterSet, set)

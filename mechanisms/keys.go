@@ -24,7 +24,7 @@ const (
 	classMontgomery // *ecdh.PrivateKey / *ecdh.PublicKey on ecdh.X25519()
 	classSecret
 	classMLDSA // *mldsa.PrivateKey / *mldsa.PublicKey
-	classMLKEM // *mlkem.DecapsulationKey768/1024 / *mlkem.EncapsulationKey768/1024
+	classMLKEM // *mlkem.DecapsulationKey768/1024, *mlkem512Private / *mlkem.EncapsulationKey768/1024, *mlkem512Public
 )
 
 // keyClasses maps the key types rows name to their Go representation.
@@ -93,6 +93,8 @@ func keyInfo(key any) (keyClass, uint) {
 		if k != nil {
 			return classMLDSA, uint(k.Parameters().PublicKeySize())
 		}
+	case *mlkem512Private, *mlkem512Public:
+		return classMLKEM, 512
 	case *mlkem.DecapsulationKey768, *mlkem.EncapsulationKey768:
 		if k != nil {
 			return classMLKEM, 768

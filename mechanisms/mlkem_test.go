@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/cloudflare/circl/kem/mlkem/mlkem512"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -13,7 +14,7 @@ import (
 )
 
 func init() {
-	fixtureSizes[ck.CKK_ML_KEM] = []int{768, 1024}
+	fixtureSizes[ck.CKK_ML_KEM] = []int{512, 768, 1024}
 	type bad = struct {
 		p    KeyGenParams
 		want ck.RV
@@ -22,10 +23,9 @@ func init() {
 		good []KeyGenParams
 		bad  []bad
 	}{
-		good: []KeyGenParams{{ParameterSet: ck.CKP_ML_KEM_768}, {ParameterSet: ck.CKP_ML_KEM_1024}},
+		good: []KeyGenParams{{ParameterSet: ck.CKP_ML_KEM_512}, {ParameterSet: ck.CKP_ML_KEM_768}, {ParameterSet: ck.CKP_ML_KEM_1024}},
 		bad: []bad{
 			{KeyGenParams{}, ck.CKR_TEMPLATE_INCOMPLETE},
-			{KeyGenParams{ParameterSet: ck.CKP_ML_KEM_512}, ck.CKR_PARAMETER_SET_NOT_SUPPORTED},
 			{KeyGenParams{ParameterSet: 4}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
 		},
 	}
@@ -33,7 +33,8 @@ func init() {
 
 // TestMLKEMRows: the rows' flags and sizes as C_GetMechanismInfo reports
 // them, generation per parameter set, encapsulation and decapsulation
-// against crypto/mlkem, implicit rejection and the size checks.
+// against crypto/mlkem (768, 1024) and circl (512) called directly, the
+// expanded key's size, implicit rejection and the size checks.
 func TestMLKEMRows(t *testing.T) {
 	gen, ok := Lookup(ck.CKM_ML_KEM_KEY_PAIR_GEN)
 	require.True(t, ok)
@@ -41,16 +42,15 @@ func TestMLKEMRows(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, ck.CKF_HW|ck.CKF_GENERATE_KEY_PAIR, gen.Flags())
 	assert.Equal(t, ck.CKF_HW|ck.CKF_ENCAPSULATE|ck.CKF_DECAPSULATE, kem.Flags())
-	assert.Equal(t, []uint{768, 1024}, []uint{kem.MinKeySize, kem.MaxKeySize})
+	assert.Equal(t, []uint{512, 1024}, []uint{kem.MinKeySize, kem.MaxKeySize})
 
-	_, _, err := gen.GenerateKeyPair(rand.Reader, KeyGenParams{ParameterSet: ck.CKP_ML_KEM_512})
-	require.ErrorIs(t, err, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
-	_, _, err = gen.GenerateKeyPair(rand.Reader, KeyGenParams{})
+	_, _, err := gen.GenerateKeyPair(rand.Reader, KeyGenParams{})
 	require.ErrorIs(t, err, ck.CKR_TEMPLATE_INCOMPLETE)
 	_, _, err = gen.GenerateKeyPair(rand.Reader, KeyGenParams{ParameterSet: 9})
 	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 
-	for _, set := range []ck.ULong{ck.CKP_ML_KEM_768, ck.CKP_ML_KEM_1024} {
+	dkSize := map[ck.ULong]int{ck.CKP_ML_KEM_512: 1632, ck.CKP_ML_KEM_768: 2400, ck.CKP_ML_KEM_1024: 3168}
+	for _, set := range []ck.ULong{ck.CKP_ML_KEM_512, ck.CKP_ML_KEM_768, ck.CKP_ML_KEM_1024} {
 		pub, priv, err := gen.GenerateKeyPair(rand.Reader, KeyGenParams{ParameterSet: set})
 		require.NoError(t, err)
 		s1, ek, seed, ok := MLKEMKeyMaterial(priv)
@@ -71,12 +71,20 @@ func TestMLKEMRows(t *testing.T) {
 		got, err := kem.Decapsulate(priv2, nil, ct)
 		require.NoError(t, err)
 		assert.Equal(t, secret, got)
-		// crypto/mlkem directly.
+		assert.Len(t, MLKEMExpandedKey(priv), dkSize[set])
+		assert.Equal(t, MLKEMExpandedKey(priv), MLKEMExpandedKey(priv2))
+		assert.Nil(t, MLKEMExpandedKey(pub))
+		// crypto/mlkem (circl for 512) directly.
 		var direct []byte
-		if set == ck.CKP_ML_KEM_768 {
+		switch set {
+		case ck.CKP_ML_KEM_512:
+			_, dk := mlkem512.NewKeyFromSeed(seed)
+			direct = make([]byte, mlkem512.SharedKeySize)
+			dk.DecapsulateTo(direct, ct)
+		case ck.CKP_ML_KEM_768:
 			dk, _ := mlkem.NewDecapsulationKey768(seed)
 			direct, err = dk.Decapsulate(ct)
-		} else {
+		default:
 			dk, _ := mlkem.NewDecapsulationKey1024(seed)
 			direct, err = dk.Decapsulate(ct)
 		}
@@ -102,5 +110,9 @@ func TestMLKEMRows(t *testing.T) {
 	_, err = MLKEMPrivateKey(ck.CKP_ML_KEM_768, make([]byte, 63))
 	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	_, err = MLKEMPublicKey(ck.CKP_ML_KEM_768, make([]byte, mlkem.EncapsulationKeySize1024))
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, err = MLKEMPrivateKey(ck.CKP_ML_KEM_512, make([]byte, 65))
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, err = MLKEMPublicKey(ck.CKP_ML_KEM_512, make([]byte, mlkem512.PublicKeySize-1))
 	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 }

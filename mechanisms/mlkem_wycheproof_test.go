@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/cloudflare/circl/kem/mlkem/mlkem512"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,27 +19,32 @@ import (
 // through what the token uses: MLKEMPrivateKey / MLKEMPublicKey (the key
 // objects' CKA_SEED / CKA_VALUE), MLKEMKeyMaterial, and the CKM_ML_KEM row.
 //
+// Every set (512, 768, 1024) runs the keygen, decaps and encaps files; the
+// keygen files' expanded "dk" is checked against MLKEMExpandedKey (the
+// private key object's CKA_VALUE).
+//
 // Not run, and why:
-//   - mlkem_512_*: crypto/mlkem has no ML-KEM-512 (the token answers
-//     CKR_PARAMETER_SET_NOT_SUPPORTED; TestMLKEMWycheproof512 checks that).
-//   - the keygen files' expanded "dk" and mlkem_*_semi_expanded_decaps_test:
-//     crypto/mlkem neither produces nor takes the expanded decapsulation
-//     key, and neither does the token (docs/design.md, "ML-KEM").
+//   - mlkem_*_semi_expanded_decaps_test: it gives the expanded key alone,
+//     and the token refuses an expanded-only key (CKR_TEMPLATE_INCOMPLETE:
+//     crypto/mlkem decapsulates from the seed only; docs/design.md,
+//     "ML-KEM"). token/attrs checks that refusal, and that an expanded key
+//     given with a seed must be the seed's.
 //   - encapsulation with the vectors' fixed m through the CKM_ML_KEM row:
 //     C_EncapsulateKey draws m itself. The encaps files instead check the
 //     encapsulation key import (every invalid key refused) and that the key
 //     we import encapsulates, with m, to the vector's c and K
-//     (crypto/mlkem/mlkemtest's derandomized encapsulation).
+//     (crypto/mlkem/mlkemtest's derandomized encapsulation; circl's
+//     EncapsulateTo with m as its seed for 512).
 
 var mlkemVectorSets = []struct {
 	name string
 	set  ck.ULong
-}{{"768", ck.CKP_ML_KEM_768}, {"1024", ck.CKP_ML_KEM_1024}}
+}{{"512", ck.CKP_ML_KEM_512}, {"768", ck.CKP_ML_KEM_768}, {"1024", ck.CKP_ML_KEM_1024}}
 
 func mlkemCase(c *wycheproof.Case) string { return fmt.Sprintf("tc%d %s", c.ID, c.Comment) }
 
 // TestMLKEMWycheproofKeyGen: key generation from the seed d||z gives the
-// vector's encapsulation key.
+// vector's encapsulation key and expanded decapsulation key.
 func TestMLKEMWycheproofKeyGen(t *testing.T) {
 	for _, vs := range mlkemVectorSets {
 		f := wycheproof.LoadC2SP(t, "mlkem_"+vs.name+"_keygen_seed_test.json")
@@ -53,6 +59,7 @@ func TestMLKEMWycheproofKeyGen(t *testing.T) {
 				assert.Equal(t, vs.set, set)
 				assert.Equal(t, wycheproof.Hex(t, c.Fields, "ek"), ek, mlkemCase(c))
 				assert.Equal(t, wycheproof.Hex(t, c.Fields, "seed"), seed, mlkemCase(c))
+				assert.Equal(t, wycheproof.Hex(t, c.Fields, "dk"), MLKEMExpandedKey(k), mlkemCase(c))
 				n++
 			}
 		}
@@ -133,6 +140,11 @@ func TestMLKEMWycheproofEncaps(t *testing.T) {
 					k, ct, err = mlkemtest.Encapsulate768(p, m)
 				case *mlkem.EncapsulationKey1024:
 					k, ct, err = mlkemtest.Encapsulate1024(p, m)
+				case *mlkem512Public:
+					k, ct = make([]byte, mlkem512.SharedKeySize), make([]byte, mlkem512.CiphertextSize)
+					p.pk.EncapsulateTo(ct, k, m)
+				default:
+					t.Fatalf("%s: key of type %T", mlkemCase(c), pub)
 				}
 				require.NoError(t, err, mlkemCase(c))
 				assert.Equal(t, wycheproof.Hex(t, c.Fields, "c"), ct, mlkemCase(c))
@@ -148,13 +160,4 @@ func TestMLKEMWycheproofEncaps(t *testing.T) {
 		}
 		assert.Equal(t, f.NumberOfTests, n, vs.name)
 	}
-}
-
-// TestMLKEMWycheproof512: the ML-KEM-512 vectors exist but crypto/mlkem
-// cannot run them; their seeds are refused with the parameter set's code.
-func TestMLKEMWycheproof512(t *testing.T) {
-	f := wycheproof.LoadC2SP(t, "mlkem_512_keygen_seed_test.json")
-	c := f.Groups[0].Tests[0]
-	_, err := MLKEMPrivateKey(ck.CKP_ML_KEM_512, wycheproof.Hex(t, c.Fields, "seed"))
-	require.ErrorIs(t, err, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
 }

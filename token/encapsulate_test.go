@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cloudflare/circl/kem/mlkem/mlkem512"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -39,9 +40,10 @@ func requireRV(t *testing.T, err error, want ck.RV) {
 	require.Equal(t, want, rv, "%v", err)
 }
 
-// TestMLKEMRoundTrip: keys of both supported parameter sets, encapsulation
-// to a new AES key and decapsulation to one with the same value, checked
-// against crypto/mlkem with the stored key material.
+// TestMLKEMRoundTrip: keys of the three parameter sets, encapsulation to a
+// new AES key and decapsulation to one with the same value, checked against
+// crypto/mlkem (circl for 512) with the stored seed; the private CKA_VALUE
+// is the expanded key of that seed.
 func TestMLKEMRoundTrip(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
@@ -50,16 +52,23 @@ func TestMLKEMRoundTrip(t *testing.T) {
 		set    ck.ULong
 		ekLen  int
 		ctLen  int
+		dkLen  int
 		decaps func(seed, ct []byte) ([]byte, error)
 	}{
-		{ck.CKP_ML_KEM_768, mlkem.EncapsulationKeySize768, mlkem.CiphertextSize768, func(seed, ct []byte) ([]byte, error) {
+		{ck.CKP_ML_KEM_512, mlkem512.PublicKeySize, mlkem512.CiphertextSize, mlkem512.PrivateKeySize, func(seed, ct []byte) ([]byte, error) {
+			_, dk := mlkem512.NewKeyFromSeed(seed)
+			ss := make([]byte, mlkem512.SharedKeySize)
+			dk.DecapsulateTo(ss, ct)
+			return ss, nil
+		}},
+		{ck.CKP_ML_KEM_768, mlkem.EncapsulationKeySize768, mlkem.CiphertextSize768, 2400, func(seed, ct []byte) ([]byte, error) {
 			dk, err := mlkem.NewDecapsulationKey768(seed)
 			if err != nil {
 				return nil, err
 			}
 			return dk.Decapsulate(ct)
 		}},
-		{ck.CKP_ML_KEM_1024, mlkem.EncapsulationKeySize1024, mlkem.CiphertextSize1024, func(seed, ct []byte) ([]byte, error) {
+		{ck.CKP_ML_KEM_1024, mlkem.EncapsulationKeySize1024, mlkem.CiphertextSize1024, 3168, func(seed, ct []byte) ([]byte, error) {
 			dk, err := mlkem.NewDecapsulationKey1024(seed)
 			if err != nil {
 				return nil, err
@@ -73,6 +82,12 @@ func TestMLKEMRoundTrip(t *testing.T) {
 		assert.Equal(t, attrs.ULong(tc.set), attrBytes(t, m, h, priv, ck.CKA_PARAMETER_SET))
 		seed := attrBytes(t, m, h, priv, ck.CKA_SEED)
 		require.Len(t, seed, 64)
+		expanded := attrBytes(t, m, h, priv, ck.CKA_VALUE)
+		require.Len(t, expanded, tc.dkLen)
+		// FIPS 203 dk = dk_PKE || ek || H(ek) || z: the public key and the
+		// seed's z are in it.
+		assert.Equal(t, attrBytes(t, m, h, pub, ck.CKA_VALUE), expanded[tc.dkLen-64-tc.ekLen:tc.dkLen-64])
+		assert.Equal(t, seed[32:], expanded[tc.dkLen-32:])
 		assert.Equal(t, []bool{true, true}, boolAttrs(t, m, h, pub, ck.CKA_ENCAPSULATE, ck.CKA_LOCAL))
 		assert.Equal(t, []bool{true}, boolAttrs(t, m, h, priv, ck.CKA_DECAPSULATE))
 
@@ -136,17 +151,15 @@ func TestMLKEMRoundTrip(t *testing.T) {
 
 // TestMLKEMUsageAndDefaults: CKA_ENCAPSULATE / CKA_DECAPSULATE false refuse
 // the operation; without a template the new key is a sensitive
-// generic secret; a sensitive private key makes always-sensitive keys;
-// ML-KEM-512 is refused with CKR_PARAMETER_SET_NOT_SUPPORTED.
+// generic secret; a sensitive private key makes always-sensitive keys and
+// reveals neither its seed nor its expanded key.
 func TestMLKEMUsageAndDefaults(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
 	mech := Mechanism{Type: ck.CKM_ML_KEM}
 
-	_, _, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_512, nil, nil)
-	requireRV(t, err, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
-	_, _, err = m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN}, attrs.Template{}, attrs.Template{})
+	_, _, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN}, attrs.Template{}, attrs.Template{})
 	require.Error(t, err, "no CKA_PARAMETER_SET")
 
 	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768,
@@ -168,25 +181,34 @@ func TestMLKEMUsageAndDefaults(t *testing.T) {
 		assert.Equal(t, attrs.ULong(ck.ULong(ck.CKK_GENERIC_SECRET)), attrBytes(t, m, h, k, ck.CKA_KEY_TYPE))
 		assert.Equal(t, []bool{true, true, true}, boolAttrs(t, m, h, k, ck.CKA_SENSITIVE, ck.CKA_ALWAYS_SENSITIVE, ck.CKA_EXTRACTABLE))
 	}
-	// The seed of a sensitive private key is not revealed.
-	res, err := m.GetAttributeValue(h, priv, []ck.AttributeType{ck.CKA_SEED})
+	// The seed and expanded key of a sensitive private key are not revealed.
+	res, err := m.GetAttributeValue(h, priv, []ck.AttributeType{ck.CKA_SEED, ck.CKA_VALUE})
 	require.NoError(t, err)
 	requireRV(t, res[0].Err, ck.CKR_ATTRIBUTE_SENSITIVE)
+	requireRV(t, res[1].Err, ck.CKR_ATTRIBUTE_SENSITIVE)
 }
 
-// TestMLKEMImport: C_CreateObject takes an ML-KEM private key as its seed
-// and a public key as its encapsulation key; the expanded private key
-// (CKA_VALUE) is not a form gohsm holds.
+// TestMLKEMImport: C_CreateObject takes an ML-KEM private key as its seed,
+// alone or with its expanded key (CKA_VALUE, which must be the seed's), and
+// a public key as its encapsulation key; an expanded key alone is
+// CKR_TEMPLATE_INCOMPLETE (docs/design.md, "ML-KEM").
 func TestMLKEMImport(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
 	dk, err := mlkem.GenerateKey768()
 	require.NoError(t, err)
-	priv, err := m.CreateObject(h, attrs.Template{
-		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
-		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768), ck.CKA_SEED: dk.Bytes(), ck.CKA_DECAPSULATE: attrs.Bool(true),
-	})
+	privTmpl := func(set ck.ULong, a attrs.Template) attrs.Template {
+		t := attrs.Template{
+			ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+			ck.CKA_PARAMETER_SET: attrs.ULong(set), ck.CKA_DECAPSULATE: attrs.Bool(true), ck.CKA_SENSITIVE: attrs.Bool(false),
+		}
+		for k, v := range a {
+			t[k] = v
+		}
+		return t
+	}
+	priv, err := m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_768, attrs.Template{ck.CKA_SEED: dk.Bytes()}))
 	require.NoError(t, err)
 	pub, err := m.CreateObject(h, attrs.Template{
 		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
@@ -202,14 +224,52 @@ func TestMLKEMImport(t *testing.T) {
 	_, err = m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, nil, ct)
 	require.NoError(t, err)
 
-	res, err := m.GetAttributeValue(h, priv, []ck.AttributeType{ck.CKA_VALUE})
+	// The expanded key computed from the seed; given with it, it must match.
+	expanded := attrBytes(t, m, h, priv, ck.CKA_VALUE)
+	require.Len(t, expanded, 2400)
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_768, attrs.Template{ck.CKA_SEED: dk.Bytes(), ck.CKA_VALUE: expanded}))
 	require.NoError(t, err)
-	requireRV(t, res[0].Err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
-	_, err = m.CreateObject(h, attrs.Template{
-		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PRIVATE_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
-		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768), ck.CKA_VALUE: make([]byte, 2400),
+	for _, i := range []int{0, 1152 + 1184, 2400 - 1} { // dk_PKE, H(ek), z
+		bad := append([]byte(nil), expanded...)
+		bad[i] ^= 1
+		_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_768, attrs.Template{ck.CKA_SEED: dk.Bytes(), ck.CKA_VALUE: bad}))
+		requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_768, attrs.Template{ck.CKA_SEED: dk.Bytes(), ck.CKA_VALUE: expanded[:2399]}))
+	requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	// The expanded key alone: refused, for every set.
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_768, attrs.Template{ck.CKA_VALUE: expanded}))
+	requireRV(t, err, ck.CKR_TEMPLATE_INCOMPLETE)
+
+	// ML-KEM-512 (circl): seed alone, seed and expanded key, expanded alone.
+	seed := make([]byte, mlkem512.KeySeedSize)
+	seed[0] = 5
+	pk512, sk512 := mlkem512.NewKeyFromSeed(seed)
+	dk512 := make([]byte, mlkem512.PrivateKeySize)
+	sk512.Pack(dk512)
+	p512, err := m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_512, attrs.Template{ck.CKA_SEED: seed}))
+	require.NoError(t, err)
+	assert.Equal(t, dk512, attrBytes(t, m, h, p512, ck.CKA_VALUE))
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_512, attrs.Template{ck.CKA_SEED: seed, ck.CKA_VALUE: dk512}))
+	require.NoError(t, err)
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_512, attrs.Template{ck.CKA_SEED: make([]byte, 64), ck.CKA_VALUE: dk512}))
+	requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, err = m.CreateObject(h, privTmpl(ck.CKP_ML_KEM_512, attrs.Template{ck.CKA_VALUE: dk512}))
+	requireRV(t, err, ck.CKR_TEMPLATE_INCOMPLETE)
+	ek512 := make([]byte, mlkem512.PublicKeySize)
+	pk512.Pack(ek512)
+	pub512, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
+		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_512), ck.CKA_VALUE: ek512,
 	})
-	requireRV(t, err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	require.NoError(t, err)
+	ct512 := make([]byte, mlkem512.CiphertextSize)
+	_, ek2, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub512, attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}, Out{Buf: ct512})
+	require.NoError(t, err)
+	ss := make([]byte, mlkem512.SharedKeySize)
+	sk512.DecapsulateTo(ss, ct512)
+	assert.Equal(t, ss, attrBytes(t, m, h, ek2, ck.CKA_VALUE))
+
 	_, err = m.CreateObject(h, attrs.Template{
 		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_PUBLIC_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_ML_KEM)),
 		ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_1024), ck.CKA_VALUE: dk.EncapsulationKey().Bytes(),

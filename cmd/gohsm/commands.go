@@ -44,7 +44,7 @@ var commands = []command{
 		help: "generate an EC key pair", setup: keyGenerate("ec")},
 	{path: []string{"key", "generate", "ml-dsa"}, args: "--parameter-set 44|65|87 --label L [--id HEX] [--session]", need: needCU,
 		help: "generate an ML-DSA key pair (FIPS 204)", setup: keyGenerate("ml-dsa")},
-	{path: []string{"key", "generate", "ml-kem"}, args: "--parameter-set 768|1024 --label L [--id HEX] [--session]", need: needCU,
+	{path: []string{"key", "generate", "ml-kem"}, args: "--parameter-set 512|768|1024 --label L [--id HEX] [--session]", need: needCU,
 		help: "generate an ML-KEM key pair (PKCS #11 3.2)", setup: keyGenerate("ml-kem")},
 	{path: []string{"key", "generate", "rsa"}, args: "--bits 2048|3072|4096 --label L [--id HEX] [--session]", need: needCU,
 		help: "generate an RSA key pair (public exponent 65537)", setup: keyGenerate("rsa")},

@@ -87,7 +87,7 @@ func keyGenerate(typ string) func(fs *flag.FlagSet) func(*env) error {
 		case "ml-dsa":
 			set = fs.Int("parameter-set", 65, "ML-DSA parameter set: 44, 65 or 87")
 		case "ml-kem":
-			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 768 or 1024")
+			set = fs.Int("parameter-set", 768, "ML-KEM parameter set: 512, 768 or 1024")
 		}
 		g := addGenFlags(fs)
 		return func(e *env) error {

@@ -229,7 +229,7 @@ type GenSpec struct {
 	ID    string `json:"id"`    // CKA_ID in hex (a pair's halves share it)
 	Bits  int    `json:"bits"`  // aes: 128, 192, 256 (0: 256); rsa: 2048, 3072, 4096 (0: 2048)
 	Curve string `json:"curve"` // ec: P-256 or P-384 ("": P-256)
-	// ParameterSet: ml-dsa: 44, 65 or 87 (0: 65); ml-kem: 768 or 1024 (0: 768).
+	// ParameterSet: ml-dsa: 44, 65 or 87 (0: 65); ml-kem: 512, 768 or 1024 (0: 768).
 	ParameterSet int  `json:"parameter_set,omitempty"`
 	Session      bool `json:"session"` // a session key, gone when the session's module closes
 }
@@ -315,13 +315,14 @@ func (g GenSpec) templates() (pub, priv attrs.Template, err error) {
 	case "ml-kem":
 		var set ck.ULong
 		switch g.ParameterSet {
+		case 512:
+			set = ck.CKP_ML_KEM_512
 		case 0, 768:
 			set = ck.CKP_ML_KEM_768
 		case 1024:
 			set = ck.CKP_ML_KEM_1024
 		default:
-			// 512 too: crypto/mlkem has no ML-KEM-512.
-			return nil, nil, inputf("parameter_set", "%d: want 768 or 1024", g.ParameterSet)
+			return nil, nil, inputf("parameter_set", "%d: want 512, 768 or 1024", g.ParameterSet)
 		}
 		if pub, err = g.template(); err != nil {
 			return nil, nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/token/attrs"
 )
 
 func TestLoginRule(t *testing.T) {
@@ -114,7 +115,7 @@ func TestGenSpecErrors(t *testing.T) {
 		{GenSpec{Type: "ec"}, "label", "is required"},
 		{GenSpec{Type: "aes", Label: "x", ID: "zz"}, "id", `"zz": not hex`},
 		{GenSpec{Type: "dsa", Label: "x"}, "type", `"dsa": want aes, ec, rsa, ml-dsa or ml-kem`},
-		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 512}, "parameter_set", "512: want 768 or 1024"},
+		{GenSpec{Type: "ml-kem", Label: "x", ParameterSet: 256}, "parameter_set", "256: want 512, 768 or 1024"},
 	} {
 		err := c.spec.Check()
 		var ie *InputError
@@ -263,5 +264,24 @@ func TestOfficerSeesPublicKeys(t *testing.T) {
 		assert.Equal(t, "CKO_PUBLIC_KEY", at["CKA_CLASS"])
 		_, _, err = Attributes(om, oh, ec[1].Handle)
 		require.ErrorIs(t, err, ck.CKR_OBJECT_HANDLE_INVALID, profile)
+	}
+}
+
+// TestGenerateMLKEMSets: ml-kem generates each parameter set (0 is 768).
+func TestGenerateMLKEMSets(t *testing.T) {
+	k := newTok(t, "")
+	m, h := k.login(alicePIN)
+	for _, c := range []struct {
+		ps   int
+		want ck.ULong
+	}{{512, ck.CKP_ML_KEM_512}, {0, ck.CKP_ML_KEM_768}, {1024, ck.CKP_ML_KEM_1024}} {
+		keys, err := Generate(m, h, GenSpec{Type: "ml-kem", Label: "kem", ParameterSet: c.ps, Session: true})
+		require.NoError(t, err, c.ps)
+		require.Len(t, keys, 2)
+		assert.Equal(t, "private-key", keys[1].Class)
+		res, err := m.GetAttributeValue(h, keys[1].Handle, []ck.AttributeType{ck.CKA_PARAMETER_SET})
+		require.NoError(t, err)
+		require.NoError(t, res[0].Err)
+		assert.Equal(t, attrs.ULong(c.want), res[0].Value, c.ps)
 	}
 }

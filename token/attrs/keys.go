@@ -27,7 +27,7 @@ import (
 //	CKK_EC_EDWARDS (Ed25519)                    ed25519.PublicKey / ed25519.PrivateKey
 //	CKK_EC_MONTGOMERY (X25519)                  *ecdh.PublicKey / *ecdh.PrivateKey
 //	CKK_ML_DSA                                  *mldsa.PublicKey / *mldsa.PrivateKey
-//	CKK_ML_KEM                                  *mlkem.EncapsulationKey768/1024 / *mlkem.DecapsulationKey768/1024
+//	CKK_ML_KEM                                  *mlkem.EncapsulationKey768/1024 / *mlkem.DecapsulationKey768/1024 (512: circl's, in mechanisms)
 //
 // Missing material is CKR_TEMPLATE_INCOMPLETE; malformed material
 // CKR_ATTRIBUTE_VALUE_INVALID (or the more precise code the conversion
@@ -195,6 +195,8 @@ var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 //	*ecdh.PrivateKey    CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT (X25519)
 //	*mldsa.PublicKey    CKA_PARAMETER_SET, CKA_VALUE
 //	*mldsa.PrivateKey   CKA_PARAMETER_SET, CKA_SEED, CKA_VALUE (the expanded key)
+//	ML-KEM public key   CKA_PARAMETER_SET, CKA_VALUE (ek)
+//	ML-KEM private key  CKA_PARAMETER_SET, CKA_SEED, CKA_VALUE (the expanded key dk)
 //
 // CKA_CHECK_VALUE depends on the key type, not just the key: see CheckValue.
 func TemplateFromKey(key any) (Template, error) {
@@ -286,6 +288,7 @@ func TemplateFromKey(key any) (Template, error) {
 		t := Template{ck.CKA_PARAMETER_SET: ULong(set)}
 		if seed != nil {
 			t[ck.CKA_SEED] = seed
+			t[ck.CKA_VALUE] = mechanisms.MLKEMExpandedKey(key) // dk, from the seed
 		} else {
 			t[ck.CKA_VALUE] = ek
 		}

@@ -2,12 +2,15 @@ package attrs
 
 import "gohsm/internal/ck"
 
-// The ML-KEM public and private key schemas, and the private key's seed.
+// The ML-KEM public and private key schemas, and the private key's seed
+// and expanded key.
 func init() {
 	extraSchemas += 2
-	extraSecrets = append(extraSecrets, struct {
+	type secret = struct {
 		class ck.ObjectClass
 		kt    ck.KeyType
 		a     ck.AttributeType
-	}{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM, ck.CKA_SEED})
+	}
+	extraSecrets = append(extraSecrets, secret{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM, ck.CKA_SEED},
+		secret{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM, ck.CKA_VALUE})
 }

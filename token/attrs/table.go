@@ -299,10 +299,13 @@ var valueLenTable = table{
 // PKCS #11 3.2, "ML-KEM public key objects" and "ML-KEM private key
 // objects". CKA_PARAMETER_SET: MUST on create, MUST on generate for the
 // public key (the private key takes the pair's). The public CKA_VALUE is
-// FIPS 203's encapsulation key. The private key is held as CKA_SEED (d || z,
-// 64 bytes); crypto/mlkem cannot produce or take the expanded decapsulation
-// key the spec's private CKA_VALUE holds, so that attribute is not part of
-// our ML-KEM private key (docs/design.md, "ML-KEM").
+// FIPS 203's encapsulation key. The private key has CKA_SEED (d || z, 64
+// bytes) and CKA_VALUE, the expanded decapsulation key, both sensitive. The
+// spec asks for at least one of them on C_CreateObject and lets a token
+// refuse one alone: gohsm needs the seed (crypto/mlkem decapsulates from it
+// and cannot load an expanded key), so CKA_SEED is required; CKA_VALUE is
+// computed from it and, when given too, must match it (Derived:
+// CKR_ATTRIBUTE_VALUE_INVALID otherwise). docs/design.md, "ML-KEM".
 var mlkemPublicTable = table{
 	value(ck.CKA_PARAMETER_SET, KindULong, MustCreate|MustGenerate),
 	value(ck.CKA_VALUE, KindBytes, MustCreate|NotGenerate),
@@ -312,6 +315,7 @@ var mlkemPublicTable = table{
 var mlkemPrivateTable = table{
 	value(ck.CKA_PARAMETER_SET, KindULong, MustCreate|Derived),
 	value(ck.CKA_SEED, KindBytes, MustCreate|NotGenerate|NotUnwrap|Sensitive),
+	value(ck.CKA_VALUE, KindBytes, NotGenerate|NotUnwrap|Sensitive|Derived),
 	empty(ck.CKA_DECAPSULATE_TEMPLATE, KindTemplate, 0),
 }
 

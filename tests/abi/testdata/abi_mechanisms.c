@@ -2645,12 +2645,13 @@ out:
 
 struct mlkem_set {
 	const char *tag;
-	CK_ULONG set, eklen, ctlen;
+	CK_ULONG set, eklen, ctlen, dklen;
 };
 
 static const struct mlkem_set mlkem_sets[] = {
-	{ "[ML-KEM-768]", CKP_ML_KEM_768, 1184, 1088 },
-	{ "[ML-KEM-1024]", CKP_ML_KEM_1024, 1568, 1568 },
+	{ "[ML-KEM-512]", CKP_ML_KEM_512, 800, 768, 1632 },
+	{ "[ML-KEM-768]", CKP_ML_KEM_768, 1184, 1088, 2400 },
+	{ "[ML-KEM-1024]", CKP_ML_KEM_1024, 1568, 1568, 3168 },
 };
 
 static CK_RV mlkem_pair(CK_ULONG set, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
@@ -2662,13 +2663,56 @@ static CK_RV mlkem_pair(CK_ULONG set, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *p
 	return f->C_GenerateKeyPair(sess, &mech, pt, LEN(pt), kt, LEN(kt), pub, priv);
 }
 
+/*
+ * A non-sensitive pair: the private CKA_VALUE is the expanded key (dk, whose
+ * tail is ek || H(ek) || z); C_CreateObject takes seed + dk, refuses a dk
+ * that is not the seed's and a dk alone (CKR_TEMPLATE_INCOMPLETE).
+ */
+static void mlkem_import(const struct mlkem_set *ms)
+{
+	CK_MECHANISM mech = { CKM_ML_KEM_KEY_PAIR_GEN, NULL, 0 };
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE kt = CKK_ML_KEM;
+	CK_ULONG set = ms->set, nek = 2000, nseed = 64, ndk = 3200;
+	CK_BYTE ek[2000], seed[64], dk[3200];
+	CK_ATTRIBUTE pt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_PARAMETER_SET, &set, sizeof set } };
+	CK_ATTRIBUTE privt[] = { { CKA_TOKEN, &no, sizeof no }, { CKA_SENSITIVE, &no, sizeof no }, { CKA_EXTRACTABLE, &yes, sizeof yes } };
+	CK_OBJECT_HANDLE pub, priv, h = CK_INVALID_HANDLE;
+
+	if (!rvok(f->C_GenerateKeyPair(sess, &mech, pt, LEN(pt), privt, LEN(privt), &pub, &priv), nm("%s non-sensitive pair", ms->tag)))
+		return;
+	if (rvok(get_attr(pub, CKA_VALUE, ek, &nek), nm("%s public CKA_VALUE", ms->tag)) &&
+	    rvok(get_attr(priv, CKA_SEED, seed, &nseed), nm("%s CKA_SEED", ms->tag)) &&
+	    rvok(get_attr(priv, CKA_VALUE, dk, &ndk), nm("%s private CKA_VALUE", ms->tag))) {
+		CK_ATTRIBUTE ct[] = {
+			{ CKA_CLASS, &cls, sizeof cls },	 { CKA_KEY_TYPE, &kt, sizeof kt }, { CKA_TOKEN, &no, sizeof no },
+			{ CKA_PARAMETER_SET, &set, sizeof set }, { CKA_VALUE, dk, ndk },	   { CKA_SEED, seed, nseed },
+		};
+
+		abi_check(nm("%s private CKA_VALUE is the expanded key", ms->tag),
+			  nseed == 64 && ndk == ms->dklen && memcmp(dk + ndk - 64 - nek, ek, nek) == 0 &&
+				  memcmp(dk + ndk - 32, seed + 32, 32) == 0,
+			  "seed %lu dk %lu", (unsigned long)nseed, (unsigned long)ndk);
+		if (rvok(f->C_CreateObject(sess, ct, LEN(ct), &h), nm("%s C_CreateObject seed + expanded key", ms->tag)))
+			destroy(h);
+		dk[0] ^= 1;
+		abi_check_rv(nm("%s C_CreateObject with another expanded key", ms->tag), f->C_CreateObject(sess, ct, LEN(ct), &h),
+			     CKR_ATTRIBUTE_VALUE_INVALID);
+		dk[0] ^= 1;
+		abi_check_rv(nm("%s C_CreateObject expanded key alone", ms->tag), f->C_CreateObject(sess, ct, LEN(ct) - 1, &h),
+			     CKR_TEMPLATE_INCOMPLETE);
+	}
+	destroy(pub);
+	destroy(priv);
+}
+
 static void proc_mlkem_pairs(const struct mt *m)
 {
 	CK_MECHANISM_INFO mi = mech_info(m->type);
 	CK_OBJECT_HANDLE pub, priv;
 	size_t i;
 
-	abi_check(nm("CK_MECHANISM_INFO sizes 768..1024"), mi.ulMinKeySize == 768 && mi.ulMaxKeySize == 1024,
+	abi_check(nm("CK_MECHANISM_INFO sizes 512..1024"), mi.ulMinKeySize == 512 && mi.ulMaxKeySize == 1024,
 		  "%lu..%lu", (unsigned long)mi.ulMinKeySize, (unsigned long)mi.ulMaxKeySize);
 	for (i = 0; i < LEN(mlkem_sets); i++) {
 		const struct mlkem_set *ms = &mlkem_sets[i];
@@ -2689,14 +2733,12 @@ static void proc_mlkem_pairs(const struct mt *m)
 			  get_bool(priv, CKA_DECAPSULATE, &b) && b && get_bool(pub, CKA_ENCAPSULATE, &b) && b, "false");
 		n = sizeof buf;
 		abi_check_rv(nm("%s sensitive CKA_SEED", ms->tag), get_attr(priv, CKA_SEED, buf, &n), CKR_ATTRIBUTE_SENSITIVE);
+		n = sizeof buf;
+		abi_check_rv(nm("%s sensitive CKA_VALUE (expanded key)", ms->tag), get_attr(priv, CKA_VALUE, buf, &n),
+			     CKR_ATTRIBUTE_SENSITIVE);
 		destroy(pub);
 		destroy(priv);
-	}
-	{
-		CK_ULONG set = CKP_ML_KEM_512;
-
-		abi_check_rv(nm("[ML-KEM-512] C_GenerateKeyPair (crypto/mlkem has none)"), mlkem_pair(set, &pub, &priv),
-			     CKR_PARAMETER_SET_NOT_SUPPORTED);
+		mlkem_import(ms);
 	}
 }
 
