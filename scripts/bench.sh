@@ -244,7 +244,8 @@ big=
 if [ -z "${BENCH_NO_BIG:-}" ]; then
 	big=$work/big-table.md
 	bstart=$(date +%s)
-	build/p11bench bigtoken -lib "$root/build/libgohsm.so" -softhsm "$softhsm_lib" \
+	make -s build/maxrss
+	build/p11bench bigtoken -launcher build/maxrss -lib "$root/build/libgohsm.so" -softhsm "$softhsm_lib" \
 		-dir "${BENCH_BIG_DIR:-$root/build/bigtoken}" -sizes "${BENCH_BIG_OBJECTS:-0,10000,100000,1000000}" \
 		-softhsm-sizes "${BENCH_BIG_SOFTHSM:-1000,10000}" -runs "${BENCH_BIG_RUNS:-5}" >"$big" || {
 		echo "scripts/bench.sh: p11bench bigtoken failed: docs/bench.md left as it was" >&2

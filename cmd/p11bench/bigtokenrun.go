@@ -78,6 +78,7 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 	sizesF := fs.String("sizes", "0,10000,100000,1000000", "gohsm token sizes (objects)")
 	shSizesF := fs.String("softhsm-sizes", "1000,10000", "SoftHSM token sizes")
 	shLimit := fs.Duration("softhsm-limit", 120*time.Second, "time limit for one SoftHSM probe")
+	fs.StringVar(&bigLauncher, "launcher", "", "run each probe through this build/maxrss, so its peak RSS is its own")
 	shMakeLimit := fs.Duration("softhsm-make-limit", 15*time.Minute, "time limit for making one SoftHSM token (10,000 objects took 404 s on a loaded 2-core machine); a token not made is reported, and tried again on the next run")
 	runs := fs.Int("runs", 5, "probe runs per size")
 	kgDur := fs.Duration("keygen-duration", 4*time.Second, "measured key generation per kind and token, in 4 alternating slices")
@@ -175,7 +176,15 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// runLimited is runOnce with stdout kept apart and an optional time limit.
+// bigLauncher, when set (-launcher), runs each probe through build/maxrss:
+// a child of p11bench inherits p11bench's own high-water mark in its
+// ru_maxrss (Go starts children with CLONE_VM), and after building a
+// 10^6-object token that mark is about 500 MiB, which every probe then
+// read as its peak.
+var bigLauncher string
+
+// runLimited is runOnce with stdout kept apart and an optional time limit
+// (the whole process group is killed when it passes).
 func runLimited(command string, stdout, stderr io.Writer, limit time.Duration) (procSample, error) {
 	ctx := context.Background()
 	if limit > 0 {
@@ -183,16 +192,45 @@ func runLimited(command string, stdout, stderr io.Writer, limit time.Duration) (
 		ctx, cancel = context.WithTimeout(ctx, limit)
 		defer cancel()
 	}
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", "exec "+command)
+	args := []string{"/bin/sh", "-c", "exec " + command}
+	if bigLauncher != "" {
+		args = append([]string{bigLauncher}, args...)
+	}
+	c := exec.CommandContext(ctx, args[0], args[1:]...)
 	c.Stdout, c.Stderr = stdout, stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	var r *os.File
+	if bigLauncher != "" {
+		var w *os.File
+		var err error
+		if r, w, err = os.Pipe(); err != nil {
+			return procSample{}, err
+		}
+		defer r.Close()
+		c.ExtraFiles = []*os.File{w} // descriptor 3: the launcher's line
+	}
 	start := time.Now()
-	err := c.Run()
+	err := c.Start()
+	if len(c.ExtraFiles) > 0 {
+		c.ExtraFiles[0].Close()
+	}
+	if err == nil {
+		err = c.Wait()
+	}
 	wall := time.Since(start)
 	if ctx.Err() != nil {
 		return procSample{}, fmt.Errorf("no answer within %v", limit)
 	}
 	if err != nil {
 		return procSample{}, err
+	}
+	if r != nil {
+		out, err := io.ReadAll(r)
+		if err != nil {
+			return procSample{}, err
+		}
+		return parseLaunched(string(out))
 	}
 	ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
 	if !ok {
