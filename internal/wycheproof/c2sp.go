@@ -1,10 +1,6 @@
 package wycheproof
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -26,23 +22,7 @@ var (
 
 // C2SPDir returns the directory holding testvectors_v1/.
 func C2SPDir() (string, error) {
-	c2spOnce.Do(func() {
-		out, err := exec.Command("go", "mod", "download", "-json", C2SPModule+"@"+C2SPVersion).Output()
-		if err != nil {
-			c2spErr = fmt.Errorf("wycheproof: go mod download %s@%s: %v", C2SPModule, C2SPVersion, err)
-			return
-		}
-		var info struct{ Dir, Error string }
-		if err := json.Unmarshal(out, &info); err != nil {
-			c2spErr = fmt.Errorf("wycheproof: go mod download output: %v", err)
-			return
-		}
-		if info.Error != "" || info.Dir == "" {
-			c2spErr = fmt.Errorf("wycheproof: go mod download: %s", info.Error)
-			return
-		}
-		c2spDir = info.Dir
-	})
+	c2spOnce.Do(func() { c2spDir, c2spErr = download(C2SPModule, C2SPVersion) })
 	return c2spDir, c2spErr
 }
 
@@ -54,16 +34,5 @@ func LoadC2SP(t testing.TB, name string) *File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(d, "testvectors_v1", name))
-	if err != nil {
-		t.Fatalf("wycheproof: %v", err)
-	}
-	var f File
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("wycheproof: %s: %v", name, err)
-	}
-	if len(f.Groups) == 0 {
-		t.Fatalf("wycheproof: %s: no test groups", name)
-	}
-	return &f
+	return load(t, filepath.Join(d, "testvectors_v1", name))
 }
