@@ -77,8 +77,7 @@ func TestCommitAlone(t *testing.T) {
 	assert.Equal(t, Commit{}, c)
 
 	// Without the -shm header (data_version only) nothing is Alone.
-	as.shmF = nil
-	as.fastHdr.Store(nil)
+	withoutWALIndex(t, as)
 	_, c, err = a.CreateObjects([]ObjectRecord{obj("no-shm", "", false, "x")})
 	require.NoError(t, err)
 	assert.False(t, c.Alone)
