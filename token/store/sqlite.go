@@ -63,14 +63,15 @@ type sqliteStore struct {
 
 type sqliteCore struct {
 	db      *sql.DB
-	readers readers
+	conns   connPool // connections, lent to reads and to writes
 	writeMu sync.Mutex
-	w       heldConn // under writeMu
 
-	// Generation: a connection that never writes (readers.gen), so PRAGMA
-	// data_version on it changes for commits by every other connection,
-	// this process's included. It runs data_version only when the -shm
-	// file's header cannot be read (shmF nil); otherwise reads borrow it.
+	// Generation: the connection Open read the schema on (conns.gen).
+	// PRAGMA data_version on a connection changes for commits by every
+	// other connection, so it counts this process's commits too only on
+	// one that never writes: when the -shm file's header cannot be read
+	// (shmF nil) gen runs data_version and nothing else; otherwise
+	// Generation needs no connection and gen is lent like any other.
 	genMu   sync.Mutex
 	genStmt *sql.Stmt
 	lastDV  int64
@@ -125,7 +126,7 @@ func Open(dir string, opts Options) (Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(4)
 	s := &sqliteStore{sqliteCore: &sqliteCore{db: db, shm: shm}}
-	s.readers.init(db)
+	s.conns.init(db)
 	if err := s.prepareSchema(); err != nil {
 		s.Close()
 		return nil, err
@@ -208,13 +209,14 @@ func (s *sqliteStore) prepareSchema() error {
 }
 
 // openGeneration makes the connection Open read the schema on (the only
-// reader so far, so no second connection is opened) the generation
+// one so far, so no second connection is opened) the generation
 // connection. That read made SQLite create and map the -shm file, which
 // this connection keeps alive until Close. With the shared -shm file's
-// header readable, Generation needs no connection and reads borrow it;
-// without, Generation works through data_version alone (dedicateGen).
+// header readable, Generation needs no connection and reads and writes
+// borrow it; without, Generation works through data_version alone
+// (dedicateGen).
 func (s *sqliteStore) openGeneration() error {
-	h, err := s.readers.get()
+	h, err := s.conns.get()
 	if err != nil {
 		return fmt.Errorf("store: generation connection: %w", err)
 	}
@@ -223,22 +225,22 @@ func (s *sqliteStore) openGeneration() error {
 			s.shmF = f
 		}
 	}
-	s.readers.setGen(h, s.shmF != nil)
+	s.conns.setGen(h, s.shmF != nil)
 	if s.shmF == nil {
 		return s.dedicateGen()
 	}
 	return nil
 }
 
-// dedicateGen stops lending the generation connection to reads (waiting
-// for a read that holds it) and prepares PRAGMA data_version on it:
+// dedicateGen stops lending the generation connection (waiting for a
+// transaction that holds it) and prepares PRAGMA data_version on it:
 // Generation's way when the -shm header cannot be read. The value only
 // means something on a connection that never writes and runs nothing else
 // between two reads of it, so the connection is Generation's alone from
 // here on.
 func (s *sqliteStore) dedicateGen() error {
-	s.readers.takeGen()
-	g := s.readers.gen
+	s.conns.takeGen()
+	g := s.conns.gen
 	stmt, err := g.conn.PrepareContext(context.Background(), `PRAGMA data_version`)
 	if err != nil {
 		return fmt.Errorf("store: generation statement: %w", err)
@@ -255,19 +257,17 @@ func (s *sqliteStore) Close() error {
 		return nil
 	}
 	var errs []error
-	// The writer connection goes back to the pool (after any write in
-	// progress) before the pool closes. writeMu before genMu: a write takes
+	// After any write in progress. writeMu before genMu: a write takes
 	// genMu inside writeMu.
 	s.writeMu.Lock()
-	errs = append(errs, s.w.close())
-	s.writeMu.Unlock()
+	s.writeMu.Unlock() //lint:ignore SA2001 only waits for the write
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
-	errs = append(errs, s.readers.close())
+	errs = append(errs, s.conns.close())
 	if s.genStmt != nil {
 		errs = append(errs, s.genStmt.Close())
 	}
-	if g := s.readers.gen; g != nil {
+	if g := s.conns.gen; g != nil {
 		errs = append(errs, g.close())
 	}
 	errs = append(errs, s.db.Close())
@@ -439,30 +439,26 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 		// A BEGIN that fails for another reason than a lock: the
 		// connection may be broken or left inside a transaction. Once
 		// more on a new one.
+		var h *heldConn
 		for try := 0; ; try++ {
-			if s.w.conn == nil {
-				if s.closed.Load() {
-					return errors.New("store: closed")
-				}
-				conn, err := s.db.Conn(ctx)
-				if err != nil {
-					return err
-				}
-				s.w.conn = conn
+			var err error
+			if h, err = s.conns.get(); err != nil {
+				return err
 			}
-			_, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+			_, err = h.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
 			if err == nil {
 				break
 			}
 			if isBusy(err) {
+				s.conns.put(h, false) // no transaction was started
 				return err
 			}
-			s.w.discard()
+			s.conns.put(h, true)
 			if try == 1 {
 				return err
 			}
 		}
-		t := &txn{c: &s.w, s: s}
+		t := &txn{c: h, s: s}
 		committed := false
 		defer func() {
 			// A failed fn or COMMIT (SQLite keeps a transaction open when
@@ -470,11 +466,13 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 			// connection is ready for the next one. If even ROLLBACK fails
 			// (SQLite may have rolled back already, or the connection is
 			// broken), the connection is not used again.
+			bad := false
 			if !committed {
-				if _, err := s.w.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-					s.w.discard()
+				if _, err := h.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+					bad = true
 				}
 			}
+			s.conns.put(h, bad)
 		}()
 		if err := fn(t); err != nil {
 			return err
@@ -483,7 +481,7 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 			return err
 		}
 		c.Before, pre, preOK = s.mark()
-		if _, err := s.w.conn.ExecContext(ctx, `COMMIT`); err != nil {
+		if _, err := h.conn.ExecContext(ctx, `COMMIT`); err != nil {
 			return err
 		}
 		committed = true
@@ -510,18 +508,18 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 // read runs fn in a deferred (read-only) transaction, so a multi-statement
 // read sees one snapshot without taking the write lock.
 //
-// It runs on a reader (BEGIN ... ROLLBACK on the connection, with the
-// statements prepared on it). A reader whose BEGIN or ROLLBACK fails may be
+// It runs on a connection of the pool (BEGIN ... ROLLBACK on it, with the
+// statements prepared on it). A connection whose BEGIN or ROLLBACK fails may be
 // inside a transaction or broken: it is not lent again.
 func (s *sqliteStore) read(fn func(tx *txn) error) error {
 	ctx := context.Background()
 	return retry(func() (err error) {
-		h, err := s.readers.get()
+		h, err := s.conns.get()
 		if err != nil {
 			return err
 		}
 		bad := false
-		defer func() { s.readers.put(h, bad) }()
+		defer func() { s.conns.put(h, bad) }()
 		if _, err := h.conn.ExecContext(ctx, `BEGIN`); err != nil {
 			bad = true
 			return err

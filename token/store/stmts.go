@@ -16,17 +16,17 @@ import (
 // bounds each connection's cache against one that does not.
 const maxCachedStmts = 256
 
-// Readers: at most maxReaders connections run reads at once (the
-// generation connection among them, when it may be lent), and at most
-// maxIdleReaders stay open between reads. With the writer and a backup's
-// connection that is the pool's cap (Open: SetMaxOpenConns(8)).
+// At most maxConns connections of the store run reads and the write at
+// once (the generation connection among them, when it may be lent), and
+// at most maxIdleConns stay open between them. With a backup's connection
+// that is within database/sql's cap (Open: SetMaxOpenConns(8)).
 const (
-	maxReaders     = 6
-	maxIdleReaders = 4
+	maxConns     = 6
+	maxIdleConns = 4
 )
 
 // heldConn is a connection the store holds, with the statements prepared
-// on it: the writer's, and each reader's. Transactions on it are BEGIN ...
+// on it. Transactions on it are BEGIN ...
 // COMMIT/ROLLBACK statements run on the connection, not database/sql's
 // Tx: that starts a goroutine per transaction (to roll back when a context
 // is cancelled), and in a host process each of those woke another thread
@@ -110,148 +110,164 @@ func (h *heldConn) end(bad bool) error {
 	return errors.Join(errs...)
 }
 
-// readers lends connections to reads. A connection is opened only when a
-// read finds none free, so a process that only opens the token and reads
-// it (`pkcs11-tool -L`) opens one: the one Open read the schema on, which
-// is also the generation connection (gen), lent to reads whenever
-// Generation does not need it (the WAL-index header is readable; see
-// sqliteStore.dedicateGen).
+// connPool lends the store's connections to reads and to the write
+// (one at a time: writeMu). A connection is opened only when none is free,
+// so a process that opens a token and reads it (`pkcs11-tool -L`) opens
+// one, and one that also logs in and signs (a write: the login registry)
+// still one: the connection Open read the schema on. That one is also the
+// generation connection (gen), lent whenever Generation does not need it
+// (the WAL-index header is readable; see sqliteStore.dedicateGen).
+//
+// Not database/sql's own pool: statements prepared on the DB take a pool
+// connection to be prepared on (which opened a second connection in every
+// process), and a Tx cannot use statements prepared on a Conn.
 //
 // gen is never closed before the store: it keeps SQLite's -shm file alive
 // (the last connection of the last process to close deletes it, and a new
-// one would not be the file the store has mapped). A read that leaves gen
-// broken takes it out of lending instead.
-type readers struct {
+// one would not be the file the store has mapped). A transaction that
+// leaves gen broken takes it out of lending instead.
+type connPool struct {
 	db     *sql.DB
 	mu     sync.Mutex
-	cond   sync.Cond // L is &mu; broadcast when a reader is put back
+	cond   sync.Cond // L is &mu; broadcast when a connection is put back
 	free   []*heldConn
-	open   int // readers open, lent or free; gen included
+	open   int // connections open, lent or free; gen included
 	gen    *heldConn
 	lend   bool // gen may be lent: it is in free when not lent
 	genOut bool // gen is lent now
 	closed bool
 }
 
-func (r *readers) init(db *sql.DB) {
-	r.db = db
-	r.cond.L = &r.mu
+func (p *connPool) init(db *sql.DB) {
+	p.db = db
+	p.cond.L = &p.mu
 }
 
-// get returns a free reader, opening one if none is free and fewer than
-// maxReaders are open, else waiting for one to be put back. Statements are
-// prepared on the reader by its user, never while waiting here, so a read
+// get returns a free connection, opening one if none is free and fewer than
+// maxConns are open, else waiting for one to be put back. Statements are
+// prepared on the connection by its user, never while waiting here, so a transaction
 // never holds one connection while waiting for another.
-func (r *readers) get() (*heldConn, error) {
-	r.mu.Lock()
+func (p *connPool) get() (*heldConn, error) {
+	p.mu.Lock()
 	for {
-		if r.closed {
-			r.mu.Unlock()
+		if p.closed {
+			p.mu.Unlock()
 			return nil, errors.New("store: closed")
 		}
-		if n := len(r.free); n > 0 {
-			h := r.free[n-1]
-			r.free = r.free[:n-1]
-			if h == r.gen {
-				r.genOut = true
+		if n := len(p.free); n > 0 {
+			h := p.free[n-1]
+			p.free = p.free[:n-1]
+			if h == p.gen {
+				p.genOut = true
 			}
-			r.mu.Unlock()
+			p.mu.Unlock()
 			return h, nil
 		}
-		if r.open < maxReaders {
+		if p.open < maxConns {
 			break
 		}
-		r.cond.Wait()
+		p.cond.Wait()
 	}
-	r.open++
-	r.mu.Unlock()
-	c, err := r.db.Conn(context.Background())
+	p.open++
+	p.mu.Unlock()
+	c, err := p.db.Conn(context.Background())
 	if err != nil {
-		r.mu.Lock()
-		r.open--
-		r.cond.Broadcast()
-		r.mu.Unlock()
+		p.mu.Lock()
+		p.open--
+		p.cond.Broadcast()
+		p.mu.Unlock()
 		return nil, err
 	}
 	return &heldConn{conn: c}, nil
 }
 
-// put gives a reader back. bad: it may be inside a transaction or broken,
+// put gives a connection back. bad: it may be inside a transaction or broken,
 // so it is closed (gen: kept open, no longer lent).
-func (r *readers) put(h *heldConn, bad bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	defer r.cond.Broadcast()
-	if h == r.gen {
-		r.genOut = false
+func (p *connPool) put(h *heldConn, bad bool) {
+	p.mu.Lock()
+	isGen := h == p.gen
+	p.mu.Unlock()
+	if bad && isGen {
+		// Kept open, so end the transaction it may be inside: a BEGIN
+		// IMMEDIATE that failed inside one still took the write lock,
+		// which every writer of every process would then wait for. An
+		// error says there was none, or the connection is broken; either
+		// way it is not lent again.
+		h.conn.ExecContext(context.Background(), `ROLLBACK`)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.cond.Broadcast()
+	if h == p.gen {
+		p.genOut = false
 		if bad {
-			r.lend = false
+			p.lend = false
 		}
-		if r.lend && !r.closed {
-			r.free = append(r.free, h)
+		if p.lend && !p.closed {
+			p.free = append(p.free, h)
 		}
 		return
 	}
-	idle := len(r.free)
-	if r.lend && r.genOut {
+	idle := len(p.free)
+	if p.lend && p.genOut {
 		idle++ // gen comes back to free
 	}
-	if !bad && !r.closed && idle < maxIdleReaders {
-		r.free = append(r.free, h)
+	if !bad && !p.closed && idle < maxIdleConns {
+		p.free = append(p.free, h)
 		return
 	}
-	r.open--
-	if bad || !r.closed {
+	p.open--
+	if bad || !p.closed {
 		h.discard() // closed for good, not parked in database/sql's pool
 	} else {
 		h.close() // db.Close closes it
 	}
 }
 
-// setGen makes h, a reader got from get, the generation connection, lent
+// setGen makes h, a connection got from get, the generation connection, lent
 // to reads when lend.
-func (r *readers) setGen(h *heldConn, lend bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.gen, r.lend = h, lend
+func (p *connPool) setGen(h *heldConn, lend bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen, p.lend = h, lend
 	if lend {
-		r.free = append(r.free, h)
-		r.cond.Broadcast()
+		p.free = append(p.free, h)
+		p.cond.Broadcast()
 	}
 }
 
 // takeGen stops lending gen and waits until no read holds it.
-func (r *readers) takeGen() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lend = false
-	if i := slices.Index(r.free, r.gen); i >= 0 {
-		r.free = slices.Delete(r.free, i, i+1)
+func (p *connPool) takeGen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lend = false
+	if i := slices.Index(p.free, p.gen); i >= 0 {
+		p.free = slices.Delete(p.free, i, i+1)
 	}
-	for r.genOut {
-		r.cond.Wait()
+	for p.genOut {
+		p.cond.Wait()
 	}
 }
 
-// close closes the free readers but gen (the store closes it last);
-// readers lent now are closed when put back.
-func (r *readers) close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	r.cond.Broadcast()
+// close closes the free connections but gen (the store closes it last);
+// connections lent now are closed when put back.
+func (p *connPool) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.cond.Broadcast()
 	var errs []error
-	for _, h := range r.free {
-		if h != r.gen {
-			r.open--
+	for _, h := range p.free {
+		if h != p.gen {
+			p.open--
 			errs = append(errs, h.close())
 		}
 	}
-	r.free = nil
+	p.free = nil
 	return errors.Join(errs...)
 }
 
-// storeRow is a one-row query run when it is scanned, on a reader lent for
+// storeRow is a one-row query run when it is scanned, on a connection lent for
 // that long.
 type storeRow struct {
 	s    *sqliteStore
@@ -260,11 +276,11 @@ type storeRow struct {
 }
 
 func (r storeRow) Scan(dest ...any) error {
-	h, err := r.s.readers.get()
+	h, err := r.s.conns.get()
 	if err != nil {
 		return err
 	}
-	defer r.s.readers.put(h, false)
+	defer r.s.conns.put(h, false)
 	return h.queryRow(r.q, r.args...).Scan(dest...)
 }
 
@@ -276,11 +292,11 @@ func (s *sqliteStore) queryRow(q string, args ...any) rowScanner {
 
 // queryEach runs a read outside a transaction and calls fn for each row.
 func (s *sqliteStore) queryEach(q string, args []any, fn func(*sql.Rows) error) error {
-	h, err := s.readers.get()
+	h, err := s.conns.get()
 	if err != nil {
 		return err
 	}
-	defer s.readers.put(h, false)
+	defer s.conns.put(h, false)
 	rows, err := h.query(q, args...)
 	if err != nil {
 		return err
@@ -294,8 +310,9 @@ func (s *sqliteStore) queryEach(q string, args []any, fn func(*sql.Rows) error) 
 	return rows.Err()
 }
 
-// txn is a transaction on a connection the store holds: a reader's (read)
-// or the writer's (write), with the statements prepared on it.
+// txn is a transaction on a connection lent by the store's pool (a read:
+// BEGIN ... ROLLBACK; a write: BEGIN IMMEDIATE ... COMMIT), with the
+// statements prepared on it.
 type txn struct {
 	c *heldConn
 	s *sqliteStore

@@ -23,12 +23,12 @@ func withoutWALIndex(t testing.TB, s *sqliteStore) {
 	require.NoError(t, s.dedicateGen())
 }
 
-// TestOneConnectionForReads: a process that opens an existing token and
-// only reads it (pkcs11-tool -L: C_Initialize, C_GetTokenInfo) opens one
-// SQLite connection, the one Open read the schema on; each opened
-// connection parses the whole schema again (docs/bench.md, "Start-up,
-// second pass"). A write opens the writer's; reads then still share one.
-func TestOneConnectionForReads(t *testing.T) {
+// TestOneConnection: a process that opens an existing token and reads it
+// (pkcs11-tool -L: C_Initialize, C_GetTokenInfo) or also writes it (a
+// login's registry entry) opens one SQLite connection, the one Open read
+// the schema on; each opened connection parses the whole schema again
+// (docs/bench.md, "Start-up, second pass").
+func TestOneConnection(t *testing.T) {
 	dir := t.TempDir()
 	mk := openTest(t, dir)
 	require.NoError(t, mk.InitToken(TokenRecord{Label: "one"}, user("admin", RoleCO)))
@@ -58,18 +58,18 @@ func TestOneConnectionForReads(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ss.Find(Query{})
 	require.NoError(t, err)
-	assert.Equal(t, 2, ss.db.Stats().OpenConnections, "reader and writer")
+	assert.Equal(t, 1, ss.db.Stats().OpenConnections, "after a write and reads")
 }
 
-// TestReadersWaitForAFreeOne: with maxReaders reads in progress, another
-// waits for one of them to end (it neither fails nor opens more), and
-// every one sees its own snapshot.
-func TestReadersWaitForAFreeOne(t *testing.T) {
+// TestConnsWaitForAFreeOne: with maxConns reads in progress, another read
+// and a write wait for one of them to end (neither fails nor opens a
+// connection more), and only maxIdleConns stay open afterwards.
+func TestConnsWaitForAFreeOne(t *testing.T) {
 	ss := initTest(t).(*sqliteStore)
 	release := make(chan struct{})
-	started := make(chan struct{}, maxReaders)
-	done := make(chan error, maxReaders+1)
-	for range maxReaders {
+	started := make(chan struct{}, maxConns)
+	done := make(chan error, maxConns+2)
+	for range maxConns {
 		go func() {
 			done <- ss.read(func(tx *txn) error {
 				var n int
@@ -82,7 +82,7 @@ func TestReadersWaitForAFreeOne(t *testing.T) {
 			})
 		}()
 	}
-	for range maxReaders {
+	for range maxConns {
 		select {
 		case <-started:
 		case <-time.After(10 * time.Second):
@@ -94,14 +94,17 @@ func TestReadersWaitForAFreeOne(t *testing.T) {
 		_, err := ss.Token()
 		done <- err
 	}()
+	go func() {
+		done <- ss.SetTokenLabel("waited")
+	}()
 	select {
 	case err := <-done:
-		t.Fatalf("a read beyond maxReaders did not wait: %v", err)
+		t.Fatalf("a read or write beyond maxConns did not wait: %v", err)
 	case <-time.After(200 * time.Millisecond):
 	}
 	assert.Equal(t, open, ss.db.Stats().OpenConnections, "no connection beyond the cap")
 	close(release)
-	for range maxReaders + 1 {
+	for range maxConns + 2 {
 		select {
 		case err := <-done:
 			require.NoError(t, err)
@@ -109,27 +112,27 @@ func TestReadersWaitForAFreeOne(t *testing.T) {
 			t.Fatal("a read never ended")
 		}
 	}
-	ss.readers.mu.Lock()
-	idle, opened := len(ss.readers.free), ss.readers.open
-	ss.readers.mu.Unlock()
-	assert.Equal(t, maxIdleReaders, idle, "idle readers kept")
-	assert.Equal(t, maxIdleReaders, opened, "the others closed")
+	ss.conns.mu.Lock()
+	idle, opened := len(ss.conns.free), ss.conns.open
+	ss.conns.mu.Unlock()
+	assert.Equal(t, maxIdleConns, idle, "idle readers kept")
+	assert.Equal(t, maxIdleConns, opened, "the others closed")
 }
 
-// TestBrokenReaderIsNotLentAgain: a reader left inside a transaction (as
-// a ROLLBACK that failed would leave it) is not lent again; the generation
-// connection so left stays open (it keeps -shm alive) but is no longer
-// lent, and reads go on on another connection.
-func TestBrokenReaderIsNotLentAgain(t *testing.T) {
+// TestBrokenConnIsNotLentAgain: a connection put back as broken (a BEGIN
+// or ROLLBACK failed on it) is not lent again; the generation connection
+// so put back stays open (it keeps -shm alive), and reads and writes go
+// on on another connection.
+func TestBrokenConnIsNotLentAgain(t *testing.T) {
 	ss := initTest(t).(*sqliteStore)
-	h, err := ss.readers.get()
+	h, err := ss.conns.get()
 	require.NoError(t, err)
-	require.Same(t, ss.readers.gen, h, "the only connection is the generation one")
+	require.Same(t, ss.conns.gen, h, "the only connection: the generation one")
 	_, err = h.conn.ExecContext(context.Background(), `BEGIN`)
 	require.NoError(t, err)
 	require.NoError(t, h.queryRow(`SELECT count(*) FROM objects`).Scan(new(int)))
-	ss.readers.put(h, true)
-	assert.NotNil(t, ss.readers.gen.conn, "kept open")
+	ss.conns.put(h, true)
+	assert.NotNil(t, ss.conns.gen.conn, "kept open")
 
 	before, err := ss.Generation()
 	require.NoError(t, err)
@@ -141,9 +144,9 @@ func TestBrokenReaderIsNotLentAgain(t *testing.T) {
 	after, err := ss.Generation()
 	require.NoError(t, err)
 	assert.NotEqual(t, before, after)
-	ss.readers.mu.Lock()
-	assert.NotContains(t, ss.readers.free, ss.readers.gen, "not lent again")
-	ss.readers.mu.Unlock()
+	ss.conns.mu.Lock()
+	assert.NotContains(t, ss.conns.free, ss.conns.gen, "not lent again")
+	ss.conns.mu.Unlock()
 }
 
 // TestGenerationKeepsSHMAlive: with the only connection of this store
