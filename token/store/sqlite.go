@@ -261,9 +261,14 @@ func (s *sqliteStore) Close() error {
 	// genMu inside writeMu.
 	s.writeMu.Lock()
 	s.writeMu.Unlock() //lint:ignore SA2001 only waits for the write
+	// Nothing is lent from here on; the generation connection is closed
+	// once a transaction that holds it has given it back (before genMu:
+	// a write's mark takes genMu while it holds its connection), as
+	// db.Close waits for the others.
+	errs = append(errs, s.conns.close())
+	s.conns.takeGen()
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
-	errs = append(errs, s.conns.close())
 	if s.genStmt != nil {
 		errs = append(errs, s.genStmt.Close())
 	}

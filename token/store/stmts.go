@@ -236,7 +236,7 @@ func (p *connPool) setGen(h *heldConn, lend bool) {
 	}
 }
 
-// takeGen stops lending gen and waits until no read holds it.
+// takeGen stops lending gen and waits until no transaction holds it.
 func (p *connPool) takeGen() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -176,3 +176,34 @@ func TestGenerationKeepsSHMAlive(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, g0, g1)
 }
+
+// TestCloseWaitsForTheGenerationConnection: a transaction that holds the
+// generation connection when Close starts finishes on it (as database/sql
+// lets the others finish), and Close then closes it.
+func TestCloseWaitsForTheGenerationConnection(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	ss := s.(*sqliteStore)
+	started, closing := make(chan struct{}), make(chan struct{})
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- ss.read(func(tx *txn) error {
+			require.Same(t, ss.conns.gen, tx.c, "the only connection")
+			close(started)
+			<-closing
+			time.Sleep(100 * time.Millisecond) // let Close get to the connection
+			var n int
+			return tx.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&n)
+		})
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() {
+		close(closing)
+		closed <- s.Close()
+	}()
+	require.NoError(t, <-readErr, "the read finished on its connection")
+	require.NoError(t, <-closed)
+	assert.Nil(t, ss.conns.gen.conn, "then closed")
+}
