@@ -75,7 +75,7 @@ func TestBigtoken(t *testing.T) {
 	_, err = parseProbe("init_ms x")
 	assert.Error(t, err)
 
-	kg, err := keygenAtSizes(lib, d0, d60, 60, 40*time.Millisecond)
+	kg, err := keygenAtSizes(lib, d0, d60, 60, 40*time.Millisecond, 0)
 	require.NoError(t, err)
 	assert.Positive(t, kg.aes0)
 	assert.Positive(t, kg.aesBig)
