@@ -555,4 +555,3 @@ func passMiss(ok bool) string {
 }
 
 func msS(d time.Duration) string { return fmt.Sprintf("%.1f ms", ms(d)) }
-
