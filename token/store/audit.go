@@ -118,7 +118,10 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			ev.Stream, int64(seq), blob(ev.Record), mac); err != nil {
 			return wrapDB("audit", err)
 		}
-		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`,
+		// An upsert changes the row in place; OR REPLACE deleted it and
+		// inserted a new one (a new rowid), which changed meta's key
+		// index too: one more page in every audited write's commit.
+		if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 			"audit_head/"+ev.Stream, markBytes(seq, mac)); err != nil {
 			return wrapDB("audit", err)
 		}
