@@ -221,8 +221,12 @@ func pinnedNoble(t *testing.T, node string) string {
 //     hedged signing is multi-part);
 //   - each mutation of either hedged signature's setting is rejected by
 //     both: one bit of the signature, one bit of the message, the context,
-//     the pre-hash (another of the same output length, so only the OID in
-//     M' differs for CKM_HASH_ML_DSA), and pure versus pre-hash.
+//     the pre-hash (another of the same output length), and pure versus
+//     pre-hash;
+//   - for CKM_HASH_ML_DSA the module also rejects the caller's digest
+//     presented under another hash mechanism of the same length, where only
+//     the OID in M' differs (noble takes no digest, so this one is the
+//     module's alone).
 func TestHashMLDSAAgainstNoble(t *testing.T) {
 	lib := testenv.Library(t)
 	node, err := exec.LookPath("node")
@@ -323,7 +327,7 @@ func TestHashMLDSAAgainstNoble(t *testing.T) {
 		return out
 	}
 
-	cases, rejected := 0, 0
+	cases, rejected, renamed := 0, 0, 0
 	for _, k := range keys {
 		for _, s := range settings {
 			for _, ctxLen := range []int{0, 1, 255} {
@@ -383,6 +387,15 @@ func TestHashMLDSAAgainstNoble(t *testing.T) {
 					m.mode, m.ph = pure, nil
 					ms = append(ms, mutation{"HashML-DSA signature as pure ML-DSA", m, same})
 				}
+				if o.mode == callerHash {
+					_, _, digest := o.p11()
+					other := preHashNamed(o.ph.other)
+					for who, sig := range map[string][]byte{"module": p11Hedged, "noble": nobHedged} {
+						a := mod.ask(t, "verify %d %x %x %s %s %s", k.id, uint64(ck.CKM_HASH_ML_DSA), uint64(other.digest), hx(o.ctx), hx(digest), hx(sig))
+						require.Equal(t, "rv CKR_SIGNATURE_INVALID", a, "%s: %s's signature, the %s digest named %v", name, who, o.ph.noble, other.digest)
+						renamed++
+					}
+				}
 				for _, mu := range ms {
 					for who, sig := range map[string][]byte{"module": p11Hedged, "noble": nobHedged} {
 						a, b := verify(k, mu.o, mu.sig(sig))
@@ -398,6 +411,7 @@ func TestHashMLDSAAgainstNoble(t *testing.T) {
 	// The pairs noble's prehash() refuses as weaker than the set's λ, signed
 	// through its getMessagePrehash and internal ML-DSA instead.
 	t.Logf("@noble/post-quantum %s: %d settings (ML-DSA-44/65/87 x %d modes and pre-hashes x contexts 0, 1, 255): "+
-		"deterministic signatures equal, hedged cross-verified, %d mutated verifications rejected by both; noble's %s",
-		version, cases, len(settings), rejected, strings.TrimSpace(last))
+		"deterministic signatures equal, hedged cross-verified, %d mutated verifications rejected by both, "+
+		"%d digests under another hash's name rejected by the module; noble's %s",
+		version, cases, len(settings), rejected, renamed, strings.TrimSpace(last))
 }
