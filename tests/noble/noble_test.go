@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,6 +280,36 @@ func TestHashMLDSAAgainstNoble(t *testing.T) {
 			"ML-DSA-%d: the module takes noble's public key and expanded private key for the seed", set.n)
 		keys = append(keys, key{i, set.n, seed})
 	}
+
+	// The pre-hashes above are the module's: the CKM_HASH_ML_DSA_<hash>
+	// variants it lists, and the listed mechanisms CKM_HASH_ML_DSA takes as
+	// its hash (probed with C_SignInit), are the table's.
+	f := strings.Fields(mod.ask(t, "mechs"))
+	require.Equal(t, "mechs", f[0], "C_GetMechanismList: %v", f)
+	var listedVariants, tableVariants, takenHashes, tableHashes []string
+	for _, x := range f[1:] {
+		v, err := strconv.ParseUint(x, 16, 64)
+		require.NoError(t, err)
+		mt := ck.MechanismType(v)
+		if strings.HasPrefix(mt.String(), "CKM_HASH_ML_DSA_") {
+			listedVariants = append(listedVariants, mt.String())
+		}
+		if a := mod.ask(t, "prehash 0 %x", v); a == "ok" {
+			takenHashes = append(takenHashes, mt.String())
+		} else {
+			require.Contains(t, []string{"rv CKR_MECHANISM_PARAM_INVALID"}, a, "CKM_HASH_ML_DSA with hash %v", mt)
+		}
+	}
+	for _, ph := range preHashes {
+		if ph.variant != 0 {
+			tableVariants = append(tableVariants, ph.variant.String())
+		}
+		if ph.digest != 0 {
+			tableHashes = append(tableHashes, ph.digest.String())
+		}
+	}
+	require.ElementsMatch(t, tableVariants, listedVariants, "the CKM_HASH_ML_DSA_<hash> variants C_GetMechanismList lists")
+	require.ElementsMatch(t, tableHashes, takenHashes, "the listed mechanisms CKM_HASH_ML_DSA takes as its hash")
 
 	// The settings: every pre-hash in each mode that reaches it, and pure.
 	var settings []op

@@ -15,6 +15,11 @@
  *       with two C_SignUpdate calls -> "sig SIG" | "rv NAME"
  *   verify ID MECH HASH CTX DATA SIG
  *       C_VerifyInit + C_Verify -> "ok" | "rv NAME"
+ *   mechs
+ *       C_GetMechanismList of the slot -> "mechs MECH ..."
+ *   prehash ID HASH
+ *       whether C_SignInit takes CKM_HASH_ML_DSA naming HASH (the operation
+ *       is then ended by a C_Sign of no data) -> "ok" | "rv NAME"
  *
  * usage: p11_mldsa /path/to/libgohsm.so   (with $GOHSM_CONF set by the test)
  */
@@ -163,6 +168,43 @@ static void do_verify(int id, CK_ULONG mt, CK_ULONG hash, CK_BYTE *ctx, CK_ULONG
 		putrv(rv);
 }
 
+static void do_mechs(CK_SLOT_ID slot)
+{
+	CK_MECHANISM_TYPE mechs[512];
+	CK_ULONG n = sizeof mechs / sizeof mechs[0];
+	CK_RV rv = m.f3->C_GetMechanismList(slot, mechs, &n);
+
+	if (rv != CKR_OK) {
+		putrv(rv);
+		return;
+	}
+	printf("mechs");
+	for (CK_ULONG i = 0; i < n; i++)
+		printf(" %lx", (unsigned long)mechs[i]);
+	putchar('\n');
+}
+
+static void do_prehash(int id, CK_ULONG hash)
+{
+	CK_MECHANISM mech = { CKM_HASH_ML_DSA, NULL, 0 };
+	struct param p;
+	CK_BYTE sig[8192];
+	CK_ULONG n = sizeof sig;
+	CK_RV rv;
+
+	set_param(&mech, &p, hash, CKH_HEDGE_PREFERRED, NULL, 0);
+	rv = m.f3->C_SignInit(sess, &mech, privs[id]);
+	if (rv != CKR_OK) {
+		putrv(rv);
+		return;
+	}
+	rv = m.f3->C_Sign(sess, (CK_BYTE_PTR) "", 0, sig, &n);
+	if (rv == CKR_DATA_LEN_RANGE)
+		printf("ok\n");
+	else
+		printf("err C_Sign of no data: %s\n", abi_rv_name(rv));
+}
+
 #define NF 8
 
 int main(int argc, char **argv)
@@ -224,6 +266,10 @@ int main(int argc, char **argv)
 			else
 				printf("err bad request\n");
 			free(ctx), free(data), free(sig);
+		} else if (nf == 1 && strcmp(f[0], "mechs") == 0) {
+			do_mechs(slot);
+		} else if (nf == 3 && strcmp(f[0], "prehash") == 0 && atoi(f[1]) >= 0 && atoi(f[1]) < MAXKEYS) {
+			do_prehash(atoi(f[1]), strtoul(f[2], NULL, 16));
 		} else {
 			printf("err unknown request\n");
 		}
