@@ -128,6 +128,10 @@ func hx(b []byte) string {
 	return hex.EncodeToString(b)
 }
 
+// peerTimeout bounds a peer's life (the whole run takes 12-16 s on a
+// loaded 2-core machine).
+const peerTimeout = 4 * time.Minute
+
 // peer is a line-oriented process: one request, one answer.
 type peer struct {
 	name string
@@ -146,7 +150,11 @@ func start(t *testing.T, name string, cmd *exec.Cmd) *peer {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start(), name)
 	p := &peer{name: name, in: in, out: bufio.NewReaderSize(out, 1<<16), cmd: cmd}
+	// The hang guard: a peer that stops answering is killed, and the
+	// test's next read fails instead of waiting for go test's timeout.
+	guard := time.AfterFunc(peerTimeout, func() { cmd.Process.Kill() })
 	t.Cleanup(func() {
+		guard.Stop()
 		p.in.Close()
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
