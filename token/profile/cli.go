@@ -46,12 +46,18 @@ func (p *Profile) CLILookup(t ck.MechanismType) (*mechanisms.Mechanism, *Rule, e
 	return nil, nil, fmt.Errorf("profile: %v: %w", t, ck.CKR_MECHANISM_INVALID)
 }
 
-// CLICheckKey is Limits.CheckKey for a key the CLI makes: the cloudhsm
-// profile's PKCS#11 key types lack CKK_ML_DSA, which the CLI holds where
-// CLILookup offers ML-DSA (hsm2m).
+// CLICheckKey is Limits.CheckKey for a key the CLI makes or key replicate
+// brings: the cloudhsm profile's PKCS#11 key types lack CKK_ML_DSA, which
+// the HSM holds where CLILookup offers ML-DSA (hsm2m) and refuses, with
+// the reason and CKR_ATTRIBUTE_VALUE_INVALID as for any key type it does
+// not support, on hsm1.
 func (p *Profile) CLICheckKey(kt ck.KeyType, size uint) error {
-	if p.Name == "cloudhsm" && kt == ck.CKK_ML_DSA && p.Settings.HSMType == HSM2M {
-		return nil
+	if p.Name == "cloudhsm" && kt == ck.CKK_ML_DSA {
+		if p.Settings.HSMType == HSM2M {
+			return nil
+		}
+		return fmt.Errorf("profile: ML-DSA keys are available on hsm2m.medium clusters only, this HSM is %s.medium: %w",
+			p.Settings.HSMType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
 	return p.Limits.CheckKey(kt, size)
 }
