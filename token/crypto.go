@@ -392,6 +392,15 @@ func (s *Slot) preparedLocked(o *Object, k any, mm *mechanisms.Mechanism) (any, 
 		return p, nil
 	}
 	st, err := mm.Prepare(k)
+	if ran, why := mechanisms.TakeRSAProbe(); ran {
+		// Once per process: the first RSA key prepared with libcrypto
+		// ran the probe of libcrypto's own check of its results.
+		if why != nil {
+			s.m.log.Warn("gohsm: libcrypto's rsa results checked again in go", "err", why)
+		} else {
+			s.m.log.Info("gohsm: libcrypto checks its own rsa results (probe passed); no second check in go")
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
