@@ -38,7 +38,14 @@
 // (RSA_PKCS1_OpenSSL, EC_KEY_OpenSSL), never a default ENGINE a host may
 // have configured: a pkcs11 engine as default would route the operation
 // back into this module. RSA private operations keep OpenSSL's blinding and
-// its check of the CRT result with the public exponent.
+// its check of the CRT result with the public exponent (rsa_ossl_mod_exp
+// raises the result to e mod n and, when that is not the input,
+// recomputes it without CRT from d). Package mechanisms relies on that
+// check instead of repeating it, but only after a probe at the first RSA
+// key has shown it working in this libcrypto (a key with a faulty CRT
+// exponent still gives the right result through RSAKey.Private); otherwise
+// it checks every result itself. The check covers the exponentiation, not
+// the blinding around it.
 package ossl
 
 /*
