@@ -489,6 +489,11 @@ func NewP256Key(d []byte) (*P256Key, error) {
 	return key, nil
 }
 
+// emptyDigest is where an empty digest points. A package variable: a
+// local one whose address goes to C moved to the heap, one allocation per
+// signature.
+var emptyDigest C.uint8_t
+
 // Sign signs a digest (any length: ECDSA uses its leftmost 256 bits) with
 // a fresh random nonce from libcrypto's DRBG and writes r || s, 32 bytes
 // each, into out.
@@ -496,11 +501,11 @@ func (k *P256Key) Sign(out, digest []byte) error {
 	if len(out) != 64 {
 		return fmt.Errorf("ossl: p-256 signature buffer of %d bytes, want 64", len(out))
 	}
-	var zero [1]byte
-	if len(digest) == 0 {
-		digest = zero[:0:1]
+	dg := ptr(digest)
+	if dg == nil {
+		dg = &emptyDigest // a valid pointer for libcrypto, 0 bytes read
 	}
-	ok := C.gohsm_ossl_ecdsa_sign(k.k, (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(digest))), C.size_t(len(digest)), ptr(out), 32)
+	ok := C.gohsm_ossl_ecdsa_sign(k.k, dg, C.size_t(len(digest)), ptr(out), 32)
 	runtime.KeepAlive(k)
 	if ok == 0 {
 		return errors.New("ossl: ecdsa p-256 sign failed")
