@@ -272,7 +272,7 @@ func rsaAccelSign(dst []byte, priv *rsa.PrivateKey, acc *rsaAccelKey, block []by
 // The probe of libcrypto's own check of its RSA results. OpenSSL's
 // RSA_PKCS1_OpenSSL (rsa_ossl_mod_exp) raises its CRT result to e mod n
 // and, when that is not the input, recomputes the result as input^d mod
-// n. The probe makes that happen: a throwaway 1024-bit key whose dP is
+// n. The probe makes that happen: a throwaway 512-bit key whose dP is
 // wrong (one bit flipped), the private operation the module uses
 // (ossl.RSAKey.Private), and the result compared with the right one. Only
 // if they are equal did libcrypto notice the faulty CRT half and
@@ -280,6 +280,12 @@ func rsaAccelSign(dst []byte, priv *rsa.PrivateKey, acc *rsaAccelKey, block []by
 // check. Once per process, at the first RSA key prepared with libcrypto: a
 // forked child's fresh copy of the module (docs/fork.md) has globals of its
 // own and probes again, in the same libcrypto.
+
+// rsaProbePrimeBits is the size of the probe key's primes: 256, a 512-bit
+// modulus, the same code in libcrypto as any size (rsa_ossl_mod_exp) and
+// a few milliseconds of prime search (2 x 512 bits took 11-37 ms on a
+// loaded machine, once per process and per forked child).
+const rsaProbePrimeBits = 256
 
 // rsaProbeRuns counts the probes run in this process.
 var rsaProbeRuns atomic.Uint64
@@ -332,10 +338,10 @@ func runRSAProbe() error {
 	var p, q, d *big.Int
 	for d == nil {
 		var err error
-		if p, err = rand.Prime(rand.Reader, 512); err != nil {
+		if p, err = rand.Prime(rand.Reader, rsaProbePrimeBits); err != nil {
 			return fmt.Errorf("probe key: %w", err)
 		}
-		if q, err = rand.Prime(rand.Reader, 512); err != nil {
+		if q, err = rand.Prime(rand.Reader, rsaProbePrimeBits); err != nil {
 			return fmt.Errorf("probe key: %w", err)
 		}
 		if p.Cmp(q) == 0 {
