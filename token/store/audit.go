@@ -87,6 +87,25 @@ func (s *sqliteStore) Audit(events ...AuditEvent) error {
 	return s.Audited(events...).(*sqliteStore).write(func(*txn) error { return nil })
 }
 
+// AuditLater queues events for this opening's next write, which appends
+// them before its own, or for FlushAudit (AuditQueue): events about
+// objects the store never holds (session keys), whose record may wait for
+// the next write instead of taking a commit of its own.
+func (s *sqliteStore) AuditLater(events ...AuditEvent) {
+	s.queue.Add(events...)
+}
+
+// FlushAudit appends the queued events now, in one transaction. A batch
+// that cannot be written is dropped, all of it (nothing half-written); the
+// error says how many events were lost.
+func (s *sqliteStore) FlushAudit() error {
+	if s.queue.Len() == 0 {
+		return nil
+	}
+	_, err := s.commitQueued(func(*txn) error { return nil }, true)
+	return err
+}
+
 // appendAudit appends events inside the write transaction tx. The write
 // lock that BEGIN IMMEDIATE took makes max(seq)+1 the next number for every
 // process: sequences have no gaps and no duplicates.
