@@ -136,8 +136,9 @@ func (s *Slot) auditOnAloneLocked(hsm int, se *Session, e audit.Event) {
 	}
 }
 
-// auditFlushDelay is the longest a queued event waits (auditLaterLocked).
-const auditFlushDelay = 20 * time.Millisecond
+// auditFlushDelay is the longest a queued event waits (auditLaterLocked);
+// tests lengthen it to see what else writes the queue.
+var auditFlushDelay = 20 * time.Millisecond
 
 // auditLaterLocked records e, an event about a session object (its
 // creation, destruction or change), in HSM hsm's stream without a commit

@@ -173,3 +173,51 @@ func testAuditedWrites(t *testing.T, b Backend) {
 	}
 	assert.Equal(t, []string{"create", "update", "user", "delete"}, got)
 }
+
+// testAuditLater: queued events are appended by the opening's next write,
+// before its own events; a write that fails keeps them queued (nothing
+// of it is written); FlushAudit writes them alone, in one transaction,
+// and a batch that cannot be written is dropped whole, with an error
+// naming how many events were lost.
+func testAuditLater(t *testing.T, b Backend) {
+	s := initialized(t, b)
+	ev := func(r string) store.AuditEvent { return store.AuditEvent{Record: []byte(r)} }
+	records := func() []string {
+		t.Helper()
+		recs, err := s.AuditRecords(store.DefaultStream, 0, 0)
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, string(r.Record))
+		}
+		return got
+	}
+	require.NoError(t, s.FlushAudit(), "an empty queue")
+	s.AuditLater(ev("session key 1"))
+	s.AuditLater(ev("session key 2"))
+	assert.Empty(t, records(), "queued, not written")
+	_, err := s.Audited(ev("create")).CreateObject(obj("a", "alice", true, "a"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"session key 1", "session key 2", "create"}, records())
+
+	s.AuditLater(ev("session key 3"))
+	require.ErrorIs(t, s.Audited(ev("dup user")).CreateUser(user("alice", store.RoleCU)), store.ErrExists)
+	assert.Len(t, records(), 3, "a failed write writes nothing")
+	require.NoError(t, s.FlushAudit())
+	require.NoError(t, s.FlushAudit(), "nothing left")
+	assert.Equal(t, []string{"session key 1", "session key 2", "create", "session key 3"}, records())
+
+	s.AuditLater(ev("lost 1"))
+	s.AuditLater(store.AuditEvent{Fill: func([]int64) ([]byte, error) { return nil, fmt.Errorf("no") }})
+	err = s.FlushAudit()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 queued events not recorded")
+	require.NoError(t, s.FlushAudit(), "the failed batch is gone")
+	assert.Len(t, records(), 4, "nothing of the failed batch")
+
+	c, err := s.AuditChain(store.DefaultStream)
+	require.NoError(t, err)
+	for i, r := range c.Records {
+		require.Equal(t, uint64(i), r.Seq, "gap-free")
+	}
+}
