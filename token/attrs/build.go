@@ -168,10 +168,12 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 			return nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 	}
-	for _, row := range s.sorted() {
-		if rules.must != 0 && row.Has(rules.must) && !row.Has(Identity) {
-			if _, ok := t[row.Type]; !ok {
-				return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+	if rules.must != 0 {
+		for _, row := range s.sorted() {
+			if row.Has(rules.must) && !row.Has(Identity) {
+				if _, ok := t[row.Type]; !ok {
+					return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+				}
 			}
 		}
 	}
@@ -181,9 +183,11 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		}
 	}
 
-	out := t.Clone()
-	if out == nil {
-		out = Template{} // a nil template (no attributes) from a Go caller
+	// Sized for the defaults to come: growing the map as they are added
+	// was a fifth of building a derived key's template.
+	out := make(Template, len(t)+len(s.table()))
+	for a, v := range t {
+		out[a] = bytes.Clone(v)
 	}
 	for _, row := range s.table() {
 		if row.Has(Identity) {
@@ -258,8 +262,12 @@ func (s *Schema) String() string {
 	return s.Class.String() + "/" + s.KeyType.String()
 }
 
-// sorted returns the rows in ascending attribute order (deterministic errors).
+// sorted returns the rows in ascending attribute order (deterministic
+// errors), made once per schema; callers do not modify it.
 func (s *Schema) sorted() []Attr {
+	if p := s.rows.Load(); p != nil {
+		return *p
+	}
 	t := make(Template, len(s.table()))
 	for a := range s.table() {
 		t[a] = nil
@@ -268,6 +276,7 @@ func (s *Schema) sorted() []Attr {
 	for _, a := range t.Types() {
 		out = append(out, s.table()[a])
 	}
+	s.rows.Store(&out)
 	return out
 }
 
@@ -337,7 +346,18 @@ func checkSecretLength(keyType ck.KeyType, n int) error {
 // (CKA_VALUE_LEN, CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must
 // agree with the material.
 func WithMaterial(obj, material Template) (Template, error) {
-	class, keyType, err := ClassAndKeyType(obj)
+	return withMaterial(obj.Clone(), material)
+}
+
+// AddMaterial is WithMaterial completing obj itself, which the caller gives
+// up (a template it built for a new key and uses no more), rather than a
+// copy of it: the copy was most of WithMaterial's cost for a derived key.
+func AddMaterial(obj, material Template) (Template, error) {
+	return withMaterial(obj, material)
+}
+
+func withMaterial(out, material Template) (Template, error) {
+	class, keyType, err := ClassAndKeyType(out)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +365,6 @@ func WithMaterial(obj, material Template) (Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := obj.Clone()
 	for a, v := range material {
 		row, ok := s.table()[a]
 		if !ok {

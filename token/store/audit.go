@@ -108,7 +108,9 @@ func (s *sqliteStore) FlushAudit() error {
 
 // appendAudit appends events inside the write transaction tx. The write
 // lock that BEGIN IMMEDIATE took makes max(seq)+1 the next number for every
-// process: sequences have no gaps and no duplicates.
+// process: sequences have no gaps and no duplicates. Each stream's head is
+// read once and written once per transaction, however many events it
+// appends to the stream (a batch of queued events, AuditQueue).
 func appendAudit(tx *txn, events []AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -117,6 +119,12 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	if err != nil {
 		return err
 	}
+	type next struct {
+		seq  uint64
+		prev []byte
+	}
+	var heads map[string]*next // streams appended to, in this transaction
+	var order []string         // their first appearance, for the head writes
 	for _, ev := range events {
 		if ev.Stream == "" {
 			ev.Stream = DefaultStream
@@ -128,17 +136,30 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			}
 			ev.Record = rec
 		}
-		seq, prev, err := auditNext(tx, ev.Stream)
-		if err != nil {
-			return err
+		n := heads[ev.Stream]
+		if n == nil {
+			seq, prev, err := auditNext(tx, ev.Stream)
+			if err != nil {
+				return err
+			}
+			if heads == nil {
+				heads = map[string]*next{}
+			}
+			n = &next{seq: seq, prev: prev}
+			heads[ev.Stream] = n
+			order = append(order, ev.Stream)
 		}
-		mac := ChainMAC(key, ev.Stream, seq, prev, ev.Record)
+		mac := ChainMAC(key, ev.Stream, n.seq, n.prev, ev.Record)
 		if _, err := tx.Exec(`INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`,
-			ev.Stream, int64(seq), blob(ev.Record), mac); err != nil {
+			ev.Stream, int64(n.seq), blob(ev.Record), mac); err != nil {
 			return wrapDB("audit", err)
 		}
+		n.seq, n.prev = n.seq+1, mac
+	}
+	for _, st := range order {
+		n := heads[st]
 		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`,
-			"audit_head/"+ev.Stream, markBytes(seq, mac)); err != nil {
+			"audit_head/"+st, markBytes(n.seq-1, n.prev)); err != nil {
 			return wrapDB("audit", err)
 		}
 	}
