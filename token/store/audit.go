@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"strings"
 )
 
 // AuditEvent is one audit record to append: the stream it belongs to (an
@@ -56,7 +58,13 @@ const DefaultStream = "hsm-0"
 // record), lengths and seq as 8-byte big-endian. Anyone who verifies a
 // chain computes it the same way (token/audit).
 func ChainMAC(key []byte, stream string, seq uint64, prev, record []byte) []byte {
-	m := hmac.New(sha256.New, key)
+	return chainMAC(hmac.New(sha256.New, key), stream, seq, prev, record)
+}
+
+// chainMAC is ChainMAC with m, an HMAC-SHA256 under the key, reset first
+// (appendAudit keeps one for a transaction's events).
+func chainMAC(m hash.Hash, stream string, seq uint64, prev, record []byte) []byte {
+	m.Reset()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(stream)))
 	m.Write(n[:])
@@ -123,8 +131,10 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 		seq  uint64
 		prev []byte
 	}
-	var heads map[string]*next // streams appended to, in this transaction
-	var order []string         // their first appearance, for the head writes
+	m := hmac.New(sha256.New, key)
+	rows := make([]any, 0, 4*len(events)) // stream, seq, record, mac of each
+	var heads map[string]*next            // streams appended to, in this transaction
+	var order []string                    // their first appearance, for the head writes
 	for _, ev := range events {
 		if ev.Stream == "" {
 			ev.Stream = DefaultStream
@@ -149,12 +159,22 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			heads[ev.Stream] = n
 			order = append(order, ev.Stream)
 		}
-		mac := ChainMAC(key, ev.Stream, n.seq, n.prev, ev.Record)
-		if _, err := tx.Exec(`INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`,
-			ev.Stream, int64(n.seq), blob(ev.Record), mac); err != nil {
+		mac := chainMAC(m, ev.Stream, n.seq, n.prev, ev.Record)
+		rows = append(rows, ev.Stream, int64(n.seq), blob(ev.Record), mac)
+		n.seq, n.prev = n.seq+1, mac
+	}
+	// The rows go in auditInsertRows at a time, the rest one by one: a
+	// statement per row was most of writing a batch of queued records.
+	for len(rows) >= 4*auditInsertRows {
+		if _, err := tx.Exec(auditInsertMany, rows[:4*auditInsertRows]...); err != nil {
 			return wrapDB("audit", err)
 		}
-		n.seq, n.prev = n.seq+1, mac
+		rows = rows[4*auditInsertRows:]
+	}
+	for ; len(rows) > 0; rows = rows[4:] {
+		if _, err := tx.Exec(auditInsertOne, rows[:4]...); err != nil {
+			return wrapDB("audit", err)
+		}
 	}
 	for _, st := range order {
 		n := heads[st]
@@ -165,6 +185,14 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	}
 	return nil
 }
+
+// auditInsertOne appends one record; auditInsertMany auditInsertRows.
+const (
+	auditInsertOne  = `INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`
+	auditInsertRows = 16
+)
+
+var auditInsertMany = auditInsertOne + strings.Repeat(`, (?, ?, ?, ?)`, auditInsertRows-1)
 
 // auditNext is the sequence number and previous MAC of a stream's next
 // record: after the head in meta, which a deleted tail does not move back

@@ -215,9 +215,31 @@ func testAuditLater(t *testing.T, b Backend) {
 	require.NoError(t, s.FlushAudit(), "the failed batch is gone")
 	assert.Len(t, records(), 4, "nothing of the failed batch")
 
-	c, err := s.AuditChain(store.DefaultStream)
+	// A batch longer than one multi-row insert, in two streams.
+	var want []string
+	for i := range 37 {
+		r := fmt.Sprint("batch ", i)
+		s.AuditLater(ev(r))
+		s.AuditLater(store.AuditEvent{Stream: "hsm-1", Record: []byte(r)})
+		want = append(want, r)
+	}
+	require.NoError(t, s.FlushAudit())
+	got := records()
+	require.Len(t, got, 4+37)
+	assert.Equal(t, want, got[4:])
+
+	key, err := s.AuditKey()
 	require.NoError(t, err)
-	for i, r := range c.Records {
-		require.Equal(t, uint64(i), r.Seq, "gap-free")
+	for _, stream := range []string{store.DefaultStream, "hsm-1"} {
+		c, err := s.AuditChain(stream)
+		require.NoError(t, err)
+		var prev []byte
+		for i, r := range c.Records {
+			require.Equal(t, uint64(i), r.Seq, "%s: gap-free", stream)
+			require.Equal(t, store.ChainMAC(key, stream, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", stream, i)
+			prev = r.MAC
+		}
+		require.NotNil(t, c.State.Head)
+		assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head, "%s: head", stream)
 	}
 }
