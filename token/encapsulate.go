@@ -133,7 +133,7 @@ func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl
 	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
 		return 0, err
 	}
-	full = attrs.ApplyDeriveBase(full, ko.attrs)
+	full = attrs.SetDeriveBase(full, ko.attrs) // full is this key's alone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)

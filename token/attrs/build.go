@@ -485,7 +485,12 @@ func InheritProtection(t Template, keys ...Template) (Template, error) {
 // has its CKA_ALWAYS_SENSITIVE attribute set to CK_FALSE, then the derived
 // key will as well ...").
 func ApplyDeriveBase(derived Template, keys ...Template) Template {
-	out := derived.Clone()
+	return SetDeriveBase(derived.Clone(), keys...)
+}
+
+// SetDeriveBase is ApplyDeriveBase on derived itself, which the caller
+// owns (C_DecapsulateKey's new key), rather than on a copy; it returns it.
+func SetDeriveBase(out Template, keys ...Template) Template {
 	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
 		if _, ok := out[a]; !ok {
 			continue
