@@ -106,7 +106,7 @@ func TestAuditQueueOrder(t *testing.T) {
 // without the timer.
 func TestAuditQueueFlushedOnEnd(t *testing.T) {
 	holdAuditFlush(t)
-	m, dir := newToken(t)
+	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
 	keep := openRW(t, m) // so that closing h does not log out (a write)
@@ -136,8 +136,10 @@ func TestAuditQueueFlushedOnEnd(t *testing.T) {
 	n := len(rawLog(t, m))
 	sk := mlkemSessionKey(t, m, h, pub)
 	require.Len(t, rawLog(t, m), n)
+	s, err := m.Slot(3)
+	require.NoError(t, err)
 	require.NoError(t, m.Close())
-	st, err := store.Open(filepath.Join(dir, "slot-3"), store.Options{})
+	st, err := openStore(s.cfg, m.storeOpts) // SQLite or PostgreSQL, as the slot's
 	require.NoError(t, err)
 	defer st.Close()
 	assert.GreaterOrEqual(t, keyEventOf(verifiedLog(t, st), audit.CN_DERIVE_KEY, sk), n, "C_Finalize wrote it")

@@ -422,8 +422,9 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 	if flush && len(queued) == 0 {
 		return Commit{}, nil
 	}
+	committed := false // set on the way out of a commit, not of a panic
 	defer func() {
-		s.queue.Done(queued, err == nil, flush)
+		s.queue.Done(queued, committed, flush)
 		if flush && err != nil {
 			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), wrapDB("audit", err))
 		}
@@ -490,6 +491,7 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 	if err != nil {
 		return Commit{}, err
 	}
+	committed = true
 	s.own.Add(1)
 	if s.afterCommit != nil {
 		s.afterCommit()

@@ -357,8 +357,9 @@ func (s *pgStore) commitQueued(parent context.Context, fn func(ctx context.Conte
 	if flush && len(queued) == 0 {
 		return store.Commit{}, nil
 	}
+	committed := false // set on the way out of a commit, not of a panic
 	defer func() {
-		s.core.queue.Done(queued, err == nil, flush)
+		s.core.queue.Done(queued, committed, flush)
 		if flush && err != nil {
 			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), err)
 		}
@@ -366,6 +367,13 @@ func (s *pgStore) commitQueued(parent context.Context, fn func(ctx context.Conte
 	if len(queued) > 0 {
 		s = &pgStore{pool: s.pool, timeout: s.timeout, core: s.core, events: store.WithQueued(queued, s.events)}
 	}
+	c, err := s.commitOnce(parent, fn)
+	committed = err == nil
+	return c, err
+}
+
+// commitOnce is commitQueued's transaction, with the view's events.
+func (s *pgStore) commitOnce(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	if err := s.core.justTimedOut(s.timeout); err != nil {
 		return store.Commit{}, err
 	}
