@@ -157,7 +157,12 @@ func (s *Slot) auditLaterLocked(hsm int, se *Session, e audit.Event) {
 		s.auditOnAloneLocked(hsm, se, e)
 		return
 	}
-	s.st.AuditLater(s.auditOn(hsm, se, e))
+	// Completed now (time, session, actor), encoded when written: the
+	// JSON encoding leaves the caller's path for the flush's.
+	s.completeEvent(se, &e)
+	s.st.AuditLater(store.AuditEvent{Stream: streamOf(hsm), Fill: func([]int64) ([]byte, error) {
+		return encodeEvent(s, e), nil
+	}})
 	s.armAuditFlush()
 }
 
