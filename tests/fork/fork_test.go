@@ -26,8 +26,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/token/audit"
 	"gohsm/token/cluster"
 	"gohsm/token/metrics"
+	"gohsm/token/store"
 )
 
 func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "fork") }
@@ -149,6 +151,7 @@ func TestForkChildren(t *testing.T) {
 // TestForkMetrics: with metrics = on, a child that re-initialises
 // publishes in a region of its own, one that does not adds nothing, and
 // the parent's counts go on: the signatures of both processes, exactly.
+// A session key's queued audit record is written once, by its process.
 func TestForkMetrics(t *testing.T) {
 	dir := t.TempDir()
 	r := runCaseIn(t, dir, "metrics = on\n", "metrics", time.Minute)
@@ -164,8 +167,27 @@ func TestForkMetrics(t *testing.T) {
 	s := rd.Sample()
 	assert.Equal(t, uint64(signs), s.Classes[cluster.ClassECSign].Calls)
 	assert.Zero(t, s.Classes[cluster.ClassECSign].Failed)
-	assert.Equal(t, uint64(1), s.Classes[cluster.ClassKeyGen].Calls, "the parent's key pair")
+	assert.Equal(t, uint64(3), s.Classes[cluster.ClassKeyGen].Calls, "the parent's key pair, a session key in each process")
 	assert.ElementsMatch(t, []int{parent, child}, rd.Owners(), "a region per process that initialised")
+
+	// The session key the parent made just before forking and the child's
+	// own: one record each, the parent's queued record written once
+	// (by the parent: the child's fresh copy never saw it), in a chain
+	// that verifies.
+	st, err := store.Open(filepath.Join(dir, "token", "slot-0"), store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	c, err := audit.Load(st, store.DefaultStream)
+	require.NoError(t, err)
+	_, err = audit.Verify(c)
+	require.NoError(t, err)
+	n := 0
+	for _, r := range c.Records {
+		if r.Event.Opcode == audit.CN_GENERATE_KEY && r.Event.Code == audit.RespSuccess {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n, "session key records: the parent's and the child's, once each")
 }
 
 // TestForkRSAProbe: the probe of libcrypto's own RSA result check runs
