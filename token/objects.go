@@ -287,7 +287,7 @@ func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full at
 // objects among them in one store transaction, with op's audit record,
 // and the session objects only after it, so that a failure leaves none of
 // them behind. Session objects, which the store never sees, have their
-// record on its own. In a cluster, a new token key needs the key
+// record queued for the next write (auditLaterLocked). In a cluster, a new token key needs the key
 // availability quorum before anything is stored, and the cluster learns
 // of it once stored; session objects stay on origin.
 func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
@@ -356,7 +356,7 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls 
 			hs[j] = uint64(o.h)
 		}
 		setKeyHandles(&e, objs, hs)
-		s.auditOnAloneLocked(origin, se, e)
+		s.auditLaterLocked(origin, se, e)
 	}
 	s.placeSessionObjects(objs, origin)
 	s.nextSess = next

@@ -85,6 +85,9 @@ type sqliteCore struct {
 	own      atomic.Uint64 // this store's own commits
 	closed   atomic.Bool
 
+	// queue holds the events AuditLater deferred to the next write.
+	queue AuditQueue
+
 	// afterCommit, when set (tests only), runs between a write's COMMIT
 	// and the header read that follows it.
 	afterCommit func()
@@ -401,17 +404,37 @@ func (s *sqliteStore) write(fn func(tx *txn) error) error {
 // rely on Alone only for writes that change rows (a commit that changes
 // nothing writes no frames and leaves iChange alone).
 func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
+	return s.commitQueued(fn, false)
+}
+
+// commitQueued is commit, appending the events AuditLater queued before
+// the view's own. flush: the write is FlushAudit's, whose failed batch is
+// dropped rather than queued again, and which writes nothing when there
+// is nothing queued.
+func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit, err error) {
 	// One writer per process at a time: SQLite's busy handler polls with
 	// sleeps of up to 100 ms, so goroutines of one process competing for
 	// the lock convoy (12 writing goroutines took up to 30 s without this,
 	// 0.2 s with it); a Go mutex hands the turn over at once.
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	queued := s.queue.Take(flush)
+	if flush && len(queued) == 0 {
+		return Commit{}, nil
+	}
+	committed := false // set on the way out of a commit, not of a panic
+	defer func() {
+		s.queue.Done(queued, committed, flush)
+		if flush && err != nil {
+			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), wrapDB("audit", err))
+		}
+	}()
+	events := WithQueued(queued, s.events)
 	var c Commit
 	var pre [walIndexHeaderSize]byte
 	var preOK bool
 	ctx := context.Background()
-	err := retry(func() error {
+	err = retry(func() error {
 		// A BEGIN that fails for another reason than a lock: the
 		// connection may be broken or left inside a transaction. Once
 		// more on a new one.
@@ -455,7 +478,7 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 		if err := fn(t); err != nil {
 			return err
 		}
-		if err := appendAudit(t, s.events); err != nil {
+		if err := appendAudit(t, events); err != nil {
 			return err
 		}
 		c.Before, pre, preOK = s.mark()
@@ -468,6 +491,7 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 	if err != nil {
 		return Commit{}, err
 	}
+	committed = true
 	s.own.Add(1)
 	if s.afterCommit != nil {
 		s.afterCommit()
