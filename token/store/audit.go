@@ -178,7 +178,10 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	}
 	for _, st := range order {
 		n := heads[st]
-		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`,
+		// An upsert changes the row in place; OR REPLACE deleted it and
+		// inserted a new one (a new rowid), which changed meta's key
+		// index too: one more page in every audited write's commit.
+		if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 			"audit_head/"+st, markBytes(n.seq-1, n.prev)); err != nil {
 			return wrapDB("audit", err)
 		}

@@ -952,11 +952,21 @@ func checkAttrs(o ObjectRecord) error {
 	return nil
 }
 
-// attrRowsPerInsert bounds the rows of one INSERT (three parameters each;
-// SQLite allows 32766). Objects have a few dozen attributes, so one
-// statement usually writes a table's rows: a statement per row cost more
-// in database/sql and the VM than the rows themselves.
-const attrRowsPerInsert = 100
+// attrRowsPerInsert bounds the rows of one INSERT. A statement per row
+// cost more in database/sql and the VM than the rows themselves, so rows
+// go in multi-row INSERTs in key order; but not many to one statement.
+// SQLite keeps a statement journal for such an INSERT (it writes two
+// trees, fires the class_counts trigger, and may fail half-way on a
+// constraint), holding the original of every page the statement changes,
+// and past 64 KiB (SQLITE_DEFAULT_STMTJRNL_SPILL: 16 pages) it spills the
+// journal to a temporary file: open, write, close. On a token whose
+// attrs_type_value index is bigger than a few leaves, each of a key's
+// ~32 rows changes its own leaf, so one INSERT of all of them spilled on
+// every key made (AES-256 on a 10^6-object token: 160 KiB more written,
+// 48 more write calls per key, and the sys time they cost; docs/store.md
+// "Big tokens"). Four rows change at most four leaves, the attrs leaf,
+// the class_counts page and what a split adds: well under 16 pages.
+const attrRowsPerInsert = 4
 
 func insertAttrs(tx *txn, id int64, o ObjectRecord) error {
 	for _, tbl := range []struct {
