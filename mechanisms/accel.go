@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -52,7 +53,7 @@ func prepareRSA(key any) (any, error) {
 	// The modulus in bigmod's form, for checking every result.
 	// RSAPrivateKey never makes an even modulus, which bigmod refuses;
 	// without one the check falls back to math/big.
-	k := &rsaAccelKey{acc: acc, nBig: priv.N, e: priv.E}
+	k := &rsaAccelKey{acc: acc, nBig: priv.N, e: priv.E, checkInGo: libcryptoRSACheck() != nil}
 	if n, err := bigmod.NewModulus(vals[0]); err == nil && priv.E > 0 {
 		k.n = n
 	}
@@ -60,15 +61,25 @@ func prepareRSA(key any) (any, error) {
 }
 
 // rsaAccelKey is prepareRSA's state: the libcrypto key, and the public
-// modulus in bigmod's form (Montgomery constants made once) for the check
-// of every result, which then costs about 25 us and no allocation against
-// math/big's 53 us and 4.7 KB (e = 65537, 2048 bits).
+// modulus in bigmod's form (Montgomery constants made once) for the Go
+// check of a result, which then costs about 17-25 us and no allocation
+// against math/big's 53 us and 4.7 KB (e = 65537, 2048 bits). The Go check
+// runs only when checkInGo is set: when the probe (libcryptoRSACheck) did
+// not prove that this libcrypto checks its own results.
 type rsaAccelKey struct {
-	acc     *ossl.RSAKey
-	nBig    *big.Int        // the modulus n was made from
-	e       int             // and the public exponent
-	n       *bigmod.Modulus // nil: check with math/big
-	scratch sync.Pool       // *rsaCheckScratch
+	acc       *ossl.RSAKey
+	nBig      *big.Int        // the modulus n was made from
+	e         int             // and the public exponent
+	n         *bigmod.Modulus // nil: check with math/big
+	checkInGo bool            // check every result with the public exponent in Go
+	scratch   sync.Pool       // *rsaCheckScratch
+}
+
+// ownKey reports whether the state was made from pub's key: a state used
+// with another key's public half (possible only by mistake) never skips
+// the Go check.
+func (k *rsaAccelKey) ownKey(pub *rsa.PublicKey) bool {
+	return k.e == pub.E && (k.nBig == pub.N || k.nBig.Cmp(pub.N) == 0)
 }
 
 type rsaCheckScratch struct{ x, y, z *bigmod.Nat }
@@ -232,16 +243,21 @@ func mgf1XOR(out []byte, hf hash.Hash, seed []byte) {
 var accelMismatches atomic.Uint64
 
 // rsaAccelSign computes the private operation on a k-byte block with the
-// libcrypto key into dst, and checks the result with the public exponent
-// before it leaves (as an HSM does: a wrong signature must never get out;
-// OpenSSL checks its CRT result, but not after removing its blinding).
-// A result that fails the check is recomputed with Go's constant-time
-// operation and counted. The check (rsaAccelKey.verifies) costs about
-// 25 us, 3% of a 2048-bit signature.
+// libcrypto key into dst. A wrong result must never leave (a faulty CRT
+// half reveals a factor of n, the Bellcore attack). libcrypto's
+// RSA_PKCS1_OpenSSL checks its CRT result with the public exponent and
+// recomputes it without CRT when it differs; when the probe proved that of
+// the libcrypto in this process (libcryptoRSACheck), the result leaves as
+// it is. Otherwise it is checked here with the public exponent
+// (rsaAccelKey.verifies, about 17-25 us, 7% of a 2048-bit signature), and
+// one that fails is recomputed with Go's constant-time operation and
+// counted.
 func rsaAccelSign(dst []byte, priv *rsa.PrivateKey, acc *rsaAccelKey, block []byte) ([]byte, error) {
 	whole, out := grow(dst, len(block))
-	if err := acc.acc.Private(out, block); err == nil && acc.verifies(&priv.PublicKey, out, block) {
-		return whole, nil
+	if err := acc.acc.Private(out, block); err == nil {
+		if (!acc.checkInGo && acc.ownKey(&priv.PublicKey)) || acc.verifies(&priv.PublicKey, out, block) {
+			return whole, nil
+		}
 	}
 	accelMismatches.Add(1)
 	res, err := rsaRawPrivate(priv, nil, new(big.Int).SetBytes(block))
@@ -251,6 +267,115 @@ func rsaAccelSign(dst []byte, priv *rsa.PrivateKey, acc *rsaAccelKey, block []by
 	copy(out, res)
 	clear(res)
 	return whole, nil
+}
+
+// The probe of libcrypto's own check of its RSA results. OpenSSL's
+// RSA_PKCS1_OpenSSL (rsa_ossl_mod_exp) raises its CRT result to e mod n
+// and, when that is not the input, recomputes the result as input^d mod
+// n. The probe makes that happen: a throwaway 512-bit key whose dP is
+// wrong (one bit flipped), the private operation the module uses
+// (ossl.RSAKey.Private), and the result compared with the right one. Only
+// if they are equal did libcrypto notice the faulty CRT half and
+// recompute; then every RSA key prepared in this process skips the Go
+// check. Once per process, at the first RSA key prepared with libcrypto: a
+// forked child's fresh copy of the module (docs/fork.md) has globals of its
+// own and probes again, in the same libcrypto.
+
+// rsaProbePrimeBits is the size of the probe key's primes: 256, a 512-bit
+// modulus, the same code in libcrypto as any size (rsa_ossl_mod_exp) and
+// a few milliseconds of prime search (2 x 512 bits took 11-37 ms on a
+// loaded machine, once per process and per forked child).
+const rsaProbePrimeBits = 256
+
+// rsaProbeRuns counts the probes run in this process.
+var rsaProbeRuns atomic.Uint64
+
+// testOnlyRSAProbeResult, when set, sees (and may change) the probe's
+// result before it is compared: a test makes it wrong, as a libcrypto
+// without the check would return it.
+var testOnlyRSAProbeResult func(out []byte)
+
+// libcryptoRSACheck runs the probe once: nil when libcrypto's check is
+// proven, why not otherwise.
+var libcryptoRSACheck = sync.OnceValue(probeLibcryptoRSACheck)
+
+// rsaProbeNotice holds the probe's outcome until TakeRSAProbe hands it out.
+var rsaProbeNotice atomic.Pointer[rsaProbeOutcome]
+
+type rsaProbeOutcome struct{ err error }
+
+func probeLibcryptoRSACheck() error {
+	rsaProbeRuns.Add(1)
+	err := runRSAProbe()
+	if err != nil {
+		err = fmt.Errorf("mechanisms: rsa results are checked in go: %w", err)
+	}
+	rsaProbeNotice.Store(&rsaProbeOutcome{err: err})
+	return err
+}
+
+// TakeRSAProbe returns, to its first caller after the probe has run, the
+// probe's outcome (for the token to log once): ran is false before the
+// probe and for every later caller; err is nil when libcrypto's own check
+// of its RSA results was proven and the Go check is off.
+func TakeRSAProbe() (ran bool, err error) {
+	if rsaProbeNotice.Load() == nil {
+		return false, nil
+	}
+	o := rsaProbeNotice.Swap(nil)
+	if o == nil {
+		return false, nil
+	}
+	return true, o.err
+}
+
+func runRSAProbe() error {
+	if err := ossl.Available(); err != nil {
+		return err
+	}
+	e := big.NewInt(65537)
+	one := big.NewInt(1)
+	var p, q, d *big.Int
+	for d == nil {
+		var err error
+		if p, err = rand.Prime(rand.Reader, rsaProbePrimeBits); err != nil {
+			return fmt.Errorf("probe key: %w", err)
+		}
+		if q, err = rand.Prime(rand.Reader, rsaProbePrimeBits); err != nil {
+			return fmt.Errorf("probe key: %w", err)
+		}
+		if p.Cmp(q) == 0 {
+			continue
+		}
+		p1, q1 := new(big.Int).Sub(p, one), new(big.Int).Sub(q, one)
+		d = new(big.Int).ModInverse(e, new(big.Int).Mul(p1, q1)) // nil unless gcd(e, (p-1)(q-1)) = 1
+	}
+	n := new(big.Int).Mul(p, q)
+	dP := new(big.Int).Mod(d, new(big.Int).Sub(p, one))
+	dQ := new(big.Int).Mod(d, new(big.Int).Sub(q, one))
+	qInv := new(big.Int).ModInverse(q, p)
+	// The fault: dP with its lowest bit flipped. With the input 2 (times
+	// libcrypto's blinding factor r^e) the half mod p is then off by a
+	// factor of the input or its inverse, not 1 but with probability 1/p.
+	bad := new(big.Int).Xor(dP, one)
+	key, err := ossl.NewRSAKey(n.Bytes(), e.Bytes(), d.Bytes(), p.Bytes(), q.Bytes(), bad.Bytes(), dQ.Bytes(), qInv.Bytes())
+	if err != nil {
+		return fmt.Errorf("probe key: %w", err)
+	}
+	k := len(n.Bytes())
+	in := big.NewInt(2)
+	want := new(big.Int).Exp(in, d, n).FillBytes(make([]byte, k))
+	out := make([]byte, k)
+	if err := key.Private(out, in.FillBytes(make([]byte, k))); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	if testOnlyRSAProbeResult != nil {
+		testOnlyRSAProbeResult(out)
+	}
+	if !bytes.Equal(out, want) {
+		return fmt.Errorf("libcrypto %s returned a wrong result for a key with a faulty CRT exponent: it does not check its results", ossl.Version())
+	}
+	return nil
 }
 
 // prepareECDSA is the ECDSA rows' Prepare: a libcrypto key for a P-256

@@ -8,9 +8,9 @@ import (
 	"crypto/rsa"
 	"math/big"
 	"slices"
+	"sync"
 	"testing"
 
-	"filippo.io/bigmod"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -211,36 +211,117 @@ func TestPrepareLeavesTheKeyIntact(t *testing.T) {
 }
 
 // TestAccelResultChecked: a libcrypto result that does not verify with the
-// key's public exponent never leaves; Go recomputes it. Simulated with a
-// libcrypto key made from another key's values.
+// key's public exponent never leaves. With the probe passed, libcrypto's
+// own check catches a faulty CRT half (a key whose dP is wrong signs
+// right); a state made from another key is still checked in Go and the
+// signature recomputed. With the probe failed, every result is checked in
+// Go: a faulty one (simulated with a libcrypto key made from another key's
+// values) is recomputed and counted.
 func TestAccelResultChecked(t *testing.T) {
 	needAccel(t)
+	require.NoError(t, libcryptoRSACheck(), "this libcrypto checks its results")
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
+	m := row(t, ck.CKM_SHA256_RSA_PKCS)
+	msg := []byte("checked")
+	want, err := signOnce(t, m, priv, nil, msg)
+	require.NoError(t, err)
+
+	// libcrypto's check: a libcrypto key of priv's with dP one bit off.
+	st, err := prepareRSA(priv)
+	require.NoError(t, err)
+	good := st.(*rsaAccelKey)
+	require.False(t, good.checkInGo, "the probe passed: no check in Go")
+	pc := priv.Precomputed
+	faulty, err := ossl.NewRSAKey(priv.N.Bytes(), big.NewInt(int64(priv.E)).Bytes(), priv.D.Bytes(),
+		priv.Primes[0].Bytes(), priv.Primes[1].Bytes(), new(big.Int).Xor(pc.Dp, big.NewInt(1)).Bytes(),
+		pc.Dq.Bytes(), pc.Qinv.Bytes())
+	require.NoError(t, err)
+	crt := &rsaAccelKey{acc: faulty, nBig: good.nBig, e: good.e, n: good.n}
+	before := accelMismatches.Load()
+	sig, err := signOnce(t, m, &Prepared{Key: priv, State: crt}, nil, msg)
+	require.NoError(t, err)
+	assert.Equal(t, want, sig, "libcrypto recomputed its faulty CRT result")
+	assert.Equal(t, before, accelMismatches.Load(), "and Go saw nothing to recompute")
+
+	// A state made from another key: checked in Go whatever the probe said.
 	wrong, err := prepareRSA(other)
 	require.NoError(t, err)
-	m := row(t, ck.CKM_SHA256_RSA_PKCS)
-	before := accelMismatches.Load()
-	msg := []byte("checked")
-	sig, err := signOnce(t, m, &Prepared{Key: priv, State: wrong}, nil, msg)
+	require.False(t, wrong.(*rsaAccelKey).checkInGo)
+	sig, err = signOnce(t, m, &Prepared{Key: priv, State: wrong}, nil, msg)
 	require.NoError(t, err)
 	require.NoError(t, verifyOnce(t, m, &priv.PublicKey, nil, msg, sig), "the recomputed signature verifies")
 	assert.Equal(t, before+1, accelMismatches.Load(), "the mismatch is counted")
-	want, err := signOnce(t, m, priv, nil, msg)
-	require.NoError(t, err)
 	assert.Equal(t, want, sig, "and equals Go's")
 
-	// The same when the check runs on the prepared modulus (the state's
-	// modulus is the key's, its libcrypto key another's).
-	mixed := &rsaAccelKey{acc: wrong.(*rsaAccelKey).acc, nBig: priv.N, e: priv.E}
-	mixed.n, err = bigmod.NewModulus(priv.N.Bytes())
+	// The probe failed (its result made wrong, as a libcrypto without the
+	// check returns it): keys prepared now are checked in Go, and a state
+	// whose modulus is the key's but whose libcrypto key is another's
+	// gives a result that fails the check.
+	t.Cleanup(func() { testOnlyRSAProbeResult = nil; libcryptoRSACheck = sync.OnceValue(probeLibcryptoRSACheck) })
+	testOnlyRSAProbeResult = func(out []byte) { out[len(out)-1] ^= 1 }
+	libcryptoRSACheck = sync.OnceValue(probeLibcryptoRSACheck)
+	st, err = prepareRSA(priv)
 	require.NoError(t, err)
-	sig, err = signOnce(t, m, &Prepared{Key: priv, State: mixed}, nil, msg)
+	checked := st.(*rsaAccelKey)
+	require.True(t, checked.checkInGo, "the probe failed: every result checked in Go")
+	ran, why := TakeRSAProbe()
+	require.True(t, ran)
+	require.ErrorContains(t, why, "faulty CRT exponent", "the reason, for the token's warning")
+	sig, err = signOnce(t, m, &Prepared{Key: priv, State: checked}, nil, msg)
+	require.NoError(t, err)
+	assert.Equal(t, want, sig)
+	assert.Equal(t, before+1, accelMismatches.Load(), "a right result passes the check")
+	checked.acc = wrong.(*rsaAccelKey).acc
+	sig, err = signOnce(t, m, &Prepared{Key: priv, State: checked}, nil, msg)
 	require.NoError(t, err)
 	assert.Equal(t, before+2, accelMismatches.Load(), "the mismatch is counted")
 	assert.Equal(t, want, sig, "and the signature is Go's")
+
+	// The same state with the Go check off lets the wrong result out:
+	// what the check is for (and why a probe must pass to turn it off).
+	checked.checkInGo = false
+	sig, err = signOnce(t, m, &Prepared{Key: priv, State: checked}, nil, msg)
+	require.NoError(t, err)
+	assert.NotEqual(t, want, sig, "unchecked, another key's signature")
+}
+
+// TestRSAProbeOnce: the probe of libcrypto's check runs once per process,
+// however many RSA keys are prepared (from several goroutines), and hands
+// its outcome to one caller of TakeRSAProbe.
+func TestRSAProbeOnce(t *testing.T) {
+	needAccel(t)
+	t.Cleanup(func() { libcryptoRSACheck = sync.OnceValue(probeLibcryptoRSACheck) })
+	libcryptoRSACheck = sync.OnceValue(probeLibcryptoRSACheck)
+	_, _ = TakeRSAProbe()
+	before := rsaProbeRuns.Load()
+	keys := make([]*rsa.PrivateKey, 3)
+	for i := range keys {
+		var err error
+		keys[i], err = rsa.GenerateKey(rand.Reader, 1024)
+		require.NoError(t, err)
+	}
+	ran, _ := TakeRSAProbe()
+	require.False(t, ran, "no probe before the first key")
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		for range 2 {
+			wg.Go(func() {
+				st, err := prepareRSA(k)
+				assert.NoError(t, err)
+				assert.False(t, st.(*rsaAccelKey).checkInGo)
+			})
+		}
+	}
+	wg.Wait()
+	assert.Equal(t, before+1, rsaProbeRuns.Load(), "one probe for six keys")
+	ran, err := TakeRSAProbe()
+	assert.True(t, ran)
+	assert.NoError(t, err, "this libcrypto checks its results")
+	ran, _ = TakeRSAProbe()
+	assert.False(t, ran, "handed out once")
 }
 
 // TestAccelCheck: the check of a libcrypto result, on the prepared modulus

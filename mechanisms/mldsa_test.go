@@ -294,3 +294,53 @@ func TestMLDSAKeyGen(t *testing.T) {
 	assert.Equal(t, ck.CKF_HW|ck.CKF_SIGN|ck.CKF_VERIFY, info.Flags())
 	assert.Equal(t, ck.CKF_HW|ck.CKF_GENERATE_KEY_PAIR, m.Flags())
 }
+
+// TestMLDSAExternalMuRow: the external-μ row is reached through LookupCLI
+// only (never Lookup or All, so no profile's PKCS#11 list can hold it);
+// it signs a 64-byte μ so that the signature is the pure ML-DSA one of
+// the message μ was computed from (crypto/mldsa verifies it), verifies
+// the message's own signature by μ, and refuses any other μ length and a
+// changed μ.
+func TestMLDSAExternalMuRow(t *testing.T) {
+	_, ok := Lookup(MLDSAExternalMu)
+	require.False(t, ok)
+	require.False(t, slices.ContainsFunc(All(), func(m *Mechanism) bool { return m.Type == MLDSAExternalMu }))
+	row, ok := LookupCLI(MLDSAExternalMu)
+	require.True(t, ok)
+	require.True(t, row.SinglePart)
+
+	sk, err := mldsa.GenerateKey(mldsa.MLDSA44())
+	require.NoError(t, err)
+	pk := sk.PublicKey()
+	msg := []byte("external mu")
+	mu := mldsaMu(pk.Bytes(), []byte{0, 0}, msg)
+
+	s, err := row.Sign(sk, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Update(mu))
+	sig, err := s.Sign(nil)
+	require.NoError(t, err)
+	require.NoError(t, mldsa.Verify(pk, msg, sig, nil))
+
+	own, err := sk.Sign(rand.Reader, msg, nil)
+	require.NoError(t, err)
+	v, err := row.Verify(pk, nil)
+	require.NoError(t, err)
+	require.NoError(t, v.Update(mu))
+	require.NoError(t, v.Verify(own))
+
+	bad := bytes.Clone(mu)
+	bad[0] ^= 1
+	v, _ = row.Verify(pk, nil)
+	require.NoError(t, v.Update(bad))
+	require.ErrorIs(t, v.Verify(own), ck.CKR_SIGNATURE_INVALID)
+
+	for _, n := range []int{0, 63, 65} {
+		s, _ := row.Sign(sk, nil)
+		require.NoError(t, s.Update(make([]byte, n)))
+		_, err := s.Sign(nil)
+		require.ErrorIs(t, err, ck.CKR_DATA_LEN_RANGE, "%d bytes", n)
+	}
+	_, err = row.Sign(sk, []byte{1})
+	require.ErrorIs(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+}

@@ -19,8 +19,10 @@ void gohsm_signals_runtime_started(void);
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -55,7 +57,10 @@ func getModule() (*token.Module, error) {
 
 // rv is the one place a Go error becomes a CK_RV: the ck.RV it wraps, or
 // CKR_GENERAL_ERROR for anything else (which is logged: it is a bug or an
-// environment failure).
+// environment failure). A failed call is logged at debug, but the
+// device's own failures (the store did not answer or could not write, the
+// token could not be read) at warn: the caller sees only the code, and
+// the error's text is the one place that says what failed.
 func rv(fn string, err error) C.CK_RV {
 	if err == nil {
 		return C.CKR_OK
@@ -64,7 +69,11 @@ func rv(fn string, err error) C.CK_RV {
 	m := mod.Load()
 	if errors.As(err, &r) {
 		if m != nil && r != ck.CKR_BUFFER_TOO_SMALL {
-			m.Logger().Debug("gohsm: call failed", "fn", fn, "rv", r.String(), "err", err.Error())
+			level := slog.LevelDebug
+			if deviceFailure(r) {
+				level = slog.LevelWarn
+			}
+			m.Logger().Log(context.Background(), level, "gohsm: call failed", "fn", fn, "rv", r.String(), "err", err.Error())
 		}
 		return C.CK_RV(r)
 	}
@@ -74,6 +83,16 @@ func rv(fn string, err error) C.CK_RV {
 		fmt.Fprintf(os.Stderr, "gohsm: %s: %v\n", fn, err)
 	}
 	return C.CKR_GENERAL_ERROR
+}
+
+// deviceFailure reports whether r says the device failed the call rather
+// than that the call was wrong.
+func deviceFailure(r ck.RV) bool {
+	switch r {
+	case ck.CKR_DEVICE_ERROR, ck.CKR_DEVICE_MEMORY, ck.CKR_DEVICE_REMOVED, ck.CKR_TOKEN_NOT_RECOGNIZED:
+		return true
+	}
+	return false
 }
 
 // argRV answers a call the boundary refused before it reached the token

@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go and gcc, from Debian's
 # packages: OpenSC's pkcs11-tool and OpenSSL (for cross-checks), real
-# clients, PostgreSQL.
+# clients, PostgreSQL; then tests/noble's pinned npm packages.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+# tests/noble: @noble/post-quantum, the independent ML-DSA / HashML-DSA
+# implementation the module is checked against, exactly as
+# tests/noble/package-lock.json pins it (npm ci: the lock's versions and
+# integrity hashes, no install scripts). Needs node >= 20.19 (its engines).
+noble() {
+	local want
+	want=$(sed -n 's/.*"@noble\/post-quantum": *"\([^"]*\)".*/\1/p' tests/noble/package.json)
+	if grep -qs "\"version\": \"$want\"" tests/noble/node_modules/@noble/post-quantum/package.json; then
+		return 0
+	fi
+	echo "tests/deps.sh: npm ci in tests/noble (@noble/post-quantum $want)"
+	(cd tests/noble && npm ci --ignore-scripts --no-audit --no-fund)
+}
 need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v openssl >/dev/null || need+=(openssl)
@@ -35,7 +49,12 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # Chromium, headless: tests/console drives the console's web UI in it
 # (chromedp over the DevTools protocol; Debian's build, no download).
 command -v chromium >/dev/null || need+=(chromium)
+# node and npm: tests/noble (Debian's nodejs package carries npm on
+# NodeSource builds, Debian's own splits it out).
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
+	noble
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -46,3 +65,4 @@ echo "tests/deps.sh: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null
+noble

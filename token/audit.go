@@ -136,6 +136,80 @@ func (s *Slot) auditOnAloneLocked(hsm int, se *Session, e audit.Event) {
 	}
 }
 
+// auditFlushDelay is the longest a queued event waits (auditLaterLocked);
+// tests lengthen it to see what else writes the queue.
+var auditFlushDelay = 20 * time.Millisecond
+
+// auditLaterLocked records e, an event about a session object (its
+// creation, destruction or change), in HSM hsm's stream without a commit
+// of its own: the store queues it for this process's next write to the
+// token, which appends it before its own events, and the slot's timer
+// writes what is still queued auditFlushDelay after it was queued, in one
+// transaction (docs/store.md, "Audit"). Sequence numbers are given in
+// that transaction, in queue order, so the chain stays gap-free. Closing a
+// session, logging out, C_Finalize and the audit log's readers in this
+// process flush the queue first. s.mu held.
+//
+// While a fault plan has dropped a cluster's store, the event is
+// written (and fails, logged) at once, as before the queue.
+func (s *Slot) auditLaterLocked(hsm int, se *Session, e audit.Event) {
+	if s.cl != nil && s.cl.StoreDown() != nil {
+		s.auditOnAloneLocked(hsm, se, e)
+		return
+	}
+	// Completed now (time, session, actor), encoded when written: the
+	// JSON encoding leaves the caller's path for the flush's.
+	s.completeEvent(se, &e)
+	s.st.AuditLater(store.AuditEvent{Stream: streamOf(hsm), Fill: func([]int64) ([]byte, error) {
+		return encodeEvent(s, e), nil
+	}})
+	s.armAuditFlush()
+}
+
+// armAuditFlush starts the slot's flush timer unless it is running: the
+// first event queued since the last flush sets the deadline for all.
+func (s *Slot) armAuditFlush() {
+	if !s.flushArmed.CompareAndSwap(false, true) {
+		return
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.flushT == nil {
+		s.flushT = time.AfterFunc(auditFlushDelay, s.flushAuditTimer)
+		return
+	}
+	s.flushT.Reset(auditFlushDelay)
+}
+
+// stopAuditFlush stops the timer (C_Finalize, which flushes itself).
+func (s *Slot) stopAuditFlush() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.flushT != nil {
+		s.flushT.Stop()
+	}
+	s.flushArmed.Store(false)
+}
+
+func (s *Slot) flushAuditTimer() {
+	s.flushArmed.Store(false)
+	s.flushAudit()
+}
+
+// flushAudit writes the events the store has queued (auditLaterLocked),
+// in one transaction. A batch that cannot be written is dropped whole
+// and logged at error, as auditAloneLocked logs an event it cannot write.
+// It takes no lock of the slot.
+func (s *Slot) flushAudit() {
+	p := s.auditSt.Load()
+	if p == nil {
+		return
+	}
+	if err := (*p).FlushAudit(); err != nil {
+		s.m.log.Error("gohsm: audit: queued events not recorded", "slot", s.cfg.ID, "err", err)
+	}
+}
+
 // auditAllAloneLocked is auditAloneLocked in every reachable HSM's
 // stream (a failed login).
 func (s *Slot) auditAllAloneLocked(se *Session, e audit.Event) {

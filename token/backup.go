@@ -147,6 +147,7 @@ func (s *Slot) Restore(from string, replace bool) (store.BackupInfo, error) {
 	begin := s.backupEventLocked(nil, audit.CN_RESTORE_BEGIN, "", nil, fmt.Sprintf("from %s by %s", abs, who))
 	// Our own connections go first: the restore must see other processes'
 	// locks only, and replaces the file they have open.
+	s.flushAudit() // the queued events belong to the token being closed
 	if err := s.st.Close(); err != nil {
 		return store.BackupInfo{}, s.reopenAfter(storeErr(err))
 	}

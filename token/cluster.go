@@ -394,7 +394,7 @@ func (s *Slot) auditSessionLocked(se *Session, o *Object, e audit.Event) {
 	if s.lost(o) != nil {
 		return
 	}
-	s.auditOnAloneLocked(s.originOf(o), se, e)
+	s.auditLaterLocked(s.originOf(o), se, e)
 }
 
 // objectClass is the class of a write of objects of class c: certificates

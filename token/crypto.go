@@ -260,6 +260,16 @@ func (s *Slot) useKey(se *Session, keyH ck.ULong, mm *mechanisms.Mechanism, purp
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if keyH >= sessionObjectBase {
+		// A session object's look-up never reads the store, so while a
+		// session uses only session keys nothing else brings the slot's
+		// generation up to date after the store changed (an audit record,
+		// another process): useKeyFast, which requires it current, then
+		// missed on every call and each C_SignInit took this exclusive
+		// lock. Catch up here, as a token object's look-up does; a store
+		// that cannot answer leaves things as they were.
+		_ = s.refreshLocked()
+	}
 	o, err := s.keyObjectLocked(se, keyH, mm, purpose)
 	if err != nil {
 		return nil, false, err
@@ -392,6 +402,15 @@ func (s *Slot) preparedLocked(o *Object, k any, mm *mechanisms.Mechanism) (any, 
 		return p, nil
 	}
 	st, err := mm.Prepare(k)
+	if ran, why := mechanisms.TakeRSAProbe(); ran {
+		// Once per process: the first RSA key prepared with libcrypto
+		// ran the probe of libcrypto's own check of its results.
+		if why != nil {
+			s.m.log.Warn("gohsm: libcrypto's rsa results checked again in go", "err", why)
+		} else {
+			s.m.log.Info("gohsm: libcrypto checks its own rsa results (probe passed); no second check in go")
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

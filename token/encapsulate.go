@@ -2,6 +2,7 @@ package token
 
 import (
 	"fmt"
+	"maps"
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
@@ -132,7 +133,7 @@ func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl
 	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
 		return 0, err
 	}
-	full = attrs.ApplyDeriveBase(full, ko.attrs)
+	full = attrs.SetDeriveBase(full, ko.attrs) // full is this key's alone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
@@ -163,8 +164,13 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok && vl != mechanisms.MLKEMSharedKeySize {
 		return nil, 0, fmt.Errorf("token: %v makes a %d-byte secret, CKA_VALUE_LEN says %d: %w", mech, mechanisms.MLKEMSharedKeySize, vl, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	t := tmpl.Clone()
-	t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
+	t := tmpl
+	if _, ok := tmpl[ck.CKA_KEY_TYPE]; !ok {
+		// A shallow copy that says the key type: BuildWith copies the
+		// values it keeps, and the caller's template stays as it was.
+		t = maps.Clone(tmpl)
+		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
+	}
 	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, t)
 	if err != nil {
 		return nil, 0, err
@@ -172,9 +178,10 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 	return full, keyType, nil
 }
 
-// kemWithSecret completes a new key's attributes with its value.
+// kemWithSecret completes a new key's attributes with its value: full,
+// which kemKeyTemplate made for this key alone, is completed in place.
 func kemWithSecret(s *Slot, full attrs.Template, keyType ck.KeyType, secret []byte) (attrs.Template, error) {
-	full, err := attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: secret})
+	full, err := attrs.AddMaterial(full, attrs.Template{ck.CKA_VALUE: secret})
 	if err != nil {
 		return nil, err
 	}

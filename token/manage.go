@@ -84,6 +84,7 @@ func (s *Slot) removeTokenLocked(what string) error {
 func (s *Slot) removeStoreLocked(what string) error {
 	// Our own connections must be gone before probing the lock: closing the
 	// probe's descriptor would drop this process's SQLite locks on the file.
+	s.flushAudit() // the queued events belong to the token being closed
 	if err := s.st.Close(); err != nil {
 		return s.reopenAfter(storeErr(err))
 	}

@@ -181,6 +181,8 @@ func (m *Module) Close() error {
 		s.dropAllSessionsLocked()
 		s.login = nil
 		s.mu.Unlock()
+		s.stopAuditFlush()
+		s.flushAudit()
 		errs = append(errs, s.st.Close(), s.closeCluster())
 	}
 	if m.logFile != nil {

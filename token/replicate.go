@@ -175,6 +175,15 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 		return 0, fmt.Errorf("token: replicate: not logged in on the destination: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	rec := r.Object
+	// The destination's HSMs must support the key's type: an ML-DSA key
+	// does not go to an hsm1.medium cluster (profile.CLICheckKey; key
+	// replicate is a CloudHSM CLI command, so the CLI's key types count).
+	t := attrs.Template(rec.Attrs)
+	if kt, ok := t.ULong(ck.CKA_KEY_TYPE); ok {
+		if err := s.prof.CLICheckKey(ck.KeyType(kt), keySize(ck.KeyType(kt), t)); err != nil {
+			return 0, fmt.Errorf("token: replicate: the destination cannot hold the key: %w", err)
+		}
+	}
 	users := append([]string{rec.Owner}, r.Sharees...)
 	if rec.Owner == "" {
 		users = users[1:]

@@ -227,3 +227,54 @@ func testReplicateKeyMissingUsers(t *testing.T, prof string) {
 	_, err = m.ReplicateKey(src, lonely, dst)
 	require.ErrorIs(t, err, ck.CKR_USER_NOT_LOGGED_IN)
 }
+
+// TestReplicateMLDSAToHSM1: ML-DSA keys exist on hsm2m.medium clusters only
+// (CloudHSM: "ML-DSA is available in FIPS mode for hsm2m.medium
+// clusters"; cloudhsm-facts §1.7), so key replicate of an ML-DSA key made
+// by CloudHSM CLI on an hsm2m token to a destination whose hsm_type is
+// hsm1 is refused with the reason, and nothing is stored there; to an
+// hsm2m destination the same keys replicate.
+func TestReplicateMLDSAToHSM1(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig(fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n"+
+		"[slot 3]\nlabel = a\nprofile = cloudhsm\n"+
+		"[slot 4]\nlabel = b\nprofile = cloudhsm\nhsm_type = hsm1\n"+
+		"[slot 5]\nlabel = c\nprofile = cloudhsm\nhsm_type = hsm2m\n", dir), "test")
+	require.NoError(t, err)
+	m, err := Open(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	for _, slot := range []ck.ULong{3, 4, 5} {
+		s, err := m.Slot(slot)
+		require.NoError(t, err)
+		require.NoError(t, s.InitToken([]byte(soPIN), fmt.Sprint("tok", slot)))
+		h, err := m.OpenSession(slot, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+		require.NoError(t, err)
+		require.NoError(t, m.Login(h, ck.CKU_SO, []byte(soPIN)))
+		require.NoError(t, m.CreateUser(h, "user", store.RoleCU, []byte("user-pw-1")))
+		require.NoError(t, m.CloseSession(h))
+	}
+	src := session(t, m, 3, ck.CKU_USER, userPIN)
+	pub, priv, err := m.CLIGenerateKeyPair(src, Mechanism{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_VERIFY: attrs.Bool(true),
+			ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_DSA_65), ck.CKA_LABEL: []byte("pq-pub")},
+		attrs.Template{ck.CKA_TOKEN: attrs.Bool(true), ck.CKA_SIGN: attrs.Bool(true), ck.CKA_LABEL: []byte("pq")})
+	require.NoError(t, err)
+
+	hsm1 := session(t, m, 4, ck.CKU_USER, userPIN)
+	s4, _ := m.Slot(4)
+	for _, key := range []ck.ULong{priv, pub} {
+		_, err := m.ReplicateKey(src, key, hsm1)
+		require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, "key %d to hsm1", key)
+		assert.Contains(t, err.Error(), "the destination cannot hold the key: profile: ML-DSA keys are available on hsm2m.medium clusters only, this HSM is hsm1.medium")
+	}
+	n, err := s4.Store().CountOwned("user")
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing stored on the hsm1 destination")
+
+	hsm2m := session(t, m, 5, ck.CKU_USER, userPIN)
+	for _, key := range []ck.ULong{priv, pub} {
+		_, err := m.ReplicateKey(src, key, hsm2m)
+		require.NoError(t, err, "key %d to hsm2m", key)
+	}
+}

@@ -176,6 +176,7 @@ func (m *Module) CloseSession(h ck.ULong) error {
 		return err
 	}
 	s := se.slot
+	defer s.flushAudit() // after the unlock: the session's queued events
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropSessionLocked(se)
@@ -188,6 +189,7 @@ func (m *Module) CloseAllSessions(slotID ck.ULong) error {
 	if err != nil {
 		return err
 	}
+	defer s.flushAudit()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropAllSessionsLocked()
@@ -425,6 +427,7 @@ func (m *Module) Logout(h ck.ULong) error {
 	if err := s.fault(cluster.FuncLogout); err != nil {
 		return err
 	}
+	defer s.flushAudit()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.login == nil {

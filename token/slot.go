@@ -49,8 +49,14 @@ type Slot struct {
 	// event (audit.go).
 	boot uint32
 	// auditSt is the store the cluster's events are written to, read
-	// without s.mu (cluster.go).
+	// without s.mu (cluster.go), and the one the queued events of
+	// session objects are flushed to (audit.go).
 	auditSt atomic.Pointer[store.Store]
+	// flushT flushes the store's queued audit events (audit.go): one
+	// timer, made at the first queued event, armed while flushArmed.
+	flushT     *time.Timer
+	flushMu    sync.Mutex // guards flushT's creation
+	flushArmed atomic.Bool
 	// lc is the slot's login cache (token/logincache), nil when its
 	// login_cache is off; lcPlace names the token's place in its
 	// entries, made at the first use (under mu).
@@ -149,7 +155,7 @@ type login struct {
 const sessionObjectBase = 0x40000000
 
 func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *Slot {
-	return &Slot{
+	s := &Slot{
 		m: m, cfg: cfg, st: st, prof: prof, quotas: slotQuotas(prof, cfg), instance: store.NewInstance(),
 		sessions: map[ck.ULong]*Session{},
 		sessObjs: map[ck.ULong]*Object{},
@@ -159,6 +165,8 @@ func newSlot(m *Module, cfg SlotConfig, st store.Store, prof *profile.Profile) *
 		lastUser: map[store.Role]string{},
 		lc:       newLoginCache(m, cfg),
 	}
+	s.setAuditStore(st)
+	return s
 }
 
 // ID is the slot ID.
@@ -167,8 +175,13 @@ func (s *Slot) ID() ck.ULong { return s.cfg.ID }
 // Config is the slot's configuration.
 func (s *Slot) Config() SlotConfig { return s.cfg }
 
-// Store is the slot's token store (for the management CLI).
-func (s *Slot) Store() store.Store { return s.st }
+// Store is the slot's token store (for the management CLI and console):
+// the audit events still queued are written first, so that a reader of
+// the audit log in this process finds them there (audit.go).
+func (s *Slot) Store() store.Store {
+	s.flushAudit()
+	return s.st
+}
 
 // SlotInfo is CK_SLOT_INFO without the C layout.
 type SlotInfo struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -75,12 +76,26 @@ func TestBigtoken(t *testing.T) {
 	_, err = parseProbe("init_ms x")
 	assert.Error(t, err)
 
-	kg, err := keygenAtSizes(lib, d0, d60, 60, 40*time.Millisecond)
+	kg, err := keygenAtSizes(lib, d0, d60, 60, 40*time.Millisecond, 0)
 	require.NoError(t, err)
 	assert.Positive(t, kg.aes0)
 	assert.Positive(t, kg.aesBig)
 	assert.Positive(t, kg.ecPair0)
 	assert.Positive(t, kg.ecBig)
+	// By count (bigtoken-keygen -count): the counters are per key made,
+	// and every key's commit wrote its WAL frames.
+	var out2 bytes.Buffer
+	require.NoError(t, bigtokenKeygenMain([]string{"-lib", lib, "-empty", d0, "-big", d60, "-count", "8"}, &out2, io.Discard))
+	assert.Contains(t, out2.String(), "| C_GenerateKey AES-256 | 60 |")
+	assert.Contains(t, out2.String(), "big/empty: AES-256 ")
+	kg, err = keygenAtSizes(lib, d0, d60, 60, 0, 8)
+	require.NoError(t, err)
+	for k := range 2 {
+		for tok := range 2 {
+			assert.GreaterOrEqual(t, kg.io[k][tok].wchar, 4096.0, "kind %d token %d", k, tok)
+			assert.Positive(t, kg.io[k][tok].syscw)
+		}
+	}
 	st, err = store.Open(filepath.Join(d60, "gohsm", "slot-0"), store.Options{})
 	require.NoError(t, err)
 	defer st.Close()

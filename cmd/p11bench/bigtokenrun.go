@@ -165,7 +165,7 @@ func bigtokenMain(args []string, stdout, stderr io.Writer) error {
 	var kg *keygenResult
 	if len(sizes) >= 2 && slices.Min(sizes) == 0 && *kgDur > 0 {
 		big := slices.Max(sizes)
-		kg, err = keygenAtSizes(absLib, filepath.Join(*dir, "gohsm-0"), filepath.Join(*dir, fmt.Sprintf("gohsm-%d", big)), big, *kgDur)
+		kg, err = keygenAtSizes(absLib, filepath.Join(*dir, "gohsm-0"), filepath.Join(*dir, fmt.Sprintf("gohsm-%d", big)), big, *kgDur, 0)
 		if err != nil {
 			return fmt.Errorf("key generation: %w", err)
 		}
@@ -332,12 +332,70 @@ type keygenResult struct {
 	aes0, aesBig      float64
 	ecPair0, ecBig    float64
 	aesRatio, ecRatio float64
+	// io[kind][token]: this process's counters per key or pair made
+	// (/proc/self/io and getrusage), which do not move with the load.
+	io [2][2]keygenIO
+}
+
+// keygenIO is what one key or pair cost the process: bytes read and
+// written through read(2)/write(2) and friends, those calls, the bytes
+// read from the disk (read_bytes: page cache misses of the kernel), and
+// CPU.
+type keygenIO struct {
+	rchar, wchar, syscr, syscw, disk float64
+	cpu                              time.Duration
+}
+
+// procIO reads /proc/self/io (zeros when unreadable) and the CPU time
+// used so far.
+func procIO() keygenIO {
+	var io keygenIO
+	if b, err := os.ReadFile("/proc/self/io"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if !ok {
+				continue
+			}
+			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			switch k {
+			case "rchar":
+				io.rchar = n
+			case "wchar":
+				io.wchar = n
+			case "syscr":
+				io.syscr = n
+			case "syscw":
+				io.syscw = n
+			case "read_bytes":
+				io.disk = n
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		io.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return io
+}
+
+func (a keygenIO) sub(b keygenIO) keygenIO {
+	return keygenIO{a.rchar - b.rchar, a.wchar - b.wchar, a.syscr - b.syscr, a.syscw - b.syscw, a.disk - b.disk, a.cpu - b.cpu}
+}
+
+func (a keygenIO) add(b keygenIO) keygenIO {
+	return keygenIO{a.rchar + b.rchar, a.wchar + b.wchar, a.syscr + b.syscr, a.syscw + b.syscw, a.disk + b.disk, a.cpu + b.cpu}
+}
+
+func (a keygenIO) per(n int) keygenIO {
+	f := float64(max(n, 1))
+	return keygenIO{a.rchar / f, a.wchar / f, a.syscr / f, a.syscw / f, a.disk / f, time.Duration(float64(a.cpu) / f)}
 }
 
 // keygenAtSizes loads the module once with both tokens as slots 0 (empty)
-// and 1 (big), and generates token keys in alternating slices; the keys
-// made are destroyed afterwards, so the tokens keep their counts.
-func keygenAtSizes(lib, emptyDir, bigDir string, big int, d time.Duration) (*keygenResult, error) {
+// and 1 (big), and generates token keys in alternating slices, each slice
+// d/4 long, or, with count > 0, count/4 keys (pairs) long; the keys made
+// are destroyed afterwards, so the tokens keep their counts.
+func keygenAtSizes(lib, emptyDir, bigDir string, big int, d time.Duration, count int) (*keygenResult, error) {
 	conf := fmt.Sprintf("log_level = warn\n%s[slot 0]\ndir = %s\n[slot 1]\ndir = %s\n", bigtokenConfExtra,
 		filepath.Join(emptyDir, "gohsm", "slot-0"), filepath.Join(bigDir, "gohsm", "slot-0"))
 	p, err := load(lib, conf)
@@ -367,33 +425,39 @@ func keygenAtSizes(lib, emptyDir, bigDir string, big int, d time.Duration) (*key
 		},
 	}
 	const slices = 4
+	perSlice := (count + slices - 1) / slices
+	var r keygenResult
+	r.big = big
 	var rates [2][2]float64 // kind, token
-	var written [2][2]float64
 	for k, gen := range gens {
-		var count [2]int
+		var n [2]int
 		var spent [2]time.Duration
-		var wrote [2]int64
+		var used [2]keygenIO
 		for sl := range slices * 2 {
 			tok := sl % 2
 			if (sl/2)%2 == 1 {
 				tok = 1 - tok // ABBA order
 			}
 			start := time.Now()
-			w0 := procWchar()
-			for time.Since(start) < d/slices {
+			io0 := procIO()
+			for i := 0; ; i++ {
+				if count > 0 && i >= perSlice || count <= 0 && time.Since(start) >= d/slices {
+					break
+				}
 				hs, err := gen(sess[tok])
 				if err != nil {
 					return nil, err
 				}
 				made[tok] = append(made[tok], hs...)
-				count[tok]++
+				n[tok]++
 			}
 			spent[tok] += time.Since(start)
-			wrote[tok] += procWchar() - w0
+			used[tok] = used[tok].add(procIO().sub(io0))
 		}
 		for tok := range 2 {
-			rates[k][tok] = float64(count[tok]) / spent[tok].Seconds()
-			written[k][tok] = float64(wrote[tok]) / float64(max(count[tok], 1))
+			rates[k][tok] = float64(n[tok]) / spent[tok].Seconds()
+			r.io[k][tok] = used[tok].per(n[tok])
+			r.written[k][tok] = r.io[k][tok].wchar
 		}
 	}
 	for tok := range 2 {
@@ -405,9 +469,51 @@ func keygenAtSizes(lib, emptyDir, bigDir string, big int, d time.Duration) (*key
 		m.logout(sess[tok])
 		m.closeSession(sess[tok])
 	}
-	return &keygenResult{big: big, written: written, aes0: rates[0][0], aesBig: rates[0][1], ecPair0: rates[1][0], ecBig: rates[1][1],
-		aesRatio: rates[0][1] / rates[0][0], ecRatio: rates[1][1] / rates[1][0]}, nil
+	r.aes0, r.aesBig, r.ecPair0, r.ecBig = rates[0][0], rates[0][1], rates[1][0], rates[1][1]
+	r.aesRatio, r.ecRatio = rates[0][1]/rates[0][0], rates[1][1]/rates[1][0]
+	return &r, nil
 }
+
+// bigtokenKeygenMain is the key generation part of `p11bench bigtoken` on
+// its own, on tokens made before (bigtoken-make), with the process's
+// counters per key: with -count, the same keys on every run.
+func bigtokenKeygenMain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("p11bench bigtoken-keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	lib := fs.String("lib", "build/libgohsm.so", "gohsm module")
+	empty := fs.String("empty", "", "directory of the empty token (bigtoken-make -objects 1)")
+	bigDir := fs.String("big", "", "directory of the big token")
+	d := fs.Duration("duration", 4*time.Second, "per kind and token, in 4 alternating slices")
+	count := fs.Int("count", 0, "instead of -duration: keys (pairs) per kind and token, in 4 alternating slices")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *empty == "" || *bigDir == "" {
+		return errors.New("want -empty and -big")
+	}
+	rec, ok := readBigtokenRecord(*bigDir)
+	if !ok {
+		return fmt.Errorf("%s: no bigtoken.json (make it with bigtoken-make)", *bigDir)
+	}
+	kg, err := keygenAtSizes(*lib, *empty, *bigDir, rec.Objects, *d, *count)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "| operation | token | per second | CPU per call | rchar | wchar | read calls | write calls | read from disk |")
+	fmt.Fprintln(stdout, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	rates := [2][2]float64{{kg.aes0, kg.aesBig}, {kg.ecPair0, kg.ecBig}}
+	for k, op := range []string{"C_GenerateKey AES-256", "C_GenerateKeyPair EC P-256"} {
+		for tok, name := range []string{"empty", fmt.Sprint(rec.Objects)} {
+			u := kg.io[k][tok]
+			fmt.Fprintf(stdout, "| %s | %s | %.0f | %.3f ms | %.1f KiB | %.1f KiB | %.1f | %.1f | %.1f KiB |\n", op, name, rates[k][tok],
+				float64(u.cpu.Microseconds())/1000, u.rchar/1024, u.wchar/1024, u.syscr, u.syscw, u.disk/1024)
+		}
+	}
+	fmt.Fprintf(stdout, "big/empty: AES-256 %.2f, EC P-256 pairs %.2f\n", kg.aesRatio, kg.ecRatio)
+	return nil
+}
+
+func init() { subcommands["bigtoken-keygen"] = bigtokenKeygenMain }
 
 func writeBigTables(w io.Writer, rows []*bigRow, builds []string, kg *keygenResult, runs int) {
 	fmt.Fprintf(w, "Fresh process per run (`p11bench bigtoken-probe`): C_Initialize, C_Login, find one object by label, then find and read the label of 10 objects; medians of %d runs, interleaved. gohsm tokens made by `p11bench bigtoken-make` (a tenth of the objects AES-256 keys of the user, the rest data objects): %s.\n\n",
@@ -453,19 +559,3 @@ func passMiss(ok bool) string {
 }
 
 func msS(d time.Duration) string { return fmt.Sprintf("%.1f ms", ms(d)) }
-
-// procWchar is the bytes this process has written through write(2) and
-// friends (/proc/self/io wchar); 0 when unreadable.
-func procWchar() int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "wchar:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	return 0
-}

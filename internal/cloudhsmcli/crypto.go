@@ -199,14 +199,17 @@ func signMechanism(kind signKind, hash, mgf, dataType *string, salt *int, msg []
 		// Pure ML-DSA (FIPS 204 ML-DSA.Sign), hedged, with the empty
 		// context: the CLI has no context flag (the external-mu steps
 		// give "the length of any context, and the context", zero by
-		// default). external-mu signs a 64-byte mu the caller computed,
-		// which needs CKM_ML_DSA_EXTERNAL_MU: not offered by the
-		// mechanism table (docs/design.md, "ML-DSA").
+		// default). external-mu signs (or verifies) a 64-byte mu the
+		// caller computed, SHAKE256(tr || M', 64): a row only the CLI
+		// reaches (mechanisms.MLDSAExternalMu).
 		switch *dataType {
 		case "raw":
 			return token.Mechanism{Type: ck.CKM_ML_DSA}, msg, nil
 		case "external-mu":
-			return token.Mechanism{}, nil, usageErr{"--data-type external-mu is not supported by this emulator (no external-mu ML-DSA in gohsm): sign the raw data"}
+			if len(msg) != 64 {
+				return token.Mechanism{}, nil, usageErr{fmt.Sprintf("external mu data must be 64 bytes (SHAKE256(tr || M', 64), FIPS 204), got %d", len(msg))}
+			}
+			return token.Mechanism{Type: mechanisms.MLDSAExternalMu}, msg, nil
 		}
 		return token.Mechanism{}, nil, usageErr{fmt.Sprintf("invalid value '%s' for '--data-type <DATA_TYPE>' [possible values: raw, external-mu]", *dataType)}
 	}

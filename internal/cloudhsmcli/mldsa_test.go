@@ -2,6 +2,7 @@ package cloudhsmcli
 
 import (
 	"crypto/mldsa"
+	"crypto/sha3"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/mechanisms"
 	"gohsm/token"
 	"gohsm/token/attrs"
 )
@@ -75,11 +77,9 @@ func TestMLDSAGenerateSignVerify(t *testing.T) {
 			e.fails(cryptoAlicePIN, ErrSignatureInvalid.Error(), "crypto", "verify", "ml-dsa", "--key-filter", "attr.label=pq-pub",
 				"--data", base64.StdEncoding.EncodeToString([]byte("other")), "--signature", sig.Sig)
 
-			// The private key exports no file; external-mu is refused.
+			// The private key exports no file.
 			e.fails(cryptoAlicePIN, "public key of an ML-DSA pair", "key", "generate-file", "--encoding", "pem",
 				"--path", path, "--filter", "attr.label=pq")
-			e.fails(cryptoAlicePIN, "external-mu is not supported", "crypto", "sign", "ml-dsa", "--key-filter", "attr.label=pq",
-				"--data-type", "external-mu", "--data", base64.StdEncoding.EncodeToString(make([]byte, 64)))
 			e.fails(cryptoAlicePIN, "--mldsa-algorithm", "key", "generate-asymmetric-pair", "ml-dsa", "--mldsa-algorithm", "ML-DSA-99",
 				"--public-label", "a", "--private-label", "b")
 
@@ -90,6 +90,82 @@ func TestMLDSAGenerateSignVerify(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(list, &listed))
 			require.Equal(t, 2, listed.Total)
+		})
+	}
+}
+
+// pureMu is μ for pure ML-DSA with the empty context over msg, computed
+// here from FIPS 204 (Algorithm 2 line 10, Algorithm 7 lines 6-7):
+// SHAKE256(SHAKE256(pk, 64) || 0 || 0 || msg, 64).
+func pureMu(pk, msg []byte) []byte {
+	tr := sha3.SumSHAKE256(pk, 64)
+	h := sha3.NewSHAKE256()
+	h.Write(tr)
+	h.Write([]byte{0, 0})
+	h.Write(msg)
+	mu := make([]byte, 64)
+	h.Read(mu)
+	return mu
+}
+
+// TestMLDSAExternalMu: crypto sign ml-dsa --data-type external-mu signs
+// the 64-byte μ it is given, so a μ computed from a message signs what
+// crypto/mldsa verifies as a pure ML-DSA signature of that message; crypto
+// verify ml-dsa --data-type external-mu accepts the signature of the raw
+// message for that μ and refuses a μ with one bit changed; a μ that is not
+// 64 bytes is a usage error. Both profiles (the cloudhsm one on hsm2m);
+// neither offers it through PKCS#11.
+func TestMLDSAExternalMu(t *testing.T) {
+	for _, profile := range profiles {
+		t.Run(profile, func(t *testing.T) {
+			e := newCryptoEnv(t, profile)
+			mldsaGen(e, "ML-DSA-65", "mu")
+			var pk *mldsa.PublicKey
+			e.as(cryptoAlicePIN, func(m *token.Module, h ck.ULong) {
+				res, err := m.GetAttributeValue(h, findByLabel(t, m, h, "mu-pub"), []ck.AttributeType{ck.CKA_VALUE})
+				require.NoError(t, err)
+				pk, err = mldsa.NewPublicKey(mldsa.MLDSA65(), res[0].Value)
+				require.NoError(t, err)
+				// Not through PKCS#11, on either profile.
+				muMech := token.Mechanism{Type: mechanisms.MLDSAExternalMu}
+				require.ErrorIs(t, m.SignInit(h, muMech, findByLabel(t, m, h, "mu")), ck.CKR_MECHANISM_INVALID)
+				_, _, _, err = m.MechanismInfo(0, mechanisms.MLDSAExternalMu)
+				require.ErrorIs(t, err, ck.CKR_MECHANISM_INVALID)
+			})
+			msg := []byte("signed by its mu")
+			mu := pureMu(pk.Bytes(), msg)
+			b64 := base64.StdEncoding.EncodeToString
+			sigOf := func(out []byte) []byte {
+				var sig struct {
+					Sig string `json:"signature"`
+				}
+				require.NoError(t, json.Unmarshal(out, &sig))
+				raw, err := base64.StdEncoding.DecodeString(sig.Sig)
+				require.NoError(t, err)
+				return raw
+			}
+
+			byMu := sigOf(e.ok(cryptoAlicePIN, "crypto", "sign", "ml-dsa", "--key-filter", "attr.label=mu",
+				"--data-type", "external-mu", "--data", b64(mu)))
+			require.NoError(t, mldsa.Verify(pk, msg, byMu, nil), "the signature of mu is the message's")
+			require.Error(t, mldsa.Verify(pk, []byte("another message"), byMu, nil))
+
+			byMsg := sigOf(e.ok(cryptoAlicePIN, "crypto", "sign", "ml-dsa", "--key-filter", "attr.label=mu", "--data", b64(msg)))
+			for _, sig := range [][]byte{byMu, byMsg} {
+				code, out := e.run(cryptoAlicePIN, "crypto", "verify", "ml-dsa", "--key-filter", "attr.label=mu-pub",
+					"--data-type", "external-mu", "--data", b64(mu), "--signature", b64(sig))
+				require.Equal(t, 0, code, out)
+			}
+			bad := append([]byte{}, mu...)
+			bad[17] ^= 0x04
+			e.fails(cryptoAlicePIN, ErrSignatureInvalid.Error(), "crypto", "verify", "ml-dsa", "--key-filter", "attr.label=mu-pub",
+				"--data-type", "external-mu", "--data", b64(bad), "--signature", b64(byMsg))
+			for _, n := range []int{0, 32, 63, 65} {
+				e.fails(cryptoAlicePIN, "external mu data must be 64 bytes", "crypto", "sign", "ml-dsa", "--key-filter", "attr.label=mu",
+					"--data-type", "external-mu", "--data", b64(make([]byte, n)))
+			}
+			e.fails(cryptoAlicePIN, "external mu data must be 64 bytes", "crypto", "verify", "ml-dsa", "--key-filter", "attr.label=mu-pub",
+				"--data-type", "external-mu", "--data", b64(msg), "--signature", b64(byMsg))
 		})
 	}
 }
@@ -132,6 +208,9 @@ func TestMLDSARefusedOnHSM1(t *testing.T) {
 		"--key-filter", "attr.label=ec", "--data", "AAAA")
 	e.fails(cryptoAlicePIN, "ML-DSA is available on hsm2m.medium clusters only", "crypto", "verify", "ml-dsa",
 		"--key-filter", "attr.label=ec-pub", "--data", "AAAA", "--signature", "AAAA")
+	mu := base64.StdEncoding.EncodeToString(make([]byte, 64))
+	e.fails(cryptoAlicePIN, "ML-DSA is available on hsm2m.medium clusters only", "crypto", "sign", "ml-dsa",
+		"--key-filter", "attr.label=ec", "--data-type", "external-mu", "--data", mu)
 }
 
 // TestMLDSANotForPKCS11: after the CLI made an ML-DSA pair on the
@@ -157,6 +236,13 @@ func TestMLDSANotForPKCS11(t *testing.T) {
 		require.ErrorIs(t, m.VerifyInit(h, token.Mechanism{Type: ck.CKM_ML_DSA}, pub), ck.CKR_MECHANISM_INVALID)
 		// The CLI's entry point reaches it, in the same session.
 		require.NoError(t, m.CLISignInit(h, token.Mechanism{Type: ck.CKM_ML_DSA}, priv))
+		m.Abort(h, token.OpSign)
+		// External mu: the CLI only, whatever the profile.
+		mu := token.Mechanism{Type: mechanisms.MLDSAExternalMu}
+		require.ErrorIs(t, m.SignInit(h, mu, priv), ck.CKR_MECHANISM_INVALID)
+		require.ErrorIs(t, m.VerifyInit(h, mu, pub), ck.CKR_MECHANISM_INVALID)
+		require.NotContains(t, list, mechanisms.MLDSAExternalMu)
+		require.NoError(t, m.CLISignInit(h, mu, priv))
 		m.Abort(h, token.OpSign)
 	})
 }

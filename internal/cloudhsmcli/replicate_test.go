@@ -197,3 +197,67 @@ func TestKeyReplicateInteractive(t *testing.T) {
 	// same user, and the key is there already.
 	assert.Contains(t, out.String(), "holds this key already")
 }
+
+// TestKeyReplicateMLDSAToHSM1: alice's ML-DSA pair, made with key
+// generate-asymmetric-pair ml-dsa on an hsm2m cluster, does not replicate
+// to an hsm1.medium cluster (ML-DSA is on hsm2m only): error_code 1 with
+// the reason, and the destination holds no key of hers; the same pair
+// replicates to an hsm2m cluster.
+func TestKeyReplicateMLDSAToHSM1(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gohsm.conf")
+	text := fmt.Sprintf("token_dir = %s\nkdf_time = 1\nkdf_memory = 64\nkdf_threads = 1\nlogin_cache = off\nlog_level = error\n"+
+		"[slot 0]\nlabel = src\nprofile = cloudhsm\n[slot 1]\nlabel = old\nprofile = cloudhsm\nhsm_type = hsm1\n"+
+		"[slot 2]\nlabel = new\nprofile = cloudhsm\n", filepath.Join(dir, "tokens"))
+	require.NoError(t, os.WriteFile(conf, []byte(text), 0o600))
+	cfg, err := token.ParseConfig(text, conf)
+	require.NoError(t, err)
+	m, err := token.Open(cfg)
+	require.NoError(t, err)
+	for slot, label := range []string{"src", "old", "new"} {
+		s, err := m.Slot(ck.ULong(slot))
+		require.NoError(t, err)
+		require.NoError(t, s.InitToken([]byte("admin:officer-pw"), label))
+		h, err := m.OpenSession(ck.ULong(slot), ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
+		require.NoError(t, err)
+		require.NoError(t, m.Login(h, ck.CKU_SO, []byte("admin:officer-pw")))
+		require.NoError(t, m.CreateUser(h, "alice", store.RoleCU, []byte("alice-pw")))
+		require.NoError(t, m.CloseSession(h))
+	}
+	require.NoError(t, m.Close())
+
+	cu := map[string]string{"CLOUDHSM_ROLE": "crypto-user", "CLOUDHSM_PIN": "alice:alice-pw",
+		"DESTINATION_CLOUDHSM_ROLE": "crypto-user", "DESTINATION_CLOUDHSM_PIN": "alice:alice-pw"}
+	for k, v := range cu {
+		t.Setenv(k, v)
+	}
+	// runOn runs a command with slot as the selected one.
+	runOn := func(slot uint, args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := Run(args, nil, &out, &errb, Options{Config: conf, Slot: &slot})
+		return code, out.String() + errb.String()
+	}
+	code, out := runOn(0, "key", "generate-asymmetric-pair", "ml-dsa", "--mldsa-algorithm", "ML-DSA-44",
+		"--public-label", "pq-pub", "--private-label", "pq")
+	require.Equal(t, 0, code, out)
+
+	for _, label := range []string{"pq", "pq-pub"} {
+		code, m, out := replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label="+label,
+			"--source-cluster-id", "src", "--destination-cluster-id", "old")
+		assert.Equal(t, 1, code, out)
+		assert.Contains(t, m["data"], "ML-DSA keys are available on hsm2m.medium clusters only, this HSM is hsm1.medium", label)
+	}
+	code, out = runOn(1, "key", "list")
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "key-reference", "the hsm1 cluster holds no key")
+	code, out = runOn(0, "key", "list")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "key-reference", "key list shows keys (the check above can fail)")
+
+	for _, label := range []string{"pq", "pq-pub"} {
+		code, _, out := replicateRun(t, conf, cu, "key", "replicate", "--filter", "attr.label="+label,
+			"--source-cluster-id", "src", "--destination-cluster-id", "new")
+		assert.Equal(t, 0, code, out)
+		assert.Contains(t, out, "Successfully replicated key", label)
+	}
+}

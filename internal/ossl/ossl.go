@@ -38,7 +38,14 @@
 // (RSA_PKCS1_OpenSSL, EC_KEY_OpenSSL), never a default ENGINE a host may
 // have configured: a pkcs11 engine as default would route the operation
 // back into this module. RSA private operations keep OpenSSL's blinding and
-// its check of the CRT result with the public exponent.
+// its check of the CRT result with the public exponent (rsa_ossl_mod_exp
+// raises the result to e mod n and, when that is not the input,
+// recomputes it without CRT from d). Package mechanisms relies on that
+// check instead of repeating it, but only after a probe at the first RSA
+// key has shown it working in this libcrypto (a key with a faulty CRT
+// exponent still gives the right result through RSAKey.Private); otherwise
+// it checks every result itself. The check covers the exponentiation, not
+// the blinding around it.
 package ossl
 
 /*
@@ -482,6 +489,11 @@ func NewP256Key(d []byte) (*P256Key, error) {
 	return key, nil
 }
 
+// emptyDigest is where an empty digest points. A package variable: a
+// local one whose address goes to C moved to the heap, one allocation per
+// signature.
+var emptyDigest C.uint8_t
+
 // Sign signs a digest (any length: ECDSA uses its leftmost 256 bits) with
 // a fresh random nonce from libcrypto's DRBG and writes r || s, 32 bytes
 // each, into out.
@@ -489,11 +501,11 @@ func (k *P256Key) Sign(out, digest []byte) error {
 	if len(out) != 64 {
 		return fmt.Errorf("ossl: p-256 signature buffer of %d bytes, want 64", len(out))
 	}
-	var zero [1]byte
-	if len(digest) == 0 {
-		digest = zero[:0:1]
+	dg := ptr(digest)
+	if dg == nil {
+		dg = &emptyDigest // a valid pointer for libcrypto, 0 bytes read
 	}
-	ok := C.gohsm_ossl_ecdsa_sign(k.k, (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(digest))), C.size_t(len(digest)), ptr(out), 32)
+	ok := C.gohsm_ossl_ecdsa_sign(k.k, dg, C.size_t(len(digest)), ptr(out), 32)
 	runtime.KeepAlive(k)
 	if ok == 0 {
 		return errors.New("ossl: ecdsa p-256 sign failed")

@@ -32,6 +32,7 @@ const helperEnv = "GOHSM_CLUSTER_HELPER"
 // line, printing one line for each:
 //
 //	create          try to generate a token AES key: OK or the CKR name
+//	keys N          N session AES keys, a token one after every 10th: "ok K" (K worked)
 //	try             sign once: OK or the CKR name
 //	sign N          sign N times: "ok K" (K of the N worked)
 //	load TOTAL WARM one signer for TOTAL, counted after WARM: loadResult as JSON
@@ -89,6 +90,9 @@ func helper(label string) error {
 			fmt.Println(rvName(err))
 		case "try":
 			fmt.Println(rvName(tk.sign(s, k)))
+		case "keys":
+			n, _ := strconv.Atoi(f[1])
+			fmt.Println("ok", sessionKeys(tk, s, n))
 		case "sign":
 			n, _ := strconv.Atoi(f[1])
 			ok := 0
@@ -116,6 +120,23 @@ func helper(label string) error {
 		}
 	}
 	return errors.New("stdin closed before quit")
+}
+
+// sessionKeys makes n session AES keys, a token one after every 10th
+// (writes that take the queued records along): how many of all worked.
+func sessionKeys(tk *tok, s pkcs11.SessionHandle, n int) int {
+	ok := 0
+	for i := 1; i <= n; i++ {
+		if _, err := tk.tryAES(s, false, "session"); err == nil {
+			ok++
+		}
+		if i%10 == 0 {
+			if _, err := tk.tryAES(s, true, "token"); err == nil {
+				ok++
+			}
+		}
+	}
+	return ok
 }
 
 // child is a running helper process.
@@ -372,4 +393,46 @@ func TestTwoProcessesShareFaultPlan(t *testing.T) {
 	c.quit()
 	require.NoError(t, tk.sign(s, k), "the count is spent for this process too")
 	require.Equal(t, 3, count(tk.audit(""), audit.GOHSM_FAULT_INJECTED), "one record per fault, across processes")
+}
+
+// TestTwoProcessesSessionKeysAudit: this process and a child make session
+// keys (whose records each process queues and writes with its next write
+// or its timer) and token keys at the same time; every stream's chain
+// verifies, gap-free, with one record per key, none lost, none twice.
+func TestTwoProcessesSessionKeysAudit(t *testing.T) {
+	tk := newCluster(t, "hsms = 2")
+	s := tk.login()
+	tk.genEC(s, true, "shared")
+	c := tk.startChild("shared")
+	before := tk.audit("")
+	c.do("keys 60")
+	require.Equal(t, 66, sessionKeys(tk, s, 60), "this process's keys")
+	require.Equal(t, "ok 66", c.next(), "the child's keys")
+	c.quit()
+	require.NoError(t, tk.p.Logout(s), "writes this process's queue")
+	recs := tk.audit("")
+	seqs := map[string]uint64{}
+	for _, r := range recs {
+		if want, ok := seqs[r.Stream]; ok {
+			require.Equal(t, want, r.Seq, "stream %s: gap-free", r.Stream)
+		}
+		seqs[r.Stream] = r.Seq + 1
+	}
+	made := func(recs []audit.Record) (session, tokenKeys int) {
+		for _, r := range recs {
+			if r.Event.Opcode != audit.CN_GENERATE_KEY || r.Event.Code != audit.RespSuccess {
+				continue
+			}
+			if r.Event.Key >= 0x40000000 {
+				session++
+			} else {
+				tokenKeys++
+			}
+		}
+		return session, tokenKeys
+	}
+	s0, t0 := made(before)
+	s1, t1 := made(recs)
+	require.Equal(t, 120, s1-s0, "session keys: one record each, in their HSM's stream")
+	require.Equal(t, 12, t1-t0, "token keys: one CN_GENERATE_KEY each, in the origin's stream")
 }

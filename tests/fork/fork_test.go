@@ -26,8 +26,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/token/audit"
 	"gohsm/token/cluster"
 	"gohsm/token/metrics"
+	"gohsm/token/store"
 )
 
 func tokenConfig(tokenDir string) string { return testenv.TokenConfig(tokenDir, "fork") }
@@ -71,12 +73,19 @@ func runCase(t *testing.T, name string, timeout time.Duration) result {
 // to the token's slot section.
 func runCaseIn(t *testing.T, dir, slotLines, name string, timeout time.Duration) result {
 	t.Helper()
+	return runCaseConf(t, dir, func(tokenDir string) string { return tokenConfig(tokenDir) + slotLines }, name, timeout)
+}
+
+// runCaseConf is runCaseIn with the whole configuration made by conf
+// from the token directory.
+func runCaseConf(t *testing.T, dir string, conf func(tokenDir string) string, name string, timeout time.Duration) result {
+	t.Helper()
 	lib := library(t)
 	bin := harness(t, dir)
 	tokenDir := filepath.Join(dir, "token")
 	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
-	conf := filepath.Join(dir, "gohsm.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(tokenConfig(tokenDir)+slotLines), 0o600))
+	confFile := filepath.Join(dir, "gohsm.conf")
+	require.NoError(t, os.WriteFile(confFile, []byte(conf(tokenDir)), 0o600))
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -84,7 +93,7 @@ func runCaseIn(t *testing.T, dir, slotLines, name string, timeout time.Duration)
 	cmd.Dir = dir
 	// GOGC=25: the children's fresh Go runtimes collect often, which is
 	// what hung a forked Go runtime (go-cshared.md).
-	cmd.Env = append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir,
+	cmd.Env = append(os.Environ(), "GOHSM_CONF="+confFile, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir,
 		"GOGC=25")
 	// The harness forks: on a timeout kill its whole process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -142,6 +151,7 @@ func TestForkChildren(t *testing.T) {
 // TestForkMetrics: with metrics = on, a child that re-initialises
 // publishes in a region of its own, one that does not adds nothing, and
 // the parent's counts go on: the signatures of both processes, exactly.
+// A session key's queued audit record is written once, by its process.
 func TestForkMetrics(t *testing.T) {
 	dir := t.TempDir()
 	r := runCaseIn(t, dir, "metrics = on\n", "metrics", time.Minute)
@@ -157,8 +167,47 @@ func TestForkMetrics(t *testing.T) {
 	s := rd.Sample()
 	assert.Equal(t, uint64(signs), s.Classes[cluster.ClassECSign].Calls)
 	assert.Zero(t, s.Classes[cluster.ClassECSign].Failed)
-	assert.Equal(t, uint64(1), s.Classes[cluster.ClassKeyGen].Calls, "the parent's key pair")
+	assert.Equal(t, uint64(3), s.Classes[cluster.ClassKeyGen].Calls, "the parent's key pair, a session key in each process")
 	assert.ElementsMatch(t, []int{parent, child}, rd.Owners(), "a region per process that initialised")
+
+	// The session key the parent made just before forking and the child's
+	// own: one record each, the parent's queued record written once
+	// (by the parent: the child's fresh copy never saw it), in a chain
+	// that verifies.
+	st, err := store.Open(filepath.Join(dir, "token", "slot-0"), store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	c, err := audit.Load(st, store.DefaultStream)
+	require.NoError(t, err)
+	_, err = audit.Verify(c)
+	require.NoError(t, err)
+	n := 0
+	for _, r := range c.Records {
+		if r.Event.Opcode == audit.CN_GENERATE_KEY && r.Event.Code == audit.RespSuccess {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n, "session key records: the parent's and the child's, once each")
+}
+
+// TestForkRSAProbe: the probe of libcrypto's own RSA result check runs
+// once per copy of the module: once in the parent, however many RSA
+// signatures it makes, and once more in a forked child's fresh copy
+// (docs/fork.md), each logging its outcome once (info when it passed).
+func TestForkRSAProbe(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "gohsm.log")
+	r := runCaseConf(t, dir, func(tokenDir string) string {
+		c := tokenConfig(tokenDir)
+		require.Contains(t, c, "log_level = error\n")
+		return strings.Replace(c, "log_level = error\n", "log_level = info\nlog_file = "+logf+"\n", 1)
+	}, "rsaprobe", 2*time.Minute)
+	require.Contains(t, r.stdout, "PASS re-initialised child: RSA signs and verifies in its fresh copy")
+	log, err := os.ReadFile(logf)
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(string(log), "libcrypto checks its own rsa results (probe passed)"),
+		"one probe in the parent, one in the child's copy:\n%s", log)
+	assert.NotContains(t, string(log), "checked again in go")
 }
 
 // TestForkDepth: generations of forked children, each with its own fresh

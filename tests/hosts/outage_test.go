@@ -50,7 +50,8 @@ type window struct {
 //   - before the first outage, and from recoverBound after each, every
 //     call succeeds: the same processes recover by themselves;
 //   - every object whose create returned CKR_OK is found afterwards by a
-//     host started then, under the handle its creator got.
+//     host started then, under the handle its creator got;
+//   - each host's log (log_level = warn) says why its calls failed.
 //
 // The log reports, per host and phase, the calls' results and their
 // longest duration, and the time to recover.
@@ -215,6 +216,12 @@ func checkLoad(t *testing.T, p *proc, evs []loadEvent, outs []window) {
 		require.GreaterOrEqual(t, recovered[k], time.Duration(0), "host %s: no create succeeded after the server was no longer %s", p.h.name, w.what)
 		require.LessOrEqual(t, recovered[k], recoverBound, "host %s: recovery after %s", p.h.name, w.what)
 	}
+	// The host's log says why each CKR_DEVICE_ERROR happened, at the
+	// configured level (warn): the code alone names no cause.
+	logged, err := os.ReadFile(p.h.log)
+	require.NoError(t, err)
+	require.Regexp(t, `level=WARN msg="gohsm: call failed" fn=\S+ rv=CKR_DEVICE_ERROR err=`, string(logged),
+		"host %s: no store failure logged at warn", p.h.name)
 }
 
 // freeze stops (SIGSTOP) the server's postmaster and then every process

@@ -168,10 +168,12 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 			return nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 	}
-	for _, row := range s.sorted() {
-		if rules.must != 0 && row.Has(rules.must) && !row.Has(Identity) {
-			if _, ok := t[row.Type]; !ok {
-				return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+	if rules.must != 0 {
+		for _, row := range s.sorted() {
+			if row.Has(rules.must) && !row.Has(Identity) {
+				if _, ok := t[row.Type]; !ok {
+					return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+				}
 			}
 		}
 	}
@@ -181,16 +183,22 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		}
 	}
 
-	out := t.Clone()
-	if out == nil {
-		out = Template{} // a nil template (no attributes) from a Go caller
+	// Sized for the defaults to come: growing the map as they are added
+	// was a fifth of building a derived key's template.
+	out := make(Template, len(t)+len(s.table()))
+	for a, v := range t {
+		out[a] = bytes.Clone(v)
 	}
+	// The defaults' copies share one buffer, each capped at its length
+	// (an append to one reallocates it): a copy each was a third of the
+	// allocations of making a session key.
+	var arena valueArena
 	for _, row := range s.table() {
 		if row.Has(Identity) {
 			out[row.Type] = s.identity(row.Type)
 		} else if _, ok := out[row.Type]; !ok {
 			if d := p.defaultOf(s, row); d != nil {
-				out[row.Type] = bytes.Clone(d)
+				out[row.Type] = arena.clone(d)
 			}
 		}
 	}
@@ -222,6 +230,20 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		return complete(s, out)
 	}
 	return out, nil
+}
+
+// valueArena hands out copies of small values from shared buffers.
+type valueArena struct{ buf []byte }
+
+// clone is bytes.Clone(d) for a non-nil d: a copy, non-nil even when
+// empty, whose capacity is its length.
+func (a *valueArena) clone(d []byte) []byte {
+	if a.buf == nil || len(a.buf)+len(d) > cap(a.buf) {
+		a.buf = make([]byte, 0, max(256, len(d)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, d...)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
@@ -258,8 +280,12 @@ func (s *Schema) String() string {
 	return s.Class.String() + "/" + s.KeyType.String()
 }
 
-// sorted returns the rows in ascending attribute order (deterministic errors).
+// sorted returns the rows in ascending attribute order (deterministic
+// errors), made once per schema; callers do not modify it.
 func (s *Schema) sorted() []Attr {
+	if p := s.rows.Load(); p != nil {
+		return *p
+	}
 	t := make(Template, len(s.table()))
 	for a := range s.table() {
 		t[a] = nil
@@ -268,6 +294,7 @@ func (s *Schema) sorted() []Attr {
 	for _, a := range t.Types() {
 		out = append(out, s.table()[a])
 	}
+	s.rows.Store(&out)
 	return out
 }
 
@@ -337,7 +364,18 @@ func checkSecretLength(keyType ck.KeyType, n int) error {
 // (CKA_VALUE_LEN, CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must
 // agree with the material.
 func WithMaterial(obj, material Template) (Template, error) {
-	class, keyType, err := ClassAndKeyType(obj)
+	return withMaterial(obj.Clone(), material)
+}
+
+// AddMaterial is WithMaterial completing obj itself, which the caller gives
+// up (a template it built for a new key and uses no more), rather than a
+// copy of it: the copy was most of WithMaterial's cost for a derived key.
+func AddMaterial(obj, material Template) (Template, error) {
+	return withMaterial(obj, material)
+}
+
+func withMaterial(out, material Template) (Template, error) {
+	class, keyType, err := ClassAndKeyType(out)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +383,6 @@ func WithMaterial(obj, material Template) (Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := obj.Clone()
 	for a, v := range material {
 		row, ok := s.table()[a]
 		if !ok {
@@ -466,7 +503,12 @@ func InheritProtection(t Template, keys ...Template) (Template, error) {
 // has its CKA_ALWAYS_SENSITIVE attribute set to CK_FALSE, then the derived
 // key will as well ...").
 func ApplyDeriveBase(derived Template, keys ...Template) Template {
-	out := derived.Clone()
+	return SetDeriveBase(derived.Clone(), keys...)
+}
+
+// SetDeriveBase is ApplyDeriveBase on derived itself, which the caller
+// owns (C_DecapsulateKey's new key), rather than on a copy; it returns it.
+func SetDeriveBase(out Template, keys ...Template) Template {
 	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
 		if _, ok := out[a]; !ok {
 			continue

@@ -337,6 +337,9 @@ type Schema struct {
 	parts []table
 	attrs atomic.Pointer[map[ck.AttributeType]Attr]
 	mu    sync.Mutex // serialises the build
+	// rows are the rows in ascending attribute order (sorted), made at
+	// their first use.
+	rows atomic.Pointer[[]Attr]
 }
 
 // table returns the schema's rows by attribute type, building them on the

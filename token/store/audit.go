@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"strings"
 )
 
 // AuditEvent is one audit record to append: the stream it belongs to (an
@@ -56,7 +58,13 @@ const DefaultStream = "hsm-0"
 // record), lengths and seq as 8-byte big-endian. Anyone who verifies a
 // chain computes it the same way (token/audit).
 func ChainMAC(key []byte, stream string, seq uint64, prev, record []byte) []byte {
-	m := hmac.New(sha256.New, key)
+	return chainMAC(hmac.New(sha256.New, key), stream, seq, prev, record)
+}
+
+// chainMAC is ChainMAC with m, an HMAC-SHA256 under the key, reset first
+// (appendAudit keeps one for a transaction's events).
+func chainMAC(m hash.Hash, stream string, seq uint64, prev, record []byte) []byte {
+	m.Reset()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(stream)))
 	m.Write(n[:])
@@ -87,9 +95,30 @@ func (s *sqliteStore) Audit(events ...AuditEvent) error {
 	return s.Audited(events...).(*sqliteStore).write(func(*txn) error { return nil })
 }
 
+// AuditLater queues events for this opening's next write, which appends
+// them before its own, or for FlushAudit (AuditQueue): events about
+// objects the store never holds (session keys), whose record may wait for
+// the next write instead of taking a commit of its own.
+func (s *sqliteStore) AuditLater(events ...AuditEvent) {
+	s.queue.Add(events...)
+}
+
+// FlushAudit appends the queued events now, in one transaction. A batch
+// that cannot be written is dropped, all of it (nothing half-written); the
+// error says how many events were lost.
+func (s *sqliteStore) FlushAudit() error {
+	if s.queue.Len() == 0 {
+		return nil
+	}
+	_, err := s.commitQueued(func(*txn) error { return nil }, true)
+	return err
+}
+
 // appendAudit appends events inside the write transaction tx. The write
 // lock that BEGIN IMMEDIATE took makes max(seq)+1 the next number for every
-// process: sequences have no gaps and no duplicates.
+// process: sequences have no gaps and no duplicates. Each stream's head is
+// read once and written once per transaction, however many events it
+// appends to the stream (a batch of queued events, AuditQueue).
 func appendAudit(tx *txn, events []AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -98,6 +127,14 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	if err != nil {
 		return err
 	}
+	type next struct {
+		seq  uint64
+		prev []byte
+	}
+	m := hmac.New(sha256.New, key)
+	rows := make([]any, 0, 4*len(events)) // stream, seq, record, mac of each
+	var heads map[string]*next            // streams appended to, in this transaction
+	var order []string                    // their first appearance, for the head writes
 	for _, ev := range events {
 		if ev.Stream == "" {
 			ev.Stream = DefaultStream
@@ -109,22 +146,56 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			}
 			ev.Record = rec
 		}
-		seq, prev, err := auditNext(tx, ev.Stream)
-		if err != nil {
-			return err
+		n := heads[ev.Stream]
+		if n == nil {
+			seq, prev, err := auditNext(tx, ev.Stream)
+			if err != nil {
+				return err
+			}
+			if heads == nil {
+				heads = map[string]*next{}
+			}
+			n = &next{seq: seq, prev: prev}
+			heads[ev.Stream] = n
+			order = append(order, ev.Stream)
 		}
-		mac := ChainMAC(key, ev.Stream, seq, prev, ev.Record)
-		if _, err := tx.Exec(`INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`,
-			ev.Stream, int64(seq), blob(ev.Record), mac); err != nil {
+		mac := chainMAC(m, ev.Stream, n.seq, n.prev, ev.Record)
+		rows = append(rows, ev.Stream, int64(n.seq), blob(ev.Record), mac)
+		n.seq, n.prev = n.seq+1, mac
+	}
+	// The rows go in auditInsertRows at a time, the rest one by one: a
+	// statement per row was most of writing a batch of queued records.
+	for len(rows) >= 4*auditInsertRows {
+		if _, err := tx.Exec(auditInsertMany, rows[:4*auditInsertRows]...); err != nil {
 			return wrapDB("audit", err)
 		}
-		if _, err := tx.Exec(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`,
-			"audit_head/"+ev.Stream, markBytes(seq, mac)); err != nil {
+		rows = rows[4*auditInsertRows:]
+	}
+	for ; len(rows) > 0; rows = rows[4:] {
+		if _, err := tx.Exec(auditInsertOne, rows[:4]...); err != nil {
+			return wrapDB("audit", err)
+		}
+	}
+	for _, st := range order {
+		n := heads[st]
+		// An upsert changes the row in place; OR REPLACE deleted it and
+		// inserted a new one (a new rowid), which changed meta's key
+		// index too: one more page in every audited write's commit.
+		if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			"audit_head/"+st, markBytes(n.seq-1, n.prev)); err != nil {
 			return wrapDB("audit", err)
 		}
 	}
 	return nil
 }
+
+// auditInsertOne appends one record; auditInsertMany auditInsertRows.
+const (
+	auditInsertOne  = `INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`
+	auditInsertRows = 16
+)
+
+var auditInsertMany = auditInsertOne + strings.Repeat(`, (?, ?, ?, ?)`, auditInsertRows-1)
 
 // auditNext is the sequence number and previous MAC of a stream's next
 // record: after the head in meta, which a deleted tail does not move back

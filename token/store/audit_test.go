@@ -38,3 +38,23 @@ func TestAuditBootCounts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint32(2), n, "after a reboot")
 }
+
+// TestAuditHeadUpdatedInPlace: appending to a stream rewrites its head
+// row in meta in place (same rowid), so an audited write does not also
+// change meta's key index (a page more in every commit's WAL frames).
+func TestAuditHeadUpdatedInPlace(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ss := s.(*sqliteStore)
+	rowid := func() int64 {
+		var id int64
+		require.NoError(t, ss.db.QueryRow(`SELECT rowid FROM meta WHERE key = ?`, "audit_head/"+DefaultStream).Scan(&id))
+		return id
+	}
+	require.NoError(t, s.Audit(AuditEvent{Record: []byte("one")}))
+	first := rowid()
+	require.NoError(t, s.Audit(AuditEvent{Record: []byte("two")}))
+	assert.Equal(t, first, rowid())
+	var n int
+	require.NoError(t, ss.db.QueryRow(`SELECT count(*) FROM audit WHERE stream = ?`, DefaultStream).Scan(&n))
+	assert.Equal(t, 2, n)
+}

@@ -86,6 +86,9 @@ type sqliteCore struct {
 	own      atomic.Uint64 // this store's own commits
 	closed   atomic.Bool
 
+	// queue holds the events AuditLater deferred to the next write.
+	queue AuditQueue
+
 	// afterCommit, when set (tests only), runs between a write's COMMIT
 	// and the header read that follows it.
 	afterCommit func()
@@ -430,17 +433,37 @@ func (s *sqliteStore) write(fn func(tx *txn) error) error {
 // rely on Alone only for writes that change rows (a commit that changes
 // nothing writes no frames and leaves iChange alone).
 func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
+	return s.commitQueued(fn, false)
+}
+
+// commitQueued is commit, appending the events AuditLater queued before
+// the view's own. flush: the write is FlushAudit's, whose failed batch is
+// dropped rather than queued again, and which writes nothing when there
+// is nothing queued.
+func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit, err error) {
 	// One writer per process at a time: SQLite's busy handler polls with
 	// sleeps of up to 100 ms, so goroutines of one process competing for
 	// the lock convoy (12 writing goroutines took up to 30 s without this,
 	// 0.2 s with it); a Go mutex hands the turn over at once.
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	queued := s.queue.Take(flush)
+	if flush && len(queued) == 0 {
+		return Commit{}, nil
+	}
+	committed := false // set on the way out of a commit, not of a panic
+	defer func() {
+		s.queue.Done(queued, committed, flush)
+		if flush && err != nil {
+			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), wrapDB("audit", err))
+		}
+	}()
+	events := WithQueued(queued, s.events)
 	var c Commit
 	var pre [walIndexHeaderSize]byte
 	var preOK bool
 	ctx := context.Background()
-	err := retry(func() error {
+	err = retry(func() error {
 		// A BEGIN that fails for another reason than a lock: the
 		// connection may be broken or left inside a transaction. Once
 		// more on a new one.
@@ -482,7 +505,7 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 		if err := fn(t); err != nil {
 			return err
 		}
-		if err := appendAudit(t, s.events); err != nil {
+		if err := appendAudit(t, events); err != nil {
 			return err
 		}
 		c.Before, pre, preOK = s.mark()
@@ -495,6 +518,7 @@ func (s *sqliteStore) commit(fn func(tx *txn) error) (Commit, error) {
 	if err != nil {
 		return Commit{}, err
 	}
+	committed = true
 	s.own.Add(1)
 	if s.afterCommit != nil {
 		s.afterCommit()
@@ -964,11 +988,21 @@ func checkAttrs(o ObjectRecord) error {
 	return nil
 }
 
-// attrRowsPerInsert bounds the rows of one INSERT (three parameters each;
-// SQLite allows 32766). Objects have a few dozen attributes, so one
-// statement usually writes a table's rows: a statement per row cost more
-// in database/sql and the VM than the rows themselves.
-const attrRowsPerInsert = 100
+// attrRowsPerInsert bounds the rows of one INSERT. A statement per row
+// cost more in database/sql and the VM than the rows themselves, so rows
+// go in multi-row INSERTs in key order; but not many to one statement.
+// SQLite keeps a statement journal for such an INSERT (it writes two
+// trees, fires the class_counts trigger, and may fail half-way on a
+// constraint), holding the original of every page the statement changes,
+// and past 64 KiB (SQLITE_DEFAULT_STMTJRNL_SPILL: 16 pages) it spills the
+// journal to a temporary file: open, write, close. On a token whose
+// attrs_type_value index is bigger than a few leaves, each of a key's
+// ~32 rows changes its own leaf, so one INSERT of all of them spilled on
+// every key made (AES-256 on a 10^6-object token: 160 KiB more written,
+// 48 more write calls per key, and the sys time they cost; docs/store.md
+// "Big tokens"). Four rows change at most four leaves, the attrs leaf,
+// the class_counts page and what a split adds: well under 16 pages.
+const attrRowsPerInsert = 4
 
 func insertAttrs(tx *txn, id int64, o ObjectRecord) error {
 	for _, tbl := range []struct {

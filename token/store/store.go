@@ -249,6 +249,11 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
+	// AuditLater queues events for this opening's next write, which
+	// appends them before its own, and FlushAudit writes the queue alone,
+	// in one transaction (AuditQueue).
+	AuditLater(events ...AuditEvent)
+	FlushAudit() error
 	// Readers of the audit log and its rotation (audit.go).
 	AuditKey() ([]byte, error)
 	AuditStreams() ([]string, error)

@@ -1367,6 +1367,21 @@ static int sign_n(struct keyed *k, int n)
 	return i;
 }
 
+/* A session AES key (its creation is an audit record the module queues). */
+static CK_RV session_key(CK_SESSION_HANDLE s)
+{
+	CK_MECHANISM mech = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_ULONG len = 32;
+	CK_BBOOL f = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_VALUE_LEN, &len, sizeof len },
+		{ CKA_TOKEN, &f, sizeof f },
+	};
+	CK_OBJECT_HANDLE h;
+
+	return m.f3->C_GenerateKey(s, &mech, t, 2, &h);
+}
+
 static void case_metrics(void)
 {
 	CK_SESSION_HANDLE sess;
@@ -1388,6 +1403,13 @@ static void case_metrics(void)
 	abi_check("child without C_Initialize: C_Sign -> CKR_CRYPTOKI_NOT_INITIALIZED",
 		  pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 
+	/*
+	 * A session key made just before the fork: its audit record is most
+	 * likely still queued in the parent (20 ms). The child, which makes a
+	 * session key of its own, must not write the parent's record; the
+	 * parent writes it (fork_test.go counts two such records).
+	 */
+	abi_check_rv("parent: a session key just before forking", session_key(sess), CKR_OK);
 	child = fork();
 	if (child == 0) {
 		long long dt;
@@ -1396,7 +1418,8 @@ static void case_metrics(void)
 		int good = 0;
 
 		alarm(CHILD_TIMEOUT_S);
-		if (child_initialize(&dt, msg, sizeof msg) == CKR_OK && open_keyed(&kc, 1) == CKR_OK)
+		if (child_initialize(&dt, msg, sizeof msg) == CKR_OK && open_keyed(&kc, 1) == CKR_OK &&
+		    session_key(kc.s) == CKR_OK)
 			good = sign_n(&kc, METRICS_SIGNS);
 		m.f3->C_Finalize(NULL);
 		fflush(stdout);
@@ -1413,12 +1436,98 @@ static void case_metrics(void)
 	m.f3->C_CloseSession(k.s);
 }
 
+/* ---- case: rsaprobe ------------------------------------------------------ */
+
+/*
+ * The module's probe of libcrypto's RSA check runs once per copy of the
+ * module (fork_test.go's TestForkRSAProbe counts the log lines): the
+ * parent makes an RSA key pair and signs twice, a child re-initialises and
+ * signs twice in its fresh copy, each signature verified.
+ */
+static CK_RV rsa_sign_verify(struct keyed *k, const char *msg)
+{
+	CK_MECHANISM mech = { CKM_SHA256_RSA_PKCS, NULL, 0 };
+	CK_BYTE sig[256];
+	CK_ULONG n = sizeof sig;
+	CK_RV rv = m.f3->C_SignInit(k->s, &mech, k->priv);
+
+	if (rv == CKR_OK)
+		rv = m.f3->C_Sign(k->s, (CK_BYTE_PTR)msg, strlen(msg), sig, &n);
+	if (rv == CKR_OK)
+		rv = m.f3->C_VerifyInit(k->s, &mech, k->pub);
+	if (rv == CKR_OK)
+		rv = m.f3->C_Verify(k->s, (CK_BYTE_PTR)msg, strlen(msg), sig, n);
+	return rv;
+}
+
+static void case_rsaprobe(void)
+{
+	CK_BBOOL t = CK_TRUE;
+	CK_ULONG bits = 2048;
+	CK_BYTE e[] = { 1, 0, 1 };
+	CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pubt[] = {
+		{ CKA_MODULUS_BITS, &bits, sizeof bits },
+		{ CKA_PUBLIC_EXPONENT, e, sizeof e },
+		{ CKA_VERIFY, &t, sizeof t },
+		{ CKA_TOKEN, &t, sizeof t },
+		{ CKA_ID, g_key_id, sizeof g_key_id },
+	};
+	CK_ATTRIBUTE privt[] = {
+		{ CKA_SIGN, &t, sizeof t },
+		{ CKA_SENSITIVE, &t, sizeof t },
+		{ CKA_PRIVATE, &t, sizeof t },
+		{ CKA_TOKEN, &t, sizeof t },
+		{ CKA_ID, g_key_id, sizeof g_key_id },
+	};
+	CK_SESSION_HANDLE sess;
+	CK_OBJECT_HANDLE pub, priv;
+	struct keyed k;
+	pid_t child;
+	int status = -1;
+
+	if (!abi_check_rv("parent: C_Initialize", abi_initialize(&m), CKR_OK) || !abi_first_slot(&m, &g_slot) ||
+	    !abi_setup_user_session(&m, g_slot, &sess) ||
+	    !abi_check_rv("setup: C_GenerateKeyPair RSA-2048 on the token",
+			  m.f3->C_GenerateKeyPair(sess, &gen, pubt, 5, privt, 5, &pub, &priv), CKR_OK) ||
+	    !abi_check_rv("parent: finds the token key", open_keyed(&k, 0), CKR_OK))
+		return;
+	abi_check_rv("parent: RSA signs and verifies", rsa_sign_verify(&k, "parent 1"), CKR_OK);
+	abi_check_rv("parent: and again", rsa_sign_verify(&k, "parent 2"), CKR_OK);
+
+	child = fork();
+	if (child == 0) {
+		long long dt;
+		char msg[1024];
+		struct keyed kc;
+		CK_RV rv;
+
+		alarm(CHILD_TIMEOUT_S);
+		rv = child_initialize(&dt, msg, sizeof msg);
+		if (rv == CKR_OK)
+			rv = open_keyed(&kc, 1);
+		if (rv == CKR_OK)
+			rv = rsa_sign_verify(&kc, "child 1");
+		if (rv == CKR_OK)
+			rv = rsa_sign_verify(&kc, "child 2");
+		m.f3->C_Finalize(NULL);
+		fflush(stdout);
+		_exit(rv == CKR_OK ? 0 : 1);
+	}
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	abi_check("re-initialised child: RSA signs and verifies in its fresh copy",
+		  child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	abi_check_rv("parent: RSA signs after the child", rsa_sign_verify(&k, "parent 3"), CKR_OK);
+	m.f3->C_CloseSession(k.s);
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit|pgkill|metrics\n", argv[0]);
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so children|depth|signals|rawclone|measure|hang|storm|stormexit|pgkill|metrics|rsaprobe\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1449,6 +1558,8 @@ int main(int argc, char **argv)
 		case_pgkill();
 	else if (strcmp(argv[2], "metrics") == 0)
 		case_metrics();
+	else if (strcmp(argv[2], "rsaprobe") == 0)
+		case_rsaprobe();
 	else if (strcmp(argv[2], "stormexit") == 0) {
 		g_storm_leave = 1;
 		case_storm();

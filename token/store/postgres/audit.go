@@ -40,6 +40,22 @@ func (s *pgStore) Audit(events ...store.AuditEvent) error {
 	return wrapErr("audit", v.write(func(context.Context, pgx.Tx) error { return nil }))
 }
 
+// AuditLater queues events for this opening's next write, or FlushAudit
+// (store.AuditQueue).
+func (s *pgStore) AuditLater(events ...store.AuditEvent) {
+	s.core.queue.Add(events...)
+}
+
+// FlushAudit appends the queued events now, in one transaction; a batch
+// that cannot be written is dropped whole, and the error says so.
+func (s *pgStore) FlushAudit() error {
+	if s.core.queue.Len() == 0 {
+		return nil
+	}
+	_, err := s.commitQueued(context.Background(), func(context.Context, pgx.Tx) error { return nil }, true)
+	return wrapErr("audit", err)
+}
+
 // appendAudit appends the view's events inside the write transaction tx,
 // in two round trips whatever their number: one reads the key and the
 // marks of the streams named, one batch writes the records and heads.

@@ -87,6 +87,9 @@ type core struct {
 	// logins is the login registry's connection and its advisory locks
 	// (logins.go).
 	logins loginConn
+
+	// queue holds the events AuditLater deferred to the next write.
+	queue store.AuditQueue
 }
 
 // Open opens the token store in the database url names. A bad URL fails,
@@ -343,6 +346,34 @@ func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store
 
 // commitIn is commit under parent's deadline as well as the timeout.
 func (s *pgStore) commitIn(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
+	return s.commitQueued(parent, fn, false)
+}
+
+// commitQueued is commitIn, appending the events AuditLater queued before
+// the view's own (store.AuditQueue). flush: the write is FlushAudit's,
+// whose failed batch is dropped rather than queued again.
+func (s *pgStore) commitQueued(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error, flush bool) (_ store.Commit, err error) {
+	queued := s.core.queue.Take(flush)
+	if flush && len(queued) == 0 {
+		return store.Commit{}, nil
+	}
+	committed := false // set on the way out of a commit, not of a panic
+	defer func() {
+		s.core.queue.Done(queued, committed, flush)
+		if flush && err != nil {
+			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), err)
+		}
+	}()
+	if len(queued) > 0 {
+		s = &pgStore{pool: s.pool, timeout: s.timeout, core: s.core, events: store.WithQueued(queued, s.events)}
+	}
+	c, err := s.commitOnce(parent, fn)
+	committed = err == nil
+	return c, err
+}
+
+// commitOnce is commitQueued's transaction, with the view's events.
+func (s *pgStore) commitOnce(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	if err := s.core.justTimedOut(s.timeout); err != nil {
 		return store.Commit{}, err
 	}

@@ -173,3 +173,73 @@ func testAuditedWrites(t *testing.T, b Backend) {
 	}
 	assert.Equal(t, []string{"create", "update", "user", "delete"}, got)
 }
+
+// testAuditLater: queued events are appended by the opening's next write,
+// before its own events; a write that fails keeps them queued (nothing
+// of it is written); FlushAudit writes them alone, in one transaction,
+// and a batch that cannot be written is dropped whole, with an error
+// naming how many events were lost.
+func testAuditLater(t *testing.T, b Backend) {
+	s := initialized(t, b)
+	ev := func(r string) store.AuditEvent { return store.AuditEvent{Record: []byte(r)} }
+	records := func() []string {
+		t.Helper()
+		recs, err := s.AuditRecords(store.DefaultStream, 0, 0)
+		require.NoError(t, err)
+		var got []string
+		for _, r := range recs {
+			got = append(got, string(r.Record))
+		}
+		return got
+	}
+	require.NoError(t, s.FlushAudit(), "an empty queue")
+	s.AuditLater(ev("session key 1"))
+	s.AuditLater(ev("session key 2"))
+	assert.Empty(t, records(), "queued, not written")
+	_, err := s.Audited(ev("create")).CreateObject(obj("a", "alice", true, "a"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"session key 1", "session key 2", "create"}, records())
+
+	s.AuditLater(ev("session key 3"))
+	require.ErrorIs(t, s.Audited(ev("dup user")).CreateUser(user("alice", store.RoleCU)), store.ErrExists)
+	assert.Len(t, records(), 3, "a failed write writes nothing")
+	require.NoError(t, s.FlushAudit())
+	require.NoError(t, s.FlushAudit(), "nothing left")
+	assert.Equal(t, []string{"session key 1", "session key 2", "create", "session key 3"}, records())
+
+	s.AuditLater(ev("lost 1"))
+	s.AuditLater(store.AuditEvent{Fill: func([]int64) ([]byte, error) { return nil, fmt.Errorf("no") }})
+	err = s.FlushAudit()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 queued events not recorded")
+	require.NoError(t, s.FlushAudit(), "the failed batch is gone")
+	assert.Len(t, records(), 4, "nothing of the failed batch")
+
+	// A batch longer than one multi-row insert, in two streams.
+	var want []string
+	for i := range 37 {
+		r := fmt.Sprint("batch ", i)
+		s.AuditLater(ev(r))
+		s.AuditLater(store.AuditEvent{Stream: "hsm-1", Record: []byte(r)})
+		want = append(want, r)
+	}
+	require.NoError(t, s.FlushAudit())
+	got := records()
+	require.Len(t, got, 4+37)
+	assert.Equal(t, want, got[4:])
+
+	key, err := s.AuditKey()
+	require.NoError(t, err)
+	for _, stream := range []string{store.DefaultStream, "hsm-1"} {
+		c, err := s.AuditChain(stream)
+		require.NoError(t, err)
+		var prev []byte
+		for i, r := range c.Records {
+			require.Equal(t, uint64(i), r.Seq, "%s: gap-free", stream)
+			require.Equal(t, store.ChainMAC(key, stream, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", stream, i)
+			prev = r.MAC
+		}
+		require.NotNil(t, c.State.Head)
+		assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head, "%s: head", stream)
+	}
+}

@@ -112,6 +112,7 @@ var tests = []test{
 	{"AuditChain", testAuditChain},
 	{"AuditStreamsAndRange", testAuditStreamsAndRange},
 	{"AuditedWrites", testAuditedWrites},
+	{"AuditLater", testAuditLater},
 	{"QuorumKeysAndValues", testQuorumKeysAndValues},
 	{"QuorumTokens", testQuorumTokens},
 	{"KeyQuorum", testKeyQuorum},
