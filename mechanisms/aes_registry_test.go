@@ -159,7 +159,7 @@ func testWrapConformance(t *testing.T, m *Mechanism) {
 // testDeriveConformance: derivation is deterministic, depends on the base
 // key and on the parameter, and honours CKA_VALUE_LEN.
 func testDeriveConformance(t *testing.T, m *Mechanism) {
-	if m.Derive == nil || !inRows(m.Type, aesRows, des3Rows) {
+	if m.Derive == nil || !inRows(m.Type, aesRows(), des3Rows()) {
 		// Other families' derivations (concatenation keeps one input
 		// whole, ECDH needs a peer) have checks of their own.
 		return

@@ -360,19 +360,21 @@ func cloudhsmKDF(base, param any, t DeriveTarget) ([]byte, error) {
 }
 
 // cloudhsmRows are CloudHSM's vendor mechanisms.
-var cloudhsmRows = []Mechanism{
-	aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_GCM, Param: ParamCloudHSMGCM,
-		Encrypt: cloudhsmGCMEncrypt, Decrypt: cloudhsmGCMDecrypt,
-		Wrap: wrapVia(cloudhsmGCMEncrypt), Unwrap: unwrapVia(cloudhsmGCMDecrypt)}),
-	aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, Param: kwParam, ParamOptional: true,
-		Wrap: kwNoPad.wrap, Unwrap: kwNoPad.unwrap}),
-	aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, Param: kwParam, ParamOptional: true,
-		Wrap: kwPKCS5Pad.wrap, Unwrap: kwPKCS5Pad.unwrap}),
-	aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, Param: kwParam, ParamOptional: true,
-		Wrap: kwZeroPad.wrap, Unwrap: kwZeroPad.unwrap}),
-	{
-		Type: ck.CKM_CLOUDHSM_SP800_108_COUNTER_KDF, KeyTypes: []ck.KeyType{ck.CKK_GENERIC_SECRET, ck.CKK_AES}, InfoBits: true,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamCloudHSMKDF, Derive: cloudhsmKDF, DeriveHidesBase: true,
-	},
+func cloudhsmRows() []Mechanism {
+	return []Mechanism{
+		aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_GCM, Param: ParamCloudHSMGCM,
+			Encrypt: cloudhsmGCMEncrypt, Decrypt: cloudhsmGCMDecrypt,
+			Wrap: wrapVia(cloudhsmGCMEncrypt), Unwrap: unwrapVia(cloudhsmGCMDecrypt)}),
+		aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_NO_PAD, Param: kwParam, ParamOptional: true,
+			Wrap: kwNoPad.wrap, Unwrap: kwNoPad.unwrap}),
+		aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, Param: kwParam, ParamOptional: true,
+			Wrap: kwPKCS5Pad.wrap, Unwrap: kwPKCS5Pad.unwrap}),
+		aesRow(Mechanism{Type: ck.CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, Param: kwParam, ParamOptional: true,
+			Wrap: kwZeroPad.wrap, Unwrap: kwZeroPad.unwrap}),
+		{
+			Type: ck.CKM_CLOUDHSM_SP800_108_COUNTER_KDF, KeyTypes: []ck.KeyType{ck.CKK_GENERIC_SECRET, ck.CKK_AES}, InfoBits: true,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamCloudHSMKDF, Derive: cloudhsmKDF, DeriveHidesBase: true,
+		},
+	}
 }

@@ -56,24 +56,26 @@ func generateDES3(r io.Reader, p KeyGenParams) (any, error) {
 }
 
 // des3Rows are the DES3 mechanisms.
-var des3Rows = []Mechanism{
-	{Type: ck.CKM_DES3_KEY_GEN, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
-		GenerateKey: generateDES3},
-	{Type: ck.CKM_DES3_ECB, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
-		Encrypt: des3Alg.ctor(modeECB, true), Decrypt: des3Alg.ctor(modeECB, false),
-		Wrap: des3Alg.wrapper(modeECB), Unwrap: des3Alg.unwrapper(modeECB)},
-	{Type: ck.CKM_DES3_CBC, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamIV,
-		Encrypt: des3Alg.ctor(modeCBC, true), Decrypt: des3Alg.ctor(modeCBC, false),
-		Wrap: des3Alg.wrapper(modeCBC), Unwrap: des3Alg.unwrapper(modeCBC)},
-	{Type: ck.CKM_DES3_CBC_PAD, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamIV,
-		Encrypt: des3Alg.ctor(modeCBCPad, true), Decrypt: des3Alg.ctor(modeCBCPad, false),
-		Wrap: des3Alg.wrapper(modeCBCPad), Unwrap: des3Alg.unwrapper(modeCBCPad)},
-	{Type: ck.CKM_DES3_CMAC, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
-		Sign: des3Alg.cmacSigner(false), Verify: des3Alg.cmacVerifier(false)},
-	{Type: ck.CKM_DES3_CMAC_GENERAL, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamULong,
-		Sign: des3Alg.cmacSigner(true), Verify: des3Alg.cmacVerifier(true)},
-	{Type: ck.CKM_DES3_ECB_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamBytes,
-		Derive: des3Alg.encryptDataDerive(modeECB), DeriveHidesBase: true},
-	{Type: ck.CKM_DES3_CBC_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamCBCEncryptData,
-		Derive: des3Alg.encryptDataDerive(modeCBC), DeriveHidesBase: true},
+func des3Rows() []Mechanism {
+	return []Mechanism{
+		{Type: ck.CKM_DES3_KEY_GEN, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
+			GenerateKey: generateDES3},
+		{Type: ck.CKM_DES3_ECB, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
+			Encrypt: des3Alg.ctor(modeECB, true), Decrypt: des3Alg.ctor(modeECB, false),
+			Wrap: des3Alg.wrapper(modeECB), Unwrap: des3Alg.unwrapper(modeECB)},
+		{Type: ck.CKM_DES3_CBC, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamIV,
+			Encrypt: des3Alg.ctor(modeCBC, true), Decrypt: des3Alg.ctor(modeCBC, false),
+			Wrap: des3Alg.wrapper(modeCBC), Unwrap: des3Alg.unwrapper(modeCBC)},
+		{Type: ck.CKM_DES3_CBC_PAD, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamIV,
+			Encrypt: des3Alg.ctor(modeCBCPad, true), Decrypt: des3Alg.ctor(modeCBCPad, false),
+			Wrap: des3Alg.wrapper(modeCBCPad), Unwrap: des3Alg.unwrapper(modeCBCPad)},
+		{Type: ck.CKM_DES3_CMAC, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize,
+			Sign: des3Alg.cmacSigner(false), Verify: des3Alg.cmacVerifier(false)},
+		{Type: ck.CKM_DES3_CMAC_GENERAL, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamULong,
+			Sign: des3Alg.cmacSigner(true), Verify: des3Alg.cmacVerifier(true)},
+		{Type: ck.CKM_DES3_ECB_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamBytes,
+			Derive: des3Alg.encryptDataDerive(modeECB), DeriveHidesBase: true},
+		{Type: ck.CKM_DES3_CBC_ENCRYPT_DATA, KeyTypes: des3Key, MinKeySize: des3KeySize, MaxKeySize: des3KeySize, Param: ParamCBCEncryptData,
+			Derive: des3Alg.encryptDataDerive(modeCBC), DeriveHidesBase: true},
+	}
 }

@@ -192,9 +192,11 @@ func sharedSecretGeneric(k *ecdsa.PrivateKey, pub *ecdsa.PublicKey) ([]byte, err
 }
 
 // ecdhRows are the EC key agreement mechanisms.
-var ecdhRows = []Mechanism{
-	{Type: ck.CKM_ECDH1_DERIVE, KeyTypes: []ck.KeyType{ck.CKK_EC, ck.CKK_EC_MONTGOMERY},
-		MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits, Param: ParamECDH1, Derive: ecdhDerive, DeriveHidesBase: true},
-	{Type: ck.CKM_ECDH1_COFACTOR_DERIVE, KeyTypes: ecKey,
-		MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits, Param: ParamECDH1, Derive: ecdhDerive, DeriveHidesBase: true},
+func ecdhRows() []Mechanism {
+	return []Mechanism{
+		{Type: ck.CKM_ECDH1_DERIVE, KeyTypes: []ck.KeyType{ck.CKK_EC, ck.CKK_EC_MONTGOMERY},
+			MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits, Param: ParamECDH1, Derive: ecdhDerive, DeriveHidesBase: true},
+		{Type: ck.CKM_ECDH1_COFACTOR_DERIVE, KeyTypes: ecKey,
+			MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits, Param: ParamECDH1, Derive: ecdhDerive, DeriveHidesBase: true},
+	}
 }

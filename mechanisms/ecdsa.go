@@ -247,17 +247,19 @@ func ecdsaRow(t ck.MechanismType, h crypto.Hash) Mechanism {
 
 // ecRows are the elliptic-curve mechanisms: prime curves (this file and
 // ecdh.go), Ed25519 (eddsa.go) and X25519 (x25519.go).
-var ecRows = slices.Concat([]Mechanism{
-	{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits,
-		GenerateKeyPair: generateEC},
-	ecdsaRow(ck.CKM_ECDSA, 0),
-	ecdsaRow(ck.CKM_ECDSA_SHA1, crypto.SHA1),
-	ecdsaRow(ck.CKM_ECDSA_SHA224, crypto.SHA224),
-	ecdsaRow(ck.CKM_ECDSA_SHA256, crypto.SHA256),
-	ecdsaRow(ck.CKM_ECDSA_SHA384, crypto.SHA384),
-	ecdsaRow(ck.CKM_ECDSA_SHA512, crypto.SHA512),
-	ecdsaRow(ck.CKM_ECDSA_SHA3_224, crypto.SHA3_224),
-	ecdsaRow(ck.CKM_ECDSA_SHA3_256, crypto.SHA3_256),
-	ecdsaRow(ck.CKM_ECDSA_SHA3_384, crypto.SHA3_384),
-	ecdsaRow(ck.CKM_ECDSA_SHA3_512, crypto.SHA3_512),
-}, ecdhRows, curve25519Rows)
+func ecRows() []Mechanism {
+	return slices.Concat([]Mechanism{
+		{Type: ck.CKM_EC_KEY_PAIR_GEN, KeyTypes: ecKey, MinKeySize: ecMinFieldBits, MaxKeySize: ecMaxFieldBits,
+			GenerateKeyPair: generateEC},
+		ecdsaRow(ck.CKM_ECDSA, 0),
+		ecdsaRow(ck.CKM_ECDSA_SHA1, crypto.SHA1),
+		ecdsaRow(ck.CKM_ECDSA_SHA224, crypto.SHA224),
+		ecdsaRow(ck.CKM_ECDSA_SHA256, crypto.SHA256),
+		ecdsaRow(ck.CKM_ECDSA_SHA384, crypto.SHA384),
+		ecdsaRow(ck.CKM_ECDSA_SHA512, crypto.SHA512),
+		ecdsaRow(ck.CKM_ECDSA_SHA3_224, crypto.SHA3_224),
+		ecdsaRow(ck.CKM_ECDSA_SHA3_256, crypto.SHA3_256),
+		ecdsaRow(ck.CKM_ECDSA_SHA3_384, crypto.SHA3_384),
+		ecdsaRow(ck.CKM_ECDSA_SHA3_512, crypto.SHA3_512),
+	}, ecdhRows(), curve25519Rows())
+}

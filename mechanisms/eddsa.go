@@ -156,12 +156,16 @@ var edwardsKey = []ck.KeyType{ck.CKK_EC_EDWARDS}
 // edwardsRows are the Ed25519 mechanisms. CKM_EDDSA is multi-part: the
 // message is buffered (Ed25519, Ed25519ctx) or hashed as it comes
 // (Ed25519ph).
-var edwardsRows = []Mechanism{
-	{Type: ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, KeyTypes: edwardsKey,
-		MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits, GenerateKeyPair: generateEd25519},
-	{Type: ck.CKM_EDDSA, KeyTypes: edwardsKey, MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits,
-		Param: ParamEdDSA, ParamOptional: true, Sign: eddsaSign, Verify: eddsaVerify},
+func edwardsRows() []Mechanism {
+	return []Mechanism{
+		{Type: ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, KeyTypes: edwardsKey,
+			MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits, GenerateKeyPair: generateEd25519},
+		{Type: ck.CKM_EDDSA, KeyTypes: edwardsKey, MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits,
+			Param: ParamEdDSA, ParamOptional: true, Sign: eddsaSign, Verify: eddsaVerify},
+	}
 }
 
 // curve25519Rows are the Ed25519 and X25519 rows.
-var curve25519Rows = slices.Concat(edwardsRows, montgomeryRows)
+func curve25519Rows() []Mechanism {
+	return slices.Concat(edwardsRows(), montgomeryRows())
+}

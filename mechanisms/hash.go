@@ -131,7 +131,9 @@ func newDigest(h crypto.Hash) func(param any) (Digester, error) {
 // "SHA-224", ..., "SHA3-512"), the HMACs and generic secret key generation
 // (hmacRows, hmac.go). The KDFs are kdfRows (kdf.go), which table.go lists
 // separately.
-var digestRows = slices.Concat(hashRows(), hmacRows())
+func digestRows() []Mechanism {
+	return slices.Concat(hashRows(), hmacRows())
+}
 
 func hashRows() []Mechanism {
 	rows := make([]Mechanism, 0, len(digestAlgs))

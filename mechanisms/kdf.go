@@ -76,57 +76,59 @@ var simpleDeriveKeys = []ck.KeyType{ck.CKK_GENERIC_SECRET, ck.CKK_AES, ck.CKK_DE
 // mode, the simple concatenation/XOR/extraction derivations) and HKDF key
 // generation, and PKCS#5 PBKDF2 key generation (a generation mechanism with
 // a parameter: the password and salt).
-var kdfRows = []Mechanism{
-	{
-		Type: ck.CKM_PKCS5_PBKD2, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamPBKD2, GenerateKey: pbkdf2Row,
-	},
-	{
-		Type: ck.CKM_HKDF_KEY_GEN, KeyTypes: []ck.KeyType{ck.CKK_HKDF},
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		GenerateKey: generateSecret,
-	},
-	{
-		Type: ck.CKM_HKDF_DERIVE, KeyTypes: hkdfKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
-	},
-	{
-		Type: ck.CKM_HKDF_DATA, KeyTypes: hkdfKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
-	},
-	{
-		Type: ck.CKM_SP800_108_COUNTER_KDF, KeyTypes: kbkdfKeys(), InfoBits: true,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamSP800108, Derive: kbkdfCounter, DeriveHidesBase: true,
-	},
-	{
-		Type: ck.CKM_CONCATENATE_BASE_AND_KEY, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamKeyHandle, Derive: concatBaseAndKey,
-	},
-	{
-		Type: ck.CKM_CONCATENATE_BASE_AND_DATA, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamBytes, Derive: concatBaseAndData,
-	},
-	{
-		Type: ck.CKM_CONCATENATE_DATA_AND_BASE, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamBytes, Derive: concatDataAndBase,
-	},
-	{
-		Type: ck.CKM_XOR_BASE_AND_DATA, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamBytes, Derive: xorBaseAndData,
-	},
-	{
-		Type: ck.CKM_EXTRACT_KEY_FROM_KEY, KeyTypes: simpleDeriveKeys,
-		MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
-		Param: ParamULong, Derive: extractKeyFromKey,
-	},
+func kdfRows() []Mechanism {
+	return []Mechanism{
+		{
+			Type: ck.CKM_PKCS5_PBKD2, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamPBKD2, GenerateKey: pbkdf2Row,
+		},
+		{
+			Type: ck.CKM_HKDF_KEY_GEN, KeyTypes: []ck.KeyType{ck.CKK_HKDF},
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			GenerateKey: generateSecret,
+		},
+		{
+			Type: ck.CKM_HKDF_DERIVE, KeyTypes: hkdfKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
+		},
+		{
+			Type: ck.CKM_HKDF_DATA, KeyTypes: hkdfKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamHKDF, Derive: hkdfDerive, DeriveHidesBase: true,
+		},
+		{
+			Type: ck.CKM_SP800_108_COUNTER_KDF, KeyTypes: kbkdfKeys(), InfoBits: true,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamSP800108, Derive: kbkdfCounter, DeriveHidesBase: true,
+		},
+		{
+			Type: ck.CKM_CONCATENATE_BASE_AND_KEY, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamKeyHandle, Derive: concatBaseAndKey,
+		},
+		{
+			Type: ck.CKM_CONCATENATE_BASE_AND_DATA, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamBytes, Derive: concatBaseAndData,
+		},
+		{
+			Type: ck.CKM_CONCATENATE_DATA_AND_BASE, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamBytes, Derive: concatDataAndBase,
+		},
+		{
+			Type: ck.CKM_XOR_BASE_AND_DATA, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamBytes, Derive: xorBaseAndData,
+		},
+		{
+			Type: ck.CKM_EXTRACT_KEY_FROM_KEY, KeyTypes: simpleDeriveKeys,
+			MinKeySize: secretMinBytes, MaxKeySize: secretMaxBytes,
+			Param: ParamULong, Derive: extractKeyFromKey,
+		},
+	}
 }
 
 // pbkdf2Row is CKM_PKCS5_PBKD2's GenerateKey: the parameter rides in

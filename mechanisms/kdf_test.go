@@ -86,7 +86,7 @@ func kdfRow(t *testing.T, mech ck.MechanismType) *Mechanism {
 	return m
 }
 
-var kdfBuilt, kdfSorted = build(kdfRows)
+var kdfBuilt, kdfSorted = build(kdfRows())
 
 // TestKDFRows runs the suite's checks over kdfRows while table.go does not
 // list them (TestConformance covers them once it does).

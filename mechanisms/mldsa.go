@@ -234,12 +234,14 @@ var mldsaKey = []ck.KeyType{ck.CKK_ML_DSA}
 // parts (the message is buffered: crypto/mldsa takes it whole) and
 // verifies in one part only (C_VerifyUpdate is for C_VerifySignatureInit,
 // which gohsm does not implement).
-var mldsaRows = []Mechanism{
-	{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN, KeyTypes: mldsaKey,
-		MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey, GenerateKeyPair: generateMLDSA},
-	{Type: ck.CKM_ML_DSA, KeyTypes: mldsaKey,
-		MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey,
-		Param: ParamSignContext, ParamOptional: true, VerifySinglePart: true, Sign: mldsaSign, Verify: mldsaVerify},
+func mldsaRows() []Mechanism {
+	return []Mechanism{
+		{Type: ck.CKM_ML_DSA_KEY_PAIR_GEN, KeyTypes: mldsaKey,
+			MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey, GenerateKeyPair: generateMLDSA},
+		{Type: ck.CKM_ML_DSA, KeyTypes: mldsaKey,
+			MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey,
+			Param: ParamSignContext, ParamOptional: true, VerifySinglePart: true, Sign: mldsaSign, Verify: mldsaVerify},
+	}
 }
 
 // mldsaMinKey and mldsaMaxKey are ML-DSA-44's and ML-DSA-87's public key

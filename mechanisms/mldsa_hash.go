@@ -250,7 +250,7 @@ func hashMLDSAVerify(mech ck.MechanismType) func(key, param any) (Verifier, erro
 // of the pre-hash's output length), and the CKM_HASH_ML_DSA_<hash>
 // variants, single- and multi-part (the module hashes), with the key
 // sizes and flags of CKM_ML_DSA.
-var hashMLDSARows = func() []Mechanism {
+func hashMLDSARows() []Mechanism {
 	rows := []Mechanism{{Type: ck.CKM_HASH_ML_DSA, KeyTypes: mldsaKey,
 		MinKeySize: mldsaMinKey, MaxKeySize: mldsaMaxKey, Param: ParamHashContext, SinglePart: true,
 		Sign: hashMLDSASign(ck.CKM_HASH_ML_DSA), Verify: hashMLDSAVerify(ck.CKM_HASH_ML_DSA)}}
@@ -263,4 +263,4 @@ var hashMLDSARows = func() []Mechanism {
 			Sign: hashMLDSASign(h.variant), Verify: hashMLDSAVerify(h.variant)})
 	}
 	return rows
-}()
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/mldsa"
 	"crypto/sha3"
+	"sync"
 )
 
 // ML-DSA verification from an external μ, written from FIPS 204
@@ -68,21 +69,35 @@ func (p mldsaVerifyParams) sigSize() int { return p.lambda/4 + p.l*32*p.zBits() 
 
 type mlPoly [mln]int32 // coefficients in [0, q) unless said otherwise
 
-// mlZetas[i] = ζ^BitRev8(i) mod q with ζ = 1753 (FIPS 204 Appendix B).
-var mlZetas = func() (z [mln]int32) {
-	for i := range z {
-		r := 0
-		for b := 0; b < 8; b++ {
-			r |= (i >> b & 1) << (7 - b)
+// mlZetas returns the table zetas[i] = ζ^BitRev8(i) mod q with ζ = 1753
+// (FIPS 204 Appendix B), computed on first use, not at package init:
+// 256 powers by repeated multiplication (~33,000 products) were half of
+// the package's initialisation, paid by every process that loads the
+// library, pkcs11-tool -L included (docs/bench.md, "Start-up, second
+// pass"). TestZetasLazy checks that init leaves it unbuilt.
+func mlZetas() *[mln]int32 {
+	mlZetasOnce.Do(func() {
+		var z [mln]int32
+		for i := range z {
+			r := 0
+			for b := 0; b < 8; b++ {
+				r |= (i >> b & 1) << (7 - b)
+			}
+			x := int64(1)
+			for range r {
+				x = x * 1753 % mlq
+			}
+			z[i] = int32(x)
 		}
-		x := int64(1)
-		for range r {
-			x = x * 1753 % mlq
-		}
-		z[i] = int32(x)
-	}
-	return z
-}()
+		mlZetasTab = &z
+	})
+	return mlZetasTab
+}
+
+var (
+	mlZetasOnce sync.Once
+	mlZetasTab  *[mln]int32 // set once by mlZetas
+)
 
 func mlMul(a, b int32) int32 { return int32(int64(a) * int64(b) % mlq) }
 func mlAdd(a, b int32) int32 { return (a + b) % mlq }
@@ -90,11 +105,12 @@ func mlSub(a, b int32) int32 { return (a - b + mlq) % mlq }
 
 // ntt is Algorithm 41.
 func (w *mlPoly) ntt() {
+	zetas := mlZetas()
 	m := 0
 	for length := 128; length >= 1; length /= 2 {
 		for start := 0; start < mln; start += 2 * length {
 			m++
-			z := mlZetas[m]
+			z := zetas[m]
 			for j := start; j < start+length; j++ {
 				t := mlMul(z, w[j+length])
 				w[j+length] = mlSub(w[j], t)
@@ -106,11 +122,12 @@ func (w *mlPoly) ntt() {
 
 // invNTT is Algorithm 42.
 func (w *mlPoly) invNTT() {
+	zetas := mlZetas()
 	m := mln
 	for length := 1; length < mln; length *= 2 {
 		for start := 0; start < mln; start += 2 * length {
 			m--
-			z := mlq - mlZetas[m]
+			z := mlq - zetas[m]
 			for j := start; j < start+length; j++ {
 				t := w[j]
 				w[j] = mlAdd(t, w[j+length])

@@ -53,16 +53,18 @@ type mlkem512Public struct {
 
 var mlkemKey = []ck.KeyType{ck.CKK_ML_KEM}
 
-var mlkemRows = []Mechanism{
-	{
-		Type: ck.CKM_ML_KEM_KEY_PAIR_GEN, KeyTypes: mlkemKey, MinKeySize: 512, MaxKeySize: 1024,
-		GenerateKeyPair: mlkemGenerate,
-	},
-	{
-		Type: ck.CKM_ML_KEM, KeyTypes: mlkemKey, MinKeySize: 512, MaxKeySize: 1024,
-		Encapsulate: mlkemEncapsulate, Decapsulate: mlkemDecapsulate,
-		CiphertextSize: MLKEMCiphertextSize,
-	},
+func mlkemRows() []Mechanism {
+	return []Mechanism{
+		{
+			Type: ck.CKM_ML_KEM_KEY_PAIR_GEN, KeyTypes: mlkemKey, MinKeySize: 512, MaxKeySize: 1024,
+			GenerateKeyPair: mlkemGenerate,
+		},
+		{
+			Type: ck.CKM_ML_KEM, KeyTypes: mlkemKey, MinKeySize: 512, MaxKeySize: 1024,
+			Encapsulate: mlkemEncapsulate, Decapsulate: mlkemDecapsulate,
+			CiphertextSize: MLKEMCiphertextSize,
+		},
+	}
 }
 
 // MLKEMParameterSetBits is the parameter set's number (768 for

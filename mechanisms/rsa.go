@@ -572,7 +572,7 @@ func rsaRowHash(t ck.MechanismType) crypto.Hash {
 }
 
 // rsaRows are the RSA mechanisms. Sizes are modulus bits.
-var rsaRows = func() []Mechanism {
+func rsaRows() []Mechanism {
 	rows := []Mechanism{
 		{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN, KeyTypes: rsaKey, MinKeySize: rsaMinBits, MaxKeySize: rsaMaxBits,
 			GenerateKeyPair: generateRSA},
@@ -600,4 +600,4 @@ var rsaRows = func() []Mechanism {
 				Sign: rsaPSSSign(h.hash), Verify: rsaPSSVerify(h.hash), Prepare: prepareRSA})
 	}
 	return rows
-}()
+}

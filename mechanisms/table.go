@@ -36,8 +36,8 @@ const (
 // (Flags); key sizes and the absence of a parameter are checked once for
 // every row (guard), so constructors only check what is particular to them.
 func rows() []Mechanism {
-	return slices.Concat(rsaRows, ecRows, aesRows, des3Rows, digestRows, kdfRows, cloudhsmRows,
-		mlkemRows, mldsaRows, hashMLDSARows)
+	return slices.Concat(rsaRows(), ecRows(), aesRows(), des3Rows(), digestRows(), kdfRows(), cloudhsmRows(),
+		mlkemRows(), mldsaRows(), hashMLDSARows())
 }
 
 // tables are the guarded rows by type, sorted, and by page (Lookup). They

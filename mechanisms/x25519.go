@@ -25,7 +25,9 @@ func generateX25519(r io.Reader, p KeyGenParams) (pub, priv any, err error) {
 var montgomeryKey = []ck.KeyType{ck.CKK_EC_MONTGOMERY}
 
 // montgomeryRows are the X25519 mechanisms besides ECDH1_DERIVE.
-var montgomeryRows = []Mechanism{
-	{Type: ck.CKM_EC_MONTGOMERY_KEY_PAIR_GEN, KeyTypes: montgomeryKey,
-		MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits, GenerateKeyPair: generateX25519},
+func montgomeryRows() []Mechanism {
+	return []Mechanism{
+		{Type: ck.CKM_EC_MONTGOMERY_KEY_PAIR_GEN, KeyTypes: montgomeryKey,
+			MinKeySize: curve25519Bits, MaxKeySize: curve25519Bits, GenerateKeyPair: generateX25519},
+	}
 }

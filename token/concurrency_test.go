@@ -181,10 +181,33 @@ func TestSessionTableOverflow(t *testing.T) {
 	tab.delete(live[1])
 	_, ok = tab.load(live[1].h)
 	require.False(t, ok, "an overflowed session deleted")
-	tab.clear()
+	tab.clear(7 + 2*sessionSlots)
 	for _, se := range live {
 		_, ok := tab.load(se.h)
 		require.False(t, ok, "cleared")
+	}
+}
+
+// TestSessionTableClearUpToLast: clear, told the last handle handed out,
+// removes every session, the one in the last used slot included, before
+// and after the handles wrap around the table.
+func TestSessionTableClearUpToLast(t *testing.T) {
+	for _, last := range []ck.ULong{1, 2, 300, sessionSlots - 1, sessionSlots, sessionSlots + 5} {
+		var tab sessionTable
+		var live []*Session
+		for _, h := range []ck.ULong{1, last / 2, last - 1, last} {
+			if h == 0 {
+				continue
+			}
+			se := &Session{h: h}
+			tab.store(se)
+			live = append(live, se)
+		}
+		tab.clear(last)
+		for _, se := range live {
+			_, ok := tab.load(se.h)
+			require.False(t, ok, "handle %d of %d cleared", se.h, last)
+		}
 	}
 }
 

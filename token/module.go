@@ -172,7 +172,7 @@ func (m *Module) Config() *Config { return m.cfg }
 
 // Close closes every session and store.
 func (m *Module) Close() error {
-	m.sessions.clear()
+	m.sessions.clear(ck.ULong(m.nextHandle.Load()))
 	var errs []error
 	for _, s := range m.slots {
 		s.mu.Lock()

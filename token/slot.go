@@ -72,6 +72,7 @@ type Slot struct {
 	gen      uint64                 // store generation the cache reflects
 	tokenRec *store.TokenRecord     // the token record as of tokenGen (nil: not read)
 	tokenGen uint64
+	info     *storeInfo            // what C_GetTokenInfo last read from the store (nil: nothing)
 	nextSess ck.ULong              // next session-object handle
 	lastUser map[store.Role]string // user named by the last login attempt per role, for token flags
 
@@ -249,40 +250,91 @@ func (s *Slot) TokenInfo() (TokenInfo, error) {
 			ti.RwSessionCount++
 		}
 	}
+	cu, co := s.lastUserName(store.RoleCU), s.lastUserName(store.RoleCO)
+	cached := s.info
 	s.mu.Unlock()
-	t, err := s.st.Token()
-	if errors.Is(err, store.ErrNotInitialized) {
+	g, gerr := s.st.Generation()
+	si := cached
+	if gerr != nil || si == nil || si.gen != g || si.cu != cu || si.co != co {
+		var err error
+		if si, err = s.readStoreInfo(cu, co); err != nil {
+			return ti, storeErr(err)
+		}
+		if gerr == nil && si.complete {
+			// Read after g: at least as new as g, so keyed by it; a commit
+			// since moves the generation and the next call reads again.
+			si.gen = g
+			s.mu.Lock()
+			s.info = si
+			s.mu.Unlock()
+		}
+	}
+	if si.rec == nil {
 		ti.Label = s.cfg.Label
 		ti.SerialNumber = fmt.Sprintf("%016d", s.cfg.ID)
 		return ti, nil
 	}
-	if err != nil {
-		return ti, storeErr(err)
-	}
-	ti.Label = t.Label
-	ti.SerialNumber = t.SerialNumber
+	ti.Label = si.rec.Label
+	ti.SerialNumber = si.rec.SerialNumber
 	ti.Initialized = true
-	ti.Flags |= ck.CKF_TOKEN_INITIALIZED | ck.CKF_LOGIN_REQUIRED
-	s.mu.Lock()
-	cu, co := s.lastUserName(store.RoleCU), s.lastUserName(store.RoleCO)
-	s.mu.Unlock()
-	if u, err := s.st.User(cu); err == nil {
-		if len(u.WrappedKey) > 0 {
-			ti.Flags |= ck.CKF_USER_PIN_INITIALIZED
+	ti.Flags |= ck.CKF_TOKEN_INITIALIZED | ck.CKF_LOGIN_REQUIRED | si.flags
+	return ti, nil
+}
+
+// storeInfo is what C_GetTokenInfo reads from the store: the token record
+// and the flags its users give. It changes only with a commit, so the slot
+// keeps the last one with the generation it was read at and the users it
+// names (the last login attempt's), and a C_GetTokenInfo that finds the
+// same reads nothing (before: the token record and two users on every
+// call; TestTokenInfoReadsOncePerGeneration).
+type storeInfo struct {
+	gen    uint64
+	cu, co string
+	rec    *store.TokenRecord // nil: not initialised
+	flags  ck.ULong
+	// complete: every read answered (a user may be missing); a flag
+	// left out because a read failed is not kept for the generation.
+	complete bool
+}
+
+func (s *Slot) readStoreInfo(cu, co string) (*storeInfo, error) {
+	si := &storeInfo{cu: cu, co: co, complete: true}
+	t, err := s.st.Token()
+	if errors.Is(err, store.ErrNotInitialized) {
+		return si, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	si.rec = t
+	answered := func(err error) bool {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			si.complete = false
 		}
-		ti.Flags |= s.pinFlags(u, ck.CKF_USER_PIN_COUNT_LOW, ck.CKF_USER_PIN_FINAL_TRY, ck.CKF_USER_PIN_LOCKED)
-	} else if us, err := s.st.Users(); err == nil {
-		for _, u := range us {
-			if u.Role == store.RoleCU && len(u.WrappedKey) > 0 {
-				ti.Flags |= ck.CKF_USER_PIN_INITIALIZED
-				break
+		return err == nil
+	}
+	u, err := s.st.User(cu)
+	switch {
+	case answered(err):
+		if len(u.WrappedKey) > 0 {
+			si.flags |= ck.CKF_USER_PIN_INITIALIZED
+		}
+		si.flags |= s.pinFlags(u, ck.CKF_USER_PIN_COUNT_LOW, ck.CKF_USER_PIN_FINAL_TRY, ck.CKF_USER_PIN_LOCKED)
+	default:
+		us, err := s.st.Users()
+		if answered(err) {
+			for _, u := range us {
+				if u.Role == store.RoleCU && len(u.WrappedKey) > 0 {
+					si.flags |= ck.CKF_USER_PIN_INITIALIZED
+					break
+				}
 			}
 		}
 	}
-	if u, err := s.st.User(co); err == nil {
-		ti.Flags |= s.pinFlags(u, ck.CKF_SO_PIN_COUNT_LOW, ck.CKF_SO_PIN_FINAL_TRY, ck.CKF_SO_PIN_LOCKED)
+	if u, err := s.st.User(co); answered(err) {
+		si.flags |= s.pinFlags(u, ck.CKF_SO_PIN_COUNT_LOW, ck.CKF_SO_PIN_FINAL_TRY, ck.CKF_SO_PIN_LOCKED)
 	}
-	return ti, nil
+	return si, nil
 }
 
 func (s *Slot) pinFlags(u *store.UserRecord, low, final, locked ck.ULong) ck.ULong {

@@ -266,46 +266,46 @@ func TestNameTablesRoundTrip(t *testing.T) {
 			assert.Equal(t, name, str, "%s(0x%x)", family, v)
 		})
 	}
-	check("CKR", len(rvNames), func(f func(uint, string, string)) {
-		for v, n := range rvNames {
+	check("CKR", len(rvNames()), func(f func(uint, string, string)) {
+		for v, n := range rvNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKA", len(attributeTypeNames), func(f func(uint, string, string)) {
-		for v, n := range attributeTypeNames {
+	check("CKA", len(attributeTypeNames()), func(f func(uint, string, string)) {
+		for v, n := range attributeTypeNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKM", len(mechanismTypeNames), func(f func(uint, string, string)) {
-		for v, n := range mechanismTypeNames {
+	check("CKM", len(mechanismTypeNames()), func(f func(uint, string, string)) {
+		for v, n := range mechanismTypeNames() {
 			f(uint(v), n, v.String())
 			got, ok := MechanismByName(n)
 			assert.True(t, ok, n)
 			assert.Equal(t, v, got, n)
 		}
 	})
-	check("CKO", len(objectClassNames), func(f func(uint, string, string)) {
-		for v, n := range objectClassNames {
+	check("CKO", len(objectClassNames()), func(f func(uint, string, string)) {
+		for v, n := range objectClassNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKK", len(keyTypeNames), func(f func(uint, string, string)) {
-		for v, n := range keyTypeNames {
+	check("CKK", len(keyTypeNames()), func(f func(uint, string, string)) {
+		for v, n := range keyTypeNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKU", len(userTypeNames), func(f func(uint, string, string)) {
-		for v, n := range userTypeNames {
+	check("CKU", len(userTypeNames()), func(f func(uint, string, string)) {
+		for v, n := range userTypeNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKS", len(stateNames), func(f func(uint, string, string)) {
-		for v, n := range stateNames {
+	check("CKS", len(stateNames()), func(f func(uint, string, string)) {
+		for v, n := range stateNames() {
 			f(uint(v), n, v.String())
 		}
 	})
-	check("CKC", len(certificateTypeNames), func(f func(uint, string, string)) {
-		for v, n := range certificateTypeNames {
+	check("CKC", len(certificateTypeNames()), func(f func(uint, string, string)) {
+		for v, n := range certificateTypeNames() {
 			f(uint(v), n, v.String())
 		}
 	})

@@ -12,10 +12,10 @@ package store
 // It copies the last AES key of KG_TEMPLATE (new unique ID, label "keygen",
 // random check value, sealed value and wrapped key of the same sizes) and
 // stores KG_N (300) copies in KG_DIR one CreateObjects each, with an audit
-// record, as the token layer does; then it prints per key the writer
+// record, as the token layer does; then it prints per key the writes'
 // connection's SQLite page cache hits, misses and pages written
 // (sqlite3_db_status), /proc/self/io and CPU, and destroys the copies.
-// KG_PRAGMA="a=b;c=d" sets PRAGMAs on the writer connection first, KG_SEQ=1
+// KG_PRAGMA="a=b;c=d" sets PRAGMAs on the writes' connection first, KG_SEQ=1
 // makes the unique IDs ascend (as token.uniqueIDGen does; default random),
 // KG_WALMAP=1 maps the WAL frames of the last KG_N commits to their b-trees
 // (dbstat; run it with KG_PRAGMA=wal_autocheckpoint=0).
@@ -52,12 +52,14 @@ func kgIO() map[string]int64 {
 
 func kgStatus(t *testing.T, s *sqliteStore, reset bool) [4]int {
 	var out [4]int
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.w.conn == nil {
-		return out
+	// One goroutine: the pool lends its one connection, the one the
+	// writes run on.
+	h, err := s.conns.get()
+	if err != nil {
+		t.Fatal(err)
 	}
-	err := s.w.conn.Raw(func(dc any) error {
+	defer s.conns.put(h, false)
+	err = h.conn.Raw(func(dc any) error {
 		for i, op := range []sqlite.DBStatusOp{sqlite.DBStatusCacheHit, sqlite.DBStatusCacheMiss, sqlite.DBStatusCacheWrite, sqlite.DBStatusCacheUsed} {
 			cur, _, err := dc.(sqlite.DBStatus).Status(op, reset)
 			if err != nil {
@@ -148,16 +150,17 @@ func TestKGMeasure(t *testing.T) {
 		return o
 	}
 	if c := os.Getenv("KG_PRAGMA"); c != "" {
-		s.writeMu.Lock()
-		if s.w.conn == nil {
-			s.w.conn, _ = s.db.Conn(context.Background())
+		// On the pool's one connection, which the writes then use.
+		h, err := s.conns.get()
+		if err != nil {
+			t.Fatal(err)
 		}
 		for _, p := range strings.Split(c, ";") {
-			if _, err := s.w.conn.ExecContext(context.Background(), "PRAGMA "+p); err != nil {
+			if _, err := h.conn.ExecContext(context.Background(), "PRAGMA "+p); err != nil {
 				t.Fatal(err)
 			}
 		}
-		s.writeMu.Unlock()
+		s.conns.put(h, false)
 	}
 	var made []int64
 	gen := func(k int) {

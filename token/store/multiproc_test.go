@@ -243,7 +243,7 @@ func TestGenerationSeesOtherProcess(t *testing.T) {
 			require.NotNil(t, ss.shmF, "fast path available")
 			require.NotNil(t, ss.shm.mem, "the WAL-index header is mapped")
 			if mode == "data_version" {
-				ss.shmF = nil
+				withoutWALIndex(t, ss)
 			}
 			cmd := helperCmd(t, dir, "", 0)
 			cmd.Env = append(cmd.Env, helperEnv+"=stepper")

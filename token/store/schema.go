@@ -190,11 +190,17 @@ type schemaState struct {
 func readSchemaState(q interface {
 	QueryRow(string, ...any) *sql.Row
 }) (schemaState, error) {
+	// One statement for what sqlite_master and the header say (each
+	// statement is parsed and planned on every process's first use: this
+	// was five; docs/bench.md, "Start-up, second pass").
 	var st schemaState
-	if err := q.QueryRow(`PRAGMA application_id`).Scan(&st.appID); err != nil {
-		return st, fmt.Errorf("store: read application id: %w", err)
-	}
-	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master`).Scan(&st.tables); err != nil {
+	var logins, classCounts int
+	if err := q.QueryRow(`SELECT (SELECT application_id FROM pragma_application_id), count(*),
+		count(*) FILTER (WHERE type = 'table' AND name = 'logins'),
+		count(*) FILTER (WHERE name IN (?, ?, ?, ?))
+		FROM sqlite_master`,
+		classCountsNames[0], classCountsNames[1], classCountsNames[2], classCountsNames[3]).
+		Scan(&st.appID, &st.tables, &logins, &classCounts); err != nil {
 		return st, fmt.Errorf("store: read schema: %w", err)
 	}
 	if st.tables == 0 {
@@ -210,16 +216,8 @@ func readSchemaState(q interface {
 	if err != nil {
 		return st, fmt.Errorf("store: read format version: %w", err)
 	}
-	var n int
-	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logins'`).Scan(&n); err != nil {
-		return st, fmt.Errorf("store: read schema: %w", err)
-	}
-	st.logins = n > 0
-	if err := q.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN (?, ?, ?, ?)`,
-		classCountsNames[0], classCountsNames[1], classCountsNames[2], classCountsNames[3]).Scan(&n); err != nil {
-		return st, fmt.Errorf("store: read schema: %w", err)
-	}
-	st.classCounts = n == len(classCountsNames)
+	st.logins = logins > 0
+	st.classCounts = classCounts == len(classCountsNames)
 	return st, nil
 }
 

@@ -63,15 +63,16 @@ type sqliteStore struct {
 
 type sqliteCore struct {
 	db      *sql.DB
-	stmts   stmtCache
+	conns   connPool // connections, lent to reads and to writes
 	writeMu sync.Mutex
-	w       writer // under writeMu
 
-	// Generation: a dedicated connection that never writes, so PRAGMA
-	// data_version on it changes for commits by every other connection,
-	// this process's pool included.
+	// Generation: the connection Open read the schema on (conns.gen).
+	// PRAGMA data_version on a connection changes for commits by every
+	// other connection, so it counts this process's commits too only on
+	// one that never writes: when the -shm file's header cannot be read
+	// (shmF nil) gen runs data_version and nothing else; otherwise
+	// Generation needs no connection and gen is lent like any other.
 	genMu   sync.Mutex
-	genConn *sql.Conn
 	genStmt *sql.Stmt
 	lastDV  int64
 	shm     *shmRef
@@ -128,7 +129,7 @@ func Open(dir string, opts Options) (Store, error) {
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(4)
 	s := &sqliteStore{sqliteCore: &sqliteCore{db: db, shm: shm}}
-	s.stmts.db = db
+	s.conns.init(db)
 	if err := s.prepareSchema(); err != nil {
 		s.Close()
 		return nil, err
@@ -210,29 +211,46 @@ func (s *sqliteStore) prepareSchema() error {
 	return s.write(func(tx *txn) error { return createOrMigrate(tx) })
 }
 
+// openGeneration makes the connection Open read the schema on (the only
+// one so far, so no second connection is opened) the generation
+// connection. That read made SQLite create and map the -shm file, which
+// this connection keeps alive until Close. With the shared -shm file's
+// header readable, Generation needs no connection and reads and writes
+// borrow it; without, Generation works through data_version alone
+// (dedicateGen).
 func (s *sqliteStore) openGeneration() error {
-	ctx := context.Background()
-	c, err := s.db.Conn(ctx)
+	h, err := s.conns.get()
 	if err != nil {
 		return fmt.Errorf("store: generation connection: %w", err)
 	}
-	stmt, err := c.PrepareContext(ctx, `PRAGMA data_version`)
-	if err != nil {
-		c.Close()
-		return fmt.Errorf("store: generation statement: %w", err)
-	}
-	s.genConn, s.genStmt = c, stmt
-	// This read also makes SQLite create and map the -shm file, which the
-	// generation connection then keeps alive until Close.
-	if err := stmt.QueryRow().Scan(&s.lastDV); err != nil {
-		return fmt.Errorf("store: read data version: %w", err)
-	}
-	// Without the shared -shm file Generation still works, through
-	// data_version alone.
 	if f, err := s.shm.file(); err == nil {
 		if n, err := f.ReadAt(s.hdr[:], 0); n == len(s.hdr) && err == nil {
 			s.shmF = f
 		}
+	}
+	s.conns.setGen(h, s.shmF != nil)
+	if s.shmF == nil {
+		return s.dedicateGen()
+	}
+	return nil
+}
+
+// dedicateGen stops lending the generation connection (waiting for a
+// transaction that holds it) and prepares PRAGMA data_version on it:
+// Generation's way when the -shm header cannot be read. The value only
+// means something on a connection that never writes and runs nothing else
+// between two reads of it, so the connection is Generation's alone from
+// here on.
+func (s *sqliteStore) dedicateGen() error {
+	s.conns.takeGen()
+	g := s.conns.gen
+	stmt, err := g.conn.PrepareContext(context.Background(), `PRAGMA data_version`)
+	if err != nil {
+		return fmt.Errorf("store: generation statement: %w", err)
+	}
+	s.genStmt = stmt
+	if err := stmt.QueryRow().Scan(&s.lastDV); err != nil {
+		return fmt.Errorf("store: read data version: %w", err)
 	}
 	return nil
 }
@@ -242,21 +260,25 @@ func (s *sqliteStore) Close() error {
 		return nil
 	}
 	var errs []error
-	// The writer connection goes back to the pool (after any write in
-	// progress) before the pool closes. writeMu before genMu: a write takes
+	// After any write in progress. writeMu before genMu: a write takes
 	// genMu inside writeMu.
 	s.writeMu.Lock()
-	errs = append(errs, s.w.close())
-	s.writeMu.Unlock()
+	s.writeMu.Unlock() //lint:ignore SA2001 only waits for the write
+	// Nothing is lent from here on; the generation connection is closed
+	// once a transaction that holds it has given it back (before genMu:
+	// a write's mark takes genMu while it holds its connection), as
+	// db.Close waits for the others.
+	errs = append(errs, s.conns.close())
+	s.conns.takeGen()
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
 	if s.genStmt != nil {
 		errs = append(errs, s.genStmt.Close())
 	}
-	if s.genConn != nil {
-		errs = append(errs, s.genConn.Close())
+	if g := s.conns.gen; g != nil {
+		errs = append(errs, g.close())
 	}
-	errs = append(errs, s.stmts.close(), s.db.Close())
+	errs = append(errs, s.db.Close())
 	// Only after every connection of this store is gone (see shmRef).
 	errs = append(errs, s.shm.release())
 	if err := errors.Join(errs...); err != nil {
@@ -297,6 +319,13 @@ func (s *sqliteStore) Generation() (uint64, error) {
 		return 0, errors.New("store: closed")
 	}
 	if _, ok := s.observeLocked(); ok {
+		return s.seen + s.own.Load(), nil
+	}
+	if s.genStmt == nil {
+		// The header was readable at Open but not now (an I/O error on a
+		// file the store holds open), and reads may hold the generation
+		// connection: count a change, which callers tolerate.
+		s.seen++
 		return s.seen + s.own.Load(), nil
 	}
 	var dv int64
@@ -438,30 +467,26 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 		// A BEGIN that fails for another reason than a lock: the
 		// connection may be broken or left inside a transaction. Once
 		// more on a new one.
+		var h *heldConn
 		for try := 0; ; try++ {
-			if s.w.conn == nil {
-				if s.closed.Load() {
-					return errors.New("store: closed")
-				}
-				conn, err := s.db.Conn(ctx)
-				if err != nil {
-					return err
-				}
-				s.w.conn = conn
+			var err error
+			if h, err = s.conns.get(); err != nil {
+				return err
 			}
-			_, err := s.w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+			_, err = h.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
 			if err == nil {
 				break
 			}
 			if isBusy(err) {
+				s.conns.put(h, false) // no transaction was started
 				return err
 			}
-			s.w.discard()
+			s.conns.put(h, true)
 			if try == 1 {
 				return err
 			}
 		}
-		t := &txn{s: s}
+		t := &txn{c: h, s: s}
 		committed := false
 		defer func() {
 			// A failed fn or COMMIT (SQLite keeps a transaction open when
@@ -469,11 +494,13 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 			// connection is ready for the next one. If even ROLLBACK fails
 			// (SQLite may have rolled back already, or the connection is
 			// broken), the connection is not used again.
+			bad := false
 			if !committed {
-				if _, err := s.w.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
-					s.w.discard()
+				if _, err := h.conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+					bad = true
 				}
 			}
+			s.conns.put(h, bad)
 		}()
 		if err := fn(t); err != nil {
 			return err
@@ -482,7 +509,7 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 			return err
 		}
 		c.Before, pre, preOK = s.mark()
-		if _, err := s.w.conn.ExecContext(ctx, `COMMIT`); err != nil {
+		if _, err := h.conn.ExecContext(ctx, `COMMIT`); err != nil {
 			return err
 		}
 		committed = true
@@ -509,16 +536,29 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 
 // read runs fn in a deferred (read-only) transaction, so a multi-statement
 // read sees one snapshot without taking the write lock.
+//
+// It runs on a connection of the pool (BEGIN ... ROLLBACK on it, with the
+// statements prepared on it). A connection whose BEGIN or ROLLBACK fails may be
+// inside a transaction or broken: it is not lent again.
 func (s *sqliteStore) read(fn func(tx *txn) error) error {
-	return retry(func() error {
-		tx, err := s.db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	ctx := context.Background()
+	return retry(func() (err error) {
+		h, err := s.conns.get()
 		if err != nil {
 			return err
 		}
-		t := &txn{tx: tx, s: s}
-		defer t.warm() // deferred first, so it runs after the rollback
-		defer tx.Rollback()
-		return fn(t)
+		bad := false
+		defer func() { s.conns.put(h, bad) }()
+		if _, err := h.conn.ExecContext(ctx, `BEGIN`); err != nil {
+			bad = true
+			return err
+		}
+		defer func() {
+			if _, rerr := h.conn.ExecContext(ctx, `ROLLBACK`); rerr != nil {
+				bad = true
+			}
+		}()
+		return fn(&txn{c: h, s: s})
 	})
 }
 
@@ -731,20 +771,16 @@ func (s *sqliteStore) User(name string) (*UserRecord, error) {
 }
 
 func (s *sqliteStore) Users() ([]UserRecord, error) {
-	rows, err := s.query(`SELECT ` + userCols + ` FROM users ORDER BY name`)
+	var out []UserRecord
+	err := s.queryEach(`SELECT `+userCols+` FROM users ORDER BY name`, nil, func(rows *sql.Rows) error {
+		u, err := scanUser(rows)
+		out = append(out, u)
+		return err
+	})
 	if err != nil {
 		return nil, wrapDB("list users", err)
 	}
-	defer rows.Close()
-	var out []UserRecord
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, wrapDB("list users", err)
-		}
-		out = append(out, u)
-	}
-	return out, wrapDB("list users", rows.Err())
+	return out, nil
 }
 
 func (s *sqliteStore) CreateUser(u UserRecord) error {
@@ -1315,20 +1351,17 @@ func existsTree(b *strings.Builder, args []any, q Query, types []ck.AttributeTyp
 
 func (s *sqliteStore) Find(q Query) ([]int64, error) {
 	query, args := findSQL(q)
-	rows, err := s.query(query, args...)
+	ids := []int64{}
+	err := s.queryEach(query, args, func(rows *sql.Rows) error {
+		var id int64
+		err := rows.Scan(&id)
+		ids = append(ids, id)
+		return err
+	})
 	if err != nil {
 		return nil, wrapDB("find", err)
 	}
-	defer rows.Close()
-	ids := []int64{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, wrapDB("find", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, wrapDB("find", rows.Err())
+	return ids, nil
 }
 
 func (s *sqliteStore) CountOwned(owner string) (int, error) {

@@ -5,115 +5,317 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"slices"
 	"sync"
 )
 
 // Parsing and planning a statement costs more than running the indexed
-// lookups this package does, so statements are prepared once per store and
-// reused (database/sql then prepares each on a connection the first time it
-// runs there). Find's SQL depends on the set of attribute types in the
-// template; applications use a few shapes, and maxCachedStmts bounds the
-// cache against one that does not.
+// lookups this package does, so statements are prepared once per
+// connection and reused. Find's SQL depends on the set of attribute types
+// in the template; applications use a few shapes, and maxCachedStmts
+// bounds each connection's cache against one that does not.
 const maxCachedStmts = 256
 
-type stmtCache struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[string]*sql.Stmt
+// At most maxConns connections of the store run reads and the write at
+// once (the generation connection among them, when it may be lent), and
+// at most maxIdleConns stay open between them. With a backup's connection
+// that is within database/sql's cap (Open: SetMaxOpenConns(8)).
+const (
+	maxConns     = 6
+	maxIdleConns = 4
+)
+
+// heldConn is a connection the store holds, with the statements prepared
+// on it. Transactions on it are BEGIN ...
+// COMMIT/ROLLBACK statements run on the connection, not database/sql's
+// Tx: that starts a goroutine per transaction (to roll back when a context
+// is cancelled), and in a host process each of those woke another thread
+// (a sixth of the time of a token key generation went to scheduling them);
+// and a Tx cannot use statements prepared on a Conn (Tx.Stmt prepares them
+// again), so every read would parse its SQL anew.
+type heldConn struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
 }
 
-// get returns the prepared statement for q, or nil when the cache is full.
-//
-// The lock is not held while preparing: Prepare waits for a pool
-// connection, and a read transaction holding one may be waiting in peek
-// for this lock; with every connection so held, neither would ever go on
-// (a CI run had TestConcurrentGoroutines stuck so for 9 minutes under
-// -race). Two goroutines may then prepare the same query; the second
-// closes its copy.
-func (c *stmtCache) get(q string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	st, ok := c.m[q]
-	full := len(c.m) >= maxCachedStmts
-	c.mu.Unlock()
-	if ok {
-		return st, nil
+// stmt returns q prepared on the connection, or nil when it cannot be (the
+// caller then runs q directly, which reports the error) or the cache is
+// full.
+func (h *heldConn) stmt(q string) *sql.Stmt {
+	if st, ok := h.stmts[q]; ok {
+		return st
 	}
-	if full {
-		return nil, nil
+	if len(h.stmts) >= maxCachedStmts {
+		return nil
 	}
-	st, err := c.db.Prepare(q)
+	st, err := h.conn.PrepareContext(context.Background(), q)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.m[q]; ok {
-		st.Close()
-		return old, nil
+	if h.stmts == nil {
+		h.stmts = map[string]*sql.Stmt{}
 	}
-	if len(c.m) >= maxCachedStmts {
-		st.Close()
-		return nil, nil
-	}
-	if c.m == nil {
-		c.m = map[string]*sql.Stmt{}
-	}
-	c.m[q] = st
-	return st, nil
+	h.stmts[q] = st
+	return st
 }
 
-// peek returns the cached statement for q, or nil.
-func (c *stmtCache) peek(q string) *sql.Stmt {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[q]
+func (h *heldConn) queryRow(q string, args ...any) *sql.Row {
+	if st := h.stmt(q); st != nil {
+		return st.QueryRow(args...)
+	}
+	return h.conn.QueryRowContext(context.Background(), q, args...)
 }
 
-func (c *stmtCache) close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (h *heldConn) query(q string, args ...any) (*sql.Rows, error) {
+	if st := h.stmt(q); st != nil {
+		return st.Query(args...)
+	}
+	return h.conn.QueryContext(context.Background(), q, args...)
+}
+
+func (h *heldConn) exec(q string, args ...any) (sql.Result, error) {
+	if st := h.stmt(q); st != nil {
+		return st.Exec(args...)
+	}
+	return h.conn.ExecContext(context.Background(), q, args...)
+}
+
+// discard closes the statements and the connection itself, which
+// database/sql then never hands out again (it may be inside a transaction
+// or broken).
+func (h *heldConn) discard() {
+	h.end(true) // errors only confirm it is gone
+}
+
+// close closes the statements and returns the connection to the pool.
+func (h *heldConn) close() error {
+	return h.end(false)
+}
+
+func (h *heldConn) end(bad bool) error {
+	if h.conn == nil {
+		return nil
+	}
+	// Statements first: they cannot be finalised once the connection is.
 	var errs []error
-	for _, st := range c.m {
+	for _, st := range h.stmts {
 		errs = append(errs, st.Close())
 	}
-	c.m = nil
+	h.stmts = nil
+	if bad {
+		h.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	errs = append(errs, h.conn.Close()) // after Raw's ErrBadConn: ErrConnDone
+	h.conn = nil
 	return errors.Join(errs...)
 }
 
-func (s *sqliteStore) queryRow(q string, args ...any) *sql.Row {
-	st, err := s.stmts.get(q)
-	if err != nil || st == nil {
-		// An error here is returned again, with context, by the row.
-		return s.db.QueryRow(q, args...)
-	}
-	return st.QueryRow(args...)
+// connPool lends the store's connections to reads and to the write
+// (one at a time: writeMu). A connection is opened only when none is free,
+// so a process that opens a token and reads it (`pkcs11-tool -L`) opens
+// one, and one that also logs in and signs (a write: the login registry)
+// still one: the connection Open read the schema on. That one is also the
+// generation connection (gen), lent whenever Generation does not need it
+// (the WAL-index header is readable; see sqliteStore.dedicateGen).
+//
+// Not database/sql's own pool: statements prepared on the DB take a pool
+// connection to be prepared on (which opened a second connection in every
+// process), and a Tx cannot use statements prepared on a Conn.
+//
+// gen is never closed before the store: it keeps SQLite's -shm file alive
+// (the last connection of the last process to close deletes it, and a new
+// one would not be the file the store has mapped). A transaction that
+// leaves gen broken takes it out of lending instead.
+type connPool struct {
+	db     *sql.DB
+	mu     sync.Mutex
+	cond   sync.Cond // L is &mu; broadcast when a connection is put back
+	free   []*heldConn
+	open   int // connections open, lent or free; gen included
+	gen    *heldConn
+	lend   bool // gen may be lent: it is in free when not lent
+	genOut bool // gen is lent now
+	closed bool
 }
 
-func (s *sqliteStore) query(q string, args ...any) (*sql.Rows, error) {
-	st, err := s.stmts.get(q)
+func (p *connPool) init(db *sql.DB) {
+	p.db = db
+	p.cond.L = &p.mu
+}
+
+// get returns a free connection, opening one if none is free and fewer than
+// maxConns are open, else waiting for one to be put back. Statements are
+// prepared on the connection by its user, never while waiting here, so a transaction
+// never holds one connection while waiting for another.
+func (p *connPool) get() (*heldConn, error) {
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, errors.New("store: closed")
+		}
+		if n := len(p.free); n > 0 {
+			h := p.free[n-1]
+			p.free = p.free[:n-1]
+			if h == p.gen {
+				p.genOut = true
+			}
+			p.mu.Unlock()
+			return h, nil
+		}
+		if p.open < maxConns {
+			break
+		}
+		p.cond.Wait()
+	}
+	p.open++
+	p.mu.Unlock()
+	c, err := p.db.Conn(context.Background())
 	if err != nil {
+		p.mu.Lock()
+		p.open--
+		p.cond.Broadcast()
+		p.mu.Unlock()
 		return nil, err
 	}
-	if st == nil {
-		return s.db.Query(q, args...)
-	}
-	return st.Query(args...)
+	return &heldConn{conn: c}, nil
 }
 
-// txn is a transaction whose statements come from the store's cache.
-//
-// A read transaction (tx set) holds a pool connection, and preparing through
-// the cache takes another; with every connection held by a transaction
-// waiting to prepare, none would ever come back. So a read transaction only
-// uses statements already cached, runs the others directly, and the store
-// caches those after the transaction has returned its connection (warm).
-//
-// A write transaction (tx nil) runs on the store's writer connection, which
-// it holds: its statements are prepared on that connection and kept there.
+// put gives a connection back. bad: it may be inside a transaction or broken,
+// so it is closed (gen: kept open, no longer lent).
+func (p *connPool) put(h *heldConn, bad bool) {
+	p.mu.Lock()
+	isGen := h == p.gen
+	p.mu.Unlock()
+	if bad && isGen {
+		// Kept open, so end the transaction it may be inside: a BEGIN
+		// IMMEDIATE that failed inside one still took the write lock,
+		// which every writer of every process would then wait for. An
+		// error says there was none, or the connection is broken; either
+		// way it is not lent again.
+		h.conn.ExecContext(context.Background(), `ROLLBACK`)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.cond.Broadcast()
+	if h == p.gen {
+		p.genOut = false
+		if bad {
+			p.lend = false
+		}
+		if p.lend && !p.closed {
+			p.free = append(p.free, h)
+		}
+		return
+	}
+	idle := len(p.free)
+	if p.lend && p.genOut {
+		idle++ // gen comes back to free
+	}
+	if !bad && !p.closed && idle < maxIdleConns {
+		p.free = append(p.free, h)
+		return
+	}
+	p.open--
+	if bad || !p.closed {
+		h.discard() // closed for good, not parked in database/sql's pool
+	} else {
+		h.close() // db.Close closes it
+	}
+}
+
+// setGen makes h, a connection got from get, the generation connection, lent
+// to reads when lend.
+func (p *connPool) setGen(h *heldConn, lend bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen, p.lend = h, lend
+	if lend {
+		p.free = append(p.free, h)
+		p.cond.Broadcast()
+	}
+}
+
+// takeGen stops lending gen and waits until no transaction holds it.
+func (p *connPool) takeGen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lend = false
+	if i := slices.Index(p.free, p.gen); i >= 0 {
+		p.free = slices.Delete(p.free, i, i+1)
+	}
+	for p.genOut {
+		p.cond.Wait()
+	}
+}
+
+// close closes the free connections but gen (the store closes it last);
+// connections lent now are closed when put back.
+func (p *connPool) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.cond.Broadcast()
+	var errs []error
+	for _, h := range p.free {
+		if h != p.gen {
+			p.open--
+			errs = append(errs, h.close())
+		}
+	}
+	p.free = nil
+	return errors.Join(errs...)
+}
+
+// storeRow is a one-row query run when it is scanned, on a connection lent for
+// that long.
+type storeRow struct {
+	s    *sqliteStore
+	q    string
+	args []any
+}
+
+func (r storeRow) Scan(dest ...any) error {
+	h, err := r.s.conns.get()
+	if err != nil {
+		return err
+	}
+	defer r.s.conns.put(h, false)
+	return h.queryRow(r.q, r.args...).Scan(dest...)
+}
+
+// queryRow runs a one-row read outside a transaction when its Scan is
+// called.
+func (s *sqliteStore) queryRow(q string, args ...any) rowScanner {
+	return storeRow{s: s, q: q, args: args}
+}
+
+// queryEach runs a read outside a transaction and calls fn for each row.
+func (s *sqliteStore) queryEach(q string, args []any, fn func(*sql.Rows) error) error {
+	h, err := s.conns.get()
+	if err != nil {
+		return err
+	}
+	defer s.conns.put(h, false)
+	rows, err := h.query(q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// txn is a transaction on a connection lent by the store's pool (a read:
+// BEGIN ... ROLLBACK; a write: BEGIN IMMEDIATE ... COMMIT), with the
+// statements prepared on it.
 type txn struct {
-	tx     *sql.Tx
-	s      *sqliteStore
-	missed map[string]bool
+	c *heldConn
+	s *sqliteStore
 	// created lists the objects this write transaction inserted, in order,
 	// for audit events that name them (AuditEvent.Fill).
 	created []int64
@@ -127,117 +329,8 @@ type execer interface {
 	QueryRow(q string, args ...any) *sql.Row
 }
 
-func (t *txn) stmt(q string) *sql.Stmt {
-	if t.tx == nil {
-		return t.s.w.stmt(q)
-	}
-	st := t.s.stmts.peek(q)
-	if st == nil {
-		if t.missed == nil {
-			t.missed = map[string]bool{}
-		}
-		t.missed[q] = true
-		return nil
-	}
-	// Closed by database/sql when the transaction ends.
-	return t.tx.Stmt(st)
-}
+func (t *txn) QueryRow(q string, args ...any) *sql.Row { return t.c.queryRow(q, args...) }
 
-// warm caches the statements t ran uncached; call it with no transaction
-// open on this goroutine.
-func (t *txn) warm() {
-	for q := range t.missed {
-		t.s.stmts.get(q) // a statement that fails to prepare stays uncached
-	}
-}
+func (t *txn) Query(q string, args ...any) (*sql.Rows, error) { return t.c.query(q, args...) }
 
-func (t *txn) QueryRow(q string, args ...any) *sql.Row {
-	if st := t.stmt(q); st != nil {
-		return st.QueryRow(args...)
-	}
-	if t.tx == nil {
-		return t.s.w.conn.QueryRowContext(context.Background(), q, args...)
-	}
-	return t.tx.QueryRow(q, args...)
-}
-
-func (t *txn) Query(q string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(q); st != nil {
-		return st.Query(args...)
-	}
-	if t.tx == nil {
-		return t.s.w.conn.QueryContext(context.Background(), q, args...)
-	}
-	return t.tx.Query(q, args...)
-}
-
-func (t *txn) Exec(q string, args ...any) (sql.Result, error) {
-	if st := t.stmt(q); st != nil {
-		return st.Exec(args...)
-	}
-	if t.tx == nil {
-		return t.s.w.conn.ExecContext(context.Background(), q, args...)
-	}
-	return t.tx.Exec(q, args...)
-}
-
-// writer is the connection every write transaction of a store runs on
-// (under writeMu), BEGIN IMMEDIATE to COMMIT, with the statements prepared
-// on it. Not database/sql's Tx: that starts a goroutine per transaction
-// (to roll back when a context is cancelled), and in a host process each
-// of those woke another thread: a sixth of the time of a token key
-// generation went to scheduling them.
-type writer struct {
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt
-}
-
-// stmt returns q prepared on the writer connection, or nil when it cannot
-// be (the caller then runs q directly) or the cache is full.
-func (w *writer) stmt(q string) *sql.Stmt {
-	if st, ok := w.stmts[q]; ok {
-		return st
-	}
-	if len(w.stmts) >= maxCachedStmts {
-		return nil
-	}
-	st, err := w.conn.PrepareContext(context.Background(), q)
-	if err != nil {
-		return nil
-	}
-	if w.stmts == nil {
-		w.stmts = map[string]*sql.Stmt{}
-	}
-	w.stmts[q] = st
-	return st
-}
-
-// discard closes the statements and the connection itself, which
-// database/sql then never hands out again (it may be inside a transaction
-// or broken).
-func (w *writer) discard() {
-	w.end(true) // errors only confirm it is gone
-}
-
-// close closes the statements and returns the connection to the pool.
-func (w *writer) close() error {
-	return w.end(false)
-}
-
-func (w *writer) end(bad bool) error {
-	if w.conn == nil {
-		return nil
-	}
-	// Statements first: they cannot be finalised once the connection is.
-	var errs []error
-	for _, st := range w.stmts {
-		errs = append(errs, st.Close())
-	}
-	w.stmts = nil
-	if bad {
-		w.conn.Raw(func(any) error { return driver.ErrBadConn })
-	}
-	errs = append(errs, w.conn.Close()) // after Raw's ErrBadConn: ErrConnDone
-	w.conn = nil
-	return errors.Join(errs...)
-}
+func (t *txn) Exec(q string, args ...any) (sql.Result, error) { return t.c.exec(q, args...) }

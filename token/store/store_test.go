@@ -185,7 +185,7 @@ func TestGenerationWithoutWALIndex(t *testing.T) {
 	a := openTest(t, dir)
 	b := openTest(t, dir)
 	require.NotNil(t, a.(*sqliteStore).shmF, "the WAL-index is mapped by default")
-	a.(*sqliteStore).shmF = nil
+	withoutWALIndex(t, a.(*sqliteStore))
 
 	g0, err := a.Generation()
 	require.NoError(t, err)
