@@ -180,18 +180,24 @@ func (s *hashMLDSASigner) Size() int { return s.sk.PublicKey().Parameters().Sign
 // μ, hedged unless CKH_DETERMINISTIC_REQUIRED asked for the deterministic
 // variant.
 func (s *hashMLDSASigner) Sign(dst []byte) ([]byte, error) {
-	mu, err := s.mu(s.sk.PublicKey().Bytes())
+	return signByMu(dst, "hash-ml-dsa", s.sk, s.deterministic, s.mu)
+}
+
+// signByMu appends ML-DSA.Sign_internal (FIPS 204 Algorithm 7) of the μ
+// that mu gives for sk's public key to dst, hedged unless deterministic.
+func signByMu(dst []byte, what string, sk *mldsa.PrivateKey, deterministic bool, mu func(pk []byte) ([]byte, error)) ([]byte, error) {
+	m, err := mu(sk.PublicKey().Bytes())
 	if err != nil {
 		return dst, err
 	}
 	var sig []byte
-	if s.deterministic {
-		sig, err = s.sk.SignDeterministic(mu, crypto.MLDSAMu)
+	if deterministic {
+		sig, err = sk.SignDeterministic(m, crypto.MLDSAMu)
 	} else {
-		sig, err = s.sk.Sign(nil, mu, crypto.MLDSAMu)
+		sig, err = sk.Sign(nil, m, crypto.MLDSAMu)
 	}
 	if err != nil {
-		return dst, cryptoErr("hash-ml-dsa sign", err)
+		return dst, cryptoErr(what+" sign", err)
 	}
 	return append(dst, sig...), nil
 }
@@ -203,17 +209,23 @@ type hashMLDSAVerifier struct {
 
 // Verify is HashML-DSA.Verify (FIPS 204 Algorithm 5) through verifyMu.
 func (v *hashMLDSAVerifier) Verify(sig []byte) error {
-	params := v.pk.Parameters()
+	return verifyByMu("hash-ml-dsa", v.pk, sig, v.mu)
+}
+
+// verifyByMu is ML-DSA.Verify_internal (FIPS 204 Algorithm 8) of sig over
+// the μ that mu gives for pk's encoding, through verifyMu.
+func verifyByMu(what string, pk *mldsa.PublicKey, sig []byte, mu func(pk []byte) ([]byte, error)) error {
+	params := pk.Parameters()
 	if n := params.SignatureSize(); len(sig) != n {
-		return fmt.Errorf("mechanisms: hash-ml-dsa signature of %d bytes, want %d: %w", len(sig), n, ck.CKR_SIGNATURE_LEN_RANGE)
+		return fmt.Errorf("mechanisms: %s signature of %d bytes, want %d: %w", what, len(sig), n, ck.CKR_SIGNATURE_LEN_RANGE)
 	}
-	pk := v.pk.Bytes()
-	mu, err := v.mu(pk)
+	enc := pk.Bytes()
+	m, err := mu(enc)
 	if err != nil {
 		return err
 	}
-	if !verifyMu(params, pk, mu, sig) {
-		return fmt.Errorf("mechanisms: hash-ml-dsa verify: %w", ck.CKR_SIGNATURE_INVALID)
+	if !verifyMu(params, enc, m, sig) {
+		return fmt.Errorf("mechanisms: %s verify: %w", what, ck.CKR_SIGNATURE_INVALID)
 	}
 	return nil
 }

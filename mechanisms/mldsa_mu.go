@@ -1,7 +1,6 @@
 package mechanisms
 
 import (
-	"crypto"
 	"crypto/mldsa"
 	"fmt"
 	"sync"
@@ -51,11 +50,12 @@ func (op *mldsaMuOp) Update(p []byte) error {
 	return err
 }
 
-func (op *mldsaMuOp) check() error {
+// given is the μ given, for signByMu and verifyByMu: it must be 64 bytes.
+func (op *mldsaMuOp) given([]byte) ([]byte, error) {
 	if len(op.mu) != mlDSAMuSize {
-		return fmt.Errorf("mechanisms: ml-dsa external mu of %d bytes, want %d: %w", len(op.mu), mlDSAMuSize, ck.CKR_DATA_LEN_RANGE)
+		return nil, fmt.Errorf("mechanisms: ml-dsa external mu of %d bytes, want %d: %w", len(op.mu), mlDSAMuSize, ck.CKR_DATA_LEN_RANGE)
 	}
-	return nil
+	return op.mu, nil
 }
 
 type mldsaMuSigner struct {
@@ -68,14 +68,7 @@ func (s *mldsaMuSigner) Size() int { return s.sk.PublicKey().Parameters().Signat
 // Sign is ML-DSA.Sign_internal of the caller's μ (FIPS 204 Algorithm 7),
 // hedged: CloudHSM CLI has no deterministic option.
 func (s *mldsaMuSigner) Sign(dst []byte) ([]byte, error) {
-	if err := s.check(); err != nil {
-		return dst, err
-	}
-	sig, err := s.sk.Sign(nil, s.mu, crypto.MLDSAMu)
-	if err != nil {
-		return dst, cryptoErr("ml-dsa external mu sign", err)
-	}
-	return append(dst, sig...), nil
+	return signByMu(dst, "ml-dsa external mu", s.sk, false, s.given)
 }
 
 type mldsaMuVerifier struct {
@@ -86,17 +79,7 @@ type mldsaMuVerifier struct {
 // Verify is ML-DSA.Verify_internal of the caller's μ (FIPS 204 Algorithm
 // 8) through verifyMu: crypto/mldsa verifies no external μ.
 func (v *mldsaMuVerifier) Verify(sig []byte) error {
-	params := v.pk.Parameters()
-	if n := params.SignatureSize(); len(sig) != n {
-		return fmt.Errorf("mechanisms: ml-dsa signature of %d bytes, want %d: %w", len(sig), n, ck.CKR_SIGNATURE_LEN_RANGE)
-	}
-	if err := v.check(); err != nil {
-		return err
-	}
-	if !verifyMu(params, v.pk.Bytes(), v.mu, sig) {
-		return fmt.Errorf("mechanisms: ml-dsa external mu verify: %w", ck.CKR_SIGNATURE_INVALID)
-	}
-	return nil
+	return verifyByMu("ml-dsa external mu", v.pk, sig, v.given)
 }
 
 func mldsaMuSign(key, _ any) (Signer, error) {
