@@ -183,6 +183,16 @@ check() {
 }
 check "before the runs"
 
+# Both module files are read back from disk by the warm-up run, as an
+# installed library is after a reboot, rather than mapped from whatever
+# the page cache holds: the folios the kernel made when the linker wrote
+# libgohsm.so are larger than a read's, a process maps whole folios, and
+# the same file peaked at up to 5.6 MiB more just after `make`
+# (docs/bench.md, "Start-up"; `p11bench startup -evict` does the same).
+for f in "$root/build/libgohsm.so" "$softhsm_lib"; do
+	dd if="$f" iflag=nocache count=0 status=none
+done
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 build/p11bench proc -runs "$runs" -launcher build/maxrss -log "$work/proc.log" "$spec" >"$work/proc.md"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
