@@ -1035,6 +1035,45 @@ func insertAttrs(tx *txn, id int64, o ObjectRecord) error {
 	return nil
 }
 
+// deleteAttrs deletes object id's plain attribute rows attrRowsPerInsert
+// at a time, in key order, for insertAttrs's reason: one DELETE of all of
+// a key's ~32 rows changes ~32 leaves of attrs_type_value on a big token
+// and spilled its statement journal to a temporary file, on every
+// C_DestroyObject (through the ON DELETE CASCADE) and C_SetAttributeValue.
+func deleteAttrs(tx *txn, id int64) error {
+	rows, err := tx.Query(`SELECT type FROM attrs WHERE object_id = ? ORDER BY type`, id)
+	if err != nil {
+		return err
+	}
+	var types []int64
+	for rows.Next() {
+		var t int64
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		types = append(types, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for len(types) > 0 {
+		n := min(len(types), attrRowsPerInsert)
+		q := `DELETE FROM attrs WHERE object_id = ? AND type IN (?` + strings.Repeat(`, ?`, n-1) + `)`
+		args := make([]any, 0, 1+n)
+		args = append(args, id)
+		for _, t := range types[:n] {
+			args = append(args, t)
+		}
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
+		}
+		types = types[n:]
+	}
+	return nil
+}
+
 func (s *sqliteStore) CreateObject(o ObjectRecord) (ObjectRecord, error) {
 	out, _, err := s.CreateObjects([]ObjectRecord{o})
 	if err != nil {
@@ -1237,10 +1276,11 @@ func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, Commit, error) {
 		if cur != o.Version {
 			return fmt.Errorf("store: update object %d: version %d, stored %d: %w", o.ID, o.Version, cur, ErrConflict)
 		}
-		for _, stmt := range []string{`DELETE FROM attrs WHERE object_id = ?`, `DELETE FROM sealed WHERE object_id = ?`} {
-			if _, err := tx.Exec(stmt, o.ID); err != nil {
-				return err
-			}
+		if err := deleteAttrs(tx, o.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM sealed WHERE object_id = ?`, o.ID); err != nil {
+			return err
 		}
 		if err := insertAttrs(tx, o.ID, o); err != nil {
 			return err
@@ -1265,6 +1305,11 @@ func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, Commit, error) {
 
 func (s *sqliteStore) DeleteObject(id int64) (Commit, error) {
 	c, err := s.commit(func(tx *txn) error {
+		// The attribute rows first, a few at a time (deleteAttrs); the
+		// cascade then has only the sealed values, keys and shares.
+		if err := deleteAttrs(tx, id); err != nil {
+			return err
+		}
 		r, err := tx.Exec(`DELETE FROM objects WHERE id = ?`, id)
 		if err != nil {
 			return err

@@ -50,24 +50,27 @@ func procWritten(t *testing.T) int64 {
 	return 0
 }
 
-// TestCreateObjectWritesOnlyTheWAL: storing an object writes its WAL
-// frames and nothing else, on a token big enough that the object's 32
-// index entries change 32 leaves. Before, its attribute rows went in one
-// INSERT whose statement journal outgrew SQLite's 64 KiB in-memory limit
-// and was written to a temporary file on every object created
-// (attrRowsPerInsert). Bytes are counted, not timed.
-func TestCreateObjectWritesOnlyTheWAL(t *testing.T) {
+// bigTokenWrite fills a token with n key-like objects (their IDs given
+// to op in order), checkpoints it, runs op, and requires op to have written its
+// WAL frames and nothing else (a WAL-index page may be extended with a
+// write): no statement journal spilled to a temporary file. The test can
+// fail only if op changed more pages than a statement journal holds in
+// memory (16), which it checks. Bytes are counted, not timed.
+func bigTokenWrite(t *testing.T, op func(s Store, ids []int64)) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	require.NoError(t, s.InitToken(TokenRecord{Label: "t"}, user("admin", RoleCO)))
 	require.NoError(t, s.CreateUser(user("alice", RoleCU)))
 	ss := s.(*sqliteStore)
 	const n = 3000
+	ids := make([]int64, 0, n)
 	require.NoError(t, ss.write(func(tx *txn) error {
 		for i := range n {
-			if _, err := createObjectTx(tx, keyLikeObject(fmt.Sprint("fill-", i), i)); err != nil {
+			id, err := createObjectTx(tx, keyLikeObject(fmt.Sprint("fill-", i), i))
+			if err != nil {
 				return err
 			}
+			ids = append(ids, id)
 		}
 		return nil
 	}))
@@ -82,15 +85,53 @@ func TestCreateObjectWritesOnlyTheWAL(t *testing.T) {
 	require.Zero(t, walSize(), "the checkpoint emptied the WAL")
 
 	w0 := procWritten(t)
-	_, err = s.CreateObject(keyLikeObject("new", n))
-	require.NoError(t, err)
+	op(s, ids)
 	wrote := procWritten(t) - w0
 	grew := walSize()
 
-	// The test can fail only if the object changed more pages than a
-	// statement journal holds in memory (16).
 	const frame = 24 + 4096
-	require.Greater(t, (grew-32)/frame, int64(32), "the object's commit changed fewer pages than it has attributes")
-	// A WAL-index page may be extended with a write; nothing else.
+	require.Greater(t, (grew-32)/frame, int64(32), "the commit changed fewer pages than an object has attributes")
 	assert.LessOrEqual(t, wrote, grew+4096, "wrote %d bytes, of which the WAL grew by %d", wrote, grew)
+}
+
+// TestCreateObjectWritesOnlyTheWAL: storing an object on a token big
+// enough that the object's 32 index entries change 32 leaves writes its
+// WAL frames and nothing else. Before, its attribute rows went in one
+// INSERT whose statement journal outgrew SQLite's 64 KiB in-memory limit
+// and was written to a temporary file on every object created
+// (attrRowsPerInsert).
+func TestCreateObjectWritesOnlyTheWAL(t *testing.T) {
+	bigTokenWrite(t, func(s Store, _ []int64) {
+		_, err := s.CreateObject(keyLikeObject("new", 3000))
+		require.NoError(t, err)
+	})
+}
+
+// TestDeleteObjectWritesOnlyTheWAL: the same for deleting one
+// (C_DestroyObject): before, the ON DELETE CASCADE removed its 32 rows in
+// one statement, which spilled its journal the same way (deleteAttrs).
+func TestDeleteObjectWritesOnlyTheWAL(t *testing.T) {
+	bigTokenWrite(t, func(s Store, ids []int64) {
+		_, err := s.DeleteObject(ids[1234])
+		require.NoError(t, err)
+		_, err = s.Object(ids[1234])
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+}
+
+// TestUpdateObjectWritesOnlyTheWAL: the same for rewriting one's
+// attributes (C_SetAttributeValue), which deleted them in one statement.
+func TestUpdateObjectWritesOnlyTheWAL(t *testing.T) {
+	bigTokenWrite(t, func(s Store, ids []int64) {
+		cur, err := s.Object(ids[2345])
+		require.NoError(t, err)
+		o := *cur
+		o.Attrs[ck.CKA_LABEL] = []byte("relabelled")
+		_, _, err = s.UpdateObject(o)
+		require.NoError(t, err)
+		got, err := s.Object(o.ID)
+		require.NoError(t, err)
+		require.Equal(t, []byte("relabelled"), got.Attrs[ck.CKA_LABEL])
+		require.Len(t, got.Attrs, len(o.Attrs))
+	})
 }
