@@ -247,6 +247,15 @@ func FuzzMessageParams(f *testing.F) {
 		size := l.size
 		if which&0x80 != 0 {
 			size = uintptr(len(raw) % 128)
+			// msgParams tells GCM from CCM by the length: a length that is
+			// the other layout's is decoded as that layout, so its pointers
+			// must be laid out as that layout's (a caller's pointers are
+			// valid; only the lengths and values are the fuzzer's).
+			for _, o := range messageLayouts {
+				if o.size == size {
+					l = o
+				}
+			}
 		}
 		var p unsafe.Pointer
 		if which&0x40 == 0 {
