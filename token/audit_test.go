@@ -20,14 +20,7 @@ func auditLog(t *testing.T, m *Module) []audit.Record {
 	t.Helper()
 	s, err := m.Slot(3)
 	require.NoError(t, err)
-	c, err := audit.Load(s.Store(), store.DefaultStream)
-	require.NoError(t, err)
-	_, err = audit.Verify(c)
-	require.NoError(t, err)
-	for i, r := range c.Records {
-		require.Equal(t, uint64(i), r.Seq, "gap-free from 0")
-	}
-	return c.Records
+	return verifiedLog(t, s.Store())
 }
 
 // auditMark is how many records the log has: what a test step adds comes

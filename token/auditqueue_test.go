@@ -28,6 +28,8 @@ func rawLog(t *testing.T, m *Module) []audit.Record {
 	return verifiedLog(t, s.st)
 }
 
+// verifiedLog is st's default stream, its chain verified and gap-free
+// from 0.
 func verifiedLog(t *testing.T, st store.Store) []audit.Record {
 	t.Helper()
 	c, err := audit.Load(st, store.DefaultStream)
