@@ -256,3 +256,40 @@ func findByLabel(t *testing.T, m *token.Module, h ck.ULong, label string) ck.ULo
 	require.Len(t, objs, 1, label)
 	return objs[0]
 }
+
+// TestMLDSAUsageDefaults: key generate-asymmetric-pair ml-dsa without
+// --public-attributes / --private-attributes follows each profile's
+// usage-flag defaults, as the ec and rsa pairs do (docs/cloudhsm.md
+// behaviour 12): on cloudhsm every usage flag defaults to false
+// (cloudhsm-facts §2.7, the CLI's key attribute table; the ML-DSA page
+// gives no other default), so the pair can neither sign nor verify and
+// crypto sign ml-dsa is refused; on standard the private key signs and
+// the public key verifies.
+func TestMLDSAUsageDefaults(t *testing.T) {
+	for _, profile := range profiles {
+		t.Run(profile, func(t *testing.T) {
+			e := newCryptoEnv(t, profile)
+			out := e.ok(cryptoAlicePIN, "key", "generate-asymmetric-pair", "ml-dsa", "--mldsa-algorithm", "ML-DSA-44",
+				"--public-label", "bare-pub", "--private-label", "bare")
+			var pair struct {
+				Pub struct {
+					Attrs map[string]any `json:"attributes"`
+				} `json:"public_key"`
+				Priv struct {
+					Attrs map[string]any `json:"attributes"`
+				} `json:"private_key"`
+			}
+			require.NoError(t, json.Unmarshal(out, &pair), string(out))
+			usable := profile == "standard"
+			require.Equal(t, usable, pair.Priv.Attrs["sign"], string(out))
+			require.Equal(t, usable, pair.Pub.Attrs["verify"], string(out))
+			args := []string{"crypto", "sign", "ml-dsa", "--key-filter", "attr.label=bare",
+				"--data", base64.StdEncoding.EncodeToString([]byte("m"))}
+			if usable {
+				e.ok(cryptoAlicePIN, args...)
+			} else {
+				e.fails(cryptoAlicePIN, "CKA_SIGN false (CKR_KEY_FUNCTION_NOT_PERMITTED)", args...)
+			}
+		})
+	}
+}
