@@ -92,9 +92,9 @@ func rowVerify(t *testing.T, mech ck.MechanismType, key, param any, sig []byte, 
 	return v.Verify(sig)
 }
 
-// TestHashMLDSACrossCheck: no published HashML-DSA vectors could be
-// fetched here (NIST's ACVP-Server is not on the Go module proxy), so
-// each pre-hash, for each parameter set, is checked against μ computed
+// TestHashMLDSACrossCheck: NIST's vectors kept here
+// (TestHashMLDSAACVPSigVer) cover seven pre-hashes and verification only,
+// so each pre-hash, for each parameter set, is checked against μ computed
 // by the test itself (its own OID table, DER from encoding/asn1, the
 // standard library's hashes): the deterministic signature of a
 // CKM_HASH_ML_DSA_<hash> row and of CKM_HASH_ML_DSA given PH(M) equal

@@ -1,11 +1,10 @@
 // Package noble checks the module's ML-DSA and HashML-DSA, through the C
 // ABI of the built library, against an independent implementation:
 // @noble/post-quantum (JavaScript, pinned in package.json and
-// package-lock.json, installed by tests/deps.sh with npm ci). No
-// published HashML-DSA vectors are reachable from here (NIST's ACVP-Server
-// is not on the Go module proxy; C2SP's Wycheproof and Go's ACVP data
-// carry pure ML-DSA only), so the module and noble answer the same
-// questions and must agree (docs/design.md, "ML-DSA").
+// package-lock.json, installed by tests/deps.sh with npm ci). The module
+// and noble answer the same questions and must agree; for the few NIST
+// ACVP HashML-DSA vectors kept in mechanisms/testdata both must also give
+// NIST's verdict (docs/design.md, "ML-DSA").
 package noble
 
 import (
@@ -217,6 +216,39 @@ func pinnedNoble(t *testing.T, node string) string {
 	return want
 }
 
+// peers starts the module's C driver (p11_mldsa.c on the built library,
+// with a fresh token) and noble's script, and returns them with the pinned
+// @noble/post-quantum version.
+func peers(t *testing.T) (mod, nb *peer, version string) {
+	t.Helper()
+	lib := testenv.Library(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testenv.Missing(t, "node not found (tests/deps.sh installs nodejs): %v", err)
+	}
+	version = pinnedNoble(t, node)
+
+	dir := t.TempDir()
+	bin := testenv.CompileC(t, filepath.Join("testdata", "p11_mldsa.c"), filepath.Join(dir, "p11_mldsa"), filepath.Join("tests", "abi", "testdata"))
+	tokenDir := filepath.Join(dir, "token")
+	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
+	conf := filepath.Join(dir, "gohsm.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(testenv.TokenConfig(tokenDir, "abi")), 0o600))
+	c := exec.Command(bin, lib)
+	c.Dir, c.Env = dir, append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	mod = start(t, "p11_mldsa", c)
+	for {
+		line, err := mod.out.ReadString('\n')
+		require.NoError(t, err, "p11_mldsa did not get ready: %s", line)
+		require.NotContains(t, line, "FAIL ", "p11_mldsa setup")
+		if line == "ready\n" {
+			break
+		}
+	}
+	nb = start(t, "noble", exec.Command(node, filepath.Join("testdata", "noble_mldsa.mjs")))
+	return mod, nb, version
+}
+
 // TestHashMLDSAAgainstNoble: for ML-DSA-44/65/87, every pre-hash the module
 // lists (each CKM_HASH_ML_DSA_<hash> variant and every hash CKM_HASH_ML_DSA
 // takes) and pure CKM_ML_DSA, contexts of 0, 1 and 255 bytes:
@@ -237,31 +269,7 @@ func pinnedNoble(t *testing.T, node string) string {
 //     the OID in M' differs (noble takes no digest, so this one is the
 //     module's alone).
 func TestHashMLDSAAgainstNoble(t *testing.T) {
-	lib := testenv.Library(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testenv.Missing(t, "node not found (tests/deps.sh installs nodejs): %v", err)
-	}
-	version := pinnedNoble(t, node)
-
-	dir := t.TempDir()
-	bin := testenv.CompileC(t, filepath.Join("testdata", "p11_mldsa.c"), filepath.Join(dir, "p11_mldsa"), filepath.Join("tests", "abi", "testdata"))
-	tokenDir := filepath.Join(dir, "token")
-	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
-	conf := filepath.Join(dir, "gohsm.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(testenv.TokenConfig(tokenDir, "abi")), 0o600))
-	c := exec.Command(bin, lib)
-	c.Dir, c.Env = dir, append(os.Environ(), "GOHSM_CONF="+conf, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	mod := start(t, "p11_mldsa", c)
-	for {
-		line, err := mod.out.ReadString('\n')
-		require.NoError(t, err, "p11_mldsa did not get ready: %s", line)
-		require.NotContains(t, line, "FAIL ", "p11_mldsa setup")
-		if line == "ready\n" {
-			break
-		}
-	}
-	nb := start(t, "noble", exec.Command(node, filepath.Join("testdata", "noble_mldsa.mjs")))
+	mod, nb, version := peers(t)
 
 	rng := rand.New(rand.NewChaCha8([32]byte([]byte("gohsm tests/noble hashml-dsa 001"))))
 	bytes := func(n int) []byte {

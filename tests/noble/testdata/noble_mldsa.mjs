@@ -7,6 +7,8 @@
 //   keygen SET SEED          -> "key PK SK" (FIPS 204 ML-DSA.KeyGen_internal(ξ))
 //   sign SET MODE HASH DET SEED CTX MSG -> "sig SIG"
 //   verify SET MODE HASH SEED CTX MSG SIG -> "ok" | "bad"
+//   verifypk SET MODE HASH PK CTX MSG SIG -> "ok" | "bad" (a given public
+//                            key: the published vectors' cases)
 //
 // SET is 44, 65 or 87; MODE "pure" (ML-DSA.Sign, FIPS 204 Algorithm 2) or
 // "prehash" (HashML-DSA.Sign, Algorithm 4, over MSG hashed by noble with
@@ -90,6 +92,11 @@ function answer(line) {
 			const [, set, mode, hashName, seed, ctx, msg, sig] = f;
 			const s = signer(set, mode, hashName);
 			return s.verify(hex(sig), hex(msg), key(set, seed).publicKey, hex(ctx)) ? 'ok' : 'bad';
+		}
+		case 'verifypk': {
+			const [, set, mode, hashName, pk, ctx, msg, sig] = f;
+			const s = signer(set, mode, hashName);
+			return s.verify(hex(sig), hex(msg), hex(pk), hex(ctx)) ? 'ok' : 'bad';
 		}
 	}
 	throw new Error('unknown request ' + f[0]);

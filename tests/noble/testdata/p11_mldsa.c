@@ -8,6 +8,9 @@
  *       C_CreateObject: a private key from CKA_SEED with CKA_VALUE = SK (the
  *       other side's expanded key: the module checks it matches the seed)
  *       and a public key with CKA_VALUE = PK -> "ok" | "rv NAME"
+ *   pub ID SET PK
+ *       C_CreateObject: a public key alone, CKA_VALUE = PK (a published
+ *       vector's key) -> "ok" | "rv NAME"
  *   sign ID MECH HASH DET PARTS CTX DATA
  *       C_SignInit with CK_SIGN_ADDITIONAL_CONTEXT (CK_HASH_SIGN_ADDITIONAL_CONTEXT
  *       naming HASH when MECH is CKM_HASH_ML_DSA); DET 1 asks for
@@ -96,6 +99,22 @@ static CK_RV make_key(int id, CK_ULONG set, CK_BYTE *seed, CK_ULONG nseed, CK_BY
 	rv = m.f3->C_CreateObject(sess, privt, sizeof privt / sizeof privt[0], &privs[id]);
 	if (rv != CKR_OK)
 		return rv;
+	return m.f3->C_CreateObject(sess, pubt, sizeof pubt / sizeof pubt[0], &pubs[id]);
+}
+
+static CK_RV make_pub(int id, CK_ULONG set, CK_BYTE *pk, CK_ULONG npk)
+{
+	CK_OBJECT_CLASS pub = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE kt = CKK_ML_DSA;
+	CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+	CK_ATTRIBUTE pubt[] = {
+		{ CKA_CLASS, &pub, sizeof pub },    { CKA_KEY_TYPE, &kt, sizeof kt },
+		{ CKA_PARAMETER_SET, &set, sizeof set }, { CKA_VALUE, pk, npk },
+		{ CKA_VERIFY, &t, sizeof t },	    { CKA_TOKEN, &f, sizeof f },
+	};
+
+	if (id < 0 || id >= MAXKEYS)
+		return CKR_ARGUMENTS_BAD;
 	return m.f3->C_CreateObject(sess, pubt, sizeof pubt / sizeof pubt[0], &pubs[id]);
 }
 
@@ -244,6 +263,21 @@ int main(int argc, char **argv)
 				printf("err bad hex\n");
 			}
 			free(seed), free(pk), free(sk);
+		} else if (nf == 4 && strcmp(f[0], "pub") == 0) {
+			CK_ULONG npk;
+			CK_BYTE *pk = unhex(f[3], &npk);
+
+			if (pk) {
+				CK_RV rv = make_pub(atoi(f[1]), strtoul(f[2], NULL, 0), pk, npk);
+
+				if (rv == CKR_OK)
+					printf("ok\n");
+				else
+					putrv(rv);
+			} else {
+				printf("err bad hex\n");
+			}
+			free(pk);
 		} else if (nf == 8 && strcmp(f[0], "sign") == 0) {
 			CK_ULONG nctx, ndata;
 			CK_BYTE *ctx = unhex(f[6], &nctx), *data = unhex(f[7], &ndata);
