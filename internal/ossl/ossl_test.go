@@ -130,6 +130,42 @@ func TestP256SignVerifies(t *testing.T) {
 	assert.Error(t, key.Sign(make([]byte, 63), make([]byte, 32)), "short signature buffer")
 }
 
+// TestBNProbe: the probe of the BIGNUM view passes in this libcrypto
+// with the real reader and refuses readers that get the limb order or the
+// byte order wrong; at load it has turned the view on.
+func TestBNProbe(t *testing.T) {
+	needLibcrypto(t)
+	assert.True(t, bnProbe(bnReadView), "the view reads what BN_bn2binpad writes")
+	assert.False(t, bnProbe(bnReadLimbsReversed), "limbs most significant first")
+	assert.False(t, bnProbe(bnReadNoByteSwap), "a limb's bytes not swapped")
+	assert.True(t, bnFast(), "r and s read from the view after the probe at load")
+}
+
+// TestP256SignBothPaths: signatures verify with r and s read from the
+// BIGNUM view and with BN_bn2binpad, the fallback where the probe fails.
+func TestP256SignBothPaths(t *testing.T) {
+	needLibcrypto(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	d, err := priv.Bytes()
+	require.NoError(t, err)
+	key, err := NewP256Key(d)
+	require.NoError(t, err)
+	was := bnFast()
+	t.Cleanup(func() { setBNFast(was) })
+	for _, fast := range []bool{true, false} {
+		setBNFast(fast)
+		require.Equal(t, fast, bnFast())
+		for i := 0; i < 200; i++ {
+			digest := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+			sig := make([]byte, 64)
+			require.NoError(t, key.Sign(sig, digest[:]))
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			require.True(t, ecdsa.Verify(&priv.PublicKey, digest[:], r, s), "fast %v, signature %d verifies", fast, i)
+		}
+	}
+}
+
 // TestP256SignAllocs: a signature allocates nothing in Go, an empty
 // digest included (a local zero byte whose address went to C was one heap
 // allocation per signature).
