@@ -23,7 +23,7 @@ import (
 
 // needLibcrypto: CI installs libssl3 (tests/deps.sh), so there a missing
 // libcrypto fails the test; elsewhere it is reported as a skip.
-func needLibcrypto(t *testing.T) {
+func needLibcrypto(t testing.TB) {
 	t.Helper()
 	if err := Available(); err != nil {
 		if disabled {
@@ -306,4 +306,14 @@ func TestForkGuard(t *testing.T) {
 	wg.Wait()
 	require.Zero(t, forkTimeouts(), "prepare handlers that gave up waiting")
 	require.Zero(t, threadsInside(), "threads inside libcrypto at the end")
+}
+
+// BenchmarkCgoCall: one Go-to-C call that does nothing (reads a flag),
+// the floor under each call into libcrypto (docs/bench.md, "ECDSA P-256
+// path (2026-12-07)").
+func BenchmarkCgoCall(b *testing.B) {
+	needLibcrypto(b)
+	for b.Loop() {
+		bnFast()
+	}
 }

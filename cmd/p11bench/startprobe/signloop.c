@@ -2,7 +2,7 @@
  * signloop: a module's CKM_ECDSA path against OpenSSL's ECDSA_do_sign, in
  * one C process, for instruction counts and alternated timings.
  *
- *   signloop [-n N] [-batch B] [-only module|openssl] MODULE.so CONF PIN
+ *   signloop [-n N] [-batch B] [-only module|openssl|getinfo] MODULE.so CONF PIN
  *
  * It loads the module, C_Initialize with CKF_OS_LOCKING_OK and CONF as
  * pReserved (gohsm's configuration file), opens a session on the first
@@ -22,7 +22,8 @@
  * time (CLOCK_THREAD_CPUTIME_ID) leaves out the time the thread waited
  * for a core, which on a loaded machine is most of the noise.
  * With -only: N signatures of that side alone, after a warm-up of 200 of
- * each. For callgrind, count only the loops:
+ * each; -only getinfo times N calls of C_GetInfo, the module's cheapest
+ * call into Go, the floor under each of C_SignInit and C_Sign. For callgrind, count only the loops:
  *
  *   GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind \
  *     --toggle-collect=loop_module --toggle-collect=loop_openssl \
@@ -75,6 +76,20 @@ __attribute__((noinline)) int loop_module(long n)
 		if (rv != CKR_OK || siglen != 64)
 			return fail("C_SignInit+C_Sign", rv);
 		digest[i & 31] ^= sig[0];
+	}
+	return 0;
+}
+
+// loop_getinfo: C_GetInfo, the module's cheapest call into Go (a
+// callback that fills a struct): the floor under each of C_SignInit and
+// C_Sign.
+__attribute__((noinline)) int loop_getinfo(long n)
+{
+	CK_INFO info;
+	for (long i = 0; i < n; i++) {
+		CK_RV rv = p->C_GetInfo(&info);
+		if (rv != CKR_OK)
+			return fail("C_GetInfo", rv);
 	}
 	return 0;
 }
@@ -148,8 +163,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	if (argc != 4 || n <= 0 || batch <= 0 ||
-	    (only && strcmp(only, "module") != 0 && strcmp(only, "openssl") != 0)) {
-		fprintf(stderr, "usage: signloop [-n N] [-batch B] [-only module|openssl] MODULE.so CONF PIN\n");
+	    (only && strcmp(only, "module") != 0 && strcmp(only, "openssl") != 0 && strcmp(only, "getinfo") != 0)) {
+		fprintf(stderr, "usage: signloop [-n N] [-batch B] [-only module|openssl|getinfo] MODULE.so CONF PIN\n");
 		return 2;
 	}
 	signal(SIGRTMAX - 3, on_signal);
@@ -193,9 +208,13 @@ int main(int argc, char **argv)
 		return 1;
 	if (only) {
 		double t = now_ns();
-		if (strcmp(only, "module") == 0 ? loop_module(n) : loop_openssl(n))
+		double c = cpu_ns();
+		if (strcmp(only, "module") == 0 ? loop_module(n)
+		    : strcmp(only, "getinfo") == 0 ? loop_getinfo(n)
+						   : loop_openssl(n))
 			return 1;
-		printf("%s: %ld signatures, %.0f ns each\n", only, n, (now_ns() - t) / n);
+		printf("%s: %ld calls, %.0f ns each, %.0f ns thread cpu\n", only, n, (now_ns() - t) / n,
+		       (cpu_ns() - c) / n);
 	} else {
 		long rounds = (n + batch - 1) / batch;
 		double *ratio = calloc(rounds, sizeof *ratio), *cratio = calloc(rounds, sizeof *cratio);
