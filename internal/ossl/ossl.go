@@ -137,8 +137,10 @@ static int gohsm_ossl_load_unguarded(char *why, size_t n)
 
 // r and s to bytes. OpenSSL 3.0's BN_bn2binpad (and BN_bn2bin, which
 // shares its loop) writes one byte per iteration without branching on the
-// value: about 35 instructions a byte, 4,500 of a P-256 signature's r and
-// s, where the values are public output. The BIGNUM is opaque in the
+// value, after a constant-time BN_num_bytes: about 800 instructions for
+// each of a P-256 signature's r and s, which are public output; the view
+// below takes about 20. (On a big-endian host the byte swap is wrong and
+// the probe fails.) The BIGNUM is opaque in the
 // public headers; its layout since OpenSSL 1.1.0 (crypto/bn/bn_local.h)
 // is the view below: the limbs, least significant first, the count in
 // use, the count allocated, the sign, the flags. gohsm_ossl_bn_direct
