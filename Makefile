@@ -137,6 +137,13 @@ $(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 
+# The ECDSA path's driver: the module's C_SignInit + C_Sign against
+# OpenSSL's ECDSA_do_sign in one C process, for callgrind and alternated
+# timings (docs/bench.md, "ECDSA P-256 path (2026-12-07)").
+$(BUILD)/signloop: cmd/p11bench/startprobe/signloop.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
 # The launcher `p11bench proc -launcher` times commands through, so that
 # their peak RSS is their own (docs/bench.md, "Whole process").
 $(BUILD)/maxrss: cmd/p11bench/startprobe/maxrss.c

@@ -135,6 +135,111 @@ static int gohsm_ossl_load_unguarded(char *why, size_t n)
 	return 1;
 }
 
+// r and s to bytes. OpenSSL 3.0's BN_bn2binpad (and BN_bn2bin, which
+// shares its loop) writes one byte per iteration without branching on the
+// value, after a constant-time BN_num_bytes: about 800 instructions for
+// each of a P-256 signature's r and s, which are public output; the view
+// below takes about 20. (On a big-endian host the byte swap is wrong and
+// the probe fails.) The BIGNUM is opaque in the
+// public headers; its layout since OpenSSL 1.1.0 (crypto/bn/bn_local.h)
+// is the view below: the limbs, least significant first, the count in
+// use, the count allocated, the sign, the flags. gohsm_ossl_bn_direct
+// relies on it only after the probe (gohsm_ossl_bn_probe, at load) has
+// compared it with BN_bn2binpad on values of every length from 0 to 32
+// bytes in this libcrypto; otherwise, and for any BIGNUM whose view does
+// not look like a non-negative value of at most n bytes, BN_bn2binpad
+// writes it.
+struct gohsm_bn_view {
+	unsigned long *d;
+	int top, dmax, neg, flags;
+};
+
+// gohsm_ossl_bn_fast is set by the probe when the view is proven.
+static int gohsm_ossl_bn_fast;
+
+// gohsm_ossl_bn_direct writes b as n big-endian bytes (n a multiple of 8)
+// from the view; 0 when the view does not hold a value of that size.
+static int gohsm_ossl_bn_direct(const BIGNUM *b, uint8_t *out, size_t n)
+{
+	const struct gohsm_bn_view *v = (const struct gohsm_bn_view *)b;
+	size_t i, limbs = n / 8;
+	int top = v->top;
+
+	if (sizeof(unsigned long) != 8 || n % 8 != 0 || top < 0 || (size_t)top > limbs || v->dmax < top ||
+	    v->neg != 0 || (top > 0 && v->d == NULL))
+		return 0;
+	for (i = 0; i < limbs; i++) {
+		unsigned long l = i < (size_t)top ? v->d[i] : 0;
+		l = __builtin_bswap64(l);
+		memcpy(out + n - 8 * (i + 1), &l, 8);
+	}
+	return 1;
+}
+
+// Readers the probe can be run with: the real one, and two wrong ones
+// (limbs taken most significant first; bytes of a limb not swapped) that
+// the tests show it refuses.
+enum { GOHSM_BN_READ_VIEW, GOHSM_BN_READ_LIMBS_REVERSED, GOHSM_BN_READ_NO_BSWAP };
+
+static int gohsm_ossl_bn_read(int how, const BIGNUM *b, uint8_t *out, size_t n)
+{
+	const struct gohsm_bn_view *v = (const struct gohsm_bn_view *)b;
+	size_t i, limbs = n / 8;
+
+	if (!gohsm_ossl_bn_direct(b, out, n))
+		return 0;
+	if (how == GOHSM_BN_READ_VIEW)
+		return 1;
+	for (i = 0; i < limbs; i++) {
+		size_t j = how == GOHSM_BN_READ_LIMBS_REVERSED ? (size_t)v->top - 1 - i : i;
+		unsigned long l = i < (size_t)v->top ? v->d[j] : 0;
+		if (how != GOHSM_BN_READ_NO_BSWAP)
+			l = __builtin_bswap64(l);
+		memcpy(out + n - 8 * (i + 1), &l, 8);
+	}
+	return 1;
+}
+
+// gohsm_ossl_bn_probe reports whether reader how gives BN_bn2binpad's 32
+// bytes for values of every length from 0 to 32 bytes (a pattern with no
+// two bytes alike, a leading 0x80, a leading 0x01, all 0xff), each with
+// the BIGNUM's top as the value's count of 64-bit limbs.
+static int gohsm_ossl_bn_probe_unguarded(int how)
+{
+	uint8_t in[32], want[32], got[32];
+	int len, pat, ok = 1;
+
+	for (len = 0; len <= 32 && ok; len++)
+		for (pat = 0; pat < 4 && ok; pat++) {
+			BIGNUM *b;
+			int i;
+
+			for (i = 0; i < len; i++)
+				in[i] = pat == 3 ? 0xff : (uint8_t)(0x11 * (i % 15 + 1) + i / 15);
+			if (len > 0 && pat == 1)
+				in[0] = 0x80;
+			if (len > 0 && pat == 2)
+				in[0] = 0x01;
+			b = gohsm_ossl.BN_bin2bn(in, len, NULL);
+			if (b == NULL)
+				return 0;
+			ok = gohsm_ossl.BN_bn2binpad(b, want, 32) == 32 &&
+			     ((const struct gohsm_bn_view *)b)->top == (len + 7) / 8 &&
+			     gohsm_ossl_bn_read(how, b, got, 32) && memcmp(want, got, 32) == 0;
+			gohsm_ossl.BN_clear_free(b);
+		}
+	return ok;
+}
+
+// gohsm_ossl_bn2bin writes b as n big-endian bytes: from the view when
+// the probe proved it and it holds such a value, else BN_bn2binpad.
+static int gohsm_ossl_bn2bin(const BIGNUM *b, uint8_t *out, size_t n)
+{
+	if (gohsm_ossl_bn_fast && gohsm_ossl_bn_direct(b, out, n))
+		return 1;
+	return gohsm_ossl.BN_bn2binpad(b, out, (int)n) == (int)n;
+}
+
 // gohsm_ossl_load registers the fork guard's handlers and then loads
 // libcrypto inside the guard: a fork() while another thread is in the
 // middle of loading it gave a child a half-relocated libcrypto, and the
@@ -151,6 +256,8 @@ static int gohsm_ossl_load(char *why, size_t n)
 		return 0;
 	g = gohsm_ossl_enter();
 	ok = gohsm_ossl_load_unguarded(why, n);
+	if (ok)
+		gohsm_ossl_bn_fast = gohsm_ossl_bn_probe_unguarded(GOHSM_BN_READ_VIEW);
 	gohsm_ossl_leave(g);
 	return ok;
 }
@@ -251,8 +358,7 @@ static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t 
 		return 0;
 	}
 	gohsm_ossl.ECDSA_SIG_get0(sig, &r, &s);
-	ok = gohsm_ossl.BN_bn2binpad(r, out, (int)half) == (int)half &&
-	     gohsm_ossl.BN_bn2binpad(s, out + half, (int)half) == (int)half;
+	ok = gohsm_ossl_bn2bin(r, out, half) && gohsm_ossl_bn2bin(s, out + half, half);
 	gohsm_ossl.ECDSA_SIG_free(sig);
 	gohsm_ossl.ERR_pop_to_mark();
 	return ok;
@@ -300,6 +406,12 @@ GOHSM_GUARDED(EC_KEY *, gohsm_ossl_p256, (const uint8_t *d, size_t n), (d, n))
 GOHSM_GUARDED(int, gohsm_ossl_ecdsa_sign, (EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half),
 	      (k, dg, n, out, half))
 GOHSM_GUARDED_VOID(gohsm_ossl_ec_free, (EC_KEY *k), (k))
+GOHSM_GUARDED(int, gohsm_ossl_bn_probe, (int how), (how))
+
+// For tests: whether r and s are read from the view, and turning it off
+// or back on (on only where the probe passed).
+static int gohsm_ossl_bn_fast_get(void) { return gohsm_ossl_bn_fast; }
+static void gohsm_ossl_bn_fast_set(int on) { gohsm_ossl_bn_fast = on && gohsm_ossl_bn_probe(GOHSM_BN_READ_VIEW); }
 */
 import "C"
 
@@ -465,6 +577,25 @@ func forkPrepare()          { C.gohsm_ossl_fork_prepare() }
 func forkParent()           { C.gohsm_ossl_fork_parent() }
 func threadsInside() uint64 { return uint64(C.gohsm_ossl_inside()) }
 func forkTimeouts() uint64  { return uint64(C.gohsm_ossl_timeouts()) }
+
+// The probe of the BIGNUM view, for tests: bnProbe runs it with the real
+// reader or a wrong one, bnFast reports whether signatures read r and s
+// from the view, setBNFast turns that off or (where the probe passes) on.
+const (
+	bnReadView          = C.GOHSM_BN_READ_VIEW
+	bnReadLimbsReversed = C.GOHSM_BN_READ_LIMBS_REVERSED
+	bnReadNoByteSwap    = C.GOHSM_BN_READ_NO_BSWAP
+)
+
+func bnProbe(how C.int) bool { return C.gohsm_ossl_bn_probe(how) != 0 }
+func bnFast() bool           { return C.gohsm_ossl_bn_fast_get() != 0 }
+func setBNFast(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.gohsm_ossl_bn_fast_set(v)
+}
 
 // P256Key is an ECDSA P-256 private key held by libcrypto. Safe for
 // concurrent use.

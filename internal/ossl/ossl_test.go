@@ -23,7 +23,7 @@ import (
 
 // needLibcrypto: CI installs libssl3 (tests/deps.sh), so there a missing
 // libcrypto fails the test; elsewhere it is reported as a skip.
-func needLibcrypto(t *testing.T) {
+func needLibcrypto(t testing.TB) {
 	t.Helper()
 	if err := Available(); err != nil {
 		if disabled {
@@ -128,6 +128,42 @@ func TestP256SignVerifies(t *testing.T) {
 		assert.True(t, ecdsa.Verify(&priv.PublicKey, digest, r, s), "digest of %d bytes verifies", n)
 	}
 	assert.Error(t, key.Sign(make([]byte, 63), make([]byte, 32)), "short signature buffer")
+}
+
+// TestBNProbe: the probe of the BIGNUM view passes in this libcrypto
+// with the real reader and refuses readers that get the limb order or the
+// byte order wrong; at load it has turned the view on.
+func TestBNProbe(t *testing.T) {
+	needLibcrypto(t)
+	assert.True(t, bnProbe(bnReadView), "the view reads what BN_bn2binpad writes")
+	assert.False(t, bnProbe(bnReadLimbsReversed), "limbs most significant first")
+	assert.False(t, bnProbe(bnReadNoByteSwap), "a limb's bytes not swapped")
+	assert.True(t, bnFast(), "r and s read from the view after the probe at load")
+}
+
+// TestP256SignBothPaths: signatures verify with r and s read from the
+// BIGNUM view and with BN_bn2binpad, the fallback where the probe fails.
+func TestP256SignBothPaths(t *testing.T) {
+	needLibcrypto(t)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	d, err := priv.Bytes()
+	require.NoError(t, err)
+	key, err := NewP256Key(d)
+	require.NoError(t, err)
+	was := bnFast()
+	t.Cleanup(func() { setBNFast(was) })
+	for _, fast := range []bool{true, false} {
+		setBNFast(fast)
+		require.Equal(t, fast, bnFast())
+		for i := 0; i < 200; i++ {
+			digest := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+			sig := make([]byte, 64)
+			require.NoError(t, key.Sign(sig, digest[:]))
+			r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+			require.True(t, ecdsa.Verify(&priv.PublicKey, digest[:], r, s), "fast %v, signature %d verifies", fast, i)
+		}
+	}
 }
 
 // TestP256SignAllocs: a signature allocates nothing in Go, an empty
@@ -270,4 +306,14 @@ func TestForkGuard(t *testing.T) {
 	wg.Wait()
 	require.Zero(t, forkTimeouts(), "prepare handlers that gave up waiting")
 	require.Zero(t, threadsInside(), "threads inside libcrypto at the end")
+}
+
+// BenchmarkCgoCall: one Go-to-C call that does nothing (reads a flag),
+// the floor under each call into libcrypto (docs/bench.md, "ECDSA P-256
+// path (2026-12-07)").
+func BenchmarkCgoCall(b *testing.B) {
+	needLibcrypto(b)
+	for b.Loop() {
+		bnFast()
+	}
 }
