@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/big"
 	"slices"
+	"sync"
 
 	"gohsm/internal/ck"
 )
@@ -189,7 +190,7 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 	// The defaults and identities come from the schema's prototype under
 	// p, cloned whole (a copy of the map's groups, no hashing); the
 	// template's values, copied, go over it.
-	out := s.prototype(p).clone()
+	out := s.newTemplate(p)
 	for a, v := range t {
 		if row := s.table()[a]; !row.Has(Identity) {
 			out[a] = bytes.Clone(v)
@@ -244,19 +245,15 @@ func sharedBool(b bool) []byte {
 
 func capped(v []byte) []byte { return v[:len(v):len(v)] }
 
-// prototype is a template of the schema's identities and defaults under
-// p, made on first use for each policy and kept: BuildWith clones it. It
-// is never written after it is made. The map is sized for every row of
-// the schema, so that a clone takes the template's attributes and those
-// the token adds without growing.
+// prototype is a template of a schema's identities and defaults under a
+// policy, never written once made: BuildWith clones it. The map is sized
+// for every row of the schema, so that a clone takes the template's
+// attributes and those the token adds without growing.
 type prototype struct{ t Template }
 
 func (pr *prototype) clone() Template { return maps.Clone(pr.t) }
 
-func (s *Schema) prototype(p *Policy) *prototype {
-	if pr, ok := s.protos.Load(p); ok {
-		return pr.(*prototype)
-	}
+func newPrototype(s *Schema, p *Policy) *prototype {
 	t := make(Template, len(s.table()))
 	for _, row := range s.table() {
 		if row.Has(Identity) {
@@ -265,8 +262,38 @@ func (s *Schema) prototype(p *Policy) *prototype {
 			t[row.Type] = capped(bytes.Clone(d))
 		}
 	}
-	pr, _ := s.protos.LoadOrStore(p, &prototype{t})
-	return pr.(*prototype)
+	return &prototype{t}
+}
+
+// Prototypes keeps one Policy's prototypes, by schema: a profile's
+// policy has its own (NewPrototypes), so that nothing outlives the
+// profile. A policy's Defaults must not change once it has built a
+// template.
+type Prototypes struct{ m sync.Map }
+
+// NewPrototypes makes an empty Prototypes for a Policy.
+func NewPrototypes() *Prototypes { return &Prototypes{} }
+
+// newTemplate is a new template of s's identities and defaults under p:
+// the clone of a kept prototype when the defaults are the tables' (the
+// schema keeps it) or p has Prototypes, else made afresh.
+func (s *Schema) newTemplate(p *Policy) Template {
+	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
+		pr := s.proto.Load()
+		if pr == nil {
+			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
+			pr = s.proto.Load()
+		}
+		return pr.clone()
+	}
+	if p.Prototypes == nil {
+		return newPrototype(s, p).t
+	}
+	if pr, ok := p.Prototypes.m.Load(s); ok {
+		return pr.(*prototype).clone()
+	}
+	pr, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
+	return pr.(*prototype).clone()
 }
 
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to

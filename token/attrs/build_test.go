@@ -1,7 +1,9 @@
 package attrs
 
 import (
+	"runtime"
 	"testing"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,4 +39,32 @@ func TestBuildDefaultsIndependent(t *testing.T) {
 	c, err := Build(OpGenerate, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_AES_KEY_GEN, tmpl)
 	require.NoError(t, err)
 	assert.Equal(t, b, c, "the schema's defaults are untouched")
+}
+
+// TestBuildKeepsNoPolicy: BuildWith keeps no reference to a policy it was
+// given (a profile's, made at each C_Initialize): the prototypes of a
+// policy with defaults of its own live in its Prototypes, and one
+// without them builds its template afresh, with its defaults all the same.
+func TestBuildKeepsNoPolicy(t *testing.T) {
+	p := &Policy{Defaults: map[ck.ObjectClass]map[ck.AttributeType]bool{ck.CKO_SECRET_KEY: {ck.CKA_SIGN: false}}}
+	w := weak.Make(p)
+	for range 2 {
+		out, err := BuildWith(p, OpGenerate, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_AES_KEY_GEN, Template{ck.CKA_VALUE_LEN: ULong(32)})
+		require.NoError(t, err)
+		assert.Equal(t, Bool(false), out[ck.CKA_SIGN], "the policy's default")
+		assert.Equal(t, Bool(true), out[ck.CKA_ENCRYPT], "the table's default")
+	}
+	q := &Policy{Defaults: p.Defaults, Prototypes: NewPrototypes()}
+	for range 2 {
+		out, err := BuildWith(q, OpGenerate, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_AES_KEY_GEN, Template{ck.CKA_VALUE_LEN: ULong(32)})
+		require.NoError(t, err)
+		assert.Equal(t, Bool(false), out[ck.CKA_SIGN], "the policy's default, cached")
+	}
+	out, err := BuildWith(&Policy{}, OpGenerate, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_AES_KEY_GEN, Template{ck.CKA_VALUE_LEN: ULong(32)})
+	require.NoError(t, err)
+	assert.Equal(t, Bool(true), out[ck.CKA_SIGN], "the table's default, under another policy")
+	p = nil
+	runtime.GC()
+	runtime.GC()
+	assert.Nil(t, w.Value(), "the policy is still referenced")
 }

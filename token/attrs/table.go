@@ -340,9 +340,9 @@ type Schema struct {
 	// rows are the rows in ascending attribute order (sorted), made at
 	// their first use.
 	rows atomic.Pointer[[]Attr]
-	// protos are the templates BuildWith starts from, by *Policy
-	// (prototype).
-	protos sync.Map
+	// proto is the template BuildWith starts from under the tables'
+	// defaults (prototype), made at its first use.
+	proto atomic.Pointer[prototype]
 }
 
 // table returns the schema's rows by attribute type, building them on the
