@@ -192,9 +192,13 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 	// template's values, copied, go over it.
 	out := s.newTemplate(p)
 	for a, v := range t {
-		if row := s.table()[a]; !row.Has(Identity) {
-			out[a] = bytes.Clone(v)
+		if row := s.table()[a]; row.Has(Identity) {
+			continue
 		}
+		if d, ok := out[a]; ok && len(v) > 0 && bytes.Equal(d, v) {
+			continue // the default's shared copy: the same bytes
+		}
+		out[a] = bytes.Clone(v)
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic
 	if _, ok := s.table()[ck.CKA_LOCAL]; ok {
