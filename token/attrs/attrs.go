@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 
 	"gohsm/internal/ck"
@@ -108,7 +107,18 @@ func (t Template) Clone() Template {
 // Types returns the attribute types of t in ascending order, so that the
 // validator reports the same error for the same template every time.
 func (t Template) Types() []ck.AttributeType {
-	return slices.Sorted(maps.Keys(t))
+	return t.appendTypes(make([]ck.AttributeType, 0, len(t)))
+}
+
+// appendTypes appends t's attribute types to dst and sorts what it
+// appended: Types into a caller's buffer.
+func (t Template) appendTypes(dst []ck.AttributeType) []ck.AttributeType {
+	n := len(dst)
+	for a := range t {
+		dst = append(dst, a)
+	}
+	slices.Sort(dst[n:])
+	return dst
 }
 
 // EncodeTemplate serialises a nested template (the value of

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
+	"sync"
 
 	"gohsm/internal/ck"
 )
@@ -141,7 +143,9 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 	if !slices.Contains(classOps[class], op) {
 		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	for _, a := range t.Types() {
+	// Sorted in a buffer on the stack: a caller's template is small.
+	var buf [16]ck.AttributeType
+	for _, a := range t.appendTypes(buf[:0]) {
 		row, ok := p.has(s, a)
 		if !ok {
 			return nil, p.foreign(s, a)
@@ -183,40 +187,34 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 		}
 	}
 
-	// Sized for the defaults to come: growing the map as they are added
-	// was a fifth of building a derived key's template.
-	out := make(Template, len(t)+len(s.table()))
+	// The defaults and identities come from the schema's prototype under
+	// p, cloned whole (a copy of the map's groups, no hashing); the
+	// template's values, copied, go over it.
+	out := s.newTemplate(p)
 	for a, v := range t {
-		out[a] = bytes.Clone(v)
-	}
-	// The defaults' copies share one buffer, each capped at its length
-	// (an append to one reallocates it): a copy each was a third of the
-	// allocations of making a session key.
-	var arena valueArena
-	for _, row := range s.table() {
-		if row.Has(Identity) {
-			out[row.Type] = s.identity(row.Type)
-		} else if _, ok := out[row.Type]; !ok {
-			if d := p.defaultOf(s, row); d != nil {
-				out[row.Type] = arena.clone(d)
-			}
+		if row := s.table()[a]; row.Has(Identity) {
+			continue
 		}
+		if d, ok := out[a]; ok && len(v) > 0 && bytes.Equal(d, v) {
+			continue // the default's shared copy: the same bytes
+		}
+		out[a] = bytes.Clone(v)
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic
 	if _, ok := s.table()[ck.CKA_LOCAL]; ok {
-		out[ck.CKA_LOCAL] = Bool(generated)
-		gen := ck.CK_UNAVAILABLE_INFORMATION
+		out[ck.CKA_LOCAL] = sharedBool(generated)
 		if generated {
-			gen = ck.ULong(mech)
+			out[ck.CKA_KEY_GEN_MECHANISM] = ULong(ck.ULong(mech))
+		} else {
+			out[ck.CKA_KEY_GEN_MECHANISM] = unavailable
 		}
-		out[ck.CKA_KEY_GEN_MECHANISM] = ULong(gen)
 	}
 	if _, ok := s.table()[ck.CKA_ALWAYS_SENSITIVE]; ok {
 		sensitive, _ := out.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := out.Bool(ck.CKA_EXTRACTABLE)
 		fromMechanism := generated || op == OpDerive
-		out[ck.CKA_ALWAYS_SENSITIVE] = Bool(fromMechanism && sensitive)
-		out[ck.CKA_NEVER_EXTRACTABLE] = Bool(fromMechanism && !extractable)
+		out[ck.CKA_ALWAYS_SENSITIVE] = sharedBool(fromMechanism && sensitive)
+		out[ck.CKA_NEVER_EXTRACTABLE] = sharedBool(fromMechanism && !extractable)
 	}
 	if n, ok := out.ULong(ck.CKA_VALUE_LEN); ok {
 		if err := checkSecretLength(keyType, int(min(n, 1<<31))); err != nil {
@@ -232,18 +230,74 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 	return out, nil
 }
 
-// valueArena hands out copies of small values from shared buffers.
-type valueArena struct{ buf []byte }
+// Values a built template shares with other objects' templates: the
+// prototypes' defaults and identities, and these. No code writes into an
+// attribute's value (a change replaces the slice), and each is capped at
+// its length, so an append copies it.
+var (
+	trueValue   = []byte{byte(ck.CK_TRUE)}[:1:1]
+	falseValue  = []byte{byte(ck.CK_FALSE)}[:1:1]
+	unavailable = capped(ULong(ck.CK_UNAVAILABLE_INFORMATION))
+)
 
-// clone is bytes.Clone(d) for a non-nil d: a copy, non-nil even when
-// empty, whose capacity is its length.
-func (a *valueArena) clone(d []byte) []byte {
-	if a.buf == nil || len(a.buf)+len(d) > cap(a.buf) {
-		a.buf = make([]byte, 0, max(256, len(d)))
+func sharedBool(b bool) []byte {
+	if b {
+		return trueValue
 	}
-	start := len(a.buf)
-	a.buf = append(a.buf, d...)
-	return a.buf[start:len(a.buf):len(a.buf)]
+	return falseValue
+}
+
+func capped(v []byte) []byte { return v[:len(v):len(v)] }
+
+// prototype is a template of a schema's identities and defaults under a
+// policy, never written once made: BuildWith clones it. The map is sized
+// for every row of the schema, so that a clone takes the template's
+// attributes and those the token adds without growing.
+type prototype struct{ t Template }
+
+func (pr *prototype) clone() Template { return maps.Clone(pr.t) }
+
+func newPrototype(s *Schema, p *Policy) *prototype {
+	t := make(Template, len(s.table()))
+	for _, row := range s.table() {
+		if row.Has(Identity) {
+			t[row.Type] = capped(s.identity(row.Type))
+		} else if d := p.defaultOf(s, row); d != nil {
+			t[row.Type] = capped(bytes.Clone(d))
+		}
+	}
+	return &prototype{t}
+}
+
+// Prototypes keeps one Policy's prototypes, by schema: a profile's
+// policy has its own (NewPrototypes), so that nothing outlives the
+// profile. A policy's Defaults must not change once it has built a
+// template.
+type Prototypes struct{ m sync.Map }
+
+// NewPrototypes makes an empty Prototypes for a Policy.
+func NewPrototypes() *Prototypes { return &Prototypes{} }
+
+// newTemplate is a new template of s's identities and defaults under p:
+// the clone of a kept prototype when the defaults are the tables' (the
+// schema keeps it) or p has Prototypes, else made afresh.
+func (s *Schema) newTemplate(p *Policy) Template {
+	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
+		pr := s.proto.Load()
+		if pr == nil {
+			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
+			pr = s.proto.Load()
+		}
+		return pr.clone()
+	}
+	if p.Prototypes == nil {
+		return newPrototype(s, p).t
+	}
+	if pr, ok := p.Prototypes.m.Load(s); ok {
+		return pr.(*prototype).clone()
+	}
+	pr, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
+	return pr.(*prototype).clone()
 }
 
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
@@ -407,6 +461,9 @@ func complete(s *Schema, obj Template) (Template, error) {
 		}
 		return obj, nil
 	}
+	if s.Class == ck.CKO_SECRET_KEY {
+		return completeSecret(s, obj)
+	}
 	key, err := KeyFromTemplate(s.Class, s.KeyType, obj)
 	if err != nil {
 		return nil, err
@@ -423,6 +480,34 @@ func complete(s *Schema, obj Template) (Template, error) {
 			continue // e.g. CKA_MODULUS_BITS is a public-key attribute only
 		}
 		if err := setDerived(s, obj, a, m[a]); err != nil {
+			return nil, err
+		}
+	}
+	return obj, nil
+}
+
+// completeSecret is complete for a secret key, whose key is its
+// CKA_VALUE: what KeyFromTemplate and TemplateFromKey would compute, in
+// the same order (CKA_CHECK_VALUE, then CKA_VALUE_LEN, each when the
+// schema has it), without two more copies of the secret.
+func completeSecret(s *Schema, obj Template) (Template, error) {
+	if _, ok := converters[schemaKey{s.Class, s.KeyType}]; !ok {
+		return nil, fmt.Errorf("attrs: no key conversion for %s %s: %w", s.Class, s.KeyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	v := obj[ck.CKA_VALUE]
+	if len(v) == 0 {
+		return nil, fmt.Errorf("attrs: %s %s: %s missing: %w", s.Class, s.KeyType, ck.CKA_VALUE, ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	if err := checkSecretLength(s.KeyType, len(v)); err != nil {
+		return nil, fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
+	}
+	if _, ok := s.table()[ck.CKA_CHECK_VALUE]; ok {
+		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := s.table()[ck.CKA_VALUE_LEN]; ok {
+		if err := setDerived(s, obj, ck.CKA_VALUE_LEN, ULong(ck.ULong(len(v)))); err != nil {
 			return nil, err
 		}
 	}

@@ -340,6 +340,9 @@ type Schema struct {
 	// rows are the rows in ascending attribute order (sorted), made at
 	// their first use.
 	rows atomic.Pointer[[]Attr]
+	// proto is the template BuildWith starts from under the tables'
+	// defaults (prototype), made at its first use.
+	proto atomic.Pointer[prototype]
 }
 
 // table returns the schema's rows by attribute type, building them on the

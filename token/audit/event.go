@@ -10,6 +10,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // Opcode is a CloudHSM audit opcode (UG:cloudhsm-audit-log-reference).
@@ -106,11 +107,79 @@ type Event struct {
 	Detail    string   `json:"detail,omitempty"`            // gohsm's own words (a quota, a service)
 }
 
-// Encode is the record the store chains: the event as JSON.
+// Encode is the record the store chains: the event as JSON, as
+// json.Marshal writes it. An event whose strings are plain ASCII (every
+// event the token makes, but for a user name or detail with other bytes)
+// is written field by field, without reflection: the queued records of
+// session keys are encoded on the flush's goroutine, and json.Marshal was
+// most of its time outside SQLite. Any other is json.Marshal's.
 func (e Event) Encode() ([]byte, error) {
+	if plainJSON(e.Response) && plainJSON(e.User) && plainJSON(e.Actor) && plainJSON(e.Detail) {
+		return e.appendJSON(make([]byte, 0, 256)), nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode: %w", err)
 	}
 	return b, nil
+}
+
+// plainJSON: s is printable ASCII that json.Marshal writes as it is
+// (no quote, backslash or HTML character to escape).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendJSON appends e as json.Marshal encodes it, for strings that
+// plainJSON accepts: the fields in order, the omitempty ones left out
+// when zero.
+func (e Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"time_us":`...)
+	b = strconv.AppendInt(b, e.TimeUS, 10)
+	b = append(b, `,"reboot_counter":`...)
+	b = strconv.AppendUint(b, uint64(e.Reboot), 10)
+	b = append(b, `,"opcode":`...)
+	b = strconv.AppendUint(b, uint64(e.Opcode), 10)
+	b = append(b, `,"session_handle":`...)
+	b = strconv.AppendUint(b, e.Session, 10)
+	b = append(b, `,"response_code":`...)
+	b = strconv.AppendInt(b, int64(e.Code), 10)
+	b = append(b, `,"response":"`...)
+	b = append(b, e.Response...)
+	b = append(b, `","log_type":`...)
+	b = strconv.AppendInt(b, int64(e.LogType), 10)
+	if e.User != "" {
+		b = append(b, `,"user_name":"`...)
+		b = append(b, e.User...)
+		b = append(b, '"')
+	}
+	if e.UserType != 0 {
+		b = append(b, `,"user_type":`...)
+		b = strconv.AppendInt(b, int64(e.UserType), 10)
+	}
+	if e.Key != 0 {
+		b = append(b, `,"key_handle":`...)
+		b = strconv.AppendUint(b, e.Key, 10)
+	}
+	if e.PublicKey != 0 {
+		b = append(b, `,"public_key_handle":`...)
+		b = strconv.AppendUint(b, e.PublicKey, 10)
+	}
+	if e.Actor != "" {
+		b = append(b, `,"actor":"`...)
+		b = append(b, e.Actor...)
+		b = append(b, '"')
+	}
+	if e.Detail != "" {
+		b = append(b, `,"detail":"`...)
+		b = append(b, e.Detail...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }

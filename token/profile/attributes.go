@@ -39,7 +39,8 @@ func cloudhsmAttributes(Settings) attrs.Policy {
 	// (Identity.PublicKeysSeenByAll, behaviour 9).
 	defaults[ck.CKO_PUBLIC_KEY][ck.CKA_PRIVATE] = true
 	return attrs.Policy{
-		Defaults: defaults,
+		Defaults:   defaults,
+		Prototypes: attrs.NewPrototypes(),
 		// Note 1 of the attribute table: CKA_PRIVATE and CKA_MODIFIABLE
 		// "must be explicitly set only to the default value" (true), for
 		// public keys too: pkcs11-tool's key generation, which puts
