@@ -142,6 +142,7 @@ func go_Initialize(config *C.char) (r C.CK_RV) {
 	if mod.Load() != nil {
 		return C.CKR_CRYPTOKI_ALREADY_INITIALIZED
 	}
+	presizeStack() // before token.Open's SQLite calls (stack.go)
 	reserved := ""
 	if config != nil {
 		reserved = C.GoString(config)
