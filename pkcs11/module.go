@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -143,6 +142,7 @@ func go_Initialize(config *C.char) (r C.CK_RV) {
 	if mod.Load() != nil {
 		return C.CKR_CRYPTOKI_ALREADY_INITIALIZED
 	}
+	presizeStack() // before token.Open's SQLite calls (stack.go)
 	reserved := ""
 	if config != nil {
 		reserved = C.GoString(config)
@@ -162,18 +162,8 @@ func go_Initialize(config *C.char) (r C.CK_RV) {
 	if cGetenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	// Host threads spend most of a signature inside libcrypto (a cgo
-	// call). When no P is idle, the runtime's monitor takes the P of every
-	// thread in a C call longer than 20 us and wakes a spinning thread to
-	// look for work, 50,000 times a second: on 2 cores, 2 signing sessions
-	// lost a fifth of their throughput to it (ECDSA P-256: 40-43k/s with 2
-	// Ps, 49-55k/s with 8). Spare Ps keep one idle, so the monitor leaves
-	// callers alone. A host's own GOMAXPROCS still wins.
-	if cGetenv("GOMAXPROCS") == "" {
-		if n := max(2*runtime.NumCPU(), 8); runtime.GOMAXPROCS(0) < n {
-			runtime.GOMAXPROCS(n)
-		}
-	}
+	// GOMAXPROCS is raised at the second session (procs.go).
+	procsAtInitialize(cGetenv("GOMAXPROCS") != "")
 	m, err := token.Open(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gohsm: C_Initialize: %v\n", err)

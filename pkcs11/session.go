@@ -28,6 +28,7 @@ func go_OpenSession(slotID C.CK_SLOT_ID, flags C.CK_FLAGS, pApplication C.CK_VOI
 		return rv("C_OpenSession", err)
 	}
 	*phSession = C.CK_SESSION_HANDLE(h)
+	procsAtOpenSession()
 	return C.CKR_OK
 }
 
