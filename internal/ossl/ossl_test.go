@@ -83,14 +83,22 @@ func TestRSAKeyRefusesEmptyValues(t *testing.T) {
 	assert.Error(t, err, "an empty scalar")
 }
 
-func TestP256SignVerifies(t *testing.T) {
-	needLibcrypto(t)
+// newP256Pair makes a P-256 key with crypto/ecdsa and the same key in
+// libcrypto.
+func newP256Pair(t *testing.T) (*ecdsa.PrivateKey, *P256Key) {
+	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	d, err := priv.Bytes()
 	require.NoError(t, err)
 	key, err := NewP256Key(d)
 	require.NoError(t, err)
+	return priv, key
+}
+
+func TestP256SignVerifies(t *testing.T) {
+	needLibcrypto(t)
+	priv, key := newP256Pair(t)
 
 	var wg sync.WaitGroup
 	seen := sync.Map{}
@@ -145,12 +153,7 @@ func TestBNProbe(t *testing.T) {
 // BIGNUM view and with BN_bn2binpad, the fallback where the probe fails.
 func TestP256SignBothPaths(t *testing.T) {
 	needLibcrypto(t)
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	d, err := priv.Bytes()
-	require.NoError(t, err)
-	key, err := NewP256Key(d)
-	require.NoError(t, err)
+	priv, key := newP256Pair(t)
 	was := bnFast()
 	t.Cleanup(func() { setBNFast(was) })
 	for _, fast := range []bool{true, false} {
@@ -172,12 +175,7 @@ func TestP256SignBothPaths(t *testing.T) {
 func TestP256SignAllocs(t *testing.T) {
 	needLibcrypto(t)
 	testenv.NoAllocCount(t)
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	d, err := priv.Bytes()
-	require.NoError(t, err)
-	key, err := NewP256Key(d)
-	require.NoError(t, err)
+	_, key := newP256Pair(t)
 	sig := make([]byte, 64)
 	for _, digest := range [][]byte{make([]byte, 32), nil} {
 		assert.Zero(t, testing.AllocsPerRun(100, func() {
