@@ -207,12 +207,6 @@ func (s *sqliteStore) writeBatch(batch []*groupReq) (all []*groupReq) {
 					}
 					return &errOwn{i, err}
 				}
-				if err := appendAudit(t, r.events); err != nil {
-					if isBusy(err) {
-						return err
-					}
-					return &errOwn{i, err}
-				}
 			}
 			c.Before, pre, preOK = s.mark()
 			if _, err := h.conn.ExecContext(context.Background(), `COMMIT`); err != nil {
@@ -260,8 +254,9 @@ func (s *sqliteStore) writeBatch(batch []*groupReq) (all []*groupReq) {
 	return all
 }
 
-// runFn runs a write's statements, turning a panic into that write's
-// failure (re-raised in its caller's goroutine by groupCommit).
+// runFn runs a write's statements and appends its audit records (whose
+// Fill is the caller's code), turning a panic into that write's failure
+// (re-raised in its caller's goroutine by groupCommit).
 func runFn(r *groupReq, t *txn) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -269,7 +264,10 @@ func runFn(r *groupReq, t *txn) (err error) {
 			err = fmt.Errorf("store: write panicked: %v", p)
 		}
 	}()
-	return r.fn(t)
+	if err := r.fn(t); err != nil {
+		return err
+	}
+	return appendAudit(t, r.events)
 }
 
 // begin lends a connection and starts a write transaction on it
