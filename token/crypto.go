@@ -929,11 +929,11 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_GENERATE_KEY, origin, full)
+	objs, err := s.addGeneratedLocked(se, audit.CN_GENERATE_KEY, origin, full)
 	if err != nil {
 		return 0, err
 	}
-	return o.h, nil
+	return objs[0].h, nil
 }
 
 // GenerateKeyPair answers C_GenerateKeyPair.
@@ -1007,7 +1007,7 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addObjectsLocked(se, audit.CN_GENERATE_KEY_PAIR, origin, pubFull, privFull)
+	objs, err := s.addGeneratedLocked(se, audit.CN_GENERATE_KEY_PAIR, origin, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}

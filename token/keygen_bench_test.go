@@ -50,6 +50,7 @@ type countingStore struct {
 	store.Store
 	reads        atomic.Int64
 	beforeCreate func()
+	beforeDelete func()
 }
 
 func (c *countingStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
@@ -80,6 +81,13 @@ func (v countingView) CreateObjects(objs []store.ObjectRecord, quotas ...store.Q
 		v.c.beforeCreate()
 	}
 	return v.Store.CreateObjects(objs, quotas...)
+}
+
+func (v countingView) DeleteObject(id int64) (store.Commit, error) {
+	if v.c.beforeDelete != nil {
+		v.c.beforeDelete()
+	}
+	return v.Store.DeleteObject(id)
 }
 
 func (v countingView) Object(id int64) (*store.ObjectRecord, error) {

@@ -291,6 +291,21 @@ func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full at
 // availability quorum before anything is stored, and the cluster learns
 // of it once stored; session objects stay on origin.
 func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
+	return s.addObjectsOpt(se, op, origin, false, fulls...)
+}
+
+// addGeneratedLocked is addObjectsLocked for C_GenerateKey and
+// C_GenerateKeyPair: when every object is a token object and the slot has
+// no cluster, the store write runs with s.mu released (held again when it
+// returns), so that other sessions go on meanwhile and their key writes
+// reach the store's group commit (docs/store.md "Group commit") instead of
+// queueing on s.mu. A logout waits for such writes (s.writes): a key is
+// never stored after the logout of the login that made it.
+func (s *Slot) addGeneratedLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
+	return s.addObjectsOpt(se, op, origin, true, fulls...)
+}
+
+func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked bool, fulls ...attrs.Template) ([]*Object, error) {
 	objs := make([]*Object, len(fulls))
 	var recs []store.ObjectRecord
 	for i, full := range fulls {
@@ -322,6 +337,9 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls 
 		// Current before the write, so that the write can keep it current.
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
+		}
+		if unlocked && s.cl == nil && len(recs) == len(objs) {
+			return s.writeUnlocked(se, op, origin, objs, recs)
 		}
 		out, c, err := s.st.Audited(s.objectsEvents(se, op, objs, origin)...).CreateObjects(recs, s.quotas...)
 		if err != nil {
@@ -365,6 +383,47 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls 
 			s.addSessObjLocked(o)
 		}
 	}
+	return objs, nil
+}
+
+// writeUnlocked stores token objects (no session object among them, no
+// cluster) with s.mu released during the store write (addGeneratedLocked).
+// The objects enter the cache only when the cache still reflects the store
+// as of just before or just after that commit; their data keys only while
+// the login that made them lasts (else they are cleared).
+func (s *Slot) writeUnlocked(se *Session, op audit.Opcode, origin int, objs []*Object, recs []store.ObjectRecord) ([]*Object, error) {
+	st := s.st.Audited(s.objectsEvents(se, op, objs, origin)...)
+	quotas := s.quotas
+	login := s.login
+	s.writes.RLock()
+	s.mu.Unlock()
+	out, c, err := st.CreateObjects(recs, quotas...)
+	s.writes.RUnlock()
+	s.mu.Lock()
+	if err != nil {
+		if s.quotaErr(err) {
+			e := keyEvent(op, 0, 0, audit.RespQuota)
+			e.Detail = err.Error()
+			s.auditOnAloneLocked(origin, se, e)
+		}
+		return nil, storeErr(err)
+	}
+	cache := s.gen == c.Before || s.gen == c.After
+	for i, o := range objs {
+		o.h, o.version = ck.ULong(out[i].ID), out[i].Version
+		if o.key != nil {
+			o.key.version = o.version
+			if s.login == login {
+				s.login.dataKeys[out[i].ID] = o.key
+			} else {
+				clear(o.key.dk)
+			}
+		}
+		if cache {
+			s.objs[o.h] = o
+		}
+	}
+	s.wroteLocked(c)
 	return objs, nil
 }
 
@@ -571,7 +630,20 @@ func (m *Module) DestroyObject(h, obj ck.ULong) (err error) {
 		s.auditSessionLocked(se, o, keyEvent(op, uint64(obj), 0, audit.RespSuccess))
 		return nil
 	}
-	c, err := s.st.Audited(s.auditAll(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))...).DeleteObject(int64(obj))
+	st := s.st.Audited(s.auditAll(se, keyEvent(op, uint64(obj), 0, audit.RespSuccess))...)
+	var c store.Commit
+	if s.cl == nil {
+		// Without s.mu, as a generated key's write (writeUnlocked): other
+		// sessions' key writes go on meanwhile, grouped with this one in
+		// the store; a logout waits for it.
+		s.writes.RLock()
+		s.mu.Unlock()
+		c, err = st.DeleteObject(int64(obj))
+		s.writes.RUnlock()
+		s.mu.Lock()
+	} else {
+		c, err = st.DeleteObject(int64(obj))
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("token: object %d: %w", obj, ck.CKR_OBJECT_HANDLE_INVALID)

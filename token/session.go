@@ -446,6 +446,9 @@ func (s *Slot) logoutLocked(se *Session, op audit.Opcode) {
 	if s.login == nil {
 		return
 	}
+	// Key writes of this login still in the store end first.
+	s.writes.Lock()
+	s.writes.Unlock() //lint:ignore SA2001 only waits for the writes
 	s.unregisterLoginLocked(s.auditEvent(se, userEvent(op, s.login.user, s.login.role, audit.RespSuccess)))
 	clear(s.login.secret)
 	for _, k := range s.login.dataKeys {

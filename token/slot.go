@@ -63,6 +63,10 @@ type Slot struct {
 	lc      *logincache.Cache
 	lcPlace string
 
+	// writes is read-held by key writes that run without mu
+	// (addGeneratedLocked); a logout takes it (mu held) to wait for them.
+	writes sync.RWMutex
+
 	mu       slotLock               // writers: everything that changes the fields below; readers: useKeyFast
 	login    *login                 // slot-wide login state of this process, nil when logged out
 	sessions map[ck.ULong]*Session  // open sessions on this slot

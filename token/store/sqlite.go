@@ -89,6 +89,12 @@ type sqliteCore struct {
 	// queue holds the events AuditLater deferred to the next write.
 	queue AuditQueue
 
+	// Group commit (CreateObjects, groupCommit): writes waiting for a
+	// leader (pending) and whether one leads now; under gmu.
+	gmu     sync.Mutex
+	pending []*groupReq
+	leading bool
+
 	// afterCommit, when set (tests only), runs between a write's COMMIT
 	// and the header read that follows it.
 	afterCommit func()
@@ -1094,7 +1100,7 @@ func (s *sqliteStore) CreateObjects(objs []ObjectRecord, quotas ...Quota) ([]Obj
 		}
 		out[i] = o
 	}
-	c, err := s.commit(func(tx *txn) error {
+	c, err := s.groupCommit(func(tx *txn) error {
 		if err := checkQuotasTx(tx, out, quotas); err != nil {
 			return err
 		}
@@ -1304,7 +1310,7 @@ func (s *sqliteStore) UpdateObject(o ObjectRecord) (int64, Commit, error) {
 }
 
 func (s *sqliteStore) DeleteObject(id int64) (Commit, error) {
-	c, err := s.commit(func(tx *txn) error {
+	c, err := s.groupCommit(func(tx *txn) error {
 		// The attribute rows first, a few at a time (deleteAttrs); the
 		// cascade then has only the sealed values, keys and shares.
 		if err := deleteAttrs(tx, id); err != nil {
