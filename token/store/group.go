@@ -92,6 +92,7 @@ func (s *sqliteStore) groupCommit(fn func(tx *txn) error) (Commit, error) {
 func (s *sqliteStore) lead(own *groupReq) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	defer s.leaderPanicked(own)
 	rounds := 0
 	for {
 		s.gmu.Lock()
@@ -120,6 +121,43 @@ func (s *sqliteStore) lead(own *groupReq) {
 				r.wake <- false
 			}
 		}
+		s.inBatch = nil
+	}
+}
+
+// leaderPanicked, deferred by lead, keeps a panic in the leader's own
+// batch code (not a write's, which runFn turns into that write's failure)
+// from leaving writes asleep: the writes of the batch in progress that
+// have no result fail with the panic's message and every one of them is
+// woken; the lead goes to the oldest waiting write, or to nobody; the
+// panic goes on in the leader's caller unless that caller's own write had
+// already committed in an earlier batch, when it returns its result.
+func (s *sqliteStore) leaderPanicked(own *groupReq) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	ownDone := own.done
+	for _, r := range s.inBatch {
+		if !r.done {
+			r.c, r.err, r.done = Commit{}, fmt.Errorf("store: group commit: %v", p), true
+		}
+		if r != own {
+			r.wake <- false
+		}
+	}
+	s.inBatch = nil
+	s.gmu.Lock()
+	if len(s.pending) > 0 {
+		next := s.pending[0]
+		s.gmu.Unlock()
+		next.wake <- true
+	} else {
+		s.leading = false
+		s.gmu.Unlock()
+	}
+	if !ownDone {
+		panic(p)
 	}
 }
 
@@ -158,6 +196,7 @@ func (s *sqliteStore) writeBatch(batch []*groupReq) (all []*groupReq) {
 	committed := false
 	defer func() { s.queue.Done(queued, committed, false) }()
 	all = batch
+	s.inBatch = all
 	live := append([]*groupReq(nil), batch...) // the writes still in the batch
 	finish := func(r *groupReq, c Commit, err error) {
 		r.c, r.err, r.done = c, err, true
@@ -198,6 +237,7 @@ func (s *sqliteStore) writeBatch(batch []*groupReq) (all []*groupReq) {
 					}
 					live = append(live, more...)
 					all = append(all, more...)
+					s.inBatch = all
 				}
 				r := live[i]
 				t.created = nil

@@ -213,3 +213,45 @@ func createObjectErr(tx *txn, uid string) error {
 	_, err := createObjectTx(tx, obj(uid, "", false, uid))
 	return err
 }
+
+// TestGroupCommitLeaderPanic: a panic in the leader's own batch code (here
+// the test hook that runs after a COMMIT) does not leave the writes it was
+// writing for, or those still waiting, asleep: every caller returns, the
+// leader's with the panic, the others with their commit's result or an
+// error, and the store takes writes afterwards.
+func TestGroupCommitLeaderPanic(t *testing.T) {
+	st := openTest(t, t.TempDir())
+	require.NoError(t, st.InitToken(TokenRecord{Label: "t"}, user("admin", RoleCO)))
+	s := st.(*sqliteStore)
+	var once sync.Once
+	s.afterCommit = func() { once.Do(func() { panic("leader boom") }) }
+	s.writeMu.Lock()
+	const n = 4
+	res := make(chan any, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					res <- p
+				}
+			}()
+			_, err := s.groupCommit(func(tx *txn) error { return createObjectErr(tx, "w"+strconv.Itoa(i)) })
+			res <- err
+		}()
+		waitPending(t, s, i+1)
+	}
+	s.writeMu.Unlock()
+	var got []any
+	for i := 0; i < n; i++ {
+		select {
+		case r := <-res:
+			got = append(got, r)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of %d writes returned after the leader panicked: %v", i, n, got)
+		}
+	}
+	assert.Contains(t, got, any("leader boom"), "the leader's caller got the panic")
+	s.afterCommit = nil
+	_, err := s.groupCommit(func(tx *txn) error { return createObjectErr(tx, "after") })
+	require.NoError(t, err, "the store takes writes after the panic")
+}

@@ -94,6 +94,9 @@ type sqliteCore struct {
 	gmu     sync.Mutex
 	pending []*groupReq
 	leading bool
+	// inBatch is the batch a leader is writing (joined writes included),
+	// for leaderPanicked; under writeMu.
+	inBatch []*groupReq
 
 	// afterCommit, when set (tests only), runs between a write's COMMIT
 	// and the header read that follows it.
