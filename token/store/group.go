@@ -274,18 +274,7 @@ func (s *sqliteStore) writeBatch(batch []*groupReq) (all []*groupReq) {
 			return all
 		}
 		committed = true
-		s.own.Add(1)
-		if s.afterCommit != nil {
-			s.afterCommit()
-		}
-		var post [walIndexHeaderSize]byte
-		var postOK bool
-		c.After, post, postOK = s.mark()
-		if preOK && postOK && len(live) == 1 {
-			a, okA := iChange(&pre)
-			b, okB := iChange(&post)
-			c.Alone = okA && okB && b == a+1
-		}
+		s.ownCommitted(&c, &pre, preOK && len(live) == 1)
 		for _, r := range live {
 			finish(r, c, nil)
 		}

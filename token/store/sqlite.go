@@ -528,6 +528,15 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 		return Commit{}, err
 	}
 	committed = true
+	s.ownCommitted(&c, &pre, preOK)
+	return c, nil
+}
+
+// ownCommitted follows a COMMIT of this process: it counts it, runs the
+// test hook, sets c.After and, when alone may hold (one write, and the
+// WAL index header read before the COMMIT, pre, is valid), c.Alone: the
+// change counter moved by exactly this commit.
+func (s *sqliteStore) ownCommitted(c *Commit, pre *[walIndexHeaderSize]byte, alone bool) {
 	s.own.Add(1)
 	if s.afterCommit != nil {
 		s.afterCommit()
@@ -535,12 +544,11 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 	var post [walIndexHeaderSize]byte
 	var postOK bool
 	c.After, post, postOK = s.mark()
-	if preOK && postOK {
-		a, okA := iChange(&pre)
+	if alone && postOK {
+		a, okA := iChange(pre)
 		b, okB := iChange(&post)
 		c.Alone = okA && okB && b == a+1
 	}
-	return c, nil
 }
 
 // read runs fn in a deferred (read-only) transaction, so a multi-statement
