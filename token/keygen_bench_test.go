@@ -53,6 +53,18 @@ type countingStore struct {
 	beforeDelete func()
 }
 
+// countOn puts a countingStore under slot 3 of m (the test token's).
+func countOn(t *testing.T, m *Module) (*Slot, *countingStore) {
+	t.Helper()
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	cs := &countingStore{Store: s.st}
+	s.mu.Lock()
+	s.st = cs
+	s.mu.Unlock()
+	return s, cs
+}
+
 func (c *countingStore) CreateObjects(objs []store.ObjectRecord, quotas ...store.Quota) ([]store.ObjectRecord, store.Commit, error) {
 	if c.beforeCreate != nil {
 		c.beforeCreate()
@@ -104,12 +116,7 @@ func TestOwnWritesKeepTheCache(t *testing.T) {
 	m, dir := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	cs := &countingStore{Store: s.st}
-	s.mu.Lock()
-	s.st = cs
-	s.mu.Unlock()
+	_, cs := countOn(t, m)
 
 	label := func(m *Module, h, obj ck.ULong) (string, error) {
 		res, err := m.GetAttributeValue(h, obj, []ck.AttributeType{ck.CKA_LABEL})

@@ -22,12 +22,7 @@ func TestKeyWriteLeavesTheSlotUnlocked(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
-	s, err := m.Slot(3)
-	require.NoError(t, err)
-	cs := &countingStore{Store: s.st}
-	s.mu.Lock()
-	s.st = cs
-	s.mu.Unlock()
+	s, cs := countOn(t, m)
 
 	var free []bool
 	cs.beforeCreate = func() {
