@@ -343,12 +343,7 @@ func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked 
 		}
 		out, c, err := s.st.Audited(s.objectsEvents(se, op, objs, origin)...).CreateObjects(recs, s.quotas...)
 		if err != nil {
-			if s.quotaErr(err) {
-				e := keyEvent(op, 0, 0, audit.RespQuota)
-				e.Detail = err.Error()
-				s.auditOnAloneLocked(origin, se, e)
-			}
-			return nil, storeErr(err)
+			return nil, s.createErrLocked(se, op, origin, err)
 		}
 		i := 0
 		for _, o := range objs {
@@ -401,12 +396,7 @@ func (s *Slot) writeUnlocked(se *Session, op audit.Opcode, origin int, objs []*O
 	s.writes.RUnlock()
 	s.mu.Lock()
 	if err != nil {
-		if s.quotaErr(err) {
-			e := keyEvent(op, 0, 0, audit.RespQuota)
-			e.Detail = err.Error()
-			s.auditOnAloneLocked(origin, se, e)
-		}
-		return nil, storeErr(err)
+		return nil, s.createErrLocked(se, op, origin, err)
 	}
 	cache := s.gen == c.Before || s.gen == c.After
 	for i, o := range objs {
@@ -425,6 +415,17 @@ func (s *Slot) writeUnlocked(se *Session, op audit.Opcode, origin int, objs []*O
 	}
 	s.wroteLocked(c)
 	return objs, nil
+}
+
+// createErrLocked is a failed CreateObjects's error for the caller; a
+// quota's refusal is audited first.
+func (s *Slot) createErrLocked(se *Session, op audit.Opcode, origin int, err error) error {
+	if s.quotaErr(err) {
+		e := keyEvent(op, 0, 0, audit.RespQuota)
+		e.Detail = err.Error()
+		s.auditOnAloneLocked(origin, se, e)
+	}
+	return storeErr(err)
 }
 
 // quotaErr reports whether err is one of the slot's quotas' refusals.
