@@ -473,27 +473,9 @@ func (s *sqliteStore) commitQueued(fn func(tx *txn) error, flush bool) (_ Commit
 	var preOK bool
 	ctx := context.Background()
 	err = retry(func() error {
-		// A BEGIN that fails for another reason than a lock: the
-		// connection may be broken or left inside a transaction. Once
-		// more on a new one.
-		var h *heldConn
-		for try := 0; ; try++ {
-			var err error
-			if h, err = s.conns.get(); err != nil {
-				return err
-			}
-			_, err = h.conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
-			if err == nil {
-				break
-			}
-			if isBusy(err) {
-				s.conns.put(h, false) // no transaction was started
-				return err
-			}
-			s.conns.put(h, true)
-			if try == 1 {
-				return err
-			}
+		h, err := s.begin()
+		if err != nil {
+			return err
 		}
 		t := &txn{c: h, s: s}
 		committed := false
