@@ -390,11 +390,10 @@ func (s *Slot) writeUnlocked(se *Session, op audit.Opcode, origin int, objs []*O
 	st := s.st.Audited(s.objectsEvents(se, op, objs, origin)...)
 	quotas := s.quotas
 	login := s.login
-	s.writes.RLock()
-	s.mu.Unlock()
-	out, c, err := st.CreateObjects(recs, quotas...)
-	s.writes.RUnlock()
-	s.mu.Lock()
+	var out []store.ObjectRecord
+	var c store.Commit
+	var err error
+	s.unlockedWrite(func() { out, c, err = st.CreateObjects(recs, quotas...) })
 	if err != nil {
 		return nil, s.createErrLocked(se, op, origin, err)
 	}
@@ -426,6 +425,16 @@ func (s *Slot) createErrLocked(se *Session, op audit.Opcode, origin int, err err
 		s.auditOnAloneLocked(origin, se, e)
 	}
 	return storeErr(err)
+}
+
+// unlockedWrite runs write, a store write, with s.mu (held by the caller)
+// released and taken again after it; a logout waits for it (s.writes).
+func (s *Slot) unlockedWrite(write func()) {
+	s.writes.RLock()
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	defer s.writes.RUnlock()
+	write()
 }
 
 // quotaErr reports whether err is one of the slot's quotas' refusals.
@@ -637,11 +646,7 @@ func (m *Module) DestroyObject(h, obj ck.ULong) (err error) {
 		// Without s.mu, as a generated key's write (writeUnlocked): other
 		// sessions' key writes go on meanwhile, grouped with this one in
 		// the store; a logout waits for it.
-		s.writes.RLock()
-		s.mu.Unlock()
-		c, err = st.DeleteObject(int64(obj))
-		s.writes.RUnlock()
-		s.mu.Lock()
+		s.unlockedWrite(func() { c, err = st.DeleteObject(int64(obj)) })
 	} else {
 		c, err = st.DeleteObject(int64(obj))
 	}
