@@ -94,6 +94,7 @@ func rowVerify(t *testing.T, mech ck.MechanismType, key, param any, sig []byte, 
 
 // TestHashMLDSACrossCheck: NIST's vectors kept here
 // (TestHashMLDSAACVPSigVer) cover seven pre-hashes and verification only,
+// Bouncy Castle's (TestHashMLDSABCSign) signing with SHA-512 only,
 // so each pre-hash, for each parameter set, is checked against μ computed
 // by the test itself (its own OID table, DER from encoding/asn1, the
 // standard library's hashes): the deterministic signature of a

@@ -4,7 +4,9 @@
 // package-lock.json, installed by tests/deps.sh with npm ci). The module
 // and noble answer the same questions and must agree; for the few NIST
 // ACVP HashML-DSA vectors kept in mechanisms/testdata both must also give
-// NIST's verdict (docs/design.md, "ML-DSA").
+// NIST's verdict, and for Bouncy Castle's deterministic HashML-DSA
+// vectors there both must sign exactly the published signature
+// (docs/design.md, "ML-DSA").
 package noble
 
 import (
