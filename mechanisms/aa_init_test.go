@@ -5,10 +5,13 @@ package mechanisms
 // name order, and init funcs run in that order. So the init below runs
 // after the package's own initialisation and before any test file's init
 // (some of which call Lookup), and records what the library's own
-// initialisation left: TestTablesLazy and TestZetasLazy read it.
-var builtAtInit, zetasAtInit bool
+// initialisation left: TestTablesLazy, TestZetasLazy and TestDERTablesLazy
+// read it.
+var builtAtInit, zetasAtInit, curveDERAtInit, digestInfoAtInit bool
 
 func init() {
 	builtAtInit = builtTables.Load() != nil
 	zetasAtInit = mlZetasTab != nil
+	curveDERAtInit = curveDERBuilt.Load()
+	digestInfoAtInit = digestInfoBuilt.Load()
 }

@@ -125,8 +125,13 @@ func rsaAccel(key any) *rsaAccelKey { return preparedState[*rsaAccelKey](key) }
 
 // digestInfoPrefixes are the DER of DigestInfo (RFC 8017 §9.2) up to the
 // digest, per hash: SEQUENCE { AlgorithmIdentifier { OID, NULL }, OCTET
-// STRING }. The SHA-3 OIDs are NIST's (2.16.840.1.101.3.4.2.7..10).
-var digestInfoPrefixes = func() map[crypto.Hash][]byte {
+// STRING }. The SHA-3 OIDs are NIST's (2.16.840.1.101.3.4.2.7..10). Built
+// by the first RSA PKCS #1 v1.5 operation, not at package initialisation:
+// encoding them runs encoding/asn1's reflection (about 250 allocations),
+// which a process that never signs with RSA does not need (docs/bench.md,
+// "One-shot processes, third pass").
+var digestInfoPrefixes = sync.OnceValue(func() map[crypto.Hash][]byte {
+	digestInfoBuilt.Store(true)
 	nist := func(n int) asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, n} }
 	oids := map[crypto.Hash]asn1.ObjectIdentifier{
 		crypto.SHA1:       {1, 3, 14, 3, 2, 26},
@@ -153,7 +158,10 @@ var digestInfoPrefixes = func() map[crypto.Hash][]byte {
 		out[h] = der[:len(der)-h.Size()]
 	}
 	return out
-}()
+})
+
+// digestInfoBuilt records that digestInfoPrefixes ran (TestDERTablesLazy).
+var digestInfoBuilt atomic.Bool
 
 // emsaPKCS1 is EMSA-PKCS1-v1_5-ENCODE (RFC 8017 §9.2) into a k-byte block:
 // 00 01 FF..FF 00 DigestInfo(h, digest), or 00 01 FF..FF 00 msg for h == 0
@@ -162,7 +170,7 @@ var digestInfoPrefixes = func() map[crypto.Hash][]byte {
 func emsaPKCS1(k int, h crypto.Hash, msg []byte) (em []byte, ok bool, err error) {
 	var prefix []byte
 	if h != 0 {
-		if prefix, ok = digestInfoPrefixes[h]; !ok {
+		if prefix, ok = digestInfoPrefixes()[h]; !ok {
 			return nil, false, nil
 		}
 		if len(msg) != h.Size() {

@@ -106,9 +106,9 @@ func init() {
 }
 
 func ecParams(bits int) []byte {
-	for _, c := range namedCurves {
+	for i, c := range namedCurves {
 		if c.curve.Params().BitSize == bits {
-			return c.der
+			return namedCurveDER()[i]
 		}
 	}
 	panic("no curve")

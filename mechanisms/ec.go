@@ -8,6 +8,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"sync"
+	"sync/atomic"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
@@ -34,7 +36,6 @@ var secp256k1Curve elliptic.Curve = secp256k1.S256() //nolint:staticcheck // ide
 var namedCurves = []struct {
 	curve elliptic.Curve
 	oid   asn1.ObjectIdentifier
-	der   []byte // set by init from oid
 }{
 	{curve: elliptic.P224(), oid: asn1.ObjectIdentifier{1, 3, 132, 0, 33}},
 	{curve: elliptic.P256(), oid: asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}},
@@ -53,24 +54,35 @@ var (
 	curveCurve25519   = "curve25519"
 )
 
-func init() {
-	for i := range namedCurves {
-		der, err := asn1.Marshal(namedCurves[i].oid)
+// namedCurveDER is the DER of each namedCurves OID, in the same order.
+// It is encoded on the first use of a curve, not at package
+// initialisation: encoding/asn1's reflection has no business in a process
+// that never touches an EC key (docs/bench.md, "One-shot processes, third
+// pass").
+var namedCurveDER = sync.OnceValue(func() [][]byte {
+	curveDERBuilt.Store(true)
+	out := make([][]byte, len(namedCurves))
+	for i, c := range namedCurves {
+		der, err := asn1.Marshal(c.oid)
 		if err != nil {
 			panic("mechanisms: encoding curve oid: " + err.Error())
 		}
-		namedCurves[i].der = der
+		out[i] = der
 	}
-}
+	return out
+})
+
+// curveDERBuilt records that namedCurveDER ran (TestDERTablesLazy).
+var curveDERBuilt atomic.Bool
 
 func isSecp256k1(c elliptic.Curve) bool { return c == secp256k1Curve }
 
 // CurveFromParams decodes CKA_EC_PARAMS: the DER of a namedCurve OID (the
 // only form of X9.62 ECParameters this token supports, per CKF_EC_OID).
 func CurveFromParams(der []byte) (elliptic.Curve, error) {
-	for _, c := range namedCurves {
-		if bytes.Equal(der, c.der) {
-			return c.curve, nil
+	for i, d := range namedCurveDER() {
+		if bytes.Equal(der, d) {
+			return namedCurves[i].curve, nil
 		}
 	}
 	// Well-formed but unknown OIDs, explicit parameters (a SEQUENCE) and
@@ -88,9 +100,9 @@ func CurveFromParams(der []byte) (elliptic.Curve, error) {
 
 // ECParams encodes a curve as CKA_EC_PARAMS (DER namedCurve OID).
 func ECParams(c elliptic.Curve) ([]byte, error) {
-	for _, nc := range namedCurves {
+	for i, nc := range namedCurves {
 		if nc.curve == c {
-			return bytes.Clone(nc.der), nil
+			return bytes.Clone(namedCurveDER()[i]), nil
 		}
 	}
 	return nil, fmt.Errorf("mechanisms: curve %s: %w", curveName(c), ck.CKR_CURVE_NOT_SUPPORTED)

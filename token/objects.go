@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"gohsm/internal/ck"
@@ -236,10 +237,19 @@ func (s *Slot) visibleObjectLocked(h ck.ULong, invalid ck.RV) (*Object, error) {
 	return o, nil
 }
 
-// uniqueIDs makes this process's CKA_UNIQUE_IDs.
-var uniqueIDs = newUniqueIDGen()
+// uniqueIDs makes this process's CKA_UNIQUE_IDs. It starts at the first
+// object the process makes, not at package initialisation: most one-shot
+// processes (pkcs11-tool -L, a signature) make none, and the start reads
+// the random source (docs/bench.md, "One-shot processes, third pass").
+var uniqueIDs = sync.OnceValue(func() *uniqueIDGen {
+	uniqueIDsStarted.Store(true)
+	return newUniqueIDGen()
+})
 
-func newUniqueID() string { return uniqueIDs.next() }
+// uniqueIDsStarted records that uniqueIDs ran (TestUniqueIDsLazy).
+var uniqueIDsStarted atomic.Bool
+
+func newUniqueID() string { return uniqueIDs().next() }
 
 // uniqueIDGen makes CKA_UNIQUE_IDs: 16 bytes in hex, a sequence number
 // (8 bytes, big-endian) from a random start, then 8 random bytes. Two IDs

@@ -1,7 +1,10 @@
 package token
 
 import (
+	"encoding/binary"
 	"encoding/hex"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,5 +54,31 @@ func TestGeneratedKeysUniqueIDsAscend(t *testing.T) {
 		id := string(r[0].Value)
 		assert.Greater(t, id, prev, "key %d", i)
 		prev = id
+	}
+}
+
+// TestUniqueIDsLazy: the package's initialisation does not start the
+// generator (it reads the random source, which a process that makes no
+// object does not need); concurrent first uses (run it with -race) share
+// one generator, so their sequence numbers are consecutive.
+func TestUniqueIDsLazy(t *testing.T) {
+	require.False(t, uniqueIDsAtInit, "the CKA_UNIQUE_ID generator started during package initialisation")
+	const n = 8
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	for i := range ids {
+		wg.Go(func() { ids[i] = newUniqueID() })
+	}
+	wg.Wait()
+	seqs := make([]uint64, n)
+	for i, id := range ids {
+		require.Len(t, id, 32)
+		b, err := hex.DecodeString(id)
+		require.NoError(t, err)
+		seqs[i] = binary.BigEndian.Uint64(b[:8])
+	}
+	slices.Sort(seqs)
+	for i := 1; i < n; i++ {
+		require.Equal(t, seqs[0]+uint64(i), seqs[i], "IDs from more than one generator: %v", ids)
 	}
 }

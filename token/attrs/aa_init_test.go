@@ -6,10 +6,16 @@ package attrs
 // after the package's own initialisation and before any test file's init,
 // and records what the library's own initialisation left:
 // TestSchemasLazy reads it.
-var builtAtInit []schemaKey
+var (
+	schemasAtInit bool        // the schema map was made
+	builtAtInit   []schemaKey // schemas whose table was built
+)
 
 func init() {
-	for k, s := range schemas {
+	if schemasAtInit = schemasMade.Load(); !schemasAtInit {
+		return
+	}
+	for k, s := range schemas() {
 		if s.attrs.Load() != nil {
 			builtAtInit = append(builtAtInit, k)
 		}

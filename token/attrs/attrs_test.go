@@ -137,8 +137,8 @@ func TestNestedTemplate(t *testing.T) {
 // they encode.
 func TestTableInvariants(t *testing.T) {
 	// The 11 base schemas, plus the HMAC/HKDF secret key types (hmac_keys.go).
-	require.Len(t, schemas, 11+len(hmacKeyTypes)+1+extraSchemas)
-	for key, s := range schemas {
+	require.Len(t, schemas(), 11+len(hmacKeyTypes)+1+extraSchemas)
+	for key, s := range schemas() {
 		name := s.String()
 		for _, a := range []ck.AttributeType{ck.CKA_CLASS, ck.CKA_TOKEN, ck.CKA_PRIVATE, ck.CKA_MODIFIABLE,
 			ck.CKA_LABEL, ck.CKA_COPYABLE, ck.CKA_DESTROYABLE, ck.CKA_UNIQUE_ID} {
@@ -146,7 +146,7 @@ func TestTableInvariants(t *testing.T) {
 			assert.True(t, ok, "%s lacks %s", name, a)
 		}
 		if isKeyClass(key.class) {
-			_, ok := converters[key]
+			_, ok := converters()[key]
 			assert.True(t, ok, "%s has no key conversion", name)
 			for _, a := range []ck.AttributeType{ck.CKA_KEY_TYPE, ck.CKA_LOCAL, ck.CKA_KEY_GEN_MECHANISM, ck.CKA_ID} {
 				_, ok := s.Attr(a)
@@ -790,7 +790,7 @@ func TestIsSecret(t *testing.T) {
 	}
 	secret = append(secret, extraSecrets...)
 	n := 0
-	for _, s := range schemas {
+	for _, s := range schemas() {
 		for _, row := range s.Attrs() {
 			if IsSecret(s.Class, s.KeyType, row.Type) {
 				n++

@@ -67,7 +67,7 @@ func lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, error) {
 		return s, nil
 	}
 	if isKeyClass(class) {
-		for k := range schemas {
+		for k := range schemas() {
 			if k.keyType == keyType {
 				return nil, fmt.Errorf("attrs: %s is not a key type of %s: %w", keyType, class, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
@@ -491,7 +491,7 @@ func complete(s *Schema, obj Template) (Template, error) {
 // the same order (CKA_CHECK_VALUE, then CKA_VALUE_LEN, each when the
 // schema has it), without two more copies of the secret.
 func completeSecret(s *Schema, obj Template) (Template, error) {
-	if _, ok := converters[schemaKey{s.Class, s.KeyType}]; !ok {
+	if _, ok := converters()[schemaKey{s.Class, s.KeyType}]; !ok {
 		return nil, fmt.Errorf("attrs: no key conversion for %s %s: %w", s.Class, s.KeyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
 	v := obj[ck.CKA_VALUE]

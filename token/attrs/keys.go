@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"sync"
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
@@ -33,7 +34,7 @@ import (
 // CKR_ATTRIBUTE_VALUE_INVALID (or the more precise code the conversion
 // reports, e.g. CKR_CURVE_NOT_SUPPORTED).
 func KeyFromTemplate(class ck.ObjectClass, keyType ck.KeyType, t Template) (any, error) {
-	conv, ok := converters[schemaKey{class, keyType}]
+	conv, ok := converters()[schemaKey{class, keyType}]
 	if !ok {
 		return nil, fmt.Errorf("attrs: no key conversion for %s %s: %w", class, keyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
@@ -62,24 +63,30 @@ type converter struct {
 	fromTemplate func(keyType ck.KeyType, t Template) (any, error)
 }
 
-var converters = map[schemaKey]converter{
-	{ck.CKO_SECRET_KEY, ck.CKK_AES}:            {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
-	{ck.CKO_SECRET_KEY, ck.CKK_GENERIC_SECRET}: {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
-	{ck.CKO_SECRET_KEY, ck.CKK_DES3}:           {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_RSA}:            {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT}, rsaPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_RSA}: {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT,
-		ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1, ck.CKA_PRIME_2}, rsaPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_EC}:             {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, ecPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_EC}:            {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, ecPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS}:     {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, edPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS}:    {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, edPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY}:  {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, x25519PublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, x25519PrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mldsaPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mldsaPrivateFromTemplate},
-	{ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mlkemPublicFromTemplate},
-	{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mlkemPrivateFromTemplate},
-}
+// converters are the key conversions by schema, made on first use like
+// schemas.
+var converters = sync.OnceValue(func() map[schemaKey]converter {
+	m := map[schemaKey]converter{
+		{ck.CKO_SECRET_KEY, ck.CKK_AES}:            {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
+		{ck.CKO_SECRET_KEY, ck.CKK_GENERIC_SECRET}: {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
+		{ck.CKO_SECRET_KEY, ck.CKK_DES3}:           {[]ck.AttributeType{ck.CKA_VALUE}, secretFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_RSA}:            {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT}, rsaPublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_RSA}: {[]ck.AttributeType{ck.CKA_MODULUS, ck.CKA_PUBLIC_EXPONENT,
+			ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1, ck.CKA_PRIME_2}, rsaPrivateFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_EC}:             {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, ecPublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_EC}:            {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, ecPrivateFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_EC_EDWARDS}:     {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, edPublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_EC_EDWARDS}:    {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, edPrivateFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_EC_MONTGOMERY}:  {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_EC_POINT}, x25519PublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_EC_MONTGOMERY}: {[]ck.AttributeType{ck.CKA_EC_PARAMS, ck.CKA_VALUE}, x25519PrivateFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_ML_DSA}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mldsaPublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_ML_DSA}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mldsaPrivateFromTemplate},
+		{ck.CKO_PUBLIC_KEY, ck.CKK_ML_KEM}:         {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_VALUE}, mlkemPublicFromTemplate},
+		{ck.CKO_PRIVATE_KEY, ck.CKK_ML_KEM}:        {[]ck.AttributeType{ck.CKA_PARAMETER_SET, ck.CKA_SEED}, mlkemPrivateFromTemplate},
+	}
+	addHMACConverters(m)
+	return m
+})
 
 func mlkemPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
 	set, _ := t.ULong(ck.CKA_PARAMETER_SET)

@@ -12,7 +12,7 @@ import (
 // changes nothing: for every schema and creating operation it gives what
 // no policy gives, defaults included.
 func TestZeroPolicyIsTheTables(t *testing.T) {
-	for k, s := range schemas {
+	for k, s := range schemas() {
 		for _, op := range classOps[k.class] {
 			tmpl := Template{}
 			for _, row := range s.Attrs() {

@@ -391,8 +391,11 @@ func compose(class ck.ObjectClass, keyType ck.KeyType, parts ...table) *Schema {
 	return &Schema{Class: class, KeyType: keyType, parts: parts}
 }
 
-// schemas is every (class, key type) gohsm stores.
-var schemas = func() map[schemaKey]*Schema {
+// schemas is every (class, key type) gohsm stores. The map is made on
+// first use, not at package initialisation, like each schema's table
+// (docs/bench.md, "One-shot processes, third pass").
+var schemas = sync.OnceValue(func() map[schemaKey]*Schema {
+	schemasMade.Store(true)
 	m := map[schemaKey]*Schema{}
 	add := func(class ck.ObjectClass, kt ck.KeyType, parts ...table) {
 		m[schemaKey{class, kt}] = compose(class, kt, parts...)
@@ -430,8 +433,12 @@ var schemas = func() map[schemaKey]*Schema {
 		usage(ck.CKA_SIGN, ck.CKA_VERIFY))...)
 	add(ck.CKO_SECRET_KEY, ck.CKK_DES3, cat(sec, secretValueTable,
 		usage(ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_WRAP, ck.CKA_UNWRAP))...)
+	addHMACSchemas(m)
 	return m
-}()
+})
+
+// schemasMade records that schemas ran (TestSchemasLazy).
+var schemasMade atomic.Bool
 
 // Lookup returns the schema of (class, keyType); keyType is ignored for
 // classes that are not keys.
@@ -439,7 +446,7 @@ func Lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, bool) {
 	if !isKeyClass(class) {
 		keyType = NoKeyType
 	}
-	s, ok := schemas[schemaKey{class, keyType}]
+	s, ok := schemas()[schemaKey{class, keyType}]
 	return s, ok
 }
 
