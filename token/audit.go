@@ -1,6 +1,7 @@
 package token
 
 import (
+	"runtime"
 	"time"
 
 	"gohsm/internal/ck"
@@ -136,14 +137,15 @@ func (s *Slot) auditOnAloneLocked(hsm int, se *Session, e audit.Event) {
 	}
 }
 
-// auditFlushDelay is the longest a queued event waits (auditLaterLocked);
+// auditFlushDelay is how long a queued event waits for the flusher
+// (auditLaterLocked; longer while the flusher waits for a core);
 // tests lengthen it to see what else writes the queue.
 var auditFlushDelay = 20 * time.Millisecond
 
 // auditLaterLocked records e, an event about a session object (its
 // creation, destruction or change), in HSM hsm's stream without a commit
 // of its own: the store queues it for this process's next write to the
-// token, which appends it before its own events, and the slot's timer
+// token, which appends it before its own events, and the slot's flusher
 // writes what is still queued auditFlushDelay after it was queued, in one
 // transaction (docs/store.md, "Audit"). Sequence numbers are given in
 // that transaction, in queue order, so the chain stays gap-free. Closing a
@@ -166,34 +168,76 @@ func (s *Slot) auditLaterLocked(hsm int, se *Session, e audit.Event) {
 	s.armAuditFlush()
 }
 
-// armAuditFlush starts the slot's flush timer unless it is running: the
-// first event queued since the last flush sets the deadline for all.
+// armAuditFlush wakes the slot's flusher unless it is already waiting
+// to flush: the first event queued since the last flush sets the
+// deadline for all.
 func (s *Slot) armAuditFlush() {
 	if !s.flushArmed.CompareAndSwap(false, true) {
 		return
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	if s.flushT == nil {
-		s.flushT = time.AfterFunc(auditFlushDelay, s.flushAuditTimer)
-		return
+	if s.flushQuit == nil {
+		s.flushWake = make(chan struct{}, 1)
+		s.flushQuit = make(chan struct{})
+		s.flushDone = make(chan struct{})
+		go s.flusher(s.flushWake, s.flushQuit, s.flushDone)
 	}
-	s.flushT.Reset(auditFlushDelay)
+	select {
+	case s.flushWake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
-// stopAuditFlush stops the timer (C_Finalize, which flushes itself).
+// flusher writes the queued events auditFlushDelay after each wake-up,
+// until quit is closed. It runs on an OS thread of its own whose CPU
+// priority it lowers (lowerThreadPriority): the flush's SQLite work (a few
+// microseconds of CPU per record, two records per session key) then
+// gives way to the threads calling the module when they compete for a
+// core, instead of lengthening their calls (docs/bench.md, "ML-KEM-768:
+// the tail"). The records keep their order and guarantees: only when the
+// batch is written moves. The goroutine ends locked to its thread, so the
+// runtime ends the thread with it and no other goroutine inherits its
+// priority.
+func (s *Slot) flusher(wake <-chan struct{}, quit <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	runtime.LockOSThread()
+	s.flushTID.Store(int64(threadID()))
+	defer s.flushTID.Store(0)
+	if err := lowerThreadPriority(); err != nil {
+		s.m.log.Debug("gohsm: audit flush thread priority unchanged", "slot", s.cfg.ID, "err", err)
+	}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-wake:
+		case <-quit:
+			return
+		}
+		t.Reset(auditFlushDelay)
+		select {
+		case <-t.C:
+		case <-quit:
+			t.Stop()
+			return
+		}
+		s.flushArmed.Store(false)
+		s.flushAudit()
+	}
+}
+
+// stopAuditFlush stops the flusher and waits for it to end (C_Finalize,
+// which flushes itself).
 func (s *Slot) stopAuditFlush() {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	if s.flushT != nil {
-		s.flushT.Stop()
+	if s.flushQuit != nil {
+		close(s.flushQuit)
+		<-s.flushDone
+		s.flushWake, s.flushQuit, s.flushDone = nil, nil, nil
 	}
 	s.flushArmed.Store(false)
-}
-
-func (s *Slot) flushAuditTimer() {
-	s.flushArmed.Store(false)
-	s.flushAudit()
 }
 
 // flushAudit writes the events the store has queued (auditLaterLocked),

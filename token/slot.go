@@ -52,11 +52,15 @@ type Slot struct {
 	// without s.mu (cluster.go), and the one the queued events of
 	// session objects are flushed to (audit.go).
 	auditSt atomic.Pointer[store.Store]
-	// flushT flushes the store's queued audit events (audit.go): one
-	// timer, made at the first queued event, armed while flushArmed.
-	flushT     *time.Timer
-	flushMu    sync.Mutex // guards flushT's creation
-	flushArmed atomic.Bool
+	// The flusher writes the store's queued audit events (audit.go): one
+	// goroutine on a thread of its own, started at the first queued
+	// event, woken through flushWake once flushArmed is set, stopped by
+	// closing flushQuit (it closes flushDone as it ends).
+	flushMu              sync.Mutex // guards the channels
+	flushWake            chan struct{}
+	flushQuit, flushDone chan struct{}
+	flushArmed           atomic.Bool
+	flushTID             atomic.Int64 // the flusher's OS thread (0: none)
 	// lc is the slot's login cache (token/logincache), nil when its
 	// login_cache is off; lcPlace names the token's place in its
 	// entries, made at the first use (under mu).

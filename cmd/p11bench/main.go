@@ -531,7 +531,7 @@ func (c *modCell) end(op *opDef) result {
 		r.Ops, r.OpsPerSec = c.acc.ops(), c.acc.opsPerSec()
 		r.P50us, r.P99us = float64(c.acc.percentile(0.50))/1e3, float64(c.acc.percentile(0.99))/1e3
 		r.Status = statusOK
-		log.Printf("%-22s %-8s %d session(s): %12.1f ops/s  p50 %9.2f us  p99 %9.2f us", op.name, c.m.name, c.k, r.OpsPerSec, r.P50us, r.P99us)
+		log.Printf("%-22s %-8s %d session(s): %12.1f ops/s  p50 %9.2f us  p99 %9.2f us  (%s)", op.name, c.m.name, c.k, r.OpsPerSec, r.P50us, r.P99us, c.acc.tail())
 		return r
 	}
 	log.Printf("%-22s %-8s %d session(s): error: %s", op.name, c.m.name, c.k, r.Reason)

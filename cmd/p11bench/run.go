@@ -127,6 +127,33 @@ func (m *measurement) opsPerSec() float64 {
 
 func (m *measurement) percentile(q float64) time.Duration { return percentile(m.hist, m.ops(), q) }
 
+// tail describes the distribution beyond p50 for the log: p90, p99.9, the
+// slowest operation, the mean, and the share of the timed time spent in
+// operations slower than twice the p50 (where a mean above the p50 goes).
+func (m *measurement) tail() string {
+	n := m.ops()
+	if n == 0 {
+		return "no operations"
+	}
+	p50 := m.percentile(0.50)
+	var total, slow float64
+	slowest := 0
+	for b, v := range m.hist {
+		if v == 0 {
+			continue
+		}
+		t := float64(C.bench_hist_value(C.int(b))) * float64(v)
+		total += t
+		if time.Duration(C.bench_hist_value(C.int(b))) > 2*p50 {
+			slow += t
+		}
+		slowest = b
+	}
+	return fmt.Sprintf("p90 %.2f us, p99.9 %.1f us, max %.0f us, mean %.2f us, %.1f%% of the time in operations over 2x p50",
+		float64(m.percentile(0.90))/1e3, float64(m.percentile(0.999))/1e3, float64(C.bench_hist_value(C.int(slowest)))/1e3,
+		total/float64(n)/1e3, 100*slow/total)
+}
+
 // run runs op on every worker concurrently, each on its session's thread,
 // for d, in batches of about 10 ms that the C loop times per operation;
 // this goroutine waits in one C call meanwhile.

@@ -16,11 +16,18 @@ import "sync"
 // flush. A flush waits for the writes holding events to end first, so
 // events given back by a failed write are never left behind by a flush
 // that found the queue empty meanwhile.
+//
+// The array of a batch that is gone (written, or a flush's dropped) is
+// emptied and kept for the next batch (spare): the queue otherwise grew
+// from nothing after every flush, a few hundred bytes and a copy under
+// the lock per session key at p11bench's rate (docs/bench.md, "ML-KEM-768:
+// the tail (2026-12-07)").
 type AuditQueue struct {
-	mu   sync.Mutex
-	cond sync.Cond
-	evs  []AuditEvent
-	held int // writes holding taken events, not yet Done
+	mu    sync.Mutex
+	cond  sync.Cond
+	evs   []AuditEvent
+	spare []AuditEvent // empty; the array of a batch gone, for the next Take
+	held  int          // writes holding taken events, not yet Done
 }
 
 // Add queues events.
@@ -50,11 +57,12 @@ func (q *AuditQueue) Take(flush bool) []AuditEvent {
 			q.cond.Wait()
 		}
 	}
-	evs := q.evs
-	q.evs = nil
-	if len(evs) > 0 {
-		q.held++
+	if len(q.evs) == 0 {
+		return nil
 	}
+	evs := q.evs
+	q.evs, q.spare = q.spare, nil
+	q.held++
 	return evs
 }
 
@@ -70,6 +78,18 @@ func (q *AuditQueue) Done(evs []AuditEvent, committed, flush bool) {
 	q.held--
 	if !committed && !flush {
 		q.evs = append(evs[:len(evs):len(evs)], q.evs...)
+	} else {
+		// Gone: the array is the next batch's, at once when nothing was
+		// queued meanwhile (its events' closures dropped first). The
+		// caller no longer reads evs.
+		switch {
+		case len(q.evs) == 0 && cap(evs) > cap(q.evs):
+			clear(evs)
+			q.evs = evs[:0]
+		case cap(evs) > cap(q.spare) && cap(evs) > cap(q.evs):
+			clear(evs)
+			q.spare = evs[:0]
+		}
 	}
 	if q.cond.L != nil {
 		q.cond.Broadcast()
