@@ -142,7 +142,7 @@ $(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h
 # timings (docs/bench.md, "ECDSA P-256 path (2026-12-07)").
 $(BUILD)/signloop: cmd/p11bench/startprobe/signloop.c $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl -pthread
 
 # The launcher `p11bench proc -launcher` times commands through, so that
 # their peak RSS is their own (docs/bench.md, "Whole process").

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/big"
 	"slices"
+	"sync"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	secpecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
@@ -58,13 +59,30 @@ func ecdsaSign(h crypto.Hash) func(key, param any) (Signer, error) {
 		if !ok {
 			return nil, fmt.Errorf("mechanisms: ecdsa sign with %T: %w", key, ck.CKR_KEY_TYPE_INCONSISTENT)
 		}
-		s := &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}
 		if h == 0 {
+			s, _ := ecdsaSigners.Get().(*ecdsaSigner)
+			if s == nil {
+				s = new(ecdsaSigner)
+			}
+			*s = ecdsaSigner{priv: priv, acc: ecdsaAccel(key), pooled: true}
 			s.buf = s.raw[:0]
+			return s, nil
 		}
-		return s, nil
+		return &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}, nil
 	}
 }
+
+// ecdsaSigners are CKM_ECDSA signers the token released (Release), for the
+// next C_SignInit of any key: a signer per C_SignInit was the one
+// allocation left on the path (about 140 bytes a signature; with two
+// signing sessions the collector ran every 2-3 s, its workers taking the
+// cores the sessions sign on; docs/bench.md, "Two sessions
+// (2026-12-07)"). The hashing variants keep a signer each: their hash
+// state is most of what they allocate.
+var ecdsaSigners sync.Pool
+
+// errECDSAReleased: a released signer was used (a caller bug).
+var errECDSAReleased = fmt.Errorf("mechanisms: ecdsa: operation already ended: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
 
 type ecdsaSigner struct {
 	input
@@ -75,9 +93,35 @@ type ecdsaSigner struct {
 	// the signer only (a separate buffer was a second allocation per
 	// signature); a longer input moves to the heap as before.
 	raw [64]byte
+	// pooled: a CKM_ECDSA signer, which Release hands to ecdsaSigners;
+	// released: it was, and refuses further use.
+	pooled, released bool
 }
 
-func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
+func (s *ecdsaSigner) Size() int {
+	if s.released {
+		return 0
+	}
+	return 2 * byteLen(s.priv.Curve)
+}
+
+// Release drops the key and the input and, for CKM_ECDSA, hands the
+// signer to the next C_SignInit (the token calls it once the operation is
+// over).
+func (s *ecdsaSigner) Release() {
+	if !s.pooled || s.released {
+		return
+	}
+	*s = ecdsaSigner{released: true}
+	ecdsaSigners.Put(s)
+}
+
+func (s *ecdsaSigner) Update(p []byte) error {
+	if s.released {
+		return errECDSAReleased
+	}
+	return s.input.Update(p)
+}
 
 // Sign signs the hash, truncated to the bit length of the group order as
 // FIPS 186-5 §6.4.1 prescribes; any length is accepted. P-256 with a
@@ -87,6 +131,9 @@ func (s *ecdsaSigner) Size() int { return 2 * byteLen(s.priv.Curve) }
 // library, whose nonces are RFC 6979 deterministic and whose s is the low
 // one of s and n-s (BIP 62). All are valid ECDSA signatures.
 func (s *ecdsaSigner) Sign(dst []byte) ([]byte, error) {
+	if s.released {
+		return dst, errECDSAReleased
+	}
 	n := byteLen(s.priv.Curve)
 	if s.acc != nil {
 		whole, out := grow(dst, 2*n)

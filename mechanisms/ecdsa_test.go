@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 )
 
 func row(t *testing.T, mech ck.MechanismType) *Mechanism {
@@ -224,4 +225,73 @@ func TestECDSARawInputHeldInSigner(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestECDSASignerReleased: a released CKM_ECDSA signer refuses to be used
+// again, and the next signer (the same memory, from the pool) signs with
+// its own key and input only, on Go's curves and libcrypto's P-256, even
+// when the released one held more than 64 bytes of input.
+func TestECDSASignerReleased(t *testing.T) {
+	m := row(t, ck.CKM_ECDSA)
+	a, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384()} {
+		b, err := ecdsa.GenerateKey(curve, rand.Reader)
+		require.NoError(t, err)
+		for _, key := range []any{b, prepared(t, m, b)} {
+			s1, err := m.Sign(prepared(t, m, a), nil)
+			require.NoError(t, err)
+			require.NoError(t, s1.Update(bytes.Repeat([]byte{7}, 100)))
+			r, ok := s1.(Releaser)
+			require.True(t, ok, "a CKM_ECDSA signer can be released")
+			r.Release()
+			assert.ErrorIs(t, s1.Update([]byte{1}), ck.CKR_OPERATION_NOT_INITIALIZED)
+			_, err = s1.Sign(nil)
+			assert.ErrorIs(t, err, ck.CKR_OPERATION_NOT_INITIALIZED)
+			assert.Zero(t, s1.Size())
+			r.Release() // twice: nothing more goes to the pool
+
+			msg := []byte("the next signer's input")
+			s2, err := m.Sign(key, nil)
+			require.NoError(t, err)
+			assert.Equal(t, 2*byteLen(curve), s2.Size())
+			require.NoError(t, s2.Update(msg))
+			sig, err := s2.Sign(nil)
+			require.NoError(t, err, curve.Params().Name)
+			assert.NoError(t, verifyOnce(t, m, &b.PublicKey, nil, msg, sig), "%s: its own key and input", curve.Params().Name)
+			s2.(Releaser).Release()
+		}
+	}
+}
+
+// TestECDSASignerPoolAllocs: CKM_ECDSA's constructor, Update, Sign and
+// Release allocate nothing once a signer is in the pool (libcrypto's
+// P-256).
+func TestECDSASignerPoolAllocs(t *testing.T) {
+	m := row(t, ck.CKM_ECDSA)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	key := prepared(t, m, priv)
+	if ecdsaAccel(key) == nil {
+		t.Skip("P-256 signs in Go without libcrypto: crypto/ecdsa allocates")
+	}
+	if testenv.Race {
+		t.Skip("the race detector's instrumentation allocates")
+	}
+	digest, out := make([]byte, 32), make([]byte, 0, 64)
+	sign := func() {
+		s, err := m.Sign(key, nil)
+		if err != nil {
+			panic(err)
+		}
+		if err := s.Update(digest); err != nil {
+			panic(err)
+		}
+		if _, err := s.Sign(out); err != nil {
+			panic(err)
+		}
+		s.(Releaser).Release()
+	}
+	sign()
+	assert.Zero(t, testing.AllocsPerRun(100, sign))
 }

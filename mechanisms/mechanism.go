@@ -243,6 +243,14 @@ type Signer interface {
 	Size() int
 }
 
+// Releaser is an operation whose memory can serve a later one: the token
+// calls Release when it drops the operation (the operation ended, failed
+// or was cancelled), and never uses it again. CKM_ECDSA's signers go back
+// to a pool this way, so that C_SignInit + C_Sign allocates nothing.
+type Releaser interface {
+	Release()
+}
+
 // Verifier is one verification operation.
 type Verifier interface {
 	Update(p []byte) error

@@ -75,6 +75,13 @@ func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
 // endOp ends the operation of a kind (se.mu held) and drops what it
 // referenced.
 func (se *Session) endOp(kind opKind) {
+	if op := se.ops[kind]; op != nil {
+		// The operation's memory may serve the next one (CKM_ECDSA's
+		// signers): nothing here uses it again.
+		if r, ok := op.signer.(mechanisms.Releaser); ok {
+			r.Release()
+		}
+	}
 	if se.opMem != nil && se.ops[kind] == &se.opMem[kind] {
 		se.opMem[kind] = operation{}
 	}
