@@ -50,6 +50,7 @@ var wycheproofECDSAHashes = map[string]ck.MechanismType{
 // rejected, as PKCS#11 fixes the length; "MissingZero" (a DER integer
 // without its sign byte) is rejected by the strict DER decoding.
 func TestWycheproofECDSA(t *testing.T) {
+	skipVectorsUnderRace(t, "55-60 s")
 	files := []string{
 		"ecdsa_secp224r1_sha224_p1363_test.json",
 		"ecdsa_secp224r1_sha256_p1363_test.json",
@@ -158,6 +159,7 @@ func derToP1363(der []byte, n int) ([]byte, bool) {
 // Acceptable "CompressedPoint" cases are refused: we do not claim
 // CKF_EC_COMPRESS.
 func TestWycheproofECDH(t *testing.T) {
+	skipVectorsUnderRace(t, "60 s")
 	m := row(t, ck.CKM_ECDH1_DERIVE)
 	cof := row(t, ck.CKM_ECDH1_COFACTOR_DERIVE)
 	for _, name := range []string{

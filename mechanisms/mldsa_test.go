@@ -71,6 +71,7 @@ func mldsaVerifyOnce(t *testing.T, key any, param any, msg, sig []byte) error {
 // signature is checked to verify instead) and "Internal" cases (μ given
 // without a message: external μ is no PKCS#11 mechanism gohsm offers).
 func TestMLDSAWycheproofSign(t *testing.T) {
+	skipVectorsUnderRace(t, "11 s")
 	for _, vs := range mldsaVectorSets {
 		t.Run(vs.name, func(t *testing.T) {
 			t.Parallel()

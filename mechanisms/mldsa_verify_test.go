@@ -73,6 +73,7 @@ func TestMLDSAVerifyMuWycheproofVerify(t *testing.T) {
 // bit flipped in c̃, z and the hint does not (and crypto/mldsa agrees on
 // the message cases).
 func TestMLDSAVerifyMuWycheproofSign(t *testing.T) {
+	skipVectorsUnderRace(t, "18 s")
 	for _, vs := range mldsaVectorSets {
 		for _, kind := range []string{"seed", "noseed"} {
 			t.Run(vs.name+"/"+kind, func(t *testing.T) {

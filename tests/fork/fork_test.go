@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,12 +46,29 @@ func repoRoot(t *testing.T) string { return testenv.RepoRoot(t) }
 
 func library(t *testing.T) string { return testenv.Library(t) }
 
-// harness compiles testdata/fork_harness.c once per test binary run; it
+// binDir holds the compiled harness for the test binary's run (TestMain
+// makes and removes it).
+var binDir string
+
+var harnessBuild struct {
+	sync.Mutex
+	bin string
+}
+
+// harness compiles testdata/fork_harness.c once per test binary run (the
+// first test to need it; a failed compile fails each test that asks); it
 // shares tests/abi/testdata/abi.h (loading, PASS/FAIL lines, token setup).
-func harness(t *testing.T, dir string) string {
+// Every case runs the same program with its own token directory and
+// configuration, so one build serves them all.
+func harness(t *testing.T) string {
 	t.Helper()
-	return testenv.CompileC(t, filepath.Join("testdata", "fork_harness.c"), filepath.Join(dir, "fork_harness"),
-		filepath.Join("tests", "abi", "testdata"))
+	harnessBuild.Lock()
+	defer harnessBuild.Unlock()
+	if harnessBuild.bin == "" {
+		harnessBuild.bin = testenv.CompileC(t, filepath.Join("testdata", "fork_harness.c"), filepath.Join(binDir, "fork_harness"),
+			filepath.Join("tests", "abi", "testdata"))
+	}
+	return harnessBuild.bin
 }
 
 // result is one harness run, parsed.
@@ -81,7 +99,7 @@ func runCaseIn(t *testing.T, dir, slotLines, name string, timeout time.Duration)
 func runCaseConf(t *testing.T, dir string, conf func(tokenDir string) string, name string, timeout time.Duration) result {
 	t.Helper()
 	lib := library(t)
-	bin := harness(t, dir)
+	bin := harness(t)
 	tokenDir := filepath.Join(dir, "token")
 	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
 	confFile := filepath.Join(dir, "gohsm.conf")

@@ -21,8 +21,19 @@ import (
 	"gohsm/internal/testenv/pgtest"
 )
 
-// TestMain stops the PostgreSQL server TestForkPostgresLogin starts.
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain stops the PostgreSQL server TestForkPostgresLogin starts
+// (pgtest.Run), with binDir (the harness's build) made
+// before and removed after.
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "gohsm-fork-"); err != nil {
+		fmt.Fprintln(os.Stderr, "tests/fork:", err)
+		os.Exit(1)
+	}
+	code := pgtest.Run(m)
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
 
 // loginGone bounds the time from a SIGKILL until the victim's login lock
 // and backends are gone. The server reads EOF at once and this takes
@@ -45,7 +56,7 @@ func TestForkPostgresLogin(t *testing.T) {
 	srv := pgtest.Shared(t)
 	dsn := srv.NewDatabase(t, "forklogin")
 	dir := t.TempDir()
-	bin := harness(t, dir)
+	bin := harness(t)
 	tokenDir := filepath.Join(dir, "token")
 	require.NoError(t, os.MkdirAll(tokenDir, 0o700))
 	conf := filepath.Join(dir, "gohsm.conf")

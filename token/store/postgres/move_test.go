@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/testenv"
 	"gohsm/token/store"
 	"gohsm/token/store/storetest"
 )
@@ -204,7 +205,15 @@ func TestAuditConcurrent(t *testing.T) {
 // TestMoveLarge: 2,000 objects of 10 attributes each move to PostgreSQL
 // and back in one transaction each; the times are logged (the figures in
 // docs/store-postgres.md).
+//
+// Not under the race detector: one goroutine moves the objects (the
+// store's own goroutines are raced by the concurrent tests), and it takes
+// 22 s there against about 4 s without (load 14 on 2 cores); the
+// CGO-free pass of tests/run.sh runs it.
 func TestMoveLarge(t *testing.T) {
+	if testenv.Race {
+		t.Skip("single goroutine; 22 s under the race detector; runs in the CGO-free pass")
+	}
 	src := openSQLite(t)
 	storetest.Populate(t, src)
 	const n = 2000
