@@ -197,7 +197,8 @@ func (s *Slot) armAuditFlush() {
 // core, instead of lengthening their calls (docs/bench.md, "ML-KEM-768:
 // the tail"). The records keep their order and guarantees: only when the
 // batch is written moves. The goroutine ends locked to its thread, so the
-// runtime ends the thread with it and no other goroutine inherits its
+// runtime ends the thread with it (or, when it ran on the runtime's main
+// thread, parks that thread for good) and no other goroutine inherits its
 // priority.
 func (s *Slot) flusher(wake <-chan struct{}, quit <-chan struct{}, done chan<- struct{}) {
 	defer close(done)

@@ -66,6 +66,11 @@ func (q *AuditQueue) Take(flush bool) []AuditEvent {
 	return evs
 }
 
+// maxSpareEvents is the largest batch array the queue keeps for the next
+// batch: a batch at p11bench's rate of session keys is about 800 events,
+// and a burst's array (tens of thousands) is not worth holding.
+const maxSpareEvents = 4096
+
 // Done ends a write that took evs: committed, they are written; else a
 // write puts them back at the front of the queue, and a flush (whose
 // failure is the batch's own) drops them: the caller reports it.
@@ -83,6 +88,8 @@ func (q *AuditQueue) Done(evs []AuditEvent, committed, flush bool) {
 		// queued meanwhile (its events' closures dropped first). The
 		// caller no longer reads evs.
 		switch {
+		case cap(evs) > maxSpareEvents:
+			// A burst's array is left to the collector, not held for good.
 		case len(q.evs) == 0 && cap(evs) > cap(q.evs):
 			clear(evs)
 			q.evs = evs[:0]

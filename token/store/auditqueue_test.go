@@ -40,8 +40,17 @@ func TestAuditQueueReusesArray(t *testing.T) {
 	q.Add(AuditEvent{Stream: "c"})
 	q.Done(evs, false, false)
 	var got []string
-	for _, e := range q.Take(true) {
+	evs = q.Take(true)
+	for _, e := range evs {
 		got = append(got, e.Stream)
 	}
 	assert.Equal(t, []string{"a", "b", "c"}, got)
+	q.Done(evs, true, true)
+
+	// A burst's array is not kept.
+	batch(maxSpareEvents + 1)
+	evs = q.Take(true)
+	q.Done(evs, true, true)
+	assert.LessOrEqual(t, cap(q.evs), maxSpareEvents, "queue")
+	assert.LessOrEqual(t, cap(q.spare), maxSpareEvents, "spare")
 }
