@@ -2,37 +2,18 @@ package mechanisms
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/mldsavectors"
 )
 
 // acvpHashMLDSACase is one NIST ACVP sigVer case of an external/preHash
-// test group, as testdata/acvp_hashmldsa_sigver.json carries it (see
-// testdata/README.md): where it comes from, and the prompt's fields with
-// expectedResults' testPassed.
-type acvpHashMLDSACase struct {
-	Repository          string `json:"repository"`
-	Commit              string `json:"commit"`
-	Path                string `json:"path"`
-	ExpectedResultsPath string `json:"expectedResultsPath"`
-	TgID                int    `json:"tgId"`
-	TcID                int    `json:"tcId"`
-	ParameterSet        string `json:"parameterSet"`
-	SignatureInterface  string `json:"signatureInterface"`
-	PreHash             string `json:"preHash"`
-	HashAlg             string `json:"hashAlg"`
-	TestPassed          bool   `json:"testPassed"`
-	PK                  string `json:"pk"`
-	Message             string `json:"message"`
-	Context             string `json:"context"`
-	Signature           string `json:"signature"`
-}
+// test group (testdata/README.md; internal/mldsavectors reads it).
+type acvpHashMLDSACase = mldsavectors.ACVPCase
 
 // acvpParameterSets and acvpHashAlgs name ACVP's values (ACVP ML-DSA
 // specification: parameterSet, hashAlg) the module's way. A hashAlg maps
@@ -50,17 +31,7 @@ var acvpHashAlgs = map[string]int{ // arc of 2.16.840.1.101.3.4.2
 	"SHAKE-128": 11, "SHAKE-256": 12,
 }
 
-func loadACVPHashMLDSA(t *testing.T) []acvpHashMLDSACase {
-	t.Helper()
-	b, err := os.ReadFile("testdata/acvp_hashmldsa_sigver.json")
-	require.NoError(t, err)
-	var doc struct {
-		TestCases []acvpHashMLDSACase `json:"testCases"`
-	}
-	require.NoError(t, json.Unmarshal(b, &doc))
-	require.NotEmpty(t, doc.TestCases)
-	return doc.TestCases
-}
+func loadACVPHashMLDSA(t *testing.T) []acvpHashMLDSACase { return mldsavectors.ACVP(t) }
 
 func acvpHex(t *testing.T, tc *acvpHashMLDSACase, name, s string) []byte {
 	t.Helper()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha512"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,28 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/mldsavectors"
 )
-
-// bcHashMLDSACase is one deterministic HashML-DSA (SHA-512) signing case
-// of Bouncy Castle's test data, as testdata/bc_hashmldsa_sha512_sign.json
-// carries it (see testdata/README.md): where it comes from, the key's
-// seed ξ, the message, context and SHA-512 of the message, the first and
-// last 16 bytes of the public key, and the signature (the file's sm).
-type bcHashMLDSACase struct {
-	Repository   string `json:"repository"`
-	Commit       string `json:"commit"`
-	Path         string `json:"path"`
-	Count        int    `json:"count"`
-	ParameterSet string `json:"parameterSet"`
-	HashAlg      string `json:"hashAlg"`
-	Seed         string `json:"seed"`
-	Msg          string `json:"msg"`
-	Context      string `json:"context"`
-	MessageHash  string `json:"messageHash"`
-	PKFirst16    string `json:"pkFirst16"`
-	PKLast16     string `json:"pkLast16"`
-	SM           string `json:"sm"`
-}
 
 // bcHashMLDSAVector is a case decoded, its key derived from the seed and
 // checked against the recorded ends of the public key.
@@ -48,15 +26,9 @@ type bcHashMLDSAVector struct {
 
 func loadBCHashMLDSA(t *testing.T) []bcHashMLDSAVector {
 	t.Helper()
-	b, err := os.ReadFile("testdata/bc_hashmldsa_sha512_sign.json")
-	require.NoError(t, err)
-	var doc struct {
-		TestCases []bcHashMLDSACase `json:"testCases"`
-	}
-	require.NoError(t, json.Unmarshal(b, &doc))
 	perSet := map[string]int{}
 	var out []bcHashMLDSAVector
-	for _, c := range doc.TestCases {
+	for _, c := range mldsavectors.BC(t) {
 		name := fmt.Sprintf("%s count %d", c.ParameterSet, c.Count)
 		require.Equal(t, "bcgit/bc-test-data", c.Repository, name)
 		require.Len(t, c.Commit, 40, name)

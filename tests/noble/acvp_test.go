@@ -2,32 +2,20 @@ package noble
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/mldsavectors"
 )
 
 // acvpCase is one NIST ACVP HashML-DSA sigVer case as
 // mechanisms/testdata/acvp_hashmldsa_sigver.json carries it (its README
-// says where each comes from).
-type acvpCase struct {
-	TgID         int    `json:"tgId"`
-	TcID         int    `json:"tcId"`
-	ParameterSet string `json:"parameterSet"`
-	HashAlg      string `json:"hashAlg"`
-	TestPassed   bool   `json:"testPassed"`
-	PK           string `json:"pk"`
-	Message      string `json:"message"`
-	Context      string `json:"context"`
-	Signature    string `json:"signature"`
-}
+// says where each comes from; internal/mldsavectors reads it).
+type acvpCase = mldsavectors.ACVPCase
 
 // acvpSets and acvpHashes name ACVP's parameterSet and hashAlg values the
 // module's way and noble's.
@@ -54,17 +42,11 @@ var acvpHashes = map[string]string{
 // and "bad". That noble agrees with NIST is what tells a transcription
 // error (both would disagree) from a module bug (only the module would).
 func TestHashMLDSAACVPAgainstNoble(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "mechanisms", "testdata", "acvp_hashmldsa_sigver.json"))
-	require.NoError(t, err)
-	var doc struct {
-		TestCases []acvpCase `json:"testCases"`
-	}
-	require.NoError(t, json.Unmarshal(b, &doc))
-	require.NotEmpty(t, doc.TestCases)
+	cases := mldsavectors.ACVP(t)
 
 	mod, nb, version := peers(t)
 	var answers int
-	for i, c := range doc.TestCases {
+	for i, c := range cases {
 		set, ok := acvpSets[c.ParameterSet]
 		require.True(t, ok, "tc %d: parameterSet %q", c.TcID, c.ParameterSet)
 		name, ok := acvpHashes[c.HashAlg]
@@ -101,5 +83,5 @@ func TestHashMLDSAACVPAgainstNoble(t *testing.T) {
 	nb.in.Close()
 	last, _ := nb.out.ReadString('\n')
 	t.Logf("@noble/post-quantum %s and the module (%d C_Verify answers) agree with NIST on all %d cases; noble's %s",
-		version, answers, len(doc.TestCases), strings.TrimSpace(last))
+		version, answers, len(cases), strings.TrimSpace(last))
 }

@@ -2,33 +2,15 @@ package noble
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
+	"gohsm/internal/mldsavectors"
 )
-
-// bcCase is one deterministic HashML-DSA (SHA-512) signing case of Bouncy
-// Castle's test data as mechanisms/testdata/bc_hashmldsa_sha512_sign.json
-// carries it (its README says where each comes from).
-type bcCase struct {
-	Count        int    `json:"count"`
-	ParameterSet string `json:"parameterSet"`
-	HashAlg      string `json:"hashAlg"`
-	Seed         string `json:"seed"`
-	Msg          string `json:"msg"`
-	Context      string `json:"context"`
-	MessageHash  string `json:"messageHash"`
-	PKFirst16    string `json:"pkFirst16"`
-	PKLast16     string `json:"pkLast16"`
-	SM           string `json:"sm"`
-}
 
 // TestHashMLDSABCAgainstNoble: Bouncy Castle's deterministic HashML-DSA
 // signatures kept in mechanisms/testdata, through the built library's C
@@ -44,18 +26,13 @@ type bcCase struct {
 // rows and noble verify it; the module's hedged signatures
 // (CKH_HEDGE_REQUIRED) differ from it and verify on both sides.
 func TestHashMLDSABCAgainstNoble(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "mechanisms", "testdata", "bc_hashmldsa_sha512_sign.json"))
-	require.NoError(t, err)
-	var doc struct {
-		TestCases []bcCase `json:"testCases"`
-	}
-	require.NoError(t, json.Unmarshal(b, &doc))
-	require.Len(t, doc.TestCases, 6)
+	cases := mldsavectors.BC(t)
+	require.Len(t, cases, 6)
 
 	mod, nb, version := peers(t)
 	ph := preHashNamed("sha512")
 	signs, verifies := 0, 0
-	for i, c := range doc.TestCases {
+	for i, c := range cases {
 		set, ok := acvpSets[c.ParameterSet]
 		require.True(t, ok, "count %d: parameterSet %q", c.Count, c.ParameterSet)
 		require.Equal(t, "SHA2-512", c.HashAlg)
@@ -102,5 +79,5 @@ func TestHashMLDSABCAgainstNoble(t *testing.T) {
 	nb.in.Close()
 	last, _ := nb.out.ReadString('\n')
 	t.Logf("@noble/post-quantum %s and the module give Bouncy Castle's signature on all %d cases (%d C_Sign, %d verifications); noble's %s",
-		version, len(doc.TestCases), signs, verifies, strings.TrimSpace(last))
+		version, len(cases), signs, verifies, strings.TrimSpace(last))
 }
