@@ -37,11 +37,13 @@ func TestAuditFlusherThread(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
-	pub, _, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
-	require.NoError(t, err)
 	s, err := m.Slot(3)
 	require.NoError(t, err)
+	// Checked before the key pair: a session pair's records are queued
+	// too, and would start the flusher.
 	require.Zero(t, s.flushTID.Load(), "no flusher before a record is queued")
+	pub, _, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
+	require.NoError(t, err)
 	sk := mlkemSessionKey(t, m, h, pub)
 
 	var tid int64
