@@ -59,25 +59,26 @@ const DefaultStream = "hsm-0"
 // record), lengths and seq as 8-byte big-endian. Anyone who verifies a
 // chain computes it the same way (token/audit).
 func ChainMAC(key []byte, stream string, seq uint64, prev, record []byte) []byte {
-	return newChainer(key).mac(nil, stream, seq, prev, record)
+	return NewChainer(key).MAC(nil, stream, seq, prev, record)
 }
 
-// chainer computes ChainMAC for a batch of records: one HMAC-SHA256
+// Chainer computes ChainMAC for a batch of records: one HMAC-SHA256
 // under the key, reset for each, and one buffer for the lengths, stream
 // and seq (a []byte(stream) written to the hash was an allocation per
 // record).
-type chainer struct {
+type Chainer struct {
 	m   hash.Hash
 	hdr []byte
 }
 
-func newChainer(key []byte) *chainer {
-	return &chainer{m: hmac.New(sha256.New, key), hdr: make([]byte, 0, 64)}
+// NewChainer returns a Chainer for key.
+func NewChainer(key []byte) *Chainer {
+	return &Chainer{m: hmac.New(sha256.New, key), hdr: make([]byte, 0, 64)}
 }
 
-// mac appends ChainMAC(key, stream, seq, prev, record) to out (appendAudit
-// keeps one array for a batch's MACs) and returns it.
-func (c *chainer) mac(out []byte, stream string, seq uint64, prev, record []byte) []byte {
+// MAC appends ChainMAC(key, stream, seq, prev, record) to out (the
+// stores keep one array for a batch's MACs) and returns it.
+func (c *Chainer) MAC(out []byte, stream string, seq uint64, prev, record []byte) []byte {
 	c.m.Reset()
 	h := binary.BigEndian.AppendUint64(c.hdr[:0], uint64(len(stream)))
 	h = append(h, stream...)
@@ -143,7 +144,7 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 		seq  uint64
 		prev []byte
 	}
-	c := newChainer(key)
+	c := NewChainer(key)
 	macs := make([]byte, 0, sha256.Size*len(events)) // the batch's MACs, one array
 	// Consecutive events of one stream have consecutive sequence numbers:
 	// each such run is inserted as (stream, first seq) and the records
@@ -185,7 +186,7 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			// SQLite's ?2 + k would turn into a REAL past it.
 			return fmt.Errorf("store: audit %s: sequence exhausted", ev.Stream)
 		}
-		macs = c.mac(macs, ev.Stream, n.seq, n.prev, ev.Record)
+		macs = c.MAC(macs, ev.Stream, n.seq, n.prev, ev.Record)
 		mac := macs[len(macs)-sha256.Size : len(macs) : len(macs)]
 		if k := len(runs) - 1; k >= 0 && runs[k].stream == ev.Stream {
 			runs[k].n++

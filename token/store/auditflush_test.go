@@ -2,8 +2,12 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // flushRecord is a queued record the size of a session key's (token/audit
@@ -77,4 +81,28 @@ func benchFlush(b *testing.B, s Store, recs [][]byte) {
 	n := float64(b.N * len(recs))
 	b.ReportMetric(cpu/n, "us-cpu/rec")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/rec")
+}
+
+// TestFlushAuditAllocs: a flush costs few allocations per record (the
+// statement binds each record's record and MAC, the MACs share an array):
+// 7.8 per record before runs of one stream were bound as such, 2.2 after.
+func TestFlushAuditAllocs(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	f := s.(interface{ FlushAudit() error })
+	recs := make([][]byte, 512)
+	for i := range recs {
+		recs[i] = flushRecord(i)
+	}
+	queueRecords(s, recs)
+	require.NoError(t, f.FlushAudit()) // statements prepared
+	queueRecords(s, recs)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	require.NoError(t, f.FlushAudit())
+	runtime.ReadMemStats(&after)
+	perRecord := float64(after.Mallocs-before.Mallocs) / float64(len(recs))
+	assert.Less(t, perRecord, 4.0, "allocations per record")
+	recsGot, err := s.AuditRecords(DefaultStream, 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, recsGot, 2*len(recs))
 }
