@@ -339,7 +339,9 @@ func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, t
 // them). The same statement notifies the listeners of every Store, which
 // receive it when the transaction commits. BEGIN and the bump take one
 // round trip (beginWith). Then fn, then the view's audit
-// events (appendAudit, audit.go), in the same transaction.
+// events (appendAudit, audit.go), in the same transaction: their
+// statement goes with COMMIT. fn nil: a write of audit events alone,
+// whose meta rows are read in the round trip of BEGIN.
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	return s.commitIn(context.Background(), fn)
 }
