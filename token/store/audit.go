@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"strings"
 )
 
@@ -58,24 +59,36 @@ const DefaultStream = "hsm-0"
 // record), lengths and seq as 8-byte big-endian. Anyone who verifies a
 // chain computes it the same way (token/audit).
 func ChainMAC(key []byte, stream string, seq uint64, prev, record []byte) []byte {
-	return chainMAC(hmac.New(sha256.New, key), stream, seq, prev, record)
+	return NewChainer(key).MAC(nil, stream, seq, prev, record)
 }
 
-// chainMAC is ChainMAC with m, an HMAC-SHA256 under the key, reset first
-// (appendAudit keeps one for a transaction's events).
-func chainMAC(m hash.Hash, stream string, seq uint64, prev, record []byte) []byte {
-	m.Reset()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(stream)))
-	m.Write(n[:])
-	m.Write([]byte(stream))
-	binary.BigEndian.PutUint64(n[:], seq)
-	m.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(len(prev)))
-	m.Write(n[:])
-	m.Write(prev)
-	m.Write(record)
-	return m.Sum(nil)
+// Chainer computes ChainMAC for a batch of records: one HMAC-SHA256
+// under the key, reset for each, and one buffer for the lengths, stream
+// and seq (a []byte(stream) written to the hash was an allocation per
+// record).
+type Chainer struct {
+	m   hash.Hash
+	hdr []byte
+}
+
+// NewChainer returns a Chainer for key.
+func NewChainer(key []byte) *Chainer {
+	return &Chainer{m: hmac.New(sha256.New, key), hdr: make([]byte, 0, 64)}
+}
+
+// MAC appends ChainMAC(key, stream, seq, prev, record) to out (the
+// stores keep one array for a batch's MACs) and returns it.
+func (c *Chainer) MAC(out []byte, stream string, seq uint64, prev, record []byte) []byte {
+	c.m.Reset()
+	h := binary.BigEndian.AppendUint64(c.hdr[:0], uint64(len(stream)))
+	h = append(h, stream...)
+	h = binary.BigEndian.AppendUint64(h, seq)
+	h = binary.BigEndian.AppendUint64(h, uint64(len(prev)))
+	c.hdr = h
+	c.m.Write(h)
+	c.m.Write(prev)
+	c.m.Write(record)
+	return c.m.Sum(out)
 }
 
 // Audited returns a view of the store whose writes also append events, in
@@ -131,8 +144,18 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 		seq  uint64
 		prev []byte
 	}
-	m := hmac.New(sha256.New, key)
-	rows := make([]any, 0, 4*len(events)) // stream, seq, record, mac of each
+	c := NewChainer(key)
+	macs := make([]byte, 0, sha256.Size*len(events)) // the batch's MACs, one array
+	// Consecutive events of one stream have consecutive sequence numbers:
+	// each such run is inserted as (stream, first seq) and the records
+	// and MACs (auditInsertRun).
+	type run struct {
+		stream string
+		seq    uint64
+		n      int
+	}
+	var runs []run
+	data := make([]any, 0, 2*len(events)) // record, mac of each
 	var heads map[string]*next            // streams appended to, in this transaction
 	var order []string                    // their first appearance, for the head writes
 	for _, ev := range events {
@@ -159,21 +182,37 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 			heads[ev.Stream] = n
 			order = append(order, ev.Stream)
 		}
-		mac := chainMAC(m, ev.Stream, n.seq, n.prev, ev.Record)
-		rows = append(rows, ev.Stream, int64(n.seq), blob(ev.Record), mac)
+		if n.seq > math.MaxInt64 {
+			// SQLite's ?2 + k would turn into a REAL past it.
+			return fmt.Errorf("store: audit %s: sequence exhausted", ev.Stream)
+		}
+		macs = c.MAC(macs, ev.Stream, n.seq, n.prev, ev.Record)
+		mac := macs[len(macs)-sha256.Size : len(macs) : len(macs)]
+		if k := len(runs) - 1; k >= 0 && runs[k].stream == ev.Stream {
+			runs[k].n++
+		} else {
+			runs = append(runs, run{stream: ev.Stream, seq: n.seq, n: 1})
+		}
+		data = append(data, blob(ev.Record), mac)
 		n.seq, n.prev = n.seq+1, mac
 	}
-	// The rows go in auditInsertRows at a time, the rest one by one: a
-	// statement per row was most of writing a batch of queued records.
-	for len(rows) >= 4*auditInsertRows {
-		if _, err := tx.Exec(auditInsertMany, rows[:4*auditInsertRows]...); err != nil {
-			return wrapDB("audit", err)
-		}
-		rows = rows[4*auditInsertRows:]
-	}
-	for ; len(rows) > 0; rows = rows[4:] {
-		if _, err := tx.Exec(auditInsertOne, rows[:4]...); err != nil {
-			return wrapDB("audit", err)
+	// Each run goes in statements of auditRunSizes rows, the largest that
+	// fit first: per row only the record and the MAC are bound (a
+	// statement per row, then four values per row, were most of writing
+	// a batch of queued records).
+	args := make([]any, 0, 2+2*auditRunSize(len(events)))
+	for _, r := range runs {
+		seq := r.seq
+		for left := r.n; left > 0; {
+			size := auditRunSize(left)
+			args = append(args[:0], r.stream, int64(seq))
+			args = append(args, data[:2*size]...)
+			if _, err := tx.Exec(auditInsertRun(size), args...); err != nil {
+				return wrapDB("audit", err)
+			}
+			data = data[2*size:]
+			seq += uint64(size)
+			left -= size
 		}
 	}
 	for _, st := range order {
@@ -189,13 +228,45 @@ func appendAudit(tx *txn, events []AuditEvent) error {
 	return nil
 }
 
-// auditInsertOne appends one record; auditInsertMany auditInsertRows.
-const (
-	auditInsertOne  = `INSERT INTO audit (stream, seq, record, mac) VALUES (?, ?, ?, ?)`
-	auditInsertRows = 16
-)
+// auditRunSizes are the row counts of the statements that insert a run of
+// records (auditInsertRun), largest first: a run of n rows takes at most
+// three statements of each smaller size after n/256 of the largest, and a
+// connection prepares five statements.
+var auditRunSizes = [...]int{256, 64, 16, 4, 1}
 
-var auditInsertMany = auditInsertOne + strings.Repeat(`, (?, ?, ?, ?)`, auditInsertRows-1)
+// auditRunSize is the largest of auditRunSizes at most n (n >= 1).
+func auditRunSize(n int) int {
+	for _, s := range auditRunSizes {
+		if s <= n {
+			return s
+		}
+	}
+	return 1
+}
+
+// auditRunSQL holds auditInsertRun's statements, by row count. Their
+// parameters are plain ? in order: with numbered ones (?NNN) the driver
+// looks each one's name up in a list as long as the statement's
+// parameters, as long again as the statement for each bind.
+var auditRunSQL = func() map[int]string {
+	m := map[int]string{}
+	for _, n := range auditRunSizes {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO audit (stream, seq, record, mac) SELECT p.stream, p.seq + v.column1, v.column2, v.column3
+			FROM (SELECT ? AS stream, ? AS seq) AS p, (VALUES (0, ?, ?)`)
+		for i := 1; i < n; i++ {
+			fmt.Fprintf(&b, `, (%d, ?, ?)`, i)
+		}
+		b.WriteString(`) AS v`)
+		m[n] = b.String()
+	}
+	return m
+}()
+
+// auditInsertRun is the statement that inserts n records of one stream
+// from sequence ?2 on, records and MACs bound in turn from ?3 (n one of
+// auditRunSizes).
+func auditInsertRun(n int) string { return auditRunSQL[n] }
 
 // auditNext is the sequence number and previous MAC of a stream's next
 // record: after the head in meta, which a deleted tail does not move back

@@ -5,6 +5,7 @@ package postgres
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -37,7 +38,7 @@ func (s *pgStore) Audit(events ...store.AuditEvent) error {
 		return nil
 	}
 	v := s.Audited(events...).(*pgStore)
-	return wrapErr("audit", v.write(func(context.Context, pgx.Tx) error { return nil }))
+	return wrapErr("audit", v.write(nil))
 }
 
 // AuditLater queues events for this opening's next write, or FlushAudit
@@ -52,33 +53,55 @@ func (s *pgStore) FlushAudit() error {
 	if s.core.queue.Len() == 0 {
 		return nil
 	}
-	_, err := s.commitQueued(context.Background(), func(context.Context, pgx.Tx) error { return nil }, true)
+	_, err := s.commitQueued(context.Background(), nil, true)
 	return wrapErr("audit", err)
 }
 
-// appendAudit appends the view's events inside the write transaction tx,
-// in two round trips whatever their number: one reads the key and the
-// marks of the streams named, one batch writes the records and heads.
-func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx) error {
-	streams := map[string]bool{}
-	for _, ev := range s.events {
-		streams[streamOf(ev)] = true
-	}
+// metaRow is a row of meta.
+type metaRow struct {
+	K string
+	V []byte
+}
+
+// auditMetaSQL reads the meta rows appendAudit needs (auditMetaKeys).
+const auditMetaSQL = `SELECT key, value FROM meta WHERE key = ANY($1)`
+
+// auditMetaKeys are the meta rows appendAudit reads for events: the key,
+// and the head and base of each stream named.
+func auditMetaKeys(events []store.AuditEvent) []string {
 	keys := []string{"audit_key"}
-	for st := range streams {
-		keys = append(keys, "audit_head/"+st, "audit_base/"+st)
+	seen := map[string]bool{}
+	for _, ev := range events {
+		if st := streamOf(ev); !seen[st] {
+			seen[st] = true
+			keys = append(keys, "audit_head/"+st, "audit_base/"+st)
+		}
 	}
-	rows, err := tx.Query(ctx, `SELECT key, value FROM meta WHERE key = ANY($1)`, keys)
-	if err != nil {
-		return wrapErr("audit", err)
-	}
-	meta, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
-		K string
-		V []byte
-	}])
-	if err != nil {
-		return wrapErr("audit", err)
-	}
+	return keys
+}
+
+// readAuditMeta collects auditMetaSQL's rows.
+func readAuditMeta(rows pgx.Rows) ([]metaRow, error) {
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[metaRow])
+}
+
+// auditInsertSQL appends a batch's records and writes the heads of the
+// streams appended to, in one statement: the rows come as arrays,
+// unnested in the server, a statement and its execution for the whole
+// batch rather than for each record.
+const auditInsertSQL = `WITH records AS (
+	INSERT INTO audit (stream, seq, record, mac)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]))
+INSERT INTO meta (key, value) SELECT * FROM unnest($5::text[], $6::bytea[])
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+
+// appendAudit appends the view's events inside the write transaction tx
+// and commits it: meta holds the rows auditMetaKeys names, read after
+// the generation bump (commitOnce: in the round trip of BEGIN when the
+// write has no statements of its own, else in one of its own); one
+// statement writes the records and heads, sent with COMMIT in one round
+// trip (commitWith).
+func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) error {
 	var key []byte
 	next := map[string]store.AuditMark{} // per stream: the next seq, the MAC before it
 	heads := map[string]bool{}
@@ -107,10 +130,18 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx) error {
 			next[m.K[11:]] = store.AuditMark{Seq: mk.Seq + 1, MAC: mk.MAC}
 		}
 	}
+	var order []string // the streams appended to, in first appearance
+	seen := map[string]bool{}
+	for _, ev := range s.events {
+		if st := streamOf(ev); !seen[st] {
+			seen[st] = true
+			order = append(order, st)
+		}
+	}
 	// A stream without a head: after its last record when it has one (a
 	// head is written with every append, so only a token written
 	// otherwise lacks it).
-	for st := range streams {
+	for _, st := range order {
 		if heads[st] {
 			continue
 		}
@@ -126,30 +157,38 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	created := createdIn(ctx)
-	b := &pgx.Batch{}
-	for _, ev := range s.events {
+	n := len(s.events)
+	streams, seqs := make([]string, n), make([]int64, n)
+	recs, macs := make([][]byte, n), make([][]byte, n)
+	c := store.NewChainer(key)
+	all := make([]byte, 0, sha256.Size*n) // the batch's MACs, one array
+	for i, ev := range s.events {
 		st := streamOf(ev)
 		rec := ev.Record
 		if ev.Fill != nil {
+			var err error
 			if rec, err = ev.Fill(created); err != nil {
 				return err
 			}
 		}
-		n := next[st]
-		mac := store.ChainMAC(key, st, n.Seq, n.MAC, rec)
-		if n.Seq > math.MaxInt64 {
+		nx := next[st]
+		if nx.Seq > math.MaxInt64 {
 			return fmt.Errorf("store: audit %s: sequence exhausted", st)
 		}
-		b.Queue(`INSERT INTO audit (stream, seq, record, mac) VALUES ($1, $2, $3, $4)`, st, int64(n.Seq), nonNil(rec), mac)
-		next[st] = store.AuditMark{Seq: n.Seq + 1, MAC: mac}
+		all = c.MAC(all, st, nx.Seq, nx.MAC, rec)
+		mac := all[len(all)-sha256.Size : len(all) : len(all)]
+		streams[i], seqs[i], recs[i], macs[i] = st, int64(nx.Seq), nonNil(rec), mac
+		next[st] = store.AuditMark{Seq: nx.Seq + 1, MAC: mac}
 	}
-	for st := range streams {
-		n := next[st]
-		b.Queue(`INSERT INTO meta (key, value) VALUES ($1, $2)
-			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
-			"audit_head/"+st, store.MarkBytes(store.AuditMark{Seq: n.Seq - 1, MAC: n.MAC}))
+	headKeys, headValues := make([]string, len(order)), make([][]byte, len(order))
+	for i, st := range order {
+		nx := next[st]
+		headKeys[i] = "audit_head/" + st
+		headValues[i] = store.MarkBytes(store.AuditMark{Seq: nx.Seq - 1, MAC: nx.MAC})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	b := &pgx.Batch{}
+	b.Queue(auditInsertSQL, streams, seqs, recs, macs, headKeys, headValues)
+	if err := commitWith(ctx, tx, b); err != nil {
 		return wrapErr("audit", err)
 	}
 	return nil

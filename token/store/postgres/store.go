@@ -339,7 +339,9 @@ func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, t
 // them). The same statement notifies the listeners of every Store, which
 // receive it when the transaction commits. BEGIN and the bump take one
 // round trip (beginWith). Then fn, then the view's audit
-// events (appendAudit, audit.go), in the same transaction.
+// events (appendAudit, audit.go), in the same transaction: their
+// statement goes with COMMIT. fn nil: a write of audit events alone,
+// whose meta rows are read in the round trip of BEGIN.
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	return s.commitIn(context.Background(), fn)
 }
@@ -386,23 +388,56 @@ func (s *pgStore) commitOnce(parent context.Context, fn func(ctx context.Context
 	ctx = context.WithValue(ctx, txStateKey{}, &txState{})
 	seen := s.core.gen.Load() // committed before the bump: below n unless the database went back
 	var n int64
-	tx, err := beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+	// A write with audit events and no statements of its own (Audit,
+	// FlushAudit) reads the meta rows appendAudit needs in the round
+	// trip of BEGIN, after the bump whose lock orders the writers.
+	var meta []metaRow
+	readMeta := fn == nil && len(s.events) > 0
+	var more func(*pgx.Batch)
+	var read func(pgx.BatchResults) error
+	if readMeta {
+		keys := auditMetaKeys(s.events)
+		more = func(b *pgx.Batch) { b.Queue(auditMetaSQL, keys) }
+		read = func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			meta, err = readAuditMeta(rows)
+			return err
+		}
+	}
+	begin := func() (pgx.Tx, error) {
+		return beginBatch(ctx, s.pool, `BEGIN`, genSQL, nil, []any{&n}, more, read)
+	}
+	tx, err := begin()
 	if s.again(ctx, err) {
-		tx, err = beginWith(ctx, s.pool, `BEGIN`, genSQL, nil, &n)
+		tx, err = begin()
 	}
 	if err != nil {
 		return store.Commit{}, wrapErr("begin", err)
 	}
 	defer tx.Rollback(ctx)
-	if err := fn(ctx, tx); err != nil {
-		return store.Commit{}, err
-	}
-	if len(s.events) > 0 {
-		if err := s.appendAudit(ctx, tx); err != nil {
+	if fn != nil {
+		if err := fn(ctx, tx); err != nil {
 			return store.Commit{}, err
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if len(s.events) > 0 {
+		if !readMeta {
+			rows, err := tx.Query(ctx, auditMetaSQL, auditMetaKeys(s.events))
+			if err != nil {
+				return store.Commit{}, wrapErr("audit", err)
+			}
+			if meta, err = readAuditMeta(rows); err != nil {
+				return store.Commit{}, wrapErr("audit", err)
+			}
+		}
+		// appendAudit commits, in the round trip of its statement.
+		if err := s.appendAudit(ctx, tx, meta); err != nil {
+			return store.Commit{}, err
+		}
+	} else if err := tx.Commit(ctx); err != nil {
 		return store.Commit{}, wrapErr("commit", err)
 	}
 	s.core.raise(uint64(n))

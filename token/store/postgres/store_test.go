@@ -706,6 +706,21 @@ func TestRoundTrips(t *testing.T) {
 		{"SetTokenLabel", 3, func() error { return s.SetTokenLabel("x") }},
 		{"BeginLogin", 3, func() error { return s.BeginLogin("alice", 10) }},
 		{"LoginSucceeded", 3, func() error { return s.LoginSucceeded("alice") }},
+		// An audited write's records and heads, one statement sent with
+		// COMMIT after the meta read; with no statements of its own the
+		// meta read goes with BEGIN (4, 4 and 5 before).
+		{"Audit", 2, func() error { return s.Audit(store.AuditEvent{Record: []byte("alone")}) }},
+		{"FlushAudit of 50", 2, func() error {
+			for range 50 {
+				s.AuditLater(store.AuditEvent{Record: []byte("queued")})
+			}
+			return s.FlushAudit()
+		}},
+		{"audited CreateObject", 4, func() error {
+			i++
+			_, err := s.Audited(store.AuditEvent{Record: []byte("create")}).CreateObject(testObject(string(id(i)), "alice"))
+			return err
+		}},
 	} {
 		for range 2 { // prepares the statements on the connection
 			require.NoError(t, c.f(), c.name)

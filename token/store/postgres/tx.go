@@ -18,6 +18,13 @@ import (
 // this saves one round trip of four on a small write. scan reads the
 // statement's row.
 func beginWith(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args []any, scan ...any) (pgx.Tx, error) {
+	return beginBatch(ctx, pool, begin, sql, args, scan, nil, nil)
+}
+
+// beginBatch is beginWith, with more statements queued after the first
+// one in the same round trip (more; nil: none), whose results read reads.
+func beginBatch(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args []any, scan []any,
+	more func(*pgx.Batch), read func(pgx.BatchResults) error) (pgx.Tx, error) {
 	c, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -25,10 +32,16 @@ func beginWith(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args 
 	b := &pgx.Batch{}
 	b.Queue(begin)
 	b.Queue(sql, args...)
+	if more != nil {
+		more(b)
+	}
 	br := c.SendBatch(ctx, b)
 	_, err = br.Exec()
 	if err == nil {
 		err = br.QueryRow().Scan(scan...)
+	}
+	if err == nil && read != nil {
+		err = read(br)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -39,6 +52,43 @@ func beginWith(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args 
 		return nil, err
 	}
 	return tx, nil
+}
+
+// commitWith runs b's statements and then COMMIT in one round trip (a
+// pipeline; the statements' results are not read, only their errors).
+// When one fails the server skips the rest, COMMIT included: the
+// transaction is left open and failed, for Rollback to end. tx is a
+// transaction beginWith started.
+func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	t := tx.(*poolTx)
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	n := b.Len()
+	b.Queue("commit")
+	br := t.c.SendBatch(ctx, b)
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err // Rollback ends the transaction, if it is still open
+	}
+	t.closed = true
+	t.c.Release()
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
 }
 
 // poolTx is a pgx.Tx on a pooled connection whose BEGIN beginWith sent;

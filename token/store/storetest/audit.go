@@ -228,6 +228,31 @@ func testAuditLater(t *testing.T, b Backend) {
 	require.Len(t, got, 4+37)
 	assert.Equal(t, want, got[4:])
 
+	// Long runs of one stream (statements of many rows), an empty record
+	// among them, and a run of the other stream between.
+	var runs []store.AuditEvent
+	for i := range 300 {
+		runs = append(runs, ev(fmt.Sprint("run a ", i)))
+	}
+	runs[150].Record = nil
+	for i := range 21 {
+		runs = append(runs, store.AuditEvent{Stream: "hsm-1", Record: []byte(fmt.Sprint("run b ", i))})
+	}
+	for i := range 70 {
+		runs = append(runs, ev(fmt.Sprint("run c ", i)))
+	}
+	s.AuditLater(runs...)
+	require.NoError(t, s.FlushAudit())
+	got = records()
+	require.Len(t, got, 4+37+370)
+	assert.Equal(t, "run a 0", got[4+37])
+	assert.Equal(t, "", got[4+37+150], "an empty record")
+	assert.Equal(t, "run c 69", got[len(got)-1])
+	other, err := s.AuditRecords("hsm-1", 37, 0)
+	require.NoError(t, err)
+	require.Len(t, other, 21)
+	assert.Equal(t, "run b 20", string(other[20].Record))
+
 	key, err := s.AuditKey()
 	require.NoError(t, err)
 	for _, stream := range []string{store.DefaultStream, "hsm-1"} {

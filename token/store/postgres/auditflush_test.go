@@ -1,0 +1,335 @@
+//go:build !nopostgres
+
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/testenv/pgtest"
+	"gohsm/token/store"
+)
+
+// wireCounter is a TCP proxy between the store and the test server that
+// counts, over all its connections, the round trips (each time the client
+// sends after the server last did) and the statements run (Execute and
+// Query messages of the frontend protocol).
+type wireCounter struct {
+	ln         net.Listener
+	server     string
+	roundTrips atomic.Int64
+	statements atomic.Int64
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	conns      []*connCount // each connection's own counts
+}
+
+// connCount is one connection's round trips and statements.
+type connCount struct{ roundTrips, statements atomic.Int64 }
+
+// perConn returns each connection's counts so far, in accept order.
+func (w *wireCounter) perConn() [][2]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([][2]int64, len(w.conns))
+	for i, c := range w.conns {
+		out[i] = [2]int64{c.roundTrips.Load(), c.statements.Load()}
+	}
+	return out
+}
+
+func newWireCounter(tb testing.TB, server string) *wireCounter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := &wireCounter{ln: ln, server: server}
+	w.wg.Add(1)
+	go w.accept()
+	tb.Cleanup(func() { ln.Close(); w.wg.Wait() })
+	return w
+}
+
+func (w *wireCounter) accept() {
+	defer w.wg.Done()
+	for {
+		c, err := w.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", w.server)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		var serverLast atomic.Bool
+		serverLast.Store(true)
+		cc := &connCount{}
+		w.mu.Lock()
+		w.conns = append(w.conns, cc)
+		w.mu.Unlock()
+		w.wg.Add(2)
+		go func() { // server to client
+			defer w.wg.Done()
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					serverLast.Store(true)
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() { // client to server, parsing messages
+			defer w.wg.Done()
+			defer s.Close()
+			var pending []byte
+			started := false
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if serverLast.Swap(false) {
+						w.roundTrips.Add(1)
+						cc.roundTrips.Add(1)
+					}
+					pending = append(pending, buf[:n]...)
+					for {
+						if !started {
+							if len(pending) < 4 {
+								break
+							}
+							l := int(binary.BigEndian.Uint32(pending))
+							if len(pending) < l {
+								break
+							}
+							pending, started = pending[l:], true
+							continue
+						}
+						if len(pending) < 5 {
+							break
+						}
+						l := 1 + int(binary.BigEndian.Uint32(pending[1:]))
+						if len(pending) < l {
+							break
+						}
+						if pending[0] == 'E' || pending[0] == 'Q' {
+							w.statements.Add(1)
+							cc.statements.Add(1)
+						}
+						pending = pending[l:]
+					}
+					if _, werr := s.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// via is dsn with its host and port the proxy's.
+func (w *wireCounter) via(tb testing.TB, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Host = w.ln.Addr().String()
+	return u.String()
+}
+
+// backendCPU sums the CPU time (user and system, in clock ticks) of the
+// server processes connected to dsn's database, but the one asking.
+func backendCPU(tb testing.TB, conn *pgx.Conn) int64 {
+	rows, err := conn.Query(context.Background(),
+		`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // gone
+		}
+		// Fields after the command's closing parenthesis: state is 3,
+		// utime 14 and stime 15 (proc(5)).
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		sum += u + s
+	}
+	return sum
+}
+
+// BenchmarkFlushAudit is FlushAudit of n queued records over loopback TCP
+// to the test server (800 is a batch at p11bench's rate): per record this
+// process's CPU time and allocations, the server backends' CPU time, and
+// per flush the round trips and statements. The wire-n runs go through a
+// counting proxy (wireCounter), whose copying is this process's CPU too;
+// the n runs connect directly and count no round trips.
+//
+//	go test ./token/store/postgres -run '^$' -bench FlushAudit -benchmem
+func BenchmarkFlushAudit(b *testing.B) {
+	for _, n := range []int{16, 800, 4096} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchFlush(b, n, false) })
+		b.Run(fmt.Sprint("wire-", n), func(b *testing.B) { benchFlush(b, n, true) })
+	}
+}
+
+func benchFlush(b *testing.B, n int, wire bool) {
+	dsn := pgtest.Shared(b).NewDatabase(b, "flush")
+	u, _ := url.Parse(dsn)
+	w := &wireCounter{}
+	via := dsn
+	if wire {
+		w = newWireCounter(b, u.Host)
+		via = w.via(b, dsn)
+	}
+	s, err := Open(via, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)); err != nil {
+		b.Fatal(err)
+	}
+	mon, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mon.Close(context.Background()) })
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = fmt.Appendf(nil, `{"time_us":%d,"reboot_counter":1,"opcode":%d,"session_handle":1,"response_code":0,"response":"HSM Return: SUCCESS","log_type":3,"key_handle":%d,"actor":"user"}`,
+			1735689600000000+i, 14+i%2, 1<<20+i)
+	}
+	queue := func() {
+		for _, r := range recs {
+			s.AuditLater(store.AuditEvent{Fill: func([]int64) ([]byte, error) { return r, nil }})
+		}
+	}
+	queue() // a first batch: statements prepared, the head row
+	if err := s.FlushAudit(); err != nil {
+		b.Fatal(err)
+	}
+	var cpu, ticks float64
+	var trips, stmts int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		queue()
+		t0, s0, k0, c0 := w.roundTrips.Load(), w.statements.Load(), backendCPU(b, mon), rusage(b)
+		b.StartTimer()
+		if err := s.FlushAudit(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += rusage(b) - c0
+		ticks += float64(backendCPU(b, mon) - k0)
+		trips += w.roundTrips.Load() - t0
+		stmts += w.statements.Load() - s0
+		b.StartTimer()
+	}
+	b.StopTimer()
+	recsN := float64(b.N * n)
+	b.ReportMetric(cpu/recsN, "us-cpu/rec")
+	b.ReportMetric(ticks*1e6/100/recsN, "us-server/rec") // USER_HZ 100
+	if wire {
+		b.ReportMetric(float64(trips)/float64(b.N), "trips/flush")
+		b.ReportMetric(float64(stmts)/float64(b.N), "stmts/flush")
+	}
+}
+
+// rusage is this process's CPU time so far, in microseconds.
+func rusage(tb testing.TB) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e3
+}
+
+// TestFlushAuditRoundTrips: a flush of queued records, or an event
+// recorded on its own, takes two round trips on the connection of its
+// transaction whatever the number of records (BEGIN, the generation bump
+// and the meta read; one statement for the records and heads, and
+// COMMIT), five statements in all. Before: four round trips, and a
+// statement per record. (The store's listener reacts to the commit's
+// notification on a connection of its own, not counted here.)
+func TestFlushAuditRoundTrips(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "trips")
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	w := newWireCounter(t, u.Host)
+	s, err := Open(w.via(t, dsn), Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	// The transaction's connection: the one that ran the most statements
+	// meanwhile.
+	count := func(do func() error) (trips, stmts int64) {
+		t.Helper()
+		before := w.perConn()
+		require.NoError(t, do())
+		for i, c := range w.perConn() {
+			var b [2]int64
+			if i < len(before) {
+				b = before[i]
+			}
+			if n := c[1] - b[1]; n > stmts {
+				trips, stmts = c[0]-b[0], n
+			}
+		}
+		return trips, stmts
+	}
+	// Once first: connections opened, statements prepared, both streams'
+	// heads written.
+	s.AuditLater(store.AuditEvent{Record: []byte("first")})
+	s.AuditLater(store.AuditEvent{Stream: "hsm-1", Record: []byte("first")})
+	require.NoError(t, s.FlushAudit())
+	require.NoError(t, s.Audit(store.AuditEvent{Record: []byte("first alone")}))
+	for i := range 100 {
+		s.AuditLater(store.AuditEvent{Record: fmt.Appendf(nil, "queued %d", i)})
+		s.AuditLater(store.AuditEvent{Stream: "hsm-1", Record: fmt.Appendf(nil, "queued %d", i)})
+	}
+	trips, stmts := count(s.FlushAudit)
+	assert.Equal(t, int64(2), trips, "round trips of a flush")
+	assert.Equal(t, int64(5), stmts, "statements of a flush")
+	trips, stmts = count(func() error { return s.Audit(store.AuditEvent{Record: []byte("alone")}) })
+	assert.Equal(t, int64(2), trips, "round trips of an event on its own")
+	assert.Equal(t, int64(5), stmts, "statements of an event on its own")
+	for _, st := range []string{store.DefaultStream, "hsm-1"} {
+		recs, err := s.AuditRecords(st, 0, 0)
+		require.NoError(t, err)
+		assert.Len(t, recs, 101+map[string]int{store.DefaultStream: 2}[st], st)
+	}
+}
