@@ -102,7 +102,7 @@ func parseKey(o *Object) (k any, err error) {
 		}
 	}()
 	testOnlyKeyParse()
-	k, err = attrs.KeyFromTemplate(o.class, o.keyType, o.attrs)
+	k, err = attrs.KeyFromTemplate(o.class, o.keyType, &o.attrs)
 	if err != nil {
 		// Every key object's material was parsed when it was made, so a
 		// stored one that no longer parses was corrupted under us: a
@@ -325,7 +325,7 @@ func (s *Slot) keyObjectLocked(se *Session, keyH ck.ULong, mm *mechanisms.Mechan
 	if ok, _ := o.attrs.Bool(purpose); !ok {
 		return nil, fmt.Errorf("token: key %d has %v false: %w", keyH, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
-	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+	if am := o.attrs.Bytes(ck.CKA_ALLOWED_MECHANISMS); len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, fmt.Errorf("token: key %d does not allow %v: %w", keyH, mm.Type, ck.CKR_MECHANISM_INVALID)
 	}
 	return o, nil
@@ -377,7 +377,7 @@ func (s *Slot) lookupKeyLocked(keyH ck.ULong, mm *mechanisms.Mechanism, purpose 
 		// an approved token each time (quorum.go).
 		return nil, false, false
 	}
-	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+	if am := o.attrs.Bytes(ck.CKA_ALLOWED_MECHANISMS); len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, false, false
 	}
 	c, ok := s.keys[o.h]
@@ -900,11 +900,11 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	if want, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok && slices.Contains(mm.KeyTypes, ck.KeyType(want)) {
 		kt = ck.KeyType(want)
 	}
-	full, err := attrs.BuildWith(se.slot.attrPolicy(), attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
+	full, err := attrs.BuildAttrs(se.slot.attrPolicy(), attrs.OpGenerate, ck.CKO_SECRET_KEY, kt, mech.Type, tmpl)
 	if err != nil {
 		return 0, err
 	}
-	if err := se.slot.checkKeyLimits(ck.CKO_SECRET_KEY, kt, full); err != nil {
+	if err := se.slot.checkKeyLimits(ck.CKO_SECRET_KEY, kt, &full); err != nil {
 		return 0, err
 	}
 	vl, _ := full.ULong(ck.CKA_VALUE_LEN)
@@ -923,7 +923,7 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	if err != nil {
 		return 0, err
 	}
-	if full, err = attrs.WithMaterial(full, mat); err != nil {
+	if err = attrs.AddMaterialTo(&full, mat); err != nil {
 		return 0, err
 	}
 	s := se.slot
@@ -953,11 +953,11 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	}
 	kt := mm.KeyTypes[0]
 	pol := se.slot.attrPolicy()
-	pubFull, err := attrs.BuildWith(pol, attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
+	pubFull, err := attrs.BuildAttrs(pol, attrs.OpGeneratePublic, ck.CKO_PUBLIC_KEY, kt, mech.Type, pubTmpl)
 	if err != nil {
 		return 0, 0, err
 	}
-	privFull, err := attrs.BuildWith(pol, attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
+	privFull, err := attrs.BuildAttrs(pol, attrs.OpGenerate, ck.CKO_PRIVATE_KEY, kt, mech.Type, privTmpl)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -965,19 +965,19 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	if via != nil {
 		checkKeyLimits = se.slot.cliCheckKeyLimits // cliops.go
 	}
-	if err := checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, pubFull); err != nil {
+	if err := checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, &pubFull); err != nil {
 		return 0, 0, err
 	}
-	p := mechanisms.KeyGenParams{PublicExponent: pubFull[ck.CKA_PUBLIC_EXPONENT], ECParams: pubFull[ck.CKA_EC_PARAMS]}
+	p := mechanisms.KeyGenParams{PublicExponent: pubFull.Bytes(ck.CKA_PUBLIC_EXPONENT), ECParams: pubFull.Bytes(ck.CKA_EC_PARAMS)}
 	if bits, ok := pubFull.ULong(ck.CKA_MODULUS_BITS); ok {
 		p.ModulusBits = int(bits)
 	}
 	if len(p.ECParams) == 0 {
-		p.ECParams = privFull[ck.CKA_EC_PARAMS]
+		p.ECParams = privFull.Bytes(ck.CKA_EC_PARAMS)
 	}
 	if set, ok := pubFull.ULong(ck.CKA_PARAMETER_SET); ok {
 		p.ParameterSet = set
-	} else if len(pubFull[ck.CKA_PARAMETER_SET]) != 0 {
+	} else if len(pubFull.Bytes(ck.CKA_PARAMETER_SET)) != 0 {
 		return 0, 0, fmt.Errorf("token: CKA_PARAMETER_SET not a CK_ULONG: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	} else if set, ok := privFull.ULong(ck.CKA_PARAMETER_SET); ok {
 		p.ParameterSet = set
@@ -998,10 +998,10 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	if err != nil {
 		return 0, 0, err
 	}
-	if pubFull, err = attrs.WithMaterial(pubFull, pubMat); err != nil {
+	if err = attrs.AddMaterialTo(&pubFull, pubMat); err != nil {
 		return 0, 0, err
 	}
-	if privFull, err = attrs.WithMaterial(privFull, privMat); err != nil {
+	if err = attrs.AddMaterialTo(&privFull, privMat); err != nil {
 		return 0, 0, err
 	}
 	s := se.slot

@@ -73,7 +73,7 @@ func (m *Module) EncapsulateKey(h ck.ULong, mech Mechanism, pubH ck.ULong, tmpl 
 		return 0, 0, err
 	}
 	defer clear(secret)
-	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
+	if err = kemWithSecret(s, &full, keyType, secret); err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
@@ -130,10 +130,10 @@ func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl
 		return 0, err
 	}
 	defer clear(secret)
-	if full, err = kemWithSecret(s, full, keyType, secret); err != nil {
+	if err = kemWithSecret(s, &full, keyType, secret); err != nil {
 		return 0, err
 	}
-	full = attrs.SetDeriveBase(full, ko.attrs) // full is this key's alone
+	attrs.SetDeriveBaseOf(&full, &ko.attrs) // full is this key's alone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
@@ -146,23 +146,23 @@ func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl
 // kemKeyTemplate builds the new secret key's attributes from the caller's
 // template and the KEM key's template attribute (which), before its value
 // is known.
-func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Template, ck.KeyType, error) {
+func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Attrs, ck.KeyType, error) {
 	if tmpl == nil {
 		tmpl = attrs.Template{}
 	}
 	tmpl, err := withKeyTemplate(tmpl, key, which)
 	if err != nil {
-		return nil, 0, err
+		return attrs.Attrs{}, 0, err
 	}
 	if c, ok := tmpl.ULong(ck.CKA_CLASS); ok && ck.ObjectClass(c) != ck.CKO_SECRET_KEY {
-		return nil, 0, fmt.Errorf("token: %v makes a secret key, not %v: %w", mech, ck.ObjectClass(c), ck.CKR_TEMPLATE_INCONSISTENT)
+		return attrs.Attrs{}, 0, fmt.Errorf("token: %v makes a secret key, not %v: %w", mech, ck.ObjectClass(c), ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	keyType := ck.KeyType(ck.CKK_GENERIC_SECRET)
 	if kt, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok {
 		keyType = ck.KeyType(kt)
 	}
 	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok && vl != mechanisms.MLKEMSharedKeySize {
-		return nil, 0, fmt.Errorf("token: %v makes a %d-byte secret, CKA_VALUE_LEN says %d: %w", mech, mechanisms.MLKEMSharedKeySize, vl, ck.CKR_TEMPLATE_INCONSISTENT)
+		return attrs.Attrs{}, 0, fmt.Errorf("token: %v makes a %d-byte secret, CKA_VALUE_LEN says %d: %w", mech, mechanisms.MLKEMSharedKeySize, vl, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	t := tmpl
 	if _, ok := tmpl[ck.CKA_KEY_TYPE]; !ok {
@@ -171,22 +171,18 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 		t = maps.Clone(tmpl)
 		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
 	}
-	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, t)
+	full, err := attrs.BuildAttrs(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, t)
 	if err != nil {
-		return nil, 0, err
+		return attrs.Attrs{}, 0, err
 	}
 	return full, keyType, nil
 }
 
 // kemWithSecret completes a new key's attributes with its value: full,
 // which kemKeyTemplate made for this key alone, is completed in place.
-func kemWithSecret(s *Slot, full attrs.Template, keyType ck.KeyType, secret []byte) (attrs.Template, error) {
-	full, err := attrs.AddMaterial(full, attrs.Template{ck.CKA_VALUE: secret})
-	if err != nil {
-		return nil, err
+func kemWithSecret(s *Slot, full *attrs.Attrs, keyType ck.KeyType, secret []byte) error {
+	if err := attrs.AddMaterialTo(full, attrs.Template{ck.CKA_VALUE: secret}); err != nil {
+		return err
 	}
-	if err := s.checkKeyLimits(ck.CKO_SECRET_KEY, keyType, full); err != nil {
-		return nil, err
-	}
-	return full, nil
+	return s.checkKeyLimits(ck.CKO_SECRET_KEY, keyType, full)
 }

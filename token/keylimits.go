@@ -14,7 +14,7 @@ import (
 // or its full attributes (the size it has: CKA_MODULUS, CKA_VALUE).
 // Objects that are not keys pass. It reads only the slot's profile, which
 // never changes, so it needs no lock.
-func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Template) error {
+func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Reader) error {
 	if !isKeyClass(class) {
 		return nil
 	}
@@ -23,23 +23,23 @@ func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.
 
 // keySize is a key's size in profile.SizeRange's unit, 0 when t does not
 // say.
-func keySize(keyType ck.KeyType, t attrs.Template) uint {
+func keySize(keyType ck.KeyType, t attrs.Reader) uint {
 	switch keyType {
 	case ck.CKK_RSA:
-		if n := t[ck.CKA_MODULUS]; len(n) > 0 {
+		if n, _ := t.Get(ck.CKA_MODULUS); len(n) > 0 {
 			return uint(new(big.Int).SetBytes(n).BitLen())
 		}
 		if b, ok := t.ULong(ck.CKA_MODULUS_BITS); ok {
 			return uint(min(b, 1<<31))
 		}
 	case ck.CKK_EC:
-		if c, err := mechanisms.CurveFromParams(t[ck.CKA_EC_PARAMS]); err == nil {
+		if c, err := mechanisms.CurveFromParams(attrValue(t, ck.CKA_EC_PARAMS)); err == nil {
 			return uint(c.Params().BitSize)
 		}
 	case ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY, ck.CKK_ML_DSA:
 		return 0
 	default:
-		if v, ok := t[ck.CKA_VALUE]; ok {
+		if v, ok := t.Get(ck.CKA_VALUE); ok {
 			return uint(len(v))
 		}
 		if n, ok := t.ULong(ck.CKA_VALUE_LEN); ok {
@@ -50,4 +50,10 @@ func keySize(keyType ck.KeyType, t attrs.Template) uint {
 		}
 	}
 	return 0
+}
+
+// attrValue is attribute a of t, nil when absent.
+func attrValue(t attrs.Reader, a ck.AttributeType) []byte {
+	v, _ := t.Get(a)
+	return v
 }

@@ -28,7 +28,7 @@ import (
 func keyMaterial(o *Object, key any) ([]byte, error) {
 	switch o.class {
 	case ck.CKO_SECRET_KEY:
-		return o.attrs[ck.CKA_VALUE], nil
+		return o.attrs.Bytes(ck.CKA_VALUE), nil
 	case ck.CKO_PRIVATE_KEY:
 		der, err := x509.MarshalPKCS8PrivateKey(key)
 		if err != nil {
@@ -41,7 +41,7 @@ func keyMaterial(o *Object, key any) ([]byte, error) {
 
 // matchesTemplate reports whether every attribute of a wrap/derive template
 // (EncodeTemplate form) has the same value in attributes a.
-func matchesTemplate(encoded []byte, a attrs.Template) (bool, error) {
+func matchesTemplate(encoded []byte, a attrs.Reader) (bool, error) {
 	if len(encoded) == 0 {
 		return true, nil
 	}
@@ -50,7 +50,7 @@ func matchesTemplate(encoded []byte, a attrs.Template) (bool, error) {
 		return false, err
 	}
 	for k, v := range t {
-		if !bytes.Equal(a[k], v) {
+		if got, _ := a.Get(k); !bytes.Equal(got, v) {
 			return false, nil
 		}
 	}
@@ -61,7 +61,7 @@ func matchesTemplate(encoded []byte, a attrs.Template) (bool, error) {
 // to the template of the key being made with it: its attributes are added,
 // and a value in tmpl that contradicts it is CKR_TEMPLATE_INCONSISTENT.
 func withKeyTemplate(tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Template, error) {
-	enc := key.attrs[which]
+	enc := key.attrs.Bytes(which)
 	if len(enc) == 0 {
 		return tmpl, nil
 	}
@@ -102,7 +102,7 @@ func (s *Slot) usableKeyLocked(h ck.ULong, mm *mechanisms.Mechanism, purpose ck.
 	if ok, _ := o.attrs.Bool(purpose); !ok {
 		return nil, nil, fmt.Errorf("token: key %d has %v false: %w", h, purpose, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
-	if am := o.attrs[ck.CKA_ALLOWED_MECHANISMS]; len(am) > 0 && !allowsMechanism(am, mm.Type) {
+	if am := o.attrs.Bytes(ck.CKA_ALLOWED_MECHANISMS); len(am) > 0 && !allowsMechanism(am, mm.Type) {
 		return nil, nil, fmt.Errorf("token: key %d does not allow %v: %w", h, mm.Type, ck.CKR_MECHANISM_INVALID)
 	}
 	if o.alwaysAuth {
@@ -149,7 +149,7 @@ func (s *Slot) resolveParamLocked(param any) (any, []*Object, error) {
 				return nil, nil, err
 			}
 			q := *p
-			q.Salt = o.attrs[ck.CKA_VALUE]
+			q.Salt = o.attrs.Bytes(ck.CKA_VALUE)
 			return &q, []*Object{o}, nil
 		}
 	}
@@ -233,7 +233,7 @@ func (m *Module) WrapKey(h ck.ULong, mech Mechanism, wrappingH, keyH ck.ULong, o
 			return 0, fmt.Errorf("token: key %d may only be wrapped by a trusted key: %w", keyH, ck.CKR_KEY_NOT_WRAPPABLE)
 		}
 	}
-	if ok, err := matchesTemplate(wo.attrs[ck.CKA_WRAP_TEMPLATE], ko.attrs); err != nil || !ok {
+	if ok, err := matchesTemplate(wo.attrs.Bytes(ck.CKA_WRAP_TEMPLATE), &ko.attrs); err != nil || !ok {
 		return 0, fmt.Errorf("token: key %d does not match the wrapping key's CKA_WRAP_TEMPLATE: %w", keyH, ck.CKR_KEY_NOT_WRAPPABLE)
 	}
 	c := &se.wrap
@@ -385,7 +385,7 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, full)
+	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, attrs.FromTemplate(full))
 	if err != nil {
 		return 0, err
 	}
@@ -445,9 +445,9 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	// CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE bound the derived
 	// key's, and for a mechanism whose value holds their bytes, their
 	// CKA_SENSITIVE and CKA_EXTRACTABLE too (mechanisms.Mechanism.DeriveHidesBase).
-	sources := []attrs.Template{bo.attrs}
+	sources := []attrs.Reader{&bo.attrs}
 	for _, o := range paramKeys {
-		sources = append(sources, o.attrs)
+		sources = append(sources, &o.attrs)
 	}
 	if !mm.DeriveHidesBase {
 		if tmpl, err = attrs.InheritProtection(tmpl, sources...); err != nil {
@@ -513,7 +513,7 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, full)
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, attrs.FromTemplate(full))
 	if err != nil {
 		return 0, err
 	}
@@ -551,5 +551,5 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 		// the spec's CKR_KEY_INDIGESTIBLE, refuse keys that may not leave.
 		return fmt.Errorf("token: key %d is not extractable: %w", keyH, ck.CKR_KEY_INDIGESTIBLE)
 	}
-	return op.digester.Update(o.attrs[ck.CKA_VALUE])
+	return op.digester.Update(o.attrs.Bytes(ck.CKA_VALUE))
 }

@@ -33,7 +33,7 @@ type Object struct {
 	class   ck.ObjectClass
 	keyType ck.KeyType
 	// attrs is every attribute, including secret ones once opened.
-	attrs attrs.Template
+	attrs attrs.Attrs
 	// sealed lists secret attributes that exist but could not be opened
 	// (nobody is logged in, or the login holds no copy of the object's data
 	// key: an officer, a crypto user the object is not shared with); raw
@@ -58,7 +58,7 @@ type Object struct {
 }
 
 // needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.
-func needsContextLogin(class ck.ObjectClass, a attrs.Template) bool {
+func needsContextLogin(class ck.ObjectClass, a attrs.Reader) bool {
 	v, _ := a.Bool(ck.CKA_ALWAYS_AUTHENTICATE)
 	return v && class == ck.CKO_PRIVATE_KEY
 }
@@ -66,8 +66,9 @@ func needsContextLogin(class ck.ObjectClass, a attrs.Template) bool {
 // Handle is the object's handle.
 func (o *Object) Handle() ck.ULong { return o.h }
 
-// Attrs returns the object's attributes (do not modify).
-func (o *Object) Attrs() attrs.Template { return o.attrs }
+// Attrs returns the object's attributes, a new map whose values are the
+// object's (do not modify them).
+func (o *Object) Attrs() attrs.Template { return o.attrs.Template() }
 
 // Owner is the owning crypto user ("" when none).
 func (o *Object) Owner() string { return o.owner }
@@ -130,18 +131,21 @@ func (s *Slot) objectLocked(h ck.ULong) (*Object, error) {
 func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 	o := &Object{
 		h: ck.ULong(rec.ID), token: true, private: rec.Private, owner: rec.Owner,
-		attrs: make(attrs.Template, len(rec.Attrs)+len(rec.Sealed)), version: rec.Version,
+		version: rec.Version,
 	}
+	// A loaded object's attributes are a map of its own, the Attrs' base
+	// (no prototype: what the store holds is every attribute).
+	at := make(attrs.Template, len(rec.Attrs)+len(rec.Sealed))
 	for t, v := range rec.Attrs {
-		o.attrs[t] = v
+		at[t] = v
 	}
-	if c, ok := o.attrs.ULong(ck.CKA_CLASS); ok {
+	if c, ok := at.ULong(ck.CKA_CLASS); ok {
 		o.class = ck.ObjectClass(c)
 	}
-	if k, ok := o.attrs.ULong(ck.CKA_KEY_TYPE); ok {
+	if k, ok := at.ULong(ck.CKA_KEY_TYPE); ok {
 		o.keyType = ck.KeyType(k)
 	}
-	o.alwaysAuth = needsContextLogin(o.class, o.attrs)
+	o.alwaysAuth = needsContextLogin(o.class, at)
 	if len(rec.Sealed) > 0 {
 		k, err := s.objKeyLocked(rec)
 		if err != nil {
@@ -162,8 +166,9 @@ func (s *Slot) objectFromRecord(rec *store.ObjectRecord) (*Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("token: object %d: opening %v: %v: %w", rec.ID, t, err, ck.CKR_DEVICE_ERROR)
 		}
-		o.attrs[t] = p
+		at[t] = p
 	}
+	o.attrs = attrs.FromTemplate(at)
 	if rec.Private {
 		sh, err := s.st.SharedWith(rec.ID)
 		if err != nil {
@@ -285,7 +290,7 @@ func (g *uniqueIDGen) next() string {
 // addObjectLocked stores a validated, complete attribute set as a new
 // object of the session's user, recording op in the audit log; origin is
 // the emulated HSM that made it (-1: the slot has no cluster).
-func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full attrs.Template) (*Object, error) {
+func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full attrs.Attrs) (*Object, error) {
 	objs, err := s.addObjectsLocked(se, op, origin, full)
 	if err != nil {
 		return nil, err
@@ -300,7 +305,7 @@ func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full at
 // record queued for the next write (auditLaterLocked). In a cluster, a new token key needs the key
 // availability quorum before anything is stored, and the cluster learns
 // of it once stored; session objects stay on origin.
-func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
+func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Attrs) ([]*Object, error) {
 	return s.addObjectsOpt(se, op, origin, false, fulls...)
 }
 
@@ -311,11 +316,11 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls 
 // reach the store's group commit (docs/store.md "Group commit") instead of
 // queueing on s.mu. A logout waits for such writes (s.writes): a key is
 // never stored after the logout of the login that made it.
-func (s *Slot) addGeneratedLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Template) ([]*Object, error) {
+func (s *Slot) addGeneratedLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Attrs) ([]*Object, error) {
 	return s.addObjectsOpt(se, op, origin, true, fulls...)
 }
 
-func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked bool, fulls ...attrs.Template) ([]*Object, error) {
+func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked bool, fulls ...attrs.Attrs) ([]*Object, error) {
 	objs := make([]*Object, len(fulls))
 	var recs []store.ObjectRecord
 	for i, full := range fulls {
@@ -470,7 +475,7 @@ func (s *Slot) wroteLocked(c store.Commit) {
 
 // newObjectLocked makes the object for a validated, complete attribute set
 // (no handle yet) and, for a token object, its store record.
-func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store.ObjectRecord, error) {
+func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.ObjectRecord, error) {
 	class, keyType := ck.ObjectClass(0), ck.KeyType(0)
 	if c, ok := full.ULong(ck.CKA_CLASS); ok {
 		class = ck.ObjectClass(c)
@@ -493,15 +498,15 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Template) (*Object, store
 		owner = s.login.user
 	}
 	uid := newUniqueID()
-	full[ck.CKA_UNIQUE_ID] = []byte(uid)
+	full.Put(ck.CKA_UNIQUE_ID, []byte(uid))
 	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
-		alwaysAuth: needsContextLogin(class, full)}
+		alwaysAuth: needsContextLogin(class, &full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil
 	}
 	rec := store.ObjectRecord{UniqueID: uid, Owner: owner, Private: priv, Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
-	for t, v := range full {
+	for t, v := range o.attrs.All() {
 		if !attrs.IsSecret(class, keyType, t) {
 			rec.Attrs[t] = v
 			continue
@@ -558,16 +563,16 @@ func (m *Module) CreateObject(h ck.ULong, tmpl attrs.Template) (_ ck.ULong, err 
 	// computes what follows from it (check value, modulus bits, the
 	// private key's EC point); parsing it rejects keys that are
 	// well-formed bytes but not a usable key.
-	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpCreate, class, keyType, 0, tmpl)
+	full, err := attrs.BuildAttrs(s.attrPolicy(), attrs.OpCreate, class, keyType, 0, tmpl)
 	if err != nil {
 		return 0, err
 	}
-	if err := s.checkKeyLimits(class, keyType, full); err != nil {
+	if err := s.checkKeyLimits(class, keyType, &full); err != nil {
 		return 0, err
 	}
 	var parsed any
 	if isKeyClass(class) {
-		if parsed, err = attrs.KeyFromTemplate(class, keyType, full); err != nil {
+		if parsed, err = attrs.KeyFromTemplate(class, keyType, &full); err != nil {
 			return 0, err
 		}
 	}
@@ -736,13 +741,13 @@ func (o *Object) attr(pol *attrs.Policy, t ck.AttributeType, export bool) AttrRe
 	if v, ok := vendorAttr(o, t); ok {
 		return AttrResult{Value: v}
 	}
-	if err := attrs.ReadableWith(pol, o.attrs, t); err != nil {
+	if err := attrs.ReadableWith(pol, &o.attrs, t); err != nil {
 		return AttrResult{Err: err}
 	}
 	if !export && attrs.IsSecret(o.class, o.keyType, t) {
 		return AttrResult{Err: fmt.Errorf("token: %v of a key owned by %q: %w", t, o.owner, ck.CKR_ATTRIBUTE_SENSITIVE)}
 	}
-	v, ok := o.attrs[t]
+	v, ok := o.attrs.Get(t)
 	if !ok {
 		if slices.Contains(o.sealed, t) {
 			return AttrResult{Err: fmt.Errorf("token: %v sealed without login: %w", t, ck.CKR_ATTRIBUTE_SENSITIVE)}
@@ -767,7 +772,7 @@ func (m *Module) GetObjectSize(h, obj ck.ULong) (ck.ULong, error) {
 		return 0, err
 	}
 	n := 0
-	for _, v := range o.attrs {
+	for _, v := range o.attrs.All() {
 		n += 16 + len(v)
 	}
 	return ck.ULong(n), nil
@@ -820,19 +825,23 @@ func (m *Module) setAttributes(h, obj ck.ULong, changes attrs.Template) (_ ck.UL
 	if err := s.checkWritableLocked(se, o); err != nil {
 		return 0, err
 	}
-	if err := attrs.CheckSetWith(s.attrPolicy(), o.attrs, changes); err != nil {
+	// The rules read, and the change starts from, a map of the object's
+	// attributes; the changed object has a map of its own (ApplySet
+	// copies every value), so nothing o shares is written.
+	cur := o.attrs.Template()
+	if err := attrs.CheckSetWith(s.attrPolicy(), cur, changes); err != nil {
 		return 0, err
 	}
 	if err := s.keyGateLocked(o, quorum.KeyManagement, o.manageQuorum); err != nil {
 		return 0, err
 	}
-	full := attrs.ApplySet(o.attrs, changes)
+	full := attrs.ApplySet(cur, changes)
 	if tk, _ := full.Bool(ck.CKA_TOKEN); tk && !o.token {
 		// Only a profile's RaiseOnly rule lets CheckSetWith pass this.
 		return s.promoteLocked(se, o, full)
 	}
 	n := *o
-	n.attrs = full
+	n.attrs = attrs.FromTemplate(full)
 	if !o.token {
 		s.sessObjs[obj] = &n
 		s.auditSessionLocked(se, o, modifyEvent(obj, changes))
@@ -850,7 +859,7 @@ func (s *Slot) promoteLocked(se *Session, o *Object, full attrs.Template) (ck.UL
 	}
 	uid := full[ck.CKA_UNIQUE_ID]
 	delete(full, ck.CKA_UNIQUE_ID)
-	n, err := s.addObjectLocked(se, audit.CN_MODIFY_OBJECT, s.originOf(o), full)
+	n, err := s.addObjectLocked(se, audit.CN_MODIFY_OBJECT, s.originOf(o), attrs.FromTemplate(full))
 	if err != nil {
 		full[ck.CKA_UNIQUE_ID] = uid
 		return 0, err
@@ -874,7 +883,7 @@ func modifyEvent(obj ck.ULong, changes attrs.Template) audit.Event {
 
 // storeUpdateLocked writes an updated token object, with its audit record.
 func (s *Slot) storeUpdateLocked(se *Session, old, n *Object, ev audit.Event) error {
-	uid := string(old.attrs[ck.CKA_UNIQUE_ID])
+	uid := string(old.attrs.Bytes(ck.CKA_UNIQUE_ID))
 	rec := store.ObjectRecord{ID: int64(old.h), UniqueID: uid, Owner: old.owner, Private: n.private, Version: old.version,
 		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
 	// Secrets the login cannot open (an officer setting CKA_TRUSTED) are
@@ -882,7 +891,7 @@ func (s *Slot) storeUpdateLocked(se *Session, old, n *Object, ev audit.Event) er
 	for t, v := range old.raw {
 		rec.Sealed[t] = v
 	}
-	for t, v := range n.attrs {
+	for t, v := range n.attrs.All() {
 		if !attrs.IsSecret(n.class, n.keyType, t) {
 			rec.Attrs[t] = v
 			continue
@@ -948,11 +957,11 @@ func (m *Module) CopyObject(h, obj ck.ULong, tmpl attrs.Template) (_ ck.ULong, e
 			return 0, fmt.Errorf("token: key %d has quorum values: it cannot be copied: %w", obj, ck.CKR_ACTION_PROHIBITED)
 		}
 	}
-	full, err := attrs.CheckCopy(o.attrs, tmpl)
+	full, err := attrs.CheckCopy(o.attrs.Template(), tmpl)
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, s.originOf(o), full)
+	n, err := s.addObjectLocked(se, audit.CN_CREATE_OBJECT, s.originOf(o), attrs.FromTemplate(full))
 	if err != nil {
 		return 0, err
 	}
@@ -1025,7 +1034,7 @@ func (m *Module) FindObjectsInit(h ck.ULong, tmpl attrs.Template) (err error) {
 // would confirm a guessed value of a sensitive key.
 func (o *Object) matches(tmpl attrs.Template) bool {
 	for t, v := range tmpl {
-		have, ok := o.attrs[t]
+		have, ok := o.attrs.Get(t)
 		if !ok {
 			if hv, vok := vendorAttr(o, t); vok {
 				have, ok = hv, true

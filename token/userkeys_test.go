@@ -388,7 +388,7 @@ func sealedValue(t *testing.T, m *Module, h ck.ULong, id ck.ULong, at ck.Attribu
 	o, err := s.visibleObjectLocked(id, ck.CKR_OBJECT_HANDLE_INVALID)
 	require.NoError(t, err)
 	require.Empty(t, o.sealed, "object %d has sealed values the login cannot open", id)
-	return o.attrs[at]
+	return o.attrs.Bytes(at)
 }
 
 // TestUpgradeFromV1: the first login on a format-1 token upgrades it; each

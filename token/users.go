@@ -280,7 +280,7 @@ func (m *Module) Share(h, obj ck.ULong, user string, share bool) error {
 		if len(u.PublicKey) == 0 {
 			return fmt.Errorf("token: crypto user %q has no public key: %w", user, ck.CKR_DEVICE_ERROR)
 		}
-		uid := string(o.attrs[ck.CKA_UNIQUE_ID])
+		uid := string(o.attrs.Bytes(ck.CKA_UNIQUE_ID))
 		if wrapped, err = store.SealDataKey(u.PublicKey, o.key.dk, uid, user); err != nil {
 			return fmt.Errorf("token: share with %q: %v: %w", user, err, ck.CKR_DEVICE_ERROR)
 		}
@@ -323,7 +323,7 @@ func (s *Slot) rekeyLocked(o *Object) error {
 	if o.key == nil {
 		return nil // nothing sealed
 	}
-	uid := string(o.attrs[ck.CKA_UNIQUE_ID])
+	uid := string(o.attrs.Bytes(ck.CKA_UNIQUE_ID))
 	k, err := newObjKey(store.NewDataKey(), 0)
 	if err != nil {
 		return err
@@ -331,7 +331,7 @@ func (s *Slot) rekeyLocked(o *Object) error {
 	rec := store.ObjectRecord{ID: int64(o.h), UniqueID: uid, Owner: o.owner, Private: o.private, Version: o.version,
 		Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{},
 		Keys: map[string][]byte{o.owner: s.login.keys.WrapOwnDataKey(k.dk, uid, o.owner)}}
-	for t, v := range o.attrs {
+	for t, v := range o.attrs.All() {
 		if attrs.IsSecret(o.class, o.keyType, t) {
 			rec.Sealed[t] = k.sealer.Seal(uid, t, v)
 		} else {
@@ -406,7 +406,7 @@ func (m *Module) SetTrusted(h, obj ck.ULong, trusted bool) error {
 	}
 	n := *o
 	change := attrs.Template{ck.CKA_TRUSTED: attrs.Bool(trusted)}
-	n.attrs = attrs.ApplySet(o.attrs, change)
+	n.attrs = attrs.FromTemplate(attrs.ApplySet(o.attrs.Template(), change))
 	if !o.token {
 		s.sessObjs[obj] = &n
 		s.auditSessionLocked(se, o, modifyEvent(obj, change))

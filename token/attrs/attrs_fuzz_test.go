@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"maps"
 	"testing"
 
 	"gohsm/internal/ck"
@@ -125,6 +126,11 @@ func FuzzTemplateRules(f *testing.F) {
 		}
 		if c, k, err := ClassAndKeyType(obj); err != nil || c != class || k != kt && class != ck.CKO_DATA && class != ck.CKO_CERTIFICATE {
 			t.Fatalf("built %s %s, reads back as %s %s: %v", class, kt, c, k, err)
+		}
+		// The compact form reads back as the map.
+		x, err := BuildAttrs(nil, o, class, kt, ck.MechanismType(mech), tm)
+		if err != nil || !maps.EqualFunc(obj, x.Template(), bytes.Equal) || x.Len() != len(obj) {
+			t.Fatalf("BuildAttrs differs from Build: %v", err)
 		}
 		for _, a := range obj.Types() {
 			rvOK(t, "Readable", Readable(obj, a))

@@ -18,7 +18,7 @@ import (
 // CKR_TEMPLATE_INCOMPLETE. A class, key type or certificate type gohsm does
 // not store is CKR_ATTRIBUTE_VALUE_INVALID; a key type we support, but not
 // for this class (an AES public key), is CKR_TEMPLATE_INCONSISTENT.
-func ClassAndKeyType(t Template) (ck.ObjectClass, ck.KeyType, error) {
+func ClassAndKeyType(t Reader) (ck.ObjectClass, ck.KeyType, error) {
 	c, err := identity(t, ck.CKA_CLASS)
 	if err != nil {
 		return 0, 0, err
@@ -50,8 +50,8 @@ func ClassAndKeyType(t Template) (ck.ObjectClass, ck.KeyType, error) {
 	return 0, 0, fmt.Errorf("attrs: CKA_CLASS %s not supported: %w", class, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 }
 
-func identity(t Template, a ck.AttributeType) (ck.ULong, error) {
-	if _, ok := t[a]; !ok {
+func identity(t Reader, a ck.AttributeType) (ck.ULong, error) {
+	if _, ok := t.Get(a); !ok {
 		return 0, fmt.Errorf("attrs: %s missing: %w", a, ck.CKR_TEMPLATE_INCOMPLETE)
 	}
 	v, ok := t.ULong(a)
@@ -132,6 +132,39 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 
 // BuildWith is Build under a profile's Policy (nil: the tables' rules).
 func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
+	s, err := checkBuild(p, op, class, keyType, t)
+	if err != nil {
+		return nil, err
+	}
+	// The defaults and identities come from the schema's prototype under
+	// p, cloned whole (a copy of the map's groups, no hashing); the
+	// template's values, copied, go over it.
+	out := s.newTemplate(p)
+	if err := fill(p, s, op, keyType, mech, t, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BuildAttrs is BuildWith making an Attrs: the schema's prototype under p,
+// shared, and over it only the values that differ from it.
+func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Attrs, error) {
+	s, err := checkBuild(p, op, class, keyType, t)
+	if err != nil {
+		return Attrs{}, err
+	}
+	// Room for the template's values and the few the operation and the
+	// key material add (CKA_LOCAL..., CKA_VALUE, CKA_CHECK_VALUE,
+	// CKA_VALUE_LEN, CKA_UNIQUE_ID): one allocation.
+	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, len(t)+8)}
+	if err := fill(p, s, op, keyType, mech, t, x); err != nil {
+		return Attrs{}, err
+	}
+	return *x, nil
+}
+
+// checkBuild applies the rules of a creating operation to template t.
+func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template) (*Schema, error) {
 	rules, ok := creating[op]
 	if !ok {
 		return nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
@@ -186,48 +219,57 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 			return nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 	}
+	return s, nil
+}
 
-	// The defaults and identities come from the schema's prototype under
-	// p, cloned whole (a copy of the map's groups, no hashing); the
-	// template's values, copied, go over it.
-	out := s.newTemplate(p)
+// builder is what a new object's attributes are built in: a Template (a
+// clone of the prototype) or an Attrs over the prototype.
+type builder interface {
+	Reader
+	set(a ck.AttributeType, v []byte)
+}
+
+// fill puts template t's values (copied) and the attributes op decides
+// into out, which holds s's identities and defaults, and completes it
+// when op is OpCreate.
+func fill(p *Policy, s *Schema, op Op, keyType ck.KeyType, mech ck.MechanismType, t Template, out builder) error {
 	for a, v := range t {
 		if row := s.table()[a]; row.Has(Identity) {
 			continue
 		}
-		if d, ok := out[a]; ok && len(v) > 0 && bytes.Equal(d, v) {
+		if d, ok := out.Get(a); ok && len(v) > 0 && bytes.Equal(d, v) {
 			continue // the default's shared copy: the same bytes
 		}
-		out[a] = bytes.Clone(v)
+		out.set(a, bytes.Clone(v))
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic
 	if _, ok := s.table()[ck.CKA_LOCAL]; ok {
-		out[ck.CKA_LOCAL] = sharedBool(generated)
+		out.set(ck.CKA_LOCAL, sharedBool(generated))
 		if generated {
-			out[ck.CKA_KEY_GEN_MECHANISM] = ULong(ck.ULong(mech))
+			out.set(ck.CKA_KEY_GEN_MECHANISM, ULong(ck.ULong(mech)))
 		} else {
-			out[ck.CKA_KEY_GEN_MECHANISM] = unavailable
+			out.set(ck.CKA_KEY_GEN_MECHANISM, unavailable)
 		}
 	}
 	if _, ok := s.table()[ck.CKA_ALWAYS_SENSITIVE]; ok {
 		sensitive, _ := out.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := out.Bool(ck.CKA_EXTRACTABLE)
 		fromMechanism := generated || op == OpDerive
-		out[ck.CKA_ALWAYS_SENSITIVE] = sharedBool(fromMechanism && sensitive)
-		out[ck.CKA_NEVER_EXTRACTABLE] = sharedBool(fromMechanism && !extractable)
+		out.set(ck.CKA_ALWAYS_SENSITIVE, sharedBool(fromMechanism && sensitive))
+		out.set(ck.CKA_NEVER_EXTRACTABLE, sharedBool(fromMechanism && !extractable))
 	}
 	if n, ok := out.ULong(ck.CKA_VALUE_LEN); ok {
 		if err := checkSecretLength(keyType, int(min(n, 1<<31))); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := checkAlwaysAuthenticate(out); err != nil {
-		return nil, err
+		return err
 	}
 	if op == OpCreate {
 		return complete(s, out)
 	}
-	return out, nil
+	return nil
 }
 
 // Values a built template shares with other objects' templates: the
@@ -300,11 +342,33 @@ func (s *Schema) newTemplate(p *Policy) Template {
 	return pr.(*prototype).clone()
 }
 
+// prototypeOf is the template of s's identities and defaults under p,
+// shared: the kept prototype's own map (never written), or one made
+// afresh when p has defaults of its own and no Prototypes.
+func (s *Schema) prototypeOf(p *Policy) Template {
+	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
+		pr := s.proto.Load()
+		if pr == nil {
+			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
+			pr = s.proto.Load()
+		}
+		return pr.t
+	}
+	if p.Prototypes == nil {
+		return newPrototype(s, p).t
+	}
+	if pr, ok := p.Prototypes.m.Load(s); ok {
+		return pr.(*prototype).t
+	}
+	pr, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
+	return pr.(*prototype).t
+}
+
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
 // CK_TRUE when CKA_PRIVATE is also CK_TRUE" (v2.20 §10.9): the
 // context-specific login that authorises each use needs a logged-in user,
 // and a public key object needs none.
-func checkAlwaysAuthenticate(obj Template) error {
+func checkAlwaysAuthenticate(obj Reader) error {
 	if a, _ := obj.Bool(ck.CKA_ALWAYS_AUTHENTICATE); !a {
 		return nil
 	}
@@ -418,108 +482,111 @@ func checkSecretLength(keyType ck.KeyType, n int) error {
 // (CKA_VALUE_LEN, CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must
 // agree with the material.
 func WithMaterial(obj, material Template) (Template, error) {
-	return withMaterial(obj.Clone(), material)
+	return AddMaterial(obj.Clone(), material)
 }
 
 // AddMaterial is WithMaterial completing obj itself, which the caller gives
 // up (a template it built for a new key and uses no more), rather than a
 // copy of it: the copy was most of WithMaterial's cost for a derived key.
 func AddMaterial(obj, material Template) (Template, error) {
+	if err := withMaterial(obj, material); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// AddMaterialTo is AddMaterial completing obj, an Attrs BuildAttrs made
+// for a new key and not yet given to an object.
+func AddMaterialTo(obj *Attrs, material Template) error {
 	return withMaterial(obj, material)
 }
 
-func withMaterial(out, material Template) (Template, error) {
+func withMaterial(out builder, material Template) error {
 	class, keyType, err := ClassAndKeyType(out)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s, err := lookup(class, keyType)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for a, v := range material {
 		row, ok := s.table()[a]
 		if !ok {
 			continue
 		}
-		if _, given := out[a]; given && row.Has(Derived) {
+		if _, given := out.Get(a); given && row.Has(Derived) {
 			continue // compared by complete
 		}
-		out[a] = bytes.Clone(v)
+		out.set(a, bytes.Clone(v))
 	}
 	return complete(s, out)
 }
 
 // complete validates the material in obj and adds what is computed from it.
-func complete(s *Schema, obj Template) (Template, error) {
+func complete(s *Schema, obj builder) error {
 	switch s.Class {
 	case ck.CKO_DATA:
-		return obj, nil
+		return nil
 	case ck.CKO_CERTIFICATE:
-		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(NoKeyType, obj[ck.CKA_VALUE])); err != nil {
-			return nil, err
-		}
-		return obj, nil
+		return setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(NoKeyType, attrOf(obj, ck.CKA_VALUE)))
 	}
 	if s.Class == ck.CKO_SECRET_KEY {
 		return completeSecret(s, obj)
 	}
 	key, err := KeyFromTemplate(s.Class, s.KeyType, obj)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m, err := TemplateFromKey(key)
 	if err != nil {
-		return nil, err
-	}
-	if s.Class == ck.CKO_SECRET_KEY {
-		m[ck.CKA_CHECK_VALUE] = CheckValue(s.KeyType, obj[ck.CKA_VALUE])
+		return err
 	}
 	for _, a := range m.Types() {
 		if _, ok := s.table()[a]; !ok {
 			continue // e.g. CKA_MODULUS_BITS is a public-key attribute only
 		}
 		if err := setDerived(s, obj, a, m[a]); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return obj, nil
+	return nil
 }
 
 // completeSecret is complete for a secret key, whose key is its
 // CKA_VALUE: what KeyFromTemplate and TemplateFromKey would compute, in
 // the same order (CKA_CHECK_VALUE, then CKA_VALUE_LEN, each when the
 // schema has it), without two more copies of the secret.
-func completeSecret(s *Schema, obj Template) (Template, error) {
+func completeSecret(s *Schema, obj builder) error {
 	if _, ok := converters()[schemaKey{s.Class, s.KeyType}]; !ok {
-		return nil, fmt.Errorf("attrs: no key conversion for %s %s: %w", s.Class, s.KeyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		return fmt.Errorf("attrs: no key conversion for %s %s: %w", s.Class, s.KeyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	v := obj[ck.CKA_VALUE]
+	v := attrOf(obj, ck.CKA_VALUE)
 	if len(v) == 0 {
-		return nil, fmt.Errorf("attrs: %s %s: %s missing: %w", s.Class, s.KeyType, ck.CKA_VALUE, ck.CKR_TEMPLATE_INCOMPLETE)
+		return fmt.Errorf("attrs: %s %s: %s missing: %w", s.Class, s.KeyType, ck.CKA_VALUE, ck.CKR_TEMPLATE_INCOMPLETE)
 	}
 	if err := checkSecretLength(s.KeyType, len(v)); err != nil {
-		return nil, fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
+		return fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
 	}
 	if _, ok := s.table()[ck.CKA_CHECK_VALUE]; ok {
 		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if _, ok := s.table()[ck.CKA_VALUE_LEN]; ok {
 		if err := setDerived(s, obj, ck.CKA_VALUE_LEN, ULong(ck.ULong(len(v)))); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return obj, nil
+	return nil
 }
 
 // setDerived stores v as attribute a unless the object has it; a given
 // Derived attribute must equal v.
-func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
-	got, ok := obj[a]
+func setDerived(s *Schema, obj builder, a ck.AttributeType, v []byte) error {
+	got, ok := obj.Get(a)
 	if !ok {
-		obj[a] = v
+		obj.set(a, v)
 		return nil
 	}
 	row := s.table()[a]
@@ -554,7 +621,7 @@ func setDerived(s *Schema, obj Template, a ck.AttributeType, v []byte) error {
 // one counts. A template that asks for less protection than inherited is
 // CKR_TEMPLATE_INCONSISTENT rather than silently overruled: the caller
 // must not believe it holds a key it can read.
-func InheritProtection(t Template, keys ...Template) (Template, error) {
+func InheritProtection(t Template, keys ...Reader) (Template, error) {
 	out := t.Clone()
 	if out == nil {
 		out = Template{}
@@ -587,24 +654,34 @@ func InheritProtection(t Template, keys ...Template) (Template, error) {
 // and CKA_EXTRACTABLE (every derive mechanism's section: "If the base key
 // has its CKA_ALWAYS_SENSITIVE attribute set to CK_FALSE, then the derived
 // key will as well ...").
-func ApplyDeriveBase(derived Template, keys ...Template) Template {
+func ApplyDeriveBase(derived Template, keys ...Reader) Template {
 	return SetDeriveBase(derived.Clone(), keys...)
 }
 
 // SetDeriveBase is ApplyDeriveBase on derived itself, which the caller
 // owns (C_DecapsulateKey's new key), rather than on a copy; it returns it.
-func SetDeriveBase(out Template, keys ...Template) Template {
+func SetDeriveBase(out Template, keys ...Reader) Template {
+	setDeriveBase(out, keys)
+	return out
+}
+
+// SetDeriveBaseOf is SetDeriveBase on an Attrs BuildAttrs made for a new
+// key and not yet given to an object.
+func SetDeriveBaseOf(out *Attrs, keys ...Reader) {
+	setDeriveBase(out, keys)
+}
+
+func setDeriveBase(out builder, keys []Reader) {
 	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
-		if _, ok := out[a]; !ok {
+		if _, ok := out.Get(a); !ok {
 			continue
 		}
 		for _, k := range keys {
 			if b, _ := k.Bool(a); !b {
-				out[a] = Bool(false)
+				out.set(a, falseValue)
 			}
 		}
 	}
-	return out
 }
 
 // rvOf returns the ck.RV err wraps, or def.

@@ -33,13 +33,13 @@ import (
 // Missing material is CKR_TEMPLATE_INCOMPLETE; malformed material
 // CKR_ATTRIBUTE_VALUE_INVALID (or the more precise code the conversion
 // reports, e.g. CKR_CURVE_NOT_SUPPORTED).
-func KeyFromTemplate(class ck.ObjectClass, keyType ck.KeyType, t Template) (any, error) {
+func KeyFromTemplate(class ck.ObjectClass, keyType ck.KeyType, t Reader) (any, error) {
 	conv, ok := converters()[schemaKey{class, keyType}]
 	if !ok {
 		return nil, fmt.Errorf("attrs: no key conversion for %s %s: %w", class, keyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
 	for _, a := range conv.needs {
-		if len(t[a]) == 0 {
+		if len(attrOf(t, a)) == 0 {
 			return nil, fmt.Errorf("attrs: %s %s: %s missing: %w", class, keyType, a, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 	}
@@ -60,7 +60,7 @@ func rvWrap(err error) error {
 
 type converter struct {
 	needs        []ck.AttributeType
-	fromTemplate func(keyType ck.KeyType, t Template) (any, error)
+	fromTemplate func(keyType ck.KeyType, t Reader) (any, error)
 }
 
 // converters are the key conversions by schema, made on first use like
@@ -88,56 +88,56 @@ var converters = sync.OnceValue(func() map[schemaKey]converter {
 	return m
 })
 
-func mlkemPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
+func mlkemPublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
 	set, _ := t.ULong(ck.CKA_PARAMETER_SET)
-	return mechanisms.MLKEMPublicKey(set, t[ck.CKA_VALUE])
+	return mechanisms.MLKEMPublicKey(set, attrOf(t, ck.CKA_VALUE))
 }
 
-func mlkemPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
+func mlkemPrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
 	set, _ := t.ULong(ck.CKA_PARAMETER_SET)
-	return mechanisms.MLKEMPrivateKey(set, t[ck.CKA_SEED])
+	return mechanisms.MLKEMPrivateKey(set, attrOf(t, ck.CKA_SEED))
 }
 
-func secretFromTemplate(keyType ck.KeyType, t Template) (any, error) {
-	v := t[ck.CKA_VALUE]
+func secretFromTemplate(keyType ck.KeyType, t Reader) (any, error) {
+	v := attrOf(t, ck.CKA_VALUE)
 	if err := checkSecretLength(keyType, len(v)); err != nil {
 		return nil, err
 	}
 	return bytes.Clone(v), nil
 }
 
-func rsaPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	return mechanisms.RSAPublicKey(t[ck.CKA_MODULUS], t[ck.CKA_PUBLIC_EXPONENT])
+func rsaPublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	return mechanisms.RSAPublicKey(attrOf(t, ck.CKA_MODULUS), attrOf(t, ck.CKA_PUBLIC_EXPONENT))
 }
 
-func rsaPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	return mechanisms.RSAPrivateKey(t[ck.CKA_MODULUS], t[ck.CKA_PUBLIC_EXPONENT], t[ck.CKA_PRIVATE_EXPONENT],
-		t[ck.CKA_PRIME_1], t[ck.CKA_PRIME_2])
+func rsaPrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	return mechanisms.RSAPrivateKey(attrOf(t, ck.CKA_MODULUS), attrOf(t, ck.CKA_PUBLIC_EXPONENT), attrOf(t, ck.CKA_PRIVATE_EXPONENT),
+		attrOf(t, ck.CKA_PRIME_1), attrOf(t, ck.CKA_PRIME_2))
 }
 
-func ecPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	c, err := mechanisms.CurveFromParams(t[ck.CKA_EC_PARAMS])
+func ecPublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	c, err := mechanisms.CurveFromParams(attrOf(t, ck.CKA_EC_PARAMS))
 	if err != nil {
 		return nil, err
 	}
-	return mechanisms.ParseECPoint(c, t[ck.CKA_EC_POINT])
+	return mechanisms.ParseECPoint(c, attrOf(t, ck.CKA_EC_POINT))
 }
 
-func ecPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	c, err := mechanisms.CurveFromParams(t[ck.CKA_EC_PARAMS])
+func ecPrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	c, err := mechanisms.CurveFromParams(attrOf(t, ck.CKA_EC_PARAMS))
 	if err != nil {
 		return nil, err
 	}
-	return mechanisms.ECPrivateKey(c, t[ck.CKA_VALUE])
+	return mechanisms.ECPrivateKey(c, attrOf(t, ck.CKA_VALUE))
 }
 
-func edPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	if err := mechanisms.EdwardsCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+func edPublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	if err := mechanisms.EdwardsCurveFromParams(attrOf(t, ck.CKA_EC_PARAMS)); err != nil {
 		return nil, err
 	}
 	// v3.0 mechanisms spec, Edwards public key objects: CKA_EC_POINT is the DER encoding (an OCTET STRING) of
 	// the RFC 8032 public key; v3.1 made it the raw 32 bytes. Accept both.
-	p := t[ck.CKA_EC_POINT]
+	p := attrOf(t, ck.CKA_EC_POINT)
 	if len(p) != ed25519.PublicKeySize {
 		var raw []byte
 		rest, err := asn1.Unmarshal(p, &raw)
@@ -152,12 +152,12 @@ func edPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
 	return ed25519.PublicKey(bytes.Clone(p)), nil
 }
 
-func edPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	if err := mechanisms.EdwardsCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+func edPrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	if err := mechanisms.EdwardsCurveFromParams(attrOf(t, ck.CKA_EC_PARAMS)); err != nil {
 		return nil, err
 	}
 	// CKA_VALUE is the RFC 8032 private key: the 32-byte seed.
-	seed := t[ck.CKA_VALUE]
+	seed := attrOf(t, ck.CKA_VALUE)
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("ed25519 private key: %d-byte seed: %w", len(seed), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
@@ -167,19 +167,19 @@ func edPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
 // x25519PublicFromTemplate: v3.0 mechanisms spec, Montgomery public key
 // objects: CKA_EC_POINT is the RFC 7748 public key (a DER OCTET STRING in
 // v3.0, the bare 32 bytes in v3.1; both accepted).
-func x25519PublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	if err := mechanisms.MontgomeryCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+func x25519PublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	if err := mechanisms.MontgomeryCurveFromParams(attrOf(t, ck.CKA_EC_PARAMS)); err != nil {
 		return nil, err
 	}
-	return mechanisms.ParseX25519Point(t[ck.CKA_EC_POINT])
+	return mechanisms.ParseX25519Point(attrOf(t, ck.CKA_EC_POINT))
 }
 
 // x25519PrivateFromTemplate: CKA_VALUE is the 32-byte RFC 7748 private key.
-func x25519PrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
-	if err := mechanisms.MontgomeryCurveFromParams(t[ck.CKA_EC_PARAMS]); err != nil {
+func x25519PrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
+	if err := mechanisms.MontgomeryCurveFromParams(attrOf(t, ck.CKA_EC_PARAMS)); err != nil {
 		return nil, err
 	}
-	return mechanisms.X25519PrivateKey(t[ck.CKA_VALUE])
+	return mechanisms.X25519PrivateKey(attrOf(t, ck.CKA_VALUE))
 }
 
 // oidEd25519 is id-Ed25519 (RFC 8410); we write CKA_EC_PARAMS of Edwards keys

@@ -28,7 +28,7 @@ var mldsaPrivateTable = table{
 	value(ck.CKA_VALUE, KindBytes, NotGenerate|NotUnwrap|Sensitive|Derived),
 }
 
-func mldsaSet(t Template) (ck.ULong, error) {
+func mldsaSet(t Reader) (ck.ULong, error) {
 	set, ok := t.ULong(ck.CKA_PARAMETER_SET)
 	if !ok {
 		return 0, fmt.Errorf("ml-dsa: CKA_PARAMETER_SET not a CK_ULONG: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
@@ -36,20 +36,20 @@ func mldsaSet(t Template) (ck.ULong, error) {
 	return set, nil
 }
 
-func mldsaPublicFromTemplate(_ ck.KeyType, t Template) (any, error) {
+func mldsaPublicFromTemplate(_ ck.KeyType, t Reader) (any, error) {
 	set, err := mldsaSet(t)
 	if err != nil {
 		return nil, err
 	}
-	return mechanisms.MLDSAPublicKey(set, t[ck.CKA_VALUE])
+	return mechanisms.MLDSAPublicKey(set, attrOf(t, ck.CKA_VALUE))
 }
 
-func mldsaPrivateFromTemplate(_ ck.KeyType, t Template) (any, error) {
+func mldsaPrivateFromTemplate(_ ck.KeyType, t Reader) (any, error) {
 	set, err := mldsaSet(t)
 	if err != nil {
 		return nil, err
 	}
-	return mechanisms.MLDSAPrivateKey(set, t[ck.CKA_SEED])
+	return mechanisms.MLDSAPrivateKey(set, attrOf(t, ck.CKA_SEED))
 }
 
 func mldsaPublicTemplate(k *mldsa.PublicKey) Template {

@@ -9,7 +9,7 @@ import (
 )
 
 // schemaOf finds the schema of a stored object.
-func schemaOf(obj Template) (*Schema, error) {
+func schemaOf(obj Reader) (*Schema, error) {
 	class, keyType, err := ClassAndKeyType(obj)
 	if err != nil {
 		return nil, fmt.Errorf("attrs: stored object: %w", err)
@@ -134,11 +134,11 @@ func CheckCopy(obj, t Template) (Template, error) {
 // CKA_EXTRACTABLE is CK_FALSE; nil otherwise. An attribute of the class that
 // obj lacks (CKA_UNIQUE_ID before assignment) is the caller's
 // CK_UNAVAILABLE_INFORMATION.
-func Readable(obj Template, a ck.AttributeType) error { return ReadableWith(nil, obj, a) }
+func Readable(obj Reader, a ck.AttributeType) error { return ReadableWith(nil, obj, a) }
 
 // ReadableWith is Readable under a profile's Policy (nil: the tables'
 // rules): its unsupported attributes are CKR_ATTRIBUTE_TYPE_INVALID.
-func ReadableWith(p *Policy, obj Template, a ck.AttributeType) error {
+func ReadableWith(p *Policy, obj Reader, a ck.AttributeType) error {
 	s, err := schemaOf(obj)
 	if err != nil {
 		return err

@@ -1,0 +1,222 @@
+package attrs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"iter"
+	"maps"
+	"reflect"
+	"slices"
+
+	"gohsm/internal/ck"
+)
+
+// Reader is what the rules read of an object's attributes: a Template or
+// an Attrs.
+type Reader interface {
+	Get(a ck.AttributeType) ([]byte, bool)
+	Bool(a ck.AttributeType) (v, ok bool)
+	ULong(a ck.AttributeType) (ck.ULong, bool)
+}
+
+// Get returns attribute a of t.
+func (t Template) Get(a ck.AttributeType) ([]byte, bool) {
+	v, ok := t[a]
+	return v, ok
+}
+
+// set stores v as attribute a of t (the builder's writes).
+func (t Template) set(a ck.AttributeType, v []byte) { t[a] = v }
+
+// attrOf is attribute a of r, nil when absent.
+func attrOf(r Reader, a ck.AttributeType) []byte {
+	v, _ := r.Get(a)
+	return v
+}
+
+// Value is one attribute of an Attrs' own values.
+type Value struct {
+	Type ck.AttributeType
+	V    []byte
+}
+
+// Attrs is an object's attributes held compactly: base, a template shared
+// with other objects and never written once an Attrs holds it (a schema's
+// prototype of identities and defaults, or a template the Attrs was made
+// from and owns), and own, the attributes that differ from base, sorted by
+// type, which take precedence over base's. A key made from a prototype
+// keeps only what its caller, its mechanism and the token gave it (a
+// C_EncapsulateKey AES key: 6-8 values in one slice) instead of a map of
+// every attribute of its schema (33 for an AES key: a 64-slot table of
+// 2.1 KB).
+//
+// An Attrs is written only while it is built (BuildAttrs, AddMaterialTo,
+// SetDeriveBaseOf): a change to a made object makes a new Attrs
+// (Template, then FromTemplate). Readers never write into a value; those
+// of base are shared by every object made from it.
+type Attrs struct {
+	base Template
+	own  []Value
+	// mask has bit a%64 set for each attribute a in own: a read of an
+	// attribute own lacks (most reads: the defaults) goes straight to
+	// base, without scanning own.
+	mask uint64
+}
+
+// FromTemplate makes an Attrs of t, which the caller gives up: nothing may
+// write into t after this.
+func FromTemplate(t Template) Attrs { return Attrs{base: t} }
+
+// Get returns attribute a.
+func (x *Attrs) Get(a ck.AttributeType) ([]byte, bool) {
+	if x.mask&(1<<(a%64)) == 0 {
+		v, ok := x.base[a]
+		return v, ok
+	}
+	for i := range x.own {
+		if t := x.own[i].Type; t >= a {
+			if t == a {
+				return x.own[i].V, true
+			}
+			break
+		}
+	}
+	v, ok := x.base[a]
+	return v, ok
+}
+
+// Has reports whether the object has attribute a.
+func (x *Attrs) Has(a ck.AttributeType) bool {
+	_, ok := x.Get(a)
+	return ok
+}
+
+// Bool decodes attribute a as a CK_BBOOL, as Template.Bool.
+func (x *Attrs) Bool(a ck.AttributeType) (v, ok bool) {
+	b, present := x.Get(a)
+	if !present || len(b) != 1 || b[0] > 1 {
+		return false, false
+	}
+	return b[0] == 1, true
+}
+
+// ULong decodes attribute a as a CK_ULONG, as Template.ULong.
+func (x *Attrs) ULong(a ck.AttributeType) (ck.ULong, bool) {
+	b, present := x.Get(a)
+	if !present || len(b) != 8 {
+		return 0, false
+	}
+	return ck.ULong(binary.LittleEndian.Uint64(b)), true
+}
+
+// ownIndex is where attribute a is or would go in x.own.
+func (x *Attrs) ownIndex(a ck.AttributeType) (int, bool) {
+	return slices.BinarySearchFunc(x.own, a, func(v Value, a ck.AttributeType) int {
+		switch {
+		case v.Type < a:
+			return -1
+		case v.Type > a:
+			return 1
+		}
+		return 0
+	})
+}
+
+// set stores v as attribute a, in own: base is never written. A value
+// equal to base's is not kept: the object reads base's copy of the same
+// bytes (values are never written into, so the two cannot come apart).
+func (x *Attrs) set(a ck.AttributeType, v []byte) {
+	i, found := x.ownIndex(a)
+	d, inBase := x.base[a]
+	same := inBase && bytes.Equal(d, v) && (d == nil) == (v == nil)
+	switch {
+	case found && same:
+		x.own = slices.Delete(x.own, i, i+1)
+		x.mask = 0
+		for _, o := range x.own {
+			x.mask |= 1 << (o.Type % 64)
+		}
+	case found:
+		x.own[i].V = v
+	case !same:
+		x.own = slices.Insert(x.own, i, Value{a, v})
+		x.mask |= 1 << (a % 64)
+	}
+}
+
+// Len is the number of attributes.
+func (x *Attrs) Len() int {
+	n := len(x.base)
+	for _, v := range x.own {
+		if _, ok := x.base[v.Type]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// All yields every attribute once, base's that own does not replace and
+// then own's, in no particular order (as a map's range).
+func (x *Attrs) All() iter.Seq2[ck.AttributeType, []byte] {
+	return func(yield func(ck.AttributeType, []byte) bool) {
+		for a, v := range x.base {
+			if _, over := x.ownIndex(a); over {
+				continue
+			}
+			if !yield(a, v) {
+				return
+			}
+		}
+		for _, v := range x.own {
+			if !yield(v.Type, v.V) {
+				return
+			}
+		}
+	}
+}
+
+// Template returns the attributes as a new map, its values shared with x
+// (a reader's view, or the start of a changed object's attributes: a
+// change replaces a value, never writes into one).
+func (x *Attrs) Template() Template {
+	if len(x.own) == 0 {
+		return maps.Clone(x.base)
+	}
+	t := make(Template, len(x.base)+len(x.own))
+	maps.Copy(t, x.base)
+	for _, v := range x.own {
+		t[v.Type] = v.V
+	}
+	return t
+}
+
+// Types returns the attribute types in ascending order.
+func (x *Attrs) Types() []ck.AttributeType {
+	out := make([]ck.AttributeType, 0, x.Len())
+	for a := range x.All() {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SharesBase reports whether x and y are made from the same base template
+// (tests: objects from one prototype share it).
+func (x *Attrs) SharesBase(y *Attrs) bool {
+	return x.base != nil && y.base != nil &&
+		reflect.ValueOf(x.base).UnsafePointer() == reflect.ValueOf(y.base).UnsafePointer()
+}
+
+// OwnLen is the number of x's own values (tests, measures).
+func (x *Attrs) OwnLen() int { return len(x.own) }
+
+// Bytes returns attribute a, nil when absent.
+func (x *Attrs) Bytes(a ck.AttributeType) []byte {
+	v, _ := x.Get(a)
+	return v
+}
+
+// Put stores v as attribute a of an Attrs being built (the token's
+// CKA_UNIQUE_ID), before it is given to an object; v is the Attrs' from
+// then on.
+func (x *Attrs) Put(a ck.AttributeType, v []byte) { x.set(a, v) }
