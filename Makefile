@@ -17,17 +17,19 @@ endif
 export GOTOOLCHAIN
 BUILD   := build
 LIB     := $(BUILD)/libgohsm.so
+PGLIB   := $(BUILD)/libgohsm-pg.so
 CLI     := $(BUILD)/gohsm
 CHCLI   := $(BUILD)/cloudhsm-cli
 DEMO    := $(BUILD)/gohsm-demo
 LDMAP   := $(CURDIR)/pkcs11/libgohsm.map
 GOFILES := $(shell find . -name '*.go' -not -path './build/*') $(wildcard pkcs11/*.c pkcs11/*.h include/*.h) go.mod go.sum
 
-.PHONY: all lib cli demo demo-reset test test-unit test-lib test-clients deps generate clean install uninstall fuzz
+.PHONY: all lib pglib cli demo demo-reset test test-unit test-lib test-clients deps generate clean install uninstall fuzz
 
-all: $(LIB) $(CLI) $(CHCLI)
+all: $(LIB) $(PGLIB) $(CLI) $(CHCLI)
 
 lib: $(LIB)
+pglib: $(PGLIB)
 cli: $(CLI)
 
 # The library's external link: the version script exports only C_*, and
@@ -40,12 +42,29 @@ cli: $(CLI)
 RELR    := $(shell echo 'int main(void){return 0;}' | $(CC) -x c - -o /dev/null -Wl,--fatal-warnings -Wl,-z,pack-relative-relocs >/dev/null 2>&1 && echo ' -Wl,-z,pack-relative-relocs')
 LIBLINK := -extldflags '-Wl,--version-script=$(LDMAP)$(RELR)'
 
+# Two libraries, the same C_* exports (pkcs11/libgohsm.map; tests/abi
+# checks): libgohsm.so, the module users load by default, is built
+# without the PostgreSQL store (-tags nopostgres: pgx and its
+# dependencies left out, a third of the file, and with them their
+# inits and relocations in every process that loads it); a postgres://
+# store in its configuration is refused at C_Initialize, naming the
+# other one. libgohsm-pg.so is the full build, for deployments whose
+# store is a postgres:// URL (docs/store.md). A one-shot login and sign
+# peaks at 2.06-2.08x SoftHSM's RSS with the full build and 1.68-1.85x
+# without (issue 19's target: 2x; docs/bench.md, "The PostgreSQL
+# client's share of a one-shot process"). The CLIs keep the store.
 # -trimpath for reproducible paths.
 $(LIB): $(GOFILES) pkcs11/libgohsm.map
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
+	CGO_ENABLED=1 $(GO) build -tags nopostgres -buildmode=c-shared -trimpath \
 		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
 	@rm -f $(BUILD)/libgohsm.h
+
+$(PGLIB): $(GOFILES) pkcs11/libgohsm.map
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath \
+		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
+	@rm -f $(BUILD)/libgohsm-pg.h
 
 $(CLI): $(GOFILES)
 	@mkdir -p $(BUILD)
@@ -103,26 +122,17 @@ clean:
 .PHONY: bench
 # gohsm side by side with SoftHSMv2 in one run (docs/bench.md); installs
 # softhsm2 when missing. Not part of `make test`: it measures, it does not pass or fail.
-bench: $(LIB) $(BUILD)/libgohsm-nohook.so $(BUILD)/p11bench
+bench: $(LIB) $(PGLIB) $(BUILD)/libgohsm-nohook.so $(BUILD)/p11bench
 	./scripts/bench.sh $(BENCH_FLAGS)
 
-# The library with the metrics hook compiled out (-tags nometrics), for the
-# bench's gohsm-nohook column (docs/metrics.md).
+# The default library with the metrics hook compiled out (-tags
+# nopostgres,nometrics), for the bench's gohsm-nohook column
+# (docs/metrics.md).
 $(BUILD)/libgohsm-nohook.so: $(GOFILES) pkcs11/libgohsm.map
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=1 $(GO) build -tags nometrics -buildmode=c-shared -trimpath \
+	CGO_ENABLED=1 $(GO) build -tags nopostgres,nometrics -buildmode=c-shared -trimpath \
 		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
 	@rm -f $(BUILD)/libgohsm-nohook.h
-
-# The library without the PostgreSQL store (-tags nopostgres): pgx and its
-# dependencies left out, a third of the file; a postgres:// store in the
-# configuration is refused when it is read (docs/bench.md, "Login and sign:
-# where the memory goes").
-$(BUILD)/libgohsm-nopg.so: $(GOFILES) pkcs11/libgohsm.map
-	@mkdir -p $(BUILD)
-	CGO_ENABLED=1 $(GO) build -tags nopostgres -buildmode=c-shared -trimpath \
-		-ldflags "$(LIBLINK)" -o $@ ./cmd/libgohsm
-	@rm -f $(BUILD)/libgohsm-nopg.h
 
 # The start-up probe `p11bench startup` runs: a C process that only loads a
 # module and asks for its token (docs/bench.md, "Start-up").
@@ -161,8 +171,9 @@ $(BUILD)/p11bench: $(GOFILES) $(wildcard cmd/p11bench/*.c cmd/p11bench/*.h)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -o $@ ./cmd/p11bench
 
-# Install like a native PKCS#11 module on Debian: the library in the
-# multiarch PKCS#11 directory, a p11-kit module file (p11-kit reads
+# Install like a native PKCS#11 module on Debian: both libraries in the
+# multiarch PKCS#11 directory (libgohsm.so the default, libgohsm-pg.so for
+# a postgres:// store), a p11-kit module file for the default one (p11-kit reads
 # /usr/share/p11-kit/modules whatever the PREFIX), the CLI, and a commented
 # default configuration (kept if one exists). DESTDIR stages the tree.
 PREFIX     ?= /usr/local
@@ -172,9 +183,10 @@ P11KITDIR  ?= /usr/share/p11-kit/modules
 SYSCONFDIR ?= /etc
 BINDIR     ?= $(PREFIX)/bin
 
-install: $(LIB) $(CLI) $(CHCLI)
+install: $(LIB) $(PGLIB) $(CLI) $(CHCLI)
 	install -d $(DESTDIR)$(PKCS11DIR) $(DESTDIR)$(P11KITDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/gohsm
 	install -m 0644 $(LIB) $(DESTDIR)$(PKCS11DIR)/libgohsm.so
+	install -m 0644 $(PGLIB) $(DESTDIR)$(PKCS11DIR)/libgohsm-pg.so
 	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/gohsm
 	install -m 0755 $(CHCLI) $(DESTDIR)$(BINDIR)/cloudhsm-cli
 	printf 'module: %s\n' $(PKCS11DIR)/libgohsm.so > $(DESTDIR)$(P11KITDIR)/gohsm.module
@@ -184,6 +196,6 @@ install: $(LIB) $(CLI) $(CHCLI)
 # Removes what install put in place; a configuration changed since (or a
 # token directory) is left alone.
 uninstall:
-	rm -f $(DESTDIR)$(PKCS11DIR)/libgohsm.so $(DESTDIR)$(P11KITDIR)/gohsm.module $(DESTDIR)$(BINDIR)/gohsm $(DESTDIR)$(BINDIR)/cloudhsm-cli
+	rm -f $(DESTDIR)$(PKCS11DIR)/libgohsm.so $(DESTDIR)$(PKCS11DIR)/libgohsm-pg.so $(DESTDIR)$(P11KITDIR)/gohsm.module $(DESTDIR)$(BINDIR)/gohsm $(DESTDIR)$(BINDIR)/cloudhsm-cli
 	if cmp -s packaging/gohsm.conf $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; then rm -f $(DESTDIR)$(SYSCONFDIR)/gohsm/gohsm.conf; fi
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/gohsm 2>/dev/null

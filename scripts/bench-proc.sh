@@ -20,7 +20,12 @@
 # user has it: the checks and the warm-up run fill it, so their timed
 # logins are cache hits. A fourth column, gohsm-nocache, is gohsm's token
 # with login_cache = off: every process derives, as the first login of a
-# TTL does.
+# TTL does. A fifth, gohsm-pglib, is the gohsm token loaded through the
+# full library (build/libgohsm-pg.so, with the PostgreSQL store that
+# build/libgohsm.so leaves out) on the commands that log in: information,
+# no target, so that what the PostgreSQL build costs a one-shot process
+# stays in view (docs/bench.md, "The PostgreSQL client's share of a
+# one-shot process").
 #
 # Environment: SOFTHSM_LIB as for scripts/bench.sh; BENCH_PROC_DIR=DIR
 # keeps the tokens (and the tools' output, proc.log) in DIR.
@@ -54,7 +59,7 @@ softhsm_lib=${SOFTHSM_LIB:-$(dpkg -L libsofthsm2 softhsm2 2>/dev/null | grep '/l
 	exit 1
 }
 
-make -s lib build/gohsm build/p11bench build/maxrss
+make -s lib pglib build/gohsm build/p11bench build/maxrss
 
 if [ -n "${BENCH_PROC_DIR:-}" ]; then
 	work=$BENCH_PROC_DIR
@@ -108,11 +113,14 @@ head -c 32 /dev/urandom >"$work/hash"
 
 spec=$work/spec.tsv
 : >"$spec"
-for m in gohsm gohsm-nocache gohsm-testkdf softhsm; do
+for m in gohsm gohsm-nocache gohsm-testkdf gohsm-pglib softhsm; do
 	d=$work/$m
 	mkdir -p "$d"
 	if [ $m = softhsm ]; then
 		lib=$softhsm_lib pin=$pw env="SOFTHSM2_CONF=$work/softhsm2.conf"
+	elif [ $m = gohsm-pglib ]; then
+		# gohsm's token and configuration, the full library.
+		lib=$root/build/libgohsm-pg.so pin=user:$pw env="GOHSM_CONF=$work/gohsm/gohsm.conf"
 	else
 		lib=$root/build/libgohsm.so pin=user:$pw env="GOHSM_CONF=$d/gohsm.conf"
 	fi
@@ -136,7 +144,8 @@ for m in gohsm gohsm-nocache gohsm-testkdf softhsm; do
 	for s in "${sign[@]}"; do
 		row=${s%%|*}
 		# The no-login row and the test KDF are compared on the commands
-		# that differ; gohsm-testkdf and gohsm-nocache run only what logs in.
+		# that differ; gohsm-testkdf, gohsm-nocache and gohsm-pglib run
+		# only what logs in.
 		[ $m != gohsm ] && [ $m != softhsm ] && [[ $row == *"no login"* ]] && continue
 		printf 'cmd\t%s\t%s\t%s\n' "$row" "$m" "${s#*|}" >>"$spec"
 	done
@@ -183,13 +192,13 @@ check() {
 }
 check "before the runs"
 
-# Both module files are read back from disk by the warm-up run, as an
+# The module files are read back from disk by the warm-up run, as an
 # installed library is after a reboot, rather than mapped from whatever
 # the page cache holds: the folios the kernel made when the linker wrote
 # libgohsm.so are larger than a read's, a process maps whole folios, and
 # the same file peaked at up to 5.6 MiB more just after `make`
 # (docs/bench.md, "Start-up"; `p11bench startup -evict` does the same).
-for f in "$root/build/libgohsm.so" "$softhsm_lib"; do
+for f in "$root/build/libgohsm.so" "$root/build/libgohsm-pg.so" "$softhsm_lib"; do
 	dd if="$f" iflag=nocache count=0 status=none
 done
 

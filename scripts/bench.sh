@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks gohsm side by side with SoftHSMv2 in one run (cmd/p11bench),
-# with a third column, gohsm-pg: gohsm with its tokens in PostgreSQL (a
-# throwaway server this script starts and stops), prints the table and
+# with a third column, gohsm-pg: gohsm's full library (build/libgohsm-pg.so;
+# the default build/libgohsm.so has no PostgreSQL store) with its tokens in
+# PostgreSQL (a throwaway server this script starts and stops), prints the table and
 # writes it, with the machine's description, into the generated section
 # of docs/bench.md.
 #
@@ -90,7 +91,7 @@ if [ -z "${BENCH_NO_PG:-}" ]; then
 fi
 
 # Through make, so that all are built with the project's toolchain.
-make lib build/libgohsm-nohook.so build/p11bench
+make lib pglib build/libgohsm-nohook.so build/p11bench
 
 pg_dir=
 pg_as=()
@@ -136,10 +137,11 @@ args=(
 	-module "softhsm=$softhsm_lib" -so-pin softhsm=p11bench-so -pin softhsm=p11bench-user
 )
 
-# gohsm-pg: the same library with both tokens in databases of a throwaway
+# gohsm-pg: the full library (build/libgohsm-pg.so, what a deployment on
+# PostgreSQL loads) with both tokens in databases of a throwaway
 # PostgreSQL cluster (initdb and pg_ctl as an unprivileged user under root;
 # trust authentication, TCP on 127.0.0.1 and a socket in its directory),
-# stopped at exit. The library is loaded a second time from a copy (dlopen
+# stopped at exit. Another file than gohsm's, so loaded apart (dlopen
 # keeps one copy per file): its own Go runtime, configuration and caches.
 pg_version=
 if [ -n "$pg_bin" ]; then
@@ -183,15 +185,15 @@ if [ -n "$pg_bin" ]; then
 	printf '%s\n' "token_dir = $work/gohsm-pg" "log_level = warn" \
 		"[slot 0]" "label = p11bench" "store = $dsn/p11bench?sslmode=disable" \
 		"[slot 1]" "label = p11bench-find" "store = $dsn/p11bench_find?sslmode=disable" >"$work/gohsm-pg.conf"
-	cp "$root/build/libgohsm.so" "$work/libgohsm-pg.so"
 	args+=(
-		-module "gohsm-pg=$work/libgohsm-pg.so" -reserved "gohsm-pg=$work/gohsm-pg.conf"
+		-module "gohsm-pg=$root/build/libgohsm-pg.so" -reserved "gohsm-pg=$work/gohsm-pg.conf"
 		-so-pin gohsm-pg=admin:p11bench-so -pin gohsm-pg=user:p11bench-user
 		-pair gohsm-pg/gohsm=0.95 -pair gohsm-pg/softhsm
 	)
 fi
-# gohsm-nohook and gohsm-metrics (issue 18, docs/metrics.md): the library
-# built with the metrics hook compiled out (-tags nometrics), and a copy of
+# gohsm-nohook and gohsm-metrics (issue 18, docs/metrics.md): the default
+# library built with the metrics hook compiled out (-tags
+# nopostgres,nometrics), and a copy of
 # build/libgohsm.so with `metrics = on`, each on tokens of its own, on the
 # operations that use a token key (signing, HMAC, AES-GCM), as ratios to
 # gohsm (whose metrics are `auto`, nobody watching: off, the hook's one
@@ -273,10 +275,10 @@ gen=$work/generated.md
 	echo "- Go: libgohsm.so built with $(go version build/libgohsm.so | awk '{print $2}'), p11bench with $(go version build/p11bench | awk '{print $2}')"
 	echo "- SoftHSM: softhsm2 $(dpkg -s softhsm2 | sed -n 's/^Version: //p') (\`$softhsm_lib\`)"
 	if [ -n "$pg_version" ]; then
-		echo "- gohsm-pg: the same library (a copy) with both tokens in a PostgreSQL server on this machine ($pg_version, TCP on 127.0.0.1, fsync=${BENCH_PG_FSYNC:-off}), started for the run"
+		echo "- gohsm-pg: the full library (build/libgohsm-pg.so: gohsm's is built without the PostgreSQL store) with both tokens in a PostgreSQL server on this machine ($pg_version, TCP on 127.0.0.1, fsync=${BENCH_PG_FSYNC:-off}), started for the run"
 	fi
 	if [ -z "${BENCH_NO_METRICS:-}" ]; then
-		echo "- gohsm-nohook: the library built with \`-tags nometrics\` (the metrics hook compiled out); gohsm-metrics: a copy of the library with \`metrics = on\`; each with tokens of its own, on $metrics_ops only (docs/metrics.md)"
+		echo "- gohsm-nohook: the library built with \`-tags nopostgres,nometrics\` (the metrics hook compiled out); gohsm-metrics: a copy of the library with \`metrics = on\`; each with tokens of its own, on $metrics_ops only (docs/metrics.md)"
 	fi
 	echo "- gohsm: commit $commit"
 	echo "- command: \`scripts/bench.sh $*\` (p11bench $(printf '%q ' "${args[@]}" | sed "s|$root/||g; s|$work|\$TMP|g"))"
@@ -288,7 +290,10 @@ gen=$work/generated.md
 		echo
 		echo "One client process per sign, gohsm and SoftHSMv2 each on a token of its own with an EC P-256"
 		echo "key; gohsm-testkdf is gohsm with its user made under the tests' KDF (argon2id t=1, 64 KiB)"
-		echo "instead of the default (t=3, 64 MiB, 2 lanes). Every tool's signature is checked."
+		echo "instead of the default (t=3, 64 MiB, 2 lanes); gohsm-nocache is gohsm's token with"
+		echo "login_cache = off; gohsm-pglib is gohsm's token through the full library (libgohsm-pg.so,"
+		echo "with the PostgreSQL store the default libgohsm.so leaves out), for information. Every tool's"
+		echo "signature is checked."
 		echo
 		cat "$proc"
 		echo

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test: the CGO-free packages, then the tests that drive the
-# built libgohsm.so (C ABI drivers, Go end-to-end, pkcs11-tool). `make test`
-# builds the library first.
+# built libraries (C ABI drivers, Go end-to-end, pkcs11-tool). `make test`
+# builds them first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tests/deps.sh
+# The default library (no PostgreSQL store), and the full one, which the
+# tests on a PostgreSQL store load (internal/testenv.PGLibrary).
 export GOHSM_LIB="$PWD/build/libgohsm.so"
+export GOHSM_PG_LIB="$PWD/build/libgohsm-pg.so"
 export GOHSM_CLI="$PWD/build/gohsm"
 # cloudhsm-cli: tests/operator (the operator session, in ./tests/... below).
 export GOHSM_CHCLI="$PWD/build/cloudhsm-cli"
-test -f "$GOHSM_LIB" || { echo "tests/run.sh: $GOHSM_LIB missing: run make test" >&2; exit 1; }
+for f in "$GOHSM_LIB" "$GOHSM_PG_LIB"; do
+	test -f "$f" || { echo "tests/run.sh: $f missing: run make test" >&2; exit 1; }
+done
 
 # Two lanes at once (docs/building.md, "Test-suite time"). The background
 # lane holds steps that need nothing of the others: the fuzz targets
@@ -62,8 +67,9 @@ go test -count=1 ./internal/ossl/... ./mechanisms/...
 # (known-answer vectors, bulk writes) that run in the passes above.
 go test -race -count=1 ./internal/ossl/... ./mechanisms/... ./token/...
 go vet ./...
-# The library without the PostgreSQL store (make build/libgohsm-nopg.so):
-# its stand-in package refuses every use, and the configuration says so.
+# The default library's PostgreSQL stand-in (-tags nopostgres, as
+# build/libgohsm.so is built): it refuses every use, and the
+# configuration says so.
 go test -count=1 -tags nopostgres ./token/store/postgres/
 go test -count=1 -timeout 15m ./pkcs11/... ./cmd/... ./tests/...
 

@@ -126,7 +126,7 @@ func readBigtokenRecord(dir string) (bigtokenRecord, bool) {
 func bigtokenMakeMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("p11bench bigtoken-make", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	lib := fs.String("lib", "build/libgohsm.so", "gohsm module")
+	lib := fs.String("lib", "build/libgohsm.so", "gohsm module (with -store: default build/libgohsm-pg.so, the default one having no PostgreSQL store)")
 	dir := fs.String("dir", "", "directory of the token (reused when its bigtoken.json matches)")
 	n := fs.Int("objects", 1000000, "objects on the token, the find object included")
 	fs.StringVar(&bigtokenStore, "store", "", "postgres:// URL of an empty database to keep the token in (default: SQLite in -dir); bigtoken-probe -conf then needs the same store line")
@@ -136,6 +136,7 @@ func bigtokenMakeMain(args []string, stdout, stderr io.Writer) error {
 	if *dir == "" || *n < 1 || *n > 10000000 {
 		return errors.New("want -dir and -objects 1..10000000")
 	}
+	pgModule(fs, lib)
 	d, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
@@ -349,7 +350,7 @@ func vmRSS() int64 {
 func bigtokenProbeMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("p11bench bigtoken-probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	lib := fs.String("lib", "build/libgohsm.so", "module")
+	lib := fs.String("lib", "build/libgohsm.so", "module (with -store: default build/libgohsm-pg.so)")
 	conf := fs.String("conf", "", "C_Initialize pReserved (gohsm's configuration text)")
 	label := fs.String("label", bigtokenLabel, "token label")
 	pin := fs.String("pin", bigtokenUser+":"+bigtokenPIN, "user PIN")
@@ -360,6 +361,7 @@ func bigtokenProbeMain(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	pgModule(fs, lib)
 	if *confDir != "" {
 		*conf = bigtokenConf(*confDir)
 	}
@@ -370,6 +372,20 @@ func bigtokenProbeMain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "init_ms %.3f login_ms %.3f find_ms %.3f touch_ms %.3f touched %d rss_kib %d\n",
 		ms(ph.init), ms(ph.login), ms(ph.find), ms(ph.touch), ph.found, ph.rss>>10)
 	return nil
+}
+
+// pgModule makes build/libgohsm-pg.so the module of a token given -store
+// when -lib was left at its default: build/libgohsm.so, built without the
+// PostgreSQL store, refuses the configuration.
+func pgModule(fs *flag.FlagSet, lib *string) {
+	if bigtokenStore == "" {
+		return
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "lib" })
+	if !set {
+		*lib = "build/libgohsm-pg.so"
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -102,4 +103,32 @@ func TestBigtoken(t *testing.T) {
 	all, err = st.Find(store.Query{Viewer: bigtokenUser})
 	require.NoError(t, err)
 	assert.Len(t, all, 60, "the keys generated were destroyed")
+}
+
+// TestBigtokenPGModule: with -store and no -lib, bigtoken-make and
+// bigtoken-probe load build/libgohsm-pg.so (build/libgohsm.so has no
+// PostgreSQL store); a -lib given, or no -store, keeps the flag's value.
+func TestBigtokenPGModule(t *testing.T) {
+	defer func(s string) { bigtokenStore = s }(bigtokenStore)
+	for _, c := range []struct {
+		store string
+		args  []string
+		want  string
+	}{
+		{"", nil, "build/libgohsm.so"},
+		{"postgres://gohsm@127.0.0.1/big", nil, "build/libgohsm-pg.so"},
+		{"postgres://gohsm@127.0.0.1/big", []string{"-lib", "build/libgohsm.so"}, "build/libgohsm.so"},
+		{"postgres://gohsm@127.0.0.1/big", []string{"-lib", "/opt/x.so"}, "/opt/x.so"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		lib := fs.String("lib", "build/libgohsm.so", "")
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		bigtokenStore = c.store
+		pgModule(fs, lib)
+		if *lib != c.want {
+			t.Errorf("store %q, args %q: -lib %q, want %q", c.store, c.args, *lib, c.want)
+		}
+	}
 }

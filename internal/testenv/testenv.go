@@ -89,8 +89,14 @@ func CompileC(t testing.TB, src, bin string, includes ...string) string {
 	return bin
 }
 
-// Library is the built libgohsm.so ($GOHSM_LIB or build/libgohsm.so).
+// Library is the built libgohsm.so ($GOHSM_LIB or build/libgohsm.so): the
+// default module, built without the PostgreSQL store.
 func Library(t testing.TB) string { return Built(t, "GOHSM_LIB", "libgohsm.so", "lib") }
+
+// PGLibrary is the built libgohsm-pg.so ($GOHSM_PG_LIB or
+// build/libgohsm-pg.so): the full module, the one a test loads on a
+// PostgreSQL store (the default one refuses a postgres:// store).
+func PGLibrary(t testing.TB) string { return Built(t, "GOHSM_PG_LIB", "libgohsm-pg.so", "pglib") }
 
 // CLI is the built gohsm CLI ($GOHSM_CLI or build/gohsm).
 func CLI(t testing.TB) string { return Built(t, "GOHSM_CLI", "gohsm", "cli") }

@@ -65,6 +65,14 @@ func runDriver(t *testing.T, name string, timeout time.Duration) string {
 // at all. It returns the driver's standard output.
 func execDriver(t *testing.T, name, bin, dir string, env []string, timeout time.Duration, args ...string) string {
 	t.Helper()
+	out, _ := execDriverStderr(t, name, bin, dir, env, timeout, args...)
+	return out
+}
+
+// execDriverStderr is execDriver that also returns the driver's standard
+// error: the module's log lines.
+func execDriverStderr(t *testing.T, name, bin, dir string, env []string, timeout time.Duration, args ...string) (string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -104,7 +112,7 @@ func execDriver(t *testing.T, name, bin, dir string, env []string, timeout time.
 	if testing.Verbose() {
 		t.Log("\n" + out + stderr.String())
 	}
-	return out
+	return out, stderr.String()
 }
 
 // TestBasic: lists, interfaces, C_Initialize arguments, functions answered

@@ -60,21 +60,33 @@ const (
 // inCI reports whether a missing prerequisite must fail rather than skip.
 func inCI() bool { return os.Getenv("CI") == "true" }
 
+// libraryPath is the module the tests load: the default one
+// ($GOHSM_LIB, build/libgohsm.so), or with GOHSM_TEST_STORE=postgres the
+// full one ($GOHSM_PG_LIB, build/libgohsm-pg.so), the default one having
+// no PostgreSQL store.
 func libraryPath() (string, error) {
-	lib := os.Getenv("GOHSM_LIB")
+	env, name, target := "GOHSM_LIB", "libgohsm.so", "lib"
+	backend, err := pgtest.Backend()
+	if err != nil {
+		return "", err
+	}
+	if backend == "postgres" {
+		env, name, target = "GOHSM_PG_LIB", "libgohsm-pg.so", "pglib"
+	}
+	lib := os.Getenv(env)
 	if lib == "" {
 		wd, err := os.Getwd()
 		if err != nil {
 			return "", err
 		}
-		lib = filepath.Join(wd, "..", "..", "build", "libgohsm.so")
+		lib = filepath.Join(wd, "..", "..", "build", name)
 	}
-	lib, err := filepath.Abs(lib)
+	lib, err = filepath.Abs(lib)
 	if err != nil {
 		return "", err
 	}
 	if _, err := os.Stat(lib); err != nil {
-		return "", fmt.Errorf("library %s not found (run `make lib` or set GOHSM_LIB): %w", lib, err)
+		return "", fmt.Errorf("library %s not found (run `make %s` or set %s): %w", lib, target, env, err)
 	}
 	return lib, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gohsm/internal/testenv"
 	"gohsm/internal/testenv/pgtest"
 )
 
@@ -52,7 +53,7 @@ const loginGone = 5 * time.Second
 // the fix the descendants kept their ancestors' connections, and with
 // them the logins, as long as they lived.
 func TestForkPostgresLogin(t *testing.T) {
-	lib := library(t)
+	lib := testenv.PGLibrary(t) // the default library has no PostgreSQL store
 	srv := pgtest.Shared(t)
 	dsn := srv.NewDatabase(t, "forklogin")
 	dir := t.TempDir()

@@ -58,8 +58,9 @@
 // in it: it works but is unsupported upstream (tests/e2e says the same);
 // the library's own C ABI tests (tests/abi) do not depend on it.
 //
-// The library and the CLI must be built (`make all`; $GOHSM_LIB and
-// $GOHSM_CLI name other files) and PostgreSQL installed (tests/deps.sh):
+// The full library (libgohsm-pg.so: the default libgohsm.so has no
+// PostgreSQL store) and the CLI must be built (`make all`; $GOHSM_PG_LIB
+// and $GOHSM_CLI name other files) and PostgreSQL installed (tests/deps.sh):
 // without them the tests skip, or fail under CI=true.
 package hosts
 
@@ -232,11 +233,11 @@ func (h *host) spawn() *proc {
 }
 
 // spawnCmd starts the program bin with args as a process of the host (its
-// environment, $GOHSM_LIB and $GOHSM_HOSTS_HELPER set) without waiting for
+// environment, $GOHSM_LIB (the full library) and $GOHSM_HOSTS_HELPER set) without waiting for
 // it; its stdout lines arrive on the proc's lines.
 func (h *host) spawnCmd(bin string, args ...string) *proc {
 	h.t.Helper()
-	lib := testenv.Library(h.t)
+	lib := testenv.PGLibrary(h.t)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append([]string{}, h.env...), helperEnv+"=1", "GOHSM_LIB="+lib)
 	cmd.Dir = filepath.Join(h.dir, "home")

@@ -83,7 +83,7 @@ func TestKillNineMidWrite(t *testing.T) {
 	deadline := time.Now().Add(120 * time.Second)
 	for i := range kills {
 		require.False(t, time.Now().After(deadline), "only %d of %d kill cycles within 120 s", i, kills)
-		p := w.spawnCmd(writer, testenv.Library(t), fmt.Sprintf("w%d", i), writerPIN)
+		p := w.spawnCmd(writer, testenv.PGLibrary(t), fmt.Sprintf("w%d", i), writerPIN)
 		require.Equal(t, "READY", p.read(30*time.Second).line, "writer %d%s", i, p.diag())
 		began := time.Now()
 		first := p.read(30 * time.Second)

@@ -255,7 +255,7 @@ func TestPartitionMidTransaction(t *testing.T) {
 	caught, attempts := false, 0
 	for attempt := 0; attempt < 20 && !caught; attempt++ {
 		attempts = attempt + 1
-		w = b.spawnCmd(writer, testenv.Library(t), fmt.Sprintf("b%d", attempt), userPIN)
+		w = b.spawnCmd(writer, testenv.PGLibrary(t), fmt.Sprintf("b%d", attempt), userPIN)
 		require.Equal(t, "READY", w.read(30*time.Second).line, "writer%s", w.diag())
 		w.read(30 * time.Second)
 		time.Sleep(time.Duration(attempt%5) * 7 * time.Millisecond)

@@ -4,6 +4,7 @@
 package install
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,18 +39,25 @@ func files(t *testing.T, root string) []string {
 	return out
 }
 
+// TestInstallUninstall: both libraries go to the PKCS#11 directory, the
+// default one (built without the PostgreSQL store) as libgohsm.so and the
+// full one as libgohsm-pg.so, and the p11-kit module file names the
+// default one.
 func TestInstallUninstall(t *testing.T) {
-	if _, err := os.Stat("../../build/libgohsm.so"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("build/libgohsm.so missing: make test builds it")
+	for _, lib := range []string{"libgohsm.so", "libgohsm-pg.so"} {
+		if _, err := os.Stat("../../build/" + lib); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("build/%s missing: make test builds it", lib)
+			}
+			t.Skipf("build/%s missing: run make all", lib)
 		}
-		t.Skip("build/libgohsm.so missing: run make lib")
 	}
 	dest := t.TempDir()
 	makeTarget(t, dest, "install")
 	got := files(t, dest)
 	require.ElementsMatch(t, []string{
 		"usr/lib/x86_64-linux-gnu/pkcs11/libgohsm.so",
+		"usr/lib/x86_64-linux-gnu/pkcs11/libgohsm-pg.so",
 		"usr/share/p11-kit/modules/gohsm.module",
 		"usr/bin/gohsm",
 		"usr/bin/cloudhsm-cli",
@@ -58,6 +66,16 @@ func TestInstallUninstall(t *testing.T) {
 	mod, err := os.ReadFile(filepath.Join(dest, "usr/share/p11-kit/modules/gohsm.module"))
 	require.NoError(t, err)
 	require.Equal(t, "module: /usr/lib/x86_64-linux-gnu/pkcs11/libgohsm.so\n", string(mod), "the module file names the installed path, not the staging one")
+	// Each installed library is its build, and only the -pg one holds
+	// the PostgreSQL client (its functions' names are in the file).
+	for lib, pgx := range map[string]bool{"libgohsm.so": false, "libgohsm-pg.so": true} {
+		built, err := os.ReadFile("../../build/" + lib)
+		require.NoError(t, err)
+		inst, err := os.ReadFile(filepath.Join(dest, "usr/lib/x86_64-linux-gnu/pkcs11", lib))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(built, inst), "installed %s differs from build/%s", lib, lib)
+		require.Equal(t, pgx, bytes.Contains(inst, []byte("github.com/jackc/pgx/v5/pgconn.")), "%s holds pgx", lib)
+	}
 	st, err := os.Stat(filepath.Join(dest, "usr/bin/gohsm"))
 	require.NoError(t, err)
 	require.NotZero(t, st.Mode()&0o111, "the CLI is executable")

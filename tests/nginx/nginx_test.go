@@ -647,9 +647,14 @@ func TestNginxTLSOffload(t *testing.T) {
 // added to its slot section), certifies them, and starts nginx with two
 // workers serving them. It returns the server, the CA its certificates
 // chain to, and a runner of the gohsm CLI on the token (its output).
+// nginx loads the default library, or the full one (libgohsm-pg.so) when
+// slotLines name a PostgreSQL store, which the default one lacks.
 func startNginx(t *testing.T, slotLines string) (*server, *testCA, func(args ...string) (string, error)) {
 	t.Helper()
 	lib := built(t, "GOHSM_LIB", "libgohsm.so", "lib")
+	if strings.Contains(slotLines, "store = postgres") {
+		lib = built(t, "GOHSM_PG_LIB", "libgohsm-pg.so", "pglib")
+	}
 	cli := built(t, "GOHSM_CLI", "gohsm", "cli")
 	nginxBin := lookTool(t, "nginx", "nginx")
 	opensslBin := lookTool(t, "openssl", "openssl")

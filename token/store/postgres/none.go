@@ -1,7 +1,9 @@
 //go:build nopostgres
 
 // A build without the PostgreSQL store (-tags nopostgres): the same names,
-// none of pgx. Every entry point fails with ErrNotBuilt, so a configuration
+// none of pgx. build/libgohsm.so, the module users load by default, is
+// this build; build/libgohsm-pg.so is the full one (Makefile). Every
+// entry point fails with ErrNotBuilt, so a configuration
 // naming a postgres:// store is refused when it is read (token's
 // checkStore calls ParseURL), and nothing else can reach a database. The
 // PostgreSQL code and its dependencies (pgx, pgtype, x/text) are a third
@@ -19,8 +21,10 @@ import (
 	"gohsm/token/store"
 )
 
-// ErrNotBuilt: this build has no PostgreSQL store.
-var ErrNotBuilt = errors.New("postgres: this build of gohsm has no PostgreSQL store (built with -tags nopostgres)")
+// ErrNotBuilt: this build has no PostgreSQL store. Its one reader is
+// whoever configured a postgres:// store for the default module (the
+// CLIs are built with the store), so it names the module to load instead.
+var ErrNotBuilt = errors.New("this gohsm library has no PostgreSQL store: load libgohsm-pg.so as the PKCS#11 module to keep tokens in PostgreSQL")
 
 const (
 	DefaultConnectTimeout = 5 * time.Second
