@@ -154,6 +154,13 @@ $(BUILD)/signloop: cmd/p11bench/startprobe/signloop.c $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl -pthread
 
+# The digest path's driver: modules' C_DigestInit + C_Digest against
+# libcrypto's SHA256() in one C process, for alternated timings (wall and
+# thread CPU time; docs/bench.md, "SHA-256 1 MiB (2026-12-07)").
+$(BUILD)/digestloop: cmd/p11bench/startprobe/digestloop.c $(wildcard include/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
+
 # The launcher `p11bench proc -launcher` times commands through, so that
 # their peak RSS is their own (docs/bench.md, "Whole process").
 $(BUILD)/maxrss: cmd/p11bench/startprobe/maxrss.c

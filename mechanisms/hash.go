@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"sync"
 
 	"gohsm/internal/ck"
 )
@@ -116,15 +117,67 @@ func (in *input) message() []byte {
 // own Write: no copy, no buffering, so C_DigestUpdate and C_DigestKey (for
 // which the token feeds a secret key's value to Update) run at the speed of
 // crypto/sha256 and friends (SHA-NI / AVX2 where the CPU has them).
-type digester struct{ hash.Hash }
+//
+// Digesters go back to their hash's pool when the token drops the
+// operation (Release), reset, for the next C_DigestInit of that hash: a
+// new hash state and the interface value holding it were two
+// allocations per digest (docs/bench.md, "SHA-256 1 MiB (2026-12-07)").
+type digester struct {
+	h    hash.Hash
+	pool *sync.Pool
+	// released: the digester went back to the pool and refuses further
+	// use until the pool hands it out again.
+	released bool
+}
 
-func (d digester) Update(p []byte) error {
-	d.Write(p)
+// errDigestReleased: a released digester was used (a caller bug).
+var errDigestReleased = fmt.Errorf("mechanisms: digest: operation already ended: %w", ck.CKR_OPERATION_NOT_INITIALIZED)
+
+func (d *digester) Update(p []byte) error {
+	if d.released {
+		return errDigestReleased
+	}
+	d.h.Write(p) // hash.Hash.Write never fails
 	return nil
 }
 
+// Sum appends the digest to dst; a released digester appends nothing
+// (its Size is 0).
+func (d *digester) Sum(dst []byte) []byte {
+	if d.released {
+		return dst
+	}
+	return d.h.Sum(dst)
+}
+
+func (d *digester) Size() int {
+	if d.released {
+		return 0
+	}
+	return d.h.Size()
+}
+
+// Release resets the hash (the token calls it once the operation is over,
+// finished, failed or cancelled) and hands the digester to the next
+// C_DigestInit of its hash.
+func (d *digester) Release() {
+	if d.released {
+		return
+	}
+	d.h.Reset()
+	d.released = true
+	d.pool.Put(d)
+}
+
 func newDigest(h crypto.Hash) func(param any) (Digester, error) {
-	return func(any) (Digester, error) { return digester{h.New()}, nil }
+	pool := new(sync.Pool)
+	return func(any) (Digester, error) {
+		if d, ok := pool.Get().(*digester); ok {
+			d.released = false
+			return d, nil
+		}
+		return &digester{h: h.New(), pool: pool}, nil
+	}
 }
 
 // digestRows are this family's rows: the digests (PKCS#11 v3.0 "SHA-1",

@@ -125,3 +125,26 @@ func BenchmarkHMACSHA256Sign64(b *testing.B) {
 		}
 	})
 }
+
+// A digester handed back (Release) refuses use, and the next one of its
+// hash starts empty whether or not it is the same memory.
+func TestDigestRelease(t *testing.T) {
+	m, _ := Lookup(ck.CKM_SHA256)
+	d, err := m.Digest(nil)
+	require.NoError(t, err)
+	require.NoError(t, d.Update([]byte("left over")))
+	r, ok := d.(Releaser)
+	require.True(t, ok, "digesters go back to a pool")
+	r.Release()
+	r.Release() // a second Release does nothing
+	assert.ErrorIs(t, d.Update([]byte("x")), ck.CKR_OPERATION_NOT_INITIALIZED)
+	assert.Zero(t, d.Size())
+	assert.Empty(t, d.Sum(nil))
+	for range 2 {
+		e, err := m.Digest(nil)
+		require.NoError(t, err)
+		require.NoError(t, e.Update([]byte("abc")))
+		assert.Equal(t, unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), e.Sum(nil))
+		e.(Releaser).Release()
+	}
+}

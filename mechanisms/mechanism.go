@@ -245,8 +245,9 @@ type Signer interface {
 
 // Releaser is an operation whose memory can serve a later one: the token
 // calls Release when it drops the operation (the operation ended, failed
-// or was cancelled), and never uses it again. CKM_ECDSA's signers go back
-// to a pool this way, so that C_SignInit + C_Sign allocates nothing.
+// or was cancelled), and never uses it again. CKM_ECDSA's signers and the
+// digests' hash states go back to a pool this way, so that C_SignInit +
+// C_Sign and C_DigestInit + C_Digest allocate nothing.
 type Releaser interface {
 	Release()
 }

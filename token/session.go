@@ -77,8 +77,11 @@ func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
 func (se *Session) endOp(kind opKind) {
 	if op := se.ops[kind]; op != nil {
 		// The operation's memory may serve the next one (CKM_ECDSA's
-		// signers): nothing here uses it again.
+		// signers, the digests' hash states): nothing here uses it again.
 		if r, ok := op.signer.(mechanisms.Releaser); ok {
+			r.Release()
+		}
+		if r, ok := op.digester.(mechanisms.Releaser); ok {
 			r.Release()
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log"
 	"runtime"
@@ -104,6 +105,16 @@ func newGoBase() (*goBase, error) {
 				ctr++
 				nonce[4], nonce[5], nonce[6], nonce[7] = byte(ctr), byte(ctr>>8), byte(ctr>>16), byte(ctr>>24)
 				out = aead.Seal(out[:0], nonce, in, nil)
+				return nil
+			}},
+		// SHA-256 over 1 MiB: the hash every module's C_Digest pays, with
+		// no target (the SoftHSM ratio carries it). A module's time above
+		// this row's is what it adds around the hash.
+		{row: goRow{Op: "go-sha256-1m", What: "sha256.Sum256 1 MiB", ModuleOp: "sha256-1m"},
+			f: func() error {
+				if d := sha256.Sum256(in); d == ([sha256.Size]byte{}) {
+					return errors.New("sha256: zero digest")
+				}
 				return nil
 			}},
 		{row: goRow{Op: "go-ml-kem-768-encaps", What: "mlkem.EncapsulationKey768.Encapsulate", ModuleOp: "ml-kem-768-encaps", Target: 0.10},

@@ -80,7 +80,7 @@ func TestSmoke(t *testing.T) {
 	}
 	require.Len(t, rep.Modules, 1)
 	assert.Contains(t, rep.Modules[0].FindSetup, "created 20 data objects")
-	require.Len(t, rep.GoBaseline, 7) // ECDSA, ECDSA ASN.1, AES-GCM, ML-DSA-65 sign and verify, ML-KEM-768 encaps and decaps
+	require.Len(t, rep.GoBaseline, 8) // ECDSA, ECDSA ASN.1, AES-GCM, SHA-256, ML-DSA-65 sign and verify, ML-KEM-768 encaps and decaps
 	for _, g := range rep.GoBaseline {
 		assert.Positive(t, g.OpsPerSec, g.Op)
 		assert.Len(t, g.RoundsOpsPerSec, cfg.roundsFor(opByName(g.ModuleOp)), "%s: a rate in every round of %s", g.Op, g.ModuleOp)
