@@ -150,14 +150,14 @@ $(BUILD)/loginprobe: cmd/p11bench/startprobe/loginprobe.c $(wildcard include/*.h
 # The ECDSA path's driver: the module's C_SignInit + C_Sign against
 # OpenSSL's ECDSA_do_sign in one C process, for callgrind and alternated
 # timings (docs/bench.md, "ECDSA P-256 path (2026-12-07)").
-$(BUILD)/signloop: cmd/p11bench/startprobe/signloop.c $(wildcard include/*.h)
+$(BUILD)/signloop: cmd/p11bench/startprobe/signloop.c cmd/p11bench/startprobe/loopstat.h $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl -pthread
 
 # The digest path's driver: modules' C_DigestInit + C_Digest against
 # libcrypto's SHA256() in one C process, for alternated timings (wall and
 # thread CPU time; docs/bench.md, "SHA-256 1 MiB (2026-12-07)").
-$(BUILD)/digestloop: cmd/p11bench/startprobe/digestloop.c $(wildcard include/*.h)
+$(BUILD)/digestloop: cmd/p11bench/startprobe/digestloop.c cmd/p11bench/startprobe/loopstat.h $(wildcard include/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Werror -Iinclude -o $@ $< -ldl
 

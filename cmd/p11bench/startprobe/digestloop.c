@@ -37,6 +37,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include "pkcs11.h"
+#include "loopstat.h"
 
 #define MAX_SIDES 8
 
@@ -95,37 +96,6 @@ __attribute__((noinline)) int loop_openssl(struct side *sd, long n)
 		free(copy);
 	}
 	return 0;
-}
-
-static double clock_ns(clockid_t c)
-{
-	struct timespec t;
-	clock_gettime(c, &t);
-	return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static double loadavg(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof v[0], cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void noop_handler(int sig) { (void)sig; }

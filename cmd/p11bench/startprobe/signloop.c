@@ -57,6 +57,7 @@
 #include <sys/resource.h>
 #include <time.h>
 #include "pkcs11.h"
+#include "loopstat.h"
 
 typedef struct ec_key_st EC_KEY;
 typedef struct ECDSA_SIG_st ECDSA_SIG;
@@ -139,33 +140,8 @@ __attribute__((noinline)) int loop_openssl(struct worker *w, long n)
 	return 0;
 }
 
-static double clock_ns(clockid_t c)
-{
-	struct timespec t;
-	clock_gettime(c, &t);
-	return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
 static double now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 static double cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
-
-static double loadavg(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 static double tv_ns(struct timeval t) { return t.tv_sec * 1e9 + t.tv_usec * 1e3; }
 
@@ -250,12 +226,6 @@ static int run_cell(int side, int k, long n, struct cell *out)
 	out->proc = (tv_ns(r1.ru_utime) + tv_ns(r1.ru_stime) - tv_ns(r0.ru_utime) - tv_ns(r0.ru_stime)) / (k * n);
 	out->csw = vc * 1000.0 / (k * n), out->icsw = ic * 1000.0 / (k * n);
 	return 0;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof *v, cmp);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /*
@@ -436,8 +406,8 @@ int main(int argc, char **argv)
 			tm += a, to += b, cm += ca, co += cb;
 			ratio[r] = a / b, cratio[r] = ca / cb;
 		}
-		qsort(ratio, rounds, sizeof *ratio, cmp);
-		qsort(cratio, rounds, sizeof *cratio, cmp);
+		qsort(ratio, rounds, sizeof *ratio, cmp_double);
+		qsort(cratio, rounds, sizeof *cratio, cmp_double);
 		printf("wall: module %.0f ns, openssl %.0f ns per signature, median batch ratio openssl/module %.4fx\n"
 		       "thread cpu: module %.0f ns, openssl %.0f ns per signature, median batch ratio openssl/module %.4fx\n"
 		       "(%ld batches of %ld each, alternated; load %.2f -> %.2f)\n",
