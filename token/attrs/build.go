@@ -320,48 +320,44 @@ type Prototypes struct{ m sync.Map }
 // NewPrototypes makes an empty Prototypes for a Policy.
 func NewPrototypes() *Prototypes { return &Prototypes{} }
 
-// newTemplate is a new template of s's identities and defaults under p:
-// the clone of a kept prototype when the defaults are the tables' (the
-// schema keeps it) or p has Prototypes, else made afresh.
-func (s *Schema) newTemplate(p *Policy) Template {
+// prototypeFor is s's prototype of identities and defaults under p: the
+// schema's kept one when the defaults are the tables', p's kept one when p
+// has Prototypes, else one made afresh (kept false: nobody else holds it).
+func (s *Schema) prototypeFor(p *Policy) (pr *prototype, kept bool) {
 	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
 		pr := s.proto.Load()
 		if pr == nil {
 			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
 			pr = s.proto.Load()
 		}
-		return pr.clone()
+		return pr, true
 	}
 	if p.Prototypes == nil {
-		return newPrototype(s, p).t
+		return newPrototype(s, p), false
 	}
-	if pr, ok := p.Prototypes.m.Load(s); ok {
-		return pr.(*prototype).clone()
+	if v, ok := p.Prototypes.m.Load(s); ok {
+		return v.(*prototype), true
 	}
-	pr, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
-	return pr.(*prototype).clone()
+	v, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
+	return v.(*prototype), true
+}
+
+// newTemplate is a new template of s's identities and defaults under p:
+// the clone of a kept prototype, or a fresh one's own map.
+func (s *Schema) newTemplate(p *Policy) Template {
+	pr, kept := s.prototypeFor(p)
+	if !kept {
+		return pr.t
+	}
+	return pr.clone()
 }
 
 // prototypeOf is the template of s's identities and defaults under p,
 // shared: the kept prototype's own map (never written), or one made
 // afresh when p has defaults of its own and no Prototypes.
 func (s *Schema) prototypeOf(p *Policy) Template {
-	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
-		pr := s.proto.Load()
-		if pr == nil {
-			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
-			pr = s.proto.Load()
-		}
-		return pr.t
-	}
-	if p.Prototypes == nil {
-		return newPrototype(s, p).t
-	}
-	if pr, ok := p.Prototypes.m.Load(s); ok {
-		return pr.(*prototype).t
-	}
-	pr, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
-	return pr.(*prototype).t
+	pr, _ := s.prototypeFor(p)
+	return pr.t
 }
 
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
