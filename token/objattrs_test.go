@@ -33,8 +33,7 @@ func TestObjectsSharePrototype(t *testing.T) {
 	m, _ := newToken(t)
 	h := openRW(t, m)
 	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
-	pub, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN},
-		attrs.Template{ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768)}, attrs.Template{})
+	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
 	require.NoError(t, err)
 	read := func(k ck.ULong, a ck.AttributeType) []byte {
 		t.Helper()
