@@ -120,7 +120,7 @@ func (s *sqliteStore) AuditLater(events ...AuditEvent) {
 // that cannot be written is dropped, all of it (nothing half-written); the
 // error says how many events were lost.
 func (s *sqliteStore) FlushAudit() error {
-	if s.queue.Len() == 0 {
+	if s.queue.Settled() == 0 {
 		return nil
 	}
 	_, err := s.commitQueued(func(*txn) error { return nil }, true)

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,4 +106,36 @@ func TestFlushAuditAllocs(t *testing.T) {
 	recsGot, err := s.AuditRecords(DefaultStream, 0, 0)
 	require.NoError(t, err)
 	assert.Len(t, recsGot, 2*len(recs))
+}
+
+// TestFlushAuditWaitsForTakenBatch: a flush that finds the queue empty
+// because another write took its events (the slot's flusher, its
+// transaction not yet committed) waits for that write before it returns:
+// C_CloseSession's flush returning is what lets a process exit without
+// losing a session key's record. Here the other write fails and puts the
+// batch back, and the flush writes it.
+func TestFlushAuditWaitsForTakenBatch(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	q := &s.(*sqliteStore).queue
+	queueRecords(s, [][]byte{flushRecord(0)})
+	taken := q.Take(false) // another write holds the batch
+	require.Len(t, taken, 1)
+
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.(interface{ FlushAudit() error }).FlushAudit() }()
+	select {
+	case err := <-flushed:
+		t.Fatalf("FlushAudit returned (%v) while another write held the queued record", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	q.Done(taken, false, false) // that write failed: the record goes back
+	select {
+	case err := <-flushed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("FlushAudit did not return after the other write ended")
+	}
+	recs, err := s.AuditRecords(DefaultStream, 0, 0)
+	require.NoError(t, err)
+	assert.Len(t, recs, 1, "the record the other write gave back, written by the flush")
 }

@@ -44,18 +44,36 @@ func (q *AuditQueue) Len() int {
 	return len(q.evs)
 }
 
+// Settled waits until no write holds events taken earlier, then returns
+// the number of queued events. A flush asks it, not Len, whether there is
+// anything to write: a batch another thread took and has not committed
+// yet (the slot's flusher, mid-transaction) must be written before the
+// flush returns, or a C_CloseSession that returned could be followed by
+// an exit that loses it.
+func (q *AuditQueue) Settled() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waitHeldLocked()
+	return len(q.evs)
+}
+
+// waitHeldLocked waits, under q.mu, until no write holds taken events.
+func (q *AuditQueue) waitHeldLocked() {
+	if q.cond.L == nil {
+		q.cond.L = &q.mu
+	}
+	for q.held > 0 {
+		q.cond.Wait()
+	}
+}
+
 // Take empties the queue for a write transaction. A flush (flush true)
 // first waits until no write holds events taken earlier.
 func (q *AuditQueue) Take(flush bool) []AuditEvent {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if flush {
-		if q.cond.L == nil {
-			q.cond.L = &q.mu
-		}
-		for q.held > 0 {
-			q.cond.Wait()
-		}
+		q.waitHeldLocked()
 	}
 	if len(q.evs) == 0 {
 		return nil

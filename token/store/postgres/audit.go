@@ -50,7 +50,7 @@ func (s *pgStore) AuditLater(events ...store.AuditEvent) {
 // FlushAudit appends the queued events now, in one transaction; a batch
 // that cannot be written is dropped whole, and the error says so.
 func (s *pgStore) FlushAudit() error {
-	if s.core.queue.Len() == 0 {
+	if s.core.queue.Settled() == 0 {
 		return nil
 	}
 	_, err := s.commitQueued(context.Background(), nil, true)
