@@ -128,6 +128,9 @@ type digester struct {
 	// released: the digester went back to the pool and refuses further
 	// use until the pool hands it out again.
 	released bool
+	// secret: UpdateSecret fed it a key's value; Release drops it
+	// instead of pooling it (SecretDigester).
+	secret bool
 }
 
 // errDigestReleased: a released digester was used (a caller bug).
@@ -139,6 +142,16 @@ func (d *digester) Update(p []byte) error {
 	}
 	d.h.Write(p) // hash.Hash.Write never fails
 	return nil
+}
+
+// UpdateSecret is Update for a key's value (C_DigestKey): the digester
+// will not be pooled again.
+func (d *digester) UpdateSecret(p []byte) error {
+	if d.released {
+		return errDigestReleased
+	}
+	d.secret = true
+	return d.Update(p)
 }
 
 // Sum appends the digest to dst; a released digester appends nothing
@@ -159,14 +172,16 @@ func (d *digester) Size() int {
 
 // Release resets the hash (the token calls it once the operation is over,
 // finished, failed or cancelled) and hands the digester to the next
-// C_DigestInit of its hash.
+// C_DigestInit of its hash, unless it digested a secret (UpdateSecret).
 func (d *digester) Release() {
 	if d.released {
 		return
 	}
 	d.h.Reset()
 	d.released = true
-	d.pool.Put(d)
+	if !d.secret {
+		d.pool.Put(d)
+	}
 }
 
 func newDigest(h crypto.Hash) func(param any) (Digester, error) {

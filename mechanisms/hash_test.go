@@ -148,3 +148,33 @@ func TestDigestRelease(t *testing.T) {
 		e.(Releaser).Release()
 	}
 }
+
+// A digester that digested a secret (C_DigestKey's UpdateSecret) is not
+// pooled: a hash's Reset leaves the tail of its last input in the state's
+// buffer, which would then wait for the next C_DigestInit of any session.
+// Digesters that saw no secret still come back from the pool.
+func TestDigestSecretNotPooled(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef-tail")
+	for _, mt := range []ck.MechanismType{ck.CKM_SHA_1, ck.CKM_SHA256, ck.CKM_SHA512, ck.CKM_SHA3_256} {
+		m, ok := Lookup(mt)
+		require.True(t, ok)
+		secret := map[Digester]bool{}
+		for range 20 {
+			d, err := m.Digest(nil)
+			require.NoError(t, err)
+			require.False(t, secret[d], "%v: a digester that digested a key was handed out again", mt)
+			sd, ok := d.(SecretDigester)
+			require.True(t, ok, "%v: digesters take secrets", mt)
+			require.NoError(t, sd.UpdateSecret(key))
+			d.Sum(nil)
+			d.(Releaser).Release()
+			assert.ErrorIs(t, sd.UpdateSecret(key), ck.CKR_OPERATION_NOT_INITIALIZED, "%v: released", mt)
+			secret[d] = true
+			// A digester without a secret goes back to the pool as before.
+			e, err := m.Digest(nil)
+			require.NoError(t, err)
+			require.False(t, secret[e], "%v: a digester that digested a key was handed out again", mt)
+			e.(Releaser).Release()
+		}
+	}
+}

@@ -252,6 +252,16 @@ type Releaser interface {
 	Release()
 }
 
+// SecretDigester is a Digester that can be told that what it digests is
+// secret: C_DigestKey feeds it a key's value. A hash's Reset leaves up to
+// a block of its last input in the state's buffer, so a digester that saw
+// a secret does not go back to the pool on Release: its memory is left to
+// the collector, as every hash state was before the pool, instead of
+// serving the next C_DigestInit of any session.
+type SecretDigester interface {
+	UpdateSecret(p []byte) error
+}
+
 // Verifier is one verification operation.
 type Verifier interface {
 	Update(p []byte) error

@@ -10,6 +10,7 @@ import (
 
 	"gohsm/internal/ck"
 	"gohsm/internal/testenv"
+	"gohsm/token/attrs"
 )
 
 // TestDigestAllocs: C_DigestInit + C_Digest allocates nothing once the
@@ -97,4 +98,33 @@ func TestDigestStateIsFresh(t *testing.T) {
 	require.NoError(t, m.CloseSession(c))
 	check(a, "after a session closed mid-digest")
 	check(b, "another session after a session closed mid-digest")
+}
+
+// TestDigestKeyStateNotPooled: a hash state that digested a key's value
+// (C_DigestKey) is not pooled for the next C_DigestInit
+// (mechanisms.SecretDigester), so each such digest makes a new state
+// where a digest without a key allocates nothing (TestDigestAllocs).
+func TestDigestKeyStateNotPooled(t *testing.T) {
+	testenv.NoAllocCount(t)
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	key, err := m.CreateObject(h, attrs.Template{
+		ck.CKA_CLASS: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY)), ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_GENERIC_SECRET)),
+		ck.CKA_VALUE: []byte("a key whose tail stays in the block buffer"), ck.CKA_SENSITIVE: attrs.Bool(false), ck.CKA_EXTRACTABLE: attrs.Bool(true)})
+	require.NoError(t, err)
+	out := Out{Buf: make([]byte, 32)}
+	digestKey := func() {
+		if err := m.DigestInit(h, Mechanism{Type: ck.CKM_SHA256}); err != nil {
+			panic(err)
+		}
+		if err := m.DigestKey(h, key); err != nil {
+			panic(err)
+		}
+		if _, err := m.DigestFinal(h, out); err != nil {
+			panic(err)
+		}
+	}
+	digestKey()
+	assert.NotZero(t, testing.AllocsPerRun(50, digestKey), "the state that digested the key served the next C_DigestInit")
 }

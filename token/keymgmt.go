@@ -551,5 +551,9 @@ func (m *Module) DigestKey(h, keyH ck.ULong) (err error) {
 		// the spec's CKR_KEY_INDIGESTIBLE, refuse keys that may not leave.
 		return fmt.Errorf("token: key %d is not extractable: %w", keyH, ck.CKR_KEY_INDIGESTIBLE)
 	}
+	if sd, ok := op.digester.(mechanisms.SecretDigester); ok {
+		// Not pooled afterwards: the state's buffer may keep the key's tail.
+		return sd.UpdateSecret(o.attrs.Bytes(ck.CKA_VALUE))
+	}
 	return op.digester.Update(o.attrs.Bytes(ck.CKA_VALUE))
 }
