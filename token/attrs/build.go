@@ -571,7 +571,11 @@ func completeSecret(s *Schema, obj builder) error {
 		return fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
 	}
 	if _, ok := s.table()[ck.CKA_CHECK_VALUE]; ok {
-		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
+		// An Attrs being built computes it on its first read unless the
+		// template gave one, which must match now.
+		if x, ok := obj.(*Attrs); ok && !x.Has(ck.CKA_CHECK_VALUE) {
+			x.setLazyCheck(s.KeyType, v)
+		} else if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
 			return err
 		}
 	}
