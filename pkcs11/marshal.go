@@ -130,18 +130,26 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 		return nil, err
 	}
 	t := make(attrs.Template, len(as))
+	if err := templateInto(t, as); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// templateInto decodes as into t, an empty map.
+func templateInto(t attrs.Template, as []C.CK_ATTRIBUTE) error {
 	total := 0
 	for _, a := range as {
 		if isNestedTemplate(ck.AttributeType(a._type)) {
 			v, err := nestedTemplate(a)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			t[ck.AttributeType(a._type)] = v
 			continue
 		}
 		if err := checkCopyIn(C.CK_BYTE_PTR(a.pValue), a.ulValueLen); err != nil {
-			return nil, err
+			return err
 		}
 		total += int(a.ulValueLen)
 	}
@@ -164,7 +172,7 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 		buf = append(buf, v...)
 		t[ck.AttributeType(a._type)] = buf[i:len(buf):len(buf)]
 	}
-	return t, nil
+	return nil
 }
 
 // checkCopyIn is copyIn's checks without the copy.
