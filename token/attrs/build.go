@@ -154,10 +154,11 @@ func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech
 		return Attrs{}, err
 	}
 	// Room for the template's values other than the identities (which the
-	// prototype holds) and the few the operation and the key material add
-	// (CKA_LOCAL..., CKA_VALUE, CKA_CHECK_VALUE, CKA_VALUE_LEN,
-	// CKA_UNIQUE_ID): one allocation.
-	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, given+8)}
+	// prototype holds) and the seven a secret key's operation and material
+	// add (CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
+	// CKA_NEVER_EXTRACTABLE, CKA_VALUE, CKA_VALUE_LEN, CKA_UNIQUE_ID; its
+	// CKA_CHECK_VALUE is computed when read): one allocation.
+	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, given+7)}
 	if err := fill(p, s, op, keyType, mech, t, x); err != nil {
 		return Attrs{}, err
 	}
