@@ -150,3 +150,19 @@ func TestKEMTemplatePooled(t *testing.T) {
 	})
 	require.LessOrEqual(t, allocs, 1.0, "allocations per KEM template")
 }
+
+// BenchmarkKEMTemplate: the same template as C_EncapsulateKey and
+// C_DecapsulateKey decode it, into a reused map.
+func BenchmarkKEMTemplate(b *testing.B) {
+	a := &cArena{}
+	defer a.free()
+	kp := kemKeyTemplateC(a)
+	b.ReportAllocs()
+	for b.Loop() {
+		tm, pooled, err := kemTemplateAt(kp, 6)
+		if err != nil {
+			b.Fatal(err)
+		}
+		releaseKEMTemplate(tm, pooled)
+	}
+}
