@@ -6,12 +6,50 @@ package pkcs11
 import "C"
 
 import (
+	"sync"
+
 	"gohsm/internal/ck"
+	"gohsm/token/attrs"
 )
 
-// The PKCS #11 3.2 key encapsulation functions (v3.2 section 5.18):
-// C_EncapsulateKey and C_DecapsulateKey, reached through the 3.2 function
-// list.
+// kemTemplates holds the maps C_EncapsulateKey and C_DecapsulateKey decode
+// the caller's template into, reused from call to call: the token keeps
+// no reference to the map (Module.EncapsulateKey, DecapsulateKey), and a
+// map of a few attributes is a header and one group (336 bytes, two
+// allocations) per call otherwise. The values are copied as for any
+// template (template): the map is all that is reused.
+var kemTemplates = sync.Pool{New: func() any { return make(attrs.Template, maxPooledTemplate) }}
+
+// maxPooledTemplate: a template of more attributes is decoded into a map
+// of its own, so that no pooled map keeps a large table.
+const maxPooledTemplate = 8
+
+// kemTemplate decodes a caller's template for a KEM call, into a pooled
+// map when pooled (releaseKEMTemplate gives it back once the token has
+// returned).
+func kemTemplate(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (t attrs.Template, pooled bool, err error) {
+	as, err := attrSlice(p, n)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(as) > maxPooledTemplate {
+		t, err := template(p, n)
+		return t, false, err
+	}
+	t = kemTemplates.Get().(attrs.Template)
+	if err := templateInto(t, as); err != nil {
+		releaseKEMTemplate(t, true)
+		return nil, false, err
+	}
+	return t, true, nil
+}
+
+func releaseKEMTemplate(t attrs.Template, pooled bool) {
+	if pooled {
+		clear(t)
+		kemTemplates.Put(t)
+	}
+}
 
 //export go_EncapsulateKey
 func go_EncapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPublicKey C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulAttributeCount C.CK_ULONG, pCiphertext C.CK_BYTE_PTR, pulCiphertextLen C.CK_ULONG_PTR, phKey C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
@@ -27,10 +65,11 @@ func go_EncapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPu
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
 	}
-	t, err := template(pTemplate, ulAttributeCount)
+	t, pooled, err := kemTemplate(pTemplate, ulAttributeCount)
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
 	}
+	defer releaseKEMTemplate(t, pooled)
 	out, err := outBuf(pCiphertext, pulCiphertextLen)
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
@@ -61,10 +100,11 @@ func go_DecapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPr
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)
 	}
-	t, err := template(pTemplate, ulAttributeCount)
+	t, pooled, err := kemTemplate(pTemplate, ulAttributeCount)
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)
 	}
+	defer releaseKEMTemplate(t, pooled)
 	k, err := m.DecapsulateKey(ck.ULong(h), mech, ck.ULong(hPrivateKey), t, ct)
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)

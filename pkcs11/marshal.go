@@ -72,8 +72,8 @@ func view(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, error) {
 // copyIn copies a small caller buffer (PINs, labels, parameters) that the
 // token layer may keep.
 func copyIn(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, error) {
-	if n > maxCopyIn {
-		return nil, fmt.Errorf("pkcs11: input of %d bytes (at most %d): %w", n, maxCopyIn, errArgs)
+	if err := checkCopyIn(p, n); err != nil {
+		return nil, err
 	}
 	v, err := view(p, n)
 	if err != nil {
@@ -119,32 +119,69 @@ func attrSlice(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]C.CK_ATTRIBUTE, error) {
 	return unsafe.Slice(p, int(n)), nil
 }
 
-// template copies a caller's template into a Template.
+// template copies a caller's template into a Template. The values are
+// checked first, in the template's order, and then copied into one buffer
+// (each value capped at its length, so an append copies it; no code
+// writes into an attribute's value): one allocation for the values of a
+// template where there was one per value (6 for p11bench's ML-KEM key).
 func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 	as, err := attrSlice(p, n)
 	if err != nil {
 		return nil, err
 	}
 	t := make(attrs.Template, len(as))
+	if err := templateInto(t, as); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// templateInto decodes as into t, an empty map.
+func templateInto(t attrs.Template, as []C.CK_ATTRIBUTE) error {
+	total := 0
 	for _, a := range as {
 		if isNestedTemplate(ck.AttributeType(a._type)) {
 			v, err := nestedTemplate(a)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			t[ck.AttributeType(a._type)] = v
 			continue
 		}
-		v, err := copyIn(C.CK_BYTE_PTR(a.pValue), a.ulValueLen)
-		if err != nil {
-			return nil, err
+		if err := checkCopyIn(C.CK_BYTE_PTR(a.pValue), a.ulValueLen); err != nil {
+			return err
 		}
-		if v == nil {
-			v = []byte{}
-		}
-		t[ck.AttributeType(a._type)] = v
+		total += int(a.ulValueLen)
 	}
-	return t, nil
+	var buf []byte
+	if total > 0 {
+		buf = make([]byte, 0, total)
+	}
+	for _, a := range as {
+		if isNestedTemplate(ck.AttributeType(a._type)) {
+			continue
+		}
+		// A later value of a type given twice replaces the earlier, as
+		// before; the earlier's bytes stay unused in buf.
+		v, _ := view(C.CK_BYTE_PTR(a.pValue), a.ulValueLen)
+		if len(v) == 0 {
+			t[ck.AttributeType(a._type)] = []byte{} // present, empty: not nil
+			continue
+		}
+		i := len(buf)
+		buf = append(buf, v...)
+		t[ck.AttributeType(a._type)] = buf[i:len(buf):len(buf)]
+	}
+	return nil
+}
+
+// checkCopyIn is copyIn's checks without the copy.
+func checkCopyIn(p C.CK_BYTE_PTR, n C.CK_ULONG) error {
+	if n > maxCopyIn {
+		return fmt.Errorf("pkcs11: input of %d bytes (at most %d): %w", n, maxCopyIn, errArgs)
+	}
+	_, err := view(p, n)
+	return err
 }
 
 // isNestedTemplate: attributes whose value is itself a CK_ATTRIBUTE array

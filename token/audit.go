@@ -162,8 +162,13 @@ func (s *Slot) auditLaterLocked(hsm int, se *Session, e audit.Event) {
 	// Completed now (time, session, actor), encoded when written: the
 	// JSON encoding leaves the caller's path for the flush's.
 	s.completeEvent(se, &e)
+	// A copy the closure captures by value (an Event is 128 bytes, the
+	// most Go captures so): one allocation for the closure and the event,
+	// where capturing e, whose address completeEvent took, moved e to the
+	// heap on its own.
+	ev := e
 	s.st.AuditLater(store.AuditEvent{Stream: streamOf(hsm), Fill: func([]int64) ([]byte, error) {
-		return encodeEvent(s, e), nil
+		return encodeEvent(s, ev), nil
 	}})
 	s.armAuditFlush()
 }

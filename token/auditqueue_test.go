@@ -195,3 +195,25 @@ func TestAuditQueueFailedBatch(t *testing.T) {
 	assert.Len(t, recs, n+1, "only the token key's record: the batch is gone whole")
 	assert.Equal(t, -1, keyEventOf(recs, audit.CN_DERIVE_KEY, sk))
 }
+
+// TestAuditLaterOneAllocation: queueing a session key's record on the
+// caller's path takes one allocation, the closure that encodes it later
+// with the event in it (the store's AuditLater takes one event, not a
+// variadic slice that the interface call moved to the heap; the event is
+// not moved to the heap apart from the closure): 3 before.
+func TestAuditLaterOneAllocation(t *testing.T) {
+	holdAuditFlush(t)
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	s, err := m.Slot(3)
+	require.NoError(t, err)
+	se, err := m.session(h)
+	require.NoError(t, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	allocs := testing.AllocsPerRun(200, func() {
+		s.auditLaterLocked(-1, se, keyEvent(audit.CN_DERIVE_KEY, 7, 0, audit.RespSuccess))
+	})
+	require.LessOrEqual(t, allocs, 1.0, "allocations per queued record")
+}

@@ -70,7 +70,7 @@ func (b brokenStore) UpgradeKeys([]byte, []store.UserRecord, []store.ObjectRecor
 
 func (b brokenStore) Audited(...store.AuditEvent) store.Store { return b }
 func (b brokenStore) Audit(...store.AuditEvent) error         { return b.err }
-func (b brokenStore) AuditLater(...store.AuditEvent)          {}
+func (b brokenStore) AuditLater(store.AuditEvent)             {}
 func (b brokenStore) FlushAudit() error                       { return nil }
 func (b brokenStore) AuditKey() ([]byte, error)               { return nil, b.err }
 func (b brokenStore) AuditStreams() ([]string, error)         { return nil, b.err }

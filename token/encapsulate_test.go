@@ -276,3 +276,53 @@ func TestMLKEMImport(t *testing.T) {
 	})
 	requireRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 }
+
+// TestKEMKeepsNoTemplate: EncapsulateKey and DecapsulateKey keep no
+// reference to the caller's template map or its values once they return
+// (the boundary reuses the map for the next call: pkcs11/kem.go): the
+// new keys' attributes stay as made when the map and its values are
+// overwritten, and its entries deleted, afterwards.
+func TestKEMKeepsNoTemplate(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
+	require.NoError(t, err)
+	types := []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ENCRYPT, ck.CKA_SENSITIVE, ck.CKA_KEY_TYPE, ck.CKA_CHECK_VALUE, ck.CKA_VALUE_LEN}
+	newTmpl := func() attrs.Template {
+		return attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_ENCRYPT: attrs.Bool(true),
+			ck.CKA_SENSITIVE: attrs.Bool(true), ck.CKA_LABEL: []byte("kem key")}
+	}
+	scribble := func(tm attrs.Template) {
+		for a, v := range tm {
+			for i := range v {
+				v[i] ^= 0xff
+			}
+			tm[a] = []byte("scribbled")
+		}
+		tm[ck.CKA_DECRYPT] = attrs.Bool(true)
+		delete(tm, ck.CKA_LABEL)
+	}
+	read := func(k ck.ULong) [][]byte {
+		res, err := m.GetAttributeValue(h, k, types)
+		require.NoError(t, err)
+		out := make([][]byte, len(res))
+		for i, r := range res {
+			out[i] = append([]byte(nil), r.Value...)
+		}
+		return out
+	}
+	ct := make([]byte, 2048)
+	te := newTmpl()
+	n, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, te, Out{Buf: ct})
+	require.NoError(t, err)
+	td := newTmpl()
+	dk, err := m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, td, ct[:n])
+	require.NoError(t, err)
+	before := [][][]byte{read(ek), read(dk)}
+	require.Equal(t, []byte("kem key"), before[0][0])
+	require.Equal(t, before[0][4], before[1][4], "the two keys' check values")
+	scribble(te)
+	scribble(td)
+	require.Equal(t, before, [][][]byte{read(ek), read(dk)})
+}

@@ -254,7 +254,7 @@ var uniqueIDs = sync.OnceValue(func() *uniqueIDGen {
 // uniqueIDsStarted records that uniqueIDs ran (TestUniqueIDsLazy).
 var uniqueIDsStarted atomic.Bool
 
-func newUniqueID() string { return uniqueIDs().next() }
+func newUniqueID() []byte { return uniqueIDs().next() }
 
 // uniqueIDGen makes CKA_UNIQUE_IDs: 16 bytes in hex, a sequence number
 // (8 bytes, big-endian) from a random start, then 8 random bytes. Two IDs
@@ -280,11 +280,13 @@ func newUniqueIDGen() *uniqueIDGen {
 	return g
 }
 
-func (g *uniqueIDGen) next() string {
-	b := make([]byte, 16)
-	binary.BigEndian.PutUint64(b, g.seq.Add(1))
+// next returns a new ID as the attribute's value: its 32 hex digits, in
+// the one allocation the object keeps (the 16 bytes stay on the stack).
+func (g *uniqueIDGen) next() []byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], g.seq.Add(1))
 	rand.Read(b[8:])
-	return hex.EncodeToString(b)
+	return hex.AppendEncode(make([]byte, 0, 2*len(b)), b[:])
 }
 
 // addObjectLocked stores a validated, complete attribute set as a new
@@ -497,14 +499,15 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.Ob
 	if s.login != nil && s.login.role == store.RoleCU {
 		owner = s.login.user
 	}
-	uid := newUniqueID()
-	full.Put(ck.CKA_UNIQUE_ID, []byte(uid))
+	uidv := newUniqueID()
+	full.Put(ck.CKA_UNIQUE_ID, uidv)
 	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
 		alwaysAuth: needsContextLogin(class, &full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil
 	}
+	uid := string(uidv)
 	rec := store.ObjectRecord{UniqueID: uid, Owner: owner, Private: priv, Attrs: map[ck.AttributeType][]byte{}, Sealed: map[ck.AttributeType][]byte{}}
 	for t, v := range o.attrs.All() {
 		if !attrs.IsSecret(class, keyType, t) {

@@ -23,7 +23,7 @@ func TestUniqueIDsAscend(t *testing.T) {
 	seen := map[string]bool{}
 	prev := ""
 	for range 1000 {
-		id := g.next()
+		id := string(g.next())
 		b, err := hex.DecodeString(id)
 		require.NoError(t, err)
 		require.Len(t, b, 16)
@@ -33,7 +33,7 @@ func TestUniqueIDsAscend(t *testing.T) {
 	}
 	other := newUniqueIDGen()
 	for range 1000 {
-		id := other.next()
+		id := string(other.next())
 		require.False(t, seen[id], id)
 		seen[id] = true
 	}
@@ -67,7 +67,7 @@ func TestUniqueIDsLazy(t *testing.T) {
 	var wg sync.WaitGroup
 	ids := make([]string, n)
 	for i := range ids {
-		wg.Go(func() { ids[i] = newUniqueID() })
+		wg.Go(func() { ids[i] = string(newUniqueID()) })
 	}
 	wg.Wait()
 	seqs := make([]uint64, n)

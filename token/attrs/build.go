@@ -132,7 +132,7 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 
 // BuildWith is Build under a profile's Policy (nil: the tables' rules).
 func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
-	s, err := checkBuild(p, op, class, keyType, t)
+	s, _, err := checkBuild(p, op, class, keyType, t)
 	if err != nil {
 		return nil, err
 	}
@@ -149,77 +149,84 @@ func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech 
 // BuildAttrs is BuildWith making an Attrs: the schema's prototype under p,
 // shared, and over it only the values that differ from it.
 func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Attrs, error) {
-	s, err := checkBuild(p, op, class, keyType, t)
+	s, given, err := checkBuild(p, op, class, keyType, t)
 	if err != nil {
 		return Attrs{}, err
 	}
-	// Room for the template's values and the few the operation and the
-	// key material add (CKA_LOCAL..., CKA_VALUE, CKA_CHECK_VALUE,
-	// CKA_VALUE_LEN, CKA_UNIQUE_ID): one allocation.
-	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, len(t)+8)}
+	// Room for the template's values other than the identities (which the
+	// prototype holds) and the seven a secret key's operation and material
+	// add (CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
+	// CKA_NEVER_EXTRACTABLE, CKA_VALUE, CKA_VALUE_LEN, CKA_UNIQUE_ID; its
+	// CKA_CHECK_VALUE is computed when read): one allocation.
+	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, given+7)}
 	if err := fill(p, s, op, keyType, mech, t, x); err != nil {
 		return Attrs{}, err
 	}
 	return *x, nil
 }
 
-// checkBuild applies the rules of a creating operation to template t.
-func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template) (*Schema, error) {
+// checkBuild applies the rules of a creating operation to template t, and
+// counts t's attributes that are not identities of the schema (those
+// fill may keep).
+func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template) (_ *Schema, given int, _ error) {
 	rules, ok := creating[op]
 	if !ok {
-		return nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
+		return nil, 0, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
 	}
 	s, err := lookup(class, keyType)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !slices.Contains(classOps[class], op) {
-		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
+		return nil, 0, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	// Sorted in a buffer on the stack: a caller's template is small.
 	var buf [16]ck.AttributeType
 	for _, a := range t.appendTypes(buf[:0]) {
 		row, ok := p.has(s, a)
 		if !ok {
-			return nil, p.foreign(s, a)
+			return nil, 0, p.foreign(s, a)
 		}
 		v := t[a]
 		if err := checkEncoding(row, v); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if !row.Has(Identity) && !row.readOnly() {
 			if err := p.checkGiven(s, a, v, true); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
+		}
+		if !row.Has(Identity) {
+			given++
 		}
 		switch {
 		case row.Has(Identity):
 			if want := s.identity(a); !bytes.Equal(v, want) {
-				return nil, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
+				return nil, 0, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 		case row.readOnly():
-			return nil, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, 0, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		case row.Flags&rules.not != 0:
-			return nil, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
+			return nil, 0, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
 		case row.Has(SOOnly) && v[0] == 1:
-			return nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, 0, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 	}
 	if rules.must != 0 {
 		for _, row := range s.sorted() {
 			if row.Has(rules.must) && !row.Has(Identity) {
 				if _, ok := t[row.Type]; !ok {
-					return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+					return nil, 0, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 				}
 			}
 		}
 	}
 	for _, a := range p.required(s, op) {
 		if _, ok := t[a]; !ok {
-			return nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+			return nil, 0, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 	}
-	return s, nil
+	return s, given, nil
 }
 
 // builder is what a new object's attributes are built in: a Template (a
@@ -565,7 +572,11 @@ func completeSecret(s *Schema, obj builder) error {
 		return fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
 	}
 	if _, ok := s.table()[ck.CKA_CHECK_VALUE]; ok {
-		if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
+		// An Attrs being built computes it on its first read unless the
+		// template gave one, which must match now.
+		if x, ok := obj.(*Attrs); ok && !x.Has(ck.CKA_CHECK_VALUE) {
+			x.setLazyCheck(s.KeyType, v)
+		} else if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sync"
 
 	"gohsm/internal/ck"
 )
@@ -57,10 +58,53 @@ type Value struct {
 type Attrs struct {
 	base Template
 	own  []Value
-	// mask has bit a%64 set for each attribute a in own: a read of an
-	// attribute own lacks (most reads: the defaults) goes straight to
-	// base, without scanning own.
+	// mask has bit a%64 set for each attribute a in own, and for
+	// CKA_CHECK_VALUE when check is set: a read of an attribute own lacks
+	// (most reads: the defaults) goes straight to base, without scanning
+	// own.
 	mask uint64
+	// check, when set, is the secret key's CKA_CHECK_VALUE, computed on
+	// its first read (neither own nor base has the attribute then).
+	check *lazyCheck
+}
+
+// lazyCheck is a secret key's CKA_CHECK_VALUE, computed from its
+// CKA_VALUE on the first read of any reader (Get, All, Template: the
+// attribute reads, find by template, copy, the store's record of a token
+// object) and the same bytes for every read after. An AES key's check
+// value takes a key schedule (a 512-byte allocation) and one block: most
+// session keys (C_EncapsulateKey's, C_GenerateKey's) are used and
+// destroyed without anyone reading it (docs/bench.md "ML-KEM-768: the
+// caller's path, second pass").
+type lazyCheck struct {
+	once    sync.Once
+	keyType ck.KeyType
+	value   []byte // the key's CKA_VALUE, the Attrs' own: never written
+	v       []byte
+}
+
+func (c *lazyCheck) get() []byte {
+	c.once.Do(func() { c.v = CheckValue(c.keyType, c.value) })
+	return c.v
+}
+
+// setLazyCheck makes the Attrs' CKA_CHECK_VALUE the check value of key
+// type keyType of value (the Attrs' own CKA_VALUE), computed when first
+// read. The Attrs must have no CKA_CHECK_VALUE.
+func (x *Attrs) setLazyCheck(keyType ck.KeyType, value []byte) {
+	x.check = &lazyCheck{keyType: keyType, value: value}
+	x.mask |= 1 << (ck.CKA_CHECK_VALUE % 64)
+}
+
+// materializeCheck turns a lazy CKA_CHECK_VALUE into an own value (before
+// CKA_VALUE or CKA_CHECK_VALUE is replaced while the Attrs is built: the
+// check value is the one of the value it was completed with, as when it
+// was computed at once).
+func (x *Attrs) materializeCheck() {
+	if c := x.check; c != nil {
+		x.check = nil
+		x.set(ck.CKA_CHECK_VALUE, c.get())
+	}
 }
 
 // FromTemplate makes an Attrs of t, which the caller gives up: nothing may
@@ -72,6 +116,9 @@ func (x *Attrs) Get(a ck.AttributeType) ([]byte, bool) {
 	if x.mask&(1<<(a%64)) == 0 {
 		v, ok := x.base[a]
 		return v, ok
+	}
+	if a == ck.CKA_CHECK_VALUE && x.check != nil {
+		return x.check.get(), true
 	}
 	for i := range x.own {
 		if t := x.own[i].Type; t >= a {
@@ -126,6 +173,9 @@ func (x *Attrs) ownIndex(a ck.AttributeType) (int, bool) {
 // equal to base's is not kept: the object reads base's copy of the same
 // bytes (values are never written into, so the two cannot come apart).
 func (x *Attrs) set(a ck.AttributeType, v []byte) {
+	if x.check != nil && (a == ck.CKA_VALUE || a == ck.CKA_CHECK_VALUE) {
+		x.materializeCheck()
+	}
 	i, found := x.ownIndex(a)
 	d, inBase := x.base[a]
 	same := inBase && bytes.Equal(d, v) && (d == nil) == (v == nil)
@@ -135,6 +185,9 @@ func (x *Attrs) set(a ck.AttributeType, v []byte) {
 		x.mask = 0
 		for _, o := range x.own {
 			x.mask |= 1 << (o.Type % 64)
+		}
+		if x.check != nil {
+			x.mask |= 1 << (ck.CKA_CHECK_VALUE % 64)
 		}
 	case found:
 		x.own[i].V = v
@@ -151,6 +204,9 @@ func (x *Attrs) Len() int {
 		if _, ok := x.base[v.Type]; !ok {
 			n++
 		}
+	}
+	if x.check != nil {
+		n++ // neither base nor own has it
 	}
 	return n
 }
@@ -172,6 +228,9 @@ func (x *Attrs) All() iter.Seq2[ck.AttributeType, []byte] {
 				return
 			}
 		}
+		if x.check != nil {
+			yield(ck.CKA_CHECK_VALUE, x.check.get())
+		}
 	}
 }
 
@@ -179,13 +238,16 @@ func (x *Attrs) All() iter.Seq2[ck.AttributeType, []byte] {
 // (a reader's view, or the start of a changed object's attributes: a
 // change replaces a value, never writes into one).
 func (x *Attrs) Template() Template {
-	if len(x.own) == 0 {
+	if len(x.own) == 0 && x.check == nil {
 		return maps.Clone(x.base)
 	}
-	t := make(Template, len(x.base)+len(x.own))
+	t := make(Template, len(x.base)+len(x.own)+1)
 	maps.Copy(t, x.base)
 	for _, v := range x.own {
 		t[v.Type] = v.V
+	}
+	if x.check != nil {
+		t[ck.CKA_CHECK_VALUE] = x.check.get()
 	}
 	return t
 }

@@ -108,12 +108,12 @@ func (s *sqliteStore) Audit(events ...AuditEvent) error {
 	return s.Audited(events...).(*sqliteStore).write(func(*txn) error { return nil })
 }
 
-// AuditLater queues events for this opening's next write, which appends
-// them before its own, or for FlushAudit (AuditQueue): events about
-// objects the store never holds (session keys), whose record may wait for
-// the next write instead of taking a commit of its own.
-func (s *sqliteStore) AuditLater(events ...AuditEvent) {
-	s.queue.Add(events...)
+// AuditLater queues an event for this opening's next write, which appends
+// it before its own, or for FlushAudit (AuditQueue): events about objects
+// the store never holds (session keys), whose record may wait for the
+// next write instead of taking a commit of its own.
+func (s *sqliteStore) AuditLater(ev AuditEvent) {
+	s.queue.Add(ev)
 }
 
 // FlushAudit appends the queued events now, in one transaction. A batch

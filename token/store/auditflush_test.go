@@ -21,7 +21,7 @@ func flushRecord(i int) []byte {
 // queueRecords queues n records the way the token does (AuditLater with a
 // Fill closure), made before the timer runs.
 func queueRecords(s Store, recs [][]byte) {
-	q := s.(interface{ AuditLater(...AuditEvent) })
+	q := s.(interface{ AuditLater(AuditEvent) })
 	for _, r := range recs {
 		q.AuditLater(AuditEvent{Fill: func([]int64) ([]byte, error) { return r, nil }})
 	}

@@ -249,10 +249,12 @@ type Store interface {
 	// transaction; Audit appends events alone (audit.go).
 	Audited(events ...AuditEvent) Store
 	Audit(events ...AuditEvent) error
-	// AuditLater queues events for this opening's next write, which
-	// appends them before its own, and FlushAudit writes the queue alone,
-	// in one transaction (AuditQueue).
-	AuditLater(events ...AuditEvent)
+	// AuditLater queues an event for this opening's next write, which
+	// appends it before its own, and FlushAudit writes the queue alone,
+	// in one transaction (AuditQueue). One event a call: a variadic
+	// argument through this interface would be a heap allocation per
+	// session key on the caller's path.
+	AuditLater(ev AuditEvent)
 	FlushAudit() error
 	// Readers of the audit log and its rotation (audit.go).
 	AuditKey() ([]byte, error)

@@ -41,10 +41,10 @@ func (s *pgStore) Audit(events ...store.AuditEvent) error {
 	return wrapErr("audit", v.write(nil))
 }
 
-// AuditLater queues events for this opening's next write, or FlushAudit
+// AuditLater queues an event for this opening's next write, or FlushAudit
 // (store.AuditQueue).
-func (s *pgStore) AuditLater(events ...store.AuditEvent) {
-	s.core.queue.Add(events...)
+func (s *pgStore) AuditLater(ev store.AuditEvent) {
+	s.core.queue.Add(ev)
 }
 
 // FlushAudit appends the queued events now, in one transaction; a batch

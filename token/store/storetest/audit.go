@@ -241,7 +241,9 @@ func testAuditLater(t *testing.T, b Backend) {
 	for i := range 70 {
 		runs = append(runs, ev(fmt.Sprint("run c ", i)))
 	}
-	s.AuditLater(runs...)
+	for _, r := range runs {
+		s.AuditLater(r)
+	}
 	require.NoError(t, s.FlushAudit())
 	got = records()
 	require.Len(t, got, 4+37+370)

@@ -1,0 +1,168 @@
+package pkcs11
+
+import (
+	"encoding/binary"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"gohsm/internal/ck"
+	"gohsm/token/attrs"
+)
+
+// attrArray lays out a CK_ATTRIBUTE array in C memory: each value in a
+// block of its own (nil: pValue NULL with length 0).
+func attrArray(a *cArena, types []ck.AttributeType, values [][]byte) unsafe.Pointer {
+	p := a.alloc(len(types)*int(attrLayout.size), nil)
+	for i, t := range types {
+		at := unsafe.Add(p, uintptr(i)*attrLayout.size)
+		putWord(at, 0, uint64(t))
+		if values[i] != nil {
+			putWord(at, attrLayout.fields[0].ptr, uint64(uintptr(a.alloc(len(values[i]), values[i]))))
+		}
+		putWord(at, attrLayout.fields[0].n, uint64(len(values[i])))
+	}
+	return p
+}
+
+func ulongBytes(v ck.ULong) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
+
+// kemKeyTemplateC is p11bench's template of the key C_EncapsulateKey and
+// C_DecapsulateKey make (cmd/p11bench setup.go, kemSecretAttrs).
+func kemKeyTemplateC(a *cArena) unsafe.Pointer {
+	return attrArray(a,
+		[]ck.AttributeType{ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_TOKEN, ck.CKA_SENSITIVE, ck.CKA_ENCRYPT, ck.CKA_DECRYPT},
+		[][]byte{ulongBytes(ck.ULong(ck.CKO_SECRET_KEY)), ulongBytes(ck.ULong(ck.CKK_AES)), {0}, {1}, {1}, {1}})
+}
+
+// TestTemplateOneBuffer: a template's values are copied into one buffer,
+// each capped at its length (an append cannot reach the next value), not
+// aliasing the caller's memory; an empty value is present and not nil; a
+// type given twice keeps the later value. Decoding p11bench's ML-KEM key
+// template takes 3 allocations (the map, its group, the values) where one
+// per value made 8.
+func TestTemplateOneBuffer(t *testing.T) {
+	a := &cArena{}
+	defer a.free()
+	p := attrArray(a,
+		[]ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID, ck.CKA_ENCRYPT, ck.CKA_LABEL, ck.CKA_SUBJECT},
+		[][]byte{[]byte("first"), nil, {1}, []byte("second"), {}})
+	tm, err := decodeTemplateAt(p, 5)
+	require.NoError(t, err)
+	a.scribble()
+	require.Equal(t, attrs.Template{
+		ck.CKA_LABEL: []byte("second"), ck.CKA_ID: {}, ck.CKA_ENCRYPT: {1}, ck.CKA_SUBJECT: {},
+	}, tm)
+	for typ, v := range tm {
+		require.NotNil(t, v, "%v", typ)
+		require.Equal(t, len(v), cap(v), "%v is not capped", typ)
+	}
+	// Appending to one value leaves the others as they were.
+	_ = append(tm[ck.CKA_ENCRYPT], 'x')
+	require.Equal(t, []byte("second"), tm[ck.CKA_LABEL])
+
+	kp := kemKeyTemplateC(a)
+	kt, err := decodeTemplateAt(kp, 6)
+	require.NoError(t, err)
+	require.Len(t, kt, 6)
+	require.Equal(t, []byte{1}, kt[ck.CKA_SENSITIVE])
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := decodeTemplateAt(kp, 6); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.LessOrEqual(t, allocs, 3.0, "allocations per decoded 6-attribute template")
+}
+
+// TestTemplateBadValueFirst: with the values checked before any is
+// copied, the first bad value in the template's order is still the one
+// reported, and a NULL value with a length is CKR_ARGUMENTS_BAD.
+func TestTemplateBadValueFirst(t *testing.T) {
+	a := &cArena{}
+	defer a.free()
+	p := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID}, [][]byte{[]byte("ok"), nil})
+	at := unsafe.Add(p, attrLayout.size)
+	putWord(at, attrLayout.fields[0].n, 4) // CKA_ID: NULL, 4 bytes
+	_, err := decodeTemplateAt(p, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	require.Contains(t, err.Error(), "NULL buffer of 4 bytes")
+	putWord(at, attrLayout.fields[0].n, maxCopyIn+1)
+	_, err = decodeTemplateAt(p, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	require.Contains(t, err.Error(), "at most")
+}
+
+// BenchmarkTemplate: the boundary's decoding of p11bench's ML-KEM key
+// template (docs/bench.md, "ML-KEM-768: the caller's path, second pass").
+func BenchmarkTemplate(b *testing.B) {
+	a := &cArena{}
+	defer a.free()
+	kp := kemKeyTemplateC(a)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeTemplateAt(kp, 6); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestKEMTemplatePooled: C_EncapsulateKey's and C_DecapsulateKey's
+// template is decoded into a reused map: one allocation per call (the
+// values) for p11bench's 6-attribute template where a map of its own made
+// three; a reused map holds only the new call's attributes; a template of
+// more than maxPooledTemplate attributes gets a map of its own.
+func TestKEMTemplatePooled(t *testing.T) {
+	a := &cArena{}
+	defer a.free()
+	kp := kemKeyTemplateC(a)
+	tm, pooled, err := kemTemplateAt(kp, 6)
+	require.NoError(t, err)
+	require.True(t, pooled)
+	require.Len(t, tm, 6)
+	releaseKEMTemplate(tm, pooled)
+
+	two := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID}, [][]byte{[]byte("l"), []byte("i")})
+	for range 20 {
+		tm, pooled, err = kemTemplateAt(two, 2)
+		require.NoError(t, err)
+		require.Equal(t, attrs.Template{ck.CKA_LABEL: []byte("l"), ck.CKA_ID: []byte("i")}, tm)
+		releaseKEMTemplate(tm, pooled)
+	}
+
+	types := make([]ck.AttributeType, maxPooledTemplate+1)
+	values := make([][]byte, len(types))
+	for i := range types {
+		types[i], values[i] = ck.CKA_VENDOR_DEFINED+ck.AttributeType(i), []byte{byte(i)}
+	}
+	big := attrArray(a, types, values)
+	tm, pooled, err = kemTemplateAt(big, uint64(len(types)))
+	require.NoError(t, err)
+	require.False(t, pooled)
+	require.Len(t, tm, len(types))
+
+	allocs := testing.AllocsPerRun(100, func() {
+		tm, pooled, err := kemTemplateAt(kp, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releaseKEMTemplate(tm, pooled)
+	})
+	require.LessOrEqual(t, allocs, 1.0, "allocations per KEM template")
+}
+
+// BenchmarkKEMTemplate: the same template as C_EncapsulateKey and
+// C_DecapsulateKey decode it, into a reused map.
+func BenchmarkKEMTemplate(b *testing.B) {
+	a := &cArena{}
+	defer a.free()
+	kp := kemKeyTemplateC(a)
+	b.ReportAllocs()
+	for b.Loop() {
+		tm, pooled, err := kemTemplateAt(kp, 6)
+		if err != nil {
+			b.Fatal(err)
+		}
+		releaseKEMTemplate(tm, pooled)
+	}
+}
