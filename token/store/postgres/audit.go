@@ -87,8 +87,9 @@ func readAuditMeta(rows pgx.Rows) ([]metaRow, error) {
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[metaRow])
 }
 
-// The write of a batch is one simple query, sent with its COPY data in
-// one round trip (auditBatch, sendCommit): the COPY of the records (in
+// The write of a batch of auditCopyMin records or more is one simple
+// query, sent with its COPY data in one round trip (auditBatch,
+// sendCommit): the COPY of the records (in
 // the binary format, as the client lays them out: no parameters, no
 // arrays to unnest, and the server inserts them by pages), the heads'
 // upsert, and COMMIT. A failure anywhere skips the rest of the query,
@@ -220,8 +221,8 @@ const maxField = math.MaxInt32
 // and commits it: meta holds the rows auditMetaKeys names, read after
 // the generation bump (commitOnce: in the round trip of BEGIN when the
 // write has no statements of its own, else in one of its own); the
-// records, the heads and COMMIT go in one round trip (auditBatch,
-// sendCommit).
+// records, the heads and COMMIT go in one round trip (insertAudit, or
+// copyAudit for a batch of auditCopyMin records or more).
 func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) error {
 	var key []byte
 	next := map[string]store.AuditMark{} // per stream: the next seq, the MAC before it
@@ -278,8 +279,7 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 		}
 	}
 	created := createdIn(ctx)
-	recs := make([][]byte, len(s.events))
-	size, copies, cur := 0, 0, 0 // the rows' bytes, the COPY statements, the last one's bytes
+	streams, recs := make([]string, len(s.events)), make([][]byte, len(s.events))
 	for i, ev := range s.events {
 		rec := ev.Record
 		if ev.Fill != nil {
@@ -292,19 +292,83 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 		if len(rec) > maxField || len(st) > maxField {
 			return fmt.Errorf("store: audit %s: a record of %d bytes", st, len(rec))
 		}
-		recs[i] = rec
-		n := copyRowSize(st, rec)
+		streams[i], recs[i] = st, nonNil(rec)
+	}
+	if len(recs) < auditCopyMin {
+		err := insertAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+		return wrapErr("audit", err)
+	}
+	err := copyAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+	return wrapErr("audit", err)
+}
+
+// auditCopyMin is the fewest records a batch writes by COPY (copyAudit);
+// fewer go by auditInsertSQL (insertAudit). The COPY's query is parsed
+// and planned at each batch, where auditInsertSQL is prepared once per
+// connection: a batch of 1 or 16 records took the server about 100-170
+// us more CPU by COPY, one of 800 about 1,000 us less
+// (BenchmarkFlushAudit; docs/bench.md "Audit records on PostgreSQL,
+// second pass").
+const auditCopyMin = 128
+
+// auditInsertSQL appends a batch's records and writes the heads of the
+// streams appended to, in one statement: the rows come as arrays,
+// unnested in the server, a statement and its execution for the whole
+// batch rather than for each record.
+const auditInsertSQL = `WITH records AS (
+	INSERT INTO audit (stream, seq, record, mac)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]))
+INSERT INTO meta (key, value) SELECT * FROM unnest($5::text[], $6::bytea[])
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+
+// insertAudit writes a small batch (auditCopyMin): the records of
+// streams and recs, chained by c from next (per stream: the next
+// sequence number and the MAC before it), and the heads of the streams
+// in order, by auditInsertSQL sent with COMMIT in one round trip
+// (commitWith).
+func insertAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[string]store.AuditMark,
+	order, streams []string, recs [][]byte) error {
+	n := len(recs)
+	seqs, macs := make([]int64, n), make([][]byte, n)
+	all := make([]byte, 0, sha256.Size*n) // the batch's MACs, one array
+	for i, st := range streams {
+		nx := next[st]
+		if nx.Seq > math.MaxInt64 {
+			return fmt.Errorf("store: audit %s: sequence exhausted", st)
+		}
+		all = c.MAC(all, st, nx.Seq, nx.MAC, recs[i])
+		mac := all[len(all)-sha256.Size : len(all) : len(all)]
+		seqs[i], macs[i] = int64(nx.Seq), mac
+		next[st] = store.AuditMark{Seq: nx.Seq + 1, MAC: mac}
+	}
+	headKeys, headValues := make([]string, len(order)), make([][]byte, len(order))
+	for i, st := range order {
+		nx := next[st]
+		headKeys[i] = "audit_head/" + st
+		headValues[i] = store.MarkBytes(store.AuditMark{Seq: nx.Seq - 1, MAC: nx.MAC})
+	}
+	b := &pgx.Batch{}
+	b.Queue(auditInsertSQL, streams, seqs, recs, macs, headKeys, headValues)
+	return commitWith(ctx, tx, b)
+}
+
+// copyAudit writes a batch as insertAudit does, by COPY: one simple
+// query (auditBatch) sent with the COPY data in one round trip
+// (sendCommit).
+func copyAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[string]store.AuditMark,
+	order, streams []string, recs [][]byte) error {
+	size, copies, cur := 0, 0, 0 // the rows' bytes, the COPY statements, the last one's bytes
+	for i, st := range streams {
+		n := copyRowSize(st, recs[i])
 		if newCopy(cur, n) {
 			copies, cur = copies+1, 0
 		}
 		size, cur = size+n, cur+n
 	}
 	buf, headAt := auditBatch(order, copies, size)
-	c := store.NewChainer(key)
 	data := 0
 	cur = 0
-	for i, ev := range s.events {
-		st := streamOf(ev)
+	for i, st := range streams {
 		n := copyRowSize(st, recs[i])
 		if newCopy(cur, n) {
 			if i > 0 {
@@ -329,10 +393,7 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 			return err
 		}
 	}
-	if err := sendCommit(ctx, tx, buf); err != nil {
-		return wrapErr("audit", err)
-	}
-	return nil
+	return sendCommit(ctx, tx, buf)
 }
 
 func streamOf(ev store.AuditEvent) string {

@@ -56,6 +56,43 @@ func beginBatch(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args
 	return tx, nil
 }
 
+// commitWith runs b's statements and then COMMIT in one round trip (a
+// pipeline; the statements' results are not read, only their errors).
+// When one fails the server skips the rest, COMMIT included: the
+// transaction is left open and failed, for Rollback to end. tx is a
+// transaction beginWith started.
+func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	t := tx.(*poolTx)
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	n := b.Len()
+	b.Queue("commit")
+	br := t.c.SendBatch(ctx, b)
+	var err error
+	for range n {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err // Rollback ends the transaction, if it is still open
+	}
+	t.closed = true
+	t.c.Release()
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
 // sendCommit sends msgs, the wire messages of one simple query whose last
 // statement is COMMIT, with the data of the COPY it runs (auditBatch), in
 // one write, and reads the answers up to the query's ReadyForQuery: one
