@@ -113,9 +113,9 @@ const headHexLen = 2 * (8 + sha256.Size)
 // own): a batch of more is several COPY statements in its query.
 // PostgreSQL 15 keeps a COPY's rows until it inserts them by 1,000 (or
 // by 64 KB of text input, never reached in the binary format), and past
-// about 40 KB of them a row costs the server about twice its CPU
-// (BenchmarkFlushAudit, docs/bench.md "Audit records on PostgreSQL,
-// second pass").
+// 33-41 KB of them (with rows of 257 bytes; more with longer rows) a row
+// cost the server about twice its CPU (BenchmarkFlushAudit, docs/bench.md
+// "Audit records on PostgreSQL, second pass").
 const auditCopyBytes = 32 << 10
 
 // newCopy tells whether a row of n bytes starts a new COPY statement when

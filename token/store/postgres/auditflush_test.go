@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -480,4 +481,57 @@ func TestFlushAuditCopies(t *testing.T) {
 	streams, err := s.AuditStreams()
 	require.NoError(t, err)
 	assert.Equal(t, []string{store.DefaultStream, odd}, streams, "nothing of the failed batch")
+}
+
+// TestFlushAuditCopyTimeout: a COPY batch whose answer does not come
+// within the store's timeout (the heads' upsert waits on a lock) fails
+// with store.ErrUnavailable, its connection is dropped, and the next
+// batch is written on another, the chain whole. (The server may still
+// commit the batch that timed out, once the lock is released: the
+// COMMIT was sent with it, as with any commit whose answer is lost.)
+func TestFlushAuditCopyTimeout(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "copytimeout")
+	init, err := Open(dsn, Options{})
+	require.NoError(t, err)
+	require.NoError(t, init.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	require.NoError(t, init.Close())
+	s, err := Open(dsn, Options{Timeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	queue := func(n int) {
+		for i := range n {
+			s.AuditLater(store.AuditEvent{Record: fmt.Appendf(nil, "record %d", i)})
+		}
+	}
+	queue(auditCopyMin)
+	require.NoError(t, s.FlushAudit())
+
+	ctx := context.Background()
+	locker, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer locker.Close(ctx)
+	lock, err := locker.Begin(ctx)
+	require.NoError(t, err)
+	_, err = lock.Exec(ctx, `LOCK TABLE meta IN EXCLUSIVE MODE`) // reads pass, the upsert waits
+	require.NoError(t, err)
+	queue(auditCopyMin)
+	err = s.FlushAudit()
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.NoError(t, lock.Rollback(ctx))
+
+	time.Sleep(fastFail) // past the store's fast failure after a timeout
+	queue(auditCopyMin)
+	require.NoError(t, s.FlushAudit())
+	key, err := s.AuditKey()
+	require.NoError(t, err)
+	c, err := s.AuditChain(store.DefaultStream)
+	require.NoError(t, err)
+	require.Contains(t, []int{2 * auditCopyMin, 3 * auditCopyMin}, len(c.Records))
+	var prev []byte
+	for i, r := range c.Records {
+		require.Equal(t, uint64(i), r.Seq, "gap-free")
+		require.Equal(t, store.ChainMAC(key, store.DefaultStream, r.Seq, prev, r.Record), r.MAC, "record %d chained", i)
+		prev = r.MAC
+	}
+	assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head)
 }
