@@ -108,22 +108,37 @@ const copySignature = "PGCOPY\n\377\r\n\000" + "\x00\x00\x00\x00" + "\x00\x00\x0
 // and a record's MAC (store.MarkBytes).
 const headHexLen = 2 * (8 + sha256.Size)
 
-// auditCopyBytes bounds the rows of one COPY statement of a batch (their
-// binary COPY data, copyRowSize; a row longer than that has a COPY of its
-// own): a batch of more is several COPY statements in its query.
-// PostgreSQL 15 keeps a COPY's rows until it inserts them by 1,000 (or
-// by 64 KB of text input, never reached in the binary format), and past
-// 33-41 KB of them (with rows of 257 bytes; more with longer rows) a row
-// cost the server about twice its CPU (BenchmarkFlushAudit, docs/bench.md
-// "Audit records on PostgreSQL, second pass").
-const auditCopyBytes = 32 << 10
+// auditCopyRows and auditCopyBytes bound the rows of one COPY statement
+// of a batch (their binary COPY data, copyRowSize; a row longer than
+// that has a COPY of its own): a batch of more is several COPY
+// statements in its query. PostgreSQL 15 keeps a COPY's rows until it
+// inserts them by 1,000 (or by 64 KB of text input, never reached in the
+// binary format), and past some tens of them a row cost the server about
+// twice its CPU: rows of 241 bytes were fine by 128 (31 KB), not by 160
+// (39 KB); rows of 641 bytes fine by 64 (41 KB), not by 128
+// (BenchmarkFlushAudit, docs/bench.md "Audit records on PostgreSQL,
+// second pass").
+const (
+	auditCopyRows  = 128
+	auditCopyBytes = 32 << 10
+)
 
-// newCopy tells whether a row of n bytes starts a new COPY statement when
-// the current one holds cur bytes of rows (auditCopyBytes).
-func newCopy(cur, n int) bool { return cur == 0 || cur+n > auditCopyBytes }
+// copyRun counts the rows of the COPY statement being laid out.
+type copyRun struct{ rows, bytes int }
+
+// add counts a row of n bytes and tells whether it starts a new COPY
+// statement: the first row, or one past auditCopyRows or auditCopyBytes.
+func (r *copyRun) add(n int) bool {
+	start := r.rows == 0 || r.rows >= auditCopyRows || r.bytes+n > auditCopyBytes
+	if start {
+		*r = copyRun{}
+	}
+	r.rows, r.bytes = r.rows+1, r.bytes+n
+	return start
+}
 
 // auditBatch lays out the wire messages of a batch: the simple query
-// (a COPY statement for each of the copies runs of rows newCopy cuts,
+// (a COPY statement for each of the copies runs of rows copyRun cuts,
 // the heads' upsert for the streams in order, COMMIT), then for each
 // COPY a CopyData message with
 // its rows and CopyDone. Each head's value is a placeholder of
@@ -357,27 +372,26 @@ func insertAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[stri
 // (sendCommit).
 func copyAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[string]store.AuditMark,
 	order, streams []string, recs [][]byte) error {
-	size, copies, cur := 0, 0, 0 // the rows' bytes, the COPY statements, the last one's bytes
+	size, copies := 0, 0 // the rows' bytes, the COPY statements
+	var run copyRun
 	for i, st := range streams {
 		n := copyRowSize(st, recs[i])
-		if newCopy(cur, n) {
-			copies, cur = copies+1, 0
+		if run.add(n) {
+			copies++
 		}
-		size, cur = size+n, cur+n
+		size += n
 	}
 	buf, headAt := auditBatch(order, copies, size)
-	data := 0
-	cur = 0
+	data := 0 // where the current COPY's data starts
+	run = copyRun{}
 	for i, st := range streams {
-		n := copyRowSize(st, recs[i])
-		if newCopy(cur, n) {
+		if run.add(copyRowSize(st, recs[i])) {
 			if i > 0 {
 				buf = endCopy(buf, data)
 			}
-			data, cur = len(buf), 0
+			data = len(buf)
 			buf = startCopy(buf)
 		}
-		cur += n
 		nx := next[st]
 		if nx.Seq > math.MaxInt64 {
 			return fmt.Errorf("store: audit %s: sequence exhausted", st)

@@ -355,35 +355,36 @@ func TestFlushAuditRoundTrips(t *testing.T) {
 }
 
 // TestAuditBatchLayout: the wire messages of a batch are one simple query
-// with a COPY statement for each run of rows newCopy cuts (none of over
-// auditCopyBytes but a row longer on its own), then for each COPY its
+// with a COPY statement for each run of rows copyRun cuts (none of more
+// than auditCopyRows rows or auditCopyBytes, but a row longer on its
+// own), then for each COPY its
 // binary data, every row of the batch once, in order, and CopyDone.
 func TestAuditBatchLayout(t *testing.T) {
 	c := store.NewChainer([]byte("key"))
-	for _, sizes := range [][]int{{0}, {10, 20}, {200, 200, 40000, 5, 5}, append(make([]int, 700), 33000)} {
+	for _, sizes := range [][]int{{0}, {10, 20}, {200, 200, 40000, 5, 5}, append(make([]int, 700), 33000), make([]int, 300)} {
 		order := []string{store.DefaultStream}
-		size, copies, cur := 0, 0, 0
+		size, copies := 0, 0
+		var run copyRun
 		recs := make([][]byte, len(sizes))
 		for i, n := range sizes {
 			recs[i] = bytes.Repeat([]byte{byte('a' + i%26)}, n+i%7)
 			n := copyRowSize(store.DefaultStream, recs[i])
-			if newCopy(cur, n) {
-				copies, cur = copies+1, 0
+			if run.add(n) {
+				copies++
 			}
-			size, cur = size+n, cur+n
+			size += n
 		}
 		buf, heads := auditBatch(order, copies, size)
-		data, cur := 0, 0
+		data := 0
+		run = copyRun{}
 		for i, rec := range recs {
-			n := copyRowSize(store.DefaultStream, rec)
-			if newCopy(cur, n) {
+			if run.add(copyRowSize(store.DefaultStream, rec)) {
 				if i > 0 {
 					buf = endCopy(buf, data)
 				}
-				data, cur = len(buf), 0
+				data = len(buf)
 				buf = startCopy(buf)
 			}
-			cur += n
 			buf, _ = copyRow(buf, c, store.DefaultStream, uint64(i), nil, rec)
 		}
 		buf = endCopy(buf, data)
@@ -423,8 +424,9 @@ func TestAuditBatchLayout(t *testing.T) {
 				row, rows = row+1, rows+1
 			}
 			require.Len(t, d, 2, "the trailer ends the data")
+			assert.LessOrEqual(t, rows, auditCopyRows, "%v: a COPY's rows", sizes)
 			if rows > 1 {
-				assert.LessOrEqual(t, dl-4-len(copySignature)-2, auditCopyBytes, "%v: a COPY's rows", sizes)
+				assert.LessOrEqual(t, dl-4-len(copySignature)-2, auditCopyBytes, "%v: a COPY's bytes", sizes)
 			}
 			rest = rest[1+dl:]
 			require.Equal(t, []byte{'c', 0, 0, 0, 4}, rest[:5], "CopyDone")
