@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -85,22 +87,157 @@ func readAuditMeta(rows pgx.Rows) ([]metaRow, error) {
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[metaRow])
 }
 
-// auditInsertSQL appends a batch's records and writes the heads of the
-// streams appended to, in one statement: the rows come as arrays,
-// unnested in the server, a statement and its execution for the whole
-// batch rather than for each record.
-const auditInsertSQL = `WITH records AS (
-	INSERT INTO audit (stream, seq, record, mac)
-	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]))
-INSERT INTO meta (key, value) SELECT * FROM unnest($5::text[], $6::bytea[])
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+// The write of a batch of auditCopyMin records or more is one simple
+// query, sent with its COPY data in one round trip (auditBatch,
+// sendCommit): the COPY of the records (in
+// the binary format, as the client lays them out: no parameters, no
+// arrays to unnest, and the server inserts them by pages), the heads'
+// upsert, and COMMIT. A failure anywhere skips the rest of the query,
+// COMMIT included: the transaction is left failed, for Rollback to end.
+const (
+	auditCopySQL  = "COPY audit (stream, seq, record, mac) FROM STDIN (FORMAT binary);\n"
+	auditHeadsSQL = "INSERT INTO meta (key, value) VALUES "
+	auditHeadsEnd = "\nON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;\nCOMMIT"
+)
+
+// copySignature starts binary COPY data: the signature, no flags, no
+// header extension.
+const copySignature = "PGCOPY\n\377\r\n\000" + "\x00\x00\x00\x00" + "\x00\x00\x00\x00"
+
+// headHexLen is the length in hex of a head's value: the sequence number
+// and a record's MAC (store.MarkBytes).
+const headHexLen = 2 * (8 + sha256.Size)
+
+// auditCopyRows and auditCopyBytes bound the rows of one COPY statement
+// of a batch (their binary COPY data, copyRowSize; a row longer than
+// that has a COPY of its own): a batch of more is several COPY
+// statements in its query. PostgreSQL 15 keeps a COPY's rows until it
+// inserts them by 1,000 (or by 64 KB of text input, never reached in the
+// binary format), and past some tens of them a row cost the server about
+// twice its CPU: rows of 241 bytes were fine by 128 (31 KB), not by 160
+// (39 KB); rows of 641 bytes fine by 64 (41 KB), not by 128
+// (BenchmarkFlushAudit, docs/bench.md "Audit records on PostgreSQL,
+// second pass").
+const (
+	auditCopyRows  = 128
+	auditCopyBytes = 32 << 10
+)
+
+// copyRun counts the rows of the COPY statement being laid out.
+type copyRun struct{ rows, bytes int }
+
+// add counts a row of n bytes and tells whether it starts a new COPY
+// statement: the first row, or one past auditCopyRows or auditCopyBytes.
+func (r *copyRun) add(n int) bool {
+	start := r.rows == 0 || r.rows >= auditCopyRows || r.bytes+n > auditCopyBytes
+	if start {
+		*r = copyRun{}
+	}
+	r.rows, r.bytes = r.rows+1, r.bytes+n
+	return start
+}
+
+// auditBatch lays out the wire messages of a batch: the simple query
+// (a COPY statement for each of the copies runs of rows copyRun cuts,
+// the heads' upsert for the streams in order, COMMIT), then for each
+// COPY a CopyData message with
+// its rows and CopyDone. Each head's value is a placeholder of
+// headHexLen zeros at the offset heads returns, for setHead to fill once
+// the chain is computed; each COPY's data is started by startCopy, its
+// rows appended by copyRow, and it is ended by endCopy. size is the
+// rows' length (copyRowSize), so that the messages take one allocation.
+func auditBatch(order []string, copies, size int) (buf []byte, heads []int) {
+	qlen := 5 + copies*len(auditCopySQL) + len(auditHeadsSQL) + len(auditHeadsEnd) + 1
+	for i, st := range order {
+		if i > 0 {
+			qlen += len(", ")
+		}
+		qlen += len(`(convert_from(decode('', 'hex'), 'UTF8'), decode('', 'hex'))`) + 2*len("audit_head/"+st) + headHexLen
+	}
+	buf = make([]byte, 0, qlen+copies*(5+len(copySignature)+2+5)+size)
+	buf = append(buf, 'Q', 0, 0, 0, 0)
+	for range copies {
+		buf = append(buf, auditCopySQL...)
+	}
+	buf = append(buf, auditHeadsSQL...)
+	heads = make([]int, len(order))
+	for i, st := range order {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		// Hex, so that no quoting (nor standard_conforming_strings)
+		// matters whatever the stream's name.
+		buf = append(buf, "(convert_from(decode('"...)
+		buf = hex.AppendEncode(buf, []byte("audit_head/"+st))
+		buf = append(buf, "', 'hex'), 'UTF8'), decode('"...)
+		heads[i] = len(buf)
+		for range headHexLen {
+			buf = append(buf, '0')
+		}
+		buf = append(buf, "', 'hex'))"...)
+	}
+	buf = append(buf, auditHeadsEnd...)
+	buf = append(buf, 0)
+	binary.BigEndian.PutUint32(buf[1:], uint32(len(buf)-1))
+	return buf, heads
+}
+
+// startCopy starts a COPY's data: a CopyData message, whose length
+// endCopy writes (at the offset buf had), and the signature.
+func startCopy(buf []byte) []byte {
+	buf = append(buf, 'd', 0, 0, 0, 0)
+	return append(buf, copySignature...)
+}
+
+// copyRowSize is the length of a row of stream and record in binary COPY
+// data: the field count, and each field's length and bytes.
+func copyRowSize(stream string, record []byte) int {
+	return 2 + 4 + len(stream) + 4 + 8 + 4 + len(record) + 4 + sha256.Size
+}
+
+// copyRow appends a row to the COPY data, its MAC computed by c (the
+// chain: the MAC before it is prev) straight into buf, and returns buf
+// and the MAC.
+func copyRow(buf []byte, c *store.Chainer, stream string, seq uint64, prev, record []byte) ([]byte, []byte) {
+	buf = binary.BigEndian.AppendUint16(buf, 4)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(stream)))
+	buf = append(buf, stream...)
+	buf = binary.BigEndian.AppendUint32(buf, 8)
+	buf = binary.BigEndian.AppendUint64(buf, seq)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(record)))
+	buf = append(buf, record...)
+	buf = binary.BigEndian.AppendUint32(buf, sha256.Size)
+	buf = c.MAC(buf, stream, seq, prev, record)
+	return buf, buf[len(buf)-sha256.Size : len(buf) : len(buf)]
+}
+
+// endCopy ends the COPY data that starts at data (startCopy): the
+// trailer, the CopyData message's length, CopyDone.
+func endCopy(buf []byte, data int) []byte {
+	buf = binary.BigEndian.AppendUint16(buf, 0xffff) // -1: no more rows
+	binary.BigEndian.PutUint32(buf[data+1:], uint32(len(buf)-data-1))
+	return append(buf, 'c', 0, 0, 0, 4)
+}
+
+// setHead writes a head's value into its placeholder at off (auditBatch).
+func setHead(buf []byte, off int, m store.AuditMark) error {
+	v := store.MarkBytes(m)
+	if 2*len(v) != headHexLen {
+		return fmt.Errorf("store: audit head of %d bytes", len(v))
+	}
+	hex.Encode(buf[off:off+headHexLen], v)
+	return nil
+}
+
+// maxField is the longest field binary COPY data can give.
+const maxField = math.MaxInt32
 
 // appendAudit appends the view's events inside the write transaction tx
 // and commits it: meta holds the rows auditMetaKeys names, read after
 // the generation bump (commitOnce: in the round trip of BEGIN when the
-// write has no statements of its own, else in one of its own); one
-// statement writes the records and heads, sent with COMMIT in one round
-// trip (commitWith).
+// write has no statements of its own, else in one of its own); the
+// records, the heads and COMMIT go in one round trip (insertAudit, or
+// copyAudit for a batch of auditCopyMin records or more).
 func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) error {
 	var key []byte
 	next := map[string]store.AuditMark{} // per stream: the next seq, the MAC before it
@@ -157,13 +294,8 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 		}
 	}
 	created := createdIn(ctx)
-	n := len(s.events)
-	streams, seqs := make([]string, n), make([]int64, n)
-	recs, macs := make([][]byte, n), make([][]byte, n)
-	c := store.NewChainer(key)
-	all := make([]byte, 0, sha256.Size*n) // the batch's MACs, one array
+	streams, recs := make([]string, len(s.events)), make([][]byte, len(s.events))
 	for i, ev := range s.events {
-		st := streamOf(ev)
 		rec := ev.Record
 		if ev.Fill != nil {
 			var err error
@@ -171,13 +303,57 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 				return err
 			}
 		}
+		st := streamOf(ev)
+		if len(rec) > maxField || len(st) > maxField {
+			return fmt.Errorf("store: audit %s: a record of %d bytes", st, len(rec))
+		}
+		streams[i], recs[i] = st, nonNil(rec)
+	}
+	if len(recs) < auditCopyMin {
+		err := insertAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+		return wrapErr("audit", err)
+	}
+	err := copyAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+	return wrapErr("audit", err)
+}
+
+// auditCopyMin is the fewest records a batch writes by COPY (copyAudit);
+// fewer go by auditInsertSQL (insertAudit). The COPY's query is parsed
+// and planned at each batch, where auditInsertSQL is prepared once per
+// connection: a batch of 1 or 16 records took the server about 100-170
+// us more CPU by COPY, one of 800 about 1,000 us less
+// (BenchmarkFlushAudit; docs/bench.md "Audit records on PostgreSQL,
+// second pass").
+const auditCopyMin = 128
+
+// auditInsertSQL appends a batch's records and writes the heads of the
+// streams appended to, in one statement: the rows come as arrays,
+// unnested in the server, a statement and its execution for the whole
+// batch rather than for each record.
+const auditInsertSQL = `WITH records AS (
+	INSERT INTO audit (stream, seq, record, mac)
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]))
+INSERT INTO meta (key, value) SELECT * FROM unnest($5::text[], $6::bytea[])
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`
+
+// insertAudit writes a small batch (auditCopyMin): the records of
+// streams and recs, chained by c from next (per stream: the next
+// sequence number and the MAC before it), and the heads of the streams
+// in order, by auditInsertSQL sent with COMMIT in one round trip
+// (commitWith).
+func insertAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[string]store.AuditMark,
+	order, streams []string, recs [][]byte) error {
+	n := len(recs)
+	seqs, macs := make([]int64, n), make([][]byte, n)
+	all := make([]byte, 0, sha256.Size*n) // the batch's MACs, one array
+	for i, st := range streams {
 		nx := next[st]
 		if nx.Seq > math.MaxInt64 {
 			return fmt.Errorf("store: audit %s: sequence exhausted", st)
 		}
-		all = c.MAC(all, st, nx.Seq, nx.MAC, rec)
+		all = c.MAC(all, st, nx.Seq, nx.MAC, recs[i])
 		mac := all[len(all)-sha256.Size : len(all) : len(all)]
-		streams[i], seqs[i], recs[i], macs[i] = st, int64(nx.Seq), nonNil(rec), mac
+		seqs[i], macs[i] = int64(nx.Seq), mac
 		next[st] = store.AuditMark{Seq: nx.Seq + 1, MAC: mac}
 	}
 	headKeys, headValues := make([]string, len(order)), make([][]byte, len(order))
@@ -188,10 +364,50 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 	}
 	b := &pgx.Batch{}
 	b.Queue(auditInsertSQL, streams, seqs, recs, macs, headKeys, headValues)
-	if err := commitWith(ctx, tx, b); err != nil {
-		return wrapErr("audit", err)
+	return commitWith(ctx, tx, b)
+}
+
+// copyAudit writes a batch as insertAudit does, by COPY: one simple
+// query (auditBatch) sent with the COPY data in one round trip
+// (sendCommit).
+func copyAudit(ctx context.Context, tx pgx.Tx, c *store.Chainer, next map[string]store.AuditMark,
+	order, streams []string, recs [][]byte) error {
+	size, copies := 0, 0 // the rows' bytes, the COPY statements
+	var run copyRun
+	for i, st := range streams {
+		n := copyRowSize(st, recs[i])
+		if run.add(n) {
+			copies++
+		}
+		size += n
 	}
-	return nil
+	buf, headAt := auditBatch(order, copies, size)
+	data := 0 // where the current COPY's data starts
+	run = copyRun{}
+	for i, st := range streams {
+		if run.add(copyRowSize(st, recs[i])) {
+			if i > 0 {
+				buf = endCopy(buf, data)
+			}
+			data = len(buf)
+			buf = startCopy(buf)
+		}
+		nx := next[st]
+		if nx.Seq > math.MaxInt64 {
+			return fmt.Errorf("store: audit %s: sequence exhausted", st)
+		}
+		var mac []byte
+		buf, mac = copyRow(buf, c, st, nx.Seq, nx.MAC, recs[i])
+		next[st] = store.AuditMark{Seq: nx.Seq + 1, MAC: mac}
+	}
+	buf = endCopy(buf, data)
+	for i, st := range order {
+		nx := next[st]
+		if err := setHead(buf, headAt[i], store.AuditMark{Seq: nx.Seq - 1, MAC: nx.MAC}); err != nil {
+			return err
+		}
+	}
+	return sendCommit(ctx, tx, buf)
 }
 
 func streamOf(ev store.AuditEvent) string {

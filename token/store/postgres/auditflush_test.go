@@ -3,6 +3,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -191,8 +193,9 @@ func backendCPU(tb testing.TB, conn *pgx.Conn) int64 {
 
 // BenchmarkFlushAudit is FlushAudit of n queued records over loopback TCP
 // to the test server (800 is a batch at p11bench's rate): per record this
-// process's CPU time and allocations, the server backends' CPU time, and
-// per flush the round trips and statements. The wire-n runs go through a
+// process's CPU time and allocations, the server backends' CPU time and
+// the WAL the server wrote (wal-B/rec: the insert position's advance, all
+// of it, commits included), and per flush the round trips and statements. The wire-n runs go through a
 // counting proxy (wireCounter), whose copying is this process's CPU too;
 // the n runs connect directly and count no round trips.
 //
@@ -240,13 +243,14 @@ func benchFlush(b *testing.B, n int, wire bool) {
 	if err := s.FlushAudit(); err != nil {
 		b.Fatal(err)
 	}
-	var cpu, ticks float64
+	var cpu, ticks, wal float64
 	var trips, stmts int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		queue()
+		l0 := walLSN(b, mon)
 		t0, s0, k0, c0 := w.roundTrips.Load(), w.statements.Load(), backendCPU(b, mon), rusage(b)
 		b.StartTimer()
 		if err := s.FlushAudit(); err != nil {
@@ -257,16 +261,28 @@ func benchFlush(b *testing.B, n int, wire bool) {
 		ticks += float64(backendCPU(b, mon) - k0)
 		trips += w.roundTrips.Load() - t0
 		stmts += w.statements.Load() - s0
+		wal += float64(walLSN(b, mon) - l0)
 		b.StartTimer()
 	}
 	b.StopTimer()
 	recsN := float64(b.N * n)
 	b.ReportMetric(cpu/recsN, "us-cpu/rec")
 	b.ReportMetric(ticks*1e6/100/recsN, "us-server/rec") // USER_HZ 100
+	b.ReportMetric(wal/recsN, "wal-B/rec")
 	if wire {
 		b.ReportMetric(float64(trips)/float64(b.N), "trips/flush")
 		b.ReportMetric(float64(stmts)/float64(b.N), "stmts/flush")
 	}
+}
+
+// walLSN is the server's WAL insert position, in bytes.
+func walLSN(tb testing.TB, conn *pgx.Conn) int64 {
+	var n int64
+	if err := conn.QueryRow(context.Background(),
+		`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
 }
 
 // rusage is this process's CPU time so far, in microseconds.
@@ -280,11 +296,15 @@ func rusage(tb testing.TB) float64 {
 
 // TestFlushAuditRoundTrips: a flush of queued records, or an event
 // recorded on its own, takes two round trips on the connection of its
-// transaction whatever the number of records (BEGIN, the generation bump
-// and the meta read; one statement for the records and heads, and
-// COMMIT), five statements in all. Before: four round trips, and a
-// statement per record. (The store's listener reacts to the commit's
-// notification on a connection of its own, not counted here.)
+// transaction whatever the number of records: BEGIN, the generation bump
+// and the meta read (three Execute messages); then, for the flush of 200
+// records (auditCopyMin or more), one simple query (one Query message)
+// with the records' COPY data after it, whose statements are the COPY,
+// the heads' upsert and COMMIT: four messages (five before the COPY);
+// for the event alone, the records and heads' statement and COMMIT (two
+// Execute messages): five. Earlier, four round trips and a statement
+// per record. (The store's listener reacts to the commit's notification
+// on a connection of its own, not counted here.)
 func TestFlushAuditRoundTrips(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t, "trips")
 	u, err := url.Parse(dsn)
@@ -323,7 +343,7 @@ func TestFlushAuditRoundTrips(t *testing.T) {
 	}
 	trips, stmts := count(s.FlushAudit)
 	assert.Equal(t, int64(2), trips, "round trips of a flush")
-	assert.Equal(t, int64(5), stmts, "statements of a flush")
+	assert.Equal(t, int64(4), stmts, "statements of a flush")
 	trips, stmts = count(func() error { return s.Audit(store.AuditEvent{Record: []byte("alone")}) })
 	assert.Equal(t, int64(2), trips, "round trips of an event on its own")
 	assert.Equal(t, int64(5), stmts, "statements of an event on its own")
@@ -332,4 +352,188 @@ func TestFlushAuditRoundTrips(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, recs, 101+map[string]int{store.DefaultStream: 2}[st], st)
 	}
+}
+
+// TestAuditBatchLayout: the wire messages of a batch are one simple query
+// with a COPY statement for each run of rows copyRun cuts (none of more
+// than auditCopyRows rows or auditCopyBytes, but a row longer on its
+// own), then for each COPY its
+// binary data, every row of the batch once, in order, and CopyDone.
+func TestAuditBatchLayout(t *testing.T) {
+	c := store.NewChainer([]byte("key"))
+	for _, sizes := range [][]int{{0}, {10, 20}, {200, 200, 40000, 5, 5}, append(make([]int, 700), 33000), make([]int, 300)} {
+		order := []string{store.DefaultStream}
+		size, copies := 0, 0
+		var run copyRun
+		recs := make([][]byte, len(sizes))
+		for i, n := range sizes {
+			recs[i] = bytes.Repeat([]byte{byte('a' + i%26)}, n+i%7)
+			n := copyRowSize(store.DefaultStream, recs[i])
+			if run.add(n) {
+				copies++
+			}
+			size += n
+		}
+		buf, heads := auditBatch(order, copies, size)
+		data := 0
+		run = copyRun{}
+		for i, rec := range recs {
+			if run.add(copyRowSize(store.DefaultStream, rec)) {
+				if i > 0 {
+					buf = endCopy(buf, data)
+				}
+				data = len(buf)
+				buf = startCopy(buf)
+			}
+			buf, _ = copyRow(buf, c, store.DefaultStream, uint64(i), nil, rec)
+		}
+		buf = endCopy(buf, data)
+		require.NoError(t, setHead(buf, heads[0], store.AuditMark{Seq: 7, MAC: make([]byte, 32)}))
+		assert.Equal(t, cap(buf), len(buf), "one allocation, all of it used")
+
+		// The query.
+		require.Equal(t, byte('Q'), buf[0])
+		l := int(binary.BigEndian.Uint32(buf[1:]))
+		q := string(buf[5 : 1+l-1])
+		require.Zero(t, buf[l], "the query ends with its NUL")
+		assert.Equal(t, copies, strings.Count(q, "COPY audit"), "%v: COPY statements", sizes)
+		assert.True(t, strings.HasSuffix(q, ";\nCOMMIT"), q)
+		assert.Contains(t, q, "decode('"+fmt.Sprintf("%016x", 7)+strings.Repeat("00", 32)+"', 'hex')")
+		// The COPYs.
+		rest := buf[1+l:]
+		row := 0
+		for range copies {
+			require.Equal(t, byte('d'), rest[0])
+			dl := int(binary.BigEndian.Uint32(rest[1:]))
+			d := rest[5 : 1+dl]
+			require.Equal(t, copySignature, string(d[:len(copySignature)]))
+			d = d[len(copySignature):]
+			rows := 0
+			for binary.BigEndian.Uint16(d) != 0xffff {
+				require.Equal(t, uint16(4), binary.BigEndian.Uint16(d))
+				d = d[2:]
+				var f [4][]byte
+				for k := range f {
+					fl := int(binary.BigEndian.Uint32(d))
+					f[k], d = d[4:4+fl], d[4+fl:]
+				}
+				assert.Equal(t, store.DefaultStream, string(f[0]))
+				assert.Equal(t, uint64(row), binary.BigEndian.Uint64(f[1]))
+				assert.Equal(t, recs[row], f[2])
+				assert.Equal(t, store.ChainMAC([]byte("key"), store.DefaultStream, uint64(row), nil, recs[row]), f[3])
+				row, rows = row+1, rows+1
+			}
+			require.Len(t, d, 2, "the trailer ends the data")
+			assert.LessOrEqual(t, rows, auditCopyRows, "%v: a COPY's rows", sizes)
+			if rows > 1 {
+				assert.LessOrEqual(t, dl-4-len(copySignature)-2, auditCopyBytes, "%v: a COPY's bytes", sizes)
+			}
+			rest = rest[1+dl:]
+			require.Equal(t, []byte{'c', 0, 0, 0, 4}, rest[:5], "CopyDone")
+			rest = rest[5:]
+		}
+		assert.Equal(t, len(recs), row, "every row once")
+		assert.Empty(t, rest)
+	}
+}
+
+// TestFlushAuditCopies: a batch of several COPY statements, in streams
+// whose names need quoting, is written whole, chained and with its
+// heads, in the round trips and statements of any flush; one that fails
+// in its last COPY writes nothing, and the next one follows the last
+// written.
+func TestFlushAuditCopies(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "copies")
+	s, err := Open(dsn, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	odd := `it's a \x27 'stream'`
+	queue := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			r := bytes.Repeat([]byte{'r'}, 150+i%50)
+			s.AuditLater(store.AuditEvent{Record: r}, store.AuditEvent{Stream: odd, Record: []byte(fmt.Sprint(i))})
+		}
+	}
+	queue(0, 600) // 600 rows of ~220 bytes: more than four COPYs
+	require.NoError(t, s.FlushAudit())
+	queue(600, 300)
+	s.AuditLater(store.AuditEvent{Stream: "bad \xff", Record: []byte("not UTF-8")})
+	err = s.FlushAudit()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "601 queued events not recorded")
+	queue(900, 10)
+	require.NoError(t, s.FlushAudit(), "the connection and the chain after a failed batch")
+
+	key, err := s.AuditKey()
+	require.NoError(t, err)
+	for _, st := range []string{store.DefaultStream, odd} {
+		c, err := s.AuditChain(st)
+		require.NoError(t, err)
+		require.Len(t, c.Records, 610, st)
+		var prev []byte
+		for i, r := range c.Records {
+			require.Equal(t, uint64(i), r.Seq, "%s: gap-free", st)
+			require.Equal(t, store.ChainMAC(key, st, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", st, i)
+			prev = r.MAC
+		}
+		require.NotNil(t, c.State.Head)
+		assert.Equal(t, store.AuditMark{Seq: 609, MAC: prev}, *c.State.Head, st)
+	}
+	streams, err := s.AuditStreams()
+	require.NoError(t, err)
+	assert.Equal(t, []string{store.DefaultStream, odd}, streams, "nothing of the failed batch")
+}
+
+// TestFlushAuditCopyTimeout: a COPY batch whose answer does not come
+// within the store's timeout (the heads' upsert waits on a lock) fails
+// with store.ErrUnavailable, its connection is dropped, and the next
+// batch is written on another, the chain whole. (The server may still
+// commit the batch that timed out, once the lock is released: the
+// COMMIT was sent with it, as with any commit whose answer is lost.)
+func TestFlushAuditCopyTimeout(t *testing.T) {
+	dsn := pgtest.Shared(t).NewDatabase(t, "copytimeout")
+	init, err := Open(dsn, Options{})
+	require.NoError(t, err)
+	require.NoError(t, init.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
+	require.NoError(t, init.Close())
+	s, err := Open(dsn, Options{Timeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	queue := func(n int) {
+		for i := range n {
+			s.AuditLater(store.AuditEvent{Record: fmt.Appendf(nil, "record %d", i)})
+		}
+	}
+	queue(auditCopyMin)
+	require.NoError(t, s.FlushAudit())
+
+	ctx := context.Background()
+	locker, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer locker.Close(ctx)
+	lock, err := locker.Begin(ctx)
+	require.NoError(t, err)
+	_, err = lock.Exec(ctx, `LOCK TABLE meta IN EXCLUSIVE MODE`) // reads pass, the upsert waits
+	require.NoError(t, err)
+	queue(auditCopyMin)
+	err = s.FlushAudit()
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.NoError(t, lock.Rollback(ctx))
+
+	time.Sleep(fastFail) // past the store's fast failure after a timeout
+	queue(auditCopyMin)
+	require.NoError(t, s.FlushAudit())
+	key, err := s.AuditKey()
+	require.NoError(t, err)
+	c, err := s.AuditChain(store.DefaultStream)
+	require.NoError(t, err)
+	require.Contains(t, []int{2 * auditCopyMin, 3 * auditCopyMin}, len(c.Records))
+	var prev []byte
+	for i, r := range c.Records {
+		require.Equal(t, uint64(i), r.Seq, "gap-free")
+		require.Equal(t, store.ChainMAC(key, store.DefaultStream, r.Seq, prev, r.Record), r.MAC, "record %d chained", i)
+		prev = r.MAC
+	}
+	assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head)
 }

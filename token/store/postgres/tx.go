@@ -5,9 +5,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -86,6 +88,66 @@ func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 	t.closed = true
 	t.c.Release()
 	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// sendCommit sends msgs, the wire messages of one simple query whose last
+// statement is COMMIT, with the data of the COPY it runs (auditBatch), in
+// one write, and reads the answers up to the query's ReadyForQuery: one
+// round trip. (pgx's CopyFrom sends the query, the data and CopyDone in
+// writes of their own, and takes a query of its own for COMMIT.) When a
+// statement fails the server skips the rest of the query, COMMIT
+// included, and the rest of the COPY data: the transaction is left open
+// and failed, for Rollback to end. A write or read that fails leaves the
+// connection in no known state: it is closed, and the pool drops it. tx
+// is a transaction beginWith started.
+func sendCommit(ctx context.Context, tx pgx.Tx, msgs []byte) error {
+	t := tx.(*poolTx)
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	pc := t.c.Conn().PgConn()
+	if err := pc.SyncConn(ctx); err != nil {
+		return err
+	}
+	nc := pc.Conn()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetWriteDeadline(dl)
+	}
+	_, err := nc.Write(msgs)
+	_ = nc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		_ = pc.Close(ctx)
+		return err
+	}
+	var tag string
+	var failed error
+	for {
+		msg, err := pc.ReceiveMessage(ctx)
+		if err != nil {
+			_ = pc.Close(ctx)
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CommandComplete:
+			tag = string(m.CommandTag)
+		case *pgproto3.ErrorResponse:
+			if failed == nil {
+				failed = pgconn.ErrorResponseToPgError(m)
+			}
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if failed != nil {
+		return failed // Rollback ends the transaction, if it is still open
+	}
+	t.closed = true
+	t.c.Release()
+	if tag != "COMMIT" {
 		return pgx.ErrTxCommitRollback
 	}
 	return nil
