@@ -452,7 +452,8 @@ func TestFlushAuditCopies(t *testing.T) {
 	queue := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			r := bytes.Repeat([]byte{'r'}, 150+i%50)
-			s.AuditLater(store.AuditEvent{Record: r}, store.AuditEvent{Stream: odd, Record: []byte(fmt.Sprint(i))})
+			s.AuditLater(store.AuditEvent{Record: r})
+			s.AuditLater(store.AuditEvent{Stream: odd, Record: []byte(fmt.Sprint(i))})
 		}
 	}
 	queue(0, 600) // 600 rows of ~220 bytes: more than four COPYs
