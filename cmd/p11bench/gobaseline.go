@@ -100,7 +100,9 @@ func newGoBase() (*goBase, error) {
 				_, err := ecdsa.SignASN1(rand.Reader, priv, hash[:])
 				return err
 			}},
-		{row: goRow{Op: "go-aes256-gcm-1m", What: "cipher.AEAD.Seal AES-256-GCM 1 MiB, reused buffer", ModuleOp: "aes256-gcm-1m", Target: 0.20},
+		// Issue 19's bound: AES-256-GCM 1 MiB within 5% of Go's own Seal
+		// (it was 20% before that issue).
+		{row: goRow{Op: "go-aes256-gcm-1m", What: "cipher.AEAD.Seal AES-256-GCM 1 MiB, reused buffer", ModuleOp: "aes256-gcm-1m", Target: 0.05},
 			f: func() error {
 				ctr++
 				nonce[4], nonce[5], nonce[6], nonce[7] = byte(ctr), byte(ctr>>8), byte(ctr>>16), byte(ctr>>24)
