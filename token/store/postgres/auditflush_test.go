@@ -24,6 +24,7 @@ import (
 
 	"gohsm/internal/testenv/pgtest"
 	"gohsm/token/store"
+	"gohsm/token/store/storetest"
 )
 
 // wireCounter is a TCP proxy between the store and the test server that
@@ -466,20 +467,8 @@ func TestFlushAuditCopies(t *testing.T) {
 	queue(900, 10)
 	require.NoError(t, s.FlushAudit(), "the connection and the chain after a failed batch")
 
-	key, err := s.AuditKey()
-	require.NoError(t, err)
 	for _, st := range []string{store.DefaultStream, odd} {
-		c, err := s.AuditChain(st)
-		require.NoError(t, err)
-		require.Len(t, c.Records, 610, st)
-		var prev []byte
-		for i, r := range c.Records {
-			require.Equal(t, uint64(i), r.Seq, "%s: gap-free", st)
-			require.Equal(t, store.ChainMAC(key, st, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", st, i)
-			prev = r.MAC
-		}
-		require.NotNil(t, c.State.Head)
-		assert.Equal(t, store.AuditMark{Seq: 609, MAC: prev}, *c.State.Head, st)
+		require.Len(t, storetest.RequireChained(t, s, st), 610, st)
 	}
 	streams, err := s.AuditStreams()
 	require.NoError(t, err)
@@ -525,16 +514,6 @@ func TestFlushAuditCopyTimeout(t *testing.T) {
 	time.Sleep(fastFail) // past the store's fast failure after a timeout
 	queue(auditCopyMin)
 	require.NoError(t, s.FlushAudit())
-	key, err := s.AuditKey()
-	require.NoError(t, err)
-	c, err := s.AuditChain(store.DefaultStream)
-	require.NoError(t, err)
-	require.Contains(t, []int{2 * auditCopyMin, 3 * auditCopyMin}, len(c.Records))
-	var prev []byte
-	for i, r := range c.Records {
-		require.Equal(t, uint64(i), r.Seq, "gap-free")
-		require.Equal(t, store.ChainMAC(key, store.DefaultStream, r.Seq, prev, r.Record), r.MAC, "record %d chained", i)
-		prev = r.MAC
-	}
-	assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head)
+	recs := storetest.RequireChained(t, s, store.DefaultStream)
+	require.Contains(t, []int{2 * auditCopyMin, 3 * auditCopyMin}, len(recs))
 }

@@ -255,18 +255,28 @@ func testAuditLater(t *testing.T, b Backend) {
 	require.Len(t, other, 21)
 	assert.Equal(t, "run b 20", string(other[20].Record))
 
+	for _, stream := range []string{store.DefaultStream, "hsm-1"} {
+		RequireChained(t, s, stream)
+	}
+}
+
+// RequireChained checks stream's whole chain in s as an auditor would:
+// sequence numbers from 0 without a gap, each record chained with
+// ChainMAC under the store's audit key to the one before it, and the
+// stream's head the last record. It returns the records.
+func RequireChained(t testing.TB, s store.Store, stream string) []store.AuditRecord {
+	t.Helper()
 	key, err := s.AuditKey()
 	require.NoError(t, err)
-	for _, stream := range []string{store.DefaultStream, "hsm-1"} {
-		c, err := s.AuditChain(stream)
-		require.NoError(t, err)
-		var prev []byte
-		for i, r := range c.Records {
-			require.Equal(t, uint64(i), r.Seq, "%s: gap-free", stream)
-			require.Equal(t, store.ChainMAC(key, stream, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", stream, i)
-			prev = r.MAC
-		}
-		require.NotNil(t, c.State.Head)
-		assert.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head, "%s: head", stream)
+	c, err := s.AuditChain(stream)
+	require.NoError(t, err)
+	var prev []byte
+	for i, r := range c.Records {
+		require.Equal(t, uint64(i), r.Seq, "%s: gap-free", stream)
+		require.Equal(t, store.ChainMAC(key, stream, r.Seq, prev, r.Record), r.MAC, "%s: record %d chained", stream, i)
+		prev = r.MAC
 	}
+	require.NotNil(t, c.State.Head, "%s: head", stream)
+	require.Equal(t, store.AuditMark{Seq: uint64(len(c.Records) - 1), MAC: prev}, *c.State.Head, "%s: head", stream)
+	return c.Records
 }
