@@ -132,8 +132,12 @@ func (x *Attrs) Get(a ck.AttributeType) ([]byte, bool) {
 	return v, ok
 }
 
-// Has reports whether the object has attribute a.
+// Has reports whether the object has attribute a. A lazy
+// CKA_CHECK_VALUE is there without being computed.
 func (x *Attrs) Has(a ck.AttributeType) bool {
+	if a == ck.CKA_CHECK_VALUE && x.check != nil {
+		return true
+	}
 	_, ok := x.Get(a)
 	return ok
 }
