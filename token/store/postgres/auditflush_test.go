@@ -334,9 +334,12 @@ func TestFlushAuditCopies(t *testing.T) {
 // TestFlushAuditCopyTimeout: a COPY batch whose answer does not come
 // within the store's timeout (the heads' upsert waits on a lock) fails
 // with store.ErrUnavailable, its connection is dropped, and the next
-// batch is written on another, the chain whole. (The server may still
-// commit the batch that timed out, once the lock is released: the
-// COMMIT was sent with it, as with any commit whose answer is lost.)
+// batch is written on another, the chain whole. The check of the lost
+// answer's outcome waits for the batch's transaction, which waits on the
+// lock until after the flush returns: the flush says that whether the
+// batch was recorded is unknown. (The server may still commit it, once
+// the lock is released: the COMMIT was sent with it.
+// TestLostCommitAnswerWaitsForTheTransaction releases it in time.)
 func TestFlushAuditCopyTimeout(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t, "copytimeout")
 	init, err := Open(dsn, Options{})
@@ -365,6 +368,8 @@ func TestFlushAuditCopyTimeout(t *testing.T) {
 	queue(auditCopyMin)
 	err = s.FlushAudit()
 	require.ErrorIs(t, err, store.ErrUnavailable)
+	assert.Contains(t, err.Error(), "may not be recorded")
+	assert.Contains(t, err.Error(), "whether it committed is unknown")
 	require.NoError(t, lock.Rollback(ctx))
 
 	time.Sleep(fastFail) // past the store's fast failure after a timeout
