@@ -309,12 +309,102 @@ func (s *pgStore) appendAudit(ctx context.Context, tx pgx.Tx, meta []metaRow) er
 		}
 		streams[i], recs[i] = st, nonNil(rec)
 	}
+	var err error
 	if len(recs) < auditCopyMin {
-		err := insertAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
-		return wrapErr("audit", err)
+		err = insertAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+	} else {
+		err = copyAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
 	}
-	err := copyAudit(ctx, tx, store.NewChainer(key), next, order, streams, recs)
+	if lc, ok := err.(*lostCommit); ok {
+		// The batch's last record, for lostCommitted to look for.
+		st := streams[len(streams)-1]
+		lc.tail = auditTail{stream: st, seq: next[st].Seq - 1, mac: next[st].MAC}
+		lc.err = wrapErr("audit", lc.err)
+		return lc
+	}
 	return wrapErr("audit", err)
+}
+
+// auditTail is the last record of a batch: its stream, sequence number
+// and MAC.
+type auditTail struct {
+	stream string
+	seq    uint64
+	mac    []byte
+}
+
+// outcomeWaitSQL waits, on another connection, for the write
+// transactions holding the generation row to end: the one whose COMMIT's
+// answer was lost holds it from its first statement to its end, and may
+// still be running (its COMMIT waits on a lock; the client gave up
+// first). Once this statement has the row, that transaction committed or
+// rolled back for good, and the statements after it see which.
+const outcomeWaitSQL = `SELECT n FROM generation FOR SHARE`
+
+// outcomeSQL reads what a batch's last record (stream $1, sequence $2)
+// left: the MAC of the record of that number, and the stream's base
+// (rotation may have deleted the record since).
+const outcomeSQL = `SELECT (SELECT mac FROM audit WHERE stream = $1 AND seq = $2),
+	(SELECT value FROM meta WHERE key = 'audit_base/' || $1)`
+
+// errOutcomeUnknown is lostCommitted's error when the records of the
+// stream were rotated past the batch's last one: the MAC to compare is
+// gone.
+var errOutcomeUnknown = errors.New("the stream was rotated past the batch's last record")
+
+// lostCommitted tells, on another connection under a timeout of its own,
+// whether the transaction of a commit whose answer was lost (a
+// lostCommit) committed: after outcomeWaitSQL, whether the batch's last
+// record is there with its MAC. The MAC makes the match exact: when the
+// transaction did not commit, another may have written a record of that
+// number since, with another MAC (a record's MAC covers its stream,
+// number, record and the MAC before it). An error (the server does not
+// answer) leaves the outcome unknown.
+func (s *pgStore) lostCommitted(tail auditTail) (ok bool, err error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	defer func() { s.core.noteTimeout(ctx, err) }()
+	if tail.seq > math.MaxInt64 {
+		return false, fmt.Errorf("store: audit %s: no record %d", tail.stream, tail.seq)
+	}
+	var mac, base []byte
+	read := func() error {
+		b := &pgx.Batch{}
+		b.Queue(outcomeWaitSQL)
+		b.Queue(outcomeSQL, tail.stream, int64(tail.seq))
+		br := s.pool.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&mac, &base)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	err = read()
+	if s.again(ctx, err) {
+		err = read()
+	}
+	if err != nil {
+		return false, err
+	}
+	if mac != nil {
+		return hmac.Equal(mac, tail.mac), nil
+	}
+	if base != nil {
+		m, err := store.ParseMark("audit_base/"+tail.stream, base)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case m.Seq == tail.seq:
+			return hmac.Equal(m.MAC, tail.mac), nil
+		case m.Seq > tail.seq:
+			return false, errOutcomeUnknown
+		}
+	}
+	return false, nil
 }
 
 // auditCopyMin is the fewest records a batch writes by COPY (copyAudit);

@@ -7,13 +7,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,143 +22,6 @@ import (
 	"gohsm/token/store"
 	"gohsm/token/store/storetest"
 )
-
-// wireCounter is a TCP proxy between the store and the test server that
-// counts, over all its connections, the round trips (each time the client
-// sends after the server last did) and the statements run (Execute and
-// Query messages of the frontend protocol).
-type wireCounter struct {
-	ln         net.Listener
-	server     string
-	roundTrips atomic.Int64
-	statements atomic.Int64
-	wg         sync.WaitGroup
-	mu         sync.Mutex
-	conns      []*connCount // each connection's own counts
-}
-
-// connCount is one connection's round trips and statements.
-type connCount struct{ roundTrips, statements atomic.Int64 }
-
-// perConn returns each connection's counts so far, in accept order.
-func (w *wireCounter) perConn() [][2]int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make([][2]int64, len(w.conns))
-	for i, c := range w.conns {
-		out[i] = [2]int64{c.roundTrips.Load(), c.statements.Load()}
-	}
-	return out
-}
-
-func newWireCounter(tb testing.TB, server string) *wireCounter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := &wireCounter{ln: ln, server: server}
-	w.wg.Add(1)
-	go w.accept()
-	tb.Cleanup(func() { ln.Close(); w.wg.Wait() })
-	return w
-}
-
-func (w *wireCounter) accept() {
-	defer w.wg.Done()
-	for {
-		c, err := w.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", w.server)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		var serverLast atomic.Bool
-		serverLast.Store(true)
-		cc := &connCount{}
-		w.mu.Lock()
-		w.conns = append(w.conns, cc)
-		w.mu.Unlock()
-		w.wg.Add(2)
-		go func() { // server to client
-			defer w.wg.Done()
-			defer c.Close()
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 {
-					serverLast.Store(true)
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // client to server, parsing messages
-			defer w.wg.Done()
-			defer s.Close()
-			var pending []byte
-			started := false
-			buf := make([]byte, 64<<10)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if serverLast.Swap(false) {
-						w.roundTrips.Add(1)
-						cc.roundTrips.Add(1)
-					}
-					pending = append(pending, buf[:n]...)
-					for {
-						if !started {
-							if len(pending) < 4 {
-								break
-							}
-							l := int(binary.BigEndian.Uint32(pending))
-							if len(pending) < l {
-								break
-							}
-							pending, started = pending[l:], true
-							continue
-						}
-						if len(pending) < 5 {
-							break
-						}
-						l := 1 + int(binary.BigEndian.Uint32(pending[1:]))
-						if len(pending) < l {
-							break
-						}
-						if pending[0] == 'E' || pending[0] == 'Q' {
-							w.statements.Add(1)
-							cc.statements.Add(1)
-						}
-						pending = pending[l:]
-					}
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-// via is dsn with its host and port the proxy's.
-func (w *wireCounter) via(tb testing.TB, dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.Host = w.ln.Addr().String()
-	return u.String()
-}
 
 // backendCPU sums the CPU time (user and system, in clock ticks) of the
 // server processes connected to dsn's database, but the one asking.
@@ -197,7 +56,7 @@ func backendCPU(tb testing.TB, conn *pgx.Conn) int64 {
 // process's CPU time and allocations, the server backends' CPU time and
 // the WAL the server wrote (wal-B/rec: the insert position's advance, all
 // of it, commits included), and per flush the round trips and statements. The wire-n runs go through a
-// counting proxy (wireCounter), whose copying is this process's CPU too;
+// counting proxy (wireProxy), whose copying is this process's CPU too;
 // the n runs connect directly and count no round trips.
 //
 //	go test ./token/store/postgres -run '^$' -bench FlushAudit -benchmem
@@ -210,12 +69,11 @@ func BenchmarkFlushAudit(b *testing.B) {
 
 func benchFlush(b *testing.B, n int, wire bool) {
 	dsn := pgtest.Shared(b).NewDatabase(b, "flush")
-	u, _ := url.Parse(dsn)
-	w := &wireCounter{}
+	w := &wireProxy{}
 	via := dsn
 	if wire {
-		w = newWireCounter(b, u.Host)
-		via = w.via(b, dsn)
+		w = newWireProxy(b, dsn)
+		via = w.url
 	}
 	s, err := Open(via, Options{})
 	if err != nil {
@@ -308,10 +166,8 @@ func rusage(tb testing.TB) float64 {
 // on a connection of its own, not counted here.)
 func TestFlushAuditRoundTrips(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t, "trips")
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	w := newWireCounter(t, u.Host)
-	s, err := Open(w.via(t, dsn), Options{})
+	w := newWireProxy(t, dsn)
+	s, err := Open(w.url, Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
@@ -478,9 +334,12 @@ func TestFlushAuditCopies(t *testing.T) {
 // TestFlushAuditCopyTimeout: a COPY batch whose answer does not come
 // within the store's timeout (the heads' upsert waits on a lock) fails
 // with store.ErrUnavailable, its connection is dropped, and the next
-// batch is written on another, the chain whole. (The server may still
-// commit the batch that timed out, once the lock is released: the
-// COMMIT was sent with it, as with any commit whose answer is lost.)
+// batch is written on another, the chain whole. The check of the lost
+// answer's outcome waits for the batch's transaction, which waits on the
+// lock until after the flush returns: the flush says that whether the
+// batch was recorded is unknown. (The server may still commit it, once
+// the lock is released: the COMMIT was sent with it.
+// TestLostCommitAnswerWaitsForTheTransaction releases it in time.)
 func TestFlushAuditCopyTimeout(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t, "copytimeout")
 	init, err := Open(dsn, Options{})
@@ -509,6 +368,8 @@ func TestFlushAuditCopyTimeout(t *testing.T) {
 	queue(auditCopyMin)
 	err = s.FlushAudit()
 	require.ErrorIs(t, err, store.ErrUnavailable)
+	assert.Contains(t, err.Error(), "may not be recorded")
+	assert.Contains(t, err.Error(), "whether it committed is unknown")
 	require.NoError(t, lock.Rollback(ctx))
 
 	time.Sleep(fastFail) // past the store's fast failure after a timeout

@@ -22,7 +22,7 @@ func TestLoginCallsBoundedWhileKeeperWaits(t *testing.T) {
 	t.Cleanup(func() { loginCheck = was }) // after the Store's Close
 	loginCheck = 50 * time.Millisecond     // before any keeper starts
 	dsn := freshURL(t)
-	p := newProxy(t, dsn)
+	p := newWireProxy(t, dsn)
 	const timeout = 600 * time.Millisecond
 	s := openStore(t, p.url, timeout)
 	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
@@ -59,7 +59,7 @@ func TestLogoutDuringOutage(t *testing.T) {
 	t.Cleanup(func() { loginCheck = was })
 	loginCheck = 100 * time.Millisecond
 	dsn := freshURL(t)
-	p := newProxy(t, dsn)
+	p := newWireProxy(t, dsn)
 	const timeout = 400 * time.Millisecond
 	s := openStore(t, p.url, timeout)
 	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))

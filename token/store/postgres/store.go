@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -31,6 +32,11 @@ type Options struct {
 	// call fails with an error wrapping store.ErrUnavailable (0:
 	// DefaultTimeout).
 	Timeout time.Duration
+
+	// Log is where the store logs what no caller is told: a batch of
+	// queued audit events whose commit's outcome it could not learn (nil:
+	// slog.Default()).
+	Log *slog.Logger
 }
 
 // defaultMaxConns is the pool's size unless the URL sets pool_max_conns:
@@ -90,6 +96,8 @@ type core struct {
 
 	// queue holds the events AuditLater deferred to the next write.
 	queue store.AuditQueue
+
+	log *slog.Logger // Options.Log
 }
 
 // Open opens the token store in the database url names. A bad URL fails,
@@ -124,10 +132,14 @@ func Open(url string, opts Options) (store.Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
 	s := &pgStore{pool: pool, timeout: opts.Timeout, core: &core{
 		cfg:  pcfg.ConnConfig.Copy(),
 		stop: stop,
 		done: make(chan struct{}),
+		log:  opts.Log,
 	}}
 	s.core.logins.init(s)
 	cctx, cancel := s.ctx()
@@ -341,7 +353,10 @@ func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, t
 // round trip (beginWith). Then fn, then the view's audit
 // events (appendAudit, audit.go), in the same transaction: their
 // statement goes with COMMIT. fn nil: a write of audit events alone,
-// whose meta rows are read in the round trip of BEGIN.
+// whose meta rows are read in the round trip of BEGIN. When the answer
+// to that COMMIT is lost, lostCommitted finds out on another connection
+// whether it committed, and the call reports that (a call then takes up
+// to twice the timeout).
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	return s.commitIn(context.Background(), fn)
 }
@@ -360,9 +375,19 @@ func (s *pgStore) commitQueued(parent context.Context, fn func(ctx context.Conte
 		return store.Commit{}, nil
 	}
 	committed := false // set on the way out of a commit, not of a panic
+	var unknown *outcomeUnknown
 	defer func() {
 		s.core.queue.Done(queued, committed, flush)
-		if flush && err != nil {
+		switch {
+		case unknown != nil && len(queued) > 0:
+			// Put back (a write's) they may be recorded twice; dropped
+			// (a flush's), not at all.
+			s.core.log.Error("store: audit: queued events' fate unknown: a commit's answer was lost and the check of its outcome failed",
+				"events", len(queued), "put_back", !flush, "err", err)
+			if flush {
+				err = fmt.Errorf("store: audit: %d queued events may not be recorded: %w", len(queued), err)
+			}
+		case flush && err != nil:
 			err = fmt.Errorf("store: audit: %d queued events not recorded: %w", len(queued), err)
 		}
 	}()
@@ -371,8 +396,24 @@ func (s *pgStore) commitQueued(parent context.Context, fn func(ctx context.Conte
 	}
 	c, err := s.commitOnce(parent, fn)
 	committed = err == nil
+	errors.As(err, &unknown)
 	return c, err
 }
+
+// outcomeUnknown is the error of a commit whose answer was lost
+// (lostCommit) and whose outcome lostCommitted could not read: the write
+// may be committed. Its caller is told it failed, as before the check,
+// and its queued events are put back (a flush's are dropped): either may
+// be wrong, and commitQueued logs it.
+type outcomeUnknown struct {
+	lost  error // the commit's error
+	check error // lostCommitted's
+}
+
+func (e *outcomeUnknown) Error() string {
+	return fmt.Sprintf("%v (whether it committed is unknown: the check failed: %v)", e.lost, e.check)
+}
+func (e *outcomeUnknown) Unwrap() error { return e.lost }
 
 // commitOnce is commitQueued's transaction, with the view's events.
 func (s *pgStore) commitOnce(parent context.Context, fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
@@ -433,9 +474,24 @@ func (s *pgStore) commitOnce(parent context.Context, fn func(ctx context.Context
 				return store.Commit{}, wrapErr("audit", err)
 			}
 		}
-		// appendAudit commits, in the round trip of its statement.
+		// appendAudit commits, in the round trip of its statement. A
+		// commit whose answer was lost is looked for: its batch
+		// committed or not, and the caller is told which, so that queued
+		// events are neither recorded twice (put back when they were
+		// committed) nor dropped unrecorded.
 		if err := s.appendAudit(ctx, tx, meta); err != nil {
-			return store.Commit{}, err
+			lc, ok := err.(*lostCommit)
+			if !ok {
+				return store.Commit{}, err
+			}
+			tx.Rollback(ctx) // the connection back first: a pool of one
+			done, cerr := s.lostCommitted(lc.tail)
+			switch {
+			case cerr != nil:
+				return store.Commit{}, &outcomeUnknown{lost: lc.err, check: wrapErr("audit outcome", cerr)}
+			case !done:
+				return store.Commit{}, lc.err
+			}
 		}
 	} else if err := tx.Commit(ctx); err != nil {
 		return store.Commit{}, wrapErr("commit", err)

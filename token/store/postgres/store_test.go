@@ -7,9 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -179,7 +176,7 @@ func listening(s store.Store) error {
 // again the Store works without reopening.
 func TestServerSilent(t *testing.T) {
 	dsn := freshURL(t)
-	p := newProxy(t, dsn)
+	p := newWireProxy(t, dsn)
 	const timeout = 300 * time.Millisecond
 	s := openStore(t, p.url, timeout)
 	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
@@ -205,89 +202,6 @@ func TestServerSilent(t *testing.T) {
 	eventually(t, 10*time.Second, "reads after the silence", func() error { _, err := s.Token(); return err })
 	_, err := s.CreateObject(testObject("y", ""))
 	require.NoError(t, err)
-}
-
-// proxy forwards TCP connections to a test server; frozen, it forwards
-// nothing and accepts nothing new, holding every connection open.
-type proxy struct {
-	url    string
-	frozen atomic.Bool
-	sends  atomic.Int64 // reads from clients: about one per round trip
-}
-
-func newProxy(t *testing.T, dsn string) *proxy {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	target := u.Host
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var conns sync.WaitGroup
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); l.Close(); conns.Wait() })
-	u.Host = l.Addr().String()
-	p := &proxy{url: u.String()}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer c.Close()
-				for p.frozen.Load() { // a frozen server answers nothing, not even the handshake
-					select {
-					case <-stop:
-						return
-					case <-time.After(5 * time.Millisecond):
-					}
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{}, 2)
-				go func() { p.copy(up, c, stop, &p.sends); done <- struct{}{} }()
-				go func() { p.copy(c, up, stop, nil); done <- struct{}{} }()
-				select {
-				case <-done:
-				case <-stop:
-				}
-			}()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) freeze(on bool) { p.frozen.Store(on) }
-
-// copy forwards src to dst, holding what it read while frozen.
-func (p *proxy) copy(dst io.Writer, src net.Conn, stop chan struct{}, count *atomic.Int64) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if count != nil && n > 0 {
-			count.Add(1)
-		}
-		for p.frozen.Load() {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // TestNotificationLatency measures the time from a commit returning on
@@ -659,7 +573,7 @@ func TestBareNotification(t *testing.T) {
 func TestRoundTrips(t *testing.T) {
 	dsn := freshURL(t)
 	initStore(t, dsn).Close()
-	p := newProxy(t, dsn+"&pool_max_conns=1") // dsn has a query (search_path)
+	p := newWireProxy(t, dsn+"&pool_max_conns=1") // dsn has a query (search_path)
 	s := openStore(t, p.url, 0)
 	eventually(t, 5*time.Second, "listening", func() error { return listening(s) })
 	o, err := s.CreateObject(testObject("first", "alice"))
@@ -729,9 +643,9 @@ func TestRoundTrips(t *testing.T) {
 		// second before handing it out, which a loaded machine may cause.
 		got := int64(1 << 62)
 		for range 3 {
-			before := p.sends.Load()
+			before := p.roundTrips.Load()
 			require.NoError(t, c.f(), c.name)
-			n := p.sends.Load() - before
+			n := p.roundTrips.Load() - before
 			if c.name == "UpdateObject" {
 				n-- // its ObjectVersion
 			}

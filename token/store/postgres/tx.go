@@ -59,8 +59,9 @@ func beginBatch(ctx context.Context, pool *pgxpool.Pool, begin, sql string, args
 // commitWith runs b's statements and then COMMIT in one round trip (a
 // pipeline; the statements' results are not read, only their errors).
 // When one fails the server skips the rest, COMMIT included: the
-// transaction is left open and failed, for Rollback to end. tx is a
-// transaction beginWith started.
+// transaction is left open and failed, for Rollback to end. When the
+// answer is lost (a timeout, a connection cut), the error is a
+// lostCommit: COMMIT may have run. tx is a transaction beginWith started.
 func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 	t := tx.(*poolTx)
 	if t.closed {
@@ -79,11 +80,11 @@ func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 	if err == nil {
 		tag, err = br.Exec()
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	if cerr := br.Close(); err == nil && tag.String() != "COMMIT" {
+		err = cerr // (COMMIT's answer read: committed, whatever came after)
 	}
 	if err != nil {
-		return err // Rollback ends the transaction, if it is still open
+		return lost(err) // Rollback ends the transaction, if it is still open
 	}
 	t.closed = true
 	t.c.Release()
@@ -91,6 +92,38 @@ func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 		return pgx.ErrTxCommitRollback
 	}
 	return nil
+}
+
+// lostCommit is the error of a commit whose COMMIT may have reached the
+// server and whose answer was not read: a timeout, a connection cut. The
+// server may have committed; the client cannot tell from that connection
+// (lostCommitted asks another). tail is the last audit record the
+// transaction appends, set by appendAudit, which lostCommitted looks for.
+type lostCommit struct {
+	err  error
+	tail auditTail
+}
+
+func (e *lostCommit) Error() string { return e.err.Error() }
+func (e *lostCommit) Unwrap() error { return e.err }
+
+// lost marks err, the error of a round trip that sent COMMIT, as a
+// lostCommit unless the server answered it (refused: a statement failed,
+// and the server skipped the rest, COMMIT included) or pgx knows that
+// nothing was sent.
+func lost(err error) error {
+	if refused(err) || pgconn.SafeToRetry(err) {
+		return err
+	}
+	return &lostCommit{err: err}
+}
+
+// refused tells whether err is the server's answer that a statement
+// failed: an error it sent, not a FATAL or PANIC one, which ends the
+// connection (a shutdown) whatever the transaction's fate.
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
 }
 
 // sendCommit sends msgs, the wire messages of one simple query whose last
@@ -101,8 +134,9 @@ func commitWith(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 // statement fails the server skips the rest of the query, COMMIT
 // included, and the rest of the COPY data: the transaction is left open
 // and failed, for Rollback to end. A write or read that fails leaves the
-// connection in no known state: it is closed, and the pool drops it. tx
-// is a transaction beginWith started.
+// connection in no known state: it is closed, and the pool drops it; the
+// error is a lostCommit unless the answer read so far settles it (an
+// error, or COMMIT's own). tx is a transaction beginWith started.
 func sendCommit(ctx context.Context, tx pgx.Tx, msgs []byte) error {
 	t := tx.(*poolTx)
 	if t.closed {
@@ -120,7 +154,7 @@ func sendCommit(ctx context.Context, tx pgx.Tx, msgs []byte) error {
 	_ = nc.SetWriteDeadline(time.Time{})
 	if err != nil {
 		_ = pc.Close(ctx)
-		return err
+		return &lostCommit{err: err} // part of it may have been sent
 	}
 	var tag string
 	var failed error
@@ -128,7 +162,15 @@ func sendCommit(ctx context.Context, tx pgx.Tx, msgs []byte) error {
 		msg, err := pc.ReceiveMessage(ctx)
 		if err != nil {
 			_ = pc.Close(ctx)
-			return err
+			switch {
+			case refused(failed):
+				return failed // the server said: not committed
+			case tag == "COMMIT":
+				t.closed = true // committed: only what came after is lost
+				t.c.Release()
+				return nil
+			}
+			return &lostCommit{err: err}
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CommandComplete:
