@@ -217,3 +217,16 @@ func TestAuditLaterOneAllocation(t *testing.T) {
 	})
 	require.LessOrEqual(t, allocs, 1.0, "allocations per queued record")
 }
+
+// TestStoreLogsToModuleLog: the stores get the module's logger, so what a
+// store logs on its own (the PostgreSQL store: queued events whose
+// commit's outcome it could not learn) goes to log_file, not to stderr.
+func TestStoreLogsToModuleLog(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(t.TempDir(), "log")
+	m, err := Open(testConfigLines(t, dir, "log_file = "+logf, ""))
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	require.NotNil(t, m.storeOpts.Log)
+	assert.Same(t, m.Logger(), m.storeOpts.Log)
+}

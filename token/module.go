@@ -65,7 +65,7 @@ func Open(cfg *Config) (*Module, error) {
 	if err := m.openLog(); err != nil {
 		return nil, err
 	}
-	opts := store.Options{Sync: cfg.Sync}
+	opts := store.Options{Sync: cfg.Sync, Log: m.log}
 	if cfg.TokenGroup != "" {
 		gid, err := lookupGroup(cfg.TokenGroup)
 		if err != nil {
@@ -127,7 +127,7 @@ func openStore(sc SlotConfig, opts store.Options) (store.Store, error) {
 	if timeout == 0 {
 		timeout = DefaultStoreTimeout
 	}
-	st, err := postgres.Open(sc.Store, postgres.Options{Timeout: timeout})
+	st, err := postgres.Open(sc.Store, postgres.Options{Timeout: timeout, Log: opts.Log})
 	if err != nil {
 		return nil, fmt.Errorf("%s%s", redactIn(err.Error(), sc.Store), storeAdvice(err))
 	}

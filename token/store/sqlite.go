@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,6 +45,10 @@ type Options struct {
 	// whose workers run as another user of the group (nginx's) can use it.
 	// Without it a new token is its owner's alone (0700 / 0600).
 	Group *int
+	// Log is where a store logs what no caller is told (the PostgreSQL
+	// store: queued audit events whose commit's outcome it could not
+	// learn). nil: slog.Default().
+	Log *slog.Logger
 }
 
 const defaultBusyTimeout = 10 * time.Second
