@@ -380,12 +380,13 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
 		return 0, fmt.Errorf("token: unwrapped key: %v: %w", err, ck.CKR_WRAPPED_KEY_INVALID)
 	}
-	if err := s.checkKeyLimits(class, keyType, full); err != nil {
+	made := attrs.FromTemplate(full)
+	if err := s.checkKeyLimits(class, keyType, &made); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, attrs.FromTemplate(full))
+	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, made)
 	if err != nil {
 		return 0, err
 	}
@@ -507,7 +508,8 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 			return 0, err
 		}
 		full = attrs.ApplyDeriveBase(full, sources...)
-		if err := s.checkKeyLimits(class, keyType, full); err != nil {
+		made := attrs.FromTemplate(full)
+		if err := s.checkKeyLimits(class, keyType, &made); err != nil {
 			return 0, err
 		}
 	}
