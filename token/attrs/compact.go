@@ -206,10 +206,10 @@ func (x *Attrs) set(a ck.AttributeType, v []byte) {
 	}
 }
 
-// insert puts v at index i of own: slices.Insert written out for the
-// common cases (a key's values mostly come in ascending order, so most go
-// at the end; own has room for them), which cost a fifth of its general
-// path.
+// insert puts v at index i of own: slices.Insert written out (it was
+// about 1,100 instructions per key made; docs/bench.md "ML-KEM-768: the
+// attribute table"). A key's values mostly come in ascending order, so
+// most go at the end, and own has room for them.
 func (x *Attrs) insert(i int, v Value) {
 	if i == len(x.own) {
 		x.own = append(x.own, v)
