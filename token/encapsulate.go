@@ -166,7 +166,7 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 	}
 	t := tmpl
 	if _, ok := tmpl[ck.CKA_KEY_TYPE]; !ok {
-		// A shallow copy that says the key type: BuildWith copies the
+		// A shallow copy that says the key type: BuildAttrs copies the
 		// values it keeps, and the caller's template stays as it was.
 		t = maps.Clone(tmpl)
 		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
