@@ -41,7 +41,7 @@ func (m *Module) CLIVerifyInit(h ck.ULong, mech Mechanism, key ck.ULong) error {
 
 // cliCheckKeyLimits is checkKeyLimits for a key the CLI makes
 // (profile.CLICheckKey).
-func (s *Slot) cliCheckKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Reader) error {
+func (s *Slot) cliCheckKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t *attrs.Attrs) error {
 	if !isKeyClass(class) {
 		return nil
 	}

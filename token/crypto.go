@@ -919,11 +919,18 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	if err != nil {
 		return 0, err
 	}
-	mat, err := attrs.TemplateFromKey(key)
-	if err != nil {
-		return 0, err
+	if v, ok := key.([]byte); ok {
+		// A secret key's material is its value (TemplateFromKey's
+		// CKA_VALUE; its CKA_VALUE_LEN is the value's length, which
+		// completing the attributes sets or checks).
+		err = attrs.AddValueTo(&full, v)
+	} else {
+		var mat attrs.Template
+		if mat, err = attrs.TemplateFromKey(key); err == nil {
+			err = attrs.AddMaterialTo(&full, mat)
+		}
 	}
-	if err = attrs.AddMaterialTo(&full, mat); err != nil {
+	if err != nil {
 		return 0, err
 	}
 	s := se.slot
@@ -961,11 +968,14 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	if err != nil {
 		return 0, 0, err
 	}
-	checkKeyLimits := se.slot.checkKeyLimits
+	// Called directly, not through a func value, so that pubFull stays
+	// on the stack.
 	if via != nil {
-		checkKeyLimits = se.slot.cliCheckKeyLimits // cliops.go
+		err = se.slot.cliCheckKeyLimits(ck.CKO_PUBLIC_KEY, kt, &pubFull) // cliops.go
+	} else {
+		err = se.slot.checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, &pubFull)
 	}
-	if err := checkKeyLimits(ck.CKO_PUBLIC_KEY, kt, &pubFull); err != nil {
+	if err != nil {
 		return 0, 0, err
 	}
 	p := mechanisms.KeyGenParams{PublicExponent: pubFull.Bytes(ck.CKA_PUBLIC_EXPONENT), ECParams: pubFull.Bytes(ck.CKA_EC_PARAMS)}

@@ -166,7 +166,7 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 	}
 	t := tmpl
 	if _, ok := tmpl[ck.CKA_KEY_TYPE]; !ok {
-		// A shallow copy that says the key type: BuildWith copies the
+		// A shallow copy that says the key type: BuildAttrs copies the
 		// values it keeps, and the caller's template stays as it was.
 		t = maps.Clone(tmpl)
 		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
@@ -181,7 +181,7 @@ func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Ob
 // kemWithSecret completes a new key's attributes with its value: full,
 // which kemKeyTemplate made for this key alone, is completed in place.
 func kemWithSecret(s *Slot, full *attrs.Attrs, keyType ck.KeyType, secret []byte) error {
-	if err := attrs.AddMaterialTo(full, attrs.Template{ck.CKA_VALUE: secret}); err != nil {
+	if err := attrs.AddValueTo(full, secret); err != nil {
 		return err
 	}
 	return s.checkKeyLimits(ck.CKO_SECRET_KEY, keyType, full)

@@ -13,8 +13,10 @@ import (
 // as Build made it (the size asked for: CKA_MODULUS_BITS, CKA_VALUE_LEN)
 // or its full attributes (the size it has: CKA_MODULUS, CKA_VALUE).
 // Objects that are not keys pass. It reads only the slot's profile, which
-// never changes, so it needs no lock.
-func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.Reader) error {
+// never changes, so it needs no lock. t is an *attrs.Attrs, not an
+// attrs.Reader, so that a caller's Attrs stays where the caller has it
+// (a pointer passed as an interface escapes to the heap).
+func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t *attrs.Attrs) error {
 	if !isKeyClass(class) {
 		return nil
 	}
@@ -23,7 +25,7 @@ func (s *Slot) checkKeyLimits(class ck.ObjectClass, keyType ck.KeyType, t attrs.
 
 // keySize is a key's size in profile.SizeRange's unit, 0 when t does not
 // say.
-func keySize(keyType ck.KeyType, t attrs.Reader) uint {
+func keySize(keyType ck.KeyType, t *attrs.Attrs) uint {
 	switch keyType {
 	case ck.CKK_RSA:
 		if n, _ := t.Get(ck.CKA_MODULUS); len(n) > 0 {
@@ -53,7 +55,7 @@ func keySize(keyType ck.KeyType, t attrs.Reader) uint {
 }
 
 // attrValue is attribute a of t, nil when absent.
-func attrValue(t attrs.Reader, a ck.AttributeType) []byte {
+func attrValue(t *attrs.Attrs, a ck.AttributeType) []byte {
 	v, _ := t.Get(a)
 	return v
 }

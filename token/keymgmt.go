@@ -336,7 +336,9 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	if class != ck.CKO_SECRET_KEY && class != ck.CKO_PRIVATE_KEY {
 		return 0, fmt.Errorf("token: unwrap to %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	full, err := attrs.BuildWith(s.attrPolicy(), attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
+	// Built over the schema's prototype (docs/design.md, "Objects across
+	// processes"), as a generated key's.
+	made, err := attrs.BuildAttrs(s.attrPolicy(), attrs.OpUnwrap, class, keyType, mech.Type, tmpl)
 	if err != nil {
 		return 0, err
 	}
@@ -351,7 +353,7 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 	}
 	var mat attrs.Template
 	if class == ck.CKO_SECRET_KEY {
-		if n, ok := full.ULong(ck.CKA_VALUE_LEN); ok && n > 0 && int(n) < len(material) {
+		if n, ok := made.ULong(ck.CKA_VALUE_LEN); ok && n > 0 && int(n) < len(material) {
 			// Mechanisms that pad (CBC-PAD of a key, raw RSA) give the
 			// length through CKA_VALUE_LEN (spec 5.18.3).
 			material = material[:n]
@@ -371,21 +373,21 @@ func (m *Module) UnwrapKey(h ck.ULong, mech Mechanism, unwrappingH ck.ULong, wra
 			return 0, err
 		}
 	}
-	if full, err = attrs.WithMaterial(full, mat); err != nil {
+	if err = attrs.AddMaterialTo(&made, mat); err != nil {
 		if errors.Is(err, ck.CKR_ATTRIBUTE_VALUE_INVALID) || errors.Is(err, ck.CKR_TEMPLATE_INCONSISTENT) {
 			return 0, fmt.Errorf("token: unwrapped key does not fit the template: %v: %w", err, ck.CKR_TEMPLATE_INCONSISTENT)
 		}
 		return 0, err
 	}
-	if _, err := attrs.KeyFromTemplate(class, keyType, full); err != nil {
+	if _, err := attrs.KeyFromTemplate(class, keyType, &made); err != nil {
 		return 0, fmt.Errorf("token: unwrapped key: %v: %w", err, ck.CKR_WRAPPED_KEY_INVALID)
 	}
-	if err := s.checkKeyLimits(class, keyType, full); err != nil {
+	if err := s.checkKeyLimits(class, keyType, &made); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, attrs.FromTemplate(full))
+	o, err := s.addObjectLocked(se, audit.CN_UNWRAP_KEY, origin, made)
 	if err != nil {
 		return 0, err
 	}
@@ -478,7 +480,9 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 	if err != nil {
 		return 0, err
 	}
-	var full attrs.Template
+	// The new object's attributes are built over its schema's prototype
+	// (docs/design.md, "Objects across processes"), as a KEM key's.
+	var made attrs.Attrs
 	if class == ck.CKO_DATA {
 		t := tmpl.Clone()
 		// CKA_VALUE_LEN gave the output length; data objects have no such
@@ -494,26 +498,26 @@ func (m *Module) DeriveKey(h ck.ULong, mech Mechanism, baseH ck.ULong, tmpl attr
 		}
 		t[ck.CKA_CLASS] = attrs.ULong(ck.ULong(ck.CKO_DATA))
 		t[ck.CKA_VALUE] = value
-		if full, err = attrs.Build(attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
+		if made, err = attrs.BuildAttrs(nil, attrs.OpCreate, ck.CKO_DATA, 0, mech.Type, t); err != nil {
 			return 0, err
 		}
 	} else {
 		t := tmpl.Clone()
 		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
-		if full, err = attrs.BuildWith(s.attrPolicy(), attrs.OpDerive, class, keyType, mech.Type, t); err != nil {
+		if made, err = attrs.BuildAttrs(s.attrPolicy(), attrs.OpDerive, class, keyType, mech.Type, t); err != nil {
 			return 0, err
 		}
-		if full, err = attrs.WithMaterial(full, attrs.Template{ck.CKA_VALUE: value}); err != nil {
+		if err = attrs.AddValueTo(&made, value); err != nil {
 			return 0, err
 		}
-		full = attrs.ApplyDeriveBase(full, sources...)
-		if err := s.checkKeyLimits(class, keyType, full); err != nil {
+		attrs.SetDeriveBaseOf(&made, sources...)
+		if err := s.checkKeyLimits(class, keyType, &made); err != nil {
 			return 0, err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, attrs.FromTemplate(full))
+	o, err := s.addObjectLocked(se, audit.CN_DERIVE_KEY, origin, made)
 	if err != nil {
 		return 0, err
 	}

@@ -28,6 +28,15 @@ type Object struct {
 	h       ck.ULong
 	token   bool
 	private bool
+	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
+	// once here so that starting an operation checks one bool.
+	alwaysAuth bool
+	// epoch: the epoch of the emulated HSM a session object was made on
+	// (hsm, below) when it was made (cluster.go): it is lost when the HSM
+	// goes down. With the three bools, in one word: the struct is 208
+	// bytes, a size class (docs/bench.md, "ML-KEM-768: the attribute
+	// table").
+	epoch   uint32
 	owner   string
 	shared  []string
 	class   ck.ObjectClass
@@ -44,17 +53,12 @@ type Object struct {
 	key     *objKey
 	version int64
 	session ck.ULong // creating session, for session objects
-	// alwaysAuth: a private key with CKA_ALWAYS_AUTHENTICATE CK_TRUE, read
-	// once here so that starting an operation checks one bool.
-	alwaysAuth bool
 	// useQuorum and manageQuorum are a token key's quorum values (0: none;
 	// quorum.go), read when the object is loaded.
 	useQuorum, manageQuorum int
-	// hsm and epoch: the emulated HSM a session object was made on, and
-	// that HSM's epoch then (cluster.go): it is lost when the HSM goes
-	// down.
-	hsm   int
-	epoch uint32
+	// hsm: the emulated HSM a session object was made on (and epoch,
+	// above, that HSM's epoch then).
+	hsm int
 }
 
 // needsContextLogin reads CKA_ALWAYS_AUTHENTICATE for Object.alwaysAuth.

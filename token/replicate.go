@@ -178,9 +178,9 @@ func (s *Slot) insertReplica(r *replica) (ck.ULong, error) {
 	// The destination's HSMs must support the key's type: an ML-DSA key
 	// does not go to an hsm1.medium cluster (profile.CLICheckKey; key
 	// replicate is a CloudHSM CLI command, so the CLI's key types count).
-	t := attrs.Template(rec.Attrs)
+	t := attrs.FromTemplate(attrs.Template(rec.Attrs)) // read here, never written
 	if kt, ok := t.ULong(ck.CKA_KEY_TYPE); ok {
-		if err := s.prof.CLICheckKey(ck.KeyType(kt), keySize(ck.KeyType(kt), t)); err != nil {
+		if err := s.prof.CLICheckKey(ck.KeyType(kt), keySize(ck.KeyType(kt), &t)); err != nil {
 			return 0, fmt.Errorf("token: replicate: the destination cannot hold the key: %w", err)
 		}
 	}

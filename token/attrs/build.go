@@ -2,9 +2,10 @@ package attrs
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math/big"
 	"slices"
 	"sync"
@@ -80,21 +81,32 @@ func lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, error) {
 // opRules says which footnotes apply to a creating operation.
 type opRules struct {
 	must, not Flag
+	creates   bool // the operation creates an object
 }
 
-var creating = map[Op]opRules{
-	OpCreate:         {must: MustCreate, not: NotCreate},
-	OpGenerate:       {must: MustGenerate, not: NotGenerate},
-	OpGeneratePublic: {must: MustGenerate, not: NotGenerate},
-	OpUnwrap:         {must: MustUnwrap, not: NotUnwrap},
+// creating is the rules by operation (an array: read for every object
+// made).
+var creating = [...]opRules{
+	OpCreate:         {must: MustCreate, not: NotCreate, creates: true},
+	OpGenerate:       {must: MustGenerate, not: NotGenerate, creates: true},
+	OpGeneratePublic: {must: MustGenerate, not: NotGenerate, creates: true},
+	OpUnwrap:         {must: MustUnwrap, not: NotUnwrap, creates: true},
 	// The footnotes say nothing of C_DeriveKey; like generation, the
 	// mechanism supplies the key material, and the template may give
 	// CKA_VALUE_LEN (required by some mechanisms: that is theirs to check).
-	OpDerive: {not: NotGenerate},
+	OpDerive: {not: NotGenerate, creates: true},
+}
+
+// rulesOf returns op's rules; ok is false when op creates no object.
+func rulesOf(op Op) (_ opRules, ok bool) {
+	if op < 0 || int(op) >= len(creating) {
+		return opRules{}, false
+	}
+	return creating[op], creating[op].creates
 }
 
 // classOps is which creating operations make objects of each class.
-var classOps = map[ck.ObjectClass][]Op{
+var classOps = [...][]Op{
 	ck.CKO_DATA:        {OpCreate},
 	ck.CKO_CERTIFICATE: {OpCreate},
 	ck.CKO_PUBLIC_KEY:  {OpCreate, OpGeneratePublic, OpUnwrap, OpDerive},
@@ -132,125 +144,148 @@ func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismTyp
 
 // BuildWith is Build under a profile's Policy (nil: the tables' rules).
 func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
-	s, _, err := checkBuild(p, op, class, keyType, t)
+	x, err := BuildAttrs(p, op, class, keyType, mech, t)
 	if err != nil {
 		return nil, err
 	}
-	// The defaults and identities come from the schema's prototype under
-	// p, cloned whole (a copy of the map's groups, no hashing); the
-	// template's values, copied, go over it.
-	out := s.newTemplate(p)
-	if err := fill(p, s, op, keyType, mech, t, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	// The prototype's map cloned (its groups copied, no hashing), the
+	// values of the object's own over it.
+	return x.Template(), nil
 }
 
 // BuildAttrs is BuildWith making an Attrs: the schema's prototype under p,
 // shared, and over it only the values that differ from it.
 func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Attrs, error) {
-	s, given, err := checkBuild(p, op, class, keyType, t)
+	// t's attributes, sorted, in a buffer on the stack: a caller's
+	// template is small.
+	var buf [16]given
+	s, gs, err := checkBuild(p, op, class, keyType, t, buf[:0])
 	if err != nil {
 		return Attrs{}, err
 	}
-	// Room for the template's values other than the identities (which the
-	// prototype holds) and the seven a secret key's operation and material
-	// add (CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
+	// Room for the template's values that differ from the prototype's
+	// (the identities and the defaults given again are the prototype's)
+	// and the seven a secret key's operation and material add
+	// (CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE,
 	// CKA_NEVER_EXTRACTABLE, CKA_VALUE, CKA_VALUE_LEN, CKA_UNIQUE_ID; its
 	// CKA_CHECK_VALUE is computed when read): one allocation.
-	x := &Attrs{base: s.prototypeOf(p), own: make([]Value, 0, given+7)}
-	if err := fill(p, s, op, keyType, mech, t, x); err != nil {
+	pr := s.prototypeFor(p)
+	n := 0
+	for i := range gs {
+		g := &gs[i]
+		d, ok := pr.get(g.Type)
+		g.keep = !g.row.Has(Identity) && !(ok && len(g.V) > 0 && bytes.Equal(d, g.V))
+		if g.keep {
+			n++
+		}
+	}
+	x := Attrs{base: pr.t, pr: pr, own: make([]Value, 0, n+7)}
+	if err := fill(s, op, keyType, mech, gs, &x); err != nil {
 		return Attrs{}, err
 	}
-	return *x, nil
+	return x, nil
 }
 
-// checkBuild applies the rules of a creating operation to template t, and
-// counts t's attributes that are not identities of the schema (those
-// fill may keep).
-func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template) (_ *Schema, given int, _ error) {
-	rules, ok := creating[op]
+// given is one attribute of a creating template, with its row in the
+// schema.
+type given struct {
+	Value
+	row  *Attr
+	keep bool // the object keeps its own copy (fill)
+}
+
+// checkBuild applies the rules of a creating operation to template t,
+// and appends t's attributes to gs in ascending type order (so that a
+// bad template's first bad attribute is the same every time).
+func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template, gs []given) (*Schema, []given, error) {
+	rules, ok := rulesOf(op)
 	if !ok {
-		return nil, 0, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
+		return nil, nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
 	}
 	s, err := lookup(class, keyType)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	if !slices.Contains(classOps[class], op) {
-		return nil, 0, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
+	if class >= ck.ObjectClass(len(classOps)) || !slices.Contains(classOps[class], op) {
+		return nil, nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	// Sorted in a buffer on the stack: a caller's template is small.
-	var buf [16]ck.AttributeType
-	for _, a := range t.appendTypes(buf[:0]) {
+	for a, v := range t {
+		gs = append(gs, given{Value: Value{a, v}})
+	}
+	sortGiven(gs)
+	for i := range gs {
+		a, v := gs[i].Type, gs[i].V
 		row, ok := p.has(s, a)
 		if !ok {
-			return nil, 0, p.foreign(s, a)
+			return nil, nil, p.foreign(s, a)
 		}
-		v := t[a]
-		if err := checkEncoding(row, v); err != nil {
-			return nil, 0, err
+		gs[i].row = row
+		if err := checkEncoding(*row, v); err != nil {
+			return nil, nil, err
 		}
 		if !row.Has(Identity) && !row.readOnly() {
 			if err := p.checkGiven(s, a, v, true); err != nil {
-				return nil, 0, err
+				return nil, nil, err
 			}
-		}
-		if !row.Has(Identity) {
-			given++
 		}
 		switch {
 		case row.Has(Identity):
-			if want := s.identity(a); !bytes.Equal(v, want) {
-				return nil, 0, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
+			if !s.isIdentity(a, v) {
+				return nil, nil, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 		case row.readOnly():
-			return nil, 0, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, nil, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		case row.Flags&rules.not != 0:
-			return nil, 0, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
+			return nil, nil, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
 		case row.Has(SOOnly) && v[0] == 1:
-			return nil, 0, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 	}
 	if rules.must != 0 {
-		for _, row := range s.sorted() {
+		for _, row := range s.table() {
 			if row.Has(rules.must) && !row.Has(Identity) {
 				if _, ok := t[row.Type]; !ok {
-					return nil, 0, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+					return nil, nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 				}
 			}
 		}
 	}
 	for _, a := range p.required(s, op) {
 		if _, ok := t[a]; !ok {
-			return nil, 0, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+			return nil, nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 	}
-	return s, given, nil
+	return s, gs, nil
 }
 
-// builder is what a new object's attributes are built in: a Template (a
-// clone of the prototype) or an Attrs over the prototype.
-type builder interface {
-	Reader
-	set(a ck.AttributeType, v []byte)
+// sortGiven sorts gs by attribute type: by insertion when short (a
+// caller's template: slices.SortFunc calls its comparison through a func
+// value, and cost more than the rest of the check), else slices.SortFunc.
+func sortGiven(gs []given) {
+	if len(gs) > 12 {
+		slices.SortFunc(gs, func(x, y given) int { return cmp.Compare(x.Type, y.Type) })
+		return
+	}
+	for i := 1; i < len(gs); i++ {
+		for j := i; j > 0 && gs[j].Type < gs[j-1].Type; j-- {
+			gs[j], gs[j-1] = gs[j-1], gs[j]
+		}
+	}
 }
 
-// fill puts template t's values (copied) and the attributes op decides
-// into out, which holds s's identities and defaults, and completes it
-// when op is OpCreate.
-func fill(p *Policy, s *Schema, op Op, keyType ck.KeyType, mech ck.MechanismType, t Template, out builder) error {
-	for a, v := range t {
-		if row := s.table()[a]; row.Has(Identity) {
-			continue
+// fill puts the template's values gs that differ from the prototype's
+// (keep; copied) and the attributes op decides into out, an Attrs over
+// s's prototype, and completes it when op is OpCreate. A value the
+// template gives again as the prototype has it is read from the
+// prototype's shared copy: the same bytes.
+func fill(s *Schema, op Op, keyType ck.KeyType, mech ck.MechanismType, gs []given, out *Attrs) error {
+	for _, g := range gs {
+		if g.keep {
+			out.set(g.Type, bytes.Clone(g.V))
 		}
-		if d, ok := out.Get(a); ok && len(v) > 0 && bytes.Equal(d, v) {
-			continue // the default's shared copy: the same bytes
-		}
-		out.set(a, bytes.Clone(v))
 	}
 	generated := op == OpGenerate || op == OpGeneratePublic
-	if _, ok := s.table()[ck.CKA_LOCAL]; ok {
+	if s.has(ck.CKA_LOCAL) {
 		out.set(ck.CKA_LOCAL, sharedBool(generated))
 		if generated {
 			out.set(ck.CKA_KEY_GEN_MECHANISM, ULong(ck.ULong(mech)))
@@ -258,7 +293,7 @@ func fill(p *Policy, s *Schema, op Op, keyType ck.KeyType, mech ck.MechanismType
 			out.set(ck.CKA_KEY_GEN_MECHANISM, unavailable)
 		}
 	}
-	if _, ok := s.table()[ck.CKA_ALWAYS_SENSITIVE]; ok {
+	if s.has(ck.CKA_ALWAYS_SENSITIVE) {
 		sensitive, _ := out.Bool(ck.CKA_SENSITIVE)
 		extractable, _ := out.Bool(ck.CKA_EXTRACTABLE)
 		fromMechanism := generated || op == OpDerive
@@ -296,26 +331,65 @@ func sharedBool(b bool) []byte {
 	return falseValue
 }
 
+// lengthValue is n as a CK_ULONG, shared by every key of n bytes up to
+// 64 (CKA_VALUE_LEN of a secret key: one allocation less per key).
+func lengthValue(n int) []byte {
+	if n < 0 || n >= len(lengths()) {
+		return ULong(ck.ULong(n))
+	}
+	return lengths()[n]
+}
+
+var lengths = sync.OnceValue(func() [][]byte {
+	enc := make([]byte, 0, 65*8)
+	out := make([][]byte, 65)
+	for n := range out {
+		enc = binary.LittleEndian.AppendUint64(enc, uint64(n))
+		out[n] = capped(enc[n*8:])
+	}
+	return out
+})
+
 func capped(v []byte) []byte { return v[:len(v):len(v)] }
 
 // prototype is a template of a schema's identities and defaults under a
-// policy, never written once made: BuildWith clones it. The map is sized
-// for every row of the schema, so that a clone takes the template's
-// attributes and those the token adds without growing.
-type prototype struct{ t Template }
+// policy, never written once made: the base of every Attrs BuildAttrs
+// makes for the schema (and under the policy). The map is sized for
+// every row of the schema, so that a clone (Attrs.Template) takes the
+// object's own values without growing; vals holds the same values by
+// column, for reads.
+type prototype struct {
+	t    Template
+	s    *Schema
+	cols *columns
+	// vals has, by column, the value of the column's attribute, nil
+	// when the prototype lacks it (no value in t is nil).
+	vals [][]byte
+}
 
-func (pr *prototype) clone() Template { return maps.Clone(pr.t) }
+// get returns attribute a of the prototype.
+func (pr *prototype) get(a ck.AttributeType) ([]byte, bool) {
+	v := pr.vals[pr.cols.of(a)]
+	return v, v != nil
+}
 
 func newPrototype(s *Schema, p *Policy) *prototype {
-	t := make(Template, len(s.table()))
-	for _, row := range s.table() {
+	ri := s.index()
+	pr := &prototype{t: make(Template, len(ri.rows)), s: s, cols: ri.cols, vals: make([][]byte, ri.cols.n+1)}
+	for i := range ri.rows {
+		row := &ri.rows[i]
+		var v []byte
 		if row.Has(Identity) {
-			t[row.Type] = capped(s.identity(row.Type))
-		} else if d := p.defaultOf(s, row); d != nil {
-			t[row.Type] = capped(bytes.Clone(d))
+			v = capped(s.identity(row.Type))
+		} else if d := p.defaultOf(s, *row); d != nil {
+			v = capped(bytes.Clone(d))
+		} else {
+			continue
 		}
+		pr.t[row.Type] = v
+		pr.vals[ri.cols.of(row.Type)] = v
 	}
-	return &prototype{t}
+	return pr
 }
 
 // Prototypes keeps one Policy's prototypes, by schema: a profile's
@@ -329,49 +403,36 @@ func NewPrototypes() *Prototypes { return &Prototypes{} }
 
 // prototypeFor is s's prototype of identities and defaults under p: the
 // schema's kept one when the defaults are the tables', p's kept one when p
-// has Prototypes, else one made afresh (kept false: nobody else holds it).
-func (s *Schema) prototypeFor(p *Policy) (pr *prototype, kept bool) {
+// has Prototypes, else one made afresh (nobody else holds it).
+func (s *Schema) prototypeFor(p *Policy) *prototype {
 	if !p.applies(s.Class) || len(p.Defaults[s.Class]) == 0 {
 		pr := s.proto.Load()
 		if pr == nil {
 			s.proto.CompareAndSwap(nil, newPrototype(s, nil))
 			pr = s.proto.Load()
 		}
-		return pr, true
+		return pr
 	}
 	if p.Prototypes == nil {
-		return newPrototype(s, p), false
+		return newPrototype(s, p)
 	}
 	if v, ok := p.Prototypes.m.Load(s); ok {
-		return v.(*prototype), true
+		return v.(*prototype)
 	}
 	v, _ := p.Prototypes.m.LoadOrStore(s, newPrototype(s, p))
-	return v.(*prototype), true
-}
-
-// newTemplate is a new template of s's identities and defaults under p:
-// the clone of a kept prototype, or a fresh one's own map.
-func (s *Schema) newTemplate(p *Policy) Template {
-	pr, kept := s.prototypeFor(p)
-	if !kept {
-		return pr.t
-	}
-	return pr.clone()
+	return v.(*prototype)
 }
 
 // prototypeOf is the template of s's identities and defaults under p,
 // shared: the kept prototype's own map (never written), or one made
 // afresh when p has defaults of its own and no Prototypes.
-func (s *Schema) prototypeOf(p *Policy) Template {
-	pr, _ := s.prototypeFor(p)
-	return pr.t
-}
+func (s *Schema) prototypeOf(p *Policy) Template { return s.prototypeFor(p).t }
 
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
 // CK_TRUE when CKA_PRIVATE is also CK_TRUE" (v2.20 §10.9): the
 // context-specific login that authorises each use needs a logged-in user,
 // and a public key object needs none.
-func checkAlwaysAuthenticate(obj Reader) error {
+func checkAlwaysAuthenticate(obj *Attrs) error {
 	if a, _ := obj.Bool(ck.CKA_ALWAYS_AUTHENTICATE); !a {
 		return nil
 	}
@@ -383,15 +444,34 @@ func checkAlwaysAuthenticate(obj Reader) error {
 
 // identity is the encoded value of an Identity attribute of s.
 func (s *Schema) identity(a ck.AttributeType) []byte {
+	v, ok := s.identityValue(a)
+	if !ok {
+		return nil
+	}
+	return ULong(v)
+}
+
+// identityValue is the value of an Identity attribute of s.
+func (s *Schema) identityValue(a ck.AttributeType) (ck.ULong, bool) {
 	switch a {
 	case ck.CKA_CLASS:
-		return ULong(ck.ULong(s.Class))
+		return ck.ULong(s.Class), true
 	case ck.CKA_KEY_TYPE:
-		return ULong(ck.ULong(s.KeyType))
+		return ck.ULong(s.KeyType), true
 	case ck.CKA_CERTIFICATE_TYPE:
-		return ULong(ck.ULong(ck.CKC_X_509))
+		return ck.ULong(ck.CKC_X_509), true
 	}
-	return nil
+	return 0, false
+}
+
+// isIdentity reports whether v is the encoding of s's Identity attribute
+// a (bytes.Equal(v, s.identity(a)), without encoding it).
+func (s *Schema) isIdentity(a ck.AttributeType, v []byte) bool {
+	want, ok := s.identityValue(a)
+	if !ok {
+		return len(v) == 0
+	}
+	return len(v) == 8 && binary.LittleEndian.Uint64(v) == uint64(want)
 }
 
 func (s *Schema) String() string {
@@ -399,24 +479,6 @@ func (s *Schema) String() string {
 		return s.Class.String()
 	}
 	return s.Class.String() + "/" + s.KeyType.String()
-}
-
-// sorted returns the rows in ascending attribute order (deterministic
-// errors), made once per schema; callers do not modify it.
-func (s *Schema) sorted() []Attr {
-	if p := s.rows.Load(); p != nil {
-		return *p
-	}
-	t := make(Template, len(s.table()))
-	for a := range s.table() {
-		t[a] = nil
-	}
-	out := make([]Attr, 0, len(s.table()))
-	for _, a := range t.Types() {
-		out = append(out, s.table()[a])
-	}
-	s.rows.Store(&out)
-	return out
 }
 
 // checkEncoding checks v against the C type of its attribute.
@@ -461,22 +523,34 @@ func checkEncoding(row Attr, v []byte) error {
 	return nil
 }
 
+// secretLengths are the CKA_VALUE lengths in bytes the secret key types
+// with fixed sizes accept (AES: FIPS 197; DES3: three 8-byte keys); the
+// others (generic secrets, HMAC and HKDF keys) take any non-zero length.
+// A slice, not a map: it is read for every secret key made.
+var secretLengths = []struct {
+	keyType ck.KeyType
+	lens    []int
+}{
+	{ck.CKK_AES, []int{16, 24, 32}},
+	{ck.CKK_DES3, []int{24}},
+}
+
 // checkSecretLength applies secretLengths (CKR_ATTRIBUTE_VALUE_INVALID: the
 // attribute's value, not a mechanism's key size, is at fault).
 func checkSecretLength(keyType ck.KeyType, n int) error {
 	if n <= 0 {
 		return fmt.Errorf("attrs: %s key of %d bytes: %w", keyType, n, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	lens, ok := secretLengths[keyType]
-	if !ok {
-		return nil
-	}
-	for _, l := range lens {
-		if n == l {
+	for _, kl := range secretLengths {
+		if kl.keyType != keyType {
+			continue
+		}
+		if slices.Contains(kl.lens, n) {
 			return nil
 		}
+		return fmt.Errorf("attrs: %s key of %d bytes (want %v): %w", keyType, n, kl.lens, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	return fmt.Errorf("attrs: %s key of %d bytes (want %v): %w", keyType, n, lens, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	return nil
 }
 
 // WithMaterial merges key material (TemplateFromKey's output, after
@@ -488,14 +562,15 @@ func WithMaterial(obj, material Template) (Template, error) {
 	return AddMaterial(obj.Clone(), material)
 }
 
-// AddMaterial is WithMaterial completing obj itself, which the caller gives
-// up (a template it built for a new key and uses no more), rather than a
-// copy of it: the copy was most of WithMaterial's cost for a derived key.
+// AddMaterial is WithMaterial for obj, which the caller gives up (a
+// template it built for a new key and uses no more): the result shares
+// obj's values rather than copying them.
 func AddMaterial(obj, material Template) (Template, error) {
-	if err := withMaterial(obj, material); err != nil {
+	x := FromTemplate(obj)
+	if err := withMaterial(&x, material); err != nil {
 		return nil, err
 	}
-	return obj, nil
+	return x.Template(), nil
 }
 
 // AddMaterialTo is AddMaterial completing obj, an Attrs BuildAttrs made
@@ -504,40 +579,71 @@ func AddMaterialTo(obj *Attrs, material Template) error {
 	return withMaterial(obj, material)
 }
 
-func withMaterial(out builder, material Template) error {
-	class, keyType, err := ClassAndKeyType(out)
+// AddValueTo is AddMaterialTo with the material Template{CKA_VALUE:
+// value} (a secret key's: C_GenerateKey's, C_EncapsulateKey's), without
+// making that map.
+func AddValueTo(obj *Attrs, value []byte) error {
+	s, err := obj.schema()
 	if err != nil {
 		return err
 	}
-	s, err := lookup(class, keyType)
+	mergeMaterial(s, obj, ck.CKA_VALUE, value)
+	return complete(s, obj)
+}
+
+func withMaterial(out *Attrs, material Template) error {
+	s, err := out.schema()
 	if err != nil {
 		return err
 	}
 	for a, v := range material {
-		row, ok := s.table()[a]
-		if !ok {
-			continue
-		}
-		if _, given := out.Get(a); given && row.Has(Derived) {
-			continue // compared by complete
-		}
-		out.set(a, bytes.Clone(v))
+		mergeMaterial(s, out, a, v)
 	}
 	return complete(s, out)
 }
 
+// mergeMaterial puts a copy of v, attribute a of a key's material, into
+// out when s has the attribute and out does not give it already as a
+// Derived one (which complete compares with the material).
+func mergeMaterial(s *Schema, out *Attrs, a ck.AttributeType, v []byte) {
+	row, ok := s.row(a)
+	if !ok {
+		return
+	}
+	if _, given := out.Get(a); given && row.Has(Derived) {
+		return
+	}
+	out.set(a, bytes.Clone(v))
+}
+
+// schema finds the schema of the object x holds: its prototype's when x
+// was built over one and has not replaced an identity, else by its
+// CKA_CLASS and CKA_KEY_TYPE (ClassAndKeyType).
+func (x *Attrs) schema() (*Schema, error) {
+	if x.pr != nil && x.pr.s != nil && x.mask&(1<<(ck.CKA_CLASS%64)|1<<(ck.CKA_KEY_TYPE%64)) == 0 {
+		return x.pr.s, nil
+	}
+	r := *x // a copy for the Reader: x itself stays where its caller has it
+	class, keyType, err := ClassAndKeyType(&r)
+	if err != nil {
+		return nil, err
+	}
+	return lookup(class, keyType)
+}
+
 // complete validates the material in obj and adds what is computed from it.
-func complete(s *Schema, obj builder) error {
+func complete(s *Schema, obj *Attrs) error {
 	switch s.Class {
 	case ck.CKO_DATA:
 		return nil
 	case ck.CKO_CERTIFICATE:
-		return setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(NoKeyType, attrOf(obj, ck.CKA_VALUE)))
+		return setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(NoKeyType, obj.Bytes(ck.CKA_VALUE)))
 	}
 	if s.Class == ck.CKO_SECRET_KEY {
 		return completeSecret(s, obj)
 	}
-	key, err := KeyFromTemplate(s.Class, s.KeyType, obj)
+	r := *obj // a copy for the Reader: obj itself stays where its caller has it
+	key, err := KeyFromTemplate(s.Class, s.KeyType, &r)
 	if err != nil {
 		return err
 	}
@@ -546,7 +652,7 @@ func complete(s *Schema, obj builder) error {
 		return err
 	}
 	for _, a := range m.Types() {
-		if _, ok := s.table()[a]; !ok {
+		if !s.has(a) {
 			continue // e.g. CKA_MODULUS_BITS is a public-key attribute only
 		}
 		if err := setDerived(s, obj, a, m[a]); err != nil {
@@ -559,29 +665,29 @@ func complete(s *Schema, obj builder) error {
 // completeSecret is complete for a secret key, whose key is its
 // CKA_VALUE: what KeyFromTemplate and TemplateFromKey would compute, in
 // the same order (CKA_CHECK_VALUE, then CKA_VALUE_LEN, each when the
-// schema has it), without two more copies of the secret.
-func completeSecret(s *Schema, obj builder) error {
-	if _, ok := converters()[schemaKey{s.Class, s.KeyType}]; !ok {
+// schema has it), without two more copies of the secret. The check value
+// is computed on its first read unless the template gave one, which must
+// match now.
+func completeSecret(s *Schema, obj *Attrs) error {
+	if s.index().conv == nil {
 		return fmt.Errorf("attrs: no key conversion for %s %s: %w", s.Class, s.KeyType, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	v := attrOf(obj, ck.CKA_VALUE)
+	v := obj.Bytes(ck.CKA_VALUE)
 	if len(v) == 0 {
 		return fmt.Errorf("attrs: %s %s: %s missing: %w", s.Class, s.KeyType, ck.CKA_VALUE, ck.CKR_TEMPLATE_INCOMPLETE)
 	}
 	if err := checkSecretLength(s.KeyType, len(v)); err != nil {
 		return fmt.Errorf("attrs: %s %s: %w", s.Class, s.KeyType, rvWrap(err))
 	}
-	if _, ok := s.table()[ck.CKA_CHECK_VALUE]; ok {
-		// An Attrs being built computes it on its first read unless the
-		// template gave one, which must match now.
-		if x, ok := obj.(*Attrs); ok && !x.Has(ck.CKA_CHECK_VALUE) {
-			x.setLazyCheck(s.KeyType, v)
+	if s.has(ck.CKA_CHECK_VALUE) {
+		if !obj.Has(ck.CKA_CHECK_VALUE) {
+			obj.setLazyCheck(s.KeyType, v)
 		} else if err := setDerived(s, obj, ck.CKA_CHECK_VALUE, CheckValue(s.KeyType, v)); err != nil {
 			return err
 		}
 	}
-	if _, ok := s.table()[ck.CKA_VALUE_LEN]; ok {
-		if err := setDerived(s, obj, ck.CKA_VALUE_LEN, ULong(ck.ULong(len(v)))); err != nil {
+	if s.has(ck.CKA_VALUE_LEN) {
+		if err := setDerived(s, obj, ck.CKA_VALUE_LEN, lengthValue(len(v))); err != nil {
 			return err
 		}
 	}
@@ -590,14 +696,14 @@ func completeSecret(s *Schema, obj builder) error {
 
 // setDerived stores v as attribute a unless the object has it; a given
 // Derived attribute must equal v.
-func setDerived(s *Schema, obj builder, a ck.AttributeType, v []byte) error {
+func setDerived(s *Schema, obj *Attrs, a ck.AttributeType, v []byte) error {
 	got, ok := obj.Get(a)
 	if !ok {
 		obj.set(a, v)
 		return nil
 	}
-	row := s.table()[a]
-	if !row.Has(Derived) {
+	row, _ := s.row(a)
+	if row == nil || !row.Has(Derived) {
 		return nil
 	}
 	equal := bytes.Equal(got, v)
@@ -666,29 +772,38 @@ func ApplyDeriveBase(derived Template, keys ...Reader) Template {
 }
 
 // SetDeriveBase is ApplyDeriveBase on derived itself, which the caller
-// owns (C_DecapsulateKey's new key), rather than on a copy; it returns it.
+// owns, rather than on a copy; it returns it.
 func SetDeriveBase(out Template, keys ...Reader) Template {
-	setDeriveBase(out, keys)
+	for _, a := range deriveBaseAttrs {
+		if _, ok := out[a]; ok && anyFalse(keys, a) {
+			out[a] = falseValue
+		}
+	}
 	return out
 }
 
 // SetDeriveBaseOf is SetDeriveBase on an Attrs BuildAttrs made for a new
-// key and not yet given to an object.
+// key and not yet given to an object (C_DecapsulateKey's).
 func SetDeriveBaseOf(out *Attrs, keys ...Reader) {
-	setDeriveBase(out, keys)
-}
-
-func setDeriveBase(out builder, keys []Reader) {
-	for _, a := range []ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE} {
-		if _, ok := out.Get(a); !ok {
-			continue
-		}
-		for _, k := range keys {
-			if b, _ := k.Bool(a); !b {
-				out.set(a, falseValue)
-			}
+	for _, a := range deriveBaseAttrs {
+		if _, ok := out.Get(a); ok && anyFalse(keys, a) {
+			out.set(a, falseValue)
 		}
 	}
+}
+
+// deriveBaseAttrs are the attributes a derived key takes from its base
+// keys when theirs are CK_FALSE.
+var deriveBaseAttrs = [...]ck.AttributeType{ck.CKA_ALWAYS_SENSITIVE, ck.CKA_NEVER_EXTRACTABLE}
+
+// anyFalse reports whether attribute a of any of keys is not CK_TRUE.
+func anyFalse(keys []Reader, a ck.AttributeType) bool {
+	for _, k := range keys {
+		if b, _ := k.Bool(a); !b {
+			return true
+		}
+	}
+	return false
 }
 
 // rvOf returns the ck.RV err wraps, or def.

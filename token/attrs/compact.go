@@ -26,9 +26,6 @@ func (t Template) Get(a ck.AttributeType) ([]byte, bool) {
 	return v, ok
 }
 
-// set stores v as attribute a of t (the builder's writes).
-func (t Template) set(a ck.AttributeType, v []byte) { t[a] = v }
-
 // attrOf is attribute a of r, nil when absent.
 func attrOf(r Reader, a ck.AttributeType) []byte {
 	v, _ := r.Get(a)
@@ -57,7 +54,11 @@ type Value struct {
 // of base are shared by every object made from it.
 type Attrs struct {
 	base Template
-	own  []Value
+	// pr is base's prototype when base is a schema's prototype (an Attrs
+	// BuildAttrs made): a read of base goes to its values by column
+	// (columns) rather than to the map.
+	pr  *prototype
+	own []Value
 	// mask has bit a%64 set for each attribute a in own, and for
 	// CKA_CHECK_VALUE when check is set: a read of an attribute own lacks
 	// (most reads: the defaults) goes straight to base, without scanning
@@ -113,20 +114,21 @@ func FromTemplate(t Template) Attrs { return Attrs{base: t} }
 
 // Get returns attribute a.
 func (x *Attrs) Get(a ck.AttributeType) ([]byte, bool) {
-	if x.mask&(1<<(a%64)) == 0 {
-		v, ok := x.base[a]
-		return v, ok
-	}
-	if a == ck.CKA_CHECK_VALUE && x.check != nil {
-		return x.check.get(), true
-	}
-	for i := range x.own {
-		if t := x.own[i].Type; t >= a {
-			if t == a {
-				return x.own[i].V, true
-			}
-			break
+	if x.mask&(1<<(a%64)) != 0 {
+		if a == ck.CKA_CHECK_VALUE && x.check != nil {
+			return x.check.get(), true
 		}
+		if i, ok := x.ownIndex(a); ok {
+			return x.own[i].V, true
+		}
+	}
+	return x.baseGet(a)
+}
+
+// baseGet returns attribute a of base.
+func (x *Attrs) baseGet(a ck.AttributeType) ([]byte, bool) {
+	if x.pr != nil {
+		return x.pr.get(a)
 	}
 	v, ok := x.base[a]
 	return v, ok
@@ -162,15 +164,18 @@ func (x *Attrs) ULong(a ck.AttributeType) (ck.ULong, bool) {
 
 // ownIndex is where attribute a is or would go in x.own.
 func (x *Attrs) ownIndex(a ck.AttributeType) (int, bool) {
-	return slices.BinarySearchFunc(x.own, a, func(v Value, a ck.AttributeType) int {
-		switch {
-		case v.Type < a:
-			return -1
-		case v.Type > a:
-			return 1
+	// A binary search written out: slices.BinarySearchFunc calls its
+	// comparison through a func value each step.
+	lo, hi := 0, len(x.own)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.own[m].Type < a {
+			lo = m + 1
+		} else {
+			hi = m
 		}
-		return 0
-	})
+	}
+	return lo, lo < len(x.own) && x.own[lo].Type == a
 }
 
 // set stores v as attribute a, in own: base is never written. A value
@@ -181,7 +186,7 @@ func (x *Attrs) set(a ck.AttributeType, v []byte) {
 		x.materializeCheck()
 	}
 	i, found := x.ownIndex(a)
-	d, inBase := x.base[a]
+	d, inBase := x.baseGet(a)
 	same := inBase && bytes.Equal(d, v) && (d == nil) == (v == nil)
 	switch {
 	case found && same:
@@ -196,16 +201,30 @@ func (x *Attrs) set(a ck.AttributeType, v []byte) {
 	case found:
 		x.own[i].V = v
 	case !same:
-		x.own = slices.Insert(x.own, i, Value{a, v})
+		x.insert(i, Value{a, v})
 		x.mask |= 1 << (a % 64)
 	}
+}
+
+// insert puts v at index i of own: slices.Insert written out (it was
+// about 1,100 instructions per key made; docs/bench.md "ML-KEM-768: the
+// attribute table"). A key's values mostly come in ascending order, so
+// most go at the end, and own has room for them.
+func (x *Attrs) insert(i int, v Value) {
+	if i == len(x.own) {
+		x.own = append(x.own, v)
+		return
+	}
+	x.own = append(x.own, Value{})
+	copy(x.own[i+1:], x.own[i:])
+	x.own[i] = v
 }
 
 // Len is the number of attributes.
 func (x *Attrs) Len() int {
 	n := len(x.base)
 	for _, v := range x.own {
-		if _, ok := x.base[v.Type]; !ok {
+		if _, ok := x.baseGet(v.Type); !ok {
 			n++
 		}
 	}
@@ -242,11 +261,16 @@ func (x *Attrs) All() iter.Seq2[ck.AttributeType, []byte] {
 // (a reader's view, or the start of a changed object's attributes: a
 // change replaces a value, never writes into one).
 func (x *Attrs) Template() Template {
+	// A clone copies the map's groups without hashing (a prototype's map
+	// is made with room for every attribute of its schema); the own
+	// values go over it.
+	t := maps.Clone(x.base)
 	if len(x.own) == 0 && x.check == nil {
-		return maps.Clone(x.base)
+		return t
 	}
-	t := make(Template, len(x.base)+len(x.own)+1)
-	maps.Copy(t, x.base)
+	if t == nil {
+		t = make(Template, len(x.own)+1)
+	}
 	for _, v := range x.own {
 		t[v.Type] = v.V
 	}

@@ -61,7 +61,7 @@ func checkChanges(p *Policy, s *Schema, obj, changes Template, allowed Flag, op 
 			return p.foreign(s, a)
 		}
 		v := changes[a]
-		if err := checkEncoding(row, v); err != nil {
+		if err := checkEncoding(*row, v); err != nil {
 			return err
 		}
 		if p.applies(s.Class) && p.Settable != nil {
@@ -120,7 +120,8 @@ func CheckCopy(obj, t Template) (Template, error) {
 		return nil, err
 	}
 	out := ApplySet(obj, t)
-	if err := checkAlwaysAuthenticate(out); err != nil {
+	x := FromTemplate(out)
+	if err := checkAlwaysAuthenticate(&x); err != nil {
 		return nil, err
 	}
 	delete(out, ck.CKA_UNIQUE_ID)
@@ -169,6 +170,6 @@ func IsSecret(class ck.ObjectClass, keyType ck.KeyType, a ck.AttributeType) bool
 	if !ok {
 		return false
 	}
-	row, ok := s.table()[a]
+	row, ok := s.row(a)
 	return ok && row.Has(Sensitive)
 }

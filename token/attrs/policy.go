@@ -69,10 +69,10 @@ func (p *Policy) applies(class ck.ObjectClass) bool {
 
 // has looks a up in s, with p's unsupported attributes removed from key
 // schemas.
-func (p *Policy) has(s *Schema, a ck.AttributeType) (Attr, bool) {
-	row, ok := s.table()[a]
+func (p *Policy) has(s *Schema, a ck.AttributeType) (*Attr, bool) {
+	row, ok := s.row(a)
 	if ok && p.applies(s.Class) && slices.Contains(p.Unsupported, a) {
-		return Attr{}, false
+		return nil, false
 	}
 	return row, ok
 }

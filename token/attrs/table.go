@@ -1,6 +1,9 @@
 package attrs
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -329,37 +332,122 @@ type schemaKey struct {
 type Schema struct {
 	Class   ck.ObjectClass
 	KeyType ck.KeyType // NoKeyType for data objects and certificates
-	// parts are the tables the schema is composed of; attrs, their rows by
-	// type, is built from them on first use (table), not at package init:
-	// the 25-odd schemas' maps are 157 KB and most of this package's
-	// start-up, which a process that makes or reads no object does not
-	// need (docs/bench.md, "Start-up").
+	// parts are the tables the schema is composed of; attrs, their rows
+	// indexed by attribute, is built from them on first use (table), not
+	// at package init: a process that makes or reads no object does not
+	// need the schemas (docs/bench.md, "Start-up").
 	parts []table
-	attrs atomic.Pointer[map[ck.AttributeType]Attr]
+	attrs atomic.Pointer[rowIndex]
 	mu    sync.Mutex // serialises the build
-	// rows are the rows in ascending attribute order (sorted), made at
-	// their first use.
-	rows atomic.Pointer[[]Attr]
 	// proto is the template BuildWith starts from under the tables'
 	// defaults (prototype), made at its first use.
 	proto atomic.Pointer[prototype]
 }
 
-// table returns the schema's rows by attribute type, building them on the
-// first call; after that, one atomic load (a plain load on amd64 and
-// arm64) and a branch.
-func (s *Schema) table() map[ck.AttributeType]Attr {
-	if m := s.attrs.Load(); m != nil {
-		return *m
+// rowIndex is a schema's rows, in ascending attribute order, and where
+// each attribute's row is by column (columns): reading an attribute's
+// rule is two array reads rather than a map lookup, which the building
+// of a key does about 30 times (docs/bench.md, "ML-KEM-768: the
+// attribute table").
+type rowIndex struct {
+	cols *columns
+	rows []Attr
+	// at holds, by column, 1 + the index in rows of the column's
+	// attribute; 0 when the schema lacks it.
+	at []uint8
+	// conv is the schema's key conversion (converters), nil for data
+	// objects and certificates.
+	conv *converter
+}
+
+// row is the row of attribute a, if the schema has it.
+func (ri *rowIndex) row(a ck.AttributeType) (*Attr, bool) {
+	if c := ri.cols.of(a); c != 0 {
+		if i := ri.at[c]; i != 0 {
+			return &ri.rows[i-1], true
+		}
+	}
+	return nil, false
+}
+
+// columns numbers every attribute type some schema has, from 1 (0: no
+// schema has it). The standard attribute types the schemas use are
+// small (below 0x640), so most are found by index in low; the others
+// (CKF_ARRAY_ATTRIBUTE ones such as CKA_WRAP_TEMPLATE, and any
+// vendor-defined one a schema gains) in high.
+type columns struct {
+	low  []uint8 // by attribute type, up to the largest low one a schema has
+	high map[ck.AttributeType]uint8
+	n    int // the number of columns, 1..n
+}
+
+// lowLimit bounds the attribute types columns keeps in low: the
+// standard, non-array ones (PKCS #11 3.2's largest is below 0x700).
+const lowLimit = 0x1000
+
+// of is attribute a's column, 0 when no schema has a.
+func (c *columns) of(a ck.AttributeType) int {
+	if a < ck.AttributeType(len(c.low)) {
+		return int(c.low[a])
+	}
+	return int(c.high[a])
+}
+
+// allColumns numbers the attributes of every schema (schemas).
+var allColumns = sync.OnceValue(func() *columns {
+	seen := map[ck.AttributeType]bool{}
+	for _, s := range schemas() {
+		for _, p := range s.parts {
+			for _, r := range p {
+				seen[r.Type] = true
+			}
+		}
+	}
+	return newColumns(slices.Collect(maps.Keys(seen)))
+})
+
+// newColumns numbers types (distinct) in ascending order, so that the
+// numbering does not depend on a map's order and a column's number orders
+// its attribute among the others. There may be at most 255 (a uint8
+// each).
+func newColumns(types []ck.AttributeType) *columns {
+	types = slices.Sorted(slices.Values(types))
+	if len(types) > 255 {
+		panic(fmt.Sprintf("attrs: %d attribute types in the schemas, more than a column index holds", len(types)))
+	}
+	c := &columns{high: map[ck.AttributeType]uint8{}, n: len(types)}
+	maxLow := -1
+	for _, a := range types {
+		if a < lowLimit {
+			maxLow = int(a)
+		}
+	}
+	c.low = make([]uint8, maxLow+1)
+	for i, a := range types {
+		if a < lowLimit {
+			c.low[a] = uint8(i + 1)
+		} else {
+			c.high[a] = uint8(i + 1)
+		}
+	}
+	return c
+}
+
+// index returns the schema's row index, building it on the first call;
+// after that, one atomic load (a plain load on amd64 and arm64) and a
+// branch.
+func (s *Schema) index() *rowIndex {
+	if ri := s.attrs.Load(); ri != nil {
+		return ri
 	}
 	return s.build()
 }
 
-func (s *Schema) build() map[ck.AttributeType]Attr {
+func (s *Schema) build() *rowIndex {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.attrs.Load(); m != nil {
-		return *m
+	if ri := s.attrs.Load(); ri != nil {
+		return ri
 	}
 	m := map[ck.AttributeType]Attr{}
 	for _, p := range s.parts {
@@ -367,25 +455,52 @@ func (s *Schema) build() map[ck.AttributeType]Attr {
 			m[a.Type] = a
 		}
 	}
-	s.attrs.Store(&m)
-	return m
+	ri := &rowIndex{cols: allColumns(), rows: make([]Attr, 0, len(m))}
+	for _, a := range slices.Sorted(maps.Keys(m)) {
+		ri.rows = append(ri.rows, m[a])
+	}
+	ri.at = make([]uint8, ri.cols.n+1)
+	for i, r := range ri.rows {
+		c := ri.cols.of(r.Type)
+		if c == 0 {
+			// A schema composed outside schemas() with an attribute no
+			// schema of schemas() has: a programming error.
+			panic(fmt.Sprintf("attrs: %s: %s has no column", s, r.Type))
+		}
+		ri.at[c] = uint8(i + 1)
+	}
+	if conv, ok := converters()[schemaKey{s.Class, s.KeyType}]; ok {
+		ri.conv = &conv
+	}
+	s.attrs.Store(ri)
+	return ri
+}
+
+// table returns the schema's rows in ascending attribute order
+// (deterministic errors); callers do not modify it.
+func (s *Schema) table() []Attr { return s.index().rows }
+
+// row returns the row for a, if a belongs to the schema; callers do not
+// modify it.
+func (s *Schema) row(a ck.AttributeType) (*Attr, bool) { return s.index().row(a) }
+
+// has reports whether a belongs to the schema.
+func (s *Schema) has(a ck.AttributeType) bool {
+	_, ok := s.index().row(a)
+	return ok
 }
 
 // Attr returns the row for a, if a belongs to the schema.
 func (s *Schema) Attr(a ck.AttributeType) (Attr, bool) {
-	r, ok := s.table()[a]
-	return r, ok
+	if r, ok := s.row(a); ok {
+		return *r, true
+	}
+	return Attr{}, false
 }
 
-// Attrs returns every row of the schema (in no particular order).
-func (s *Schema) Attrs() []Attr {
-	t := s.table()
-	out := make([]Attr, 0, len(t))
-	for _, a := range t {
-		out = append(out, a)
-	}
-	return out
-}
+// Attrs returns every row of the schema (a copy, in ascending attribute
+// order).
+func (s *Schema) Attrs() []Attr { return slices.Clone(s.table()) }
 
 func compose(class ck.ObjectClass, keyType ck.KeyType, parts ...table) *Schema {
 	return &Schema{Class: class, KeyType: keyType, parts: parts}
@@ -443,21 +558,50 @@ var schemasMade atomic.Bool
 // Lookup returns the schema of (class, keyType); keyType is ignored for
 // classes that are not keys.
 func Lookup(class ck.ObjectClass, keyType ck.KeyType) (*Schema, bool) {
+	i := keyType
 	if !isKeyClass(class) {
-		keyType = NoKeyType
+		keyType, i = NoKeyType, 0
+	}
+	if ix := schemaIndex(); class < ck.ObjectClass(len(ix.byClass)) && i < ck.KeyType(len(ix.byClass[class])) {
+		if s := ix.byClass[class][i]; s != nil {
+			return s, true
+		}
 	}
 	s, ok := schemas()[schemaKey{class, keyType}]
 	return s, ok
 }
 
-func isKeyClass(c ck.ObjectClass) bool {
-	return c == ck.CKO_PUBLIC_KEY || c == ck.CKO_PRIVATE_KEY || c == ck.CKO_SECRET_KEY
+// schemasByClass is schemas as arrays: by class, then by key type (at 0
+// for the classes that are not keys), for the standard classes and key
+// types (small numbers); Lookup finds the others in the map. A key is
+// made after two or three lookups.
+type schemasByClass struct {
+	byClass [ck.CKO_SECRET_KEY + 1][]*Schema
 }
 
-// secretLengths are the CKA_VALUE lengths in bytes each secret key type
-// accepts (AES: FIPS 197; DES3: three 8-byte keys). Generic secrets take any
-// non-zero length.
-var secretLengths = map[ck.KeyType][]int{
-	ck.CKK_AES:  {16, 24, 32},
-	ck.CKK_DES3: {24},
+// keyTypeLimit bounds the key types schemasByClass holds by index.
+const keyTypeLimit = 0x100
+
+var schemaIndex = sync.OnceValue(func() *schemasByClass {
+	ix := &schemasByClass{}
+	for k, s := range schemas() {
+		i := k.keyType
+		if !isKeyClass(k.class) {
+			i = 0
+		}
+		if k.class >= ck.ObjectClass(len(ix.byClass)) || i >= keyTypeLimit {
+			continue
+		}
+		byType := ix.byClass[k.class]
+		if int(i) >= len(byType) {
+			byType = append(byType, make([]*Schema, int(i)+1-len(byType))...)
+		}
+		byType[i] = s
+		ix.byClass[k.class] = byType
+	}
+	return ix
+})
+
+func isKeyClass(c ck.ObjectClass) bool {
+	return c == ck.CKO_PUBLIC_KEY || c == ck.CKO_PRIVATE_KEY || c == ck.CKO_SECRET_KEY
 }
