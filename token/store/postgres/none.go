@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"gohsm/token/store"
@@ -40,6 +41,7 @@ var Version = 0
 // Options as in the full build.
 type Options struct {
 	Timeout time.Duration
+	Log     *slog.Logger
 }
 
 // ConnConfig holds what callers read of a parsed URL; never made here.
