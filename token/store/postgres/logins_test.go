@@ -22,14 +22,19 @@ func TestLoginCallsBoundedWhileKeeperWaits(t *testing.T) {
 	t.Cleanup(func() { loginCheck = was }) // after the Store's Close
 	loginCheck = 50 * time.Millisecond     // before any keeper starts
 	dsn := freshURL(t)
+	initDirect(t, dsn, "alice")
 	p := newWireProxy(t, dsn)
 	const timeout = 600 * time.Millisecond
 	s := openStore(t, p.url, timeout)
-	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
-	require.NoError(t, s.CreateUser(testUser("alice", store.RoleCU)))
 	lg := store.ThisProcess()
 	lg.User, lg.Instance = "alice", 7373
-	require.NoError(t, s.AddLogin(lg))
+	eventually(t, 5*time.Second, "login added", func() error {
+		err := s.AddLogin(lg)
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("AddLogin: %v", err)
+		}
+		return err
+	})
 
 	p.freeze(true)
 	t.Cleanup(func() { p.freeze(false) })
@@ -59,12 +64,10 @@ func TestLogoutDuringOutage(t *testing.T) {
 	t.Cleanup(func() { loginCheck = was })
 	loginCheck = 100 * time.Millisecond
 	dsn := freshURL(t)
+	other := initDirect(t, dsn, "alice")
 	p := newWireProxy(t, dsn)
 	const timeout = 400 * time.Millisecond
 	s := openStore(t, p.url, timeout)
-	require.NoError(t, s.InitToken(store.TokenRecord{Label: "t"}, testUser("admin", store.RoleCO)))
-	require.NoError(t, s.CreateUser(testUser("alice", store.RoleCU)))
-	other := openStore(t, dsn, 0)
 	for i, inst := range []int64{8181, 8282, 8383} {
 		lg := store.ThisProcess()
 		lg.User, lg.Instance = "alice", inst
