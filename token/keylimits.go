@@ -10,7 +10,7 @@ import (
 
 // checkKeyLimits applies the profile's key type and size limits
 // (profile.Limits.CheckKey) to a key about to be made: t is its template
-// as Build made it (the size asked for: CKA_MODULUS_BITS, CKA_VALUE_LEN)
+// as BuildAttrs made it (the size asked for: CKA_MODULUS_BITS, CKA_VALUE_LEN)
 // or its full attributes (the size it has: CKA_MODULUS, CKA_VALUE).
 // Objects that are not keys pass. It reads only the slot's profile, which
 // never changes, so it needs no lock. t is an *attrs.Attrs, not an

@@ -114,8 +114,10 @@ var classOps = [...][]Op{
 	ck.CKO_SECRET_KEY:  {OpCreate, OpGenerate, OpUnwrap, OpDerive},
 }
 
-// Build validates template t for a creating operation on an object of
-// (class, keyType) and returns the object's full attribute set: t plus
+// BuildAttrs validates template t for a creating operation on an object of
+// (class, keyType) and returns the object's full attribute set, an Attrs over the schema's
+// prototype under p (nil: the tables' rules), shared, holding only the
+// values that differ from it: t plus
 // defaults, CKA_CLASS / CKA_KEY_TYPE / CKA_CERTIFICATE_TYPE, and the
 // attributes the operation decides (§4.7, §4.9, §4.10):
 //
@@ -125,11 +127,11 @@ var classOps = [...][]Op{
 //	CKA_NEVER_EXTRACTABLE  !CKA_EXTRACTABLE when generated or derived, else CK_FALSE
 //
 // For C_DeriveKey the last two must also be combined with the base key's
-// (ApplyDeriveBase). On OpCreate the key material in t is validated and the
+// (SetDeriveBaseOf). On OpCreate the key material in t is validated and the
 // attributes computed from it (CKA_CHECK_VALUE, CKA_VALUE_LEN,
 // CKA_MODULUS_BITS, RSA CRT values, CKA_EC_POINT of a private key) are added;
 // for the other operations the token merges the material later with
-// WithMaterial. CKA_UNIQUE_ID is left to the token.
+// AddMaterialTo or AddValueTo. CKA_UNIQUE_ID is left to the token.
 //
 // Errors: an attribute foreign to the class -> CKR_ATTRIBUTE_TYPE_INVALID; a
 // malformed value -> CKR_ATTRIBUTE_VALUE_INVALID; an attribute only the token
@@ -138,23 +140,6 @@ var classOps = [...][]Op{
 // operation only (CKA_VALUE on generate) or an identity that contradicts
 // (class, keyType) -> CKR_TEMPLATE_INCONSISTENT; a required attribute missing
 // -> CKR_TEMPLATE_INCOMPLETE.
-func Build(op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
-	return BuildWith(nil, op, class, keyType, mech, t)
-}
-
-// BuildWith is Build under a profile's Policy (nil: the tables' rules).
-func BuildWith(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Template, error) {
-	x, err := BuildAttrs(p, op, class, keyType, mech, t)
-	if err != nil {
-		return nil, err
-	}
-	// The prototype's map cloned (its groups copied, no hashing), the
-	// values of the object's own over it.
-	return x.Template(), nil
-}
-
-// BuildAttrs is BuildWith making an Attrs: the schema's prototype under p,
-// shared, and over it only the values that differ from it.
 func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, t Template) (Attrs, error) {
 	// t's attributes, sorted, in a buffer on the stack: a caller's
 	// template is small.
@@ -423,11 +408,6 @@ func (s *Schema) prototypeFor(p *Policy) *prototype {
 	return v.(*prototype)
 }
 
-// prototypeOf is the template of s's identities and defaults under p,
-// shared: the kept prototype's own map (never written), or one made
-// afresh when p has defaults of its own and no Prototypes.
-func (s *Schema) prototypeOf(p *Policy) Template { return s.prototypeFor(p).t }
-
 // checkAlwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE "may only be set to
 // CK_TRUE when CKA_PRIVATE is also CK_TRUE" (v2.20 §10.9): the
 // context-specific login that authorises each use needs a logged-in user,
@@ -553,28 +533,12 @@ func checkSecretLength(keyType ck.KeyType, n int) error {
 	return nil
 }
 
-// WithMaterial merges key material (TemplateFromKey's output, after
-// generation, unwrapping or derivation) into obj, an object Build made, and
-// adds the attributes computed from it. A derived attribute obj already has
-// (CKA_VALUE_LEN, CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must
-// agree with the material.
-func WithMaterial(obj, material Template) (Template, error) {
-	return AddMaterial(obj.Clone(), material)
-}
-
-// AddMaterial is WithMaterial for obj, which the caller gives up (a
-// template it built for a new key and uses no more): the result shares
-// obj's values rather than copying them.
-func AddMaterial(obj, material Template) (Template, error) {
-	x := FromTemplate(obj)
-	if err := withMaterial(&x, material); err != nil {
-		return nil, err
-	}
-	return x.Template(), nil
-}
-
-// AddMaterialTo is AddMaterial completing obj, an Attrs BuildAttrs made
-// for a new key and not yet given to an object.
+// AddMaterialTo merges key material (TemplateFromKey's output, after
+// generation, unwrapping or derivation) into obj, an Attrs BuildAttrs made
+// for a new key and not yet given to an object, and adds the attributes
+// computed from it. A derived attribute obj already has (CKA_VALUE_LEN,
+// CKA_MODULUS_BITS, CKA_CHECK_VALUE from the template) must agree with the
+// material.
 func AddMaterialTo(obj *Attrs, material Template) error {
 	return withMaterial(obj, material)
 }
@@ -760,30 +724,14 @@ func InheritProtection(t Template, keys ...Reader) (Template, error) {
 	return out, nil
 }
 
-// ApplyDeriveBase sets CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE of a
-// key derived from keys (the base key, and a second key whose value a
-// mechanism takes, CKM_CONCATENATE_BASE_AND_KEY's): CK_FALSE when any key's
-// is CK_FALSE, otherwise as Build set them from the new key's CKA_SENSITIVE
-// and CKA_EXTRACTABLE (every derive mechanism's section: "If the base key
+// SetDeriveBaseOf sets CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE of
+// out, an Attrs BuildAttrs made for a key derived from keys (the base key,
+// and a second key whose value a mechanism takes,
+// CKM_CONCATENATE_BASE_AND_KEY's) and not yet given to an object: CK_FALSE
+// when any key's is CK_FALSE, otherwise as BuildAttrs set them from the new
+// key's CKA_SENSITIVE and CKA_EXTRACTABLE (every derive mechanism's section: "If the base key
 // has its CKA_ALWAYS_SENSITIVE attribute set to CK_FALSE, then the derived
 // key will as well ...").
-func ApplyDeriveBase(derived Template, keys ...Reader) Template {
-	return SetDeriveBase(derived.Clone(), keys...)
-}
-
-// SetDeriveBase is ApplyDeriveBase on derived itself, which the caller
-// owns, rather than on a copy; it returns it.
-func SetDeriveBase(out Template, keys ...Reader) Template {
-	for _, a := range deriveBaseAttrs {
-		if _, ok := out[a]; ok && anyFalse(keys, a) {
-			out[a] = falseValue
-		}
-	}
-	return out
-}
-
-// SetDeriveBaseOf is SetDeriveBase on an Attrs BuildAttrs made for a new
-// key and not yet given to an object (C_DecapsulateKey's).
 func SetDeriveBaseOf(out *Attrs, keys ...Reader) {
 	for _, a := range deriveBaseAttrs {
 		if _, ok := out.Get(a); ok && anyFalse(keys, a) {

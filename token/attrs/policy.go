@@ -51,7 +51,7 @@ type Policy struct {
 	// C_GetAttributeValue never returns, whatever CKA_SENSITIVE and
 	// CKA_EXTRACTABLE say (CKR_ATTRIBUTE_SENSITIVE).
 	NeverRevealed []ck.ObjectClass
-	// Prototypes, when not nil, keeps the templates BuildWith starts
+	// Prototypes, when not nil, keeps the templates BuildAttrs starts
 	// from under Defaults (without it they are made for each object).
 	Prototypes *Prototypes
 }

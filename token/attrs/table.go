@@ -339,7 +339,7 @@ type Schema struct {
 	parts []table
 	attrs atomic.Pointer[rowIndex]
 	mu    sync.Mutex // serialises the build
-	// proto is the template BuildWith starts from under the tables'
+	// proto is the template BuildAttrs starts from under the tables'
 	// defaults (prototype), made at its first use.
 	proto atomic.Pointer[prototype]
 }
