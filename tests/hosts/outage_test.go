@@ -23,7 +23,9 @@ const (
 	outageTimeout = time.Second
 	// outageMargin is how much longer than the timeout a call may take
 	// when the database is gone: scheduling on a loaded 2-core machine,
-	// not a second store call.
+	// and the half timeout a write whose COMMIT's answer was lost spends
+	// asking whether it committed (docs/store.md, "Audit"); not a second
+	// whole store call.
 	outageMargin = 750 * time.Millisecond
 	// recoverBound is how long after the server is back the hosts may
 	// still fail (the pool reconnects at the next call; the listening

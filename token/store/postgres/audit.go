@@ -352,7 +352,7 @@ const outcomeSQL = `SELECT (SELECT mac FROM audit WHERE stream = $1 AND seq = $2
 // gone.
 var errOutcomeUnknown = errors.New("the stream was rotated past the batch's last record")
 
-// lostCommitted tells, on another connection under a timeout of its own,
+// lostCommitted tells, on another connection under half the store's timeout,
 // whether the transaction of a commit whose answer was lost (a
 // lostCommit) committed: after outcomeWaitSQL, whether the batch's last
 // record is there with its MAC. The MAC makes the match exact: when the
@@ -361,7 +361,11 @@ var errOutcomeUnknown = errors.New("the stream was rotated past the batch's last
 // number, record and the MAC before it). An error (the server does not
 // answer) leaves the outcome unknown.
 func (s *pgStore) lostCommitted(tail auditTail) (ok bool, err error) {
-	ctx, cancel := s.ctx()
+	// Half the store's timeout: the call whose commit's answer was lost
+	// has spent up to a whole one already, and a call on a server that
+	// does not answer must fail within about one (tests/hosts'
+	// TestDatabaseOutage), not wait a second one out.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout/2)
 	defer cancel()
 	defer func() { s.core.noteTimeout(ctx, err) }()
 	if tail.seq > math.MaxInt64 {

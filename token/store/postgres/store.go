@@ -355,8 +355,8 @@ func (s *pgStore) writeIn(parent context.Context, fn func(ctx context.Context, t
 // statement goes with COMMIT. fn nil: a write of audit events alone,
 // whose meta rows are read in the round trip of BEGIN. When the answer
 // to that COMMIT is lost, lostCommitted finds out on another connection
-// whether it committed, and the call reports that (a call then takes up
-// to twice the timeout).
+// whether it committed, under half the timeout, and the call reports that
+// (a call then takes up to one and a half times the timeout).
 func (s *pgStore) commit(fn func(ctx context.Context, tx pgx.Tx) error) (_ store.Commit, err error) {
 	return s.commitIn(context.Background(), fn)
 }
