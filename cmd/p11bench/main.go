@@ -100,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.rounds, "rounds", 5, "measurements per operation, module and session count; the median (by ops/s) is reported, and a ratio is the median of the rounds' ratios")
 	fs.IntVar(&cfg.scalingRounds, "scaling-rounds", 15, "rounds for the sign operations, which carry the 2-session scaling target (when more than -rounds): a round's 2-session/1-session ratio varies by 0.1-0.2 from round to round on a small VM, so the median of five decides a few hundredths by chance")
 	fs.DurationVar(&cfg.warmup, "warmup", 200*time.Millisecond, "unmeasured run before each measurement")
-	fs.IntVar(&cfg.slices, "slices", 4, "slices each measurement of a round is cut into; an operation's modules, session counts and OpenSSL threads take turns slice by slice, so that a ratio compares the same moments")
+	fs.IntVar(&cfg.slices, "slices", 16, "slices each measurement of a round is cut into; an operation's modules, session counts and OpenSSL threads take turns slice by slice, so that a ratio compares the same moments")
 	sessions := fs.String("sessions", "1,2", "concurrent session counts, each session on its own OS thread")
 	ops := fs.String("ops", "", "comma-separated substrings selecting operations (default all): "+opNames())
 	fs.StringVar(&cfg.jsonPath, "json", "", "also write the results as JSON to this file (- for standard output, replacing the tables)")

@@ -153,7 +153,7 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, 5, cfg.roundsFor(opByName("aes256-gcm-1m")))
 	cfg.rounds = 20
 	assert.Equal(t, 20, cfg.roundsFor(opByName("ecdsa-p256")), "-rounds above -scaling-rounds wins")
-	assert.Equal(t, 4, cfg.slices, "default")
+	assert.Equal(t, 16, cfg.slices, "default")
 	var names []string
 	for _, op := range cfg.selected() {
 		names = append(names, op.name)
