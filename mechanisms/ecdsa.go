@@ -116,6 +116,22 @@ func (s *ecdsaSigner) Release() {
 	ecdsaSigners.Put(s)
 }
 
+// P256Handle is the libcrypto key of a CKM_ECDSA operation that has not
+// started (no input yet) and signs P-256 in libcrypto, and its signature
+// length (64): what the module's C_Sign needs to answer the whole call in
+// C (pkcs11/csign.c). ok is false for anything else: the hashing rows, other
+// curves, Go's crypto.
+func P256Handle(sg Signer) (key uintptr, sigLen int, ok bool) {
+	s, isECDSA := sg.(*ecdsaSigner)
+	if !isECDSA || !s.pooled || s.released || s.acc == nil || len(s.buf) != 0 || byteLen(s.priv.Curve) != 32 {
+		return 0, 0, false
+	}
+	if key = s.acc.Handle(); key == 0 {
+		return 0, 0, false
+	}
+	return key, 64, true
+}
+
 func (s *ecdsaSigner) Update(p []byte) error {
 	if s.released {
 		return errECDSAReleased

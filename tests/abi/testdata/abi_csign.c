@@ -1,0 +1,403 @@
+/*
+ * abi_csign.c - C_Sign of CKM_ECDSA answered in C (pkcs11/csign.h).
+ *
+ * usage: abi_csign /path/to/libgohsm.so   (with $GOHSM_CONF set by abi_test.go)
+ *
+ * When C_SignInit hands a CKM_ECDSA operation on a P-256 key to C, C_Sign
+ * must not enter Go, and every answer must be the one the Go path gives.
+ * Whether a thread ever entered Go is read from its alternate signal
+ * stack: the Go runtime installs one on a C thread at the thread's first
+ * call into Go and keeps it for the thread's life. A fresh thread that
+ * only calls C_Sign has none; a control thread that makes one Go call has
+ * one (the check cannot pass by accident).
+ *
+ * The other checks are the Go path's answers, which the C path must give
+ * as they are (the driver passes them against a library without the C
+ * path too): the length query and the short buffer keep the operation; a
+ * NULL length pointer or a NULL buffer with a length end it with
+ * CKR_ARGUMENTS_BAD; C_SignInit during a handed operation is
+ * CKR_OPERATION_ACTIVE and works again after a C_Sign ended it;
+ * C_SignUpdate / C_SignFinal are CKR_FUNCTION_NOT_SUPPORTED and end it;
+ * C_SessionCancel, C_CloseSession, C_CloseAllSessions, C_Logout and
+ * C_Finalize end it; signatures verify with the public key; two keys in
+ * turn; two threads on two sessions; and a forked child that
+ * re-initialised never answers from its parent's records.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "abi.h"
+
+static struct abi_module m;
+static CK_FUNCTION_LIST_3_2_PTR f;
+static CK_SLOT_ID slot;
+static CK_OBJECT_HANDLE pub1, priv1, pub2, priv2;
+static CK_BYTE digest[32];
+static CK_MECHANISM ecdsa = { CKM_ECDSA, NULL, 0 };
+
+static int verifies(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, CK_BYTE *dg, CK_ULONG n, CK_BYTE *sig, CK_ULONG sl)
+{
+	CK_RV rv = f->C_VerifyInit(s, &ecdsa, pub);
+
+	if (rv != CKR_OK)
+		return 0;
+	return f->C_Verify(s, dg, n, sig, sl) == CKR_OK;
+}
+
+static int sign_init(const char *name, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv)
+{
+	return abi_check_rv(name, f->C_SignInit(s, &ecdsa, priv), CKR_OK);
+}
+
+/* A thread that only calls C_Sign on a handed operation. */
+struct only_sign {
+	CK_SESSION_HANDLE s;
+	CK_RV query, sign;
+	CK_ULONG qlen, slen;
+	CK_BYTE sig[64];
+	int entered_go; /* the thread has an alternate signal stack */
+};
+
+static int thread_entered_go(void)
+{
+	stack_t ss;
+
+	if (sigaltstack(NULL, &ss) != 0)
+		return -1;
+	return (ss.ss_flags & SS_DISABLE) == 0;
+}
+
+static void *only_sign_run(void *arg)
+{
+	struct only_sign *o = arg;
+
+	o->qlen = 0;
+	o->query = f->C_Sign(o->s, digest, sizeof digest, NULL, &o->qlen);
+	o->slen = sizeof o->sig;
+	o->sign = f->C_Sign(o->s, digest, sizeof digest, o->sig, &o->slen);
+	o->entered_go = thread_entered_go();
+	return NULL;
+}
+
+static void *go_call_run(void *arg)
+{
+	CK_SESSION_INFO info;
+	int *entered = arg;
+
+	f->C_GetSessionInfo(1, &info);
+	*entered = thread_entered_go();
+	return NULL;
+}
+
+static void check_answered_in_c(const char *tag, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+	struct only_sign o;
+	pthread_t th;
+	char name[160];
+	int control = -1;
+
+	memset(&o, 0, sizeof o);
+	o.s = s;
+	snprintf(name, sizeof name, "%s: C_SignInit", tag);
+	if (!sign_init(name, s, priv))
+		return;
+	pthread_create(&th, NULL, only_sign_run, &o);
+	pthread_join(th, NULL);
+	snprintf(name, sizeof name, "%s: length query from a fresh thread", tag);
+	abi_check(name, o.query == CKR_OK && o.qlen == 64, "rv %s len %lu", abi_rv_name(o.query), (unsigned long)o.qlen);
+	snprintf(name, sizeof name, "%s: C_Sign from a fresh thread", tag);
+	abi_check(name, o.sign == CKR_OK && o.slen == 64, "rv %s len %lu", abi_rv_name(o.sign), (unsigned long)o.slen);
+	snprintf(name, sizeof name, "%s: the signature verifies with the public key", tag);
+	abi_check(name, verifies(s, pub, digest, sizeof digest, o.sig, o.slen), "C_Verify refused it");
+	pthread_create(&th, NULL, go_call_run, &control);
+	pthread_join(th, NULL);
+	snprintf(name, sizeof name, "%s: a thread making one Go call has Go's signal stack (control)", tag);
+	abi_check(name, control == 1, "sigaltstack says %d", control);
+	snprintf(name, sizeof name, "%s: C_Sign was answered without entering Go", tag);
+	abi_check(name, o.entered_go == 0, "the signing thread has Go's signal stack (%d)", o.entered_go);
+}
+
+static void check_op_rules(CK_SESSION_HANDLE s)
+{
+	CK_BYTE sig[64];
+	CK_ULONG len;
+	CK_RV rv;
+
+	/* After a C_Sign ended the operation. */
+	sign_init("ended: C_SignInit", s, priv1);
+	len = sizeof sig;
+	abi_check_rv("ended: C_Sign", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("ended: C_Sign again", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+	sign_init("ended: C_SignInit works again", s, priv1);
+
+	/* C_SignInit while the operation is C's. */
+	abi_check_rv("active: C_SignInit again", f->C_SignInit(s, &ecdsa, priv1), CKR_OPERATION_ACTIVE);
+	len = sizeof sig;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("active: the operation signs after", rv == CKR_OK && len == 64 &&
+		  verifies(s, pub1, digest, sizeof digest, sig, len), "rv %s", abi_rv_name(rv));
+
+	/* Length queries keep the operation. */
+	sign_init("query: C_SignInit", s, priv1);
+	len = 0;
+	rv = f->C_Sign(s, digest, sizeof digest, NULL, &len);
+	abi_check("query: 64", rv == CKR_OK && len == 64, "rv %s len %lu", abi_rv_name(rv), (unsigned long)len);
+	len = 0;
+	rv = f->C_Sign(s, digest, sizeof digest, NULL, &len);
+	abi_check("query: again, 64", rv == CKR_OK && len == 64, "rv %s len %lu", abi_rv_name(rv), (unsigned long)len);
+	len = sizeof sig;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("query: then signs", rv == CKR_OK && len == 64 && verifies(s, pub1, digest, sizeof digest, sig, len),
+		  "rv %s", abi_rv_name(rv));
+
+	/* A short buffer keeps it, with the length. */
+	sign_init("short: C_SignInit", s, priv1);
+	len = 10;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("short: CKR_BUFFER_TOO_SMALL with 64", rv == CKR_BUFFER_TOO_SMALL && len == 64, "rv %s len %lu",
+		  abi_rv_name(rv), (unsigned long)len);
+	len = sizeof sig;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("short: the retry signs", rv == CKR_OK && len == 64 && verifies(s, pub1, digest, sizeof digest, sig, len),
+		  "rv %s", abi_rv_name(rv));
+	len = sizeof sig;
+	abi_check_rv("short: then ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+
+	/* NULL length pointer, NULL data with a length: bad arguments, ended. */
+	sign_init("null length: C_SignInit", s, priv1);
+	abi_check_rv("null length: CKR_ARGUMENTS_BAD", f->C_Sign(s, digest, sizeof digest, sig, NULL), CKR_ARGUMENTS_BAD);
+	len = sizeof sig;
+	abi_check_rv("null length: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+	sign_init("null data: C_SignInit", s, priv1);
+	len = sizeof sig;
+	abi_check_rv("null data: CKR_ARGUMENTS_BAD", f->C_Sign(s, NULL, 32, sig, &len), CKR_ARGUMENTS_BAD);
+	len = sizeof sig;
+	abi_check_rv("null data: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+
+	/* An empty input signs (CKM_ECDSA takes any length). */
+	sign_init("empty: C_SignInit", s, priv1);
+	len = sizeof sig;
+	rv = f->C_Sign(s, NULL, 0, sig, &len);
+	abi_check("empty: signs, and verifies", rv == CKR_OK && len == 64 && verifies(s, pub1, NULL, 0, sig, len),
+		  "rv %s", abi_rv_name(rv));
+
+	/* Multi-part is not CKM_ECDSA's: not supported, and the operation ends. */
+	sign_init("update: C_SignInit", s, priv1);
+	abi_check_rv("update: CKR_FUNCTION_NOT_SUPPORTED", f->C_SignUpdate(s, digest, sizeof digest), CKR_FUNCTION_NOT_SUPPORTED);
+	len = sizeof sig;
+	abi_check_rv("update: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+	sign_init("final: C_SignInit", s, priv1);
+	len = sizeof sig;
+	abi_check_rv("final: CKR_FUNCTION_NOT_SUPPORTED", f->C_SignFinal(s, sig, &len), CKR_FUNCTION_NOT_SUPPORTED);
+	len = sizeof sig;
+	abi_check_rv("final: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+
+	/* C_GetOperationState is not supported and leaves the operation. */
+	sign_init("state: C_SignInit", s, priv1);
+	len = 0;
+	abi_check_rv("state: CKR_FUNCTION_NOT_SUPPORTED", f->C_GetOperationState(s, NULL, &len), CKR_FUNCTION_NOT_SUPPORTED);
+	len = sizeof sig;
+	abi_check_rv("state: the operation still signs", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OK);
+
+	/* C_SessionCancel ends it. */
+	sign_init("cancel: C_SignInit", s, priv1);
+	abi_check_rv("cancel: C_SessionCancel", f->C_SessionCancel(s, CKF_SIGN), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("cancel: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+	sign_init("cancel: C_SignInit works again", s, priv1);
+	len = sizeof sig;
+	abi_check_rv("cancel: and signs", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OK);
+
+	/* Two keys in turn: each signature verifies with its own key only. */
+	sign_init("keys: C_SignInit key 2", s, priv2);
+	len = sizeof sig;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("keys: key 2 signs", rv == CKR_OK && verifies(s, pub2, digest, sizeof digest, sig, len) &&
+		  !verifies(s, pub1, digest, sizeof digest, sig, len), "rv %s", abi_rv_name(rv));
+	sign_init("keys: C_SignInit key 1", s, priv1);
+	len = sizeof sig;
+	rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
+	abi_check("keys: key 1 signs", rv == CKR_OK && verifies(s, pub1, digest, sizeof digest, sig, len) &&
+		  !verifies(s, pub2, digest, sizeof digest, sig, len), "rv %s", abi_rv_name(rv));
+}
+
+static CK_SESSION_HANDLE open_rw(void)
+{
+	CK_SESSION_HANDLE s = 0;
+
+	f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+	return s;
+}
+
+/* Two threads, two sessions. */
+struct worker {
+	pthread_t th;
+	CK_SESSION_HANDLE s;
+	long ok, bad;
+	CK_RV last;
+};
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	CK_BYTE sig[64];
+
+	for (int i = 0; i < 300; i++) {
+		CK_ULONG len = sizeof sig;
+		CK_RV rv = f->C_SignInit(w->s, &ecdsa, priv1);
+
+		if (rv == CKR_OK)
+			rv = f->C_Sign(w->s, digest, sizeof digest, sig, &len);
+		if (rv == CKR_OK && len == 64)
+			w->ok++;
+		else
+			w->bad++, w->last = rv;
+	}
+	return NULL;
+}
+
+static void check_ends(CK_SESSION_HANDLE s)
+{
+	CK_SESSION_HANDLE s2, s3;
+	CK_BYTE sig[64];
+	CK_ULONG len;
+	struct worker w[2];
+
+	/* Two sessions signing at once. */
+	memset(w, 0, sizeof w);
+	w[0].s = s;
+	w[1].s = open_rw();
+	for (int i = 0; i < 2; i++)
+		pthread_create(&w[i].th, NULL, worker_run, &w[i]);
+	for (int i = 0; i < 2; i++)
+		pthread_join(w[i].th, NULL);
+	abi_check("threads: two sessions sign 300 times each", w[0].ok == 300 && w[1].ok == 300,
+		  "ok %ld/%ld, last failure %s/%s", w[0].ok, w[1].ok, abi_rv_name(w[0].last), abi_rv_name(w[1].last));
+
+	/* C_CloseSession ends it. */
+	s2 = w[1].s;
+	sign_init("close: C_SignInit", s2, priv1);
+	abi_check_rv("close: C_CloseSession", f->C_CloseSession(s2), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("close: C_Sign on the closed session", f->C_Sign(s2, digest, sizeof digest, sig, &len),
+		     CKR_SESSION_HANDLE_INVALID);
+
+	/* C_Logout ends every session's. */
+	s3 = open_rw();
+	sign_init("logout: C_SignInit", s, priv1);
+	sign_init("logout: C_SignInit, second session", s3, priv1);
+	abi_check_rv("logout: C_Logout", f->C_Logout(s), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("logout: ended", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OPERATION_NOT_INITIALIZED);
+	len = sizeof sig;
+	abi_check_rv("logout: ended in the other session", f->C_Sign(s3, digest, sizeof digest, sig, &len),
+		     CKR_OPERATION_NOT_INITIALIZED);
+	abi_check_rv("logout: C_Login again", f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)ABI_USER_PIN, strlen(ABI_USER_PIN)),
+		     CKR_OK);
+	abi_gen_p256(&m, s, &pub1, &priv1); /* the logout destroyed the private session keys */
+
+	/* C_CloseAllSessions ends them. */
+	sign_init("close all: C_SignInit", s3, priv1);
+	abi_check_rv("close all: C_CloseAllSessions", f->C_CloseAllSessions(slot), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("close all: C_Sign on a closed session", f->C_Sign(s3, digest, sizeof digest, sig, &len),
+		     CKR_SESSION_HANDLE_INVALID);
+}
+
+/* In a forked child: a session of the child's copy with the parent's
+ * handle, no operation: C_Sign must not answer from the parent's record. */
+static void check_fork(void)
+{
+	CK_SESSION_HANDLE s = open_rw(), c;
+	CK_BYTE sig[64];
+	CK_ULONG len = 0;
+	pid_t pid;
+	int status = 0;
+
+	if (f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)ABI_USER_PIN, strlen(ABI_USER_PIN)) != CKR_OK ||
+	    !abi_gen_p256(&m, s, &pub1, &priv1) || !sign_init("fork: C_SignInit in the parent", s, priv1))
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int code = 0;
+
+		alarm(20);
+		if (abi_initialize(&m) != CKR_OK)
+			_exit(2);
+		for (c = 0; c < s;)
+			if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &c) != CKR_OK)
+				_exit(3);
+		len = sizeof sig;
+		if (c != s)
+			code = 4;
+		else if (f->C_Sign(s, digest, sizeof digest, sig, &len) != CKR_OPERATION_NOT_INITIALIZED)
+			code = 5;
+		f->C_Finalize(NULL);
+		_exit(code);
+	}
+	abi_check("fork: fork()", pid > 0, "%s", strerror(errno));
+	if (pid <= 0)
+		return;
+	waitpid(pid, &status, 0);
+	abi_check("fork: the child's C_Sign does not use the parent's record", WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "status 0x%x (exit 4: no session with the parent's handle, 5: the wrong answer)", status);
+	len = sizeof sig;
+	abi_check_rv("fork: the parent's operation still signs", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OK);
+}
+
+int main(int argc, char **argv)
+{
+	CK_SESSION_HANDLE s, s4;
+	CK_BYTE sig[64];
+	CK_ULONG len;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s /path/to/libgohsm.so\n", argv[0]);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof digest; i++)
+		digest[i] = (CK_BYTE)(0x31 * i + 7);
+	abi_load(argv[1], &m);
+	f = m.f3;
+	if (!abi_check_rv("C_Initialize", abi_initialize(&m), CKR_OK) || !abi_first_slot(&m, &slot) ||
+	    !abi_setup_user_session(&m, slot, &s) || !abi_gen_p256(&m, s, &pub1, &priv1) || !abi_gen_p256(&m, s, &pub2, &priv2))
+		return abi_exit();
+
+	check_answered_in_c("first", s, priv1, pub1);
+	check_op_rules(s);
+	check_ends(s);
+
+	/* C_Finalize with an operation in C, then again from scratch. */
+	s4 = open_rw();
+	if (f->C_Login(s4, CKU_USER, (CK_UTF8CHAR_PTR)ABI_USER_PIN, strlen(ABI_USER_PIN)) == CKR_OK &&
+	    abi_gen_p256(&m, s4, &pub1, &priv1))
+		sign_init("finalize: C_SignInit", s4, priv1);
+	abi_check_rv("finalize: C_Finalize", f->C_Finalize(NULL), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("finalize: C_Sign after C_Finalize", f->C_Sign(s4, digest, sizeof digest, sig, &len),
+		     CKR_CRYPTOKI_NOT_INITIALIZED);
+	abi_check_rv("finalize: C_Initialize again", abi_initialize(&m), CKR_OK);
+	len = sizeof sig;
+	abi_check_rv("finalize: the old handle is no session", f->C_Sign(s4, digest, sizeof digest, sig, &len),
+		     CKR_SESSION_HANDLE_INVALID);
+	s = open_rw();
+	while (s < s4) /* reach the handle (and record) the finalised operation had */
+		s = open_rw();
+	if (abi_check_rv("again: C_Login", f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)ABI_USER_PIN, strlen(ABI_USER_PIN)), CKR_OK) &&
+	    abi_gen_p256(&m, s, &pub1, &priv1)) {
+		len = sizeof sig;
+		abi_check_rv("again: no operation on the reused handle", f->C_Sign(s, digest, sizeof digest, sig, &len),
+			     CKR_OPERATION_NOT_INITIALIZED);
+		check_answered_in_c("again", s, priv1, pub1);
+	}
+	f->C_CloseAllSessions(slot);
+	check_fork();
+	abi_check_rv("C_Finalize", f->C_Finalize(NULL), CKR_OK);
+	return abi_exit();
+}
