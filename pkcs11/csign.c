@@ -38,6 +38,7 @@ void gohsm_csign_sweep(void)
 							__ATOMIC_RELAXED)) {
 				gohsm_csign_unref((uintptr_t)__atomic_exchange_n(&r->key, 0, __ATOMIC_RELAXED));
 				__atomic_store_n(&r->h, 0, __ATOMIC_RELAXED);
+				__atomic_store_n(&r->sha256, 0, __ATOMIC_RELAXED);
 				__atomic_store_n(&r->state, GOHSM_CSIGN_FREE, __ATOMIC_RELEASE);
 				break;
 			}

@@ -23,11 +23,11 @@ import (
 
 // csignRec is struct gohsm_csign_rec (csign.h), field for field.
 type csignRec struct {
-	h     atomic.Uint64
-	key   atomic.Uint64
-	state atomic.Uint32
-	_     uint32
-	_     [64 - 2*8 - 2*4]byte
+	h      atomic.Uint64
+	key    atomic.Uint64
+	state  atomic.Uint32
+	sha256 atomic.Uint32
+	_      [64 - 2*8 - 2*4]byte
 }
 
 const (
@@ -57,15 +57,19 @@ func (t *cSign) rec(h ck.ULong) *csignRec { return &t.recs[h&(csRecords-1)] }
 func csWait() { runtime.Gosched() }
 
 // Publish implements token.CSign.
-func (t *cSign) Publish(h ck.ULong, key uintptr) bool {
+func (t *cSign) Publish(h ck.ULong, key uintptr, sha256 bool) bool {
 	r := t.rec(h)
+	hash := uint32(0)
+	if sha256 {
+		hash = 1
+	}
 	for {
 		switch st := r.state.Load(); st {
 		case csIdle:
 			if r.h.Load() != uint64(h) {
 				return false // another session's
 			}
-			if r.key.Load() == uint64(key) {
+			if r.key.Load() == uint64(key) && r.sha256.Load() == hash {
 				// The session's last key again: its reference is held.
 				if r.state.CompareAndSwap(csIdle, csReady) {
 					return true
@@ -76,12 +80,17 @@ func (t *cSign) Publish(h ck.ULong, key uintptr) bool {
 				continue
 			}
 			old := r.key.Load()
+			if old == uint64(key) {
+				r.sha256.Store(hash) // the same key, the other mechanism
+				r.state.Store(csReady)
+				return true
+			}
 			if C.gohsm_csign_ref(C.uintptr_t(key)) == 0 {
-				r.key.Store(old)
 				r.state.Store(csIdle)
 				return false
 			}
 			r.key.Store(uint64(key))
+			r.sha256.Store(hash)
 			r.state.Store(csReady)
 			C.gohsm_csign_unref(C.uintptr_t(old))
 			return true
@@ -95,6 +104,7 @@ func (t *cSign) Publish(h ck.ULong, key uintptr) bool {
 			}
 			r.h.Store(uint64(h))
 			r.key.Store(uint64(key))
+			r.sha256.Store(hash)
 			r.state.Store(csReady)
 			return true
 		default:

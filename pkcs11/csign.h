@@ -1,8 +1,8 @@
 /*
  * csign.h - C_Sign answered in C: the per-session records that C_SignInit
  * (in Go, pkcs11/csign.go and token/csign.go) publishes when it hands a
- * CKM_ECDSA operation on a P-256 libcrypto key to C, and the check that
- * C_Sign (shim.c) makes before it enters Go.
+ * CKM_ECDSA or CKM_ECDSA_SHA256 operation on a P-256 libcrypto key to C,
+ * and the check that C_Sign (shim.c) makes before it enters Go.
  *
  * A record is one cache line (64 bytes): a session signing on one thread
  * writes its own line only. Records are indexed by the low bits of the
@@ -48,15 +48,16 @@ enum {
 
 /* The signature's length: r || s, 32 bytes each (P-256). */
 #define GOHSM_CSIGN_SIG_LEN 64
-/* Longer inputs go to Go (a CKM_ECDSA input is a hash: 64 bytes at most
- * in practice); Go answers them exactly as before. */
-#define GOHSM_CSIGN_MAX_INPUT 4096
+/* Longer inputs go to Go, which answers them exactly as before (a
+ * CKM_ECDSA input is a hash, 64 bytes at most in practice; a
+ * CKM_ECDSA_SHA256 one is hashed here up to this length). */
+#define GOHSM_CSIGN_MAX_INPUT 65536
 
 struct gohsm_csign_rec {
 	uint64_t h;     /* the session handle */
 	uint64_t key;   /* EC_KEY * (one reference held unless FREE) */
-	uint32_t state; /* GOHSM_CSIGN_* */
-	uint32_t unused;
+	uint32_t state;  /* GOHSM_CSIGN_* */
+	uint32_t sha256; /* nonzero: CKM_ECDSA_SHA256 (hash the input first) */
 	char pad[64 - 2 * sizeof(uint64_t) - 2 * sizeof(uint32_t)];
 } __attribute__((aligned(64)));
 
@@ -67,6 +68,8 @@ extern struct gohsm_csign_rec gohsm_csign_recs[GOHSM_CSIGN_RECORDS];
 extern int gohsm_ossl_p256_ref(void *k) __attribute__((weak, visibility("hidden")));
 extern void gohsm_ossl_p256_unref(void *k) __attribute__((weak, visibility("hidden")));
 extern int gohsm_ossl_p256_sign(void *k, const uint8_t *dg, size_t n, uint8_t *out)
+	__attribute__((weak, visibility("hidden")));
+extern int gohsm_ossl_p256_sign_sha256(void *k, const uint8_t *data, size_t n, uint8_t *out)
 	__attribute__((weak, visibility("hidden")));
 
 /* For Go (csign.go): the table, and a key reference taken or dropped. */
@@ -89,6 +92,7 @@ static inline int gohsm_csign_try(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULO
 {
 	struct gohsm_csign_rec *r = &gohsm_csign_recs[h & (GOHSM_CSIGN_RECORDS - 1)];
 	uint32_t ready = GOHSM_CSIGN_READY;
+	void *key;
 	int ok;
 
 	if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) != GOHSM_CSIGN_READY ||
@@ -102,7 +106,8 @@ static inline int gohsm_csign_try(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULO
 		return 0;
 	}
 	if (pLen == NULL_PTR || (pData == NULL_PTR && n != 0) || n > GOHSM_CSIGN_MAX_INPUT ||
-	    (pSig != NULL_PTR && *pLen < GOHSM_CSIGN_SIG_LEN) || gohsm_ossl_p256_sign == NULL) {
+	    (pSig != NULL_PTR && *pLen < GOHSM_CSIGN_SIG_LEN) || gohsm_ossl_p256_sign == NULL ||
+	    gohsm_ossl_p256_sign_sha256 == NULL) {
 		__atomic_store_n(&r->state, GOHSM_CSIGN_RETURNED, __ATOMIC_RELEASE);
 		return 0;
 	}
@@ -113,7 +118,11 @@ static inline int gohsm_csign_try(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULO
 		*rv = CKR_OK;
 		return 1;
 	}
-	ok = gohsm_ossl_p256_sign((void *)(uintptr_t)__atomic_load_n(&r->key, __ATOMIC_RELAXED), pData, n, pSig);
+	key = (void *)(uintptr_t)__atomic_load_n(&r->key, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&r->sha256, __ATOMIC_RELAXED))
+		ok = gohsm_ossl_p256_sign_sha256(key, pData, n, pSig);
+	else
+		ok = gohsm_ossl_p256_sign(key, pData, n, pSig);
 	/* Success or failure, the operation is over (spec 5.2). */
 	__atomic_store_n(&r->state, GOHSM_CSIGN_IDLE, __ATOMIC_RELEASE);
 	if (!ok) {

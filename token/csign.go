@@ -7,18 +7,20 @@ import (
 	"gohsm/mechanisms"
 )
 
-// CSign is the C side of the module's C_Sign (pkcs11/csign.c) as the token
-// sees it. C_SignInit stays in Go; when the operation it starts is a plain
-// CKM_ECDSA signature with a P-256 key prepared in libcrypto and nothing
+// CSign is the C side of the module's C_Sign (pkcs11/csign.h) as the token
+// sees it. C_SignInit stays in Go; when the operation it starts is a
+// CKM_ECDSA or CKM_ECDSA_SHA256 signature with a P-256 key prepared in
+// libcrypto and nothing
 // else has to see the call (handOffLocked), it is handed to C: a
 // per-session record in C memory that C_Sign answers without entering Go.
 // The operation stays in se.ops, marked handed, so that C_SignInit still
 // finds it active; whatever Go does with it first takes it back (Settle).
 type CSign interface {
 	// Publish hands session h's operation, signing with the libcrypto key
-	// key, to C: false when C has no room for it (another session's
-	// record), and the operation stays Go's.
-	Publish(h ck.ULong, key uintptr) bool
+	// key (over the SHA-256 of the input when sha256 is set:
+	// CKM_ECDSA_SHA256), to C: false when C has no room for it (another
+	// session's record), and the operation stays Go's.
+	Publish(h ck.ULong, key uintptr, sha256 bool) bool
 	// Settle takes session h's handed operation back from C (se.mu held)
 	// and reports whether C ended it (a C_Sign answered there): if not, it
 	// is Go's again and still active. It waits for a C_Sign running on it.
@@ -61,22 +63,22 @@ func (s *Slot) dropHandedLocked(se *Session) {
 // Decided once, here: the operation stays in Go when the slot has a
 // cluster (routing, budgets, fault injection), its metrics are on, the
 // profile counts the operation's input, or the key needs a
-// context-specific login; and for every mechanism but CKM_ECDSA with a
-// P-256 key in libcrypto.
+// context-specific login; and for every mechanism but CKM_ECDSA and
+// CKM_ECDSA_SHA256 with a P-256 key in libcrypto.
 func (m *Module) handOffLocked(se *Session, op *operation, ends uint64, busy bool) {
 	s := se.slot
-	if busy || op.mech.Type != ck.CKM_ECDSA || op.needAuth || op.cl != nil || s.cl != nil || s.mt.On() ||
+	if busy || op.mech.Type != ck.CKM_ECDSA && op.mech.Type != ck.CKM_ECDSA_SHA256 || op.needAuth || op.cl != nil || s.cl != nil || s.mt.On() ||
 		op.rule != nil && op.rule.InputLimit(false) != 0 {
 		return
 	}
-	key, n, ok := mechanisms.P256Handle(op.signer)
+	key, sha256, n, ok := mechanisms.P256Handle(op.signer)
 	if !ok || n != 64 {
 		return
 	}
 	// Before publishing: a closer that then looks (dropHandedLocked)
 	// sees it.
 	se.handedEver.Store(true)
-	if !m.csign.Publish(se.h, key) {
+	if !m.csign.Publish(se.h, key, sha256) {
 		return
 	}
 	// A logout or close that began after this C_SignInit did, or a close

@@ -18,23 +18,24 @@ type fakeCSign struct {
 	mu        sync.Mutex
 	rec       map[ck.ULong]string // "ready", "idle" (ended in C), "returned"
 	key       map[ck.ULong]uintptr
+	sha256    map[ck.ULong]bool
 	publishes int
 	drops     map[ck.ULong]int
 	full      bool // Publish refuses (another session's record)
 }
 
 func newFakeCSign() *fakeCSign {
-	return &fakeCSign{rec: map[ck.ULong]string{}, key: map[ck.ULong]uintptr{}, drops: map[ck.ULong]int{}}
+	return &fakeCSign{rec: map[ck.ULong]string{}, key: map[ck.ULong]uintptr{}, sha256: map[ck.ULong]bool{}, drops: map[ck.ULong]int{}}
 }
 
-func (f *fakeCSign) Publish(h ck.ULong, key uintptr) bool {
+func (f *fakeCSign) Publish(h ck.ULong, key uintptr, sha256 bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.full {
 		return false
 	}
 	f.publishes++
-	f.rec[h], f.key[h] = "ready", key
+	f.rec[h], f.key[h], f.sha256[h] = "ready", key, sha256
 	return true
 }
 
@@ -164,8 +165,8 @@ func TestCSignHandOff(t *testing.T) {
 // TestCSignStaysInGo: the hand-off is decided at C_SignInit, and only
 // when nothing else needs to see the C_Sign: a slot with a cluster
 // (routing, budgets, fault injection; CloudHSM's default) or with its
-// metrics on, a hashing mechanism, a key that needs a context-specific
-// login, all keep the operation in Go. CloudHSM's profile without a
+// metrics on, a hashing mechanism but SHA-256, a key that needs a
+// context-specific login, all keep the operation in Go. CloudHSM's profile without a
 // cluster hands it over like the standard one: it counts no ECDSA input.
 func TestCSignStaysInGo(t *testing.T) {
 	needLibcryptoP256(t)
@@ -200,9 +201,14 @@ func TestCSignStaysInGo(t *testing.T) {
 	f := newFakeCSign()
 	m.SetCSign(f)
 	_, priv := ecKeyPair(t, m, h, "csign")
-	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA_SHA256}, priv))
-	assert.False(t, handedOp(t, m, h), "CKM_ECDSA_SHA256")
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA_SHA384}, priv))
+	assert.False(t, handedOp(t, m, h), "CKM_ECDSA_SHA384")
 	require.NoError(t, m.SessionCancel(h, ck.CKF_SIGN))
+	require.NoError(t, m.SignInit(h, Mechanism{Type: ck.CKM_ECDSA_SHA256}, priv))
+	assert.True(t, handedOp(t, m, h), "CKM_ECDSA_SHA256")
+	assert.True(t, f.sha256[h], "hashed with SHA-256 in C")
+	require.NoError(t, m.SessionCancel(h, ck.CKF_SIGN))
+	publishes := f.publishes
 
 	_, auth, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
 		attrs.Template{ck.CKA_EC_PARAMS: p256, ck.CKA_TOKEN: attrs.Bool(false)},
@@ -210,5 +216,5 @@ func TestCSignStaysInGo(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.SignInit(h, ecdsa, auth))
 	assert.False(t, handedOp(t, m, h), "a CKA_ALWAYS_AUTHENTICATE key")
-	assert.Zero(t, f.publishes)
+	assert.Equal(t, publishes, f.publishes)
 }

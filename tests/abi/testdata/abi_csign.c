@@ -38,14 +38,21 @@ static CK_SLOT_ID slot;
 static CK_OBJECT_HANDLE pub1, priv1, pub2, priv2;
 static CK_BYTE digest[32];
 static CK_MECHANISM ecdsa = { CKM_ECDSA, NULL, 0 };
+static CK_MECHANISM ecdsa_sha256 = { CKM_ECDSA_SHA256, NULL, 0 };
 
-static int verifies(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, CK_BYTE *dg, CK_ULONG n, CK_BYTE *sig, CK_ULONG sl)
+static int verifies_with(CK_MECHANISM *mech, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, CK_BYTE *dg, CK_ULONG n,
+			 CK_BYTE *sig, CK_ULONG sl)
 {
-	CK_RV rv = f->C_VerifyInit(s, &ecdsa, pub);
+	CK_RV rv = f->C_VerifyInit(s, mech, pub);
 
 	if (rv != CKR_OK)
 		return 0;
 	return f->C_Verify(s, dg, n, sig, sl) == CKR_OK;
+}
+
+static int verifies(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, CK_BYTE *dg, CK_ULONG n, CK_BYTE *sig, CK_ULONG sl)
+{
+	return verifies_with(&ecdsa, s, pub, dg, n, sig, sl);
 }
 
 static int sign_init(const char *name, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv)
@@ -55,6 +62,8 @@ static int sign_init(const char *name, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pri
 
 /* A thread that only calls C_Sign on a handed operation. */
 struct only_sign {
+	CK_BYTE *data;
+	CK_ULONG n;
 	CK_SESSION_HANDLE s;
 	CK_RV query, sign;
 	CK_ULONG qlen, slen;
@@ -76,9 +85,9 @@ static void *only_sign_run(void *arg)
 	struct only_sign *o = arg;
 
 	o->qlen = 0;
-	o->query = f->C_Sign(o->s, digest, sizeof digest, NULL, &o->qlen);
+	o->query = f->C_Sign(o->s, o->data, o->n, NULL, &o->qlen);
 	o->slen = sizeof o->sig;
-	o->sign = f->C_Sign(o->s, digest, sizeof digest, o->sig, &o->slen);
+	o->sign = f->C_Sign(o->s, o->data, o->n, o->sig, &o->slen);
 	o->entered_go = thread_entered_go();
 	return NULL;
 }
@@ -93,7 +102,8 @@ static void *go_call_run(void *arg)
 	return NULL;
 }
 
-static void check_answered_in_c(const char *tag, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+static void check_answered_in_c_with(const char *tag, CK_MECHANISM *mech, CK_BYTE *data, CK_ULONG n, CK_SESSION_HANDLE s,
+				     CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
 {
 	struct only_sign o;
 	pthread_t th;
@@ -102,8 +112,10 @@ static void check_answered_in_c(const char *tag, CK_SESSION_HANDLE s, CK_OBJECT_
 
 	memset(&o, 0, sizeof o);
 	o.s = s;
+	o.data = data;
+	o.n = n;
 	snprintf(name, sizeof name, "%s: C_SignInit", tag);
-	if (!sign_init(name, s, priv))
+	if (!abi_check_rv(name, f->C_SignInit(s, mech, priv), CKR_OK))
 		return;
 	pthread_create(&th, NULL, only_sign_run, &o);
 	pthread_join(th, NULL);
@@ -112,13 +124,66 @@ static void check_answered_in_c(const char *tag, CK_SESSION_HANDLE s, CK_OBJECT_
 	snprintf(name, sizeof name, "%s: C_Sign from a fresh thread", tag);
 	abi_check(name, o.sign == CKR_OK && o.slen == 64, "rv %s len %lu", abi_rv_name(o.sign), (unsigned long)o.slen);
 	snprintf(name, sizeof name, "%s: the signature verifies with the public key", tag);
-	abi_check(name, verifies(s, pub, digest, sizeof digest, o.sig, o.slen), "C_Verify refused it");
+	abi_check(name, verifies_with(mech, s, pub, data, n, o.sig, o.slen), "C_Verify refused it");
 	pthread_create(&th, NULL, go_call_run, &control);
 	pthread_join(th, NULL);
 	snprintf(name, sizeof name, "%s: a thread making one Go call has Go's signal stack (control)", tag);
 	abi_check(name, control == 1, "sigaltstack says %d", control);
 	snprintf(name, sizeof name, "%s: C_Sign was answered without entering Go", tag);
 	abi_check(name, o.entered_go == 0, "the signing thread has Go's signal stack (%d)", o.entered_go);
+}
+
+static void check_answered_in_c(const char *tag, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub)
+{
+	check_answered_in_c_with(tag, &ecdsa, digest, sizeof digest, s, priv, pub);
+}
+
+/* CKM_ECDSA_SHA256: the same, with the data hashed in C; its multi-part
+ * form goes to Go; and the same key with the other mechanism in turn. */
+static void check_sha256(CK_SESSION_HANDLE s)
+{
+	CK_BYTE data[200], sig[64];
+	CK_ULONG len;
+	CK_RV rv;
+
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (CK_BYTE)(i * 13 + 1);
+	check_answered_in_c_with("sha256", &ecdsa_sha256, data, sizeof data, s, priv1, pub1);
+	check_answered_in_c_with("sha256 empty", &ecdsa_sha256, NULL, 0, s, priv1, pub1);
+
+	rv = f->C_SignInit(s, &ecdsa_sha256, priv1);
+	abi_check_rv("sha256 parts: C_SignInit", rv, CKR_OK);
+	abi_check_rv("sha256 parts: C_SignUpdate", f->C_SignUpdate(s, data, 77), CKR_OK);
+	abi_check_rv("sha256 parts: C_SignUpdate", f->C_SignUpdate(s, data + 77, sizeof data - 77), CKR_OK);
+	len = sizeof sig;
+	rv = f->C_SignFinal(s, sig, &len);
+	abi_check("sha256 parts: C_SignFinal signs the whole", rv == CKR_OK && len == 64 &&
+		  verifies_with(&ecdsa_sha256, s, pub1, data, sizeof data, sig, len), "rv %s", abi_rv_name(rv));
+
+	rv = f->C_SignInit(s, &ecdsa_sha256, priv1);
+	len = 10;
+	rv = f->C_Sign(s, data, sizeof data, sig, &len);
+	abi_check("sha256 short: CKR_BUFFER_TOO_SMALL with 64", rv == CKR_BUFFER_TOO_SMALL && len == 64, "rv %s len %lu",
+		  abi_rv_name(rv), (unsigned long)len);
+	len = sizeof sig;
+	rv = f->C_Sign(s, data, sizeof data, sig, &len);
+	abi_check("sha256 short: the retry signs", rv == CKR_OK && verifies_with(&ecdsa_sha256, s, pub1, data, sizeof data, sig, len),
+		  "rv %s", abi_rv_name(rv));
+
+	/* One key, the two mechanisms in turn. */
+	for (int i = 0; i < 4; i++) {
+		CK_MECHANISM *mech = i % 2 ? &ecdsa : &ecdsa_sha256;
+		CK_BYTE *in = i % 2 ? digest : data;
+		CK_ULONG n = i % 2 ? sizeof digest : sizeof data;
+
+		f->C_SignInit(s, mech, priv1);
+		len = sizeof sig;
+		rv = f->C_Sign(s, in, n, sig, &len);
+		abi_check(i % 2 ? "turns: CKM_ECDSA" : "turns: CKM_ECDSA_SHA256",
+			  rv == CKR_OK && verifies_with(mech, s, pub1, in, n, sig, len) &&
+				  !verifies_with(i % 2 ? &ecdsa_sha256 : &ecdsa, s, pub1, in, n, sig, len),
+			  "rv %s", abi_rv_name(rv));
+	}
 }
 
 static void check_op_rules(CK_SESSION_HANDLE s)
@@ -370,6 +435,7 @@ int main(int argc, char **argv)
 		return abi_exit();
 
 	check_answered_in_c("first", s, priv1, pub1);
+	check_sha256(s);
 	check_op_rules(s);
 	check_ends(s);
 
