@@ -326,6 +326,67 @@ static void *worker_run(void *arg)
 	return NULL;
 }
 
+/* A thread signing on a session while another cancels its operations
+ * (a session used from two threads: the spec does not order the calls,
+ * but every answer must be one of the Go path's and nothing may crash). */
+struct race {
+	CK_SESSION_HANDLE s;
+	volatile int stop;
+	long ok, other;
+	CK_RV odd;
+};
+
+static void *race_sign(void *arg)
+{
+	struct race *r = arg;
+	CK_BYTE sig[64];
+
+	for (int i = 0; i < 3000; i++) {
+		CK_ULONG len = sizeof sig;
+		CK_RV rv = f->C_SignInit(r->s, &ecdsa, priv1);
+
+		if (rv == CKR_OK || rv == CKR_OPERATION_ACTIVE)
+			rv = f->C_Sign(r->s, digest, sizeof digest, sig, &len);
+		if (rv == CKR_OK)
+			r->ok++;
+		else if (rv == CKR_OPERATION_NOT_INITIALIZED || rv == CKR_OPERATION_ACTIVE)
+			r->other++;
+		else
+			r->odd = rv;
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *race_cancel(void *arg)
+{
+	struct race *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+		f->C_SessionCancel(r->s, CKF_SIGN);
+	return NULL;
+}
+
+static void check_race(CK_SESSION_HANDLE s)
+{
+	struct race r;
+	pthread_t a, b;
+	CK_BYTE sig[64];
+	CK_ULONG len = sizeof sig;
+
+	memset(&r, 0, sizeof r);
+	r.s = s;
+	pthread_create(&a, NULL, race_sign, &r);
+	pthread_create(&b, NULL, race_cancel, &r);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	abi_check("race: signing while another thread cancels gives the Go path's answers", r.odd == CKR_OK && r.ok > 0,
+		  "signed %ld, not initialised/active %ld, other answer %s", r.ok, r.other, abi_rv_name(r.odd));
+	f->C_SessionCancel(s, CKF_SIGN);
+	sign_init("race: C_SignInit after", s, priv1);
+	abi_check_rv("race: and signs", f->C_Sign(s, digest, sizeof digest, sig, &len), CKR_OK);
+}
+
 static void check_ends(CK_SESSION_HANDLE s)
 {
 	CK_SESSION_HANDLE s2, s3;
@@ -437,6 +498,7 @@ int main(int argc, char **argv)
 	check_answered_in_c("first", s, priv1, pub1);
 	check_sha256(s);
 	check_op_rules(s);
+	check_race(s);
 	check_ends(s);
 
 	/* C_Finalize with an operation in C, then again from scratch. */
