@@ -299,6 +299,52 @@ static CK_SESSION_HANDLE open_rw(void)
 	return s;
 }
 
+/* Two sessions whose handles share a record (pkcs11/csign.h: 128 records,
+ * indexed by the handle's low bits): the second one's operation stays in
+ * Go, and both sign. */
+#define CSIGN_RECORDS 128
+
+static void *only_sign_plain(void *arg)
+{
+	struct only_sign *o = arg;
+
+	o->slen = sizeof o->sig;
+	o->sign = f->C_Sign(o->s, digest, sizeof digest, o->sig, &o->slen);
+	o->entered_go = thread_entered_go();
+	return NULL;
+}
+
+static void check_collision(CK_SESSION_HANDLE s)
+{
+	CK_SESSION_HANDLE opened[CSIGN_RECORDS + 1], y = 0;
+	struct only_sign ox, oy;
+	pthread_t th;
+	int n = 0;
+
+	while (n < CSIGN_RECORDS + 1 && (y = open_rw()) != 0 && (y & (CSIGN_RECORDS - 1)) != (s & (CSIGN_RECORDS - 1)))
+		opened[n++] = y;
+	if (!abi_check("collision: a session sharing the record", y != 0 && (y & (CSIGN_RECORDS - 1)) == (s & (CSIGN_RECORDS - 1)),
+		       "handles %lu and %lu", (unsigned long)s, (unsigned long)y))
+		return;
+	sign_init("collision: C_SignInit, first session", s, priv1);
+	sign_init("collision: C_SignInit, second session", y, priv1);
+	memset(&oy, 0, sizeof oy);
+	oy.s = y;
+	pthread_create(&th, NULL, only_sign_plain, &oy);
+	pthread_join(th, NULL);
+	abi_check("collision: the second session signs, in Go", oy.sign == CKR_OK && oy.entered_go == 1 &&
+		  verifies(y, pub1, digest, sizeof digest, oy.sig, oy.slen), "rv %s, entered Go %d", abi_rv_name(oy.sign), oy.entered_go);
+	memset(&ox, 0, sizeof ox);
+	ox.s = s;
+	pthread_create(&th, NULL, only_sign_plain, &ox);
+	pthread_join(th, NULL);
+	abi_check("collision: the first signs, in C", ox.sign == CKR_OK && ox.entered_go == 0 &&
+		  verifies(s, pub1, digest, sizeof digest, ox.sig, ox.slen), "rv %s, entered Go %d", abi_rv_name(ox.sign), ox.entered_go);
+	f->C_CloseSession(y);
+	for (int i = 0; i < n; i++)
+		f->C_CloseSession(opened[i]);
+}
+
 /* Two threads, two sessions. */
 struct worker {
 	pthread_t th;
@@ -499,6 +545,7 @@ int main(int argc, char **argv)
 	check_sha256(s);
 	check_op_rules(s);
 	check_race(s);
+	check_collision(s);
 	check_ends(s);
 
 	/* C_Finalize with an operation in C, then again from scratch. */
