@@ -68,7 +68,7 @@ func ecdsaSign(h crypto.Hash) func(key, param any) (Signer, error) {
 			s.buf = s.raw[:0]
 			return s, nil
 		}
-		return &ecdsaSigner{input: newInput(h), priv: priv, acc: ecdsaAccel(key)}, nil
+		return &ecdsaSigner{input: newInput(h), hash: h, priv: priv, acc: ecdsaAccel(key)}, nil
 	}
 }
 
@@ -86,6 +86,8 @@ var errECDSAReleased = fmt.Errorf("mechanisms: ecdsa: operation already ended: %
 
 type ecdsaSigner struct {
 	input
+	hash crypto.Hash // the row's hash (0: CKM_ECDSA)
+	fed  bool        // Update was called
 	priv *ecdsa.PrivateKey
 	acc  *ossl.P256Key // non-nil: P-256 signing in libcrypto (accel.go)
 	// raw holds CKM_ECDSA's input (a hash: 64 bytes at most for
@@ -116,10 +118,29 @@ func (s *ecdsaSigner) Release() {
 	ecdsaSigners.Put(s)
 }
 
+// P256Handle is the libcrypto key of a CKM_ECDSA or CKM_ECDSA_SHA256
+// operation that has not started (no input yet) and signs P-256 in
+// libcrypto, whether it hashes the input with SHA-256 first, and its
+// signature length (64): what the module's C_Sign needs to answer the
+// whole call in C (pkcs11/csign.h). ok is false for anything else: the
+// other hashing rows, other curves, Go's crypto.
+func P256Handle(sg Signer) (key uintptr, sha256 bool, sigLen int, ok bool) {
+	s, isECDSA := sg.(*ecdsaSigner)
+	if !isECDSA || s.released || s.fed || s.acc == nil || byteLen(s.priv.Curve) != 32 ||
+		s.hash != 0 && s.hash != crypto.SHA256 {
+		return 0, false, 0, false
+	}
+	if key = s.acc.Handle(); key == 0 {
+		return 0, false, 0, false
+	}
+	return key, s.hash == crypto.SHA256, 64, true
+}
+
 func (s *ecdsaSigner) Update(p []byte) error {
 	if s.released {
 		return errECDSAReleased
 	}
+	s.fed = true
 	return s.input.Update(p)
 }
 

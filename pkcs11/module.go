@@ -169,6 +169,7 @@ func go_Initialize(config *C.char) (r C.CK_RV) {
 		fmt.Fprintf(os.Stderr, "gohsm: C_Initialize: %v\n", err)
 		return C.CKR_GENERAL_ERROR
 	}
+	m.SetCSign(cSignTable()) // C_Sign of CKM_ECDSA on P-256 answered in C (csign.h)
 	mod.Store(m)
 	return C.CKR_OK
 }

@@ -36,6 +36,7 @@
 
 #include "shim.h"
 #include "yield.h"
+#include "csign.h"
 #include <stdint.h>
 #include <time.h>
 
@@ -488,6 +489,8 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 		rv = go_Finalize();
 		if (rv != CKR_OK)
 			__atomic_fetch_or(&gohsm_state, STATE_INITIALIZED, __ATOMIC_RELEASE);
+		else
+			gohsm_csign_sweep(); /* Go dropped every session's; this is the net */
 	}
 	pthread_mutex_unlock(&gohsm_init_lock);
 	return rv;
@@ -628,6 +631,35 @@ void gohsm_test_tick(void) { gohsm_tick(); }
 	}
 GOHSM_GO_FUNCTIONS(GOHSM_FORWARD)
 #undef GOHSM_FORWARD
+
+/*
+ * C_Sign: the one entry point answered in C for a live operation. When
+ * C_SignInit (in Go) handed the session's CKM_ECDSA operation to C
+ * (csign.h), the signature is made here, through internal/ossl's C side,
+ * and the call never enters Go: no first-entry check, and no yield tick,
+ * which exists for calls into Go (yield.h: a thread in Go's scheduler
+ * that does not advance its P's tick). Everything else goes to Go as it
+ * always has. A forked child that re-initialised forwards first: its
+ * copy of the library has a table of its own, and this copy's records
+ * (the parent's) are never read there.
+ */
+CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+	     CK_ULONG_PTR pulSignatureLen)
+{
+	int s = __atomic_load_n(&gohsm_state, __ATOMIC_ACQUIRE);
+	CK_RV rv;
+
+	if (__builtin_expect(s == STATE_INITIALIZED, 1)) {
+		if (gohsm_csign_try(hSession, pData, ulDataLen, pSignature, pulSignatureLen, &rv))
+			return rv;
+		gohsm_thread_ensure_entered();
+		gohsm_tick();
+		return go_Sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+	}
+	if (s & STATE_FORWARDING)
+		return gohsm_fwd->C_Sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+	return CKR_CRYPTOKI_NOT_INITIALIZED;
+}
 
 #define GOHSM_NOT_SUPPORTED(name, params, args)                          \
 	CK_RV C_##name params                                            \

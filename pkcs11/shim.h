@@ -17,7 +17,8 @@
  * go_Finalize(void)), C_GetFunctionList, C_GetInterfaceList, C_GetInterface
  * (pure C, usable without initialisation) and C_GetFunctionStatus /
  * C_CancelFunction (legacy: CKR_FUNCTION_NOT_PARALLEL, PKCS #11 v2.40
- * section 5.16 / v3.0 section 5.20).
+ * section 5.16 / v3.0 section 5.20), and C_Sign (go_Sign, after the check
+ * of a CKM_ECDSA operation handed to C: csign.h).
  */
 #ifndef GOHSM_SHIM_H
 #define GOHSM_SHIM_H
@@ -112,9 +113,6 @@
 	/* Signing and verifying (v3.0 5.13, 5.15). */ \
 	X(SignInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey), \
 		(hSession, pMechanism, hKey)) \
-	X(Sign, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, \
-		CK_ULONG_PTR pulSignatureLen), \
-		(hSession, pData, ulDataLen, pSignature, pulSignatureLen)) \
 	X(SignUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen), \
 		(hSession, pPart, ulPartLen)) \
 	X(SignFinal, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen), \

@@ -138,8 +138,18 @@ func (m *Module) initOpVia(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULon
 	}
 	se.mu.Lock()
 	defer se.mu.Unlock()
+	se.settleLocked(kind) // an operation C_Sign ended in C is over
 	if se.ops[kind] != nil {
 		return fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_ACTIVE)
+	}
+	// C_Sign in C (csign.go): the closers' count before the operation
+	// exists.
+	handOff := kind == opSign && via == nil && m.csign != nil
+	var ends uint64
+	var closing bool
+	if handOff {
+		ends = se.slot.ends.ends.Load()
+		closing = se.slot.ends.closers.Load() != 0
 	}
 	var mm *mechanisms.Mechanism
 	var rule *profile.Rule
@@ -225,6 +235,9 @@ func (m *Module) initOpVia(h ck.ULong, kind opKind, mech Mechanism, keyH ck.ULon
 		se.authKind = kind
 	}
 	se.ops[kind] = op
+	if handOff {
+		m.handOffLocked(se, op, ends, closing)
+	}
 	return nil
 }
 
@@ -444,6 +457,9 @@ func (m *Module) activeOp(h ck.ULong, kind opKind) (*Session, *operation, error)
 	}
 	se.mu.Lock()
 	op := se.ops[kind]
+	if op != nil && op.handed && se.settleLocked(kind) {
+		op = nil // C_Sign ended it in C
+	}
 	if op == nil {
 		se.mu.Unlock()
 		return nil, nil, fmt.Errorf("token: %s: %w", opNames[kind], ck.CKR_OPERATION_NOT_INITIALIZED)

@@ -46,6 +46,9 @@ type Module struct {
 	// looks a session up and concurrent lookups must not contend.
 	sessions   sessionTable // handle -> session, for every call's lookup
 	nextHandle atomic.Uint64
+
+	// csign is the C side of C_Sign (csign.go), nil when there is none.
+	csign CSign
 }
 
 // Open opens the module for a configuration: every slot's token store is

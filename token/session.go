@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
@@ -55,6 +56,10 @@ type Session struct {
 	// CKA_ALWAYS_AUTHENTICATE key: the one C_Login(CKU_CONTEXT_SPECIFIC)
 	// authorises, while it still waits (operation.needAuth).
 	authKind opKind
+	// handedEver: an operation of the session was handed to C once
+	// (csign.go): its record is dropped when the session closes or logs
+	// out.
+	handedEver atomic.Bool
 
 	_ cacheLinePad
 }
@@ -76,6 +81,10 @@ func (se *Session) newOp(kind opKind, mm *mechanisms.Mechanism) *operation {
 // referenced.
 func (se *Session) endOp(kind opKind) {
 	if op := se.ops[kind]; op != nil {
+		if op.handed {
+			op.handed = false
+			se.slot.m.csign.Settle(se.h) // ended there or here: over either way
+		}
 		// The operation's memory may serve the next one (CKM_ECDSA's
 		// signers, the digests' hash states): nothing here uses it again.
 		if r, ok := op.signer.(mechanisms.Releaser); ok {
@@ -215,8 +224,11 @@ func (s *Slot) dropAllSessionsLocked() {
 // dropSessionLocked ends a session: its session objects die with it, and
 // closing the last session logs the slot out (spec 5.6, C_CloseSession).
 func (s *Slot) dropSessionLocked(se *Session) {
+	s.ends.begin()
+	defer s.ends.end()
 	delete(s.sessions, se.h)
 	s.m.sessions.delete(se)
+	s.dropHandedLocked(se)
 	s.dropSessionObjectsLocked(se.h)
 	if len(s.sessions) == 0 {
 		s.logoutLocked(se, audit.CN_CLOSE_SESSION)
@@ -470,10 +482,13 @@ func (s *Slot) logoutLocked(se *Session, op audit.Opcode) {
 			s.removeSessObjLocked(h)
 		}
 	}
+	s.ends.begin()
+	defer s.ends.end()
 	for _, se := range s.sessions {
 		for i := range se.ops {
 			se.ops[i] = nil
 		}
+		s.dropHandedLocked(se)
 	}
 	s.forgetSecretsLocked() // empties s.keys and s.objs
 }
@@ -687,4 +702,7 @@ type operation struct {
 	cl          *cluster.Cluster
 	route       cluster.Route
 	cls, updCls cluster.Class
+	// handed: C_Sign is answered in C for this operation (csign.go); any
+	// Go call that uses or ends it takes it back first (settleLocked).
+	handed bool
 }

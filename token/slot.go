@@ -40,6 +40,9 @@ type Slot struct {
 	// mt publishes the slot's operation counters (metrics.go), nil when
 	// its metrics are off.
 	mt *metrics.Process
+	// ends brackets logouts and session closes for C_SignInit's hand-off
+	// to C (csign.go).
+	ends slotEnds
 	// quotas are prof's object quotas for the store (quota.go).
 	quotas []store.Quota
 	// instance names this opening of the token in the store's login

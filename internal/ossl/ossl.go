@@ -77,12 +77,16 @@ static struct {
 	int (*RSA_private_encrypt)(int, const unsigned char *, unsigned char *, RSA *, int);
 	EC_KEY *(*EC_KEY_new_by_curve_name)(int);
 	void (*EC_KEY_free)(EC_KEY *);
+	int (*EC_KEY_up_ref)(EC_KEY *);
 	int (*EC_KEY_set_method)(EC_KEY *, const EC_KEY_METHOD *);
 	const EC_KEY_METHOD *(*EC_KEY_OpenSSL)(void);
 	int (*EC_KEY_set_private_key)(EC_KEY *, const BIGNUM *);
 	ECDSA_SIG *(*ECDSA_do_sign)(const unsigned char *, int, EC_KEY *);
 	void (*ECDSA_SIG_get0)(const ECDSA_SIG *, const BIGNUM **, const BIGNUM **);
 	void (*ECDSA_SIG_free)(ECDSA_SIG *);
+	int (*SHA256_Init)(void *);
+	int (*SHA256_Update)(void *, const void *, size_t);
+	int (*SHA256_Final)(unsigned char *, void *);
 	int (*ERR_set_mark)(void);
 	int (*ERR_pop_to_mark)(void);
 	unsigned long (*OpenSSL_version_num)(void);
@@ -104,8 +108,9 @@ static int gohsm_ossl_load_unguarded(char *why, size_t n)
 		SYM(BN_bin2bn), SYM(BN_clear_free), SYM(BN_bn2binpad),
 		SYM(RSA_new), SYM(RSA_free), SYM(RSA_set_method), SYM(RSA_PKCS1_OpenSSL),
 		SYM(RSA_set0_key), SYM(RSA_set0_factors), SYM(RSA_set0_crt_params), SYM(RSA_private_encrypt),
-		SYM(EC_KEY_new_by_curve_name), SYM(EC_KEY_free), SYM(EC_KEY_set_method), SYM(EC_KEY_OpenSSL),
+		SYM(EC_KEY_new_by_curve_name), SYM(EC_KEY_free), SYM(EC_KEY_up_ref), SYM(EC_KEY_set_method), SYM(EC_KEY_OpenSSL),
 		SYM(EC_KEY_set_private_key), SYM(ECDSA_do_sign), SYM(ECDSA_SIG_get0), SYM(ECDSA_SIG_free),
+		SYM(SHA256_Init), SYM(SHA256_Update), SYM(SHA256_Final),
 		SYM(ERR_set_mark), SYM(ERR_pop_to_mark), SYM(OpenSSL_version_num), SYM(OpenSSL_version),
 #undef SYM
 	};
@@ -366,6 +371,28 @@ static int gohsm_ossl_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *dg, size_t 
 
 static void gohsm_ossl_ec_free_unguarded(EC_KEY *k) { gohsm_ossl.EC_KEY_free(k); }
 
+// gohsm_ossl_sha256_ecdsa_sign_unguarded is CKM_ECDSA_SHA256's signature
+// in one call: SHA-256 of the data with libcrypto's low-level SHA256_*
+// (SHA256() in OpenSSL 3 is EVP_Q_digest, an algorithm fetch per call
+// behind a lock every thread takes), then the signature above.
+// SHA256_CTX's layout is public (openssl/sha.h: 112 bytes); the buffer is
+// larger and aligned.
+static int gohsm_ossl_sha256_ecdsa_sign_unguarded(EC_KEY *k, const uint8_t *data, size_t n, uint8_t *out, size_t half)
+{
+	union {
+		unsigned char b[256];
+		uint64_t align;
+	} ctx;
+	uint8_t md[32];
+	int ok;
+
+	ok = gohsm_ossl.SHA256_Init(&ctx) == 1 && gohsm_ossl.SHA256_Update(&ctx, data, n) == 1 &&
+	     gohsm_ossl.SHA256_Final(md, &ctx) == 1;
+	memset(&ctx, 0, sizeof ctx);
+	return ok && gohsm_ossl_ecdsa_sign_unguarded(k, md, sizeof md, out, half);
+}
+static int gohsm_ossl_ec_ref_unguarded(EC_KEY *k) { return gohsm_ossl.EC_KEY_up_ref(k); }
+
 // The module's entry points (pkcs11/shim.c) define gohsm_yield_mark_c: a
 // thread that calls into libcrypto yields to Go's scheduler on a busy
 // machine (pkcs11/yield.h). Weak: this package's own tests link without
@@ -406,7 +433,35 @@ GOHSM_GUARDED(EC_KEY *, gohsm_ossl_p256, (const uint8_t *d, size_t n), (d, n))
 GOHSM_GUARDED(int, gohsm_ossl_ecdsa_sign, (EC_KEY *k, const uint8_t *dg, size_t n, uint8_t *out, size_t half),
 	      (k, dg, n, out, half))
 GOHSM_GUARDED_VOID(gohsm_ossl_ec_free, (EC_KEY *k), (k))
+GOHSM_GUARDED(int, gohsm_ossl_ec_ref, (EC_KEY *k), (k))
+GOHSM_GUARDED(int, gohsm_ossl_sha256_ecdsa_sign, (EC_KEY *k, const uint8_t *data, size_t n, uint8_t *out, size_t half),
+	      (k, data, n, out, half))
 GOHSM_GUARDED(int, gohsm_ossl_bn_probe, (int how), (how))
+
+// The C side of the module's C_Sign (pkcs11/csign.c) signs CKM_ECDSA with
+// a P-256 key prepared here without entering Go: these three are what it
+// calls, the same guarded code Go's path runs (fork guard, error-queue
+// mark and pop, the probe-checked copy of r and s). Hidden: they are
+// linked into the module, never exported from it.
+//
+// gohsm_ossl_p256_ref takes a reference to a key (EC_KEY_up_ref): 1 on
+// success. gohsm_ossl_p256_unref drops one (EC_KEY_free).
+// gohsm_ossl_p256_sign signs n digest bytes (dg may be NULL when n is 0)
+// and writes r || s, 32 bytes each, into out: 1 on success.
+// gohsm_ossl_p256_sign_sha256 does the same over the SHA-256 of n bytes
+// of data (CKM_ECDSA_SHA256).
+static const uint8_t gohsm_ossl_empty_digest;
+
+__attribute__((visibility("hidden"))) int gohsm_ossl_p256_ref(void *k) { return gohsm_ossl_ec_ref((EC_KEY *)k) == 1; }
+__attribute__((visibility("hidden"))) void gohsm_ossl_p256_unref(void *k) { gohsm_ossl_ec_free((EC_KEY *)k); }
+__attribute__((visibility("hidden"))) int gohsm_ossl_p256_sign(void *k, const uint8_t *dg, size_t n, uint8_t *out)
+{
+	return gohsm_ossl_ecdsa_sign((EC_KEY *)k, dg != NULL ? dg : &gohsm_ossl_empty_digest, n, out, 32);
+}
+__attribute__((visibility("hidden"))) int gohsm_ossl_p256_sign_sha256(void *k, const uint8_t *data, size_t n, uint8_t *out)
+{
+	return gohsm_ossl_sha256_ecdsa_sign((EC_KEY *)k, data != NULL ? data : &gohsm_ossl_empty_digest, n, out, 32);
+}
 
 // For tests: whether r and s are read from the view, and turning it off
 // or back on (on only where the probe passed).
@@ -618,6 +673,27 @@ func NewP256Key(d []byte) (*P256Key, error) {
 	track(unsafe.Pointer(k))
 	runtime.AddCleanup(key, freeP256, k)
 	return key, nil
+}
+
+// Handle is the key's libcrypto address (an EC_KEY *), for the module's
+// C_Sign in C (pkcs11/csign.c), which takes its own reference to it
+// (gohsm_ossl_p256_ref) while the key is alive; 0 for a nil key.
+func (k *P256Key) Handle() uintptr {
+	if k == nil {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(k.k))
+}
+
+// signSHA256 is the module's C_Sign of CKM_ECDSA_SHA256 in C
+// (gohsm_ossl_p256_sign_sha256), for tests.
+func (k *P256Key) signSHA256(out, data []byte) error {
+	ok := C.gohsm_ossl_p256_sign_sha256(unsafe.Pointer(k.k), ptr(data), C.size_t(len(data)), ptr(out))
+	runtime.KeepAlive(k)
+	if ok == 0 {
+		return errors.New("ossl: ecdsa p-256 sha-256 sign failed")
+	}
+	return nil
 }
 
 // emptyDigest is where an empty digest points. A package variable: a

@@ -27,4 +27,6 @@ func NewP256Key(d []byte) (*P256Key, error) { return nil, errNoCgo }
 
 func (k *P256Key) Sign(out, digest []byte) error { return errNoCgo }
 
+func (k *P256Key) Handle() uintptr { return 0 }
+
 func StrayFrees() uint64 { return 0 }

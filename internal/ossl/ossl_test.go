@@ -169,6 +169,28 @@ func TestP256SignBothPaths(t *testing.T) {
 	}
 }
 
+// TestP256SignSHA256: the module's C_Sign of CKM_ECDSA_SHA256 in C
+// (gohsm_ossl_p256_sign_sha256: libcrypto's SHA256_* then the signature)
+// signs the SHA-256 of the data, for lengths around SHA-256's block and
+// padding boundaries and an empty input.
+func TestP256SignSHA256(t *testing.T) {
+	needLibcrypto(t)
+	priv, key := newP256Pair(t)
+	for _, n := range []int{0, 1, 55, 56, 63, 64, 65, 1000, 65536} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*7 + n)
+		}
+		sig := make([]byte, 64)
+		require.NoError(t, key.signSHA256(sig, data))
+		digest := sha256.Sum256(data)
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		require.True(t, ecdsa.Verify(&priv.PublicKey, digest[:], r, s), "%d bytes", n)
+		wrong := sha256.Sum256(append(data, 0))
+		require.False(t, ecdsa.Verify(&priv.PublicKey, wrong[:], r, s), "%d bytes: not over other data", n)
+	}
+}
+
 // TestP256SignAllocs: a signature allocates nothing in Go, an empty
 // digest included (a local zero byte whose address went to C was one heap
 // allocation per signature).

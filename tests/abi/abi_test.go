@@ -191,3 +191,13 @@ func TestErrorPrecedence(t *testing.T) {
 	t.Parallel()
 	runDriver(t, "abi_precedence", time.Minute)
 }
+
+// TestCSign: C_Sign of a CKM_ECDSA operation on a P-256 key is answered
+// in C, without entering Go (pkcs11/csign.h), and gives every answer the
+// Go path gives: length query, short buffer, bad arguments, the ends of
+// the operation (C_SignUpdate/Final, C_SessionCancel, C_CloseSession,
+// C_CloseAllSessions, C_Logout, C_Finalize), two threads, a forked child.
+func TestCSign(t *testing.T) {
+	t.Parallel()
+	runDriver(t, "abi_csign", 2*time.Minute)
+}

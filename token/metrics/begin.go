@@ -14,3 +14,7 @@ func (p *Process) Begin() (t0 int64, ok bool) {
 	}
 	return t0, t0 != 0
 }
+
+// On reports whether the slot's metrics are on now (a C_SignInit asks,
+// to keep the operation's C_Sign in Go, where it is counted).
+func (p *Process) On() bool { return p != nil && atomic.LoadInt64(p.lease) != 0 }
