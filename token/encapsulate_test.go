@@ -364,3 +364,35 @@ func TestKEMKeyTemplateAttribute(t *testing.T) {
 	_, err = m.DecapsulateKey(h, mech, priv, attrs.List{{Type: ck.CKA_EXTRACTABLE, V: attrs.Bool(true)}}, ct)
 	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
 }
+
+// TestKEMCallerAllocs: C_EncapsulateKey and C_DecapsulateKey with
+// p11bench's template (a List), the audit flush held, allocate on the
+// caller's path crypto/mlkem's 2, the key's own values, its value, its
+// lazy check value, its unique ID, the object and the queued record: 8.
+// The slice of new objects (one) is on the stack, where it was one
+// allocation more (9).
+func TestKEMCallerAllocs(t *testing.T) {
+	holdAuditFlush(t)
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
+	require.NoError(t, err)
+	l := attrs.List{{Type: ck.CKA_CLASS, V: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY))}, {Type: ck.CKA_KEY_TYPE, V: attrs.ULong(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_TOKEN, V: attrs.Bool(false)}, {Type: ck.CKA_SENSITIVE, V: attrs.Bool(true)},
+		{Type: ck.CKA_ENCRYPT, V: attrs.Bool(true)}, {Type: ck.CKA_DECRYPT, V: attrs.Bool(true)}}
+	mech := Mechanism{Type: ck.CKM_ML_KEM}
+	ct := make([]byte, mlkem.CiphertextSize768)
+	encaps := testing.AllocsPerRun(100, func() {
+		if _, _, err := m.EncapsulateKey(h, mech, pub, l, Out{Buf: ct}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	decaps := testing.AllocsPerRun(100, func() {
+		if _, err := m.DecapsulateKey(h, mech, priv, l, ct); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, encaps, 8.0, "allocations per encapsulation")
+	assert.LessOrEqual(t, decaps, 8.0, "allocations per decapsulation")
+}

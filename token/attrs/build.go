@@ -233,6 +233,11 @@ func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, gs [
 	if class >= ck.ObjectClass(len(classOps)) || !slices.Contains(classOps[class], op) {
 		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
+	applies := p.applies(s.Class)
+	var fixed map[ck.AttributeType]bool
+	if applies {
+		fixed = p.Fixed[s.Class]
+	}
 	for i := range gs {
 		a, v := gs[i].Type, gs[i].V
 		row, ok := p.has(s, a)
@@ -243,8 +248,8 @@ func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, gs [
 		if err := checkEncoding(*row, v); err != nil {
 			return nil, err
 		}
-		if !row.Has(Identity) && !row.readOnly() {
-			if err := p.checkGiven(s, a, v, true); err != nil {
+		if applies && !row.Has(Identity) && !row.readOnly() {
+			if err := p.checkGivenFixed(fixed, s, a, v, true); err != nil {
 				return nil, err
 			}
 		}
