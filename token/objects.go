@@ -499,12 +499,15 @@ func (s *Slot) wroteLocked(c store.Commit) {
 // newObjectLocked makes the object for a validated, complete attribute set
 // (no handle yet) and, for a token object, its store record.
 func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.ObjectRecord, error) {
-	class, keyType := ck.ObjectClass(0), ck.KeyType(0)
-	if c, ok := full.ULong(ck.CKA_CLASS); ok {
-		class = ck.ObjectClass(c)
-	}
-	if k, ok := full.ULong(ck.CKA_KEY_TYPE); ok {
-		keyType = ck.KeyType(k)
+	class, keyType, ok := full.Identity()
+	if !ok || keyType == attrs.NoKeyType {
+		class, keyType = ck.ObjectClass(0), ck.KeyType(0)
+		if c, ok := full.ULong(ck.CKA_CLASS); ok {
+			class = ck.ObjectClass(c)
+		}
+		if k, ok := full.ULong(ck.CKA_KEY_TYPE); ok {
+			keyType = ck.KeyType(k)
+		}
 	}
 	tok, _ := full.Bool(ck.CKA_TOKEN)
 	priv, _ := full.Bool(ck.CKA_PRIVATE)
@@ -523,7 +526,7 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.Ob
 	uidv := newUniqueID()
 	full.Put(ck.CKA_UNIQUE_ID, uidv)
 	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
-		alwaysAuth: needsContextLogin(class, &full)}
+		alwaysAuth: class == ck.CKO_PRIVATE_KEY && needsContextLogin(class, &full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil
