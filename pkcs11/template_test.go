@@ -146,6 +146,20 @@ func TestKEMTemplateList(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, l, len(types))
 
+	// Bounds, as for every template: a NULL array with a count, more
+	// attributes than maxTemplate, a NULL value with a length.
+	_, err = kemTemplateAt(buf[:0], nil, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	_, err = kemTemplateAt(buf[:0], kp, maxTemplate+1)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	nul := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID}, [][]byte{[]byte("ok"), nil})
+	putWord(unsafe.Add(nul, attrLayout.size), attrLayout.fields[0].n, 4) // CKA_ID: NULL, 4 bytes
+	_, err = kemTemplateAt(buf[:0], nul, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	require.Contains(t, err.Error(), "NULL buffer of 4 bytes")
+	_, merr := decodeTemplateAt(nul, 2)
+	require.Equal(t, merr.Error(), err.Error())
+
 	kp = kemKeyTemplateC(a)
 	allocs := testing.AllocsPerRun(100, func() {
 		var buf [kemTemplateSize]attrs.Value
