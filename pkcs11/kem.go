@@ -6,50 +6,24 @@ package pkcs11
 import "C"
 
 import (
-	"sync"
-
 	"gohsm/internal/ck"
 	"gohsm/token/attrs"
 )
 
-// kemTemplates holds the maps C_EncapsulateKey and C_DecapsulateKey decode
-// the caller's template into, reused from call to call: the token keeps
-// no reference to the map (Module.EncapsulateKey, DecapsulateKey), and a
-// map of a few attributes is a header and one group (336 bytes, two
-// allocations) per call otherwise. The values are copied as for any
-// template (template): the map is all that is reused.
-var kemTemplates = sync.Pool{New: func() any { return make(attrs.Template, maxPooledTemplate) }}
-
-// maxPooledTemplate: a template of more attributes is decoded into a map
-// of its own, so that no pooled map keeps a large table.
-const maxPooledTemplate = 8
-
-// kemTemplate decodes a caller's template for a KEM call, into a pooled
-// map when pooled (releaseKEMTemplate gives it back once the token has
-// returned).
-func kemTemplate(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (t attrs.Template, pooled bool, err error) {
+// kemTemplate decodes a caller's template for a KEM call into buf: the
+// token reads it as the caller gave it (attrs.List), without a map
+// (docs/bench.md "ML-KEM-768: the caller's path, third pass").
+func kemTemplate(buf attrs.List, p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.List, error) {
 	as, err := attrSlice(p, n)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if len(as) > maxPooledTemplate {
-		t, err := template(p, n)
-		return t, false, err
-	}
-	t = kemTemplates.Get().(attrs.Template)
-	if err := templateInto(t, as); err != nil {
-		releaseKEMTemplate(t, true)
-		return nil, false, err
-	}
-	return t, true, nil
+	return templateList(buf, as)
 }
 
-func releaseKEMTemplate(t attrs.Template, pooled bool) {
-	if pooled {
-		clear(t)
-		kemTemplates.Put(t)
-	}
-}
+// kemTemplateSize is the attributes a KEM call's template decodes into on
+// the stack; a longer one goes to the heap.
+const kemTemplateSize = 8
 
 //export go_EncapsulateKey
 func go_EncapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPublicKey C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulAttributeCount C.CK_ULONG, pCiphertext C.CK_BYTE_PTR, pulCiphertextLen C.CK_ULONG_PTR, phKey C.CK_OBJECT_HANDLE_PTR) (r C.CK_RV) {
@@ -65,11 +39,11 @@ func go_EncapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPu
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
 	}
-	t, pooled, err := kemTemplate(pTemplate, ulAttributeCount)
+	var buf [kemTemplateSize]attrs.Value
+	t, err := kemTemplate(buf[:0], pTemplate, ulAttributeCount)
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
 	}
-	defer releaseKEMTemplate(t, pooled)
 	out, err := outBuf(pCiphertext, pulCiphertextLen)
 	if err != nil {
 		return argRV("C_EncapsulateKey", m, h, err)
@@ -100,11 +74,11 @@ func go_DecapsulateKey(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hPr
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)
 	}
-	t, pooled, err := kemTemplate(pTemplate, ulAttributeCount)
+	var buf [kemTemplateSize]attrs.Value
+	t, err := kemTemplate(buf[:0], pTemplate, ulAttributeCount)
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)
 	}
-	defer releaseKEMTemplate(t, pooled)
 	k, err := m.DecapsulateKey(ck.ULong(h), mech, ck.ULong(hPrivateKey), t, ct)
 	if err != nil {
 		return argRV("C_DecapsulateKey", m, h, err)

@@ -214,7 +214,8 @@ func decodeTemplateAt(p unsafe.Pointer, n uint64) (attrs.Template, error) {
 	return template(C.CK_ATTRIBUTE_PTR(p), C.CK_ULONG(n))
 }
 
-// kemTemplateAt runs the KEM calls' template decoder on n CK_ATTRIBUTEs at p.
-func kemTemplateAt(p unsafe.Pointer, n uint64) (attrs.Template, bool, error) {
-	return kemTemplate(C.CK_ATTRIBUTE_PTR(p), C.CK_ULONG(n))
+// kemTemplateAt runs the KEM calls' template decoder on n CK_ATTRIBUTEs at
+// p, into buf.
+func kemTemplateAt(buf attrs.List, p unsafe.Pointer, n uint64) (attrs.List, error) {
+	return kemTemplate(buf, C.CK_ATTRIBUTE_PTR(p), C.CK_ULONG(n))
 }

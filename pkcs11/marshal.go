@@ -18,6 +18,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"gohsm/internal/ck"
@@ -119,60 +120,76 @@ func attrSlice(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) ([]C.CK_ATTRIBUTE, error) {
 	return unsafe.Slice(p, int(n)), nil
 }
 
-// template copies a caller's template into a Template. The values are
-// checked first, in the template's order, and then copied into one buffer
-// (each value capped at its length, so an append copies it; no code
-// writes into an attribute's value): one allocation for the values of a
-// template where there was one per value (6 for p11bench's ML-KEM key).
+// template copies a caller's template into a Template (templateList's
+// attributes; a type given twice has its later value).
 func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 	as, err := attrSlice(p, n)
 	if err != nil {
 		return nil, err
 	}
-	t := make(attrs.Template, len(as))
-	if err := templateInto(t, as); err != nil {
+	var buf [16]attrs.Value
+	l, err := templateList(buf[:0], as)
+	if err != nil {
 		return nil, err
+	}
+	t := make(attrs.Template, len(l))
+	for _, v := range l {
+		t[v.Type] = v.V
 	}
 	return t, nil
 }
 
-// templateInto decodes as into t, an empty map.
-func templateInto(t attrs.Template, as []C.CK_ATTRIBUTE) error {
+// templateList copies a caller's template as into l, an attribute a value
+// in the caller's order (attrs.List). The values are checked first, in the
+// template's order (the first bad one is the one reported), and then
+// copied into one buffer, each capped at its length (an append copies it;
+// no code writes into an attribute's value): one allocation for the values
+// of a template where there was one per value (6 for p11bench's ML-KEM
+// key). An empty value is present and not nil.
+func templateList(l attrs.List, as []C.CK_ATTRIBUTE) (attrs.List, error) {
+	// Indexed loops over pointers: a range's copy of each 24-byte
+	// CK_ATTRIBUTE cost more than the checks (docs/bench.md "ML-KEM-768:
+	// the caller's path, third pass").
+	l0 := len(l)
+	l = slices.Grow(l, len(as))[:l0+len(as)]
+	vs := l[l0:]
 	total := 0
-	for _, a := range as {
-		if isNestedTemplate(ck.AttributeType(a._type)) {
-			v, err := nestedTemplate(a)
+	for i := range as {
+		a := &as[i]
+		typ := ck.AttributeType(a._type)
+		if isNestedTemplate(typ) {
+			v, err := nestedTemplate(*a)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			t[ck.AttributeType(a._type)] = v
+			vs[i] = attrs.Value{Type: typ, V: v}
 			continue
 		}
 		if err := checkCopyIn(C.CK_BYTE_PTR(a.pValue), a.ulValueLen); err != nil {
-			return err
+			return nil, err
 		}
 		total += int(a.ulValueLen)
+		vs[i] = attrs.Value{Type: typ}
 	}
 	var buf []byte
 	if total > 0 {
 		buf = make([]byte, 0, total)
 	}
-	for _, a := range as {
-		if isNestedTemplate(ck.AttributeType(a._type)) {
+	for i := range as {
+		if isNestedTemplate(vs[i].Type) {
 			continue
 		}
-		// A later value of a type given twice replaces the earlier, as
-		// before; the earlier's bytes stay unused in buf.
-		v, _ := view(C.CK_BYTE_PTR(a.pValue), a.ulValueLen)
+		// view again: the caller's memory is read afresh.
+		v, _ := view(C.CK_BYTE_PTR(as[i].pValue), as[i].ulValueLen)
 		if len(v) == 0 {
-			t[ck.AttributeType(a._type)] = []byte{} // present, empty: not nil
+			vs[i].V = []byte{} // present, empty: not nil
 			continue
 		}
-		i := len(buf)
+		j := len(buf)
 		buf = append(buf, v...)
-		t[ck.AttributeType(a._type)] = buf[i:len(buf):len(buf)]
+		vs[i].V = buf[j:len(buf):len(buf)]
 	}
-	return nil
+	return l, nil
 }
 
 // checkCopyIn is copyIn's checks without the copy.

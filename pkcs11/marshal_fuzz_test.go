@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"unsafe"
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
+	"gohsm/token/attrs"
 )
 
 // fuzzGen lays out C structures (layout.go) from fuzz bytes: each pointer
@@ -163,7 +165,8 @@ func deepString(v any) string {
 // FuzzTemplate: CK_ATTRIBUTE arrays, nested templates (CKA_WRAP_TEMPLATE,
 // ...) included, from fuzz bytes through the boundary's template decoder.
 // No panic; CKR_ARGUMENTS_BAD or CKR_ATTRIBUTE_VALUE_INVALID only; the
-// template is a copy. Seeds: testdata/fuzz/FuzzTemplate.
+// template is a copy; the KEM calls' List decoder (kemTemplate) gives the
+// same error or the same attributes. Seeds: testdata/fuzz/FuzzTemplate.
 func FuzzTemplate(f *testing.F) {
 	f.Add(uint8(3), []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 32, 0x11, 2, 0, 0, 0, 0, 0, 0, 0, 2, 5, 'h', 'e', 'l', 'l', 'o'})
 	f.Add(uint8(2), []byte{0x11, 2, 0, 0x40, 0, 0, 0, 0, 9, 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1})
@@ -215,14 +218,35 @@ func FuzzTemplate(f *testing.F) {
 			p = build(n, 0)
 		}
 		tm, err := decodeTemplateAt(p, uint64(n))
+		// The KEM calls' List: the same error, or the same attributes
+		// once made a map, the caller's types in its order.
+		var buf [kemTemplateSize]attrs.Value
+		l, lerr := kemTemplateAt(buf[:0], p, uint64(n))
+		if (err == nil) != (lerr == nil) || err != nil && err.Error() != lerr.Error() {
+			t.Fatalf("template: %v, list: %v", err, lerr)
+		}
 		if err != nil {
 			boundaryRV(t, "template", err, ck.CKR_ARGUMENTS_BAD, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 			return
 		}
-		before := fmt.Sprintf("%v", tm)
+		if !reflect.DeepEqual(l.Template(), tm) {
+			t.Fatalf("list %v, template %v", l, tm)
+		}
+		if len(l) != n {
+			t.Fatalf("list of %d attributes from %d", len(l), n)
+		}
+		for i, v := range l {
+			if want := ck.AttributeType(getWord(unsafe.Add(p, uintptr(i)*attrLayout.size), 0)); v.Type != want {
+				t.Fatalf("attribute %d: %v, the caller's is %v", i, v.Type, want)
+			}
+		}
+		before, lbefore := fmt.Sprintf("%v", tm), fmt.Sprintf("%v", l)
 		a.scribble()
 		if after := fmt.Sprintf("%v", tm); after != before {
 			t.Fatalf("the decoded template aliases the caller's memory")
+		}
+		if after := fmt.Sprintf("%v", l); after != lbefore {
+			t.Fatalf("the decoded list aliases the caller's memory")
 		}
 	})
 }

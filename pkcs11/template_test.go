@@ -107,62 +107,80 @@ func BenchmarkTemplate(b *testing.B) {
 	}
 }
 
-// TestKEMTemplatePooled: C_EncapsulateKey's and C_DecapsulateKey's
-// template is decoded into a reused map: one allocation per call (the
-// values) for p11bench's 6-attribute template where a map of its own made
-// three; a reused map holds only the new call's attributes; a template of
-// more than maxPooledTemplate attributes gets a map of its own.
-func TestKEMTemplatePooled(t *testing.T) {
+// TestKEMTemplateList: C_EncapsulateKey's and C_DecapsulateKey's template
+// is decoded into a List on the caller's stack, in the caller's order,
+// each value a copy: one allocation per call (the values) for p11bench's
+// 6-attribute template, where the pooled map it replaces took one and a
+// map of its own three; a template longer than the stack's room works
+// alike.
+func TestKEMTemplateList(t *testing.T) {
 	a := &cArena{}
 	defer a.free()
 	kp := kemKeyTemplateC(a)
-	tm, pooled, err := kemTemplateAt(kp, 6)
+	var buf [kemTemplateSize]attrs.Value
+	l, err := kemTemplateAt(buf[:0], kp, 6)
 	require.NoError(t, err)
-	require.True(t, pooled)
-	require.Len(t, tm, 6)
-	releaseKEMTemplate(tm, pooled)
+	want, err := decodeTemplateAt(kp, 6)
+	require.NoError(t, err)
+	require.Equal(t, want, l.Template())
+	require.Equal(t, []ck.AttributeType{ck.CKA_CLASS, ck.CKA_KEY_TYPE, ck.CKA_TOKEN, ck.CKA_SENSITIVE, ck.CKA_ENCRYPT, ck.CKA_DECRYPT},
+		[]ck.AttributeType{l[0].Type, l[1].Type, l[2].Type, l[3].Type, l[4].Type, l[5].Type})
 
-	two := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID}, [][]byte{[]byte("l"), []byte("i")})
-	for range 20 {
-		tm, pooled, err = kemTemplateAt(two, 2)
-		require.NoError(t, err)
-		require.Equal(t, attrs.Template{ck.CKA_LABEL: []byte("l"), ck.CKA_ID: []byte("i")}, tm)
-		releaseKEMTemplate(tm, pooled)
-	}
+	// A type given twice: both kept, in order; the later is the one read.
+	two := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID, ck.CKA_LABEL}, [][]byte{[]byte("l"), nil, []byte("m")})
+	l, err = kemTemplateAt(buf[:0], two, 3)
+	require.NoError(t, err)
+	require.Equal(t, attrs.List{{Type: ck.CKA_LABEL, V: []byte("l")}, {Type: ck.CKA_ID, V: []byte{}}, {Type: ck.CKA_LABEL, V: []byte("m")}}, l)
+	v, _ := l.Get(ck.CKA_LABEL)
+	require.Equal(t, []byte("m"), v)
+	a.scribble()
+	require.Equal(t, []byte("m"), l[2].V, "the list aliases the caller's memory")
 
-	types := make([]ck.AttributeType, maxPooledTemplate+1)
+	types := make([]ck.AttributeType, kemTemplateSize+1)
 	values := make([][]byte, len(types))
 	for i := range types {
 		types[i], values[i] = ck.CKA_VENDOR_DEFINED+ck.AttributeType(i), []byte{byte(i)}
 	}
 	big := attrArray(a, types, values)
-	tm, pooled, err = kemTemplateAt(big, uint64(len(types)))
+	l, err = kemTemplateAt(buf[:0], big, uint64(len(types)))
 	require.NoError(t, err)
-	require.False(t, pooled)
-	require.Len(t, tm, len(types))
+	require.Len(t, l, len(types))
 
+	// Bounds, as for every template: a NULL array with a count, more
+	// attributes than maxTemplate, a NULL value with a length.
+	_, err = kemTemplateAt(buf[:0], nil, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	_, err = kemTemplateAt(buf[:0], kp, maxTemplate+1)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	nul := attrArray(a, []ck.AttributeType{ck.CKA_LABEL, ck.CKA_ID}, [][]byte{[]byte("ok"), nil})
+	putWord(unsafe.Add(nul, attrLayout.size), attrLayout.fields[0].n, 4) // CKA_ID: NULL, 4 bytes
+	_, err = kemTemplateAt(buf[:0], nul, 2)
+	require.ErrorIs(t, err, ck.CKR_ARGUMENTS_BAD)
+	require.Contains(t, err.Error(), "NULL buffer of 4 bytes")
+	_, merr := decodeTemplateAt(nul, 2)
+	require.Equal(t, merr.Error(), err.Error())
+
+	kp = kemKeyTemplateC(a)
 	allocs := testing.AllocsPerRun(100, func() {
-		tm, pooled, err := kemTemplateAt(kp, 6)
-		if err != nil {
+		var buf [kemTemplateSize]attrs.Value
+		if _, err := kemTemplateAt(buf[:0], kp, 6); err != nil {
 			t.Fatal(err)
 		}
-		releaseKEMTemplate(tm, pooled)
 	})
 	require.LessOrEqual(t, allocs, 1.0, "allocations per KEM template")
 }
 
 // BenchmarkKEMTemplate: the same template as C_EncapsulateKey and
-// C_DecapsulateKey decode it, into a reused map.
+// C_DecapsulateKey decode it, into a List on the stack.
 func BenchmarkKEMTemplate(b *testing.B) {
 	a := &cArena{}
 	defer a.free()
 	kp := kemKeyTemplateC(a)
 	b.ReportAllocs()
 	for b.Loop() {
-		tm, pooled, err := kemTemplateAt(kp, 6)
-		if err != nil {
+		var buf [kemTemplateSize]attrs.Value
+		if _, err := kemTemplateAt(buf[:0], kp, 6); err != nil {
 			b.Fatal(err)
 		}
-		releaseKEMTemplate(tm, pooled)
 	}
 }

@@ -64,8 +64,7 @@ func keyEventOf(recs []audit.Record, op audit.Opcode, k ck.ULong) int {
 func mlkemSessionKey(t *testing.T, m *Module, h, pub ck.ULong) ck.ULong {
 	t.Helper()
 	ct := make([]byte, 2048)
-	_, k, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub,
-		attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_ENCRYPT: attrs.Bool(true)}, Out{Buf: ct})
+	_, k, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_ENCRYPT: attrs.Bool(true)}), Out{Buf: ct})
 	require.NoError(t, err)
 	return k
 }

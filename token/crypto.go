@@ -952,7 +952,8 @@ func (m *Module) GenerateKey(h ck.ULong, mech Mechanism, tmpl attrs.Template) (_
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addGeneratedLocked(se, audit.CN_GENERATE_KEY, origin, full)
+	var one [1]*Object
+	objs, err := s.addGeneratedLocked(one[:], se, audit.CN_GENERATE_KEY, origin, full)
 	if err != nil {
 		return 0, err
 	}
@@ -1033,7 +1034,8 @@ func (m *Module) generateKeyPairVia(h ck.ULong, mech Mechanism, pubTmpl, privTmp
 	s := se.slot
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	objs, err := s.addGeneratedLocked(se, audit.CN_GENERATE_KEY_PAIR, origin, pubFull, privFull)
+	var two [2]*Object
+	objs, err := s.addGeneratedLocked(two[:], se, audit.CN_GENERATE_KEY_PAIR, origin, pubFull, privFull)
 	if err != nil {
 		return 0, 0, err
 	}

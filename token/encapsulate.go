@@ -2,7 +2,6 @@ package token
 
 import (
 	"fmt"
-	"maps"
 
 	"gohsm/internal/ck"
 	"gohsm/mechanisms"
@@ -27,7 +26,7 @@ import (
 
 // EncapsulateKey answers C_EncapsulateKey. A length query (out.Query) or a
 // short buffer answers the ciphertext length and makes no key.
-func (m *Module) EncapsulateKey(h ck.ULong, mech Mechanism, pubH ck.ULong, tmpl attrs.Template, out Out) (n int, keyH ck.ULong, err error) {
+func (m *Module) EncapsulateKey(h ck.ULong, mech Mechanism, pubH ck.ULong, tmpl attrs.List, out Out) (n int, keyH ck.ULong, err error) {
 	if s, t0 := m.begin(h); s != nil {
 		defer s.record(s.mechClass(opEncrypt, mech.Type), t0, &err)
 	}
@@ -86,7 +85,7 @@ func (m *Module) EncapsulateKey(h ck.ULong, mech Mechanism, pubH ck.ULong, tmpl 
 }
 
 // DecapsulateKey answers C_DecapsulateKey.
-func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl attrs.Template, ciphertext []byte) (_ ck.ULong, err error) {
+func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl attrs.List, ciphertext []byte) (_ ck.ULong, err error) {
 	if s, t0 := m.begin(h); s != nil {
 		defer s.record(s.mechClass(opDecrypt, mech.Type), t0, &err)
 	}
@@ -144,34 +143,36 @@ func (m *Module) DecapsulateKey(h ck.ULong, mech Mechanism, privH ck.ULong, tmpl
 }
 
 // kemKeyTemplate builds the new secret key's attributes from the caller's
-// template and the KEM key's template attribute (which), before its value
-// is known.
-func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.Template, key *Object, which ck.AttributeType) (attrs.Attrs, ck.KeyType, error) {
-	if tmpl == nil {
-		tmpl = attrs.Template{}
-	}
-	tmpl, err := withKeyTemplate(tmpl, key, which)
-	if err != nil {
-		return attrs.Attrs{}, 0, err
+// template, as the caller gave it (the C boundary makes no map of it), and
+// the KEM key's template attribute (which), before its value is known.
+func kemKeyTemplate(s *Slot, mech ck.MechanismType, tmpl attrs.List, key *Object, which ck.AttributeType) (attrs.Attrs, ck.KeyType, error) {
+	if len(key.attrs.Bytes(which)) > 0 {
+		// Rare: the key's template completes the caller's (withKeyTemplate,
+		// C_DeriveKey's and C_UnwrapKey's rule too), through a map.
+		t, err := withKeyTemplate(tmpl.Template(), key, which)
+		if err != nil {
+			return attrs.Attrs{}, 0, err
+		}
+		tmpl = attrs.ListOf(t)
 	}
 	if c, ok := tmpl.ULong(ck.CKA_CLASS); ok && ck.ObjectClass(c) != ck.CKO_SECRET_KEY {
 		return attrs.Attrs{}, 0, fmt.Errorf("token: %v makes a secret key, not %v: %w", mech, ck.ObjectClass(c), ck.CKR_TEMPLATE_INCONSISTENT)
 	}
 	keyType := ck.KeyType(ck.CKK_GENERIC_SECRET)
-	if kt, ok := tmpl.ULong(ck.CKA_KEY_TYPE); ok {
+	kt, ok := tmpl.ULong(ck.CKA_KEY_TYPE)
+	if ok {
 		keyType = ck.KeyType(kt)
 	}
 	if vl, ok := tmpl.ULong(ck.CKA_VALUE_LEN); ok && vl != mechanisms.MLKEMSharedKeySize {
 		return attrs.Attrs{}, 0, fmt.Errorf("token: %v makes a %d-byte secret, CKA_VALUE_LEN says %d: %w", mech, mechanisms.MLKEMSharedKeySize, vl, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	t := tmpl
-	if _, ok := tmpl[ck.CKA_KEY_TYPE]; !ok {
-		// A shallow copy that says the key type: BuildAttrs copies the
-		// values it keeps, and the caller's template stays as it was.
-		t = maps.Clone(tmpl)
-		t[ck.CKA_KEY_TYPE] = attrs.ULong(ck.ULong(keyType))
+	var buf [16]attrs.Value
+	if _, given := tmpl.Get(ck.CKA_KEY_TYPE); !given {
+		// A copy that says the key type: BuildAttrsList copies the values
+		// it keeps, and the caller's template stays as it was.
+		tmpl = append(append(attrs.List(buf[:0]), tmpl...), attrs.Value{Type: ck.CKA_KEY_TYPE, V: attrs.ULong(ck.ULong(keyType))})
 	}
-	full, err := attrs.BuildAttrs(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, t)
+	full, err := attrs.BuildAttrsList(s.attrPolicy(), attrs.OpDerive, ck.CKO_SECRET_KEY, keyType, mech, tmpl)
 	if err != nil {
 		return attrs.Attrs{}, 0, err
 	}

@@ -22,7 +22,7 @@ func BenchmarkMLKEM768(b *testing.B) {
 	pub, priv, err := m.GenerateKeyPair(h, Mechanism{Type: ck.CKM_ML_KEM_KEY_PAIR_GEN},
 		attrs.Template{ck.CKA_PARAMETER_SET: attrs.ULong(ck.CKP_ML_KEM_768)}, attrs.Template{})
 	require.NoError(b, err)
-	tmpl := attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_ENCRYPT: attrs.Bool(true)}
+	tmpl := attrs.ListOf(attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)), ck.CKA_ENCRYPT: attrs.Bool(true)})
 	ct := make([]byte, mlkem.CiphertextSize768)
 	mech := Mechanism{Type: ck.CKM_ML_KEM}
 	const batch = 256

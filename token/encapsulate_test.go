@@ -98,20 +98,20 @@ func TestMLKEMRoundTrip(t *testing.T) {
 				ck.CKA_EXTRACTABLE: attrs.Bool(true), ck.CKA_ENCRYPT: attrs.Bool(true)}
 		}
 		// Length query and short buffer: the length, no key.
-		n, k, err := m.EncapsulateKey(h, mech, pub, secretTmpl(), Out{Query: true})
+		n, k, err := m.EncapsulateKey(h, mech, pub, attrs.ListOf(secretTmpl()), Out{Query: true})
 		require.NoError(t, err)
 		assert.Equal(t, tc.ctLen, n)
 		assert.Zero(t, k)
-		n, k, err = m.EncapsulateKey(h, mech, pub, secretTmpl(), Out{Buf: make([]byte, tc.ctLen-1)})
+		n, k, err = m.EncapsulateKey(h, mech, pub, attrs.ListOf(secretTmpl()), Out{Buf: make([]byte, tc.ctLen-1)})
 		requireRV(t, err, ck.CKR_BUFFER_TOO_SMALL)
 		assert.Equal(t, tc.ctLen, n)
 		assert.Zero(t, k)
 
 		ct := make([]byte, tc.ctLen)
-		n, ek, err := m.EncapsulateKey(h, mech, pub, secretTmpl(), Out{Buf: ct})
+		n, ek, err := m.EncapsulateKey(h, mech, pub, attrs.ListOf(secretTmpl()), Out{Buf: ct})
 		require.NoError(t, err)
 		require.Equal(t, tc.ctLen, n)
-		dk, err := m.DecapsulateKey(h, mech, priv, secretTmpl(), ct)
+		dk, err := m.DecapsulateKey(h, mech, priv, attrs.ListOf(secretTmpl()), ct)
 		require.NoError(t, err)
 		v1 := attrBytes(t, m, h, ek, ck.CKA_VALUE)
 		v2 := attrBytes(t, m, h, dk, ck.CKA_VALUE)
@@ -130,21 +130,21 @@ func TestMLKEMRoundTrip(t *testing.T) {
 
 		// Implicit rejection: a tampered ciphertext gives another key.
 		ct[0] ^= 1
-		bad, err := m.DecapsulateKey(h, mech, priv, secretTmpl(), ct)
+		bad, err := m.DecapsulateKey(h, mech, priv, attrs.ListOf(secretTmpl()), ct)
 		require.NoError(t, err)
 		assert.NotEqual(t, v1, attrBytes(t, m, h, bad, ck.CKA_VALUE))
 		// Wrong size.
-		_, err = m.DecapsulateKey(h, mech, priv, secretTmpl(), ct[1:])
+		_, err = m.DecapsulateKey(h, mech, priv, attrs.ListOf(secretTmpl()), ct[1:])
 		requireRV(t, err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE)
 		// CKA_VALUE_LEN other than 32.
 		tmpl := secretTmpl()
 		tmpl[ck.CKA_VALUE_LEN] = attrs.ULong(16)
-		_, err = m.DecapsulateKey(h, mech, priv, tmpl, ct)
+		_, err = m.DecapsulateKey(h, mech, priv, attrs.ListOf(tmpl), ct)
 		requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
 		// The wrong half of the pair.
-		_, _, err = m.EncapsulateKey(h, mech, priv, secretTmpl(), Out{Buf: make([]byte, tc.ctLen)})
+		_, _, err = m.EncapsulateKey(h, mech, priv, attrs.ListOf(secretTmpl()), Out{Buf: make([]byte, tc.ctLen)})
 		requireRV(t, err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-		_, err = m.DecapsulateKey(h, mech, pub, secretTmpl(), ct)
+		_, err = m.DecapsulateKey(h, mech, pub, attrs.ListOf(secretTmpl()), ct)
 		requireRV(t, err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
 }
@@ -216,7 +216,7 @@ func TestMLKEMImport(t *testing.T) {
 	})
 	require.NoError(t, err)
 	ct := make([]byte, mlkem.CiphertextSize768)
-	_, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}, Out{Buf: ct})
+	_, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}), Out{Buf: ct})
 	require.NoError(t, err)
 	want, err := dk.Decapsulate(ct)
 	require.NoError(t, err)
@@ -264,7 +264,7 @@ func TestMLKEMImport(t *testing.T) {
 	})
 	require.NoError(t, err)
 	ct512 := make([]byte, mlkem512.CiphertextSize)
-	_, ek2, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub512, attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}, Out{Buf: ct512})
+	_, ek2, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub512, attrs.ListOf(attrs.Template{ck.CKA_SENSITIVE: attrs.Bool(false)}), Out{Buf: ct512})
 	require.NoError(t, err)
 	ss := make([]byte, mlkem512.SharedKeySize)
 	sk512.DecapsulateTo(ss, ct512)
@@ -314,10 +314,10 @@ func TestKEMKeepsNoTemplate(t *testing.T) {
 	}
 	ct := make([]byte, 2048)
 	te := newTmpl()
-	n, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, te, Out{Buf: ct})
+	n, ek, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(te), Out{Buf: ct})
 	require.NoError(t, err)
 	td := newTmpl()
-	dk, err := m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, td, ct[:n])
+	dk, err := m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, attrs.ListOf(td), ct[:n])
 	require.NoError(t, err)
 	before := [][][]byte{read(ek), read(dk)}
 	require.Equal(t, []byte("kem key"), before[0][0])
@@ -325,4 +325,74 @@ func TestKEMKeepsNoTemplate(t *testing.T) {
 	scribble(te)
 	scribble(td)
 	require.Equal(t, before, [][][]byte{read(ek), read(dk)})
+}
+
+// TestKEMKeyTemplateAttribute: the KEM key's CKA_ENCAPSULATE_TEMPLATE /
+// CKA_DECAPSULATE_TEMPLATE completes the caller's template (a List), and
+// a caller's attribute that contradicts it is CKR_TEMPLATE_INCONSISTENT,
+// as for C_DeriveKey's and C_UnwrapKey's template attributes.
+func TestKEMKeyTemplateAttribute(t *testing.T) {
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	mech := Mechanism{Type: ck.CKM_ML_KEM}
+	forced := func(label string) []byte {
+		return attrs.EncodeTemplate(attrs.Template{ck.CKA_LABEL: []byte(label), ck.CKA_EXTRACTABLE: attrs.Bool(false)})
+	}
+	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768,
+		attrs.Template{ck.CKA_ENCAPSULATE_TEMPLATE: forced("enc")}, attrs.Template{ck.CKA_DECAPSULATE_TEMPLATE: forced("dec")})
+	require.NoError(t, err)
+	aes := attrs.List{{Type: ck.CKA_KEY_TYPE, V: attrs.ULong(ck.ULong(ck.CKK_AES))}}
+	ct := make([]byte, mlkem.CiphertextSize768)
+	_, ek, err := m.EncapsulateKey(h, mech, pub, aes, Out{Buf: ct})
+	require.NoError(t, err)
+	dk, err := m.DecapsulateKey(h, mech, priv, aes, ct)
+	require.NoError(t, err)
+	for k, label := range map[ck.ULong]string{ek: "enc", dk: "dec"} {
+		assert.Equal(t, []byte(label), attrBytes(t, m, h, k, ck.CKA_LABEL))
+		assert.Equal(t, attrs.ULong(ck.ULong(ck.CKK_AES)), attrBytes(t, m, h, k, ck.CKA_KEY_TYPE))
+		assert.Equal(t, []bool{false}, boolAttrs(t, m, h, k, ck.CKA_EXTRACTABLE))
+	}
+	// Given again with the same value: accepted; with another: refused,
+	// also when an earlier value of the List agreed.
+	same := append(aes, attrs.Value{Type: ck.CKA_LABEL, V: []byte("enc")})
+	_, _, err = m.EncapsulateKey(h, mech, pub, same, Out{Buf: ct})
+	require.NoError(t, err)
+	other := append(same[:2:2], attrs.Value{Type: ck.CKA_LABEL, V: []byte("other")})
+	_, _, err = m.EncapsulateKey(h, mech, pub, other, Out{Buf: ct})
+	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	_, err = m.DecapsulateKey(h, mech, priv, attrs.List{{Type: ck.CKA_EXTRACTABLE, V: attrs.Bool(true)}}, ct)
+	requireRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+}
+
+// TestKEMCallerAllocs: C_EncapsulateKey and C_DecapsulateKey with
+// p11bench's template (a List), the audit flush held, allocate on the
+// caller's path crypto/mlkem's 2, the key's own values, its value, its
+// lazy check value, its unique ID, the object and the queued record: 8.
+// The slice of new objects (one) is on the stack, where it was one
+// allocation more (9).
+func TestKEMCallerAllocs(t *testing.T) {
+	holdAuditFlush(t)
+	m, _ := newToken(t)
+	h := openRW(t, m)
+	require.NoError(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	pub, priv, err := mlkemPair(t, m, h, ck.CKP_ML_KEM_768, nil, nil)
+	require.NoError(t, err)
+	l := attrs.List{{Type: ck.CKA_CLASS, V: attrs.ULong(ck.ULong(ck.CKO_SECRET_KEY))}, {Type: ck.CKA_KEY_TYPE, V: attrs.ULong(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_TOKEN, V: attrs.Bool(false)}, {Type: ck.CKA_SENSITIVE, V: attrs.Bool(true)},
+		{Type: ck.CKA_ENCRYPT, V: attrs.Bool(true)}, {Type: ck.CKA_DECRYPT, V: attrs.Bool(true)}}
+	mech := Mechanism{Type: ck.CKM_ML_KEM}
+	ct := make([]byte, mlkem.CiphertextSize768)
+	encaps := testing.AllocsPerRun(100, func() {
+		if _, _, err := m.EncapsulateKey(h, mech, pub, l, Out{Buf: ct}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	decaps := testing.AllocsPerRun(100, func() {
+		if _, err := m.DecapsulateKey(h, mech, priv, l, ct); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, encaps, 8.0, "allocations per encapsulation")
+	assert.LessOrEqual(t, decaps, 8.0, "allocations per decapsulation")
 }

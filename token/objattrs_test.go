@@ -56,9 +56,9 @@ func TestObjectsSharePrototype(t *testing.T) {
 	tmpl := attrs.Template{ck.CKA_KEY_TYPE: attrs.ULong(ck.ULong(ck.CKK_AES)),
 		ck.CKA_ENCRYPT: attrs.Bool(first[ck.CKA_ENCRYPT][0] == 0)}
 	ct := make([]byte, mlkem.CiphertextSize768)
-	_, k1, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, tmpl, Out{Buf: ct})
+	_, k1, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(tmpl), Out{Buf: ct})
 	require.NoError(t, err)
-	k2, err := m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, tmpl, ct)
+	k2, err := m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, attrs.ListOf(tmpl), ct)
 	require.NoError(t, err)
 	k3, err := m.GenerateKey(h, Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("", false))
 	require.NoError(t, err)
@@ -72,7 +72,7 @@ func TestObjectsSharePrototype(t *testing.T) {
 	require.NoError(t, m.SetAttributeValue(h, k1, attrs.Template{ck.CKA_DECRYPT: flipped, ck.CKA_LABEL: []byte("one")}))
 	cp, err := m.CopyObject(h, k2, attrs.Template{ck.CKA_ID: []byte("copy")})
 	require.NoError(t, err)
-	_, k4, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, tmpl, Out{Buf: ct})
+	_, k4, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(tmpl), Out{Buf: ct})
 	require.NoError(t, err)
 
 	require.Equal(t, flipped, read(k1, ck.CKA_DECRYPT))

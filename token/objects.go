@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -290,14 +289,22 @@ func (g *uniqueIDGen) next() []byte {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], g.seq.Add(1))
 	rand.Read(b[8:])
-	return hex.AppendEncode(make([]byte, 0, 2*len(b)), b[:])
+	// Written out: hex.AppendEncode was a third of the ID's cost.
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = hexDigits[c>>4], hexDigits[c&0xf]
+	}
+	return out
 }
+
+const hexDigits = "0123456789abcdef"
 
 // addObjectLocked stores a validated, complete attribute set as a new
 // object of the session's user, recording op in the audit log; origin is
 // the emulated HSM that made it (-1: the slot has no cluster).
 func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full attrs.Attrs) (*Object, error) {
-	objs, err := s.addObjectsLocked(se, op, origin, full)
+	var one [1]*Object // on the stack: a new key's path makes no slice
+	objs, err := s.addObjectsOpt(one[:], se, op, origin, false, full)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +319,7 @@ func (s *Slot) addObjectLocked(se *Session, op audit.Opcode, origin int, full at
 // availability quorum before anything is stored, and the cluster learns
 // of it once stored; session objects stay on origin.
 func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Attrs) ([]*Object, error) {
-	return s.addObjectsOpt(se, op, origin, false, fulls...)
+	return s.addObjectsOpt(nil, se, op, origin, false, fulls...)
 }
 
 // addGeneratedLocked is addObjectsLocked for C_GenerateKey and
@@ -322,12 +329,19 @@ func (s *Slot) addObjectsLocked(se *Session, op audit.Opcode, origin int, fulls 
 // reach the store's group commit (docs/store.md "Group commit") instead of
 // queueing on s.mu. A logout waits for such writes (s.writes): a key is
 // never stored after the logout of the login that made it.
-func (s *Slot) addGeneratedLocked(se *Session, op audit.Opcode, origin int, fulls ...attrs.Attrs) ([]*Object, error) {
-	return s.addObjectsOpt(se, op, origin, true, fulls...)
+func (s *Slot) addGeneratedLocked(dst []*Object, se *Session, op audit.Opcode, origin int, fulls ...attrs.Attrs) ([]*Object, error) {
+	return s.addObjectsOpt(dst, se, op, origin, true, fulls...)
 }
 
-func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked bool, fulls ...attrs.Attrs) ([]*Object, error) {
-	objs := make([]*Object, len(fulls))
+// addObjectsOpt makes the objects in dst when it has room for them (a
+// caller's array on its stack), else in a new slice.
+func (s *Slot) addObjectsOpt(dst []*Object, se *Session, op audit.Opcode, origin int, unlocked bool, fulls ...attrs.Attrs) ([]*Object, error) {
+	var objs []*Object
+	if cap(dst) >= len(fulls) {
+		objs = dst[:len(fulls)]
+	} else {
+		objs = make([]*Object, len(fulls))
+	}
 	var recs []store.ObjectRecord
 	for i, full := range fulls {
 		o, rec, err := s.newObjectLocked(se, full)
@@ -350,8 +364,11 @@ func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked 
 		}
 	}
 	if len(recs) > 0 {
+		// A copy for the store's write and its audit records, which keep
+		// it: objs may be the caller's array.
+		tobjs := slices.Clone(objs)
 		if s.cl != nil {
-			if err := s.canCreateKeyLocked(objs); err != nil {
+			if err := s.canCreateKeyLocked(tobjs); err != nil {
 				return nil, err
 			}
 		}
@@ -359,15 +376,15 @@ func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked 
 		if err := s.refreshLocked(); err != nil {
 			return nil, err
 		}
-		if unlocked && s.cl == nil && len(recs) == len(objs) {
-			return s.writeUnlocked(se, op, origin, objs, recs)
+		if unlocked && s.cl == nil && len(recs) == len(tobjs) {
+			return s.writeUnlocked(se, op, origin, tobjs, recs)
 		}
-		out, c, err := s.st.Audited(s.objectsEvents(se, op, objs, origin)...).CreateObjects(recs, s.quotas...)
+		out, c, err := s.st.Audited(s.objectsEvents(se, op, tobjs, origin)...).CreateObjects(recs, s.quotas...)
 		if err != nil {
 			return nil, s.createErrLocked(se, op, origin, err)
 		}
 		i := 0
-		for _, o := range objs {
+		for _, o := range tobjs {
 			if o.token {
 				o.h, o.version = ck.ULong(out[i].ID), out[i].Version
 				if o.key != nil {
@@ -380,7 +397,7 @@ func (s *Slot) addObjectsOpt(se *Session, op audit.Opcode, origin int, unlocked 
 		}
 		s.wroteLocked(c)
 		if s.cl != nil {
-			s.createdLocked(objs, origin)
+			s.createdLocked(tobjs, origin)
 		}
 	} else {
 		// Session keys: on the HSM that made them only.
@@ -482,12 +499,15 @@ func (s *Slot) wroteLocked(c store.Commit) {
 // newObjectLocked makes the object for a validated, complete attribute set
 // (no handle yet) and, for a token object, its store record.
 func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.ObjectRecord, error) {
-	class, keyType := ck.ObjectClass(0), ck.KeyType(0)
-	if c, ok := full.ULong(ck.CKA_CLASS); ok {
-		class = ck.ObjectClass(c)
-	}
-	if k, ok := full.ULong(ck.CKA_KEY_TYPE); ok {
-		keyType = ck.KeyType(k)
+	class, keyType, ok := full.Identity()
+	if !ok || keyType == attrs.NoKeyType {
+		class, keyType = ck.ObjectClass(0), ck.KeyType(0)
+		if c, ok := full.ULong(ck.CKA_CLASS); ok {
+			class = ck.ObjectClass(c)
+		}
+		if k, ok := full.ULong(ck.CKA_KEY_TYPE); ok {
+			keyType = ck.KeyType(k)
+		}
 	}
 	tok, _ := full.Bool(ck.CKA_TOKEN)
 	priv, _ := full.Bool(ck.CKA_PRIVATE)
@@ -506,7 +526,7 @@ func (s *Slot) newObjectLocked(se *Session, full attrs.Attrs) (*Object, store.Ob
 	uidv := newUniqueID()
 	full.Put(ck.CKA_UNIQUE_ID, uidv)
 	o := &Object{token: tok, private: priv, owner: owner, class: class, keyType: keyType, attrs: full,
-		alwaysAuth: needsContextLogin(class, &full)}
+		alwaysAuth: class == ck.CKO_PRIVATE_KEY && needsContextLogin(class, &full)}
 	if !tok {
 		o.session = se.h
 		return o, store.ObjectRecord{}, nil

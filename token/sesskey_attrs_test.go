@@ -110,10 +110,10 @@ func sessionKeysToRead(t *testing.T, m *Module, h ck.ULong) []namedKey {
 	}
 	for _, kt := range kemTemplates {
 		ct := make([]byte, 1088)
-		_, k, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, kt.t, Out{Buf: ct})
+		_, k, err := m.EncapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, pub, attrs.ListOf(kt.t), Out{Buf: ct})
 		require.NoError(t, err, kt.name)
 		keys = append(keys, namedKey{"encaps " + kt.name, k})
-		k, err = m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, kt.t, ct)
+		k, err = m.DecapsulateKey(h, Mechanism{Type: ck.CKM_ML_KEM}, priv, attrs.ListOf(kt.t), ct)
 		require.NoError(t, err, kt.name)
 		keys = append(keys, namedKey{"decaps " + kt.name, k})
 	}

@@ -27,6 +27,7 @@ func TestUniqueIDsAscend(t *testing.T) {
 		b, err := hex.DecodeString(id)
 		require.NoError(t, err)
 		require.Len(t, b, 16)
+		require.Equal(t, hex.EncodeToString(b), id, "lower-case hex")
 		require.Greater(t, id, prev)
 		prev = id
 		seen[id] = true

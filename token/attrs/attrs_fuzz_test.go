@@ -119,6 +119,7 @@ func FuzzTemplateRules(f *testing.F) {
 			return
 		}
 		o := Op(op%8 + 0) // 0 and 7 (OpSet) are not creating operations
+		buildListAsMap(t, o, class, kt, ck.MechanismType(mech), tm, ch)
 		obj, err := Build(o, class, kt, ck.MechanismType(mech), tm)
 		rvOK(t, "Build", err)
 		if err != nil {
@@ -152,6 +153,22 @@ func FuzzTemplateRules(f *testing.F) {
 		}
 		fuzzUnderPolicy(t, o, class, kt, ck.MechanismType(mech), tm, ch)
 	})
+}
+
+// buildListAsMap: BuildAttrsList of a List with earlier values of some
+// types (ch's, then tm's) builds what BuildAttrs of the map the List
+// makes (tm over ch) builds, or fails with the same error.
+func buildListAsMap(t *testing.T, o Op, class ck.ObjectClass, kt ck.KeyType, mech ck.MechanismType, tm, ch Template) {
+	l := append(ListOf(ch), ListOf(tm)...)
+	m := l.Template()
+	want, werr := BuildAttrs(nil, o, class, kt, mech, m)
+	got, gerr := BuildAttrsList(nil, o, class, kt, mech, l)
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+		t.Fatalf("BuildAttrs: %v, BuildAttrsList: %v", werr, gerr)
+	}
+	if werr == nil && !maps.EqualFunc(want.Template(), got.Template(), bytes.Equal) {
+		t.Fatalf("BuildAttrsList differs from BuildAttrs")
+	}
 }
 
 // fuzzUnderPolicy runs the template through the cloudhsm profile's

@@ -144,7 +144,46 @@ func BuildAttrs(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech
 	// t's attributes, sorted, in a buffer on the stack: a caller's
 	// template is small.
 	var buf [16]given
-	s, gs, err := checkBuild(p, op, class, keyType, t, buf[:0])
+	gs := buf[:0]
+	for a, v := range t {
+		gs = append(gs, given{Value: Value{a, v}})
+	}
+	sortGiven(gs)
+	return buildGiven(p, op, class, keyType, mech, gs)
+}
+
+// BuildAttrsList is BuildAttrs of l's Template (l.Template()), without
+// making the map: the same checks, the same first bad attribute reported
+// (a type given twice counts with its last value only, as in the map).
+func BuildAttrsList(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, l List) (Attrs, error) {
+	var buf [16]given
+	gs := buf[:0]
+	for _, v := range l {
+		gs = append(gs, given{Value: v})
+	}
+	sortGiven(gs) // stable: of a type given twice, the last value comes last
+	gs = lastOfEach(gs)
+	return buildGiven(p, op, class, keyType, mech, gs)
+}
+
+// lastOfEach drops, of a sorted gs's attributes of one type, all but the
+// last.
+func lastOfEach(gs []given) []given {
+	n := 0
+	for i := range gs {
+		if i+1 < len(gs) && gs[i+1].Type == gs[i].Type {
+			continue
+		}
+		gs[n] = gs[i]
+		n++
+	}
+	return gs[:n]
+}
+
+// buildGiven is BuildAttrs of a template's attributes gs, sorted by type,
+// a type once.
+func buildGiven(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, mech ck.MechanismType, gs []given) (Attrs, error) {
+	s, err := checkBuild(p, op, class, keyType, gs)
 	if err != nil {
 		return Attrs{}, err
 	}
@@ -179,76 +218,92 @@ type given struct {
 	keep bool // the object keeps its own copy (fill)
 }
 
-// checkBuild applies the rules of a creating operation to template t,
-// and appends t's attributes to gs in ascending type order (so that a
-// bad template's first bad attribute is the same every time).
-func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, t Template, gs []given) (*Schema, []given, error) {
+// checkBuild applies the rules of a creating operation to a template's
+// attributes gs, in ascending type order (so that a bad template's first
+// bad attribute is the same every time), and gives each its row.
+func checkBuild(p *Policy, op Op, class ck.ObjectClass, keyType ck.KeyType, gs []given) (*Schema, error) {
 	rules, ok := rulesOf(op)
 	if !ok {
-		return nil, nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
+		return nil, fmt.Errorf("attrs: build: %s does not create an object: %w", op, ck.CKR_GENERAL_ERROR)
 	}
 	s, err := lookup(class, keyType)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if class >= ck.ObjectClass(len(classOps)) || !slices.Contains(classOps[class], op) {
-		return nil, nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
+		return nil, fmt.Errorf("attrs: %s: cannot %s one: %w", class, op, ck.CKR_TEMPLATE_INCONSISTENT)
 	}
-	for a, v := range t {
-		gs = append(gs, given{Value: Value{a, v}})
+	applies := p.applies(s.Class)
+	var fixed map[ck.AttributeType]bool
+	if applies {
+		fixed = p.Fixed[s.Class]
 	}
-	sortGiven(gs)
 	for i := range gs {
 		a, v := gs[i].Type, gs[i].V
 		row, ok := p.has(s, a)
 		if !ok {
-			return nil, nil, p.foreign(s, a)
+			return nil, p.foreign(s, a)
 		}
 		gs[i].row = row
 		if err := checkEncoding(*row, v); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if !row.Has(Identity) && !row.readOnly() {
-			if err := p.checkGiven(s, a, v, true); err != nil {
-				return nil, nil, err
+		if applies && !row.Has(Identity) && !row.readOnly() {
+			if err := p.checkGivenFixed(fixed, s, a, v, true); err != nil {
+				return nil, err
 			}
 		}
 		switch {
 		case row.Has(Identity):
 			if !s.isIdentity(a, v) {
-				return nil, nil, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
+				return nil, fmt.Errorf("attrs: %s contradicts %s: %w", a, s, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 		case row.readOnly():
-			return nil, nil, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		case row.Flags&rules.not != 0:
-			return nil, nil, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
+			return nil, fmt.Errorf("attrs: %s must not be given to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCONSISTENT)
 		case row.Has(SOOnly) && v[0] == 1:
-			return nil, nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return nil, fmt.Errorf("attrs: %s can only be set to CK_TRUE by the SO: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 	}
 	if rules.must != 0 {
 		for _, row := range s.table() {
 			if row.Has(rules.must) && !row.Has(Identity) {
-				if _, ok := t[row.Type]; !ok {
-					return nil, nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+				if !hasGiven(gs, row.Type) {
+					return nil, fmt.Errorf("attrs: %s required to %s %s: %w", row.Type, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 				}
 			}
 		}
 	}
 	for _, a := range p.required(s, op) {
-		if _, ok := t[a]; !ok {
-			return nil, nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
+		if !hasGiven(gs, a) {
+			return nil, fmt.Errorf("attrs: %s required to %s %s: %w", a, op, s, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 	}
-	return s, gs, nil
+	return s, nil
 }
 
-// sortGiven sorts gs by attribute type: by insertion when short (a
-// caller's template: slices.SortFunc calls its comparison through a func
-// value, and cost more than the rest of the check), else slices.SortFunc.
+// hasGiven reports whether gs, sorted by type, has attribute a.
+func hasGiven(gs []given, a ck.AttributeType) bool {
+	lo, hi := 0, len(gs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if gs[m].Type < a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo < len(gs) && gs[lo].Type == a
+}
+
+// sortGiven sorts gs by attribute type, stably (of two attributes of one
+// type, the earlier stays first): by insertion when short (a caller's
+// template: slices.SortFunc calls its comparison through a func value, and
+// cost more than the rest of the check), else slices.SortStableFunc.
 func sortGiven(gs []given) {
 	if len(gs) > 12 {
-		slices.SortFunc(gs, func(x, y given) int { return cmp.Compare(x.Type, y.Type) })
+		slices.SortStableFunc(gs, func(x, y given) int { return cmp.Compare(x.Type, y.Type) })
 		return
 	}
 	for i := 1; i < len(gs); i++ {

@@ -310,3 +310,14 @@ func (x *Attrs) Bytes(a ck.AttributeType) []byte {
 // CKA_UNIQUE_ID), before it is given to an object; v is the Attrs' from
 // then on.
 func (x *Attrs) Put(a ck.AttributeType, v []byte) { x.set(a, v) }
+
+// Identity returns the class and key type of the schema x was built over
+// (BuildAttrs), without reading them, when x has replaced neither; ok is
+// false otherwise (read CKA_CLASS and CKA_KEY_TYPE). The key type of a
+// schema without one is NoKeyType.
+func (x *Attrs) Identity() (class ck.ObjectClass, keyType ck.KeyType, ok bool) {
+	if x.pr == nil || x.pr.s == nil || x.mask&(1<<(ck.CKA_CLASS%64)|1<<(ck.CKA_KEY_TYPE%64)) != 0 {
+		return 0, 0, false
+	}
+	return x.pr.s.Class, x.pr.s.KeyType, true
+}

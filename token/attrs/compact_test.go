@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"gohsm/internal/ck"
@@ -180,4 +181,26 @@ func TestAttrsPrototypeRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestAttrsIdentity: Identity, which reads nothing, says what CKA_CLASS
+// and CKA_KEY_TYPE read for an Attrs over every schema's prototype, and
+// declines once either may have been replaced.
+func TestAttrsIdentity(t *testing.T) {
+	for _, s := range schemas() {
+		pr := s.prototypeFor(nil)
+		x := Attrs{base: pr.t, pr: pr}
+		class, keyType, ok := x.Identity()
+		require.True(t, ok, "%s", s)
+		c, _ := x.ULong(ck.CKA_CLASS)
+		assert.Equal(t, ck.ObjectClass(c), class, "%s", s)
+		if k, has := x.ULong(ck.CKA_KEY_TYPE); has {
+			assert.Equal(t, ck.KeyType(k), keyType, "%s", s)
+		} else {
+			assert.Equal(t, NoKeyType, keyType, "%s", s)
+		}
+		x.set(ck.CKA_KEY_TYPE, ULong(7))
+		_, _, ok = x.Identity()
+		assert.False(t, ok, "%s: CKA_KEY_TYPE replaced", s)
+	}
 }

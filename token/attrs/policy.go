@@ -91,10 +91,20 @@ func (p *Policy) checkGiven(s *Schema, a ck.AttributeType, v []byte, creating bo
 	if !p.applies(s.Class) {
 		return nil
 	}
+	return p.checkGivenFixed(p.Fixed[s.Class], s, a, v, creating)
+}
+
+// checkGivenFixed is checkGiven for a policy that applies to s, with its
+// Fixed values for s's class, fixed (read once per template by
+// checkBuild).
+func (p *Policy) checkGivenFixed(fixed map[ck.AttributeType]bool, s *Schema, a ck.AttributeType, v []byte, creating bool) error {
 	if creating && slices.Contains(p.ReadOnly, a) {
 		return fmt.Errorf("attrs: %s is read-only: %w", a, ck.CKR_ATTRIBUTE_READ_ONLY)
 	}
-	if want, ok := p.Fixed[s.Class][a]; ok && len(v) == 1 && (v[0] == 1) != want {
+	if fixed == nil {
+		return nil
+	}
+	if want, ok := fixed[a]; ok && len(v) == 1 && (v[0] == 1) != want {
 		return fmt.Errorf("attrs: %s of %s can only be %v: %w", a, s, want, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
 	return nil

@@ -303,3 +303,46 @@ func TestBuildKeyAllocs(t *testing.T) {
 	})
 	assert.LessOrEqual(t, n, 3.0, "allocations per key")
 }
+
+// TestBuildAttrsListLastValue: of a type a List gives twice, the last
+// value counts, as in the map the C boundary made before: a bad earlier
+// value is not reported, a bad later one is.
+func TestBuildAttrsListLastValue(t *testing.T) {
+	aes := Value{ck.CKA_KEY_TYPE, ULong(ck.ULong(ck.CKK_AES))}
+	bad, good := Value{ck.CKA_SENSITIVE, []byte{2}}, Value{ck.CKA_SENSITIVE, []byte{0}}
+	x, err := BuildAttrsList(nil, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, List{aes, bad, good})
+	require.NoError(t, err)
+	v, _ := x.Bool(ck.CKA_SENSITIVE)
+	assert.False(t, v)
+	_, err = BuildAttrsList(nil, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, List{good, aes, bad})
+	require.ErrorIs(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, werr := BuildAttrs(nil, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, List{good, aes, bad}.Template())
+	assert.Equal(t, werr.Error(), err.Error())
+	// The first bad attribute in type order, as BuildAttrs reports it.
+	l := List{{ck.CKA_LABEL, []byte("x")}, {ck.CKA_VALUE_LEN, []byte{1}}, aes, {ck.CKA_ENCRYPT, []byte{7}}}
+	_, err = BuildAttrsList(nil, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, l)
+	_, werr = BuildAttrs(nil, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, l.Template())
+	require.Error(t, err)
+	assert.Equal(t, werr.Error(), err.Error())
+	assert.Contains(t, err.Error(), "CKA_ENCRYPT")
+}
+
+// TestBuildKeyListAllocs: TestBuildKeyAllocs with the template as the
+// KEM calls give it (a List, p11bench's 6 attributes): no more
+// allocations than from the map.
+func TestBuildKeyListAllocs(t *testing.T) {
+	l := List{{ck.CKA_CLASS, ULong(ck.ULong(ck.CKO_SECRET_KEY))}, {ck.CKA_KEY_TYPE, ULong(ck.ULong(ck.CKK_AES))},
+		{ck.CKA_TOKEN, Bool(false)}, {ck.CKA_SENSITIVE, Bool(true)}, {ck.CKA_ENCRYPT, Bool(true)}, {ck.CKA_DECRYPT, Bool(true)}}
+	value := bytes.Repeat([]byte{7}, 32)
+	var p Policy
+	n := testing.AllocsPerRun(200, func() {
+		x, err := BuildAttrsList(&p, OpDerive, ck.CKO_SECRET_KEY, ck.CKK_AES, ck.CKM_ML_KEM, l)
+		if err != nil {
+			panic(err)
+		}
+		if err := AddValueTo(&x, value); err != nil {
+			panic(err)
+		}
+	})
+	assert.LessOrEqual(t, n, 3.0, "allocations per key")
+}
