@@ -123,7 +123,10 @@ func TestLostCommitAnswer(t *testing.T) {
 func TestLostCommitAnswerWaitsForTheTransaction(t *testing.T) {
 	dsn := freshURL(t)
 	initStore(t, dsn).Close()
-	const timeout = time.Second
+	// The check has half of this: long enough for the monitor below to see
+	// it wait and release the lock on a loaded machine (a CI run failed at
+	// 1 s, the check's 500 ms running out first).
+	const timeout = 2 * time.Second
 	s := openStore(t, dsn, timeout)
 	queue := func(from, n int) {
 		for i := from; i < from+n; i++ {
