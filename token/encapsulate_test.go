@@ -383,22 +383,12 @@ func TestKEMCallerAllocs(t *testing.T) {
 		{Type: ck.CKA_ENCRYPT, V: attrs.Bool(true)}, {Type: ck.CKA_DECRYPT, V: attrs.Bool(true)}}
 	mech := Mechanism{Type: ck.CKM_ML_KEM}
 	ct := make([]byte, mlkem.CiphertextSize768)
-	// AllocsPerRun counts the whole process's allocations: goroutines
-	// other tests left behind can add some to one run (a CI run counted 10
-	// and 9), never remove any. The least of five runs is the path's own.
-	least := func(f func()) float64 {
-		n := testing.AllocsPerRun(100, f)
-		for range 4 {
-			n = min(n, testing.AllocsPerRun(100, f))
-		}
-		return n
-	}
-	encaps := least(func() {
+	encaps := testing.AllocsPerRun(100, func() {
 		if _, _, err := m.EncapsulateKey(h, mech, pub, l, Out{Buf: ct}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	decaps := least(func() {
+	decaps := testing.AllocsPerRun(100, func() {
 		if _, err := m.DecapsulateKey(h, mech, priv, l, ct); err != nil {
 			t.Fatal(err)
 		}
