@@ -52,7 +52,7 @@ var cSignTable = sync.OnceValue(func() *cSign {
 
 func (t *cSign) rec(h ck.ULong) *csignRec { return &t.recs[h&(csRecords-1)] }
 
-// wait lets a C_Sign (or a publish) on a record finish: it runs in C and
+// csWait lets a C_Sign (or a publish) on a record finish: it runs in C and
 // holds no lock Go's callers hold.
 func csWait() { runtime.Gosched() }
 

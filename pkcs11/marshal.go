@@ -132,11 +132,7 @@ func template(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG) (attrs.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := make(attrs.Template, len(l))
-	for _, v := range l {
-		t[v.Type] = v.V
-	}
-	return t, nil
+	return l.Template(), nil
 }
 
 // templateList copies a caller's template as into l, an attribute a value

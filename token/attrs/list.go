@@ -1,6 +1,7 @@
 package attrs
 
 import (
+	"cmp"
 	"encoding/binary"
 	"slices"
 
@@ -19,15 +20,7 @@ func ListOf(t Template) List {
 	for a, v := range t {
 		l = append(l, Value{a, v})
 	}
-	slices.SortFunc(l, func(x, y Value) int {
-		switch {
-		case x.Type < y.Type:
-			return -1
-		case x.Type > y.Type:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(l, func(x, y Value) int { return cmp.Compare(x.Type, y.Type) })
 	return l
 }
 
